@@ -1,0 +1,7 @@
+"""``python -m vertebrafe``: the same interface as the ``vertebrafe`` console script."""
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
