@@ -112,7 +112,7 @@ def _check_range(field_name, value, low, high, unit="", low_open=True, high_open
         lo = "(" if low_open else "["
         hi = ")" if high_open else "]"
         u = f" {unit}" if unit else ""
-        raise cls(f"{field_name} = {flat[i]!r}{u}{where}; allowed range {lo}{low:g}, {high:g}{hi}{u}")
+        raise cls(f"{field_name} = {float(flat[i])!r}{u}{where}; allowed range {lo}{low:g}, {high:g}{hi}{u}")
     return arr
 
 
@@ -642,11 +642,18 @@ class MaterialSet:
         return bmd_category(self.bmd)
 
     def cement_bone(self):
-        """Cement-bone composite Material from the cancellous BV/TV (Williams & Johnson 1989 linear fit)."""
+        """Cement-bone composite Material from the cancellous BV/TV.
+
+        Williams & Johnson 1989 linear fit (2400 MPa at BV/TV 0, 4400 MPa at 0.25) scaled by
+        ``cement.E / 2400`` so that the composite equals the chosen cement at BV/TV 0 [assumption];
+        ``nu`` is the cement's [assumption].
+        """
         bv = self.bone_volume_fraction
-        E = composite_modulus(bv, extrapolate=True)
+        scale = self.cement.E / _c("composite_E0")
+        E = scale * composite_modulus(bv, extrapolate=True)
         return Material("cement_bone", E, self.cement.nu, "Williams & Johnson 1989 static data, linear fit",
-                        f"BV/TV = {bv:.3f}; nu taken from the cement [assumption]", "derived")
+                        f"BV/TV = {bv:.3f}; scaled by cement E / 2400 = {scale:.3g}; nu from the cement "
+                        "[assumption]", "derived")
 
     def region_material(self, region):
         """Isotropic :class:`Material` of ``region`` (for cancellous, the axial modulus and ``cancellous_nu``)."""
@@ -654,7 +661,7 @@ class MaterialSet:
         if r == "cancellous":
             law = LAWS[self.law]
             return Material("cancellous", self.cancellous_E, self.cancellous_nu,
-                            f"{law.source}: {law.formula()} at vBMD {self.bmd:g} mg/cm^3", law.status)
+                            f"{law.source}: {law.formula()} at vBMD {self.bmd:g} mg/cm^3", law.site, law.status)
         if r == "compacted_bone":
             return Material("compacted_bone", self.cancellous_E * self.compacted_factor, self.cancellous_nu,
                             "Purcell 2013 (sensitivity only)", f"{self.compacted_factor:g} x cancellous",
