@@ -288,3 +288,16 @@ def test_material_set_anisotropic_and_cells():
         M.MaterialSet(bmd=100.0, law="x")
     with pytest.raises(InputError, match=r"cement = 'steel' is not a Material nor a known name"):
         M.MaterialSet(bmd=100.0, cement="steel")
+
+
+def test_docs_table_matches_code():
+    from pathlib import Path
+    doc = Path(__file__).resolve().parents[1] / "docs" / "materials.md"
+    if not doc.exists():
+        pytest.skip("docs/materials.md not present")
+    lines = {ln.split("|")[1].strip(): ln for ln in doc.read_text().splitlines()
+             if ln.startswith("| ") and ln.split("|")[1].strip() in ("50", "80", "100", "120", "150")}
+    for row in M.density_table():
+        cells = [c.strip() for c in lines[f"{row['bmd']:g}"].split("|")[1:-1]]
+        assert cells == [f"{row['bmd']:g}", f"{row['rho_app']:.3f}", row["category"], f"{row['bv_tv']:.3f}",
+                         f"{row['E_morgan2003_vertebra']:.0f}", f"{row['E_kopperdahl2002']:.0f}"]
