@@ -1,0 +1,8 @@
+"""The linear-elastic finite-element core: kernels, assembly, constraints, solvers and solutions.
+
+It knows nothing about vertebrae: any hex8 :class:`vertebrafe.Mesh` can be solved.
+"""
+from .model import Model, RigidPlate
+from .solution import Solution
+
+__all__ = ["Model", "RigidPlate", "Solution"]

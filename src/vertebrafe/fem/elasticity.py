@@ -86,30 +86,32 @@ def transversely_isotropic(E_axial, E_transverse, nu_transverse, nu_axial, G_axi
     return orthotropic(Et, Et, E_axial, nu_transverse, nu_xz, nu_xz, Gt, G_axial, G_axial)
 
 
-def validate(C, symmetric_tol=1e-8):
+def validate(C, cell_ids=None, symmetric_tol=1e-8):
     """Check a stack ``(m, 6, 6)`` of elasticity matrices: finite, symmetric and positive definite.
 
-    Returns ``C`` as a contiguous float64 array; raises :class:`MaterialError` naming the first bad cell.
+    ``cell_ids (m,)`` names the cell of each matrix in messages (default: its position). Returns ``C``
+    as a contiguous float64 array; raises :class:`MaterialError` naming the first bad cell.
     """
     C = np.ascontiguousarray(C, dtype=np.float64)
     if C.ndim == 2:
         C = C[None]
     if C.ndim != 3 or C.shape[1:] != (6, 6):
         raise MaterialError(f"C has shape {C.shape}; expected (6, 6) or (m, 6, 6)")
+    cell_ids = np.arange(C.shape[0]) if cell_ids is None else np.asarray(cell_ids)
     finite = np.isfinite(C).all(axis=(1, 2))
     if not finite.all():
         i = int(np.flatnonzero(~finite)[0])
-        raise MaterialError(f"C of cell {i} has non-finite entries ({int((~finite).sum())} cell(s))")
+        raise MaterialError(f"C of cell {cell_ids[i]} has non-finite entries ({int((~finite).sum())} cell(s))")
     scale = np.abs(C).max(axis=(1, 2))
     asym = np.abs(C - C.transpose(0, 2, 1)).max(axis=(1, 2))
     bad = asym > symmetric_tol * np.maximum(scale, 1e-300)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise MaterialError(f"C of cell {i} is not symmetric (max |C - C^T| = {asym[i]:.3g} MPa)")
+        raise MaterialError(f"C of cell {cell_ids[i]} is not symmetric (max |C - C^T| = {asym[i]:.3g} MPa)")
     eig_min = np.linalg.eigvalsh(C)[:, 0]
     bad = eig_min <= 1e-12 * np.maximum(scale, 1e-300)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise MaterialError(f"C of cell {i} is not positive definite (smallest eigenvalue {eig_min[i]:.3g} MPa); "
+        raise MaterialError(f"C of cell {cell_ids[i]} is not positive definite (smallest eigenvalue {eig_min[i]:.3g} MPa); "
                             f"{int(bad.sum())} cell(s) affected")
     return C

@@ -1,0 +1,417 @@
+"""The linear-elastic finite-element model: material, constraints, loads, and the solve.
+
+Units: mm, N, MPa. A :class:`Model` collects per-cell elasticity, Dirichlet conditions, rigid plates
+and loads on a :class:`vertebrafe.mesh.Mesh`; :meth:`Model.solve` assembles, eliminates the
+constraints exactly (no penalty), checks that no rigid-body motion is left free, solves and returns a
+:class:`vertebrafe.fem.solution.Solution`.
+"""
+import time
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from ..elements import gauss_legendre_quad, quad4_shape, quad4_shape_gradients
+from ..errors import ConstraintError, InputError, InvertedElementError
+from . import assembly, elasticity, solvers
+from .solution import Solution
+
+FORMULATIONS = ("full", "bbar")
+
+
+def _dof_mask(dofs):
+    """``"xz"`` -> bool (3,)."""
+    if not isinstance(dofs, str) or not dofs or any(c not in "xyz" for c in dofs.lower()):
+        raise InputError(f"dofs = {dofs!r}; allowed: a string of the letters 'x', 'y', 'z' such as 'xyz' or 'z'")
+    return np.array([c in dofs.lower() for c in "xyz"])
+
+
+class RigidPlate:
+    """A rigid body with a 6-DOF reference point that a node set is tied to exactly.
+
+    Tied nodes follow ``u = t + theta x (x - center)`` (small rotations). Created by
+    :meth:`Model.rigid_plate`; the translation ``t`` (mm) and rotation ``theta`` (rad) are unknowns
+    unless fixed or prescribed.
+    """
+
+    def __init__(self, model, index, nodes, center):
+        self._model = model
+        self.index = index
+        self.nodes = nodes
+        self.center = center
+        self.force = np.zeros(3)
+        self.moment = np.zeros(3)
+        self.prescribed = np.zeros(6, bool)
+        self.values = np.zeros(6)
+
+    def load(self, force=(0.0, 0.0, 0.0), moment=(0.0, 0.0, 0.0)):
+        """Add a force (N) and a moment (N mm, about the plate centre) on the reference point."""
+        self.force = self.force + _vector("force", force)
+        self.moment = self.moment + _vector("moment", moment)
+        return self
+
+    def fix(self):
+        """Hold the plate in place (all six DOFs zero)."""
+        return self.prescribe(translation=(0, 0, 0), rotation=(0, 0, 0))
+
+    def prescribe(self, translation=None, rotation=None):
+        """Prescribe translation (mm) and/or rotation (rad) components; ``None`` entries stay free."""
+        for offset, name, value in ((0, "translation", translation), (3, "rotation", rotation)):
+            if value is None:
+                continue
+            value = np.asarray([np.nan if v is None else v for v in value], dtype=float)
+            if value.shape != (3,):
+                raise InputError(f"{name} = {value!r}; expected three components (x, y, z), None for free")
+            given = ~np.isnan(value)
+            if np.any(~np.isfinite(value[given])):
+                raise InputError(f"{name} = {value!r}; components must be finite numbers or None")
+            self.prescribed[offset:offset + 3] |= given
+            self.values[offset:offset + 3][given] = value[given]
+        return self
+
+    def __repr__(self):
+        return (f"RigidPlate(index={self.index}, nodes={self.nodes.size}, center={self.center.round(4).tolist()} mm, "
+                f"prescribed={''.join('txyz'[i % 3 + 1] if i < 3 else 'rxyz'[i % 3 + 1] for i in np.flatnonzero(self.prescribed)) or 'none'})")
+
+
+def _vector(name, value, shape=(3,)):
+    v = np.asarray(value, dtype=float)
+    if v.shape != shape or not np.all(np.isfinite(v)):
+        raise InputError(f"{name} = {value!r}; expected {shape} finite numbers")
+    return v
+
+
+class Model:
+    """Linear-elastic FE model on a mesh.
+
+    Parameters
+    ----------
+    mesh : vertebrafe.Mesh
+        Cells ``(m, 8)`` hex8, points ``(n, 3)`` in mm.
+    E, nu : float or ndarray ``(m,)``
+        Isotropic Young's modulus (MPa, > 0) and Poisson's ratio (-1 < nu < 0.5), per cell or uniform.
+    C : ndarray ``(6, 6)`` or ``(m, 6, 6)``
+        Alternatively, symmetric positive-definite elasticity matrices (MPa) in Voigt order
+        xx, yy, zz, xy, yz, xz with engineering shear strains.
+    formulation : {"bbar", "full"} or bool ndarray ``(m,)``
+        ``"bbar"``: mean-dilatation B-bar (Hughes 1980), free of volumetric locking up to nu = 0.4999;
+        ``"full"``: plain 2x2x2 integration. A boolean array selects B-bar per cell.
+    """
+
+    def __init__(self, mesh, E=None, nu=None, C=None, formulation="bbar"):
+        self.mesh = mesh
+        m = mesh.n_cells
+        if C is not None:
+            if E is not None or nu is not None:
+                raise InputError("give either E and nu or C, not both")
+            C = np.asarray(C, dtype=float)
+            if C.ndim == 2:
+                C = np.broadcast_to(C, (m, 6, 6))
+            if C.shape != (m, 6, 6):
+                raise InputError(f"C has shape {C.shape}; expected (6, 6) or ({m}, 6, 6) for {m} cells")
+            table, first, self._material = np.unique(C.reshape(m, 36), axis=0, return_index=True,
+                                                     return_inverse=True)
+            self._C = elasticity.validate(table.reshape(-1, 6, 6), cell_ids=first)
+        else:
+            if E is None or nu is None:
+                raise InputError("give the isotropic E (MPa) and nu, or C (6x6 per cell)")
+            E = np.broadcast_to(np.asarray(E, dtype=float), (m,))
+            nu = np.broadcast_to(np.asarray(nu, dtype=float), (m,))
+            elasticity._check_engineering("E (MPa)", E, 0.0, np.inf)
+            elasticity._check_engineering("nu", nu, -1.0, 0.5)
+            table, self._material = np.unique(np.column_stack([E, nu]), axis=0, return_inverse=True)
+            self._C = elasticity.isotropic(table[:, 0], table[:, 1])
+        self._material = np.ascontiguousarray(self._material.ravel(), dtype=np.int64)
+        if isinstance(formulation, str):
+            if formulation not in FORMULATIONS:
+                raise InputError(f"formulation = {formulation!r}; allowed: 'bbar', 'full' or a bool array (m,)")
+            self._bbar = np.full(m, formulation == "bbar")
+        else:
+            bbar = np.asarray(formulation)
+            if bbar.shape != (m,) or bbar.dtype != bool:
+                raise InputError(f"formulation array has shape {bbar.shape} and dtype {bbar.dtype}; "
+                                 f"expected bool ({m},) (True = B-bar)")
+            self._bbar = bbar.copy()
+        n = mesh.n_points
+        self._fixed = np.zeros((n, 3), bool)
+        self._fixed_value = np.zeros((n, 3))
+        self._force = np.zeros((n, 3))
+        self.plates = []
+        self._pattern_cache = None
+
+    # -- material access ------------------------------------------------------------------------
+    @property
+    def C(self):
+        """Per-cell elasticity ``(m, 6, 6)`` (MPa); a view assembled from the material table."""
+        return self._C[self._material]
+
+    @property
+    def bbar(self):
+        """Bool ``(m,)``: cells integrated with B-bar."""
+        return self._bbar
+
+    # -- constraints ------------------------------------------------------------------------------
+    def _nodes(self, nodes, name="nodes"):
+        n = self.mesh.n_points
+        arr = np.asarray(nodes)
+        if arr.dtype == bool:
+            if arr.shape != (n,):
+                raise InputError(f"{name} mask has shape {arr.shape}; expected ({n},)")
+            return np.flatnonzero(arr)
+        arr = np.atleast_1d(arr)
+        if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+            raise InputError(f"{name} must be an integer index array or a bool mask of length {n}")
+        if arr.size and (arr.min() < 0 or arr.max() >= n):
+            bad = arr[(arr < 0) | (arr >= n)][0]
+            raise InputError(f"{name} contains node {bad}; allowed range 0..{n - 1}")
+        if arr.size == 0:
+            raise InputError(f"{name} is empty; select at least one node")
+        return arr.astype(np.int64)
+
+    def fix(self, nodes, dofs="xyz"):
+        """Fix the given displacement components (``"x"``, ``"yz"``, ``"xyz"``...) of ``nodes`` at zero."""
+        return self.prescribe(nodes, dofs, 0.0)
+
+    def prescribe(self, nodes, dofs, value):
+        """Prescribe displacement components of ``nodes`` (index array or bool mask).
+
+        ``value`` (mm): a scalar, one value per node ``(k,)`` or one per node and component ``(k, d)``.
+        """
+        idx = self._nodes(nodes)
+        mask = _dof_mask(dofs)
+        value = np.asarray(value, dtype=float)
+        try:
+            if value.ndim == 1 and value.shape[0] == idx.size:
+                value = value[:, None]
+            value = np.broadcast_to(value, (idx.size, int(mask.sum())))
+        except ValueError:
+            raise InputError(f"value has shape {value.shape}; expected a scalar, ({idx.size},) or "
+                             f"({idx.size}, {int(mask.sum())})") from None
+        if not np.all(np.isfinite(value)):
+            raise InputError("prescribed displacement values must be finite")
+        cols = np.flatnonzero(mask)
+        self._fixed[np.ix_(idx, cols)] = True
+        self._fixed_value[np.ix_(idx, cols)] = value
+        return self
+
+    def rigid_plate(self, nodes, center=None):
+        """Tie ``nodes`` to a new rigid plate with reference point ``center (3,)`` mm (default: their centroid)."""
+        idx = np.unique(self._nodes(nodes))
+        if center is None:
+            center = self.mesh.points[idx].mean(axis=0)
+        plate = RigidPlate(self, len(self.plates), idx, _vector("center", center).copy())
+        for other in self.plates:
+            common = np.intersect1d(other.nodes, idx)
+            if common.size:
+                raise ConstraintError(f"{common.size} node(s) (first: {common[0]}) already belong to rigid plate "
+                                      f"{other.index}; a node can be tied to one plate only")
+        self.plates.append(plate)
+        self._pattern_cache = None
+        return plate
+
+    # -- loads ------------------------------------------------------------------------------------
+    def add_force(self, nodes, force):
+        """Add nodal forces (N): ``force (3,)`` on every node or ``(k, 3)`` one per node."""
+        idx = self._nodes(nodes)
+        f = np.asarray(force, dtype=float)
+        try:
+            f = np.broadcast_to(f, (idx.size, 3))
+        except ValueError:
+            raise InputError(f"force has shape {f.shape}; expected (3,) or ({idx.size}, 3)") from None
+        if not np.all(np.isfinite(f)):
+            raise InputError("forces must be finite")
+        np.add.at(self._force, idx, f)
+        return self
+
+    def _faces(self, faces):
+        faces = np.asarray(faces)
+        n = self.mesh.n_points
+        if faces.ndim != 2 or faces.shape[1] != 4 or not np.issubdtype(faces.dtype, np.integer):
+            raise InputError(f"faces has shape {faces.shape}; expected (k, 4) integer node indices (quads)")
+        if faces.size and (faces.min() < 0 or faces.max() >= n):
+            raise InputError(f"faces reference nodes outside 0..{n - 1}")
+        return faces.astype(np.int64)
+
+    def add_traction(self, faces, traction):
+        """Add a traction (MPa; force per area) on quad ``faces (k, 4)`` as consistent nodal loads.
+
+        ``traction``: ``(3,)`` uniform, or ``(k, 3)`` one per face.
+        """
+        faces = self._faces(faces)
+        t = np.asarray(traction, dtype=float)
+        try:
+            t = np.broadcast_to(t, (faces.shape[0], 3))
+        except ValueError:
+            raise InputError(f"traction has shape {t.shape}; expected (3,) or ({faces.shape[0]}, 3)") from None
+        weights, _ = self._face_integrals(faces)  # (k, 4) area weights per node
+        np.add.at(self._force, faces.ravel(), (weights[:, :, None] * t[:, None, :]).reshape(-1, 3))
+        return self
+
+    def add_pressure(self, faces, pressure):
+        """Add a pressure (MPa) on quad ``faces (k, 4)``: positive pushes against the outward normal.
+
+        ``pressure``: scalar or ``(k,)``. Consistent nodal loads by 2x2 Gauss integration.
+        """
+        faces = self._faces(faces)
+        p = np.broadcast_to(np.asarray(pressure, dtype=float), (faces.shape[0],))
+        if not np.all(np.isfinite(p)):
+            raise InputError("pressure must be finite")
+        _, vec = self._face_integrals(faces)  # (k, 4, 3) integral of N_a n dA
+        np.add.at(self._force, faces.ravel(), (-p[:, None, None] * vec).reshape(-1, 3))
+        return self
+
+    def _face_integrals(self, faces):
+        """Per face and node: integral of N_a dA ``(k, 4)`` mm^2 and of N_a n dA ``(k, 4, 3)``."""
+        pts, w = gauss_legendre_quad(2)
+        N = quad4_shape(pts)  # (g, 4)
+        dN = quad4_shape_gradients(pts)  # (g, 4, 2)
+        x = self.mesh.points[faces]  # (k, 4, 3)
+        t1 = np.einsum("ga,kai->kgi", dN[:, :, 0], x)
+        t2 = np.einsum("ga,kai->kgi", dN[:, :, 1], x)
+        nda = np.cross(t1, t2)  # (k, g, 3) area-scaled normal
+        da = np.linalg.norm(nda, axis=2)
+        scalar = np.einsum("g,ga,kg->ka", w, N, da)
+        vector = np.einsum("g,ga,kgi->kai", w, N, nda)
+        return scalar, vector
+
+    def add_body_force(self, b):
+        """Add a body force (N/mm^3): ``b (3,)`` uniform or a callable ``b(x (p, 3)) -> (p, 3)`` at points in mm."""
+        el = self.mesh.element
+        chunk = 65536
+        for start in range(0, self.mesh.n_cells, chunk):
+            cells = self.mesh.cells[start:start + chunk]
+            x = self.mesh.points[cells]  # (c, k, 3)
+            J = np.einsum("gai,caj->cgij", el.gradients, x)
+            detJ = np.linalg.det(J)  # (c, g)
+            xg = np.einsum("ga,caj->cgj", el.shape, x)
+            if callable(b):
+                val = np.asarray(b(xg.reshape(-1, 3)), dtype=float).reshape(xg.shape)
+            else:
+                val = np.broadcast_to(_vector("b", b), xg.shape)
+            fe = np.einsum("g,ga,cg,cgi->cai", el.weights, el.shape, detJ, val)
+            np.add.at(self._force, cells.ravel(), fe.reshape(-1, 3))
+        return self
+
+    # -- solve ------------------------------------------------------------------------------------
+    def _node_plate(self):
+        node_plate = np.full(self.mesh.n_points, -1, np.int64)
+        for p in self.plates:
+            node_plate[p.nodes] = p.index
+        return node_plate
+
+    def _pattern(self, node_plate):
+        key = tuple(p.nodes.size for p in self.plates)
+        if self._pattern_cache is not None and self._pattern_cache[0] == key:
+            return self._pattern_cache[1]
+        mesh = self.mesh
+        cells = np.ascontiguousarray(mesh.cells, dtype=np.int64)
+        n, npl = mesh.n_points, len(self.plates)
+        indptr, indices = assembly.block_pattern(cells, node_plate, n, npl)
+        tied = (node_plate[cells] >= 0).any(axis=1)
+        color_ptr, color_order = assembly.color_cells(cells, n, ~tied)
+        # position of the diagonal block of every row (rows are sorted)
+        rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+        diag = np.flatnonzero(indices == rows)
+        used = np.zeros(n + 2 * npl, bool)
+        used[cells.ravel()] = True
+        used[n:] = True
+        pattern = dict(indptr=indptr, indices=indices, color_ptr=color_ptr, color_order=color_order,
+                       tied=np.flatnonzero(tied), diag=diag, used=used)
+        self._pattern_cache = (key, pattern)
+        return pattern
+
+    def solve(self, solver="auto", rtol=1e-8, maxiter=None):
+        """Assemble and solve; returns a :class:`Solution`.
+
+        solver: ``"auto"`` (direct up to 5 000 DOFs, else AMG-CG), ``"direct"`` or ``"amg"``;
+        rtol: relative residual target ||K u - f|| / ||f|| of the iterative solve; maxiter: CG limit.
+        ``Solution.info`` reports iterations, the true residual and the time of each phase (s).
+        Raises UnderConstrainedError, InvertedElementError, ConvergenceError, ConstraintError.
+        """
+        mesh = self.mesh
+        n, npl = mesh.n_points, len(self.plates)
+        nb = n + 2 * npl
+        info = {}
+        t0 = time.perf_counter()
+        node_plate = self._node_plate()
+        tied_nodes = node_plate >= 0
+        clash = tied_nodes & self._fixed.any(axis=1)
+        if clash.any():
+            i = int(np.flatnonzero(clash)[0])
+            raise ConstraintError(f"node {i} is tied to rigid plate {node_plate[i]} and also has prescribed "
+                                  f"displacements ({int(clash.sum())} node(s)); constrain the plate instead")
+        pat = self._pattern(node_plate)
+        t1 = time.perf_counter()
+        info["pattern_time"] = t1 - t0
+
+        # DOF bookkeeping on the extended unknowns: 3 per node, then 6 per plate
+        N = 3 * nb
+        constrained = np.zeros(N, bool)
+        g = np.zeros(N)
+        constrained[:3 * n] = self._fixed.ravel()
+        g[:3 * n] = self._fixed_value.ravel()
+        for p in self.plates:
+            s = 3 * n + 6 * p.index
+            constrained[s:s + 6] = p.prescribed
+            g[s:s + 6] = np.where(p.prescribed, p.values, 0.0)
+        eliminated = constrained.copy()
+        eliminated[:3 * n] |= np.repeat(tied_nodes | ~pat["used"][:n], 3)
+        free = ~eliminated
+
+        cells = np.ascontiguousarray(mesh.cells, dtype=np.int64)
+        points = np.ascontiguousarray(mesh.points, dtype=np.float64)
+        centers = np.array([p.center for p in self.plates]).reshape(npl, 3)
+        data = np.zeros((pat["indices"].size, 3, 3))
+        rhs = np.zeros(N)
+        min_det = np.zeros(mesh.n_cells)
+        el = mesh.element
+        assembly.assemble(points, cells, self._C, self._material, el.gradients, el.weights, self._bbar,
+                          node_plate, centers, pat["indptr"], pat["indices"], pat["color_ptr"],
+                          pat["color_order"], pat["tied"], free, g, data, rhs, min_det,
+                          numba.get_num_threads())
+        t2 = time.perf_counter()
+        info["assembly_time"] = t2 - t1
+        if np.any(min_det <= 0):
+            bad = np.flatnonzero(min_det <= 0)
+            raise InvertedElementError(
+                f"{bad.size} cell(s) are inverted or degenerate (Jacobian determinant <= 0 at a Gauss point), "
+                f"first: {bad[:10].tolist()}; fix the mesh before solving", cells=bad)
+
+        # loads: nodal forces on free node DOFs; forces on tied nodes go to their plate
+        f_nodes = self._force
+        rhs[:3 * n] += np.where(free[:3 * n], f_nodes.ravel(), 0.0)
+        for p in self.plates:
+            s = 3 * n + 6 * p.index
+            fp = f_nodes[p.nodes]
+            r = points[p.nodes] - p.center
+            load = np.concatenate([p.force + fp.sum(axis=0), p.moment + np.cross(r, fp).sum(axis=0)])
+            rhs[s:s + 6] += np.where(free[s:s + 6], load, 0.0)
+        # decoupled rows for eliminated DOFs, scaled like the stiffness so conditioning is not hurt
+        diag = data[pat["diag"]]  # (nb, 3, 3)
+        dvals = np.einsum("bii->bi", diag).ravel()
+        scale = dvals[free].mean() if free.any() else 1.0
+        elim_idx = np.flatnonzero(eliminated)
+        data[pat["diag"][elim_idx // 3], elim_idx % 3, elim_idx % 3] = scale
+        K = sp.bsr_matrix((data, pat["indices"], pat["indptr"]), shape=(N, N))
+        coords = np.concatenate([points, np.repeat(centers, 2, axis=0)]) if npl else points
+        rotation_blocks = np.zeros(nb, bool)
+        rotation_blocks[n + 1::2] = True
+        has_cells = pat["used"]
+        solvers.check_rigid_body_modes(pat["indptr"], pat["indices"], coords, rotation_blocks, free,
+                                       constrained, has_cells)
+        t3 = time.perf_counter()
+        info["constraints_time"] = t3 - t2
+        B = solvers.rigid_body_modes(coords, rotation_blocks)
+        x, sinfo = solvers.solve(K, rhs, method=solver, rtol=rtol, maxiter=maxiter, near_nullspace=B)
+        info.update(sinfo)
+        info["dofs"] = int(free.sum())
+        info["total_time"] = time.perf_counter() - t0
+        x[eliminated] = 0.0
+        x[constrained] = g[constrained]
+        # recover node displacements; tied nodes follow their plate
+        u = x[:3 * n].reshape(n, 3).copy()
+        plate_motion = x[3 * n:].reshape(npl, 6)
+        for p in self.plates:
+            t, th = plate_motion[p.index, :3], plate_motion[p.index, 3:]
+            u[p.nodes] = t + np.cross(th, points[p.nodes] - p.center)
+        return Solution(self, u, plate_motion.copy(), info)

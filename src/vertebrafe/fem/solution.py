@@ -1,0 +1,251 @@
+"""The result of a solve: displacements, reactions, plate motion, strains, stresses and energies.
+
+Units: mm, N, MPa; strain energy density in mJ/mm^3 (= MPa). Output tensors are in Voigt order
+xx, yy, zz, xy, yz, xz with *tensor* shear components (eps_xy = gamma_xy / 2), as ParaView expects.
+Derived fields are computed on first access and cached.
+"""
+from functools import cached_property
+
+import numpy as np
+from numba import njit, prange
+
+from ..errors import InputError
+from .kernels import element_strains, strain_matrix
+
+_VOIGT = ("xx", "yy", "zz", "xy", "yz", "xz")
+
+
+@njit(parallel=True, cache=True)
+def _gauss_fields(points, cells, u, C, mat, dN, w, bbar, eps_out, sig_out, vol_out, fint_out):
+    """Per cell and Gauss point: engineering strain (m, q, 6), stress (m, q, 6) MPa, the cell volume (m,)
+    mm^3, and the element internal force vector ``fint_out (m, k, 3)`` N."""
+    m, k = cells.shape
+    q = dN.shape[0]
+    for e in prange(m):
+        xe = np.empty((k, 3))
+        ue = np.empty((k, 3))
+        for a in range(k):
+            for d in range(3):
+                xe[a, d] = points[cells[e, a], d]
+                ue[a, d] = u[cells[e, a], d]
+        grad = np.empty((q, k, 3))
+        detJ = np.empty(q)
+        gbar = np.empty((k, 3))
+        B = np.empty((6, 3 * k))
+        eps = eps_out[e]
+        element_strains(xe, ue, dN, w, bbar[e], grad, detJ, gbar, B, eps)
+        Ce = C[mat[e]]
+        vol = 0.0
+        for a in range(k):
+            for d in range(3):
+                fint_out[e, a, d] = 0.0
+        for g in range(q):
+            for i in range(6):
+                s = 0.0
+                for j in range(6):
+                    s += Ce[i, j] * eps[g, j]
+                sig_out[e, g, i] = s
+            f = w[g] * detJ[g]
+            vol += f
+            strain_matrix(grad[g], gbar, bbar[e], B)
+            for a in range(k):
+                for d in range(3):
+                    s = 0.0
+                    for i in range(6):
+                        s += B[i, 3 * a + d] * sig_out[e, g, i]
+                    fint_out[e, a, d] += f * s
+        vol_out[e] = vol
+
+
+class Solution:
+    """Displacements and derived fields of a solved :class:`~vertebrafe.fem.model.Model`."""
+
+    def __init__(self, model, displacement, plate_motion, info):
+        self.model = model
+        self.mesh = model.mesh
+        #: ndarray (n, 3): nodal displacements (mm)
+        self.displacement = displacement
+        self._plate_motion = plate_motion
+        #: dict: solver, dofs, iterations, residual (||Ku - f|| / ||f||) and phase times (s)
+        self.info = info
+
+    # -- Gauss-point fields -------------------------------------------------------------------------
+    @cached_property
+    def _fields(self):
+        mesh, model = self.mesh, self.model
+        m, k = mesh.cells.shape
+        el = mesh.element
+        q = el.weights.size
+        eps = np.empty((m, q, 6))
+        sig = np.empty((m, q, 6))
+        vol = np.empty(m)
+        fint = np.empty((m, k, 3))
+        _gauss_fields(np.ascontiguousarray(mesh.points), np.ascontiguousarray(mesh.cells, dtype=np.int64),
+                      np.ascontiguousarray(self.displacement), model._C, model._material, el.gradients,
+                      el.weights, model._bbar, eps, sig, vol, fint)
+        eps[:, :, 3:] *= 0.5  # engineering -> tensor shear
+        nodal = np.zeros((mesh.n_points, 3))
+        for d in range(3):
+            nodal[:, d] = np.bincount(mesh.cells.ravel(), weights=fint[:, :, d].ravel(), minlength=mesh.n_points)
+        return eps, sig, vol, nodal
+
+    @property
+    def strain(self):
+        """Strain at the Gauss points ``(m, q, 6)``, tensor components (eps_xy, not gamma_xy)."""
+        return self._fields[0]
+
+    @property
+    def stress(self):
+        """Cauchy stress at the Gauss points ``(m, q, 6)`` in MPa."""
+        return self._fields[1]
+
+    @property
+    def cell_volume(self):
+        """Cell volumes ``(m,)`` in mm^3 (undeformed)."""
+        return self._fields[2]
+
+    @cached_property
+    def _gauss_weights(self):
+        """Integration weight of each Gauss point ``(m, q)`` (mm^3): w_g det J_g."""
+        mesh = self.mesh
+        el = mesh.element
+        x = mesh.points[mesh.cells]
+        detJ = np.linalg.det(np.einsum("gai,caj->cgij", el.gradients, x))
+        return detJ * el.weights
+
+    def _cell_average(self, field):
+        w = self._gauss_weights
+        return np.einsum("cg,cg...->c...", w, field) / w.sum(axis=1).reshape((-1,) + (1,) * (field.ndim - 2))
+
+    @cached_property
+    def cell_strain(self):
+        """Volume-averaged strain per cell ``(m, 6)`` (tensor shear components)."""
+        return self._cell_average(self.strain)
+
+    @cached_property
+    def cell_stress(self):
+        """Volume-averaged stress per cell ``(m, 6)`` in MPa."""
+        return self._cell_average(self.stress)
+
+    @cached_property
+    def von_mises(self):
+        """Von Mises equivalent stress of the cell-averaged stress ``(m,)`` in MPa."""
+        return von_mises(self.cell_stress)
+
+    @cached_property
+    def principal_stresses(self):
+        """Principal stresses of the cell-averaged stress ``(m, 3)`` in MPa, largest first."""
+        return principal_values(self.cell_stress)
+
+    @cached_property
+    def principal_strains(self):
+        """Principal strains of the cell-averaged strain ``(m, 3)``, largest first."""
+        return principal_values(self.cell_strain)
+
+    @cached_property
+    def strain_energy_density(self):
+        """Strain energy density per cell ``(m,)`` in mJ/mm^3: volume average of sigma : eps / 2."""
+        eps, sig = self.strain, self.stress
+        dens = 0.5 * (np.einsum("cgi,cgi->cg", sig[:, :, :3], eps[:, :, :3])
+                      + 2.0 * np.einsum("cgi,cgi->cg", sig[:, :, 3:], eps[:, :, 3:]))
+        return self._cell_average(dens)
+
+    @property
+    def strain_energy(self):
+        """Total strain energy in mJ (N mm)."""
+        return float(np.sum(self.strain_energy_density * self._gauss_weights.sum(axis=1)))
+
+    # -- forces -----------------------------------------------------------------------------------
+    @property
+    def internal_forces(self):
+        """Nodal internal forces ``(n, 3)`` in N (K u, assembled)."""
+        return self._fields[3]
+
+    @property
+    def nodal_reactions(self):
+        """Nodal reaction forces ``(n, 3)`` in N: internal minus applied nodal loads (zero at free DOFs)."""
+        return self.internal_forces - self.model._force
+
+    def reaction(self, nodes):
+        """Total reaction force ``(3,)`` in N on ``nodes`` (index array or bool mask)."""
+        idx = self.model._nodes(nodes)
+        return self.nodal_reactions[idx].sum(axis=0)
+
+    def reaction_moment(self, nodes, center):
+        """Total reaction moment ``(3,)`` in N mm of ``nodes`` about ``center (3,)`` mm."""
+        idx = self.model._nodes(nodes)
+        r = self.mesh.points[idx] - np.asarray(center, dtype=float)
+        return np.cross(r, self.nodal_reactions[idx]).sum(axis=0)
+
+    def _plate(self, plate):
+        if plate not in self.model.plates:
+            raise InputError(f"{plate!r} does not belong to this model")
+        return plate
+
+    def plate_motion(self, plate):
+        """Translation ``(3,)`` mm and rotation ``(3,)`` rad of a rigid plate's reference point."""
+        p = self._plate(plate)
+        v = self._plate_motion[p.index]
+        return v[:3].copy(), v[3:].copy()
+
+    def plate_reaction(self, plate):
+        """Force ``(3,)`` N and moment ``(3,)`` N mm (about the plate centre) that the plate's supports exert.
+
+        Zero for a free plate (equilibrium); for a fixed or prescribed plate it is the support reaction,
+        and minus it is the load the plate transmits to the body.
+        """
+        p = self._plate(plate)
+        r = self.mesh.points[p.nodes] - p.center
+        fn = self.nodal_reactions[p.nodes]
+        return fn.sum(axis=0) - p.force, np.cross(r, fn).sum(axis=0) - p.moment
+
+    # -- output -----------------------------------------------------------------------------------
+    def fields(self):
+        """All point and cell fields as two dicts of arrays, named with units, for VTU output."""
+        point = {"displacement_mm": self.displacement, "reaction_N": self.nodal_reactions}
+        cell = {
+            "stress_MPa": self.cell_stress,
+            "strain": self.cell_strain,
+            "von_mises_MPa": self.von_mises,
+            "principal_stress_MPa": self.principal_stresses,
+            "principal_strain": self.principal_strains,
+            "strain_energy_density_mJ_per_mm3": self.strain_energy_density,
+            "youngs_modulus_axial_MPa": 1.0 / np.linalg.inv(self.model._C)[self.model._material, 2, 2],
+        }
+        return point, cell
+
+    def to_meshio(self):
+        """A meshio mesh with the model's tags and sets plus all result fields."""
+        m = self.mesh.to_meshio()
+        point, cell = self.fields()
+        m.point_data.update(point)
+        for name, value in cell.items():
+            m.cell_data[name] = [value]
+        return m
+
+    def save(self, path):
+        """Write the mesh, tags, sets and all result fields (e.g. ``result.vtu`` for ParaView/PyVista)."""
+        self.to_meshio().write(path)
+
+
+def von_mises(s):
+    """Von Mises stress of Voigt stresses ``(..., 6)`` (tensor shear) in the same unit."""
+    s = np.asarray(s)
+    return np.sqrt(0.5 * ((s[..., 0] - s[..., 1]) ** 2 + (s[..., 1] - s[..., 2]) ** 2
+                          + (s[..., 2] - s[..., 0]) ** 2) + 3.0 * (s[..., 3] ** 2 + s[..., 4] ** 2 + s[..., 5] ** 2))
+
+
+def voigt_to_tensor(s):
+    """``(..., 6)`` Voigt (tensor shear) -> ``(..., 3, 3)`` symmetric tensors."""
+    s = np.asarray(s)
+    t = np.empty(s.shape[:-1] + (3, 3))
+    t[..., 0, 0], t[..., 1, 1], t[..., 2, 2] = s[..., 0], s[..., 1], s[..., 2]
+    t[..., 0, 1] = t[..., 1, 0] = s[..., 3]
+    t[..., 1, 2] = t[..., 2, 1] = s[..., 4]
+    t[..., 0, 2] = t[..., 2, 0] = s[..., 5]
+    return t
+
+
+def principal_values(s):
+    """Eigenvalues ``(..., 3)`` of Voigt tensors ``(..., 6)`` (tensor shear), largest first."""
+    return np.linalg.eigvalsh(voigt_to_tensor(s))[..., ::-1]

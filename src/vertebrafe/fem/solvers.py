@@ -1,0 +1,174 @@
+"""Linear solvers for the assembled system and the rigid-body (under-constraint) check.
+
+- ``"direct"``: sparse LU factorisation (SciPy SuperLU); exact up to round-off, for small systems.
+- ``"amg"``: conjugate gradients preconditioned by smoothed-aggregation AMG (pyamg) on the 3x3 block
+  matrix, with the six rigid-body modes as near-nullspace.
+- ``"auto"``: direct below :data:`DIRECT_MAX_DOFS` unknowns, AMG above.
+"""
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy.sparse.csgraph import connected_components
+
+from ..errors import ConvergenceError, InputError, UnderConstrainedError
+
+DIRECT_MAX_DOFS = 5_000
+SOLVERS = ("auto", "direct", "amg")
+_AXES = "xyz"
+
+
+def rigid_body_modes(coords, rotation_blocks=None):
+    """The six rigid-body modes ``(3 nb, 6)`` at block positions ``coords (nb, 3)`` mm.
+
+    Columns: translations x, y, z and rotations about x, y, z (about the origin, in mm/rad).
+    Rows of blocks flagged in ``rotation_blocks (nb,)`` hold plate rotations: 0 for the translations and
+    the unit rotation for the rotations.
+    """
+    nb = coords.shape[0]
+    B = np.zeros((nb, 3, 6))
+    for c in range(3):
+        B[:, c, c] = 1.0
+        e = np.zeros(3)
+        e[c] = 1.0
+        B[:, :, 3 + c] = np.cross(e, coords)
+    if rotation_blocks is not None:
+        B[rotation_blocks] = 0.0
+        for c in range(3):
+            B[rotation_blocks, c, 3 + c] = 1.0
+    return B.reshape(3 * nb, 6)
+
+
+def _describe_modes(null, center):
+    """Readable names of the rigid motions spanned by the columns of ``null (6, r)``."""
+    names = []
+    proj = null @ null.T
+    found = []
+    for i in range(6):
+        e = np.zeros(6)
+        e[i] = 1.0
+        if np.linalg.norm(proj @ e - e) < 1e-6:
+            found.append(e)
+            if i < 3:
+                names.append(f"translation along {_AXES[i]}")
+            else:
+                names.append(f"rotation about the {_AXES[i - 3]} axis through "
+                             f"({center[0]:.4g}, {center[1]:.4g}, {center[2]:.4g}) mm")
+    rest = null - (np.array(found).T @ (np.array(found) @ null) if found else 0.0)
+    u, s, _ = np.linalg.svd(rest, full_matrices=False)
+    for v in u[:, s > 1e-6].T:
+        t, w = v[:3], v[3:]
+        if np.linalg.norm(w) > 1e-6 * max(np.linalg.norm(t), 1.0):
+            axis = w / np.linalg.norm(w)
+            # t = w x (c - p)  ->  closest point p on the axis
+            p = center + np.cross(w, t) / (w @ w)
+            names.append(f"rotation about axis ({axis[0]:.3g}, {axis[1]:.3g}, {axis[2]:.3g}) through "
+                         f"({p[0]:.4g}, {p[1]:.4g}, {p[2]:.4g}) mm")
+        else:
+            d = t / np.linalg.norm(t)
+            names.append(f"translation along ({d[0]:.3g}, {d[1]:.3g}, {d[2]:.3g})")
+    return names
+
+
+def check_rigid_body_modes(indptr, indices, coords, rotation_blocks, free, constrained, has_cells):
+    """Raise :class:`UnderConstrainedError` if any connected part of the model can move rigidly.
+
+    indptr/indices: block sparsity pattern; coords (nb, 3) block positions (mm); rotation_blocks (nb,)
+    bool; free (3 nb,) bool free DOFs; constrained (3 nb,) bool DOFs prescribed by the user (not
+    eliminated ties); has_cells (nb,) bool blocks that belong to at least one cell.
+    """
+    nb = coords.shape[0]
+    graph = sp.csr_matrix((np.ones(indices.size, np.int8), indices, indptr), shape=(nb, nb))
+    _, label = connected_components(graph, directed=False)
+    dof_label = np.repeat(label, 3)
+    free_parts = np.unique(dof_label[free])
+    problems = []
+    all_modes = []
+    for part in free_parts:
+        blocks = np.flatnonzero((label == part) & has_cells)
+        if blocks.size == 0:
+            continue
+        center = coords[blocks][~rotation_blocks[blocks]].mean(axis=0)
+        size = max(np.ptp(coords[blocks], axis=0).max(), 1e-12)
+        rows = np.flatnonzero(constrained & (dof_label == part))
+        # mode values at the constrained DOFs; rotations per unit rotation/size, so columns are O(1)
+        modes = rigid_body_modes(coords[rows // 3] - center, rotation_blocks[rows // 3])
+        A = modes.reshape(rows.size, 3, 6)[np.arange(rows.size), rows % 3]
+        A[:, 3:] /= size
+        lam, vec = np.linalg.eigh(A.T @ A)
+        null = vec[:, lam <= 1e-14 * max(lam.max(), 1e-300)] if rows.size else np.eye(6)
+        if null.shape[1]:
+            null[3:] /= size
+            null /= np.linalg.norm(null, axis=0)
+            names = _describe_modes(null, center)
+            all_modes.extend(names)
+            problems.append(f"part with {blocks.size} node blocks around ({center[0]:.4g}, {center[1]:.4g}, "
+                            f"{center[2]:.4g}) mm is free to move: " + "; ".join(names))
+    if problems:
+        raise UnderConstrainedError(
+            "the model is under-constrained (rigid-body motion possible): " + " | ".join(problems)
+            + ". Fix or prescribe enough DOFs (e.g. model.fix(nodes, 'xyz') on a support surface) or "
+              "constrain the rigid plate.", free_modes=all_modes)
+
+
+def solve(K, f, method="auto", rtol=1e-8, maxiter=None, near_nullspace=None):
+    """Solve ``K u = f`` for the symmetric positive-definite block matrix ``K`` (scipy BSR, 3x3).
+
+    Returns ``(u, info)``; ``info`` holds ``solver``, ``iterations``, ``residual`` (true relative residual
+    ||K u - f|| / ||f||), ``setup_time`` and ``solve_time`` (s). Raises :class:`ConvergenceError` if the
+    residual does not reach ``rtol`` or the result is not finite.
+    """
+    if method not in SOLVERS:
+        raise InputError(f"solver = {method!r}; allowed: {', '.join(map(repr, SOLVERS))}")
+    if not (0 < rtol < 1):
+        raise InputError(f"rtol = {rtol!r}; allowed range (0, 1)")
+    n = K.shape[0]
+    if method == "auto":
+        method = "direct" if n <= DIRECT_MAX_DOFS else "amg"
+    fnorm = np.linalg.norm(f)
+    info = {"solver": method}
+    if fnorm == 0.0:
+        u = np.zeros(n)
+        info.update(iterations=0, residual=0.0, setup_time=0.0, solve_time=0.0)
+        return u, info
+    t0 = time.perf_counter()
+    if method == "direct":
+        lu = spla.splu(K.tocsc(), permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+        t1 = time.perf_counter()
+        u = lu.solve(f)
+        iterations = 1
+    else:
+        import pyamg
+
+        ml = pyamg.smoothed_aggregation_solver(
+            K, B=near_nullspace, symmetry="hermitian", strength=("symmetric", {"theta": 0.0}),
+            smooth=("jacobi", {"omega": 4.0 / 3.0, "degree": 1}),
+            presmoother=("block_gauss_seidel", {"sweep": "symmetric", "iterations": 1}),
+            postsmoother=("block_gauss_seidel", {"sweep": "symmetric", "iterations": 1}),
+            improve_candidates=None, max_coarse=1000, keep=False)
+        M = ml.aspreconditioner(cycle="V")
+        t1 = time.perf_counter()
+        count = [0]
+
+        def callback(_):
+            count[0] += 1
+
+        u, status = spla.cg(K, f, rtol=rtol, atol=0.0, maxiter=maxiter or 2000, M=M, callback=callback)
+        iterations = count[0]
+        info["levels"] = len(ml.levels)
+        info["operator_complexity"] = float(ml.operator_complexity())
+    t2 = time.perf_counter()
+    if not np.all(np.isfinite(u)):
+        raise ConvergenceError(f"the {method} solve produced non-finite displacements; the model may be "
+                               "singular (a mechanism) or badly conditioned", iterations=iterations)
+    residual = float(np.linalg.norm(K @ u - f) / fnorm)
+    info.update(iterations=iterations, residual=residual, setup_time=t1 - t0, solve_time=t2 - t1)
+    limit = rtol if method == "amg" else max(rtol, 1e-6)
+    if residual > limit * 1.0001:
+        raise ConvergenceError(
+            f"the {method} solve did not converge: relative residual {residual:.3g} after {iterations} "
+            f"iteration(s), requested rtol = {rtol:g}" + ("; raise maxiter or check the model" if method == "amg"
+                                                          else "; the matrix is nearly singular"),
+            iterations=iterations, residual=residual)
+    return u, info
