@@ -1,0 +1,24 @@
+"""Anatomy: per-level dimensions, vertebral body and disc meshers, multi-level segments.
+
+>>> from vertebrafe.anatomy import segment
+>>> seg = segment(["T12", "L1", "L2"], bmd=80.0)          # doctest: +SKIP
+>>> seg.summary()                                         # doctest: +SKIP
+
+Modules: :mod:`~vertebrafe.anatomy.levels` (table T10-L5 with sources), :mod:`~vertebrafe.anatomy.vertebra`
+(outline, O-grid cross-section, vertebral body), :mod:`~vertebrafe.anatomy.disc` (disc, stacking frame),
+:mod:`~vertebrafe.anatomy.segment` (stacked conforming segment).
+"""
+from .levels import (DISC_TABLE, SOURCES, VERTEBRA_TABLE, DiscDimensions, VertebraDimensions, adjacent_discs,
+                     disc_names, level_dimensions, level_order, segment_names, vertebra_names)
+from .vertebra import (DEFAULT_CORTEX_THICKNESS, DEFAULT_ELEMENT_SIZE, DEFAULT_ENDPLATE_THICKNESS, REGION_CODES,
+                       GridCounts, Outline, VertebraGeometry, concavity_profile, vertebra)
+from .disc import disc, stack_frame
+from .segment import Segment, cell_elasticity, segment
+
+__all__ = [
+    "DISC_TABLE", "SOURCES", "VERTEBRA_TABLE", "DiscDimensions", "VertebraDimensions", "adjacent_discs",
+    "disc_names", "level_dimensions", "level_order", "segment_names", "vertebra_names",
+    "DEFAULT_CORTEX_THICKNESS", "DEFAULT_ELEMENT_SIZE", "DEFAULT_ENDPLATE_THICKNESS", "REGION_CODES",
+    "GridCounts", "Outline", "VertebraGeometry", "concavity_profile", "vertebra", "disc", "stack_frame",
+    "Segment", "cell_elasticity", "segment",
+]

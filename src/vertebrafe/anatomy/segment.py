@@ -1,0 +1,325 @@
+"""Multi-level spinal segments: vertebrae and discs stacked into one conforming hex8 mesh.
+
+:func:`segment` builds every vertebral body and disc of a contiguous run of levels with one O-grid
+cross-section topology, places each vertebra along the sagittal curve given by the segmental angles
+(:func:`~vertebrafe.anatomy.disc.stack_frame`) and joins consecutive pieces through their shared node
+layers: the superior endplate layer of a vertebra *is* the bottom layer of the disc above it, and the
+inferior endplate layer of the upper vertebra its top layer. No merging by distance and no tied contact
+are needed.
+
+Global frame: the local frame of the **lowest** (most caudal) vertebra -- origin at the centre of its
+inferior rim plane, +x right, +y anterior, +z superior; the levels above lean according to the
+accumulated wedge and segmental angles. Nodes are numbered layer by layer from the bottom up.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+from .disc import disc_layer_count, disc_layers, disc_rim_heights, disc_regions, disc_wedge, stack_frame
+from .levels import (DiscDimensions, adjacent_discs, level_dimensions, level_order, segment_names)
+from .vertebra import (DEFAULT_CORTEX_THICKNESS, DEFAULT_ELEMENT_SIZE, DEFAULT_ENDPLATE_THICKNESS,
+                       REGION_CODES, ZONE_CORTEX, VertebraGeometry, cross_section_topology, extrude,
+                       grid_counts, make_mesh, posterior_wall_quads, vertebra_layers)
+
+__all__ = ["Segment", "segment", "cell_elasticity"]
+
+REGION_NAMES = {v: k for k, v in REGION_CODES.items()}
+
+
+def cell_elasticity(mesh, materials):
+    """Per-cell elasticity ``(m, 6, 6)`` (MPa) of ``mesh`` from its ``region`` tags.
+
+    ``materials`` is a :class:`vertebrafe.materials.MaterialSet` (its ``cell_elasticity``), a mapping
+    ``{region name: (E MPa, nu)}`` or ``{region name: C (6, 6)}``, or an object with a
+    ``region_elasticity(name)`` method.
+    """
+    tags = mesh.cell_data["region"]
+    names = mesh.tag_names["region"]
+    if hasattr(materials, "cell_elasticity"):
+        return materials.cell_elasticity(tags, names)
+    uniq = np.unique(tags)
+    table = []
+    for t in uniq:
+        r = names[int(t)]
+        if hasattr(materials, "region_elasticity"):
+            C = np.asarray(materials.region_elasticity(r), dtype=float)
+        else:
+            if r not in materials:
+                raise InputError(f"materials has no entry for region {r!r}; regions in the mesh: "
+                                 f"{[names[int(u)] for u in uniq]}")
+            v = materials[r]
+            if np.shape(v) == (6, 6):
+                C = np.asarray(v, dtype=float)
+            else:
+                from ..fem.elasticity import isotropic
+                E, nu = v
+                C = isotropic(float(E), float(nu))
+        table.append(C)
+    return np.stack(table)[np.searchsorted(uniq, tags)]
+
+
+@dataclass
+class Segment:
+    """A meshed spinal segment.
+
+    Attributes
+    ----------
+    mesh : vertebrafe.Mesh
+        Cells tagged ``region`` (``cortex``, ``endplate``, ``cancellous``, ``annulus``, ``nucleus``) and
+        ``level`` (``T12``, ``T12-L1``, ``L1``, ...); node sets and face sets per endplate:
+        ``"L1:superior"``, ``"L1:inferior"`` (outward from the bone); face sets ``"L1:lateral"`` and
+        ``"L1:posterior_wall"``; ``"segment:superior"`` / ``"segment:inferior"`` are the top endplate of
+        the most cranial and the bottom endplate of the most caudal vertebra.
+    levels : tuple of str
+        Vertebrae, **cranial first** (``('T12', 'L1', 'L2')``).
+    discs : tuple of str
+        Discs, cranial first.
+    dimensions : dict
+        ``{name: VertebraDimensions or DiscDimensions}`` actually used.
+    frames : dict
+        ``{vertebra: (R (3, 3), origin (3,))}``: local -> global, ``x_global = R @ x_local + origin``.
+    materials : MaterialSet or mapping or None
+    elasticity : ndarray ``(m, 6, 6)`` or None
+        Per-cell elasticity (MPa) once materials are attached.
+    """
+
+    mesh: object
+    levels: tuple
+    discs: tuple
+    dimensions: dict
+    frames: dict
+    counts: object
+    element_size: float
+    cortex_thickness: float
+    endplate_thickness: float
+    materials: object = None
+    elasticity: np.ndarray = field(default=None, repr=False)
+
+    @property
+    def names(self):
+        """All pieces cranial first: ``('T12', 'T12-L1', 'L1', ...)``."""
+        return segment_names(self.levels)
+
+    @property
+    def node_sets(self):
+        return self.mesh.node_sets
+
+    @property
+    def face_sets(self):
+        return self.mesh.face_sets
+
+    @property
+    def n_dofs(self):
+        return 3 * self.mesh.n_points
+
+    def attach_materials(self, materials):
+        """Set ``materials`` and compute the per-cell ``elasticity`` and the ``modulus`` cell field
+        (axial modulus ``1 / S_zz`` in MPa). Returns ``self``."""
+        self.materials = materials
+        self.elasticity = cell_elasticity(self.mesh, materials)
+        self.mesh.cell_data["modulus"] = axial_modulus(self.elasticity)
+        return self
+
+    def geometry(self):
+        """Derived geometry per piece, cranial first (list of dicts): wedge (deg), heights (mm)."""
+        rows = []
+        for name in self.names:
+            d = self.dimensions[name]
+            if isinstance(d, DiscDimensions):
+                up, lo = self.dimensions[d.upper], self.dimensions[d.lower]
+                a, p = disc_rim_heights(d, lo, up)
+                rows.append(dict(name=name, kind="disc", wedge_deg=disc_wedge(d, up),
+                                 segmental_angle_deg=d.segmental_angle, anterior_height_mm=a,
+                                 posterior_height_mm=p, central_height_mm=d.rim_height + up.inferior_concavity
+                                 + lo.superior_concavity))
+            else:
+                rows.append(dict(name=name, kind="vertebra", wedge_deg=d.wedge, segmental_angle_deg=None,
+                                 anterior_height_mm=d.anterior_height, posterior_height_mm=d.posterior_height,
+                                 central_height_mm=d.central_height))
+        return rows
+
+    def summary(self):
+        """Per level and region: ``cells``, ``volume_mm3``, ``mean_modulus_MPa`` (volume-weighted axial
+        modulus; NaN without materials). A pandas DataFrame (list of dicts if pandas is missing),
+        ordered cranial first."""
+        mesh = self.mesh
+        vol = mesh.cell_volumes()
+        lev, reg = mesh.cell_data["level"], mesh.cell_data["region"]
+        E = mesh.cell_data.get("modulus")
+        key = lev * 100 + reg
+        uniq, inv = np.unique(key, return_inverse=True)
+        n = np.bincount(inv)
+        v = np.bincount(inv, weights=vol)
+        ev = np.bincount(inv, weights=vol * E) / v if E is not None else np.full(uniq.size, np.nan)
+        ln, rn = mesh.tag_names["level"], mesh.tag_names["region"]
+        rows = [dict(level=ln[int(k // 100)], region=rn[int(k % 100)], cells=int(c), volume_mm3=float(w),
+                     mean_modulus_MPa=float(e)) for k, c, w, e in zip(uniq, n, v, ev)]
+        try:
+            import pandas as pd
+        except ImportError:                                      # pragma: no cover
+            return rows
+        return pd.DataFrame(rows, columns=["level", "region", "cells", "volume_mm3", "mean_modulus_MPa"])
+
+    def save(self, path, **kwargs):
+        """Write the mesh (``.vtu`` keeps tags with names, node and face sets; see ``Mesh.save``)."""
+        self.mesh.save(path, **kwargs)
+
+    def __repr__(self):
+        return (f"Segment({'-'.join((self.levels[0], self.levels[-1])) if len(self.levels) > 1 else self.levels[0]}: "
+                f"{self.mesh.n_cells} cells, {self.mesh.n_points} nodes, element_size={self.element_size:g} mm)")
+
+
+def axial_modulus(C):
+    """Axial (z) Young's modulus ``1 / S_zz`` (MPa) of elasticity matrices ``(..., 6, 6)``."""
+    return 1.0 / np.linalg.inv(np.asarray(C, dtype=float))[..., 2, 2]
+
+
+def _nucleus(name, dims):
+    d = dims.get(name)
+    if d is None:
+        d = level_dimensions(name)
+    return (d.nucleus_fraction, d.nucleus_offset)
+
+
+def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None, scale=1.0, materials=None,
+            cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
+            n_cortex_layers=1):
+    """Mesh a contiguous run of vertebrae with the discs between them.
+
+    Parameters
+    ----------
+    levels : sequence of str or str
+        Vertebrae, any order (``['T12', 'L1', 'L2']``) or a range ``'T12-L2'``; must be consecutive.
+    bmd : float, optional
+        QCT trabecular vBMD (mg/cm^3); with ``materials=None`` it attaches
+        ``vertebrafe.materials.MaterialSet(bmd=bmd)``.
+    element_size : float
+        Target cell size (mm) of cancellous bone and disc, and of the spacing along the outlines.
+    overrides : dict, optional
+        ``{name: {field: value}}`` per vertebra or disc, e.g. ``{"L1": {"anterior_height": 18.0},
+        "T12-L1": {"rim_height": 5.0}}`` (see :func:`~vertebrafe.anatomy.levels.level_dimensions`).
+    scale : float
+        Global length factor on the table values.
+    materials : MaterialSet or mapping, optional
+        See :func:`cell_elasticity`.
+    cortex_thickness, endplate_thickness : float
+        Cortical shell and bony endplate thickness (mm).
+    n_cortex_layers : int
+        Element layers across the cortical shell.
+
+    Returns
+    -------
+    Segment
+    """
+    order = level_order(levels)                                  # cranial first
+    names = segment_names(order)
+    overrides = dict(overrides or {})
+    bad = sorted(set(overrides) - set(names))
+    if bad:
+        raise InputError(f"overrides has {bad[0]!r}, which is not in this segment; allowed: {list(names)}")
+    dims = {n: level_dimensions(n, scale=scale, **dict(overrides.get(n, {}))) for n in names}
+    h = float(element_size)
+    geos = {v: VertebraGeometry.from_dimensions(dims[v]) for v in order}
+    nuc = {}
+    fractions = []
+    for v in order:
+        above, below = adjacent_discs(v)
+        nuc[v] = (_nucleus(above, dims), _nucleus(below, dims))
+        fractions += [nuc[v][0][0], nuc[v][1][0]]
+    outlines = [o for g in geos.values() for o in (g.superior, g.inferior)]
+    counts = grid_counts(h, outlines, min(fractions), cortex_thickness, n_cortex_layers)
+    topo = cross_section_topology(counts)
+    quads, zone = topo["quads"], topo["zone"]
+    n2, q = counts.n_nodes, len(quads)
+
+    # bottom-up: frames, node layers and per-gap descriptions
+    frames = {}
+    blocks = []                     # node layers in global coordinates, bottom-up, shared layers once
+    gap_level, gap_kind = [], []    # per cell layer: level name, "endplate" / "cancellous" / "disc"
+    first_layer = {}                # vertebra -> index of its inferior layer in the stack
+    R, o = np.eye(3), np.zeros(3)
+    n_layers = 0
+    caudal_first = order[::-1]
+    for i, v in enumerate(caudal_first):
+        if i > 0:
+            lower = caudal_first[i - 1]
+            dname = f"{v}-{lower}"
+            Rr, orr = stack_frame(dims[lower], dims[dname], dims[v])
+            o = R @ orr + o
+            R = R @ Rr
+        frames[v] = (R.copy(), o.copy())
+        layers, gap_region = vertebra_layers(geos[v], counts, h, cortex_thickness, endplate_thickness,
+                                             nucleus_above=nuc[v][0], nucleus_below=nuc[v][1])
+        layers = layers @ R.T + o
+        if i > 0:
+            nd = disc_layer_count(dims[dname], h)
+            dl = disc_layers(blocks[-1][-1], layers[0], nd)
+            blocks.append(dl[1:-1])
+            n_layers += nd - 1
+            gap_level += [dname] * nd
+            gap_kind += ["disc"] * nd
+        first_layer[v] = n_layers
+        blocks.append(layers)
+        n_layers += len(layers)
+        gap_level += [v] * len(gap_region)
+        gap_kind += list(gap_region)
+    points = np.concatenate(blocks).reshape(-1, 3)
+    n_gaps = len(gap_kind)
+    cells = extrude(quads, n_gaps, n2)
+
+    # tags
+    kind = np.array(gap_kind)
+    region = np.empty((n_gaps, q), dtype=np.int64)
+    is_disc = kind == "disc"
+    region[~is_disc] = np.array([REGION_CODES[k] for k in kind[~is_disc]])[:, None]
+    region[np.ix_(~is_disc, zone == ZONE_CORTEX)] = REGION_CODES["cortex"]
+    if is_disc.any():
+        region[is_disc] = disc_regions(zone, 1)[None, :]
+    level_code = {n: i + 1 for i, n in enumerate(names)}
+    level = np.repeat(np.array([level_code[n] for n in gap_level], dtype=np.int64), q)
+
+    # node and face sets
+    node_sets, face_sets = {}, {}
+    outer = np.flatnonzero(topo["ring"] == counts.n_rings)
+    post = posterior_wall_quads(counts)
+    for v in order:
+        f0 = first_layer[v]
+        L = len(vertebra_layers_gaps(kind, gap_level, v))
+        g0, g1 = f0, f0 + L - 1                                   # first and last cell layer
+        node_sets[f"{v}:inferior"] = np.arange(f0 * n2, (f0 + 1) * n2)
+        node_sets[f"{v}:superior"] = np.arange((f0 + L) * n2, (f0 + L + 1) * n2)
+        face_sets[f"{v}:inferior"] = cells[g0 * q:(g0 + 1) * q][:, [0, 3, 2, 1]]
+        face_sets[f"{v}:superior"] = cells[g1 * q:(g1 + 1) * q][:, [4, 5, 6, 7]]
+        oc = cells[((g0 + np.arange(L))[:, None] * q + outer[None, :]).ravel()]
+        face_sets[f"{v}:lateral"] = oc[:, [1, 2, 6, 5]]
+        face_sets[f"{v}:posterior_wall"] = oc[np.tile(post, L)][:, [1, 2, 6, 5]]
+    top, bottom = order[0], order[-1]
+    node_sets["segment:superior"] = node_sets[f"{top}:superior"]
+    node_sets["segment:inferior"] = node_sets[f"{bottom}:inferior"]
+    face_sets["segment:superior"] = face_sets[f"{top}:superior"]
+    face_sets["segment:inferior"] = face_sets[f"{bottom}:inferior"]
+
+    present = np.unique(region)
+    mesh = make_mesh(points, cells, cell_data={"region": region.ravel(), "level": level},
+                     tag_names={"region": {int(c): REGION_NAMES[int(c)] for c in present},
+                                "level": {c: n for n, c in level_code.items()}},
+                     node_sets=node_sets, face_sets=face_sets)
+    seg = Segment(mesh=mesh, levels=order, discs=tuple(n for n in names if "-" in n), dimensions=dims,
+                  frames=frames, counts=counts, element_size=h, cortex_thickness=float(cortex_thickness),
+                  endplate_thickness=float(endplate_thickness))
+    if materials is None and bmd is not None:
+        from ..materials import MaterialSet
+        materials = MaterialSet(bmd=bmd)
+    elif materials is not None and bmd is not None and getattr(materials, "bmd", bmd) != bmd:
+        raise InputError(f"bmd = {bmd!r} conflicts with materials.bmd = {materials.bmd!r}; give one of them")
+    if materials is not None:
+        seg.attach_materials(materials)
+    return seg
+
+
+def vertebra_layers_gaps(kind, gap_level, v):
+    """Indices of the cell layers of vertebra ``v`` in the stack."""
+    return [i for i, (k, n) in enumerate(zip(kind, gap_level)) if n == v and k != "disc"]
