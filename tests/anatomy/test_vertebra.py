@@ -1,0 +1,159 @@
+"""Vertebral body: outline, O-grid, volumes against the parametric shape, thicknesses, quality."""
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from anatomy_analytic import hex_jacobians, vertebra_volumes
+from vertebrafe.anatomy import (DEFAULT_CORTEX_THICKNESS, DEFAULT_ELEMENT_SIZE, DEFAULT_ENDPLATE_THICKNESS,
+                                Outline, VertebraGeometry, level_dimensions, vertebra)
+from vertebrafe.anatomy.vertebra import (GridCounts, concavity_profile, cross_section_points,
+                                         cross_section_topology, grid_counts, nucleus_curve, polygon_area)
+from vertebrafe.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def l1():
+    return vertebra("L1")
+
+
+def test_outline_is_kidney_shaped_with_exact_width_and_depth():
+    o = Outline(44.0, 32.5)
+    assert o.radius(0.0) == pytest.approx(22.0) and o.radius(np.pi) == pytest.approx(22.0)
+    assert o.radius(np.pi / 2) == pytest.approx(16.25)
+    assert o.radius(1.5 * np.pi) == pytest.approx(16.25)            # midsagittal depth = D
+    # posterior wall concave toward the canal: the midline lies anterior to points 8 mm lateral
+    th = np.linspace(1.2 * np.pi, 1.8 * np.pi, 20001)
+    p = o.points_at_theta(th)
+    y8 = np.interp(8.0, p[:, 0], p[:, 1])
+    assert y8 < -16.25 - 0.5
+    # boundary parameter: symmetric, quarter points at the midlines and lateral points
+    a = np.array([0.0, 0.5 * np.pi, np.pi, 1.5 * np.pi])
+    np.testing.assert_allclose(o.points(a), [[22, 0], [0, 16.25], [-22, 0], [0, -16.25]], atol=1e-9)
+    aa = np.linspace(0.1, 1.4, 7)
+    np.testing.assert_allclose(o.points(np.pi - aa) * [-1, 1], o.points(aa), atol=1e-9)
+    # star coordinate
+    assert o.rho(o.points(aa) * 0.3) == pytest.approx(0.3)
+
+
+def test_concavity_profile():
+    assert concavity_profile(0.0) == 1.0
+    assert concavity_profile(0.7) == pytest.approx(0.0)
+    assert concavity_profile(0.9) == 0.0
+    r = np.linspace(0, 1, 101)
+    assert np.all(np.diff(concavity_profile(r)) <= 1e-15)
+
+
+def test_o_grid_topology_has_no_collapsed_cells():
+    c = GridCounts(m=8, n_transition=2, n_annulus=3, n_cortex=1)
+    t = cross_section_topology(c)
+    assert t["quads"].shape == (c.n_cells, 4)
+    assert np.unique(t["quads"]).size == c.n_nodes
+    assert all(len(set(q)) == 4 for q in t["quads"].tolist())      # no repeated node: no wedge cells
+    xy = cross_section_points(Outline(44, 32.5), c)
+    a, b, cc, d = (xy[t["quads"][:, i]] for i in range(4))
+    area = 0.5 * ((cc - a)[:, 0] * (d - b)[:, 1] - (cc - a)[:, 1] * (d - b)[:, 0])
+    assert np.all(area > 0)                                          # anticlockwise, non-degenerate
+    assert area.sum() == pytest.approx(polygon_area(xy[t["ring_nodes"][-1]]), rel=1e-12)
+
+
+def test_nucleus_curve_area_fraction_and_posterior_offset():
+    o = Outline(45.8, 33.5)
+    alpha = np.linspace(0, 2 * np.pi, 4096, endpoint=False)
+    N, c = nucleus_curve(o, alpha, 0.4, 0.4, 0.025)
+    assert polygon_area(N) / polygon_area(o.points(alpha)) == pytest.approx(0.4, rel=1e-3)
+    from vertebrafe.anatomy.vertebra import _centroid
+    shift = _centroid(N) - _centroid(o.points(alpha))
+    assert shift[0] == pytest.approx(0.0, abs=1e-9)
+    assert shift[1] == pytest.approx(-0.025 * 33.5, abs=1e-3)
+
+
+def test_regions_tags_and_sets(l1):
+    assert set(l1.names("region")) == {"cortex", "endplate", "cancellous"}
+    assert l1.names("level") == ["L1"]
+    for name in ("superior", "inferior"):
+        assert name in l1.node_sets and name in l1.face_sets
+    assert len(l1.face_sets["posterior_wall"]) > 0
+    # superior faces point up, inferior down, posterior wall backward
+    def normals(f):
+        p = l1.points
+        n = np.cross(p[f[:, 1]] - p[f[:, 0]], p[f[:, 3]] - p[f[:, 0]])
+        return n / np.linalg.norm(n, axis=1, keepdims=True)
+    assert np.all(normals(l1.face_sets["superior"])[:, 2] > 0.9)
+    assert np.all(normals(l1.face_sets["inferior"])[:, 2] < -0.9)
+    assert np.mean(normals(l1.face_sets["posterior_wall"])[:, 1]) < -0.8
+    # every boundary face is one of the named surfaces
+    nb = len(l1.boundary_faces())
+    assert nb == len(l1.face_sets["superior"]) + len(l1.face_sets["inferior"]) + len(l1.face_sets["lateral"])
+
+
+@pytest.mark.parametrize("level", ["T12", "L1", "L5"])
+def test_volumes_match_the_parametric_shape(level):
+    m = vertebra(level)
+    geo = VertebraGeometry.from_dimensions(level_dimensions(level))
+    ref = vertebra_volumes(geo, DEFAULT_CORTEX_THICKNESS, DEFAULT_ENDPLATE_THICKNESS)
+    vol = m.cell_volumes()
+    assert vol.sum() == pytest.approx(ref["total"], rel=0.005)
+    for region in ("cortex", "endplate", "cancellous"):
+        assert vol[m.cells_in("region", region)].sum() == pytest.approx(ref[region], rel=0.02), region
+
+
+def test_cortex_and_endplate_thickness_as_requested():
+    t_c, t_e = 0.6, 0.5
+    m = vertebra("L2", cortex_thickness=t_c, endplate_thickness=t_e)
+    geo = VertebraGeometry.from_dimensions(level_dimensions("L2"))
+    counts = grid_counts(DEFAULT_ELEMENT_SIZE, [geo.superior, geo.inferior], 0.4, t_c)
+    topo = cross_section_topology(counts)
+    n2 = counts.n_nodes
+    layers = m.points.reshape(-1, n2, 3)
+    # cortex: inner cortical ring at distance t_c from the outline, on both endplates
+    for layer, outline in ((layers[0], geo.inferior), (layers[-1], geo.superior)):
+        fine = outline.points(np.linspace(0, 2 * np.pi, 200000, endpoint=False))
+        inner = layer[topo["ring_nodes"][-2], :2]
+        dist, _ = cKDTree(fine).query(inner)
+        np.testing.assert_allclose(dist, t_c, rtol=0.01)
+    # endplate: first and last cell layers are t_e thick along z in every column
+    np.testing.assert_allclose(layers[1, :, 2] - layers[0, :, 2], t_e, rtol=1e-9)
+    np.testing.assert_allclose(layers[-1, :, 2] - layers[-2, :, 2], t_e, rtol=1e-9)
+    # and they carry the endplate region (inside the cortex)
+    q = len(topo["quads"])
+    reg = m.cell_data["region"].reshape(-1, q)
+    names = m.tag_names["region"]
+    assert {names[int(v)] for v in reg[0]} == {"endplate", "cortex"}
+    assert {names[int(v)] for v in reg[len(reg) // 2]} == {"cancellous", "cortex"}
+
+
+def test_endplates_are_concave_with_the_requested_depth():
+    d = level_dimensions("L3")
+    m = vertebra("L3")
+    sup = m.points[m.node_sets["superior"]]
+    inf = m.points[m.node_sets["inferior"]]
+    geo = VertebraGeometry.from_dimensions(d)
+    # rim plane minus surface = dip; maximal at the centre = concavity depth
+    dip_sup = geo.rim_z(sup[:, 1]) - sup[:, 2]
+    assert dip_sup.max() == pytest.approx(d.superior_concavity, rel=0.02)
+    assert inf[:, 2].max() == pytest.approx(d.inferior_concavity, rel=0.02)
+    assert dip_sup.min() == pytest.approx(0.0, abs=1e-12) and inf[:, 2].min() == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("level", ["T10", "L1", "L5"])
+def test_quality_at_default_size(level):
+    m = vertebra(level)
+    det, scaled = hex_jacobians(m.points, m.cells)
+    assert det.min() > 0
+    assert scaled.min() >= 0.3
+    q = m.quality()
+    assert q.scaled_jacobian.min() == pytest.approx(scaled.min(), rel=1e-9)
+
+
+def test_element_size_controls_resolution_and_errors():
+    coarse, fine = vertebra("L1", element_size=3.0), vertebra("L1", element_size=1.5)
+    assert fine.n_cells > 4 * coarse.n_cells
+    assert fine.cell_volumes().sum() == pytest.approx(coarse.cell_volumes().sum(), rel=0.01)
+    det, scaled = hex_jacobians(fine.points, fine.cells)
+    assert det.min() > 0 and scaled.min() >= 0.3
+    with pytest.raises(InputError, match="element_size"):
+        vertebra("L1", element_size=0.0)
+    with pytest.raises(InputError, match="endplate_thickness"):
+        vertebra("L1", endplate_thickness=-1)
+    with pytest.raises(InputError, match="cortex_thickness"):
+        vertebra("L1", cortex_thickness=20)
