@@ -89,6 +89,15 @@ def inclusion_modulus(centroids):
     return np.where(r.sum(axis=1) <= 1.0, E_INCLUSION, E_MATRIX)
 
 
+def current_rss_bytes() -> int:
+    """Resident set of this process now, bytes (0 where /proc is unavailable)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def peak_rss_bytes() -> int:
     """High-water mark of the resident set of this process, bytes."""
     import resource
@@ -102,9 +111,13 @@ def _vertebrafe_model(shape, formulation):
     import vertebrafe
     from vertebrafe.mesh import box
 
+    Model = getattr(vertebrafe, "Model", None)
+    if Model is None:  # before the top-level export exists
+        from vertebrafe.fem.model import Model
+
     mesh = box(LENGTHS, shape, origin=(0.0, 0.0, 0.0))
     E = inclusion_modulus(mesh.cell_centers())
-    model = vertebrafe.Model(mesh, E=E, nu=NU, formulation=formulation)
+    model = Model(mesh, E=E, nu=NU, formulation=formulation)
     model.fix(mesh.node_sets["zmin"], "xyz")
     model.prescribe(mesh.node_sets["zmax"], "z", UZ_TOP)
     return mesh, model, E
@@ -123,6 +136,7 @@ def run_vertebrafe(shape, formulation="full", solver="amg") -> dict:
     _, small, _ = _vertebrafe_model((4, 3, 3), formulation)
     small.solve(solver=solver, rtol=RTOL)
     t_warmup = time.perf_counter() - t0
+    base_rss = current_rss_bytes()
 
     t0 = time.perf_counter()
     mesh, model, E = _vertebrafe_model(shape, formulation)
@@ -142,6 +156,7 @@ def run_vertebrafe(shape, formulation="full", solver="amg") -> dict:
         "solver": solver,
         "import_time": t_import,
         "warmup_time": t_warmup,
+        "base_rss": base_rss,
         "mesh_model_time": t_setup_model,
         "solve_call_time": t_solve_call,
         "pattern_time": info.get("pattern_time"),
@@ -179,6 +194,7 @@ def run_skfem(shape) -> dict:
     centroids = mesh.p[:, mesh.t].mean(axis=1).T
     E_cell = inclusion_modulus(centroids)
     t_mesh = time.perf_counter() - t0
+    base_rss = current_rss_bytes()
 
     # unit-modulus Lame constants; the stiffness scales linearly with E at fixed nu
     lam1 = NU / ((1.0 + NU) * (1.0 - 2.0 * NU))
@@ -239,6 +255,7 @@ def run_skfem(shape) -> dict:
         "dofs": int(basis.N),
         "inclusion_cells": int((E_cell == E_INCLUSION).sum()),
         "mesh_time": t_mesh,
+        "base_rss": base_rss,
         "basis_time": t_basis,
         "asm_time": t_asm,
         "assembly_time": t_basis + t_asm,
@@ -297,7 +314,7 @@ def _f(value, fmt):
 
 
 COLUMNS = ["code", "elements", "DOFs", "pattern s", "assembly s", "constraints s", "AMG setup s",
-           "solve s", "CG it", "rel. residual", "peak MB", "B/DOF", "Fz N"]
+           "solve s", "CG it", "rel. residual", "peak MB", "base MB", "B/DOF", "Fz N"]
 
 
 def table_row(r: dict) -> list[str]:
@@ -309,11 +326,12 @@ def table_row(r: dict) -> list[str]:
         _f(r.get("constraints_time"), ".3f"), _f(r.get("setup_time"), ".2f"),
         _f(r.get("solve_time"), ".2f"), _f(r.get("iterations"), "d"),
         _f(r.get("residual"), ".1e"), f"{r['peak_rss'] / 1e6:,.0f}",
+        _f(r.get("base_rss", 0) / 1e6, ",.0f"),
         f"{r['peak_rss'] / r['dofs']:,.0f}", f"{r['fz']:.3f}",
     ]
 
 
-WIDTHS = [10, 9, 10, 9, 10, 13, 11, 8, 5, 13, 8, 6, 10]
+WIDTHS = [10, 9, 10, 9, 10, 13, 11, 8, 5, 13, 8, 7, 6, 10]
 
 
 def print_console_row(cells: list[str]) -> None:
@@ -484,7 +502,8 @@ def main(argv=None) -> int:
                   f"{c['solve_ratio']:.2f}, peak memory {c['memory_ratio']:.2f}; "
                   f"|dFz|/|Fz| = {c['fz_rel_diff']:.1e}", flush=True)
 
-    print("\nResults (times in s; peak = RSS high-water mark of the process solving one size)\n")
+    print("\nResults (times in s; peak MB = RSS high-water mark of the process solving one size, "
+          "base MB = its RSS after imports and warm-up; B/DOF = peak / DOFs)\n")
     print_markdown(rows)
     if comparisons:
         print("\n| elements | assembly speed-up vs skfem | asm-only speed-up | setup+solve time ratio "
