@@ -418,6 +418,22 @@ def available_memory() -> int | None:
     return None
 
 
+def source_revision() -> str:
+    """Git revision of the vertebrafe sources imported (``+dirty`` with local changes)."""
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("vertebrafe")
+        where = os.path.dirname(spec.origin) if spec and spec.origin else "."
+        rev = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", where, "status", "--porcelain", "--", "."],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (rev or "unknown") + ("+dirty" if dirty else "") + f" ({where})"
+    except Exception:  # noqa: BLE001 - informative only
+        return "unknown"
+
+
 def machine_description() -> str:
     mem = ""
     try:
@@ -465,6 +481,10 @@ def main(argv=None) -> int:
     print(f"box {LENGTHS} mm, ellipsoid semi-axes {SEMI_AXES} mm, E {E_INCLUSION:g}/{E_MATRIX:g} MPa, "
           f"nu {NU}, uz(top) = {UZ_TOP} mm, rtol {RTOL:g}, vertebrafe formulation "
           f"{args.formulation!r}, solver {args.solver!r}")
+    print(f"vertebrafe sources: {source_revision()}")
+    if hasattr(os, "getloadavg"):
+        print("load average before the run (1, 5, 15 min): "
+              + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     print("command: python benchmarks/bench_core.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     results, rows, comparisons = [], [], []
     print()
