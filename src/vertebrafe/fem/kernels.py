@@ -104,29 +104,49 @@ def element_stiffness(xe, dN_ref, w, C, bbar, grad, detJ, gbar, B, DB, Ke):
     """Element stiffness ``Ke (3k, 3k)`` (N/mm) of one cell; scratch arrays are passed in.
 
     xe (k, 3) mm; C (6, 6) MPa; returns the smallest Jacobian determinant (<= 0: inverted cell).
+    The product B^T C B is formed node block by node block, using the sparsity of B: with gradients
+    d = (dx, dy, dz) and the B-bar dilatation correction c = (gbar - d) / 3 (zero for the full
+    formulation), the strain matrix of node a is B_a = [standard rows of d] + c added to rows xx, yy, zz.
+    ``B`` is scratch of shape (6, 3k) holding C B_a per node; ``DB`` is unused scratch (kept for the
+    generic signature).
     """
     q, k = dN_ref.shape[0], dN_ref.shape[1]
-    n = 3 * k
     min_det = gradients(xe, dN_ref, grad, detJ)
     if bbar:
         mean_gradients(grad, detJ, w, gbar)
     Ke[:, :] = 0.0
+    csum = np.empty(6)
+    for i in range(6):
+        csum[i] = C[i, 0] + C[i, 1] + C[i, 2]
     for g in range(q):
-        strain_matrix(grad[g], gbar, bbar, B)
         f = w[g] * detJ[g]
-        for i in range(6):
-            for c in range(n):
-                s = 0.0
-                for j in range(6):
-                    s += C[i, j] * B[j, c]
-                DB[i, c] = s * f
-        for r in range(n):
-            for c in range(r, n):
-                s = 0.0
-                for i in range(6):
-                    s += B[i, r] * DB[i, c]
-                Ke[r, c] += s
-    for r in range(n):
+        # D_b = C B_b (6 x 3) for every node, scaled by the quadrature weight
+        for b in range(k):
+            dx, dy, dz = grad[g, b, 0], grad[g, b, 1], grad[g, b, 2]
+            cx = cy = cz = 0.0
+            if bbar:
+                cx = (gbar[b, 0] - dx) / 3.0
+                cy = (gbar[b, 1] - dy) / 3.0
+                cz = (gbar[b, 2] - dz) / 3.0
+            for i in range(6):
+                B[i, 3 * b] = f * (C[i, 0] * dx + C[i, 3] * dy + C[i, 5] * dz + cx * csum[i])
+                B[i, 3 * b + 1] = f * (C[i, 1] * dy + C[i, 3] * dx + C[i, 4] * dz + cy * csum[i])
+                B[i, 3 * b + 2] = f * (C[i, 2] * dz + C[i, 4] * dy + C[i, 5] * dx + cz * csum[i])
+        for a in range(k):
+            dx, dy, dz = grad[g, a, 0], grad[g, a, 1], grad[g, a, 2]
+            cx = cy = cz = 0.0
+            if bbar:
+                cx = (gbar[a, 0] - dx) / 3.0
+                cy = (gbar[a, 1] - dy) / 3.0
+                cz = (gbar[a, 2] - dz) / 3.0
+            r = 3 * a
+            for col in range(r, 3 * k):
+                d0, d1, d2, d3, d4, d5 = B[0, col], B[1, col], B[2, col], B[3, col], B[4, col], B[5, col]
+                sv = d0 + d1 + d2
+                Ke[r, col] += dx * d0 + dy * d3 + dz * d5 + cx * sv
+                Ke[r + 1, col] += dy * d1 + dx * d3 + dz * d4 + cy * sv
+                Ke[r + 2, col] += dz * d2 + dy * d4 + dx * d5 + cz * sv
+    for r in range(3 * k):
         for c in range(r):
             Ke[r, c] = Ke[c, r]
     return min_det
