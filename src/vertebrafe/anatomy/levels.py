@@ -35,7 +35,7 @@ from ..errors import InputError
 
 __all__ = [
     "SOURCES", "VERTEBRA_TABLE", "DISC_TABLE", "VERTEBRA_FIELDS", "DISC_FIELDS", "VERTEBRA_RANGES",
-    "DISC_RANGES", "VertebraDimensions", "DiscDimensions", "level_dimensions", "level_order",
+    "DISC_RANGES", "DISC_REFERENCE", "replace", "VertebraDimensions", "DiscDimensions", "level_dimensions", "level_order",
     "vertebra_names", "disc_names", "adjacent_discs", "segment_names", "disc_between",
 ]
 
@@ -64,7 +64,8 @@ _V = {
     "L2": ((43.0, "B24"), (32.5, "i"), (45.8, "d"), (33.5, "i"), (26.0, "d"), (27.0, "B24"), (0.7, "d"), (1.5, "d")),
     "L3": ((44.8, "B24"), (33.5, "i"), (48.5, "d"), (34.3, "i"), (26.7, "d"), (26.7, "B24"), (0.7, "d"), (1.5, "d")),
     "L4": ((47.5, "B24"), (34.5, "i"), (49.8, "d"), (35.0, "i"), (27.0, "d"), (25.8, "B24"), (0.8, "i"), (1.5, "d")),
-    "L5": ((48.8, "B24"), (35.7, "CB21"), (49.5, "m"), (35.3, "CB21"), (27.8, "d"), (24.1, "B24"), (0.9, "i"), (1.5, "d")),
+    "L5": ((48.8, "B24"), (35.7, "CB21"), (49.5, "m"), (35.3, "CB21"), (27.8, "d"), (24.1, "B24"), (0.9, "i"),
+           (1.5, "d")),
 }
 VERTEBRA_FIELDS = ("superior_width", "superior_depth", "inferior_width", "inferior_depth",
                    "anterior_height", "posterior_height", "superior_concavity", "inferior_concavity")

@@ -302,7 +302,6 @@ def cross_section_topology(counts):
     # reference (unit nucleus disk) coordinates of block and transition nodes
     a = counts.block
     ref = np.zeros((nb + counts.n_transition * 4 * m, 2))
-    ref[block_ij.T.ravel()] = 0.0
     gi, gj = np.meshgrid(np.arange(m + 1), np.arange(m + 1), indexing="ij")
     ref[block_ij[gi, gj].ravel()] = np.stack([a * (2.0 * gi / m - 1.0), a * (2.0 * gj / m - 1.0)],
                                              axis=-1).reshape(-1, 2)

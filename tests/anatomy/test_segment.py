@@ -1,0 +1,164 @@
+"""Segments: conformity at every bone-disc interface, placement, volumes, tags, materials, export."""
+import math
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from anatomy_analytic import disc_volumes, hex_jacobians, vertebra_volumes
+from vertebrafe.anatomy import (DEFAULT_CORTEX_THICKNESS, DEFAULT_ENDPLATE_THICKNESS, VertebraGeometry, disc,
+                                segment)
+from vertebrafe.anatomy.disc import rotation_x
+from vertebrafe.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return segment(["T12", "L1", "L2"])
+
+
+def test_order_tags_and_sets(seg):
+    assert seg.levels == ("T12", "L1", "L2")
+    assert seg.discs == ("T12-L1", "L1-L2")
+    mesh = seg.mesh
+    assert mesh.names("level") == ["T12", "T12-L1", "L1", "L1-L2", "L2"]
+    assert set(mesh.names("region")) == {"cortex", "endplate", "cancellous", "annulus", "nucleus"}
+    for v in seg.levels:
+        for s in ("superior", "inferior"):
+            assert f"{v}:{s}" in mesh.node_sets and f"{v}:{s}" in mesh.face_sets
+        assert len(mesh.face_sets[f"{v}:posterior_wall"]) > 0
+    # bone regions only in vertebrae, disc regions only in discs
+    for name in seg.levels:
+        regs = set(np.unique(mesh.cell_data["region"][mesh.cells_in("level", name)]))
+        assert {mesh.tag_names["region"][int(r)] for r in regs} == {"cortex", "endplate", "cancellous"}
+    for name in seg.discs:
+        regs = set(np.unique(mesh.cell_data["region"][mesh.cells_in("level", name)]))
+        assert {mesh.tag_names["region"][int(r)] for r in regs} == {"annulus", "nucleus"}
+
+
+def test_no_duplicate_nodes_and_every_interface_node_shared(seg):
+    mesh = seg.mesh
+    assert len(cKDTree(mesh.points).query_pairs(1e-6)) == 0
+    assert mesh.unused_nodes().size == 0
+    for d in seg.discs:
+        up, lo = d.split("-")
+        disc_nodes = set(np.unique(mesh.cells[mesh.cells_in("level", d)]).tolist())
+        for v, side in ((up, "inferior"), (lo, "superior")):
+            bone_nodes = set(np.unique(mesh.cells[mesh.cells_in("level", v)]).tolist())
+            shared = disc_nodes & bone_nodes
+            assert shared == set(mesh.node_sets[f"{v}:{side}"].tolist())
+    # interface faces are interior: the boundary is the two end endplates plus the lateral walls
+    bfaces = {tuple(sorted(f)) for f in mesh.boundary_faces().tolist()}
+    for d in seg.discs:
+        up, lo = d.split("-")
+        for name in (f"{up}:inferior", f"{lo}:superior"):
+            faces = {tuple(sorted(f)) for f in mesh.face_sets[name].tolist()}
+            assert not faces & bfaces
+    for name in ("segment:superior", "segment:inferior"):
+        faces = {tuple(sorted(f)) for f in mesh.face_sets[name].tolist()}
+        assert faces <= bfaces
+
+
+def test_jacobians_positive_and_scaled_jacobian_at_default_size(seg):
+    det, scaled = hex_jacobians(seg.mesh.points, seg.mesh.cells)
+    assert det.min() > 0
+    assert scaled.min() >= 0.3
+
+
+def test_segmental_angles_follow_the_level_table(seg):
+    for d in seg.discs:
+        up, lo = d.split("-")
+        (Ru, _), (Rl, _) = seg.frames[up], seg.frames[lo]
+        nu = Ru @ rotation_x(seg.dimensions[up].wedge) @ [0, 0, 1]    # superior rim plane normals
+        nl = Rl @ rotation_x(seg.dimensions[lo].wedge) @ [0, 0, 1]
+        # + lordosis: the upper normal is turned toward -y (posterior) about +x
+        angle = math.degrees(math.atan2(nl[1] * nu[2] - nl[2] * nu[1], float(np.dot(nl, nu))))
+        assert angle == pytest.approx(seg.dimensions[d].segmental_angle, abs=1e-9)
+    # signed check on a lordotic lumbar pair: the upper body leans back (its +z tilts toward -y)
+    s = segment(["L4", "L5"])
+    R, _ = s.frames["L4"]
+    total = s.dimensions["L5"].wedge + s.dimensions["L4-L5"].segmental_angle - s.dimensions["L4"].wedge
+    assert (R @ [0, 0, 1])[1] == pytest.approx(-math.sin(math.radians(total)), abs=1e-12)
+
+
+def test_disc_rim_heights_in_the_mesh(seg):
+    # midsagittal anterior and posterior disc heights measured on the mesh nodes, perpendicular to the
+    # lower rim plane, against rim_height +- D/2 tan(wedge)
+    mesh = seg.mesh
+    for row in seg.geometry():
+        if row["kind"] != "disc":
+            continue
+        up, lo = row["name"].split("-")
+        R, o = seg.frames[lo]
+        G = R @ rotation_x(seg.dimensions[lo].wedge)
+        top = (mesh.points[mesh.node_sets[f"{up}:inferior"]] - o) @ R       # lower-local coordinates
+        bot = (mesh.points[mesh.node_sets[f"{lo}:superior"]] - o) @ R
+        for y_sign, key in ((1, "anterior_height_mm"), (-1, "posterior_height_mm")):
+            i_t = np.argmax(y_sign * top[:, 1] - 100 * np.abs(top[:, 0]))
+            i_b = np.argmax(y_sign * bot[:, 1] - 100 * np.abs(bot[:, 0]))
+            gap = (top[i_t] - bot[i_b]) @ (rotation_x(seg.dimensions[lo].wedge) @ [0, 0, 1])
+            assert gap == pytest.approx(row[key], abs=0.15), (row["name"], key)
+
+
+def test_volumes_per_level_and_region_match_the_parametric_shape(seg):
+    summary = seg.summary().set_index(["level", "region"])["volume_mm3"]
+    t_c, t_e = DEFAULT_CORTEX_THICKNESS, DEFAULT_ENDPLATE_THICKNESS
+    geos = {v: VertebraGeometry.from_dimensions(seg.dimensions[v]) for v in seg.levels}
+    for v in seg.levels:
+        ref = vertebra_volumes(geos[v], t_c, t_e)
+        for region in ("cortex", "endplate", "cancellous"):
+            assert summary[(v, region)] == pytest.approx(ref[region], rel=0.02), (v, region)
+    for d in seg.discs:
+        up, lo = d.split("-")
+        dd = seg.dimensions[d]
+        ref = disc_volumes(geos[lo], geos[up], seg.frames[lo], seg.frames[up], t_c,
+                           (dd.nucleus_fraction, dd.nucleus_offset))
+        assert summary[(d, "annulus")] + summary[(d, "nucleus")] == pytest.approx(ref["total"], rel=0.01)
+        for region in ("annulus", "nucleus"):
+            assert summary[(d, region)] == pytest.approx(ref[region], rel=0.02), (d, region)
+
+
+def test_overrides_scale_and_errors():
+    base = segment(["L1", "L2"])
+    s = segment(["L1", "L2"], overrides={"L1": {"anterior_height": 18.0}, "L1-L2": {"rim_height": 4.0}})
+    assert s.dimensions["L1"].anterior_height == 18.0
+    assert s.mesh.cell_volumes().sum() < base.mesh.cell_volumes().sum()
+    small = segment(["L1", "L2"], scale=0.9)
+    assert small.mesh.cell_volumes().sum() == pytest.approx(0.9 ** 3 * base.mesh.cell_volumes().sum(), rel=0.03)
+    with pytest.raises(InputError, match="'L3'"):
+        segment(["L1", "L2"], overrides={"L3": {"anterior_height": 20}})
+    with pytest.raises(InputError, match="not consecutive"):
+        segment(["L1", "L3"])
+
+
+def test_standalone_disc_matches_the_segment_disc(seg):
+    d = disc("T12-L1")
+    assert set(d.names("region")) == {"annulus", "nucleus"}
+    sel = seg.mesh.cells_in("level", "T12-L1")
+    assert d.n_cells == sel.sum()
+    assert d.cell_volumes().sum() == pytest.approx(seg.mesh.cell_volumes()[sel].sum(), rel=1e-12)
+    with pytest.raises(InputError, match="L5-S1"):
+        disc("L5-S1")
+
+
+def test_materials_summary_and_save(tmp_path):
+    s = segment("T12-L1", bmd=80.0)
+    assert s.elasticity.shape == (s.mesh.n_cells, 6, 6)
+    tab = s.summary()
+    E = tab.set_index(["level", "region"])["mean_modulus_MPa"]
+    assert E[("L1", "cortex")] > E[("L1", "endplate")] > E[("L1", "cancellous")] > E[("T12-L1", "annulus")]
+    assert E[("T12-L1", "annulus")] > E[("T12-L1", "nucleus")] > 0
+    # a plain mapping works too
+    s2 = segment(["L1"], materials={"cortex": (12000.0, 0.3), "endplate": (1000.0, 0.3),
+                                    "cancellous": (100.0, 0.2)})
+    assert s2.summary().set_index("region")["mean_modulus_MPa"]["cancellous"] == pytest.approx(100.0)
+    with pytest.raises(InputError, match="cancellous"):
+        segment(["L1"], materials={"cortex": (12000.0, 0.3)})
+    path = tmp_path / "seg.vtu"
+    s.save(path)
+    from vertebrafe.mesh import Mesh
+
+    back = Mesh.load(path)
+    assert back.n_cells == s.mesh.n_cells
+    assert back.names("level") == ["T12", "T12-L1", "L1"]
+    np.testing.assert_array_equal(back.node_sets["L1:superior"], s.mesh.node_sets["L1:superior"])
