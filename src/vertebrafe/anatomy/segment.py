@@ -120,7 +120,7 @@ class Segment:
         (axial modulus ``1 / S_zz`` in MPa). Returns ``self``."""
         self.materials = materials
         self.elasticity = cell_elasticity(self.mesh, materials)
-        self.mesh.cell_data["modulus"] = axial_modulus(self.elasticity)
+        self.mesh.set_cell_data("modulus", axial_modulus(self.elasticity))
         return self
 
     def geometry(self):
