@@ -162,3 +162,9 @@ def test_materials_summary_and_save(tmp_path):
     assert back.n_cells == s.mesh.n_cells
     assert back.names("level") == ["T12", "T12-L1", "L1"]
     np.testing.assert_array_equal(back.node_sets["L1:superior"], s.mesh.node_sets["L1:superior"])
+
+
+def test_mesh_is_mirror_symmetric_about_the_midsagittal_plane(seg):
+    p = seg.mesh.points
+    dist, _ = cKDTree(p).query(p * [-1.0, 1.0, 1.0])
+    assert dist.max() < 1e-9
