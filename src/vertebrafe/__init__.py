@@ -1,7 +1,13 @@
-"""vertebrafe: finite-element solver for vertebral biomechanics."""
-from ._version import __version__
-from . import errors
-from .mesh import Mesh
-from .fem import Model, RigidPlate, Solution
+"""vertebrafe: finite-element solver for vertebral biomechanics.
 
-__all__ = ["__version__", "errors", "Mesh", "Model", "RigidPlate", "Solution"]
+Layers (each usable alone): :class:`Mesh`; the FE core :class:`Model` -> :class:`Solution`;
+:mod:`vertebrafe.materials`; the anatomy meshers :func:`segment` -> :class:`Segment`.
+"""
+from ._version import __version__
+from . import errors, materials
+from .mesh import Mesh, box
+from .fem import Model, RigidPlate, Solution
+from .anatomy import Segment, segment
+
+__all__ = ["__version__", "errors", "materials", "Mesh", "box", "Model", "RigidPlate", "Solution",
+           "Segment", "segment"]

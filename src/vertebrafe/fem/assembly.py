@@ -7,9 +7,9 @@ around it see the plate blocks instead, through the exact small-rotation map
 and their rows become a decoupled diagonal, so the matrix keeps its 3x3 block structure (which the
 AMG preconditioner exploits) and stays symmetric positive definite.
 
-The sparsity pattern is built once from node-cell adjacency; the cells are then coloured so that no two
-cells of one colour share a node, and each colour is assembled in parallel, every cell adding its
-element matrix straight into its slots. No COO triplets are ever stored.
+The sparsity pattern is built once from node-cell adjacency; the cells are then cut into contiguous
+chunks coloured so that no two chunks of one colour share a node, and the chunks of each colour are
+assembled in parallel, every cell adding its element matrix straight into its slots. No COO triplets are ever stored.
 """
 import numpy as np
 from numba import njit, prange
@@ -97,54 +97,82 @@ def block_pattern(cells, node_plate, n_nodes, n_plates):
 
 
 @njit(cache=True)
-def color_cells(cells, n_nodes, active):
-    """Greedy colouring of the ``active`` cells so that cells of one colour share no node.
-
-    Returns ``(ptr, order)``: the cells of colour c are ``order[ptr[c]:ptr[c+1]]``.
-    """
+def _color_groups(cells, n_nodes, group, n_groups):
+    """Greedy colouring of cell groups so that groups of one colour share no node; ``(n_groups,)``."""
     m, k = cells.shape
+    # node -> groups adjacency (each group listed once per node)
+    last = np.full(n_nodes, -1, np.int64)
     count = np.zeros(n_nodes + 1, np.int64)
-    for e in range(m):
+    order = np.argsort(group, kind="mergesort")
+    for i in range(m):
+        e = order[i]
         for a in range(k):
-            count[cells[e, a] + 1] += 1
+            node = cells[e, a]
+            if last[node] != group[e]:
+                last[node] = group[e]
+                count[node + 1] += 1
     ptr = np.cumsum(count)
     fill = ptr[:-1].copy()
     adj = np.empty(ptr[-1], np.int64)
-    for e in range(m):
-        for a in range(k):
-            adj[fill[cells[e, a]]] = e
-            fill[cells[e, a]] += 1
-    color = np.full(m, -1, np.int64)
-    forbidden = np.full(1024, -1, np.int64)
-    n_colors = 0
-    for e in range(m):
-        if not active[e]:
-            continue
+    last[:] = -1
+    for i in range(m):
+        e = order[i]
         for a in range(k):
             node = cells[e, a]
-            for j in range(ptr[node], ptr[node + 1]):
-                f = adj[j]
-                if color[f] >= 0:
-                    forbidden[color[f]] = e
+            if last[node] != group[e]:
+                last[node] = group[e]
+                adj[fill[node]] = group[e]
+                fill[node] += 1
+    color = np.full(n_groups, -1, np.int64)
+    forbidden = np.full(n_groups + 1, -1, np.int64)
+    start = 0
+    for gi in range(n_groups):
+        # cells of group gi are order[start:stop]
+        stop = start
+        while stop < m and group[order[stop]] == gi:
+            stop += 1
+        for i in range(start, stop):
+            e = order[i]
+            for a in range(k):
+                node = cells[e, a]
+                for j in range(ptr[node], ptr[node + 1]):
+                    other = adj[j]
+                    if color[other] >= 0:
+                        forbidden[color[other]] = gi
         c = 0
-        while forbidden[c] == e:
+        while forbidden[c] == gi:
             c += 1
-        color[e] = c
-        if c + 1 > n_colors:
-            n_colors = c + 1
-    cptr = np.zeros(n_colors + 1, np.int64)
-    for e in range(m):
-        if color[e] >= 0:
-            cptr[color[e] + 1] += 1
-    cptr = np.cumsum(cptr)
-    cfill = cptr[:-1].copy()
-    order = np.empty(cptr[-1], np.int64)
-    for e in range(m):
-        c = color[e]
-        if c >= 0:
-            order[cfill[c]] = e
-            cfill[c] += 1
-    return cptr, order
+        color[gi] = c
+        start = stop
+    return color
+
+
+def color_cells(cells, n_nodes, active, n_threads):
+    """Split the ``active`` cells into colours whose cells share no node with another *chunk* of the colour.
+
+    Cells are cut into contiguous chunks in their stored order (which keeps neighbouring cells, and so
+    the matrix rows they touch, close in memory), and the chunks are coloured greedily; if the cell order
+    is too scattered for that to leave parallel work, single cells are coloured instead.
+    Returns ``(color_ptr, chunk_ptr, order)``: colour c holds chunks ``color_ptr[c]:color_ptr[c+1]``,
+    chunk j holds cells ``order[chunk_ptr[j]:chunk_ptr[j+1]]``.
+    """
+    cells = np.ascontiguousarray(cells, dtype=np.int64)
+    idx = np.flatnonzero(active)
+    for n_chunks in (32 * n_threads, idx.size):
+        n_chunks = max(1, min(n_chunks, idx.size))
+        group = np.full(cells.shape[0], -1, np.int64)
+        group[idx] = np.arange(idx.size) * n_chunks // max(idx.size, 1)
+        color = _color_groups(cells[idx], n_nodes, group[idx], n_chunks) if idx.size else np.zeros(0, np.int64)
+        n_colors = int(color.max()) + 1 if color.size else 0
+        if n_colors <= max(2, n_chunks // (4 * n_threads)):
+            break
+    chunk_order = np.argsort(color, kind="stable")
+    color_ptr = np.searchsorted(color[chunk_order], np.arange(n_colors + 1))
+    sizes = np.bincount(group[idx], minlength=n_chunks)[chunk_order]
+    chunk_ptr = np.concatenate([[0], np.cumsum(sizes)])
+    starts = np.concatenate([[0], np.cumsum(np.bincount(group[idx], minlength=n_chunks))])
+    order = np.concatenate([idx[starts[c]:starts[c + 1]] for c in chunk_order]) if idx.size else idx
+    return color_ptr.astype(np.int64), chunk_ptr.astype(np.int64), order.astype(np.int64)
 
 
 @njit(cache=True)
@@ -182,6 +210,19 @@ def _scatter(K, blocks, nblk, indptr, indices, free, g, data, rhs):
 
 
 @njit(cache=True)
+def _scatter_free(K, blocks, nblk, indptr, indices, data):
+    """:func:`_scatter` for a cell whose DOFs are all free."""
+    for bi in range(nblk):
+        ri = blocks[bi]
+        lo, hi = indptr[ri], indptr[ri + 1]
+        for bj in range(nblk):
+            pos = _find(indices, lo, hi, blocks[bj])
+            for i in range(3):
+                for j in range(3):
+                    data[pos, i, j] += K[3 * bi + i, 3 * bj + j]
+
+
+@njit(cache=True)
 def _assemble_cell(e, points, cells, C, mat, dN, w, bbar, node_plate, centers, n_nodes,
                    indptr, indices, free, g, data, rhs, s_xe, s_grad, s_det, s_gbar, s_B, s_DB, s_Ke,
                    s_blocks):
@@ -195,9 +236,16 @@ def _assemble_cell(e, points, cells, C, mat, dN, w, bbar, node_plate, centers, n
         if node_plate[cells[e, a]] >= 0:
             tied = True
     if not tied:
+        all_free = True
         for a in range(k):
             s_blocks[a] = cells[e, a]
-        _scatter(s_Ke, s_blocks, k, indptr, indices, free, g, data, rhs)
+            for d in range(3):
+                if not free[3 * cells[e, a] + d]:
+                    all_free = False
+        if all_free:
+            _scatter_free(s_Ke, s_blocks, k, indptr, indices, data)
+        else:
+            _scatter(s_Ke, s_blocks, k, indptr, indices, free, g, data, rhs)
         return min_det
     # cell touching a rigid plate: transform to the plate unknowns, Kt = T^T Ke T
     nb = _cell_blocks(cells[e], node_plate, n_nodes, s_blocks)
@@ -238,23 +286,20 @@ def _assemble_cell(e, points, cells, C, mat, dN, w, bbar, node_plate, centers, n
 
 @njit(parallel=True, cache=True)
 def assemble(points, cells, C, mat, dN, w, bbar, node_plate, centers, indptr, indices,
-             color_ptr, color_order, tied_cells, free, g, data, rhs, min_det, n_threads):
+             color_ptr, chunk_ptr, order, tied_cells, free, g, data, rhs, min_det):
     """Assemble the stiffness into BSR ``data (nnzb, 3, 3)`` and the prescribed-DOF terms into ``rhs``.
 
     points (n, 3) mm; cells (m, k); C (nmat, 6, 6) MPa with ``mat (m,)`` the row of each cell;
     dN (q, k, 3), w (q,) quadrature tables; bbar (m,) bool; node_plate (n,); centers (np, 3) mm;
-    cells listed by colour in ``color_ptr``/``color_order`` are assembled in parallel, ``tied_cells``
-    (cells touching a plate) serially. ``free``/``g`` (N,) flag free DOFs and hold prescribed values.
-    Writes ``min_det (m,)``, the smallest Jacobian determinant of each cell; ``n_threads`` sets the
-    number of parallel chunks per colour (numba.get_num_threads()).
+    the chunks of cells of each colour (``color_ptr``, ``chunk_ptr``, ``order`` from :func:`color_cells`)
+    are assembled in parallel, ``tied_cells`` (cells touching a plate) serially afterwards. ``free``/``g`` (N,) flag free DOFs and hold prescribed values.
+    Writes ``min_det (m,)``, the smallest Jacobian determinant of each cell.
     """
     n_nodes = points.shape[0]
     k = cells.shape[1]
     q = dN.shape[0]
     for c in range(color_ptr.shape[0] - 1):
-        start, stop = color_ptr[c], color_ptr[c + 1]
-        n_chunks = min(4 * n_threads, stop - start)
-        for t in prange(n_chunks):
+        for j in prange(color_ptr[c], color_ptr[c + 1]):
             s_xe = np.empty((k, 3))
             s_grad = np.empty((q, k, 3))
             s_det = np.empty(q)
@@ -263,10 +308,8 @@ def assemble(points, cells, C, mat, dN, w, bbar, node_plate, centers, indptr, in
             s_DB = np.empty((6, 3 * k))
             s_Ke = np.empty((3 * k, 3 * k))
             s_blocks = np.empty(2 * k, np.int64)
-            lo = start + (stop - start) * t // n_chunks
-            hi = start + (stop - start) * (t + 1) // n_chunks
-            for i in range(lo, hi):
-                e = color_order[i]
+            for i in range(chunk_ptr[j], chunk_ptr[j + 1]):
+                e = order[i]
                 min_det[e] = _assemble_cell(e, points, cells, C, mat, dN, w, bbar, node_plate, centers,
                                             n_nodes, indptr, indices, free, g, data, rhs, s_xe, s_grad,
                                             s_det, s_gbar, s_B, s_DB, s_Ke, s_blocks)

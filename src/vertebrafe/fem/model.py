@@ -308,14 +308,14 @@ class Model:
         n, npl = mesh.n_points, len(self.plates)
         indptr, indices = assembly.block_pattern(cells, node_plate, n, npl)
         tied = (node_plate[cells] >= 0).any(axis=1)
-        color_ptr, color_order = assembly.color_cells(cells, n, ~tied)
+        color_ptr, chunk_ptr, order = assembly.color_cells(cells, n, ~tied, numba.get_num_threads())
         # position of the diagonal block of every row (rows are sorted)
         rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
         diag = np.flatnonzero(indices == rows)
         used = np.zeros(n + 2 * npl, bool)
         used[cells.ravel()] = True
         used[n:] = True
-        pattern = dict(indptr=indptr, indices=indices, color_ptr=color_ptr, color_order=color_order,
+        pattern = dict(indptr=indptr, indices=indices, color_ptr=color_ptr, chunk_ptr=chunk_ptr, order=order,
                        tied=np.flatnonzero(tied), diag=diag, used=used)
         self._pattern_cache = (key, pattern)
         return pattern
@@ -367,8 +367,7 @@ class Model:
         el = mesh.element
         assembly.assemble(points, cells, self._C, self._material, el.gradients, el.weights, self._bbar,
                           node_plate, centers, pat["indptr"], pat["indices"], pat["color_ptr"],
-                          pat["color_order"], pat["tied"], free, g, data, rhs, min_det,
-                          numba.get_num_threads())
+                          pat["chunk_ptr"], pat["order"], pat["tied"], free, g, data, rhs, min_det)
         t2 = time.perf_counter()
         info["assembly_time"] = t2 - t1
         if np.any(min_det <= 0):
