@@ -123,6 +123,10 @@ def test_inverted_element_raises_before_solving():
         _solve(model, g)
     assert 4 in list(info.value.cells)
     assert re.search(r"\b4\b", str(info.value))
+    # Checked before anything else about the system: with no constraints at all, the inverted cell is
+    # still what is reported (not the free rigid-body motions).
+    with pytest.raises(InvertedElementError):
+        Model(Mesh(g.points, cells), E=100.0, nu=0.3).solve(solver="direct")
 
 
 def test_all_errors_share_the_family():

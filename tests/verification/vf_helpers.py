@@ -148,22 +148,6 @@ def voigt_to_tensor(C):
     return T
 
 
-def rigid_modes_residual(u, points):
-    """Least-squares fit of a rigid motion to ``u (n, 3)``; returns the max residual (for sanity checks)."""
-    c = points.mean(axis=0)
-    r = points - c
-    n = len(points)
-    A = np.zeros((3 * n, 6))
-    for a in range(3):
-        A[a::3, a] = 1.0
-    # rotation theta x r
-    A[0::3, 4] = r[:, 2]; A[0::3, 5] = -r[:, 1]
-    A[1::3, 3] = -r[:, 2]; A[1::3, 5] = r[:, 0]
-    A[2::3, 3] = r[:, 1]; A[2::3, 4] = -r[:, 0]
-    coef, *_ = np.linalg.lstsq(A, u.ravel(), rcond=None)
-    return np.abs(A @ coef - u.ravel()).max()
-
-
 def reaction_moment(sol, nodes, points, about):
     """Force ``(3,)`` N and moment ``(3,)`` N mm about ``about`` of the reactions at ``nodes``.
 
