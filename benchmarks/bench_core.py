@@ -486,6 +486,13 @@ def main(argv=None) -> int:
         print("load average before the run (1, 5, 15 min): "
               + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     print("command: python benchmarks/bench_core.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    # fill the numba cache once, so that no measured process pays for (or holds the memory of)
+    # compilation; each worker still warms up in-process on a tiny model
+    t0 = time.perf_counter()
+    warm = run_in_subprocess("vertebrafe", (4, 3, 3), args.formulation, args.solver, args.timeout,
+                             args.verbose)
+    print(f"numba cache warm-up: {time.perf_counter() - t0:.1f} s"
+          + ("" if warm.get("ok") else f" (failed: {warm.get('error')})"))
     results, rows, comparisons = [], [], []
     print()
     print_console_row(COLUMNS)
