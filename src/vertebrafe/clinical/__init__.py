@@ -1,0 +1,19 @@
+"""Clinical states of a segment: vertebral compression fracture, vertebroplasty, balloon kyphoplasty,
+and radiological measurement.
+
+Each operation takes a :class:`~vertebrafe.Segment` and returns a new one (the input is never modified);
+the returned segment's ``history`` (see :func:`history`) records every operation with its resolved
+parameters and achieved results.
+
+>>> import vertebrafe as vf
+>>> from vertebrafe.clinical import fracture, vertebroplasty, kyphoplasty, measure
+>>> seg = vf.segment("T12-L2", bmd=80.0)                                       # doctest: +SKIP
+>>> frac = fracture(seg, "L1", kind="wedge", grade=2)                          # doctest: +SKIP
+>>> measure(frac, "L1").anterior_height_loss                                   # doctest: +SKIP
+0.325
+"""
+from ._common import Operation, history
+from .fracture import FRACTURE_TYPES, GRADE_HEIGHT_LOSS, fracture
+from .measure import Measurement, measure
+
+__all__ = ["Operation", "history", "fracture", "FRACTURE_TYPES", "GRADE_HEIGHT_LOSS", "Measurement", "measure"]

@@ -1,0 +1,212 @@
+"""Shared helpers of the clinical layer: operation records, copying a Segment, level lookup,
+per-level node groups and sub-cell sampling.
+
+A clinical operation never modifies its input: :func:`derive` builds a new :class:`Segment` with a deep
+copy of the mesh and of the per-cell elasticity, and carries the operation history (a tuple of
+:class:`Operation`) as the attribute ``history`` of the returned segment (``()`` for a segment that was
+never treated; read it with :func:`history`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["Operation", "history", "derive", "check_level", "LevelNodes", "level_nodes", "to_local", "to_global",
+           "midline_profile", "sample_points", "cell_fraction", "operations_of"]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One clinical operation applied to a level.
+
+    Attributes
+    ----------
+    kind : str
+        ``"fracture"``, ``"vertebroplasty"`` or ``"kyphoplasty"``.
+    level : str
+        Vertebra the operation acts on.
+    parameters : mapping
+        Resolved input parameters (defaults filled in), e.g. ``{"type": "wedge", "grade": 2,
+        "height_loss": 0.325, ...}``; lengths mm, volumes mL, angles deg.
+    results : mapping
+        What the operation achieved, e.g. measured heights (mm), ``cement_volume_mL``,
+        ``volume_error`` (relative), the rigid motion of the levels above.
+    """
+
+    kind: str
+    level: str
+    parameters: MappingProxyType
+    results: MappingProxyType
+    data: dict = field(default_factory=dict, repr=False, compare=False)   # arrays kept for later operations
+
+    def as_dict(self):
+        """Plain dict (``kind``, ``level``, ``parameters``, ``results``) for reports and JSON."""
+        return {"kind": self.kind, "level": self.level, "parameters": dict(self.parameters),
+                "results": dict(self.results)}
+
+
+def make_operation(kind, level, parameters, results, data=None):
+    return Operation(kind, level, MappingProxyType(dict(parameters)), MappingProxyType(dict(results)),
+                     dict(data or {}))
+
+
+def history(segment):
+    """The clinical operations applied to ``segment`` (tuple of :class:`Operation`, oldest first)."""
+    return tuple(getattr(segment, "history", ()))
+
+
+def operations_of(segment, level, kind=None):
+    """Operations on ``level`` (optionally only of ``kind``), oldest first."""
+    return tuple(op for op in history(segment) if op.level == level and (kind is None or op.kind == kind))
+
+
+def derive(segment, operation, points=None, elasticity=None, frames=None, cell_data=None, tag_names=None):
+    """A new Segment: deep copy of ``segment.mesh`` with the given replacements, ``operation`` appended to
+    the history. ``cell_data`` ``{name: (m,) array}`` adds or replaces cell fields (with ``tag_names`` for
+    integer tags). The input segment is not modified."""
+    mesh = segment.mesh.copy()
+    if points is not None:
+        mesh.points = np.array(points, dtype=np.float64)
+    for name, values in (cell_data or {}).items():
+        mesh.set_cell_data(name, np.asarray(values), names=(tag_names or {}).get(name))
+    if elasticity is None and segment.elasticity is not None:
+        elasticity = segment.elasticity.copy()
+    new_frames = {k: (np.array(R, dtype=float), np.array(o, dtype=float)) for k, (R, o) in segment.frames.items()}
+    if frames:
+        new_frames.update(frames)
+    new = dataclasses.replace(segment, mesh=mesh, frames=new_frames, dimensions=dict(segment.dimensions),
+                              elasticity=elasticity)
+    if elasticity is not None:
+        from ..anatomy.segment import axial_modulus
+        mesh.set_cell_data("modulus", axial_modulus(elasticity))
+    new.history = history(segment) + (operation,)
+    return new
+
+
+def check_level(segment, level):
+    """Validate that ``level`` is a vertebra of ``segment``; returns its index (cranial first)."""
+    if not isinstance(level, str):
+        raise InputError(f"level = {level!r}; expected a vertebra name, one of {list(segment.levels)}")
+    if level in segment.levels:
+        return segment.levels.index(level)
+    if level in segment.discs:
+        raise InputError(f"level = {level!r} is a disc; clinical operations act on a vertebra, one of "
+                         f"{list(segment.levels)}")
+    raise InputError(f"level = {level!r} is not in this segment; known vertebrae: {list(segment.levels)}")
+
+
+def to_local(segment, level, x):
+    """Global points ``(k, 3)`` -> the local frame of ``level`` (mm)."""
+    R, o = segment.frames[level]
+    return (np.asarray(x) - o) @ R
+
+
+def to_global(segment, level, x):
+    """Local points ``(k, 3)`` of ``level`` -> global (mm)."""
+    R, o = segment.frames[level]
+    return np.asarray(x) @ R.T + o
+
+
+@dataclass(frozen=True)
+class LevelNodes:
+    """Node index groups around one vertebra (the mesh is numbered layer by layer, bottom up, with
+    ``n2`` nodes per layer, so node ``i`` lies in column ``i % n2``).
+
+    ``body``: nodes of the vertebral body (inferior to superior endplate layer inclusive); ``disc_above``,
+    ``disc_below``: interior node layers of the adjacent discs (may be empty); ``above``: every node above
+    the disc above (the upper vertebrae and discs); ``inferior``, ``superior``: endplate node layers;
+    ``upper_inferior`` / ``lower_superior``: the endplate layer of the neighbouring vertebra (or None).
+    """
+
+    n2: int
+    body: np.ndarray
+    inferior: np.ndarray
+    superior: np.ndarray
+    disc_above: np.ndarray
+    disc_below: np.ndarray
+    above: np.ndarray
+    upper_inferior: object
+    lower_superior: object
+
+
+def level_nodes(segment, level):
+    i = segment.levels.index(level)
+    ns = segment.mesh.node_sets
+    n2 = segment.counts.n_nodes
+    inf, sup = ns[f"{level}:inferior"], ns[f"{level}:superior"]
+    body = np.arange(inf.min(), sup.max() + 1)
+    n = segment.mesh.n_points
+    if i > 0:
+        up = ns[f"{segment.levels[i - 1]}:inferior"]
+        disc_above = np.arange(sup.max() + 1, up.min())
+        above = np.arange(up.min(), n)
+    else:
+        up, disc_above, above = None, np.arange(0), np.arange(sup.max() + 1, n)
+    if i < len(segment.levels) - 1:
+        lo = ns[f"{segment.levels[i + 1]}:superior"]
+        disc_below = np.arange(lo.max() + 1, inf.min())
+    else:
+        lo, disc_below = None, np.arange(0)
+    return LevelNodes(n2, body, inf, sup, disc_above, disc_below, above, up, lo)
+
+
+def column_fraction(points, nodes, bottom_layer, top_layer, n2):
+    """Position of ``nodes`` along their column between the node layers ``bottom_layer`` and ``top_layer``
+    (index arrays of ``n2`` nodes): 0 at the bottom, 1 at the top (projection on the column axis)."""
+    col = nodes % n2
+    b = points[bottom_layer[col]]
+    t = points[top_layer[col]]
+    d = t - b
+    return np.einsum("ij,ij->i", points[nodes] - b, d) / np.einsum("ij,ij->i", d, d)
+
+
+def midline_profile(local_points, layer, tol=1e-6):
+    """Mid-sagittal profile of an endplate node layer in the level's local frame.
+
+    Returns ``(k, 2)`` (y, z) of the layer's nodes on the plane x = 0 (within ``tol`` mm, relative to
+    the layer's width), ordered posterior to anterior.
+    """
+    p = local_points[layer]
+    w = np.ptp(p[:, 0])
+    sel = np.abs(p[:, 0]) <= tol * max(w, 1.0)
+    if np.count_nonzero(sel) < 3:
+        raise InputError("the endplate has fewer than 3 nodes on the mid-sagittal plane x = 0; measurement "
+                         "needs a mesh symmetric about x = 0")
+    yz = p[sel][:, 1:]
+    return yz[np.argsort(yz[:, 0])]
+
+
+# ------------------------------------------------------------------------------------- sub-cell sampling
+def sample_points(n):
+    """Reference coordinates ``(n^3, 3)`` in [-1, 1]^3 (midpoints of an n x n x n sub-grid) and the hex8
+    shape functions ``(n^3, 8)`` and gradients ``(n^3, 8, 3)`` there (VTK node order)."""
+    from ..elements import hex8_shape, hex8_shape_gradients
+
+    g = (np.arange(n) + 0.5) / n * 2.0 - 1.0
+    xi = np.stack(np.meshgrid(g, g, g, indexing="ij"), axis=-1).reshape(-1, 3)
+    return xi, np.asarray(hex8_shape(xi)), np.asarray(hex8_shape_gradients(xi))
+
+
+def cell_fraction(points, cells, inside, n=4):
+    """Partial volume of a region in each cell by sub-cell sampling.
+
+    ``points (N, 3)``, ``cells (m, 8)``; ``inside(x) -> bool or float (k,)`` for points ``x (k, 3)``
+    (a float is a membership weight 0..1). Each cell is sampled at ``n^3`` sub-cell midpoints mapped
+    through its trilinear map and weighted by the Jacobian determinant, so the fraction is the volume
+    fraction (exact up to the sampling of the region's boundary). Returns ``(fraction (m,), volume (m,))``
+    (mm^3, the cell volumes by the same rule).
+    """
+    _, N, dN = sample_points(n)
+    X = points[cells]                                        # (m, 8, 3)
+    x = np.einsum("qa,mai->mqi", N, X)                        # (m, q, 3)
+    J = np.einsum("qaj,mai->mqij", dN, X)                     # (m, q, 3, 3)
+    det = np.linalg.det(J)                                   # (m, q)
+    w = det * (8.0 / n ** 3)
+    inn = np.asarray(inside(x.reshape(-1, 3)), dtype=float).reshape(det.shape)
+    vol = w.sum(axis=1)
+    return (inn * w).sum(axis=1) / vol, vol
