@@ -15,5 +15,8 @@ parameters and achieved results.
 from ._common import Operation, history
 from .fracture import FRACTURE_TYPES, GRADE_HEIGHT_LOSS, fracture
 from .measure import Measurement, measure
+from .cement import APPROACHES, vertebroplasty
+from .kyphoplasty import kyphoplasty
 
-__all__ = ["Operation", "history", "fracture", "FRACTURE_TYPES", "GRADE_HEIGHT_LOSS", "Measurement", "measure"]
+__all__ = ["Operation", "history", "fracture", "FRACTURE_TYPES", "GRADE_HEIGHT_LOSS", "Measurement", "measure",
+           "vertebroplasty", "APPROACHES", "kyphoplasty"]

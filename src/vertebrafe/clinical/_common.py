@@ -50,9 +50,18 @@ class Operation:
                 "results": dict(self.results)}
 
 
+def _plain(v):
+    """numpy scalars -> Python numbers, tuples/arrays -> tuples of them (for reports and JSON)."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (tuple, list, np.ndarray)):
+        return tuple(_plain(x) for x in v)
+    return v
+
+
 def make_operation(kind, level, parameters, results, data=None):
-    return Operation(kind, level, MappingProxyType(dict(parameters)), MappingProxyType(dict(results)),
-                     dict(data or {}))
+    return Operation(kind, level, MappingProxyType({k: _plain(v) for k, v in dict(parameters).items()}),
+                     MappingProxyType({k: _plain(v) for k, v in dict(results).items()}), dict(data or {}))
 
 
 def history(segment):

@@ -22,7 +22,8 @@ Geometry (in the local frame of the fractured vertebra; its inferior endplate st
 
 Heights, losses and angles are defined and measured as in :mod:`vertebrafe.clinical.measure`.
 
-Damaged zone: the cancellous cells of the vertebra whose volume decreased by at least
+Damaged zone: the bone cells (``damage_regions``; default cancellous, cortex and endplate) of the
+vertebra whose volume decreased by at least
 ``damage_threshold * height_loss`` (the compacted part of the body: anterior for a wedge, central for a
 biconcave, all for a crush fracture) keep their region tag and get the cell field ``damage`` =
 ``1 - damage_factor``; their elasticity is multiplied by ``damage_factor`` (see ``docs/clinical.md``
@@ -42,7 +43,7 @@ from ._common import (check_level, column_fraction, derive, level_nodes, make_op
 from .measure import body_heights
 
 __all__ = ["fracture", "FRACTURE_TYPES", "GRADE_HEIGHT_LOSS", "DEFAULT_DAMAGE_FACTOR",
-           "DEFAULT_DAMAGE_THRESHOLD", "DEPRESSION_EXTENT", "MAX_HEIGHT_LOSS"]
+           "DEFAULT_DAMAGE_THRESHOLD", "DEFAULT_DAMAGE_REGIONS", "DEPRESSION_EXTENT", "MAX_HEIGHT_LOSS"]
 
 FRACTURE_TYPES = ("wedge", "biconcave", "crush")
 #: Height loss used for a Genant grade: mid-points of the grade ranges 20-25 % and 25-40 % (Genant SQ,
@@ -55,6 +56,8 @@ MAX_HEIGHT_LOSS = 0.6
 DEFAULT_DAMAGE_FACTOR = 0.25
 #: Damaged zone: cells compacted (volume decrease) by at least this fraction of the height loss [assumption].
 DEFAULT_DAMAGE_THRESHOLD = 0.25
+#: Regions damaged in the compacted zone: trabecular compaction and buckled/fractured cortex [assumption].
+DEFAULT_DAMAGE_REGIONS = ("cancellous", "cortex", "endplate")
 #: Extent of the endplate depression in star coordinates (0 centre, 1 outline) [assumption].
 DEPRESSION_EXTENT = 0.8
 
@@ -198,7 +201,7 @@ def resolve_height_loss(grade, height_loss):
 
 
 def fracture(segment, level, kind="wedge", grade=None, height_loss=None, damage_factor=DEFAULT_DAMAGE_FACTOR,
-             damage_threshold=DEFAULT_DAMAGE_THRESHOLD):
+             damage_threshold=DEFAULT_DAMAGE_THRESHOLD, damage_regions=DEFAULT_DAMAGE_REGIONS):
     """Vertebral compression fracture of ``level``; returns a new Segment (the input is not modified).
 
     Parameters
@@ -220,6 +223,9 @@ def fracture(segment, level, kind="wedge", grade=None, height_loss=None, damage_
     damage_threshold : float
         Cells compacted by at least ``damage_threshold * height_loss`` (volume fraction) are damaged;
         in [0, 1).
+    damage_regions : sequence of str
+        Regions of the vertebra that can be damaged (default cancellous bone, cortical shell and bony
+        endplate: the compacted trabeculae and the buckled cortex of the collapsed part).
 
     Returns
     -------
@@ -264,7 +270,12 @@ def fracture(segment, level, kind="wedge", grade=None, height_loss=None, damage_
     if np.any(q[cells_lvl] <= 0.0) or np.any(q <= 0.0):
         bad = np.flatnonzero(q <= 0.0)
         raise InvertedElementError(f"fracture of {level} with height_loss {loss:g} inverts cells {bad[:10].tolist()}")
-    canc = cells_lvl & mesh.cells_in("region", ["cancellous"])
+    known = set(mesh.tag_names["region"].values())
+    regs = [damage_regions] if isinstance(damage_regions, str) else list(damage_regions)
+    bad = [r for r in regs if r not in known]
+    if bad or not regs:
+        raise InputError(f"damage_regions = {damage_regions!r}; allowed regions of this mesh: {sorted(known)}")
+    canc = cells_lvl & mesh.cells_in("region", regs)
     compaction = 1.0 - V1 / V0
     zone = canc & (compaction >= dt * loss - 1e-12)
     damage = np.zeros(mesh.n_cells) if "damage" not in mesh.cell_data else mesh.cell_data["damage"].astype(float)
@@ -278,7 +289,8 @@ def fracture(segment, level, kind="wedge", grade=None, height_loss=None, damage_
     new_body_local = np.zeros((mesh.n_points, 3))
     new_body_local[d.nodes.body] = to_local(segment, level, points[d.nodes.body])
     (ha, hm, hp), _, _ = body_heights(new_body_local, d.nodes.inferior, d.nodes.superior)
-    params = dict(type=kind, grade=g, height_loss=loss, damage_factor=df, damage_threshold=dt)
+    params = dict(type=kind, grade=g, height_loss=loss, damage_factor=df, damage_threshold=dt,
+                  damage_regions=tuple(regs))
     results = dict(intact_heights_mm=(ha0, hm0, hp0), heights_mm=(ha, hm, hp),
                    wedge_change_deg=-math.degrees(theta), rotation_deg=math.degrees(theta),
                    translation_mm=tau, depression_mm=delta,
