@@ -69,9 +69,10 @@ def _bump(rho, extent=DEPRESSION_EXTENT):
 
 def _rotate_x(yz, pivot, angle):
     """Rotate points ``(k, 2)`` (y, z) about ``pivot`` by ``angle`` (rad, per point or scalar)."""
-    c, s = np.cos(angle), np.sin(angle)
+    cm1, s = -2.0 * np.sin(0.5 * np.asarray(angle)) ** 2, np.sin(angle)     # cos - 1 without cancellation
     d = yz - pivot
-    return pivot + np.stack([c * d[..., 0] - s * d[..., 1], s * d[..., 0] + c * d[..., 1]], axis=-1)
+    # yz + (R - I) d: a zero angle leaves the points bit for bit unchanged
+    return yz + np.stack([cm1 * d[..., 0] - s * d[..., 1], s * d[..., 0] + cm1 * d[..., 1]], axis=-1)
 
 
 class _Deformer:
@@ -162,7 +163,9 @@ class _Deformer:
     def global_points(self, theta, tau, delta, base_points):
         """All mesh points ``(n, 3)`` after the map (``base_points`` for the untouched ones)."""
         P = np.array(base_points, dtype=float, copy=True)
-        P[self.idx] = to_global(self.segment, self.level, self.apply(theta, tau, delta))
+        u = self.apply(theta, tau, delta) - self.local            # local displacement; 0 stays exactly 0
+        R, _ = self.segment.frames[self.level]
+        P[self.idx] += u @ R.T
         return P
 
     def frames(self, theta, tau):
@@ -270,11 +273,11 @@ def fracture(segment, level, kind="wedge", grade=None, height_loss=None, damage_
     if np.any(q[cells_lvl] <= 0.0) or np.any(q <= 0.0):
         bad = np.flatnonzero(q <= 0.0)
         raise InvertedElementError(f"fracture of {level} with height_loss {loss:g} inverts cells {bad[:10].tolist()}")
-    known = set(mesh.tag_names["region"].values())
+    known = set(mesh.tag_names["region"].values()) & {"cancellous", "cortex", "endplate"}
     regs = [damage_regions] if isinstance(damage_regions, str) else list(damage_regions)
     bad = [r for r in regs if r not in known]
     if bad or not regs:
-        raise InputError(f"damage_regions = {damage_regions!r}; allowed regions of this mesh: {sorted(known)}")
+        raise InputError(f"damage_regions = {damage_regions!r}; allowed bone regions of this mesh: {sorted(known)}")
     canc = cells_lvl & mesh.cells_in("region", regs)
     compaction = 1.0 - V1 / V0
     zone = canc & (compaction >= dt * loss - 1e-12)
