@@ -144,7 +144,7 @@ class Sampler:
 
     def fraction(self, inside):
         """Cell fractions ``(m,)`` of a bool/float sample field ``(m, q)``."""
-        return np.sum(self.w * inside, axis=1)
+        return np.clip(np.sum(self.w * inside, axis=1), 0.0, 1.0)
 
 
 def _region_code(mesh, name, tag_names):

@@ -1,0 +1,149 @@
+"""Vertebroplasty and kyphoplasty: cement volumes, placement, restoration, records and inputs."""
+import numpy as np
+import pytest
+
+import vertebrafe as vf
+from vertebrafe.clinical import fracture, history, kyphoplasty, measure, vertebroplasty
+from vertebrafe.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return vf.segment("T12-L2", bmd=80.0, element_size=3.0)
+
+
+@pytest.fixture(scope="module")
+def frac(seg):
+    return fracture(seg, "L1", kind="wedge", grade=2)
+
+
+@pytest.mark.parametrize("h", [2.0, 3.0])
+def test_cement_volume_matches_request(h):
+    s = vf.segment("L1", bmd=80.0, element_size=h)
+    f = fracture(s, "L1", kind="wedge", height_loss=0.3)
+    for approach, fill in (("bipedicular", 0.05), ("bipedicular", 0.3), ("bipedicular", 0.6),
+                           ("unipedicular", 0.15)):
+        t = vertebroplasty(f, "L1", fill=fill, approach=approach)
+        r = history(t)[-1].results
+        requested = history(t)[-1].parameters["volume_mL"]
+        assert abs(r["volume_error"]) < 0.01
+        assert measure(t, "L1").cement_volume_mL == pytest.approx(requested, rel=0.05)
+        assert r["fill"] == pytest.approx(fill, rel=0.05)
+    v = vertebroplasty(f, "L1", volume=3.0)
+    assert measure(v, "L1").cement_volume_mL == pytest.approx(3.0, rel=0.01)
+
+
+def test_vertebroplasty_fields_placement_and_record(seg, frac):
+    C0 = frac.elasticity.copy()
+    t = vertebroplasty(frac, "L1", volume=4.0)
+    assert np.array_equal(frac.elasticity, C0) and "cement_fraction" not in frac.mesh.cell_data
+    cf = t.mesh.cell_data["cement_fraction"]
+    assert cf.min() >= 0.0 and cf.max() <= 1.0
+    lvl = t.mesh.cells_in("level", ["L1"])
+    canc = frac.mesh.cells_in("region", ["cancellous"])
+    assert not np.any((cf > 0) & ~(lvl & canc))                 # only cancellous cells of L1
+    assert np.array_equal(t.mesh.points, frac.mesh.points)       # no height restoration
+    full = cf >= 0.5
+    assert np.all(t.mesh.cells_in("region", ["cement_bone"]) == full)
+    ms = seg.materials
+    assert np.allclose(t.elasticity[cf == 0], frac.elasticity[cf == 0])
+    Ezz = 1.0 / np.linalg.inv(t.elasticity[cf == 1.0])[:, 2, 2]
+    assert np.allclose(Ezz, ms.cement_bone().E)
+    op = history(t)[-1]
+    assert op.kind == "vertebroplasty" and op.parameters["volume_mL"] == 4.0
+    assert op.parameters["approach"] == "bipedicular"
+    c = op.results["cement_centroid_mm"]
+    assert abs(c[0]) < 0.05 and c[1] > 0.0                        # midline, anterior half
+    assert [o.kind for o in history(t)] == ["fracture", "vertebroplasty"]
+    m = measure(t, "L1")
+    assert m.treatment == "vertebroplasty" and m.fractured
+    # unipedicular from the left: centroid on the left; right entry mirrors it
+    ul = history(vertebroplasty(frac, "L1", volume=4.0, approach="unipedicular"))[-1].results
+    ur = history(vertebroplasty(frac, "L1", volume=4.0, approach="unipedicular", side="right"))[-1].results
+    assert ul["cement_centroid_mm"][0] < -2.0
+    assert ur["cement_centroid_mm"][0] == pytest.approx(-ul["cement_centroid_mm"][0], abs=1e-6)
+    # offset moves the cement
+    up = history(vertebroplasty(frac, "L1", volume=2.0, offset=(0.0, 0.0, 3.0)))[-1].results
+    base = history(vertebroplasty(frac, "L1", volume=2.0))[-1].results
+    assert up["cement_centroid_mm"][2] > base["cement_centroid_mm"][2] + 1.5
+    # pure PMMA and Hashin-Shtrikman mixing
+    p = vertebroplasty(frac, "L1", volume=2.0, material="pmma", mixing="hashin-shtrikman")
+    cf = p.mesh.cell_data["cement_fraction"]
+    Ezz = 1.0 / np.linalg.inv(p.elasticity[cf == 1.0])[:, 2, 2]
+    assert np.allclose(Ezz, ms.cement.E)
+    part = (cf > 0.2) & (cf < 0.8)
+    Ev = 1.0 / np.linalg.inv(t.elasticity)[:, 2, 2]
+    Ep = 1.0 / np.linalg.inv(p.elasticity)[:, 2, 2]
+    Eh = 1.0 / np.linalg.inv(frac.elasticity)[:, 2, 2]
+    assert np.all(Ep[part] > Eh[part]) and np.all(Ep[part] < ms.cement.E)
+
+
+def test_kyphoplasty_restores_intact_geometry(seg):
+    for kind in ("wedge", "biconcave", "crush"):
+        f = fracture(seg, "L1", kind=kind, height_loss=0.45)
+        k = kyphoplasty(f, "L1", restoration=1.0)
+        assert np.abs(k.mesh.points - seg.mesh.points).max() < 1e-9
+        for v in seg.levels:
+            assert np.allclose(k.frames[v][0], seg.frames[v][0], atol=1e-12)
+            assert np.allclose(k.frames[v][1], seg.frames[v][1], atol=1e-9)
+        m = measure(k, "L1")
+        assert m.height_loss_ratio < 1e-9
+        assert m.kyphotic_angle_deg == pytest.approx(measure(seg, "L1").kyphotic_angle_deg, abs=1e-9)
+
+
+def test_kyphoplasty_partial_restoration_cavity_and_rim(seg, frac):
+    m_f = measure(frac, "L1")
+    k = kyphoplasty(frac, "L1", restoration=0.5, volume=4.0, rim_thickness=1.5)
+    m_k = measure(k, "L1")
+    assert m_k.anterior_height_loss == pytest.approx(0.5 * m_f.anterior_height_loss, abs=1e-6)
+    assert 0.0 < m_f.kyphotic_angle_deg - m_k.kyphotic_angle_deg < m_f.kyphotic_angle_deg
+    op = history(k)[-1]
+    assert op.results["kyphotic_correction_deg"] == pytest.approx(m_f.kyphotic_angle_deg - m_k.kyphotic_angle_deg)
+    assert m_k.cement_volume_mL == pytest.approx(4.0, rel=0.01)
+    fc, fr = k.mesh.cell_data["cement_fraction"], k.mesh.cell_data["compacted_fraction"]
+    assert np.all(fc + fr <= 1.0 + 1e-12) and fr.sum() > 0
+    assert op.results["rim_volume_mL"] > 0.5
+    assert k.mesh.cells_in("region", ["cement"]).any()
+    k.mesh.check_inverted()
+    # default restoration 0.5, default volume 2 x 2.4 mL; one balloon on the midline
+    d = kyphoplasty(frac, "L1", balloons=1)
+    assert history(d)[-1].parameters["restoration"] == 0.5
+    assert measure(d, "L1").cement_volume_mL == pytest.approx(2.4, rel=0.01)
+    assert abs(history(d)[-1].results["fill"]) > 0
+
+
+def test_kyphoplasty_on_unfractured_level(seg):
+    k = kyphoplasty(seg, "L1")
+    assert np.array_equal(k.mesh.points, seg.mesh.points)
+    assert measure(k, "L1").cement_volume_mL == pytest.approx(4.8, rel=0.01)
+    with pytest.raises(InputError, match="not fractured"):
+        kyphoplasty(seg, "L1", restoration=0.5)
+
+
+@pytest.mark.parametrize("fn, kwargs, match", [
+    (vertebroplasty, dict(level="L5"), "not in this segment"),
+    (vertebroplasty, dict(level="L1-L2"), "is a disc"),
+    (vertebroplasty, dict(level="L1", fill=0.0), "fill"),
+    (vertebroplasty, dict(level="L1", fill=1.2), "fill"),
+    (vertebroplasty, dict(level="L1", volume=-1.0), "volume"),
+    (vertebroplasty, dict(level="L1", volume=80.0), "exceeds the cancellous volume"),
+    (vertebroplasty, dict(level="L1", volume=2.0, fill=0.1), "not both"),
+    (vertebroplasty, dict(level="L1", approach="transpedicular"), "approach"),
+    (vertebroplasty, dict(level="L1", material="glue"), "material"),
+    (kyphoplasty, dict(level="L1", restoration=1.5), "restoration"),
+    (kyphoplasty, dict(level="L1", restoration=-0.1), "restoration"),
+    (kyphoplasty, dict(level="L1", balloons=3), "balloons"),
+    (kyphoplasty, dict(level="L1", volume=0.0), "volume"),
+    (kyphoplasty, dict(level="L1", rim_thickness=-1.0), "rim_thickness"),
+])
+def test_invalid_inputs(frac, fn, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        fn(frac, **kwargs)
+
+
+def test_one_augmentation_per_level(frac):
+    v = vertebroplasty(frac, "L1", volume=2.0)
+    with pytest.raises(InputError, match="already has cement"):
+        kyphoplasty(v, "L1")
+    with pytest.raises(InputError, match="already"):
+        fracture(v, "L1")
