@@ -93,7 +93,11 @@ def test_kyphoplasty_restores_intact_geometry(seg):
 
 def test_kyphoplasty_partial_restoration_cavity_and_rim(seg, frac):
     m_f = measure(frac, "L1")
+    pts, C = frac.mesh.points.copy(), frac.elasticity.copy()
     k = kyphoplasty(frac, "L1", restoration=0.5, volume=4.0, rim_thickness=1.5)
+    assert np.array_equal(frac.mesh.points, pts) and np.array_equal(frac.elasticity, C)
+    assert "compacted_fraction" not in frac.mesh.cell_data and len(history(frac)) == 1
+    assert k.mesh.points is not frac.mesh.points and k.frames["T12"][0] is not frac.frames["T12"][0]
     m_k = measure(k, "L1")
     assert m_k.anterior_height_loss == pytest.approx(0.5 * m_f.anterior_height_loss, abs=1e-6)
     assert 0.0 < m_f.kyphotic_angle_deg - m_k.kyphotic_angle_deg < m_f.kyphotic_angle_deg

@@ -1,5 +1,4 @@
 """Six-point measurement of intact vertebrae against the anatomy's dimensions."""
-import math
 
 import pytest
 

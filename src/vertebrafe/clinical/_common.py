@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import InputError
 
 __all__ = ["Operation", "history", "derive", "check_level", "LevelNodes", "level_nodes", "to_local", "to_global",
-           "midline_profile", "sample_points", "cell_fraction", "operations_of"]
+           "midline_profile", "sample_points", "operations_of"]
 
 
 @dataclass(frozen=True)
@@ -199,23 +199,3 @@ def sample_points(n):
     g = (np.arange(n) + 0.5) / n * 2.0 - 1.0
     xi = np.stack(np.meshgrid(g, g, g, indexing="ij"), axis=-1).reshape(-1, 3)
     return xi, np.asarray(hex8_shape(xi)), np.asarray(hex8_shape_gradients(xi))
-
-
-def cell_fraction(points, cells, inside, n=4):
-    """Partial volume of a region in each cell by sub-cell sampling.
-
-    ``points (N, 3)``, ``cells (m, 8)``; ``inside(x) -> bool or float (k,)`` for points ``x (k, 3)``
-    (a float is a membership weight 0..1). Each cell is sampled at ``n^3`` sub-cell midpoints mapped
-    through its trilinear map and weighted by the Jacobian determinant, so the fraction is the volume
-    fraction (exact up to the sampling of the region's boundary). Returns ``(fraction (m,), volume (m,))``
-    (mm^3, the cell volumes by the same rule).
-    """
-    _, N, dN = sample_points(n)
-    X = points[cells]                                        # (m, 8, 3)
-    x = np.einsum("qa,mai->mqi", N, X)                        # (m, q, 3)
-    J = np.einsum("qaj,mai->mqij", dN, X)                     # (m, q, 3, 3)
-    det = np.linalg.det(J)                                   # (m, q)
-    w = det * (8.0 / n ** 3)
-    inn = np.asarray(inside(x.reshape(-1, 3)), dtype=float).reshape(det.shape)
-    vol = w.sum(axis=1)
-    return (inn * w).sum(axis=1) / vol, vol

@@ -27,7 +27,6 @@ An unfractured level may be treated (prophylactic augmentation); nothing is rest
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
