@@ -1,0 +1,139 @@
+"""Models and measurements for the anatomy validation targets (tests and benchmarks/validation_anatomy.py).
+
+* :func:`axial_stiffness` -- one vertebral body between rigid plates (the mesh-convergence measure).
+* :func:`disc_loaded_body` -- one vertebral body with its two adjacent discs, loaded through the discs,
+  and the cortical shell's share of the axial force at mid-height (:func:`shell_load_share`).
+
+Units mm, N, MPa. Solving is not part of ``vertebrafe.anatomy`` (it knows nothing about the FE core),
+so these drivers live beside the tests.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+import vertebrafe as vf
+from vertebrafe.anatomy import segment, vertebra
+from vertebrafe.anatomy.vertebra import make_mesh
+from vertebrafe.materials import MaterialSet
+
+
+def axial_stiffness(level="L1", bmd=70.0, element_size=2.0, displacement=0.01, solver="auto", **mesh_kw):
+    """Axial stiffness (N/mm) of one vertebral body between rigid plates.
+
+    The inferior endplate surface nodes are tied to a fixed rigid plate; the superior surface nodes to a
+    rigid plate with prescribed translation ``(0, 0, -displacement)`` (mm) and no rotation; stiffness =
+    axial plate reaction / displacement. Returns a dict with ``stiffness`` (N/mm), ``cells``, ``dofs``,
+    ``mesh_time`` and ``solve_time`` (s), ``iterations`` and ``min_scaled_jacobian``.
+    """
+    t0 = time.perf_counter()
+    mesh = vertebra(level, element_size=element_size, **mesh_kw)
+    t_mesh = time.perf_counter() - t0
+    C = MaterialSet(bmd=bmd).cell_elasticity(mesh.cell_data["region"], mesh.tag_names["region"])
+    model = vf.Model(mesh, C=C)
+    model.rigid_plate(mesh.node_sets["inferior"]).fix()
+    top = model.rigid_plate(mesh.node_sets["superior"])
+    top.prescribe(translation=(0.0, 0.0, -displacement), rotation=(0.0, 0.0, 0.0))
+    t0 = time.perf_counter()
+    sol = model.solve(solver=solver)
+    t_solve = time.perf_counter() - t0
+    force, _ = sol.plate_reaction(top)
+    return dict(element_size=float(element_size), cells=mesh.n_cells, dofs=3 * mesh.n_points,
+                mesh_time=t_mesh, solve_time=t_solve, iterations=sol.info.get("iterations"),
+                stiffness=float(-force[2] / displacement),
+                min_scaled_jacobian=float(mesh.quality().scaled_jacobian.min()))
+
+
+def cell_axial_heights(mesh, axis=(0.0, 0.0, 1.0)):
+    """Height ``(m,)`` (mm) of every cell along ``axis``: mean projection of its four vertical edges
+    (VTK order: nodes 4-7 above nodes 0-3, as the anatomy meshers extrude)."""
+    p = mesh.points[mesh.cells]
+    return ((p[:, 4:8] - p[:, 0:4]) @ np.asarray(axis, dtype=float)).mean(axis=1)
+
+
+def shell_load_share(mesh, cell_stress, layer, cortex, axis=(0.0, 0.0, 1.0)):
+    """Axial force carried by the cortex cells of one layer of cells, and by the whole layer.
+
+    For a layer of cells stacked along ``axis`` (one cell per column), the force through the layer is
+    ``F = sum_cells n.sigma.n * V / h``: the cell's mean axial stress times its mean cross-section
+    ``V / h`` (``h`` from :func:`cell_axial_heights`). This is the layer average of the plane-cut
+    integral of ``sigma_nn`` and equals it exactly where the stress is uniform along each column.
+
+    Parameters
+    ----------
+    mesh : Mesh
+    cell_stress : ndarray ``(m, 6)`` MPa (Voigt xx, yy, zz, xy, yz, xz; tensor shear components)
+    layer, cortex : bool ``(m,)`` masks: the cells of the layer, the cortical cells
+    axis : (3,) unit vector of the section normal
+
+    Returns
+    -------
+    dict: ``shell_force``, ``total_force`` (N, compression positive) and ``shell_share`` (-).
+    """
+    n = np.asarray(axis, dtype=float)
+    n = n / np.linalg.norm(n)
+    s = np.asarray(cell_stress)[layer]
+    snn = (s[:, 0] * n[0] ** 2 + s[:, 1] * n[1] ** 2 + s[:, 2] * n[2] ** 2
+           + 2.0 * (s[:, 3] * n[0] * n[1] + s[:, 4] * n[1] * n[2] + s[:, 5] * n[0] * n[2]))
+    area = mesh.cell_volumes()[layer] / cell_axial_heights(mesh, n)[layer]
+    f = -snn * area
+    shell = float(f[np.asarray(cortex)[layer]].sum())
+    total = float(f.sum())
+    return dict(shell_force=shell, total_force=total, shell_share=shell / total)
+
+
+def disc_loaded_body(level="L1", bmd=70.0, element_size=2.0, force=1000.0, solver="auto", materials=None):
+    """One vertebral body with its two adjacent discs, compressed through the discs.
+
+    Built from ``segment([above, level, below])``: the cells of the two discs and of ``level`` are
+    kept (the neighbouring vertebrae are dropped) and moved into the local frame of ``level`` (z = its
+    axis). The caudal surface of the lower disc (the neighbour's superior endplate) is fixed; the cranial
+    surface of the upper disc is tied to a rigid plate loaded with ``force`` (N) along -z, rotations
+    held at zero, translations free. At mid-height of the body the force through the section is split
+    into cortex and the rest with :func:`shell_load_share`; with an even number of cell layers (a node
+    layer at mid-height) the two layers next to it are averaged.
+
+    Returns a dict: ``share`` (dict of :func:`shell_load_share` plus ``applied_force``), ``cells``,
+    ``dofs``, ``mesh_time``, ``solve_time`` (s), ``iterations``.
+    """
+    from vertebrafe.anatomy.levels import adjacent_discs
+
+    above, below = adjacent_discs(level)
+    upper, lower = above.split("-")[0], below.split("-")[1]
+    t0 = time.perf_counter()
+    seg = segment([upper, level, lower], element_size=element_size)
+    full = seg.mesh
+    q = seg.counts.n_cells                                      # cells per cell layer of the stack
+    keep = full.cells_in("level", [above, level, below])
+    cells = full.cells[keep]
+    used = np.unique(cells)
+    remap = np.full(full.n_points, -1, dtype=np.int64)
+    remap[used] = np.arange(used.size)
+    R, o = seg.frames[level]
+    points = (full.points[used] - o) @ R                        # global -> local frame of the body
+    mesh = make_mesh(points, remap[cells],
+                     cell_data={k: np.asarray(v)[keep] for k, v in full.cell_data.items()},
+                     tag_names=full.tag_names)
+    t_mesh = time.perf_counter() - t0
+    gap = np.flatnonzero(keep) // q                             # cell layer index in the stack
+    ms = materials if materials is not None else MaterialSet(bmd=bmd)
+    model = vf.Model(mesh, C=ms.cell_elasticity(mesh.cell_data["region"], mesh.tag_names["region"]))
+    model.fix(remap[seg.node_sets[f"{lower}:superior"]], "xyz")
+    plate = model.rigid_plate(remap[seg.node_sets[f"{upper}:inferior"]])
+    plate.load(force=(0.0, 0.0, -float(force)))
+    plate.prescribe(rotation=(0.0, 0.0, 0.0))
+    t0 = time.perf_counter()
+    sol = model.solve(solver=solver)
+    t_solve = time.perf_counter() - t0
+    body = mesh.cells_in("level", level)
+    layers = np.unique(gap[body])
+    L = layers.size
+    mid = [layers[L // 2]] if L % 2 else [layers[L // 2 - 1], layers[L // 2]]
+    cortex = mesh.cells_in("region", "cortex")
+    parts = [shell_load_share(mesh, sol.cell_stress, body & (gap == g), cortex) for g in mid]
+    share = {k: float(np.mean([p[k] for p in parts])) for k in parts[0]}
+    share["applied_force"] = float(force)
+    return dict(share=share, cells=mesh.n_cells, dofs=3 * mesh.n_points, mesh_time=t_mesh,
+                solve_time=t_solve, iterations=sol.info.get("iterations"), layers=L, mid_layers=len(mid),
+                solution=sol, mesh=mesh)
