@@ -1,13 +1,15 @@
 """vertebrafe: finite-element solver for vertebral biomechanics.
 
 Layers (each usable alone): :class:`Mesh`; the FE core :class:`Model` -> :class:`Solution`;
-:mod:`vertebrafe.materials`; the anatomy meshers :func:`segment` -> :class:`Segment`.
+:mod:`vertebrafe.materials`; the anatomy meshers :func:`segment` -> :class:`Segment`; the clinical
+states :func:`fracture`, :func:`vertebroplasty`, :func:`kyphoplasty` and :func:`measure`.
 """
 from ._version import __version__
 from . import errors, materials
 from .mesh import Mesh, box
 from .fem import Model, RigidPlate, Solution
 from .anatomy import Segment, segment
+from .clinical import fracture, kyphoplasty, measure, vertebroplasty
 
 __all__ = ["__version__", "errors", "materials", "Mesh", "box", "Model", "RigidPlate", "Solution",
-           "Segment", "segment"]
+           "Segment", "segment", "fracture", "vertebroplasty", "kyphoplasty", "measure"]
