@@ -349,23 +349,30 @@ def _plane(grid, clip_plane, origin=None):
     return axis, normal, o
 
 
-def clip(obj, plane="sagittal", origin=None, keep="negative"):
+def clip(obj, plane="sagittal", origin=None, keep="negative", cut="plane"):
     """Cut the grid on the mid-``plane`` (``'sagittal'``: normal x, ``'coronal'``: normal y, ``'axial'``:
     normal z), through the centre of its bounding box unless ``origin (3,)`` mm is given.
 
-    Whole cells are kept (no cell is cut, so cell fields are shown as computed); ``keep='negative'``
-    keeps the patient's left half (sagittal), the posterior half (coronal) or the inferior half (axial).
+    ``keep='negative'`` keeps the patient's left half (sagittal), the posterior half (coronal) or the
+    inferior half (axial). ``cut='plane'`` cuts the cells on the plane (a flat cut face; cut cells keep
+    their cell values, point data are interpolated); ``cut='cells'`` keeps whole cells whose centre lies
+    on the kept side (the cell layout stays visible).
     """
     grid = _grid(obj)
     axis, normal, o = _plane(grid, plane, origin)
     if keep not in ("negative", "positive"):
         raise InputError(f"keep={keep!r}: allowed values are 'negative', 'positive'")
-    centers = np.asarray(grid.cell_centers().points)
-    side = centers[:, axis] - o[axis]
-    mask = side <= 0 if keep == "negative" else side >= 0
-    out = grid.extract_cells(np.flatnonzero(mask))
-    out.field_data.update({k: grid.field_data[k] for k in grid.field_data.keys()})
-    return out
+    if cut == "cells":
+        centers = np.asarray(grid.cell_centers().points)
+        side = centers[:, axis] - o[axis]
+        out = grid.extract_cells(np.flatnonzero(side <= 0 if keep == "negative" else side >= 0))
+    elif cut == "plane":
+        out = grid.clip(normal=tuple(normal), origin=tuple(o), invert=(keep == "negative"))
+    else:
+        raise InputError(f"cut={cut!r}: allowed values are 'plane', 'cells'")
+    for key in grid.field_data.keys():
+        out.field_data[key] = grid.field_data[key]
+    return _mark(out)
 
 
 # ------------------------------------------------------------------------------------------ views
@@ -529,20 +536,18 @@ def _clim(values_list, symmetric=False):
     return (lo, hi)
 
 
-def field_grid(obj, field="von_mises", scale=1.0, clip=None, origin=None):
-    """The grid :func:`show_field` draws: deformed by ``scale``, clipped on ``clip``, with ``field`` active.
-
-    Returns ``(grid, Field, association)``.
+def field_grid(obj, field="von_mises", scale=1.0, clip=None, origin=None, cut="plane"):
+    """The grid :func:`show_field` draws: clipped on ``clip`` (undeformed mid-plane, see :func:`clip`),
+    then deformed by ``scale``, with ``field`` active. Returns ``(grid, Field, association)``.
     """
     grid = _grid(obj)
     spec, assoc = _field(grid, field)
-    shown = _mark(deformed(grid, scale))
-    if clip is not None:
-        # clip on the undeformed mid-plane: choose cells by their undeformed centres
-        axis, _, o = _plane(grid, clip, origin)
-        centers = np.asarray(grid.cell_centers().points)
-        keep = np.flatnonzero(centers[:, axis] - o[axis] <= 0)
-        shown = _mark(shown.extract_cells(keep))
+    shown = grid if clip is None else globals()["clip"](grid, clip, origin=origin, cut=cut)
+    if scale == "auto":  # the magnification of the whole model, not of the clipped part
+        u = np.asarray(grid.point_data["displacement_mm"]) if "displacement_mm" in grid.point_data else None
+        umax = float(np.linalg.norm(u, axis=1).max()) if u is not None and u.size else 0.0
+        scale = 0.05 * grid.length / umax if umax > 0 else 0.0
+    shown = _mark(deformed(shown, scale))
     shown.set_active_scalars(spec.array, preference=assoc)
     return shown, spec, assoc
 
@@ -551,9 +556,9 @@ def _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title=
     p.add_mesh(shown, scalars=spec.array, preference=assoc, clim=clim, cmap=cmap, show_edges=show_edges,
                edge_color="#404040", line_width=0.5, show_scalar_bar=False)
     if scalar_bar:
-        p.add_scalar_bar(title=title or spec.title, n_labels=5, fmt="%.3g", vertical=True,
-                         position_x=0.86, position_y=0.15, height=0.7, width=0.06, title_font_size=14,
-                         label_font_size=12)
+        p.add_scalar_bar(title=title or spec.title, n_labels=5, fmt="%.3g", vertical=False,
+                         position_x=0.2, position_y=0.03, width=0.6, height=0.08, title_font_size=16,
+                         label_font_size=13, color="black")
 
 
 def show_field(obj, field="von_mises", scale=1.0, clip=None, clim=None, cmap="viridis", view="oblique",
