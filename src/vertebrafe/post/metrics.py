@@ -1,0 +1,309 @@
+"""Per level and region metrics of a solved segment, as tidy rows.
+
+Every statistic over cells is **volume-weighted** (cells differ in size): the weighted mean is
+``sum(v_i x_i) / sum(v_i)`` and a weighted percentile p is the value at which the cumulative volume of
+the cells sorted by ``x`` reaches p % of the group volume (midpoint rule, linear interpolation).
+Cell quantities are the volume averages of the Gauss-point fields (``Solution.cell_stress`` etc.).
+
+Rows are dicts ``{level, region, metric, value, unit}``; :func:`metrics_frame` adds ``case`` and makes a
+pandas DataFrame. Definitions (units):
+
+* per level and region: ``volume`` (mm^3); ``von_mises_mean``, ``von_mises_median``, ``von_mises_p95``,
+  ``von_mises_max`` (MPa); ``min_principal_stress_p05`` (MPa, the 5th percentile of the minimum principal
+  stress, i.e. the compressive tail); ``max_principal_strain_p95`` (-); ``strain_energy_density_mean``
+  (mJ/mm^3); for bone regions ``yield_fraction_compression`` / ``yield_fraction_tension`` /
+  ``yield_fraction`` (-, volume fraction whose minimum principal strain is below ``-yield_compression``,
+  whose maximum principal strain exceeds ``yield_tension``, or either); region ``bone`` aggregates all
+  bone regions of a vertebra.
+* per vertebra (region ``vertebra``): ``height`` (mm, distance of the area-weighted endplate centroids
+  along the vertebra's axis), ``height_change`` (mm, negative = shortened), ``apparent_strain`` (-,
+  height_change / height), ``superior_endplate_deflection`` and ``inferior_endplate_deflection`` (mm,
+  displacement of the central endplate (faces inside 30 % of the half-width and half-depth) relative to
+  its rim (the outermost ring of faces), along the outward normal; **positive = bulging into the
+  vertebral body**), ``cortical_share`` (-, share of the axial force carried by the cortex in the cell
+  layer that crosses the mid-height plane; each cell's axial force is ``sigma_aa * V / h`` with ``a`` the
+  vertebra's axis and ``h`` the cell's extent along it; NaN when the net axial force is small).
+* per disc (region ``disc``): ``height_change`` (mm); region ``nucleus``: ``pressure`` (MPa, volume mean
+  of ``-trace(sigma) / 3``), ``pressure_max``; region ``annulus``: ``von_mises_peak`` (MPa, max).
+* segment (level and region ``segment``): ``axial_stiffness`` (N/mm: compression / top-plate
+  displacement along the load direction), ``translation_x/y/z`` (mm), ``rotation_flexion`` (deg,
+  positive = flexion, about -x), ``rotation_lateral_bending`` (deg, positive = right, about +y),
+  ``rotation_axial`` (deg, about +z), ``reaction_force_x/y/z`` (N) and ``reaction_moment_x/y/z``
+  (N m, about the base centroid) at the fixed base.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["BONE_REGIONS", "weighted_quantile", "weighted_mean", "region_rows", "vertebra_rows", "disc_rows",
+           "segment_rows", "metrics_frame", "COLUMNS", "level_axis", "face_mean", "strain_ratio"]
+
+#: Regions whose volume counts as bone for yield fractions and strength (cement and cement-bone
+#: composite are excluded: their yield strain is not the bone's).
+BONE_REGIONS = ("cortex", "endplate", "cancellous", "compacted_bone")
+COLUMNS = ["case", "level", "region", "metric", "value", "unit"]
+CENTRAL_RADIUS = 0.3
+
+
+def weighted_mean(x, w):
+    w = np.asarray(w, dtype=float)
+    s = w.sum()
+    return float(np.dot(np.asarray(x, dtype=float), w) / s) if s > 0 else math.nan
+
+
+def weighted_quantile(x, w, q):
+    """Volume-weighted quantile(s) ``q`` in [0, 1] of values ``x (k,)`` with weights ``w (k,)``.
+
+    Midpoint rule: the sorted value i sits at cumulative weight ``(W_i - w_i / 2) / W``; linear
+    interpolation between, clamped at the ends. Equal weights give numpy's ``"hazen"`` percentile.
+    """
+    x = np.asarray(x, dtype=float)
+    w = np.asarray(w, dtype=float)
+    if x.size == 0:
+        return np.full(np.shape(q), math.nan)
+    order = np.argsort(x, kind="stable")
+    xs, ws = x[order], w[order]
+    c = np.cumsum(ws)
+    pos = (c - 0.5 * ws) / c[-1]
+    return np.interp(q, pos, xs)
+
+
+def level_axis(segment, name):
+    """Unit axis (3,) of vertebra ``name`` (its local z in the global frame); for a disc ``"A-B"`` the
+    normalised mean of the axes of ``A`` and ``B``."""
+    if name in segment.frames:
+        return np.asarray(segment.frames[name][0], dtype=float)[:, 2]
+    up, lo = name.split("-")
+    a = level_axis(segment, up) + level_axis(segment, lo)
+    return a / np.linalg.norm(a)
+
+
+def _areas(points, faces):
+    p = points[faces]
+    return 0.5 * np.linalg.norm(np.cross(p[:, 2] - p[:, 0], p[:, 3] - p[:, 1]), axis=1)
+
+
+def face_mean(points, faces, values, mask=None):
+    """Area-weighted mean over quad ``faces (k, 4)`` of a nodal field ``values (n, ...)``."""
+    if mask is not None:
+        faces = faces[mask]
+    a = _areas(points, faces)
+    v = np.asarray(values)[faces].mean(axis=1)
+    return np.tensordot(a, v, axes=(0, 0)) / a.sum()
+
+
+def _rim_and_centre(points, faces, R, origin):
+    """Bool masks ``(k,)`` of the rim faces (with an edge on the boundary of the face set) and the
+    central faces (centroid inside 30 % of the half-extents in the vertebra's local x-y)."""
+    e = np.stack([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 3]], faces[:, [3, 0]]], axis=1)   # (k, 4, 2)
+    es = np.sort(e.reshape(-1, 2), axis=1)
+    _, inv, cnt = np.unique(es, axis=0, return_inverse=True, return_counts=True)
+    boundary = (cnt[inv.ravel()] == 1).reshape(-1, 4)
+    rim = boundary.any(axis=1)
+    c = points[faces].mean(axis=1)
+    loc = (c - origin) @ R
+    mid = 0.5 * (loc[:, :2].max(axis=0) + loc[:, :2].min(axis=0))
+    half = 0.5 * (loc[:, :2].max(axis=0) - loc[:, :2].min(axis=0))
+    r = np.sqrt((((loc[:, :2] - mid) / half) ** 2).sum(axis=1))
+    centre = r <= CENTRAL_RADIUS
+    if not centre.any():
+        centre = r <= r.min() + 1e-12
+    return rim, centre
+
+
+def strain_ratio(principal_strains, yield_compression, yield_tension):
+    """Per cell ``max(-eps_min / yield_compression, eps_max / yield_tension, 0)`` from principal strains
+    ``(m, 3)`` (largest first): >= 1 where the cell exceeds a yield strain."""
+    p = np.asarray(principal_strains)
+    return np.maximum(np.maximum(-p[:, 2] / yield_compression, p[:, 0] / yield_tension), 0.0)
+
+
+def _group_rows(level, region, vol, vm, smin, emax, sed, bone, emin_strain, yc, yt):
+    rows = [(level, region, "volume", float(vol.sum()), "mm^3")]
+    if vol.sum() <= 0:
+        return rows
+    p = weighted_quantile(vm, vol, [0.5, 0.95])
+    rows += [
+        (level, region, "von_mises_mean", weighted_mean(vm, vol), "MPa"),
+        (level, region, "von_mises_median", float(p[0]), "MPa"),
+        (level, region, "von_mises_p95", float(p[1]), "MPa"),
+        (level, region, "von_mises_max", float(vm.max()), "MPa"),
+        (level, region, "min_principal_stress_p05", float(weighted_quantile(smin, vol, 0.05)), "MPa"),
+        (level, region, "max_principal_strain_p95", float(weighted_quantile(emax, vol, 0.95)), "-"),
+        (level, region, "strain_energy_density_mean", weighted_mean(sed, vol), "mJ/mm^3"),
+    ]
+    if bone:
+        comp = emin_strain < -yc
+        ten = emax > yt
+        V = vol.sum()
+        rows += [
+            (level, region, "yield_fraction_compression", float(vol[comp].sum() / V), "-"),
+            (level, region, "yield_fraction_tension", float(vol[ten].sum() / V), "-"),
+            (level, region, "yield_fraction", float(vol[comp | ten].sum() / V), "-"),
+        ]
+    return rows
+
+
+def region_rows(segment, solution, yield_compression=0.0077, yield_tension=0.0070, bone_regions=BONE_REGIONS):
+    """Rows per (level, region) and per vertebra for region ``bone`` (see the module docstring)."""
+    mesh = segment.mesh
+    vol = solution.cell_volume
+    vm = solution.von_mises
+    ps = solution.principal_stresses
+    pe = solution.principal_strains
+    sed = solution.strain_energy_density
+    lev, reg = mesh.cell_data["level"], mesh.cell_data["region"]
+    ln, rn = mesh.tag_names["level"], mesh.tag_names["region"]
+    bone_codes = [c for c, n in rn.items() if n in bone_regions]
+    is_bone = np.isin(reg, bone_codes)
+    rows = []
+    order = {n: i for i, n in enumerate(segment.names)}
+    for lc in sorted(np.unique(lev), key=lambda c: order.get(ln[int(c)], 1 << 30)):
+        L = lev == lc
+        lname = ln[int(lc)]
+        for rc in np.unique(reg[L]):
+            sel = L & (reg == rc)
+            rows += _group_rows(lname, rn[int(rc)], vol[sel], vm[sel], ps[sel, 2], pe[sel, 0], sed[sel],
+                                int(rc) in bone_codes, pe[sel, 2], yield_compression, yield_tension)
+        if lname in segment.levels:
+            sel = L & is_bone
+            if sel.any():
+                rows += _group_rows(lname, "bone", vol[sel], vm[sel], ps[sel, 2], pe[sel, 0], sed[sel], True,
+                                    pe[sel, 2], yield_compression, yield_tension)
+    return rows
+
+
+def _axial_stress(stress, a):
+    """sigma_aa ``(m,)`` of Voigt stresses ``(m, 6)`` (tensor shear) along the unit axis ``a (3,)``."""
+    s = stress
+    return (s[:, 0] * a[0] ** 2 + s[:, 1] * a[1] ** 2 + s[:, 2] * a[2] ** 2
+            + 2 * (s[:, 3] * a[0] * a[1] + s[:, 4] * a[1] * a[2] + s[:, 5] * a[0] * a[2]))
+
+
+def vertebra_geometry(segment, level, displacement=None):
+    """Height (mm) of vertebra ``level`` and, with ``displacement (n, 3)``, its height change (mm)."""
+    mesh = segment.mesh
+    a = level_axis(segment, level)
+    sup, inf = mesh.face_sets[f"{level}:superior"], mesh.face_sets[f"{level}:inferior"]
+    H = float((face_mean(mesh.points, sup, mesh.points) - face_mean(mesh.points, inf, mesh.points)) @ a)
+    if displacement is None:
+        return H, None
+    dh = float((face_mean(mesh.points, sup, displacement) - face_mean(mesh.points, inf, displacement)) @ a)
+    return H, dh
+
+
+def cortical_share(segment, solution, level):
+    """Share (-) of the axial force carried by the cortex at mid-height of vertebra ``level``
+    (see the module docstring); NaN when the net axial force is below 5 % of the sum of magnitudes."""
+    mesh = segment.mesh
+    R, o = (np.asarray(v, dtype=float) for v in segment.frames[level])
+    a = R[:, 2]
+    code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
+    cells = np.flatnonzero(mesh.cell_data["level"] == code)
+    z = (mesh.points - o) @ a
+    zinf = z[mesh.node_sets[f"{level}:inferior"]].mean()
+    zsup = z[mesh.node_sets[f"{level}:superior"]].mean()
+    zm = 0.5 * (zinf + zsup)
+    zc = z[mesh.cells[cells]]
+    lo, hi = zc.min(axis=1), zc.max(axis=1)
+    cross = cells[(lo <= zm) & (hi > zm)]
+    h = (zc.max(axis=1) - zc.min(axis=1))[(lo <= zm) & (hi > zm)]
+    f = _axial_stress(solution.cell_stress[cross], a) * solution.cell_volume[cross] / h
+    cort = [c for c, n in mesh.tag_names["region"].items() if n == "cortex"]
+    is_c = np.isin(mesh.cell_data["region"][cross], cort)
+    total = f.sum()
+    if abs(total) < 0.05 * np.abs(f).sum():
+        return math.nan
+    return float(f[is_c].sum() / total)
+
+
+def endplate_deflection(segment, displacement, level, which):
+    """Central bulge (mm) of endplate ``which`` (``"superior"``/``"inferior"``) of ``level`` relative to
+    its rim along the outward normal; positive = into the vertebral body."""
+    mesh = segment.mesh
+    R, o = (np.asarray(v, dtype=float) for v in segment.frames[level])
+    faces = mesh.face_sets[f"{level}:{which}"]
+    rim, centre = _rim_and_centre(mesh.points, faces, R, o)
+    n = R[:, 2] if which == "superior" else -R[:, 2]
+    w = displacement @ n
+    return float(-(face_mean(mesh.points, faces, w, centre) - face_mean(mesh.points, faces, w, rim)))
+
+
+def vertebra_rows(segment, solution):
+    rows = []
+    u = solution.displacement
+    for v in segment.levels:
+        H, dh = vertebra_geometry(segment, v, u)
+        rows += [
+            (v, "vertebra", "height", H, "mm"),
+            (v, "vertebra", "height_change", dh, "mm"),
+            (v, "vertebra", "apparent_strain", dh / H, "-"),
+            (v, "vertebra", "superior_endplate_deflection", endplate_deflection(segment, u, v, "superior"), "mm"),
+            (v, "vertebra", "inferior_endplate_deflection", endplate_deflection(segment, u, v, "inferior"), "mm"),
+            (v, "vertebra", "cortical_share", cortical_share(segment, solution, v), "-"),
+        ]
+    return rows
+
+
+def disc_rows(segment, solution):
+    mesh = segment.mesh
+    u = solution.displacement
+    rows = []
+    lev, reg = mesh.cell_data["level"], mesh.cell_data["region"]
+    lcode = {v: k for k, v in mesh.tag_names["level"].items()}
+    rcode = {v: k for k, v in mesh.tag_names["region"].items()}
+    vol = solution.cell_volume
+    s = solution.cell_stress
+    p = -(s[:, 0] + s[:, 1] + s[:, 2]) / 3.0
+    for d in segment.discs:
+        up, lo = d.split("-")
+        a = level_axis(segment, d)
+        top = face_mean(mesh.points, mesh.face_sets[f"{up}:inferior"], u)
+        bot = face_mean(mesh.points, mesh.face_sets[f"{lo}:superior"], u)
+        rows.append((d, "disc", "height_change", float((top - bot) @ a), "mm"))
+        L = lev == lcode[d]
+        if "nucleus" in rcode:
+            sel = L & (reg == rcode["nucleus"])
+            if sel.any():
+                rows.append((d, "nucleus", "pressure", weighted_mean(p[sel], vol[sel]), "MPa"))
+                rows.append((d, "nucleus", "pressure_max", float(p[sel].max()), "MPa"))
+        if "annulus" in rcode:
+            sel = L & (reg == rcode["annulus"])
+            if sel.any():
+                rows.append((d, "annulus", "von_mises_peak", float(solution.von_mises[sel].max()), "MPa"))
+    return rows
+
+
+def segment_rows(segment, solution, applied, load):
+    """Segment-level rows: stiffness, plate motion, base reactions."""
+    t, th = solution.plate_motion(applied.plate)
+    rows = []
+    if load.compression > 0:
+        along = float(t @ applied.direction)           # motion along the load (mm), > 0 in compression
+        k = load.compression / along if along > 0 else math.nan
+        rows.append(("segment", "segment", "axial_stiffness", k, "N/mm"))
+        rows.append(("segment", "segment", "displacement_along_load", along, "mm"))
+    deg = np.degrees(th)
+    rows += [("segment", "segment", f"translation_{c}", float(t[i]), "mm") for i, c in enumerate("xyz")]
+    rows += [("segment", "segment", "rotation_flexion", float(-deg[0]), "deg"),
+             ("segment", "segment", "rotation_lateral_bending", float(deg[1]), "deg"),
+             ("segment", "segment", "rotation_axial", float(deg[2]), "deg")]
+    base = applied.base
+    F = solution.reaction(base)
+    c = segment.mesh.points[base].mean(axis=0)
+    M = solution.reaction_moment(base, c) / 1000.0
+    rows += [("segment", "segment", f"reaction_force_{k}", float(F[i]), "N") for i, k in enumerate("xyz")]
+    rows += [("segment", "segment", f"reaction_moment_{k}", float(M[i]), "N m") for i, k in enumerate("xyz")]
+    return rows
+
+
+def metrics_frame(rows, case="case"):
+    """A tidy pandas DataFrame (columns :data:`COLUMNS`) from ``(level, region, metric, value, unit)`` rows."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows, columns=COLUMNS[1:])
+    df.insert(0, "case", case)
+    df["value"] = df["value"].astype(float)
+    return df

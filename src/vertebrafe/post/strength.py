@@ -1,0 +1,156 @@
+"""Linear-FE strength estimates per vertebra and the factor of risk.
+
+Two estimates, both exact consequences of linearity (a load scaled by lambda scales every strain by
+lambda):
+
+1. **Yield-volume (Pistoia-type) strength** -- the load scale ``lambda*`` at which a set ``fraction``
+   (default 2 %, Pistoia et al. 2002) of the vertebra's bone volume exceeds a yield strain (minimum
+   principal strain below ``-yield_compression`` or maximum principal strain above ``yield_tension``;
+   Morgan & Keaveny 2001 vertebral values 0.77 % / 0.70 % by default, from the MaterialSet). With the
+   per-cell strain ratio ``r = max(-eps_min / yc, eps_max / yt)``, the yielded fraction at scale lambda
+   is the volume fraction with ``r >= 1 / lambda``; ``lambda* = 1 / r_f`` where ``r_f`` is the ratio at
+   which the cells sorted by decreasing ``r`` reach ``fraction`` of the bone volume. Strength =
+   ``lambda* x compression`` (N); factor of risk = ``1 / lambda*``. The strength is specific to the load
+   case (disc-loaded, with its moments).
+2. **Apparent-strain (0.2 %) strength** -- the force at which the vertebra's apparent strain
+   (height change / height) reaches ``apparent_yield`` (default 0.2 %), the linear "strength" of the
+   VerSe19 benchmark. In situ (from the segment solve): ``F = 0.002 x compression / |apparent strain|``;
+   factor of risk = ``|apparent strain| / 0.002``. Alone, between rigid plates (:func:`vertebra_strength`,
+   the benchmark's set-up): the vertebra is cut from the segment, moved to its local frame, its inferior
+   endplate fixed and its superior endplate tied to a rigid plate pushed down by ``0.002 x height``
+   (rotations held, sideways translation free); the strength is the plate's reaction force.
+
+Factor of risk = applied load / strength (Bouxsein 2006; fracture threshold 1, transition zone
+1 +/- 0.2, Keaveny & Bouxsein 2008).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import InputError
+from .metrics import BONE_REGIONS, strain_ratio, vertebra_geometry
+
+__all__ = ["DEFAULT_FRACTION", "APPARENT_YIELD", "yield_scale", "strength_rows", "vertebra_strength",
+           "VertebraStrength"]
+
+DEFAULT_FRACTION = 0.02
+APPARENT_YIELD = 0.002
+
+
+def _check(fraction, yield_compression, yield_tension, apparent_yield=APPARENT_YIELD):
+    for name, v, lo, hi in (("fraction", fraction, 0.0, 1.0), ("yield_compression", yield_compression, 0.0, 0.1),
+                            ("yield_tension", yield_tension, 0.0, 0.1), ("apparent_yield", apparent_yield, 0.0, 0.1)):
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise InputError(f"{name} = {v!r}; expected a number in ({lo:g}, {hi:g})") from None
+        if not (lo < f < hi):
+            raise InputError(f"{name} = {v!r}; allowed range ({lo:g}, {hi:g})")
+
+
+def yield_scale(ratio, volume, fraction=DEFAULT_FRACTION):
+    """Load scale ``lambda*`` at which ``fraction`` of the total ``volume (k,)`` has ``lambda * ratio >= 1``.
+
+    ``ratio (k,)`` from :func:`~vertebrafe.post.metrics.strain_ratio`. Returns ``inf`` when no cell is
+    strained.
+    """
+    r = np.asarray(ratio, dtype=float)
+    v = np.asarray(volume, dtype=float)
+    order = np.argsort(-r, kind="stable")
+    c = np.cumsum(v[order]) / v.sum()
+    i = int(np.searchsorted(c, fraction - 1e-12))
+    i = min(i, r.size - 1)
+    rf = r[order][i]
+    return math.inf if rf <= 0 else 1.0 / rf
+
+
+def _bone_mask(mesh, level, regions):
+    code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
+    rc = [c for c, n in mesh.tag_names["region"].items() if n in regions]
+    return (mesh.cell_data["level"] == code) & np.isin(mesh.cell_data["region"], rc)
+
+
+def strength_rows(segment, solution, load, fraction=DEFAULT_FRACTION, yield_compression=0.0077,
+                  yield_tension=0.0070, apparent_yield=APPARENT_YIELD, regions=BONE_REGIONS):
+    """Per vertebra rows ``(level, "vertebra", metric, value, unit)``: ``load_scale_yield`` (-),
+    ``strength_yield`` (N), ``factor_of_risk_yield`` (-), ``strength_apparent`` (N),
+    ``factor_of_risk_apparent`` (-). Strengths are NaN without compression (pure moments)."""
+    _check(fraction, yield_compression, yield_tension, apparent_yield)
+    mesh = segment.mesh
+    ratio = strain_ratio(solution.principal_strains, yield_compression, yield_tension)
+    vol = solution.cell_volume
+    F = load.compression
+    rows = []
+    for v in segment.levels:
+        sel = _bone_mask(mesh, v, regions)
+        lam = yield_scale(ratio[sel], vol[sel], fraction) if sel.any() else math.nan
+        H, dh = vertebra_geometry(segment, v, solution.displacement)
+        eps = abs(dh / H)
+        rows += [
+            (v, "vertebra", "load_scale_yield", lam, "-"),
+            (v, "vertebra", "strength_yield", lam * F if F > 0 else math.nan, "N"),
+            (v, "vertebra", "factor_of_risk_yield", 1.0 / lam if lam > 0 else math.nan, "-"),
+            (v, "vertebra", "strength_apparent", apparent_yield * F / eps if (F > 0 and eps > 0) else math.nan, "N"),
+            (v, "vertebra", "factor_of_risk_apparent", eps / apparent_yield if F > 0 else math.nan, "-"),
+        ]
+    return rows
+
+
+class VertebraStrength(dict):
+    """Result of :func:`vertebra_strength` (a dict): ``level``, ``height`` (mm), ``stiffness`` (N/mm),
+    ``strength_apparent`` (N, force at the apparent yield strain), ``strength_yield`` (N, Pistoia-type
+    estimate under the same platen compression), ``dofs``, ``solve_time`` (s), and ``solution``."""
+
+    def __getattr__(self, k):
+        try:
+            return self[k]
+        except KeyError:
+            raise AttributeError(k) from None
+
+
+def vertebra_strength(segment, level, apparent_yield=APPARENT_YIELD, fraction=DEFAULT_FRACTION,
+                      yield_compression=None, yield_tension=None, regions=BONE_REGIONS, **solver_options):
+    """Linear strength of vertebra ``level`` alone between rigid plates (VerSe19-type set-up).
+
+    The vertebra's cells are extracted from ``segment`` (with their elasticity), moved into its local
+    frame (axis = z), the inferior endplate fixed, the superior endplate tied to a rigid plate with
+    prescribed axial translation ``-apparent_yield x height`` and zero rotation (sideways translation
+    free). ``strength_apparent`` is the plate's axial reaction force; ``strength_yield`` the same load
+    scaled to the Pistoia-type criterion (see the module docstring). Yield strains default to the
+    segment's MaterialSet values (0.0077 / 0.0070). Returns a :class:`VertebraStrength`.
+    """
+    from ..fem import Model
+
+    if segment.elasticity is None:
+        raise InputError("segment has no elasticity; build it with bmd=... or attach materials first")
+    if level not in segment.levels:
+        raise InputError(f"level = {level!r} is not a vertebra of this segment; vertebrae: {list(segment.levels)}")
+    ms = segment.materials
+    yc = float(getattr(ms, "yield_strain_compression", 0.0077)) if yield_compression is None else yield_compression
+    yt = float(getattr(ms, "yield_strain_tension", 0.0070)) if yield_tension is None else yield_tension
+    _check(fraction, yc, yt, apparent_yield)
+    mesh = segment.mesh
+    code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
+    mask = mesh.cell_data["level"] == code
+    sub = mesh.extract(mask)
+    R, o = (np.asarray(x, dtype=float) for x in segment.frames[level])
+    sub.points = (sub.points - o) @ R                         # local frame: axis = z
+    H = float(sub.points[sub.node_sets[f"{level}:superior"], 2].mean()
+              - sub.points[sub.node_sets[f"{level}:inferior"], 2].mean())
+    model = Model(sub, C=segment.elasticity[mask], formulation="bbar")
+    model.fix(sub.node_sets[f"{level}:inferior"], "xyz")
+    plate = model.rigid_plate(sub.node_sets[f"{level}:superior"])
+    delta = apparent_yield * H
+    plate.prescribe(translation=(None, None, -delta), rotation=(0.0, 0.0, 0.0))
+    sol = model.solve(**solver_options)
+    F = -float(sol.plate_reaction(plate)[0][2])               # the plate pushes down: reaction > 0 upward
+    # Pistoia-type: bone cells of the vertebra
+    rc = [c for c, n in sub.tag_names["region"].items() if n in regions]
+    sel = np.isin(sub.cell_data["region"], rc)
+    ratio = strain_ratio(sol.principal_strains, yc, yt)
+    lam = yield_scale(ratio[sel], sol.cell_volume[sel], fraction)
+    return VertebraStrength(level=level, height=H, stiffness=abs(F) / delta, strength_apparent=abs(F),
+                            strength_yield=lam * abs(F), load_scale_yield=lam, dofs=int(sol.info.get("dofs", 0)),
+                            solve_time=float(sol.info.get("total_time", math.nan)), solution=sol)

@@ -1,0 +1,277 @@
+"""One load case on one segment: build the FE model, solve, post-process.
+
+>>> import vertebrafe as vf
+>>> from vertebrafe.simulate import simulate
+>>> seg = vf.segment("L3-L4", bmd=120.0)                               # doctest: +SKIP
+>>> res = simulate(seg, vf.loads.preset("relaxed_standing"))           # doctest: +SKIP
+>>> res.value("pressure", level="L3-L4", region="nucleus")             # doctest: +SKIP
+>>> res.save("out/standing")                                           # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from functools import cached_property
+
+import numpy as np
+
+from ._version import __version__
+from .errors import InputError
+from .loads import Load, apply, preset
+from .post import metrics as _m
+from .post import strength as _s
+from .post.compare import compare as _compare
+from .post.compare import treated_level
+
+__all__ = ["simulate", "Result"]
+
+
+def _yield_strains(segment, yield_compression, yield_tension):
+    ms = segment.materials
+    yc = float(getattr(ms, "yield_strain_compression", 0.0077)) if yield_compression is None else float(yield_compression)
+    yt = float(getattr(ms, "yield_strain_tension", 0.0070)) if yield_tension is None else float(yield_tension)
+    for name, v in (("yield_compression", yc), ("yield_tension", yt)):
+        if not (0.0 < v < 0.1):
+            raise InputError(f"{name} = {v!r}; allowed range (0, 0.1)")
+    return yc, yt
+
+
+def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=None, fraction=_s.DEFAULT_FRACTION,
+             bone_regions=_m.BONE_REGIONS, formulation="bbar", **solver_options):
+    """Solve ``load`` on ``segment`` and post-process it.
+
+    Parameters
+    ----------
+    segment : vertebrafe.Segment
+        With per-cell ``elasticity`` (build it with ``bmd=`` or ``materials=``); may carry a clinical
+        ``history``.
+    load : Load or str
+        A :class:`~vertebrafe.loads.Load` or the name of a preset (:data:`vertebrafe.loads.PRESETS`).
+    case : str, optional
+        Label of the case in the metric tables (default: the load's name or ``"case"``).
+    yield_compression, yield_tension : float, optional
+        Yield strains (-) for yield fractions and strength; default the MaterialSet's (0.0077 / 0.0070,
+        Morgan & Keaveny 2001).
+    fraction : float
+        Bone-volume fraction of the yield-volume strength criterion (default 0.02, Pistoia 2002).
+    bone_regions : tuple of str
+        Regions counted as bone.
+    formulation : str
+        FE formulation (default ``"bbar"``: the nucleus is nearly incompressible).
+    **solver_options
+        Passed to :meth:`vertebrafe.Model.solve` (``solver="auto"|"direct"|"amg"``, ``rtol``, ``maxiter``).
+
+    Returns
+    -------
+    Result
+    """
+    from .fem import Model
+
+    if isinstance(load, str):
+        load = preset(load)
+    if not isinstance(load, Load):
+        raise InputError(f"load = {load!r}; expected a vertebrafe.loads.Load or a preset name")
+    if getattr(segment, "elasticity", None) is None:
+        raise InputError("segment has no elasticity; build it with vertebrafe.segment(..., bmd=...) or call "
+                         "segment.attach_materials(...)")
+    if load.is_zero:
+        raise InputError("load is zero (no compression and no moment); nothing to solve")
+    yc, yt = _yield_strains(segment, yield_compression, yield_tension)
+    _s._check(fraction, yc, yt)
+    solver_options.setdefault("solver", "auto")
+    t0 = time.perf_counter()
+    model = Model(segment.mesh, C=segment.elasticity, formulation=formulation)
+    applied = apply(model, segment, load)
+    t1 = time.perf_counter()
+    solution = model.solve(**solver_options)
+    t2 = time.perf_counter()
+    res = Result(segment=segment, load=load, solution=solution, applied=applied,
+                 case=case or load.name or "case", yield_compression=yc, yield_tension=yt, fraction=fraction,
+                 bone_regions=tuple(bone_regions), formulation=formulation, solver_options=dict(solver_options))
+    res.timings = {"model_time": t1 - t0, "solve_time": t2 - t1}
+    _ = res.metrics
+    res.timings["metrics_time"] = time.perf_counter() - t2
+    return res
+
+
+@dataclasses.dataclass(eq=False)
+class Result:
+    """A solved load case.
+
+    Attributes
+    ----------
+    segment, load, solution, applied
+        The :class:`~vertebrafe.Segment`, the :class:`~vertebrafe.loads.Load`, the FE
+        :class:`~vertebrafe.Solution` and the :class:`~vertebrafe.loads.AppliedLoad` (plate, base nodes).
+    case : str
+    metrics : pandas.DataFrame
+        Tidy table ``case, level, region, metric, value, unit`` (see :mod:`vertebrafe.post.metrics`),
+        including the strength and factor-of-risk rows (:mod:`vertebrafe.post.strength`).
+    """
+
+    segment: object
+    load: Load
+    solution: object
+    applied: object
+    case: str = "case"
+    yield_compression: float = 0.0077
+    yield_tension: float = 0.0070
+    fraction: float = _s.DEFAULT_FRACTION
+    bone_regions: tuple = _m.BONE_REGIONS
+    formulation: str = "bbar"
+    solver_options: dict = dataclasses.field(default_factory=dict)
+    timings: dict = dataclasses.field(default_factory=dict)
+
+    # -- metrics ----------------------------------------------------------------------------------
+    @cached_property
+    def metrics(self):
+        seg, sol = self.segment, self.solution
+        rows = _m.region_rows(seg, sol, self.yield_compression, self.yield_tension, self.bone_regions)
+        rows += _m.vertebra_rows(seg, sol)
+        rows += _s.strength_rows(seg, sol, self.load, self.fraction, self.yield_compression, self.yield_tension,
+                                 regions=self.bone_regions)
+        rows += _m.disc_rows(seg, sol)
+        rows += _m.segment_rows(seg, sol, self.applied, self.load)
+        return _m.metrics_frame(rows, self.case)
+
+    def value(self, metric, level="segment", region=None):
+        """One metric value (float). ``region`` defaults to the only region of ``metric`` at ``level``."""
+        df = self.metrics
+        sel = (df["metric"] == metric) & (df["level"] == level)
+        if region is not None:
+            sel &= df["region"] == region
+        hit = df[sel]
+        if len(hit) != 1:
+            raise InputError(f"metric {metric!r} at level {level!r}, region {region!r} matches {len(hit)} rows; "
+                             f"regions there: {sorted(set(df[(df['level'] == level)]['region']))}")
+        return float(hit["value"].iloc[0])
+
+    def strength(self, fraction=None, yield_compression=None, yield_tension=None, apparent_yield=_s.APPARENT_YIELD):
+        """Strength and factor-of-risk rows (DataFrame) with other criterion parameters."""
+        rows = _s.strength_rows(self.segment, self.solution, self.load,
+                                self.fraction if fraction is None else fraction,
+                                self.yield_compression if yield_compression is None else yield_compression,
+                                self.yield_tension if yield_tension is None else yield_tension,
+                                apparent_yield, self.bone_regions)
+        return _m.metrics_frame(rows, self.case)
+
+    @property
+    def factor_of_risk(self):
+        """Factor-of-risk rows of :attr:`metrics` (both estimates, per vertebra)."""
+        df = self.metrics
+        return df[df["metric"].str.startswith("factor_of_risk")].reset_index(drop=True)
+
+    @property
+    def treated_level(self):
+        """Treated vertebra from the segment's clinical history (None if untreated)."""
+        return treated_level(self.segment)
+
+    @property
+    def info(self):
+        """Solver information (``Solution.info``) plus the timings of this run (s)."""
+        return {**self.solution.info, **self.timings}
+
+    def compare(self, reference):
+        """Ratio and change of every metric against ``reference`` (a :class:`Result` or a metric
+        DataFrame); the levels next to the treated level (of this result's segment, else the
+        reference's) are labelled (see :mod:`vertebrafe.post.compare`)."""
+        if isinstance(reference, Result):
+            treated = self.treated_level or reference.treated_level
+            ref = reference.metrics
+        else:
+            treated, ref = self.treated_level, reference
+        return _compare(self.metrics, ref, self.segment.levels, treated)
+
+    # -- records and files ------------------------------------------------------------------------
+    def record(self):
+        """The resolved inputs as a JSON-ready dict (enough to rebuild and rerun the case)."""
+        seg = self.segment
+        ms = seg.materials
+        if dataclasses.is_dataclass(ms):
+            materials = _plain(dataclasses.asdict(ms))
+        elif ms is None:
+            materials = None
+        else:
+            materials = _plain(ms)
+        return {
+            "vertebrafe_version": __version__,
+            "case": self.case,
+            "segment": {
+                "levels": list(seg.levels),
+                "element_size": seg.element_size,
+                "cortex_thickness": seg.cortex_thickness,
+                "endplate_thickness": seg.endplate_thickness,
+                "dimensions": {k: _plain(dataclasses.asdict(v)) if dataclasses.is_dataclass(v) else _plain(v)
+                               for k, v in seg.dimensions.items()},
+                "n_cells": int(seg.mesh.n_cells), "n_points": int(seg.mesh.n_points),
+            },
+            "materials": materials,
+            "history": [op.as_dict() for op in getattr(seg, "history", ())],
+            "load": self.load.as_dict(),
+            "load_applied": {"force_N": self.applied.force.tolist(), "moment_Nmm": self.applied.moment.tolist(),
+                             "reference_point_mm": self.applied.plate.center.tolist(),
+                             "guide_forces_N": {k: v.tolist() for k, v in self.applied.guide_forces.items()}},
+            "boundary_conditions": {"fixed": "segment:inferior (x, y, z)",
+                                    "loaded": "segment:superior tied to a rigid plate"},
+            "post": {"yield_compression": self.yield_compression, "yield_tension": self.yield_tension,
+                     "fraction": self.fraction, "bone_regions": list(self.bone_regions)},
+            "formulation": self.formulation,
+            "solver_options": _plain(self.solver_options),
+            "solver_info": _plain(self.info),
+        }
+
+    def save(self, directory):
+        """Write ``result.vtu`` (mesh, tags with names, node and face sets, all fields), ``metrics.csv``,
+        ``metrics.json`` (records) and ``case.json`` (:meth:`record`) into ``directory`` (created).
+        Returns ``{kind: path}``."""
+        from .mesh import _write_with_field_data
+        import meshio
+        import tempfile
+
+        os.makedirs(directory, exist_ok=True)
+        paths = {k: os.path.join(directory, n) for k, n in (("vtu", "result.vtu"), ("csv", "metrics.csv"),
+                                                             ("json", "metrics.json"), ("case", "case.json"))}
+        m = self.solution.to_meshio()
+        ratio = _m.strain_ratio(self.solution.principal_strains, self.yield_compression, self.yield_tension)
+        m.cell_data["yield_strain_ratio"] = [ratio]
+        p = -(self.solution.cell_stress[:, :3].sum(axis=1)) / 3.0
+        m.cell_data["hydrostatic_pressure_MPa"] = [p]
+        fd, tmp = tempfile.mkstemp(suffix=".vtu", dir=directory)
+        os.close(fd)
+        try:
+            meshio.write(tmp, m, file_format="vtu")
+            _write_with_field_data(tmp, paths["vtu"], m.field_data)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        self.metrics.to_csv(paths["csv"], index=False)
+        self.metrics.to_json(paths["json"], orient="records", indent=1)
+        with open(paths["case"], "w") as f:
+            json.dump(self.record(), f, indent=1, allow_nan=True)
+        return paths
+
+    def __repr__(self):
+        return (f"Result(case={self.case!r}, {self.load.describe()}, {self.segment.mesh.n_cells} cells, "
+                f"solver={self.solution.info.get('solver')})")
+
+
+def _plain(v):
+    """JSON-ready copy: numpy -> Python, tuples -> lists, mappings -> dicts, other objects -> str."""
+    if isinstance(v, dict) or hasattr(v, "items"):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return _plain(dataclasses.asdict(v))
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return str(v)
