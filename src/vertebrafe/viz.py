@@ -105,6 +105,8 @@ FIELDS = {
     "displacement_y": Field("displacement_y_mm", "displacement y (anterior)", "mm"),
     "displacement_z": Field("displacement_z_mm", "displacement z (superior)", "mm"),
     "strain_energy_density": Field("strain_energy_density_mJ_per_mm3", "strain energy density", "mJ/mm³"),
+    "hydrostatic_pressure": Field("hydrostatic_pressure_MPa", "hydrostatic pressure", "MPa"),
+    "yield_strain_ratio": Field("yield_strain_ratio", "yield strain ratio", "-"),
     "cement_fraction": Field("cement_fraction", "cement volume fraction", "-"),
     "compacted_fraction": Field("compacted_fraction", "compacted bone fraction", "-"),
     "damage": Field("damage", "damage", "-"),
@@ -222,6 +224,16 @@ def _solution_of(obj):
     return None
 
 
+def _add_result_fields(grid, obj, sol):
+    """Cell fields that ``Result.save`` writes next to the solution's: hydrostatic pressure (MPa, positive
+    in compression) and, for a simulation result with yield strains, the yield strain ratio (-)."""
+    grid.cell_data["hydrostatic_pressure_MPa"] = -np.asarray(sol.cell_stress)[:, :3].sum(axis=1) / 3.0
+    yc, yt = getattr(obj, "yield_compression", None), getattr(obj, "yield_tension", None)
+    if yc and yt:
+        p = np.asarray(sol.principal_strains)
+        grid.cell_data["yield_strain_ratio"] = np.maximum(np.maximum(-p[:, 2] / yc, p[:, 0] / yt), 0.0)
+
+
 def to_pyvista(obj):
     """Convert ``obj`` to a new :class:`pyvista.UnstructuredGrid` (see the module docstring for its arrays).
 
@@ -250,6 +262,7 @@ def to_pyvista(obj):
             grid.point_data[name] = np.asarray(value)
         for name, value in cell.items():
             grid.cell_data[name] = np.asarray(value)
+        _add_result_fields(grid, obj, sol)
         return _add_derived(grid)
     mesh = getattr(obj, "mesh", None)
     if mesh is None and hasattr(obj, "segment"):
@@ -753,7 +766,7 @@ VIEW_HELP = "show a result, segment or mesh file (VTU) with PyVista, or save a s
 def configure_view(parser):
     """Arguments of ``vertebrafe view`` (registered in ``vertebrafe.cli.SUBCOMMANDS``)."""
     parser.add_argument("result", metavar="RESULT",
-                        help="file written by Solution.save / Segment.save / Mesh.save (.vtu) or a result directory")
+                        help="VTU file written by Result.save / Solution.save / Segment.save / Mesh.save, or a directory written by Result.save (its result.vtu)")
     parser.add_argument("--field", "-f", default=None,
                         help=f"result field to show (default: tags); one of {', '.join(FIELDS)} or an array name")
     parser.add_argument("--color-by", default="region", help="cell tag used without --field (region, level)")
@@ -776,6 +789,8 @@ def configure_view(parser):
 def _resolve_result_path(path):
     p = pathlib.Path(path)
     if p.is_dir():
+        if (p / "result.vtu").is_file():
+            return p / "result.vtu"
         files = sorted(p.glob("*.vtu"))
         if not files:
             raise InputError(f"result directory {str(p)!r} holds no .vtu file")

@@ -1,0 +1,256 @@
+"""PyVista layer: conversion with named tags and unit-named fields, off-screen images, comparison,
+difference and the ``view`` subcommand. Tiny models only (a box of 48 cells, a segment at 8 mm)."""
+import argparse
+
+import numpy as np
+import pytest
+
+pv = pytest.importorskip("pyvista")
+
+import vertebrafe as vf  # noqa: E402
+from vertebrafe import viz  # noqa: E402
+from vertebrafe.errors import InputError  # noqa: E402
+
+SIZE = (240, 180)          # small windows keep the rendering fast
+MIN_FILL = 0.03            # a drawn model covers well over 3 % of the image
+
+
+def _box_solution(force=-50.0, soft_top=False):
+    mesh = vf.box(lengths=(10.0, 8.0, 20.0), shape=(3, 2, 8), origin=(-5.0, -4.0, 0.0))
+    z = mesh.cell_centers()[:, 2]
+    mesh.set_cell_data("region", np.where(z > 10.0, 2, 1), names={1: "cancellous", 2: "cortex"})
+    mesh.set_cell_data("level", np.where(z > 10.0, 1, 2), names={1: "L1", 2: "L2"})
+    E = np.where(z > 10.0, 50.0 if soft_top else 500.0, 500.0)
+    model = vf.Model(mesh, E=E, nu=0.3)
+    pts = mesh.points
+    model.fix(np.flatnonzero(np.isclose(pts[:, 2], 0.0)), "xyz")
+    top = np.flatnonzero(np.isclose(pts[:, 2], 20.0))
+    model.add_force(top, np.array([0.2 * abs(force), 0.0, force]) / top.size)
+    return model.solve(solver="direct")
+
+
+@pytest.fixture(scope="module")
+def sol():
+    return _box_solution()
+
+
+@pytest.fixture(scope="module")
+def sol_soft():
+    return _box_solution(soft_top=True)
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return vf.segment(["L1", "L2"], bmd=100.0, element_size=8.0)
+
+
+def _fill(img):
+    return viz.nonbackground_fraction(img)
+
+
+def _differ(a, b):
+    return float(np.mean(np.abs(a.astype(int) - b.astype(int)).max(axis=-1) > 8))
+
+
+# ------------------------------------------------------------------------------------ conversion
+def test_grid_of_segment_has_tags_with_names(seg):
+    g = viz.to_pyvista(seg)
+    assert isinstance(g, pv.UnstructuredGrid)
+    assert g.n_cells == seg.mesh.n_cells and g.n_points == seg.mesh.n_points
+    np.testing.assert_array_equal(g.cell_data["region"], seg.mesh.cell_data["region"])
+    assert viz.tag_names(g, "region") == seg.mesh.tag_names["region"]
+    assert viz.tag_names(g, "level") == seg.mesh.tag_names["level"]
+    names = seg.mesh.tag_names["region"]
+    expected = np.array([names[int(c)] for c in seg.mesh.cell_data["region"]])
+    np.testing.assert_array_equal(np.asarray(g.cell_data["region_name"]), expected)
+    assert "modulus" in g.cell_data
+    assert "nodeset:segment:superior" in g.point_data
+
+
+def test_grid_of_solution_has_fields_with_units(sol):
+    g = viz.to_pyvista(sol)
+    np.testing.assert_allclose(g.point_data["displacement_mm"], sol.displacement)
+    np.testing.assert_allclose(g.point_data["displacement_magnitude_mm"], np.linalg.norm(sol.displacement, axis=1))
+    np.testing.assert_allclose(g.cell_data["von_mises_MPa"], sol.von_mises)
+    np.testing.assert_allclose(g.cell_data["max_principal_stress_MPa"], sol.principal_stresses[:, 0])
+    np.testing.assert_allclose(g.cell_data["min_principal_strain"], sol.principal_strains[:, 2])
+    np.testing.assert_allclose(g.cell_data["strain_energy_density_mJ_per_mm3"], sol.strain_energy_density)
+    np.testing.assert_allclose(g.cell_data["hydrostatic_pressure_MPa"], -sol.cell_stress[:, :3].mean(axis=1))
+    values, spec = viz.field_values(sol, "von_mises")
+    assert spec.unit == "MPa" and spec.title == "von Mises stress [MPa]"
+    np.testing.assert_allclose(values, sol.von_mises)
+
+
+def test_vtu_files_read_back(tmp_path, seg, sol):
+    seg.save(tmp_path / "seg.vtu")
+    g = viz.to_pyvista(tmp_path / "seg.vtu")
+    assert viz.tag_names(g, "region") == seg.mesh.tag_names["region"]
+    assert "region_name" in g.cell_data
+    sol.save(str(tmp_path / "sol.vtu"))
+    g = viz.to_pyvista(str(tmp_path / "sol.vtu"))
+    np.testing.assert_allclose(g.cell_data["min_principal_stress_MPa"], sol.principal_stresses[:, 2])
+    with pytest.raises(InputError, match="does not exist"):
+        viz.to_pyvista(tmp_path / "missing.vtu")
+
+
+def test_deformed_clip_and_explode(sol, seg):
+    g = viz.to_pyvista(sol)
+    d = viz.deformed(g, scale=10.0)
+    np.testing.assert_allclose(d.points, g.points + 10.0 * sol.displacement)
+    auto = viz.deformed(g, scale="auto")
+    umax = np.linalg.norm(auto.points - g.points, axis=1).max()
+    assert umax == pytest.approx(0.05 * g.length, rel=1e-9)
+    # mid-sagittal (normal x) through the centre x = 0 keeps the left half; coronal keeps posterior
+    left = viz.clip(g, "sagittal")
+    assert left.bounds[1] <= 1e-9 and left.bounds[0] == pytest.approx(-5.0)
+    post = viz.clip(g, "coronal", cut="cells")
+    assert post.bounds[3] <= 1e-9 and post.n_cells == g.n_cells // 2
+    with pytest.raises(InputError, match="clip"):
+        viz.field_grid(g, "von_mises", clip="transverse")
+    # exploded levels: L1 (cranial) moves up by the distance along the spine axis, L2 stays
+    sg = viz.to_pyvista(seg)
+    ex = viz.explode(sg, distance=12.0)
+    assert ex.n_cells == sg.n_cells
+    names = viz.tag_names(sg, "level")
+    code = {v: k for k, v in names.items()}
+    zc = lambda grid, name: np.asarray(grid.cell_centers().points)[np.asarray(grid.cell_data["level"]) == code[name]].mean(0)  # noqa: E731
+    assert np.allclose(zc(ex, "L2"), zc(sg, "L2"))
+    assert np.linalg.norm(zc(ex, "L1-L2") - zc(sg, "L1-L2")) == pytest.approx(12.0)
+    assert np.linalg.norm(zc(ex, "L1") - zc(sg, "L1")) == pytest.approx(24.0)
+    assert zc(ex, "L1")[2] - zc(sg, "L1")[2] > 20.0
+
+
+# ------------------------------------------------------------------------------------ images
+def test_offscreen_backend():
+    assert "RenderWindow" in viz.offscreen_backend()
+
+
+def test_segment_images_not_blank_and_respond_to_options(seg):
+    region = viz.render(seg, window_size=SIZE)
+    assert region.shape == (SIZE[1], SIZE[0], 3)
+    assert _fill(region) > MIN_FILL
+    hidden = viz.render(seg, shell="hidden", legend=False, window_size=SIZE)
+    translucent = viz.render(seg, shell="translucent", legend=False, window_size=SIZE)
+    assert _fill(hidden) > MIN_FILL
+    assert _differ(hidden, translucent) > 0.01
+    level = viz.render(seg, color_by="level", explode_distance=10.0, window_size=SIZE)
+    assert _fill(level) > MIN_FILL and _differ(level, region) > 0.05
+    cut = viz.render(seg, clip="sagittal", window_size=SIZE)
+    assert _fill(cut) > MIN_FILL
+    with pytest.raises(InputError, match="shell"):
+        viz.render(seg, shell="glass")
+    with pytest.raises(InputError, match="color_by"):
+        viz.render(seg, color_by="material")
+
+
+def test_field_images_not_blank_and_differ_with_the_field(sol, sol_soft):
+    vm = viz.render(sol, field="von_mises", scale=20.0, window_size=SIZE)
+    assert _fill(vm) > MIN_FILL
+    u = viz.render(sol, field="displacement", scale=20.0, window_size=SIZE)
+    assert _fill(u) > MIN_FILL
+    assert _differ(vm, u) > 0.02                  # different field, same shape
+    soft = viz.render(sol_soft, field="von_mises", scale=20.0, window_size=SIZE)
+    assert _differ(vm, soft) > 0.02               # same field, different result
+    cut = viz.render(sol, field="min_principal_stress", clip="sagittal", scale=0.0, window_size=SIZE)
+    assert _fill(cut) > MIN_FILL
+    with pytest.raises(InputError, match="available"):
+        viz.render(sol, field="cement_fraction")
+
+
+def test_comparison_shares_the_colour_range(sol, sol_soft):
+    p = viz.show_comparison(sol, sol_soft, "von_mises", labels=("stiff", "soft"), off_screen=True,
+                            window_size=(2 * SIZE[0], SIZE[1]), return_plotter=True)
+    try:
+        ranges = [tuple(r.actors[name].mapper.scalar_range) for r in p.renderers for name in r.actors
+                  if hasattr(r.actors[name], "mapper") and getattr(r.actors[name].mapper, "scalar_range", None)
+                  is not None and r.actors[name].mapper.dataset is not None]
+        lo = min(sol.von_mises.min(), sol_soft.von_mises.min())
+        hi = max(sol.von_mises.max(), sol_soft.von_mises.max())
+        assert len(ranges) == 2
+        for r in ranges:
+            assert r == pytest.approx((lo, hi))
+        img = p.screenshot(None, return_img=True)
+    finally:
+        p.close()
+    assert _fill(img) > MIN_FILL
+
+
+def test_difference_values_and_topology_check(sol, sol_soft, seg):
+    grid, spec = viz.difference(sol, sol_soft, "von_mises")
+    np.testing.assert_allclose(grid.cell_data[spec.array], sol_soft.von_mises - sol.von_mises)
+    assert spec.unit == "MPa"
+    img = viz.render(sol, other=sol_soft, kind="difference", field="von_mises", window_size=SIZE)
+    assert _fill(img) > MIN_FILL
+    with pytest.raises(InputError, match="same mesh topology"):
+        viz.difference(sol, seg, "modulus")
+    other = vf.box(lengths=(10.0, 8.0, 20.0), shape=(2, 3, 8))     # same counts, other connectivity
+    other.set_cell_data("modulus", np.ones(other.n_cells))
+    g = viz.to_pyvista(sol)
+    g.cell_data["modulus"] = np.ones(g.n_cells)
+    with pytest.raises(InputError, match="connectivity"):
+        viz.difference(g, other, "modulus")
+
+
+def test_interactive_window_without_display_is_a_clear_error(monkeypatch, sol):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(viz.sys, "platform", "linux")
+    with pytest.raises(InputError, match="screenshot"):
+        viz.show_field(sol, "von_mises", off_screen=False, window_size=SIZE)
+
+
+def test_screenshot_writes_png(tmp_path, sol):
+    path = viz.screenshot(sol, tmp_path / "vm.png", field="von_mises", clip="coronal", window_size=SIZE)
+    assert path.exists()
+    img = np.asarray(pv.read(str(path)).point_data.active_scalars)
+    assert img.size > 0
+
+
+# ------------------------------------------------------------------------------------ CLI
+def _view_parser():
+    parser = argparse.ArgumentParser(prog="vertebrafe view")
+    viz.configure_view(parser)
+    return parser
+
+
+def _png_fill(path):
+    from PIL import Image
+
+    return viz.nonbackground_fraction(np.asarray(Image.open(path).convert("RGB")))
+
+
+def test_view_subcommand_screenshots(tmp_path, sol, sol_soft, capsys):
+    a, b = tmp_path / "a.vtu", tmp_path / "b.vtu"
+    sol.save(str(a))
+    sol_soft.save(str(b))
+    out = tmp_path / "view.png"
+    args = _view_parser().parse_args([str(a), "--field", "von_mises", "--clip", "sagittal",
+                                      "--screenshot", str(out), "--window-size", "240", "180"])
+    assert viz.run_view(args) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert _png_fill(out) > MIN_FILL
+    tags = tmp_path / "tags.png"
+    assert viz.run_view(_view_parser().parse_args([str(a), "--screenshot", str(tags), "--window-size",
+                                                   "240", "180"])) == 0
+    assert _png_fill(tags) > MIN_FILL
+    both = tmp_path / "both.png"
+    assert viz.run_view(_view_parser().parse_args([str(a), "--compare", str(b), "--field", "displacement",
+                                                   "--screenshot", str(both)])) == 0
+    assert _png_fill(both) > MIN_FILL
+    with pytest.raises(InputError, match="--field"):
+        viz.run_view(_view_parser().parse_args([str(a), "--compare", str(b)]))
+
+
+def test_view_through_the_command_line(tmp_path, sol, capsys):
+    from vertebrafe import cli
+
+    if "view" not in cli.SUBCOMMANDS:
+        pytest.skip("the view subcommand is not registered in vertebrafe.cli yet")
+    a = tmp_path / "a.vtu"
+    sol.save(str(a))
+    out = tmp_path / "cli.png"
+    assert cli.main(["view", str(a), "--field", "displacement", "--screenshot", str(out),
+                     "--window-size", "240", "180"]) == 0
+    assert _png_fill(out) > MIN_FILL
+    assert cli.main(["view", str(tmp_path / "nothing.vtu"), "--screenshot", str(out)]) == 1
+    assert "does not exist" in capsys.readouterr().err
