@@ -17,7 +17,7 @@ import sys
 import traceback
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
-from . import __version__
+from . import __version__, viz
 from .errors import VertebrafeError
 
 DESCRIPTION = """\
@@ -59,6 +59,7 @@ def _run_info(args: argparse.Namespace) -> int:
 #: name -> (one-line help, configure(parser), run(args) -> exit status)
 SUBCOMMANDS: Dict[str, Tuple[str, ConfigureFn, RunFn]] = {
     "info": ("print versions of vertebrafe and its dependencies", _configure_info, _run_info),
+    "view": (viz.VIEW_HELP, viz.configure_view, viz.run_view),
 }
 
 
