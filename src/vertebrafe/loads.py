@@ -253,15 +253,14 @@ def _consistent_weights(mesh, cell_mask):
 
 
 def level_centroids(segment):
-    """Volume centroids ``{vertebra: (3,)}`` (mm, global) of the vertebral bodies (all their cells)."""
+    """Volume centroids ``{vertebra: (3,)}`` (mm, global) of the vertebral bodies (all their cells), integrated
+    exactly over the hex8 geometry (the point where a uniform body force on the body acts)."""
     mesh = segment.mesh
-    vol = mesh.cell_volumes()
-    cen = mesh.cell_centers()
     lev = mesh.cell_data["level"]
     out = {}
     for v in segment.levels:
-        sel = lev == _level_code(mesh, v)
-        out[v] = (cen[sel] * vol[sel, None]).sum(axis=0) / vol[sel].sum()
+        nodes, w = _consistent_weights(mesh, lev == _level_code(mesh, v))
+        out[v] = w @ mesh.points[nodes] / w.sum()       # exact: sum_a N_a x_a = x in every cell
     return out
 
 

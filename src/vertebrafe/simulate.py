@@ -190,12 +190,7 @@ class Result:
         """The resolved inputs as a JSON-ready dict (enough to rebuild and rerun the case)."""
         seg = self.segment
         ms = seg.materials
-        if dataclasses.is_dataclass(ms):
-            materials = _plain(dataclasses.asdict(ms))
-        elif ms is None:
-            materials = None
-        else:
-            materials = _plain(ms)
+        materials = None if ms is None else _plain(ms)
         return {
             "vertebrafe_version": __version__,
             "case": self.case,
@@ -204,8 +199,7 @@ class Result:
                 "element_size": seg.element_size,
                 "cortex_thickness": seg.cortex_thickness,
                 "endplate_thickness": seg.endplate_thickness,
-                "dimensions": {k: _plain(dataclasses.asdict(v)) if dataclasses.is_dataclass(v) else _plain(v)
-                               for k, v in seg.dimensions.items()},
+                "dimensions": {k: _plain(v) for k, v in seg.dimensions.items()},
                 "n_cells": int(seg.mesh.n_cells), "n_points": int(seg.mesh.n_points),
             },
             "materials": materials,
@@ -263,7 +257,7 @@ def _plain(v):
     if isinstance(v, dict) or hasattr(v, "items"):
         return {str(k): _plain(x) for k, x in v.items()}
     if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return _plain(dataclasses.asdict(v))
+        return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
     if isinstance(v, (list, tuple)):
         return [_plain(x) for x in v]
     if isinstance(v, np.ndarray):
