@@ -398,7 +398,7 @@ def _new_plotter(plotter, off_screen, window_size, shape=(1, 1)):
     return pv.Plotter(off_screen=off_screen, window_size=list(window_size), shape=shape)
 
 
-def _set_camera(plotter, grid, view):
+def _set_camera(plotter, grid, view, margin=0.0):
     """``view``: 'sagittal' (from the right, +x), 'coronal' (from the front, +y), 'axial' (from above),
     or 'oblique' (front-right-above)."""
     b = np.asarray(grid.bounds).reshape(3, 2)
@@ -412,6 +412,13 @@ def _set_camera(plotter, grid, view):
     up = (0.0, 1.0, 0.0) if view == "axial" else (0.0, 0.0, 1.0)
     plotter.camera_position = [tuple(center + 3.0 * grid.length * d), tuple(center), up]
     plotter.reset_camera()
+    if margin:
+        # leave the bottom of the picture to the scalar bar: zoom out, then move the view down
+        plotter.camera.zoom(1.0 - margin)
+        shift = -margin * 0.9 * np.ptp(np.asarray(grid.points) @ np.asarray(up)) * np.asarray(up)
+        cam = plotter.camera
+        cam.position = tuple(np.asarray(cam.position) + shift)
+        cam.focal_point = tuple(np.asarray(cam.focal_point) + shift)
 
 
 def _finish(plotter, show, screenshot, return_plotter):
@@ -570,8 +577,8 @@ def _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title=
                edge_color="#404040", line_width=0.5, show_scalar_bar=False)
     if scalar_bar:
         p.add_scalar_bar(title=title or spec.title, n_labels=5, fmt="%.3g", vertical=False,
-                         position_x=0.2, position_y=0.03, width=0.6, height=0.08, title_font_size=16,
-                         label_font_size=13, color="black")
+                         position_x=0.15, position_y=0.02, width=0.7, height=0.13, title_font_size=15,
+                         label_font_size=12, color="black")
 
 
 def show_field(obj, field="von_mises", scale=1.0, clip=None, clim=None, cmap="viridis", view="oblique",
@@ -604,7 +611,7 @@ def show_field(obj, field="von_mises", scale=1.0, clip=None, clim=None, cmap="vi
         off_screen = True
     p = _new_plotter(plotter, off_screen, window_size)
     _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title)
-    _set_camera(p, grid, clip if clip is not None else view)
+    _set_camera(p, grid, clip if clip is not None else view, margin=0.2 if scalar_bar else 0.0)
     return _finish(p, show, screenshot, return_plotter or plotter is not None)
 
 
@@ -629,7 +636,7 @@ def show_comparison(a, b, field="von_mises", labels=("A", "B"), scale=1.0, clip=
         p.subplot(0, col)
         _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar=True)
         p.add_text(str(label), position="upper_left", font_size=14)
-        _set_camera(p, ga, clip if clip is not None else view)
+        _set_camera(p, ga, clip if clip is not None else view, margin=0.2)
     p.link_views()
     return _finish(p, show, screenshot, return_plotter)
 
@@ -686,7 +693,7 @@ def show_difference(a, b, field="von_mises", labels=("A", "B"), scale=0.0, clip=
     p = _new_plotter(plotter, off_screen, window_size)
     title = f"{spec.label} ({labels[1]} - {labels[0]}) [{spec.unit}]"
     _add_field(p, shown, spec, assoc, clim, cmap, show_edges, True, title)
-    _set_camera(p, grid, clip if clip is not None else view)
+    _set_camera(p, grid, clip if clip is not None else view, margin=0.2)
     return _finish(p, show, screenshot, return_plotter or plotter is not None)
 
 
