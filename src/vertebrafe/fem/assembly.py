@@ -224,13 +224,13 @@ def _scatter_free(K, blocks, nblk, indptr, indices, data):
 
 @njit(cache=True)
 def _assemble_cell(e, points, cells, C, mat, dN, w, bbar, node_plate, centers, n_nodes,
-                   indptr, indices, free, g, data, rhs, s_xe, s_grad, s_det, s_gbar, s_B, s_DB, s_Ke,
+                   indptr, indices, free, g, data, rhs, s_xe, s_grad, s_det, s_gbar, s_CB, s_Ke,
                    s_blocks):
     k = cells.shape[1]
     for a in range(k):
         for d in range(3):
             s_xe[a, d] = points[cells[e, a], d]
-    min_det = element_stiffness(s_xe, dN, w, C[mat[e]], bbar[e], s_grad, s_det, s_gbar, s_B, s_DB, s_Ke)
+    min_det = element_stiffness(s_xe, dN, w, C[mat[e]], bbar[e], s_grad, s_det, s_gbar, s_CB, s_Ke)
     tied = False
     for a in range(k):
         if node_plate[cells[e, a]] >= 0:
@@ -284,6 +284,25 @@ def _assemble_cell(e, points, cells, C, mat, dN, w, bbar, node_plate, centers, n
     return min_det
 
 
+@njit(cache=True)
+def _assemble_cells(cell_list, points, cells, C, mat, dN, w, bbar, node_plate, centers, indptr, indices,
+                    free, g, data, rhs, min_det):
+    """Assemble the cells ``cell_list`` one after the other, with one set of scratch arrays."""
+    k = cells.shape[1]
+    q = dN.shape[0]
+    s_xe = np.empty((k, 3))
+    s_grad = np.empty((q, k, 3))
+    s_det = np.empty(q)
+    s_gbar = np.empty((k, 3))
+    s_CB = np.empty((6, 3 * k))
+    s_Ke = np.empty((3 * k, 3 * k))
+    s_blocks = np.empty(2 * k, np.int64)
+    for e in cell_list:
+        min_det[e] = _assemble_cell(e, points, cells, C, mat, dN, w, bbar, node_plate, centers,
+                                    points.shape[0], indptr, indices, free, g, data, rhs, s_xe, s_grad,
+                                    s_det, s_gbar, s_CB, s_Ke, s_blocks)
+
+
 @njit(parallel=True, cache=True)
 def assemble(points, cells, C, mat, dN, w, bbar, node_plate, centers, indptr, indices,
              color_ptr, chunk_ptr, order, tied_cells, free, g, data, rhs, min_det):
@@ -292,37 +311,13 @@ def assemble(points, cells, C, mat, dN, w, bbar, node_plate, centers, indptr, in
     points (n, 3) mm; cells (m, k); C (nmat, 6, 6) MPa with ``mat (m,)`` the row of each cell;
     dN (q, k, 3), w (q,) quadrature tables; bbar (m,) bool; node_plate (n,); centers (np, 3) mm;
     the chunks of cells of each colour (``color_ptr``, ``chunk_ptr``, ``order`` from :func:`color_cells`)
-    are assembled in parallel, ``tied_cells`` (cells touching a plate) serially afterwards. ``free``/``g`` (N,) flag free DOFs and hold prescribed values.
+    are assembled in parallel, ``tied_cells`` (cells touching a plate) serially afterwards.
+    ``free``/``g`` (N,) flag free DOFs and hold prescribed values.
     Writes ``min_det (m,)``, the smallest Jacobian determinant of each cell.
     """
-    n_nodes = points.shape[0]
-    k = cells.shape[1]
-    q = dN.shape[0]
     for c in range(color_ptr.shape[0] - 1):
         for j in prange(color_ptr[c], color_ptr[c + 1]):
-            s_xe = np.empty((k, 3))
-            s_grad = np.empty((q, k, 3))
-            s_det = np.empty(q)
-            s_gbar = np.empty((k, 3))
-            s_B = np.empty((6, 3 * k))
-            s_DB = np.empty((6, 3 * k))
-            s_Ke = np.empty((3 * k, 3 * k))
-            s_blocks = np.empty(2 * k, np.int64)
-            for i in range(chunk_ptr[j], chunk_ptr[j + 1]):
-                e = order[i]
-                min_det[e] = _assemble_cell(e, points, cells, C, mat, dN, w, bbar, node_plate, centers,
-                                            n_nodes, indptr, indices, free, g, data, rhs, s_xe, s_grad,
-                                            s_det, s_gbar, s_B, s_DB, s_Ke, s_blocks)
-    s_xe = np.empty((k, 3))
-    s_grad = np.empty((q, k, 3))
-    s_det = np.empty(q)
-    s_gbar = np.empty((k, 3))
-    s_B = np.empty((6, 3 * k))
-    s_DB = np.empty((6, 3 * k))
-    s_Ke = np.empty((3 * k, 3 * k))
-    s_blocks = np.empty(2 * k, np.int64)
-    for i in range(tied_cells.shape[0]):
-        e = tied_cells[i]
-        min_det[e] = _assemble_cell(e, points, cells, C, mat, dN, w, bbar, node_plate, centers,
-                                    n_nodes, indptr, indices, free, g, data, rhs, s_xe, s_grad,
-                                    s_det, s_gbar, s_B, s_DB, s_Ke, s_blocks)
+            _assemble_cells(order[chunk_ptr[j]:chunk_ptr[j + 1]], points, cells, C, mat, dN, w, bbar,
+                            node_plate, centers, indptr, indices, free, g, data, rhs, min_det)
+    _assemble_cells(tied_cells, points, cells, C, mat, dN, w, bbar, node_plate, centers, indptr, indices,
+                    free, g, data, rhs, min_det)

@@ -91,24 +91,31 @@ def strain_matrix(grad_g, gbar, bbar, B):
         B[4, c + 2] = dy
         B[5, c] = dz
         B[5, c + 2] = dx
-        if bbar:
-            for j in range(3):
-                corr = (gbar[a, j] - grad_g[a, j]) / 3.0
-                B[0, c + j] += corr
-                B[1, c + j] += corr
-                B[2, c + j] += corr
+        corr = _dilatation_correction(gbar, grad_g, a, bbar)
+        for j in range(3):
+            B[0, c + j] += corr[j]
+            B[1, c + j] += corr[j]
+            B[2, c + j] += corr[j]
 
 
 @njit(cache=True, fastmath=False)
-def element_stiffness(xe, dN_ref, w, C, bbar, grad, detJ, gbar, B, DB, Ke):
+def _dilatation_correction(gbar, grad_g, a, bbar):
+    """B-bar correction (gbar - grad) / 3 of node ``a`` (zero for the full formulation)."""
+    if not bbar:
+        return 0.0, 0.0, 0.0
+    return ((gbar[a, 0] - grad_g[a, 0]) / 3.0, (gbar[a, 1] - grad_g[a, 1]) / 3.0,
+            (gbar[a, 2] - grad_g[a, 2]) / 3.0)
+
+
+@njit(cache=True, fastmath=False)
+def element_stiffness(xe, dN_ref, w, C, bbar, grad, detJ, gbar, CB, Ke):
     """Element stiffness ``Ke (3k, 3k)`` (N/mm) of one cell; scratch arrays are passed in.
 
     xe (k, 3) mm; C (6, 6) MPa; returns the smallest Jacobian determinant (<= 0: inverted cell).
     The product B^T C B is formed node block by node block, using the sparsity of B: with gradients
     d = (dx, dy, dz) and the B-bar dilatation correction c = (gbar - d) / 3 (zero for the full
     formulation), the strain matrix of node a is B_a = [standard rows of d] + c added to rows xx, yy, zz.
-    ``B`` is scratch of shape (6, 3k) holding C B_a per node; ``DB`` is unused scratch (kept for the
-    generic signature).
+    ``CB`` is scratch of shape (6, 3k) that holds C B_a (times the quadrature weight) per node.
     """
     q, k = dN_ref.shape[0], dN_ref.shape[1]
     min_det = gradients(xe, dN_ref, grad, detJ)
@@ -123,25 +130,17 @@ def element_stiffness(xe, dN_ref, w, C, bbar, grad, detJ, gbar, B, DB, Ke):
         # D_b = C B_b (6 x 3) for every node, scaled by the quadrature weight
         for b in range(k):
             dx, dy, dz = grad[g, b, 0], grad[g, b, 1], grad[g, b, 2]
-            cx = cy = cz = 0.0
-            if bbar:
-                cx = (gbar[b, 0] - dx) / 3.0
-                cy = (gbar[b, 1] - dy) / 3.0
-                cz = (gbar[b, 2] - dz) / 3.0
+            cx, cy, cz = _dilatation_correction(gbar, grad[g], b, bbar)
             for i in range(6):
-                B[i, 3 * b] = f * (C[i, 0] * dx + C[i, 3] * dy + C[i, 5] * dz + cx * csum[i])
-                B[i, 3 * b + 1] = f * (C[i, 1] * dy + C[i, 3] * dx + C[i, 4] * dz + cy * csum[i])
-                B[i, 3 * b + 2] = f * (C[i, 2] * dz + C[i, 4] * dy + C[i, 5] * dx + cz * csum[i])
+                CB[i, 3 * b] = f * (C[i, 0] * dx + C[i, 3] * dy + C[i, 5] * dz + cx * csum[i])
+                CB[i, 3 * b + 1] = f * (C[i, 1] * dy + C[i, 3] * dx + C[i, 4] * dz + cy * csum[i])
+                CB[i, 3 * b + 2] = f * (C[i, 2] * dz + C[i, 4] * dy + C[i, 5] * dx + cz * csum[i])
         for a in range(k):
             dx, dy, dz = grad[g, a, 0], grad[g, a, 1], grad[g, a, 2]
-            cx = cy = cz = 0.0
-            if bbar:
-                cx = (gbar[a, 0] - dx) / 3.0
-                cy = (gbar[a, 1] - dy) / 3.0
-                cz = (gbar[a, 2] - dz) / 3.0
+            cx, cy, cz = _dilatation_correction(gbar, grad[g], a, bbar)
             r = 3 * a
             for col in range(r, 3 * k):
-                d0, d1, d2, d3, d4, d5 = B[0, col], B[1, col], B[2, col], B[3, col], B[4, col], B[5, col]
+                d0, d1, d2, d3, d4, d5 = CB[0, col], CB[1, col], CB[2, col], CB[3, col], CB[4, col], CB[5, col]
                 sv = d0 + d1 + d2
                 Ke[r, col] += dx * d0 + dy * d3 + dz * d5 + cx * sv
                 Ke[r + 1, col] += dy * d1 + dx * d3 + dz * d4 + cy * sv
