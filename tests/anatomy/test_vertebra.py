@@ -56,6 +56,43 @@ def test_o_grid_topology_has_no_collapsed_cells():
     assert area.sum() == pytest.approx(polygon_area(xy[t["ring_nodes"][-1]]), rel=1e-12)
 
 
+@pytest.mark.parametrize("n_transition", [1, 3])
+def test_coarsened_o_grid_has_a_conforming_3_to_1_ring(n_transition):
+    c = GridCounts(m=12, n_transition=n_transition, n_annulus=2, n_cortex=1, coarsening=3)
+    t = cross_section_topology(c)
+    q = t["quads"]
+    assert q.shape == (c.n_cells, 4) and np.unique(q).size == c.n_nodes
+    assert all(len(set(x)) == 4 for x in q.tolist())
+    assert t["block_ij"].shape == (5, 5)                             # m / 3 = 4 cells per side
+    assert [r.size for r in t["ring_nodes"]] == list(c.ring_sizes)
+    assert c.ring_sizes[n_transition - 1] == 16 and c.ring_sizes[n_transition] == 48
+    # conforming: every interior edge is shared by exactly two quads, boundary edges = the outline
+    e = np.sort(np.stack([q, np.roll(q, -1, axis=1)], axis=2).reshape(-1, 2), axis=1)
+    _, cnt = np.unique(e, axis=0, return_counts=True)
+    assert set(cnt.tolist()) <= {1, 2} and (cnt == 1).sum() == 4 * c.m
+    xy = cross_section_points(Outline(44, 32.5), c)
+    a, b, cc, d = (xy[q[:, i]] for i in range(4))
+    area = 0.5 * ((cc - a)[:, 0] * (d - b)[:, 1] - (cc - a)[:, 1] * (d - b)[:, 0])
+    assert np.all(area > 0)
+    assert area.sum() == pytest.approx(polygon_area(xy[t["ring_nodes"][-1]]), rel=1e-12)
+    # fewer cells than the uniform O-grid with the same outer resolution
+    assert c.n_cells < GridCounts(m=12, n_transition=n_transition, n_annulus=2, n_cortex=1).n_cells
+    with pytest.raises(InputError, match="multiple of 6"):
+        GridCounts(m=8, n_transition=2, n_annulus=2, coarsening=3)
+
+
+def test_default_cross_section_is_close_to_area_over_h_squared():
+    geo = VertebraGeometry.from_dimensions(level_dimensions("L1"))
+    h = DEFAULT_ELEMENT_SIZE
+    c = grid_counts(h, [geo.superior, geo.inferior], 0.38)
+    shell = 4 * c.m                                                  # one thin cortical ring
+    ideal = geo.inferior.area() / h ** 2
+    assert c.coarsening == 3
+    assert (c.n_cells - shell) / ideal < 1.7
+    uniform = grid_counts(h, [geo.superior, geo.inferior], 0.38, coarsening=1)
+    assert c.n_cells < 0.75 * uniform.n_cells
+
+
 def test_nucleus_curve_area_fraction_and_posterior_offset():
     o = Outline(45.8, 33.5)
     alpha = np.linspace(0, 2 * np.pi, 4096, endpoint=False)

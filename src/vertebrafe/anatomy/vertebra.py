@@ -18,10 +18,14 @@ the inferior rim plane, i.e. mid-width and mid-depth of the inferior endplate):
   parameter ``alpha`` are joined by straight lines.
 
 Mesh (cross-section, the same topology for every vertebra and disc of a segment, so interfaces match
-node for node): an O-grid with a structured ``m x m`` central block mapped into the nucleus curve,
+node for node): an O-grid with a structured central block mapped into the nucleus curve,
 ``n_transition`` rings blending the block's square boundary into that curve, ``n_annulus`` rings out to
 the inner cortical curve (the outline offset inward by the cortical thickness) and ``n_cortex`` rings
-across the cortical shell. Axially, one bony endplate layer of its own thickness (measured along z) at the
+across the cortical shell. Rings from the nucleus curve outward have ``4 m`` cells (spacing about the
+element size along the outline); inside the nucleus curve the angular resolution is coarsened 3:1 (block
+``m/3 x m/3``, inner rings ``4 m / 3`` cells) through one conforming transition ring of four quads per
+coarse cell, so that the central cells are also about the element size (``GridCounts.coarsening``; 1
+gives the uniform O-grid). Axially, one bony endplate layer of its own thickness (measured along z) at the
 top and the bottom and ``n_core`` cancellous layers between. Regions: ``cortex`` (outermost rings, all
 heights), ``endplate`` (end layers inside the cortex), ``cancellous``.
 """
@@ -195,10 +199,17 @@ def polygon_area(xy):
 class GridCounts:
     """Cell counts of the O-grid cross-section (shared by every piece of a segment).
 
-    ``m`` (even) cells per side of the central block, hence ``4 m`` cells around; ``n_transition``
-    rings from the block to the nucleus curve, ``n_annulus`` rings from there to the inner cortical
-    curve, ``n_cortex`` rings across the cortical shell; ``block`` is the half-width of the central square
-    relative to the nucleus curve (reference-disk units).
+    ``m`` (even) cells per side of a full-resolution central block, hence ``4 m`` cells around every
+    ring from the nucleus curve outward; ``n_transition`` rings from the block to the nucleus curve,
+    ``n_annulus`` rings from there to the inner cortical curve, ``n_cortex`` rings across the cortical
+    shell; ``block`` is the half-width of the central square relative to the nucleus curve
+    (reference-disk units).
+
+    ``coarsening`` (1 or 3) reduces the angular resolution inside the nucleus curve: with 3, the central
+    block has ``m / 3`` cells per side and the inner transition rings ``4 m / 3`` cells around; the last
+    transition ring (ending on the nucleus curve) is a 3:1 transition ring in which every coarse cell
+    joins three fine cells through four quadrilaterals (two interior nodes per coarse cell; no
+    triangles, wedges or hanging nodes). ``m / 3`` must then be even.
     """
 
     m: int
@@ -206,6 +217,7 @@ class GridCounts:
     n_annulus: int
     n_cortex: int = 1
     block: float = 0.55
+    coarsening: int = 1
 
     def __post_init__(self):
         if self.m < 2 or self.m % 2:
@@ -215,58 +227,71 @@ class GridCounts:
                 raise InputError(f"GridCounts.{name} = {getattr(self, name)}; must be >= 1")
         if not (0.2 <= self.block <= 0.65):
             raise InputError(f"GridCounts.block = {self.block}; allowed [0.2, 0.65]")
+        if self.coarsening not in (1, 3):
+            raise InputError(f"GridCounts.coarsening = {self.coarsening}; allowed 1 (none) or 3")
+        if self.coarsening == 3 and self.m % 6:
+            raise InputError(f"GridCounts.m = {self.m} with coarsening = 3; m must be a multiple of 6")
+
+    @property
+    def m_inner(self):
+        """Cells per side of the central block (``m / coarsening``)."""
+        return self.m // self.coarsening
 
     @property
     def n_rings(self):
         return self.n_transition + self.n_annulus + self.n_cortex
 
     @property
+    def ring_sizes(self):
+        """Nodes on ring k = 0 (block boundary) ... n_rings (outline), as a tuple."""
+        mi = self.m_inner
+        return tuple(4 * mi if k < self.n_transition else 4 * self.m for k in range(self.n_rings + 1))
+
+    @property
+    def n_template_nodes(self):
+        """Interior nodes of the 3:1 transition ring (0 without coarsening)."""
+        return 0 if self.coarsening == 1 else 2 * 4 * self.m_inner
+
+    @property
     def n_nodes(self):
-        return (self.m + 1) ** 2 + self.n_rings * 4 * self.m
+        return (self.m_inner + 1) ** 2 + sum(self.ring_sizes[1:]) + self.n_template_nodes
 
     @property
     def n_cells(self):
-        return self.m ** 2 + self.n_rings * 4 * self.m
+        mi, c = self.m_inner, self.coarsening
+        last = 4 * mi * (4 if c == 3 else 1)                  # cells of the last transition ring
+        return mi ** 2 + (self.n_transition - 1) * 4 * mi + last + (self.n_annulus + self.n_cortex) * 4 * self.m
 
 
 def grid_counts(element_size, outlines, nucleus_fraction=0.4, cortex_thickness=DEFAULT_CORTEX_THICKNESS,
-                n_cortex=1, block=0.55):
+                n_cortex=1, block=0.55, coarsening=3):
     """Choose :class:`GridCounts` so that cells are about ``element_size`` (mm) in the largest outline.
 
     ``outlines`` is a list of :class:`Outline`; ``nucleus_fraction`` the smallest nucleus area fraction
-    used (it gives the thickest annulus).
+    used (it gives the thickest annulus). ``coarsening`` 3 (default) coarsens the angular resolution
+    3:1 inside the nucleus curve (see :class:`GridCounts`), so that the central cells are about
+    ``element_size`` too instead of about 2.5 times smaller; ``m`` is then rounded to a multiple of 6.
     """
     h = float(element_size)
     if not (0.2 <= h <= 10.0):
         raise InputError(f"element_size = {element_size!r} mm is out of range; allowed [0.2, 10]")
+    if coarsening not in (1, 3):
+        raise InputError(f"coarsening = {coarsening!r}; allowed 1 (none) or 3")
     P = max(o.perimeter for o in outlines)
     A = max(o.area() for o in outlines)
-    m = max(4, 2 * int(round(P / (8.0 * h))))
+    step = 2 * coarsening
+    m = max(2 * step if coarsening > 1 else 4, step * int(round(P / (4.0 * step * h))))
     R = math.sqrt(A / math.pi)
     Rn = math.sqrt(nucleus_fraction * A / math.pi)
     n_t = max(1, int(round((1.0 - block) * Rn / h)))
     n_a = max(1, int(round((R - Rn - cortex_thickness * n_cortex) / h)))
-    return GridCounts(m=m, n_transition=n_t, n_annulus=n_a, n_cortex=int(n_cortex), block=block)
+    return GridCounts(m=m, n_transition=n_t, n_annulus=n_a, n_cortex=int(n_cortex), block=block,
+                      coarsening=coarsening)
 
 
-@lru_cache(maxsize=32)
-def cross_section_topology(counts):
-    """Node numbering and quads of the O-grid cross-section for ``counts`` (cached).
-
-    Returns a dict of read-only arrays:
-
-    * ``quads`` ``(q, 4)`` int64, anticlockwise seen from +z;
-    * ``zone`` ``(q,)`` int8: 0 block, 1 transition, 2 annulus, 3 cortex;
-    * ``ring`` ``(q,)``: ring index of each quad (0 for the block);
-    * ``ring_nodes`` ``(n_rings + 1, 4 m)`` node indices of ring k (k = 0: block boundary), position j
-      at boundary parameter ``alpha_j = 2 pi j / (4 m)``;
-    * ``block_ij`` ``(m+1, m+1)`` node indices of the central block (i along x, j along y);
-    * ``alpha`` ``(4 m,)`` boundary parameters; ``outer_j`` ``(4 m,)`` position j of each outer-ring quad.
-    """
-    m, nr = counts.m, counts.n_rings
-    nb = (m + 1) ** 2
-    block_ij = np.arange(nb, dtype=np.int64).reshape(m + 1, m + 1).T      # [i, j] -> j*(m+1)+i
-    # square boundary, anticlockwise from (i=m, j=m/2), i.e. alpha = 0
+def _square_boundary(m):
+    """``(i, j)`` block indices ``(4 m,)`` of the square boundary, anticlockwise from the middle of the
+    right side (alpha = 0)."""
     j = np.arange(4 * m)
     h = m // 2
     bi = np.empty(4 * m, dtype=np.int64)
@@ -281,39 +306,132 @@ def cross_section_topology(counts):
     bi[s], bj[s] = j[s] - 5 * h, 0
     s = j >= 7 * h                              # right side, lower half
     bi[s], bj[s] = m, j[s] - 7 * h
-    ring_nodes = np.empty((nr + 1, 4 * m), dtype=np.int64)
-    ring_nodes[0] = block_ij[bi, bj]
-    ring_nodes[1:] = nb + np.arange(nr)[:, None] * 4 * m + j[None, :]
+    return bi, bj
+
+
+#: Shape of the 3:1 transition ring: its radial width in units of the other transition rings' width,
+#: the radial position of its interior nodes (fraction of its width) and their angular position within
+#: the coarse cell (fraction of its width from either side) [chosen for the best minimum scaled
+#: Jacobian over element sizes 1-4 mm].
+TEMPLATE_WIDTH = 2.0
+TEMPLATE_DEPTH = 0.4
+TEMPLATE_SPREAD = 1.0 / 3.0
+
+
+def _transition_lambdas(n_transition, coarsening):
+    """Reference radii ``(n_transition + 1,)`` of the transition rings: 0 on the block boundary, 1 on the
+    nucleus curve; with coarsening the last ring is ``TEMPLATE_WIDTH`` times wider than the others."""
+    nt = n_transition
+    if coarsening == 1 or nt == 1:
+        return np.arange(nt + 1) / nt
+    w = min(0.7, TEMPLATE_WIDTH / (nt - 1 + TEMPLATE_WIDTH))
+    return np.concatenate([np.arange(nt) / (nt - 1) * (1.0 - w), [1.0]])
+
+
+def _ring_quads(inner, outer):
+    """Quads ``(k, 4)`` between two rings of equal size: (inner_j, outer_j, outer_j+1, inner_j+1)."""
+    jn = np.roll(np.arange(inner.size), -1)
+    return np.stack([inner, outer, outer[jn], inner[jn]], axis=1)
+
+
+@lru_cache(maxsize=32)
+def cross_section_topology(counts):
+    """Node numbering and quads of the O-grid cross-section for ``counts`` (cached).
+
+    Returns a dict of read-only arrays:
+
+    * ``quads`` ``(q, 4)`` int64, anticlockwise seen from +z;
+    * ``zone`` ``(q,)`` int8: 0 block, 1 transition, 2 annulus, 3 cortex;
+    * ``ring`` ``(q,)``: ring index of each quad (0 for the block);
+    * ``ring_nodes``: tuple of ``n_rings + 1`` arrays, the node indices of ring k (k = 0: block boundary),
+      position j at boundary parameter ``alpha = 2 pi j / len(ring)``; rings from the nucleus curve
+      (k = n_transition) outward have ``4 m`` nodes, the inner ones ``4 m / coarsening``;
+    * ``block_ij`` ``(mi+1, mi+1)`` node indices of the central block (i along x, j along y);
+    * ``alpha`` ``(4 m,)`` boundary parameters of the fine rings; ``outer_j`` ``(4 m,)`` position j of
+      each outer-ring quad;
+    * ``reference`` ``(n_inner, 2)`` reference unit-disk coordinates of the nodes inside the nucleus
+      curve (nodes ``0 .. n_inner - 1``: block, inner rings, transition-ring interior nodes, nucleus ring).
+
+    Node numbering: block, rings 1 .. n_transition - 1, the 3:1 ring's interior nodes (if any), then
+    rings n_transition .. n_rings.
+    """
+    m, mi, c, nt = counts.m, counts.m_inner, counts.coarsening, counts.n_transition
+    nb = (mi + 1) ** 2
+    block_ij = np.arange(nb, dtype=np.int64).reshape(mi + 1, mi + 1).T      # [i, j] -> j*(mi+1)+i
+    bi, bj = _square_boundary(mi)
+    sizes = counts.ring_sizes
+    rings = [block_ij[bi, bj]]
+    nxt = nb
+    for k in range(1, nt):                                    # inner (coarse) transition rings
+        rings.append(np.arange(nxt, nxt + sizes[k], dtype=np.int64))
+        nxt += sizes[k]
+    tmpl = np.arange(nxt, nxt + counts.n_template_nodes, dtype=np.int64).reshape(-1, 2)   # (4 mi, 2)
+    nxt += counts.n_template_nodes
+    for k in range(nt, counts.n_rings + 1):
+        rings.append(np.arange(nxt, nxt + sizes[k], dtype=np.int64))
+        nxt += sizes[k]
     # block quads
-    ii, jj = np.meshgrid(np.arange(m), np.arange(m), indexing="ij")
+    ii, jj = np.meshgrid(np.arange(mi), np.arange(mi), indexing="ij")
     ii, jj = ii.ravel(), jj.ravel()
     qb = np.stack([block_ij[ii, jj], block_ij[ii + 1, jj], block_ij[ii + 1, jj + 1], block_ij[ii, jj + 1]],
                   axis=1)
-    # ring quads: (inner_j, outer_j, outer_j+1, inner_j+1) is anticlockwise
-    jn = np.roll(np.arange(4 * m), -1)
-    inner, outer = ring_nodes[:-1], ring_nodes[1:]
-    qr = np.stack([inner, outer, outer[:, jn], inner[:, jn]], axis=2).reshape(-1, 4)
-    k = np.repeat(np.arange(1, nr + 1), 4 * m)
-    zone_r = np.where(k <= counts.n_transition, ZONE_TRANSITION,
-                      np.where(k <= counts.n_transition + counts.n_annulus, ZONE_ANNULUS, ZONE_CORTEX))
-    quads = np.concatenate([qb, qr]).astype(np.int64)
-    zone = np.concatenate([np.full(m * m, ZONE_BLOCK), zone_r]).astype(np.int8)
-    ring = np.concatenate([np.zeros(m * m, dtype=np.int64), k])
-    # reference (unit nucleus disk) coordinates of block and transition nodes
+    parts, ring_of = [qb], [np.zeros(mi * mi, dtype=np.int64)]
+    for k in range(1, counts.n_rings + 1):
+        inner, outer = rings[k - 1], rings[k]
+        if inner.size == outer.size:
+            q = _ring_quads(inner, outer)
+        else:                                                 # 3:1 transition ring
+            a0, a1 = inner, np.roll(inner, -1)
+            b = outer.reshape(-1, 3)
+            b0, b1, b2, b3 = b[:, 0], b[:, 1], b[:, 2], np.roll(b[:, 0], -1)
+            c1, c2 = tmpl[:, 0], tmpl[:, 1]
+            q = np.stack([np.stack([a0, b0, b1, c1], axis=1), np.stack([c1, b1, b2, c2], axis=1),
+                          np.stack([c2, b2, b3, a1], axis=1), np.stack([a0, c1, c2, a1], axis=1)],
+                         axis=1).reshape(-1, 4)
+        parts.append(q)
+        ring_of.append(np.full(len(q), k, dtype=np.int64))
+    quads = np.concatenate(parts).astype(np.int64)
+    ring = np.concatenate(ring_of)
+    zone = np.where(ring == 0, ZONE_BLOCK,
+                    np.where(ring <= nt, ZONE_TRANSITION,
+                             np.where(ring <= nt + counts.n_annulus, ZONE_ANNULUS, ZONE_CORTEX))).astype(np.int8)
+    # reference (unit nucleus disk) coordinates of the nodes inside the nucleus curve
     a = counts.block
-    ref = np.zeros((nb + counts.n_transition * 4 * m, 2))
-    gi, gj = np.meshgrid(np.arange(m + 1), np.arange(m + 1), indexing="ij")
-    ref[block_ij[gi, gj].ravel()] = np.stack([a * (2.0 * gi / m - 1.0), a * (2.0 * gj / m - 1.0)],
+    n_inner = int(rings[nt][-1]) + 1
+    ref = np.zeros((n_inner, 2))
+    gi, gj = np.meshgrid(np.arange(mi + 1), np.arange(mi + 1), indexing="ij")
+    ref[block_ij[gi, gj].ravel()] = np.stack([a * (2.0 * gi / mi - 1.0), a * (2.0 * gj / mi - 1.0)],
                                              axis=-1).reshape(-1, 2)
-    alpha = 2.0 * np.pi * j / (4 * m)
-    sq = ref[ring_nodes[0]]
-    circ = np.stack([np.cos(alpha), np.sin(alpha)], axis=1)
-    lam = np.arange(1, counts.n_transition + 1) / counts.n_transition
-    ref[nb:] = ((1.0 - lam)[:, None, None] * sq[None] + lam[:, None, None] * circ[None]).reshape(-1, 2)
-    out = dict(quads=quads, zone=zone, ring=ring, ring_nodes=ring_nodes, block_ij=block_ij, alpha=alpha,
-               reference=ref, outer_j=j.copy())
+    sq = ref[rings[0]]                                        # (4 mi, 2) square boundary
+
+    def square_at(t):
+        """Square boundary at fractional coarse position ``t`` (linear along the sides)."""
+        t = np.mod(t, 4 * mi)
+        k0 = np.floor(t).astype(int) % (4 * mi)
+        f = (t - np.floor(t))[:, None]
+        return (1.0 - f) * sq[k0] + f * sq[(k0 + 1) % (4 * mi)]
+
+    lam = _transition_lambdas(nt, c)
+    for k in range(1, nt + 1):
+        n = rings[k].size
+        t = np.arange(n) * (4 * mi / n)
+        al = 2.0 * np.pi * np.arange(n) / n
+        ref[rings[k]] = (1.0 - lam[k]) * square_at(t) + lam[k] * np.stack([np.cos(al), np.sin(al)], axis=1)
+    if tmpl.size:
+        # interior nodes of the 3:1 ring: at 1/3 and 2/3 of each coarse cell, half-way across the ring
+        lc = lam[nt - 1] + TEMPLATE_DEPTH * (lam[nt] - lam[nt - 1])
+        t = np.arange(4 * mi)[:, None] + np.array([TEMPLATE_SPREAD, 1.0 - TEMPLATE_SPREAD])[None, :]  # (4 mi, 2)
+        al = 2.0 * np.pi * t.ravel() / (4 * mi)
+        ref[tmpl.ravel()] = (1.0 - lc) * square_at(t.ravel()) + lc * np.stack([np.cos(al), np.sin(al)], axis=1)
+    alpha = 2.0 * np.pi * np.arange(4 * m) / (4 * m)
+    ring_nodes = tuple(rings)
+    for r in ring_nodes:
+        r.setflags(write=False)
+    out = dict(quads=quads, zone=zone, ring=ring, block_ij=block_ij, alpha=alpha, reference=ref,
+               outer_j=np.arange(4 * m))
     for v in out.values():
         v.setflags(write=False)
+    out["ring_nodes"] = ring_nodes
     return out
 
 
@@ -358,7 +476,6 @@ def cross_section_points(outline, counts, cortex_thickness=DEFAULT_CORTEX_THICKN
     star map ``x = c + |xi| (N(arg xi) - c)`` of the nucleus curve about its centre ``c``.
     """
     topo = cross_section_topology(counts)
-    m = counts.m
     alpha = topo["alpha"]
     t = float(cortex_thickness)
     if not (0.0 < t < 0.2 * min(outline.width, outline.depth)):
@@ -368,22 +485,21 @@ def cross_section_points(outline, counts, cortex_thickness=DEFAULT_CORTEX_THICKN
     O = outline.offset(alpha, t)
     N, c = nucleus_curve(outline, alpha, t, nucleus_fraction, nucleus_offset)
     xy = np.empty((counts.n_nodes, 2))
-    # block + transition: star map of the reference disk
+    rn = topo["ring_nodes"]
+    # block, inner rings, transition-ring nodes and the nucleus ring: star map of the reference disk
     ref = topo["reference"]
     r = np.hypot(ref[:, 0], ref[:, 1])
     beta = np.mod(np.arctan2(ref[:, 1], ref[:, 0]), 2.0 * np.pi)
     Nb, _ = nucleus_curve(outline, beta, t, nucleus_fraction, nucleus_offset)
-    inner = c + r[:, None] * (Nb - c)
-    nb = (m + 1) ** 2
-    xy[:nb + counts.n_transition * 4 * m] = inner
+    xy[:len(ref)] = c + r[:, None] * (Nb - c)
     # the last transition ring must coincide with N exactly (it does up to round-off; make it exact)
-    xy[topo["ring_nodes"][counts.n_transition]] = N
     k0 = counts.n_transition
+    xy[rn[k0]] = N
     mu = np.arange(1, counts.n_annulus + 1) / counts.n_annulus
-    xy[topo["ring_nodes"][k0 + 1:k0 + 1 + counts.n_annulus]] = (1 - mu)[:, None, None] * N + mu[:, None, None] * O
+    xy[np.stack(rn[k0 + 1:k0 + 1 + counts.n_annulus])] = (1 - mu)[:, None, None] * N + mu[:, None, None] * O
     k1 = k0 + counts.n_annulus
     nu = np.arange(1, counts.n_cortex + 1) / counts.n_cortex
-    xy[topo["ring_nodes"][k1 + 1:]] = (1 - nu)[:, None, None] * O + nu[:, None, None] * B
+    xy[np.stack(rn[k1 + 1:])] = (1 - nu)[:, None, None] * O + nu[:, None, None] * B
     return xy
 
 
