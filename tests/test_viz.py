@@ -7,6 +7,26 @@ import pytest
 
 pv = pytest.importorskip("pyvista")
 
+
+def _offscreen_works():
+    """Off-screen rendering checked in a child process: without an EGL or OSMesa driver VTK may abort
+    the process instead of raising. Debian/Ubuntu: apt-get install -y libegl1 libegl-mesa0 libgl1-mesa-dri
+    (or libosmesa6)."""
+    import subprocess
+    import sys
+
+    code = "from vertebrafe import viz; print(viz.offscreen_backend())"
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return False, "timed out"
+    return proc.returncode == 0 and "RenderWindow" in proc.stdout, (proc.stderr or proc.stdout)[-300:]
+
+
+_RENDERS, _WHY = _offscreen_works()
+rendering = pytest.mark.skipif(not _RENDERS, reason="off-screen rendering unavailable (install an EGL or OSMesa "
+                               f"driver: libegl1 libegl-mesa0 libgl1-mesa-dri, or libosmesa6): {_WHY}")
+
 import vertebrafe as vf  # noqa: E402
 from vertebrafe import viz  # noqa: E402
 from vertebrafe.errors import InputError  # noqa: E402
@@ -121,10 +141,12 @@ def test_deformed_clip_and_explode(sol, seg):
 
 
 # ------------------------------------------------------------------------------------ images
+@rendering
 def test_offscreen_backend():
     assert "RenderWindow" in viz.offscreen_backend()
 
 
+@rendering
 def test_segment_images_not_blank_and_respond_to_options(seg):
     region = viz.render(seg, window_size=SIZE)
     assert region.shape == (SIZE[1], SIZE[0], 3)
@@ -143,6 +165,7 @@ def test_segment_images_not_blank_and_respond_to_options(seg):
         viz.render(seg, color_by="material")
 
 
+@rendering
 def test_field_images_not_blank_and_differ_with_the_field(sol, sol_soft):
     vm = viz.render(sol, field="von_mises", scale=20.0, window_size=SIZE)
     assert _fill(vm) > MIN_FILL
@@ -157,6 +180,7 @@ def test_field_images_not_blank_and_differ_with_the_field(sol, sol_soft):
         viz.render(sol, field="cement_fraction")
 
 
+@rendering
 def test_comparison_shares_the_colour_range(sol, sol_soft):
     p = viz.show_comparison(sol, sol_soft, "von_mises", labels=("stiff", "soft"), off_screen=True,
                             window_size=(2 * SIZE[0], SIZE[1]), return_plotter=True)
@@ -175,6 +199,7 @@ def test_comparison_shares_the_colour_range(sol, sol_soft):
     assert _fill(img) > MIN_FILL
 
 
+@rendering
 def test_difference_values_and_topology_check(sol, sol_soft, seg):
     grid, spec = viz.difference(sol, sol_soft, "von_mises")
     np.testing.assert_allclose(grid.cell_data[spec.array], sol_soft.von_mises - sol.von_mises)
@@ -199,6 +224,7 @@ def test_interactive_window_without_display_is_a_clear_error(monkeypatch, sol):
         viz.show_field(sol, "von_mises", off_screen=False, window_size=SIZE)
 
 
+@rendering
 def test_screenshot_writes_png(tmp_path, sol):
     path = viz.screenshot(sol, tmp_path / "vm.png", field="von_mises", clip="coronal", window_size=SIZE)
     assert path.exists()
@@ -219,6 +245,7 @@ def _png_fill(path):
     return viz.nonbackground_fraction(np.asarray(Image.open(path).convert("RGB")))
 
 
+@rendering
 def test_view_subcommand_screenshots(tmp_path, sol, sol_soft, capsys):
     a, b = tmp_path / "a.vtu", tmp_path / "b.vtu"
     sol.save(str(a))
@@ -241,6 +268,7 @@ def test_view_subcommand_screenshots(tmp_path, sol, sol_soft, capsys):
         viz.run_view(_view_parser().parse_args([str(a), "--compare", str(b)]))
 
 
+@rendering
 def test_view_through_the_command_line(tmp_path, sol, capsys):
     from vertebrafe import cli
 

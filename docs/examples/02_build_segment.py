@@ -7,7 +7,8 @@ pyvista installed, saves three pictures: regions with the cortical shell translu
 levels, and the mid-sagittal cut.
 
 Run:  python docs/examples/02_build_segment.py [--element-size MM] [--out DIR]
-(environment: VERTEBRAFE_EXAMPLE_ELEMENT_SIZE, VERTEBRAFE_EXAMPLE_OUT). Units: mm, MPa, mg/cm^3.
+(environment: VERTEBRAFE_EXAMPLE_ELEMENT_SIZE, VERTEBRAFE_EXAMPLE_OUT;
+VERTEBRAFE_EXAMPLE_PICTURES=0 skips the pictures). Units: mm, MPa, mg/cm^3.
 """
 import argparse
 import os
@@ -32,9 +33,11 @@ def main(element_size=2.0, out="example_output"):
     path = os.path.join(out, "segment.vtu")
     seg.save(path)
     print(f"wrote {path}")
+    if os.environ.get("VERTEBRAFE_EXAMPLE_PICTURES", "1") == "0":
+        return seg
     try:
         from vertebrafe import viz
-    except ImportError:                       # pragma: no cover
+    except ImportError:                       # pragma: no cover (pictures need pyvista)
         return seg
     size = (800, 800)
     pictures = [

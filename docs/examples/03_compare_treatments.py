@@ -8,7 +8,8 @@ of risk, writes each result (``Result.save``: VTU, metrics CSV/JSON, case record
 pictures: VP and BKP side by side with a shared colour range, their difference, and the cement.
 
 Run:  python docs/examples/03_compare_treatments.py [--element-size MM] [--out DIR]
-(environment: VERTEBRAFE_EXAMPLE_ELEMENT_SIZE, VERTEBRAFE_EXAMPLE_OUT). Units: mm, N, MPa, mL.
+(environment: VERTEBRAFE_EXAMPLE_ELEMENT_SIZE, VERTEBRAFE_EXAMPLE_OUT;
+VERTEBRAFE_EXAMPLE_PICTURES=0 skips the pictures). Units: mm, N, MPa, mL.
 """
 import argparse
 import os
@@ -49,9 +50,11 @@ def main(element_size=2.0, out="example_output"):
     print("\nfactor of risk (load / strength, > 1 predicts failure):")
     print(risk.pivot_table(index=["level", "metric"], columns="case", values="value")[list(results)].round(3))
 
+    if os.environ.get("VERTEBRAFE_EXAMPLE_PICTURES", "1") == "0":
+        return results
     try:
         from vertebrafe import viz
-    except ImportError:                       # pragma: no cover
+    except ImportError:                       # pragma: no cover (pictures need pyvista)
         return results
     size = (1400, 650)
     vp, bkp = results["VP"], results["BKP"]
