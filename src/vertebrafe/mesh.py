@@ -771,28 +771,7 @@ class Mesh:
         others may keep only points and cells. A :class:`MeshWarning` names what a non-VTU format
         is known to drop. ``kwargs`` go to ``meshio.write``.
         """
-        import meshio
-
-        path = os.fspath(path)
-        m = self.to_meshio()
-        if path.lower().endswith(".vtu"):
-            directory = os.path.dirname(os.path.abspath(path))
-            fd, tmp = tempfile.mkstemp(suffix=".vtu", dir=directory)
-            os.close(fd)
-            try:
-                meshio.write(tmp, m, file_format="vtu", **kwargs)
-                _write_with_field_data(tmp, path, m.field_data)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-            return
-        lost = []
-        if m.field_data:
-            lost.append("name tables and face sets")
-        if lost:
-            warnings.warn(f"save({os.path.basename(path)!r}): this format does not keep "
-                          f"{', '.join(lost)}; use .vtu to keep everything", MeshWarning, stacklevel=2)
-        meshio.write(path, m, **kwargs)
+        write(path, self.to_meshio(), **kwargs)
 
     @classmethod
     def load(cls, path, cell_type=None):
@@ -800,6 +779,36 @@ class Mesh:
         import meshio
 
         return cls.from_meshio(meshio.read(os.fspath(path)), cell_type=cell_type)
+
+
+def write(path, m, **kwargs):
+    """Write the :class:`meshio.Mesh` ``m`` to ``path`` keeping its field data in ``.vtu`` files.
+
+    For ``.vtu`` the file is written to a temporary name beside ``path`` and completed with a
+    ``FieldData`` section (name tables, face sets) before it replaces ``path``, so a reader never sees a
+    half-written file. Other formats keep what their meshio writer keeps; a :class:`MeshWarning` says
+    when name tables and face sets are lost. ``kwargs`` go to ``meshio.write``.
+    """
+    import meshio
+
+    path = os.fspath(path)
+    if path.lower().endswith(".vtu"):
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(suffix=".vtu", dir=directory)
+        os.close(fd)
+        try:
+            meshio.write(tmp, m, file_format="vtu", **kwargs)
+            _write_with_field_data(tmp, path + ".part", m.field_data)
+            os.replace(path + ".part", path)
+        finally:
+            for leftover in (tmp, path + ".part"):
+                if os.path.exists(leftover):
+                    os.remove(leftover)
+        return
+    if m.field_data:
+        warnings.warn(f"save({os.path.basename(path)!r}): this format does not keep name tables and "
+                      f"face sets; use .vtu to keep everything", MeshWarning, stacklevel=3)
+    meshio.write(path, m, **kwargs)
 
 
 def _write_with_field_data(src, dst, field_data):

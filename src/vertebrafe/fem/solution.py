@@ -224,8 +224,11 @@ class Solution:
         return m
 
     def save(self, path):
-        """Write the mesh, tags, sets and all result fields (e.g. ``result.vtu`` for ParaView/PyVista)."""
-        self.to_meshio().write(path)
+        """Write the mesh, tags with their names, node and face sets and all result fields
+        (``.vtu`` keeps everything; for ParaView and PyVista)."""
+        from ..mesh import write
+
+        write(path, self.to_meshio())
 
 
 def von_mises(s):
