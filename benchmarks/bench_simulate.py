@@ -11,6 +11,13 @@ relative change against the finest size.
     python benchmarks/bench_simulate.py                                 # timing, default size
     python benchmarks/bench_simulate.py --element-size 3                # another size
     python benchmarks/bench_simulate.py --convergence 4,3,2 --levels L4-L5 --json conv.json
+    python benchmarks/bench_simulate.py --validation --element-size 2     # targets 5, 6, 7
+
+Validation (``--validation``): target 5, nucleus pressure of an intact L4-L5 (vBMD 120) under the
+relaxed-standing and standing-flexed presets (Wilke 1999: 0.5 and 1.1 MPa); target 6, strength of an
+osteoporotic L1 (vBMD 60, 70, 80) alone between rigid plates (VerSe19: 3.6 +/- 1.1 kN at 0.2 % apparent
+strain); target 7, factor of risk of that L1 for standing and lifting (preset compression / strength),
+and in situ in T12-L2 (vBMD 70) under the same presets.
 """
 from __future__ import annotations
 
@@ -91,6 +98,39 @@ def key_values(seg, res):
     return out
 
 
+def validation(h, solver):
+    from vertebrafe.post import vertebra_strength
+
+    out = {"element_size": h}
+    seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=h)
+    for name in ("relaxed_standing", "standing_flexed", "lifting"):
+        r = simulate(seg, name, solver=solver)
+        out[f"target5/L4-L5/{name}/nucleus_pressure_MPa"] = r.value("pressure", "L4-L5", "nucleus")
+        out[f"target5/L4-L5/{name}/solve_s"] = r.info["solve_time"]
+        print(f"target 5: L4-L5 vBMD 120, {name}: nucleus pressure {out[f'target5/L4-L5/{name}/nucleus_pressure_MPa']:.3f} MPa "
+              f"({seg.n_dofs} DOFs, solve {r.info['solve_time']:.1f} s)", flush=True)
+    stand, lift = loads.preset("relaxed_standing").compression, loads.preset("lifting").compression
+    for bmd in (60.0, 70.0, 80.0):
+        vs = vertebra_strength(vf.segment(["L1"], bmd=bmd, element_size=h), "L1", solver=solver)
+        out[f"target6/L1/{bmd:g}"] = {k: v for k, v in vs.items() if k != "solution"}
+        print(f"target 6: L1 vBMD {bmd:g}: height {vs.height:.2f} mm, stiffness {vs.stiffness:.0f} N/mm, "
+              f"strength at 0.2 % {vs.strength_apparent:.0f} N, yield-volume strength {vs.strength_yield:.0f} N; "
+              f"target 7 factor of risk standing {stand / vs.strength_apparent:.3f} / {stand / vs.strength_yield:.3f}, "
+              f"lifting {lift / vs.strength_apparent:.3f} / {lift / vs.strength_yield:.3f} (0.2 % / yield-volume)",
+              flush=True)
+    seg = vf.segment("T12-L2", bmd=70.0, element_size=h)
+    for name in ("relaxed_standing", "lifting"):
+        r = simulate(seg, name, solver=solver)
+        fa, fy = r.value("factor_of_risk_apparent", "L1", "vertebra"), r.value("factor_of_risk_yield", "L1", "vertebra")
+        out[f"target7/T12-L2/{name}"] = {"factor_of_risk_apparent": fa, "factor_of_risk_yield": fy,
+                                         "strength_apparent": r.value("strength_apparent", "L1", "vertebra"),
+                                         "strength_yield": r.value("strength_yield", "L1", "vertebra")}
+        print(f"target 7 in situ: T12-L2 vBMD 70, {name}: L1 factor of risk {fa:.3f} (0.2 %) / {fy:.3f} (yield-volume); "
+              f"in-situ strengths {out[f'target7/T12-L2/{name}']['strength_apparent']:.0f} / "
+              f"{out[f'target7/T12-L2/{name}']['strength_yield']:.0f} N", flush=True)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--levels", default="T12-L2")
@@ -100,6 +140,7 @@ def main(argv=None):
     ap.add_argument("--solver", default="auto")
     ap.add_argument("--convergence", default="", help="comma list of element sizes (mm), coarse to fine")
     ap.add_argument("--json", default="")
+    ap.add_argument("--validation", action="store_true", help="validation targets 5-7 at --element-size")
     args = ap.parse_args(argv)
     load = loads.preset(args.load)
     print(f"vertebrafe {vf.__version__} rev {_revision()} | python {platform.python_version()} | "
@@ -108,6 +149,12 @@ def main(argv=None):
     t = time.perf_counter()
     warm_up()
     print(f"warm-up (numba cache) {time.perf_counter() - t:.1f} s")
+    if args.validation:
+        report = validation(args.element_size, args.solver)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(report, f, indent=1)
+        return report
     report = {"levels": args.levels, "bmd": args.bmd, "load": args.load, "runs": []}
     sizes = [float(s) for s in args.convergence.split(",") if s] or [args.element_size]
     for h in sizes:

@@ -22,7 +22,8 @@ pandas DataFrame. Definitions (units):
   its rim (the outermost ring of faces), along the outward normal; **positive = bulging into the
   vertebral body**), ``cortical_share`` (-, share of the axial force carried by the cortex in the cell
   layer that crosses the mid-height plane; each cell's axial force is ``sigma_aa * V / h`` with ``a`` the
-  vertebra's axis and ``h`` the cell's extent along it; NaN when the net axial force is small).
+  vertebra's axis and ``h`` the cell's extent along it; where a node layer lies on the mid-height plane the
+  two cell layers next to it are both counted, i.e. averaged; NaN when the net axial force is small).
 * per disc (region ``disc``): ``height_change`` (mm); region ``nucleus``: ``pressure`` (MPa, volume mean
   of ``-trace(sigma) / 3``), ``pressure_max``; region ``annulus``: ``von_mises_peak`` (MPa, max).
 * segment (level and region ``segment``): ``axial_stiffness`` (N/mm: compression / top-plate
@@ -208,8 +209,10 @@ def cortical_share(segment, solution, level):
     zm = 0.5 * (zinf + zsup)
     zc = z[mesh.cells[cells]]
     lo, hi = zc.min(axis=1), zc.max(axis=1)
-    cross = cells[(lo <= zm) & (hi > zm)]
-    h = (zc.max(axis=1) - zc.min(axis=1))[(lo <= zm) & (hi > zm)]
+    tol = 1e-6 * abs(zsup - zinf)
+    sel = (lo <= zm + tol) & (hi >= zm - tol)       # a node layer at mid-height: both cell layers (averaged)
+    cross = cells[sel]
+    h = (hi - lo)[sel]
     f = _axial_stress(solution.cell_stress[cross], a) * solution.cell_volume[cross] / h
     cort = [c for c, n in mesh.tag_names["region"].items() if n == "cortex"]
     is_c = np.isin(mesh.cell_data["region"][cross], cort)
