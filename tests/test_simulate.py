@@ -181,11 +181,20 @@ def test_target5_nucleus_pressure_under_standing(standing):
 
 
 def test_target6_7_osteoporotic_strength_and_factor_of_risk():
+    """Osteoporotic L1 (vBMD 70) alone between rigid plates, 6 mm mesh.
+
+    Measured (6 mm): 0.2 % strength 1.61 kN, yield-volume strength 5.40 kN; at 2 mm see
+    docs/validation-loads.md. The 0.2 % estimate lies below the published 2-4 kN (a documented miss);
+    its factor of risk is 0.31 for standing (inside 0.15-0.35) and 0.93-1.05 for the lifting presets
+    of 1500-1700 N (inside 1 +/- 0.2); the 2300 N round-back lift gives 1.43.
+    """
     seg = vf.segment(["L1"], bmd=70.0, element_size=6.0)
     vs = vertebra_strength(seg, "L1")
     assert vs.strength_apparent == pytest.approx(vs.stiffness * 0.002 * vs.height, rel=1e-9)
-    assert 1000.0 < vs.strength_apparent < 4000.0
-    assert vs.strength_yield > vs.strength_apparent
-    stand = loads.preset("relaxed_standing").compression / vs.strength_yield
-    lift = loads.preset("lifting").compression / vs.strength_yield
-    assert stand < 0.35 and lift > 2 * stand
+    assert 1200.0 < vs.strength_apparent < 2000.0
+    assert 4000.0 < vs.strength_yield < 7000.0
+    stand = loads.preset("relaxed_standing").compression / vs.strength_apparent
+    assert 0.15 <= stand <= 0.35
+    for name in ("lifting_kinematic", "lifting_flexed_knees"):
+        assert 0.8 <= loads.preset(name).compression / vs.strength_apparent <= 1.2
+    assert loads.preset("relaxed_standing").compression / vs.strength_yield < 0.15
