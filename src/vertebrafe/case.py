@@ -374,6 +374,8 @@ class Case:
                 v = getattr(obj, f.name)
                 if v is None or (only.get(f.name) and self.treatment.kind not in only[f.name]):
                     continue
+                if section == "bone" and f.name == "t_score":
+                    continue                      # resolved into bmd
                 d[f.name] = _plain(v)
             out[section] = d
         return out
