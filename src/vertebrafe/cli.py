@@ -27,9 +27,18 @@ kyphoplasty, adjacent-level stress). Units: mm, N, MPa."""
 
 EPILOG = """\
 examples:
-  vertebrafe --version          print the version and exit
-  vertebrafe info               print the versions of vertebrafe and its dependencies
-  python -m vertebrafe --help   the same interface without the console script
+  vertebrafe run cases/bkp-partial.toml -o out/bkp          one case: result.vtu, metrics.csv, case.json
+  vertebrafe run cases/vp-unipedicular.toml -o out/vp --set bone.bmd=80 --set segment.element_size=3
+  vertebrafe mesh cases/osteoporotic-wedge-nsm.toml -o nsm.vtu   mesh only (after fracture and treatment)
+  vertebrafe study cases/adjacent-risk.toml -o out/risk     parameter study on all local cores
+  vertebrafe study cases/adjacent-risk.toml -o out/risk --scheduler tcp://host:8786   on a Dask cluster
+  vertebrafe report out/risk                                summary tables and plots of a run or study
+  vertebrafe view out/bkp --field von_mises                 picture of a result (needs pyvista)
+  vertebrafe info                                           versions of vertebrafe and its dependencies
+  python -m vertebrafe --help                               the same interface without the console script
+
+case files: docs/cases.md; command line: docs/cli.md. Exit status 0 on success, 1 on failure (one-line
+reason; --debug for the traceback), 2 for usage errors.
 """
 
 ConfigureFn = Callable[[argparse.ArgumentParser], None]
@@ -56,10 +65,272 @@ def _run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-#: name -> (one-line help, configure(parser), run(args) -> exit status)
+# ------------------------------------------------------------------------------------------------
+# run, mesh, study, report
+
+
+def _add_verbosity(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors; no progress bars")
+    group.add_argument("-v", "--verbose", action="store_true", help="print every stage and case")
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a case key before validation, e.g. --set bone.bmd=60 "
+                             "--set treatment.kind=vertebroplasty (VALUE is a TOML value; bare words are "
+                             "strings); repeatable")
+
+
+def _parse_overrides(items) -> dict:
+    """``["bone.bmd=60", "fracture.kind=crush"]`` -> ``{"bone.bmd": 60, "fracture.kind": "crush"}``."""
+    from .case import tomllib
+    from .errors import InputError
+
+    out = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or "." not in key:
+            raise InputError(f"--set {item!r}: expected KEY=VALUE with KEY = 'section.key', e.g. bone.bmd=60")
+        text = text.strip()
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        out[key] = value
+    return out
+
+
+def _echo(args, message: str, verbose: bool = False) -> None:
+    if getattr(args, "quiet", False) or (verbose and not getattr(args, "verbose", False)):
+        return
+    print(message)
+
+
+def _check_case_file(path: str) -> None:
+    from .case import load_toml
+    from .errors import InputError
+
+    raw = load_toml(path)
+    if "study" in raw and "segment" not in raw:
+        raise InputError(f"{path}: is a study file ([study]); run it with 'vertebrafe study {path} -o DIR'")
+
+
+def _configure_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("case", metavar="CASE.toml", help="case file (docs/cases.md)")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR",
+                        help="output directory: result.vtu, metrics.csv/json, case.json, case.toml")
+    _add_set(parser)
+    _add_verbosity(parser)
+
+
+def _key_metrics(result):
+    """A few headline numbers of a result as (label, value, unit) rows."""
+    import math
+
+    rows = []
+    seg = result.value
+    treated = getattr(result, "treated_level", None)
+    levels = list(result.segment.levels)
+    for level in levels:
+        tag = " (treated)" if level == treated else ""
+        for metric, region, unit in (("von_mises_p95", "bone", "MPa"), ("factor_of_risk_yield", "vertebra", "")):
+            try:
+                v = seg(metric, level, region)
+            except Exception:  # noqa: BLE001 - metric not reported for this level
+                continue
+            if v is not None and not (isinstance(v, float) and math.isnan(v)):
+                rows.append((f"{level}{tag} {metric} ({region})", v, unit))
+    try:
+        rows.append(("segment axial_stiffness", seg("axial_stiffness"), "N/mm"))
+        rows.append(("segment rotation_flexion", seg("rotation_flexion"), "deg"))
+    except Exception:  # noqa: BLE001
+        pass
+    return rows
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    from .case import load_case, run_case, save_result
+
+    _check_case_file(args.case)
+    case = load_case(args.case, _parse_overrides(args.overrides))
+    log = (lambda m: print(m, file=sys.stderr)) if args.verbose else None
+    _echo(args, f"case {case.name} ({case.id}): {'-'.join([case.segment.levels[0], case.segment.levels[-1]])}, "
+                f"element size {case.segment.element_size:g} mm", verbose=True)
+    result = run_case(case, progress=not args.quiet, log=log)
+    save_result(result, case, args.output)
+    info = result.solution.info
+    _echo(args, f"{case.name} ({case.id}): {info.get('dofs', '?')} dofs, solver {info.get('solver')} "
+                f"({info.get('iterations')} iterations, residual {info.get('residual', float('nan')):.1e}), "
+                f"{result.case_timings['total_s']:.1f} s")
+    for label, value, unit in _key_metrics(result):
+        _echo(args, f"  {label:<48} {value:10.4g} {unit}")
+    _echo(args, f"wrote {args.output}/ (result.vtu, metrics.csv, metrics.json, case.json, case.toml)")
+    return 0
+
+
+def _configure_mesh(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("case", metavar="CASE.toml", help="case file (docs/cases.md); [load] is validated "
+                        "but not used")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE.vtu",
+                        help="mesh file (.vtu, or any extension meshio writes) with region/level tags, "
+                             "node and face sets, cement and damage fields")
+    _add_set(parser)
+    _add_verbosity(parser)
+
+
+def _run_mesh(args: argparse.Namespace) -> int:
+    import os
+
+    from .case import build_segment, load_case
+
+    _check_case_file(args.case)
+    case = load_case(args.case, _parse_overrides(args.overrides))
+    stages = []
+    seg = build_segment(case, progress=stages.append)
+    parent = os.path.dirname(os.path.abspath(args.output))
+    os.makedirs(parent, exist_ok=True)
+    seg.save(args.output)
+    _echo(args, f"{case.name}: stages {', '.join(stages)}", verbose=True)
+    _echo(args, f"wrote {args.output}: {seg.mesh.n_cells} cells, {seg.mesh.n_points} nodes "
+                f"({', '.join(seg.levels)}; element size {case.segment.element_size:g} mm)")
+    return 0
+
+
+def _configure_study(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study", metavar="STUDY.toml", help="study file: base case and sweep (docs/cases.md)")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR",
+                        help="study directory: summary.csv, plots/, cases/<id>/; rerun to resume")
+    parser.add_argument("--workers", "-j", type=int, default=None, metavar="N",
+                        help="local worker processes, one thread each (default: number of CPUs)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run on a Dask distributed cluster, e.g. tcp://10.0.0.5:8786")
+    parser.add_argument("--dry-run", action="store_true", help="list the cases (id, variant, parameters) and exit")
+    parser.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
+                        help="keep the errors of cases that failed in an earlier run instead of rerunning them")
+    _add_set(parser)
+    _add_verbosity(parser)
+
+
+def _run_study(args: argparse.Namespace) -> int:
+    from .errors import InputError, VertebrafeError
+    from .study import case_status, load_study, run_study
+
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers = {args.workers}; allowed: an integer >= 1")
+    study = load_study(args.study, _parse_overrides(args.overrides))
+    if args.dry_run:
+        for sc in study.cases:
+            st = case_status(args.output, sc.id) or {}
+            print(f"{sc.id}  {st.get('status', '-'):<6} {sc.name:<28} {sc.params}")
+        print(f"{len(study.cases)} cases")
+        return 0
+    _echo(args, f"study {study.name}: {len(study.cases)} cases -> {args.output}")
+    log = (lambda m: print(m, file=sys.stderr)) if args.verbose else None
+    run = run_study(study, args.output, workers=args.workers, scheduler=args.scheduler,
+                    progress=not args.quiet, log=log, retry_failed=args.retry_failed)
+    _echo(args, run.describe())
+    if run.summary.get("summary"):
+        _echo(args, f"summary: {run.summary['summary']}")
+    for png in run.summary.get("plots", []):
+        _echo(args, f"plot:    {png}")
+    if not args.quiet:
+        _print_tables(run.summary.get("tables", {}))
+    if run.failed:
+        raise VertebrafeError(f"{len(run.failed)} of {len(study.cases)} cases failed (first: "
+                              f"{next(iter(run.failed.values()))}); errors in {args.output}/failures.csv; "
+                              "rerun the same command to retry them")
+    return 0
+
+
+def _print_tables(tables) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
+        for name, table in tables.items():
+            if table is None:
+                continue
+            print(f"\n{name}:")
+            print(table.round(3).to_string())
+
+
+def _configure_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", metavar="DIR", help="output of 'vertebrafe study' or 'vertebrafe run'")
+    _add_verbosity(parser)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    import os
+
+    from .errors import InputError
+
+    d = args.directory
+    if os.path.exists(os.path.join(d, "study.json")):
+        from .study import summarize
+
+        paths = summarize(d)
+        import pandas as pd
+
+        fails = pd.read_csv(paths["failures"]) if os.path.exists(paths["failures"]) else None
+        if paths.get("summary"):
+            s = pd.read_csv(paths["summary"])
+            _echo(args, f"{d}: {s['case_id'].nunique()} finished cases, {len(s)} rows -> {paths['summary']}")
+        if fails is not None and len(fails):
+            _echo(args, f"{len(fails)} cases not finished or failed (see {paths['failures']}):")
+            for _, row in fails.head(10).iterrows():
+                _echo(args, f"  {row['id']} {row['name']}: {row['status']} {row['error'] or ''}")
+        for png in paths.get("plots", []):
+            _echo(args, f"plot: {png}")
+        if not args.quiet:
+            _print_tables(paths.get("tables", {}))
+        return 0
+    if os.path.exists(os.path.join(d, "metrics.csv")):
+        png = _report_run(d)
+        _echo(args, f"plot: {png}")
+        return 0
+    raise InputError(f"{d}: neither a study directory (study.json) nor a case result (metrics.csv)")
+
+
+def _report_run(d: str) -> str:
+    """Print the per-level table of a single case and write ``report.png`` (bone von Mises p95 per level)."""
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    m = pd.read_csv(os.path.join(d, "metrics.csv"))
+    keep = m[m["metric"].isin(["von_mises_mean", "von_mises_p95", "min_principal_stress_p05",
+                               "factor_of_risk_yield", "pressure", "height_change"])
+             & m["region"].isin(["bone", "vertebra", "nucleus", "disc"])]
+    table = keep.pivot_table(index="level", columns=["metric", "unit"], values="value", aggfunc="first",
+                             sort=False)
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(table.round(4).to_string())
+    sel = m[(m["metric"] == "von_mises_p95") & (m["region"] == "bone")]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.bar(sel["level"], sel["value"], color="C0")
+    ax.set_ylabel("von Mises p95 of bone [MPa]")
+    ax.set_title(os.path.basename(os.path.abspath(d)))
+    fig.tight_layout()
+    png = os.path.join(d, "report.png")
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
+#: name -> (one-line help, configure(parser), run(args) -> exit status). A plain registry: other modules
+#: add their commands by inserting an entry (``vertebrafe.viz`` provides ``view``).
 SUBCOMMANDS: Dict[str, Tuple[str, ConfigureFn, RunFn]] = {
-    "info": ("print versions of vertebrafe and its dependencies", _configure_info, _run_info),
+    "run": ("run one case file and write its results", _configure_run, _run_run),
+    "study": ("run a parameter study (process pool or Dask cluster), resumable", _configure_study, _run_study),
+    "mesh": ("mesh a case (segment, fracture, treatment) and write the mesh", _configure_mesh, _run_mesh),
+    "report": ("summary tables and plots of a finished run or study", _configure_report, _run_report),
     "view": (viz.VIEW_HELP, viz.configure_view, viz.run_view),
+    "info": ("print versions of vertebrafe and its dependencies", _configure_info, _run_info),
 }
 
 
@@ -77,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, configure, run) in SUBCOMMANDS.items():
-        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        sub = subparsers.add_parser(name, help=help_text, description=help_text,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
         configure(sub)
         sub.set_defaults(_run=run)
     return parser

@@ -1,0 +1,273 @@
+"""Case files: schema, strict validation (table of bad files, each with its message), resolution, ids."""
+import glob
+import os
+import textwrap
+
+import pytest
+
+import vertebrafe
+from vertebrafe import case as vc
+from vertebrafe.errors import InputError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CASES = os.path.join(ROOT, "cases")
+
+GOOD = """
+[segment]
+levels = "T12-L2"
+element_size = 4.0
+
+[bone]
+bmd = 80.0
+
+[fracture]
+level = "L1"
+grade = 2
+
+[treatment]
+kind = "vertebroplasty"
+volume = 3.0
+
+[load]
+compression = 800.0
+flexion = 7.5
+"""
+
+
+def _replace(text, old, new):
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+# (id, transform of GOOD, fragments that the message must contain)
+BAD = [
+    ("unknown-section", lambda t: t + "\n[materials]\nE = 1\n", ["[materials]", "not a known section", "allowed"]),
+    ("unknown-key", lambda t: _replace(t, "bmd = 80.0", "bmd = 80.0\ndensity = 2"),
+     ["bone.density", "not a known key", "bmd"]),
+    ("typo-key", lambda t: _replace(t, "element_size", "elementsize"), ["segment.elementsize", "not a known key"]),
+    ("missing-segment", lambda t: _replace(t, '[segment]\nlevels = "T12-L2"\nelement_size = 4.0\n', ""),
+     ["[segment]", "missing"]),
+    ("missing-levels", lambda t: _replace(t, 'levels = "T12-L2"\n', ""), ["segment.levels", "missing", "required"]),
+    ("missing-load", lambda t: _replace(t, "[load]\ncompression = 800.0\nflexion = 7.5\n", ""),
+     ["[load]", "missing"]),
+    ("empty-load", lambda t: _replace(t, "compression = 800.0\nflexion = 7.5\n", ""),
+     ["load", "no load", "preset"]),
+    ("zero-load", lambda t: _replace(t, "compression = 800.0\nflexion = 7.5", "compression = 0.0"),
+     ["load", "zero"]),
+    ("fill-above-one", lambda t: _replace(t, "volume = 3.0", "fill = 1.5"),
+     ["treatment.fill", "1.5", "out of range", "(0, 1]"]),
+    ("negative-volume", lambda t: _replace(t, "volume = 3.0", "volume = -2.0"),
+     ["treatment.volume", "-2", "out of range", "mL"]),
+    ("zero-volume", lambda t: _replace(t, "volume = 3.0", "volume = 0"), ["treatment.volume", "= 0", "out of range"]),
+    ("volume-and-fill", lambda t: _replace(t, "volume = 3.0", "volume = 3.0\nfill = 0.2"),
+     ["treatment.volume", "treatment.fill", "at most one"]),
+    ("grade-4", lambda t: _replace(t, "grade = 2", "grade = 4"), ["fracture.grade", "= 4", "not allowed", "1, 2, 3"]),
+    ("grade-float", lambda t: _replace(t, "grade = 2", "grade = 2.5"), ["fracture.grade", "2.5", "expected an integer"]),
+    ("grade-and-loss", lambda t: _replace(t, "grade = 2", "grade = 2\nheight_loss = 0.3"),
+     ["fracture.grade", "height_loss", "at most one"]),
+    ("height-loss-too-big", lambda t: _replace(t, "grade = 2", "height_loss = 0.8"),
+     ["fracture.height_loss", "0.8", "(0, 0.6]"]),
+    ("bmd-zero", lambda t: _replace(t, "bmd = 80.0", "bmd = 0"), ["bone.bmd", "= 0", "out of range", "(0, 400]"]),
+    ("bmd-string", lambda t: _replace(t, "bmd = 80.0", 'bmd = "80"'), ["bone.bmd", "'80'", "a string", "expected a number"]),
+    ("bmd-bool", lambda t: _replace(t, "bmd = 80.0", "bmd = true"), ["bone.bmd", "a boolean", "expected a number"]),
+    ("bmd-and-tscore", lambda t: _replace(t, "bmd = 80.0", "bmd = 80.0\nt_score = -2.5"),
+     ["bone.bmd", "t_score", "exactly one"]),
+    ("no-bmd", lambda t: _replace(t, "bmd = 80.0", 'law = "kopperdahl2002"'), ["bone.bmd", "missing", "t_score"]),
+    ("unknown-law", lambda t: _replace(t, "bmd = 80.0", 'bmd = 80.0\nlaw = "carter1977"'),
+     ["bone.law", "'carter1977'", "morgan2003_vertebra"]),
+    ("unknown-level", lambda t: _replace(t, '"T12-L2"', '"T12-X9"'), ["segment.levels", "unknown level 'X9'", "L5"]),
+    ("level-list-gap", lambda t: _replace(t, '"T12-L2"', '["T12", "L2"]'), ["segment.levels", "T12", "L2"]),
+    ("levels-number", lambda t: _replace(t, '"T12-L2"', "12"), ["segment.levels", "an integer", "range"]),
+    ("fracture-level-outside", lambda t: _replace(t, 'level = "L1"\ngrade', 'level = "L4"\ngrade'),
+     ["fracture.level", "'L4'", "not in segment.levels"]),
+    ("fracture-kind", lambda t: _replace(t, "grade = 2", 'grade = 2\nkind = "burst"'),
+     ["fracture.kind", "'burst'", "wedge", "biconcave", "crush"]),
+    ("treatment-kind", lambda t: _replace(t, '"vertebroplasty"', '"cementoplasty"'),
+     ["treatment.kind", "'cementoplasty'", "kyphoplasty"]),
+    ("restoration-for-vp", lambda t: _replace(t, "volume = 3.0", "volume = 3.0\nrestoration = 0.5"),
+     ["treatment.restoration", "does not apply", "kyphoplasty"]),
+    ("balloons-3", lambda t: _replace(t, 'kind = "vertebroplasty"\nvolume = 3.0', 'kind = "kyphoplasty"\nballoons = 3'),
+     ["treatment.balloons", "= 3", "1, 2"]),
+    ("restore-unfractured", lambda t: _replace(
+        _replace(t, "[fracture]\nlevel = \"L1\"\ngrade = 2\n", ""), 'kind = "vertebroplasty"\nvolume = 3.0',
+        'kind = "kyphoplasty"\nlevel = "L1"\nrestoration = 0.5'),
+     ["treatment.restoration", "not fractured"]),
+    ("treatment-level-missing", lambda t: _replace(t, "[fracture]\nlevel = \"L1\"\ngrade = 2\n", ""),
+     ["treatment.level", "missing", "intact"]),
+    ("treatment-level-outside", lambda t: _replace(t, "volume = 3.0", 'volume = 3.0\nlevel = "T10"'),
+     ["treatment.level", "'T10'", "not in segment.levels"]),
+    ("approach", lambda t: _replace(t, "volume = 3.0", 'volume = 3.0\napproach = "transpedicular"'),
+     ["treatment.approach", "bipedicular", "unipedicular"]),
+    ("offset-shape", lambda t: _replace(t, "volume = 3.0", "volume = 3.0\noffset = [1.0, 2.0]"),
+     ["treatment.offset", "wrong shape", "2 values", "three numbers"]),
+    ("moment-vector", lambda t: _replace(t, "flexion = 7.5", "flexion = [7.5, 0.0, 0.0]"),
+     ["load.flexion", "an array", "expected a number", "N m"]),
+    ("flexion-and-extension", lambda t: _replace(t, "flexion = 7.5", "flexion = 7.5\nextension = 2.0"),
+     ["load.flexion", "load.extension", "at most one"]),
+    ("negative-compression", lambda t: _replace(t, "compression = 800.0", "compression = -800.0"),
+     ["load.compression", "-800", "[0, 10000]", "N"]),
+    ("unknown-preset", lambda t: _replace(t, "compression = 800.0", 'preset = "jogging"'),
+     ["load.preset", "'jogging'", "relaxed_standing"]),
+    ("reference-point-shape", lambda t: _replace(t, "flexion = 7.5", "reference_point = 5.0"),
+     ["load.reference_point", "wrong shape", "three numbers"]),
+    ("element-size-too-small", lambda t: _replace(t, "element_size = 4.0", "element_size = 0.1"),
+     ["segment.element_size", "0.1", "[0.5, 10]", "mm"]),
+    ("element-size-nan", lambda t: _replace(t, "element_size = 4.0", "element_size = nan"),
+     ["segment.element_size", "not finite"]),
+    ("solver-name", lambda t: t + '\n[solver]\nsolver = "cholesky"\n', ["solver.solver", "'cholesky'", "amg"]),
+    ("rtol-range", lambda t: t + "\n[solver]\nrtol = 0.5\n", ["solver.rtol", "0.5", "out of range"]),
+    ("output-type", lambda t: t + '\n[output]\nvtu = "yes"\n', ["output.vtu", "'yes'", "true or false"]),
+    ("override-unknown-level", lambda t: t + "\n[segment.overrides.L4]\nanterior_height = 20.0\n",
+     ["segment.overrides.L4", "not in this segment", "T12-L1"]),
+    ("override-unknown-field", lambda t: t + "\n[segment.overrides.L1]\nheight = 20.0\n",
+     ["segment.overrides.L1.height", "not a known vertebra dimension", "anterior_height"]),
+    ("override-range", lambda t: t + "\n[segment.overrides.L1]\nanterior_height = 200.0\n",
+     ["segment.overrides.L1.anterior_height", "200", "out of range"]),
+    ("section-not-table", lambda t: "solver = 3\n" + t, ["[solver]", "an integer", "expected a table"]),
+    ("treatment-none-level", lambda t: _replace(t, 'kind = "vertebroplasty"\nvolume = 3.0', 'kind = "none"\nlevel = "L1"'),
+     ["treatment.level", "kind = 'none'"]),
+]
+
+
+@pytest.mark.parametrize("name, transform, fragments", BAD, ids=[b[0] for b in BAD])
+def test_bad_case_file_is_rejected_with_its_message(tmp_path, name, transform, fragments):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(transform(GOOD))
+    with pytest.raises(InputError) as info:
+        vc.load_case(path)
+    msg = str(info.value)
+    assert msg.startswith(str(path)), msg                  # the message names the file first
+    for fragment in fragments:
+        assert fragment in msg, f"{fragment!r} not in {msg!r}"
+    assert "\n" not in msg
+
+
+def test_at_least_25_bad_files():
+    assert len(BAD) >= 25
+
+
+def test_invalid_toml_syntax_names_the_file(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("[segment\nlevels = 'T12-L2'\n")
+    with pytest.raises(InputError, match=r"broken.toml: invalid TOML"):
+        vc.load_case(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="file not found"):
+        vc.load_case(tmp_path / "nope.toml")
+
+
+def test_validation_happens_before_meshing(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(vertebrafe, "segment", lambda *a, **k: calls.append(1))
+    path = tmp_path / "bad.toml"
+    path.write_text(_replace(GOOD, "volume = 3.0", "fill = 1.5"))
+    with pytest.raises(InputError):
+        vc.run_case(path)
+    assert calls == []
+
+
+def test_good_case_resolves_defaults(tmp_path):
+    path = tmp_path / "good.toml"
+    path.write_text(GOOD)
+    case = vc.load_case(path)
+    assert case.name == "good"
+    assert case.segment.levels == ("T12", "L1", "L2")
+    assert case.fracture.kind == "wedge" and case.fracture.grade == 2 and case.fracture.damage_factor == 0.25
+    assert case.treatment.level == "L1" and case.treatment.approach == "bipedicular"
+    assert case.solver.rtol == 1e-8 and case.output.vtu is True
+    d = case.to_dict()
+    assert "restoration" not in d["treatment"] and "balloons" not in d["treatment"]
+    load = case.load.to_load()
+    assert load.compression == 800.0 and load.flexion == 7.5
+
+
+def test_defaults_of_treatments():
+    base = {"segment": {"levels": "T12-L2"}, "bone": {"bmd": 80}, "load": {"preset": "relaxed_standing"},
+            "fracture": {"level": "L1"}}
+    vp = vc.parse_case({**base, "treatment": {"kind": "vertebroplasty"}})
+    assert vp.treatment.volume == 2.8 and vp.fracture.grade == 2
+    bkp = vc.parse_case({**base, "treatment": {"kind": "kyphoplasty", "balloons": 1}})
+    assert bkp.treatment.restoration == 0.5 and bkp.treatment.volume == pytest.approx(2.4)
+    intact = vc.parse_case({k: v for k, v in base.items() if k != "fracture"})
+    assert intact.fracture is None and intact.treatment.kind == "none" and intact.treated_level is None
+
+
+def test_t_score_resolves_to_bmd():
+    case = vc.parse_case({"segment": {"levels": "L1"}, "bone": {"t_score": -3.0},
+                          "load": {"compression": 500.0}})
+    assert case.bone.bmd == pytest.approx(170.0 - 3 * 30.0)
+    same = vc.parse_case({"segment": {"levels": "L1"}, "bone": {"bmd": 80.0}, "load": {"compression": 500.0}})
+    assert case.id == same.id
+
+
+def test_preset_with_explicit_override():
+    case = vc.parse_case({"segment": {"levels": "L1-L2"}, "bone": {"bmd": 80},
+                          "load": {"preset": "extension_moment", "flexion": 5.0}})
+    load = case.load.to_load()
+    assert load.flexion == 5.0 and load.extension == 0.0 and load.compression == 500.0
+
+
+def test_ids_are_stable_and_content_based():
+    a = vc.parse_case({"case": {"name": "a"}, "segment": {"levels": "T12-L2"}, "bone": {"bmd": 80},
+                       "load": {"compression": 500}})
+    b = vc.parse_case({"case": {"name": "b", "description": "x"}, "segment": {"levels": ["L2", "L1", "T12"]},
+                       "bone": {"bmd": 80.0}, "load": {"compression": 500.0}})
+    c = vc.parse_case({"segment": {"levels": "T12-L2"}, "bone": {"bmd": 81}, "load": {"compression": 500}})
+    assert a.id == b.id                     # names, int/float and level order do not change the physics
+    assert a.id != c.id
+    assert len(a.id) == 12 and int(a.id, 16) >= 0
+
+
+def test_resolved_toml_round_trip(tmp_path):
+    case = vc.parse_case(vc.tomllib.loads(GOOD), source="x")
+    text = vc.to_toml(case.to_dict())
+    again = vc.parse_case(vc.tomllib.loads(text))
+    assert again == case.with_name(case.name) and again.id == case.id
+
+
+def test_overrides_apply_before_validation(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(GOOD)
+    case = vc.load_case(path, {"bone.bmd": 120.0, "treatment.approach": "unipedicular"})
+    assert case.bone.bmd == 120.0 and case.treatment.approach == "unipedicular"
+    with pytest.raises(InputError, match="bone.bmd"):
+        vc.load_case(path, {"bone.bmd": -1})
+
+
+@pytest.mark.parametrize("path", sorted(p for p in glob.glob(os.path.join(CASES, "*.toml"))
+                                        if "adjacent-risk" not in p), ids=os.path.basename)
+def test_canonical_cases_are_valid_and_documented(path):
+    case = vc.load_case(path)
+    assert case.name == os.path.splitext(os.path.basename(path))[0]
+    text = open(path).read()
+    assert text.lstrip().startswith("#")             # each file opens with its documentation
+    assert case.segment.levels == ("T12", "L1", "L2")
+
+
+def test_canonical_set_is_complete():
+    names = {os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(CASES, "*.toml"))}
+    assert {"healthy-intact", "osteoporotic-intact", "osteoporotic-wedge-nsm", "vp-bipedicular-fill15",
+            "vp-bipedicular-fill30", "vp-unipedicular", "bkp-partial", "bkp-full", "adjacent-risk"} <= names
+    fills = {vc.load_case(os.path.join(CASES, f"vp-bipedicular-fill{n}.toml")).treatment.fill for n in (15, 30)}
+    assert fills == {0.15, 0.30}
+    assert vc.load_case(os.path.join(CASES, "bkp-full.toml")).treatment.restoration == 1.0
+
+
+def test_schema_documented_in_docs():
+    doc = open(os.path.join(ROOT, "docs", "cases.md")).read()
+    for section, fields in vc.SCHEMA.items():
+        assert f"[{section}]" in doc
+        for f in fields:
+            assert f"`{f.name}`" in doc, f"{section}.{f.name} missing from docs/cases.md"
+
+
+def test_build_segment_runs_the_clinical_chain():
+    case = vc.parse_case(vc.tomllib.loads(textwrap.dedent(GOOD)))
+    case = vc.parse_case(vc.apply_overrides(case.to_dict(), {"segment.element_size": 6.0,
+                                                             "segment.levels": "L1-L2"}))
+    stages = []
+    seg = vc.build_segment(case, progress=stages.append)
+    assert stages == ["mesh", "fracture", "vertebroplasty"]
+    assert [op.kind for op in seg.history] == ["fracture", "vertebroplasty"]
