@@ -520,7 +520,7 @@ def _env(values):
 
 
 def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress=True, log=None,
-              summary=True, retry_failed=True):
+              summary=True, retry_failed=True, connect_timeout=30.0):
     """Run every unfinished case of ``study`` and write the summary.
 
     Parameters
@@ -546,6 +546,8 @@ def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress
         Write the summary table and plots at the end.
     retry_failed : bool
         Rerun cases that failed in an earlier run (default); otherwise keep their error.
+    connect_timeout : float
+        Seconds to wait for the Dask scheduler.
 
     Returns
     -------
@@ -596,7 +598,7 @@ def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress
             run.backend = "nothing to run"
         elif scheduler:
             run.backend = f"dask {scheduler}"
-            _run_dask(scheduler, items, by_id, runner, done)
+            _run_dask(scheduler, items, by_id, runner, done, connect_timeout)
         else:
             n = workers or min(os.cpu_count() or 1, len(pending))
             n = max(1, min(int(n), len(pending)))
@@ -635,7 +637,7 @@ def _run_pool(n, items, by_id, runner, done):
                 done(by_id[cid], outcome)
         except BaseException:
             ex.shutdown(wait=False, cancel_futures=True)
-            for p in list(getattr(ex, "_processes", {}).values() or []):
+            for p in list((getattr(ex, "_processes", None) or {}).values()):
                 with contextlib.suppress(Exception):
                     p.terminate()
             raise
@@ -648,13 +650,13 @@ def _crashed(cid, message):
             "elapsed_s": math.nan, "host": None, "pid": None}
 
 
-def _run_dask(address, items, by_id, runner, done):
+def _run_dask(address, items, by_id, runner, done, timeout=30.0):
     try:
         from dask.distributed import Client, as_completed
     except ImportError:
         raise InputError("--scheduler needs dask.distributed: pip install \"dask[distributed]\"") from None
     try:
-        client = Client(address, timeout="30s")
+        client = Client(address, timeout=f"{float(timeout)}s")
     except (OSError, TimeoutError) as exc:
         raise InputError(f"cannot connect to the Dask scheduler at {address!r}: {exc}") from None
     try:
@@ -791,6 +793,21 @@ def _select(summary, spec):
     return sel
 
 
+def _unit(key):
+    """Unit of a dotted case key from the case schema ('' if none)."""
+    from .case import SCHEMA
+    section, _, name = key.partition(".")
+    for f in SCHEMA.get(section, ()):
+        if f.name == name:
+            return f.unit
+    return ""
+
+
+def _label(key):
+    unit = _unit(key)
+    return f"{key} [{unit}]" if unit else key
+
+
 def _plot(summary, spec, out, meta):
     import matplotlib
     matplotlib.use("Agg", force=False)
@@ -825,10 +842,11 @@ def _plot(summary, spec, out, meta):
         if ycol == "ratio":
             ax.axhline(1.0, color="grey", linewidth=0.9, zorder=0)
             ax.text(ax.get_xlim()[0], 1.0, f" {ref}", va="bottom", ha="left", color="grey", fontsize=8)
-        ax.set_xlabel(spec.x)
+        ax.set_xlabel(_label(spec.x))
         if fv is not None:
-            ax.set_title(f"{spec.facet} = {fv:g}" if isinstance(fv, (int, float, np.number)) else f"{spec.facet} = {fv}",
-                         fontsize=10)
+            unit = _unit(spec.facet)
+            ax.set_title(f"{spec.facet} = {fv:g}{' ' + unit if unit else ''}"
+                         if isinstance(fv, (int, float, np.number)) else f"{spec.facet} = {fv}", fontsize=10)
         ax.grid(True, alpha=0.3)
     unit = sel["unit"].iloc[0] if "unit" in sel and len(sel) else ""
     ylabel = {"ratio": f"{spec.metric} / {ref}", "change": f"{spec.metric} - {ref} [{unit}]",
