@@ -77,3 +77,153 @@ def test_python_dash_m_subprocess():
     )
     assert help_.returncode == 0, help_.stderr
     assert "usage: vertebrafe" in help_.stdout
+
+
+# ------------------------------------------------------------------------------------------------
+# run, mesh, study, report: end to end on the real pipeline at a coarse element size
+
+import json  # noqa: E402
+import os  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+TINY = """
+[case]
+name = "tiny"
+[segment]
+levels = "L1-L2"
+element_size = 6.0
+[bone]
+bmd = 70.0
+[fracture]
+level = "L1"
+[treatment]
+kind = "vertebroplasty"
+volume = 3.0
+[load]
+preset = "flexion_moment"
+[solver]
+rtol = 1e-6
+"""
+
+TINY_STUDY = """
+[study]
+name = "tiny-study"
+base = "tiny.toml"
+[base]
+output.vtu = false
+[[variants]]
+name = "NSM"
+set = {"treatment.kind" = "none"}
+[[variants]]
+name = "VP"
+set = {"treatment.kind" = "vertebroplasty"}
+grid = {"treatment.volume" = [2.0, 4.0]}
+[summary]
+reference = "NSM"
+[[summary.plots]]
+metric = "von_mises_p95"
+relation = "adjacent"
+x = "treatment.volume"
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    (tmp_path / "tiny.toml").write_text(TINY)
+    (tmp_path / "study.toml").write_text(TINY_STUDY)
+    return tmp_path
+
+
+def test_run_end_to_end(tiny, capsys):
+    out = tiny / "out"
+    assert cli.main(["run", str(tiny / "tiny.toml"), "-o", str(out), "-q", "--set", "bone.bmd=90"]) == 0
+    assert capsys.readouterr().out == ""                                  # quiet
+    assert sorted(os.listdir(out)) == ["case.json", "case.toml", "metrics.csv", "metrics.json", "result.vtu"]
+    m = pd.read_csv(out / "metrics.csv")
+    assert {"case", "level", "region", "metric", "value", "unit"} <= set(m.columns)
+    assert set(m["level"]) >= {"L1", "L2", "L1-L2", "segment"}
+    record = json.loads((out / "case.json").read_text())
+    assert record["materials"]["bmd"] == 90.0
+    assert [h["kind"] for h in record["history"]] == ["fracture", "vertebroplasty"]
+    assert "bmd = 90.0" in (out / "case.toml").read_text()
+    assert not [n for n in os.listdir(tiny) if n.startswith(".out")]      # no temporary left behind
+
+    assert cli.main(["report", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "von_mises_p95" in text and "L2" in text
+    assert (out / "report.png").stat().st_size > 2000
+
+
+def test_mesh_writes_the_treated_mesh(tiny, capsys):
+    import vertebrafe as vf
+    path = tiny / "m" / "tiny.vtu"
+    assert cli.main(["mesh", str(tiny / "tiny.toml"), "-o", str(path)]) == 0
+    assert "cells" in capsys.readouterr().out
+    mesh = vf.Mesh.load(path)
+    assert "cement_fraction" in mesh.cell_data and mesh.n_cells > 100
+
+
+def test_study_end_to_end_and_resume(tiny, capsys):
+    out = tiny / "s"
+    assert cli.main(["study", str(tiny / "study.toml"), "-o", str(out), "--workers", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "3 cases, 3 run, 0 finished earlier, 0 failed" in text
+    s = pd.read_csv(out / "summary.csv")
+    assert s["case_id"].nunique() == 3 and "treatment.volume" in s.columns
+    adj = s[(s["relation"] == "adjacent_inferior") & (s["metric"] == "von_mises_p95") & (s["region"] == "bone")]
+    assert len(adj) == 3 and adj["ratio"].notna().all()
+    assert (adj[adj["variant"] == "NSM"]["ratio"] == 1.0).all()
+    assert (out / "plots" / "von_mises_p95_bone_adjacent_vs_volume.png").exists()
+    assert not any((out / "cases" / cid / "result.vtu").exists() for cid in s["case_id"].unique())
+
+    assert cli.main(["study", str(tiny / "study.toml"), "-o", str(out), "-q"]) == 0   # resume: nothing to do
+    assert capsys.readouterr().out == ""
+    assert cli.main(["study", str(tiny / "study.toml"), "-o", str(out), "--dry-run"]) == 0
+    assert capsys.readouterr().out.count(" ok ") == 3
+    assert cli.main(["report", str(out)]) == 0
+    assert "von_mises_p95_bone_adjacent_vs_volume" in capsys.readouterr().out
+
+
+def test_study_with_a_failing_case_exits_1(tiny, capsys, monkeypatch):
+    from vertebrafe import study
+
+    def broken(case, workdir):
+        if case.treatment.volume == 4.0:
+            raise RuntimeError("solver exploded")
+        import pandas as pd
+        pd.DataFrame({"case": [case.name], "level": ["L1"], "region": ["bone"], "metric": ["von_mises_p95"],
+                      "value": [1.0], "unit": ["MPa"]}).to_csv(os.path.join(workdir, "metrics.csv"), index=False)
+
+    monkeypatch.setattr(study, "pipeline_runner", broken)
+    out = tiny / "s"
+    assert cli.main(["study", str(tiny / "study.toml"), "-o", str(out), "-j", "1", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "1 of 3 cases failed" in err and "solver exploded" in err and "failures.csv" in err
+    assert len(err.strip().splitlines()) == 2 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "{d}/nope.toml", "-o", "{d}/o"], "nope.toml: file not found"),
+    (["run", "{d}/study.toml", "-o", "{d}/o"], "is a study file"),
+    (["run", "{d}/tiny.toml", "-o", "{d}/o", "--set", "bone.bmd=0"], "bone.bmd = 0 is out of range"),
+    (["run", "{d}/tiny.toml", "-o", "{d}/o", "--set", "bmd=60"], "--set 'bmd=60'"),
+    (["run", "{d}/tiny.toml", "-o", "{d}/o", "--set", "fracture.kind=burst"], "fracture.kind = 'burst'"),
+    (["study", "{d}/study.toml", "-o", "{d}/o", "--workers", "0"], "--workers = 0"),
+    (["study", "{d}/tiny.toml", "-o", "{d}/o"], "is not a known study section"),
+    (["report", "{d}"], "neither a study directory"),
+])
+def test_command_errors_are_one_line(tiny, capsys, argv, message):
+    assert cli.main([a.format(d=tiny) for a in argv]) == 1
+    err = capsys.readouterr().err
+    first = err.splitlines()[0]
+    assert first.startswith("vertebrafe: error") and message in first, err
+    assert "Traceback" not in err
+
+
+def test_subcommands_registered_with_help(capsys):
+    for name in ("run", "study", "mesh", "report", "view", "info"):
+        assert name in cli.SUBCOMMANDS
+    assert cli.main(["study", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--scheduler" in out and "--workers" in out and "--set" in out

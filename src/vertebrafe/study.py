@@ -270,7 +270,7 @@ def parse_study(raw, source="<study>", overrides=None):
             label = ", ".join(f"{k}={_fmt(v)}" for k, v in zip(keys, combo))
             where = f"{source} (variant {variant.name!r}{': ' + label if label else ''})" if variant.name \
                 else f"{source} ({label})"
-            case_raw = apply_overrides(base, params, source=where)
+            case_raw = apply_overrides(_for_kind(base, params.get("treatment.kind")), params, source=where)
             cname = "-".join([variant.name] * bool(variant.name) + [_slug(k, v) for k, v in zip(keys, combo)])
             case_raw.setdefault("case", {})["name"] = cname or name
             case = parse_case(case_raw, source=where)
@@ -282,6 +282,20 @@ def parse_study(raw, source="<study>", overrides=None):
     if not cases:
         _fail(source, "grid", "gives no case")
     return Study(name, meta.get("description", ""), source, base, grid, tuple(variants), summary, tuple(cases))
+
+
+def _for_kind(base, kind):
+    """``base`` with the treatment keys that do not apply to treatment kind ``kind`` removed (a variant that
+    switches a VP base case to NSM or BKP should not inherit, say, ``approach``)."""
+    t = base.get("treatment")
+    if kind is None or not isinstance(t, dict) or t.get("kind", "none") == kind:
+        return base
+    from .case import SCHEMA
+    only = {f.name: f.only for f in SCHEMA["treatment"]}
+    keep = {k: v for k, v in t.items() if k in ("kind", "level") or (only.get(k) and kind in only[k])}
+    if kind == "none":
+        keep = {}
+    return {**base, "treatment": keep}
 
 
 def _slug(key, value):
