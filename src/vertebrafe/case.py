@@ -129,7 +129,7 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
         Field("levels", "levels", REQUIRED, "contiguous vertebrae, cranial or caudal first, e.g. 'T12-L2' or "
               "['T12', 'L1', 'L2']", source=_ANAT),
         Field("element_size", "float", 2.0, "target cell size of cancellous bone and disc", "mm", 0.5, 10.0,
-              source="vertebrafe.segment default; 2 mm converges adjacent-level stresses within a few %"),
+              source="vertebrafe.segment default (anatomy.vertebra.DEFAULT_ELEMENT_SIZE)"),
         Field("scale", "float", 1.0, "global length factor on the table dimensions", "", 0.5, 2.0, True, True,
               source=_ANAT),
         Field("cortex_thickness", "float", 0.4, "cortical shell thickness", "mm", 0.1, 3.0, source=_ANAT),
