@@ -1,6 +1,5 @@
 """simulate() and Result: equilibrium, symmetry, metrics table, files, comparison, validation targets 5-7."""
 import json
-import math
 import os
 
 import numpy as np
