@@ -197,3 +197,17 @@ def test_target6_7_osteoporotic_strength_and_factor_of_risk():
     for name in ("lifting_kinematic", "lifting_flexed_knees"):
         assert 0.8 <= loads.preset(name).compression / vs.strength_apparent <= 1.2
     assert loads.preset("relaxed_standing").compression / vs.strength_yield < 0.15
+
+
+def test_strength_parameters_and_factor_of_risk_table(standing):
+    fr = standing.factor_of_risk
+    assert set(fr["metric"]) == {"factor_of_risk_yield", "factor_of_risk_apparent"}
+    assert set(fr["level"]) == {"L4", "L5"} and (fr["value"] > 0).all()
+    base = standing.value("strength_yield", "L4", "vertebra")
+    strict = standing.strength(fraction=0.005)
+    lower_yield = standing.strength(yield_compression=0.005, yield_tension=0.005)
+    pick = lambda df: float(df[(df.level == "L4") & (df.metric == "strength_yield")]["value"].iloc[0])  # noqa: E731
+    assert pick(strict) < base and pick(lower_yield) < base
+    half = standing.strength(apparent_yield=0.001)
+    assert float(half[(half.level == "L4") & (half.metric == "strength_apparent")]["value"].iloc[0]) == pytest.approx(
+        0.5 * standing.value("strength_apparent", "L4", "vertebra"), rel=1e-9)
