@@ -484,5 +484,5 @@ def upper_body(body_mass, level=None, compensation=0.0, segment=None, *, trunk_f
     Fm = (1.0 - s) * abs(M) / r_m          # extensors (M > 0) or abdominal flexors (M < 0)
     comp = max(W * math.cos(phi) + Fm, 0.0)
     sagittal = s * M
-    return Load(compression=comp, flexion=max(sagittal, 0.0), extension=max(-sagittal, 0.0),
+    return Load(compression=comp, flexion=max(0.0, sagittal), extension=max(0.0, -sagittal),
                 follower=bool(follower), name="upper_body")
