@@ -84,6 +84,9 @@ class Segment:
     materials : MaterialSet or mapping or None
     elasticity : ndarray ``(m, 6, 6)`` or None
         Per-cell elasticity (MPa) once materials are attached.
+    history : tuple
+        Clinical operations applied so far, oldest first (:class:`vertebrafe.clinical.Operation`
+        records: fracture, vertebroplasty, kyphoplasty); empty for an intact segment.
     """
 
     mesh: object
@@ -97,6 +100,7 @@ class Segment:
     endplate_thickness: float
     materials: object = None
     elasticity: np.ndarray = field(default=None, repr=False)
+    history: tuple = ()
 
     @property
     def names(self):
@@ -117,7 +121,15 @@ class Segment:
 
     def attach_materials(self, materials):
         """Set ``materials`` and compute the per-cell ``elasticity`` and the ``modulus`` cell field
-        (axial modulus ``1 / S_zz`` in MPa). Returns ``self``."""
+        (axial modulus ``1 / S_zz`` in MPa). Returns ``self``.
+
+        Materials are attached to the intact segment: a fractured or augmented segment carries damaged and
+        cement-mixed elasticity that new materials would silently discard, so that raises InputError.
+        """
+        if self.history:
+            raise InputError(f"attach_materials on a segment with clinical history "
+                             f"{[op.kind + ' ' + op.level for op in self.history]}: attach materials to the "
+                             f"intact segment (segment(..., materials=...)), then apply the operations")
         self.materials = materials
         self.elasticity = cell_elasticity(self.mesh, materials)
         self.mesh.set_cell_data("modulus", axial_modulus(self.elasticity))

@@ -2,9 +2,8 @@
 per-level node groups and sub-cell sampling.
 
 A clinical operation never modifies its input: :func:`derive` builds a new :class:`Segment` with a deep
-copy of the mesh and of the per-cell elasticity, and carries the operation history (a tuple of
-:class:`Operation`) as the attribute ``history`` of the returned segment (``()`` for a segment that was
-never treated; read it with :func:`history`).
+copy of the mesh and of the per-cell elasticity, and appends the operation to ``Segment.history`` (a
+tuple of :class:`Operation`, ``()`` for a segment that was never treated; read it with :func:`history`).
 """
 from __future__ import annotations
 
@@ -66,7 +65,7 @@ def make_operation(kind, level, parameters, results, data=None):
 
 def history(segment):
     """The clinical operations applied to ``segment`` (tuple of :class:`Operation`, oldest first)."""
-    return tuple(getattr(segment, "history", ()))
+    return tuple(segment.history)
 
 
 def operations_of(segment, level, kind=None):
@@ -89,11 +88,10 @@ def derive(segment, operation, points=None, elasticity=None, frames=None, cell_d
     if frames:
         new_frames.update(frames)
     new = dataclasses.replace(segment, mesh=mesh, frames=new_frames, dimensions=dict(segment.dimensions),
-                              elasticity=elasticity)
+                              elasticity=elasticity, history=history(segment) + (operation,))
     if elasticity is not None:
         from ..anatomy.segment import axial_modulus
         mesh.set_cell_data("modulus", axial_modulus(elasticity))
-    new.history = history(segment) + (operation,)
     return new
 
 
