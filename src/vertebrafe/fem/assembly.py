@@ -97,32 +97,35 @@ def block_pattern(cells, node_plate, n_nodes, n_plates):
 
 
 @njit(cache=True)
+def _node_groups(cells, order, group, slot, out, fill):
+    """Visit each (node, group) pair once, cells taken in ``order`` (sorted by group).
+
+    ``fill=False``: count the pairs per node in ``slot``. ``fill=True``: ``slot`` holds each node's next
+    free position in ``out``, where the group is written.
+    """
+    last = np.full(slot.shape[0], -1, np.int64)
+    for i in range(order.shape[0]):
+        e = order[i]
+        for a in range(cells.shape[1]):
+            node = cells[e, a]
+            if last[node] != group[e]:
+                last[node] = group[e]
+                if fill:
+                    out[slot[node]] = group[e]
+                slot[node] += 1
+
+
+@njit(cache=True)
 def _color_groups(cells, n_nodes, group, n_groups):
     """Greedy colouring of cell groups so that groups of one colour share no node; ``(n_groups,)``."""
     m, k = cells.shape
-    # node -> groups adjacency (each group listed once per node)
-    last = np.full(n_nodes, -1, np.int64)
-    count = np.zeros(n_nodes + 1, np.int64)
+    # node -> groups adjacency (each group listed once per node): count, then fill
     order = np.argsort(group, kind="mergesort")
-    for i in range(m):
-        e = order[i]
-        for a in range(k):
-            node = cells[e, a]
-            if last[node] != group[e]:
-                last[node] = group[e]
-                count[node + 1] += 1
+    count = np.zeros(n_nodes + 1, np.int64)
+    _node_groups(cells, order, group, count[1:], count, False)
     ptr = np.cumsum(count)
-    fill = ptr[:-1].copy()
     adj = np.empty(ptr[-1], np.int64)
-    last[:] = -1
-    for i in range(m):
-        e = order[i]
-        for a in range(k):
-            node = cells[e, a]
-            if last[node] != group[e]:
-                last[node] = group[e]
-                adj[fill[node]] = group[e]
-                fill[node] += 1
+    _node_groups(cells, order, group, ptr[:-1].copy(), adj, True)
     color = np.full(n_groups, -1, np.int64)
     forbidden = np.full(n_groups + 1, -1, np.int64)
     start = 0
