@@ -320,6 +320,21 @@ class Model:
         self._pattern_cache = (key, pattern)
         return pattern
 
+    def _material_strength(self, pat, cells, n_plates):
+        """AMG strength graph that keeps aggregates inside one material, or None for a uniform stiffness.
+
+        A node's stiffness is the largest mean normal stiffness (trace of C[:3, :3] / 3, MPa) of its cells;
+        plate blocks count as the stiffest material.
+        """
+        stiffness = np.einsum("kii->k", self._C[:, :3, :3]) / 3.0
+        if stiffness.max() <= solvers.MATERIAL_JUMP * stiffness.min():
+            return None
+        n = self.mesh.n_points
+        block = np.full(n + 2 * n_plates, stiffness.max())
+        block[:n] = stiffness.min()
+        np.maximum.at(block, cells.ravel(), np.repeat(stiffness[self._material], cells.shape[1]))
+        return solvers.material_strength(pat["indptr"], pat["indices"], block)
+
     def solve(self, solver="auto", rtol=1e-8, maxiter=None):
         """Assemble and solve; returns a :class:`Solution`.
 
@@ -401,7 +416,8 @@ class Model:
         t3 = time.perf_counter()
         info["constraints_time"] = t3 - t2
         B = solvers.rigid_body_modes(coords, rotation_blocks)
-        x, sinfo = solvers.solve(K, rhs, method=solver, rtol=rtol, maxiter=maxiter, near_nullspace=B)
+        x, sinfo = solvers.solve(K, rhs, method=solver, rtol=rtol, maxiter=maxiter, near_nullspace=B,
+                                 strength=self._material_strength(pat, cells, npl))
         info.update(sinfo)
         info["dofs"] = int(free.sum())
         info["total_time"] = time.perf_counter() - t0
