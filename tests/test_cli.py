@@ -149,10 +149,52 @@ def test_run_end_to_end(tiny, capsys):
     assert "bmd = 90.0" in (out / "case.toml").read_text()
     assert not [n for n in os.listdir(tiny) if n.startswith(".out")]      # no temporary left behind
 
-    assert cli.main(["report", str(out)]) == 0
+    assert cli.main(["report", str(out), "--no-figures"]) == 0
     text = capsys.readouterr().out
     assert "von_mises_p95" in text and "L2" in text
+    assert "figures skipped: --no-figures" in text
     assert (out / "report.png").stat().st_size > 2000
+    assert "| L2 |" in (out / "report.md").read_text()
+
+
+def _png_fill(path):
+    import numpy as np
+    from PIL import Image
+
+    from vertebrafe import viz
+    return viz.nonbackground_fraction(np.asarray(Image.open(path).convert("RGB")))
+
+
+def test_report_figures_of_a_run(tmp_path, capsys, monkeypatch):
+    """report renders the von Mises field and the regions on the mid-sagittal cut into DIR/figures/, lists
+    them and links them from report.md; without off-screen rendering it says so in one line and still
+    writes the tables."""
+    from vertebrafe import viz
+
+    out = tmp_path / "run"
+    case = os.path.join(os.path.dirname(__file__), os.pardir, "cases", "osteoporotic-intact.toml")
+    assert cli.main(["run", case, "-o", str(out), "-q", "--set", "segment.element_size=6",
+                     "--set", "solver.rtol=1e-6"]) == 0
+    monkeypatch.setattr(viz, "offscreen_available", lambda: (False, "no EGL or OSMesa driver"))
+    assert cli.main(["report", str(out)]) == 0
+    text = capsys.readouterr().out
+    skipped = [line for line in text.splitlines() if line.startswith("figures skipped")]
+    assert skipped == ["figures skipped: off-screen rendering is not available (no EGL or OSMesa driver)"]
+    assert "von_mises_p95" in text and (out / "report.png").exists() and (out / "report.md").exists()
+    assert not (out / "figures").exists()
+    monkeypatch.undo()
+
+    ok, why = viz.offscreen_available()
+    if not ok:
+        pytest.skip(f"off-screen rendering unavailable: {why}")
+    assert cli.main(["report", str(out)]) == 0
+    text = capsys.readouterr().out
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert figures == ["regions_sagittal.png", "von_mises_sagittal.png"]
+    for name in figures:
+        assert f"figure: {out / 'figures' / name}" in text
+        assert f"(figures/{name})" in (out / "report.md").read_text()
+        assert _png_fill(out / "figures" / name) > 0.05
 
 
 def test_mesh_writes_the_treated_mesh(tiny, capsys):
@@ -182,7 +224,33 @@ def test_study_end_to_end_and_resume(tiny, capsys):
     assert cli.main(["study", str(tiny / "study.toml"), "-o", str(out), "--dry-run"]) == 0
     assert capsys.readouterr().out.count(" ok ") == 3
     assert cli.main(["report", str(out)]) == 0
-    assert "von_mises_p95_bone_adjacent_vs_volume" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "von_mises_p95_bone_adjacent_vs_volume" in text
+    assert "figures skipped for NSM, VP-volume2: no result.vtu" in text   # output.vtu = false
+    md = (out / "report.md").read_text()
+    assert "treatment.volume = 2.0" in md and "(plots/von_mises_p95_bone_adjacent_vs_volume.png)" in md
+
+
+def test_report_figures_of_a_study(tiny, capsys):
+    """A study with fields: the reference (NSM) alone and each treated variant's middle case against it."""
+    from vertebrafe import viz
+
+    ok, why = viz.offscreen_available()
+    if not ok:
+        pytest.skip(f"off-screen rendering unavailable: {why}")
+    out = tiny / "s"
+    assert cli.main(["study", str(tiny / "study.toml"), "-o", str(out), "-j", "1", "-q",
+                     "--set", "output.vtu=true", "--set", "segment.element_size=8"]) == 0
+    assert cli.main(["report", str(out), "-q"]) == 0
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert figures == ["NSM_regions_sagittal.png", "NSM_von_mises_sagittal.png", "VP-volume2_regions_sagittal.png",
+                       "VP-volume2_vs_NSM_von_mises_sagittal.png"]
+    for name in figures:
+        assert _png_fill(out / "figures" / name) > 0.03
+    from PIL import Image
+    assert Image.open(out / "figures" / figures[-1]).size[0] == 2 * Image.open(out / "figures" / figures[0]).size[0]
+    md = (out / "report.md").read_text()
+    assert all(f"(figures/{name})" in md for name in figures)
 
 
 def test_study_with_a_failing_case_exits_1(tiny, capsys, monkeypatch):

@@ -32,7 +32,7 @@ examples:
   vertebrafe mesh cases/osteoporotic-wedge-nsm.toml -o nsm.vtu   mesh only (after fracture and treatment)
   vertebrafe study cases/adjacent-risk.toml -o out/risk     parameter study on all local cores
   vertebrafe study cases/adjacent-risk.toml -o out/risk --scheduler tcp://host:8786   on a Dask cluster
-  vertebrafe report out/risk                                summary tables and plots of a run or study
+  vertebrafe report out/risk                                tables, plots and field figures of a run or study
   vertebrafe view out/bkp --field von_mises                 picture of a result (needs pyvista)
   vertebrafe info                                           versions of vertebrafe and its dependencies
   python -m vertebrafe --help                               the same interface without the console script
@@ -257,10 +257,13 @@ def _print_tables(tables) -> None:
 
 def _configure_report(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", metavar="DIR", help="output of 'vertebrafe study' or 'vertebrafe run'")
+    parser.add_argument("--no-figures", dest="figures", action="store_false",
+                        help="skip the rendered figures (DIR/figures/*.png; they need off-screen rendering)")
     _add_verbosity(parser)
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    """Tables and plots (as before), figures of the fields in ``DIR/figures/`` and ``DIR/report.md``."""
     import os
 
     from .errors import InputError
@@ -273,27 +276,104 @@ def _run_report(args: argparse.Namespace) -> int:
         import pandas as pd
 
         fails = pd.read_csv(paths["failures"]) if os.path.exists(paths["failures"]) else None
+        lines = []
         if paths.get("summary"):
             s = pd.read_csv(paths["summary"])
+            lines.append(f"{s['case_id'].nunique()} finished cases, {len(s)} rows in summary.csv")
             _echo(args, f"{d}: {s['case_id'].nunique()} finished cases, {len(s)} rows -> {paths['summary']}")
         if fails is not None and len(fails):
+            lines.append(f"{len(fails)} cases not finished or failed (failures.csv)")
             _echo(args, f"{len(fails)} cases not finished or failed (see {paths['failures']}):")
             for _, row in fails.head(10).iterrows():
                 _echo(args, f"  {row['id']} {row['name']}: {row['status']} {row['error'] or ''}")
         for png in paths.get("plots", []):
             _echo(args, f"plot: {png}")
+        tables = {k: v for k, v in paths.get("tables", {}).items() if v is not None}
         if not args.quiet:
-            _print_tables(paths.get("tables", {}))
+            _print_tables(tables)
+        figures = _report_figures(args, d)
+        _write_report_md(d, lines, {name: t.round(3) for name, t in tables.items()}, paths.get("plots", []),
+                         figures, args)
         return 0
     if os.path.exists(os.path.join(d, "metrics.csv")):
-        png = _report_run(d)
+        png, table = _report_run(d)
         _echo(args, f"plot: {png}")
+        figures = _report_figures(args, d)
+        _write_report_md(d, [], {"per level": table.round(4)}, [png], figures, args)
         return 0
     raise InputError(f"{d}: neither a study directory (study.json) nor a case result (metrics.csv)")
 
 
-def _report_run(d: str) -> str:
-    """Print the per-level table of a single case and write ``report.png`` (bone von Mises p95 per level)."""
+def _report_figures(args, d: str) -> list:
+    """Render the figures of ``vertebrafe.viz.report_figures`` into ``d/figures/`` and print their paths; when
+    they cannot be drawn (no off-screen rendering, no result.vtu, --no-figures) print one line saying why."""
+    if not args.figures:
+        _echo(args, "figures skipped: --no-figures")
+        return []
+    notes = []
+    try:
+        figures = [str(p) for p in viz.report_figures(d, notes=notes)]
+    except (VertebrafeError, OSError) as exc:
+        notes.append(f"figures skipped: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        figures = []
+    for note in notes:
+        _echo(args, note)
+    for png in figures:
+        _echo(args, f"figure: {png}")
+    return figures
+
+
+def _markdown_table(table) -> str:
+    """A DataFrame as a GitHub Markdown table (index as the first columns; column levels joined by a space)."""
+    import pandas as pd
+
+    if table.columns.name and not isinstance(table.columns, pd.MultiIndex):
+        table = table.rename(columns=lambda c: f"{table.columns.name} = {c}")
+    flat = table.reset_index() if not isinstance(table.index, pd.RangeIndex) else table.copy()
+    def header(col):
+        if not isinstance(col, tuple):
+            return str(col)
+        parts = [str(c) for c in col if str(c) not in ("", "nan")]
+        if len(parts) == 2 and parts[1] != "-" and len(table.columns.names) == 2 and table.columns.names[1] == "unit":
+            return f"{parts[0]} [{parts[1]}]"
+        return " ".join(parts)
+
+    flat.columns = [header(col) for col in flat.columns]
+
+    def cell(v):
+        if isinstance(v, float):
+            return "" if v != v else f"{v:.4g}"
+        return str(v).replace("|", "\\|")
+
+    rows = ["| " + " | ".join(flat.columns) + " |", "|" + "---|" * len(flat.columns)]
+    rows += ["| " + " | ".join(cell(v) for v in rec) + " |" for rec in flat.itertuples(index=False)]
+    return "\n".join(rows)
+
+
+def _write_report_md(d: str, lines, tables, plots, figures, args) -> None:
+    """Write ``d/report.md``: the tables, and links to the plots and figures (paths relative to ``d``)."""
+    import os
+
+    name = os.path.basename(os.path.abspath(d))
+    rel = lambda p: os.path.relpath(os.path.abspath(p), os.path.abspath(d)).replace(os.sep, "/")  # noqa: E731
+    out = [f"# {name}", "", f"Written by `vertebrafe report` (vertebrafe {__version__}).", ""]
+    out += [f"- {line}" for line in lines] + ([""] if lines else [])
+    for title, table in tables.items():
+        out += [f"## {title}", "", _markdown_table(table), ""]
+    if plots:
+        out += ["## Plots", ""] + [f"![{os.path.basename(p)}]({rel(p)})\n" for p in plots]
+    if figures:
+        out += ["## Figures", "", "Mid-sagittal cut (left half, seen from the right; anterior to the right).", ""]
+        out += [f"![{os.path.basename(p)}]({rel(p)})\n" for p in figures]
+    path = os.path.join(d, "report.md")
+    with open(path, "w") as f:
+        f.write("\n".join(out))
+    _echo(args, f"report: {path}")
+
+
+def _report_run(d: str):
+    """Print the per-level table of a single case and write ``report.png`` (bone von Mises p95 per level).
+    Returns ``(png path, table)``."""
     import os
 
     import matplotlib
@@ -319,7 +399,7 @@ def _report_run(d: str) -> str:
     png = os.path.join(d, "report.png")
     fig.savefig(png, dpi=110)
     plt.close(fig)
-    return png
+    return png, table
 
 
 #: name -> (one-line help, configure(parser), run(args) -> exit status). A plain registry: other modules
@@ -328,7 +408,7 @@ SUBCOMMANDS: Dict[str, Tuple[str, ConfigureFn, RunFn]] = {
     "run": ("run one case file and write its results", _configure_run, _run_run),
     "study": ("run a parameter study (process pool or Dask cluster), resumable", _configure_study, _run_study),
     "mesh": ("mesh a case (segment, fracture, treatment) and write the mesh", _configure_mesh, _run_mesh),
-    "report": ("summary tables and plots of a finished run or study", _configure_report, _run_report),
+    "report": ("summary tables, plots and field figures (figures/, report.md) of a finished run or study", _configure_report, _run_report),
     "view": (viz.VIEW_HELP, viz.configure_view, viz.run_view),
     "info": ("print versions of vertebrafe and its dependencies", _configure_info, _run_info),
 }

@@ -53,8 +53,8 @@ from .errors import InputError
 
 __all__ = ["FIELDS", "Field", "to_pyvista", "tag_names", "explode", "deformed", "clip", "field_grid",
            "difference", "show_segment", "show_field", "show_comparison", "show_difference",
-           "render", "screenshot", "nonbackground_fraction", "offscreen_backend", "configure_view",
-           "run_view", "VIEW_HELP"]
+           "render", "screenshot", "nonbackground_fraction", "offscreen_backend", "offscreen_available",
+           "report_figures", "configure_view", "run_view", "VIEW_HELP"]
 
 NODESET_PREFIX = "nodeset:"
 TAGNAME_PREFIX = "tagname:"
@@ -616,12 +616,12 @@ def show_field(obj, field="von_mises", scale=1.0, clip=None, clim=None, cmap="vi
 
 
 def show_comparison(a, b, field="von_mises", labels=("A", "B"), scale=1.0, clip=None, clim=None,
-                    cmap="viridis", view="oblique", show_edges=False, show=True, screenshot=None,
+                    cmap="viridis", view="oblique", show_edges=False, title=None, show=True, screenshot=None,
                     off_screen=None, window_size=(1600, 700), return_plotter=False):
     """Two results side by side with one shared colour range (the range over both unless ``clim``).
 
     The cameras are linked. ``labels`` are written above each view (e.g. ``("VP", "BKP")``).
-    Other parameters as in :func:`show_field`.
+    Other parameters (``title``: scalar bar title) as in :func:`show_field`.
     """
     ga, gb = _grid(a), _grid(b)
     sa, spec, assoc = field_grid(ga, field, scale, clip)
@@ -634,7 +634,7 @@ def show_comparison(a, b, field="von_mises", labels=("A", "B"), scale=1.0, clip=
     p = _new_plotter(None, off_screen, window_size, shape=(1, 2))
     for col, (shown, full, label) in enumerate(((sa, ga, labels[0]), (sb, gb, labels[1]))):
         p.subplot(0, col)
-        _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar=True)
+        _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar=True, title=title)
         p.add_text(str(label), position="upper_left", font_size=14)
         _set_camera(p, ga, clip if clip is not None else view, margin=0.2)
     p.link_views()
@@ -764,6 +764,200 @@ def nonbackground_fraction(img, background=None, tol=8):
         background = max(set(corners), key=corners.count)
     diff = np.abs(img - np.asarray(background, dtype=int)).max(axis=-1)
     return float(np.mean(diff > tol))
+
+
+# ------------------------------------------------------------------------------------------ report figures
+_OFFSCREEN = None
+
+
+def offscreen_available(timeout=120.0):
+    """Whether off-screen rendering works here: ``(True, render window class)`` or ``(False, reason)``.
+
+    The test renders in a child process, because VTK without an EGL or OSMesa driver may abort the
+    process instead of raising; the answer is cached for the life of this process. ``timeout`` in s.
+    """
+    global _OFFSCREEN
+    if _OFFSCREEN is not None:
+        return _OFFSCREEN
+    try:
+        import pyvista  # noqa: F401
+    except ImportError:
+        _OFFSCREEN = (False, "pyvista is not installed (pip install 'vertebrafe[viz]')")
+        return _OFFSCREEN
+    import subprocess
+
+    code = "from vertebrafe import viz; print(viz.offscreen_backend())"
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    except (subprocess.TimeoutExpired, OSError) as exc:
+        _OFFSCREEN = (False, f"the rendering test did not finish ({type(exc).__name__})")
+        return _OFFSCREEN
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode == 0 and lines and "RenderWindow" in lines[-1]:
+        _OFFSCREEN = (True, lines[-1].strip())
+    else:
+        why = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+        _OFFSCREEN = (False, f"the rendering test failed (exit status {proc.returncode}"
+                             + (f": {why[-1][:200]}" if why else "") + "); install an EGL or OSMesa driver "
+                             "(Debian/Ubuntu: libegl1 libegl-mesa0 libgl1-mesa-dri, or libosmesa6)")
+    return _OFFSCREEN
+
+
+def _file_label(name):
+    """``name`` made safe for a file name (letters, digits, ``.``, ``-``, ``_``)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("_") or "case"
+
+
+def _auto_scale(grid):
+    """Magnification that makes the largest displacement 5 % of the bounding-box diagonal (0 if none)."""
+    if "displacement_mm" not in grid.point_data:
+        return 0.0
+    u = np.asarray(grid.point_data["displacement_mm"])
+    umax = float(np.linalg.norm(u, axis=1).max()) if u.size else 0.0
+    return float(f"{0.05 * grid.length / umax:.2g}") if umax > 0 else 0.0
+
+
+def _robust_clim(grids, array, percentile=95.0):
+    """Colour range ``(0, volume-weighted percentile)`` of the cell array ``array`` over ``grids`` (MPa for
+    stresses). Weighting by cell volume keeps the thin, stiff cortex and the few loaded cells at the plates
+    from setting the range for the whole picture; cells above it take the top colour."""
+    values, weights = [], []
+    for g in grids:
+        values.append(np.asarray(g.cell_data[array], dtype=float))
+        weights.append(np.abs(np.asarray(g.compute_cell_sizes(length=False, area=False, volume=True)
+                                         .cell_data["Volume"], dtype=float)))
+    v, w = np.concatenate(values), np.concatenate(weights)
+    keep = np.isfinite(v) & (w > 0)
+    v, w = v[keep], w[keep]
+    if not v.size:
+        return (0.0, 1.0)
+    order = np.argsort(v)
+    cum = np.cumsum(w[order])
+    hi = float(v[order][min(np.searchsorted(cum, percentile / 100.0 * cum[-1]), v.size - 1)])
+    return (0.0, hi if hi > 0 else float(v.max()) or 1.0)
+
+
+def _study_picks(directory):
+    """``(reference, [treated, ...])`` cases of a study directory to draw, each ``(case name, result dir,
+    variant)``, and notes about what is missing. The reference is the first case of the summary's reference
+    variant (else the first case); per other variant the case with the reference's [grid] values and the
+    middle value of the variant's own sweep."""
+    import json
+
+    with open(os.path.join(directory, "study.json")) as f:
+        meta = json.load(f)
+    cases = meta.get("cases", [])
+    if not cases:
+        return None, []
+    ref_variant = meta.get("reference")
+    ref = next((c for c in cases if ref_variant and c["variant"] == ref_variant), cases[0])
+    grid_keys = meta.get("grid_keys", [])
+    same = lambda c: all(c["params"].get(k) == ref["params"].get(k) for k in grid_keys)  # noqa: E731
+    treated = []
+    for variant in dict.fromkeys(c["variant"] for c in cases):
+        if variant == ref["variant"]:
+            continue
+        pool = [c for c in cases if c["variant"] == variant and same(c)] or \
+               [c for c in cases if c["variant"] == variant]
+        treated.append(pool[(len(pool) - 1) // 2])
+    pick = lambda c: (c["name"], os.path.join(directory, "cases", c["id"]), c["variant"])  # noqa: E731
+    return pick(ref), [pick(c) for c in treated]
+
+
+def report_figures(directory, window_size=(1000, 750), notes=None, check=True):
+    """Write the figures of ``vertebrafe report`` into ``directory/figures/``; returns their paths.
+
+    For a case result (``directory/result.vtu``): ``von_mises_sagittal.png``, the von Mises stress [MPa]
+    on the deformed shape (magnified so that the largest displacement is 5 % of the model's diagonal),
+    cut on the mid-sagittal plane, and ``regions_sagittal.png``, the same cut coloured by region.
+
+    For a study (``directory/study.json``): the same two pictures of the reference case (the first case of
+    the summary's reference variant, e.g. NSM at the first bone density) named ``<case>_...png``, and per
+    other variant one case (same [grid] values as the reference, middle of the variant's own sweep): its
+    regions and ``<case>_vs_<reference>_von_mises_sagittal.png``, the two side by side with one colour range
+    and one magnification. Cases without ``result.vtu`` (``output.vtu = false``) or not finished are skipped.
+
+    Colour range of the von Mises pictures: 0 to the volume-weighted 95th percentile of the cells of the
+    results shown (cells above it, mostly cortex, take the top colour; the scalar bar says so). ``notes``: a list that receives one line per thing skipped and why. With
+    ``check``, off-screen rendering is first tested in a child process (:func:`offscreen_available`);
+    when it fails, nothing is drawn and a note says why.
+    """
+    directory = pathlib.Path(directory)
+    notes = [] if notes is None else notes
+    jobs = []                           # (kind, name, vtu path(s), labels)
+    if (directory / "study.json").exists():
+        ref, treated = _study_picks(directory)
+        if ref is None:
+            notes.append("figures skipped: the study has no cases")
+            return []
+        missing = []
+        for name, case_dir, _ in [ref] + treated:
+            if not os.path.isfile(os.path.join(case_dir, "result.vtu")):
+                missing.append(name)
+        if missing:
+            notes.append(f"figures skipped for {', '.join(missing)}: no result.vtu (case not finished, or "
+                         "output.vtu = false in the study)")
+        ref_vtu = os.path.join(ref[1], "result.vtu")
+        ref_ok = ref[0] not in missing
+        if ref_ok:
+            jobs.append(("field", f"{_file_label(ref[0])}_von_mises_sagittal.png", (ref_vtu,), (ref[0],)))
+            jobs.append(("regions", f"{_file_label(ref[0])}_regions_sagittal.png", (ref_vtu,), (ref[0],)))
+        for name, case_dir, _ in treated:
+            if name in missing:
+                continue
+            vtu = os.path.join(case_dir, "result.vtu")
+            jobs.append(("regions", f"{_file_label(name)}_regions_sagittal.png", (vtu,), (name,)))
+            if ref_ok:
+                jobs.append(("comparison", f"{_file_label(name)}_vs_{_file_label(ref[0])}_von_mises_sagittal.png",
+                             (ref_vtu, vtu), (ref[0], name)))
+            else:
+                jobs.append(("field", f"{_file_label(name)}_von_mises_sagittal.png", (vtu,), (name,)))
+    elif (directory / "result.vtu").exists():
+        vtu = str(directory / "result.vtu")
+        label = directory.resolve().name
+        jobs = [("field", "von_mises_sagittal.png", (vtu,), (label,)),
+                ("regions", "regions_sagittal.png", (vtu,), (label,))]
+    else:
+        notes.append(f"figures skipped: {directory} holds no result.vtu (output.vtu = false?) and no study.json")
+        return []
+    if not jobs:
+        return []
+    if check:
+        ok, why = offscreen_available()
+        if not ok:
+            notes.append(f"figures skipped: off-screen rendering is not available ({why})")
+            return []
+    out_dir = directory / "figures"
+    grids = {}
+
+    def grid(path):
+        if path not in grids:
+            grids[path] = _mark(to_pyvista(path))
+        return grids[path]
+
+    written = []
+    for kind, fname, paths, labels in jobs:
+        target = out_dir / fname
+        if kind == "regions":
+            written.append(screenshot(grid(paths[0]), target, kind="segment", color_by="region", clip="sagittal",
+                                      shell="opaque", window_size=window_size))
+            continue
+        shown = [grid(p) for p in paths]
+        field = FIELDS["von_mises"]
+        scale = _auto_scale(shown[0])
+        clim = _robust_clim(shown, field.array)
+        title = f"{field.title}, colours capped at {clim[1]:.3g}; deformation x{scale:g}"
+        if kind == "field":
+            written.append(screenshot(shown[0], target, field="von_mises", kind="field", clip="sagittal",
+                                      scale=scale, clim=clim, title=title, window_size=window_size))
+        else:
+            wide = (2 * window_size[0], window_size[1])
+            written.append(screenshot(shown[0], target, field="von_mises", other=shown[1], kind="comparison",
+                                      labels=labels, clip="sagittal", scale=scale, clim=clim, title=title,
+                                      window_size=wide))
+    return written
 
 
 # ------------------------------------------------------------------------------------------ CLI
