@@ -408,7 +408,8 @@ SUBCOMMANDS: Dict[str, Tuple[str, ConfigureFn, RunFn]] = {
     "run": ("run one case file and write its results", _configure_run, _run_run),
     "study": ("run a parameter study (process pool or Dask cluster), resumable", _configure_study, _run_study),
     "mesh": ("mesh a case (segment, fracture, treatment) and write the mesh", _configure_mesh, _run_mesh),
-    "report": ("summary tables, plots and field figures (figures/, report.md) of a finished run or study", _configure_report, _run_report),
+    "report": ("summary tables, plots and field figures (figures/, report.md) of a finished run or study",
+               _configure_report, _run_report),
     "view": (viz.VIEW_HELP, viz.configure_view, viz.run_view),
     "info": ("print versions of vertebrafe and its dependencies", _configure_info, _run_info),
 }
