@@ -172,7 +172,7 @@ def test_compare_names_adjacent_levels_and_vp_stiffens_the_treated_level():
     assert c[(c.metric == "axial_stiffness")]["ratio"].iloc[0] > 1.03
 
 
-# -- validation targets (coarse meshes; the converged values are in docs/validation-loads.md) ----------
+# -- validation targets (coarse meshes; the converged values are in docs/validation.md) ---------------
 def test_target5_nucleus_pressure_under_standing(standing):
     """Wilke 1999: about 0.5 MPa at L4-L5 in relaxed standing; 500 N follower load here."""
     p = standing.value("pressure", "L4-L5", "nucleus")
@@ -183,7 +183,7 @@ def test_target6_7_osteoporotic_strength_and_factor_of_risk():
     """Osteoporotic L1 (vBMD 70) alone between rigid plates, 6 mm mesh.
 
     Measured (6 mm): 0.2 % strength 1.61 kN, yield-volume strength 5.40 kN; at 2 mm see
-    docs/validation-loads.md. The 0.2 % estimate lies below the published 2-4 kN (a documented miss);
+    docs/validation.md. The 0.2 % estimate lies below the published 2-4 kN (a documented miss);
     its factor of risk is 0.31 for standing (inside 0.15-0.35) and 0.93-1.05 for the lifting presets
     of 1500-1700 N (inside 1 +/- 0.2); the 2300 N round-back lift gives 1.43.
     """

@@ -117,7 +117,7 @@ def _preset_names():
 _MAT = "vertebrafe.materials (docs/materials.md)"
 _CLIN = "vertebrafe.clinical (docs/clinical.md)"
 _LOADS = "vertebrafe.loads (docs/loads.md)"
-_ANAT = "vertebrafe.anatomy (docs/validation-anatomy.md)"
+_ANAT = "vertebrafe.anatomy (docs/anatomy.md)"
 
 #: section -> tuple of Field. Choices that come from other modules are filled lazily by :func:`_schema`.
 SCHEMA: dict[str, tuple[Field, ...]] = {

@@ -1,4 +1,4 @@
-"""Validation targets 1, 2 and 4 of the project's reference list (docs/validation-anatomy.md).
+"""Validation targets 1, 2 and 4 of the project's reference list (docs/validation.md).
 
 1. Homogeneous prism 40 x 30 x 25 mm, E = 100 MPa, nu = 0.2, between rigid platens that do not
    restrain lateral expansion, 500 N: axial stiffness E A / h = 4800 N/mm, uniform axial stress
@@ -91,7 +91,7 @@ def disc_loaded():
 
 def test_target4_shell_share_at_mid_height(disc_loaded):
     share = disc_loaded["share"]
-    # Fields et al. 2012: 41 +/- 7 % (documented band; see docs/validation-anatomy.md)
+    # Fields et al. 2012: 41 +/- 7 % (documented band; see docs/validation.md)
     assert 0.34 <= share["shell_share"] <= 0.48, share
     # the section integral balances the applied axial force (1 % of it)
     assert share["total_force"] == pytest.approx(share["applied_force"], rel=0.01)
