@@ -97,6 +97,35 @@ def block_pattern(cells, node_plate, n_nodes, n_plates):
 
 
 @njit(cache=True)
+def block_components(cells, node_plate, n_nodes, n_plates):
+    """Connected parts of the model: a label ``(nb,)`` per block, blocks linked through cells and plate
+    ties (union-find; blocks of unused nodes are parts of their own)."""
+    nb = n_nodes + 2 * n_plates
+    parent = np.arange(nb)
+    tmp = np.empty(2 * cells.shape[1], np.int64)
+
+    def root(b):
+        while parent[b] != b:
+            parent[b] = parent[parent[b]]
+            b = parent[b]
+        return b
+
+    for e in range(cells.shape[0]):
+        c = _cell_blocks(cells[e], node_plate, n_nodes, tmp)
+        r0 = root(tmp[0])
+        for i in range(1, c):
+            r = root(tmp[i])
+            if r != r0:
+                parent[r] = r0
+    for p in range(n_plates):
+        parent[root(n_nodes + 2 * p + 1)] = root(n_nodes + 2 * p)
+    label = np.empty(nb, np.int64)
+    for b in range(nb):
+        label[b] = root(b)
+    return label
+
+
+@njit(cache=True)
 def _node_groups(cells, order, group, slot, out, fill):
     """Visit each (node, group) pair once, cells taken in ``order`` (sorted by group).
 

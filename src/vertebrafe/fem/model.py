@@ -300,8 +300,7 @@ class Model:
         return node_plate
 
     def _pattern(self, node_plate):
-        key = tuple(p.nodes.size for p in self.plates)
-        if self._pattern_cache is not None and self._pattern_cache[0] == key:
+        if self._pattern_cache is not None and np.array_equal(self._pattern_cache[0], node_plate):
             return self._pattern_cache[1]
         mesh = self.mesh
         cells = np.ascontiguousarray(mesh.cells, dtype=np.int64)
@@ -315,9 +314,10 @@ class Model:
         used = np.zeros(n + 2 * npl, bool)
         used[cells.ravel()] = True
         used[n:] = True
-        pattern = dict(indptr=indptr, indices=indices, color_ptr=color_ptr, chunk_ptr=chunk_ptr, order=order,
-                       tied=np.flatnonzero(tied), diag=diag, used=used)
-        self._pattern_cache = (key, pattern)
+        label = assembly.block_components(cells, node_plate, n, npl)
+        pattern = dict(label=label, indptr=indptr, indices=indices, color_ptr=color_ptr, chunk_ptr=chunk_ptr,
+                       order=order, tied=np.flatnonzero(tied), diag=diag, used=used)
+        self._pattern_cache = (node_plate, pattern)
         return pattern
 
     def _material_strength(self, pat, cells, n_plates):
@@ -411,8 +411,7 @@ class Model:
         rotation_blocks = np.zeros(nb, bool)
         rotation_blocks[n + 1::2] = True
         has_cells = pat["used"]
-        solvers.check_rigid_body_modes(pat["indptr"], pat["indices"], coords, rotation_blocks, free,
-                                       constrained, has_cells)
+        solvers.check_rigid_body_modes(pat["label"], coords, rotation_blocks, free, constrained, has_cells)
         t3 = time.perf_counter()
         info["constraints_time"] = t3 - t2
         B = solvers.rigid_body_modes(coords, rotation_blocks)

@@ -10,7 +10,6 @@ import time
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from scipy.sparse.csgraph import connected_components
 from threadpoolctl import threadpool_limits
 
 from ..errors import ConvergenceError, InputError, UnderConstrainedError
@@ -109,18 +108,15 @@ def _describe_modes(null, center):
     return names
 
 
-def check_rigid_body_modes(indptr, indices, coords, rotation_blocks, free, constrained, has_cells):
+def check_rigid_body_modes(label, coords, rotation_blocks, free, constrained, has_cells):
     """Raise :class:`UnderConstrainedError` if any connected part of the model can move rigidly.
 
-    indptr/indices: block sparsity pattern; coords (nb, 3) block positions (mm); rotation_blocks (nb,)
+    label (nb,): connected part of each block; coords (nb, 3) block positions (mm); rotation_blocks (nb,)
     bool; free (3 nb,) bool free DOFs; constrained (3 nb,) bool DOFs prescribed by the user (not
     eliminated ties); has_cells (nb,) bool blocks that belong to at least one cell.
     """
-    nb = coords.shape[0]
-    graph = sp.csr_matrix((np.ones(indices.size, np.int8), indices, indptr), shape=(nb, nb))
-    _, label = connected_components(graph, directed=False)
     dof_label = np.repeat(label, 3)
-    free_parts = np.unique(dof_label[free])
+    free_parts = np.flatnonzero(np.bincount(dof_label[free], minlength=label.size))
     problems = []
     all_modes = []
     for part in free_parts:
