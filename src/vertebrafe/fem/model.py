@@ -346,6 +346,7 @@ class Model:
         mesh = self.mesh
         n, npl = mesh.n_points, len(self.plates)
         nb = n + 2 * npl
+        method = solvers.choose(solver, 3 * nb)
         info = {}
         t0 = time.perf_counter()
         node_plate = self._node_plate()
@@ -414,9 +415,10 @@ class Model:
         solvers.check_rigid_body_modes(pat["label"], coords, rotation_blocks, free, constrained, has_cells)
         t3 = time.perf_counter()
         info["constraints_time"] = t3 - t2
-        B = solvers.rigid_body_modes(coords, rotation_blocks)
-        x, sinfo = solvers.solve(K, rhs, method=solver, rtol=rtol, maxiter=maxiter, near_nullspace=B,
-                                 strength=self._material_strength(pat, cells, npl))
+        B = solvers.rigid_body_modes(coords, rotation_blocks) if method == "amg" else None
+        strength = self._material_strength(pat, cells, npl) if method == "amg" else None
+        x, sinfo = solvers.solve(K, rhs, method=method, rtol=rtol, maxiter=maxiter, near_nullspace=B,
+                                 strength=strength)
         info.update(sinfo)
         info["dofs"] = int(free.sum())
         info["total_time"] = time.perf_counter() - t0

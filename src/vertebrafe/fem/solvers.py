@@ -148,6 +148,15 @@ def check_rigid_body_modes(label, coords, rotation_blocks, free, constrained, ha
               "constrain the rigid plate.", free_modes=all_modes)
 
 
+def choose(method, n):
+    """The solver that ``method`` (``"auto"``, ``"direct"`` or ``"amg"``) means for ``n`` unknowns."""
+    if method not in SOLVERS:
+        raise InputError(f"solver = {method!r}; allowed: {', '.join(map(repr, SOLVERS))}")
+    if method == "auto":
+        return "direct" if n <= DIRECT_MAX_DOFS else "amg"
+    return method
+
+
 def solve(K, f, method="auto", rtol=1e-8, maxiter=None, near_nullspace=None, strength=None):
     """Solve with BLAS limited to one thread (see :func:`_solve`).
 
@@ -167,13 +176,10 @@ def _solve(K, f, method, rtol, maxiter, near_nullspace, strength):
     ||K u - f|| / ||f||), ``setup_time`` and ``solve_time`` (s). Raises :class:`ConvergenceError` if the
     residual does not reach ``rtol`` or the result is not finite.
     """
-    if method not in SOLVERS:
-        raise InputError(f"solver = {method!r}; allowed: {', '.join(map(repr, SOLVERS))}")
+    method = choose(method, K.shape[0])
     if not (0 < rtol < 1):
         raise InputError(f"rtol = {rtol!r}; allowed range (0, 1)")
     n = K.shape[0]
-    if method == "auto":
-        method = "direct" if n <= DIRECT_MAX_DOFS else "amg"
     fnorm = np.linalg.norm(f)
     info = {"solver": method}
     if fnorm == 0.0:
