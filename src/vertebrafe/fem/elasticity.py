@@ -8,7 +8,9 @@ import numpy as np
 from ..errors import MaterialError
 
 
-def _check_engineering(name, value, low, high, low_open=True, high_open=True):
+def check_range(name, value, low, high, low_open=True, high_open=True):
+    """``value`` (scalar or per-cell array) as float64, or :class:`MaterialError` naming the first bad cell,
+    its value and the allowed range (open or closed at each end); non-finite values are always bad."""
     value = np.asarray(value, dtype=np.float64)
     bad = ~np.isfinite(value)
     bad |= (value <= low) if low_open else (value < low)
@@ -29,8 +31,8 @@ def isotropic(E, nu):
 
     ``E`` and ``nu`` are scalars or arrays that broadcast together; E > 0 and -1 < nu < 0.5.
     """
-    E = _check_engineering("E (MPa)", E, 0.0, np.inf)
-    nu = _check_engineering("nu", nu, -1.0, 0.5)
+    E = check_range("E (MPa)", E, 0.0, np.inf)
+    nu = check_range("nu", nu, -1.0, 0.5)
     E, nu = np.broadcast_arrays(E, nu)
     lam = E * nu / ((1 + nu) * (1 - 2 * nu))
     mu = E / (2 * (1 + nu))
@@ -52,7 +54,7 @@ def orthotropic(Ex, Ey, Ez, nu_xy, nu_yz, nu_xz, Gxy, Gyz, Gxz):
                                  for a in (Ex, Ey, Ez, nu_xy, nu_yz, nu_xz, Gxy, Gyz, Gxz)])
     Ex, Ey, Ez, nu_xy, nu_yz, nu_xz, Gxy, Gyz, Gxz = args
     for name, v in (("Ex", Ex), ("Ey", Ey), ("Ez", Ez), ("Gxy", Gxy), ("Gyz", Gyz), ("Gxz", Gxz)):
-        _check_engineering(f"{name} (MPa)", v, 0.0, np.inf)
+        check_range(f"{name} (MPa)", v, 0.0, np.inf)
     S = np.zeros(Ex.shape + (6, 6))
     S[..., 0, 0] = 1 / Ex
     S[..., 1, 1] = 1 / Ey
