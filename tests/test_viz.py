@@ -282,3 +282,22 @@ def test_view_through_the_command_line(tmp_path, sol, capsys):
     assert _png_fill(out) > MIN_FILL
     assert cli.main(["view", str(tmp_path / "nothing.vtu"), "--screenshot", str(out)]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+@rendering
+def test_view_colour_range_option(tmp_path, sol, capsys):
+    """--clim changes the picture and rejects an empty or inverted range."""
+    from vertebrafe import cli
+
+    a = tmp_path / "a.vtu"
+    sol.save(str(a))
+    full, narrow = tmp_path / "full.png", tmp_path / "narrow.png"
+    base = ["view", str(a), "--field", "von_mises", "--window-size", "240", "180", "--screenshot"]
+    assert cli.main(base + [str(full)]) == 0
+    hi = float(np.percentile(sol.von_mises, 50))
+    assert cli.main(base + [str(narrow), "--clim", "0", f"{hi}"]) == 0
+    from PIL import Image
+
+    assert not np.array_equal(np.asarray(Image.open(full)), np.asarray(Image.open(narrow)))
+    assert cli.main(base + [str(narrow), "--clim", "2", "1"]) == 1
+    assert "--clim 2 1" in capsys.readouterr().err

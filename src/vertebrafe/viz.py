@@ -982,6 +982,9 @@ def configure_view(parser):
                         help="second result: side-by-side view with a shared colour range (needs --field)")
     parser.add_argument("--difference", action="store_true",
                         help="with --compare: show RESULT2 minus RESULT (same mesh topology)")
+    parser.add_argument("--clim", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                        help="colour range of the field (its unit); default: the full range, which a thin stiff "
+                             "shell can dominate")
     parser.add_argument("--screenshot", metavar="FILE.png", default=None,
                         help="render off-screen to this PNG instead of opening a window")
     parser.add_argument("--window-size", type=int, nargs=2, default=(1024, 768), metavar=("W", "H"))
@@ -1009,6 +1012,12 @@ def run_view(args):
             raise InputError(f"--scale {args.scale!r}: expected a number or 'auto'") from exc
     result = _resolve_result_path(args.result)
     common = dict(window_size=tuple(args.window_size), screenshot=args.screenshot, clip=args.clip)
+    clim = None
+    if args.clim is not None:
+        lo, hi = args.clim
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise InputError(f"--clim {lo:g} {hi:g}: expected two finite numbers LO < HI")
+        clim = (lo, hi)
     if args.compare is not None or args.difference:
         if args.compare is None:
             raise InputError("--difference needs --compare RESULT2")
@@ -1017,11 +1026,12 @@ def run_view(args):
         other = _resolve_result_path(args.compare)
         labels = (result.stem, other.stem)
         if args.difference:
-            out = show_difference(result, other, field=args.field, labels=labels, scale=0.0, **common)
+            out = show_difference(result, other, field=args.field, labels=labels, scale=0.0, clim=clim, **common)
         else:
-            out = show_comparison(result, other, field=args.field, labels=labels, scale=scale, **common)
+            out = show_comparison(result, other, field=args.field, labels=labels, scale=scale, clim=clim,
+                                  **common)
     elif args.field is not None:
-        out = show_field(result, field=args.field, scale=scale, **common)
+        out = show_field(result, field=args.field, scale=scale, clim=clim, **common)
     else:
         out = show_segment(result, color_by=args.color_by, shell=args.shell, explode_distance=args.explode,
                            **common)
