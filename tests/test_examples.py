@@ -79,8 +79,9 @@ def test_compare_treatments(tmp_path):
 
 
 def test_study_and_plot(tmp_path):
-    summary = _load("04_study_and_plot").main(element_size=COARSE, out=str(tmp_path), volumes=(4.0,))
-    assert set(summary["treatment"]) == {"VP", "BKP"}
+    summary = _load("04_study_and_plot").main(element_size=COARSE, out=str(tmp_path), volumes=(4.0,), workers=1)
+    assert set(summary["variant"]) == {"NSM", "VP", "BKP"}
+    assert (tmp_path / "plots" / "adjacent_von_mises_p95.png").is_file()
     assert np.all(np.isfinite(summary["ratio"].dropna()))
     assert (tmp_path / "summary.csv").is_file()
     assert (tmp_path / "adjacent_stress_vs_volume.png").stat().st_size > 1000

@@ -1,21 +1,19 @@
-"""Example 4: a small parameter study in Python and a plot of adjacent-level stress against cement volume.
+"""Example 4: a parameter study from Python, and a plot of adjacent-level stress against cement volume.
 
-For an osteoporotic T12-L2 segment with a grade-2 wedge fracture of L1, every combination of treatment
-(VP bipedicular, BKP with 50 % restoration) and cement volume (2, 4, 6 mL) is solved under 800 N with a
-7.5 N m flexion moment and compared with the untreated fracture (NSM). The tidy table (one row per case,
-level, region and metric, with the study parameters as columns) is written to ``summary.csv`` and the
-95th-percentile von Mises stress of the adjacent vertebrae, relative to NSM, is plotted against the
-cement volume (``adjacent_stress_vs_volume.png``).
-
-The same kind of study runs from a study file on a process pool or a Dask cluster with
-``vertebrafe study STUDY.toml -o DIR`` (see the case-file reference, docs/cases.md); this script shows
-the Python route with the library alone.
+For an osteoporotic T12-L2 segment with a grade-2 wedge fracture of L1 (the canonical case
+``cases/osteoporotic-wedge-nsm.toml``: 500 N with a 7.5 N m flexion moment), the study compares the
+untreated fracture (NSM) with vertebroplasty (bipedicular) and kyphoplasty (50 % restoration) at each
+cement volume. It is the same machinery as ``vertebrafe study STUDY.toml -o DIR``: the study is given
+as the dict a study file would hold, every case runs in its own directory (resumable: run the script
+again and finished cases are skipped), and the study writes ``summary.csv`` (one row per case, level,
+region and metric, with the parameters and the ratio to NSM) and its own plots in ``plots/``. The script
+then reads the table back and draws the 95th-percentile von Mises stress of the adjacent vertebrae,
+relative to NSM, against the cement volume (``adjacent_stress_vs_volume.png``).
 
 Run:  python docs/examples/04_study_and_plot.py [--element-size MM] [--out DIR] [--volumes ML ...]
 (environment: VERTEBRAFE_EXAMPLE_ELEMENT_SIZE, VERTEBRAFE_EXAMPLE_OUT). Units: mm, N, MPa, mL.
 """
 import argparse
-import itertools
 import os
 
 import matplotlib
@@ -24,51 +22,54 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-import vertebrafe as vf  # noqa: E402
-from vertebrafe.loads import Load  # noqa: E402
-from vertebrafe.simulate import simulate  # noqa: E402
+from vertebrafe import study  # noqa: E402
 
-TREATMENTS = {
-    "VP": lambda seg, volume: vf.vertebroplasty(seg, "L1", volume=volume, approach="bipedicular"),
-    "BKP": lambda seg, volume: vf.kyphoplasty(seg, "L1", restoration=0.5, volume=volume, balloons=2),
-}
+CASES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "cases"))
 VOLUMES = (2.0, 4.0, 6.0)          # mL
 
 
-def main(element_size=2.0, out="example_output", volumes=VOLUMES):
-    os.makedirs(out, exist_ok=True)
-    seg = vf.segment("T12-L2", bmd=80.0, element_size=element_size)
-    nsm = vf.fracture(seg, "L1", kind="wedge", grade=2)
-    load = Load(compression=800.0, flexion=7.5, name="flexion_800N")
-    reference = simulate(nsm, load, case="NSM")
+def definition(element_size, volumes):
+    """The study as the content of a study file (see docs/cases.md)."""
+    swept = {"treatment.volume": [float(v) for v in volumes]}
+    return {
+        "study": {"name": "example-vp-vs-bkp", "base": os.path.join(CASES, "osteoporotic-wedge-nsm.toml")},
+        "base": {"segment": {"element_size": float(element_size)}},
+        "variants": [
+            {"name": "NSM", "set": {"treatment.kind": "none"}},
+            {"name": "VP", "set": {"treatment.kind": "vertebroplasty", "treatment.approach": "bipedicular"},
+             "grid": swept},
+            {"name": "BKP", "set": {"treatment.kind": "kyphoplasty", "treatment.restoration": 0.5,
+                                    "treatment.balloons": 2}, "grid": swept},
+        ],
+        "summary": {"reference": "NSM",
+                    "plots": [{"name": "adjacent_von_mises_p95", "metric": "von_mises_p95", "region": "bone",
+                               "relation": "adjacent", "x": "treatment.volume", "hue": "variant"}]},
+    }
 
-    tables = []
-    for treatment, volume in itertools.product(TREATMENTS, volumes):
-        case = f"{treatment}_{volume:g}mL"
-        result = simulate(TREATMENTS[treatment](nsm, volume), load, case=case)
-        table = result.compare(reference)
-        table["treatment"], table["cement_volume_mL"] = treatment, volume
-        tables.append(table)
-        print(f"{case:>10}: {result.solution.info['dofs']} dofs, solved in {result.info['solve_time']:.1f} s")
-    summary = pd.concat(tables, ignore_index=True)
-    path = os.path.join(out, "summary.csv")
-    summary.to_csv(path, index=False)
-    print(f"wrote {path} ({len(summary)} rows)")
+
+def main(element_size=2.0, out="example_output", volumes=VOLUMES, workers=2):
+    os.makedirs(out, exist_ok=True)
+    run = study.run_study(study.parse_study(definition(element_size, volumes)), out, workers=workers,
+                          progress=False)
+    print(run.describe())
+    summary = pd.read_csv(os.path.join(out, "summary.csv"))
+    print(f"summary.csv: {len(summary)} rows; study plots in {os.path.join(out, 'plots')}")
 
     sel = summary[(summary["metric"] == "von_mises_p95") & (summary["region"] == "bone")
+                  & (summary["variant"] != "NSM")
                   & summary["relation"].isin(["adjacent_superior", "adjacent_inferior"])]
-    pivot = sel.pivot_table(index="cement_volume_mL", columns=["treatment", "level"], values="ratio")
+    pivot = sel.pivot_table(index="treatment.volume", columns=["variant", "level"], values="ratio")
     print("\nadjacent-level 95th-percentile von Mises stress / NSM:")
     print(pivot.round(3))
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for (treatment, level), series in pivot.items():
-        ax.plot(series.index, series.values, marker="o" if treatment == "VP" else "s",
-                linestyle="-" if level == "T12" else "--", label=f"{treatment}, {level}")
+    for (variant, level), series in pivot.items():
+        ax.plot(series.index, series.values, marker="o" if variant == "VP" else "s",
+                linestyle="-" if level == "T12" else "--", label=f"{variant}, {level}")
     ax.axhline(1.0, color="grey", linewidth=0.8)
     ax.set_xlabel("cement volume [mL]")
     ax.set_ylabel("von Mises p95 of bone / NSM [-]")
-    ax.set_title("Adjacent vertebrae after treatment of L1 (800 N + 7.5 N m flexion)")
+    ax.set_title("Adjacent vertebrae after treatment of L1 (500 N + 7.5 N m flexion)")
     ax.legend()
     fig.tight_layout()
     png = os.path.join(out, "adjacent_stress_vs_volume.png")
