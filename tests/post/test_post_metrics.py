@@ -137,3 +137,16 @@ def test_yield_scale_picks_the_fraction():
     assert S.yield_scale(r, v, 0.025) == pytest.approx(1 / 2)
     assert S.yield_scale(np.zeros(3), np.ones(3), 0.02) == np.inf
     assert M.strain_ratio(np.array([[0.002, 0.0, -0.0077]]), 0.0077, 0.007)[0] == pytest.approx(1.0)
+
+
+def test_height_change_ignores_rigid_tilt_and_measures_stretch():
+    """A fractured (wedge-shaped) vertebra that only tilts does not change height; a uniform stretch
+    s of all coordinates changes it by s * H exactly."""
+    seg = vf.fracture(vf.segment(["L1", "L2"], element_size=6.0), "L1", kind="wedge", grade=2)
+    x = seg.mesh.points
+    theta = np.array([0.01, -0.004, 0.002])                          # rad, small rotation
+    for level in seg.levels:
+        H, dh = M.vertebra_geometry(seg, level, np.cross(theta, x - x.mean(axis=0)))
+        assert abs(dh) < 1e-12 * H
+        H, dh = M.vertebra_geometry(seg, level, 1e-3 * x)
+        assert dh == pytest.approx(1e-3 * H, rel=1e-12)

@@ -15,8 +15,9 @@ pandas DataFrame. Definitions (units):
   ``yield_fraction`` (-, volume fraction whose minimum principal strain is below ``-yield_compression``,
   whose maximum principal strain exceeds ``yield_tension``, or either); region ``bone`` aggregates all
   bone regions of a vertebra.
-* per vertebra (region ``vertebra``): ``height`` (mm, distance of the area-weighted endplate centroids
-  along the vertebra's axis), ``height_change`` (mm, negative = shortened), ``apparent_strain`` (-,
+* per vertebra (region ``vertebra``): ``height`` (mm, distance of the area-weighted endplate centroids),
+  ``height_change`` (mm, negative = shortened; the change of that distance, so rigid tilting does not
+  count, see :func:`centroid_distance`), ``apparent_strain`` (-,
   height_change / height), ``superior_endplate_deflection`` and ``inferior_endplate_deflection`` (mm,
   displacement of the central endplate (faces inside 30 % of the half-width and half-depth) relative to
   its rim (the outermost ring of faces), along the outward normal; **positive = bulging into the
@@ -24,7 +25,8 @@ pandas DataFrame. Definitions (units):
   layer that crosses the mid-height plane; each cell's axial force is ``sigma_aa * V / h`` with ``a`` the
   vertebra's axis and ``h`` the cell's extent along it; where a node layer lies on the mid-height plane the
   two cell layers next to it are both counted, i.e. averaged; NaN when the net axial force is small).
-* per disc (region ``disc``): ``height_change`` (mm); region ``nucleus``: ``pressure`` (MPa, volume mean
+* per disc (region ``disc``): ``height_change`` (mm, change of the distance between the centroids of the
+  two endplates that bound it); region ``nucleus``: ``pressure`` (MPa, volume mean
   of ``-trace(sigma) / 3``), ``pressure_max``; region ``annulus``: ``von_mises_peak`` (MPa, max).
 * segment (level and region ``segment``): ``axial_stiffness`` (N/mm: compression / top-plate
   displacement along the load direction), ``translation_x/y/z`` (mm), ``rotation_flexion`` (deg,
@@ -183,16 +185,26 @@ def _axial_stress(stress, a):
             + 2 * (s[:, 3] * a[0] * a[1] + s[:, 4] * a[1] * a[2] + s[:, 5] * a[0] * a[2]))
 
 
-def vertebra_geometry(segment, level, displacement=None):
-    """Height (mm) of vertebra ``level`` and, with ``displacement (n, 3)``, its height change (mm)."""
-    mesh = segment.mesh
-    a = level_axis(segment, level)
-    sup, inf = mesh.face_sets[f"{level}:superior"], mesh.face_sets[f"{level}:inferior"]
-    H = float((face_mean(mesh.points, sup, mesh.points) - face_mean(mesh.points, inf, mesh.points)) @ a)
+def centroid_distance(points, upper, lower, displacement=None):
+    """Distance (mm) between the area-weighted centroids of the quad face sets ``upper`` and ``lower``
+    and, with ``displacement (n, 3)``, its change (mm, negative = closer): the relative mean displacement
+    projected on the line joining the centroids. Unlike a projection on a fixed axis this is blind to
+    rigid motion (a rotation moves the two centroids perpendicular to that line), so a wedge-shaped
+    vertebra that tilts in flexion is not read as shortening or lengthening."""
+    line = face_mean(points, upper, points) - face_mean(points, lower, points)
+    H = float(np.linalg.norm(line))
     if displacement is None:
         return H, None
-    dh = float((face_mean(mesh.points, sup, displacement) - face_mean(mesh.points, inf, displacement)) @ a)
-    return H, dh
+    rel = face_mean(points, upper, displacement) - face_mean(points, lower, displacement)
+    return H, float(rel @ line / H)
+
+
+def vertebra_geometry(segment, level, displacement=None):
+    """Height (mm) of vertebra ``level`` (distance of its endplate centroids) and, with ``displacement
+    (n, 3)``, its height change (mm), see :func:`centroid_distance`."""
+    mesh = segment.mesh
+    return centroid_distance(mesh.points, mesh.face_sets[f"{level}:superior"], mesh.face_sets[f"{level}:inferior"],
+                             displacement)
 
 
 def cortical_share(segment, solution, level):
@@ -262,10 +274,8 @@ def disc_rows(segment, solution):
     p = -(s[:, 0] + s[:, 1] + s[:, 2]) / 3.0
     for d in segment.discs:
         up, lo = d.split("-")
-        a = level_axis(segment, d)
-        top = face_mean(mesh.points, mesh.face_sets[f"{up}:inferior"], u)
-        bot = face_mean(mesh.points, mesh.face_sets[f"{lo}:superior"], u)
-        rows.append((d, "disc", "height_change", float((top - bot) @ a), "mm"))
+        _, dh = centroid_distance(mesh.points, mesh.face_sets[f"{up}:inferior"], mesh.face_sets[f"{lo}:superior"], u)
+        rows.append((d, "disc", "height_change", dh, "mm"))
         L = lev == lcode[d]
         if "nucleus" in rcode:
             sel = L & (reg == rcode["nucleus"])
