@@ -16,9 +16,9 @@ _VOIGT = ("xx", "yy", "zz", "xy", "yz", "xz")
 
 
 @njit(parallel=True, cache=True)
-def _gauss_fields(points, cells, u, C, mat, dN, w, bbar, eps_out, sig_out, vol_out, fint_out):
-    """Per cell and Gauss point: engineering strain (m, q, 6), stress (m, q, 6) MPa, the cell volume (m,)
-    mm^3, and the element internal force vector ``fint_out (m, k, 3)`` N."""
+def _gauss_fields(points, cells, u, C, mat, dN, w, bbar, eps_out, sig_out, wdet_out, fint_out):
+    """Per cell and Gauss point: engineering strain (m, q, 6), stress (m, q, 6) MPa, the integration
+    weight w_g det J_g (m, q) mm^3, and the element internal force vector ``fint_out (m, k, 3)`` N."""
     m, k = cells.shape
     q = dN.shape[0]
     for e in prange(m):
@@ -35,7 +35,6 @@ def _gauss_fields(points, cells, u, C, mat, dN, w, bbar, eps_out, sig_out, vol_o
         eps = eps_out[e]
         element_strains(xe, ue, dN, w, bbar[e], grad, detJ, gbar, B, eps)
         Ce = C[mat[e]]
-        vol = 0.0
         for a in range(k):
             for d in range(3):
                 fint_out[e, a, d] = 0.0
@@ -46,7 +45,7 @@ def _gauss_fields(points, cells, u, C, mat, dN, w, bbar, eps_out, sig_out, vol_o
                     s += Ce[i, j] * eps[g, j]
                 sig_out[e, g, i] = s
             f = w[g] * detJ[g]
-            vol += f
+            wdet_out[e, g] = f
             strain_matrix(grad[g], gbar, bbar[e], B)
             for a in range(k):
                 for d in range(3):
@@ -54,7 +53,6 @@ def _gauss_fields(points, cells, u, C, mat, dN, w, bbar, eps_out, sig_out, vol_o
                     for i in range(6):
                         s += B[i, 3 * a + d] * sig_out[e, g, i]
                     fint_out[e, a, d] += f * s
-        vol_out[e] = vol
 
 
 class Solution:
@@ -78,16 +76,16 @@ class Solution:
         q = el.weights.size
         eps = np.empty((m, q, 6))
         sig = np.empty((m, q, 6))
-        vol = np.empty(m)
+        wdet = np.empty((m, q))
         fint = np.empty((m, k, 3))
         _gauss_fields(np.ascontiguousarray(mesh.points), np.ascontiguousarray(mesh.cells, dtype=np.int64),
                       np.ascontiguousarray(self.displacement), model._C, model._material, el.gradients,
-                      el.weights, model._bbar, eps, sig, vol, fint)
+                      el.weights, model._bbar, eps, sig, wdet, fint)
         eps[:, :, 3:] *= 0.5  # engineering -> tensor shear
         nodal = np.zeros((mesh.n_points, 3))
         for d in range(3):
             nodal[:, d] = np.bincount(mesh.cells.ravel(), weights=fint[:, :, d].ravel(), minlength=mesh.n_points)
-        return eps, sig, vol, nodal
+        return eps, sig, wdet, nodal
 
     @property
     def strain(self):
@@ -100,22 +98,18 @@ class Solution:
         return self._fields[1]
 
     @property
-    def cell_volume(self):
-        """Cell volumes ``(m,)`` in mm^3 (undeformed)."""
+    def _gauss_weights(self):
+        """Integration weight of each Gauss point ``(m, q)`` (mm^3): w_g det J_g."""
         return self._fields[2]
 
     @cached_property
-    def _gauss_weights(self):
-        """Integration weight of each Gauss point ``(m, q)`` (mm^3): w_g det J_g."""
-        mesh = self.mesh
-        el = mesh.element
-        x = mesh.points[mesh.cells]
-        detJ = np.linalg.det(np.einsum("gai,caj->cgij", el.gradients, x))
-        return detJ * el.weights
+    def cell_volume(self):
+        """Cell volumes ``(m,)`` in mm^3 (undeformed)."""
+        return self._gauss_weights.sum(axis=1)
 
     def _cell_average(self, field):
-        w = self._gauss_weights
-        return np.einsum("cg,cg...->c...", w, field) / w.sum(axis=1).reshape((-1,) + (1,) * (field.ndim - 2))
+        return (np.einsum("cg,cg...->c...", self._gauss_weights, field)
+                / self.cell_volume.reshape((-1,) + (1,) * (field.ndim - 2)))
 
     @cached_property
     def cell_strain(self):
@@ -153,7 +147,7 @@ class Solution:
     @property
     def strain_energy(self):
         """Total strain energy in mJ (N mm)."""
-        return float(np.sum(self.strain_energy_density * self._gauss_weights.sum(axis=1)))
+        return float(np.sum(self.strain_energy_density * self.cell_volume))
 
     # -- forces -----------------------------------------------------------------------------------
     @property
