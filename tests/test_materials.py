@@ -234,6 +234,20 @@ def test_bad_inputs_messages():
 
 # ---------------------------------------------------------------- MaterialSet
 
+def test_cortical_modulus_follows_the_qct_category_without_jumps():
+    # PMC12452785 Table 3: osteoporosis 4700, osteopenia 8350, normal 12 000 MPa
+    np.testing.assert_allclose(M.cortical_modulus([40.0, 80.0, 120.0, 200.0]), [4700.0, 4700.0, 12000.0, 12000.0])
+    band = np.linspace(80.0, 120.0, 401)
+    assert M.cortical_modulus(band).mean() == pytest.approx(8350.0, rel=1e-9)
+    assert np.all(np.diff(M.cortical_modulus(band)) > 0)
+    ms = M.MaterialSet(bmd=100.0)
+    assert ms.cortical_material.E == pytest.approx(8350.0)
+    assert ms.with_(bmd=60.0).cortical_material.E == 4700.0       # follows bmd on replace
+    assert {r["item"] for r in ms.describe()} >= {"cortical.E (cortical_shell_by_bmd)"}
+    with pytest.raises(InputError, match="bmd"):
+        M.cortical_modulus(-5.0)
+
+
 def test_material_set_regions_and_describe():
     ms = M.MaterialSet(bmd=80.0)
     assert ms.category == "low"
@@ -243,8 +257,11 @@ def test_material_set_regions_and_describe():
         C = ms.region_elasticity(region, 3)
         assert C.shape == (3, 6, 6)
         elasticity.validate(C)
-    np.testing.assert_allclose(ms.region_elasticity("cortex"), elasticity.isotropic(12000.0, 0.3))
+    np.testing.assert_allclose(ms.region_elasticity("cortex"), elasticity.isotropic(4700.0, 0.3))
     np.testing.assert_allclose(ms.region_elasticity("cortical_shell"), ms.region_elasticity("cortex"))
+    fixed = ms.with_(cortical="cortical_shell")
+    np.testing.assert_allclose(fixed.region_elasticity("cortex"), elasticity.isotropic(12000.0, 0.3))
+    assert fixed.with_(bmd=150).cortical_material.E == 12000.0
     np.testing.assert_allclose(ms.region_elasticity("compacted_bone"),
                                elasticity.isotropic(2 * ms.cancellous_E, 0.2))
     # cement-bone composite: between bone and composite fit scaled to the chosen cement

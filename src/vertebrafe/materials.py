@@ -30,7 +30,7 @@ __all__ = [
     "Constant", "CONSTANTS", "DensityModulusLaw", "LAWS", "Material", "MATERIALS", "MaterialSet",
     "ash_density", "apparent_density", "bmd_from_apparent_density", "bone_volume_fraction",
     "cancellous_modulus", "cancellous_elasticity", "shear_modulus_axial", "composite_modulus", "mix",
-    "compacted_bone_modulus", "bmd_category", "t_score", "bmd_from_t_score", "density_table",
+    "compacted_bone_modulus", "bmd_category", "cortical_modulus", "t_score", "bmd_from_t_score", "density_table",
     "BMD_RANGE", "REGIONS",
 ]
 
@@ -81,6 +81,12 @@ CONSTANTS: dict[str, Constant] = {c.name: c for c in (
              "verified", "PMMA-cancellous composite, bovine tibia"),
     Constant("composite_E25", 4400.0, "MPa", "Williams & Johnson 1989, J Biomech (static, BV/TV = 0.25)",
              "verified", ""),
+    Constant("cortical_E_normal", 12000.0, "MPa",
+             "PMC12452785 Table 3 (normal); IJSS FE table; BMC MSD 2017", "verified",
+             "cortical shell modulus at vBMD >= 120 mg/cm^3 (QCT normal)"),
+    Constant("cortical_E_osteoporotic", 4700.0, "MPa", "PMC12452785 Table 3 (osteoporosis)", "verified",
+             "cortical shell modulus at vBMD <= 80 mg/cm^3 (QCT osteoporosis); the same table gives 8350 MPa "
+             "for osteopenia, the mean of the linear ramp over 80-120 mg/cm^3"),
     Constant("compacted_factor", 2.0, "-",
              "no published value; Purcell 2013 shows +/-28-40 % stress sensitivity to the compacted "
              "layer's modulus and thickness", "assumption",
@@ -516,6 +522,20 @@ def bmd_category(bmd):
     return str(cat) if cat.ndim == 0 else cat
 
 
+def cortical_modulus(bmd):
+    """Cortical-shell modulus (MPa) for QCT trabecular vBMD (mg/cm^3).
+
+    4700 MPa for osteoporosis (vBMD <= 80) and 12 000 MPa for normal bone (vBMD >= 120), the
+    osteoporosis and normal values of the three-level property set of PMC12452785 (Table 3), with a
+    linear ramp over the low-density band 80-120 [assumption]; the ramp's mean, 8350 MPa, is that table's
+    osteopenia value. The ramp keeps parameter studies over vBMD free of jumps at the category limits.
+    """
+    b = _check_bmd(bmd)
+    lo, hi = _c("bmd_osteoporosis_threshold"), _c("bmd_normal_threshold")
+    t = np.clip((b - lo) / (hi - lo), 0.0, 1.0)
+    return _out(_c("cortical_E_osteoporotic") + t * (_c("cortical_E_normal") - _c("cortical_E_osteoporotic")))
+
+
 def _young(young_mean, young_sd):
     m = _c("young_mean") if young_mean is None else float(_check_range("young_mean", young_mean, *BMD_RANGE,
                                                                           unit="mg/cm^3"))
@@ -575,13 +595,15 @@ class MaterialSet:
 
     ``bmd`` is the QCT trabecular vBMD (mg/cm^3) of the cancellous bone; ``law`` names the density-modulus
     law; the Material fields accept a :class:`Material` or a key of :data:`MATERIALS`. ``anisotropic``
-    switches cancellous bone to transverse isotropy about z with ``transverse_ratio``. Change a field with
+    switches cancellous bone to transverse isotropy about z with ``transverse_ratio``. ``cortical=None``
+    (default) takes the shell modulus from ``bmd`` (:func:`cortical_modulus`: 4700 MPa osteoporotic to
+    12 000 MPa normal); give a Material or name (e.g. ``"cortical_shell"``) to fix it. Change a field with
     ``dataclasses.replace(ms, bmd=60)`` or :meth:`with_`.
     """
 
     bmd: float
     law: str = "morgan2003_vertebra"
-    cortical: Material = field(default_factory=lambda: MATERIALS["cortical_shell"])
+    cortical: Material | None = None
     endplate: Material = field(default_factory=lambda: MATERIALS["bony_endplate"])
     cartilage: Material = field(default_factory=lambda: MATERIALS["cartilage_endplate"])
     annulus: Material = field(default_factory=lambda: MATERIALS["annulus_ground"])
@@ -603,7 +625,8 @@ class MaterialSet:
         _check_bmd(self.bmd)
         _law(self.law)
         for name in ("cortical", "endplate", "cartilage", "annulus", "nucleus", "cement", "posterior"):
-            object.__setattr__(self, name, _material(getattr(self, name), name))
+            if name != "cortical" or self.cortical is not None:
+                object.__setattr__(self, name, _material(getattr(self, name), name))
         _check_range("transverse_ratio", self.transverse_ratio, 0.0, 1.0)
         _check_range("cancellous_nu", self.cancellous_nu, -1.0, 0.5, high_open=True, cls=MaterialError)
         if self.shear_rule not in _SHEAR_RULES:
@@ -638,6 +661,17 @@ class MaterialSet:
                                   ash_fraction=self.ash_fraction)
 
     @property
+    def cortical_material(self):
+        """Cortical-shell :class:`Material`: ``cortical`` if given, else from ``bmd`` by :func:`cortical_modulus`."""
+        if self.cortical is not None:
+            return self.cortical
+        c = CONSTANTS["cortical_E_osteoporotic"]
+        return Material("cortical_shell_by_bmd", cortical_modulus(self.bmd), 0.3,
+                        f"{c.source} (4700 / 12 000 MPa at vBMD <= 80 / >= 120); nu: "
+                        + MATERIALS["cortical_shell"].source,
+                        f"vBMD {self.bmd:g} mg/cm^3; linear between 80 and 120 mg/cm^3 [assumption]", "derived")
+
+    @property
     def category(self):
         return bmd_category(self.bmd)
 
@@ -668,7 +702,7 @@ class MaterialSet:
                             "assumption")
         if r == "cement_bone":
             return self.cement_bone()
-        return {"cortex": self.cortical, "endplate": self.endplate, "cartilage_endplate": self.cartilage,
+        return {"cortex": self.cortical_material, "endplate": self.endplate, "cartilage_endplate": self.cartilage,
                 "annulus": self.annulus, "nucleus": self.nucleus, "cement": self.cement,
                 "posterior": self.posterior}[r]
 
@@ -752,7 +786,7 @@ class MaterialSet:
                      unit="MPa", source=f"shear rule {self.shear_rule!r} (Huber-type approximation)",
                      status="assumption"),
             ]
-        for label, m in (("cortical", self.cortical), ("endplate", self.endplate), ("cartilage", self.cartilage),
+        for label, m in (("cortical", self.cortical_material), ("endplate", self.endplate), ("cartilage", self.cartilage),
                          ("annulus", self.annulus), ("nucleus", self.nucleus), ("cement", self.cement),
                          ("posterior", self.posterior)):
             rows.append(dict(item=f"{label}.E ({m.name})", value=m.E, unit="MPa", source=m.source, status=m.status))

@@ -13,12 +13,14 @@ lambda):
    ``lambda* x compression`` (N); factor of risk = ``1 / lambda*``. The strength is specific to the load
    case (disc-loaded, with its moments).
 2. **Apparent-strain (0.2 %) strength** -- the force at which the vertebra's apparent strain
-   (height change / height) reaches ``apparent_yield`` (default 0.2 %), the linear "strength" of the
-   VerSe19 benchmark. In situ (from the segment solve): ``F = 0.002 x compression / |apparent strain|``;
-   factor of risk = ``|apparent strain| / 0.002``. Alone, between rigid plates (:func:`vertebra_strength`,
+   (height change / height) reaches ``apparent_yield`` (default 0.2 %). (The "R.Force (0.2 %)" column of
+   the VerSe19 benchmark tables is not this force: it equals the stiffness times 0.2 mm for every model;
+   compare it with ``stiffness x 0.2`` of :func:`vertebra_strength`.) In situ (from the segment solve):
+   ``F = 0.002 x compression / |apparent strain|``; factor of risk = ``|apparent strain| / 0.002``. Alone, between rigid plates (:func:`vertebra_strength`,
    the benchmark's set-up): the vertebra is cut from the segment, moved to its local frame, its inferior
    endplate fixed and its superior endplate tied to a rigid plate pushed down by ``0.002 x height``
-   (rotations held, sideways translation free); the strength is the plate's reaction force.
+   (rotations held, sideways translation free); the strength is the plate's reaction force. The
+   yield-volume estimate is the one to compare with failure loads (2-4 kN for osteoporotic L1-L2).
 
 Factor of risk = applied load / strength (Bouxsein 2006; fracture threshold 1, transition zone
 1 +/- 0.2, Keaveny & Bouxsein 2008).
