@@ -115,7 +115,8 @@ def validation(h, solver):
         vs = vertebra_strength(vf.segment(["L1"], bmd=bmd, element_size=h), "L1", solver=solver)
         out[f"target6/L1/{bmd:g}"] = {k: v for k, v in vs.items() if k != "solution"}
         print(f"target 6: L1 vBMD {bmd:g}: height {vs.height:.2f} mm, stiffness {vs.stiffness:.0f} N/mm, "
-              f"strength at 0.2 % {vs.strength_apparent:.0f} N, yield-volume strength {vs.strength_yield:.0f} N; "
+              f"strength at 0.2 % {vs.strength_apparent:.0f} N, force at 0.2 mm (VerSe19 'R.Force') "
+              f"{0.2 * vs.stiffness:.0f} N, yield-volume strength {vs.strength_yield:.0f} N; "
               f"target 7 factor of risk standing {stand / vs.strength_apparent:.3f} / {stand / vs.strength_yield:.3f}, "
               f"lifting {lift / vs.strength_apparent:.3f} / {lift / vs.strength_yield:.3f} (0.2 % / yield-volume)",
               flush=True)

@@ -34,7 +34,7 @@ def test_wedge_stiffness_loss_wegrzyn():
     k1 = axial_stiffness(fracture(seg, "L1", kind="wedge", height_loss=0.25))
     loss = 1.0 - k1 / k0
     assert 0.53 - 0.18 < loss < 0.53 + 0.18
-    assert loss == pytest.approx(0.545, abs=0.05)          # measured 0.545 at 3 mm, 0.539 at 2 mm
+    assert loss == pytest.approx(0.557, abs=0.05)          # measured 0.557 at 3 mm, 0.560 at 2 mm
 
 
 @pytest.fixture(scope="module")
