@@ -132,6 +132,38 @@ def validation(h, solver):
               f"{out[f'target7/T12-L2/{name}']['strength_yield']:.0f} N", flush=True)
     return out
 
+def clinical(h, solver, bmd=70.0):
+    """Intact / L1 grade-2 wedge / + VP / + BKP of T12-L2 under a 500 N follower load: the clinical check."""
+    from vertebrafe.clinical import fracture, kyphoplasty, vertebroplasty
+
+    seg = vf.segment("T12-L2", bmd=bmd, element_size=h)
+    frac = fracture(seg, "L1", kind="wedge", grade=2)
+    cases = {"intact": seg, "L1 grade-2 wedge": frac, "+ vertebroplasty": vertebroplasty(frac, "L1"),
+             "+ kyphoplasty": kyphoplasty(frac, "L1")}
+    load = loads.Load(compression=500.0, follower=True)
+    print(f"\nclinical check: T12-L2, vBMD {bmd:g}, {h:g} mm, 500 N follower")
+    print("| case | added kyphosis (deg) | `upper_body(70 kg)` at T12 (N) | L1 apparent strain "
+          "| segment stiffness (N/mm) | nucleus pressure T12-L1 / L1-L2 (MPa) | factor of risk L1, yield-volume |")
+    print("|---|---|---|---|---|---|---|")
+    out, results = {}, {}
+    for name, s in cases.items():
+        r = results[name] = simulate(s, load, solver=solver, case=name)
+        row = {"added_kyphosis": loads.alignment_change(s),
+               "upper_body": loads.upper_body(70.0, segment=s).compression,
+               "apparent_strain": r.value("apparent_strain", "L1", "vertebra"),
+               "stiffness": r.value("axial_stiffness", "segment", "segment"),
+               "p_upper": r.value("pressure", "T12-L1", "nucleus"), "p_lower": r.value("pressure", "L1-L2", "nucleus"),
+               "for_yield": r.value("factor_of_risk_yield", "L1", "vertebra")}
+        out[name] = row
+        print(f"| {name} | {row['added_kyphosis']:.1f} | {row['upper_body']:.0f} | {100 * row['apparent_strain']:.3f} % "
+              f"| {row['stiffness']:.0f} | {row['p_upper']:.3f} / {row['p_lower']:.3f} | {row['for_yield']:.2f} |",
+              flush=True)
+    c = results["+ vertebroplasty"].compare(results["L1 grade-2 wedge"])
+    adj = c[c.relation.str.startswith("adjacent") & (c.metric == "von_mises_mean")]
+    for row in adj.itertuples():
+        print(f"VP / untreated fracture, {row.level} {row.region} mean von Mises: x {row.ratio:.4f}")
+    return out
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,6 +175,8 @@ def main(argv=None):
     ap.add_argument("--convergence", default="", help="comma list of element sizes (mm), coarse to fine")
     ap.add_argument("--json", default="")
     ap.add_argument("--validation", action="store_true", help="validation targets 5-7 at --element-size")
+    ap.add_argument("--clinical", action="store_true",
+                    help="intact / fracture / VP / BKP of T12-L2 (vBMD 70) at --element-size")
     args = ap.parse_args(argv)
     load = loads.preset(args.load)
     print(f"vertebrafe {vf.__version__} rev {_revision()} | python {platform.python_version()} | "
@@ -151,8 +185,8 @@ def main(argv=None):
     t = time.perf_counter()
     warm_up()
     print(f"warm-up (numba cache) {time.perf_counter() - t:.1f} s")
-    if args.validation:
-        report = validation(args.element_size, args.solver)
+    if args.validation or args.clinical:
+        report = (validation if args.validation else clinical)(args.element_size, args.solver)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(report, f, indent=1)
