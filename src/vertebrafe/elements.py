@@ -3,6 +3,8 @@
 Everything an element kernel needs to know about an element type lives in one
 :class:`ElementType` record of plain arrays, so a new type (tet4, tet10, ...) is added by
 describing it here; the numba kernels in :mod:`vertebrafe.fem.kernels` are generic over it.
+That includes the optional internal (incompatible) displacement modes: hex8 carries the nine
+modes of Wilson et al. (1973), P = 1 - xi^2, 1 - eta^2, 1 - zeta^2 per displacement component.
 """
 from dataclasses import dataclass
 
@@ -61,6 +63,15 @@ def hex8_shape_gradients(xi):
     return d
 
 
+def hex8_mode_gradients(xi):
+    """Reference gradients of the incompatible modes P_i = 1 - xi_i^2 at points ``xi (p, 3)``: ``(p, 3, 3)``.
+
+    Mode i depends on reference coordinate i only: dP_i/dxi_j = -2 xi_i delta_ij.
+    """
+    xi = np.atleast_2d(xi)
+    return -2.0 * xi[:, :, None] * np.eye(3)[None, :, :]
+
+
 def quad4_shape(xi):
     """Bilinear shape functions at reference points ``xi (p, 2)``: ``(p, 4)``."""
     xi = np.atleast_2d(xi)
@@ -98,6 +109,12 @@ class ElementType:
         Reference gradients at the corners (for the scaled Jacobian).
     faces : ndarray ``(f, k)``
         Local node indices of each face, outward normal by the right-hand rule.
+    center_gradients : ndarray ``(n_nodes, 3)``
+        Reference shape-function gradients at the element centre (the Jacobian J0 that maps the
+        incompatible modes).
+    mode_gradients : ndarray ``(q, r, 3)``
+        Reference gradients of the ``r`` scalar incompatible modes at the quadrature points; each mode
+        adds one internal unknown per displacement component. ``r = 0``: the type has none.
     """
 
     name: str
@@ -108,6 +125,8 @@ class ElementType:
     gradients: np.ndarray
     corner_gradients: np.ndarray
     faces: np.ndarray
+    center_gradients: np.ndarray
+    mode_gradients: np.ndarray
 
 
 def _hex8():
@@ -115,7 +134,8 @@ def _hex8():
     return ElementType(
         name="hexahedron", n_nodes=8, points=pts, weights=wts,
         shape=hex8_shape(pts), gradients=hex8_shape_gradients(pts),
-        corner_gradients=hex8_shape_gradients(HEX8_CORNERS), faces=HEX8_FACES)
+        corner_gradients=hex8_shape_gradients(HEX8_CORNERS), faces=HEX8_FACES,
+        center_gradients=hex8_shape_gradients(np.zeros(3))[0], mode_gradients=hex8_mode_gradients(pts))
 
 
 HEX8 = _hex8()

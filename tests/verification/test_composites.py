@@ -30,7 +30,7 @@ def _support_bottom(model, g):
     model.fix(np.array([g.node(nx, 0, 0)]), "y")
 
 
-@pytest.mark.parametrize("formulation", ["full", "bbar"])
+@pytest.mark.parametrize("formulation", ["full", "bbar", "incompatible"])
 def test_series_reuss(formulation):
     lx, ly, h = 6.0, 5.0, 8.0
     nz1, nz2 = 3, 5                    # layer 1: 3 cells of 1 mm; layer 2: 5 cells of 1 mm
@@ -58,7 +58,7 @@ def test_series_reuss(formulation):
     assert np.abs(R_top + R_bottom).max() / F < 1e-10
 
 
-@pytest.mark.parametrize("formulation", ["full", "bbar"])
+@pytest.mark.parametrize("formulation", ["full", "bbar", "incompatible"])
 def test_parallel_voigt(formulation):
     lx, ly, h = 6.0, 5.0, 8.0
     nx1, nx2 = 2, 4                    # material 1 for x < 2 mm, material 2 for 2 < x < 6 mm

@@ -46,7 +46,7 @@ def distorted_cube(n=4, amount=0.25, seed=1, boundary_too=True):
     return g
 
 
-@pytest.mark.parametrize("formulation", ["full", "bbar"])
+@pytest.mark.parametrize("formulation", ["full", "bbar", "incompatible"])
 @pytest.mark.parametrize("material", list(MATERIALS))
 def test_displacement_patch(formulation, material):
     g = distorted_cube()
@@ -88,7 +88,7 @@ NORMALS = {"xmin": (-1, 0, 0), "xmax": (1, 0, 0), "ymin": (0, -1, 0), "ymax": (0
            "zmin": (0, 0, -1), "zmax": (0, 0, 1)}
 
 
-@pytest.mark.parametrize("formulation", ["full", "bbar"])
+@pytest.mark.parametrize("formulation", ["full", "bbar", "incompatible"])
 def test_pressure_patch(formulation):
     """Equal pressures on the top and bottom faces: sigma_zz = -p everywhere, all else zero."""
     g = perturb(grid((4, 4, 4), lengths=(2.0, 3.0, 1.5)), 0.25, seed=3)
@@ -110,7 +110,7 @@ def test_pressure_patch(formulation):
     assert np.allclose(eps[..., 0], 0.3 * p / 1500.0, rtol=1e-9, atol=0)
 
 
-@pytest.mark.parametrize("formulation", ["full", "bbar"])
+@pytest.mark.parametrize("formulation", ["full", "bbar", "incompatible"])
 def test_traction_patch_general_stress(formulation):
     """Tractions t = sigma n of a full constant stress state on all six faces, anisotropic C."""
     g = perturb(grid((3, 4, 3), lengths=(2.0, 3.0, 1.5)), 0.25, seed=4)

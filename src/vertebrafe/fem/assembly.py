@@ -255,14 +255,15 @@ def _scatter_free(K, blocks, nblk, indptr, indices, data):
 
 
 @njit(cache=True)
-def _assemble_cell(e, points, cells, C, mat, dN, w, bbar, node_plate, centers, n_nodes,
+def _assemble_cell(e, points, cells, C, mat, tables, form, node_plate, centers, n_nodes,
                    indptr, indices, free, g, data, rhs, s_xe, s_grad, s_det, s_gbar, s_CB, s_Ke,
                    s_blocks):
+    """Add the stiffness of cell ``e`` (in ``s_Ke[:3k, :3k]``, condensed if it has internal modes)."""
     k = cells.shape[1]
     for a in range(k):
         for d in range(3):
             s_xe[a, d] = points[cells[e, a], d]
-    min_det = element_stiffness(s_xe, dN, w, C[mat[e]], bbar[e], s_grad, s_det, s_gbar, s_CB, s_Ke)
+    min_det = element_stiffness(s_xe, tables, C[mat[e]], form[e], s_grad, s_det, s_gbar, s_CB, s_Ke)
     tied = False
     for a in range(k):
         if node_plate[cells[e, a]] >= 0:
@@ -311,37 +312,39 @@ def _assemble_cell(e, points, cells, C, mat, dN, w, bbar, node_plate, centers, n
             T[3 * a + 1, 3 * ir + 2] = r0
             T[3 * a + 2, 3 * ir + 0] = r1
             T[3 * a + 2, 3 * ir + 1] = -r0
-    Kt = np.ascontiguousarray(T.T) @ (s_Ke @ T)
+    Kt = np.ascontiguousarray(T.T) @ (np.ascontiguousarray(s_Ke[:3 * k, :3 * k]) @ T)
     _scatter(Kt, s_blocks, nb, indptr, indices, free, g, data, rhs)
     return min_det
 
 
 @njit(cache=True)
-def _assemble_cells(cell_list, points, cells, C, mat, dN, w, bbar, node_plate, centers, indptr, indices,
+def _assemble_cells(cell_list, points, cells, C, mat, tables, form, node_plate, centers, indptr, indices,
                     free, g, data, rhs, min_det):
     """Assemble the cells ``cell_list`` one after the other, with one set of scratch arrays."""
     k = cells.shape[1]
-    q = dN.shape[0]
+    q = tables[0].shape[0]
+    n = k + tables[3].shape[1]  # nodes + internal modes
     s_xe = np.empty((k, 3))
-    s_grad = np.empty((q, k, 3))
+    s_grad = np.empty((q, n, 3))
     s_det = np.empty(q)
     s_gbar = np.empty((k, 3))
-    s_CB = np.empty((6, 3 * k))
-    s_Ke = np.empty((3 * k, 3 * k))
+    s_CB = np.empty((6, 3 * n))
+    s_Ke = np.empty((3 * n, 3 * n))
     s_blocks = np.empty(2 * k, np.int64)
     for e in cell_list:
-        min_det[e] = _assemble_cell(e, points, cells, C, mat, dN, w, bbar, node_plate, centers,
+        min_det[e] = _assemble_cell(e, points, cells, C, mat, tables, form, node_plate, centers,
                                     points.shape[0], indptr, indices, free, g, data, rhs, s_xe, s_grad,
                                     s_det, s_gbar, s_CB, s_Ke, s_blocks)
 
 
 @njit(parallel=True, cache=True)
-def assemble(points, cells, C, mat, dN, w, bbar, node_plate, centers, indptr, indices,
+def assemble(points, cells, C, mat, tables, form, node_plate, centers, indptr, indices,
              color_ptr, chunk_ptr, order, tied_cells, free, g, data, rhs, min_det):
     """Assemble the stiffness into BSR ``data (nnzb, 3, 3)`` and the prescribed-DOF terms into ``rhs``.
 
     points (n, 3) mm; cells (m, k); C (nmat, 6, 6) MPa with ``mat (m,)`` the row of each cell;
-    dN (q, k, 3), w (q,) quadrature tables; bbar (m,) bool; node_plate (n,); centers (np, 3) mm;
+    ``tables = (dN, w, dN0, dM)`` the element tables (:mod:`.kernels`); form (m,) int64 formulation
+    flags per cell (:data:`.kernels.MEAN_DILATATION`, :data:`.kernels.MODES`); node_plate (n,); centers (np, 3) mm;
     the chunks of cells of each colour (``color_ptr``, ``chunk_ptr``, ``order`` from :func:`color_cells`)
     are assembled in parallel, ``tied_cells`` (cells touching a plate) serially afterwards.
     ``free``/``g`` (N,) flag free DOFs and hold prescribed values.
@@ -349,7 +352,7 @@ def assemble(points, cells, C, mat, dN, w, bbar, node_plate, centers, indptr, in
     """
     for c in range(color_ptr.shape[0] - 1):
         for j in prange(color_ptr[c], color_ptr[c + 1]):
-            _assemble_cells(order[chunk_ptr[j]:chunk_ptr[j + 1]], points, cells, C, mat, dN, w, bbar,
+            _assemble_cells(order[chunk_ptr[j]:chunk_ptr[j + 1]], points, cells, C, mat, tables, form,
                             node_plate, centers, indptr, indices, free, g, data, rhs, min_det)
-    _assemble_cells(tied_cells, points, cells, C, mat, dN, w, bbar, node_plate, centers, indptr, indices,
+    _assemble_cells(tied_cells, points, cells, C, mat, tables, form, node_plate, centers, indptr, indices,
                     free, g, data, rhs, min_det)

@@ -14,9 +14,37 @@ import scipy.sparse as sp
 from ..elements import gauss_legendre_quad, quad4_shape, quad4_shape_gradients
 from ..errors import ConstraintError, InputError, InvertedElementError
 from . import assembly, elasticity, solvers
+from .kernels import MEAN_DILATATION, MODES, element_tables
 from .solution import Solution
 
-FORMULATIONS = ("full", "bbar")
+#: Formulation names and their kernel flags (:mod:`vertebrafe.fem.kernels`).
+FORMULATIONS = {"full": 0, "bbar": MEAN_DILATATION, "incompatible": MODES}
+
+
+def _formulation_codes(formulation, m, element):
+    """Per-cell kernel flags ``(m,)`` int64 from a name, an array of names or a bool array (True = B-bar)."""
+    allowed = ", ".join(repr(f) for f in FORMULATIONS)
+    arr = np.asarray(formulation)
+    if arr.dtype == bool:
+        if arr.shape != (m,):
+            raise InputError(f"formulation array has shape {arr.shape}; expected ({m},) for {m} cells")
+        codes = np.where(arr, FORMULATIONS["bbar"], FORMULATIONS["full"])
+    elif arr.dtype.kind in "UO" and arr.shape in ((), (m,)):
+        names, inverse = np.unique(arr.astype(str), return_inverse=True)
+        bad = [str(n) for n in names if n not in FORMULATIONS]
+        if bad:
+            raise InputError(f"formulation = {bad[0]!r}; allowed: {allowed}, an array ({m},) of them, "
+                             f"or a bool array ({m},) (True = B-bar)")
+        codes = np.array([FORMULATIONS[n] for n in names])[inverse.ravel()]
+    else:
+        given = repr(formulation) if arr.ndim == 0 else f"an array of shape {arr.shape}, dtype {arr.dtype}"
+        raise InputError(f"formulation = {given}; allowed: {allowed}, an array ({m},) of them, "
+                         f"or a bool array ({m},) (True = B-bar)")
+    codes = np.ascontiguousarray(np.broadcast_to(codes, (m,)), dtype=np.int64)
+    if np.any(codes & MODES) and element.mode_gradients.shape[1] == 0:
+        raise InputError(f"formulation 'incompatible' needs internal modes, which element type {element.name!r} "
+                         f"does not define; allowed for it: 'full', 'bbar'")
+    return codes
 
 
 def _dof_mask(dofs):
@@ -93,9 +121,13 @@ class Model:
     C : ndarray ``(6, 6)`` or ``(m, 6, 6)``
         Alternatively, symmetric positive-definite elasticity matrices (MPa) in Voigt order
         xx, yy, zz, xy, yz, xz with engineering shear strains.
-    formulation : {"bbar", "full"} or bool ndarray ``(m,)``
+    formulation : str, ndarray ``(m,)`` of str, or bool ndarray ``(m,)``
         ``"bbar"``: mean-dilatation B-bar (Hughes 1980), free of volumetric locking up to nu = 0.4999;
-        ``"full"``: plain 2x2x2 integration. A boolean array selects B-bar per cell.
+        ``"full"``: plain 2x2x2 integration; ``"incompatible"``: hex8 with nine condensed incompatible
+        modes (Wilson 1973, Taylor et al. 1976), free of shear locking, so one cell through a thin layer
+        bends correctly, but it locks partly as nu -> 0.5 (use B-bar for nearly incompressible cells).
+        An array of these names selects per cell (e.g. ``"bbar"`` for the nucleus, ``"incompatible"``
+        elsewhere); a boolean array selects B-bar (True) or full per cell. See docs/verification.md.
     """
 
     def __init__(self, mesh, E=None, nu=None, C=None, formulation="bbar"):
@@ -122,16 +154,7 @@ class Model:
             table, self._material = np.unique(np.column_stack([E, nu]), axis=0, return_inverse=True)
             self._C = elasticity.isotropic(table[:, 0], table[:, 1])
         self._material = np.ascontiguousarray(self._material.ravel(), dtype=np.int64)
-        if isinstance(formulation, str):
-            if formulation not in FORMULATIONS:
-                raise InputError(f"formulation = {formulation!r}; allowed: 'bbar', 'full' or a bool array (m,)")
-            self._bbar = np.full(m, formulation == "bbar")
-        else:
-            bbar = np.asarray(formulation)
-            if bbar.shape != (m,) or bbar.dtype != bool:
-                raise InputError(f"formulation array has shape {bbar.shape} and dtype {bbar.dtype}; "
-                                 f"expected bool ({m},) (True = B-bar)")
-            self._bbar = bbar.copy()
+        self._form = _formulation_codes(formulation, m, mesh.element)
         n = mesh.n_points
         self._fixed = np.zeros((n, 3), bool)
         self._fixed_value = np.zeros((n, 3))
@@ -147,8 +170,16 @@ class Model:
 
     @property
     def bbar(self):
-        """Bool ``(m,)``: cells integrated with B-bar."""
-        return self._bbar
+        """Bool ``(m,)``: cells whose compatible strain uses mean dilatation (B-bar)."""
+        return (self._form & MEAN_DILATATION) != 0
+
+    @property
+    def formulation(self):
+        """Formulation name of every cell ``(m,)`` (str)."""
+        names = np.empty(max(FORMULATIONS.values()) + 1, dtype=object)
+        for name, code in FORMULATIONS.items():
+            names[code] = name
+        return names[self._form].astype(str)
 
     # -- constraints ------------------------------------------------------------------------------
     def _nodes(self, nodes, name="nodes"):
@@ -381,7 +412,7 @@ class Model:
         rhs = np.zeros(N)
         min_det = np.zeros(mesh.n_cells)
         el = mesh.element
-        assembly.assemble(points, cells, self._C, self._material, el.gradients, el.weights, self._bbar,
+        assembly.assemble(points, cells, self._C, self._material, element_tables(el), self._form,
                           node_plate, centers, pat["indptr"], pat["indices"], pat["color_ptr"],
                           pat["chunk_ptr"], pat["order"], pat["tied"], free, g, data, rhs, min_det)
         t2 = time.perf_counter()

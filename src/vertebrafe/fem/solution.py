@@ -2,7 +2,8 @@
 
 Units: mm, N, MPa; strain energy density in mJ/mm^3 (= MPa). Output tensors are in Voigt order
 xx, yy, zz, xy, yz, xz with *tensor* shear components (eps_xy = gamma_xy / 2), as ParaView expects.
-Derived fields are computed on first access and cached.
+Derived fields are computed on first access and cached. Strains and stresses of cells with
+incompatible modes include the modes, recovered per cell as alpha = -Kaa^-1 Kau u_e.
 """
 from functools import cached_property
 
@@ -10,31 +11,40 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import InputError
-from .kernels import element_strains, strain_matrix
+from .kernels import MEAN_DILATATION, element_strains, element_tables, strain_matrix
 
 _VOIGT = ("xx", "yy", "zz", "xy", "yz", "xz")
 
 
 @njit(parallel=True, cache=True)
-def _gauss_fields(points, cells, u, C, mat, dN, w, bbar, eps_out, sig_out, wdet_out, fint_out):
+def _gauss_fields(points, cells, u, C, mat, tables, form, eps_out, sig_out, wdet_out, fint_out):
     """Per cell and Gauss point: engineering strain (m, q, 6), stress (m, q, 6) MPa, the integration
-    weight w_g det J_g (m, q) mm^3, and the element internal force vector ``fint_out (m, k, 3)`` N."""
+    weight w_g det J_g (m, q) mm^3, and the element internal force vector ``fint_out (m, k, 3)`` N.
+
+    Cells with incompatible modes include the strain of their condensed modes, so that the stress is
+    the one the stiffness was built from and ``fint`` equals the condensed K_e u_e."""
     m, k = cells.shape
-    q = dN.shape[0]
+    w = tables[1]
+    q = w.shape[0]
+    n = k + tables[3].shape[1]  # nodes + internal modes
     for e in prange(m):
         xe = np.empty((k, 3))
-        ue = np.empty((k, 3))
+        ue = np.empty((n, 3))
         for a in range(k):
             for d in range(3):
                 xe[a, d] = points[cells[e, a], d]
                 ue[a, d] = u[cells[e, a], d]
-        grad = np.empty((q, k, 3))
+        grad = np.empty((q, n, 3))
         detJ = np.empty(q)
         gbar = np.empty((k, 3))
-        B = np.empty((6, 3 * k))
+        CB = np.empty((6, 3 * n))
+        Ke = np.empty((3 * n, 3 * n))
+        B = np.empty((6, 3 * n))
         eps = eps_out[e]
-        element_strains(xe, ue, dN, w, bbar[e], grad, detJ, gbar, B, eps)
         Ce = C[mat[e]]
+        element_strains(xe, ue, tables, Ce, form[e], grad, detJ, gbar, CB, Ke, B, eps)
+        bbar = (form[e] & MEAN_DILATATION) != 0
+        Bk = B[:, :3 * k]
         for a in range(k):
             for d in range(3):
                 fint_out[e, a, d] = 0.0
@@ -46,12 +56,12 @@ def _gauss_fields(points, cells, u, C, mat, dN, w, bbar, eps_out, sig_out, wdet_
                 sig_out[e, g, i] = s
             f = w[g] * detJ[g]
             wdet_out[e, g] = f
-            strain_matrix(grad[g], gbar, bbar[e], B)
+            strain_matrix(grad[g, :k], gbar, bbar, Bk)
             for a in range(k):
                 for d in range(3):
                     s = 0.0
                     for i in range(6):
-                        s += B[i, 3 * a + d] * sig_out[e, g, i]
+                        s += Bk[i, 3 * a + d] * sig_out[e, g, i]
                     fint_out[e, a, d] += f * s
 
 
@@ -79,8 +89,8 @@ class Solution:
         wdet = np.empty((m, q))
         fint = np.empty((m, k, 3))
         _gauss_fields(np.ascontiguousarray(mesh.points), np.ascontiguousarray(mesh.cells, dtype=np.int64),
-                      np.ascontiguousarray(self.displacement), model._C, model._material, el.gradients,
-                      el.weights, model._bbar, eps, sig, wdet, fint)
+                      np.ascontiguousarray(self.displacement), model._C, model._material, element_tables(el),
+                      model._form, eps, sig, wdet, fint)
         eps[:, :, 3:] *= 0.5  # engineering -> tensor shear
         nodal = np.zeros((mesh.n_points, 3))
         for d in range(3):
