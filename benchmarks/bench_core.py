@@ -18,6 +18,7 @@ Usage::
     python benchmarks/bench_core.py --sizes all            # 10k, 50k, 150k, 400k
     python benchmarks/bench_core.py --sizes 50k,1M --no-skfem
     python benchmarks/bench_core.py --check-import         # import + small solve, warm cache
+    python benchmarks/bench_core.py --sizes 400k --assembly bbar,incompatible --repeats 5
 
 Units: mm, N, MPa; times in s; memory in MB (10^6 bytes) and bytes per DOF.
 """
@@ -170,6 +171,61 @@ def run_vertebrafe(shape, formulation="full", solver="amg") -> dict:
         "uz_min": float(u[:, 2].min()),
         "info": {k: v for k, v in info.items() if isinstance(v, (int, float, str, bool))},
     }
+
+
+def assembly_times(model, repeats: int) -> list[float]:
+    """Seconds per stiffness assembly of ``model``, ``repeats`` times, without solving.
+
+    Times what ``Model.solve`` reports as ``assembly_time`` (allocating the BSR values and
+    ``assembly.assemble``) with the model's internal arrays; the sparsity pattern is built once
+    before. Benchmark use only.
+    """
+    import numpy as np
+    from vertebrafe.fem import assembly
+    from vertebrafe.fem.kernels import element_tables
+
+    mesh = model.mesh
+    node_plate = model._node_plate()
+    pat = model._pattern(node_plate)
+    free = ~model._fixed.ravel()
+    g = model._fixed_value.ravel()
+    cells = np.ascontiguousarray(mesh.cells, dtype=np.int64)
+    points = np.ascontiguousarray(mesh.points, dtype=np.float64)
+    tables = element_tables(mesh.element)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        data = np.zeros((pat["indices"].size, 3, 3))
+        rhs = np.zeros(free.size)
+        min_det = np.zeros(mesh.n_cells)
+        assembly.assemble(points, cells, model._C, model._material, tables, model._form, node_plate,
+                          np.zeros((0, 3)), pat["indptr"], pat["indices"], pat["color_ptr"], pat["chunk_ptr"],
+                          pat["order"], pat["tied"], free, g, data, rhs, min_det)
+        times.append(time.perf_counter() - t0)
+        del data
+    return times
+
+
+def compare_assembly(sizes, formulations, repeats) -> int:
+    """Assembly time of each formulation on each size, interleaved ``repeats`` times (min and median)."""
+    for f in formulations:  # numba compilation / cache loading is not timed
+        _, small, _ = _vertebrafe_model((4, 3, 3), f)
+        assembly_times(small, 1)
+    print("| elements | DOFs | formulation | assembly s, min | median | runs | min / min of the first |")
+    print("|---|---|---|---|---|---|---|")
+    for n in sizes:
+        shape = grid_shape(n)
+        models = {f: _vertebrafe_model(shape, f)[1] for f in formulations}
+        times = {f: [] for f in formulations}
+        for _ in range(repeats):
+            for f in formulations:
+                times[f] += assembly_times(models[f], 1)
+        base = min(times[formulations[0]])
+        mesh = models[formulations[0]].mesh
+        for f in formulations:
+            print(f"| {mesh.n_cells:,} | {3 * mesh.n_points:,} | {f} | {min(times[f]):.3f} | "
+                  f"{statistics.median(times[f]):.3f} | {repeats} | {min(times[f]) / base:.2f} |", flush=True)
+    return 0
 
 
 # --------------------------------------------------------------------------- scikit-fem
@@ -456,15 +512,19 @@ def main(argv=None) -> int:
     parser.add_argument("--skfem-max", type=parse_size, default=parse_size("400k"),
                         help="largest size solved with scikit-fem (default 400k; its assembly "
                              "needs several GB more than vertebrafe's)")
-    parser.add_argument("--formulation", default="full", choices=["full", "bbar"],
-                        help="vertebrafe hex8 formulation (default full, the same as scikit-fem)")
+    parser.add_argument("--formulation", default="full", choices=["full", "bbar", "incompatible"],
+                        help="vertebrafe hex8 formulation (default full, the same as scikit-fem; "
+                             "with the others use --no-skfem, the discretisations differ)")
     parser.add_argument("--solver", default="amg", help="vertebrafe solver (default amg)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="per-run time limit, s")
     parser.add_argument("--json", metavar="PATH", help="also write all results to this JSON file")
     parser.add_argument("--verbose", action="store_true", help="show worker tracebacks")
     parser.add_argument("--check-import", action="store_true",
                         help="time import + a small solve in a fresh interpreter (warm numba cache)")
-    parser.add_argument("--repeats", type=int, default=3, help="repeats for --check-import")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats for --check-import and --assembly")
+    parser.add_argument("--assembly", metavar="FORMULATIONS",
+                        help="only time the stiffness assembly of these formulations (comma list, e.g. "
+                             "bbar,incompatible), --repeats times each, interleaved, no solve")
     parser.add_argument("--worker", choices=["vertebrafe", "skfem"], help=argparse.SUPPRESS)
     parser.add_argument("--shape", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -474,6 +534,14 @@ def main(argv=None) -> int:
         return worker(args.worker, shape, args.formulation, args.solver)
     if args.check_import:
         return check_import(args.repeats, args.timeout)
+    if args.assembly:
+        print(f"vertebrafe assembly, {_dt.date.today().isoformat()}, {machine_description()}, "
+              f"sources {source_revision()}")
+        print("command: python benchmarks/bench_core.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+        if hasattr(os, "getloadavg"):
+            print("load average before the run (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+        sizes = [parse_size(t) for t in SIZE_SETS.get(args.sizes, args.sizes.split(","))]
+        return compare_assembly(sizes, args.assembly.split(","), args.repeats)
 
     tokens = SIZE_SETS.get(args.sizes, args.sizes.split(","))
     sizes = [parse_size(t) for t in tokens]
