@@ -135,6 +135,8 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
         Field("cortex_thickness", "float", 0.4, "cortical shell thickness", "mm", 0.1, 3.0, source=_ANAT),
         Field("endplate_thickness", "float", 0.35, "bony endplate thickness", "mm", 0.1, 3.0, source=_ANAT),
         Field("n_cortex_layers", "int", 1, "element layers across the cortical shell", "", 1, 4),
+        Field("disc_refinement", "float", 2.0, "disc element layers per element_size of disc height", "",
+              0.5, 4.0, source="vertebrafe.anatomy.disc.DISC_REFINEMENT (docs/anatomy.md)"),
         Field("overrides", "table", None, "per vertebra or disc dimension overrides, e.g. "
               "[segment.overrides.L1] anterior_height = 18.0 (fields and ranges: vertebrafe.anatomy.levels)",
               source=_ANAT),
@@ -242,6 +244,7 @@ class SegmentSpec:
     cortex_thickness: float = 0.4
     endplate_thickness: float = 0.35
     n_cortex_layers: int = 1
+    disc_refinement: float = 2.0
     overrides: Optional[dict] = None
 
 
@@ -743,7 +746,8 @@ def build_segment(case, progress=None):
     step("mesh")
     seg = vf.segment(list(s.levels), element_size=s.element_size, overrides=s.overrides, scale=s.scale,
                      materials=materials, cortex_thickness=s.cortex_thickness,
-                     endplate_thickness=s.endplate_thickness, n_cortex_layers=s.n_cortex_layers)
+                     endplate_thickness=s.endplate_thickness, n_cortex_layers=s.n_cortex_layers,
+                     disc_refinement=s.disc_refinement)
     if case.fracture is not None:
         f = case.fracture
         step("fracture")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError
-from .disc import disc_layer_count, disc_layers, disc_rim_heights, disc_regions, disc_wedge, stack_frame
+from .disc import DISC_REFINEMENT, disc_layer_count, disc_layers, disc_rim_heights, disc_regions, disc_wedge, stack_frame
 from .levels import (DiscDimensions, adjacent_discs, level_dimensions, level_order, segment_names)
 from .vertebra import (DEFAULT_CORTEX_THICKNESS, DEFAULT_ELEMENT_SIZE, DEFAULT_ENDPLATE_THICKNESS,
                        REGION_CODES, ZONE_CORTEX, VertebraGeometry, cross_section_topology, extrude,
@@ -198,7 +198,7 @@ def _nucleus(name, dims):
 
 def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None, scale=1.0, materials=None,
             cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
-            n_cortex_layers=1):
+            n_cortex_layers=1, disc_refinement=DISC_REFINEMENT):
     """Mesh a contiguous run of vertebrae with the discs between them.
 
     Parameters
@@ -221,6 +221,9 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
         Cortical shell and bony endplate thickness (mm).
     n_cortex_layers : int
         Element layers across the cortical shell.
+    disc_refinement : float
+        Disc element layers per ``element_size`` of disc height (default 2; see
+        :func:`~vertebrafe.anatomy.disc.disc_layer_count`).
 
     Returns
     -------
@@ -267,7 +270,7 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
                                              nucleus_above=nuc[v][0], nucleus_below=nuc[v][1])
         layers = layers @ R.T + o
         if i > 0:
-            nd = disc_layer_count(dims[dname], h)
+            nd = disc_layer_count(dims[dname], h, disc_refinement)
             dl = disc_layers(blocks[-1][-1], layers[0], nd)
             blocks.append(dl[1:-1])
             n_layers += nd - 1
