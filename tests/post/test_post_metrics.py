@@ -150,3 +150,19 @@ def test_height_change_ignores_rigid_tilt_and_measures_stretch():
         assert abs(dh) < 1e-12 * H
         H, dh = M.vertebra_geometry(seg, level, 1e-3 * x)
         assert dh == pytest.approx(1e-3 * H, rel=1e-12)
+
+
+def test_central_mean_averages_the_region_and_converges():
+    """Mean of a paraboloid dip over the central ellipse (30 % of the half-extents) of a 20 x 12 mm face:
+    exact 1 - 0.3^2 / 2 = 0.955 (mean of 1 - rho^2 over rho <= 0.3). The FE field is bilinear per face,
+    so coarse faces cut the peak; the error falls steadily with the face size (no jumps from faces
+    entering or leaving the region). A linear field's mean is its value at the centre."""
+    err = []
+    for n in (5, 9, 17, 33):
+        mesh = vf.box((20.0, 12.0, 2.0), (n, n, 1))
+        faces, p = mesh.face_sets["zmax"], mesh.points
+        rho2 = ((p[:, 0] - 10.0) / 10.0) ** 2 + ((p[:, 1] - 6.0) / 6.0) ** 2
+        err.append(abs(M.central_mean(p, faces, 1.0 - rho2, np.eye(3), np.zeros(3)) - 0.955))
+        linear = M.central_mean(p, faces, 3.0 + 0.2 * p[:, 0] - 0.1 * p[:, 1], np.eye(3), np.zeros(3))
+        assert linear == pytest.approx(3.0 + 2.0 - 0.6, abs=0.01)
+    assert all(b < a for a, b in zip(err, err[1:])) and err[-1] < 0.005

@@ -19,8 +19,9 @@ pandas DataFrame. Definitions (units):
   ``height_change`` (mm, negative = shortened; the change of that distance, so rigid tilting does not
   count, see :func:`centroid_distance`), ``apparent_strain`` (-,
   height_change / height), ``superior_endplate_deflection`` and ``inferior_endplate_deflection`` (mm,
-  displacement of the central endplate (faces inside 30 % of the half-width and half-depth) relative to
-  its rim (the outermost ring of faces), along the outward normal; **positive = bulging into the
+  mean displacement of the central endplate (the ellipse of 30 % of its half-width and half-depth,
+  :func:`central_mean`) relative to its rim (the outermost ring of faces: the cortical rim), along the
+  outward normal; **positive = bulging into the
   vertebral body**), ``cortical_share`` (-, share of the axial force carried by the cortex in the cell
   layer that crosses the mid-height plane; each cell's axial force is ``sigma_aa * V / h`` with ``a`` the
   vertebra's axis and ``h`` the cell's extent along it; where a node layer lies on the mid-height plane the
@@ -41,7 +42,7 @@ import math
 import numpy as np
 
 __all__ = ["BONE_REGIONS", "weighted_quantile", "weighted_mean", "region_rows", "vertebra_rows", "disc_rows",
-           "segment_rows", "metrics_frame", "COLUMNS", "level_axis", "face_mean", "strain_ratio"]
+           "segment_rows", "metrics_frame", "COLUMNS", "level_axis", "face_mean", "central_mean", "strain_ratio"]
 
 #: Regions whose volume counts as bone for yield fractions and strength (cement and cement-bone
 #: composite are excluded: their yield strain is not the bone's).
@@ -97,23 +98,41 @@ def face_mean(points, faces, values, mask=None):
     return np.tensordot(a, v, axes=(0, 0)) / a.sum()
 
 
-def _rim_and_centre(points, faces, R, origin):
-    """Bool masks ``(k,)`` of the rim faces (with an edge on the boundary of the face set) and the
-    central faces (centroid inside 30 % of the half-extents in the vertebra's local x-y)."""
+def _rim(faces):
+    """Bool mask ``(k,)`` of the rim faces: those with an edge on the boundary of the face set."""
     e = np.stack([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 3]], faces[:, [3, 0]]], axis=1)   # (k, 4, 2)
     es = np.sort(e.reshape(-1, 2), axis=1)
     _, inv, cnt = np.unique(es, axis=0, return_inverse=True, return_counts=True)
-    boundary = (cnt[inv.ravel()] == 1).reshape(-1, 4)
-    rim = boundary.any(axis=1)
-    c = points[faces].mean(axis=1)
-    loc = (c - origin) @ R
-    mid = 0.5 * (loc[:, :2].max(axis=0) + loc[:, :2].min(axis=0))
-    half = 0.5 * (loc[:, :2].max(axis=0) - loc[:, :2].min(axis=0))
-    r = np.sqrt((((loc[:, :2] - mid) / half) ** 2).sum(axis=1))
-    centre = r <= CENTRAL_RADIUS
-    if not centre.any():
-        centre = r <= r.min() + 1e-12
-    return rim, centre
+    return (cnt[inv.ravel()] == 1).reshape(-1, 4).any(axis=1)
+
+
+_SUB = 8                                                      # sub-points per face direction
+_XI = (np.arange(_SUB) + 0.5) / _SUB * 2.0 - 1.0
+_XI, _ETA = (a.ravel() for a in np.meshgrid(_XI, _XI, indexing="ij"))
+_N = 0.25 * np.stack([(1 - _XI) * (1 - _ETA), (1 + _XI) * (1 - _ETA), (1 + _XI) * (1 + _ETA),
+                      (1 - _XI) * (1 + _ETA)], axis=1)                                  # (s, 4)
+_DN = 0.25 * np.stack([np.stack([-(1 - _ETA), (1 - _ETA), (1 + _ETA), -(1 + _ETA)], axis=1),
+                       np.stack([-(1 - _XI), -(1 + _XI), (1 + _XI), (1 - _XI)], axis=1)])  # (2, s, 4)
+
+
+def central_mean(points, faces, values, R, origin, radius=None):
+    """Area-weighted mean of a nodal scalar field over the central ellipse of a quad face set.
+
+    The ellipse is centred on the middle of the faces' extent in the local x-y of frame ``(R, origin)``
+    and has ``radius`` (default :data:`CENTRAL_RADIUS`) times the half-width and half-depth. Each face is
+    sampled at 8 x 8 points with its bilinear map, so the region, not the faces that happen to lie in
+    it, is averaged: the value converges with the mesh instead of jumping as faces enter the region.
+    """
+    radius = CENTRAL_RADIUS if radius is None else float(radius)
+    p = points[faces]                                                  # (k, 4, 3)
+    loc = np.einsum("sa,kai->ksi", _N, (p - origin) @ R)[..., :2]     # (k, s, 2) sample points, local x-y
+    ext = ((points[np.unique(faces)] - origin) @ R)[:, :2]
+    mid, half = 0.5 * (ext.max(axis=0) + ext.min(axis=0)), 0.5 * (ext.max(axis=0) - ext.min(axis=0))
+    inside = (((loc - mid) / half) ** 2).sum(axis=-1) <= radius ** 2
+    d = np.einsum("dsa,kai->dksi", _DN, p)
+    area = np.linalg.norm(np.cross(d[0], d[1]), axis=-1) * inside      # (k, s), up to a constant factor
+    v = np.einsum("sa,ka->ks", _N, np.asarray(values)[faces])
+    return float((v * area).sum() / area.sum())
 
 
 def strain_ratio(principal_strains, yield_compression, yield_tension):
@@ -240,10 +259,9 @@ def endplate_deflection(segment, displacement, level, which):
     mesh = segment.mesh
     R, o = (np.asarray(v, dtype=float) for v in segment.frames[level])
     faces = mesh.face_sets[f"{level}:{which}"]
-    rim, centre = _rim_and_centre(mesh.points, faces, R, o)
     n = R[:, 2] if which == "superior" else -R[:, 2]
     w = displacement @ n
-    return float(-(face_mean(mesh.points, faces, w, centre) - face_mean(mesh.points, faces, w, rim)))
+    return float(-(central_mean(mesh.points, faces, w, R, o) - face_mean(mesh.points, faces, w, _rim(faces))))
 
 
 def vertebra_rows(segment, solution):
