@@ -193,6 +193,8 @@ class Result:
         seg = self.segment
         ms = seg.materials
         materials = None if ms is None else _plain(ms)
+        if isinstance(materials, dict) and hasattr(ms, "cortical_material"):
+            materials["cortical_material"] = _plain(ms.cortical_material)     # resolved from the vBMD if None
         return {
             "vertebrafe_version": __version__,
             "case": self.case,
@@ -201,6 +203,8 @@ class Result:
                 "element_size": seg.element_size,
                 "cortex_thickness": seg.cortex_thickness,
                 "endplate_thickness": seg.endplate_thickness,
+                "n_cortex_layers": seg.n_cortex_layers,
+                "disc_refinement": seg.disc_refinement,
                 "dimensions": {k: _plain(v) for k, v in seg.dimensions.items()},
                 "n_cells": int(seg.mesh.n_cells), "n_points": int(seg.mesh.n_points),
             },

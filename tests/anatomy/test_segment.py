@@ -168,3 +168,19 @@ def test_mesh_is_mirror_symmetric_about_the_midsagittal_plane(seg):
     p = seg.mesh.points
     dist, _ = cKDTree(p).query(p * [-1.0, 1.0, 1.0])
     assert dist.max() < 1e-9
+
+
+def test_disc_refinement_sets_the_disc_layers_and_is_recorded():
+    """Disc layers = max(2, round(disc_refinement x rim height / element size)): T12-L1 (rim 6.1 mm) and
+    L1-L2 (6.9 mm) at 2 mm get 6 and 7 layers by default, 3 each with disc_refinement = 1."""
+    from vertebrafe.anatomy.disc import disc_layer_count
+
+    for r, expected in ((2.0, (6, 7)), (1.0, (3, 3))):
+        s = segment(["T12", "L1", "L2"], element_size=2.0, disc_refinement=r)
+        assert s.disc_refinement == r
+        q = s.counts.n_cells                                        # cells per layer of the stack
+        for name, n in zip(("T12-L1", "L1-L2"), expected):
+            assert disc_layer_count(s.dimensions[name], 2.0, r) == n
+            assert s.mesh.cells_in("level", name).sum() == n * q
+    with pytest.raises(InputError, match="disc_refinement"):
+        segment(["L1", "L2"], disc_refinement=0.0)

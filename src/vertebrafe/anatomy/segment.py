@@ -84,6 +84,8 @@ class Segment:
     materials : MaterialSet or mapping or None
     elasticity : ndarray ``(m, 6, 6)`` or None
         Per-cell elasticity (MPa) once materials are attached.
+    element_size, cortex_thickness, endplate_thickness, n_cortex_layers, disc_refinement
+        The meshing parameters of :func:`segment` (mm, mm, mm, -, -).
     history : tuple
         Clinical operations applied so far, oldest first (:class:`vertebrafe.clinical.Operation`
         records: fracture, vertebroplasty, kyphoplasty); empty for an intact segment.
@@ -98,6 +100,8 @@ class Segment:
     element_size: float
     cortex_thickness: float
     endplate_thickness: float
+    n_cortex_layers: int = 1
+    disc_refinement: float = DISC_REFINEMENT
     materials: object = None
     elasticity: np.ndarray = field(default=None, repr=False)
     history: tuple = ()
@@ -324,7 +328,8 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
                      node_sets=node_sets, face_sets=face_sets)
     seg = Segment(mesh=mesh, levels=order, discs=tuple(n for n in names if "-" in n), dimensions=dims,
                   frames=frames, counts=counts, element_size=h, cortex_thickness=float(cortex_thickness),
-                  endplate_thickness=float(endplate_thickness))
+                  endplate_thickness=float(endplate_thickness), n_cortex_layers=int(n_cortex_layers),
+                  disc_refinement=float(disc_refinement))
     if materials is None and bmd is not None:
         from ..materials import MaterialSet
         materials = MaterialSet(bmd=bmd)
