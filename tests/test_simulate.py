@@ -105,6 +105,14 @@ def test_cortical_share_and_endplate_deflection(standing):
     # Fields et al. 2012: shell share about 41 +/- 7 % under disc loading (target 4, informative here)
     share = standing.value("cortical_share", "L4", "vertebra")
     assert 0.2 < share < 0.7
+    # measured on the middle cell layer(s) of the stack: one cell per column, positive heights
+    seg = standing.segment
+    from vertebrafe.post.metrics import _mid_height_layers
+    for v in seg.levels:
+        cross, h = _mid_height_layers(seg, v, np.asarray(seg.frames[v][0])[:, 2])
+        q = seg.counts.n_cells
+        assert cross.size in (q, 2 * q) and np.unique(cross // q).size == cross.size // q
+        assert np.all(seg.mesh.cells_in("level", v)[cross]) and np.all(h > 0)
     # the nucleus pushes the centre of the L5 superior endplate into the body
     assert standing.value("superior_endplate_deflection", "L5", "vertebra") > 0
     # the fixed base does not deflect

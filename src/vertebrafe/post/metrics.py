@@ -22,10 +22,10 @@ pandas DataFrame. Definitions (units):
   mean displacement of the central endplate (the ellipse of 30 % of its half-width and half-depth,
   :func:`central_mean`) relative to its rim (the outermost ring of faces: the cortical rim), along the
   outward normal; **positive = bulging into the
-  vertebral body**), ``cortical_share`` (-, share of the axial force carried by the cortex in the cell
-  layer that crosses the mid-height plane; each cell's axial force is ``sigma_aa * V / h`` with ``a`` the
-  vertebra's axis and ``h`` the cell's extent along it; where a node layer lies on the mid-height plane the
-  two cell layers next to it are both counted, i.e. averaged; NaN when the net axial force is small).
+  vertebral body**), ``cortical_share`` (-, share of the axial force carried by the cortex in the middle
+  cell layer of the vertebra (the two middle layers for an even count); each cell's axial force is
+  ``sigma_aa * V / h`` with ``a`` the vertebra's axis and ``h`` the cell's height along it; meshes that
+  are not layer stacks use the cells cut by the mid-height plane; NaN when the net axial force is small).
 * per disc (region ``disc``): ``height_change`` (mm, change of the distance between the centroids of the
   two endplates that bound it); region ``nucleus``: ``pressure`` (MPa, volume mean
   of ``-trace(sigma) / 3``), ``pressure_max``; region ``annulus``: ``von_mises_peak`` (MPa, max).
@@ -226,24 +226,43 @@ def vertebra_geometry(segment, level, displacement=None):
                              displacement)
 
 
-def cortical_share(segment, solution, level):
-    """Share (-) of the axial force carried by the cortex at mid-height of vertebra ``level``
-    (see the module docstring); NaN when the net axial force is below 5 % of the sum of magnitudes."""
+def _mid_height_layers(segment, level, a):
+    """Cells of vertebra ``level`` at its mid-height, with their heights along axis ``a`` (mm).
+
+    Meshes of :func:`~vertebrafe.segment` are stacks of cell layers (``segment.counts.n_cells`` cells
+    each, one cell per column, nodes 4-7 above nodes 0-3): the middle cell layer of the vertebra is
+    taken (the two middle ones for an even count), and a cell's height is the mean projection of its
+    four vertical edges. Other meshes: the cells whose extent along ``a`` contains the mid-height plane
+    (both neighbours where a node layer lies on it), with the extent as height.
+    """
     mesh = segment.mesh
-    R, o = (np.asarray(v, dtype=float) for v in segment.frames[level])
-    a = R[:, 2]
     code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
     cells = np.flatnonzero(mesh.cell_data["level"] == code)
+    q = getattr(getattr(segment, "counts", None), "n_cells", 0)
+    if q and mesh.n_cells % q == 0:
+        gap = cells // q
+        layers = np.unique(gap)
+        L = layers.size
+        cross = cells[np.isin(gap, layers[(L - 1) // 2: L // 2 + 1])]
+        p = mesh.points[mesh.cells[cross]]
+        return cross, ((p[:, 4:8] - p[:, 0:4]) @ a).mean(axis=1)
+    R, o = (np.asarray(v, dtype=float) for v in segment.frames[level])
     z = (mesh.points - o) @ a
-    zinf = z[mesh.node_sets[f"{level}:inferior"]].mean()
-    zsup = z[mesh.node_sets[f"{level}:superior"]].mean()
-    zm = 0.5 * (zinf + zsup)
+    zm = 0.5 * (z[mesh.node_sets[f"{level}:inferior"]].mean() + z[mesh.node_sets[f"{level}:superior"]].mean())
     zc = z[mesh.cells[cells]]
     lo, hi = zc.min(axis=1), zc.max(axis=1)
-    tol = 1e-6 * abs(zsup - zinf)
-    sel = (lo <= zm + tol) & (hi >= zm - tol)       # a node layer at mid-height: both cell layers (averaged)
-    cross = cells[sel]
-    h = (hi - lo)[sel]
+    tol = 1e-6 * (hi - lo).max()
+    sel = (lo <= zm + tol) & (hi >= zm - tol)
+    return cells[sel], (hi - lo)[sel]
+
+
+def cortical_share(segment, solution, level):
+    """Share (-) of the axial force carried by the cortex at mid-height of vertebra ``level``
+    (see the module docstring and :func:`_mid_height_layers`); NaN when the net axial force is below 5 %
+    of the sum of magnitudes."""
+    mesh = segment.mesh
+    a = np.asarray(segment.frames[level][0], dtype=float)[:, 2]
+    cross, h = _mid_height_layers(segment, level, a)
     f = _axial_stress(solution.cell_stress[cross], a) * solution.cell_volume[cross] / h
     cort = [c for c, n in mesh.tag_names["region"].items() if n == "cortex"]
     is_c = np.isin(mesh.cell_data["region"][cross], cort)
