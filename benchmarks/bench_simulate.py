@@ -12,12 +12,19 @@ relative change against the finest size.
     python benchmarks/bench_simulate.py --element-size 3                # another size
     python benchmarks/bench_simulate.py --convergence 4,3,2 --levels L4-L5 --json conv.json
     python benchmarks/bench_simulate.py --validation --element-size 2     # targets 5, 6, 7
+    python benchmarks/bench_simulate.py --clinical --element-size 3       # intact / fracture / VP / BKP
 
 Validation (``--validation``): target 5, nucleus pressure of an intact L4-L5 (vBMD 120) under the
-relaxed-standing and standing-flexed presets (Wilke 1999: 0.5 and 1.1 MPa); target 6, strength of an
-osteoporotic L1 (vBMD 60, 70, 80) alone between rigid plates (VerSe19: 3.6 +/- 1.1 kN at 0.2 % apparent
-strain); target 7, factor of risk of that L1 for standing and lifting (preset compression / strength),
-and in situ in T12-L2 (vBMD 70) under the same presets.
+relaxed-standing, standing-flexed and lifting presets (Wilke 1999: 0.5, 1.1 and 2.3 MPa); target 6,
+stiffness and strengths of an osteoporotic L1 (vBMD 60, 70, 80) alone between rigid plates (yield-volume
+strength against 2-4 kN; force at 0.2 % apparent strain; force at 0.2 mm, the VerSe19 "R.Force"
+definition); target 7, factor of risk of that L1 for standing and lifting (preset compression /
+strength), and in situ in T12-L2 (vBMD 70) under the same presets.
+
+Clinical check (``--clinical``): T12-L2 (vBMD 70) intact, with a grade-2 wedge fracture of L1, and the
+fracture treated by vertebroplasty and by kyphoplasty, under a 500 N follower load: added kyphosis,
+upper-body load, L1 apparent strain, segment stiffness, nucleus pressures, L1 factor of risk, and the
+adjacent vertebrae's mean von Mises stress after VP relative to the untreated fracture.
 """
 from __future__ import annotations
 
@@ -46,6 +53,7 @@ KEY_METRICS = [
     ("height_change", "mid", "vertebra"),
     ("cortical_share", "mid", "vertebra"),
     ("superior_endplate_deflection", "mid", "vertebra"),
+    ("inferior_endplate_deflection", "mid", "vertebra"),
     ("von_mises_mean", "mid", "cancellous"),
     ("von_mises_p95", "mid", "cancellous"),
     ("min_principal_stress_p05", "mid", "bone"),
@@ -174,14 +182,18 @@ def main(argv=None):
     ap.add_argument("--solver", default="auto")
     ap.add_argument("--convergence", default="", help="comma list of element sizes (mm), coarse to fine")
     ap.add_argument("--json", default="")
-    ap.add_argument("--validation", action="store_true", help="validation targets 5-7 at --element-size")
-    ap.add_argument("--clinical", action="store_true",
-                    help="intact / fracture / VP / BKP of T12-L2 (vBMD 70) at --element-size")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--validation", action="store_true",
+                      help="validation targets 5-7 at --element-size (fixed cases; ignores --levels, --bmd, --load)")
+    mode.add_argument("--clinical", action="store_true",
+                      help="intact / fracture / VP / BKP of T12-L2, vBMD 70, 500 N follower, at --element-size "
+                           "(ignores --levels, --bmd, --load)")
     args = ap.parse_args(argv)
     load = loads.preset(args.load)
     print(f"vertebrafe {vf.__version__} rev {_revision()} | python {platform.python_version()} | "
           f"cpus {os.cpu_count()} | load average {os.getloadavg()[0]:.2f}")
-    print(f"case: {args.levels}, vBMD {args.bmd:g} mg/cm^3, load {args.load} ({load.describe()})")
+    if not (args.validation or args.clinical):
+        print(f"case: {args.levels}, vBMD {args.bmd:g} mg/cm^3, load {args.load} ({load.describe()})")
     t = time.perf_counter()
     warm_up()
     print(f"warm-up (numba cache) {time.perf_counter() - t:.1f} s")

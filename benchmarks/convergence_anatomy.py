@@ -2,7 +2,7 @@
 """Mesh convergence of the vertebral body mesher, and meshing speed of a default segment.
 
 1. Axial stiffness of one osteoporotic L1 body (QCT vBMD 70 mg/cm^3, default MaterialSet: Morgan 2003
-   cancellous, cortex 12 GPa, bony endplate 1 GPa) between rigid plates: the inferior endplate surface
+   cancellous, cortex 4700 MPa from the vBMD, bony endplate 1 GPa) between rigid plates: the inferior endplate surface
    tied to a fixed rigid plate, the superior surface tied to a rigid plate moved 0.01 mm down (no
    rotation); stiffness = axial plate reaction / displacement (N/mm). One row per element size, with the
    change against the finest size solved. The mesher's default size must change the stiffness by less

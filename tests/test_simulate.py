@@ -142,7 +142,7 @@ def test_save_writes_vtu_csv_json_and_case_record(standing, tmp_path):
     assert rec["segment"]["levels"] == ["L4", "L5"] and rec["segment"]["element_size"] == 6.0
     assert rec["segment"]["disc_refinement"] == 2.0 and rec["segment"]["n_cortex_layers"] == 1
     assert rec["materials"]["bmd"] == 120.0
-    assert rec["materials"]["cortical"] is None and rec["materials"]["cortical_material"]["E"] == 12000.0
+    assert rec["materials"]["cortical"] is None and rec["materials_resolved"]["cortical"]["E"] == 12000.0
     assert Load.from_dict(rec["load"]) == standing.load
 
 

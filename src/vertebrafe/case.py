@@ -142,7 +142,8 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               source=_ANAT),
     ),
     "bone": (
-        Field("bmd", "float", None, "QCT trabecular vBMD (give bmd or t_score)", "mg/cm^3", 0.0, 400.0,
+        Field("bmd", "float", None, "QCT trabecular vBMD (give bmd or t_score); sets the cancellous and the "
+              "cortical shell moduli", "mg/cm^3", 0.0, 400.0,
               low_open=True, source=_MAT),
         Field("t_score", "float", None, "T-score, converted with materials.bmd_from_t_score (170 +/- 30 mg/cm^3, "
               "an assumption)", "", -8.0, 4.0, source=_MAT),

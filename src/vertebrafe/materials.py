@@ -396,8 +396,8 @@ MATERIALS: dict[str, Material] = {m.name: m for m in (
     Material("nucleus", 1.0, 0.499, _JOSR20 + "; BMC MSD 2017; J Orthop Surg Res 2021",
              "nearly incompressible, the value of linear spine FE models: solve with the B-bar formulation"),
     Material("nucleus_04999", 1.0, 0.4999, "E: " + _JOSR20 + "; nu 0.4999 [memory]",
-             "closer to incompressible: about 2 % more nucleus pressure, 4 % stiffer segment, twice the CG "
-             "iterations", "memory"),
+             "closer to incompressible: about 2.5 % more nucleus pressure, 4 % stiffer segment, 2.5-3 times "
+             "the CG iterations", "memory"),
     Material("pmma", 3000.0, 0.4, _JOSR20, "FE convention; measured vertebroplasty PMMA 2000-2700 MPa "
              "(Jasper 2002)"),
     Material("pmma_kosmopoulos", 2160.0, 0.4, "Kosmopoulos (E); nu 0.4 as the FE convention",
@@ -667,11 +667,14 @@ class MaterialSet:
         """Cortical-shell :class:`Material`: ``cortical`` if given, else from ``bmd`` by :func:`cortical_modulus`."""
         if self.cortical is not None:
             return self.cortical
-        c = CONSTANTS["cortical_E_osteoporotic"]
-        return Material("cortical_shell_by_bmd", cortical_modulus(self.bmd), 0.3,
-                        f"{c.source} (4700 / 12 000 MPa at vBMD <= 80 / >= 120); nu: "
-                        + MATERIALS["cortical_shell"].source,
-                        f"vBMD {self.bmd:g} mg/cm^3; linear between 80 and 120 mg/cm^3 [assumption]", "derived")
+        lo, hi = CONSTANTS["cortical_E_osteoporotic"], CONSTANTS["cortical_E_normal"]
+        b_lo, b_hi = _c("bmd_osteoporosis_threshold"), _c("bmd_normal_threshold")
+        normal = MATERIALS["cortical_shell"]
+        return Material("cortical_shell_by_bmd", cortical_modulus(self.bmd), normal.nu,
+                        f"{lo.source} ({lo.value:g} / {hi.value:g} MPa at vBMD <= {b_lo:g} / >= {b_hi:g}); "
+                        f"nu: {normal.source}",
+                        f"vBMD {self.bmd:g} mg/cm^3; linear between {b_lo:g} and {b_hi:g} mg/cm^3 [assumption]",
+                        "derived")
 
     @property
     def category(self):

@@ -193,8 +193,6 @@ class Result:
         seg = self.segment
         ms = seg.materials
         materials = None if ms is None else _plain(ms)
-        if isinstance(materials, dict) and hasattr(ms, "cortical_material"):
-            materials["cortical_material"] = _plain(ms.cortical_material)     # resolved from the vBMD if None
         return {
             "vertebrafe_version": __version__,
             "case": self.case,
@@ -209,6 +207,8 @@ class Result:
                 "n_cells": int(seg.mesh.n_cells), "n_points": int(seg.mesh.n_points),
             },
             "materials": materials,
+            "materials_resolved": ({"cortical": _plain(ms.cortical_material)} if hasattr(ms, "cortical_material")
+                                   else None),                         # the shell modulus taken from the vBMD
             "history": [op.as_dict() for op in getattr(seg, "history", ())],
             "load": self.load.as_dict(),
             "load_applied": {"force_N": self.applied.force.tolist(), "moment_Nmm": self.applied.moment.tolist(),

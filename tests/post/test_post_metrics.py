@@ -6,6 +6,7 @@ import pytest
 
 import vertebrafe as vf
 from vertebrafe.fem.elasticity import isotropic
+from vertebrafe.errors import InputError
 from vertebrafe.loads import Load
 from vertebrafe.post import metrics as M
 from vertebrafe.post import strength as S
@@ -93,6 +94,12 @@ def test_cortical_share_is_the_stiffness_share(solved):
     A = np.bincount(shell[:25].astype(int), minlength=2) * 4.0   # one cell layer: areas (core, shell) mm^2
     expected = E_SHELL * A[1] / (E_SHELL * A[1] + E_CORE * A[0])
     assert M.cortical_share(seg, sol, "V") == pytest.approx(expected, rel=1e-9)
+    # the same with the layer-stack path of segment meshes (25 cells per layer, 4 layers: the two middle)
+    stacked = SimpleNamespace(**{**vars(seg), "counts": SimpleNamespace(n_cells=25)})
+    cross, h = M._mid_height_layers(stacked, "V", np.array([0.0, 0.0, 1.0]))
+    np.testing.assert_array_equal(np.unique(cross // 25), [1, 2])
+    np.testing.assert_allclose(h, H / 4)
+    assert M.cortical_share(stacked, sol, "V") == pytest.approx(expected, rel=1e-9)
 
 
 def test_region_rows_and_yield_fractions(solved):
@@ -166,3 +173,8 @@ def test_central_mean_averages_the_region_and_converges():
         linear = M.central_mean(p, faces, 3.0 + 0.2 * p[:, 0] - 0.1 * p[:, 1], np.eye(3), np.zeros(3))
         assert linear == pytest.approx(3.0 + 2.0 - 0.6, abs=0.01)
     assert all(b < a for a, b in zip(err, err[1:])) and err[-1] < 0.005
+    with pytest.raises(InputError, match="radius"):
+        M.central_mean(p, faces, 1.0 - rho2, np.eye(3), np.zeros(3), radius=0.0)
+    # a region smaller than one sample spacing falls back to the sample nearest the centre
+    tiny = M.central_mean(p, faces, 1.0 - rho2, np.eye(3), np.zeros(3), radius=1e-6)
+    assert tiny == pytest.approx(1.0, abs=0.01)

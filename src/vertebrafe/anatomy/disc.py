@@ -74,7 +74,10 @@ def disc_layer_count(disc_dims, element_size=DEFAULT_ELEMENT_SIZE, refinement=DI
     height. With one layer per element size the segment stiffness of T12-L2 changed by 6.6 % from 2 to
     1 mm elements; with two, by 1.6 % (docs/validation.md, mesh convergence), for 14 % more cells.
     """
-    r = float(refinement)
+    try:
+        r = float(refinement)
+    except (TypeError, ValueError):
+        r = math.nan
     if not (np.isfinite(r) and r > 0.0):
         raise InputError(f"disc_refinement = {refinement!r}; expected a number > 0 (disc layers per element size)")
     return max(2, int(round(r * disc_dims.rim_height / float(element_size))))

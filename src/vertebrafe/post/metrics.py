@@ -41,6 +41,8 @@ import math
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["BONE_REGIONS", "weighted_quantile", "weighted_mean", "region_rows", "vertebra_rows", "disc_rows",
            "segment_rows", "metrics_frame", "COLUMNS", "level_axis", "face_mean", "central_mean", "strain_ratio"]
 
@@ -122,13 +124,22 @@ def central_mean(points, faces, values, R, origin, radius=None):
     and has ``radius`` (default :data:`CENTRAL_RADIUS`) times the half-width and half-depth. Each face is
     sampled at 8 x 8 points with its bilinear map, so the region, not the faces that happen to lie in
     it, is averaged: the value converges with the mesh instead of jumping as faces enter the region.
+    If no sample point lies inside (a radius far below the face size), the sample nearest the centre is
+    used. Raises :class:`InputError` for a radius outside (0, 1] or a face set without extent in x or y.
     """
     radius = CENTRAL_RADIUS if radius is None else float(radius)
+    if not 0.0 < radius <= 1.0:
+        raise InputError(f"radius = {radius!r}; allowed range (0, 1] (fraction of the half-extents)")
     p = points[faces]                                                  # (k, 4, 3)
     loc = np.einsum("sa,kai->ksi", _N, (p - origin) @ R)[..., :2]     # (k, s, 2) sample points, local x-y
     ext = ((points[np.unique(faces)] - origin) @ R)[:, :2]
     mid, half = 0.5 * (ext.max(axis=0) + ext.min(axis=0)), 0.5 * (ext.max(axis=0) - ext.min(axis=0))
-    inside = (((loc - mid) / half) ** 2).sum(axis=-1) <= radius ** 2
+    if not np.all(half > 0.0):
+        raise InputError(f"the face set has no extent in local x or y (half-extents {half} mm)")
+    rho2 = (((loc - mid) / half) ** 2).sum(axis=-1)
+    inside = rho2 <= radius ** 2
+    if not inside.any():
+        inside = rho2 == rho2.min()
     d = np.einsum("dsa,kai->dksi", _DN, p)
     area = np.linalg.norm(np.cross(d[0], d[1]), axis=-1) * inside      # (k, s), up to a constant factor
     v = np.einsum("sa,ka->ks", _N, np.asarray(values)[faces])
