@@ -135,13 +135,14 @@ def _key_metrics(result):
     levels = list(result.segment.levels)
     for level in levels:
         tag = " (treated)" if level == treated else ""
-        for metric, region, unit in (("von_mises_p95", "bone", "MPa"), ("factor_of_risk_yield", "vertebra", "")):
+        for metric, region, unit, note in (("von_mises_p95", "bone", "MPa", "bone"),
+                                           ("factor_of_risk_yield", "vertebra", "", "in situ, disc-loaded")):
             try:
                 v = seg(metric, level, region)
             except Exception:  # noqa: BLE001 - metric not reported for this level
                 continue
             if v is not None and not (isinstance(v, float) and math.isnan(v)):
-                rows.append((f"{level}{tag} {metric} ({region})", v, unit))
+                rows.append((f"{level}{tag} {metric} ({note})", v, unit))
     try:
         rows.append(("segment axial_stiffness", seg("axial_stiffness"), "N/mm"))
         rows.append(("segment rotation_flexion", seg("rotation_flexion"), "deg"))
@@ -165,7 +166,7 @@ def _run_run(args: argparse.Namespace) -> int:
                 f"({info.get('iterations')} iterations, residual {info.get('residual', float('nan')):.1e}), "
                 f"{result.case_timings['total_s']:.1f} s")
     for label, value, unit in _key_metrics(result):
-        _echo(args, f"  {label:<48} {value:10.4g} {unit}")
+        _echo(args, f"  {label:<56} {value:10.4g} {unit}")
     _echo(args, f"wrote {args.output}/ (result.vtu, metrics.csv, metrics.json, case.json, case.toml)")
     return 0
 
