@@ -217,6 +217,18 @@ def test_target6_7_osteoporotic_strength_and_factor_of_risk():
     assert 0.7 <= loads.preset("lifting").compression / res[70.0].strength_yield < 0.8
 
 
+def test_plate_strength_matches_vertebra_strength_and_gives_the_published_type_factor_of_risk(standing):
+    plate = standing.plate_strength(levels=["L4"])
+    vs = vertebra_strength(standing.segment, "L4")
+    pick = lambda m: float(plate[plate.metric == m]["value"].iloc[0])  # noqa: E731
+    assert pick("plate_stiffness") == pytest.approx(vs.stiffness, rel=1e-6)
+    assert pick("plate_strength_yield") == pytest.approx(vs.strength_yield, rel=1e-6)
+    assert pick("factor_of_risk_plate") == pytest.approx(500.0 / vs.strength_yield, rel=1e-6)
+    # normal bone (vBMD 120) between plates is far stronger than in situ under disc loading
+    assert pick("factor_of_risk_plate") < standing.value("factor_of_risk_yield", "L4", "vertebra")
+    assert set(plate["unit"]) == {"N/mm", "N", "-"}
+
+
 def test_strength_parameters_and_factor_of_risk_table(standing):
     fr = standing.factor_of_risk
     assert set(fr["metric"]) == {"factor_of_risk_yield", "factor_of_risk_apparent"}

@@ -158,6 +158,29 @@ class Result:
                                 apparent_yield, self.bone_regions)
         return _m.metrics_frame(rows, self.case)
 
+    def plate_strength(self, levels=None, **solver_options):
+        """Strength of each vertebra alone between rigid plates and the plate-type factor of risk.
+
+        :func:`vertebrafe.post.vertebra_strength` (the set-up of the published strengths and factors of
+        risk) on the vertebra as it is in this result's segment (fracture, damage and cement included),
+        with this result's yield criterion; one extra solve per vertebra. Rows per vertebra:
+        ``plate_stiffness`` (N/mm), ``plate_strength_yield`` (N), ``plate_strength_apparent`` (N, at
+        0.2 % apparent strain) and ``factor_of_risk_plate`` (-, ``load.compression /
+        plate_strength_yield``; the load's moments are not included). Returns a metrics DataFrame.
+        """
+        levels = list(self.segment.levels) if levels is None else list(levels)
+        rows = []
+        for v in levels:
+            vs = _s.vertebra_strength(self.segment, v, fraction=self.fraction,
+                                      yield_compression=self.yield_compression, yield_tension=self.yield_tension,
+                                      regions=self.bone_regions, **solver_options)
+            F = self.load.compression
+            rows += [(v, "vertebra", "plate_stiffness", vs.stiffness, "N/mm"),
+                     (v, "vertebra", "plate_strength_yield", vs.strength_yield, "N"),
+                     (v, "vertebra", "plate_strength_apparent", vs.strength_apparent, "N"),
+                     (v, "vertebra", "factor_of_risk_plate", F / vs.strength_yield if F > 0 else math.nan, "-")]
+        return _m.metrics_frame(rows, self.case)
+
     @property
     def factor_of_risk(self):
         """Factor-of-risk rows of :attr:`metrics` (both estimates, per vertebra)."""
