@@ -241,7 +241,7 @@ class Result:
                                     "loaded": "segment:superior tied to a rigid plate"},
             "post": {"yield_compression": self.yield_compression, "yield_tension": self.yield_tension,
                      "fraction": self.fraction, "bone_regions": list(self.bone_regions)},
-            "formulation": self.formulation,
+            "formulation": _plain(self.formulation),
             "solver_options": _plain(self.solver_options),
             "solver_info": _plain(self.info),
         }
