@@ -120,6 +120,9 @@ _DN = 0.25 * np.stack([np.stack([-(1 - _ETA), (1 - _ETA), (1 + _ETA), -(1 + _ETA
 def central_mean(points, faces, values, R, origin, radius=None):
     """Area-weighted mean of a nodal scalar field over the central ellipse of a quad face set.
 
+    ``points (n, 3)`` mm, ``faces (k, 4)`` node indices, ``values (n,)``, frame ``R (3, 3)`` (columns:
+    local axes) and ``origin (3,)`` mm; returns a float in the unit of ``values``.
+
     The ellipse is centred on the middle of the faces' extent in the local x-y of frame ``(R, origin)``
     and has ``radius`` (default :data:`CENTRAL_RADIUS`) times the half-width and half-depth. Each face is
     sampled at 8 x 8 points with its bilinear map, so the region, not the faces that happen to lie in
@@ -238,7 +241,8 @@ def vertebra_geometry(segment, level, displacement=None):
 
 
 def _mid_height_layers(segment, level, a):
-    """Cells of vertebra ``level`` at its mid-height, with their heights along axis ``a`` (mm).
+    """Cells of vertebra ``level`` at its mid-height: cell indices ``(c,)`` and their heights ``(c,)`` (mm)
+    along the unit axis ``a (3,)``.
 
     Meshes of :func:`~vertebrafe.segment` are stacks of cell layers (``segment.counts.n_cells`` cells
     each, one cell per column, nodes 4-7 above nodes 0-3): the middle cell layer of the vertebra is
