@@ -48,3 +48,7 @@ class ConvergenceError(VertebrafeError):
         super().__init__(message)
         self.iterations = iterations
         self.residual = residual
+
+
+class MeshWarning(UserWarning):
+    """A mesh is usable but has something worth knowing (unused nodes, data not written...)."""
