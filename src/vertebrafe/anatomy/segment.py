@@ -32,10 +32,13 @@ REGION_NAMES = {v: k for k, v in REGION_CODES.items()}
 def cell_elasticity(mesh, materials):
     """Per-cell elasticity ``(m, 6, 6)`` (MPa) of ``mesh`` from its ``region`` tags.
 
-    ``materials`` is a :class:`vertebrafe.materials.MaterialSet` (its ``cell_elasticity``), a mapping
+    ``materials`` is a :class:`vertebrafe.materials.MaterialSet` (its ``cell_elasticity``), a
+    :class:`~vertebrafe.materials.LevelMaterials` (per-vertebra vBMD, uses the ``level`` tags), a mapping
     ``{region name: (E MPa, nu)}`` or ``{region name: C (6, 6)}``, or an object with a
     ``region_elasticity(name)`` method.
     """
+    if hasattr(materials, "mesh_elasticity"):                  # LevelMaterials: per-level (and per-cell) vBMD
+        return materials.mesh_elasticity(mesh)
     tags = mesh.cell_data["region"]
     names = mesh.tag_names["region"]
     if hasattr(materials, "cell_elasticity"):
@@ -209,9 +212,11 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     ----------
     levels : sequence of str or str
         Vertebrae, any order (``['T12', 'L1', 'L2']``) or a range ``'T12-L2'``; must be consecutive.
-    bmd : float, optional
-        QCT trabecular vBMD (mg/cm^3); with ``materials=None`` it attaches
-        ``vertebrafe.materials.MaterialSet(bmd=bmd)``.
+    bmd : float or dict, optional
+        QCT trabecular vBMD (mg/cm^3), one value for every vertebra or ``{vertebra: vBMD}`` with one
+        entry per vertebra (``{"T12": 70, "L1": 55, "L2": 72}``); with ``materials=None`` it attaches
+        ``MaterialSet(bmd=bmd)`` or ``LevelMaterials(MaterialSet(bmd=<mean>), bmd)``. With a
+        ``materials`` MaterialSet and a dict, that set's choices are kept and only the vBMD is per level.
     element_size : float
         Target cell size (mm) of cancellous bone and disc, and of the spacing along the outlines.
     overrides : dict, optional
@@ -330,14 +335,38 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
                   frames=frames, counts=counts, element_size=h, cortex_thickness=float(cortex_thickness),
                   endplate_thickness=float(endplate_thickness), n_cortex_layers=int(n_cortex_layers),
                   disc_refinement=float(disc_refinement))
-    if materials is None and bmd is not None:
-        from ..materials import MaterialSet
-        materials = MaterialSet(bmd=bmd)
-    elif materials is not None and bmd is not None and getattr(materials, "bmd", bmd) != bmd:
-        raise InputError(f"bmd = {bmd!r} conflicts with materials.bmd = {materials.bmd!r}; give one of them")
+    materials = _resolve_materials(bmd, materials, order)
     if materials is not None:
         seg.attach_materials(materials)
     return seg
+
+
+def _resolve_materials(bmd, materials, levels):
+    """The materials of :func:`segment` from its ``bmd`` (number or ``{vertebra: vBMD}``) and ``materials``."""
+    from ..materials import LevelMaterials, MaterialSet
+
+    if isinstance(bmd, dict) or hasattr(bmd, "items"):
+        per = dict(bmd.items())
+        unknown = [k for k in per if k not in levels]
+        if unknown:
+            raise InputError(f"bmd has {unknown[0]!r}, which is not a vertebra of this segment; allowed: "
+                             f"{list(levels)}")
+        missing = [v for v in levels if v not in per]
+        if missing:
+            raise InputError(f"bmd has no vBMD for {missing} (mg/cm^3); give one per vertebra: {list(levels)}")
+        if materials is not None and not isinstance(materials, MaterialSet):
+            raise InputError(f"bmd per vertebra needs materials = None or a MaterialSet; got {type(materials).__name__}")
+        probe = LevelMaterials(MaterialSet(bmd=100.0), per)          # validates the values
+        base = materials if materials is not None else MaterialSet(bmd=float(np.mean(list(probe.bmd.values()))))
+        return LevelMaterials(base, probe.bmd)
+    if bmd is not None and not isinstance(bmd, (int, float, np.integer, np.floating)):
+        raise InputError(f"bmd = {bmd!r}; expected a number (mg/cm^3) or {{vertebra: vBMD}}, e.g. "
+                         f"{{{', '.join(repr(v) + ': 70' for v in levels)}}}")
+    if materials is None and bmd is not None:
+        return MaterialSet(bmd=bmd)
+    if materials is not None and bmd is not None and getattr(materials, "bmd", bmd) != bmd:
+        raise InputError(f"bmd = {bmd!r} conflicts with materials.bmd = {materials.bmd!r}; give one of them")
+    return materials
 
 
 def vertebra_layers_gaps(kind, gap_level, v):
