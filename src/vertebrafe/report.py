@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .errors import InputError
+from .outputs import check_name
 from .io.studydir import case_dir, case_status, read_study, write_atomic
 
 __all__ = ["PlotSpec", "summarize", "key_metrics", "print_tables", "markdown_table", "write_report_md", "case_report"]
@@ -54,6 +55,7 @@ def summarize(out):
         meta = read_study(out)
     except OSError:
         raise InputError(f"{out}: not a study directory (no study.json); run 'vertebrafe study' first") from None
+    _check_meta(meta, out)
     params = meta["parameters"]
     frames, failures = [], []
     for c in meta["cases"]:
@@ -96,6 +98,18 @@ def summarize(out):
                 paths["plots"].append(png)
                 paths["tables"][spec["name"]] = table
     return paths
+
+
+def _check_meta(meta, out):
+    """The case ids and plot names of a study.json must be safe file names (a received study folder
+    must not make vertebrafe read or write outside it)."""
+    src = os.path.join(out, "study.json")
+    if not isinstance(meta, dict) or not isinstance(meta.get("cases"), list):
+        raise InputError(f"{src}: not a vertebrafe study record (no list 'cases')")
+    for i, c in enumerate(meta["cases"]):
+        check_name(c.get("id") if isinstance(c, dict) else c, f"{src}: cases[{i}].id")
+    for i, p in enumerate(meta.get("plots") or []):
+        check_name(p.get("name") if isinstance(p, dict) else p, f"{src}: plots[{i}].name")
 
 
 def _lookup(case_dict, key):

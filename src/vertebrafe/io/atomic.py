@@ -8,7 +8,8 @@ __all__ = ["replace_dir"]
 
 def replace_dir(tmp, final):
     """Move directory ``tmp`` to ``final``, replacing an existing ``final`` (POSIX rename is atomic; an old
-    directory is first renamed aside, then deleted)."""
+    directory is first renamed aside, then deleted). Only for folders vertebrafe itself owns (a study's
+    ``cases/<id>``)."""
     import shutil
     if os.path.lexists(final):
         aside = f"{final}.old-{os.getpid()}-{time.monotonic_ns()}"

@@ -9,6 +9,7 @@ from typing import Optional
 
 from ..case import (SCHEMA, Case, CaseError, apply_overrides, deep_merge, fmt_value, load_toml, parse_case,
                     type_name)
+from ..outputs import check_name, safe_name
 from ..report import PlotSpec
 
 __all__ = ["Variant", "SummarySpec", "StudyCase", "Study", "load_study", "parse_study"]
@@ -255,9 +256,11 @@ def _parse_summary(source, raw, variant_names):
         if p.get("y", "ratio") != "value" and ref is None:
             _fail(source, f"{path}.y", "= 'ratio' needs summary.reference (a variant); or set y = \"value\"")
         spec = PlotSpec(**p)
-        if not spec.name:
-            spec = dataclasses.replace(spec, name=f"{spec.metric}_{spec.region}_{spec.relation}_vs_"
-                                       f"{spec.x.split('.')[-1]}")
+        if spec.name:
+            check_name(spec.name, f"{source}: {path}.name")
+        else:
+            spec = dataclasses.replace(spec, name=safe_name(f"{spec.metric}_{spec.region}_{spec.relation}_vs_"
+                                                            f"{spec.x.split('.')[-1]}"))
         plots.append(spec)
     return SummarySpec(ref, tuple(plots))
 

@@ -6,6 +6,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from ..errors import InputError
 from ..io.studydir import case_status, clean_temporaries, write_case, write_study
 from ..io.toml import to_toml
 from ..report import summarize
@@ -85,7 +86,7 @@ def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress
     t0 = time.perf_counter()
     if not isinstance(study, Study):
         study = load_study(study)
-    out = os.path.abspath(os.fspath(out))
+    out = _check_study_dir(out)
     os.makedirs(os.path.join(out, "cases"), exist_ok=True)
     clean_temporaries(out)
     write_study(out, study.to_dict())
@@ -145,3 +146,19 @@ def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress
     if summary:
         run.summary = summarize(out)
     return run
+
+
+def _check_study_dir(out):
+    """Absolute path of study folder ``out``: new, empty, or an earlier study output (with study.json)."""
+    text = os.fspath(out) if out is not None else ""
+    if not str(text).strip():
+        raise InputError(f"-o/--output = {text!r} is empty; allowed: the path of a new or empty folder")
+    out = os.path.abspath(text)
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise InputError(f"-o/--output = {text!r} is an existing file; allowed: a new or empty folder, or an "
+                         "earlier study folder to resume")
+    if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(os.path.join(out, "study.json")):
+        raise InputError(f"-o/--output = {text!r} is a non-empty folder that is not a study folder (no "
+                         "study.json); allowed: a new or empty folder, or an earlier study folder to resume "
+                         "(vertebrafe never writes into folders of other files)")
+    return out
