@@ -13,7 +13,9 @@ accumulated wedge and segmental angles. Nodes are numbered layer by layer from t
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
@@ -143,19 +145,24 @@ class Segment:
         return self
 
     def geometry(self):
-        """Derived geometry per piece, cranial first (list of dicts): wedge (deg), heights (mm)."""
+        """Derived geometry per piece, cranial first (list of dicts): heights (mm) and angles (deg).
+
+        Angles are **positive when kyphotic** (anterior side shorter), as in
+        :func:`vertebrafe.clinical.measure`: ``wedge_deg`` of a vertebra or disc and, for a disc,
+        ``segmental_kyphosis_deg`` (minus the lordotic ``segmental_angle`` of its dimensions).
+        """
         rows = []
         for name in self.names:
             d = self.dimensions[name]
             if isinstance(d, DiscDimensions):
                 up, lo = self.dimensions[d.upper], self.dimensions[d.lower]
                 a, p = disc_rim_heights(d, lo, up)
-                rows.append(dict(name=name, kind="disc", wedge_deg=disc_wedge(d, up),
-                                 segmental_angle_deg=d.segmental_angle, anterior_height_mm=a,
+                rows.append(dict(name=name, kind="disc", wedge_deg=-disc_wedge(d, up),
+                                 segmental_kyphosis_deg=-d.segmental_angle, anterior_height_mm=a,
                                  posterior_height_mm=p, central_height_mm=d.rim_height + up.inferior_concavity
                                  + lo.superior_concavity))
             else:
-                rows.append(dict(name=name, kind="vertebra", wedge_deg=d.wedge, segmental_angle_deg=None,
+                rows.append(dict(name=name, kind="vertebra", wedge_deg=-d.wedge, segmental_kyphosis_deg=None,
                                  anterior_height_mm=d.anterior_height, posterior_height_mm=d.posterior_height,
                                  central_height_mm=d.central_height))
         return rows
@@ -203,6 +210,29 @@ def _nucleus(name, dims):
     return (d.nucleus_fraction, d.nucleus_offset)
 
 
+def _keep_disc_wedges(dims, overrides, scale):
+    """Disc below a vertebra with an overridden wedge: keep the table disc wedge (segmental angle =
+    disc wedge + the new wedge of the upper vertebra) unless its segmental angle is overridden."""
+    out = dict(dims)
+    for name, d in dims.items():
+        if not isinstance(d, DiscDimensions) or "segmental_angle" in overrides.get(name, {}):
+            continue
+        up = d.upper
+        if up not in overrides:
+            continue
+        table_up = level_dimensions(up, scale=scale)
+        if abs(dims[up].wedge - table_up.wedge) < 1e-12:
+            continue
+        angle = d.segmental_angle - table_up.wedge + dims[up].wedge
+        try:
+            new = level_dimensions(name, scale=scale, **{**overrides.get(name, {}), "segmental_angle": angle})
+        except InputError as e:
+            raise InputError(f"the wedge of {up} ({dims[up].wedge:.1f} deg, overridden) tilts disc {name} to a "
+                             f"segmental angle of {angle:.1f} deg: {e}; override {name}'s segmental_angle") from None
+        out[name] = dataclasses.replace(new, sources=MappingProxyType({**new.sources, "segmental_angle": "derived"}))
+    return out
+
+
 def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None, scale=1.0, materials=None,
             cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
             n_cortex_layers=1, disc_refinement=DISC_REFINEMENT):
@@ -222,6 +252,10 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     overrides : dict, optional
         ``{name: {field: value}}`` per vertebra or disc, e.g. ``{"L1": {"anterior_height": 18.0},
         "T12-L1": {"rim_height": 5.0}}`` (see :func:`~vertebrafe.anatomy.levels.level_dimensions`).
+        A vertebra whose wedge changes (heights or depths overridden) keeps the wedge of the disc below
+        it: that disc's segmental angle follows the vertebra (source ``"derived"``) unless the disc's
+        ``segmental_angle`` is overridden too; so a wedged vertebra tilts the segment above it instead
+        of making the disc compensate.
     scale : float
         Global length factor on the table values.
     materials : MaterialSet or mapping, optional
@@ -244,7 +278,8 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     bad = sorted(set(overrides) - set(names))
     if bad:
         raise InputError(f"overrides has {bad[0]!r}, which is not in this segment; allowed: {list(names)}")
-    dims = {n: level_dimensions(n, scale=scale, **dict(overrides.get(n, {}))) for n in names}
+    dims = _keep_disc_wedges({n: level_dimensions(n, scale=scale, **dict(overrides.get(n, {}))) for n in names},
+                             overrides, scale)
     h = float(element_size)
     geos = {v: VertebraGeometry.from_dimensions(dims[v]) for v in order}
     nuc = {}
