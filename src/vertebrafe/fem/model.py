@@ -13,7 +13,8 @@ import scipy.sparse as sp
 
 from ..elements import gauss_legendre_quad, quad4_shape, quad4_shape_gradients
 from ..errors import ConstraintError, InputError, InvertedElementError
-from . import assembly, elasticity, solvers
+from .. import elasticity
+from . import assembly, solvers
 from .kernels import MEAN_DILATATION, MODES, element_tables
 from .solution import Solution
 
