@@ -48,3 +48,9 @@ class ConvergenceError(VertebrafeError):
         super().__init__(message)
         self.iterations = iterations
         self.residual = residual
+
+
+class PlausibilityWarning(UserWarning):
+    """An input or a result is allowed but outside physiological ranges (vBMD given in g/cm^3, a load far
+    above body-weight multiples, rotations of tens of degrees); the run goes on (see
+    :mod:`vertebrafe.plausibility`)."""
