@@ -275,9 +275,7 @@ class Result:
         """Write ``result.vtu`` (mesh, tags with names, node and face sets, all fields), ``metrics.csv``,
         ``metrics.json`` (records) and ``case.json`` (:meth:`record`) into ``directory`` (created).
         Returns ``{kind: path}``."""
-        from .mesh import _write_with_field_data
-        import meshio
-        import tempfile
+        from .io.vtu import write
 
         os.makedirs(directory, exist_ok=True)
         paths = {k: os.path.join(directory, n) for k, n in (("vtu", "result.vtu"), ("csv", "metrics.csv"),
@@ -287,14 +285,7 @@ class Result:
         m.cell_data["yield_strain_ratio"] = [ratio]
         p = -(self.solution.cell_stress[:, :3].sum(axis=1)) / 3.0
         m.cell_data["hydrostatic_pressure_MPa"] = [p]
-        fd, tmp = tempfile.mkstemp(suffix=".vtu", dir=directory)
-        os.close(fd)
-        try:
-            meshio.write(tmp, m, file_format="vtu")
-            _write_with_field_data(tmp, paths["vtu"], m.field_data)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        write(paths["vtu"], m)
         self.metrics.to_csv(paths["csv"], index=False)
         self.metrics.to_json(paths["json"], orient="records", indent=1)
         with open(paths["case"], "w") as f:
