@@ -85,8 +85,8 @@ def test_vertebroplasty_and_kyphoplasty_on_the_image_model(seg, intact):
     before = vf.measure(frac, "L1")
     bkp = vf.kyphoplasty(frac, "L1", volume=4.0, restoration=0.5)
     after = vf.measure(bkp, "L1")
-    intact = vf.measure(seg, "L1")
-    assert before.anterior_height_mm < after.anterior_height_mm < intact.anterior_height_mm + 0.1
+    healthy = vf.measure(seg, "L1")
+    assert before.anterior_height_mm < after.anterior_height_mm < healthy.anterior_height_mm + 0.1
     # cement stiffens the treated vertebra: less axial strain in L1 under the same load
     r0, r1 = intact, vf.simulate(vp, LOAD)
     ez = lambda r: np.abs(r.solution.cell_strain[seg.mesh.cells_in("level", "L1"), 2]).mean()   # noqa: E731
