@@ -84,6 +84,8 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     solver_options.setdefault("solver", "auto")
     t0 = time.perf_counter()
     model = Model(segment.mesh, C=segment.elasticity, formulation=formulation)
+    for springs in segment.spring_sets():
+        model.add_springs(springs)
     applied = apply(model, segment, load)
     t1 = time.perf_counter()
     solution = model.solve(**solver_options)

@@ -19,7 +19,8 @@ nodes_b, weights_b (k, p)``, ``direction (k, 3)``, ``stiffness (k,)`` N/mm, ``on
 ``length (k,)`` mm (reference distance between the ends), ``area (k,)`` mm^2 (for stresses; NaN where
 not meaningful), ``kind`` str, ``active (k,)`` bool (the current contact/tautness state, updated by
 :func:`vertebrafe.fem.active_set.solve`), ``name`` str and ``group (k,)`` int with ``group_names``
-(e.g. one group per ligament or facet joint).
+(e.g. one group per ligament or facet joint); ``host_cells (k,)`` int, for springs embedded in cells
+(both ends inside one cell, e.g. fibres), the cell of each spring, else None.
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ class SpringSet:
     active: np.ndarray
     group: np.ndarray
     group_names: dict = field(default_factory=dict)
+    host_cells: np.ndarray = None
 
     @property
     def size(self):
