@@ -139,7 +139,8 @@ def test_run_end_to_end(tiny, capsys):
     out = tiny / "out"
     assert cli.main(["run", str(tiny / "tiny.toml"), "-o", str(out), "-q", "--set", "bone.bmd=90"]) == 0
     assert capsys.readouterr().out == ""                                  # quiet
-    assert sorted(os.listdir(out)) == ["case.json", "case.toml", "metrics.csv", "metrics.json", "result.vtu"]
+    assert sorted(os.listdir(out)) == [".vertebrafe.json", "case.json", "case.toml", "metrics.csv", "metrics.json",
+                                       "result.vtu"]
     m = pd.read_csv(out / "metrics.csv")
     assert {"case", "level", "region", "metric", "value", "unit"} <= set(m.columns)
     assert set(m["level"]) >= {"L1", "L2", "L1-L2", "segment"}

@@ -780,7 +780,7 @@ def _as_case(case_or_path, overrides=None):
     raise InputError(f"case = {case_or_path!r}; expected a path to a .toml file, a dict or a Case")
 
 
-def run_case(case, out=None, *, overrides=None, progress=False, log=None):
+def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwrite=False):
     """Run one case: validate, mesh, fracture, treat, load, solve, post-process.
 
     Parameters
@@ -790,14 +790,16 @@ def run_case(case, out=None, *, overrides=None, progress=False, log=None):
     out : str or os.PathLike, optional
         Directory to write ``result.vtu`` (unless ``[output] vtu = false``), ``metrics.csv``,
         ``metrics.json``, ``case.json`` (the resolved record of :meth:`Result.record`) and ``case.toml``
-        (the resolved case file) into. Written into a temporary directory beside ``out`` and moved into
-        place, so ``out`` is either complete or absent.
+        (the resolved case file) into. ``out`` must be new or empty (checked before the solve); see
+        :func:`save_result`.
     overrides : dict, optional
         Dotted assignments ``{"bone.bmd": 60.0}`` applied before validation (file or dict cases).
     progress : bool
         Show a tqdm progress bar of the stages (mesh, fracture, treatment, solve, save).
     log : callable, optional
         ``log(message)`` for stage messages (verbose mode).
+    overwrite : bool
+        Allow ``out`` to hold an earlier run output; only the files vertebrafe wrote there are replaced.
 
     Returns
     -------
@@ -808,6 +810,9 @@ def run_case(case, out=None, *, overrides=None, progress=False, log=None):
     from .simulate import simulate
 
     case = _as_case(case, overrides)
+    if out is not None:
+        from .outputs import check_output_dir
+        check_output_dir(out, "run", overwrite=overwrite, option="out")
     name = case.name or case.id
     stages = ["mesh"] + (["fracture"] if case.fracture else []) + \
              ([case.treatment.kind] if case.treatment.kind != "none" else []) + ["solve"] + (["save"] if out else [])
@@ -838,7 +843,7 @@ def run_case(case, out=None, *, overrides=None, progress=False, log=None):
         result = simulate(seg, load, case=name, **case.solver.options())
         if out is not None:
             step("save")
-            save_result(result, case, out)
+            save_result(result, case, out, overwrite=overwrite)
         step(None)
     finally:
         if bar is not None:
@@ -885,16 +890,13 @@ def _key(k):
     return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
 
 
-def save_result(result, case, out):
-    """Write a result and its resolved case into ``out`` atomically (temporary directory + rename)."""
-    import shutil
-    import tempfile
+def save_result(result, case, out, *, overwrite=False):
+    """Write a result and its resolved case into folder ``out`` (see :func:`vertebrafe.outputs.publish`):
+    ``out`` must be new or empty, or with ``overwrite`` an earlier run output, of which only the files
+    vertebrafe wrote are replaced. Returns the absolute path of ``out``."""
+    from .outputs import publish
 
-    out = os.path.abspath(os.fspath(out))
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=parent)
-    try:
+    def write(tmp):
         result.save(tmp)
         if not case.output.vtu:
             os.remove(os.path.join(tmp, "result.vtu"))
@@ -904,16 +906,14 @@ def save_result(result, case, out):
         with open(os.path.join(tmp, "case.toml"), "w") as f:
             f.write(f"# resolved case {case.id} ({case.name}); vertebrafe {_version()}\n")
             f.write(to_toml(case.to_dict()))
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    return publish(write, out, "run", overwrite=overwrite)
 
 
 def _replace_dir(tmp, final):
     """Move directory ``tmp`` to ``final``, replacing an existing ``final`` (POSIX rename is atomic; an old
-    directory is first renamed aside, then deleted)."""
+    directory is first renamed aside, then deleted). Only for folders vertebrafe itself owns (a study's
+    ``cases/<id>``)."""
     import shutil
     if os.path.lexists(final):
         aside = f"{final}.old-{os.getpid()}-{time.monotonic_ns()}"

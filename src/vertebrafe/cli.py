@@ -120,7 +120,10 @@ def _check_case_file(path: str) -> None:
 def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("case", metavar="CASE.toml", help="case file (docs/cases.md)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR",
-                        help="output directory: result.vtu, metrics.csv/json, case.json, case.toml")
+                        help="output folder, new or empty: result.vtu, metrics.csv/json, case.json, case.toml")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier 'vertebrafe run' output in DIR (only the files it wrote; "
+                             "other files are kept)")
     _add_set(parser)
     _add_verbosity(parser)
 
@@ -153,14 +156,16 @@ def _key_metrics(result):
 
 def _run_run(args: argparse.Namespace) -> int:
     from .case import load_case, run_case, save_result
+    from .outputs import check_output_dir
 
     _check_case_file(args.case)
     case = load_case(args.case, _parse_overrides(args.overrides))
+    check_output_dir(args.output, "run", overwrite=args.overwrite)
     log = (lambda m: print(m, file=sys.stderr)) if args.verbose else None
     _echo(args, f"case {case.name} ({case.id}): {'-'.join([case.segment.levels[0], case.segment.levels[-1]])}, "
                 f"element size {case.segment.element_size:g} mm", verbose=True)
     result = run_case(case, progress=not args.quiet, log=log)
-    save_result(result, case, args.output)
+    save_result(result, case, args.output, overwrite=args.overwrite)
     info = result.solution.info
     _echo(args, f"{case.name} ({case.id}): {info.get('dofs', '?')} dofs, solver {info.get('solver')} "
                 f"({info.get('iterations')} iterations, residual {info.get('residual', float('nan')):.1e}), "
@@ -177,6 +182,7 @@ def _configure_mesh(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="FILE.vtu",
                         help="mesh file (.vtu, or any extension meshio writes) with region/level tags, "
                              "node and face sets, cement and damage fields")
+    parser.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
     _add_set(parser)
     _add_verbosity(parser)
 
@@ -185,7 +191,12 @@ def _run_mesh(args: argparse.Namespace) -> int:
     import os
 
     from .case import build_segment, load_case
+    from .errors import InputError
 
+    if not args.output.strip() or os.path.isdir(args.output):
+        raise InputError(f"-o/--output = {args.output!r}; allowed: the path of a mesh file")
+    if os.path.lexists(args.output) and not args.overwrite:
+        raise InputError(f"-o/--output = {args.output!r} exists; allowed: a new file, or --overwrite to replace it")
     _check_case_file(args.case)
     case = load_case(args.case, _parse_overrides(args.overrides))
     stages = []

@@ -62,6 +62,7 @@ from typing import Any, Callable, Optional
 from .case import (Case, CaseError, _deep_merge, _fmt, _replace_dir, _typename, apply_overrides, load_toml,
                    parse_case, to_toml)
 from .errors import InputError
+from .outputs import check_name, safe_name
 
 __all__ = ["Study", "StudyCase", "Variant", "PlotSpec", "SummarySpec", "StudyRun", "load_study", "parse_study",
            "run_study", "summarize", "case_status", "pipeline_runner"]
@@ -331,9 +332,11 @@ def _parse_summary(source, raw, variant_names):
         if p.get("y", "ratio") != "value" and ref is None:
             _fail(source, f"{path}.y", "= 'ratio' needs summary.reference (a variant); or set y = \"value\"")
         spec = PlotSpec(**p)
-        if not spec.name:
-            spec = dataclasses.replace(spec, name=f"{spec.metric}_{spec.region}_{spec.relation}_vs_"
-                                       f"{spec.x.split('.')[-1]}")
+        if spec.name:
+            check_name(spec.name, f"{source}: {path}.name")
+        else:
+            spec = dataclasses.replace(spec, name=safe_name(f"{spec.metric}_{spec.region}_{spec.relation}_vs_"
+                                                            f"{spec.x.split('.')[-1]}"))
         plots.append(spec)
     return SummarySpec(ref, tuple(plots))
 
@@ -570,7 +573,7 @@ def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress
     t0 = time.perf_counter()
     if not isinstance(study, Study):
         study = load_study(study)
-    out = os.path.abspath(os.fspath(out))
+    out = _check_study_dir(out)
     os.makedirs(os.path.join(out, "cases"), exist_ok=True)
     _clean_temporaries(out)
     _write_atomic(os.path.join(out, "study.json"), json.dumps(study.to_dict(), indent=1, default=str))
@@ -630,6 +633,22 @@ def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress
     if summary:
         run.summary = summarize(out)
     return run
+
+
+def _check_study_dir(out):
+    """Absolute path of study folder ``out``: new, empty, or an earlier study output (with study.json)."""
+    text = os.fspath(out) if out is not None else ""
+    if not str(text).strip():
+        raise InputError(f"-o/--output = {text!r} is empty; allowed: the path of a new or empty folder")
+    out = os.path.abspath(text)
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise InputError(f"-o/--output = {text!r} is an existing file; allowed: a new or empty folder, or an "
+                         "earlier study folder to resume")
+    if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(os.path.join(out, "study.json")):
+        raise InputError(f"-o/--output = {text!r} is a non-empty folder that is not a study folder (no "
+                         "study.json); allowed: a new or empty folder, or an earlier study folder to resume "
+                         "(vertebrafe never writes into folders of other files)")
+    return out
 
 
 def _run_pool(n, items, by_id, runner, done):
@@ -713,6 +732,7 @@ def summarize(out):
             meta = json.load(f)
     except OSError:
         raise InputError(f"{out}: not a study directory (no study.json); run 'vertebrafe study' first") from None
+    _check_meta(meta, out)
     params = meta["parameters"]
     frames, failures = [], []
     for c in meta["cases"]:
@@ -755,6 +775,18 @@ def summarize(out):
                 paths["plots"].append(png)
                 paths["tables"][spec["name"]] = table
     return paths
+
+
+def _check_meta(meta, out):
+    """The case ids and plot names of a study.json must be safe file names (a received study folder
+    must not make vertebrafe read or write outside it)."""
+    src = os.path.join(out, "study.json")
+    if not isinstance(meta, dict) or not isinstance(meta.get("cases"), list):
+        raise InputError(f"{src}: not a vertebrafe study record (no list 'cases')")
+    for i, c in enumerate(meta["cases"]):
+        check_name(c.get("id") if isinstance(c, dict) else c, f"{src}: cases[{i}].id")
+    for i, p in enumerate(meta.get("plots") or []):
+        check_name(p.get("name") if isinstance(p, dict) else p, f"{src}: plots[{i}].name")
 
 
 def _lookup(case_dict, key):

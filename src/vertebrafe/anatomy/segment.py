@@ -13,7 +13,9 @@ accumulated wedge and segmental angles. Nodes are numbered layer by layer from t
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
@@ -33,10 +35,13 @@ REGION_NAMES = {v: k for k, v in REGION_CODES.items()}
 def cell_elasticity(mesh, materials):
     """Per-cell elasticity ``(m, 6, 6)`` (MPa) of ``mesh`` from its ``region`` tags.
 
-    ``materials`` is a :class:`vertebrafe.materials.MaterialSet` (its ``cell_elasticity``), a mapping
+    ``materials`` is a :class:`vertebrafe.materials.MaterialSet` (its ``cell_elasticity``), a
+    :class:`~vertebrafe.materials.LevelMaterials` (per-vertebra vBMD, uses the ``level`` tags), a mapping
     ``{region name: (E MPa, nu)}`` or ``{region name: C (6, 6)}``, or an object with a
     ``region_elasticity(name)`` method.
     """
+    if hasattr(materials, "mesh_elasticity"):                  # LevelMaterials: per-level (and per-cell) vBMD
+        return materials.mesh_elasticity(mesh)
     tags = mesh.cell_data["region"]
     names = mesh.tag_names["region"]
     if hasattr(materials, "cell_elasticity"):
@@ -150,19 +155,24 @@ class Segment:
         return self
 
     def geometry(self):
-        """Derived geometry per piece, cranial first (list of dicts): wedge (deg), heights (mm)."""
+        """Derived geometry per piece, cranial first (list of dicts): heights (mm) and angles (deg).
+
+        Angles are **positive when kyphotic** (anterior side shorter), as in
+        :func:`vertebrafe.clinical.measure`: ``wedge_deg`` of a vertebra or disc and, for a disc,
+        ``segmental_kyphosis_deg`` (minus the lordotic ``segmental_angle`` of its dimensions).
+        """
         rows = []
         for name in self.names:
             d = self.dimensions[name]
             if isinstance(d, DiscDimensions):
                 up, lo = self.dimensions[d.upper], self.dimensions[d.lower]
                 a, p = disc_rim_heights(d, lo, up)
-                rows.append(dict(name=name, kind="disc", wedge_deg=disc_wedge(d, up),
-                                 segmental_angle_deg=d.segmental_angle, anterior_height_mm=a,
+                rows.append(dict(name=name, kind="disc", wedge_deg=-disc_wedge(d, up),
+                                 segmental_kyphosis_deg=-d.segmental_angle, anterior_height_mm=a,
                                  posterior_height_mm=p, central_height_mm=d.rim_height + up.inferior_concavity
                                  + lo.superior_concavity))
             else:
-                rows.append(dict(name=name, kind="vertebra", wedge_deg=d.wedge, segmental_angle_deg=None,
+                rows.append(dict(name=name, kind="vertebra", wedge_deg=-d.wedge, segmental_kyphosis_deg=None,
                                  anterior_height_mm=d.anterior_height, posterior_height_mm=d.posterior_height,
                                  central_height_mm=d.central_height))
         return rows
@@ -210,6 +220,29 @@ def _nucleus(name, dims):
     return (d.nucleus_fraction, d.nucleus_offset)
 
 
+def _keep_disc_wedges(dims, overrides, scale):
+    """Disc below a vertebra with an overridden wedge: keep the table disc wedge (segmental angle =
+    disc wedge + the new wedge of the upper vertebra) unless its segmental angle is overridden."""
+    out = dict(dims)
+    for name, d in dims.items():
+        if not isinstance(d, DiscDimensions) or "segmental_angle" in overrides.get(name, {}):
+            continue
+        up = d.upper
+        if up not in overrides:
+            continue
+        table_up = level_dimensions(up, scale=scale)
+        if abs(dims[up].wedge - table_up.wedge) < 1e-12:
+            continue
+        angle = d.segmental_angle - table_up.wedge + dims[up].wedge
+        try:
+            new = level_dimensions(name, scale=scale, **{**overrides.get(name, {}), "segmental_angle": angle})
+        except InputError as e:
+            raise InputError(f"the wedge of {up} ({dims[up].wedge:.1f} deg, overridden) tilts disc {name} to a "
+                             f"segmental angle of {angle:.1f} deg: {e}; override {name}'s segmental_angle") from None
+        out[name] = dataclasses.replace(new, sources=MappingProxyType({**new.sources, "segmental_angle": "derived"}))
+    return out
+
+
 def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None, scale=1.0, materials=None,
             cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
             n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=None):
@@ -219,14 +252,20 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     ----------
     levels : sequence of str or str
         Vertebrae, any order (``['T12', 'L1', 'L2']``) or a range ``'T12-L2'``; must be consecutive.
-    bmd : float, optional
-        QCT trabecular vBMD (mg/cm^3); with ``materials=None`` it attaches
-        ``vertebrafe.materials.MaterialSet(bmd=bmd)``.
+    bmd : float or dict, optional
+        QCT trabecular vBMD (mg/cm^3), one value for every vertebra or ``{vertebra: vBMD}`` with one
+        entry per vertebra (``{"T12": 70, "L1": 55, "L2": 72}``); with ``materials=None`` it attaches
+        ``MaterialSet(bmd=bmd)`` or ``LevelMaterials(MaterialSet(bmd=<mean>), bmd)``. With a
+        ``materials`` MaterialSet and a dict, that set's choices are kept and only the vBMD is per level.
     element_size : float
         Target cell size (mm) of cancellous bone and disc, and of the spacing along the outlines.
     overrides : dict, optional
         ``{name: {field: value}}`` per vertebra or disc, e.g. ``{"L1": {"anterior_height": 18.0},
         "T12-L1": {"rim_height": 5.0}}`` (see :func:`~vertebrafe.anatomy.levels.level_dimensions`).
+        A vertebra whose wedge changes (heights or depths overridden) keeps the wedge of the disc below
+        it: that disc's segmental angle follows the vertebra (source ``"derived"``) unless the disc's
+        ``segmental_angle`` is overridden too; so a wedged vertebra tilts the segment above it instead
+        of making the disc compensate.
     scale : float
         Global length factor on the table values.
     materials : MaterialSet or mapping, optional
@@ -252,7 +291,8 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     bad = sorted(set(overrides) - set(names))
     if bad:
         raise InputError(f"overrides has {bad[0]!r}, which is not in this segment; allowed: {list(names)}")
-    dims = {n: level_dimensions(n, scale=scale, **dict(overrides.get(n, {}))) for n in names}
+    dims = _keep_disc_wedges({n: level_dimensions(n, scale=scale, **dict(overrides.get(n, {}))) for n in names},
+                             overrides, scale)
     h = float(element_size)
     geos = {v: VertebraGeometry.from_dimensions(dims[v]) for v in order}
     nuc = {}
@@ -343,11 +383,7 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
                   frames=frames, counts=counts, element_size=h, cortex_thickness=float(cortex_thickness),
                   endplate_thickness=float(endplate_thickness), n_cortex_layers=int(n_cortex_layers),
                   disc_refinement=float(disc_refinement), fibres=_fibres(fibres))
-    if materials is None and bmd is not None:
-        from ..materials import MaterialSet
-        materials = MaterialSet(bmd=bmd)
-    elif materials is not None and bmd is not None and getattr(materials, "bmd", bmd) != bmd:
-        raise InputError(f"bmd = {bmd!r} conflicts with materials.bmd = {materials.bmd!r}; give one of them")
+    materials = _resolve_materials(bmd, materials, order)
     if materials is not None:
         seg.attach_materials(materials)
     return seg
@@ -364,6 +400,34 @@ def _fibres(fibres):
         return AnnulusFibres(**fibres)
     raise InputError(f"fibres = {fibres!r}; expected True, False, None, a dict of AnnulusFibres fields or an "
                      "AnnulusFibres")
+
+
+def _resolve_materials(bmd, materials, levels):
+    """The materials of :func:`segment` from its ``bmd`` (number or ``{vertebra: vBMD}``) and ``materials``."""
+    from ..materials import LevelMaterials, MaterialSet
+
+    if isinstance(bmd, dict) or hasattr(bmd, "items"):
+        per = dict(bmd.items())
+        unknown = [k for k in per if k not in levels]
+        if unknown:
+            raise InputError(f"bmd has {unknown[0]!r}, which is not a vertebra of this segment; allowed: "
+                             f"{list(levels)}")
+        missing = [v for v in levels if v not in per]
+        if missing:
+            raise InputError(f"bmd has no vBMD for {missing} (mg/cm^3); give one per vertebra: {list(levels)}")
+        if materials is not None and not isinstance(materials, MaterialSet):
+            raise InputError(f"bmd per vertebra needs materials = None or a MaterialSet; got {type(materials).__name__}")
+        probe = LevelMaterials(MaterialSet(bmd=100.0), per)          # validates the values
+        base = materials if materials is not None else MaterialSet(bmd=float(np.mean(list(probe.bmd.values()))))
+        return LevelMaterials(base, probe.bmd)
+    if bmd is not None and not isinstance(bmd, (int, float, np.integer, np.floating)):
+        raise InputError(f"bmd = {bmd!r}; expected a number (mg/cm^3) or {{vertebra: vBMD}}, e.g. "
+                         f"{{{', '.join(repr(v) + ': 70' for v in levels)}}}")
+    if materials is None and bmd is not None:
+        return MaterialSet(bmd=bmd)
+    if materials is not None and bmd is not None and getattr(materials, "bmd", bmd) != bmd:
+        raise InputError(f"bmd = {bmd!r} conflicts with materials.bmd = {materials.bmd!r}; give one of them")
+    return materials
 
 
 def vertebra_layers_gaps(kind, gap_level, v):

@@ -266,6 +266,11 @@ class Model:
         raise InputError(f"spring set {name!r} not in the model; sets: {[s.name for s in self.springs]}")
 
     # -- loads ------------------------------------------------------------------------------------
+    @property
+    def nodal_loads(self):
+        """Applied nodal forces ``(n, 3)`` in N so far (a copy; plate loads not included)."""
+        return self._force.copy()
+
     def add_force(self, nodes, force):
         """Add nodal forces (N): ``force (3,)`` on every node or ``(k, 3)`` one per node."""
         idx = self._nodes(nodes)
