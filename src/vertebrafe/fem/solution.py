@@ -10,7 +10,7 @@ from functools import cached_property
 import numpy as np
 from numba import njit, prange
 
-from ..errors import InputError
+from ..errors import ConvergenceError, InputError
 from .kernels import MEAN_DILATATION, element_strains, element_tables, strain_matrix
 
 _VOIGT = ("xx", "yy", "zz", "xy", "yz", "xz")
@@ -65,6 +65,10 @@ def _gauss_fields(points, cells, u, C, mat, tables, form, eps_out, sig_out, wdet
                     fint_out[e, a, d] += f * s
 
 
+#: Largest strain, stress or force magnitude accepted: quadratic quantities (von Mises, energy) stay finite.
+_MAX_FIELD = np.sqrt(np.finfo(float).max) / 10.0
+
+
 class Solution:
     """Displacements and derived fields of a solved :class:`~vertebrafe.fem.model.Model`."""
 
@@ -93,6 +97,10 @@ class Solution:
         _gauss_fields(np.ascontiguousarray(mesh.points), np.ascontiguousarray(mesh.cells, dtype=np.int64),
                       np.ascontiguousarray(self.displacement), model._C, model._material, element_tables(el),
                       model._form, eps, sig, wdet, fint)
+        if not all(np.abs(a).max(initial=0.0) < _MAX_FIELD for a in (eps, sig, fint)):  # NaN fails too
+            raise ConvergenceError(f"the strains or stresses of the solution are not finite or above {_MAX_FIELD:.3g} (displacements of "
+                                   f"up to {np.abs(self.displacement).max():.3g} mm); the loads are beyond "
+                                   "floating point range or the model is degenerate")
         eps[:, :, 3:] *= 0.5  # engineering -> tensor shear
         nodal = np.zeros((mesh.n_points, 3))
         for d in range(3):
@@ -239,7 +247,7 @@ class Solution:
     def save(self, path):
         """Write the mesh, tags with their names, node and face sets and all result fields
         (``.vtu`` keeps everything; for ParaView and PyVista)."""
-        from ..mesh import write
+        from ..io.vtu import write
 
         write(path, self.to_meshio())
 
