@@ -32,6 +32,7 @@ examples:
   vertebrafe run cases/bkp-partial.toml -o out/bkp          one case: result.vtu, metrics.csv, case.json
   vertebrafe run cases/vp-unipedicular.toml -o out/vp --set bone.bmd=80 --set segment.element_size=3
   vertebrafe mesh cases/osteoporotic-wedge-nsm.toml -o nsm.vtu   mesh only (after fracture and treatment)
+  vertebrafe export cases/healthy-intact.toml -o model.inp --formulation full   the model for CalculiX
   vertebrafe study cases/adjacent-risk.toml -o out/risk     parameter study on all local cores
   vertebrafe study cases/adjacent-risk.toml -o out/risk --scheduler tcp://host:8786   on a Dask cluster
   vertebrafe report out/risk                                tables, plots and field figures of a run or study
@@ -190,6 +191,45 @@ def _run_mesh(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("case", metavar="CASE.toml", help="case file (docs/cases.md): segment, fracture, "
+                        "treatment and load are built as `vertebrafe run` builds them")
+    parser.add_argument("-o", "--output", required=True, metavar="MODEL.inp",
+                        help="input file for another solver: .inp (CalculiX/Abaqus); see docs/interop.md")
+    parser.add_argument("--formulation", default="bbar", choices=["bbar", "full", "incompatible"],
+                        help="hex8 formulation (default bbar, as `vertebrafe run`; bbar has no exact CalculiX "
+                             "counterpart, use full or incompatible to compare results exactly)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    _add_set(parser)
+    _add_verbosity(parser)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    import os
+    import warnings
+
+    from .case import build_segment, load_case
+    from .fem import Model
+    from .io.export import ExportWarning
+    from .loads import apply
+
+    _check_case_file(args.case)
+    case = load_case(args.case, _parse_overrides(args.overrides))
+    seg = build_segment(case)
+    model = Model(seg.mesh, C=seg.elasticity, formulation=args.formulation)
+    apply(model, seg, case.load.to_load(name=case.load.preset or ""))
+    parent = os.path.dirname(os.path.abspath(args.output))
+    os.makedirs(parent, exist_ok=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExportWarning)
+        model.export(args.output, overwrite=args.overwrite)
+    for w in caught:
+        print(f"vertebrafe: warning: {w.message}", file=sys.stderr)
+    _echo(args, f"wrote {args.output}: {seg.mesh.n_cells} cells, {seg.mesh.n_points} nodes, "
+                f"{len(model.plates)} rigid plate(s), formulation {args.formulation}")
+    return 0
+
+
 def _configure_study(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", metavar="STUDY.toml", help="study file: base case and sweep (docs/cases.md)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR",
@@ -331,6 +371,8 @@ SUBCOMMANDS: Dict[str, Tuple[str, ConfigureFn, RunFn]] = {
     "run": ("run one case file and write its results", _configure_run, _run_run),
     "study": ("run a parameter study (process pool or Dask cluster), resumable", _configure_study, _run_study),
     "mesh": ("mesh a case (segment, fracture, treatment) and write the mesh", _configure_mesh, _run_mesh),
+    "export": ("write a case's complete model (mesh, materials, constraints, loads) for CalculiX/Abaqus",
+               _configure_export, _run_export),
     "report": ("summary tables, plots and field figures (figures/, report.md) of a finished run or study",
                _configure_report, _run_report),
     "view": (VIEW_HELP, _configure_view, _run_view),
