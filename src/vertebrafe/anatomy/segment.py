@@ -19,9 +19,12 @@ from types import MappingProxyType
 
 import numpy as np
 
+from ..elasticity import axial_modulus
 from ..errors import InputError
+from .fibres import AnnulusFibres, annulus_fibre_springs
 from .disc import DISC_REFINEMENT, disc_layer_count, disc_layers, disc_rim_heights, disc_regions, disc_wedge, stack_frame
-from .levels import (DiscDimensions, adjacent_discs, level_dimensions, level_order, segment_names)
+from .levels import (DiscDimensions, adjacent_discs, level_dimensions, level_order, segment_names,
+                     vertebra_names)
 from .vertebra import (DEFAULT_CORTEX_THICKNESS, DEFAULT_ELEMENT_SIZE, DEFAULT_ENDPLATE_THICKNESS,
                        REGION_CODES, ZONE_CORTEX, VertebraGeometry, cross_section_topology, extrude,
                        grid_counts, make_mesh, posterior_wall_quads, vertebra_layers)
@@ -59,7 +62,7 @@ def cell_elasticity(mesh, materials):
             if np.shape(v) == (6, 6):
                 C = np.asarray(v, dtype=float)
             else:
-                from ..fem.elasticity import isotropic
+                from ..elasticity import isotropic
                 E, nu = v
                 C = isotropic(float(E), float(nu))
         table.append(C)
@@ -94,6 +97,9 @@ class Segment:
     history : tuple
         Clinical operations applied so far, oldest first (:class:`vertebrafe.clinical.Operation`
         records: fracture, vertebroplasty, kyphoplasty); empty for an intact segment.
+    fibres : AnnulusFibres or None
+        Tension-only collagen fibres of the annulus (:mod:`vertebrafe.anatomy.fibres`), or None for the
+        isotropic annulus; :meth:`spring_sets` builds them on the current mesh.
     """
 
     mesh: object
@@ -110,6 +116,12 @@ class Segment:
     materials: object = None
     elasticity: np.ndarray = field(default=None, repr=False)
     history: tuple = ()
+    fibres: object = None
+
+    def spring_sets(self):
+        """Fresh :class:`~vertebrafe.fem.springs.SpringSet` list of this segment (annulus fibres, if any),
+        built on the current mesh, all springs initially active."""
+        return [annulus_fibre_springs(self)] if self.fibres is not None else []
 
     @property
     def names(self):
@@ -198,11 +210,6 @@ class Segment:
                 f"{self.mesh.n_cells} cells, {self.mesh.n_points} nodes, element_size={self.element_size:g} mm)")
 
 
-def axial_modulus(C):
-    """Axial (z) Young's modulus ``1 / S_zz`` (MPa) of elasticity matrices ``(..., 6, 6)``."""
-    return 1.0 / np.linalg.inv(np.asarray(C, dtype=float))[..., 2, 2]
-
-
 def _nucleus(name, dims):
     d = dims.get(name)
     if d is None:
@@ -235,7 +242,7 @@ def _keep_disc_wedges(dims, overrides, scale):
 
 def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None, scale=1.0, materials=None,
             cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
-            n_cortex_layers=1, disc_refinement=DISC_REFINEMENT):
+            n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=None):
     """Mesh a contiguous run of vertebrae with the discs between them.
 
     Parameters
@@ -267,6 +274,9 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     disc_refinement : float
         Disc element layers per ``element_size`` of disc height (default 2; see
         :func:`~vertebrafe.anatomy.disc.disc_layer_count`).
+    fibres : bool or AnnulusFibres, optional
+        Reinforce the annulus with tension-only collagen fibres (:mod:`vertebrafe.anatomy.fibres`):
+        True for the published defaults of :class:`AnnulusFibres`, or an instance; None/False: none.
 
     Returns
     -------
@@ -369,11 +379,24 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     seg = Segment(mesh=mesh, levels=order, discs=tuple(n for n in names if "-" in n), dimensions=dims,
                   frames=frames, counts=counts, element_size=h, cortex_thickness=float(cortex_thickness),
                   endplate_thickness=float(endplate_thickness), n_cortex_layers=int(n_cortex_layers),
-                  disc_refinement=float(disc_refinement))
+                  disc_refinement=float(disc_refinement), fibres=_fibres(fibres))
     materials = _resolve_materials(bmd, materials, order)
     if materials is not None:
         seg.attach_materials(materials)
     return seg
+
+
+def _fibres(fibres):
+    if fibres is None or fibres is False:
+        return None
+    if fibres is True:
+        return AnnulusFibres()
+    if isinstance(fibres, AnnulusFibres):
+        return fibres
+    if isinstance(fibres, dict):
+        return AnnulusFibres(**fibres)
+    raise InputError(f"fibres = {fibres!r}; expected True, False, None, a dict of AnnulusFibres fields or an "
+                     "AnnulusFibres")
 
 
 def _resolve_materials(bmd, materials, levels):
@@ -407,3 +430,42 @@ def _resolve_materials(bmd, materials, levels):
 def vertebra_layers_gaps(kind, gap_level, v):
     """Indices of the cell layers of vertebra ``v`` in the stack."""
     return [i for i, (k, n) in enumerate(zip(kind, gap_level)) if n == v and k != "disc"]
+
+
+def disc(name, element_size=DEFAULT_ELEMENT_SIZE, cortex_thickness=DEFAULT_CORTEX_THICKNESS,
+         endplate_thickness=DEFAULT_ENDPLATE_THICKNESS, scale=1.0, overrides=None, disc_refinement=DISC_REFINEMENT):
+    """Mesh of one disc alone, in the lower vertebra's local frame.
+
+    Built as the disc cells of the two-vertebra segment around it (so it is exactly the disc of
+    :func:`~vertebrafe.anatomy.segment.segment`); unused bone nodes are dropped. Node sets and face sets
+    ``superior`` and ``inferior`` are its two endplate contact surfaces (outward from the disc). Both
+    adjacent vertebrae must be in the level table (T10-T11 ... L4-L5).
+    """
+    if not isinstance(name, (str, DiscDimensions)):
+        raise InputError(f"disc name = {name!r}; expected e.g. 'L1-L2'")
+    key = name if isinstance(name, str) else name.name
+    parts = key.split("-")
+    if len(parts) != 2 or any(p not in vertebra_names() for p in parts):
+        raise InputError(f"disc = {key!r}: both adjacent vertebrae must be in {list(vertebra_names())} "
+                         f"to mesh it alone (allowed T10-T11 ... L4-L5)")
+    level_dimensions(key)                                       # validates the name
+    seg = segment(parts, element_size=element_size, cortex_thickness=cortex_thickness,
+                  endplate_thickness=endplate_thickness, scale=scale, overrides=overrides,
+                  disc_refinement=disc_refinement)
+    mesh = seg.mesh
+    keep = mesh.cells_in("level", key)
+    cells = mesh.cells[keep]
+    used = np.unique(cells)
+    remap = np.full(mesh.n_points, -1, dtype=np.int64)
+    remap[used] = np.arange(used.size)
+    lo, up = parts[1], parts[0]
+    sup = remap[seg.face_sets[f"{up}:inferior"]][:, ::-1]        # outward from the disc = reversed
+    inf = remap[seg.face_sets[f"{lo}:superior"]][:, ::-1]
+    region = mesh.cell_data["region"][keep]
+    names = {REGION_CODES["annulus"]: "annulus", REGION_CODES["nucleus"]: "nucleus"}
+    return make_mesh(mesh.points[used], remap[cells],
+                     cell_data={"region": region, "level": np.ones(len(cells), dtype=np.int64)},
+                     tag_names={"region": names, "level": {1: key}},
+                     node_sets={"superior": remap[seg.node_sets[f"{up}:inferior"]],
+                                "inferior": remap[seg.node_sets[f"{lo}:superior"]]},
+                     face_sets={"superior": sup, "inferior": inf})
