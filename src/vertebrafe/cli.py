@@ -195,10 +195,11 @@ def _configure_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("case", metavar="CASE.toml", help="case file (docs/cases.md): segment, fracture, "
                         "treatment and load are built as `vertebrafe run` builds them")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL.inp",
-                        help="input file for another solver: .inp (CalculiX/Abaqus); see docs/interop.md")
+                        help="input file for another solver: .inp (CalculiX/Abaqus) or .feb (FEBio 4.0); "
+                             "see docs/interop.md")
     parser.add_argument("--formulation", default="bbar", choices=["bbar", "full", "incompatible"],
-                        help="hex8 formulation (default bbar, as `vertebrafe run`; bbar has no exact CalculiX "
-                             "counterpart, use full or incompatible to compare results exactly)")
+                        help="hex8 formulation (default bbar, as `vertebrafe run`; bbar has no exact CalculiX or "
+                             "FEBio counterpart: use full (or incompatible for CalculiX) to compare results)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     _add_set(parser)
     _add_verbosity(parser)
@@ -371,7 +372,7 @@ SUBCOMMANDS: Dict[str, Tuple[str, ConfigureFn, RunFn]] = {
     "run": ("run one case file and write its results", _configure_run, _run_run),
     "study": ("run a parameter study (process pool or Dask cluster), resumable", _configure_study, _run_study),
     "mesh": ("mesh a case (segment, fracture, treatment) and write the mesh", _configure_mesh, _run_mesh),
-    "export": ("write a case's complete model (mesh, materials, constraints, loads) for CalculiX/Abaqus",
+    "export": ("write a case's complete model (mesh, materials, constraints, loads) for CalculiX/Abaqus or FEBio",
                _configure_export, _run_export),
     "report": ("summary tables, plots and field figures (figures/, report.md) of a finished run or study",
                _configure_report, _run_report),
