@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+import shlex
 import traceback
+import warnings
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from ._version import __version__
-from .errors import VertebrafeError
+from .errors import PlausibilityWarning, VertebrafeError
 
 DESCRIPTION = """\
 vertebrafe: finite-element solver for vertebral biomechanics
@@ -72,7 +74,9 @@ def _run_info(args: argparse.Namespace) -> int:
 
 def _add_verbosity(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors; no progress bars")
+    group.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress bars or stage messages; results, summary tables, warnings and errors "
+                            "are still printed")
     group.add_argument("-v", "--verbose", action="store_true", help="print every stage and case")
 
 
@@ -148,7 +152,7 @@ def _run_run(args: argparse.Namespace) -> int:
     from .report import key_metrics
 
     for label, value, unit in key_metrics(result):
-        _echo(args, f"  {label:<56} {value:10.4g} {unit}")
+        print(f"  {label:<56} {value:10.4g} {unit}")
     _echo(args, f"wrote {args.output}/ (result.vtu, metrics.csv, metrics.json, case.json, case.toml)")
     return 0
 
@@ -264,10 +268,9 @@ def _run_study(args: argparse.Namespace) -> int:
         _echo(args, f"summary: {run.summary['summary']}")
     for png in run.summary.get("plots", []):
         _echo(args, f"plot:    {png}")
-    if not args.quiet:
-        from .report import print_tables
+    from .report import print_tables
 
-        print_tables(run.summary.get("tables", {}))
+    print_tables(run.summary.get("tables", {}))
     if run.failed:
         raise VertebrafeError(f"{len(run.failed)} of {len(study.cases)} cases failed (first: "
                               f"{next(iter(run.failed.values()))}); errors in {args.output}/failures.csv; "
@@ -309,8 +312,7 @@ def _run_report(args: argparse.Namespace) -> int:
         for png in paths.get("plots", []):
             _echo(args, f"plot: {png}")
         tables = {k: v for k, v in paths.get("tables", {}).items() if v is not None}
-        if not args.quiet:
-            print_tables(tables)
+        print_tables(tables)
         figures = _report_figures(args, d)
         md = write_report_md(d, lines, {name: t.round(3) for name, t in tables.items()}, paths.get("plots", []),
                              figures)
@@ -400,6 +402,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Plausibility warnings as one line ``vertebrafe: warning: ...`` on stderr (others as Python prints them)."""
+    if issubclass(category, PlausibilityWarning):
+        print(f"vertebrafe: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status.
 
@@ -418,9 +428,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", PlausibilityWarning)
+            warnings.showwarning = _show_warning
+            return int(run(args) or 0)
     except KeyboardInterrupt:
         print("vertebrafe: interrupted", file=sys.stderr)
+        if getattr(args, "study", None) and getattr(args, "output", None):
+            print(f"vertebrafe: the finished cases are kept in {args.output}/; resume with the same command: "
+                  f"vertebrafe study {shlex.quote(args.study)} -o {shlex.quote(args.output)}", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI boundary reports every failure
         if args.debug:
