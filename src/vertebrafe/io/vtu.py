@@ -11,6 +11,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from ..errors import MeshError, MeshWarning
+from . import meshfile
 
 __all__ = ["write", "write_with_field_data"]
 
@@ -41,7 +42,7 @@ def write(path, m, **kwargs):
     if m.field_data:
         warnings.warn(f"save({os.path.basename(path)!r}): this format does not keep name tables and "
                       f"face sets; use .vtu to keep everything", MeshWarning, stacklevel=3)
-    meshio.write(path, m, **kwargs)
+    meshfile.write(path, m, **kwargs)
 
 
 def write_with_field_data(src, dst, field_data):
