@@ -21,6 +21,7 @@ import numpy as np
 
 from ..elasticity import axial_modulus
 from ..errors import InputError
+from .fibres import AnnulusFibres, annulus_fibre_springs
 from .disc import DISC_REFINEMENT, disc_layer_count, disc_layers, disc_rim_heights, disc_regions, disc_wedge, stack_frame
 from .levels import (DiscDimensions, adjacent_discs, level_dimensions, level_order, segment_names,
                      vertebra_names)
@@ -96,6 +97,9 @@ class Segment:
     history : tuple
         Clinical operations applied so far, oldest first (:class:`vertebrafe.clinical.Operation`
         records: fracture, vertebroplasty, kyphoplasty); empty for an intact segment.
+    fibres : AnnulusFibres or None
+        Tension-only collagen fibres of the annulus (:mod:`vertebrafe.anatomy.fibres`), or None for the
+        isotropic annulus; :meth:`spring_sets` builds them on the current mesh.
     source : dict or None
         Where the geometry and densities came from: None for the parametric model; for image-based
         segments (:func:`vertebrafe.image_segment`) the files, calibration, vBMD per level and fit residuals.
@@ -115,7 +119,13 @@ class Segment:
     materials: object = None
     elasticity: np.ndarray = field(default=None, repr=False)
     history: tuple = ()
+    fibres: object = None
     source: dict = None
+
+    def spring_sets(self):
+        """Fresh :class:`~vertebrafe.fem.springs.SpringSet` list of this segment (annulus fibres, if any),
+        built on the current mesh, all springs initially active."""
+        return [annulus_fibre_springs(self)] if self.fibres is not None else []
 
     @property
     def names(self):
@@ -236,7 +246,7 @@ def _keep_disc_wedges(dims, overrides, scale):
 
 def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None, scale=1.0, materials=None,
             cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
-            n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, frames=None):
+            n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=None, frames=None):
     """Mesh a contiguous run of vertebrae with the discs between them.
 
     Parameters
@@ -268,6 +278,9 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     disc_refinement : float
         Disc element layers per ``element_size`` of disc height (default 2; see
         :func:`~vertebrafe.anatomy.disc.disc_layer_count`).
+    fibres : bool or AnnulusFibres, optional
+        Reinforce the annulus with tension-only collagen fibres (:mod:`vertebrafe.anatomy.fibres`):
+        True for the published defaults of :class:`AnnulusFibres`, or an instance; None/False: none.
     frames : dict, optional
         ``{vertebra: (R (3, 3), origin (3,))}`` placing each vertebra's local frame in the global one
         (``x_global = R @ x_local + origin``), e.g. as measured in an image
@@ -379,11 +392,24 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     seg = Segment(mesh=mesh, levels=order, discs=tuple(n for n in names if "-" in n), dimensions=dims,
                   frames=frames, counts=counts, element_size=h, cortex_thickness=float(cortex_thickness),
                   endplate_thickness=float(endplate_thickness), n_cortex_layers=int(n_cortex_layers),
-                  disc_refinement=float(disc_refinement))
+                  disc_refinement=float(disc_refinement), fibres=_fibres(fibres))
     materials = _resolve_materials(bmd, materials, order)
     if materials is not None:
         seg.attach_materials(materials)
     return seg
+
+
+def _fibres(fibres):
+    if fibres is None or fibres is False:
+        return None
+    if fibres is True:
+        return AnnulusFibres()
+    if isinstance(fibres, AnnulusFibres):
+        return fibres
+    if isinstance(fibres, dict):
+        return AnnulusFibres(**fibres)
+    raise InputError(f"fibres = {fibres!r}; expected True, False, None, a dict of AnnulusFibres fields or an "
+                     "AnnulusFibres")
 
 
 def _check_frames(frames, levels):

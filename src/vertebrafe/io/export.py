@@ -2,7 +2,8 @@
 
 :func:`describe` reads a model once into plain arrays (mesh, cell and node sets, per-cell materials and
 element formulations, prescribed displacements, nodal forces, rigid plates with their loads);
-:mod:`vertebrafe.io.abaqus` (CalculiX/Abaqus ``.inp``) writes it. :func:`export` picks the writer from the file extension. Units stay mm, N, MPa.
+:mod:`vertebrafe.io.abaqus` (CalculiX/Abaqus ``.inp``) and :mod:`vertebrafe.io.febio` (FEBio ``.feb``)
+write it. :func:`export` picks the writer from the file extension. Units stay mm, N, MPa.
 """
 from __future__ import annotations
 
@@ -62,8 +63,15 @@ class ModelData:
 
 
 def describe(model):
-    """The :class:`ModelData` of ``model``; ConstraintError if a node is both tied to a plate and prescribed."""
+    """The :class:`ModelData` of ``model``; ConstraintError if a node is both tied to a plate and prescribed,
+    InputError if the model has springs (:attr:`vertebrafe.Model.springs`), which are not written yet."""
     mesh = model.mesh
+    springs = getattr(model, "springs", [])
+    if springs:
+        names = ", ".join(f"{s.name!r} ({s.kind}, {s.size})" for s in springs)
+        raise InputError(f"the model has spring sets {names}, which the exporters do not write yet (CalculiX "
+                         f"SPRINGA/nonlinear *SPRING and FEBio discrete springs would be their native form); "
+                         f"export a model without springs")
     node_plate = model._check_ties()
     plate_loads = model._plate_loads()
     force = np.where((node_plate >= 0)[:, None], 0.0, model._force)
@@ -121,19 +129,20 @@ def set_names(names, prefix="", reserved=()):
 
 
 def _writers():
-    from . import abaqus
+    from . import abaqus, febio
 
-    return {".inp": abaqus.write_inp}
+    return {".inp": abaqus.write_inp, ".feb": febio.write_feb}
 
 
 #: File extensions :func:`export` writes and the solver each is for.
-FORMATS = {".inp": "CalculiX / Abaqus input deck"}
+FORMATS = {".inp": "CalculiX / Abaqus input deck", ".feb": "FEBio input file (format 4.0)"}
 
 
 def export(model, path, **options):
     """Write ``model`` to ``path`` in the format of its extension (:data:`FORMATS`).
 
-    ``options`` go to the writer (:func:`vertebrafe.io.abaqus.write_inp`). Returns the path written.
+    ``options`` go to the writer (:func:`vertebrafe.io.abaqus.write_inp`,
+    :func:`vertebrafe.io.febio.write_feb`). Returns the path written.
     """
     ext = os.path.splitext(os.fspath(path))[1].lower()
     writers = _writers()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+from .atomic import temp_file
 import warnings
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
 from ..errors import MeshError, MeshWarning
+from . import meshfile
 
 __all__ = ["write", "write_with_field_data"]
 
@@ -28,8 +29,7 @@ def write(path, m, **kwargs):
     path = os.fspath(path)
     if path.lower().endswith(".vtu"):
         directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(suffix=".vtu", dir=directory)
-        os.close(fd)
+        tmp = temp_file(directory, suffix=".vtu")
         try:
             meshio.write(tmp, m, file_format="vtu", **kwargs)
             write_with_field_data(tmp, path + ".part", m.field_data)
@@ -42,7 +42,7 @@ def write(path, m, **kwargs):
     if m.field_data:
         warnings.warn(f"save({os.path.basename(path)!r}): this format does not keep name tables and "
                       f"face sets; use .vtu to keep everything", MeshWarning, stacklevel=3)
-    meshio.write(path, m, **kwargs)
+    meshfile.write(path, m, **kwargs)
 
 
 def write_with_field_data(src, dst, field_data):
