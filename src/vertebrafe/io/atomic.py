@@ -13,10 +13,34 @@ import itertools
 import os
 import time
 
-__all__ = ["atomic_path", "write_text", "write_bytes", "atomic_dir", "replace_dir", "is_temporary"]
+__all__ = ["atomic_path", "write_text", "write_bytes", "atomic_dir", "replace_dir", "is_temporary", "temp_dir",
+           "umask"]
 
 _COUNTER = itertools.count()
 _TMP = ".tmp-"
+
+
+def umask():
+    """The process umask (read from ``/proc/self/status`` where it is, else set and restored at once)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def temp_dir(directory, prefix=_TMP):
+    """A new temporary folder in ``directory`` whose mode follows the umask (``0777 & ~umask``, not the
+    0700 of ``tempfile.mkdtemp``)."""
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=directory)
+    os.chmod(tmp, 0o777 & ~umask())
+    return tmp
 
 
 def is_temporary(name):
@@ -67,10 +91,9 @@ def atomic_dir(final, label=""):
     """Context manager giving a new temporary folder beside ``final`` to fill; when the block ends without
     an error it replaces ``final`` (:func:`replace_dir`), otherwise it is deleted."""
     import shutil
-    import tempfile
 
     parent = os.path.dirname(os.path.abspath(final))
-    tmp = tempfile.mkdtemp(prefix=f"{_TMP}{label}-" if label else _TMP, dir=parent)
+    tmp = temp_dir(parent, prefix=f"{_TMP}{label}-" if label else _TMP)
     try:
         yield tmp
         replace_dir(tmp, final)
