@@ -10,6 +10,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from ..errors import MeshError, MeshWarning
+from . import meshfile
 from .atomic import atomic_path
 
 __all__ = ["write", "write_with_field_data"]
@@ -39,8 +40,7 @@ def write(path, m, **kwargs):
     if m.field_data:
         warnings.warn(f"save({os.path.basename(path)!r}): this format does not keep name tables and "
                       f"face sets; use .vtu to keep everything", MeshWarning, stacklevel=3)
-    with atomic_path(path) as tmp:                    # same extension: meshio picks the same format
-        meshio.write(tmp, m, **kwargs)
+    meshfile.write(path, m, **kwargs)
 
 
 def write_with_field_data(src, dst, field_data):
