@@ -9,7 +9,7 @@ from typing import Optional
 
 from .schema import SCHEMA, SECTIONS
 
-__all__ = ["CaseMeta", "SegmentSpec", "BoneSpec", "FractureSpec", "TreatmentSpec", "LoadSpec", "SolverSpec",
+__all__ = ["CaseMeta", "SegmentSpec", "BoneSpec", "ImageSpec", "FractureSpec", "TreatmentSpec", "LoadSpec", "SolverSpec",
            "OutputSpec", "Case", "case_id", "SPECSPEC_CLASSES"]
 
 
@@ -34,11 +34,34 @@ class SegmentSpec:
 
 @dataclass(frozen=True)
 class BoneSpec:
-    bmd: float = 0.0
+    bmd: object = None                  # float, {vertebra: float}, or None for an [image] case
     t_score: Optional[float] = None
     law: str = "morgan2003_vertebra"
     anisotropic: bool = False
     transverse_ratio: float = 0.42
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """The ``[image]`` section with paths resolved against the case file's directory."""
+    ct: str = ""
+    labels: str = ""
+    calibration_slope: Optional[float] = None
+    calibration_intercept: Optional[float] = None
+    calibration_material: str = "K2HPO4"
+    rods: Optional[str] = None
+    rod_densities: Optional[dict] = None
+    bmd_margin: float = 3.0
+    pv_margin: float = 2.0
+    max_anisotropy: float = 3.0
+
+    def calibration(self):
+        """The calibration argument of :func:`vertebrafe.image_segment`."""
+        if self.rods is not None:
+            return {"rods": self.rods, "densities": {int(k): float(v) for k, v in self.rod_densities.items()},
+                    "material": self.calibration_material}
+        return {"slope": self.calibration_slope, "intercept": self.calibration_intercept,
+                "material": self.calibration_material}
 
 
 @dataclass(frozen=True)
@@ -116,7 +139,7 @@ class OutputSpec:
     metrics: bool = True
 
 
-SPEC_CLASSES = {"case": CaseMeta, "segment": SegmentSpec, "bone": BoneSpec, "fracture": FractureSpec,
+SPEC_CLASSES = {"case": CaseMeta, "segment": SegmentSpec, "bone": BoneSpec, "image": ImageSpec, "fracture": FractureSpec,
             "treatment": TreatmentSpec, "load": LoadSpec, "solver": SolverSpec, "output": OutputSpec}
 
 
@@ -133,6 +156,7 @@ class Case:
     bone: BoneSpec
     load: LoadSpec
     meta: CaseMeta = field(default_factory=CaseMeta)
+    image: Optional[ImageSpec] = None
     fracture: Optional[FractureSpec] = None
     treatment: TreatmentSpec = field(default_factory=TreatmentSpec)
     solver: SolverSpec = field(default_factory=SolverSpec)
