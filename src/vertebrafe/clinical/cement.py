@@ -38,7 +38,7 @@ import math
 import numpy as np
 
 from ..errors import InputError, MaterialError
-from ..fem.elasticity import isotropic
+from ..elasticity import isotropic
 from ._common import check_level, derive, level_nodes, make_operation, operations_of, sample_points, to_local
 from .measure import body_heights
 
@@ -183,8 +183,10 @@ def resolve_volume(segment, level, volume, fill, eligible_volume_mm3, default=DE
     return v, v / cap
 
 
-def cement_phase(segment, material, cement_modulus):
-    """Isotropic elasticity ``(6, 6)`` (MPa), E (MPa) and nu of the cement phase, or None without materials."""
+def cement_phase(segment, material, cement_modulus, level=None):
+    """Isotropic elasticity ``(6, 6)`` (MPa), E (MPa) and nu of the cement phase, or None without materials.
+
+    With per-vertebra materials (``LevelMaterials``) the composite follows the vBMD of ``level``."""
     if cement_modulus is not None:
         try:
             E, nu = (float(v) for v in cement_modulus)
@@ -196,6 +198,8 @@ def cement_phase(segment, material, cement_modulus):
     ms = segment.materials
     if segment.elasticity is None:
         return None, None, None
+    if hasattr(ms, "for_level"):
+        ms = ms.for_level(level)
     if ms is None or not hasattr(ms, "cement_bone"):
         raise InputError("the segment's materials are not a MaterialSet; pass cement_modulus=(E MPa, nu)")
     m = ms.cement_bone() if material == "composite" else ms.cement
@@ -286,7 +290,7 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
     centroid = (np.einsum("mq,mqi->i", wv, sampler.x) / wv.sum()) if wv.sum() > 0 else np.full(3, np.nan)
 
     C = segment.elasticity
-    C_phase, E_c, nu_c = cement_phase(segment, material, cement_modulus)
+    C_phase, E_c, nu_c = cement_phase(segment, material, cement_modulus, level)
     if C is not None and C_phase is not None:
         C = C.copy()
         k = sampler.cells[f_sel > 0]
