@@ -63,8 +63,15 @@ class ModelData:
 
 
 def describe(model):
-    """The :class:`ModelData` of ``model``; ConstraintError if a node is both tied to a plate and prescribed."""
+    """The :class:`ModelData` of ``model``; ConstraintError if a node is both tied to a plate and prescribed,
+    InputError if the model has springs (:attr:`vertebrafe.Model.springs`), which are not written yet."""
     mesh = model.mesh
+    springs = getattr(model, "springs", [])
+    if springs:
+        names = ", ".join(f"{s.name!r} ({s.kind}, {s.size})" for s in springs)
+        raise InputError(f"the model has spring sets {names}, which the exporters do not write yet (CalculiX "
+                         f"SPRINGA/nonlinear *SPRING and FEBio discrete springs would be their native form); "
+                         f"export a model without springs")
     node_plate = model._check_ties()
     plate_loads = model._plate_loads()
     force = np.where((node_plate >= 0)[:, None], 0.0, model._force)
