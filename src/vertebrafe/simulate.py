@@ -248,6 +248,7 @@ class Result:
                 "fibres": _plain(getattr(seg, "fibres", None)),
                 "dimensions": {k: _plain(v) for k, v in seg.dimensions.items()},
                 "n_cells": int(seg.mesh.n_cells), "n_points": int(seg.mesh.n_points),
+                "source": _plain(getattr(seg, "source", None)),
             },
             "materials": materials,
             "materials_resolved": ({"cortical": _plain(ms.cortical_material)} if hasattr(ms, "cortical_material")
