@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from ..errors import MeshError
+from .atomic import atomic_path
 
 __all__ = ["read", "write", "format_of", "OPTIONAL_PACKAGES"]
 
@@ -71,7 +72,8 @@ def read(path, file_format=None):
 
 
 def write(path, mesh, file_format=None, **kwargs):
-    """Write the :class:`meshio.Mesh` ``mesh`` to ``path`` with meshio; MeshError names file and format."""
+    """Write the :class:`meshio.Mesh` ``mesh`` to ``path`` with meshio, atomically; MeshError names file and
+    format."""
     import meshio
 
     path = os.fspath(path)
@@ -80,6 +82,7 @@ def write(path, mesh, file_format=None, **kwargs):
         raise MeshError(f"cannot tell the mesh format of {path!r} from its extension; pass file_format= one "
                         f"of {', '.join(_known_formats())}")
     try:
-        meshio.write(path, mesh, file_format=fmt, **kwargs)
+        with atomic_path(path) as tmp:                # complete or absent, like every vertebrafe output
+            meshio.write(tmp, mesh, file_format=fmt, **kwargs)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - every meshio failure becomes a MeshError
         raise _fail("write", path, fmt, exc) from exc
