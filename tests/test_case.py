@@ -309,7 +309,8 @@ def test_case_defaults_come_from_the_library():
 
     ms = MaterialSet(bmd=100.0)
     library = {("segment", k): sig(segment, k) for k in ("element_size", "scale", "cortex_thickness",
-                                                         "endplate_thickness", "n_cortex_layers", "disc_refinement")}
+                                                         "endplate_thickness", "n_cortex_layers", "disc_refinement",
+                                                         "nucleus")}
     library["segment", "fibres"] = bool(sig(segment, "fibres"))
     library.update({("bone", k): getattr(ms, k) for k in ("law", "anisotropic", "transverse_ratio")})
     library.update({("fracture", k): sig(fracture, k) for k in ("kind", "damage_factor")})
