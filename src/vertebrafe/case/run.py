@@ -41,12 +41,13 @@ def build_segment(case, progress=None):
                             element_size=s.element_size, materials=materials, bmd_margin=im.bmd_margin,
                             pv_margin=im.pv_margin, max_anisotropy=im.max_anisotropy,
                             cortex_thickness=s.cortex_thickness, endplate_thickness=s.endplate_thickness,
-                            n_cortex_layers=s.n_cortex_layers, disc_refinement=s.disc_refinement, fibres=s.fibres)
+                            n_cortex_layers=s.n_cortex_layers, disc_refinement=s.disc_refinement, fibres=s.fibres,
+                            nucleus=s.nucleus)
     else:
         seg = segment(list(s.levels), element_size=s.element_size, overrides=s.overrides, scale=s.scale,
                       bmd=b.bmd if per_level else None, materials=materials, cortex_thickness=s.cortex_thickness,
                       endplate_thickness=s.endplate_thickness, n_cortex_layers=s.n_cortex_layers,
-                      disc_refinement=s.disc_refinement, fibres=s.fibres)
+                      disc_refinement=s.disc_refinement, fibres=s.fibres, nucleus=s.nucleus)
     if case.fracture is not None:
         f = case.fracture
         step("fracture")
