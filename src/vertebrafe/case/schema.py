@@ -11,6 +11,7 @@ from typing import Any
 from ..anatomy.segment import segment as _segment
 from ..clinical import fracture, kyphoplasty, vertebroplasty
 from ..errors import InputError
+from ..image import Calibration, image_segment
 from ..materials import MaterialSet
 
 __all__ = ["CaseError", "Field", "REQUIRED", "SCHEMA", "SECTIONS"]
@@ -154,17 +155,17 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               "rods and rod_densities)", "mg/cm^3 per HU", 0.0, 10.0, True, True, source=_IMG),
         Field("calibration_intercept", "float", None, "HU -> density intercept", "mg/cm^3", -1000.0, 1000.0,
               source=_IMG),
-        Field("calibration_material", "str", "K2HPO4", "phantom material", choices=("K2HPO4", "hydroxyapatite"),
+        Field("calibration_material", "str", _default(Calibration, "material"), "phantom material", choices=("K2HPO4", "hydroxyapatite"),
               source=_IMG),
         Field("rods", "str", None, "label image of the calibration rods on the CT grid (instead of slope and "
               "intercept), relative to the case file", source=_IMG),
         Field("rod_densities", "table", None, "known density per rod label, e.g. {1 = 0.0, 2 = 100.0}",
               "mg/cm^3", source=_IMG),
-        Field("bmd_margin", "float", 3.0, "depth below the label surface of the vBMD region", "mm", 0.0, 20.0,
+        Field("bmd_margin", "float", _default(image_segment, "bmd_margin"), "depth below the label surface of the vBMD region", "mm", 0.0, 20.0,
               source=_IMG),
-        Field("pv_margin", "float", 2.0, "depth of the partial-volume correction of the cell densities", "mm",
+        Field("pv_margin", "float", _default(image_segment, "pv_margin"), "depth of the partial-volume correction of the cell densities", "mm",
               0.0, 20.0, source=_IMG),
-        Field("max_anisotropy", "float", 3.0, "largest allowed ratio of voxel edge lengths", "", 1.0, 20.0,
+        Field("max_anisotropy", "float", _default(image_segment, "max_anisotropy"), "largest allowed ratio of voxel edge lengths", "", 1.0, 20.0,
               source=_IMG),
     ),
     "fracture": (

@@ -54,12 +54,12 @@ class ImageSpec:
     labels: str = ""
     calibration_slope: Optional[float] = None
     calibration_intercept: Optional[float] = None
-    calibration_material: str = "K2HPO4"
+    calibration_material: str = _d("image", "calibration_material")
     rods: Optional[str] = None
     rod_densities: Optional[dict] = None
-    bmd_margin: float = 3.0
-    pv_margin: float = 2.0
-    max_anisotropy: float = 3.0
+    bmd_margin: float = _d("image", "bmd_margin")
+    pv_margin: float = _d("image", "pv_margin")
+    max_anisotropy: float = _d("image", "max_anisotropy")
 
     def calibration(self):
         """The calibration argument of :func:`vertebrafe.image_segment`."""
