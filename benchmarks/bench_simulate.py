@@ -14,6 +14,14 @@ relative change against the finest size.
     python benchmarks/bench_simulate.py --convergence 4,3,2 --levels L4-L5 --json conv.json
     python benchmarks/bench_simulate.py --validation --element-size 2     # targets 5, 6, 7
     python benchmarks/bench_simulate.py --clinical --element-size 3       # intact / fracture / VP / BKP
+    python benchmarks/bench_simulate.py --table 3,2,1.5,1 --solvers direct,amg   # segment table
+    python benchmarks/bench_simulate.py --loads 5                         # five presets, one set-up
+
+Segment table (``--table``): every (element size, solver) pair in a fresh process, so that the peak
+memory (resident-set high-water mark) belongs to that run; phases in wall-clock seconds and the
+process CPU seconds (on a shared machine CPU time is the steadier measure).
+Several loads (``--loads N``): ``simulate`` with one preset, then with a list of N presets (one model,
+one set-up, N solves), same process and segment; prints both times and their ratio.
 
 Validation (``--validation``): target 5, nucleus pressure of an intact L4-L5 (vBMD 120) under the
 relaxed-standing, standing-flexed and lifting presets (Wilke 1999: 0.5, 1.1 and 2.3 MPa); target 6,
@@ -33,6 +41,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -79,13 +88,15 @@ def warm_up():
 
 
 def run(levels, bmd, element_size, load, solver, fibres=False):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     seg = vf.segment(levels, bmd=bmd, element_size=element_size, fibres=fibres)
     t1 = time.perf_counter()
     res = simulate(seg, load, solver=solver)
     t2 = time.perf_counter()
     info = res.info
-    return seg, res, {"mesh_s": t1 - t0, "model_s": info["model_time"], "solve_s": info["fe_time"],
+    return seg, res, {"cpu_s": time.process_time() - c0,
+                      "peak_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                      "factorization": info.get("factorization"), "mesh_s": t1 - t0, "model_s": info["model_time"], "solve_s": info["fe_time"],
                       "metrics_s": info["metrics_time"], "total_s": t2 - t0, "cells": seg.mesh.n_cells,
                       "dofs": seg.n_dofs, "free_dofs": info.get("dofs"), "solver": info.get("solver"),
                       "iterations": info.get("iterations"), "residual": info.get("residual"),
@@ -175,6 +186,57 @@ def clinical(h, solver, bmd=70.0):
     return out
 
 
+PRESET_LIST = ["relaxed_standing", "standing_flexed", "lifting", "flexion_moment", "lateral_bending_moment"]
+
+
+def table(sizes, solvers, levels, bmd, load):
+    """One fresh process per (size, solver); prints a Markdown row for each."""
+    import tempfile
+    print("| h mm | cells | DOFs | solver | CG it | mesh s | assembly s | set-up s | solve s | metrics s "
+          "| total s | CPU s | peak MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for h in sizes:
+        for solver in solvers:
+            with tempfile.TemporaryDirectory() as tmp:
+                out = os.path.join(tmp, "run.json")
+                cmd = [sys.executable, os.path.abspath(__file__), "--levels", levels, "--bmd", str(bmd),
+                       "--load", load, "--element-size", str(h), "--solver", solver, "--json", out]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    print(f"| {h:g} | | | {solver} | failed: {proc.stderr.strip().splitlines()[-1:]} |")
+                    continue
+                with open(out) as f:
+                    r = json.load(f)["runs"][0]
+            name = r["solver"] + (" (CHOLMOD)" if "CHOLMOD" in str(r.get("factorization")) else
+                                  " (SuperLU)" if r.get("factorization") else "")
+            print(f"| {h:g} | {r['cells']:,} | {r['free_dofs']:,} | {name} | "
+                  f"{r['iterations'] if r['solver'] == 'amg' else '-'} | {r['mesh_s']:.2f} | {r['assembly_s']:.2f} | "
+                  f"{r['solver_setup_s']:.2f} | {r['solver_iterations_s']:.2f} | {r['metrics_s']:.2f} | "
+                  f"{r['total_s']:.2f} | {r['cpu_s']:.1f} | {r['peak_MB']:,.0f} |", flush=True)
+            rows.append({"element_size": h, **r})
+    return rows
+
+
+def several_loads(n, levels, bmd, element_size, solver):
+    """``simulate`` with one preset, then with a list of ``n`` presets on the same segment."""
+    names = (PRESET_LIST * n)[:n]
+    seg = vf.segment(levels, bmd=bmd, element_size=element_size)
+    t0, c0 = time.perf_counter(), time.process_time()
+    one = simulate(seg, names[0], solver=solver)
+    t1, c1 = time.perf_counter(), time.process_time()
+    many = simulate(seg, names, solver=solver)
+    t2, c2 = time.perf_counter(), time.process_time()
+    print(f"{seg.mesh.n_cells} cells, {one.info['dofs']} free DOFs, solver {one.info['solver']} "
+          f"{one.info.get('factorization', '')}")
+    print(f"one load ({names[0]}): {t1 - t0:.2f} s (CPU {c1 - c0:.2f} s); set-up {one.info['setup_time']:.2f} s, "
+          f"solve {one.info['solve_time']:.2f} s")
+    print(f"{n} loads ({', '.join(names)}): {t2 - t1:.2f} s (CPU {c2 - c1:.2f} s); solves "
+          + ", ".join(f"{r.info['solve_time']:.2f}" for r in many) + " s")
+    print(f"ratio {n} loads / one: {(t2 - t1) / (t1 - t0):.2f} (CPU {(c2 - c1) / (c1 - c0):.2f}); target <= 1.5")
+    return {"one_s": t1 - t0, "many_s": t2 - t1, "one_cpu_s": c1 - c0, "many_cpu_s": c2 - c1, "n": n}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--levels", default="T12-L2")
@@ -182,12 +244,15 @@ def main(argv=None):
     ap.add_argument("--element-size", type=float, default=2.0)
     ap.add_argument("--load", default="relaxed_standing", help="preset name")
     ap.add_argument("--solver", default="auto")
+    ap.add_argument("--solvers", default="direct,amg", help="solvers of --table")
     ap.add_argument("--convergence", default="", help="comma list of element sizes (mm), coarse to fine")
     ap.add_argument("--json", default="")
     ap.add_argument("--fibres", action="store_true", help="annulus fibres (segment(..., fibres=True))")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--validation", action="store_true",
                       help="validation targets 5-7 at --element-size (fixed cases; ignores --levels, --bmd, --load)")
+    mode.add_argument("--table", default="", help="comma list of element sizes: segment table, one process per run")
+    mode.add_argument("--loads", type=int, default=0, help="time a list of this many presets against one")
     mode.add_argument("--clinical", action="store_true",
                       help="intact / fracture / VP / BKP of T12-L2, vBMD 70, 500 N follower, at --element-size "
                            "(ignores --levels, --bmd, --load)")
@@ -200,6 +265,15 @@ def main(argv=None):
     t = time.perf_counter()
     warm_up()
     print(f"warm-up (numba cache) {time.perf_counter() - t:.1f} s")
+    if args.table:
+        rows = table([float(h) for h in args.table.split(",")], args.solvers.split(","), args.levels, args.bmd,
+                     args.load)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=1)
+        return rows
+    if args.loads:
+        return several_loads(args.loads, args.levels, args.bmd, args.element_size, args.solver)
     if args.validation or args.clinical:
         report = (validation if args.validation else clinical)(args.element_size, args.solver)
         if args.json:

@@ -50,10 +50,14 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     segment : vertebrafe.Segment
         With per-cell ``elasticity`` (build it with ``bmd=`` or ``materials=``); may carry a clinical
         ``history``.
-    load : Load or str
-        A :class:`~vertebrafe.loads.Load` or the name of a preset (:data:`vertebrafe.loads.PRESETS`).
+    load : Load or str, or a list of them
+        A :class:`~vertebrafe.loads.Load` or the name of a preset (:data:`vertebrafe.loads.PRESETS`). A list
+        solves every load on the same model with one set-up (the stiffness matrix is assembled and
+        factorised, or its AMG hierarchy built, once; :class:`vertebrafe.fem.Setup`) and returns a list of
+        results.
     case : str, optional
-        Label of the case in the metric tables (default: the load's name or ``"case"``).
+        Label of the case in the metric tables (default: the load's name or ``"case"``); a list of labels
+        for a list of loads.
     yield_compression, yield_tension : float, optional
         Yield strains (-) for yield fractions and strength; default the MaterialSet's (0.0077 / 0.0070,
         Morgan & Keaveny 2001).
@@ -73,10 +77,31 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
 
     Returns
     -------
-    Result
+    Result, or a list of Result for a list of loads
     """
+    from .fem import Setup
+
+    options = dict(yield_compression=yield_compression, yield_tension=yield_tension, fraction=fraction,
+                   bone_regions=bone_regions, formulation=formulation, user_loads=user_loads)
+    if not isinstance(load, (list, tuple)):
+        return _simulate(segment, load, case, None, options, solver_options)
+    if not load:
+        raise InputError("load = []; give a Load, a preset name or a non-empty list of them")
+    cases = [None] * len(load) if case is None else case
+    if isinstance(cases, str) or len(cases) != len(load):
+        raise InputError(f"case = {case!r}; expected None or a list of {len(load)} labels, one per load")
+    setup = Setup()
+    return [_simulate(segment, ld, c, setup, options, dict(solver_options)) for ld, c in zip(load, cases)]
+
+
+def _simulate(segment, load, case, setup, options, solver_options):
+    """One load case of :func:`simulate`; ``setup``: a :class:`vertebrafe.fem.Setup` shared by the loads of
+    one call, or None."""
     from .fem import Model
 
+    yield_compression, yield_tension = options["yield_compression"], options["yield_tension"]
+    fraction, bone_regions = options["fraction"], options["bone_regions"]
+    formulation, user_loads = options["formulation"], options["user_loads"]
     if isinstance(load, str):
         load = preset(load)
     if not isinstance(load, Load):
@@ -86,7 +111,7 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
                          "segment.attach_materials(...)")
     if load.is_zero:
         raise InputError("load is zero (no compression and no moment); nothing to solve")
-    notes = _p.warn(_p.check_inputs(segment, load), stacklevel=2)
+    notes = _p.warn(_p.check_inputs(segment, load), stacklevel=3)
     yc, yt = _yield_strains(segment, yield_compression, yield_tension)
     _s._check(fraction, yc, yt)
     solver_options.setdefault("solver", "auto")
@@ -101,7 +126,7 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
         user_loads(model, segment)
         applied.user_loads = getattr(user_loads, "__qualname__", repr(user_loads))
     t1 = time.perf_counter()
-    solution = model.solve(**solver_options)
+    solution = model.solve(**solver_options, setup=setup)
     t2 = time.perf_counter()
     res = Result(segment=segment, load=load, solution=solution, applied=applied,
                  case=case or load.name or "case", yield_compression=yc, yield_tension=yt, fraction=fraction,
@@ -109,7 +134,7 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     res.timings = {"model_time": t1 - t0, "fe_time": t2 - t1}
     _ = res.metrics
     res.timings["metrics_time"] = time.perf_counter() - t2
-    res.warnings = notes + _p.warn(_p.check_result(res.metrics, segment), stacklevel=2)
+    res.warnings = notes + _p.warn(_p.check_result(res.metrics, segment), stacklevel=3)
     return res
 
 

@@ -2,7 +2,7 @@
 
 It knows nothing about vertebrae: any hex8 :class:`vertebrafe.Mesh` can be solved.
 """
-from .model import Model, RigidPlate
+from .model import Model, RigidPlate, Setup
 from .solution import Solution
 from .cavity import FluidCavity
 from .springs import SpringSet, spring_set

@@ -5,6 +5,7 @@ and loads on a :class:`vertebrafe.mesh.Mesh`; :meth:`Model.solve` assembles, eli
 constraints exactly (no penalty), checks that no rigid-body motion is left free, solves and returns a
 :class:`vertebrafe.fem.solution.Solution`.
 """
+import hashlib
 import time
 
 import numba
@@ -117,6 +118,27 @@ def _vector(name, value, shape=(3,)):
     if v.shape != shape or not np.all(np.isfinite(v)):
         raise InputError(f"{name} = {value!r}; expected {shape} finite numbers")
     return v
+
+
+class Setup:
+    """Assembled stiffness and solver set-up (factorisation or AMG hierarchy) shared by the solves of
+    several models that differ only in their loads: pass the same ``Setup()`` to each
+    :meth:`Model.solve`. It holds the latest set-up only (a factorisation can take hundreds of MB);
+    drop it to free the memory.
+    """
+
+    def __init__(self):
+        self._key = None
+        self._entry = None
+
+    def _get(self, key):
+        return self._entry if key == self._key else None
+
+    def _put(self, key, entry):
+        self._key, self._entry = key, entry
+
+    def __repr__(self):
+        return f"Setup({'empty' if self._entry is None else 'holding one set-up'})"
 
 
 class Model:
@@ -435,16 +457,60 @@ class Model:
                 raise InputError(f"spring set {s.name!r} is attached to node {int(bad[0])}, which no cell uses; "
                                  "attach springs to nodes of the mesh's cells")
 
-    def solve(self, solver="auto", rtol=1e-8, maxiter=None, max_active_set_iterations=active_set.MAX_ITERATIONS):
+    def _setup_key(self, method, node_plate, centers, eliminated, g, points, cells):
+        """Digest of everything the assembled matrix and its solver set-up depend on."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(method.encode())
+        for a in (self._C, self._material, self._form, points, cells, node_plate, centers, eliminated, g):
+            a = np.ascontiguousarray(a)
+            h.update(str((a.dtype, a.shape)).encode())
+            h.update(a.view(np.uint8).ravel() if a.size else b"")
+        return h.hexdigest()
+
+    def _assemble(self, pat, node_plate, centers, points, cells, free, eliminated, g, info):
+        """Stiffness ``K`` (BSR 3x3, constraints eliminated) and the load of the prescribed values
+        ``-K_fc g`` (N,); records ``assembly_time``."""
+        t1 = time.perf_counter()
+        mesh = self.mesh
+        data = np.zeros((pat["indices"].size, 3, 3))
+        rhs = np.zeros(eliminated.size)
+        min_det = np.zeros(mesh.n_cells)
+        assembly.assemble(points, cells, self._C, self._material, element_tables(mesh.element), self._form,
+                          node_plate, centers, pat["indptr"], pat["indices"], pat["color_ptr"],
+                          pat["chunk_ptr"], pat["order"], pat["tied"], free, g, data, rhs, min_det)
+        info["assembly_time"] = time.perf_counter() - t1
+        if np.any(min_det <= 0):
+            bad = np.flatnonzero(min_det <= 0)
+            raise InvertedElementError(
+                f"{bad.size} cell(s) are inverted or degenerate (Jacobian determinant <= 0 at a Gauss point), "
+                f"first: {bad[:10].tolist()}; fix the mesh before solving", cells=bad)
+        # decoupled rows for eliminated DOFs, scaled like the stiffness so conditioning is not hurt
+        diag = data[pat["diag"]]  # (nb, 3, 3)
+        dvals = np.einsum("bii->bi", diag).ravel()
+        scale = dvals[free].mean() if free.any() else 1.0
+        elim_idx = np.flatnonzero(eliminated)
+        data[pat["diag"][elim_idx // 3], elim_idx % 3, elim_idx % 3] = scale
+        N = eliminated.size
+        return sp.bsr_matrix((data, pat["indices"], pat["indptr"]), shape=(N, N)), rhs
+
+    def solve(self, solver="auto", rtol=1e-8, maxiter=None, max_active_set_iterations=active_set.MAX_ITERATIONS,
+              setup=None):
         """Assemble and solve; returns a :class:`Solution`.
 
-        solver: ``"auto"`` (direct up to 5 000 DOFs, else AMG-CG), ``"direct"`` or ``"amg"``;
-        rtol: relative residual target ||K u - f|| / ||f|| of the iterative solve; maxiter: CG limit.
+        solver: ``"auto"`` (direct up to :func:`~vertebrafe.fem.solvers.direct_max_dofs` unknowns, else
+        AMG-CG), ``"direct"`` or ``"amg"``; rtol: relative residual target ||K u - f|| / ||f|| of the
+        iterative solve; maxiter: CG limit.
+        setup: a :class:`Setup` shared by the solves of models that differ only in their loads (same mesh,
+        materials, formulation, constraints, plates and prescribed values): the first solve stores the
+        assembled matrix and its factorisation or AMG hierarchy, the others reuse them
+        (``info["setup_reused"]``); anything else that differs makes a new set-up.
         With one-sided springs (:attr:`springs`) the active-set loop runs (at most
         ``max_active_set_iterations`` linear solves) and ``info`` adds ``active_set_iterations``.
         ``Solution.info`` reports iterations, the true residual and the time of each phase (s).
         Raises UnderConstrainedError, InvertedElementError, ConvergenceError, ConstraintError.
         """
+        if setup is not None and not isinstance(setup, Setup):
+            raise InputError(f"setup = {setup!r}; expected a vertebrafe.fem.Setup or None")
         mesh = self.mesh
         n, npl = mesh.n_points, len(self.plates)
         nb = n + 2 * npl
@@ -474,51 +540,41 @@ class Model:
         cells = np.ascontiguousarray(mesh.cells, dtype=np.int64)
         points = np.ascontiguousarray(mesh.points, dtype=np.float64)
         centers = np.array([p.center for p in self.plates]).reshape(npl, 3)
-        data = np.zeros((pat["indices"].size, 3, 3))
-        rhs = np.zeros(N)
-        min_det = np.zeros(mesh.n_cells)
-        el = mesh.element
-        assembly.assemble(points, cells, self._C, self._material, element_tables(el), self._form,
-                          node_plate, centers, pat["indptr"], pat["indices"], pat["color_ptr"],
-                          pat["chunk_ptr"], pat["order"], pat["tied"], free, g, data, rhs, min_det)
-        t2 = time.perf_counter()
-        info["assembly_time"] = t2 - t1
-        if np.any(min_det <= 0):
-            bad = np.flatnonzero(min_det <= 0)
-            raise InvertedElementError(
-                f"{bad.size} cell(s) are inverted or degenerate (Jacobian determinant <= 0 at a Gauss point), "
-                f"first: {bad[:10].tolist()}; fix the mesh before solving", cells=bad)
-
+        key = self._setup_key(method, node_plate, centers, eliminated, np.where(constrained, g, 0.0),
+                              points, cells) if setup is not None else None
+        entry = setup._get(key) if setup is not None else None
+        if entry is None:
+            K, rhs_g = self._assemble(pat, node_plate, centers, points, cells, free, eliminated, g, info)
+            t2 = time.perf_counter()
+            coords = np.concatenate([points, np.repeat(centers, 2, axis=0)]) if npl else points
+            rotation_blocks = np.zeros(nb, bool)
+            rotation_blocks[n + 1::2] = True
+            label = active_set.join_parts(pat["label"], self.springs) if self.springs else pat["label"]
+            solvers.check_rigid_body_modes(label, coords, rotation_blocks, free, constrained, pat["used"])
+            B = solvers.rigid_body_modes(coords, rotation_blocks) if method == "amg" else None
+            strength = self._material_strength(pat, cells, npl) if method == "amg" else None
+            entry = {"K": K, "rhs": rhs_g, "near_nullspace": B, "strength": strength, "prepared": None}
+            if setup is not None:
+                setup._put(key, entry)
+            info["constraints_time"] = time.perf_counter() - t2
+        else:
+            info.update(assembly_time=0.0, constraints_time=0.0)
+        K = entry["K"]
         # loads: nodal forces on free node DOFs; forces on tied nodes go to their plate
+        rhs = entry["rhs"].copy()
         rhs[:3 * n] += np.where(free[:3 * n], self._force.ravel(), 0.0)
         if npl:
             rhs[3 * n:] += np.where(free[3 * n:], self._plate_loads().ravel(), 0.0)
-        # decoupled rows for eliminated DOFs, scaled like the stiffness so conditioning is not hurt
-        diag = data[pat["diag"]]  # (nb, 3, 3)
-        dvals = np.einsum("bii->bi", diag).ravel()
-        scale = dvals[free].mean() if free.any() else 1.0
-        elim_idx = np.flatnonzero(eliminated)
-        data[pat["diag"][elim_idx // 3], elim_idx % 3, elim_idx % 3] = scale
-        K = sp.bsr_matrix((data, pat["indices"], pat["indptr"]), shape=(N, N))
-        coords = np.concatenate([points, np.repeat(centers, 2, axis=0)]) if npl else points
-        rotation_blocks = np.zeros(nb, bool)
-        rotation_blocks[n + 1::2] = True
-        has_cells = pat["used"]
-        label = active_set.join_parts(pat["label"], self.springs) if self.springs else pat["label"]
-        solvers.check_rigid_body_modes(label, coords, rotation_blocks, free, constrained, has_cells)
-        t3 = time.perf_counter()
-        info["constraints_time"] = t3 - t2
-        B = solvers.rigid_body_modes(coords, rotation_blocks) if method == "amg" else None
-        strength = self._material_strength(pat, cells, npl) if method == "amg" else None
         if self.springs:
             self._check_spring_nodes(pat["used"][:n])
             T = active_set.node_map(n, self.plates, points, N)
             x, sinfo = active_set.solve(K, rhs, self.springs, T, free, constrained, g, n, method, rtol=rtol,
-                                        maxiter=maxiter, near_nullspace=B, strength=strength,
-                                        max_iterations=max_active_set_iterations)
+                                        maxiter=maxiter, near_nullspace=entry["near_nullspace"],
+                                        strength=entry["strength"], max_iterations=max_active_set_iterations)
         else:
-            x, sinfo = solvers.solve(K, rhs, method=method, rtol=rtol, maxiter=maxiter, near_nullspace=B,
-                                     strength=strength)
+            if entry["prepared"] is None:
+                entry["prepared"] = solvers.Prepared(K, method, entry["near_nullspace"], entry["strength"])
+            x, sinfo = entry["prepared"].solve(rhs, rtol, maxiter)
         info.update(sinfo)
         info["dofs"] = int(free.sum())
         info["total_time"] = time.perf_counter() - t0

@@ -1,9 +1,14 @@
 """Linear solvers for the assembled system and the rigid-body (under-constraint) check.
 
-- ``"direct"``: sparse LU factorisation (SciPy SuperLU); exact up to round-off, for small systems.
+- ``"direct"``: sparse Cholesky factorisation (CHOLMOD through scikit-sparse, supernodal, METIS
+  ordering, BLAS threads) when it is installed and the system has more than
+  :data:`SUPERLU_MAX_DOFS` unknowns, else sparse LU (SciPy SuperLU); exact up to round-off.
 - ``"amg"``: conjugate gradients preconditioned by smoothed-aggregation AMG (pyamg) on the 3x3 block
   matrix, with the six rigid-body modes as near-nullspace.
-- ``"auto"``: direct below :data:`DIRECT_MAX_DOFS` unknowns, AMG above.
+- ``"auto"``: direct up to :func:`direct_max_dofs` unknowns, AMG above.
+
+:class:`Prepared` holds the one-time set-up of a matrix (factorisation or AMG hierarchy) and solves any
+number of right-hand sides with it; :func:`solve` is set-up and one solve.
 """
 import time
 
@@ -15,7 +20,11 @@ from threadpoolctl import threadpool_limits
 from ..errors import ConvergenceError, InputError, UnderConstrainedError
 from . import relaxation
 
-DIRECT_MAX_DOFS = 5_000
+#: "auto" picks the direct solver up to this many unknowns: with CHOLMOD, and with SuperLU only. The
+#: CHOLMOD bound is where its factorisation stops being faster than AMG-CG on segment models
+#: (benchmarks/README.md, segment table).
+DIRECT_MAX_DOFS = 120_000
+SUPERLU_MAX_DOFS = 5_000
 #: Iterative-refinement steps of the direct solve and restarts of CG when the true residual is above rtol.
 REFINEMENT_STEPS = 3
 CG_RESTARTS = 3
@@ -151,13 +160,52 @@ def check_rigid_body_modes(label, coords, rotation_blocks, free, constrained, ha
               "constrain the rigid plate.", free_modes=all_modes)
 
 
+def cholmod_available():
+    """True if scikit-sparse's CHOLMOD interface can be imported."""
+    try:
+        import sksparse.cholmod  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def direct_max_dofs():
+    """Largest system that ``"auto"`` solves directly: :data:`DIRECT_MAX_DOFS` with CHOLMOD, else
+    :data:`SUPERLU_MAX_DOFS`."""
+    return DIRECT_MAX_DOFS if cholmod_available() else SUPERLU_MAX_DOFS
+
+
 def choose(method, n):
     """The solver that ``method`` (``"auto"``, ``"direct"`` or ``"amg"``) means for ``n`` unknowns."""
     if method not in SOLVERS:
         raise InputError(f"solver = {method!r}; allowed: {', '.join(map(repr, SOLVERS))}")
     if method == "auto":
-        return "direct" if n <= DIRECT_MAX_DOFS else "amg"
+        return "direct" if n <= direct_max_dofs() else "amg"
     return method
+
+
+def factorize(K):
+    """A direct factorisation of the symmetric positive-definite ``K`` (scipy sparse): returns
+    ``(solve, name)`` with ``solve(b) -> x``.
+
+    CHOLMOD (supernodal Cholesky, METIS fill-reducing ordering; its dense kernels use the BLAS threads
+    in force, both cores outside study workers) for more than :data:`SUPERLU_MAX_DOFS` unknowns when
+    scikit-sparse is installed; SuperLU otherwise, and if CHOLMOD finds ``K`` not positive definite.
+    """
+    A = K.tocsc()
+    if A.shape[0] > SUPERLU_MAX_DOFS and cholmod_available():
+        from sksparse.cholmod import CholmodNotPositiveDefiniteError, analyze
+        try:
+            try:
+                factor = analyze(A, mode="supernodal", ordering_method="metis")
+            except Exception:  # noqa: BLE001 - CHOLMOD built without METIS
+                factor = analyze(A, mode="supernodal")
+            factor.cholesky_inplace(A)
+            return factor.solve_A, "Cholesky (CHOLMOD)"
+        except CholmodNotPositiveDefiniteError:
+            pass
+    lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+    return lu.solve, "LU (SuperLU)"
 
 
 def amg_hierarchy(K, near_nullspace=None, strength=None):
@@ -175,101 +223,141 @@ def amg_hierarchy(K, near_nullspace=None, strength=None):
 
 
 def solve(K, f, method="auto", rtol=1e-8, maxiter=None, near_nullspace=None, strength=None):
-    """Solve with BLAS limited to one thread (see :func:`_solve`).
+    """Solve ``K u = f`` once: :class:`Prepared` set-up, then :meth:`Prepared.solve` (see there).
 
-    The Krylov loop calls BLAS on single vectors, where threads only add wake-up latency; on a busy
-    2-core machine multithreaded OpenBLAS made each dot product 5000x slower (17 ms instead of 3 us).
+    A zero load returns zero displacements without any set-up.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _solve(K, f, method, rtol, maxiter, near_nullspace, strength)
-
-
-def _solve(K, f, method, rtol, maxiter, near_nullspace, strength):
-    """Solve ``K u = f`` for the symmetric positive-definite block matrix ``K`` (scipy BSR, 3x3).
-
-    ``near_nullspace (N, 6)``: rigid-body modes for AMG; ``strength``: optional finest-level strength
-    graph for AMG (:func:`material_strength`). Returns ``(u, info)``; ``info`` holds ``solver``,
-    ``iterations``, ``residual`` (true relative residual
-    ||K u - f|| / ||f||), ``setup_time`` and ``solve_time`` (s). Both solvers are judged on the true
-    residual: the direct solve refines the LU solution, CG restarts from its iterate while the true residual
-    is above ``rtol``. Raises :class:`ConvergenceError` if the residual does not reach ``rtol`` (with advice
-    for an iteration limit or a stagnation) or the result is not finite.
-    """
-    method = choose(method, K.shape[0])
     if not (0 < rtol < 1):
         raise InputError(f"rtol = {rtol!r}; allowed range (0, 1)")
-    n = K.shape[0]
-    fmax = float(np.max(np.abs(f))) if n else 0.0
+    _load_norm(f)
+    if not np.any(f):
+        return np.zeros(K.shape[0]), {"solver": choose(method, K.shape[0]), "iterations": 0, "residual": 0.0,
+                                      "setup_time": 0.0, "solve_time": 0.0}
+    return Prepared(K, method, near_nullspace, strength).solve(f, rtol, maxiter)
+
+
+def _load_norm(f):
+    """``(max |f|, ||f||)`` computed without overflow; InputError for non-finite loads."""
+    fmax = float(np.max(np.abs(f))) if f.size else 0.0
     if not np.isfinite(fmax):
         raise InputError(f"the load vector holds non-finite values (max |f| = {fmax}); allowed: finite forces (N)")
-    fnorm = fmax * float(np.linalg.norm(f / fmax)) if fmax > 0 else 0.0
-    info = {"solver": method}
-    if fnorm == 0.0:
-        u = np.zeros(n)
-        info.update(iterations=0, residual=0.0, setup_time=0.0, solve_time=0.0)
+    return fmax, (fmax * float(np.linalg.norm(f / fmax)) if fmax > 0 else 0.0)
+
+
+class Prepared:
+    """The set-up of ``K`` (symmetric positive-definite scipy sparse, 3x3 BSR for AMG) for
+    ``method``: a direct factorisation (:func:`factorize`) or an AMG hierarchy (:func:`amg_hierarchy`
+    with ``near_nullspace (N, 6)`` and the optional finest-level ``strength`` graph). Built once,
+    :meth:`solve` then serves any number of load vectors; ``setup_time`` (s) is what building it cost.
+    """
+
+    def __init__(self, K, method="auto", near_nullspace=None, strength=None):
+        self.K = K
+        self.method = choose(method, K.shape[0])
+        t0 = time.perf_counter()
+        if self.method == "direct":
+            self._factor, self.backend = factorize(K)
+            self._extra = {"factorization": self.backend}
+        else:
+            with threadpool_limits(limits=1, user_api="blas"):
+                ml = amg_hierarchy(K, near_nullspace, strength)
+            self._M = ml.aspreconditioner(cycle="V")
+            self.backend = "AMG-CG"
+            self._extra = {"levels": len(ml.levels), "operator_complexity": float(ml.operator_complexity())}
+        self.setup_time = time.perf_counter() - t0
+        self.solves = 0
+
+    def solve(self, f, rtol=1e-8, maxiter=None):
+        """Solve ``K u = f`` with BLAS limited to one thread (see :meth:`_solve`); returns ``(u, info)``.
+
+        The Krylov loop and the triangular solves call BLAS on single vectors, where threads only add
+        wake-up latency; on a busy 2-core machine multithreaded OpenBLAS made each dot product 5000x
+        slower (17 ms instead of 3 us).
+        """
+        if not (0 < rtol < 1):
+            raise InputError(f"rtol = {rtol!r}; allowed range (0, 1)")
+        with threadpool_limits(limits=1, user_api="blas"):
+            u, info = self._solve(f, rtol, maxiter)
+        info["setup_time"] = self.setup_time if self.solves == 0 else 0.0
+        info["setup_reused"] = self.solves > 0
+        self.solves += 1
         return u, info
 
-    def true_residual(u):
-        return float(np.linalg.norm((K @ u - f) / fmax) * fmax / fnorm)
+    def _solve(self, f, rtol, maxiter):
+        """``info`` holds ``solver``, ``iterations``, ``residual`` (true relative residual
+        ||K u - f|| / ||f||) and ``solve_time`` (s), plus ``factorization`` (direct) or ``levels``,
+        ``operator_complexity``, ``restarts`` (AMG). Both solvers are judged on the true residual: the
+        direct solve refines its solution, CG restarts from its iterate while the true residual is above
+        ``rtol``. Raises :class:`ConvergenceError` if the residual does not reach ``rtol`` (with advice
+        for an iteration limit or a stagnation) or the result is not finite.
+        """
+        K, method = self.K, self.method
+        n = K.shape[0]
+        fmax, fnorm = _load_norm(f)
+        info = {"solver": method, **self._extra}
+        if fnorm == 0.0:
+            info.update(iterations=0, residual=0.0, solve_time=0.0)
+            return np.zeros(n), info
 
-    t0 = time.perf_counter()
-    if method == "direct":
-        lu = spla.splu(K.tocsc(), permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+        def true_residual(u):
+            return float(np.linalg.norm((K @ u - f) / fmax) * fmax / fnorm)
+
         t1 = time.perf_counter()
-        u = lu.solve(f)
-        iterations = 1
-        residual = true_residual(u)
-        for _ in range(REFINEMENT_STEPS):        # iterative refinement until rtol (or no more gain)
-            if not residual > rtol:
-                break
-            u = u - lu.solve(K @ u - f)
-            iterations += 1
-            previous, residual = residual, true_residual(u)
-            if not residual < 0.5 * previous:
-                break
-    else:
-        ml = amg_hierarchy(K, near_nullspace, strength)
-        M = ml.aspreconditioner(cycle="V")
-        t1 = time.perf_counter()
-        count = [0]
-
-        def callback(_):
-            count[0] += 1
-
-        limit = maxiter or 2000
-        u, status = spla.cg(K, f, rtol=rtol, atol=0.0, maxiter=limit, M=M, callback=callback)
-        residual = true_residual(u)
-        # CG stops on its recurrence residual, which drifts from the true one: restart from u (fresh
-        # residual) while the true residual is above rtol, iterations remain and a restart still gains
-        restarts = 0
-        while residual > rtol and count[0] < limit and restarts < CG_RESTARTS and np.isfinite(residual):
-            u, status = spla.cg(K, f, x0=u, rtol=0.5 * rtol, atol=0.0, maxiter=limit - count[0], M=M,
-                                callback=callback)
-            restarts += 1
-            previous, residual = residual, true_residual(u)
-            if not residual < 0.5 * previous:
-                break
-        iterations = count[0]
-        info.update(levels=len(ml.levels), operator_complexity=float(ml.operator_complexity()), restarts=restarts)
-    t2 = time.perf_counter()
-    if not np.all(np.isfinite(u)) or not np.isfinite(residual):
-        raise ConvergenceError(f"the {method} solve produced non-finite displacements or residual; the model may "
-                               "be singular (a mechanism), badly conditioned, or loaded beyond floating point "
-                               f"range (max |f| = {fmax:.3g} N)", iterations=iterations, residual=residual)
-    info.update(iterations=iterations, residual=residual, setup_time=t1 - t0, solve_time=t2 - t1)
-    if residual > rtol:
         if method == "direct":
-            advice = (f"; LU with {iterations - 1} refinement step(s) cannot reach it: the matrix is nearly "
-                      "singular or too badly conditioned for this rtol (check materials and constraints, or "
-                      "loosen solver.rtol)")
-        elif iterations >= limit:
-            advice = f"; the iteration limit maxiter = {limit} was reached: raise solver.maxiter or check the model"
+            u = self._factor(f)
+            iterations = 1
+            residual = true_residual(u)
+            for _ in range(REFINEMENT_STEPS):        # iterative refinement until rtol (or no more gain)
+                if not residual > rtol:
+                    break
+                u = u - self._factor(K @ u - f)
+                iterations += 1
+                previous, residual = residual, true_residual(u)
+                if not residual < 0.5 * previous:
+                    break
         else:
-            advice = (f"; CG stagnated (no further gain after {restarts} restart(s), {iterations} < maxiter = "
-                      f"{limit} iterations): raising maxiter will not help; the system is too badly "
-                      "conditioned for this rtol (loosen solver.rtol, or use solver = 'direct' on a small model, "
-                      "and check for near-mechanisms or extreme material contrasts)")
-        raise ConvergenceError(
-            f"the {method} solve did not converge: relative residual {residual:.3g} after {iterations} "
-            f"iteration(s), requested rtol = {rtol:g}" + advice, iterations=iterations, residual=residual)
-    return u, info
+            M = self._M
+            count = [0]
+
+            def callback(_):
+                count[0] += 1
+
+            limit = maxiter or 2000
+            u, status = spla.cg(K, f, rtol=rtol, atol=0.0, maxiter=limit, M=M, callback=callback)
+            residual = true_residual(u)
+            # CG stops on its recurrence residual, which drifts from the true one: restart from u (fresh
+            # residual) while the true residual is above rtol, iterations remain and a restart still gains
+            restarts = 0
+            while residual > rtol and count[0] < limit and restarts < CG_RESTARTS and np.isfinite(residual):
+                u, status = spla.cg(K, f, x0=u, rtol=0.5 * rtol, atol=0.0, maxiter=limit - count[0], M=M,
+                                    callback=callback)
+                restarts += 1
+                previous, residual = residual, true_residual(u)
+                if not residual < 0.5 * previous:
+                    break
+            iterations = count[0]
+            info["restarts"] = restarts
+        t2 = time.perf_counter()
+        if not np.all(np.isfinite(u)) or not np.isfinite(residual):
+            raise ConvergenceError(f"the {method} solve produced non-finite displacements or residual; the model "
+                                   "may be singular (a mechanism), badly conditioned, or loaded beyond floating "
+                                   f"point range (max |f| = {fmax:.3g} N)", iterations=iterations, residual=residual)
+        info.update(iterations=iterations, residual=residual, solve_time=t2 - t1)
+        if residual > rtol:
+            if method == "direct":
+                kind = "LU" if self.backend.startswith("LU") else "Cholesky"
+                advice = (f"; {kind} with {iterations - 1} refinement step(s) cannot reach it: the matrix is "
+                          "nearly singular or too badly conditioned for this rtol (check materials and "
+                          "constraints, or loosen solver.rtol)")
+            elif iterations >= limit:
+                advice = (f"; the iteration limit maxiter = {limit} was reached: raise solver.maxiter or check "
+                          "the model")
+            else:
+                advice = (f"; CG stagnated (no further gain after {restarts} restart(s), {iterations} < maxiter = "
+                          f"{limit} iterations): raising maxiter will not help; the system is too badly "
+                          "conditioned for this rtol (loosen solver.rtol, or use solver = 'direct' on a small "
+                          "model, and check for near-mechanisms or extreme material contrasts)")
+            raise ConvergenceError(
+                f"the {method} solve did not converge: relative residual {residual:.3g} after {iterations} "
+                f"iteration(s), requested rtol = {rtol:g}" + advice, iterations=iterations, residual=residual)
+        return u, info

@@ -1,0 +1,81 @@
+"""Several load cases on one model share one set-up and give what separate solves give."""
+import numpy as np
+import pytest
+
+import vertebrafe as vf
+from vertebrafe.errors import InputError
+from vertebrafe.fem import Setup, solvers
+from vertebrafe.simulate import simulate
+
+PRESETS = ["relaxed_standing", "standing_flexed", "lifting", "flexion_moment", "lateral_bending_moment"]
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return vf.segment(["L4", "L5"], bmd=120.0, element_size=6.0)
+
+
+@pytest.mark.parametrize("solver, presets", [("direct", PRESETS), ("amg", PRESETS[:3:2])])
+def test_list_of_loads_equals_separate_solves(seg, solver, presets):
+    together = simulate(seg, presets, solver=solver, rtol=1e-10)
+    assert [r.case for r in together] == presets
+    assert [r.info["setup_reused"] for r in together] == [False] + [True] * (len(presets) - 1)
+    assert all(r.info["setup_time"] == 0.0 and r.info["assembly_time"] == 0.0 for r in together[1:])
+    for name, res in zip(presets, together):
+        alone = simulate(seg, name, solver=solver, rtol=1e-10)
+        scale = np.abs(alone.solution.displacement).max()
+        np.testing.assert_allclose(res.solution.displacement, alone.solution.displacement, rtol=0,
+                                   atol=1e-8 * scale)
+        assert res.info["residual"] <= 1e-10
+        a, b = res.metrics["value"].to_numpy(), alone.metrics["value"].to_numpy()
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+def test_setup_is_rebuilt_when_the_constraints_change():
+    mesh = vf.box((2.0, 2.0, 6.0), (2, 2, 6))
+    setup = Setup()
+
+    def model(extra_fix=False, force=-100.0):
+        m = vf.Model(mesh, E=1000.0, nu=0.3)
+        m.fix(mesh.node_sets["zmin"])
+        if extra_fix:
+            m.fix(mesh.node_sets["xmin"], "x")
+        m.add_force(mesh.node_sets["zmax"], (0.0, 0.0, force / len(mesh.node_sets["zmax"])))
+        return m
+
+    first = model().solve(solver="direct", setup=setup)
+    second = model(force=-300.0).solve(solver="direct", setup=setup)
+    assert not first.info["setup_reused"] and second.info["setup_reused"]
+    np.testing.assert_allclose(second.displacement, 3.0 * first.displacement, rtol=1e-10, atol=1e-14)
+    changed = model(extra_fix=True).solve(solver="direct", setup=setup)
+    assert not changed.info["setup_reused"]
+    np.testing.assert_allclose(changed.displacement, model(extra_fix=True).solve(solver="direct").displacement,
+                               rtol=1e-12, atol=1e-15)
+    assert np.allclose(changed.displacement[mesh.node_sets["xmin"], 0], 0.0)
+
+
+def test_cholmod_and_superlu_agree():
+    if not solvers.cholmod_available():
+        pytest.skip("scikit-sparse (CHOLMOD) not installed")
+    mesh = vf.box((10.0, 10.0, 10.0), (12, 12, 12))              # 6 591 unknowns: CHOLMOD
+    model = vf.Model(mesh, E=np.where(mesh.cell_centers()[:, 2] < 5.0, 100.0, 3000.0), nu=0.45)
+    model.fix(mesh.node_sets["zmin"])
+    model.rigid_plate(mesh.node_sets["zmax"]).load(force=(5.0, 0.0, -100.0), moment=(50.0, 0.0, 0.0))
+    chol = model.solve(solver="direct", rtol=1e-10)
+    assert chol.info["factorization"] == "Cholesky (CHOLMOD)"
+    old = solvers.SUPERLU_MAX_DOFS
+    solvers.SUPERLU_MAX_DOFS = 10 ** 9
+    try:
+        lu = model.solve(solver="direct", rtol=1e-10)
+    finally:
+        solvers.SUPERLU_MAX_DOFS = old
+    assert lu.info["factorization"] == "LU (SuperLU)"
+    scale = np.abs(lu.displacement).max()
+    np.testing.assert_allclose(chol.displacement, lu.displacement, rtol=0, atol=1e-9 * scale)
+
+
+def test_bad_case_labels(seg):
+    with pytest.raises(InputError, match="one per load"):
+        simulate(seg, PRESETS[:2], case=["a"])
+    with pytest.raises(InputError, match="non-empty list"):
+        simulate(seg, [])
