@@ -120,6 +120,16 @@ def _vector(name, value, shape=(3,)):
     return v
 
 
+def _digest(text, *arrays):
+    """Hex digest of a text and arrays (dtype, shape and bytes): the key of a shared set-up."""
+    h = hashlib.blake2b(text.encode(), digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype, a.shape)).encode())
+        h.update(a.view(np.uint8).ravel() if a.size else b"")
+    return h.hexdigest()
+
+
 class Setup:
     """Assembled stiffness and solver set-up (factorisation or AMG hierarchy) shared by the solves of
     several models that differ only in their loads: pass the same ``Setup()`` to each
@@ -130,6 +140,7 @@ class Setup:
     def __init__(self):
         self._key = None
         self._entry = None
+        self._pattern = None          # (key, sparsity pattern and colouring of the mesh)
 
     def _get(self, key):
         return self._entry if key == self._key else None
@@ -412,12 +423,16 @@ class Model:
             loads[p.index] = np.concatenate([p.force + fp.sum(axis=0), p.moment + np.cross(r, fp).sum(axis=0)])
         return loads
 
-    def _pattern(self, node_plate):
+    def _pattern(self, node_plate, setup=None):
         if self._pattern_cache is not None and np.array_equal(self._pattern_cache[0], node_plate):
             return self._pattern_cache[1]
         mesh = self.mesh
         cells = np.ascontiguousarray(mesh.cells, dtype=np.int64)
         n, npl = mesh.n_points, len(self.plates)
+        key = _digest(str((n, npl, numba.get_num_threads())), cells, node_plate) if setup is not None else None
+        if setup is not None and setup._pattern is not None and setup._pattern[0] == key:
+            self._pattern_cache = (node_plate, setup._pattern[1])
+            return setup._pattern[1]
         indptr, indices = assembly.block_pattern(cells, node_plate, n, npl)
         tied = (node_plate[cells] >= 0).any(axis=1)
         color_ptr, chunk_ptr, order = assembly.color_cells(cells, n, ~tied, numba.get_num_threads())
@@ -431,6 +446,8 @@ class Model:
         pattern = dict(label=label, indptr=indptr, indices=indices, color_ptr=color_ptr, chunk_ptr=chunk_ptr,
                        order=order, tied=np.flatnonzero(tied), diag=diag, used=used)
         self._pattern_cache = (node_plate, pattern)
+        if setup is not None:
+            setup._pattern = (key, pattern)
         return pattern
 
     def _material_strength(self, pat, cells, n_plates):
@@ -456,16 +473,6 @@ class Model:
             if bad.size:
                 raise InputError(f"spring set {s.name!r} is attached to node {int(bad[0])}, which no cell uses; "
                                  "attach springs to nodes of the mesh's cells")
-
-    def _setup_key(self, method, node_plate, centers, eliminated, g, points, cells):
-        """Digest of everything the assembled matrix and its solver set-up depend on."""
-        h = hashlib.blake2b(digest_size=16)
-        h.update(method.encode())
-        for a in (self._C, self._material, self._form, points, cells, node_plate, centers, eliminated, g):
-            a = np.ascontiguousarray(a)
-            h.update(str((a.dtype, a.shape)).encode())
-            h.update(a.view(np.uint8).ravel() if a.size else b"")
-        return h.hexdigest()
 
     def _assemble(self, pat, node_plate, centers, points, cells, free, eliminated, g, info):
         """Stiffness ``K`` (BSR 3x3, constraints eliminated) and the load of the prescribed values
@@ -519,7 +526,7 @@ class Model:
         t0 = time.perf_counter()
         node_plate = self._check_ties()
         tied_nodes = node_plate >= 0
-        pat = self._pattern(node_plate)
+        pat = self._pattern(node_plate, setup)
         t1 = time.perf_counter()
         info["pattern_time"] = t1 - t0
 
@@ -540,8 +547,8 @@ class Model:
         cells = np.ascontiguousarray(mesh.cells, dtype=np.int64)
         points = np.ascontiguousarray(mesh.points, dtype=np.float64)
         centers = np.array([p.center for p in self.plates]).reshape(npl, 3)
-        key = self._setup_key(method, node_plate, centers, eliminated, np.where(constrained, g, 0.0),
-                              points, cells) if setup is not None else None
+        key = _digest(method, self._C, self._material, self._form, points, cells, node_plate, centers, eliminated,
+                      np.where(constrained, g, 0.0)) if setup is not None else None
         entry = setup._get(key) if setup is not None else None
         if entry is None:
             K, rhs_g = self._assemble(pat, node_plate, centers, points, cells, free, eliminated, g, info)
