@@ -6,15 +6,14 @@ import json
 import math
 import os
 import textwrap
-
-from .io.atomic import temp_file
 from dataclasses import dataclass
 from typing import Optional
 
 from . import labels
 from .errors import InputError
 from .outputs import check_name
-from .io.studydir import case_dir, case_status, read_study, write_atomic
+from .io.atomic import atomic_path, write_text
+from .io.studydir import case_dir, case_status, read_study
 
 __all__ = ["PlotSpec", "summarize", "study_figure", "subtitle", "key_metrics", "print_tables", "markdown_table", "write_report_md", "case_report"]
 
@@ -94,7 +93,7 @@ def summarize(out):
     paths = {"plots": [], "tables": {}}
     fail_df = pd.DataFrame(failures, columns=["id", "name", "variant", "status", "error"] + params)
     paths["failures"] = os.path.join(out, "failures.csv")
-    write_atomic(paths["failures"], fail_df.to_csv(index=False))
+    write_text(paths["failures"], fail_df.to_csv(index=False))
     if not frames:
         return paths
     summary = pd.concat(frames, ignore_index=True)
@@ -102,7 +101,7 @@ def summarize(out):
     if ref:
         summary = _add_reference(summary, meta, ref)
     paths["summary"] = os.path.join(out, "summary.csv")
-    write_atomic(paths["summary"], summary.to_csv(index=False))
+    write_text(paths["summary"], summary.to_csv(index=False))
     if meta.get("plots"):
         os.makedirs(os.path.join(out, "plots"), exist_ok=True)
         for spec in meta["plots"]:
@@ -258,13 +257,8 @@ def _save_figure(fig, out, name, formats):
     paths = []
     for fmt in formats:
         path = os.path.join(out, "plots", f"{name}.{fmt}")
-        tmp = temp_file(os.path.dirname(path), suffix=f".{fmt}")
-        try:
+        with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=150, format=fmt, bbox_inches="tight")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
         paths.append(path)
     return paths
 
@@ -287,7 +281,7 @@ def _plot(summary, spec, out, meta):
     fig, table = study_figure(summary, spec, meta)
     if fig is None:
         return None, None
-    write_atomic(os.path.join(out, "plots", f"{spec.name}.csv"), table.to_csv())
+    write_text(os.path.join(out, "plots", f"{spec.name}.csv"), table.to_csv())
     try:
         paths = _save_figure(fig, out, spec.name, formats)
     finally:
@@ -459,8 +453,7 @@ def write_report_md(d, lines, tables, plots, figures):
         out += ["## Figures", "", "Mid-sagittal cut (left half, seen from the right; anterior to the right).", ""]
         out += [f"![{os.path.basename(p)}]({rel(p)})\n" for p in figures]
     path = os.path.join(d, "report.md")
-    with open(path, "w") as f:
-        f.write("\n".join(out))
+    write_text(path, "\n".join(out))
     return path
 
 
@@ -486,6 +479,9 @@ def case_report(d):
     ax.set_title(os.path.basename(os.path.abspath(d)))
     fig.tight_layout()
     png = os.path.join(d, "report.png")
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(png) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
     return png, table

@@ -246,8 +246,10 @@ class Result:
                 "n_cortex_layers": seg.n_cortex_layers,
                 "disc_refinement": seg.disc_refinement,
                 "fibres": _plain(getattr(seg, "fibres", None)),
+                "nucleus": getattr(seg, "nucleus", "solid"),
                 "dimensions": {k: _plain(v) for k, v in seg.dimensions.items()},
                 "n_cells": int(seg.mesh.n_cells), "n_points": int(seg.mesh.n_points),
+                "source": _plain(getattr(seg, "source", None)),
             },
             "materials": materials,
             "materials_resolved": ({"cortical": _plain(ms.cortical_material)} if hasattr(ms, "cortical_material")
@@ -276,8 +278,9 @@ class Result:
 
     def save(self, directory):
         """Write ``result.vtu`` (mesh, tags with names, node and face sets, all fields), ``metrics.csv``,
-        ``metrics.json`` (records) and ``case.json`` (:meth:`record`) into ``directory`` (created).
-        Returns ``{kind: path}``."""
+        ``metrics.json`` (records) and ``case.json`` (:meth:`record`) into ``directory`` (created), each file atomically (complete or
+        absent). Returns ``{kind: path}``."""
+        from .io.atomic import write_text
         from .io.vtu import write
 
         os.makedirs(directory, exist_ok=True)
@@ -289,10 +292,9 @@ class Result:
         p = -(self.solution.cell_stress[:, :3].sum(axis=1)) / 3.0
         m.cell_data["hydrostatic_pressure_MPa"] = [p]
         write(paths["vtu"], m)
-        self.metrics.to_csv(paths["csv"], index=False)
-        self.metrics.to_json(paths["json"], orient="records", indent=1)
-        with open(paths["case"], "w") as f:
-            json.dump(self.record(), f, indent=1, allow_nan=True)
+        write_text(paths["csv"], self.metrics.to_csv(index=False))
+        write_text(paths["json"], self.metrics.to_json(orient="records", indent=1))
+        write_text(paths["case"], json.dumps(self.record(), indent=1, allow_nan=True))
         return paths
 
     def __repr__(self):

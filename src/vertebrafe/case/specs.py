@@ -28,6 +28,8 @@ class SegmentSpec:
     endplate_thickness: float = 0.35
     n_cortex_layers: int = 1
     disc_refinement: float = 2.0
+    fibres: bool = False
+    nucleus: str = "solid"
     overrides: Optional[dict] = None
 
 

@@ -6,9 +6,9 @@ import json
 import os
 import shutil
 
-from .atomic import replace_dir, temp_dir, temp_file
+from .atomic import atomic_dir, is_temporary, write_text
 
-__all__ = ["STATUS_FILE", "STUDY_FILE", "is_study_dir", "read_study", "write_study", "case_dir", "case_status", "write_case", "write_atomic", "clean_temporaries"]
+__all__ = ["STATUS_FILE", "STUDY_FILE", "is_study_dir", "read_study", "write_study", "case_dir", "case_status", "write_case", "clean_temporaries"]
 
 STATUS_FILE = "status.json"
 STUDY_FILE = "study.json"
@@ -33,7 +33,7 @@ def read_study(out):
 
 def write_study(out, meta):
     """Write ``meta`` (the study description, a JSON-ready dict) to ``out/study.json`` atomically."""
-    write_atomic(os.path.join(out, STUDY_FILE), json.dumps(meta, indent=1, default=str))
+    write_text(os.path.join(out, STUDY_FILE), json.dumps(meta, indent=1, default=str))
 
 
 def case_status(out, cid):
@@ -49,10 +49,8 @@ def case_status(out, cid):
 def write_case(out, cid, files, case_toml, status):
     """Write the files of case ``cid`` into ``out/cases/<cid>`` atomically: ``files`` (name -> bytes),
     ``case.toml`` (text ``case_toml``) and ``status.json`` (dict ``status``, written last and synced)."""
-    cases = os.path.join(out, "cases")
-    os.makedirs(cases, exist_ok=True)
-    tmp = temp_dir(cases, prefix=f".tmp-{cid}-")
-    try:
+    os.makedirs(os.path.join(out, "cases"), exist_ok=True)
+    with atomic_dir(case_dir(out, cid), label=cid) as tmp:
         for name, data in files.items():
             with open(os.path.join(tmp, name), "wb") as f:
                 f.write(data)
@@ -62,30 +60,14 @@ def write_case(out, cid, files, case_toml, status):
             json.dump(status, f, indent=1, default=str)
             f.flush()
             os.fsync(f.fileno())
-        replace_dir(tmp, case_dir(out, cid))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def write_atomic(path, text):
-    d = os.path.dirname(os.path.abspath(path))
-    tmp = temp_file(d)
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def clean_temporaries(out):
+    """Delete the temporaries a killed run left in ``out/cases``."""
     cases = os.path.join(out, "cases")
     if os.path.isdir(cases):
         for n in os.listdir(cases):
-            if n.startswith(".tmp-") or ".old-" in n:
+            if is_temporary(n):
                 shutil.rmtree(os.path.join(cases, n), ignore_errors=True)
 
 

@@ -16,7 +16,7 @@ import zipfile
 import numpy as np
 
 from ..errors import InputError
-from ..io.atomic import temp_file
+from ..io.atomic import atomic_path
 from .convert import as_grid, clip as clip_grid, tag_names
 from .views import (REGION_COLORS, SHELL_REGIONS, _category_color, _check_regions, _clim, _field_data, _region_mask,
                     field_grid)
@@ -147,12 +147,7 @@ def export_html(obj, path, field=None, scale=1.0, clip=None, through=None, regio
                     full = os.path.join(base, f)
                     z.write(full, os.path.relpath(full, root))
     window.Finalize()
-    tmp = temp_file(path.parent, suffix=".html")
-    try:
+    with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             write_html(buf.getvalue(), f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
