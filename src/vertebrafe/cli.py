@@ -135,8 +135,10 @@ def _key_metrics(result):
     levels = list(result.segment.levels)
     for level in levels:
         tag = " (treated)" if level == treated else ""
-        for metric, region, unit, note in (("von_mises_p95", "bone", "MPa", "bone"),
-                                           ("factor_of_risk_yield", "vertebra", "", "in situ, disc-loaded")):
+        for metric, region, unit, note in (("von_mises_p95", "body", "MPa", "whole vertebra"),
+                                           ("factor_of_risk", "vertebra", "", "load / plate strength"),
+                                           ("overload_index_yield", "vertebra", "",
+                                            "in situ, disc-loaded; a comparison measure")):
             try:
                 v = seg(metric, level, region)
             except Exception:  # noqa: BLE001 - metric not reported for this level
@@ -373,7 +375,8 @@ def _write_report_md(d: str, lines, tables, plots, figures, args) -> None:
 
 
 def _report_run(d: str):
-    """Print the per-level table of a single case and write ``report.png`` (bone von Mises p95 per level).
+    """Print the per-level table of a single case and write ``report.png`` (von Mises p95 of each whole
+    vertebra, region ``body``).
     Returns ``(png path, table)``."""
     import os
 
@@ -385,16 +388,16 @@ def _report_run(d: str):
 
     m = pd.read_csv(os.path.join(d, "metrics.csv"))
     keep = m[m["metric"].isin(["von_mises_mean", "von_mises_p95", "min_principal_stress_p05",
-                               "factor_of_risk_yield", "pressure", "height_change"])
-             & m["region"].isin(["bone", "vertebra", "nucleus", "disc"])]
+                               "factor_of_risk", "pressure", "height_change"])
+             & m["region"].isin(["body", "vertebra", "nucleus", "disc"])]
     table = keep.pivot_table(index="level", columns=["metric", "unit"], values="value", aggfunc="first",
                              sort=False)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.round(4).to_string())
-    sel = m[(m["metric"] == "von_mises_p95") & (m["region"] == "bone")]
+    sel = m[(m["metric"] == "von_mises_p95") & (m["region"] == "body")]
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.bar(sel["level"], sel["value"], color="C0")
-    ax.set_ylabel("von Mises p95 of bone [MPa]")
+    ax.set_ylabel("von Mises p95 of the vertebra [MPa]")
     ax.set_title(os.path.basename(os.path.abspath(d)))
     fig.tight_layout()
     png = os.path.join(d, "report.png")

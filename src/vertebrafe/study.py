@@ -93,7 +93,7 @@ class PlotSpec:
 
     metric: str
     x: str
-    region: str = "bone"
+    region: str = "body"
     relation: str = "adjacent"
     y: str = "ratio"
     hue: str = "variant"
