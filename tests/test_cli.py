@@ -138,8 +138,12 @@ def tiny(tmp_path):
 def test_run_end_to_end(tiny, capsys):
     out = tiny / "out"
     assert cli.main(["run", str(tiny / "tiny.toml"), "-o", str(out), "-q", "--set", "bone.bmd=90"]) == 0
-    assert capsys.readouterr().out == ""                                  # quiet
-    assert sorted(os.listdir(out)) == ["case.json", "case.toml", "metrics.csv", "metrics.json", "result.vtu"]
+    quiet = capsys.readouterr()
+    assert "wrote" not in quiet.out and "dofs" not in quiet.out            # quiet: no stage or file messages,
+    assert "factor_of_risk_yield" in quiet.out                             # but the results are printed
+    assert "warning" not in quiet.err
+    assert sorted(os.listdir(out)) == [".vertebrafe.json", "case.json", "case.toml", "metrics.csv", "metrics.json",
+                                       "result.vtu"]
     m = pd.read_csv(out / "metrics.csv")
     assert {"case", "level", "region", "metric", "value", "unit"} <= set(m.columns)
     assert set(m["level"]) >= {"L1", "L2", "L1-L2", "segment"}
@@ -175,7 +179,7 @@ def test_report_figures_of_a_run(tmp_path, capsys, monkeypatch):
     case = os.path.join(os.path.dirname(__file__), os.pardir, "cases", "osteoporotic-intact.toml")
     assert cli.main(["run", case, "-o", str(out), "-q", "--set", "segment.element_size=6",
                      "--set", "solver.rtol=1e-6"]) == 0
-    monkeypatch.setattr(viz, "offscreen_available", lambda: (False, "no EGL or OSMesa driver"))
+    monkeypatch.setattr(viz.offscreen, "offscreen_available", lambda: (False, "no EGL or OSMesa driver"))
     assert cli.main(["report", str(out)]) == 0
     text = capsys.readouterr().out
     skipped = [line for line in text.splitlines() if line.startswith("figures skipped")]
@@ -220,7 +224,8 @@ def test_study_end_to_end_and_resume(tiny, capsys):
     assert not any((out / "cases" / cid / "result.vtu").exists() for cid in s["case_id"].unique())
 
     assert cli.main(["study", str(tiny / "study.toml"), "-o", str(out), "-q"]) == 0   # resume: nothing to do
-    assert capsys.readouterr().out == ""
+    text = capsys.readouterr().out
+    assert "von_mises_p95_bone_adjacent_vs_volume" in text and "study tiny-study" not in text   # -q keeps tables
     assert cli.main(["study", str(tiny / "study.toml"), "-o", str(out), "--dry-run"]) == 0
     assert capsys.readouterr().out.count(" ok ") == 3
     assert cli.main(["report", str(out)]) == 0
@@ -229,6 +234,28 @@ def test_study_end_to_end_and_resume(tiny, capsys):
     assert "figures skipped for NSM, VP-volume2: no result.vtu" in text   # output.vtu = false
     md = (out / "report.md").read_text()
     assert "treatment.volume = 2.0" in md and "(plots/von_mises_p95_body_adjacent_vs_volume.png)" in md
+
+
+def test_implausible_input_warns_on_stderr_and_in_the_record(tiny, capsys):
+    """vBMD typed in g/cm^3: the run goes on (exit 0), warns in one line and records the warning."""
+    out = tiny / "gcm3"
+    assert cli.main(["run", str(tiny / "tiny.toml"), "-o", str(out), "-q", "--set", "bone.bmd=0.08"]) == 0
+    err = capsys.readouterr().err
+    assert "vertebrafe: warning: bmd = 0.08 mg/cm^3" in err and "g/cm^3" in err
+    record = json.loads((out / "case.json").read_text())
+    assert any("bmd = 0.08" in w for w in record["warnings"])
+
+
+def test_interrupted_study_says_how_to_resume(tiny, capsys, monkeypatch):
+    import vertebrafe.study as study
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "run_study", interrupted)
+    assert cli.main(["study", str(tiny / "study.toml"), "-o", str(tiny / "s")]) == 130
+    err = capsys.readouterr().err
+    assert "resume with the same command: vertebrafe study" in err and str(tiny / "s") in err
 
 
 def test_report_figures_of_a_study(tiny, capsys):
@@ -254,7 +281,7 @@ def test_report_figures_of_a_study(tiny, capsys):
 
 
 def test_study_with_a_failing_case_exits_1(tiny, capsys, monkeypatch):
-    from vertebrafe import study
+    from vertebrafe.study import backends
 
     def broken(case, workdir):
         if case.treatment.volume == 4.0:
@@ -263,7 +290,7 @@ def test_study_with_a_failing_case_exits_1(tiny, capsys, monkeypatch):
         pd.DataFrame({"case": [case.name], "level": ["L1"], "region": ["bone"], "metric": ["von_mises_p95"],
                       "value": [1.0], "unit": ["MPa"]}).to_csv(os.path.join(workdir, "metrics.csv"), index=False)
 
-    monkeypatch.setattr(study, "pipeline_runner", broken)
+    monkeypatch.setattr(backends, "pipeline_runner", broken)
     out = tiny / "s"
     assert cli.main(["study", str(tiny / "study.toml"), "-o", str(out), "-j", "1", "-q"]) == 1
     err = capsys.readouterr().err

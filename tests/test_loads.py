@@ -194,3 +194,108 @@ def test_upper_body_follows_fracture_and_kyphoplasty():
     restored = loads.upper_body(70.0, segment=bkp)
     assert intact.compression <= restored.compression + 1e-9 < broken.compression
     assert loads.upper_body(70.0, segment=frac, compensation=1.0).compression == pytest.approx(intact.compression)
+
+
+# -- shear, level loads, muscles, user loads: equilibrium and signs ----------------------------------
+def _balance(r):
+    """Base reactions + everything applied = 0 (force and moment about the top plate centre)."""
+    sol = r.solution
+    c = r.applied.plate.center
+    F, M = loads.resultant(sol.model, c)
+    RF = sol.reaction(r.applied.base)
+    RM = sol.reaction_moment(r.applied.base, c)
+    scale_f = max(np.abs(F).max(), 1.0)
+    pts = sol.mesh.points
+    scale_m = max(np.abs(M).max(), scale_f * np.linalg.norm(pts.max(axis=0) - pts.min(axis=0)))
+    np.testing.assert_allclose(RF + F, 0.0, atol=1e-6 * scale_f)
+    np.testing.assert_allclose(RM + M, 0.0, atol=1e-6 * scale_m)
+    return F, M
+
+
+def test_shear_fields_range_and_dict():
+    L = Load(compression=500, anterior_shear=230.0, lateral_shear=-40.0)
+    np.testing.assert_allclose(L.vertical_force, [-40.0, 230.0, -500.0])
+    assert Load.from_dict(L.as_dict()) == L and L.scaled(2).anterior_shear == 460
+    assert not Load(anterior_shear=1.0).is_zero
+    with pytest.raises(InputError, match="anterior_shear"):
+        Load(anterior_shear=1e5)
+    assert loads.preset("lifting_kinematic").anterior_shear == 230.0
+
+
+def test_anterior_shear_moves_the_top_forward_and_balances(lordotic):
+    r = simulate(lordotic, Load(anterior_shear=200.0))
+    t, _ = r.solution.plate_motion(r.applied.plate)
+    assert t[1] > 0 and abs(t[1]) > 5 * abs(t[0])         # + y = anterior
+    F, _ = _balance(r)
+    np.testing.assert_allclose(F, [0, 200.0, 0], atol=1e-9)
+    np.testing.assert_allclose(r.value("reaction_force_y"), -200.0, rtol=1e-6)
+    rl = simulate(lordotic, Load(lateral_shear=-150.0, compression=300.0, follower=True))
+    assert rl.solution.plate_motion(rl.applied.plate)[0][0] < 0          # - x = left
+    _balance(rl)
+
+
+@pytest.mark.parametrize("via", ["distributed", "plate"])
+def test_level_load_on_the_lower_vertebra(lordotic, via):
+    """A force + moment on L4 (not the top): equilibrium to 1e-6 and the signs of the motion of L4."""
+    ll = loads.LevelLoad("L4", force=(0.0, 150.0, -400.0), moment=(-3.0, 0.0, 0.0), via=via)
+    r = simulate(lordotic, Load(level_loads=[ll]))
+    F, _ = _balance(r)
+    np.testing.assert_allclose(F, [0, 150.0, -400.0], atol=1e-8)
+    u = r.solution.displacement[lordotic.node_sets["L4:superior"]].mean(axis=0)
+    assert u[1] > 0 and u[2] < 0                          # forward and down
+    rec = r.record()["load_applied"]
+    assert rec["level_loads"][0]["via"] == via
+
+
+def test_distributed_load_resultant_is_exact(lordotic):
+    mesh = lordotic.mesh
+    lev = mesh.cell_data["level"] == loads._level_code(mesh, "L3")
+    p = np.array([3.0, -20.0, 5.0])
+    nodes, f, c = loads.distributed_load(mesh, lev, [10.0, -20.0, 30.0], [1000.0, -500.0, 200.0], p)
+    np.testing.assert_allclose(f.sum(axis=0), [10.0, -20.0, 30.0], atol=1e-10)
+    M = np.cross(mesh.points[nodes] - p, f).sum(axis=0)                 # about the point of the force
+    np.testing.assert_allclose(M, [1000.0, -500.0, 200.0], atol=1e-8)
+
+
+def test_level_load_on_top_vertebra_equals_the_plate_load(lordotic):
+    a = simulate(lordotic, Load(level_loads=[loads.LevelLoad("L3", force=(0, 0, -500.0), via="plate")]))
+    b = simulate(lordotic, Load(compression=500.0))
+    np.testing.assert_allclose(a.solution.displacement, b.solution.displacement, rtol=1e-9, atol=1e-12)
+
+
+def test_muscles_signs_and_balance(lordotic):
+    from vertebrafe import muscles
+    es = muscles.muscle(lordotic, "erector_spinae", "L3", 400.0)
+    ra = muscles.muscle(lordotic, "rectus_abdominis", "L3", 200.0)
+    np.testing.assert_allclose(np.linalg.norm(es.force), 400.0)
+    # moment about the body centroid = arm x force: 0.05 m x 400 N = 20 N m ... well inside the range
+    c = loads.level_centroids(lordotic)["L3"]
+    m = np.cross(np.asarray(es.point) - c, es.force) / 1000.0
+    np.testing.assert_allclose(np.linalg.norm(m), 0.050 * 400.0, rtol=1e-9)
+    r_es = simulate(lordotic, Load(level_loads=[es]))
+    r_ra = simulate(lordotic, Load(level_loads=[ra]))
+    _balance(r_es)
+    _balance(r_ra)
+    assert r_es.value("rotation_flexion") < 0 < r_ra.value("rotation_flexion")   # extensors extend
+    assert r_es.value("reaction_force_z") > 0                                     # compression at the base
+    assert muscles.balancing_force("erector_spinae", "L3", 7.5) == pytest.approx(150.0)
+    with pytest.raises(InputError, match="rectus_abdominis"):
+        muscles.balancing_force("rectus_abdominis", "T12", 1.0)
+    with pytest.raises(InputError, match="force"):
+        muscles.muscle(lordotic, "erector_spinae", "L3", -1.0)
+
+
+def test_user_loads_hook(lordotic):
+    seen = {}
+
+    def push(model, segment):
+        seen["called"] = True
+        model.add_force(segment.node_sets["L4:superior"], np.array([0.0, 0.0, -1.0]))
+
+    r = simulate(lordotic, Load(compression=100.0), user_loads=push)
+    assert seen["called"] and r.record()["load_applied"]["user_loads"].endswith("push")
+    F, _ = _balance(r)
+    n = lordotic.node_sets["L4:superior"].size
+    np.testing.assert_allclose(F[2], -100.0 - n, rtol=1e-12)
+    with pytest.raises(InputError, match="user_loads"):
+        simulate(lordotic, Load(compression=100.0), user_loads=3)

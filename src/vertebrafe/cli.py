@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+import shlex
 import traceback
+import warnings
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
-from . import __version__, viz
-from .errors import VertebrafeError
+from ._version import __version__
+from .errors import PlausibilityWarning, VertebrafeError
 
 DESCRIPTION = """\
 vertebrafe: finite-element solver for vertebral biomechanics
@@ -30,6 +32,7 @@ examples:
   vertebrafe run cases/bkp-partial.toml -o out/bkp          one case: result.vtu, metrics.csv, case.json
   vertebrafe run cases/vp-unipedicular.toml -o out/vp --set bone.bmd=80 --set segment.element_size=3
   vertebrafe mesh cases/osteoporotic-wedge-nsm.toml -o nsm.vtu   mesh only (after fracture and treatment)
+  vertebrafe export cases/healthy-intact.toml -o model.inp --formulation full   the model for CalculiX
   vertebrafe study cases/adjacent-risk.toml -o out/risk     parameter study on all local cores
   vertebrafe study cases/adjacent-risk.toml -o out/risk --scheduler tcp://host:8786   on a Dask cluster
   vertebrafe report out/risk                                tables, plots and field figures of a run or study
@@ -71,7 +74,9 @@ def _run_info(args: argparse.Namespace) -> int:
 
 def _add_verbosity(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors; no progress bars")
+    group.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress bars or stage messages; results, summary tables, warnings and errors "
+                            "are still printed")
     group.add_argument("-v", "--verbose", action="store_true", help="print every stage and case")
 
 
@@ -120,55 +125,34 @@ def _check_case_file(path: str) -> None:
 def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("case", metavar="CASE.toml", help="case file (docs/cases.md)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR",
-                        help="output directory: result.vtu, metrics.csv/json, case.json, case.toml")
+                        help="output folder, new or empty: result.vtu, metrics.csv/json, case.json, case.toml")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier 'vertebrafe run' output in DIR (only the files it wrote; "
+                             "other files are kept)")
     _add_set(parser)
     _add_verbosity(parser)
 
 
-def _key_metrics(result):
-    """A few headline numbers of a result as (label, value, unit) rows."""
-    import math
-
-    rows = []
-    seg = result.value
-    treated = getattr(result, "treated_level", None)
-    levels = list(result.segment.levels)
-    for level in levels:
-        tag = " (treated)" if level == treated else ""
-        for metric, region, unit, note in (("von_mises_p95", "body", "MPa", "whole vertebra"),
-                                           ("factor_of_risk", "vertebra", "", "load / plate strength"),
-                                           ("overload_index_yield", "vertebra", "",
-                                            "in situ, disc-loaded; a comparison measure")):
-            try:
-                v = seg(metric, level, region)
-            except Exception:  # noqa: BLE001 - metric not reported for this level
-                continue
-            if v is not None and not (isinstance(v, float) and math.isnan(v)):
-                rows.append((f"{level}{tag} {metric} ({note})", v, unit))
-    try:
-        rows.append(("segment axial_stiffness", seg("axial_stiffness"), "N/mm"))
-        rows.append(("segment rotation_flexion", seg("rotation_flexion"), "deg"))
-    except Exception:  # noqa: BLE001
-        pass
-    return rows
-
-
 def _run_run(args: argparse.Namespace) -> int:
     from .case import load_case, run_case, save_result
+    from .outputs import check_output_dir
 
     _check_case_file(args.case)
     case = load_case(args.case, _parse_overrides(args.overrides))
+    check_output_dir(args.output, "run", overwrite=args.overwrite)
     log = (lambda m: print(m, file=sys.stderr)) if args.verbose else None
     _echo(args, f"case {case.name} ({case.id}): {'-'.join([case.segment.levels[0], case.segment.levels[-1]])}, "
                 f"element size {case.segment.element_size:g} mm", verbose=True)
     result = run_case(case, progress=not args.quiet, log=log)
-    save_result(result, case, args.output)
+    save_result(result, case, args.output, overwrite=args.overwrite)
     info = result.solution.info
     _echo(args, f"{case.name} ({case.id}): {info.get('dofs', '?')} dofs, solver {info.get('solver')} "
                 f"({info.get('iterations')} iterations, residual {info.get('residual', float('nan')):.1e}), "
                 f"{result.case_timings['total_s']:.1f} s")
-    for label, value, unit in _key_metrics(result):
-        _echo(args, f"  {label:<56} {value:10.4g} {unit}")
+    from .report import key_metrics
+
+    for label, value, unit in key_metrics(result):
+        print(f"  {label:<56} {value:10.4g} {unit}")
     _echo(args, f"wrote {args.output}/ (result.vtu, metrics.csv, metrics.json, case.json, case.toml)")
     return 0
 
@@ -179,6 +163,7 @@ def _configure_mesh(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="FILE.vtu",
                         help="mesh file (.vtu, or any extension meshio writes) with region/level tags, "
                              "node and face sets, cement and damage fields")
+    parser.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
     _add_set(parser)
     _add_verbosity(parser)
 
@@ -187,7 +172,12 @@ def _run_mesh(args: argparse.Namespace) -> int:
     import os
 
     from .case import build_segment, load_case
+    from .errors import InputError
 
+    if not args.output.strip() or os.path.isdir(args.output):
+        raise InputError(f"-o/--output = {args.output!r}; allowed: the path of a mesh file")
+    if os.path.lexists(args.output) and not args.overwrite:
+        raise InputError(f"-o/--output = {args.output!r} exists; allowed: a new file, or --overwrite to replace it")
     _check_case_file(args.case)
     case = load_case(args.case, _parse_overrides(args.overrides))
     stages = []
@@ -198,6 +188,46 @@ def _run_mesh(args: argparse.Namespace) -> int:
     _echo(args, f"{case.name}: stages {', '.join(stages)}", verbose=True)
     _echo(args, f"wrote {args.output}: {seg.mesh.n_cells} cells, {seg.mesh.n_points} nodes "
                 f"({', '.join(seg.levels)}; element size {case.segment.element_size:g} mm)")
+    return 0
+
+
+def _configure_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("case", metavar="CASE.toml", help="case file (docs/cases.md): segment, fracture, "
+                        "treatment and load are built as `vertebrafe run` builds them")
+    parser.add_argument("-o", "--output", required=True, metavar="MODEL.inp",
+                        help="input file for another solver: .inp (CalculiX/Abaqus) or .feb (FEBio 4.0); "
+                             "see docs/interop.md")
+    parser.add_argument("--formulation", default="bbar", choices=["bbar", "full", "incompatible"],
+                        help="hex8 formulation (default bbar, as `vertebrafe run`; bbar has no exact CalculiX or "
+                             "FEBio counterpart: use full (or incompatible for CalculiX) to compare results)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    _add_set(parser)
+    _add_verbosity(parser)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    import os
+    import warnings
+
+    from .case import build_segment, load_case
+    from .fem import Model
+    from .io.export import ExportWarning
+    from .loads import apply
+
+    _check_case_file(args.case)
+    case = load_case(args.case, _parse_overrides(args.overrides))
+    seg = build_segment(case)
+    model = Model(seg.mesh, C=seg.elasticity, formulation=args.formulation)
+    apply(model, seg, case.load.to_load(name=case.load.preset or ""))
+    parent = os.path.dirname(os.path.abspath(args.output))
+    os.makedirs(parent, exist_ok=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExportWarning)
+        model.export(args.output, overwrite=args.overwrite)
+    for w in caught:
+        print(f"vertebrafe: warning: {w.message}", file=sys.stderr)
+    _echo(args, f"wrote {args.output}: {seg.mesh.n_cells} cells, {seg.mesh.n_points} nodes, "
+                f"{len(model.plates)} rigid plate(s), formulation {args.formulation}")
     return 0
 
 
@@ -238,24 +268,14 @@ def _run_study(args: argparse.Namespace) -> int:
         _echo(args, f"summary: {run.summary['summary']}")
     for png in run.summary.get("plots", []):
         _echo(args, f"plot:    {png}")
-    if not args.quiet:
-        _print_tables(run.summary.get("tables", {}))
+    from .report import print_tables
+
+    print_tables(run.summary.get("tables", {}))
     if run.failed:
         raise VertebrafeError(f"{len(run.failed)} of {len(study.cases)} cases failed (first: "
                               f"{next(iter(run.failed.values()))}); errors in {args.output}/failures.csv; "
                               "rerun the same command to retry them")
     return 0
-
-
-def _print_tables(tables) -> None:
-    import pandas as pd
-
-    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
-        for name, table in tables.items():
-            if table is None:
-                continue
-            print(f"\n{name}:")
-            print(table.round(3).to_string())
 
 
 def _configure_report(parser: argparse.ArgumentParser) -> None:
@@ -269,15 +289,15 @@ def _run_report(args: argparse.Namespace) -> int:
     """Tables and plots (as before), figures of the fields in ``DIR/figures/`` and ``DIR/report.md``."""
     import os
 
+    import pandas as pd
+
     from .errors import InputError
+    from .io.studydir import is_study_dir
+    from .report import case_report, print_tables, summarize, write_report_md
 
     d = args.directory
-    if os.path.exists(os.path.join(d, "study.json")):
-        from .study import summarize
-
+    if is_study_dir(d):
         paths = summarize(d)
-        import pandas as pd
-
         fails = pd.read_csv(paths["failures"]) if os.path.exists(paths["failures"]) else None
         lines = []
         if paths.get("summary"):
@@ -292,17 +312,20 @@ def _run_report(args: argparse.Namespace) -> int:
         for png in paths.get("plots", []):
             _echo(args, f"plot: {png}")
         tables = {k: v for k, v in paths.get("tables", {}).items() if v is not None}
-        if not args.quiet:
-            _print_tables(tables)
+        print_tables(tables)
         figures = _report_figures(args, d)
-        _write_report_md(d, lines, {name: t.round(3) for name, t in tables.items()}, paths.get("plots", []),
-                         figures, args)
+        md = write_report_md(d, lines, {name: t.round(3) for name, t in tables.items()}, paths.get("plots", []),
+                             figures)
+        _echo(args, f"report: {md}")
         return 0
     if os.path.exists(os.path.join(d, "metrics.csv")):
-        png, table = _report_run(d)
+        png, table = case_report(d)
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            print(table.round(4).to_string())
         _echo(args, f"plot: {png}")
         figures = _report_figures(args, d)
-        _write_report_md(d, [], {"per level": table.round(4)}, [png], figures, args)
+        md = write_report_md(d, [], {"per level": table.round(4)}, [png], figures)
+        _echo(args, f"report: {md}")
         return 0
     raise InputError(f"{d}: neither a study directory (study.json) nor a case result (metrics.csv)")
 
@@ -313,9 +336,11 @@ def _report_figures(args, d: str) -> list:
     if not args.figures:
         _echo(args, "figures skipped: --no-figures")
         return []
+    from .viz import report_figures
+
     notes = []
     try:
-        figures = [str(p) for p in viz.report_figures(d, notes=notes)]
+        figures = [str(p) for p in report_figures(d, notes=notes)]
     except (VertebrafeError, OSError) as exc:
         notes.append(f"figures skipped: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
         figures = []
@@ -326,84 +351,31 @@ def _report_figures(args, d: str) -> list:
     return figures
 
 
-def _markdown_table(table) -> str:
-    """A DataFrame as a GitHub Markdown table (index as the first columns; column levels joined by a space)."""
-    import pandas as pd
-
-    if table.columns.name and not isinstance(table.columns, pd.MultiIndex):
-        table = table.rename(columns=lambda c: f"{table.columns.name} = {c}")
-    flat = table.reset_index() if not isinstance(table.index, pd.RangeIndex) else table.copy()
-    def header(col):
-        if not isinstance(col, tuple):
-            return str(col)
-        parts = [str(c) for c in col if str(c) not in ("", "nan")]
-        if len(parts) == 2 and parts[1] != "-" and len(table.columns.names) == 2 and table.columns.names[1] == "unit":
-            return f"{parts[0]} [{parts[1]}]"
-        return " ".join(parts)
-
-    flat.columns = [header(col) for col in flat.columns]
-
-    def cell(v):
-        if isinstance(v, float):
-            return "" if v != v else f"{v:.4g}"
-        return str(v).replace("|", "\\|")
-
-    rows = ["| " + " | ".join(flat.columns) + " |", "|" + "---|" * len(flat.columns)]
-    rows += ["| " + " | ".join(cell(v) for v in rec) + " |" for rec in flat.itertuples(index=False)]
-    return "\n".join(rows)
+VIEW_HELP = "show a result, segment or mesh file (VTU) with PyVista, or save a screenshot"
 
 
-def _write_report_md(d: str, lines, tables, plots, figures, args) -> None:
-    """Write ``d/report.md``: the tables, and links to the plots and figures (paths relative to ``d``)."""
-    import os
+def _configure_view(parser: argparse.ArgumentParser) -> None:
+    from .viz.command import configure_view
 
-    name = os.path.basename(os.path.abspath(d))
-    rel = lambda p: os.path.relpath(os.path.abspath(p), os.path.abspath(d)).replace(os.sep, "/")  # noqa: E731
-    out = [f"# {name}", "", f"Written by `vertebrafe report` (vertebrafe {__version__}).", ""]
-    out += [f"- {line}" for line in lines] + ([""] if lines else [])
-    for title, table in tables.items():
-        out += [f"## {title}", "", _markdown_table(table), ""]
-    if plots:
-        out += ["## Plots", ""] + [f"![{os.path.basename(p)}]({rel(p)})\n" for p in plots]
-    if figures:
-        out += ["## Figures", "", "Mid-sagittal cut (left half, seen from the right; anterior to the right).", ""]
-        out += [f"![{os.path.basename(p)}]({rel(p)})\n" for p in figures]
-    path = os.path.join(d, "report.md")
-    with open(path, "w") as f:
-        f.write("\n".join(out))
-    _echo(args, f"report: {path}")
+    configure_view(parser)
 
 
-def _report_run(d: str):
-    """Print the per-level table of a single case and write ``report.png`` (von Mises p95 of each whole
-    vertebra, region ``body``).
-    Returns ``(png path, table)``."""
-    import os
+def _run_view(args: argparse.Namespace) -> int:
+    from .viz.command import run_view
 
-    import matplotlib
+    return run_view(args)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
 
-    m = pd.read_csv(os.path.join(d, "metrics.csv"))
-    keep = m[m["metric"].isin(["von_mises_mean", "von_mises_p95", "min_principal_stress_p05",
-                               "factor_of_risk", "pressure", "height_change"])
-             & m["region"].isin(["body", "vertebra", "nucleus", "disc"])]
-    table = keep.pivot_table(index="level", columns=["metric", "unit"], values="value", aggfunc="first",
-                             sort=False)
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(table.round(4).to_string())
-    sel = m[(m["metric"] == "von_mises_p95") & (m["region"] == "body")]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.bar(sel["level"], sel["value"], color="C0")
-    ax.set_ylabel("von Mises p95 of the vertebra [MPa]")
-    ax.set_title(os.path.basename(os.path.abspath(d)))
-    fig.tight_layout()
-    png = os.path.join(d, "report.png")
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    return png, table
+def _configure_warmup(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("The kernels are cached by numba (in __pycache__ beside the sources, or in "
+                     "$NUMBA_CACHE_DIR); with a warm cache this takes about a second.")
+
+
+def _run_warmup(args: argparse.Namespace) -> int:
+    from .fem.warmup import warm_up
+    elapsed = warm_up(say=print)
+    print(f"numba kernels ready ({elapsed:.1f} s)")
+    return 0
 
 
 #: name -> (one-line help, configure(parser), run(args) -> exit status). A plain registry: other modules
@@ -412,9 +384,13 @@ SUBCOMMANDS: Dict[str, Tuple[str, ConfigureFn, RunFn]] = {
     "run": ("run one case file and write its results", _configure_run, _run_run),
     "study": ("run a parameter study (process pool or Dask cluster), resumable", _configure_study, _run_study),
     "mesh": ("mesh a case (segment, fracture, treatment) and write the mesh", _configure_mesh, _run_mesh),
+    "export": ("write a case's complete model (mesh, materials, constraints, loads) for CalculiX/Abaqus or FEBio",
+               _configure_export, _run_export),
     "report": ("summary tables, plots and field figures (figures/, report.md) of a finished run or study",
                _configure_report, _run_report),
-    "view": (viz.VIEW_HELP, viz.configure_view, viz.run_view),
+    "view": (VIEW_HELP, _configure_view, _run_view),
+    "warmup": ("compile the numba kernels now (once per install; studies otherwise do it before their "
+               "first case)", _configure_warmup, _run_warmup),
     "info": ("print versions of vertebrafe and its dependencies", _configure_info, _run_info),
 }
 
@@ -440,6 +416,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Plausibility warnings as one line ``vertebrafe: warning: ...`` on stderr (others as Python prints them)."""
+    if issubclass(category, PlausibilityWarning):
+        print(f"vertebrafe: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status.
 
@@ -458,9 +442,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", PlausibilityWarning)
+            warnings.showwarning = _show_warning
+            return int(run(args) or 0)
     except KeyboardInterrupt:
         print("vertebrafe: interrupted", file=sys.stderr)
+        if getattr(args, "study", None) and getattr(args, "output", None):
+            print(f"vertebrafe: the finished cases are kept in {args.output}/; resume with the same command: "
+                  f"vertebrafe study {shlex.quote(args.study)} -o {shlex.quote(args.output)}", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI boundary reports every failure
         if args.debug:

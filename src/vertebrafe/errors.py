@@ -48,3 +48,13 @@ class ConvergenceError(VertebrafeError):
         super().__init__(message)
         self.iterations = iterations
         self.residual = residual
+
+
+class MeshWarning(UserWarning):
+    """A mesh is usable but has something worth knowing (unused nodes, data not written...)."""
+
+
+class PlausibilityWarning(UserWarning):
+    """An input or a result is allowed but outside physiological ranges (vBMD given in g/cm^3, a load far
+    above body-weight multiples, rotations of tens of degrees); the run goes on (see
+    :mod:`vertebrafe.plausibility`)."""

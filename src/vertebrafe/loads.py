@@ -24,6 +24,13 @@ field               moment vector (N mm)  motion of the top plate
 
 ``compression`` pushes the top plate down: force ``(0, 0, -compression)`` N (vertical in the global
 frame), or with ``follower=True`` a follower load along the segment's curvature (:func:`follower_path`).
+``anterior_shear`` (N, + pushes the top plate anteriorly, +y) and ``lateral_shear`` (N, + to the right,
++x) add a horizontal force on the top plate. ``level_loads`` (:class:`LevelLoad`) put forces and moments on
+any vertebra, through a rigid plate on its superior endplate or distributed over its volume; muscle forces
+with published moment arms are built by :mod:`vertebrafe.muscles`.
+
+The hard ranges of every field (:data:`LOAD_RANGES`) are shared with the case files; values inside them but
+outside physiological ranges raise a :class:`~vertebrafe.errors.PlausibilityWarning` (:mod:`vertebrafe.plausibility`).
 
 Activity presets (:data:`PRESETS`, :func:`preset`) and the kyphosis-aware upper-body load
 (:func:`upper_body`) are documented with their sources in ``docs/loads.md``.
@@ -37,12 +44,32 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["Load", "Preset", "PRESETS", "preset", "apply", "AppliedLoad", "follower_path", "upper_body",
+__all__ = ["Load", "LevelLoad", "LOAD_RANGES", "resultant", "Preset", "PRESETS", "preset", "apply", "AppliedLoad", "follower_path", "upper_body",
            "UPPER_BODY_CONSTANTS", "body_weight_fraction", "sagittal_angle", "alignment_change",
-           "level_centroids"]
+           "level_centroids", "distributed_load"]
 
 N_MM_PER_N_M = 1000.0
 _MOMENTS = ("flexion", "extension", "lateral_bending", "axial_rotation")
+
+#: Hard ranges ``{field: (low, high, unit)}`` of the load fields, one table for :class:`Load`,
+#: :class:`LevelLoad` and the case files (values outside are input errors; physiological ranges, which
+#: only warn, are in :mod:`vertebrafe.plausibility`).
+LOAD_RANGES = {
+    "compression": (0.0, 2.0e4, "N"),
+    "flexion": (0.0, 100.0, "N m"),
+    "extension": (0.0, 100.0, "N m"),
+    "lateral_bending": (-100.0, 100.0, "N m"),
+    "axial_rotation": (-100.0, 100.0, "N m"),
+    "anterior_shear": (-5000.0, 5000.0, "N"),
+    "lateral_shear": (-5000.0, 5000.0, "N"),
+    "level_force": (0.0, 2.0e4, "N"),          # magnitude of a LevelLoad force
+    "level_moment": (0.0, 100.0, "N m"),       # magnitude of a LevelLoad moment
+}
+
+
+def _ranged(name, value, key=None):
+    low, high, unit = LOAD_RANGES[key or name]
+    return _number(name, value, low, high, unit)
 
 
 def _number(name, value, low=-math.inf, high=math.inf, unit=""):
@@ -70,6 +97,11 @@ class Load:
         Frontal moment (N m); positive bends to the right (+x), negative to the left.
     axial_rotation : float
         Moment about the vertical axis (N m); positive turns the top to the left (rotation about +z).
+    anterior_shear, lateral_shear : float
+        Horizontal forces (N) on the top plate: ``+y`` (pushes the top vertebra anteriorly) and ``+x`` (to
+        the patient's right); negative values push posteriorly / to the left.
+    level_loads : tuple of LevelLoad
+        Forces and moments on any vertebra (:class:`LevelLoad`, :mod:`vertebrafe.muscles`).
     follower : bool
         Apply ``compression`` as a follower load along the segment's curvature (:func:`follower_path`)
         instead of a vertical force.
@@ -88,14 +120,18 @@ class Load:
     follower: bool = False
     reference_point: tuple | None = None
     name: str = ""
+    anterior_shear: float = 0.0
+    lateral_shear: float = 0.0
+    level_loads: tuple = ()
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)   # noqa: E731
-        set_("compression", _number("compression", self.compression, 0.0, 1e6, "N"))
-        set_("flexion", _number("flexion", self.flexion, 0.0, 1e4, "N m"))
-        set_("extension", _number("extension", self.extension, 0.0, 1e4, "N m"))
-        set_("lateral_bending", _number("lateral_bending", self.lateral_bending, -1e4, 1e4, "N m"))
-        set_("axial_rotation", _number("axial_rotation", self.axial_rotation, -1e4, 1e4, "N m"))
+        for k in ("compression", "anterior_shear", "lateral_shear") + _MOMENTS:
+            set_(k, _ranged(k, getattr(self, k)))
+        items = self.level_loads
+        if isinstance(items, (LevelLoad, dict)) or not isinstance(items, (list, tuple)):
+            raise InputError(f"level_loads = {items!r}; expected a list of LevelLoad (or of dicts with its fields)")
+        set_("level_loads", tuple(x if isinstance(x, LevelLoad) else LevelLoad.from_dict(x) for x in items))
         if self.flexion > 0 and self.extension > 0:
             raise InputError(f"flexion = {self.flexion:g} N m and extension = {self.extension:g} N m; give at "
                              "most one of them (both are magnitudes >= 0)")
@@ -124,42 +160,140 @@ class Load:
 
     @property
     def vertical_force(self):
-        """Force ``(3,)`` N of a non-follower load: ``(0, 0, -compression)``."""
-        return np.array([0.0, 0.0, -self.compression])
+        """Force ``(3,)`` N of a non-follower load: ``(lateral_shear, anterior_shear, -compression)``."""
+        return np.array([self.lateral_shear, self.anterior_shear, -self.compression])
+
+    @property
+    def shear(self):
+        """Horizontal force ``(3,)`` N on the top plate: ``(lateral_shear, anterior_shear, 0)``."""
+        return np.array([self.lateral_shear, self.anterior_shear, 0.0])
 
     @property
     def is_zero(self):
-        return self.compression == 0 and not np.any(self.moment)
+        return (self.compression == 0 and not np.any(self.moment) and not np.any(self.shear)
+                and all(x.is_zero for x in self.level_loads))
 
     def scaled(self, factor):
-        """The same load with force and moments multiplied by ``factor`` (>= 0)."""
+        """The same load with all forces and moments (level loads too) multiplied by ``factor`` (>= 0)."""
         f = _number("factor", factor, 0.0, 1e6)
         return replace(self, compression=self.compression * f, flexion=self.flexion * f,
                        extension=self.extension * f, lateral_bending=self.lateral_bending * f,
-                       axial_rotation=self.axial_rotation * f)
+                       axial_rotation=self.axial_rotation * f, anterior_shear=self.anterior_shear * f,
+                       lateral_shear=self.lateral_shear * f,
+                       level_loads=tuple(x.scaled(f) for x in self.level_loads))
 
     def as_dict(self):
         """Plain dict of the fields (JSON-ready; moments in N m, force in N)."""
         d = asdict(self)
         d["reference_point"] = None if self.reference_point is None else list(self.reference_point)
+        d["level_loads"] = [x.as_dict() for x in self.level_loads]
         return d
 
     @classmethod
     def from_dict(cls, d):
         """Inverse of :meth:`as_dict` (unknown keys raise InputError)."""
-        known = set(cls.__dataclass_fields__)
-        bad = sorted(set(d) - known)
-        if bad:
-            raise InputError(f"Load has no field {bad[0]!r}; fields: {sorted(known)}")
-        return cls(**d)
+        return cls(**_known_fields(cls, d))
 
     def describe(self):
         parts = [f"{self.compression:g} N compression" + (" (follower)" if self.follower else "")]
-        for k in _MOMENTS:
+        for k in _MOMENTS + ("anterior_shear", "lateral_shear"):
             v = getattr(self, k)
             if v:
-                parts.append(f"{v:g} N m {k.replace('_', ' ')}")
+                parts.append(f"{v:g} {'N' if k.endswith('shear') else 'N m'} {k.replace('_', ' ')}")
+        parts += [x.describe() for x in self.level_loads]
         return ", ".join(parts)
+
+
+def _known_fields(cls, d):
+    if not isinstance(d, dict):
+        raise InputError(f"{cls.__name__} = {d!r}; expected a table (dict) of its fields")
+    known = set(cls.__dataclass_fields__)
+    bad = sorted(set(d) - known)
+    if bad:
+        raise InputError(f"{cls.__name__} has no field {bad[0]!r}; fields: {sorted(known)}")
+    return d
+
+
+def _vector3(name, value):
+    p = np.asarray(value, dtype=float) if _is_numeric(value) else None
+    if p is None or p.shape != (3,) or not np.all(np.isfinite(p)):
+        raise InputError(f"{name} = {value!r}; expected three finite numbers (x, y, z)")
+    return tuple(float(v) for v in p)
+
+
+LEVEL_LOAD_VIA = ("distributed", "plate")
+
+
+@dataclass(frozen=True)
+class LevelLoad:
+    """A force and a moment on one vertebra of the segment (global axes, +x right, +y anterior, +z superior).
+
+    Parameters
+    ----------
+    level : str
+        The vertebra (``"L1"``).
+    force : (3,) float
+        Force (N) acting at ``point``.
+    moment : (3,) float
+        Moment vector (N m; flexion is ``-x``, right lateral bending ``+y``, rotation to the left ``+z``).
+    point : (3,) float or None
+        Where the force acts (mm, global); default the vertebral body's volume centroid (``via="distributed"``)
+        or the plate centre (``via="plate"``).
+    via : str
+        ``"distributed"`` (default): a body force over the vertebra's cells whose resultant is exactly the
+        force at ``point`` plus the moment (a uniform part for the force and a field linear in position,
+        ``Omega x (x - c)``, for the moment); the vertebra stays deformable. ``"plate"``: a rigid plate tied to
+        the vertebra's superior endplate (node set ``"<level>:superior"``; the top plate for the top vertebra)
+        carries it; this makes that endplate rigid.
+    name : str
+        Label in records (e.g. the muscle's name).
+    """
+
+    level: str
+    force: tuple = (0.0, 0.0, 0.0)
+    moment: tuple = (0.0, 0.0, 0.0)
+    point: tuple | None = None
+    via: str = "distributed"
+    name: str = ""
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)   # noqa: E731
+        if not isinstance(self.level, str) or not self.level:
+            raise InputError(f"level = {self.level!r}; expected a vertebra name such as 'L1'")
+        f, m = _vector3("force", self.force), _vector3("moment", self.moment)
+        _ranged("force magnitude", float(np.linalg.norm(f)), "level_force")
+        _ranged("moment magnitude", float(np.linalg.norm(m)), "level_moment")
+        set_("force", f)
+        set_("moment", m)
+        if self.point is not None:
+            set_("point", _vector3("point", self.point))
+        if self.via not in LEVEL_LOAD_VIA:
+            raise InputError(f"via = {self.via!r}; allowed: {list(LEVEL_LOAD_VIA)}")
+        if not isinstance(self.name, str):
+            raise InputError(f"name = {self.name!r}; expected a string")
+
+    @property
+    def is_zero(self):
+        return not (any(self.force) or any(self.moment))
+
+    def scaled(self, factor):
+        return replace(self, force=tuple(factor * v for v in self.force), moment=tuple(factor * v for v in self.moment))
+
+    def as_dict(self):
+        d = asdict(self)
+        d.update(force=list(self.force), moment=list(self.moment),
+                 point=None if self.point is None else list(self.point))
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        """Inverse of :meth:`as_dict` (unknown keys raise InputError)."""
+        return cls(**_known_fields(cls, d))
+
+    def describe(self):
+        label = self.name or "load"
+        return (f"{label} on {self.level} ({self.via}): F = {np.round(self.force, 1).tolist()} N, "
+                f"M = {np.round(self.moment, 2).tolist()} N m")
 
 
 def _is_numeric(v):
@@ -204,9 +338,12 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("lifting_close", Load(compression=1100.0, follower=True, name="lifting_close"),
            _WILKE + ": lifting 20 kg close to the body 1.10 MPa = 2.2 x standing; 2.2 x 500 N = 1100 N",
            "derived", ""),
-    Preset("lifting_kinematic", Load(compression=1500.0, flexion=4.2, follower=True, name="lifting_kinematic"),
-           "kinematics-driven FE of L3-L4 during lifting: max compression 1500 N (2.28 BW), max F/E moment "
-           "4.2 N m (PMC3943591)", "verified", "the 230 N peak shear is not applied"),
+    Preset("lifting_kinematic", Load(compression=1500.0, flexion=4.2, anterior_shear=230.0, follower=True,
+                                     name="lifting_kinematic"),
+           "kinematics-driven FE of L3-L4 during lifting: max compression 1500 N (2.28 BW), max shear 230 N "
+           "(0.34 BW), max F/E moment 4.2 N m (PMC3943591)", "verified",
+           "the shear is applied anteriorly on the top plate (the forward-flexed trunk pushes the upper "
+           "vertebra forward) [assumption: direction]"),
     Preset("flexion_moment", Load(compression=500.0, flexion=7.5, name="flexion_moment"),
            "in vitro/FE protocol: 7.5 N m pure moment + 500 N preload (J Orthop Surg Res 2020)", "verified", ""),
     Preset("extension_moment", Load(compression=500.0, extension=7.5, name="extension_moment"),
@@ -330,7 +467,10 @@ class AppliedLoad:
     """What :func:`apply` did: the top ``plate`` (:class:`~vertebrafe.RigidPlate`), the ``base`` node set
     (fixed), the ``force`` (3,) N and ``moment`` (3,) N mm on the plate, the follower guide forces
     ``guide_forces {vertebra: (3,) N}`` (applied as uniform body forces on the vertebral bodies), the
-    unit ``direction`` (3,) of the top force, and ``total_force`` (3,) N, the sum of all applied forces."""
+    unit ``direction`` (3,) of the top force (compression only, shear excluded), the ``level_loads``
+    actually applied (``[{"level", "name", "via", "force_N", "moment_Nmm", "about_mm"}]``, moment about
+    ``about_mm``), the name of the ``user_loads`` hook of :func:`~vertebrafe.simulate.simulate` (or None) and
+    ``total_force`` (3,) N, the sum of all forces of the load (user loads excluded; :func:`resultant` has all)."""
 
     plate: object
     base: np.ndarray
@@ -339,13 +479,95 @@ class AppliedLoad:
     direction: np.ndarray
     guide_forces: dict = field(default_factory=dict)
     path: np.ndarray | None = None
+    level_loads: list = field(default_factory=list)
+    user_loads: str | None = None
 
     @property
     def total_force(self):
         f = self.force.copy()
         for g in self.guide_forces.values():
             f = f + g
+        for x in self.level_loads:
+            f = f + x["force_N"]
         return f
+
+
+def resultant(model, point):
+    """Resultant ``(force (3,) N, moment (3,) N mm about point)`` of every load on ``model``: nodal forces
+    (distributed loads, follower guides, user loads) and the forces and moments on its rigid plates.
+    In equilibrium it balances the support reactions."""
+    c = np.asarray(point, dtype=float)
+    f_nodes = model.nodal_loads
+    F = f_nodes.sum(axis=0)
+    M = np.cross(model.mesh.points - c, f_nodes).sum(axis=0)
+    for p in model.plates:
+        F = F + p.force
+        M = M + p.moment + np.cross(p.center - c, p.force)
+    return F, M
+
+
+def _gauss_data(mesh, cell_mask):
+    """Gauss points ``xg (c, g, 3)``, weights ``wdet (c, g)`` (mm^3) and cells ``(c, 8)`` of the selected cells."""
+    el = mesh.element
+    cells = mesh.cells[cell_mask]
+    x = mesh.points[cells]
+    wdet = el.weights * np.linalg.det(np.einsum("gai,caj->cgij", el.gradients, x))
+    return np.einsum("ga,caj->cgj", el.shape, x), wdet, cells
+
+
+def distributed_load(mesh, cell_mask, force, moment, point=None):
+    """Consistent nodal forces ``(nodes (k,), f (k, 3))`` of a body force over the selected cells whose
+    resultant is exactly ``force`` (3,) N at ``point`` (mm; default the cells' centroid) plus ``moment``
+    (3,) N mm.
+
+    With ``c`` the centroid and ``I = int (|r|^2 1 - r r^T) dV`` (r = x - c) under the same quadrature,
+    the body force ``b(x) = force / V + Omega x (x - c)``, ``Omega = I^-1 M_c``, has force resultant
+    ``force`` and moment about ``c`` ``I Omega = M_c = moment + (point - c) x force`` (exact to round-off).
+    """
+    el = mesh.element
+    xg, wdet, cells = _gauss_data(mesh, cell_mask)
+    V = wdet.sum()
+    c = np.einsum("cg,cgj->j", wdet, xg) / V
+    r = xg - c
+    I = (np.einsum("cg,cgk,cgk->", wdet, r, r) * np.eye(3) - np.einsum("cg,cgi,cgj->ij", wdet, r, r))
+    F = np.asarray(force, dtype=float)
+    Mc = np.asarray(moment, dtype=float)
+    if point is not None:
+        Mc = Mc + np.cross(np.asarray(point, dtype=float) - c, F)
+    omega = np.linalg.solve(I, Mc)
+    b = F / V + np.cross(omega, r)                                         # (c, g, 3) N/mm^3
+    fe = np.einsum("cg,ga,cgi->cai", wdet, el.shape, b)                    # (c, 8, 3)
+    nodes, inv = np.unique(cells.ravel(), return_inverse=True)
+    f = np.stack([np.bincount(inv, weights=fe[..., i].ravel(), minlength=nodes.size) for i in range(3)], axis=1)
+    return nodes, f, c
+
+
+def _apply_level_load(model, segment, item, top_plate, plates):
+    mesh = segment.mesh
+    if item.level not in segment.levels:
+        raise InputError(f"level load on {item.level!r}: not a vertebra of this segment; vertebrae: "
+                         f"{list(segment.levels)}")
+    F = np.asarray(item.force)
+    M = N_MM_PER_N_M * np.asarray(item.moment)
+    if item.via == "plate":
+        if item.level == segment.levels[0]:
+            plate = top_plate
+        elif item.level in plates:
+            plate = plates[item.level]
+        else:
+            plate = plates[item.level] = model.rigid_plate(mesh.node_sets[f"{item.level}:superior"])
+        if item.point is not None:
+            M = M + np.cross(np.asarray(item.point) - plate.center, F)
+        plate.load(force=F, moment=M)
+        about = plate.center
+    else:
+        lev = mesh.cell_data["level"] == _level_code(mesh, item.level)
+        nodes, f, about = distributed_load(mesh, lev, F, M, item.point)
+        model.add_force(nodes, f)
+        if item.point is not None:
+            M = M + np.cross(np.asarray(item.point) - about, F)
+    return {"level": item.level, "name": item.name, "via": item.via, "force_N": F, "moment_Nmm": M,
+            "about_mm": np.asarray(about, dtype=float)}
 
 
 def apply(model, segment, load):
@@ -354,14 +576,15 @@ def apply(model, segment, load):
     * the inferior endplate of the bottom vertebra (``segment:inferior``) is fixed in x, y, z;
     * the superior endplate of the top vertebra (``segment:superior``) is tied to a rigid plate with its
       reference point at ``load.reference_point`` or the endplate nodes' centroid; the plate carries the
-      force and the moments (N mm);
-    * vertical mode: force ``(0, 0, -compression)``;
+      force, the shear and the moments (N mm);
+    * vertical mode: force ``(lateral_shear, anterior_shear, -compression)``;
     * follower mode: with guide points ``P_0 .. P_{L+1}`` (:func:`follower_path`) and unit vectors
-      ``d_k = (P_{k+1} - P_k) / |P_{k+1} - P_k|``, the plate carries ``T d_0`` and each vertebral body k
-      the guide force ``T (d_k - d_{k-1})`` as a uniform body force (resultant at its centroid). This is
-      the load of a cable under tension T running through guides at the vertebral centroids: every
-      section between two guides carries a pure compression T along the path and no bending moment
-      from the preload.
+      ``d_k = (P_{k+1} - P_k) / |P_{k+1} - P_k|``, the plate carries ``T d_0`` (plus the shear) and each
+      vertebral body k the guide force ``T (d_k - d_{k-1})`` as a uniform body force (resultant at its
+      centroid). This is the load of a cable under tension T running through guides at the vertebral
+      centroids: every section between two guides carries a pure compression T along the path and no
+      bending moment from the preload;
+    * every :class:`LevelLoad` of ``load.level_loads`` is applied on its vertebra (plate or distributed).
 
     Returns an :class:`AppliedLoad`.
     """
@@ -387,7 +610,7 @@ def apply(model, segment, load):
                              "centroid?); move load.reference_point")
         d /= length[:, None]
         T = load.compression
-        force = T * d[0]
+        force = T * d[0] + load.shear
         lev = mesh.cell_data["level"]
         for k, v in enumerate(segment.levels, start=1):
             g = T * (d[k] - d[k - 1])
@@ -401,8 +624,10 @@ def apply(model, segment, load):
         force = load.vertical_force
         direction = np.array([0.0, 0.0, -1.0])
     plate.load(force=force, moment=moment)
+    plates = {}
+    applied = [_apply_level_load(model, segment, x, plate, plates) for x in load.level_loads]
     return AppliedLoad(plate=plate, base=base, force=force, moment=moment, direction=direction,
-                       guide_forces=guides, path=path)
+                       guide_forces=guides, path=path, level_loads=applied)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Units: modulus MPa, QCT trabecular volumetric bone mineral density (vBMD) in mg/cm^3, ash and apparent
 density in g/cm^3, strains dimensionless (0.0077 = 0.77 %). Elasticity matrices are ``(..., 6, 6)`` in
-Voigt order xx, yy, zz, xy, yz, xz with engineering shear strains (see :mod:`vertebrafe.fem.elasticity`);
+Voigt order xx, yy, zz, xy, yz, xz with engineering shear strains (see :mod:`vertebrafe.elasticity`);
 the axis of transverse isotropy of cancellous bone is z (superior).
 
 Conversion chain (all factors are parameters; defaults reproduce the reference illustration)::
@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError, MaterialError
-from .fem import elasticity as _el
+from . import elasticity as _el
 
 __all__ = [
-    "Constant", "CONSTANTS", "DensityModulusLaw", "LAWS", "Material", "MATERIALS", "MaterialSet",
+    "Constant", "CONSTANTS", "DensityModulusLaw", "LAWS", "Material", "MATERIALS", "MaterialSet", "LevelMaterials",
     "ash_density", "apparent_density", "bmd_from_apparent_density", "bone_volume_fraction",
     "cancellous_modulus", "cancellous_elasticity", "shear_modulus_axial", "composite_modulus", "mix",
     "compacted_bone_modulus", "bmd_category", "cortical_modulus", "t_score", "bmd_from_t_score", "density_table",
@@ -814,3 +814,90 @@ class MaterialSet:
     def _status(name, value):
         c = CONSTANTS[name]
         return c.status if np.isclose(value, c.value) else "input"
+
+
+@dataclass(frozen=True)
+class LevelMaterials:
+    """Per-vertebra vBMD over one shared :class:`MaterialSet`.
+
+    ``bmd`` maps each vertebra name to its QCT trabecular vBMD (mg/cm^3); every other choice (law,
+    anisotropy, cortical, disc and cement materials, yield strains) is ``base``'s, whose own ``bmd`` is
+    not used for bone cells. :meth:`for_level` gives the MaterialSet of one vertebra (its cortical shell
+    modulus follows that vertebra's vBMD, as in :class:`MaterialSet`). A per-cell ``bmd`` cell field of
+    the mesh (image-based segments) replaces the level value in the cancellous cells.
+    """
+
+    base: MaterialSet
+    bmd: dict
+
+    def __post_init__(self):
+        if not isinstance(self.base, MaterialSet):
+            raise InputError(f"LevelMaterials.base = {self.base!r}; expected a MaterialSet")
+        try:
+            items = dict(self.bmd).items()
+        except (TypeError, ValueError):
+            raise InputError(f"bmd = {self.bmd!r}; expected {{vertebra: vBMD mg/cm^3}}, e.g. "
+                             f"{{'T12': 70, 'L1': 55}}") from None
+        if not items:
+            raise InputError("bmd = {}: give the vBMD of at least one vertebra")
+        out = {}
+        for level, value in items:
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                raise InputError(f"bmd[{level!r}] = {value!r}; expected a number in (0, 400] mg/cm^3") from None
+            _check_range(f"bmd[{level!r}]", v, *BMD_RANGE, unit="mg/cm^3")
+            out[str(level)] = v
+        object.__setattr__(self, "bmd", out)
+
+    def for_level(self, level):
+        """The :class:`MaterialSet` of vertebra ``level`` (``base`` with that vBMD)."""
+        if level not in self.bmd:
+            raise InputError(f"level = {level!r} has no vBMD; levels with one: {list(self.bmd)}")
+        return self.base.with_(bmd=self.bmd[level])
+
+    def __getattr__(self, name):
+        # choices shared by every level (cement, law, yield strains...) come from ``base``
+        if name.startswith("_") or name in ("base", "bmd"):
+            raise AttributeError(name)
+        if name in ("cancellous_E", "apparent_density", "bone_volume_fraction", "category", "cement_bone",
+                    "region_material", "region_elasticity", "cell_elasticity", "describe"):
+            raise AttributeError(f"LevelMaterials.{name} depends on the vertebra; use for_level(level).{name}")
+        return getattr(self.base, name)
+
+    @property
+    def cortical_material(self):
+        """``{level: Material}`` of the cortical shell per vertebra."""
+        return {lv: self.for_level(lv).cortical_material for lv in self.bmd}
+
+    def mesh_elasticity(self, mesh):
+        """Per-cell elasticity ``(m, 6, 6)`` (MPa) of ``mesh`` from its ``region`` and ``level`` tags.
+
+        Bone cells take their vertebra's MaterialSet; disc and cement cells (no vBMD dependence) the
+        base's. With a ``bmd`` cell field, cancellous cells get the density-modulus law at their own vBMD
+        (vectorised, one matrix per cell).
+        """
+        region, rnames = mesh.cell_data["region"], mesh.tag_names["region"]
+        level, lnames = mesh.cell_data["level"], mesh.tag_names["level"]
+        C = np.empty((mesh.n_cells, 6, 6))
+        for code in np.unique(level):
+            name = lnames[int(code)]
+            sel = level == code
+            ms = self.for_level(name) if name in self.bmd else None
+            if ms is None:
+                bone = [rnames[int(r)] for r in np.unique(region[sel]) if _ALIASES.get(rnames[int(r)], rnames[int(r)])
+                        in ("cortex", "endplate", "cancellous", "compacted_bone", "cement_bone")]
+                if bone:
+                    raise InputError(f"bmd has no entry for vertebra {name!r} (regions {bone}); levels with a "
+                                     f"vBMD: {list(self.bmd)}")
+                ms = self.base
+            C[sel] = ms.cell_elasticity(region[sel], rnames)
+        if "bmd" in mesh.cell_data:
+            codes = [c for c, n in rnames.items() if n == "cancellous"]
+            sel = np.isin(region, codes)
+            if sel.any():
+                b = self.base
+                E = cancellous_modulus(bmd=mesh.cell_data["bmd"][sel], law=b.law, ash_per_qct=b.ash_per_qct,
+                                       ash_fraction=b.ash_fraction)
+                C[sel] = cancellous_elasticity(E, b.transverse_ratio, b.cancellous_nu, b.anisotropic, b.shear_rule)
+        return C

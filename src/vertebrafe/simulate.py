@@ -20,7 +20,8 @@ import numpy as np
 
 from ._version import __version__
 from .errors import InputError
-from .loads import Load, apply, preset
+from .loads import Load, apply, preset, resultant
+from . import plausibility as _p
 from .post import metrics as _m
 from .post import strength as _s
 from .post.compare import compare as _compare
@@ -40,7 +41,8 @@ def _yield_strains(segment, yield_compression, yield_tension):
 
 
 def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=None, fraction=_s.DEFAULT_FRACTION,
-             bone_regions=_m.BONE_REGIONS, formulation="bbar", factor_of_risk=True, **solver_options):
+             bone_regions=_m.BONE_REGIONS, formulation="bbar", user_loads=None, factor_of_risk=True,
+             **solver_options):
     """Solve ``load`` on ``segment`` and post-process it.
 
     Parameters
@@ -61,6 +63,11 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
         Regions counted as bone.
     formulation : str
         FE formulation (default ``"bbar"``: the nucleus is nearly incompressible).
+    user_loads : callable, optional
+        Hook for loads of one's own: called as ``user_loads(model, segment)`` after ``load`` is applied and
+        before the solve, with the :class:`~vertebrafe.Model` (``add_force``, ``add_traction``,
+        ``add_pressure``, ``add_body_force``, ``rigid_plate(...).load(...)``, ``fix``); its return value is
+        ignored. The resultant of everything applied is recorded (``Result.record()["load_applied"]``).
     factor_of_risk : bool
         Add the plate strength and the factor of risk of every vertebra to the metrics (one extra solve
         of each vertebra alone between rigid plates, see :mod:`vertebrafe.post.strength`).
@@ -82,12 +89,20 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
                          "segment.attach_materials(...)")
     if load.is_zero:
         raise InputError("load is zero (no compression and no moment); nothing to solve")
+    notes = _p.warn(_p.check_inputs(segment, load), stacklevel=2)
     yc, yt = _yield_strains(segment, yield_compression, yield_tension)
     _s._check(fraction, yc, yt)
     solver_options.setdefault("solver", "auto")
     t0 = time.perf_counter()
+    if user_loads is not None and not callable(user_loads):
+        raise InputError(f"user_loads = {user_loads!r}; expected a function f(model, segment)")
     model = Model(segment.mesh, C=segment.elasticity, formulation=formulation)
+    for springs in segment.spring_sets():
+        model.add_springs(springs)
     applied = apply(model, segment, load)
+    if user_loads is not None:
+        user_loads(model, segment)
+        applied.user_loads = getattr(user_loads, "__qualname__", repr(user_loads))
     t1 = time.perf_counter()
     solution = model.solve(**solver_options)
     t2 = time.perf_counter()
@@ -98,6 +113,7 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     res.timings = {"model_time": t1 - t0, "fe_time": t2 - t1}
     _ = res.metrics
     res.timings["metrics_time"] = time.perf_counter() - t2
+    res.warnings = notes + _p.warn(_p.check_result(res.metrics, segment), stacklevel=2)
     return res
 
 
@@ -115,6 +131,9 @@ class Result:
         Tidy table ``case, level, region, metric, value, unit`` (see :mod:`vertebrafe.post.metrics`),
         including the in-situ strength and overload-index rows and, with ``with_factor_of_risk``, the
         plate strength and factor of risk of every vertebra (:mod:`vertebrafe.post.strength`).
+    warnings : list of str
+        Plausibility messages of the inputs and the result (:mod:`vertebrafe.plausibility`), also in the
+        record (``case.json``).
     """
 
     segment: object
@@ -129,6 +148,7 @@ class Result:
     formulation: str = "bbar"
     solver_options: dict = dataclasses.field(default_factory=dict)
     timings: dict = dataclasses.field(default_factory=dict)
+    warnings: list = dataclasses.field(default_factory=list)
     with_factor_of_risk: bool = True
 
     # -- metrics ----------------------------------------------------------------------------------
@@ -242,17 +262,17 @@ class Result:
                 "endplate_thickness": seg.endplate_thickness,
                 "n_cortex_layers": seg.n_cortex_layers,
                 "disc_refinement": seg.disc_refinement,
+                "fibres": _plain(getattr(seg, "fibres", None)),
                 "dimensions": {k: _plain(v) for k, v in seg.dimensions.items()},
                 "n_cells": int(seg.mesh.n_cells), "n_points": int(seg.mesh.n_points),
+                "source": _plain(getattr(seg, "source", None)),
             },
             "materials": materials,
             "materials_resolved": ({"cortical": _plain(ms.cortical_material)} if hasattr(ms, "cortical_material")
                                    else None),                         # the shell modulus taken from the vBMD
             "history": [op.as_dict() for op in getattr(seg, "history", ())],
             "load": self.load.as_dict(),
-            "load_applied": {"force_N": self.applied.force.tolist(), "moment_Nmm": self.applied.moment.tolist(),
-                             "reference_point_mm": self.applied.plate.center.tolist(),
-                             "guide_forces_N": {k: v.tolist() for k, v in self.applied.guide_forces.items()}},
+            "load_applied": self._load_applied(),
             "boundary_conditions": {"fixed": "segment:inferior (x, y, z)",
                                     "loaded": "segment:superior tied to a rigid plate"},
             "post": {"yield_compression": self.yield_compression, "yield_tension": self.yield_tension,
@@ -261,15 +281,24 @@ class Result:
             "formulation": _plain(self.formulation),
             "solver_options": _plain(self.solver_options),
             "solver_info": _plain(self.info),
+            "warnings": list(self.warnings),
         }
+
+    def _load_applied(self):
+        ap = self.applied
+        c = ap.plate.center
+        F, M = resultant(self.solution.model, c)
+        return {"force_N": ap.force.tolist(), "moment_Nmm": ap.moment.tolist(), "reference_point_mm": c.tolist(),
+                "guide_forces_N": {k: v.tolist() for k, v in ap.guide_forces.items()},
+                "level_loads": _plain(ap.level_loads), "user_loads": ap.user_loads,
+                "resultant_force_N": F.tolist(), "resultant_moment_Nmm_about_reference_point": M.tolist()}
 
     def save(self, directory):
         """Write ``result.vtu`` (mesh, tags with names, node and face sets, all fields), ``metrics.csv``,
-        ``metrics.json`` (records) and ``case.json`` (:meth:`record`) into ``directory`` (created).
-        Returns ``{kind: path}``."""
-        from .mesh import _write_with_field_data
-        import meshio
-        import tempfile
+        ``metrics.json`` (records) and ``case.json`` (:meth:`record`) into ``directory`` (created), each file atomically (complete or
+        absent). Returns ``{kind: path}``."""
+        from .io.atomic import write_text
+        from .io.vtu import write
 
         os.makedirs(directory, exist_ok=True)
         paths = {k: os.path.join(directory, n) for k, n in (("vtu", "result.vtu"), ("csv", "metrics.csv"),
@@ -279,18 +308,10 @@ class Result:
         m.cell_data["yield_strain_ratio"] = [ratio]
         p = -(self.solution.cell_stress[:, :3].sum(axis=1)) / 3.0
         m.cell_data["hydrostatic_pressure_MPa"] = [p]
-        fd, tmp = tempfile.mkstemp(suffix=".vtu", dir=directory)
-        os.close(fd)
-        try:
-            meshio.write(tmp, m, file_format="vtu")
-            _write_with_field_data(tmp, paths["vtu"], m.field_data)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        self.metrics.to_csv(paths["csv"], index=False)
-        self.metrics.to_json(paths["json"], orient="records", indent=1)
-        with open(paths["case"], "w") as f:
-            json.dump(self.record(), f, indent=1, allow_nan=True)
+        write(paths["vtu"], m)
+        write_text(paths["csv"], self.metrics.to_csv(index=False))
+        write_text(paths["json"], self.metrics.to_json(orient="records", indent=1))
+        write_text(paths["case"], json.dumps(self.record(), indent=1, allow_nan=True))
         return paths
 
     def __repr__(self):

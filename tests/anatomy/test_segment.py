@@ -184,3 +184,38 @@ def test_disc_refinement_sets_the_disc_layers_and_is_recorded():
             assert s.mesh.cells_in("level", name).sum() == n * q
     with pytest.raises(InputError, match="disc_refinement"):
         segment(["L1", "L2"], disc_refinement=0.0)
+
+
+def test_segment_pickles_with_its_history():
+    """Segments travel to worker processes and caches: pickle round trip keeps mesh, dimensions, history."""
+    import pickle
+    import vertebrafe as vf
+    seg = vf.segment(["L3", "L4"], bmd=120.0, element_size=6.0)
+    frac = vf.fracture(seg, "L3", kind="wedge", grade=1)
+    for s in (seg, frac):
+        t = pickle.loads(pickle.dumps(s))
+        np.testing.assert_array_equal(t.mesh.points, s.mesh.points)
+        np.testing.assert_array_equal(t.elasticity, s.elasticity)
+        assert t.dimensions == s.dimensions and dict(t.dimensions["L3"].sources) == dict(s.dimensions["L3"].sources)
+        assert [op.as_dict() for op in t.history] == [op.as_dict() for op in s.history]
+    with pytest.raises(TypeError):                      # still read-only after the trip
+        pickle.loads(pickle.dumps(frac)).history[0].parameters["grade"] = 3
+
+
+def test_wedged_vertebra_keeps_the_disc_below():
+    """Overriding L1's anterior height tilts L1 but leaves the L1-L2 disc's heights and wedge as in the table;
+    geometry() and measure() report the wedge with one sign (+ kyphotic)."""
+    import vertebrafe as vf
+    from vertebrafe.clinical import measure
+    ref = {r["name"]: r for r in vf.segment("T12-L2", element_size=6.0).geometry()}
+    seg = vf.segment("T12-L2", element_size=6.0, overrides={"L1": {"anterior_height": 20.0}})
+    geo = {r["name"]: r for r in seg.geometry()}
+    for k in ("anterior_height_mm", "posterior_height_mm", "wedge_deg"):
+        assert geo["L1-L2"][k] == pytest.approx(ref["L1-L2"][k], abs=1e-9)
+    assert geo["L1"]["wedge_deg"] > ref["L1"]["wedge_deg"] + 3.0          # more kyphotic
+    assert seg.dimensions["L1-L2"].sources["segmental_angle"] == "derived"
+    assert measure(seg, "L1").wedge_angle_deg == pytest.approx(geo["L1"]["wedge_deg"], abs=0.3)
+    # an explicit disc angle wins
+    seg2 = vf.segment("T12-L2", element_size=6.0, overrides={"L1": {"anterior_height": 20.0},
+                                                             "L1-L2": {"segmental_angle": 1.2}})
+    assert seg2.dimensions["L1-L2"].segmental_angle == 1.2

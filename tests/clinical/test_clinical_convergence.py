@@ -6,7 +6,7 @@ import vertebrafe as vf
 from vertebrafe.clinical import fracture, history, kyphoplasty, vertebroplasty
 from vertebrafe.clinical.mixing import laminate
 from vertebrafe.errors import InputError, MaterialError
-from vertebrafe.fem.elasticity import isotropic
+from vertebrafe.elasticity import isotropic
 from vertebrafe.post.strength import vertebra_strength
 
 

@@ -25,7 +25,7 @@ def test_intact_measurement_matches_dimensions():
     # the lordotic sum of the T12, L1 and L2 wedges and the two segmental disc wedges
     m = measure(seg, "L1")
     assert m.kyphotic_angle_endplates == ("T12:superior", "L2:inferior")
-    lordosis = sum(seg.dimensions[v].wedge for v in seg.levels) + sum(
+    lordosis = sum(seg.dimensions[v].wedge for v in seg.levels) - sum(
         r["wedge_deg"] for r in seg.geometry() if r["kind"] == "disc")
     assert m.kyphotic_angle_deg == pytest.approx(-lordosis, abs=0.3)
     d = m.as_dict()

@@ -125,8 +125,18 @@ _VERTEBRAE = tuple(_V)            # cranial -> caudal
 _DISCS = tuple(_D)                # cranial -> caudal
 
 
+class _ReadOnlySources:
+    """Pickling for dimension records: the read-only ``sources`` mapping travels as a dict."""
+
+    def __getstate__(self):
+        return {**self.__dict__, "sources": dict(self.sources)}
+
+    def __setstate__(self, state):
+        self.__dict__.update({**state, "sources": MappingProxyType(dict(state["sources"]))})
+
+
 @dataclass(frozen=True)
-class VertebraDimensions:
+class VertebraDimensions(_ReadOnlySources):
     """Dimensions of one vertebral body (mm).
 
     ``superior_*`` is the cranial endplate, ``inferior_*`` the caudal one; width is mediolateral (x),
@@ -171,7 +181,7 @@ class VertebraDimensions:
 
 
 @dataclass(frozen=True)
-class DiscDimensions:
+class DiscDimensions(_ReadOnlySources):
     """Dimensions of one intervertebral disc.
 
     ``segmental_angle`` (deg, + lordosis) is the angle between the superior endplates of the upper and the

@@ -13,13 +13,18 @@ accumulated wedge and segmental angles. Nodes are numbered layer by layer from t
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
+from ..elasticity import axial_modulus
 from ..errors import InputError
+from .fibres import AnnulusFibres, annulus_fibre_springs
 from .disc import DISC_REFINEMENT, disc_layer_count, disc_layers, disc_rim_heights, disc_regions, disc_wedge, stack_frame
-from .levels import (DiscDimensions, adjacent_discs, level_dimensions, level_order, segment_names)
+from .levels import (DiscDimensions, adjacent_discs, level_dimensions, level_order, segment_names,
+                     vertebra_names)
 from .vertebra import (DEFAULT_CORTEX_THICKNESS, DEFAULT_ELEMENT_SIZE, DEFAULT_ENDPLATE_THICKNESS,
                        REGION_CODES, ZONE_CORTEX, VertebraGeometry, cross_section_topology, extrude,
                        grid_counts, make_mesh, posterior_wall_quads, vertebra_layers)
@@ -32,10 +37,13 @@ REGION_NAMES = {v: k for k, v in REGION_CODES.items()}
 def cell_elasticity(mesh, materials):
     """Per-cell elasticity ``(m, 6, 6)`` (MPa) of ``mesh`` from its ``region`` tags.
 
-    ``materials`` is a :class:`vertebrafe.materials.MaterialSet` (its ``cell_elasticity``), a mapping
+    ``materials`` is a :class:`vertebrafe.materials.MaterialSet` (its ``cell_elasticity``), a
+    :class:`~vertebrafe.materials.LevelMaterials` (per-vertebra vBMD, uses the ``level`` tags), a mapping
     ``{region name: (E MPa, nu)}`` or ``{region name: C (6, 6)}``, or an object with a
     ``region_elasticity(name)`` method.
     """
+    if hasattr(materials, "mesh_elasticity"):                  # LevelMaterials: per-level (and per-cell) vBMD
+        return materials.mesh_elasticity(mesh)
     tags = mesh.cell_data["region"]
     names = mesh.tag_names["region"]
     if hasattr(materials, "cell_elasticity"):
@@ -54,7 +62,7 @@ def cell_elasticity(mesh, materials):
             if np.shape(v) == (6, 6):
                 C = np.asarray(v, dtype=float)
             else:
-                from ..fem.elasticity import isotropic
+                from ..elasticity import isotropic
                 E, nu = v
                 C = isotropic(float(E), float(nu))
         table.append(C)
@@ -89,6 +97,12 @@ class Segment:
     history : tuple
         Clinical operations applied so far, oldest first (:class:`vertebrafe.clinical.Operation`
         records: fracture, vertebroplasty, kyphoplasty); empty for an intact segment.
+    fibres : AnnulusFibres or None
+        Tension-only collagen fibres of the annulus (:mod:`vertebrafe.anatomy.fibres`), or None for the
+        isotropic annulus; :meth:`spring_sets` builds them on the current mesh.
+    source : dict or None
+        Where the geometry and densities came from: None for the parametric model; for image-based
+        segments (:func:`vertebrafe.image_segment`) the files, calibration, vBMD per level and fit residuals.
     """
 
     mesh: object
@@ -105,6 +119,13 @@ class Segment:
     materials: object = None
     elasticity: np.ndarray = field(default=None, repr=False)
     history: tuple = ()
+    fibres: object = None
+    source: dict = None
+
+    def spring_sets(self):
+        """Fresh :class:`~vertebrafe.fem.springs.SpringSet` list of this segment (annulus fibres, if any),
+        built on the current mesh, all springs initially active."""
+        return [annulus_fibre_springs(self)] if self.fibres is not None else []
 
     @property
     def names(self):
@@ -140,19 +161,24 @@ class Segment:
         return self
 
     def geometry(self):
-        """Derived geometry per piece, cranial first (list of dicts): wedge (deg), heights (mm)."""
+        """Derived geometry per piece, cranial first (list of dicts): heights (mm) and angles (deg).
+
+        Angles are **positive when kyphotic** (anterior side shorter), as in
+        :func:`vertebrafe.clinical.measure`: ``wedge_deg`` of a vertebra or disc and, for a disc,
+        ``segmental_kyphosis_deg`` (minus the lordotic ``segmental_angle`` of its dimensions).
+        """
         rows = []
         for name in self.names:
             d = self.dimensions[name]
             if isinstance(d, DiscDimensions):
                 up, lo = self.dimensions[d.upper], self.dimensions[d.lower]
                 a, p = disc_rim_heights(d, lo, up)
-                rows.append(dict(name=name, kind="disc", wedge_deg=disc_wedge(d, up),
-                                 segmental_angle_deg=d.segmental_angle, anterior_height_mm=a,
+                rows.append(dict(name=name, kind="disc", wedge_deg=-disc_wedge(d, up),
+                                 segmental_kyphosis_deg=-d.segmental_angle, anterior_height_mm=a,
                                  posterior_height_mm=p, central_height_mm=d.rim_height + up.inferior_concavity
                                  + lo.superior_concavity))
             else:
-                rows.append(dict(name=name, kind="vertebra", wedge_deg=d.wedge, segmental_angle_deg=None,
+                rows.append(dict(name=name, kind="vertebra", wedge_deg=-d.wedge, segmental_kyphosis_deg=None,
                                  anterior_height_mm=d.anterior_height, posterior_height_mm=d.posterior_height,
                                  central_height_mm=d.central_height))
         return rows
@@ -188,11 +214,6 @@ class Segment:
                 f"{self.mesh.n_cells} cells, {self.mesh.n_points} nodes, element_size={self.element_size:g} mm)")
 
 
-def axial_modulus(C):
-    """Axial (z) Young's modulus ``1 / S_zz`` (MPa) of elasticity matrices ``(..., 6, 6)``."""
-    return 1.0 / np.linalg.inv(np.asarray(C, dtype=float))[..., 2, 2]
-
-
 def _nucleus(name, dims):
     d = dims.get(name)
     if d is None:
@@ -200,23 +221,52 @@ def _nucleus(name, dims):
     return (d.nucleus_fraction, d.nucleus_offset)
 
 
+def _keep_disc_wedges(dims, overrides, scale):
+    """Disc below a vertebra with an overridden wedge: keep the table disc wedge (segmental angle =
+    disc wedge + the new wedge of the upper vertebra) unless its segmental angle is overridden."""
+    out = dict(dims)
+    for name, d in dims.items():
+        if not isinstance(d, DiscDimensions) or "segmental_angle" in overrides.get(name, {}):
+            continue
+        up = d.upper
+        if up not in overrides:
+            continue
+        table_up = level_dimensions(up, scale=scale)
+        if abs(dims[up].wedge - table_up.wedge) < 1e-12:
+            continue
+        angle = d.segmental_angle - table_up.wedge + dims[up].wedge
+        try:
+            new = level_dimensions(name, scale=scale, **{**overrides.get(name, {}), "segmental_angle": angle})
+        except InputError as e:
+            raise InputError(f"the wedge of {up} ({dims[up].wedge:.1f} deg, overridden) tilts disc {name} to a "
+                             f"segmental angle of {angle:.1f} deg: {e}; override {name}'s segmental_angle") from None
+        out[name] = dataclasses.replace(new, sources=MappingProxyType({**new.sources, "segmental_angle": "derived"}))
+    return out
+
+
 def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None, scale=1.0, materials=None,
             cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
-            n_cortex_layers=1, disc_refinement=DISC_REFINEMENT):
+            n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=None, frames=None):
     """Mesh a contiguous run of vertebrae with the discs between them.
 
     Parameters
     ----------
     levels : sequence of str or str
         Vertebrae, any order (``['T12', 'L1', 'L2']``) or a range ``'T12-L2'``; must be consecutive.
-    bmd : float, optional
-        QCT trabecular vBMD (mg/cm^3); with ``materials=None`` it attaches
-        ``vertebrafe.materials.MaterialSet(bmd=bmd)``.
+    bmd : float or dict, optional
+        QCT trabecular vBMD (mg/cm^3), one value for every vertebra or ``{vertebra: vBMD}`` with one
+        entry per vertebra (``{"T12": 70, "L1": 55, "L2": 72}``); with ``materials=None`` it attaches
+        ``MaterialSet(bmd=bmd)`` or ``LevelMaterials(MaterialSet(bmd=<mean>), bmd)``. With a
+        ``materials`` MaterialSet and a dict, that set's choices are kept and only the vBMD is per level.
     element_size : float
         Target cell size (mm) of cancellous bone and disc, and of the spacing along the outlines.
     overrides : dict, optional
         ``{name: {field: value}}`` per vertebra or disc, e.g. ``{"L1": {"anterior_height": 18.0},
         "T12-L1": {"rim_height": 5.0}}`` (see :func:`~vertebrafe.anatomy.levels.level_dimensions`).
+        A vertebra whose wedge changes (heights or depths overridden) keeps the wedge of the disc below
+        it: that disc's segmental angle follows the vertebra (source ``"derived"``) unless the disc's
+        ``segmental_angle`` is overridden too; so a wedged vertebra tilts the segment above it instead
+        of making the disc compensate.
     scale : float
         Global length factor on the table values.
     materials : MaterialSet or mapping, optional
@@ -228,6 +278,15 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     disc_refinement : float
         Disc element layers per ``element_size`` of disc height (default 2; see
         :func:`~vertebrafe.anatomy.disc.disc_layer_count`).
+    fibres : bool or AnnulusFibres, optional
+        Reinforce the annulus with tension-only collagen fibres (:mod:`vertebrafe.anatomy.fibres`):
+        True for the published defaults of :class:`AnnulusFibres`, or an instance; None/False: none.
+    frames : dict, optional
+        ``{vertebra: (R (3, 3), origin (3,))}`` placing each vertebra's local frame in the global one
+        (``x_global = R @ x_local + origin``), e.g. as measured in an image
+        (:func:`vertebrafe.image.image_segment`); the discs fill the gaps between the endplates as placed.
+        Default: the lowest vertebra at the origin and the others stacked by the disc dimensions
+        (:func:`~vertebrafe.anatomy.disc.stack_frame`).
 
     Returns
     -------
@@ -235,11 +294,13 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     """
     order = level_order(levels)                                  # cranial first
     names = segment_names(order)
+    given_frames = _check_frames(frames, order)
     overrides = dict(overrides or {})
     bad = sorted(set(overrides) - set(names))
     if bad:
         raise InputError(f"overrides has {bad[0]!r}, which is not in this segment; allowed: {list(names)}")
-    dims = {n: level_dimensions(n, scale=scale, **dict(overrides.get(n, {}))) for n in names}
+    dims = _keep_disc_wedges({n: level_dimensions(n, scale=scale, **dict(overrides.get(n, {}))) for n in names},
+                             overrides, scale)
     h = float(element_size)
     geos = {v: VertebraGeometry.from_dimensions(dims[v]) for v in order}
     nuc = {}
@@ -269,6 +330,8 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
             Rr, orr = stack_frame(dims[lower], dims[dname], dims[v])
             o = R @ orr + o
             R = R @ Rr
+        if given_frames is not None:
+            R, o = given_frames[v]
         frames[v] = (R.copy(), o.copy())
         layers, gap_region = vertebra_layers(geos[v], counts, h, cortex_thickness, endplate_thickness,
                                              nucleus_above=nuc[v][0], nucleus_below=nuc[v][1])
@@ -329,17 +392,117 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     seg = Segment(mesh=mesh, levels=order, discs=tuple(n for n in names if "-" in n), dimensions=dims,
                   frames=frames, counts=counts, element_size=h, cortex_thickness=float(cortex_thickness),
                   endplate_thickness=float(endplate_thickness), n_cortex_layers=int(n_cortex_layers),
-                  disc_refinement=float(disc_refinement))
-    if materials is None and bmd is not None:
-        from ..materials import MaterialSet
-        materials = MaterialSet(bmd=bmd)
-    elif materials is not None and bmd is not None and getattr(materials, "bmd", bmd) != bmd:
-        raise InputError(f"bmd = {bmd!r} conflicts with materials.bmd = {materials.bmd!r}; give one of them")
+                  disc_refinement=float(disc_refinement), fibres=_fibres(fibres))
+    materials = _resolve_materials(bmd, materials, order)
     if materials is not None:
         seg.attach_materials(materials)
     return seg
 
 
+def _fibres(fibres):
+    if fibres is None or fibres is False:
+        return None
+    if fibres is True:
+        return AnnulusFibres()
+    if isinstance(fibres, AnnulusFibres):
+        return fibres
+    if isinstance(fibres, dict):
+        return AnnulusFibres(**fibres)
+    raise InputError(f"fibres = {fibres!r}; expected True, False, None, a dict of AnnulusFibres fields or an "
+                     "AnnulusFibres")
+
+
+def _check_frames(frames, levels):
+    """``{vertebra: (R, origin)}`` as float arrays with R a proper rotation, or None."""
+    if frames is None:
+        return None
+    missing = [v for v in levels if v not in frames]
+    unknown = [k for k in frames if k not in levels]
+    if missing or unknown:
+        raise InputError(f"frames: {'missing ' + str(missing) if missing else 'unknown ' + str(unknown)}; "
+                         f"give one (R, origin) per vertebra of {list(levels)}")
+    out = {}
+    for v in levels:
+        try:
+            R, o = (np.asarray(a, dtype=float) for a in frames[v])
+        except (TypeError, ValueError):
+            raise InputError(f"frames[{v!r}] = {frames[v]!r}; expected (R (3, 3), origin (3,))") from None
+        if R.shape != (3, 3) or o.shape != (3,) or not (np.isfinite(R).all() and np.isfinite(o).all()):
+            raise InputError(f"frames[{v!r}]: R shape {R.shape}, origin shape {o.shape}; expected (3, 3) and (3,), "
+                             f"finite")
+        if not np.allclose(R.T @ R, np.eye(3), atol=1e-6) or np.linalg.det(R) <= 0:
+            raise InputError(f"frames[{v!r}]: R is not a rotation (R^T R = I, det R = +1 within 1e-6)")
+        out[v] = (R, o)
+    return out
+
+
+def _resolve_materials(bmd, materials, levels):
+    """The materials of :func:`segment` from its ``bmd`` (number or ``{vertebra: vBMD}``) and ``materials``."""
+    from ..materials import LevelMaterials, MaterialSet
+
+    if isinstance(bmd, dict) or hasattr(bmd, "items"):
+        per = dict(bmd.items())
+        unknown = [k for k in per if k not in levels]
+        if unknown:
+            raise InputError(f"bmd has {unknown[0]!r}, which is not a vertebra of this segment; allowed: "
+                             f"{list(levels)}")
+        missing = [v for v in levels if v not in per]
+        if missing:
+            raise InputError(f"bmd has no vBMD for {missing} (mg/cm^3); give one per vertebra: {list(levels)}")
+        if materials is not None and not isinstance(materials, MaterialSet):
+            raise InputError(f"bmd per vertebra needs materials = None or a MaterialSet; got {type(materials).__name__}")
+        probe = LevelMaterials(MaterialSet(bmd=100.0), per)          # validates the values
+        base = materials if materials is not None else MaterialSet(bmd=float(np.mean(list(probe.bmd.values()))))
+        return LevelMaterials(base, probe.bmd)
+    if bmd is not None and not isinstance(bmd, (int, float, np.integer, np.floating)):
+        raise InputError(f"bmd = {bmd!r}; expected a number (mg/cm^3) or {{vertebra: vBMD}}, e.g. "
+                         f"{{{', '.join(repr(v) + ': 70' for v in levels)}}}")
+    if materials is None and bmd is not None:
+        return MaterialSet(bmd=bmd)
+    if materials is not None and bmd is not None and getattr(materials, "bmd", bmd) != bmd:
+        raise InputError(f"bmd = {bmd!r} conflicts with materials.bmd = {materials.bmd!r}; give one of them")
+    return materials
+
+
 def vertebra_layers_gaps(kind, gap_level, v):
     """Indices of the cell layers of vertebra ``v`` in the stack."""
     return [i for i, (k, n) in enumerate(zip(kind, gap_level)) if n == v and k != "disc"]
+
+
+def disc(name, element_size=DEFAULT_ELEMENT_SIZE, cortex_thickness=DEFAULT_CORTEX_THICKNESS,
+         endplate_thickness=DEFAULT_ENDPLATE_THICKNESS, scale=1.0, overrides=None, disc_refinement=DISC_REFINEMENT):
+    """Mesh of one disc alone, in the lower vertebra's local frame.
+
+    Built as the disc cells of the two-vertebra segment around it (so it is exactly the disc of
+    :func:`~vertebrafe.anatomy.segment.segment`); unused bone nodes are dropped. Node sets and face sets
+    ``superior`` and ``inferior`` are its two endplate contact surfaces (outward from the disc). Both
+    adjacent vertebrae must be in the level table (T10-T11 ... L4-L5).
+    """
+    if not isinstance(name, (str, DiscDimensions)):
+        raise InputError(f"disc name = {name!r}; expected e.g. 'L1-L2'")
+    key = name if isinstance(name, str) else name.name
+    parts = key.split("-")
+    if len(parts) != 2 or any(p not in vertebra_names() for p in parts):
+        raise InputError(f"disc = {key!r}: both adjacent vertebrae must be in {list(vertebra_names())} "
+                         f"to mesh it alone (allowed T10-T11 ... L4-L5)")
+    level_dimensions(key)                                       # validates the name
+    seg = segment(parts, element_size=element_size, cortex_thickness=cortex_thickness,
+                  endplate_thickness=endplate_thickness, scale=scale, overrides=overrides,
+                  disc_refinement=disc_refinement)
+    mesh = seg.mesh
+    keep = mesh.cells_in("level", key)
+    cells = mesh.cells[keep]
+    used = np.unique(cells)
+    remap = np.full(mesh.n_points, -1, dtype=np.int64)
+    remap[used] = np.arange(used.size)
+    lo, up = parts[1], parts[0]
+    sup = remap[seg.face_sets[f"{up}:inferior"]][:, ::-1]        # outward from the disc = reversed
+    inf = remap[seg.face_sets[f"{lo}:superior"]][:, ::-1]
+    region = mesh.cell_data["region"][keep]
+    names = {REGION_CODES["annulus"]: "annulus", REGION_CODES["nucleus"]: "nucleus"}
+    return make_mesh(mesh.points[used], remap[cells],
+                     cell_data={"region": region, "level": np.ones(len(cells), dtype=np.int64)},
+                     tag_names={"region": names, "level": {1: key}},
+                     node_sets={"superior": remap[seg.node_sets[f"{up}:inferior"]],
+                                "inferior": remap[seg.node_sets[f"{lo}:superior"]]},
+                     face_sets={"superior": sup, "inferior": inf})

@@ -43,6 +43,13 @@ class Operation:
     results: MappingProxyType
     data: dict = field(default_factory=dict, repr=False, compare=False)   # arrays kept for later operations
 
+    def __getstate__(self):                 # the read-only mappings travel as dicts (pickle, multiprocessing)
+        return {**self.__dict__, "parameters": dict(self.parameters), "results": dict(self.results)}
+
+    def __setstate__(self, state):
+        self.__dict__.update({**state, "parameters": MappingProxyType(dict(state["parameters"])),
+                              "results": MappingProxyType(dict(state["results"]))})
+
     def as_dict(self):
         """Plain dict (``kind``, ``level``, ``parameters``, ``results``) for reports and JSON."""
         return {"kind": self.kind, "level": self.level, "parameters": dict(self.parameters),
@@ -90,7 +97,7 @@ def derive(segment, operation, points=None, elasticity=None, frames=None, cell_d
     new = dataclasses.replace(segment, mesh=mesh, frames=new_frames, dimensions=dict(segment.dimensions),
                               elasticity=elasticity, history=history(segment) + (operation,))
     if elasticity is not None:
-        from ..anatomy.segment import axial_modulus
+        from ..elasticity import axial_modulus
         mesh.set_cell_data("modulus", axial_modulus(elasticity))
     return new
 

@@ -36,14 +36,13 @@ import dataclasses
 import numpy as np
 
 from ..errors import InputError
-from ..fem.elasticity import isotropic
+from ..elasticity import isotropic
 from ._common import check_level, derive, history, make_operation, operations_of
-from .cement import (DEFAULT_VERTICAL_EXTENT, Sampler, _check_offset, _check_samples, _check_untreated,
-                     _level_cells, _region_code, body_frame_sizes, bolus_geometry, check_cement_modulus,
-                     check_centres, check_extent, check_fits, endplate_distances, resolve_volume,
-                     vertical_mask)
+from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry, check_cement_modulus,
+                      check_centres, check_extent, check_fits, check_offset, check_samples, check_untreated,
+                      endplate_distances, level_cells, region_code, resolve_volume, vertical_mask)
 from .mixing import cut_normals, laminate
-from .fracture import _Deformer
+from .fracture import Deformer
 from .measure import measure
 
 __all__ = ["kyphoplasty", "DEFAULT_RESTORATION", "DEFAULT_BALLOON_VOLUME_ML", "DEFAULT_RIM_THICKNESS",
@@ -77,7 +76,7 @@ def _restore(segment, level, restoration):
     mesh = segment.mesh.copy()
     mesh.points = intact_pts.copy()
     intact = dataclasses.replace(segment, mesh=mesh, frames=dict(intact_frames))
-    d = _Deformer(intact, level)
+    d = Deformer(intact, level)
     theta, tau, delta = d.solve(op.parameters["type"], loss)
     pts = d.global_points(theta, tau, delta, intact_pts)
     frames = dict(intact_frames)
@@ -149,14 +148,14 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         raise InputError(f"rim_thickness = {rim_thickness!r} mm; allowed range [0, 10] mm")
     if not (k > 0.0):
         raise InputError(f"rim_modulus_factor = {rim_modulus_factor!r}; must be > 0")
-    off = _check_offset(offset)
-    n = _check_samples(samples)
+    off = check_offset(offset)
+    n = check_samples(samples)
     extent = check_extent(vertical_extent)
     if mixing not in ("laminate", "voigt"):
         raise InputError(f"mixing = {mixing!r}; allowed: ['laminate', 'voigt']")
     if cement_modulus is not None:
         check_cement_modulus(cement_modulus)
-    _check_untreated(segment, level)
+    check_untreated(segment, level)
     before = measure(segment, level)
 
     if fractured and r > 0.0:
@@ -170,7 +169,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         geo_seg = dataclasses.replace(segment, mesh=m2, frames={**segment.frames, **frames})
 
     mesh = segment.mesh
-    eligible = _level_cells(mesh, level) & mesh.cells_in("region", ["cancellous"])
+    eligible = level_cells(mesh, level) & mesh.cells_in("region", ["cancellous"])
     sampler = Sampler(geo_seg, level, points, eligible, n)
     v_default = DEFAULT_BALLOON_VOLUME_ML * balloons
     v_ml, fill = resolve_volume(segment, level, volume, None, float(sampler.volume.sum()), default=v_default)
@@ -222,8 +221,8 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
             C[sel] = laminate(phases, fractions, normals)
     tag_names = dict(mesh.tag_names["region"])
     region = mesh.cell_data["region"].copy()
-    region[fr >= 0.5] = _region_code(mesh, "compacted_bone", tag_names)
-    region[fc >= 0.5] = _region_code(mesh, "cement", tag_names)
+    region[fr >= 0.5] = region_code(mesh, "compacted_bone", tag_names)
+    region[fc >= 0.5] = region_code(mesh, "cement", tag_names)
 
     params = dict(restoration=r, volume_mL=v_ml, balloons=int(balloons), rim_thickness_mm=t,
                   rim_modulus_factor=k, offset_mm=tuple(off), samples=n, cement_E_MPa=E_c, cement_nu=nu_c,

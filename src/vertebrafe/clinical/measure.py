@@ -18,7 +18,7 @@ with the expected height known exactly. ``height_loss_ratio`` is the largest of 
 
 Angles (deg) are between endplate lines (posterior corner -> anterior corner) in the sagittal plane,
 **positive when kyphotic** (anterior side closer), the clinical convention for fracture wedge and
-kyphotic angles (note: ``Segment.geometry()`` reports anatomical wedges positive when lordotic):
+kyphotic angles, as ``Segment.geometry()`` (the dimension tables keep the anatomical + lordotic sign):
 
 * ``wedge_angle_deg``: between the superior and the inferior endplate of the level itself;
 * ``kyphotic_angle_deg``: Cobb-like segmental angle between the superior endplate of the vertebra above

@@ -10,7 +10,7 @@ from functools import cached_property
 import numpy as np
 from numba import njit, prange
 
-from ..errors import InputError
+from ..errors import ConvergenceError, InputError
 from .kernels import MEAN_DILATATION, element_strains, element_tables, strain_matrix
 
 _VOIGT = ("xx", "yy", "zz", "xy", "yz", "xz")
@@ -65,6 +65,10 @@ def _gauss_fields(points, cells, u, C, mat, tables, form, eps_out, sig_out, wdet
                     fint_out[e, a, d] += f * s
 
 
+#: Largest strain, stress or force magnitude accepted: quadratic quantities (von Mises, energy) stay finite.
+_MAX_FIELD = np.sqrt(np.finfo(float).max) / 10.0
+
+
 class Solution:
     """Displacements and derived fields of a solved :class:`~vertebrafe.fem.model.Model`."""
 
@@ -76,6 +80,8 @@ class Solution:
         self._plate_motion = plate_motion
         #: dict: solver, dofs, iterations, residual (||Ku - f|| / ||f||) and phase times (s)
         self.info = info
+        #: {spring set name: bool (k,)}: the state of the one-sided springs in this solution
+        self.spring_active = {s.name: s.active.copy() for s in model.springs}
 
     # -- Gauss-point fields -------------------------------------------------------------------------
     @cached_property
@@ -91,6 +97,10 @@ class Solution:
         _gauss_fields(np.ascontiguousarray(mesh.points), np.ascontiguousarray(mesh.cells, dtype=np.int64),
                       np.ascontiguousarray(self.displacement), model._C, model._material, element_tables(el),
                       model._form, eps, sig, wdet, fint)
+        if not all(np.abs(a).max(initial=0.0) < _MAX_FIELD for a in (eps, sig, fint)):  # NaN fails too
+            raise ConvergenceError(f"the strains or stresses of the solution are not finite or above {_MAX_FIELD:.3g} (displacements of "
+                                   f"up to {np.abs(self.displacement).max():.3g} mm); the loads are beyond "
+                                   "floating point range or the model is degenerate")
         eps[:, :, 3:] *= 0.5  # engineering -> tensor shear
         nodal = np.zeros((mesh.n_points, 3))
         for d in range(3):
@@ -160,10 +170,17 @@ class Solution:
         return float(np.sum(self.strain_energy_density * self.cell_volume))
 
     # -- forces -----------------------------------------------------------------------------------
-    @property
+    @cached_property
     def internal_forces(self):
-        """Nodal internal forces ``(n, 3)`` in N (K u, assembled)."""
-        return self._fields[3]
+        """Nodal internal forces ``(n, 3)`` in N (K u, assembled; cells and springs)."""
+        f = self._fields[3]
+        for s in self.model.springs:
+            f = f + s.nodal_forces(self.displacement, self.mesh.n_points, self.spring_active[s.name])
+        return f
+
+    def spring_forces(self, name):
+        """Axial forces ``(k,)`` N (tension positive) of the model's spring set ``name``."""
+        return self.model.spring_set(name).forces(self.displacement, self.spring_active[name])
 
     @property
     def nodal_reactions(self):
@@ -230,7 +247,7 @@ class Solution:
     def save(self, path):
         """Write the mesh, tags with their names, node and face sets and all result fields
         (``.vtu`` keeps everything; for ParaView and PyVista)."""
-        from ..mesh import write
+        from ..io.vtu import write
 
         write(path, self.to_meshio())
 

@@ -16,6 +16,9 @@ from ..errors import ConvergenceError, InputError, UnderConstrainedError
 from . import relaxation
 
 DIRECT_MAX_DOFS = 5_000
+#: Iterative-refinement steps of the direct solve and restarts of CG when the true residual is above rtol.
+REFINEMENT_STEPS = 3
+CG_RESTARTS = 3
 SOLVERS = ("auto", "direct", "amg")
 
 #: Smoothed-aggregation settings, chosen with benchmarks/bench_core.py and segment models: node
@@ -157,6 +160,20 @@ def choose(method, n):
     return method
 
 
+def amg_hierarchy(K, near_nullspace=None, strength=None):
+    """Smoothed-aggregation hierarchy (pyamg ``MultilevelSolver``) of ``K`` with :data:`AMG_OPTIONS`.
+
+    ``near_nullspace (N, 6)``: rigid-body modes; ``strength``: optional finest-level strength graph
+    (:func:`material_strength`). Its ``aspreconditioner(cycle="V")`` is the CG preconditioner.
+    """
+    import pyamg
+
+    options = dict(AMG_OPTIONS)
+    if strength is not None:
+        options["strength"] = [("predefined", {"C": strength}), AMG_OPTIONS["strength"]]
+    return relaxation.use_block_gauss_seidel(pyamg.smoothed_aggregation_solver(K, B=near_nullspace, **options))
+
+
 def solve(K, f, method="auto", rtol=1e-8, maxiter=None, near_nullspace=None, strength=None):
     """Solve with BLAS limited to one thread (see :func:`_solve`).
 
@@ -173,33 +190,45 @@ def _solve(K, f, method, rtol, maxiter, near_nullspace, strength):
     ``near_nullspace (N, 6)``: rigid-body modes for AMG; ``strength``: optional finest-level strength
     graph for AMG (:func:`material_strength`). Returns ``(u, info)``; ``info`` holds ``solver``,
     ``iterations``, ``residual`` (true relative residual
-    ||K u - f|| / ||f||), ``setup_time`` and ``solve_time`` (s). Raises :class:`ConvergenceError` if the
-    residual does not reach ``rtol`` or the result is not finite.
+    ||K u - f|| / ||f||), ``setup_time`` and ``solve_time`` (s). Both solvers are judged on the true
+    residual: the direct solve refines the LU solution, CG restarts from its iterate while the true residual
+    is above ``rtol``. Raises :class:`ConvergenceError` if the residual does not reach ``rtol`` (with advice
+    for an iteration limit or a stagnation) or the result is not finite.
     """
     method = choose(method, K.shape[0])
     if not (0 < rtol < 1):
         raise InputError(f"rtol = {rtol!r}; allowed range (0, 1)")
     n = K.shape[0]
-    fnorm = np.linalg.norm(f)
+    fmax = float(np.max(np.abs(f))) if n else 0.0
+    if not np.isfinite(fmax):
+        raise InputError(f"the load vector holds non-finite values (max |f| = {fmax}); allowed: finite forces (N)")
+    fnorm = fmax * float(np.linalg.norm(f / fmax)) if fmax > 0 else 0.0
     info = {"solver": method}
     if fnorm == 0.0:
         u = np.zeros(n)
         info.update(iterations=0, residual=0.0, setup_time=0.0, solve_time=0.0)
         return u, info
+
+    def true_residual(u):
+        return float(np.linalg.norm((K @ u - f) / fmax) * fmax / fnorm)
+
     t0 = time.perf_counter()
     if method == "direct":
         lu = spla.splu(K.tocsc(), permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
         t1 = time.perf_counter()
         u = lu.solve(f)
         iterations = 1
+        residual = true_residual(u)
+        for _ in range(REFINEMENT_STEPS):        # iterative refinement until rtol (or no more gain)
+            if not residual > rtol:
+                break
+            u = u - lu.solve(K @ u - f)
+            iterations += 1
+            previous, residual = residual, true_residual(u)
+            if not residual < 0.5 * previous:
+                break
     else:
-        import pyamg
-
-        options = dict(AMG_OPTIONS)
-        if strength is not None:
-            options["strength"] = [("predefined", {"C": strength}), AMG_OPTIONS["strength"]]
-        ml = relaxation.use_block_gauss_seidel(
-            pyamg.smoothed_aggregation_solver(K, B=near_nullspace, **options))
+        ml = amg_hierarchy(K, near_nullspace, strength)
         M = ml.aspreconditioner(cycle="V")
         t1 = time.perf_counter()
         count = [0]
@@ -207,21 +236,40 @@ def _solve(K, f, method, rtol, maxiter, near_nullspace, strength):
         def callback(_):
             count[0] += 1
 
-        u, status = spla.cg(K, f, rtol=rtol, atol=0.0, maxiter=maxiter or 2000, M=M, callback=callback)
+        limit = maxiter or 2000
+        u, status = spla.cg(K, f, rtol=rtol, atol=0.0, maxiter=limit, M=M, callback=callback)
+        residual = true_residual(u)
+        # CG stops on its recurrence residual, which drifts from the true one: restart from u (fresh
+        # residual) while the true residual is above rtol, iterations remain and a restart still gains
+        restarts = 0
+        while residual > rtol and count[0] < limit and restarts < CG_RESTARTS and np.isfinite(residual):
+            u, status = spla.cg(K, f, x0=u, rtol=0.5 * rtol, atol=0.0, maxiter=limit - count[0], M=M,
+                                callback=callback)
+            restarts += 1
+            previous, residual = residual, true_residual(u)
+            if not residual < 0.5 * previous:
+                break
         iterations = count[0]
-        info["levels"] = len(ml.levels)
-        info["operator_complexity"] = float(ml.operator_complexity())
+        info.update(levels=len(ml.levels), operator_complexity=float(ml.operator_complexity()), restarts=restarts)
     t2 = time.perf_counter()
-    if not np.all(np.isfinite(u)):
-        raise ConvergenceError(f"the {method} solve produced non-finite displacements; the model may be "
-                               "singular (a mechanism) or badly conditioned", iterations=iterations)
-    residual = float(np.linalg.norm(K @ u - f) / fnorm)
+    if not np.all(np.isfinite(u)) or not np.isfinite(residual):
+        raise ConvergenceError(f"the {method} solve produced non-finite displacements or residual; the model may "
+                               "be singular (a mechanism), badly conditioned, or loaded beyond floating point "
+                               f"range (max |f| = {fmax:.3g} N)", iterations=iterations, residual=residual)
     info.update(iterations=iterations, residual=residual, setup_time=t1 - t0, solve_time=t2 - t1)
-    limit = rtol if method == "amg" else max(rtol, 1e-6)
-    if residual > limit * 1.0001:
+    if residual > rtol:
+        if method == "direct":
+            advice = (f"; LU with {iterations - 1} refinement step(s) cannot reach it: the matrix is nearly "
+                      "singular or too badly conditioned for this rtol (check materials and constraints, or "
+                      "loosen solver.rtol)")
+        elif iterations >= limit:
+            advice = f"; the iteration limit maxiter = {limit} was reached: raise solver.maxiter or check the model"
+        else:
+            advice = (f"; CG stagnated (no further gain after {restarts} restart(s), {iterations} < maxiter = "
+                      f"{limit} iterations): raising maxiter will not help; the system is too badly "
+                      "conditioned for this rtol (loosen solver.rtol, or use solver = 'direct' on a small model, "
+                      "and check for near-mechanisms or extreme material contrasts)")
         raise ConvergenceError(
             f"the {method} solve did not converge: relative residual {residual:.3g} after {iterations} "
-            f"iteration(s), requested rtol = {rtol:g}" + ("; raise maxiter or check the model" if method == "amg"
-                                                          else "; the matrix is nearly singular"),
-            iterations=iterations, residual=residual)
+            f"iteration(s), requested rtol = {rtol:g}" + advice, iterations=iterations, residual=residual)
     return u, info
