@@ -15,7 +15,8 @@ middle height, z_c = current mid-height at the body centre):
 [assumption: shapes and placements are idealisations of the fills seen on post-operative CT; the
 trajectory angles are typical transpedicular convergences.] The scale ``s`` is solved so that the cement
 volume in the cancellous cells of the body equals the request (cement is confined to cancellous bone:
-it neither enters the cortical shell or bony endplates nor leaks).
+it neither enters the cortical shell or bony endplates nor leaks) within the central ``vertical_extent``
+of the local body height (default 0.7: the bolus stays clear of the endplates unless asked).
 
 Partial volume: each cancellous cell is sampled at ``samples^3`` sub-cell points mapped through its
 trilinear map and weighted by the Jacobian; the fraction of that weight inside a bolus is the cell's
@@ -26,9 +27,10 @@ fraction of a per cent.
 Properties: the cement phase is the cement-bone composite (``material="composite"``: interdigitated
 PMMA in cancellous bone, ``MaterialSet.cement_bone()``, the linear fit of Williams & Johnson 1989 in the
 bone volume fraction) or pure PMMA (``material="pmma"``, ``MaterialSet.cement``). Each cell mixes its
-current (host) elasticity and the cement phase by its cement fraction ``f``: ``mixing="voigt"``
-``C = (1 - f) C_host + f C_cement`` (rule of mixtures; any anisotropy) or ``"hashin-shtrikman"`` (mean of
-the HS bounds, isotropic hosts only). Cells with ``f >= 0.5`` are re-tagged ``cement_bone`` (or
+current (host) elasticity and the cement phase by its cement fraction ``f``: ``mixing="laminate"``
+(default: the exact laminate normal to the cut surface, :mod:`vertebrafe.clinical.mixing`, which converges
+under mesh refinement), ``"voigt"`` ``C = (1 - f) C_host + f C_cement`` (an upper bound that bridges thin
+gaps on coarse meshes) or ``"hashin-shtrikman"`` (mean of the HS bounds, isotropic hosts only). Cells with ``f >= 0.5`` are re-tagged ``cement_bone`` (or
 ``cement``) so that per-region reports see the bolus.
 """
 from __future__ import annotations
