@@ -246,8 +246,10 @@ class Result:
                 "n_cortex_layers": seg.n_cortex_layers,
                 "disc_refinement": seg.disc_refinement,
                 "fibres": _plain(getattr(seg, "fibres", None)),
+                "nucleus": getattr(seg, "nucleus", "solid"),
                 "dimensions": {k: _plain(v) for k, v in seg.dimensions.items()},
                 "n_cells": int(seg.mesh.n_cells), "n_points": int(seg.mesh.n_points),
+                "source": _plain(getattr(seg, "source", None)),
             },
             "materials": materials,
             "materials_resolved": ({"cortical": _plain(ms.cortical_material)} if hasattr(ms, "cortical_material")

@@ -32,7 +32,8 @@ def build_segment(case, progress=None):
     seg = segment(list(s.levels), element_size=s.element_size, overrides=s.overrides, scale=s.scale,
                      materials=materials, cortex_thickness=s.cortex_thickness,
                      endplate_thickness=s.endplate_thickness, n_cortex_layers=s.n_cortex_layers,
-                     disc_refinement=s.disc_refinement, fibres=s.fibres)
+                     disc_refinement=s.disc_refinement, fibres=s.fibres,
+                     nucleus=s.nucleus)
     if case.fracture is not None:
         f = case.fracture
         step("fracture")

@@ -110,6 +110,9 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               0.5, 4.0, source="vertebrafe.anatomy.disc.DISC_REFINEMENT (docs/anatomy.md)"),
         Field("fibres", "bool", False, "tension-only collagen fibres in the annulus (published angles and moduli; "
               "solved by the active-set loop)", source="vertebrafe.anatomy.fibres (docs/anatomy.md, docs/materials.md)"),
+        Field("nucleus", "str", "solid", "nucleus model: 'solid' (nearly incompressible cells) or 'fluid' (plus a "
+              "fluid-filled cavity with one uniform pressure per disc)", choices=("solid", "fluid"),
+              source="vertebrafe.anatomy.fibres.nucleus_cavities (docs/anatomy.md)"),
         Field("overrides", "table", None, "per vertebra or disc dimension overrides, e.g. "
               "[segment.overrides.L1] anterior_height = 18.0 (fields and ranges: vertebrafe.anatomy.levels)",
               source=_ANAT),

@@ -29,6 +29,7 @@ class SegmentSpec:
     n_cortex_layers: int = 1
     disc_refinement: float = 2.0
     fibres: bool = False
+    nucleus: str = "solid"
     overrides: Optional[dict] = None
 
 

@@ -75,7 +75,7 @@ def _rotate_x(yz, pivot, angle):
     return yz + np.stack([cm1 * d[..., 0] - s * d[..., 1], s * d[..., 0] + cm1 * d[..., 1]], axis=-1)
 
 
-class _Deformer:
+class Deformer:
     """The fracture map of one vertebra of a segment, evaluated on the intact local coordinates."""
 
     def __init__(self, segment, level, points=None):
@@ -257,7 +257,7 @@ def fracture(segment, level, kind="wedge", grade=None, height_loss=None, damage_
     if not (0.0 <= dt < 1.0):
         raise InputError(f"damage_threshold = {damage_threshold!r}; allowed range [0, 1)")
 
-    d = _Deformer(segment, level)
+    d = Deformer(segment, level)
     theta, tau, delta = d.solve(kind, loss)
     points = d.global_points(theta, tau, delta, segment.mesh.points)
     frames = d.frames(theta, tau)

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import InputError
 from .metrics import BONE_REGIONS, strain_ratio, vertebra_geometry
+from .plate import plate_test
 
 __all__ = ["DEFAULT_FRACTION", "APPARENT_YIELD", "yield_scale", "strength_rows", "vertebra_strength",
            "VertebraStrength"]
@@ -123,8 +124,6 @@ def vertebra_strength(segment, level, apparent_yield=APPARENT_YIELD, fraction=DE
     scaled to the Pistoia-type criterion (see the module docstring). Yield strains default to the
     segment's MaterialSet values (0.0077 / 0.0070). Returns a :class:`VertebraStrength`.
     """
-    from ..fem import Model
-
     if segment.elasticity is None:
         raise InputError("segment has no elasticity; build it with bmd=... or attach materials first")
     if level not in segment.levels:
@@ -141,13 +140,10 @@ def vertebra_strength(segment, level, apparent_yield=APPARENT_YIELD, fraction=DE
     sub.points = (sub.points - o) @ R                         # local frame: axis = z
     H = float(sub.points[sub.node_sets[f"{level}:superior"], 2].mean()
               - sub.points[sub.node_sets[f"{level}:inferior"], 2].mean())
-    model = Model(sub, C=segment.elasticity[mask], formulation="bbar")
-    model.fix(sub.node_sets[f"{level}:inferior"], "xyz")
-    plate = model.rigid_plate(sub.node_sets[f"{level}:superior"])
     delta = apparent_yield * H
-    plate.prescribe(translation=(None, None, -delta), rotation=(0.0, 0.0, 0.0))
-    sol = model.solve(**solver_options)
-    F = -float(sol.plate_reaction(plate)[0][2])               # the plate pushes down: reaction > 0 upward
+    test = plate_test(sub, segment.elasticity[mask], sub.node_sets[f"{level}:inferior"],
+                      sub.node_sets[f"{level}:superior"], delta, **solver_options)
+    sol, F = test.solution, test.force
     # Pistoia-type: bone cells of the vertebra
     rc = [c for c, n in sub.tag_names["region"].items() if n in regions]
     sel = np.isin(sub.cell_data["region"], rc)

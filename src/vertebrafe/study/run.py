@@ -132,6 +132,7 @@ def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress
         else:
             n = workers or min(os.cpu_count() or 1, len(pending))
             n = max(1, min(int(n), len(pending)))
+            _warm_up(bar, say)
             if n == 1:
                 run.backend = "1 process (in-process)"
                 for cid, item in items.items():
@@ -146,6 +147,17 @@ def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress
     if summary:
         run.summary = summarize(out)
     return run
+
+
+def _warm_up(bar, say):
+    """Compile or load the numba kernels in this process before any case starts, so that worker
+    processes load them from numba's cache instead of each compiling them (a notice is shown when
+    compiling)."""
+    from ..fem.warmup import warm_up
+    if bar is not None:
+        warm_up(say=lambda msg: bar.write(msg, file=sys.stderr))
+    else:
+        warm_up(say=say)
 
 
 def _check_study_dir(out):
