@@ -140,7 +140,7 @@ def test_run_end_to_end(tiny, capsys):
     assert cli.main(["run", str(tiny / "tiny.toml"), "-o", str(out), "-q", "--set", "bone.bmd=90"]) == 0
     quiet = capsys.readouterr()
     assert "wrote" not in quiet.out and "dofs" not in quiet.out            # quiet: no stage or file messages,
-    assert "factor_of_risk_yield" in quiet.out                             # but the results are printed
+    assert "factor_of_risk" in quiet.out                             # but the results are printed
     assert "warning" not in quiet.err
     assert sorted(os.listdir(out)) == [".vertebrafe.json", "case.json", "case.toml", "metrics.csv", "metrics.json",
                                        "result.vtu"]

@@ -129,3 +129,23 @@ def test_rotation_beyond_the_small_strain_range_warns():
     df = pd.DataFrame([dict(level=a, region=b, metric=c, value=v, unit=u) for a, b, c, v, u in rows])
     msgs = plausibility.check_result(df, vf.segment(["L3", "L4", "L5"], element_size=H))
     assert len(msgs) == 1 and "L4-L5" in msgs[0] and "small-strain" in msgs[0]
+
+
+def test_fluid_nucleus_pressure_is_uniform_and_balanced():
+    """With nucleus="fluid" each disc gets one cavity; the fluid pressure balances the applied load with
+    the annulus (the base reaction equals the load to 1e-6) and raises the pressure slightly over the
+    nu = 0.499 solid nucleus alone."""
+    load = Load(compression=500.0)
+    solid = simulate(vf.segment(["L4", "L5"], bmd=120.0, element_size=H), load)
+    seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=H, nucleus="fluid")
+    (cav,) = seg.spring_sets()
+    assert cav.name == "L4-L5:nucleus" and cav.volume == pytest.approx(
+        seg.mesh.cell_volumes()[seg.mesh.cells_in("region", "nucleus")].sum())
+    r = simulate(seg, load)
+    fluid = r.value("fluid_pressure", level="L4-L5", region="nucleus")
+    p0 = solid.value("pressure", level="L4-L5", region="nucleus")
+    assert 1.0 < r.value("pressure", level="L4-L5", region="nucleus") / p0 < 1.1 and fluid > 0.8 * p0
+    F = r.solution.reaction(seg.mesh.node_sets["segment:inferior"])
+    assert np.abs(F - [0.0, 0.0, 500.0]).max() <= 1e-6 * 500.0
+    with pytest.raises(InputError, match="nucleus"):
+        vf.segment(["L4", "L5"], element_size=H, nucleus="gel")

@@ -9,8 +9,13 @@ from typing import Optional
 
 from .schema import SCHEMA, SECTIONS
 
-__all__ = ["CaseMeta", "SegmentSpec", "BoneSpec", "FractureSpec", "TreatmentSpec", "LoadSpec", "SolverSpec",
+__all__ = ["CaseMeta", "SegmentSpec", "BoneSpec", "ImageSpec", "FractureSpec", "TreatmentSpec", "LoadSpec", "SolverSpec",
            "OutputSpec", "Case", "case_id", "SPECSPEC_CLASSES"]
+
+
+def _d(section, key):
+    """Default of ``section.key`` in :data:`~vertebrafe.case.schema.SCHEMA` (which takes it from the library)."""
+    return next(f.default for f in SCHEMA[section] if f.name == key)
 
 
 @dataclass(frozen=True)
@@ -22,32 +27,56 @@ class CaseMeta:
 @dataclass(frozen=True)
 class SegmentSpec:
     levels: tuple = ()
-    element_size: float = 2.0
-    scale: float = 1.0
-    cortex_thickness: float = 0.4
-    endplate_thickness: float = 0.35
-    n_cortex_layers: int = 1
-    disc_refinement: float = 2.0
-    fibres: bool = False
+    element_size: float = _d("segment", "element_size")
+    scale: float = _d("segment", "scale")
+    cortex_thickness: float = _d("segment", "cortex_thickness")
+    endplate_thickness: float = _d("segment", "endplate_thickness")
+    n_cortex_layers: int = _d("segment", "n_cortex_layers")
+    disc_refinement: float = _d("segment", "disc_refinement")
+    fibres: bool = _d("segment", "fibres")
+    nucleus: str = _d("segment", "nucleus")
     overrides: Optional[dict] = None
 
 
 @dataclass(frozen=True)
 class BoneSpec:
-    bmd: float = 0.0
+    bmd: object = None                  # float, {vertebra: float}, or None for an [image] case
     t_score: Optional[float] = None
-    law: str = "morgan2003_vertebra"
-    anisotropic: bool = False
-    transverse_ratio: float = 0.42
+    law: str = _d("bone", "law")
+    anisotropic: bool = _d("bone", "anisotropic")
+    transverse_ratio: float = _d("bone", "transverse_ratio")
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """The ``[image]`` section with paths resolved against the case file's directory."""
+    ct: str = ""
+    labels: str = ""
+    calibration_slope: Optional[float] = None
+    calibration_intercept: Optional[float] = None
+    calibration_material: str = _d("image", "calibration_material")
+    rods: Optional[str] = None
+    rod_densities: Optional[dict] = None
+    bmd_margin: float = _d("image", "bmd_margin")
+    pv_margin: float = _d("image", "pv_margin")
+    max_anisotropy: float = _d("image", "max_anisotropy")
+
+    def calibration(self):
+        """The calibration argument of :func:`vertebrafe.image_segment`."""
+        if self.rods is not None:
+            return {"rods": self.rods, "densities": {int(k): float(v) for k, v in self.rod_densities.items()},
+                    "material": self.calibration_material}
+        return {"slope": self.calibration_slope, "intercept": self.calibration_intercept,
+                "material": self.calibration_material}
 
 
 @dataclass(frozen=True)
 class FractureSpec:
     level: str = ""
-    kind: str = "wedge"
+    kind: str = _d("fracture", "kind")
     grade: Optional[int] = None
     height_loss: Optional[float] = None
-    damage_factor: float = 0.25
+    damage_factor: float = _d("fracture", "damage_factor")
 
 
 @dataclass(frozen=True)
@@ -56,12 +85,12 @@ class TreatmentSpec:
     level: Optional[str] = None
     volume: Optional[float] = None
     fill: Optional[float] = None
-    approach: str = "bipedicular"
-    side: str = "left"
-    material: str = "composite"
+    approach: str = _d("treatment", "approach")
+    side: str = _d("treatment", "side")
+    material: str = _d("treatment", "material")
     restoration: Optional[float] = None
-    balloons: int = 2
-    rim_thickness: float = 1.0
+    balloons: int = _d("treatment", "balloons")
+    rim_thickness: float = _d("treatment", "rim_thickness")
     offset: Optional[tuple] = None
 
 
@@ -99,8 +128,8 @@ class LoadSpec:
 
 @dataclass(frozen=True)
 class SolverSpec:
-    solver: str = "auto"
-    rtol: float = 1e-8
+    solver: str = _d("solver", "solver")
+    rtol: float = _d("solver", "rtol")
     maxiter: Optional[int] = None
 
     def options(self):
@@ -112,11 +141,11 @@ class SolverSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    vtu: bool = True
-    metrics: bool = True
+    vtu: bool = _d("output", "vtu")
+    metrics: bool = _d("output", "metrics")
 
 
-SPEC_CLASSES = {"case": CaseMeta, "segment": SegmentSpec, "bone": BoneSpec, "fracture": FractureSpec,
+SPEC_CLASSES = {"case": CaseMeta, "segment": SegmentSpec, "bone": BoneSpec, "image": ImageSpec, "fracture": FractureSpec,
             "treatment": TreatmentSpec, "load": LoadSpec, "solver": SolverSpec, "output": OutputSpec}
 
 
@@ -133,6 +162,7 @@ class Case:
     bone: BoneSpec
     load: LoadSpec
     meta: CaseMeta = field(default_factory=CaseMeta)
+    image: Optional[ImageSpec] = None
     fracture: Optional[FractureSpec] = None
     treatment: TreatmentSpec = field(default_factory=TreatmentSpec)
     solver: SolverSpec = field(default_factory=SolverSpec)

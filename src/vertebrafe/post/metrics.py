@@ -43,7 +43,8 @@ pandas DataFrame. Definitions (units):
   (deg, the intervertebral rotation: least-squares rotation of the upper vertebra's inferior endplate
   nodes minus that of the lower vertebra's superior endplate nodes, :func:`endplate_rotation`; signs as
   the segment's); region ``nucleus``: ``pressure`` (MPa, volume mean
-  of ``-trace(sigma) / 3``), ``pressure_max``; region ``annulus``: ``von_mises_peak`` (MPa, max) and,
+  of ``-trace(sigma) / 3``, plus the fluid pressure with a fluid nucleus), ``pressure_max`` (of the cells),
+  ``fluid_pressure`` (MPa, the cavity's uniform pressure, with ``nucleus="fluid"``); region ``annulus``: ``von_mises_peak`` (MPa, max) and,
   with annulus fibres, ``fibre_force_total`` (N, sum of the fibre spring forces), ``fibre_stress_max``
   (MPa, largest fibre stress: force over the family's cross-section ``phi V / L``) and ``fibres_taut``
   (-, share of the fibre springs in tension).
@@ -60,6 +61,7 @@ import math
 import numpy as np
 
 from ..errors import InputError
+from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 
 __all__ = ["BONE_REGIONS", "REFERENCE_REGIONS", "CORE_RADIUS", "core_cells", "weighted_quantile", "weighted_mean",
            "region_rows", "vertebra_rows", "disc_rows", "segment_rows", "metrics_frame", "COLUMNS", "level_axis",
@@ -206,7 +208,8 @@ def _group_rows(level, region, vol, vm, smin, emax, sed, bone, emin_strain, yc, 
     return rows
 
 
-def region_rows(segment, solution, yield_compression=0.0077, yield_tension=0.0070, bone_regions=BONE_REGIONS):
+def region_rows(segment, solution, yield_compression=YIELD_STRAIN_COMPRESSION, yield_tension=YIELD_STRAIN_TENSION,
+                bone_regions=BONE_REGIONS):
     """Rows per (level, region) and per vertebra for region ``bone`` (see the module docstring)."""
     mesh = segment.mesh
     vol = solution.cell_volume
@@ -379,6 +382,7 @@ def disc_rows(segment, solution):
     s = solution.cell_stress
     p = -(s[:, 0] + s[:, 1] + s[:, 2]) / 3.0
     fibres = {s.name: s for s in solution.model.springs}.get("annulus_fibres")
+    cavities = {s.name: s for s in solution.model.springs if hasattr(s, "pressure")}
     for d in segment.discs:
         up, lo = d.split("-")
         _, dh = centroid_distance(mesh.points, mesh.face_sets[f"{up}:inferior"], mesh.face_sets[f"{lo}:superior"], u)
@@ -399,7 +403,11 @@ def disc_rows(segment, solution):
         if "nucleus" in rcode:
             sel = L & (reg == rcode["nucleus"])
             if sel.any():
-                rows.append((d, "nucleus", "pressure", weighted_mean(p[sel], vol[sel]), "MPa"))
+                cavity = cavities.get(f"{d}:nucleus")
+                fluid = cavity.pressure(u) if cavity is not None else 0.0
+                rows.append((d, "nucleus", "pressure", fluid + weighted_mean(p[sel], vol[sel]), "MPa"))
+                if cavity is not None:
+                    rows.append((d, "nucleus", "fluid_pressure", fluid, "MPa"))
                 rows.append((d, "nucleus", "pressure_max", float(p[sel].max()), "MPa"))
         if "annulus" in rcode:
             sel = L & (reg == rcode["annulus"])
