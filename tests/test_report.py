@@ -35,7 +35,7 @@ def study():
                 for rel, lv in (("adjacent_superior", "T12"), ("adjacent_inferior", "L2")):
                     ratio = 1.0 if variant == "NSM" else 1.0 + 0.05 * grade + (bmd - 70) / 1000
                     rows.append(dict(case_id=cid, variant=variant, case=cid, **{"fracture.grade": grade,
-                                "bone.bmd": bmd}, relation=rel, level=lv, region="bone", metric="von_mises_p95",
+                                "bone.bmd": bmd}, relation=rel, level=lv, region="body", metric="von_mises_p95",
                                 value=ratio, unit="MPa", ratio=ratio))
     meta = {"name": "grade-study", "reference": "NSM", "cases": cases, "parameters": ["fracture.grade", "bone.bmd"],
             "grid_keys": ["fracture.grade", "bone.bmd"]}

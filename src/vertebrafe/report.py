@@ -28,7 +28,7 @@ class PlotSpec:
 
     metric: str
     x: str
-    region: str = "bone"
+    region: str = "body"
     relation: str = "adjacent"
     y: str = "ratio"
     hue: str = "variant"
@@ -390,8 +390,10 @@ def key_metrics(result):
     levels = list(result.segment.levels)
     for level in levels:
         tag = " (treated)" if level == treated else ""
-        for metric, region, unit, note in (("von_mises_p95", "bone", "MPa", "bone"),
-                                           ("factor_of_risk_yield", "vertebra", "", "in situ, disc-loaded")):
+        for metric, region, unit, note in (("von_mises_p95", "body", "MPa", "whole vertebra"),
+                                           ("factor_of_risk", "vertebra", "", "load / plate strength"),
+                                           ("overload_index_yield", "vertebra", "",
+                                            "in situ, disc-loaded; a comparison measure")):
             try:
                 v = seg(metric, level, region)
             except Exception:  # noqa: BLE001 - metric not reported for this level
@@ -467,7 +469,7 @@ def write_report_md(d, lines, tables, plots, figures):
 
 
 def case_report(d):
-    """The per-level table of a single case result in ``d`` and ``d/report.png`` (bone von Mises p95 per
+    """The per-level table of a single case result in ``d`` and ``d/report.png`` (whole-vertebra, region body, von Mises p95 per
     level). Returns ``(png path, table)``."""
     import matplotlib
 
@@ -477,14 +479,14 @@ def case_report(d):
 
     m = pd.read_csv(os.path.join(d, "metrics.csv"))
     keep = m[m["metric"].isin(["von_mises_mean", "von_mises_p95", "min_principal_stress_p05",
-                               "factor_of_risk_yield", "pressure", "height_change"])
-             & m["region"].isin(["bone", "vertebra", "nucleus", "disc"])]
+                               "factor_of_risk", "pressure", "height_change"])
+             & m["region"].isin(["body", "vertebra", "nucleus", "disc"])]
     table = keep.pivot_table(index="level", columns=["metric", "unit"], values="value", aggfunc="first",
                              sort=False)
-    sel = m[(m["metric"] == "von_mises_p95") & (m["region"] == "bone")]
+    sel = m[(m["metric"] == "von_mises_p95") & (m["region"] == "body")]
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.bar(sel["level"], sel["value"], color="C0")
-    ax.set_ylabel("von Mises p95 of bone [MPa]")
+    ax.set_ylabel("von Mises p95 of the vertebra [MPa]")
     ax.set_title(os.path.basename(os.path.abspath(d)))
     fig.tight_layout()
     png = os.path.join(d, "report.png")
