@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ..elements import face_integrals
 from ..errors import InputError
 
 #: Bulk modulus of water at body temperature (MPa), about 2.2 GPa.
@@ -35,8 +36,6 @@ class FluidCavity:
     precondition = False
 
     def __init__(self, name, points, faces, volume, bulk_modulus=WATER_BULK_MODULUS):
-        from .model import face_integrals
-
         faces = np.asarray(faces)
         if faces.ndim != 2 or faces.shape[1] != 4 or not np.issubdtype(faces.dtype, np.integer) or not faces.size:
             raise InputError(f"cavity faces have shape {faces.shape}; expected (f, 4) node indices of quads")
