@@ -20,6 +20,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import InputError
+from .materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 from .loads import Load, apply, preset, resultant
 from . import plausibility as _p
 from .post import metrics as _m
@@ -32,8 +33,8 @@ __all__ = ["simulate", "Result"]
 
 def _yield_strains(segment, yield_compression, yield_tension):
     ms = segment.materials
-    yc = float(getattr(ms, "yield_strain_compression", 0.0077)) if yield_compression is None else float(yield_compression)
-    yt = float(getattr(ms, "yield_strain_tension", 0.0070)) if yield_tension is None else float(yield_tension)
+    yc = float(getattr(ms, "yield_strain_compression", YIELD_STRAIN_COMPRESSION)) if yield_compression is None else float(yield_compression)
+    yt = float(getattr(ms, "yield_strain_tension", YIELD_STRAIN_TENSION)) if yield_tension is None else float(yield_tension)
     for name, v in (("yield_compression", yc), ("yield_tension", yt)):
         if not (0.0 < v < 0.1):
             raise InputError(f"{name} = {v!r}; allowed range (0, 0.1)")
@@ -135,8 +136,8 @@ class Result:
     solution: object
     applied: object
     case: str = "case"
-    yield_compression: float = 0.0077
-    yield_tension: float = 0.0070
+    yield_compression: float = YIELD_STRAIN_COMPRESSION
+    yield_tension: float = YIELD_STRAIN_TENSION
     fraction: float = _s.DEFAULT_FRACTION
     bone_regions: tuple = _m.BONE_REGIONS
     formulation: str = "bbar"

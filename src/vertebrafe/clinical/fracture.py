@@ -49,6 +49,8 @@ FRACTURE_TYPES = ("wedge", "biconcave", "crush")
 #: Height loss used for a Genant grade: mid-points of the grade ranges 20-25 % and 25-40 % (Genant SQ,
 #: literature.md 5.1); grade 3 (> 40 %) uses 45 % [assumption].
 GRADE_HEIGHT_LOSS = {1: 0.225, 2: 0.325, 3: 0.45}
+#: Genant grade used when neither grade nor height loss is given.
+DEFAULT_GRADE = 2
 #: Largest height loss accepted (fraction).
 MAX_HEIGHT_LOSS = 0.6
 #: Modulus factor of the damaged cancellous zone, calibrated so that a 25 % wedge of an L1 body between
@@ -189,7 +191,7 @@ def resolve_height_loss(grade, height_loss):
     if grade is not None and height_loss is not None:
         raise InputError(f"give either grade ({grade!r}) or height_loss ({height_loss!r}), not both")
     if height_loss is None:
-        g = 2 if grade is None else grade
+        g = DEFAULT_GRADE if grade is None else grade
         if g not in GRADE_HEIGHT_LOSS or isinstance(g, bool):
             raise InputError(f"grade = {grade!r}; allowed Genant grades 1, 2, 3")
         return int(g), GRADE_HEIGHT_LOSS[int(g)]

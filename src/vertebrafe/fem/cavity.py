@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..elements import face_integrals
 from ..errors import InputError
+from .surface import face_integrals
 
 #: Bulk modulus of water at body temperature (MPa), about 2.2 GPa.
 WATER_BULK_MODULUS = 2200.0

@@ -11,13 +11,13 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from ..elements import face_integrals
 from ..errors import ConstraintError, InputError, InvertedElementError
 from .. import elasticity
 from . import active_set, assembly, solvers
 from .kernels import MEAN_DILATATION, MODES, element_tables
 from .solution import Solution
 from .cavity import FluidCavity
+from .surface import face_integrals
 from .springs import SpringSet
 
 #: Formulation names and their kernel flags (:mod:`vertebrafe.fem.kernels`).

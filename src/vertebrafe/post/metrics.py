@@ -49,6 +49,7 @@ import math
 import numpy as np
 
 from ..errors import InputError
+from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 
 __all__ = ["BONE_REGIONS", "weighted_quantile", "weighted_mean", "region_rows", "vertebra_rows", "disc_rows",
            "segment_rows", "metrics_frame", "COLUMNS", "level_axis", "endplate_rotation", "face_mean", "central_mean",
@@ -190,7 +191,8 @@ def _group_rows(level, region, vol, vm, smin, emax, sed, bone, emin_strain, yc, 
     return rows
 
 
-def region_rows(segment, solution, yield_compression=0.0077, yield_tension=0.0070, bone_regions=BONE_REGIONS):
+def region_rows(segment, solution, yield_compression=YIELD_STRAIN_COMPRESSION, yield_tension=YIELD_STRAIN_TENSION,
+                bone_regions=BONE_REGIONS):
     """Rows per (level, region) and per vertebra for region ``bone`` (see the module docstring)."""
     mesh = segment.mesh
     vol = solution.cell_volume
