@@ -5,15 +5,18 @@ that grid, so a :class:`~vertebrafe.Mesh`, a :class:`~vertebrafe.Segment`, a
 :class:`~vertebrafe.Solution`, a result of :func:`vertebrafe.simulate` (anything with a ``.solution``),
 a pyvista data set or the path of a ``.vtu`` file written by ``save`` can be passed to every function.
 
->>> import vertebrafe as vf
->>> from vertebrafe import viz
->>> seg = vf.segment("T12-L2", bmd=80.0)                                   # doctest: +SKIP
->>> viz.show_segment(seg, color_by="region", shell="translucent")          # doctest: +SKIP
->>> viz.show_segment(seg, color_by="level", explode=8.0)                   # doctest: +SKIP
->>> viz.show_field(sol, "von_mises", scale=20.0, clip="sagittal")          # doctest: +SKIP
->>> viz.screenshot(sol, "vm.png", field="von_mises", clip="coronal")       # doctest: +SKIP
->>> viz.show_comparison(vp, bkp, "von_mises", labels=("VP", "BKP"))        # doctest: +SKIP
->>> viz.show_difference(vp, bkp, "von_mises")                              # doctest: +SKIP
+Examples (windows and pictures need a display or off-screen rendering, so they are not doctests;
+``tests/test_viz.py`` renders them)::
+
+    import vertebrafe as vf
+    from vertebrafe import viz
+    seg = vf.segment("T12-L2", bmd=80.0)
+    viz.show_segment(seg, color_by="region", shell="translucent")
+    viz.show_segment(seg, color_by="level", explode=8.0)
+    viz.show_field(sol, "von_mises", scale=20.0, clip="sagittal")
+    viz.screenshot(sol, "vm.png", field="von_mises", clip="coronal")
+    viz.show_comparison(vp, bkp, "von_mises", labels=("VP", "BKP"))
+    viz.show_difference(vp, bkp, "von_mises")
 
 Grid contents (names carry units, as in the VTU files written by ``Solution.save``):
 

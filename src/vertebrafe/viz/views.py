@@ -383,8 +383,10 @@ def render(obj, field=None, other=None, kind=None, window_size=(800, 600), **opt
 def screenshot(obj, path, field=None, other=None, kind=None, window_size=(1024, 768), **opts):
     """Render off-screen (see :func:`render`) and write a PNG to ``path``; returns ``pathlib.Path(path)``.
 
-    >>> viz.screenshot(seg, "segment.png", color_by="level", explode_distance=8)     # doctest: +SKIP
-    >>> viz.screenshot(sol, "vm.png", field="von_mises", clip="sagittal", scale=20)  # doctest: +SKIP
+    Examples (need off-screen rendering)::
+
+        viz.screenshot(seg, "segment.png", color_by="level", explode_distance=8)
+        viz.screenshot(sol, "vm.png", field="von_mises", clip="sagittal", scale=20)
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
