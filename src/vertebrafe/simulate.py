@@ -88,7 +88,8 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     from .fem import Setup
 
     options = dict(yield_compression=yield_compression, yield_tension=yield_tension, fraction=fraction,
-                   bone_regions=bone_regions, formulation=formulation, user_loads=user_loads)
+                   bone_regions=bone_regions, formulation=formulation, user_loads=user_loads,
+                   factor_of_risk=factor_of_risk)
     if not isinstance(load, (list, tuple)):
         return _simulate(segment, load, case, None, options, solver_options)
     if not load:
@@ -108,6 +109,7 @@ def _simulate(segment, load, case, setup, options, solver_options):
     yield_compression, yield_tension = options["yield_compression"], options["yield_tension"]
     fraction, bone_regions = options["fraction"], options["bone_regions"]
     formulation, user_loads = options["formulation"], options["user_loads"]
+    factor_of_risk = options["factor_of_risk"]
     if isinstance(load, str):
         load = preset(load)
     if not isinstance(load, Load):

@@ -521,7 +521,9 @@ class Model:
         mesh = self.mesh
         n, npl = mesh.n_points, len(self.plates)
         nb = n + 2 * npl
-        method = solvers.choose(solver, 3 * nb)
+        # one-sided springs refactorise at every active-set step: "auto" keeps the direct solver for small
+        # systems there
+        method = solvers.choose(solver, 3 * nb, solvers.SUPERLU_MAX_DOFS if self.springs else None)
         info = {}
         t0 = time.perf_counter()
         node_plate = self._check_ties()

@@ -175,12 +175,13 @@ def direct_max_dofs():
     return DIRECT_MAX_DOFS if cholmod_available() else SUPERLU_MAX_DOFS
 
 
-def choose(method, n):
-    """The solver that ``method`` (``"auto"``, ``"direct"`` or ``"amg"``) means for ``n`` unknowns."""
+def choose(method, n, direct_max=None):
+    """The solver that ``method`` (``"auto"``, ``"direct"`` or ``"amg"``) means for ``n`` unknowns;
+    ``direct_max``: the bound of ``"auto"`` (default :func:`direct_max_dofs`)."""
     if method not in SOLVERS:
         raise InputError(f"solver = {method!r}; allowed: {', '.join(map(repr, SOLVERS))}")
     if method == "auto":
-        return "direct" if n <= direct_max_dofs() else "amg"
+        return "direct" if n <= (direct_max_dofs() if direct_max is None else direct_max) else "amg"
     return method
 
 
