@@ -1,6 +1,8 @@
 """The warm-up compiles or loads every numba kernel of the FE core, so study workers compile nothing."""
 import inspect
 
+import numpy as np
+
 from numba.core.registry import CPUDispatcher
 
 from vertebrafe import cli
@@ -52,6 +54,21 @@ def test_warm_up_reaches_every_kernel():
     messages.clear()
     warm_up(say=messages.append)
     assert messages == []
+
+
+def test_a_segment_solve_after_the_warm_up_compiles_nothing_new():
+    """Study workers solve segments; a kernel signature they need beyond the warm-up's (another dtype,
+    layout or read-only flag) would be compiled in every worker again."""
+    import vertebrafe as vf
+    from vertebrafe.simulate import simulate
+
+    warm_up(say=None)
+    before = {name: len(d.signatures) for name, d in _entry_points()}
+    seg = vf.segment(["L4", "L5"], bmd=100.0, element_size=6.0)
+    simulate(seg, "relaxed_standing", solver="amg")
+    simulate(seg, "flexion_moment", solver="direct", formulation=np.where(np.arange(seg.mesh.n_cells) % 2 == 0, "bbar", "incompatible"))
+    after = {name: len(d.signatures) for name, d in _entry_points()}
+    assert after == before
 
 
 def test_warmup_command(capsys):

@@ -44,7 +44,7 @@ def _formulation_codes(formulation, m, element):
         given = repr(formulation) if arr.ndim == 0 else f"an array of shape {arr.shape}, dtype {arr.dtype}"
         raise InputError(f"formulation = {given}; allowed: {allowed}, an array ({m},) of them, "
                          f"or a bool array ({m},) (True = B-bar)")
-    codes = np.ascontiguousarray(np.broadcast_to(codes, (m,)), dtype=np.int64)
+    codes = np.array(np.broadcast_to(codes, (m,)), dtype=np.int64)      # writable: one kernel signature
     if np.any(codes & MODES) and element.mode_gradients.shape[1] == 0:
         raise InputError(f"formulation 'incompatible' needs internal modes, which element type {element.name!r} "
                          f"does not define; allowed for it: 'full', 'bbar'")
