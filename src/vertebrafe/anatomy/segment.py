@@ -133,6 +133,14 @@ class Segment:
         out = [annulus_fibre_springs(self)] if self.fibres is not None else []
         return out + (nucleus_cavities(self) if self.nucleus == "fluid" else [])
 
+    @classmethod
+    def from_mesh(cls, mesh, bmd=None, materials=None, density=None, regions=None, levels=None):
+        """A segment from an external hex8, tet4 or tet10 mesh with region and level tags (file, meshio or
+        vertebrafe mesh); see :func:`vertebrafe.anatomy.external.mesh_segment`."""
+        from .external import mesh_segment
+
+        return mesh_segment(mesh, bmd=bmd, materials=materials, density=density, regions=regions, levels=levels)
+
     @property
     def names(self):
         """All pieces cranial first: ``('T12', 'T12-L1', 'L1', ...)``."""
