@@ -101,3 +101,20 @@ def test_errors():
     seg = vf.Segment.from_mesh(m, bmd=70.0)
     with pytest.raises(InputError, match="clinical operations need the layered mesh"):
         vf.vertebroplasty(seg, "L1")
+
+
+def test_per_cell_density_from_the_mesh():
+    from vertebrafe.materials import cancellous_modulus
+
+    m = block_stack()
+    z = m.points[m.cells].mean(axis=1)[:, 2]
+    m.set_cell_data("vbmd", 50.0 + 2.0 * z)                     # mg/cm^3, denser upward
+    seg = vf.Segment.from_mesh(m, density="vbmd")
+    canc = seg.mesh.cells_in("region", "cancellous")
+    np.testing.assert_allclose(seg.mesh.cell_data["modulus"][canc], cancellous_modulus(50.0 + 2.0 * z[canc]),
+                               rtol=1e-10)
+    L1 = canc & seg.mesh.cells_in("level", "L1")
+    assert seg.materials.bmd["L1"] == pytest.approx(np.mean(50.0 + 2.0 * z[L1]), rel=1e-12)   # equal volumes
+    with pytest.raises(InputError, match="density 'vbmd'"):
+        m.set_cell_data("vbmd", np.full(m.n_cells, -5.0))
+        vf.Segment.from_mesh(m, density="vbmd")

@@ -1,8 +1,8 @@
 """Segments from external meshes: any meshio-readable hex8, tet4 or tet10 mesh with region and level tags.
 
-:func:`mesh_segment` (also ``Segment.from_mesh``) turns a mesh that a researcher brings into a
+``Segment.from_mesh`` turns a mesh that a researcher brings into a
 :class:`~vertebrafe.anatomy.segment.Segment` that :func:`vertebrafe.simulate`, the metrics and studies
-accept. Tags, in order of preference:
+accept; :func:`segment_parts` here prepares its fields. Tags, in order of preference:
 
 * ``region`` and ``level`` integer cell data with name tables (as vertebrafe writes ``.vtu`` files), or
   with the names given as ``regions={value: name}`` and ``levels={value: name}``;
@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["mesh_segment"]
+__all__ = ["segment_parts"]
 
 _COS_ENDPLATE = 0.5            # outward normal within 60 deg of the vertebra's axis
 
@@ -98,8 +98,10 @@ def _endplates(mesh, cells_mask, axis):
     return bnd[c > _COS_ENDPLATE], bnd[c < -_COS_ENDPLATE]
 
 
-def mesh_segment(mesh, bmd=None, materials=None, density=None, regions=None, levels=None):
-    """A :class:`~vertebrafe.anatomy.segment.Segment` from an external mesh (see the module docstring).
+def segment_parts(mesh, bmd=None, materials=None, density=None, regions=None, levels=None):
+    """Fields of a :class:`~vertebrafe.anatomy.segment.Segment` from an external mesh (see the module
+    docstring): ``(fields, materials)`` with ``fields`` the keyword arguments of ``Segment`` and
+    ``materials`` a :class:`~vertebrafe.materials.LevelMaterials` to attach.
 
     Parameters
     ----------
@@ -118,7 +120,6 @@ def mesh_segment(mesh, bmd=None, materials=None, density=None, regions=None, lev
     """
     from ..materials import BMD_RANGE, LevelMaterials, MaterialSet, REGIONS
     from .levels import level_order
-    from .segment import Segment
 
     m, source = _as_mesh(mesh)
     _tags(m, regions, levels)
@@ -185,8 +186,7 @@ def mesh_segment(mesh, bmd=None, materials=None, density=None, regions=None, lev
     base = materials.with_(bmd=mean) if materials is not None else MaterialSet(bmd=mean)
     mats = LevelMaterials(base, per)
     edge = m.points[m.cells[:, 1]] - m.points[m.cells[:, 0]]
-    seg = Segment(mesh=m, levels=order, discs=discs, dimensions={}, frames=frames, counts=None,
+    fields = dict(mesh=m, levels=order, discs=discs, dimensions={}, frames=frames, counts=None,
                   element_size=float(np.median(np.linalg.norm(edge, axis=1))), cortex_thickness=float("nan"),
                   endplate_thickness=float("nan"), source={"kind": "mesh", "file": source, "cell_type": m.cell_type})
-    seg.attach_materials(mats)
-    return seg
+    return fields, mats

@@ -136,10 +136,14 @@ class Segment:
     @classmethod
     def from_mesh(cls, mesh, bmd=None, materials=None, density=None, regions=None, levels=None):
         """A segment from an external hex8, tet4 or tet10 mesh with region and level tags (file, meshio or
-        vertebrafe mesh); see :func:`vertebrafe.anatomy.external.mesh_segment`."""
-        from .external import mesh_segment
+        vertebrafe mesh): tags ``region`` / ``level`` with names or gmsh physical names ``"LEVEL:REGION"``,
+        ``bmd`` one vBMD or ``{vertebra: vBMD}`` or ``density`` a per-cell vBMD array of the mesh; see
+        :mod:`vertebrafe.anatomy.external`."""
+        from .external import segment_parts
 
-        return mesh_segment(mesh, bmd=bmd, materials=materials, density=density, regions=regions, levels=levels)
+        fields, mats = segment_parts(mesh, bmd=bmd, materials=materials, density=density, regions=regions,
+                                     levels=levels)
+        return cls(**fields).attach_materials(mats)
 
     @property
     def names(self):
