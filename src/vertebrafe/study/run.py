@@ -4,9 +4,10 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 
-from ..errors import InputError
+from ..errors import InputError, PlausibilityWarning
 from ..io.studydir import case_status, clean_temporaries, write_case, write_study
 from ..io.toml import to_toml
 from ..report import summarize
@@ -32,13 +33,15 @@ def _write_outcome(out, sc, outcome):
 @dataclass
 class StudyRun:
     """What :func:`run_study` did: case ids ``ok``, ``failed`` (id -> error), ``skipped`` (finished
-    earlier), the wall time and the summary paths."""
+    earlier), ``warnings`` (id -> plausibility messages, also issued as warnings naming the case and kept in
+    ``cases/<id>/status.json``), the wall time and the summary paths."""
 
     study: Study
     out: str
     ok: list = field(default_factory=list)
     failed: dict = field(default_factory=dict)
     skipped: list = field(default_factory=list)
+    warnings: dict = field(default_factory=dict)
     elapsed_s: float = 0.0
     summary: dict = field(default_factory=dict)
     backend: str = ""
@@ -46,7 +49,9 @@ class StudyRun:
     def describe(self):
         n = len(self.study.cases)
         return (f"study {self.study.name}: {n} cases, {len(self.ok)} run, {len(self.skipped)} finished earlier, "
-                f"{len(self.failed)} failed; {self.elapsed_s:.1f} s on {self.backend}")
+                f"{len(self.failed)} failed"
+                + (f", {len(self.warnings)} with plausibility warnings (cases/<id>/status.json)" if self.warnings
+                   else "") + f"; {self.elapsed_s:.1f} s on {self.backend}")
 
 
 def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress=True, log=None,
@@ -114,6 +119,9 @@ def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress
         if outcome["status"] == "ok":
             run.ok.append(sc.id)
             say(f"ok      {sc.id} {sc.name} ({outcome['elapsed_s']:.1f} s)")
+            for message in (outcome.get("info") or {}).get("warnings") or ():
+                run.warnings.setdefault(sc.id, []).append(message)
+                warnings.warn(f"case {sc.name} ({sc.id}): {message}", PlausibilityWarning, stacklevel=2)
         else:
             run.failed[sc.id] = outcome["error"]
             say(f"FAILED  {sc.id} {sc.name}: {outcome['error']}")
