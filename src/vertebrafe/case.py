@@ -31,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -413,16 +414,37 @@ def case_id(case):
 # Loading and validation
 
 
+#: Largest case or study file read (bytes): these are short text files; a device or a huge file is refused.
+MAX_INPUT_BYTES = 1 << 20
+#: Longest string value of a case (characters); ``case.description`` may hold :data:`MAX_TEXT` and newlines.
+MAX_STRING = 200
+MAX_TEXT = 10_000
+
+
 def load_toml(path):
-    """Read a TOML file into a dict; syntax errors become :class:`CaseError` naming the file."""
+    """Read a TOML file into a dict; a missing, special or oversized file and syntax errors become
+    :class:`CaseError` naming the file."""
+    import stat
+
     path = os.fspath(path)
     try:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise CaseError(f"{path}: is a directory, expected a .toml file")
+        if not stat.S_ISREG(st.st_mode):
+            raise CaseError(f"{path}: is not a regular file (a device, pipe or socket); expected a .toml file")
+        if st.st_size > MAX_INPUT_BYTES:
+            raise CaseError(f"{path}: {st.st_size} bytes; allowed: at most {MAX_INPUT_BYTES} bytes for a case or "
+                            "study file")
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            data = f.read(MAX_INPUT_BYTES + 1)
+        if len(data) > MAX_INPUT_BYTES:
+            raise CaseError(f"{path}: more than {MAX_INPUT_BYTES} bytes; allowed: at most {MAX_INPUT_BYTES} bytes")
+        return tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise CaseError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise CaseError(f"{path}: is a directory, expected a .toml file") from None
+    except PermissionError:
+        raise CaseError(f"{path}: permission denied") from None
     except tomllib.TOMLDecodeError as exc:
         raise CaseError(f"{path}: invalid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
@@ -474,7 +496,7 @@ def _deep_merge(a, b):
 
 def _fmt(v):
     if isinstance(v, str):
-        return repr(v)
+        return repr(v) if len(v) <= 60 else f"{v[:40]!r}... ({len(v)} characters)"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
@@ -532,6 +554,13 @@ def _check_value(ctx, path, v, f):
                      + (f", {f.allowed()}" if f.choices else ""))
         if f.choices and v not in f.choices:
             ctx.fail(path, f"= {_fmt(v)} is not allowed; allowed {f.allowed()}")
+        text = path == "case.description"
+        limit = MAX_TEXT if text else MAX_STRING
+        if len(v) > limit:
+            ctx.fail(path, f"= {_fmt(v)} is too long; allowed: at most {limit} characters")
+        if re.search(r"[\x00-\x08\x0b-\x1f\x7f]" if text else r"[\x00-\x1f\x7f]", v):
+            ctx.fail(path, f"= {_fmt(v)} holds control characters (newline, tab, ...); allowed: printable text"
+                     + (" and newlines" if text else ""))
         return v
     if k == "float3":
         if not isinstance(v, list) or len(v) != 3:
@@ -595,6 +624,30 @@ def _check_section(ctx, section, raw, fields):
     return out
 
 
+def _check_bone(ctx, bone):
+    """The cancellous elasticity of ``bone`` (validated values) exists and is positive definite, so that a
+    value inside the schema ranges that the material laws cannot use fails here, naming its key."""
+    from .errors import MaterialError
+    from .fem.elasticity import validate
+    from .materials import MaterialSet, cancellous_elasticity
+
+    key = "bone.t_score" if "t_score" in bone else "bone.bmd"
+    try:
+        E = MaterialSet(bmd=bone["bmd"], law=bone.get("law", "morgan2003_vertebra")).cancellous_E
+        if not E > 0:
+            raise MaterialError(f"cancellous modulus {E:g} MPa")
+    except (MaterialError, InputError) as exc:
+        ctx.fail(key, f"= {_fmt(bone.get('t_score', bone['bmd']))} gives no usable cancellous modulus ({exc}); "
+                 "allowed: a vBMD of a real vertebra, e.g. 30-250 mg/cm^3")
+    if bone.get("anisotropic"):
+        ratio = bone.get("transverse_ratio", 0.42)
+        try:
+            validate(cancellous_elasticity(E, ratio, anisotropic=True))
+        except MaterialError:
+            ctx.fail("bone.transverse_ratio", f"= {_fmt(ratio)} makes the cancellous elasticity singular "
+                     "(not positive definite); allowed: a ratio that is not vanishingly small, e.g. 0.1-1")
+
+
 def _check_overrides(ctx, overrides, levels):
     from .anatomy.levels import (DISC_FIELDS, DISC_RANGES, VERTEBRA_FIELDS, VERTEBRA_RANGES, segment_names)
     names = segment_names(levels)
@@ -655,11 +708,15 @@ def parse_case(raw, source=None, default_name=""):
                  if "bmd" in bone else "is missing; give bone.bmd (mg/cm^3, (0, 400]) or bone.t_score")
     if "t_score" in bone:
         from .materials import bmd_from_t_score
-        bmd = float(bmd_from_t_score(bone["t_score"]))
+        try:
+            bmd = float(bmd_from_t_score(bone["t_score"]))
+        except InputError:
+            bmd = -1.0
         if not bmd > 0:
-            ctx.fail("bone.t_score", f"= {_fmt(bone['t_score'])} gives vBMD {bmd:g} mg/cm^3 <= 0; allowed "
+            ctx.fail("bone.t_score", f"= {_fmt(bone['t_score'])} gives vBMD <= 0 mg/cm^3; allowed "
                      "T-scores above -5.67 with the default young-adult reference 170 +/- 30 mg/cm^3")
         bone["bmd"] = bmd
+    _check_bone(ctx, bone)
 
     frac = values.get("fracture")
     if frac is not None:
@@ -732,17 +789,23 @@ def parse_case(raw, source=None, default_name=""):
 # Pipeline (the only place where case keys become library calls)
 
 
-def build_segment(case, progress=None):
+def build_segment(case, progress=None, *, force=False):
     """Segment -> fracture -> treatment of a validated case; returns the :class:`~vertebrafe.Segment`.
 
-    ``progress`` is an optional callable ``progress(stage: str)`` called before each stage.
+    ``progress`` is an optional callable ``progress(stage: str)`` called before each stage. Before meshing
+    the model's size and memory are estimated (:mod:`vertebrafe.resources`); a model that does not fit in
+    the available memory raises :class:`~vertebrafe.errors.ResourceError` unless ``force``. A treatment
+    whose cement volume is not achieved within :data:`VOLUME_TOLERANCE` raises :class:`CaseError`.
     """
     import vertebrafe as vf
     from .materials import MaterialSet
+    from .resources import check_memory, estimate_segment
 
     case = parse_case(case) if not isinstance(case, Case) else case
     step = progress or (lambda stage: None)
     s, b = case.segment, case.bone
+    check_memory(estimate_segment(s.levels, s.element_size, s.scale, s.n_cortex_layers, s.overrides),
+                 f"segment.element_size = {s.element_size:g} mm on {s.levels[0]}-{s.levels[-1]}", force=force)
     materials = MaterialSet(bmd=b.bmd, law=b.law, anisotropic=b.anisotropic, transverse_ratio=b.transverse_ratio)
     step("mesh")
     seg = vf.segment(list(s.levels), element_size=s.element_size, overrides=s.overrides, scale=s.scale,
@@ -755,16 +818,58 @@ def build_segment(case, progress=None):
         seg = vf.fracture(seg, f.level, kind=f.kind, grade=f.grade, height_loss=f.height_loss,
                           damage_factor=f.damage_factor)
     t = case.treatment
-    offset = t.offset if t.offset is not None else (0.0, 0.0, 0.0)
-    if t.kind == "vertebroplasty":
-        step("vertebroplasty")
-        seg = vf.vertebroplasty(seg, t.level, volume=t.volume, fill=t.fill, approach=t.approach, side=t.side,
-                                material=t.material, offset=offset)
-    elif t.kind == "kyphoplasty":
-        step("kyphoplasty")
-        seg = vf.kyphoplasty(seg, t.level, restoration=t.restoration, volume=t.volume, balloons=t.balloons,
-                             rim_thickness=t.rim_thickness, offset=offset)
+    if t.kind != "none":
+        step(t.kind)
+        treated = _treat(seg, t, t.offset if t.offset is not None else (0.0, 0.0, 0.0))
+        _check_volume(case, treated)
+        if t.offset is not None and any(t.offset):
+            _check_offset(t, treated, _treat(seg, t, (0.0, 0.0, 0.0)))
+        seg = treated
     return seg
+
+
+def _treat(seg, t, offset):
+    import vertebrafe as vf
+    if t.kind == "vertebroplasty":
+        return vf.vertebroplasty(seg, t.level, volume=t.volume, fill=t.fill, approach=t.approach, side=t.side,
+                                 material=t.material, offset=offset)
+    return vf.kyphoplasty(seg, t.level, restoration=t.restoration, volume=t.volume, balloons=t.balloons,
+                          rim_thickness=t.rim_thickness, offset=offset)
+
+
+#: Largest relative difference between the requested and the achieved cement volume of a case.
+VOLUME_TOLERANCE = 0.10
+
+
+def _check_volume(case, seg):
+    """The cement volume of ``case.treatment`` was achieved within :data:`VOLUME_TOLERANCE`."""
+    t = case.treatment
+    res = seg.history[-1].results
+    err = res.get("volume_error")
+    if err is None or abs(err) <= VOLUME_TOLERANCE:
+        return
+    key = "treatment.fill" if t.fill is not None else "treatment.volume"
+    raise CaseError(f"{key} = {_fmt(t.fill if t.fill is not None else t.volume)}: the cement placed in {t.level} is "
+                    f"{res.get('cement_volume_mL', float('nan')):.3g} mL, {100 * err:+.0f} % off the requested "
+                    f"volume (allowed within {100 * VOLUME_TOLERANCE:.0f} %); use a volume the mesh resolves (a "
+                    "smaller segment.element_size) and that fits in the cancellous bone")
+
+
+def _check_offset(t, shifted, centred):
+    """The cement centroid of ``shifted`` moved by at least half the requested ``t.offset`` (mm) from that of
+    ``centred`` (the same treatment without offset): otherwise the shifted cement leaves the body."""
+    import numpy as np
+
+    def centroid(seg):
+        w = seg.mesh.cell_data["cement_fraction"] * seg.mesh.cell_volumes()
+        return w @ seg.mesh.cell_centers() / w.sum()
+
+    want = float(np.linalg.norm(t.offset))
+    moved = float(np.linalg.norm(centroid(shifted) - centroid(centred)))
+    if not moved >= 0.5 * want:
+        raise CaseError(f"treatment.offset = {_fmt(list(t.offset))} mm: the cement centroid moved {moved:.3g} mm of "
+                        f"the requested {want:.3g} mm; the shifted cement leaves the cancellous bone of {t.level}; "
+                        "allowed: an offset that keeps the cement inside the body")
 
 
 def _as_case(case_or_path, overrides=None):
@@ -780,7 +885,7 @@ def _as_case(case_or_path, overrides=None):
     raise InputError(f"case = {case_or_path!r}; expected a path to a .toml file, a dict or a Case")
 
 
-def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwrite=False):
+def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwrite=False, force=False):
     """Run one case: validate, mesh, fracture, treat, load, solve, post-process.
 
     Parameters
@@ -837,7 +942,7 @@ def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwr
             log(f"{name}: {stage}")
 
     try:
-        seg = build_segment(case, progress=step)
+        seg = build_segment(case, progress=step, force=force)
         step("solve")
         load = case.load.to_load(name=case.load.preset or "")
         result = simulate(seg, load, case=name, **case.solver.options())
@@ -865,7 +970,7 @@ def to_toml(d):
             return repr(v) if not isinstance(v, float) or math.isfinite(v) else ("nan" if v != v else
                                                                                ("inf" if v > 0 else "-inf"))
         if isinstance(v, str):
-            return json.dumps(v)
+            return _toml_string(v)
         if isinstance(v, (list, tuple)):
             return "[" + ", ".join(scalar(x) for x in v) + "]"
         raise TypeError(f"cannot write {v!r} to TOML")
@@ -886,8 +991,19 @@ def to_toml(d):
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _toml_string(v):
+    """A TOML basic string: every control character escaped, other characters (any plane) kept."""
+    return '"' + re.sub(r'[\x00-\x1f\x7f"\\]', lambda m: {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t"}.get(
+        m.group(), f"\\u{ord(m.group()):04x}"), v) + '"'
+
+
 def _key(k):
-    return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else _toml_string(k)
+
+
+def _comment(text):
+    """``text`` as the rest of one TOML comment line (control characters replaced)."""
+    return re.sub(r"[\x00-\x1f\x7f]", "?", str(text))[:200]
 
 
 def save_result(result, case, out, *, overwrite=False):
@@ -904,7 +1020,7 @@ def save_result(result, case, out, *, overwrite=False):
             for n in ("metrics.csv", "metrics.json"):
                 os.remove(os.path.join(tmp, n))
         with open(os.path.join(tmp, "case.toml"), "w") as f:
-            f.write(f"# resolved case {case.id} ({case.name}); vertebrafe {_version()}\n")
+            f.write(_comment(f"# resolved case {case.id} ({case.name}); vertebrafe {_version()}") + "\n")
             f.write(to_toml(case.to_dict()))
 
     return publish(write, out, "run", overwrite=overwrite)

@@ -75,6 +75,11 @@ def _add_verbosity(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-v", "--verbose", action="store_true", help="print every stage and case")
 
 
+def _add_force(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true",
+                        help="run a model whose estimated memory exceeds the available memory")
+
+
 def _add_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="change a case key before validation, e.g. --set bone.bmd=60 "
@@ -124,6 +129,7 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier 'vertebrafe run' output in DIR (only the files it wrote; "
                              "other files are kept)")
+    _add_force(parser)
     _add_set(parser)
     _add_verbosity(parser)
 
@@ -164,15 +170,16 @@ def _run_run(args: argparse.Namespace) -> int:
     log = (lambda m: print(m, file=sys.stderr)) if args.verbose else None
     _echo(args, f"case {case.name} ({case.id}): {'-'.join([case.segment.levels[0], case.segment.levels[-1]])}, "
                 f"element size {case.segment.element_size:g} mm", verbose=True)
-    result = run_case(case, progress=not args.quiet, log=log)
-    save_result(result, case, args.output, overwrite=args.overwrite)
+    result = run_case(case, progress=not args.quiet, log=log, force=args.force)
+    out = save_result(result, case, args.output, overwrite=args.overwrite)
     info = result.solution.info
     _echo(args, f"{case.name} ({case.id}): {info.get('dofs', '?')} dofs, solver {info.get('solver')} "
                 f"({info.get('iterations')} iterations, residual {info.get('residual', float('nan')):.1e}), "
                 f"{result.case_timings['total_s']:.1f} s")
     for label, value, unit in _key_metrics(result):
         _echo(args, f"  {label:<56} {value:10.4g} {unit}")
-    _echo(args, f"wrote {args.output}/ (result.vtu, metrics.csv, metrics.json, case.json, case.toml)")
+    from .outputs import read_marker
+    _echo(args, f"wrote {args.output}/ ({', '.join(sorted(read_marker(out)['files']))})")
     return 0
 
 
@@ -183,6 +190,7 @@ def _configure_mesh(parser: argparse.ArgumentParser) -> None:
                         help="mesh file (.vtu, or any extension meshio writes) with region/level tags, "
                              "node and face sets, cement and damage fields")
     parser.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+    _add_force(parser)
     _add_set(parser)
     _add_verbosity(parser)
 
@@ -200,7 +208,7 @@ def _run_mesh(args: argparse.Namespace) -> int:
     _check_case_file(args.case)
     case = load_case(args.case, _parse_overrides(args.overrides))
     stages = []
-    seg = build_segment(case, progress=stages.append)
+    seg = build_segment(case, progress=stages.append, force=args.force)
     parent = os.path.dirname(os.path.abspath(args.output))
     os.makedirs(parent, exist_ok=True)
     seg.save(args.output)
@@ -221,6 +229,7 @@ def _configure_study(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="list the cases (id, variant, parameters) and exit")
     parser.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
                         help="keep the errors of cases that failed in an earlier run instead of rerunning them")
+    _add_force(parser)
     _add_set(parser)
     _add_verbosity(parser)
 
@@ -241,7 +250,7 @@ def _run_study(args: argparse.Namespace) -> int:
     _echo(args, f"study {study.name}: {len(study.cases)} cases -> {args.output}")
     log = (lambda m: print(m, file=sys.stderr)) if args.verbose else None
     run = run_study(study, args.output, workers=args.workers, scheduler=args.scheduler,
-                    progress=not args.quiet, log=log, retry_failed=args.retry_failed)
+                    progress=not args.quiet, log=log, retry_failed=args.retry_failed, force=args.force)
     _echo(args, run.describe())
     if run.summary.get("summary"):
         _echo(args, f"summary: {run.summary['summary']}")

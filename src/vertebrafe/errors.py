@@ -48,3 +48,8 @@ class ConvergenceError(VertebrafeError):
         super().__init__(message)
         self.iterations = iterations
         self.residual = residual
+
+
+class ResourceError(VertebrafeError):
+    """A request exceeds a resource limit (memory, grid size, file size): the message gives the estimate and
+    the limit."""

@@ -46,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import importlib
 import itertools
 import json
@@ -59,15 +60,17 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from .case import (Case, CaseError, _deep_merge, _fmt, _replace_dir, _typename, apply_overrides, load_toml,
+from .case import (MAX_STRING, Case, CaseError, _comment, _deep_merge, _fmt, _replace_dir, _typename, apply_overrides, load_toml,
                    parse_case, to_toml)
-from .errors import InputError
+from .errors import InputError, ResourceError
 from .outputs import check_name, safe_name
 
 __all__ = ["Study", "StudyCase", "Variant", "PlotSpec", "SummarySpec", "StudyRun", "load_study", "parse_study",
            "run_study", "summarize", "case_status", "pipeline_runner"]
 
 STATUS_FILE = "status.json"
+#: Most cases one study may expand to (a guard against a grid that would take days and gigabytes to list).
+MAX_CASES = 10_000
 THREAD_ENV = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
               "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -262,6 +265,11 @@ def parse_study(raw, source="<study>", overrides=None):
         variants.append(Variant(vname, _flatten(vset), vgrid))
     summary = _parse_summary(source, raw.get("summary", {}), [v.name for v in variants])
 
+    total = sum(math.prod(len(v) for v in list(grid.values()) + list(variant.grid.values()))
+                for variant in variants or [Variant("")])
+    if total > MAX_CASES:
+        raise ResourceError(f"{source}: [grid] and the variants' grids give {total} cases; allowed: at most "
+                            f"{MAX_CASES} cases in one study (split it into several studies)")
     cases, seen = [], {}
     for variant in variants or [Variant("")]:
         keys = list(grid) + list(variant.grid)
@@ -273,6 +281,8 @@ def parse_study(raw, source="<study>", overrides=None):
                 else f"{source} ({label})"
             case_raw = apply_overrides(_for_kind(base, params.get("treatment.kind")), params, source=where)
             cname = "-".join([variant.name] * bool(variant.name) + [_slug(k, v) for k, v in zip(keys, combo)])
+            if len(cname) > MAX_STRING:
+                cname = f"{cname[:MAX_STRING - 13]}~{hashlib.sha256(cname.encode()).hexdigest()[:12]}"
             case_raw.setdefault("case", {})["name"] = cname or name
             case = parse_case(case_raw, source=where)
             cid = case.id
@@ -350,7 +360,7 @@ def pipeline_runner(case, workdir):
     ``workdir``. Returns a dict of extra status information (solver info, timings)."""
     from .case import run_case
     t0 = time.perf_counter()
-    result = run_case(case)
+    result = run_case(case, force=True)       # memory was checked for the whole study before it started
     result.save(workdir)
     if not case.output.vtu:
         os.remove(os.path.join(workdir, "result.vtu"))
@@ -462,7 +472,7 @@ def _write_outcome(out, sc, outcome):
             with open(os.path.join(tmp, name), "wb") as f:
                 f.write(data)
         with open(os.path.join(tmp, "case.toml"), "w") as f:
-            f.write(f"# case {sc.id} of a study; variant {sc.variant!r}; parameters {sc.params}\n")
+            f.write(_comment(f"# case {sc.id} of a study; variant {sc.variant!r}; parameters {sc.params}") + "\n")
             f.write(to_toml(sc.case.to_dict()))
         status = {k: v for k, v in outcome.items() if k != "files"}
         status.update({"name": sc.name, "variant": sc.variant, "params": sc.params,
@@ -537,7 +547,7 @@ def _env(values):
 
 
 def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress=True, log=None,
-              summary=True, retry_failed=True, connect_timeout=30.0):
+              summary=True, retry_failed=True, connect_timeout=30.0, force=False):
     """Run every unfinished case of ``study`` and write the summary.
 
     Parameters
@@ -565,6 +575,9 @@ def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress
         Rerun cases that failed in an earlier run (default); otherwise keep their error.
     connect_timeout : float
         Seconds to wait for the Dask scheduler.
+    force : bool
+        Run although the largest case times the local workers is estimated not to fit in the available
+        memory (:mod:`vertebrafe.resources`).
 
     Returns
     -------
@@ -608,6 +621,9 @@ def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress
             bar.update(1)
             bar.set_postfix(ok=len(run.ok), failed=len(run.failed))
 
+    n_local = max(1, min(int(workers or os.cpu_count() or 1), len(pending))) if pending else 1
+    if pending and not scheduler:
+        _check_memory(pending, n_local, force)
     items = {sc.id: {"id": sc.id, "case": sc.case.to_dict()} for sc in pending}
     by_id = {sc.id: sc for sc in pending}
     try:
@@ -633,6 +649,20 @@ def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress
     if summary:
         run.summary = summarize(out)
     return run
+
+
+def _check_memory(pending, workers, force):
+    """The largest pending case, ``workers`` at a time, fits in the available memory (unless ``force``)."""
+    from .resources import check_memory, estimate_segment
+
+    def estimate(sc):
+        s = sc.case.segment
+        return estimate_segment(s.levels, s.element_size, s.scale, s.n_cortex_layers, s.overrides)
+
+    big = max(pending, key=lambda sc: estimate(sc)["bytes"])
+    s = big.case.segment
+    check_memory(estimate(big), f"case {big.id} ({big.name}): segment.element_size = {s.element_size:g} mm on "
+                 f"{s.levels[0]}-{s.levels[-1]}", force=force, workers=workers)
 
 
 def _check_study_dir(out):
