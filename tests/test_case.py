@@ -160,7 +160,7 @@ def test_missing_file(tmp_path):
 
 def test_validation_happens_before_meshing(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(vertebrafe, "segment", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(vertebrafe.anatomy, "segment", lambda *a, **k: calls.append(1))
     path = tmp_path / "bad.toml"
     path.write_text(_replace(GOOD, "volume = 3.0", "fill = 1.5"))
     with pytest.raises(InputError):

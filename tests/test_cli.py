@@ -176,7 +176,7 @@ def test_report_figures_of_a_run(tmp_path, capsys, monkeypatch):
     case = os.path.join(os.path.dirname(__file__), os.pardir, "cases", "osteoporotic-intact.toml")
     assert cli.main(["run", case, "-o", str(out), "-q", "--set", "segment.element_size=6",
                      "--set", "solver.rtol=1e-6"]) == 0
-    monkeypatch.setattr(viz, "offscreen_available", lambda: (False, "no EGL or OSMesa driver"))
+    monkeypatch.setattr(viz.offscreen, "offscreen_available", lambda: (False, "no EGL or OSMesa driver"))
     assert cli.main(["report", str(out)]) == 0
     text = capsys.readouterr().out
     skipped = [line for line in text.splitlines() if line.startswith("figures skipped")]
@@ -255,7 +255,7 @@ def test_report_figures_of_a_study(tiny, capsys):
 
 
 def test_study_with_a_failing_case_exits_1(tiny, capsys, monkeypatch):
-    from vertebrafe import study
+    from vertebrafe.study import backends
 
     def broken(case, workdir):
         if case.treatment.volume == 4.0:
@@ -264,7 +264,7 @@ def test_study_with_a_failing_case_exits_1(tiny, capsys, monkeypatch):
         pd.DataFrame({"case": [case.name], "level": ["L1"], "region": ["bone"], "metric": ["von_mises_p95"],
                       "value": [1.0], "unit": ["MPa"]}).to_csv(os.path.join(workdir, "metrics.csv"), index=False)
 
-    monkeypatch.setattr(study, "pipeline_runner", broken)
+    monkeypatch.setattr(backends, "pipeline_runner", broken)
     out = tiny / "s"
     assert cli.main(["study", str(tiny / "study.toml"), "-o", str(out), "-j", "1", "-q"]) == 1
     err = capsys.readouterr().err

@@ -5,7 +5,7 @@ import pytest
 
 from vertebrafe import materials as M
 from vertebrafe.errors import InputError, MaterialError
-from vertebrafe.fem import elasticity
+from vertebrafe import elasticity
 
 
 # ---------------------------------------------------------------- density chain and laws

@@ -219,7 +219,7 @@ def test_difference_values_and_topology_check(sol, sol_soft, seg):
 def test_interactive_window_without_display_is_a_clear_error(monkeypatch, sol):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    monkeypatch.setattr(viz.sys, "platform", "linux")
+    monkeypatch.setattr(viz.offscreen.sys, "platform", "linux")
     with pytest.raises(InputError, match="screenshot"):
         viz.show_field(sol, "von_mises", off_screen=False, window_size=SIZE)
 

@@ -17,7 +17,7 @@ import sys
 import traceback
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
-from . import __version__, viz
+from ._version import __version__
 from .errors import VertebrafeError
 
 DESCRIPTION = """\
@@ -30,6 +30,7 @@ examples:
   vertebrafe run cases/bkp-partial.toml -o out/bkp          one case: result.vtu, metrics.csv, case.json
   vertebrafe run cases/vp-unipedicular.toml -o out/vp --set bone.bmd=80 --set segment.element_size=3
   vertebrafe mesh cases/osteoporotic-wedge-nsm.toml -o nsm.vtu   mesh only (after fracture and treatment)
+  vertebrafe export cases/healthy-intact.toml -o model.inp --formulation full   the model for CalculiX
   vertebrafe study cases/adjacent-risk.toml -o out/risk     parameter study on all local cores
   vertebrafe study cases/adjacent-risk.toml -o out/risk --scheduler tcp://host:8786   on a Dask cluster
   vertebrafe report out/risk                                tables, plots and field figures of a run or study
@@ -134,32 +135,6 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     _add_verbosity(parser)
 
 
-def _key_metrics(result):
-    """A few headline numbers of a result as (label, value, unit) rows."""
-    import math
-
-    rows = []
-    seg = result.value
-    treated = getattr(result, "treated_level", None)
-    levels = list(result.segment.levels)
-    for level in levels:
-        tag = " (treated)" if level == treated else ""
-        for metric, region, unit, note in (("von_mises_p95", "bone", "MPa", "bone"),
-                                           ("factor_of_risk_yield", "vertebra", "", "in situ, disc-loaded")):
-            try:
-                v = seg(metric, level, region)
-            except Exception:  # noqa: BLE001 - metric not reported for this level
-                continue
-            if v is not None and not (isinstance(v, float) and math.isnan(v)):
-                rows.append((f"{level}{tag} {metric} ({note})", v, unit))
-    try:
-        rows.append(("segment axial_stiffness", seg("axial_stiffness"), "N/mm"))
-        rows.append(("segment rotation_flexion", seg("rotation_flexion"), "deg"))
-    except Exception:  # noqa: BLE001
-        pass
-    return rows
-
-
 def _run_run(args: argparse.Namespace) -> int:
     from .case import load_case, run_case, save_result
     from .outputs import check_output_dir
@@ -176,7 +151,9 @@ def _run_run(args: argparse.Namespace) -> int:
     _echo(args, f"{case.name} ({case.id}): {info.get('dofs', '?')} dofs, solver {info.get('solver')} "
                 f"({info.get('iterations')} iterations, residual {info.get('residual', float('nan')):.1e}), "
                 f"{result.case_timings['total_s']:.1f} s")
-    for label, value, unit in _key_metrics(result):
+    from .report import key_metrics
+
+    for label, value, unit in key_metrics(result):
         _echo(args, f"  {label:<56} {value:10.4g} {unit}")
     from .outputs import read_marker
     _echo(args, f"wrote {args.output}/ ({', '.join(sorted(read_marker(out)['files']))})")
@@ -215,6 +192,45 @@ def _run_mesh(args: argparse.Namespace) -> int:
     _echo(args, f"{case.name}: stages {', '.join(stages)}", verbose=True)
     _echo(args, f"wrote {args.output}: {seg.mesh.n_cells} cells, {seg.mesh.n_points} nodes "
                 f"({', '.join(seg.levels)}; element size {case.segment.element_size:g} mm)")
+    return 0
+
+
+def _configure_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("case", metavar="CASE.toml", help="case file (docs/cases.md): segment, fracture, "
+                        "treatment and load are built as `vertebrafe run` builds them")
+    parser.add_argument("-o", "--output", required=True, metavar="MODEL.inp",
+                        help="input file for another solver: .inp (CalculiX/Abaqus); see docs/interop.md")
+    parser.add_argument("--formulation", default="bbar", choices=["bbar", "full", "incompatible"],
+                        help="hex8 formulation (default bbar, as `vertebrafe run`; bbar has no exact CalculiX "
+                             "counterpart, use full or incompatible to compare results exactly)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    _add_set(parser)
+    _add_verbosity(parser)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    import os
+    import warnings
+
+    from .case import build_segment, load_case
+    from .fem import Model
+    from .io.export import ExportWarning
+    from .loads import apply
+
+    _check_case_file(args.case)
+    case = load_case(args.case, _parse_overrides(args.overrides))
+    seg = build_segment(case)
+    model = Model(seg.mesh, C=seg.elasticity, formulation=args.formulation)
+    apply(model, seg, case.load.to_load(name=case.load.preset or ""))
+    parent = os.path.dirname(os.path.abspath(args.output))
+    os.makedirs(parent, exist_ok=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExportWarning)
+        model.export(args.output, overwrite=args.overwrite)
+    for w in caught:
+        print(f"vertebrafe: warning: {w.message}", file=sys.stderr)
+    _echo(args, f"wrote {args.output}: {seg.mesh.n_cells} cells, {seg.mesh.n_points} nodes, "
+                f"{len(model.plates)} rigid plate(s), formulation {args.formulation}")
     return 0
 
 
@@ -257,23 +273,14 @@ def _run_study(args: argparse.Namespace) -> int:
     for png in run.summary.get("plots", []):
         _echo(args, f"plot:    {png}")
     if not args.quiet:
-        _print_tables(run.summary.get("tables", {}))
+        from .report import print_tables
+
+        print_tables(run.summary.get("tables", {}))
     if run.failed:
         raise VertebrafeError(f"{len(run.failed)} of {len(study.cases)} cases failed (first: "
                               f"{next(iter(run.failed.values()))}); errors in {args.output}/failures.csv; "
                               "rerun the same command to retry them")
     return 0
-
-
-def _print_tables(tables) -> None:
-    import pandas as pd
-
-    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
-        for name, table in tables.items():
-            if table is None:
-                continue
-            print(f"\n{name}:")
-            print(table.round(3).to_string())
 
 
 def _configure_report(parser: argparse.ArgumentParser) -> None:
@@ -287,15 +294,15 @@ def _run_report(args: argparse.Namespace) -> int:
     """Tables and plots (as before), figures of the fields in ``DIR/figures/`` and ``DIR/report.md``."""
     import os
 
+    import pandas as pd
+
     from .errors import InputError
+    from .io.studydir import is_study_dir
+    from .report import case_report, print_tables, summarize, write_report_md
 
     d = args.directory
-    if os.path.exists(os.path.join(d, "study.json")):
-        from .study import summarize
-
+    if is_study_dir(d):
         paths = summarize(d)
-        import pandas as pd
-
         fails = pd.read_csv(paths["failures"]) if os.path.exists(paths["failures"]) else None
         lines = []
         if paths.get("summary"):
@@ -311,16 +318,20 @@ def _run_report(args: argparse.Namespace) -> int:
             _echo(args, f"plot: {png}")
         tables = {k: v for k, v in paths.get("tables", {}).items() if v is not None}
         if not args.quiet:
-            _print_tables(tables)
+            print_tables(tables)
         figures = _report_figures(args, d)
-        _write_report_md(d, lines, {name: t.round(3) for name, t in tables.items()}, paths.get("plots", []),
-                         figures, args)
+        md = write_report_md(d, lines, {name: t.round(3) for name, t in tables.items()}, paths.get("plots", []),
+                             figures)
+        _echo(args, f"report: {md}")
         return 0
     if os.path.exists(os.path.join(d, "metrics.csv")):
-        png, table = _report_run(d)
+        png, table = case_report(d)
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            print(table.round(4).to_string())
         _echo(args, f"plot: {png}")
         figures = _report_figures(args, d)
-        _write_report_md(d, [], {"per level": table.round(4)}, [png], figures, args)
+        md = write_report_md(d, [], {"per level": table.round(4)}, [png], figures)
+        _echo(args, f"report: {md}")
         return 0
     raise InputError(f"{d}: neither a study directory (study.json) nor a case result (metrics.csv)")
 
@@ -331,9 +342,11 @@ def _report_figures(args, d: str) -> list:
     if not args.figures:
         _echo(args, "figures skipped: --no-figures")
         return []
+    from .viz import report_figures
+
     notes = []
     try:
-        figures = [str(p) for p in viz.report_figures(d, notes=notes)]
+        figures = [str(p) for p in report_figures(d, notes=notes)]
     except (VertebrafeError, OSError) as exc:
         notes.append(f"figures skipped: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
         figures = []
@@ -344,83 +357,19 @@ def _report_figures(args, d: str) -> list:
     return figures
 
 
-def _markdown_table(table) -> str:
-    """A DataFrame as a GitHub Markdown table (index as the first columns; column levels joined by a space)."""
-    import pandas as pd
-
-    if table.columns.name and not isinstance(table.columns, pd.MultiIndex):
-        table = table.rename(columns=lambda c: f"{table.columns.name} = {c}")
-    flat = table.reset_index() if not isinstance(table.index, pd.RangeIndex) else table.copy()
-    def header(col):
-        if not isinstance(col, tuple):
-            return str(col)
-        parts = [str(c) for c in col if str(c) not in ("", "nan")]
-        if len(parts) == 2 and parts[1] != "-" and len(table.columns.names) == 2 and table.columns.names[1] == "unit":
-            return f"{parts[0]} [{parts[1]}]"
-        return " ".join(parts)
-
-    flat.columns = [header(col) for col in flat.columns]
-
-    def cell(v):
-        if isinstance(v, float):
-            return "" if v != v else f"{v:.4g}"
-        return str(v).replace("|", "\\|")
-
-    rows = ["| " + " | ".join(flat.columns) + " |", "|" + "---|" * len(flat.columns)]
-    rows += ["| " + " | ".join(cell(v) for v in rec) + " |" for rec in flat.itertuples(index=False)]
-    return "\n".join(rows)
+VIEW_HELP = "show a result, segment or mesh file (VTU) with PyVista, or save a screenshot"
 
 
-def _write_report_md(d: str, lines, tables, plots, figures, args) -> None:
-    """Write ``d/report.md``: the tables, and links to the plots and figures (paths relative to ``d``)."""
-    import os
+def _configure_view(parser: argparse.ArgumentParser) -> None:
+    from .viz.command import configure_view
 
-    name = os.path.basename(os.path.abspath(d))
-    rel = lambda p: os.path.relpath(os.path.abspath(p), os.path.abspath(d)).replace(os.sep, "/")  # noqa: E731
-    out = [f"# {name}", "", f"Written by `vertebrafe report` (vertebrafe {__version__}).", ""]
-    out += [f"- {line}" for line in lines] + ([""] if lines else [])
-    for title, table in tables.items():
-        out += [f"## {title}", "", _markdown_table(table), ""]
-    if plots:
-        out += ["## Plots", ""] + [f"![{os.path.basename(p)}]({rel(p)})\n" for p in plots]
-    if figures:
-        out += ["## Figures", "", "Mid-sagittal cut (left half, seen from the right; anterior to the right).", ""]
-        out += [f"![{os.path.basename(p)}]({rel(p)})\n" for p in figures]
-    path = os.path.join(d, "report.md")
-    with open(path, "w") as f:
-        f.write("\n".join(out))
-    _echo(args, f"report: {path}")
+    configure_view(parser)
 
 
-def _report_run(d: str):
-    """Print the per-level table of a single case and write ``report.png`` (bone von Mises p95 per level).
-    Returns ``(png path, table)``."""
-    import os
+def _run_view(args: argparse.Namespace) -> int:
+    from .viz.command import run_view
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    m = pd.read_csv(os.path.join(d, "metrics.csv"))
-    keep = m[m["metric"].isin(["von_mises_mean", "von_mises_p95", "min_principal_stress_p05",
-                               "factor_of_risk_yield", "pressure", "height_change"])
-             & m["region"].isin(["bone", "vertebra", "nucleus", "disc"])]
-    table = keep.pivot_table(index="level", columns=["metric", "unit"], values="value", aggfunc="first",
-                             sort=False)
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(table.round(4).to_string())
-    sel = m[(m["metric"] == "von_mises_p95") & (m["region"] == "bone")]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.bar(sel["level"], sel["value"], color="C0")
-    ax.set_ylabel("von Mises p95 of bone [MPa]")
-    ax.set_title(os.path.basename(os.path.abspath(d)))
-    fig.tight_layout()
-    png = os.path.join(d, "report.png")
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    return png, table
+    return run_view(args)
 
 
 #: name -> (one-line help, configure(parser), run(args) -> exit status). A plain registry: other modules
@@ -429,9 +378,11 @@ SUBCOMMANDS: Dict[str, Tuple[str, ConfigureFn, RunFn]] = {
     "run": ("run one case file and write its results", _configure_run, _run_run),
     "study": ("run a parameter study (process pool or Dask cluster), resumable", _configure_study, _run_study),
     "mesh": ("mesh a case (segment, fracture, treatment) and write the mesh", _configure_mesh, _run_mesh),
+    "export": ("write a case's complete model (mesh, materials, constraints, loads) for CalculiX/Abaqus",
+               _configure_export, _run_export),
     "report": ("summary tables, plots and field figures (figures/, report.md) of a finished run or study",
                _configure_report, _run_report),
-    "view": (viz.VIEW_HELP, viz.configure_view, viz.run_view),
+    "view": (VIEW_HELP, _configure_view, _run_view),
     "info": ("print versions of vertebrafe and its dependencies", _configure_info, _run_info),
 }
 

@@ -53,3 +53,13 @@ class ConvergenceError(VertebrafeError):
 class ResourceError(VertebrafeError):
     """A request exceeds a resource limit (memory, grid size, file size): the message gives the estimate and
     the limit."""
+
+
+class MeshWarning(UserWarning):
+    """A mesh is usable but has something worth knowing (unused nodes, data not written...)."""
+
+
+class PlausibilityWarning(UserWarning):
+    """An input or a result is allowed but outside physiological ranges (vBMD given in g/cm^3, a load far
+    above body-weight multiples, rotations of tens of degrees); the run goes on (see
+    :mod:`vertebrafe.plausibility`)."""

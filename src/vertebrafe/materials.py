@@ -2,7 +2,7 @@
 
 Units: modulus MPa, QCT trabecular volumetric bone mineral density (vBMD) in mg/cm^3, ash and apparent
 density in g/cm^3, strains dimensionless (0.0077 = 0.77 %). Elasticity matrices are ``(..., 6, 6)`` in
-Voigt order xx, yy, zz, xy, yz, xz with engineering shear strains (see :mod:`vertebrafe.fem.elasticity`);
+Voigt order xx, yy, zz, xy, yz, xz with engineering shear strains (see :mod:`vertebrafe.elasticity`);
 the axis of transverse isotropy of cancellous bone is z (superior).
 
 Conversion chain (all factors are parameters; defaults reproduce the reference illustration)::
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError, MaterialError
-from .fem import elasticity as _el
+from . import elasticity as _el
 
 __all__ = [
     "Constant", "CONSTANTS", "DensityModulusLaw", "LAWS", "Material", "MATERIALS", "MaterialSet", "LevelMaterials",

@@ -21,6 +21,7 @@ import numpy as np
 from ._version import __version__
 from .errors import InputError
 from .loads import Load, apply, preset, resultant
+from . import plausibility as _p
 from .post import metrics as _m
 from .post import strength as _s
 from .post.compare import compare as _compare
@@ -84,6 +85,7 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
                          "segment.attach_materials(...)")
     if load.is_zero:
         raise InputError("load is zero (no compression and no moment); nothing to solve")
+    notes = _p.warn(_p.check_inputs(segment, load), stacklevel=2)
     yc, yt = _yield_strains(segment, yield_compression, yield_tension)
     _s._check(fraction, yc, yt)
     solver_options.setdefault("solver", "auto")
@@ -104,6 +106,7 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     res.timings = {"model_time": t1 - t0, "fe_time": t2 - t1}
     _ = res.metrics
     res.timings["metrics_time"] = time.perf_counter() - t2
+    res.warnings = notes + _p.warn(_p.check_result(res.metrics, segment), stacklevel=2)
     return res
 
 
@@ -120,6 +123,9 @@ class Result:
     metrics : pandas.DataFrame
         Tidy table ``case, level, region, metric, value, unit`` (see :mod:`vertebrafe.post.metrics`),
         including the strength and factor-of-risk rows (:mod:`vertebrafe.post.strength`).
+    warnings : list of str
+        Plausibility messages of the inputs and the result (:mod:`vertebrafe.plausibility`), also in the
+        record (``case.json``).
     """
 
     segment: object
@@ -134,6 +140,7 @@ class Result:
     formulation: str = "bbar"
     solver_options: dict = dataclasses.field(default_factory=dict)
     timings: dict = dataclasses.field(default_factory=dict)
+    warnings: list = dataclasses.field(default_factory=list)
 
     # -- metrics ----------------------------------------------------------------------------------
     @cached_property
@@ -252,6 +259,7 @@ class Result:
             "formulation": _plain(self.formulation),
             "solver_options": _plain(self.solver_options),
             "solver_info": _plain(self.info),
+            "warnings": list(self.warnings),
         }
 
     def _load_applied(self):
@@ -267,9 +275,7 @@ class Result:
         """Write ``result.vtu`` (mesh, tags with names, node and face sets, all fields), ``metrics.csv``,
         ``metrics.json`` (records) and ``case.json`` (:meth:`record`) into ``directory`` (created).
         Returns ``{kind: path}``."""
-        from .mesh import _write_with_field_data
-        import meshio
-        import tempfile
+        from .io.vtu import write
 
         os.makedirs(directory, exist_ok=True)
         paths = {k: os.path.join(directory, n) for k, n in (("vtu", "result.vtu"), ("csv", "metrics.csv"),
@@ -279,14 +285,7 @@ class Result:
         m.cell_data["yield_strain_ratio"] = [ratio]
         p = -(self.solution.cell_stress[:, :3].sum(axis=1)) / 3.0
         m.cell_data["hydrostatic_pressure_MPa"] = [p]
-        fd, tmp = tempfile.mkstemp(suffix=".vtu", dir=directory)
-        os.close(fd)
-        try:
-            meshio.write(tmp, m, file_format="vtu")
-            _write_with_field_data(tmp, paths["vtu"], m.field_data)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        write(paths["vtu"], m)
         self.metrics.to_csv(paths["csv"], index=False)
         self.metrics.to_json(paths["json"], orient="records", indent=1)
         with open(paths["case"], "w") as f:

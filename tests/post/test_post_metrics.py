@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import vertebrafe as vf
-from vertebrafe.fem.elasticity import isotropic
+from vertebrafe.elasticity import isotropic
 from vertebrafe.errors import InputError
 from vertebrafe.loads import Load
 from vertebrafe.post import metrics as M

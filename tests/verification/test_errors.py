@@ -13,7 +13,7 @@ import pytest
 
 from vertebrafe.errors import (ConvergenceError, InvertedElementError, MaterialError,
                                UnderConstrainedError, VertebrafeError)
-from vertebrafe.fem.elasticity import isotropic
+from vertebrafe.elasticity import isotropic
 
 from vf_helpers import Model, grid
 

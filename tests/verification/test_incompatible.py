@@ -26,7 +26,7 @@ import pytest
 
 from vertebrafe.elements import HEX8
 from vertebrafe.errors import InputError
-from vertebrafe.fem.elasticity import isotropic
+from vertebrafe.elasticity import isotropic
 from vertebrafe.fem.kernels import MODES, element_stiffness, element_tables, gradients, mode_gradients
 
 from vf_helpers import Model, grid, perturb

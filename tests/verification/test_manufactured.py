@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from vertebrafe.elements import HEX8, gauss_legendre_hex, hex8_shape, hex8_shape_gradients
-from vertebrafe.fem.elasticity import isotropic, orthotropic
+from vertebrafe.elasticity import isotropic, orthotropic
 
 from vf_helpers import Model, engineering, grid, voigt_strain, voigt_to_tensor
 

@@ -9,7 +9,7 @@ three-two-one supports that remove the rigid motions only; the stress must come 
 import numpy as np
 import pytest
 
-from vertebrafe.fem.elasticity import isotropic, orthotropic
+from vertebrafe.elasticity import isotropic, orthotropic
 
 from vf_helpers import Model, engineering, grid, jacobian_dets, perturb, voigt_strain
 

@@ -12,8 +12,8 @@ from .levels import (DISC_TABLE, SOURCES, VERTEBRA_TABLE, DiscDimensions, Verteb
                      disc_names, level_dimensions, level_order, segment_names, vertebra_names)
 from .vertebra import (DEFAULT_CORTEX_THICKNESS, DEFAULT_ELEMENT_SIZE, DEFAULT_ENDPLATE_THICKNESS, REGION_CODES,
                        GridCounts, Outline, VertebraGeometry, concavity_profile, vertebra)
-from .disc import disc, stack_frame
-from .segment import Segment, cell_elasticity, segment
+from .disc import stack_frame
+from .segment import Segment, cell_elasticity, disc, segment
 
 __all__ = [
     "DISC_TABLE", "SOURCES", "VERTEBRA_TABLE", "DiscDimensions", "VertebraDimensions", "adjacent_discs",

@@ -21,11 +21,9 @@ import math
 import numpy as np
 
 from ..errors import InputError
-from .levels import DiscDimensions, level_dimensions, vertebra_names
-from .vertebra import (DEFAULT_CORTEX_THICKNESS, DEFAULT_ELEMENT_SIZE, DEFAULT_ENDPLATE_THICKNESS,
-                       REGION_CODES, ZONE_BLOCK, ZONE_TRANSITION)
+from .vertebra import DEFAULT_ELEMENT_SIZE, REGION_CODES, ZONE_BLOCK, ZONE_TRANSITION
 
-__all__ = ["DISC_REFINEMENT", "rotation_x", "stack_frame", "disc_layers", "disc_layer_count", "disc_regions", "disc",
+__all__ = ["DISC_REFINEMENT", "rotation_x", "stack_frame", "disc_layers", "disc_layer_count", "disc_regions",
            "disc_wedge", "disc_rim_heights"]
 
 
@@ -103,46 +101,3 @@ def disc_regions(zone, n_layers):
     per = np.where((zone == ZONE_BLOCK) | (zone == ZONE_TRANSITION), REGION_CODES["nucleus"],
                    REGION_CODES["annulus"])
     return np.tile(per, int(n_layers))
-
-
-def disc(name, element_size=DEFAULT_ELEMENT_SIZE, cortex_thickness=DEFAULT_CORTEX_THICKNESS,
-         endplate_thickness=DEFAULT_ENDPLATE_THICKNESS, scale=1.0, overrides=None, disc_refinement=DISC_REFINEMENT):
-    """Mesh of one disc alone, in the lower vertebra's local frame.
-
-    Built as the disc cells of the two-vertebra segment around it (so it is exactly the disc of
-    :func:`~vertebrafe.anatomy.segment.segment`); unused bone nodes are dropped. Node sets and face sets
-    ``superior`` and ``inferior`` are its two endplate contact surfaces (outward from the disc). Both
-    adjacent vertebrae must be in the level table (T10-T11 ... L4-L5).
-    """
-    if not isinstance(name, (str, DiscDimensions)):
-        raise InputError(f"disc name = {name!r}; expected e.g. 'L1-L2'")
-    key = name if isinstance(name, str) else name.name
-    parts = key.split("-")
-    if len(parts) != 2 or any(p not in vertebra_names() for p in parts):
-        raise InputError(f"disc = {key!r}: both adjacent vertebrae must be in {list(vertebra_names())} "
-                         f"to mesh it alone (allowed T10-T11 ... L4-L5)")
-    level_dimensions(key)                                       # validates the name
-    from .segment import segment
-
-    seg = segment(parts, element_size=element_size, cortex_thickness=cortex_thickness,
-                  endplate_thickness=endplate_thickness, scale=scale, overrides=overrides,
-                  disc_refinement=disc_refinement)
-    mesh = seg.mesh
-    keep = mesh.cells_in("level", key)
-    cells = mesh.cells[keep]
-    used = np.unique(cells)
-    remap = np.full(mesh.n_points, -1, dtype=np.int64)
-    remap[used] = np.arange(used.size)
-    lo, up = parts[1], parts[0]
-    sup = remap[seg.face_sets[f"{up}:inferior"]][:, ::-1]        # outward from the disc = reversed
-    inf = remap[seg.face_sets[f"{lo}:superior"]][:, ::-1]
-    from .vertebra import make_mesh
-
-    region = mesh.cell_data["region"][keep]
-    names = {REGION_CODES["annulus"]: "annulus", REGION_CODES["nucleus"]: "nucleus"}
-    return make_mesh(mesh.points[used], remap[cells],
-                     cell_data={"region": region, "level": np.ones(len(cells), dtype=np.int64)},
-                     tag_names={"region": names, "level": {1: key}},
-                     node_sets={"superior": remap[seg.node_sets[f"{up}:inferior"]],
-                                "inferior": remap[seg.node_sets[f"{lo}:superior"]]},
-                     face_sets={"superior": sup, "inferior": inf})

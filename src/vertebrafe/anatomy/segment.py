@@ -19,9 +19,11 @@ from types import MappingProxyType
 
 import numpy as np
 
+from ..elasticity import axial_modulus
 from ..errors import InputError
 from .disc import DISC_REFINEMENT, disc_layer_count, disc_layers, disc_rim_heights, disc_regions, disc_wedge, stack_frame
-from .levels import (DiscDimensions, adjacent_discs, level_dimensions, level_order, segment_names)
+from .levels import (DiscDimensions, adjacent_discs, level_dimensions, level_order, segment_names,
+                     vertebra_names)
 from .vertebra import (DEFAULT_CORTEX_THICKNESS, DEFAULT_ELEMENT_SIZE, DEFAULT_ENDPLATE_THICKNESS,
                        REGION_CODES, ZONE_CORTEX, VertebraGeometry, cross_section_topology, extrude,
                        grid_counts, make_mesh, posterior_wall_quads, vertebra_layers)
@@ -59,7 +61,7 @@ def cell_elasticity(mesh, materials):
             if np.shape(v) == (6, 6):
                 C = np.asarray(v, dtype=float)
             else:
-                from ..fem.elasticity import isotropic
+                from ..elasticity import isotropic
                 E, nu = v
                 C = isotropic(float(E), float(nu))
         table.append(C)
@@ -196,11 +198,6 @@ class Segment:
     def __repr__(self):
         return (f"Segment({'-'.join((self.levels[0], self.levels[-1])) if len(self.levels) > 1 else self.levels[0]}: "
                 f"{self.mesh.n_cells} cells, {self.mesh.n_points} nodes, element_size={self.element_size:g} mm)")
-
-
-def axial_modulus(C):
-    """Axial (z) Young's modulus ``1 / S_zz`` (MPa) of elasticity matrices ``(..., 6, 6)``."""
-    return 1.0 / np.linalg.inv(np.asarray(C, dtype=float))[..., 2, 2]
 
 
 def _nucleus(name, dims):
@@ -407,3 +404,42 @@ def _resolve_materials(bmd, materials, levels):
 def vertebra_layers_gaps(kind, gap_level, v):
     """Indices of the cell layers of vertebra ``v`` in the stack."""
     return [i for i, (k, n) in enumerate(zip(kind, gap_level)) if n == v and k != "disc"]
+
+
+def disc(name, element_size=DEFAULT_ELEMENT_SIZE, cortex_thickness=DEFAULT_CORTEX_THICKNESS,
+         endplate_thickness=DEFAULT_ENDPLATE_THICKNESS, scale=1.0, overrides=None, disc_refinement=DISC_REFINEMENT):
+    """Mesh of one disc alone, in the lower vertebra's local frame.
+
+    Built as the disc cells of the two-vertebra segment around it (so it is exactly the disc of
+    :func:`~vertebrafe.anatomy.segment.segment`); unused bone nodes are dropped. Node sets and face sets
+    ``superior`` and ``inferior`` are its two endplate contact surfaces (outward from the disc). Both
+    adjacent vertebrae must be in the level table (T10-T11 ... L4-L5).
+    """
+    if not isinstance(name, (str, DiscDimensions)):
+        raise InputError(f"disc name = {name!r}; expected e.g. 'L1-L2'")
+    key = name if isinstance(name, str) else name.name
+    parts = key.split("-")
+    if len(parts) != 2 or any(p not in vertebra_names() for p in parts):
+        raise InputError(f"disc = {key!r}: both adjacent vertebrae must be in {list(vertebra_names())} "
+                         f"to mesh it alone (allowed T10-T11 ... L4-L5)")
+    level_dimensions(key)                                       # validates the name
+    seg = segment(parts, element_size=element_size, cortex_thickness=cortex_thickness,
+                  endplate_thickness=endplate_thickness, scale=scale, overrides=overrides,
+                  disc_refinement=disc_refinement)
+    mesh = seg.mesh
+    keep = mesh.cells_in("level", key)
+    cells = mesh.cells[keep]
+    used = np.unique(cells)
+    remap = np.full(mesh.n_points, -1, dtype=np.int64)
+    remap[used] = np.arange(used.size)
+    lo, up = parts[1], parts[0]
+    sup = remap[seg.face_sets[f"{up}:inferior"]][:, ::-1]        # outward from the disc = reversed
+    inf = remap[seg.face_sets[f"{lo}:superior"]][:, ::-1]
+    region = mesh.cell_data["region"][keep]
+    names = {REGION_CODES["annulus"]: "annulus", REGION_CODES["nucleus"]: "nucleus"}
+    return make_mesh(mesh.points[used], remap[cells],
+                     cell_data={"region": region, "level": np.ones(len(cells), dtype=np.int64)},
+                     tag_names={"region": names, "level": {1: key}},
+                     node_sets={"superior": remap[seg.node_sets[f"{up}:inferior"]],
+                                "inferior": remap[seg.node_sets[f"{lo}:superior"]]},
+                     face_sets={"superior": sup, "inferior": inf})

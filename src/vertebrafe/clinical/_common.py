@@ -97,7 +97,7 @@ def derive(segment, operation, points=None, elasticity=None, frames=None, cell_d
     new = dataclasses.replace(segment, mesh=mesh, frames=new_frames, dimensions=dict(segment.dimensions),
                               elasticity=elasticity, history=history(segment) + (operation,))
     if elasticity is not None:
-        from ..anatomy.segment import axial_modulus
+        from ..elasticity import axial_modulus
         mesh.set_cell_data("modulus", axial_modulus(elasticity))
     return new
 

@@ -38,7 +38,7 @@ import math
 import numpy as np
 
 from ..errors import InputError, MaterialError
-from ..fem.elasticity import isotropic
+from ..elasticity import isotropic
 from ._common import check_level, derive, level_nodes, make_operation, operations_of, sample_points, to_local
 from .measure import body_heights
 

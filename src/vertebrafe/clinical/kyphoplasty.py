@@ -31,7 +31,7 @@ import dataclasses
 import numpy as np
 
 from ..errors import InputError, MaterialError
-from ..fem.elasticity import isotropic
+from ..elasticity import isotropic
 from ._common import check_level, derive, history, make_operation, operations_of
 from .cement import (Sampler, _check_offset, _check_samples, _check_untreated, _level_cells, _region_code,
                      body_frame_sizes, bolus_geometry, resolve_volume)

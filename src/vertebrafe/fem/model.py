@@ -13,7 +13,8 @@ import scipy.sparse as sp
 
 from ..elements import gauss_legendre_quad, quad4_shape, quad4_shape_gradients
 from ..errors import ConstraintError, InputError, InvertedElementError
-from . import assembly, elasticity, solvers
+from .. import elasticity
+from . import assembly, solvers
 from .kernels import MEAN_DILATATION, MODES, element_tables
 from .solution import Solution
 
@@ -328,12 +329,41 @@ class Model:
             np.add.at(self._force, cells.ravel(), fe.reshape(-1, 3))
         return self
 
+    # -- export -----------------------------------------------------------------------------------
+    def export(self, path, **options):
+        """Write the complete model for another solver, the format by extension: ``.inp`` (CalculiX/Abaqus)
+        or ``.feb`` (FEBio 4.0); see docs/interop.md. ``options`` go to the writer, e.g. ``overwrite=True``
+        to replace an existing file. Returns the path written."""
+        from ..io.export import export
+
+        return export(self, path, **options)
+
     # -- solve ------------------------------------------------------------------------------------
     def _node_plate(self):
         node_plate = np.full(self.mesh.n_points, -1, np.int64)
         for p in self.plates:
             node_plate[p.nodes] = p.index
         return node_plate
+
+    def _check_ties(self):
+        """Plate index of every node ``(n,)`` (-1: not tied); ConstraintError if a tied node is also prescribed."""
+        node_plate = self._node_plate()
+        clash = (node_plate >= 0) & self._fixed.any(axis=1)
+        if clash.any():
+            i = int(np.flatnonzero(clash)[0])
+            raise ConstraintError(f"node {i} is tied to rigid plate {node_plate[i]} and also has prescribed "
+                                  f"displacements ({int(clash.sum())} node(s)); constrain the plate instead")
+        return node_plate
+
+    def _plate_loads(self):
+        """Force (N) and moment (N mm, about the centre) on each plate ``(n_plates, 6)``: the plate's own load
+        plus the nodal forces on its tied nodes, which the plate carries."""
+        loads = np.zeros((len(self.plates), 6))
+        for p in self.plates:
+            fp = self._force[p.nodes]
+            r = self.mesh.points[p.nodes] - p.center
+            loads[p.index] = np.concatenate([p.force + fp.sum(axis=0), p.moment + np.cross(r, fp).sum(axis=0)])
+        return loads
 
     def _pattern(self, node_plate):
         if self._pattern_cache is not None and np.array_equal(self._pattern_cache[0], node_plate):
@@ -385,13 +415,8 @@ class Model:
         method = solvers.choose(solver, 3 * nb)
         info = {}
         t0 = time.perf_counter()
-        node_plate = self._node_plate()
+        node_plate = self._check_ties()
         tied_nodes = node_plate >= 0
-        clash = tied_nodes & self._fixed.any(axis=1)
-        if clash.any():
-            i = int(np.flatnonzero(clash)[0])
-            raise ConstraintError(f"node {i} is tied to rigid plate {node_plate[i]} and also has prescribed "
-                                  f"displacements ({int(clash.sum())} node(s)); constrain the plate instead")
         pat = self._pattern(node_plate)
         t1 = time.perf_counter()
         info["pattern_time"] = t1 - t0
@@ -429,14 +454,9 @@ class Model:
                 f"first: {bad[:10].tolist()}; fix the mesh before solving", cells=bad)
 
         # loads: nodal forces on free node DOFs; forces on tied nodes go to their plate
-        f_nodes = self._force
-        rhs[:3 * n] += np.where(free[:3 * n], f_nodes.ravel(), 0.0)
-        for p in self.plates:
-            s = 3 * n + 6 * p.index
-            fp = f_nodes[p.nodes]
-            r = points[p.nodes] - p.center
-            load = np.concatenate([p.force + fp.sum(axis=0), p.moment + np.cross(r, fp).sum(axis=0)])
-            rhs[s:s + 6] += np.where(free[s:s + 6], load, 0.0)
+        rhs[:3 * n] += np.where(free[:3 * n], self._force.ravel(), 0.0)
+        if npl:
+            rhs[3 * n:] += np.where(free[3 * n:], self._plate_loads().ravel(), 0.0)
         # decoupled rows for eliminated DOFs, scaled like the stiffness so conditioning is not hurt
         diag = data[pat["diag"]]  # (nb, 3, 3)
         dvals = np.einsum("bii->bi", diag).ravel()

@@ -238,7 +238,7 @@ class Solution:
     def save(self, path):
         """Write the mesh, tags with their names, node and face sets and all result fields
         (``.vtu`` keeps everything; for ParaView and PyVista)."""
-        from ..mesh import write
+        from ..io.vtu import write
 
         write(path, self.to_meshio())
 

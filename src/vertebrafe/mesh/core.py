@@ -1,94 +1,21 @@
-"""The :class:`Mesh`: points, cells, tags, node and face sets, quality and file round trips.
-
-A mesh is a set of plain numpy arrays:
-
-* ``points`` ``(n, 3)`` float64, mm;
-* ``cells`` ``(m, k)`` int64 node indices in VTK order (``k = 8`` for ``"hexahedron"``);
-* ``cell_data`` ``{name: (m,) or (m, c)}``: integer tags (``region``, ``level``) or float fields;
-* ``tag_names`` ``{tag: {value: name}}``: names of the integer tag values;
-* ``node_sets`` ``{name: (p,) int64}``: sorted unique node indices;
-* ``face_sets`` ``{name: (f, 4) int64}``: quads whose node order gives the outward normal
-  (right-hand rule).
-
-Everything is checked once on construction (:meth:`Mesh.validate` re-runs the checks after the
-arrays were edited in place). The reference tables of the cell type (quadrature, gradients, faces)
-come from :data:`vertebrafe.elements.ELEMENT_TYPES`, so the geometry code here is not specific to
-hex8.
-
-Files go through meshio. Only ``.vtu`` keeps everything (see :meth:`Mesh.save` for the encoding).
-"""
+"""The :class:`Mesh` data type: arrays, tags with names, node and face sets, checks, geometry, extraction
+and the meshio conversion."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import warnings
-from dataclasses import dataclass
-from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from .elements import ELEMENT_TYPES, HEX8_FACES
-from .errors import InvertedElementError, MeshError
+from ..elements import ELEMENT_TYPES
+from ..errors import InvertedElementError, MeshError, MeshWarning
+from ..io.names import FACESET_PREFIX, NODESET_PREFIX, TAGNAME_PREFIX, decode_name, encode_name
+from ..io.vtu import write
+from .quality import Quality, det3, jacobians
 
-__all__ = ["Mesh", "Quality", "MeshWarning", "box"]
+__all__ = ["Mesh"]
 
-_CHUNK = 1 << 16          # cells per chunk in the geometry loops (bounded memory)
 _SHOW = 10                # how many offending indices an error message names
-
-NODESET_PREFIX = "nodeset:"
-FACESET_PREFIX = "faceset:"
-TAGNAME_PREFIX = "tagname:"
-
-
-_ESCAPE = {"%": "%25", "<": "%3C", ">": "%3E", "&": "%26", '"': "%22", "'": "%27"}
-
-
-def _encode_name(name):
-    """Percent-encode the characters meshio's XML writer would not escape (``% < > & " '``)."""
-    return "".join(_ESCAPE.get(ch, ch) for ch in name)
-
-
-def _decode_name(name):
-    from urllib.parse import unquote
-
-    return unquote(name)
-
-
-class MeshWarning(UserWarning):
-    """A mesh is usable but has something worth knowing (unused nodes, data not written...)."""
-
-
-@dataclass(frozen=True)
-class Quality:
-    """Per-cell quality measures, see :meth:`Mesh.quality`.
-
-    Attributes
-    ----------
-    min_jacobian : ndarray ``(m,)``
-        Minimum of ``det(dx/dxi)`` over the Gauss points of each cell, mm^3 per unit reference
-        volume (a cube of edge ``h`` gives ``h**3 / 8``). ``<= 0`` means inverted or degenerate.
-    scaled_jacobian : ndarray ``(m,)``
-        Minimum over the corners of the determinant of the three unit edge vectors at that corner
-        (dimensionless, in ``[-1, 1]``): 1 for a cube (or any rectangular box), lower for distorted
-        cells, ``<= 0`` for inverted corners. Cells with a zero-length edge get 0.
-    """
-
-    min_jacobian: np.ndarray
-    scaled_jacobian: np.ndarray
-
-    @property
-    def inverted(self):
-        """Indices ``(i,)`` of the cells with ``min_jacobian <= 0``."""
-        return np.flatnonzero(self.min_jacobian <= 0.0)
-
-    def __repr__(self):
-        m = self.min_jacobian.size
-        if m == 0:
-            return "Quality(0 cells)"
-        return (f"Quality({m} cells: min det J {self.min_jacobian.min():.4g} mm^3, "
-                f"scaled Jacobian min {self.scaled_jacobian.min():.4g} / "
-                f"mean {self.scaled_jacobian.mean():.4g}, inverted {self.inverted.size})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,34 +84,6 @@ def _sorted_row_groups(rows, n_max):
     new[0] = True
     np.any(ss[1:] != ss[:-1], axis=1, out=new[1:])
     return order, np.cumsum(new) - 1
-
-
-def _det3(a):
-    """Determinant from the nine entries ``a(i, j)`` (arrays of any common shape)."""
-    return (a(0, 0) * (a(1, 1) * a(2, 2) - a(1, 2) * a(2, 1))
-            - a(0, 1) * (a(1, 0) * a(2, 2) - a(1, 2) * a(2, 0))
-            + a(0, 2) * (a(1, 0) * a(2, 1) - a(1, 1) * a(2, 0)))
-
-
-def _jacobians(points, cells, grads):
-    """Yield ``(start, J)`` per chunk of cells; ``J (3, q, 3, c)`` with ``J[i, p, j, e]`` =
-    dx_i/dxi_j at reference point ``p`` of cell ``start + e``.
-
-    ``grads`` is ``(q, k, 3)`` reference gradients. Three GEMMs per chunk,
-    ``(q*3, k) @ (k, c)``, with the cell index last so the arithmetic after is contiguous.
-    """
-    q, k, _ = grads.shape
-    GT = np.ascontiguousarray(grads.transpose(0, 2, 1).reshape(q * 3, k))    # rows (p, j)
-    PT = np.ascontiguousarray(points.T)                                      # (3, n)
-    buf = None
-    for start in range(0, cells.shape[0], _CHUNK):
-        idx = np.ascontiguousarray(cells[start:start + _CHUNK].T)           # (k, c)
-        c = idx.shape[1]
-        if buf is None or buf.shape[2] != c:
-            buf = np.empty((3, q * 3, c))
-        for i in range(3):                                                   # x, y, z
-            np.matmul(GT, PT[i][idx], out=buf[i])
-        yield start, buf.reshape(3, q, 3, c)
 
 
 def _as_index_array(values, n, field, allow_mask=True):
@@ -561,8 +460,8 @@ class Mesh:
         """
         el = self.element
         vol = np.empty(self.n_cells)
-        for start, J in _jacobians(self.points, self.cells, el.gradients):
-            d = _det3(lambda i, j: J[i, :, j])                       # (q, c)
+        for start, J in jacobians(self.points, self.cells, el.gradients):
+            d = det3(lambda i, j: J[i, :, j])                       # (q, c)
             vol[start:start + J.shape[-1]] = el.weights @ d
         return vol
 
@@ -577,8 +476,8 @@ class Mesh:
         grads = np.concatenate([el.gradients, el.corner_gradients], axis=0)
         min_j = np.empty(self.n_cells)
         scaled = np.empty(self.n_cells)
-        for start, J in _jacobians(self.points, self.cells, grads):
-            d = _det3(lambda i, j: J[i, :, j])                       # (q + corners, c)
+        for start, J in jacobians(self.points, self.cells, grads):
+            d = det3(lambda i, j: J[i, :, j])                       # (q + corners, c)
             stop = start + J.shape[-1]
             min_j[start:stop] = d[:q].min(axis=0)
             Jc = J[:, q:]                                            # (3, corners, 3, c)
@@ -690,17 +589,17 @@ class Mesh:
         for name, nodes in self.node_sets.items():
             mask = np.zeros(self.n_points, dtype=np.uint8)
             mask[nodes] = 1
-            point_data[NODESET_PREFIX + _encode_name(name)] = mask
+            point_data[NODESET_PREFIX + encode_name(name)] = mask
         field_data = {}
         for tag, table in self.tag_names.items():
             for value, name in table.items():
-                key = f"{TAGNAME_PREFIX}{_encode_name(tag).replace('=', '%3D')}={_encode_name(name)}"
+                key = f"{TAGNAME_PREFIX}{encode_name(tag).replace('=', '%3D')}={encode_name(name)}"
                 field_data[key] = np.array([value], dtype=np.int64)
         for name, faces in self.face_sets.items():
-            field_data[FACESET_PREFIX + _encode_name(name)] = faces
+            field_data[FACESET_PREFIX + encode_name(name)] = faces
         return meshio.Mesh(self.points, [(self.cell_type, self.cells)],
                            point_data=point_data,
-                           cell_data={_encode_name(k): [v] for k, v in self.cell_data.items()},
+                           cell_data={encode_name(k): [v] for k, v in self.cell_data.items()},
                            field_data=field_data)
 
     @classmethod
@@ -734,20 +633,20 @@ class Mesh:
             parts = [np.asarray(arrays[i]) for i in use]
             a = np.concatenate(parts)
             if a.dtype.kind in "iuf" and a.ndim in (1, 2) and not (a.ndim == 2 and a.dtype.kind != "f"):
-                cell_data[_decode_name(name)] = a.astype(a.dtype.newbyteorder("="), copy=False)
+                cell_data[decode_name(name)] = a.astype(a.dtype.newbyteorder("="), copy=False)
         node_sets = {}
         for name, values in m.point_data.items():
             if name.startswith(NODESET_PREFIX):
-                node_sets[_decode_name(name[len(NODESET_PREFIX):])] = np.asarray(values).ravel() != 0
+                node_sets[decode_name(name[len(NODESET_PREFIX):])] = np.asarray(values).ravel() != 0
         tag_names, face_sets = {}, {}
         for key, value in m.field_data.items():
             value = np.asarray(value)
             if key.startswith(TAGNAME_PREFIX) and "=" in key:
                 tag, name = key[len(TAGNAME_PREFIX):].split("=", 1)
-                tag_names.setdefault(_decode_name(tag), {})[int(value.ravel()[0])] = _decode_name(name)
+                tag_names.setdefault(decode_name(tag), {})[int(value.ravel()[0])] = decode_name(name)
             elif key.startswith(FACESET_PREFIX):
                 k = ELEMENT_TYPES[cell_type].faces.shape[1]
-                face_sets[_decode_name(key[len(FACESET_PREFIX):])] = value.reshape(-1, k).astype(np.int64)
+                face_sets[decode_name(key[len(FACESET_PREFIX):])] = value.reshape(-1, k).astype(np.int64)
             elif ("gmsh:physical" in cell_data and value.shape == (2,)
                   and value.dtype.kind in "iu" and int(value[1]) == 3):
                 tag_names.setdefault("gmsh:physical", {})[int(value[0])] = key
@@ -779,124 +678,3 @@ class Mesh:
         import meshio
 
         return cls.from_meshio(meshio.read(os.fspath(path)), cell_type=cell_type)
-
-
-def write(path, m, **kwargs):
-    """Write the :class:`meshio.Mesh` ``m`` to ``path`` keeping its field data in ``.vtu`` files.
-
-    For ``.vtu`` the file is written to a temporary name beside ``path`` and completed with a
-    ``FieldData`` section (name tables, face sets) before it replaces ``path``, so a reader never sees a
-    half-written file. Other formats keep what their meshio writer keeps; a :class:`MeshWarning` says
-    when name tables and face sets are lost. ``kwargs`` go to ``meshio.write``.
-    """
-    import meshio
-
-    path = os.fspath(path)
-    if path.lower().endswith(".vtu"):
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(suffix=".vtu", dir=directory)
-        os.close(fd)
-        try:
-            meshio.write(tmp, m, file_format="vtu", **kwargs)
-            _write_with_field_data(tmp, path + ".part", m.field_data)
-            os.replace(path + ".part", path)
-        finally:
-            for leftover in (tmp, path + ".part"):
-                if os.path.exists(leftover):
-                    os.remove(leftover)
-        return
-    if m.field_data:
-        warnings.warn(f"save({os.path.basename(path)!r}): this format does not keep name tables and "
-                      f"face sets; use .vtu to keep everything", MeshWarning, stacklevel=3)
-    meshio.write(path, m, **kwargs)
-
-
-def _write_with_field_data(src, dst, field_data):
-    """Copy the VTU file ``src`` to ``dst`` adding a ``<FieldData>`` section (ASCII arrays).
-
-    meshio 5.3's VTU writer ignores ``field_data`` while its reader reads a ``FieldData`` element
-    under ``UnstructuredGrid``; this adds that element, streaming the rest of the file.
-    """
-    marker = b"<UnstructuredGrid>"
-    with open(src, "rb") as fin:
-        head = fin.read(1 << 16)
-        pos = head.find(marker)
-        if pos < 0:
-            raise MeshError(f"cannot add field data to {src!r}: no {marker.decode()} tag near the "
-                            f"start of the file (unexpected meshio VTU layout)")
-        pos += len(marker)
-        lines = ["\n<FieldData>"]
-        for name, value in field_data.items():
-            value = np.asarray(value, dtype=np.int64)
-            ntup = value.shape[0] if value.ndim == 2 else value.size
-            comps = f'NumberOfComponents="{value.shape[1]}" ' if value.ndim == 2 else ""
-            text = " ".join(map(str, value.ravel().tolist())) or " "
-            lines.append(f'<DataArray type="Int64" Name={quoteattr(name)} {comps}'
-                         f'NumberOfTuples="{ntup}" format="ascii">{text}</DataArray>')
-        lines.append("</FieldData>")
-        with open(dst, "wb") as fout:
-            fout.write(head[:pos])
-            fout.write("\n".join(lines).encode("utf-8"))
-            fout.write(head[pos:])
-            shutil.copyfileobj(fin, fout, 1 << 20)
-
-
-# --------------------------------------------------------------------------------------------
-
-
-def box(lengths=(1.0, 1.0, 1.0), shape=(1, 1, 1), origin=(0.0, 0.0, 0.0)):
-    """A structured hexahedral box mesh.
-
-    Parameters
-    ----------
-    lengths : (3,) float
-        Edge lengths ``(lx, ly, lz)``, mm, all > 0.
-    shape : (3,) int
-        Cells per direction ``(nx, ny, nz)``, all >= 1.
-    origin : (3,) float
-        Lower corner, mm.
-
-    Returns
-    -------
-    Mesh
-        ``nx*ny*nz`` cells, ``(nx+1)(ny+1)(nz+1)`` points (x fastest, then y, then z), node sets and
-        outward face sets ``xmin, xmax, ymin, ymax, zmin, zmax`` for the six sides. A million cells
-        take about a second.
-    """
-    lengths = np.asarray(lengths, dtype=np.float64).ravel()
-    origin = np.asarray(origin, dtype=np.float64).ravel()
-    shp = np.asarray(shape).ravel()
-    if lengths.shape != (3,) or not np.all(np.isfinite(lengths)) or np.any(lengths <= 0):
-        raise MeshError(f"box: lengths {lengths.tolist()}; expected three finite values > 0 (mm)")
-    if origin.shape != (3,) or not np.all(np.isfinite(origin)):
-        raise MeshError(f"box: origin {origin.tolist()}; expected three finite values (mm)")
-    if (shp.shape != (3,) or not np.issubdtype(shp.dtype, np.integer) or np.any(shp < 1)):
-        raise MeshError(f"box: shape {shp.tolist()}; expected three integers >= 1")
-    nx, ny, nz = (int(v) for v in shp)
-    px, py, pz = nx + 1, ny + 1, nz + 1
-    axes = [origin[d] + lengths[d] * np.linspace(0.0, 1.0, s + 1) for d, s in enumerate((nx, ny, nz))]
-    pts = np.empty((pz, py, px, 3))
-    pts[..., 0] = axes[0][None, None, :]
-    pts[..., 1] = axes[1][None, :, None]
-    pts[..., 2] = axes[2][:, None, None]
-    pts = pts.reshape(-1, 3)
-    # lower-corner node of each cell, cells ordered x fastest
-    k, j, i = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij")
-    base = (i + px * (j + py * k)).ravel().astype(np.int64)
-    offs = np.array([0, 1, 1 + px, px, px * py, 1 + px * py, 1 + px + px * py, px + px * py],
-                    dtype=np.int64)
-    cells = base[:, None] + offs[None, :]
-    # sides: node sets from the grid indices, face sets from the local faces of the side cells
-    node_ijk = np.stack(np.meshgrid(np.arange(pz), np.arange(py), np.arange(px), indexing="ij"),
-                        axis=-1).reshape(-1, 3)[:, ::-1]             # (n, 3) = (i, j, k)
-    cell_ijk = np.stack([i.ravel(), j.ravel(), k.ravel()], axis=1)
-    counts = (nx, ny, nz)
-    node_sets, face_sets = {}, {}
-    # local faces: xi-1 -> 4, xi+1 -> 5, eta-1 -> 2, eta+1 -> 3, zeta-1 -> 0, zeta+1 -> 1
-    local = {("x", 0): 4, ("x", 1): 5, ("y", 0): 2, ("y", 1): 3, ("z", 0): 0, ("z", 1): 1}
-    for d, ax in enumerate("xyz"):
-        for side, label in ((0, "min"), (1, "max")):
-            node_sets[ax + label] = np.flatnonzero(node_ijk[:, d] == side * counts[d])
-            on = cell_ijk[:, d] == side * (counts[d] - 1)
-            face_sets[ax + label] = cells[on][:, HEX8_FACES[local[(ax, side)]]]
-    return Mesh(pts, cells, node_sets=node_sets, face_sets=face_sets)

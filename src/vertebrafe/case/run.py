@@ -1,0 +1,218 @@
+"""Running a case: the pipeline (the only place where case keys become library calls) and its output."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Mapping
+
+from ..errors import InputError
+from ..io.toml import comment, to_toml
+from .parse import apply_overrides, fmt_value, load_case, parse_case
+from .schema import CaseError
+from .specs import Case
+
+__all__ = ["build_segment", "run_case", "save_result"]
+
+
+
+def build_segment(case, progress=None, *, force=False):
+    """Segment -> fracture -> treatment of a validated case; returns the :class:`~vertebrafe.Segment`.
+
+    ``progress`` is an optional callable ``progress(stage: str)`` called before each stage. Before meshing
+    the model's size and memory are estimated (:mod:`vertebrafe.resources`); a model that does not fit in
+    the available memory raises :class:`~vertebrafe.errors.ResourceError` unless ``force``. A treatment
+    whose cement volume is not achieved within :data:`VOLUME_TOLERANCE`, or whose offset is not honoured,
+    raises :class:`CaseError`.
+    """
+    from ..anatomy import segment
+    from ..clinical import fracture
+    from ..materials import MaterialSet
+    from ..resources import check_memory, estimate_segment
+
+    case = parse_case(case) if not isinstance(case, Case) else case
+    step = progress or (lambda stage: None)
+    s, b = case.segment, case.bone
+    check_memory(estimate_segment(s.levels, s.element_size, s.scale, s.n_cortex_layers, s.overrides),
+                 f"segment.element_size = {s.element_size:g} mm on {s.levels[0]}-{s.levels[-1]}", force=force)
+    materials = MaterialSet(bmd=b.bmd, law=b.law, anisotropic=b.anisotropic, transverse_ratio=b.transverse_ratio)
+    step("mesh")
+    seg = segment(list(s.levels), element_size=s.element_size, overrides=s.overrides, scale=s.scale,
+                  materials=materials, cortex_thickness=s.cortex_thickness,
+                  endplate_thickness=s.endplate_thickness, n_cortex_layers=s.n_cortex_layers,
+                  disc_refinement=s.disc_refinement)
+    if case.fracture is not None:
+        f = case.fracture
+        step("fracture")
+        seg = fracture(seg, f.level, kind=f.kind, grade=f.grade, height_loss=f.height_loss,
+                       damage_factor=f.damage_factor)
+    t = case.treatment
+    if t.kind != "none":
+        step(t.kind)
+        treated = _treat(seg, t, t.offset if t.offset is not None else (0.0, 0.0, 0.0))
+        _check_volume(case, treated)
+        if t.offset is not None and any(t.offset):
+            _check_offset(t, treated, _treat(seg, t, (0.0, 0.0, 0.0)))
+        seg = treated
+    return seg
+
+
+def _treat(seg, t, offset):
+    from ..clinical import kyphoplasty, vertebroplasty
+
+    if t.kind == "vertebroplasty":
+        return vertebroplasty(seg, t.level, volume=t.volume, fill=t.fill, approach=t.approach, side=t.side,
+                              material=t.material, offset=offset)
+    return kyphoplasty(seg, t.level, restoration=t.restoration, volume=t.volume, balloons=t.balloons,
+                       rim_thickness=t.rim_thickness, offset=offset)
+
+
+#: Largest relative difference between the requested and the achieved cement volume of a case.
+VOLUME_TOLERANCE = 0.10
+
+
+def _check_volume(case, seg):
+    """The cement volume of ``case.treatment`` was achieved within :data:`VOLUME_TOLERANCE`."""
+    t = case.treatment
+    res = seg.history[-1].results
+    err = res.get("volume_error")
+    if err is None or abs(err) <= VOLUME_TOLERANCE:
+        return
+    key = "treatment.fill" if t.fill is not None else "treatment.volume"
+    raise CaseError(f"{key} = {fmt_value(t.fill if t.fill is not None else t.volume)}: the cement placed in "
+                    f"{t.level} is {res.get('cement_volume_mL', float('nan')):.3g} mL, {100 * err:+.0f} % off the "
+                    f"requested volume (allowed within {100 * VOLUME_TOLERANCE:.0f} %); use a volume the mesh "
+                    "resolves (a smaller segment.element_size) and that fits in the cancellous bone")
+
+
+def _check_offset(t, shifted, centred):
+    """The cement centroid of ``shifted`` moved by at least half the requested ``t.offset`` (mm) from that of
+    ``centred`` (the same treatment without offset): otherwise the shifted cement leaves the body."""
+    import numpy as np
+
+    def centroid(seg):
+        w = seg.mesh.cell_data["cement_fraction"] * seg.mesh.cell_volumes()
+        return w @ seg.mesh.cell_centers() / w.sum()
+
+    want = float(np.linalg.norm(t.offset))
+    moved = float(np.linalg.norm(centroid(shifted) - centroid(centred)))
+    if not moved >= 0.5 * want:
+        raise CaseError(f"treatment.offset = {fmt_value(list(t.offset))} mm: the cement centroid moved {moved:.3g} "
+                        f"mm of the requested {want:.3g} mm; the shifted cement leaves the cancellous bone of "
+                        f"{t.level}; allowed: an offset that keeps the cement inside the body")
+
+
+def _as_case(case_or_path, overrides=None):
+    if isinstance(case_or_path, Case):
+        if overrides:
+            raise InputError("overrides apply to a case file or dict, not to a parsed Case")
+        return case_or_path
+    if isinstance(case_or_path, (str, os.PathLike)):
+        return load_case(case_or_path, overrides)
+    if isinstance(case_or_path, Mapping):
+        raw = apply_overrides(case_or_path, overrides) if overrides else case_or_path
+        return parse_case(raw)
+    raise InputError(f"case = {case_or_path!r}; expected a path to a .toml file, a dict or a Case")
+
+
+def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwrite=False, force=False):
+    """Run one case: validate, mesh, fracture, treat, load, solve, post-process.
+
+    Parameters
+    ----------
+    case : str, os.PathLike, dict or Case
+        A case file, its content as a dict, or a :class:`Case`.
+    out : str or os.PathLike, optional
+        Directory to write ``result.vtu`` (unless ``[output] vtu = false``), ``metrics.csv``,
+        ``metrics.json``, ``case.json`` (the resolved record of :meth:`Result.record`) and ``case.toml``
+        (the resolved case file) into. ``out`` must be new or empty (checked before the solve); see
+        :func:`save_result`.
+    overrides : dict, optional
+        Dotted assignments ``{"bone.bmd": 60.0}`` applied before validation (file or dict cases).
+    progress : bool
+        Show a tqdm progress bar of the stages (mesh, fracture, treatment, solve, save).
+    log : callable, optional
+        ``log(message)`` for stage messages (verbose mode).
+    overwrite : bool
+        Allow ``out`` to hold an earlier run output; only the files vertebrafe wrote there are replaced.
+    force : bool
+        Run a model whose estimated memory exceeds the available memory (see :func:`build_segment`).
+
+    Returns
+    -------
+    vertebrafe.simulate.Result
+        With ``.metrics`` (tidy DataFrame), ``.compare(reference)``, ``.save(directory)``; ``.case_spec``
+        is the :class:`Case`.
+    """
+    from ..simulate import simulate
+
+    case = _as_case(case, overrides)
+    if out is not None:
+        from ..outputs import check_output_dir
+        check_output_dir(out, "run", overwrite=overwrite, option="out")
+    name = case.name or case.id
+    stages = ["mesh"] + (["fracture"] if case.fracture else []) + \
+             ([case.treatment.kind] if case.treatment.kind != "none" else []) + ["solve"] + (["save"] if out else [])
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(stages), desc=name, unit="stage", leave=False, file=sys.stderr)
+    t0 = time.perf_counter()
+    timings = {}
+    last = [None, t0]
+
+    def step(stage):
+        now = time.perf_counter()
+        if last[0] is not None:
+            timings[f"{last[0]}_s"] = now - last[1]
+            if bar is not None:
+                bar.update(1)
+        last[0], last[1] = stage, now
+        if bar is not None and stage is not None:
+            bar.set_postfix_str(stage)
+        if log and stage is not None:
+            log(f"{name}: {stage}")
+
+    try:
+        seg = build_segment(case, progress=step, force=force)
+        step("solve")
+        load = case.load.to_load(name=case.load.preset or "")
+        result = simulate(seg, load, case=name, **case.solver.options())
+        if out is not None:
+            step("save")
+            save_result(result, case, out, overwrite=overwrite)
+        step(None)
+    finally:
+        if bar is not None:
+            bar.close()
+    timings["total_s"] = time.perf_counter() - t0
+    result.case_spec = case
+    result.case_timings = timings
+    return result
+
+
+
+def save_result(result, case, out, *, overwrite=False):
+    """Write a result and its resolved case into folder ``out`` (see :func:`vertebrafe.outputs.publish`):
+    ``out`` must be new or empty, or with ``overwrite`` an earlier run output, of which only the files
+    vertebrafe wrote are replaced. Returns the absolute path of ``out``."""
+    from ..outputs import publish
+
+    def write(tmp):
+        result.save(tmp)
+        if not case.output.vtu:
+            os.remove(os.path.join(tmp, "result.vtu"))
+        if not case.output.metrics:
+            for n in ("metrics.csv", "metrics.json"):
+                os.remove(os.path.join(tmp, n))
+        with open(os.path.join(tmp, "case.toml"), "w") as f:
+            f.write(comment(f"resolved case {case.id} ({case.name}); vertebrafe {_version()}"))
+            f.write(to_toml(case.to_dict()))
+
+    return publish(write, out, "run", overwrite=overwrite)
+
+
+
+def _version():
+    from .._version import __version__
+    return __version__

@@ -1,0 +1,198 @@
+"""The case schema: one :class:`Field` per key of each section (:data:`SCHEMA`), used for validation and
+for ``docs/cases.md``."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InputError
+
+__all__ = ["CaseError", "Field", "REQUIRED", "SCHEMA", "SECTIONS"]
+
+REQUIRED = object()          # sentinel default of a required key
+_INF = math.inf
+
+
+class CaseError(InputError):
+    """An invalid case or study file (subclass of :class:`~vertebrafe.errors.InputError`)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Schema
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of a case section.
+
+    ``kind`` is ``"float"`` (int or float accepted, bool not), ``"int"``, ``"bool"``, ``"str"``,
+    ``"levels"`` (a range string ``"T12-L2"`` or a list of vertebra names), ``"table"`` (a TOML table)
+    or ``"float3"`` (three numbers). ``low``/``high`` bound numbers (``low_open``/``high_open`` exclude
+    the bound); ``choices`` restrict strings (or ints). ``default`` is :data:`REQUIRED` for a required
+    key, ``None`` for an optional key without a value.
+    """
+
+    name: str
+    kind: str
+    default: Any = None
+    doc: str = ""
+    unit: str = ""
+    low: float = -_INF
+    high: float = _INF
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple = ()
+    source: str = ""
+    only: tuple = ()           # treatment kinds the key applies to (treatment section)
+
+    def allowed(self):
+        """Human-readable allowed values."""
+        if self.choices:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind == "float3" and (self.low != -_INF or self.high != _INF):
+            return "three numbers [x, y, z], each " + dataclasses.replace(self, kind="float").allowed()
+        if self.kind in ("float", "int"):
+            if self.low == -_INF and self.high == _INF:
+                return "any number" if self.kind == "float" else "any integer"
+            if self.high == _INF:
+                return f"{'>' if self.low_open else '>='} {self.low:g}"
+            if self.low == -_INF:
+                return f"{'<' if self.high_open else '<='} {self.high:g}"
+            return (f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}")
+        return {"bool": "true or false", "str": "a string", "levels": "a range 'T12-L2' or a list of vertebrae "
+                "T10..L5", "table": "a table", "float3": "three numbers [x, y, z]"}.get(self.kind, self.kind)
+
+
+def level_names():
+    from ..anatomy.levels import vertebra_names
+    return tuple(vertebra_names())
+
+
+def law_names():
+    from ..materials import LAWS
+    return tuple(LAWS)
+
+
+def preset_names():
+    from ..loads import PRESETS
+    return tuple(PRESETS)
+
+
+_MAT = "vertebrafe.materials (docs/materials.md)"
+_CLIN = "vertebrafe.clinical (docs/clinical.md)"
+_LOADS = "vertebrafe.loads (docs/loads.md)"
+_ANAT = "vertebrafe.anatomy (docs/anatomy.md)"
+
+#: section -> tuple of Field. Choices that come from other modules are filled lazily by :func:`resolved_schema`.
+SCHEMA: dict[str, tuple[Field, ...]] = {
+    "case": (
+        Field("name", "str", "", "label of the case in outputs (default: the file name without .toml)"),
+        Field("description", "str", "", "free text"),
+    ),
+    "segment": (
+        Field("levels", "levels", REQUIRED, "contiguous vertebrae, cranial or caudal first, e.g. 'T12-L2' or "
+              "['T12', 'L1', 'L2']", source=_ANAT),
+        Field("element_size", "float", 2.0, "target cell size of cancellous bone and disc", "mm", 0.5, 10.0,
+              source="vertebrafe.segment default (anatomy.vertebra.DEFAULT_ELEMENT_SIZE)"),
+        Field("scale", "float", 1.0, "global length factor on the table dimensions", "", 0.5, 2.0, True, True,
+              source=_ANAT),
+        Field("cortex_thickness", "float", 0.4, "cortical shell thickness", "mm", 0.1, 3.0, source=_ANAT),
+        Field("endplate_thickness", "float", 0.35, "bony endplate thickness", "mm", 0.1, 3.0, source=_ANAT),
+        Field("n_cortex_layers", "int", 1, "element layers across the cortical shell", "", 1, 4),
+        Field("disc_refinement", "float", 2.0, "disc element layers per element_size of disc height", "",
+              0.5, 4.0, source="vertebrafe.anatomy.disc.DISC_REFINEMENT (docs/anatomy.md)"),
+        Field("overrides", "table", None, "per vertebra or disc dimension overrides, e.g. "
+              "[segment.overrides.L1] anterior_height = 18.0 (fields and ranges: vertebrafe.anatomy.levels)",
+              source=_ANAT),
+    ),
+    "bone": (
+        Field("bmd", "float", None, "QCT trabecular vBMD (give bmd or t_score); sets the cancellous and the "
+              "cortical shell moduli", "mg/cm^3", 0.0, 400.0,
+              low_open=True, source=_MAT),
+        Field("t_score", "float", None, "T-score, converted with materials.bmd_from_t_score (170 +/- 30 mg/cm^3, "
+              "an assumption)", "", -8.0, 4.0, source=_MAT),
+        Field("law", "str", "morgan2003_vertebra", "density-modulus law", choices=("<laws>",), source=_MAT),
+        Field("anisotropic", "bool", False, "transversely isotropic cancellous bone (axis z)", source=_MAT),
+        Field("transverse_ratio", "float", 0.42, "transverse / axial cancellous modulus (with anisotropic)", "",
+              0.0, 1.0, low_open=True, source=_MAT),
+    ),
+    "fracture": (
+        Field("level", "str", REQUIRED, "fractured vertebra (must be in segment.levels)"),
+        Field("kind", "str", "wedge", "fracture shape", choices=("wedge", "biconcave", "crush"), source=_CLIN),
+        Field("grade", "int", None, "Genant grade (1: 22.5 %, 2: 32.5 %, 3: 45 % height loss); default 2 when "
+              "height_loss is not given either", "", choices=(1, 2, 3), source=_CLIN),
+        Field("height_loss", "float", None, "fraction of the affected height lost (instead of grade)", "",
+              0.0, 0.6, low_open=True, source=_CLIN),
+        Field("damage_factor", "float", 0.25, "modulus factor of the damaged zone", "", 0.0, 1.0, low_open=True,
+              source="calibrated to Wegrzyn et al. 2011 (docs/clinical.md)"),
+    ),
+    "treatment": (
+        Field("kind", "str", "none", "management", choices=("none", "vertebroplasty", "kyphoplasty")),
+        Field("level", "str", None, "treated vertebra (default: the fractured level)"),
+        Field("volume", "float", None, "cement volume (default VP 2.8 mL, Buchbinder 2009; BKP 2.4 mL per "
+              "balloon, FREE trial)", "mL", 0.0, 20.0, low_open=True, source=_CLIN,
+              only=("vertebroplasty", "kyphoplasty")),
+        Field("fill", "float", None, "cement volume as a fraction of the level's cancellous volume "
+              "(instead of volume)", "", 0.0, 1.0, low_open=True, source=_CLIN, only=("vertebroplasty",)),
+        Field("approach", "str", "bipedicular", "needle approach", choices=("bipedicular", "unipedicular"),
+              source=_CLIN, only=("vertebroplasty",)),
+        Field("side", "str", "left", "entry side of a unipedicular approach", choices=("left", "right"),
+              only=("vertebroplasty",)),
+        Field("material", "str", "composite", "cement phase: cement-bone composite or pure PMMA",
+              choices=("composite", "pmma"), source=_CLIN, only=("vertebroplasty",)),
+        Field("restoration", "float", None, "fraction of the lost height regained (default 0.5 for a fractured "
+              "level, an assumption)", "", 0.0, 1.0, source=_CLIN, only=("kyphoplasty",)),
+        Field("balloons", "int", 2, "balloons (2 bipedicular, 1 midline)", "", choices=(1, 2), source=_CLIN,
+              only=("kyphoplasty",)),
+        Field("rim_thickness", "float", 1.0, "compacted-bone rim thickness", "mm", 0.0, 5.0, source=_CLIN,
+              only=("kyphoplasty",)),
+        Field("offset", "float3", None, "shift of the cement in the level's local frame", "mm", -20.0, 20.0,
+              source=_CLIN, only=("vertebroplasty", "kyphoplasty")),
+    ),
+    "load": (
+        Field("preset", "str", None, "activity preset (instead of explicit values)", choices=("<presets>",),
+              source=_LOADS),
+        Field("compression", "float", None, "compressive force on the top endplate", "N", 0.0, 1e4, source=_LOADS),
+        Field("flexion", "float", None, "flexion moment (magnitude)", "N m", 0.0, 100.0, source=_LOADS),
+        Field("extension", "float", None, "extension moment (magnitude)", "N m", 0.0, 100.0, source=_LOADS),
+        Field("lateral_bending", "float", None, "lateral bending moment, + bends to the right", "N m",
+              -100.0, 100.0, source=_LOADS),
+        Field("axial_rotation", "float", None, "axial moment, + about +z", "N m", -100.0, 100.0, source=_LOADS),
+        Field("follower", "bool", None, "compression as a follower load along the curvature", source=_LOADS),
+        Field("reference_point", "float3", None, "point of application (global frame); default the centroid "
+              "of the top endplate", "mm", -1e3, 1e3, source=_LOADS),
+    ),
+    "solver": (
+        Field("solver", "str", "auto", "linear solver", choices=("auto", "amg", "direct")),
+        Field("rtol", "float", 1e-8, "relative residual of the iterative solve", "", 1e-14, 1e-2),
+        Field("maxiter", "int", None, "iteration limit of the iterative solve (default 2000)", "", 1, 100000),
+    ),
+    "output": (
+        Field("vtu", "bool", True, "write result.vtu (fields for ParaView / vertebrafe view)"),
+        Field("metrics", "bool", True, "write metrics.csv and metrics.json"),
+    ),
+}
+
+#: section order, and whether the section is required
+SECTIONS = {"case": False, "segment": True, "bone": True, "fracture": False, "treatment": False,
+            "load": True, "solver": False, "output": False}
+
+
+def _choices(f):
+    if f.choices == ("<laws>",):
+        return law_names()
+    if f.choices == ("<presets>",):
+        return preset_names()
+    return f.choices
+
+
+def resolved_schema():
+    """SCHEMA with the lazily known choices filled in."""
+    return {s: tuple(dataclasses.replace(f, choices=_choices(f)) for f in fields) for s, fields in SCHEMA.items()}
+
+
+# ------------------------------------------------------------------------------------------------
+# Python objects of a validated case
+

@@ -1,0 +1,194 @@
+"""Python objects of a validated case: :class:`Case` and its section dataclasses, and :func:`case_id`."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .schema import SCHEMA, SECTIONS
+
+__all__ = ["CaseMeta", "SegmentSpec", "BoneSpec", "FractureSpec", "TreatmentSpec", "LoadSpec", "SolverSpec",
+           "OutputSpec", "Case", "case_id", "SPECSPEC_CLASSES"]
+
+
+@dataclass(frozen=True)
+class CaseMeta:
+    name: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    levels: tuple = ()
+    element_size: float = 2.0
+    scale: float = 1.0
+    cortex_thickness: float = 0.4
+    endplate_thickness: float = 0.35
+    n_cortex_layers: int = 1
+    disc_refinement: float = 2.0
+    overrides: Optional[dict] = None
+
+
+@dataclass(frozen=True)
+class BoneSpec:
+    bmd: float = 0.0
+    t_score: Optional[float] = None
+    law: str = "morgan2003_vertebra"
+    anisotropic: bool = False
+    transverse_ratio: float = 0.42
+
+
+@dataclass(frozen=True)
+class FractureSpec:
+    level: str = ""
+    kind: str = "wedge"
+    grade: Optional[int] = None
+    height_loss: Optional[float] = None
+    damage_factor: float = 0.25
+
+
+@dataclass(frozen=True)
+class TreatmentSpec:
+    kind: str = "none"
+    level: Optional[str] = None
+    volume: Optional[float] = None
+    fill: Optional[float] = None
+    approach: str = "bipedicular"
+    side: str = "left"
+    material: str = "composite"
+    restoration: Optional[float] = None
+    balloons: int = 2
+    rim_thickness: float = 1.0
+    offset: Optional[tuple] = None
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    preset: Optional[str] = None
+    compression: Optional[float] = None
+    flexion: Optional[float] = None
+    extension: Optional[float] = None
+    lateral_bending: Optional[float] = None
+    axial_rotation: Optional[float] = None
+    follower: Optional[bool] = None
+    reference_point: Optional[tuple] = None
+
+    def to_load(self, name=""):
+        """The :class:`vertebrafe.loads.Load`: the preset (if any) with the explicit values on top."""
+        from ..loads import Load, preset
+        base = preset(self.preset).as_dict() if self.preset else {}
+        base = {k: v for k, v in base.items() if k in {f.name for f in dataclasses.fields(Load)}}
+        for k in ("compression", "flexion", "extension", "lateral_bending", "axial_rotation", "follower",
+                  "reference_point"):
+            v = getattr(self, k)
+            if v is not None:
+                base[k] = v
+        # an explicit flexion replaces a preset's extension and vice versa (both are magnitudes)
+        if self.flexion and self.extension is None:
+            base["extension"] = 0.0
+        if self.extension and self.flexion is None:
+            base["flexion"] = 0.0
+        base["name"] = name or base.get("name") or ""
+        return Load(**base)
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    solver: str = "auto"
+    rtol: float = 1e-8
+    maxiter: Optional[int] = None
+
+    def options(self):
+        opts = {"solver": self.solver, "rtol": self.rtol}
+        if self.maxiter is not None:
+            opts["maxiter"] = self.maxiter
+        return opts
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    vtu: bool = True
+    metrics: bool = True
+
+
+SPEC_CLASSES = {"case": CaseMeta, "segment": SegmentSpec, "bone": BoneSpec, "fracture": FractureSpec,
+            "treatment": TreatmentSpec, "load": LoadSpec, "solver": SolverSpec, "output": OutputSpec}
+
+
+@dataclass(frozen=True)
+class Case:
+    """A validated case. Build it with :func:`parse_case` (dict) or :func:`load_case` (file).
+
+    ``fracture`` is None for an intact segment; ``treatment.kind == "none"`` leaves the segment as it is.
+    :meth:`to_dict` gives the resolved case (every default filled in) as plain TOML-compatible values,
+    and :attr:`id` a stable 12-hex-digit hash of it (without the ``case`` name and description).
+    """
+
+    segment: SegmentSpec
+    bone: BoneSpec
+    load: LoadSpec
+    meta: CaseMeta = field(default_factory=CaseMeta)
+    fracture: Optional[FractureSpec] = None
+    treatment: TreatmentSpec = field(default_factory=TreatmentSpec)
+    solver: SolverSpec = field(default_factory=SolverSpec)
+    output: OutputSpec = field(default_factory=OutputSpec)
+    source: Optional[str] = field(default=None, compare=False)
+
+    @property
+    def name(self):
+        return self.meta.name
+
+    @property
+    def treated_level(self):
+        """The treated level, else the fractured level, else None."""
+        if self.treatment.kind != "none":
+            return self.treatment.level
+        return self.fracture.level if self.fracture else None
+
+    def to_dict(self):
+        """Resolved case as a nested dict of plain values (None values dropped, tuples as lists)."""
+        out = {}
+        for section in SECTIONS:
+            obj = self.meta if section == "case" else getattr(self, section)
+            if obj is None:
+                continue
+            d = {}
+            only = {f.name: f.only for f in SCHEMA[section]}
+            for f in dataclasses.fields(obj):
+                v = getattr(obj, f.name)
+                if v is None or (only.get(f.name) and self.treatment.kind not in only[f.name]):
+                    continue
+                if section == "bone" and f.name == "t_score":
+                    continue                      # resolved into bmd
+                d[f.name] = _plain(v)
+            out[section] = d
+        return out
+
+    @property
+    def id(self):
+        return case_id(self)
+
+    def with_name(self, name):
+        return dataclasses.replace(self, meta=dataclasses.replace(self.meta, name=name))
+
+
+def _plain(v):
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+def case_id(case):
+    """Stable id (12 hex digits) of a case: SHA-256 of its resolved content without the ``[case]``
+    metadata, so that the same physics gives the same id whatever the case is called."""
+    d = case.to_dict() if isinstance(case, Case) else dict(case)
+    d = {k: v for k, v in d.items() if k != "case"}
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# ------------------------------------------------------------------------------------------------

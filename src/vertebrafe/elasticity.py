@@ -1,0 +1,126 @@
+"""Linear elasticity matrices in Voigt notation (xx, yy, zz, xy, yz, xz), engineering shear strains.
+
+All moduli in MPa. Every function returns ``(..., 6, 6)`` arrays so that per-cell materials are plain
+arrays; :func:`validate` checks a stack of matrices and names the first offending cell.
+"""
+import numpy as np
+
+from .errors import MaterialError
+
+__all__ = ["check_range", "isotropic", "orthotropic", "transversely_isotropic", "validate", "axial_modulus"]
+
+
+def check_range(name, value, low, high, low_open=True, high_open=True):
+    """``value`` (scalar or per-cell array) as float64, or :class:`MaterialError` naming the first bad cell,
+    its value and the allowed range (open or closed at each end); non-finite values are always bad."""
+    value = np.asarray(value, dtype=np.float64)
+    bad = ~np.isfinite(value)
+    bad |= (value <= low) if low_open else (value < low)
+    bad |= (value >= high) if high_open else (value > high)
+    if np.any(bad):
+        idx = np.flatnonzero(np.atleast_1d(bad))
+        where = f"cell {idx[0]}" if value.ndim else "scalar"
+        v = np.atleast_1d(value)[idx[0]]
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise MaterialError(
+            f"{name} = {v!r} at {where} ({idx.size} value(s) invalid); allowed range {lo}{low}, {high}{hi}")
+    return value
+
+
+def isotropic(E, nu):
+    """Isotropic elasticity ``(..., 6, 6)`` from Young's modulus ``E`` (MPa) and Poisson's ratio ``nu``.
+
+    ``E`` and ``nu`` are scalars or arrays that broadcast together; E > 0 and -1 < nu < 0.5.
+    """
+    E = check_range("E (MPa)", E, 0.0, np.inf)
+    nu = check_range("nu", nu, -1.0, 0.5)
+    E, nu = np.broadcast_arrays(E, nu)
+    lam = E * nu / ((1 + nu) * (1 - 2 * nu))
+    mu = E / (2 * (1 + nu))
+    C = np.zeros(E.shape + (6, 6))
+    C[..., :3, :3] = lam[..., None, None]
+    for i in range(3):
+        C[..., i, i] += 2 * mu
+        C[..., 3 + i, 3 + i] = mu
+    return C
+
+
+def orthotropic(Ex, Ey, Ez, nu_xy, nu_yz, nu_xz, Gxy, Gyz, Gxz):
+    """Orthotropic elasticity ``(..., 6, 6)`` from engineering constants along x, y, z.
+
+    Moduli in MPa; ``nu_ij`` is the contraction along j for a stretch along i (nu_ij / E_i = nu_ji / E_j).
+    Arguments broadcast together. Raises :class:`MaterialError` if the result is not positive definite.
+    """
+    args = np.broadcast_arrays(*[np.asarray(a, dtype=np.float64)
+                                 for a in (Ex, Ey, Ez, nu_xy, nu_yz, nu_xz, Gxy, Gyz, Gxz)])
+    Ex, Ey, Ez, nu_xy, nu_yz, nu_xz, Gxy, Gyz, Gxz = args
+    for name, v in (("Ex", Ex), ("Ey", Ey), ("Ez", Ez), ("Gxy", Gxy), ("Gyz", Gyz), ("Gxz", Gxz)):
+        check_range(f"{name} (MPa)", v, 0.0, np.inf)
+    S = np.zeros(Ex.shape + (6, 6))
+    S[..., 0, 0] = 1 / Ex
+    S[..., 1, 1] = 1 / Ey
+    S[..., 2, 2] = 1 / Ez
+    S[..., 0, 1] = S[..., 1, 0] = -nu_xy / Ex
+    S[..., 1, 2] = S[..., 2, 1] = -nu_yz / Ey
+    S[..., 0, 2] = S[..., 2, 0] = -nu_xz / Ex
+    S[..., 3, 3] = 1 / Gxy
+    S[..., 4, 4] = 1 / Gyz
+    S[..., 5, 5] = 1 / Gxz
+    eig = np.linalg.eigvalsh(S)
+    if np.any(eig <= 0):
+        raise MaterialError("orthotropic constants give a compliance matrix that is not positive definite; "
+                            "check that |nu_ij| < sqrt(E_i / E_j) and 1 - nu_xy nu_yx - ... > 0")
+    return np.linalg.inv(S)
+
+
+def transversely_isotropic(E_axial, E_transverse, nu_transverse, nu_axial, G_axial, axis="z"):
+    """Transversely isotropic elasticity ``(..., 6, 6)`` with the symmetry axis along ``axis``.
+
+    ``E_axial`` along the axis, ``E_transverse`` in the isotropic plane (MPa); ``nu_transverse`` is the
+    in-plane Poisson ratio, ``nu_axial`` the transverse contraction for an axial stretch, ``G_axial`` the
+    shear modulus in planes containing the axis (MPa). Only ``axis="z"`` (superior) is supported.
+    """
+    if axis != "z":
+        raise MaterialError(f"axis = {axis!r}; allowed: 'z' (the superior axis of the patient frame)")
+    Et = np.asarray(E_transverse, dtype=np.float64)
+    Gt = Et / (2 * (1 + np.asarray(nu_transverse, dtype=np.float64)))
+    # nu_xz is the z-contraction for an x-stretch: nu_xz / Ex = nu_zx / Ez with nu_zx = nu_axial.
+    nu_xz = np.asarray(nu_axial) * Et / np.asarray(E_axial, dtype=np.float64)
+    return orthotropic(Et, Et, E_axial, nu_transverse, nu_xz, nu_xz, Gt, G_axial, G_axial)
+
+
+def validate(C, cell_ids=None, symmetric_tol=1e-8):
+    """Check a stack ``(m, 6, 6)`` of elasticity matrices: finite, symmetric and positive definite.
+
+    ``cell_ids (m,)`` names the cell of each matrix in messages (default: its position). Returns ``C``
+    as a contiguous float64 array; raises :class:`MaterialError` naming the first bad cell.
+    """
+    C = np.ascontiguousarray(C, dtype=np.float64)
+    if C.ndim == 2:
+        C = C[None]
+    if C.ndim != 3 or C.shape[1:] != (6, 6):
+        raise MaterialError(f"C has shape {C.shape}; expected (6, 6) or (m, 6, 6)")
+    cell_ids = np.arange(C.shape[0]) if cell_ids is None else np.asarray(cell_ids)
+    finite = np.isfinite(C).all(axis=(1, 2))
+    if not finite.all():
+        i = int(np.flatnonzero(~finite)[0])
+        raise MaterialError(f"C of cell {cell_ids[i]} has non-finite entries ({int((~finite).sum())} cell(s))")
+    scale = np.abs(C).max(axis=(1, 2))
+    asym = np.abs(C - C.transpose(0, 2, 1)).max(axis=(1, 2))
+    bad = asym > symmetric_tol * np.maximum(scale, 1e-300)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise MaterialError(f"C of cell {cell_ids[i]} is not symmetric (max |C - C^T| = {asym[i]:.3g} MPa)")
+    eig_min = np.linalg.eigvalsh(C)[:, 0]
+    bad = eig_min <= 1e-12 * np.maximum(scale, 1e-300)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise MaterialError(f"C of cell {cell_ids[i]} is not positive definite (smallest eigenvalue {eig_min[i]:.3g} MPa); "
+                            f"{int(bad.sum())} cell(s) affected")
+    return C
+
+
+def axial_modulus(C):
+    """Axial (z) Young's modulus ``1 / S_zz`` (MPa) of elasticity matrices ``(..., 6, 6)``."""
+    return 1.0 / np.linalg.inv(np.asarray(C, dtype=float))[..., 2, 2]

@@ -1,0 +1,1 @@
+"""Files: atomic output and the TOML writer (more readers and writers join here)."""

@@ -1,0 +1,252 @@
+"""CalculiX / Abaqus input deck (``.inp``) of a complete :class:`~vertebrafe.Model`.
+
+What is written (see docs/interop.md for the full mapping):
+
+* ``*NODE``, ``*ELEMENT`` (one block per element type; VTK and Abaqus share the hex8, tet4 and tet10
+  node orders), ``*ELSET`` per named tag value (``REGION_CORTEX``, ``LEVEL_L1``...) and per material,
+  ``*NSET`` per node set, ``NALL`` and ``EALL``;
+* one ``*MATERIAL`` per distinct elasticity matrix: ``*ELASTIC`` (E, nu) when isotropic, else
+  ``*ELASTIC, TYPE=ANISO`` with the 21 constants D1111, D1122, D2222, D1133, D2233, D3333, D1112, D2212,
+  D3312, D1212, D1113, D2213, D3313, D1213, D1313, D1123, D2223, D3323, D1223, D1323, D2323. These are
+  tensor components, and ``D1212 = C[xy, xy]`` of vertebrafe's engineering-shear Voigt matrix (since
+  ``sigma_12 = D1212 (eps_12 + eps_21) = D1212 gamma_12``): the numbers carry over unchanged;
+* each rigid plate as two extra nodes: a reference node at the plate centre whose DOFs 1-3 are the
+  translation ``t`` and a rotation node whose DOFs 1-3 carry the small rotation ``theta`` (rad), tied to
+  the plate's nodes by the linear ``*EQUATION`` constraints ``u_i = t + theta x (x_i - c)`` that
+  vertebrafe eliminates exactly; the plate force goes on the reference node and the moment (N mm) on
+  the rotation node (``*CLOAD``) and its prescribed motion is ``*BOUNDARY`` on these nodes. CalculiX's
+  ``RF`` is the internal force K u of a node, zero on these element-free nodes: a plate's reaction is
+  the sum of ``RF`` over its tied nodes (and of ``(x_i - c) x RF_i`` for the moment) minus the loads the
+  plate carries, as :meth:`vertebrafe.Solution.plate_reaction` computes it;
+* one linear ``*STATIC`` step: ``*BOUNDARY`` for fixed and prescribed DOFs, ``*CLOAD`` for every
+  nodal force (tractions, pressures, body and follower loads are already nodal forces in the model;
+  forces on tied nodes are carried to their plate exactly as vertebrafe does), and the outputs
+  ``*NODE PRINT`` U and RF of all nodes (``.dat``), ``*NODE FILE`` U, RF and ``*EL FILE`` S, E (``.frd``).
+
+Element types: ``"full"`` hex8 -> C3D8 (2x2x2 Gauss points, exactly vertebrafe's), ``"incompatible"``
+-> C3D8I, tet4 -> C3D4, tet10 -> C3D10. B-bar hex8 has no exact CalculiX counterpart; it is written as
+C3D8 with an :class:`~vertebrafe.io.export.ExportWarning` (in Abaqus, C3D8 uses selectively reduced
+integration, which is close to but not verified against vertebrafe's B-bar).
+"""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import InputError
+from .export import ExportWarning, describe, isotropic_constants, set_names
+
+__all__ = ["write_inp", "ELEMENT_NAMES", "ANISO_ORDER"]
+
+#: (meshio cell type, vertebrafe formulation) -> CalculiX/Abaqus element type.
+ELEMENT_NAMES = {
+    ("hexahedron", "full"): "C3D8", ("hexahedron", "incompatible"): "C3D8I", ("hexahedron", "bbar"): "C3D8",
+    ("tetra", "full"): "C3D4", ("tetra", "bbar"): "C3D4",
+    ("tetra10", "full"): "C3D10", ("tetra10", "bbar"): "C3D10",
+}
+#: Formulations written without an exact counterpart (cell type, formulation).
+INEXACT = {("hexahedron", "bbar")}
+
+#: The 21 ``*ELASTIC, TYPE=ANISO`` constants D1111 ... D2323 as (row, column) of vertebrafe's Voigt
+#: matrix (xx, yy, zz, xy, yz, xz): Abaqus index pairs 11, 22, 33, 12, 13, 23 -> 0, 1, 2, 3, 5, 4.
+ANISO_ORDER = ((0, 0), (0, 1), (1, 1), (0, 2), (1, 2), (2, 2), (0, 3), (1, 3), (2, 3), (3, 3),
+               (0, 5), (1, 5), (2, 5), (3, 5), (5, 5), (0, 4), (1, 4), (2, 4), (3, 4), (5, 4), (4, 4))
+
+_REAL = "%.12e"  # 13 significant digits in 20 characters, the field width CalculiX reads
+
+
+def _table(rows, fmt):
+    """Rows of a 2-D array as text lines with ``fmt`` (one format per column), comma separated."""
+    buf = io.StringIO()
+    if len(rows):
+        np.savetxt(buf, rows, fmt=fmt, delimiter=", ")
+    return buf.getvalue()
+
+
+def _id_list(ids, per_line=16):
+    """1-based ids ``(k,)`` as lines of at most ``per_line`` entries (the Abaqus limit for set data)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    full = ids.size // per_line * per_line
+    text = _table(ids[:full].reshape(-1, per_line), "%d") if full else ""
+    if ids.size > full:
+        text += ", ".join(str(int(i)) for i in ids[full:]) + "\n"
+    return text
+
+
+def _upper(names):
+    """Set identifiers in upper case, as CalculiX and Abaqus read them (unique regardless of case)."""
+    return {k: v.upper() for k, v in names.items()}
+
+
+def _element_names(data):
+    names = np.empty(data.cells.shape[0], dtype=object)
+    for form in np.unique(data.formulation):
+        key = (data.cell_type, str(form))
+        if key not in ELEMENT_NAMES:
+            raise InputError(f"cell type {data.cell_type!r} with formulation {form!r} has no CalculiX/Abaqus "
+                             f"element; exportable: {sorted(ELEMENT_NAMES)}")
+        if key in INEXACT:
+            warnings.warn(f"{int(np.sum(data.formulation == form))} cell(s) use formulation {form!r}, which "
+                          f"CalculiX has no exact counterpart for; they are written as {ELEMENT_NAMES[key]} "
+                          f"(full integration in CalculiX, selectively reduced in Abaqus), so results differ "
+                          f"from vertebrafe's; solve with formulation='full' or 'incompatible' to compare "
+                          f"exactly", ExportWarning, stacklevel=4)
+        names[data.formulation == form] = ELEMENT_NAMES[key]
+    return names
+
+
+def _equations(plate, ref, rot, points):
+    """``*EQUATION`` lines tying the plate's nodes to its reference (translation) and rotation nodes."""
+    lines = []
+    r = points[plate.nodes] - plate.center
+    # u_d - t_d - (theta x r)_d = 0, (theta x r) = (ty rz - tz ry, tz rx - tx rz, tx ry - ty rx): for
+    # component d, rotation DOF a has coefficient -r[b] and rotation DOF c has +r[e]; zero terms are dropped
+    spec = {0: ((1, 2), (2, 1)), 1: ((2, 0), (0, 2)), 2: ((0, 1), (1, 0))}
+    for node, rr in zip(plate.nodes + 1, r):
+        for d in range(3):
+            (a, b), (c, e) = spec[d]
+            terms = [(node, d + 1, 1.0), (ref, d + 1, -1.0), (rot, a + 1, -rr[b]), (rot, c + 1, rr[e])]
+            terms = [t for t in terms if t[2] != 0.0]
+            lines.append(f"{len(terms)}\n" + ", ".join(f"{n}, {k}, {_REAL % v}" for n, k, v in terms))
+    return "\n".join(lines) + "\n"
+
+
+def write_inp(model, path, *, heading=None, overwrite=False):
+    """Write ``model`` as a CalculiX/Abaqus input deck at ``path`` (``.inp``); returns ``path``.
+
+    ``heading``: text of ``*HEADING`` (default: vertebrafe version and model size). The file is written
+    to a temporary name and moved into place; an existing ``path`` is replaced only with
+    ``overwrite=True``. Solve with ``ccx -i NAME`` (NAME without ``.inp``); ``NAME.dat`` then lists U and
+    RF of every node (the plate nodes after the mesh nodes: reference, rotation, per plate).
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise InputError(f"export path {path!r} exists; choose another name or pass overwrite=True")
+    data = describe(model)
+    n, m = data.points.shape[0], data.cells.shape[0]
+    npl = len(data.plates)
+    etype = _element_names(data)
+    out = []
+    w = out.append
+    w("*HEADING\n" + (heading or f"vertebrafe {__version__}: {m} cells, {n} nodes, {npl} rigid plate(s); "
+                      "units mm, N, MPa") + "\n")
+    w("** written by vertebrafe; node i of the model is node i + 1 here, cell j is element j + 1\n")
+    # nodes: the mesh, then per plate a reference node and a rotation node at its centre
+    w("*NODE, NSET=NALL\n")
+    w(_table(np.column_stack([np.arange(1, n + 1), data.points]), ["%d", _REAL, _REAL, _REAL]))
+    for k, p in enumerate(data.plates):
+        for node in (n + 2 * k + 1, n + 2 * k + 2):
+            w(f"{node}, " + ", ".join(_REAL % c for c in p.center) + "\n")
+    # elements, one block per type
+    conn = np.column_stack([np.arange(1, m + 1), data.cells + 1])
+    for name in sorted(set(etype)):
+        sel = etype == name
+        w(f"*ELEMENT, TYPE={name}, ELSET=EALL\n")
+        w(_table(conn[sel], "%d"))
+    # sets from the mesh
+    esets = _upper(set_names(data.cell_sets, reserved=["EALL"] + [f"EMAT{k + 1}" for k in range(len(data.materials))]))
+    for key, ident in esets.items():
+        w(f"** ELSET {ident}: cells tagged {key}\n*ELSET, ELSET={ident}\n")
+        w(_id_list(data.cell_sets[key] + 1))
+    reserved = ["NALL"] + [f"PLATE{k + 1}_{s}" for k in range(npl) for s in ("NODES", "REF", "ROT")]
+    nsets = _upper(set_names(data.node_sets, reserved=reserved))
+    for key, ident in nsets.items():
+        w(f"** NSET {ident}: node set {key}\n*NSET, NSET={ident}\n")
+        w(_id_list(data.node_sets[key] + 1))
+    for k, p in enumerate(data.plates):
+        w(f"** rigid plate {k}: tied nodes, reference node (translation) and rotation node (rotation, rad)\n")
+        w(f"*NSET, NSET=PLATE{k + 1}_NODES\n" + _id_list(p.nodes + 1))
+        w(f"*NSET, NSET=PLATE{k + 1}_REF\n{n + 2 * k + 1}\n*NSET, NSET=PLATE{k + 1}_ROT\n{n + 2 * k + 2}\n")
+    # materials and sections
+    for k, C in enumerate(data.materials):
+        cells = np.flatnonzero(data.material == k)
+        if cells.size == 0:
+            continue
+        w(f"*ELSET, ELSET=EMAT{k + 1}\n" + _id_list(cells + 1))
+        w(f"*MATERIAL, NAME=M{k + 1}\n")
+        iso = isotropic_constants(C)
+        if iso is not None:
+            w("*ELASTIC\n" + f"{_REAL % iso[0]}, {_REAL % iso[1]}\n")
+        else:
+            d = [C[i, j] for i, j in ANISO_ORDER]
+            w("*ELASTIC, TYPE=ANISO\n" + "".join(", ".join(_REAL % v for v in d[s:s + 8]) + "\n"
+                                               for s in range(0, 21, 8)))
+        w(f"*SOLID SECTION, ELSET=EMAT{k + 1}, MATERIAL=M{k + 1}\n")
+    # rigid plates
+    for k, p in enumerate(data.plates):
+        w(f"** rigid plate {k}: u_i = t + theta x (x_i - c), c = {p.center.tolist()} mm\n*EQUATION\n")
+        w(_equations(p, n + 2 * k + 1, n + 2 * k + 2, data.points))
+    # the step
+    w("*STEP\n*STATIC\n")
+    i, d = np.nonzero(data.fixed)
+    bc = [np.column_stack([i + 1, d + 1, d + 1, data.fixed_value[i, d]])]
+    for k, p in enumerate(data.plates):
+        dofs = np.flatnonzero(p.prescribed)
+        nodes = np.where(dofs < 3, n + 2 * k + 1, n + 2 * k + 2)
+        bc.append(np.column_stack([nodes, dofs % 3 + 1, dofs % 3 + 1, p.values[dofs]]))
+    bc = np.concatenate(bc)
+    if len(bc):
+        w("*BOUNDARY\n" + _table(bc, ["%d", "%d", "%d", _REAL]))
+    i, d = np.nonzero(data.force)
+    loads = [np.column_stack([i + 1, d + 1, data.force[i, d]])]
+    for k, p in enumerate(data.plates):
+        dofs = np.flatnonzero(p.load)
+        nodes = np.where(dofs < 3, n + 2 * k + 1, n + 2 * k + 2)
+        loads.append(np.column_stack([nodes, dofs % 3 + 1, p.load[dofs]]))
+    loads = np.concatenate(loads)
+    if len(loads):
+        w("*CLOAD\n" + _table(loads, ["%d", "%d", _REAL]))
+    w("*NODE PRINT, NSET=NALL\nU\n*NODE PRINT, NSET=NALL\nRF\n*NODE FILE\nU, RF\n*EL FILE\nS, E\n*END STEP\n")
+    tmp = f"{path}.part-{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            f.writelines(out)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+_DAT_BLOCKS = {"displacements": "U", "forces": "RF"}
+
+
+def read_dat(path):
+    """Nodal results of a CalculiX ``.dat`` file written by a deck of :func:`write_inp`.
+
+    Returns ``{"U": (N, 3), "RF": (N, 3)}`` (mm, N; rows by node id - 1, so row i is vertebrafe node i and
+    the plate nodes follow) for the last time printed. Raises InputError if the file has no such blocks.
+    """
+    path = os.fspath(path)
+    blocks, current, rows = {}, None, []
+
+    def close():
+        if current is not None and rows:
+            table = np.array(rows)
+            ids = table[:, 0].astype(np.int64)
+            values = np.zeros((ids.max(), 3))
+            values[ids - 1] = table[:, 1:4]
+            blocks[current] = values
+
+    with open(path) as f:
+        for line in f:
+            words = line.split()
+            if not words:
+                continue
+            if words[0] in _DAT_BLOCKS and "set" in words:
+                close()
+                current, rows = _DAT_BLOCKS[words[0]], []
+            elif words[0].isalpha():
+                close()
+                current, rows = None, []
+            elif current is not None and len(words) == 4:
+                rows.append([float(x) for x in words])
+    close()
+    if not blocks:
+        raise InputError(f"{path!r} has no nodal displacement or force blocks; was it written by ccx from a "
+                         f"deck of vertebrafe.io.abaqus.write_inp?")
+    return blocks

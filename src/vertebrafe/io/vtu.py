@@ -1,0 +1,75 @@
+"""VTU files with field data: meshio's writer completed with the ``FieldData`` section (name tables, face
+sets) that its reader reads back, written atomically."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from ..errors import MeshError, MeshWarning
+
+__all__ = ["write", "write_with_field_data"]
+
+
+def write(path, m, **kwargs):
+    """Write the :class:`meshio.Mesh` ``m`` to ``path`` keeping its field data in ``.vtu`` files.
+
+    For ``.vtu`` the file is written to a temporary name beside ``path`` and completed with a
+    ``FieldData`` section (name tables, face sets) before it replaces ``path``, so a reader never sees a
+    half-written file. Other formats keep what their meshio writer keeps; a :class:`MeshWarning` says
+    when name tables and face sets are lost. ``kwargs`` go to ``meshio.write``.
+    """
+    import meshio
+
+    path = os.fspath(path)
+    if path.lower().endswith(".vtu"):
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(suffix=".vtu", dir=directory)
+        os.close(fd)
+        try:
+            meshio.write(tmp, m, file_format="vtu", **kwargs)
+            write_with_field_data(tmp, path + ".part", m.field_data)
+            os.replace(path + ".part", path)
+        finally:
+            for leftover in (tmp, path + ".part"):
+                if os.path.exists(leftover):
+                    os.remove(leftover)
+        return
+    if m.field_data:
+        warnings.warn(f"save({os.path.basename(path)!r}): this format does not keep name tables and "
+                      f"face sets; use .vtu to keep everything", MeshWarning, stacklevel=3)
+    meshio.write(path, m, **kwargs)
+
+
+def write_with_field_data(src, dst, field_data):
+    """Copy the VTU file ``src`` to ``dst`` adding a ``<FieldData>`` section (ASCII arrays).
+
+    meshio 5.3's VTU writer ignores ``field_data`` while its reader reads a ``FieldData`` element
+    under ``UnstructuredGrid``; this adds that element, streaming the rest of the file.
+    """
+    marker = b"<UnstructuredGrid>"
+    with open(src, "rb") as fin:
+        head = fin.read(1 << 16)
+        pos = head.find(marker)
+        if pos < 0:
+            raise MeshError(f"cannot add field data to {src!r}: no {marker.decode()} tag near the "
+                            f"start of the file (unexpected meshio VTU layout)")
+        pos += len(marker)
+        lines = ["\n<FieldData>"]
+        for name, value in field_data.items():
+            value = np.asarray(value, dtype=np.int64)
+            ntup = value.shape[0] if value.ndim == 2 else value.size
+            comps = f'NumberOfComponents="{value.shape[1]}" ' if value.ndim == 2 else ""
+            text = " ".join(map(str, value.ravel().tolist())) or " "
+            lines.append(f'<DataArray type="Int64" Name={quoteattr(name)} {comps}'
+                         f'NumberOfTuples="{ntup}" format="ascii">{text}</DataArray>')
+        lines.append("</FieldData>")
+        with open(dst, "wb") as fout:
+            fout.write(head[:pos])
+            fout.write("\n".join(lines).encode("utf-8"))
+            fout.write(head[pos:])
+            shutil.copyfileobj(fin, fout, 1 << 20)

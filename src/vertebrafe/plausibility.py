@@ -1,0 +1,129 @@
+"""Plausibility checks: values that are allowed but outside physiological ranges.
+
+Hard limits (:data:`vertebrafe.loads.LOAD_RANGES`, the material ranges) raise errors; the values below
+only warn (:class:`~vertebrafe.errors.PlausibilityWarning`), because a researcher may mean them (an
+overload study, a failure test). :func:`~vertebrafe.simulate.simulate` runs both checks, keeps the
+messages in ``Result.warnings`` and in the record (``case.json``, ``"warnings"``); the command line
+prints them.
+
+=========================  ===========================  ===================================================
+what                       warns when                   why / source
+=========================  ===========================  ===================================================
+vBMD (QCT trabecular)      < 20 or > 300 mg/cm^3        adult lumbar vBMD lies between severe osteoporosis
+                                                        (below the 80 mg/cm^3 threshold, down to about 30)
+                                                        and young-adult values (150-200) [assumption:
+                                                        margins]; below 1 it is almost surely g/cm^3
+compression                > 6400 N                     NIOSH maximum permissible L5/S1 compression (1981
+                                                        Work Practices Guide) [memory]; about 9 x body
+                                                        weight of a 70 kg subject
+shear (anterior, lateral)  > 1000 N                     recommended limit for occasional loading,
+                                                        Gallagher & Marras 2012 [memory]; lifting peaks at
+                                                        230 N (literature 4.2)
+moment (each component)    > 20 N m                     in vitro and FE protocols use 7.5-10 N m
+                                                        (literature 4.3) [assumption: twice that]
+segment rotation           > 15 deg per disc            lumbar ROM in one direction is about 5-12 deg per
+                                                        level (flexion largest; White & Panjabi [memory]);
+                                                        the small-rotation linear model is not valid for
+                                                        tens of degrees
+vertebral apparent strain  > 2 %                        far beyond the bone's yield strain (0.7-0.8 %):
+                                                        linear results only flag an overload
+=========================  ===========================  ===================================================
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from .errors import PlausibilityWarning
+
+__all__ = ["LIMITS", "check_inputs", "check_result", "warn"]
+
+#: ``{name: (low, high, unit)}`` of the plausibility checks (see the module table).
+LIMITS = {
+    "bmd": (20.0, 300.0, "mg/cm^3"),
+    "compression": (0.0, 6400.0, "N"),
+    "shear": (-1000.0, 1000.0, "N"),
+    "moment": (-20.0, 20.0, "N m"),
+    "rotation_per_disc": (-15.0, 15.0, "deg"),
+    "apparent_strain": (-0.02, 0.02, "-"),
+}
+
+
+def _bmd_values(materials):
+    """``{label: vBMD}`` of a MaterialSet, LevelMaterials or mapping (empty when unknown)."""
+    if materials is None:
+        return {}
+    per_level = getattr(materials, "bmd", None)
+    if isinstance(per_level, dict):
+        return {f"bmd of {k}": float(v) for k, v in per_level.items()}
+    if isinstance(materials, dict):
+        per_level = materials.get("bmd")
+    try:
+        return {"bmd": float(per_level)} if per_level is not None else {}
+    except (TypeError, ValueError):
+        return {}
+
+
+def check_inputs(segment, load):
+    """Messages (list of str) for the inputs of one case: the segment's vBMD and the load."""
+    out = []
+    lo, hi, unit = LIMITS["bmd"]
+    for label, b in _bmd_values(getattr(segment, "materials", None)).items():
+        if b < lo:
+            hint = (f"; it looks like g/cm^3: {b:g} g/cm^3 = {b * 1000:g} mg/cm^3" if b < 1.0 else "")
+            out.append(f"{label} = {b:g} {unit} is below the physiological range of QCT trabecular vBMD "
+                       f"({lo:g}-{hi:g} {unit}){hint}")
+        elif b > hi:
+            out.append(f"{label} = {b:g} {unit} is above the physiological range of QCT trabecular vBMD "
+                       f"({lo:g}-{hi:g} {unit})")
+    c_hi = LIMITS["compression"][1]
+    forces = [("compression", load.compression)] + [(f"{x.name or 'level load'} on {x.level}", -x.force[2])
+                                                    for x in load.level_loads]
+    for label, f in forces:
+        if f > c_hi:
+            out.append(f"{label} = {f:g} N is above {c_hi:g} N, the NIOSH maximum permissible spinal "
+                       f"compression (about 9 x body weight)")
+    s_hi = LIMITS["shear"][1]
+    for k in ("anterior_shear", "lateral_shear"):
+        v = getattr(load, k)
+        if abs(v) > s_hi:
+            out.append(f"{k} = {v:g} N is above {s_hi:g} N, the recommended limit of spinal shear")
+    m_hi = LIMITS["moment"][1]
+    for k in ("flexion", "extension", "lateral_bending", "axial_rotation"):
+        v = getattr(load, k)
+        if abs(v) > m_hi:
+            out.append(f"{k} = {v:g} N m is above {m_hi:g} N m (in vitro protocols use 7.5-10 N m)")
+    for x in load.level_loads:
+        if np.abs(x.moment).max() > m_hi:
+            out.append(f"{x.name or 'level load'} on {x.level}: moment {list(x.moment)} N m has a component "
+                       f"above {m_hi:g} N m")
+    return out
+
+
+def check_result(metrics, segment):
+    """Messages (list of str) for a solved case from its metric table (rotations, apparent strains)."""
+    out = []
+    n = max(len(getattr(segment, "discs", ())), 1)
+    r_hi = LIMITS["rotation_per_disc"][1]
+    seg = metrics[metrics["level"] == "segment"]
+    for k in ("rotation_flexion", "rotation_lateral_bending", "rotation_axial"):
+        v = seg.loc[seg["metric"] == k, "value"]
+        if len(v) and math.isfinite(v.iloc[0]) and abs(v.iloc[0]) > r_hi * n:
+            out.append(f"{k} = {v.iloc[0]:.1f} deg over {n} disc(s) is above {r_hi:g} deg per disc: outside "
+                       "physiological motion and the small-rotation linear model (check vBMD units and loads)")
+    a_hi = LIMITS["apparent_strain"][1]
+    rows = metrics[metrics["metric"] == "apparent_strain"]
+    for level, v in zip(rows["level"], rows["value"]):
+        if math.isfinite(v) and abs(v) > a_hi:
+            out.append(f"apparent strain of {level} = {100 * v:.1f} % is beyond {100 * a_hi:g} %, far past bone "
+                       "yield (0.7-0.8 %): the linear result only flags an overload")
+    return out
+
+
+def warn(messages, stacklevel=3):
+    """Issue each message as a :class:`PlausibilityWarning`; returns ``messages``."""
+    for m in messages:
+        warnings.warn(m, PlausibilityWarning, stacklevel=stacklevel)
+    return messages

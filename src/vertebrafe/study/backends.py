@@ -1,0 +1,191 @@
+"""Where the cases of a study run: in this process, a local process pool or a Dask cluster."""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import math
+import os
+import tempfile
+import time
+import traceback
+
+from ..case import parse_case
+from ..errors import InputError
+
+__all__ = ["THREAD_ENV", "pipeline_runner", "compute", "run_pool", "run_dask"]
+
+THREAD_ENV = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+              "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+# ------------------------------------------------------------------------------------------------
+# Running one case (in a worker)
+
+
+def pipeline_runner(case, workdir):
+    """The default runner: :func:`vertebrafe.case.run_case` and the result files written into
+    ``workdir``. Returns a dict of extra status information (solver info, timings)."""
+    from ..case import run_case
+    t0 = time.perf_counter()
+    result = run_case(case, force=True)       # memory was checked for the whole study before it started
+    result.save(workdir)
+    if not case.output.vtu:
+        os.remove(os.path.join(workdir, "result.vtu"))
+    info = result.solution.info
+    return {"dofs": info.get("dofs"), "iterations": info.get("iterations"), "residual": info.get("residual"),
+            "timings": dict(getattr(result, "case_timings", {}), save_s=time.perf_counter() - t0
+                            - getattr(result, "case_timings", {}).get("total_s", 0.0))}
+
+
+def _resolve_runner(runner):
+    if runner is None:
+        return pipeline_runner
+    if isinstance(runner, str):
+        mod, _, attr = runner.partition(":")
+        return getattr(importlib.import_module(mod), attr)
+    return runner
+
+
+_POOL_LIMITS = None
+
+
+def _init_worker():
+    """Process-pool initializer: one numba thread and one BLAS thread in this worker."""
+    global _POOL_LIMITS
+    for k in THREAD_ENV:
+        os.environ[k] = "1"
+    try:
+        import numba
+        numba.set_num_threads(1)
+    except Exception:  # noqa: BLE001 - numba missing or already limited
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+        _POOL_LIMITS = threadpool_limits(1)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+@contextlib.contextmanager
+def _one_thread(active):
+    """Numba and BLAS limited to one thread inside the block (restored afterwards)."""
+    if not active:
+        yield
+        return
+    import numba
+    from threadpoolctl import threadpool_limits
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def compute(item, runner=None, limit_threads=True):
+    """Run one case and return its outcome: ``{"id", "status", "files": {name: bytes}, "error",
+    "traceback", "elapsed_s", "info", "host", "pid"}``. Never raises for a failing case."""
+    import socket
+    t0 = time.perf_counter()
+    out = {"id": item["id"], "status": "ok", "files": {}, "error": None, "traceback": None, "info": {},
+           "host": socket.gethostname(), "pid": os.getpid()}
+    try:
+        run = _resolve_runner(runner)
+        case = parse_case(item["case"], source=f"case {item['id']}")
+        with tempfile.TemporaryDirectory(prefix=f"vertebrafe-{item['id']}-") as tmp:
+            with _one_thread(limit_threads):
+                info = run(case, tmp)
+            out["info"] = info or {}
+            for name in sorted(os.listdir(tmp)):
+                p = os.path.join(tmp, name)
+                if os.path.isfile(p):
+                    with open(p, "rb") as f:
+                        out["files"][name] = f.read()
+    except Exception as exc:  # noqa: BLE001 - a failing case is recorded, the study goes on
+        out["status"] = "error"
+        out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        out["traceback"] = traceback.format_exc()
+        out["files"] = {}
+    out["elapsed_s"] = time.perf_counter() - t0
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Writing and reading case directories
+@contextlib.contextmanager
+def _env(values):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_pool(n, items, by_id, runner, done):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    ctx = mp.get_context("spawn")          # no fork of a process that holds numba/BLAS threads
+    with _env({k: "1" for k in THREAD_ENV}):
+        ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker)
+        try:
+            futures = {ex.submit(compute, item, runner, False): cid for cid, item in items.items()}
+            for fut in as_completed(futures):
+                cid = futures[fut]
+                try:
+                    outcome = fut.result()
+                except BrokenProcessPool as exc:
+                    outcome = crashed(cid, f"worker process died ({exc})")
+                done(by_id[cid], outcome)
+        except BaseException:
+            ex.shutdown(wait=False, cancel_futures=True)
+            for p in list((getattr(ex, "_processes", None) or {}).values()):
+                with contextlib.suppress(Exception):
+                    p.terminate()
+            raise
+        else:
+            ex.shutdown(wait=True)
+
+
+def crashed(cid, message):
+    return {"id": cid, "status": "error", "files": {}, "error": message, "traceback": None, "info": {},
+            "elapsed_s": math.nan, "host": None, "pid": None}
+
+
+def run_dask(address, items, by_id, runner, done, timeout=30.0):
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError:
+        raise InputError("--scheduler needs dask.distributed: pip install \"dask[distributed]\"") from None
+    try:
+        client = Client(address, timeout=f"{float(timeout)}s")
+    except (OSError, TimeoutError) as exc:
+        raise InputError(f"cannot connect to the Dask scheduler at {address!r}: {exc}") from None
+    try:
+        futures = {}
+        for cid, item in items.items():
+            fut = client.submit(compute, item, runner, True, key=f"vertebrafe-case-{cid}-{os.getpid()}",
+                                pure=False)
+            futures[fut] = cid
+        for fut in as_completed(list(futures)):
+            cid = futures[fut]
+            try:
+                outcome = fut.result()
+            except Exception as exc:  # noqa: BLE001 - worker lost, task erred outside compute
+                outcome = crashed(cid, f"{type(exc).__name__}: {exc}")
+            done(by_id[cid], outcome)
+    finally:
+        client.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# Summary and plots
+
+

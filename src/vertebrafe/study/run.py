@@ -1,0 +1,183 @@
+"""Running a study: every unfinished case, resumable, then the summary."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from ..errors import InputError
+from ..io.studydir import case_status, clean_temporaries, write_case, write_study
+from ..io.toml import comment, to_toml
+from ..report import summarize
+from .backends import compute, run_dask, run_pool
+from .plan import Study, load_study
+
+__all__ = ["StudyRun", "run_study"]
+
+# ------------------------------------------------------------------------------------------------
+# Running a study
+
+
+def _write_outcome(out, sc, outcome):
+    """Write the files of one case of a study into ``out/cases/<id>`` atomically."""
+    case_toml = (comment(f"case {sc.id} of a study; variant {sc.variant!r}; parameters {sc.params}")
+                 + to_toml(sc.case.to_dict()))
+    status = {k: v for k, v in outcome.items() if k != "files"}
+    status.update({"name": sc.name, "variant": sc.variant, "params": sc.params,
+                   "files": sorted(outcome["files"]), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    write_case(out, sc.id, outcome["files"], case_toml, status)
+
+
+@dataclass
+class StudyRun:
+    """What :func:`run_study` did: case ids ``ok``, ``failed`` (id -> error), ``skipped`` (finished
+    earlier), the wall time and the summary paths."""
+
+    study: Study
+    out: str
+    ok: list = field(default_factory=list)
+    failed: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)
+    elapsed_s: float = 0.0
+    summary: dict = field(default_factory=dict)
+    backend: str = ""
+
+    def describe(self):
+        n = len(self.study.cases)
+        return (f"study {self.study.name}: {n} cases, {len(self.ok)} run, {len(self.skipped)} finished earlier, "
+                f"{len(self.failed)} failed; {self.elapsed_s:.1f} s on {self.backend}")
+
+
+def _check_memory(pending, workers, force):
+    """The largest pending case, ``workers`` at a time, fits in the available memory (unless ``force``)."""
+    from ..resources import check_memory, estimate_segment
+
+    def estimate(sc):
+        s = sc.case.segment
+        return estimate_segment(s.levels, s.element_size, s.scale, s.n_cortex_layers, s.overrides)
+
+    big = max(pending, key=lambda sc: estimate(sc)["bytes"])
+    s = big.case.segment
+    check_memory(estimate(big), f"case {big.id} ({big.name}): segment.element_size = {s.element_size:g} mm on "
+                 f"{s.levels[0]}-{s.levels[-1]}", force=force, workers=workers)
+
+
+def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress=True, log=None,
+              summary=True, retry_failed=True, connect_timeout=30.0, force=False):
+    """Run every unfinished case of ``study`` and write the summary.
+
+    Parameters
+    ----------
+    study : Study or str or os.PathLike
+        A :class:`Study` or a study file.
+    out : str or os.PathLike
+        Study directory (created): ``study.json``, ``cases/<id>/``, ``summary.csv``, ``failures.csv``,
+        ``plots/``.
+    workers : int, optional
+        Local processes (default: the number of CPUs, at most the number of cases); 1 runs in this
+        process. Ignored with ``scheduler``.
+    scheduler : str, optional
+        Address of a Dask distributed scheduler (``tcp://host:8786``).
+    runner : callable or "module:function", optional
+        ``runner(case, workdir) -> dict | None`` writes the files of one case into ``workdir``; default
+        :func:`pipeline_runner`. Must be importable by the workers (a module-level function).
+    progress : bool
+        tqdm progress bar over the cases.
+    log : callable, optional
+        ``log(message)``, one line per finished case (verbose mode).
+    summary : bool
+        Write the summary table and plots at the end.
+    retry_failed : bool
+        Rerun cases that failed in an earlier run (default); otherwise keep their error.
+    connect_timeout : float
+        Seconds to wait for the Dask scheduler.
+    force : bool
+        Run although the largest case times the local workers is estimated not to fit in the available
+        memory (:mod:`vertebrafe.resources`).
+
+    Returns
+    -------
+    StudyRun
+    """
+    t0 = time.perf_counter()
+    if not isinstance(study, Study):
+        study = load_study(study)
+    out = _check_study_dir(out)
+    os.makedirs(os.path.join(out, "cases"), exist_ok=True)
+    clean_temporaries(out)
+    write_study(out, study.to_dict())
+    run = StudyRun(study, out)
+    pending = []
+    for sc in study.cases:
+        st = case_status(out, sc.id)
+        if st and (st.get("status") == "ok" or (st.get("status") == "error" and not retry_failed)):
+            run.skipped.append(sc.id)
+            if st.get("status") == "error":
+                run.failed[sc.id] = st.get("error")
+        else:
+            pending.append(sc)
+    say = log or (lambda msg: None)
+    if run.skipped:
+        say(f"{len(run.skipped)} of {len(study.cases)} cases finished earlier; skipped")
+
+    bar = None
+    if progress and pending:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(pending), desc=study.name, unit="case", file=sys.stderr, dynamic_ncols=True)
+
+    def done(sc, outcome):
+        _write_outcome(out, sc, outcome)
+        if outcome["status"] == "ok":
+            run.ok.append(sc.id)
+            say(f"ok      {sc.id} {sc.name} ({outcome['elapsed_s']:.1f} s)")
+        else:
+            run.failed[sc.id] = outcome["error"]
+            say(f"FAILED  {sc.id} {sc.name}: {outcome['error']}")
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(ok=len(run.ok), failed=len(run.failed))
+
+    if pending and not scheduler:
+        _check_memory(pending, max(1, min(int(workers or os.cpu_count() or 1), len(pending))), force)
+    items = {sc.id: {"id": sc.id, "case": sc.case.to_dict()} for sc in pending}
+    by_id = {sc.id: sc for sc in pending}
+    try:
+        if not pending:
+            run.backend = "nothing to run"
+        elif scheduler:
+            run.backend = f"dask {scheduler}"
+            run_dask(scheduler, items, by_id, runner, done, connect_timeout)
+        else:
+            n = workers or min(os.cpu_count() or 1, len(pending))
+            n = max(1, min(int(n), len(pending)))
+            if n == 1:
+                run.backend = "1 process (in-process)"
+                for cid, item in items.items():
+                    done(by_id[cid], compute(item, runner, limit_threads=False))
+            else:
+                run.backend = f"{n} worker processes"
+                run_pool(n, items, by_id, runner, done)
+    finally:
+        if bar is not None:
+            bar.close()
+    run.elapsed_s = time.perf_counter() - t0
+    if summary:
+        run.summary = summarize(out)
+    return run
+
+
+def _check_study_dir(out):
+    """Absolute path of study folder ``out``: new, empty, or an earlier study output (with study.json)."""
+    text = os.fspath(out) if out is not None else ""
+    if not str(text).strip():
+        raise InputError(f"-o/--output = {text!r} is empty; allowed: the path of a new or empty folder")
+    out = os.path.abspath(text)
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise InputError(f"-o/--output = {text!r} is an existing file; allowed: a new or empty folder, or an "
+                         "earlier study folder to resume")
+    if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(os.path.join(out, "study.json")):
+        raise InputError(f"-o/--output = {text!r} is a non-empty folder that is not a study folder (no "
+                         "study.json); allowed: a new or empty folder, or an earlier study folder to resume "
+                         "(vertebrafe never writes into folders of other files)")
+    return out

@@ -1,0 +1,55 @@
+"""PyVista views of meshes, segments and results (optional extra ``viz``: ``pip install vertebrafe[viz]``).
+
+Everything here converts to a :class:`pyvista.UnstructuredGrid` first (:func:`to_pyvista`) and draws
+that grid, so a :class:`~vertebrafe.Mesh`, a :class:`~vertebrafe.Segment`, a
+:class:`~vertebrafe.Solution`, a result of :func:`vertebrafe.simulate` (anything with a ``.solution``),
+a pyvista data set or the path of a ``.vtu`` file written by ``save`` can be passed to every function.
+
+>>> import vertebrafe as vf
+>>> from vertebrafe import viz
+>>> seg = vf.segment("T12-L2", bmd=80.0)                                   # doctest: +SKIP
+>>> viz.show_segment(seg, color_by="region", shell="translucent")          # doctest: +SKIP
+>>> viz.show_segment(seg, color_by="level", explode=8.0)                   # doctest: +SKIP
+>>> viz.show_field(sol, "von_mises", scale=20.0, clip="sagittal")          # doctest: +SKIP
+>>> viz.screenshot(sol, "vm.png", field="von_mises", clip="coronal")       # doctest: +SKIP
+>>> viz.show_comparison(vp, bkp, "von_mises", labels=("VP", "BKP"))        # doctest: +SKIP
+>>> viz.show_difference(vp, bkp, "von_mises")                              # doctest: +SKIP
+
+Grid contents (names carry units, as in the VTU files written by ``Solution.save``):
+
+* cell data: integer tags (``region``, ``level``, ...) and, for every tag with a name table, a string
+  array ``region_name`` / ``level_name``; the name tables are also kept in ``field_data`` as
+  ``tagname:TAG=NAME`` (the encoding of ``Mesh.save``; read back by :func:`tag_names`); mesh cell fields
+  (``modulus`` MPa, ``cement_fraction``, ``damage``, ...);
+* result cell data: ``stress_MPa`` (m, 6), ``strain`` (m, 6), ``von_mises_MPa``,
+  ``principal_stress_MPa`` (m, 3) and the scalars ``max_principal_stress_MPa``,
+  ``mid_principal_stress_MPa``, ``min_principal_stress_MPa``, ``max_principal_strain``,
+  ``mid_principal_strain``, ``min_principal_strain``, ``strain_energy_density_mJ_per_mm3``;
+* result point data: ``displacement_mm`` (n, 3), ``displacement_magnitude_mm``, ``reaction_N`` and the
+  node sets as ``nodeset:NAME`` 0/1 masks.
+
+Off-screen rendering (no display, e.g. CI): the VTK wheels (9.4+) fall back from X11 to EGL, then to
+OSMesa, when ``DISPLAY`` is unset. This module selects EGL directly when no display is set and an EGL
+library is found (which avoids a warning about the missing X server); a machine needs the Mesa EGL
+driver (Debian/Ubuntu: ``libegl1 libegl-mesa0 libgl1-mesa-dri``) or OSMesa (``libosmesa6``), no X
+server or ``xvfb``. :func:`offscreen_backend` reports the render window class actually used.
+
+Axes (patient frame): +x right, +y anterior, +z superior. The mid-sagittal plane is normal to x, the
+mid-coronal plane normal to y, both through the centre of the mesh's bounding box (x = 0 for a segment,
+which is mirror-symmetric about its mid-sagittal plane).
+"""
+from __future__ import annotations
+
+from .command import VIEW_HELP, configure_view, run_view
+from .convert import (FIELDS, NODESET_PREFIX, TAGNAME_PREFIX, Field, clip, deformed, field_values, tag_names,
+                      to_pyvista)
+from .figures import report_figures
+from .offscreen import offscreen_available, offscreen_backend
+from .views import (PALETTE, REGION_COLORS, SHELL_REGIONS, difference, explode, field_grid, nonbackground_fraction,
+                    render, screenshot, show_comparison, show_difference, show_field, show_segment)
+
+
+__all__ = ["FIELDS", "Field", "to_pyvista", "tag_names", "explode", "deformed", "clip", "field_grid",
+           "difference", "show_segment", "show_field", "show_comparison", "show_difference",
+           "render", "screenshot", "nonbackground_fraction", "offscreen_backend", "offscreen_available",
+           "report_figures", "configure_view", "run_view", "VIEW_HELP"]

@@ -1,0 +1,90 @@
+"""The ``vertebrafe view`` command (registered in :data:`vertebrafe.cli.SUBCOMMANDS`)."""
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+
+from ..errors import InputError
+from .convert import CLIP_PLANES, FIELDS
+from .views import show_comparison, show_difference, show_field, show_segment
+
+__all__ = ["VIEW_HELP", "configure_view", "run_view"]
+
+VIEW_HELP = "show a result, segment or mesh file (VTU) with PyVista, or save a screenshot"
+
+
+def configure_view(parser):
+    """Arguments of ``vertebrafe view`` (registered in ``vertebrafe.cli.SUBCOMMANDS``)."""
+    parser.add_argument("result", metavar="RESULT",
+                        help="VTU file written by Result.save / Solution.save / Segment.save / Mesh.save, or a directory written by Result.save (its result.vtu)")
+    parser.add_argument("--field", "-f", default=None,
+                        help=f"result field to show (default: tags); one of {', '.join(FIELDS)} or an array name")
+    parser.add_argument("--color-by", default="region", help="cell tag used without --field (region, level)")
+    parser.add_argument("--clip", choices=sorted(CLIP_PLANES), default=None, help="cut on the mid-plane")
+    parser.add_argument("--scale", default="1",
+                        help="displacement magnification for --field (number or 'auto'; default 1)")
+    parser.add_argument("--shell", choices=("translucent", "hidden", "opaque"), default="translucent",
+                        help="cortex/endplate/annulus drawing without --field (default translucent)")
+    parser.add_argument("--explode", type=float, default=0.0, metavar="MM",
+                        help="distance between levels without --field (mm)")
+    parser.add_argument("--compare", metavar="RESULT2", default=None,
+                        help="second result: side-by-side view with a shared colour range (needs --field)")
+    parser.add_argument("--difference", action="store_true",
+                        help="with --compare: show RESULT2 minus RESULT (same mesh topology)")
+    parser.add_argument("--clim", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                        help="colour range of the field (its unit); default: the full range, which a thin stiff "
+                             "shell can dominate")
+    parser.add_argument("--screenshot", metavar="FILE.png", default=None,
+                        help="render off-screen to this PNG instead of opening a window")
+    parser.add_argument("--window-size", type=int, nargs=2, default=(1024, 768), metavar=("W", "H"))
+
+
+def _resolve_result_path(path):
+    p = pathlib.Path(path)
+    if p.is_dir():
+        if (p / "result.vtu").is_file():
+            return p / "result.vtu"
+        files = sorted(p.glob("*.vtu"))
+        if not files:
+            raise InputError(f"result directory {str(p)!r} holds no .vtu file")
+        return files[0]
+    return p
+
+
+def run_view(args):
+    """Run ``vertebrafe view``; returns the exit status."""
+    scale = args.scale
+    if scale != "auto":
+        try:
+            scale = float(scale)
+        except ValueError as exc:
+            raise InputError(f"--scale {args.scale!r}: expected a number or 'auto'") from exc
+    result = _resolve_result_path(args.result)
+    common = dict(window_size=tuple(args.window_size), screenshot=args.screenshot, clip=args.clip)
+    clim = None
+    if args.clim is not None:
+        lo, hi = args.clim
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise InputError(f"--clim {lo:g} {hi:g}: expected two finite numbers LO < HI")
+        clim = (lo, hi)
+    if args.compare is not None or args.difference:
+        if args.compare is None:
+            raise InputError("--difference needs --compare RESULT2")
+        if args.field is None:
+            raise InputError("--compare needs --field (e.g. --field von_mises)")
+        other = _resolve_result_path(args.compare)
+        labels = (result.stem, other.stem)
+        if args.difference:
+            out = show_difference(result, other, field=args.field, labels=labels, scale=0.0, clim=clim, **common)
+        else:
+            out = show_comparison(result, other, field=args.field, labels=labels, scale=scale, clim=clim,
+                                  **common)
+    elif args.field is not None:
+        out = show_field(result, field=args.field, scale=scale, clim=clim, **common)
+    else:
+        out = show_segment(result, color_by=args.color_by, shell=args.shell, explode_distance=args.explode,
+                           **common)
+    if args.screenshot is not None:
+        print(f"wrote {out}")
+    return 0

@@ -1,0 +1,410 @@
+"""Views: segments coloured by tag, fields on the (deformed, clipped) shape, comparisons and differences,
+and off-screen images of any of them (:func:`render`, :func:`screenshot`)."""
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+
+from ..errors import InputError
+from .convert import Field, as_grid, clip, deformed, mark_ready, resolve_field, tag_names
+from .offscreen import import_pyvista, no_display
+
+__all__ = ["REGION_COLORS", "PALETTE", "SHELL_REGIONS", "explode", "show_segment", "field_grid", "show_field",
+           "show_comparison", "difference", "show_difference", "render", "screenshot", "nonbackground_fraction"]
+
+#: Default colours of the named regions (others get colours from :data:`PALETTE`).
+REGION_COLORS = {
+    "cortex": "#e8dcc0",
+    "endplate": "#c9a66b",
+    "cancellous": "#e39a7c",
+    "annulus": "#6f9fd8",
+    "nucleus": "#8fd3e8",
+    "cement": "#8c8c8c",
+    "cement_bone": "#b5b5c8",
+    "compacted_bone": "#9c5b3b",
+}
+#: Colours for levels and unnamed categories, in order.
+PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7",
+           "#9c755f", "#bab0ac")
+#: Regions drawn as the translucent (or hidden) shell by :func:`show_segment`.
+SHELL_REGIONS = ("cortex", "endplate", "annulus")
+
+
+# ------------------------------------------------------------------------------------------ views
+def _new_plotter(plotter, off_screen, window_size, shape=(1, 1)):
+    pv = import_pyvista()
+    if plotter is not None:
+        return plotter
+    if off_screen is None:
+        off_screen = bool(pv.OFF_SCREEN)
+    return pv.Plotter(off_screen=off_screen, window_size=list(window_size), shape=shape)
+
+
+def _set_camera(plotter, grid, view, margin=0.0):
+    """``view``: 'sagittal' (from the right, +x), 'coronal' (from the front, +y), 'axial' (from above),
+    or 'oblique' (front-right-above)."""
+    b = np.asarray(grid.bounds).reshape(3, 2)
+    center = b.mean(axis=1)
+    direction = {"sagittal": (1.0, 0.0, 0.0), "coronal": (0.0, 1.0, 0.0), "axial": (0.0, 0.0, 1.0),
+                 "oblique": (0.9, 1.0, 0.45)}
+    if view not in direction:
+        raise InputError(f"view={view!r}: allowed values are {sorted(direction)}")
+    d = np.asarray(direction[view])
+    d = d / np.linalg.norm(d)
+    up = (0.0, 1.0, 0.0) if view == "axial" else (0.0, 0.0, 1.0)
+    plotter.camera_position = [tuple(center + 3.0 * grid.length * d), tuple(center), up]
+    plotter.reset_camera()
+    if margin:
+        # leave the bottom of the picture to the scalar bar: zoom out, then move the view down
+        plotter.camera.zoom(1.0 - margin)
+        shift = -margin * 0.9 * np.ptp(np.asarray(grid.points) @ np.asarray(up)) * np.asarray(up)
+        cam = plotter.camera
+        cam.position = tuple(np.asarray(cam.position) + shift)
+        cam.focal_point = tuple(np.asarray(cam.focal_point) + shift)
+
+
+def _finish(plotter, show, screenshot, return_plotter):
+    if screenshot is not None:
+        path = pathlib.Path(screenshot)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plotter.screenshot(str(path))
+        plotter.close()
+        return path
+    if return_plotter or not show:
+        return plotter
+    if no_display() and not plotter.off_screen:
+        plotter.close()
+        raise InputError("no display available for an interactive window (DISPLAY is not set); "
+                         "save a picture instead (screenshot='file.png', or --screenshot file.png)")
+    plotter.show()
+    return plotter
+
+
+def _category_color(tag, name, index):
+    if tag == "region" and name in REGION_COLORS:
+        return REGION_COLORS[name]
+    return PALETTE[index % len(PALETTE)]
+
+
+def explode(obj, distance=10.0, by="level"):
+    """Separate the levels: each piece of tag ``by`` moves by ``k * distance`` mm along the spine axis.
+
+    The axis runs from the centroid of the most caudal to that of the most cranial piece (z for a single
+    piece); ``k`` counts pieces from the caudal end (0 stays in place). Shared interface nodes are
+    duplicated, so the result is a new grid with the same cells and cell data in a new order (the
+    ``vtkOriginalCellIds`` array gives the original cell of each).
+    """
+    pv = import_pyvista()
+    grid = as_grid(obj)
+    if by not in grid.cell_data:
+        raise InputError(f"explode(by={by!r}): the grid has no cell tag {by!r}; "
+                         f"available: {sorted(grid.cell_data.keys())}")
+    codes = np.asarray(grid.cell_data[by])
+    centers = np.asarray(grid.cell_centers().points)
+    values = np.unique(codes)
+    cent = np.array([centers[codes == v].mean(axis=0) for v in values])
+    order = np.argsort(cent[:, 2])
+    axis = cent[order[-1]] - cent[order[0]]
+    axis = axis / np.linalg.norm(axis) if len(values) > 1 and np.linalg.norm(axis) > 0 else np.array([0, 0, 1.0])
+    pieces = []
+    for k, i in enumerate(order):
+        piece = grid.extract_cells(np.flatnonzero(codes == values[i]))
+        piece.points = np.asarray(piece.points) + k * float(distance) * axis
+        pieces.append(piece)
+    out = pv.merge(pieces, merge_points=False) if len(pieces) > 1 else pieces[0]
+    for key in grid.field_data.keys():
+        out.field_data[key] = grid.field_data[key]
+    return out
+
+
+def show_segment(obj, color_by="region", shell="translucent", shell_opacity=0.2,
+                 shell_regions=SHELL_REGIONS, explode_distance=0.0, clip=None, view="oblique",
+                 show_edges=False, legend=True, plotter=None, show=True, screenshot=None, off_screen=None,
+                 window_size=(1024, 768), return_plotter=False):
+    """Show a mesh, segment or result coloured by a cell tag, with the outer shell translucent or hidden.
+
+    Parameters
+    ----------
+    color_by : str
+        Cell tag: ``'region'`` (fixed colours: :data:`REGION_COLORS`) or ``'level'`` (one colour per level).
+    shell : ``'translucent'`` | ``'hidden'`` | ``'opaque'``
+        How to draw the cells of ``shell_regions`` (cortex, endplate, annulus by default) so that the
+        cancellous core, cement and nucleus are visible.
+    explode_distance : float
+        mm between consecutive levels along the spine axis (:func:`explode`); 0 keeps them together.
+    clip : None | 'sagittal' | 'coronal' | 'axial'
+        Show half of the model cut on the mid-plane (:func:`clip`); the camera looks at the cut.
+    view : str
+        Camera direction when not clipped: 'oblique', 'sagittal', 'coronal', 'axial'.
+    plotter : pyvista.Plotter, optional
+        Draw into this plotter (active subplot) and return it without showing.
+    screenshot : path, optional
+        Render off-screen to this PNG file and return its path.
+
+    Returns the plotter (interactive), or the screenshot path.
+    """
+    if shell not in ("translucent", "hidden", "opaque"):
+        raise InputError(f"shell={shell!r}: allowed values are 'translucent', 'hidden', 'opaque'")
+    grid = as_grid(obj)
+    if color_by not in grid.cell_data:
+        raise InputError(f"color_by={color_by!r}: the grid has no cell tag {color_by!r}; "
+                         f"available: {sorted(k for k in grid.cell_data.keys() if not k.endswith('_name'))}")
+    if explode_distance:
+        grid = mark_ready(explode(grid, explode_distance, by="level" if "level" in grid.cell_data else color_by))
+    if clip is not None:
+        grid = mark_ready(globals()["clip"](grid, clip))
+    if screenshot is not None:
+        off_screen = True
+    p = _new_plotter(plotter, off_screen, window_size)
+    names = tag_names(grid, color_by)
+    codes = np.asarray(grid.cell_data[color_by]).astype(np.int64)
+    region_names = tag_names(grid, "region")
+    in_shell = np.zeros(grid.n_cells, dtype=bool)
+    if "region" in grid.cell_data and shell != "opaque":
+        shell_codes = [v for v, n in region_names.items() if n in set(shell_regions)]
+        in_shell = np.isin(np.asarray(grid.cell_data["region"]).astype(np.int64), shell_codes)
+    labels = []
+    for index, value in enumerate(np.unique(codes)):
+        name = names.get(int(value), f"{color_by} {int(value)}")
+        color = _category_color(color_by, name, index)
+        sel = codes == value
+        drawn = False
+        for part, opacity in ((sel & ~in_shell, 1.0), (sel & in_shell, shell_opacity)):
+            if not part.any() or (opacity != 1.0 and shell == "hidden"):
+                continue
+            p.add_mesh(grid.extract_cells(np.flatnonzero(part)), color=color, opacity=opacity,
+                       show_edges=show_edges, edge_color="#404040", line_width=0.5, smooth_shading=False)
+            drawn = True
+        if drawn:
+            labels.append([name, color])
+    if legend and labels:
+        p.add_legend(labels, bcolor="#303030", face="rectangle", size=(0.18, 0.04 * len(labels) + 0.02))
+    _set_camera(p, grid, clip if clip is not None else view)
+    return _finish(p, show, screenshot, return_plotter or plotter is not None)
+
+
+def _clim(values_list, symmetric=False):
+    finite = [v[np.isfinite(v)] for v in values_list]
+    finite = [v for v in finite if v.size]
+    if not finite:
+        return (0.0, 1.0)
+    lo = float(min(v.min() for v in finite))
+    hi = float(max(v.max() for v in finite))
+    if symmetric:
+        a = max(abs(lo), abs(hi)) or 1.0
+        return (-a, a)
+    if hi <= lo:
+        hi = lo + (abs(lo) * 1e-6 or 1.0)
+    return (lo, hi)
+
+
+def field_grid(obj, field="von_mises", scale=1.0, clip=None, origin=None, cut="plane"):
+    """The grid :func:`show_field` draws: clipped on ``clip`` (undeformed mid-plane, see :func:`clip`),
+    then deformed by ``scale``, with ``field`` active. Returns ``(grid, Field, association)``.
+    """
+    grid = as_grid(obj)
+    spec, assoc = resolve_field(grid, field)
+    shown = grid if clip is None else globals()["clip"](grid, clip, origin=origin, cut=cut)
+    if scale == "auto":  # the magnification of the whole model, not of the clipped part
+        u = np.asarray(grid.point_data["displacement_mm"]) if "displacement_mm" in grid.point_data else None
+        umax = float(np.linalg.norm(u, axis=1).max()) if u is not None and u.size else 0.0
+        scale = 0.05 * grid.length / umax if umax > 0 else 0.0
+    shown = mark_ready(deformed(shown, scale))
+    shown.set_active_scalars(spec.array, preference=assoc)
+    return shown, spec, assoc
+
+
+def _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title=None):
+    p.add_mesh(shown, scalars=spec.array, preference=assoc, clim=clim, cmap=cmap, show_edges=show_edges,
+               edge_color="#404040", line_width=0.5, show_scalar_bar=False)
+    if scalar_bar:
+        p.add_scalar_bar(title=title or spec.title, n_labels=5, fmt="%.3g", vertical=False,
+                         position_x=0.15, position_y=0.02, width=0.7, height=0.13, title_font_size=15,
+                         label_font_size=12, color="black")
+
+
+def show_field(obj, field="von_mises", scale=1.0, clip=None, clim=None, cmap="viridis", view="oblique",
+               show_edges=False, scalar_bar=True, title=None, plotter=None, show=True, screenshot=None,
+               off_screen=None, window_size=(1024, 768), return_plotter=False):
+    """Show a result field on the deformed shape.
+
+    Parameters
+    ----------
+    field : str
+        A short name of :data:`FIELDS` (``von_mises``, ``max_principal_stress``, ``min_principal_strain``,
+        ``displacement``, ``strain_energy_density``, ``cement_fraction``, ...) or any scalar array name.
+    scale : float or 'auto'
+        Displacement magnification (1 = true deformation, 0 = undeformed shape).
+    clip : None | 'sagittal' | 'coronal' | 'axial'
+        Keep the cells on the negative side of the mid-plane (left, posterior, inferior half; the plane
+        is placed on the undeformed bounding-box centre) and look at the cut.
+    clim : (float, float), optional
+        Colour range in the field's unit; default the range over the whole (unclipped) model.
+    title : str, optional
+        Scalar bar title; default ``"label [unit]"``, e.g. ``"von Mises stress [MPa]"``.
+
+    Returns the plotter (interactive) or the screenshot path.
+    """
+    grid = as_grid(obj)
+    shown, spec, assoc = field_grid(grid, field, scale, clip)
+    if clim is None:
+        clim = _clim([np.asarray((grid.cell_data if assoc == "cell" else grid.point_data)[spec.array])])
+    if screenshot is not None:
+        off_screen = True
+    p = _new_plotter(plotter, off_screen, window_size)
+    _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title)
+    _set_camera(p, grid, clip if clip is not None else view, margin=0.2 if scalar_bar else 0.0)
+    return _finish(p, show, screenshot, return_plotter or plotter is not None)
+
+
+def show_comparison(a, b, field="von_mises", labels=("A", "B"), scale=1.0, clip=None, clim=None,
+                    cmap="viridis", view="oblique", show_edges=False, title=None, show=True, screenshot=None,
+                    off_screen=None, window_size=(1600, 700), return_plotter=False):
+    """Two results side by side with one shared colour range (the range over both unless ``clim``).
+
+    The cameras are linked. ``labels`` are written above each view (e.g. ``("VP", "BKP")``).
+    Other parameters (``title``: scalar bar title) as in :func:`show_field`.
+    """
+    ga, gb = as_grid(a), as_grid(b)
+    sa, spec, assoc = field_grid(ga, field, scale, clip)
+    sb, _, _ = field_grid(gb, field, scale, clip)
+    if clim is None:
+        data = [np.asarray((g.cell_data if assoc == "cell" else g.point_data)[spec.array]) for g in (ga, gb)]
+        clim = _clim(data)
+    if screenshot is not None:
+        off_screen = True
+    p = _new_plotter(None, off_screen, window_size, shape=(1, 2))
+    for col, (shown, full, label) in enumerate(((sa, ga, labels[0]), (sb, gb, labels[1]))):
+        p.subplot(0, col)
+        _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar=True, title=title)
+        p.add_text(str(label), position="upper_left", font_size=14)
+        _set_camera(p, ga, clip if clip is not None else view, margin=0.2)
+    p.link_views()
+    return _finish(p, show, screenshot, return_plotter)
+
+
+def _same_topology(ga, gb, what=("A", "B")):
+    if ga.n_cells != gb.n_cells or ga.n_points != gb.n_points:
+        raise InputError(f"difference needs the same mesh topology: {what[0]} has {ga.n_cells} cells and "
+                         f"{ga.n_points} nodes, {what[1]} has {gb.n_cells} cells and {gb.n_points} nodes "
+                         f"(compare results of the same segment mesh, e.g. two treatments of one fracture)")
+    ca, cb = np.asarray(ga.cell_connectivity), np.asarray(gb.cell_connectivity)
+    if ca.shape != cb.shape or not np.array_equal(ca, cb) or not np.array_equal(ga.celltypes, gb.celltypes):
+        n = int(np.count_nonzero(ca != cb)) if ca.shape == cb.shape else -1
+        raise InputError(f"difference needs the same mesh topology: {what[0]} and {what[1]} have the same "
+                         f"numbers of cells and nodes but different connectivity"
+                         + (f" ({n} differing entries)" if n >= 0 else ""))
+
+
+def difference(a, b, field="von_mises"):
+    """Grid of ``a`` (undeformed) with the array ``"<array> difference"`` = field of ``b`` minus that of ``a``.
+
+    ``a`` and ``b`` must share the mesh topology (same cells and node numbering; the node positions may
+    differ, e.g. after kyphoplasty height restoration); otherwise :class:`~vertebrafe.errors.InputError`.
+    Returns ``(grid, Field)`` where the Field's array is the difference array.
+    """
+    ga, gb = as_grid(a), as_grid(b)
+    _same_topology(ga, gb)
+    spec, assoc = resolve_field(ga, field)
+    resolve_field(gb, field)
+    data_a = ga.cell_data if assoc == "cell" else ga.point_data
+    data_b = gb.cell_data if assoc == "cell" else gb.point_data
+    out = ga.copy()
+    name = f"{spec.array} difference"
+    target = out.cell_data if assoc == "cell" else out.point_data
+    target[name] = np.asarray(data_b[spec.array], dtype=float) - np.asarray(data_a[spec.array], dtype=float)
+    return mark_ready(out), Field(name, f"Δ {spec.label}", spec.unit)
+
+
+def show_difference(a, b, field="von_mises", labels=("A", "B"), scale=0.0, clip=None, clim=None,
+                    cmap="coolwarm", view="oblique", show_edges=False, plotter=None, show=True,
+                    screenshot=None, off_screen=None, window_size=(1024, 768), return_plotter=False):
+    """Show ``field(b) - field(a)`` on ``a``'s mesh with a symmetric diverging colour range.
+
+    The scalar bar reads ``"Δ label (B - A) [unit]"`` with the given ``labels``; ``scale`` deforms by
+    ``a``'s displacements (default 0: undeformed). Same topology required (see :func:`difference`).
+    """
+    grid, spec = difference(a, b, field)
+    assoc = "cell" if spec.array in grid.cell_data else "point"
+    if clim is None:
+        clim = _clim([np.asarray((grid.cell_data if assoc == "cell" else grid.point_data)[spec.array])],
+                     symmetric=True)
+    shown, _, _ = field_grid(grid, spec.array, scale, clip)
+    if screenshot is not None:
+        off_screen = True
+    p = _new_plotter(plotter, off_screen, window_size)
+    title = f"{spec.label} ({labels[1]} - {labels[0]}) [{spec.unit}]"
+    _add_field(p, shown, spec, assoc, clim, cmap, show_edges, True, title)
+    _set_camera(p, grid, clip if clip is not None else view, margin=0.2)
+    return _finish(p, show, screenshot, return_plotter or plotter is not None)
+
+
+# ------------------------------------------------------------------------------------------ images
+_KINDS = {"segment": "show_segment", "field": "show_field", "comparison": "show_comparison",
+          "difference": "show_difference"}
+
+
+def _plotter_for(obj, field, other, kind, window_size, opts):
+    if kind is None:
+        kind = ("comparison" if other is not None else "field") if field is not None else "segment"
+    if kind not in _KINDS:
+        raise InputError(f"kind={kind!r}: allowed values are {sorted(_KINDS)}")
+    if kind in ("comparison", "difference"):
+        if other is None:
+            raise InputError(f"kind={kind!r} needs a second result: other=...")
+        args = (obj, other)
+    elif other is not None:
+        raise InputError(f"kind={kind!r} takes one object; other= is only for 'comparison' and 'difference'")
+    else:
+        args = (obj,)
+    if field is not None:
+        if kind == "segment":
+            raise InputError("kind='segment' shows tags; field= is for 'field', 'comparison', 'difference'")
+        opts["field"] = field
+    fn = globals()[_KINDS[kind]]
+    return fn(*args, off_screen=True, window_size=window_size, show=False, return_plotter=True, **opts)
+
+
+def render(obj, field=None, other=None, kind=None, window_size=(800, 600), **opts):
+    """Render off-screen and return the image ``(h, w, 3)`` uint8.
+
+    ``kind``: ``'segment'`` (tags, :func:`show_segment`), ``'field'`` (:func:`show_field`),
+    ``'comparison'`` or ``'difference'`` (with ``other``). Default: ``'field'`` when ``field`` is given,
+    ``'comparison'`` when ``other`` is given too, else ``'segment'``. ``opts`` go to that function.
+    """
+    p = _plotter_for(obj, field, other, kind, window_size, opts)
+    try:
+        return np.asarray(p.screenshot(None, return_img=True))
+    finally:
+        p.close()
+
+
+def screenshot(obj, path, field=None, other=None, kind=None, window_size=(1024, 768), **opts):
+    """Render off-screen (see :func:`render`) and write a PNG to ``path``; returns ``pathlib.Path(path)``.
+
+    >>> viz.screenshot(seg, "segment.png", color_by="level", explode_distance=8)     # doctest: +SKIP
+    >>> viz.screenshot(sol, "vm.png", field="von_mises", clip="sagittal", scale=20)  # doctest: +SKIP
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    p = _plotter_for(obj, field, other, kind, window_size, opts)
+    try:
+        p.screenshot(str(path))
+    finally:
+        p.close()
+    return path
+
+
+def nonbackground_fraction(img, background=None, tol=8):
+    """Fraction of pixels of ``img (h, w, 3|4)`` that differ from the background colour by more than ``tol``.
+
+    The background is the most frequent corner colour unless given as an RGB triple (0-255).
+    """
+    img = np.asarray(img)[..., :3].astype(int)
+    if background is None:
+        corners = [tuple(img[0, 0]), tuple(img[0, -1]), tuple(img[-1, 0]), tuple(img[-1, -1])]
+        background = max(set(corners), key=corners.count)
+    diff = np.abs(img - np.asarray(background, dtype=int)).max(axis=-1)
+    return float(np.mean(diff > tol))
+

@@ -1,0 +1,52 @@
+"""Plausibility warnings: allowed but unphysiological inputs and results warn, are kept in the result and
+its record, and physiological cases stay silent."""
+import warnings
+
+import pytest
+
+import vertebrafe as vf
+from vertebrafe import plausibility
+from vertebrafe.errors import PlausibilityWarning
+from vertebrafe.loads import Load, LevelLoad
+from vertebrafe.simulate import simulate
+
+
+@pytest.fixture(scope="module")
+def g_per_cm3():
+    """vBMD typed in g/cm^3 (0.08 instead of 80 mg/cm^3)."""
+    return vf.segment(["L3", "L4"], bmd=0.08, element_size=6.0)
+
+
+def test_bmd_in_g_per_cm3_warns_and_is_recorded(g_per_cm3):
+    with pytest.warns(PlausibilityWarning, match=r"g/cm\^3.*80 mg/cm\^3"):
+        r = simulate(g_per_cm3, "relaxed_standing")
+    assert any("bmd = 0.08" in w for w in r.warnings)
+    assert any("rotation" in w or "apparent strain" in w for w in r.warnings)   # the result is absurd too
+    assert r.record()["warnings"] == r.warnings
+
+
+def test_physiological_case_is_silent():
+    seg = vf.segment(["L3", "L4"], bmd=100.0, element_size=6.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PlausibilityWarning)
+        r = simulate(seg, "lifting_kinematic")
+    assert r.warnings == []
+
+
+@pytest.mark.parametrize("load, word", [
+    (Load(compression=9000.0), "compression"),
+    (Load(compression=500.0, anterior_shear=1500.0), "anterior_shear"),
+    (Load(compression=500.0, flexion=50.0), "flexion"),
+    (Load(level_loads=[LevelLoad("L4", force=(0, 0, -8000.0))]), "on L4"),
+])
+def test_load_far_above_body_weight_multiples_warns(load, word):
+    seg = vf.segment(["L3", "L4"], bmd=100.0, element_size=6.0)
+    msgs = plausibility.check_inputs(seg, load)
+    assert len(msgs) == 1 and word in msgs[0]
+    assert plausibility.check_inputs(seg, Load(compression=500.0, flexion=7.5)) == []
+
+
+def test_per_level_bmd_is_checked():
+    seg = vf.segment(["L3", "L4"], bmd={"L3": 90.0, "L4": 0.1}, element_size=6.0)
+    msgs = plausibility.check_inputs(seg, Load(compression=500.0))
+    assert len(msgs) == 1 and "L4" in msgs[0] and "g/cm^3" in msgs[0]
