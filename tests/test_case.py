@@ -105,7 +105,7 @@ BAD = [
     ("flexion-and-extension", lambda t: _replace(t, "flexion = 7.5", "flexion = 7.5\nextension = 2.0"),
      ["load.flexion", "load.extension", "at most one"]),
     ("negative-compression", lambda t: _replace(t, "compression = 800.0", "compression = -800.0"),
-     ["load.compression", "-800", "[0, 10000]", "N"]),
+     ["load.compression", "-800", "[0, 20000]", "N"]),
     ("unknown-preset", lambda t: _replace(t, "compression = 800.0", 'preset = "jogging"'),
      ["load.preset", "'jogging'", "relaxed_standing"]),
     ("reference-point-shape", lambda t: _replace(t, "flexion = 7.5", "reference_point = 5.0"),
@@ -271,3 +271,19 @@ def test_build_segment_runs_the_clinical_chain():
     seg = vc.build_segment(case, progress=stages.append)
     assert stages == ["mesh", "fracture", "vertebroplasty"]
     assert [op.kind for op in seg.history] == ["fracture", "vertebroplasty"]
+
+
+def test_load_ranges_are_one_table():
+    """[load] keys and Load() accept the same ranges (loads.LOAD_RANGES); shear reaches the Load."""
+    from vertebrafe.case import SCHEMA
+    from vertebrafe.case.specs import LoadSpec
+    from vertebrafe.loads import LOAD_RANGES, Load
+    fields = {f.name: f for f in SCHEMA["load"]}
+    for name in ("compression", "flexion", "extension", "lateral_bending", "axial_rotation", "anterior_shear",
+                 "lateral_shear"):
+        low, high, unit = LOAD_RANGES[name]
+        assert (fields[name].low, fields[name].high, fields[name].unit) == (low, high, unit)
+        with pytest.raises(InputError, match=name):
+            Load(**{name: high + 1.0})
+    load = LoadSpec(preset="relaxed_standing", anterior_shear=120.0).to_load()
+    assert load.anterior_shear == 120.0 and load.compression == 500.0

@@ -138,7 +138,10 @@ def tiny(tmp_path):
 def test_run_end_to_end(tiny, capsys):
     out = tiny / "out"
     assert cli.main(["run", str(tiny / "tiny.toml"), "-o", str(out), "-q", "--set", "bone.bmd=90"]) == 0
-    assert capsys.readouterr().out == ""                                  # quiet
+    quiet = capsys.readouterr()
+    assert "wrote" not in quiet.out and "dofs" not in quiet.out            # quiet: no stage or file messages,
+    assert "factor_of_risk_yield" in quiet.out                             # but the results are printed
+    assert "warning" not in quiet.err
     assert sorted(os.listdir(out)) == [".vertebrafe.json", "case.json", "case.toml", "metrics.csv", "metrics.json",
                                        "result.vtu"]
     m = pd.read_csv(out / "metrics.csv")
@@ -221,7 +224,8 @@ def test_study_end_to_end_and_resume(tiny, capsys):
     assert not any((out / "cases" / cid / "result.vtu").exists() for cid in s["case_id"].unique())
 
     assert cli.main(["study", str(tiny / "study.toml"), "-o", str(out), "-q"]) == 0   # resume: nothing to do
-    assert capsys.readouterr().out == ""
+    text = capsys.readouterr().out
+    assert "von_mises_p95_bone_adjacent_vs_volume" in text and "study tiny-study" not in text   # -q keeps tables
     assert cli.main(["study", str(tiny / "study.toml"), "-o", str(out), "--dry-run"]) == 0
     assert capsys.readouterr().out.count(" ok ") == 3
     assert cli.main(["report", str(out)]) == 0
@@ -230,6 +234,28 @@ def test_study_end_to_end_and_resume(tiny, capsys):
     assert "figures skipped for NSM, VP-volume2: no result.vtu" in text   # output.vtu = false
     md = (out / "report.md").read_text()
     assert "treatment.volume = 2.0" in md and "(plots/von_mises_p95_bone_adjacent_vs_volume.png)" in md
+
+
+def test_implausible_input_warns_on_stderr_and_in_the_record(tiny, capsys):
+    """vBMD typed in g/cm^3: the run goes on (exit 0), warns in one line and records the warning."""
+    out = tiny / "gcm3"
+    assert cli.main(["run", str(tiny / "tiny.toml"), "-o", str(out), "-q", "--set", "bone.bmd=0.08"]) == 0
+    err = capsys.readouterr().err
+    assert "vertebrafe: warning: bmd = 0.08 mg/cm^3" in err and "g/cm^3" in err
+    record = json.loads((out / "case.json").read_text())
+    assert any("bmd = 0.08" in w for w in record["warnings"])
+
+
+def test_interrupted_study_says_how_to_resume(tiny, capsys, monkeypatch):
+    import vertebrafe.study as study
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "run_study", interrupted)
+    assert cli.main(["study", str(tiny / "study.toml"), "-o", str(tiny / "s")]) == 130
+    err = capsys.readouterr().err
+    assert "resume with the same command: vertebrafe study" in err and str(tiny / "s") in err
 
 
 def test_report_figures_of_a_study(tiny, capsys):

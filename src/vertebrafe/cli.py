@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+import shlex
 import traceback
+import warnings
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from ._version import __version__
-from .errors import VertebrafeError
+from .errors import PlausibilityWarning, VertebrafeError
 
 DESCRIPTION = """\
 vertebrafe: finite-element solver for vertebral biomechanics
@@ -72,7 +74,9 @@ def _run_info(args: argparse.Namespace) -> int:
 
 def _add_verbosity(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors; no progress bars")
+    group.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress bars or stage messages; results, summary tables, warnings and errors "
+                            "are still printed")
     group.add_argument("-v", "--verbose", action="store_true", help="print every stage and case")
 
 
@@ -154,7 +158,7 @@ def _run_run(args: argparse.Namespace) -> int:
     from .report import key_metrics
 
     for label, value, unit in key_metrics(result):
-        _echo(args, f"  {label:<56} {value:10.4g} {unit}")
+        print(f"  {label:<56} {value:10.4g} {unit}")
     from .outputs import read_marker
     _echo(args, f"wrote {args.output}/ ({', '.join(sorted(read_marker(out)['files']))})")
     return 0
@@ -199,10 +203,11 @@ def _configure_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("case", metavar="CASE.toml", help="case file (docs/cases.md): segment, fracture, "
                         "treatment and load are built as `vertebrafe run` builds them")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL.inp",
-                        help="input file for another solver: .inp (CalculiX/Abaqus); see docs/interop.md")
+                        help="input file for another solver: .inp (CalculiX/Abaqus) or .feb (FEBio 4.0); "
+                             "see docs/interop.md")
     parser.add_argument("--formulation", default="bbar", choices=["bbar", "full", "incompatible"],
-                        help="hex8 formulation (default bbar, as `vertebrafe run`; bbar has no exact CalculiX "
-                             "counterpart, use full or incompatible to compare results exactly)")
+                        help="hex8 formulation (default bbar, as `vertebrafe run`; bbar has no exact CalculiX or "
+                             "FEBio counterpart: use full (or incompatible for CalculiX) to compare results)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     _add_set(parser)
     _add_verbosity(parser)
@@ -272,10 +277,9 @@ def _run_study(args: argparse.Namespace) -> int:
         _echo(args, f"summary: {run.summary['summary']}")
     for png in run.summary.get("plots", []):
         _echo(args, f"plot:    {png}")
-    if not args.quiet:
-        from .report import print_tables
+    from .report import print_tables
 
-        print_tables(run.summary.get("tables", {}))
+    print_tables(run.summary.get("tables", {}))
     if run.failed:
         raise VertebrafeError(f"{len(run.failed)} of {len(study.cases)} cases failed (first: "
                               f"{next(iter(run.failed.values()))}); errors in {args.output}/failures.csv; "
@@ -317,8 +321,7 @@ def _run_report(args: argparse.Namespace) -> int:
         for png in paths.get("plots", []):
             _echo(args, f"plot: {png}")
         tables = {k: v for k, v in paths.get("tables", {}).items() if v is not None}
-        if not args.quiet:
-            print_tables(tables)
+        print_tables(tables)
         figures = _report_figures(args, d)
         md = write_report_md(d, lines, {name: t.round(3) for name, t in tables.items()}, paths.get("plots", []),
                              figures)
@@ -378,7 +381,7 @@ SUBCOMMANDS: Dict[str, Tuple[str, ConfigureFn, RunFn]] = {
     "run": ("run one case file and write its results", _configure_run, _run_run),
     "study": ("run a parameter study (process pool or Dask cluster), resumable", _configure_study, _run_study),
     "mesh": ("mesh a case (segment, fracture, treatment) and write the mesh", _configure_mesh, _run_mesh),
-    "export": ("write a case's complete model (mesh, materials, constraints, loads) for CalculiX/Abaqus",
+    "export": ("write a case's complete model (mesh, materials, constraints, loads) for CalculiX/Abaqus or FEBio",
                _configure_export, _run_export),
     "report": ("summary tables, plots and field figures (figures/, report.md) of a finished run or study",
                _configure_report, _run_report),
@@ -408,6 +411,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Plausibility warnings as one line ``vertebrafe: warning: ...`` on stderr (others as Python prints them)."""
+    if issubclass(category, PlausibilityWarning):
+        print(f"vertebrafe: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status.
 
@@ -426,9 +437,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", PlausibilityWarning)
+            warnings.showwarning = _show_warning
+            return int(run(args) or 0)
     except KeyboardInterrupt:
         print("vertebrafe: interrupted", file=sys.stderr)
+        if getattr(args, "study", None) and getattr(args, "output", None):
+            print(f"vertebrafe: the finished cases are kept in {args.output}/; resume with the same command: "
+                  f"vertebrafe study {shlex.quote(args.study)} -o {shlex.quote(args.output)}", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI boundary reports every failure
         if args.debug:

@@ -13,7 +13,7 @@ import json
 import os
 import re
 import shutil
-import tempfile
+from .io.atomic import temp_dir, temp_file
 
 from .errors import InputError
 
@@ -83,9 +83,9 @@ def sha256(path):
 
 
 def _write_marker(out, marker):
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-marker-", dir=out)
+    tmp = temp_file(out, prefix=".tmp-marker-")
     try:
-        with os.fdopen(fd, "w") as f:
+        with open(tmp, "w") as f:
             json.dump(marker, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
@@ -109,7 +109,7 @@ def publish(write, out, kind, *, overwrite=False):
     out = check_output_dir(out, kind, overwrite=overwrite)
     os.makedirs(out, exist_ok=True)
     old = (read_marker(out) or {}).get("files", {})
-    tmp = tempfile.mkdtemp(prefix=".vertebrafe-tmp-", dir=out)
+    tmp = temp_dir(out, prefix=".vertebrafe-tmp-")
     try:
         write(tmp)
         names = sorted(os.listdir(tmp))

@@ -5,7 +5,7 @@ import itertools
 import json
 import math
 import os
-import tempfile
+from .io.atomic import temp_file
 from dataclasses import dataclass
 from typing import Optional
 
@@ -225,8 +225,7 @@ def _plot(summary, spec, out, meta):
     fig.suptitle(spec.title or f"{meta['name']}: {spec.metric} of {spec.region} ({spec.relation})", fontsize=11)
     fig.tight_layout()
     png = os.path.join(out, "plots", f"{spec.name}.png")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=os.path.dirname(png))
-    os.close(fd)
+    tmp = temp_file(os.path.dirname(png), suffix=".png")
     try:
         fig.savefig(tmp, dpi=110)
         os.replace(tmp, png)

@@ -93,6 +93,8 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     if user_loads is not None and not callable(user_loads):
         raise InputError(f"user_loads = {user_loads!r}; expected a function f(model, segment)")
     model = Model(segment.mesh, C=segment.elasticity, formulation=formulation)
+    for springs in segment.spring_sets():
+        model.add_springs(springs)
     applied = apply(model, segment, load)
     if user_loads is not None:
         user_loads(model, segment)
@@ -243,6 +245,7 @@ class Result:
                 "endplate_thickness": seg.endplate_thickness,
                 "n_cortex_layers": seg.n_cortex_layers,
                 "disc_refinement": seg.disc_refinement,
+                "fibres": _plain(getattr(seg, "fibres", None)),
                 "dimensions": {k: _plain(v) for k, v in seg.dimensions.items()},
                 "n_cells": int(seg.mesh.n_cells), "n_points": int(seg.mesh.n_points),
             },

@@ -121,3 +121,6 @@ def test_cli_export(tmp_path, capsys):
     assert "*EQUATION" in text and "*STEP" in text and "*END STEP" in text
     assert main(["export", "cases/healthy-intact.toml", "-o", str(out), "--set", "segment.element_size=8"]) == 1
     assert "exists" in capsys.readouterr().err
+    feb = tmp_path / "model.feb"
+    assert main(["export", "cases/healthy-intact.toml", "-o", str(feb), "--set", "segment.element_size=8"]) == 0
+    assert "no exact counterpart" in capsys.readouterr().err and feb.read_text().count("<febio_spec") == 1

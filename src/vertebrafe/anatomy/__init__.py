@@ -6,13 +6,15 @@
 
 Modules: :mod:`~vertebrafe.anatomy.levels` (table T10-L5 with sources), :mod:`~vertebrafe.anatomy.vertebra`
 (outline, O-grid cross-section, vertebral body), :mod:`~vertebrafe.anatomy.disc` (disc, stacking frame),
-:mod:`~vertebrafe.anatomy.segment` (stacked conforming segment).
+:mod:`~vertebrafe.anatomy.segment` (stacked conforming segment), :mod:`~vertebrafe.anatomy.fibres`
+(tension-only annulus fibres).
 """
 from .levels import (DISC_TABLE, SOURCES, VERTEBRA_TABLE, DiscDimensions, VertebraDimensions, adjacent_discs,
                      disc_names, level_dimensions, level_order, segment_names, vertebra_names)
 from .vertebra import (DEFAULT_CORTEX_THICKNESS, DEFAULT_ELEMENT_SIZE, DEFAULT_ENDPLATE_THICKNESS, REGION_CODES,
                        GridCounts, Outline, VertebraGeometry, concavity_profile, vertebra)
 from .disc import stack_frame
+from .fibres import AnnulusFibres, annulus_fibre_springs
 from .segment import Segment, cell_elasticity, disc, segment
 
 __all__ = [
@@ -20,5 +22,5 @@ __all__ = [
     "disc_names", "level_dimensions", "level_order", "segment_names", "vertebra_names",
     "DEFAULT_CORTEX_THICKNESS", "DEFAULT_ELEMENT_SIZE", "DEFAULT_ENDPLATE_THICKNESS", "REGION_CODES",
     "GridCounts", "Outline", "VertebraGeometry", "concavity_profile", "vertebra", "disc", "stack_frame",
-    "Segment", "cell_elasticity", "segment",
+    "Segment", "cell_elasticity", "segment", "AnnulusFibres", "annulus_fibre_springs",
 ]

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..elasticity import axial_modulus
 from ..errors import InputError
+from .fibres import AnnulusFibres, annulus_fibre_springs
 from .disc import DISC_REFINEMENT, disc_layer_count, disc_layers, disc_rim_heights, disc_regions, disc_wedge, stack_frame
 from .levels import (DiscDimensions, adjacent_discs, level_dimensions, level_order, segment_names,
                      vertebra_names)
@@ -96,6 +97,9 @@ class Segment:
     history : tuple
         Clinical operations applied so far, oldest first (:class:`vertebrafe.clinical.Operation`
         records: fracture, vertebroplasty, kyphoplasty); empty for an intact segment.
+    fibres : AnnulusFibres or None
+        Tension-only collagen fibres of the annulus (:mod:`vertebrafe.anatomy.fibres`), or None for the
+        isotropic annulus; :meth:`spring_sets` builds them on the current mesh.
     """
 
     mesh: object
@@ -112,6 +116,12 @@ class Segment:
     materials: object = None
     elasticity: np.ndarray = field(default=None, repr=False)
     history: tuple = ()
+    fibres: object = None
+
+    def spring_sets(self):
+        """Fresh :class:`~vertebrafe.fem.springs.SpringSet` list of this segment (annulus fibres, if any),
+        built on the current mesh, all springs initially active."""
+        return [annulus_fibre_springs(self)] if self.fibres is not None else []
 
     @property
     def names(self):
@@ -232,7 +242,7 @@ def _keep_disc_wedges(dims, overrides, scale):
 
 def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None, scale=1.0, materials=None,
             cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
-            n_cortex_layers=1, disc_refinement=DISC_REFINEMENT):
+            n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=None):
     """Mesh a contiguous run of vertebrae with the discs between them.
 
     Parameters
@@ -264,6 +274,9 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     disc_refinement : float
         Disc element layers per ``element_size`` of disc height (default 2; see
         :func:`~vertebrafe.anatomy.disc.disc_layer_count`).
+    fibres : bool or AnnulusFibres, optional
+        Reinforce the annulus with tension-only collagen fibres (:mod:`vertebrafe.anatomy.fibres`):
+        True for the published defaults of :class:`AnnulusFibres`, or an instance; None/False: none.
 
     Returns
     -------
@@ -366,11 +379,24 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     seg = Segment(mesh=mesh, levels=order, discs=tuple(n for n in names if "-" in n), dimensions=dims,
                   frames=frames, counts=counts, element_size=h, cortex_thickness=float(cortex_thickness),
                   endplate_thickness=float(endplate_thickness), n_cortex_layers=int(n_cortex_layers),
-                  disc_refinement=float(disc_refinement))
+                  disc_refinement=float(disc_refinement), fibres=_fibres(fibres))
     materials = _resolve_materials(bmd, materials, order)
     if materials is not None:
         seg.attach_materials(materials)
     return seg
+
+
+def _fibres(fibres):
+    if fibres is None or fibres is False:
+        return None
+    if fibres is True:
+        return AnnulusFibres()
+    if isinstance(fibres, AnnulusFibres):
+        return fibres
+    if isinstance(fibres, dict):
+        return AnnulusFibres(**fibres)
+    raise InputError(f"fibres = {fibres!r}; expected True, False, None, a dict of AnnulusFibres fields or an "
+                     "AnnulusFibres")
 
 
 def _resolve_materials(bmd, materials, levels):

@@ -380,12 +380,12 @@ def parse_case(raw, source=None, default_name=""):
                 treat.pop(k, None)
 
     load = values["load"]
-    explicit = [k for k in ("compression", "flexion", "extension", "lateral_bending", "axial_rotation")
-                if k in load]
+    explicit = [k for k in ("compression", "flexion", "extension", "lateral_bending", "axial_rotation",
+                            "anterior_shear", "lateral_shear") if k in load]
     if "preset" not in load and not explicit:
         ctx.fail("load", "has no load: give load.preset (one of " + ", ".join(preset_names())
-                 + ") or at least one of compression (N), flexion, extension, lateral_bending, "
-                 "axial_rotation (N m)")
+                 + ") or at least one of compression, anterior_shear, lateral_shear (N), flexion, extension, "
+                 "lateral_bending, axial_rotation (N m)")
     if load.get("flexion") and load.get("extension"):
         ctx.fail("load.flexion", "and load.extension are both non-zero; give at most one (both are magnitudes)")
     if not load.get("preset"):

@@ -83,6 +83,13 @@ def preset_names():
 _MAT = "vertebrafe.materials (docs/materials.md)"
 _CLIN = "vertebrafe.clinical (docs/clinical.md)"
 _LOADS = "vertebrafe.loads (docs/loads.md)"
+
+
+def _load_field(name, doc):
+    """A [load] key whose range is the one of :class:`vertebrafe.loads.Load` (``LOAD_RANGES``)."""
+    from ..loads import LOAD_RANGES
+    low, high, unit = LOAD_RANGES[name]
+    return Field(name, "float", None, doc, unit, low, high, source=_LOADS)
 _ANAT = "vertebrafe.anatomy (docs/anatomy.md)"
 
 #: section -> tuple of Field. Choices that come from other modules are filled lazily by :func:`resolved_schema`.
@@ -154,12 +161,13 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
     "load": (
         Field("preset", "str", None, "activity preset (instead of explicit values)", choices=("<presets>",),
               source=_LOADS),
-        Field("compression", "float", None, "compressive force on the top endplate", "N", 0.0, 1e4, source=_LOADS),
-        Field("flexion", "float", None, "flexion moment (magnitude)", "N m", 0.0, 100.0, source=_LOADS),
-        Field("extension", "float", None, "extension moment (magnitude)", "N m", 0.0, 100.0, source=_LOADS),
-        Field("lateral_bending", "float", None, "lateral bending moment, + bends to the right", "N m",
-              -100.0, 100.0, source=_LOADS),
-        Field("axial_rotation", "float", None, "axial moment, + about +z", "N m", -100.0, 100.0, source=_LOADS),
+        _load_field("compression", "compressive force on the top endplate"),
+        _load_field("flexion", "flexion moment (magnitude)"),
+        _load_field("extension", "extension moment (magnitude)"),
+        _load_field("lateral_bending", "lateral bending moment, + bends to the right"),
+        _load_field("axial_rotation", "axial moment, + about +z"),
+        _load_field("anterior_shear", "horizontal force on the top plate, + pushes it anteriorly (+y)"),
+        _load_field("lateral_shear", "horizontal force on the top plate, + pushes it to the right (+x)"),
         Field("follower", "bool", None, "compression as a follower load along the curvature", source=_LOADS),
         Field("reference_point", "float3", None, "point of application (global frame); default the centroid "
               "of the top endplate", "mm", -1e3, 1e3, source=_LOADS),

@@ -74,6 +74,8 @@ class LoadSpec:
     axial_rotation: Optional[float] = None
     follower: Optional[bool] = None
     reference_point: Optional[tuple] = None
+    anterior_shear: Optional[float] = None
+    lateral_shear: Optional[float] = None
 
     def to_load(self, name=""):
         """The :class:`vertebrafe.loads.Load`: the preset (if any) with the explicit values on top."""
@@ -81,7 +83,7 @@ class LoadSpec:
         base = preset(self.preset).as_dict() if self.preset else {}
         base = {k: v for k, v in base.items() if k in {f.name for f in dataclasses.fields(Load)}}
         for k in ("compression", "flexion", "extension", "lateral_bending", "axial_rotation", "follower",
-                  "reference_point"):
+                  "reference_point", "anterior_shear", "lateral_shear"):
             v = getattr(self, k)
             if v is not None:
                 base[k] = v

@@ -14,9 +14,10 @@ import scipy.sparse as sp
 from ..elements import gauss_legendre_quad, quad4_shape, quad4_shape_gradients
 from ..errors import ConstraintError, InputError, InvertedElementError
 from .. import elasticity
-from . import assembly, solvers
+from . import active_set, assembly, solvers
 from .kernels import MEAN_DILATATION, MODES, element_tables
 from .solution import Solution
+from .springs import SpringSet
 
 #: Formulation names and their kernel flags (:mod:`vertebrafe.fem.kernels`).
 FORMULATIONS = {"full": 0, "bbar": MEAN_DILATATION, "incompatible": MODES}
@@ -161,6 +162,9 @@ class Model:
         self._fixed_value = np.zeros((n, 3))
         self._force = np.zeros((n, 3))
         self.plates = []
+        #: list of :class:`~vertebrafe.fem.springs.SpringSet`: axial springs between (interpolated) node
+        #: points, linear or one-sided (tension-only, compression-only); see :meth:`add_springs`.
+        self.springs = []
         self._pattern_cache = None
 
     # -- material access ------------------------------------------------------------------------
@@ -240,6 +244,27 @@ class Model:
         self.plates.append(plate)
         self._pattern_cache = None
         return plate
+
+    def add_springs(self, springs):
+        """Add a :class:`~vertebrafe.fem.springs.SpringSet` (build one with
+        :func:`~vertebrafe.fem.springs.spring_set`). With one-sided springs :meth:`solve` runs the
+        active-set loop of :mod:`vertebrafe.fem.active_set`. Returns the set."""
+        if not isinstance(springs, SpringSet):
+            raise InputError(f"springs = {springs!r}; expected a vertebrafe.fem.springs.SpringSet")
+        n = self.mesh.n_points
+        if max(springs.nodes_a.max(initial=-1), springs.nodes_b.max(initial=-1)) >= n:
+            raise InputError(f"spring set {springs.name!r} references nodes beyond this mesh's {n} nodes")
+        if any(s.name == springs.name for s in self.springs):
+            raise InputError(f"a spring set named {springs.name!r} is already in the model; names must be unique")
+        self.springs.append(springs)
+        return springs
+
+    def spring_set(self, name):
+        """The spring set called ``name``."""
+        for s in self.springs:
+            if s.name == name:
+                return s
+        raise InputError(f"spring set {name!r} not in the model; sets: {[s.name for s in self.springs]}")
 
     # -- loads ------------------------------------------------------------------------------------
     @property
@@ -401,11 +426,21 @@ class Model:
         np.maximum.at(block, cells.ravel(), np.repeat(stiffness[self._material], cells.shape[1]))
         return solvers.material_strength(pat["indptr"], pat["indices"], block)
 
-    def solve(self, solver="auto", rtol=1e-8, maxiter=None):
+    def _check_spring_nodes(self, used):
+        for s in self.springs:
+            for nodes, w in ((s.nodes_a, s.weights_a), (s.nodes_b, s.weights_b)):
+                bad = (~used[nodes]) & (w != 0)
+                if bad.any():
+                    raise InputError(f"spring set {s.name!r} is attached to node {int(nodes[bad][0])}, which no "
+                                     "cell uses; attach springs to nodes of the mesh's cells")
+
+    def solve(self, solver="auto", rtol=1e-8, maxiter=None, max_active_set_iterations=active_set.MAX_ITERATIONS):
         """Assemble and solve; returns a :class:`Solution`.
 
         solver: ``"auto"`` (direct up to 5 000 DOFs, else AMG-CG), ``"direct"`` or ``"amg"``;
         rtol: relative residual target ||K u - f|| / ||f|| of the iterative solve; maxiter: CG limit.
+        With one-sided springs (:attr:`springs`) the active-set loop runs (at most
+        ``max_active_set_iterations`` linear solves) and ``info`` adds ``active_set_iterations``.
         ``Solution.info`` reports iterations, the true residual and the time of each phase (s).
         Raises UnderConstrainedError, InvertedElementError, ConvergenceError, ConstraintError.
         """
@@ -468,13 +503,21 @@ class Model:
         rotation_blocks = np.zeros(nb, bool)
         rotation_blocks[n + 1::2] = True
         has_cells = pat["used"]
-        solvers.check_rigid_body_modes(pat["label"], coords, rotation_blocks, free, constrained, has_cells)
+        label = active_set.join_parts(pat["label"], self.springs) if self.springs else pat["label"]
+        solvers.check_rigid_body_modes(label, coords, rotation_blocks, free, constrained, has_cells)
         t3 = time.perf_counter()
         info["constraints_time"] = t3 - t2
         B = solvers.rigid_body_modes(coords, rotation_blocks) if method == "amg" else None
         strength = self._material_strength(pat, cells, npl) if method == "amg" else None
-        x, sinfo = solvers.solve(K, rhs, method=method, rtol=rtol, maxiter=maxiter, near_nullspace=B,
-                                 strength=strength)
+        if self.springs:
+            self._check_spring_nodes(pat["used"][:n])
+            T = active_set.node_map(n, self.plates, points, N)
+            x, sinfo = active_set.solve(K, rhs, self.springs, T, free, constrained, g, n, method, rtol=rtol,
+                                        maxiter=maxiter, near_nullspace=B, strength=strength,
+                                        max_iterations=max_active_set_iterations)
+        else:
+            x, sinfo = solvers.solve(K, rhs, method=method, rtol=rtol, maxiter=maxiter, near_nullspace=B,
+                                     strength=strength)
         info.update(sinfo)
         info["dofs"] = int(free.sum())
         info["total_time"] = time.perf_counter() - t0

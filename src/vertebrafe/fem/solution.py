@@ -80,6 +80,8 @@ class Solution:
         self._plate_motion = plate_motion
         #: dict: solver, dofs, iterations, residual (||Ku - f|| / ||f||) and phase times (s)
         self.info = info
+        #: {spring set name: bool (k,)}: the state of the one-sided springs in this solution
+        self.spring_active = {s.name: s.active.copy() for s in model.springs}
 
     # -- Gauss-point fields -------------------------------------------------------------------------
     @cached_property
@@ -168,10 +170,17 @@ class Solution:
         return float(np.sum(self.strain_energy_density * self.cell_volume))
 
     # -- forces -----------------------------------------------------------------------------------
-    @property
+    @cached_property
     def internal_forces(self):
-        """Nodal internal forces ``(n, 3)`` in N (K u, assembled)."""
-        return self._fields[3]
+        """Nodal internal forces ``(n, 3)`` in N (K u, assembled; cells and springs)."""
+        f = self._fields[3]
+        for s in self.model.springs:
+            f = f + s.nodal_forces(self.displacement, self.mesh.n_points, self.spring_active[s.name])
+        return f
+
+    def spring_forces(self, name):
+        """Axial forces ``(k,)`` N (tension positive) of the model's spring set ``name``."""
+        return self.model.spring_set(name).forces(self.displacement, self.spring_active[name])
 
     @property
     def nodal_reactions(self):

@@ -160,6 +160,20 @@ def choose(method, n):
     return method
 
 
+def amg_hierarchy(K, near_nullspace=None, strength=None):
+    """Smoothed-aggregation hierarchy (pyamg ``MultilevelSolver``) of ``K`` with :data:`AMG_OPTIONS`.
+
+    ``near_nullspace (N, 6)``: rigid-body modes; ``strength``: optional finest-level strength graph
+    (:func:`material_strength`). Its ``aspreconditioner(cycle="V")`` is the CG preconditioner.
+    """
+    import pyamg
+
+    options = dict(AMG_OPTIONS)
+    if strength is not None:
+        options["strength"] = [("predefined", {"C": strength}), AMG_OPTIONS["strength"]]
+    return relaxation.use_block_gauss_seidel(pyamg.smoothed_aggregation_solver(K, B=near_nullspace, **options))
+
+
 def solve(K, f, method="auto", rtol=1e-8, maxiter=None, near_nullspace=None, strength=None):
     """Solve with BLAS limited to one thread (see :func:`_solve`).
 
@@ -214,13 +228,7 @@ def _solve(K, f, method, rtol, maxiter, near_nullspace, strength):
             if not residual < 0.5 * previous:
                 break
     else:
-        import pyamg
-
-        options = dict(AMG_OPTIONS)
-        if strength is not None:
-            options["strength"] = [("predefined", {"C": strength}), AMG_OPTIONS["strength"]]
-        ml = relaxation.use_block_gauss_seidel(
-            pyamg.smoothed_aggregation_solver(K, B=near_nullspace, **options))
+        ml = amg_hierarchy(K, near_nullspace, strength)
         M = ml.aspreconditioner(cycle="V")
         t1 = time.perf_counter()
         count = [0]

@@ -2,7 +2,8 @@
 
 :func:`describe` reads a model once into plain arrays (mesh, cell and node sets, per-cell materials and
 element formulations, prescribed displacements, nodal forces, rigid plates with their loads);
-:mod:`vertebrafe.io.abaqus` (CalculiX/Abaqus ``.inp``) writes it. :func:`export` picks the writer from the file extension. Units stay mm, N, MPa.
+:mod:`vertebrafe.io.abaqus` (CalculiX/Abaqus ``.inp``) and :mod:`vertebrafe.io.febio` (FEBio ``.feb``)
+write it. :func:`export` picks the writer from the file extension. Units stay mm, N, MPa.
 """
 from __future__ import annotations
 
@@ -121,19 +122,20 @@ def set_names(names, prefix="", reserved=()):
 
 
 def _writers():
-    from . import abaqus
+    from . import abaqus, febio
 
-    return {".inp": abaqus.write_inp}
+    return {".inp": abaqus.write_inp, ".feb": febio.write_feb}
 
 
 #: File extensions :func:`export` writes and the solver each is for.
-FORMATS = {".inp": "CalculiX / Abaqus input deck"}
+FORMATS = {".inp": "CalculiX / Abaqus input deck", ".feb": "FEBio input file (format 4.0)"}
 
 
 def export(model, path, **options):
     """Write ``model`` to ``path`` in the format of its extension (:data:`FORMATS`).
 
-    ``options`` go to the writer (:func:`vertebrafe.io.abaqus.write_inp`). Returns the path written.
+    ``options`` go to the writer (:func:`vertebrafe.io.abaqus.write_inp`,
+    :func:`vertebrafe.io.febio.write_feb`). Returns the path written.
     """
     ext = os.path.splitext(os.fspath(path))[1].lower()
     writers = _writers()

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 
-from .atomic import replace_dir
+from .atomic import replace_dir, temp_dir, temp_file
 
 __all__ = ["STATUS_FILE", "STUDY_FILE", "is_study_dir", "read_study", "write_study", "case_dir", "case_status", "write_case", "write_atomic", "clean_temporaries"]
 
@@ -52,7 +51,7 @@ def write_case(out, cid, files, case_toml, status):
     ``case.toml`` (text ``case_toml``) and ``status.json`` (dict ``status``, written last and synced)."""
     cases = os.path.join(out, "cases")
     os.makedirs(cases, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{cid}-", dir=cases)
+    tmp = temp_dir(cases, prefix=f".tmp-{cid}-")
     try:
         for name, data in files.items():
             with open(os.path.join(tmp, name), "wb") as f:
@@ -71,9 +70,9 @@ def write_case(out, cid, files, case_toml, status):
 
 def write_atomic(path, text):
     d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
+    tmp = temp_file(d)
     try:
-        with os.fdopen(fd, "w") as f:
+        with open(tmp, "w") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:

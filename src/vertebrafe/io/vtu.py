@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+from .atomic import temp_file
 import warnings
 from xml.sax.saxutils import quoteattr
 
@@ -28,8 +28,7 @@ def write(path, m, **kwargs):
     path = os.fspath(path)
     if path.lower().endswith(".vtu"):
         directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(suffix=".vtu", dir=directory)
-        os.close(fd)
+        tmp = temp_file(directory, suffix=".vtu")
         try:
             meshio.write(tmp, m, file_format="vtu", **kwargs)
             write_with_field_data(tmp, path + ".part", m.field_data)

@@ -1,0 +1,185 @@
+"""Active-set solution of a linear model with one-sided springs (tension-only, compression-only).
+
+The springs of :mod:`vertebrafe.fem.springs` make the problem piecewise linear: each one-sided spring
+is either active (linear) or inactive (no force). With the active set fixed the problem is the linear
+model plus the active springs; the loop
+
+1. solves ``(K + G^T D_active G) u = f + G^T D_active onset`` (``G`` the elongation operator, ``D`` the
+   spring stiffnesses),
+2. computes every spring's elongation and the state it wants (taut / slack, closed / open),
+3. stops when no state changes, else updates the set and repeats.
+
+With CG the solves of step 1 run to a loose residual (:data:`LOOSE_RTOL`) while the set moves; once it
+stops moving, a solve to the requested ``rtol`` confirms it (and the loop goes on if that changes a state).
+
+This is Newton's method on the convex energy ``1/2 u.K u - f.u + sum 1/2 k max(0, +-(delta - onset))^2``
+(a semismooth Newton / primal-dual active-set method), which converges in a finite number of steps,
+typically a handful. Every step reuses the assembled linear core: the stiffness ``K`` of the cells is
+assembled once, the springs enter as a sparse low-rank term, and the AMG hierarchy built on the first
+step's matrix preconditions the CG of the later steps, which start from the previous solution.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.csgraph  # noqa: F401  (sp.csgraph)
+import scipy.sparse.linalg as spla
+from threadpoolctl import threadpool_limits
+
+from ..errors import ConvergenceError
+from . import solvers
+
+#: Most active-set steps before giving up (each is one linear solve).
+MAX_ITERATIONS = 30
+#: Relative residual of the CG solves while the active set is still moving; once it stops, one solve
+#: to the requested rtol confirms it (the states hinge on the signs of elongations, which a 1e-4
+#: residual already fixes for all but springs right at their onset).
+LOOSE_RTOL = 1e-4
+
+
+def solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol=1e-8, maxiter=None,
+          near_nullspace=None, strength=None, max_iterations=MAX_ITERATIONS):
+    """Solve the model with springs; updates every set's ``active`` state in place.
+
+    K (N, N) BSR and rhs (N,): the assembled cells with constraints eliminated (:meth:`Model.solve`);
+    sets: list of :class:`~vertebrafe.fem.springs.SpringSet`; T (3 n_points, N) sparse map from the
+    extended unknowns to node displacements; free, constrained (N,) bool; g (N,) prescribed values.
+    Returns ``(x (N,), info)``; info adds ``active_set_iterations``, ``active_set_changes`` (springs that
+    changed state after each step) and ``springs_active`` ``{set name: count}`` to the solver's keys;
+    ``iterations`` counts all CG iterations (1 per direct solve).
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxiter, near_nullspace,
+                      strength, max_iterations)
+
+
+def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxiter, near_nullspace, strength,
+           max_iterations):
+    t0 = time.perf_counter()
+    G = (sp.vstack([s.gradient(n_points) for s in sets]).tocsr() @ T).tocsr()       # (ks, N)
+    gc = np.where(constrained, g, 0.0)
+    delta_c = G @ gc                                           # elongation from prescribed motion
+    Gf = (G @ sp.diags(free.astype(float))).tocsr()            # acts on free unknowns only
+    k = np.concatenate([s.stiffness for s in sets])
+    onset = np.concatenate([s.onset for s in sets])
+    active = np.concatenate([s.active | (s.kind == "linear") for s in sets])
+    bounds = np.cumsum([0] + [s.size for s in sets])
+    info = {"solver": method, "iterations": 0, "setup_time": 0.0, "solve_time": 0.0}
+    changes = []
+    x = np.zeros(K.shape[0])
+    M = None
+    lu_time = 0.0
+    tight = method == "direct"
+    for step in range(1, max_iterations + 1):
+        d = k * active
+        b = rhs + Gf.T @ (d * (onset - delta_c))
+        if method == "direct":
+            t1 = time.perf_counter()
+            A = (K + Gf.T @ sp.diags(d) @ Gf).tocsc()
+            x = spla.splu(A, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True}).solve(b)
+            lu_time += time.perf_counter() - t1
+            info["iterations"] += 1
+            residual = _residual(A @ x, b)
+        else:
+            A = spla.LinearOperator(K.shape, matvec=lambda v, d=d: K @ v + Gf.T @ (d * (Gf @ v)), dtype=float)
+            if M is None:
+                t1 = time.perf_counter()
+                ml = solvers.amg_hierarchy((K + Gf.T @ sp.diags(d) @ Gf).tobsr(blocksize=(3, 3)), near_nullspace,
+                                           strength)
+                M = ml.aspreconditioner(cycle="V")
+                info.update(levels=len(ml.levels), operator_complexity=float(ml.operator_complexity()))
+                info["setup_time"] += time.perf_counter() - t1
+            t1 = time.perf_counter()
+            step_rtol = rtol if tight else max(rtol, LOOSE_RTOL)
+            x, its = _cg(A, b, x, M, step_rtol, maxiter)
+            info["solve_time"] += time.perf_counter() - t1
+            info["iterations"] += its
+            residual = _residual(A @ x, b)
+        if not np.all(np.isfinite(x)):
+            raise ConvergenceError("the active-set solve produced non-finite displacements; the model may be a "
+                                   "mechanism once slack springs carry nothing", iterations=step)
+        if residual > max(rtol if tight else LOOSE_RTOL, 1e-6 if method == "direct" else rtol) * 1.0001:
+            raise ConvergenceError(f"active-set step {step}: the {method} solve reached a relative residual "
+                                   f"{residual:.3g} > rtol {rtol:g}", iterations=step, residual=residual)
+        delta = G @ (np.where(free, x, 0.0) + gc)
+        want = np.concatenate([s.wants_active(delta[bounds[i]:bounds[i + 1]]) for i, s in enumerate(sets)])
+        changed = int(np.count_nonzero(want != active))
+        changes.append(changed)
+        active = want
+        if changed == 0:
+            if tight:
+                break
+            tight = True            # the set settled on loose solves: confirm it with a full-accuracy one
+    else:
+        raise ConvergenceError(f"the active set of the one-sided springs did not settle in {max_iterations} "
+                               f"steps (state changes per step: {changes}); the load may make the model a "
+                               "mechanism or the springs chatter", iterations=max_iterations)
+    for i, s in enumerate(sets):
+        s.active = active[bounds[i]:bounds[i + 1]].copy()
+    if method == "direct":
+        info["solve_time"] = lu_time
+    info.update(residual=residual, active_set_iterations=len(changes), active_set_changes=changes,
+                springs_active={s.name: int(s.active.sum()) for s in sets},
+                active_set_time=time.perf_counter() - t0)
+    return x, info
+
+
+def _residual(Ax, b):
+    nb = np.linalg.norm(b)
+    return float(np.linalg.norm(Ax - b) / nb) if nb > 0 else float(np.linalg.norm(Ax))
+
+
+def _cg(A, b, x0, M, rtol, maxiter):
+    """CG from ``x0``; returns ``(x, iterations)``."""
+    count = [0]
+
+    def callback(_):
+        count[0] += 1
+
+    x, _ = spla.cg(A, b, x0=x0, rtol=rtol, atol=0.0, maxiter=maxiter or 2000, M=M, callback=callback)
+    return x, count[0]
+
+
+def join_parts(label, sets):
+    """Part labels ``(nb,)`` with the parts that springs connect merged (for the rigid-body check).
+
+    A part held only by springs counts as held: if its one-sided springs all go slack, the solve
+    itself reports the mechanism.
+    """
+    a = np.concatenate([s.nodes_a[:, 0] for s in sets])
+    b = np.concatenate([s.nodes_b[:, 0] for s in sets])
+    n = int(label.max()) + 1
+    graph = sp.csr_matrix((np.ones(a.size), (label[a], label[b])), shape=(n, n))
+    _, merged = sp.csgraph.connected_components(graph, directed=False)
+    return merged[label]
+
+
+def node_map(n_points, plates, points, free_shape):
+    """Sparse ``T (3 n_points, N)``: node displacements from the extended unknowns (3 per node, then 6 per
+    plate). Nodes tied to a plate follow ``u = t + theta x (x - c)``; others map to their own three DOFs."""
+    node_plate = np.full(n_points, -1, np.int64)
+    for p in plates:
+        node_plate[p.nodes] = p.index
+    rows, cols, vals = [], [], []
+    own = np.flatnonzero(node_plate < 0)
+    for d in range(3):
+        rows.append(3 * own + d)
+        cols.append(3 * own + d)
+        vals.append(np.ones(own.size))
+    for p in plates:
+        nodes = p.nodes
+        r = points[nodes] - p.center
+        t0 = 3 * (n_points + 2 * p.index)
+        for d in range(3):
+            rows.append(3 * nodes + d)
+            cols.append(np.full(nodes.size, t0 + d))
+            vals.append(np.ones(nodes.size))
+        # u_d = sum_j eps_{d j l} theta_j r_l
+        for d, j, l, sign in ((0, 1, 2, 1), (0, 2, 1, -1), (1, 2, 0, 1), (1, 0, 2, -1), (2, 0, 1, 1), (2, 1, 0, -1)):
+            rows.append(3 * nodes + d)
+            cols.append(np.full(nodes.size, t0 + 3 + j))
+            vals.append(sign * r[:, l])
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                         shape=(3 * n_points, free_shape))

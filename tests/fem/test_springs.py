@@ -1,0 +1,155 @@
+"""Springs and the active-set solve of one-sided springs: closed forms, slackness, equilibrium, symmetry."""
+import numpy as np
+import pytest
+
+import vertebrafe as vf
+from vertebrafe.errors import ConvergenceError, InputError
+from vertebrafe.fem import Model, spring_set
+
+E, L, A = 100.0, 4.0, 4.0          # MPa, mm, mm^2: column stiffness E A / L = 100 N/mm (nu = 0: exact)
+
+
+def column(kind, k=60.0, slack=0.0, gap=0.0):
+    """A 2 x 2 x 4 mm column fixed at z = 0, its top tied to a plate, and a spring from a base corner
+    node to the top corner node above it (in parallel with the column)."""
+    mesh = vf.box((2.0, 2.0, L), (1, 1, 2))
+    model = Model(mesh, E=E, nu=0.0, formulation="full")
+    base = mesh.node_sets["zmin"]
+    model.fix(base)
+    plate = model.rigid_plate(mesh.node_sets["zmax"])
+    plate.prescribe(translation=(0, 0, None), rotation=(0, 0, 0))
+    a = int(base[0])
+    b = int(np.flatnonzero(np.all(np.isclose(mesh.points, mesh.points[a] + [0, 0, L]), axis=1))[0])
+    model.add_springs(spring_set(mesh.points, [a], [b], k, kind, slack=slack, gap=gap, name="s"))
+    return model, plate
+
+
+@pytest.mark.parametrize("kind, F, k_eff", [("linear", 30.0, 160.0), ("linear", -30.0, 160.0),
+                                            ("tension", 30.0, 160.0), ("tension", -30.0, 100.0),
+                                            ("compression", 30.0, 100.0), ("compression", -30.0, 160.0)])
+def test_one_sided_spring_in_parallel_with_a_column(kind, F, k_eff):
+    """A tension-only spring carries load in tension and goes slack when the load is reversed (and vice
+    versa for compression-only): plate motion F / (EA/L + k) or F / (EA/L)."""
+    model, plate = column(kind)
+    plate.load(force=(0, 0, F))
+    sol = model.solve(solver="direct")
+    uz = sol.plate_motion(plate)[0][2]
+    assert uz == pytest.approx(F / k_eff, rel=1e-9)
+    force = sol.spring_forces("s")[0]
+    assert force == pytest.approx(F * (k_eff - E * A / L) / k_eff, abs=1e-9)
+    assert sol.spring_active["s"][0] == (k_eff > 100.0)
+    assert sol.info["active_set_iterations"] <= 2
+    # equilibrium: base reactions (cells + spring) balance the load to 1e-6
+    R = sol.reaction(model.mesh.node_sets["zmin"])
+    assert np.abs(R + [0, 0, F]).max() <= 1e-6 * abs(F)
+
+
+def test_slack_and_gap_delay_the_spring():
+    """A cable with 0.1 mm slack picks up load only past that elongation; contact across a 0.1 mm gap
+    likewise: u = (F + k s) / (EA/L + k) once engaged."""
+    k, s = 60.0, 0.1
+    for kind, F, kw in (("tension", 30.0, dict(slack=s)), ("compression", -30.0, dict(gap=s))):
+        model, plate = column(kind, k, **kw)
+        plate.load(force=(0, 0, F))
+        uz = model.solve(solver="direct").plate_motion(plate)[0][2]
+        assert uz == pytest.approx((F + np.sign(F) * k * s) / (E * A / L + k), rel=1e-9)
+        model, plate = column(kind, k, **kw)
+        plate.load(force=(0, 0, F / 5))                     # 0.06 mm: not yet engaged
+        assert model.solve(solver="direct").plate_motion(plate)[0][2] == pytest.approx(F / 5 / (E * A / L), rel=1e-9)
+
+
+def test_prescribed_motion_engages_a_spring():
+    """A spring whose end moves with a prescribed plate: the plate reaction is (EA/L + k) d or EA/L d."""
+    for d, expect in ((0.2, 160.0 * 0.2), (-0.2, 100.0 * -0.2)):
+        model, plate = column("tension")
+        plate.prescribe(translation=(0, 0, d))
+        sol = model.solve(solver="direct")
+        assert sol.plate_reaction(plate)[0][2] == pytest.approx(expect, rel=1e-9)
+
+
+def two_blocks(nx=6):
+    """A fixed ground slab and a free block 1 mm above it, joined only by vertical compression-only
+    springs between facing nodes (a Winkler foundation that can lift off)."""
+    g = vf.box((6.0, 6.0, 1.0), (nx, nx, 1), origin=(0, 0, -1.0))
+    b = vf.box((6.0, 6.0, 2.0), (nx, nx, 2), origin=(0, 0, 1.0))
+    pts = np.concatenate([g.points, b.points])
+    cells = np.concatenate([g.cells, b.cells + g.n_points])
+    mesh = vf.Mesh(pts, cells)
+    model = Model(mesh, E=1000.0, nu=0.3)
+    model.fix(g.node_sets["zmin"])
+    top_g = g.node_sets["zmax"]
+    bottom_b = b.node_sets["zmin"] + g.n_points
+    order_g = np.lexsort(g.points[top_g, :2].T)
+    order_b = np.lexsort(b.points[b.node_sets["zmin"], :2].T)
+    model.add_springs(spring_set(pts, top_g[order_g], bottom_b[order_b], 200.0, "compression", name="foundation"))
+    plate = model.rigid_plate(b.node_sets["zmax"] + g.n_points)
+    plate.prescribe(translation=(0, 0, None), rotation=(None, None, 0))     # no sliding or spinning
+    return model, plate
+
+
+def test_lift_off_converges_and_balances_for_both_solvers():
+    """An eccentric load lifts one side of a block off compression-only springs: the active set
+    settles in a handful of steps, the springs carry the load with its moment, the AMG and direct
+    solves agree, and the lifted springs carry nothing."""
+    out = {}
+    for solver in ("direct", "amg"):
+        model, plate = two_blocks()
+        F, M = -100.0, 150.0                                              # N, N mm about +y
+        plate.load(force=(0, 0, F), moment=(0, M, 0))
+        sol = model.solve(solver=solver, rtol=1e-10)
+        s = model.spring_set("foundation")
+        f = sol.spring_forces("foundation")
+        assert 2 <= sol.info["active_set_iterations"] <= 8
+        assert 0 < s.active.sum() < s.size                                   # partial lift-off
+        assert np.all(f <= 1e-12) and np.all(f[~s.active] == 0.0)
+        delta = s.elongation(sol.displacement)
+        assert np.all(delta[~s.active] >= 0.0) and np.all(delta[s.active] <= 0.0)
+        # the springs carry the plate's force and moment (about the plate centre) to 1e-6
+        xb = model.mesh.points[s.nodes_b[:, 0]]
+        assert -f.sum() == pytest.approx(-F, rel=1e-6)
+        My = np.sum((xb[:, 0] - plate.center[0]) * f)          # spring force -f e_z on the block, about y
+        assert My == pytest.approx(-M, rel=1e-6)
+        out[solver] = sol.displacement
+    assert np.abs(out["amg"] - out["direct"]).max() <= 1e-6 * np.abs(out["direct"]).max()
+
+
+def test_mirror_symmetry_of_the_active_set():
+    """Mirrored loads give mirrored displacements and active sets (the mesh is symmetric about x = 3)."""
+    res = {}
+    for sign in (1, -1):
+        model, plate = two_blocks()
+        plate.load(force=(0, 0, -100.0), moment=(0, sign * 150.0, 0))
+        sol = model.solve(solver="direct")
+        res[sign] = (sol.displacement, model.spring_set("foundation").active.copy())
+    pts = model.mesh.points
+    mirror = np.lexsort((pts[:, 2], pts[:, 1], 6.0 - pts[:, 0]))
+    base = np.lexsort((pts[:, 2], pts[:, 1], pts[:, 0]))
+    u1, u2 = res[1][0][base], res[-1][0][mirror]
+    assert np.allclose(u1 * [-1, 1, 1], u2, atol=1e-9 * np.abs(u1).max())
+    a1, a2 = res[1][1], res[-1][1]
+    assert a1.sum() == a2.sum() and not np.array_equal(a1, a2)
+
+
+def test_mechanism_is_reported():
+    """A block held only by compression springs and pulled upward has nothing holding it."""
+    model, plate = two_blocks(nx=3)
+    plate.load(force=(0, 0, 50.0))
+    with pytest.raises(Exception) as err:
+        model.solve(solver="direct")
+    assert isinstance(err.value, (ConvergenceError, ArithmeticError, RuntimeError))
+
+
+def test_spring_input_errors():
+    mesh = vf.box((1, 1, 1), (1, 1, 1))
+    with pytest.raises(InputError, match="kind"):
+        spring_set(mesh.points, [0], [7], 1.0, "cable")
+    with pytest.raises(InputError, match="stiffness"):
+        spring_set(mesh.points, [0], [7], -1.0)
+    with pytest.raises(InputError, match="coincident"):
+        spring_set(mesh.points, [0], [0], 1.0)
+    with pytest.raises(InputError, match="sum to 1"):
+        spring_set(mesh.points, [[0, 1]], [[6, 7]], 1.0, weights_a=[[0.5, 0.6]], weights_b=[[0.5, 0.5]])
+    model = Model(mesh, E=1.0, nu=0.3)
+    model.add_springs(spring_set(mesh.points, [0], [7], 1.0, name="a"))
+    with pytest.raises(InputError, match="already"):
+        model.add_springs(spring_set(mesh.points, [0], [7], 1.0, name="a"))
