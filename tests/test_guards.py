@@ -80,3 +80,15 @@ def test_a_volume_the_mesh_cannot_resolve_is_an_error():
     with pytest.raises(InputError, match=r"treatment.volume = 1e-09: the cement placed in L1 is .* off the "
                                          r"requested volume \(allowed within 10 %\)"):
         build_segment(with_treatment(kind="vertebroplasty", volume=1e-9))
+
+
+@pytest.mark.parametrize("kind", ["kyphoplasty", "vertebroplasty"])
+def test_plot_names_checked_up_front_cover_every_metric_and_region_of_a_result(kind):
+    from vertebrafe.case import run_case
+    from vertebrafe.post.metrics import METRIC_NAMES, REGION_NAMES
+
+    raw = copy.deepcopy(BASE)
+    raw.update(fracture={"level": "L1"}, treatment={"kind": kind})
+    m = run_case(raw).metrics
+    assert set(m["metric"]) <= METRIC_NAMES, set(m["metric"]) - METRIC_NAMES
+    assert set(m["region"]) <= REGION_NAMES, set(m["region"]) - REGION_NAMES

@@ -277,6 +277,8 @@ def _run_study(args: argparse.Namespace) -> int:
         _echo(args, f"summary: {run.summary['summary']}")
     for png in run.summary.get("plots", []):
         _echo(args, f"plot:    {png}")
+    for note in run.summary.get("notes", []):
+        _echo(args, f"note:    {note}")
     from .report import print_tables
 
     print_tables(run.summary.get("tables", {}))
@@ -294,6 +296,40 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
     _add_verbosity(parser)
 
 
+def _report_study(args: argparse.Namespace, d: str) -> int:
+    """``vertebrafe report`` of a study directory (its lock held)."""
+    import os
+
+    import pandas as pd
+
+    from .report import print_tables, summarize, write_report_md
+
+    paths = summarize(d)
+    fails = pd.read_csv(paths["failures"]) if os.path.exists(paths["failures"]) else None
+    lines = []
+    if paths.get("summary"):
+        s = pd.read_csv(paths["summary"])
+        lines.append(f"{s['case_id'].nunique()} finished cases, {len(s)} rows in summary.csv")
+        _echo(args, f"{d}: {s['case_id'].nunique()} finished cases, {len(s)} rows -> {paths['summary']}")
+    if fails is not None and len(fails):
+        lines.append(f"{len(fails)} cases not finished or failed (failures.csv)")
+        _echo(args, f"{len(fails)} cases not finished or failed (see {paths['failures']}):")
+        for _, row in fails.head(10).iterrows():
+            _echo(args, f"  {row['id']} {row['name']}: {row['status']} {row['error'] or ''}")
+    for png in paths.get("plots", []):
+        _echo(args, f"plot: {png}")
+    for note in paths.get("notes", []):
+        lines.append(note)
+        _echo(args, f"note: {note}")
+    tables = {k: v for k, v in paths.get("tables", {}).items() if v is not None}
+    print_tables(tables)
+    figures = _report_figures(args, d)
+    md = write_report_md(d, lines, {name: t.round(3) for name, t in tables.items()}, paths.get("plots", []),
+                         figures)
+    _echo(args, f"report: {md}")
+    return 0
+
+
 def _run_report(args: argparse.Namespace) -> int:
     """Tables and plots (as before), figures of the fields in ``DIR/figures/`` and ``DIR/report.md``."""
     import os
@@ -301,32 +337,13 @@ def _run_report(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .errors import InputError
-    from .io.studydir import is_study_dir
-    from .report import case_report, print_tables, summarize, write_report_md
+    from .io.studydir import is_study_dir, lock
+    from .report import case_report, write_report_md
 
     d = args.directory
     if is_study_dir(d):
-        paths = summarize(d)
-        fails = pd.read_csv(paths["failures"]) if os.path.exists(paths["failures"]) else None
-        lines = []
-        if paths.get("summary"):
-            s = pd.read_csv(paths["summary"])
-            lines.append(f"{s['case_id'].nunique()} finished cases, {len(s)} rows in summary.csv")
-            _echo(args, f"{d}: {s['case_id'].nunique()} finished cases, {len(s)} rows -> {paths['summary']}")
-        if fails is not None and len(fails):
-            lines.append(f"{len(fails)} cases not finished or failed (failures.csv)")
-            _echo(args, f"{len(fails)} cases not finished or failed (see {paths['failures']}):")
-            for _, row in fails.head(10).iterrows():
-                _echo(args, f"  {row['id']} {row['name']}: {row['status']} {row['error'] or ''}")
-        for png in paths.get("plots", []):
-            _echo(args, f"plot: {png}")
-        tables = {k: v for k, v in paths.get("tables", {}).items() if v is not None}
-        print_tables(tables)
-        figures = _report_figures(args, d)
-        md = write_report_md(d, lines, {name: t.round(3) for name, t in tables.items()}, paths.get("plots", []),
-                             figures)
-        _echo(args, f"report: {md}")
-        return 0
+        with lock(d):
+            return _report_study(args, d)
     if os.path.exists(os.path.join(d, "metrics.csv")):
         png, table = case_report(d)
         with pd.option_context("display.width", 160, "display.max_columns", 20):

@@ -55,6 +55,11 @@ class ResourceError(VertebrafeError):
     the limit."""
 
 
+class OutputError(VertebrafeError, OSError):
+    """An output could not be written (disk full, read-only folder, no permission); what was there before is
+    kept and nothing is reported finished."""
+
+
 class MeshWarning(UserWarning):
     """A mesh is usable but has something worth knowing (unused nodes, data not written...)."""
 

@@ -193,6 +193,7 @@ def parse_study(raw, source="<study>", overrides=None):
             _fail(source, f"{p}.grid.{both[0]}", "is also in [grid]; sweep a key in one place only")
         variants.append(Variant(vname, _flatten(vset), vgrid))
     summary = _parse_summary(source, raw.get("summary", {}), [v.name for v in variants])
+    _check_plots(source, summary, grid, variants)
 
     total = sum(math.prod(len(v) for v in list(grid.values()) + list(variant.grid.values()))
                 for variant in variants or [Variant("")])
@@ -240,6 +241,53 @@ def _for_kind(base, kind):
 def _slug(key, value):
     short = key.split(".")[-1]
     return f"{short}{fmt_value(value).strip(chr(39))}"
+
+
+_RELATIONS = ("adjacent", "treated", "adjacent_superior", "adjacent_inferior", "disc_superior", "disc_inferior",
+              "remote", "segment")
+
+
+def _check_plots(source, summary, grid, variants):
+    """Every plot names a known metric, region and relation, its ``x``, ``hue`` and ``facet`` are swept keys
+    (or ``variant``), and every swept dimension is on one of them (nothing is averaged away)."""
+    from ..case.schema import level_names
+    from ..post.metrics import METRIC_NAMES, REGION_NAMES
+
+    sizes = {}
+    for v in variants or [Variant("")]:
+        for k, values in list(grid.items()) + list(v.grid.items()):
+            sizes[k] = max(sizes.get(k, 0), len(values))
+    swept = list(sizes)
+    levels = list(level_names())
+    discs = [f"{a}-{b}" for a, b in zip(levels[:-1], levels[1:])]
+    for i, spec in enumerate(summary.plots):
+        path = f"summary.plots[{i}]"
+        shown = [k for k in (spec.x, spec.hue, spec.facet) if k]
+        if spec.metric not in METRIC_NAMES:
+            _fail(source, f"{path}.metric", f"= {spec.metric!r} is not a metric; allowed one of "
+                  f"{', '.join(sorted(METRIC_NAMES))}")
+        if spec.region not in REGION_NAMES:
+            _fail(source, f"{path}.region", f"= {spec.region!r} is not a region; allowed one of "
+                  f"{', '.join(sorted(REGION_NAMES))}")
+        if spec.relation not in _RELATIONS and spec.relation not in levels and spec.relation not in discs:
+            _fail(source, f"{path}.relation", f"= {spec.relation!r} is not allowed; allowed one of "
+                  f"{', '.join(_RELATIONS)} or a vertebra or disc name (e.g. 'L1', 'L1-L2')")
+        if spec.x not in swept:
+            _fail(source, f"{path}.x", f"= {spec.x!r} is not a swept key; allowed one of {swept}")
+        for k in ("hue", "facet"):
+            v = getattr(spec, k)
+            if (v or k == "hue") and v != "variant" and v not in swept:
+                _fail(source, f"{path}.{k}", f"= {v!r} is neither 'variant' nor a swept key; allowed one of "
+                      f"{['variant'] + swept}")
+        if len(shown) != len(set(shown)):
+            _fail(source, path, f"puts {spec.x!r} on two axes (x, hue, facet must differ)")
+        hidden = [k for k in swept if sizes[k] > 1 and k not in shown]
+        drawn = [v.name for v in variants if not (spec.y != "value" and v.name == summary.reference)]
+        if len(drawn) > 1 and "variant" not in shown:
+            hidden.insert(0, "variant")
+        if hidden:
+            _fail(source, path, f"would average over {', '.join(hidden)} (swept, but on no axis); allowed: put "
+                  f"it on hue or facet (e.g. facet = {hidden[0]!r}), or make it one of the plot's x, hue, facet")
 
 
 def _parse_summary(source, raw, variant_names):
