@@ -287,3 +287,51 @@ def test_load_ranges_are_one_table():
             Load(**{name: high + 1.0})
     load = LoadSpec(preset="relaxed_standing", anterior_shear=120.0).to_load()
     assert load.anterior_shear == 120.0 and load.compression == 500.0
+
+
+def test_case_defaults_come_from_the_library():
+    """One source of defaults: every concrete default of the case schema equals the library's (function
+    signatures, MaterialSet fields, clinical constants), every *Spec field default equals the schema's, and
+    the defaults parse_case fills in (grade, VP and BKP volumes, restoration) are the library's."""
+    import dataclasses
+    import inspect
+
+    from vertebrafe.anatomy import segment
+    from vertebrafe.case.specs import SPEC_CLASSES
+    from vertebrafe.clinical import cement, fracture, kyphoplasty, vertebroplasty
+    from vertebrafe.clinical.fracture import GRADE_HEIGHT_LOSS, resolve_height_loss
+    from vertebrafe.clinical.kyphoplasty import DEFAULT_BALLOON_VOLUME_ML, DEFAULT_RESTORATION
+    from vertebrafe.fem import Model
+    from vertebrafe.materials import MaterialSet
+
+    def sig(fn, key):
+        return inspect.signature(fn).parameters[key].default
+
+    ms = MaterialSet(bmd=100.0)
+    library = {("segment", k): sig(segment, k) for k in ("element_size", "scale", "cortex_thickness",
+                                                         "endplate_thickness", "n_cortex_layers", "disc_refinement",
+                                                         "nucleus")}
+    library["segment", "fibres"] = bool(sig(segment, "fibres"))
+    library.update({("bone", k): getattr(ms, k) for k in ("law", "anisotropic", "transverse_ratio")})
+    library.update({("fracture", k): sig(fracture, k) for k in ("kind", "damage_factor")})
+    library.update({("treatment", k): sig(vertebroplasty, k) for k in ("approach", "side", "material")})
+    library.update({("treatment", k): sig(kyphoplasty, k) for k in ("balloons", "rim_thickness")})
+    library.update({("solver", k): sig(Model.solve, k) for k in ("solver", "rtol")})
+    schema = {(s, f.name): f.default for s, fields in vc.SCHEMA.items() for f in fields
+              if f.default is not None and f.default is not vc.REQUIRED}
+    case_only = {("case", "name"), ("case", "description"), ("treatment", "kind"), ("output", "vtu"),
+                 ("output", "metrics")}                       # keys of case files alone, no library default
+    assert set(schema) - case_only == set(library)
+    assert {k: schema[k] for k in library} == library
+    for section, cls in SPEC_CLASSES.items():
+        for f in dataclasses.fields(cls):
+            if (section, f.name) in schema:
+                assert f.default == schema[section, f.name], f"{cls.__name__}.{f.name}"
+
+    base = {"segment": {"levels": "T12-L2"}, "bone": {"bmd": 80.0}, "load": {"preset": "relaxed_standing"},
+            "fracture": {"level": "L1"}}
+    vp = vc.parse_case({**base, "treatment": {"kind": "vertebroplasty"}})
+    bkp = vc.parse_case({**base, "treatment": {"kind": "kyphoplasty", "balloons": 1}})
+    assert GRADE_HEIGHT_LOSS[vp.fracture.grade] == resolve_height_loss(None, None)[1]
+    assert vp.treatment.volume == cement.DEFAULT_VOLUME_ML
+    assert bkp.treatment.volume == DEFAULT_BALLOON_VOLUME_ML and bkp.treatment.restoration == DEFAULT_RESTORATION

@@ -11,6 +11,8 @@ from . import errors, materials
 from .mesh import Mesh, box
 from .fem import Model, RigidPlate, Solution
 from .anatomy import Segment, segment
+from . import image
+from .image import image_segment, phantom
 from .clinical import fracture, kyphoplasty, measure, vertebroplasty
 from . import loads
 from .loads import Load
@@ -19,5 +21,5 @@ from . import case, study
 from .case import load_case, run_case
 
 __all__ = ["__version__", "errors", "materials", "Mesh", "box", "Model", "RigidPlate", "Solution",
-           "Segment", "segment", "fracture", "vertebroplasty", "kyphoplasty", "measure", "loads", "Load",
+           "Segment", "segment", "image", "image_segment", "phantom", "fracture", "vertebroplasty", "kyphoplasty", "measure", "loads", "Load",
            "simulate", "Result", "case", "study", "load_case", "run_case"]

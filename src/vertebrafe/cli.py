@@ -392,6 +392,18 @@ def _run_view(args: argparse.Namespace) -> int:
     return run_view(args)
 
 
+def _configure_warmup(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("The kernels are cached by numba (in __pycache__ beside the sources, or in "
+                     "$NUMBA_CACHE_DIR); with a warm cache this takes about a second.")
+
+
+def _run_warmup(args: argparse.Namespace) -> int:
+    from .fem.warmup import warm_up
+    elapsed = warm_up(say=print)
+    print(f"numba kernels ready ({elapsed:.1f} s)")
+    return 0
+
+
 #: name -> (one-line help, configure(parser), run(args) -> exit status). A plain registry: other modules
 #: add their commands by inserting an entry (``vertebrafe.viz`` provides ``view``).
 SUBCOMMANDS: Dict[str, Tuple[str, ConfigureFn, RunFn]] = {
@@ -403,6 +415,8 @@ SUBCOMMANDS: Dict[str, Tuple[str, ConfigureFn, RunFn]] = {
     "report": ("summary tables, plots and field figures (figures/, report.md) of a finished run or study",
                _configure_report, _run_report),
     "view": (VIEW_HELP, _configure_view, _run_view),
+    "warmup": ("compile the numba kernels now (once per install; studies otherwise do it before their "
+               "first case)", _configure_warmup, _run_warmup),
     "info": ("print versions of vertebrafe and its dependencies", _configure_info, _run_info),
 }
 

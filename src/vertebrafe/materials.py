@@ -101,6 +101,12 @@ def _c(name):
     return CONSTANTS[name].value
 
 
+#: Yield strains (-) of vertebral trabecular bone in compression and tension (Morgan & Keaveny 2001), the
+#: defaults of :class:`MaterialSet`, :func:`vertebrafe.simulate` and :mod:`vertebrafe.post`.
+YIELD_STRAIN_COMPRESSION = _c("yield_strain_compression")
+YIELD_STRAIN_TENSION = _c("yield_strain_tension")
+
+
 # --------------------------------------------------------------------------------------------------
 # Input checks
 
@@ -617,8 +623,8 @@ class MaterialSet:
     cancellous_nu: float = 0.2
     shear_rule: str = "geometric"
     compacted_factor: float = 2.0
-    yield_strain_compression: float = 0.0077
-    yield_strain_tension: float = 0.0070
+    yield_strain_compression: float = YIELD_STRAIN_COMPRESSION
+    yield_strain_tension: float = YIELD_STRAIN_TENSION
     ash_per_qct: float = 1.0
     ash_fraction: float = 0.6
     tissue_density: float = 2.0

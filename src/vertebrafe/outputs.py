@@ -13,9 +13,13 @@ import json
 import os
 import re
 import shutil
-from .io.atomic import temp_dir, temp_file
 
+<<<<<<< HEAD
 from .errors import InputError, OutputError
+=======
+from .errors import InputError
+from .io.atomic import temp_dir, write_text
+>>>>>>> main
 
 MARKER = ".vertebrafe.json"
 #: A file name made of letters, digits, ``.``, ``-`` and ``_``, not starting with ``.``, at most 128 characters.
@@ -83,17 +87,7 @@ def sha256(path):
 
 
 def _write_marker(out, marker):
-    tmp = temp_file(out, prefix=".tmp-marker-")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(marker, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(out, MARKER))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_text(os.path.join(out, MARKER), json.dumps(marker, indent=1), sync=True)
 
 
 def publish(write, out, kind, *, overwrite=False):

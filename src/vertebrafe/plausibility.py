@@ -25,6 +25,10 @@ segment rotation           > 15 deg per disc            lumbar ROM in one direct
                                                         level (flexion largest; White & Panjabi [memory]);
                                                         the small-rotation linear model is not valid for
                                                         tens of degrees
+rotation of one level      > 8 deg (per disc, from    the linearised rotation u = theta x r stretches
+                           the disc's endplates)        material by theta^2 / 2, 1 % at 8 deg: as large as
+                                                        the strains computed, so the small-strain model no
+                                                        longer holds there [derived]
 vertebral apparent strain  > 2 %                        far beyond the bone's yield strain (0.7-0.8 %):
                                                         linear results only flag an overload
 =========================  ===========================  ===================================================
@@ -47,6 +51,7 @@ LIMITS = {
     "shear": (-1000.0, 1000.0, "N"),
     "moment": (-20.0, 20.0, "N m"),
     "rotation_per_disc": (-15.0, 15.0, "deg"),
+    "rotation_per_level": (-8.0, 8.0, "deg"),
     "apparent_strain": (-0.02, 0.02, "-"),
 }
 
@@ -113,6 +118,13 @@ def check_result(metrics, segment):
         if len(v) and math.isfinite(v.iloc[0]) and abs(v.iloc[0]) > r_hi * n:
             out.append(f"{k} = {v.iloc[0]:.1f} deg over {n} disc(s) is above {r_hi:g} deg per disc: outside "
                        "physiological motion and the small-rotation linear model (check vBMD units and loads)")
+    l_hi = LIMITS["rotation_per_level"][1]
+    disc = metrics[(metrics["region"] == "disc") & metrics["metric"].str.startswith("rotation_")]
+    for level, k, v in zip(disc["level"], disc["metric"], disc["value"]):
+        if math.isfinite(v) and abs(v) > l_hi:
+            out.append(f"{k} of {level} = {v:.1f} deg is beyond {l_hi:g} deg: the linearised rotation stretches "
+                       f"the material by about {100 * math.radians(v) ** 2 / 2:.1f} %, as much as the strains "
+                       "computed, so the small-strain linear model does not hold at this level")
     a_hi = LIMITS["apparent_strain"][1]
     rows = metrics[metrics["metric"] == "apparent_strain"]
     for level, v in zip(rows["level"], rows["value"]):

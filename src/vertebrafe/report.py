@@ -6,13 +6,17 @@ import itertools
 import json
 import math
 import os
-from .io.atomic import temp_file
 from dataclasses import dataclass
 from typing import Optional
 
 from .errors import InputError
 from .outputs import check_name
+<<<<<<< HEAD
 from .io.studydir import case_dir, case_status, damage, read_study, write_atomic
+=======
+from .io.atomic import atomic_path, write_text
+from .io.studydir import case_dir, case_status, read_study
+>>>>>>> main
 
 __all__ = ["PlotSpec", "summarize", "key_metrics", "print_tables", "markdown_table", "write_report_md", "case_report"]
 
@@ -88,7 +92,7 @@ def summarize(out):
     paths = {"plots": [], "tables": {}, "notes": []}
     fail_df = pd.DataFrame(failures, columns=["id", "name", "variant", "status", "error"] + params)
     paths["failures"] = os.path.join(out, "failures.csv")
-    write_atomic(paths["failures"], fail_df.to_csv(index=False))
+    write_text(paths["failures"], fail_df.to_csv(index=False))
     if not frames:
         with contextlib.suppress(FileNotFoundError):       # an earlier summary no longer holds
             os.remove(os.path.join(out, "summary.csv"))
@@ -98,7 +102,7 @@ def summarize(out):
     if ref:
         summary = _add_reference(summary, meta, ref)
     paths["summary"] = os.path.join(out, "summary.csv")
-    write_atomic(paths["summary"], summary.to_csv(index=False))
+    write_text(paths["summary"], summary.to_csv(index=False))
     if meta.get("plots"):
         os.makedirs(os.path.join(out, "plots"), exist_ok=True)
         for spec in meta["plots"]:
@@ -205,7 +209,7 @@ def _plot(summary, spec, out, meta):
     facets = [None] if not spec.facet else sorted(sel[spec.facet].dropna().unique())
     index = [spec.facet] if spec.facet else []
     table = sel.pivot_table(index=index + [spec.hue, "level"], columns=spec.x, values=ycol, aggfunc="mean")
-    write_atomic(os.path.join(out, "plots", f"{spec.name}.csv"), table.to_csv())
+    write_text(os.path.join(out, "plots", f"{spec.name}.csv"), table.to_csv())
     fig, axes = plt.subplots(1, len(facets), figsize=(4.2 * len(facets) + 0.8, 3.8), sharey=True, squeeze=False)
     markers = itertools.cycle("os^Dv<>")
     hues = list(dict.fromkeys(sel[spec.hue].tolist()))
@@ -237,14 +241,11 @@ def _plot(summary, spec, out, meta):
     fig.suptitle(spec.title or f"{meta['name']}: {spec.metric} of {spec.region} ({spec.relation})", fontsize=11)
     fig.tight_layout()
     png = os.path.join(out, "plots", f"{spec.name}.png")
-    tmp = temp_file(os.path.dirname(png), suffix=".png")
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, png)
+        with atomic_path(png) as tmp:
+            fig.savefig(tmp, dpi=110)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return png, table
 
 
@@ -332,8 +333,7 @@ def write_report_md(d, lines, tables, plots, figures):
         out += ["## Figures", "", "Mid-sagittal cut (left half, seen from the right; anterior to the right).", ""]
         out += [f"![{os.path.basename(p)}]({rel(p)})\n" for p in figures]
     path = os.path.join(d, "report.md")
-    with open(path, "w") as f:
-        f.write("\n".join(out))
+    write_text(path, "\n".join(out))
     return path
 
 
@@ -359,6 +359,9 @@ def case_report(d):
     ax.set_title(os.path.basename(os.path.abspath(d)))
     fig.tight_layout()
     png = os.path.join(d, "report.png")
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(png) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
     return png, table

@@ -20,6 +20,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import InputError
+from .materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 from .loads import Load, apply, preset, resultant
 from . import plausibility as _p
 from .post import metrics as _m
@@ -32,8 +33,8 @@ __all__ = ["simulate", "Result"]
 
 def _yield_strains(segment, yield_compression, yield_tension):
     ms = segment.materials
-    yc = float(getattr(ms, "yield_strain_compression", 0.0077)) if yield_compression is None else float(yield_compression)
-    yt = float(getattr(ms, "yield_strain_tension", 0.0070)) if yield_tension is None else float(yield_tension)
+    yc = float(getattr(ms, "yield_strain_compression", YIELD_STRAIN_COMPRESSION)) if yield_compression is None else float(yield_compression)
+    yt = float(getattr(ms, "yield_strain_tension", YIELD_STRAIN_TENSION)) if yield_tension is None else float(yield_tension)
     for name, v in (("yield_compression", yc), ("yield_tension", yt)):
         if not (0.0 < v < 0.1):
             raise InputError(f"{name} = {v!r}; allowed range (0, 0.1)")
@@ -135,8 +136,8 @@ class Result:
     solution: object
     applied: object
     case: str = "case"
-    yield_compression: float = 0.0077
-    yield_tension: float = 0.0070
+    yield_compression: float = YIELD_STRAIN_COMPRESSION
+    yield_tension: float = YIELD_STRAIN_TENSION
     fraction: float = _s.DEFAULT_FRACTION
     bone_regions: tuple = _m.BONE_REGIONS
     formulation: str = "bbar"
@@ -246,8 +247,10 @@ class Result:
                 "n_cortex_layers": seg.n_cortex_layers,
                 "disc_refinement": seg.disc_refinement,
                 "fibres": _plain(getattr(seg, "fibres", None)),
+                "nucleus": getattr(seg, "nucleus", "solid"),
                 "dimensions": {k: _plain(v) for k, v in seg.dimensions.items()},
                 "n_cells": int(seg.mesh.n_cells), "n_points": int(seg.mesh.n_points),
+                "source": _plain(getattr(seg, "source", None)),
             },
             "materials": materials,
             "materials_resolved": ({"cortical": _plain(ms.cortical_material)} if hasattr(ms, "cortical_material")
@@ -276,8 +279,9 @@ class Result:
 
     def save(self, directory):
         """Write ``result.vtu`` (mesh, tags with names, node and face sets, all fields), ``metrics.csv``,
-        ``metrics.json`` (records) and ``case.json`` (:meth:`record`) into ``directory`` (created).
-        Returns ``{kind: path}``."""
+        ``metrics.json`` (records) and ``case.json`` (:meth:`record`) into ``directory`` (created), each file atomically (complete or
+        absent). Returns ``{kind: path}``."""
+        from .io.atomic import write_text
         from .io.vtu import write
 
         os.makedirs(directory, exist_ok=True)
@@ -289,10 +293,9 @@ class Result:
         p = -(self.solution.cell_stress[:, :3].sum(axis=1)) / 3.0
         m.cell_data["hydrostatic_pressure_MPa"] = [p]
         write(paths["vtu"], m)
-        self.metrics.to_csv(paths["csv"], index=False)
-        self.metrics.to_json(paths["json"], orient="records", indent=1)
-        with open(paths["case"], "w") as f:
-            json.dump(self.record(), f, indent=1, allow_nan=True)
+        write_text(paths["csv"], self.metrics.to_csv(index=False))
+        write_text(paths["json"], self.metrics.to_json(orient="records", indent=1))
+        write_text(paths["case"], json.dumps(self.record(), indent=1, allow_nan=True))
         return paths
 
     def __repr__(self):

@@ -17,6 +17,7 @@ import vertebrafe as vf
 from vertebrafe.anatomy import segment, vertebra
 from vertebrafe.anatomy.vertebra import make_mesh
 from vertebrafe.materials import MaterialSet
+from vertebrafe.post import plate_test
 
 
 def axial_stiffness(level="L1", bmd=70.0, element_size=2.0, displacement=0.01, solver="auto", **mesh_kw):
@@ -31,17 +32,14 @@ def axial_stiffness(level="L1", bmd=70.0, element_size=2.0, displacement=0.01, s
     mesh = vertebra(level, element_size=element_size, **mesh_kw)
     t_mesh = time.perf_counter() - t0
     C = MaterialSet(bmd=bmd).cell_elasticity(mesh.cell_data["region"], mesh.tag_names["region"])
-    model = vf.Model(mesh, C=C)
-    model.rigid_plate(mesh.node_sets["inferior"]).fix()
-    top = model.rigid_plate(mesh.node_sets["superior"])
-    top.prescribe(translation=(0.0, 0.0, -displacement), rotation=(0.0, 0.0, 0.0))
     t0 = time.perf_counter()
-    sol = model.solve(solver=solver)
+    test = plate_test(mesh, C, mesh.node_sets["inferior"], mesh.node_sets["superior"], displacement, fixed_plate=True,
+                      hold_sideways=True, solver=solver)
     t_solve = time.perf_counter() - t0
-    force, _ = sol.plate_reaction(top)
+    sol = test.solution
     return dict(element_size=float(element_size), cells=mesh.n_cells, dofs=3 * mesh.n_points,
                 mesh_time=t_mesh, solve_time=t_solve, iterations=sol.info.get("iterations"),
-                stiffness=float(-force[2] / displacement),
+                stiffness=test.stiffness,
                 min_scaled_jacobian=float(mesh.quality().scaled_jacobian.min()))
 
 

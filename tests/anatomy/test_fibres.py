@@ -88,3 +88,64 @@ def test_fibre_input_errors():
         AnnulusFibres(volume_fraction=1.5)
     with pytest.raises(InputError, match="fibres"):
         vf.segment(["L4", "L5"], element_size=H, fibres="yes")
+
+
+def test_endplate_rotation_recovers_a_rigid_rotation():
+    from vertebrafe.post.metrics import endplate_rotation
+
+    seg = vf.segment(["L4", "L5"], element_size=H)
+    th = np.array([0.01, -0.02, 0.015])
+    x = seg.mesh.points
+    u = np.array([0.3, -0.1, 0.2]) + np.cross(th, x - [1.0, 2.0, 3.0])
+    assert np.allclose(endplate_rotation(x, seg.face_sets["L4:inferior"], u), th, rtol=1e-12, atol=1e-15)
+
+
+def test_case_file_fibres_through_fracture_and_vertebroplasty():
+    """A case file with fibres: the fractured, augmented segment keeps them; per-disc rotations add up
+    to the segment rotation and the fibre rows are reported."""
+    import vertebrafe.case as vc
+
+    raw = {"segment": {"levels": "L3-L5", "element_size": H, "fibres": True}, "bone": {"bmd": 80.0},
+           "fracture": {"level": "L4"}, "treatment": {"kind": "vertebroplasty"}, "load": {"preset": "flexion_moment"}}
+    case = vc.parse_case(raw)
+    seg = vc.build_segment(case)
+    assert seg.fibres == AnnulusFibres() and [op.kind for op in seg.history] == ["fracture", "vertebroplasty"]
+    r = simulate(seg, "flexion_moment")
+    assert r.info["active_set_iterations"] >= 2
+    df = r.metrics
+    disc = df[(df.region == "disc") & (df.metric == "rotation_flexion")]
+    assert set(disc.level) == {"L3-L4", "L4-L5"}
+    # the rest of the segment rotation is the bending of the (fractured) vertebral bodies
+    assert disc.value.sum() == pytest.approx(r.value("rotation_flexion"), rel=0.1)
+    taut = df[(df.metric == "fibres_taut")].value
+    assert len(taut) == 2 and np.all((taut > 0) & (taut < 1))
+
+
+def test_rotation_beyond_the_small_strain_range_warns():
+    import pandas as pd
+    from vertebrafe import plausibility
+
+    rows = [("L4-L5", "disc", "rotation_flexion", 9.0, "deg"), ("L3-L4", "disc", "rotation_axial", 2.0, "deg")]
+    df = pd.DataFrame([dict(level=a, region=b, metric=c, value=v, unit=u) for a, b, c, v, u in rows])
+    msgs = plausibility.check_result(df, vf.segment(["L3", "L4", "L5"], element_size=H))
+    assert len(msgs) == 1 and "L4-L5" in msgs[0] and "small-strain" in msgs[0]
+
+
+def test_fluid_nucleus_pressure_is_uniform_and_balanced():
+    """With nucleus="fluid" each disc gets one cavity; the fluid pressure balances the applied load with
+    the annulus (the base reaction equals the load to 1e-6) and raises the pressure slightly over the
+    nu = 0.499 solid nucleus alone."""
+    load = Load(compression=500.0)
+    solid = simulate(vf.segment(["L4", "L5"], bmd=120.0, element_size=H), load)
+    seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=H, nucleus="fluid")
+    (cav,) = seg.spring_sets()
+    assert cav.name == "L4-L5:nucleus" and cav.volume == pytest.approx(
+        seg.mesh.cell_volumes()[seg.mesh.cells_in("region", "nucleus")].sum())
+    r = simulate(seg, load)
+    fluid = r.value("fluid_pressure", level="L4-L5", region="nucleus")
+    p0 = solid.value("pressure", level="L4-L5", region="nucleus")
+    assert 1.0 < r.value("pressure", level="L4-L5", region="nucleus") / p0 < 1.1 and fluid > 0.8 * p0
+    F = r.solution.reaction(seg.mesh.node_sets["segment:inferior"])
+    assert np.abs(F - [0.0, 0.0, 500.0]).max() <= 1e-6 * 500.0
+    with pytest.raises(InputError, match="nucleus"):
+        vf.segment(["L4", "L5"], element_size=H, nucleus="gel")

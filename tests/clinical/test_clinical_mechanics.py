@@ -11,6 +11,7 @@ import pytest
 
 import vertebrafe as vf
 from vertebrafe.clinical import fracture, vertebroplasty
+from vertebrafe.post import plate_test
 
 
 def _plate_model(seg, level="L1"):
@@ -22,10 +23,9 @@ def _plate_model(seg, level="L1"):
 
 def axial_stiffness(seg, dz=0.05):
     """Plate reaction / prescribed axial displacement (N/mm), plate rotations free."""
-    model, plate = _plate_model(seg)
-    plate.prescribe(translation=(0.0, 0.0, -dz), rotation=None)
-    sol = model.solve(solver="amg", rtol=1e-7)
-    return -sol.plate_reaction(plate)[0][2] / dz
+    m = seg.mesh
+    return plate_test(m, seg.elasticity, m.node_sets["L1:inferior"], m.node_sets["L1:superior"], dz, rotation=None,
+                      hold_sideways=True, solver="amg", rtol=1e-7).stiffness
 
 
 def test_wedge_stiffness_loss_wegrzyn():

@@ -153,3 +153,38 @@ def test_spring_input_errors():
     model.add_springs(spring_set(mesh.points, [0], [7], 1.0, name="a"))
     with pytest.raises(InputError, match="already"):
         model.add_springs(spring_set(mesh.points, [0], [7], 1.0, name="a"))
+
+
+def test_fluid_cavity_in_confined_compression():
+    """A box under confined compression whose cells also hold a fluid (a cavity bounded by the box's
+    surface): the fluid adds its bulk modulus to the confined modulus exactly, eps = -s / (M + K_f), and
+    its pressure is K_f s / (M + K_f), uniform by construction."""
+    from vertebrafe.elements import HEX8_FACES
+    from vertebrafe.fem.cavity import FluidCavity, cavity_faces
+
+    E, nu, Kf, s = 10.0, 0.3, 50.0, 0.2
+    mesh = vf.box((2.0, 3.0, 4.0), (2, 2, 3))
+    ns = mesh.node_sets
+    model = Model(mesh, E=E, nu=nu, formulation="full")
+    model.fix(ns["xmin"], "x").fix(ns["xmax"], "x").fix(ns["ymin"], "y").fix(ns["ymax"], "y").fix(ns["zmin"], "z")
+    model.add_pressure(mesh.face_sets["zmax"], s)
+    cav = model.add_springs(FluidCavity("fluid", mesh.points, cavity_faces(mesh.cells, HEX8_FACES), 24.0, Kf))
+    assert cav.faces.shape[0] == 2 * (2 * 2 + 2 * 3 + 2 * 3)
+    sol = model.solve(solver="direct")
+    M = E * (1 - nu) / ((1 + nu) * (1 - 2 * nu))
+    uz = sol.displacement[ns["zmax"], 2]
+    assert np.allclose(uz, -s / (M + Kf) * 4.0, rtol=1e-9)
+    assert cav.pressure(sol.displacement) == pytest.approx(Kf * s / (M + Kf), rel=1e-9)
+    assert sol.info["active_set_iterations"] == 1
+    # the base reaction (cells + fluid) balances the applied load
+    assert sol.reaction(ns["zmin"])[2] == pytest.approx(s * 6.0, rel=1e-9)
+
+
+def test_open_cavity_is_rejected():
+    from vertebrafe.elements import HEX8_FACES
+    from vertebrafe.fem.cavity import FluidCavity, cavity_faces
+
+    mesh = vf.box((1, 1, 1), (2, 1, 1))
+    faces = cavity_faces(mesh.cells, HEX8_FACES)[1:]
+    with pytest.raises(InputError, match="close"):
+        FluidCavity("open", mesh.points, faces, 1.0)

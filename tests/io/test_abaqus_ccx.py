@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import vertebrafe as vf
-from vertebrafe.fem import elasticity
+from vertebrafe import elasticity
 from vertebrafe.io.abaqus import read_dat, write_inp
 
 TOL = 1e-6  # relative to the largest value; ccx prints 7 significant digits (rounding <= 5e-7)

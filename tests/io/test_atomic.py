@@ -27,7 +27,8 @@ def test_umask_is_read_back(mask):
 
 def test_outputs_follow_the_umask(tmp_path, mask):
     f, d = 0o666 & ~mask, 0o777 & ~mask
-    assert _mode(atomic.temp_file(tmp_path)) == f and _mode(atomic.temp_dir(tmp_path)) == d
+    atomic.write_text(tmp_path / "a.txt", "x")
+    assert _mode(tmp_path / "a.txt") == f and _mode(atomic.temp_dir(tmp_path)) == d
 
     def write(tmp):
         with open(os.path.join(tmp, "a.txt"), "w") as fh:
@@ -36,7 +37,7 @@ def test_outputs_follow_the_umask(tmp_path, mask):
     assert _mode(out) == d
     assert {n: _mode(os.path.join(out, n)) for n in os.listdir(out)} == {"a.txt": f, outputs.MARKER: f}
 
-    studydir.write_atomic(tmp_path / "summary.csv", "a,b\n")
+    atomic.write_text(tmp_path / "summary.csv", "a,b\n")
     assert _mode(tmp_path / "summary.csv") == f
     studydir.write_case(str(tmp_path / "study"), "c1", {"m.csv": b"1"}, "", {"status": "ok"})
     case = tmp_path / "study" / "cases" / "c1"

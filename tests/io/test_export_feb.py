@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import vertebrafe as vf
-from vertebrafe.fem import elasticity
+from vertebrafe import elasticity
 from vertebrafe.io.export import ExportWarning
 from vertebrafe.io.febio import ANISO_KEYS
 

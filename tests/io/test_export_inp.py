@@ -46,7 +46,7 @@ def test_anisotropic_constants_in_abaqus_order(tmp_path):
 
 
 def test_isotropic_detection():
-    from vertebrafe.fem.elasticity import isotropic
+    from vertebrafe.elasticity import isotropic
 
     E, nu = isotropic_constants(isotropic(np.array([1234.5]), np.array([0.27]))[0])
     assert E == pytest.approx(1234.5, rel=1e-13) and nu == pytest.approx(0.27, rel=1e-13)
@@ -124,3 +124,16 @@ def test_cli_export(tmp_path, capsys):
     feb = tmp_path / "model.feb"
     assert main(["export", "cases/healthy-intact.toml", "-o", str(feb), "--set", "segment.element_size=8"]) == 0
     assert "no exact counterpart" in capsys.readouterr().err and feb.read_text().count("<febio_spec") == 1
+
+
+def test_springs_are_refused_with_their_names(tmp_path):
+    from vertebrafe.fem.springs import spring_set
+
+    mesh = vf.box((1, 1, 1), (1, 1, 1))
+    model = vf.Model(mesh, E=100.0, nu=0.3, formulation="full")
+    model.fix(np.arange(4))
+    model.add_springs(spring_set(mesh.points, [0], [6], 10.0, kind="tension", name="ligament"))
+    for ext in ("inp", "feb"):
+        with pytest.raises(InputError, match="'ligament' \\(tension, 1\\)"):
+            model.export(tmp_path / f"s.{ext}")
+        assert not (tmp_path / f"s.{ext}").exists()

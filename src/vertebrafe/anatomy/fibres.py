@@ -30,7 +30,7 @@ from ..elements import hex8_shape, hex8_shape_gradients
 from ..errors import InputError
 from .vertebra import REGION_CODES, cross_section_topology
 
-__all__ = ["AnnulusFibres", "annulus_fibre_springs", "FIBRE_SET"]
+__all__ = ["AnnulusFibres", "annulus_fibre_springs", "FIBRE_SET", "nucleus_cavities"]
 
 #: Name of the spring set that holds the annulus fibres.
 FIBRE_SET = "annulus_fibres"
@@ -161,3 +161,25 @@ def annulus_fibre_springs(segment, spec=None):
 def _unit(v):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
+
+
+def nucleus_cavities(segment, bulk_modulus=None):
+    """One :class:`~vertebrafe.fem.cavity.FluidCavity` per disc, bounded by the outer faces of its nucleus
+    cells (named ``"<disc>:nucleus"``): the nucleus as a fluid-filled cavity with one uniform pressure.
+    ``bulk_modulus`` (MPa) defaults to water's (2200 MPa)."""
+    from ..elements import HEX8_FACES
+    from ..fem.cavity import WATER_BULK_MODULUS, FluidCavity, cavity_faces
+
+    mesh = segment.mesh
+    K = WATER_BULK_MODULUS if bulk_modulus is None else bulk_modulus
+    names = mesh.tag_names["level"]
+    nucleus = mesh.cell_data["region"] == REGION_CODES["nucleus"]
+    vol = mesh.cell_volumes()
+    out = []
+    for disc in segment.discs:
+        code = next(c for c, n in names.items() if n == disc)
+        sel = nucleus & (mesh.cell_data["level"] == code)
+        if sel.any():
+            out.append(FluidCavity(f"{disc}:nucleus", mesh.points, cavity_faces(mesh.cells[sel], HEX8_FACES),
+                                   float(vol[sel].sum()), K))
+    return out

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..elasticity import axial_modulus
 from ..errors import InputError
-from .fibres import AnnulusFibres, annulus_fibre_springs
+from .fibres import AnnulusFibres, annulus_fibre_springs, nucleus_cavities
 from .disc import DISC_REFINEMENT, disc_layer_count, disc_layers, disc_rim_heights, disc_regions, disc_wedge, stack_frame
 from .levels import (DiscDimensions, adjacent_discs, level_dimensions, level_order, segment_names,
                      vertebra_names)
@@ -100,6 +100,12 @@ class Segment:
     fibres : AnnulusFibres or None
         Tension-only collagen fibres of the annulus (:mod:`vertebrafe.anatomy.fibres`), or None for the
         isotropic annulus; :meth:`spring_sets` builds them on the current mesh.
+    nucleus : str
+        ``"solid"``: the nucleus cells alone (nearly incompressible solid); ``"fluid"``: the nucleus cells
+        plus a fluid-filled cavity per disc with one uniform pressure (:func:`nucleus_cavities`).
+    source : dict or None
+        Where the geometry and densities came from: None for the parametric model; for image-based
+        segments (:func:`vertebrafe.image_segment`) the files, calibration, vBMD per level and fit residuals.
     """
 
     mesh: object
@@ -117,11 +123,15 @@ class Segment:
     elasticity: np.ndarray = field(default=None, repr=False)
     history: tuple = ()
     fibres: object = None
+    nucleus: str = "solid"
+    source: dict = None
 
     def spring_sets(self):
-        """Fresh :class:`~vertebrafe.fem.springs.SpringSet` list of this segment (annulus fibres, if any),
-        built on the current mesh, all springs initially active."""
-        return [annulus_fibre_springs(self)] if self.fibres is not None else []
+        """Fresh spring sets of this segment, built on the current mesh: the annulus fibres
+        (:class:`~vertebrafe.fem.springs.SpringSet`, all initially taut) and, with ``nucleus="fluid"``, one
+        :class:`~vertebrafe.fem.cavity.FluidCavity` per disc."""
+        out = [annulus_fibre_springs(self)] if self.fibres is not None else []
+        return out + (nucleus_cavities(self) if self.nucleus == "fluid" else [])
 
     @property
     def names(self):
@@ -242,7 +252,7 @@ def _keep_disc_wedges(dims, overrides, scale):
 
 def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None, scale=1.0, materials=None,
             cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
-            n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=None):
+            n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=None, nucleus="solid", frames=None):
     """Mesh a contiguous run of vertebrae with the discs between them.
 
     Parameters
@@ -277,6 +287,15 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     fibres : bool or AnnulusFibres, optional
         Reinforce the annulus with tension-only collagen fibres (:mod:`vertebrafe.anatomy.fibres`):
         True for the published defaults of :class:`AnnulusFibres`, or an instance; None/False: none.
+    nucleus : ``"solid"`` or ``"fluid"``
+        ``"fluid"`` adds a fluid-filled cavity per disc (water's bulk modulus) around the nucleus cells:
+        one uniform, nearly incompressible pressure (see docs/anatomy.md).
+    frames : dict, optional
+        ``{vertebra: (R (3, 3), origin (3,))}`` placing each vertebra's local frame in the global one
+        (``x_global = R @ x_local + origin``), e.g. as measured in an image
+        (:func:`vertebrafe.image.image_segment`); the discs fill the gaps between the endplates as placed.
+        Default: the lowest vertebra at the origin and the others stacked by the disc dimensions
+        (:func:`~vertebrafe.anatomy.disc.stack_frame`).
 
     Returns
     -------
@@ -284,6 +303,7 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     """
     order = level_order(levels)                                  # cranial first
     names = segment_names(order)
+    given_frames = _check_frames(frames, order)
     overrides = dict(overrides or {})
     bad = sorted(set(overrides) - set(names))
     if bad:
@@ -319,6 +339,8 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
             Rr, orr = stack_frame(dims[lower], dims[dname], dims[v])
             o = R @ orr + o
             R = R @ Rr
+        if given_frames is not None:
+            R, o = given_frames[v]
         frames[v] = (R.copy(), o.copy())
         layers, gap_region = vertebra_layers(geos[v], counts, h, cortex_thickness, endplate_thickness,
                                              nucleus_above=nuc[v][0], nucleus_below=nuc[v][1])
@@ -379,7 +401,7 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     seg = Segment(mesh=mesh, levels=order, discs=tuple(n for n in names if "-" in n), dimensions=dims,
                   frames=frames, counts=counts, element_size=h, cortex_thickness=float(cortex_thickness),
                   endplate_thickness=float(endplate_thickness), n_cortex_layers=int(n_cortex_layers),
-                  disc_refinement=float(disc_refinement), fibres=_fibres(fibres))
+                  disc_refinement=float(disc_refinement), fibres=_fibres(fibres), nucleus=_nucleus_kind(nucleus))
     materials = _resolve_materials(bmd, materials, order)
     if materials is not None:
         seg.attach_materials(materials)
@@ -397,6 +419,36 @@ def _fibres(fibres):
         return AnnulusFibres(**fibres)
     raise InputError(f"fibres = {fibres!r}; expected True, False, None, a dict of AnnulusFibres fields or an "
                      "AnnulusFibres")
+
+
+def _nucleus_kind(nucleus):
+    if nucleus not in ("solid", "fluid"):
+        raise InputError(f"nucleus = {nucleus!r}; allowed: 'solid', 'fluid'")
+    return nucleus
+
+
+def _check_frames(frames, levels):
+    """``{vertebra: (R, origin)}`` as float arrays with R a proper rotation, or None."""
+    if frames is None:
+        return None
+    missing = [v for v in levels if v not in frames]
+    unknown = [k for k in frames if k not in levels]
+    if missing or unknown:
+        raise InputError(f"frames: {'missing ' + str(missing) if missing else 'unknown ' + str(unknown)}; "
+                         f"give one (R, origin) per vertebra of {list(levels)}")
+    out = {}
+    for v in levels:
+        try:
+            R, o = (np.asarray(a, dtype=float) for a in frames[v])
+        except (TypeError, ValueError):
+            raise InputError(f"frames[{v!r}] = {frames[v]!r}; expected (R (3, 3), origin (3,))") from None
+        if R.shape != (3, 3) or o.shape != (3,) or not (np.isfinite(R).all() and np.isfinite(o).all()):
+            raise InputError(f"frames[{v!r}]: R shape {R.shape}, origin shape {o.shape}; expected (3, 3) and (3,), "
+                             f"finite")
+        if not np.allclose(R.T @ R, np.eye(3), atol=1e-6) or np.linalg.det(R) <= 0:
+            raise InputError(f"frames[{v!r}]: R is not a rotation (R^T R = I, det R = +1 within 1e-6)")
+        out[v] = (R, o)
+    return out
 
 
 def _resolve_materials(bmd, materials, levels):

@@ -8,6 +8,9 @@ import re
 import sys
 from typing import Mapping
 
+from ..clinical.cement import DEFAULT_VOLUME_ML
+from ..clinical.fracture import DEFAULT_GRADE
+from ..clinical.kyphoplasty import DEFAULT_BALLOON_VOLUME_ML, DEFAULT_RESTORATION
 from ..errors import InputError
 from .schema import REQUIRED, SECTIONS, CaseError, Field, level_names, preset_names, resolved_schema
 from .specs import SPEC_CLASSES, Case, CaseMeta
@@ -336,7 +339,7 @@ def parse_case(raw, source=None, default_name=""):
         if "grade" in frac and "height_loss" in frac:
             ctx.fail("fracture.grade", "and fracture.height_loss: give at most one of them")
         if "grade" not in frac and "height_loss" not in frac:
-            frac["grade"] = 2
+            frac["grade"] = DEFAULT_GRADE
 
     treat = values.setdefault("treatment", {"kind": "none"})
     kind = treat["kind"]
@@ -364,18 +367,18 @@ def parse_case(raw, source=None, default_name=""):
             if "volume" in treat and "fill" in treat:
                 ctx.fail("treatment.volume", "and treatment.fill: give at most one of them")
             if "volume" not in treat and "fill" not in treat:
-                treat["volume"] = 2.8
+                treat["volume"] = DEFAULT_VOLUME_ML
             for k in ("restoration", "balloons", "rim_thickness"):
                 treat.pop(k, None)
         else:
             fractured = frac is not None and frac["level"] == treat["level"]
             if "restoration" not in treat:
-                treat["restoration"] = 0.5 if fractured else 0.0
+                treat["restoration"] = DEFAULT_RESTORATION if fractured else 0.0
             elif treat["restoration"] != 0 and not fractured:
                 ctx.fail("treatment.restoration", f"= {fmt_value(treat['restoration'])} but {treat['level']} is not "
                          "fractured; allowed 0 (or add a [fracture] of that level)")
             if "volume" not in treat:
-                treat["volume"] = 2.4 * treat.get("balloons", 2)
+                treat["volume"] = DEFAULT_BALLOON_VOLUME_ML * treat["balloons"]
             for k in ("fill", "approach", "side", "material"):
                 treat.pop(k, None)
 

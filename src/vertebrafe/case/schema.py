@@ -3,11 +3,15 @@ for ``docs/cases.md``."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..anatomy.segment import segment as _segment
+from ..clinical import fracture, kyphoplasty, vertebroplasty
 from ..errors import InputError
+from ..materials import MaterialSet
 
 __all__ = ["CaseError", "Field", "REQUIRED", "SCHEMA", "SECTIONS"]
 
@@ -65,6 +69,15 @@ class Field:
                 "T10..L5", "table": "a table", "float3": "three numbers [x, y, z]"}.get(self.kind, self.kind)
 
 
+def _default(obj, name):
+    """The library's default of parameter (or dataclass field) ``name`` of ``obj``: the one source of the
+    defaults of case files."""
+    if dataclasses.is_dataclass(obj):
+        f = next(f for f in dataclasses.fields(obj) if f.name == name)
+        return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    return inspect.signature(obj).parameters[name].default
+
+
 def level_names():
     from ..anatomy.levels import vertebra_names
     return tuple(vertebra_names())
@@ -101,15 +114,20 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
     "segment": (
         Field("levels", "levels", REQUIRED, "contiguous vertebrae, cranial or caudal first, e.g. 'T12-L2' or "
               "['T12', 'L1', 'L2']", source=_ANAT),
-        Field("element_size", "float", 2.0, "target cell size of cancellous bone and disc", "mm", 0.5, 10.0,
+        Field("element_size", "float", _default(_segment, "element_size"), "target cell size of cancellous bone and disc", "mm", 0.5, 10.0,
               source="vertebrafe.segment default (anatomy.vertebra.DEFAULT_ELEMENT_SIZE)"),
-        Field("scale", "float", 1.0, "global length factor on the table dimensions", "", 0.5, 2.0, True, True,
+        Field("scale", "float", _default(_segment, "scale"), "global length factor on the table dimensions", "", 0.5, 2.0, True, True,
               source=_ANAT),
-        Field("cortex_thickness", "float", 0.4, "cortical shell thickness", "mm", 0.1, 3.0, source=_ANAT),
-        Field("endplate_thickness", "float", 0.35, "bony endplate thickness", "mm", 0.1, 3.0, source=_ANAT),
-        Field("n_cortex_layers", "int", 1, "element layers across the cortical shell", "", 1, 4),
-        Field("disc_refinement", "float", 2.0, "disc element layers per element_size of disc height", "",
+        Field("cortex_thickness", "float", _default(_segment, "cortex_thickness"), "cortical shell thickness", "mm", 0.1, 3.0, source=_ANAT),
+        Field("endplate_thickness", "float", _default(_segment, "endplate_thickness"), "bony endplate thickness", "mm", 0.1, 3.0, source=_ANAT),
+        Field("n_cortex_layers", "int", _default(_segment, "n_cortex_layers"), "element layers across the cortical shell", "", 1, 4),
+        Field("disc_refinement", "float", _default(_segment, "disc_refinement"), "disc element layers per element_size of disc height", "",
               0.5, 4.0, source="vertebrafe.anatomy.disc.DISC_REFINEMENT (docs/anatomy.md)"),
+        Field("fibres", "bool", False, "tension-only collagen fibres in the annulus (published angles and moduli; "
+              "solved by the active-set loop)", source="vertebrafe.anatomy.fibres (docs/anatomy.md, docs/materials.md)"),
+        Field("nucleus", "str", _default(_segment, "nucleus"), "nucleus model: 'solid' (nearly incompressible cells) or 'fluid' (plus a "
+              "fluid-filled cavity with one uniform pressure per disc)", choices=("solid", "fluid"),
+              source="vertebrafe.anatomy.fibres.nucleus_cavities (docs/anatomy.md)"),
         Field("overrides", "table", None, "per vertebra or disc dimension overrides, e.g. "
               "[segment.overrides.L1] anterior_height = 18.0 (fields and ranges: vertebrafe.anatomy.levels)",
               source=_ANAT),
@@ -120,19 +138,19 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               low_open=True, source=_MAT),
         Field("t_score", "float", None, "T-score, converted with materials.bmd_from_t_score (170 +/- 30 mg/cm^3, "
               "an assumption)", "", -8.0, 4.0, source=_MAT),
-        Field("law", "str", "morgan2003_vertebra", "density-modulus law", choices=("<laws>",), source=_MAT),
-        Field("anisotropic", "bool", False, "transversely isotropic cancellous bone (axis z)", source=_MAT),
-        Field("transverse_ratio", "float", 0.42, "transverse / axial cancellous modulus (with anisotropic)", "",
+        Field("law", "str", _default(MaterialSet, "law"), "density-modulus law", choices=("<laws>",), source=_MAT),
+        Field("anisotropic", "bool", _default(MaterialSet, "anisotropic"), "transversely isotropic cancellous bone (axis z)", source=_MAT),
+        Field("transverse_ratio", "float", _default(MaterialSet, "transverse_ratio"), "transverse / axial cancellous modulus (with anisotropic)", "",
               0.0, 1.0, low_open=True, source=_MAT),
     ),
     "fracture": (
         Field("level", "str", REQUIRED, "fractured vertebra (must be in segment.levels)"),
-        Field("kind", "str", "wedge", "fracture shape", choices=("wedge", "biconcave", "crush"), source=_CLIN),
+        Field("kind", "str", _default(fracture, "kind"), "fracture shape", choices=("wedge", "biconcave", "crush"), source=_CLIN),
         Field("grade", "int", None, "Genant grade (1: 22.5 %, 2: 32.5 %, 3: 45 % height loss); default 2 when "
               "height_loss is not given either", "", choices=(1, 2, 3), source=_CLIN),
         Field("height_loss", "float", None, "fraction of the affected height lost (instead of grade)", "",
               0.0, 0.6, low_open=True, source=_CLIN),
-        Field("damage_factor", "float", 0.25, "modulus factor of the damaged zone", "", 0.0, 1.0, low_open=True,
+        Field("damage_factor", "float", _default(fracture, "damage_factor"), "modulus factor of the damaged zone", "", 0.0, 1.0, low_open=True,
               source="calibrated to Wegrzyn et al. 2011 (docs/clinical.md)"),
     ),
     "treatment": (
@@ -143,17 +161,17 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               only=("vertebroplasty", "kyphoplasty")),
         Field("fill", "float", None, "cement volume as a fraction of the level's cancellous volume "
               "(instead of volume)", "", 0.0, 1.0, low_open=True, source=_CLIN, only=("vertebroplasty",)),
-        Field("approach", "str", "bipedicular", "needle approach", choices=("bipedicular", "unipedicular"),
+        Field("approach", "str", _default(vertebroplasty, "approach"), "needle approach", choices=("bipedicular", "unipedicular"),
               source=_CLIN, only=("vertebroplasty",)),
-        Field("side", "str", "left", "entry side of a unipedicular approach", choices=("left", "right"),
+        Field("side", "str", _default(vertebroplasty, "side"), "entry side of a unipedicular approach", choices=("left", "right"),
               only=("vertebroplasty",)),
-        Field("material", "str", "composite", "cement phase: cement-bone composite or pure PMMA",
+        Field("material", "str", _default(vertebroplasty, "material"), "cement phase: cement-bone composite or pure PMMA",
               choices=("composite", "pmma"), source=_CLIN, only=("vertebroplasty",)),
         Field("restoration", "float", None, "fraction of the lost height regained (default 0.5 for a fractured "
               "level, an assumption)", "", 0.0, 1.0, source=_CLIN, only=("kyphoplasty",)),
-        Field("balloons", "int", 2, "balloons (2 bipedicular, 1 midline)", "", choices=(1, 2), source=_CLIN,
+        Field("balloons", "int", _default(kyphoplasty, "balloons"), "balloons (2 bipedicular, 1 midline)", "", choices=(1, 2), source=_CLIN,
               only=("kyphoplasty",)),
-        Field("rim_thickness", "float", 1.0, "compacted-bone rim thickness", "mm", 0.0, 5.0, source=_CLIN,
+        Field("rim_thickness", "float", _default(kyphoplasty, "rim_thickness"), "compacted-bone rim thickness", "mm", 0.0, 5.0, source=_CLIN,
               only=("kyphoplasty",)),
         Field("offset", "float3", None, "shift of the cement in the level's local frame", "mm", -20.0, 20.0,
               source=_CLIN, only=("vertebroplasty", "kyphoplasty")),

@@ -13,6 +13,11 @@ __all__ = ["CaseMeta", "SegmentSpec", "BoneSpec", "FractureSpec", "TreatmentSpec
            "OutputSpec", "Case", "case_id", "SPECSPEC_CLASSES"]
 
 
+def _d(section, key):
+    """Default of ``section.key`` in :data:`~vertebrafe.case.schema.SCHEMA` (which takes it from the library)."""
+    return next(f.default for f in SCHEMA[section] if f.name == key)
+
+
 @dataclass(frozen=True)
 class CaseMeta:
     name: str = ""
@@ -22,12 +27,14 @@ class CaseMeta:
 @dataclass(frozen=True)
 class SegmentSpec:
     levels: tuple = ()
-    element_size: float = 2.0
-    scale: float = 1.0
-    cortex_thickness: float = 0.4
-    endplate_thickness: float = 0.35
-    n_cortex_layers: int = 1
-    disc_refinement: float = 2.0
+    element_size: float = _d("segment", "element_size")
+    scale: float = _d("segment", "scale")
+    cortex_thickness: float = _d("segment", "cortex_thickness")
+    endplate_thickness: float = _d("segment", "endplate_thickness")
+    n_cortex_layers: int = _d("segment", "n_cortex_layers")
+    disc_refinement: float = _d("segment", "disc_refinement")
+    fibres: bool = _d("segment", "fibres")
+    nucleus: str = _d("segment", "nucleus")
     overrides: Optional[dict] = None
 
 
@@ -35,18 +42,18 @@ class SegmentSpec:
 class BoneSpec:
     bmd: float = 0.0
     t_score: Optional[float] = None
-    law: str = "morgan2003_vertebra"
-    anisotropic: bool = False
-    transverse_ratio: float = 0.42
+    law: str = _d("bone", "law")
+    anisotropic: bool = _d("bone", "anisotropic")
+    transverse_ratio: float = _d("bone", "transverse_ratio")
 
 
 @dataclass(frozen=True)
 class FractureSpec:
     level: str = ""
-    kind: str = "wedge"
+    kind: str = _d("fracture", "kind")
     grade: Optional[int] = None
     height_loss: Optional[float] = None
-    damage_factor: float = 0.25
+    damage_factor: float = _d("fracture", "damage_factor")
 
 
 @dataclass(frozen=True)
@@ -55,12 +62,12 @@ class TreatmentSpec:
     level: Optional[str] = None
     volume: Optional[float] = None
     fill: Optional[float] = None
-    approach: str = "bipedicular"
-    side: str = "left"
-    material: str = "composite"
+    approach: str = _d("treatment", "approach")
+    side: str = _d("treatment", "side")
+    material: str = _d("treatment", "material")
     restoration: Optional[float] = None
-    balloons: int = 2
-    rim_thickness: float = 1.0
+    balloons: int = _d("treatment", "balloons")
+    rim_thickness: float = _d("treatment", "rim_thickness")
     offset: Optional[tuple] = None
 
 
@@ -98,8 +105,8 @@ class LoadSpec:
 
 @dataclass(frozen=True)
 class SolverSpec:
-    solver: str = "auto"
-    rtol: float = 1e-8
+    solver: str = _d("solver", "solver")
+    rtol: float = _d("solver", "rtol")
     maxiter: Optional[int] = None
 
     def options(self):
@@ -111,8 +118,8 @@ class SolverSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    vtu: bool = True
-    metrics: bool = True
+    vtu: bool = _d("output", "vtu")
+    metrics: bool = _d("output", "metrics")
 
 
 SPEC_CLASSES = {"case": CaseMeta, "segment": SegmentSpec, "bone": BoneSpec, "fracture": FractureSpec,

@@ -33,14 +33,12 @@ the HS bounds, isotropic hosts only). Cells with ``f >= 0.5`` are re-tagged ``ce
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from ..errors import InputError, MaterialError
-from ..elasticity import isotropic
-from ._common import check_level, derive, level_nodes, make_operation, operations_of, sample_points, to_local
-from .measure import body_heights
+from ..errors import InputError
+from ._common import check_level, derive, make_operation
+from .augment import (DEFAULT_SAMPLES, Sampler, body_frame_sizes, bolus_geometry, cement_phase, check_offset,
+                      check_samples, check_untreated, level_cells, mix_elasticity, region_code, resolve_volume)
 
 __all__ = ["vertebroplasty", "APPROACHES", "DEFAULT_VOLUME_ML", "CEMENT_MATERIALS", "MIXING_RULES",
            "bolus_geometry", "Sampler"]
@@ -51,176 +49,6 @@ MIXING_RULES = ("voigt", "hashin-shtrikman")
 #: Default injected volume (mL): PMMA 2.8 +/- 1.2 mL in the vertebroplasty arm of Buchbinder et al. 2009
 #: (literature.md 5.3); VAPOUR used 7.5 +/- 2.8 mL.
 DEFAULT_VOLUME_ML = 2.8
-#: Sub-cell samples per direction.
-DEFAULT_SAMPLES = 4
-
-# bolus shapes (fractions of W, D, H) [assumption]
-_SHAPES = {
-    "bipedicular": dict(x=0.20, y=1.0 / 6.0, angle=15.0, axes=(0.16, 0.30, 0.35)),
-    "unipedicular": dict(x=0.08, y=1.0 / 6.0, angle=30.0, axes=(0.22, 0.35, 0.35)),
-    "balloon2": dict(x=0.18, y=1.0 / 6.0, angle=15.0, axes=(0.15, 0.25, 0.30)),
-    "balloon1": dict(x=0.0, y=1.0 / 6.0, angle=0.0, axes=(0.22, 0.28, 0.30)),
-}
-
-
-def body_frame_sizes(segment, level, points):
-    """``(W, D, H, z_c, y_c)`` (mm) of the current body: mean width and depth from the dimensions, middle
-    height and the mid-height / mid-depth of the six-point middle points in the local frame."""
-    d = segment.dimensions[level]
-    nodes = level_nodes(segment, level)
-    loc = np.zeros((segment.mesh.n_points, 3))
-    loc[nodes.body] = to_local(segment, level, points[nodes.body])
-    (_, hm, _), top, bot = body_heights(loc, nodes.inferior, nodes.superior)
-    W = 0.5 * (d.superior_width + d.inferior_width)
-    D = d.mean_depth
-    zc = 0.5 * (top[1, 1] + bot[1, 1])
-    yc = 0.5 * (top[1, 0] + bot[1, 0])
-    return W, D, hm, zc, yc
-
-
-def bolus_geometry(shape, W, D, H, zc, yc=0.0, side="left", offset=(0.0, 0.0, 0.0)):
-    """Centres ``(b, 3)``, rotations ``(b, 3, 3)`` (columns: lateral, trajectory, vertical axes) and
-    semi-axes ``(b, 3)`` at scale 1 (mm) of the boluses of ``shape`` in the local frame."""
-    sp = _SHAPES[shape]
-    off = np.asarray(offset, dtype=float)
-    ax = np.array([sp["axes"][0] * W, sp["axes"][1] * D, sp["axes"][2] * H])
-    if shape in ("bipedicular", "balloon2"):
-        signs = (1.0, -1.0)
-    else:
-        signs = (1.0 if side == "right" else -1.0,)
-    centres, rots = [], []
-    for s in signs:
-        centres.append(np.array([s * sp["x"] * W, yc + sp["y"] * D, zc]) + off)
-        a = math.radians(sp["angle"]) * s        # trajectory (-sin a, cos a): anterior tip toward the midline
-        c, sn = math.cos(a), math.sin(a)
-        rots.append(np.array([[c, -sn, 0.0], [sn, c, 0.0], [0.0, 0.0, 1.0]]))
-    return np.array(centres), np.array(rots), np.tile(ax, (len(signs), 1))
-
-
-class Sampler:
-    """Sub-cell sample points of a set of cells in a level's local frame.
-
-    ``x (m, q, 3)`` local coordinates (mm), ``w (m, q)`` weights summing to 1 per cell, ``volume (m,)`` the
-    cells' volumes (mm^3, ``Mesh.cell_volumes``).
-    """
-
-    def __init__(self, segment, level, points, cells_mask, samples=DEFAULT_SAMPLES):
-        _, N, dN = sample_points(int(samples))
-        self.cells = np.flatnonzero(cells_mask)
-        X = to_local(segment, level, points[segment.mesh.cells[self.cells]].reshape(-1, 3)).reshape(-1, 8, 3)
-        self.x = np.einsum("qa,mai->mqi", N, X)
-        J = np.einsum("qaj,mai->mqij", dN, X)
-        det = np.linalg.det(J)
-        self.w = det / det.sum(axis=1, keepdims=True)
-        m = segment.mesh.copy()
-        m.points = points
-        self.volume = m.cell_volumes()[self.cells]
-
-    def radius2(self, centres, rots, axes, pad=0.0):
-        """Normalised squared radius ``(m, q)`` of the samples: min over boluses of
-        ``sum_i (d_i / (a_i + pad))^2`` with ``d`` the sample offset in the bolus axes."""
-        r = np.full(self.x.shape[:2], np.inf)
-        for c, R, a in zip(centres, rots, axes):
-            d = (self.x - c) @ R
-            r = np.minimum(r, np.sum((d / (a + pad)) ** 2, axis=-1))
-        return r
-
-    def scale_for_volume(self, r2, target_mm3):
-        """Smallest scale ``s`` whose ellipsoids ``r2 <= s^2`` hold ``target_mm3`` of the sampled volume;
-        returns ``(s, achieved mm^3)``."""
-        wv = (self.w * self.volume[:, None]).ravel()
-        r = r2.ravel()
-        order = np.argsort(r, kind="stable")
-        cum = np.cumsum(wv[order])
-        k = int(np.searchsorted(cum, target_mm3))
-        k = min(k, len(cum) - 1)
-        # pick the closer of the two neighbouring steps
-        if k > 0 and abs(cum[k - 1] - target_mm3) < abs(cum[k] - target_mm3):
-            k -= 1
-        r_k = r[order[k]]
-        r_next = r[order[k + 1]] if k + 1 < len(r) else r_k * 1.0001 + 1e-12
-        s2 = 0.5 * (r_k + r_next) if np.isfinite(r_next) else r_k
-        return math.sqrt(s2), float(cum[k])
-
-    def fraction(self, inside):
-        """Cell fractions ``(m,)`` of a bool/float sample field ``(m, q)``."""
-        return np.clip(np.sum(self.w * inside, axis=1), 0.0, 1.0)
-
-
-def _region_code(mesh, name, tag_names):
-    for k, v in tag_names.items():
-        if v == name:
-            return k
-    k = max(tag_names) + 1
-    tag_names[k] = name
-    return k
-
-
-def resolve_volume(segment, level, volume, fill, eligible_volume_mm3, default=DEFAULT_VOLUME_ML):
-    """Requested volume (mL) from ``volume`` or ``fill`` (validated)."""
-    if volume is not None and fill is not None:
-        raise InputError(f"give either volume ({volume!r} mL) or fill ({fill!r}), not both")
-    cap = eligible_volume_mm3 / 1000.0
-    if fill is not None:
-        try:
-            f = float(fill)
-        except (TypeError, ValueError):
-            raise InputError(f"fill = {fill!r}; expected a fraction in (0, 1]") from None
-        if not (0.0 < f <= 1.0):
-            raise InputError(f"fill = {fill!r}; allowed range (0, 1] (fraction of the cancellous volume "
-                             f"{cap:.3g} mL of {level})")
-        return f * cap, f
-    v = default if volume is None else volume
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        raise InputError(f"volume = {volume!r}; expected mL in (0, {cap:.3g}]") from None
-    if not (v > 0.0):
-        raise InputError(f"volume = {volume!r} mL; must be > 0 (allowed (0, {cap:.3g}] mL)")
-    if v > cap:
-        raise InputError(f"volume = {v:g} mL exceeds the cancellous volume of {level} ({cap:.3g} mL); "
-                         f"allowed (0, {cap:.3g}] mL")
-    return v, v / cap
-
-
-def cement_phase(segment, material, cement_modulus, level=None):
-    """Isotropic elasticity ``(6, 6)`` (MPa), E (MPa) and nu of the cement phase, or None without materials.
-
-    With per-vertebra materials (``LevelMaterials``) the composite follows the vBMD of ``level``."""
-    if cement_modulus is not None:
-        try:
-            E, nu = (float(v) for v in cement_modulus)
-        except (TypeError, ValueError):
-            raise InputError(f"cement_modulus = {cement_modulus!r}; expected (E MPa, nu)") from None
-        if not (E > 0 and -1.0 < nu < 0.5):
-            raise MaterialError(f"cement_modulus = {cement_modulus!r}; E must be > 0 MPa and nu in (-1, 0.5)")
-        return isotropic(E, nu), E, nu
-    ms = segment.materials
-    if segment.elasticity is None:
-        return None, None, None
-    if hasattr(ms, "for_level"):
-        ms = ms.for_level(level)
-    if ms is None or not hasattr(ms, "cement_bone"):
-        raise InputError("the segment's materials are not a MaterialSet; pass cement_modulus=(E MPa, nu)")
-    m = ms.cement_bone() if material == "composite" else ms.cement
-    return isotropic(m.E, m.nu), float(m.E), float(m.nu)
-
-
-def mix_elasticity(C_host, C_phase, E_phase, nu_phase, f, rule):
-    """Per-cell mixture of host ``(k, 6, 6)`` and an isotropic phase by volume fraction ``f (k,)``."""
-    if rule == "voigt":
-        return (1.0 - f)[:, None, None] * C_host + f[:, None, None] * C_phase
-    from ..materials import mix
-    S = np.linalg.inv(C_host)
-    E_h = 1.0 / S[:, 2, 2]
-    nu_h = -S[:, 0, 2] * E_h
-    iso = isotropic(E_h, nu_h) if np.ndim(E_h) else isotropic(float(E_h), float(nu_h))
-    if not np.allclose(iso, C_host, rtol=1e-6, atol=1e-9 * np.abs(C_host).max()):
-        raise InputError("mixing = 'hashin-shtrikman' needs isotropic host cells; use mixing='voigt' with "
-                         "anisotropic cancellous bone")
-    E, nu = mix(E_h, nu_h, E_phase, nu_phase, f, rule="hashin-shtrikman")
-    return isotropic(np.asarray(E), np.asarray(nu))
-
 
 def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular", offset=(0.0, 0.0, 0.0),
                    material="composite", side="left", mixing="voigt", cement_modulus=None,
@@ -268,15 +96,15 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         raise InputError(f"side = {side!r}; allowed: ['left', 'right']")
     if mixing not in MIXING_RULES:
         raise InputError(f"mixing = {mixing!r}; allowed: {list(MIXING_RULES)}")
-    off = _check_offset(offset)
-    n = _check_samples(samples)
-    _check_untreated(segment, level)
+    off = check_offset(offset)
+    n = check_samples(samples)
+    check_untreated(segment, level)
 
     mesh = segment.mesh
     P = mesh.points
-    eligible = _level_cells(mesh, level) & mesh.cells_in("region", ["cancellous"])
+    eligible = level_cells(mesh, level) & mesh.cells_in("region", ["cancellous"])
     sampler = Sampler(segment, level, P, eligible, n)
-    v_ml, fill_req = resolve_volume(segment, level, volume, fill, float(sampler.volume.sum()))
+    v_ml, fill_req = resolve_volume(segment, level, volume, fill, float(sampler.volume.sum()), DEFAULT_VOLUME_ML)
     W, D, H, zc, yc = body_frame_sizes(segment, level, P)
     centres, rots, axes = bolus_geometry(approach, W, D, H, zc, yc, side, off)
     r2 = sampler.radius2(centres, rots, axes)
@@ -296,7 +124,7 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         k = sampler.cells[f_sel > 0]
         C[k] = mix_elasticity(C[k], C_phase, E_c, nu_c, frac[k], mixing)
     tag_names = dict(mesh.tag_names["region"])
-    code = _region_code(mesh, "cement_bone" if material == "composite" else "cement", tag_names)
+    code = region_code(mesh, "cement_bone" if material == "composite" else "cement", tag_names)
     region = mesh.cell_data["region"].copy()
     region[frac >= 0.5] = code
 
@@ -310,30 +138,3 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
     op = make_operation("vertebroplasty", level, params, results)
     return derive(segment, op, elasticity=C, cell_data={"cement_fraction": frac, "region": region},
                   tag_names={"region": tag_names})
-
-
-def _check_offset(offset):
-    try:
-        off = np.asarray(offset, dtype=float).reshape(3)
-    except (TypeError, ValueError):
-        raise InputError(f"offset = {offset!r}; expected (dx, dy, dz) in mm") from None
-    if not np.all(np.isfinite(off)):
-        raise InputError(f"offset = {offset!r}; must be finite (mm)")
-    return off
-
-
-def _check_samples(samples):
-    if not isinstance(samples, (int, np.integer)) or not (2 <= samples <= 8):
-        raise InputError(f"samples = {samples!r}; allowed integers 2-8")
-    return int(samples)
-
-
-def _check_untreated(segment, level):
-    done = [op.kind for op in operations_of(segment, level) if op.kind != "fracture"]
-    if done:
-        raise InputError(f"level {level!r} already has cement ({done[-1]}); one augmentation per level")
-
-
-def _level_cells(mesh, level):
-    code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
-    return mesh.cell_data["level"] == code

@@ -49,6 +49,8 @@ FRACTURE_TYPES = ("wedge", "biconcave", "crush")
 #: Height loss used for a Genant grade: mid-points of the grade ranges 20-25 % and 25-40 % (Genant SQ,
 #: literature.md 5.1); grade 3 (> 40 %) uses 45 % [assumption].
 GRADE_HEIGHT_LOSS = {1: 0.225, 2: 0.325, 3: 0.45}
+#: Genant grade used when neither grade nor height loss is given.
+DEFAULT_GRADE = 2
 #: Largest height loss accepted (fraction).
 MAX_HEIGHT_LOSS = 0.6
 #: Modulus factor of the damaged cancellous zone, calibrated so that a 25 % wedge of an L1 body between
@@ -75,7 +77,7 @@ def _rotate_x(yz, pivot, angle):
     return yz + np.stack([cm1 * d[..., 0] - s * d[..., 1], s * d[..., 0] + cm1 * d[..., 1]], axis=-1)
 
 
-class _Deformer:
+class Deformer:
     """The fracture map of one vertebra of a segment, evaluated on the intact local coordinates."""
 
     def __init__(self, segment, level, points=None):
@@ -189,7 +191,7 @@ def resolve_height_loss(grade, height_loss):
     if grade is not None and height_loss is not None:
         raise InputError(f"give either grade ({grade!r}) or height_loss ({height_loss!r}), not both")
     if height_loss is None:
-        g = 2 if grade is None else grade
+        g = DEFAULT_GRADE if grade is None else grade
         if g not in GRADE_HEIGHT_LOSS or isinstance(g, bool):
             raise InputError(f"grade = {grade!r}; allowed Genant grades 1, 2, 3")
         return int(g), GRADE_HEIGHT_LOSS[int(g)]
@@ -257,7 +259,7 @@ def fracture(segment, level, kind="wedge", grade=None, height_loss=None, damage_
     if not (0.0 <= dt < 1.0):
         raise InputError(f"damage_threshold = {damage_threshold!r}; allowed range [0, 1)")
 
-    d = _Deformer(segment, level)
+    d = Deformer(segment, level)
     theta, tau, delta = d.solve(kind, loss)
     points = d.global_points(theta, tau, delta, segment.mesh.points)
     frames = d.frames(theta, tau)

@@ -33,9 +33,9 @@ import numpy as np
 from ..errors import InputError, MaterialError
 from ..elasticity import isotropic
 from ._common import check_level, derive, history, make_operation, operations_of
-from .cement import (Sampler, _check_offset, _check_samples, _check_untreated, _level_cells, _region_code,
-                     body_frame_sizes, bolus_geometry, resolve_volume)
-from .fracture import _Deformer
+from .augment import (Sampler, body_frame_sizes, bolus_geometry, check_offset, check_samples, check_untreated,
+                      level_cells, region_code, resolve_volume)
+from .fracture import Deformer
 from .measure import measure
 
 __all__ = ["kyphoplasty", "DEFAULT_RESTORATION", "DEFAULT_BALLOON_VOLUME_ML", "DEFAULT_RIM_THICKNESS",
@@ -69,7 +69,7 @@ def _restore(segment, level, restoration):
     mesh = segment.mesh.copy()
     mesh.points = intact_pts.copy()
     intact = dataclasses.replace(segment, mesh=mesh, frames=dict(intact_frames))
-    d = _Deformer(intact, level)
+    d = Deformer(intact, level)
     theta, tau, delta = d.solve(op.parameters["type"], loss)
     pts = d.global_points(theta, tau, delta, intact_pts)
     frames = dict(intact_frames)
@@ -137,9 +137,9 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         raise InputError(f"rim_thickness = {rim_thickness!r} mm; allowed range [0, 10] mm")
     if not (k > 0.0):
         raise InputError(f"rim_modulus_factor = {rim_modulus_factor!r}; must be > 0")
-    off = _check_offset(offset)
-    n = _check_samples(samples)
-    _check_untreated(segment, level)
+    off = check_offset(offset)
+    n = check_samples(samples)
+    check_untreated(segment, level)
     before = measure(segment, level)
 
     if fractured and r > 0.0:
@@ -153,7 +153,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         geo_seg = dataclasses.replace(segment, mesh=m2, frames={**segment.frames, **frames})
 
     mesh = segment.mesh
-    eligible = _level_cells(mesh, level) & mesh.cells_in("region", ["cancellous"])
+    eligible = level_cells(mesh, level) & mesh.cells_in("region", ["cancellous"])
     sampler = Sampler(geo_seg, level, points, eligible, n)
     v_default = DEFAULT_BALLOON_VOLUME_ML * balloons
     v_ml, fill = resolve_volume(segment, level, volume, None, float(sampler.volume.sum()), default=v_default)
@@ -193,8 +193,8 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
                   + (fr[sel] * k / (1.0 - dmg))[:, None, None] * Ch)
     tag_names = dict(mesh.tag_names["region"])
     region = mesh.cell_data["region"].copy()
-    region[fr >= 0.5] = _region_code(mesh, "compacted_bone", tag_names)
-    region[fc >= 0.5] = _region_code(mesh, "cement", tag_names)
+    region[fr >= 0.5] = region_code(mesh, "compacted_bone", tag_names)
+    region[fc >= 0.5] = region_code(mesh, "cement", tag_names)
 
     params = dict(restoration=r, volume_mL=v_ml, balloons=int(balloons), rim_thickness_mm=t,
                   rim_modulus_factor=k, offset_mm=tuple(off), samples=n, cement_E_MPa=E_c, cement_nu=nu_c)

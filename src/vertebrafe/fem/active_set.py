@@ -66,6 +66,7 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
     onset = np.concatenate([s.onset for s in sets])
     active = np.concatenate([s.active | (s.kind == "linear") for s in sets])
     bounds = np.cumsum([0] + [s.size for s in sets])
+    in_amg = np.concatenate([np.full(s.size, s.precondition) for s in sets])      # dense terms stay out
     info = {"solver": method, "iterations": 0, "setup_time": 0.0, "solve_time": 0.0}
     changes = []
     x = np.zeros(K.shape[0])
@@ -86,8 +87,8 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
             A = spla.LinearOperator(K.shape, matvec=lambda v, d=d: K @ v + Gf.T @ (d * (Gf @ v)), dtype=float)
             if M is None:
                 t1 = time.perf_counter()
-                ml = solvers.amg_hierarchy((K + Gf.T @ sp.diags(d) @ Gf).tobsr(blocksize=(3, 3)), near_nullspace,
-                                           strength)
+                ml = solvers.amg_hierarchy((K + Gf.T @ sp.diags(d * in_amg) @ Gf).tobsr(blocksize=(3, 3)),
+                                           near_nullspace, strength)
                 M = ml.aspreconditioner(cycle="V")
                 info.update(levels=len(ml.levels), operator_complexity=float(ml.operator_complexity()))
                 info["setup_time"] += time.perf_counter() - t1
@@ -148,10 +149,18 @@ def join_parts(label, sets):
     A part held only by springs counts as held: if its one-sided springs all go slack, the solve
     itself reports the mechanism.
     """
-    a = np.concatenate([s.nodes_a[:, 0] for s in sets])
-    b = np.concatenate([s.nodes_b[:, 0] for s in sets])
+    rows, nodes = [], []
+    offset = 0
+    for s in sets:
+        G = s.gradient(label.size).tocoo()
+        rows.append(G.row + offset)
+        nodes.append(G.col // 3)
+        offset += G.shape[0]
+    rows, nodes = np.concatenate(rows), np.concatenate(nodes)
+    parts = label[nodes]
     n = int(label.max()) + 1
-    graph = sp.csr_matrix((np.ones(a.size), (label[a], label[b])), shape=(n, n))
+    incidence = sp.csr_matrix((np.ones(rows.size), (rows, parts)), shape=(offset, n))
+    graph = (incidence.T @ incidence).tocsr()
     _, merged = sp.csgraph.connected_components(graph, directed=False)
     return merged[label]
 

@@ -11,12 +11,13 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from ..elements import gauss_legendre_quad, quad4_shape, quad4_shape_gradients
 from ..errors import ConstraintError, InputError, InvertedElementError
 from .. import elasticity
 from . import active_set, assembly, solvers
 from .kernels import MEAN_DILATATION, MODES, element_tables
 from .solution import Solution
+from .cavity import FluidCavity
+from .surface import face_integrals
 from .springs import SpringSet
 
 #: Formulation names and their kernel flags (:mod:`vertebrafe.fem.kernels`).
@@ -47,6 +48,13 @@ def _formulation_codes(formulation, m, element):
         raise InputError(f"formulation 'incompatible' needs internal modes, which element type {element.name!r} "
                          f"does not define; allowed for it: 'full', 'bbar'")
     return codes
+
+
+def _max_node(springs):
+    """Largest node index a spring set or cavity refers to."""
+    if isinstance(springs, FluidCavity):
+        return int(springs.nodes.max())
+    return int(max(springs.nodes_a.max(initial=-1), springs.nodes_b.max(initial=-1)))
 
 
 def _dof_mask(dofs):
@@ -247,12 +255,14 @@ class Model:
 
     def add_springs(self, springs):
         """Add a :class:`~vertebrafe.fem.springs.SpringSet` (build one with
-        :func:`~vertebrafe.fem.springs.spring_set`). With one-sided springs :meth:`solve` runs the
-        active-set loop of :mod:`vertebrafe.fem.active_set`. Returns the set."""
-        if not isinstance(springs, SpringSet):
-            raise InputError(f"springs = {springs!r}; expected a vertebrafe.fem.springs.SpringSet")
+        :func:`~vertebrafe.fem.springs.spring_set`) or a :class:`~vertebrafe.fem.cavity.FluidCavity`.
+        With one-sided springs :meth:`solve` runs the active-set loop of :mod:`vertebrafe.fem.active_set`.
+        Returns the set."""
+        if not isinstance(springs, (SpringSet, FluidCavity)):
+            raise InputError(f"springs = {springs!r}; expected a vertebrafe.fem.springs.SpringSet or a "
+                             "vertebrafe.fem.cavity.FluidCavity")
         n = self.mesh.n_points
-        if max(springs.nodes_a.max(initial=-1), springs.nodes_b.max(initial=-1)) >= n:
+        if springs.gradient(max(n, _max_node(springs) + 1)).shape[1] > 3 * n:
             raise InputError(f"spring set {springs.name!r} references nodes beyond this mesh's {n} nodes")
         if any(s.name == springs.name for s in self.springs):
             raise InputError(f"a spring set named {springs.name!r} is already in the model; names must be unique")
@@ -324,17 +334,7 @@ class Model:
 
     def _face_integrals(self, faces):
         """Per face and node: integral of N_a dA ``(k, 4)`` mm^2 and of N_a n dA ``(k, 4, 3)``."""
-        pts, w = gauss_legendre_quad(2)
-        N = quad4_shape(pts)  # (g, 4)
-        dN = quad4_shape_gradients(pts)  # (g, 4, 2)
-        x = self.mesh.points[faces]  # (k, 4, 3)
-        t1 = np.einsum("ga,kai->kgi", dN[:, :, 0], x)
-        t2 = np.einsum("ga,kai->kgi", dN[:, :, 1], x)
-        nda = np.cross(t1, t2)  # (k, g, 3) area-scaled normal
-        da = np.linalg.norm(nda, axis=2)
-        scalar = np.einsum("g,ga,kg->ka", w, N, da)
-        vector = np.einsum("g,ga,kgi->kai", w, N, nda)
-        return scalar, vector
+        return face_integrals(self.mesh.points, faces)
 
     def add_body_force(self, b):
         """Add a body force (N/mm^3): ``b (3,)`` uniform or a callable ``b(x (p, 3)) -> (p, 3)`` at points in mm."""
@@ -427,12 +427,13 @@ class Model:
         return solvers.material_strength(pat["indptr"], pat["indices"], block)
 
     def _check_spring_nodes(self, used):
+        n = self.mesh.n_points
         for s in self.springs:
-            for nodes, w in ((s.nodes_a, s.weights_a), (s.nodes_b, s.weights_b)):
-                bad = (~used[nodes]) & (w != 0)
-                if bad.any():
-                    raise InputError(f"spring set {s.name!r} is attached to node {int(nodes[bad][0])}, which no "
-                                     "cell uses; attach springs to nodes of the mesh's cells")
+            nodes = np.unique(s.gradient(n).tocsc().nonzero()[1] // 3)
+            bad = nodes[~used[nodes]]
+            if bad.size:
+                raise InputError(f"spring set {s.name!r} is attached to node {int(bad[0])}, which no cell uses; "
+                                 "attach springs to nodes of the mesh's cells")
 
     def solve(self, solver="auto", rtol=1e-8, maxiter=None, max_active_set_iterations=active_set.MAX_ITERATIONS):
         """Assemble and solve; returns a :class:`Solution`.

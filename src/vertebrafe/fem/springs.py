@@ -53,6 +53,8 @@ class SpringSet:
     group: np.ndarray
     group_names: dict = field(default_factory=dict)
     host_cells: np.ndarray = None
+    #: sparse stiffness: part of the matrix the AMG preconditioner is built on
+    precondition = True
 
     @property
     def size(self):

@@ -38,7 +38,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import InputError
-from .export import ExportWarning, describe, isotropic_constants, set_names
+from .model_data import ExportWarning, describe, isotropic_constants, set_names
 
 __all__ = ["write_inp", "ELEMENT_NAMES", "ANISO_ORDER"]
 

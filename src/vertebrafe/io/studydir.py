@@ -9,11 +9,17 @@ import os
 import shutil
 import time
 
+<<<<<<< HEAD
 from ..errors import InputError, OutputError
 from .atomic import replace_dir, temp_dir, temp_file
 
 __all__ = ["STATUS_FILE", "STUDY_FILE", "LOCK_FILE", "is_study_dir", "read_study", "write_study", "case_dir",
            "case_status", "write_case", "damage", "lock", "write_atomic", "clean_temporaries"]
+=======
+from .atomic import atomic_dir, is_temporary, write_text
+
+__all__ = ["STATUS_FILE", "STUDY_FILE", "is_study_dir", "read_study", "write_study", "case_dir", "case_status", "write_case", "clean_temporaries"]
+>>>>>>> main
 
 STATUS_FILE = "status.json"
 STUDY_FILE = "study.json"
@@ -39,7 +45,7 @@ def read_study(out):
 
 def write_study(out, meta):
     """Write ``meta`` (the study description, a JSON-ready dict) to ``out/study.json`` atomically."""
-    write_atomic(os.path.join(out, STUDY_FILE), json.dumps(meta, indent=1, default=str))
+    write_text(os.path.join(out, STUDY_FILE), json.dumps(meta, indent=1, default=str))
 
 
 def case_status(out, cid):
@@ -54,6 +60,7 @@ def case_status(out, cid):
 
 def write_case(out, cid, files, case_toml, status):
     """Write the files of case ``cid`` into ``out/cases/<cid>`` atomically: ``files`` (name -> bytes),
+<<<<<<< HEAD
     ``case.toml`` (text ``case_toml``) and ``status.json`` (dict ``status`` with the SHA-256 of every file
     added as ``checksums`` and the vertebrafe version as ``vertebrafe``, written last and synced)."""
     from .._version import __version__
@@ -73,6 +80,11 @@ def _write_case(out, cid, files, status):
     os.makedirs(cases, exist_ok=True)
     tmp = temp_dir(cases, prefix=f".tmp-{cid}-")
     try:
+=======
+    ``case.toml`` (text ``case_toml``) and ``status.json`` (dict ``status``, written last and synced)."""
+    os.makedirs(os.path.join(out, "cases"), exist_ok=True)
+    with atomic_dir(case_dir(out, cid), label=cid) as tmp:
+>>>>>>> main
         for name, data in files.items():
             with open(os.path.join(tmp, name), "wb") as f:
                 f.write(data)
@@ -80,6 +92,7 @@ def _write_case(out, cid, files, status):
             json.dump(status, f, indent=1, default=str)
             f.flush()
             os.fsync(f.fileno())
+<<<<<<< HEAD
         replace_dir(tmp, case_dir(out, cid))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -148,13 +161,16 @@ def write_atomic(path, text):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+=======
+>>>>>>> main
 
 
 def clean_temporaries(out):
+    """Delete the temporaries a killed run left in ``out/cases``."""
     cases = os.path.join(out, "cases")
     if os.path.isdir(cases):
         for n in os.listdir(cases):
-            if n.startswith(".tmp-") or ".old-" in n:
+            if is_temporary(n):
                 shutil.rmtree(os.path.join(cases, n), ignore_errors=True)
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from .atomic import temp_file
 import warnings
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
 from ..errors import MeshError, MeshWarning
+from . import meshfile
+from .atomic import atomic_path
 
 __all__ = ["write", "write_with_field_data"]
 
@@ -18,30 +19,28 @@ __all__ = ["write", "write_with_field_data"]
 def write(path, m, **kwargs):
     """Write the :class:`meshio.Mesh` ``m`` to ``path`` keeping its field data in ``.vtu`` files.
 
-    For ``.vtu`` the file is written to a temporary name beside ``path`` and completed with a
-    ``FieldData`` section (name tables, face sets) before it replaces ``path``, so a reader never sees a
-    half-written file. Other formats keep what their meshio writer keeps; a :class:`MeshWarning` says
+    Every format is written to a temporary name beside ``path`` that then replaces it
+    (:func:`vertebrafe.io.atomic.atomic_path`), so a reader never sees a half-written file; ``.vtu``
+    files are completed with a ``FieldData`` section (name tables, face sets) first. Other formats keep what their meshio writer keeps; a :class:`MeshWarning` says
     when name tables and face sets are lost. ``kwargs`` go to ``meshio.write``.
     """
     import meshio
 
     path = os.fspath(path)
     if path.lower().endswith(".vtu"):
-        directory = os.path.dirname(os.path.abspath(path))
-        tmp = temp_file(directory, suffix=".vtu")
-        try:
-            meshio.write(tmp, m, file_format="vtu", **kwargs)
-            write_with_field_data(tmp, path + ".part", m.field_data)
-            os.replace(path + ".part", path)
-        finally:
-            for leftover in (tmp, path + ".part"):
-                if os.path.exists(leftover):
-                    os.remove(leftover)
+        with atomic_path(path) as tmp:
+            plain = tmp + ".plain.vtu"                # meshio's file, before the FieldData section
+            try:
+                meshio.write(plain, m, file_format="vtu", **kwargs)
+                write_with_field_data(plain, tmp, m.field_data)
+            finally:
+                if os.path.exists(plain):
+                    os.remove(plain)
         return
     if m.field_data:
         warnings.warn(f"save({os.path.basename(path)!r}): this format does not keep name tables and "
                       f"face sets; use .vtu to keep everything", MeshWarning, stacklevel=3)
-    meshio.write(path, m, **kwargs)
+    meshfile.write(path, m, **kwargs)
 
 
 def write_with_field_data(src, dst, field_data):

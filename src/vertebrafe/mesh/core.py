@@ -674,7 +674,11 @@ class Mesh:
 
     @classmethod
     def load(cls, path, cell_type=None):
-        """Read a mesh file with meshio and convert it with :meth:`from_meshio`."""
-        import meshio
+        """Read a mesh file with meshio and convert it with :meth:`from_meshio`.
 
-        return cls.from_meshio(meshio.read(os.fspath(path)), cell_type=cell_type)
+        Any reader failure is a :class:`~vertebrafe.errors.MeshError` naming the file and format; formats that
+        need an optional package (h5py for ``.med``, ``.xdmf``) say how to install it
+        (:mod:`vertebrafe.io.meshfile`)."""
+        from ..io.meshfile import read
+
+        return cls.from_meshio(read(path), cell_type=cell_type)

@@ -27,8 +27,15 @@ pandas DataFrame. Definitions (units):
   ``sigma_aa * V / h`` with ``a`` the vertebra's axis and ``h`` the cell's height along it; meshes that
   are not layer stacks use the cells cut by the mid-height plane; NaN when the net axial force is small).
 * per disc (region ``disc``): ``height_change`` (mm, change of the distance between the centroids of the
-  two endplates that bound it); region ``nucleus``: ``pressure`` (MPa, volume mean
-  of ``-trace(sigma) / 3``), ``pressure_max``; region ``annulus``: ``von_mises_peak`` (MPa, max).
+  two endplates that bound it); ``rotation_flexion``, ``rotation_lateral_bending``, ``rotation_axial``
+  (deg, the intervertebral rotation: least-squares rotation of the upper vertebra's inferior endplate
+  nodes minus that of the lower vertebra's superior endplate nodes, :func:`endplate_rotation`; signs as
+  the segment's); region ``nucleus``: ``pressure`` (MPa, volume mean
+  of ``-trace(sigma) / 3``, plus the fluid pressure with a fluid nucleus), ``pressure_max`` (of the cells),
+  ``fluid_pressure`` (MPa, the cavity's uniform pressure, with ``nucleus="fluid"``); region ``annulus``: ``von_mises_peak`` (MPa, max) and,
+  with annulus fibres, ``fibre_force_total`` (N, sum of the fibre spring forces), ``fibre_stress_max``
+  (MPa, largest fibre stress: force over the family's cross-section ``phi V / L``) and ``fibres_taut``
+  (-, share of the fibre springs in tension).
 * segment (level and region ``segment``): ``axial_stiffness`` (N/mm: compression / top-plate
   displacement along the load direction), ``translation_x/y/z`` (mm), ``rotation_flexion`` (deg,
   positive = flexion, about -x), ``rotation_lateral_bending`` (deg, positive = right, about +y),
@@ -42,9 +49,16 @@ import math
 import numpy as np
 
 from ..errors import InputError
+from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 
+<<<<<<< HEAD
 __all__ = ["BONE_REGIONS", "METRIC_NAMES", "REGION_NAMES", "weighted_quantile", "weighted_mean", "region_rows", "vertebra_rows", "disc_rows",
            "segment_rows", "metrics_frame", "COLUMNS", "level_axis", "face_mean", "central_mean", "strain_ratio"]
+=======
+__all__ = ["BONE_REGIONS", "weighted_quantile", "weighted_mean", "region_rows", "vertebra_rows", "disc_rows",
+           "segment_rows", "metrics_frame", "COLUMNS", "level_axis", "endplate_rotation", "face_mean", "central_mean",
+           "strain_ratio"]
+>>>>>>> main
 
 #: Regions whose volume counts as bone for yield fractions and strength (cement and cement-bone
 #: composite are excluded: their yield strain is not the bone's).
@@ -194,7 +208,8 @@ def _group_rows(level, region, vol, vm, smin, emax, sed, bone, emin_strain, yc, 
     return rows
 
 
-def region_rows(segment, solution, yield_compression=0.0077, yield_tension=0.0070, bone_regions=BONE_REGIONS):
+def region_rows(segment, solution, yield_compression=YIELD_STRAIN_COMPRESSION, yield_tension=YIELD_STRAIN_TENSION,
+                bone_regions=BONE_REGIONS):
     """Rows per (level, region) and per vertebra for region ``bone`` (see the module docstring)."""
     mesh = segment.mesh
     vol = solution.cell_volume
@@ -336,21 +351,49 @@ def disc_rows(segment, solution):
     vol = solution.cell_volume
     s = solution.cell_stress
     p = -(s[:, 0] + s[:, 1] + s[:, 2]) / 3.0
+    fibres = {s.name: s for s in solution.model.springs}.get("annulus_fibres")
+    cavities = {s.name: s for s in solution.model.springs if hasattr(s, "pressure")}
     for d in segment.discs:
         up, lo = d.split("-")
         _, dh = centroid_distance(mesh.points, mesh.face_sets[f"{up}:inferior"], mesh.face_sets[f"{lo}:superior"], u)
         rows.append((d, "disc", "height_change", dh, "mm"))
+        th = np.degrees(endplate_rotation(mesh.points, mesh.face_sets[f"{up}:inferior"], u)
+                        - endplate_rotation(mesh.points, mesh.face_sets[f"{lo}:superior"], u))
+        rows += [(d, "disc", "rotation_flexion", float(-th[0]), "deg"),
+                 (d, "disc", "rotation_lateral_bending", float(th[1]), "deg"),
+                 (d, "disc", "rotation_axial", float(th[2]), "deg")]
+        if fibres is not None:
+            g = next(k for k, n in fibres.group_names.items() if n == d)
+            sel = fibres.group == g
+            F = solution.spring_forces(fibres.name)[sel]
+            rows += [(d, "annulus", "fibre_force_total", float(F.sum()), "N"),
+                     (d, "annulus", "fibre_stress_max", float((F / fibres.area[sel]).max()), "MPa"),
+                     (d, "annulus", "fibres_taut", float(solution.spring_active[fibres.name][sel].mean()), "-")]
         L = lev == lcode[d]
         if "nucleus" in rcode:
             sel = L & (reg == rcode["nucleus"])
             if sel.any():
-                rows.append((d, "nucleus", "pressure", weighted_mean(p[sel], vol[sel]), "MPa"))
+                cavity = cavities.get(f"{d}:nucleus")
+                fluid = cavity.pressure(u) if cavity is not None else 0.0
+                rows.append((d, "nucleus", "pressure", fluid + weighted_mean(p[sel], vol[sel]), "MPa"))
+                if cavity is not None:
+                    rows.append((d, "nucleus", "fluid_pressure", fluid, "MPa"))
                 rows.append((d, "nucleus", "pressure_max", float(p[sel].max()), "MPa"))
         if "annulus" in rcode:
             sel = L & (reg == rcode["annulus"])
             if sel.any():
                 rows.append((d, "annulus", "von_mises_peak", float(solution.von_mises[sel].max()), "MPa"))
     return rows
+
+
+def endplate_rotation(points, faces, displacement):
+    """Least-squares small rotation ``(3,)`` rad of the nodes of ``faces`` (global axes): the ``theta``
+    that best fits ``u_i - mean(u) = theta x (x_i - mean(x))``."""
+    nodes = np.unique(faces)
+    r = points[nodes] - points[nodes].mean(axis=0)
+    du = displacement[nodes] - displacement[nodes].mean(axis=0)
+    A = np.eye(3) * np.einsum("ki,ki->", r, r) - r.T @ r
+    return np.linalg.solve(A, np.cross(r, du).sum(axis=0))
 
 
 def segment_rows(segment, solution, applied, load):

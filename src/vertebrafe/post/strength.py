@@ -32,7 +32,9 @@ import math
 import numpy as np
 
 from ..errors import InputError
+from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 from .metrics import BONE_REGIONS, strain_ratio, vertebra_geometry
+from .plate import plate_test
 
 __all__ = ["DEFAULT_FRACTION", "APPARENT_YIELD", "yield_scale", "strength_rows", "vertebra_strength",
            "VertebraStrength"]
@@ -74,8 +76,8 @@ def _bone_mask(mesh, level, regions):
     return (mesh.cell_data["level"] == code) & np.isin(mesh.cell_data["region"], rc)
 
 
-def strength_rows(segment, solution, load, fraction=DEFAULT_FRACTION, yield_compression=0.0077,
-                  yield_tension=0.0070, apparent_yield=APPARENT_YIELD, regions=BONE_REGIONS):
+def strength_rows(segment, solution, load, fraction=DEFAULT_FRACTION, yield_compression=YIELD_STRAIN_COMPRESSION,
+                  yield_tension=YIELD_STRAIN_TENSION, apparent_yield=APPARENT_YIELD, regions=BONE_REGIONS):
     """Per vertebra rows ``(level, "vertebra", metric, value, unit)``: ``load_scale_yield`` (-),
     ``strength_yield`` (N), ``factor_of_risk_yield`` (-), ``strength_apparent`` (N),
     ``factor_of_risk_apparent`` (-). Strengths are NaN without compression (pure moments)."""
@@ -121,17 +123,15 @@ def vertebra_strength(segment, level, apparent_yield=APPARENT_YIELD, fraction=DE
     prescribed axial translation ``-apparent_yield x height`` and zero rotation (sideways translation
     free). ``strength_apparent`` is the plate's axial reaction force; ``strength_yield`` the same load
     scaled to the Pistoia-type criterion (see the module docstring). Yield strains default to the
-    segment's MaterialSet values (0.0077 / 0.0070). Returns a :class:`VertebraStrength`.
+    segment's MaterialSet values (:data:`vertebrafe.materials.YIELD_STRAIN_COMPRESSION` / ``_TENSION``). Returns a :class:`VertebraStrength`.
     """
-    from ..fem import Model
-
     if segment.elasticity is None:
         raise InputError("segment has no elasticity; build it with bmd=... or attach materials first")
     if level not in segment.levels:
         raise InputError(f"level = {level!r} is not a vertebra of this segment; vertebrae: {list(segment.levels)}")
     ms = segment.materials
-    yc = float(getattr(ms, "yield_strain_compression", 0.0077)) if yield_compression is None else yield_compression
-    yt = float(getattr(ms, "yield_strain_tension", 0.0070)) if yield_tension is None else yield_tension
+    yc = float(getattr(ms, "yield_strain_compression", YIELD_STRAIN_COMPRESSION)) if yield_compression is None else yield_compression
+    yt = float(getattr(ms, "yield_strain_tension", YIELD_STRAIN_TENSION)) if yield_tension is None else yield_tension
     _check(fraction, yc, yt, apparent_yield)
     mesh = segment.mesh
     code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
@@ -141,13 +141,10 @@ def vertebra_strength(segment, level, apparent_yield=APPARENT_YIELD, fraction=DE
     sub.points = (sub.points - o) @ R                         # local frame: axis = z
     H = float(sub.points[sub.node_sets[f"{level}:superior"], 2].mean()
               - sub.points[sub.node_sets[f"{level}:inferior"], 2].mean())
-    model = Model(sub, C=segment.elasticity[mask], formulation="bbar")
-    model.fix(sub.node_sets[f"{level}:inferior"], "xyz")
-    plate = model.rigid_plate(sub.node_sets[f"{level}:superior"])
     delta = apparent_yield * H
-    plate.prescribe(translation=(None, None, -delta), rotation=(0.0, 0.0, 0.0))
-    sol = model.solve(**solver_options)
-    F = -float(sol.plate_reaction(plate)[0][2])               # the plate pushes down: reaction > 0 upward
+    test = plate_test(sub, segment.elasticity[mask], sub.node_sets[f"{level}:inferior"],
+                      sub.node_sets[f"{level}:superior"], delta, **solver_options)
+    sol, F = test.solution, test.force
     # Pistoia-type: bone cells of the vertebra
     rc = [c for c, n in sub.tag_names["region"].items() if n in regions]
     sel = np.isin(sub.cell_data["region"], rc)

@@ -171,6 +171,7 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
         else:
             n = workers or min(os.cpu_count() or 1, len(pending))
             n = max(1, min(int(n), len(pending)))
+            _warm_up(bar, say)
             if n == 1:
                 run.backend = "1 process (in-process)"
                 for cid, item in items.items():
@@ -219,6 +220,17 @@ def _check_same_study(study, out):
         raise InputError(f"-o/--output = {out!r} holds study {old.get('name')!r} sweeping {old.get('parameters')}; "
                          f"this is study {study.name!r} sweeping {list(study.parameters)}; allowed: the same study "
                          "(to resume or extend it) or another folder")
+
+
+def _warm_up(bar, say):
+    """Compile or load the numba kernels in this process before any case starts, so that worker
+    processes load them from numba's cache instead of each compiling them (a notice is shown when
+    compiling)."""
+    from ..fem.warmup import warm_up
+    if bar is not None:
+        warm_up(say=lambda msg: bar.write(msg, file=sys.stderr))
+    else:
+        warm_up(say=say)
 
 
 def _check_study_dir(out):

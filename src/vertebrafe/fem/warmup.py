@@ -1,0 +1,59 @@
+"""Compile (or load from numba's cache) every numba kernel of the FE core in this process.
+
+The kernels are compiled with ``cache=True``: the first process on a machine compiles them (tens of
+seconds on a 2-core machine), later processes load the cached machine code (well under a second). A
+study calls :func:`warm_up` in its parent process before it starts worker processes, so that the
+workers load the cache instead of compiling the same kernels side by side (``vertebrafe warmup`` does
+the same on its own, for example after an install).
+"""
+import time
+
+import numpy as np
+
+def _exercise():
+    """Solve a small bar with every code path that calls a kernel: per-cell formulations (full, B-bar,
+    incompatible modes), a rigid plate, two materials (material-aware AMG, 3x3 and 6x6 block smoothers
+    on three AMG levels) and the Gauss-point fields."""
+    from ..mesh import box
+    from .model import Model
+
+    mesh = box((6.0, 6.0, 100.0), (6, 6, 100))          # 14 559 unknowns: three AMG levels
+    m = mesh.n_cells
+    z = mesh.points[mesh.cells].mean(axis=1)[:, 2]
+    form = np.where(z < 33.0, "incompatible", np.where(z < 67.0, "bbar", "full"))
+    E = np.where(z < 50.0, 1000.0, 100.0)
+    model = Model(mesh, E=E, nu=np.full(m, 0.3), formulation=form)
+    model.fix(mesh.node_sets["zmin"])
+    model.rigid_plate(mesh.node_sets["zmax"]).load(force=(1.0, 0.0, -10.0), moment=(5.0, 0.0, 0.0))
+    sol = model.solve(solver="amg")
+    _ = sol.cell_stress
+    return sol
+
+
+def warm_up(say=print):
+    """Compile or load all FE kernels; returns the seconds it took.
+
+    ``say(message)`` is called when numba starts compiling a kernel that is not in its cache (once) and
+    when the warm-up is done after compiling; a warm cache stays silent. ``say=None`` is always silent.
+    """
+    from numba.core import event
+
+    compiled = []
+
+    class Notice(event.Listener):
+        def on_start(self, ev):
+            if not compiled and say is not None:
+                say("compiling the numba kernels (once per install; later runs load them from numba's "
+                    "cache) ...")
+            compiled.append(ev)
+
+        def on_end(self, ev):
+            pass
+
+    t0 = time.perf_counter()
+    with event.install_listener("numba:compile", Notice()):
+        _exercise()
+    elapsed = time.perf_counter() - t0
+    if compiled and say is not None:
+        say(f"numba kernels compiled in {elapsed:.0f} s")
+    return elapsed

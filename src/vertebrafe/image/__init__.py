@@ -1,0 +1,21 @@
+"""Image-based models: CT volumes and vertebra label maps -> calibrated density -> :class:`~vertebrafe.Segment`.
+
+>>> import vertebrafe as vf
+>>> ph = vf.phantom("T12-L2", bmd=70.0)                                   # doctest: +SKIP
+>>> seg = vf.image_segment(ph.ct, ph.labels, calibration=ph.calibration)  # doctest: +SKIP
+
+Modules: :mod:`~vertebrafe.image.volume` (:class:`Image`, NIfTI and DICOM readers and writers, VerSe
+labels), :mod:`~vertebrafe.image.calibration` (HU -> equivalent mineral density),
+:mod:`~vertebrafe.image.phantom` (synthetic scans from the parametric model), :mod:`~vertebrafe.image.fit`
+(template fit of one labelled body), :mod:`~vertebrafe.image.build` (:func:`image_segment`).
+"""
+from .build import as_calibration, image_segment, level_bmd
+from .calibration import PHANTOM_MATERIALS, Calibration, fit_from_rods
+from .fit import VertebraFit, fit_vertebra
+from .phantom import PHANTOM_CALIBRATION, Phantom, phantom
+from .volume import (VERSE_LABELS, Image, label_of, level_of, read_dicom, read_image, read_nifti, save_dicom_series,
+                     save_nifti)
+
+__all__ = ["image_segment", "level_bmd", "as_calibration", "VertebraFit", "fit_vertebra", "Calibration", "PHANTOM_MATERIALS", "fit_from_rods", "Phantom", "phantom", "PHANTOM_CALIBRATION",
+           "Image", "VERSE_LABELS", "label_of", "level_of", "read_dicom", "read_image", "read_nifti",
+           "save_dicom_series", "save_nifti"]

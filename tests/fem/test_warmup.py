@@ -1,0 +1,59 @@
+"""The warm-up compiles or loads every numba kernel of the FE core, so study workers compile nothing."""
+import inspect
+
+from numba.core.registry import CPUDispatcher
+
+from vertebrafe import cli
+from vertebrafe.fem import assembly, model, relaxation, solution, solvers
+from vertebrafe.fem.warmup import warm_up
+
+
+MODULES = (assembly, model, relaxation, solution, solvers)
+
+
+def _names(code):
+    """Global and attribute names used by a code object and the code objects nested in it."""
+    yield from code.co_names
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            yield from _names(const)
+
+
+def _functions(mod):
+    """Plain Python functions of ``mod``: module functions, methods and (cached) properties."""
+    for _, obj in inspect.getmembers(mod):
+        members = vars(obj).values() if inspect.isclass(obj) and obj.__module__ == mod.__name__ else [obj]
+        for m in members:
+            f = getattr(m, "fget", None) or getattr(m, "func", None) or m
+            f = getattr(f, "__func__", f)
+            if inspect.isfunction(f) and f.__module__ == mod.__name__:
+                yield f
+
+
+def _entry_points():
+    """The numba kernels that plain Python code of the FE core calls (kernels called only from other
+    kernels are compiled into their callers and need no signature of their own)."""
+    used = {name for mod in MODULES for f in _functions(mod) for name in _names(f.__code__)}
+    for mod in (assembly, relaxation, solution):      # fem.kernels: per-element kernels of these
+        for name, obj in inspect.getmembers(mod):
+            if isinstance(obj, CPUDispatcher) and obj.__module__ == mod.__name__ and name in used:
+                yield f"{mod.__name__}.{name}", obj
+
+
+def test_warm_up_reaches_every_kernel():
+    messages = []
+    elapsed = warm_up(say=messages.append)
+    assert elapsed > 0
+    entry = dict(_entry_points())
+    assert {"vertebrafe.fem.assembly.assemble", "vertebrafe.fem.relaxation.symmetric_sweep"} <= set(entry)
+    missing = [name for name, d in entry.items() if not d.signatures]
+    assert not missing, f"kernels not compiled by the warm-up: {missing}"
+    # a second call finds everything compiled in this process and says nothing
+    messages.clear()
+    warm_up(say=messages.append)
+    assert messages == []
+
+
+def test_warmup_command(capsys):
+    assert cli.main(["warmup"]) == 0
+    assert "numba kernels ready" in capsys.readouterr().out
