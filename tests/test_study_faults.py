@@ -170,7 +170,7 @@ def test_read_only_folder_is_a_clear_error(tmp_path, log, monkeypatch):
     def read_only(*a, **k):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(out / "cases"))
 
-    monkeypatch.setattr(studydir, "temp_dir", read_only)
+    monkeypatch.setattr(studydir, "atomic_dir", read_only)
     with pytest.raises(OutputError, match="Read-only file system"):
         run(out, bmds=(60.0, 70.0))
     monkeypatch.undo()

@@ -14,12 +14,8 @@ import os
 import re
 import shutil
 
-<<<<<<< HEAD
 from .errors import InputError, OutputError
-=======
-from .errors import InputError
 from .io.atomic import temp_dir, write_text
->>>>>>> main
 
 MARKER = ".vertebrafe.json"
 #: A file name made of letters, digits, ``.``, ``-`` and ``_``, not starting with ``.``, at most 128 characters.

@@ -11,12 +11,8 @@ from typing import Optional
 
 from .errors import InputError
 from .outputs import check_name
-<<<<<<< HEAD
-from .io.studydir import case_dir, case_status, damage, read_study, write_atomic
-=======
 from .io.atomic import atomic_path, write_text
-from .io.studydir import case_dir, case_status, read_study
->>>>>>> main
+from .io.studydir import case_dir, case_status, damage, read_study
 
 __all__ = ["PlotSpec", "summarize", "key_metrics", "print_tables", "markdown_table", "write_report_md", "case_report"]
 

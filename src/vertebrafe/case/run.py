@@ -38,16 +38,9 @@ def build_segment(case, progress=None, *, force=False):
     materials = MaterialSet(bmd=b.bmd, law=b.law, anisotropic=b.anisotropic, transverse_ratio=b.transverse_ratio)
     step("mesh")
     seg = segment(list(s.levels), element_size=s.element_size, overrides=s.overrides, scale=s.scale,
-<<<<<<< HEAD
                   materials=materials, cortex_thickness=s.cortex_thickness,
                   endplate_thickness=s.endplate_thickness, n_cortex_layers=s.n_cortex_layers,
-                  disc_refinement=s.disc_refinement)
-=======
-                     materials=materials, cortex_thickness=s.cortex_thickness,
-                     endplate_thickness=s.endplate_thickness, n_cortex_layers=s.n_cortex_layers,
-                     disc_refinement=s.disc_refinement, fibres=s.fibres,
-                     nucleus=s.nucleus)
->>>>>>> main
+                  disc_refinement=s.disc_refinement, fibres=s.fibres, nucleus=s.nucleus)
     if case.fracture is not None:
         f = case.fracture
         step("fracture")

@@ -9,17 +9,11 @@ import os
 import shutil
 import time
 
-<<<<<<< HEAD
 from ..errors import InputError, OutputError
-from .atomic import replace_dir, temp_dir, temp_file
-
-__all__ = ["STATUS_FILE", "STUDY_FILE", "LOCK_FILE", "is_study_dir", "read_study", "write_study", "case_dir",
-           "case_status", "write_case", "damage", "lock", "write_atomic", "clean_temporaries"]
-=======
 from .atomic import atomic_dir, is_temporary, write_text
 
-__all__ = ["STATUS_FILE", "STUDY_FILE", "is_study_dir", "read_study", "write_study", "case_dir", "case_status", "write_case", "clean_temporaries"]
->>>>>>> main
+__all__ = ["STATUS_FILE", "STUDY_FILE", "LOCK_FILE", "is_study_dir", "read_study", "write_study", "case_dir",
+           "case_status", "write_case", "damage", "lock", "clean_temporaries"]
 
 STATUS_FILE = "status.json"
 STUDY_FILE = "study.json"
@@ -60,57 +54,40 @@ def case_status(out, cid):
 
 def write_case(out, cid, files, case_toml, status):
     """Write the files of case ``cid`` into ``out/cases/<cid>`` atomically: ``files`` (name -> bytes),
-<<<<<<< HEAD
     ``case.toml`` (text ``case_toml``) and ``status.json`` (dict ``status`` with the SHA-256 of every file
-    added as ``checksums`` and the vertebrafe version as ``vertebrafe``, written last and synced)."""
+    added as ``checksums`` and the vertebrafe version as ``vertebrafe``, written last and synced). A write
+    that fails (full disk, read-only folder) raises :class:`OutputError` and leaves the earlier files."""
     from .._version import __version__
 
     files = {**files, "case.toml": case_toml.encode("utf-8")}
     status = dict(status, vertebrafe=__version__,
                   checksums={n: hashlib.sha256(data).hexdigest() for n, data in files.items()})
     try:
-        _write_case(out, cid, files, status)
+        os.makedirs(os.path.join(out, "cases"), exist_ok=True)
+        with atomic_dir(case_dir(out, cid), label=cid) as tmp:
+            for name, data in files.items():
+                with open(os.path.join(tmp, name), "wb") as f:
+                    f.write(data)
+            with open(os.path.join(tmp, STATUS_FILE), "w") as f:
+                json.dump(status, f, indent=1, default=str)
+                f.flush()
+                os.fsync(f.fileno())
     except OSError as exc:
         raise OutputError(f"cannot write case {cid} into {out}: {exc.strerror or exc} (errno {exc.errno}); its "
                           "earlier files are kept and it is not marked finished") from exc
 
 
-def _write_case(out, cid, files, status):
-    cases = os.path.join(out, "cases")
-    os.makedirs(cases, exist_ok=True)
-    tmp = temp_dir(cases, prefix=f".tmp-{cid}-")
-    try:
-=======
-    ``case.toml`` (text ``case_toml``) and ``status.json`` (dict ``status``, written last and synced)."""
-    os.makedirs(os.path.join(out, "cases"), exist_ok=True)
-    with atomic_dir(case_dir(out, cid), label=cid) as tmp:
->>>>>>> main
-        for name, data in files.items():
-            with open(os.path.join(tmp, name), "wb") as f:
-                f.write(data)
-        with open(os.path.join(tmp, STATUS_FILE), "w") as f:
-            json.dump(status, f, indent=1, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-<<<<<<< HEAD
-        replace_dir(tmp, case_dir(out, cid))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def damage(out, cid, status):
     """What is wrong with the files of finished case ``cid`` (``status`` its status.json): a list of
-    ``"name: missing"`` / ``"name: changed (checksum)"`` / ``"no checksums"``; empty when all verify."""
+    ``"name: missing"`` / ``"name: changed or truncated"`` / ``"no checksums"``; empty when all verify."""
     sums = status.get("checksums")
     if not isinstance(sums, dict) or not sums:
         return ["no checksums (written by an older vertebrafe)"]
     problems = []
     for name, digest in sums.items():
-        p = os.path.join(case_dir(out, cid), name)
+        h = hashlib.sha256()
         try:
-            h = hashlib.sha256()
-            with open(p, "rb") as f:
+            with open(os.path.join(case_dir(out, cid), name), "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     h.update(chunk)
         except OSError:
@@ -133,8 +110,7 @@ def lock(out):
         return
     import socket
 
-    path = os.path.join(out, LOCK_FILE)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(os.path.join(out, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -148,21 +124,6 @@ def lock(out):
         yield
     finally:
         os.close(fd)          # releases the lock
-
-
-def write_atomic(path, text):
-    d = os.path.dirname(os.path.abspath(path))
-    tmp = temp_file(d)
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-=======
->>>>>>> main
 
 
 def clean_temporaries(out):

@@ -51,14 +51,9 @@ import numpy as np
 from ..errors import InputError
 from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 
-<<<<<<< HEAD
-__all__ = ["BONE_REGIONS", "METRIC_NAMES", "REGION_NAMES", "weighted_quantile", "weighted_mean", "region_rows", "vertebra_rows", "disc_rows",
-           "segment_rows", "metrics_frame", "COLUMNS", "level_axis", "face_mean", "central_mean", "strain_ratio"]
-=======
-__all__ = ["BONE_REGIONS", "weighted_quantile", "weighted_mean", "region_rows", "vertebra_rows", "disc_rows",
-           "segment_rows", "metrics_frame", "COLUMNS", "level_axis", "endplate_rotation", "face_mean", "central_mean",
-           "strain_ratio"]
->>>>>>> main
+__all__ = ["BONE_REGIONS", "METRIC_NAMES", "REGION_NAMES", "weighted_quantile", "weighted_mean", "region_rows",
+           "vertebra_rows", "disc_rows", "segment_rows", "metrics_frame", "COLUMNS", "level_axis", "endplate_rotation",
+           "face_mean", "central_mean", "strain_ratio"]
 
 #: Regions whose volume counts as bone for yield fractions and strength (cement and cement-bone
 #: composite are excluded: their yield strain is not the bone's).

@@ -55,6 +55,17 @@ def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def _worker_sigterm(signum, frame):
+    """SIGTERM in a pool worker: unwind (the case's temporary folder is removed) and make sure the process
+    ends within 5 s even if the pool machinery catches the ``SystemExit`` and waits for more work."""
+    import threading
+
+    timer = threading.Timer(5.0, os._exit, (128 + signum,))
+    timer.daemon = True
+    timer.start()
+    raise SystemExit(128 + signum)
+
+
 def _watch_parent(parent):
     """In a pool worker: stop when the process that started it is gone (killed with SIGKILL, say), so that
     no orphaned worker keeps its memory; checks twice a second."""
@@ -81,7 +92,7 @@ def _init_worker(parent=None):
     global _POOL_LIMITS
     import signal
 
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, _worker_sigterm)
     if parent is not None:
         _watch_parent(parent)
     for k in THREAD_ENV:
