@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Core benchmark: vertebrafe against scikit-fem + pyamg on a stiff inclusion in a soft box.
+"""Core benchmark: vertebrafe against scikit-fem + pyamg and CalculiX on a stiff inclusion in a soft box.
 
 Problem (spec, section 9): a box 40 x 30 x 25 mm on a structured hex8 grid; an ellipsoidal
 inclusion centred in the box with semi-axes (10, 8, 6) mm, E = 3000 MPa (like PMMA), in a
@@ -16,7 +16,7 @@ Usage::
 
     python benchmarks/bench_core.py --sizes small          # 10k elements
     python benchmarks/bench_core.py --sizes all            # 10k, 50k, 150k, 400k
-    python benchmarks/bench_core.py --sizes 50k,1M --no-skfem
+    python benchmarks/bench_core.py --sizes 50k,1M --no-skfem --no-calculix
     python benchmarks/bench_core.py --check-import         # import + small solve, warm cache
     python benchmarks/bench_core.py --sizes 400k --assembly bbar,incompatible --repeats 5
 
@@ -326,11 +326,62 @@ def run_skfem(shape) -> dict:
     }
 
 
+def run_calculix(shape, formulation="full") -> dict:
+    """Solve the same model with CalculiX: vertebrafe writes the deck (``Model.export``), ``ccx`` assembles
+    and solves it (C3D8 = full integration, the SPOOLES direct solver), the reaction comes from its ``.dat``.
+
+    ``ccx`` reports only its total time (input, assembly, factorisation and solve, output), timed here
+    as the wall time of the ``ccx`` process; its peak memory is that of the child process.
+    """
+    import resource
+    import shutil
+    import tempfile
+
+    import numpy as np
+    from vertebrafe.io.abaqus import read_dat, write_inp
+
+    exe = shutil.which("ccx")
+    if exe is None:
+        raise RuntimeError("ccx (CalculiX) is not installed (Debian/Ubuntu: apt-get install calculix-ccx)")
+    version = subprocess.run([exe, "-v"], capture_output=True, text=True).stdout.split()[-1]
+    mesh, model, E = _vertebrafe_model(shape, formulation)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        write_inp(model, os.path.join(tmp, "box.inp"), print_nodes="zmax", field_output=False)
+        t_write = time.perf_counter() - t0
+        threads = str(os.cpu_count() or 1)
+        env = dict(os.environ, OMP_NUM_THREADS=threads, CCX_NPROC_EQUATION_SOLVER=threads)
+        t0 = time.perf_counter()
+        proc = subprocess.run([exe, "-i", "box"], cwd=tmp, capture_output=True, text=True, env=env)
+        t_ccx = time.perf_counter() - t0
+        if "Job finished" not in proc.stdout:
+            raise RuntimeError("ccx failed: " + (proc.stdout + proc.stderr).strip().splitlines()[-1])
+        res = read_dat(os.path.join(tmp, "box.dat"))
+        deck_mb = os.path.getsize(os.path.join(tmp, "box.inp")) / 1e6
+    top = mesh.node_sets["zmax"]
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {
+        "code": "calculix",
+        "ccx_version": version,
+        "elements": int(mesh.n_cells),
+        "dofs": int(3 * mesh.n_points),
+        "inclusion_cells": int((E == E_INCLUSION).sum()),
+        "write_time": t_write,
+        "deck_mb": deck_mb,
+        "solve_time": t_ccx,
+        "ccx_peak_rss": int(child if sys.platform == "darwin" else child * 1024),
+        "fz": float(res["RF"][top, 2].sum()),
+        "uz_min": float(np.min(res["U"][:, 2])),
+    }
+
+
 # --------------------------------------------------------------------------- harness
 def worker(code: str, shape, formulation: str, solver: str) -> int:
     try:
         if code == "vertebrafe":
             result = run_vertebrafe(shape, formulation, solver)
+        elif code == "calculix":
+            result = run_calculix(shape, formulation)
         else:
             result = run_skfem(shape)
         result["ok"] = True
@@ -340,7 +391,7 @@ def worker(code: str, shape, formulation: str, solver: str) -> int:
         traceback.print_exc(file=sys.stderr)
         result = {"code": code, "ok": False, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
     result["shape"] = list(shape)
-    result["peak_rss"] = peak_rss_bytes()
+    result["peak_rss"] = result.get("ccx_peak_rss") or peak_rss_bytes()  # calculix: the ccx process
     print(RESULT_TAG + json.dumps(result), flush=True)
     return 0 if result["ok"] else 1
 
@@ -382,7 +433,7 @@ def table_row(r: dict) -> list[str]:
         _f(r.get("constraints_time"), ".3f"), _f(r.get("setup_time"), ".2f"),
         _f(r.get("solve_time"), ".2f"), _f(r.get("iterations"), "d"),
         _f(r.get("residual"), ".1e"), f"{r['peak_rss'] / 1e6:,.0f}",
-        _f(r.get("base_rss", 0) / 1e6, ",.0f"),
+        _f(r["base_rss"] / 1e6 if r.get("base_rss") else None, ",.0f"),
         f"{r['peak_rss'] / r['dofs']:,.0f}", f"{r['fz']:.3f}",
     ]
 
@@ -525,7 +576,11 @@ def main(argv=None) -> int:
     parser.add_argument("--assembly", metavar="FORMULATIONS",
                         help="only time the stiffness assembly of these formulations (comma list, e.g. "
                              "bbar,incompatible), --repeats times each, interleaved, no solve")
-    parser.add_argument("--worker", choices=["vertebrafe", "skfem"], help=argparse.SUPPRESS)
+    parser.add_argument("--no-calculix", action="store_true", help="skip the CalculiX (ccx) peer")
+    parser.add_argument("--calculix-max", type=parse_size, default=parse_size("50k"),
+                        help="largest size solved with CalculiX (default 50k; its direct solver needs "
+                             "far more memory and time than AMG-CG)")
+    parser.add_argument("--worker", choices=["vertebrafe", "skfem", "calculix"], help=argparse.SUPPRESS)
     parser.add_argument("--shape", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -574,6 +629,17 @@ def main(argv=None) -> int:
         results.append(v)
         rows.append(table_row(v))
         print_console_row(rows[-1])
+        if not args.no_calculix and n <= args.calculix_max and args.formulation in ("full", "incompatible"):
+            c = run_in_subprocess("calculix", shape, args.formulation, args.solver, args.timeout, args.verbose)
+            c["size"] = size_label(n)
+            results.append(c)
+            rows.append(table_row(c))
+            print_console_row(rows[-1])
+            if c.get("ok") and v.get("ok"):
+                c["fz_rel_diff"] = abs(c["fz"] - v["fz"]) / abs(v["fz"])
+                print(f"   calculix {c['ccx_version']}: deck written by vertebrafe in {c['write_time']:.2f} s "
+                      f"({c['deck_mb']:.0f} MB), ccx total (input, assembly, SPOOLES direct solve) "
+                      f"{c['solve_time']:.2f} s; |dFz|/|Fz| vs vertebrafe = {c['fz_rel_diff']:.1e}", flush=True)
         if args.no_skfem or n > args.skfem_max:
             continue
         need, avail = SKFEM_BYTES_PER_ELEMENT * math.prod(shape), available_memory()

@@ -187,7 +187,7 @@ def test_comparison_shares_the_colour_range(sol, sol_soft):
     try:
         ranges = [tuple(r.actors[name].mapper.scalar_range) for r in p.renderers for name in r.actors
                   if hasattr(r.actors[name], "mapper") and getattr(r.actors[name].mapper, "scalar_range", None)
-                  is not None and r.actors[name].mapper.dataset is not None]
+                  is not None and getattr(r.actors[name].mapper, "dataset", None) is not None]
         lo = min(sol.von_mises.min(), sol_soft.von_mises.min())
         hi = max(sol.von_mises.max(), sol_soft.von_mises.max())
         assert len(ranges) == 2
@@ -301,3 +301,134 @@ def test_view_colour_range_option(tmp_path, sol, capsys):
     assert not np.array_equal(np.asarray(Image.open(full)), np.asarray(Image.open(narrow)))
     assert cli.main(base + [str(narrow), "--clim", "2", "1"]) == 1
     assert "--clim 2 1" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ researcher's views
+@pytest.fixture(scope="module")
+def vp_folders(tmp_path_factory):
+    """An L1 wedge fracture and its bipedicular vertebroplasty (6 mm), saved as result folders."""
+    from vertebrafe.simulate import simulate
+    seg = vf.segment(["L1", "L2"], bmd=80.0, element_size=6.0)
+    frac = vf.fracture(seg, "L1", kind="wedge", grade=2)
+    vp = vf.vertebroplasty(frac, "L1")
+    d = tmp_path_factory.mktemp("results")
+    simulate(frac, "relaxed_standing", case="fracture").save(d / "frac")
+    simulate(vp, "relaxed_standing", case="VP bipedicular").save(d / "vp")
+    return d / "frac", d / "vp"
+
+
+def _texts(plotter):
+    out = []
+    for r in plotter.renderers:
+        for a in r.actors.values():
+            if hasattr(a, "GetInput") and isinstance(a.GetInput(), str):
+                out.append(a.GetInput())
+            elif hasattr(a, "GetText"):
+                out += [a.GetText(k) for k in range(8) if a.GetText(k)]
+    return out
+
+
+def test_result_folders_and_case_labels(vp_folders):
+    frac, vp = vp_folders
+    assert viz.result_path(vp).name == "result.vtu"
+    assert viz.case_label(vp) == "VP bipedicular" and viz.case_label(vp / "result.vtu") == "VP bipedicular"
+    g = viz.to_pyvista(vp)
+    assert "cement_fraction" in g.cell_data and "von_mises_MPa" in g.cell_data
+
+
+def test_clip_through_the_cement_cuts_the_bipedicular_bolus(vp_folders):
+    """The mid-sagittal plane misses the off-midline boluses; the named clip passes through one."""
+    g = viz.to_pyvista(vp_folders[1])
+    cf = np.asarray(g.cell_data["cement_fraction"])
+    bounds = np.array([g.get_cell(i).bounds for i in np.flatnonzero(cf > 0)])
+    p = viz.through_point(g, "cement")
+    cut = lambda x0: int(((bounds[:, 0] < x0) & (bounds[:, 1] > x0)).sum())   # noqa: E731
+    assert abs(p[0]) > 4.0 and cut(p[0]) > 3 * max(cut(0.0), 1)
+    assert viz.through_point(g, "cement:right")[0] > 0 > viz.through_point(g, "cement:left")[0]
+    assert viz.through_point(g, "L2")[2] < viz.through_point(g, "L1")[2]
+    with pytest.raises(InputError, match="no cement"):
+        viz.through_point(vp_folders[0], "cement")
+    with pytest.raises(InputError, match="levels"):
+        viz.through_point(g, "T3")
+
+
+@rendering
+def test_compare_panels_labels_difference_and_orientation(vp_folders):
+    frac, vp = vp_folders
+    p = viz.show_comparison(frac, vp, "von_mises", clip="sagittal", through="cement", difference=True,
+                            off_screen=True, window_size=(3 * SIZE[0], SIZE[1]), return_plotter=True)
+    try:
+        texts = _texts(p)
+        img = np.asarray(p.screenshot(None, return_img=True))
+        assert len(p.renderers) == 3
+        assert all(r.axes_actor is not None for r in p.renderers)                   # orientation marker
+    finally:
+        p.close()
+    assert "fracture" in texts and "VP bipedicular" in texts and "VP bipedicular - fracture" in texts
+    assert "lateral view" in texts
+    w = img.shape[1] // 3
+    for k in range(3):                                                              # three drawn panels
+        assert _fill(img[:, k * w:(k + 1) * w]) > MIN_FILL
+
+
+@rendering
+def test_anatomical_views_and_region_colour_range(vp_folders):
+    vp = vp_folders[1]
+    p = viz.show_field(vp, "von_mises", view="anterior", regions="cancellous", off_screen=True,
+                       window_size=SIZE, return_plotter=True)
+    try:
+        pos, focal, _ = p.camera_position
+        d = np.asarray(pos) - np.asarray(focal)
+        assert d[1] > 0.99 * np.linalg.norm(d)                                      # in front (+y)
+        ranges = [tuple(a.mapper.scalar_range) for a in p.renderer.actors.values()
+                  if getattr(getattr(a, "mapper", None), "dataset", None) is not None
+                  and a.mapper.scalar_visibility]
+        assert "anterior view" in _texts(p)
+    finally:
+        p.close()
+    g = viz.to_pyvista(vp)
+    vm = np.asarray(g.cell_data["von_mises_MPa"])
+    canc = np.isin(g.cell_data["region_name"], ["cancellous"])
+    assert ranges == [pytest.approx((vm[canc].min(), vm[canc].max()))]
+    assert vm[canc].max() < 0.7 * vm.max()                 # the cortex would have set a wider range
+    with pytest.raises(InputError, match="regions"):
+        viz.show_field(vp, "von_mises", regions="bone marrow", off_screen=True, window_size=SIZE, show=False)
+    with pytest.raises(InputError, match="view"):
+        viz.show_segment(vp, view="dorsal-ish", off_screen=True, window_size=SIZE, show=False)
+
+
+def test_interactive_html_for_sharing(vp_folders, tmp_path):
+    pytest.importorskip("trame_vtk")
+    import base64
+    import io
+    import json
+    import re
+    import zipfile
+    path = viz.export_html(vp_folders[1], tmp_path / "vp.html", field="von_mises", clip="sagittal",
+                           through="cement")
+    text = path.read_text()
+    assert "OfflineLocalView.load" in text and not re.search(r'<script[^>]+src="https?:', text)   # offline
+    scene = zipfile.ZipFile(io.BytesIO(base64.b64decode(re.search(r'base64Str = "([^"]+)"', text).group(1))))
+    index = json.loads(scene.read("index.json"))
+    assert index["scene"][0]["mapper"]["colorByArrayName"] == "von_mises_MPa"
+    assert "von_mises_MPa" in index["lookupTables"]
+    tags = viz.export_html(vp_folders[1], tmp_path / "tags.html")
+    assert len(json.loads(zipfile.ZipFile(io.BytesIO(base64.b64decode(re.search(
+        r'base64Str = "([^"]+)"', tags.read_text()).group(1)))).read("index.json"))["scene"]) >= 5
+
+
+@rendering
+def test_view_command_with_folders_names_and_html(vp_folders, tmp_path, capsys):
+    from vertebrafe import cli
+    frac, vp = vp_folders
+    out = tmp_path / "cmp.png"
+    assert cli.main(["view", str(frac), "--compare", str(vp), "--field", "von_mises", "--clip", "sagittal",
+                     "--through", "cement", "--with-difference", "--regions", "cancellous,cement_bone",
+                     "--screenshot", str(out), "--window-size", "720", "180"]) == 0
+    from PIL import Image
+    assert Image.open(out).size == (720, 180) and _png_fill(out) > MIN_FILL
+    assert cli.main(["view", str(vp), "--view", "superior", "--screenshot", str(tmp_path / "s.png"),
+                     "--window-size", "240", "180"]) == 0
+    pytest.importorskip("trame_vtk")
+    assert cli.main(["view", str(vp), "--field", "von_mises", "--html", str(tmp_path / "vp.html")]) == 0
+    assert (tmp_path / "vp.html").stat().st_size > 100_000

@@ -6,32 +6,44 @@ import itertools
 import json
 import math
 import os
+import textwrap
 from dataclasses import dataclass
 from typing import Optional
 
+from . import labels
 from .errors import InputError
 from .outputs import check_name
 from .io.atomic import atomic_path, write_text
 from .io.studydir import case_dir, case_status, damage, read_study
 
-__all__ = ["PlotSpec", "summarize", "key_metrics", "print_tables", "markdown_table", "write_report_md", "case_report"]
+__all__ = ["PlotSpec", "summarize", "study_figure", "subtitle", "key_metrics", "print_tables", "markdown_table", "write_report_md", "case_report"]
 
 @dataclass(frozen=True)
 class PlotSpec:
     """One summary plot: ``y`` (``"ratio"`` against the reference or ``"value"``) of ``metric`` in
     ``region`` of the levels with ``relation`` (``"adjacent"`` = both adjacent vertebrae, or a relation
     such as ``treated``, ``adjacent_superior``, ``disc_superior``, ``segment``, or a level name), against
-    the swept key ``x``, one line per ``hue`` value, one panel per ``facet`` value."""
+    the swept key ``x``, one line per ``hue`` value, one panel per ``facet`` value. Where several cases
+    share a point (a setting repeated with other, unplotted values), the mean is drawn with its ``spread``
+    (``"range"``: min-max, ``"std"``: +-1 SD, ``"none"``). ``formats``: comma list of png, svg, pdf."""
 
     metric: str
     x: str
-    region: str = "bone"
+    region: str = "body"
     relation: str = "adjacent"
     y: str = "ratio"
     hue: str = "variant"
     facet: Optional[str] = None
     title: str = ""
     name: str = ""
+    spread: str = "range"
+    formats: str = "png,svg,pdf"
+
+
+#: file formats of study figures (``PlotSpec.formats``, a comma list; PNG always)
+FIGURE_FORMATS = ("png", "svg", "pdf")
+#: how repeated settings are drawn (``PlotSpec.spread``): mean with min-max range, mean +- 1 SD, or the mean only
+SPREADS = ("range", "std", "none")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -174,30 +186,138 @@ def _select(summary, spec):
     return sel
 
 
-def _unit(key):
-    """Unit of a dotted case key from the case schema ('' if none)."""
+def _field(key):
+    """The case-schema Field of a dotted key (None if unknown)."""
     from .case import SCHEMA
     section, _, name = key.partition(".")
     for f in SCHEMA.get(section, ()):
         if f.name == name:
-            return f.unit
-    return ""
+            return f
+    return None
+
+
+def _unit(key):
+    """Unit of a dotted case key from the case schema ('' if none)."""
+    f = _field(key)
+    return f.unit if f is not None else ""
 
 
 def _label(key):
-    unit = _unit(key)
-    return f"{key} [{unit}]" if unit else key
+    return labels.parameter(key, _unit(key))
+
+
+def _fmt(v, unit=""):
+    unit = labels.unit(unit)
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, (list, tuple)):
+        v = "-".join(map(str, v)) if all(isinstance(x, str) for x in v) else list(v)
+    return f"{v:g}{' ' + unit if unit else ''}" if isinstance(v, (int, float)) and not isinstance(v, bool) \
+        else f"{v}{' ' + unit if unit and not isinstance(v, str) else ''}"
+
+
+#: keys shown in a figure's subtitle when every plotted case shares their value
+SUBTITLE_KEYS = ("segment.levels", "bone.bmd", "fracture.level", "fracture.grade", "fracture.height_loss",
+                 "treatment.kind", "treatment.volume", "treatment.fill", "treatment.approach",
+                 "treatment.restoration", "segment.element_size")
+_LOAD_KEYS = ("compression", "flexion", "extension", "lateral_bending", "axial_rotation", "anterior_shear",
+              "lateral_shear")
+
+
+def _load_text(load):
+    """A [load] section in words: the preset and the explicit values."""
+    from .loads import LOAD_RANGES
+    parts = [load["preset"].replace("_", " ")] if load.get("preset") else []
+    for k in _LOAD_KEYS:
+        if load.get(k):
+            parts.append(f"{_fmt(load[k], LOAD_RANGES[k][2])} {labels.PARAMETERS['load.' + k].split(' moment')[0]}")
+    if load.get("follower"):
+        parts.append("follower")
+    return ", ".join(parts) or "no load"
+
+
+def subtitle(cases, varying=()):
+    """The load and the settings shared by ``cases`` (study.json case records) in one line, leaving out
+    the keys in ``varying`` (the plot's axes, hue and facet)."""
+    if not cases:
+        return ""
+    loads = {_load_text(c["case"].get("load", {})) for c in cases}
+    parts = ["load: " + loads.pop()] if len(loads) == 1 else []
+    for key in SUBTITLE_KEYS:
+        if key in varying:
+            continue
+        values = [_lookup(c["case"], key) for c in cases]
+        given = {json.dumps(v) for v in values if v is not None}
+        if len(given) == 1:
+            v = json.loads(given.pop())
+            parts.append(f"{labels.PARAMETERS.get(key, key)} {_fmt(v, _unit(key))}")
+    return "; ".join(parts)
+
+
+def _is_integer_axis(key, values):
+    f = _field(key)
+    if f is not None and f.kind == "int":
+        return True
+    try:
+        return all(float(v).is_integer() for v in values) and len(values) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _save_figure(fig, out, name, formats):
+    """Write ``plots/<name>.<fmt>`` for each format (atomically). Returns the paths, PNG first."""
+    paths = []
+    for fmt in formats:
+        path = os.path.join(out, "plots", f"{name}.{fmt}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=150, format=fmt, bbox_inches="tight")
+        paths.append(path)
+    return paths
+
+
+def _formats(spec):
+    fm = [f.strip().lower() for f in spec.formats.split(",") if f.strip()]
+    bad = sorted(set(fm) - set(FIGURE_FORMATS))
+    if bad or "png" not in fm:
+        raise InputError(f"plot {spec.name!r}: formats = {spec.formats!r}; allowed a comma list of "
+                         f"{', '.join(FIGURE_FORMATS)} that includes png")
+    return ["png"] + [f for f in fm if f != "png"]
 
 
 def _plot(summary, spec, out, meta):
+    """Write the figure of ``spec`` (PNG and its other formats) and its pivot table under ``out/plots``.
+    Returns ``(png path, pivot table)`` or ``(None, None)`` when nothing matches."""
+    import matplotlib.pyplot as plt
+
+    formats = _formats(spec)
+    fig, table = study_figure(summary, spec, meta)
+    if fig is None:
+        return None, None
+    write_text(os.path.join(out, "plots", f"{spec.name}.csv"), table.to_csv())
+    try:
+        paths = _save_figure(fig, out, spec.name, formats)
+    finally:
+        plt.close(fig)
+    return paths[0], table
+
+
+def study_figure(summary, spec, meta):
+    """The matplotlib figure of one :class:`PlotSpec` over a study summary (DataFrame of ``summary.csv``)
+    and its ``study.json`` record ``meta``: labels with units (:mod:`vertebrafe.labels`), the load and
+    the shared settings in the subtitle, one legend outside the panels, integer ticks for integer keys,
+    the reference as a legend entry, mean and range (or +-1 SD) where a setting is repeated. Returns
+    ``(figure, pivot table)``, ``(None, None)`` when no row matches."""
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     sel = _select(summary, spec)
     if sel.empty or spec.x not in sel.columns:
         return None, None
+    if spec.spread not in SPREADS:
+        raise InputError(f"plot {spec.name!r}: spread = {spec.spread!r}; allowed {list(SPREADS)}")
     ycol = spec.y
     ref = meta.get("reference")
     if ycol != "value" and ref:
@@ -205,8 +325,8 @@ def _plot(summary, spec, out, meta):
     facets = [None] if not spec.facet else sorted(sel[spec.facet].dropna().unique())
     index = [spec.facet] if spec.facet else []
     table = sel.pivot_table(index=index + [spec.hue, "level"], columns=spec.x, values=ycol, aggfunc="mean")
-    write_text(os.path.join(out, "plots", f"{spec.name}.csv"), table.to_csv())
-    fig, axes = plt.subplots(1, len(facets), figsize=(4.2 * len(facets) + 0.8, 3.8), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(facets), figsize=(3.6 * len(facets) + 1.0, 3.6), sharey=True, squeeze=False,
+                             layout="constrained")
     markers = itertools.cycle("os^Dv<>")
     hues = list(dict.fromkeys(sel[spec.hue].tolist()))
     mk = {h: next(markers) for h in hues}
@@ -214,35 +334,51 @@ def _plot(summary, spec, out, meta):
     styles = itertools.cycle(["-", "--", ":", "-."])
     levels = list(dict.fromkeys(sel["level"].tolist()))
     ls = {lv: next(styles) for lv in levels}
+    handles = {}
+    repeated = False
     for ax, fv in zip(axes[0], facets):
         part = sel if fv is None else sel[sel[spec.facet] == fv]
         for (h, lv), g in part.groupby([spec.hue, "level"], sort=False):
-            g = g.sort_values(spec.x)
-            ax.plot(g[spec.x].to_numpy(dtype=float), g[ycol].to_numpy(dtype=float), marker=mk[h],
-                    linestyle=ls[lv], color=colours[h], label=f"{h}, {lv}" if len(levels) > 1 else f"{h}")
+            stats = g.groupby(spec.x)[ycol].agg(["mean", "min", "max", "std", "count"]).sort_index()
+            x = stats.index.to_numpy(dtype=float)
+            y = stats["mean"].to_numpy(dtype=float)
+            label = f"{h}, {lv}" if len(levels) > 1 else f"{h}"
+            line, = ax.plot(x, y, marker=mk[h], linestyle=ls[lv], color=colours[h], label=label)
+            if spec.spread != "none" and (stats["count"] > 1).any():
+                repeated = True
+                if spec.spread == "range":
+                    err = [y - stats["min"].to_numpy(float), stats["max"].to_numpy(float) - y]
+                else:
+                    err = np.nan_to_num(stats["std"].to_numpy(float))
+                ax.errorbar(x, y, yerr=err, fmt="none", ecolor=colours[h], capsize=3, linewidth=0.9)
+            handles.setdefault(label, line)
         if ycol == "ratio":
-            ax.axhline(1.0, color="grey", linewidth=0.9, zorder=0)
-            ax.text(ax.get_xlim()[0], 1.0, f" {ref}", va="bottom", ha="left", color="grey", fontsize=8)
+            refline = ax.axhline(1.0, color="grey", linewidth=0.9, zorder=0)
+            handles.setdefault(f"{ref} (reference)", refline)
         ax.set_xlabel(_label(spec.x))
+        if _is_integer_axis(spec.x, sel[spec.x].dropna().tolist()):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if fv is not None:
-            unit = _unit(spec.facet)
-            ax.set_title(f"{spec.facet} = {fv:g}{' ' + unit if unit else ''}"
-                         if isinstance(fv, (int, float, np.number)) else f"{spec.facet} = {fv}", fontsize=10)
+            ax.set_title(f"{labels.PARAMETERS.get(spec.facet, spec.facet)} {_fmt(fv, _unit(spec.facet))}",
+                         fontsize=10)
         ax.grid(True, alpha=0.3)
     unit = sel["unit"].iloc[0] if "unit" in sel and len(sel) else ""
-    ylabel = {"ratio": f"{spec.metric} / {ref}", "change": f"{spec.metric} - {ref} [{unit}]",
-              "value": f"{spec.metric} [{unit}]"}[ycol]
-    axes[0][0].set_ylabel(f"{ylabel}\n({spec.region}, {spec.relation})")
-    axes[0][-1].legend(fontsize=8, loc="best")
-    fig.suptitle(spec.title or f"{meta['name']}: {spec.metric} of {spec.region} ({spec.relation})", fontsize=11)
-    fig.tight_layout()
-    png = os.path.join(out, "plots", f"{spec.name}.png")
-    try:
-        with atomic_path(png) as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
-    return png, table
+    name = labels.metric(spec.metric)
+    ylabel = {"ratio": f"{name} / {ref}", "change": labels.with_unit(f"{name} - {ref}", unit),
+              "value": labels.metric(spec.metric, unit)}[ycol]
+    axes[0][0].set_ylabel(f"{ylabel}\n({spec.region}, {labels.relation(spec.relation)})")
+    names = list(handles)
+    if repeated:
+        names.append("mean, " + ("range" if spec.spread == "range" else "+-1 SD") + " of repeats")
+        handles[names[-1]] = axes[0][0].errorbar([], [], yerr=[], fmt="none", ecolor="grey", capsize=3)
+    fig.legend([handles[n] for n in names], names, loc="outside right center", fontsize=8, frameon=False)
+    cases = {c["id"]: c for c in meta.get("cases", [])}
+    shown = [cases[i] for i in dict.fromkeys(sel["case_id"]) if i in cases]
+    title = spec.title or f"{meta['name']}: {name} of the {labels.relation(spec.relation)}"
+    sub = subtitle(shown, varying={spec.x, spec.facet, spec.hue, *meta.get("parameters", ())})
+    width = int(fig.get_figwidth() * 13)                          # characters per line at 9-10 pt
+    fig.suptitle("\n".join(textwrap.wrap(title, width) + textwrap.wrap(sub, int(width * 1.1))), fontsize=9)
+    return fig, table
 
 
 # ------------------------------------------------------------------------------------------------
@@ -257,8 +393,10 @@ def key_metrics(result):
     levels = list(result.segment.levels)
     for level in levels:
         tag = " (treated)" if level == treated else ""
-        for metric, region, unit, note in (("von_mises_p95", "bone", "MPa", "bone"),
-                                           ("factor_of_risk_yield", "vertebra", "", "in situ, disc-loaded")):
+        for metric, region, unit, note in (("von_mises_p95", "body", "MPa", "whole vertebra"),
+                                           ("factor_of_risk", "vertebra", "", "load / plate strength"),
+                                           ("overload_index_yield", "vertebra", "",
+                                            "in situ, disc-loaded; a comparison measure")):
             try:
                 v = seg(metric, level, region)
             except Exception:  # noqa: BLE001 - metric not reported for this level
@@ -334,7 +472,7 @@ def write_report_md(d, lines, tables, plots, figures):
 
 
 def case_report(d):
-    """The per-level table of a single case result in ``d`` and ``d/report.png`` (bone von Mises p95 per
+    """The per-level table of a single case result in ``d`` and ``d/report.png`` (whole-vertebra, region body, von Mises p95 per
     level). Returns ``(png path, table)``."""
     import matplotlib
 
@@ -344,14 +482,14 @@ def case_report(d):
 
     m = pd.read_csv(os.path.join(d, "metrics.csv"))
     keep = m[m["metric"].isin(["von_mises_mean", "von_mises_p95", "min_principal_stress_p05",
-                               "factor_of_risk_yield", "pressure", "height_change"])
-             & m["region"].isin(["bone", "vertebra", "nucleus", "disc"])]
+                               "factor_of_risk", "pressure", "height_change"])
+             & m["region"].isin(["body", "vertebra", "nucleus", "disc"])]
     table = keep.pivot_table(index="level", columns=["metric", "unit"], values="value", aggfunc="first",
                              sort=False)
-    sel = m[(m["metric"] == "von_mises_p95") & (m["region"] == "bone")]
+    sel = m[(m["metric"] == "von_mises_p95") & (m["region"] == "body")]
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.bar(sel["level"], sel["value"], color="C0")
-    ax.set_ylabel("von Mises p95 of bone [MPa]")
+    ax.set_ylabel("von Mises p95 of the vertebra [MPa]")
     ax.set_title(os.path.basename(os.path.abspath(d)))
     fig.tight_layout()
     png = os.path.join(d, "report.png")

@@ -55,6 +55,15 @@ def check_feb(path):
             lids = [int(v.get("lid")) for v in d]
             assert lids == list(range(1, len(node_sets[d.get("node_set")]) + 1))
             maps[d.get("name")] = d
+    if root.find("Discrete") is not None:
+        dsets = {d.get("name"): d for d in mesh.findall("DiscreteSet")}
+        dmats = {m.get("id") for m in root.find("Discrete").findall("discrete_material")}
+        for d in root.find("Discrete").findall("discrete"):
+            assert d.get("dmat") in dmats and d.get("discrete_set") in dsets
+        for d in dsets.values():
+            for e in d:
+                ends = [int(v) for v in e.text.split(",")]
+                assert len(ends) == 2 and 1 <= min(ends) and max(ends) <= len(node_ids)
     curves = {c.get("id") for c in root.find("LoadData")}
     for e in root.iter():
         if e.get("node_set") is not None and e.tag != "NodeData":
@@ -146,3 +155,40 @@ def test_formulations_without_counterpart_warn(tmp_path):
         model.fix(np.arange(4))
         with pytest.warns(ExportWarning, match=form):
             check_feb(model.export(tmp_path / f"{form}.feb"))
+
+
+def test_springs_as_discrete_elements(tmp_path):
+    from vertebrafe.fem.springs import spring_set
+
+    mesh = vf.box((2.0, 2.0, 2.0), (1, 1, 1))
+    x = mesh.points
+    model = vf.Model(mesh, E=100.0, nu=0.3, formulation="full")
+    model.fix(mesh.node_sets["zmin"])
+    model.add_springs(spring_set(x, [0, 1], [6, 7], [40.0, 60.0], kind="tension", name="lig"))
+    model.add_springs(spring_set(x, [2], [4], 10.0, name="link"))
+    root = check_feb(model.export(tmp_path / "s.feb"))
+    mats = {m.get("name"): (m.get("type"), float(m.find("E").text))
+            for m in root.find("Discrete").findall("discrete_material")}
+    assert mats == {"springs_lig_1": ("tension-only linear spring", 40.0),
+                    "springs_lig_2": ("tension-only linear spring", 60.0), "springs_link_1": ("linear spring", 10.0)}
+    dsets = {d.get("name"): [e.text for e in d] for d in root.find("Mesh").findall("DiscreteSet")}
+    assert dsets == {"springs_lig_1": ["1,7"], "springs_lig_2": ["2,8"], "springs_link_1": ["3,5"]}
+
+
+@pytest.mark.parametrize("kwargs, reason", [
+    (dict(kind="compression"), "kind 'compression'"),
+    (dict(kind="tension", slack=0.1), "slack"),
+    (dict(weights_a=np.full((1, 8), 0.125)), "interpolated"),
+])
+def test_springs_febio_cannot_express_are_refused(tmp_path, kwargs, reason):
+    from vertebrafe.errors import InputError
+    from vertebrafe.fem.springs import spring_set
+
+    mesh = vf.box((2.0, 2.0, 2.0), (1, 1, 1))
+    model = vf.Model(mesh, E=100.0, nu=0.3, formulation="full")
+    model.fix(mesh.node_sets["zmin"])
+    nodes_a = mesh.cells[[0]] if "weights_a" in kwargs else [0]
+    model.add_springs(spring_set(mesh.points, nodes_a, [6], 10.0, name="odd", **kwargs))
+    with pytest.raises(InputError, match=f"spring set 'odd' cannot be written for FEBio: .*{reason}"):
+        model.export(tmp_path / "x.feb")
+    assert not (tmp_path / "x.feb").exists()

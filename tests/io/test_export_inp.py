@@ -126,14 +126,23 @@ def test_cli_export(tmp_path, capsys):
     assert "no exact counterpart" in capsys.readouterr().err and feb.read_text().count("<febio_spec") == 1
 
 
-def test_springs_are_refused_with_their_names(tmp_path):
+def test_springs_with_a_line_of_action_off_their_ends_are_refused(tmp_path):
     from vertebrafe.fem.springs import spring_set
 
     mesh = vf.box((1, 1, 1), (1, 1, 1))
     model = vf.Model(mesh, E=100.0, nu=0.3, formulation="full")
     model.fix(np.arange(4))
-    model.add_springs(spring_set(mesh.points, [0], [6], 10.0, kind="tension", name="ligament"))
-    for ext in ("inp", "feb"):
-        with pytest.raises(InputError, match="'ligament' \\(tension, 1\\)"):
-            model.export(tmp_path / f"s.{ext}")
-        assert not (tmp_path / f"s.{ext}").exists()
+    model.add_springs(spring_set(mesh.points, [4], [6], 10.0, direction=(0.0, 0.0, 1.0), name="contact"))
+    with pytest.raises(InputError, match="spring set 'contact' has springs whose line of action"):
+        model.export(tmp_path / "s.inp")
+    assert not (tmp_path / "s.inp").exists()
+
+
+def test_print_set_and_field_output_options(tmp_path):
+    mesh = vf.box((1, 1, 1), (1, 1, 1))
+    model = vf.Model(mesh, E=100.0, nu=0.3, formulation="full")
+    model.fix(mesh.node_sets["zmin"])
+    text = open(model.export(tmp_path / "p.inp", print_nodes="zmax", field_output=False)).read()
+    assert text.count("*NODE PRINT, NSET=ZMAX") == 2 and "*NODE FILE" not in text and "*EL FILE" not in text
+    with pytest.raises(InputError, match="print_nodes = 'top'.*zmax"):
+        model.export(tmp_path / "q.inp", print_nodes="top")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import re
@@ -188,6 +189,15 @@ def _check_value(ctx, path, v, f):
         return v
     if k == "levels":
         return _check_levels(ctx, path, v)
+    if k == "bmd":
+        if isinstance(v, dict):
+            if not v:
+                ctx.fail(path, "= {} is empty; give one vBMD per vertebra, e.g. {T12 = 70, L1 = 55}")
+            num = dataclasses.replace(f, kind="float")
+            return {str(lv): _check_number(ctx, f"{path}.{lv}", x, num) for lv, x in v.items()}
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            ctx.fail(path, f"= {fmt_value(v)} is {type_name(v)}; expected {f.allowed()} {f.unit}")
+        return _check_number(ctx, path, v, dataclasses.replace(f, kind="float"))
     raise AssertionError(k)  # pragma: no cover
 
 
@@ -240,26 +250,33 @@ def _check_section(ctx, section, raw, fields):
 
 def _check_bone(ctx, bone):
     """The cancellous elasticity of ``bone`` (validated values) exists and is positive definite, so that a
-    value inside the schema ranges that the material laws cannot use fails here, naming its key."""
+    value inside the schema ranges that the material laws cannot use fails here, naming its key. Without a
+    vBMD (an image gives it per cell) there is nothing to check."""
     from ..errors import MaterialError
     from ..elasticity import validate
     from ..materials import MaterialSet, cancellous_elasticity
 
-    key = "bone.t_score" if "t_score" in bone else "bone.bmd"
-    try:
-        E = MaterialSet(bmd=bone["bmd"], law=bone.get("law", "morgan2003_vertebra")).cancellous_E
-        if not E > 0:
-            raise MaterialError(f"cancellous modulus {E:g} MPa")
-    except (MaterialError, InputError) as exc:
-        ctx.fail(key, f"= {fmt_value(bone.get('t_score', bone['bmd']))} gives no usable cancellous modulus ({exc}); "
-                 "allowed: a vBMD of a real vertebra, e.g. 30-250 mg/cm^3")
-    if bone.get("anisotropic"):
-        ratio = bone.get("transverse_ratio", 0.42)
+    bmd = bone.get("bmd")
+    if bmd is None:
+        return
+    per_level = bmd if isinstance(bmd, dict) else {None: bmd}
+    law = bone.get("law", "morgan2003_vertebra")
+    for level, value in per_level.items():
+        key = "bone.t_score" if "t_score" in bone else ("bone.bmd" if level is None else f"bone.bmd.{level}")
         try:
-            validate(cancellous_elasticity(E, ratio, anisotropic=True))
-        except MaterialError:
-            ctx.fail("bone.transverse_ratio", f"= {fmt_value(ratio)} makes the cancellous elasticity singular "
-                     "(not positive definite); allowed: a ratio that is not vanishingly small, e.g. 0.1-1")
+            E = MaterialSet(bmd=value, law=law).cancellous_E
+            if not E > 0:
+                raise MaterialError(f"cancellous modulus {E:g} MPa")
+        except (MaterialError, InputError) as exc:
+            ctx.fail(key, f"= {fmt_value(bone.get('t_score', value))} gives no usable cancellous modulus ({exc}); "
+                     "allowed: a vBMD of a real vertebra, e.g. 30-250 mg/cm^3")
+        if bone.get("anisotropic"):
+            ratio = bone.get("transverse_ratio", 0.42)
+            try:
+                validate(cancellous_elasticity(E, ratio, anisotropic=True))
+            except MaterialError:
+                ctx.fail("bone.transverse_ratio", f"= {fmt_value(ratio)} makes the cancellous elasticity singular "
+                         "(not positive definite); allowed: a ratio that is not vanishingly small, e.g. 0.1-1")
 
 
 def _check_overrides(ctx, overrides, levels):
@@ -286,6 +303,49 @@ def _check_overrides(ctx, overrides, levels):
     return clean
 
 
+def _resolve_path(ctx, key, value, source):
+    """``value`` relative to the case file's directory (if the case came from a file); must exist."""
+    base = os.path.dirname(os.path.abspath(source)) if source and os.path.isfile(source) else os.getcwd()
+    path = value if os.path.isabs(value) else os.path.join(base, value)
+    if not os.path.exists(path):
+        ctx.fail(key, f"= {fmt_value(value)}: no such file or directory ({path})")
+    return path
+
+
+def _check_image(ctx, image, seg, bone, source):
+    """Cross-checks of an [image] case; resolves its paths in place."""
+    for key in ("bmd", "t_score"):
+        if key in bone:
+            ctx.fail(f"bone.{key}", "is given but the vBMD comes from the CT in [image]; remove it (bone.law, "
+                     "bone.anisotropic and bone.transverse_ratio still apply)")
+    for key in ("scale", "overrides"):
+        if key in seg and (key != "scale" or seg[key] != 1.0):
+            ctx.fail(f"segment.{key}", "does not apply to an [image] case (the dimensions are measured in the image)")
+    for key in ("ct", "labels", "rods"):
+        if key in image:
+            image[key] = _resolve_path(ctx, f"image.{key}", image[key], source)
+    line = "calibration_slope" in image or "calibration_intercept" in image
+    rods = "rods" in image or "rod_densities" in image
+    if line == rods:
+        ctx.fail("image", "needs one calibration: calibration_slope and calibration_intercept (mg/cm^3 per HU, "
+                 "mg/cm^3), or rods and rod_densities")
+    if line and not ("calibration_slope" in image and "calibration_intercept" in image):
+        ctx.fail("image.calibration_slope", "and image.calibration_intercept: give both")
+    if rods:
+        if not ("rods" in image and "rod_densities" in image):
+            ctx.fail("image.rods", "and image.rod_densities: give both")
+        clean = {}
+        for k, v in image["rod_densities"].items():
+            try:
+                label = int(k)
+            except ValueError:
+                ctx.fail(f"image.rod_densities.{k}", "is not an integer rod label")
+            clean[str(label)] = _check_number(ctx, f"image.rod_densities.{k}", v, Field(k, "float", low=-100.0, high=2000.0))
+        if len(clean) < 2:
+            ctx.fail("image.rod_densities", "needs at least two rods")
+        image["rod_densities"] = clean
+
+
 def parse_case(raw, source=None, default_name=""):
     """Validate a case given as a nested dict (the content of a TOML file) and return a :class:`Case`.
 
@@ -303,7 +363,9 @@ def parse_case(raw, source=None, default_name=""):
             ctx.fail(f"[{key}]", f"is not a known section; allowed sections: {', '.join(SECTIONS)}")
     for section, required in SECTIONS.items():
         if required and section not in raw:
-            ctx.fail(f"[{section}]", "is missing; a case needs [segment], [bone] and [load]")
+            ctx.fail(f"[{section}]", "is missing; a case needs [segment], [bone] (or [image]) and [load]")
+    if "bone" not in raw and "image" not in raw:
+        ctx.fail("[bone]", "is missing; give the vBMD in [bone] or a CT scan in [image]")
     values = {s: _check_section(ctx, s, raw[s], schema[s]) for s in SECTIONS if s in raw}
     values.setdefault("case", {})
     values["case"].setdefault("name", "")
@@ -315,9 +377,11 @@ def parse_case(raw, source=None, default_name=""):
     if "overrides" in seg:
         seg["overrides"] = _check_overrides(ctx, seg["overrides"], levels)
 
+    bone = values.setdefault("bone", {})
+    if "image" in values:
+        _check_image(ctx, values["image"], seg, bone, source)
     # bone: exactly one of bmd / t_score
-    bone = values["bone"]
-    if ("bmd" in bone) == ("t_score" in bone):
+    elif ("bmd" in bone) == ("t_score" in bone):
         ctx.fail("bone.bmd", "and bone.t_score: give exactly one of them (vBMD in mg/cm^3, or a T-score)"
                  if "bmd" in bone else "is missing; give bone.bmd (mg/cm^3, (0, 400]) or bone.t_score")
     if "t_score" in bone:
@@ -330,6 +394,14 @@ def parse_case(raw, source=None, default_name=""):
             ctx.fail("bone.t_score", f"= {fmt_value(bone['t_score'])} gives vBMD <= 0 mg/cm^3; allowed "
                      "T-scores above -5.67 with the default young-adult reference 170 +/- 30 mg/cm^3")
         bone["bmd"] = bmd
+    if isinstance(bone.get("bmd"), dict):
+        unknown = [k for k in bone["bmd"] if k not in levels]
+        missing = [v for v in levels if v not in bone["bmd"]]
+        if unknown:
+            ctx.fail(f"bone.bmd.{unknown[0]}", f"is not a vertebra of segment.levels {list(levels)}")
+        if missing:
+            ctx.fail("bone.bmd", f"has no value for {missing}; give one vBMD (mg/cm^3) per vertebra of {list(levels)}")
+        bone["bmd"] = {v: bone["bmd"][v] for v in levels}
     _check_bone(ctx, bone)
 
     frac = values.get("fracture")

@@ -35,12 +35,27 @@ def build_segment(case, progress=None, *, force=False):
     s, b = case.segment, case.bone
     check_memory(estimate_segment(s.levels, s.element_size, s.scale, s.n_cortex_layers, s.overrides),
                  f"segment.element_size = {s.element_size:g} mm on {s.levels[0]}-{s.levels[-1]}", force=force)
-    materials = MaterialSet(bmd=b.bmd, law=b.law, anisotropic=b.anisotropic, transverse_ratio=b.transverse_ratio)
+    per_level = isinstance(b.bmd, dict)
+    # with per-level or image vBMD the set's own bmd is a placeholder: every bone cell takes its level's
+    # (or, from an image, its own) value
+    mean = sum(b.bmd.values()) / len(b.bmd) if per_level else (b.bmd if b.bmd is not None else 100.0)
+    materials = MaterialSet(bmd=mean, law=b.law, anisotropic=b.anisotropic, transverse_ratio=b.transverse_ratio)
     step("mesh")
-    seg = segment(list(s.levels), element_size=s.element_size, overrides=s.overrides, scale=s.scale,
-                  materials=materials, cortex_thickness=s.cortex_thickness,
-                  endplate_thickness=s.endplate_thickness, n_cortex_layers=s.n_cortex_layers,
-                  disc_refinement=s.disc_refinement, fibres=s.fibres, nucleus=s.nucleus)
+    if case.image is not None:
+        from ..image import image_segment
+
+        im = case.image
+        seg = image_segment(im.ct, im.labels, levels=list(s.levels), calibration=im.calibration(),
+                            element_size=s.element_size, materials=materials, bmd_margin=im.bmd_margin,
+                            pv_margin=im.pv_margin, max_anisotropy=im.max_anisotropy,
+                            cortex_thickness=s.cortex_thickness, endplate_thickness=s.endplate_thickness,
+                            n_cortex_layers=s.n_cortex_layers, disc_refinement=s.disc_refinement, fibres=s.fibres,
+                            nucleus=s.nucleus)
+    else:
+        seg = segment(list(s.levels), element_size=s.element_size, overrides=s.overrides, scale=s.scale,
+                      bmd=b.bmd if per_level else None, materials=materials, cortex_thickness=s.cortex_thickness,
+                      endplate_thickness=s.endplate_thickness, n_cortex_layers=s.n_cortex_layers,
+                      disc_refinement=s.disc_refinement, fibres=s.fibres, nucleus=s.nucleus)
     if case.fracture is not None:
         f = case.fracture
         step("fracture")

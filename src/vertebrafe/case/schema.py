@@ -11,6 +11,7 @@ from typing import Any
 from ..anatomy.segment import segment as _segment
 from ..clinical import fracture, kyphoplasty, vertebroplasty
 from ..errors import InputError
+from ..image import Calibration, image_segment
 from ..materials import MaterialSet
 
 __all__ = ["CaseError", "Field", "REQUIRED", "SCHEMA", "SECTIONS"]
@@ -65,6 +66,8 @@ class Field:
             if self.low == -_INF:
                 return f"{'<' if self.high_open else '<='} {self.high:g}"
             return (f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}")
+        if self.kind == "bmd":
+            return f"a number in (0, {self.high:g}] or a table {{vertebra = number}}"
         return {"bool": "true or false", "str": "a string", "levels": "a range 'T12-L2' or a list of vertebrae "
                 "T10..L5", "table": "a table", "float3": "three numbers [x, y, z]"}.get(self.kind, self.kind)
 
@@ -104,6 +107,7 @@ def _load_field(name, doc):
     low, high, unit = LOAD_RANGES[name]
     return Field(name, "float", None, doc, unit, low, high, source=_LOADS)
 _ANAT = "vertebrafe.anatomy (docs/anatomy.md)"
+_IMG = "vertebrafe.image (docs/images.md)"
 
 #: section -> tuple of Field. Choices that come from other modules are filled lazily by :func:`resolved_schema`.
 SCHEMA: dict[str, tuple[Field, ...]] = {
@@ -133,7 +137,8 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               source=_ANAT),
     ),
     "bone": (
-        Field("bmd", "float", None, "QCT trabecular vBMD (give bmd or t_score); sets the cancellous and the "
+        Field("bmd", "bmd", None, "QCT trabecular vBMD (give bmd or t_score), one number or a table with one "
+              "value per vertebra, e.g. bmd = {T12 = 70, L1 = 55, L2 = 72}; sets the cancellous and the "
               "cortical shell moduli", "mg/cm^3", 0.0, 400.0,
               low_open=True, source=_MAT),
         Field("t_score", "float", None, "T-score, converted with materials.bmd_from_t_score (170 +/- 30 mg/cm^3, "
@@ -142,6 +147,28 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
         Field("anisotropic", "bool", _default(MaterialSet, "anisotropic"), "transversely isotropic cancellous bone (axis z)", source=_MAT),
         Field("transverse_ratio", "float", _default(MaterialSet, "transverse_ratio"), "transverse / axial cancellous modulus (with anisotropic)", "",
               0.0, 1.0, low_open=True, source=_MAT),
+    ),
+    "image": (
+        Field("ct", "str", REQUIRED, "CT in HU: a NIfTI file (.nii, .nii.gz) or a DICOM series directory, "
+              "relative to the case file", source=_IMG),
+        Field("labels", "str", REQUIRED, "vertebra label map on the CT grid (NIfTI; VerSe labels T12 = 19, "
+              "L1 = 20, ...), relative to the case file", source=_IMG),
+        Field("calibration_slope", "float", None, "HU -> density slope (give it with calibration_intercept, or "
+              "rods and rod_densities)", "mg/cm^3 per HU", 0.0, 10.0, True, True, source=_IMG),
+        Field("calibration_intercept", "float", None, "HU -> density intercept", "mg/cm^3", -1000.0, 1000.0,
+              source=_IMG),
+        Field("calibration_material", "str", _default(Calibration, "material"), "phantom material", choices=("K2HPO4", "hydroxyapatite"),
+              source=_IMG),
+        Field("rods", "str", None, "label image of the calibration rods on the CT grid (instead of slope and "
+              "intercept), relative to the case file", source=_IMG),
+        Field("rod_densities", "table", None, "known density per rod label, e.g. {1 = 0.0, 2 = 100.0}",
+              "mg/cm^3", source=_IMG),
+        Field("bmd_margin", "float", _default(image_segment, "bmd_margin"), "depth below the label surface of the vBMD region", "mm", 0.0, 20.0,
+              source=_IMG),
+        Field("pv_margin", "float", _default(image_segment, "pv_margin"), "depth of the partial-volume correction of the cell densities", "mm",
+              0.0, 20.0, source=_IMG),
+        Field("max_anisotropy", "float", _default(image_segment, "max_anisotropy"), "largest allowed ratio of voxel edge lengths", "", 1.0, 20.0,
+              source=_IMG),
     ),
     "fracture": (
         Field("level", "str", REQUIRED, "fractured vertebra (must be in segment.levels)"),
@@ -202,7 +229,7 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
 }
 
 #: section order, and whether the section is required
-SECTIONS = {"case": False, "segment": True, "bone": True, "fracture": False, "treatment": False,
+SECTIONS = {"case": False, "segment": True, "bone": False, "image": False, "fracture": False, "treatment": False,
             "load": True, "solver": False, "output": False}
 
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 from .schema import SCHEMA, SECTIONS
 
-__all__ = ["CaseMeta", "SegmentSpec", "BoneSpec", "FractureSpec", "TreatmentSpec", "LoadSpec", "SolverSpec",
+__all__ = ["CaseMeta", "SegmentSpec", "BoneSpec", "ImageSpec", "FractureSpec", "TreatmentSpec", "LoadSpec", "SolverSpec",
            "OutputSpec", "Case", "case_id", "SPECSPEC_CLASSES"]
 
 
@@ -40,11 +40,34 @@ class SegmentSpec:
 
 @dataclass(frozen=True)
 class BoneSpec:
-    bmd: float = 0.0
+    bmd: object = None                  # float, {vertebra: float}, or None for an [image] case
     t_score: Optional[float] = None
     law: str = _d("bone", "law")
     anisotropic: bool = _d("bone", "anisotropic")
     transverse_ratio: float = _d("bone", "transverse_ratio")
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """The ``[image]`` section with paths resolved against the case file's directory."""
+    ct: str = ""
+    labels: str = ""
+    calibration_slope: Optional[float] = None
+    calibration_intercept: Optional[float] = None
+    calibration_material: str = _d("image", "calibration_material")
+    rods: Optional[str] = None
+    rod_densities: Optional[dict] = None
+    bmd_margin: float = _d("image", "bmd_margin")
+    pv_margin: float = _d("image", "pv_margin")
+    max_anisotropy: float = _d("image", "max_anisotropy")
+
+    def calibration(self):
+        """The calibration argument of :func:`vertebrafe.image_segment`."""
+        if self.rods is not None:
+            return {"rods": self.rods, "densities": {int(k): float(v) for k, v in self.rod_densities.items()},
+                    "material": self.calibration_material}
+        return {"slope": self.calibration_slope, "intercept": self.calibration_intercept,
+                "material": self.calibration_material}
 
 
 @dataclass(frozen=True)
@@ -122,7 +145,7 @@ class OutputSpec:
     metrics: bool = _d("output", "metrics")
 
 
-SPEC_CLASSES = {"case": CaseMeta, "segment": SegmentSpec, "bone": BoneSpec, "fracture": FractureSpec,
+SPEC_CLASSES = {"case": CaseMeta, "segment": SegmentSpec, "bone": BoneSpec, "image": ImageSpec, "fracture": FractureSpec,
             "treatment": TreatmentSpec, "load": LoadSpec, "solver": SolverSpec, "output": OutputSpec}
 
 
@@ -139,6 +162,7 @@ class Case:
     bone: BoneSpec
     load: LoadSpec
     meta: CaseMeta = field(default_factory=CaseMeta)
+    image: Optional[ImageSpec] = None
     fracture: Optional[FractureSpec] = None
     treatment: TreatmentSpec = field(default_factory=TreatmentSpec)
     solver: SolverSpec = field(default_factory=SolverSpec)

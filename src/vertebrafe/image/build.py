@@ -154,7 +154,7 @@ def _disc_overrides(lower, upper, fl, fu, levels_table):
 def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, materials=None,
                   bmd_margin=DEFAULT_BMD_MARGIN, pv_margin=DEFAULT_PV_MARGIN, max_anisotropy=3.0,
                   label_values=VERSE_LABELS, cortex_thickness=None, endplate_thickness=None, n_cortex_layers=1,
-                  disc_refinement=None):
+                  disc_refinement=None, fibres=None, nucleus="solid"):
     """A :class:`~vertebrafe.Segment` from a CT scan and its vertebra label map (see the module docstring).
 
     Parameters
@@ -176,7 +176,7 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
         Largest allowed ratio of voxel edge lengths.
     label_values : dict
         ``{vertebra: label}``; default VerSe (:data:`~vertebrafe.image.VERSE_LABELS`).
-    cortex_thickness, endplate_thickness, n_cortex_layers, disc_refinement
+    cortex_thickness, endplate_thickness, n_cortex_layers, disc_refinement, fibres, nucleus
         As in :func:`vertebrafe.segment` (not measurable at clinical CT resolution; defaults the same).
 
     Returns
@@ -247,7 +247,8 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
               cortex_thickness=DEFAULT_CORTEX_THICKNESS if cortex_thickness is None else cortex_thickness,
               endplate_thickness=DEFAULT_ENDPLATE_THICKNESS if endplate_thickness is None else endplate_thickness,
               n_cortex_layers=n_cortex_layers,
-              disc_refinement=DISC_REFINEMENT if disc_refinement is None else disc_refinement)
+              disc_refinement=DISC_REFINEMENT if disc_refinement is None else disc_refinement, fibres=fibres,
+              nucleus=nucleus)
     seg = segment(order, **kw)
 
     # density onto cells

@@ -115,21 +115,89 @@ def _equations(plate, ref, rot, points):
     return "\n".join(lines) + "\n"
 
 
-def write_inp(model, path, *, heading=None, overwrite=False):
+def _spring_ends(spring_set, points, first_node):
+    """Node ids (1-based) of both ends of every spring, new nodes for interpolated ends.
+
+    Returns ``(ends (k, 2), new_points (e, 3), equations text)``: an end on one node (weight 1) is that
+    node; an interpolated end ``sum_j w_j u_j`` becomes a new node at ``sum_j w_j x_j`` tied by three
+    ``*EQUATION`` constraints ``u_end - sum_j w_j u_j = 0`` (four terms per line)."""
+    ends = np.zeros((spring_set.size, 2), np.int64)
+    new_points, lines = [], []
+    nid = first_node
+    for col, (nodes, weights) in enumerate(((spring_set.nodes_a, spring_set.weights_a),
+                                            (spring_set.nodes_b, spring_set.weights_b))):
+        single = (weights.shape[1] == 1)
+        if single:
+            ends[:, col] = nodes[:, 0] + 1
+            continue
+        for i in range(spring_set.size):
+            keep = weights[i] != 0.0
+            ends[i, col] = nid
+            new_points.append(weights[i] @ points[nodes[i]])
+            for d in range(1, 4):
+                terms = [(nid, d, 1.0)] + [(int(a) + 1, d, -float(w)) for a, w in zip(nodes[i][keep], weights[i][keep])]
+                text = ",\n".join(", ".join(f"{t[0]}, {t[1]}, {_REAL % t[2]}" for t in terms[j:j + 4])
+                                  for j in range(0, len(terms), 4))
+                lines.append(f"{len(terms)}\n{text}\n")
+            nid += 1
+    return ends, np.array(new_points).reshape(-1, 3), "".join(lines)
+
+
+def _spring_table(kind, k, onset, length):
+    """``*SPRING`` data: the stiffness (N/mm) of a linear spring, or the force-elongation pairs (N, mm) of a
+    one-sided one, zero on the slack side of ``onset`` and ``k (delta - onset)`` on the other, tabulated
+    over one spring length on each side."""
+    if kind == "linear":
+        return f"{_REAL % k}\n"
+    span = max(float(length), 1.0)
+    if kind == "tension":
+        rows = [(0.0, onset - span), (0.0, onset), (k * span, onset + span)]
+    else:
+        rows = [(-k * span, onset - span), (0.0, onset), (0.0, onset + span)]
+    return "".join(f"{_REAL % f}, {_REAL % e}\n" for f, e in rows)
+
+
+def write_inp(model, path, *, heading=None, overwrite=False, print_nodes=None, field_output=True):
     """Write ``model`` as a CalculiX/Abaqus input deck at ``path`` (``.inp``); returns ``path``.
 
     ``heading``: text of ``*HEADING`` (default: vertebrafe version and model size). The file is written
     to a temporary name and moved into place; an existing ``path`` is replaced only with
     ``overwrite=True``. Solve with ``ccx -i NAME`` (NAME without ``.inp``); ``NAME.dat`` then lists U and
-    RF of every node (the plate nodes after the mesh nodes: reference, rotation, per plate).
+    RF of every node (the plate nodes after the mesh nodes: reference, rotation, per plate), or only of
+    the mesh node set named ``print_nodes``. ``field_output=False`` leaves out the ``.frd`` requests
+    (``*NODE FILE``, ``*EL FILE``).
     """
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
         raise InputError(f"export path {path!r} exists; choose another name or pass overwrite=True")
     data = describe(model)
+    if print_nodes is not None and print_nodes not in data.node_sets:
+        raise InputError(f"print_nodes = {print_nodes!r}; allowed: None (all nodes) or a node set of the mesh: "
+                         f"{sorted(data.node_sets)}")
     n, m = data.points.shape[0], data.cells.shape[0]
     npl = len(data.plates)
     etype = _element_names(data)
+    # springs: SPRINGA elements after the cells, interpolated ends as extra nodes after the plate nodes
+    springs, first = [], n + 2 * npl + 1
+    for ss in data.springs:
+        start = first
+        ends, extra, equations = _spring_ends(ss, data.points, start)
+        first += len(extra)
+        xe = np.concatenate([data.points, np.zeros((2 * npl, 3)), *[sp[1] for sp in springs], extra])  # by id - 1
+        line = xe[ends[:, 1] - 1] - xe[ends[:, 0] - 1]
+        length = np.linalg.norm(line, axis=1)
+        off = np.linalg.norm(line / np.maximum(length, 1e-300)[:, None] - ss.direction, axis=1)
+        if np.any(length <= 1e-9 * max(1.0, np.abs(data.points).max())) or np.any(off > 1e-6):
+            raise InputError(f"spring set {ss.name!r} has springs whose line of action is not the line between "
+                             f"their ends (coincident ends or an explicit direction); CalculiX SPRINGA elements "
+                             f"act along that line, so the set cannot be written")
+        springs.append((ss, extra, ends, equations, start))
+    one_sided = [ss.name for ss in data.springs if ss.kind != "linear"]
+    if one_sided:
+        warnings.warn(f"spring set(s) {one_sided} are one-sided: CalculiX evaluates nonlinear springs only in a "
+                      f"geometrically nonlinear step, so the step is written with NLGEOM (finite strain "
+                      f"for the cells too); results agree with vertebrafe's small-strain active-set solution "
+                      f"only to the order of the strains", ExportWarning, stacklevel=3)
     out = []
     w = out.append
     w("*HEADING\n" + (heading or f"vertebrafe {__version__}: {m} cells, {n} nodes, {npl} rigid plate(s); "
@@ -141,12 +209,29 @@ def write_inp(model, path, *, heading=None, overwrite=False):
     for k, p in enumerate(data.plates):
         for node in (n + 2 * k + 1, n + 2 * k + 2):
             w(f"{node}, " + ", ".join(_REAL % c for c in p.center) + "\n")
+    for _, extra, _, _, start in springs:
+        if len(extra):
+            w("*NODE, NSET=NALL\n")
+            w(_table(np.column_stack([np.arange(start, start + len(extra)), extra]), ["%d", _REAL, _REAL, _REAL]))
     # elements, one block per type
     conn = np.column_stack([np.arange(1, m + 1), data.cells + 1])
     for name in sorted(set(etype)):
         sel = etype == name
         w(f"*ELEMENT, TYPE={name}, ELSET=EALL\n")
         w(_table(conn[sel], "%d"))
+    spring_sets, eid = [], m + 1
+    names = _upper(set_names([ss.name for ss in data.springs], prefix="SPRINGS_"))
+    for ss, _, ends, _, _ in springs:
+        groups, inverse = np.unique(np.column_stack([ss.stiffness, ss.onset]), axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        for g, (k, onset) in enumerate(groups):
+            sel = np.flatnonzero(inverse == g)
+            elset = f"{names[ss.name]}_{g + 1}"
+            w(f"** spring set {ss.name} ({ss.kind}), {sel.size} spring(s) of {_REAL % k} N/mm, onset {_REAL % onset} mm\n")
+            w(f"*ELEMENT, TYPE=SPRINGA, ELSET={elset}\n")
+            w(_table(np.column_stack([eid + np.arange(sel.size), ends[sel]]), "%d"))
+            eid += sel.size
+            spring_sets.append((elset, ss.kind, k, onset, float(ss.length[sel].max())))
     # sets from the mesh
     esets = _upper(set_names(data.cell_sets, reserved=["EALL"] + [f"EMAT{k + 1}" for k in range(len(data.materials))]))
     for key, ident in esets.items():
@@ -176,12 +261,18 @@ def write_inp(model, path, *, heading=None, overwrite=False):
             w("*ELASTIC, TYPE=ANISO\n" + "".join(", ".join(_REAL % v for v in d[s:s + 8]) + "\n"
                                                for s in range(0, 21, 8)))
         w(f"*SOLID SECTION, ELSET=EMAT{k + 1}, MATERIAL=M{k + 1}\n")
+    for elset, kind, k, onset, length in spring_sets:
+        w(f"*SPRING, ELSET={elset}" + ("" if kind == "linear" else ", NONLINEAR") + "\n\n")
+        w(_spring_table(kind, k, onset, length))
+    for ss, _, _, equations, _ in springs:
+        if equations:
+            w(f"** interpolated ends of spring set {ss.name}\n*EQUATION\n" + equations)
     # rigid plates
     for k, p in enumerate(data.plates):
         w(f"** rigid plate {k}: u_i = t + theta x (x_i - c), c = {p.center.tolist()} mm\n*EQUATION\n")
         w(_equations(p, n + 2 * k + 1, n + 2 * k + 2, data.points))
     # the step
-    w("*STEP\n*STATIC\n")
+    w("*STEP" + (", NLGEOM" if one_sided else "") + "\n*STATIC\n")
     i, d = np.nonzero(data.fixed)
     bc = [np.column_stack([i + 1, d + 1, d + 1, data.fixed_value[i, d]])]
     for k, p in enumerate(data.plates):
@@ -200,7 +291,11 @@ def write_inp(model, path, *, heading=None, overwrite=False):
     loads = np.concatenate(loads)
     if len(loads):
         w("*CLOAD\n" + _table(loads, ["%d", "%d", _REAL]))
-    w("*NODE PRINT, NSET=NALL\nU\n*NODE PRINT, NSET=NALL\nRF\n*NODE FILE\nU, RF\n*EL FILE\nS, E\n*END STEP\n")
+    printed = "NALL" if print_nodes is None else nsets[print_nodes]
+    w(f"*NODE PRINT, NSET={printed}\nU\n*NODE PRINT, NSET={printed}\nRF\n")
+    if field_output:
+        w("*NODE FILE\nU, RF\n*EL FILE\nS, E\n")
+    w("*END STEP\n")
     tmp = f"{path}.part-{os.getpid()}"
     try:
         with open(tmp, "w") as f:

@@ -18,6 +18,10 @@ What is written (see docs/interop.md for the full mapping):
   node-data map for non-zero values; ``Loads``: one ``nodal_force`` with a vec3 node-data map (every
   nodal force of the model: tractions, pressures, body and follower loads); all scaled by one linear
   load curve over a single static step;
+* spring sets (:attr:`vertebrafe.Model.springs`) between two nodes: a ``DiscreteSet`` and a
+  ``linear spring`` or ``tension-only linear spring`` discrete material (stiffness ``E`` in N/mm) per
+  set and stiffness; sets FEBio has no form for (compression-only, slack, interpolated ends) are
+  refused with an InputError naming the set and the reason;
 * ``Output``: the plot file with displacement, stress and reaction forces, and a log of nodal
   displacements and rigid-body data.
 
@@ -91,6 +95,40 @@ def _check_formulations(data):
                           f"{ELEMENT_NAMES[data.cell_type]}", ExportWarning, stacklevel=4)
 
 
+#: vertebrafe spring kind -> FEBio discrete material (springs between two nodes, zero onset).
+SPRING_TYPES = {"linear": "linear spring", "tension": "tension-only linear spring"}
+
+
+def _springs(data, mesh, discrete, reserved):
+    """``DiscreteSet`` (Mesh) and ``discrete_material`` + ``discrete`` (Discrete) per spring set and stiffness."""
+    names = set_names([ss.name for ss in data.springs], prefix="springs_", reserved=reserved)
+    dmat = 0
+    for ss in data.springs:
+        why = None
+        if ss.kind not in SPRING_TYPES or np.any(ss.onset != 0.0):
+            why = (f"kind {ss.kind!r} with onset (slack/gap) {float(np.abs(ss.onset).max()):g} mm has no FEBio "
+                   f"discrete material (FEBio has 'linear spring' and 'tension-only linear spring' with no slack)")
+        elif ss.weights_a.shape[1] != 1 or ss.weights_b.shape[1] != 1:
+            why = "its ends are interpolated points (FEBio discrete springs join two nodes)"
+        else:
+            line = data.points[ss.nodes_b[:, 0]] - data.points[ss.nodes_a[:, 0]]
+            length = np.linalg.norm(line, axis=1)
+            if np.any(length == 0) or np.any(np.abs(line / np.maximum(length, 1e-300)[:, None] - ss.direction) > 1e-6):
+                why = "some springs do not act along the line between their nodes"
+        if why:
+            raise InputError(f"spring set {ss.name!r} cannot be written for FEBio: {why}")
+        stiffness, inverse = np.unique(ss.stiffness, return_inverse=True)
+        for g, k in enumerate(stiffness):
+            dmat += 1
+            name = f"{names[ss.name]}_{g + 1}"
+            dset = _sub(mesh, "DiscreteSet", name=name)
+            for i in np.flatnonzero(inverse.ravel() == g):
+                _sub(dset, "delem", f"{ss.nodes_a[i, 0] + 1},{ss.nodes_b[i, 0] + 1}")
+            m = _sub(discrete, "discrete_material", id=dmat, name=name, type=SPRING_TYPES[ss.kind])
+            _sub(m, "E", _num(k))
+            _sub(discrete, "discrete", dmat=dmat, discrete_set=name)
+
+
 def write_feb(model, path, *, overwrite=False):
     """Write ``model`` as an FEBio 4.0 input file at ``path`` (``.feb``); returns ``path``.
 
@@ -119,9 +157,9 @@ def write_feb(model, path, *, overwrite=False):
     _sub(solver, "symmetric_stiffness", "symmetric")
 
     # sections in the order of FEBio 4.0 files; empty ones are removed at the end
-    materials, mesh, domains, mesh_data, load_data, loads, rigid, boundary, output = (
-        _sub(root, tag) for tag in ("Material", "Mesh", "MeshDomains", "MeshData", "LoadData", "Loads", "Rigid",
-                                    "Boundary", "Output"))
+    materials, mesh, domains, mesh_data, discrete, load_data, loads, rigid, boundary, output = (
+        _sub(root, tag) for tag in ("Material", "Mesh", "MeshDomains", "MeshData", "Discrete", "LoadData",
+                                    "Loads", "Rigid", "Boundary", "Output"))
     # materials: one per elasticity matrix in use, then one rigid body per plate
     used = [k for k in range(len(data.materials)) if np.any(data.material == k)]
     for ident, k in enumerate(used, start=1):
@@ -172,6 +210,7 @@ def write_feb(model, path, *, overwrite=False):
 
     for name, mat in parts:
         _sub(domains, "SolidDomain", name=name, mat=mat)
+    _springs(data, mesh, discrete, reserved=reserved)
 
     # boundary conditions and loads (node-data maps for values that vary per node)
     for d, axis in enumerate("xyz"):
@@ -243,7 +282,7 @@ def write_feb(model, path, *, overwrite=False):
     if data.plates:
         _sub(log, "rigid_body_data", data="x;y;z;Fx;Fy;Fz;Mx;My;Mz", delim=",", file="rigid_bodies.csv")
 
-    for section in (mesh_data, loads, rigid, boundary):
+    for section in (mesh_data, discrete, loads, rigid, boundary):
         if len(section) == 0:
             root.remove(section)
     ET.indent(root, space=" ")

@@ -18,8 +18,9 @@ __all__ = ["ExportWarning", "ModelData", "PlateData", "describe", "isotropic_con
 
 
 class ExportWarning(UserWarning):
-    """The exported model is valid but will not reproduce vertebrafe's numbers exactly (element formulation
-    without an exact counterpart in the target solver)."""
+    """The exported model is valid but will not reproduce vertebrafe's numbers exactly (an element
+    formulation without an exact counterpart in the target solver, or one-sided springs that need the
+    target's nonlinear solution procedure)."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class ModelData:
     ``formulation (m,)`` names, ``materials (q, 6, 6)`` MPa (Voigt xx, yy, zz, xy, yz, xz, engineering
     shear) with ``material (m,)`` the row of each cell, ``cell_sets`` ``{"tag:name": cells}`` from the
     named integer tags, ``node_sets`` ``{name: nodes}``, ``fixed (n, 3)`` bool with ``fixed_value (n, 3)``
-    mm, ``force (n, 3)`` N on the nodes not tied to a plate, ``plates`` (:class:`PlateData`).
+    mm, ``force (n, 3)`` N on the nodes not tied to a plate, ``plates`` (:class:`PlateData`), ``springs``
+    (the model's :class:`~vertebrafe.fem.springs.SpringSet` list, plain arrays).
     """
 
     points: np.ndarray
@@ -58,18 +60,12 @@ class ModelData:
     fixed_value: np.ndarray
     force: np.ndarray
     plates: list
+    springs: list
 
 
 def describe(model):
-    """The :class:`ModelData` of ``model``; ConstraintError if a node is both tied to a plate and prescribed,
-    InputError if the model has springs (:attr:`vertebrafe.Model.springs`), which are not written yet."""
+    """The :class:`ModelData` of ``model``; ConstraintError if a node is both tied to a plate and prescribed."""
     mesh = model.mesh
-    springs = getattr(model, "springs", [])
-    if springs:
-        names = ", ".join(f"{s.name!r} ({s.kind}, {s.size})" for s in springs)
-        raise InputError(f"the model has spring sets {names}, which the exporters do not write yet (CalculiX "
-                         f"SPRINGA/nonlinear *SPRING and FEBio discrete springs would be their native form); "
-                         f"export a model without springs")
     node_plate = model._check_ties()
     plate_loads = model._plate_loads()
     force = np.where((node_plate >= 0)[:, None], 0.0, model._force)
@@ -90,7 +86,7 @@ def describe(model):
                      material=model._material.copy(), cell_sets=cell_sets,
                      node_sets={k: np.asarray(v, dtype=np.int64) for k, v in mesh.node_sets.items()},
                      fixed=model._fixed.copy(), fixed_value=np.where(model._fixed, model._fixed_value, 0.0),
-                     force=force, plates=plates)
+                     force=force, plates=plates, springs=list(getattr(model, "springs", [])))
 
 
 def isotropic_constants(C, rtol=1e-12):

@@ -3,7 +3,13 @@
 Everything here converts to a :class:`pyvista.UnstructuredGrid` first (:func:`to_pyvista`) and draws
 that grid, so a :class:`~vertebrafe.Mesh`, a :class:`~vertebrafe.Segment`, a
 :class:`~vertebrafe.Solution`, a result of :func:`vertebrafe.simulate` (anything with a ``.solution``),
-a pyvista data set or the path of a ``.vtu`` file written by ``save`` can be passed to every function.
+a pyvista data set, the path of a ``.vtu`` file written by ``save`` or a result folder written by
+``Result.save`` / ``vertebrafe run`` can be passed to every function; comparisons are labelled with the
+case names. Every view has an orientation marker (R, A, S: the patient's right, anterior, superior) and
+its anatomical name; ``view=`` takes ``anterior``, ``posterior``, ``lateral`` (= ``right``), ``left``,
+``superior``, ``inferior``, ``oblique``; ``clip=`` a plane and ``through=`` where it passes (``"cement"``:
+parasagittal through a bipedicular bolus, a level name, a point); ``regions=`` colours chosen regions
+with their own range.
 
 >>> import vertebrafe as vf
 >>> from vertebrafe import viz
@@ -14,6 +20,10 @@ a pyvista data set or the path of a ``.vtu`` file written by ``save`` can be pas
 >>> viz.screenshot(sol, "vm.png", field="von_mises", clip="coronal")       # doctest: +SKIP
 >>> viz.show_comparison(vp, bkp, "von_mises", labels=("VP", "BKP"))        # doctest: +SKIP
 >>> viz.show_difference(vp, bkp, "von_mises")                              # doctest: +SKIP
+>>> viz.show_field("out/vp", "von_mises", clip="sagittal", through="cement")  # doctest: +SKIP
+>>> viz.show_field(res, "von_mises", regions="cancellous", view="anterior")  # doctest: +SKIP
+>>> viz.show_comparison("out/nsm", "out/vp", "von_mises", difference=True)   # doctest: +SKIP
+>>> viz.export_html("out/vp", "vp.html", field="von_mises")                 # doctest: +SKIP
 
 Grid contents (names carry units, as in the VTU files written by ``Solution.save``):
 
@@ -41,15 +51,18 @@ which is mirror-symmetric about its mid-sagittal plane).
 from __future__ import annotations
 
 from .command import VIEW_HELP, configure_view, run_view
-from .convert import (FIELDS, NODESET_PREFIX, TAGNAME_PREFIX, Field, clip, deformed, field_values, tag_names,
-                      to_pyvista)
+from .convert import (FIELDS, NODESET_PREFIX, TAGNAME_PREFIX, Field, case_label, clip, deformed, field_values,
+                      result_path, tag_names, through_point, to_pyvista)
 from .figures import report_figures
 from .offscreen import offscreen_available, offscreen_backend
-from .views import (PALETTE, REGION_COLORS, SHELL_REGIONS, difference, explode, field_grid, nonbackground_fraction,
-                    render, screenshot, show_comparison, show_difference, show_field, show_segment)
+from .share import export_html
+from .views import (PALETTE, REGION_COLORS, SHELL_REGIONS, VIEWS, difference, explode, field_grid,
+                    nonbackground_fraction, render, screenshot, show_comparison, show_difference, show_field,
+                    show_segment)
 
 
-__all__ = ["FIELDS", "Field", "to_pyvista", "tag_names", "explode", "deformed", "clip", "field_grid",
+__all__ = ["FIELDS", "Field", "VIEWS", "to_pyvista", "tag_names", "explode", "deformed", "clip", "through_point",
+           "result_path", "case_label", "export_html", "field_grid",
            "difference", "show_segment", "show_field", "show_comparison", "show_difference",
            "render", "screenshot", "nonbackground_fraction", "offscreen_backend", "offscreen_available",
            "report_figures", "configure_view", "run_view", "VIEW_HELP"]

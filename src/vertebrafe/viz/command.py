@@ -6,8 +6,9 @@ import pathlib
 import numpy as np
 
 from ..errors import InputError
-from .convert import CLIP_PLANES, FIELDS
-from .views import show_comparison, show_difference, show_field, show_segment
+from .convert import CLIP_PLANES, FIELDS, case_label, result_path
+from .share import export_html
+from .views import VIEWS, show_comparison, show_difference, show_field, show_segment
 
 __all__ = ["VIEW_HELP", "configure_view", "run_view"]
 
@@ -22,6 +23,14 @@ def configure_view(parser):
                         help=f"result field to show (default: tags); one of {', '.join(FIELDS)} or an array name")
     parser.add_argument("--color-by", default="region", help="cell tag used without --field (region, level)")
     parser.add_argument("--clip", choices=sorted(CLIP_PLANES), default=None, help="cut on the mid-plane")
+    parser.add_argument("--through", default=None, metavar="NAME",
+                        help="with --clip: the plane passes through 'cement' (a sagittal cut then goes through the "
+                             "larger bolus), 'cement:left', 'cement:right' or a level such as L1")
+    parser.add_argument("--view", default="oblique", choices=sorted(VIEWS),
+                        help="camera without --clip: anterior, posterior, lateral (= right), left, superior, "
+                             "inferior, oblique (default)")
+    parser.add_argument("--regions", default=None, metavar="R1,R2",
+                        help="with --field: colour only these regions (e.g. cancellous), with their own range")
     parser.add_argument("--scale", default="1",
                         help="displacement magnification for --field (number or 'auto'; default 1)")
     parser.add_argument("--shell", choices=("translucent", "hidden", "opaque"), default="translucent",
@@ -32,24 +41,17 @@ def configure_view(parser):
                         help="second result: side-by-side view with a shared colour range (needs --field)")
     parser.add_argument("--difference", action="store_true",
                         help="with --compare: show RESULT2 minus RESULT (same mesh topology)")
+    parser.add_argument("--with-difference", action="store_true",
+                        help="with --compare: side by side plus a third panel with RESULT2 minus RESULT")
+    parser.add_argument("--html", metavar="FILE.html", default=None,
+                        help="write an interactive view to this self-contained HTML file (opens offline in a "
+                             "browser; needs trame-vtk) instead of a window")
     parser.add_argument("--clim", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                         help="colour range of the field (its unit); default: the full range, which a thin stiff "
                              "shell can dominate")
     parser.add_argument("--screenshot", metavar="FILE.png", default=None,
                         help="render off-screen to this PNG instead of opening a window")
     parser.add_argument("--window-size", type=int, nargs=2, default=(1024, 768), metavar=("W", "H"))
-
-
-def _resolve_result_path(path):
-    p = pathlib.Path(path)
-    if p.is_dir():
-        if (p / "result.vtu").is_file():
-            return p / "result.vtu"
-        files = sorted(p.glob("*.vtu"))
-        if not files:
-            raise InputError(f"result directory {str(p)!r} holds no .vtu file")
-        return files[0]
-    return p
 
 
 def run_view(args):
@@ -60,8 +62,17 @@ def run_view(args):
             scale = float(scale)
         except ValueError as exc:
             raise InputError(f"--scale {args.scale!r}: expected a number or 'auto'") from exc
-    result = _resolve_result_path(args.result)
-    common = dict(window_size=tuple(args.window_size), screenshot=args.screenshot, clip=args.clip)
+    result = result_path(args.result)
+    regions = None if args.regions is None else [r.strip() for r in args.regions.split(",") if r.strip()]
+    if args.html is not None:
+        if args.compare is not None:
+            raise InputError("--html shows one result; leave out --compare")
+        out = export_html(args.result, args.html, field=args.field, scale=scale if args.field else 0.0,
+                          clip=args.clip, through=args.through, regions=regions, color_by=args.color_by)
+        print(f"wrote {out}")
+        return 0
+    common = dict(window_size=tuple(args.window_size), screenshot=args.screenshot, clip=args.clip,
+                  through=args.through, view=args.view)
     clim = None
     if args.clim is not None:
         lo, hi = args.clim
@@ -73,15 +84,17 @@ def run_view(args):
             raise InputError("--difference needs --compare RESULT2")
         if args.field is None:
             raise InputError("--compare needs --field (e.g. --field von_mises)")
-        other = _resolve_result_path(args.compare)
-        labels = (result.stem, other.stem)
+        labels = (case_label(args.result), case_label(args.compare))
+        if labels[0] == labels[1]:
+            labels = (str(args.result), str(args.compare))
+        other = result_path(args.compare)
         if args.difference:
             out = show_difference(result, other, field=args.field, labels=labels, scale=0.0, clim=clim, **common)
         else:
             out = show_comparison(result, other, field=args.field, labels=labels, scale=scale, clim=clim,
-                                  **common)
+                                  regions=regions, difference=args.with_difference, **common)
     elif args.field is not None:
-        out = show_field(result, field=args.field, scale=scale, clim=clim, **common)
+        out = show_field(result, field=args.field, scale=scale, clim=clim, regions=regions, **common)
     else:
         out = show_segment(result, color_by=args.color_by, shell=args.shell, explode_distance=args.explode,
                            **common)

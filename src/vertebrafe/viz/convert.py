@@ -14,7 +14,7 @@ from .offscreen import import_pyvista
 
 __all__ = ["NODESET_PREFIX", "TAGNAME_PREFIX", "Field", "FIELDS", "UNIT_SUFFIXES", "to_pyvista", "tag_names",
            "as_grid", "mark_ready", "is_dataset", "resolve_field", "field_values", "deformed", "CLIP_PLANES",
-           "clip"]
+           "clip", "through_point", "result_path", "case_label"]
 
 
 
@@ -142,13 +142,12 @@ def to_pyvista(obj):
     ``obj``: :class:`~vertebrafe.Mesh`, :class:`~vertebrafe.Segment` (its mesh), :class:`~vertebrafe.Solution`
     (mesh plus all result fields), a simulation result (anything with ``.solution``; its
     ``.segment``'s mesh is used where the result has no solution), a pyvista data set (copied), or a
-    path (``str`` / ``pathlib.Path``) of a file pyvista can read (``.vtu`` from ``save``).
+    path (``str`` / ``pathlib.Path``) of a file pyvista can read (``.vtu`` from ``save``) or of a folder
+    written by ``Result.save`` / ``vertebrafe run`` (its ``result.vtu``).
     """
     pv = import_pyvista()
     if isinstance(obj, (str, os.PathLike)):
-        path = pathlib.Path(obj)
-        if not path.exists():
-            raise InputError(f"result file {str(path)!r} does not exist")
+        path = result_path(obj)
         try:
             grid = pv.read(path)
         except Exception as exc:  # noqa: BLE001 - reader errors vary by format
@@ -175,6 +174,46 @@ def to_pyvista(obj):
         raise InputError(f"cannot show an object of type {type(obj).__name__}: expected a Mesh, Segment, "
                          f"Solution, simulation result, pyvista data set or a file path")
     return _add_derived(_mesh_to_grid(mesh))
+
+
+def result_path(path):
+    """The VTU file of ``path``: the file itself, or ``result.vtu`` of a result folder (``Result.save``,
+    ``vertebrafe run``; the only ``.vtu`` of any other folder)."""
+    p = pathlib.Path(path)
+    if not p.exists():
+        raise InputError(f"result file {str(p)!r} does not exist")
+    if p.is_dir():
+        if (p / "result.vtu").is_file():
+            return p / "result.vtu"
+        files = sorted(p.glob("*.vtu"))
+        if len(files) != 1:
+            raise InputError(f"result directory {str(p)!r} holds {'no' if not files else len(files)} .vtu files "
+                             "and no result.vtu; give the file")
+        return files[0]
+    return p
+
+
+def case_label(obj, default="result"):
+    """A label for ``obj``: the case name of a simulation result (``.case``) or of a result folder or file
+    (``case.json`` beside ``result.vtu``), else the folder or file name."""
+    name = getattr(obj, "case", None)
+    if isinstance(name, str) and name:
+        return name
+    if isinstance(obj, (str, os.PathLike)):
+        p = pathlib.Path(obj)
+        folder = p if p.is_dir() else p.parent
+        try:
+            import json
+            with open(folder / "case.json") as f:
+                name = json.load(f).get("case")
+            if isinstance(name, str) and name:
+                return name
+        except (OSError, ValueError, AttributeError):
+            pass
+        if p.is_dir():
+            return p.resolve().name
+        return p.resolve().parent.name if p.name == "result.vtu" else p.stem
+    return default
 
 
 def _from_dataset(grid):
@@ -251,11 +290,57 @@ def deformed(obj, scale=1.0):
 CLIP_PLANES = {"sagittal": 0, "coronal": 1, "axial": 2}
 
 
+def _cells_of(grid, tag, names):
+    codes = [v for v, n in tag_names(grid, tag).items() if n in names]
+    if tag not in grid.cell_data or not codes:
+        return np.zeros(grid.n_cells, dtype=bool)
+    return np.isin(np.asarray(grid.cell_data[tag]).astype(np.int64), codes)
+
+
+def through_point(obj, through, plane="sagittal"):
+    """The point (3,) mm a clip plane passes through, by name.
+
+    ``through``: a level (``"L1"``, ``"L1-L2"``): the volume centroid of its cells; ``"cement"``: the centroid
+    of the cement (cells with ``cement_fraction`` > 0 or region ``cement``/``cement_bone``, weighted by
+    fraction x volume); for a ``sagittal`` plane the cement on the side (left, x < 0, or right) that holds
+    more of it, so a bipedicular bolus, which lies off the midline, is cut through its middle
+    (a parasagittal plane); ``"cement:left"`` / ``"cement:right"`` choose the side.
+    """
+    grid = as_grid(obj)
+    vol = np.abs(np.asarray(grid.compute_cell_sizes(length=False, area=False, volume=True).cell_data["Volume"]))
+    centers = np.asarray(grid.cell_centers().points)
+    name = str(through)
+    if name.split(":")[0] == "cement":
+        w = (np.asarray(grid.cell_data["cement_fraction"], dtype=float) if "cement_fraction" in grid.cell_data
+             else np.zeros(grid.n_cells))
+        w = np.where(_cells_of(grid, "region", {"cement", "cement_bone"}), np.maximum(w, 1.0), w) * vol
+        if not np.any(w > 0):
+            raise InputError(f"through={through!r}: this model has no cement")
+        side = name.partition(":")[2]
+        if side not in ("", "left", "right"):
+            raise InputError(f"through={through!r}: allowed 'cement', 'cement:left', 'cement:right' or a level name")
+        left = centers[:, 0] < 0
+        if side == "" and plane == "sagittal":
+            side = "left" if w[left].sum() >= w[~left].sum() else "right"
+        if side:
+            w = w * (left if side == "left" else ~left)
+            if not np.any(w > 0):
+                raise InputError(f"through={through!r}: no cement on the {side} side")
+        return w @ centers / w.sum()
+    sel = _cells_of(grid, "level", {name})
+    if not sel.any():
+        levels = sorted(tag_names(grid, "level").values())
+        raise InputError(f"through={through!r}: not 'cement' or a level of this model; levels: {levels}")
+    return vol[sel] @ centers[sel] / vol[sel].sum()
+
+
 def _plane(grid, clip_plane, origin=None):
     if clip_plane not in CLIP_PLANES:
         raise InputError(f"clip={clip_plane!r}: allowed values are {sorted(CLIP_PLANES)} or None")
     axis = CLIP_PLANES[clip_plane]
     b = np.asarray(grid.bounds).reshape(3, 2)
+    if isinstance(origin, str):
+        origin = through_point(grid, origin, clip_plane)
     o = b.mean(axis=1) if origin is None else np.asarray(origin, dtype=float)
     normal = np.zeros(3)
     normal[axis] = 1.0
@@ -264,7 +349,9 @@ def _plane(grid, clip_plane, origin=None):
 
 def clip(obj, plane="sagittal", origin=None, keep="negative", cut="plane"):
     """Cut the grid on the mid-``plane`` (``'sagittal'``: normal x, ``'coronal'``: normal y, ``'axial'``:
-    normal z), through the centre of its bounding box unless ``origin (3,)`` mm is given.
+    normal z), through the centre of its bounding box unless ``origin`` is given: a point (3,) mm or a
+    name (:func:`through_point`: ``"cement"``, ``"cement:left"``, a level such as ``"L1"``); e.g.
+    ``clip(res, "sagittal", origin="cement")`` is the parasagittal cut through a bipedicular bolus.
 
     ``keep='negative'`` keeps the patient's left half (sagittal), the posterior half (coronal) or the
     inferior half (axial). ``cut='plane'`` cuts the cells on the plane (a flat cut face; cut cells keep

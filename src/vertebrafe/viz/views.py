@@ -7,10 +7,11 @@ import pathlib
 import numpy as np
 
 from ..errors import InputError
-from .convert import Field, as_grid, clip, deformed, mark_ready, resolve_field, tag_names
+from .convert import (Field, as_grid, case_label, clip, deformed, mark_ready, resolve_field, tag_names,
+                      through_point)
 from .offscreen import import_pyvista, no_display
 
-__all__ = ["REGION_COLORS", "PALETTE", "SHELL_REGIONS", "explode", "show_segment", "field_grid", "show_field",
+__all__ = ["REGION_COLORS", "PALETTE", "SHELL_REGIONS", "VIEWS", "explode", "show_segment", "field_grid", "show_field",
            "show_comparison", "difference", "show_difference", "render", "screenshot", "nonbackground_fraction"]
 
 #: Default colours of the named regions (others get colours from :data:`PALETTE`).
@@ -41,18 +42,35 @@ def _new_plotter(plotter, off_screen, window_size, shape=(1, 1)):
     return pv.Plotter(off_screen=off_screen, window_size=list(window_size), shape=shape)
 
 
+#: Camera directions (from the model towards the camera, patient axes) of the named views. Anatomical
+#: names say where the viewer stands: ``anterior`` in front of the patient, ``lateral`` (= ``right``) at
+#: the patient's right (anterior on the right of the picture; this is also the view of a sagittal cut),
+#: ``superior`` above (anterior up); ``sagittal``, ``coronal``, ``axial`` are the same as ``lateral``,
+#: ``anterior``, ``superior``.
+VIEWS = {"anterior": (0.0, 1.0, 0.0), "posterior": (0.0, -1.0, 0.0), "lateral": (1.0, 0.0, 0.0),
+         "right": (1.0, 0.0, 0.0), "left": (-1.0, 0.0, 0.0), "superior": (0.0, 0.0, 1.0),
+         "inferior": (0.0, 0.0, -1.0), "sagittal": (1.0, 0.0, 0.0), "coronal": (0.0, 1.0, 0.0),
+         "axial": (0.0, 0.0, 1.0), "oblique": (0.9, 1.0, 0.45)}
+_VIEW_NAMES = {"sagittal": "lateral", "coronal": "anterior", "axial": "superior", "right": "lateral"}
+
+
+def _orientation(plotter, view, corner="upper_right"):
+    """Orientation marker (axes labelled R, A, S: the patient's right, anterior, superior) and the
+    anatomical name of the view in a corner."""
+    plotter.add_axes(xlabel="R", ylabel="A", zlabel="S", line_width=3, labels_off=False)
+    plotter.add_text(f"{_VIEW_NAMES.get(view, view)} view", position=corner, font_size=9, color="black")
+
+
 def _set_camera(plotter, grid, view, margin=0.0):
-    """``view``: 'sagittal' (from the right, +x), 'coronal' (from the front, +y), 'axial' (from above),
-    or 'oblique' (front-right-above)."""
+    """``view``: a name of :data:`VIEWS` (anterior, posterior, lateral/right, left, superior, inferior,
+    oblique, or the plane names sagittal, coronal, axial)."""
     b = np.asarray(grid.bounds).reshape(3, 2)
     center = b.mean(axis=1)
-    direction = {"sagittal": (1.0, 0.0, 0.0), "coronal": (0.0, 1.0, 0.0), "axial": (0.0, 0.0, 1.0),
-                 "oblique": (0.9, 1.0, 0.45)}
-    if view not in direction:
-        raise InputError(f"view={view!r}: allowed values are {sorted(direction)}")
-    d = np.asarray(direction[view])
+    if view not in VIEWS:
+        raise InputError(f"view={view!r}: allowed values are {sorted(VIEWS)}")
+    d = np.asarray(VIEWS[view])
     d = d / np.linalg.norm(d)
-    up = (0.0, 1.0, 0.0) if view == "axial" else (0.0, 0.0, 1.0)
+    up = (0.0, 1.0, 0.0) if abs(d[2]) == 1.0 else (0.0, 0.0, 1.0)
     plotter.camera_position = [tuple(center + 3.0 * grid.length * d), tuple(center), up]
     plotter.reset_camera()
     if margin:
@@ -121,7 +139,7 @@ def explode(obj, distance=10.0, by="level"):
 def show_segment(obj, color_by="region", shell="translucent", shell_opacity=0.2,
                  shell_regions=SHELL_REGIONS, explode_distance=0.0, clip=None, view="oblique",
                  show_edges=False, legend=True, plotter=None, show=True, screenshot=None, off_screen=None,
-                 window_size=(1024, 768), return_plotter=False):
+                 window_size=(1024, 768), return_plotter=False, through=None, orientation=True):
     """Show a mesh, segment or result coloured by a cell tag, with the outer shell translucent or hidden.
 
     Parameters
@@ -135,8 +153,14 @@ def show_segment(obj, color_by="region", shell="translucent", shell_opacity=0.2,
         mm between consecutive levels along the spine axis (:func:`explode`); 0 keeps them together.
     clip : None | 'sagittal' | 'coronal' | 'axial'
         Show half of the model cut on the mid-plane (:func:`clip`); the camera looks at the cut.
+    through : str or (3,) float, optional
+        Put the clip plane through this point or named place instead of the mid-plane: ``"cement"``
+        (a sagittal clip then passes through the larger bolus: parasagittal), ``"cement:left"``, a level.
     view : str
-        Camera direction when not clipped: 'oblique', 'sagittal', 'coronal', 'axial'.
+        Camera direction when not clipped: a name of :data:`VIEWS` ('oblique', 'anterior', 'lateral',
+        'superior', ...).
+    orientation : bool
+        Draw the R/A/S orientation marker and the view's anatomical name.
     plotter : pyvista.Plotter, optional
         Draw into this plotter (active subplot) and return it without showing.
     screenshot : path, optional
@@ -153,7 +177,7 @@ def show_segment(obj, color_by="region", shell="translucent", shell_opacity=0.2,
     if explode_distance:
         grid = mark_ready(explode(grid, explode_distance, by="level" if "level" in grid.cell_data else color_by))
     if clip is not None:
-        grid = mark_ready(globals()["clip"](grid, clip))
+        grid = mark_ready(globals()["clip"](grid, clip, origin=through))
     if screenshot is not None:
         off_screen = True
     p = _new_plotter(plotter, off_screen, window_size)
@@ -181,6 +205,8 @@ def show_segment(obj, color_by="region", shell="translucent", shell_opacity=0.2,
     if legend and labels:
         p.add_legend(labels, bcolor="#303030", face="rectangle", size=(0.18, 0.04 * len(labels) + 0.02))
     _set_camera(p, grid, clip if clip is not None else view)
+    if orientation:
+        _orientation(p, clip if clip is not None else view, "lower_right")
     return _finish(p, show, screenshot, return_plotter or plotter is not None)
 
 
@@ -224,9 +250,50 @@ def _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title=
                          label_font_size=12, color="black")
 
 
+def _check_regions(grids, regions):
+    """Every name of ``regions`` must be a region of at least one of ``grids``."""
+    if regions is None:
+        return
+    names = set().union(*(tag_names(g, "region").values() for g in grids))
+    for r in [regions] if isinstance(regions, str) else list(regions):
+        if r not in names:
+            raise InputError(f"regions={regions!r}: {r!r} is not a region of this model; regions: {sorted(names)}")
+
+
+def _region_mask(grid, regions):
+    """Cells of ``grid`` in the named regions (all cells for ``regions=None``)."""
+    if regions is None:
+        return np.ones(grid.n_cells, dtype=bool)
+    regions = [regions] if isinstance(regions, str) else list(regions)
+    codes = [v for v, n in tag_names(grid, "region").items() if n in regions]
+    return np.isin(np.asarray(grid.cell_data["region"]).astype(np.int64), codes)
+
+
+def _field_data(grid, spec, assoc, regions=None):
+    """Values of the field over the cells of ``regions`` (cell fields) or over all points."""
+    data = grid.cell_data if assoc == "cell" else grid.point_data
+    v = np.asarray(data[spec.array])
+    return v[_region_mask(grid, regions)] if assoc == "cell" else v
+
+
+def _add_regions(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title, regions):
+    """The field on the cells of ``regions`` and the other cells as a light translucent context."""
+    if regions is None:
+        _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title)
+        return
+    mask = _region_mask(shown, regions)
+    if mask.any():
+        _add_field(p, shown.extract_cells(np.flatnonzero(mask)), spec, assoc, clim, cmap, show_edges, scalar_bar,
+                   title or f"{spec.label}, {', '.join([regions] if isinstance(regions, str) else regions)} "
+                            f"[{spec.unit}]")
+    if (~mask).any():
+        p.add_mesh(shown.extract_cells(np.flatnonzero(~mask)), color="#d0d0d0", opacity=0.15)
+
+
 def show_field(obj, field="von_mises", scale=1.0, clip=None, clim=None, cmap="viridis", view="oblique",
                show_edges=False, scalar_bar=True, title=None, plotter=None, show=True, screenshot=None,
-               off_screen=None, window_size=(1024, 768), return_plotter=False):
+               off_screen=None, window_size=(1024, 768), return_plotter=False, through=None, regions=None,
+               orientation=True):
     """Show a result field on the deformed shape.
 
     Parameters
@@ -240,46 +307,97 @@ def show_field(obj, field="von_mises", scale=1.0, clip=None, clim=None, cmap="vi
         Keep the cells on the negative side of the mid-plane (left, posterior, inferior half; the plane
         is placed on the undeformed bounding-box centre) and look at the cut.
     clim : (float, float), optional
-        Colour range in the field's unit; default the range over the whole (unclipped) model.
+        Colour range in the field's unit; default the range over the whole (unclipped) model, or over the
+        cells of ``regions``.
     title : str, optional
         Scalar bar title; default ``"label [unit]"``, e.g. ``"von Mises stress [MPa]"``.
+    through : str or (3,) float, optional
+        Clip plane through this point or named place (``"cement"``, ``"L1"``; see :func:`clip`).
+    regions : str or sequence of str, optional
+        Colour only these regions (e.g. ``"cancellous"``), with the colour range of their own values,
+        and draw the others as a light translucent context: the stiff cortex otherwise sets the range and
+        leaves the cancellous bone uniformly dark.
+    orientation : bool
+        Draw the R/A/S orientation marker and the view's anatomical name.
 
     Returns the plotter (interactive) or the screenshot path.
     """
     grid = as_grid(obj)
-    shown, spec, assoc = field_grid(grid, field, scale, clip)
+    _check_regions([grid], regions)
+    shown, spec, assoc = field_grid(grid, field, scale, clip, origin=through)
     if clim is None:
-        clim = _clim([np.asarray((grid.cell_data if assoc == "cell" else grid.point_data)[spec.array])])
+        clim = _clim([_field_data(grid, spec, assoc, regions)])
     if screenshot is not None:
         off_screen = True
     p = _new_plotter(plotter, off_screen, window_size)
-    _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title)
+    _add_regions(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title, regions)
     _set_camera(p, grid, clip if clip is not None else view, margin=0.2 if scalar_bar else 0.0)
+    if orientation:
+        _orientation(p, clip if clip is not None else view)
     return _finish(p, show, screenshot, return_plotter or plotter is not None)
 
 
-def show_comparison(a, b, field="von_mises", labels=("A", "B"), scale=1.0, clip=None, clim=None,
-                    cmap="viridis", view="oblique", show_edges=False, title=None, show=True, screenshot=None,
-                    off_screen=None, window_size=(1600, 700), return_plotter=False):
-    """Two results side by side with one shared colour range (the range over both unless ``clim``).
+def _shared_through(grids, through, clip):
+    """A named clip point resolved once for several grids (the first that has it: a comparison of an
+    untreated and a cemented result cuts both through the cement of the second)."""
+    if through is None or clip is None or not isinstance(through, str):
+        return through
+    errors = []
+    for g in grids:
+        try:
+            return through_point(g, through, clip)
+        except InputError as e:
+            errors.append(e)
+    raise errors[0]
 
-    The cameras are linked. ``labels`` are written above each view (e.g. ``("VP", "BKP")``).
-    Other parameters (``title``: scalar bar title) as in :func:`show_field`.
+
+def show_comparison(a, b, field="von_mises", labels=None, scale=1.0, clip=None, clim=None,
+                    cmap="viridis", view="oblique", show_edges=False, title=None, show=True, screenshot=None,
+                    off_screen=None, window_size=None, return_plotter=False, through=None, regions=None,
+                    difference=False, orientation=True):
+    """Two results side by side with one shared colour range (the range over both unless ``clim``), and
+    with ``difference=True`` a third panel with ``field(b) - field(a)`` (same mesh topology; diverging
+    symmetric colour range, undeformed).
+
+    The cameras are linked. ``labels`` are written above each view; default the case names
+    (:func:`~vertebrafe.viz.convert.case_label`: ``Result.case`` or the ``case.json`` of a result folder).
+    Other parameters (``title``: scalar bar title, ``through``, ``regions``) as in :func:`show_field`.
     """
     ga, gb = as_grid(a), as_grid(b)
-    sa, spec, assoc = field_grid(ga, field, scale, clip)
-    sb, _, _ = field_grid(gb, field, scale, clip)
+    if labels is None:
+        labels = (case_label(a, "A"), case_label(b, "B"))
+        if labels[0] == labels[1]:
+            labels = (f"{labels[0]} (A)", f"{labels[1]} (B)")
+    _check_regions([ga, gb], regions)
+    through = _shared_through((ga, gb), through, clip)
+    sa, spec, assoc = field_grid(ga, field, scale, clip, origin=through)
+    sb, _, _ = field_grid(gb, field, scale, clip, origin=through)
     if clim is None:
-        data = [np.asarray((g.cell_data if assoc == "cell" else g.point_data)[spec.array]) for g in (ga, gb)]
-        clim = _clim(data)
+        clim = _clim([_field_data(g, spec, assoc, regions) for g in (ga, gb)])
     if screenshot is not None:
         off_screen = True
-    p = _new_plotter(None, off_screen, window_size, shape=(1, 2))
-    for col, (shown, full, label) in enumerate(((sa, ga, labels[0]), (sb, gb, labels[1]))):
+    cols = 3 if difference else 2
+    if window_size is None:
+        window_size = (800 * cols, 700)
+    p = _new_plotter(None, off_screen, window_size, shape=(1, cols))
+    for col, (shown, label) in enumerate(((sa, labels[0]), (sb, labels[1]))):
         p.subplot(0, col)
-        _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar=True, title=title)
+        _add_regions(p, shown, spec, assoc, clim, cmap, show_edges, True, title, regions)
         p.add_text(str(label), position="upper_left", font_size=14)
         _set_camera(p, ga, clip if clip is not None else view, margin=0.2)
+        if orientation:
+            _orientation(p, clip if clip is not None else view)
+    if difference:
+        dgrid, dspec = globals()["difference"](ga, gb, field)
+        dshown, _, _ = field_grid(dgrid, dspec.array, 0.0, clip, origin=through)
+        dclim = _clim([_field_data(dgrid, dspec, assoc, regions)], symmetric=True)
+        p.subplot(0, 2)
+        _add_regions(p, dshown, dspec, assoc, dclim, "coolwarm", show_edges, True,
+                     f"{dspec.label} ({labels[1]} - {labels[0]}) [{dspec.unit}]", regions)
+        p.add_text(f"{labels[1]} - {labels[0]}", position="upper_left", font_size=14)
+        _set_camera(p, ga, clip if clip is not None else view, margin=0.2)
+        if orientation:
+            _orientation(p, clip if clip is not None else view)
     p.link_views()
     return _finish(p, show, screenshot, return_plotter)
 
@@ -317,26 +435,32 @@ def difference(a, b, field="von_mises"):
     return mark_ready(out), Field(name, f"Δ {spec.label}", spec.unit)
 
 
-def show_difference(a, b, field="von_mises", labels=("A", "B"), scale=0.0, clip=None, clim=None,
+def show_difference(a, b, field="von_mises", labels=None, scale=0.0, clip=None, clim=None,
                     cmap="coolwarm", view="oblique", show_edges=False, plotter=None, show=True,
-                    screenshot=None, off_screen=None, window_size=(1024, 768), return_plotter=False):
+                    screenshot=None, off_screen=None, window_size=(1024, 768), return_plotter=False,
+                    through=None, orientation=True):
     """Show ``field(b) - field(a)`` on ``a``'s mesh with a symmetric diverging colour range.
 
     The scalar bar reads ``"Δ label (B - A) [unit]"`` with the given ``labels``; ``scale`` deforms by
     ``a``'s displacements (default 0: undeformed). Same topology required (see :func:`difference`).
     """
+    if labels is None:
+        labels = (case_label(a, "A"), case_label(b, "B"))
     grid, spec = difference(a, b, field)
+    through = _shared_through((as_grid(a), as_grid(b)), through, clip)
     assoc = "cell" if spec.array in grid.cell_data else "point"
     if clim is None:
         clim = _clim([np.asarray((grid.cell_data if assoc == "cell" else grid.point_data)[spec.array])],
                      symmetric=True)
-    shown, _, _ = field_grid(grid, spec.array, scale, clip)
+    shown, _, _ = field_grid(grid, spec.array, scale, clip, origin=through)
     if screenshot is not None:
         off_screen = True
     p = _new_plotter(plotter, off_screen, window_size)
     title = f"{spec.label} ({labels[1]} - {labels[0]}) [{spec.unit}]"
     _add_field(p, shown, spec, assoc, clim, cmap, show_edges, True, title)
     _set_camera(p, grid, clip if clip is not None else view, margin=0.2)
+    if orientation:
+        _orientation(p, clip if clip is not None else view)
     return _finish(p, show, screenshot, return_plotter or plotter is not None)
 
 

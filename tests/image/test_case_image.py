@@ -1,0 +1,71 @@
+"""Case files: per-level vBMD in [bone] and image-based cases in [image], run from the command line."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import vertebrafe as vf
+from vertebrafe import cli
+from vertebrafe.case import parse_case
+from vertebrafe.errors import InputError
+
+
+def _case(**sections):
+    raw = {"segment": {"levels": "T12-L2", "element_size": 4.0}, "load": {"compression": 500.0}}
+    raw.update(sections)
+    return raw
+
+
+def test_per_level_bmd_in_a_case():
+    case = parse_case(_case(bone={"bmd": {"L2": 72.0, "T12": 70.0, "L1": 55.0}}))
+    assert case.bone.bmd == {"T12": 70.0, "L1": 55.0, "L2": 72.0}
+    seg = vf.case.build_segment(case)
+    assert seg.materials.bmd == case.bone.bmd
+    ref = vf.segment("T12-L2", bmd={"T12": 70, "L1": 55, "L2": 72}, element_size=4.0)
+    np.testing.assert_array_equal(seg.elasticity, ref.elasticity)
+
+
+@pytest.mark.parametrize("bmd, match", [
+    ({"T12": 70.0, "L1": 55.0}, r"bone.bmd has no value for \['L2'\]"),
+    ({"T12": 70.0, "L1": 55.0, "L2": 72.0, "L4": 60.0}, "bone.bmd.L4 is not a vertebra"),
+    ({"T12": 70.0, "L1": -1.0, "L2": 72.0}, r"bone.bmd.L1 = -1 is out of range"),
+    ("70", "bone.bmd = '70' is a string; expected a number"),
+])
+def test_per_level_bmd_errors(bmd, match):
+    with pytest.raises(InputError, match=match):
+        parse_case(_case(bone={"bmd": bmd}))
+
+
+def test_image_section_errors(tmp_path):
+    with pytest.raises(InputError, match=r"image.ct = 'nope.nii.gz': no such file"):
+        parse_case(_case(image={"ct": "nope.nii.gz", "labels": "x", "calibration_slope": 0.8,
+                                "calibration_intercept": 0.0}))
+    (tmp_path / "ct.nii").write_bytes(b"")
+    img = {"ct": str(tmp_path / "ct.nii"), "labels": str(tmp_path / "ct.nii")}
+    with pytest.raises(InputError, match="needs one calibration"):
+        parse_case(_case(image=img))
+    with pytest.raises(InputError, match="vBMD comes from the CT"):
+        parse_case(_case(image=dict(img, calibration_slope=0.8, calibration_intercept=0.0), bone={"bmd": 70.0}))
+    with pytest.raises(InputError, match=r"\[bone\] is missing"):
+        parse_case(_case())
+
+
+def test_cli_runs_an_image_case(tmp_path):
+    pytest.importorskip("nibabel")
+    ph = vf.phantom("L1-L2", bmd={"L1": 60.0, "L2": 90.0}, spacing=1.5, margin=3.0, path=tmp_path / "scan")
+    toml = tmp_path / "image.toml"
+    toml.write_text('[segment]\nlevels = "L1-L2"\nelement_size = 4.0\n\n'
+                    '[image]\nct = "scan/ct.nii.gz"\nlabels = "scan/labels.nii.gz"\nrods = "scan/rods.nii.gz"\n'
+                    'rod_densities = {1 = 0.0, 2 = 50.0, 3 = 100.0, 4 = 200.0}\n\n'
+                    '[treatment]\nkind = "vertebroplasty"\nlevel = "L1"\nvolume = 2.0\n\n'
+                    '[load]\ncompression = 500.0\n')
+    out = tmp_path / "out"
+    assert cli.main(["run", str(toml), "-o", str(out)]) == 0
+    found = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs if f == "case.json"]
+    record = json.load(open(found[0]))
+    src = record["segment"]["source"]
+    assert src["kind"] == "image" and src["calibration"]["n_rods"] == 4
+    assert src["bmd"]["L1"] == pytest.approx(60.0, rel=0.05) and src["bmd"]["L2"] == pytest.approx(90.0, rel=0.05)
+    assert [op["kind"] for op in record["history"]] == ["vertebroplasty"]
+    assert ph.paths["ct"].endswith("ct.nii.gz")
