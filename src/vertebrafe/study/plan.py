@@ -250,25 +250,29 @@ _RELATIONS = ("adjacent", "treated", "adjacent_superior", "adjacent_inferior", "
 def _check_plots(source, summary, grid, variants):
     """Every plot names a known metric, region and relation, its ``x``, ``hue`` and ``facet`` are swept keys
     (or ``variant``), and every swept dimension is on one of them (nothing is averaged away)."""
+    import difflib
+
+    from ..materials import REGIONS
     from ..case.schema import level_names
-    from ..post.metrics import METRIC_NAMES, REGION_NAMES
+    from ..post.metrics import METRIC_NAMES, REFERENCE_REGIONS
 
     sizes = {}
     for v in variants or [Variant("")]:
         for k, values in list(grid.items()) + list(v.grid.items()):
             sizes[k] = max(sizes.get(k, 0), len(values))
     swept = list(sizes)
+    regions = sorted(set(REGIONS) | set(REFERENCE_REGIONS) | {"bone", "vertebra", "disc", "segment"})
     levels = list(level_names())
     discs = [f"{a}-{b}" for a, b in zip(levels[:-1], levels[1:])]
     for i, spec in enumerate(summary.plots):
         path = f"summary.plots[{i}]"
         shown = [k for k in (spec.x, spec.hue, spec.facet) if k]
-        if spec.metric not in METRIC_NAMES:
-            _fail(source, f"{path}.metric", f"= {spec.metric!r} is not a metric; allowed one of "
-                  f"{', '.join(sorted(METRIC_NAMES))}")
-        if spec.region not in REGION_NAMES:
-            _fail(source, f"{path}.region", f"= {spec.region!r} is not a region; allowed one of "
-                  f"{', '.join(sorted(REGION_NAMES))}")
+        near = difflib.get_close_matches(spec.metric, METRIC_NAMES, n=1, cutoff=0.8)
+        if spec.metric not in METRIC_NAMES and near:
+            _fail(source, f"{path}.metric", f"= {spec.metric!r} is not a metric; did you mean {near[0]!r}? (metrics: "
+                  "docs/loads.md)")
+        if spec.region not in regions:
+            _fail(source, f"{path}.region", f"= {spec.region!r} is not a region; allowed one of {', '.join(regions)}")
         if spec.relation not in _RELATIONS and spec.relation not in levels and spec.relation not in discs:
             _fail(source, f"{path}.relation", f"= {spec.relation!r} is not allowed; allowed one of "
                   f"{', '.join(_RELATIONS)} or a vertebra or disc name (e.g. 'L1', 'L1-L2')")
