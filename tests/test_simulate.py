@@ -104,9 +104,10 @@ def test_metrics_scale_linearly(seg, standing):
 
 
 def test_cortical_share_and_endplate_deflection(standing):
-    # Fields et al. 2012: shell share about 41 +/- 7 % under disc loading (target 4, informative here)
+    # Fields et al. 2012: shell share 41 +/- 7 % (mean +/- SD) under disc loading (target 4); here normal
+    # bone in a segment, so the published mean +/- 2 SD
     share = standing.value("cortical_share", "L4", "vertebra")
-    assert 0.2 < share < 0.7
+    assert 0.41 - 2 * 0.07 <= share <= 0.41 + 2 * 0.07
     # measured on the middle cell layer(s) of the stack: one cell per column, positive heights
     seg = standing.segment
     from vertebrafe.post.metrics import _mid_height_layers
@@ -215,8 +216,9 @@ def test_target6_7_osteoporotic_strength_and_factor_of_risk():
     assert res[60.0].strength_yield < res[70.0].strength_yield < res[80.0].strength_yield
     standing = loads.preset("relaxed_standing").compression
     assert 0.15 <= standing / res[70.0].strength_yield <= 0.35                   # target 7, standing
+    # target 7: the heaviest lift reaches the 1 +/- 0.2 transition zone at vBMD 60 (at vBMD 70 it stays
+    # 0.02 below it, a documented miss in docs/validation.md, not asserted here)
     assert 0.8 <= loads.preset("lifting").compression / res[60.0].strength_yield <= 1.2
-    assert 0.7 <= loads.preset("lifting").compression / res[70.0].strength_yield < 0.8
 
 
 def test_plate_strength_matches_vertebra_strength_and_gives_the_published_type_factor_of_risk(standing):

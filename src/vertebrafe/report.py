@@ -212,8 +212,9 @@ def _fmt(v, unit=""):
         v = int(v)
     if isinstance(v, (list, tuple)):
         v = "-".join(map(str, v)) if all(isinstance(x, str) for x in v) else list(v)
-    return f"{v:g}{' ' + unit if unit else ''}" if isinstance(v, (int, float)) and not isinstance(v, bool) \
-        else f"{v}{' ' + unit if unit and not isinstance(v, str) else ''}"
+    sep = "\u00a0"                                     # value and unit stay on one line when titles wrap
+    return f"{v:g}{sep + unit if unit else ''}" if isinstance(v, (int, float)) and not isinstance(v, bool) \
+        else f"{v}{sep + unit if unit and not isinstance(v, str) else ''}"
 
 
 #: keys shown in a figure's subtitle when every plotted case shares their value
@@ -225,9 +226,12 @@ _LOAD_KEYS = ("compression", "flexion", "extension", "lateral_bending", "axial_r
 
 
 def _load_text(load):
-    """A [load] section in words: the preset and the explicit values."""
-    from .loads import LOAD_RANGES
-    parts = [load["preset"].replace("_", " ")] if load.get("preset") else []
+    """A [load] section in words: the preset with its values, and the explicit values."""
+    from .loads import LOAD_RANGES, PRESETS
+    parts = []
+    if load.get("preset"):
+        p = PRESETS.get(load["preset"])
+        parts.append(load["preset"].replace("_", " ") + (f" ({p.load.describe()})" if p is not None else ""))
     for k in _LOAD_KEYS:
         if load.get(k):
             parts.append(f"{_fmt(load[k], LOAD_RANGES[k][2])} {labels.PARAMETERS['load.' + k].split(' moment')[0]}")
@@ -238,7 +242,8 @@ def _load_text(load):
 
 def subtitle(cases, varying=()):
     """The load and the settings shared by ``cases`` (study.json case records) in one line, leaving out
-    the keys in ``varying`` (the plot's axes, hue and facet)."""
+    the keys in ``varying`` (the plot's axes, hue and facet). A setting only some cases have (a variant's
+    own, such as a kyphoplasty's restoration) is named with those cases' variants."""
     if not cases:
         return ""
     loads = {_load_text(c["case"].get("load", {})) for c in cases}
@@ -246,11 +251,15 @@ def subtitle(cases, varying=()):
     for key in SUBTITLE_KEYS:
         if key in varying:
             continue
-        values = [_lookup(c["case"], key) for c in cases]
-        given = {json.dumps(v) for v in values if v is not None}
+        having = [(c.get("variant"), _lookup(c["case"], key)) for c in cases]
+        having = [(v, x) for v, x in having if x is not None]
+        given = {json.dumps(x) for _, x in having}
         if len(given) == 1:
             v = json.loads(given.pop())
-            parts.append(f"{labels.PARAMETERS.get(key, key)} {_fmt(v, _unit(key))}")
+            text = f"{labels.PARAMETERS.get(key, key)} {_fmt(v, _unit(key))}"
+            if len(having) < len(cases):
+                text += f" ({', '.join(dict.fromkeys(str(v) for v, _ in having))})"
+            parts.append(text)
     return "; ".join(parts)
 
 
@@ -375,7 +384,7 @@ def study_figure(summary, spec, meta):
     cases = {c["id"]: c for c in meta.get("cases", [])}
     shown = [cases[i] for i in dict.fromkeys(sel["case_id"]) if i in cases]
     title = spec.title or f"{meta['name']}: {name} of the {labels.relation(spec.relation)}"
-    sub = subtitle(shown, varying={spec.x, spec.facet, spec.hue, *meta.get("parameters", ())})
+    sub = subtitle(shown, varying={spec.x, spec.facet, spec.hue})
     width = int(fig.get_figwidth() * 13)                          # characters per line at 9-10 pt
     fig.suptitle("\n".join(textwrap.wrap(title, width) + textwrap.wrap(sub, int(width * 1.1))), fontsize=9)
     return fig, table

@@ -26,7 +26,7 @@ def build_segment(case, progress=None, *, force=False):
     offset that leaves the body is refused by the treatment itself).
     """
     from ..anatomy import segment
-    from ..clinical import fracture
+    from ..clinical import fracture, kyphoplasty, vertebroplasty
     from ..materials import MaterialSet
     from ..resources import check_memory, estimate_segment
 
@@ -62,21 +62,19 @@ def build_segment(case, progress=None, *, force=False):
         seg = fracture(seg, f.level, kind=f.kind, grade=f.grade, height_loss=f.height_loss,
                        damage_factor=f.damage_factor)
     t = case.treatment
+    offset = t.offset if t.offset is not None else (0.0, 0.0, 0.0)
+    if t.kind == "vertebroplasty":
+        step("vertebroplasty")
+        seg = vertebroplasty(seg, t.level, volume=t.volume, fill=t.fill, approach=t.approach, side=t.side,
+                                material=t.material, offset=offset, vertical_extent=t.vertical_extent,
+                                interface=t.interface)
+    elif t.kind == "kyphoplasty":
+        step("kyphoplasty")
+        seg = kyphoplasty(seg, t.level, restoration=t.restoration, volume=t.volume, balloons=t.balloons,
+                             rim_thickness=t.rim_thickness, offset=offset, vertical_extent=t.vertical_extent)
     if t.kind != "none":
-        step(t.kind)
-        seg = _treat(seg, t, t.offset if t.offset is not None else (0.0, 0.0, 0.0))
         _check_volume(case, seg)
     return seg
-
-
-def _treat(seg, t, offset):
-    from ..clinical import kyphoplasty, vertebroplasty
-
-    if t.kind == "vertebroplasty":
-        return vertebroplasty(seg, t.level, volume=t.volume, fill=t.fill, approach=t.approach, side=t.side,
-                              material=t.material, offset=offset)
-    return kyphoplasty(seg, t.level, restoration=t.restoration, volume=t.volume, balloons=t.balloons,
-                       rim_thickness=t.rim_thickness, offset=offset)
 
 
 #: Largest relative difference between the requested and the achieved cement volume of a case.
