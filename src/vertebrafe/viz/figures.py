@@ -7,7 +7,7 @@ import pathlib
 
 import numpy as np
 
-from ..io.studydir import case_dir, is_study_dir, read_study
+from ..io.studydir import case_dir, case_status, damage, is_study_dir, read_study
 from . import offscreen
 from .convert import FIELDS, mark_ready, to_pyvista
 from .views import screenshot
@@ -75,6 +75,15 @@ def _study_picks(directory):
     return pick(ref), [pick(c) for c in treated]
 
 
+def _verified_vtu(directory, cid):
+    """Whether case ``cid`` of study ``directory`` finished and its result.vtu matches its checksum (a
+    study of an older vertebrafe without checksums counts as verified)."""
+    st = case_status(directory, cid)
+    if st is None or st.get("status") != "ok":
+        return False
+    return not any(p.startswith("result.vtu") for p in damage(directory, cid, st))
+
+
 def report_figures(directory, window_size=(1000, 750), notes=None, check=True):
     """Write the figures of ``vertebrafe report`` into ``directory/figures/``; returns their paths.
 
@@ -101,13 +110,19 @@ def report_figures(directory, window_size=(1000, 750), notes=None, check=True):
         if ref is None:
             notes.append("figures skipped: the study has no cases")
             return []
-        missing = []
+        missing, damaged = [], []
         for name, case_dir, _ in [ref] + treated:
             if not os.path.isfile(os.path.join(case_dir, "result.vtu")):
                 missing.append(name)
-        if missing:
-            notes.append(f"figures skipped for {', '.join(missing)}: no result.vtu (case not finished, or "
-                         "output.vtu = false in the study)")
+            elif not _verified_vtu(directory, os.path.basename(case_dir)):
+                missing.append(name)
+                damaged.append(name)
+        if set(missing) - set(damaged):
+            notes.append(f"figures skipped for {', '.join(n for n in missing if n not in damaged)}: no result.vtu "
+                         "(case not finished, or output.vtu = false in the study)")
+        if damaged:
+            notes.append(f"figures skipped for {', '.join(damaged)}: result.vtu is damaged (its checksum differs "
+                         "from status.json, or the case is not finished); rerun the study to recompute it")
         ref_vtu = os.path.join(ref[1], "result.vtu")
         ref_ok = ref[0] not in missing
         if ref_ok:
@@ -124,6 +139,11 @@ def report_figures(directory, window_size=(1000, 750), notes=None, check=True):
             else:
                 jobs.append(("field", f"{_file_label(name)}_von_mises_sagittal.png", (vtu,), (name,)))
     elif (directory / "result.vtu").exists():
+        from ..outputs import verify
+        if "result.vtu" in (verify(directory) or []):
+            notes.append(f"figures skipped: {directory}/result.vtu is damaged (its checksum differs from "
+                         ".vertebrafe.json); run the case again")
+            return []
         vtu = str(directory / "result.vtu")
         label = directory.resolve().name
         jobs = [("field", "von_mises_sagittal.png", (vtu,), (label,)),
