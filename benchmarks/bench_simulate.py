@@ -133,8 +133,8 @@ def validation(h, solver):
     seg = vf.segment("T12-L2", bmd=70.0, element_size=h)
     for name in ("relaxed_standing", "lifting"):
         r = simulate(seg, name, solver=solver)
-        fa, fy = r.value("factor_of_risk_apparent", "L1", "vertebra"), r.value("factor_of_risk_yield", "L1", "vertebra")
-        out[f"target7/T12-L2/{name}"] = {"factor_of_risk_apparent": fa, "factor_of_risk_yield": fy,
+        fa, fy = r.value("overload_index_apparent", "L1", "vertebra"), r.value("overload_index_yield", "L1", "vertebra")
+        out[f"target7/T12-L2/{name}"] = {"overload_index_apparent": fa, "overload_index_yield": fy,
                                          "strength_apparent": r.value("strength_apparent", "L1", "vertebra"),
                                          "strength_yield": r.value("strength_yield", "L1", "vertebra")}
         print(f"target 7 in situ: T12-L2 vBMD 70, {name}: L1 factor of risk {fa:.3f} (0.2 %) / {fy:.3f} (yield-volume); "
@@ -163,7 +163,7 @@ def clinical(h, solver, bmd=70.0):
                "apparent_strain": r.value("apparent_strain", "L1", "vertebra"),
                "stiffness": r.value("axial_stiffness", "segment", "segment"),
                "p_upper": r.value("pressure", "T12-L1", "nucleus"), "p_lower": r.value("pressure", "L1-L2", "nucleus"),
-               "for_yield": r.value("factor_of_risk_yield", "L1", "vertebra")}
+               "for_yield": r.value("overload_index_yield", "L1", "vertebra")}
         out[name] = row
         print(f"| {name} | {row['added_kyphosis']:.1f} | {row['upper_body']:.0f} | {100 * row['apparent_strain']:.3f} % "
               f"| {row['stiffness']:.0f} | {row['p_upper']:.3f} / {row['p_lower']:.3f} | {row['for_yield']:.2f} |",

@@ -23,16 +23,12 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "anatomy"))
-
-from anatomy_validation import axial_stiffness  # noqa: E402
-
-import vertebrafe as vf  # noqa: E402
-from vertebrafe.anatomy import DEFAULT_ELEMENT_SIZE, segment  # noqa: E402
+import vertebrafe as vf
+from vertebrafe.anatomy import DEFAULT_ELEMENT_SIZE, segment
+from vertebrafe.validation import axial_stiffness
 
 
 def _revision():

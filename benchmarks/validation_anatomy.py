@@ -7,8 +7,7 @@
 4. Cortical shell share of the axial force at mid-height of an osteoporotic L1 (vBMD 70 mg/cm^3) loaded
    through its two discs: about 41 +/- 7 % (Fields et al. 2012), at several element sizes.
 
-The models are those of ``tests/anatomy/test_validation.py`` (drivers in
-``tests/anatomy/anatomy_validation.py``). Usage::
+The models are those of ``tests/anatomy/test_validation.py`` (drivers in :mod:`vertebrafe.validation`). Usage::
 
     python benchmarks/validation_anatomy.py                      # shell share at 4, 3, 2 mm
     python benchmarks/validation_anatomy.py --sizes 4,3,2,1.5 --bmd 70 --force 1000
@@ -19,16 +18,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "anatomy"))
+import numpy as np
 
-import numpy as np  # noqa: E402
-from anatomy_validation import disc_loaded_body  # noqa: E402
-
-import vertebrafe as vf  # noqa: E402
-from vertebrafe.materials import cancellous_modulus  # noqa: E402
+import vertebrafe as vf
+from vertebrafe.materials import cancellous_modulus
+from vertebrafe.validation import disc_loaded_body
 
 
 def prism(shape=(8, 6, 5)):

@@ -140,7 +140,7 @@ def test_run_end_to_end(tiny, capsys):
     assert cli.main(["run", str(tiny / "tiny.toml"), "-o", str(out), "-q", "--set", "bone.bmd=90"]) == 0
     quiet = capsys.readouterr()
     assert "wrote" not in quiet.out and "dofs" not in quiet.out            # quiet: no stage or file messages,
-    assert "factor_of_risk_yield" in quiet.out                             # but the results are printed
+    assert "factor_of_risk" in quiet.out                             # but the results are printed
     assert "warning" not in quiet.err
     assert sorted(os.listdir(out)) == [".vertebrafe.json", "case.json", "case.toml", "metrics.csv", "metrics.json",
                                        "result.vtu"]
@@ -217,23 +217,23 @@ def test_study_end_to_end_and_resume(tiny, capsys):
     assert "3 cases, 3 run, 0 finished earlier, 0 failed" in text
     s = pd.read_csv(out / "summary.csv")
     assert s["case_id"].nunique() == 3 and "treatment.volume" in s.columns
-    adj = s[(s["relation"] == "adjacent_inferior") & (s["metric"] == "von_mises_p95") & (s["region"] == "bone")]
+    adj = s[(s["relation"] == "adjacent_inferior") & (s["metric"] == "von_mises_p95") & (s["region"] == "body")]
     assert len(adj) == 3 and adj["ratio"].notna().all()
     assert (adj[adj["variant"] == "NSM"]["ratio"] == 1.0).all()
-    assert (out / "plots" / "von_mises_p95_bone_adjacent_vs_volume.png").exists()
+    assert (out / "plots" / "von_mises_p95_body_adjacent_vs_volume.png").exists()
     assert not any((out / "cases" / cid / "result.vtu").exists() for cid in s["case_id"].unique())
 
     assert cli.main(["study", str(tiny / "study.toml"), "-o", str(out), "-q"]) == 0   # resume: nothing to do
     text = capsys.readouterr().out
-    assert "von_mises_p95_bone_adjacent_vs_volume" in text and "study tiny-study" not in text   # -q keeps tables
+    assert "_adjacent_vs_volume:" in text and "variant level" in text and "study tiny-study" not in text   # -q keeps tables
     assert cli.main(["study", str(tiny / "study.toml"), "-o", str(out), "--dry-run"]) == 0
     assert capsys.readouterr().out.count(" ok ") == 3
     assert cli.main(["report", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "von_mises_p95_bone_adjacent_vs_volume" in text
+    assert "von_mises_p95_body_adjacent_vs_volume" in text
     assert "figures skipped for NSM, VP-volume2: no result.vtu" in text   # output.vtu = false
     md = (out / "report.md").read_text()
-    assert "treatment.volume = 2.0" in md and "(plots/von_mises_p95_bone_adjacent_vs_volume.png)" in md
+    assert "treatment.volume = 2.0" in md and "(plots/von_mises_p95_body_adjacent_vs_volume.png)" in md
 
 
 def test_implausible_input_warns_on_stderr_and_in_the_record(tiny, capsys):

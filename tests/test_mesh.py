@@ -492,16 +492,13 @@ def test_from_meshio_mixed_blocks_and_gmsh_names():
     assert back.names("gmsh:physical") == ["vertebra", "disc"]
 
 
-def test_large_box_is_fast():
-    import time
-    t = time.perf_counter()
+def test_large_box_across_chunks():
+    """100k cells: more than one chunk of the vectorised geometry loops (timings: benchmarks/bench_core.py)."""
     m = box((10.0, 10.0, 10.0), (50, 50, 40))        # 100k cells
     q = m.quality()
     faces = m.boundary_faces()
-    elapsed = time.perf_counter() - t
     assert m.n_cells == 100_000 and faces.shape[0] == 2 * (2500 + 2000 + 2000)
     assert q.inverted.size == 0
-    assert elapsed < 5.0
     # chunked loops (65536 cells per chunk) agree across chunk boundaries
     np.testing.assert_allclose(m.cell_volumes(), 1000.0 / 100_000, rtol=1e-12)
     np.testing.assert_allclose(q.scaled_jacobian, 1.0, rtol=1e-12)

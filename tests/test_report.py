@@ -35,7 +35,7 @@ def study():
                 for rel, lv in (("adjacent_superior", "T12"), ("adjacent_inferior", "L2")):
                     ratio = 1.0 if variant == "NSM" else 1.0 + 0.05 * grade + (bmd - 70) / 1000
                     rows.append(dict(case_id=cid, variant=variant, case=cid, **{"fracture.grade": grade,
-                                "bone.bmd": bmd}, relation=rel, level=lv, region="bone", metric="von_mises_p95",
+                                "bone.bmd": bmd}, relation=rel, level=lv, region="body", metric="von_mises_p95",
                                 value=ratio, unit="MPa", ratio=ratio))
     meta = {"name": "grade-study", "reference": "NSM", "cases": cases, "parameters": ["fracture.grade", "bone.bmd"],
             "grid_keys": ["fracture.grade", "bone.bmd"]}
@@ -56,9 +56,10 @@ def test_figure_labels_legend_ticks_and_ranges(study):
     assert len(fig.legends) == 1 and all(a.get_legend() is None for a in fig.axes)   # one legend, outside
     names = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "NSM (reference)" in names and any("range" in n for n in names)    # reference line in the legend
-    title = fig._suptitle.get_text()
-    assert "load: relaxed standing" in title and "height restoration 0.5" in title and "levels T12-L1-L2" in title
-    assert "vBMD" not in title                                                # swept: not a fixed setting
+    title = " ".join(fig._suptitle.get_text().replace("\u00a0", " ").split())
+    assert "load: relaxed standing (500 N compression (follower))" in title and "levels T12-L1-L2" in title
+    assert "height restoration 0.5" in title and "treatment kyphoplasty" in title
+    assert "vBMD" not in title                                                # two values: not a fixed setting
     # repeated setting (two vBMDs per grade): mean with a min-max error bar
     bars = [c for c in ax.collections if isinstance(c, matplotlib.collections.LineCollection)]
     assert bars and max(np.ptp(seg[:, 1]) for c in bars for seg in c.get_segments()) == pytest.approx(0.02)
@@ -74,7 +75,7 @@ def test_facets_share_one_legend_and_files_in_three_formats(study, tmp_path):
     assert sorted(os.listdir(tmp_path / "plots")) == ["f.csv", "f.pdf", "f.png", "f.svg"]
     assert png.endswith("f.png") and os.path.getsize(png) > 5000
     fig, _ = study_figure(summary, spec, meta)
-    assert [a.get_title() for a in fig.axes] == ["vBMD 60 mg/cm³", "vBMD 80 mg/cm³"]
+    assert [a.get_title() for a in fig.axes] == ["vBMD 60\u00a0mg/cm³", "vBMD 80\u00a0mg/cm³"]
     assert len(fig.legends) == 1 and not any("range" in t.get_text() for t in fig.legends[0].get_texts())
     matplotlib.pyplot.close(fig)
     with pytest.raises(InputError, match="formats"):
@@ -82,7 +83,13 @@ def test_facets_share_one_legend_and_files_in_three_formats(study, tmp_path):
               str(tmp_path), meta)
 
 
+def test_subtitle_names_a_variants_own_setting(study):
+    _, meta = study
+    text = subtitle(meta["cases"], varying={"fracture.grade"}).replace("\u00a0", " ")
+    assert "height restoration 0.5 (BKP)" in text and "treatment" not in text and "vBMD" not in text
+
+
 def test_subtitle_names_the_load_in_words():
     c = _case("a", "NSM", 2, 70.0)
     c["case"]["load"] = {"compression": 800.0, "flexion": 7.5, "follower": True}
-    assert subtitle([c]).startswith("load: 800 N compression, 7.5 N m flexion, follower")
+    assert subtitle([c]).replace("\u00a0", " ").startswith("load: 800 N compression, 7.5 N m flexion, follower")

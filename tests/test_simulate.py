@@ -35,8 +35,8 @@ def test_result_holds_everything(seg, standing):
     assert {"cortex", "endplate", "cancellous", "bone", "annulus", "nucleus", "vertebra", "disc",
             "segment"} <= set(df["region"])
     assert not df.duplicated(["level", "region", "metric"]).any()
-    # region volumes add up to the mesh volume (bone rows double count: skip them)
-    vol = df[(df.metric == "volume") & (df.region != "bone")]["value"].sum()
+    # region volumes add up to the mesh volume (bone and reference-volume rows double count: skip them)
+    vol = df[(df.metric == "volume") & ~df.region.isin(["bone", "body", "core"])]["value"].sum()
     assert vol == pytest.approx(seg.mesh.cell_volumes().sum(), rel=1e-9)
     for m in ("von_mises_mean", "von_mises_median", "von_mises_p95", "von_mises_max"):
         assert np.isfinite(r.value(m, "L4", "cancellous"))
@@ -97,14 +97,17 @@ def test_metrics_scale_linearly(seg, standing):
         assert double.value(metric, level, region) == pytest.approx(2 * standing.value(metric, level, region),
                                                                     rel=1e-6)
     assert double.value("axial_stiffness") == pytest.approx(standing.value("axial_stiffness"), rel=1e-6)
-    assert double.value("factor_of_risk_yield", "L4", "vertebra") == pytest.approx(
-        2 * standing.value("factor_of_risk_yield", "L4", "vertebra"), rel=1e-6)
+    for m in ("overload_index_yield", "factor_of_risk"):
+        assert double.value(m, "L4", "vertebra") == pytest.approx(2 * standing.value(m, "L4", "vertebra"), rel=1e-6)
+    assert double.value("plate_strength_yield", "L4", "vertebra") == pytest.approx(
+        standing.value("plate_strength_yield", "L4", "vertebra"), rel=1e-6)
 
 
 def test_cortical_share_and_endplate_deflection(standing):
-    # Fields et al. 2012: shell share about 41 +/- 7 % under disc loading (target 4, informative here)
+    # Fields et al. 2012: shell share 41 +/- 7 % (mean +/- SD) under disc loading (target 4); here normal
+    # bone in a segment, so the published mean +/- 2 SD
     share = standing.value("cortical_share", "L4", "vertebra")
-    assert 0.2 < share < 0.7
+    assert 0.41 - 2 * 0.07 <= share <= 0.41 + 2 * 0.07
     # measured on the middle cell layer(s) of the stack: one cell per column, positive heights
     seg = standing.segment
     from vertebrafe.post.metrics import _mid_height_layers
@@ -213,8 +216,9 @@ def test_target6_7_osteoporotic_strength_and_factor_of_risk():
     assert res[60.0].strength_yield < res[70.0].strength_yield < res[80.0].strength_yield
     standing = loads.preset("relaxed_standing").compression
     assert 0.15 <= standing / res[70.0].strength_yield <= 0.35                   # target 7, standing
+    # target 7: the heaviest lift reaches the 1 +/- 0.2 transition zone at vBMD 60 (at vBMD 70 it stays
+    # 0.02 below it, a documented miss in docs/validation.md, not asserted here)
     assert 0.8 <= loads.preset("lifting").compression / res[60.0].strength_yield <= 1.2
-    assert 0.7 <= loads.preset("lifting").compression / res[70.0].strength_yield < 0.8
 
 
 def test_plate_strength_matches_vertebra_strength_and_gives_the_published_type_factor_of_risk(standing):
@@ -223,16 +227,19 @@ def test_plate_strength_matches_vertebra_strength_and_gives_the_published_type_f
     pick = lambda m: float(plate[plate.metric == m]["value"].iloc[0])  # noqa: E731
     assert pick("plate_stiffness") == pytest.approx(vs.stiffness, rel=1e-6)
     assert pick("plate_strength_yield") == pytest.approx(vs.strength_yield, rel=1e-6)
-    assert pick("factor_of_risk_plate") == pytest.approx(500.0 / vs.strength_yield, rel=1e-6)
+    assert pick("factor_of_risk") == pytest.approx(500.0 / vs.strength_yield, rel=1e-6)
+    assert standing.value("factor_of_risk", "L4", "vertebra") == pytest.approx(pick("factor_of_risk"), rel=1e-9)
     # normal bone (vBMD 120) between plates is far stronger than in situ under disc loading
-    assert pick("factor_of_risk_plate") < standing.value("factor_of_risk_yield", "L4", "vertebra")
+    assert pick("factor_of_risk") < standing.value("overload_index_yield", "L4", "vertebra")
     assert set(plate["unit"]) == {"N/mm", "N", "-"}
 
 
 def test_strength_parameters_and_factor_of_risk_table(standing):
-    fr = standing.factor_of_risk
-    assert set(fr["metric"]) == {"factor_of_risk_yield", "factor_of_risk_apparent"}
+    fr = standing.overload_index
+    assert set(fr["metric"]) == {"overload_index_yield", "overload_index_apparent"}
     assert set(fr["level"]) == {"L4", "L5"} and (fr["value"] > 0).all()
+    risk = standing.factor_of_risk
+    assert set(risk["metric"]) == {"factor_of_risk"} and set(risk["level"]) == {"L4", "L5"}
     base = standing.value("strength_yield", "L4", "vertebra")
     strict = standing.strength(fraction=0.005)
     lower_yield = standing.strength(yield_compression=0.005, yield_tension=0.005)

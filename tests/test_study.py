@@ -52,7 +52,7 @@ def fake_runner(case, workdir):
     vol = case.treatment.volume or 0.0
     rows = []
     for level in case.segment.levels:
-        rows.append((case.name, level, "bone", "von_mises_p95", case.bone.bmd / 10 * (1 + vol / 10), "MPa"))
+        rows.append((case.name, level, "body", "von_mises_p95", case.bone.bmd / 10 * (1 + vol / 10), "MPa"))
     rows.append((case.name, "segment", "segment", "axial_stiffness", 1000.0 + vol, "N/mm"))
     pd.DataFrame(rows, columns=["case", "level", "region", "metric", "value", "unit"]).to_csv(
         os.path.join(workdir, "metrics.csv"), index=False)
@@ -173,9 +173,9 @@ def test_serial_run_summary_and_plots(tmp_path, fake_env):
     assert row["ratio"] == pytest.approx(1.4) and row["reference"] == pytest.approx(6.0)
     nsm = s[s["variant"] == "NSM"]
     assert (nsm["ratio"] == 1.0).all()
-    png = out / "plots" / "von_mises_p95_bone_adjacent_vs_volume.png"
+    png = out / "plots" / "von_mises_p95_body_adjacent_vs_volume.png"
     assert png.exists() and png.stat().st_size > 5000
-    table = pd.read_csv(out / "plots" / "von_mises_p95_bone_adjacent_vs_volume.csv")
+    table = pd.read_csv(out / "plots" / "von_mises_p95_body_adjacent_vs_volume.csv")
     assert len(table) == 2 * 2                       # (bmd, VP, level) rows: 2 bmd x 2 adjacent levels
     assert not (out / "failures.csv").read_text().strip().split("\n")[1:]
 

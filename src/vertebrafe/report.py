@@ -28,7 +28,7 @@ class PlotSpec:
 
     metric: str
     x: str
-    region: str = "bone"
+    region: str = "body"
     relation: str = "adjacent"
     y: str = "ratio"
     hue: str = "variant"
@@ -200,8 +200,9 @@ def _fmt(v, unit=""):
         v = int(v)
     if isinstance(v, (list, tuple)):
         v = "-".join(map(str, v)) if all(isinstance(x, str) for x in v) else list(v)
-    return f"{v:g}{' ' + unit if unit else ''}" if isinstance(v, (int, float)) and not isinstance(v, bool) \
-        else f"{v}{' ' + unit if unit and not isinstance(v, str) else ''}"
+    sep = "\u00a0"                                     # value and unit stay on one line when titles wrap
+    return f"{v:g}{sep + unit if unit else ''}" if isinstance(v, (int, float)) and not isinstance(v, bool) \
+        else f"{v}{sep + unit if unit and not isinstance(v, str) else ''}"
 
 
 #: keys shown in a figure's subtitle when every plotted case shares their value
@@ -213,9 +214,12 @@ _LOAD_KEYS = ("compression", "flexion", "extension", "lateral_bending", "axial_r
 
 
 def _load_text(load):
-    """A [load] section in words: the preset and the explicit values."""
-    from .loads import LOAD_RANGES
-    parts = [load["preset"].replace("_", " ")] if load.get("preset") else []
+    """A [load] section in words: the preset with its values, and the explicit values."""
+    from .loads import LOAD_RANGES, PRESETS
+    parts = []
+    if load.get("preset"):
+        p = PRESETS.get(load["preset"])
+        parts.append(load["preset"].replace("_", " ") + (f" ({p.load.describe()})" if p is not None else ""))
     for k in _LOAD_KEYS:
         if load.get(k):
             parts.append(f"{_fmt(load[k], LOAD_RANGES[k][2])} {labels.PARAMETERS['load.' + k].split(' moment')[0]}")
@@ -226,7 +230,8 @@ def _load_text(load):
 
 def subtitle(cases, varying=()):
     """The load and the settings shared by ``cases`` (study.json case records) in one line, leaving out
-    the keys in ``varying`` (the plot's axes, hue and facet)."""
+    the keys in ``varying`` (the plot's axes, hue and facet). A setting only some cases have (a variant's
+    own, such as a kyphoplasty's restoration) is named with those cases' variants."""
     if not cases:
         return ""
     loads = {_load_text(c["case"].get("load", {})) for c in cases}
@@ -234,11 +239,15 @@ def subtitle(cases, varying=()):
     for key in SUBTITLE_KEYS:
         if key in varying:
             continue
-        values = [_lookup(c["case"], key) for c in cases]
-        given = {json.dumps(v) for v in values if v is not None}
+        having = [(c.get("variant"), _lookup(c["case"], key)) for c in cases]
+        having = [(v, x) for v, x in having if x is not None]
+        given = {json.dumps(x) for _, x in having}
         if len(given) == 1:
             v = json.loads(given.pop())
-            parts.append(f"{labels.PARAMETERS.get(key, key)} {_fmt(v, _unit(key))}")
+            text = f"{labels.PARAMETERS.get(key, key)} {_fmt(v, _unit(key))}"
+            if len(having) < len(cases):
+                text += f" ({', '.join(dict.fromkeys(str(v) for v, _ in having))})"
+            parts.append(text)
     return "; ".join(parts)
 
 
@@ -363,7 +372,7 @@ def study_figure(summary, spec, meta):
     cases = {c["id"]: c for c in meta.get("cases", [])}
     shown = [cases[i] for i in dict.fromkeys(sel["case_id"]) if i in cases]
     title = spec.title or f"{meta['name']}: {name} of the {labels.relation(spec.relation)}"
-    sub = subtitle(shown, varying={spec.x, spec.facet, spec.hue, *meta.get("parameters", ())})
+    sub = subtitle(shown, varying={spec.x, spec.facet, spec.hue})
     width = int(fig.get_figwidth() * 13)                          # characters per line at 9-10 pt
     fig.suptitle("\n".join(textwrap.wrap(title, width) + textwrap.wrap(sub, int(width * 1.1))), fontsize=9)
     return fig, table
@@ -381,8 +390,10 @@ def key_metrics(result):
     levels = list(result.segment.levels)
     for level in levels:
         tag = " (treated)" if level == treated else ""
-        for metric, region, unit, note in (("von_mises_p95", "bone", "MPa", "bone"),
-                                           ("factor_of_risk_yield", "vertebra", "", "in situ, disc-loaded")):
+        for metric, region, unit, note in (("von_mises_p95", "body", "MPa", "whole vertebra"),
+                                           ("factor_of_risk", "vertebra", "", "load / plate strength"),
+                                           ("overload_index_yield", "vertebra", "",
+                                            "in situ, disc-loaded; a comparison measure")):
             try:
                 v = seg(metric, level, region)
             except Exception:  # noqa: BLE001 - metric not reported for this level
@@ -458,7 +469,7 @@ def write_report_md(d, lines, tables, plots, figures):
 
 
 def case_report(d):
-    """The per-level table of a single case result in ``d`` and ``d/report.png`` (bone von Mises p95 per
+    """The per-level table of a single case result in ``d`` and ``d/report.png`` (whole-vertebra, region body, von Mises p95 per
     level). Returns ``(png path, table)``."""
     import matplotlib
 
@@ -468,14 +479,14 @@ def case_report(d):
 
     m = pd.read_csv(os.path.join(d, "metrics.csv"))
     keep = m[m["metric"].isin(["von_mises_mean", "von_mises_p95", "min_principal_stress_p05",
-                               "factor_of_risk_yield", "pressure", "height_change"])
-             & m["region"].isin(["bone", "vertebra", "nucleus", "disc"])]
+                               "factor_of_risk", "pressure", "height_change"])
+             & m["region"].isin(["body", "vertebra", "nucleus", "disc"])]
     table = keep.pivot_table(index="level", columns=["metric", "unit"], values="value", aggfunc="first",
                              sort=False)
-    sel = m[(m["metric"] == "von_mises_p95") & (m["region"] == "bone")]
+    sel = m[(m["metric"] == "von_mises_p95") & (m["region"] == "body")]
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.bar(sel["level"], sel["value"], color="C0")
-    ax.set_ylabel("von Mises p95 of bone [MPa]")
+    ax.set_ylabel("von Mises p95 of the vertebra [MPa]")
     ax.set_title(os.path.basename(os.path.abspath(d)))
     fig.tight_layout()
     png = os.path.join(d, "report.png")

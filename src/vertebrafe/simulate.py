@@ -2,10 +2,12 @@
 
 >>> import vertebrafe as vf
 >>> from vertebrafe.simulate import simulate
->>> seg = vf.segment("L3-L4", bmd=120.0)                               # doctest: +SKIP
->>> res = simulate(seg, vf.loads.preset("relaxed_standing"))           # doctest: +SKIP
->>> res.value("pressure", level="L3-L4", region="nucleus")             # doctest: +SKIP
->>> res.save("out/standing")                                           # doctest: +SKIP
+>>> seg = vf.segment("L3-L4", bmd=120.0, element_size=6.0)       # coarse: a quick example
+>>> res = simulate(seg, vf.loads.preset("relaxed_standing"))
+>>> res.value("pressure", level="L3-L4", region="nucleus") > 0   # MPa, nucleus pressure under 500 N
+True
+>>> sorted(res.save(tmp_path))                                    # tmp_path: a folder
+['case', 'csv', 'json', 'vtu']
 """
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ def _yield_strains(segment, yield_compression, yield_tension):
 
 
 def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=None, fraction=_s.DEFAULT_FRACTION,
-             bone_regions=_m.BONE_REGIONS, formulation="bbar", user_loads=None, **solver_options):
+             bone_regions=_m.BONE_REGIONS, formulation="bbar", user_loads=None, factor_of_risk=True,
+             **solver_options):
     """Solve ``load`` on ``segment`` and post-process it.
 
     Parameters
@@ -68,6 +71,9 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
         before the solve, with the :class:`~vertebrafe.Model` (``add_force``, ``add_traction``,
         ``add_pressure``, ``add_body_force``, ``rigid_plate(...).load(...)``, ``fix``); its return value is
         ignored. The resultant of everything applied is recorded (``Result.record()["load_applied"]``).
+    factor_of_risk : bool
+        Add the plate strength and the factor of risk of every vertebra to the metrics (one extra solve
+        of each vertebra alone between rigid plates, see :mod:`vertebrafe.post.strength`).
     **solver_options
         Passed to :meth:`vertebrafe.Model.solve` (``solver="auto"|"direct"|"amg"``, ``rtol``, ``maxiter``).
 
@@ -97,7 +103,8 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     t2 = time.perf_counter()
     res = Result(segment=segment, load=load, solution=solution, applied=applied,
                  case=case or load.name or "case", yield_compression=yc, yield_tension=yt, fraction=fraction,
-                 bone_regions=tuple(bone_regions), formulation=formulation, solver_options=dict(solver_options))
+                 bone_regions=tuple(bone_regions), formulation=formulation, solver_options=dict(solver_options),
+                 with_factor_of_risk=bool(factor_of_risk))
     res.timings = {"model_time": t1 - t0, "fe_time": t2 - t1}
     _ = res.metrics
     res.timings["metrics_time"] = time.perf_counter() - t2
@@ -133,7 +140,8 @@ class Result:
     case : str
     metrics : pandas.DataFrame
         Tidy table ``case, level, region, metric, value, unit`` (see :mod:`vertebrafe.post.metrics`),
-        including the strength and factor-of-risk rows (:mod:`vertebrafe.post.strength`).
+        including the in-situ strength and overload-index rows and, with ``with_factor_of_risk``, the
+        plate strength and factor of risk of every vertebra (:mod:`vertebrafe.post.strength`).
     warnings : list of str
         Plausibility messages of the inputs and the result (:mod:`vertebrafe.plausibility`), also in the
         record (``case.json``).
@@ -152,6 +160,7 @@ class Result:
     solver_options: dict = dataclasses.field(default_factory=dict)
     timings: dict = dataclasses.field(default_factory=dict)
     warnings: list = dataclasses.field(default_factory=list)
+    with_factor_of_risk: bool = True
 
     # -- metrics ----------------------------------------------------------------------------------
     @cached_property
@@ -161,9 +170,17 @@ class Result:
         rows += _m.vertebra_rows(seg, sol)
         rows += _s.strength_rows(seg, sol, self.load, self.fraction, self.yield_compression, self.yield_tension,
                                  regions=self.bone_regions)
+        if self.with_factor_of_risk:
+            rows += self._plate_rows
         rows += _m.disc_rows(seg, sol)
         rows += _m.segment_rows(seg, sol, self.applied, self.load)
         return _m.metrics_frame(rows, self.case)
+
+    @cached_property
+    def _plate_rows(self):
+        opts = {k: v for k, v in self.solver_options.items() if k in ("solver", "rtol", "maxiter")}
+        return _s.plate_rows(self.segment, self.load, None, self.fraction, self.yield_compression, self.yield_tension,
+                             self.bone_regions, **opts)
 
     def value(self, metric, level="segment", region=None):
         """One metric value (float). ``region`` defaults to the only region of ``metric`` at ``level``."""
@@ -187,33 +204,35 @@ class Result:
         return _m.metrics_frame(rows, self.case)
 
     def plate_strength(self, levels=None, **solver_options):
-        """Strength of each vertebra alone between rigid plates and the plate-type factor of risk.
+        """Strength of each vertebra alone between rigid plates and the factor of risk.
 
         :func:`vertebrafe.post.vertebra_strength` (the set-up of the published strengths and factors of
         risk) on the vertebra as it is in this result's segment (fracture, damage and cement included),
-        with this result's yield criterion; one extra solve per vertebra. Rows per vertebra:
-        ``plate_stiffness`` (N/mm), ``plate_strength_yield`` (N), ``plate_strength_apparent`` (N, at
-        0.2 % apparent strain) and ``factor_of_risk_plate`` (-, ``load.compression /
-        plate_strength_yield``; the load's moments are not included). Returns a metrics DataFrame.
+        with this result's yield criterion; one extra solve per vertebra (reused from :attr:`metrics`
+        when it holds them and no options are given). Rows per vertebra: ``plate_stiffness`` (N/mm),
+        ``plate_strength_yield`` (N), ``plate_strength_apparent`` (N, at 0.2 % apparent strain) and
+        ``factor_of_risk`` (-, ``load.compression / plate_strength_yield``; the load's moments are not
+        included). Returns a metrics DataFrame.
         """
-        levels = list(self.segment.levels) if levels is None else list(levels)
-        rows = []
-        for v in levels:
-            vs = _s.vertebra_strength(self.segment, v, fraction=self.fraction,
-                                      yield_compression=self.yield_compression, yield_tension=self.yield_tension,
-                                      regions=self.bone_regions, **solver_options)
-            F = self.load.compression
-            rows += [(v, "vertebra", "plate_stiffness", vs.stiffness, "N/mm"),
-                     (v, "vertebra", "plate_strength_yield", vs.strength_yield, "N"),
-                     (v, "vertebra", "plate_strength_apparent", vs.strength_apparent, "N"),
-                     (v, "vertebra", "factor_of_risk_plate", F / vs.strength_yield if F > 0 else math.nan, "-")]
+        if levels is None and not solver_options:
+            rows = self._plate_rows
+        else:
+            rows = _s.plate_rows(self.segment, self.load, levels, self.fraction, self.yield_compression,
+                                 self.yield_tension, self.bone_regions, **solver_options)
         return _m.metrics_frame(rows, self.case)
 
     @property
     def factor_of_risk(self):
-        """Factor-of-risk rows of :attr:`metrics` (both estimates, per vertebra)."""
+        """Factor of risk per vertebra (load / plate strength, the published kind; DataFrame rows)."""
+        df = self.plate_strength()
+        return df[df["metric"] == "factor_of_risk"].reset_index(drop=True)
+
+    @property
+    def overload_index(self):
+        """In-situ overload-index rows of :attr:`metrics` (both criteria, per vertebra): a comparison
+        measure between cases, not a fracture threshold (see :mod:`vertebrafe.post.strength`)."""
         df = self.metrics
-        return df[df["metric"].str.startswith("factor_of_risk")].reset_index(drop=True)
+        return df[df["metric"].str.startswith("overload_index")].reset_index(drop=True)
 
     @property
     def treated_level(self):
@@ -269,7 +288,8 @@ class Result:
             "boundary_conditions": {"fixed": "segment:inferior (x, y, z)",
                                     "loaded": "segment:superior tied to a rigid plate"},
             "post": {"yield_compression": self.yield_compression, "yield_tension": self.yield_tension,
-                     "fraction": self.fraction, "bone_regions": list(self.bone_regions)},
+                     "fraction": self.fraction, "bone_regions": list(self.bone_regions),
+                     "factor_of_risk": self.with_factor_of_risk},
             "formulation": _plain(self.formulation),
             "solver_options": _plain(self.solver_options),
             "solver_info": _plain(self.info),

@@ -6,7 +6,7 @@
 2. Density-modulus law (Morgan et al. 2003, vertebra): tested in ``tests/test_materials.py``
    (``test_validation_target_2_morgan_vertebra``); here only its use by a meshed segment.
 4. Cortical shell share of the axial load at mid-height of an osteoporotic L1 loaded through its discs:
-   about 41 +/- 7 % (Fields et al. 2012). Computed by :func:`anatomy_validation.disc_loaded_body` on a
+   about 41 +/- 7 % (Fields et al. 2012). Computed by :func:`vertebrafe.validation.disc_loaded_body` on a
    coarse (4 mm) mesh; the study at 4, 3 and 2 mm is ``benchmarks/validation_anatomy.py``.
 """
 import numpy as np
@@ -14,8 +14,8 @@ import pytest
 
 import vertebrafe as vf
 from vertebrafe.anatomy import segment
-from anatomy_validation import disc_loaded_body, shell_load_share
 from vertebrafe.materials import MaterialSet, cancellous_modulus
+from vertebrafe.validation import disc_loaded_body, shell_load_share
 
 PRISM = (40.0, 30.0, 25.0)
 E_PRISM, NU_PRISM, LOAD = 100.0, 0.2, 500.0

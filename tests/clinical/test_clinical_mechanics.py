@@ -1,7 +1,8 @@
 """Mechanics of the clinical states with the FE core (coarse single-vertebra models).
 
-* Wegrzyn et al. 2011 (validation target 3): a 25 % wedge deformity with damaged bone loses about
-  53 +/- 18 % of the axial stiffness (rigid plates, intact vs fractured).
+* Wegrzyn et al. 2011 (target 3, a CALIBRATION, not a validation): a 25 % wedge deformity with damaged bone
+  loses about 53 +/- 18 % of the axial stiffness (rigid plates, intact vs fractured); the damage factor
+  0.25 was chosen to meet it (docs/validation.md, target 3).
 * A unipedicular (one-sided) fill bends the vertebra laterally under an axial plate force; a bipedicular
   fill does not.
 * Stiffness of a treated vertebra increases monotonically with the cement fill.
@@ -28,13 +29,18 @@ def axial_stiffness(seg, dz=0.05):
                       hold_sideways=True, solver="amg", rtol=1e-7).stiffness
 
 
-def test_wedge_stiffness_loss_wegrzyn():
+def test_calibration_damage_factor_meets_wegrzyn_wedge_stiffness_loss():
+    """Calibration check (not validation): fracture's DEFAULT_DAMAGE_FACTOR (0.25) was fitted to this
+    target, so passing it shows the calibration holds, not that the fracture model is right. The band is
+    the published mean +/- SD (Wegrzyn et al. 2011). The same wedge without damage is stiffer than intact
+    (a shorter body, k ~ EA/L), so the whole loss comes from the calibrated damage zone."""
     seg = vf.segment("L1", bmd=80.0, element_size=3.0)
     k0 = axial_stiffness(seg)
-    k1 = axial_stiffness(fracture(seg, "L1", kind="wedge", height_loss=0.25))
-    loss = 1.0 - k1 / k0
+    loss = 1.0 - axial_stiffness(fracture(seg, "L1", kind="wedge", height_loss=0.25)) / k0
+    geometry_only = 1.0 - axial_stiffness(fracture(seg, "L1", kind="wedge", height_loss=0.25,
+                                                   damage_factor=1.0)) / k0
     assert 0.53 - 0.18 < loss < 0.53 + 0.18
-    assert loss == pytest.approx(0.557, abs=0.05)          # measured 0.557 at 3 mm, 0.560 at 2 mm
+    assert geometry_only < 0.0 < loss
 
 
 @pytest.fixture(scope="module")

@@ -131,8 +131,8 @@ def test_yield_scale_and_strength_rows(solved):
     lam = min(0.0077 / eps, 0.007 / (NU * eps))
     assert rows["load_scale_yield"] == pytest.approx(lam, rel=1e-9)
     assert rows["strength_yield"] == pytest.approx(lam * F, rel=1e-9)
-    assert rows["factor_of_risk_yield"] == pytest.approx(1 / lam, rel=1e-9)
-    assert rows["factor_of_risk_apparent"] == pytest.approx(eps / 0.002, rel=1e-9)
+    assert rows["overload_index_yield"] == pytest.approx(1 / lam, rel=1e-9)
+    assert rows["overload_index_apparent"] == pytest.approx(eps / 0.002, rel=1e-9)
     assert rows["strength_apparent"] == pytest.approx(0.002 / eps * F, rel=1e-9)
 
 

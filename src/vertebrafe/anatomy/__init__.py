@@ -1,8 +1,9 @@
 """Anatomy: per-level dimensions, vertebral body and disc meshers, multi-level segments.
 
 >>> from vertebrafe.anatomy import segment
->>> seg = segment(["T12", "L1", "L2"], bmd=80.0)          # doctest: +SKIP
->>> seg.summary()                                         # doctest: +SKIP
+>>> seg = segment(["T12", "L1", "L2"], bmd=80.0, element_size=6.0)
+>>> seg.levels, seg.discs
+(('T12', 'L1', 'L2'), ('T12-L1', 'L1-L2'))
 
 Modules: :mod:`~vertebrafe.anatomy.levels` (table T10-L5 with sources), :mod:`~vertebrafe.anatomy.vertebra`
 (outline, O-grid cross-section, vertebral body), :mod:`~vertebrafe.anatomy.disc` (disc, stacking frame),

@@ -58,11 +58,12 @@ def build_segment(case, progress=None):
     if t.kind == "vertebroplasty":
         step("vertebroplasty")
         seg = vertebroplasty(seg, t.level, volume=t.volume, fill=t.fill, approach=t.approach, side=t.side,
-                                material=t.material, offset=offset)
+                                material=t.material, offset=offset, vertical_extent=t.vertical_extent,
+                                interface=t.interface)
     elif t.kind == "kyphoplasty":
         step("kyphoplasty")
         seg = kyphoplasty(seg, t.level, restoration=t.restoration, volume=t.volume, balloons=t.balloons,
-                             rim_thickness=t.rim_thickness, offset=offset)
+                             rim_thickness=t.rim_thickness, offset=offset, vertical_extent=t.vertical_extent)
     return seg
 
 

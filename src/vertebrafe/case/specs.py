@@ -92,6 +92,8 @@ class TreatmentSpec:
     balloons: int = _d("treatment", "balloons")
     rim_thickness: float = _d("treatment", "rim_thickness")
     offset: Optional[tuple] = None
+    vertical_extent: float = _d("treatment", "vertical_extent")
+    interface: str = _d("treatment", "interface")
 
 
 @dataclass(frozen=True)

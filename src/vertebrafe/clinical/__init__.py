@@ -7,9 +7,9 @@ parameters and achieved results.
 
 >>> import vertebrafe as vf
 >>> from vertebrafe.clinical import fracture, vertebroplasty, kyphoplasty, measure
->>> seg = vf.segment("T12-L2", bmd=80.0)                                       # doctest: +SKIP
->>> frac = fracture(seg, "L1", kind="wedge", grade=2)                          # doctest: +SKIP
->>> measure(frac, "L1").anterior_height_loss                                   # doctest: +SKIP
+>>> seg = vf.segment("T12-L2", bmd=80.0, element_size=6.0)
+>>> frac = fracture(seg, "L1", kind="wedge", grade=2)          # Genant grade 2: 32.5 % anterior loss
+>>> round(measure(frac, "L1").anterior_height_loss, 3)
 0.325
 """
 from ._common import Operation, history

@@ -10,14 +10,26 @@ import numpy as np
 
 from ..elasticity import isotropic
 from ..errors import InputError, MaterialError
-from ._common import level_nodes, operations_of, sample_points, to_local
+from ._common import column_fraction, level_nodes, operations_of, sample_points, to_local
 from .measure import body_heights
+from .mixing import laminate
 
 __all__ = ["DEFAULT_SAMPLES", "body_frame_sizes", "bolus_geometry", "Sampler", "region_code", "resolve_volume",
-           "cement_phase", "mix_elasticity", "check_offset", "check_samples", "check_untreated", "level_cells"]
+           "cement_phase", "mix_elasticity", "check_offset", "check_samples", "check_untreated", "level_cells",
+           "DEFAULT_VERTICAL_EXTENT", "CEMENT_MODULUS_RANGE", "CEMENT_NU_RANGE", "endplate_distances",
+           "vertical_mask", "check_extent", "check_fits", "check_centres", "check_cement_modulus", "height_span"]
 
 #: Sub-cell samples per direction.
 DEFAULT_SAMPLES = 4
+#: Fraction of the local body height (endplate to endplate, per column) that cement may occupy, centred at
+#: mid-height: 0.7 leaves 15 % of the height between the cement and each endplate. [assumption: post-
+#: operative CT of vertebroplasty shows the cement spread through the central trabecular core, mostly
+#: clear of the endplates at moderate volumes; set 1.0 for endplate-to-endplate fills.]
+DEFAULT_VERTICAL_EXTENT = 0.7
+#: Allowed cement(-phase) modulus (MPa) and Poisson ratio: from low-modulus PMMA (954 MPa, Kolb 2013;
+#: -77 % at 24 h, literature.md 2.5) with margin up to stiff composite cements.
+CEMENT_MODULUS_RANGE = (100.0, 20000.0)
+CEMENT_NU_RANGE = (0.0, 0.49)
 
 # bolus shapes (fractions of W, D, H) [assumption]
 _SHAPES = {
@@ -71,7 +83,9 @@ class Sampler:
 
     def __init__(self, segment, level, points, cells_mask, samples=DEFAULT_SAMPLES):
         _, N, dN = sample_points(int(samples))
+        self.N = N
         self.cells = np.flatnonzero(cells_mask)
+        self.nodes = segment.mesh.cells[self.cells]
         X = to_local(segment, level, points[segment.mesh.cells[self.cells]].reshape(-1, 3)).reshape(-1, 8, 3)
         self.x = np.einsum("qa,mai->mqi", N, X)
         J = np.einsum("qaj,mai->mqij", dN, X)
@@ -80,6 +94,10 @@ class Sampler:
         m = segment.mesh.copy()
         m.points = points
         self.volume = m.cell_volumes()[self.cells]
+
+    def interpolate(self, nodal):
+        """A nodal scalar field ``(n,)`` at the samples ``(m, q)``."""
+        return np.einsum("qa,ma->mq", self.N, np.asarray(nodal)[self.nodes])
 
     def radius2(self, centres, rots, axes, pad=0.0):
         """Normalised squared radius ``(m, q)`` of the samples: min over boluses of
@@ -110,6 +128,90 @@ class Sampler:
     def fraction(self, inside):
         """Cell fractions ``(m,)`` of a bool/float sample field ``(m, q)``."""
         return np.clip(np.sum(self.w * inside, axis=1), 0.0, 1.0)
+
+
+def endplate_distances(segment, level, points, sampler):
+    """Distances (mm) of the samples ``(m, q)`` from the inferior and the superior endplate surface and the
+    local body height there, along each node column of the vertebra (nodal values interpolated)."""
+    nodes = level_nodes(segment, level)
+    body = nodes.body
+    zeta = np.zeros(points.shape[0])
+    hcol = np.zeros(points.shape[0])
+    zeta[body] = column_fraction(points, body, nodes.inferior, nodes.superior, nodes.n2)
+    col = body % nodes.n2
+    hcol[body] = np.linalg.norm(points[nodes.superior[col]] - points[nodes.inferior[col]], axis=1)
+    z, h = sampler.interpolate(zeta), sampler.interpolate(hcol)
+    return z * h, (1.0 - z) * h, h
+
+
+def vertical_mask(d_inf, d_sup, height, extent, pad=0.0):
+    """Samples inside the central ``extent`` of the local body height, widened by ``pad`` mm."""
+    c = 0.5 * (1.0 - extent) * height - pad
+    return (d_inf >= c) & (d_sup >= c)
+
+
+def check_extent(vertical_extent):
+    try:
+        e = float(vertical_extent)
+    except (TypeError, ValueError):
+        raise InputError(f"vertical_extent = {vertical_extent!r}; expected a fraction in (0.2, 1]") from None
+    if not (0.2 < e <= 1.0):
+        raise InputError(f"vertical_extent = {vertical_extent!r}; allowed range (0.2, 1] (fraction of the local "
+                         "body height; 1 = endplate to endplate)")
+    return e
+
+
+def check_fits(target_mm3, room_mm3, cancellous_mm3, level, field, value, vertical_extent):
+    """Raise when the request exceeds the cancellous volume the bolus may occupy (``field`` is ``"fill"``
+    (a fraction of ``cancellous_mm3``) or ``"volume"`` (mL))."""
+    if target_mm3 <= room_mm3 * (1.0 + 1e-9):
+        return
+    allowed = (f"allowed fill (0, {room_mm3 / cancellous_mm3:.3f}]" if field == "fill"
+               else f"allowed volume (0, {room_mm3 / 1000.0:.3g}] mL")
+    unit = "" if field == "fill" else " mL"
+    raise InputError(f"{field} = {value!r}{unit} does not fit in {level}: the cancellous bone within the central "
+                     f"{vertical_extent:g} of the body height holds {room_mm3 / 1000.0:.3g} mL; {allowed} "
+                     "(vertical_extent up to 1 lets the cement reach the endplates)")
+
+
+def check_centres(centres, offset, W, D, H, zc, yc, level):
+    """Every bolus centre must lie inside the vertebral body (within 0.45 W, 0.45 D of the body centre
+    and 0.45 H of its mid-height); the error names the allowed offset range."""
+    lim = np.array([0.45 * W, 0.45 * D, 0.45 * H])
+    base = centres - np.asarray(offset)
+    rel = centres - np.array([0.0, yc, zc])
+    if np.all(np.abs(rel) <= lim):
+        return
+    ref = base - np.array([0.0, yc, zc])
+    lo = (-lim - ref).max(axis=0)
+    hi = (lim - ref).min(axis=0)
+    rng = ", ".join(f"d{a} in [{a_lo:.1f}, {a_hi:.1f}]" for a, a_lo, a_hi in zip("xyz", lo, hi))
+    raise InputError(f"offset = {tuple(float(v) for v in offset)} mm puts a bolus centre outside the vertebral "
+                     f"body of {level}; allowed (mm): {rng}")
+
+
+def check_cement_modulus(cement_modulus):
+    """``(E, nu)`` of a user cement modulus, validated against :data:`CEMENT_MODULUS_RANGE`."""
+    try:
+        E, nu = (float(v) for v in cement_modulus)
+    except (TypeError, ValueError):
+        raise InputError(f"cement_modulus = {cement_modulus!r}; expected (E MPa, nu)") from None
+    lo, hi = CEMENT_MODULUS_RANGE
+    if not (lo <= E <= hi):
+        raise MaterialError(f"cement_modulus E = {E!r} MPa is out of range; allowed [{lo:g}, {hi:g}] MPa "
+                            "(PMMA 954-3000 MPa)")
+    if not (CEMENT_NU_RANGE[0] <= nu <= CEMENT_NU_RANGE[1]):
+        raise MaterialError(f"cement_modulus nu = {nu!r} is out of range; allowed [{CEMENT_NU_RANGE[0]:g}, "
+                            f"{CEMENT_NU_RANGE[1]:g}]")
+    return E, nu
+
+
+def height_span(d_inf, height, inside):
+    """Largest vertical span of the cement as a fraction of the local body height (0..1)."""
+    if not inside.any():
+        return 0.0
+    z = d_inf[inside] / height[inside]
+    return float(z.max() - z.min())
 
 
 def region_code(mesh, name, tag_names):
@@ -154,12 +256,7 @@ def cement_phase(segment, material, cement_modulus, level=None):
 
     With per-vertebra materials (``LevelMaterials``) the composite follows the vBMD of ``level``."""
     if cement_modulus is not None:
-        try:
-            E, nu = (float(v) for v in cement_modulus)
-        except (TypeError, ValueError):
-            raise InputError(f"cement_modulus = {cement_modulus!r}; expected (E MPa, nu)") from None
-        if not (E > 0 and -1.0 < nu < 0.5):
-            raise MaterialError(f"cement_modulus = {cement_modulus!r}; E must be > 0 MPa and nu in (-1, 0.5)")
+        E, nu = check_cement_modulus(cement_modulus)
         return isotropic(E, nu), E, nu
     ms = segment.materials
     if segment.elasticity is None:
@@ -172,8 +269,13 @@ def cement_phase(segment, material, cement_modulus, level=None):
     return isotropic(m.E, m.nu), float(m.E), float(m.nu)
 
 
-def mix_elasticity(C_host, C_phase, E_phase, nu_phase, f, rule):
-    """Per-cell mixture of host ``(k, 6, 6)`` and an isotropic phase by volume fraction ``f (k,)``."""
+def mix_elasticity(C_host, C_phase, E_phase, nu_phase, f, rule, normals=None):
+    """Per-cell mixture of host ``(k, 6, 6)`` and an isotropic phase by volume fraction ``f (k,)``
+    (:mod:`vertebrafe.clinical.mixing`; ``normals (k, 3)``, global frame, for ``"laminate"``)."""
+    if rule == "laminate":
+        C_host = np.asarray(C_host)
+        phases = np.stack([C_host, np.broadcast_to(C_phase, C_host.shape)])
+        return laminate(phases, np.stack([1.0 - f, f]), normals)
     if rule == "voigt":
         return (1.0 - f)[:, None, None] * C_host + f[:, None, None] * C_phase
     from ..materials import mix

@@ -18,8 +18,13 @@ compacted cancellous bone.
    ``rim_modulus_factor`` x the undamaged cancellous elasticity (default 2.0, MaterialSet.compacted_factor:
    no published value, a sensitivity parameter after Purcell 2013).
 
-Per cell: ``C = (1 - f_c - f_r) C_host + f_c C_pmma + f_r k C_host / (1 - damage)`` (Voigt mixture).
-Cells with ``f_c >= 0.5`` are tagged ``cement``, rim cells with ``f_r >= 0.5`` ``compacted_bone``.
+The cavity is confined to the central ``vertical_extent`` of the local body height (default 0.7, as for
+vertebroplasty; 1 lets the balloons reach the endplates); the rim may extend ``rim_thickness`` beyond.
+
+Per cut cell the three phases (host, compacted rim ``k C_host / (1 - damage)``, PMMA) are combined by
+``mixing`` (:mod:`vertebrafe.clinical.mixing`; default the laminate rule with the normal of the cut
+surface, which converges under mesh refinement; ``"voigt"`` for comparison). Cells with ``f_c >= 0.5``
+are tagged ``cement``, rim cells with ``f_r >= 0.5`` ``compacted_bone``.
 
 An unfractured level may be treated (prophylactic augmentation); nothing is restored then and
 ``restoration`` must be 0 or left at its default.
@@ -30,11 +35,13 @@ import dataclasses
 
 import numpy as np
 
-from ..errors import InputError, MaterialError
+from ..errors import InputError
 from ..elasticity import isotropic
 from ._common import check_level, derive, history, make_operation, operations_of
-from .augment import (Sampler, body_frame_sizes, bolus_geometry, check_offset, check_samples, check_untreated,
-                      level_cells, region_code, resolve_volume)
+from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry, check_cement_modulus,
+                      check_centres, check_extent, check_fits, check_offset, check_samples, check_untreated,
+                      endplate_distances, level_cells, region_code, resolve_volume, vertical_mask)
+from .mixing import cut_normals, laminate
 from .fracture import Deformer
 from .measure import measure
 
@@ -79,7 +86,7 @@ def _restore(segment, level, restoration):
 
 def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_thickness=DEFAULT_RIM_THICKNESS,
                 rim_modulus_factor=DEFAULT_RIM_MODULUS_FACTOR, offset=(0.0, 0.0, 0.0), cement_modulus=None,
-                samples=4):
+                samples=4, mixing="laminate", vertical_extent=DEFAULT_VERTICAL_EXTENT):
     """Balloon kyphoplasty of ``level``; returns a new Segment.
 
     Parameters
@@ -103,6 +110,10 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         PMMA modulus (MPa) and Poisson ratio; default ``MaterialSet.cement``.
     samples : int
         Sub-cell samples per direction.
+    mixing : {"laminate", "voigt"}
+        Elasticity of the cells the cavity and rim surfaces cut.
+    vertical_extent : float in (0.2, 1]
+        Fraction of the local body height, centred, that the cavity may occupy.
 
     Returns
     -------
@@ -139,6 +150,11 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         raise InputError(f"rim_modulus_factor = {rim_modulus_factor!r}; must be > 0")
     off = check_offset(offset)
     n = check_samples(samples)
+    extent = check_extent(vertical_extent)
+    if mixing not in ("laminate", "voigt"):
+        raise InputError(f"mixing = {mixing!r}; allowed: ['laminate', 'voigt']")
+    if cement_modulus is not None:
+        check_cement_modulus(cement_modulus)
     check_untreated(segment, level)
     before = measure(segment, level)
 
@@ -159,10 +175,19 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     v_ml, fill = resolve_volume(segment, level, volume, None, float(sampler.volume.sum()), default=v_default)
     W, D, H, zc, yc = body_frame_sizes(geo_seg, level, points)
     centres, rots, axes = bolus_geometry("balloon2" if balloons == 2 else "balloon1", W, D, H, zc, yc, "left", off)
-    r2 = sampler.radius2(centres, rots, axes)
+    check_centres(centres, off, W, D, H, zc, yc, level)
+    d_inf, d_sup, hloc = endplate_distances(geo_seg, level, points, sampler)
+    allowed = vertical_mask(d_inf, d_sup, hloc, extent)
+    check_fits(v_ml * 1000.0, float(np.sum(sampler.w * sampler.volume[:, None] * allowed)),
+               float(sampler.volume.sum()), level, "volume", v_ml, extent)
+    r2 = np.where(allowed, sampler.radius2(centres, rots, axes), np.inf)
     s, _ = sampler.scale_for_volume(r2, v_ml * 1000.0)
     cav = r2 <= s * s
-    outer = sampler.radius2(centres, rots, axes * s, pad=t) <= 1.0 if t > 0 else cav
+    if t > 0:
+        outer = (sampler.radius2(centres, rots, axes * s, pad=t) <= 1.0) & vertical_mask(d_inf, d_sup, hloc,
+                                                                                          extent, pad=t)
+    else:
+        outer = cav
     rim = outer & ~cav
     fc_sel, fr_sel = sampler.fraction(cav), sampler.fraction(rim)
     fc = np.zeros(mesh.n_cells)
@@ -174,12 +199,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     E_c = nu_c = None
     if C is not None:
         if cement_modulus is not None:
-            try:
-                E_c, nu_c = (float(v) for v in cement_modulus)
-            except (TypeError, ValueError):
-                raise InputError(f"cement_modulus = {cement_modulus!r}; expected (E MPa, nu)") from None
-            if not (E_c > 0 and -1.0 < nu_c < 0.5):
-                raise MaterialError(f"cement_modulus = {cement_modulus!r}; E > 0 MPa, nu in (-1, 0.5)")
+            E_c, nu_c = check_cement_modulus(cement_modulus)
         elif segment.materials is not None and hasattr(segment.materials, "cement"):
             E_c, nu_c = float(segment.materials.cement.E), float(segment.materials.cement.nu)
         else:
@@ -188,16 +208,25 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         sel = np.flatnonzero((fc > 0) | (fr > 0))
         dmg = mesh.cell_data["damage"][sel] if "damage" in mesh.cell_data else np.zeros(sel.size)
         Ch = C[sel]
-        C[sel] = ((1.0 - fc[sel] - fr[sel])[:, None, None] * Ch
-                  + fc[sel][:, None, None] * isotropic(E_c, nu_c)
-                  + (fr[sel] * k / (1.0 - dmg))[:, None, None] * Ch)
+        phases = np.stack([Ch, (k / (1.0 - dmg))[:, None, None] * Ch, np.broadcast_to(isotropic(E_c, nu_c), Ch.shape)])
+        fractions = np.stack([1.0 - fc[sel] - fr[sel], fr[sel], fc[sel]])
+        if mixing == "voigt":
+            C[sel] = np.einsum("pk,pkij->kij", fractions, phases)
+        else:
+            pos = np.searchsorted(sampler.cells, sel)               # sel is a subset of the sampled cells
+            R = np.asarray(geo_seg.frames[level][0], dtype=float)
+            x, w = sampler.x[pos], sampler.w[pos]
+            whole = fc[sel] + fr[sel] >= 1.0 - 1e-12            # no host: the cut is the cavity surface
+            normals = np.where(whole[:, None], cut_normals(x, w, cav[pos]), cut_normals(x, w, (cav | rim)[pos])) @ R.T
+            C[sel] = laminate(phases, fractions, normals)
     tag_names = dict(mesh.tag_names["region"])
     region = mesh.cell_data["region"].copy()
     region[fr >= 0.5] = region_code(mesh, "compacted_bone", tag_names)
     region[fc >= 0.5] = region_code(mesh, "cement", tag_names)
 
     params = dict(restoration=r, volume_mL=v_ml, balloons=int(balloons), rim_thickness_mm=t,
-                  rim_modulus_factor=k, offset_mm=tuple(off), samples=n, cement_E_MPa=E_c, cement_nu=nu_c)
+                  rim_modulus_factor=k, offset_mm=tuple(off), samples=n, cement_E_MPa=E_c, cement_nu=nu_c,
+                  mixing=mixing, vertical_extent=extent)
     results = dict(cement_volume_mL=achieved / 1000.0, volume_error=achieved / (v_ml * 1000.0) - 1.0,
                    fill=achieved / float(sampler.volume.sum()),
                    rim_volume_mL=float(np.sum(fr_sel * sampler.volume)) / 1000.0, balloon_scale=s)

@@ -1,8 +1,10 @@
 """Image-based models: CT volumes and vertebra label maps -> calibrated density -> :class:`~vertebrafe.Segment`.
 
->>> import vertebrafe as vf
->>> ph = vf.phantom("T12-L2", bmd=70.0)                                   # doctest: +SKIP
->>> seg = vf.image_segment(ph.ct, ph.labels, calibration=ph.calibration)  # doctest: +SKIP
+Example (a synthetic scan; about half a minute, so run by ``tests/image`` rather than as a doctest)::
+
+    import vertebrafe as vf
+    ph = vf.phantom("T12-L2", bmd=70.0)
+    seg = vf.image_segment(ph.ct, ph.labels, calibration=ph.calibration)
 
 Modules: :mod:`~vertebrafe.image.volume` (:class:`Image`, NIfTI and DICOM readers and writers, VerSe
 labels), :mod:`~vertebrafe.image.calibration` (HU -> equivalent mineral density),

@@ -8,13 +8,25 @@ Cell quantities are the volume averages of the Gauss-point fields (``Solution.ce
 Rows are dicts ``{level, region, metric, value, unit}``; :func:`metrics_frame` adds ``case`` and makes a
 pandas DataFrame. Definitions (units):
 
-* per level and region: ``volume`` (mm^3); ``von_mises_mean``, ``von_mises_median``, ``von_mises_p95``,
-  ``von_mises_max`` (MPa); ``min_principal_stress_p05`` (MPa, the 5th percentile of the minimum principal
-  stress, i.e. the compressive tail); ``max_principal_strain_p95`` (-); ``strain_energy_density_mean``
-  (mJ/mm^3); for bone regions ``yield_fraction_compression`` / ``yield_fraction_tension`` /
-  ``yield_fraction`` (-, volume fraction whose minimum principal strain is below ``-yield_compression``,
-  whose maximum principal strain exceeds ``yield_tension``, or either); region ``bone`` aggregates all
-  bone regions of a vertebra.
+* per level and region (each tissue: ``cortex``, ``endplate``, ``cancellous``, ``cement`` (PMMA),
+  ``cement_bone`` (cement-bone composite), ``compacted_bone``, the disc tissues): ``volume`` (mm^3);
+  ``von_mises_mean``, ``von_mises_median``, ``von_mises_p95``, ``von_mises_max`` (MPa);
+  ``min_principal_stress_p05`` (MPa, the 5th percentile of the minimum principal stress, i.e. the
+  compressive tail); ``min_principal_strain_p05`` (-, the compressive strain tail);
+  ``max_principal_strain_p95`` (-); ``strain_energy_density_mean`` (mJ/mm^3); for bone regions
+  ``yield_fraction_compression`` / ``yield_fraction_tension`` / ``yield_fraction`` (-, volume fraction
+  whose minimum principal strain is below ``-yield_compression``, whose maximum principal strain exceeds
+  ``yield_tension``, or either).
+* **reference volumes** of each vertebra, fixed by its geometry and blind to the material tags, so that
+  their statistics compare like with like when cement is added (the same cells before and after):
+  ``body`` (every cell of the vertebra) and ``core`` (the central core: the cell columns whose centre,
+  in the vertebra's local frame, lies inside the ellipse of :data:`CORE_RADIUS` of the half-width and
+  half-depth of its bottom cell layer, over the full height). Same metrics as a tissue, without yield
+  fractions. **These (and the per-tissue rows) are the ones to compare between treatments.**
+* region ``bone`` aggregates the bone regions of a vertebra (cortex, endplate, cancellous, compacted
+  bone). Cement cells leave this population, so its percentiles shift with its composition (e.g. the
+  cortex share rises and the 95th percentile moves toward cortical stresses): use it for yield fractions
+  and strength, not to compare stresses between treatments.
 * per vertebra (region ``vertebra``): ``height`` (mm, distance of the area-weighted endplate centroids),
   ``height_change`` (mm, negative = shortened; the change of that distance, so rigid tilting does not
   count, see :func:`centroid_distance`), ``apparent_strain`` (-,
@@ -51,13 +63,17 @@ import numpy as np
 from ..errors import InputError
 from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 
-__all__ = ["BONE_REGIONS", "weighted_quantile", "weighted_mean", "region_rows", "vertebra_rows", "disc_rows",
-           "segment_rows", "metrics_frame", "COLUMNS", "level_axis", "endplate_rotation", "face_mean", "central_mean",
-           "strain_ratio"]
+__all__ = ["BONE_REGIONS", "REFERENCE_REGIONS", "CORE_RADIUS", "core_cells", "weighted_quantile", "weighted_mean",
+           "region_rows", "vertebra_rows", "disc_rows", "segment_rows", "metrics_frame", "COLUMNS", "level_axis",
+           "endplate_rotation", "face_mean", "central_mean", "strain_ratio"]
 
 #: Regions whose volume counts as bone for yield fractions and strength (cement and cement-bone
 #: composite are excluded: their yield strain is not the bone's).
 BONE_REGIONS = ("cortex", "endplate", "cancellous", "compacted_bone")
+#: Reference volumes of a vertebra defined by geometry (see the module docstring).
+REFERENCE_REGIONS = ("body", "core")
+#: Core radius as a fraction of the half-width and half-depth of the vertebra.
+CORE_RADIUS = 0.5
 COLUMNS = ["case", "level", "region", "metric", "value", "unit"]
 CENTRAL_RADIUS = 0.3
 
@@ -176,6 +192,7 @@ def _group_rows(level, region, vol, vm, smin, emax, sed, bone, emin_strain, yc, 
         (level, region, "von_mises_p95", float(p[1]), "MPa"),
         (level, region, "von_mises_max", float(vm.max()), "MPa"),
         (level, region, "min_principal_stress_p05", float(weighted_quantile(smin, vol, 0.05)), "MPa"),
+        (level, region, "min_principal_strain_p05", float(weighted_quantile(emin_strain, vol, 0.05)), "-"),
         (level, region, "max_principal_strain_p95", float(weighted_quantile(emax, vol, 0.95)), "-"),
         (level, region, "strain_energy_density_mean", weighted_mean(sed, vol), "mJ/mm^3"),
     ]
@@ -218,7 +235,37 @@ def region_rows(segment, solution, yield_compression=YIELD_STRAIN_COMPRESSION, y
             if sel.any():
                 rows += _group_rows(lname, "bone", vol[sel], vm[sel], ps[sel, 2], pe[sel, 0], sed[sel], True,
                                     pe[sel, 2], yield_compression, yield_tension)
+            core = np.zeros(mesh.n_cells, dtype=bool)
+            core[core_cells(segment, lname)] = True
+            for name, sel in (("body", L), ("core", core)):
+                rows += _group_rows(lname, name, vol[sel], vm[sel], ps[sel, 2], pe[sel, 0], sed[sel], False,
+                                    pe[sel, 2], yield_compression, yield_tension)
     return rows
+
+
+def core_cells(segment, level, radius=CORE_RADIUS):
+    """Cell indices ``(c,)`` of the central core of vertebra ``level`` (see the module docstring).
+
+    Layer-stack meshes of :func:`~vertebrafe.segment` (``segment.counts.n_cells`` cells per layer): whole
+    columns, chosen on the vertebra's bottom cell layer, so the set depends on the mesh topology and the
+    inferior endplate only and is the same after cement, fracture or restoration of the upper part. Other
+    meshes: the cells whose centre lies inside the ellipse (current geometry)."""
+    radius = float(radius)
+    if not 0.0 < radius <= 1.0:
+        raise InputError(f"radius = {radius!r}; allowed range (0, 1] (fraction of the half-extents)")
+    mesh = segment.mesh
+    code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
+    cells = np.flatnonzero(mesh.cell_data["level"] == code)
+    R, o = (np.asarray(v, dtype=float) for v in segment.frames[level])
+    q = getattr(getattr(segment, "counts", None), "n_cells", 0)
+    layered = bool(q) and mesh.n_cells % q == 0
+    probe = cells[cells // q == (cells // q).min()] if layered else cells
+    xy = ((mesh.points[mesh.cells[probe]].mean(axis=1) - o) @ R)[:, :2]
+    mid, half = 0.5 * (xy.max(axis=0) + xy.min(axis=0)), 0.5 * (xy.max(axis=0) - xy.min(axis=0))
+    inside = ((((xy - mid) / np.where(half > 0, half, 1.0)) ** 2).sum(axis=1) <= radius ** 2)
+    if not layered:
+        return probe[inside]
+    return cells[np.isin(cells % q, probe[inside] % q)]
 
 
 def _axial_stress(stress, a):

@@ -1,4 +1,4 @@
-"""Linear-FE strength estimates per vertebra and the factor of risk.
+"""Linear-FE strength estimates per vertebra, the factor of risk and the in-situ overload index.
 
 Two estimates, both exact consequences of linearity (a load scaled by lambda scales every strain by
 lambda):
@@ -9,21 +9,27 @@ lambda):
    Morgan & Keaveny 2001 vertebral values 0.77 % / 0.70 % by default, from the MaterialSet). With the
    per-cell strain ratio ``r = max(-eps_min / yc, eps_max / yt)``, the yielded fraction at scale lambda
    is the volume fraction with ``r >= 1 / lambda``; ``lambda* = 1 / r_f`` where ``r_f`` is the ratio at
-   which the cells sorted by decreasing ``r`` reach ``fraction`` of the bone volume. Strength =
-   ``lambda* x compression`` (N); factor of risk = ``1 / lambda*``. The strength is specific to the load
-   case (disc-loaded, with its moments).
+   which the cells sorted by decreasing ``r`` reach ``fraction`` of the bone volume.
 2. **Apparent-strain (0.2 %) strength** -- the force at which the vertebra's apparent strain
    (height change / height) reaches ``apparent_yield`` (default 0.2 %). (The "R.Force (0.2 %)" column of
    the VerSe19 benchmark tables is not this force: it equals the stiffness times 0.2 mm for every model;
-   compare it with ``stiffness x 0.2`` of :func:`vertebra_strength`.) In situ (from the segment solve):
-   ``F = 0.002 x compression / |apparent strain|``; factor of risk = ``|apparent strain| / 0.002``. Alone, between rigid plates (:func:`vertebra_strength`,
-   the benchmark's set-up): the vertebra is cut from the segment, moved to its local frame, its inferior
-   endplate fixed and its superior endplate tied to a rigid plate pushed down by ``0.002 x height``
-   (rotations held, sideways translation free); the strength is the plate's reaction force. The
-   yield-volume estimate is the one to compare with failure loads (2-4 kN for osteoporotic L1-L2).
+   compare it with ``stiffness x 0.2`` of :func:`vertebra_strength`.)
 
-Factor of risk = applied load / strength (Bouxsein 2006; fracture threshold 1, transition zone
-1 +/- 0.2, Keaveny & Bouxsein 2008).
+**Factor of risk** (the published kind: applied load / strength, Bouxsein 2006; fracture threshold 1,
+transition zone 1 +/- 0.2, Keaveny & Bouxsein 2008) needs the strength measured the way the published
+thresholds were: the vertebra alone between rigid plates (:func:`vertebra_strength`: the vertebra is cut
+from the segment, moved to its local frame, its inferior endplate fixed and its superior endplate tied
+to a rigid plate pushed down, rotations held, sideways translation free). ``Result`` reports it as
+``factor_of_risk = compression / plate_strength_yield`` per vertebra (its moments are not included).
+
+**Overload index** (:func:`strength_rows`, in situ): the same two criteria evaluated in the segment
+solve, where each vertebra is loaded through its discs with the load case's moments:
+``overload_index_yield = 1 / lambda*`` and ``overload_index_apparent = |apparent strain| / 0.002``, with
+the in-situ "strengths" ``strength_yield = lambda* x compression`` and ``strength_apparent``. Disc
+loading concentrates strain under the nucleus, so the yield-volume criterion is reached at a far lower
+load than between plates (an intact osteoporotic vertebra in relaxed standing can show an index near or
+above 1): it is a **comparison measure** between cases of the same model (treatment vs untreated, level
+vs level), not a fracture predictor, and no published threshold applies to it.
 """
 from __future__ import annotations
 
@@ -37,7 +43,7 @@ from .metrics import BONE_REGIONS, strain_ratio, vertebra_geometry
 from .plate import plate_test
 
 __all__ = ["DEFAULT_FRACTION", "APPARENT_YIELD", "yield_scale", "strength_rows", "vertebra_strength",
-           "VertebraStrength"]
+           "VertebraStrength", "plate_rows"]
 
 DEFAULT_FRACTION = 0.02
 APPARENT_YIELD = 0.002
@@ -78,9 +84,10 @@ def _bone_mask(mesh, level, regions):
 
 def strength_rows(segment, solution, load, fraction=DEFAULT_FRACTION, yield_compression=YIELD_STRAIN_COMPRESSION,
                   yield_tension=YIELD_STRAIN_TENSION, apparent_yield=APPARENT_YIELD, regions=BONE_REGIONS):
-    """Per vertebra rows ``(level, "vertebra", metric, value, unit)``: ``load_scale_yield`` (-),
-    ``strength_yield`` (N), ``factor_of_risk_yield`` (-), ``strength_apparent`` (N),
-    ``factor_of_risk_apparent`` (-). Strengths are NaN without compression (pure moments)."""
+    """In-situ rows per vertebra ``(level, "vertebra", metric, value, unit)``: ``load_scale_yield`` (-),
+    ``strength_yield`` (N), ``overload_index_yield`` (-), ``strength_apparent`` (N),
+    ``overload_index_apparent`` (-); comparison measures, see the module docstring. Strengths are NaN
+    without compression (pure moments)."""
     _check(fraction, yield_compression, yield_tension, apparent_yield)
     mesh = segment.mesh
     ratio = strain_ratio(solution.principal_strains, yield_compression, yield_tension)
@@ -95,9 +102,9 @@ def strength_rows(segment, solution, load, fraction=DEFAULT_FRACTION, yield_comp
         rows += [
             (v, "vertebra", "load_scale_yield", lam, "-"),
             (v, "vertebra", "strength_yield", lam * F if F > 0 else math.nan, "N"),
-            (v, "vertebra", "factor_of_risk_yield", 1.0 / lam if lam > 0 else math.nan, "-"),
+            (v, "vertebra", "overload_index_yield", 1.0 / lam if lam > 0 else math.nan, "-"),
             (v, "vertebra", "strength_apparent", apparent_yield * F / eps if (F > 0 and eps > 0) else math.nan, "N"),
-            (v, "vertebra", "factor_of_risk_apparent", eps / apparent_yield if F > 0 else math.nan, "-"),
+            (v, "vertebra", "overload_index_apparent", eps / apparent_yield if F > 0 else math.nan, "-"),
         ]
     return rows
 
@@ -153,3 +160,21 @@ def vertebra_strength(segment, level, apparent_yield=APPARENT_YIELD, fraction=DE
     return VertebraStrength(level=level, height=H, stiffness=abs(F) / delta, strength_apparent=abs(F),
                             strength_yield=lam * abs(F), load_scale_yield=lam, dofs=int(sol.info.get("dofs", 0)),
                             solve_time=float(sol.info.get("total_time", math.nan)), solution=sol)
+
+
+def plate_rows(segment, load, levels=None, fraction=DEFAULT_FRACTION, yield_compression=None, yield_tension=None,
+               regions=BONE_REGIONS, **solver_options):
+    """Rows per vertebra from :func:`vertebra_strength`: ``plate_stiffness`` (N/mm), ``plate_strength_yield``
+    (N), ``plate_strength_apparent`` (N) and the headline ``factor_of_risk`` (-, ``load.compression /
+    plate_strength_yield``; NaN without compression). One solve of each vertebra alone."""
+    levels = list(segment.levels) if levels is None else list(levels)
+    F = load.compression
+    rows = []
+    for v in levels:
+        vs = vertebra_strength(segment, v, fraction=fraction, yield_compression=yield_compression,
+                               yield_tension=yield_tension, regions=regions, **solver_options)
+        rows += [(v, "vertebra", "plate_stiffness", vs.stiffness, "N/mm"),
+                 (v, "vertebra", "plate_strength_yield", vs.strength_yield, "N"),
+                 (v, "vertebra", "plate_strength_apparent", vs.strength_apparent, "N"),
+                 (v, "vertebra", "factor_of_risk", F / vs.strength_yield if F > 0 else math.nan, "-")]
+    return rows

@@ -11,19 +11,22 @@ its anatomical name; ``view=`` takes ``anterior``, ``posterior``, ``lateral`` (=
 parasagittal through a bipedicular bolus, a level name, a point); ``regions=`` colours chosen regions
 with their own range.
 
->>> import vertebrafe as vf
->>> from vertebrafe import viz
->>> seg = vf.segment("T12-L2", bmd=80.0)                                   # doctest: +SKIP
->>> viz.show_segment(seg, color_by="region", shell="translucent")          # doctest: +SKIP
->>> viz.show_segment(seg, color_by="level", explode=8.0)                   # doctest: +SKIP
->>> viz.show_field(sol, "von_mises", scale=20.0, clip="sagittal")          # doctest: +SKIP
->>> viz.screenshot(sol, "vm.png", field="von_mises", clip="coronal")       # doctest: +SKIP
->>> viz.show_comparison(vp, bkp, "von_mises", labels=("VP", "BKP"))        # doctest: +SKIP
->>> viz.show_difference(vp, bkp, "von_mises")                              # doctest: +SKIP
->>> viz.show_field("out/vp", "von_mises", clip="sagittal", through="cement")  # doctest: +SKIP
->>> viz.show_field(res, "von_mises", regions="cancellous", view="anterior")  # doctest: +SKIP
->>> viz.show_comparison("out/nsm", "out/vp", "von_mises", difference=True)   # doctest: +SKIP
->>> viz.export_html("out/vp", "vp.html", field="von_mises")                 # doctest: +SKIP
+Examples (windows and pictures need a display or off-screen rendering, so they are not doctests;
+``tests/test_viz.py`` renders them)::
+
+    import vertebrafe as vf
+    from vertebrafe import viz
+    seg = vf.segment("T12-L2", bmd=80.0)
+    viz.show_segment(seg, color_by="region", shell="translucent")
+    viz.show_segment(seg, color_by="level", explode=8.0)
+    viz.show_field(sol, "von_mises", scale=20.0, clip="sagittal")
+    viz.screenshot(sol, "vm.png", field="von_mises", clip="coronal")
+    viz.show_comparison(vp, bkp, "von_mises", labels=("VP", "BKP"))
+    viz.show_difference(vp, bkp, "von_mises")
+    viz.show_field("out/vp", "von_mises", clip="sagittal", through="cement")
+    viz.show_field(res, "von_mises", regions="cancellous", view="anterior")
+    viz.show_comparison("out/nsm", "out/vp", "von_mises", difference=True)
+    viz.export_html("out/vp", "vp.html", field="von_mises")
 
 Grid contents (names carry units, as in the VTU files written by ``Solution.save``):
 

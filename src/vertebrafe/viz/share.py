@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.atomic import atomic_path
 from .convert import as_grid, clip as clip_grid, tag_names
-from .views import (REGION_COLORS, SHELL_REGIONS, _category_color, _check_regions, _clim, _field_data, _region_mask,
+from .views import (REGION_COLORS, SHELL_REGIONS, category_color, check_regions, colour_range, field_data_of, region_mask,
                     field_grid)
 
 __all__ = ["export_html"]
@@ -89,15 +89,15 @@ def export_html(obj, path, field=None, scale=1.0, clip=None, through=None, regio
     import vtkmodules.vtkRenderingOpenGL2  # noqa: F401 - registers the render window implementation
 
     grid = as_grid(obj)
-    _check_regions([grid], regions)
+    check_regions([grid], regions)
     renderer = vtkRenderer()
     renderer.SetBackground(1.0, 1.0, 1.0)
     if field is not None:
         shown, spec, assoc = field_grid(grid, field, scale, clip, origin=through)
         if assoc != "cell":
             raise InputError(f"export_html shows cell fields; {field!r} is a point field")
-        lim = clim or _clim([_field_data(grid, spec, assoc, regions)])
-        mask = _region_mask(shown, regions)
+        lim = clim or colour_range([field_data_of(grid, spec, assoc, regions)])
+        mask = region_mask(shown, regions)
         part = _surface(shown.extract_cells(np.flatnonzero(mask)))
         surface = part.__class__()
         surface.copy_structure(part)
@@ -111,12 +111,12 @@ def export_html(obj, path, field=None, scale=1.0, clip=None, through=None, regio
             raise InputError(f"color_by={color_by!r}: the grid has no cell tag {color_by!r}")
         codes = np.asarray(shown.cell_data[color_by]).astype(np.int64)
         names = tag_names(shown, color_by)
-        shell = _region_mask(shown, [n for n in tag_names(shown, "region").values() if n in SHELL_REGIONS]) \
+        shell = region_mask(shown, [n for n in tag_names(shown, "region").values() if n in SHELL_REGIONS]) \
             if "region" in shown.cell_data else np.zeros(shown.n_cells, bool)
         for index, value in enumerate(np.unique(codes)):
             name = names.get(int(value), str(value))
             color = REGION_COLORS.get(name) if color_by == "region" else None
-            color = color or _category_color(color_by, name, index)
+            color = color or category_color(color_by, name, index)
             for sel, opacity in ((codes == value) & ~shell, 1.0), ((codes == value) & shell, shell_opacity):
                 if sel.any():
                     renderer.AddActor(_actor(_surface(shown.extract_cells(np.flatnonzero(sel))), color, opacity))

@@ -99,7 +99,8 @@ def _finish(plotter, show, screenshot, return_plotter):
     return plotter
 
 
-def _category_color(tag, name, index):
+def category_color(tag, name, index):
+    """Colour of category ``name`` (index ``index``) of cell tag ``tag``: the region colour, else the palette."""
     if tag == "region" and name in REGION_COLORS:
         return REGION_COLORS[name]
     return PALETTE[index % len(PALETTE)]
@@ -191,7 +192,7 @@ def show_segment(obj, color_by="region", shell="translucent", shell_opacity=0.2,
     labels = []
     for index, value in enumerate(np.unique(codes)):
         name = names.get(int(value), f"{color_by} {int(value)}")
-        color = _category_color(color_by, name, index)
+        color = category_color(color_by, name, index)
         sel = codes == value
         drawn = False
         for part, opacity in ((sel & ~in_shell, 1.0), (sel & in_shell, shell_opacity)):
@@ -210,7 +211,8 @@ def show_segment(obj, color_by="region", shell="translucent", shell_opacity=0.2,
     return _finish(p, show, screenshot, return_plotter or plotter is not None)
 
 
-def _clim(values_list, symmetric=False):
+def colour_range(values_list, symmetric=False):
+    """Colour range ``(lo, hi)`` over the finite values of the arrays in ``values_list`` (symmetric about 0 if asked)."""
     finite = [v[np.isfinite(v)] for v in values_list]
     finite = [v for v in finite if v.size]
     if not finite:
@@ -250,7 +252,7 @@ def _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title=
                          label_font_size=12, color="black")
 
 
-def _check_regions(grids, regions):
+def check_regions(grids, regions):
     """Every name of ``regions`` must be a region of at least one of ``grids``."""
     if regions is None:
         return
@@ -260,7 +262,7 @@ def _check_regions(grids, regions):
             raise InputError(f"regions={regions!r}: {r!r} is not a region of this model; regions: {sorted(names)}")
 
 
-def _region_mask(grid, regions):
+def region_mask(grid, regions):
     """Cells of ``grid`` in the named regions (all cells for ``regions=None``)."""
     if regions is None:
         return np.ones(grid.n_cells, dtype=bool)
@@ -269,11 +271,11 @@ def _region_mask(grid, regions):
     return np.isin(np.asarray(grid.cell_data["region"]).astype(np.int64), codes)
 
 
-def _field_data(grid, spec, assoc, regions=None):
+def field_data_of(grid, spec, assoc, regions=None):
     """Values of the field over the cells of ``regions`` (cell fields) or over all points."""
     data = grid.cell_data if assoc == "cell" else grid.point_data
     v = np.asarray(data[spec.array])
-    return v[_region_mask(grid, regions)] if assoc == "cell" else v
+    return v[region_mask(grid, regions)] if assoc == "cell" else v
 
 
 def _add_regions(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title, regions):
@@ -281,7 +283,7 @@ def _add_regions(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, titl
     if regions is None:
         _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title)
         return
-    mask = _region_mask(shown, regions)
+    mask = region_mask(shown, regions)
     if mask.any():
         _add_field(p, shown.extract_cells(np.flatnonzero(mask)), spec, assoc, clim, cmap, show_edges, scalar_bar,
                    title or f"{spec.label}, {', '.join([regions] if isinstance(regions, str) else regions)} "
@@ -323,10 +325,10 @@ def show_field(obj, field="von_mises", scale=1.0, clip=None, clim=None, cmap="vi
     Returns the plotter (interactive) or the screenshot path.
     """
     grid = as_grid(obj)
-    _check_regions([grid], regions)
+    check_regions([grid], regions)
     shown, spec, assoc = field_grid(grid, field, scale, clip, origin=through)
     if clim is None:
-        clim = _clim([_field_data(grid, spec, assoc, regions)])
+        clim = colour_range([field_data_of(grid, spec, assoc, regions)])
     if screenshot is not None:
         off_screen = True
     p = _new_plotter(plotter, off_screen, window_size)
@@ -368,12 +370,12 @@ def show_comparison(a, b, field="von_mises", labels=None, scale=1.0, clip=None, 
         labels = (case_label(a, "A"), case_label(b, "B"))
         if labels[0] == labels[1]:
             labels = (f"{labels[0]} (A)", f"{labels[1]} (B)")
-    _check_regions([ga, gb], regions)
+    check_regions([ga, gb], regions)
     through = _shared_through((ga, gb), through, clip)
     sa, spec, assoc = field_grid(ga, field, scale, clip, origin=through)
     sb, _, _ = field_grid(gb, field, scale, clip, origin=through)
     if clim is None:
-        clim = _clim([_field_data(g, spec, assoc, regions) for g in (ga, gb)])
+        clim = colour_range([field_data_of(g, spec, assoc, regions) for g in (ga, gb)])
     if screenshot is not None:
         off_screen = True
     cols = 3 if difference else 2
@@ -390,7 +392,7 @@ def show_comparison(a, b, field="von_mises", labels=None, scale=1.0, clip=None, 
     if difference:
         dgrid, dspec = globals()["difference"](ga, gb, field)
         dshown, _, _ = field_grid(dgrid, dspec.array, 0.0, clip, origin=through)
-        dclim = _clim([_field_data(dgrid, dspec, assoc, regions)], symmetric=True)
+        dclim = colour_range([field_data_of(dgrid, dspec, assoc, regions)], symmetric=True)
         p.subplot(0, 2)
         _add_regions(p, dshown, dspec, assoc, dclim, "coolwarm", show_edges, True,
                      f"{dspec.label} ({labels[1]} - {labels[0]}) [{dspec.unit}]", regions)
@@ -450,7 +452,7 @@ def show_difference(a, b, field="von_mises", labels=None, scale=0.0, clip=None, 
     through = _shared_through((as_grid(a), as_grid(b)), through, clip)
     assoc = "cell" if spec.array in grid.cell_data else "point"
     if clim is None:
-        clim = _clim([np.asarray((grid.cell_data if assoc == "cell" else grid.point_data)[spec.array])],
+        clim = colour_range([np.asarray((grid.cell_data if assoc == "cell" else grid.point_data)[spec.array])],
                      symmetric=True)
     shown, _, _ = field_grid(grid, spec.array, scale, clip, origin=through)
     if screenshot is not None:
@@ -507,8 +509,10 @@ def render(obj, field=None, other=None, kind=None, window_size=(800, 600), **opt
 def screenshot(obj, path, field=None, other=None, kind=None, window_size=(1024, 768), **opts):
     """Render off-screen (see :func:`render`) and write a PNG to ``path``; returns ``pathlib.Path(path)``.
 
-    >>> viz.screenshot(seg, "segment.png", color_by="level", explode_distance=8)     # doctest: +SKIP
-    >>> viz.screenshot(sol, "vm.png", field="von_mises", clip="sagittal", scale=20)  # doctest: +SKIP
+    Examples (need off-screen rendering)::
+
+        viz.screenshot(seg, "segment.png", color_by="level", explode_distance=8)
+        viz.screenshot(sol, "vm.png", field="von_mises", clip="sagittal", scale=20)
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,11 @@
-"""Models and measurements for the anatomy validation targets (tests and benchmarks/validation_anatomy.py).
+"""Set-ups of the anatomy validation targets (docs/validation.md), shared by the tests and the benchmarks.
 
 * :func:`axial_stiffness` -- one vertebral body between rigid plates (the mesh-convergence measure).
 * :func:`disc_loaded_body` -- one vertebral body with its two adjacent discs, loaded through the discs,
   and the cortical shell's share of the axial force at mid-height (:func:`shell_load_share`).
 
-Units mm, N, MPa. Solving is not part of ``vertebrafe.anatomy`` (it knows nothing about the FE core),
-so these drivers live beside the tests.
+Units mm, N, MPa. Solving is not part of ``vertebrafe.anatomy`` (it knows nothing about the FE core), so
+these drivers sit on the floor of :mod:`vertebrafe.simulate`.
 """
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ import time
 
 import numpy as np
 
-import vertebrafe as vf
-from vertebrafe.anatomy import segment, vertebra
-from vertebrafe.anatomy.vertebra import make_mesh
-from vertebrafe.materials import MaterialSet
-from vertebrafe.post import plate_test
+from .anatomy import segment, vertebra
+from .anatomy.levels import adjacent_discs
+from .anatomy.vertebra import make_mesh
+from .fem import Model
+from .materials import MaterialSet
+from .post import plate_test
+
+__all__ = ["axial_stiffness", "cell_axial_heights", "shell_load_share", "disc_loaded_body"]
 
 
 def axial_stiffness(level="L1", bmd=70.0, element_size=2.0, displacement=0.01, solver="auto", **mesh_kw):
@@ -95,8 +98,6 @@ def disc_loaded_body(level="L1", bmd=70.0, element_size=2.0, force=1000.0, solve
     Returns a dict: ``share`` (dict of :func:`shell_load_share` plus ``applied_force``), ``cells``,
     ``dofs``, ``mesh_time``, ``solve_time`` (s), ``iterations``.
     """
-    from vertebrafe.anatomy.levels import adjacent_discs
-
     above, below = adjacent_discs(level)
     upper, lower = above.split("-")[0], below.split("-")[1]
     t0 = time.perf_counter()
@@ -116,7 +117,7 @@ def disc_loaded_body(level="L1", bmd=70.0, element_size=2.0, force=1000.0, solve
     t_mesh = time.perf_counter() - t0
     gap = np.flatnonzero(keep) // q                             # cell layer index in the stack
     ms = materials if materials is not None else MaterialSet(bmd=bmd)
-    model = vf.Model(mesh, C=ms.cell_elasticity(mesh.cell_data["region"], mesh.tag_names["region"]))
+    model = Model(mesh, C=ms.cell_elasticity(mesh.cell_data["region"], mesh.tag_names["region"]))
     model.fix(remap[seg.node_sets[f"{lower}:superior"]], "xyz")
     plate = model.rigid_plate(remap[seg.node_sets[f"{upper}:inferior"]])
     plate.load(force=(0.0, 0.0, -float(force)))

@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""Mesh convergence of cemented vertebrae (vertebroplasty and kyphoplasty) and their stiffness gain.
+
+Model: osteoporotic T12-L2 (QCT vBMD 80 mg/cm^3, default MaterialSet), grade-2 wedge fracture of L1
+(``fracture(kind="wedge", grade=2)``), then untreated (NSM), vertebroplasty (bipedicular, cement-bone
+composite, fill 15 / 30 / 50 % of the cancellous volume) or balloon kyphoplasty (two balloons, 4.8 mL,
+restoration 0.5). The intact L1 is solved too (reference of the stiffness gain).
+
+Two treated-level stiffnesses (N/mm) per state and element size:
+
+* ``plate``: L1 alone between rigid plates (:func:`vertebrafe.post.vertebra_strength`, 0.2 % apparent
+  strain; stiffness = plate force / displacement);
+* ``in_situ``: the segment under 800 N compression on the top plate (base fixed):
+  ``800 / |height change of L1|`` (:func:`vertebrafe.post.metrics.vertebra_geometry`).
+
+Every (size, state, kind) is one job in a process pool (``--workers``, each with ``--threads`` numba
+threads); AMG-CG to rtol 1e-8. Prints a table (and writes ``--json``) with the change from 2 to 1 mm and
+from 1.5 to 0.75 mm. Usage::
+
+    python benchmarks/convergence_cement.py --sizes 2,1.5,1,0.75 --workers 8 --threads 2 --json out.json
+    python benchmarks/convergence_cement.py --sizes 4,3 --workers 2        # a quick look
+
+Units: mm, N, N/mm; times in s (wall clock).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import lru_cache
+
+STATES = ("intact", "NSM", "VP15", "VP30", "VP50", "BKP")
+KINDS = ("plate", "in_situ")
+
+
+@lru_cache(maxsize=2)
+def _fractured(h, bmd):
+    import vertebrafe as vf
+    seg = vf.segment("T12-L2", bmd=bmd, element_size=h)
+    return seg, vf.fracture(seg, "L1", kind="wedge", grade=2)
+
+
+def _state(h, bmd, name):
+    import vertebrafe as vf
+    seg, nsm = _fractured(h, bmd)
+    if name == "intact":
+        return seg
+    if name == "NSM":
+        return nsm
+    if name.startswith("VP"):
+        return vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0)
+    return vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8)
+
+
+def job(h, bmd, name, kind):
+    from vertebrafe.loads import Load
+    from vertebrafe.post.metrics import vertebra_geometry
+    from vertebrafe.post.strength import vertebra_strength
+    from vertebrafe.simulate import simulate
+
+    t0 = time.perf_counter()
+    seg = _state(h, bmd, name)
+    hist = seg.history[-1].results if seg.history and seg.history[-1].kind != "fracture" else {}
+    if kind == "plate":
+        vs = vertebra_strength(seg, "L1", solver="amg", rtol=1e-8)
+        k, dofs = vs.stiffness, vs.dofs
+    else:
+        r = simulate(seg, Load(compression=800.0, name="c800"), solver="amg", rtol=1e-8, factor_of_risk=False)
+        _, dh = vertebra_geometry(seg, "L1", r.solution.displacement)
+        k, dofs = 800.0 / abs(dh), r.solution.info["dofs"]
+    return dict(h=h, state=name, kind=kind, stiffness=k, dofs=int(dofs), cells=int(seg.mesh.n_cells),
+                time=time.perf_counter() - t0, volume_error=hist.get("volume_error"),
+                cement_mL=hist.get("cement_volume_mL"), span=hist.get("cement_height_span"))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="2,1.5,1,0.75")
+    ap.add_argument("--bmd", type=float, default=80.0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--states", default=",".join(STATES))
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    os.environ["NUMBA_NUM_THREADS"] = str(a.threads)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sizes = [float(s) for s in a.sizes.split(",")]
+    states = a.states.split(",")
+    jobs = sorted(((h, s, k) for h in sizes for s in states for k in KINDS), key=lambda j: j[0])   # finest first
+    rows = []
+    with ProcessPoolExecutor(max_workers=a.workers) as ex:
+        futs = {ex.submit(job, h, a.bmd, s, k): (h, s, k) for h, s, k in jobs}
+        for f in as_completed(futs):
+            try:
+                r = f.result()
+            except Exception as e:  # noqa: BLE001 - report and go on
+                h, s, k = futs[f]
+                r = dict(h=h, state=s, kind=k, error=repr(e))
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+            if a.json:
+                with open(a.json, "w") as fh:
+                    json.dump(rows, fh, indent=1)
+    table(rows, sizes)
+
+
+def table(rows, sizes):
+    k = {(r["h"], r["state"], r["kind"]): r.get("stiffness") for r in rows}
+    print("\n| state | kind | " + " | ".join(f"{h:g} mm" for h in sizes) + " | 2 -> 1 mm | 1.5 -> 0.75 mm | gain vs NSM "
+          "(finest) | vs intact (finest) |")
+    print("|---|---|" + "---|" * (len(sizes) + 4))
+    fine = min(sizes)
+    for s in STATES:
+        for kind in KINDS:
+            v = [k.get((h, s, kind)) for h in sizes]
+            if all(x is None for x in v):
+                continue
+
+            def ch(a, b):
+                x, y = k.get((a, s, kind)), k.get((b, s, kind))
+                return f"{y / x - 1:+.1%}" if x and y else "-"
+            nsm, intact, here = k.get((fine, "NSM", kind)), k.get((fine, "intact", kind)), k.get((fine, s, kind))
+            gain = f"{here / nsm:.2f}" if nsm and here else "-"
+            rel = f"{here / intact:.2f}" if intact and here else "-"
+            print(f"| {s} | {kind} | " + " | ".join("-" if x is None else f"{x:,.0f}" for x in v)
+                  + f" | {ch(2.0, 1.0)} | {ch(1.5, 0.75)} | {gain} | {rel} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Each benchmark script runs its smallest option (a smoke run, so that the scripts and the numbers in
+benchmarks/README.md cannot rot unnoticed). Run in this process with the script's own command line."""
+import pathlib
+import runpy
+import sys
+
+import pytest
+
+BENCH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+
+SMOKE = {
+    "bench_core.py": ["--sizes", "1k", "--no-skfem", "--repeats", "1"],
+    "bench_simulate.py": ["--levels", "L1-L2", "--element-size", "6"],
+    "convergence_anatomy.py": ["--sizes", "6", "--no-segment"],
+    "validation_anatomy.py": ["--sizes", "6"],
+    "validation_fibres.py": ["--element-size", "8", "--no-plain"],
+    "image_round_trip.py": ["8", "--spacing", "4"],
+    "verification_plots.py": ["--sizes", "2,4", "--out", "{tmp}"],
+}
+
+
+def test_every_benchmark_has_a_smoke_run():
+    assert {p.name for p in BENCH.glob("*.py")} == set(SMOKE)
+
+
+@pytest.mark.parametrize("script", sorted(SMOKE))
+def test_benchmark_smallest_option_runs(script, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setattr(sys, "argv", [str(BENCH / script)] + [a.format(tmp=tmp_path) for a in SMOKE[script]])
+    monkeypatch.syspath_prepend(str(BENCH))
+    try:
+        runpy.run_path(str(BENCH / script), run_name="__main__")
+    except SystemExit as exc:
+        assert exc.code in (0, None), f"{script} exited with {exc.code}"
+    assert capsys.readouterr().out.strip(), f"{script} printed nothing"
