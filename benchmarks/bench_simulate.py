@@ -51,6 +51,8 @@ KEY_METRICS = [
     ("pressure", "disc", "nucleus"),
     ("von_mises_peak", "disc", "annulus"),
     ("height_change", "disc", "disc"),
+    ("fibre_force_total", "disc", "annulus"),          # with --fibres only (missing rows are skipped)
+    ("fibres_taut", "disc", "annulus"),
     ("height_change", "mid", "vertebra"),
     ("cortical_share", "mid", "vertebra"),
     ("superior_endplate_deflection", "mid", "vertebra"),

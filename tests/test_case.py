@@ -314,7 +314,8 @@ def test_case_defaults_come_from_the_library():
     library["segment", "fibres"] = bool(sig(segment, "fibres"))
     library.update({("bone", k): getattr(ms, k) for k in ("law", "anisotropic", "transverse_ratio")})
     library.update({("fracture", k): sig(fracture, k) for k in ("kind", "damage_factor")})
-    library.update({("treatment", k): sig(vertebroplasty, k) for k in ("approach", "side", "material")})
+    library.update({("treatment", k): sig(vertebroplasty, k) for k in ("approach", "side", "material",
+                                                                  "vertical_extent", "interface")})
     library.update({("treatment", k): sig(kyphoplasty, k) for k in ("balloons", "rim_thickness")})
     library.update({("solver", k): sig(Model.solve, k) for k in ("solver", "rtol")})
     from vertebrafe.image import Calibration, image_segment

@@ -7,7 +7,8 @@ cement volume. It is the same machinery as ``vertebrafe study STUDY.toml -o DIR`
 as the dict a study file would hold, every case runs in its own directory (resumable: run the script
 again and finished cases are skipped), and the study writes ``summary.csv`` (one row per case, level,
 region and metric, with the parameters and the ratio to NSM) and its own plots in ``plots/``. The script
-then reads the table back and draws the 95th-percentile von Mises stress of the adjacent vertebrae,
+then reads the table back and draws the 95th-percentile von Mises stress of the adjacent vertebrae (region
+``body``: every cell of the vertebra, the same population in every case),
 relative to NSM, against the cement volume (``adjacent_stress_vs_volume.png``).
 
 Run:  python docs/examples/04_study_and_plot.py [--element-size MM] [--out DIR] [--volumes ML ...]
@@ -42,7 +43,7 @@ def definition(element_size, volumes):
                                     "treatment.balloons": 2}, "grid": swept},
         ],
         "summary": {"reference": "NSM",
-                    "plots": [{"name": "adjacent_von_mises_p95", "metric": "von_mises_p95", "region": "bone",
+                    "plots": [{"name": "adjacent_von_mises_p95", "metric": "von_mises_p95", "region": "body",
                                "relation": "adjacent", "x": "treatment.volume", "hue": "variant"}]},
     }
 
@@ -55,7 +56,7 @@ def main(element_size=2.0, out="example_output", volumes=VOLUMES, workers=2):
     summary = pd.read_csv(os.path.join(out, "summary.csv"))
     print(f"summary.csv: {len(summary)} rows; study plots in {os.path.join(out, 'plots')}")
 
-    sel = summary[(summary["metric"] == "von_mises_p95") & (summary["region"] == "bone")
+    sel = summary[(summary["metric"] == "von_mises_p95") & (summary["region"] == "body")
                   & (summary["variant"] != "NSM")
                   & summary["relation"].isin(["adjacent_superior", "adjacent_inferior"])]
     pivot = sel.pivot_table(index="treatment.volume", columns=["variant", "level"], values="ratio")
@@ -68,7 +69,7 @@ def main(element_size=2.0, out="example_output", volumes=VOLUMES, workers=2):
                 linestyle="-" if level == "T12" else "--", label=f"{variant}, {level}")
     ax.axhline(1.0, color="grey", linewidth=0.8)
     ax.set_xlabel("cement volume [mL]")
-    ax.set_ylabel("von Mises p95 of bone / NSM [-]")
+    ax.set_ylabel("von Mises p95 of the whole vertebra / NSM [-]")
     ax.set_title("Adjacent vertebrae after treatment of L1 (500 N + 7.5 N m flexion)")
     ax.legend()
     fig.tight_layout()

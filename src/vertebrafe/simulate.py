@@ -306,7 +306,8 @@ class Result:
                 "resultant_force_N": F.tolist(), "resultant_moment_Nmm_about_reference_point": M.tolist()}
 
     def save(self, directory):
-        """Write ``result.vtu`` (mesh, tags with names, node and face sets, all fields), ``metrics.csv``,
+        """Write ``result.vtu`` (mesh, tags with names, node and face sets, all fields; with annulus fibres
+        also ``annulus_fibres_stress_MPa``, the larger fibre stress of each annulus cell), ``metrics.csv``,
         ``metrics.json`` (records) and ``case.json`` (:meth:`record`) into ``directory`` (created), each file atomically (complete or
         absent). Returns ``{kind: path}``."""
         from .io.atomic import write_text
@@ -320,6 +321,12 @@ class Result:
         m.cell_data["yield_strain_ratio"] = [ratio]
         p = -(self.solution.cell_stress[:, :3].sum(axis=1)) / 3.0
         m.cell_data["hydrostatic_pressure_MPa"] = [p]
+        for springs in self.solution.model.springs:
+            if getattr(springs, "host_cells", None) is not None:      # embedded fibres: largest stress per cell
+                stress = np.zeros(self.segment.mesh.n_cells)
+                np.maximum.at(stress, springs.host_cells,
+                              self.solution.spring_forces(springs.name) / springs.area)
+                m.cell_data[f"{springs.name}_stress_MPa"] = [stress]
         write(paths["vtu"], m)
         write_text(paths["csv"], self.metrics.to_csv(index=False))
         write_text(paths["json"], self.metrics.to_json(orient="records", indent=1))

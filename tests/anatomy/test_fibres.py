@@ -100,7 +100,7 @@ def test_endplate_rotation_recovers_a_rigid_rotation():
     assert np.allclose(endplate_rotation(x, seg.face_sets["L4:inferior"], u), th, rtol=1e-12, atol=1e-15)
 
 
-def test_case_file_fibres_through_fracture_and_vertebroplasty():
+def test_case_file_fibres_through_fracture_and_vertebroplasty(tmp_path):
     """A case file with fibres: the fractured, augmented segment keeps them; per-disc rotations add up
     to the segment rotation and the fibre rows are reported."""
     import vertebrafe.case as vc
@@ -119,6 +119,14 @@ def test_case_file_fibres_through_fracture_and_vertebroplasty():
     assert disc.value.sum() == pytest.approx(r.value("rotation_flexion"), rel=0.1)
     taut = df[(df.metric == "fibres_taut")].value
     assert len(taut) == 2 and np.all((taut > 0) & (taut < 1))
+    # the saved result carries the fibre stress per annulus cell (zero elsewhere), its peak = the metric's
+    import meshio
+
+    out = r.save(str(tmp_path / "res"))
+    stress = meshio.read(out["vtu"]).cell_data["annulus_fibres_stress_MPa"][0]
+    annulus = seg.mesh.cells_in("region", "annulus")
+    assert np.all(stress[~annulus] == 0) and stress.max() == pytest.approx(
+        df[df.metric == "fibre_stress_max"].value.max(), rel=1e-12)
 
 
 def test_rotation_beyond_the_small_strain_range_warns():
