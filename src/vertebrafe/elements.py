@@ -2,7 +2,8 @@
 
 Everything an element kernel needs to know about an element type lives in one
 :class:`ElementType` record of plain arrays, so a new type (tet4, tet10, ...) is added by
-describing it here; the numba kernels in :mod:`vertebrafe.fem.kernels` are generic over it.
+describing it here; the numba kernels in :mod:`vertebrafe.fem.kernels` are generic over it
+(hex8, and the tetrahedra tet4 and tet10 for external meshes).
 That includes the optional internal (incompatible) displacement modes: hex8 carries the nine
 modes of Wilson et al. (1973), P = 1 - xi^2, 1 - eta^2, 1 - zeta^2 per displacement component.
 """
@@ -139,4 +140,75 @@ def _hex8():
 
 
 HEX8 = _hex8()
-ELEMENT_TYPES = {"hexahedron": HEX8}
+
+# Tetrahedra in VTK order: corners (0,0,0), (1,0,0), (0,1,0), (0,0,1); tet10 adds the mid-edge nodes
+# 4: 0-1, 5: 1-2, 6: 0-2, 7: 0-3, 8: 1-3, 9: 2-3.
+TET4_CORNERS = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float64)
+TET10_EDGES = np.array([[0, 1], [1, 2], [0, 2], [0, 3], [1, 3], [2, 3]], dtype=np.int64)
+# Faces (outward by the right-hand rule); tet10 faces list the three corners, then the mid-edge nodes
+# of the edges corner0-corner1, corner1-corner2, corner2-corner0 (meshio's triangle6 order).
+TET4_FACES = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]], dtype=np.int64)
+TET10_FACES = np.array([[0, 2, 1, 6, 5, 4], [0, 1, 3, 4, 8, 7], [0, 3, 2, 7, 9, 6], [1, 2, 3, 5, 9, 8]],
+                       dtype=np.int64)
+
+
+def _barycentric(xi):
+    xi = np.atleast_2d(np.asarray(xi, dtype=np.float64))
+    return np.column_stack([1.0 - xi.sum(axis=1), xi])                 # (p, 4)
+
+
+_DL = np.array([[-1.0, -1.0, -1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])   # dL_i/dxi
+
+
+def tet4_shape(xi):
+    """Linear shape functions (barycentric coordinates) at reference points ``xi (p, 3)``: ``(p, 4)``."""
+    return _barycentric(xi)
+
+
+def tet4_shape_gradients(xi):
+    """Reference gradients of the tet4 shape functions (constant): ``(p, 4, 3)``."""
+    return np.broadcast_to(_DL, (np.atleast_2d(xi).shape[0], 4, 3)).copy()
+
+
+def tet10_shape(xi):
+    """Quadratic shape functions at ``xi (p, 3)``: ``(p, 10)``; corners ``L (2 L - 1)``, edges ``4 L_a L_b``."""
+    L = _barycentric(xi)
+    return np.concatenate([L * (2.0 * L - 1.0), 4.0 * L[:, TET10_EDGES[:, 0]] * L[:, TET10_EDGES[:, 1]]], axis=1)
+
+
+def tet10_shape_gradients(xi):
+    """Reference gradients of the tet10 shape functions at ``xi (p, 3)``: ``(p, 10, 3)``."""
+    L = _barycentric(xi)
+    corners = (4.0 * L - 1.0)[:, :, None] * _DL[None, :, :]
+    a, b = TET10_EDGES[:, 0], TET10_EDGES[:, 1]
+    edges = 4.0 * (L[:, b, None] * _DL[None, a, :] + L[:, a, None] * _DL[None, b, :])
+    return np.concatenate([corners, edges], axis=1)
+
+
+def keast_tet(degree):
+    """Symmetric quadrature on the reference tetrahedron (volume 1/6): points ``(q, 3)``, weights ``(q,)``.
+
+    ``degree`` 1: the centroid; 2: four points at barycentric (a, b, b, b), a = 0.5854101966249685,
+    exact for quadratic integrands (the tet10 stiffness on straight-edged cells).
+    """
+    if degree == 1:
+        return np.full((1, 3), 0.25), np.array([1.0 / 6.0])
+    a, b = 0.5854101966249685, 0.1381966011250105
+    bary = np.full((4, 4), b) + np.eye(4) * (a - b)
+    return bary[:, 1:], np.full(4, 1.0 / 24.0)
+
+
+def _tet(name, n, shape, grads, faces, degree):
+    pts, wts = keast_tet(degree)
+    return ElementType(
+        name=name, n_nodes=n, points=pts, weights=wts, shape=shape(pts), gradients=grads(pts),
+        corner_gradients=grads(TET4_CORNERS), faces=faces, center_gradients=grads(np.full(3, 0.25))[0],
+        mode_gradients=np.zeros((pts.shape[0], 0, 3)))
+
+
+#: Linear tetrahedron: one-point rule (constant strain).
+TET4 = _tet("tetra", 4, tet4_shape, tet4_shape_gradients, TET4_FACES, 1)
+#: Quadratic tetrahedron: four-point rule (linear strain).
+TET10 = _tet("tetra10", 10, tet10_shape, tet10_shape_gradients, TET10_FACES, 2)
+
+ELEMENT_TYPES = {"hexahedron": HEX8, "tetra": TET4, "tetra10": TET10}

@@ -133,6 +133,18 @@ class Segment:
         out = [annulus_fibre_springs(self)] if self.fibres is not None else []
         return out + (nucleus_cavities(self) if self.nucleus == "fluid" else [])
 
+    @classmethod
+    def from_mesh(cls, mesh, bmd=None, materials=None, density=None, regions=None, levels=None):
+        """A segment from an external hex8, tet4 or tet10 mesh with region and level tags (file, meshio or
+        vertebrafe mesh): tags ``region`` / ``level`` with names or gmsh physical names ``"LEVEL:REGION"``,
+        ``bmd`` one vBMD or ``{vertebra: vBMD}`` or ``density`` a per-cell vBMD array of the mesh; see
+        :mod:`vertebrafe.anatomy.external`."""
+        from .external import segment_parts
+
+        fields, mats = segment_parts(mesh, bmd=bmd, materials=materials, density=density, regions=regions,
+                                     levels=levels)
+        return cls(**fields).attach_materials(mats)
+
     @property
     def names(self):
         """All pieces cranial first: ``('T12', 'T12-L1', 'L1', ...)``."""

@@ -106,6 +106,9 @@ def check_level(segment, level):
     """Validate that ``level`` is a vertebra of ``segment``; returns its index (cranial first)."""
     if not isinstance(level, str):
         raise InputError(f"level = {level!r}; expected a vertebra name, one of {list(segment.levels)}")
+    if getattr(segment, "counts", None) is None:
+        raise InputError("clinical operations need the layered mesh of vertebrafe.segment or image_segment; "
+                         "this segment comes from an external mesh (Segment.from_mesh)")
     if level in segment.levels:
         return segment.levels.index(level)
     if level in segment.discs:

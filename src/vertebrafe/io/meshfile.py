@@ -28,9 +28,10 @@ def format_of(path, file_format=None):
     from pathlib import Path
 
     try:
-        return _filetypes_from_path(Path(path))[0]
+        types = _filetypes_from_path(Path(path))
     except Exception:  # noqa: BLE001 - an unknown extension is reported by the caller
         return None
+    return "gmsh" if "gmsh" in types else types[0]          # .msh: gmsh before ansys (meshio lists ansys first)
 
 
 def _known_formats():

@@ -350,6 +350,8 @@ def endplate_deflection(segment, displacement, level, which):
     mesh = segment.mesh
     R, o = (np.asarray(v, dtype=float) for v in segment.frames[level])
     faces = mesh.face_sets[f"{level}:{which}"]
+    if faces.shape[1] != 4:
+        return math.nan                              # the central-region sampling is for quad faces
     n = R[:, 2] if which == "superior" else -R[:, 2]
     w = displacement @ n
     return float(-(central_mean(mesh.points, faces, w, R, o) - face_mean(mesh.points, faces, w, _rim(faces))))
