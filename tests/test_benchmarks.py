@@ -1,5 +1,8 @@
 """Each benchmark script runs its smallest option (a smoke run, so that the scripts and the numbers in
-benchmarks/README.md cannot rot unnoticed). Run in this process with the script's own command line."""
+benchmarks/README.md cannot rot unnoticed). Run in this process with the script's own command line; a
+new script needs an entry here. About two minutes on a busy 2-core machine; skip them locally with
+``-m "not benchmark_smoke"``."""
+import os
 import pathlib
 import runpy
 import sys
@@ -12,6 +15,8 @@ SMOKE = {
     "bench_core.py": ["--sizes", "1k", "--no-skfem", "--repeats", "1"],
     "bench_simulate.py": ["--levels", "L1-L2", "--element-size", "6"],
     "convergence_anatomy.py": ["--sizes", "6", "--no-segment"],
+    "convergence_cement.py": ["--sizes", "8", "--workers", "1", "--states", "intact,VP15"],
+    "remeasure_treated.py": ["--element-size", "8"],
     "validation_anatomy.py": ["--sizes", "6"],
     "validation_fibres.py": ["--element-size", "8", "--no-plain"],
     "image_round_trip.py": ["8", "--spacing", "4"],
@@ -23,13 +28,18 @@ def test_every_benchmark_has_a_smoke_run():
     assert {p.name for p in BENCH.glob("*.py")} == set(SMOKE)
 
 
+@pytest.mark.benchmark_smoke
 @pytest.mark.parametrize("script", sorted(SMOKE))
 def test_benchmark_smallest_option_runs(script, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setattr(sys, "argv", [str(BENCH / script)] + [a.format(tmp=tmp_path) for a in SMOKE[script]])
     monkeypatch.syspath_prepend(str(BENCH))
+    environ = dict(os.environ)                      # scripts may set thread variables for their workers
     try:
         runpy.run_path(str(BENCH / script), run_name="__main__")
     except SystemExit as exc:
         assert exc.code in (0, None), f"{script} exited with {exc.code}"
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
     assert capsys.readouterr().out.strip(), f"{script} printed nothing"

@@ -165,3 +165,22 @@ def test_study_refuses_a_foreign_folder(tmp_path):
     assert os.listdir(tmp_path) == ["mine.txt"]
     with pytest.raises(InputError, match="is an existing file"):
         run_study(study, tmp_path / "mine.txt", workers=1, progress=False)
+
+
+def test_disk_full_during_a_run_keeps_the_earlier_output(tmp_path, case):
+    import errno
+
+    from vertebrafe.errors import OutputError
+
+    out = tmp_path / "run"
+    save_result(FakeResult("a"), case, out)
+
+    class Full(FakeResult):
+        def save(self, directory):
+            super().save(directory)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.join(directory, "result.vtu"))
+
+    with pytest.raises(OutputError, match="No space left on device .* earlier files .* are kept"):
+        save_result(Full("b"), case, out, overwrite=True)
+    assert (out / "metrics.csv").read_text() == "metrics.csv a\n" and verify(out) == []
+    assert not [n for n in os.listdir(out) if n.startswith(".vertebrafe-tmp")]

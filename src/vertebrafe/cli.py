@@ -80,6 +80,11 @@ def _add_verbosity(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-v", "--verbose", action="store_true", help="print every stage and case")
 
 
+def _add_force(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true",
+                        help="run a model whose estimated memory exceeds the available memory")
+
+
 def _add_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="change a case key before validation, e.g. --set bone.bmd=60 "
@@ -129,6 +134,7 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier 'vertebrafe run' output in DIR (only the files it wrote; "
                              "other files are kept)")
+    _add_force(parser)
     _add_set(parser)
     _add_verbosity(parser)
 
@@ -143,8 +149,8 @@ def _run_run(args: argparse.Namespace) -> int:
     log = (lambda m: print(m, file=sys.stderr)) if args.verbose else None
     _echo(args, f"case {case.name} ({case.id}): {'-'.join([case.segment.levels[0], case.segment.levels[-1]])}, "
                 f"element size {case.segment.element_size:g} mm", verbose=True)
-    result = run_case(case, progress=not args.quiet, log=log)
-    save_result(result, case, args.output, overwrite=args.overwrite)
+    result = run_case(case, progress=not args.quiet, log=log, force=args.force)
+    out = save_result(result, case, args.output, overwrite=args.overwrite)
     info = result.solution.info
     _echo(args, f"{case.name} ({case.id}): {info.get('dofs', '?')} dofs, solver {info.get('solver')} "
                 f"({info.get('iterations')} iterations, residual {info.get('residual', float('nan')):.1e}), "
@@ -153,7 +159,8 @@ def _run_run(args: argparse.Namespace) -> int:
 
     for label, value, unit in key_metrics(result):
         print(f"  {label:<56} {value:10.4g} {unit}")
-    _echo(args, f"wrote {args.output}/ (result.vtu, metrics.csv, metrics.json, case.json, case.toml)")
+    from .outputs import read_marker
+    _echo(args, f"wrote {args.output}/ ({', '.join(sorted(read_marker(out)['files']))})")
     return 0
 
 
@@ -164,6 +171,7 @@ def _configure_mesh(parser: argparse.ArgumentParser) -> None:
                         help="mesh file (.vtu, or any extension meshio writes) with region/level tags, "
                              "node and face sets, cement and damage fields")
     parser.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+    _add_force(parser)
     _add_set(parser)
     _add_verbosity(parser)
 
@@ -181,7 +189,7 @@ def _run_mesh(args: argparse.Namespace) -> int:
     _check_case_file(args.case)
     case = load_case(args.case, _parse_overrides(args.overrides))
     stages = []
-    seg = build_segment(case, progress=stages.append)
+    seg = build_segment(case, progress=stages.append, force=args.force)
     parent = os.path.dirname(os.path.abspath(args.output))
     os.makedirs(parent, exist_ok=True)
     seg.save(args.output)
@@ -242,6 +250,7 @@ def _configure_study(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="list the cases (id, variant, parameters) and exit")
     parser.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
                         help="keep the errors of cases that failed in an earlier run instead of rerunning them")
+    _add_force(parser)
     _add_set(parser)
     _add_verbosity(parser)
 
@@ -262,12 +271,14 @@ def _run_study(args: argparse.Namespace) -> int:
     _echo(args, f"study {study.name}: {len(study.cases)} cases -> {args.output}")
     log = (lambda m: print(m, file=sys.stderr)) if args.verbose else None
     run = run_study(study, args.output, workers=args.workers, scheduler=args.scheduler,
-                    progress=not args.quiet, log=log, retry_failed=args.retry_failed)
+                    progress=not args.quiet, log=log, retry_failed=args.retry_failed, force=args.force)
     _echo(args, run.describe())
     if run.summary.get("summary"):
         _echo(args, f"summary: {run.summary['summary']}")
     for png in run.summary.get("plots", []):
         _echo(args, f"plot:    {png}")
+    for note in run.summary.get("notes", []):
+        _echo(args, f"note:    {note}")
     from .report import print_tables
 
     print_tables(run.summary.get("tables", {}))
@@ -285,6 +296,40 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
     _add_verbosity(parser)
 
 
+def _report_study(args: argparse.Namespace, d: str) -> int:
+    """``vertebrafe report`` of a study directory (its lock held)."""
+    import os
+
+    import pandas as pd
+
+    from .report import print_tables, summarize, write_report_md
+
+    paths = summarize(d)
+    fails = pd.read_csv(paths["failures"]) if os.path.exists(paths["failures"]) else None
+    lines = []
+    if paths.get("summary"):
+        s = pd.read_csv(paths["summary"])
+        lines.append(f"{s['case_id'].nunique()} finished cases, {len(s)} rows in summary.csv")
+        _echo(args, f"{d}: {s['case_id'].nunique()} finished cases, {len(s)} rows -> {paths['summary']}")
+    if fails is not None and len(fails):
+        lines.append(f"{len(fails)} cases not finished or failed (failures.csv)")
+        _echo(args, f"{len(fails)} cases not finished or failed (see {paths['failures']}):")
+        for _, row in fails.head(10).iterrows():
+            _echo(args, f"  {row['id']} {row['name']}: {row['status']} {row['error'] or ''}")
+    for png in paths.get("plots", []):
+        _echo(args, f"plot: {png}")
+    for note in paths.get("notes", []):
+        lines.append(note)
+        _echo(args, f"note: {note}")
+    tables = {k: v for k, v in paths.get("tables", {}).items() if v is not None}
+    print_tables(tables)
+    figures = _report_figures(args, d)
+    md = write_report_md(d, lines, {name: t.round(3) for name, t in tables.items()}, paths.get("plots", []),
+                         figures)
+    _echo(args, f"report: {md}")
+    return 0
+
+
 def _run_report(args: argparse.Namespace) -> int:
     """Tables and plots (as before), figures of the fields in ``DIR/figures/`` and ``DIR/report.md``."""
     import os
@@ -292,32 +337,13 @@ def _run_report(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .errors import InputError
-    from .io.studydir import is_study_dir
-    from .report import case_report, print_tables, summarize, write_report_md
+    from .io.studydir import is_study_dir, lock
+    from .report import case_report, write_report_md
 
     d = args.directory
     if is_study_dir(d):
-        paths = summarize(d)
-        fails = pd.read_csv(paths["failures"]) if os.path.exists(paths["failures"]) else None
-        lines = []
-        if paths.get("summary"):
-            s = pd.read_csv(paths["summary"])
-            lines.append(f"{s['case_id'].nunique()} finished cases, {len(s)} rows in summary.csv")
-            _echo(args, f"{d}: {s['case_id'].nunique()} finished cases, {len(s)} rows -> {paths['summary']}")
-        if fails is not None and len(fails):
-            lines.append(f"{len(fails)} cases not finished or failed (failures.csv)")
-            _echo(args, f"{len(fails)} cases not finished or failed (see {paths['failures']}):")
-            for _, row in fails.head(10).iterrows():
-                _echo(args, f"  {row['id']} {row['name']}: {row['status']} {row['error'] or ''}")
-        for png in paths.get("plots", []):
-            _echo(args, f"plot: {png}")
-        tables = {k: v for k, v in paths.get("tables", {}).items() if v is not None}
-        print_tables(tables)
-        figures = _report_figures(args, d)
-        md = write_report_md(d, lines, {name: t.round(3) for name, t in tables.items()}, paths.get("plots", []),
-                             figures)
-        _echo(args, f"report: {md}")
-        return 0
+        with lock(d):
+            return _report_study(args, d)
     if os.path.exists(os.path.join(d, "metrics.csv")):
         png, table = case_report(d)
         with pd.option_context("display.width", 160, "display.max_columns", 20):

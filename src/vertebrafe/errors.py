@@ -50,6 +50,16 @@ class ConvergenceError(VertebrafeError):
         self.residual = residual
 
 
+class ResourceError(VertebrafeError):
+    """A request exceeds a resource limit (memory, grid size, file size): the message gives the estimate and
+    the limit."""
+
+
+class OutputError(VertebrafeError, OSError):
+    """An output could not be written (disk full, read-only folder, no permission); what was there before is
+    kept and nothing is reported finished."""
+
+
 class MeshWarning(UserWarning):
     """A mesh is usable but has something worth knowing (unused nodes, data not written...)."""
 

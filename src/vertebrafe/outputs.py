@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 
-from .errors import InputError
+from .errors import InputError, OutputError
 from .io.atomic import temp_dir, write_text
 
 MARKER = ".vertebrafe.json"
@@ -97,6 +97,17 @@ def publish(write, out, kind, *, overwrite=False):
     from ._version import __version__
 
     out = check_output_dir(out, kind, overwrite=overwrite)
+    try:
+        _publish(write, out, kind, __version__)
+    except OSError as exc:
+        if isinstance(exc, OutputError):
+            raise
+        raise OutputError(f"cannot write {exc.filename or out}: {exc.strerror or exc} (errno {exc.errno}); "
+                          f"earlier files in {out} are kept and this output is not marked complete") from exc
+    return out
+
+
+def _publish(write, out, kind, version):
     os.makedirs(out, exist_ok=True)
     old = (read_marker(out) or {}).get("files", {})
     tmp = temp_dir(out, prefix=".vertebrafe-tmp-")
@@ -111,17 +122,16 @@ def publish(write, out, kind, *, overwrite=False):
         if taken:
             raise InputError(f"{out}: {', '.join(taken)} exist and were not written by vertebrafe; not replaced")
         files = {n: sha256(os.path.join(tmp, n)) for n in names}
-        _write_marker(out, {"vertebrafe": __version__, "kind": kind, "complete": False, "files": {**old, **files}})
+        _write_marker(out, {"vertebrafe": version, "kind": kind, "complete": False, "files": {**old, **files}})
         for n in names:
             os.replace(os.path.join(tmp, n), os.path.join(out, n))
         for n in set(old) - set(files):
             p = os.path.join(out, n)
             if NAME_RE.fullmatch(n) and n != MARKER and os.path.isfile(p) and not os.path.islink(p):
                 os.remove(p)
-        _write_marker(out, {"vertebrafe": __version__, "kind": kind, "complete": True, "files": files})
+        _write_marker(out, {"vertebrafe": version, "kind": kind, "complete": True, "files": files})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return out
 
 
 def verify(directory):

@@ -1,6 +1,7 @@
 """Reports: summary tables and plots of a study directory, and the tables of a case result."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -13,7 +14,7 @@ from . import labels
 from .errors import InputError
 from .outputs import check_name
 from .io.atomic import atomic_path, write_text
-from .io.studydir import case_dir, case_status, read_study
+from .io.studydir import case_dir, case_status, damage, read_study
 
 __all__ = ["PlotSpec", "summarize", "study_figure", "subtitle", "key_metrics", "print_tables", "markdown_table", "write_report_md", "case_report"]
 
@@ -58,8 +59,10 @@ def _relation_map(case_dict):
 
 def summarize(out):
     """Write ``summary.csv``, ``failures.csv`` and the plots of the study in ``out`` (from ``study.json``
-    and the finished case directories). Returns ``{"summary": path, "failures": path, "plots": [paths],
-    "tables": {plot name: DataFrame pivot}}``."""
+    and the finished case directories). Only cases whose files verify against the checksums of their
+    ``status.json`` enter the summary; damaged ones are listed in ``failures.csv`` with status
+    ``damaged``. Returns ``{"summary": path, "failures": path, "plots": [paths], "tables": {plot name:
+    DataFrame pivot}, "notes": [plots that could not be drawn, and why]}``."""
     import pandas as pd
 
     out = os.path.abspath(os.fspath(out))
@@ -77,10 +80,14 @@ def summarize(out):
                              "status": "missing" if st is None else st.get("status"),
                              "error": None if st is None else st.get("error"), **c["params"]})
             continue
-        p = os.path.join(case_dir(out, c["id"]), "metrics.csv")
-        if not os.path.exists(p):
+        problems = damage(out, c["id"], st)
+        if problems:
+            failures.append({"id": c["id"], "name": c["name"], "variant": c["variant"], "status": "damaged",
+                             "error": "; ".join(problems), **c["params"]})
             continue
-        df = pd.read_csv(p)
+        if "metrics.csv" not in st["checksums"]:
+            continue                       # [output] metrics = false: nothing to summarise
+        df = pd.read_csv(os.path.join(case_dir(out, c["id"]), "metrics.csv"))
         rel = _relation_map(c["case"])
         df.insert(0, "relation", df["level"].map(lambda n: rel.get(n, "")))
         df = df.drop(columns=[x for x in ("case",) if x in df.columns])
@@ -90,11 +97,13 @@ def summarize(out):
         for i, k in enumerate(params):
             df.insert(3 + i, k, c["params"].get(k, _lookup(c["case"], k)))
         frames.append(df)
-    paths = {"plots": [], "tables": {}}
+    paths = {"plots": [], "tables": {}, "notes": []}
     fail_df = pd.DataFrame(failures, columns=["id", "name", "variant", "status", "error"] + params)
     paths["failures"] = os.path.join(out, "failures.csv")
     write_text(paths["failures"], fail_df.to_csv(index=False))
     if not frames:
+        with contextlib.suppress(FileNotFoundError):       # an earlier summary no longer holds
+            os.remove(os.path.join(out, "summary.csv"))
         return paths
     summary = pd.concat(frames, ignore_index=True)
     ref = meta.get("reference")
@@ -109,6 +118,9 @@ def summarize(out):
             if png:
                 paths["plots"].append(png)
                 paths["tables"][spec["name"]] = table
+            else:
+                paths["notes"].append(f"plot {spec['name']}: no rows of metric {spec['metric']!r} in region "
+                                      f"{spec['region']!r} ({spec['relation']}) among the finished cases; not drawn")
     return paths
 
 

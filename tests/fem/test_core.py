@@ -6,7 +6,8 @@ import scipy.sparse as sp
 import vertebrafe as vf
 from vertebrafe.elements import HEX8
 from vertebrafe.errors import ConstraintError, InputError
-from vertebrafe.fem import assembly, elasticity, solvers
+from vertebrafe import elasticity
+from vertebrafe.fem import assembly, solvers
 from vertebrafe.fem.kernels import element_tables
 from vertebrafe.fem.model import FORMULATIONS
 

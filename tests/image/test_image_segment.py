@@ -60,8 +60,8 @@ def test_geometry_is_the_phantoms(ph, seg):
         assert seg.dimensions[d].rim_height == pytest.approx(ph.segment.dimensions[d].rim_height, abs=0.5)
 
 
-def test_cell_density_follows_the_image():
-    ph = phantom("L1-L2", bmd={"L1": 55.0, "L2": 100.0}, spacing=1.0, element_size=H, margin=4.0)
+def test_cell_density_follows_the_image(pair):
+    ph = pair
     cal = Calibration.fit([ph.ct.array[ph.rods.array == k].mean() for k in ph.rod_densities],
                           list(ph.rod_densities.values()))
     seg = image_segment(ph.ct, ph.labels, calibration={"slope": cal.slope, "intercept": cal.intercept}, element_size=H)

@@ -5,6 +5,7 @@ import copy
 import dataclasses
 import math
 import os
+import re
 import sys
 from typing import Mapping
 
@@ -25,16 +26,37 @@ __all__ = ["load_toml", "load_case", "apply_overrides", "parse_case", "deep_merg
 # Loading and validation
 
 
+#: Largest case or study file read (bytes): these are short text files; a device or a huge file is refused.
+MAX_INPUT_BYTES = 1 << 20
+#: Longest string value of a case (characters); ``case.description`` may hold :data:`MAX_TEXT` and newlines.
+MAX_STRING = 200
+MAX_TEXT = 10_000
+
+
 def load_toml(path):
-    """Read a TOML file into a dict; syntax errors become :class:`CaseError` naming the file."""
+    """Read a TOML file into a dict; a missing, special or oversized file and syntax errors become
+    :class:`CaseError` naming the file."""
+    import stat
+
     path = os.fspath(path)
     try:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise CaseError(f"{path}: is a directory, expected a .toml file")
+        if not stat.S_ISREG(st.st_mode):
+            raise CaseError(f"{path}: is not a regular file (a device, pipe or socket); expected a .toml file")
+        if st.st_size > MAX_INPUT_BYTES:
+            raise CaseError(f"{path}: {st.st_size} bytes; allowed: at most {MAX_INPUT_BYTES} bytes for a case or "
+                            "study file")
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            data = f.read(MAX_INPUT_BYTES + 1)
+        if len(data) > MAX_INPUT_BYTES:
+            raise CaseError(f"{path}: more than {MAX_INPUT_BYTES} bytes; allowed: at most {MAX_INPUT_BYTES} bytes")
+        return tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise CaseError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise CaseError(f"{path}: is a directory, expected a .toml file") from None
+    except PermissionError:
+        raise CaseError(f"{path}: permission denied") from None
     except tomllib.TOMLDecodeError as exc:
         raise CaseError(f"{path}: invalid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
@@ -88,7 +110,7 @@ def deep_merge(a, b):
 def fmt_value(v):
     """``v`` as written in a case file (strings quoted, booleans lower case), for messages."""
     if isinstance(v, str):
-        return repr(v)
+        return repr(v) if len(v) <= 60 else f"{v[:40]!r}... ({len(v)} characters)"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
@@ -147,6 +169,13 @@ def _check_value(ctx, path, v, f):
                      + (f", {f.allowed()}" if f.choices else ""))
         if f.choices and v not in f.choices:
             ctx.fail(path, f"= {fmt_value(v)} is not allowed; allowed {f.allowed()}")
+        text = path == "case.description"
+        limit = MAX_TEXT if text else MAX_STRING
+        if len(v) > limit:
+            ctx.fail(path, f"= {fmt_value(v)} is too long; allowed: at most {limit} characters")
+        if re.search(r"[\x00-\x08\x0b-\x1f\x7f]" if text else r"[\x00-\x1f\x7f]", v):
+            ctx.fail(path, f"= {fmt_value(v)} holds control characters (newline, tab, ...); allowed: printable text"
+                     + (" and newlines" if text else ""))
         return v
     if k == "float3":
         if not isinstance(v, list) or len(v) != 3:
@@ -217,6 +246,37 @@ def _check_section(ctx, section, raw, fields):
         elif f.default is not None:
             out[f.name] = f.default
     return out
+
+
+def _check_bone(ctx, bone):
+    """The cancellous elasticity of ``bone`` (validated values) exists and is positive definite, so that a
+    value inside the schema ranges that the material laws cannot use fails here, naming its key. Without a
+    vBMD (an image gives it per cell) there is nothing to check."""
+    from ..errors import MaterialError
+    from ..elasticity import validate
+    from ..materials import MaterialSet, cancellous_elasticity
+
+    bmd = bone.get("bmd")
+    if bmd is None:
+        return
+    per_level = bmd if isinstance(bmd, dict) else {None: bmd}
+    law = bone.get("law", "morgan2003_vertebra")
+    for level, value in per_level.items():
+        key = "bone.t_score" if "t_score" in bone else ("bone.bmd" if level is None else f"bone.bmd.{level}")
+        try:
+            E = MaterialSet(bmd=value, law=law).cancellous_E
+            if not E > 0:
+                raise MaterialError(f"cancellous modulus {E:g} MPa")
+        except (MaterialError, InputError) as exc:
+            ctx.fail(key, f"= {fmt_value(bone.get('t_score', value))} gives no usable cancellous modulus ({exc}); "
+                     "allowed: a vBMD of a real vertebra, e.g. 30-250 mg/cm^3")
+        if bone.get("anisotropic"):
+            ratio = bone.get("transverse_ratio", 0.42)
+            try:
+                validate(cancellous_elasticity(E, ratio, anisotropic=True))
+            except MaterialError:
+                ctx.fail("bone.transverse_ratio", f"= {fmt_value(ratio)} makes the cancellous elasticity singular "
+                         "(not positive definite); allowed: a ratio that is not vanishingly small, e.g. 0.1-1")
 
 
 def _check_overrides(ctx, overrides, levels):
@@ -326,9 +386,12 @@ def parse_case(raw, source=None, default_name=""):
                  if "bmd" in bone else "is missing; give bone.bmd (mg/cm^3, (0, 400]) or bone.t_score")
     if "t_score" in bone:
         from ..materials import bmd_from_t_score
-        bmd = float(bmd_from_t_score(bone["t_score"]))
+        try:
+            bmd = float(bmd_from_t_score(bone["t_score"]))
+        except InputError:
+            bmd = -1.0
         if not bmd > 0:
-            ctx.fail("bone.t_score", f"= {fmt_value(bone['t_score'])} gives vBMD {bmd:g} mg/cm^3 <= 0; allowed "
+            ctx.fail("bone.t_score", f"= {fmt_value(bone['t_score'])} gives vBMD <= 0 mg/cm^3; allowed "
                      "T-scores above -5.67 with the default young-adult reference 170 +/- 30 mg/cm^3")
         bone["bmd"] = bmd
     if isinstance(bone.get("bmd"), dict):
@@ -339,6 +402,7 @@ def parse_case(raw, source=None, default_name=""):
         if missing:
             ctx.fail("bone.bmd", f"has no value for {missing}; give one vBMD (mg/cm^3) per vertebra of {list(levels)}")
         bone["bmd"] = {v: bone["bmd"][v] for v in levels}
+    _check_bone(ctx, bone)
 
     frac = values.get("fracture")
     if frac is not None:

@@ -7,26 +7,34 @@ import time
 from typing import Mapping
 
 from ..errors import InputError
-from ..io.toml import to_toml
-from .parse import apply_overrides, load_case, parse_case
+from ..io.toml import comment, to_toml
+from .parse import apply_overrides, fmt_value, load_case, parse_case
+from .schema import CaseError
 from .specs import Case
 
 __all__ = ["build_segment", "run_case", "save_result"]
 
 
 
-def build_segment(case, progress=None):
+def build_segment(case, progress=None, *, force=False):
     """Segment -> fracture -> treatment of a validated case; returns the :class:`~vertebrafe.Segment`.
 
-    ``progress`` is an optional callable ``progress(stage: str)`` called before each stage.
+    ``progress`` is an optional callable ``progress(stage: str)`` called before each stage. Before meshing
+    the model's size and memory are estimated (:mod:`vertebrafe.resources`); a model that does not fit in
+    the available memory raises :class:`~vertebrafe.errors.ResourceError` unless ``force``. A treatment
+    whose cement volume is not achieved within :data:`VOLUME_TOLERANCE` raises :class:`CaseError` (an
+    offset that leaves the body is refused by the treatment itself).
     """
     from ..anatomy import segment
     from ..clinical import fracture, kyphoplasty, vertebroplasty
     from ..materials import MaterialSet
+    from ..resources import check_memory, estimate_segment
 
     case = parse_case(case) if not isinstance(case, Case) else case
     step = progress or (lambda stage: None)
     s, b = case.segment, case.bone
+    check_memory(estimate_segment(s.levels, s.element_size, s.scale, s.n_cortex_layers, s.overrides),
+                 f"segment.element_size = {s.element_size:g} mm on {s.levels[0]}-{s.levels[-1]}", force=force)
     per_level = isinstance(b.bmd, dict)
     # with per-level or image vBMD the set's own bmd is a placeholder: every bone cell takes its level's
     # (or, from an image, its own) value
@@ -52,7 +60,7 @@ def build_segment(case, progress=None):
         f = case.fracture
         step("fracture")
         seg = fracture(seg, f.level, kind=f.kind, grade=f.grade, height_loss=f.height_loss,
-                          damage_factor=f.damage_factor)
+                       damage_factor=f.damage_factor)
     t = case.treatment
     offset = t.offset if t.offset is not None else (0.0, 0.0, 0.0)
     if t.kind == "vertebroplasty":
@@ -64,7 +72,27 @@ def build_segment(case, progress=None):
         step("kyphoplasty")
         seg = kyphoplasty(seg, t.level, restoration=t.restoration, volume=t.volume, balloons=t.balloons,
                              rim_thickness=t.rim_thickness, offset=offset, vertical_extent=t.vertical_extent)
+    if t.kind != "none":
+        _check_volume(case, seg)
     return seg
+
+
+#: Largest relative difference between the requested and the achieved cement volume of a case.
+VOLUME_TOLERANCE = 0.10
+
+
+def _check_volume(case, seg):
+    """The cement volume of ``case.treatment`` was achieved within :data:`VOLUME_TOLERANCE`."""
+    t = case.treatment
+    res = seg.history[-1].results
+    err = res.get("volume_error")
+    if err is None or abs(err) <= VOLUME_TOLERANCE:
+        return
+    key = "treatment.fill" if t.fill is not None else "treatment.volume"
+    raise CaseError(f"{key} = {fmt_value(t.fill if t.fill is not None else t.volume)}: the cement placed in "
+                    f"{t.level} is {res.get('cement_volume_mL', float('nan')):.3g} mL, {100 * err:+.0f} % off the "
+                    f"requested volume (allowed within {100 * VOLUME_TOLERANCE:.0f} %); use a volume the mesh "
+                    "resolves (a smaller segment.element_size) and that fits in the cancellous bone")
 
 
 def _as_case(case_or_path, overrides=None):
@@ -80,7 +108,7 @@ def _as_case(case_or_path, overrides=None):
     raise InputError(f"case = {case_or_path!r}; expected a path to a .toml file, a dict or a Case")
 
 
-def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwrite=False):
+def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwrite=False, force=False):
     """Run one case: validate, mesh, fracture, treat, load, solve, post-process.
 
     Parameters
@@ -100,6 +128,8 @@ def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwr
         ``log(message)`` for stage messages (verbose mode).
     overwrite : bool
         Allow ``out`` to hold an earlier run output; only the files vertebrafe wrote there are replaced.
+    force : bool
+        Run a model whose estimated memory exceeds the available memory (see :func:`build_segment`).
 
     Returns
     -------
@@ -137,7 +167,7 @@ def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwr
             log(f"{name}: {stage}")
 
     try:
-        seg = build_segment(case, progress=step)
+        seg = build_segment(case, progress=step, force=force)
         step("solve")
         load = case.load.to_load(name=case.load.preset or "")
         result = simulate(seg, load, case=name, **case.solver.options())
@@ -169,7 +199,7 @@ def save_result(result, case, out, *, overwrite=False):
             for n in ("metrics.csv", "metrics.json"):
                 os.remove(os.path.join(tmp, n))
         with open(os.path.join(tmp, "case.toml"), "w") as f:
-            f.write(f"# resolved case {case.id} ({case.name}); vertebrafe {_version()}\n")
+            f.write(comment(f"resolved case {case.id} ({case.name}); vertebrafe {_version()}"))
             f.write(to_toml(case.to_dict()))
 
     return publish(write, out, "run", overwrite=overwrite)

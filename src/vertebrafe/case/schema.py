@@ -56,6 +56,8 @@ class Field:
         """Human-readable allowed values."""
         if self.choices:
             return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind == "float3" and (self.low != -_INF or self.high != _INF):
+            return "three numbers [x, y, z], each " + dataclasses.replace(self, kind="float").allowed()
         if self.kind in ("float", "int"):
             if self.low == -_INF and self.high == _INF:
                 return "any number" if self.kind == "float" else "any integer"

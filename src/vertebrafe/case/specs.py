@@ -219,9 +219,10 @@ def _plain(v):
 
 def case_id(case):
     """Stable id (12 hex digits) of a case: SHA-256 of its resolved content without the ``[case]``
-    metadata, so that the same physics gives the same id whatever the case is called."""
+    metadata and the ``[output]`` choices, so that the same physics gives the same id whatever the case is
+    called and whichever files are kept."""
     d = case.to_dict() if isinstance(case, Case) else dict(case)
-    d = {k: v for k, v in d.items() if k != "case"}
+    d = {k: v for k, v in d.items() if k not in ("case", "output")}
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

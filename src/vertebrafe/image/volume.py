@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..io.atomic import atomic_path
 
 __all__ = ["Image", "read_image", "read_nifti", "read_dicom", "save_nifti", "save_dicom_series",
            "VERSE_LABELS", "label_of", "level_of"]
@@ -265,9 +266,8 @@ def save_nifti(image, path, dtype=None):
     img = nib.Nifti1Image(data, image.affine)
     img.set_qform(image.affine, code=1)
     img.set_sform(image.affine, code=1)
-    tmp = p + ".part" + (".nii.gz" if p.endswith(".gz") else ".nii")
-    nib.save(img, tmp)
-    os.replace(tmp, p)
+    with atomic_path(p) as tmp:
+        nib.save(img, tmp)
     return p
 
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import InputError
+from .atomic import atomic_path
 from .model_data import ExportWarning, describe, isotropic_constants, set_names
 
 __all__ = ["write_inp", "ELEMENT_NAMES", "ANISO_ORDER"]
@@ -296,14 +297,9 @@ def write_inp(model, path, *, heading=None, overwrite=False, print_nodes=None, f
     if field_output:
         w("*NODE FILE\nU, RF\n*EL FILE\nS, E\n")
     w("*END STEP\n")
-    tmp = f"{path}.part-{os.getpid()}"
-    try:
+    with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             f.writelines(out)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

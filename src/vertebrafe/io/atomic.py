@@ -51,13 +51,13 @@ def is_temporary(name):
 @contextlib.contextmanager
 def atomic_path(path, sync=False):
     """Context manager giving a temporary path beside ``path`` to write to; when the block ends without an
-    error the temporary replaces ``path``, otherwise it is removed. The temporary keeps the extension of
-    ``path`` (writers such as meshio and matplotlib choose the format from it). ``sync`` flushes the file
+    error the temporary replaces ``path``, otherwise it is removed. The temporary ends with the name of
+    ``path``, so it keeps every extension (writers such as meshio, matplotlib and nibabel choose the
+    format from it). ``sync`` flushes the file
     to disk before the rename."""
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
-    stem, ext = os.path.splitext(name)
-    tmp = os.path.join(directory, f"{_TMP}{stem}-{os.getpid()}-{next(_COUNTER)}{ext}")
+    tmp = os.path.join(directory, f"{_TMP}{os.getpid()}-{next(_COUNTER)}-{name}")
     try:
         yield tmp
         if sync:

@@ -40,6 +40,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import InputError
+from .atomic import atomic_path
 from .model_data import ExportWarning, describe, isotropic_constants, set_names
 
 __all__ = ["write_feb", "ELEMENT_NAMES", "VERSION"]
@@ -286,11 +287,6 @@ def write_feb(model, path, *, overwrite=False):
         if len(section) == 0:
             root.remove(section)
     ET.indent(root, space=" ")
-    tmp = f"{path}.part-{os.getpid()}"
-    try:
+    with atomic_path(path) as tmp:
         ET.ElementTree(root).write(tmp, encoding="ISO-8859-1", xml_declaration=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path

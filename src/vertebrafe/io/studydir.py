@@ -2,16 +2,22 @@
 ``failures.csv``, ``plots/``. Every reader and writer of that layout is here."""
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import shutil
+import time
 
+from ..errors import InputError, OutputError
 from .atomic import atomic_dir, is_temporary, write_text
 
-__all__ = ["STATUS_FILE", "STUDY_FILE", "is_study_dir", "read_study", "write_study", "case_dir", "case_status", "write_case", "clean_temporaries"]
+__all__ = ["STATUS_FILE", "STUDY_FILE", "LOCK_FILE", "is_study_dir", "read_study", "write_study", "case_dir",
+           "case_status", "write_case", "damage", "lock", "clean_temporaries"]
 
 STATUS_FILE = "status.json"
 STUDY_FILE = "study.json"
+LOCK_FILE = ".lock"
 
 
 
@@ -48,18 +54,76 @@ def case_status(out, cid):
 
 def write_case(out, cid, files, case_toml, status):
     """Write the files of case ``cid`` into ``out/cases/<cid>`` atomically: ``files`` (name -> bytes),
-    ``case.toml`` (text ``case_toml``) and ``status.json`` (dict ``status``, written last and synced)."""
-    os.makedirs(os.path.join(out, "cases"), exist_ok=True)
-    with atomic_dir(case_dir(out, cid), label=cid) as tmp:
-        for name, data in files.items():
-            with open(os.path.join(tmp, name), "wb") as f:
-                f.write(data)
-        with open(os.path.join(tmp, "case.toml"), "w") as f:
-            f.write(case_toml)
-        with open(os.path.join(tmp, STATUS_FILE), "w") as f:
-            json.dump(status, f, indent=1, default=str)
-            f.flush()
-            os.fsync(f.fileno())
+    ``case.toml`` (text ``case_toml``) and ``status.json`` (dict ``status`` with the SHA-256 of every file
+    added as ``checksums`` and the vertebrafe version as ``vertebrafe``, written last and synced). A write
+    that fails (full disk, read-only folder) raises :class:`OutputError` and leaves the earlier files."""
+    from .._version import __version__
+
+    files = {**files, "case.toml": case_toml.encode("utf-8")}
+    status = dict(status, vertebrafe=__version__,
+                  checksums={n: hashlib.sha256(data).hexdigest() for n, data in files.items()})
+    try:
+        os.makedirs(os.path.join(out, "cases"), exist_ok=True)
+        with atomic_dir(case_dir(out, cid), label=cid) as tmp:
+            for name, data in files.items():
+                with open(os.path.join(tmp, name), "wb") as f:
+                    f.write(data)
+            with open(os.path.join(tmp, STATUS_FILE), "w") as f:
+                json.dump(status, f, indent=1, default=str)
+                f.flush()
+                os.fsync(f.fileno())
+    except OSError as exc:
+        raise OutputError(f"cannot write case {cid} into {out}: {exc.strerror or exc} (errno {exc.errno}); its "
+                          "earlier files are kept and it is not marked finished") from exc
+
+
+def damage(out, cid, status):
+    """What is wrong with the files of finished case ``cid`` (``status`` its status.json): a list of
+    ``"name: missing"`` / ``"name: changed or truncated"`` / ``"no checksums"``; empty when all verify."""
+    sums = status.get("checksums")
+    if not isinstance(sums, dict) or not sums:
+        return ["no checksums (written by an older vertebrafe)"]
+    problems = []
+    for name, digest in sums.items():
+        h = hashlib.sha256()
+        try:
+            with open(os.path.join(case_dir(out, cid), name), "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError:
+            problems.append(f"{name}: missing")
+            continue
+        if h.hexdigest() != digest:
+            problems.append(f"{name}: changed or truncated (checksum differs)")
+    return problems
+
+
+@contextlib.contextmanager
+def lock(out):
+    """Hold the lock of study directory ``out`` (``out/.lock``, an advisory ``flock`` that the system
+    releases when the process ends, even by SIGKILL). A second process gets an :class:`InputError` naming
+    the holder."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock (Windows): no lock
+        yield
+        return
+    import socket
+
+    fd = os.open(os.path.join(out, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 500, 0).decode(errors="replace").strip() or "another process"
+            raise InputError(f"-o/--output = {out!r} is in use by another vertebrafe study ({holder}); wait for it "
+                             "to finish or use another folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+                  .encode(), 0)
+        yield
+    finally:
+        os.close(fd)          # releases the lock
 
 
 def clean_temporaries(out):

@@ -1,10 +1,10 @@
 """TOML output: the writer of resolved case files (reading is :mod:`tomllib`)."""
 from __future__ import annotations
 
-import json
 import math
+import re
 
-__all__ = ["to_toml"]
+__all__ = ["to_toml", "toml_string", "comment"]
 
 def to_toml(d):
     """Serialise a resolved case dict (nested tables of scalars, strings, lists) as TOML text."""
@@ -17,7 +17,7 @@ def to_toml(d):
             return repr(v) if not isinstance(v, float) or math.isfinite(v) else ("nan" if v != v else
                                                                                ("inf" if v > 0 else "-inf"))
         if isinstance(v, str):
-            return json.dumps(v)
+            return toml_string(v)
         if isinstance(v, (list, tuple)):
             return "[" + ", ".join(scalar(x) for x in v) + "]"
         raise TypeError(f"cannot write {v!r} to TOML")
@@ -38,6 +38,17 @@ def to_toml(d):
     return "\n".join(lines).rstrip() + "\n"
 
 
+def toml_string(v):
+    """A TOML basic string: every control character escaped, other characters (any plane) kept."""
+    return '"' + re.sub(r'[\x00-\x1f\x7f"\\]', lambda m: {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t"}.get(
+        m.group(), f"\\u{ord(m.group()):04x}"), v) + '"'
+
+
 def _key(k):
-    return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else toml_string(k)
+
+
+def comment(text):
+    """``text`` as one TOML comment line (``# ...``, control characters replaced, at most 200 characters)."""
+    return "# " + re.sub(r"[\x00-\x1f\x7f]", "?", str(text))[:200] + "\n"
 

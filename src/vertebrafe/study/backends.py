@@ -8,11 +8,12 @@ import os
 import tempfile
 import time
 import traceback
+import warnings
 
 from ..case import parse_case
-from ..errors import InputError
+from ..errors import InputError, PlausibilityWarning
 
-__all__ = ["THREAD_ENV", "pipeline_runner", "compute", "run_pool", "run_dask"]
+__all__ = ["THREAD_ENV", "pipeline_runner", "compute", "run_pool", "run_dask", "sigterm_unwinds"]
 
 THREAD_ENV = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
               "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -27,12 +28,13 @@ def pipeline_runner(case, workdir):
     ``workdir``. Returns a dict of extra status information (solver info, timings)."""
     from ..case import run_case
     t0 = time.perf_counter()
-    result = run_case(case)
+    result = run_case(case, force=True)       # memory was checked for the whole study before it started
     result.save(workdir)
     if not case.output.vtu:
         os.remove(os.path.join(workdir, "result.vtu"))
     info = result.solution.info
     return {"dofs": info.get("dofs"), "iterations": info.get("iterations"), "residual": info.get("residual"),
+            "warnings": list(getattr(result, "warnings", [])),
             "timings": dict(getattr(result, "case_timings", {}), save_s=time.perf_counter() - t0
                             - getattr(result, "case_timings", {}).get("total_s", 0.0))}
 
@@ -49,9 +51,52 @@ def _resolve_runner(runner):
 _POOL_LIMITS = None
 
 
-def _init_worker():
-    """Process-pool initializer: one numba thread and one BLAS thread in this worker."""
+def _exit_on_sigterm(signum, frame):
+    """SIGTERM in a worker or in the process that runs a study: unwind (temporary folders are removed,
+    pool workers are stopped, the study lock is released) and exit with status 143."""
+    raise SystemExit(128 + signum)
+
+
+def _worker_sigterm(signum, frame):
+    """SIGTERM in a pool worker: unwind (the case's temporary folder is removed) and make sure the process
+    ends within 5 s even if the pool machinery catches the ``SystemExit`` and waits for more work."""
+    import threading
+
+    timer = threading.Timer(5.0, os._exit, (128 + signum,))
+    timer.daemon = True
+    timer.start()
+    raise SystemExit(128 + signum)
+
+
+def _watch_parent(parent):
+    """In a pool worker: stop when the process that started it is gone (killed with SIGKILL, say), so that
+    no orphaned worker keeps its memory; checks twice a second."""
+    import signal
+    import threading
+
+    try:                                   # Linux: the kernel sends SIGTERM when the parent dies
+        import ctypes
+        ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))          # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - not Linux: the thread below does it
+        pass
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="vertebrafe-parent-watch", daemon=True).start()
+
+
+def _init_worker(parent=None):
+    """Process-pool initializer: one numba thread and one BLAS thread in this worker; SIGTERM unwinds
+    (temporary folders removed) and the worker stops when its parent ``parent`` (pid) is gone."""
     global _POOL_LIMITS
+    import signal
+
+    signal.signal(signal.SIGTERM, _worker_sigterm)
+    if parent is not None:
+        _watch_parent(parent)
     for k in THREAD_ENV:
         os.environ[k] = "1"
     try:
@@ -94,7 +139,8 @@ def compute(item, runner=None, limit_threads=True):
         run = _resolve_runner(runner)
         case = parse_case(item["case"], source=f"case {item['id']}")
         with tempfile.TemporaryDirectory(prefix=f"vertebrafe-{item['id']}-") as tmp:
-            with _one_thread(limit_threads):
+            with _one_thread(limit_threads), warnings.catch_warnings():
+                warnings.simplefilter("ignore", PlausibilityWarning)    # kept in info, shown with the case name
                 info = run(case, tmp)
             out["info"] = info or {}
             for name in sorted(os.listdir(tmp)):
@@ -127,6 +173,23 @@ def _env(values):
                 os.environ[k] = v
 
 
+@contextlib.contextmanager
+def sigterm_unwinds():
+    """Inside the block (main thread only), SIGTERM raises ``SystemExit(143)`` so that ``finally`` blocks run:
+    pool workers are stopped, temporary folders removed, the study lock released."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def run_pool(n, items, by_id, runner, done):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -134,7 +197,7 @@ def run_pool(n, items, by_id, runner, done):
 
     ctx = mp.get_context("spawn")          # no fork of a process that holds numba/BLAS threads
     with _env({k: "1" for k in THREAD_ENV}):
-        ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker)
+        ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),))
         try:
             futures = {ex.submit(compute, item, runner, False): cid for cid, item in items.items()}
             for fut in as_completed(futures):
@@ -145,10 +208,14 @@ def run_pool(n, items, by_id, runner, done):
                     outcome = crashed(cid, f"worker process died ({exc})")
                 done(by_id[cid], outcome)
         except BaseException:
+            procs = list((getattr(ex, "_processes", None) or {}).values())
             ex.shutdown(wait=False, cancel_futures=True)
-            for p in list((getattr(ex, "_processes", None) or {}).values()):
+            for p in procs:
                 with contextlib.suppress(Exception):
-                    p.terminate()
+                    p.terminate()           # SIGTERM: the worker unwinds and removes its temporary folder
+            for p in procs:
+                with contextlib.suppress(Exception):
+                    p.join(timeout=10)
             raise
         else:
             ex.shutdown(wait=True)

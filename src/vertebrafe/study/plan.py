@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Optional
 
 from ..case import (SCHEMA, Case, CaseError, apply_overrides, deep_merge, fmt_value, load_toml, parse_case,
                     type_name)
+from ..case.parse import MAX_STRING
+from ..errors import ResourceError
 from ..outputs import check_name, safe_name
 from ..report import PlotSpec
 
@@ -16,6 +20,9 @@ __all__ = ["Variant", "SummarySpec", "StudyCase", "Study", "load_study", "parse_
 
 # ------------------------------------------------------------------------------------------------
 # Study file
+
+#: Most cases one study may expand to (a guard against a grid that would take days and gigabytes to list).
+MAX_CASES = 10_000
 
 
 @dataclass(frozen=True)
@@ -186,7 +193,13 @@ def parse_study(raw, source="<study>", overrides=None):
             _fail(source, f"{p}.grid.{both[0]}", "is also in [grid]; sweep a key in one place only")
         variants.append(Variant(vname, _flatten(vset), vgrid))
     summary = _parse_summary(source, raw.get("summary", {}), [v.name for v in variants])
+    _check_plots(source, summary, grid, variants)
 
+    total = sum(math.prod(len(v) for v in list(grid.values()) + list(variant.grid.values()))
+                for variant in variants or [Variant("")])
+    if total > MAX_CASES:
+        raise ResourceError(f"{source}: [grid] and the variants' grids give {total} cases; allowed: at most "
+                            f"{MAX_CASES} cases in one study (split it into several studies)")
     cases, seen = [], {}
     for variant in variants or [Variant("")]:
         keys = list(grid) + list(variant.grid)
@@ -198,6 +211,8 @@ def parse_study(raw, source="<study>", overrides=None):
                 else f"{source} ({label})"
             case_raw = apply_overrides(_for_kind(base, params.get("treatment.kind")), params, source=where)
             cname = "-".join([variant.name] * bool(variant.name) + [_slug(k, v) for k, v in zip(keys, combo)])
+            if len(cname) > MAX_STRING:
+                cname = f"{cname[:MAX_STRING - 13]}~{hashlib.sha256(cname.encode()).hexdigest()[:12]}"
             case_raw.setdefault("case", {})["name"] = cname or name
             case = parse_case(case_raw, source=where)
             cid = case.id
@@ -226,6 +241,57 @@ def _for_kind(base, kind):
 def _slug(key, value):
     short = key.split(".")[-1]
     return f"{short}{fmt_value(value).strip(chr(39))}"
+
+
+_RELATIONS = ("adjacent", "treated", "adjacent_superior", "adjacent_inferior", "disc_superior", "disc_inferior",
+              "remote", "segment")
+
+
+def _check_plots(source, summary, grid, variants):
+    """Every plot names a known metric, region and relation, its ``x``, ``hue`` and ``facet`` are swept keys
+    (or ``variant``), and every swept dimension is on one of them (nothing is averaged away)."""
+    import difflib
+
+    from ..materials import REGIONS
+    from ..case.schema import level_names
+    from ..post.metrics import METRIC_NAMES, REFERENCE_REGIONS
+
+    sizes = {}
+    for v in variants or [Variant("")]:
+        for k, values in list(grid.items()) + list(v.grid.items()):
+            sizes[k] = max(sizes.get(k, 0), len(values))
+    swept = list(sizes)
+    regions = sorted(set(REGIONS) | set(REFERENCE_REGIONS) | {"bone", "vertebra", "disc", "segment"})
+    levels = list(level_names())
+    discs = [f"{a}-{b}" for a, b in zip(levels[:-1], levels[1:])]
+    for i, spec in enumerate(summary.plots):
+        path = f"summary.plots[{i}]"
+        shown = [k for k in (spec.x, spec.hue, spec.facet) if k]
+        near = difflib.get_close_matches(spec.metric, METRIC_NAMES, n=1, cutoff=0.8)
+        if spec.metric not in METRIC_NAMES and near:
+            _fail(source, f"{path}.metric", f"= {spec.metric!r} is not a metric; did you mean {near[0]!r}? (metrics: "
+                  "docs/loads.md)")
+        if spec.region not in regions:
+            _fail(source, f"{path}.region", f"= {spec.region!r} is not a region; allowed one of {', '.join(regions)}")
+        if spec.relation not in _RELATIONS and spec.relation not in levels and spec.relation not in discs:
+            _fail(source, f"{path}.relation", f"= {spec.relation!r} is not allowed; allowed one of "
+                  f"{', '.join(_RELATIONS)} or a vertebra or disc name (e.g. 'L1', 'L1-L2')")
+        if spec.x not in swept:
+            _fail(source, f"{path}.x", f"= {spec.x!r} is not a swept key; allowed one of {swept}")
+        for k in ("hue", "facet"):
+            v = getattr(spec, k)
+            if (v or k == "hue") and v != "variant" and v not in swept:
+                _fail(source, f"{path}.{k}", f"= {v!r} is neither 'variant' nor a swept key; allowed one of "
+                      f"{['variant'] + swept}")
+        if len(shown) != len(set(shown)):
+            _fail(source, path, f"puts {spec.x!r} on two axes (x, hue, facet must differ)")
+        hidden = [k for k in swept if sizes[k] > 1 and k not in shown]
+        drawn = [v.name for v in variants if not (spec.y != "value" and v.name == summary.reference)]
+        if len(drawn) > 1 and "variant" not in shown:
+            hidden.insert(0, "variant")
+        if hidden:
+            _fail(source, path, f"would average over {', '.join(hidden)} (swept, but on no axis); allowed: put "
+                  f"it on hue or facet (e.g. facet = {hidden[0]!r}), or make it one of the plot's x, hue, facet")
 
 
 def _parse_summary(source, raw, variant_names):

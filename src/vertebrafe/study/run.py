@@ -1,16 +1,19 @@
 """Running a study: every unfinished case, resumable, then the summary."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 
-from ..errors import InputError
-from ..io.studydir import case_status, clean_temporaries, write_case, write_study
-from ..io.toml import to_toml
+from ..errors import InputError, PlausibilityWarning
+from ..io.studydir import (LOCK_FILE, case_status, clean_temporaries, damage, is_study_dir, lock, read_study, write_case,
+                           write_study)
+from ..io.toml import comment, to_toml
 from ..report import summarize
-from .backends import compute, run_dask, run_pool
+from .backends import compute, run_dask, run_pool, sigterm_unwinds
 from .plan import Study, load_study
 
 __all__ = ["StudyRun", "run_study"]
@@ -21,10 +24,11 @@ __all__ = ["StudyRun", "run_study"]
 
 def _write_outcome(out, sc, outcome):
     """Write the files of one case of a study into ``out/cases/<id>`` atomically."""
-    case_toml = (f"# case {sc.id} of a study; variant {sc.variant!r}; parameters {sc.params}\n"
+    case_toml = (comment(f"case {sc.id} of a study; variant {sc.variant!r}; parameters {sc.params}")
                  + to_toml(sc.case.to_dict()))
     status = {k: v for k, v in outcome.items() if k != "files"}
     status.update({"name": sc.name, "variant": sc.variant, "params": sc.params,
+                   "output": dataclasses.asdict(sc.case.output),
                    "files": sorted(outcome["files"]), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
     write_case(out, sc.id, outcome["files"], case_toml, status)
 
@@ -32,25 +36,46 @@ def _write_outcome(out, sc, outcome):
 @dataclass
 class StudyRun:
     """What :func:`run_study` did: case ids ``ok``, ``failed`` (id -> error), ``skipped`` (finished
-    earlier), the wall time and the summary paths."""
+    earlier and verified), ``recomputed`` (id -> why an earlier result was not trusted), ``warnings`` (id ->
+    plausibility messages, also issued as warnings naming the case and kept in ``cases/<id>/status.json``),
+    the wall time and the summary paths."""
 
     study: Study
     out: str
     ok: list = field(default_factory=list)
     failed: dict = field(default_factory=dict)
     skipped: list = field(default_factory=list)
+    recomputed: dict = field(default_factory=dict)
+    warnings: dict = field(default_factory=dict)
     elapsed_s: float = 0.0
     summary: dict = field(default_factory=dict)
     backend: str = ""
 
     def describe(self):
         n = len(self.study.cases)
-        return (f"study {self.study.name}: {n} cases, {len(self.ok)} run, {len(self.skipped)} finished earlier, "
-                f"{len(self.failed)} failed; {self.elapsed_s:.1f} s on {self.backend}")
+        again = f" ({len(self.recomputed)} of them recomputed: damaged or stale)" if self.recomputed else ""
+        return (f"study {self.study.name}: {n} cases, {len(self.ok)} run{again}, {len(self.skipped)} finished "
+                f"earlier, {len(self.failed)} failed"
+                + (f", {len(self.warnings)} with plausibility warnings (cases/<id>/status.json)" if self.warnings
+                   else "") + f"; {self.elapsed_s:.1f} s on {self.backend}")
+
+
+def _check_memory(pending, workers, force):
+    """The largest pending case, ``workers`` at a time, fits in the available memory (unless ``force``)."""
+    from ..resources import check_memory, estimate_segment
+
+    def estimate(sc):
+        s = sc.case.segment
+        return estimate_segment(s.levels, s.element_size, s.scale, s.n_cortex_layers, s.overrides)
+
+    big = max(pending, key=lambda sc: estimate(sc)["bytes"])
+    s = big.case.segment
+    check_memory(estimate(big), f"case {big.id} ({big.name}): segment.element_size = {s.element_size:g} mm on "
+                 f"{s.levels[0]}-{s.levels[-1]}", force=force, workers=workers)
 
 
 def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress=True, log=None,
-              summary=True, retry_failed=True, connect_timeout=30.0):
+              summary=True, retry_failed=True, connect_timeout=30.0, force=False):
     """Run every unfinished case of ``study`` and write the summary.
 
     Parameters
@@ -78,6 +103,9 @@ def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress
         Rerun cases that failed in an earlier run (default); otherwise keep their error.
     connect_timeout : float
         Seconds to wait for the Dask scheduler.
+    force : bool
+        Run although the largest case times the local workers is estimated not to fit in the available
+        memory (:mod:`vertebrafe.resources`).
 
     Returns
     -------
@@ -87,20 +115,36 @@ def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress
     if not isinstance(study, Study):
         study = load_study(study)
     out = _check_study_dir(out)
+    os.makedirs(out, exist_ok=True)
+    with lock(out), sigterm_unwinds():
+        return _run_locked(study, out, t0, workers=workers, scheduler=scheduler, runner=runner, progress=progress,
+                           log=log, summary=summary, retry_failed=retry_failed, connect_timeout=connect_timeout,
+                           force=force)
+
+
+def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, summary, retry_failed,
+                connect_timeout, force):
+    _check_same_study(study, out)
     os.makedirs(os.path.join(out, "cases"), exist_ok=True)
     clean_temporaries(out)
-    write_study(out, study.to_dict())
     run = StudyRun(study, out)
+    say = log or (lambda msg: None)
     pending = []
     for sc in study.cases:
         st = case_status(out, sc.id)
-        if st and (st.get("status") == "ok" or (st.get("status") == "error" and not retry_failed)):
+        why = _stale(out, sc, st) if st else None
+        if st and not why and (st.get("status") == "ok" or (st.get("status") == "error" and not retry_failed)):
             run.skipped.append(sc.id)
             if st.get("status") == "error":
                 run.failed[sc.id] = st.get("error")
         else:
+            if why:
+                run.recomputed[sc.id] = why
+                say(f"recompute {sc.id} {sc.name}: {why}")
             pending.append(sc)
-    say = log or (lambda msg: None)
+    write_study(out, study.to_dict())
+    if pending and not scheduler:
+        _check_memory(pending, max(1, min(int(workers or os.cpu_count() or 1), len(pending))), force)
     if run.skipped:
         say(f"{len(run.skipped)} of {len(study.cases)} cases finished earlier; skipped")
 
@@ -114,6 +158,9 @@ def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress
         if outcome["status"] == "ok":
             run.ok.append(sc.id)
             say(f"ok      {sc.id} {sc.name} ({outcome['elapsed_s']:.1f} s)")
+            for message in (outcome.get("info") or {}).get("warnings") or ():
+                run.warnings.setdefault(sc.id, []).append(message)
+                warnings.warn(f"case {sc.name} ({sc.id}): {message}", PlausibilityWarning, stacklevel=2)
         else:
             run.failed[sc.id] = outcome["error"]
             say(f"FAILED  {sc.id} {sc.name}: {outcome['error']}")
@@ -149,6 +196,40 @@ def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress
     return run
 
 
+def _stale(out, sc, st):
+    """Why finished case ``sc`` (status ``st``) must be computed again, or None: its files are damaged, it
+    was computed by another vertebrafe version, or it lacks a file the case now asks for."""
+    from .._version import __version__
+
+    if st.get("status") != "ok":
+        return None
+    if st.get("vertebrafe") != __version__:
+        return f"finished by vertebrafe {st.get('vertebrafe', 'of an unknown version')}, this is {__version__}"
+    problems = damage(out, sc.id, st)
+    if problems:
+        return "damaged: " + "; ".join(problems)
+    before = st.get("output") or {}
+    wanted = [k for k, v in dataclasses.asdict(sc.case.output).items() if v and before.get(k) is False]
+    if wanted:
+        return f"output.{', output.'.join(wanted)} now true: files the earlier run did not keep"
+    return None
+
+
+def _check_same_study(study, out):
+    """A study folder holds one study: the same name and swept keys (new values of them extend it)."""
+    if not is_study_dir(out):
+        return
+    try:
+        old = read_study(out)
+        same = old.get("name") == study.name and list(old.get("parameters", [])) == list(study.parameters)
+    except (OSError, ValueError, AttributeError):
+        raise InputError(f"-o/--output = {out!r}: its study.json is unreadable; use another folder") from None
+    if not same:
+        raise InputError(f"-o/--output = {out!r} holds study {old.get('name')!r} sweeping {old.get('parameters')}; "
+                         f"this is study {study.name!r} sweeping {list(study.parameters)}; allowed: the same study "
+                         "(to resume or extend it) or another folder")
+
+
 def _warm_up(bar, say):
     """Compile or load the numba kernels in this process before any case starts, so that worker
     processes load them from numba's cache instead of each compiling them (a notice is shown when
@@ -169,7 +250,7 @@ def _check_study_dir(out):
     if os.path.lexists(out) and not os.path.isdir(out):
         raise InputError(f"-o/--output = {text!r} is an existing file; allowed: a new or empty folder, or an "
                          "earlier study folder to resume")
-    if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(os.path.join(out, "study.json")):
+    if os.path.isdir(out) and set(os.listdir(out)) - {LOCK_FILE} and not is_study_dir(out):
         raise InputError(f"-o/--output = {text!r} is a non-empty folder that is not a study folder (no "
                          "study.json); allowed: a new or empty folder, or an earlier study folder to resume "
                          "(vertebrafe never writes into folders of other files)")

@@ -7,7 +7,7 @@ import pathlib
 
 import numpy as np
 
-from ..io.studydir import case_dir, is_study_dir, read_study
+from ..io.studydir import case_dir, case_status, damage, is_study_dir, read_study
 from . import offscreen
 from .convert import FIELDS, mark_ready, to_pyvista
 from .views import screenshot
@@ -75,6 +75,15 @@ def _study_picks(directory):
     return pick(ref), [pick(c) for c in treated]
 
 
+def _verified_vtu(directory, cid):
+    """Whether case ``cid`` of study ``directory`` finished and its result.vtu matches its checksum (a
+    study of an older vertebrafe without checksums counts as verified)."""
+    st = case_status(directory, cid)
+    if st is None or st.get("status") != "ok":
+        return False
+    return not any(p.startswith("result.vtu") for p in damage(directory, cid, st))
+
+
 def report_figures(directory, window_size=(1000, 750), notes=None, check=True):
     """Write the figures of ``vertebrafe report`` into ``directory/figures/``; returns their paths.
 
@@ -88,6 +97,8 @@ def report_figures(directory, window_size=(1000, 750), notes=None, check=True):
     regions and ``<case>_vs_<reference>_von_mises_sagittal.png``, the two side by side with one colour range
     and one magnification. Cases without ``result.vtu`` (``output.vtu = false``) or not finished are skipped.
 
+    The sagittal cuts of results with cement pass through the cement (``through="cement"``: for a
+    bipedicular bolus, off the midline, a parasagittal plane), the others through the midline.
     Colour range of the von Mises pictures: 0 to the volume-weighted 95th percentile of the cells of the
     results shown (cells above it, mostly cortex, take the top colour; the scalar bar says so). ``notes``: a list that receives one line per thing skipped and why. With
     ``check``, off-screen rendering is first tested in a child process (:func:`offscreen_available`);
@@ -101,13 +112,19 @@ def report_figures(directory, window_size=(1000, 750), notes=None, check=True):
         if ref is None:
             notes.append("figures skipped: the study has no cases")
             return []
-        missing = []
+        missing, damaged = [], []
         for name, case_dir, _ in [ref] + treated:
             if not os.path.isfile(os.path.join(case_dir, "result.vtu")):
                 missing.append(name)
-        if missing:
-            notes.append(f"figures skipped for {', '.join(missing)}: no result.vtu (case not finished, or "
-                         "output.vtu = false in the study)")
+            elif not _verified_vtu(directory, os.path.basename(case_dir)):
+                missing.append(name)
+                damaged.append(name)
+        if set(missing) - set(damaged):
+            notes.append(f"figures skipped for {', '.join(n for n in missing if n not in damaged)}: no result.vtu "
+                         "(case not finished, or output.vtu = false in the study)")
+        if damaged:
+            notes.append(f"figures skipped for {', '.join(damaged)}: result.vtu is damaged (its checksum differs "
+                         "from status.json, or the case is not finished); rerun the study to recompute it")
         ref_vtu = os.path.join(ref[1], "result.vtu")
         ref_ok = ref[0] not in missing
         if ref_ok:
@@ -124,6 +141,11 @@ def report_figures(directory, window_size=(1000, 750), notes=None, check=True):
             else:
                 jobs.append(("field", f"{_file_label(name)}_von_mises_sagittal.png", (vtu,), (name,)))
     elif (directory / "result.vtu").exists():
+        from ..outputs import verify
+        if "result.vtu" in (verify(directory) or []):
+            notes.append(f"figures skipped: {directory}/result.vtu is damaged (its checksum differs from "
+                         ".vertebrafe.json); run the case again")
+            return []
         vtu = str(directory / "result.vtu")
         label = directory.resolve().name
         jobs = [("field", "von_mises_sagittal.png", (vtu,), (label,)),
@@ -146,12 +168,19 @@ def report_figures(directory, window_size=(1000, 750), notes=None, check=True):
             grids[path] = mark_ready(to_pyvista(path))
         return grids[path]
 
+    def through(grids):
+        """Sagittal cuts of cemented results pass through the cement (a bipedicular bolus is off the midline)."""
+        for g in grids:
+            if "cement_fraction" in g.cell_data and np.any(np.asarray(g.cell_data["cement_fraction"]) > 0):
+                return "cement"
+        return None
+
     written = []
     for kind, fname, paths, labels in jobs:
         target = out_dir / fname
         if kind == "regions":
             written.append(screenshot(grid(paths[0]), target, kind="segment", color_by="region", clip="sagittal",
-                                      shell="opaque", window_size=window_size))
+                                      through=through([grid(paths[0])]), shell="opaque", window_size=window_size))
             continue
         shown = [grid(p) for p in paths]
         field = FIELDS["von_mises"]
@@ -160,12 +189,13 @@ def report_figures(directory, window_size=(1000, 750), notes=None, check=True):
         title = f"{field.title}, colours capped at {clim[1]:.3g}; deformation x{scale:g}"
         if kind == "field":
             written.append(screenshot(shown[0], target, field="von_mises", kind="field", clip="sagittal",
-                                      scale=scale, clim=clim, title=title, window_size=window_size))
+                                      through=through(shown), scale=scale, clim=clim, title=title,
+                                      window_size=window_size))
         else:
             wide = (2 * window_size[0], window_size[1])
             written.append(screenshot(shown[0], target, field="von_mises", other=shown[1], kind="comparison",
-                                      labels=labels, clip="sagittal", scale=scale, clim=clim, title=title,
-                                      window_size=wide))
+                                      labels=labels, clip="sagittal", through=through(shown), scale=scale,
+                                      clim=clim, title=title, window_size=wide))
     return written
 
 

@@ -7,6 +7,7 @@ import pathlib
 import numpy as np
 
 from ..errors import InputError
+from ..io.atomic import atomic_path
 from .convert import (Field, as_grid, case_label, clip, deformed, mark_ready, resolve_field, tag_names,
                       through_point)
 from .offscreen import import_pyvista, no_display
@@ -86,7 +87,8 @@ def _finish(plotter, show, screenshot, return_plotter):
     if screenshot is not None:
         path = pathlib.Path(screenshot)
         path.parent.mkdir(parents=True, exist_ok=True)
-        plotter.screenshot(str(path))
+        with atomic_path(path) as tmp:
+            plotter.screenshot(tmp)
         plotter.close()
         return path
     if return_plotter or not show:
@@ -518,7 +520,8 @@ def screenshot(obj, path, field=None, other=None, kind=None, window_size=(1024, 
     path.parent.mkdir(parents=True, exist_ok=True)
     p = _plotter_for(obj, field, other, kind, window_size, opts)
     try:
-        p.screenshot(str(path))
+        with atomic_path(path) as tmp:
+            p.screenshot(tmp)
     finally:
         p.close()
     return path
