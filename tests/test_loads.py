@@ -158,6 +158,10 @@ def test_upper_body_closed_form():
     # passive share goes to the flexion moment
     P = loads.upper_body(70.0, "L4", passive_share=0.5, added_kyphosis=10.0)
     assert P.flexion == pytest.approx(0.5 * M) and P.compression < K.compression
+    # the shear component of the weight on request
+    assert K.anterior_shear == 0.0
+    S = loads.upper_body(70.0, "L4", added_kyphosis=10.0, shear=True)
+    assert S.anterior_shear == pytest.approx(W * math.sin(phi)) and S.compression == K.compression
     with pytest.raises(InputError, match="compensation"):
         loads.upper_body(70.0, "L4", compensation=1.5)
     with pytest.raises(InputError, match="body_mass"):

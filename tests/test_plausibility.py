@@ -50,3 +50,21 @@ def test_per_level_bmd_is_checked():
     seg = vf.segment(["L3", "L4"], bmd={"L3": 90.0, "L4": 0.1}, element_size=6.0)
     msgs = plausibility.check_inputs(seg, Load(compression=500.0))
     assert len(msgs) == 1 and "L4" in msgs[0] and "g/cm^3" in msgs[0]
+
+
+def test_study_names_the_cases_that_warn(tmp_path):
+    """A swept vBMD in g/cm^3: the study runs, and the warning names the case (also in status.json)."""
+    import json
+    from vertebrafe import study
+    spec = study.parse_study({
+        "study": {"name": "units"},
+        "base": {"segment": {"levels": "L1-L2", "element_size": 8.0}, "bone": {"bmd": 80.0},
+                 "load": {"compression": 500.0}, "output": {"vtu": False}},
+        "grid": {"bone.bmd": [80.0, 0.08]},
+    })
+    with pytest.warns(PlausibilityWarning, match=r"case .*\(.*\): bmd = 0.08"):
+        run = study.run_study(spec, tmp_path / "s", workers=1, progress=False)
+    assert len(run.ok) == 2 and len(run.warnings) == 1 and "with plausibility warnings" in run.describe()
+    (cid, messages), = run.warnings.items()
+    status = json.loads((tmp_path / "s" / "cases" / cid / "status.json").read_text())
+    assert status["info"]["warnings"] == messages

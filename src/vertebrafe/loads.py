@@ -665,7 +665,7 @@ UPPER_BODY_CONSTANTS = {
 
 def upper_body(body_mass, level=None, compensation=0.0, segment=None, *, trunk_flexion=0.0,
                added_kyphosis=None, passive_share=0.0, follower=True, muscle_lever_arm=None,
-               com_offset=None, com_height=None):
+               com_offset=None, com_height=None, shear=False):
     """Static sagittal upper-body load on the top of a segment, aware of its alignment.
 
     Model (2-D, sagittal plane, see ``docs/loads.md``)::
@@ -676,12 +676,15 @@ def upper_body(body_mass, level=None, compensation=0.0, segment=None, *, trunk_f
         M   = W * e                                                            (N m, flexion)
         F_m = (1 - passive_share) * |M| / muscle_lever_arm                     (N, back extensors)
         compression = W * cos(phi) + F_m;  flexion = passive_share * M
+        anterior_shear = W * sin(phi)      (with shear=True)
 
     ``added_kyphosis`` defaults to :func:`alignment_change` of ``segment`` (a wedge fracture tilts the
     trunk forward and raises the load; restoring height lowers it); ``compensation`` (0..1) is the
     fraction of that tilt compensated by posture (pelvis, hips, knees; Bruno 2012: compensation mitigates
     the rise). ``level`` defaults to the top vertebra of ``segment``. Returns a :class:`Load` (follower
-    by default) with ``name = "upper_body"``. The shear component ``W sin(phi)`` is not applied.
+    by default) with ``name = "upper_body"``. ``shear=True`` adds the shear component of the weight,
+    ``W sin(phi)``, as ``anterior_shear`` (the inclined trunk pushes the top vertebra forward along its
+    endplate; the shear the back muscles carry is not modelled); by default it is left out.
     """
     m = _number("body_mass", body_mass, 20.0, 250.0, "kg")
     c = _number("compensation", compensation, 0.0, 1.0)
@@ -709,5 +712,8 @@ def upper_body(body_mass, level=None, compensation=0.0, segment=None, *, trunk_f
     Fm = (1.0 - s) * abs(M) / r_m          # extensors (M > 0) or abdominal flexors (M < 0)
     comp = max(W * math.cos(phi) + Fm, 0.0)
     sagittal = s * M
+    if not isinstance(shear, (bool, np.bool_)):
+        raise InputError(f"shear = {shear!r}; expected True or False")
     return Load(compression=comp, flexion=max(0.0, sagittal), extension=max(0.0, -sagittal),
-                follower=bool(follower), name="upper_body")
+                follower=bool(follower), name="upper_body",
+                anterior_shear=W * math.sin(phi) if shear else 0.0)

@@ -478,9 +478,19 @@ class Model:
         rhs = np.zeros(N)
         min_det = np.zeros(mesh.n_cells)
         el = mesh.element
-        assembly.assemble(points, cells, self._C, self._material, element_tables(el), self._form,
-                          node_plate, centers, pat["indptr"], pat["indices"], pat["color_ptr"],
-                          pat["chunk_ptr"], pat["order"], pat["tied"], free, g, data, rhs, min_det)
+        try:
+            assembly.assemble(points, cells, self._C, self._material, element_tables(el), self._form,
+                              node_plate, centers, pat["indptr"], pat["indices"], pat["color_ptr"],
+                              pat["chunk_ptr"], pat["order"], pat["tied"], free, g, data, rhs, min_det)
+        except SystemError:          # an error inside the compiled kernel: a singular cell (a bow-tie hex)
+            q = mesh.quality()
+            bad = np.flatnonzero((q.min_jacobian <= 0) | (q.scaled_jacobian <= 0))
+            if not bad.size:
+                raise
+            raise InvertedElementError(
+                f"{bad.size} cell(s) are twisted, inverted or degenerate (a singular Jacobian inside the cell, "
+                f"e.g. a bow-tie hex with crossed faces), first: {bad[:10].tolist()}; fix the mesh (node order "
+                "of each hex: bottom face counter-clockwise seen from above, then the top face)", cells=bad) from None
         t2 = time.perf_counter()
         info["assembly_time"] = t2 - t1
         if np.any(min_det <= 0):

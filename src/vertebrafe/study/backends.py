@@ -8,9 +8,10 @@ import os
 import tempfile
 import time
 import traceback
+import warnings
 
 from ..case import parse_case
-from ..errors import InputError
+from ..errors import InputError, PlausibilityWarning
 
 __all__ = ["THREAD_ENV", "pipeline_runner", "compute", "run_pool", "run_dask", "sigterm_unwinds"]
 
@@ -33,6 +34,7 @@ def pipeline_runner(case, workdir):
         os.remove(os.path.join(workdir, "result.vtu"))
     info = result.solution.info
     return {"dofs": info.get("dofs"), "iterations": info.get("iterations"), "residual": info.get("residual"),
+            "warnings": list(getattr(result, "warnings", [])),
             "timings": dict(getattr(result, "case_timings", {}), save_s=time.perf_counter() - t0
                             - getattr(result, "case_timings", {}).get("total_s", 0.0))}
 
@@ -137,7 +139,8 @@ def compute(item, runner=None, limit_threads=True):
         run = _resolve_runner(runner)
         case = parse_case(item["case"], source=f"case {item['id']}")
         with tempfile.TemporaryDirectory(prefix=f"vertebrafe-{item['id']}-") as tmp:
-            with _one_thread(limit_threads):
+            with _one_thread(limit_threads), warnings.catch_warnings():
+                warnings.simplefilter("ignore", PlausibilityWarning)    # kept in info, shown with the case name
                 info = run(case, tmp)
             out["info"] = info or {}
             for name in sorted(os.listdir(tmp)):

@@ -5,9 +5,10 @@ import dataclasses
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 
-from ..errors import InputError
+from ..errors import InputError, PlausibilityWarning
 from ..io.studydir import (LOCK_FILE, case_status, clean_temporaries, damage, is_study_dir, lock, read_study, write_case,
                            write_study)
 from ..io.toml import comment, to_toml
@@ -35,8 +36,9 @@ def _write_outcome(out, sc, outcome):
 @dataclass
 class StudyRun:
     """What :func:`run_study` did: case ids ``ok``, ``failed`` (id -> error), ``skipped`` (finished
-    earlier and verified), ``recomputed`` (id -> why an earlier result was not trusted), the wall time and
-    the summary paths."""
+    earlier and verified), ``recomputed`` (id -> why an earlier result was not trusted), ``warnings`` (id ->
+    plausibility messages, also issued as warnings naming the case and kept in ``cases/<id>/status.json``),
+    the wall time and the summary paths."""
 
     study: Study
     out: str
@@ -44,6 +46,7 @@ class StudyRun:
     failed: dict = field(default_factory=dict)
     skipped: list = field(default_factory=list)
     recomputed: dict = field(default_factory=dict)
+    warnings: dict = field(default_factory=dict)
     elapsed_s: float = 0.0
     summary: dict = field(default_factory=dict)
     backend: str = ""
@@ -52,7 +55,9 @@ class StudyRun:
         n = len(self.study.cases)
         again = f" ({len(self.recomputed)} of them recomputed: damaged or stale)" if self.recomputed else ""
         return (f"study {self.study.name}: {n} cases, {len(self.ok)} run{again}, {len(self.skipped)} finished "
-                f"earlier, {len(self.failed)} failed; {self.elapsed_s:.1f} s on {self.backend}")
+                f"earlier, {len(self.failed)} failed"
+                + (f", {len(self.warnings)} with plausibility warnings (cases/<id>/status.json)" if self.warnings
+                   else "") + f"; {self.elapsed_s:.1f} s on {self.backend}")
 
 
 def _check_memory(pending, workers, force):
@@ -153,6 +158,9 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
         if outcome["status"] == "ok":
             run.ok.append(sc.id)
             say(f"ok      {sc.id} {sc.name} ({outcome['elapsed_s']:.1f} s)")
+            for message in (outcome.get("info") or {}).get("warnings") or ():
+                run.warnings.setdefault(sc.id, []).append(message)
+                warnings.warn(f"case {sc.name} ({sc.id}): {message}", PlausibilityWarning, stacklevel=2)
         else:
             run.failed[sc.id] = outcome["error"]
             say(f"FAILED  {sc.id} {sc.name}: {outcome['error']}")

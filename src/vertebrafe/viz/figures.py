@@ -97,6 +97,8 @@ def report_figures(directory, window_size=(1000, 750), notes=None, check=True):
     regions and ``<case>_vs_<reference>_von_mises_sagittal.png``, the two side by side with one colour range
     and one magnification. Cases without ``result.vtu`` (``output.vtu = false``) or not finished are skipped.
 
+    The sagittal cuts of results with cement pass through the cement (``through="cement"``: for a
+    bipedicular bolus, off the midline, a parasagittal plane), the others through the midline.
     Colour range of the von Mises pictures: 0 to the volume-weighted 95th percentile of the cells of the
     results shown (cells above it, mostly cortex, take the top colour; the scalar bar says so). ``notes``: a list that receives one line per thing skipped and why. With
     ``check``, off-screen rendering is first tested in a child process (:func:`offscreen_available`);
@@ -166,12 +168,19 @@ def report_figures(directory, window_size=(1000, 750), notes=None, check=True):
             grids[path] = mark_ready(to_pyvista(path))
         return grids[path]
 
+    def through(grids):
+        """Sagittal cuts of cemented results pass through the cement (a bipedicular bolus is off the midline)."""
+        for g in grids:
+            if "cement_fraction" in g.cell_data and np.any(np.asarray(g.cell_data["cement_fraction"]) > 0):
+                return "cement"
+        return None
+
     written = []
     for kind, fname, paths, labels in jobs:
         target = out_dir / fname
         if kind == "regions":
             written.append(screenshot(grid(paths[0]), target, kind="segment", color_by="region", clip="sagittal",
-                                      shell="opaque", window_size=window_size))
+                                      through=through([grid(paths[0])]), shell="opaque", window_size=window_size))
             continue
         shown = [grid(p) for p in paths]
         field = FIELDS["von_mises"]
@@ -180,12 +189,13 @@ def report_figures(directory, window_size=(1000, 750), notes=None, check=True):
         title = f"{field.title}, colours capped at {clim[1]:.3g}; deformation x{scale:g}"
         if kind == "field":
             written.append(screenshot(shown[0], target, field="von_mises", kind="field", clip="sagittal",
-                                      scale=scale, clim=clim, title=title, window_size=window_size))
+                                      through=through(shown), scale=scale, clim=clim, title=title,
+                                      window_size=window_size))
         else:
             wide = (2 * window_size[0], window_size[1])
             written.append(screenshot(shown[0], target, field="von_mises", other=shown[1], kind="comparison",
-                                      labels=labels, clip="sagittal", scale=scale, clim=clim, title=title,
-                                      window_size=wide))
+                                      labels=labels, clip="sagittal", through=through(shown), scale=scale,
+                                      clim=clim, title=title, window_size=wide))
     return written
 
 
