@@ -227,10 +227,22 @@ def _api_calls():
         ("name", lambda d: check_name("../x", "summary.plots[0].name"), "'../x' is not a safe file name"),
         ("model-force", lambda d: vf.Model(vf.box((1, 1, 1), (1, 1, 1)), E=100.0, nu=0.3).add_force(
             [0], (np.inf, 0.0, 0.0)), "finite"),
+        ("bow-tie-hex", lambda d: _bow_tie().solve(), "twisted, inverted or degenerate"),
     ]
 
 
-@pytest.mark.parametrize("i", range(8))
+def _bow_tie():
+    """A unit cube whose top face has two nodes swapped (crossed faces), fixed below and loaded on top."""
+    import vertebrafe as vf
+
+    box = vf.box((1.0, 1.0, 1.0), (1, 1, 1))
+    model = vf.Model(vf.Mesh(box.points, box.cells[:, [0, 1, 2, 3, 5, 4, 7, 6]]), E=100.0, nu=0.3)
+    model.fix(np.arange(4))
+    model.add_force([4, 5, 6, 7], (0.0, 0.0, -1.0))
+    return model
+
+
+@pytest.mark.parametrize("i", range(9))
 def test_bad_api_call(tmp_path, i):
     label, call, part = _api_calls()[i]
     with pytest.raises(VertebrafeError) as e:

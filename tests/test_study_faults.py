@@ -220,7 +220,7 @@ def _start(tmp_path, monkeypatch):
     script = tmp_path / "run.py"
     script.write_text(SCRIPT.format(here=HERE, out=str(out)))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300             # the parent first loads (or compiles) the numba kernels
     workers = []
     while time.monotonic() < deadline and proc.poll() is None:        # both workers inside a case
         workers = [w for w in _children(proc.pid) if "spawn_main" in open(f"/proc/{w}/cmdline").read()]

@@ -30,7 +30,7 @@ from .post import strength as _s
 from .post.compare import compare as _compare
 from .post.compare import treated_level
 
-__all__ = ["simulate", "Result"]
+__all__ = ["simulate", "build_model", "Result"]
 
 
 def _yield_strains(segment, yield_compression, yield_tension):
@@ -104,7 +104,6 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
 def _simulate(segment, load, case, setup, options, solver_options):
     """One load case of :func:`simulate`; ``setup``: a :class:`vertebrafe.fem.Setup` shared by the loads of
     one call, or None."""
-    from .fem import Model
 
     yield_compression, yield_tension = options["yield_compression"], options["yield_tension"]
     fraction, bone_regions = options["fraction"], options["bone_regions"]
@@ -126,13 +125,7 @@ def _simulate(segment, load, case, setup, options, solver_options):
     t0 = time.perf_counter()
     if user_loads is not None and not callable(user_loads):
         raise InputError(f"user_loads = {user_loads!r}; expected a function f(model, segment)")
-    model = Model(segment.mesh, C=segment.elasticity, formulation=formulation)
-    for springs in segment.spring_sets():
-        model.add_springs(springs)
-    applied = apply(model, segment, load)
-    if user_loads is not None:
-        user_loads(model, segment)
-        applied.user_loads = getattr(user_loads, "__qualname__", repr(user_loads))
+    model, applied = build_model(segment, load, formulation, user_loads)
     t1 = time.perf_counter()
     solution = model.solve(**solver_options, setup=setup)
     t2 = time.perf_counter()
@@ -145,6 +138,22 @@ def _simulate(segment, load, case, setup, options, solver_options):
     res.timings["metrics_time"] = time.perf_counter() - t2
     res.warnings = notes + _p.warn(_p.check_result(res.metrics, segment), stacklevel=3)
     return res
+
+
+def build_model(segment, load, formulation="bbar", user_loads=None):
+    """The FE model :func:`simulate` solves: ``(Model, AppliedLoad)`` with the segment's elasticity and spring
+    sets (annulus fibres, fluid nucleus), ``load`` applied (:func:`vertebrafe.loads.apply`) and then
+    ``user_loads(model, segment)`` if given. ``Model.export`` writes it for other solvers."""
+    from .fem import Model
+
+    model = Model(segment.mesh, C=segment.elasticity, formulation=formulation)
+    for springs in segment.spring_sets():
+        model.add_springs(springs)
+    applied = apply(model, segment, load)
+    if user_loads is not None:
+        user_loads(model, segment)
+        applied.user_loads = getattr(user_loads, "__qualname__", repr(user_loads))
+    return model, applied
 
 
 @dataclasses.dataclass(eq=False)

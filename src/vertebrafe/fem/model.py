@@ -482,9 +482,19 @@ class Model:
         data = np.zeros((pat["indices"].size, 3, 3))
         rhs = np.zeros(eliminated.size)
         min_det = np.zeros(mesh.n_cells)
-        assembly.assemble(points, cells, self._C, self._material, element_tables(mesh.element), self._form,
-                          node_plate, centers, pat["indptr"], pat["indices"], pat["color_ptr"],
-                          pat["chunk_ptr"], pat["order"], pat["tied"], free, g, data, rhs, min_det)
+        try:
+            assembly.assemble(points, cells, self._C, self._material, element_tables(mesh.element), self._form,
+                              node_plate, centers, pat["indptr"], pat["indices"], pat["color_ptr"],
+                              pat["chunk_ptr"], pat["order"], pat["tied"], free, g, data, rhs, min_det)
+        except SystemError:          # an error inside the compiled kernel: a singular cell (a bow-tie hex)
+            q = mesh.quality()
+            bad = np.flatnonzero((q.min_jacobian <= 0) | (q.scaled_jacobian <= 0))
+            if not bad.size:
+                raise
+            raise InvertedElementError(
+                f"{bad.size} cell(s) are twisted, inverted or degenerate (a singular Jacobian inside the cell, "
+                f"e.g. a bow-tie hex with crossed faces), first: {bad[:10].tolist()}; fix the mesh (node order "
+                "of each hex: bottom face counter-clockwise seen from above, then the top face)", cells=bad) from None
         info["assembly_time"] = time.perf_counter() - t1
         if np.any(min_det <= 0):
             bad = np.flatnonzero(min_det <= 0)
