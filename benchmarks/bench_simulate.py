@@ -144,16 +144,16 @@ def validation(h, solver):
               f"{out[f'target7/T12-L2/{name}']['strength_yield']:.0f} N", flush=True)
     return out
 
-def clinical(h, solver, bmd=70.0):
+def clinical(h, solver, bmd=70.0, fibres=False):
     """Intact / L1 grade-2 wedge / + VP / + BKP of T12-L2 under a 500 N follower load: the clinical check."""
     from vertebrafe.clinical import fracture, kyphoplasty, vertebroplasty
 
-    seg = vf.segment("T12-L2", bmd=bmd, element_size=h)
+    seg = vf.segment("T12-L2", bmd=bmd, element_size=h, fibres=fibres)
     frac = fracture(seg, "L1", kind="wedge", grade=2)
     cases = {"intact": seg, "L1 grade-2 wedge": frac, "+ vertebroplasty": vertebroplasty(frac, "L1"),
              "+ kyphoplasty": kyphoplasty(frac, "L1")}
     load = loads.Load(compression=500.0, follower=True)
-    print(f"\nclinical check: T12-L2, vBMD {bmd:g}, {h:g} mm, 500 N follower")
+    print(f"\nclinical check: T12-L2, vBMD {bmd:g}, {h:g} mm, 500 N follower{', annulus fibres' if fibres else ''}")
     print("| case | added kyphosis (deg) | `upper_body(70 kg)` at T12 (N) | L1 apparent strain "
           "| segment stiffness (N/mm) | nucleus pressure T12-L1 / L1-L2 (MPa) | factor of risk L1, yield-volume |")
     print("|---|---|---|---|---|---|---|")
@@ -203,7 +203,8 @@ def main(argv=None):
     warm_up()
     print(f"warm-up (numba cache) {time.perf_counter() - t:.1f} s")
     if args.validation or args.clinical:
-        report = (validation if args.validation else clinical)(args.element_size, args.solver)
+        report = (validation(args.element_size, args.solver) if args.validation
+                  else clinical(args.element_size, args.solver, fibres=args.fibres))
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(report, f, indent=1)

@@ -103,7 +103,10 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
                                    "mechanism once slack springs carry nothing", iterations=step)
         if residual > max(rtol if tight else LOOSE_RTOL, 1e-6 if method == "direct" else rtol) * 1.0001:
             raise ConvergenceError(f"active-set step {step}: the {method} solve reached a relative residual "
-                                   f"{residual:.3g} > rtol {rtol:g}", iterations=step, residual=residual)
+                                   f"{residual:.3g} > rtol {rtol:g}; with {int((k * active > 0).sum())} of "
+                                   f"{k.size} springs active the model may be a mechanism (slack springs carry "
+                                   "nothing): check that the load can be carried", iterations=step,
+                                   residual=residual)
         delta = G @ (np.where(free, x, 0.0) + gc)
         want = np.concatenate([s.wants_active(delta[bounds[i]:bounds[i + 1]]) for i, s in enumerate(sets)])
         changed = int(np.count_nonzero(want != active))
