@@ -218,15 +218,13 @@ def _run_export(args: argparse.Namespace) -> int:
     import warnings
 
     from .case import build_segment, load_case
-    from .fem import Model
     from .io.export import ExportWarning
-    from .loads import apply
+    from .simulate import build_model
 
     _check_case_file(args.case)
     case = load_case(args.case, _parse_overrides(args.overrides))
     seg = build_segment(case)
-    model = Model(seg.mesh, C=seg.elasticity, formulation=args.formulation)
-    apply(model, seg, case.load.to_load(name=case.load.preset or ""))
+    model, _ = build_model(seg, case.load.to_load(name=case.load.preset or ""), args.formulation)
     parent = os.path.dirname(os.path.abspath(args.output))
     os.makedirs(parent, exist_ok=True)
     with warnings.catch_warnings(record=True) as caught:

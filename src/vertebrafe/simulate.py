@@ -30,7 +30,7 @@ from .post import strength as _s
 from .post.compare import compare as _compare
 from .post.compare import treated_level
 
-__all__ = ["simulate", "Result"]
+__all__ = ["simulate", "build_model", "Result"]
 
 
 def _yield_strains(segment, yield_compression, yield_tension):
@@ -81,8 +81,6 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     -------
     Result
     """
-    from .fem import Model
-
     if isinstance(load, str):
         load = preset(load)
     if not isinstance(load, Load):
@@ -99,13 +97,7 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     t0 = time.perf_counter()
     if user_loads is not None and not callable(user_loads):
         raise InputError(f"user_loads = {user_loads!r}; expected a function f(model, segment)")
-    model = Model(segment.mesh, C=segment.elasticity, formulation=formulation)
-    for springs in segment.spring_sets():
-        model.add_springs(springs)
-    applied = apply(model, segment, load)
-    if user_loads is not None:
-        user_loads(model, segment)
-        applied.user_loads = getattr(user_loads, "__qualname__", repr(user_loads))
+    model, applied = build_model(segment, load, formulation, user_loads)
     t1 = time.perf_counter()
     solution = model.solve(**solver_options)
     t2 = time.perf_counter()
@@ -118,6 +110,22 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     res.timings["metrics_time"] = time.perf_counter() - t2
     res.warnings = notes + _p.warn(_p.check_result(res.metrics, segment), stacklevel=2)
     return res
+
+
+def build_model(segment, load, formulation="bbar", user_loads=None):
+    """The FE model :func:`simulate` solves: ``(Model, AppliedLoad)`` with the segment's elasticity and spring
+    sets (annulus fibres, fluid nucleus), ``load`` applied (:func:`vertebrafe.loads.apply`) and then
+    ``user_loads(model, segment)`` if given. ``Model.export`` writes it for other solvers."""
+    from .fem import Model
+
+    model = Model(segment.mesh, C=segment.elasticity, formulation=formulation)
+    for springs in segment.spring_sets():
+        model.add_springs(springs)
+    applied = apply(model, segment, load)
+    if user_loads is not None:
+        user_loads(model, segment)
+        applied.user_loads = getattr(user_loads, "__qualname__", repr(user_loads))
+    return model, applied
 
 
 @dataclasses.dataclass(eq=False)

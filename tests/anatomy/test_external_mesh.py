@@ -118,3 +118,21 @@ def test_per_cell_density_from_the_mesh():
     with pytest.raises(InputError, match="density 'vbmd'"):
         m.set_cell_data("vbmd", np.full(m.n_cells, -5.0))
         vf.Segment.from_mesh(m, density="vbmd")
+
+
+def test_reference_tet4_body_from_an_external_mesher():
+    """meshes/l1_body_tet4.vtu (gmsh, 8553 tet4, one physical volume): a homogeneous body compressed
+    between a fixed base and a rigid plate is a little stiffer (end restraint) than the stack of its
+    cross-sections in series, E / int dz / A(z), with A(z) from the two endplate ellipses."""
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "meshes", "l1_body_tet4.vtu")
+    seg = vf.Segment.from_mesh(path, regions={1: "cancellous"}, levels={1: "L1"}, bmd=100.0)
+    assert seg.mesh.cell_type == "tetra"
+    res = vf.simulate(seg, LOAD)
+    k = _value(res, "segment", "segment", "axial_stiffness")
+    E = float(seg.mesh.cell_data["modulus"][0])
+    z0 = seg.mesh.points[seg.node_sets["L1:inferior"], 2].mean()
+    z1 = seg.mesh.points[seg.node_sets["L1:superior"], 2].mean()
+    t = np.linspace(0.0, 1.0, 2001)
+    a = np.pi / 4 * ((1 - t) * 44.0 + t * 41.1) * ((1 - t) * 32.5 + t * 31.5)       # ellipse areas (mm^2)
+    k_series = E / np.trapezoid(1.0 / a, t * (z1 - z0))
+    assert 1.0 < k / k_series < 1.15, (k, k_series)

@@ -113,3 +113,16 @@ def test_labels_off_the_ct_grid_are_refused(ph):
     moved = Image(ph.labels.array, A)
     with pytest.raises(InputError, match="same grid"):
         image_segment(ph.ct, moved, calibration=ph.calibration)
+
+
+def test_dicom_ct_with_nifti_labels(tmp_path, pair):
+    """A CT read back from a DICOM series (another axis order) with the NIfTI label map: the labels are
+    re-indexed onto the CT grid and the vBMD is the one of the NIfTI CT."""
+    pytest.importorskip("pydicom")
+    from vertebrafe.image import read_dicom, save_dicom_series
+
+    ct = read_dicom(save_dicom_series(pair.ct, tmp_path / "ct"))
+    assert not ct.same_grid(pair.labels)
+    got = level_bmd(ct, pair.labels, pair.calibration)
+    ref = level_bmd(pair.ct, pair.labels, pair.calibration)
+    assert got == pytest.approx(ref, abs=0.2)              # DICOM stores whole HU: 0.78 * 0.5 at most

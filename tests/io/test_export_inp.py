@@ -146,3 +146,17 @@ def test_print_set_and_field_output_options(tmp_path):
     assert text.count("*NODE PRINT, NSET=ZMAX") == 2 and "*NODE FILE" not in text and "*EL FILE" not in text
     with pytest.raises(InputError, match="print_nodes = 'top'.*zmax"):
         model.export(tmp_path / "q.inp", print_nodes="top")
+
+
+def test_fluid_cavity_is_refused(tmp_path):
+    from vertebrafe.fem.cavity import FluidCavity
+
+    mesh = vf.box((1, 1, 1), (1, 1, 1))
+    model = vf.Model(mesh, E=100.0, nu=0.3, formulation="full")
+    model.fix(mesh.node_sets["zmin"])
+    closed = np.concatenate([mesh.face_sets[k] for k in ("xmin", "xmax", "ymin", "ymax", "zmin", "zmax")])
+    model.add_springs(FluidCavity("nucleus_L1-L2", mesh.points, closed, volume=1.0))
+    for ext in ("inp", "feb"):
+        with pytest.raises(InputError, match=r"fluid cavities \['nucleus_L1-L2'\].*nucleus='solid'"):
+            model.export(tmp_path / f"c.{ext}")
+        assert not (tmp_path / f"c.{ext}").exists()

@@ -7,7 +7,7 @@ accept; :func:`segment_parts` here prepares its fields. Tags, in order of prefer
 * ``region`` and ``level`` integer cell data with name tables (as vertebrafe writes ``.vtu`` files), or
   with the names given as ``regions={value: name}`` and ``levels={value: name}``;
 * gmsh physical names ``"LEVEL:REGION"`` (``"L1:cancellous"``, ``"L1-L2:nucleus"``) on the volumes of a
-  ``.msh`` file.
+  ``.msh`` file, or gmsh physical tags with ``regions={tag: region}`` and ``levels={tag: level}``.
 
 Region names are those of :data:`vertebrafe.materials.REGIONS` (``cortex``, ``endplate``,
 ``cancellous``, ``annulus``, ``nucleus``, ...); levels are vertebrae (``L1``) and discs (``L1-L2``) of one
@@ -58,6 +58,19 @@ def _tags(mesh, regions, levels):
             elif tag not in tn:
                 raise InputError(f"cell data {tag!r} has no names; pass {tag}s={{value: name}} "
                                  f"(values present: {sorted(int(v) for v in np.unique(cd[tag]))})")
+        return
+    if "gmsh:physical" in cd and regions is not None and levels is not None:
+        phys = cd["gmsh:physical"]
+        for tag, given in (("region", regions), ("level", levels)):
+            table = {int(k): str(v) for k, v in dict(given).items()}
+            missing = sorted(int(v) for v in np.unique(phys) if int(v) not in table)
+            if missing:
+                raise InputError(f"{tag}s has no name for gmsh physical tags {missing}")
+            names = sorted(set(table.values()))
+            code = {n: i + 1 for i, n in enumerate(names)}
+            uniq, inv = np.unique(phys, return_inverse=True)
+            mesh.set_cell_data(tag, np.array([code[table[int(u)]] for u in uniq])[inv].astype(np.int64),
+                               names={c: n for n, c in code.items()})
         return
     if "gmsh:physical" in cd and "gmsh:physical" in tn:
         phys, names = cd["gmsh:physical"], tn["gmsh:physical"]

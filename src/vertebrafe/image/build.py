@@ -68,8 +68,10 @@ def as_calibration(calibration, ct=None):
                 raise InputError("calibration: 'rods' needs 'densities' = {rod label: mg/cm^3}")
             if c:
                 raise InputError(f"calibration: unknown keys {sorted(c)}; allowed rods, densities, material")
-            if not rods.same_grid(ct):
-                raise InputError("calibration rods image is not on the CT grid (shape and affine must match)")
+            rods = rods.on_grid_of(ct)
+            if rods is None:
+                raise InputError("calibration rods image is not on the CT grid (the same voxel centres, in any "
+                                 "axis order)")
             return fit_from_rods(ct, rods, {int(k): float(v) for k, v in dict(dens).items()}, material)
         unknown = sorted(set(c) - {"slope", "intercept"})
         if unknown or not {"slope", "intercept"} <= set(c):
@@ -78,6 +80,15 @@ def as_calibration(calibration, ct=None):
         return Calibration(c["slope"], c["intercept"], material)
     raise InputError(f"calibration = {calibration!r}; expected a Calibration, {{'slope': ..., 'intercept': ...}} "
                      f"or {{'rods': ..., 'densities': {{...}}}}")
+
+
+def _align(labels, ct):
+    """``labels`` on the CT grid (re-indexed if the grids differ only in axis order or direction)."""
+    aligned = labels.on_grid_of(ct)
+    if aligned is None:
+        raise InputError(f"ct {ct.shape} and labels {labels.shape} are not on the same grid (the same voxel "
+                         f"centres, in any axis order); resample the label map onto the CT")
+    return aligned
 
 
 def _levels(labels, levels, label_values):
@@ -117,6 +128,7 @@ def level_bmd(ct, labels, calibration, levels=None, bmd_margin=DEFAULT_BMD_MARGI
     from scipy.ndimage import distance_transform_edt
 
     ct, labels = _as_image(ct, "ct"), _as_image(labels, "labels")
+    labels = _align(labels, ct)
     cal = as_calibration(calibration, ct)
     order = _levels(labels, levels, label_values)
     out = {}
@@ -130,9 +142,9 @@ def level_bmd(ct, labels, calibration, levels=None, bmd_margin=DEFAULT_BMD_MARGI
     return out
 
 
-def _disc_overrides(lower, upper, fl, fu, levels_table):
-    """Rim height and segmental angle of the disc between two fitted vertebrae (for the record and the
-    number of disc layers)."""
+def _disc_overrides(fl, fu):
+    """Rim height and segmental angle of the disc between the fitted lower ``fl`` and upper ``fu``
+    vertebrae (for the record and the number of disc layers)."""
     Rl, ol = fl.R, fl.origin
     d = fl.dimensions
     D = 0.5 * (d["superior_depth"] + d["inferior_depth"])
@@ -196,9 +208,7 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
     if calibration is None:
         raise InputError("calibration is required: give Calibration(slope, intercept), {'slope': ..., "
                          "'intercept': ...} or {'rods': ..., 'densities': {...}}")
-    if not ct.same_grid(labels):
-        raise InputError(f"ct {ct.shape} and labels {labels.shape} are not on the same grid (shape and affine "
-                         f"must match); resample the label map onto the CT")
+    labels = _align(labels, ct)
     ct.check_spacing(max_anisotropy)
     if not np.issubdtype(labels.array.dtype, np.integer):
         lab = np.rint(labels.array)
@@ -236,7 +246,7 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
     fits = {v: fit_vertebra(lab_c, lab_c.array == c, v) for v, c in zip(order, codes)}
     overrides = {v: f.dimensions for v, f in fits.items()}
     for up, lo in zip(order[:-1], order[1:]):
-        overrides[f"{up}-{lo}"] = _disc_overrides(lo, up, fits[lo], fits[up], None)
+        overrides[f"{up}-{lo}"] = _disc_overrides(fits[lo], fits[up])
     for name, ov in overrides.items():
         try:
             level_dimensions(name, **ov)

@@ -146,6 +146,25 @@ class Image:
         """True if ``other`` has the same shape and affine (within ``tol`` mm)."""
         return self.shape == other.shape and np.allclose(self.affine, other.affine, atol=tol)
 
+    def on_grid_of(self, other, tol=1e-3):
+        """This image re-indexed onto the grid of ``other`` when the two grids hold the same voxel centres in
+        another axis order or direction (e.g. a DICOM series and a NIfTI file of the same scan): no
+        interpolation. Returns ``self`` if the grids already match, None if they are not such a permutation."""
+        if self.same_grid(other, tol):
+            return self
+        T = np.linalg.solve(self.affine, other.affine)          # other index -> self index
+        P = np.rint(T[:3, :3])
+        t = np.rint(T[:3, 3])
+        if (not np.allclose(T[:3, :3], P, atol=1e-6) or not np.allclose(T[:3, 3], t, atol=tol)
+                or sorted(np.abs(P).sum(axis=0).tolist()) != [1.0, 1.0, 1.0]
+                or sorted(np.abs(P).sum(axis=1).tolist()) != [1.0, 1.0, 1.0]):
+            return None
+        idx = np.stack(np.meshgrid(*[np.arange(n) for n in other.shape], indexing="ij"), axis=-1)
+        src = np.rint(idx @ P.T + t).astype(np.int64)
+        if (src < 0).any() or (src >= np.array(self.shape)).any():
+            return None
+        return Image(self.array[src[..., 0], src[..., 1], src[..., 2]], other.affine.copy(), self.source)
+
 
 # ------------------------------------------------------------------------------------------------ files
 def read_image(path, **kwargs):

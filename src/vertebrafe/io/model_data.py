@@ -66,6 +66,13 @@ class ModelData:
 def describe(model):
     """The :class:`ModelData` of ``model``; ConstraintError if a node is both tied to a plate and prescribed."""
     mesh = model.mesh
+    springs = list(getattr(model, "springs", []))
+    cavities = [s.name for s in springs if not hasattr(s, "nodes_a")]
+    if cavities:
+        raise InputError(f"the model has fluid cavities {cavities} (a fluid nucleus), which neither CalculiX nor "
+                         f"FEBio input files can express as vertebrafe solves them (a uniform pressure from the "
+                         f"volume change; Abaqus's *FLUID CAVITY would be the form); export a model with a "
+                         f"solid nucleus (segment(..., nucleus='solid'))")
     node_plate = model._check_ties()
     plate_loads = model._plate_loads()
     force = np.where((node_plate >= 0)[:, None], 0.0, model._force)
@@ -86,7 +93,7 @@ def describe(model):
                      material=model._material.copy(), cell_sets=cell_sets,
                      node_sets={k: np.asarray(v, dtype=np.int64) for k, v in mesh.node_sets.items()},
                      fixed=model._fixed.copy(), fixed_value=np.where(model._fixed, model._fixed_value, 0.0),
-                     force=force, plates=plates, springs=list(getattr(model, "springs", [])))
+                     force=force, plates=plates, springs=springs)
 
 
 def isotropic_constants(C, rtol=1e-12):

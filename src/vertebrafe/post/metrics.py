@@ -125,12 +125,15 @@ def level_axis(segment, name):
 
 
 def _areas(points, faces):
+    """Areas (mm^2) of quad faces ``(k, 4)`` or of triangles (``(k, 3)``, or ``(k, 6)`` with the corners first)."""
     p = points[faces]
-    return 0.5 * np.linalg.norm(np.cross(p[:, 2] - p[:, 0], p[:, 3] - p[:, 1]), axis=1)
+    if faces.shape[1] == 4:
+        return 0.5 * np.linalg.norm(np.cross(p[:, 2] - p[:, 0], p[:, 3] - p[:, 1]), axis=1)
+    return 0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1)
 
 
 def face_mean(points, faces, values, mask=None):
-    """Area-weighted mean over quad ``faces (k, 4)`` of a nodal field ``values (n, ...)``."""
+    """Area-weighted mean over ``faces`` (quads ``(k, 4)`` or triangles) of a nodal field ``values (n, ...)``."""
     if mask is not None:
         faces = faces[mask]
     a = _areas(points, faces)
