@@ -184,3 +184,11 @@ def test_disk_full_during_a_run_keeps_the_earlier_output(tmp_path, case):
         save_result(Full("b"), case, out, overwrite=True)
     assert (out / "metrics.csv").read_text() == "metrics.csv a\n" and verify(out) == []
     assert not [n for n in os.listdir(out) if n.startswith(".vertebrafe-tmp")]
+
+
+def test_a_killed_write_leaves_nothing_that_blocks_the_next(tmp_path, case):
+    out = tmp_path / "run"
+    (out / ".vertebrafe-tmp-abc").mkdir(parents=True)          # a run killed while writing its first output
+    (out / ".vertebrafe-tmp-abc" / "result.vtu").write_text("half")
+    save_result(FakeResult("a"), case, out)
+    assert not (out / ".vertebrafe-tmp-abc").exists() and verify(out) == []

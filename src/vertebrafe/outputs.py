@@ -18,6 +18,7 @@ from .errors import InputError, OutputError
 from .io.atomic import temp_dir, write_text
 
 MARKER = ".vertebrafe.json"
+_TMP = ".vertebrafe-tmp-"           # prefix of the temporary folder of a write in progress
 #: A file name made of letters, digits, ``.``, ``-`` and ``_``, not starting with ``.``, at most 128 characters.
 NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 _NAME_RULE = "1-128 characters from A-Z a-z 0-9 . _ -, not starting with '.'"
@@ -59,7 +60,7 @@ def check_output_dir(path, kind, *, overwrite=False, option="-o/--output"):
         raise InputError(f"{option} = {text!r} is an existing file; allowed: a new or empty folder "
                          "(vertebrafe never replaces a file it did not write)")
     if os.path.isdir(out):
-        entries = os.listdir(out)
+        entries = [n for n in os.listdir(out) if not n.startswith(_TMP)]
         if entries:
             marker = read_marker(out)
             if marker is None or marker.get("kind") != kind:
@@ -109,8 +110,11 @@ def publish(write, out, kind, *, overwrite=False):
 
 def _publish(write, out, kind, version):
     os.makedirs(out, exist_ok=True)
+    for n in os.listdir(out):                 # temporary folders of an earlier, interrupted write
+        if n.startswith(_TMP) and os.path.isdir(os.path.join(out, n)) and not os.path.islink(os.path.join(out, n)):
+            shutil.rmtree(os.path.join(out, n), ignore_errors=True)
     old = (read_marker(out) or {}).get("files", {})
-    tmp = temp_dir(out, prefix=".vertebrafe-tmp-")
+    tmp = temp_dir(out, prefix=_TMP)
     try:
         write(tmp)
         names = sorted(os.listdir(tmp))

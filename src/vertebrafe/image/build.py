@@ -142,9 +142,9 @@ def level_bmd(ct, labels, calibration, levels=None, bmd_margin=DEFAULT_BMD_MARGI
     return out
 
 
-def _disc_overrides(lower, upper, fl, fu, levels_table):
-    """Rim height and segmental angle of the disc between two fitted vertebrae (for the record and the
-    number of disc layers)."""
+def _disc_overrides(fl, fu):
+    """Rim height and segmental angle of the disc between the fitted lower ``fl`` and upper ``fu``
+    vertebrae (for the record and the number of disc layers)."""
     Rl, ol = fl.R, fl.origin
     d = fl.dimensions
     D = 0.5 * (d["superior_depth"] + d["inferior_depth"])
@@ -246,7 +246,7 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
     fits = {v: fit_vertebra(lab_c, lab_c.array == c, v) for v, c in zip(order, codes)}
     overrides = {v: f.dimensions for v, f in fits.items()}
     for up, lo in zip(order[:-1], order[1:]):
-        overrides[f"{up}-{lo}"] = _disc_overrides(lo, up, fits[lo], fits[up], None)
+        overrides[f"{up}-{lo}"] = _disc_overrides(fits[lo], fits[up])
     for name, ov in overrides.items():
         try:
             level_dimensions(name, **ov)

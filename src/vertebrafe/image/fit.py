@@ -100,7 +100,7 @@ def _columns(probe, R, origin, extent, step):
     return xs, ys, lo + zs[0], hi + zs[0]
 
 
-def _rim_band(xs, ys, bottom, top, step):
+def _rim_band(bottom, top, step):
     """Columns of the peripheral band that span the body from endplate to endplate (bool ``(nx, ny)``)
     and the equivalent radius of the footprint (mm).
 
@@ -163,7 +163,7 @@ def fit_vertebra(image, mask, name="vertebra"):
         loc = (X - origin) @ R
         ext = [(float(a) - 3.0, float(b) + 3.0) for a, b in zip(loc.min(axis=0), loc.max(axis=0))]
         xs, ys, bot, top = _columns(probe, R, origin, ext, step)
-        band, R_eq = _rim_band(xs, ys, bot, top, step)
+        band, R_eq = _rim_band(bot, top, step)
         gx, gy = np.meshgrid(xs, ys, indexing="ij")
         (a, b, cc), _ = _robust_plane(gx[band], gy[band], bot[band])
         n = np.array([-b, -cc, 1.0])
@@ -177,7 +177,7 @@ def fit_vertebra(image, mask, name="vertebra"):
     loc = (X - origin) @ R
     ext = [(float(a) - 3.0, float(b) + 3.0) for a, b in zip(loc.min(axis=0), loc.max(axis=0))]
     xs, ys, bot, top = _columns(probe, R, origin, ext, step)
-    band, R_eq = _rim_band(xs, ys, bot, top, step)
+    band, R_eq = _rim_band(bot, top, step)
     gx, gy = np.meshgrid(xs, ys, indexing="ij")
     (ab, bb, cb), rms_b = _robust_plane(gx[band], gy[band], bot[band])
     origin = origin + R @ np.array([0.0, 0.0, ab])
