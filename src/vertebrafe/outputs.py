@@ -48,17 +48,24 @@ def read_marker(directory):
     return m if isinstance(m, dict) and isinstance(m.get("files"), dict) else None
 
 
-def check_output_dir(path, kind, *, overwrite=False, option="-o/--output"):
-    """Absolute path of the output folder ``path`` after checking that writing ``kind`` output there
-    destroys nothing: it must not exist, be an empty folder, or (with ``overwrite``) hold an earlier
-    vertebrafe output of the same kind. Raises :class:`InputError` otherwise."""
+def folder_path(path, *, option="-o/--output", allowed="a new or empty folder"):
+    """``(text, absolute path)`` of the output folder ``path``; InputError if it is empty or an existing
+    file (vertebrafe never replaces a file it did not write). ``allowed`` completes the message."""
     text = os.fspath(path) if path is not None else ""
     if not str(text).strip():
         raise InputError(f"{option} = {text!r} is empty; allowed: the path of a new or empty folder")
     out = os.path.abspath(text)
     if os.path.lexists(out) and not os.path.isdir(out):
-        raise InputError(f"{option} = {text!r} is an existing file; allowed: a new or empty folder "
+        raise InputError(f"{option} = {text!r} is an existing file; allowed: {allowed} "
                          "(vertebrafe never replaces a file it did not write)")
+    return text, out
+
+
+def check_output_dir(path, kind, *, overwrite=False, option="-o/--output"):
+    """Absolute path of the output folder ``path`` after checking that writing ``kind`` output there
+    destroys nothing: it must not exist, be an empty folder, or (with ``overwrite``) hold an earlier
+    vertebrafe output of the same kind. Raises :class:`InputError` otherwise."""
+    text, out = folder_path(path, option=option)
     if os.path.isdir(out):
         entries = [n for n in os.listdir(out) if not n.startswith(_TMP)]
         if entries:

@@ -12,6 +12,7 @@ from ..errors import InputError, PlausibilityWarning
 from ..io.studydir import (LOCK_FILE, case_status, clean_temporaries, damage, is_study_dir, lock, read_study, write_case,
                            write_study)
 from ..io.toml import comment, to_toml
+from ..outputs import folder_path
 from ..report import summarize
 from .backends import compute, run_dask, run_pool, sigterm_unwinds
 from .plan import Study, load_study
@@ -243,13 +244,7 @@ def _warm_up(bar, say):
 
 def _check_study_dir(out):
     """Absolute path of study folder ``out``: new, empty, or an earlier study output (with study.json)."""
-    text = os.fspath(out) if out is not None else ""
-    if not str(text).strip():
-        raise InputError(f"-o/--output = {text!r} is empty; allowed: the path of a new or empty folder")
-    out = os.path.abspath(text)
-    if os.path.lexists(out) and not os.path.isdir(out):
-        raise InputError(f"-o/--output = {text!r} is an existing file; allowed: a new or empty folder, or an "
-                         "earlier study folder to resume")
+    text, out = folder_path(out, allowed="a new or empty folder, or an earlier study folder to resume")
     if os.path.isdir(out) and set(os.listdir(out)) - {LOCK_FILE} and not is_study_dir(out):
         raise InputError(f"-o/--output = {text!r} is a non-empty folder that is not a study folder (no "
                          "study.json); allowed: a new or empty folder, or an earlier study folder to resume "
