@@ -31,6 +31,20 @@ def test_list_of_loads_equals_separate_solves(seg, solver, presets):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
 
 
+def test_plate_strengths_are_solved_once_per_vertebra_for_a_list_of_loads(seg, monkeypatch):
+    from vertebrafe.post import strength
+    calls = []
+    original = strength.vertebra_strength
+    monkeypatch.setattr(strength, "vertebra_strength", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
+    together = simulate(seg, PRESETS[:3], solver="direct")
+    assert sorted(calls) == sorted(seg.levels)                   # not once per load
+    strengths = [r.value("plate_strength_yield", "L4") for r in together]
+    assert strengths[0] == strengths[1] == strengths[2]
+    forces = [r.load.compression for r in together]
+    np.testing.assert_allclose([r.value("factor_of_risk", "L4") for r in together],
+                               np.array(forces) / strengths[0], rtol=1e-12)
+
+
 def test_setup_is_rebuilt_when_the_constraints_change():
     mesh = vf.box((2.0, 2.0, 6.0), (2, 2, 6))
     setup = Setup()

@@ -97,13 +97,13 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     cases = [None] * len(load) if case is None else case
     if isinstance(cases, str) or len(cases) != len(load):
         raise InputError(f"case = {case!r}; expected None or a list of {len(load)} labels, one per load")
-    setup = Setup()
-    return [_simulate(segment, ld, c, setup, options, dict(solver_options)) for ld, c in zip(load, cases)]
+    setup, strengths = Setup(), {}                     # plate strengths do not depend on the load
+    return [_simulate(segment, ld, c, setup, options, dict(solver_options), strengths) for ld, c in zip(load, cases)]
 
 
-def _simulate(segment, load, case, setup, options, solver_options):
-    """One load case of :func:`simulate`; ``setup``: a :class:`vertebrafe.fem.Setup` shared by the loads of
-    one call, or None."""
+def _simulate(segment, load, case, setup, options, solver_options, strengths=None):
+    """One load case of :func:`simulate`; ``setup``: a :class:`vertebrafe.fem.Setup` and ``strengths``: the
+    plate-strength cache, both shared by the loads of one call, or None."""
 
     yield_compression, yield_tension = options["yield_compression"], options["yield_tension"]
     fraction, bone_regions = options["fraction"], options["bone_regions"]
@@ -132,7 +132,7 @@ def _simulate(segment, load, case, setup, options, solver_options):
     res = Result(segment=segment, load=load, solution=solution, applied=applied,
                  case=case or load.name or "case", yield_compression=yc, yield_tension=yt, fraction=fraction,
                  bone_regions=tuple(bone_regions), formulation=formulation, solver_options=dict(solver_options),
-                 with_factor_of_risk=bool(factor_of_risk))
+                 with_factor_of_risk=bool(factor_of_risk), strength_cache={} if strengths is None else strengths)
     res.timings = {"model_time": t1 - t0, "fe_time": t2 - t1}
     _ = res.metrics
     res.timings["metrics_time"] = time.perf_counter() - t2
@@ -189,6 +189,7 @@ class Result:
     timings: dict = dataclasses.field(default_factory=dict)
     warnings: list = dataclasses.field(default_factory=list)
     with_factor_of_risk: bool = True
+    strength_cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     # -- metrics ----------------------------------------------------------------------------------
     @cached_property
@@ -208,7 +209,7 @@ class Result:
     def _plate_rows(self):
         opts = {k: v for k, v in self.solver_options.items() if k in ("solver", "rtol", "maxiter")}
         return _s.plate_rows(self.segment, self.load, None, self.fraction, self.yield_compression, self.yield_tension,
-                             self.bone_regions, **opts)
+                             self.bone_regions, cache=self.strength_cache, **opts)
 
     def value(self, metric, level="segment", region=None):
         """One metric value (float). ``region`` defaults to the only region of ``metric`` at ``level``."""

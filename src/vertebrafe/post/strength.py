@@ -163,16 +163,23 @@ def vertebra_strength(segment, level, apparent_yield=APPARENT_YIELD, fraction=DE
 
 
 def plate_rows(segment, load, levels=None, fraction=DEFAULT_FRACTION, yield_compression=None, yield_tension=None,
-               regions=BONE_REGIONS, **solver_options):
+               regions=BONE_REGIONS, cache=None, **solver_options):
     """Rows per vertebra from :func:`vertebra_strength`: ``plate_stiffness`` (N/mm), ``plate_strength_yield``
     (N), ``plate_strength_apparent`` (N) and the headline ``factor_of_risk`` (-, ``load.compression /
-    plate_strength_yield``; NaN without compression). One solve of each vertebra alone."""
+    plate_strength_yield``; NaN without compression). One solve of each vertebra alone; ``cache`` (a dict
+    kept by the caller for one segment) holds the strengths, which do not depend on the load, so that
+    several load cases of one segment solve each vertebra once."""
     levels = list(segment.levels) if levels is None else list(levels)
     F = load.compression
     rows = []
     for v in levels:
-        vs = vertebra_strength(segment, v, fraction=fraction, yield_compression=yield_compression,
-                               yield_tension=yield_tension, regions=regions, **solver_options)
+        key = (v, fraction, yield_compression, yield_tension, tuple(regions), tuple(sorted(solver_options.items())))
+        vs = None if cache is None else cache.get(key)
+        if vs is None:
+            vs = vertebra_strength(segment, v, fraction=fraction, yield_compression=yield_compression,
+                                   yield_tension=yield_tension, regions=regions, **solver_options)
+            if cache is not None:
+                cache[key] = vs
         rows += [(v, "vertebra", "plate_stiffness", vs.stiffness, "N/mm"),
                  (v, "vertebra", "plate_strength_yield", vs.strength_yield, "N"),
                  (v, "vertebra", "plate_strength_apparent", vs.strength_apparent, "N"),
