@@ -96,6 +96,15 @@ def test_expansion_grid_variants_and_ids():
     assert s.parameters == ["bone.bmd", "treatment.kind", "treatment.volume"]
 
 
+def test_nested_grid_tables_equal_dotted_keys():
+    dotted = vs.parse_study(study_raw())
+    raw = study_raw()
+    raw["grid"] = {"bone": {"bmd": raw["grid"].pop("bone.bmd")}, **raw["grid"]}   # [grid.bone] bmd = [...]
+    nested = vs.parse_study(raw)
+    assert [c.id for c in nested.cases] == [c.id for c in dotted.cases]
+    assert nested.parameters == dotted.parameters
+
+
 def test_duplicate_physics_is_run_once():
     raw = study_raw()
     raw["variants"].append({"name": "NSM2", "set": {"treatment.kind": "none"}})

@@ -108,21 +108,22 @@ def _fail(source, path, msg):
     raise CaseError(f"{source}: {path} {msg}")
 
 
-def _check_grid(source, path, grid):
+def _check_grid(source, path, grid, prefix=""):
+    """Swept case keys ``{"section.key": [values]}`` of a grid table; nested tables (``[grid.bone] bmd =
+    [...]``) give the same dotted keys as ``"bone.bmd" = [...]``."""
     if not isinstance(grid, dict):
         _fail(source, path, f"= {fmt_value(grid)} is {type_name(grid)}; expected a table of key = [values]")
     flat = {}
     for key, values in grid.items():
-        if isinstance(values, dict):           # nested tables: [grid.bone] bmd = [...]
-            for k2, v2 in _check_grid(source, f"{path}.{key}", values).items():
-                flat[f"{key}.{k2}"] = v2
+        if isinstance(values, dict):
+            flat.update(_check_grid(source, f"{path}.{key}", values, prefix=f"{prefix}{key}."))
             continue
         if not isinstance(values, list) or not values:
             _fail(source, f"{path}.{key}", f"= {fmt_value(values)} is {type_name(values)}; expected a non-empty "
                   "array of values to sweep")
-        if "." not in key:
+        if "." not in prefix + key:
             _fail(source, f"{path}.{key}", "is not a case key; expected 'section.key', e.g. \"bone.bmd\"")
-        flat[key] = list(values)
+        flat[prefix + key] = list(values)
     return flat
 
 
