@@ -318,6 +318,8 @@ def test_case_defaults_come_from_the_library():
                                                                   "vertical_extent", "interface")})
     library.update({("treatment", k): sig(kyphoplasty, k) for k in ("balloons", "rim_thickness")})
     library.update({("solver", k): sig(Model.solve, k) for k in ("solver", "rtol")})
+    from vertebrafe.simulate import simulate
+    library["solver", "strength"] = sig(simulate, "strength")
     from vertebrafe.image import Calibration, image_segment
     library.update({("image", k): sig(image_segment, k) for k in ("bmd_margin", "pv_margin", "max_anisotropy")})
     library["image", "calibration_material"] = Calibration(1.0, 0.0).material

@@ -13,6 +13,7 @@ from ..clinical import fracture, kyphoplasty, vertebroplasty
 from ..errors import InputError
 from ..image import Calibration, image_segment
 from ..materials import MaterialSet
+from ..simulate import simulate as _simulate
 
 __all__ = ["CaseError", "Field", "REQUIRED", "SCHEMA", "SECTIONS"]
 
@@ -227,6 +228,9 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
         Field("solver", "str", "auto", "linear solver", choices=("auto", "amg", "direct")),
         Field("rtol", "float", 1e-8, "relative residual of the iterative solve", "", 1e-14, 1e-2),
         Field("maxiter", "int", None, "iteration limit of the iterative solve (default 2000)", "", 1, 100000),
+        Field("strength", "str", _default(_simulate, "strength"), "strength of the factor of risk: linear yield volume "
+              "(one solve per vertebra) or pushover (elastic-perfectly-plastic, 0.2 % offset; valid with cement)",
+              choices=("yield-volume", "pushover"), source="vertebrafe.post.strength (docs/validation.md)"),
     ),
     "output": (
         Field("vtu", "bool", True, "write result.vtu (fields for ParaView / vertebrafe view)"),

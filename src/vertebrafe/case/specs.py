@@ -133,9 +133,10 @@ class SolverSpec:
     solver: str = _d("solver", "solver")
     rtol: float = _d("solver", "rtol")
     maxiter: Optional[int] = None
+    strength: str = _d("solver", "strength")
 
     def options(self):
-        opts = {"solver": self.solver, "rtol": self.rtol}
+        opts = {"solver": self.solver, "rtol": self.rtol, "strength": self.strength}
         if self.maxiter is not None:
             opts["maxiter"] = self.maxiter
         return opts

@@ -41,11 +41,15 @@ from ..errors import InputError
 from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 from .metrics import BONE_REGIONS, strain_ratio, vertebra_geometry
 from .plate import plate_test
+from .pushover import pushover
 
-__all__ = ["DEFAULT_FRACTION", "APPARENT_YIELD", "yield_scale", "strength_rows", "vertebra_strength",
-           "VertebraStrength", "plate_rows"]
+__all__ = ["STRENGTH_CRITERIA", "DEFAULT_FRACTION", "APPARENT_YIELD", "yield_scale", "strength_rows", "vertebra_strength",
+           "VertebraStrength", "plate_rows", "vertebra_alone", "vertebra_pushover"]
 
 DEFAULT_FRACTION = 0.02
+#: Strength criteria of the headline factor of risk: the linear yield-volume estimate (:func:`vertebra_strength`)
+#: or the pushover (elastic-perfectly-plastic, 0.2 % offset; :func:`vertebra_pushover`).
+STRENGTH_CRITERIA = ("yield-volume", "pushover")
 APPARENT_YIELD = 0.002
 
 
@@ -132,24 +136,11 @@ def vertebra_strength(segment, level, apparent_yield=APPARENT_YIELD, fraction=DE
     scaled to the Pistoia-type criterion (see the module docstring). Yield strains default to the
     segment's MaterialSet values (:data:`vertebrafe.materials.YIELD_STRAIN_COMPRESSION` / ``_TENSION``). Returns a :class:`VertebraStrength`.
     """
-    if segment.elasticity is None:
-        raise InputError("segment has no elasticity; build it with bmd=... or attach materials first")
-    if level not in segment.levels:
-        raise InputError(f"level = {level!r} is not a vertebra of this segment; vertebrae: {list(segment.levels)}")
-    ms = segment.materials
-    yc = float(getattr(ms, "yield_strain_compression", YIELD_STRAIN_COMPRESSION)) if yield_compression is None else yield_compression
-    yt = float(getattr(ms, "yield_strain_tension", YIELD_STRAIN_TENSION)) if yield_tension is None else yield_tension
+    yc, yt = _yield_strains(segment, yield_compression, yield_tension)
     _check(fraction, yc, yt, apparent_yield)
-    mesh = segment.mesh
-    code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
-    mask = mesh.cell_data["level"] == code
-    sub = mesh.extract(mask)
-    R, o = (np.asarray(x, dtype=float) for x in segment.frames[level])
-    sub.points = (sub.points - o) @ R                         # local frame: axis = z
-    H = float(sub.points[sub.node_sets[f"{level}:superior"], 2].mean()
-              - sub.points[sub.node_sets[f"{level}:inferior"], 2].mean())
+    sub, C, H = vertebra_alone(segment, level)
     delta = apparent_yield * H
-    test = plate_test(sub, segment.elasticity[mask], sub.node_sets[f"{level}:inferior"],
+    test = plate_test(sub, C, sub.node_sets[f"{level}:inferior"],
                       sub.node_sets[f"{level}:superior"], delta, **solver_options)
     sol, F = test.solution, test.force
     # Pistoia-type: bone cells of the vertebra
@@ -162,13 +153,57 @@ def vertebra_strength(segment, level, apparent_yield=APPARENT_YIELD, fraction=DE
                             solve_time=float(sol.info.get("total_time", math.nan)), solution=sol)
 
 
+def _yield_strains(segment, yield_compression, yield_tension):
+    ms = segment.materials
+    yc = float(getattr(ms, "yield_strain_compression", YIELD_STRAIN_COMPRESSION)) if yield_compression is None else yield_compression
+    yt = float(getattr(ms, "yield_strain_tension", YIELD_STRAIN_TENSION)) if yield_tension is None else yield_tension
+    return yc, yt
+
+
+def vertebra_alone(segment, level):
+    """Vertebra ``level`` cut from ``segment``: ``(mesh, C (m, 6, 6) MPa, height mm)``, the mesh moved into
+    the vertebra's local frame (axis = z) with its node sets ``{level}:inferior`` / ``:superior``."""
+    if segment.elasticity is None:
+        raise InputError("segment has no elasticity; build it with bmd=... or attach materials first")
+    if level not in segment.levels:
+        raise InputError(f"level = {level!r} is not a vertebra of this segment; vertebrae: {list(segment.levels)}")
+    mesh = segment.mesh
+    code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
+    mask = mesh.cell_data["level"] == code
+    sub = mesh.extract(mask)
+    R, o = (np.asarray(x, dtype=float) for x in segment.frames[level])
+    sub.points = (sub.points - o) @ R                         # local frame: axis = z
+    H = float(sub.points[sub.node_sets[f"{level}:superior"], 2].mean()
+              - sub.points[sub.node_sets[f"{level}:inferior"], 2].mean())
+    return sub, np.asarray(segment.elasticity)[mask], H
+
+
+def vertebra_pushover(segment, level, yield_compression=None, yield_tension=None, **options):
+    """Pushover strength of vertebra ``level`` alone between rigid plates (the set-up of
+    :func:`vertebra_strength`): :func:`vertebrafe.post.pushover.pushover` (elastic-perfectly-plastic cells,
+    force at the 0.2 % offset); ``options`` go to it and to the solver. Returns its
+    :class:`~vertebrafe.post.pushover.Pushover` with ``level`` and ``height`` (mm) added."""
+    yc, yt = _yield_strains(segment, yield_compression, yield_tension)
+    _check(DEFAULT_FRACTION, yc, yt)
+    sub, C, H = vertebra_alone(segment, level)
+    res = pushover(sub, C, sub.node_sets[f"{level}:inferior"], sub.node_sets[f"{level}:superior"], H, yc, yt,
+                   **options)
+    res.update(level=level, height=H)
+    return res
+
+
 def plate_rows(segment, load, levels=None, fraction=DEFAULT_FRACTION, yield_compression=None, yield_tension=None,
-               regions=BONE_REGIONS, cache=None, **solver_options):
+               regions=BONE_REGIONS, cache=None, strength="yield-volume", **solver_options):
     """Rows per vertebra from :func:`vertebra_strength`: ``plate_stiffness`` (N/mm), ``plate_strength_yield``
-    (N), ``plate_strength_apparent`` (N) and the headline ``factor_of_risk`` (-, ``load.compression /
-    plate_strength_yield``; NaN without compression). One solve of each vertebra alone; ``cache`` (a dict
-    kept by the caller for one segment) holds the strengths, which do not depend on the load, so that
-    several load cases of one segment solve each vertebra once."""
+    (N), ``plate_strength_apparent`` (N), with ``strength="pushover"`` also ``plate_strength_pushover`` (N,
+    :func:`vertebra_pushover`), and the headline ``factor_of_risk`` (-, ``load.compression`` over the
+    strength of the chosen criterion: ``plate_strength_yield`` or ``plate_strength_pushover``; NaN without
+    compression). ``strength``: one of :data:`STRENGTH_CRITERIA`; the yield-volume criterion stops at the
+    first local yield and is not valid for cemented vertebrae (see :mod:`vertebrafe.post.pushover`).
+    ``cache`` (a dict kept by the caller for one segment) holds the strengths, which do not depend on the
+    load, so that several load cases of one segment solve each vertebra once."""
+    if strength not in STRENGTH_CRITERIA:
+        raise InputError(f"strength = {strength!r}; allowed: {list(STRENGTH_CRITERIA)}")
     levels = list(segment.levels) if levels is None else list(levels)
     F = load.compression
     rows = []
@@ -182,6 +217,17 @@ def plate_rows(segment, load, levels=None, fraction=DEFAULT_FRACTION, yield_comp
                 cache[key] = vs
         rows += [(v, "vertebra", "plate_stiffness", vs.stiffness, "N/mm"),
                  (v, "vertebra", "plate_strength_yield", vs.strength_yield, "N"),
-                 (v, "vertebra", "plate_strength_apparent", vs.strength_apparent, "N"),
-                 (v, "vertebra", "factor_of_risk", F / vs.strength_yield if F > 0 else math.nan, "-")]
+                 (v, "vertebra", "plate_strength_apparent", vs.strength_apparent, "N")]
+        S = vs.strength_yield
+        if strength == "pushover":
+            pkey = ("pushover",) + key
+            po = None if cache is None else cache.get(pkey)
+            if po is None:
+                po = vertebra_pushover(segment, v, yield_compression=yield_compression,
+                                       yield_tension=yield_tension, **solver_options)
+                if cache is not None:
+                    cache[pkey] = po
+            S = po.strength
+            rows.append((v, "vertebra", "plate_strength_pushover", S, "N"))
+        rows.append((v, "vertebra", "factor_of_risk", F / S if F > 0 else math.nan, "-"))
     return rows
