@@ -12,14 +12,14 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from ..cavity import FluidCavity
+from ..elements import face_integrals
 from ..errors import ConstraintError, InputError, InvertedElementError
 from .. import elasticity
+from ..springs import SpringSet
 from . import active_set, assembly, solvers
 from .kernels import MEAN_DILATATION, MODES, element_tables
 from .solution import Solution
-from .cavity import FluidCavity
-from .surface import face_integrals
-from .springs import SpringSet
 
 #: Formulation names and their kernel flags (:mod:`vertebrafe.fem.kernels`).
 FORMULATIONS = {"full": 0, "bbar": MEAN_DILATATION, "incompatible": MODES}
@@ -203,7 +203,7 @@ class Model:
         self._fixed_value = np.zeros((n, 3))
         self._force = np.zeros((n, 3))
         self.plates = []
-        #: list of :class:`~vertebrafe.fem.springs.SpringSet`: axial springs between (interpolated) node
+        #: list of :class:`~vertebrafe.springs.SpringSet`: axial springs between (interpolated) node
         #: points, linear or one-sided (tension-only, compression-only); see :meth:`add_springs`.
         self.springs = []
         self._pattern_cache = None
@@ -290,13 +290,13 @@ class Model:
         return plate
 
     def add_springs(self, springs):
-        """Add a :class:`~vertebrafe.fem.springs.SpringSet` (build one with
-        :func:`~vertebrafe.fem.springs.spring_set`) or a :class:`~vertebrafe.fem.cavity.FluidCavity`.
+        """Add a :class:`~vertebrafe.springs.SpringSet` (build one with
+        :func:`~vertebrafe.springs.spring_set`) or a :class:`~vertebrafe.cavity.FluidCavity`.
         With one-sided springs :meth:`solve` runs the active-set loop of :mod:`vertebrafe.fem.active_set`.
         Returns the set."""
         if not isinstance(springs, (SpringSet, FluidCavity)):
-            raise InputError(f"springs = {springs!r}; expected a vertebrafe.fem.springs.SpringSet or a "
-                             "vertebrafe.fem.cavity.FluidCavity")
+            raise InputError(f"springs = {springs!r}; expected a vertebrafe.springs.SpringSet or a "
+                             "vertebrafe.cavity.FluidCavity")
         n = self.mesh.n_points
         if springs.gradient(max(n, _max_node(springs) + 1)).shape[1] > 3 * n:
             raise InputError(f"spring set {springs.name!r} references nodes beyond this mesh's {n} nodes")
