@@ -128,8 +128,8 @@ class Segment:
 
     def spring_sets(self):
         """Fresh spring sets of this segment, built on the current mesh: the annulus fibres
-        (:class:`~vertebrafe.fem.springs.SpringSet`, all initially taut) and, with ``nucleus="fluid"``, one
-        :class:`~vertebrafe.fem.cavity.FluidCavity` per disc."""
+        (:class:`~vertebrafe.springs.SpringSet`, all initially taut) and, with ``nucleus="fluid"``, one
+        :class:`~vertebrafe.cavity.FluidCavity` per disc."""
         out = [annulus_fibre_springs(self)] if self.fibres is not None else []
         return out + (nucleus_cavities(self) if self.nucleus == "fluid" else [])
 
