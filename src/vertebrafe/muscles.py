@@ -36,7 +36,7 @@ import numpy as np
 from .errors import InputError
 from .loads import LevelLoad, level_centroids
 
-__all__ = ["Muscle", "MUSCLES", "muscle", "balancing_force"]
+__all__ = ["Muscle", "MUSCLES", "muscle", "balancing_force", "balancing_muscle"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,12 @@ def muscle(segment, name, level, force):
     c = level_centroids(segment)[level]
     point = c + m.side * m.moment_arm_mm[level] * anterior
     return LevelLoad(level=level, force=tuple(-F * axis), point=tuple(point), name=name)
+
+
+def balancing_muscle(moment_x):
+    """The muscle group that opposes a sagittal moment whose x component is ``moment_x`` (any unit; flexion
+    is negative): the erector spinae for flexion, the rectus abdominis for extension."""
+    return "erector_spinae" if moment_x < 0 else "rectus_abdominis"
 
 
 def balancing_force(name, level, moment):

@@ -207,6 +207,9 @@ class Model:
         #: points, linear or one-sided (tension-only, compression-only); see :meth:`add_springs`.
         self.springs = []
         self._pattern_cache = None
+        #: Assemble a mesh of identical cells (voxels) from shared reference stiffnesses
+        #: (:func:`~vertebrafe.fem.assembly.reference_stiffness`); False integrates every cell.
+        self.voxel_fast_path = True
 
     # -- material access ------------------------------------------------------------------------
     @property
@@ -482,10 +485,13 @@ class Model:
         data = np.zeros((pat["indices"].size, 3, 3))
         rhs = np.zeros(eliminated.size)
         min_det = np.zeros(mesh.n_cells)
+        tables = element_tables(mesh.element)
+        ref = (assembly.reference_stiffness(points, cells, self._C, self._material, self._form, tables)
+               if self.voxel_fast_path else assembly.no_reference(cells.shape[1]))
+        info["reference_cells"] = ref[1].size > 0
         try:
-            assembly.assemble(points, cells, self._C, self._material, element_tables(mesh.element), self._form,
-                              node_plate, centers, pat["indptr"], pat["indices"], pat["color_ptr"],
-                              pat["chunk_ptr"], pat["order"], pat["tied"], free, g, data, rhs, min_det)
+            assembly.assemble(points, cells, self._C, self._material, tables, self._form, ref, node_plate,
+                              centers, pat["indptr"], pat["indices"], pat["color_ptr"], pat["chunk_ptr"], pat["order"], pat["tied"], free, g, data, rhs, min_det)
         except SystemError:          # an error inside the compiled kernel: a singular cell (a bow-tie hex)
             q = mesh.quality()
             bad = np.flatnonzero((q.min_jacobian <= 0) | (q.scaled_jacobian <= 0))
