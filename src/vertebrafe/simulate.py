@@ -306,6 +306,7 @@ class Result:
                 "disc_refinement": seg.disc_refinement,
                 "fibres": _plain(getattr(seg, "fibres", None)),
                 "nucleus": getattr(seg, "nucleus", "solid"),
+                "posterior": getattr(seg, "posterior", None) is not None,
                 "dimensions": {k: _plain(v) for k, v in seg.dimensions.items()},
                 "n_cells": int(seg.mesh.n_cells), "n_points": int(seg.mesh.n_points),
                 "source": _plain(getattr(seg, "source", None)),

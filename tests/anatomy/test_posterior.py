@@ -76,3 +76,21 @@ def test_axial_rotation_loads_one_facet(results):
     r = results["rotation"]
     f = [r.value("facet_force", "L4-L5", f"facet_{s}") for s in ("left", "right")]
     assert max(f) > 20.0 and min(f) < 0.05 * max(f)
+
+
+def test_fracture_vp_bkp_keep_the_arches(seg):
+    from vertebrafe.clinical import fracture, kyphoplasty, vertebroplasty
+
+    s = segment("T12-L2", bmd=80.0, element_size=H, posterior=True)
+    n = s.stack_cells
+    v0 = s.mesh.cell_volumes()[n:]
+    for kind in ("wedge", "crush"):
+        f = fracture(s, "L1", kind=kind, grade=3)
+        ratio = f.mesh.cell_volumes()[n:] / v0
+        assert ratio.min() > 0.7 and ratio.max() < 1.05               # arches keep their shape
+        # the arch of the level below is untouched
+        l2 = s.posterior.arches["L2"].nodes
+        assert np.array_equal(f.mesh.points[l2], s.mesh.points[l2])
+    for treated in (vertebroplasty(f, "L1"), kyphoplasty(fracture(s, "L1", kind="wedge", grade=2), "L1")):
+        assert treated.posterior is not None and len(treated.spring_sets()) == 2
+        assert np.all(treated.mesh.cell_volumes() > 0)
