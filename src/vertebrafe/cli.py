@@ -226,7 +226,7 @@ def _run_export(args: argparse.Namespace) -> int:
     _check_case_file(args.case)
     case = load_case(args.case, _parse_overrides(args.overrides))
     seg = build_segment(case)
-    model, _ = build_model(seg, case.load.to_load(name=case.load.preset or ""), args.formulation)
+    model, _ = build_model(seg, case.load.to_load(name=case.load.preset or "", segment=seg), args.formulation)
     parent = os.path.dirname(os.path.abspath(args.output))
     os.makedirs(parent, exist_ok=True)
     with warnings.catch_warnings(record=True) as caught:

@@ -1,5 +1,5 @@
 """Facet joints (compression-only) and spinal ligaments (tension-only) of a segment with posterior
-elements, as :class:`~vertebrafe.fem.springs.SpringSet` between the arches of
+elements, as :class:`~vertebrafe.springs.SpringSet` between the arches of
 :mod:`vertebrafe.anatomy.posterior`.
 
 **Facet joints** (set :data:`FACET_SET`, one group per joint and side, ``"L4-L5:right"``): each node of
@@ -74,8 +74,8 @@ def _pairs_of(segment):
 
 
 def facet_springs(segment, pairs=None):
-    """The compression-only :class:`~vertebrafe.fem.springs.SpringSet` of every facet joint of ``segment``."""
-    from ..fem.springs import spring_set
+    """The compression-only :class:`~vertebrafe.springs.SpringSet` of every facet joint of ``segment``."""
+    from ..springs import spring_set
 
     _check(segment)
     pairs = pairs or _pairs_of(segment)
@@ -101,8 +101,8 @@ def _nearest(P, a, b):
 
 
 def ligament_springs(segment, pairs=None):
-    """The tension-only :class:`~vertebrafe.fem.springs.SpringSet` of the ligaments of ``segment``."""
-    from ..fem.springs import spring_set
+    """The tension-only :class:`~vertebrafe.springs.SpringSet` of the ligaments of ``segment``."""
+    from ..springs import spring_set
 
     _check(segment)
     pairs = pairs or _pairs_of(segment)
