@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import InputError
 from .posterior_levels import FACET_CARTILAGE, LIGAMENTS, facet_dimensions
 
-__all__ = ["FACET_SET", "LIGAMENT_SET", "facet_springs", "ligament_springs", "facet_normal", "joint_pairs"]
+__all__ = ["FACET_SET", "LIGAMENT_SET", "facet_springs", "ligament_springs", "facet_normal", "joint_pairs", "facet_pairs"]
 
 FACET_SET = "facet_joints"
 LIGAMENT_SET = "ligaments"
@@ -69,7 +69,8 @@ def joint_pairs(segment, disc, side):
     return keep, sa[np.argmin(d, axis=1)]
 
 
-def _pairs_of(segment):
+def facet_pairs(segment):
+    """``{(disc, side): (a, b)}``: :func:`joint_pairs` of every facet joint of ``segment``."""
     return {(d, s): joint_pairs(segment, d, s) for d in segment.discs for s in ("left", "right")}
 
 
@@ -78,7 +79,7 @@ def facet_springs(segment, pairs=None):
     from ..springs import spring_set
 
     _check(segment)
-    pairs = pairs or _pairs_of(segment)
+    pairs = pairs or facet_pairs(segment)
     E, t = FACET_CARTILAGE["modulus"][0], FACET_CARTILAGE["thickness"][0]
     a_all, b_all, k_all, n_all, g_all, names = [], [], [], [], [], {}
     for gi, ((disc, side), (a, b)) in enumerate(pairs.items()):
@@ -105,7 +106,7 @@ def ligament_springs(segment, pairs=None):
     from ..springs import spring_set
 
     _check(segment)
-    pairs = pairs or _pairs_of(segment)
+    pairs = pairs or facet_pairs(segment)
     P = segment.mesh.points
     arches, longit = segment.posterior.arches, segment.posterior.longitudinal
     A, B, K, G, names = [], [], [], [], {}

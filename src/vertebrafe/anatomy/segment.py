@@ -107,8 +107,8 @@ class Segment:
         :class:`~vertebrafe.cavity.FluidCavity` per disc."""
         out = [annulus_fibre_springs(self)] if self.fibres is not None else []
         if self.posterior is not None:
-            from .ligaments import _pairs_of, facet_springs, ligament_springs
-            pairs = _pairs_of(self)
+            from .ligaments import facet_pairs, facet_springs, ligament_springs
+            pairs = facet_pairs(self)
             out += [facet_springs(self, pairs), ligament_springs(self, pairs)]
         return out + (nucleus_cavities(self) if self.nucleus == "fluid" else [])
 

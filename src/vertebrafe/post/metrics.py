@@ -292,7 +292,7 @@ def core_cells(segment, level, radius=CORE_RADIUS):
     return cells[np.isin(cells % q, probe[inside] % q)]
 
 
-def _axial_stress(stress, a):
+def axial_stress(stress, a):
     """sigma_aa ``(m,)`` of Voigt stresses ``(m, 6)`` (tensor shear) along the unit axis ``a (3,)``."""
     s = stress
     return (s[:, 0] * a[0] ** 2 + s[:, 1] * a[1] ** 2 + s[:, 2] * a[2] ** 2
@@ -321,7 +321,7 @@ def vertebra_geometry(segment, level, displacement=None):
                              displacement)
 
 
-def _mid_height_layers(segment, level, a):
+def mid_height_layers(segment, level, a):
     """Cells of vertebra ``level`` at its mid-height: cell indices ``(c,)`` and their heights ``(c,)`` (mm)
     along the unit axis ``a (3,)``.
 
@@ -355,12 +355,12 @@ def _mid_height_layers(segment, level, a):
 
 def cortical_share(segment, solution, level):
     """Share (-) of the axial force carried by the cortex at mid-height of vertebra ``level``
-    (see the module docstring and :func:`_mid_height_layers`); NaN when the net axial force is below 5 %
+    (see the module docstring and :func:`mid_height_layers`); NaN when the net axial force is below 5 %
     of the sum of magnitudes."""
     mesh = segment.mesh
     a = np.asarray(segment.frames[level][0], dtype=float)[:, 2]
-    cross, h = _mid_height_layers(segment, level, a)
-    f = _axial_stress(solution.cell_stress[cross], a) * solution.cell_volume[cross] / h
+    cross, h = mid_height_layers(segment, level, a)
+    f = axial_stress(solution.cell_stress[cross], a) * solution.cell_volume[cross] / h
     cort = [c for c, n in mesh.tag_names["region"].items() if n == "cortex"]
     is_c = np.isin(mesh.cell_data["region"][cross], cort)
     total = f.sum()

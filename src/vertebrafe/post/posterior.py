@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from .metrics import _axial_stress, _mid_height_layers
+from .metrics import axial_stress, mid_height_layers
 
 __all__ = ["posterior_rows", "level_axial_forces"]
 
@@ -40,8 +40,8 @@ def _disc_axis(segment, disc):
 def level_axial_forces(segment, solution, disc):
     """``(disc axial force, posterior axial force)`` (N, tension positive) across level ``disc``."""
     a = _disc_axis(segment, disc)
-    cross, h = _mid_height_layers(segment, disc, a)
-    f = _axial_stress(solution.cell_stress[cross], a) * solution.cell_volume[cross] / h
+    cross, h = mid_height_layers(segment, disc, a)
+    f = axial_stress(solution.cell_stress[cross], a) * solution.cell_volume[cross] / h
     q = segment.counts.n_cells
     n_layers = np.unique(cross // q).size
     disc_force = float(f.sum() / n_layers)
