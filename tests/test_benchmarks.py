@@ -19,6 +19,7 @@ SMOKE = {
     "remeasure_treated.py": ["--element-size", "8"],
     "validation_anatomy.py": ["--sizes", "6"],
     "validation_fibres.py": ["--element-size", "8", "--no-plain"],
+    "validation_rom.py": ["--element-size", "8"],
     "image_round_trip.py": ["8", "--spacing", "4"],
     "verification_plots.py": ["--sizes", "2,4", "--out", "{tmp}"],
 }
