@@ -39,6 +39,7 @@ def main():
     ap.add_argument("--fibres", type=_bool, default=None, help="true/false (default: segment's default)")
     ap.add_argument("--nucleus", default=None, help="solid/fluid (default: segment's default)")
     ap.add_argument("--annulus", default=None, help="annulus material (a key of vertebrafe.materials.MATERIALS)")
+    ap.add_argument("--modes", default=",".join(ROM_MODES), help="comma list of modes of the pure-moment cases")
     ap.add_argument("--convergence", default="", help="comma list of element sizes (mm), coarse to fine")
     ap.add_argument("--posterior", type=_bool, default=False, help="posterior elements (where supported)")
     args = ap.parse_args()
@@ -61,7 +62,11 @@ def main():
           flush=True)
 
     moments = sorted({m for r in ROM_REFERENCES if r.specimen == specimen for m in r.moments})
-    cases = [(mode, m) for mode in ROM_MODES for m in moments]
+    modes = args.modes.split(",")
+    unknown = sorted(set(modes) - set(ROM_MODES))
+    if unknown:
+        raise SystemExit(f"--modes: {unknown} unknown; known: {list(ROM_MODES)}")
+    cases = [(mode, m) for mode in modes for m in moments]
     t = time.perf_counter()
     results = simulate(seg, [Load(**{ROM_MODES[mode][0]: m}) for mode, m in cases], factor_of_risk=False)
     rot = {c: r.value(ROM_MODES[c[0]][1], level="L4-L5", region="disc") for c, r in zip(cases, results)}

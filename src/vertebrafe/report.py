@@ -187,13 +187,19 @@ def _select(summary, spec):
 
 
 def _field(key):
-    """The case-schema Field of a dotted key (None if unknown)."""
+    """The case-schema Field of a dotted key, nested tables included (``load.muscles.erector_spinae.L1`` is
+    the ``erector_spinae`` field); None if unknown."""
     from .case import SCHEMA
-    section, _, name = key.partition(".")
-    for f in SCHEMA.get(section, ()):
-        if f.name == name:
-            return f
-    return None
+    section, *names = key.split(".")
+    fields, found = SCHEMA.get(section, ()), None
+    for name in names:
+        if found is not None and found.kind == "per_level":
+            return found
+        found = next((f for f in fields if f.name == name), None)
+        if found is None:
+            return None
+        fields = found.fields
+    return found
 
 
 def _unit(key):
@@ -237,6 +243,15 @@ def _load_text(load):
             parts.append(f"{_fmt(load[k], LOAD_RANGES[k][2])} {labels.PARAMETERS['load.' + k].split(' moment')[0]}")
     if load.get("follower"):
         parts.append("follower")
+    for x in load.get("levels", ()):
+        parts.append(f"{x.get('name') or 'load'} on {x['level']} (F {_fmt(list(x['force']), 'N')}, "
+                     f"M {_fmt(list(x['moment']), 'N m')})")
+    muscles = load.get("muscles", {})
+    for name, forces in muscles.items():
+        if name != "balance":
+            parts += [f"{labels.parameter_name(f'load.muscles.{name}.{v}')} {_fmt(f, 'N')}" for v, f in forces.items()]
+    if muscles.get("balance"):
+        parts.append("sagittal moment balanced by muscles")
     return ", ".join(parts) or "no load"
 
 
@@ -256,7 +271,7 @@ def subtitle(cases, varying=()):
         given = {json.dumps(x) for _, x in having}
         if len(given) == 1:
             v = json.loads(given.pop())
-            text = f"{labels.PARAMETERS.get(key, key)} {_fmt(v, _unit(key))}"
+            text = f"{labels.parameter_name(key)} {_fmt(v, _unit(key))}"
             if len(having) < len(cases):
                 text += f" ({', '.join(dict.fromkeys(str(v) for v, _ in having))})"
             parts.append(text)
@@ -368,7 +383,7 @@ def study_figure(summary, spec, meta):
         if _is_integer_axis(spec.x, sel[spec.x].dropna().tolist()):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if fv is not None:
-            ax.set_title(f"{labels.PARAMETERS.get(spec.facet, spec.facet)} {_fmt(fv, _unit(spec.facet))}",
+            ax.set_title(f"{labels.parameter_name(spec.facet)} {_fmt(fv, _unit(spec.facet))}",
                          fontsize=10)
         ax.grid(True, alpha=0.3)
     unit = sel["unit"].iloc[0] if "unit" in sel and len(sel) else ""

@@ -114,8 +114,8 @@ def _simulate(segment, load, case, setup, options, solver_options, strengths=Non
     if not isinstance(load, Load):
         raise InputError(f"load = {load!r}; expected a vertebrafe.loads.Load or a preset name")
     if getattr(segment, "elasticity", None) is None:
-        raise InputError("segment has no elasticity; build it with vertebrafe.segment(..., bmd=...) or call "
-                         "segment.attach_materials(...)")
+        raise InputError("segment has no elasticity; build it with vertebrafe.segment(..., bmd=...) or "
+                         "segment.with_materials(...)")
     if load.is_zero:
         raise InputError("load is zero (no compression and no moment); nothing to solve")
     notes = _p.warn(_p.check_inputs(segment, load), stacklevel=3)

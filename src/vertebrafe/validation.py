@@ -205,8 +205,9 @@ ROM_REFERENCES = (
 def rom_rows(rotations, specimen="disc", references=ROM_REFERENCES):
     """Compare a model's rotations with the published ones of ``specimen``.
 
-    ``rotations``: ``{(mode, moment N m): rotation deg}`` for the modes of :data:`ROM_MODES` at the moments
-    of each reference (signs are ignored). Returns a list of dicts, two per reference and mode:
+    ``rotations``: ``{(mode, moment N m): rotation deg}`` for modes of :data:`ROM_MODES` at the moments of
+    each reference (signs are ignored); the modes given are compared. Returns a list of dicts, two per
+    reference and mode:
 
     * ``quantity="rotation"``: the rotation at ``M_high``; the band is mean +- SD where an SD is
       published (``band=None`` for medians without a spread: no inside/outside verdict);
@@ -218,11 +219,12 @@ def rom_rows(rotations, specimen="disc", references=ROM_REFERENCES):
     if not refs:
         raise InputError(f"specimen = {specimen!r}: no published ranges of motion; known: "
                          f"{sorted({r.specimen for r in references})}")
-    slope = {m: [(r.values[m][1] - r.values[m][0]) / (r.moments[1] - r.moments[0]) for r in refs] for m in ROM_MODES}
+    modes = [m for m in ROM_MODES if any(k[0] == m for k in rotations)]
+    slope = {m: [(r.values[m][1] - r.values[m][0]) / (r.moments[1] - r.moments[0]) for r in refs] for m in modes}
     rows = []
     for r in refs:
         lo_m, hi_m = r.moments
-        for mode in ROM_MODES:
+        for mode in modes:
             lo, hi, sd = r.values[mode]
             found = abs(rotations[(mode, hi_m)])
             band = None if sd is None else (hi - sd, hi + sd)

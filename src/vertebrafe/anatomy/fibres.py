@@ -6,7 +6,7 @@ thick) are thinner than any cell here, so every annulus cell carries both famili
 pair of two adjacent lamellae), each with half the fibre volume fraction: the homogenised angle-ply
 that keeps the disc mirror-symmetric and mesh-independent.
 
-Per cell and family the fibre is one tension-only spring (:mod:`vertebrafe.fem.springs`) through the
+Per cell and family the fibre is one tension-only spring (:mod:`vertebrafe.springs`) through the
 cell centre along ``a = cos(theta) t +- sin(theta) z``, ``t`` the circumferential direction of the
 annulus ring and ``z`` the disc axis; its two ends are embedded points of the cell (shape-function
 weights of its eight nodes) at ``xi = +-s J^-1 a`` (``J`` the cell's Jacobian at its centre, ``s`` such
@@ -125,12 +125,12 @@ def _disc_axis(segment, disc):
 
 
 def annulus_fibre_springs(segment, spec=None):
-    """The :class:`~vertebrafe.fem.springs.SpringSet` of the annulus fibres of every disc of ``segment``
+    """The :class:`~vertebrafe.springs.SpringSet` of the annulus fibres of every disc of ``segment``
     (its current mesh, so fractured or restored geometry is used as it is); groups per disc.
 
     ``spec``: :class:`AnnulusFibres` (default: the segment's ``fibres``).
     """
-    from ..fem.springs import spring_set
+    from ..springs import spring_set
 
     spec = spec or segment.fibres
     if not isinstance(spec, AnnulusFibres):
@@ -210,11 +210,11 @@ def _unit(v):
 
 
 def nucleus_cavities(segment, bulk_modulus=None):
-    """One :class:`~vertebrafe.fem.cavity.FluidCavity` per disc, bounded by the outer faces of its nucleus
+    """One :class:`~vertebrafe.cavity.FluidCavity` per disc, bounded by the outer faces of its nucleus
     cells (named ``"<disc>:nucleus"``): the nucleus as a fluid-filled cavity with one uniform pressure.
     ``bulk_modulus`` (MPa) defaults to water's (2200 MPa)."""
     from ..elements import HEX8_FACES
-    from ..fem.cavity import WATER_BULK_MODULUS, FluidCavity, cavity_faces
+    from ..cavity import WATER_BULK_MODULUS, FluidCavity, cavity_faces
 
     mesh = segment.mesh
     K = WATER_BULK_MODULUS if bulk_modulus is None else bulk_modulus

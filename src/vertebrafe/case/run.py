@@ -169,7 +169,7 @@ def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwr
     try:
         seg = build_segment(case, progress=step, force=force)
         step("solve")
-        load = case.load.to_load(name=case.load.preset or "")
+        load = case.load.to_load(name=case.load.preset or "", segment=seg)
         result = simulate(seg, load, case=name, **case.solver.options())
         if out is not None:
             step("save")
