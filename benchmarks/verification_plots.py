@@ -93,12 +93,17 @@ def plot_cantilever(rows, path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="4,8,16,24", help="cells per side of the manufactured-solution meshes")
+    ap.add_argument("--beam-cells", default=",".join(str(s[0]) for s in vv.CANTILEVER_MESHES),
+                    help="cells along the cantilever (multiples of 10; L/10 cells across)")
     ap.add_argument("--out", default=os.path.join(HERE, "..", "docs", "figures"))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     ns = [int(s) for s in args.sizes.split(",")]
     plot_manufactured(manufactured_study(ns), os.path.join(args.out, "convergence_manufactured.png"))
-    plot_cantilever(cantilever_study(vv.CANTILEVER_MESHES), os.path.join(args.out, "convergence_cantilever.png"))
+    beams = [(n, n // 10, n // 10) for n in (int(s) for s in args.beam_cells.split(","))]
+    if any(n % 10 or n < 10 for n, _, _ in beams):
+        ap.error(f"--beam-cells = {args.beam_cells!r}; allowed: multiples of 10 (cells along the beam)")
+    plot_cantilever(cantilever_study(beams), os.path.join(args.out, "convergence_cantilever.png"))
     print(f"wrote {args.out}/convergence_manufactured.png and convergence_cantilever.png")
 
 

@@ -174,7 +174,9 @@ class Segment:
         return self
 
     def geometry(self):
-        """Derived geometry per piece, cranial first (list of dicts): heights (mm) and angles (deg).
+        """Derived geometry per piece, cranial first (list of dicts): heights (mm) and angles (deg) of the
+        dimensions the mesh was built from (the level table with its overrides), so a fracture or a
+        kyphoplasty does not change them; :func:`vertebrafe.clinical.measure` measures the mesh itself.
 
         Angles are **positive when kyphotic** (anterior side shorter), as in
         :func:`vertebrafe.clinical.measure`: ``wedge_deg`` of a vertebra or disc and, for a disc,
