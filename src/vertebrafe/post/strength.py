@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
-from .metrics import BONE_REGIONS, strain_ratio, vertebra_geometry
+from .metrics import BONE_REGIONS, stack_cells, strain_ratio, vertebra_geometry
 from .plate import plate_test
 from .pushover import pushover
 
@@ -161,7 +161,8 @@ def _yield_strains(segment, yield_compression, yield_tension):
 
 
 def vertebra_alone(segment, level):
-    """Vertebra ``level`` cut from ``segment``: ``(mesh, C (m, 6, 6) MPa, height mm)``, the mesh moved into
+    """Body of vertebra ``level`` cut from ``segment`` (posterior elements excluded):
+    ``(mesh, C (m, 6, 6) MPa, height mm)``, the mesh moved into
     the vertebra's local frame (axis = z) with its node sets ``{level}:inferior`` / ``:superior``."""
     if segment.elasticity is None:
         raise InputError("segment has no elasticity; build it with bmd=... or attach materials first")
@@ -169,7 +170,7 @@ def vertebra_alone(segment, level):
         raise InputError(f"level = {level!r} is not a vertebra of this segment; vertebrae: {list(segment.levels)}")
     mesh = segment.mesh
     code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
-    mask = mesh.cell_data["level"] == code
+    mask = (mesh.cell_data["level"] == code) & (np.arange(mesh.n_cells) < stack_cells(segment))   # the body
     sub = mesh.extract(mask)
     R, o = (np.asarray(x, dtype=float) for x in segment.frames[level])
     sub.points = (sub.points - o) @ R                         # local frame: axis = z
