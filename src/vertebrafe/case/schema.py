@@ -14,11 +14,8 @@ from ..errors import InputError
 from ..image import Calibration, image_segment
 from ..loads import LEVEL_LOAD_VIA, LOAD_RANGES, LevelLoad
 from ..materials import MaterialSet
-<<<<<<< HEAD
-from ..simulate import simulate as _simulate
-=======
 from ..muscles import MUSCLES
->>>>>>> main
+from ..simulate import simulate as _simulate
 
 __all__ = ["CaseError", "Field", "REQUIRED", "SCHEMA", "SECTIONS"]
 
