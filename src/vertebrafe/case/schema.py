@@ -220,6 +220,9 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               0.0, 0.6, low_open=True, source=_CLIN),
         Field("damage_factor", "float", _default(fracture, "damage_factor"), "modulus factor of the damaged zone", "", 0.0, 1.0, low_open=True,
               source="calibrated to Wegrzyn et al. 2011 (docs/clinical.md)"),
+        Field("damage_strength_factor", "float", _default(fracture, "damage_strength_factor"), "yield-stress factor "
+              "of the damaged zone (its yield strains x this / damage_factor)", "", 0.0, 1.0, low_open=True,
+              source="calibrated to the post-fracture failure load of Wegrzyn et al. 2011 (docs/validation.md)"),
     ),
     "treatment": (
         Field("kind", "str", "none", "management", choices=("none", "vertebroplasty", "kyphoplasty")),

@@ -78,6 +78,7 @@ class FractureSpec:
     grade: Optional[int] = None
     height_loss: Optional[float] = None
     damage_factor: float = _d("fracture", "damage_factor")
+    damage_strength_factor: float = _d("fracture", "damage_strength_factor")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ import math
 import numpy as np
 
 from ..errors import ConvergenceError, InputError
-from .metrics import strain_ratio
+from .metrics import cell_yield_strains, strain_ratio
 from .plate import plate_test
 
 __all__ = ["CEMENT_STRENGTH", "OFFSET", "STRAIN_GRID", "PLATEAU_SLOPE", "pushover", "Pushover"]
@@ -71,10 +71,11 @@ class Pushover(dict):
 
 
 def _cell_yield(mesh, C, yc, yt):
-    """Per-cell yield strains ``(m,)`` in compression and tension: bone values, and
+    """Per-cell yield strains ``(m,)`` in compression and tension: bone values (times the damaged zone's
+    ``yield_factor``, :func:`~vertebrafe.post.metrics.cell_yield_strains`), and
     :data:`CEMENT_STRENGTH` / E for cement cells (E along the cell's z axis from the compliance)."""
     m = mesh.n_cells
-    ycs, yts = np.full(m, float(yc)), np.full(m, float(yt))
+    ycs, yts = (np.array(v, dtype=float) for v in cell_yield_strains(mesh, float(yc), float(yt)))
     names = mesh.tag_names.get("region", {})
     codes = [c for c, n in names.items() if n in CEMENT_REGIONS]
     cem = np.isin(mesh.cell_data["region"], codes) if codes else np.zeros(m, bool)

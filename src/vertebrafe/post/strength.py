@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
-from .metrics import BONE_REGIONS, stack_cells, strain_ratio, vertebra_geometry
+from .metrics import BONE_REGIONS, cell_yield_strains, stack_cells, strain_ratio, vertebra_geometry
 from .plate import plate_test
 from .pushover import pushover
 
@@ -94,7 +94,7 @@ def strength_rows(segment, solution, load, fraction=DEFAULT_FRACTION, yield_comp
     without compression (pure moments)."""
     _check(fraction, yield_compression, yield_tension, apparent_yield)
     mesh = segment.mesh
-    ratio = strain_ratio(solution.principal_strains, yield_compression, yield_tension)
+    ratio = strain_ratio(solution.principal_strains, *cell_yield_strains(mesh, yield_compression, yield_tension))
     vol = solution.cell_volume
     F = load.compression
     rows = []
@@ -146,7 +146,7 @@ def vertebra_strength(segment, level, apparent_yield=APPARENT_YIELD, fraction=DE
     # Pistoia-type: bone cells of the vertebra
     rc = [c for c, n in sub.tag_names["region"].items() if n in regions]
     sel = np.isin(sub.cell_data["region"], rc)
-    ratio = strain_ratio(sol.principal_strains, yc, yt)
+    ratio = strain_ratio(sol.principal_strains, *cell_yield_strains(sub, yc, yt))
     lam = yield_scale(ratio[sel], sol.cell_volume[sel], fraction)
     return VertebraStrength(level=level, height=H, stiffness=abs(F) / delta, strength_apparent=abs(F),
                             strength_yield=lam * abs(F), load_scale_yield=lam, dofs=int(sol.info.get("dofs", 0)),
