@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import inspect
 import math
 import os
 import tempfile
@@ -161,14 +162,14 @@ def compute(item, runner=None, limit_threads=True):
 
 def compute_group(group, runner=None, limit_threads=True, report=None):
     """Run the cases ``group`` (items of :func:`compute` that differ only in their load, see
-    :func:`vertebrafe.case.model_key`) one after another: the default pipeline builds the segment and the
-    stiffness set-up once for all of them (:class:`vertebrafe.case.ModelCache`); another runner runs each case
-    as :func:`compute` does. Every case gets its own outcome (a failing case does not stop the others);
+    :func:`vertebrafe.case.model_key`) one after another: a runner with a ``cache`` keyword, such as the
+    default pipeline, gets one :class:`vertebrafe.case.ModelCache` for all of them (the segment and the
+    stiffness set-up are built once); another runner runs each case as :func:`compute` does. Every case gets its own outcome (a failing case does not stop the others);
     ``report(outcome)`` is called as each one finishes. Returns the outcomes in order."""
     run = _resolve_runner(runner)
-    if run is pipeline_runner:
+    if "cache" in inspect.signature(run).parameters:
         from ..case import ModelCache
-        run = functools.partial(pipeline_runner, cache=ModelCache())
+        run = functools.partial(run, cache=ModelCache())
     outcomes = []
     for item in group:
         outcomes.append(compute(item, run, limit_threads))
