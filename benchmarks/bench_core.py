@@ -198,8 +198,8 @@ def assembly_times(model, repeats: int) -> list[float]:
         data = np.zeros((pat["indices"].size, 3, 3))
         rhs = np.zeros(free.size)
         min_det = np.zeros(mesh.n_cells)
-        assembly.assemble(points, cells, model._C, model._material, tables, model._form, node_plate,
-                          np.zeros((0, 3)), pat["indptr"], pat["indices"], pat["color_ptr"], pat["chunk_ptr"],
+        assembly.assemble(points, cells, model._C, model._material, tables, model._form,
+                          assembly.no_reference(cells.shape[1]), node_plate, np.zeros((0, 3)), pat["indptr"], pat["indices"], pat["color_ptr"], pat["chunk_ptr"],
                           pat["order"], pat["tied"], free, g, data, rhs, min_det)
         times.append(time.perf_counter() - t0)
         del data

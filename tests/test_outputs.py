@@ -114,7 +114,7 @@ def test_cli_mesh_refuses_an_existing_file(tmp_path, capsys):
     (tmp_path / "tiny.toml").write_text(TINY)
     (tmp_path / "m.vtu").write_text("mine")
     assert cli.main(["mesh", str(tmp_path / "tiny.toml"), "-o", str(tmp_path / "m.vtu")]) == 1
-    assert "m.vtu' exists; allowed: a new file, or --overwrite" in capsys.readouterr().err
+    assert "m.vtu' exists; allowed: a new file, or overwrite (--overwrite)" in capsys.readouterr().err
     assert (tmp_path / "m.vtu").read_text() == "mine"
 
 

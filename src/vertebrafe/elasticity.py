@@ -7,7 +7,11 @@ import numpy as np
 
 from .errors import MaterialError
 
-__all__ = ["check_range", "isotropic", "orthotropic", "transversely_isotropic", "validate", "axial_modulus"]
+__all__ = ["check_range", "isotropic", "orthotropic", "transversely_isotropic", "validate", "axial_modulus",
+           "stiffness_tensor", "stiffness_voigt"]
+
+# Voigt index -> tensor index pair (xx, yy, zz, xy, yz, xz)
+VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (0, 2))
 
 
 def check_range(name, value, low, high, low_open=True, high_open=True):
@@ -124,3 +128,26 @@ def validate(C, cell_ids=None, symmetric_tol=1e-8):
 def axial_modulus(C):
     """Axial (z) Young's modulus ``1 / S_zz`` (MPa) of elasticity matrices ``(..., 6, 6)``."""
     return 1.0 / np.linalg.inv(np.asarray(C, dtype=float))[..., 2, 2]
+
+
+def stiffness_tensor(C):
+    """Fourth-order stiffness ``(..., 3, 3, 3, 3)`` (MPa, minor and major symmetries filled) of Voigt matrices
+    ``(..., 6, 6)`` (engineering shear)."""
+    C = np.asarray(C, dtype=float)
+    T = np.zeros(C.shape[:-2] + (3, 3, 3, 3))
+    for I, (i, j) in enumerate(VOIGT_PAIRS):
+        for J, (k, l) in enumerate(VOIGT_PAIRS):
+            for a, b in ((i, j), (j, i)):
+                for c, d in ((k, l), (l, k)):
+                    T[..., a, b, c, d] = C[..., I, J]
+    return T
+
+
+def stiffness_voigt(T):
+    """Voigt matrices ``(..., 6, 6)`` (engineering shear) of fourth-order stiffnesses ``(..., 3, 3, 3, 3)``."""
+    T = np.asarray(T, dtype=float)
+    C = np.empty(T.shape[:-4] + (6, 6))
+    for I, (i, j) in enumerate(VOIGT_PAIRS):
+        for J, (k, l) in enumerate(VOIGT_PAIRS):
+            C[..., I, J] = T[..., i, j, k, l]
+    return C

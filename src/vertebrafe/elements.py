@@ -212,3 +212,20 @@ TET4 = _tet("tetra", 4, tet4_shape, tet4_shape_gradients, TET4_FACES, 1)
 TET10 = _tet("tetra10", 10, tet10_shape, tet10_shape_gradients, TET10_FACES, 2)
 
 ELEMENT_TYPES = {"hexahedron": HEX8, "tetra": TET4, "tetra10": TET10}
+
+
+def face_integrals(points, faces):
+    """Per quad face and node (2x2 Gauss) of the faces ``(k, 4)`` of points ``(n, 3)`` mm: integral of
+    N_a dA ``(k, 4)`` mm^2 and of N_a n dA ``(k, 4, 3)`` mm^2 (``n`` the unit normal by the right-hand rule
+    of the face's node order). Pressures, tractions and cavity volumes integrate over faces with these."""
+    pts, w = gauss_legendre_quad(2)
+    N = quad4_shape(pts)  # (g, 4)
+    dN = quad4_shape_gradients(pts)  # (g, 4, 2)
+    x = points[faces]  # (k, 4, 3)
+    t1 = np.einsum("ga,kai->kgi", dN[:, :, 0], x)
+    t2 = np.einsum("ga,kai->kgi", dN[:, :, 1], x)
+    nda = np.cross(t1, t2)  # (k, g, 3) area-scaled normal
+    da = np.linalg.norm(nda, axis=2)
+    scalar = np.einsum("g,ga,kg->ka", w, N, da)
+    vector = np.einsum("g,ga,kgi->kai", w, N, nda)
+    return scalar, vector

@@ -28,6 +28,7 @@ from .loads import Load, apply, preset, resultant
 from . import plausibility as _p
 from .post import metrics as _m
 from .post import strength as _s
+from .post import posterior as _post
 from .post.compare import compare as _compare
 from .post.compare import treated_level
 
@@ -137,8 +138,8 @@ def _simulate(segment, load, case, setup, options, solver_options, strengths=Non
     if not isinstance(load, Load):
         raise InputError(f"load = {load!r}; expected a vertebrafe.loads.Load or a preset name")
     if getattr(segment, "elasticity", None) is None:
-        raise InputError("segment has no elasticity; build it with vertebrafe.segment(..., bmd=...) or call "
-                         "segment.attach_materials(...)")
+        raise InputError("segment has no elasticity; build it with vertebrafe.segment(..., bmd=...) or "
+                         "segment.with_materials(...)")
     if load.is_zero:
         raise InputError("load is zero (no compression and no moment); nothing to solve")
     notes = _p.warn(_p.check_inputs(segment, load), stacklevel=3)
@@ -225,6 +226,7 @@ class Result:
         if self.with_factor_of_risk:
             rows += self._plate_rows
         rows += _m.disc_rows(seg, sol)
+        rows += _post.posterior_rows(seg, sol)
         rows += _m.segment_rows(seg, sol, self.applied, self.load)
         return _m.metrics_frame(rows, self.case)
 
@@ -327,6 +329,7 @@ class Result:
                 "disc_refinement": seg.disc_refinement,
                 "fibres": _plain(getattr(seg, "fibres", None)),
                 "nucleus": getattr(seg, "nucleus", "solid"),
+                "posterior": getattr(seg, "posterior", None) is not None,
                 "dimensions": {k: _plain(v) for k, v in seg.dimensions.items()},
                 "n_cells": int(seg.mesh.n_cells), "n_points": int(seg.mesh.n_points),
                 "source": _plain(getattr(seg, "source", None)),

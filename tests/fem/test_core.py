@@ -31,7 +31,8 @@ def assembled(mesh, C, formulation="full", free=None, g=None):
     rhs = np.zeros(N)
     min_det = np.zeros(m)
     assembly.assemble(mesh.points, mesh.cells, C[None], np.zeros(m, np.int64), element_tables(HEX8),
-                      np.full(m, FORMULATIONS[formulation], np.int64), node_plate, np.zeros((0, 3)), indptr, indices, color_ptr, chunk_ptr,
+                      np.full(m, FORMULATIONS[formulation], np.int64), assembly.no_reference(8), node_plate,
+                      np.zeros((0, 3)), indptr, indices, color_ptr, chunk_ptr,
                       order, np.zeros(0, np.int64), free, g, data, rhs, min_det)
     return sp.bsr_matrix((data, indices, indptr), shape=(N, N)), rhs, min_det
 

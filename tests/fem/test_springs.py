@@ -159,7 +159,7 @@ def test_fluid_cavity_in_confined_compression():
     surface): the fluid adds its bulk modulus to the confined modulus exactly, eps = -s / (M + K_f), and
     its pressure is K_f s / (M + K_f), uniform by construction."""
     from vertebrafe.elements import HEX8_FACES
-    from vertebrafe.fem.cavity import FluidCavity, cavity_faces
+    from vertebrafe.cavity import FluidCavity, cavity_faces
 
     E, nu, Kf, s = 10.0, 0.3, 50.0, 0.2
     mesh = vf.box((2.0, 3.0, 4.0), (2, 2, 3))
@@ -181,7 +181,7 @@ def test_fluid_cavity_in_confined_compression():
 
 def test_open_cavity_is_rejected():
     from vertebrafe.elements import HEX8_FACES
-    from vertebrafe.fem.cavity import FluidCavity, cavity_faces
+    from vertebrafe.cavity import FluidCavity, cavity_faces
 
     mesh = vf.box((1, 1, 1), (2, 1, 1))
     faces = cavity_faces(mesh.cells, HEX8_FACES)[1:]

@@ -105,7 +105,7 @@ def test_segment_with_rigid_plate_matches_calculix(ccx, tmp_path):
 def spring_box(kind, fz, with_ligaments=True):
     """A 4 mm cube on a fixed base with four diagonal node-to-node springs ('lig', ``kind``) and one linear
     spring from an interpolated point (a cell centre, eight weights) to a base corner ('fib')."""
-    from vertebrafe.fem.springs import spring_set
+    from vertebrafe.springs import spring_set
 
     mesh = vf.box((4.0, 4.0, 4.0), (2, 2, 2))
     x = mesh.points

@@ -158,7 +158,7 @@ def test_formulations_without_counterpart_warn(tmp_path):
 
 
 def test_springs_as_discrete_elements(tmp_path):
-    from vertebrafe.fem.springs import spring_set
+    from vertebrafe.springs import spring_set
 
     mesh = vf.box((2.0, 2.0, 2.0), (1, 1, 1))
     x = mesh.points
@@ -182,7 +182,7 @@ def test_springs_as_discrete_elements(tmp_path):
 ])
 def test_springs_febio_cannot_express_are_refused(tmp_path, kwargs, reason):
     from vertebrafe.errors import InputError
-    from vertebrafe.fem.springs import spring_set
+    from vertebrafe.springs import spring_set
 
     mesh = vf.box((2.0, 2.0, 2.0), (1, 1, 1))
     model = vf.Model(mesh, E=100.0, nu=0.3, formulation="full")

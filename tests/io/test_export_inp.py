@@ -127,7 +127,7 @@ def test_cli_export(tmp_path, capsys):
 
 
 def test_springs_with_a_line_of_action_off_their_ends_are_refused(tmp_path):
-    from vertebrafe.fem.springs import spring_set
+    from vertebrafe.springs import spring_set
 
     mesh = vf.box((1, 1, 1), (1, 1, 1))
     model = vf.Model(mesh, E=100.0, nu=0.3, formulation="full")
@@ -149,7 +149,7 @@ def test_print_set_and_field_output_options(tmp_path):
 
 
 def test_fluid_cavity_is_refused(tmp_path):
-    from vertebrafe.fem.cavity import FluidCavity
+    from vertebrafe.cavity import FluidCavity
 
     mesh = vf.box((1, 1, 1), (1, 1, 1))
     model = vf.Model(mesh, E=100.0, nu=0.3, formulation="full")

@@ -20,11 +20,15 @@ import math
 
 import numpy as np
 
+from ..deprecation import moved
 from ..errors import InputError
 from .vertebra import DEFAULT_ELEMENT_SIZE, REGION_CODES, ZONE_BLOCK, ZONE_TRANSITION
 
 __all__ = ["DISC_REFINEMENT", "rotation_x", "stack_frame", "disc_layers", "disc_layer_count", "disc_regions",
            "disc_wedge", "disc_rim_heights"]
+
+#: ``disc()`` (one disc meshed alone) moved to :mod:`vertebrafe.anatomy.segment`; the old name warns.
+__getattr__ = moved(__name__, "vertebrafe.anatomy.segment", ("disc",))
 
 
 def rotation_x(angle_deg):

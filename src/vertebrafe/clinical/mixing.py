@@ -26,44 +26,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..elasticity import stiffness_tensor, stiffness_voigt
 from ..errors import InputError
 
 __all__ = ["MIXING_RULES", "laminate", "rotate_stiffness", "frame_with_normal", "cut_normals"]
 
 MIXING_RULES = ("laminate", "voigt", "hashin-shtrikman")
 
-# Voigt index <-> tensor index pairs (xx, yy, zz, xy, yz, xz)
-_PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (0, 2))
 _T = np.array([0, 1, 3])            # in-plane strains (continuous across layers normal to z)
 _N = np.array([2, 4, 5])            # interface stresses (continuous)
-
-
-def _to_tensor(C):
-    """Voigt stiffness ``(k, 6, 6)`` (engineering shear) -> tensor ``(k, 3, 3, 3, 3)``."""
-    T = np.zeros(C.shape[:-2] + (3, 3, 3, 3))
-    for I, (i, j) in enumerate(_PAIRS):
-        for J, (k, l) in enumerate(_PAIRS):
-            v = C[..., I, J]
-            for a, b in ((i, j), (j, i)):
-                for c, d in ((k, l), (l, k)):
-                    T[..., a, b, c, d] = v
-    return T
-
-
-def _to_voigt(T):
-    C = np.empty(T.shape[:-4] + (6, 6))
-    for I, (i, j) in enumerate(_PAIRS):
-        for J, (k, l) in enumerate(_PAIRS):
-            C[..., I, J] = T[..., i, j, k, l]
-    return C
 
 
 def rotate_stiffness(C, Q):
     """Stiffness ``(k, 6, 6)`` expressed in the rotated bases ``Q (k, 3, 3)`` (rows: new axes in old
     coordinates): ``C'_abcd = Q_ai Q_bj Q_ck Q_dl C_ijkl``."""
-    T = _to_tensor(np.asarray(C, dtype=float))
+    T = stiffness_tensor(C)
     R = np.einsum("kai,kbj,kcm,kdl,kijml->kabcd", Q, Q, Q, Q, T, optimize=True)
-    return _to_voigt(R)
+    return stiffness_voigt(R)
 
 
 def frame_with_normal(n):

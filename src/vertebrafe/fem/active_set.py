@@ -1,6 +1,6 @@
 """Active-set solution of a linear model with one-sided springs (tension-only, compression-only).
 
-The springs of :mod:`vertebrafe.fem.springs` make the problem piecewise linear: each one-sided spring
+The springs of :mod:`vertebrafe.springs` make the problem piecewise linear: each one-sided spring
 is either active (linear) or inactive (no force). With the active set fixed the problem is the linear
 model plus the active springs; the loop
 
@@ -44,7 +44,7 @@ def solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol=1e-8, ma
     """Solve the model with springs; updates every set's ``active`` state in place.
 
     K (N, N) BSR and rhs (N,): the assembled cells with constraints eliminated (:meth:`Model.solve`);
-    sets: list of :class:`~vertebrafe.fem.springs.SpringSet`; T (3 n_points, N) sparse map from the
+    sets: list of :class:`~vertebrafe.springs.SpringSet`; T (3 n_points, N) sparse map from the
     extended unknowns to node displacements; free, constrained (N,) bool; g (N,) prescribed values.
     Returns ``(x (N,), info)``; info adds ``active_set_iterations``, ``active_set_changes`` (springs that
     changed state after each step) and ``springs_active`` ``{set name: count}`` to the solver's keys;

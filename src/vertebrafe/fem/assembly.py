@@ -10,11 +10,23 @@ AMG preconditioner exploits) and stays symmetric positive definite.
 The sparsity pattern is built once from node-cell adjacency; the cells are then cut into contiguous
 chunks coloured so that no two chunks of one colour share a node, and the chunks of each colour are
 assembled in parallel, every cell adding its element matrix straight into its slots. No COO triplets are ever stored.
+
+Voxel meshes take a fast path (:func:`reference_stiffness`): when every cell is a translate of the first
+(identical boxes, as in a mesh of image voxels), a cell's stiffness depends only on its elasticity and
+formulation, and is linear in the elasticity (also after condensing internal modes). Each cell's ``C`` is
+split into a scale ``s`` (the mean of ``C_11, C_22, C_33``) and a shape ``C / s``; one reference matrix is
+integrated per distinct (shape, formulation) -- for isotropic cells one per Poisson ratio -- and every cell
+adds ``s * K_ref``.
 """
 import numpy as np
 from numba import njit, prange
 
 from .kernels import element_stiffness
+
+#: Cells are translates of one another when their node offsets agree within this fraction of the cell size.
+TRANSLATE_RTOL = 1e-9
+#: Decimals of the elasticity shape ``C / s`` that identify a reference stiffness.
+SHAPE_DECIMALS = 12
 
 
 @njit(cache=True)
@@ -255,15 +267,25 @@ def _scatter_free(K, blocks, nblk, indptr, indices, data):
 
 
 @njit(cache=True)
-def _assemble_cell(e, points, cells, C, mat, tables, form, node_plate, centers, n_nodes,
+def _assemble_cell(e, points, cells, C, mat, tables, form, ref, node_plate, centers, n_nodes,
                    indptr, indices, free, g, data, rhs, s_xe, s_grad, s_det, s_gbar, s_CB, s_Ke,
                    s_blocks):
-    """Add the stiffness of cell ``e`` (in ``s_Ke[:3k, :3k]``, condensed if it has internal modes)."""
+    """Add the stiffness of cell ``e`` (in ``s_Ke[:3k, :3k]``, condensed if it has internal modes):
+    integrated, or with ``ref = (K_ref, group, scale, min_det_ref)`` non-empty the reference stiffness
+    ``scale[e] * K_ref[group[e]]`` (see :func:`reference_stiffness`)."""
     k = cells.shape[1]
-    for a in range(k):
-        for d in range(3):
-            s_xe[a, d] = points[cells[e, a], d]
-    min_det = element_stiffness(s_xe, tables, C[mat[e]], form[e], s_grad, s_det, s_gbar, s_CB, s_Ke)
+    K_ref, group, scale, ref_det = ref
+    if group.shape[0]:
+        Kg, s = K_ref[group[e]], scale[e]
+        for r in range(3 * k):
+            for c in range(3 * k):
+                s_Ke[r, c] = s * Kg[r, c]
+        min_det = ref_det[group[e]]
+    else:
+        for a in range(k):
+            for d in range(3):
+                s_xe[a, d] = points[cells[e, a], d]
+        min_det = element_stiffness(s_xe, tables, C[mat[e]], form[e], s_grad, s_det, s_gbar, s_CB, s_Ke)
     tied = False
     for a in range(k):
         if node_plate[cells[e, a]] >= 0:
@@ -318,7 +340,7 @@ def _assemble_cell(e, points, cells, C, mat, tables, form, node_plate, centers, 
 
 
 @njit(cache=True)
-def _assemble_cells(cell_list, points, cells, C, mat, tables, form, node_plate, centers, indptr, indices,
+def _assemble_cells(cell_list, points, cells, C, mat, tables, form, ref, node_plate, centers, indptr, indices,
                     free, g, data, rhs, min_det):
     """Assemble the cells ``cell_list`` one after the other, with one set of scratch arrays."""
     k = cells.shape[1]
@@ -332,19 +354,20 @@ def _assemble_cells(cell_list, points, cells, C, mat, tables, form, node_plate, 
     s_Ke = np.empty((3 * n, 3 * n))
     s_blocks = np.empty(2 * k, np.int64)
     for e in cell_list:
-        min_det[e] = _assemble_cell(e, points, cells, C, mat, tables, form, node_plate, centers,
+        min_det[e] = _assemble_cell(e, points, cells, C, mat, tables, form, ref, node_plate, centers,
                                     points.shape[0], indptr, indices, free, g, data, rhs, s_xe, s_grad,
                                     s_det, s_gbar, s_CB, s_Ke, s_blocks)
 
 
 @njit(parallel=True, cache=True)
-def assemble(points, cells, C, mat, tables, form, node_plate, centers, indptr, indices,
+def assemble(points, cells, C, mat, tables, form, ref, node_plate, centers, indptr, indices,
              color_ptr, chunk_ptr, order, tied_cells, free, g, data, rhs, min_det):
     """Assemble the stiffness into BSR ``data (nnzb, 3, 3)`` and the prescribed-DOF terms into ``rhs``.
 
     points (n, 3) mm; cells (m, k); C (nmat, 6, 6) MPa with ``mat (m,)`` the row of each cell;
     ``tables = (dN, w, dN0, dM)`` the element tables (:mod:`.kernels`); form (m,) int64 formulation
-    flags per cell (:data:`.kernels.MEAN_DILATATION`, :data:`.kernels.MODES`); node_plate (n,); centers (np, 3) mm;
+    flags per cell (:data:`.kernels.MEAN_DILATATION`, :data:`.kernels.MODES`); ``ref`` the shared reference
+    stiffnesses of :func:`reference_stiffness` (empty arrays: every cell integrated); node_plate (n,); centers (np, 3) mm;
     the chunks of cells of each colour (``color_ptr``, ``chunk_ptr``, ``order`` from :func:`color_cells`)
     are assembled in parallel, ``tied_cells`` (cells touching a plate) serially afterwards.
     ``free``/``g`` (N,) flag free DOFs and hold prescribed values.
@@ -352,7 +375,71 @@ def assemble(points, cells, C, mat, tables, form, node_plate, centers, indptr, i
     """
     for c in range(color_ptr.shape[0] - 1):
         for j in prange(color_ptr[c], color_ptr[c + 1]):
-            _assemble_cells(order[chunk_ptr[j]:chunk_ptr[j + 1]], points, cells, C, mat, tables, form,
+            _assemble_cells(order[chunk_ptr[j]:chunk_ptr[j + 1]], points, cells, C, mat, tables, form, ref,
                             node_plate, centers, indptr, indices, free, g, data, rhs, min_det)
-    _assemble_cells(tied_cells, points, cells, C, mat, tables, form, node_plate, centers, indptr, indices,
+    _assemble_cells(tied_cells, points, cells, C, mat, tables, form, ref, node_plate, centers, indptr, indices,
                     free, g, data, rhs, min_det)
+
+
+@njit(parallel=True, cache=True)
+def _all_translates(points, cells, tol):
+    """True if every cell's node offsets from its first node equal those of cell 0 within ``tol`` (mm)."""
+    m, k = cells.shape
+    bad = 0
+    for e in prange(m):
+        for a in range(1, k):
+            for d in range(3):
+                ref = points[cells[0, a], d] - points[cells[0, 0], d]
+                if abs(points[cells[e, a], d] - points[cells[e, 0], d] - ref) > tol:
+                    bad += 1
+    return bad == 0
+
+
+@njit(parallel=True, cache=True)
+def _reference_matrices(xe, tables, C_shape, codes, k_ref, det_ref):
+    """Element stiffness of the cell ``xe`` for each elasticity shape ``C_shape (g, 6, 6)`` and formulation
+    ``codes (g,)`` into ``k_ref (g, 3k, 3k)``; smallest Jacobian determinants into ``det_ref (g,)``."""
+    k = xe.shape[0]
+    q = tables[0].shape[0]
+    n = k + tables[3].shape[1]
+    for i in prange(C_shape.shape[0]):
+        grad = np.empty((q, n, 3))
+        det = np.empty(q)
+        gbar = np.empty((k, 3))
+        CB = np.empty((6, 3 * n))
+        Ke = np.empty((3 * n, 3 * n))
+        det_ref[i] = element_stiffness(xe, tables, C_shape[i], codes[i], grad, det, gbar, CB, Ke)
+        k_ref[i] = Ke[:3 * k, :3 * k]
+
+
+def no_reference(k):
+    """The empty ``ref`` argument of :func:`assemble`: every cell integrated (cells of ``k`` nodes)."""
+    return (np.zeros((0, 3 * k, 3 * k)), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+
+
+def reference_stiffness(points, cells, C, mat, form, tables):
+    """Shared reference stiffnesses for a mesh of identical cells, or the empty set when the cells differ.
+
+    Returns ``(K_ref (g, 3k, 3k), group (m,), scale (m,), min_det (g,))`` with the stiffness of cell ``e``
+    equal to ``scale[e] * K_ref[group[e]]`` (N/mm); ``C (nmat, 6, 6)``, ``mat (m,)``, ``form (m,)`` as in
+    :func:`assemble`. The cells qualify when each is a translate of cell 0 within
+    :data:`TRANSLATE_RTOL` of its size.
+    """
+    m, k = cells.shape
+    if m == 0:
+        return no_reference(k)
+    x0 = points[cells[0]]
+    size = float(np.ptp(x0, axis=0).max())
+    if not (size > 0 and _all_translates(points, cells, TRANSLATE_RTOL * size)):
+        return no_reference(k)
+    s = np.einsum("kii->k", C[:, :3, :3]) / 3.0
+    shape = np.round(C / s[:, None, None], SHAPE_DECIMALS).reshape(len(C), 36)
+    _, shape_id = np.unique(shape, axis=0, return_inverse=True)
+    key = shape_id.ravel()[mat] * (int(form.max()) + 1) + form
+    uniq, first, group = np.unique(key, return_index=True, return_inverse=True)
+    C_shape = np.ascontiguousarray(C[mat[first]] / s[mat[first]][:, None, None])
+    k_ref = np.empty((uniq.size, 3 * k, 3 * k))
+    det_ref = np.empty(uniq.size)
+    _reference_matrices(np.ascontiguousarray(x0), tables, C_shape, np.ascontiguousarray(form[first]), k_ref,
+                        det_ref)
+    return k_ref, group.ravel().astype(np.int64), np.ascontiguousarray(s[mat]), det_ref

@@ -1,8 +1,6 @@
 """Former home of :mod:`vertebrafe.elasticity` (the elasticity matrices are on the ground floor now, below
-the FE core, the materials and the anatomy). Importing this module warns; it will be removed."""
-import warnings
+the FE core, the materials and the anatomy). Its names warn; use ``vertebrafe.elasticity``."""
+from ..deprecation import moved
 
-from ..elasticity import (axial_modulus, check_range, isotropic, orthotropic,  # noqa: F401
-                          transversely_isotropic, validate)
-
-warnings.warn("vertebrafe.fem.elasticity is deprecated; use vertebrafe.elasticity", DeprecationWarning, stacklevel=2)
+__getattr__ = moved(__name__, "vertebrafe.elasticity", ("axial_modulus", "check_range", "isotropic", "orthotropic",
+                                                        "transversely_isotropic", "validate"))

@@ -12,14 +12,14 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from ..cavity import FluidCavity
+from ..elements import face_integrals
 from ..errors import ConstraintError, InputError, InvertedElementError
 from .. import elasticity
+from ..springs import SpringSet
 from . import active_set, assembly, solvers
 from .kernels import MEAN_DILATATION, MODES, element_tables
 from .solution import Solution
-from .cavity import FluidCavity
-from .surface import face_integrals
-from .springs import SpringSet
 
 #: Formulation names and their kernel flags (:mod:`vertebrafe.fem.kernels`).
 FORMULATIONS = {"full": 0, "bbar": MEAN_DILATATION, "incompatible": MODES}
@@ -205,10 +205,13 @@ class Model:
         self._fixed_value = np.zeros((n, 3))
         self._force = np.zeros((n, 3))
         self.plates = []
-        #: list of :class:`~vertebrafe.fem.springs.SpringSet`: axial springs between (interpolated) node
+        #: list of :class:`~vertebrafe.springs.SpringSet`: axial springs between (interpolated) node
         #: points, linear or one-sided (tension-only, compression-only); see :meth:`add_springs`.
         self.springs = []
         self._pattern_cache = None
+        #: Assemble a mesh of identical cells (voxels) from shared reference stiffnesses
+        #: (:func:`~vertebrafe.fem.assembly.reference_stiffness`); False integrates every cell.
+        self.voxel_fast_path = True
 
     # -- material access ------------------------------------------------------------------------
     @property
@@ -289,13 +292,13 @@ class Model:
         return plate
 
     def add_springs(self, springs):
-        """Add a :class:`~vertebrafe.fem.springs.SpringSet` (build one with
-        :func:`~vertebrafe.fem.springs.spring_set`) or a :class:`~vertebrafe.fem.cavity.FluidCavity`.
+        """Add a :class:`~vertebrafe.springs.SpringSet` (build one with
+        :func:`~vertebrafe.springs.spring_set`) or a :class:`~vertebrafe.cavity.FluidCavity`.
         With one-sided springs :meth:`solve` runs the active-set loop of :mod:`vertebrafe.fem.active_set`.
         Returns the set."""
         if not isinstance(springs, (SpringSet, FluidCavity)):
-            raise InputError(f"springs = {springs!r}; expected a vertebrafe.fem.springs.SpringSet or a "
-                             "vertebrafe.fem.cavity.FluidCavity")
+            raise InputError(f"springs = {springs!r}; expected a vertebrafe.springs.SpringSet or a "
+                             "vertebrafe.cavity.FluidCavity")
         n = self.mesh.n_points
         if springs.gradient(max(n, _max_node(springs) + 1)).shape[1] > 3 * n:
             raise InputError(f"spring set {springs.name!r} references nodes beyond this mesh's {n} nodes")
@@ -484,10 +487,13 @@ class Model:
         data = np.zeros((pat["indices"].size, 3, 3))
         rhs = np.zeros(eliminated.size)
         min_det = np.zeros(mesh.n_cells)
+        tables = element_tables(mesh.element)
+        ref = (assembly.reference_stiffness(points, cells, self._C, self._material, self._form, tables)
+               if self.voxel_fast_path else assembly.no_reference(cells.shape[1]))
+        info["reference_cells"] = ref[1].size > 0
         try:
-            assembly.assemble(points, cells, self._C, self._material, element_tables(mesh.element), self._form,
-                              node_plate, centers, pat["indptr"], pat["indices"], pat["color_ptr"],
-                              pat["chunk_ptr"], pat["order"], pat["tied"], free, g, data, rhs, min_det)
+            assembly.assemble(points, cells, self._C, self._material, tables, self._form, ref, node_plate,
+                              centers, pat["indptr"], pat["indices"], pat["color_ptr"], pat["chunk_ptr"], pat["order"], pat["tied"], free, g, data, rhs, min_det)
         except SystemError:          # an error inside the compiled kernel: a singular cell (a bow-tie hex)
             q = mesh.quality()
             bad = np.flatnonzero((q.min_jacobian <= 0) | (q.scaled_jacobian <= 0))

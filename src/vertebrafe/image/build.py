@@ -286,7 +286,7 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
         field[sel] = bmd[v]
     mesh.set_cell_data("bmd", field)
     base = materials if materials is not None else MaterialSet(bmd=float(np.mean(list(bmd.values()))))
-    seg.attach_materials(LevelMaterials(base, bmd))
+    seg = seg.with_materials(LevelMaterials(base, bmd))
     seg.source = {
         "kind": "image", "ct": ct.source, "labels": labels.source,
         "calibration": dict(slope=cal.slope, intercept=cal.intercept, material=cal.material, r2=cal.r2,

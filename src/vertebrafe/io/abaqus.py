@@ -39,6 +39,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import InputError
 from .atomic import atomic_path
+from .provenance import check_replaceable
 from .model_data import ExportWarning, describe, isotropic_constants, set_names
 
 __all__ = ["write_inp", "ELEMENT_NAMES", "ANISO_ORDER"]
@@ -163,14 +164,14 @@ def write_inp(model, path, *, heading=None, overwrite=False, print_nodes=None, f
 
     ``heading``: text of ``*HEADING`` (default: vertebrafe version and model size). The file is written
     to a temporary name and moved into place; an existing ``path`` is replaced only with
-    ``overwrite=True``. Solve with ``ccx -i NAME`` (NAME without ``.inp``); ``NAME.dat`` then lists U and
+    ``overwrite=True`` and only if vertebrafe wrote it (:mod:`vertebrafe.io.provenance`). Solve with
+    ``ccx -i NAME`` (NAME without ``.inp``); ``NAME.dat`` then lists U and
     RF of every node (the plate nodes after the mesh nodes: reference, rotation, per plate), or only of
     the mesh node set named ``print_nodes``. ``field_output=False`` leaves out the ``.frd`` requests
     (``*NODE FILE``, ``*EL FILE``).
     """
     path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise InputError(f"export path {path!r} exists; choose another name or pass overwrite=True")
+    check_replaceable(path, overwrite)
     data = describe(model)
     if print_nodes is not None and print_nodes not in data.node_sets:
         raise InputError(f"print_nodes = {print_nodes!r}; allowed: None (all nodes) or a node set of the mesh: "

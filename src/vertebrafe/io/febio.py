@@ -41,6 +41,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import InputError
 from .atomic import atomic_path
+from .provenance import check_replaceable
 from .model_data import ExportWarning, describe, isotropic_constants, set_names
 
 __all__ = ["write_feb", "ELEMENT_NAMES", "VERSION"]
@@ -135,11 +136,11 @@ def write_feb(model, path, *, overwrite=False):
 
     Node ``i`` of the model is FEBio node ``i + 1`` and cell ``j`` element ``j + 1``; each rigid plate
     adds 8 nodes and one element after them. The file is written to a temporary name and moved into
-    place; an existing ``path`` is replaced only with ``overwrite=True``.
+    place; an existing ``path`` is replaced only with ``overwrite=True`` and only if vertebrafe wrote it
+    (:mod:`vertebrafe.io.provenance`).
     """
     path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise InputError(f"export path {path!r} exists; choose another name or pass overwrite=True")
+    check_replaceable(path, overwrite)
     data = describe(model)
     if data.cell_type not in ELEMENT_NAMES:
         raise InputError(f"cell type {data.cell_type!r} has no FEBio element; exportable: {sorted(ELEMENT_NAMES)}")

@@ -45,7 +45,7 @@ class ModelData:
     shear) with ``material (m,)`` the row of each cell, ``cell_sets`` ``{"tag:name": cells}`` from the
     named integer tags, ``node_sets`` ``{name: nodes}``, ``fixed (n, 3)`` bool with ``fixed_value (n, 3)``
     mm, ``force (n, 3)`` N on the nodes not tied to a plate, ``plates`` (:class:`PlateData`), ``springs``
-    (the model's :class:`~vertebrafe.fem.springs.SpringSet` list, plain arrays).
+    (the model's :class:`~vertebrafe.springs.SpringSet` list, plain arrays).
     """
 
     points: np.ndarray

@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import MeshError, MeshWarning
 from . import meshfile
 from .atomic import atomic_path
+from .provenance import SIGNATURE
 
 __all__ = ["write", "write_with_field_data"]
 
@@ -44,7 +45,8 @@ def write(path, m, **kwargs):
 
 
 def write_with_field_data(src, dst, field_data):
-    """Copy the VTU file ``src`` to ``dst`` adding a ``<FieldData>`` section (ASCII arrays).
+    """Copy the VTU file ``src`` to ``dst`` adding a ``<FieldData>`` section (ASCII arrays) and vertebrafe's
+    signature (:mod:`vertebrafe.io.provenance`).
 
     meshio 5.3's VTU writer ignores ``field_data`` while its reader reads a ``FieldData`` element
     under ``UnstructuredGrid``; this adds that element, streaming the rest of the file.
@@ -57,7 +59,9 @@ def write_with_field_data(src, dst, field_data):
             raise MeshError(f"cannot add field data to {src!r}: no {marker.decode()} tag near the "
                             f"start of the file (unexpected meshio VTU layout)")
         pos += len(marker)
-        lines = ["\n<FieldData>"]
+        from .._version import __version__
+
+        lines = [f"\n<!-- {SIGNATURE} {__version__} -->", "<FieldData>"]
         for name, value in field_data.items():
             value = np.asarray(value, dtype=np.int64)
             ntup = value.shape[0] if value.ndim == 2 else value.size
