@@ -51,11 +51,12 @@ def test_equilibrium_and_load_paths(results):
     r = results["compression"]
     # base reaction balances the applied load, springs included
     assert abs(r.value("reaction_force_z") - 500.0) < 1e-6 * 500.0 or abs(r.value("reaction_force_z") + 500.0) < 1e-6 * 500.0
-    fd = r.value("axial_force", "L4-L5", "disc")
-    fp = r.value("axial_force", "L4-L5", "posterior")
-    assert fd < 0 and abs(fd + fp + 500.0) < 0.03 * 500.0              # the two paths carry the level's load
+    paths = [r.value("axial_force", "L4-L5", k) for k in ("disc", "longitudinal_ligaments", "posterior")]
+    assert paths[0] < 0 and abs(sum(paths) + 500.0) < 0.03 * 500.0      # the three paths carry the level's load
     share = r.value("load_share", "L4-L5", "posterior")
     assert abs(share) < 0.3                                              # a minor path under pure compression
+    for lig in ("PLL", "LF", "ISL", "SSL", "ITL"):                       # the segment shortens: slack
+        assert r.value("ligament_force", "L4-L5", lig) == 0.0
 
 
 def test_symmetry_and_ligament_states(results):
