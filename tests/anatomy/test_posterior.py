@@ -13,7 +13,7 @@ H = 4.0
 
 @pytest.fixture(scope="module")
 def seg():
-    return segment("L4-L5", bmd=120.0, element_size=H, posterior=True)
+    return segment("L4-L5", bmd=120.0, element_size=H, posterior=True, fibres=False, nucleus="solid")
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def results(seg):
 
 
 def test_stack_unchanged_and_arches_conform(seg):
-    plain = segment("L4-L5", bmd=120.0, element_size=H)
+    plain = segment("L4-L5", bmd=120.0, element_size=H, fibres=False, nucleus="solid")
     n, c = plain.mesh.n_points, plain.mesh.n_cells
     assert seg.stack_points == n and seg.stack_cells == c
     assert np.array_equal(seg.mesh.points[:n], plain.mesh.points)          # bit for bit
@@ -82,7 +82,7 @@ def test_axial_rotation_loads_one_facet(results):
 def test_fracture_vp_bkp_keep_the_arches(seg):
     from vertebrafe.clinical import fracture, kyphoplasty, vertebroplasty
 
-    s = segment("T12-L2", bmd=80.0, element_size=H, posterior=True)
+    s = segment("T12-L2", bmd=80.0, element_size=H, posterior=True, fibres=False)
     n = s.stack_cells
     v0 = s.mesh.cell_volumes()[n:]
     for kind in ("wedge", "crush"):
