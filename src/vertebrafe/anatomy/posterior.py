@@ -23,7 +23,9 @@ lamina rows, all body layers), spinous process (the middle canal columns, spinou
 ``spinous_height`` of the body layers, so that lordosis leaves an interspinous gap), transverse
 processes (outer columns, the last pedicle row and the first lamina row, pedicle layers), superior
 articular processes (lateral half of the pedicle columns, same two rows, layers above) and inferior
-articular processes (medial half of the pedicle columns, lamina rows, layers below). In the lumbar spine
+articular processes (medial half of the pedicle columns, lamina rows, layers below). The laminae leave a
+notch in those medial columns, as deep as the superior processes are high, where the inferior process of
+the vertebra above comes down between the superior process and the lamina. In the lumbar spine
 the superior process of the lower vertebra lies anterolateral to the inferior process of the upper one,
 and so it does here. All arch cells carry the region ``posterior`` (homogeneous posterior-element bone,
 :data:`vertebrafe.materials.MATERIALS` ``"posterior_elements"``) and the level of their vertebra.
@@ -213,6 +215,11 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         med = np.concatenate([pl[-half:], pr[:half]]) if n_pl > 1 else np.concatenate([pl, pr])
         mask[np.ix_(lat, np.arange(nr - 1, nr + 1), np.arange(ni + Lb, K))] = True             # superior art.
         mask[np.ix_(med, np.arange(nr, nr + nl), np.arange(ni))] = True                         # inferior art.
+        # notch for the inferior process of the vertebra above: no lamina in its columns within the reach of
+        # the superior processes (the inferior process sits between this superior process and the lamina)
+        notch = kb[Z[kb + 1] > Z[ni + Lb] - ext_s + 1e-9]
+        if notch.size < Lb:
+            mask[np.ix_(med, np.arange(nr, nr + nl), notch)] = False
         # cells (VTK hex8: bottom quad anticlockwise seen from +z, then top)
         a, b, k = np.nonzero(mask)
         corners = [(0, 0), (0, 1), (1, 1), (1, 0)]
@@ -236,7 +243,7 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         arches[v] = Arch(
             iap={s: ids[c, nr:nr + nl + 1, :ni + 1].ravel() for s, c in iap_face.items()},
             sap={s: ids[c, nr - 1:nr + 2, kb1:].ravel() for s, c in sap_face.items()},
-            lamina_top=ids[n_tp:A - n_tp + 1, nr, kb1], lamina_bottom=ids[n_tp:A - n_tp + 1, nr, kb0],
+            lamina_top=ids[canal[0]:canal[-1] + 2, nr, kb1], lamina_bottom=ids[canal[0]:canal[-1] + 2, nr, kb0],
             spinous_top=ids[mid_col, nr + nl:, kb1], spinous_bottom=ids[mid_col, nr + nl:, ksp.min()],
             spinous_tip=(int(ids[mid_col, B, kb1]), int(ids[mid_col, B, ksp.min()])),
             transverse_top={"left": int(ids[0, nr, kped.max()]), "right": int(ids[A, nr, kped.max()])},

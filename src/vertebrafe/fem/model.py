@@ -488,10 +488,10 @@ class Model:
         rhs = np.zeros(eliminated.size)
         min_det = np.zeros(mesh.n_cells)
         tables = element_tables(mesh.element)
-        ref = (assembly.reference_stiffness(points, cells, self._C, self._material, self._form, tables)
-               if self.voxel_fast_path else assembly.no_reference(cells.shape[1]))
-        info["reference_cells"] = ref[1].size > 0
         try:
+            ref = (assembly.reference_stiffness(points, cells, self._C, self._material, self._form, tables)
+                   if self.voxel_fast_path else assembly.no_reference(cells.shape[1]))
+            info["reference_cells"] = ref[1].size > 0
             assembly.assemble(points, cells, self._C, self._material, tables, self._form, ref, node_plate,
                               centers, pat["indptr"], pat["indices"], pat["color_ptr"], pat["chunk_ptr"], pat["order"], pat["tied"], free, g, data, rhs, min_det)
         except SystemError:          # an error inside the compiled kernel: a singular cell (a bow-tie hex)
