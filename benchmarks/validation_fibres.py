@@ -22,12 +22,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--element-size", type=float, default=2.0)
     ap.add_argument("--no-plain", action="store_true", help="skip the model without fibres")
+    ap.add_argument("--cases", default=",".join(c[0].split()[0] for c in CASES),
+                    help="comma list of the cases to run, by their first word (default all)")
     args = ap.parse_args()
+    wanted = args.cases.split(",")
+    unknown = set(wanted) - {c[0].split()[0] for c in CASES}
+    if unknown:
+        ap.error(f"--cases: unknown {sorted(unknown)}; allowed: {[c[0].split()[0] for c in CASES]}")
     variants = [("fibres", True)] + ([] if args.no_plain else [("no fibres", None)])
     for label, fibres in variants:
         seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=args.element_size, fibres=fibres)
         print(f"# {label}: {seg}", flush=True)
-        for name, load, metric in CASES:
+        for name, load, metric in (c for c in CASES if c[0].split()[0] in wanted):
             t = time.perf_counter()
             r = simulate(seg, load)
             if metric == "pressure":

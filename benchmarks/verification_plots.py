@@ -1,6 +1,7 @@
 """Convergence plots of the FE core for docs/verification.md.
 
-Runs the verification cases of tests/verification on a sequence of meshes and plots:
+Runs the verification problems of :mod:`vertebrafe.verification` (those of tests/verification) on a
+sequence of meshes and plots:
 
 - ``docs/figures/convergence_manufactured.png``: relative L2 displacement error and energy-norm error of
   the manufactured solution (body force, all-Dirichlet boundary; isotropic and orthotropic, full and
@@ -14,27 +15,24 @@ The printed tables are the numbers behind the plots.
 """
 import argparse
 import os
-import sys
 
+import matplotlib
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "verification"))
-
-import matplotlib                                          # noqa: E402
+from vertebrafe import verification as vv
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt                            # noqa: E402
-import test_cantilever as cantilever                       # noqa: E402
-import test_manufactured as manufactured                   # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def manufactured_study(ns):
     rows = []
-    for material, formulation, mapped in manufactured.CASES:
-        C = manufactured.MATERIALS[material]
+    for material, formulation, mapped in vv.MANUFACTURED_CASES:
+        C = vv.MATERIALS[material]
         for n in ns:
-            l2, energy, _ = manufactured.solve_and_measure(n, C, formulation, mapped)
+            l2, energy, _ = vv.manufactured_errors(n, C, formulation, mapped)
             rows.append((material, formulation, mapped, n, l2, energy))
             print(f"{material:11s} {formulation:4s} mapped={mapped!s:5s} n={n:3d}  L2 {l2:.3e}  energy {energy:.3e}",
                   flush=True)
@@ -45,22 +43,22 @@ def cantilever_study(meshes):
     rows = []
     for formulation in ("full", "bbar"):
         for shape in meshes:
-            _, _, work = cantilever.tip_deflection(shape, formulation)
-            err = work / cantilever.DELTA_TIMOSHENKO - 1.0
-            rows.append((formulation, cantilever.L / shape[0], err))
+            _, _, work = vv.cantilever_tip_deflection(shape, formulation)
+            err = work / vv.DELTA_TIMOSHENKO - 1.0
+            rows.append((formulation, vv.L / shape[0], err))
             print(f"cantilever {formulation:4s} {shape}: tip deflection error vs Timoshenko {err:+.3%}", flush=True)
     return rows
 
 
 def plot_manufactured(rows, path):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharex=True)
-    for (material, formulation, mapped) in manufactured.CASES:
+    for (material, formulation, mapped) in vv.MANUFACTURED_CASES:
         sel = [r for r in rows if r[:3] == (material, formulation, mapped)]
-        h = np.array([max(manufactured.LENGTHS) / r[3] for r in sel])
+        h = np.array([max(vv.LENGTHS) / r[3] for r in sel])
         label = f"{material}, {formulation}{', mapped' if mapped else ''}"
         for ax, col in zip(axes, (4, 5)):
             ax.loglog(h, [r[col] for r in sel], "o-", label=label)
-    h = np.array([max(manufactured.LENGTHS) / n for n in sorted({r[3] for r in rows})])
+    h = np.array([max(vv.LENGTHS) / n for n in sorted({r[3] for r in rows})])
     for ax, rate, name in zip(axes, (2, 1), ("L2 displacement error", "energy-norm error")):
         ref = [r[4 if rate == 2 else 5] for r in rows][0] * (h / h[0]) ** rate
         ax.loglog(h, ref, "k--", lw=1, label=f"slope {rate}")
@@ -95,12 +93,17 @@ def plot_cantilever(rows, path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="4,8,16,24", help="cells per side of the manufactured-solution meshes")
+    ap.add_argument("--beam-cells", default=",".join(str(s[0]) for s in vv.CANTILEVER_MESHES),
+                    help="cells along the cantilever (multiples of 10; L/10 cells across)")
     ap.add_argument("--out", default=os.path.join(HERE, "..", "docs", "figures"))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     ns = [int(s) for s in args.sizes.split(",")]
     plot_manufactured(manufactured_study(ns), os.path.join(args.out, "convergence_manufactured.png"))
-    plot_cantilever(cantilever_study(cantilever.MESHES), os.path.join(args.out, "convergence_cantilever.png"))
+    beams = [(n, n // 10, n // 10) for n in (int(s) for s in args.beam_cells.split(","))]
+    if any(n % 10 or n < 10 for n, _, _ in beams):
+        ap.error(f"--beam-cells = {args.beam_cells!r}; allowed: multiples of 10 (cells along the beam)")
+    plot_cantilever(cantilever_study(beams), os.path.join(args.out, "convergence_cantilever.png"))
     print(f"wrote {args.out}/convergence_manufactured.png and convergence_cantilever.png")
 
 

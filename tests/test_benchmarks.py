@@ -1,7 +1,7 @@
 """Each benchmark script runs its smallest option (a smoke run, so that the scripts and the numbers in
 benchmarks/README.md cannot rot unnoticed). Run in this process with the script's own command line; a
-new script needs an entry here. About two minutes on a busy 2-core machine; skip them locally with
-``-m "not benchmark_smoke"``."""
+new script needs an entry here. About 35 s of CPU time in all (two minutes of wall time on the shared
+2-core machine at a load of 13); skip them locally with ``-m "not benchmark_smoke"``."""
 import os
 import pathlib
 import runpy
@@ -18,9 +18,10 @@ SMOKE = {
     "convergence_cement.py": ["--sizes", "8", "--workers", "1", "--states", "intact,VP15"],
     "remeasure_treated.py": ["--element-size", "8"],
     "validation_anatomy.py": ["--sizes", "6"],
-    "validation_fibres.py": ["--element-size", "8", "--no-plain"],
+    "validation_fibres.py": ["--element-size", "8", "--no-plain", "--cases", "standing_flexed,flexion"],
+    "validation_rom.py": ["--element-size", "8", "--modes", "axial_rotation"],
     "image_round_trip.py": ["8", "--spacing", "4"],
-    "verification_plots.py": ["--sizes", "2,4", "--out", "{tmp}"],
+    "verification_plots.py": ["--sizes", "2,4", "--beam-cells", "20", "--out", "{tmp}"],
 }
 
 

@@ -124,6 +124,28 @@ BAD = [
     ("override-range", lambda t: t + "\n[segment.overrides.L1]\nanterior_height = 200.0\n",
      ["segment.overrides.L1.anterior_height", "200", "out of range"]),
     ("section-not-table", lambda t: "solver = 3\n" + t, ["[solver]", "an integer", "expected a table"]),
+    ("level-load-outside", lambda t: t + '\n[[load.levels]]\nlevel = "L4"\nforce = [0, 0, -100]\n',
+     ["load.levels[0].level", "'L4'", "not in segment.levels"]),
+    ("level-load-magnitude", lambda t: t + '\n[[load.levels]]\nlevel = "L1"\nforce = [15000, 15000, 0]\n',
+     ["load.levels[0].force", "magnitude 21213.2 N", "at most 20000 N"]),
+    ("level-load-via", lambda t: t + '\n[[load.levels]]\nlevel = "L1"\nvia = "glue"\n',
+     ["load.levels[0].via", "'glue'", "'distributed', 'plate'"]),
+    ("level-load-key", lambda t: t + '\n[[load.levels]]\nlevel = "L1"\nforces = [0, 0, 1]\n',
+     ["load.levels[0].forces", "not a known key", "force, moment, point, via, name"]),
+    ("level-load-no-level", lambda t: t + '\n[[load.levels]]\nforce = [0, 0, -100]\n',
+     ["load.levels[0].level", "missing"]),
+    ("muscle-level", lambda t: t + "\n[load.muscles]\nrectus_abdominis = {T12 = 100.0}\n",
+     ["load.muscles.rectus_abdominis.T12", "moment arm", "['L1', 'L2']"]),
+    ("muscle-negative", lambda t: t + "\n[load.muscles]\nerector_spinae = {L1 = -100.0}\n",
+     ["load.muscles.erector_spinae.L1", "-100", "[0, 20000] N"]),
+    ("muscle-number", lambda t: t + "\n[load.muscles]\nerector_spinae = 300.0\n",
+     ["load.muscles.erector_spinae", "a number", "{vertebra = number}"]),
+    ("muscle-unknown", lambda t: t + "\n[load.muscles]\npsoas = {L1 = 100.0}\n",
+     ["load.muscles.psoas", "not a known key", "erector_spinae, rectus_abdominis, balance"]),
+    ("balance-no-moment", lambda t: _replace(t, "flexion = 7.5", "[load.muscles]\nbalance = true"),
+     ["load.muscles.balance", "no flexion or extension moment"]),
+    ("balance-extension-at-t12", lambda t: _replace(t, "flexion = 7.5", "extension = 7.5\n[load.muscles]\nbalance = true"),
+     ["load.muscles.balance", "rectus abdominis", "T12", "'L1'"]),
     ("treatment-none-level", lambda t: _replace(t, 'kind = "vertebroplasty"\nvolume = 3.0', 'kind = "none"\nlevel = "L1"'),
      ["treatment.level", "kind = 'none'"]),
 ]
@@ -261,6 +283,8 @@ def test_schema_documented_in_docs():
         assert f"[{section}]" in doc
         for f in fields:
             assert f"`{f.name}`" in doc, f"{section}.{f.name} missing from docs/cases.md"
+            for sub in f.fields:                                  # [[load.levels]], [load.muscles]
+                assert f"[{section}.{f.name}]" in doc and f"`{sub.name}`" in doc, f"{section}.{f.name}.{sub.name}"
 
 
 def test_build_segment_runs_the_clinical_chain():
@@ -289,6 +313,43 @@ def test_load_ranges_are_one_table():
     assert load.anterior_shear == 120.0 and load.compression == 500.0
 
 
+LEVEL_LOADS = """
+[segment]
+levels = "L3-L4"
+[bone]
+bmd = 120.0
+[[load.levels]]
+level = "L4"
+force = [0, 150, -400]
+[[load.levels]]
+level = "L3"
+moment = [-2.0, 0, 0]
+via = "plate"
+name = "orthosis"
+[load.muscles]
+erector_spinae = {L3 = 200.0, L4 = 100}
+"""
+
+
+def test_level_loads_and_muscles_resolve_and_round_trip():
+    """Level loads and muscles alone are a load; defaults are LevelLoad's; the resolved TOML reads back to
+    the same case (same id); a zero level load alone is refused."""
+    from vertebrafe.io.toml import to_toml
+    from vertebrafe.loads import LevelLoad
+    case = vc.parse_case(vc.tomllib.loads(LEVEL_LOADS))
+    first, second = (LevelLoad(**x) for x in case.load.levels)
+    assert first == LevelLoad("L4", force=(0.0, 150.0, -400.0))
+    assert second.via == "plate" and second.moment == (-2.0, 0.0, 0.0) and second.name == "orthosis"
+    assert case.load.muscles == {"erector_spinae": {"L3": 200.0, "L4": 100.0}, "balance": False}
+    again = vc.parse_case(vc.tomllib.loads(to_toml(case.to_dict())))
+    assert again == case and again.id == case.id
+    with pytest.raises(InputError, match="muscles.*segment"):
+        case.load.to_load()                                   # muscles are placed on a segment's vertebrae
+    zero = LEVEL_LOADS.split("[[load.levels]]")[0] + "[[load.levels]]\nlevel = 'L4'\n"
+    with pytest.raises(InputError, match="load is zero"):
+        vc.parse_case(vc.tomllib.loads(zero))
+
+
 def test_case_defaults_come_from_the_library():
     """One source of defaults: every concrete default of the case schema equals the library's (function
     signatures, MaterialSet fields, clinical constants), every *Spec field default equals the schema's, and
@@ -312,6 +373,7 @@ def test_case_defaults_come_from_the_library():
                                                          "endplate_thickness", "n_cortex_layers", "disc_refinement",
                                                          "nucleus")}
     library["segment", "fibres"] = bool(sig(segment, "fibres"))
+    library["segment", "posterior"] = bool(sig(segment, "posterior"))
     library.update({("bone", k): getattr(ms, k) for k in ("law", "anisotropic", "transverse_ratio")})
     library.update({("fracture", k): sig(fracture, k) for k in ("kind", "damage_factor")})
     library.update({("treatment", k): sig(vertebroplasty, k) for k in ("approach", "side", "material",

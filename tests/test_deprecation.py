@@ -12,6 +12,7 @@ ALIASES = [
     ("vertebrafe.fem.cavity", "vertebrafe.cavity", "cavity_faces"),
     ("vertebrafe.fem.elasticity", "vertebrafe.elasticity", "isotropic"),
     ("vertebrafe.anatomy.disc", "vertebrafe.anatomy.segment", "disc"),
+    ("vertebrafe.anatomy.segment", "vertebrafe.anatomy.assignment", "cell_elasticity"),
 ]
 
 
@@ -43,3 +44,14 @@ def test_new_home_is_imported_at_the_access_only(monkeypatch):
     with pytest.warns(DeprecationWarning):
         getattr_("import_module")
     assert imported == ["pkg.new"]
+
+
+def test_attach_materials_warns_and_still_attaches_in_place():
+    from vertebrafe.anatomy import segment
+    from vertebrafe.materials import MaterialSet
+
+    seg = segment(["L1", "L2"], element_size=6.0)
+    mesh = seg.mesh
+    with pytest.warns(DeprecationWarning, match="use seg = seg.with_materials"):
+        assert seg.attach_materials(MaterialSet(bmd=80.0)) is seg
+    assert seg.mesh is mesh and seg.elasticity.shape == (mesh.n_cells, 6, 6) and "modulus" in mesh.cell_data

@@ -105,6 +105,17 @@ def test_nested_grid_tables_equal_dotted_keys():
     assert nested.parameters == dotted.parameters
 
 
+def test_muscle_forces_are_grid_keys():
+    """A muscle force per vertebra is swept like any case key and labelled with its unit in figures."""
+    from vertebrafe import report
+    raw = {"study": {"name": "muscles"}, "base": BASE,
+           "grid": {"load.muscles.erector_spinae.L1": [0.0, 300.0]}}
+    s = vs.parse_study(raw)
+    assert [c.case.load.muscles["erector_spinae"]["L1"] for c in s.cases] == [0.0, 300.0]
+    assert [c.name for c in s.cases] == ["erector_spinae_L1_0", "erector_spinae_L1_300"]
+    assert report._label("load.muscles.erector_spinae.L1") == "erector spinae force on L1 [N]"
+
+
 def test_duplicate_physics_is_run_once():
     raw = study_raw()
     raw["variants"].append({"name": "NSM2", "set": {"treatment.kind": "none"}})

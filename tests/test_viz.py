@@ -397,6 +397,43 @@ def test_anatomical_views_and_region_colour_range(vp_folders):
         viz.show_segment(vp, view="dorsal-ish", off_screen=True, window_size=SIZE, show=False)
 
 
+@rendering
+def test_each_region_its_own_colour_range_and_scalar_bar(vp_folders):
+    """regions={...}: one colour range (the region's data range, or the one given), colour map and scalar bar
+    per region, in one image and in each panel of a comparison."""
+    frac, vp = vp_folders
+    regions = {"cancellous": None, "cortex": None, "cement_bone": (0.0, 1.0)}
+    p = viz.show_field(vp, "von_mises", clip="sagittal", through="cement", regions=regions, off_screen=True,
+                       window_size=(2 * SIZE[0], SIZE[1]), return_plotter=True)
+    try:
+        bars = list(p.scalar_bars.keys())
+        drawn = [(tuple(a.mapper.scalar_range), a.mapper.lookup_table.cmap.name) for a in p.renderer.actors.values()
+                 if getattr(getattr(a, "mapper", None), "dataset", None) is not None and a.mapper.scalar_visibility]
+        img = np.asarray(p.screenshot(None, return_img=True))
+    finally:
+        p.close()
+    assert bars == [f"von Mises stress, {r} [MPa]" for r in regions]
+    g = viz.to_pyvista(vp)
+    vm, names = np.asarray(g.cell_data["von_mises_MPa"]), np.asarray(g.cell_data["region_name"])
+    expected = [(vm[names == r].min(), vm[names == r].max()) for r in ("cancellous", "cortex")] + [(0.0, 1.0)]
+    assert [r for r, _ in drawn] == [pytest.approx(e) for e in expected]
+    assert len({cmap for _, cmap in drawn}) == 3 and _fill(img) > MIN_FILL
+    p = viz.show_comparison(frac, vp, "von_mises", clip="sagittal", through="cement", difference=True,
+                            regions={"cancellous": None, "cortex": None}, off_screen=True,
+                            window_size=(3 * SIZE[0], SIZE[1]), return_plotter=True)
+    try:
+        img = np.asarray(p.screenshot(None, return_img=True))
+        assert [len(r.actors) > 2 for r in p.renderers] == [True] * 3
+    finally:
+        p.close()
+    w = img.shape[1] // 3
+    assert all(_fill(img[:, k * w:(k + 1) * w]) > MIN_FILL for k in range(3))
+    with pytest.raises(InputError, match="lo < hi"):
+        viz.show_field(vp, "von_mises", regions={"cancellous": (2.0, 1.0)}, off_screen=True, show=False)
+    with pytest.raises(InputError, match="each region's range"):
+        viz.show_field(vp, "von_mises", regions={"cancellous": None}, clim=(0, 1), off_screen=True, show=False)
+
+
 def test_interactive_html_for_sharing(vp_folders, tmp_path):
     pytest.importorskip("trame_vtk")
     import base64
@@ -412,6 +449,11 @@ def test_interactive_html_for_sharing(vp_folders, tmp_path):
     index = json.loads(scene.read("index.json"))
     assert index["scene"][0]["mapper"]["colorByArrayName"] == "von_mises_MPa"
     assert "von_mises_MPa" in index["lookupTables"]
+    each = viz.export_html(vp_folders[1], tmp_path / "each.html", field="von_mises",
+                           regions={"cancellous": None, "cortex": (0.0, 5.0)})
+    luts = json.loads(zipfile.ZipFile(io.BytesIO(base64.b64decode(re.search(
+        r'base64Str = "([^"]+)"', each.read_text()).group(1)))).read("index.json"))["lookupTables"]
+    assert sorted(luts) == ["von_mises_MPa cancellous", "von_mises_MPa cortex"]          # a range each
     tags = viz.export_html(vp_folders[1], tmp_path / "tags.html")
     assert len(json.loads(zipfile.ZipFile(io.BytesIO(base64.b64decode(re.search(
         r'base64Str = "([^"]+)"', tags.read_text()).group(1)))).read("index.json"))["scene"]) >= 5
@@ -429,6 +471,12 @@ def test_view_command_with_folders_names_and_html(vp_folders, tmp_path, capsys):
     assert Image.open(out).size == (720, 180) and _png_fill(out) > MIN_FILL
     assert cli.main(["view", str(vp), "--view", "superior", "--screenshot", str(tmp_path / "s.png"),
                      "--window-size", "240", "180"]) == 0
+    for regions in (["--regions", "cancellous,cortex", "--each-region"], ["--regions", "cancellous=0:1,cortex"]):
+        assert cli.main(["view", str(vp), "--field", "von_mises", *regions, "--screenshot", str(tmp_path / "r.png"),
+                         "--window-size", "480", "180"]) == 0 and _png_fill(tmp_path / "r.png") > MIN_FILL
+    assert cli.main(["view", str(vp), "--field", "von_mises", "--regions", "cancellous=1:x",
+                     "--screenshot", str(tmp_path / "bad.png")]) == 1
+    assert "NAME=LO:HI" in capsys.readouterr().err
     pytest.importorskip("trame_vtk")
     assert cli.main(["view", str(vp), "--field", "von_mises", "--html", str(tmp_path / "vp.html")]) == 0
     assert (tmp_path / "vp.html").stat().st_size > 100_000

@@ -8,7 +8,10 @@ import numpy as np
 from .errors import InputError, MaterialError
 
 __all__ = ["check_range", "isotropic", "orthotropic", "transversely_isotropic", "validate", "axial_modulus",
-           "rotate_stiffness", "frame_with_normal", "laminate"]
+           "stiffness_tensor", "stiffness_voigt", "rotate_stiffness", "frame_with_normal", "laminate"]
+
+# Voigt index -> tensor index pair (xx, yy, zz, xy, yz, xz)
+VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (0, 2))
 
 
 def check_range(name, value, low, high, low_open=True, high_open=True):
@@ -127,38 +130,39 @@ def axial_modulus(C):
     return 1.0 / np.linalg.inv(np.asarray(C, dtype=float))[..., 2, 2]
 
 
-# Voigt index <-> tensor index pairs (xx, yy, zz, xy, yz, xz)
-_PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (0, 2))
-_T = np.array([0, 1, 3])            # in-plane strains (continuous across layers normal to z)
-_N = np.array([2, 4, 5])            # interface stresses (continuous)
-
-
-def _to_tensor(C):
-    """Voigt stiffness ``(k, 6, 6)`` (engineering shear) -> tensor ``(k, 3, 3, 3, 3)``."""
+def stiffness_tensor(C):
+    """Fourth-order stiffness ``(..., 3, 3, 3, 3)`` (MPa, minor and major symmetries filled) of Voigt matrices
+    ``(..., 6, 6)`` (engineering shear)."""
+    C = np.asarray(C, dtype=float)
     T = np.zeros(C.shape[:-2] + (3, 3, 3, 3))
-    for I, (i, j) in enumerate(_PAIRS):
-        for J, (k, l) in enumerate(_PAIRS):
-            v = C[..., I, J]
+    for I, (i, j) in enumerate(VOIGT_PAIRS):
+        for J, (k, l) in enumerate(VOIGT_PAIRS):
             for a, b in ((i, j), (j, i)):
                 for c, d in ((k, l), (l, k)):
-                    T[..., a, b, c, d] = v
+                    T[..., a, b, c, d] = C[..., I, J]
     return T
 
 
-def _to_voigt(T):
+def stiffness_voigt(T):
+    """Voigt matrices ``(..., 6, 6)`` (engineering shear) of fourth-order stiffnesses ``(..., 3, 3, 3, 3)``."""
+    T = np.asarray(T, dtype=float)
     C = np.empty(T.shape[:-4] + (6, 6))
-    for I, (i, j) in enumerate(_PAIRS):
-        for J, (k, l) in enumerate(_PAIRS):
+    for I, (i, j) in enumerate(VOIGT_PAIRS):
+        for J, (k, l) in enumerate(VOIGT_PAIRS):
             C[..., I, J] = T[..., i, j, k, l]
     return C
+
+
+_T = np.array([0, 1, 3])            # in-plane strains (continuous across layers normal to z)
+_N = np.array([2, 4, 5])            # interface stresses (continuous)
 
 
 def rotate_stiffness(C, Q):
     """Stiffness ``(k, 6, 6)`` expressed in the rotated bases ``Q (k, 3, 3)`` (rows: new axes in old
     coordinates): ``C'_abcd = Q_ai Q_bj Q_ck Q_dl C_ijkl``."""
-    T = _to_tensor(np.asarray(C, dtype=float))
+    T = stiffness_tensor(C)
     R = np.einsum("kai,kbj,kcm,kdl,kijml->kabcd", Q, Q, Q, Q, T, optimize=True)
-    return _to_voigt(R)
+    return stiffness_voigt(R)
 
 
 def frame_with_normal(n):

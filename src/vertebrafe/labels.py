@@ -6,7 +6,8 @@ not in a table is shown as it is.
 """
 from __future__ import annotations
 
-__all__ = ["PARAMETERS", "METRICS", "RELATIONS", "parameter", "metric", "relation", "unit", "with_unit"]
+__all__ = ["PARAMETERS", "METRICS", "RELATIONS", "parameter", "parameter_name", "metric", "relation", "unit",
+           "with_unit"]
 
 #: case keys (dotted) -> label
 PARAMETERS = {
@@ -103,9 +104,18 @@ def with_unit(label, unit_text):
     return f"{label} [{unit(unit_text)}]" if unit_text and unit_text != "-" else label
 
 
+def parameter_name(key):
+    """Name of a dotted case key without unit: :data:`PARAMETERS`, or a muscle force
+    (``"load.muscles.erector_spinae.L1"`` -> ``"erector spinae force on L1"``)."""
+    parts = key.split(".")
+    if key not in PARAMETERS and len(parts) == 4 and parts[:2] == ["load", "muscles"]:
+        return f"{parts[2].replace('_', ' ')} force on {parts[3]}"
+    return PARAMETERS.get(key, key)
+
+
 def parameter(key, unit=""):
     """Label of a dotted case key (``"treatment.volume"`` -> ``"cement volume [mL]"`` with its unit)."""
-    return with_unit(PARAMETERS.get(key, key), unit)
+    return with_unit(parameter_name(key), unit)
 
 
 def metric(name, unit=""):

@@ -653,8 +653,9 @@ def body_weight_fraction(level):
 
 UPPER_BODY_CONSTANTS = {
     "gravity": (9.81, "m/s^2", "standard gravity"),
-    "muscle_lever_arm": (0.05, "m", "erector spinae moment arm about the vertebral body centre, about 5 cm "
-                                    "in simple trunk models [memory]"),
+    "muscle_lever_arm": (0.05, "m", "erector spinae moment arm about the vertebral body centre: the fixed 5 cm "
+                                    "of biomechanical models (Gungor 2013, PhD thesis, Auburn University; "
+                                    "vertebrafe.muscles)"),
     "com_offset": (0.03, "m", "anterior offset of the upper-body centre of mass from the vertebral centre in "
                               "upright standing [assumption: calibrated so that a 70 kg subject gets about "
                               "500 N at L4, the force behind the 0.5 MPa standing IDP of Wilke 1999]"),

@@ -13,16 +13,24 @@ vBMD (QCT trabecular)      < 20 or > 300 mg/cm^3        adult lumbar vBMD lies b
                                                         (below the 80 mg/cm^3 threshold, down to about 30)
                                                         and young-adult values (150-200) [assumption:
                                                         margins]; below 1 it is almost surely g/cm^3
-compression                > 6400 N                     NIOSH maximum permissible L5/S1 compression (1981
-                                                        Work Practices Guide) [memory]; about 9 x body
-                                                        weight of a 70 kg subject
-shear (anterior, lateral)  > 1000 N                     recommended limit for occasional loading,
-                                                        Gallagher & Marras 2012 [memory]; lifting peaks at
+compression                > 6400 N                     maximum permissible limit (MPL) of L5/S1
+                                                        compression of the NIOSH Work Practices Guide for
+                                                        Manual Lifting (DHHS (NIOSH) Publication 81-122,
+                                                        1981), where about half of the population would
+                                                        suffer endplate fractures; about 9 x body weight of
+                                                        a 70 kg subject (the guide's action limit, 3400 N,
+                                                        is the one kept by the revised NIOSH equation,
+                                                        Waters et al. 1993, Ergonomics 36:749-776)
+shear (anterior, lateral)  > 1000 N                     the shear limit used beside the NIOSH 3400 N in
+                                                        occupational spine-load assessment (Arjmand et al.
+                                                        2015, Int J Ind Ergon 47:1-8); lifting peaks at
                                                         230 N (literature 4.2)
 moment (each component)    > 20 N m                     in vitro and FE protocols use 7.5-10 N m
                                                         (literature 4.3) [assumption: twice that]
-segment rotation           > 15 deg per disc            lumbar ROM in one direction is about 5-12 deg per
-                                                        level (flexion largest; White & Panjabi [memory]);
+segment rotation           > 15 deg per disc            more than the whole flexion-extension range of a
+                                                        lumbar intervertebral joint in vivo, about 14 deg
+                                                        (Pearcy, Portek & Shepherd 1984, Spine 9:294-297;
+                                                        7-14 deg, Hayes et al. 1989, Spine 14:327-331);
                                                         the small-rotation linear model is not valid for
                                                         tens of degrees
 rotation of one level      > 8 deg (per disc, from    the linearised rotation u = theta x r stretches

@@ -62,7 +62,8 @@ def summarize(out):
     and the finished case directories). Only cases whose files verify against the checksums of their
     ``status.json`` enter the summary; damaged ones are listed in ``failures.csv`` with status
     ``damaged``. Returns ``{"summary": path, "failures": path, "plots": [paths], "tables": {plot name:
-    DataFrame pivot}, "notes": [plots that could not be drawn, and why]}``."""
+    DataFrame pivot}, "notes": [plots that could not be drawn, and why], "finished": cases in the summary,
+    "rows": rows of the summary, "failed": [{"id", "name", "status", "error"} of the cases not in it]}``."""
     import pandas as pd
 
     out = os.path.abspath(os.fspath(out))
@@ -97,8 +98,9 @@ def summarize(out):
         for i, k in enumerate(params):
             df.insert(3 + i, k, c["params"].get(k, _lookup(c["case"], k)))
         frames.append(df)
-    paths = {"plots": [], "tables": {}, "notes": []}
     fail_df = pd.DataFrame(failures, columns=["id", "name", "variant", "status", "error"] + params)
+    paths = {"plots": [], "tables": {}, "notes": [], "finished": len(frames), "rows": 0,
+             "failed": [{k: f[k] for k in ("id", "name", "status", "error")} for f in failures]}
     paths["failures"] = os.path.join(out, "failures.csv")
     write_text(paths["failures"], fail_df.to_csv(index=False))
     if not frames:
@@ -109,7 +111,7 @@ def summarize(out):
     ref = meta.get("reference")
     if ref:
         summary = _add_reference(summary, meta, ref)
-    paths["summary"] = os.path.join(out, "summary.csv")
+    paths["summary"], paths["rows"] = os.path.join(out, "summary.csv"), len(summary)
     write_text(paths["summary"], summary.to_csv(index=False))
     if meta.get("plots"):
         os.makedirs(os.path.join(out, "plots"), exist_ok=True)
@@ -187,13 +189,19 @@ def _select(summary, spec):
 
 
 def _field(key):
-    """The case-schema Field of a dotted key (None if unknown)."""
+    """The case-schema Field of a dotted key, nested tables included (``load.muscles.erector_spinae.L1`` is
+    the ``erector_spinae`` field); None if unknown."""
     from .case import SCHEMA
-    section, _, name = key.partition(".")
-    for f in SCHEMA.get(section, ()):
-        if f.name == name:
-            return f
-    return None
+    section, *names = key.split(".")
+    fields, found = SCHEMA.get(section, ()), None
+    for name in names:
+        if found is not None and found.kind == "per_level":
+            return found
+        found = next((f for f in fields if f.name == name), None)
+        if found is None:
+            return None
+        fields = found.fields
+    return found
 
 
 def _unit(key):
@@ -237,6 +245,15 @@ def _load_text(load):
             parts.append(f"{_fmt(load[k], LOAD_RANGES[k][2])} {labels.PARAMETERS['load.' + k].split(' moment')[0]}")
     if load.get("follower"):
         parts.append("follower")
+    for x in load.get("levels", ()):
+        parts.append(f"{x.get('name') or 'load'} on {x['level']} (F {_fmt(list(x['force']), 'N')}, "
+                     f"M {_fmt(list(x['moment']), 'N m')})")
+    muscles = load.get("muscles", {})
+    for name, forces in muscles.items():
+        if name != "balance":
+            parts += [f"{labels.parameter_name(f'load.muscles.{name}.{v}')} {_fmt(f, 'N')}" for v, f in forces.items()]
+    if muscles.get("balance"):
+        parts.append("sagittal moment balanced by muscles")
     return ", ".join(parts) or "no load"
 
 
@@ -256,7 +273,7 @@ def subtitle(cases, varying=()):
         given = {json.dumps(x) for _, x in having}
         if len(given) == 1:
             v = json.loads(given.pop())
-            text = f"{labels.PARAMETERS.get(key, key)} {_fmt(v, _unit(key))}"
+            text = f"{labels.parameter_name(key)} {_fmt(v, _unit(key))}"
             if len(having) < len(cases):
                 text += f" ({', '.join(dict.fromkeys(str(v) for v, _ in having))})"
             parts.append(text)
@@ -368,7 +385,7 @@ def study_figure(summary, spec, meta):
         if _is_integer_axis(spec.x, sel[spec.x].dropna().tolist()):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if fv is not None:
-            ax.set_title(f"{labels.PARAMETERS.get(spec.facet, spec.facet)} {_fmt(fv, _unit(spec.facet))}",
+            ax.set_title(f"{labels.parameter_name(spec.facet)} {_fmt(fv, _unit(spec.facet))}",
                          fontsize=10)
         ax.grid(True, alpha=0.3)
     unit = sel["unit"].iloc[0] if "unit" in sel and len(sel) else ""
@@ -412,6 +429,17 @@ def key_metrics(result):
                 continue
             if v is not None and not (isinstance(v, float) and math.isnan(v)):
                 rows.append((f"{level}{tag} {metric} ({note})", v, unit))
+    if getattr(result.segment, "posterior", None) is not None:
+        for disc in result.segment.discs:
+            for metric, region, unit, label in (("facet_force", "facet_left", "N", "facet force, left"),
+                                                ("facet_force", "facet_right", "N", "facet force, right"),
+                                                ("load_share", "posterior", "", "posterior-column load share")):
+                try:
+                    v = seg(metric, disc, region)
+                except Exception:  # noqa: BLE001 - metric not reported for this level
+                    continue
+                if not (isinstance(v, float) and math.isnan(v)):
+                    rows.append((f"{disc} {label}", v, unit))
     try:
         rows.append(("segment axial_stiffness", seg("axial_stiffness"), "N/mm"))
         rows.append(("segment rotation_flexion", seg("rotation_flexion"), "deg"))

@@ -1,15 +1,13 @@
 """Segment.from_mesh: external hex8 / tet10 meshes with region and level tags (.vtu cell data, .msh names)."""
 import os
-import sys
 
 import numpy as np
 import pytest
 
 import vertebrafe as vf
 from vertebrafe.errors import InputError
+from vertebrafe.verification import tetra_mesh
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "verification"))
-from test_tetra import tetra_mesh  # noqa: E402
 
 LOAD = vf.Load(compression=500.0)
 REGIONS = {1: "cortex", 2: "cancellous", 3: "annulus", 4: "nucleus"}

@@ -164,6 +164,24 @@ def test_materials_summary_and_save(tmp_path):
     np.testing.assert_array_equal(back.node_sets["L1:superior"], s.mesh.node_sets["L1:superior"])
 
 
+def test_with_materials_returns_a_new_segment_and_leaves_the_geometry_unchanged():
+    from vertebrafe.clinical import fracture
+    from vertebrafe.materials import MaterialSet
+
+    geo = segment(["L1", "L2"], element_size=6.0)
+    assert geo.materials is None and geo.elasticity is None and "modulus" not in geo.mesh.cell_data
+    soft, hard = geo.with_materials(MaterialSet(bmd=60.0)), geo.with_materials(MaterialSet(bmd=120.0))
+    assert geo.elasticity is None and "modulus" not in geo.mesh.cell_data
+    assert soft.mesh is not geo.mesh and soft.mesh is not hard.mesh
+    np.testing.assert_array_equal(soft.mesh.points, geo.mesh.points)
+    canc = geo.mesh.cells_in("region", "cancellous")
+    # more bone, stiffer cancellous bone; the same answer as building with bmd= directly
+    assert np.all(hard.mesh.cell_data["modulus"][canc] > soft.mesh.cell_data["modulus"][canc])
+    np.testing.assert_array_equal(soft.elasticity, segment(["L1", "L2"], bmd=60.0, element_size=6.0).elasticity)
+    with pytest.raises(InputError, match="clinical history"):
+        fracture(soft, "L1", kind="wedge", grade=1).with_materials(MaterialSet(bmd=60.0))
+
+
 def test_mesh_is_mirror_symmetric_about_the_midsagittal_plane(seg):
     p = seg.mesh.points
     dist, _ = cKDTree(p).query(p * [-1.0, 1.0, 1.0])

@@ -16,45 +16,14 @@ that are guaranteed (monotone convergence from the stiff side, same limit) are a
 import numpy as np
 import pytest
 
-from vf_helpers import Model, grid
-
-L, B, H = 100.0, 10.0, 10.0
-E, NU, P = 1000.0, 0.3, 1.0
-I = B * H**3 / 12.0
-G = E / (2.0 * (1.0 + NU))
-K_SHEAR = 5.0 / 6.0
-DELTA_BENDING = P * L**3 / (3.0 * E * I)
-DELTA_SHEAR = P * L / (K_SHEAR * G * B * H)
-DELTA_TIMOSHENKO = DELTA_BENDING + DELTA_SHEAR
-
-MESHES = [(20, 2, 2), (40, 4, 4), (80, 8, 8)]   # uniform refinement, cubic 5 / 2.5 / 1.25 mm cells
-
-
-def tip_deflection(shape, formulation):
-    g = grid(shape, lengths=(L, B, H))
-    model = Model(g.mesh(), E=E, nu=NU, formulation=formulation)
-    clamp = g.node_sets["xmin"]
-    model.fix(clamp, "xyz")
-    model.add_traction(g.face_sets["xmax"], (0.0, 0.0, -P / (B * H)))
-    sol = model.solve(solver="direct")
-    nx, ny, nz = shape
-    centre = g.node(nx, ny // 2, nz // 2)
-    R = sol.reaction(clamp)
-    # Work-conjugate tip deflection: the consistent nodal loads of a uniform traction on a uniform
-    # ny x nz face grid are proportional to products of 1D trapezoid weights.
-    wy = np.ones(ny + 1); wy[[0, -1]] = 0.5
-    wz = np.ones(nz + 1); wz[[0, -1]] = 0.5
-    tip = np.array([[g.node(nx, j, k) for j in range(ny + 1)] for k in range(nz + 1)])
-    w = np.outer(wz, wy)
-    work = -(w * sol.displacement[tip, 2]).sum() / w.sum()
-    return -sol.displacement[centre, 2], R, work
+from vertebrafe.verification import CANTILEVER_MESHES, DELTA_TIMOSHENKO, P, cantilever_tip_deflection
 
 
 @pytest.fixture(scope="module")
 def results():
     out = {}
     for formulation in ("full", "bbar"):
-        out[formulation] = [tip_deflection(s, formulation) for s in MESHES]
+        out[formulation] = [cantilever_tip_deflection(s, formulation) for s in CANTILEVER_MESHES]
     return out
 
 

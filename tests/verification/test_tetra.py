@@ -12,30 +12,7 @@ import pytest
 
 import vertebrafe as vf
 from vertebrafe.elasticity import isotropic
-from vertebrafe.elements import TET10, TET10_EDGES
-
-# Kuhn subdivision of the VTK hexahedron into six tetrahedra around the diagonal 0-6
-_KUHN = np.array([[0, 1, 2, 6], [0, 1, 5, 6], [0, 3, 2, 6], [0, 3, 7, 6], [0, 4, 5, 6], [0, 4, 7, 6]])
-
-
-def tetra_mesh(hexmesh, quadratic=False):
-    """Conforming tet4 (or tet10) mesh of a structured hex mesh, cell data repeated per tetrahedron."""
-    cells = hexmesh.cells[:, _KUHN].reshape(-1, 4)
-    p = hexmesh.points
-    d = np.linalg.det(np.stack([p[cells[:, i]] - p[cells[:, 0]] for i in (1, 2, 3)], axis=1))
-    neg = d < 0
-    cells[neg] = cells[neg][:, [0, 2, 1, 3]]
-    data = {k: np.repeat(v, 6, axis=0) for k, v in hexmesh.cell_data.items()}
-    if not quadratic:
-        return vf.Mesh(p, cells, cell_data=data, tag_names=hexmesh.tag_names, node_sets=hexmesh.node_sets,
-                       cell_type="tetra")
-    edges = np.sort(cells[:, TET10_EDGES].reshape(-1, 2), axis=1)
-    uniq, inv = np.unique(edges, axis=0, return_inverse=True)
-    mid = 0.5 * (p[uniq[:, 0]] + p[uniq[:, 1]])
-    cells10 = np.concatenate([cells, p.shape[0] + inv.reshape(-1, 6)], axis=1)
-    return vf.Mesh(np.concatenate([p, mid]), cells10, cell_data=data, tag_names=hexmesh.tag_names,
-                   cell_type="tetra10")
-
+from vertebrafe.verification import tetra_mesh
 
 def _boundary_nodes(mesh, lengths, origin):
     x = mesh.points

@@ -14,13 +14,15 @@ accumulated wedge and segmental angles. Nodes are numbered layer by layer from t
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
 
-from ..elasticity import axial_modulus
+from ..deprecation import moved
 from ..errors import InputError
+from .assignment import resolve_materials, with_materials
 from .fibres import AnnulusFibres, annulus_fibre_springs, nucleus_cavities
 from .disc import DISC_REFINEMENT, disc_layer_count, disc_layers, disc_rim_heights, disc_regions, disc_wedge, stack_frame
 from .levels import (DiscDimensions, adjacent_discs, level_dimensions, level_order, segment_names,
@@ -29,44 +31,12 @@ from .vertebra import (DEFAULT_CORTEX_THICKNESS, DEFAULT_ELEMENT_SIZE, DEFAULT_E
                        REGION_CODES, ZONE_CORTEX, VertebraGeometry, cross_section_topology, extrude,
                        grid_counts, make_mesh, posterior_wall_quads, vertebra_layers)
 
-__all__ = ["Segment", "segment", "cell_elasticity"]
+__all__ = ["Segment", "segment"]
+
+#: the material assignment moved to :mod:`vertebrafe.anatomy.assignment`; the old name warns.
+__getattr__ = moved(__name__, "vertebrafe.anatomy.assignment", ("cell_elasticity",))
 
 REGION_NAMES = {v: k for k, v in REGION_CODES.items()}
-
-
-def cell_elasticity(mesh, materials):
-    """Per-cell elasticity ``(m, 6, 6)`` (MPa) of ``mesh`` from its ``region`` tags.
-
-    ``materials`` is a :class:`vertebrafe.materials.MaterialSet` (its ``cell_elasticity``), a
-    :class:`~vertebrafe.materials.LevelMaterials` (per-vertebra vBMD, uses the ``level`` tags), a mapping
-    ``{region name: (E MPa, nu)}`` or ``{region name: C (6, 6)}``, or an object with a
-    ``region_elasticity(name)`` method.
-    """
-    if hasattr(materials, "mesh_elasticity"):                  # LevelMaterials: per-level (and per-cell) vBMD
-        return materials.mesh_elasticity(mesh)
-    tags = mesh.cell_data["region"]
-    names = mesh.tag_names["region"]
-    if hasattr(materials, "cell_elasticity"):
-        return materials.cell_elasticity(tags, names)
-    uniq = np.unique(tags)
-    table = []
-    for t in uniq:
-        r = names[int(t)]
-        if hasattr(materials, "region_elasticity"):
-            C = np.asarray(materials.region_elasticity(r), dtype=float)
-        else:
-            if r not in materials:
-                raise InputError(f"materials has no entry for region {r!r}; regions in the mesh: "
-                                 f"{[names[int(u)] for u in uniq]}")
-            v = materials[r]
-            if np.shape(v) == (6, 6):
-                C = np.asarray(v, dtype=float)
-            else:
-                from ..elasticity import isotropic
-                E, nu = v
-                C = isotropic(float(E), float(nu))
-        table.append(C)
-    return np.stack(table)[np.searchsorted(uniq, tags)]
 
 
 @dataclass
@@ -91,7 +61,7 @@ class Segment:
         ``{vertebra: (R (3, 3), origin (3,))}``: local -> global, ``x_global = R @ x_local + origin``.
     materials : MaterialSet or mapping or None
     elasticity : ndarray ``(m, 6, 6)`` or None
-        Per-cell elasticity (MPa) once materials are attached.
+        Per-cell elasticity (MPa) once materials are given (:meth:`with_materials`).
     element_size, cortex_thickness, endplate_thickness, n_cortex_layers, disc_refinement
         The meshing parameters of :func:`segment` (mm, mm, mm, -, -).
     history : tuple
@@ -103,6 +73,10 @@ class Segment:
     nucleus : str
         ``"solid"``: the nucleus cells alone (nearly incompressible solid); ``"fluid"``: the nucleus cells
         plus a fluid-filled cavity per disc with one uniform pressure (:func:`nucleus_cavities`).
+    posterior : PosteriorColumn or None
+        The posterior elements (:mod:`vertebrafe.anatomy.posterior`: arches appended after the layered
+        body-disc stack, their attachment nodes); None for the body-disc-body model. With them,
+        :meth:`spring_sets` adds the facet joints and the ligaments (:mod:`vertebrafe.anatomy.ligaments`).
     source : dict or None
         Where the geometry and densities came from: None for the parametric model; for image-based
         segments (:func:`vertebrafe.image_segment`) the files, calibration, vBMD per level and fit residuals.
@@ -124,6 +98,7 @@ class Segment:
     history: tuple = ()
     fibres: object = None
     nucleus: str = "solid"
+    posterior: object = None
     source: dict = None
 
     def spring_sets(self):
@@ -131,7 +106,26 @@ class Segment:
         (:class:`~vertebrafe.springs.SpringSet`, all initially taut) and, with ``nucleus="fluid"``, one
         :class:`~vertebrafe.cavity.FluidCavity` per disc."""
         out = [annulus_fibre_springs(self)] if self.fibres is not None else []
+        if self.posterior is not None:
+            from .ligaments import facet_pairs, facet_springs, ligament_springs
+            pairs = facet_pairs(self)
+            out += [facet_springs(self, pairs), ligament_springs(self, pairs)]
         return out + (nucleus_cavities(self) if self.nucleus == "fluid" else [])
+
+    @property
+    def stack_cells(self):
+        """Number of cells of the layered body-disc stack (``counts.n_cells`` per cell layer); the cells of
+        the posterior elements, if any, follow them."""
+        if self.posterior is not None:
+            return self.posterior.stack_cells
+        return self.mesh.n_cells
+
+    @property
+    def stack_points(self):
+        """Number of nodes of the layered stack (``counts.n_nodes`` per node layer); arch nodes follow."""
+        if self.posterior is not None:
+            return self.posterior.stack_points
+        return self.mesh.n_points
 
     @classmethod
     def from_mesh(cls, mesh, bmd=None, materials=None, density=None, regions=None, levels=None):
@@ -143,7 +137,7 @@ class Segment:
 
         fields, mats = segment_parts(mesh, bmd=bmd, materials=materials, density=density, regions=regions,
                                      levels=levels)
-        return cls(**fields).attach_materials(mats)
+        return cls(**fields).with_materials(mats)
 
     @property
     def names(self):
@@ -162,24 +156,27 @@ class Segment:
     def n_dofs(self):
         return 3 * self.mesh.n_points
 
-    def attach_materials(self, materials):
-        """Set ``materials`` and compute the per-cell ``elasticity`` and the ``modulus`` cell field
-        (axial modulus ``1 / S_zz`` in MPa). Returns ``self``.
+    def with_materials(self, materials):
+        """A new segment with ``materials`` (a MaterialSet, LevelMaterials or mapping; see
+        :func:`~vertebrafe.anatomy.assignment.cell_elasticity`), its per-cell ``elasticity`` and a mesh
+        copy with the ``modulus`` cell field (axial modulus ``1 / S_zz``, MPa); this one is not changed.
+        Only for an intact segment (InputError after clinical operations)."""
+        return with_materials(self, materials)
 
-        Materials are attached to the intact segment: a fractured or augmented segment carries damaged and
-        cement-mixed elasticity that new materials would silently discard, so that raises InputError.
-        """
-        if self.history:
-            raise InputError(f"attach_materials on a segment with clinical history "
-                             f"{[op.kind + ' ' + op.level for op in self.history]}: attach materials to the "
-                             f"intact segment (segment(..., materials=...)), then apply the operations")
-        self.materials = materials
-        self.elasticity = cell_elasticity(self.mesh, materials)
-        self.mesh.set_cell_data("modulus", axial_modulus(self.elasticity))
+    def attach_materials(self, materials):
+        """Deprecated: changes this segment and its mesh in place; use ``seg = seg.with_materials(materials)``.
+        Returns ``self``."""
+        warnings.warn("Segment.attach_materials is deprecated (it changes the segment and its mesh); use "
+                      "seg = seg.with_materials(materials)", DeprecationWarning, stacklevel=2)
+        new = with_materials(self, materials)
+        self.materials, self.elasticity = new.materials, new.elasticity
+        self.mesh.set_cell_data("modulus", new.mesh.cell_data["modulus"])
         return self
 
     def geometry(self):
-        """Derived geometry per piece, cranial first (list of dicts): heights (mm) and angles (deg).
+        """Derived geometry per piece, cranial first (list of dicts): heights (mm) and angles (deg) of the
+        dimensions the mesh was built from (the level table with its overrides), so a fracture or a
+        kyphoplasty does not change them; :func:`vertebrafe.clinical.measure` measures the mesh itself.
 
         Angles are **positive when kyphotic** (anterior side shorter), as in
         :func:`vertebrafe.clinical.measure`: ``wedge_deg`` of a vertebra or disc and, for a disc,
@@ -264,7 +261,8 @@ def _keep_disc_wedges(dims, overrides, scale):
 
 def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None, scale=1.0, materials=None,
             cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
-            n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=None, nucleus="solid", frames=None):
+            n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=None, nucleus="solid", frames=None,
+            posterior=False):
     """Mesh a contiguous run of vertebrae with the discs between them.
 
     Parameters
@@ -288,7 +286,8 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     scale : float
         Global length factor on the table values.
     materials : MaterialSet or mapping, optional
-        See :func:`cell_elasticity`.
+        See :func:`~vertebrafe.anatomy.assignment.cell_elasticity`; the materials are given to the meshed
+        geometry by :func:`~vertebrafe.anatomy.assignment.with_materials`.
     cortex_thickness, endplate_thickness : float
         Cortical shell and bony endplate thickness (mm).
     n_cortex_layers : int
@@ -308,6 +307,11 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
         (:func:`vertebrafe.image.image_segment`); the discs fill the gaps between the endplates as placed.
         Default: the lowest vertebra at the origin and the others stacked by the disc dimensions
         (:func:`~vertebrafe.anatomy.disc.stack_frame`).
+    posterior : bool
+        Add the posterior elements (pedicles, laminae, spinous, transverse and articular processes, region
+        ``posterior``, sharing nodes with the bodies' posterior walls; :mod:`vertebrafe.anatomy.posterior`),
+        the facet joints (compression-only) and the ligaments (tension-only), see
+        :mod:`vertebrafe.anatomy.ligaments`. False: the body-disc-body model of in vitro disc tests.
 
     Returns
     -------
@@ -315,6 +319,7 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     """
     order = level_order(levels)                                  # cranial first
     names = segment_names(order)
+    materials = resolve_materials(bmd, materials, order)
     given_frames = _check_frames(frames, order)
     overrides = dict(overrides or {})
     bad = sorted(set(overrides) - set(names))
@@ -341,6 +346,7 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     blocks = []                     # node layers in global coordinates, bottom-up, shared layers once
     gap_level, gap_kind = [], []    # per cell layer: level name, "endplate" / "cancellous" / "disc"
     first_layer = {}                # vertebra -> index of its inferior layer in the stack
+    body_layers = {}                # vertebra -> number of its cell layers
     R, o = np.eye(3), np.zeros(3)
     n_layers = 0
     caudal_first = order[::-1]
@@ -365,6 +371,7 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
             gap_level += [dname] * nd
             gap_kind += ["disc"] * nd
         first_layer[v] = n_layers
+        body_layers[v] = len(layers) - 1
         blocks.append(layers)
         n_layers += len(layers)
         gap_level += [v] * len(gap_region)
@@ -405,19 +412,27 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     face_sets["segment:superior"] = face_sets[f"{top}:superior"]
     face_sets["segment:inferior"] = face_sets[f"{bottom}:inferior"]
 
+    region = region.ravel()
+    arches = None
+    if _posterior_flag(posterior):
+        from .posterior import build_posterior
+        points, pcells, plevel, arches = build_posterior(points, counts, topo, order, frames, first_layer,
+                                                         body_layers, dims, h)
+        arches.stack_cells = len(cells)
+        cells = np.concatenate([cells, pcells])
+        region = np.concatenate([region, np.full(len(pcells), REGION_CODES["posterior"], dtype=np.int64)])
+        level = np.concatenate([level, np.array([level_code[n] for n in plevel], dtype=np.int64)])
     present = np.unique(region)
-    mesh = make_mesh(points, cells, cell_data={"region": region.ravel(), "level": level},
+    mesh = make_mesh(points, cells, cell_data={"region": region, "level": level},
                      tag_names={"region": {int(c): REGION_NAMES[int(c)] for c in present},
                                 "level": {c: n for n, c in level_code.items()}},
                      node_sets=node_sets, face_sets=face_sets)
     seg = Segment(mesh=mesh, levels=order, discs=tuple(n for n in names if "-" in n), dimensions=dims,
                   frames=frames, counts=counts, element_size=h, cortex_thickness=float(cortex_thickness),
                   endplate_thickness=float(endplate_thickness), n_cortex_layers=int(n_cortex_layers),
-                  disc_refinement=float(disc_refinement), fibres=_fibres(fibres), nucleus=_nucleus_kind(nucleus))
-    materials = _resolve_materials(bmd, materials, order)
-    if materials is not None:
-        seg.attach_materials(materials)
-    return seg
+                  disc_refinement=float(disc_refinement), fibres=_fibres(fibres), nucleus=_nucleus_kind(nucleus),
+                  posterior=arches)
+    return seg if materials is None else with_materials(seg, materials)
 
 
 def _fibres(fibres):
@@ -431,6 +446,12 @@ def _fibres(fibres):
         return AnnulusFibres(**fibres)
     raise InputError(f"fibres = {fibres!r}; expected True, False, None, a dict of AnnulusFibres fields or an "
                      "AnnulusFibres")
+
+
+def _posterior_flag(posterior):
+    if posterior is None or isinstance(posterior, (bool, np.bool_)):
+        return bool(posterior)
+    raise InputError(f"posterior = {posterior!r}; expected True or False")
 
 
 def _nucleus_kind(nucleus):
@@ -461,34 +482,6 @@ def _check_frames(frames, levels):
             raise InputError(f"frames[{v!r}]: R is not a rotation (R^T R = I, det R = +1 within 1e-6)")
         out[v] = (R, o)
     return out
-
-
-def _resolve_materials(bmd, materials, levels):
-    """The materials of :func:`segment` from its ``bmd`` (number or ``{vertebra: vBMD}``) and ``materials``."""
-    from ..materials import LevelMaterials, MaterialSet
-
-    if isinstance(bmd, dict) or hasattr(bmd, "items"):
-        per = dict(bmd.items())
-        unknown = [k for k in per if k not in levels]
-        if unknown:
-            raise InputError(f"bmd has {unknown[0]!r}, which is not a vertebra of this segment; allowed: "
-                             f"{list(levels)}")
-        missing = [v for v in levels if v not in per]
-        if missing:
-            raise InputError(f"bmd has no vBMD for {missing} (mg/cm^3); give one per vertebra: {list(levels)}")
-        if materials is not None and not isinstance(materials, MaterialSet):
-            raise InputError(f"bmd per vertebra needs materials = None or a MaterialSet; got {type(materials).__name__}")
-        probe = LevelMaterials(MaterialSet(bmd=100.0), per)          # validates the values
-        base = materials if materials is not None else MaterialSet(bmd=float(np.mean(list(probe.bmd.values()))))
-        return LevelMaterials(base, probe.bmd)
-    if bmd is not None and not isinstance(bmd, (int, float, np.integer, np.floating)):
-        raise InputError(f"bmd = {bmd!r}; expected a number (mg/cm^3) or {{vertebra: vBMD}}, e.g. "
-                         f"{{{', '.join(repr(v) + ': 70' for v in levels)}}}")
-    if materials is None and bmd is not None:
-        return MaterialSet(bmd=bmd)
-    if materials is not None and bmd is not None and getattr(materials, "bmd", bmd) != bmd:
-        raise InputError(f"bmd = {bmd!r} conflicts with materials.bmd = {materials.bmd!r}; give one of them")
-    return materials
 
 
 def vertebra_layers_gaps(kind, gap_level, v):

@@ -186,7 +186,16 @@ def _check_value(ctx, path, v, f):
     if k == "table":
         if not isinstance(v, dict):
             ctx.fail(path, f"= {fmt_value(v)} is {type_name(v)}; expected a table")
-        return v
+        return _check_section(ctx, path, v, f.fields) if f.fields else v
+    if k == "tables":
+        if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
+            ctx.fail(path, f"= {fmt_value(v)} is {type_name(v)}; expected an array of tables ([[{path}]])")
+        return tuple(_check_section(ctx, f"{path}[{i}]", x, f.fields) for i, x in enumerate(v))
+    if k == "per_level":
+        if not isinstance(v, dict) or not v:
+            ctx.fail(path, f"= {fmt_value(v)} is {type_name(v)}; expected {f.allowed()} {f.unit}".rstrip())
+        num = dataclasses.replace(f, kind="float")
+        return {str(lv): _check_number(ctx, f"{path}.{lv}", x, num) for lv, x in v.items()}
     if k == "levels":
         return _check_levels(ctx, path, v)
     if k == "bmd":
@@ -457,18 +466,67 @@ def parse_case(raw, source=None, default_name=""):
     load = values["load"]
     explicit = [k for k in ("compression", "flexion", "extension", "lateral_bending", "axial_rotation",
                             "anterior_shear", "lateral_shear") if k in load]
-    if "preset" not in load and not explicit:
+    extra = [k for k in ("levels", "muscles") if k in load]
+    if "preset" not in load and not explicit and not extra:
         ctx.fail("load", "has no load: give load.preset (one of " + ", ".join(preset_names())
                  + ") or at least one of compression, anterior_shear, lateral_shear (N), flexion, extension, "
-                 "lateral_bending, axial_rotation (N m)")
+                 "lateral_bending, axial_rotation (N m), [[load.levels]], [load.muscles]")
     if load.get("flexion") and load.get("extension"):
         ctx.fail("load.flexion", "and load.extension are both non-zero; give at most one (both are magnitudes)")
-    if not load.get("preset"):
-        if all(load.get(k, 0.0) == 0.0 for k in explicit):
-            ctx.fail("load", "is zero (no compression and no moment); nothing to solve")
+    _check_level_loads(ctx, load.get("levels", ()), levels)
     meta = CaseMeta(**values["case"])
     kwargs = {s: SPEC_CLASSES[s](**v) for s, v in values.items() if s != "case"}
+    _check_muscles(ctx, load.get("muscles", {}), levels, kwargs["load"])
+    muscle_forces = [f for k, t in load.get("muscles", {}).items() if k != "balance" for f in t.values()]
+    if not load.get("preset") and _without_muscles(ctx, kwargs["load"]).is_zero and not any(muscle_forces):
+        ctx.fail("load", "is zero (no force and no moment); nothing to solve")
     return Case(meta=meta, source=source, **kwargs)
+
+
+def _without_muscles(ctx, spec):
+    """The :class:`~vertebrafe.loads.Load` of a LoadSpec without its muscle forces (which need the mesh)."""
+    try:
+        return dataclasses.replace(spec, muscles=None).to_load()
+    except InputError as exc:
+        ctx.fail("load", f"gives no valid load: {exc}")
+
+
+def _check_level_loads(ctx, items, levels):
+    """Each [[load.levels]] table acts on a vertebra of the segment, within the magnitudes of LOAD_RANGES."""
+    from ..loads import LOAD_RANGES
+    for i, item in enumerate(items):
+        path = f"load.levels[{i}]"
+        if item["level"] not in levels:
+            ctx.fail(f"{path}.level", f"= {fmt_value(item['level'])} is not in segment.levels {list(levels)}")
+        for key, limit in (("force", "level_force"), ("moment", "level_moment")):
+            size = math.hypot(*item[key])
+            high, unit = LOAD_RANGES[limit][1:]
+            if size > high:
+                ctx.fail(f"{path}.{key}", f"= {list(item[key])} has the magnitude {size:g} {unit}; allowed at most "
+                         f"{high:g} {unit}")
+
+
+def _check_muscles(ctx, table, levels, spec):
+    """Each muscle force acts on a vertebra of the segment where the muscle has a published moment arm;
+    ``balance`` needs a sagittal moment and the balancing muscle's moment arm at the top vertebra."""
+    from ..muscles import MUSCLES, balancing_muscle
+    for name, forces in table.items():
+        if name == "balance":
+            continue
+        arms = MUSCLES[name].moment_arm_mm
+        for level in forces:
+            if level not in levels or level not in arms:
+                ctx.fail(f"load.muscles.{name}.{level}", f"is not allowed; allowed vertebrae of segment.levels "
+                         f"where the {name.replace('_', ' ')} has a moment arm: {[v for v in levels if v in arms]}")
+    if table.get("balance"):
+        load = _without_muscles(ctx, spec)
+        if not load.moment[0]:
+            ctx.fail("load.muscles.balance", "= true but the load has no flexion or extension moment to balance")
+        name = balancing_muscle(load.moment[0])
+        if levels[0] not in MUSCLES[name].moment_arm_mm:
+            ctx.fail("load.muscles.balance", f"= true: the {name.replace('_', ' ')} that balances the "
+                     f"{'flexion' if load.moment[0] < 0 else 'extension'} moment has no moment arm at the top "
+                     f"vertebra {levels[0]}; allowed top vertebrae {list(MUSCLES[name].moment_arm_mm)}")
 
 
 # ------------------------------------------------------------------------------------------------

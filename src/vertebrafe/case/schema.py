@@ -12,7 +12,9 @@ from ..anatomy.segment import segment as _segment
 from ..clinical import fracture, kyphoplasty, vertebroplasty
 from ..errors import InputError
 from ..image import Calibration, image_segment
+from ..loads import LEVEL_LOAD_VIA, LOAD_RANGES, LevelLoad
 from ..materials import MaterialSet
+from ..muscles import MUSCLES
 
 __all__ = ["CaseError", "Field", "REQUIRED", "SCHEMA", "SECTIONS"]
 
@@ -33,8 +35,9 @@ class Field:
     """One key of a case section.
 
     ``kind`` is ``"float"`` (int or float accepted, bool not), ``"int"``, ``"bool"``, ``"str"``,
-    ``"levels"`` (a range string ``"T12-L2"`` or a list of vertebra names), ``"table"`` (a TOML table)
-    or ``"float3"`` (three numbers). ``low``/``high`` bound numbers (``low_open``/``high_open`` exclude
+    ``"levels"`` (a range string ``"T12-L2"`` or a list of vertebra names), ``"table"`` (a TOML table; with
+    ``fields`` its keys are validated like a section's), ``"tables"`` (an array of tables with keys
+    ``fields``), ``"per_level"`` (a table ``{vertebra = number}``) or ``"float3"`` (three numbers). ``low``/``high`` bound numbers (``low_open``/``high_open`` exclude
     the bound); ``choices`` restrict strings (or ints). ``default`` is :data:`REQUIRED` for a required
     key, ``None`` for an optional key without a value.
     """
@@ -51,6 +54,7 @@ class Field:
     choices: tuple = ()
     source: str = ""
     only: tuple = ()           # treatment kinds the key applies to (treatment section)
+    fields: tuple = ()         # keys of a nested table ("table") or of each table of an array ("tables")
 
     def allowed(self):
         """Human-readable allowed values."""
@@ -68,8 +72,10 @@ class Field:
             return (f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}")
         if self.kind == "bmd":
             return f"a number in (0, {self.high:g}] or a table {{vertebra = number}}"
+        if self.kind == "per_level":
+            return "a table {vertebra = number}, each " + dataclasses.replace(self, kind="float").allowed()
         return {"bool": "true or false", "str": "a string", "levels": "a range 'T12-L2' or a list of vertebrae "
-                "T10..L5", "table": "a table", "float3": "three numbers [x, y, z]"}.get(self.kind, self.kind)
+                "T10..L5", "table": "a table", "tables": "an array of tables", "float3": "three numbers [x, y, z]"}.get(self.kind, self.kind)
 
 
 def _default(obj, name):
@@ -103,9 +109,40 @@ _LOADS = "vertebrafe.loads (docs/loads.md)"
 
 def _load_field(name, doc):
     """A [load] key whose range is the one of :class:`vertebrafe.loads.Load` (``LOAD_RANGES``)."""
-    from ..loads import LOAD_RANGES
     low, high, unit = LOAD_RANGES[name]
     return Field(name, "float", None, doc, unit, low, high, source=_LOADS)
+
+
+_MUSCLES = "vertebrafe.muscles (docs/loads.md)"
+_F_MAX, _M_MAX = LOAD_RANGES["level_force"][1], LOAD_RANGES["level_moment"][1]
+
+#: keys of one ``[[load.levels]]`` table (a :class:`vertebrafe.loads.LevelLoad`); the magnitudes of force and
+#: moment are bounded by ``LOAD_RANGES["level_force"]`` and ``["level_moment"]`` (checked by parse_case)
+LEVEL_LOAD_FIELDS = (
+    Field("level", "str", REQUIRED, "vertebra the load acts on (one of segment.levels)"),
+    Field("force", "float3", _default(LevelLoad, "force"), "force (global axes: +x right, +y anterior, "
+          f"+z superior), magnitude at most {_F_MAX:g} N", "N", -_F_MAX, _F_MAX, source=_LOADS),
+    Field("moment", "float3", _default(LevelLoad, "moment"), "moment vector (flexion -x, right bending +y, "
+          f"turning left +z), magnitude at most {_M_MAX:g} N m", "N m", -_M_MAX, _M_MAX, source=_LOADS),
+    Field("point", "float3", None, "where the force acts (global frame); default the vertebral body's "
+          "centroid (distributed) or the plate centre (plate)", "mm", -1e3, 1e3, source=_LOADS),
+    Field("via", "str", _default(LevelLoad, "via"), "'distributed': a body force over the vertebra with "
+          "exactly this resultant; 'plate': a rigid plate on its superior endplate", choices=LEVEL_LOAD_VIA,
+          source=_LOADS),
+    Field("name", "str", _default(LevelLoad, "name"), "label in the records"),
+)
+
+#: keys of the ``[load.muscles]`` table: one force table per muscle group of :data:`vertebrafe.muscles.MUSCLES`
+#: and ``balance``
+MUSCLE_FIELDS = tuple(
+    Field(m.name, "per_level", None, f"force of the {m.name.replace('_', ' ')} per vertebra, e.g. {m.name} = "
+          f"{{L1 = 300.0}} ({'posterior' if m.side < 0 else 'anterior'} moment arm; vertebrae "
+          f"{list(m.moment_arm_mm)[0]}-{list(m.moment_arm_mm)[-1]})",
+          "N", 0.0, _F_MAX, source=_MUSCLES) for m in MUSCLES.values()) + (
+    Field("balance", "bool", False, "the muscle that opposes the load's sagittal moment (erector spinae for "
+          "flexion, rectus abdominis for extension) acts on the top vertebra with the force that balances that "
+          "moment about the body's centroid (moment / moment arm)", source=_MUSCLES),
+)
 _ANAT = "vertebrafe.anatomy (docs/anatomy.md)"
 _IMG = "vertebrafe.image (docs/images.md)"
 
@@ -129,6 +166,9 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               0.5, 4.0, source="vertebrafe.anatomy.disc.DISC_REFINEMENT (docs/anatomy.md)"),
         Field("fibres", "bool", False, "tension-only collagen fibres in the annulus (published angles and moduli; "
               "solved by the active-set loop)", source="vertebrafe.anatomy.fibres (docs/anatomy.md, docs/materials.md)"),
+        Field("posterior", "bool", _default(_segment, "posterior"), "posterior elements (pedicles, laminae, processes), facet joints "
+              "(compression-only) and ligaments (tension-only); parametric segments only",
+              source="vertebrafe.anatomy.posterior, vertebrafe.anatomy.ligaments (docs/anatomy.md, docs/materials.md)"),
         Field("nucleus", "str", _default(_segment, "nucleus"), "nucleus model: 'solid' (nearly incompressible cells) or 'fluid' (plus a "
               "fluid-filled cavity with one uniform pressure per disc)", choices=("solid", "fluid"),
               source="vertebrafe.anatomy.fibres.nucleus_cavities (docs/anatomy.md)"),
@@ -231,6 +271,10 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
         Field("follower", "bool", None, "compression as a follower load along the curvature", source=_LOADS),
         Field("reference_point", "float3", None, "point of application (global frame); default the centroid "
               "of the top endplate", "mm", -1e3, 1e3, source=_LOADS),
+        Field("levels", "tables", None, "forces and moments on any vertebra, one [[load.levels]] table each "
+              "(keys: level, force, moment, point, via, name)", source=_LOADS, fields=LEVEL_LOAD_FIELDS),
+        Field("muscles", "table", None, "trunk-muscle forces, [load.muscles] (keys: "
+              + ", ".join(f.name for f in MUSCLE_FIELDS) + ")", source=_MUSCLES, fields=MUSCLE_FIELDS),
     ),
     "solver": (
         Field("solver", "str", "auto", "linear solver", choices=("auto", "amg", "direct")),

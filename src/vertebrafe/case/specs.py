@@ -34,6 +34,7 @@ class SegmentSpec:
     n_cortex_layers: int = _d("segment", "n_cortex_layers")
     disc_refinement: float = _d("segment", "disc_refinement")
     fibres: bool = _d("segment", "fibres")
+    posterior: bool = _d("segment", "posterior")
     nucleus: str = _d("segment", "nucleus")
     overrides: Optional[dict] = None
 
@@ -112,10 +113,14 @@ class LoadSpec:
     reference_point: Optional[tuple] = None
     anterior_shear: Optional[float] = None
     lateral_shear: Optional[float] = None
+    levels: Optional[tuple] = None        # [[load.levels]] tables (LevelLoad fields)
+    muscles: Optional[dict] = None        # [load.muscles]: {muscle: {vertebra: N}}, balance
 
-    def to_load(self, name=""):
-        """The :class:`vertebrafe.loads.Load`: the preset (if any) with the explicit values on top."""
-        from ..loads import Load, preset
+    def to_load(self, name="", segment=None):
+        """The :class:`vertebrafe.loads.Load`: the preset (if any) with the explicit values on top, the
+        ``[[load.levels]]`` loads and the ``[load.muscles]`` forces as level loads (these need ``segment``,
+        whose vertebral frames and centroids place them)."""
+        from ..loads import LevelLoad, Load, preset
         base = preset(self.preset).as_dict() if self.preset else {}
         base = {k: v for k, v in base.items() if k in {f.name for f in dataclasses.fields(Load)}}
         for k in ("compression", "flexion", "extension", "lateral_bending", "axial_rotation", "follower",
@@ -129,7 +134,22 @@ class LoadSpec:
         if self.extension and self.flexion is None:
             base["flexion"] = 0.0
         base["name"] = name or base.get("name") or ""
-        return Load(**base)
+        base["level_loads"] = [LevelLoad(**x) for x in self.levels or ()]
+        load = Load(**base)
+        return self._with_muscles(load, segment) if self.muscles else load
+
+    def _with_muscles(self, load, segment):
+        from ..errors import InputError
+        from ..muscles import balancing_force, balancing_muscle, muscle
+        if segment is None:
+            raise InputError("load.muscles: the muscle forces are placed on the vertebrae of a segment; call "
+                             "to_load(segment=...)")
+        forces = [muscle(segment, m, level, f) for m, table in self.muscles.items() if m != "balance"
+                  for level, f in table.items()]
+        if self.muscles.get("balance"):
+            m, top = balancing_muscle(load.moment[0]), segment.levels[0]
+            forces.append(muscle(segment, m, top, balancing_force(m, top, load.moment_Nm[0])))
+        return dataclasses.replace(load, level_loads=load.level_loads + tuple(forces))
 
 
 @dataclass(frozen=True)

@@ -321,7 +321,7 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
         field[sel] = bmd[v]
     mesh.set_cell_data("bmd", field)
     base = materials if materials is not None else MaterialSet(bmd=float(np.mean(list(bmd.values()))))
-    seg.attach_materials(LevelMaterials(base, bmd))
+    seg = seg.with_materials(LevelMaterials(base, bmd))
     seg.source = _source(ct, labels, cal, bmd, bmd_margin, pv_margin, fits, arch,
                          dict(geometry="template", clipped_cells=clipped))
     return seg

@@ -368,7 +368,7 @@ def voxel_segment(lab, rho, order, codes, fits, h, base, bmd, cortex_thickness, 
     seg = Segment(mesh=mesh, levels=tuple(order), discs=tuple(n for n in names if "-" in n), dimensions={},
                   frames={v: (fits[v].R, fits[v].origin) for v in order}, counts=None, element_size=float(h),
                   cortex_thickness=float(cortex_thickness), endplate_thickness=float(endplate_thickness))
-    seg.attach_materials(mats)
+    seg = seg.with_materials(mats)
     identical = not np.any(disp)
     info = dict(geometry="voxel", cells=int(len(cells)), snap=bool(snap), smoothing=int(smoothing),
                 identical_cells=identical, clipped_cells=clipped,

@@ -20,6 +20,8 @@ def to_toml(d):
             return toml_string(v)
         if isinstance(v, (list, tuple)):
             return "[" + ", ".join(scalar(x) for x in v) + "]"
+        if isinstance(v, dict):                          # an inline table (in an array of tables)
+            return "{" + ", ".join(f"{_key(k)} = {scalar(x)}" for k, x in v.items()) + "}"
         raise TypeError(f"cannot write {v!r} to TOML")
 
     def table(prefix, d):

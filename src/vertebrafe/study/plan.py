@@ -240,7 +240,8 @@ def _for_kind(base, kind):
 
 
 def _slug(key, value):
-    short = key.split(".")[-1]
+    parts = key.split(".")
+    short = "_".join(parts[2:]) + "_" if parts[:2] == ["load", "muscles"] else parts[-1]   # erector_spinae_L1_300
     return f"{short}{fmt_value(value).strip(chr(39))}"
 
 

@@ -9,7 +9,7 @@ case names. Every view has an orientation marker (R, A, S: the patient's right, 
 its anatomical name; ``view=`` takes ``anterior``, ``posterior``, ``lateral`` (= ``right``), ``left``,
 ``superior``, ``inferior``, ``oblique``; ``clip=`` a plane and ``through=`` where it passes (``"cement"``:
 parasagittal through a bipedicular bolus, a level name, a point); ``regions=`` colours chosen regions
-with their own range.
+with their own range (a dict ``{region: (lo, hi) or None}``: a range, colour map and scalar bar each).
 
 Examples (windows and pictures need a display or off-screen rendering, so they are not doctests;
 ``tests/test_viz.py`` renders them)::
@@ -25,6 +25,7 @@ Examples (windows and pictures need a display or off-screen rendering, so they a
     viz.show_difference(vp, bkp, "von_mises")
     viz.show_field("out/vp", "von_mises", clip="sagittal", through="cement")
     viz.show_field(res, "von_mises", regions="cancellous", view="anterior")
+    viz.show_field(res, "von_mises", regions={"cancellous": None, "cortex": None})
     viz.show_comparison("out/nsm", "out/vp", "von_mises", difference=True)
     viz.export_html("out/vp", "vp.html", field="von_mises")
 

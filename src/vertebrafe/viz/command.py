@@ -30,7 +30,10 @@ def configure_view(parser):
                         help="camera without --clip: anterior, posterior, lateral (= right), left, superior, "
                              "inferior, oblique (default)")
     parser.add_argument("--regions", default=None, metavar="R1,R2",
-                        help="with --field: colour only these regions (e.g. cancellous), with their own range")
+                        help="with --field: colour only these regions (e.g. cancellous), with their own range; "
+                             "R=LO:HI sets a region's own range and scalar bar")
+    parser.add_argument("--each-region", action="store_true",
+                        help="with --regions: one colour range, colour map and scalar bar per region")
     parser.add_argument("--scale", default="1",
                         help="displacement magnification for --field (number or 'auto'; default 1)")
     parser.add_argument("--shell", choices=("translucent", "hidden", "opaque"), default="translucent",
@@ -54,6 +57,30 @@ def configure_view(parser):
     parser.add_argument("--window-size", type=int, nargs=2, default=(1024, 768), metavar=("W", "H"))
 
 
+def _regions(text, each):
+    """``--regions`` as ``show_field(regions=...)``: a list of names (one range), or with ``--each-region``
+    or any ``NAME=LO:HI`` item a dict ``{name: (lo, hi) or None}`` (a range and scalar bar per region)."""
+    if text is None:
+        if each:
+            raise InputError("--each-region needs --regions R1,R2")
+        return None
+    items = [r.strip() for r in text.split(",") if r.strip()]
+    if not each and not any("=" in r for r in items):
+        return items
+    out = {}
+    for item in items:
+        name, _, lim = item.partition("=")
+        try:
+            lo, hi = (float(x) for x in lim.split(":")) if lim else (None, None)
+        except ValueError:
+            lo = hi = float("nan")
+        if lim and not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise InputError(f"--regions {text!r}: {item!r}; expected NAME or NAME=LO:HI with finite LO < HI "
+                             "(the field's unit)")
+        out[name.strip()] = (lo, hi) if lim else None
+    return out
+
+
 def run_view(args):
     """Run ``vertebrafe view``; returns the exit status."""
     scale = args.scale
@@ -63,7 +90,7 @@ def run_view(args):
         except ValueError as exc:
             raise InputError(f"--scale {args.scale!r}: expected a number or 'auto'") from exc
     result = result_path(args.result)
-    regions = None if args.regions is None else [r.strip() for r in args.regions.split(",") if r.strip()]
+    regions = _regions(args.regions, args.each_region)
     if args.html is not None:
         if args.compare is not None:
             raise InputError("--html shows one result; leave out --compare")

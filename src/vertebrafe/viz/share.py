@@ -18,8 +18,8 @@ import numpy as np
 from ..errors import InputError
 from ..io.atomic import atomic_path
 from .convert import as_grid, clip as clip_grid, tag_names
-from .views import (REGION_COLORS, SHELL_REGIONS, category_color, check_regions, colour_range, field_data_of, region_mask,
-                    field_grid)
+from .views import (REGION_COLORS, SHELL_REGIONS, category_color, check_regions, field_grid, group_cmap, group_ranges,
+                    region_groups, region_mask)
 
 __all__ = ["export_html"]
 
@@ -81,7 +81,9 @@ def export_html(obj, path, field=None, scale=1.0, clip=None, through=None, regio
 
     With ``field`` (a cell field such as ``"von_mises"``): the field on the deformed (``scale``), clipped
     (``clip``, ``through``) shape, coloured over ``clim`` (default its range over ``regions`` or all
-    cells); without: the cells coloured by ``color_by`` with the shell regions translucent.
+    cells; a dict ``regions={name: (lo, hi) or None}`` gives each region its own range and colour map, as in
+    :func:`~vertebrafe.viz.show_field`); without: the cells coloured by ``color_by`` with the shell regions
+    translucent.
     """
     write_html = _viewer()
     from vtkmodules.vtkIOExport import vtkJSONSceneExporter
@@ -90,21 +92,30 @@ def export_html(obj, path, field=None, scale=1.0, clip=None, through=None, regio
 
     grid = as_grid(obj)
     check_regions([grid], regions)
+    if isinstance(regions, dict) and clim is not None:
+        raise InputError(f"clim={clim!r} with regions={regions!r}: give each region's range in the dict")
     renderer = vtkRenderer()
     renderer.SetBackground(1.0, 1.0, 1.0)
     if field is not None:
         shown, spec, assoc = field_grid(grid, field, scale, clip, origin=through)
         if assoc != "cell":
             raise InputError(f"export_html shows cell fields; {field!r} is a point field")
-        lim = clim or colour_range([field_data_of(grid, spec, assoc, regions)])
-        mask = region_mask(shown, regions)
-        part = _surface(shown.extract_cells(np.flatnonzero(mask)))
-        surface = part.__class__()
-        surface.copy_structure(part)
-        surface.cell_data[spec.array] = np.asarray(part.cell_data[spec.array], dtype=float)
-        renderer.AddActor(_actor(surface, array=spec.array, lut=_lookup_table(cmap, lim), clim=lim))
-        if (~mask).any():
-            renderer.AddActor(_actor(_surface(shown.extract_cells(np.flatnonzero(~mask))), "#d0d0d0", 0.15))
+        groups = region_groups(regions)
+        covered = np.zeros(shown.n_cells, dtype=bool)
+        for i, ((names, _), lim) in enumerate(zip(groups, group_ranges([grid], spec, assoc, groups, clim))):
+            mask = region_mask(shown, names)
+            covered |= mask
+            if not mask.any():
+                continue
+            part = _surface(shown.extract_cells(np.flatnonzero(mask)))
+            surface = part.__class__()
+            surface.copy_structure(part)
+            # the scene keeps one lookup table per array name: a region with its own range gets its own name
+            array = spec.array if len(groups) == 1 else f"{spec.array} {'+'.join(names)}"
+            surface.cell_data[array] = np.asarray(part.cell_data[spec.array], dtype=float)
+            renderer.AddActor(_actor(surface, array=array, lut=_lookup_table(group_cmap(cmap, i), lim), clim=lim))
+        if not covered.all():
+            renderer.AddActor(_actor(_surface(shown.extract_cells(np.flatnonzero(~covered))), "#d0d0d0", 0.15))
     else:
         shown = grid if clip is None else clip_grid(grid, clip, origin=through)
         if color_by not in shown.cell_data:

@@ -2,6 +2,7 @@
 and off-screen images of any of them (:func:`render`, :func:`screenshot`)."""
 from __future__ import annotations
 
+import math
 import pathlib
 
 import numpy as np
@@ -245,13 +246,62 @@ def field_grid(obj, field="von_mises", scale=1.0, clip=None, origin=None, cut="p
     return shown, spec, assoc
 
 
-def _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title=None):
-    p.add_mesh(shown, scalars=spec.array, preference=assoc, clim=clim, cmap=cmap, show_edges=show_edges,
-               edge_color="#404040", line_width=0.5, show_scalar_bar=False)
+def _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title=None, slot=(0, 1)):
+    """The field on ``shown``; its scalar bar in place ``slot = (i, n)`` of ``n`` bars side by side."""
+    actor = p.add_mesh(shown, scalars=spec.array, preference=assoc, clim=clim, cmap=cmap, show_edges=show_edges,
+                       edge_color="#404040", line_width=0.5, show_scalar_bar=False)
     if scalar_bar:
-        p.add_scalar_bar(title=title or spec.title, n_labels=5, fmt="%.3g", vertical=False,
-                         position_x=0.15, position_y=0.02, width=0.7, height=0.13, title_font_size=15,
-                         label_font_size=12, color="black")
+        i, n = slot
+        p.add_scalar_bar(title=title or spec.title, mapper=actor.mapper, n_labels=5 if n == 1 else 3, fmt="%.3g",
+                         vertical=False, position_x=0.15 + i * 0.7 / n, position_y=0.02, width=0.7 / n - (0.05 if n > 1 else 0.0),
+                         height=0.13, title_font_size=15 if n == 1 else 11, label_font_size=12 if n == 1 else 10,
+                         color="black")
+
+
+#: colour maps of the second, third, ... region with its own range (the first takes the ``cmap`` argument),
+#: sequential for fields and diverging for differences
+REGION_CMAPS = ("plasma", "cividis", "magma", "inferno")
+DIVERGING_CMAPS = ("PuOr", "PRGn", "BrBG", "PiYG")
+
+
+def region_groups(regions):
+    """``regions`` as ``[(names or None, clim or None)]``: one group for ``None`` (all cells), a name or a list
+    of names (one colour range over them all); one group per key of a dict ``{region: (lo, hi) or None}``
+    (its own colour range, the data range when None, and scalar bar)."""
+    if regions is None:
+        return [(None, None)]
+    if isinstance(regions, str):
+        return [((regions,), None)]
+    if not isinstance(regions, dict):
+        return [(tuple(regions), None)]
+    if not regions:
+        raise InputError("regions={}: name at least one region, e.g. {'cancellous': None, 'cortex': (0, 40)}")
+    out = []
+    for name, lim in regions.items():
+        if lim is not None:
+            try:
+                lo, hi = (float(x) for x in lim)
+            except (TypeError, ValueError):
+                lo, hi = math.nan, math.nan
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise InputError(f"regions[{name!r}] = {lim!r}: expected None (the region's data range) or two "
+                                 "finite numbers (lo, hi) with lo < hi, in the field's unit")
+            lim = (lo, hi)
+        out.append(((name,), lim))
+    return out
+
+
+def group_ranges(grids, spec, assoc, groups, clim=None, symmetric=False):
+    """Colour range of each region group over ``grids``: the group's own, else ``clim``, else its data."""
+    return [lim or clim or colour_range([field_data_of(g, spec, assoc, names) for g in grids], symmetric=symmetric)
+            for names, lim in groups]
+
+
+def group_cmap(cmap, index, diverging=False):
+    """Colour map of region group ``index``: ``cmap`` for the first, then :data:`REGION_CMAPS` (or
+    :data:`DIVERGING_CMAPS`) in turn."""
+    others = DIVERGING_CMAPS if diverging else REGION_CMAPS
+    return cmap if index == 0 else others[(index - 1) % len(others)]
 
 
 def check_regions(grids, regions):
@@ -274,24 +324,31 @@ def region_mask(grid, regions):
 
 
 def field_data_of(grid, spec, assoc, regions=None):
-    """Values of the field over the cells of ``regions`` (cell fields) or over all points."""
-    data = grid.cell_data if assoc == "cell" else grid.point_data
-    v = np.asarray(data[spec.array])
-    return v[region_mask(grid, regions)] if assoc == "cell" else v
-
-
-def _add_regions(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title, regions):
-    """The field on the cells of ``regions`` and the other cells as a light translucent context."""
+    """Values of the field over the cells of ``regions`` (cell fields) or over their nodes (point fields)."""
+    if assoc == "cell":
+        return np.asarray(grid.cell_data[spec.array])[region_mask(grid, regions)]
     if regions is None:
-        _add_field(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title)
-        return
-    mask = region_mask(shown, regions)
-    if mask.any():
-        _add_field(p, shown.extract_cells(np.flatnonzero(mask)), spec, assoc, clim, cmap, show_edges, scalar_bar,
-                   title or f"{spec.label}, {', '.join([regions] if isinstance(regions, str) else regions)} "
-                            f"[{spec.unit}]")
-    if (~mask).any():
-        p.add_mesh(shown.extract_cells(np.flatnonzero(~mask)), color="#d0d0d0", opacity=0.15)
+        return np.asarray(grid.point_data[spec.array])
+    return np.asarray(grid.extract_cells(np.flatnonzero(region_mask(grid, regions))).point_data[spec.array])
+
+
+def _add_regions(p, shown, spec, assoc, groups, ranges, cmap, show_edges, scalar_bar, title, diverging=False):
+    """The field on the cells of each region group (:func:`region_groups`) with its colour range, map and
+    scalar bar, and the cells of no group as a light translucent context. ``title`` names the bar of a
+    single group; several bars are named by their regions."""
+    covered = np.zeros(shown.n_cells, dtype=bool)
+    for i, ((names, _), lim) in enumerate(zip(groups, ranges)):
+        mask = region_mask(shown, names)
+        covered |= mask
+        if not mask.any():
+            continue
+        label = (title if len(groups) == 1 and title else spec.title if names is None
+                 else f"{spec.label}, {', '.join(names)} [{spec.unit}]")
+        part = shown if names is None else shown.extract_cells(np.flatnonzero(mask))
+        _add_field(p, part, spec, assoc, lim, group_cmap(cmap, i, diverging), show_edges, scalar_bar, label,
+                   slot=(i, len(groups)))
+    if not covered.all():
+        p.add_mesh(shown.extract_cells(np.flatnonzero(~covered)), color="#d0d0d0", opacity=0.15)
 
 
 def show_field(obj, field="von_mises", scale=1.0, clip=None, clim=None, cmap="viridis", view="oblique",
@@ -317,28 +374,37 @@ def show_field(obj, field="von_mises", scale=1.0, clip=None, clim=None, cmap="vi
         Scalar bar title; default ``"label [unit]"``, e.g. ``"von Mises stress [MPa]"``.
     through : str or (3,) float, optional
         Clip plane through this point or named place (``"cement"``, ``"L1"``; see :func:`clip`).
-    regions : str or sequence of str, optional
+    regions : str, sequence of str or dict, optional
         Colour only these regions (e.g. ``"cancellous"``), with the colour range of their own values,
         and draw the others as a light translucent context: the stiff cortex otherwise sets the range and
-        leaves the cancellous bone uniformly dark.
+        leaves the cancellous bone uniformly dark. A dict ``{region: (lo, hi) or None}`` gives each region
+        its own colour range (None: its data range), colour map and scalar bar, e.g.
+        ``{"cancellous": None, "cortex": None}`` (then ``clim`` is not used).
     orientation : bool
         Draw the R/A/S orientation marker and the view's anatomical name.
 
     Returns the plotter (interactive) or the screenshot path.
     """
     grid = as_grid(obj)
-    check_regions([grid], regions)
+    groups = _groups([grid], regions, clim)
     shown, spec, assoc = field_grid(grid, field, scale, clip, origin=through)
-    if clim is None:
-        clim = colour_range([field_data_of(grid, spec, assoc, regions)])
+    ranges = group_ranges([grid], spec, assoc, groups, clim)
     if screenshot is not None:
         off_screen = True
     p = _new_plotter(plotter, off_screen, window_size)
-    _add_regions(p, shown, spec, assoc, clim, cmap, show_edges, scalar_bar, title, regions)
+    _add_regions(p, shown, spec, assoc, groups, ranges, cmap, show_edges, scalar_bar, title)
     _set_camera(p, grid, clip if clip is not None else view, margin=0.2 if scalar_bar else 0.0)
     if orientation:
         _orientation(p, clip if clip is not None else view)
     return _finish(p, show, screenshot, return_plotter or plotter is not None)
+
+
+def _groups(grids, regions, clim):
+    """The checked region groups of ``regions`` (a dict's ranges exclude ``clim``)."""
+    check_regions(grids, regions)
+    if isinstance(regions, dict) and clim is not None:
+        raise InputError(f"clim={clim!r} with regions={regions!r}: give each region's range in the dict")
+    return region_groups(regions)
 
 
 def _shared_through(grids, through, clip):
@@ -372,12 +438,11 @@ def show_comparison(a, b, field="von_mises", labels=None, scale=1.0, clip=None, 
         labels = (case_label(a, "A"), case_label(b, "B"))
         if labels[0] == labels[1]:
             labels = (f"{labels[0]} (A)", f"{labels[1]} (B)")
-    check_regions([ga, gb], regions)
+    groups = _groups([ga, gb], regions, clim)
     through = _shared_through((ga, gb), through, clip)
     sa, spec, assoc = field_grid(ga, field, scale, clip, origin=through)
     sb, _, _ = field_grid(gb, field, scale, clip, origin=through)
-    if clim is None:
-        clim = colour_range([field_data_of(g, spec, assoc, regions) for g in (ga, gb)])
+    ranges = group_ranges([ga, gb], spec, assoc, groups, clim)
     if screenshot is not None:
         off_screen = True
     cols = 3 if difference else 2
@@ -386,7 +451,7 @@ def show_comparison(a, b, field="von_mises", labels=None, scale=1.0, clip=None, 
     p = _new_plotter(None, off_screen, window_size, shape=(1, cols))
     for col, (shown, label) in enumerate(((sa, labels[0]), (sb, labels[1]))):
         p.subplot(0, col)
-        _add_regions(p, shown, spec, assoc, clim, cmap, show_edges, True, title, regions)
+        _add_regions(p, shown, spec, assoc, groups, ranges, cmap, show_edges, True, title)
         p.add_text(str(label), position="upper_left", font_size=14)
         _set_camera(p, ga, clip if clip is not None else view, margin=0.2)
         if orientation:
@@ -394,10 +459,11 @@ def show_comparison(a, b, field="von_mises", labels=None, scale=1.0, clip=None, 
     if difference:
         dgrid, dspec = globals()["difference"](ga, gb, field)
         dshown, _, _ = field_grid(dgrid, dspec.array, 0.0, clip, origin=through)
-        dclim = colour_range([field_data_of(dgrid, dspec, assoc, regions)], symmetric=True)
+        dgroups = [(names, None) for names, _ in groups]
+        dranges = group_ranges([dgrid], dspec, assoc, dgroups, symmetric=True)
         p.subplot(0, 2)
-        _add_regions(p, dshown, dspec, assoc, dclim, "coolwarm", show_edges, True,
-                     f"{dspec.label} ({labels[1]} - {labels[0]}) [{dspec.unit}]", regions)
+        _add_regions(p, dshown, dspec, assoc, dgroups, dranges, "coolwarm", show_edges, True,
+                     f"{dspec.label} ({labels[1]} - {labels[0]}) [{dspec.unit}]", diverging=True)
         p.add_text(f"{labels[1]} - {labels[0]}", position="upper_left", font_size=14)
         _set_camera(p, ga, clip if clip is not None else view, margin=0.2)
         if orientation:

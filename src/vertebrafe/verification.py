@@ -1,0 +1,195 @@
+"""Closed-form verification problems of the FE core, shared by ``tests/verification`` and
+``benchmarks/verification_plots.py`` (docs/verification.md).
+
+* Cantilever: a slender beam ``L x B x H`` = 100 x 10 x 10 mm (E = 1000 MPa, nu = 0.3) fixed at
+  ``x = 0`` under a tip shear load ``P`` = 1 N (uniform traction on ``x = L``), against Timoshenko beam
+  theory ``delta = P L^3 / (3 E I) + P L / (k G A)``, ``k = 5/6``: :func:`cantilever_tip_deflection`.
+* Manufactured solution: three plane waves ``u(x) = sum_w a_w sin(k_w . x + phi_w)`` on the box
+  :data:`LENGTHS` mm, held by the exact body force ``b = -div sigma = sum_w sin(theta_w) Gamma(k_w) a_w``
+  (acoustic tensor ``Gamma_ik(k) = C_ijkl k_j k_l``) with ``u`` prescribed on the boundary:
+  :func:`manufactured_errors` returns the relative L2 and energy-norm errors (rates 2 and 1 for hex8).
+* :func:`tetra_mesh`: a structured hex8 mesh split into conforming tet4 or tet10 cells.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .elasticity import isotropic, orthotropic, stiffness_tensor
+from .elements import HEX8, TET10_EDGES, gauss_legendre_hex, hex8_shape, hex8_shape_gradients
+from .fem import Model
+from .mesh import Mesh, box
+
+__all__ = ["CANTILEVER_MESHES", "DELTA_TIMOSHENKO", "cantilever_tip_deflection", "LENGTHS", "MATERIALS",
+           "MANUFACTURED_CASES", "exact_u", "exact_grad", "body_force", "manufactured_mesh",
+           "manufactured_errors", "voigt_strain", "engineering", "tetra_mesh"]
+
+# ---------------------------------------------------------------- cantilever
+L, B, H = 100.0, 10.0, 10.0                  # mm
+E, NU, P = 1000.0, 0.3, 1.0                  # MPa, -, N
+I = B * H**3 / 12.0
+G = E / (2.0 * (1.0 + NU))
+K_SHEAR = 5.0 / 6.0
+DELTA_BENDING = P * L**3 / (3.0 * E * I)
+DELTA_SHEAR = P * L / (K_SHEAR * G * B * H)
+#: tip deflection of Timoshenko beam theory (mm)
+DELTA_TIMOSHENKO = DELTA_BENDING + DELTA_SHEAR
+#: uniform refinement, cubic 5 / 2.5 / 1.25 mm cells
+CANTILEVER_MESHES = [(20, 2, 2), (40, 4, 4), (80, 8, 8)]
+
+
+def cantilever_tip_deflection(shape, formulation):
+    """The cantilever on ``shape = (nx, ny, nz)`` cells with ``formulation``: the deflection (mm) of the
+    centre node of the tip face, the clamp reaction ``(3,)`` N and the work-conjugate tip deflection (mm,
+    the traction-weighted mean over the tip face)."""
+    mesh = box((L, B, H), shape)
+    model = Model(mesh, E=E, nu=NU, formulation=formulation)
+    clamp = mesh.node_sets["xmin"]
+    model.fix(clamp, "xyz")
+    model.add_traction(mesh.face_sets["xmax"], (0.0, 0.0, -P / (B * H)))
+    sol = model.solve(solver="direct")
+    nx, ny, nz = shape
+
+    def node(i, j, k):                       # box numbering: x fastest, then y, then z
+        return i + (nx + 1) * (j + (ny + 1) * k)
+
+    # consistent nodal loads of a uniform traction on a uniform ny x nz face grid: products of 1D
+    # trapezoid weights
+    wy = np.ones(ny + 1)
+    wy[[0, -1]] = 0.5
+    wz = np.ones(nz + 1)
+    wz[[0, -1]] = 0.5
+    tip = node(nx, np.arange(ny + 1)[None, :], np.arange(nz + 1)[:, None])
+    w = np.outer(wz, wy)
+    work = -(w * sol.displacement[tip, 2]).sum() / w.sum()
+    return -sol.displacement[node(nx, ny // 2, nz // 2), 2], sol.reaction(clamp), work
+
+
+# ---------------------------------------------------------------- manufactured solution
+LENGTHS = (1.2, 1.0, 0.9)                    # mm
+WAVES = [
+    (np.pi * np.array([1.0, 0.5, 0.3]), np.array([0.010, -0.004, 0.006]), 0.3),
+    (np.pi * np.array([-0.4, 0.8, 0.6]), np.array([0.003, 0.008, -0.005]), 1.1),
+    (np.pi * np.array([0.2, -0.3, 0.9]), np.array([-0.004, 0.002, 0.009]), -0.7),
+]
+MATERIALS = {
+    "isotropic": isotropic(1000.0, 0.3),
+    "orthotropic": orthotropic(Ex=800.0, Ey=1200.0, Ez=2500.0, nu_xy=0.2, nu_yz=0.25, nu_xz=0.3,
+                               Gxy=300.0, Gyz=500.0, Gxz=450.0),
+}
+#: (material, formulation, mapped mesh) of the convergence study
+MANUFACTURED_CASES = [("isotropic", "bbar", False), ("isotropic", "full", True), ("orthotropic", "full", False),
+                      ("orthotropic", "bbar", True)]
+
+
+def exact_u(x):
+    """Displacement ``(p, 3)`` mm at points ``x (p, 3)``."""
+    return sum(a[None, :] * np.sin(x @ k + phi)[:, None] for k, a, phi in WAVES)
+
+
+def exact_grad(x):
+    """Displacement gradient ``(p, 3, 3)``, [i, j] = du_i/dx_j."""
+    return sum(np.cos(x @ k + phi)[:, None, None] * np.outer(a, k)[None] for k, a, phi in WAVES)
+
+
+def body_force(C):
+    """``b(x) = -div(C : eps(u))`` ``(p, 3)`` N/mm^3 for the stiffness C ``(6, 6)`` MPa, as a callable."""
+    T = stiffness_tensor(C)
+    terms = [(k, np.einsum("ijkl,j,l,k->i", T, k, k, a), phi) for k, a, phi in WAVES]
+
+    def b(x):
+        x = np.atleast_2d(x)
+        return sum(ga[None, :] * np.sin(x @ k + phi)[:, None] for k, ga, phi in terms)
+
+    return b
+
+
+def voigt_strain(grad):
+    """Tensor-shear Voigt strain ``(..., 6)`` (xx, yy, zz, xy, yz, xz) of displacement gradients ``(..., 3, 3)``."""
+    e = 0.5 * (grad + np.swapaxes(grad, -1, -2))
+    return np.stack([e[..., 0, 0], e[..., 1, 1], e[..., 2, 2], e[..., 0, 1], e[..., 1, 2], e[..., 0, 2]],
+                    axis=-1)
+
+
+def engineering(eps):
+    """Engineering-shear copy of a tensor-shear Voigt strain ``(..., 6)``."""
+    out = np.array(eps, dtype=float, copy=True)
+    out[..., 3:] *= 2.0
+    return out
+
+
+def manufactured_mesh(n, mapped):
+    """``n^3`` cells on :data:`LENGTHS`; ``mapped``: moved by a smooth, fixed mapping (not refined away), which
+    the asymptotic rates must survive."""
+    mesh = box(LENGTHS, (n, n, n))
+    if mapped:
+        x, y, z = mesh.points.T
+        mesh.points = np.stack([x + 0.06 * np.sin(np.pi * y) * np.sin(np.pi * z / 0.9),
+                                y + 0.05 * np.sin(np.pi * x / 1.2) * np.sin(np.pi * z / 0.9),
+                                z + 0.04 * np.sin(np.pi * x / 1.2) * np.sin(np.pi * y)], axis=1)
+    return mesh
+
+
+def manufactured_errors(n, C, formulation, mapped):
+    """Solve the manufactured problem on :func:`manufactured_mesh` ``(n, mapped)`` with stiffness ``C (6, 6)``
+    MPa; returns the relative L2 displacement error (3x3x3 Gauss per cell), the relative energy-norm error
+    of the strain at the element's Gauss points, and the conservation residual (reactions against the body
+    force integrated by the element rule, relative)."""
+    mesh = manufactured_mesh(n, mapped)
+    model = Model(mesh, C=C, formulation=formulation)
+    bnd = np.unique(np.concatenate([mesh.node_sets[s + side] for s in "xyz" for side in ("min", "max")]))
+    ub = exact_u(mesh.points[bnd])
+    for a, comp in enumerate("xyz"):
+        model.prescribe(bnd, comp, ub[:, a])
+    bf = body_force(C)
+    model.add_body_force(bf)
+    sol = model.solve(solver="direct")
+
+    X = mesh.points[mesh.cells]                    # (m, 8, 3)
+    xi, w = gauss_legendre_hex(3)
+    N, dN = hex8_shape(xi), hex8_shape_gradients(xi)
+    detJ = np.linalg.det(np.einsum("qak,mai->mqik", dN, X))
+    xq = np.einsum("qa,mai->mqi", N, X).reshape(-1, 3)
+    uh = np.einsum("qa,mai->mqi", N, sol.displacement[mesh.cells]).reshape(-1, 3)
+    ue = exact_u(xq)
+    dV = (detJ * w).ravel()
+    l2 = np.sqrt((dV * ((uh - ue) ** 2).sum(1)).sum() / (dV * (ue ** 2).sum(1)).sum())
+
+    el = HEX8
+    detJ2 = np.linalg.det(np.einsum("qak,mai->mqik", el.gradients, X))
+    xg = np.einsum("qa,mai->mqi", el.shape, X).reshape(-1, 3)
+    eps_exact = voigt_strain(exact_grad(xg))
+    de = engineering(sol.strain.reshape(-1, 6) - eps_exact)
+    ee = engineering(eps_exact)
+    dV2 = (detJ2 * el.weights).ravel()
+    energy = np.sqrt((dV2 * np.einsum("pi,ij,pj->p", de, C, de)).sum()
+                     / (dV2 * np.einsum("pi,ij,pj->p", ee, C, ee)).sum())
+
+    bq = bf(xg)
+    b_total = (dV2[:, None] * bq).sum(axis=0)
+    cons = np.abs(sol.reaction(bnd) + b_total).max() / (dV2[:, None] * np.abs(bq)).sum(axis=0).max()
+    return l2, energy, cons
+
+
+# ---------------------------------------------------------------- tetrahedra
+# Kuhn subdivision of the VTK hexahedron into six tetrahedra around the diagonal 0-6
+_KUHN = np.array([[0, 1, 2, 6], [0, 1, 5, 6], [0, 3, 2, 6], [0, 3, 7, 6], [0, 4, 5, 6], [0, 4, 7, 6]])
+
+
+def tetra_mesh(hexmesh, quadratic=False):
+    """Conforming tet4 (or tet10, edge midpoints added) mesh of a structured hex8 mesh (every cell split the
+    same way), cell data repeated per tetrahedron."""
+    cells = hexmesh.cells[:, _KUHN].reshape(-1, 4)
+    p = hexmesh.points
+    d = np.linalg.det(np.stack([p[cells[:, i]] - p[cells[:, 0]] for i in (1, 2, 3)], axis=1))
+    neg = d < 0
+    cells[neg] = cells[neg][:, [0, 2, 1, 3]]
+    data = {k: np.repeat(v, 6, axis=0) for k, v in hexmesh.cell_data.items()}
+    if not quadratic:
+        return Mesh(p, cells, cell_data=data, tag_names=hexmesh.tag_names, node_sets=hexmesh.node_sets,
+                    cell_type="tetra")
+    edges = np.sort(cells[:, TET10_EDGES].reshape(-1, 2), axis=1)
+    uniq, inv = np.unique(edges, axis=0, return_inverse=True)
+    mid = 0.5 * (p[uniq[:, 0]] + p[uniq[:, 1]])
+    cells10 = np.concatenate([cells, p.shape[0] + inv.reshape(-1, 6)], axis=1)
+    return Mesh(np.concatenate([p, mid]), cells10, cell_data=data, tag_names=hexmesh.tag_names,
+                cell_type="tetra10")
