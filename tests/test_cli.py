@@ -296,6 +296,12 @@ def test_study_with_a_failing_case_exits_1(tiny, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "1 of 3 cases failed" in err and "solver exploded" in err and "failures.csv" in err
     assert len(err.strip().splitlines()) == 2 and "Traceback" not in err
+    assert cli.main(["report", str(out), "--no-figures"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 finished cases, 2 rows" in printed and "1 cases not finished or failed" in printed
+    assert "solver exploded" in printed and "nan" not in printed
+    md = (out / "report.md").read_text()
+    assert "2 finished cases, 2 rows in summary.csv" in md
 
 
 @pytest.mark.parametrize("argv, message", [

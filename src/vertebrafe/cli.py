@@ -298,23 +298,18 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
 
 def _report_study(args: argparse.Namespace, d: str) -> int:
     """``vertebrafe report`` of a study directory (its lock held)."""
-    import os
-
-    import pandas as pd
-
     from .report import print_tables, summarize, write_report_md
 
     paths = summarize(d)
-    fails = pd.read_csv(paths["failures"]) if os.path.exists(paths["failures"]) else None
+    fails = paths["failed"]
     lines = []
     if paths.get("summary"):
-        s = pd.read_csv(paths["summary"])
-        lines.append(f"{s['case_id'].nunique()} finished cases, {len(s)} rows in summary.csv")
-        _echo(args, f"{d}: {s['case_id'].nunique()} finished cases, {len(s)} rows -> {paths['summary']}")
-    if fails is not None and len(fails):
+        lines.append(f"{paths['finished']} finished cases, {paths['rows']} rows in summary.csv")
+        _echo(args, f"{d}: {paths['finished']} finished cases, {paths['rows']} rows -> {paths['summary']}")
+    if fails:
         lines.append(f"{len(fails)} cases not finished or failed (failures.csv)")
         _echo(args, f"{len(fails)} cases not finished or failed (see {paths['failures']}):")
-        for _, row in fails.head(10).iterrows():
+        for row in fails[:10]:
             _echo(args, f"  {row['id']} {row['name']}: {row['status']} {row['error'] or ''}")
     for png in paths.get("plots", []):
         _echo(args, f"plot: {png}")

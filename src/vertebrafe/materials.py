@@ -396,6 +396,12 @@ MATERIALS: dict[str, Material] = {m.name: m for m in (
     Material("cartilage_endplate", 24.0, 0.4, _IJSS, "alternatives 50 MPa (BMRI 2013), 10 MPa (JOSR 2021)"),
     Material("annulus_ground", 4.2, 0.45, _JOSR20 + "; " + _BMRI13, "ground substance without fibres"),
     Material("annulus_ground_ijss", 1.36, 0.45, _IJSS, "softer ground-substance alternative"),
+    Material("annulus_matrix", 0.966, 0.452,
+             "BMC MSD 2024, s12891-024-07754-x (PMC11321056) Table 1: Mooney-Rivlin C10 = 0.133, C01 = 0.0333, "
+             "D = 0.6 MPa^-1, linearised (mu = 2 (C10 + C01), K = 2 / D)",
+             "ground substance between the fibres of a fibre-reinforced annulus; the published value nearest "
+             "the measured axial tensile modulus of human annulus, 0.8 +- 0.9 MPa (Elliott & Setton 2001): a "
+             "choice calibrated on that dataset (docs/validation.md)"),
     Material("annulus_homogenised", 450.0, 0.3, "J Orthop Surg Res 2021, s13018-021-02237-4, Table 1",
              "isotropic fibre-reinforced annulus as tabulated (marked [sic] in the reference); an isotropic "
              "homogenisation stiffens the radial and axial directions too; for comparison only"),

@@ -62,7 +62,8 @@ def summarize(out):
     and the finished case directories). Only cases whose files verify against the checksums of their
     ``status.json`` enter the summary; damaged ones are listed in ``failures.csv`` with status
     ``damaged``. Returns ``{"summary": path, "failures": path, "plots": [paths], "tables": {plot name:
-    DataFrame pivot}, "notes": [plots that could not be drawn, and why]}``."""
+    DataFrame pivot}, "notes": [plots that could not be drawn, and why], "finished": cases in the summary,
+    "rows": rows of the summary, "failed": [{"id", "name", "status", "error"} of the cases not in it]}``."""
     import pandas as pd
 
     out = os.path.abspath(os.fspath(out))
@@ -97,8 +98,9 @@ def summarize(out):
         for i, k in enumerate(params):
             df.insert(3 + i, k, c["params"].get(k, _lookup(c["case"], k)))
         frames.append(df)
-    paths = {"plots": [], "tables": {}, "notes": []}
     fail_df = pd.DataFrame(failures, columns=["id", "name", "variant", "status", "error"] + params)
+    paths = {"plots": [], "tables": {}, "notes": [], "finished": len(frames), "rows": 0,
+             "failed": [{k: f[k] for k in ("id", "name", "status", "error")} for f in failures]}
     paths["failures"] = os.path.join(out, "failures.csv")
     write_text(paths["failures"], fail_df.to_csv(index=False))
     if not frames:
@@ -109,7 +111,7 @@ def summarize(out):
     ref = meta.get("reference")
     if ref:
         summary = _add_reference(summary, meta, ref)
-    paths["summary"] = os.path.join(out, "summary.csv")
+    paths["summary"], paths["rows"] = os.path.join(out, "summary.csv"), len(summary)
     write_text(paths["summary"], summary.to_csv(index=False))
     if meta.get("plots"):
         os.makedirs(os.path.join(out, "plots"), exist_ok=True)
@@ -427,6 +429,17 @@ def key_metrics(result):
                 continue
             if v is not None and not (isinstance(v, float) and math.isnan(v)):
                 rows.append((f"{level}{tag} {metric} ({note})", v, unit))
+    if getattr(result.segment, "posterior", None) is not None:
+        for disc in result.segment.discs:
+            for metric, region, unit, label in (("facet_force", "facet_left", "N", "facet force, left"),
+                                                ("facet_force", "facet_right", "N", "facet force, right"),
+                                                ("load_share", "posterior", "", "posterior-column load share")):
+                try:
+                    v = seg(metric, disc, region)
+                except Exception:  # noqa: BLE001 - metric not reported for this level
+                    continue
+                if not (isinstance(v, float) and math.isnan(v)):
+                    rows.append((f"{disc} {label}", v, unit))
     try:
         rows.append(("segment axial_stiffness", seg("axial_stiffness"), "N/mm"))
         rows.append(("segment rotation_flexion", seg("rotation_flexion"), "deg"))

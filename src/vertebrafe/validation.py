@@ -3,24 +3,30 @@
 * :func:`axial_stiffness` -- one vertebral body between rigid plates (the mesh-convergence measure).
 * :func:`disc_loaded_body` -- one vertebral body with its two adjacent discs, loaded through the discs,
   and the cortical shell's share of the axial force at mid-height (:func:`shell_load_share`).
+* :data:`ROM_REFERENCES` and :func:`rom_rows` -- published in vitro ranges of motion of L4-L5 under pure
+  moments and the comparison of a model's rotations with them (``benchmarks/validation_rom.py``).
 
 Units mm, N, MPa. Solving is not part of ``vertebrafe.anatomy`` (it knows nothing about the FE core), so
 these drivers sit on the floor of :mod:`vertebrafe.simulate`.
 """
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from .anatomy import segment, vertebra
 from .anatomy.levels import adjacent_discs
 from .anatomy.vertebra import make_mesh
+from .errors import InputError
 from .fem import Model
 from .materials import MaterialSet
 from .post import plate_test
 
-__all__ = ["axial_stiffness", "cell_axial_heights", "shell_load_share", "disc_loaded_body"]
+__all__ = ["axial_stiffness", "cell_axial_heights", "shell_load_share", "disc_loaded_body", "RomReference",
+           "ROM_REFERENCES", "ROM_MODES", "rom_rows"]
 
 
 def axial_stiffness(level="L1", bmd=70.0, element_size=2.0, displacement=0.01, solver="auto", **mesh_kw):
@@ -136,3 +142,99 @@ def disc_loaded_body(level="L1", bmd=70.0, element_size=2.0, force=1000.0, solve
     return dict(share=share, cells=mesh.n_cells, dofs=3 * mesh.n_points, mesh_time=t_mesh,
                 solve_time=t_solve, iterations=sol.info.get("iterations"), layers=L, mid_layers=len(mid),
                 solution=sol, mesh=mesh)
+
+
+# ------------------------------------------------------------------------------------------------
+# Published ranges of motion under pure moments
+
+#: Loading modes of a pure-moment test: ``{mode: (Load field, metric of the rotation)}``. Rotations are
+#: compared as magnitudes (extension gives a negative ``rotation_flexion``).
+ROM_MODES = {
+    "flexion": ("flexion", "rotation_flexion"),
+    "extension": ("extension", "rotation_flexion"),
+    "lateral_bending": ("lateral_bending", "rotation_lateral_bending"),
+    "axial_rotation": ("axial_rotation", "rotation_axial"),
+}
+
+
+@dataclass(frozen=True)
+class RomReference:
+    """In vitro rotations (deg) of one specimen type under pure moments, without preload.
+
+    specimen : ``"disc"`` (posterior elements and ligaments removed: the body-disc-body specimen of
+        ``segment(..., posterior=False)``) or ``"intact"``.
+    level : the motion segment tested.
+    source : citation, and where the numbers were read.
+    moments : ``(M_low, M_high)`` N m: the rotations at both are given, so that the flexibility of the
+        upper, nearly linear part of the curve, ``(rot(M_high) - rot(M_low)) / (M_high - M_low)``, can be
+        compared as well as the rotation at ``M_high`` (which includes the neutral zone of the specimens).
+    values : ``{mode: (rot(M_low), rot(M_high), spread at M_high)}`` deg; the spread is one standard
+        deviation where published, else None (medians without a spread).
+    """
+
+    name: str
+    specimen: str
+    level: str
+    source: str
+    moments: tuple
+    values: dict
+
+
+_GRUBER24 = ("as transcribed in the repository of Gruber et al. 2024, Front Bioeng Biotechnol 12:1391957 "
+             "(GruberGabriel/ComparativeAnalysisFEModelsIVD, ComparativeAnalysis/ExperimentalData)")
+
+#: Published in vitro rotations of L4-L5 (see docs/validation.md, "Range of motion").
+ROM_REFERENCES = (
+    RomReference(
+        "heuer2007_disc", "disc", "L4-L5",
+        "Heuer et al. 2007, J Biomech 40:271 (stepwise reduction; eight L4-L5 specimens, last step: disc "
+        "alone, posterior elements and ALL removed), medians, " + _GRUBER24 + ", ExperimentalResultsHeuerIVDROM_7-5Nm.txt",
+        (2.5, 7.5),
+        {"flexion": (6.64, 10.11, None), "extension": (5.15, 10.28, None),
+         "lateral_bending": (3.60, 6.43, None), "axial_rotation": (2.70, 5.73, None)}),
+    RomReference(
+        "jaramillo_disc", "disc", "L4-L5",
+        "Jaramillo et al. (five L4-L5 disc-only specimens), mean and SD, " + _GRUBER24
+        + ", ExperimentalDataJaramilloL4L5_IVD_ROM.txt and _Std.txt",
+        (4.0, 8.0),
+        {"flexion": (9.26, 11.87, 2.23), "extension": (6.77, 8.27, 3.01),
+         "lateral_bending": (5.77, 7.10, 1.29), "axial_rotation": (4.51, 5.79, 1.45)}),
+)
+
+
+def rom_rows(rotations, specimen="disc", references=ROM_REFERENCES):
+    """Compare a model's rotations with the published ones of ``specimen``.
+
+    ``rotations``: ``{(mode, moment N m): rotation deg}`` for modes of :data:`ROM_MODES` at the moments of
+    each reference (signs are ignored); the modes given are compared. Returns a list of dicts, two per
+    reference and mode:
+
+    * ``quantity="rotation"``: the rotation at ``M_high``; the band is mean +- SD where an SD is
+      published (``band=None`` for medians without a spread: no inside/outside verdict);
+    * ``quantity="flexibility"`` (deg per N m) over ``M_low..M_high``: the slope of the upper part of the
+      curve, free of the specimens' neutral zone; its band is the span of the slopes of all references of
+      ``specimen`` (the model is inside when it lies between the most and least flexible specimen series).
+    """
+    refs = [r for r in references if r.specimen == specimen]
+    if not refs:
+        raise InputError(f"specimen = {specimen!r}: no published ranges of motion; known: "
+                         f"{sorted({r.specimen for r in references})}")
+    modes = [m for m in ROM_MODES if any(k[0] == m for k in rotations)]
+    slope = {m: [(r.values[m][1] - r.values[m][0]) / (r.moments[1] - r.moments[0]) for r in refs] for m in modes}
+    rows = []
+    for r in refs:
+        lo_m, hi_m = r.moments
+        for mode in modes:
+            lo, hi, sd = r.values[mode]
+            found = abs(rotations[(mode, hi_m)])
+            band = None if sd is None else (hi - sd, hi + sd)
+            rows.append(dict(reference=r.name, mode=mode, quantity="rotation", moment=hi_m, found=found,
+                             published=hi, band=band, inside=None if band is None else band[0] <= found <= band[1],
+                             unit="deg", source=r.source))
+            k = (abs(rotations[(mode, hi_m)]) - abs(rotations[(mode, lo_m)])) / (hi_m - lo_m)
+            fb = (min(slope[mode]), max(slope[mode]))
+            rows.append(dict(reference=r.name, mode=mode, quantity="flexibility", moment=(lo_m, hi_m), found=k,
+                             published=(hi - lo) / (hi_m - lo_m), band=fb,
+                             inside=bool(fb[0] <= k <= fb[1]) and math.isfinite(k), unit="deg/(N m)",
+                             source=r.source))
+    return rows

@@ -30,7 +30,8 @@ from ..elements import hex8_shape, hex8_shape_gradients
 from ..errors import InputError
 from .vertebra import REGION_CODES, cross_section_topology
 
-__all__ = ["AnnulusFibres", "annulus_fibre_springs", "FIBRE_SET", "nucleus_cavities"]
+__all__ = ["AnnulusFibres", "annulus_fibre_springs", "FIBRE_SET", "nucleus_cavities", "lamina_stiffness",
+           "tensile_modulus"]
 
 #: Name of the spring set that holds the annulus fibres.
 FIBRE_SET = "annulus_fibres"
@@ -71,6 +72,51 @@ class AnnulusFibres:
             raise InputError(f"fibres.volume_fraction = {v!r}; allowed range (0, 1)")
 
 
+def _fibre_voigt(angle_deg, sign):
+    """Voigt vector ``m`` (xx, yy, zz, xy, yz, xz; engineering shears) of the fibre direction
+    ``a = (cos, 0, +-sin)`` in axes x circumferential, y radial, z axial: fibre strain = ``m . eps``."""
+    t = np.radians(angle_deg)
+    a = np.array([np.cos(t), 0.0, sign * np.sin(t)])
+    return np.array([a[0] ** 2, a[1] ** 2, a[2] ** 2, a[0] * a[1], a[1] * a[2], a[0] * a[2]])
+
+
+def lamina_stiffness(spec, matrix, ring=1.0, taut=True):
+    """Homogenised elasticity ``(6, 6)`` (MPa) of the fibre-reinforced annulus at relative ring position
+    ``ring`` (0 innermost, 1 outermost annulus ring), axes x circumferential, y radial, z axial.
+
+    The energy the embedded springs of :func:`annulus_fibre_springs` store under a uniform strain (exact,
+    ``tests/anatomy/test_fibres.py``): ``C = C_matrix + sum_families E_f (phi / 2) m m^T`` with ``m`` the
+    fibre direction's Voigt vector; with ``taut=False`` the fibres are slack (``C = C_matrix``).
+    ``matrix``: the ground substance, a ``(6, 6)`` elasticity or an object with ``elasticity()``.
+    """
+    C = np.array(matrix.elasticity() if hasattr(matrix, "elasticity") else matrix, dtype=float)
+    if not taut:
+        return C
+    angle = spec.angle_inner + (spec.angle_outer - spec.angle_inner) * ring
+    E = spec.modulus_inner + (spec.modulus_outer - spec.modulus_inner) * ring
+    for sign in (1.0, -1.0):
+        m = _fibre_voigt(angle, sign)
+        C += E * 0.5 * spec.volume_fraction * np.outer(m, m)
+    return C
+
+
+def tensile_modulus(spec, matrix, ring=1.0, direction="circumferential"):
+    """Uniaxial tensile modulus (MPa) of the fibre-reinforced annulus along ``direction``
+    (``"circumferential"`` or ``"axial"``), free to contract sideways: the set-up of tissue tensile tests.
+
+    Both fibre families are equally strained (mirror symmetry); they carry load only if the strain of
+    the fibre-reinforced solution stretches them, otherwise the modulus is the matrix's.
+    """
+    k = {"circumferential": 0, "axial": 2}.get(direction)
+    if k is None:
+        raise InputError(f"direction = {direction!r}; allowed: 'circumferential', 'axial'")
+    angle = spec.angle_inner + (spec.angle_outer - spec.angle_inner) * ring
+    for taut in (True, False):
+        eps = np.linalg.solve(lamina_stiffness(spec, matrix, ring, taut), np.eye(6)[k])
+        if not taut or _fibre_voigt(angle, 1.0) @ eps > 0.0:
+            return float(1.0 / eps[k])
+
+
 def _disc_axis(segment, disc):
     """Unit disc axis ``(3,)``: the mean of the z axes of the two adjacent vertebrae."""
     upper, lower = disc.split("-")
@@ -93,9 +139,11 @@ def annulus_fibre_springs(segment, spec=None):
     counts = segment.counts
     topo = cross_section_topology(counts)
     q = len(topo["quads"])
-    if mesh.n_cells % q:
+    n_stack = getattr(segment, "stack_cells", mesh.n_cells)
+    if n_stack % q:
         raise InputError("annulus fibres need the layered O-grid mesh of vertebrafe.segment")
-    ring = topo["ring"][np.arange(mesh.n_cells) % q]
+    ring = np.full(mesh.n_cells, -1)
+    ring[:n_stack] = topo["ring"][np.arange(n_stack) % q]
     region = mesh.cell_data["region"]
     level = mesh.cell_data["level"]
     names = mesh.tag_names["level"]

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..elements import ELEMENT_TYPES
 from ..errors import InvertedElementError, MeshError, MeshWarning
-from ..io.names import FACESET_PREFIX, NODESET_PREFIX, TAGNAME_PREFIX, decode_name, encode_name
+from ..io import meshcodec
 from ..io.vtu import write
 from .quality import Quality, det3, jacobians
 
@@ -574,84 +574,25 @@ class Mesh:
 
     # ---------------------------------------------------------------- meshio and files
     def to_meshio(self):
-        """A :class:`meshio.Mesh` carrying everything (see :meth:`save` for the encoding).
-
-        Node sets become ``point_data["nodeset:NAME"]`` uint8 masks ``(n,)``; name tables become
-        ``field_data["tagname:TAG=NAME"] = [value]``; face sets become
-        ``field_data["faceset:NAME"]`` ``(f, 4)`` int64. Names are percent-encoded for the
-        characters ``% < > & " '`` (which meshio's XML writer does not escape) and ``=`` in tag
-        names; :meth:`from_meshio` decodes them. Note that meshio's own VTU writer drops field
-        data; :meth:`save` writes it.
-        """
-        import meshio
-
-        point_data = {}
-        for name, nodes in self.node_sets.items():
-            mask = np.zeros(self.n_points, dtype=np.uint8)
-            mask[nodes] = 1
-            point_data[NODESET_PREFIX + encode_name(name)] = mask
-        field_data = {}
-        for tag, table in self.tag_names.items():
-            for value, name in table.items():
-                key = f"{TAGNAME_PREFIX}{encode_name(tag).replace('=', '%3D')}={encode_name(name)}"
-                field_data[key] = np.array([value], dtype=np.int64)
-        for name, faces in self.face_sets.items():
-            field_data[FACESET_PREFIX + encode_name(name)] = faces
-        return meshio.Mesh(self.points, [(self.cell_type, self.cells)],
-                           point_data=point_data,
-                           cell_data={encode_name(k): [v] for k, v in self.cell_data.items()},
-                           field_data=field_data)
+        """A :class:`meshio.Mesh` carrying everything (see :meth:`save` for the encoding and
+        :mod:`vertebrafe.io.meshcodec`): node sets as ``nodeset:NAME`` point data, name tables as
+        ``tagname:TAG=NAME`` and face sets as ``faceset:NAME`` field data, names percent-encoded for
+        ``% < > & " '``; :meth:`from_meshio` reads them back. Note that meshio's own VTU writer drops field
+        data; :meth:`save` writes it."""
+        return meshcodec.to_meshio(self)
 
     @classmethod
     def from_meshio(cls, m, cell_type=None):
-        """Build a :class:`Mesh` from a :class:`meshio.Mesh`.
+        """Build a :class:`Mesh` from a :class:`meshio.Mesh` (:func:`vertebrafe.io.meshcodec.mesh_fields`).
 
         Takes all cell blocks of ``cell_type`` (default: the first block whose type is in
         :data:`~vertebrafe.elements.ELEMENT_TYPES`), concatenated; other blocks (boundary quads,
         vertices...) are ignored with a :class:`MeshWarning`. Reads back the encoding of
-        :meth:`to_meshio`: ``nodeset:`` point data, ``tagname:`` and ``faceset:`` field data. gmsh
-        physical names (``field_data = {name: [tag, dim]}`` with ``cell_data["gmsh:physical"]``)
-        become the name table of ``gmsh:physical``. Other point data is ignored.
+        :meth:`to_meshio`; gmsh physical names (``field_data = {name: [tag, dim]}`` with
+        ``cell_data["gmsh:physical"]``) become the name table of ``gmsh:physical``. Other point data is
+        ignored.
         """
-        blocks = list(m.cells)
-        if cell_type is None:
-            known = [b.type for b in blocks if b.type in ELEMENT_TYPES]
-            if not known:
-                raise MeshError(f"meshio mesh has no cells of a supported type: blocks "
-                                f"{[b.type for b in blocks]}; allowed: {sorted(ELEMENT_TYPES)}")
-            cell_type = known[0]
-        use = [i for i, b in enumerate(blocks) if b.type == cell_type]
-        if not use:
-            raise MeshError(f"meshio mesh has no {cell_type!r} cells; blocks: {[b.type for b in blocks]}")
-        ignored = sorted({b.type for i, b in enumerate(blocks) if i not in use})
-        if ignored:
-            warnings.warn(f"from_meshio: ignoring cell blocks of type {ignored}", MeshWarning,
-                          stacklevel=2)
-        cells = np.concatenate([np.asarray(blocks[i].data) for i in use])
-        cell_data = {}
-        for name, arrays in m.cell_data.items():
-            parts = [np.asarray(arrays[i]) for i in use]
-            a = np.concatenate(parts)
-            if a.dtype.kind in "iuf" and a.ndim in (1, 2) and not (a.ndim == 2 and a.dtype.kind != "f"):
-                cell_data[decode_name(name)] = a.astype(a.dtype.newbyteorder("="), copy=False)
-        node_sets = {}
-        for name, values in m.point_data.items():
-            if name.startswith(NODESET_PREFIX):
-                node_sets[decode_name(name[len(NODESET_PREFIX):])] = np.asarray(values).ravel() != 0
-        tag_names, face_sets = {}, {}
-        for key, value in m.field_data.items():
-            value = np.asarray(value)
-            if key.startswith(TAGNAME_PREFIX) and "=" in key:
-                tag, name = key[len(TAGNAME_PREFIX):].split("=", 1)
-                tag_names.setdefault(decode_name(tag), {})[int(value.ravel()[0])] = decode_name(name)
-            elif key.startswith(FACESET_PREFIX):
-                k = ELEMENT_TYPES[cell_type].faces.shape[1]
-                face_sets[decode_name(key[len(FACESET_PREFIX):])] = value.reshape(-1, k).astype(np.int64)
-            elif ("gmsh:physical" in cell_data and value.shape == (2,)
-                  and value.dtype.kind in "iu" and int(value[1]) == 3):
-                tag_names.setdefault("gmsh:physical", {})[int(value[0])] = key
-        return cls(m.points, cells, cell_data=cell_data, tag_names=tag_names,
-                   node_sets=node_sets, face_sets=face_sets, cell_type=cell_type)
+        return cls(**meshcodec.mesh_fields(m, cell_type))
 
     def save(self, path, **kwargs):
         """Write the mesh to ``path``; the format follows the extension (meshio).

@@ -1,0 +1,56 @@
+"""Range-of-motion harness (vertebrafe.validation.rom_rows, benchmarks/validation_rom.py): the verdicts
+of the comparison, and the pure-moment response of the fibre-reinforced disc on a coarse mesh."""
+import numpy as np
+import pytest
+
+import vertebrafe as vf
+from vertebrafe.errors import InputError
+from vertebrafe.loads import Load
+from vertebrafe.simulate import simulate
+from vertebrafe.validation import ROM_MODES, ROM_REFERENCES, rom_rows
+
+H = 6.0
+
+
+def _published(scale=1.0):
+    """Rotations equal to ``scale`` x every reference's own values."""
+    out = {}
+    for r in ROM_REFERENCES:
+        for mode, (lo, hi, _) in r.values.items():
+            out[(mode, r.moments[0])] = scale * lo
+            out[(mode, r.moments[1])] = scale * hi
+    return out
+
+
+def test_rom_rows_verdicts():
+    """The published values themselves are inside every band that exists; three times them is outside the
+    mean +- SD bands and the flexibility span; medians without a spread get no verdict."""
+    rows = rom_rows(_published(1.0))
+    assert len(rows) == 2 * len(ROM_MODES) * len([r for r in ROM_REFERENCES if r.specimen == "disc"])
+    for row in rows:
+        assert row["inside"] is (None if row["band"] is None else True)
+    far = rom_rows(_published(3.0))
+    assert all(row["inside"] is False for row in far if row["band"] is not None)
+    with pytest.raises(InputError, match="specimen"):
+        rom_rows(_published(1.0), specimen="spine")
+
+
+@pytest.fixture(scope="module")
+def disc_only():
+    return vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=True)
+
+
+def test_pure_moment_rotations_are_positively_homogeneous(disc_only):
+    """Tension-only fibres without slack: the active set does not depend on the size of a pure moment,
+    so every rotation doubles exactly when the moment doubles (to the solver tolerance), in bending and in
+    torsion, and the published-moment comparison may be made at any moment."""
+    modes = ["extension", "axial_rotation"]
+    loads = [Load(**{ROM_MODES[m][0]: M}) for m in modes for M in (3.75, 7.5)]
+    res = simulate(disc_only, loads, factor_of_risk=False)
+    for i, m in enumerate(modes):
+        r1, r2 = res[2 * i], res[2 * i + 1]
+        a1 = r1.value(ROM_MODES[m][1], level="L4-L5", region="disc")
+        a2 = r2.value(ROM_MODES[m][1], level="L4-L5", region="disc")
+        assert abs(a2) > 0.5
+        assert a2 == pytest.approx(2.0 * a1, rel=1e-5)
+        assert np.array_equal(r1.solution.spring_active["annulus_fibres"], r2.solution.spring_active["annulus_fibres"])
