@@ -72,7 +72,8 @@ def build_segment(case, progress=None, *, force=False):
                             pv_margin=im.pv_margin, max_anisotropy=im.max_anisotropy,
                             cortex_thickness=s.cortex_thickness, endplate_thickness=s.endplate_thickness,
                             n_cortex_layers=s.n_cortex_layers, disc_refinement=s.disc_refinement, fibres=s.fibres,
-                            nucleus=s.nucleus)
+                            nucleus=s.nucleus, geometry=im.geometry, snap=im.snap, smoothing=im.smoothing,
+                            arch_radius=im.arch_radius)
     else:
         seg = segment(list(s.levels), element_size=s.element_size, overrides=s.overrides, scale=s.scale,
                       bmd=b.bmd if per_level else None, materials=materials, cortex_thickness=s.cortex_thickness,
