@@ -22,6 +22,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import InputError
+from .fem.model import Setup
 from .materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 from .loads import Load, apply, preset, resultant
 from . import plausibility as _p
@@ -31,7 +32,7 @@ from .post import posterior as _post
 from .post.compare import compare as _compare
 from .post.compare import treated_level
 
-__all__ = ["simulate", "build_model", "Result"]
+__all__ = ["simulate", "build_model", "Result", "Setup"]
 
 
 def _yield_strains(segment, yield_compression, yield_tension):
@@ -46,7 +47,7 @@ def _yield_strains(segment, yield_compression, yield_tension):
 
 def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=None, fraction=_s.DEFAULT_FRACTION,
              bone_regions=_m.BONE_REGIONS, formulation="bbar", user_loads=None, factor_of_risk=True,
-             strength="yield-volume", **solver_options):
+             strength="yield-volume", setup=None, **solver_options):
     """Solve ``load`` on ``segment`` and post-process it.
 
     Parameters
@@ -81,9 +82,15 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
         of each vertebra alone between rigid plates, see :mod:`vertebrafe.post.strength`).
     strength : {"yield-volume", "pushover"}
         Strength of the factor of risk: the linear yield-volume estimate (default; one solve per vertebra;
-        first local yield, not valid for cemented vertebrae) or the pushover strength
-        (elastic-perfectly-plastic cells, force at the 0.2 % offset; about 10-25 solves per vertebra;
-        :mod:`vertebrafe.post.pushover`), which compares treatments of a vertebra.
+        first local yield) or the pushover strength (limit load of elastic-perfectly-plastic cells; about
+        10-50 solves per vertebra; :mod:`vertebrafe.post.pushover`), the one to compare treatments of a
+        vertebra by.
+    setup : vertebrafe.fem.Setup, optional
+        Kept by the caller across calls on the same segment with different loads: the stiffness set-up
+        (factorisation or AMG hierarchy) of the first call is reused by the others (anything that changes
+        the model, such as another segment, makes a new set-up), and so are the plate strengths of every
+        vertebra whose mesh and materials are unchanged (``setup.derived``). A list of loads shares one
+        set-up without it.
     **solver_options
         Passed to :meth:`vertebrafe.Model.solve` (``solver="auto"|"direct"|"amg"``, ``rtol``, ``maxiter``).
 
@@ -91,22 +98,25 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     -------
     Result, or a list of Result for a list of loads
     """
-    from .fem import Setup
-
     options = dict(yield_compression=yield_compression, yield_tension=yield_tension, fraction=fraction,
                    bone_regions=bone_regions, formulation=formulation, user_loads=user_loads,
                    factor_of_risk=factor_of_risk, strength=strength)
     if strength not in _s.STRENGTH_CRITERIA:
         raise InputError(f"strength = {strength!r}; allowed: {list(_s.STRENGTH_CRITERIA)}")
+    if setup is not None and not isinstance(setup, Setup):
+        raise InputError(f"setup = {setup!r}; expected a vertebrafe.fem.Setup or None")
     if not isinstance(load, (list, tuple)):
-        return _simulate(segment, load, case, None, options, solver_options)
+        strengths = None if setup is None else setup.derived.setdefault("plate strengths", {})
+        return _simulate(segment, load, case, setup, options, solver_options, strengths)
     if not load:
         raise InputError("load = []; give a Load, a preset name or a non-empty list of them")
     cases = [None] * len(load) if case is None else case
     if isinstance(cases, str) or len(cases) != len(load):
         raise InputError(f"case = {case!r}; expected None or a list of {len(load)} labels, one per load")
-    setup, strengths = Setup(), {}                     # plate strengths do not depend on the load
+    setup = Setup() if setup is None else setup
+    strengths = setup.derived.setdefault("plate strengths", {})    # they do not depend on the load
     return [_simulate(segment, ld, c, setup, options, dict(solver_options), strengths) for ld, c in zip(load, cases)]
+
 
 
 def _simulate(segment, load, case, setup, options, solver_options, strengths=None):

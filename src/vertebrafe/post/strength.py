@@ -48,7 +48,7 @@ __all__ = ["STRENGTH_CRITERIA", "DEFAULT_FRACTION", "APPARENT_YIELD", "yield_sca
 
 DEFAULT_FRACTION = 0.02
 #: Strength criteria of the headline factor of risk: the linear yield-volume estimate (:func:`vertebra_strength`)
-#: or the pushover (elastic-perfectly-plastic, 0.2 % offset; :func:`vertebra_pushover`).
+#: or the pushover (limit load of elastic-perfectly-plastic cells; :func:`vertebra_pushover`).
 STRENGTH_CRITERIA = ("yield-volume", "pushover")
 APPARENT_YIELD = 0.002
 
@@ -169,8 +169,7 @@ def vertebra_alone(segment, level):
     if level not in segment.levels:
         raise InputError(f"level = {level!r} is not a vertebra of this segment; vertebrae: {list(segment.levels)}")
     mesh = segment.mesh
-    code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
-    mask = (mesh.cell_data["level"] == code) & (np.arange(mesh.n_cells) < stack_cells(segment))   # the body
+    mask = _body_mask(segment, level)
     sub = mesh.extract(mask)
     R, o = (np.asarray(x, dtype=float) for x in segment.frames[level])
     sub.points = (sub.points - o) @ R                         # local frame: axis = z
@@ -182,7 +181,7 @@ def vertebra_alone(segment, level):
 def vertebra_pushover(segment, level, yield_compression=None, yield_tension=None, **options):
     """Pushover strength of vertebra ``level`` alone between rigid plates (the set-up of
     :func:`vertebra_strength`): :func:`vertebrafe.post.pushover.pushover` (elastic-perfectly-plastic cells,
-    force at the 0.2 % offset); ``options`` go to it and to the solver. Returns its
+    limit load; also the force at the 0.2 % offset); ``options`` go to it and to the solver. Returns its
     :class:`~vertebrafe.post.pushover.Pushover` with ``level`` and ``height`` (mm) added."""
     yc, yt = _yield_strains(segment, yield_compression, yield_tension)
     _check(DEFAULT_FRACTION, yc, yt)
@@ -193,6 +192,33 @@ def vertebra_pushover(segment, level, yield_compression=None, yield_tension=None
     return res
 
 
+def _body_mask(segment, level):
+    """Cells ``(m,)`` bool of the body of vertebra ``level`` (without posterior elements)."""
+    mesh = segment.mesh
+    code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
+    return (mesh.cell_data["level"] == code) & (np.arange(mesh.n_cells) < stack_cells(segment))
+
+
+def vertebra_key(segment, level):
+    """Digest of what :func:`vertebra_strength` of ``level`` depends on in ``segment``: the node coordinates of
+    its cells, their elasticity and regions, the level's frame and endplate nodes, and the yield strains of
+    the MaterialSet and the damaged zone's yield factors. Equal keys (a vertebra that a treatment of another level left alone) give equal
+    strengths."""
+    from ..fem.model import digest
+    mesh, ms = segment.mesh, segment.materials
+    mask = _body_mask(segment, level)
+    return digest(f"{level} {sorted(mesh.tag_names['region'].items())} {getattr(ms, 'yield_strain_compression', None)} "
+                  f"{getattr(ms, 'yield_strain_tension', None)}", mesh.points[mesh.cells[mask]], segment.elasticity[mask],
+                  mesh.cell_data["region"][mask],
+                  np.asarray(mesh.cell_data.get("yield_factor", np.ones(mesh.n_cells)), dtype=float)[mask],
+                  *(np.asarray(x, dtype=float) for x in segment.frames[level]),
+                  *(mesh.points[mesh.node_sets[f"{level}:{side}"]] for side in ("superior", "inferior")))
+
+
+#: Plate strengths kept in a :func:`plate_rows` cache at most (the oldest are dropped).
+CACHED_STRENGTHS = 64
+
+
 def plate_rows(segment, load, levels=None, fraction=DEFAULT_FRACTION, yield_compression=None, yield_tension=None,
                regions=BONE_REGIONS, cache=None, strength="yield-volume", **solver_options):
     """Rows per vertebra from :func:`vertebra_strength`: ``plate_stiffness`` (N/mm), ``plate_strength_yield``
@@ -200,35 +226,39 @@ def plate_rows(segment, load, levels=None, fraction=DEFAULT_FRACTION, yield_comp
     :func:`vertebra_pushover`), and the headline ``factor_of_risk`` (-, ``load.compression`` over the
     strength of the chosen criterion: ``plate_strength_yield`` or ``plate_strength_pushover``; NaN without
     compression). ``strength``: one of :data:`STRENGTH_CRITERIA`; the yield-volume criterion stops at the
-    first local yield and is not valid for cemented vertebrae (see :mod:`vertebrafe.post.pushover`).
-    ``cache`` (a dict kept by the caller for one segment) holds the strengths, which do not depend on the
-    load, so that several load cases of one segment solve each vertebra once."""
+    first local yield (see :mod:`vertebrafe.post.pushover` for cemented vertebrae). One solve (pushover:
+    10-50) of each vertebra alone; ``cache`` (a dict kept by the caller) holds the strengths (without their
+    solutions) by :func:`vertebra_key`: they do not depend on the load, so several load cases of one
+    segment, or cases that treat another level, solve each vertebra once."""
     if strength not in STRENGTH_CRITERIA:
         raise InputError(f"strength = {strength!r}; allowed: {list(STRENGTH_CRITERIA)}")
     levels = list(segment.levels) if levels is None else list(levels)
     F = load.compression
     rows = []
-    for v in levels:
-        key = (v, fraction, yield_compression, yield_tension, tuple(regions), tuple(sorted(solver_options.items())))
-        vs = None if cache is None else cache.get(key)
-        if vs is None:
-            vs = vertebra_strength(segment, v, fraction=fraction, yield_compression=yield_compression,
-                                   yield_tension=yield_tension, regions=regions, **solver_options)
+
+    def cached(key, compute):
+        hit = None if cache is None else cache.get(key)
+        if hit is None:
+            hit = compute()
             if cache is not None:
-                cache[key] = vs
+                cache[key] = type(hit)({k: x for k, x in hit.items() if k != "solution"})
+                while len(cache) > CACHED_STRENGTHS:
+                    cache.pop(next(iter(cache)))
+        return hit
+
+    for v in levels:
+        key = None if cache is None else (vertebra_key(segment, v), fraction, yield_compression, yield_tension,
+                                          tuple(regions), tuple(sorted(solver_options.items())))
+        vs = cached(key, lambda: vertebra_strength(segment, v, fraction=fraction, yield_compression=yield_compression,
+                                                   yield_tension=yield_tension, regions=regions, **solver_options))
         rows += [(v, "vertebra", "plate_stiffness", vs.stiffness, "N/mm"),
                  (v, "vertebra", "plate_strength_yield", vs.strength_yield, "N"),
                  (v, "vertebra", "plate_strength_apparent", vs.strength_apparent, "N")]
         S = vs.strength_yield
         if strength == "pushover":
-            pkey = ("pushover",) + key
-            po = None if cache is None else cache.get(pkey)
-            if po is None:
-                po = vertebra_pushover(segment, v, yield_compression=yield_compression,
-                                       yield_tension=yield_tension, **solver_options)
-                if cache is not None:
-                    cache[pkey] = po
-            S = po.strength
+            S = cached(None if key is None else ("pushover",) + key,
+                       lambda: vertebra_pushover(segment, v, yield_compression=yield_compression,
+                                                 yield_tension=yield_tension, **solver_options)).strength
             rows.append((v, "vertebra", "plate_strength_pushover", S, "N"))
         rows.append((v, "vertebra", "factor_of_risk", F / S if F > 0 else math.nan, "-"))
     return rows
