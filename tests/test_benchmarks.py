@@ -20,6 +20,7 @@ SMOKE = {
     "convergence_anatomy.py": ["--sizes", "6", "--no-segment"],
     "convergence_cement.py": ["--sizes", "8", "--workers", "1", "--states", "intact,VP15"],
     "remeasure_treated.py": ["--element-size", "8"],
+    "strength_treated.py": ["--element-size", "8", "--cases", "intact,nsm"],
     "validation_anatomy.py": ["--sizes", "6"],
     "validation_fibres.py": ["--element-size", "8", "--no-plain", "--cases", "standing_flexed,flexion"],
     "validation_rom.py": ["--element-size", "8", "--modes", "axial_rotation"],
