@@ -11,6 +11,7 @@ relative change against the finest size.
     python benchmarks/bench_simulate.py                                 # timing, default size
     python benchmarks/bench_simulate.py --element-size 3                # another size
     python benchmarks/bench_simulate.py --fibres                        # with annulus fibres
+    python benchmarks/bench_simulate.py --posterior                     # with posterior elements
     python benchmarks/bench_simulate.py --convergence 4,3,2 --levels L4-L5 --json conv.json
     python benchmarks/bench_simulate.py --validation --element-size 2     # targets 5, 6, 7
     python benchmarks/bench_simulate.py --clinical --element-size 3       # intact / fracture / VP / BKP
@@ -62,6 +63,8 @@ KEY_METRICS = [
     ("height_change", "disc", "disc"),
     ("fibre_force_total", "disc", "annulus"),          # with --fibres only (missing rows are skipped)
     ("fibres_taut", "disc", "annulus"),
+    ("facet_force", "disc", "facet_left"),             # with --posterior only
+    ("load_share", "disc", "posterior"),
     ("height_change", "mid", "vertebra"),
     ("cortical_share", "mid", "vertebra"),
     ("superior_endplate_deflection", "mid", "vertebra"),
@@ -89,9 +92,9 @@ def warm_up():
     simulate(seg, loads.Load(compression=100.0), solver="direct")
 
 
-def run(levels, bmd, element_size, load, solver, fibres=False):
+def run(levels, bmd, element_size, load, solver, fibres=False, posterior=False):
     t0, c0 = time.perf_counter(), time.process_time()
-    seg = vf.segment(levels, bmd=bmd, element_size=element_size, fibres=fibres)
+    seg = vf.segment(levels, bmd=bmd, element_size=element_size, fibres=fibres, posterior=posterior)
     t1 = time.perf_counter()
     res = simulate(seg, load, solver=solver)
     t2 = time.perf_counter()
@@ -250,6 +253,8 @@ def main(argv=None):
     ap.add_argument("--convergence", default="", help="comma list of element sizes (mm), coarse to fine")
     ap.add_argument("--json", default="")
     ap.add_argument("--fibres", action="store_true", help="annulus fibres (segment(..., fibres=True))")
+    ap.add_argument("--posterior", action="store_true",
+                    help="posterior elements, facet joints and ligaments (segment(..., posterior=True))")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--validation", action="store_true",
                       help="validation targets 5-7 at --element-size (fixed cases; ignores --levels, --bmd, --load)")
@@ -286,12 +291,12 @@ def main(argv=None):
     report = {"levels": args.levels, "bmd": args.bmd, "load": args.load, "runs": []}
     sizes = [float(s) for s in args.convergence.split(",") if s] or [args.element_size]
     for h in sizes:
-        seg, res, tm = run(args.levels, args.bmd, h, load, args.solver, args.fibres)
+        seg, res, tm = run(args.levels, args.bmd, h, load, args.solver, args.fibres, args.posterior)
         vals = key_values(seg, res)
         report["runs"].append({"element_size": h, **tm, "metrics": vals})
         print(f"\nelement size {h:g} mm: {tm['cells']} cells, {tm['dofs']} DOFs ({tm['free_dofs']} free), "
               f"solver {tm['solver']} ({tm['iterations']} it, residual {tm['residual']:.1e}"
-              + (f", {tm['active_set_iterations']} active-set steps)" if args.fibres else ")"))
+              + (f", {tm['active_set_iterations']} active-set steps)" if args.fibres or args.posterior else ")"))
         print(f"  mesh {tm['mesh_s']:.2f} s | model {tm['model_s']:.2f} s | solve {tm['solve_s']:.2f} s "
               f"(assembly {tm['assembly_s']:.2f}, solver set-up {tm['solver_setup_s']:.2f}, iterations {tm['solver_iterations_s']:.2f}) | metrics {tm['metrics_s']:.2f} s | "
               f"total {tm['total_s']:.2f} s (target <= 20 s at the default size)")

@@ -373,6 +373,7 @@ def test_case_defaults_come_from_the_library():
                                                          "endplate_thickness", "n_cortex_layers", "disc_refinement",
                                                          "nucleus")}
     library["segment", "fibres"] = bool(sig(segment, "fibres"))
+    library["segment", "posterior"] = bool(sig(segment, "posterior"))
     library.update({("bone", k): getattr(ms, k) for k in ("law", "anisotropic", "transverse_ratio")})
     library.update({("fracture", k): sig(fracture, k) for k in ("kind", "damage_factor")})
     library.update({("treatment", k): sig(vertebroplasty, k) for k in ("approach", "side", "material",

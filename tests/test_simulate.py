@@ -110,9 +110,9 @@ def test_cortical_share_and_endplate_deflection(standing):
     assert 0.41 - 2 * 0.07 <= share <= 0.41 + 2 * 0.07
     # measured on the middle cell layer(s) of the stack: one cell per column, positive heights
     seg = standing.segment
-    from vertebrafe.post.metrics import _mid_height_layers
+    from vertebrafe.post.metrics import mid_height_layers
     for v in seg.levels:
-        cross, h = _mid_height_layers(seg, v, np.asarray(seg.frames[v][0])[:, 2])
+        cross, h = mid_height_layers(seg, v, np.asarray(seg.frames[v][0])[:, 2])
         q = seg.counts.n_cells
         assert cross.size in (q, 2 * q) and np.unique(cross // q).size == cross.size // q
         assert np.all(seg.mesh.cells_in("level", v)[cross]) and np.all(h > 0)

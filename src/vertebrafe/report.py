@@ -429,6 +429,17 @@ def key_metrics(result):
                 continue
             if v is not None and not (isinstance(v, float) and math.isnan(v)):
                 rows.append((f"{level}{tag} {metric} ({note})", v, unit))
+    if getattr(result.segment, "posterior", None) is not None:
+        for disc in result.segment.discs:
+            for metric, region, unit, label in (("facet_force", "facet_left", "N", "facet force, left"),
+                                                ("facet_force", "facet_right", "N", "facet force, right"),
+                                                ("load_share", "posterior", "", "posterior-column load share")):
+                try:
+                    v = seg(metric, disc, region)
+                except Exception:  # noqa: BLE001 - metric not reported for this level
+                    continue
+                if not (isinstance(v, float) and math.isnan(v)):
+                    rows.append((f"{disc} {label}", v, unit))
     try:
         rows.append(("segment axial_stiffness", seg("axial_stiffness"), "N/mm"))
         rows.append(("segment rotation_flexion", seg("rotation_flexion"), "deg"))

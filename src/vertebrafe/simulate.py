@@ -27,6 +27,7 @@ from .loads import Load, apply, preset, resultant
 from . import plausibility as _p
 from .post import metrics as _m
 from .post import strength as _s
+from .post import posterior as _post
 from .post.compare import compare as _compare
 from .post.compare import treated_level
 
@@ -202,6 +203,7 @@ class Result:
         if self.with_factor_of_risk:
             rows += self._plate_rows
         rows += _m.disc_rows(seg, sol)
+        rows += _post.posterior_rows(seg, sol)
         rows += _m.segment_rows(seg, sol, self.applied, self.load)
         return _m.metrics_frame(rows, self.case)
 
@@ -304,6 +306,7 @@ class Result:
                 "disc_refinement": seg.disc_refinement,
                 "fibres": _plain(getattr(seg, "fibres", None)),
                 "nucleus": getattr(seg, "nucleus", "solid"),
+                "posterior": getattr(seg, "posterior", None) is not None,
                 "dimensions": {k: _plain(v) for k, v in seg.dimensions.items()},
                 "n_cells": int(seg.mesh.n_cells), "n_points": int(seg.mesh.n_points),
                 "source": _plain(getattr(seg, "source", None)),

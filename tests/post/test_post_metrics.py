@@ -96,7 +96,7 @@ def test_cortical_share_is_the_stiffness_share(solved):
     assert M.cortical_share(seg, sol, "V") == pytest.approx(expected, rel=1e-9)
     # the same with the layer-stack path of segment meshes (25 cells per layer, 4 layers: the two middle)
     stacked = SimpleNamespace(**{**vars(seg), "counts": SimpleNamespace(n_cells=25)})
-    cross, h = M._mid_height_layers(stacked, "V", np.array([0.0, 0.0, 1.0]))
+    cross, h = M.mid_height_layers(stacked, "V", np.array([0.0, 0.0, 1.0]))
     np.testing.assert_array_equal(np.unique(cross // 25), [1, 2])
     np.testing.assert_allclose(h, H / 4)
     assert M.cortical_share(stacked, sol, "V") == pytest.approx(expected, rel=1e-9)

@@ -139,9 +139,11 @@ def annulus_fibre_springs(segment, spec=None):
     counts = segment.counts
     topo = cross_section_topology(counts)
     q = len(topo["quads"])
-    if mesh.n_cells % q:
+    n_stack = getattr(segment, "stack_cells", mesh.n_cells)
+    if n_stack % q:
         raise InputError("annulus fibres need the layered O-grid mesh of vertebrafe.segment")
-    ring = topo["ring"][np.arange(mesh.n_cells) % q]
+    ring = np.full(mesh.n_cells, -1)
+    ring[:n_stack] = topo["ring"][np.arange(n_stack) % q]
     region = mesh.cell_data["region"]
     level = mesh.cell_data["level"]
     names = mesh.tag_names["level"]

@@ -73,6 +73,10 @@ class Segment:
     nucleus : str
         ``"solid"``: the nucleus cells alone (nearly incompressible solid); ``"fluid"``: the nucleus cells
         plus a fluid-filled cavity per disc with one uniform pressure (:func:`nucleus_cavities`).
+    posterior : PosteriorColumn or None
+        The posterior elements (:mod:`vertebrafe.anatomy.posterior`: arches appended after the layered
+        body-disc stack, their attachment nodes); None for the body-disc-body model. With them,
+        :meth:`spring_sets` adds the facet joints and the ligaments (:mod:`vertebrafe.anatomy.ligaments`).
     source : dict or None
         Where the geometry and densities came from: None for the parametric model; for image-based
         segments (:func:`vertebrafe.image_segment`) the files, calibration, vBMD per level and fit residuals.
@@ -94,6 +98,7 @@ class Segment:
     history: tuple = ()
     fibres: object = None
     nucleus: str = "solid"
+    posterior: object = None
     source: dict = None
 
     def spring_sets(self):
@@ -101,7 +106,26 @@ class Segment:
         (:class:`~vertebrafe.springs.SpringSet`, all initially taut) and, with ``nucleus="fluid"``, one
         :class:`~vertebrafe.cavity.FluidCavity` per disc."""
         out = [annulus_fibre_springs(self)] if self.fibres is not None else []
+        if self.posterior is not None:
+            from .ligaments import facet_pairs, facet_springs, ligament_springs
+            pairs = facet_pairs(self)
+            out += [facet_springs(self, pairs), ligament_springs(self, pairs)]
         return out + (nucleus_cavities(self) if self.nucleus == "fluid" else [])
+
+    @property
+    def stack_cells(self):
+        """Number of cells of the layered body-disc stack (``counts.n_cells`` per cell layer); the cells of
+        the posterior elements, if any, follow them."""
+        if self.posterior is not None:
+            return self.posterior.stack_cells
+        return self.mesh.n_cells
+
+    @property
+    def stack_points(self):
+        """Number of nodes of the layered stack (``counts.n_nodes`` per node layer); arch nodes follow."""
+        if self.posterior is not None:
+            return self.posterior.stack_points
+        return self.mesh.n_points
 
     @classmethod
     def from_mesh(cls, mesh, bmd=None, materials=None, density=None, regions=None, levels=None):
@@ -237,7 +261,8 @@ def _keep_disc_wedges(dims, overrides, scale):
 
 def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None, scale=1.0, materials=None,
             cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
-            n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=True, nucleus="solid", frames=None):
+            n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=True, nucleus="solid", frames=None,
+            posterior=False):
     """Mesh a contiguous run of vertebrae with the discs between them.
 
     Parameters
@@ -286,6 +311,11 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
         (:func:`vertebrafe.image.image_segment`); the discs fill the gaps between the endplates as placed.
         Default: the lowest vertebra at the origin and the others stacked by the disc dimensions
         (:func:`~vertebrafe.anatomy.disc.stack_frame`).
+    posterior : bool
+        Add the posterior elements (pedicles, laminae, spinous, transverse and articular processes, region
+        ``posterior``, sharing nodes with the bodies' posterior walls; :mod:`vertebrafe.anatomy.posterior`),
+        the facet joints (compression-only) and the ligaments (tension-only), see
+        :mod:`vertebrafe.anatomy.ligaments`. False: the body-disc-body model of in vitro disc tests.
 
     Returns
     -------
@@ -320,6 +350,7 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     blocks = []                     # node layers in global coordinates, bottom-up, shared layers once
     gap_level, gap_kind = [], []    # per cell layer: level name, "endplate" / "cancellous" / "disc"
     first_layer = {}                # vertebra -> index of its inferior layer in the stack
+    body_layers = {}                # vertebra -> number of its cell layers
     R, o = np.eye(3), np.zeros(3)
     n_layers = 0
     caudal_first = order[::-1]
@@ -344,6 +375,7 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
             gap_level += [dname] * nd
             gap_kind += ["disc"] * nd
         first_layer[v] = n_layers
+        body_layers[v] = len(layers) - 1
         blocks.append(layers)
         n_layers += len(layers)
         gap_level += [v] * len(gap_region)
@@ -384,8 +416,18 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     face_sets["segment:superior"] = face_sets[f"{top}:superior"]
     face_sets["segment:inferior"] = face_sets[f"{bottom}:inferior"]
 
+    region = region.ravel()
+    arches = None
+    if _posterior_flag(posterior):
+        from .posterior import build_posterior
+        points, pcells, plevel, arches = build_posterior(points, counts, topo, order, frames, first_layer,
+                                                         body_layers, dims, h)
+        arches.stack_cells = len(cells)
+        cells = np.concatenate([cells, pcells])
+        region = np.concatenate([region, np.full(len(pcells), REGION_CODES["posterior"], dtype=np.int64)])
+        level = np.concatenate([level, np.array([level_code[n] for n in plevel], dtype=np.int64)])
     present = np.unique(region)
-    mesh = make_mesh(points, cells, cell_data={"region": region.ravel(), "level": level},
+    mesh = make_mesh(points, cells, cell_data={"region": region, "level": level},
                      tag_names={"region": {int(c): REGION_NAMES[int(c)] for c in present},
                                 "level": {c: n for n, c in level_code.items()}},
                      node_sets=node_sets, face_sets=face_sets)
@@ -394,7 +436,8 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
                   frames=frames, counts=counts, element_size=h, cortex_thickness=float(cortex_thickness),
                   endplate_thickness=float(endplate_thickness), n_cortex_layers=int(n_cortex_layers),
                   disc_refinement=float(disc_refinement),
-                  fibres=fibre_spec if len(order) > 1 else None, nucleus=_nucleus_kind(nucleus))
+                  fibres=fibre_spec if len(order) > 1 else None, nucleus=_nucleus_kind(nucleus),
+                  posterior=arches)
     return seg if materials is None else with_materials(seg, materials)
 
 
@@ -409,6 +452,12 @@ def _fibres(fibres):
         return AnnulusFibres(**fibres)
     raise InputError(f"fibres = {fibres!r}; expected True, False, None, a dict of AnnulusFibres fields or an "
                      "AnnulusFibres")
+
+
+def _posterior_flag(posterior):
+    if posterior is None or isinstance(posterior, (bool, np.bool_)):
+        return bool(posterior)
+    raise InputError(f"posterior = {posterior!r}; expected True or False")
 
 
 def _nucleus_kind(nucleus):

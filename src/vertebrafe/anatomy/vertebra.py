@@ -65,7 +65,7 @@ POSTERIOR_INDENT = 0.10
 INDENT_SHARPNESS = 10.0
 
 #: Region tag values used by the anatomy meshers (names are the public interface).
-REGION_CODES = {"cortex": 1, "endplate": 2, "cancellous": 3, "annulus": 4, "nucleus": 5}
+REGION_CODES = {"cortex": 1, "endplate": 2, "cancellous": 3, "annulus": 4, "nucleus": 5, "posterior": 6}
 
 # cross-section zones
 ZONE_BLOCK, ZONE_TRANSITION, ZONE_ANNULUS, ZONE_CORTEX = 0, 1, 2, 3

@@ -45,6 +45,9 @@ def build_segment(case, progress=None, *, force=False):
         from ..image import image_segment
 
         im = case.image
+        if s.posterior:
+            raise InputError("segment.posterior = true needs the parametric segment; an [image] case has no "
+                             "posterior elements yet (set segment.posterior = false)")
         seg = image_segment(im.ct, im.labels, levels=list(s.levels), calibration=im.calibration(),
                             element_size=s.element_size, materials=materials, bmd_margin=im.bmd_margin,
                             pv_margin=im.pv_margin, max_anisotropy=im.max_anisotropy,
@@ -55,7 +58,8 @@ def build_segment(case, progress=None, *, force=False):
         seg = segment(list(s.levels), element_size=s.element_size, overrides=s.overrides, scale=s.scale,
                       bmd=b.bmd if per_level else None, materials=materials, cortex_thickness=s.cortex_thickness,
                       endplate_thickness=s.endplate_thickness, n_cortex_layers=s.n_cortex_layers,
-                      disc_refinement=s.disc_refinement, fibres=s.fibres, nucleus=s.nucleus)
+                      disc_refinement=s.disc_refinement, fibres=s.fibres, nucleus=s.nucleus,
+                      posterior=s.posterior)
     if case.fracture is not None:
         f = case.fracture
         step("fracture")

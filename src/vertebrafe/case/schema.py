@@ -166,6 +166,9 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               0.5, 4.0, source="vertebrafe.anatomy.disc.DISC_REFINEMENT (docs/anatomy.md)"),
         Field("fibres", "bool", _default(_segment, "fibres"), "tension-only collagen fibres in the annulus (published angles and moduli; "
               "solved by the active-set loop)", source="vertebrafe.anatomy.fibres (docs/anatomy.md, docs/materials.md)"),
+        Field("posterior", "bool", _default(_segment, "posterior"), "posterior elements (pedicles, laminae, processes), facet joints "
+              "(compression-only) and ligaments (tension-only); parametric segments only",
+              source="vertebrafe.anatomy.posterior, vertebrafe.anatomy.ligaments (docs/anatomy.md, docs/materials.md)"),
         Field("nucleus", "str", _default(_segment, "nucleus"), "nucleus model: 'solid' (nearly incompressible cells) or 'fluid' (plus a "
               "fluid-filled cavity with one uniform pressure per disc)", choices=("solid", "fluid"),
               source="vertebrafe.anatomy.fibres.nucleus_cavities (docs/anatomy.md)"),

@@ -34,6 +34,7 @@ class SegmentSpec:
     n_cortex_layers: int = _d("segment", "n_cortex_layers")
     disc_refinement: float = _d("segment", "disc_refinement")
     fibres: bool = _d("segment", "fibres")
+    posterior: bool = _d("segment", "posterior")
     nucleus: str = _d("segment", "nucleus")
     overrides: Optional[dict] = None
 

@@ -137,7 +137,9 @@ class LevelNodes:
     ``body``: nodes of the vertebral body (inferior to superior endplate layer inclusive); ``disc_above``,
     ``disc_below``: interior node layers of the adjacent discs (may be empty); ``above``: every node above
     the disc above (the upper vertebrae and discs); ``inferior``, ``superior``: endplate node layers;
-    ``upper_inferior`` / ``lower_superior``: the endplate layer of the neighbouring vertebra (or None).
+    ``upper_inferior`` / ``lower_superior``: the endplate layer of the neighbouring vertebra (or None);
+    ``arch``: the own nodes of the vertebra's posterior arch (empty without posterior elements; the arches
+    of the vertebrae above are part of ``above``).
     """
 
     n2: int
@@ -149,6 +151,7 @@ class LevelNodes:
     above: np.ndarray
     upper_inferior: object
     lower_superior: object
+    arch: np.ndarray = None
 
 
 def level_nodes(segment, level):
@@ -157,11 +160,13 @@ def level_nodes(segment, level):
     n2 = segment.counts.n_nodes
     inf, sup = ns[f"{level}:inferior"], ns[f"{level}:superior"]
     body = np.arange(inf.min(), sup.max() + 1)
-    n = segment.mesh.n_points
+    n = int(getattr(segment, "stack_points", segment.mesh.n_points))       # the layered stack (no arches)
+    post = getattr(segment, "posterior", None)
+    arches = [] if post is None else [post.arches[v].nodes for v in segment.levels[:i]]
     if i > 0:
         up = ns[f"{segment.levels[i - 1]}:inferior"]
         disc_above = np.arange(sup.max() + 1, up.min())
-        above = np.arange(up.min(), n)
+        above = np.concatenate([np.arange(up.min(), n)] + arches)
     else:
         up, disc_above, above = None, np.arange(0), np.arange(sup.max() + 1, n)
     if i < len(segment.levels) - 1:
@@ -169,17 +174,20 @@ def level_nodes(segment, level):
         disc_below = np.arange(lo.max() + 1, inf.min())
     else:
         lo, disc_below = None, np.arange(0)
-    return LevelNodes(n2, body, inf, sup, disc_above, disc_below, above, up, lo)
+    arch = np.arange(0) if post is None else post.arches[level].nodes
+    return LevelNodes(n2, body, inf, sup, disc_above, disc_below, above, up, lo, arch)
 
 
-def column_fraction(points, nodes, bottom_layer, top_layer, n2):
+def column_fraction(points, nodes, bottom_layer, top_layer, n2, points_of=None):
     """Position of ``nodes`` along their column between the node layers ``bottom_layer`` and ``top_layer``
-    (index arrays of ``n2`` nodes): 0 at the bottom, 1 at the top (projection on the column axis)."""
+    (index arrays of ``n2`` nodes): 0 at the bottom, 1 at the top (projection on the column axis).
+    ``points_of`` ``(k, 3)``: project these points instead of the nodes' own (on the nodes' columns)."""
     col = nodes % n2
     b = points[bottom_layer[col]]
     t = points[top_layer[col]]
     d = t - b
-    return np.einsum("ij,ij->i", points[nodes] - b, d) / np.einsum("ij,ij->i", d, d)
+    x = points[nodes] if points_of is None else points_of
+    return np.einsum("ij,ij->i", x - b, d) / np.einsum("ij,ij->i", d, d)
 
 
 def midline_profile(local_points, layer, tol=1e-6):

@@ -86,7 +86,8 @@ class Deformer:
         nodes = level_nodes(segment, level)
         self.nodes = nodes
         n2 = nodes.n2
-        idx = [nodes.body, nodes.disc_above, nodes.disc_below, nodes.above]
+        arch = nodes.arch if nodes.arch is not None else np.arange(0)
+        idx = [nodes.body, nodes.disc_above, nodes.disc_below, nodes.above, arch]
         self.idx = np.concatenate(idx)
         self.group = np.concatenate([np.full(len(a), g) for g, a in enumerate(idx)])
         self.local = to_local(segment, level, P[self.idx])
@@ -98,8 +99,17 @@ class Deformer:
             frac[k0:k1] = column_fraction(P, nodes.disc_above, nodes.superior, nodes.upper_inferior, n2)
         if len(nodes.disc_below):
             frac[k1:k2] = column_fraction(P, nodes.disc_below, nodes.inferior, nodes.lower_superior, n2)
+        col = self.idx % n2
+        if len(arch):
+            # the arch (group 4) keeps its shape and orientation and drops with the mean height change of
+            # the posterior-wall nodes its pedicles start from (a wedge fracture keeps the posterior wall)
+            wall = int(nodes.inferior[np.argmin(to_local(segment, level, P[nodes.inferior])[:, 1])] % n2)
+            k3 = len(self.idx) - len(arch)
+            shared = np.intersect1d(segment.mesh.cells[segment.stack_cells:], nodes.body)   # pedicle roots
+            frac[k3:] = float(column_fraction(P, shared, nodes.inferior, nodes.superior, n2).mean())
+            col[k3:] = wall
         self.frac = frac
-        self.col = self.idx % n2
+        self.col = col
         geo = VertebraGeometry.from_dimensions(segment.dimensions[level])
         sup_xy = to_local(segment, level, P[nodes.superior])[:, :2]
         inf_xy = to_local(segment, level, P[nodes.inferior])[:, :2]
@@ -127,10 +137,10 @@ class Deformer:
         dz = np.where(g == 0, f * ds + (1.0 - f) * di,
                       np.where(g == 1, (1.0 - f) * ds, np.where(g == 2, (1.0 - f) * di, 0.0)))
         x[:, 2] += dz
-        w = np.where(g == 0, f, np.where(g == 2, 0.0, 1.0))       # share of the rigid motion
+        w = np.where(g == 0, f, np.where((g == 2) | (g == 4), 0.0, 1.0))       # share of the rotation
         pivot = self.P_pi + w[:, None] * (self.P_ps - self.P_pi)
         x[:, 1:] = _rotate_x(x[:, 1:], pivot, w * theta)
-        x[:, 2] += w * tau
+        x[:, 2] += np.where(g == 4, f, w) * tau
         return x
 
     def heights(self, theta, tau, delta):

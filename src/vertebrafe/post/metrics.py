@@ -64,7 +64,7 @@ from ..errors import InputError
 from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 
 __all__ = ["BONE_REGIONS", "REFERENCE_REGIONS", "CORE_RADIUS", "METRIC_NAMES", "core_cells",
-           "weighted_quantile", "weighted_mean", "region_rows", "vertebra_rows", "disc_rows", "segment_rows",
+           "weighted_quantile", "weighted_mean", "region_rows", "stack_cells", "vertebra_rows", "disc_rows", "segment_rows",
            "metrics_frame", "COLUMNS", "level_axis", "endplate_rotation", "face_mean", "central_mean", "strain_ratio"]
 
 #: Regions whose volume counts as bone for yield fractions and strength (cement and cement-bone
@@ -87,7 +87,7 @@ reaction_force_y reaction_force_z reaction_moment_x reaction_moment_y reaction_m
 rotation_flexion rotation_lateral_bending strain_energy_density_mean strength_apparent strength_yield
 superior_endplate_deflection translation_x translation_y translation_z volume von_mises_max von_mises_mean
 von_mises_median von_mises_p95 von_mises_peak yield_fraction yield_fraction_compression
-yield_fraction_tension""".split())
+yield_fraction_tension facet_force ligament_force axial_force load_share""".split())
 CENTRAL_RADIUS = 0.3
 
 
@@ -237,6 +237,7 @@ def region_rows(segment, solution, yield_compression=YIELD_STRAIN_COMPRESSION, y
     ln, rn = mesh.tag_names["level"], mesh.tag_names["region"]
     bone_codes = [c for c, n in rn.items() if n in bone_regions]
     is_bone = np.isin(reg, bone_codes)
+    in_stack = np.arange(mesh.n_cells) < stack_cells(segment)          # the body, not its posterior arch
     rows = []
     order = {n: i for i, n in enumerate(segment.names)}
     for lc in sorted(np.unique(lev), key=lambda c: order.get(ln[int(c)], 1 << 30)):
@@ -253,10 +254,16 @@ def region_rows(segment, solution, yield_compression=YIELD_STRAIN_COMPRESSION, y
                                     pe[sel, 2], yield_compression, yield_tension)
             core = np.zeros(mesh.n_cells, dtype=bool)
             core[core_cells(segment, lname)] = True
-            for name, sel in (("body", L), ("core", core)):
+            for name, sel in (("body", L & in_stack), ("core", core)):
                 rows += _group_rows(lname, name, vol[sel], vm[sel], ps[sel, 2], pe[sel, 0], sed[sel], False,
                                     pe[sel, 2], yield_compression, yield_tension)
     return rows
+
+
+def stack_cells(segment):
+    """Number of cells of the vertebral bodies and discs: all of them, or, with posterior elements, the
+    layered stack before the arches (``Segment.stack_cells``)."""
+    return int(getattr(segment, "stack_cells", segment.mesh.n_cells))
 
 
 def core_cells(segment, level, radius=CORE_RADIUS):
@@ -271,10 +278,11 @@ def core_cells(segment, level, radius=CORE_RADIUS):
         raise InputError(f"radius = {radius!r}; allowed range (0, 1] (fraction of the half-extents)")
     mesh = segment.mesh
     code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
-    cells = np.flatnonzero(mesh.cell_data["level"] == code)
+    n_stack = stack_cells(segment)
+    cells = np.flatnonzero(mesh.cell_data["level"][:n_stack] == code)
     R, o = (np.asarray(v, dtype=float) for v in segment.frames[level])
     q = getattr(getattr(segment, "counts", None), "n_cells", 0)
-    layered = bool(q) and mesh.n_cells % q == 0
+    layered = bool(q) and n_stack % q == 0
     probe = cells[cells // q == (cells // q).min()] if layered else cells
     xy = ((mesh.points[mesh.cells[probe]].mean(axis=1) - o) @ R)[:, :2]
     mid, half = 0.5 * (xy.max(axis=0) + xy.min(axis=0)), 0.5 * (xy.max(axis=0) - xy.min(axis=0))
@@ -284,7 +292,7 @@ def core_cells(segment, level, radius=CORE_RADIUS):
     return cells[np.isin(cells % q, probe[inside] % q)]
 
 
-def _axial_stress(stress, a):
+def axial_stress(stress, a):
     """sigma_aa ``(m,)`` of Voigt stresses ``(m, 6)`` (tensor shear) along the unit axis ``a (3,)``."""
     s = stress
     return (s[:, 0] * a[0] ** 2 + s[:, 1] * a[1] ** 2 + s[:, 2] * a[2] ** 2
@@ -313,7 +321,7 @@ def vertebra_geometry(segment, level, displacement=None):
                              displacement)
 
 
-def _mid_height_layers(segment, level, a):
+def mid_height_layers(segment, level, a):
     """Cells of vertebra ``level`` at its mid-height: cell indices ``(c,)`` and their heights ``(c,)`` (mm)
     along the unit axis ``a (3,)``.
 
@@ -325,9 +333,10 @@ def _mid_height_layers(segment, level, a):
     """
     mesh = segment.mesh
     code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
-    cells = np.flatnonzero(mesh.cell_data["level"] == code)
+    n_stack = stack_cells(segment)
+    cells = np.flatnonzero(mesh.cell_data["level"][:n_stack] == code)
     q = getattr(getattr(segment, "counts", None), "n_cells", 0)
-    if q and mesh.n_cells % q == 0:
+    if q and n_stack % q == 0:
         gap = cells // q
         layers = np.unique(gap)
         L = layers.size
@@ -346,12 +355,12 @@ def _mid_height_layers(segment, level, a):
 
 def cortical_share(segment, solution, level):
     """Share (-) of the axial force carried by the cortex at mid-height of vertebra ``level``
-    (see the module docstring and :func:`_mid_height_layers`); NaN when the net axial force is below 5 %
+    (see the module docstring and :func:`mid_height_layers`); NaN when the net axial force is below 5 %
     of the sum of magnitudes."""
     mesh = segment.mesh
     a = np.asarray(segment.frames[level][0], dtype=float)[:, 2]
-    cross, h = _mid_height_layers(segment, level, a)
-    f = _axial_stress(solution.cell_stress[cross], a) * solution.cell_volume[cross] / h
+    cross, h = mid_height_layers(segment, level, a)
+    f = axial_stress(solution.cell_stress[cross], a) * solution.cell_volume[cross] / h
     cort = [c for c, n in mesh.tag_names["region"].items() if n == "cortex"]
     is_c = np.isin(mesh.cell_data["region"][cross], cort)
     total = f.sum()

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
-from .metrics import BONE_REGIONS, strain_ratio, vertebra_geometry
+from .metrics import BONE_REGIONS, stack_cells, strain_ratio, vertebra_geometry
 from .plate import plate_test
 
 __all__ = ["DEFAULT_FRACTION", "APPARENT_YIELD", "yield_scale", "strength_rows", "vertebra_strength",
@@ -142,7 +142,7 @@ def vertebra_strength(segment, level, apparent_yield=APPARENT_YIELD, fraction=DE
     _check(fraction, yc, yt, apparent_yield)
     mesh = segment.mesh
     code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
-    mask = mesh.cell_data["level"] == code
+    mask = (mesh.cell_data["level"] == code) & (np.arange(mesh.n_cells) < stack_cells(segment))   # the body
     sub = mesh.extract(mask)
     R, o = (np.asarray(x, dtype=float) for x in segment.frames[level])
     sub.points = (sub.points - o) @ R                         # local frame: axis = z

@@ -1,0 +1,263 @@
+"""Posterior elements: pedicles, laminae, spinous and transverse processes and articular processes as hex8
+cells conforming to the vertebral body's posterior wall.
+
+Each vertebral arch is one structured block of cells, built in the vertebra's local frame (+x right, +y
+anterior, +z superior) on a grid of node columns (x), rows (y) and layers (z):
+
+* **columns**, left to right: transverse process, pedicle, canal, pedicle, transverse process. The pedicle
+  columns *are* the body's outer-ring (cortical) nodes between ``x = canal_width / 2`` and
+  ``canal_width / 2 + pedicle_width`` (capped at 85 % of the half-width of the body, so that a pedicle
+  never leaves its posterolateral corner) on the posterior wall: a pedicle starts on the body's own
+  nodes, so arch and body share nodes and no tie is needed.
+* **rows**, front to back: the pedicles from the posterior wall back to the front of the laminae at
+  ``canal_depth`` behind the posterior wall's midline, the laminae (``lamina_thickness``), the spinous
+  process (``spinous_length``).
+* **layers**: the body's node layers from the top of its inferior endplate layer to the bottom of its
+  superior one (the pedicles use the upper ``pedicle_height`` of them), plus layers below for the inferior
+  articular processes and above for the superior ones, each reaching half the adjacent disc height plus
+  half the facet height (``sqrt(area)``) beyond the body, so that the processes of neighbouring vertebrae
+  overlap in height as in a facet joint.
+
+Cells: pedicles (pedicle columns, pedicle rows, pedicle layers), laminae (pedicle and canal columns,
+lamina rows, all body layers), spinous process (the middle canal columns, spinous rows, the upper
+``spinous_height`` of the body layers, so that lordosis leaves an interspinous gap), transverse
+processes (outer columns, the last pedicle row and the first lamina row, pedicle layers), superior
+articular processes (lateral half of the pedicle columns, same two rows, layers above) and inferior
+articular processes (medial half of the pedicle columns, lamina rows, layers below). In the lumbar spine
+the superior process of the lower vertebra lies anterolateral to the inferior process of the upper one,
+and so it does here. All arch cells carry the region ``posterior`` (homogeneous posterior-element bone,
+:data:`vertebrafe.materials.MATERIALS` ``"posterior_elements"``) and the level of their vertebra.
+
+:func:`build_posterior` appends the arches to a layered segment mesh and returns the attachment points of
+the facet joints and ligaments (:mod:`vertebrafe.anatomy.ligaments`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import MeshError
+from .levels import adjacent_discs, level_dimensions
+from .posterior_levels import facet_dimensions, posterior_dimensions
+
+__all__ = ["PosteriorColumn", "build_posterior", "PEDICLE_CAP"]
+
+#: Largest pedicle extent as a fraction of the body's half-width (the pedicle stays on the posterior wall).
+PEDICLE_CAP = 0.85
+
+
+@dataclass
+class Arch:
+    """Attachment nodes (global node indices of the segment mesh) of one vertebral arch.
+
+    ``iap`` / ``sap``: ``{side: (k,) nodes}`` of the joint face of the inferior articular process (its
+    lateral face) and of the superior one (its medial face); ``lamina_top`` / ``lamina_bottom``: front edge
+    of the laminae at the top and bottom layer; ``spinous_top`` / ``spinous_bottom``: midline nodes of the
+    spinous process's top and bottom faces; ``spinous_tip``: ``(top node, bottom node)`` of its tip;
+    ``transverse_top`` / ``transverse_bottom``: ``{side: node}`` at the transverse process tips; ``nodes``:
+    the arch's own nodes (not shared with the body).
+    """
+
+    iap: dict
+    sap: dict
+    lamina_top: np.ndarray
+    lamina_bottom: np.ndarray
+    spinous_top: np.ndarray
+    spinous_bottom: np.ndarray
+    spinous_tip: tuple
+    transverse_top: dict
+    transverse_bottom: dict
+    nodes: np.ndarray
+    cells: np.ndarray
+
+
+@dataclass
+class PosteriorColumn:
+    """The posterior elements of a segment: ``arches`` ``{vertebra: Arch}``, the number of cells and nodes
+    of the layered body-disc stack before them (``stack_cells``, ``stack_points``), and the anterior /
+    posterior longitudinal-ligament attachment nodes on the bodies ``{vertebra: {"ALL"|"PLL":
+    {"superior"|"inferior": (k,) nodes}}}``."""
+
+    arches: dict
+    stack_cells: int
+    stack_points: int
+    longitudinal: dict = field(default_factory=dict)
+
+
+def _ext(disc, dims):
+    """Reach (mm) of an articular process beyond the body: half the disc height plus half the facet height."""
+    d = dims.get(disc) or level_dimensions(disc)
+    return 0.5 * d.rim_height + 0.5 * math.sqrt(facet_dimensions(disc)["area"] if disc in _FACET_DISCS else 150.0)
+
+
+_FACET_DISCS = ("T10-T11", "T11-T12", "T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
+
+
+def _spaced(a, b, n):
+    return a + (b - a) * np.arange(n + 1) / n
+
+
+def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, dims, h):
+    """Arches of every vertebra of a layered segment.
+
+    points ``(n, 3)`` global node coordinates of the stack; ``counts``/``topo`` its O-grid; ``order``
+    vertebrae cranial first; ``frames`` ``{v: (R, o)}``; ``first_layer`` ``{v: node layer index of its
+    inferior surface}``; ``n_layers`` ``{v: cell layers}``; ``dims`` the segment's dimensions; ``h`` the
+    element size (mm). Returns ``(new points (n', 3), new cells (c, 8), cell levels (c,) as vertebra names,
+    PosteriorColumn)`` with the new points appended after ``points``.
+    """
+    n2 = counts.n_nodes
+    m = counts.m
+    outer = np.asarray(topo["ring_nodes"][counts.n_rings])           # outline nodes, by boundary index j
+    n0 = len(points)
+    new_pts, new_cells, cell_level, arches, longit = [], [], [], {}, {}
+    next_id = n0
+    for v in order:
+        R, o = (np.asarray(a, float) for a in frames[v])
+        L = n_layers[v]
+        f0 = first_layer[v]
+        ids_layers = (f0 + np.arange(L + 1))[:, None] * n2 + outer[None, :]      # (L+1, 4m) node ids
+        loc = (points[ids_layers] - o) @ R                                       # (L+1, 4m, 3)
+        pd = posterior_dimensions(v)
+        above, below = adjacent_discs(v)
+        # pedicle layers: body node layers 1..L-1, the upper pedicle_height of them
+        zt = loc[L - 1, 3 * m, 2]
+        body_layers = np.arange(1, L)
+        zl = loc[body_layers, 3 * m, 2]
+        ped = body_layers[zl >= zt - pd["pedicle_height"] - 1e-9]
+        if ped.size < 2:
+            ped = body_layers[-2:]
+        mid = ped[len(ped) // 2]
+        # pedicle columns on the posterior wall (right side: j from 3m up, x increasing)
+        jr = np.arange(3 * m, 4 * m)
+        xr = loc[mid, jr, 0]
+        x_in = 0.5 * pd["canal_width"]
+        x_out = min(x_in + pd["pedicle_width"], PEDICLE_CAP * loc[mid, :, 0].max())
+        sel = jr[(xr >= x_in - 1e-9) & (xr <= x_out + 1e-9)]
+        if sel.size < 2:
+            c = 0.5 * (x_in + min(x_out, loc[mid, :, 0].max()))
+            k = int(np.argmin(np.abs(xr - c)))
+            k = min(max(k, 0), jr.size - 2)
+            sel = jr[k:k + 2]
+        jl = (6 * m - sel[::-1]) % (4 * m)                                       # mirror, x increasing
+        n_pl = sel.size - 1
+        # grid sizes
+        x_edge = 0.5 * (loc[mid, sel[0], 0] - loc[mid, jl[-1], 0])
+        n_c = max(2, 2 * int(round(x_edge / h)))
+        n_tp = max(1, int(round(pd["transverse_length"] / h)))
+        nr = max(2, int(round(pd["canal_depth"] / h)))
+        nl = max(1, int(round(pd["lamina_thickness"] / h)))
+        ns = max(1, int(round(pd["spinous_length"] / h)))
+        ext_i, ext_s = _ext(below, dims), _ext(above, dims)
+        ni = max(1, int(round(ext_i / h)))
+        nsap = max(1, int(round(ext_s / h)))
+        A = 2 * n_tp + 2 * n_pl + n_c                                            # cell columns
+        B = nr + nl + ns                                                          # cell rows
+        Lb = L - 2                                                                # body plate cell layers
+        K = ni + Lb + nsap                                                        # cell layers
+        # column x (nodes), per body layer for the pedicle columns
+        cols_l = np.arange(n_tp, n_tp + n_pl + 1)
+        cols_r = np.arange(n_tp + n_pl + n_c, n_tp + 2 * n_pl + n_c + 1)
+        xw = np.empty((L + 1, A + 1))
+        xw[:, cols_l] = loc[:, jl, 0]
+        xw[:, cols_r] = loc[:, sel, 0]
+        xm = xw[mid]
+        xc = _spaced(xm[cols_l[-1]], xm[cols_r[0]], n_c)
+        x_tip = xm[cols_r[-1]] + pd["transverse_length"]
+        xcol = np.empty(A + 1)
+        xcol[cols_l], xcol[cols_r] = xm[cols_l], xm[cols_r]
+        xcol[cols_l[-1]:cols_r[0] + 1] = xc
+        xcol[:n_tp + 1] = _spaced(-x_tip, xm[cols_l[0]], n_tp)
+        xcol[cols_r[-1]:] = _spaced(xm[cols_r[-1]], x_tip, n_tp)
+        # wall y per column (mid layer) and row y
+        yw_mid = np.full(A + 1, loc[mid, np.concatenate([jl, sel]), 1].mean())
+        yw_mid[cols_l], yw_mid[cols_r] = loc[mid, jl, 1], loc[mid, sel, 1]
+        y_lf = loc[mid, 3 * m, 1] - pd["canal_depth"]
+        y_lb = y_lf - pd["lamina_thickness"]
+        y_tip = y_lb - pd["spinous_length"]
+        t = np.arange(nr + 1) / nr
+        Y = (1 - t)[None, :] * yw_mid[:, None] + t[None, :] * y_lf                # (A+1, nr+1)
+        Y = np.concatenate([Y, np.broadcast_to(_spaced(y_lf, y_lb, nl)[1:], (A + 1, nl)),
+                            np.broadcast_to(_spaced(y_lb, y_tip, ns)[1:], (A + 1, ns))], axis=1)
+        # layer z
+        zb = loc[body_layers, 3 * m, 2]
+        z_i = zb[0] - ext_i * np.arange(ni, 0, -1) / ni
+        z_s = zb[-1] + ext_s * np.arange(1, nsap + 1) / nsap
+        Z = np.concatenate([z_i, zb, z_s])                                        # (K+1,)
+        X = np.broadcast_to(xcol[:, None, None], (A + 1, B + 1, K + 1))
+        XYZ = np.stack([X, np.broadcast_to(Y[:, :, None], X.shape), np.broadcast_to(Z, X.shape)], axis=-1).copy()
+        # node ids: -1 for new nodes; the pedicle wall nodes (row 0) are the body's
+        ids = np.full((A + 1, B + 1, K + 1), -1, dtype=np.int64)
+        kped = ni + ped - 1                                                       # plate layers of the pedicles
+        ids[np.ix_(cols_l, [0], kped)] = ids_layers[np.ix_(ped, jl)].T[:, None, :]
+        ids[np.ix_(cols_r, [0], kped)] = ids_layers[np.ix_(ped, sel)].T[:, None, :]
+        # cell mask
+        mask = np.zeros((A, B, K), dtype=bool)
+        pl, pr = np.arange(n_tp, n_tp + n_pl), np.arange(n_tp + n_pl + n_c, n_tp + 2 * n_pl + n_c)
+        canal = np.arange(n_tp + n_pl, n_tp + n_pl + n_c)
+        kp = np.arange(kped.min(), kped.max())                                    # pedicle cell layers
+        kb = np.arange(ni, ni + Lb)
+        mask[np.ix_(np.concatenate([pl, pr]), np.arange(nr), kp)] = True                        # pedicles
+        mask[np.ix_(np.arange(n_tp, A - n_tp), np.arange(nr, nr + nl), kb)] = True              # laminae
+        n_sp = max(2, 2 * int(round(0.5 * pd["spinous_thickness"] / max(2 * x_edge / n_c, 1e-9))))
+        spc = canal[n_c // 2 - n_sp // 2: n_c // 2 + n_sp // 2]
+        ksp = kb[Z[kb] >= Z[ni + Lb] - pd["spinous_height"] - 1e-9]
+        ksp = ksp if ksp.size else kb[-1:]
+        mask[np.ix_(spc, np.arange(nr + nl, B), ksp)] = True                                    # spinous
+        tpc = np.concatenate([np.arange(n_tp), np.arange(A - n_tp, A)])
+        mask[np.ix_(tpc, np.arange(nr - 1, nr + 1), kp)] = True                                 # transverse
+        half = max(1, n_pl // 2)
+        lat = np.concatenate([pl[:half], pr[-half:]]) if n_pl > 1 else np.concatenate([pl, pr])
+        med = np.concatenate([pl[-half:], pr[:half]]) if n_pl > 1 else np.concatenate([pl, pr])
+        mask[np.ix_(lat, np.arange(nr - 1, nr + 1), np.arange(ni + Lb, K))] = True             # superior art.
+        mask[np.ix_(med, np.arange(nr, nr + nl), np.arange(ni))] = True                         # inferior art.
+        # cells (VTK hex8: bottom quad anticlockwise seen from +z, then top)
+        a, b, k = np.nonzero(mask)
+        corners = [(0, 0), (0, 1), (1, 1), (1, 0)]
+        gidx = np.stack([np.stack([a + da, b + db, k + dk], axis=1) for dk in (0, 1) for da, db in corners], axis=1)
+        used = np.zeros(ids.shape, bool)
+        used[gidx[..., 0], gidx[..., 1], gidx[..., 2]] = True
+        fresh = used & (ids < 0)
+        nf = int(fresh.sum())
+        ids[fresh] = next_id + np.arange(nf)
+        next_id += nf
+        pts_local = XYZ[fresh]
+        new_pts.append(pts_local @ R.T + o)
+        cells = ids[gidx[..., 0], gidx[..., 1], gidx[..., 2]]
+        new_cells.append(cells)
+        cell_level += [v] * len(cells)
+        # attachment nodes
+        kb0, kb1 = ni, ni + Lb                                                    # plate bottom / top node layer
+        mid_col = n_tp + n_pl + n_c // 2
+        iap_face = {"right": pr[:half][-1] + 1, "left": pl[-half:][0]}
+        sap_face = {"right": pr[-half:][0], "left": pl[:half][-1] + 1}
+        arches[v] = Arch(
+            iap={s: ids[c, nr:nr + nl + 1, :ni + 1].ravel() for s, c in iap_face.items()},
+            sap={s: ids[c, nr - 1:nr + 2, kb1:].ravel() for s, c in sap_face.items()},
+            lamina_top=ids[n_tp:A - n_tp + 1, nr, kb1], lamina_bottom=ids[n_tp:A - n_tp + 1, nr, kb0],
+            spinous_top=ids[mid_col, nr + nl:, kb1], spinous_bottom=ids[mid_col, nr + nl:, ksp.min()],
+            spinous_tip=(int(ids[mid_col, B, kb1]), int(ids[mid_col, B, ksp.min()])),
+            transverse_top={"left": int(ids[0, nr, kped.max()]), "right": int(ids[A, nr, kped.max()])},
+            transverse_bottom={"left": int(ids[0, nr, kped.min()]), "right": int(ids[A, nr, kped.min()])},
+            nodes=ids[fresh], cells=np.arange(0))
+        if np.any(arches[v].iap["right"] < 0) or np.any(arches[v].sap["right"] < 0):
+            raise MeshError(f"posterior arch of {v}: articular process faces are not meshed (element size {h} mm "
+                            "too coarse for the posterior elements)")
+        # longitudinal ligaments on the body: outline nodes near the anterior / posterior midline
+        W = loc[0, :, 0].max()
+        jj = np.arange(4 * m)
+        ant = jj[(np.abs(loc[0, :, 0]) <= 0.25 * W) & (loc[0, :, 1] > 0)]
+        post = jj[(np.abs(loc[0, :, 0]) <= 0.5 * x_in) & (loc[0, :, 1] < 0)]
+        longit[v] = {"ALL": {"inferior": ids_layers[0, ant], "superior": ids_layers[L, ant]},
+                     "PLL": {"inferior": ids_layers[0, post], "superior": ids_layers[L, post]}}
+    points = np.concatenate([points] + new_pts)
+    cells = np.concatenate(new_cells)
+    start = 0
+    for v in order:
+        k = int(np.count_nonzero(np.asarray(cell_level) == v))
+        arches[v].cells = np.arange(start, start + k)        # relative to the first arch cell
+        start += k
+    return points, cells, np.asarray(cell_level), PosteriorColumn(arches=arches, stack_cells=0, stack_points=n0,
+                                                                  longitudinal=longit)

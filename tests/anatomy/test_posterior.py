@@ -1,0 +1,96 @@
+"""Posterior elements, facet joints and ligaments: mesh conformity, the unchanged body-disc stack,
+equilibrium with one-sided springs, left/right symmetry, slack and taut ligaments, facet contact."""
+import numpy as np
+import pytest
+
+from vertebrafe.anatomy import segment
+from vertebrafe.errors import InputError
+from vertebrafe.loads import Load
+from vertebrafe.simulate import simulate
+
+H = 4.0
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return segment("L4-L5", bmd=120.0, element_size=H, posterior=True)
+
+
+@pytest.fixture(scope="module")
+def results(seg):
+    loads = [Load(compression=500.0, name="compression"), Load(compression=0.0, flexion=7.5, name="flexion"),
+             Load(compression=0.0, extension=7.5, name="extension"),
+             Load(compression=0.0, axial_rotation=7.5, name="rotation")]
+    out = simulate(seg, loads, factor_of_risk=False, solver="direct")
+    return {r.load.name: r for r in out}
+
+
+def test_stack_unchanged_and_arches_conform(seg):
+    plain = segment("L4-L5", bmd=120.0, element_size=H)
+    n, c = plain.mesh.n_points, plain.mesh.n_cells
+    assert seg.stack_points == n and seg.stack_cells == c
+    assert np.array_equal(seg.mesh.points[:n], plain.mesh.points)          # bit for bit
+    assert np.array_equal(seg.mesh.cells[:c], plain.mesh.cells)
+    assert np.array_equal(seg.elasticity[:c], plain.elasticity)
+    arch = seg.mesh.cells[c:]
+    assert arch.size and np.all(seg.mesh.cell_volumes()[c:] > 0)
+    assert np.isin(arch, np.arange(n)).any()                              # pedicles share body nodes
+    # no duplicated node positions: the arch is tied to the body through shared nodes only
+    _, counts = np.unique(np.round(seg.mesh.points, 9), axis=0, return_counts=True)
+    assert counts.max() == 1
+    names = seg.mesh.tag_names["region"]
+    assert {names[int(r)] for r in np.unique(seg.mesh.cell_data["region"][c:])} == {"posterior"}
+
+
+def test_bad_flag():
+    with pytest.raises(InputError, match="posterior"):
+        segment("L4-L5", element_size=H, posterior="yes")
+
+
+def test_equilibrium_and_load_paths(results):
+    r = results["compression"]
+    # base reaction balances the applied load, springs included
+    assert abs(r.value("reaction_force_z") - 500.0) < 1e-6 * 500.0 or abs(r.value("reaction_force_z") + 500.0) < 1e-6 * 500.0
+    fd = r.value("axial_force", "L4-L5", "disc")
+    fp = r.value("axial_force", "L4-L5", "posterior")
+    assert fd < 0 and abs(fd + fp + 500.0) < 0.03 * 500.0              # the two paths carry the level's load
+    share = r.value("load_share", "L4-L5", "posterior")
+    assert abs(share) < 0.3                                              # a minor path under pure compression
+
+
+def test_symmetry_and_ligament_states(results):
+    fl, ex = results["flexion"], results["extension"]
+    lf = fl.value("facet_force", "L4-L5", "facet_left")
+    rf = fl.value("facet_force", "L4-L5", "facet_right")
+    assert abs(lf - rf) <= 1e-6 * max(1.0, lf)
+    for lig in ("ISL", "SSL", "LF"):
+        assert fl.value("ligament_force", "L4-L5", lig) > 1.0             # taut in flexion
+        assert ex.value("ligament_force", "L4-L5", lig) == 0.0            # slack in extension
+    assert fl.value("ligament_force", "L4-L5", "ALL") == 0.0
+    assert ex.value("ligament_force", "L4-L5", "ALL") > 1.0
+    assert lf == 0.0 and rf == 0.0                                        # facets open in flexion
+    assert ex.value("facet_force", "L4-L5", "facet_left") > 0.0           # and closing in extension
+
+
+def test_axial_rotation_loads_one_facet(results):
+    r = results["rotation"]
+    f = [r.value("facet_force", "L4-L5", f"facet_{s}") for s in ("left", "right")]
+    assert max(f) > 20.0 and min(f) < 0.05 * max(f)
+
+
+def test_fracture_vp_bkp_keep_the_arches(seg):
+    from vertebrafe.clinical import fracture, kyphoplasty, vertebroplasty
+
+    s = segment("T12-L2", bmd=80.0, element_size=H, posterior=True)
+    n = s.stack_cells
+    v0 = s.mesh.cell_volumes()[n:]
+    for kind in ("wedge", "crush"):
+        f = fracture(s, "L1", kind=kind, grade=3)
+        ratio = f.mesh.cell_volumes()[n:] / v0
+        assert ratio.min() > 0.7 and ratio.max() < 1.05               # arches keep their shape
+        # the arch of the level below is untouched
+        l2 = s.posterior.arches["L2"].nodes
+        assert np.array_equal(f.mesh.points[l2], s.mesh.points[l2])
+    for treated in (vertebroplasty(f, "L1"), kyphoplasty(fracture(s, "L1", kind="wedge", grade=2), "L1")):
+        assert treated.posterior is not None and len(treated.spring_sets()) == 2
+        assert np.all(treated.mesh.cell_volumes() > 0)
