@@ -88,6 +88,16 @@ def test_fibre_input_errors():
         AnnulusFibres(volume_fraction=1.5)
     with pytest.raises(InputError, match="fibres"):
         vf.segment(["L4", "L5"], element_size=H, fibres="yes")
+    with pytest.raises(InputError, match="fibres"):                 # checked without a disc too
+        vf.segment(["L1"], element_size=H, fibres="yes")
+
+
+def test_fibres_are_the_default_where_there_is_a_disc():
+    """Discs get the published fibres by default; a single vertebra has no disc and no fibres (no spring
+    sets, so its models are the plain bone model)."""
+    assert vf.segment(["L4", "L5"], element_size=H).fibres == AnnulusFibres()
+    single = vf.segment(["L1"], element_size=H)
+    assert single.fibres is None and single.spring_sets() == []
 
 
 def test_endplate_rotation_recovers_a_rigid_rotation():
