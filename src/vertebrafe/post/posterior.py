@@ -9,7 +9,9 @@ Rows (segments built with ``posterior=True``), per disc level ``d``:
   ITL and CL both sides together);
 * region ``disc``: ``axial_force`` (N, tension positive) through the mid-height cell layer of the disc
   (``sigma_aa V / h`` summed over the layer's cells, ``a`` the disc axis, the two middle layers averaged
-  for an even count); region ``posterior``: ``axial_force`` (N, tension positive) carried across the level
+  for an even count; the annulus fibres embedded in those cells add ``F L (n . a)^2 / h``, the axial force
+  of the stress ``(F L / V) n n`` that a fibre of force ``F``, length ``L`` and direction ``n`` adds to its
+  cell of volume ``V``); region ``posterior``: ``axial_force`` (N, tension positive) carried across the level
   by the facet and ligament springs (``sum F (n . -a)``: every spring runs from the upper vertebra (end a)
   to the lower one) and ``load_share`` (-): posterior axial force over the total (disc + posterior); NaN
   when the total is below 5 % of the sum of the magnitudes (e.g. pure moments).
@@ -29,6 +31,7 @@ __all__ = ["posterior_rows", "level_axial_forces"]
 
 _FACETS = "facet_joints"
 _LIGAMENTS = "ligaments"
+_FIBRES = "annulus_fibres"
 
 
 def _disc_axis(segment, disc):
@@ -44,8 +47,16 @@ def level_axial_forces(segment, solution, disc):
     f = axial_stress(solution.cell_stress[cross], a) * solution.cell_volume[cross] / h
     q = segment.counts.n_cells
     n_layers = np.unique(cross // q).size
-    disc_force = float(f.sum() / n_layers)
     springs = {s.name: s for s in solution.model.springs}
+    fib = springs.get(_FIBRES)
+    if fib is not None and fib.host_cells is not None:       # the annulus fibres of the layer's cells
+        sel = np.isin(fib.host_cells, cross)
+        height = np.zeros(solution.cell_volume.size)
+        height[cross] = h
+        # an embedded fibre adds the stress (F L / V) n n to its cell: axial force F L (n . a)^2 / h
+        f = np.append(f, solution.spring_forces(_FIBRES)[sel] * fib.length[sel] * (fib.direction[sel] @ a) ** 2
+                      / height[fib.host_cells[sel]])
+    disc_force = float(f.sum() / n_layers)
     post = 0.0
     for name in (_FACETS, _LIGAMENTS):
         s = springs.get(name)
