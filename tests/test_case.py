@@ -381,7 +381,8 @@ def test_case_defaults_come_from_the_library():
     library.update({("treatment", k): sig(kyphoplasty, k) for k in ("balloons", "rim_thickness")})
     library.update({("solver", k): sig(Model.solve, k) for k in ("solver", "rtol")})
     from vertebrafe.image import Calibration, image_segment
-    library.update({("image", k): sig(image_segment, k) for k in ("bmd_margin", "pv_margin", "max_anisotropy")})
+    library.update({("image", k): sig(image_segment, k) for k in ("bmd_margin", "pv_margin", "max_anisotropy",
+                                                                  "geometry", "snap", "smoothing", "arch_radius")})
     library["image", "calibration_material"] = Calibration(1.0, 0.0).material
     schema = {(s, f.name): f.default for s, fields in vc.SCHEMA.items() for f in fields
               if f.default is not None and f.default is not vc.REQUIRED}

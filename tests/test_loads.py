@@ -341,3 +341,17 @@ def test_case_muscle_balance_removes_the_flexion():
     np.testing.assert_allclose(es["moment_Nmm"], [7500.0, 0.0, 0.0], atol=1e-6)   # about the centroid
     assert free.value("rotation_flexion") > 3.0
     assert abs(held.value("rotation_flexion")) < free.value("rotation_flexion") / 5
+
+
+def test_body_centroids_leave_out_the_posterior_arch(lordotic):
+    """With the posterior elements the follower guides, the muscles' moment arms and the distributed level
+    loads still refer to the vertebral bodies: their centroids are those of the segment without arches
+    (the arches, 13 mm behind, would otherwise pull them back), and a muscle keeps its published arm."""
+    from vertebrafe import muscles
+    arches = vf.segment(["L3", "L4"], bmd=120.0, element_size=6.0, posterior=True)
+    with_arches, bodies = loads.level_centroids(arches), loads.level_centroids(lordotic)
+    for v in ("L3", "L4"):
+        np.testing.assert_allclose(with_arches[v], bodies[v], atol=1e-9)
+    es = muscles.muscle(arches, "erector_spinae", "L3", 100.0)
+    arm = np.cross(np.asarray(es.point) - with_arches["L3"], es.force) / 100.0
+    np.testing.assert_allclose(np.linalg.norm(arm), 50.0, rtol=1e-12)

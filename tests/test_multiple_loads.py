@@ -45,6 +45,26 @@ def test_plate_strengths_are_solved_once_per_vertebra_for_a_list_of_loads(seg, m
                                np.array(forces) / strengths[0], rtol=1e-12)
 
 
+def test_setup_kept_by_the_caller_serves_one_segment_at_a_time(seg, monkeypatch):
+    from vertebrafe.post import strength
+    calls = []
+    original = strength.vertebra_strength
+    monkeypatch.setattr(strength, "vertebra_strength", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
+    setup = Setup()
+    first = simulate(seg, "relaxed_standing", solver="direct", setup=setup)
+    second = simulate(seg, "lifting", solver="direct", setup=setup)
+    assert second.info["setup_reused"] and sorted(calls) == sorted(seg.levels)
+    assert second.value("plate_strength_yield", "L4") == first.value("plate_strength_yield", "L4")
+    other = vf.segment(["L4", "L5"], bmd=60.0, element_size=6.0)          # another model: nothing reused
+    third = simulate(other, "lifting", solver="direct", setup=setup)
+    assert not third.info["setup_reused"] and len(calls) == 2 * len(seg.levels)
+    alone = simulate(other, "lifting", solver="direct")
+    np.testing.assert_allclose(third.metrics["value"].to_numpy(), alone.metrics["value"].to_numpy(), rtol=1e-6,
+                               atol=1e-9)
+    with pytest.raises(InputError, match="setup"):
+        simulate(seg, "lifting", setup="yes")
+
+
 def test_setup_is_rebuilt_when_the_constraints_change():
     mesh = vf.box((2.0, 2.0, 6.0), (2, 2, 6))
     setup = Setup()

@@ -5,10 +5,10 @@
    kyphoplasty at 50 % restoration, 500 N + 7.5 N m flexion): 95th-percentile von Mises stress of the
    adjacent vertebrae relative to NSM against the grade.
 2. ``guide_clip_cement.png``: the grade-2 vertebroplasty cut on a parasagittal plane through the
-   cement (``clip="sagittal", through="cement"``), von Mises stress of the cancellous bone and the
-   cement-bone composite with their own colour range.
+   cement (``clip="sagittal", through="cement"``), von Mises stress of the cancellous bone and of the
+   cement-bone composite, each with its own colour range and scalar bar (``regions={...}``).
 
-Run:  python docs/figures/make_guide_figures.py [--element-size MM] [--out DIR]   (default 4 mm, ~2 min)
+Run:  python docs/figures/make_guide_figures.py [--element-size MM] [--out DIR]   (default 4 mm, minutes)
 """
 import argparse
 import os
@@ -45,7 +45,7 @@ def main(element_size=4.0, out="out/guide-figures", workers=1):
     from vertebrafe.case import run_case
     result = run_case(vp.case)
     viz.screenshot(result, os.path.join(HERE, "guide_clip_cement.png"), field="von_mises", clip="sagittal",
-                   through="cement", regions=("cancellous", "cement_bone"), window_size=(760, 620))
+                   through="cement", regions={"cancellous": None, "cement_bone": None}, window_size=(860, 620))
     print("wrote", os.path.join(HERE, "guide_study.png"), os.path.join(HERE, "guide_clip_cement.png"))
 
 

@@ -240,8 +240,8 @@ class LevelLoad:
         Where the force acts (mm, global); default the vertebral body's volume centroid (``via="distributed"``)
         or the plate centre (``via="plate"``).
     via : str
-        ``"distributed"`` (default): a body force over the vertebra's cells whose resultant is exactly the
-        force at ``point`` plus the moment (a uniform part for the force and a field linear in position,
+        ``"distributed"`` (default): a body force over the vertebral body's cells (not its posterior arch)
+        whose resultant is exactly the force at ``point`` plus the moment (a uniform part for the force and a field linear in position,
         ``Omega x (x - c)``, for the moment); the vertebra stays deformable. ``"plate"``: a rigid plate tied to
         the vertebra's superior endplate (node set ``"<level>:superior"``; the top plate for the top vertebra)
         carries it; this makes that endplate rigid.
@@ -370,6 +370,19 @@ def preset(name):
 # Geometry helpers
 
 
+#: regions of a vertebra that are not its body: the arch of the posterior elements
+ARCH_REGIONS = ("posterior",)
+
+
+def _body_cells(mesh, level):
+    """Cell mask of the vertebral body of ``level``: the cells of its level without the posterior arch."""
+    cells = mesh.cell_data["level"] == _level_code(mesh, level)
+    arch = [k for k, n in mesh.tag_names.get("region", {}).items() if n in ARCH_REGIONS]
+    if arch:
+        cells &= ~np.isin(mesh.cell_data["region"], arch)
+    return cells
+
+
 def _level_code(mesh, level):
     table = {v: k for k, v in mesh.tag_names["level"].items()}
     if level not in table:
@@ -390,13 +403,13 @@ def _consistent_weights(mesh, cell_mask):
 
 
 def level_centroids(segment):
-    """Volume centroids ``{vertebra: (3,)}`` (mm, global) of the vertebral bodies (all their cells), integrated
-    exactly over the hex8 geometry (the point where a uniform body force on the body acts)."""
+    """Volume centroids ``{vertebra: (3,)}`` (mm, global) of the vertebral bodies (all their cells but those of
+    the posterior arch), integrated exactly over the hex8 geometry (the point where a uniform body force on
+    the body acts)."""
     mesh = segment.mesh
-    lev = mesh.cell_data["level"]
     out = {}
     for v in segment.levels:
-        nodes, w = _consistent_weights(mesh, lev == _level_code(mesh, v))
+        nodes, w = _consistent_weights(mesh, _body_cells(mesh, v))
         out[v] = w @ mesh.points[nodes] / w.sum()       # exact: sum_a N_a x_a = x in every cell
     return out
 
@@ -561,8 +574,7 @@ def _apply_level_load(model, segment, item, top_plate, plates):
         plate.load(force=F, moment=M)
         about = plate.center
     else:
-        lev = mesh.cell_data["level"] == _level_code(mesh, item.level)
-        nodes, f, about = distributed_load(mesh, lev, F, M, item.point)
+        nodes, f, about = distributed_load(mesh, _body_cells(mesh, item.level), F, M, item.point)
         model.add_force(nodes, f)
         if item.point is not None:
             M = M + np.cross(np.asarray(item.point) - about, F)
@@ -611,13 +623,12 @@ def apply(model, segment, load):
         d /= length[:, None]
         T = load.compression
         force = T * d[0] + load.shear
-        lev = mesh.cell_data["level"]
         for k, v in enumerate(segment.levels, start=1):
             g = T * (d[k] - d[k - 1])
             guides[v] = g
             if np.allclose(g, 0.0, atol=1e-12 * T):
                 continue
-            nodes, w = _consistent_weights(mesh, lev == _level_code(mesh, v))
+            nodes, w = _consistent_weights(mesh, _body_cells(mesh, v))
             model.add_force(nodes, np.outer(w / w.sum(), g))
         direction = d[0]
     else:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import InputError
+from .fem.model import Setup, digest
 from .materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 from .loads import Load, apply, preset, resultant
 from . import plausibility as _p
@@ -31,7 +32,7 @@ from .post import posterior as _post
 from .post.compare import compare as _compare
 from .post.compare import treated_level
 
-__all__ = ["simulate", "build_model", "Result"]
+__all__ = ["simulate", "build_model", "Result", "Setup"]
 
 
 def _yield_strains(segment, yield_compression, yield_tension):
@@ -45,7 +46,7 @@ def _yield_strains(segment, yield_compression, yield_tension):
 
 
 def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=None, fraction=_s.DEFAULT_FRACTION,
-             bone_regions=_m.BONE_REGIONS, formulation="bbar", user_loads=None, factor_of_risk=True,
+             bone_regions=_m.BONE_REGIONS, formulation="bbar", user_loads=None, factor_of_risk=True, setup=None,
              **solver_options):
     """Solve ``load`` on ``segment`` and post-process it.
 
@@ -79,6 +80,11 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     factor_of_risk : bool
         Add the plate strength and the factor of risk of every vertebra to the metrics (one extra solve
         of each vertebra alone between rigid plates, see :mod:`vertebrafe.post.strength`).
+    setup : vertebrafe.fem.Setup, optional
+        Kept by the caller across calls on the same segment with different loads: the stiffness set-up
+        (factorisation or AMG hierarchy) and the plate strengths of the first call are reused by the others
+        (anything that changes the model, such as another segment, makes a new set-up). A list of loads
+        shares one set-up without it.
     **solver_options
         Passed to :meth:`vertebrafe.Model.solve` (``solver="auto"|"direct"|"amg"``, ``rtol``, ``maxiter``).
 
@@ -86,20 +92,37 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     -------
     Result, or a list of Result for a list of loads
     """
-    from .fem import Setup
-
     options = dict(yield_compression=yield_compression, yield_tension=yield_tension, fraction=fraction,
                    bone_regions=bone_regions, formulation=formulation, user_loads=user_loads,
                    factor_of_risk=factor_of_risk)
+    if setup is not None and not isinstance(setup, Setup):
+        raise InputError(f"setup = {setup!r}; expected a vertebrafe.fem.Setup or None")
     if not isinstance(load, (list, tuple)):
-        return _simulate(segment, load, case, None, options, solver_options)
+        strengths = None if setup is None else _strength_cache(setup, segment)
+        return _simulate(segment, load, case, setup, options, solver_options, strengths)
     if not load:
         raise InputError("load = []; give a Load, a preset name or a non-empty list of them")
     cases = [None] * len(load) if case is None else case
     if isinstance(cases, str) or len(cases) != len(load):
         raise InputError(f"case = {case!r}; expected None or a list of {len(load)} labels, one per load")
-    setup, strengths = Setup(), {}                     # plate strengths do not depend on the load
+    setup = Setup() if setup is None else setup
+    strengths = _strength_cache(setup, segment)         # plate strengths do not depend on the load
     return [_simulate(segment, ld, c, setup, options, dict(solver_options), strengths) for ld, c in zip(load, cases)]
+
+
+def _strength_cache(setup, segment):
+    """The plate-strength cache (dict) of ``segment`` kept in ``setup``: a new one when the segment's mesh,
+    tags, node sets, frames, elasticity or materials differ from those of the cache held there (it holds one
+    segment's, like the set-up)."""
+    mesh = segment.mesh
+    key = digest(f"plate strengths {segment.materials!r} {sorted(mesh.node_sets)} {sorted(segment.frames)}",
+                  mesh.points, mesh.cells, segment.elasticity, *(mesh.cell_data[k] for k in sorted(mesh.cell_data)),
+                  *(mesh.node_sets[k] for k in sorted(mesh.node_sets)),
+                  *(np.asarray(x, dtype=float) for v in sorted(segment.frames) for x in segment.frames[v]))
+    held = setup.derived.get("plate strengths")
+    if held is None or held[0] != key:
+        held = setup.derived["plate strengths"] = (key, {})
+    return held[1]
 
 
 def _simulate(segment, load, case, setup, options, solver_options, strengths=None):

@@ -13,7 +13,7 @@ H = 4.0
 
 @pytest.fixture(scope="module")
 def seg():
-    return segment("L4-L5", bmd=120.0, element_size=H, posterior=True)
+    return segment("L4-L5", bmd=120.0, element_size=H, posterior=True, fibres=False, nucleus="solid")
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def results(seg):
 
 
 def test_stack_unchanged_and_arches_conform(seg):
-    plain = segment("L4-L5", bmd=120.0, element_size=H)
+    plain = segment("L4-L5", bmd=120.0, element_size=H, fibres=False, nucleus="solid")
     n, c = plain.mesh.n_points, plain.mesh.n_cells
     assert seg.stack_points == n and seg.stack_cells == c
     assert np.array_equal(seg.mesh.points[:n], plain.mesh.points)          # bit for bit
@@ -51,11 +51,12 @@ def test_equilibrium_and_load_paths(results):
     r = results["compression"]
     # base reaction balances the applied load, springs included
     assert abs(r.value("reaction_force_z") - 500.0) < 1e-6 * 500.0 or abs(r.value("reaction_force_z") + 500.0) < 1e-6 * 500.0
-    fd = r.value("axial_force", "L4-L5", "disc")
-    fp = r.value("axial_force", "L4-L5", "posterior")
-    assert fd < 0 and abs(fd + fp + 500.0) < 0.03 * 500.0              # the two paths carry the level's load
+    paths = [r.value("axial_force", "L4-L5", k) for k in ("disc", "longitudinal_ligaments", "posterior")]
+    assert paths[0] < 0 and abs(sum(paths) + 500.0) < 0.03 * 500.0      # the three paths carry the level's load
     share = r.value("load_share", "L4-L5", "posterior")
     assert abs(share) < 0.3                                              # a minor path under pure compression
+    for lig in ("PLL", "LF", "ISL", "SSL", "ITL"):                       # the segment shortens: slack
+        assert r.value("ligament_force", "L4-L5", lig) == 0.0
 
 
 def test_symmetry_and_ligament_states(results):
@@ -81,7 +82,7 @@ def test_axial_rotation_loads_one_facet(results):
 def test_fracture_vp_bkp_keep_the_arches(seg):
     from vertebrafe.clinical import fracture, kyphoplasty, vertebroplasty
 
-    s = segment("T12-L2", bmd=80.0, element_size=H, posterior=True)
+    s = segment("T12-L2", bmd=80.0, element_size=H, posterior=True, fibres=False)
     n = s.stack_cells
     v0 = s.mesh.cell_volumes()[n:]
     for kind in ("wedge", "crush"):

@@ -29,7 +29,7 @@ import sys
 
 from .parse import (apply_overrides, deep_merge, fmt_value, load_case, load_toml, parse_case,
                     type_name)
-from .run import build_segment, run_case, save_result
+from .run import ModelCache, build_segment, model_key, run_case, save_result
 from .schema import REQUIRED, SCHEMA, SECTIONS, CaseError, Field
 from .specs import (BoneSpec, Case, CaseMeta, FractureSpec, LoadSpec, OutputSpec, SegmentSpec, SolverSpec,
                     TreatmentSpec, case_id)
@@ -42,4 +42,4 @@ else:  # pragma: no cover
 
 __all__ = ["Field", "SCHEMA", "SECTIONS", "Case", "SegmentSpec", "BoneSpec", "FractureSpec", "TreatmentSpec",
            "LoadSpec", "SolverSpec", "OutputSpec", "CaseMeta", "load_toml", "load_case", "parse_case",
-           "build_segment", "run_case", "case_id", "CaseError"]
+           "build_segment", "run_case", "case_id", "CaseError", "model_key", "ModelCache"]

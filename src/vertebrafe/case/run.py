@@ -12,7 +12,26 @@ from .parse import apply_overrides, fmt_value, load_case, parse_case
 from .schema import CaseError
 from .specs import Case
 
-__all__ = ["build_segment", "run_case", "save_result"]
+__all__ = ["build_segment", "run_case", "save_result", "model_key", "ModelCache"]
+
+
+def model_key(case):
+    """Hash (12 hex digits) of everything in ``case`` but its load, name and output choices: cases with the
+    same key differ only in their load, so they share the segment, its stiffness set-up and plate strengths."""
+    from .specs import case_id
+    d = case.to_dict() if isinstance(case, Case) else dict(case)
+    return case_id({k: v for k, v in d.items() if k != "load"})
+
+
+class ModelCache:
+    """The segment and :class:`vertebrafe.fem.Setup` of the last case :func:`run_case` ran with this cache;
+    the next case reuses them when it differs only in its load (same :func:`model_key`), otherwise they are
+    replaced (one model is held at a time)."""
+
+    def __init__(self):
+        self.key = None
+        self.segment = None
+        self.setup = None
 
 
 
@@ -53,7 +72,8 @@ def build_segment(case, progress=None, *, force=False):
                             pv_margin=im.pv_margin, max_anisotropy=im.max_anisotropy,
                             cortex_thickness=s.cortex_thickness, endplate_thickness=s.endplate_thickness,
                             n_cortex_layers=s.n_cortex_layers, disc_refinement=s.disc_refinement, fibres=s.fibres,
-                            nucleus=s.nucleus)
+                            nucleus=s.nucleus, geometry=im.geometry, snap=im.snap, smoothing=im.smoothing,
+                            arch_radius=im.arch_radius)
     else:
         seg = segment(list(s.levels), element_size=s.element_size, overrides=s.overrides, scale=s.scale,
                       bmd=b.bmd if per_level else None, materials=materials, cortex_thickness=s.cortex_thickness,
@@ -112,7 +132,7 @@ def _as_case(case_or_path, overrides=None):
     raise InputError(f"case = {case_or_path!r}; expected a path to a .toml file, a dict or a Case")
 
 
-def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwrite=False, force=False):
+def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwrite=False, force=False, cache=None):
     """Run one case: validate, mesh, fracture, treat, load, solve, post-process.
 
     Parameters
@@ -134,6 +154,9 @@ def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwr
         Allow ``out`` to hold an earlier run output; only the files vertebrafe wrote there are replaced.
     force : bool
         Run a model whose estimated memory exceeds the available memory (see :func:`build_segment`).
+    cache : ModelCache, optional
+        Shared by the cases of a study that differ only in their load: the segment, the stiffness set-up
+        and the plate strengths of the previous case are reused (``result.case_timings["model_reused"]``).
 
     Returns
     -------
@@ -148,8 +171,10 @@ def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwr
         from ..outputs import check_output_dir
         check_output_dir(out, "run", overwrite=overwrite, option="out")
     name = case.name or case.id
-    stages = ["mesh"] + (["fracture"] if case.fracture else []) + \
-             ([case.treatment.kind] if case.treatment.kind != "none" else []) + ["solve"] + (["save"] if out else [])
+    key = model_key(case) if cache is not None else None
+    reuse = cache is not None and cache.key == key
+    stages = ([] if reuse else ["mesh"] + (["fracture"] if case.fracture else []) +
+              ([case.treatment.kind] if case.treatment.kind != "none" else [])) + ["solve"] + (["save"] if out else [])
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -171,10 +196,17 @@ def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwr
             log(f"{name}: {stage}")
 
     try:
-        seg = build_segment(case, progress=step, force=force)
+        if reuse:
+            seg = cache.segment
+        else:
+            seg = build_segment(case, progress=step, force=force)
+            if cache is not None:
+                from ..simulate import Setup
+                cache.key, cache.segment, cache.setup = key, seg, Setup()
         step("solve")
         load = case.load.to_load(name=case.load.preset or "", segment=seg)
-        result = simulate(seg, load, case=name, **case.solver.options())
+        result = simulate(seg, load, case=name, setup=None if cache is None else cache.setup,
+                          **case.solver.options())
         if out is not None:
             step("save")
             save_result(result, case, out, overwrite=overwrite)
@@ -183,6 +215,8 @@ def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwr
         if bar is not None:
             bar.close()
     timings["total_s"] = time.perf_counter() - t0
+    if cache is not None:
+        timings["model_reused"] = reuse
     result.case_spec = case
     result.case_timings = timings
     return result

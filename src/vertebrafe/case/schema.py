@@ -209,6 +209,15 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               0.0, 20.0, source=_IMG),
         Field("max_anisotropy", "float", _default(image_segment, "max_anisotropy"), "largest allowed ratio of voxel edge lengths", "", 1.0, 20.0,
               source=_IMG),
+        Field("geometry", "str", _default(image_segment, "geometry"), "template fitted to each label (every "
+              "clinical operation) or voxel cells inside the labels (simulate and measure only)",
+              choices=("template", "voxel"), source=_IMG),
+        Field("snap", "bool", _default(image_segment, "snap"), "voxel geometry: body surfaces at their sub-cell "
+              "position along the spine axis", source=_IMG),
+        Field("smoothing", "int", _default(image_segment, "smoothing"), "voxel geometry: Taubin smoothing passes "
+              "over the outer surface", "", 0, 50, source=_IMG),
+        Field("arch_radius", "float", _default(image_segment, "arch_radius"), "radius of the ball that cuts a "
+              "whole-vertebra label to its body", "mm", 2.0, 20.0, source=_IMG),
     ),
     "fracture": (
         Field("level", "str", REQUIRED, "fractured vertebra (must be in segment.levels)"),

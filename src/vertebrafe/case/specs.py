@@ -61,6 +61,10 @@ class ImageSpec:
     bmd_margin: float = _d("image", "bmd_margin")
     pv_margin: float = _d("image", "pv_margin")
     max_anisotropy: float = _d("image", "max_anisotropy")
+    geometry: str = _d("image", "geometry")
+    snap: bool = _d("image", "snap")
+    smoothing: int = _d("image", "smoothing")
+    arch_radius: float = _d("image", "arch_radius")
 
     def calibration(self):
         """The calibration argument of :func:`vertebrafe.image_segment`."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Operation", "history", "derive", "check_level", "LevelNodes", "level_nodes", "to_local", "to_global",
+__all__ = ["Operation", "history", "derive", "check_level", "is_voxel", "LevelNodes", "level_nodes", "to_local", "to_global",
            "midline_profile", "sample_points", "operations_of"]
 
 
@@ -102,11 +102,23 @@ def derive(segment, operation, points=None, elasticity=None, frames=None, cell_d
     return new
 
 
-def check_level(segment, level):
-    """Validate that ``level`` is a vertebra of ``segment``; returns its index (cranial first)."""
+def is_voxel(segment):
+    """True for a voxel mesh of an image (``image_segment(..., geometry="voxel")``)."""
+    return (getattr(segment, "source", None) or {}).get("geometry") == "voxel"
+
+
+def check_level(segment, level, layered=True):
+    """Validate that ``level`` is a vertebra of ``segment``; returns its index (cranial first).
+
+    ``layered``: the operation needs the layered O-grid of :func:`vertebrafe.segment` (fracture,
+    vertebroplasty, kyphoplasty); with False a voxel mesh of an image is accepted too (measurement)."""
     if not isinstance(level, str):
         raise InputError(f"level = {level!r}; expected a vertebra name, one of {list(segment.levels)}")
-    if getattr(segment, "counts", None) is None:
+    if getattr(segment, "counts", None) is None and (layered or not is_voxel(segment)):
+        if is_voxel(segment):
+            raise InputError("fracture, vertebroplasty and kyphoplasty need the layered mesh of vertebrafe.segment; "
+                             "this segment is a voxel mesh (image_segment(..., geometry='voxel')): build it with "
+                             "image_segment(..., geometry='template') to operate on it")
         raise InputError("clinical operations need the layered mesh of vertebrafe.segment or image_segment; "
                          "this segment comes from an external mesh (Segment.from_mesh)")
     if level in segment.levels:
@@ -190,15 +202,16 @@ def column_fraction(points, nodes, bottom_layer, top_layer, n2, points_of=None):
     return np.einsum("ij,ij->i", x - b, d) / np.einsum("ij,ij->i", d, d)
 
 
-def midline_profile(local_points, layer, tol=1e-6):
+def midline_profile(local_points, layer, tol=1e-6, band=0.0):
     """Mid-sagittal profile of an endplate node layer in the level's local frame.
 
-    Returns ``(k, 2)`` (y, z) of the layer's nodes on the plane x = 0 (within ``tol`` mm, relative to
-    the layer's width), ordered posterior to anterior.
+    Returns ``(k, 2)`` (y, z) of the layer's nodes on the plane x = 0 (within ``tol`` relative to the
+    layer's width, or within ``band`` mm for meshes without nodes on the plane), ordered posterior to
+    anterior.
     """
     p = local_points[layer]
     w = np.ptp(p[:, 0])
-    sel = np.abs(p[:, 0]) <= tol * max(w, 1.0)
+    sel = np.abs(p[:, 0]) <= max(tol * max(w, 1.0), band)
     if np.count_nonzero(sel) < 3:
         raise InputError("the endplate has fewer than 3 nodes on the mid-sagittal plane x = 0; measurement "
                          "needs a mesh symmetric about x = 0")

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ._common import check_level, midline_profile, operations_of, to_local
+from ._common import check_level, is_voxel, midline_profile, operations_of, to_local
 
 __all__ = ["Measurement", "measure", "endplate_points", "body_heights", "genant_grade"]
 
@@ -88,11 +88,11 @@ def endplate_points(profile):
     return np.stack([p, m, a])
 
 
-def body_heights(local_points, inferior, superior):
+def body_heights(local_points, inferior, superior, band=0.0):
     """``(anterior, middle, posterior)`` heights (mm), the superior and inferior six points ``(3, 2)`` each,
-    from local coordinates and the endplate node layers."""
-    top = endplate_points(midline_profile(local_points, superior))
-    bot = endplate_points(midline_profile(local_points, inferior))
+    from local coordinates and the endplate node layers (``band``: see :func:`midline_profile`)."""
+    top = endplate_points(midline_profile(local_points, superior, band=band))
+    bot = endplate_points(midline_profile(local_points, inferior, band=band))
     h = top[:, 1] - bot[:, 1]                         # posterior, middle, anterior (local z)
     return (float(h[2]), float(h[1]), float(h[0])), top, bot
 
@@ -104,12 +104,17 @@ def _line_angle(points2, R):
     return math.atan2(g[2], g[1])
 
 
+def _band(segment):
+    """Half-width (mm) of the mid-sagittal band: half a cell on voxel meshes (no nodes on x = 0)."""
+    return 0.5 * segment.element_size if is_voxel(segment) else 0.0
+
+
 def _endplate(segment, level, which):
     R, _ = segment.frames[level]
     layer = segment.mesh.node_sets[f"{level}:{which}"]
     loc = np.zeros((segment.mesh.n_points, 3))
     loc[layer] = to_local(segment, level, segment.mesh.points[layer])
-    return endplate_points(midline_profile(loc, layer)), R
+    return endplate_points(midline_profile(loc, layer, band=_band(segment))), R
 
 
 def measure(segment, level):
@@ -118,14 +123,14 @@ def measure(segment, level):
     Returns a :class:`Measurement` (heights mm, losses, Genant grade, wedge and kyphotic angles deg,
     cement volume mL). Raises ``InputError`` for an unknown level or a disc.
     """
-    i = check_level(segment, level)
+    i = check_level(segment, level, layered=False)
     mesh = segment.mesh
     ns = mesh.node_sets
     inf, sup = ns[f"{level}:inferior"], ns[f"{level}:superior"]
     loc = np.zeros((mesh.n_points, 3))
-    body = np.arange(inf.min(), sup.max() + 1)
+    body = np.union1d(inf, sup) if is_voxel(segment) else np.arange(inf.min(), sup.max() + 1)
     loc[body] = to_local(segment, level, mesh.points[body])
-    (ha, hm, hp), top, bot = body_heights(loc, inf, sup)
+    (ha, hm, hp), top, bot = body_heights(loc, inf, sup, _band(segment))
     frac = operations_of(segment, level, "fracture")
     if frac:
         ref = np.zeros_like(loc)

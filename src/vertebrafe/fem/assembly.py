@@ -433,8 +433,8 @@ def reference_stiffness(points, cells, C, mat, form, tables):
     if not (size > 0 and _all_translates(points, cells, TRANSLATE_RTOL * size)):
         return no_reference(k)
     s = np.einsum("kii->k", C[:, :3, :3]) / 3.0
-    shape = np.round(C / s[:, None, None], SHAPE_DECIMALS).reshape(len(C), 36)
-    _, shape_id = np.unique(shape, axis=0, return_inverse=True)
+    shape = np.ascontiguousarray(np.round(C / s[:, None, None], SHAPE_DECIMALS).reshape(len(C), 36)) + 0.0
+    _, shape_id = np.unique(shape.view(np.dtype((np.void, 36 * 8))).ravel(), return_inverse=True)   # -0.0 -> 0.0
     key = shape_id.ravel()[mat] * (int(form.max()) + 1) + form
     uniq, first, group = np.unique(key, return_index=True, return_inverse=True)
     C_shape = np.ascontiguousarray(C[mat[first]] / s[mat[first]][:, None, None])

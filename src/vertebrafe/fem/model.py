@@ -120,7 +120,7 @@ def _vector(name, value, shape=(3,)):
     return v
 
 
-def _digest(text, *arrays):
+def digest(text, *arrays):
     """Hex digest of a text and arrays (dtype, shape and bytes): the key of a shared set-up."""
     h = hashlib.blake2b(text.encode(), digest_size=16)
     for a in arrays:
@@ -134,13 +134,15 @@ class Setup:
     """Assembled stiffness and solver set-up (factorisation or AMG hierarchy) shared by the solves of
     several models that differ only in their loads: pass the same ``Setup()`` to each
     :meth:`Model.solve`. It holds the latest set-up only (a factorisation can take hundreds of MB);
-    drop it to free the memory.
+    drop it to free the memory. ``derived`` is a dict for the caller's load-independent results of the
+    same model (:func:`vertebrafe.simulate.simulate` keeps the plate strengths there).
     """
 
     def __init__(self):
         self._key = None
         self._entry = None
         self._pattern = None          # (key, sparsity pattern and colouring of the mesh)
+        self.derived = {}
 
     def _get(self, key):
         return self._entry if key == self._key else None
@@ -432,7 +434,7 @@ class Model:
         mesh = self.mesh
         cells = np.ascontiguousarray(mesh.cells, dtype=np.int64)
         n, npl = mesh.n_points, len(self.plates)
-        key = _digest(str((n, npl, numba.get_num_threads())), cells, node_plate) if setup is not None else None
+        key = digest(str((n, npl, numba.get_num_threads())), cells, node_plate) if setup is not None else None
         if setup is not None and setup._pattern is not None and setup._pattern[0] == key:
             self._pattern_cache = (node_plate, setup._pattern[1])
             return setup._pattern[1]
@@ -486,10 +488,10 @@ class Model:
         rhs = np.zeros(eliminated.size)
         min_det = np.zeros(mesh.n_cells)
         tables = element_tables(mesh.element)
-        ref = (assembly.reference_stiffness(points, cells, self._C, self._material, self._form, tables)
-               if self.voxel_fast_path else assembly.no_reference(cells.shape[1]))
-        info["reference_cells"] = ref[1].size > 0
         try:
+            ref = (assembly.reference_stiffness(points, cells, self._C, self._material, self._form, tables)
+                   if self.voxel_fast_path else assembly.no_reference(cells.shape[1]))
+            info["reference_cells"] = ref[1].size > 0
             assembly.assemble(points, cells, self._C, self._material, tables, self._form, ref, node_plate,
                               centers, pat["indptr"], pat["indices"], pat["color_ptr"], pat["chunk_ptr"], pat["order"], pat["tied"], free, g, data, rhs, min_det)
         except SystemError:          # an error inside the compiled kernel: a singular cell (a bow-tie hex)
@@ -565,7 +567,7 @@ class Model:
         cells = np.ascontiguousarray(mesh.cells, dtype=np.int64)
         points = np.ascontiguousarray(mesh.points, dtype=np.float64)
         centers = np.array([p.center for p in self.plates]).reshape(npl, 3)
-        key = _digest(method, self._C, self._material, self._form, points, cells, node_plate, centers, eliminated,
+        key = digest(method, self._C, self._material, self._form, points, cells, node_plate, centers, eliminated,
                       np.where(constrained, g, 0.0)) if setup is not None else None
         entry = setup._get(key) if setup is not None else None
         if entry is None:

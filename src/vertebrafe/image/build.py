@@ -28,6 +28,7 @@ import os
 import numpy as np
 
 from ..errors import InputError
+from .body import ARCH_RADIUS, vertebral_body
 from .calibration import Calibration, fit_from_rods
 from .fit import fit_vertebra
 from .volume import VERSE_LABELS, Image, read_image
@@ -119,7 +120,7 @@ def _crop(ct, labels, codes, pad):
     s = tuple(slice(a, b) for a, b in zip(lo, hi))
     A = labels.affine.copy()
     A[:3, 3] = labels.to_world(lo)
-    return Image(ct.array[s], A, ct.source), Image(labels.array[s], A, labels.source)
+    return Image(ct.array[s], A, ct.source), Image(labels.array[s].copy(), A, labels.source)
 
 
 def level_bmd(ct, labels, calibration, levels=None, bmd_margin=DEFAULT_BMD_MARGIN, label_values=VERSE_LABELS):
@@ -166,7 +167,8 @@ def _disc_overrides(fl, fu):
 def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, materials=None,
                   bmd_margin=DEFAULT_BMD_MARGIN, pv_margin=DEFAULT_PV_MARGIN, max_anisotropy=3.0,
                   label_values=VERSE_LABELS, cortex_thickness=None, endplate_thickness=None, n_cortex_layers=1,
-                  disc_refinement=None, fibres=None, nucleus="solid"):
+                  disc_refinement=None, fibres=None, nucleus="solid", geometry="template", snap=True, smoothing=0,
+                  arch_radius=ARCH_RADIUS):
     """A :class:`~vertebrafe.Segment` from a CT scan and its vertebra label map (see the module docstring).
 
     Parameters
@@ -190,6 +192,17 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
         ``{vertebra: label}``; default VerSe (:data:`~vertebrafe.image.VERSE_LABELS`).
     cortex_thickness, endplate_thickness, n_cortex_layers, disc_refinement, fibres, nucleus
         As in :func:`vertebrafe.segment` (not measurable at clinical CT resolution; defaults the same).
+        The voxel geometry takes the two thicknesses; the others belong to the template.
+    geometry : ``"template"`` or ``"voxel"``
+        ``"template"`` (default): the parametric O-grid fitted to each label; every clinical operation
+        applies. ``"voxel"``: cubes of ``element_size`` inside the labels, discs in the gaps
+        (:mod:`~vertebrafe.image.voxel`); the label's own shape, simulate / measure / studies only.
+    snap, smoothing
+        Voxel geometry: surfaces moved to their sub-cell position along the spine axis; Taubin smoothing
+        passes over the outer surface (see :mod:`~vertebrafe.image.voxel`). Without both, every cell is the
+        same cube and the assembly takes its voxel fast path.
+    arch_radius : float
+        Radius (mm) of the ball that cuts a whole-vertebra label to its body (:mod:`~vertebrafe.image.body`).
 
     Returns
     -------
@@ -221,9 +234,21 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
             raise InputError(f"{name} = {v!r} mm; allowed [0, 20]")
     if materials is not None and not isinstance(materials, MaterialSet):
         raise InputError(f"materials = {materials!r}; expected a MaterialSet or None")
+    if geometry not in ("template", "voxel"):
+        raise InputError(f"geometry = {geometry!r}; allowed: 'template', 'voxel'")
+    if geometry == "voxel" and (fibres or nucleus != "solid"):
+        raise InputError(f"fibres = {fibres!r}, nucleus = {nucleus!r}: annulus fibres and the fluid nucleus need "
+                         f"the layered discs of geometry='template'; the voxel geometry takes fibres=None, "
+                         f"nucleus='solid'")
     order = _levels(labels, levels, label_values)
     codes = [label_values[v] for v in order]
     ct_c, lab_c = _crop(ct, labels, codes, _CROP_PAD)
+    arch = {}
+    for v, c in zip(order, codes):
+        m = lab_c.array == c
+        body = vertebral_body(m, lab_c.spacing, arch_radius, name=v)
+        lab_c.array[m & ~body] = 0
+        arch[v] = float(np.count_nonzero(m & ~body) * lab_c.voxel_volume / 1000.0)
     rho = cal.density(ct_c.array)
 
     # per-level vBMD and the partial-volume corrected density
@@ -244,6 +269,16 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
 
     # geometry: fitted template per vertebra, placed at its measured pose
     fits = {v: fit_vertebra(lab_c, lab_c.array == c, v) for v, c in zip(order, codes)}
+    if geometry == "voxel":
+        from .voxel import voxel_segment
+
+        base = materials if materials is not None else MaterialSet(bmd=float(np.mean(list(bmd.values()))))
+        seg, info = voxel_segment(lab_c, rho_c, order, codes, fits, float(element_size), base, bmd,
+                                  DEFAULT_CORTEX_THICKNESS if cortex_thickness is None else cortex_thickness,
+                                  DEFAULT_ENDPLATE_THICKNESS if endplate_thickness is None else endplate_thickness,
+                                  snap=snap, smoothing=smoothing)
+        seg.source = _source(ct, labels, cal, bmd, bmd_margin, pv_margin, fits, arch, info)
+        return seg
     overrides = {v: f.dimensions for v, f in fits.items()}
     for up, lo in zip(order[:-1], order[1:]):
         overrides[f"{up}-{lo}"] = _disc_overrides(fits[lo], fits[up])
@@ -287,13 +322,20 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
     mesh.set_cell_data("bmd", field)
     base = materials if materials is not None else MaterialSet(bmd=float(np.mean(list(bmd.values()))))
     seg = seg.with_materials(LevelMaterials(base, bmd))
-    seg.source = {
+    seg.source = _source(ct, labels, cal, bmd, bmd_margin, pv_margin, fits, arch,
+                         dict(geometry="template", clipped_cells=clipped))
+    return seg
+
+
+def _source(ct, labels, cal, bmd, bmd_margin, pv_margin, fits, arch, info):
+    """``Segment.source`` of an image-based segment."""
+    return {
         "kind": "image", "ct": ct.source, "labels": labels.source,
         "calibration": dict(slope=cal.slope, intercept=cal.intercept, material=cal.material, r2=cal.r2,
                             n_rods=cal.n_rods),
         "bmd": dict(bmd), "bmd_margin_mm": float(bmd_margin), "pv_margin_mm": float(pv_margin),
-        "spacing_mm": [float(s) for s in ct.spacing], "clipped_cells": clipped,
+        "spacing_mm": [float(s) for s in ct.spacing], "arch_removed_mL": dict(arch),
         "fit": {v: dict(lateral_tilt_deg=f.lateral_tilt_deg, superior_shift_mm=f.superior_shift_mm,
                         rim_rms_mm=f.rim_rms_mm, voxels=f.n_voxels) for v, f in fits.items()},
+        **info,
     }
-    return seg

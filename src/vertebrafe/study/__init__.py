@@ -29,7 +29,9 @@ resolved content (:func:`vertebrafe.case.case_id`). Outputs go to ``DIR/cases/<i
 ``metrics.csv``, ``case.toml``, ``status.json``), each written into a temporary directory and renamed
 into place, so a case directory is complete or absent. Rerunning a study skips the cases whose
 ``status.json`` says ``ok`` and redoes the others; a failing case records its error (``status.json``,
-``failures.csv``) and the study goes on; killing the study loses only the cases in flight.
+``failures.csv``) and the study goes on; killing the study loses only the cases in flight. Cases that
+differ only in their load form one task that builds their model and solver set-up once
+(:func:`vertebrafe.case.model_key`); its cases are recorded one by one, in a worker pool when the task ends.
 
 Execution: ``workers=1`` runs in this process; ``workers=N`` a pool of N spawned processes, each with
 numba and BLAS limited to one thread (so that N cases use N cores); ``scheduler="tcp://host:8786"``

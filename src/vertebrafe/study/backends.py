@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
+import inspect
 import math
 import os
 import tempfile
@@ -13,7 +15,7 @@ import warnings
 from ..case import parse_case
 from ..errors import InputError, PlausibilityWarning
 
-__all__ = ["THREAD_ENV", "pipeline_runner", "compute", "run_pool", "run_dask", "sigterm_unwinds"]
+__all__ = ["THREAD_ENV", "pipeline_runner", "compute", "compute_group", "run_pool", "run_dask", "sigterm_unwinds"]
 
 THREAD_ENV = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
               "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -23,18 +25,19 @@ THREAD_ENV = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "M
 # Running one case (in a worker)
 
 
-def pipeline_runner(case, workdir):
+def pipeline_runner(case, workdir, cache=None):
     """The default runner: :func:`vertebrafe.case.run_case` and the result files written into
-    ``workdir``. Returns a dict of extra status information (solver info, timings)."""
+    ``workdir``; ``cache``: a :class:`vertebrafe.case.ModelCache` shared with the other cases of the same
+    model. Returns a dict of extra status information (solver info, timings)."""
     from ..case import run_case
     t0 = time.perf_counter()
-    result = run_case(case, force=True)       # memory was checked for the whole study before it started
+    result = run_case(case, force=True, cache=cache)   # memory was checked for the whole study before it started
     result.save(workdir)
     if not case.output.vtu:
         os.remove(os.path.join(workdir, "result.vtu"))
     info = result.solution.info
     return {"dofs": info.get("dofs"), "iterations": info.get("iterations"), "residual": info.get("residual"),
-            "warnings": list(getattr(result, "warnings", [])),
+            "setup_reused": bool(info.get("setup_reused")), "warnings": list(getattr(result, "warnings", [])),
             "timings": dict(getattr(result, "case_timings", {}), save_s=time.perf_counter() - t0
                             - getattr(result, "case_timings", {}).get("total_s", 0.0))}
 
@@ -157,6 +160,24 @@ def compute(item, runner=None, limit_threads=True):
     return out
 
 
+def compute_group(group, runner=None, limit_threads=True, report=None):
+    """Run the cases ``group`` (items of :func:`compute` that differ only in their load, see
+    :func:`vertebrafe.case.model_key`) one after another: a runner with a ``cache`` keyword, such as the
+    default pipeline, gets one :class:`vertebrafe.case.ModelCache` for all of them (the segment and the
+    stiffness set-up are built once); another runner runs each case as :func:`compute` does. Every case gets its own outcome (a failing case does not stop the others);
+    ``report(outcome)`` is called as each one finishes. Returns the outcomes in order."""
+    run = _resolve_runner(runner)
+    if "cache" in inspect.signature(run).parameters:
+        from ..case import ModelCache
+        run = functools.partial(run, cache=ModelCache())
+    outcomes = []
+    for item in group:
+        outcomes.append(compute(item, run, limit_threads))
+        if report is not None:
+            report(outcomes[-1])
+    return outcomes
+
+
 # ------------------------------------------------------------------------------------------------
 # Writing and reading case directories
 @contextlib.contextmanager
@@ -190,7 +211,7 @@ def sigterm_unwinds():
         signal.signal(signal.SIGTERM, before)
 
 
-def run_pool(n, items, by_id, runner, done):
+def run_pool(n, groups, by_id, runner, done):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
@@ -199,14 +220,14 @@ def run_pool(n, items, by_id, runner, done):
     with _env({k: "1" for k in THREAD_ENV}):
         ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),))
         try:
-            futures = {ex.submit(compute, item, runner, False): cid for cid, item in items.items()}
+            futures = {ex.submit(compute_group, group, runner, False): group for group in groups}
             for fut in as_completed(futures):
-                cid = futures[fut]
                 try:
-                    outcome = fut.result()
+                    outcomes = fut.result()
                 except BrokenProcessPool as exc:
-                    outcome = crashed(cid, f"worker process died ({exc})")
-                done(by_id[cid], outcome)
+                    outcomes = [crashed(item["id"], f"worker process died ({exc})") for item in futures[fut]]
+                for outcome in outcomes:
+                    done(by_id[outcome["id"]], outcome)
         except BaseException:
             procs = list((getattr(ex, "_processes", None) or {}).values())
             ex.shutdown(wait=False, cancel_futures=True)
@@ -226,7 +247,7 @@ def crashed(cid, message):
             "elapsed_s": math.nan, "host": None, "pid": None}
 
 
-def run_dask(address, items, by_id, runner, done, timeout=30.0):
+def run_dask(address, groups, by_id, runner, done, timeout=30.0):
     try:
         from dask.distributed import Client, as_completed
     except ImportError:
@@ -237,17 +258,17 @@ def run_dask(address, items, by_id, runner, done, timeout=30.0):
         raise InputError(f"cannot connect to the Dask scheduler at {address!r}: {exc}") from None
     try:
         futures = {}
-        for cid, item in items.items():
-            fut = client.submit(compute, item, runner, True, key=f"vertebrafe-case-{cid}-{os.getpid()}",
-                                pure=False)
-            futures[fut] = cid
+        for group in groups:
+            fut = client.submit(compute_group, group, runner, True,
+                                key=f"vertebrafe-case-{group[0]['id']}-{os.getpid()}", pure=False)
+            futures[fut] = group
         for fut in as_completed(list(futures)):
-            cid = futures[fut]
             try:
-                outcome = fut.result()
+                outcomes = fut.result()
             except Exception as exc:  # noqa: BLE001 - worker lost, task erred outside compute
-                outcome = crashed(cid, f"{type(exc).__name__}: {exc}")
-            done(by_id[cid], outcome)
+                outcomes = [crashed(item["id"], f"{type(exc).__name__}: {exc}") for item in futures[fut]]
+            for outcome in outcomes:
+                done(by_id[outcome["id"]], outcome)
     finally:
         client.close()
 

@@ -14,7 +14,7 @@ from ..io.studydir import (LOCK_FILE, case_status, clean_temporaries, damage, is
 from ..io.toml import comment, to_toml
 from ..outputs import folder_path
 from ..report import summarize
-from .backends import compute, run_dask, run_pool, sigterm_unwinds
+from .backends import compute_group, run_dask, run_pool, sigterm_unwinds
 from .plan import Study, load_study
 
 __all__ = ["StudyRun", "run_study"]
@@ -93,7 +93,8 @@ def run_study(study, out, *, workers=None, scheduler=None, runner=None, progress
         Address of a Dask distributed scheduler (``tcp://host:8786``).
     runner : callable or "module:function", optional
         ``runner(case, workdir) -> dict | None`` writes the files of one case into ``workdir``; default
-        :func:`pipeline_runner`. Must be importable by the workers (a module-level function).
+        :func:`pipeline_runner`, which runs the cases that differ only in their load as one task with one
+        model and solver set-up. Must be importable by the workers (a module-level function).
     progress : bool
         tqdm progress bar over the cases.
     log : callable, optional
@@ -169,25 +170,26 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
             bar.update(1)
             bar.set_postfix(ok=len(run.ok), failed=len(run.failed))
 
-    items = {sc.id: {"id": sc.id, "case": sc.case.to_dict()} for sc in pending}
+    groups = _groups(pending, runner)
     by_id = {sc.id: sc for sc in pending}
     try:
         if not pending:
             run.backend = "nothing to run"
         elif scheduler:
             run.backend = f"dask {scheduler}"
-            run_dask(scheduler, items, by_id, runner, done, connect_timeout)
+            run_dask(scheduler, groups, by_id, runner, done, connect_timeout)
         else:
-            n = workers or min(os.cpu_count() or 1, len(pending))
-            n = max(1, min(int(n), len(pending)))
+            n = workers or min(os.cpu_count() or 1, len(groups))
+            n = max(1, min(int(n), len(groups)))
             _warm_up(bar, say)
             if n == 1:
                 run.backend = "1 process (in-process)"
-                for cid, item in items.items():
-                    done(by_id[cid], compute(item, runner, limit_threads=False))
+                for group in groups:
+                    compute_group(group, runner, limit_threads=False,
+                                  report=lambda outcome: done(by_id[outcome["id"]], outcome))
             else:
                 run.backend = f"{n} worker processes"
-                run_pool(n, items, by_id, runner, done)
+                run_pool(n, groups, by_id, runner, done)
     finally:
         if bar is not None:
             bar.close()
@@ -195,6 +197,19 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
     if summary:
         run.summary = summarize(out)
     return run
+
+
+def _groups(pending, runner):
+    """The tasks of a run: lists of case items ``{"id", "case"}``. With the default pipeline, the cases that
+    differ only in their load (same :func:`vertebrafe.case.model_key`) form one task, which builds their model
+    and stiffness set-up once; with another runner every case is a task of its own."""
+    from ..case import model_key
+
+    groups = {}
+    for sc in pending:
+        key = model_key(sc.case) if runner is None else sc.id
+        groups.setdefault(key, []).append({"id": sc.id, "case": sc.case.to_dict()})
+    return list(groups.values())
 
 
 def _stale(out, sc, st):

@@ -1,0 +1,55 @@
+"""Studies group the cases that differ only in their load: one model and stiffness set-up per group, and
+every case's result and status as if it had run alone."""
+import json
+
+import numpy as np
+import pandas as pd
+
+from vertebrafe import study as vs
+from vertebrafe.case import model_key, run_case
+from vertebrafe.study.run import _groups
+
+RAW = {"study": {"name": "loads"},
+       "base": {"segment": {"levels": "L1-L2", "element_size": 6.0}, "bone": {"bmd": 80.0},
+                "load": {"preset": "relaxed_standing"}, "output": {"vtu": False}},
+       "grid": {"bone.bmd": [70.0, 110.0], "load.preset": ["relaxed_standing", "flexion_moment"]}}
+
+
+def test_cases_of_one_model_form_one_task():
+    s = vs.parse_study(RAW)
+    groups = _groups(s.cases, None)
+    assert sorted(len(g) for g in groups) == [2, 2]
+    for g in groups:
+        bmds = {item["case"]["bone"]["bmd"] for item in g}
+        presets = {item["case"]["load"]["preset"] for item in g}
+        assert len(bmds) == 1 and len(presets) == 2
+    assert len({model_key(sc.case) for sc in s.cases}) == 2
+    assert len(_groups(s.cases, "some.module:runner")) == 4        # another runner: one task per case
+
+
+def test_grouped_results_equal_separate_runs(tmp_path):
+    s = vs.parse_study(RAW)
+    out = tmp_path / "s"
+    run = vs.run_study(s, out, workers=1, progress=False, summary=False)
+    assert sorted(run.ok) == sorted(sc.id for sc in s.cases) and not run.failed
+    reused = []
+    for sc in s.cases:
+        status = vs.case_status(out, sc.id)
+        assert status["status"] == "ok"
+        reused.append(status["info"]["setup_reused"])
+        grouped = pd.read_csv(out / "cases" / sc.id / "metrics.csv")
+        alone = run_case(sc.case).metrics
+        assert list(grouped["metric"]) == list(alone["metric"])
+        np.testing.assert_allclose(grouped["value"].to_numpy(float), alone["value"].to_numpy(float),
+                                   rtol=1e-6, atol=1e-9)
+    assert sorted(reused) == [False, False, True, True]       # one set-up per model
+    # resume: nothing left to do; a pool of two workers gives the same files
+    again = vs.run_study(s, out, workers=1, progress=False, summary=False)
+    assert sorted(again.skipped) == sorted(sc.id for sc in s.cases) and not again.ok
+    pool = vs.run_study(s, tmp_path / "p", workers=2, progress=False, summary=False)
+    assert sorted(pool.ok) == sorted(sc.id for sc in s.cases) and pool.backend == "2 worker processes"
+    for sc in s.cases:
+        a = pd.read_csv(out / "cases" / sc.id / "metrics.csv")["value"].to_numpy(float)
+        b = pd.read_csv(tmp_path / "p" / "cases" / sc.id / "metrics.csv")["value"].to_numpy(float)
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+        assert json.loads((tmp_path / "p" / "cases" / sc.id / "status.json").read_text())["status"] == "ok"
