@@ -620,7 +620,7 @@ class MaterialSet:
     cortical: Material | None = None
     endplate: Material = field(default_factory=lambda: MATERIALS["bony_endplate"])
     cartilage: Material = field(default_factory=lambda: MATERIALS["cartilage_endplate"])
-    annulus: Material = field(default_factory=lambda: MATERIALS["annulus_matrix"])
+    annulus: Material = field(default_factory=lambda: MATERIALS["annulus_ground"])
     nucleus: Material = field(default_factory=lambda: MATERIALS["nucleus"])
     cement: Material = field(default_factory=lambda: MATERIALS["pmma"])
     posterior: Material = field(default_factory=lambda: MATERIALS["posterior_elements"])

@@ -92,11 +92,12 @@ def test_fibre_input_errors():
         vf.segment(["L1"], element_size=H, fibres="yes")
 
 
-def test_fibres_are_the_default_where_there_is_a_disc():
-    """Discs get the published fibres by default; a single vertebra has no disc and no fibres (no spring
-    sets, so its models are the plain bone model)."""
-    assert vf.segment(["L4", "L5"], element_size=H).fibres == AnnulusFibres()
-    single = vf.segment(["L1"], element_size=H)
+def test_a_single_vertebra_gets_no_fibres():
+    """Fibres reinforce discs: a single vertebra has none (no spring sets, the plain bone model), and the
+    fibre-free disc stays the default."""
+    assert vf.segment(["L4", "L5"], element_size=H, fibres=True).fibres == AnnulusFibres()
+    assert vf.segment(["L4", "L5"], element_size=H).fibres is None
+    single = vf.segment(["L1"], element_size=H, fibres=True)
     assert single.fibres is None and single.spring_sets() == []
 
 

@@ -261,7 +261,7 @@ def _keep_disc_wedges(dims, overrides, scale):
 
 def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None, scale=1.0, materials=None,
             cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
-            n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=True, nucleus="solid", frames=None,
+            n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=None, nucleus="solid", frames=None,
             posterior=False):
     """Mesh a contiguous run of vertebrae with the discs between them.
 
@@ -295,12 +295,11 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     disc_refinement : float
         Disc element layers per ``element_size`` of disc height (default 2; see
         :func:`~vertebrafe.anatomy.disc.disc_layer_count`).
-    fibres : bool or AnnulusFibres
-        Reinforce the annulus with tension-only collagen fibres (:mod:`vertebrafe.anatomy.fibres`):
-        True (default) for the published defaults of :class:`AnnulusFibres`, or an instance; None/False:
-        none (the annulus is then its ground substance alone: give ``MaterialSet(annulus="annulus_ground")``
-        for the stiffer isotropic annulus of fibre-free linear models). A single vertebra has no disc and
-        no fibres.
+    fibres : bool or AnnulusFibres, optional
+        Reinforce the annulus with tension-only collagen fibres (:mod:`vertebrafe.anatomy.fibres`): True
+        for the published defaults of :class:`AnnulusFibres`, or an instance; None/False (default): none.
+        Give the fibres their ground substance, ``MaterialSet(..., annulus="annulus_matrix")`` (the
+        validated disc, docs/validation.md). A single vertebra has no disc and no fibres.
     nucleus : ``"solid"`` or ``"fluid"``
         ``"solid"`` (default): the nucleus cells alone (nu = 0.499); ``"fluid"`` adds a fluid-filled cavity
         per disc (water's bulk modulus) around the nucleus cells: one uniform, nearly incompressible
