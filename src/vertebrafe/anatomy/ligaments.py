@@ -20,7 +20,9 @@ node pairs: ALL and PLL between the bodies' outline nodes near the anterior / po
 outline position on the inferior endplate rim of the upper and the superior rim of the lower vertebra),
 ligamentum flavum (LF) between the front edges of the laminae, interspinous (ISL) between the spinous
 processes, supraspinous (SSL) between their tips, intertransverse (ITL) between the transverse process
-tips (both sides in one group) and capsular (CL) over the facet-spring node pairs of both joints.
+tips (both sides in one group) and capsular (CL) over the facet-spring node pairs of both joints, acting
+along the joint normal (the capsule resists the joint's opening). The other ligaments act along the line
+between their ends.
 """
 from __future__ import annotations
 
@@ -109,7 +111,7 @@ def ligament_springs(segment, pairs=None):
     pairs = pairs or facet_pairs(segment)
     P = segment.mesh.points
     arches, longit = segment.posterior.arches, segment.posterior.longitudinal
-    A, B, K, G, names = [], [], [], [], {}
+    A, B, K, G, N, names = [], [], [], [], [], {}
 
     def add(name, a, b):
         a, b = np.asarray(a, np.int64).ravel(), np.asarray(b, np.int64).ravel()
@@ -133,7 +135,13 @@ def ligament_springs(segment, pairs=None):
         ca = np.concatenate([pairs[(disc, s)][0] for s in ("left", "right")])
         cb = np.concatenate([pairs[(disc, s)][1] for s in ("left", "right")])
         add(f"{disc}:CL", ca, cb)
-    return spring_set(P, np.concatenate(A), np.concatenate(B), np.concatenate(K), "tension", name=LIGAMENT_SET,
+        N.append(np.concatenate([np.broadcast_to(facet_normal(segment, disc, s), (pairs[(disc, s)][0].size, 3))
+                                 for s in ("left", "right")]))
+    a, b = np.concatenate(A), np.concatenate(B)
+    direction = (P[b] - P[a]) / np.linalg.norm(P[b] - P[a], axis=1, keepdims=True).clip(1e-300)
+    cl = np.isin(np.concatenate(G), [g for g, n in names.items() if n.endswith(":CL")])
+    direction[cl] = np.concatenate(N)
+    return spring_set(P, a, b, np.concatenate(K), "tension", direction=direction, name=LIGAMENT_SET,
                       group=np.concatenate(G), group_names=names)
 
 

@@ -5,8 +5,8 @@ Each vertebral arch is one structured block of cells, built in the vertebra's lo
 anterior, +z superior) on a grid of node columns (x), rows (y) and layers (z):
 
 * **columns**, left to right: transverse process, pedicle, canal, pedicle, transverse process. The pedicle
-  columns *are* the body's outer-ring (cortical) nodes between ``x = canal_width / 2`` and
-  ``canal_width / 2 + pedicle_width`` (capped at 85 % of the half-width of the body, so that a pedicle
+  columns *are* the body's outer-ring (cortical) nodes from the one nearest ``x = canal_width / 2`` to the
+  one nearest ``canal_width / 2 + pedicle_width`` (capped at 85 % of the half-width of the body, so that a pedicle
   never leaves its posterolateral corner) on the posterior wall: a pedicle starts on the body's own
   nodes, so arch and body share nodes and no tie is needed.
 * **rows**, front to back: the pedicles from the posterior wall back to the front of the laminae at
@@ -22,8 +22,9 @@ Cells: pedicles (pedicle columns, pedicle rows, pedicle layers), laminae (pedicl
 lamina rows, all body layers), spinous process (the middle canal columns, spinous rows, the upper
 ``spinous_height`` of the body layers, so that lordosis leaves an interspinous gap), transverse
 processes (outer columns, the last pedicle row and the first lamina row, pedicle layers), superior
-articular processes (lateral half of the pedicle columns, same two rows, layers above) and inferior
-articular processes (medial half of the pedicle columns, lamina rows, layers below). The laminae leave a
+articular processes (the pedicle columns lateral of the node column nearest the pedicle's centre, the
+joint plane; same two rows, layers above) and inferior articular processes (the pedicle columns medial of
+it, lamina rows, layers below). The laminae leave a
 notch in those medial columns, as deep as the superior processes are high, where the inferior process of
 the vertebra above comes down between the superior process and the lamina. In the lumbar spine
 the superior process of the lower vertebra lies anterolateral to the inferior process of the upper one,
@@ -128,21 +129,17 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         zt = loc[L - 1, 3 * m, 2]
         body_layers = np.arange(1, L)
         zl = loc[body_layers, 3 * m, 2]
-        ped = body_layers[zl >= zt - pd["pedicle_height"] - 1e-9]
-        if ped.size < 2:
-            ped = body_layers[-2:]
+        k0 = int(np.argmin(np.abs(zl - (zt - pd["pedicle_height"]))))   # nearest layer to the pedicle's base
+        ped = body_layers[min(k0, len(body_layers) - 2):]
         mid = ped[len(ped) // 2]
         # pedicle columns on the posterior wall (right side: j from 3m up, x increasing)
         jr = np.arange(3 * m, 4 * m)
         xr = loc[mid, jr, 0]
         x_in = 0.5 * pd["canal_width"]
         x_out = min(x_in + pd["pedicle_width"], PEDICLE_CAP * loc[mid, :, 0].max())
-        sel = jr[(xr >= x_in - 1e-9) & (xr <= x_out + 1e-9)]
-        if sel.size < 2:
-            c = 0.5 * (x_in + min(x_out, loc[mid, :, 0].max()))
-            k = int(np.argmin(np.abs(xr - c)))
-            k = min(max(k, 0), jr.size - 2)
-            sel = jr[k:k + 2]
+        a0 = int(np.argmin(np.abs(xr - x_in)))                                  # nearest nodes to the edges
+        a1 = max(int(np.argmin(np.abs(xr - x_out))), a0 + 1)
+        sel = jr[a0:a1 + 1]
         jl = (6 * m - sel[::-1]) % (4 * m)                                       # mirror, x increasing
         n_pl = sel.size - 1
         # grid sizes
@@ -210,9 +207,15 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         mask[np.ix_(spc, np.arange(nr + nl, B), ksp)] = True                                    # spinous
         tpc = np.concatenate([np.arange(n_tp), np.arange(A - n_tp, A)])
         mask[np.ix_(tpc, np.arange(nr - 1, nr + 1), kp)] = True                                 # transverse
-        half = max(1, n_pl // 2)
-        lat = np.concatenate([pl[:half], pr[-half:]]) if n_pl > 1 else np.concatenate([pl, pr])
-        med = np.concatenate([pl[-half:], pr[:half]]) if n_pl > 1 else np.concatenate([pl, pr])
+        # joint plane: the node column nearest the pedicle's centre; inferior process medial of it, superior
+        # process lateral of it (both the single column of a one-cell pedicle)
+        xs = xm[cols_r]
+        kf = min(max(int(np.argmin(np.abs(xs - 0.5 * (xs[0] + xs[-1])))), 1), n_pl - 1) if n_pl > 1 else 1
+        if n_pl > 1:
+            med = np.concatenate([pl[n_pl - kf:], pr[:kf]])
+            lat = np.concatenate([pl[:n_pl - kf], pr[kf:]])
+        else:
+            med = lat = np.concatenate([pl, pr])
         mask[np.ix_(lat, np.arange(nr - 1, nr + 1), np.arange(ni + Lb, K))] = True             # superior art.
         mask[np.ix_(med, np.arange(nr, nr + nl), np.arange(ni))] = True                         # inferior art.
         # notch for the inferior process of the vertebra above: no lamina in its columns within the reach of
@@ -238,8 +241,9 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         # attachment nodes
         kb0, kb1 = ni, ni + Lb                                                    # plate bottom / top node layer
         mid_col = n_tp + n_pl + n_c // 2
-        iap_face = {"right": pr[:half][-1] + 1, "left": pl[-half:][0]}
-        sap_face = {"right": pr[-half:][0], "left": pl[:half][-1] + 1}
+        iap_face = {"right": pr[0] + kf, "left": pl[0] + n_pl - kf} if n_pl > 1 else {"right": pr[0] + 1,
+                                                                                     "left": pl[0]}
+        sap_face = dict(iap_face) if n_pl > 1 else {"right": pr[0], "left": pl[0] + 1}
         arches[v] = Arch(
             iap={s: ids[c, nr:nr + nl + 1, :ni + 1].ravel() for s, c in iap_face.items()},
             sap={s: ids[c, nr - 1:nr + 2, kb1:].ravel() for s, c in sap_face.items()},
