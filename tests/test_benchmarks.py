@@ -13,13 +13,17 @@ BENCH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 
 SMOKE = {
     "bench_core.py": ["--sizes", "1k", "--no-skfem", "--repeats", "1"],
+    "bench_voxel_assembly.py": ["--n", "4", "--repeats", "1", "--out", "{tmp}/K"],
     "bench_simulate.py": ["--levels", "L1-L2", "--element-size", "6"],
+    "amg_variants.py": ["--levels", "L1-L2", "--element-size", "6", "--variants", "baseline,schwarz:annulus+nucleus"],
+    "bench_study_groups.py": ["--levels", "L1-L2", "--element-size", "6", "--presets", "2"],
     "convergence_anatomy.py": ["--sizes", "6", "--no-segment"],
     "convergence_cement.py": ["--sizes", "8", "--workers", "1", "--states", "intact,VP15"],
     "remeasure_treated.py": ["--element-size", "8"],
     "validation_anatomy.py": ["--sizes", "6"],
     "validation_fibres.py": ["--element-size", "8", "--no-plain", "--cases", "standing_flexed,flexion"],
     "validation_rom.py": ["--element-size", "8", "--modes", "axial_rotation"],
+    "validation_posterior.py": ["convergence", "--sizes", "8"],
     "image_round_trip.py": ["8", "--spacing", "4"],
     "bench_voxel_assembly.py": ["--n", "6", "--repeats", "1"],
     "verification_plots.py": ["--sizes", "2,4", "--beam-cells", "20", "--out", "{tmp}"],

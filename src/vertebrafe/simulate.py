@@ -22,7 +22,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import InputError
-from .fem.model import Setup, digest
+from .fem.model import Setup
 from .materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 from .loads import Load, apply, preset, resultant
 from . import plausibility as _p
@@ -82,9 +82,10 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
         of each vertebra alone between rigid plates, see :mod:`vertebrafe.post.strength`).
     setup : vertebrafe.fem.Setup, optional
         Kept by the caller across calls on the same segment with different loads: the stiffness set-up
-        (factorisation or AMG hierarchy) and the plate strengths of the first call are reused by the others
-        (anything that changes the model, such as another segment, makes a new set-up). A list of loads
-        shares one set-up without it.
+        (factorisation or AMG hierarchy) of the first call is reused by the others (anything that changes
+        the model, such as another segment, makes a new set-up), and so are the plate strengths of every
+        vertebra whose mesh and materials are unchanged (``setup.derived``). A list of loads shares one
+        set-up without it.
     **solver_options
         Passed to :meth:`vertebrafe.Model.solve` (``solver="auto"|"direct"|"amg"``, ``rtol``, ``maxiter``).
 
@@ -98,7 +99,7 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     if setup is not None and not isinstance(setup, Setup):
         raise InputError(f"setup = {setup!r}; expected a vertebrafe.fem.Setup or None")
     if not isinstance(load, (list, tuple)):
-        strengths = None if setup is None else _strength_cache(setup, segment)
+        strengths = None if setup is None else setup.derived.setdefault("plate strengths", {})
         return _simulate(segment, load, case, setup, options, solver_options, strengths)
     if not load:
         raise InputError("load = []; give a Load, a preset name or a non-empty list of them")
@@ -106,23 +107,9 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     if isinstance(cases, str) or len(cases) != len(load):
         raise InputError(f"case = {case!r}; expected None or a list of {len(load)} labels, one per load")
     setup = Setup() if setup is None else setup
-    strengths = _strength_cache(setup, segment)         # plate strengths do not depend on the load
+    strengths = setup.derived.setdefault("plate strengths", {})    # they do not depend on the load
     return [_simulate(segment, ld, c, setup, options, dict(solver_options), strengths) for ld, c in zip(load, cases)]
 
-
-def _strength_cache(setup, segment):
-    """The plate-strength cache (dict) of ``segment`` kept in ``setup``: a new one when the segment's mesh,
-    tags, node sets, frames, elasticity or materials differ from those of the cache held there (it holds one
-    segment's, like the set-up)."""
-    mesh = segment.mesh
-    key = digest(f"plate strengths {segment.materials!r} {sorted(mesh.node_sets)} {sorted(segment.frames)}",
-                  mesh.points, mesh.cells, segment.elasticity, *(mesh.cell_data[k] for k in sorted(mesh.cell_data)),
-                  *(mesh.node_sets[k] for k in sorted(mesh.node_sets)),
-                  *(np.asarray(x, dtype=float) for v in sorted(segment.frames) for x in segment.frames[v]))
-    held = setup.derived.get("plate strengths")
-    if held is None or held[0] != key:
-        held = setup.derived["plate strengths"] = (key, {})
-    return held[1]
 
 
 def _simulate(segment, load, case, setup, options, solver_options, strengths=None):

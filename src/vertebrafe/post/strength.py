@@ -141,8 +141,7 @@ def vertebra_strength(segment, level, apparent_yield=APPARENT_YIELD, fraction=DE
     yt = float(getattr(ms, "yield_strain_tension", YIELD_STRAIN_TENSION)) if yield_tension is None else yield_tension
     _check(fraction, yc, yt, apparent_yield)
     mesh = segment.mesh
-    code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
-    mask = (mesh.cell_data["level"] == code) & (np.arange(mesh.n_cells) < stack_cells(segment))   # the body
+    mask = _body_mask(segment, level)
     sub = mesh.extract(mask)
     R, o = (np.asarray(x, dtype=float) for x in segment.frames[level])
     sub.points = (sub.points - o) @ R                         # local frame: axis = z
@@ -162,24 +161,53 @@ def vertebra_strength(segment, level, apparent_yield=APPARENT_YIELD, fraction=DE
                             solve_time=float(sol.info.get("total_time", math.nan)), solution=sol)
 
 
+def _body_mask(segment, level):
+    """Cells ``(m,)`` bool of the body of vertebra ``level`` (without posterior elements)."""
+    mesh = segment.mesh
+    code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
+    return (mesh.cell_data["level"] == code) & (np.arange(mesh.n_cells) < stack_cells(segment))
+
+
+def vertebra_key(segment, level):
+    """Digest of what :func:`vertebra_strength` of ``level`` depends on in ``segment``: the node coordinates of
+    its cells, their elasticity and regions, the level's frame and endplate nodes, and the yield strains of
+    the MaterialSet. Equal keys (a vertebra that a treatment of another level left alone) give equal
+    strengths."""
+    from ..fem.model import digest
+    mesh, ms = segment.mesh, segment.materials
+    mask = _body_mask(segment, level)
+    return digest(f"{level} {sorted(mesh.tag_names['region'].items())} {getattr(ms, 'yield_strain_compression', None)} "
+                  f"{getattr(ms, 'yield_strain_tension', None)}", mesh.points[mesh.cells[mask]], segment.elasticity[mask],
+                  mesh.cell_data["region"][mask], *(np.asarray(x, dtype=float) for x in segment.frames[level]),
+                  *(mesh.points[mesh.node_sets[f"{level}:{side}"]] for side in ("superior", "inferior")))
+
+
+#: Plate strengths kept in a :func:`plate_rows` cache at most (the oldest are dropped).
+CACHED_STRENGTHS = 64
+
+
 def plate_rows(segment, load, levels=None, fraction=DEFAULT_FRACTION, yield_compression=None, yield_tension=None,
                regions=BONE_REGIONS, cache=None, **solver_options):
     """Rows per vertebra from :func:`vertebra_strength`: ``plate_stiffness`` (N/mm), ``plate_strength_yield``
     (N), ``plate_strength_apparent`` (N) and the headline ``factor_of_risk`` (-, ``load.compression /
     plate_strength_yield``; NaN without compression). One solve of each vertebra alone; ``cache`` (a dict
-    kept by the caller for one segment) holds the strengths, which do not depend on the load, so that
-    several load cases of one segment solve each vertebra once."""
+    kept by the caller) holds the strengths (without their solutions) by :func:`vertebra_key`: they do not
+    depend on the load, so several load cases of one segment, or cases that treat another level, solve
+    each vertebra once."""
     levels = list(segment.levels) if levels is None else list(levels)
     F = load.compression
     rows = []
     for v in levels:
-        key = (v, fraction, yield_compression, yield_tension, tuple(regions), tuple(sorted(solver_options.items())))
+        key = None if cache is None else (vertebra_key(segment, v), fraction, yield_compression, yield_tension,
+                                          tuple(regions), tuple(sorted(solver_options.items())))
         vs = None if cache is None else cache.get(key)
         if vs is None:
             vs = vertebra_strength(segment, v, fraction=fraction, yield_compression=yield_compression,
                                    yield_tension=yield_tension, regions=regions, **solver_options)
             if cache is not None:
-                cache[key] = vs
+                cache[key] = VertebraStrength({k: x for k, x in vs.items() if k != "solution"})
+                while len(cache) > CACHED_STRENGTHS:
+                    cache.pop(next(iter(cache)))
         rows += [(v, "vertebra", "plate_stiffness", vs.stiffness, "N/mm"),
                  (v, "vertebra", "plate_strength_yield", vs.strength_yield, "N"),
                  (v, "vertebra", "plate_strength_apparent", vs.strength_apparent, "N"),

@@ -1,0 +1,129 @@
+"""Preconditioner variants on the system of a segment: CG iterations and CPU time of the smoothed-aggregation
+AMG of ``solvers.AMG_OPTIONS`` against changed pyamg options and against added exact subdomain solves.
+
+The system is the one ``simulate`` solves (T12-L2, vBMD 100, relaxed standing, recorded from
+``solvers.Prepared``); every variant is set up and solved to rtol 1e-8 with one BLAS thread and prints its
+iterations, true residual, set-up and solve wall seconds, and the process CPU seconds of both.
+
+    python benchmarks/amg_variants.py --element-size 3
+    python benchmarks/amg_variants.py --element-size 2 --variants baseline,energy,energy-2level
+    python benchmarks/amg_variants.py --variants baseline,schwarz:cortex+endplate+annulus+nucleus
+
+Variants: ``baseline``; ``no-material`` (without the material-aware aggregation); ``energy``
+(energy-minimising prolongation); ``energy-2level`` (the same with a coarse grid of up to 3000
+unknowns); ``naive-energy`` (naive aggregation); ``schwarz:R1+R2`` (the baseline V-cycle between two exact
+Cholesky solves on the nodes of regions R1, R2, ...: symmetric multiplicative Schwarz).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+import scipy.sparse.linalg as spla
+from threadpoolctl import threadpool_limits
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "src"))
+
+import vertebrafe as vf                                   # noqa: E402
+from vertebrafe.fem import relaxation, solvers            # noqa: E402
+from vertebrafe.simulate import simulate                  # noqa: E402
+
+OPTIONS = {"baseline": {}, "no-material": {}, "energy": {"smooth": ("energy", {"degree": 1})},
+           "energy-2level": {"smooth": ("energy", {"degree": 1}), "max_coarse": 3000},
+           "naive-energy": {"smooth": ("energy", {"degree": 1}), "aggregate": "naive"}}
+
+
+def system(levels, bmd, h):
+    """``(K, f, B, strength, segment)`` of the AMG solve of ``simulate`` on the segment."""
+    seg = vf.segment(levels, bmd=bmd, element_size=h)
+    seen = {}
+    init, solve = solvers.Prepared.__init__, solvers.Prepared.solve
+
+    def record_init(self, K, method="auto", near_nullspace=None, strength=None):
+        seen.update(K=K, B=near_nullspace, S=strength)
+        init(self, K, method, near_nullspace, strength)
+
+    def record_solve(self, f, *a, **k):
+        seen["f"] = f.copy()
+        return solve(self, f, *a, **k)
+
+    solvers.Prepared.__init__, solvers.Prepared.solve = record_init, record_solve
+    try:
+        simulate(seg, "relaxed_standing", solver="amg", factor_of_risk=False)
+    finally:
+        solvers.Prepared.__init__, solvers.Prepared.solve = init, solve
+    return seen["K"], seen["f"], seen["B"], seen["S"], seg
+
+
+def region_dofs(seg, names, n_dofs):
+    """DOFs of the nodes of the cells in regions ``names``."""
+    mesh = seg.mesh
+    codes = [c for c, n in mesh.tag_names["region"].items() if n in names]
+    nodes = np.zeros(n_dofs // 3, bool)
+    nodes[np.unique(mesh.cells[np.isin(mesh.cell_data["region"], codes)])] = True
+    return np.flatnonzero(np.repeat(nodes, 3))
+
+
+def run(name, K, f, B, S, seg):
+    import pyamg
+    base, _, regions = name.partition(":")
+    options = dict(solvers.AMG_OPTIONS)
+    options.update(OPTIONS["baseline" if base == "schwarz" else base])
+    if S is not None and base != "no-material":
+        options["strength"] = [("predefined", {"C": S}), options["strength"]]
+    with threadpool_limits(limits=1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        V = relaxation.use_block_gauss_seidel(pyamg.smoothed_aggregation_solver(K, B=B, **options)).aspreconditioner()
+        M = V
+        if base == "schwarz":
+            from sksparse.cholmod import cholesky
+            dofs = region_dofs(seg, regions.split("+"), K.shape[0])
+            Kc = K.tocsr()
+            F = cholesky(Kc[dofs][:, dofs].tocsc(), ordering_method="metis")
+
+            def apply(r):
+                r = np.asarray(r, dtype=float).ravel()
+                x = np.zeros_like(r)
+                x[dofs] = F(r[dofs])
+                x += V @ (r - Kc @ x)
+                x[dofs] += F((r - Kc @ x)[dofs])
+                return x
+
+            M = spla.LinearOperator(K.shape, apply, dtype=float)
+        t1 = time.perf_counter()
+        count = [0]
+        u, _ = spla.cg(K, f, rtol=1e-8, atol=0.0, maxiter=2000, M=M,
+                       callback=lambda _: count.__setitem__(0, count[0] + 1))
+        t2, c2 = time.perf_counter(), time.process_time()
+    res = np.linalg.norm(K @ u - f) / np.linalg.norm(f)
+    extra = f" ({dofs.size} unknowns factorised)" if base == "schwarz" else ""
+    print(f"| {name}{extra} | {count[0]} | {res:.1e} | {t1 - t0:.2f} | {t2 - t1:.2f} | {c2 - c0:.1f} |", flush=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--levels", default="T12-L2")
+    ap.add_argument("--bmd", type=float, default=100.0)
+    ap.add_argument("--element-size", type=float, default=3.0)
+    ap.add_argument("--variants", default="baseline,energy,energy-2level")
+    args = ap.parse_args(argv)
+    rev = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    print(f"vertebrafe {vf.__version__} rev {rev} | python {platform.python_version()} | cpus {os.cpu_count()} | "
+          f"load average {os.getloadavg()[0]:.2f}")
+    K, f, B, S, seg = system(args.levels, args.bmd, args.element_size)
+    print(f"{args.levels} at {args.element_size:g} mm: {K.shape[0]} unknowns, {K.nnz} non-zeros")
+    print("| variant | CG it | residual | set-up s | solve s | CPU s |\n|---|---|---|---|---|---|")
+    for name in args.variants.split(","):
+        if name.partition(":")[0] not in OPTIONS and not name.startswith("schwarz:"):
+            raise SystemExit(f"--variants: unknown variant {name!r}; allowed: {', '.join(OPTIONS)}, schwarz:R1+R2")
+        run(name, K, f, B, S, seg)
+
+
+if __name__ == "__main__":
+    main()
