@@ -10,11 +10,17 @@ import time
 
 from vertebrafe.anatomy import segment
 from vertebrafe.loads import Load
+from vertebrafe.materials import MaterialSet
 from vertebrafe.simulate import simulate
 
 
+def _fibre_free(bmd):
+    """The fibre-free disc of the documented numbers: no fibres, solid nucleus, 4.2 MPa ground substance."""
+    return dict(fibres=False, nucleus="solid", materials=MaterialSet(bmd=bmd, annulus="annulus_ground"))
+
+
 def facets(h):
-    s = segment("T12-L2", bmd=100.0, element_size=h, posterior=True, fibres=False, nucleus="solid")
+    s = segment("T12-L2", element_size=h, posterior=True, **_fibre_free(100.0))
     loads = [Load(compression=0.0, flexion=7.5, name="F"), Load(compression=0.0, extension=7.5, name="E"),
              Load(compression=0.0, lateral_bending=7.5, name="LB"),
              Load(compression=0.0, axial_rotation=7.5, name="AR"), Load(compression=400.0, name="C400")]
@@ -30,7 +36,7 @@ def convergence(sizes):
              Load(compression=0.0, flexion=7.5, name="FLEX"), Load(compression=500.0, follower=True, name="STAND")]
     for h in sizes:
         t = time.perf_counter()
-        s = segment("L4-L5", bmd=120.0, element_size=h, posterior=True, fibres=False, nucleus="solid")
+        s = segment("L4-L5", element_size=h, posterior=True, **_fibre_free(120.0))
         row = {"cells": s.mesh.n_cells}
         for r in simulate(s, loads, factor_of_risk=False):
             n = r.load.name
