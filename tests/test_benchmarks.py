@@ -25,6 +25,7 @@ SMOKE = {
     "validation_rom.py": ["--element-size", "8", "--modes", "axial_rotation"],
     "validation_posterior.py": ["convergence", "--sizes", "8"],
     "image_round_trip.py": ["8", "--spacing", "4"],
+    "bench_voxel_assembly.py": ["--n", "6", "--repeats", "1"],
     "verification_plots.py": ["--sizes", "2,4", "--beam-cells", "20", "--out", "{tmp}"],
 }
 

@@ -46,8 +46,8 @@ def _yield_strains(segment, yield_compression, yield_tension):
 
 
 def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=None, fraction=_s.DEFAULT_FRACTION,
-             bone_regions=_m.BONE_REGIONS, formulation="bbar", user_loads=None, factor_of_risk=True, setup=None,
-             **solver_options):
+             bone_regions=_m.BONE_REGIONS, formulation="bbar", user_loads=None, factor_of_risk=True,
+             strength="yield-volume", setup=None, **solver_options):
     """Solve ``load`` on ``segment`` and post-process it.
 
     Parameters
@@ -80,6 +80,11 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     factor_of_risk : bool
         Add the plate strength and the factor of risk of every vertebra to the metrics (one extra solve
         of each vertebra alone between rigid plates, see :mod:`vertebrafe.post.strength`).
+    strength : {"yield-volume", "pushover"}
+        Strength of the factor of risk: the linear yield-volume estimate (default; one solve per vertebra;
+        first local yield) or the pushover strength (limit load of elastic-perfectly-plastic cells; about
+        10-50 solves per vertebra; :mod:`vertebrafe.post.pushover`), the one to compare treatments of a
+        vertebra by.
     setup : vertebrafe.fem.Setup, optional
         Kept by the caller across calls on the same segment with different loads: the stiffness set-up
         (factorisation or AMG hierarchy) of the first call is reused by the others (anything that changes
@@ -95,7 +100,9 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     """
     options = dict(yield_compression=yield_compression, yield_tension=yield_tension, fraction=fraction,
                    bone_regions=bone_regions, formulation=formulation, user_loads=user_loads,
-                   factor_of_risk=factor_of_risk)
+                   factor_of_risk=factor_of_risk, strength=strength)
+    if strength not in _s.STRENGTH_CRITERIA:
+        raise InputError(f"strength = {strength!r}; allowed: {list(_s.STRENGTH_CRITERIA)}")
     if setup is not None and not isinstance(setup, Setup):
         raise InputError(f"setup = {setup!r}; expected a vertebrafe.fem.Setup or None")
     if not isinstance(load, (list, tuple)):
@@ -143,7 +150,8 @@ def _simulate(segment, load, case, setup, options, solver_options, strengths=Non
     res = Result(segment=segment, load=load, solution=solution, applied=applied,
                  case=case or load.name or "case", yield_compression=yc, yield_tension=yt, fraction=fraction,
                  bone_regions=tuple(bone_regions), formulation=formulation, solver_options=dict(solver_options),
-                 with_factor_of_risk=bool(factor_of_risk), strength_cache={} if strengths is None else strengths)
+                 with_factor_of_risk=bool(factor_of_risk), strength_criterion=options["strength"],
+                 strength_cache={} if strengths is None else strengths)
     res.timings = {"model_time": t1 - t0, "fe_time": t2 - t1}
     _ = res.metrics
     res.timings["metrics_time"] = time.perf_counter() - t2
@@ -200,6 +208,7 @@ class Result:
     timings: dict = dataclasses.field(default_factory=dict)
     warnings: list = dataclasses.field(default_factory=list)
     with_factor_of_risk: bool = True
+    strength_criterion: str = "yield-volume"
     strength_cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     # -- metrics ----------------------------------------------------------------------------------
@@ -221,7 +230,7 @@ class Result:
     def _plate_rows(self):
         opts = {k: v for k, v in self.solver_options.items() if k in ("solver", "rtol", "maxiter")}
         return _s.plate_rows(self.segment, self.load, None, self.fraction, self.yield_compression, self.yield_tension,
-                             self.bone_regions, cache=self.strength_cache, **opts)
+                             self.bone_regions, cache=self.strength_cache, strength=self.strength_criterion, **opts)
 
     def value(self, metric, level="segment", region=None):
         """One metric value (float). ``region`` defaults to the only region of ``metric`` at ``level``."""
@@ -244,22 +253,27 @@ class Result:
                                 apparent_yield, self.bone_regions)
         return _m.metrics_frame(rows, self.case)
 
-    def plate_strength(self, levels=None, **solver_options):
+    def plate_strength(self, levels=None, strength=None, **solver_options):
         """Strength of each vertebra alone between rigid plates and the factor of risk.
 
         :func:`vertebrafe.post.vertebra_strength` (the set-up of the published strengths and factors of
         risk) on the vertebra as it is in this result's segment (fracture, damage and cement included),
         with this result's yield criterion; one extra solve per vertebra (reused from :attr:`metrics`
-        when it holds them and no options are given). Rows per vertebra: ``plate_stiffness`` (N/mm),
-        ``plate_strength_yield`` (N), ``plate_strength_apparent`` (N, at 0.2 % apparent strain) and
-        ``factor_of_risk`` (-, ``load.compression / plate_strength_yield``; the load's moments are not
-        included). Returns a metrics DataFrame.
+        when it holds them and no options are given). ``strength``: the criterion of the factor of risk
+        (default this result's, :data:`vertebrafe.post.STRENGTH_CRITERIA`; ``"pushover"`` adds
+        :func:`vertebrafe.post.vertebra_pushover`, about 10-25 solves per vertebra: pass ``levels`` to
+        limit it to the treated one). Rows per vertebra: ``plate_stiffness`` (N/mm),
+        ``plate_strength_yield`` (N), ``plate_strength_apparent`` (N, at 0.2 % apparent strain),
+        ``plate_strength_pushover`` (N, with the pushover) and ``factor_of_risk`` (-, ``load.compression``
+        over the criterion's strength; the load's moments are not included). Returns a metrics DataFrame.
         """
-        if levels is None and not solver_options:
+        crit = self.strength_criterion if strength is None else strength
+        if levels is None and not solver_options and crit == self.strength_criterion:
             rows = self._plate_rows
         else:
             rows = _s.plate_rows(self.segment, self.load, levels, self.fraction, self.yield_compression,
-                                 self.yield_tension, self.bone_regions, **solver_options)
+                                 self.yield_tension, self.bone_regions, cache=self.strength_cache if not solver_options
+                                 else None, strength=crit, **solver_options)
         return _m.metrics_frame(rows, self.case)
 
     @property
@@ -331,7 +345,7 @@ class Result:
                                     "loaded": "segment:superior tied to a rigid plate"},
             "post": {"yield_compression": self.yield_compression, "yield_tension": self.yield_tension,
                      "fraction": self.fraction, "bone_regions": list(self.bone_regions),
-                     "factor_of_risk": self.with_factor_of_risk},
+                     "factor_of_risk": self.with_factor_of_risk, "strength": self.strength_criterion},
             "formulation": _plain(self.formulation),
             "solver_options": _plain(self.solver_options),
             "solver_info": _plain(self.info),

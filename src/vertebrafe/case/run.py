@@ -87,7 +87,7 @@ def build_segment(case, progress=None, *, force=False):
         f = case.fracture
         step("fracture")
         seg = fracture(seg, f.level, kind=f.kind, grade=f.grade, height_loss=f.height_loss,
-                       damage_factor=f.damage_factor)
+                       damage_factor=f.damage_factor, damage_strength_factor=f.damage_strength_factor)
     t = case.treatment
     offset = t.offset if t.offset is not None else (0.0, 0.0, 0.0)
     if t.kind == "vertebroplasty":
