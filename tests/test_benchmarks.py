@@ -23,6 +23,7 @@ SMOKE = {
     "validation_anatomy.py": ["--sizes", "6"],
     "validation_fibres.py": ["--element-size", "8", "--no-plain", "--cases", "standing_flexed,flexion"],
     "validation_rom.py": ["--element-size", "8", "--modes", "axial_rotation"],
+    "validation_posterior.py": ["convergence", "--sizes", "8"],
     "image_round_trip.py": ["8", "--spacing", "4"],
     "verification_plots.py": ["--sizes", "2,4", "--beam-cells", "20", "--out", "{tmp}"],
 }

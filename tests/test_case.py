@@ -375,11 +375,13 @@ def test_case_defaults_come_from_the_library():
     library["segment", "fibres"] = bool(sig(segment, "fibres"))
     library["segment", "posterior"] = bool(sig(segment, "posterior"))
     library.update({("bone", k): getattr(ms, k) for k in ("law", "anisotropic", "transverse_ratio")})
-    library.update({("fracture", k): sig(fracture, k) for k in ("kind", "damage_factor")})
+    library.update({("fracture", k): sig(fracture, k) for k in ("kind", "damage_factor", "damage_strength_factor")})
     library.update({("treatment", k): sig(vertebroplasty, k) for k in ("approach", "side", "material",
                                                                   "vertical_extent", "interface")})
     library.update({("treatment", k): sig(kyphoplasty, k) for k in ("balloons", "rim_thickness")})
     library.update({("solver", k): sig(Model.solve, k) for k in ("solver", "rtol")})
+    from vertebrafe.simulate import simulate
+    library["solver", "strength"] = sig(simulate, "strength")
     from vertebrafe.image import Calibration, image_segment
     library.update({("image", k): sig(image_segment, k) for k in ("bmd_margin", "pv_margin", "max_anisotropy",
                                                                   "geometry", "snap", "smoothing", "arch_radius")})

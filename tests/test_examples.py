@@ -74,6 +74,11 @@ def test_compare_treatments(tmp_path):
     # cement stiffens the treated vertebra: smaller height change of L1 under the same load
     dh = {k: abs(r.value("height_change", level="L1", region="vertebra")) for k, r in results.items()}
     assert dh["VP"] < dh["NSM"] and dh["BKP"] < dh["NSM"]
+    # pushover (limit-load) strength of the treated L1: cement does not make the fracture weaker
+    # (lower-bound theorem; Belkoff et al. 2001); the example computed it, this reads its cache
+    s = {k: float(r.plate_strength(levels=["L1"], strength="pushover").query("metric == 'plate_strength_pushover'")
+                  ["value"].iloc[0]) for k, r in results.items()}
+    assert s["VP"] >= s["NSM"] and s["BKP"] >= s["NSM"]
     if _can_render():
         assert (tmp_path / "vp_vs_bkp_von_mises.png").stat().st_size > 1000
 

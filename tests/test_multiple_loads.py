@@ -97,12 +97,12 @@ def test_cholmod_and_superlu_agree():
     model.rigid_plate(mesh.node_sets["zmax"]).load(force=(5.0, 0.0, -100.0), moment=(50.0, 0.0, 0.0))
     chol = model.solve(solver="direct", rtol=1e-10)
     assert chol.info["factorization"] == "Cholesky (CHOLMOD)"
-    old = solvers.SUPERLU_MAX_DOFS
-    solvers.SUPERLU_MAX_DOFS = 10 ** 9
+    old = solvers.CHOLMOD_MIN_DOFS
+    solvers.CHOLMOD_MIN_DOFS = 10 ** 9
     try:
         lu = model.solve(solver="direct", rtol=1e-10)
     finally:
-        solvers.SUPERLU_MAX_DOFS = old
+        solvers.CHOLMOD_MIN_DOFS = old
     assert lu.info["factorization"] == "LU (SuperLU)"
     scale = np.abs(lu.displacement).max()
     np.testing.assert_allclose(chol.displacement, lu.displacement, rtol=0, atol=1e-9 * scale)
@@ -113,3 +113,22 @@ def test_bad_case_labels(seg):
         simulate(seg, PRESETS[:2], case=["a"])
     with pytest.raises(InputError, match="non-empty list"):
         simulate(seg, [])
+
+
+def test_plate_strengths_of_untouched_vertebrae_carry_over_to_a_treated_segment(monkeypatch):
+    from vertebrafe.clinical import fracture
+    from vertebrafe.post import strength
+    intact = vf.segment("L1-L2", bmd=80.0, element_size=6.0)
+    broken = fracture(intact, "L1", kind="wedge", grade=2)
+    assert strength.vertebra_key(broken, "L2") == strength.vertebra_key(intact, "L2")
+    assert strength.vertebra_key(broken, "L1") != strength.vertebra_key(intact, "L1")
+    calls = []
+    original = strength.vertebra_strength
+    monkeypatch.setattr(strength, "vertebra_strength", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
+    setup = Setup()
+    simulate(intact, "relaxed_standing", solver="direct", setup=setup)
+    shared = simulate(broken, "relaxed_standing", solver="direct", setup=setup)
+    assert calls == ["L1", "L2", "L1"]                          # L2 is not solved again
+    alone = simulate(broken, "relaxed_standing", solver="direct")
+    np.testing.assert_allclose(shared.metrics["value"].to_numpy(), alone.metrics["value"].to_numpy(), rtol=1e-6,
+                               atol=1e-9)

@@ -6,8 +6,9 @@ An osteoporotic T12-L2 segment (vBMD 80 mg/cm^3) with a grade-2 wedge fracture o
 morphometry of L1, the 95th-percentile von Mises stress of each whole vertebra (region ``body``: the same
 cells in every case) and of each tissue of the treated and adjacent vertebrae relative to NSM, the factor
 of risk (load / strength of the vertebra alone between rigid plates, the published kind; fracture
-threshold about 1; for the cemented L1 the load at first yield of the bone between cement and endplate,
-not a failure load) and the in-situ overload index (a comparison measure, no threshold), writes each result (``Result.save``: VTU, metrics CSV/JSON, case record) and, with pyvista,
+threshold about 1; for the treated L1 the pushover strength, the limit load of elastic-perfectly-plastic
+cells, because the linear first-yield estimate is not valid with cement) and the in-situ overload index
+(a comparison measure, no threshold), writes each result (``Result.save``: VTU, metrics CSV/JSON, case record) and, with pyvista,
 pictures: VP and BKP side by side with a shared colour range, their difference, and the cement.
 
 Run:  python docs/examples/03_compare_treatments.py [--element-size MM] [--out DIR]
@@ -53,11 +54,16 @@ def main(element_size=2.0, out="example_output"):
     keep = (table["metric"] == "von_mises_p95") & near & table["region"].isin(["cortex", "endplate", "cancellous"])
     print("\nper tissue, relative to NSM:")
     print(table[keep].pivot_table(index=["level", "region"], columns="case", values="ratio", sort=False).round(3))
-    risk = pd.concat([r.factor_of_risk for r in results.values()])
-    print("\nfactor of risk (load / plate strength of the vertebra; fracture threshold about 1, Bouxsein 2006).")
-    print("For the cemented L1 it is the load at first yield of the bone between the cement and an endplate,")
-    print("so after a bolus clear of the endplates the factor rises (docs/validation.md, 'Cemented vertebrae'):")
-    print(risk.pivot_table(index="level", columns="case", values="value", sort=False)[list(results)].round(3))
+    # the adjacent vertebrae are the same in every case: their plate strength does not change with the
+    # treatment; the treated L1 needs the pushover strength (cement in series with damaged bone)
+    risk = pd.concat([r.plate_strength(levels=["L1"], strength="pushover") for r in results.values()])
+    print("\nL1 between rigid plates: stiffness, strengths (linear first yield / pushover limit load) and the factor")
+    print("of risk (800 N / pushover strength; fracture threshold about 1, Bouxsein 2006; docs/validation.md):")
+    print(risk.pivot_table(index="metric", columns="case", values="value", sort=False)[list(results)].round(3))
+    adj = pd.concat([r.factor_of_risk for r in results.values()])
+    adj = adj[adj["level"] != "L1"]
+    print("\nfactor of risk of the adjacent vertebrae (linear yield-volume strength, the same in every case):")
+    print(adj.pivot_table(index="level", columns="case", values="value", sort=False)[list(results)].round(3))
     over = pd.concat([r.overload_index for r in results.values()])
     print("\nin-situ overload index (disc-loaded yield-volume criterion; a comparison measure, no threshold):")
     print(over.pivot_table(index=["level", "metric"], columns="case", values="value")[list(results)].round(3))

@@ -71,6 +71,7 @@ METRICS = {
     "plate_stiffness": "stiffness between plates",
     "plate_strength_yield": "strength between plates (yield volume)",
     "plate_strength_apparent": "strength between plates (0.2 % apparent strain)",
+    "plate_strength_pushover": "strength between plates (pushover limit load)",
     "min_principal_strain_p05": "5th-percentile minimum principal strain",
     "pressure": "nucleus pressure",
     "pressure_max": "maximum nucleus pressure",

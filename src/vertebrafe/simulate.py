@@ -22,7 +22,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import InputError
-from .fem.model import Setup, digest
+from .fem.model import Setup
 from .materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 from .loads import Load, apply, preset, resultant
 from . import plausibility as _p
@@ -46,8 +46,8 @@ def _yield_strains(segment, yield_compression, yield_tension):
 
 
 def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=None, fraction=_s.DEFAULT_FRACTION,
-             bone_regions=_m.BONE_REGIONS, formulation="bbar", user_loads=None, factor_of_risk=True, setup=None,
-             **solver_options):
+             bone_regions=_m.BONE_REGIONS, formulation="bbar", user_loads=None, factor_of_risk=True,
+             strength="yield-volume", setup=None, **solver_options):
     """Solve ``load`` on ``segment`` and post-process it.
 
     Parameters
@@ -80,11 +80,17 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     factor_of_risk : bool
         Add the plate strength and the factor of risk of every vertebra to the metrics (one extra solve
         of each vertebra alone between rigid plates, see :mod:`vertebrafe.post.strength`).
+    strength : {"yield-volume", "pushover"}
+        Strength of the factor of risk: the linear yield-volume estimate (default; one solve per vertebra;
+        first local yield) or the pushover strength (limit load of elastic-perfectly-plastic cells; about
+        10-50 solves per vertebra; :mod:`vertebrafe.post.pushover`), the one to compare treatments of a
+        vertebra by.
     setup : vertebrafe.fem.Setup, optional
         Kept by the caller across calls on the same segment with different loads: the stiffness set-up
-        (factorisation or AMG hierarchy) and the plate strengths of the first call are reused by the others
-        (anything that changes the model, such as another segment, makes a new set-up). A list of loads
-        shares one set-up without it.
+        (factorisation or AMG hierarchy) of the first call is reused by the others (anything that changes
+        the model, such as another segment, makes a new set-up), and so are the plate strengths of every
+        vertebra whose mesh and materials are unchanged (``setup.derived``). A list of loads shares one
+        set-up without it.
     **solver_options
         Passed to :meth:`vertebrafe.Model.solve` (``solver="auto"|"direct"|"amg"``, ``rtol``, ``maxiter``).
 
@@ -94,11 +100,13 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     """
     options = dict(yield_compression=yield_compression, yield_tension=yield_tension, fraction=fraction,
                    bone_regions=bone_regions, formulation=formulation, user_loads=user_loads,
-                   factor_of_risk=factor_of_risk)
+                   factor_of_risk=factor_of_risk, strength=strength)
+    if strength not in _s.STRENGTH_CRITERIA:
+        raise InputError(f"strength = {strength!r}; allowed: {list(_s.STRENGTH_CRITERIA)}")
     if setup is not None and not isinstance(setup, Setup):
         raise InputError(f"setup = {setup!r}; expected a vertebrafe.fem.Setup or None")
     if not isinstance(load, (list, tuple)):
-        strengths = None if setup is None else _strength_cache(setup, segment)
+        strengths = None if setup is None else setup.derived.setdefault("plate strengths", {})
         return _simulate(segment, load, case, setup, options, solver_options, strengths)
     if not load:
         raise InputError("load = []; give a Load, a preset name or a non-empty list of them")
@@ -106,23 +114,9 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     if isinstance(cases, str) or len(cases) != len(load):
         raise InputError(f"case = {case!r}; expected None or a list of {len(load)} labels, one per load")
     setup = Setup() if setup is None else setup
-    strengths = _strength_cache(setup, segment)         # plate strengths do not depend on the load
+    strengths = setup.derived.setdefault("plate strengths", {})    # they do not depend on the load
     return [_simulate(segment, ld, c, setup, options, dict(solver_options), strengths) for ld, c in zip(load, cases)]
 
-
-def _strength_cache(setup, segment):
-    """The plate-strength cache (dict) of ``segment`` kept in ``setup``: a new one when the segment's mesh,
-    tags, node sets, frames, elasticity or materials differ from those of the cache held there (it holds one
-    segment's, like the set-up)."""
-    mesh = segment.mesh
-    key = digest(f"plate strengths {segment.materials!r} {sorted(mesh.node_sets)} {sorted(segment.frames)}",
-                  mesh.points, mesh.cells, segment.elasticity, *(mesh.cell_data[k] for k in sorted(mesh.cell_data)),
-                  *(mesh.node_sets[k] for k in sorted(mesh.node_sets)),
-                  *(np.asarray(x, dtype=float) for v in sorted(segment.frames) for x in segment.frames[v]))
-    held = setup.derived.get("plate strengths")
-    if held is None or held[0] != key:
-        held = setup.derived["plate strengths"] = (key, {})
-    return held[1]
 
 
 def _simulate(segment, load, case, setup, options, solver_options, strengths=None):
@@ -156,7 +150,8 @@ def _simulate(segment, load, case, setup, options, solver_options, strengths=Non
     res = Result(segment=segment, load=load, solution=solution, applied=applied,
                  case=case or load.name or "case", yield_compression=yc, yield_tension=yt, fraction=fraction,
                  bone_regions=tuple(bone_regions), formulation=formulation, solver_options=dict(solver_options),
-                 with_factor_of_risk=bool(factor_of_risk), strength_cache={} if strengths is None else strengths)
+                 with_factor_of_risk=bool(factor_of_risk), strength_criterion=options["strength"],
+                 strength_cache={} if strengths is None else strengths)
     res.timings = {"model_time": t1 - t0, "fe_time": t2 - t1}
     _ = res.metrics
     res.timings["metrics_time"] = time.perf_counter() - t2
@@ -213,6 +208,7 @@ class Result:
     timings: dict = dataclasses.field(default_factory=dict)
     warnings: list = dataclasses.field(default_factory=list)
     with_factor_of_risk: bool = True
+    strength_criterion: str = "yield-volume"
     strength_cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     # -- metrics ----------------------------------------------------------------------------------
@@ -234,7 +230,7 @@ class Result:
     def _plate_rows(self):
         opts = {k: v for k, v in self.solver_options.items() if k in ("solver", "rtol", "maxiter")}
         return _s.plate_rows(self.segment, self.load, None, self.fraction, self.yield_compression, self.yield_tension,
-                             self.bone_regions, cache=self.strength_cache, **opts)
+                             self.bone_regions, cache=self.strength_cache, strength=self.strength_criterion, **opts)
 
     def value(self, metric, level="segment", region=None):
         """One metric value (float). ``region`` defaults to the only region of ``metric`` at ``level``."""
@@ -257,22 +253,27 @@ class Result:
                                 apparent_yield, self.bone_regions)
         return _m.metrics_frame(rows, self.case)
 
-    def plate_strength(self, levels=None, **solver_options):
+    def plate_strength(self, levels=None, strength=None, **solver_options):
         """Strength of each vertebra alone between rigid plates and the factor of risk.
 
         :func:`vertebrafe.post.vertebra_strength` (the set-up of the published strengths and factors of
         risk) on the vertebra as it is in this result's segment (fracture, damage and cement included),
         with this result's yield criterion; one extra solve per vertebra (reused from :attr:`metrics`
-        when it holds them and no options are given). Rows per vertebra: ``plate_stiffness`` (N/mm),
-        ``plate_strength_yield`` (N), ``plate_strength_apparent`` (N, at 0.2 % apparent strain) and
-        ``factor_of_risk`` (-, ``load.compression / plate_strength_yield``; the load's moments are not
-        included). Returns a metrics DataFrame.
+        when it holds them and no options are given). ``strength``: the criterion of the factor of risk
+        (default this result's, :data:`vertebrafe.post.STRENGTH_CRITERIA`; ``"pushover"`` adds
+        :func:`vertebrafe.post.vertebra_pushover`, about 10-25 solves per vertebra: pass ``levels`` to
+        limit it to the treated one). Rows per vertebra: ``plate_stiffness`` (N/mm),
+        ``plate_strength_yield`` (N), ``plate_strength_apparent`` (N, at 0.2 % apparent strain),
+        ``plate_strength_pushover`` (N, with the pushover) and ``factor_of_risk`` (-, ``load.compression``
+        over the criterion's strength; the load's moments are not included). Returns a metrics DataFrame.
         """
-        if levels is None and not solver_options:
+        crit = self.strength_criterion if strength is None else strength
+        if levels is None and not solver_options and crit == self.strength_criterion:
             rows = self._plate_rows
         else:
             rows = _s.plate_rows(self.segment, self.load, levels, self.fraction, self.yield_compression,
-                                 self.yield_tension, self.bone_regions, **solver_options)
+                                 self.yield_tension, self.bone_regions, cache=self.strength_cache if not solver_options
+                                 else None, strength=crit, **solver_options)
         return _m.metrics_frame(rows, self.case)
 
     @property
@@ -344,7 +345,7 @@ class Result:
                                     "loaded": "segment:superior tied to a rigid plate"},
             "post": {"yield_compression": self.yield_compression, "yield_tension": self.yield_tension,
                      "fraction": self.fraction, "bone_regions": list(self.bone_regions),
-                     "factor_of_risk": self.with_factor_of_risk},
+                     "factor_of_risk": self.with_factor_of_risk, "strength": self.strength_criterion},
             "formulation": _plain(self.formulation),
             "solver_options": _plain(self.solver_options),
             "solver_info": _plain(self.info),

@@ -26,12 +26,15 @@ def model_key(case):
 class ModelCache:
     """The segment and :class:`vertebrafe.fem.Setup` of the last case :func:`run_case` ran with this cache;
     the next case reuses them when it differs only in its load (same :func:`model_key`), otherwise they are
-    replaced (one model is held at a time)."""
+    replaced (one model is held at a time). ``strengths``: the plate strengths of the vertebrae seen so far
+    (by content, :func:`vertebrafe.post.strength.vertebra_key`), kept across models, so that cases which
+    treat one level solve the untouched vertebrae once."""
 
     def __init__(self):
         self.key = None
         self.segment = None
         self.setup = None
+        self.strengths = {}
 
 
 
@@ -84,7 +87,7 @@ def build_segment(case, progress=None, *, force=False):
         f = case.fracture
         step("fracture")
         seg = fracture(seg, f.level, kind=f.kind, grade=f.grade, height_loss=f.height_loss,
-                       damage_factor=f.damage_factor)
+                       damage_factor=f.damage_factor, damage_strength_factor=f.damage_strength_factor)
     t = case.treatment
     offset = t.offset if t.offset is not None else (0.0, 0.0, 0.0)
     if t.kind == "vertebroplasty":
@@ -199,10 +202,13 @@ def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwr
         if reuse:
             seg = cache.segment
         else:
+            if cache is not None:                         # free the previous model before building this one
+                cache.key = cache.segment = cache.setup = None
             seg = build_segment(case, progress=step, force=force)
             if cache is not None:
                 from ..simulate import Setup
                 cache.key, cache.segment, cache.setup = key, seg, Setup()
+                cache.setup.derived["plate strengths"] = cache.strengths
         step("solve")
         load = case.load.to_load(name=case.load.preset or "", segment=seg)
         result = simulate(seg, load, case=name, setup=None if cache is None else cache.setup,

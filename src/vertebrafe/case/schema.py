@@ -15,6 +15,7 @@ from ..image import Calibration, image_segment
 from ..loads import LEVEL_LOAD_VIA, LOAD_RANGES, LevelLoad
 from ..materials import MaterialSet
 from ..muscles import MUSCLES
+from ..simulate import simulate as _simulate
 
 __all__ = ["CaseError", "Field", "REQUIRED", "SCHEMA", "SECTIONS"]
 
@@ -228,6 +229,9 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               0.0, 0.6, low_open=True, source=_CLIN),
         Field("damage_factor", "float", _default(fracture, "damage_factor"), "modulus factor of the damaged zone", "", 0.0, 1.0, low_open=True,
               source="calibrated to Wegrzyn et al. 2011 (docs/clinical.md)"),
+        Field("damage_strength_factor", "float", _default(fracture, "damage_strength_factor"), "yield-stress factor "
+              "of the damaged zone (its yield strains x this / damage_factor)", "", 0.0, 1.0, low_open=True,
+              source="calibrated to the post-fracture failure load of Wegrzyn et al. 2011 (docs/validation.md)"),
     ),
     "treatment": (
         Field("kind", "str", "none", "management", choices=("none", "vertebroplasty", "kyphoplasty")),
@@ -280,6 +284,9 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
         Field("solver", "str", "auto", "linear solver", choices=("auto", "amg", "direct")),
         Field("rtol", "float", 1e-8, "relative residual of the iterative solve", "", 1e-14, 1e-2),
         Field("maxiter", "int", None, "iteration limit of the iterative solve (default 2000)", "", 1, 100000),
+        Field("strength", "str", _default(_simulate, "strength"), "strength of the factor of risk: linear yield volume "
+              "(one solve per vertebra) or pushover (limit load, elastic-perfectly-plastic cells; valid with cement)",
+              choices=("yield-volume", "pushover"), source="vertebrafe.post.strength (docs/validation.md)"),
     ),
     "output": (
         Field("vtu", "bool", True, "write result.vtu (fields for ParaView / vertebrafe view)"),

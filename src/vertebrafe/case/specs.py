@@ -82,6 +82,7 @@ class FractureSpec:
     grade: Optional[int] = None
     height_loss: Optional[float] = None
     damage_factor: float = _d("fracture", "damage_factor")
+    damage_strength_factor: float = _d("fracture", "damage_strength_factor")
 
 
 @dataclass(frozen=True)
@@ -157,9 +158,10 @@ class SolverSpec:
     solver: str = _d("solver", "solver")
     rtol: float = _d("solver", "rtol")
     maxiter: Optional[int] = None
+    strength: str = _d("solver", "strength")
 
     def options(self):
-        opts = {"solver": self.solver, "rtol": self.rtol}
+        opts = {"solver": self.solver, "rtol": self.rtol, "strength": self.strength}
         if self.maxiter is not None:
             opts["maxiter"] = self.maxiter
         return opts

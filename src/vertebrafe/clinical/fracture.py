@@ -42,7 +42,7 @@ from ._common import (check_level, column_fraction, derive, level_nodes, make_op
                       to_global, to_local)
 from .measure import body_heights
 
-__all__ = ["fracture", "FRACTURE_TYPES", "GRADE_HEIGHT_LOSS", "DEFAULT_DAMAGE_FACTOR",
+__all__ = ["fracture", "FRACTURE_TYPES", "GRADE_HEIGHT_LOSS", "DEFAULT_DAMAGE_FACTOR", "DEFAULT_DAMAGE_STRENGTH_FACTOR",
            "DEFAULT_DAMAGE_THRESHOLD", "DEFAULT_DAMAGE_REGIONS", "DEPRESSION_EXTENT", "MAX_HEIGHT_LOSS"]
 
 FRACTURE_TYPES = ("wedge", "biconcave", "crush")
@@ -56,6 +56,13 @@ MAX_HEIGHT_LOSS = 0.6
 #: Modulus factor of the damaged cancellous zone, calibrated so that a 25 % wedge of an L1 body between
 #: rigid plates loses about 53 % of its axial stiffness (Wegrzyn et al. 2011; docs/clinical.md).
 DEFAULT_DAMAGE_FACTOR = 0.25
+#: Strength factor of the damaged zone (its yield stress over the undamaged one): **calibration** against
+#: the post-fracture failure load of Wegrzyn et al. 2011 (21 L3 compressed to a 25 % deformity, then
+#: retested: failure load 11 +/- 19 % and stiffness 53 +/- 18 % below initial): with the modulus factor
+#: 0.25, the fractured L1 keeps the intact's pushover limit load less 11 % (docs/validation.md). Damaged
+#: trabecular bone loses more modulus than strength, so its yield strain rises by strength / modulus
+#: factor (cell field ``yield_factor``).
+DEFAULT_DAMAGE_STRENGTH_FACTOR = 0.9
 #: Damaged zone: cells compacted (volume decrease) by at least this fraction of the height loss [assumption].
 DEFAULT_DAMAGE_THRESHOLD = 0.25
 #: Regions damaged in the compacted zone: trabecular compaction and buckled/fractured cortex [assumption].
@@ -216,7 +223,8 @@ def resolve_height_loss(grade, height_loss):
 
 
 def fracture(segment, level, kind="wedge", grade=None, height_loss=None, damage_factor=DEFAULT_DAMAGE_FACTOR,
-             damage_threshold=DEFAULT_DAMAGE_THRESHOLD, damage_regions=DEFAULT_DAMAGE_REGIONS):
+             damage_threshold=DEFAULT_DAMAGE_THRESHOLD, damage_regions=DEFAULT_DAMAGE_REGIONS,
+             damage_strength_factor=DEFAULT_DAMAGE_STRENGTH_FACTOR):
     """Vertebral compression fracture of ``level``; returns a new Segment (the input is not modified).
 
     Parameters
@@ -241,12 +249,17 @@ def fracture(segment, level, kind="wedge", grade=None, height_loss=None, damage_
     damage_regions : sequence of str
         Regions of the vertebra that can be damaged (default cancellous bone, cortical shell and bony
         endplate: the compacted trabeculae and the buckled cortex of the collapsed part).
+    damage_strength_factor : float
+        Yield-stress factor (0, 1] of the damaged zone (default :data:`DEFAULT_DAMAGE_STRENGTH_FACTOR`,
+        a calibration); its yield strains are multiplied by ``damage_strength_factor / damage_factor``
+        (cell field ``yield_factor``, used by the strength estimates of :mod:`vertebrafe.post`).
 
     Returns
     -------
     Segment
         New points; the vertebrae above moved rigidly (their ``frames`` updated); cell field ``damage``
-        (0..1) and, with materials, the elasticity of the damaged cells scaled; ``history`` gains an
+        (0..1), ``yield_factor`` (yield-strain multiplier) and, with materials, the elasticity of the
+        damaged cells scaled; ``history`` gains an
         :class:`~vertebrafe.clinical.Operation` ``"fracture"`` with the resolved parameters, the intact
         and fractured heights (mm), the wedge-angle change (deg) and the damaged volume (mm^3).
     """
@@ -268,6 +281,12 @@ def fracture(segment, level, kind="wedge", grade=None, height_loss=None, damage_
         raise InputError(f"damage_factor = {damage_factor!r}; allowed range (0, 1]")
     if not (0.0 <= dt < 1.0):
         raise InputError(f"damage_threshold = {damage_threshold!r}; allowed range [0, 1)")
+    try:
+        ds = float(damage_strength_factor)
+    except (TypeError, ValueError):
+        raise InputError(f"damage_strength_factor = {damage_strength_factor!r}; expected a number in (0, 1]") from None
+    if not (0.0 < ds <= 1.0):
+        raise InputError(f"damage_strength_factor = {damage_strength_factor!r}; allowed range (0, 1]")
 
     d = Deformer(segment, level)
     theta, tau, delta = d.solve(kind, loss)
@@ -296,6 +315,9 @@ def fracture(segment, level, kind="wedge", grade=None, height_loss=None, damage_
     damage = np.zeros(mesh.n_cells) if "damage" not in mesh.cell_data else mesh.cell_data["damage"].astype(float)
     damage = damage.copy()
     damage[zone] = 1.0 - df
+    yf = np.ones(mesh.n_cells) if "yield_factor" not in mesh.cell_data else mesh.cell_data["yield_factor"].astype(float)
+    yf = yf.copy()
+    yf[zone] = ds / df
     C = None
     if segment.elasticity is not None:
         C = segment.elasticity.copy()
@@ -305,7 +327,7 @@ def fracture(segment, level, kind="wedge", grade=None, height_loss=None, damage_
     new_body_local[d.nodes.body] = to_local(segment, level, points[d.nodes.body])
     (ha, hm, hp), _, _ = body_heights(new_body_local, d.nodes.inferior, d.nodes.superior)
     params = dict(type=kind, grade=g, height_loss=loss, damage_factor=df, damage_threshold=dt,
-                  damage_regions=tuple(regs))
+                  damage_regions=tuple(regs), damage_strength_factor=ds)
     results = dict(intact_heights_mm=(ha0, hm0, hp0), heights_mm=(ha, hm, hp),
                    wedge_change_deg=-math.degrees(theta), rotation_deg=math.degrees(theta),
                    translation_mm=tau, depression_mm=delta,
@@ -313,4 +335,5 @@ def fracture(segment, level, kind="wedge", grade=None, height_loss=None, damage_
     data = dict(intact_points=segment.mesh.points.copy(), intact_frames=dict(segment.frames),
                 intact_local_body=d.body_local, theta=theta, tau=tau, delta=delta)
     op = make_operation("fracture", level, params, results, data)
-    return derive(segment, op, points=points, elasticity=C, frames=frames, cell_data={"damage": damage})
+    return derive(segment, op, points=points, elasticity=C, frames=frames,
+                  cell_data={"damage": damage, "yield_factor": yf})

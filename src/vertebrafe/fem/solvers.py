@@ -2,7 +2,7 @@
 
 - ``"direct"``: sparse Cholesky factorisation (CHOLMOD through scikit-sparse, supernodal, METIS
   ordering, BLAS threads) when it is installed and the system has more than
-  :data:`SUPERLU_MAX_DOFS` unknowns, else sparse LU (SciPy SuperLU); exact up to round-off.
+  :data:`CHOLMOD_MIN_DOFS` unknowns, else sparse LU (SciPy SuperLU); exact up to round-off.
 - ``"amg"``: conjugate gradients preconditioned by smoothed-aggregation AMG (pyamg) on the 3x3 block
   matrix, with the six rigid-body modes as near-nullspace.
 - ``"auto"``: direct up to :func:`direct_max_dofs` unknowns, AMG above.
@@ -25,6 +25,10 @@ from . import relaxation
 #: (benchmarks/README.md, segment table).
 DIRECT_MAX_DOFS = 120_000
 SUPERLU_MAX_DOFS = 5_000
+#: :func:`factorize` uses CHOLMOD (when installed) above this many unknowns: a single vertebra between
+#: plates (3 600-4 200 unknowns at 8-6 mm, a compact mesh with much fill) factorises in 0.2-0.25 s with
+#: CHOLMOD against 1.5-2.1 s with SuperLU (measured on the loaded 2-core machine).
+CHOLMOD_MIN_DOFS = 1_000
 #: Iterative-refinement steps of the direct solve and restarts of CG when the true residual is above rtol.
 REFINEMENT_STEPS = 3
 CG_RESTARTS = 3
@@ -190,11 +194,11 @@ def factorize(K):
     ``(solve, name)`` with ``solve(b) -> x``.
 
     CHOLMOD (supernodal Cholesky, METIS fill-reducing ordering; its dense kernels use the BLAS threads
-    in force, both cores outside study workers) for more than :data:`SUPERLU_MAX_DOFS` unknowns when
+    in force, both cores outside study workers) for more than :data:`CHOLMOD_MIN_DOFS` unknowns when
     scikit-sparse is installed; SuperLU otherwise, and if CHOLMOD finds ``K`` not positive definite.
     """
     A = K.tocsc()
-    if A.shape[0] > SUPERLU_MAX_DOFS and cholmod_available():
+    if A.shape[0] > CHOLMOD_MIN_DOFS and cholmod_available():
         from sksparse.cholmod import CholmodNotPositiveDefiniteError, analyze
         try:
             try:

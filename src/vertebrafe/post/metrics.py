@@ -63,7 +63,7 @@ import numpy as np
 from ..errors import InputError
 from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 
-__all__ = ["BONE_REGIONS", "REFERENCE_REGIONS", "CORE_RADIUS", "METRIC_NAMES", "core_cells",
+__all__ = ["cell_yield_strains", "BONE_REGIONS", "REFERENCE_REGIONS", "CORE_RADIUS", "METRIC_NAMES", "core_cells",
            "weighted_quantile", "weighted_mean", "region_rows", "stack_cells", "vertebra_rows", "disc_rows", "segment_rows",
            "metrics_frame", "COLUMNS", "level_axis", "endplate_rotation", "face_mean", "central_mean", "strain_ratio"]
 
@@ -82,7 +82,7 @@ METRIC_NAMES = frozenset("""
 apparent_strain axial_stiffness cortical_share displacement_along_load factor_of_risk factor_of_risk_apparent
 factor_of_risk_yield height height_change inferior_endplate_deflection load_scale_yield max_principal_strain_p95
 min_principal_strain_p05 min_principal_stress_p05 overload_index_apparent overload_index_yield
-plate_stiffness plate_strength_apparent plate_strength_yield pressure pressure_max reaction_force_x
+plate_stiffness plate_strength_apparent plate_strength_pushover plate_strength_yield pressure pressure_max reaction_force_x
 reaction_force_y reaction_force_z reaction_moment_x reaction_moment_y reaction_moment_z rotation_axial
 rotation_flexion rotation_lateral_bending strain_energy_density_mean strength_apparent strength_yield
 superior_endplate_deflection translation_x translation_y translation_z volume von_mises_max von_mises_mean
@@ -190,6 +190,14 @@ def central_mean(points, faces, values, R, origin, radius=None):
     return float((v * area).sum() / area.sum())
 
 
+def cell_yield_strains(mesh, yield_compression, yield_tension):
+    """Per-cell yield strains ``(m,)`` in compression and tension: the given (bone) values times the cell
+    field ``yield_factor`` where a fracture set it (damaged bone keeps more of its strength than of its
+    modulus, :data:`vertebrafe.clinical.fracture.DEFAULT_DAMAGE_STRENGTH_FACTOR`), else the values."""
+    f = np.asarray(mesh.cell_data.get("yield_factor", np.ones(mesh.n_cells)), dtype=float)
+    return yield_compression * f, yield_tension * f
+
+
 def strain_ratio(principal_strains, yield_compression, yield_tension):
     """Per cell ``max(-eps_min / yield_compression, eps_max / yield_tension, 0)`` from principal strains
     ``(m, 3)`` (largest first): >= 1 where the cell exceeds a yield strain."""
@@ -238,6 +246,7 @@ def region_rows(segment, solution, yield_compression=YIELD_STRAIN_COMPRESSION, y
     bone_codes = [c for c, n in rn.items() if n in bone_regions]
     is_bone = np.isin(reg, bone_codes)
     in_stack = np.arange(mesh.n_cells) < stack_cells(segment)          # the body, not its posterior arch
+    ycs, yts = cell_yield_strains(mesh, yield_compression, yield_tension)
     rows = []
     order = {n: i for i, n in enumerate(segment.names)}
     for lc in sorted(np.unique(lev), key=lambda c: order.get(ln[int(c)], 1 << 30)):
@@ -246,17 +255,17 @@ def region_rows(segment, solution, yield_compression=YIELD_STRAIN_COMPRESSION, y
         for rc in np.unique(reg[L]):
             sel = L & (reg == rc)
             rows += _group_rows(lname, rn[int(rc)], vol[sel], vm[sel], ps[sel, 2], pe[sel, 0], sed[sel],
-                                int(rc) in bone_codes, pe[sel, 2], yield_compression, yield_tension)
+                                int(rc) in bone_codes, pe[sel, 2], ycs[sel], yts[sel])
         if lname in segment.levels:
             sel = L & is_bone
             if sel.any():
                 rows += _group_rows(lname, "bone", vol[sel], vm[sel], ps[sel, 2], pe[sel, 0], sed[sel], True,
-                                    pe[sel, 2], yield_compression, yield_tension)
+                                    pe[sel, 2], ycs[sel], yts[sel])
             core = np.zeros(mesh.n_cells, dtype=bool)
             core[core_cells(segment, lname)] = True
             for name, sel in (("body", L & in_stack), ("core", core)):
                 rows += _group_rows(lname, name, vol[sel], vm[sel], ps[sel, 2], pe[sel, 0], sed[sel], False,
-                                    pe[sel, 2], yield_compression, yield_tension)
+                                    pe[sel, 2], ycs[sel], yts[sel])
     return rows
 
 

@@ -52,6 +52,8 @@ def _resolve_runner(runner):
 
 
 _POOL_LIMITS = None
+#: The model cache of a pool worker process, kept across its tasks (:class:`vertebrafe.case.ModelCache`).
+_WORKER_CACHE = None
 
 
 def _exit_on_sigterm(signum, frame):
@@ -94,8 +96,11 @@ def _watch_parent(parent):
 def _init_worker(parent=None):
     """Process-pool initializer: one numba thread and one BLAS thread in this worker; SIGTERM unwinds
     (temporary folders removed) and the worker stops when its parent ``parent`` (pid) is gone."""
-    global _POOL_LIMITS
+    global _POOL_LIMITS, _WORKER_CACHE
     import signal
+
+    from ..case import ModelCache
+    _WORKER_CACHE = ModelCache()
 
     signal.signal(signal.SIGTERM, _worker_sigterm)
     if parent is not None:
@@ -160,16 +165,19 @@ def compute(item, runner=None, limit_threads=True):
     return out
 
 
-def compute_group(group, runner=None, limit_threads=True, report=None):
+def compute_group(group, runner=None, limit_threads=True, report=None, cache=None):
     """Run the cases ``group`` (items of :func:`compute` that differ only in their load, see
     :func:`vertebrafe.case.model_key`) one after another: a runner with a ``cache`` keyword, such as the
     default pipeline, gets one :class:`vertebrafe.case.ModelCache` for all of them (the segment and the
-    stiffness set-up are built once); another runner runs each case as :func:`compute` does. Every case gets its own outcome (a failing case does not stop the others);
+    stiffness set-up are built once): ``cache``, else the one of this pool worker (kept across its tasks,
+    so plate strengths of unchanged vertebrae carry over), else a new one; another runner runs each case
+    as :func:`compute` does. Every case gets its own outcome (a failing case does not stop the others);
     ``report(outcome)`` is called as each one finishes. Returns the outcomes in order."""
     run = _resolve_runner(runner)
     if "cache" in inspect.signature(run).parameters:
         from ..case import ModelCache
-        run = functools.partial(run, cache=ModelCache())
+        cache = cache if cache is not None else _WORKER_CACHE if _WORKER_CACHE is not None else ModelCache()
+        run = functools.partial(run, cache=cache)
     outcomes = []
     for item in group:
         outcomes.append(compute(item, run, limit_threads))

@@ -8,6 +8,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+from ..case import ModelCache
 from ..errors import InputError, PlausibilityWarning
 from ..io.studydir import (LOCK_FILE, case_status, clean_temporaries, damage, is_study_dir, lock, read_study, write_case,
                            write_study)
@@ -184,9 +185,10 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
             _warm_up(bar, say)
             if n == 1:
                 run.backend = "1 process (in-process)"
+                cache = ModelCache()                     # for this run only: freed when it ends
                 for group in groups:
                     compute_group(group, runner, limit_threads=False,
-                                  report=lambda outcome: done(by_id[outcome["id"]], outcome))
+                                  report=lambda outcome: done(by_id[outcome["id"]], outcome), cache=cache)
             else:
                 run.backend = f"{n} worker processes"
                 run_pool(n, groups, by_id, runner, done)

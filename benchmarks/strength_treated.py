@@ -1,0 +1,61 @@
+#!/usr/bin/env python
+"""Strength of a treated L1 alone between rigid plates: linear yield-volume estimate and pushover limit
+load (elastic-perfectly-plastic cells), intact / fracture / VP / BKP (the table of docs/validation.md,
+"Strength of cemented vertebrae").
+
+Usage::
+
+    python benchmarks/strength_treated.py --element-size 4 [--cases intact,nsm,vp4,bkp]
+
+Model: L1 alone, vBMD 80, default MaterialSet; grade-2 wedge fracture; bipedicular VP (fill 15 / 30 / 50 %,
+4 mL, and fill 50 % with ``vertical_extent=1``, which bridges both endplates); BKP (restoration 0.5,
+default 4.8 mL). Prints stiffness (N/mm), linear yield-volume strength, pushover offset and limit load (N),
+the limit load relative to the fracture and to intact, whether any cement cell yielded, the number of
+linear solves and the time. Direct solver.
+"""
+import argparse
+import time
+
+import vertebrafe as vf
+from vertebrafe.post.strength import vertebra_pushover, vertebra_strength
+
+CASES = ("intact", "nsm", "vp15", "vp4", "vp30", "vp50", "vpbridge", "bkp")
+
+
+def states(h):
+    intact = vf.segment("L1", bmd=80.0, element_size=h)
+    nsm = vf.fracture(intact, "L1", kind="wedge", grade=2)
+    return {"intact": lambda: intact, "nsm": lambda: nsm,
+            "vp15": lambda: vf.vertebroplasty(nsm, "L1", fill=0.15),
+            "vp4": lambda: vf.vertebroplasty(nsm, "L1", volume=4.0),
+            "vp30": lambda: vf.vertebroplasty(nsm, "L1", fill=0.30),
+            "vp50": lambda: vf.vertebroplasty(nsm, "L1", fill=0.50),
+            "vpbridge": lambda: vf.vertebroplasty(nsm, "L1", fill=0.50, vertical_extent=1.0),
+            "bkp": lambda: vf.kyphoplasty(nsm, "L1", restoration=0.5)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--element-size", type=float, default=4.0)
+    ap.add_argument("--cases", default=",".join(CASES))
+    args = ap.parse_args()
+    make = states(args.element_size)
+    names = args.cases.split(",")
+    ref = {}
+    print(f"L1 alone between plates, vBMD 80, {args.element_size:g} mm")
+    print("case      k (N/mm)  yield-vol (N)  offset (N)  limit (N)  x NSM  / intact  cement yielded  solves  time (s)")
+    for name in ["intact", "nsm"] + [n for n in names if n not in ("intact", "nsm")]:
+        seg = make[name]()
+        t = time.perf_counter()
+        p = vertebra_pushover(seg, "L1", solver="direct")
+        lin = vertebra_strength(seg, "L1", solver="direct")
+        ref[name] = p.strength
+        rel = (f"{p.strength / ref['nsm']:5.2f}  {p.strength / ref['intact']:8.2f}" if "nsm" in ref
+               else "    -         -")
+        print(f"{name:9s} {lin.stiffness:8.0f}  {lin.strength_yield:13.0f}  {p.strength_offset:10.0f}  "
+              f"{p.strength:9.0f}  {rel}  {str(p.cement_yielded):>14s}  {p.solves:6d}  "
+              f"{time.perf_counter() - t:8.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

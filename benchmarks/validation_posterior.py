@@ -1,0 +1,58 @@
+"""Posterior column checks: facet forces of T12-L2 under pure moments and axial compression (compare with
+docs/validation.md, "Posterior column"), and the mesh dependence of the L4-L5 posterior metrics.
+
+    python benchmarks/validation_posterior.py facets                  # T12-L2, 3 mm, 5 loads
+    python benchmarks/validation_posterior.py convergence --sizes 4,3,2   # L4-L5
+"""
+import argparse
+import json
+import time
+
+from vertebrafe.anatomy import segment
+from vertebrafe.loads import Load
+from vertebrafe.materials import MaterialSet
+from vertebrafe.simulate import simulate
+
+
+def _fibre_free(bmd):
+    """The fibre-free disc of the documented numbers: no fibres, solid nucleus, 4.2 MPa ground substance."""
+    return dict(fibres=False, nucleus="solid", materials=MaterialSet(bmd=bmd, annulus="annulus_ground"))
+
+
+def facets(h):
+    s = segment("T12-L2", element_size=h, posterior=True, **_fibre_free(100.0))
+    loads = [Load(compression=0.0, flexion=7.5, name="F"), Load(compression=0.0, extension=7.5, name="E"),
+             Load(compression=0.0, lateral_bending=7.5, name="LB"),
+             Load(compression=0.0, axial_rotation=7.5, name="AR"), Load(compression=400.0, name="C400")]
+    for r in simulate(s, loads, factor_of_risk=False):
+        row = {d: {"facet_left_N": r.value("facet_force", d, "facet_left"),
+                   "facet_right_N": r.value("facet_force", d, "facet_right"),
+                   "load_share": r.value("load_share", d, "posterior")} for d in s.discs}
+        print(r.load.name, json.dumps(row), flush=True)
+
+
+def convergence(sizes):
+    loads = [Load(compression=0.0, axial_rotation=7.5, name="AR"), Load(compression=0.0, extension=7.5, name="EXT"),
+             Load(compression=0.0, flexion=7.5, name="FLEX"), Load(compression=500.0, follower=True, name="STAND")]
+    for h in sizes:
+        t = time.perf_counter()
+        s = segment("L4-L5", element_size=h, posterior=True, **_fibre_free(120.0))
+        row = {"cells": s.mesh.n_cells}
+        for r in simulate(s, loads, factor_of_risk=False):
+            n = r.load.name
+            for key, metric, region in (("rot_flex", "rotation_flexion", "disc"), ("rot_axial", "rotation_axial", "disc"),
+                                        ("facet_L", "facet_force", "facet_left"), ("facet_R", "facet_force", "facet_right"),
+                                        ("share", "load_share", "posterior"), ("ISL", "ligament_force", "ISL")):
+                row[f"{n}:{key}"] = r.value(metric, "L4-L5", region)
+            row[f"{n}:steps"] = r.info.get("active_set_iterations")
+        row["time_s"] = time.perf_counter() - t
+        print(h, json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("check", choices=("facets", "convergence"))
+    ap.add_argument("--element-size", type=float, default=3.0, help="facets: element size (mm)")
+    ap.add_argument("--sizes", default="4,3,2", help="convergence: element sizes (mm), coarse to fine")
+    a = ap.parse_args()
+    facets(a.element_size) if a.check == "facets" else convergence([float(x) for x in a.sizes.split(",")])
