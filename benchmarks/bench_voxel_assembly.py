@@ -14,6 +14,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -68,17 +69,19 @@ def main():
     ap.add_argument("--n", type=int, default=68)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--child", choices=("fast", "generic"))
-    ap.add_argument("--out", default="/tmp/vertebrafe_voxel_K")
+    ap.add_argument("--out", help=argparse.SUPPRESS)          # children: where to leave the matrix entries
     a = ap.parse_args()
     if a.child:
         child(a.n, a.child == "fast", a.repeats, f"{a.out}_{a.child}.npy")
         return 0
     rows = []
-    for mode in ("generic", "fast"):
-        r = subprocess.run([sys.executable, __file__, "--n", str(a.n), "--repeats", str(a.repeats), "--child", mode,
-                            "--out", a.out], check=True, capture_output=True, text=True)
-        rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
-    g, f = (np.load(f"{a.out}_{m}.npy") for m in ("generic", "fast"))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = f"{tmp}/K"
+        for mode in ("generic", "fast"):
+            r = subprocess.run([sys.executable, __file__, "--n", str(a.n), "--repeats", str(a.repeats), "--child",
+                                mode, "--out", out], check=True, capture_output=True, text=True)
+            rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        g, f = (np.load(f"{out}_{m}.npy") for m in ("generic", "fast"))
     diff = float(np.abs(g - f).max() / np.abs(g).max())
     print("| path | cells | DOFs | assembly s (min of runs) | median s | peak RSS MB |")
     print("|---|---|---|---|---|---|")

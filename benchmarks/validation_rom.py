@@ -61,7 +61,7 @@ def main():
     print(f"# {seg}; annulus {seg.materials.annulus.name}, fibres {seg.fibres is not None}, nucleus {seg.nucleus}",
           flush=True)
 
-    moments = sorted({m for r in ROM_REFERENCES if r.specimen == specimen for m in r.moments})
+    moments = sorted({m for r in ROM_REFERENCES if r.specimen == specimen for m in r.moments}) or [7.5]
     modes = args.modes.split(",")
     unknown = sorted(set(modes) - set(ROM_MODES))
     if unknown:
@@ -70,8 +70,17 @@ def main():
     t = time.perf_counter()
     results = simulate(seg, [Load(**{ROM_MODES[mode][0]: m}) for mode, m in cases], factor_of_risk=False)
     rot = {c: r.value(ROM_MODES[c[0]][1], level="L4-L5", region="disc") for c, r in zip(cases, results)}
+    if seg.posterior is not None:                          # facet joint forces under the pure moments
+        for (mode, m), r in zip(cases, results):
+            f = [r.value("facet_force", level="L4-L5", region=f"facet_{side}") for side in ("left", "right")]
+            print(f"facets           {mode:16s} {m:g} N m: facet force left {f[0]:.1f} N, right {f[1]:.1f} N",
+                  flush=True)
     print(f"# {len(cases)} pure-moment cases in {time.perf_counter() - t:.1f} s", flush=True)
-    for row in rom_rows(rot, specimen):
+    if not any(r.specimen == specimen for r in ROM_REFERENCES):
+        print(f"# no published {specimen} ranges in vertebrafe.validation.ROM_REFERENCES: rotations only")
+        for (mode, m), a in rot.items():
+            print(f"{specimen:16s} {mode:16s} rotation    found {abs(a):6.3f} deg at {m:g} N m", flush=True)
+    for row in (rom_rows(rot, specimen) if any(r.specimen == specimen for r in ROM_REFERENCES) else []):
         band = "-" if row["band"] is None else f"{row['band'][0]:.2f}-{row['band'][1]:.2f}"
         inside = {None: "no band", True: "inside", False: "OUTSIDE"}[row["inside"]]
         print(f"{row['reference']:16s} {row['mode']:16s} {row['quantity']:11s} found {row['found']:6.3f} "
@@ -81,6 +90,9 @@ def main():
     names = list(WILKE)
     for name, r in zip(names, simulate(seg, names, factor_of_risk=False)):
         p = r.value("pressure", level="L4-L5", region="nucleus")
+        if name == "relaxed_standing" and seg.posterior is not None:
+            print(f"# relaxed standing: posterior column share of the axial force "
+                  f"{r.value('load_share', level='L4-L5', region='posterior'):.3f}", flush=True)
         if name == "relaxed_standing":
             print(f"# relaxed standing: segment axial stiffness {r.value('axial_stiffness'):.0f} N/mm, disc height "
                   f"change {r.value('height_change', level='L4-L5'):.4f} mm", flush=True)

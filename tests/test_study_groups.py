@@ -53,3 +53,25 @@ def test_grouped_results_equal_separate_runs(tmp_path):
         b = pd.read_csv(tmp_path / "p" / "cases" / sc.id / "metrics.csv")["value"].to_numpy(float)
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
         assert json.loads((tmp_path / "p" / "cases" / sc.id / "status.json").read_text())["status"] == "ok"
+
+
+def dying_runner(case, workdir):
+    """A runner for the pool test: writes a file, and kills its worker process on the vBMD 110 case."""
+    if case.bone.bmd == 110.0:
+        import os
+        os._exit(3)
+    with open(f"{workdir}/answer.txt", "w") as f:
+        f.write(str(case.bone.bmd))
+    return {}
+
+
+def test_a_group_keeps_its_finished_cases_when_its_worker_dies():
+    from vertebrafe.study.backends import run_pool
+
+    base = RAW["base"]
+    group = [{"id": cid, "case": dict(base, bone={"bmd": bmd})} for cid, bmd in (("a", 70.0), ("b", 110.0))]
+    outcomes = {}
+    run_pool(1, [group], {"a": "a", "b": "b"}, f"{__name__}:dying_runner",
+             lambda cid, outcome: outcomes.setdefault(cid, outcome))
+    assert outcomes["a"]["status"] == "ok" and outcomes["a"]["files"] == {"answer.txt": b"70.0"}
+    assert outcomes["b"]["status"] == "error" and "worker process died" in outcomes["b"]["error"]

@@ -22,10 +22,10 @@ from .anatomy.levels import adjacent_discs
 from .anatomy.vertebra import make_mesh
 from .errors import InputError
 from .fem import Model
-from .materials import MaterialSet
+from .materials import Material, MaterialSet
 from .post import plate_test
 
-__all__ = ["axial_stiffness", "cell_axial_heights", "shell_load_share", "disc_loaded_body", "RomReference",
+__all__ = ["axial_stiffness", "cell_axial_heights", "shell_load_share", "disc_loaded_body", "FIELDS_DISC", "RomReference",
            "ROM_REFERENCES", "ROM_MODES", "rom_rows"]
 
 
@@ -90,11 +90,21 @@ def shell_load_share(mesh, cell_stress, layer, cortex, axis=(0.0, 0.0, 1.0)):
     return dict(shell_force=shell, total_force=total, shell_share=shell / total)
 
 
+#: The disc of the published shell-share set-up (Fields et al. 2012, J Biomech, PMC3415303: micro-FE of
+#: vertebral bodies compressed through a simulated compliant disc of E = 8 MPa): one homogeneous material
+#: for annulus and nucleus, without fibres; nu 0.45 [memory].
+FIELDS_DISC = Material("fields2012_disc", 8.0, 0.45, "Fields et al. 2012, J Biomech (PMC3415303): compliant "
+                       "disc E = 8 MPa; nu 0.45 [memory]", "homogeneous disc of the shell-share set-up", "memory")
+
+
 def disc_loaded_body(level="L1", bmd=70.0, element_size=2.0, force=1000.0, solver="auto", materials=None):
     """One vertebral body with its two adjacent discs, compressed through the discs.
 
-    Built from ``segment([above, level, below])``: the cells of the two discs and of ``level`` are
-    kept (the neighbouring vertebrae are dropped) and moved into the local frame of ``level`` (z = its
+    By default (``materials=None``) the discs are the homogeneous compliant disc of the published
+    set-up (:data:`FIELDS_DISC`) and the bone is ``MaterialSet(bmd=bmd)``'s.
+
+    Built from ``segment([above, level, below], fibres=False)``: the cells of the two discs and of
+    ``level`` are kept (the neighbouring vertebrae are dropped) and moved into the local frame of ``level`` (z = its
     axis). The caudal surface of the lower disc (the neighbour's superior endplate) is fixed; the cranial
     surface of the upper disc is tied to a rigid plate loaded with ``force`` (N) along -z, rotations
     held at zero, translations free. At mid-height of the body the force through the section is split
@@ -107,7 +117,7 @@ def disc_loaded_body(level="L1", bmd=70.0, element_size=2.0, force=1000.0, solve
     above, below = adjacent_discs(level)
     upper, lower = above.split("-")[0], below.split("-")[1]
     t0 = time.perf_counter()
-    seg = segment([upper, level, lower], element_size=element_size)
+    seg = segment([upper, level, lower], element_size=element_size, fibres=False)
     full = seg.mesh
     q = seg.counts.n_cells                                      # cells per cell layer of the stack
     keep = full.cells_in("level", [above, level, below])
@@ -122,7 +132,7 @@ def disc_loaded_body(level="L1", bmd=70.0, element_size=2.0, force=1000.0, solve
                      tag_names=full.tag_names)
     t_mesh = time.perf_counter() - t0
     gap = np.flatnonzero(keep) // q                             # cell layer index in the stack
-    ms = materials if materials is not None else MaterialSet(bmd=bmd)
+    ms = materials if materials is not None else MaterialSet(bmd=bmd, annulus=FIELDS_DISC, nucleus=FIELDS_DISC)
     model = Model(mesh, C=ms.cell_elasticity(mesh.cell_data["region"], mesh.tag_names["region"]))
     model.fix(remap[seg.node_sets[f"{lower}:superior"]], "xyz")
     plate = model.rigid_plate(remap[seg.node_sets[f"{upper}:inferior"]])

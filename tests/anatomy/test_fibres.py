@@ -57,7 +57,7 @@ def test_affine_motion_gives_exact_fibre_strain(seg):
 def test_fibres_stiffen_torsion_and_carry_tension_only(seg):
     """Axial rotation stretches one fibre family and slackens the other: the disc is much stiffer in
     torsion with fibres, about half the fibres are taut, and no fibre pushes."""
-    plain = vf.segment(["L4", "L5"], bmd=120.0, element_size=H)
+    plain = vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=False)
     load = Load(axial_rotation=7.5)
     r0 = simulate(plain, load)
     r1 = simulate(seg, load)
@@ -88,6 +88,17 @@ def test_fibre_input_errors():
         AnnulusFibres(volume_fraction=1.5)
     with pytest.raises(InputError, match="fibres"):
         vf.segment(["L4", "L5"], element_size=H, fibres="yes")
+    with pytest.raises(InputError, match="fibres"):                 # checked without a disc too
+        vf.segment(["L1"], element_size=H, fibres="yes")
+
+
+def test_a_single_vertebra_gets_no_fibres():
+    """Fibres reinforce discs: a single vertebra has none (no spring sets, the plain bone model), and the
+    fibre-free disc stays the default."""
+    assert vf.segment(["L4", "L5"], element_size=H, fibres=True).fibres == AnnulusFibres()
+    assert vf.segment(["L4", "L5"], element_size=H).fibres is None
+    single = vf.segment(["L1"], element_size=H, fibres=True)
+    assert single.fibres is None and single.spring_sets() == []
 
 
 def test_endplate_rotation_recovers_a_rigid_rotation():
@@ -144,8 +155,8 @@ def test_fluid_nucleus_pressure_is_uniform_and_balanced():
     the annulus (the base reaction equals the load to 1e-6) and raises the pressure slightly over the
     nu = 0.499 solid nucleus alone."""
     load = Load(compression=500.0)
-    solid = simulate(vf.segment(["L4", "L5"], bmd=120.0, element_size=H), load)
-    seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=H, nucleus="fluid")
+    solid = simulate(vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=False), load)
+    seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=False, nucleus="fluid")
     (cav,) = seg.spring_sets()
     assert cav.name == "L4-L5:nucleus" and cav.volume == pytest.approx(
         seg.mesh.cell_volumes()[seg.mesh.cells_in("region", "nucleus")].sum())

@@ -93,5 +93,6 @@ def test_fracture_vp_bkp_keep_the_arches(seg):
         l2 = s.posterior.arches["L2"].nodes
         assert np.array_equal(f.mesh.points[l2], s.mesh.points[l2])
     for treated in (vertebroplasty(f, "L1"), kyphoplasty(fracture(s, "L1", kind="wedge", grade=2), "L1")):
-        assert treated.posterior is not None and len(treated.spring_sets()) == 2
+        assert treated.posterior is not None
+        assert {x.name for x in treated.spring_sets()} >= {"facet_joints", "ligaments"}
         assert np.all(treated.mesh.cell_volumes() > 0)

@@ -72,3 +72,23 @@ def test_cli_runs_an_image_case(tmp_path, pair):
     assert src["kind"] == "image" and src["calibration"]["n_rods"] == 4
     assert src["bmd"]["L1"] == pytest.approx(55.0, rel=0.03) and src["bmd"]["L2"] == pytest.approx(100.0, rel=0.03)
     assert [op["kind"] for op in record["history"]] == ["vertebroplasty"]
+
+
+def test_study_sweeps_the_image_geometry(tmp_path, pair):
+    """A study grid over [image] geometry expands into template and voxel cases; the voxel case builds a
+    voxel segment (simulate takes it like any other, tests/image/test_voxel_segment.py)."""
+    pytest.importorskip("nibabel")
+    from vertebrafe import study as vs
+    from vertebrafe.image import save_nifti
+
+    for name in ("ct", "labels"):
+        save_nifti(getattr(pair, name), tmp_path / f"{name}.nii.gz")
+    image = {"ct": str(tmp_path / "ct.nii.gz"), "labels": str(tmp_path / "labels.nii.gz"),
+             "calibration_slope": pair.calibration.slope, "calibration_intercept": pair.calibration.intercept}
+    raw = {"study": {"name": "geometry"}, "base": _case(segment={"levels": "L1-L2", "element_size": 2.0}, image=image),
+           "grid": {"image.geometry": ["template", "voxel"]}}
+    cases = [c.case for c in vs.parse_study(raw).cases]
+    assert sorted(c.image.geometry for c in cases) == ["template", "voxel"]
+    seg = vf.case.build_segment(next(c for c in cases if c.image.geometry == "voxel"))
+    assert seg.source["geometry"] == "voxel" and seg.source["identical_cells"] is False
+    assert seg.materials.bmd["L2"] == pytest.approx(100.0, rel=0.03)

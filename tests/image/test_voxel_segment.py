@@ -61,6 +61,8 @@ def test_round_trip_matches_the_parametric_model(pair, voxel):
     for level, region, metric in (("segment", "segment", "axial_stiffness"), ("L1-L2", "nucleus", "pressure")):
         assert _value(img, level, region, metric) == pytest.approx(_value(ref, level, region, metric), rel=0.10)
     assert img.record()["segment"]["source"]["geometry"] == "voxel"
+    # the columns run along the image z axis; the spine axis (mean of L1 and L2) leans by half the lordosis
+    assert 0.0 < voxel.source["column_tilt_deg"] < 5.0
 
 
 def test_shell_volume_and_laminate_bounds(pair, voxel):

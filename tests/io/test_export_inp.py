@@ -122,6 +122,10 @@ def test_cli_export(tmp_path, capsys):
     assert main(["export", "cases/healthy-intact.toml", "-o", str(out), "--set", "segment.element_size=8"]) == 1
     assert "exists" in capsys.readouterr().err
     feb = tmp_path / "model.feb"
+    # FEBio discrete springs join two nodes: embedded annulus fibres cannot be written, and say so
+    assert main(["export", "cases/healthy-intact.toml", "-o", str(feb), "--set", "segment.element_size=8",
+                 "--set", "segment.fibres=true"]) == 1
+    assert "annulus_fibres" in capsys.readouterr().err and not feb.exists()
     assert main(["export", "cases/healthy-intact.toml", "-o", str(feb), "--set", "segment.element_size=8"]) == 0
     assert "no exact counterpart" in capsys.readouterr().err and feb.read_text().count("<febio_spec") == 1
 

@@ -296,11 +296,14 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
         Disc element layers per ``element_size`` of disc height (default 2; see
         :func:`~vertebrafe.anatomy.disc.disc_layer_count`).
     fibres : bool or AnnulusFibres, optional
-        Reinforce the annulus with tension-only collagen fibres (:mod:`vertebrafe.anatomy.fibres`):
-        True for the published defaults of :class:`AnnulusFibres`, or an instance; None/False: none.
+        Reinforce the annulus with tension-only collagen fibres (:mod:`vertebrafe.anatomy.fibres`): True
+        for the published defaults of :class:`AnnulusFibres`, or an instance; None/False (default): none.
+        Give the fibres their ground substance, ``MaterialSet(..., annulus="annulus_matrix")`` (the
+        validated disc, docs/validation.md). A single vertebra has no disc and no fibres.
     nucleus : ``"solid"`` or ``"fluid"``
-        ``"fluid"`` adds a fluid-filled cavity per disc (water's bulk modulus) around the nucleus cells:
-        one uniform, nearly incompressible pressure (see docs/anatomy.md).
+        ``"solid"`` (default): the nucleus cells alone (nu = 0.499); ``"fluid"`` adds a fluid-filled cavity
+        per disc (water's bulk modulus) around the nucleus cells: one uniform, nearly incompressible
+        pressure (see docs/anatomy.md; such models cannot be exported to CalculiX or FEBio input files).
     frames : dict, optional
         ``{vertebra: (R (3, 3), origin (3,))}`` placing each vertebra's local frame in the global one
         (``x_global = R @ x_local + origin``), e.g. as measured in an image
@@ -427,10 +430,12 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
                      tag_names={"region": {int(c): REGION_NAMES[int(c)] for c in present},
                                 "level": {c: n for n, c in level_code.items()}},
                      node_sets=node_sets, face_sets=face_sets)
+    fibre_spec = _fibres(fibres)                    # checked even without a disc to reinforce
     seg = Segment(mesh=mesh, levels=order, discs=tuple(n for n in names if "-" in n), dimensions=dims,
                   frames=frames, counts=counts, element_size=h, cortex_thickness=float(cortex_thickness),
                   endplate_thickness=float(endplate_thickness), n_cortex_layers=int(n_cortex_layers),
-                  disc_refinement=float(disc_refinement), fibres=_fibres(fibres), nucleus=_nucleus_kind(nucleus),
+                  disc_refinement=float(disc_refinement),
+                  fibres=fibre_spec if len(order) > 1 else None, nucleus=_nucleus_kind(nucleus),
                   posterior=arches)
     return seg if materials is None else with_materials(seg, materials)
 

@@ -8,7 +8,9 @@ Pipeline of :func:`image_segment`:
    :class:`~vertebrafe.image.Calibration`, given or fitted to phantom rods).
 3. **vBMD per level**: the mean calibrated density of the label's voxels at least ``bmd_margin`` (3 mm)
    inside its surface (trabecular compartment without the cortex and the partial-volume rim).
-4. **Geometry**: each labelled body is fitted with the parametric template (:mod:`~vertebrafe.image.fit`:
+4. **Geometry**: labels of whole vertebrae are first cut to the body (:mod:`~vertebrafe.image.body`).
+   ``geometry="voxel"`` meshes the labels with cubes and the gaps with discs (:mod:`~vertebrafe.image.voxel`);
+   the default ``"template"`` fits each labelled body with the parametric template (:mod:`~vertebrafe.image.fit`:
    frame, endplate widths and depths, rim heights, concavities), meshed with the O-grid of
    :func:`vertebrafe.segment` at the measured pose, and the discs fill the gaps between the endplates
    as they lie in the image. Regions (cortex, endplates, cancellous bone, annulus, nucleus), node and
@@ -18,7 +20,8 @@ Pipeline of :func:`image_segment`:
    partial-volume blend with the cortex and the surroundings; each cancellous cell then takes the mean
    at its eight Gauss points (trilinear) as its own vBMD (cell field ``bmd``) and its elasticity from the
    density-modulus law of the MaterialSet. The cortical shell (thinner than a voxel) takes the modulus of
-   its level's vBMD as in the parametric model; endplates and discs take the MaterialSet's values.
+   its level's vBMD as in the parametric model; endplates and discs take the MaterialSet's values. (The
+   voxel geometry maps the density onto every bone cell and laminates the shell into the outer cells.)
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 geometry="voxel")``).
 
 1. **Grid**: cubes of edge ``element_size`` along the image axes, the third axis the one closest to the
-   spine axis (pointing superior). A cube belongs to a vertebra when at least half of its sub-samples
+   spine axis (pointing superior; the angle between them is ``source["column_tilt_deg"]``: discs are
+   filled along the columns, so a spine tilted far from an image axis gives slanted disc columns). A cube belongs to a vertebra when at least half of its sub-samples
    (``ceil(h / voxel)`` per axis, at most 4) lie in its label; each body keeps its largest connected piece,
    holes filled.
 2. **Discs** fill the gaps between adjacent bodies along the grid columns: a cube column holds disc cells
@@ -261,7 +262,8 @@ def voxel_segment(lab, rho, order, codes, fits, h, base, bmd, cortex_thickness, 
     from ..anatomy.vertebra import REGION_CODES, make_mesh
 
     up = np.mean([f.R[:, 2] for f in fits.values()], axis=0)
-    U, origin, (ni, nj, nk) = _grid(lab, h, up / np.linalg.norm(up))
+    up /= np.linalg.norm(up)
+    U, origin, (ni, nj, nk) = _grid(lab, h, up)
     ns = int(min(4, max(1, math.ceil(h / min(lab.spacing) - 1e-9))))
     sub = ((np.arange(ns) + 0.5) / ns - 0.5) * h
     offs = np.stack(np.meshgrid(sub, sub, sub, indexing="ij"), -1).reshape(-1, 3) @ U.T
@@ -371,6 +373,7 @@ def voxel_segment(lab, rho, order, codes, fits, h, base, bmd, cortex_thickness, 
     seg = seg.with_materials(mats)
     identical = not np.any(disp)
     info = dict(geometry="voxel", cells=int(len(cells)), snap=bool(snap), smoothing=int(smoothing),
+                column_tilt_deg=float(np.degrees(np.arccos(min(1.0, float(U[:, 2] @ up))))),
                 identical_cells=identical, clipped_cells=clipped,
                 moved_nodes=int(np.count_nonzero(np.linalg.norm(disp, axis=1) > 1e-12)))
     return seg, info

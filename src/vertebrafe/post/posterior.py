@@ -9,7 +9,9 @@ Rows (segments built with ``posterior=True``), per disc level ``d``:
   ITL and CL both sides together);
 * ``axial_force`` (N, tension positive) along the disc axis ``a`` through the three paths across the
   level: region ``disc``, the mid-height cell layer of the disc (``sigma_aa V / h`` summed over the
-  layer's cells, the two middle layers averaged for an even count); region ``longitudinal_ligaments``, the
+  layer's cells, the two middle layers averaged for an even count; an annulus fibre embedded in such a
+  cell adds the stress ``(F L / V) n n`` to it (force ``F``, length ``L``, direction ``n``), so
+  ``F L (n . a)^2 / h``); region ``longitudinal_ligaments``, the
   ALL and PLL springs; region ``posterior``, the facet joints and the posterior ligaments (LF, ISL, SSL,
   ITL, CL). A spring's share is ``F (n . -a)`` (every spring runs from the upper vertebra, end a, to the
   lower one);
@@ -32,6 +34,7 @@ __all__ = ["posterior_rows", "level_axial_forces"]
 _FACETS = "facet_joints"
 _LIGAMENTS = "ligaments"
 _LONGITUDINAL = ("ALL", "PLL")
+_FIBRES = "annulus_fibres"
 
 
 def _disc_axis(segment, disc):
@@ -47,8 +50,15 @@ def level_axial_forces(segment, solution, disc):
     cross, h = mid_height_layers(segment, disc, a)
     f = axial_stress(solution.cell_stress[cross], a) * solution.cell_volume[cross] / h
     n_layers = np.unique(cross // segment.counts.n_cells).size
-    out = {"disc": float(f.sum() / n_layers), "longitudinal_ligaments": 0.0, "posterior": 0.0}
     springs = {s.name: s for s in solution.model.springs}
+    fib = springs.get(_FIBRES)
+    if fib is not None and fib.host_cells is not None:       # the annulus fibres of the layer's cells
+        sel = np.isin(fib.host_cells, cross)
+        height = np.zeros(solution.cell_volume.size)
+        height[cross] = h
+        f = np.append(f, solution.spring_forces(_FIBRES)[sel] * fib.length[sel] * (fib.direction[sel] @ a) ** 2
+                      / height[fib.host_cells[sel]])
+    out = {"disc": float(f.sum() / n_layers), "longitudinal_ligaments": 0.0, "posterior": 0.0}
     for name in (_FACETS, _LIGAMENTS):
         s = springs.get(name)
         if s is None:

@@ -54,6 +54,8 @@ def _resolve_runner(runner):
 _POOL_LIMITS = None
 #: The model cache of a pool worker process, kept across its tasks (:class:`vertebrafe.case.ModelCache`).
 _WORKER_CACHE = None
+#: In a pool worker: the queue that takes each finished case to the parent at once (:func:`run_pool`).
+_REPORTS = None
 
 
 def _exit_on_sigterm(signum, frame):
@@ -93,14 +95,16 @@ def _watch_parent(parent):
     threading.Thread(target=watch, name="vertebrafe-parent-watch", daemon=True).start()
 
 
-def _init_worker(parent=None):
+def _init_worker(parent=None, reports=None):
     """Process-pool initializer: one numba thread and one BLAS thread in this worker; SIGTERM unwinds
-    (temporary folders removed) and the worker stops when its parent ``parent`` (pid) is gone."""
-    global _POOL_LIMITS, _WORKER_CACHE
+    (temporary folders removed) and the worker stops when its parent ``parent`` (pid) is gone; ``reports``:
+    the queue of finished cases (:func:`run_pool`)."""
+    global _POOL_LIMITS, _WORKER_CACHE, _REPORTS
     import signal
 
     from ..case import ModelCache
     _WORKER_CACHE = ModelCache()
+    _REPORTS = reports
 
     signal.signal(signal.SIGTERM, _worker_sigterm)
     if parent is not None:
@@ -219,23 +223,58 @@ def sigterm_unwinds():
         signal.signal(signal.SIGTERM, before)
 
 
+def _pool_task(group, runner):
+    """A pool worker's task: the cases of ``group`` (:func:`compute_group`), each outcome sent to the parent
+    as soon as the case is finished, so an interrupted study keeps every finished case of a group. Returns
+    the ids of the cases run."""
+    compute_group(group, runner, False, report=_REPORTS.put)
+    return [item["id"] for item in group]
+
+
 def run_pool(n, groups, by_id, runner, done):
+    """Run ``groups`` on ``n`` worker processes; ``done(case, outcome)`` is called in this process as each
+    case finishes (not when its group does). A group whose worker died records its unfinished cases as
+    failed with the reason."""
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
+    import queue
+    from concurrent.futures import ProcessPoolExecutor
 
     ctx = mp.get_context("spawn")          # no fork of a process that holds numba/BLAS threads
-    with _env({k: "1" for k in THREAD_ENV}):
-        ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),))
+    reports = ctx.Queue()
+    reported = set()
+
+    def take(timeout):
+        """Record one finished case from the queue; False when none came within ``timeout`` s."""
         try:
-            futures = {ex.submit(compute_group, group, runner, False): group for group in groups}
-            for fut in as_completed(futures):
-                try:
-                    outcomes = fut.result()
-                except BrokenProcessPool as exc:
-                    outcomes = [crashed(item["id"], f"worker process died ({exc})") for item in futures[fut]]
-                for outcome in outcomes:
-                    done(by_id[outcome["id"]], outcome)
+            outcome = reports.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        reported.add(outcome["id"])
+        done(by_id[outcome["id"]], outcome)
+        return True
+
+    with _env({k: "1" for k in THREAD_ENV}):
+        ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(os.getpid(), reports))
+        try:
+            futures = {ex.submit(_pool_task, group, runner): group for group in groups}
+            waiting = set(futures)
+            while waiting:
+                take(0.2)
+                for fut in [f for f in waiting if f.done()]:
+                    waiting.discard(fut)
+                    ids = [item["id"] for item in futures[fut]]
+                    exc = fut.exception()
+                    # a finished task put all its outcomes on the queue (they may still be in transit);
+                    # a dead worker's finished cases arrive at once or never
+                    deadline = time.monotonic() + (60.0 if exc is None else 2.0)
+                    while any(cid not in reported for cid in ids) and time.monotonic() < deadline:
+                        take(0.5)
+                    why = "its outcome was lost" if exc is None else f"worker process died ({exc})"
+                    for cid in ids:
+                        if cid not in reported:
+                            reported.add(cid)
+                            done(by_id[cid], crashed(cid, why))
         except BaseException:
             procs = list((getattr(ex, "_processes", None) or {}).values())
             ex.shutdown(wait=False, cancel_futures=True)
@@ -248,6 +287,9 @@ def run_pool(n, groups, by_id, runner, done):
             raise
         else:
             ex.shutdown(wait=True)
+        finally:
+            reports.close()
+            reports.cancel_join_thread()
 
 
 def crashed(cid, message):

@@ -171,7 +171,7 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
             bar.update(1)
             bar.set_postfix(ok=len(run.ok), failed=len(run.failed))
 
-    groups = _groups(pending, runner)
+    groups = _groups(pending, runner, share=not scheduler)
     by_id = {sc.id: sc for sc in pending}
     try:
         if not pending:
@@ -201,15 +201,17 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
     return run
 
 
-def _groups(pending, runner):
-    """The tasks of a run: lists of case items ``{"id", "case"}``. With the default pipeline, the cases that
-    differ only in their load (same :func:`vertebrafe.case.model_key`) form one task, which builds their model
-    and stiffness set-up once; with another runner every case is a task of its own."""
+def _groups(pending, runner, share=True):
+    """The tasks of a run: lists of case items ``{"id", "case"}``. With the default pipeline and ``share``, the
+    cases that differ only in their load (same :func:`vertebrafe.case.model_key`) form one task, which builds
+    their model and stiffness set-up once; with another runner, or on a Dask cluster (whose tasks return only
+    when finished, so a group would keep its finished cases until its last one), every case is a task of its
+    own."""
     from ..case import model_key
 
     groups = {}
     for sc in pending:
-        key = model_key(sc.case) if runner is None else sc.id
+        key = model_key(sc.case) if runner is None and share else sc.id
         groups.setdefault(key, []).append({"id": sc.id, "case": sc.case.to_dict()})
     return list(groups.values())
 
