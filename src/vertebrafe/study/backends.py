@@ -236,19 +236,22 @@ def run_pool(n, groups, by_id, runner, done):
     case finishes (not when its group does). A group whose worker died records its unfinished cases as
     failed with the reason."""
     import multiprocessing as mp
-    import queue
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = mp.get_context("spawn")          # no fork of a process that holds numba/BLAS threads
-    reports = ctx.Queue()
+    # a SimpleQueue writes in the worker's own thread: a case is in the pipe when put() returns, so a worker
+    # that dies right after it (a crash on the next case) cannot lose it, as a Queue's feeder thread could
+    reports = ctx.SimpleQueue()
     reported = set()
 
     def take(timeout):
         """Record one finished case from the queue; False when none came within ``timeout`` s."""
-        try:
-            outcome = reports.get(timeout=timeout)
-        except queue.Empty:
-            return False
+        end = time.monotonic() + timeout
+        while reports.empty():
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.02)
+        outcome = reports.get()
         reported.add(outcome["id"])
         done(by_id[outcome["id"]], outcome)
         return True
@@ -289,7 +292,6 @@ def run_pool(n, groups, by_id, runner, done):
             ex.shutdown(wait=True)
         finally:
             reports.close()
-            reports.cancel_join_thread()
 
 
 def crashed(cid, message):
