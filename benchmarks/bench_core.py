@@ -174,35 +174,17 @@ def run_vertebrafe(shape, formulation="full", solver="amg") -> dict:
 
 
 def assembly_times(model, repeats: int) -> list[float]:
-    """Seconds per stiffness assembly of ``model``, ``repeats`` times, without solving.
+    """Seconds per stiffness assembly of ``model``, ``repeats`` times, without solving: the
+    ``assembly_time`` of :meth:`vertebrafe.Model.stiffness` (allocating the BSR values and the assembly
+    kernel, what ``Model.solve`` reports), with the sparsity pattern built once in a shared ``Setup``."""
+    from vertebrafe.fem import Setup
 
-    Times what ``Model.solve`` reports as ``assembly_time`` (allocating the BSR values and
-    ``assembly.assemble``) with the model's internal arrays; the sparsity pattern is built once
-    before. Benchmark use only.
-    """
-    import numpy as np
-    from vertebrafe.fem import assembly
-    from vertebrafe.fem.kernels import element_tables
-
-    mesh = model.mesh
-    node_plate = model._node_plate()
-    pat = model._pattern(node_plate)
-    free = ~model._fixed.ravel()
-    g = model._fixed_value.ravel()
-    cells = np.ascontiguousarray(mesh.cells, dtype=np.int64)
-    points = np.ascontiguousarray(mesh.points, dtype=np.float64)
-    tables = element_tables(mesh.element)
+    setup = Setup()
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        data = np.zeros((pat["indices"].size, 3, 3))
-        rhs = np.zeros(free.size)
-        min_det = np.zeros(mesh.n_cells)
-        assembly.assemble(points, cells, model._C, model._material, tables, model._form,
-                          assembly.no_reference(cells.shape[1]), node_plate, np.zeros((0, 3)), pat["indptr"], pat["indices"], pat["color_ptr"], pat["chunk_ptr"],
-                          pat["order"], pat["tied"], free, g, data, rhs, min_det)
-        times.append(time.perf_counter() - t0)
-        del data
+        K, _, info = model.stiffness(setup)
+        times.append(info["assembly_time"])
+        del K
     return times
 
 

@@ -3,7 +3,7 @@ cell, time and peak memory.
 
 A block of ``n^3`` identical cubes (1 mm) with a per-cell modulus (a density-mapped bone, 50-2000 MPa),
 Poisson ratio 0.3 and 0.4999 (nucleus-like cells, one in five) and the B-bar formulation, fixed at the
-bottom and loaded through a rigid plate on top, is assembled by ``Model._assemble`` with
+bottom and loaded through a rigid plate on top, is assembled by ``Model.stiffness`` with
 ``Model.voxel_fast_path`` True and False, each in its own process (peak resident memory is per process).
 The two matrices are compared in the parent (largest entry difference relative to the largest entry).
 
@@ -36,14 +36,7 @@ def _model(n):
 
 def _assemble(model, fast):
     model.voxel_fast_path = fast
-    node_plate = model._node_plate()
-    pat = model._pattern(node_plate)
-    N = 3 * (model.mesh.n_points + 2 * len(model.plates))
-    free = np.ones(N, bool)
-    free[:3 * model.mesh.n_points] = ~model._fixed.ravel()
-    info = {}
-    K, _ = model._assemble(pat, node_plate, np.array([p.center for p in model.plates]), model.mesh.points,
-                           np.ascontiguousarray(model.mesh.cells, dtype=np.int64), free, ~free, np.zeros(N), info)
+    K, _, info = model.stiffness()
     return K, info
 
 

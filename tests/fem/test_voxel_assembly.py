@@ -23,7 +23,8 @@ def _voxel_model(shape=(6, 5, 4), seed=1, perturb=0.0):
     form[5:9] = "full"
     model = vf.Model(mesh, C=C, formulation=form)
     top = mesh.node_sets["zmax"]
-    model.fix(mesh.node_sets["zmin"], "xyz")
+    bottom = mesh.node_sets["zmin"]
+    model.prescribe(bottom, "xyz", 0.01 * np.arange(3 * bottom.size).reshape(-1, 3) % 0.07)  # mm, nonzero
     plate = model.rigid_plate(top)
     plate.load(force=(30.0, -10.0, -500.0), moment=(200.0, 0.0, 50.0))
     return model
@@ -31,16 +32,7 @@ def _voxel_model(shape=(6, 5, 4), seed=1, perturb=0.0):
 
 def _matrix(model, fast):
     model.voxel_fast_path = fast
-    node_plate = model._node_plate()
-    pat = model._pattern(node_plate)
-    N = 3 * (model.mesh.n_points + 2 * len(model.plates))
-    free = np.ones(N, bool)
-    free[:3 * model.mesh.n_points] = ~model._fixed.ravel()
-    g = np.zeros(N)
-    g[:3 * model.mesh.n_points] = 0.01 * np.arange(3 * model.mesh.n_points) % 0.07   # prescribed values
-    info = {}
-    K, rhs = model._assemble(pat, node_plate, np.array([p.center for p in model.plates]), model.mesh.points,
-                             np.ascontiguousarray(model.mesh.cells, dtype=np.int64), free, ~free, g, info)
+    K, rhs, info = model.stiffness()
     return K.toarray(), rhs, info["reference_cells"]
 
 

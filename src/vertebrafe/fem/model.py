@@ -479,6 +479,45 @@ class Model:
                 raise InputError(f"spring set {s.name!r} is attached to node {int(bad[0])}, which no cell uses; "
                                  "attach springs to nodes of the mesh's cells")
 
+    def _dofs(self, node_plate, pat):
+        """DOF bookkeeping on the extended unknowns (3 per node, then 6 per plate): ``constrained`` (N,) bool,
+        their values ``g`` (N,) and ``eliminated`` (N,) bool (constrained, tied to a plate or in no cell)."""
+        n = self.mesh.n_points
+        N = 3 * (n + 2 * len(self.plates))
+        constrained = np.zeros(N, bool)
+        g = np.zeros(N)
+        constrained[:3 * n] = self._fixed.ravel()
+        g[:3 * n] = self._fixed_value.ravel()
+        for p in self.plates:
+            s = 3 * n + 6 * p.index
+            constrained[s:s + 6] = p.prescribed
+            g[s:s + 6] = np.where(p.prescribed, p.values, 0.0)
+        eliminated = constrained.copy()
+        eliminated[:3 * n] |= np.repeat((node_plate >= 0) | ~pat["used"][:n], 3)
+        return constrained, g, eliminated
+
+    def _arrays(self):
+        """Contiguous ``cells`` (int64), ``points`` and plate ``centers`` (npl, 3) for the kernels."""
+        cells = np.ascontiguousarray(self.mesh.cells, dtype=np.int64)
+        points = np.ascontiguousarray(self.mesh.points, dtype=np.float64)
+        return cells, points, np.array([p.center for p in self.plates]).reshape(len(self.plates), 3)
+
+    def stiffness(self, setup=None):
+        """The assembled system :meth:`solve` starts from, without solving: ``(K, f_g, info)``.
+
+        ``K`` (N, N) sparse (BSR 3x3) over the extended unknowns (3 per node, then 6 per rigid plate), with
+        the eliminated DOFs (prescribed, tied to a plate, in no cell) decoupled; ``f_g = -K_fc g`` (N) N,
+        the load of the prescribed displacements; ``info``: ``assembly_time`` (s, the kernel) and
+        ``reference_cells`` (whether the shared reference stiffness of identical cells was used,
+        :attr:`voxel_fast_path`). ``setup``: a :class:`Setup` whose sparsity pattern is reused."""
+        node_plate = self._check_ties()
+        pat = self._pattern(node_plate, setup)
+        _, g, eliminated = self._dofs(node_plate, pat)
+        cells, points, centers = self._arrays()
+        info = {}
+        K, rhs = self._assemble(pat, node_plate, centers, points, cells, ~eliminated, eliminated, g, info)
+        return K, rhs, info
+
     def _assemble(self, pat, node_plate, centers, points, cells, free, eliminated, g, info):
         """Stiffness ``K`` (BSR 3x3, constraints eliminated) and the load of the prescribed values
         ``-K_fc g`` (N,); records ``assembly_time``."""
@@ -545,28 +584,14 @@ class Model:
         info = {}
         t0 = time.perf_counter()
         node_plate = self._check_ties()
-        tied_nodes = node_plate >= 0
         pat = self._pattern(node_plate, setup)
         t1 = time.perf_counter()
         info["pattern_time"] = t1 - t0
 
-        # DOF bookkeeping on the extended unknowns: 3 per node, then 6 per plate
         N = 3 * nb
-        constrained = np.zeros(N, bool)
-        g = np.zeros(N)
-        constrained[:3 * n] = self._fixed.ravel()
-        g[:3 * n] = self._fixed_value.ravel()
-        for p in self.plates:
-            s = 3 * n + 6 * p.index
-            constrained[s:s + 6] = p.prescribed
-            g[s:s + 6] = np.where(p.prescribed, p.values, 0.0)
-        eliminated = constrained.copy()
-        eliminated[:3 * n] |= np.repeat(tied_nodes | ~pat["used"][:n], 3)
+        constrained, g, eliminated = self._dofs(node_plate, pat)
         free = ~eliminated
-
-        cells = np.ascontiguousarray(mesh.cells, dtype=np.int64)
-        points = np.ascontiguousarray(mesh.points, dtype=np.float64)
-        centers = np.array([p.center for p in self.plates]).reshape(npl, 3)
+        cells, points, centers = self._arrays()
         key = digest(method, self._C, self._material, self._form, points, cells, node_plate, centers, eliminated,
                       np.where(constrained, g, 0.0)) if setup is not None else None
         entry = setup._get(key) if setup is not None else None
