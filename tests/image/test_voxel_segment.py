@@ -8,9 +8,11 @@ import vertebrafe as vf
 from vertebrafe.elasticity import isotropic
 from vertebrafe.errors import InputError
 from vertebrafe.fem import assembly
+from vertebrafe.fem.model import FORMULATIONS
 from vertebrafe.fem.kernels import element_tables
 from vertebrafe.image import Image, image_segment
 from vertebrafe.image.body import vertebral_body
+from vertebrafe.io.model_data import describe
 from vertebrafe.materials import MATERIALS, MaterialSet, cancellous_elasticity, cancellous_modulus, cortical_modulus
 
 H = 2.0
@@ -110,8 +112,11 @@ def test_arch_is_cut_and_plain_voxels_take_the_fast_path(pair, voxel):
         assert a == pytest.approx(voxel.mesh.cells_in("level", v).sum(), rel=0.03)
     assert plain.source["identical_cells"] and not voxel.source["identical_cells"]
     mesh, model = plain.mesh, vf.Model(plain.mesh, C=plain.elasticity)
-    ref = assembly.reference_stiffness(mesh.points, np.asarray(mesh.cells, np.int64), model._C, model._material,
-                                       model._form, element_tables(mesh.element))
+    data = describe(model)                                   # material table and per-cell rows, as exported
+    codes = np.array([FORMULATIONS[f] for f in np.unique(data.formulation)])
+    form = codes[np.unique(data.formulation, return_inverse=True)[1]].astype(np.int64)
+    ref = assembly.reference_stiffness(mesh.points, np.asarray(mesh.cells, np.int64), data.materials,
+                                       data.material.astype(np.int64), form, element_tables(mesh.element))
     assert ref[1].size == mesh.n_cells
     # cancellous, annulus and nucleus cells share one reference each; each laminated shell cell has its own
     shell = mesh.cells_in("region", ["cortex", "endplate"])

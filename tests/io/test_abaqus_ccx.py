@@ -78,7 +78,7 @@ def test_box_matches_calculix(ccx, tmp_path, formulation):
     # a plate's reaction from ccx: RF (internal forces) of its tied nodes minus the loads the plate carries
     force, moment = sol.plate_reaction(base)
     rf, r = res["RF"][base.nodes], model.mesh.points[base.nodes] - base.center
-    applied = model._force[base.nodes]
+    applied = model.nodal_loads[base.nodes]
     assert close(rf.sum(axis=0) - applied.sum(axis=0) - base.force, force)
     assert close(np.cross(r, rf).sum(axis=0) - np.cross(r, applied).sum(axis=0) - base.moment, moment)
     assert np.linalg.norm(force) > 1.0 and np.linalg.norm(moment) > 1.0  # a real reaction was compared

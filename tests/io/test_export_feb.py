@@ -11,6 +11,7 @@ import vertebrafe as vf
 from vertebrafe import elasticity
 from vertebrafe.io.export import ExportWarning
 from vertebrafe.io.febio import ANISO_KEYS
+from vertebrafe.io.model_data import describe
 
 ORDER = ["Module", "Globals", "Control", "Material", "Mesh", "MeshDomains", "MeshData", "MeshAdaptor", "Discrete",
          "LoadData", "Loads", "Rigid", "Initial", "Boundary", "Contact", "Constraints", "Step", "Output"]
@@ -93,6 +94,7 @@ def test_segment_feb_follows_the_format_and_carries_the_model(tmp_path):
     assert len(mesh.find("Nodes")) == n + 8  # one rigid hex8 defines the plate's body
     sets = {e.get("name") for e in mesh.findall("ElementSet")}
     assert {"region_cortex", "region_cancellous", "level_T12", "level_L1"} <= sets
+    data = describe(model)                               # the model as the writers see it
     # materials: every distinct matrix, anisotropic ones with their 21 constants in FEBio's Voigt order
     mats = [mt for mt in root.find("Material") if mt.get("type") != "rigid body"]
     aniso = [mt for mt in mats if mt.get("type") == "anisotropic elastic"]
@@ -102,13 +104,13 @@ def test_segment_feb_follows_the_format_and_carries_the_model(tmp_path):
         for i, j in ANISO_KEYS:
             C[i, j] = C[j, i] = float(mt.find(f"c{i + 1}{j + 1}").text)
         k = int(mt.get("name")[1:]) - 1
-        upper = np.triu(model._C[k])
+        upper = np.triu(data.materials[k])
         np.testing.assert_array_equal(C, upper + np.triu(upper, 1).T)  # the upper triangle, as written
     # element counts per material match the model
     for part in mesh.findall("Elements"):
         if part.get("name").startswith("part_M"):
             k = int(part.get("name")[6:]) - 1
-            assert len(part) == np.sum(model._material == k)
+            assert len(part) == np.sum(data.material == k)
     # the plate: rigid body at the plate centre, tied nodes, its load; the follower guide forces as a map
     rb = next(mt for mt in root.find("Material") if mt.get("type") == "rigid body")
     np.testing.assert_allclose([float(v) for v in rb.find("center_of_mass").text.split(",")], applied.plate.center)
@@ -116,12 +118,13 @@ def test_segment_feb_follows_the_format_and_carries_the_model(tmp_path):
     nodes = next(s for s in mesh.findall("NodeSet") if s.get("name") == tie.get("node_set"))
     assert sorted(int(v) - 1 for v in nodes.text.split(",")) == applied.plate.nodes.tolist()
     loads = {ld.find("dof").text: float(ld.find("value").text) for ld in root.find("Rigid")}
-    expected = model._plate_loads()[0]
+    expected = data.plates[0].load
     for j, dof in enumerate(("Rx", "Ry", "Rz", "Ru", "Rv", "Rw")):
         assert loads.get(dof, 0.0) == pytest.approx(expected[j], abs=1e-9)
     forces = root.find("MeshData/NodeData[@name='nodal_forces']")
     total = np.sum([[float(v) for v in e.text.split(",")] for e in forces], axis=0)
-    np.testing.assert_allclose(total, model._force.sum(axis=0) - model._force[applied.plate.nodes].sum(axis=0),
+    forces_n = model.nodal_loads
+    np.testing.assert_allclose(total, forces_n.sum(axis=0) - forces_n[applied.plate.nodes].sum(axis=0),
                                atol=1e-9)
     assert np.linalg.norm(total) > 1.0
     fixed = [bc for bc in root.find("Boundary") if bc.get("type") == "zero displacement"]

@@ -223,7 +223,7 @@ def test_per_cell_formulations_assemble_and_solve():
     # energy of the recovered fields (modes in the stiff half) equals the work of the load; the mix
     # differs from both pure models, so both kernels ran
     top = g.node_sets["zmax"]
-    f_top = model._force[top]
+    f_top = model.nodal_loads[top]
     assert abs(sol.strain_energy - 0.5 * (f_top * sol.displacement[top]).sum()) < 1e-9 * sol.strain_energy
     for u in (u_bbar, u_inc):
         assert np.abs(sol.displacement - u).max() > 1e-3 * np.abs(u).max()
