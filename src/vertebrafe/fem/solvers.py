@@ -19,6 +19,8 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import ConvergenceError, InputError, UnderConstrainedError
 from . import relaxation
+from .multigrid import VCycle
+from .sparse_kernels import BlockMatrix
 
 #: "auto" picks the direct solver up to this many unknowns: with CHOLMOD, and with SuperLU only. The
 #: CHOLMOD bound is where its factorisation stops being faster than AMG-CG on segment models
@@ -227,6 +229,12 @@ def amg_hierarchy(K, near_nullspace=None, strength=None):
     return relaxation.use_block_gauss_seidel(pyamg.smoothed_aggregation_solver(K, B=near_nullspace, **options))
 
 
+def amg_preconditioner(ml):
+    """The V-cycle of the hierarchy ``ml`` as a CG preconditioner (``LinearOperator``), run on all
+    threads by :class:`~vertebrafe.fem.multigrid.VCycle`; it keeps what the cycle needs, not ``ml``."""
+    return VCycle(ml).operator()
+
+
 def solve(K, f, method="auto", rtol=1e-8, maxiter=None, near_nullspace=None, strength=None):
     """Solve ``K u = f`` once: :class:`Prepared` set-up, then :meth:`Prepared.solve` (see there).
 
@@ -266,9 +274,11 @@ class Prepared:
         else:
             with threadpool_limits(limits=1, user_api="blas"):
                 ml = amg_hierarchy(K, near_nullspace, strength)
-            self._M = ml.aspreconditioner(cycle="V")
+            self._M = amg_preconditioner(ml)
+            self._A = BlockMatrix(K).operator()      # CG's products on all threads
             self.backend = "AMG-CG"
             self._extra = {"levels": len(ml.levels), "operator_complexity": float(ml.operator_complexity())}
+            del ml
         self.setup_time = time.perf_counter() - t0
         self.solves = 0
 
@@ -304,8 +314,10 @@ class Prepared:
             info.update(iterations=0, residual=0.0, solve_time=0.0)
             return np.zeros(n), info
 
+        product = K.dot if method == "direct" else self._A.matvec
+
         def true_residual(u):
-            return float(np.linalg.norm((K @ u - f) / fmax) * fmax / fnorm)
+            return float(np.linalg.norm((product(u) - f) / fmax) * fmax / fnorm)
 
         t1 = time.perf_counter()
         if method == "direct":
@@ -328,13 +340,13 @@ class Prepared:
                 count[0] += 1
 
             limit = maxiter or 2000
-            u, status = spla.cg(K, f, rtol=rtol, atol=0.0, maxiter=limit, M=M, callback=callback)
+            u, status = spla.cg(self._A, f, rtol=rtol, atol=0.0, maxiter=limit, M=M, callback=callback)
             residual = true_residual(u)
             # CG stops on its recurrence residual, which drifts from the true one: restart from u (fresh
             # residual) while the true residual is above rtol, iterations remain and a restart still gains
             restarts = 0
             while residual > rtol and count[0] < limit and restarts < CG_RESTARTS and np.isfinite(residual):
-                u, status = spla.cg(K, f, x0=u, rtol=0.5 * rtol, atol=0.0, maxiter=limit - count[0], M=M,
+                u, status = spla.cg(self._A, f, x0=u, rtol=0.5 * rtol, atol=0.0, maxiter=limit - count[0], M=M,
                                     callback=callback)
                 restarts += 1
                 previous, residual = residual, true_residual(u)
