@@ -40,6 +40,7 @@ import numpy as np
 from ..elasticity import isotropic
 from ..errors import InputError
 from ._common import check_level, derive, make_operation
+from .firstyield import treated_yield_factor
 from .augment import (DEFAULT_SAMPLES, DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry,
                       cement_phase, check_cement_modulus, check_centres, check_extent, check_fits, check_offset,
                       check_samples, check_untreated, endplate_distances, height_span, level_cells,
@@ -152,12 +153,18 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
     if C_phase is not None and cement_modulus is None and interface != "bonded":
         E_c *= INTERFACE_FACTORS[interface]
         C_phase = isotropic(E_c, nu_c)
+    cell_data = {"cement_fraction": frac}
     if C is not None and C_phase is not None:
         C = C.copy()
         cut = f_sel > 0
         k = sampler.cells[cut]
         R = np.asarray(segment.frames[level][0], dtype=float)
         normals = cut_normals(sampler.x[cut], sampler.w[cut], inside[cut]) @ R.T      # local -> global
+        phases = np.stack([C[k], np.broadcast_to(C_phase, C[k].shape)])
+        yf = np.asarray(mesh.cell_data.get("yield_factor", np.ones(mesh.n_cells)), dtype=float).copy()
+        yf[k] = treated_yield_factor(segment, k, phases, np.stack([1.0 - frac[k], frac[k]]),
+                                     normals if mixing == "laminate" else None, ("host", "cement"), E_c)
+        cell_data["yield_factor"] = yf
         C[k] = mix_elasticity(C[k], C_phase, E_c, nu_c, frac[k], mixing, normals)
     tag_names = dict(mesh.tag_names["region"])
     code = region_code(mesh, "cement_bone" if material == "composite" else "cement", tag_names)
@@ -174,5 +181,5 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
                    cement_height_span=height_span(d_inf, hloc, inside),
                    cancellous_volume_mL=float(sampler.volume.sum()) / 1000.0)
     op = make_operation("vertebroplasty", level, params, results)
-    return derive(segment, op, elasticity=C, cell_data={"cement_fraction": frac, "region": region},
+    return derive(segment, op, elasticity=C, cell_data={**cell_data, "region": region},
                   tag_names={"region": tag_names})
