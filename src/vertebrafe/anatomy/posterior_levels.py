@@ -78,8 +78,8 @@ FACET_TABLE = MappingProxyType({d: MappingProxyType(dict(zip(("angle", "inclinat
 #: the gap.
 FACET_CARTILAGE = MappingProxyType({
     "modulus": (35.0, "Hindawi JHE 2017, 9618940 Table 2 (facet cartilage 35 MPa)"),
-    "thickness": (0.57, "Woldtvedt, Womack, Gadomski, Schuldt & Puttlitz (J Biomech Eng 2011; abstract): "
-                        "sectioned cadaveric L1-L5 facets, overall mean cartilage thickness 0.57 mm"),
+    "thickness": (0.8, "Womack et al., SBC 2011 (average lumbar facet cartilage assumed about 0.8 mm); the "
+                       "measured overall mean of Woldtvedt et al. (J Biomech Eng 2011, abstract) is 0.57 mm"),
     "gap": (0.0, "assumption: layers in contact in the reference position (no published gap verified; the "
                  "same abstract finds the initial gap of little influence on the range of motion)"),
 })
