@@ -67,7 +67,7 @@ INTERFACES = ("bonded", "frictional", "layer")
 DEFAULT_LAYER_THICKNESS = 0.5
 #: Normal compliance of the cement-trabecula interface per unit area (mm/MPa): 1 um of cement-trabecula
 #: micromotion under 1 MPa compression in lab-prepared (post-operative) interlocked specimens; 6 um after in
-#: vivo service (Miller, Goodheart, Khechen, Janssen & Mann 2016, J Orthop Res 34:1453, PMC4877298). The
+#: vivo service (Miller, Goodheart, Khechen, Janssen & Mann 2016, J Orthop Res, PMC4877298). The
 #: default layer modulus is ``thickness / LAYER_COMPLIANCE`` (500 MPa at 0.5 mm), so the layer carries that
 #: compliance whatever its thickness.
 LAYER_COMPLIANCE = 1.0e-3
