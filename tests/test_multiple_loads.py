@@ -31,6 +31,22 @@ def test_list_of_loads_equals_separate_solves(seg, solver, presets):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("solver", ["direct", "amg"])
+def test_spring_sets_share_the_setup_of_a_list_of_loads(solver):
+    """Posterior elements and annulus fibres (one-sided springs): one assembly and one factorisation or
+    hierarchy for the list, each answer that of a separate solve."""
+    seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=6.0, posterior=True, fibres=True)
+    presets = PRESETS[:2] if solver == "amg" else PRESETS[::2]
+    together = simulate(seg, presets, solver=solver, rtol=1e-10, factor_of_risk=False)
+    assert [r.info["setup_reused"] for r in together] == [False] + [True] * (len(presets) - 1)
+    assert all(r.info["setup_time"] == 0.0 and r.info["assembly_time"] == 0.0 for r in together[1:])
+    for name, res in zip(presets, together):
+        alone = simulate(seg, name, solver=solver, rtol=1e-10, factor_of_risk=False)
+        scale = np.abs(alone.solution.displacement).max()
+        np.testing.assert_allclose(res.solution.displacement, alone.solution.displacement, rtol=0,
+                                   atol=(1e-8 if solver == "direct" else 1e-6) * scale)
+
+
 def test_plate_strengths_are_solved_once_per_vertebra_for_a_list_of_loads(seg, monkeypatch):
     from vertebrafe.post import strength
     calls = []

@@ -49,14 +49,17 @@ def _stiffness(seg):
 
 
 def test_treated_stiffness_converges_at_coarse_sizes(fractured):
-    """L1 between plates after VP (30 % fill) and BKP (restoration 0.5): < 5 % from 4 to 3 mm with the
-    laminate rule; the Voigt rule on the same fills changes by far more (its mixed cells bridge the
-    bolus and the endplates), so the guard can fail. Full study 2 -> 1 mm and 1.5 -> 0.75 mm:
+    """L1 between plates after VP (30 % fill) and BKP (restoration 0.5, cavity clear of the endplates):
+    < 5 % from 4 to 3 mm with the laminate rule; the Voigt rule on the same fills changes by far more (its
+    mixed cells bridge the bolus and the endplates), so the guard can fail. The default BKP of a restored
+    level bears on the endplates with a contact face of about 46 mm^2 per balloon, which cells of 3-4 mm
+    do not resolve (4 / 3 / 2 / 1.5 mm: 1.38 / 1.51 / 1.43 / 1.45 of intact); its convergence from 2 mm
+    down is in docs/validation.md. Full study 2 -> 1 mm and 1.5 -> 0.75 mm:
     benchmarks/convergence_cement.py, docs/validation.md."""
     k = {}
     for h, f in fractured.items():
         k[h] = dict(vp=_stiffness(vertebroplasty(f, "L1", fill=0.3)),
-                    bkp=_stiffness(kyphoplasty(f, "L1", restoration=0.5)),
+                    bkp=_stiffness(kyphoplasty(f, "L1", restoration=0.5, endplate_contact=False)),
                     voigt=_stiffness(vertebroplasty(f, "L1", fill=0.3, mixing="voigt")))
     change = {m: abs(k[3.0][m] / k[4.0][m] - 1.0) for m in k[3.0]}
     assert change["vp"] < 0.05 and change["bkp"] < 0.05, change
@@ -84,7 +87,7 @@ def test_vertebroplasty_stays_clear_of_the_endplates(fractured):
     (vertebroplasty, dict(volume=2.0, cement_modulus=(50.0, 0.3)), MaterialError,
      r"cement_modulus E = 50.0 MPa is out of range; allowed \[100, 20000\] MPa"),
     (kyphoplasty, dict(cement_modulus=(3000.0, 0.6)), MaterialError, r"cement_modulus nu = 0.6 .*allowed \[0, 0.49\]"),
-    (kyphoplasty, dict(volume=20.0), InputError, r"volume = 20.0 mL does not fit in L1.*allowed volume \(0, "),
+    (kyphoplasty, dict(volume=20.0, endplate_contact=False), InputError, r"volume = 20.0 mL does not fit in L1.*allowed volume \(0, "),
 ])
 def test_bad_cement_input(fractured, fn, kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -334,14 +334,15 @@ def mix_layered(C_host, C_layer, C_core, f_layer, f_core, x, w, inside, core, R,
     """Elasticity ``(k, 6, 6)`` of cells holding host bone, an interface layer and the cement core
     (fractions ``1 - f_layer - f_core``, ``f_layer``, ``f_core``): the three-phase laminate normal to the cut
     surface (the cement surface where the cell holds host bone, else the core surface; ``x, w`` the cells'
-    samples, ``R`` local -> global rotation) or the Voigt mean (``rule="voigt"``)."""
+    samples, ``R`` local -> global rotation) or the Voigt mean (``rule="voigt"``). Returns the elasticity
+    and the normals ``(k, 3)`` (global; None for the Voigt mean)."""
     from .mixing import cut_normals
 
     C_host = np.asarray(C_host)
     phases = np.stack([C_host, np.broadcast_to(C_layer, C_host.shape), np.broadcast_to(C_core, C_host.shape)])
     fractions = np.stack([1.0 - f_layer - f_core, f_layer, f_core])
     if rule == "voigt":
-        return np.einsum("pk,pkij->kij", fractions, phases)
+        return np.einsum("pk,pkij->kij", fractions, phases), None
     whole = fractions[0] <= 1e-12
     normals = np.where(whole[:, None], cut_normals(x, w, core), cut_normals(x, w, inside)) @ np.asarray(R).T
-    return laminate(phases, fractions, normals)
+    return laminate(phases, fractions, normals), normals

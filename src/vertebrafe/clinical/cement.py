@@ -40,6 +40,7 @@ import numpy as np
 from ..elasticity import isotropic
 from ..errors import InputError
 from ._common import check_level, derive, make_operation
+from .firstyield import treated_yield_factor
 from .augment import (DEFAULT_SAMPLES, DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry,
                       cement_phase, check_cement_modulus, check_centres, check_extent, check_fits, check_offset,
                       check_samples, check_untreated, endplate_distances, height_span, layer_phases, level_cells,
@@ -198,17 +199,30 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
                 & (sampler.radius2(centres, rots, axes * s, pad=-t_layer) <= 1.0))
         fl_sel, fc_sel = layer_phases(sampler, inside, core, f_sel)
         f_layer[sampler.cells] = fl_sel
+    cell_data = {"cement_fraction": frac, **({"interface_fraction": f_layer} if interface == "layer" else {})}
     if C is not None and C_phase is not None:
         C = C.copy()
         cut = f_sel > 0
         k = sampler.cells[cut]
         R = np.asarray(segment.frames[level][0], dtype=float)
         if interface == "layer":
-            C[k] = mix_layered(C[k], isotropic(E_layer, nu_c), C_phase, fl_sel[cut], fc_sel[cut], sampler.x[cut],
-                               sampler.w[cut], inside[cut], core[cut], R, mixing)
+            C_layer = isotropic(E_layer, nu_c)
+            C_new, normals = mix_layered(C[k], C_layer, C_phase, fl_sel[cut], fc_sel[cut], sampler.x[cut],
+                                         sampler.w[cut], inside[cut], core[cut], R, mixing)
+            phases = np.stack([C[k], np.broadcast_to(C_layer, C[k].shape), np.broadcast_to(C_phase, C[k].shape)])
+            fractions = np.stack([1.0 - frac[k], fl_sel[cut], fc_sel[cut]])
+            kinds = ("host", "host", "cement")     # the layer yields at the host bone's strain [assumption]
         else:
             normals = cut_normals(sampler.x[cut], sampler.w[cut], inside[cut]) @ R.T      # local -> global
-            C[k] = mix_elasticity(C[k], C_phase, E_c, nu_c, frac[k], mixing, normals)
+            C_new = mix_elasticity(C[k], C_phase, E_c, nu_c, frac[k], mixing, normals)
+            phases = np.stack([C[k], np.broadcast_to(C_phase, C[k].shape)])
+            fractions = np.stack([1.0 - frac[k], frac[k]])
+            kinds = ("host", "cement")
+        yf = np.asarray(mesh.cell_data.get("yield_factor", np.ones(mesh.n_cells)), dtype=float).copy()
+        yf[k] = treated_yield_factor(segment, k, phases, fractions, normals if mixing == "laminate" else None, kinds,
+                                     E_c)
+        cell_data["yield_factor"] = yf
+        C[k] = C_new
     tag_names = dict(mesh.tag_names["region"])
     code = region_code(mesh, "cement_bone" if material == "composite" else "cement", tag_names)
     region = mesh.cell_data["region"].copy()
@@ -226,9 +240,7 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
                    cancellous_volume_mL=float(sampler.volume.sum()) / 1000.0, snapped_nodes=moved,
                    layer_volume_mL=float(np.sum(f_layer[sampler.cells] * sampler.volume)) / 1000.0)
     op = make_operation("vertebroplasty", level, params, results)
-    return derive(segment, op, points=P if moved else None, elasticity=C,
-                  cell_data={"cement_fraction": frac, "region": region,
-                             **({"interface_fraction": f_layer} if interface == "layer" else {})},
+    return derive(segment, op, points=P if moved else None, elasticity=C, cell_data={**cell_data, "region": region},
                   tag_names={"region": tag_names})
 
 

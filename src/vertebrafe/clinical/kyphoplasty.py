@@ -9,17 +9,30 @@ compacted cancellous bone.
    exactly (copied from the record).
 2. **Cavity**: one or two inflated-balloon ellipsoids (see :mod:`vertebrafe.clinical.cement` for the
    partial-volume sampling; shapes: two balloons at ``x = +-0.18 W``, ``y = D / 6`` converging 15 deg,
-   semi-axes ``s * (0.15 W, 0.25 D, 0.30 H)``; one balloon on the midline, semi-axes
-   ``s * (0.22 W, 0.28 D, 0.30 H)`` [assumption]) scaled so that the cavity volume in the cancellous
+   semi-axes ``s * (0.15 W, 0.25 D, q 0.30 H)``; one balloon on the midline, semi-axes
+   ``s * (0.22 W, 0.28 D, q 0.30 H)`` [assumption]) scaled so that the cavity volume in the cancellous
    cells equals ``volume``. The cavity is filled with compact PMMA (``MaterialSet.cement``), no
-   interdigitation: cell field ``cement_fraction``.
-3. **Rim**: the shell between the cavity ellipsoids and the ellipsoids with semi-axes enlarged by
-   ``rim_thickness`` (mm), within cancellous cells: cell field ``compacted_fraction``, modulus
-   ``rim_modulus_factor`` x the undamaged cancellous elasticity (default 2.0, MaterialSet.compacted_factor:
-   no published value, a sensitivity parameter after Purcell 2013).
+   interdigitation (BKP leaves crushed trabeculae around the cavity that the cement hardly penetrates:
+   Dalton et al. 2012, Clin Interv Aging 7:525): cell field ``cement_fraction``.
 
-The cavity is confined to the central ``vertical_extent`` of the local body height (default 0.7, as for
-vertebroplasty; 1 lets the balloons reach the endplates); the rim may extend ``rim_thickness`` beyond.
+   **Endplate contact** (default for a restored level): the tamp regains height only by pushing the
+   endplates apart, so the inflated balloon bears on both endplates through the compacted rim. The cavity
+   is then clipped ``rim_thickness`` short of each endplate (instead of the central ``vertical_extent``)
+   and its vertical semi-axis factor ``q`` is solved so that the flat contact face of each balloon has
+   the area ``lift_force / (balloons * inflation_pressure)``: a thin flexible balloon presses on what it
+   touches with its inflation pressure, so the contact area carries the lift force at that pressure
+   (defaults 110 N and 1.21 MPa = 175 psi, the mean KYPHON inflation pressure of an in vitro restoration
+   of 18 osteoporotic bodies under a held 110 N load). Without contact (``restoration = 0`` or
+   ``endplate_contact=False``) ``q = 1`` and the cavity stays in the central ``vertical_extent``.
+3. **Rim**: the shell between the cavity ellipsoids and the ellipsoids with semi-axes enlarged by
+   ``rim_thickness`` (mm), within cancellous cells: cell field ``compacted_fraction``. The balloon
+   compacts the bone it displaces into the rim (mass conservation), so the rim's density is
+   ``rho (V_rim + V_cavity) / V_rim`` and its modulus follows the MaterialSet's density-modulus law
+   (Morgan et al. 2003 vertebral law: ``E ~ rho^1.56``): ``rim_modulus_factor`` (default None) is that
+   ratio of the law at the two densities, applied to the undamaged cancellous elasticity (the crushed
+   trabeculae are compacted, not left damaged). Compacted bone keeps the bone yield strain (vertebral
+   trabecular yield strains do not depend on density, Morgan & Keaveny 2001), so cells that are mostly
+   rim or cavity lose the damaged zone's ``damage`` and ``yield_factor``.
 
 Per cut cell the three phases (host, compacted rim ``k C_host / (1 - damage)``, PMMA) are combined by
 ``mixing`` (:mod:`vertebrafe.clinical.mixing`; default the laminate rule with the normal of the cut
@@ -32,8 +45,10 @@ An unfractured level may be treated (prophylactic augmentation); nothing is rest
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
+from scipy.optimize import brentq
 
 from ..errors import InputError
 from ..elasticity import isotropic
@@ -41,12 +56,13 @@ from ._common import check_level, derive, history, make_operation, operations_of
 from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry, check_cement_modulus,
                       check_centres, check_extent, check_fits, check_offset, check_samples, check_untreated,
                       endplate_distances, level_cells, region_code, resolve_volume, vertical_mask)
+from .firstyield import treated_yield_factor
 from .mixing import cut_normals, laminate
 from .fracture import Deformer
 from .measure import measure
 
 __all__ = ["kyphoplasty", "DEFAULT_RESTORATION", "DEFAULT_BALLOON_VOLUME_ML", "DEFAULT_RIM_THICKNESS",
-           "DEFAULT_RIM_MODULUS_FACTOR"]
+           "DEFAULT_INFLATION_PRESSURE", "DEFAULT_LIFT_FORCE", "rim_density_ratio"]
 
 #: Fraction of the lost height regained [assumption: clinical series report partial restoration, e.g.
 #: +17.5 % anterior height and 7.0 deg kyphosis correction (Asian Spine J 2010), 4.8 deg mean correction
@@ -56,8 +72,12 @@ DEFAULT_RESTORATION = 0.5
 DEFAULT_BALLOON_VOLUME_ML = 2.4
 #: Compacted-bone rim thickness (mm) [assumption; Purcell 2013: results sensitive to it].
 DEFAULT_RIM_THICKNESS = 1.0
-#: Rim modulus / undamaged cancellous modulus (MaterialSet.compacted_factor; assumption, Purcell 2013).
-DEFAULT_RIM_MODULUS_FACTOR = 2.0
+#: Balloon inflation pressure (MPa) during restoration: 175 +/- 37 psi (KYPHON tamps, 9 osteoporotic
+#: bodies restored under a held 110 N load; in vitro study of an outer sleeve on an inflatable bone tamp,
+#: docs/clinical.md).
+DEFAULT_INFLATION_PRESSURE = 175.0 * 0.00689476
+#: Force (N) the balloons lift during restoration: the 110 N held on the bodies in the same study.
+DEFAULT_LIFT_FORCE = 110.0
 
 
 def _restore(segment, level, restoration):
@@ -84,9 +104,58 @@ def _restore(segment, level, restoration):
     return pts, frames
 
 
+def rim_density_ratio(cavity_mm3, rim_mm3):
+    """Density of the compacted rim over the host's: the bone of the cavity and of the rim ends up in the
+    rim (mass conservation), ``(V_rim + V_cavity) / V_rim``."""
+    if not rim_mm3 > 0.0:
+        raise InputError("the compacted rim has no volume (rim_thickness = 0); give rim_modulus_factor or a "
+                         "rim_thickness > 0 mm")
+    return (rim_mm3 + cavity_mm3) / rim_mm3
+
+
+def _rim_modulus_factor(segment, level, density_ratio):
+    """Rim modulus over the undamaged host modulus from the MaterialSet's density-modulus law."""
+    from ..materials import LAWS
+    ms = segment.materials
+    if hasattr(ms, "for_level"):
+        ms = ms.for_level(level)
+    if ms is None or not hasattr(ms, "apparent_density"):
+        raise InputError("the segment's materials are not a MaterialSet; pass rim_modulus_factor (rim modulus "
+                         "/ cancellous modulus, > 0)")
+    law = LAWS[ms.law]
+    rho = ms.apparent_density if law.density == "apparent" else ms.bmd / 1000.0
+    return float(law(rho * density_ratio) / law(rho))
+
+
+def _contact_cavity(sampler, centres, rots, axes, allowed, target_mm3, half_room, patch_mm2):
+    """Vertical semi-axis factor ``q``, scale ``s`` and normalised radii ``r2`` of balloons that bear on the
+    endplates: the cavity (``r2 <= s^2``, clipped by ``allowed``) holds ``target_mm3`` and the section of
+    each ellipsoid at ``half_room`` (mm) above and below its centre (the contact face) has the area
+    ``patch_mm2`` (to the step of the sub-cell samples, under 1 %). The largest face is that of an elliptic
+    cylinder (``q`` large); it caps the area."""
+    def state(q):
+        ax = axes.copy()
+        ax[:, 2] *= q
+        r2 = np.where(allowed, sampler.radius2(centres, rots, ax), np.inf)
+        s, _ = sampler.scale_for_volume(r2, target_mm3)
+        a, b, c = ax[0] * s
+        return math.pi * a * b * max(0.0, 1.0 - (half_room / c) ** 2), s, r2
+
+    lo, hi = 0.25, 64.0
+    if state(hi)[0] <= patch_mm2:
+        q = hi
+    elif state(lo)[0] >= patch_mm2:
+        q = lo
+    else:
+        q = brentq(lambda x: state(x)[0] - patch_mm2, lo, hi, xtol=1e-3, rtol=1e-4)
+    area, s, r2 = state(q)
+    return q, s, r2, area
+
+
 def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_thickness=DEFAULT_RIM_THICKNESS,
-                rim_modulus_factor=DEFAULT_RIM_MODULUS_FACTOR, offset=(0.0, 0.0, 0.0), cement_modulus=None,
-                samples=4, mixing="laminate", vertical_extent=DEFAULT_VERTICAL_EXTENT):
+                rim_modulus_factor=None, offset=(0.0, 0.0, 0.0), cement_modulus=None,
+                samples=4, mixing="laminate", vertical_extent=DEFAULT_VERTICAL_EXTENT, endplate_contact=None,
+                inflation_pressure=DEFAULT_INFLATION_PRESSURE, lift_force=DEFAULT_LIFT_FORCE):
     """Balloon kyphoplasty of ``level``; returns a new Segment.
 
     Parameters
@@ -102,8 +171,9 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         Two balloons (bipedicular) or one (midline).
     rim_thickness : float
         Compacted-bone rim thickness (mm), >= 0.
-    rim_modulus_factor : float
-        Rim modulus / undamaged cancellous modulus, > 0.
+    rim_modulus_factor : float, optional
+        Rim modulus / undamaged cancellous modulus, > 0; default (None) from the rim's density by mass
+        conservation and the MaterialSet's density-modulus law (module docstring).
     offset : (3,) float
         Shift (mm) of the balloons in the vertebra's local frame.
     cement_modulus : (E, nu), optional
@@ -113,14 +183,22 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     mixing : {"laminate", "voigt"}
         Elasticity of the cells the cavity and rim surfaces cut.
     vertical_extent : float in (0.2, 1]
-        Fraction of the local body height, centred, that the cavity may occupy.
+        Fraction of the local body height, centred, that the cavity may occupy (without endplate contact;
+        with contact the cavity reaches ``rim_thickness`` short of each endplate).
+    endplate_contact : bool, optional
+        The balloons bear on both endplates (default: when the level is restored, ``restoration > 0``).
+    inflation_pressure : float
+        Balloon pressure (MPa, > 0) that sets the contact area with ``lift_force`` (N, > 0).
+    lift_force : float
+        Force (N) the balloons exert on each endplate during restoration.
 
     Returns
     -------
     Segment
         Restored geometry; cell fields ``cement_fraction`` and ``compacted_fraction``; elasticity mixed;
         ``history`` gains ``"kyphoplasty"`` with the requested and achieved volume (mL), the
-        restoration, the heights (mm) and the kyphotic-angle correction (deg).
+        restoration, the heights (mm), the kyphotic-angle correction (deg), the rim's density ratio and
+        modulus factor and, with endplate contact, the contact area per balloon and endplate (mm^2).
     """
     check_level(segment, level)
     fractured = bool(operations_of(segment, level, "fracture"))
@@ -140,14 +218,28 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         raise InputError(f"balloons = {balloons!r}; allowed 1 or 2")
     try:
         t = float(rim_thickness)
-        k = float(rim_modulus_factor)
     except (TypeError, ValueError):
-        raise InputError(f"rim_thickness = {rim_thickness!r}, rim_modulus_factor = {rim_modulus_factor!r}; "
-                         "expected numbers") from None
+        raise InputError(f"rim_thickness = {rim_thickness!r}; expected a number in [0, 10] mm") from None
     if not (0.0 <= t <= 10.0):
         raise InputError(f"rim_thickness = {rim_thickness!r} mm; allowed range [0, 10] mm")
-    if not (k > 0.0):
-        raise InputError(f"rim_modulus_factor = {rim_modulus_factor!r}; must be > 0")
+    if rim_modulus_factor is not None:
+        try:
+            k = float(rim_modulus_factor)
+        except (TypeError, ValueError):
+            raise InputError(f"rim_modulus_factor = {rim_modulus_factor!r}; expected a number > 0") from None
+        if not (k > 0.0):
+            raise InputError(f"rim_modulus_factor = {rim_modulus_factor!r}; must be > 0")
+    contact = (fractured and r > 0.0) if endplate_contact is None else endplate_contact
+    if not isinstance(contact, (bool, np.bool_)):
+        raise InputError(f"endplate_contact = {endplate_contact!r}; allowed True, False or None")
+    for name, v in (("inflation_pressure", inflation_pressure), ("lift_force", lift_force)):
+        try:
+            ok = float(v) > 0.0 and math.isfinite(float(v))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise InputError(f"{name} = {v!r}; must be a finite number > 0 ({'MPa' if name[0] == 'i' else 'N'})")
+    patch = float(lift_force) / (float(inflation_pressure) * balloons)         # mm^2 per balloon and endplate
     off = check_offset(offset)
     n = check_samples(samples)
     extent = check_extent(vertical_extent)
@@ -177,15 +269,22 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     centres, rots, axes = bolus_geometry("balloon2" if balloons == 2 else "balloon1", W, D, H, zc, yc, "left", off)
     check_centres(centres, off, W, D, H, zc, yc, level)
     d_inf, d_sup, hloc = endplate_distances(geo_seg, level, points, sampler)
-    allowed = vertical_mask(d_inf, d_sup, hloc, extent)
+    c_ext = 1.0 if contact else extent
+    allowed = vertical_mask(d_inf, d_sup, hloc, c_ext, pad=-t if contact else 0.0)
     check_fits(v_ml * 1000.0, float(np.sum(sampler.w * sampler.volume[:, None] * allowed)),
-               float(sampler.volume.sum()), level, "volume", v_ml, extent)
-    r2 = np.where(allowed, sampler.radius2(centres, rots, axes), np.inf)
-    s, _ = sampler.scale_for_volume(r2, v_ml * 1000.0)
+               float(sampler.volume.sum()), level, "volume", v_ml, c_ext)
+    if contact:
+        q, s, r2, area = _contact_cavity(sampler, centres, rots, axes, allowed, v_ml * 1000.0, 0.5 * H - t, patch)
+        axes = axes.copy()
+        axes[:, 2] *= q
+    else:
+        q, area = 1.0, 0.0
+        r2 = np.where(allowed, sampler.radius2(centres, rots, axes), np.inf)
+        s, _ = sampler.scale_for_volume(r2, v_ml * 1000.0)
     cav = r2 <= s * s
     if t > 0:
         outer = (sampler.radius2(centres, rots, axes * s, pad=t) <= 1.0) & vertical_mask(d_inf, d_sup, hloc,
-                                                                                          extent, pad=t)
+                                                                                          c_ext, pad=0.0 if contact else t)
     else:
         outer = cav
     rim = outer & ~cav
@@ -194,6 +293,8 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     fr = np.zeros(mesh.n_cells)
     fc[sampler.cells], fr[sampler.cells] = fc_sel, fr_sel
     achieved = float(np.sum(fc_sel * sampler.volume))
+    rim_mm3 = float(np.sum(fr_sel * sampler.volume))
+    density_ratio = rim_density_ratio(achieved, rim_mm3) if t > 0 else math.nan
 
     C = segment.elasticity
     E_c = nu_c = None
@@ -204,6 +305,8 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
             E_c, nu_c = float(segment.materials.cement.E), float(segment.materials.cement.nu)
         else:
             raise InputError("the segment's materials are not a MaterialSet; pass cement_modulus=(E MPa, nu)")
+        if rim_modulus_factor is None:
+            k = _rim_modulus_factor(segment, level, density_ratio) if t > 0 else 1.0
         C = C.copy()
         sel = np.flatnonzero((fc > 0) | (fr > 0))
         dmg = mesh.cell_data["damage"][sel] if "damage" in mesh.cell_data else np.zeros(sel.size)
@@ -219,20 +322,32 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
             whole = fc[sel] + fr[sel] >= 1.0 - 1e-12            # no host: the cut is the cavity surface
             normals = np.where(whole[:, None], cut_normals(x, w, cav[pos]), cut_normals(x, w, (cav | rim)[pos])) @ R.T
             C[sel] = laminate(phases, fractions, normals)
+        yf = np.asarray(mesh.cell_data.get("yield_factor", np.ones(mesh.n_cells)), dtype=float).copy()
+        yf[sel] = treated_yield_factor(segment, sel, phases, fractions, None if mixing == "voigt" else normals,
+                                       ("host", "bone", "cement"), E_c)
     tag_names = dict(mesh.tag_names["region"])
     region = mesh.cell_data["region"].copy()
     region[fr >= 0.5] = region_code(mesh, "compacted_bone", tag_names)
     region[fc >= 0.5] = region_code(mesh, "cement", tag_names)
+    cell_data = {"cement_fraction": fc, "compacted_fraction": fr, "region": region}
+    if C is not None:
+        cell_data["yield_factor"] = yf
+    if "damage" in mesh.cell_data:                            # crushed trabeculae compacted or replaced
+        cell_data["damage"] = np.where(fc + fr >= 0.5, 0.0, np.asarray(mesh.cell_data["damage"], dtype=float))
 
     params = dict(restoration=r, volume_mL=v_ml, balloons=int(balloons), rim_thickness_mm=t,
-                  rim_modulus_factor=k, offset_mm=tuple(off), samples=n, cement_E_MPa=E_c, cement_nu=nu_c,
-                  mixing=mixing, vertical_extent=extent)
+                  rim_modulus_factor=rim_modulus_factor, offset_mm=tuple(off), samples=n, cement_E_MPa=E_c,
+                  cement_nu=nu_c, mixing=mixing, vertical_extent=None if contact else extent,
+                  endplate_contact=bool(contact), inflation_pressure_MPa=float(inflation_pressure),
+                  lift_force_N=float(lift_force))
     results = dict(cement_volume_mL=achieved / 1000.0, volume_error=achieved / (v_ml * 1000.0) - 1.0,
                    fill=achieved / float(sampler.volume.sum()),
-                   rim_volume_mL=float(np.sum(fr_sel * sampler.volume)) / 1000.0, balloon_scale=s)
+                   rim_volume_mL=rim_mm3 / 1000.0, balloon_scale=s, balloon_vertical_factor=q,
+                   rim_density_ratio=density_ratio, rim_modulus_factor=k if C is not None else math.nan,
+                   contact_area_mm2=area)
     op = make_operation("kyphoplasty", level, params, results)
     new = derive(segment, op, points=points, elasticity=C, frames=frames,
-                 cell_data={"cement_fraction": fc, "compacted_fraction": fr, "region": region},
+                 cell_data=cell_data,
                  tag_names={"region": tag_names})
     after = measure(new, level)
     res = dict(results, heights_before_mm=(before.anterior_height_mm, before.middle_height_mm,

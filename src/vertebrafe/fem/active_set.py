@@ -15,8 +15,17 @@ stops moving, a solve to the requested ``rtol`` confirms it (and the loop goes o
 This is Newton's method on the convex energy ``1/2 u.K u - f.u + sum 1/2 k max(0, +-(delta - onset))^2``
 (a semismooth Newton / primal-dual active-set method), which converges in a finite number of steps,
 typically a handful. Every step reuses the assembled linear core: the stiffness ``K`` of the cells is
-assembled once, the springs enter as a sparse low-rank term, and the AMG hierarchy built on the first
-step's matrix preconditions the CG of the later steps, which start from the previous solution.
+assembled once and the springs enter as a sparse low-rank term.
+
+- Direct: one factorisation of a reference matrix (the cells and the linear springs; where a part is held
+  only by springs, also the springs active at the start) for every step and every load of a shared
+  set-up; a step solves with it and corrects for the springs whose state differs from the reference by
+  the Woodbury identity (:class:`LowRank`: one kept column ``A0^-1 g`` per such spring, a dense system of
+  their number). The loop starts from the reference state, whose solve needs no column. Exact, unlike a
+  preconditioned iteration, and the columns serve later loads too; beyond :data:`LOW_RANK_BYTES` of
+  columns (thousands of switching fibres) the current matrix is factorised and becomes the reference.
+- AMG: the hierarchy built on the first step's matrix (kept for later loads) preconditions the CG of
+  every step, which starts from the previous solution.
 """
 from __future__ import annotations
 
@@ -37,26 +46,32 @@ MAX_ITERATIONS = 30
 #: to the requested rtol confirms it (the states hinge on the signs of elongations, which a 1e-4
 #: residual already fixes for all but springs right at their onset).
 LOOSE_RTOL = 1e-4
+#: Memory for the kept columns ``A0^-1 G^T`` of the direct solve (:class:`LowRank`), bytes: about 270
+#: springs on a 120 000-unknown model, several hundred at 3 mm.
+LOW_RANK_BYTES = 256 * 2 ** 20
 
 
 def solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol=1e-8, maxiter=None,
-          near_nullspace=None, strength=None, max_iterations=MAX_ITERATIONS):
+          near_nullspace=None, strength=None, max_iterations=MAX_ITERATIONS, cache=None, held=False):
     """Solve the model with springs; updates every set's ``active`` state in place.
 
     K (N, N) BSR and rhs (N,): the assembled cells with constraints eliminated (:meth:`Model.solve`);
     sets: list of :class:`~vertebrafe.springs.SpringSet`; T (3 n_points, N) sparse map from the
     extended unknowns to node displacements; free, constrained (N,) bool; g (N,) prescribed values.
+    cache: a dict kept by the caller for solves of the same ``K`` and springs with other loads (the
+    factorisation of the reference matrix and its spring columns, or the AMG hierarchy); held: True
+    where ``K`` alone is singular (a part held only by springs), so the reference keeps the springs
+    active at the start.
     Returns ``(x (N,), info)``; info adds ``active_set_iterations``, ``active_set_changes`` (springs that
-    changed state after each step) and ``springs_active`` ``{set name: count}`` to the solver's keys;
-    ``iterations`` counts all CG iterations (1 per direct solve).
+    changed state after each step), ``springs_active`` ``{set name: count}`` and ``setup_reused`` to the
+    solver's keys; ``iterations`` counts all CG iterations (direct: solves with a factorisation).
     """
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxiter, near_nullspace,
-                      strength, max_iterations)
+    return _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxiter, near_nullspace, strength,
+                  max_iterations, {} if cache is None else cache, held)
 
 
 def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxiter, near_nullspace, strength,
-           max_iterations):
+           max_iterations, cache, held):
     t0 = time.perf_counter()
     G = (sp.vstack([s.gradient(n_points) for s in sets]).tocsr() @ T).tocsr()       # (ks, N)
     gc = np.where(constrained, g, 0.0)
@@ -64,37 +79,51 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
     Gf = (G @ sp.diags(free.astype(float))).tocsr()            # acts on free unknowns only
     k = np.concatenate([s.stiffness for s in sets])
     onset = np.concatenate([s.onset for s in sets])
-    active = np.concatenate([s.active | (s.kind == "linear") for s in sets])
+    linear = np.concatenate([np.full(s.size, s.kind == "linear") for s in sets])
+    active = np.concatenate([s.active for s in sets]) | linear
     bounds = np.cumsum([0] + [s.size for s in sets])
     in_amg = np.concatenate([np.full(s.size, s.precondition) for s in sets])      # dense terms stay out
-    info = {"solver": method, "iterations": 0, "setup_time": 0.0, "solve_time": 0.0}
+    info = {"solver": method, "iterations": 0, "setup_time": 0.0, "solve_time": 0.0,
+            "setup_reused": bool(cache)}
     changes = []
     x = np.zeros(K.shape[0])
     M = None
-    lu_time = 0.0
     tight = method == "direct"
+    if method == "direct":
+        low = cache.get("low_rank")
+        if low is None:
+            # the reference: the cells and the linear springs that the factorisation can hold (dense terms
+            # such as a fluid cavity stay low rank), plus, where K alone is singular, the springs active now
+            low = cache["low_rank"] = LowRank(K, Gf, k * ((linear & in_amg) | (held & active)))
+            info["setup_time"] += low.factor_time
+        active = (low.d0 > 0) | linear          # start from the reference state: its solve needs no columns
     for step in range(1, max_iterations + 1):
         d = k * active
         b = rhs + Gf.T @ (d * (onset - delta_c))
         if method == "direct":
             t1 = time.perf_counter()
-            A = (K + Gf.T @ sp.diags(d) @ Gf).tocsc()
-            x = solvers.factorize(A)[0](b)
-            lu_time += time.perf_counter() - t1
-            info["iterations"] += 1
-            residual = _residual(A @ x, b)
+            with threadpool_limits(limits=1, user_api="blas"):      # single vectors: see solvers.Prepared.solve
+                x, solves, low, factor_time, residual = _direct_step(low, K, Gf, d, b, rtol)
+            cache["low_rank"] = low
+            info["iterations"] += solves
+            info["setup_time"] += factor_time
+            info["solve_time"] += time.perf_counter() - t1 - factor_time
         else:
             A = spla.LinearOperator(K.shape, matvec=lambda v, d=d: K @ v + Gf.T @ (d * (Gf @ v)), dtype=float)
-            if M is None:
+            M = cache.get("amg")
+            with threadpool_limits(limits=1, user_api="blas"):
+                if M is None:       # one hierarchy for every step and load: the springs change by low rank
+                    t1 = time.perf_counter()
+                    ml = solvers.amg_hierarchy((K + Gf.T @ sp.diags(d * in_amg) @ Gf).tobsr(blocksize=(3, 3)),
+                                               near_nullspace, strength)
+                    M = cache["amg"] = ml.aspreconditioner(cycle="V")
+                    cache["amg_info"] = dict(levels=len(ml.levels),
+                                             operator_complexity=float(ml.operator_complexity()))
+                    info["setup_time"] += time.perf_counter() - t1
                 t1 = time.perf_counter()
-                ml = solvers.amg_hierarchy((K + Gf.T @ sp.diags(d * in_amg) @ Gf).tobsr(blocksize=(3, 3)),
-                                           near_nullspace, strength)
-                M = ml.aspreconditioner(cycle="V")
-                info.update(levels=len(ml.levels), operator_complexity=float(ml.operator_complexity()))
-                info["setup_time"] += time.perf_counter() - t1
-            t1 = time.perf_counter()
-            step_rtol = rtol if tight else max(rtol, LOOSE_RTOL)
-            x, its = _cg(A, b, x, M, step_rtol, maxiter)
+                step_rtol = rtol if tight else max(rtol, LOOSE_RTOL)
+                x, its = _cg(A, b, x, M, step_rtol, maxiter)
+            info.update(cache["amg_info"])
             info["solve_time"] += time.perf_counter() - t1
             info["iterations"] += its
             residual = _residual(A @ x, b)
@@ -123,11 +152,77 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
     for i, s in enumerate(sets):
         s.active = active[bounds[i]:bounds[i + 1]].copy()
     if method == "direct":
-        info["solve_time"] = lu_time
+        info.update(factorization=low.backend, spring_columns=low.Z.shape[1])
     info.update(residual=residual, active_set_iterations=len(changes), active_set_changes=changes,
                 springs_active={s.name: int(s.active.sum()) for s in sets},
                 active_set_time=time.perf_counter() - t0)
     return x, info
+
+
+class LowRank:
+    """A factorised reference ``A0 = K + Gf^T diag(d0) Gf`` that solves ``(K + Gf^T diag(d) Gf) x = b`` for
+    any spring stiffnesses ``d (ks,)`` exactly, by the Woodbury identity on the springs ``c`` where
+    ``d != d0``: ``x = y - Z_c (diag(1 / (d - d0)_c) + Gf_c Z_c)^-1 Gf_c y`` with ``y = A0^-1 b`` and
+    ``Z_c = A0^-1 Gf_c^T``. A column of ``Z`` is computed the first time its spring differs from the
+    reference and kept (also for later loads), so an active-set step costs one solve with the factor and a
+    small dense system; at most :data:`LOW_RANK_BYTES` of columns.
+    """
+
+    def __init__(self, K, Gf, d0):
+        t0 = time.perf_counter()
+        self.Gf, self.d0 = Gf, d0
+        self._solve, self.backend = solvers.factorize(K + Gf.T @ sp.diags(d0) @ Gf)
+        self.column = np.full(d0.size, -1)                 # column of Z of each spring, -1: none yet
+        self.Z = np.zeros((K.shape[0], 0))
+        self.max_columns = max(1, LOW_RANK_BYTES // (8 * K.shape[0]))
+        self.factor_time = time.perf_counter() - t0
+
+    def solve(self, d, b):
+        """``x (N,)``, or None when the springs that differ from the reference need more columns than
+        fit in :data:`LOW_RANK_BYTES`."""
+        c = np.flatnonzero(d != self.d0)
+        missing = c[self.column[c] < 0]
+        if self.Z.shape[1] + missing.size > self.max_columns:
+            return None
+        y = self._solve(b)
+        if c.size == 0:
+            return y
+        if missing.size:
+            self.column[missing] = self.Z.shape[1] + np.arange(missing.size)
+            self.Z = np.hstack([self.Z, self._solve(self.Gf[missing].T.toarray())])
+        Zc, Gc = self.Z[:, self.column[c]], self.Gf[c]
+        capacitance = np.diag(1.0 / (d[c] - self.d0[c])) + Gc @ Zc
+        return y - Zc @ np.linalg.solve(capacitance, Gc @ y)
+
+
+def _direct_step(low, K, Gf, d, b, rtol):
+    """Solve ``(K + Gf^T diag(d) Gf) x = b`` with the reference ``low`` (:class:`LowRank`), refined while the
+    true residual is above ``rtol``; where the springs that differ from the reference need too many
+    columns, the current matrix is factorised and becomes the reference.
+    Returns ``(x, solves, reference, factorisation time (s), relative residual)``."""
+    factor_time = 0.0
+    x = low.solve(d, b)
+    if x is None:
+        low = LowRank(K, Gf, d)
+        factor_time = low.factor_time
+        x = low.solve(d, b)
+    solves = 1
+
+    def apply(v):
+        return K @ v + Gf.T @ (d * (Gf @ v))
+
+    r = b - apply(x)
+    residual = _residual(b - r, b)
+    for _ in range(solvers.REFINEMENT_STEPS):
+        if not residual > rtol:
+            break
+        x = x + low.solve(d, r)
+        solves += 1
+        r = b - apply(x)
+        previous, residual = residual, _residual(b - r, b)
+        if not residual < 0.5 * previous:
+            break
+    return x, solves, low, factor_time, residual
 
 
 def _residual(Ax, b):

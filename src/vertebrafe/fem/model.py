@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from ..cavity import FluidCavity
 from ..elements import face_integrals
-from ..errors import ConstraintError, InputError, InvertedElementError
+from ..errors import ConstraintError, InputError, InvertedElementError, UnderConstrainedError
 from .. import elasticity
 from ..springs import SpringSet
 from . import active_set, assembly, solvers
@@ -470,6 +470,15 @@ class Model:
         np.maximum.at(block, cells.ravel(), np.repeat(stiffness[self._material], cells.shape[1]))
         return solvers.material_strength(pat["indptr"], pat["indices"], block)
 
+    def _spring_arrays(self):
+        """The arrays that define the spring sets (for the key of a shared set-up)."""
+        out = []
+        for s in self.springs:
+            G = s.gradient(self.mesh.n_points)
+            out += [np.frombuffer(f"{s.name}/{s.kind}/{s.precondition}".encode(), np.uint8), G.indptr, G.indices,
+                    G.data, s.stiffness, s.onset]
+        return out
+
     def _check_spring_nodes(self, used):
         n = self.mesh.n_points
         for s in self.springs:
@@ -578,9 +587,7 @@ class Model:
         mesh = self.mesh
         n, npl = mesh.n_points, len(self.plates)
         nb = n + 2 * npl
-        # one-sided springs refactorise at every active-set step: "auto" keeps the direct solver for small
-        # systems there
-        method = solvers.choose(solver, 3 * nb, solvers.SUPERLU_MAX_DOFS if self.springs else None)
+        method = solvers.choose(solver, 3 * nb)
         info = {}
         t0 = time.perf_counter()
         node_plate = self._check_ties()
@@ -593,7 +600,7 @@ class Model:
         free = ~eliminated
         cells, points, centers = self._arrays()
         key = digest(method, self._C, self._material, self._form, points, cells, node_plate, centers, eliminated,
-                      np.where(constrained, g, 0.0)) if setup is not None else None
+                      np.where(constrained, g, 0.0), *self._spring_arrays()) if setup is not None else None
         entry = setup._get(key) if setup is not None else None
         if entry is None:
             K, rhs_g = self._assemble(pat, node_plate, centers, points, cells, free, eliminated, g, info)
@@ -601,11 +608,20 @@ class Model:
             coords = np.concatenate([points, np.repeat(centers, 2, axis=0)]) if npl else points
             rotation_blocks = np.zeros(nb, bool)
             rotation_blocks[n + 1::2] = True
-            label = active_set.join_parts(pat["label"], self.springs) if self.springs else pat["label"]
-            solvers.check_rigid_body_modes(label, coords, rotation_blocks, free, constrained, pat["used"])
+            held = False
+            if self.springs:            # held: a part that only springs hold (K alone is singular)
+                try:
+                    solvers.check_rigid_body_modes(pat["label"], coords, rotation_blocks, free, constrained,
+                                                   pat["used"])
+                except UnderConstrainedError:
+                    held = True
+            if held or not self.springs:
+                label = active_set.join_parts(pat["label"], self.springs) if self.springs else pat["label"]
+                solvers.check_rigid_body_modes(label, coords, rotation_blocks, free, constrained, pat["used"])
             B = solvers.rigid_body_modes(coords, rotation_blocks) if method == "amg" else None
             strength = self._material_strength(pat, cells, npl) if method == "amg" else None
-            entry = {"K": K, "rhs": rhs_g, "near_nullspace": B, "strength": strength, "prepared": None}
+            entry = {"K": K, "rhs": rhs_g, "near_nullspace": B, "strength": strength, "prepared": None,
+                     "held": held, "springs": {}}
             if setup is not None:
                 setup._put(key, entry)
             info["constraints_time"] = time.perf_counter() - t2
@@ -622,7 +638,8 @@ class Model:
             T = active_set.node_map(n, self.plates, points, N)
             x, sinfo = active_set.solve(K, rhs, self.springs, T, free, constrained, g, n, method, rtol=rtol,
                                         maxiter=maxiter, near_nullspace=entry["near_nullspace"],
-                                        strength=entry["strength"], max_iterations=max_active_set_iterations)
+                                        strength=entry["strength"], max_iterations=max_active_set_iterations,
+                                        cache=entry["springs"], held=entry["held"])
         else:
             if entry["prepared"] is None:
                 entry["prepared"] = solvers.Prepared(K, method, entry["near_nullspace"], entry["strength"])

@@ -22,8 +22,8 @@ from . import relaxation
 
 #: "auto" picks the direct solver up to this many unknowns: with CHOLMOD, and with SuperLU only. The
 #: CHOLMOD bound is where its factorisation stops being faster than AMG-CG on segment models
-#: (benchmarks/README.md, segment table).
-DIRECT_MAX_DOFS = 120_000
+#: (benchmarks/README.md, segment table); it includes T12-L2 at 2 mm with posterior elements (122 919).
+DIRECT_MAX_DOFS = 130_000
 SUPERLU_MAX_DOFS = 5_000
 #: :func:`factorize` uses CHOLMOD (when installed) above this many unknowns: a single vertebra between
 #: plates (3 600-4 200 unknowns at 8-6 mm, a compact mesh with much fill) factorises in 0.2-0.25 s with
