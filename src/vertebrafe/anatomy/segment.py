@@ -262,7 +262,7 @@ def _keep_disc_wedges(dims, overrides, scale):
 def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None, scale=1.0, materials=None,
             cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
             n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=None, nucleus="solid", frames=None,
-            posterior=False):
+            posterior=True):
     """Mesh a contiguous run of vertebrae with the discs between them.
 
     Parameters
@@ -314,7 +314,8 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
         Add the posterior elements (pedicles, laminae, spinous, transverse and articular processes, region
         ``posterior``, sharing nodes with the bodies' posterior walls; :mod:`vertebrafe.anatomy.posterior`),
         the facet joints (compression-only) and the ligaments (tension-only), see
-        :mod:`vertebrafe.anatomy.ligaments`. False: the body-disc-body model of in vitro disc tests.
+        :mod:`vertebrafe.anatomy.ligaments`; the default. False: the body-disc-body model of in vitro
+        disc-only tests.
 
     Returns
     -------

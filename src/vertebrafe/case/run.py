@@ -67,9 +67,6 @@ def build_segment(case, progress=None, *, force=False):
         from ..image import image_segment
 
         im = case.image
-        if s.posterior:
-            raise InputError("segment.posterior = true needs the parametric segment; an [image] case has no "
-                             "posterior elements yet (set segment.posterior = false)")
         seg = image_segment(im.ct, im.labels, levels=list(s.levels), calibration=im.calibration(),
                             element_size=s.element_size, materials=materials, bmd_margin=im.bmd_margin,
                             pv_margin=im.pv_margin, max_anisotropy=im.max_anisotropy,
