@@ -19,7 +19,7 @@ def one_level():
 @pytest.fixture(scope="module")
 def lordotic():
     """L3-L4: L3 leans back by the segmental angle (lordosis)."""
-    return vf.segment(["L3", "L4"], bmd=120.0, element_size=6.0)
+    return vf.segment(["L3", "L4"], bmd=120.0, element_size=6.0, posterior=False)     # the body-disc stack
 
 
 # -- Load -------------------------------------------------------------------------------------------

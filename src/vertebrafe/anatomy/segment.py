@@ -103,10 +103,11 @@ class Segment:
 
     def spring_sets(self):
         """Fresh spring sets of this segment, built on the current mesh: the annulus fibres
-        (:class:`~vertebrafe.springs.SpringSet`, all initially taut) and, with ``nucleus="fluid"``, one
+        (:class:`~vertebrafe.springs.SpringSet`, all initially taut), with posterior elements and at least
+        one disc the facet joints and ligaments, and, with ``nucleus="fluid"``, one
         :class:`~vertebrafe.cavity.FluidCavity` per disc."""
         out = [annulus_fibre_springs(self)] if self.fibres is not None else []
-        if self.posterior is not None:
+        if self.posterior is not None and self.discs:
             from .ligaments import facet_pairs, facet_springs, ligament_springs
             pairs = facet_pairs(self)
             out += [facet_springs(self, pairs), ligament_springs(self, pairs)]
