@@ -307,7 +307,8 @@ def test_user_loads_hook(lordotic):
 
 # -- level loads and muscles through case files -------------------------------------------------------
 def _case(load):
-    return {"segment": {"levels": "L3-L4", "element_size": 6.0}, "bone": {"bmd": 120.0}, "load": load}
+    return {"segment": {"levels": "L3-L4", "element_size": 6.0, "posterior": False}, "bone": {"bmd": 120.0},
+            "load": load}
 
 
 def test_case_level_loads_and_muscles_balance(lordotic):
