@@ -9,7 +9,11 @@ iterations, true residual, set-up and solve wall seconds, and the process CPU se
     python benchmarks/amg_variants.py --element-size 2 --variants baseline,energy,energy-2level
     python benchmarks/amg_variants.py --variants baseline,schwarz:cortex+endplate+annulus+nucleus
 
-Variants: ``baseline``; ``no-material`` (without the material-aware aggregation); ``energy``
+Variants: ``baseline`` (the hierarchy ``simulate`` builds: ``solvers.amg_hierarchy``); ``previous`` (coarse
+levels with theta 0 and one fine sweep whatever ``COARSE_THETA``/``FINE_SWEEPS`` say); ``coarse-theta-0.02``,
+``coarse-theta-0.05`` (``COARSE_THETA``); ``fine-sweeps-N`` (N symmetric block Gauss-Seidel sweeps on the
+finest level); ``contrast`` (theta 0.02 and two sweeps);
+``no-material`` (without the material-aware aggregation, theta 0, one sweep); ``energy``
 (energy-minimising prolongation); ``energy-2level`` (the same with a coarse grid of up to 3000
 unknowns); ``naive-energy`` (naive aggregation); ``schwarz:R1+R2`` (the baseline V-cycle between two exact
 Cholesky solves on the nodes of regions R1, R2, ...: symmetric multiplicative Schwarz).
@@ -31,12 +35,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "src"))
 
 import vertebrafe as vf                                   # noqa: E402
-from vertebrafe.fem import relaxation, solvers            # noqa: E402
+from vertebrafe.fem import solvers                       # noqa: E402
 from vertebrafe.simulate import simulate                  # noqa: E402
 
 OPTIONS = {"baseline": {}, "no-material": {}, "energy": {"smooth": ("energy", {"degree": 1})},
            "energy-2level": {"smooth": ("energy", {"degree": 1}), "max_coarse": 3000},
-           "naive-energy": {"smooth": ("energy", {"degree": 1}), "aggregate": "naive"}}
+           "naive-energy": {"smooth": ("energy", {"degree": 1}), "aggregate": "naive"},
+           "previous": {}, "contrast": {}, "coarse-theta-0.02": {}, "coarse-theta-0.05": {}, "fine-sweeps-1": {}, "fine-sweeps-2": {}, "fine-sweeps-3": {}}
+#: (COARSE_THETA, FINE_SWEEPS) of the variants that change them; the others use solvers' values
+SETTINGS = {"previous": (0.0, 1), "no-material": (0.0, 1), "contrast": (0.02, 2), "coarse-theta-0.02": (0.02, None),
+            "coarse-theta-0.05": (0.05, None),
+            "fine-sweeps-1": (None, 1), "fine-sweeps-2": (None, 2), "fine-sweeps-3": (None, 3)}
 
 
 def system(levels, bmd, h):
@@ -71,15 +80,20 @@ def region_dofs(seg, names, n_dofs):
 
 
 def run(name, K, f, B, S, seg):
-    import pyamg
     base, _, regions = name.partition(":")
-    options = dict(solvers.AMG_OPTIONS)
-    options.update(OPTIONS["baseline" if base == "schwarz" else base])
-    if S is not None and base != "no-material":
-        options["strength"] = [("predefined", {"C": S}), options["strength"]]
+    saved = dict(solvers.AMG_OPTIONS), solvers.COARSE_THETA, solvers.FINE_SWEEPS
+    solvers.AMG_OPTIONS.update(OPTIONS["baseline" if base == "schwarz" else base])
+    theta, sweeps = SETTINGS.get(base, (None, None))
+    solvers.COARSE_THETA = saved[1] if theta is None else theta
+    solvers.FINE_SWEEPS = saved[2] if sweeps is None else sweeps
     with threadpool_limits(limits=1):
         t0, c0 = time.perf_counter(), time.process_time()
-        V = relaxation.use_block_gauss_seidel(pyamg.smoothed_aggregation_solver(K, B=B, **options)).aspreconditioner()
+        try:
+            V = solvers.amg_hierarchy(K, B, None if base == "no-material" else S).aspreconditioner()
+        finally:
+            solvers.AMG_OPTIONS.clear()
+            solvers.AMG_OPTIONS.update(saved[0])
+            solvers.COARSE_THETA, solvers.FINE_SWEEPS = saved[1], saved[2]
         M = V
         if base == "schwarz":
             from sksparse.cholmod import cholesky

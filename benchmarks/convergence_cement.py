@@ -14,13 +14,16 @@ Two treated-level stiffnesses (N/mm) per state and element size:
   ``800 / |height change of L1|`` (:func:`vertebrafe.post.metrics.vertebra_geometry`).
 
 Every (size, state, kind) is one job in a process pool (``--workers``, each with ``--threads`` numba
-threads); AMG-CG to rtol 1e-8. Prints a table (and writes ``--json``) with the change from 2 to 1 mm and
+threads); AMG-CG to rtol 1e-8 (``--solver direct`` for small models). ``--surface`` picks the
+vertebroplasty bolus surface (default ``fitted``, nodes snapped onto it; ``mixed`` for the former
+partial-volume-only representation); ``--kinds``, ``--states`` select a part of the study. The
+``time`` of a row is wall clock, ``cpu`` the worker's process CPU time. Prints a table (and writes ``--json``) with the change from 2 to 1 mm and
 from 1.5 to 0.75 mm. Usage::
 
     python benchmarks/convergence_cement.py --sizes 2,1.5,1,0.75 --workers 8 --threads 2 --json out.json
     python benchmarks/convergence_cement.py --sizes 4,3 --workers 2        # a quick look
 
-Units: mm, N, N/mm; times in s (wall clock).
+Units: mm, N, N/mm; times in s.
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ def _fractured(h, bmd):
     return seg, vf.fracture(seg, "L1", kind="wedge", grade=2)
 
 
-def _state(h, bmd, name):
+def _state(h, bmd, name, surface="fitted"):
     import vertebrafe as vf
     seg, nsm = _fractured(h, bmd)
     if name == "intact":
@@ -51,28 +54,31 @@ def _state(h, bmd, name):
     if name == "NSM":
         return nsm
     if name.startswith("VP"):
-        return vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0)
+        return vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0, surface=surface)
     return vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8)
 
 
-def job(h, bmd, name, kind):
+def job(h, bmd, name, kind, surface="fitted", solver="amg"):
     from vertebrafe.loads import Load
     from vertebrafe.post.metrics import vertebra_geometry
     from vertebrafe.post.strength import vertebra_strength
     from vertebrafe.simulate import simulate
 
     t0 = time.perf_counter()
-    seg = _state(h, bmd, name)
+    t_cpu = time.process_time()
+    seg = _state(h, bmd, name, surface)
+    opts = dict(solver="amg", rtol=1e-8) if solver == "amg" else dict(solver=solver)
     hist = seg.history[-1].results if seg.history and seg.history[-1].kind != "fracture" else {}
     if kind == "plate":
-        vs = vertebra_strength(seg, "L1", solver="amg", rtol=1e-8)
+        vs = vertebra_strength(seg, "L1", **opts)
         k, dofs = vs.stiffness, vs.dofs
     else:
-        r = simulate(seg, Load(compression=800.0, name="c800"), solver="amg", rtol=1e-8, factor_of_risk=False)
+        r = simulate(seg, Load(compression=800.0, name="c800"), factor_of_risk=False, **opts)
         _, dh = vertebra_geometry(seg, "L1", r.solution.displacement)
         k, dofs = 800.0 / abs(dh), r.solution.info["dofs"]
     return dict(h=h, state=name, kind=kind, stiffness=k, dofs=int(dofs), cells=int(seg.mesh.n_cells),
-                time=time.perf_counter() - t0, volume_error=hist.get("volume_error"),
+                surface=surface if name.startswith("VP") else None, solver=solver,
+                time=time.perf_counter() - t0, cpu=time.process_time() - t_cpu, volume_error=hist.get("volume_error"),
                 cement_mL=hist.get("cement_volume_mL"), span=hist.get("cement_height_span"))
 
 
@@ -83,16 +89,21 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--states", default=",".join(STATES))
+    ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument("--surface", default="fitted", choices=["fitted", "mixed"],
+                    help="vertebroplasty bolus surface (fitted: nodes snapped onto it; mixed: cut cells only)")
+    ap.add_argument("--solver", default="amg", choices=["amg", "direct"])
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     os.environ["NUMBA_NUM_THREADS"] = str(a.threads)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     sizes = [float(s) for s in a.sizes.split(",")]
     states = a.states.split(",")
-    jobs = sorted(((h, s, k) for h in sizes for s in states for k in KINDS), key=lambda j: j[0])   # finest first
+    kinds = a.kinds.split(",")
+    jobs = sorted(((h, s, k) for h in sizes for s in states for k in kinds), key=lambda j: j[0])   # finest first
     rows = []
     with ProcessPoolExecutor(max_workers=a.workers) as ex:
-        futs = {ex.submit(job, h, a.bmd, s, k): (h, s, k) for h, s, k in jobs}
+        futs = {ex.submit(job, h, a.bmd, s, k, a.surface, a.solver): (h, s, k) for h, s, k in jobs}
         for f in as_completed(futs):
             try:
                 r = f.result()

@@ -61,7 +61,7 @@ def main():
     print(f"# {seg}; annulus {seg.materials.annulus.name}, fibres {seg.fibres is not None}, nucleus {seg.nucleus}",
           flush=True)
 
-    moments = sorted({m for r in ROM_REFERENCES if r.specimen == specimen for m in r.moments}) or [7.5]
+    moments = sorted({m for r in ROM_REFERENCES if r.specimen == specimen for m in r.moments if m is not None}) or [7.5]
     modes = args.modes.split(",")
     unknown = sorted(set(modes) - set(ROM_MODES))
     if unknown:

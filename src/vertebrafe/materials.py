@@ -77,6 +77,8 @@ CONSTANTS: dict[str, Constant] = {c.name: c for c in (
              "Morgan & Keaveny 2001, J Biomech 34:569 (vertebra)", "memory", "0.77 %"),
     Constant("yield_strain_tension", 0.0070, "-",
              "Morgan & Keaveny 2001, J Biomech 34:569 (vertebra)", "memory", "0.70 %"),
+    Constant("cement_strength", 70.0, "MPa", "ISO 5833 (acrylic bone cement): minimum compressive strength",
+             "memory", "yield stress of cement and cement-bone composite in the strength estimates"),
     Constant("composite_E0", 2400.0, "MPa", "Williams & Johnson 1989, J Biomech (static, BV/TV = 0)",
              "verified", "PMMA-cancellous composite, bovine tibia"),
     Constant("composite_E25", 4400.0, "MPa", "Williams & Johnson 1989, J Biomech (static, BV/TV = 0.25)",
@@ -105,6 +107,9 @@ def _c(name):
 #: defaults of :class:`MaterialSet`, :func:`vertebrafe.simulate` and :mod:`vertebrafe.post`.
 YIELD_STRAIN_COMPRESSION = _c("yield_strain_compression")
 YIELD_STRAIN_TENSION = _c("yield_strain_tension")
+#: Yield stress (MPa) of cement and cement-bone composite: the ISO 5833 minimum compressive strength of
+#: acrylic bone cement (:mod:`vertebrafe.post.pushover`, :mod:`vertebrafe.clinical.firstyield`).
+CEMENT_STRENGTH = _c("cement_strength")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -176,11 +176,12 @@ class RomReference:
         ``segment(..., posterior=False)``) or ``"intact"``.
     level : the motion segment tested.
     source : citation, and where the numbers were read.
-    moments : ``(M_low, M_high)`` N m: the rotations at both are given, so that the flexibility of the
+    moments : ``(M_low, M_high)`` N m: where the rotations at both are given, the flexibility of the
         upper, nearly linear part of the curve, ``(rot(M_high) - rot(M_low)) / (M_high - M_low)``, can be
-        compared as well as the rotation at ``M_high`` (which includes the neutral zone of the specimens).
-    values : ``{mode: (rot(M_low), rot(M_high), spread at M_high)}`` deg; the spread is one standard
-        deviation where published, else None (medians without a spread).
+        compared as well as the rotation at ``M_high`` (which includes the neutral zone of the specimens);
+        ``M_low = None`` where only the rotation at ``M_high`` is published.
+    values : ``{mode: (rot(M_low) or None, rot(M_high), spread at M_high)}`` deg; the spread is one
+        standard deviation where published, else None (medians or means without a spread).
     """
 
     name: str
@@ -210,6 +211,14 @@ ROM_REFERENCES = (
         (4.0, 8.0),
         {"flexion": (9.26, 11.87, 2.23), "extension": (6.77, 8.27, 3.01),
          "lateral_bending": (5.77, 7.10, 1.29), "axial_rotation": (4.51, 5.79, 1.45)}),
+    RomReference(
+        "yamamoto1989_intact", "intact", "L4-L5",
+        "Yamamoto et al. 1989, Spine 14:1256 (ten fresh cadaveric L1-sacrum specimens, pure moments up to "
+        "10 N m; L4-5 range of motion of flexion, extension, one side of axial torque and one side of "
+        "lateral bending), read in the abstract (PubMed 2603060); no spread in the abstract",
+        (None, 10.0),
+        {"flexion": (None, 8.9, None), "extension": (None, 5.8, None),
+         "lateral_bending": (None, 5.7, None), "axial_rotation": (None, 2.2, None)}),
 )
 
 
@@ -222,16 +231,18 @@ def rom_rows(rotations, specimen="disc", references=ROM_REFERENCES):
 
     * ``quantity="rotation"``: the rotation at ``M_high``; the band is mean +- SD where an SD is
       published (``band=None`` for medians without a spread: no inside/outside verdict);
-    * ``quantity="flexibility"`` (deg per N m) over ``M_low..M_high``: the slope of the upper part of the
-      curve, free of the specimens' neutral zone; its band is the span of the slopes of all references of
-      ``specimen`` (the model is inside when it lies between the most and least flexible specimen series).
+    * ``quantity="flexibility"`` (deg per N m) over ``M_low..M_high``, for references that give both: the
+      slope of the upper part of the curve, free of the specimens' neutral zone; its band is the span of
+      the slopes of all such references of ``specimen`` (the model is inside when it lies between the most
+      and least flexible specimen series).
     """
     refs = [r for r in references if r.specimen == specimen]
     if not refs:
         raise InputError(f"specimen = {specimen!r}: no published ranges of motion; known: "
                          f"{sorted({r.specimen for r in references})}")
     modes = [m for m in ROM_MODES if any(k[0] == m for k in rotations)]
-    slope = {m: [(r.values[m][1] - r.values[m][0]) / (r.moments[1] - r.moments[0]) for r in refs] for m in modes}
+    slope = {m: [(r.values[m][1] - r.values[m][0]) / (r.moments[1] - r.moments[0]) for r in refs
+                 if r.moments[0] is not None] for m in modes}
     rows = []
     for r in refs:
         lo_m, hi_m = r.moments
@@ -242,6 +253,8 @@ def rom_rows(rotations, specimen="disc", references=ROM_REFERENCES):
             rows.append(dict(reference=r.name, mode=mode, quantity="rotation", moment=hi_m, found=found,
                              published=hi, band=band, inside=None if band is None else band[0] <= found <= band[1],
                              unit="deg", source=r.source))
+            if lo_m is None:
+                continue
             k = (abs(rotations[(mode, hi_m)]) - abs(rotations[(mode, lo_m)])) / (hi_m - lo_m)
             fb = (min(slope[mode]), max(slope[mode]))
             rows.append(dict(reference=r.name, mode=mode, quantity="flexibility", moment=(lo_m, hi_m), found=k,

@@ -20,7 +20,8 @@ def seg():
 def results(seg):
     loads = [Load(compression=500.0, name="compression"), Load(compression=0.0, flexion=7.5, name="flexion"),
              Load(compression=0.0, extension=7.5, name="extension"),
-             Load(compression=0.0, axial_rotation=7.5, name="rotation")]
+             Load(compression=0.0, axial_rotation=7.5, name="rotation"),
+             Load(compression=0.0, flexion=15.0, name="flexion 15")]
     out = simulate(seg, loads, factor_of_risk=False, solver="direct")
     return {r.load.name: r for r in out}
 
@@ -96,3 +97,76 @@ def test_fracture_vp_bkp_keep_the_arches(seg):
         assert treated.posterior is not None
         assert {x.name for x in treated.spring_sets()} >= {"facet_joints", "ligaments"}
         assert np.all(treated.mesh.cell_volumes() > 0)
+
+
+def test_ligaments_follow_the_bilinear_law(results):
+    """Every ligament node pair carries exactly the published bilinear, tension-only law of its elongation
+    (J Healthc Eng 2017 Table 2: the first modulus from zero strain, the second beyond the transition
+    strain): the first spring from zero elongation, the parallel second one only beyond the transition
+    elongation. 15 N m of flexion takes the interspinous and supraspinous pairs past their transition (both
+    regimes are exercised)."""
+    from vertebrafe.anatomy.posterior_levels import LIGAMENT_STIFFENING, LIGAMENTS, ligament_law
+
+    r = results["flexion 15"]
+    s = next(x for x in r.solution.model.springs if x.name == "ligaments")
+    u = r.solution.displacement
+    d = s.elongation(u)
+    F = r.solution.spring_forces("ligaments")
+    names = np.array([s.group_names[g].split(":")[1] for g in s.group])
+    beyond = 0
+    for part in LIGAMENTS:
+        sel = np.flatnonzero(names == part)
+        pairs = {}
+        for i in sel:                                     # group the springs by their pair of end points
+            key = (s.nodes_a[i].tobytes(), s.weights_a[i].tobytes(), s.nodes_b[i].tobytes(), s.weights_b[i].tobytes())
+            pairs.setdefault(key, []).append(i)
+        n_pairs = len(pairs)
+        for idx in pairs.values():
+            assert len(idx) == (2 if part in LIGAMENT_STIFFENING else 1)
+            assert np.ptp(d[idx]) < 1e-12
+            expected = float(ligament_law(part, d[idx[0]])) / n_pairs
+            assert F[idx].sum() == pytest.approx(expected, rel=1e-9, abs=1e-9)
+            if part in LIGAMENT_STIFFENING and d[idx[0]] > LIGAMENT_STIFFENING[part][1]:
+                beyond += 1
+    assert beyond > 0
+    # the law itself: k1 d below the transition, the published second modulus above it
+    k1, (k2, dt, _) = LIGAMENTS["SSL"][0], LIGAMENT_STIFFENING["SSL"]
+    assert float(ligament_law("SSL", 0.5 * dt)) == pytest.approx(k1 * 0.5 * dt)
+    assert float(ligament_law("SSL", dt + 1.0) - ligament_law("SSL", dt)) == pytest.approx(15.0 * 23.0 / 11.0)
+    assert float(ligament_law("SSL", -1.0)) == 0.0
+
+
+def test_facet_gap_delays_contact(seg):
+    """A clearance between the facet layers: the joints carry nothing until they have closed by the gap,
+    and the extension facet force falls as the gap grows (the trend of Sharma et al. 1998, J Biomech Eng
+    120:118: facet loads increase as the initial gap decreases). Equilibrium holds to 1e-6 throughout."""
+    from vertebrafe.anatomy.ligaments import facet_springs
+
+    forces = []
+    for gap in (0.0, 0.05, 0.2, 4.0):
+        out = simulate(_with_facet_gap(seg, gap), [Load(compression=0.0, extension=7.5)], factor_of_risk=False,
+                       solver="direct")[0]
+        f = out.value("facet_force", "L4-L5", "facet_left")
+        assert f == pytest.approx(out.value("facet_force", "L4-L5", "facet_right"), rel=1e-6, abs=1e-9)
+        facets = next(x for x in out.solution.model.springs if x.name == "facet_joints")
+        closure = -facets.elongation(out.solution.displacement)
+        F = out.solution.spring_forces("facet_joints")
+        assert np.all(F[closure <= gap] == 0.0) and np.all(F[closure > gap + 1e-9] < 0.0)
+        forces.append(f)
+        moment = np.linalg.norm([out.value(f"reaction_moment_{c}") for c in "xyz"])
+        assert moment == pytest.approx(7.5, rel=1e-6)                   # the base carries the moment
+    assert forces[0] > forces[1] > forces[2] >= forces[3] >= 0.0
+    with pytest.raises(InputError, match="facet gap"):
+        facet_springs(seg, gap=-0.1)
+
+
+def _with_facet_gap(seg, gap):
+    """``seg`` whose facet springs have clearance ``gap`` (mm)."""
+    import copy
+
+    from vertebrafe.anatomy import ligaments
+
+    out = copy.copy(seg)
+    sets = [ligaments.facet_springs(seg, gap=gap) if s.name == "facet_joints" else s for s in seg.spring_sets()]
+    out.spring_sets = lambda: sets
+    return out

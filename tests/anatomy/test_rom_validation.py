@@ -17,7 +17,8 @@ def _published(scale=1.0):
     out = {}
     for r in ROM_REFERENCES:
         for mode, (lo, hi, _) in r.values.items():
-            out[(mode, r.moments[0])] = scale * lo
+            if r.moments[0] is not None:
+                out[(mode, r.moments[0])] = scale * lo
             out[(mode, r.moments[1])] = scale * hi
     return out
 
@@ -33,6 +34,20 @@ def test_rom_rows_verdicts():
     assert all(row["inside"] is False for row in far if row["band"] is not None)
     with pytest.raises(InputError, match="specimen"):
         rom_rows(_published(1.0), specimen="spine")
+
+
+def test_intact_rows_without_a_lower_moment():
+    """An intact reference with the rotation at one moment only (Yamamoto 1989, 10 N m, means without a
+    spread): one rotation row per mode at that moment, no flexibility row, no verdict; the rows report the
+    model's magnitude whatever its sign."""
+    refs = [r for r in ROM_REFERENCES if r.specimen == "intact"]
+    assert refs and all(r.moments[0] is None for r in refs)
+    rot = {k: -v for k, v in _published(1.0).items()}
+    rows = rom_rows(rot, specimen="intact")
+    assert [row["quantity"] for row in rows] == ["rotation"] * len(ROM_MODES) * len(refs)
+    for row in rows:
+        assert row["moment"] == 10.0 and row["band"] is None and row["inside"] is None
+        assert row["found"] == pytest.approx(row["published"])
 
 
 @pytest.fixture(scope="module")

@@ -103,5 +103,51 @@ def test_frictional_interface_softens_the_composite(fractured):
     Ez = lambda s: 1.0 / np.linalg.inv(s.elasticity[full])[:, 2, 2]  # noqa: E731
     np.testing.assert_allclose(Ez(frictional), 0.80 * Ez(bonded), rtol=1e-10)
     assert history(frictional)[-1].parameters["interface"] == "frictional"
-    with pytest.raises(InputError, match=r"interface = 'glued'; allowed: \['bonded', 'frictional'\]"):
+    with pytest.raises(InputError, match=r"interface = 'glued'; allowed: \['bonded', 'frictional', 'layer'\]"):
         vertebroplasty(f, "L1", fill=0.3, interface="glued")
+
+
+def test_fitted_surface_snaps_nodes_onto_the_bolus(fractured):
+    """surface='fitted': moved nodes lie on the bolus surface (a slab plane of the column fraction or an
+    ellipsoid), only cancellous nodes of L1 move, no cell is inverted or degraded below the guard, fewer
+    cells are cut than without snapping and the volume matches the request."""
+    from vertebrafe.clinical._common import column_fraction, level_nodes, to_local
+    from vertebrafe.clinical.augment import body_frame_sizes, bolus_geometry
+    from vertebrafe.clinical.snap import MIN_SCALED_JACOBIAN, _corner_scaled_jacobian
+
+    f = fractured[4.0]
+    mixed = vertebroplasty(f, "L1", fill=0.3, surface="mixed")
+    fitted = vertebroplasty(f, "L1", fill=0.3, surface="fitted")
+    r = history(fitted)[-1].results
+    assert abs(r["volume_error"]) < 0.01 and r["snapped_nodes"] > 50
+    moved = np.flatnonzero(np.any(fitted.mesh.points != f.mesh.points, axis=1))
+    assert moved.size == r["snapped_nodes"]
+    # only nodes whose cells are all cancellous cells of L1
+    cells = f.mesh.cells
+    level = f.mesh.cell_data["level"] == {v: k for k, v in f.mesh.tag_names["level"].items()}["L1"]
+    canc = level & f.mesh.cells_in("region", ["cancellous"])
+    assert not np.isin(moved, cells[~canc]).any()
+    # on the surface: zeta = c or 1 - c, or on an ellipsoid at the final scale
+    nodes = level_nodes(f, "L1")
+    zeta = column_fraction(fitted.mesh.points, moved, nodes.inferior, nodes.superior, nodes.n2)
+    W, D, H, zc, yc = body_frame_sizes(f, "L1", f.mesh.points)
+    centres, rots, axes = bolus_geometry("bipedicular", W, D, H, zc, yc)
+    x = to_local(fitted, "L1", fitted.mesh.points[moved])
+    rad = np.min([np.linalg.norm(((x - c) @ R) / (a * r["bolus_scale"]), axis=1) for c, R, a in zip(centres, rots, axes)],
+                 axis=0)
+    on_plane = np.isclose(zeta, 0.15, atol=1e-9) | np.isclose(zeta, 0.85, atol=1e-9)
+    assert np.all(on_plane | np.isclose(rad, 1.0, atol=1e-6))
+    assert on_plane.sum() > 10 and (~on_plane).sum() > 10
+    # guard: no inverted cell, no cell below the scaled-Jacobian floor unless it started below it
+    touched = np.flatnonzero(np.isin(cells, moved).any(axis=1))
+    after = _corner_scaled_jacobian(fitted.mesh.points, cells[touched])
+    before = _corner_scaled_jacobian(f.mesh.points, cells[touched])
+    assert np.all(after >= np.minimum(MIN_SCALED_JACOBIAN, before) - 1e-12)
+    assert fitted.mesh.quality().min_jacobian.min() > 0
+    cut = lambda s: int(np.count_nonzero((s.mesh.cell_data["cement_fraction"] > 0)        # noqa: E731
+                                         & (s.mesh.cell_data["cement_fraction"] < 1)))
+    assert cut(fitted) < 0.8 * cut(mixed)
+    # the bone volume of L1 is unchanged (only interior nodes move)
+    np.testing.assert_allclose(fitted.mesh.cell_volumes()[level].sum(), f.mesh.cell_volumes()[level].sum(), rtol=1e-9)
+    with pytest.raises(InputError, match=r"surface = 'smooth'; allowed: \['fitted', 'mixed'\]"):
+        vertebroplasty(f, "L1", fill=0.3, surface="smooth")

@@ -53,10 +53,12 @@ def test_rim_density_from_mass_conservation_and_modulus_from_density_law(states)
     assert nsm.mesh.cell_data["damage"][whole].max() > 0.5
     np.testing.assert_allclose(k.elasticity[whole], r["rim_modulus_factor"] * intact.elasticity[whole], rtol=1e-9,
                                atol=1e-9 * np.abs(intact.elasticity).max())
-    # the balloon compacts the crushed trabeculae it sweeps: no damage, bone yield strain
+    # the balloon compacts the crushed trabeculae it sweeps: no damage; a cell of rim only has the bone
+    # yield strain (the damaged zone's factor 0.9 / 0.25 is gone)
     swept = fc + fr >= 0.5
     assert nsm.mesh.cell_data["damage"][swept].max() > 0.5
-    assert np.all(k.mesh.cell_data["damage"][swept] == 0.0) and np.all(k.mesh.cell_data["yield_factor"][swept] == 1.0)
+    assert np.all(k.mesh.cell_data["damage"][swept] == 0.0)
+    np.testing.assert_allclose(k.mesh.cell_data["yield_factor"][whole], 1.0, rtol=1e-9)
     # a thinner rim holds the same displaced bone: denser and stiffer
     thin = history(kyphoplasty(nsm, "L1", restoration=0.5, rim_thickness=1.0))[-1].results
     assert thin["rim_density_ratio"] > r["rim_density_ratio"] and thin["rim_modulus_factor"] > r["rim_modulus_factor"]

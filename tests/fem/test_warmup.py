@@ -6,11 +6,11 @@ import numpy as np
 from numba.core.registry import CPUDispatcher
 
 from vertebrafe import cli
-from vertebrafe.fem import assembly, model, relaxation, solution, solvers
+from vertebrafe.fem import active_set, assembly, model, multigrid, relaxation, solution, solvers, sparse_kernels
 from vertebrafe.fem.warmup import warm_up
 
 
-MODULES = (assembly, model, relaxation, solution, solvers)
+MODULES = (active_set, assembly, model, multigrid, relaxation, solution, solvers, sparse_kernels)
 #: The fast path of meshes of identical cells (image voxels): compiled on its first use, not by the
 #: warm-up that studies of anatomical meshes pay for.
 VOXEL_ONLY = {"vertebrafe.fem.assembly._reference_matrices"}
@@ -39,7 +39,7 @@ def _entry_points():
     """The numba kernels that plain Python code of the FE core calls (kernels called only from other
     kernels are compiled into their callers and need no signature of their own)."""
     used = {name for mod in MODULES for f in _functions(mod) for name in _names(f.__code__)}
-    for mod in (assembly, relaxation, solution):      # fem.kernels: per-element kernels of these
+    for mod in (assembly, relaxation, solution, sparse_kernels):  # fem.kernels: per-element kernels of these
         for name, obj in inspect.getmembers(mod):
             if isinstance(obj, CPUDispatcher) and obj.__module__ == mod.__name__ and name in used:
                 yield f"{mod.__name__}.{name}", obj
@@ -50,7 +50,8 @@ def test_warm_up_reaches_every_kernel():
     elapsed = warm_up(say=messages.append)
     assert elapsed > 0
     entry = dict(_entry_points())
-    assert {"vertebrafe.fem.assembly.assemble", "vertebrafe.fem.relaxation.symmetric_sweep"} <= set(entry)
+    assert {"vertebrafe.fem.assembly.assemble", "vertebrafe.fem.relaxation.symmetric_sweep",
+            "vertebrafe.fem.sparse_kernels._product3", "vertebrafe.fem.sparse_kernels._transposed_product"} <= set(entry)
     missing = [name for name, d in entry.items() if not d.signatures and name not in VOXEL_ONLY]
     assert not missing, f"kernels not compiled by the warm-up: {missing}"
     # a second call finds everything compiled in this process and says nothing

@@ -3,24 +3,27 @@ elements, as :class:`~vertebrafe.springs.SpringSet` between the arches of
 :mod:`vertebrafe.anatomy.posterior`.
 
 **Facet joints** (set :data:`FACET_SET`, one group per joint and side, ``"L4-L5:right"``): each node of
-the joint face of the upper vertebra's inferior articular process that lies within the height of the
-lower vertebra's superior articular process is joined to the nearest node of that process's joint face.
-The springs act along the joint normal ``n`` of the published orientation (:data:`FACET_TABLE`: angle
+the joint face of the upper vertebra's inferior articular process is joined to its projection along the
+joint normal onto the lower vertebra's superior articular process (an interpolated point of that joint
+face, :func:`joint_pairs`; nodes whose projection misses the face are not in the joint). The springs act along the joint normal ``n`` of the published orientation (:data:`FACET_TABLE`: angle
 ``beta`` to the midsagittal plane, inclination ``gamma`` to the transverse plane), pointing from the
 inferior process (posteromedial) into the superior one (anterolateral) and downward for an inclined joint:
 ``n = (+-cos beta sin gamma, sin beta sin gamma, -cos gamma)`` in the vertebrae's mean frame. They carry
 compression only: the joint closes when the inferior process moves into the superior one along ``n``.
 Each joint has the stiffness of its two cartilage layers in series, ``E A / (2 t)`` (cartilage modulus
 ``E``, facet area ``A``, layer thickness ``t``; :data:`FACET_CARTILAGE`), shared equally by its springs,
-and no clearance (``gap = 0``: cartilage in contact, unloaded, in the reference position).
+and the clearance ``gap`` of :data:`FACET_CARTILAGE` (0 by default: cartilage in contact, unloaded, in the
+reference position): a spring carries load once the joint has closed by more than the gap.
 
 **Ligaments** (set :data:`LIGAMENT_SET`, one group per ligament and level, ``"L4-L5:LF"``): tension-only
-springs, taut at zero strain, each ligament's linear stiffness (:data:`LIGAMENTS`) shared equally by its
-node pairs: ALL and PLL between the bodies' outline nodes near the anterior / posterior midline (same
+springs, taut at zero strain, with the bilinear law of
+:func:`~vertebrafe.anatomy.posterior_levels.ligament_law`: each node pair carries its share of the first stiffness (:data:`LIGAMENTS`) from zero
+elongation, and a second spring on the same pair, slack up to the transition elongation, adds its share of
+the stiffening (:data:`LIGAMENT_STIFFENING`); both are in the ligament's group. Node pairs: ALL and PLL between the bodies' outline nodes near the anterior / posterior midline (same
 outline position on the inferior endplate rim of the upper and the superior rim of the lower vertebra),
 ligamentum flavum (LF) between the front edges of the laminae, interspinous (ISL) between the spinous
 processes, supraspinous (SSL) between their tips, intertransverse (ITL) between the transverse process
-tips (both sides in one group) and capsular (CL) over the facet-spring node pairs of both joints, acting
+tips (both sides in one group) and capsular (CL) over the facet contact pairs of both joints, acting
 along the joint normal (the capsule resists the joint's opening). The other ligaments act along the line
 between their ends.
 """
@@ -28,8 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..elements import hex8_shape, hex8_shape_gradients
 from ..errors import InputError
-from .posterior_levels import FACET_CARTILAGE, LIGAMENTS, facet_dimensions
+from .posterior_levels import FACET_CARTILAGE, LIGAMENT_STIFFENING, LIGAMENTS, facet_dimensions
 
 __all__ = ["FACET_SET", "LIGAMENT_SET", "facet_springs", "ligament_springs", "facet_normal", "joint_pairs", "facet_pairs"]
 
@@ -48,52 +52,89 @@ def facet_normal(segment, disc, side):
     return n / np.linalg.norm(n)
 
 
-def _axis(segment, disc):
-    upper, lower = disc.split("-")
-    z = segment.frames[upper][0][:, 2] + segment.frames[lower][0][:, 2]
-    return z / np.linalg.norm(z)
-
-
 def joint_pairs(segment, disc, side):
-    """Node pairs ``(a (k,), b (k,))`` of one facet joint: inferior-process nodes (upper vertebra) and the
-    nearest superior-process nodes (lower vertebra), restricted to the height the two processes share."""
+    """Contact points of one facet joint: ``(nodes_a (k, 8), w_a (k, 8), nodes_b (k, 8), w_b (k, 8))``.
+
+    Each node of the inferior process's joint face (upper vertebra) within the height of the superior
+    process is paired with the nearest node of the superior process's joint face (lower vertebra); the
+    pair's contact point is their midpoint, and each end is that point as a material point of its own
+    vertebra: the trilinear interpolation (the shape functions, extended a fraction of a cell beyond it
+    where the point lies outside) of the posterior cell of that vertebra that holds the end's node and
+    whose centre is nearest the point. Both
+    ends start at the same point, so a contact force along the joint normal acts on one line: the pair's
+    forces balance in moment as well as in force, whatever the mesh."""
     upper, lower = disc.split("-")
     P = segment.mesh.points
     arches = segment.posterior.arches
-    ia, sa = arches[upper].iap[side], arches[lower].sap[side]
-    z = _axis(segment, disc)
-    zs = P[sa] @ z
-    zi = P[ia] @ z
+    ia, sa = arches[upper].iap[side], arches[lower].sap[side].ravel()
+    z = segment.frames[upper][0][:, 2] + segment.frames[lower][0][:, 2]
+    zs, zi = P[sa] @ z, P[ia] @ z
     keep = ia[(zi >= zs.min() - 1e-9) & (zi <= zs.max() + 1e-9)]
     if keep.size == 0:
         keep = ia
     d = np.linalg.norm(P[keep][:, None, :] - P[sa][None, :, :], axis=2)
-    return keep, sa[np.argmin(d, axis=1)]
+    b = sa[np.argmin(d, axis=1)]
+    xc = 0.5 * (P[keep] + P[b])
+    na, wa = _embed(segment, upper, keep, xc)
+    nb, wb = _embed(segment, lower, b, xc)
+    return na, wa, nb, wb
+
+
+def _embed(segment, level, nodes, x):
+    """Points ``x (k, 3)`` as material points of ``level``'s arch: for each, the posterior cell of
+    ``level`` holding ``nodes[i]`` whose centre is nearest ``x[i]``, and the trilinear shape-function
+    values at ``x[i]`` (Newton on the map): ``(cell nodes (k, 8), weights (k, 8))``."""
+    mesh = segment.mesh
+    cells = mesh.cells
+    own = np.flatnonzero(mesh.cells_in("level", level) & mesh.cells_in("region", "posterior"))
+    flat = cells[own].ravel()
+    order = np.argsort(flat, kind="stable")
+    pos = np.searchsorted(flat[order], nodes)[:, None] + np.arange(8)      # the <= 8 cells holding each node
+    pos = np.minimum(pos, flat.size - 1)
+    cand = own[order[pos] // 8]                                            # (k, 8)
+    centre = mesh.points[cells[cand]].mean(axis=2)                         # (k, 8, 3)
+    dist = np.where(flat[order][pos] == nodes[:, None], np.linalg.norm(centre - x[:, None, :], axis=2), np.inf)
+    host = cand[np.arange(nodes.size), np.argmin(dist, axis=1)]            # the one whose centre is nearest x
+    X = mesh.points[cells[host]]                                       # (k, 8, 3)
+    xi = np.zeros((nodes.size, 3))
+    for _ in range(10):
+        N = hex8_shape(xi)
+        J = np.einsum("kai,kaj->kij", X, hex8_shape_gradients(xi))      # dx_i / dxi_j
+        r = np.einsum("ka,kai->ki", N, X) - x
+        xi = xi - np.linalg.solve(J, r[..., None])[..., 0]
+    return cells[host], hex8_shape(xi)
 
 
 def facet_pairs(segment):
-    """``{(disc, side): (a, b)}``: :func:`joint_pairs` of every facet joint of ``segment``."""
+    """``{(disc, side): (nodes_a, w_a, nodes_b, w_b)}``: :func:`joint_pairs` of every joint of ``segment``."""
     return {(d, s): joint_pairs(segment, d, s) for d in segment.discs for s in ("left", "right")}
 
 
-def facet_springs(segment, pairs=None):
-    """The compression-only :class:`~vertebrafe.springs.SpringSet` of every facet joint of ``segment``."""
+def facet_springs(segment, pairs=None, gap=None):
+    """The compression-only :class:`~vertebrafe.springs.SpringSet` of every facet joint of ``segment``;
+    ``gap`` (mm, >= 0): the joints' clearance, default that of :data:`FACET_CARTILAGE`."""
     from ..springs import spring_set
 
     _check(segment)
+    gap = FACET_CARTILAGE["gap"][0] if gap is None else gap
+    if not (isinstance(gap, (int, float)) and 0.0 <= gap < 5.0):
+        raise InputError(f"facet gap = {gap!r} mm; allowed: a number from 0 to below 5 mm")
     pairs = pairs or facet_pairs(segment)
     E, t = FACET_CARTILAGE["modulus"][0], FACET_CARTILAGE["thickness"][0]
-    a_all, b_all, k_all, n_all, g_all, names = [], [], [], [], [], {}
-    for gi, ((disc, side), (a, b)) in enumerate(pairs.items()):
+    a_all, wa_all, b_all, w_all, k_all, n_all, g_all, names = [], [], [], [], [], [], [], {}
+    for gi, ((disc, side), (a, wa, b, w)) in enumerate(pairs.items()):
         k_joint = E * facet_dimensions(disc)["area"] / (2.0 * t)
         a_all.append(a)
+        wa_all.append(wa)
         b_all.append(b)
-        k_all.append(np.full(a.size, k_joint / a.size))
-        n_all.append(np.broadcast_to(facet_normal(segment, disc, side), (a.size, 3)))
-        g_all.append(np.full(a.size, gi))
+        w_all.append(w)
+        k_all.append(np.full(len(a), k_joint / len(a)))
+        n_all.append(np.broadcast_to(facet_normal(segment, disc, side), (len(a), 3)))
+        g_all.append(np.full(len(a), gi))
         names[gi] = f"{disc}:{side}"
     return spring_set(segment.mesh.points, np.concatenate(a_all), np.concatenate(b_all), np.concatenate(k_all),
-                      "compression", direction=np.concatenate(n_all), name=FACET_SET, group=np.concatenate(g_all),
+                      "compression", weights_a=np.concatenate(wa_all), weights_b=np.concatenate(w_all),
+                      direction=np.concatenate(n_all), gap=float(gap), name=FACET_SET, group=np.concatenate(g_all),
                       group_names=names)
 
 
@@ -111,16 +152,33 @@ def ligament_springs(segment, pairs=None):
     pairs = pairs or facet_pairs(segment)
     P = segment.mesh.points
     arches, longit = segment.posterior.arches, segment.posterior.longitudinal
-    A, B, K, G, N, names = [], [], [], [], [], {}
+    A, WA, B, W, K, G, N, names = [], [], [], [], [], [], [], {}
 
-    def add(name, a, b):
-        a, b = np.asarray(a, np.int64).ravel(), np.asarray(b, np.int64).ravel()
+    def ends(nodes, w):
+        """Every end as 8 weighted nodes (single nodes padded with zero weights)."""
+        nodes = np.asarray(nodes, np.int64)
+        nodes = nodes.reshape(nodes.shape[0], -1) if nodes.ndim > 1 else nodes[:, None]
+        w = np.ones(nodes.shape) if w is None else np.asarray(w, float)
+        pad = 8 - nodes.shape[1]
+        return (np.concatenate([nodes, np.repeat(nodes[:, :1], pad, axis=1)], axis=1),
+                np.concatenate([w, np.zeros((nodes.shape[0], pad))], axis=1))
+
+    def add(name, a, b, wa=None, wb=None, direction=None):
+        """The end pairs of one ligament (nodes, or interpolated points with weights)."""
+        a, wa = ends(np.asarray(a).reshape(len(a), -1) if np.ndim(a) > 1 else np.ravel(a), wa)
+        b, wb = ends(np.asarray(b).reshape(len(b), -1) if np.ndim(b) > 1 else np.ravel(b), wb)
+        if direction is None:
+            xa, xb = np.einsum("kp,kpi->ki", wa, P[a]), np.einsum("kp,kpi->ki", wb, P[b])
+            direction = (xb - xa) / np.linalg.norm(xb - xa, axis=1, keepdims=True).clip(1e-300)
         gi = len(names)
         names[gi] = name
         A.append(a)
+        WA.append(wa)
         B.append(b)
-        K.append(np.full(a.size, LIGAMENTS[name.split(":")[1]][0] / a.size))
-        G.append(np.full(a.size, gi))
+        W.append(wb)
+        N.append(direction)
+        K.append(np.full(len(a), LIGAMENTS[name.split(":")[1]][0] / len(a)))
+        G.append(np.full(len(a), gi))
 
     for disc in segment.discs:
         up, lo = disc.split("-")
@@ -132,17 +190,22 @@ def ligament_springs(segment, pairs=None):
         add(f"{disc}:SSL", [ua.spinous_tip[1]], [la.spinous_tip[0]])
         add(f"{disc}:ITL", [ua.transverse_bottom["left"], ua.transverse_bottom["right"]],
             [la.transverse_top["left"], la.transverse_top["right"]])
-        ca = np.concatenate([pairs[(disc, s)][0] for s in ("left", "right")])
-        cb = np.concatenate([pairs[(disc, s)][1] for s in ("left", "right")])
-        add(f"{disc}:CL", ca, cb)
-        N.append(np.concatenate([np.broadcast_to(facet_normal(segment, disc, s), (pairs[(disc, s)][0].size, 3))
-                                 for s in ("left", "right")]))
-    a, b = np.concatenate(A), np.concatenate(B)
-    direction = (P[b] - P[a]) / np.linalg.norm(P[b] - P[a], axis=1, keepdims=True).clip(1e-300)
-    cl = np.isin(np.concatenate(G), [g for g, n in names.items() if n.endswith(":CL")])
-    direction[cl] = np.concatenate(N)
-    return spring_set(P, a, b, np.concatenate(K), "tension", direction=direction, name=LIGAMENT_SET,
-                      group=np.concatenate(G), group_names=names)
+        sides = ("left", "right")          # the capsule over the contact pairs, along the joint normal
+        add(f"{disc}:CL", *(np.concatenate([pairs[(disc, s)][i] for s in sides]) for i in (0, 2, 1, 3)),
+            np.concatenate([np.broadcast_to(facet_normal(segment, disc, s), (len(pairs[(disc, s)][0]), 3))
+                            for s in sides]))
+    a, wa, b, w, k, g = (np.concatenate(x) for x in (A, WA, B, W, K, G))
+    direction = np.concatenate(N)
+    # the stiffer second segment: a parallel spring on the same node pair, slack up to the transition
+    part = np.array([names[i].split(":")[1] for i in g])
+    two = np.isin(part, list(LIGAMENT_STIFFENING))
+    share = k[two] / np.array([LIGAMENTS[p][0] for p in part[two]])          # 1 / (pairs of the ligament)
+    k2 = share * np.array([LIGAMENT_STIFFENING[p][0] for p in part[two]])
+    slack = np.array([LIGAMENT_STIFFENING[p][1] for p in part[two]])
+    return spring_set(P, np.concatenate([a, a[two]]), np.concatenate([b, b[two]]), np.concatenate([k, k2]), "tension",
+                      weights_a=np.concatenate([wa, wa[two]]), weights_b=np.concatenate([w, w[two]]), direction=np.concatenate([direction, direction[two]]),
+                      slack=np.concatenate([np.zeros(k.size), slack]), name=LIGAMENT_SET,
+                      group=np.concatenate([g, g[two]]), group_names=names)
 
 
 def _check(segment):

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-__all__ = ["POSTERIOR_SOURCES", "POSTERIOR_TABLE", "FACET_TABLE", "LIGAMENTS", "FACET_CARTILAGE",
-           "posterior_dimensions", "facet_dimensions"]
+import numpy as np
+
+__all__ = ["POSTERIOR_SOURCES", "POSTERIOR_TABLE", "FACET_TABLE", "LIGAMENTS", "LIGAMENT_STIFFENING",
+           "FACET_CARTILAGE", "posterior_dimensions", "facet_dimensions", "ligament_law"]
 
 POSTERIOR_SOURCES = MappingProxyType({
     "P92": "Panjabi et al. 1992, Spine 17:299 (lumbar; 12 cadaveric spines; Tables 3-4, mean of right and "
@@ -70,18 +72,23 @@ POSTERIOR_TABLE = MappingProxyType({
 FACET_TABLE = MappingProxyType({d: MappingProxyType(dict(zip(("angle", "inclination", "area"), row)))
                                 for d, row in _F.items()})
 
-#: Facet cartilage: Young's modulus (MPa) and thickness of one layer (mm). A joint's compression-only
-#: stiffness is ``E A / (2 t)`` (two layers in series over the facet area ``A``).
+#: Facet cartilage: Young's modulus (MPa), thickness of one layer (mm) and the clearance between the two
+#: layers of an unloaded joint (mm). A joint's compression-only stiffness is ``E A / (2 t)`` (two layers
+#: in series over the facet area ``A``); it carries load once its closure along the joint normal exceeds
+#: the gap.
 FACET_CARTILAGE = MappingProxyType({
     "modulus": (35.0, "Hindawi JHE 2017, 9618940 Table 2 (facet cartilage 35 MPa)"),
-    "thickness": (0.8, "Womack et al., SBC 2011 (average lumbar facet cartilage assumed about 0.8 mm)"),
+    "thickness": (0.8, "Womack et al., SBC 2011 (average lumbar facet cartilage assumed about 0.8 mm); the "
+                       "measured overall mean of Woldtvedt et al. (J Biomech Eng 2011, abstract) is 0.57 mm"),
+    "gap": (0.0, "assumption: layers in contact in the reference position (no published gap verified; the "
+                 "same abstract finds the initial gap of little influence on the range of motion)"),
 })
 
 #: Linear stiffness (N/mm) of each ligament across one level (all its springs together), with the
 #: source: ``k = E A / L`` with the small-strain modulus E, area A and length L of BMC Musculoskelet
 #: Disord 2010, 11:151 Table 3 (PMC2913991); capsular: the first (toe) segment of the capsular ligament
 #: of J Healthc Eng 2021, 5542595 Table 2 (PMC8147546). Ligaments are tension-only and taut at zero
-#: strain (no slack).
+#: strain (no slack); beyond a transition strain they stiffen (:data:`LIGAMENT_STIFFENING`).
 LIGAMENTS = MappingProxyType({
     "ALL": (7.8 * 53.0 / 13.0, "PMC2913991 Table 3: E 7.8 MPa, A 53 mm^2, L 13 mm"),
     "PLL": (10.0 * 16.0 / 11.0, "PMC2913991 Table 3: E 10 MPa, A 16 mm^2, L 11 mm"),
@@ -92,10 +99,36 @@ LIGAMENTS = MappingProxyType({
     "CL": (36.0, "PMC8147546 Table 2: capsular ligament, 36 N/mm below 25 % strain (per joint)"),
 })
 
+#: The stiffer second segment of the bilinear ligament laws of J Healthc Eng 2017, 9618940 Table 2, whose
+#: first moduli are those of :data:`LIGAMENTS` (ALL 7.8, PLL 10, LF 15, ISL 10, SSL 8, ITL 10 MPa): above
+#: the transition strain ``eps_t`` the modulus rises to ``E2``. With the area ``A`` and length ``L`` of
+#: :data:`LIGAMENTS` this adds ``k2 = (E2 - E1) A / L`` (N/mm) beyond the elongation ``eps_t L`` (mm):
+#: ``(k2, eps_t L, source)``. The capsular ligament keeps its single (toe) segment: its source gives no
+#: area and length for the second one.
+_BILINEAR = {  # E1, E2 (MPa), eps_t, A (mm^2), L (mm)
+    "ALL": (7.8, 20.0, 0.12, 53.0, 13.0), "PLL": (10.0, 20.0, 0.11, 16.0, 11.0),
+    "LF": (15.0, 19.5, 0.062, 67.0, 19.0), "ISL": (10.0, 11.6, 0.14, 26.0, 13.0),
+    "SSL": (8.0, 15.0, 0.20, 23.0, 11.0), "ITL": (10.0, 58.7, 0.18, 1.8, 22.0),
+}
+LIGAMENT_STIFFENING = MappingProxyType({
+    name: ((e2 - e1) * a / l, eps * l,
+           f"J Healthc Eng 2017, 9618940 Table 2: E {e1:g} -> {e2:g} MPa at {100 * eps:g} % strain; A {a:g} mm^2, "
+           f"L {l:g} mm of PMC2913991 Table 3")
+    for name, (e1, e2, eps, a, l) in _BILINEAR.items()})
+
 
 def posterior_dimensions(level):
     """``{field: value}`` (mm) of the posterior elements of vertebra ``level`` (T10-L5)."""
     return {k: v for k, (v, _) in POSTERIOR_TABLE[level].items()}
+
+
+def ligament_law(name, elongation):
+    """Axial force (N) of ligament ``name`` (a key of :data:`LIGAMENTS`) at ``elongation`` (mm, array-like):
+    the bilinear, tension-only law ``k1 d + k2 max(d - d_t, 0)`` for ``d > 0``, else 0."""
+    d = np.asarray(elongation, dtype=float)
+    k1 = LIGAMENTS[name][0]
+    k2, dt, _ = LIGAMENT_STIFFENING.get(name, (0.0, 0.0, ""))
+    return np.where(d > 0.0, k1 * d + k2 * np.clip(d - dt, 0.0, None), 0.0)
 
 
 def facet_dimensions(disc):

@@ -100,6 +100,9 @@ class TreatmentSpec:
     offset: Optional[tuple] = None
     vertical_extent: float = _d("treatment", "vertical_extent")
     interface: str = _d("treatment", "interface")
+    layer_thickness: Optional[float] = None
+    layer_modulus: Optional[float] = None
+    surface: str = _d("treatment", "surface")
 
 
 @dataclass(frozen=True)

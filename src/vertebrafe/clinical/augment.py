@@ -17,7 +17,8 @@ from .mixing import laminate
 __all__ = ["DEFAULT_SAMPLES", "body_frame_sizes", "bolus_geometry", "Sampler", "region_code", "resolve_volume",
            "cement_phase", "mix_elasticity", "check_offset", "check_samples", "check_untreated", "level_cells",
            "DEFAULT_VERTICAL_EXTENT", "CEMENT_MODULUS_RANGE", "CEMENT_NU_RANGE", "endplate_distances",
-           "vertical_mask", "check_extent", "check_fits", "check_centres", "check_cement_modulus", "height_span"]
+           "vertical_mask", "check_extent", "check_fits", "check_centres", "check_cement_modulus", "height_span",
+           "layer_phases", "mix_layered"]
 
 #: Sub-cell samples per direction.
 DEFAULT_SAMPLES = 4
@@ -319,3 +320,29 @@ def level_cells(mesh, level):
     """Boolean mask ``(m,)`` of the cells of vertebra ``level``."""
     code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
     return mesh.cell_data["level"] == code
+
+
+def layer_phases(sampler, inside, core, f_cement):
+    """Volume fractions ``(f_layer, f_core)`` ``(m,)`` of an interface layer (the part of the cement
+    ``inside`` outside its ``core``, both ``(m, q)`` sample masks) and of the core, given the cells' cement
+    fractions ``f_cement (m,)`` (which may be 0 / 1 on fitted cells)."""
+    f_core = np.minimum(sampler.fraction(inside & core), f_cement)
+    return f_cement - f_core, f_core
+
+
+def mix_layered(C_host, C_layer, C_core, f_layer, f_core, x, w, inside, core, R, rule):
+    """Elasticity ``(k, 6, 6)`` of cells holding host bone, an interface layer and the cement core
+    (fractions ``1 - f_layer - f_core``, ``f_layer``, ``f_core``): the three-phase laminate normal to the cut
+    surface (the cement surface where the cell holds host bone, else the core surface; ``x, w`` the cells'
+    samples, ``R`` local -> global rotation) or the Voigt mean (``rule="voigt"``). Returns the elasticity
+    and the normals ``(k, 3)`` (global; None for the Voigt mean)."""
+    from .mixing import cut_normals
+
+    C_host = np.asarray(C_host)
+    phases = np.stack([C_host, np.broadcast_to(C_layer, C_host.shape), np.broadcast_to(C_core, C_host.shape)])
+    fractions = np.stack([1.0 - f_layer - f_core, f_layer, f_core])
+    if rule == "voigt":
+        return np.einsum("pk,pkij->kij", fractions, phases), None
+    whole = fractions[0] <= 1e-12
+    normals = np.where(whole[:, None], cut_normals(x, w, core), cut_normals(x, w, inside)) @ np.asarray(R).T
+    return laminate(phases, fractions, normals), normals

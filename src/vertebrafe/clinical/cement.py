@@ -40,28 +40,48 @@ import numpy as np
 from ..elasticity import isotropic
 from ..errors import InputError
 from ._common import check_level, derive, make_operation
+from .firstyield import treated_yield_factor
 from .augment import (DEFAULT_SAMPLES, DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry,
                       cement_phase, check_cement_modulus, check_centres, check_extent, check_fits, check_offset,
-                      check_samples, check_untreated, endplate_distances, height_span, level_cells,
-                      mix_elasticity, region_code, resolve_volume, vertical_mask)
+                      check_samples, check_untreated, endplate_distances, height_span, layer_phases, level_cells,
+                      mix_elasticity, mix_layered, region_code, resolve_volume, vertical_mask)
 from .mixing import MIXING_RULES, cut_normals
+from .snap import snap_bolus
 
 __all__ = ["vertebroplasty", "APPROACHES", "DEFAULT_VOLUME_ML", "CEMENT_MATERIALS", "MIXING_RULES", "INTERFACE_FACTORS",
-           "bolus_geometry", "Sampler"]
+           "INTERFACES", "SURFACES", "DEFAULT_LAYER_THICKNESS", "LAYER_COMPLIANCE", "LAYER_THICKNESS_RANGE",
+           "LAYER_MODULUS_RANGE", "bolus_geometry", "Sampler"]
 
 APPROACHES = ("bipedicular", "unipedicular")
 CEMENT_MATERIALS = ("composite", "pmma")
+#: Representation of the bolus surface: ``"fitted"`` (nodes snapped onto it, :mod:`vertebrafe.clinical.snap`;
+#: the cells it still cuts are mixed) or ``"mixed"`` (the mesh is kept; every cut cell is mixed).
+SURFACES = ("fitted", "mixed")
 #: Composite modulus factor of the cement-trabecula interface: frictionless contact instead of bonding
 #: made micro-FE models of PMMA/bone specimens from augmented human vertebrae 20 % more compliant
 #: (Kinzl, Boger, Zysset & Pahr 2012, J Biomech 45:1478; literature.md 2.5).
 INTERFACE_FACTORS = {"bonded": 1.0, "frictional": 0.80}
+#: Interface options: bonded, the homogenised frictional factor, or an explicit compliant ``"layer"``.
+INTERFACES = ("bonded", "frictional", "layer")
+#: Interface-layer thickness (mm) [assumption: about half the trabecular spacing of osteoporotic vertebral
+#: bone, the depth over which cement and trabeculae interlock only partly].
+DEFAULT_LAYER_THICKNESS = 0.5
+#: Normal compliance of the cement-trabecula interface per unit area (mm/MPa): 1 um of cement-trabecula
+#: micromotion under 1 MPa compression in lab-prepared (post-operative) interlocked specimens; 6 um after in
+#: vivo service (Miller, Goodheart, Khechen, Janssen & Mann 2016, J Orthop Res, PMC4877298). The
+#: default layer modulus is ``thickness / LAYER_COMPLIANCE`` (500 MPa at 0.5 mm), so the layer carries that
+#: compliance whatever its thickness.
+LAYER_COMPLIANCE = 1.0e-3
+LAYER_THICKNESS_RANGE = (0.05, 5.0)
+LAYER_MODULUS_RANGE = (1.0, 20000.0)
 #: Default injected volume (mL): PMMA 2.8 +/- 1.2 mL in the vertebroplasty arm of Buchbinder et al. 2009
 #: (literature.md 5.3); VAPOUR used 7.5 +/- 2.8 mL.
 DEFAULT_VOLUME_ML = 2.8
 
 def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular", offset=(0.0, 0.0, 0.0),
                    material="composite", side="left", mixing="laminate", cement_modulus=None,
-                   samples=DEFAULT_SAMPLES, vertical_extent=DEFAULT_VERTICAL_EXTENT, interface="bonded"):
+                   samples=DEFAULT_SAMPLES, vertical_extent=DEFAULT_VERTICAL_EXTENT, interface="bonded",
+                   surface="mixed", layer_thickness=None, layer_modulus=None):
     """Percutaneous vertebroplasty of ``level``: cement boluses without height restoration.
 
     Parameters
@@ -97,7 +117,20 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         Cement-trabecula interface inside the composite: ``"bonded"`` (default) or ``"frictional"``
         (composite modulus x :data:`INTERFACE_FACTORS` ``["frictional"]`` = 0.80: frictionless contact made
         micro-FE models of augmented human vertebral bone 20 % more compliant than bonding, Kinzl et al.
-        2012, J Biomech 45:1478). Ignored with ``cement_modulus``.
+        2012, J Biomech 45:1478; ignored with ``cement_modulus``) or ``"layer"``: an explicit compliant layer,
+        the outer ``layer_thickness`` of the bolus, gets its own isotropic modulus ``layer_modulus`` (the
+        cement's Poisson ratio); cells it shares with bone or the cement core are a three-phase laminate.
+    surface : {"mixed", "fitted"}
+        ``"fitted"``: nodes of the cancellous bone within a fraction of a cell of the bolus surface are
+        snapped onto it (:mod:`vertebrafe.clinical.snap`), so element faces follow it; the cells it still cuts
+        are mixed. ``"mixed"``: the mesh is kept, every cut cell is mixed.
+    layer_thickness : float, optional
+        Interface-layer thickness (mm, in [0.05, 5]); default :data:`DEFAULT_LAYER_THICKNESS` (0.5 mm). Only
+        with ``interface="layer"``.
+    layer_modulus : float, optional
+        Interface-layer modulus (MPa, in [1, 20000]); default ``layer_thickness / LAYER_COMPLIANCE`` (the
+        measured interface compliance 1 um/MPa, Miller et al. 2016: 500 MPa at 0.5 mm). Only with
+        ``interface="layer"``.
 
     Returns
     -------
@@ -113,10 +146,13 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         raise InputError(f"material = {material!r}; allowed: {list(CEMENT_MATERIALS)}")
     if side not in ("left", "right"):
         raise InputError(f"side = {side!r}; allowed: ['left', 'right']")
-    if interface not in INTERFACE_FACTORS:
-        raise InputError(f"interface = {interface!r}; allowed: {list(INTERFACE_FACTORS)}")
+    if interface not in INTERFACES:
+        raise InputError(f"interface = {interface!r}; allowed: {list(INTERFACES)}")
+    t_layer, E_layer = check_layer(interface, layer_thickness, layer_modulus, mixing)
     if mixing not in MIXING_RULES:
         raise InputError(f"mixing = {mixing!r}; allowed: {list(MIXING_RULES)}")
+    if surface not in SURFACES:
+        raise InputError(f"surface = {surface!r}; allowed: {list(SURFACES)}")
     off = check_offset(offset)
     n = check_samples(samples)
     extent = check_extent(vertical_extent)
@@ -141,6 +177,11 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
     s, achieved = sampler.scale_for_volume(r2, v_ml * 1000.0)
     inside = r2 <= s * s
     f_sel = sampler.fraction(inside)
+    moved = 0
+    if surface == "fitted":
+        P, sampler, inside, f_sel, s, moved = snap_bolus(segment, level, P, eligible, n, centres, rots, axes, s,
+                                                         extent, v_ml * 1000.0)
+        d_inf, d_sup, hloc = endplate_distances(segment, level, P, sampler)
     frac = np.zeros(mesh.n_cells)
     frac[sampler.cells] = f_sel
     achieved = float(np.sum(f_sel * sampler.volume))
@@ -149,16 +190,39 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
 
     C = segment.elasticity
     C_phase, E_c, nu_c = cement_phase(segment, material, cement_modulus, level)
-    if C_phase is not None and cement_modulus is None and interface != "bonded":
+    if C_phase is not None and cement_modulus is None and interface == "frictional":
         E_c *= INTERFACE_FACTORS[interface]
         C_phase = isotropic(E_c, nu_c)
+    f_layer = np.zeros(mesh.n_cells)
+    if interface == "layer":
+        core = (vertical_mask(d_inf, d_sup, hloc, extent, pad=-t_layer)
+                & (sampler.radius2(centres, rots, axes * s, pad=-t_layer) <= 1.0))
+        fl_sel, fc_sel = layer_phases(sampler, inside, core, f_sel)
+        f_layer[sampler.cells] = fl_sel
+    cell_data = {"cement_fraction": frac, **({"interface_fraction": f_layer} if interface == "layer" else {})}
     if C is not None and C_phase is not None:
         C = C.copy()
         cut = f_sel > 0
         k = sampler.cells[cut]
         R = np.asarray(segment.frames[level][0], dtype=float)
-        normals = cut_normals(sampler.x[cut], sampler.w[cut], inside[cut]) @ R.T      # local -> global
-        C[k] = mix_elasticity(C[k], C_phase, E_c, nu_c, frac[k], mixing, normals)
+        if interface == "layer":
+            C_layer = isotropic(E_layer, nu_c)
+            C_new, normals = mix_layered(C[k], C_layer, C_phase, fl_sel[cut], fc_sel[cut], sampler.x[cut],
+                                         sampler.w[cut], inside[cut], core[cut], R, mixing)
+            phases = np.stack([C[k], np.broadcast_to(C_layer, C[k].shape), np.broadcast_to(C_phase, C[k].shape)])
+            fractions = np.stack([1.0 - frac[k], fl_sel[cut], fc_sel[cut]])
+            kinds = ("host", "host", "cement")     # the layer yields at the host bone's strain [assumption]
+        else:
+            normals = cut_normals(sampler.x[cut], sampler.w[cut], inside[cut]) @ R.T      # local -> global
+            C_new = mix_elasticity(C[k], C_phase, E_c, nu_c, frac[k], mixing, normals)
+            phases = np.stack([C[k], np.broadcast_to(C_phase, C[k].shape)])
+            fractions = np.stack([1.0 - frac[k], frac[k]])
+            kinds = ("host", "cement")
+        yf = np.asarray(mesh.cell_data.get("yield_factor", np.ones(mesh.n_cells)), dtype=float).copy()
+        yf[k] = treated_yield_factor(segment, k, phases, fractions, normals if mixing == "laminate" else None, kinds,
+                                     E_c)
+        cell_data["yield_factor"] = yf
+        C[k] = C_new
     tag_names = dict(mesh.tag_names["region"])
     code = region_code(mesh, "cement_bone" if material == "composite" else "cement", tag_names)
     region = mesh.cell_data["region"].copy()
@@ -166,13 +230,42 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
 
     params = dict(volume_mL=v_ml, fill=fill_req, approach=approach, side=side if approach == "unipedicular" else None,
                   offset_mm=tuple(off), material=material, mixing=mixing, samples=n,
-                  cement_E_MPa=E_c, cement_nu=nu_c, vertical_extent=extent,
-                  interface=interface if cement_modulus is None else None)
+                  cement_E_MPa=E_c, cement_nu=nu_c, vertical_extent=extent, surface=surface,
+                  interface=interface if (cement_modulus is None or interface == "layer") else None,
+                  layer_thickness_mm=t_layer, layer_E_MPa=E_layer)
     results = dict(cement_volume_mL=achieved / 1000.0, volume_error=achieved / (v_ml * 1000.0) - 1.0,
                    fill=achieved / float(sampler.volume.sum()), cement_centroid_mm=tuple(centroid),
                    bolus_scale=s, cement_cells=int(np.count_nonzero(f_sel > 0)),
                    cement_height_span=height_span(d_inf, hloc, inside),
-                   cancellous_volume_mL=float(sampler.volume.sum()) / 1000.0)
+                   cancellous_volume_mL=float(sampler.volume.sum()) / 1000.0, snapped_nodes=moved,
+                   layer_volume_mL=float(np.sum(f_layer[sampler.cells] * sampler.volume)) / 1000.0)
     op = make_operation("vertebroplasty", level, params, results)
-    return derive(segment, op, elasticity=C, cell_data={"cement_fraction": frac, "region": region},
+    return derive(segment, op, points=P if moved else None, elasticity=C, cell_data={**cell_data, "region": region},
                   tag_names={"region": tag_names})
+
+
+def check_layer(interface, thickness, modulus, mixing):
+    """Thickness (mm) and modulus (MPa) of the interface layer (None, None unless ``interface="layer"``),
+    validated against :data:`LAYER_THICKNESS_RANGE` and :data:`LAYER_MODULUS_RANGE`."""
+    if interface != "layer":
+        given = [f"{k} = {v!r}" for k, v in (("layer_thickness", thickness), ("layer_modulus", modulus)) if v is not None]
+        if given:
+            raise InputError(f"{', '.join(given)} needs interface = 'layer' (interface = {interface!r})")
+        return None, None
+    if mixing not in ("laminate", "voigt"):
+        raise InputError(f"mixing = {mixing!r} with interface = 'layer'; allowed: ['laminate', 'voigt']")
+    values = {}
+    for name, v, (lo, hi), unit, default in (
+            ("layer_thickness", thickness, LAYER_THICKNESS_RANGE, "mm", DEFAULT_LAYER_THICKNESS),
+            ("layer_modulus", modulus, LAYER_MODULUS_RANGE, "MPa", None)):
+        if v is None:
+            values[name] = default if default is not None else values["layer_thickness"] / LAYER_COMPLIANCE
+            continue
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise InputError(f"{name} = {v!r}; expected a number in [{lo:g}, {hi:g}] {unit}") from None
+        if not (lo <= x <= hi):
+            raise InputError(f"{name} = {v!r} {unit} is out of range; allowed [{lo:g}, {hi:g}] {unit}")
+        values[name] = x
+    return values["layer_thickness"], values["layer_modulus"]

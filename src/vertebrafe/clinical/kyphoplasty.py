@@ -56,6 +56,7 @@ from ._common import check_level, derive, history, make_operation, operations_of
 from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry, check_cement_modulus,
                       check_centres, check_extent, check_fits, check_offset, check_samples, check_untreated,
                       endplate_distances, level_cells, region_code, resolve_volume, vertical_mask)
+from .firstyield import treated_yield_factor
 from .mixing import cut_normals, laminate
 from .fracture import Deformer
 from .measure import measure
@@ -321,17 +322,18 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
             whole = fc[sel] + fr[sel] >= 1.0 - 1e-12            # no host: the cut is the cavity surface
             normals = np.where(whole[:, None], cut_normals(x, w, cav[pos]), cut_normals(x, w, (cav | rim)[pos])) @ R.T
             C[sel] = laminate(phases, fractions, normals)
+        yf = np.asarray(mesh.cell_data.get("yield_factor", np.ones(mesh.n_cells)), dtype=float).copy()
+        yf[sel] = treated_yield_factor(segment, sel, phases, fractions, None if mixing == "voigt" else normals,
+                                       ("host", "bone", "cement"), E_c)
     tag_names = dict(mesh.tag_names["region"])
     region = mesh.cell_data["region"].copy()
     region[fr >= 0.5] = region_code(mesh, "compacted_bone", tag_names)
     region[fc >= 0.5] = region_code(mesh, "cement", tag_names)
     cell_data = {"cement_fraction": fc, "compacted_fraction": fr, "region": region}
-    swept = fc + fr >= 0.5                                   # crushed trabeculae compacted or replaced
-    for name in ("damage", "yield_factor"):
-        if name in mesh.cell_data:
-            v = np.asarray(mesh.cell_data[name], dtype=float).copy()
-            v[swept] = 0.0 if name == "damage" else 1.0
-            cell_data[name] = v
+    if C is not None:
+        cell_data["yield_factor"] = yf
+    if "damage" in mesh.cell_data:                            # crushed trabeculae compacted or replaced
+        cell_data["damage"] = np.where(fc + fr >= 0.5, 0.0, np.asarray(mesh.cell_data["damage"], dtype=float))
 
     params = dict(restoration=r, volume_mL=v_ml, balloons=int(balloons), rim_thickness_mm=t,
                   rim_modulus_factor=rim_modulus_factor, offset_mm=tuple(off), samples=n, cement_E_MPa=E_c,

@@ -116,7 +116,7 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
                     t1 = time.perf_counter()
                     ml = solvers.amg_hierarchy((K + Gf.T @ sp.diags(d * in_amg) @ Gf).tobsr(blocksize=(3, 3)),
                                                near_nullspace, strength)
-                    M = cache["amg"] = ml.aspreconditioner(cycle="V")
+                    M = cache["amg"] = solvers.amg_preconditioner(ml)
                     cache["amg_info"] = dict(levels=len(ml.levels),
                                              operator_complexity=float(ml.operator_complexity()))
                     info["setup_time"] += time.perf_counter() - t1

@@ -2,120 +2,168 @@
 
 pyamg's block Gauss-Seidel cost about twice a matrix-vector product per sweep on the 3x3 (fine) and
 6x6 (coarse) block matrices of a spinal segment, and the smoother is most of the work of a V-cycle.
-This kernel does the same sweep (identical iterates, so identical CG iteration counts) at about the cost
-of one product: the inverse diagonal blocks are computed once per level, and each block row is updated
-in place with a fixed loop over its blocks.
+This kernel does the same sweep at about the cost of one product: the inverse diagonal blocks are
+computed once per level, and each block row is updated in place with a fixed loop over its blocks.
+
+With several numba threads, a level of at least :data:`MIN_CHUNK_ROWS` block rows per thread is swept
+as a hybrid: the rows are split into one contiguous run per thread, each run is swept by block
+Gauss-Seidel on its own thread, and the couplings to the other runs use the values from before the
+sweep (Jacobi between runs). The diagonal of a row with such couplings gains their absolute row sum
+("l1" hybrid Gauss-Seidel, Baker, Falgout, Kolev & Yang 2011), which keeps the smoother convergent
+and the symmetric sweep a symmetric positive-definite preconditioner whatever the split. With one
+thread (study workers) it is exactly the sequential sweep.
 """
+import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+from . import sparse_kernels
+
+
+#: A level is split into one run of rows per thread only where each run has at least this many block
+#: rows (smaller coarse levels are swept on one thread: there a parallel region costs more than it saves).
+MIN_CHUNK_ROWS = 2000
 
 
 @njit(cache=True)
-def _sweep(indptr, indices, data, dinv, x, b, start, stop, step, r):
-    """One block Gauss-Seidel pass over block rows ``start, start + step, ... (< stop for step > 0)``.
-
-    data (nnzb, k, k), dinv (nb, k, k) inverse diagonal blocks; x, b (nb * k,); r (k,) scratch.
-    """
-    k = data.shape[1]
-    i = start
-    while (step > 0 and i < stop) or (step < 0 and i > stop):
-        for p in range(k):
-            r[p] = b[i * k + p]
-        for jj in range(indptr[i], indptr[i + 1]):
-            j = indices[jj]
-            if j == i:
-                continue
-            for p in range(k):
-                s = 0.0
-                for q in range(k):
-                    s += data[jj, p, q] * x[j * k + q]
-                r[p] -= s
-        for p in range(k):
-            s = 0.0
-            for q in range(k):
-                s += dinv[i, p, q] * r[q]
-            x[i * k + p] = s
-        i += step
-
-
-@njit(cache=True)
-def _row3(indptr, indices, data, dinv, x, b, i):
-    """Update block row ``i`` of a 3x3-block matrix (the unrolled form of :func:`_sweep`'s body)."""
+def _row3(indptr, indices, data, dinv, x, xs, b, i, lo, hi):
+    """Update block row ``i`` of a 3x3-block matrix in place, ``x_i += dinv_i (b_i - sum_j A_ij x_j)``
+    (with dinv the inverse diagonal block, the Gauss-Seidel update); columns outside ``lo .. hi`` read
+    ``xs``."""
     r0, r1, r2 = b[3 * i], b[3 * i + 1], b[3 * i + 2]
     for jj in range(indptr[i], indptr[i + 1]):
         j = indices[jj]
-        if j != i:
+        if lo <= j < hi:
             x0, x1, x2 = x[3 * j], x[3 * j + 1], x[3 * j + 2]
-            a = data[jj]
-            r0 -= a[0, 0] * x0 + a[0, 1] * x1 + a[0, 2] * x2
-            r1 -= a[1, 0] * x0 + a[1, 1] * x1 + a[1, 2] * x2
-            r2 -= a[2, 0] * x0 + a[2, 1] * x1 + a[2, 2] * x2
+        else:
+            x0, x1, x2 = xs[3 * j], xs[3 * j + 1], xs[3 * j + 2]
+        a = data[jj]
+        r0 -= a[0, 0] * x0 + a[0, 1] * x1 + a[0, 2] * x2
+        r1 -= a[1, 0] * x0 + a[1, 1] * x1 + a[1, 2] * x2
+        r2 -= a[2, 0] * x0 + a[2, 1] * x1 + a[2, 2] * x2
     d = dinv[i]
-    x[3 * i] = d[0, 0] * r0 + d[0, 1] * r1 + d[0, 2] * r2
-    x[3 * i + 1] = d[1, 0] * r0 + d[1, 1] * r1 + d[1, 2] * r2
-    x[3 * i + 2] = d[2, 0] * r0 + d[2, 1] * r1 + d[2, 2] * r2
+    x[3 * i] += d[0, 0] * r0 + d[0, 1] * r1 + d[0, 2] * r2
+    x[3 * i + 1] += d[1, 0] * r0 + d[1, 1] * r1 + d[1, 2] * r2
+    x[3 * i + 2] += d[2, 0] * r0 + d[2, 1] * r1 + d[2, 2] * r2
 
 
 @njit(cache=True)
-def _row6(indptr, indices, data, dinv, x, b, i, r):
-    """Update block row ``i`` of a 6x6-block matrix (coarse levels: six rigid-body modes per aggregate)."""
+def _row6(indptr, indices, data, dinv, x, xs, b, i, lo, hi, r):
+    """:func:`_row3` for 6x6 blocks (coarse levels: six rigid-body modes per aggregate); r (6,) scratch."""
     for p in range(6):
         r[p] = b[6 * i + p]
     for jj in range(indptr[i], indptr[i + 1]):
         j = indices[jj]
-        if j != i:
-            for p in range(6):
-                s = 0.0
-                for q in range(6):
-                    s += data[jj, p, q] * x[6 * j + q]
-                r[p] -= s
+        v = x if lo <= j < hi else xs
+        for p in range(6):
+            s = 0.0
+            for q in range(6):
+                s += data[jj, p, q] * v[6 * j + q]
+            r[p] -= s
     for p in range(6):
         s = 0.0
         for q in range(6):
             s += dinv[i, p, q] * r[q]
-        x[6 * i + p] = s
+        x[6 * i + p] += s
 
 
 @njit(cache=True)
-def symmetric_sweep(indptr, indices, data, dinv, x, b):
-    """A forward then a backward block Gauss-Seidel sweep on ``A x = b`` (BSR arrays), in place."""
-    nb = indptr.shape[0] - 1
-    if data.shape[1] == 3:
-        for i in range(nb):
-            _row3(indptr, indices, data, dinv, x, b, i)
-        for i in range(nb - 1, -1, -1):
-            _row3(indptr, indices, data, dinv, x, b, i)
-        return
-    r = np.empty(data.shape[1])
-    if data.shape[1] == 6:
-        for i in range(nb):
-            _row6(indptr, indices, data, dinv, x, b, i, r)
-        for i in range(nb - 1, -1, -1):
-            _row6(indptr, indices, data, dinv, x, b, i, r)
-        return
-    _sweep(indptr, indices, data, dinv, x, b, 0, nb, 1, r)
-    _sweep(indptr, indices, data, dinv, x, b, nb - 1, -1, -1, r)
+def _row(indptr, indices, data, dinv, x, xs, b, i, lo, hi, r):
+    """:func:`_row3` for k x k blocks of any k; r (k,) scratch."""
+    k = data.shape[1]
+    for p in range(k):
+        r[p] = b[i * k + p]
+    for jj in range(indptr[i], indptr[i + 1]):
+        j = indices[jj]
+        v = x if lo <= j < hi else xs
+        for p in range(k):
+            s = 0.0
+            for q in range(k):
+                s += data[jj, p, q] * v[j * k + q]
+            r[p] -= s
+    for p in range(k):
+        s = 0.0
+        for q in range(k):
+            s += dinv[i, p, q] * r[q]
+        x[i * k + p] += s
 
 
-def inverse_diagonal_blocks(A):
-    """Pseudo-inverses ``(nb, k, k)`` of the diagonal blocks of the BSR matrix ``A`` (sorted indices)."""
+@njit(cache=True)
+def _pass(indptr, indices, data, dinv, x, xs, b, lo, hi, forward, r):
+    """Block Gauss-Seidel over rows ``lo .. hi - 1`` (forward) or ``hi - 1 .. lo`` (backward)."""
+    k = data.shape[1]
+    for n in range(hi - lo):
+        i = lo + n if forward else hi - 1 - n
+        if k == 3:
+            _row3(indptr, indices, data, dinv, x, xs, b, i, lo, hi)
+        elif k == 6:
+            _row6(indptr, indices, data, dinv, x, xs, b, i, lo, hi, r)
+        else:
+            _row(indptr, indices, data, dinv, x, xs, b, i, lo, hi, r)
+
+
+@njit(parallel=True, cache=True)
+def symmetric_sweep(indptr, indices, data, dinv, x, b, bounds):
+    """A forward then a backward block Gauss-Seidel sweep on ``A x = b`` (BSR arrays), in place.
+
+    data (nnzb, k, k); dinv (nb, k, k) inverse diagonal blocks (see :func:`inverse_diagonal_blocks`);
+    x, b (nb k,); bounds (runs + 1,) the runs of rows swept side by side (``[0, nb]``: the sequential sweep).
+    """
+    runs = bounds.shape[0] - 1
+    for forward in (True, False):
+        xs = x.copy() if runs > 1 else x
+        for t in prange(runs):
+            _pass(indptr, indices, data, dinv, x, xs, b, bounds[t], bounds[t + 1], forward,
+                  np.empty(data.shape[1]))
+
+
+@njit(cache=True)
+def _diagonal_blocks(indptr, indices, data, bounds):
+    """Diagonal blocks ``(nb, k, k)``; a row with couplings outside its run adds their absolute row sums
+    to its diagonal entries."""
+    nb, k = indptr.shape[0] - 1, data.shape[1]
+    diag = np.zeros((nb, k, k))
+    for t in range(bounds.shape[0] - 1):
+        lo, hi = bounds[t], bounds[t + 1]
+        for i in range(lo, hi):
+            for jj in range(indptr[i], indptr[i + 1]):
+                j = indices[jj]
+                if j == i:
+                    diag[i] += data[jj]
+                elif j < lo or j >= hi:
+                    for p in range(k):
+                        for q in range(k):
+                            diag[i, p, p] += abs(data[jj, p, q])
+    return diag
+
+
+def inverse_diagonal_blocks(A, bounds=None):
+    """Pseudo-inverses ``(nb, k, k)`` of the diagonal blocks of the BSR matrix ``A``, with the l1 terms
+    of the runs ``bounds`` (default: one run, the plain diagonal blocks)."""
     nb = A.indptr.size - 1
-    rows = np.repeat(np.arange(nb), np.diff(A.indptr))
-    diag = np.zeros((nb,) + A.blocksize)
-    on_diag = A.indices == rows
-    diag[rows[on_diag]] = A.data[on_diag]
-    return np.linalg.pinv(diag)
+    if bounds is None:
+        bounds = np.array([0, nb], np.int64)
+    return np.linalg.pinv(_diagonal_blocks(A.indptr, A.indices, np.ascontiguousarray(A.data), bounds))
 
 
-def block_gauss_seidel(A):
-    """A smoother ``f(A, x, b)`` for pyamg levels: one symmetric block Gauss-Seidel sweep on ``A`` (BSR)."""
-    A.sort_indices()
+def run_bounds(A, threads=None):
+    """The runs of block rows of ``A`` swept side by side: one per numba thread (``threads``, default
+    the current number), each of about equal work and at least :data:`MIN_CHUNK_ROWS` rows."""
+    nb = A.indptr.size - 1
+    threads = numba.get_num_threads() if threads is None else threads
+    return sparse_kernels.row_bounds(A.indptr, max(1, min(threads, nb // MIN_CHUNK_ROWS)))
+
+
+def block_gauss_seidel(A, threads=None):
+    """A smoother ``f(A, x, b)`` for pyamg levels: one symmetric block Gauss-Seidel sweep on ``A`` (BSR),
+    as a hybrid of :func:`run_bounds` runs (one per thread, default numba's current thread count)."""
     indptr, indices = A.indptr, A.indices
     data = np.ascontiguousarray(A.data)
-    dinv = inverse_diagonal_blocks(A)
+    bounds = run_bounds(A, threads)
+    dinv = inverse_diagonal_blocks(A, bounds)
 
     def smoother(_A, x, b):
-        symmetric_sweep(indptr, indices, data, dinv, x, np.ascontiguousarray(b, dtype=np.float64))
+        symmetric_sweep(indptr, indices, data, dinv, x, np.ascontiguousarray(b, dtype=np.float64), bounds)
 
     return smoother
 

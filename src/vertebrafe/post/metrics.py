@@ -192,8 +192,10 @@ def central_mean(points, faces, values, R, origin, radius=None):
 
 def cell_yield_strains(mesh, yield_compression, yield_tension):
     """Per-cell yield strains ``(m,)`` in compression and tension: the given (bone) values times the cell
-    field ``yield_factor`` where a fracture set it (damaged bone keeps more of its strength than of its
-    modulus, :data:`vertebrafe.clinical.fracture.DEFAULT_DAMAGE_STRENGTH_FACTOR`), else the values."""
+    field ``yield_factor`` where a clinical operation set it (a fracture: damaged bone keeps more of its
+    strength than of its modulus, :data:`vertebrafe.clinical.fracture.DEFAULT_DAMAGE_STRENGTH_FACTOR`;
+    cement augmentation: cells a cement surface cuts yield with their first phase,
+    :mod:`vertebrafe.clinical.firstyield`), else the values."""
     f = np.asarray(mesh.cell_data.get("yield_factor", np.ones(mesh.n_cells)), dtype=float)
     return yield_compression * f, yield_tension * f
 

@@ -36,15 +36,12 @@ import math
 import numpy as np
 
 from ..errors import ConvergenceError, InputError
+from ..materials import CEMENT_STRENGTH
 from .metrics import cell_yield_strains, strain_ratio
 from .plate import plate_test
 
 __all__ = ["CEMENT_STRENGTH", "OFFSET", "STRAIN_GRID", "PLATEAU_SLOPE", "pushover", "Pushover"]
 
-#: Yield stress (MPa) of cement and cement-bone composite cells: the minimum compressive strength of
-#: acrylic bone cement in ISO 5833 (70 MPa), used in tension too [assumption: the bolus is compressed in a
-#: plate test and the bone around it yields first; :attr:`Pushover.cement_yielded` reports it].
-CEMENT_STRENGTH = 70.0
 #: Offset of the strength definition (apparent strain).
 OFFSET = 0.002
 #: Apparent strains (-) at which the force-strain curve is evaluated until it is flat.
@@ -60,7 +57,7 @@ class Pushover(dict):
     ``strain_at_strength`` (-), ``strength_offset`` (N, at the 0.2 % offset) at ``strain_at_offset``,
     ``stiffness`` (N/mm, initial), ``first_yield_strain`` (-, apparent strain of the first yield),
     ``curve`` (``(k, 2)`` apparent strain (-), force (N)), ``yielded_fraction`` (-, volume share of the
-    yielded cells at the limit load), ``cement_yielded`` (bool), ``solves`` (linear solves used) and
+    yielded cells at the limit load), ``cement_yielded`` (bool: a cell of cement only yielded), ``solves`` (linear solves used) and
     ``solution`` (the last solve)."""
 
     def __getattr__(self, k):
@@ -71,18 +68,23 @@ class Pushover(dict):
 
 
 def _cell_yield(mesh, C, yc, yt):
-    """Per-cell yield strains ``(m,)`` in compression and tension: bone values (times the damaged zone's
-    ``yield_factor``, :func:`~vertebrafe.post.metrics.cell_yield_strains`), and
-    :data:`CEMENT_STRENGTH` / E for cement cells (E along the cell's z axis from the compliance)."""
+    """Per-cell yield strains ``(m,)`` in compression and tension: bone values times the cell field
+    ``yield_factor`` (:func:`~vertebrafe.post.metrics.cell_yield_strains`: the damaged zone's factor, and
+    for the cells a cement or cavity surface cuts the factor that makes them yield with their first
+    phase, :mod:`vertebrafe.clinical.firstyield`); cement cells without a ``cement_fraction`` of their
+    own (tagged otherwise than by the clinical operations) get :data:`CEMENT_STRENGTH` / E (E along the
+    cell's z axis from the compliance)."""
     m = mesh.n_cells
     ycs, yts = (np.array(v, dtype=float) for v in cell_yield_strains(mesh, float(yc), float(yt)))
     names = mesh.tag_names.get("region", {})
     codes = [c for c, n in names.items() if n in CEMENT_REGIONS]
     cem = np.isin(mesh.cell_data["region"], codes) if codes else np.zeros(m, bool)
-    if cem.any():
-        E = 1.0 / np.linalg.inv(C[cem])[:, 2, 2]
-        ycs[cem] = yts[cem] = CEMENT_STRENGTH / E
-    return ycs, yts, cem
+    frac = np.asarray(mesh.cell_data.get("cement_fraction", np.zeros(m)))
+    own = cem & (frac <= 0.0)
+    if own.any():
+        E = 1.0 / np.linalg.inv(C[own])[:, 2, 2]
+        ycs[own] = yts[own] = CEMENT_STRENGTH / E
+    return ycs, yts, own | (cem & (frac >= 1.0 - 1e-9))           # cells whose yield is the cement's
 
 
 def pushover(mesh, C, fixed, loaded, height, yield_compression, yield_tension, *, rtol_force=0.002,
