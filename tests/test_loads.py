@@ -19,7 +19,7 @@ def one_level():
 @pytest.fixture(scope="module")
 def lordotic():
     """L3-L4: L3 leans back by the segmental angle (lordosis)."""
-    return vf.segment(["L3", "L4"], bmd=120.0, element_size=6.0, posterior=False)     # the body-disc stack
+    return vf.segment(["L3", "L4"], bmd=120.0, element_size=6.0)
 
 
 # -- Load -------------------------------------------------------------------------------------------
@@ -307,8 +307,7 @@ def test_user_loads_hook(lordotic):
 
 # -- level loads and muscles through case files -------------------------------------------------------
 def _case(load):
-    return {"segment": {"levels": "L3-L4", "element_size": 6.0, "posterior": False}, "bone": {"bmd": 120.0},
-            "load": load}
+    return {"segment": {"levels": "L3-L4", "element_size": 6.0}, "bone": {"bmd": 120.0}, "load": load}
 
 
 def test_case_level_loads_and_muscles_balance(lordotic):
