@@ -3,6 +3,7 @@ docs/validation.md, "Posterior column"), and the mesh dependence of the L4-L5 po
 
     python benchmarks/validation_posterior.py facets                  # T12-L2, 3 mm, 5 loads
     python benchmarks/validation_posterior.py convergence --sizes 4,3,2   # L4-L5
+    python benchmarks/validation_posterior.py intact --element-size 3 --moment 7.5   # L4-L5, fibre disc
 """
 import argparse
 import json
@@ -50,10 +51,35 @@ def convergence(sizes):
         print(h, json.dumps(row), flush=True)
 
 
+def intact(h, moment):
+    """L4-L5 with the fibre-reinforced disc (fibres, ``annulus_matrix``, solid nucleus) and posterior elements:
+    rotation across the disc, facet and ligament forces under pure moments, and relaxed standing."""
+    t, c = time.perf_counter(), time.process_time()
+    s = segment("L4-L5", element_size=h, posterior=True, fibres=True, materials=MaterialSet(bmd=120.0,
+                                                                                          annulus="annulus_matrix"))
+    loads = [Load(compression=0.0, **{m: moment}, name=m) for m in ("flexion", "extension", "lateral_bending",
+                                                                     "axial_rotation")] + ["relaxed_standing"]
+    for r in simulate(s, loads, factor_of_risk=False):
+        row = {k: r.value(metric, "L4-L5", region) for k, metric, region in (
+            ("rotation_flexion", "rotation_flexion", "disc"), ("rotation_lateral_bending", "rotation_lateral_bending", "disc"),
+            ("rotation_axial", "rotation_axial", "disc"), ("facet_left", "facet_force", "facet_left"),
+            ("facet_right", "facet_force", "facet_right"), ("load_share", "load_share", "posterior"))}
+        row.update({lig: r.value("ligament_force", "L4-L5", lig) for lig in ("ALL", "PLL", "LF", "ISL", "SSL", "ITL", "CL")})
+        row["steps"] = r.info.get("active_set_iterations")
+        print(r.load.name, json.dumps(row), flush=True)
+    print(f"# {s.mesh.n_cells} cells, {time.perf_counter() - t:.0f} s wall, {time.process_time() - c:.0f} s CPU")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("check", choices=("facets", "convergence"))
-    ap.add_argument("--element-size", type=float, default=3.0, help="facets: element size (mm)")
+    ap.add_argument("check", choices=("facets", "convergence", "intact"))
+    ap.add_argument("--element-size", type=float, default=3.0, help="facets, intact: element size (mm)")
+    ap.add_argument("--moment", type=float, default=7.5, help="intact: pure moment (N m)")
     ap.add_argument("--sizes", default="4,3,2", help="convergence: element sizes (mm), coarse to fine")
     a = ap.parse_args()
-    facets(a.element_size) if a.check == "facets" else convergence([float(x) for x in a.sizes.split(",")])
+    if a.check == "facets":
+        facets(a.element_size)
+    elif a.check == "intact":
+        intact(a.element_size, a.moment)
+    else:
+        convergence([float(x) for x in a.sizes.split(",")])

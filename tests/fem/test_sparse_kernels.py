@@ -130,3 +130,32 @@ def test_amg_solve_with_parallel_kernels_matches_the_direct_solve(runs, monkeypa
     assert info["residual"] <= 1e-8
     assert np.linalg.norm(u - exact) <= 1e-6 * np.linalg.norm(exact)
     assert info["iterations"] <= 1.2 * 17
+
+
+def test_lean_prolongation_smoothing_equals_pyamgs():
+    import pyamg
+
+    K, f, B = box_system((16, 12, 10))
+    options = dict(solvers.AMG_OPTIONS, max_coarse=30)
+    theirs = pyamg.smoothed_aggregation_solver(K, B=B, **options)
+    with multigrid.lean_prolongation_smoothing():
+        ours = pyamg.smoothed_aggregation_solver(K, B=B, **options)
+    assert len(ours.levels) == len(theirs.levels) >= 3
+    for a, b in zip(theirs.levels, ours.levels):
+        assert abs(a.A - b.A).max() <= 1e-13 * abs(a.A).max()
+    for a, b in zip(theirs.levels[:-1], ours.levels[:-1]):
+        assert abs(a.P - b.P).max() <= 1e-13 * abs(a.P).max()
+    from pyamg.aggregation import aggregation, smooth
+    assert aggregation.jacobi_prolongation_smoother is smooth.jacobi_prolongation_smoother
+
+
+def test_forward_then_backward_sweep_is_the_symmetric_sweep(monkeypatch):
+    monkeypatch.setattr(relaxation, "MIN_CHUNK_ROWS", 1)
+    A = spd_bsr(50, 3, seed=9)
+    rng = np.random.default_rng(2)
+    b, x0 = rng.standard_normal(A.shape[0]), rng.standard_normal(A.shape[0])
+    sym, split = x0.copy(), x0.copy()
+    relaxation.block_gauss_seidel(A, threads=3)(A, sym, b)
+    for sweep in ("forward", "backward"):
+        relaxation.block_gauss_seidel(A, threads=3, sweep=sweep)(A, split, b)
+    np.testing.assert_allclose(split, sym, rtol=1e-13, atol=1e-13)

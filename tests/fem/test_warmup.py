@@ -50,7 +50,7 @@ def test_warm_up_reaches_every_kernel():
     elapsed = warm_up(say=messages.append)
     assert elapsed > 0
     entry = dict(_entry_points())
-    assert {"vertebrafe.fem.assembly.assemble", "vertebrafe.fem.relaxation.symmetric_sweep",
+    assert {"vertebrafe.fem.assembly.assemble", "vertebrafe.fem.relaxation.block_sweeps",
             "vertebrafe.fem.sparse_kernels._product3", "vertebrafe.fem.sparse_kernels._transposed_product"} <= set(entry)
     missing = [name for name, d in entry.items() if not d.signatures and name not in VOXEL_ONLY]
     assert not missing, f"kernels not compiled by the warm-up: {missing}"

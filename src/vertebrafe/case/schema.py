@@ -256,7 +256,8 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
         Field("offset", "float3", None, "shift of the cement in the level's local frame", "mm", -20.0, 20.0,
               source=_CLIN, only=("vertebroplasty", "kyphoplasty")),
         Field("vertical_extent", "float", _default(vertebroplasty, "vertical_extent"), "fraction of the local body "
-              "height, centred, that the cement may occupy (1 = endplate to endplate; an assumption)", "", 0.2, 1.0,
+              "height, centred, that the cement may occupy (1 = endplate to endplate; an assumption; a kyphoplasty that "
+              "restores height bears on both endplates instead)", "", 0.2, 1.0,
               low_open=True, source=_CLIN, only=("vertebroplasty", "kyphoplasty")),
         Field("interface", "str", _default(vertebroplasty, "interface"), "cement-trabecula interface of the "
               "composite (frictional: modulus x 0.80, Kinzl et al. 2012; layer: an explicit compliant layer)",

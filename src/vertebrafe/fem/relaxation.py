@@ -103,17 +103,18 @@ def _pass(indptr, indices, data, dinv, x, xs, b, lo, hi, forward, r):
 
 
 @njit(parallel=True, cache=True)
-def symmetric_sweep(indptr, indices, data, dinv, x, b, bounds):
-    """A forward then a backward block Gauss-Seidel sweep on ``A x = b`` (BSR arrays), in place.
+def block_sweeps(indptr, indices, data, dinv, x, b, bounds, forward):
+    """Block Gauss-Seidel passes on ``A x = b`` (BSR arrays), in place: one per entry of ``forward``
+    (bool: a forward pass, else a backward one; ``[True, False]`` is the symmetric sweep).
 
     data (nnzb, k, k); dinv (nb, k, k) inverse diagonal blocks (see :func:`inverse_diagonal_blocks`);
     x, b (nb k,); bounds (runs + 1,) the runs of rows swept side by side (``[0, nb]``: the sequential sweep).
     """
     runs = bounds.shape[0] - 1
-    for forward in (True, False):
+    for n in range(forward.shape[0]):
         xs = x.copy() if runs > 1 else x
         for t in prange(runs):
-            _pass(indptr, indices, data, dinv, x, xs, b, bounds[t], bounds[t + 1], forward,
+            _pass(indptr, indices, data, dinv, x, xs, b, bounds[t], bounds[t + 1], forward[n],
                   np.empty(data.shape[1]))
 
 
@@ -154,25 +155,35 @@ def run_bounds(A, threads=None):
     return sparse_kernels.row_bounds(A.indptr, max(1, min(threads, nb // MIN_CHUNK_ROWS)))
 
 
-def block_gauss_seidel(A, threads=None):
-    """A smoother ``f(A, x, b)`` for pyamg levels: one symmetric block Gauss-Seidel sweep on ``A`` (BSR),
-    as a hybrid of :func:`run_bounds` runs (one per thread, default numba's current thread count)."""
+#: Pass directions of the sweeps offered by :func:`block_gauss_seidel`.
+SWEEPS = {"symmetric": (True, False), "forward": (True,), "backward": (False,)}
+
+
+def block_gauss_seidel(A, threads=None, sweep="symmetric"):
+    """A smoother ``f(A, x, b)`` for pyamg levels: one block Gauss-Seidel sweep (``sweep``, a key of
+    :data:`SWEEPS`) on ``A`` (BSR), as a hybrid of :func:`run_bounds` runs (one per thread, default
+    numba's current thread count)."""
     indptr, indices = A.indptr, A.indices
     data = np.ascontiguousarray(A.data)
     bounds = run_bounds(A, threads)
     dinv = inverse_diagonal_blocks(A, bounds)
+    forward = np.array(SWEEPS[sweep])
 
     def smoother(_A, x, b):
-        symmetric_sweep(indptr, indices, data, dinv, x, np.ascontiguousarray(b, dtype=np.float64), bounds)
+        block_sweeps(indptr, indices, data, dinv, x, np.ascontiguousarray(b, dtype=np.float64), bounds, forward)
 
     return smoother
 
 
-def use_block_gauss_seidel(ml):
-    """Replace the pre- and post-smoothers of every level of a pyamg hierarchy by :func:`block_gauss_seidel`."""
+def use_block_gauss_seidel(ml, presweep="symmetric", postsweep="symmetric"):
+    """Replace the pre- and post-smoothers of every level of a pyamg hierarchy by :func:`block_gauss_seidel`
+    sweeps ``presweep`` and ``postsweep`` (keys of :data:`SWEEPS`; for a symmetric V-cycle, the post-sweep
+    reverses the pre-sweep: symmetric/symmetric or forward/backward)."""
     for level in ml.levels[:-1]:
         A = level.A
         if not hasattr(A, "blocksize"):
             A = A.tobsr(blocksize=(1, 1))
-        level.presmoother = level.postsmoother = block_gauss_seidel(A)
+        level.presmoother = block_gauss_seidel(A, sweep=presweep)
+        level.postsmoother = (level.presmoother if postsweep == presweep
+                              else block_gauss_seidel(A, sweep=postsweep))
     return ml

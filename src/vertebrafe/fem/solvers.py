@@ -18,7 +18,7 @@ import scipy.sparse.linalg as spla
 from threadpoolctl import threadpool_limits
 
 from ..errors import ConvergenceError, InputError, UnderConstrainedError
-from . import relaxation
+from . import multigrid, relaxation
 from .multigrid import VCycle
 from .sparse_kernels import BlockMatrix
 
@@ -238,7 +238,9 @@ def amg_hierarchy(K, near_nullspace=None, strength=None):
     options = dict(AMG_OPTIONS)
     if strength is not None:
         options["strength"] = [("predefined", {"C": strength}), ("symmetric", {"theta": COARSE_THETA})]
-    ml = relaxation.use_block_gauss_seidel(pyamg.smoothed_aggregation_solver(K, B=near_nullspace, **options))
+    with multigrid.lean_prolongation_smoothing():     # no full copies of K (peak memory)
+        ml = relaxation.use_block_gauss_seidel(pyamg.smoothed_aggregation_solver(K, B=near_nullspace, **options),
+                                               *(options[s][1]["sweep"] for s in ("presmoother", "postsmoother")))
     if strength is not None and FINE_SWEEPS > 1 and len(ml.levels) > 1:
         fine = ml.levels[0]
         fine.presmoother = _repeated(fine.presmoother, FINE_SWEEPS)
