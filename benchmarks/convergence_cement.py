@@ -42,7 +42,7 @@ KINDS = ("plate", "in_situ")
 @lru_cache(maxsize=2)
 def _fractured(h, bmd):
     import vertebrafe as vf
-    seg = vf.segment("T12-L2", bmd=bmd, element_size=h)
+    seg = vf.segment("T12-L2", bmd=bmd, element_size=h, posterior=False)
     return seg, vf.fracture(seg, "L1", kind="wedge", grade=2)
 
 
