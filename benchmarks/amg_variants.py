@@ -52,7 +52,7 @@ SETTINGS = {"previous": (0.0, 1), "no-material": (0.0, 1), "contrast": (0.02, 2)
 
 def system(levels, bmd, h):
     """``(K, f, B, strength, segment)`` of the AMG solve of ``simulate`` on the segment."""
-    seg = vf.segment(levels, bmd=bmd, element_size=h)
+    seg = vf.segment(levels, bmd=bmd, element_size=h, posterior=False)      # the linear system, no springs
     seen = {}
     init, solve = solvers.Prepared.__init__, solvers.Prepared.solve
 

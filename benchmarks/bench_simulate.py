@@ -129,7 +129,7 @@ def validation(h, solver):
     from vertebrafe.post import vertebra_strength
 
     out = {"element_size": h}
-    seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=h)
+    seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=h, posterior=False)
     for name in ("relaxed_standing", "standing_flexed", "lifting"):
         r = simulate(seg, name, solver=solver)
         out[f"target5/L4-L5/{name}/nucleus_pressure_MPa"] = r.value("pressure", "L4-L5", "nucleus")
@@ -146,7 +146,7 @@ def validation(h, solver):
               f"target 7 factor of risk standing {stand / vs.strength_apparent:.3f} / {stand / vs.strength_yield:.3f}, "
               f"lifting {lift / vs.strength_apparent:.3f} / {lift / vs.strength_yield:.3f} (0.2 % / yield-volume)",
               flush=True)
-    seg = vf.segment("T12-L2", bmd=70.0, element_size=h)
+    seg = vf.segment("T12-L2", bmd=70.0, element_size=h, posterior=False)
     for name in ("relaxed_standing", "lifting"):
         r = simulate(seg, name, solver=solver)
         fa, fy = r.value("overload_index_apparent", "L1", "vertebra"), r.value("overload_index_yield", "L1", "vertebra")
@@ -162,7 +162,7 @@ def clinical(h, solver, bmd=70.0, fibres=False):
     """Intact / L1 grade-2 wedge / + VP / + BKP of T12-L2 under a 500 N follower load: the clinical check."""
     from vertebrafe.clinical import fracture, kyphoplasty, vertebroplasty
 
-    seg = vf.segment("T12-L2", bmd=bmd, element_size=h, fibres=fibres)
+    seg = vf.segment("T12-L2", bmd=bmd, element_size=h, fibres=fibres, posterior=False)
     frac = fracture(seg, "L1", kind="wedge", grade=2)
     cases = {"intact": seg, "L1 grade-2 wedge": frac, "+ vertebroplasty": vertebroplasty(frac, "L1"),
              "+ kyphoplasty": kyphoplasty(frac, "L1")}
@@ -226,7 +226,7 @@ def table(sizes, solvers, levels, bmd, load):
 def several_loads(n, levels, bmd, element_size, solver):
     """``simulate`` with one preset, then with a list of ``n`` presets on the same segment."""
     names = (PRESET_LIST * n)[:n]
-    seg = vf.segment(levels, bmd=bmd, element_size=element_size)
+    seg = vf.segment(levels, bmd=bmd, element_size=element_size, posterior=False)
     t0, c0 = time.perf_counter(), time.process_time()
     one = simulate(seg, names[0], solver=solver)
     t1, c1 = time.perf_counter(), time.process_time()

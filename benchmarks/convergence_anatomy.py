@@ -66,7 +66,7 @@ def segment_speed(levels=("T12", "L1", "L2"), repeats=5):
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        seg = segment(list(levels), bmd=70.0)
+        seg = segment(list(levels), bmd=70.0, posterior=False)
         times.append(time.perf_counter() - t0)
     q = seg.mesh.quality().scaled_jacobian
     return dict(levels="-".join((levels[0], levels[-1])), element_size=seg.element_size, cells=seg.mesh.n_cells,

@@ -20,7 +20,7 @@ def run(h, spacing, bmd, levels="T12-L2", compression=1000.0, geometry="template
                            snap=snap)
     t2 = time.perf_counter()
     load = vf.Load(compression=compression)
-    ref, img = vf.simulate(vf.segment(levels, bmd=bmd, element_size=h), load), vf.simulate(seg, load)
+    ref, img = vf.simulate(vf.segment(levels, bmd=bmd, element_size=h, posterior=False), load), vf.simulate(seg, load)
     pick = lambda r, lv, rg, mt: float(r.metrics.query("level == @lv and region == @rg and metric == @mt").value.iloc[0])  # noqa: E731
     print(f"{geometry}{'' if snap or geometry == 'template' else ' (no snap)'}: "
           f"element size {h:g} mm, voxels {spacing:g} mm, vBMD {bmd:g} mg/cm^3; phantom {t1 - t0:.1f} s, "

@@ -23,7 +23,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--element-size", type=float, default=2.0)
     h = ap.parse_args().element_size
-    seg = vf.segment("T12-L2", bmd=80.0, element_size=h)
+    seg = vf.segment("T12-L2", bmd=80.0, element_size=h, posterior=False)
     r = simulate(seg, "relaxed_standing", solver="amg", rtol=1e-8)
     print(f"intact T12-L2, vBMD 80, {h:g} mm, relaxed standing (500 N):")
     for v in seg.levels:

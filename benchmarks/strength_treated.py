@@ -24,7 +24,7 @@ CASES = ("intact", "nsm", "vp15", "vp4", "vp30", "vp50", "vpbridge", "bkp", "bkp
 
 
 def states(h):
-    intact = vf.segment("L1", bmd=80.0, element_size=h)
+    intact = vf.segment("L1", bmd=80.0, element_size=h, posterior=False)
     nsm = vf.fracture(intact, "L1", kind="wedge", grade=2)
     return {"intact": lambda: intact, "nsm": lambda: nsm,
             "vp15": lambda: vf.vertebroplasty(nsm, "L1", fill=0.15),

@@ -31,7 +31,7 @@ def main():
         ap.error(f"--cases: unknown {sorted(unknown)}; allowed: {[c[0].split()[0] for c in CASES]}")
     variants = [("fibres", True)] + ([] if args.no_plain else [("no fibres", None)])
     for label, fibres in variants:
-        seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=args.element_size, fibres=fibres)
+        seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=args.element_size, fibres=fibres, posterior=False)
         print(f"# {label}: {seg}", flush=True)
         for name, load, metric in (c for c in CASES if c[0].split()[0] in wanted):
             t = time.perf_counter()

@@ -21,9 +21,10 @@ def with_treatment(**t):
 
 
 def test_size_estimate_is_within_fifteen_percent_of_the_mesh():
-    seg = vf.segment("L1-L2", bmd=80.0, element_size=4.0)
-    est = resources.estimate_segment(["L1", "L2"], 4.0)
-    assert abs(est["nodes"] / seg.mesh.n_points - 1) < 0.15, (est, seg.mesh.n_points)
+    for posterior in (False, True):
+        seg = vf.segment("L1-L2", bmd=80.0, element_size=4.0, posterior=posterior)
+        est = resources.estimate_segment(["L1", "L2"], 4.0, posterior=posterior)
+        assert abs(est["nodes"] / seg.mesh.n_points - 1) < 0.15, (est, seg.mesh.n_points)
 
 
 def test_memory_guard_refuses_before_meshing_and_force_overrides(monkeypatch):
@@ -87,10 +88,11 @@ def test_plot_names_checked_up_front_cover_every_metric_and_region_of_a_result(k
     from vertebrafe.case import run_case
     from vertebrafe.materials import REGIONS
     from vertebrafe.post.metrics import METRIC_NAMES, REFERENCE_REGIONS
+    from vertebrafe.post.posterior import REGIONS as POSTERIOR_REGIONS
 
     raw = copy.deepcopy(BASE)
     raw.update(fracture={"level": "L1"}, treatment={"kind": kind})
     m = run_case(raw).metrics
     assert set(m["metric"]) <= METRIC_NAMES, set(m["metric"]) - METRIC_NAMES
-    regions = set(REGIONS) | set(REFERENCE_REGIONS) | {"bone", "vertebra", "disc", "segment"}
+    regions = set(REGIONS) | set(REFERENCE_REGIONS) | set(POSTERIOR_REGIONS) | {"bone", "vertebra", "disc", "segment"}
     assert set(m["region"]) <= regions, set(m["region"]) - regions

@@ -13,7 +13,7 @@ H = 6.0      # coarse cells keep these tests quick
 
 @pytest.fixture(scope="module")
 def seg():
-    return vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=True)
+    return vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=True, posterior=False)
 
 
 def test_fibre_angles_moduli_and_volume(seg):
@@ -57,7 +57,7 @@ def test_affine_motion_gives_exact_fibre_strain(seg):
 def test_fibres_stiffen_torsion_and_carry_tension_only(seg):
     """Axial rotation stretches one fibre family and slackens the other: the disc is much stiffer in
     torsion with fibres, about half the fibres are taut, and no fibre pushes."""
-    plain = vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=False)
+    plain = vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=False, posterior=False)
     load = Load(axial_rotation=7.5)
     r0 = simulate(plain, load)
     r1 = simulate(seg, load)
@@ -155,8 +155,8 @@ def test_fluid_nucleus_pressure_is_uniform_and_balanced():
     the annulus (the base reaction equals the load to 1e-6) and raises the pressure slightly over the
     nu = 0.499 solid nucleus alone."""
     load = Load(compression=500.0)
-    solid = simulate(vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=False), load)
-    seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=False, nucleus="fluid")
+    solid = simulate(vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=False, posterior=False), load)
+    seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=False, nucleus="fluid", posterior=False)
     (cav,) = seg.spring_sets()
     assert cav.name == "L4-L5:nucleus" and cav.volume == pytest.approx(
         seg.mesh.cell_volumes()[seg.mesh.cells_in("region", "nucleus")].sum())

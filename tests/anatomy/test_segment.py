@@ -14,7 +14,7 @@ from vertebrafe.errors import InputError
 
 @pytest.fixture(scope="module")
 def seg():
-    return segment(["T12", "L1", "L2"])
+    return segment(["T12", "L1", "L2"], posterior=False)       # the body-disc stack
 
 
 def test_order_tags_and_sets(seg):
@@ -119,11 +119,12 @@ def test_volumes_per_level_and_region_match_the_parametric_shape(seg):
 
 
 def test_overrides_scale_and_errors():
-    base = segment(["L1", "L2"])
-    s = segment(["L1", "L2"], overrides={"L1": {"anterior_height": 18.0}, "L1-L2": {"rim_height": 4.0}})
+    base = segment(["L1", "L2"], posterior=False)
+    s = segment(["L1", "L2"], overrides={"L1": {"anterior_height": 18.0}, "L1-L2": {"rim_height": 4.0}},
+                posterior=False)
     assert s.dimensions["L1"].anterior_height == 18.0
     assert s.mesh.cell_volumes().sum() < base.mesh.cell_volumes().sum()
-    small = segment(["L1", "L2"], scale=0.9)
+    small = segment(["L1", "L2"], scale=0.9, posterior=False)
     assert small.mesh.cell_volumes().sum() == pytest.approx(0.9 ** 3 * base.mesh.cell_volumes().sum(), rel=0.03)
     with pytest.raises(InputError, match="'L3'"):
         segment(["L1", "L2"], overrides={"L3": {"anterior_height": 20}})
@@ -153,7 +154,7 @@ def test_materials_summary_and_save(tmp_path):
     assert E[("T12-L1", "annulus")] == pytest.approx(ms.annulus.E, rel=1e-9)
     assert E[("T12-L1", "nucleus")] == pytest.approx(ms.nucleus.E, rel=1e-9)
     # a plain mapping works too
-    s2 = segment(["L1"], materials={"cortex": (12000.0, 0.3), "endplate": (1000.0, 0.3),
+    s2 = segment(["L1"], posterior=False, materials={"cortex": (12000.0, 0.3), "endplate": (1000.0, 0.3),
                                     "cancellous": (100.0, 0.2)})
     assert s2.summary().set_index("region")["mean_modulus_MPa"]["cancellous"] == pytest.approx(100.0)
     with pytest.raises(InputError, match="cancellous"):

@@ -58,7 +58,7 @@ def test_wedge_keeps_posterior_height_and_moves_levels_above_rigidly(seg):
     assert m.anterior_height_loss == pytest.approx(0.3, abs=1e-9)
     # T12 (and the disc above's top layer) moved as a rigid body: pairwise distances unchanged
     ns = seg.mesh.node_sets
-    up = np.arange(ns["T12:inferior"].min(), seg.mesh.n_points)
+    up = np.arange(ns["T12:inferior"].min(), seg.stack_points)        # the body-disc stack
     rng = np.random.default_rng(0).choice(up, 200, replace=False)
     d0 = np.linalg.norm(seg.mesh.points[rng][:, None] - seg.mesh.points[rng][None], axis=-1)
     d1 = np.linalg.norm(f.mesh.points[rng][:, None] - f.mesh.points[rng][None], axis=-1)

@@ -49,6 +49,12 @@ def test_image_section_errors(tmp_path):
         parse_case(_case(image=dict(img, calibration_slope=0.8, calibration_intercept=0.0), bone={"bmd": 70.0}))
     with pytest.raises(InputError, match=r"\[bone\] is missing"):
         parse_case(_case())
+    # posterior elements are the parametric segment's default; an image case has none and says so
+    calibrated = dict(img, calibration_slope=0.8, calibration_intercept=0.0)
+    assert parse_case(_case(image=calibrated)).segment.posterior is False
+    assert parse_case(_case(image=calibrated)).to_dict()["segment"]["posterior"] is False
+    with pytest.raises(InputError, match="segment.posterior = true needs the parametric segment"):
+        parse_case(_case(image=calibrated, segment={"levels": "T12-L2", "posterior": True}))
 
 
 def test_cli_runs_an_image_case(tmp_path, pair):

@@ -103,10 +103,11 @@ class Segment:
 
     def spring_sets(self):
         """Fresh spring sets of this segment, built on the current mesh: the annulus fibres
-        (:class:`~vertebrafe.springs.SpringSet`, all initially taut) and, with ``nucleus="fluid"``, one
+        (:class:`~vertebrafe.springs.SpringSet`, all initially taut), with posterior elements and at least
+        one disc the facet joints and ligaments, and, with ``nucleus="fluid"``, one
         :class:`~vertebrafe.cavity.FluidCavity` per disc."""
         out = [annulus_fibre_springs(self)] if self.fibres is not None else []
-        if self.posterior is not None:
+        if self.posterior is not None and self.discs:
             from .ligaments import facet_pairs, facet_springs, ligament_springs
             pairs = facet_pairs(self)
             out += [facet_springs(self, pairs), ligament_springs(self, pairs)]
@@ -262,7 +263,7 @@ def _keep_disc_wedges(dims, overrides, scale):
 def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None, scale=1.0, materials=None,
             cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
             n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=None, nucleus="solid", frames=None,
-            posterior=False):
+            posterior=True):
     """Mesh a contiguous run of vertebrae with the discs between them.
 
     Parameters
@@ -314,7 +315,8 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
         Add the posterior elements (pedicles, laminae, spinous, transverse and articular processes, region
         ``posterior``, sharing nodes with the bodies' posterior walls; :mod:`vertebrafe.anatomy.posterior`),
         the facet joints (compression-only) and the ligaments (tension-only), see
-        :mod:`vertebrafe.anatomy.ligaments`. False: the body-disc-body model of in vitro disc tests.
+        :mod:`vertebrafe.anatomy.ligaments`; the default. False: the body-disc-body model of in vitro
+        disc-only tests.
 
     Returns
     -------

@@ -321,8 +321,8 @@ def _resolve_path(ctx, key, value, source):
     return path
 
 
-def _check_image(ctx, image, seg, bone, source):
-    """Cross-checks of an [image] case; resolves its paths in place."""
+def _check_image(ctx, image, seg, bone, source, raw_segment):
+    """Cross-checks of an [image] case; resolves its paths in place. ``raw_segment``: [segment] as given."""
     for key in ("bmd", "t_score"):
         if key in bone:
             ctx.fail(f"bone.{key}", "is given but the vBMD comes from the CT in [image]; remove it (bone.law, "
@@ -330,6 +330,10 @@ def _check_image(ctx, image, seg, bone, source):
     for key in ("scale", "overrides"):
         if key in seg and (key != "scale" or seg[key] != 1.0):
             ctx.fail(f"segment.{key}", "does not apply to an [image] case (the dimensions are measured in the image)")
+    if raw_segment.get("posterior") is True:
+        ctx.fail("segment.posterior", "= true needs the parametric segment; an [image] case has no posterior "
+                 "elements yet (leave the key out or set it to false)")
+    seg["posterior"] = False            # the default (true) is that of parametric segments
     for key in ("ct", "labels", "rods"):
         if key in image:
             image[key] = _resolve_path(ctx, f"image.{key}", image[key], source)
@@ -388,7 +392,7 @@ def parse_case(raw, source=None, default_name=""):
 
     bone = values.setdefault("bone", {})
     if "image" in values:
-        _check_image(ctx, values["image"], seg, bone, source)
+        _check_image(ctx, values["image"], seg, bone, source, raw.get("segment", {}))
     # bone: exactly one of bmd / t_score
     elif ("bmd" in bone) == ("t_score" in bone):
         ctx.fail("bone.bmd", "and bone.t_score: give exactly one of them (vBMD in mg/cm^3, or a T-score)"

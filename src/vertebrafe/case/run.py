@@ -55,7 +55,7 @@ def build_segment(case, progress=None, *, force=False):
     case = parse_case(case) if not isinstance(case, Case) else case
     step = progress or (lambda stage: None)
     s, b = case.segment, case.bone
-    check_memory(estimate_segment(s.levels, s.element_size, s.scale, s.n_cortex_layers, s.overrides),
+    check_memory(estimate_segment(s.levels, s.element_size, s.scale, s.n_cortex_layers, s.overrides, s.posterior),
                  f"segment.element_size = {s.element_size:g} mm on {s.levels[0]}-{s.levels[-1]}", force=force)
     per_level = isinstance(b.bmd, dict)
     # with per-level or image vBMD the set's own bmd is a placeholder: every bone cell takes its level's
@@ -67,9 +67,6 @@ def build_segment(case, progress=None, *, force=False):
         from ..image import image_segment
 
         im = case.image
-        if s.posterior:
-            raise InputError("segment.posterior = true needs the parametric segment; an [image] case has no "
-                             "posterior elements yet (set segment.posterior = false)")
         seg = image_segment(im.ct, im.labels, levels=list(s.levels), calibration=im.calibration(),
                             element_size=s.element_size, materials=materials, bmd_margin=im.bmd_margin,
                             pv_margin=im.pv_margin, max_anisotropy=im.max_anisotropy,

@@ -128,7 +128,8 @@ def phantom(levels, bmd, spacing=1.0, element_size=2.0, noise=15.0, blur=0.5, su
         Voxel size (mm).
     element_size : float
         Element size of the parametric reference ``segment`` returned with the phantom (mm); the
-        voxelised geometry does not depend on it.
+        voxelised geometry does not depend on it. The reference is the body-disc stack
+        (``posterior=False``): the phantom draws no posterior elements.
     noise : float
         Standard deviation of the white noise (HU).
     blur : float
@@ -160,7 +161,7 @@ def phantom(levels, bmd, spacing=1.0, element_size=2.0, noise=15.0, blur=0.5, su
 
     from ..anatomy import VertebraGeometry, segment
 
-    seg = segment(levels, bmd=bmd, element_size=element_size, **segment_kw)
+    seg = segment(levels, bmd=bmd, element_size=element_size, posterior=False, **segment_kw)
     order = seg.levels
     per = dict(seg.materials.bmd) if isinstance(seg.materials.bmd, dict) else {v: float(bmd) for v in order}
     sp = np.broadcast_to(np.asarray(spacing, dtype=float), (3,)).copy()

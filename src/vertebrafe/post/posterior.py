@@ -29,7 +29,10 @@ import numpy as np
 
 from .metrics import axial_stress, mid_height_layers
 
-__all__ = ["posterior_rows", "level_axial_forces"]
+__all__ = ["posterior_rows", "level_axial_forces", "REGIONS"]
+
+#: The regions of these rows besides ``disc`` and ``posterior`` (study plot names are checked against them).
+REGIONS = ("facet_left", "facet_right", "ALL", "PLL", "LF", "ISL", "SSL", "ITL", "CL", "longitudinal_ligaments")
 
 _FACETS = "facet_joints"
 _LIGAMENTS = "ligaments"

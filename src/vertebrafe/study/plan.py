@@ -257,13 +257,15 @@ def _check_plots(source, summary, grid, variants):
     from ..materials import REGIONS
     from ..case.schema import level_names
     from ..post.metrics import METRIC_NAMES, REFERENCE_REGIONS
+    from ..post.posterior import REGIONS as POSTERIOR_REGIONS
 
     sizes = {}
     for v in variants or [Variant("")]:
         for k, values in list(grid.items()) + list(v.grid.items()):
             sizes[k] = max(sizes.get(k, 0), len(values))
     swept = list(sizes)
-    regions = sorted(set(REGIONS) | set(REFERENCE_REGIONS) | {"bone", "vertebra", "disc", "segment"})
+    regions = sorted(set(REGIONS) | set(REFERENCE_REGIONS) | set(POSTERIOR_REGIONS) | {"bone", "vertebra", "disc",
+                                                                                           "segment"})
     levels = list(level_names())
     discs = [f"{a}-{b}" for a, b in zip(levels[:-1], levels[1:])]
     for i, spec in enumerate(summary.plots):
