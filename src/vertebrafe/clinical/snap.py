@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..elements import hex8_shape_gradients
-from ..mesh.quality import det3, jacobians
+from ..mesh import Mesh
 from ._common import column_fraction, level_nodes, to_global, to_local
 
 __all__ = ["SNAP_FRACTION", "MIN_SCALED_JACOBIAN", "snap_points", "snap_bolus", "node_level_set", "fitted_fractions"]
@@ -39,16 +38,8 @@ _TOL = 1e-9
 
 
 def _corner_scaled_jacobian(points, cells):
-    """Minimum corner scaled Jacobian ``(k,)`` of ``cells (k, 8)``."""
-    xi = np.array([[-1, -1, -1], [1, -1, -1], [1, 1, -1], [-1, 1, -1],
-                   [-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, 1, 1]], dtype=float)
-    grads = np.asarray(hex8_shape_gradients(xi))
-    out = np.empty(len(cells))
-    for start, J in jacobians(points, cells, grads):
-        d = det3(lambda i, j: J[i, :, j])
-        norms = np.sqrt(J[0] ** 2 + J[1] ** 2 + J[2] ** 2).prod(axis=1)
-        out[start:start + J.shape[-1]] = np.divide(d, norms, out=np.zeros_like(d), where=norms > 0).min(axis=0)
-    return out
+    """Minimum corner scaled Jacobian ``(k,)`` of ``cells (k, 8)`` (:meth:`Mesh.quality`)."""
+    return Mesh(points, cells).quality().scaled_jacobian
 
 
 def _ellipsoid_radius(x, centres, rots, axes):
