@@ -8,7 +8,7 @@ import numpy as np
 from .errors import InputError, MaterialError
 
 __all__ = ["check_range", "isotropic", "orthotropic", "transversely_isotropic", "validate", "axial_modulus",
-           "stiffness_tensor", "stiffness_voigt", "rotate_stiffness", "frame_with_normal", "laminate"]
+           "stiffness_tensor", "stiffness_voigt", "voigt_to_tensor", "rotate_stiffness", "frame_with_normal", "laminate"]
 
 # Voigt index -> tensor index pair (xx, yy, zz, xy, yz, xz)
 VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (0, 2))
@@ -128,6 +128,17 @@ def validate(C, cell_ids=None, symmetric_tol=1e-8):
 def axial_modulus(C):
     """Axial (z) Young's modulus ``1 / S_zz`` (MPa) of elasticity matrices ``(..., 6, 6)``."""
     return 1.0 / np.linalg.inv(np.asarray(C, dtype=float))[..., 2, 2]
+
+
+def voigt_to_tensor(s):
+    """``(..., 6)`` Voigt (tensor shear) -> ``(..., 3, 3)`` symmetric tensors."""
+    s = np.asarray(s)
+    t = np.empty(s.shape[:-1] + (3, 3))
+    t[..., 0, 0], t[..., 1, 1], t[..., 2, 2] = s[..., 0], s[..., 1], s[..., 2]
+    t[..., 0, 1] = t[..., 1, 0] = s[..., 3]
+    t[..., 1, 2] = t[..., 2, 1] = s[..., 4]
+    t[..., 0, 2] = t[..., 2, 0] = s[..., 5]
+    return t
 
 
 def stiffness_tensor(C):

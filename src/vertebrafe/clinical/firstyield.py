@@ -26,19 +26,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..elasticity import laminate, stiffness_tensor
+from ..elasticity import laminate, stiffness_tensor, voigt_to_tensor
 
 __all__ = ["cut_yield_factor", "phase_strains", "treated_yield_factor"]
 
-_PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (0, 2))
-
-
-def _tensor(e):
-    """Strain tensors ``(..., 3, 3)`` of Voigt strains ``(..., 6)`` (engineering shear)."""
-    E = np.empty(e.shape[:-1] + (3, 3))
-    for I, (i, j) in enumerate(_PAIRS):
-        E[..., i, j] = E[..., j, i] = e[..., I] if i == j else 0.5 * e[..., I]
-    return E
+#: Voigt engineering shear -> tensor shear.
+_TENSOR_SHEAR = np.array([1.0, 1.0, 1.0, 0.5, 0.5, 0.5])
 
 
 def phase_strains(phases, fractions, normals, strain):
@@ -52,7 +45,7 @@ def phase_strains(phases, fractions, normals, strain):
     n = n / np.linalg.norm(n, axis=1, keepdims=True)
     f = np.asarray(fractions, dtype=float)
     T = stiffness_tensor(np.asarray(phases, dtype=float))                  # (p, k, 3, 3, 3, 3)
-    E = _tensor(np.asarray(strain, dtype=float))                           # (k, 3, 3)
+    E = voigt_to_tensor(np.asarray(strain, dtype=float) * _TENSOR_SHEAR)       # (k, 3, 3)
     g = np.einsum("pkijml,kml,kj->pki", T, E, n, optimize=True)            # traction of the mean strain
     K = np.einsum("pkijml,kj,kl->pkim", T, n, n, optimize=True)
     Kinv = np.linalg.inv(K)
@@ -84,7 +77,7 @@ def cut_yield_factor(phases, fractions, normals, yield_compression, yield_tensio
     strain = np.linalg.solve(C, sigma[..., None])[..., 0]
     eps_p = phase_strains(phases, f, normals, strain)
     r_p = np.where(f > 1e-9, _ratio(eps_p, np.asarray(yield_compression), np.asarray(yield_tension)), 0.0)
-    r_cell = _ratio(_tensor(strain), bone_yield[0], bone_yield[1])
+    r_cell = _ratio(voigt_to_tensor(strain * _TENSOR_SHEAR), bone_yield[0], bone_yield[1])
     return r_cell / r_p.max(axis=0)
 
 

@@ -10,6 +10,7 @@ from functools import cached_property
 import numpy as np
 from numba import njit, prange
 
+from ..elasticity import voigt_to_tensor
 from ..errors import ConvergenceError, InputError
 from .kernels import MEAN_DILATATION, element_strains, element_tables, strain_matrix
 
@@ -257,17 +258,6 @@ def von_mises(s):
     s = np.asarray(s)
     return np.sqrt(0.5 * ((s[..., 0] - s[..., 1]) ** 2 + (s[..., 1] - s[..., 2]) ** 2
                           + (s[..., 2] - s[..., 0]) ** 2) + 3.0 * (s[..., 3] ** 2 + s[..., 4] ** 2 + s[..., 5] ** 2))
-
-
-def voigt_to_tensor(s):
-    """``(..., 6)`` Voigt (tensor shear) -> ``(..., 3, 3)`` symmetric tensors."""
-    s = np.asarray(s)
-    t = np.empty(s.shape[:-1] + (3, 3))
-    t[..., 0, 0], t[..., 1, 1], t[..., 2, 2] = s[..., 0], s[..., 1], s[..., 2]
-    t[..., 0, 1] = t[..., 1, 0] = s[..., 3]
-    t[..., 1, 2] = t[..., 2, 1] = s[..., 4]
-    t[..., 0, 2] = t[..., 2, 0] = s[..., 5]
-    return t
 
 
 def principal_values(s):
