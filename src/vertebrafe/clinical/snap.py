@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..mesh import Mesh
+from ..elements import ELEMENT_TYPES
+from ..mesh.quality import cell_quality
 from ._common import column_fraction, level_nodes, to_global, to_local
 
 __all__ = ["SNAP_FRACTION", "MIN_SCALED_JACOBIAN", "snap_points", "snap_bolus", "node_level_set", "fitted_fractions"]
@@ -38,8 +39,8 @@ _TOL = 1e-9
 
 
 def _corner_scaled_jacobian(points, cells):
-    """Minimum corner scaled Jacobian ``(k,)`` of ``cells (k, 8)`` (:meth:`Mesh.quality`)."""
-    return Mesh(points, cells).quality().scaled_jacobian
+    """Minimum corner scaled Jacobian ``(k,)`` of ``cells (k, 8)`` (:func:`vertebrafe.mesh.quality.cell_quality`)."""
+    return cell_quality(points, cells, ELEMENT_TYPES["hexahedron"]).scaled_jacobian
 
 
 def _ellipsoid_radius(x, centres, rots, axes):

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Quality", "det3", "jacobians", "CHUNK"]
+__all__ = ["Quality", "cell_quality", "det3", "jacobians", "CHUNK"]
 
 CHUNK = 1 << 16           # cells per chunk in the geometry loops (bounded memory)
 
@@ -68,3 +68,25 @@ def jacobians(points, cells, grads):
         for i in range(3):                                                   # x, y, z
             np.matmul(GT, PT[i][idx], out=buf[i])
         yield start, buf.reshape(3, q, 3, c)
+
+
+def cell_quality(points, cells, element):
+    """Per-cell :class:`Quality` of ``cells (m, k)`` on ``points (n, 3)`` (mm) for an element type of
+    :data:`vertebrafe.elements.ELEMENT_TYPES` (cells may use a subset of the points).
+
+    Vectorised in chunks of :data:`CHUNK` cells: a million hexahedra take one to two seconds and
+    ~100 MB of temporary memory.
+    """
+    q = element.gradients.shape[0]
+    grads = np.concatenate([element.gradients, element.corner_gradients], axis=0)
+    min_j = np.empty(cells.shape[0])
+    scaled = np.empty(cells.shape[0])
+    for start, J in jacobians(points, cells, grads):
+        d = det3(lambda i, j: J[i, :, j])                       # (q + corners, c)
+        stop = start + J.shape[-1]
+        min_j[start:stop] = d[:q].min(axis=0)
+        Jc = J[:, q:]                                            # (3, corners, 3, c)
+        norms = np.sqrt(Jc[0] ** 2 + Jc[1] ** 2 + Jc[2] ** 2).prod(axis=1)  # (corners, c)
+        s = np.divide(d[q:], norms, out=np.zeros_like(norms), where=norms > 0)
+        scaled[start:stop] = s.min(axis=0)
+    return Quality(min_jacobian=min_j, scaled_jacobian=scaled)
