@@ -25,8 +25,8 @@ the stiffening (:data:`LIGAMENT_STIFFENING`); both are in the ligament's group. 
 outline position on the inferior endplate rim of the upper and the superior rim of the lower vertebra),
 ligamentum flavum (LF) between the front edges of the laminae, interspinous (ISL) between the spinous
 processes, supraspinous (SSL) between their tips, intertransverse (ITL) between the transverse process
-tips (both sides in one group) and capsular (CL) over the facet contact points of both joints (shared by
-area as the contact), acting
+tips (one spring per side, both in one group) and capsular (CL, one capsule per joint, both joints in one
+group) over the facet contact points of each joint (shared by area as the contact), acting
 along the joint normal (the capsule resists the joint's opening). The other ligaments act along the line
 between their ends.
 """
@@ -256,9 +256,10 @@ def ligament_springs(segment, pairs=None):
         return (np.concatenate([nodes, np.repeat(nodes[:, :1], pad, axis=1)], axis=1),
                 np.concatenate([w, np.zeros((nodes.shape[0], pad))], axis=1))
 
-    def add(name, a, b, wa=None, wb=None, direction=None, share=None):
-        """The end pairs of one ligament (nodes, or interpolated points with weights); ``share (k,)``: each
-        pair's fraction of the ligament's stiffness (default equal); a ligament without pairs keeps its name."""
+    def add(name, a, b, wa=None, wb=None, direction=None, k=None):
+        """The end pairs of one ligament (nodes, or interpolated points with weights); ``k`` the stiffness of
+        each pair (default: the ligament's stiffness shared equally by its pairs); a ligament without pairs
+        keeps its name."""
         if len(a) == 0:
             names[len(names)] = name
             return
@@ -274,7 +275,7 @@ def ligament_springs(segment, pairs=None):
         B.append(b)
         W.append(wb)
         N.append(direction)
-        K.append(LIGAMENTS[name.split(":")[1]][0] * (np.full(len(a), 1.0 / len(a)) if share is None else share))
+        K.append(np.full(len(a), LIGAMENTS[name.split(":")[1]][0] / len(a)) if k is None else k)
         G.append(np.full(len(a), gi))
 
     for disc in segment.discs:
@@ -285,12 +286,13 @@ def ligament_springs(segment, pairs=None):
         add(f"{disc}:LF", *_nearest(P, ua.lamina_bottom, la.lamina_top))
         add(f"{disc}:ISL", *_nearest(P, ua.spinous_bottom[:-1], la.spinous_top[:-1]))
         add(f"{disc}:SSL", [ua.spinous_tip[1]], [la.spinous_tip[0]])
-        add(f"{disc}:ITL", [ua.transverse_bottom["left"], ua.transverse_bottom["right"]],
-            [la.transverse_top["left"], la.transverse_top["right"]])
-        sides = ("left", "right")          # the capsule over the contact points, along the joint normal
+        add(f"{disc}:ITL", [ua.transverse_bottom["left"], ua.transverse_bottom["right"]],      # one per side
+            [la.transverse_top["left"], la.transverse_top["right"]], k=np.full(2, LIGAMENTS["ITL"][0]))
+        sides = ("left", "right")          # one capsule per joint over its contact points, along the joint normal
+        n_side = [len(pairs[(disc, s)][0]) for s in sides]
         add(f"{disc}:CL", *(np.concatenate([pairs[(disc, s)][i] for s in sides]) for i in (0, 2, 1, 3)),
-            np.concatenate([np.broadcast_to(facet_normal(segment, disc, s), (len(pairs[(disc, s)][0]), 3))
-                            for s in sides]), 0.5 * np.concatenate([pairs[(disc, s)][4] for s in sides]))
+            np.concatenate([np.broadcast_to(facet_normal(segment, disc, s), (n, 3)) for s, n in zip(sides, n_side)]),
+            k=LIGAMENTS["CL"][0] * np.concatenate([pairs[(disc, s)][4] for s in sides]))
     a, wa, b, w, k, g = (np.concatenate(x) for x in (A, WA, B, W, K, G))
     direction = np.concatenate(N)
     # the stiffer second segment: a parallel spring on the same node pair, slack up to the transition
