@@ -22,7 +22,11 @@ compacted cancellous bone.
    the area ``lift_force / (balloons * inflation_pressure)``: a thin flexible balloon presses on what it
    touches with its inflation pressure, so the contact area carries the lift force at that pressure
    (defaults 110 N and 1.21 MPa = 175 psi, the mean KYPHON inflation pressure of an in vitro restoration
-   of 18 osteoporotic bodies under a held 110 N load). Without contact (``restoration = 0`` or
+   of 18 osteoporotic bodies under a held 110 N load). The faces are measured where each ellipsoid reaches
+   past the actual clip surfaces (the endplate surfaces less ``rim_thickness``, tilted and curved), and
+   each balloon sits at the height where its top and bottom faces are equal (the parts of the body above
+   and below it carry the same force at one pressure); recorded as ``contact_area_mm2`` and
+   ``balloon_centres_mm``. Without contact (``restoration = 0`` or
    ``endplate_contact=False``) ``q = 1`` and the cavity stays in the central ``vertical_extent``.
 3. **Rim**: the shell between the cavity ellipsoids and the ellipsoids with semi-axes enlarged by
    ``rim_thickness`` (mm), within cancellous cells: cell field ``compacted_fraction``. The balloon
@@ -160,9 +164,12 @@ class _EndplateFaces:
                 float(np.count_nonzero(centre[2] - half <= bottom)) * dA)
 
     def balance(self, centre, rot, axes):
-        """Vertical shift (mm) of a balloon that makes its two contact faces equal: the balloon is free
-        between the endplates, so it presses on both with the same force, at the same (inflation)
-        pressure, over the same area. 0 when it touches neither."""
+        """Vertical shift (mm) of a balloon that makes its two contact faces equal, 0 when it touches neither.
+
+        The part of the body above the balloon and the part below carry the same force (the load on the
+        superior endplate passes through the balloon to the inferior one; the bone around the curved sides
+        of the balloon, loaded symmetrically, carries the same share on both sides), and each face presses
+        with the inflation pressure, so the two faces have the same area."""
         def gap(dz):
             c = centre + np.array([0.0, 0.0, dz])
             t, b = self.areas(c, rot, axes)
