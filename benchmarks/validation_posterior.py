@@ -9,9 +9,12 @@ import argparse
 import json
 import time
 
+import numpy as np
+
 from vertebrafe.anatomy import segment
 from vertebrafe.loads import Load
 from vertebrafe.materials import MaterialSet
+from vertebrafe.post.posterior import level_moments
 from vertebrafe.simulate import simulate
 
 
@@ -53,7 +56,9 @@ def convergence(sizes):
 
 def intact(h, moment):
     """L4-L5 with the fibre-reinforced disc (fibres, ``annulus_matrix``, solid nucleus) and posterior elements:
-    rotation across the disc, facet and ligament forces under pure moments, and relaxed standing."""
+    rotation across the disc, facet and ligament forces under pure moments, and relaxed standing; the moment
+    (N m, about the disc centre, along the main axis of the applied moment) that the disc, each facet joint
+    and each ligament carry (``M_*_Nm``, ``post.posterior.level_moments``) and their balance error."""
     t, c = time.perf_counter(), time.process_time()
     s = segment("L4-L5", element_size=h, posterior=True, fibres=True, materials=MaterialSet(bmd=120.0,
                                                                                           annulus="annulus_matrix"))
@@ -66,6 +71,12 @@ def intact(h, moment):
             ("facet_right", "facet_force", "facet_right"), ("load_share", "load_share", "posterior"))}
         row.update({lig: r.value("ligament_force", "L4-L5", lig) for lig in ("ALL", "PLL", "LF", "ISL", "SSL", "ITL", "CL")})
         row["steps"] = r.info.get("active_set_iterations")
+        M = level_moments(s, r.solution, "L4-L5")             # N mm about the disc centre, disc frame
+        applied = M.pop("applied")
+        i = int(np.argmax(np.abs(applied)))
+        row["moment_axis"] = i
+        row["moment_balance"] = float(np.abs(sum(M.values()) - applied).max() / np.abs(applied).max())
+        row.update({f"M_{k}_Nm": float(v[i]) / 1000.0 for k, v in M.items()})
         print(r.load.name, json.dumps(row), flush=True)
     print(f"# {s.mesh.n_cells} cells, {time.perf_counter() - t:.0f} s wall, {time.process_time() - c:.0f} s CPU")
 

@@ -23,7 +23,8 @@ the stiffening (:data:`LIGAMENT_STIFFENING`); both are in the ligament's group. 
 outline position on the inferior endplate rim of the upper and the superior rim of the lower vertebra),
 ligamentum flavum (LF) between the front edges of the laminae, interspinous (ISL) between the spinous
 processes, supraspinous (SSL) between their tips, intertransverse (ITL) between the transverse process
-tips (both sides in one group) and capsular (CL) over the facet contact pairs of both joints, acting
+tips (one spring per side, both in one group) and capsular (CL, one capsule per joint, both joints in one
+group) over the facet contact pairs of each joint, acting
 along the joint normal (the capsule resists the joint's opening). The other ligaments act along the line
 between their ends.
 """
@@ -163,8 +164,9 @@ def ligament_springs(segment, pairs=None):
         return (np.concatenate([nodes, np.repeat(nodes[:, :1], pad, axis=1)], axis=1),
                 np.concatenate([w, np.zeros((nodes.shape[0], pad))], axis=1))
 
-    def add(name, a, b, wa=None, wb=None, direction=None):
-        """The end pairs of one ligament (nodes, or interpolated points with weights)."""
+    def add(name, a, b, wa=None, wb=None, direction=None, k=None):
+        """The end pairs of one ligament (nodes, or interpolated points with weights); ``k`` the stiffness of
+        each pair (default: the ligament's stiffness shared equally by its pairs)."""
         a, wa = ends(np.asarray(a).reshape(len(a), -1) if np.ndim(a) > 1 else np.ravel(a), wa)
         b, wb = ends(np.asarray(b).reshape(len(b), -1) if np.ndim(b) > 1 else np.ravel(b), wb)
         if direction is None:
@@ -177,7 +179,7 @@ def ligament_springs(segment, pairs=None):
         B.append(b)
         W.append(wb)
         N.append(direction)
-        K.append(np.full(len(a), LIGAMENTS[name.split(":")[1]][0] / len(a)))
+        K.append(np.full(len(a), LIGAMENTS[name.split(":")[1]][0] / len(a)) if k is None else k)
         G.append(np.full(len(a), gi))
 
     for disc in segment.discs:
@@ -188,12 +190,13 @@ def ligament_springs(segment, pairs=None):
         add(f"{disc}:LF", *_nearest(P, ua.lamina_bottom, la.lamina_top))
         add(f"{disc}:ISL", *_nearest(P, ua.spinous_bottom[:-1], la.spinous_top[:-1]))
         add(f"{disc}:SSL", [ua.spinous_tip[1]], [la.spinous_tip[0]])
-        add(f"{disc}:ITL", [ua.transverse_bottom["left"], ua.transverse_bottom["right"]],
-            [la.transverse_top["left"], la.transverse_top["right"]])
-        sides = ("left", "right")          # the capsule over the contact pairs, along the joint normal
+        add(f"{disc}:ITL", [ua.transverse_bottom["left"], ua.transverse_bottom["right"]],      # one per side
+            [la.transverse_top["left"], la.transverse_top["right"]], k=np.full(2, LIGAMENTS["ITL"][0]))
+        sides = ("left", "right")          # one capsule per joint over its contact pairs, along the joint normal
+        n_side = [len(pairs[(disc, s)][0]) for s in sides]
         add(f"{disc}:CL", *(np.concatenate([pairs[(disc, s)][i] for s in sides]) for i in (0, 2, 1, 3)),
-            np.concatenate([np.broadcast_to(facet_normal(segment, disc, s), (len(pairs[(disc, s)][0]), 3))
-                            for s in sides]))
+            np.concatenate([np.broadcast_to(facet_normal(segment, disc, s), (n, 3)) for s, n in zip(sides, n_side)]),
+            k=np.concatenate([np.full(n, LIGAMENTS["CL"][0] / n) for n in n_side]))
     a, wa, b, w, k, g = (np.concatenate(x) for x in (A, WA, B, W, K, G))
     direction = np.concatenate(N)
     # the stiffer second segment: a parallel spring on the same node pair, slack up to the transition
