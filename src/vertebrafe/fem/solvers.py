@@ -12,6 +12,9 @@
 :class:`Prepared` holds the one-time set-up of a matrix (factorisation or AMG hierarchy) and solves any
 number of right-hand sides with it; :func:`solve` is set-up and one solve.
 """
+import functools
+import importlib.metadata
+import os
 import time
 
 import numpy as np
@@ -193,8 +196,22 @@ def cholmod_available():
     return True
 
 
+@functools.lru_cache(maxsize=None)
 def pardiso_available():
-    """True if Intel MKL PARDISO can be loaded (pypardiso with MKL's runtime library)."""
+    """True if Intel MKL PARDISO can be loaded (pypardiso with MKL's runtime library).
+
+    Where the mkl wheel is installed and ``PYPARDISO_MKL_RT`` is not set, it is set to the wheel's
+    runtime library: without it every pypardiso solver object (and its import) searched the whole Python
+    prefix for the library, 3 s each on the 2-core machine.
+    """
+    if "PYPARDISO_MKL_RT" not in os.environ:
+        try:
+            found = [f.locate() for f in importlib.metadata.files("mkl") or ()
+                     if f.name.startswith("libmkl_rt.so") or (f.name.startswith("mkl_rt") and f.suffix == ".dll")]
+        except importlib.metadata.PackageNotFoundError:
+            found = []
+        if found:
+            os.environ["PYPARDISO_MKL_RT"] = os.path.normpath(str(min(found, key=lambda f: len(f.name))))
     try:
         import pypardiso  # noqa: F401  (loads MKL's runtime library)
     except (ImportError, OSError):
