@@ -120,11 +120,11 @@ def test_ligaments_follow_the_bilinear_law(results):
         for i in sel:                                     # group the springs by their pair of end points
             key = (s.nodes_a[i].tobytes(), s.weights_a[i].tobytes(), s.nodes_b[i].tobytes(), s.weights_b[i].tobytes())
             pairs.setdefault(key, []).append(i)
-        n_pairs = len(pairs)
         for idx in pairs.values():
             assert len(idx) == (2 if part in LIGAMENT_STIFFENING else 1)
             assert np.ptp(d[idx]) < 1e-12
-            expected = float(ligament_law(part, d[idx[0]])) / n_pairs
+            share = s.stiffness[min(idx)] / LIGAMENTS[part][0]         # the pair's share of its ligament
+            expected = float(ligament_law(part, d[idx[0]])) * share
             assert F[idx].sum() == pytest.approx(expected, rel=1e-9, abs=1e-9)
             if part in LIGAMENT_STIFFENING and d[idx[0]] > LIGAMENT_STIFFENING[part][1]:
                 beyond += 1
@@ -134,6 +134,56 @@ def test_ligaments_follow_the_bilinear_law(results):
     assert float(ligament_law("SSL", 0.5 * dt)) == pytest.approx(k1 * 0.5 * dt)
     assert float(ligament_law("SSL", dt + 1.0) - ligament_law("SSL", dt)) == pytest.approx(15.0 * 23.0 / 11.0)
     assert float(ligament_law("SSL", -1.0)) == 0.0
+
+
+def test_ligament_stiffness_totals_are_the_sourced_values(seg):
+    """Closed-form bookkeeping: the first-segment stiffnesses of a ligament's node pairs add up to its sourced
+    stiffness, whatever the number of pairs the mesh gives it: per ligament (ALL, PLL, LF, ISL, SSL), per side
+    (intertransverse) and per joint (capsular); the facet springs add up to ``E A / (2 t)`` per joint."""
+    from vertebrafe.anatomy.ligaments import facet_springs, ligament_springs
+    from vertebrafe.anatomy.posterior_levels import FACET_CARTILAGE, LIGAMENTS, facet_dimensions
+
+    s = ligament_springs(seg)
+    x = np.einsum("kp,kp->k", s.weights_a, seg.mesh.points[s.nodes_a][..., 0])      # x of the upper end
+    first = s.onset == 0.0
+    for g, label in s.group_names.items():
+        part = label.split(":")[1]
+        sel = first & (s.group == g)
+        if part in ("ITL", "CL"):
+            for side in (x < 0, x > 0):
+                assert s.stiffness[sel & side].sum() == pytest.approx(LIGAMENTS[part][0], rel=1e-12)
+            assert sel.sum() >= 2
+        else:
+            assert s.stiffness[sel].sum() == pytest.approx(LIGAMENTS[part][0], rel=1e-12)
+    f = facet_springs(seg)
+    E, t = FACET_CARTILAGE["modulus"][0], FACET_CARTILAGE["thickness"][0]
+    for g, label in f.group_names.items():
+        assert f.stiffness[f.group == g].sum() == pytest.approx(E * facet_dimensions("L4-L5")["area"] / (2 * t), rel=1e-12)
+
+
+def test_level_moments_balance_and_resisting_structures(results):
+    """The moments that the disc, each facet joint and each ligament carry across L4-L5 add up to the applied
+    moment (conservation, to 1e-6 of it), and the structures that resist each mode do: the posterior
+    ligaments in flexion, the facets and the ALL in extension, the loaded facet in axial rotation."""
+    from vertebrafe.post.posterior import level_moments
+
+    axis = {"flexion": 0, "extension": 0, "rotation": 2}
+    for name, r in results.items():
+        M = level_moments(r.segment, r.solution, "L4-L5")
+        applied = M.pop("applied")
+        total = sum(M.values())
+        scale = max(np.abs(applied).max(), 1.0)
+        assert np.abs(total - applied).max() < 1e-6 * scale
+        i = axis.get(name)
+        if i is None:
+            continue
+        sign = np.sign(applied[i])
+        assert abs(applied[i]) == pytest.approx(7500.0, rel=0.02)          # N mm, the applied pure moment
+        assert sign * M["disc"][i] > 0.1 * abs(applied[i])                 # the disc always carries a part
+        resist = {"flexion": ("ISL", "SSL", "LF"), "extension": ("facet_left", "facet_right", "ALL"),
+                  "rotation": ("facet_left", "facet_right")}[name]
+        assert all(sign * M[k][i] >= -1e-9 for k in resist)
+        assert sum(sign * M[k][i] for k in resist) > 0.05 * abs(applied[i])
 
 
 def test_facet_gap_delays_contact(seg):

@@ -21,9 +21,9 @@ anterior, +z superior) on a grid of node columns (x), rows (y) and layers (z):
 Cells: pedicles (pedicle columns, pedicle rows, pedicle layers), laminae (pedicle and canal columns,
 lamina rows, all body layers), spinous process (the middle canal columns, spinous rows, the upper
 ``spinous_height`` of the body layers, so that lordosis leaves an interspinous gap), transverse
-processes (outer columns, the last pedicle row and the first lamina row, pedicle layers), superior
-articular processes (the pedicle columns lateral of the node column nearest the pedicle's centre, the
-joint plane; same two rows, layers above) and inferior articular processes (the pedicle columns medial of
+processes (outer columns; the front half of the lamina rows and the pedicle rows in front of them, one
+lamina thickness deep in all, so that their depth does not depend on the element size; pedicle layers), superior articular processes (the pedicle
+columns lateral of the node column nearest the pedicle's centre, the joint plane; same rows, layers above) and inferior articular processes (the pedicle columns medial of
 it, lamina rows, layers below). The laminae leave a
 notch in those medial columns, as deep as the superior processes are high, where the inferior process of
 the vertebra above comes down between the superior process and the lamina. In the lumbar spine
@@ -44,6 +44,7 @@ import numpy as np
 from ..errors import MeshError
 from .levels import adjacent_discs, level_dimensions
 from .posterior_levels import facet_dimensions, posterior_dimensions
+from .resolution import cell_count
 
 __all__ = ["PosteriorColumn", "build_posterior", "PEDICLE_CAP"]
 
@@ -60,7 +61,9 @@ class Arch:
     of the laminae at the top and bottom layer; ``spinous_top`` / ``spinous_bottom``: midline nodes of the
     spinous process's top and bottom faces; ``spinous_tip``: ``(top node, bottom node)`` of its tip;
     ``transverse_top`` / ``transverse_bottom``: ``{side: node}`` at the transverse process tips; ``nodes``:
-    the arch's own nodes (not shared with the body).
+    the arch's own nodes (not shared with the body); ``joint_x``: the distance (mm, local frame) of the facet
+    joints from the midsagittal plane, the centre of the pedicle as specified (the meshed joint faces lie on
+    the node column nearest it).
     """
 
     iap: dict
@@ -74,6 +77,7 @@ class Arch:
     transverse_bottom: dict
     nodes: np.ndarray
     cells: np.ndarray
+    joint_x: float = 0.0
 
 
 @dataclass
@@ -144,14 +148,14 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         n_pl = sel.size - 1
         # grid sizes
         x_edge = 0.5 * (loc[mid, sel[0], 0] - loc[mid, jl[-1], 0])
-        n_c = max(2, 2 * int(round(x_edge / h)))
-        n_tp = max(1, int(round(pd["transverse_length"] / h)))
-        nr = max(2, int(round(pd["canal_depth"] / h)))
-        nl = max(1, int(round(pd["lamina_thickness"] / h)))
-        ns = max(1, int(round(pd["spinous_length"] / h)))
+        n_c = cell_count(2.0 * x_edge, h, minimum=2, multiple=2)
+        n_tp = cell_count(pd["transverse_length"], h)
+        nr = cell_count(pd["canal_depth"], h, minimum=2)
+        nl = cell_count(pd["lamina_thickness"], h)
+        ns = cell_count(pd["spinous_length"], h)
         ext_i, ext_s = _ext(below, dims), _ext(above, dims)
-        ni = max(1, int(round(ext_i / h)))
-        nsap = max(1, int(round(ext_s / h)))
+        ni = cell_count(ext_i, h)
+        nsap = cell_count(ext_s, h)
         A = 2 * n_tp + 2 * n_pl + n_c                                            # cell columns
         B = nr + nl + ns                                                          # cell rows
         Lb = L - 2                                                                # body plate cell layers
@@ -205,8 +209,13 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         ksp = kb[Z[kb] >= Z[ni + Lb] - pd["spinous_height"] - 1e-9]
         ksp = ksp if ksp.size else kb[-1:]
         mask[np.ix_(spc, np.arange(nr + nl, B), ksp)] = True                                    # spinous
+        # process rows: the front half of the lamina rows and the pedicle rows in front of them, one lamina
+        # thickness deep in all (the nearest whole rows), whatever the element size
+        n_b = (nl + 1) // 2
+        n_f = min(nr, max(1, int(round((1.0 - n_b / nl) * pd["lamina_thickness"] * nr / pd["canal_depth"]))))
+        prow = np.arange(nr - n_f, nr + n_b)
         tpc = np.concatenate([np.arange(n_tp), np.arange(A - n_tp, A)])
-        mask[np.ix_(tpc, np.arange(nr - 1, nr + 1), kp)] = True                                 # transverse
+        mask[np.ix_(tpc, prow, kp)] = True                                                      # transverse
         # joint plane: the node column nearest the pedicle's centre; inferior process medial of it, superior
         # process lateral of it (both the single column of a one-cell pedicle)
         xs = xm[cols_r]
@@ -216,7 +225,7 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
             lat = np.concatenate([pl[:n_pl - kf], pr[kf:]])
         else:
             med = lat = np.concatenate([pl, pr])
-        mask[np.ix_(lat, np.arange(nr - 1, nr + 1), np.arange(ni + Lb, K))] = True             # superior art.
+        mask[np.ix_(lat, prow, np.arange(ni + Lb, K))] = True                                   # superior art.
         mask[np.ix_(med, np.arange(nr, nr + nl), np.arange(ni))] = True                         # inferior art.
         # notch for the inferior process of the vertebra above: no lamina in its columns within the reach of
         # the superior processes (the inferior process sits between this superior process and the lamina)
@@ -246,13 +255,13 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         sap_face = dict(iap_face) if n_pl > 1 else {"right": pr[0], "left": pl[0] + 1}
         arches[v] = Arch(
             iap={s: ids[c, nr:nr + nl + 1, :ni + 1].ravel() for s, c in iap_face.items()},
-            sap={s: ids[c, nr - 1:nr + 2, kb1:].ravel() for s, c in sap_face.items()},
+            sap={s: ids[c, nr - n_f:nr + n_b + 1, kb1:].ravel() for s, c in sap_face.items()},
             lamina_top=ids[canal[0]:canal[-1] + 2, nr, kb1], lamina_bottom=ids[canal[0]:canal[-1] + 2, nr, kb0],
             spinous_top=ids[mid_col, nr + nl:, kb1], spinous_bottom=ids[mid_col, nr + nl:, ksp.min()],
             spinous_tip=(int(ids[mid_col, B, kb1]), int(ids[mid_col, B, ksp.min()])),
             transverse_top={"left": int(ids[0, nr, kped.max()]), "right": int(ids[A, nr, kped.max()])},
             transverse_bottom={"left": int(ids[0, nr, kped.min()]), "right": int(ids[A, nr, kped.min()])},
-            nodes=ids[fresh], cells=np.arange(0))
+            nodes=ids[fresh], cells=np.arange(0), joint_x=0.5 * (x_in + x_out))
         if np.any(arches[v].iap["right"] < 0) or np.any(arches[v].sap["right"] < 0):
             raise MeshError(f"posterior arch of {v}: articular process faces are not meshed (element size {h} mm "
                             "too coarse for the posterior elements)")

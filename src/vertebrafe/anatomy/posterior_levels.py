@@ -84,7 +84,8 @@ FACET_CARTILAGE = MappingProxyType({
                  "same abstract finds the initial gap of little influence on the range of motion)"),
 })
 
-#: Linear stiffness (N/mm) of each ligament across one level (all its springs together), with the
+#: Linear stiffness (N/mm) of each ligament across one level (all its springs together; the intertransverse
+#: ligament per side, the capsular ligament per joint), with the
 #: source: ``k = E A / L`` with the small-strain modulus E, area A and length L of BMC Musculoskelet
 #: Disord 2010, 11:151 Table 3 (PMC2913991); capsular: the first (toe) segment of the capsular ligament
 #: of J Healthc Eng 2021, 5542595 Table 2 (PMC8147546). Ligaments are tension-only and taut at zero

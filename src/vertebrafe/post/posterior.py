@@ -20,6 +20,11 @@ Rows (segments built with ``posterior=True``), per disc level ``d``:
 
 These are the only paths across a level (the arches do not touch), so the three forces add up to the
 axial force of the level's free body: under a pure axial load, the applied load.
+
+:func:`level_moments` splits the moment across a level the same way, exactly: the moment (about the disc
+centre) of the internal forces that the disc cells (with their annulus fibres and fluid nucleus), each
+facet joint and each ligament exert on the part of the segment above the disc. With the loads applied to
+that part they balance to the solver's precision (a conservation check, not a definition).
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ import numpy as np
 
 from .metrics import axial_stress, mid_height_layers
 
-__all__ = ["posterior_rows", "level_axial_forces", "REGIONS"]
+__all__ = ["posterior_rows", "level_axial_forces", "level_moments", "REGIONS"]
 
 #: The regions of these rows besides ``disc`` and ``posterior`` (study plot names are checked against them).
 REGIONS = ("facet_left", "facet_right", "ALL", "PLL", "LF", "ISL", "SSL", "ITL", "CL", "longitudinal_ligaments")
@@ -72,6 +77,88 @@ def level_axial_forces(segment, solution, disc):
             if level == disc:
                 key = "longitudinal_ligaments" if part in _LONGITUDINAL else "posterior"
                 out[key] += float(F[s.group == g].sum())
+    return out
+
+
+def _above(segment, disc):
+    """Cells ``(m,)`` bool of the part of the segment above ``disc`` (the upper vertebra, with its arch, and
+    every level cranial to it)."""
+    mesh = segment.mesh
+    names = mesh.tag_names["level"]
+    order = list(segment.levels)
+    upper = disc.split("-")[0]
+    cranial = set(order[:order.index(upper) + 1]) | {d for d in segment.discs if d.split("-")[1] in order[:order.index(upper) + 1]}
+    codes = [c for c, n in names.items() if n in cranial]
+    return np.isin(mesh.cell_data["level"], codes)
+
+
+def level_moments(segment, solution, disc, center=None):
+    """Moments (N mm, about ``center``, default the centroid of the disc's cells) that carry the load across
+    level ``disc``: ``{"disc": (3,), "<group>": (3,), ..., "applied": (3,)}`` in the disc frame (the mean of
+    the two vertebrae's frames: x right, y anterior, z along the disc axis; so component 0 is the
+    flexion-extension moment, 1 lateral bending, 2 axial rotation).
+
+    Each entry is the moment of the internal forces a structure exerts on the nodes of the part above the
+    disc (:func:`_above`): ``"disc"`` the disc cells (``K_e u_e`` of each) plus the annulus fibres and any
+    fluid cavity, one entry per facet joint (``"facet_left"``, ``"facet_right"``) and ligament (``"ALL"``,
+    ...). ``"applied"``: the moment of the loads on that part (its nodal loads and the rigid plates whose
+    nodes all lie in it). In equilibrium ``applied`` equals the sum of the others (the cells of the part
+    itself exert no net moment)."""
+    from ..fem.kernels import element_tables
+    from ..fem.solution import _gauss_fields
+
+    mesh, model = segment.mesh, solution.model
+    up, lo = disc.split("-")
+    frame = segment.frames[up][0] + segment.frames[lo][0]
+    q, _ = np.linalg.qr(frame)
+    R = q * np.sign(np.diag(q))                                      # orthonormal mean frame (columns)
+    above = _above(segment, disc)
+    inside = np.zeros(mesh.n_points, bool)
+    inside[mesh.cells[above].ravel()] = True
+    code = {v: k for k, v in mesh.tag_names["level"].items()}[disc]
+    cross = np.flatnonzero(mesh.cell_data["level"] == code)
+    touching = np.flatnonzero(~above & inside[mesh.cells].any(axis=1))
+    if not np.all(np.isin(touching, cross)):
+        raise ValueError(f"cells other than the disc's touch the part above {disc}; no clean cut")
+    c = mesh.points[np.unique(mesh.cells[cross])].mean(axis=0) if center is None else np.asarray(center, float)
+    r = mesh.points - c
+
+    def moment(f):
+        """Moment of nodal forces ``(n, 3)`` restricted to the part above, in the disc frame."""
+        return np.cross(r[inside], f[inside]).sum(axis=0) @ R
+
+    cells = np.ascontiguousarray(mesh.cells[cross], dtype=np.int64)
+    m, k = cells.shape
+    nq = mesh.element.weights.size
+    fint = np.empty((m, k, 3))
+    _gauss_fields(np.ascontiguousarray(mesh.points), cells, np.ascontiguousarray(solution.displacement),
+                  model._C, np.ascontiguousarray(model._material[cross]), element_tables(mesh.element),
+                  np.ascontiguousarray(model._form[cross]), np.empty((m, nq, 6)), np.empty((m, nq, 6)),
+                  np.empty((m, nq)), fint)
+    f = np.zeros((mesh.n_points, 3))
+    for d in range(3):
+        f[:, d] = np.bincount(cells.ravel(), weights=fint[:, :, d].ravel(), minlength=mesh.n_points)
+    out = {"disc": moment(f)}
+    u = solution.displacement
+    for s in model.springs:
+        active = solution.spring_active[s.name]
+        if s.name not in (_FACETS, _LIGAMENTS):                 # fibres, fluid nucleus: part of the disc
+            out["disc"] = out["disc"] + moment(s.nodal_forces(u, mesh.n_points, active))
+            continue
+        F = s.forces(u, active)
+        G = s.gradient(mesh.n_points)
+        for g, label in s.group_names.items():
+            level, part = label.split(":", 1)
+            if level != disc:
+                continue
+            key = f"facet_{part}" if s.name == _FACETS else part
+            out[key] = moment((G.T @ np.where(s.group == g, F, 0.0)).reshape(-1, 3))
+    applied = model.nodal_loads
+    M = np.cross(r[inside], applied[inside]).sum(axis=0)
+    for p in model.plates:
+        if inside[p.nodes].all():
+            M = M + p.moment + np.cross(p.center - c, p.force)
+    out["applied"] = M @ R
     return out
 
 
