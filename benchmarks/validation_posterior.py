@@ -43,13 +43,16 @@ CONVERGENCE_METRICS = (("rot_flex", "rotation_flexion", "disc"), ("rot_lat", "ro
     (lig, "ligament_force", lig) for lig in ("ALL", "PLL", "LF", "ISL", "SSL", "ITL", "CL"))
 
 
-def convergence(sizes, solver="auto"):
+def convergence(sizes, solver="auto", names=None):
     """L4-L5 (vBMD 120, fibre-free disc) under 7.5 N m extension, axial rotation, flexion, lateral bending and
     the 500 N follower load at each element size: one JSON row per (size, load) as soon as it is solved (the
     loads share one set-up), then the relative change of every metric between the last two sizes."""
     loads = [Load(compression=0.0, extension=7.5, name="EXT"), Load(compression=0.0, axial_rotation=7.5, name="AR"),
              Load(compression=0.0, flexion=7.5, name="FLEX"), Load(compression=0.0, lateral_bending=7.5, name="LB"),
              Load(compression=500.0, follower=True, name="STAND")]
+    if names:
+        known = {ld.name: ld for ld in loads}
+        loads = [known[n] for n in names]
     rows = {}
     for h in sizes:
         t, c = time.perf_counter(), time.process_time()
@@ -110,10 +113,11 @@ if __name__ == "__main__":
     ap.add_argument("--moment", type=float, default=7.5, help="intact: pure moment (N m)")
     ap.add_argument("--sizes", default="4,3,2", help="convergence: element sizes (mm), coarse to fine")
     ap.add_argument("--solver", default="auto", help="convergence: linear solver (auto, direct, amg)")
+    ap.add_argument("--loads", default="", help="convergence: some of EXT,AR,FLEX,LB,STAND, in this order")
     a = ap.parse_args()
     if a.check == "facets":
         facets(a.element_size)
     elif a.check == "intact":
         intact(a.element_size, a.moment)
     else:
-        convergence([float(x) for x in a.sizes.split(",")], a.solver)
+        convergence([float(x) for x in a.sizes.split(",")], a.solver, [n for n in a.loads.split(",") if n])
