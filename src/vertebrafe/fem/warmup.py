@@ -56,8 +56,7 @@ def _helper(solver):
     import subprocess
     import sys
 
-    import vertebrafe
-    root = os.path.dirname(os.path.dirname(os.path.abspath(vertebrafe.__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # holds vertebrafe/
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     return subprocess.Popen([sys.executable, "-c", f"from vertebrafe.fem.warmup import _solve_bar; _solve_bar({solver!r})"],
                             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
