@@ -16,10 +16,11 @@ and the clearance ``gap`` of :data:`FACET_CARTILAGE` (0 by default: cartilage in
 reference position): a spring carries load once the joint has closed by more than the gap.
 
 **Ligaments** (set :data:`LIGAMENT_SET`, one group per ligament and level, ``"L4-L5:LF"``): tension-only
-springs, taut at zero strain, with the bilinear law of
-:func:`~vertebrafe.anatomy.posterior_levels.ligament_law`: each node pair carries its share of the first stiffness (:data:`LIGAMENTS`) from zero
-elongation, and a second spring on the same pair, slack up to the transition elongation, adds its share of
-the stiffening (:data:`LIGAMENT_STIFFENING`); both are in the ligament's group. Node pairs: ALL and PLL between the bodies' outline nodes near the anterior / posterior midline (same
+springs, taut at zero strain, with the piecewise-linear whole-ligament law of
+:func:`~vertebrafe.anatomy.posterior_levels.ligament_law`: each node pair carries its share of the first
+stiffness (:data:`LIGAMENTS`) from zero elongation, and further springs on the same pair, slack up to each
+transition elongation, add their share of the stiffening (:data:`LIGAMENT_STIFFENING`); all are in the
+ligament's group. Node pairs: ALL and PLL between the bodies' outline nodes near the anterior / posterior midline (same
 outline position on the inferior endplate rim of the upper and the superior rim of the lower vertebra),
 ligamentum flavum (LF) between the front edges of the laminae, interspinous (ISL) between the spinous
 processes, supraspinous (SSL) between their tips, intertransverse (ITL) between the transverse process
@@ -199,16 +200,18 @@ def ligament_springs(segment, pairs=None):
             k=np.concatenate([np.full(n, LIGAMENTS["CL"][0] / n) for n in n_side]))
     a, wa, b, w, k, g = (np.concatenate(x) for x in (A, WA, B, W, K, G))
     direction = np.concatenate(N)
-    # the stiffer second segment: a parallel spring on the same node pair, slack up to the transition
+    # the stiffening segments of each law: parallel springs on the same node pair, slack up to their onset
     part = np.array([names[i].split(":")[1] for i in g])
-    two = np.isin(part, list(LIGAMENT_STIFFENING))
-    share = k[two] / np.array([LIGAMENTS[p][0] for p in part[two]])          # 1 / (pairs of the ligament)
-    k2 = share * np.array([LIGAMENT_STIFFENING[p][0] for p in part[two]])
-    slack = np.array([LIGAMENT_STIFFENING[p][1] for p in part[two]])
-    return spring_set(P, np.concatenate([a, a[two]]), np.concatenate([b, b[two]]), np.concatenate([k, k2]), "tension",
-                      weights_a=np.concatenate([wa, wa[two]]), weights_b=np.concatenate([w, w[two]]), direction=np.concatenate([direction, direction[two]]),
+    share = k / np.array([LIGAMENTS[p][0] for p in part])                 # the pair's share of its ligament
+    extra = [(i, dk, onset) for i, p in enumerate(part) for dk, onset in LIGAMENT_STIFFENING.get(p, ((), ""))[0]]
+    i2 = np.array([e[0] for e in extra], dtype=np.int64)
+    k2 = share[i2] * np.array([e[1] for e in extra])
+    slack = np.array([e[2] for e in extra], dtype=float)
+    return spring_set(P, np.concatenate([a, a[i2]]), np.concatenate([b, b[i2]]), np.concatenate([k, k2]), "tension",
+                      weights_a=np.concatenate([wa, wa[i2]]), weights_b=np.concatenate([w, w[i2]]),
+                      direction=np.concatenate([direction, direction[i2]]),
                       slack=np.concatenate([np.zeros(k.size), slack]), name=LIGAMENT_SET,
-                      group=np.concatenate([g, g[two]]), group_names=names)
+                      group=np.concatenate([g, g[i2]]), group_names=names)
 
 
 def _check(segment):
