@@ -90,12 +90,65 @@ class PosteriorColumn:
 
 
 def _ext(disc, dims):
-    """Reach (mm) of an articular process beyond the body: half the disc height plus half the facet height."""
+    """Reach (mm) of an articular process beyond the body where the segment has no neighbour on that side: half
+    the disc height plus half the facet height."""
     d = dims.get(disc) or level_dimensions(disc)
-    return 0.5 * d.rim_height + 0.5 * math.sqrt(facet_dimensions(disc)["area"] if disc in _FACET_DISCS else 150.0)
+    return 0.5 * d.rim_height + 0.5 * _facet_height(disc)
+
+
+def _facet_height(disc):
+    """Height (mm) of a facet joint: the side of a square of the published facet area."""
+    return math.sqrt(facet_dimensions(disc)["area"] if disc in _FACET_DISCS else 150.0)
+
+
+def _section(points, outer, n2, m, frame, first_layer, n_layers, pedicle_height):
+    """The body outline of one vertebra in its frame: ``(R, o, ids_layers (L+1, 4m), loc (L+1, 4m, 3), ped, mid)``
+    with ``ped`` the pedicle's node layers (the upper ``pedicle_height`` of the body's layers 1..L-1) and
+    ``mid`` its middle layer."""
+    R, o = (np.asarray(a, float) for a in frame)
+    L = n_layers
+    ids_layers = (first_layer + np.arange(L + 1))[:, None] * n2 + outer[None, :]
+    loc = (points[ids_layers] - o) @ R
+    zt = loc[L - 1, 3 * m, 2]
+    body_layers = np.arange(1, L)
+    zl = loc[body_layers, 3 * m, 2]
+    k0 = int(np.argmin(np.abs(zl - (zt - pedicle_height))))             # nearest layer to the pedicle's base
+    ped = body_layers[min(k0, len(body_layers) - 2):]
+    return R, o, ids_layers, loc, ped, ped[len(ped) // 2]
+
+
+def _joint_bands(points, outer, n2, m, order, frames, first_layer, n_layers):
+    """Height band of every facet joint between neighbours of the segment, in each vertebra's own frame:
+    ``{v: {"inferior": (z_lo, z_hi)} | {"superior": (z_lo, z_hi)}}`` (mm). The joint centre is midway between
+    the upper vertebra's inferior body plane and the lower one's superior plane at the front of the laminae
+    (where the joint lies), so that lordosis, which brings those planes together behind the bodies, moves
+    the joint with them; the band is the facet height about that centre. Each process reaches across the
+    whole band, so the two processes overlap over the height of the joint."""
+    wall = {}
+    for v in order:
+        R, o, _, loc, _, mid = _section(points, outer, n2, m, frames[v], first_layer[v], n_layers[v],
+                                        posterior_dimensions(v)["pedicle_height"])
+        y = loc[mid, 3 * m, 1] - posterior_dimensions(v)["canal_depth"]
+        wall[v] = (R, o, o + R @ [0.0, y, loc[1, 3 * m, 2]], o + R @ [0.0, y, loc[n_layers[v] - 1, 3 * m, 2]])
+    bands = {v: {} for v in order}
+    for up, lo in zip(order[:-1], order[1:]):
+        c = 0.5 * (wall[up][2] + wall[lo][3])                 # between the upper's bottom and the lower's top
+        half = 0.5 * _facet_height(f"{up}-{lo}")
+        for v, side in ((up, "inferior"), (lo, "superior")):
+            R, o = wall[v][:2]
+            zc = float((R.T @ (c - o))[2])
+            bands[v][side] = (zc - half, zc + half)
+    return bands
 
 
 _FACET_DISCS = ("T10-T11", "T11-T12", "T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
+
+
+def _face(ids, Z, z_lo, z_hi):
+    """Meshed nodes of a joint face: node ids ``(rows, layers)`` whose layer height ``Z`` lies in the band."""
+    keep = (Z >= z_lo - 1e-9) & (Z <= z_hi + 1e-9)
+    nodes = ids[:, keep].ravel()
+    return nodes[nodes >= 0]
 
 
 def _spaced(a, b, n):
@@ -117,21 +170,14 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
     n0 = len(points)
     new_pts, new_cells, cell_level, arches, longit = [], [], [], {}, {}
     next_id = n0
+    bands = _joint_bands(points, outer, n2, m, order, frames, first_layer, n_layers)
     for v in order:
-        R, o = (np.asarray(a, float) for a in frames[v])
-        L = n_layers[v]
-        f0 = first_layer[v]
-        ids_layers = (f0 + np.arange(L + 1))[:, None] * n2 + outer[None, :]      # (L+1, 4m) node ids
-        loc = (points[ids_layers] - o) @ R                                       # (L+1, 4m, 3)
         pd = posterior_dimensions(v)
+        L = n_layers[v]
+        R, o, ids_layers, loc, ped, mid = _section(points, outer, n2, m, frames[v], first_layer[v], L,
+                                                   pd["pedicle_height"])   # pedicle: the upper body layers
         above, below = adjacent_discs(v)
-        # pedicle layers: body node layers 1..L-1, the upper pedicle_height of them
-        zt = loc[L - 1, 3 * m, 2]
         body_layers = np.arange(1, L)
-        zl = loc[body_layers, 3 * m, 2]
-        k0 = int(np.argmin(np.abs(zl - (zt - pd["pedicle_height"]))))   # nearest layer to the pedicle's base
-        ped = body_layers[min(k0, len(body_layers) - 2):]
-        mid = ped[len(ped) // 2]
         # pedicle columns on the posterior wall (right side: j from 3m up, x increasing)
         jr = np.arange(3 * m, 4 * m)
         xr = loc[mid, jr, 0]
@@ -149,7 +195,12 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         nr = max(2, int(round(pd["canal_depth"] / h)))
         nl = max(1, int(round(pd["lamina_thickness"] / h)))
         ns = max(1, int(round(pd["spinous_length"] / h)))
-        ext_i, ext_s = _ext(below, dims), _ext(above, dims)
+        # processes: down to the bottom of the joint band below / up to the top of the band above (at least
+        # one cell); at a segment end, half the disc and half the facet height beyond the body
+        z_lo, z_hi = loc[1, 3 * m, 2], loc[L - 1, 3 * m, 2]
+        band_i = bands[v].get("inferior", (z_lo - _ext(below, dims), None))
+        band_s = bands[v].get("superior", (None, z_hi + _ext(above, dims)))
+        ext_i, ext_s = max(h, z_lo - band_i[0]), max(h, band_s[1] - z_hi)
         ni = max(1, int(round(ext_i / h)))
         nsap = max(1, int(round(ext_s / h)))
         A = 2 * n_tp + 2 * n_pl + n_c                                            # cell columns
@@ -218,11 +269,17 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
             med = lat = np.concatenate([pl, pr])
         mask[np.ix_(lat, np.arange(nr - 1, nr + 1), np.arange(ni + Lb, K))] = True             # superior art.
         mask[np.ix_(med, np.arange(nr, nr + nl), np.arange(ni))] = True                         # inferior art.
-        # notch for the inferior process of the vertebra above: no lamina in its columns within the reach of
-        # the superior processes (the inferior process sits between this superior process and the lamina)
-        notch = kb[Z[kb + 1] > Z[ni + Lb] - ext_s + 1e-9]
+        # notch for the inferior process of the vertebra above: no lamina in its columns down to the bottom of
+        # the joint band (the inferior process sits between this superior process and the lamina); and, where
+        # the superior process of the vertebra below reaches up beside this inferior process, none in the first
+        # lamina row of the columns lateral of the joint
+        notch = kb[Z[kb + 1] > (band_s[0] if band_s[0] is not None else Z[ni + Lb] - ext_s) + 1e-9]
         if notch.size < Lb:
             mask[np.ix_(med, np.arange(nr, nr + nl), notch)] = False
+        if band_i[1] is not None:
+            low = kb[Z[kb] < band_i[1] - 1e-9]
+            if low.size < Lb:
+                mask[np.ix_(lat, [nr], low)] = False
         # cells (VTK hex8: bottom quad anticlockwise seen from +z, then top)
         a, b, k = np.nonzero(mask)
         corners = [(0, 0), (0, 1), (1, 1), (1, 0)]
@@ -245,15 +302,17 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
                                                                                      "left": pl[0]}
         sap_face = dict(iap_face) if n_pl > 1 else {"right": pr[0], "left": pl[0] + 1}
         arches[v] = Arch(
-            iap={s: ids[c, nr:nr + nl + 1, :ni + 1].ravel() for s, c in iap_face.items()},
-            sap={s: ids[c, nr - 1:nr + 2, kb1:].ravel() for s, c in sap_face.items()},
+            iap={s: _face(ids[c, nr:nr + nl + 1], Z, -np.inf, band_i[1] if band_i[1] is not None else Z[kb0])
+                 for s, c in iap_face.items()},
+            sap={s: _face(ids[c, nr - 1:nr + 2], Z, band_s[0] if band_s[0] is not None else Z[kb1], np.inf)
+                 for s, c in sap_face.items()},
             lamina_top=ids[canal[0]:canal[-1] + 2, nr, kb1], lamina_bottom=ids[canal[0]:canal[-1] + 2, nr, kb0],
             spinous_top=ids[mid_col, nr + nl:, kb1], spinous_bottom=ids[mid_col, nr + nl:, ksp.min()],
             spinous_tip=(int(ids[mid_col, B, kb1]), int(ids[mid_col, B, ksp.min()])),
             transverse_top={"left": int(ids[0, nr, kped.max()]), "right": int(ids[A, nr, kped.max()])},
             transverse_bottom={"left": int(ids[0, nr, kped.min()]), "right": int(ids[A, nr, kped.min()])},
             nodes=ids[fresh], cells=np.arange(0))
-        if np.any(arches[v].iap["right"] < 0) or np.any(arches[v].sap["right"] < 0):
+        if min(arches[v].iap["right"].size, arches[v].sap["right"].size) == 0:
             raise MeshError(f"posterior arch of {v}: articular process faces are not meshed (element size {h} mm "
                             "too coarse for the posterior elements)")
         # longitudinal ligaments on the body: outline nodes near the anterior / posterior midline
