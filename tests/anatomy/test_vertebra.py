@@ -7,7 +7,8 @@ from anatomy_analytic import hex_jacobians, vertebra_volumes
 from vertebrafe.anatomy import (DEFAULT_CORTEX_THICKNESS, DEFAULT_ELEMENT_SIZE, DEFAULT_ENDPLATE_THICKNESS,
                                 Outline, VertebraGeometry, level_dimensions, vertebra)
 from vertebrafe.anatomy.vertebra import (GridCounts, concavity_profile, cross_section_points,
-                                         cross_section_topology, grid_counts, nucleus_curve, polygon_area)
+                                         cross_section_topology, grid_counts, nucleus_curve, polygon_area,
+                                         vertebra_layers)
 from vertebrafe.errors import InputError
 
 
@@ -194,3 +195,35 @@ def test_element_size_controls_resolution_and_errors():
         vertebra("L1", endplate_thickness=-1)
     with pytest.raises(InputError, match="cortex_thickness"):
         vertebra("L1", cortex_thickness=20)
+
+
+def test_halving_the_element_size_below_1p5_mm_doubles_every_count():
+    """2 -> 1 mm and 1.5 -> 0.75 mm are uniform refinements: the O-grid counts (ring cells, transition and
+    annulus rings), the cancellous layers of the body and the disc layers all double exactly, while each
+    count stays the nearest integer to length / h at its base size (T12-L2 rings: 18/24/36/48 cells per
+    side at 2/1.5/1/0.75 mm; rounding 1 and 0.75 mm directly gave 36 and 42)."""
+    from vertebrafe.anatomy.disc import disc_layer_count
+    from vertebrafe.anatomy.resolution import cell_count, refinement
+
+    geos = [VertebraGeometry.from_dimensions(level_dimensions(n)) for n in ("T12", "L1", "L2")]
+    outlines = [o for g in geos for o in (g.superior, g.inferior)]
+    counts = {h: grid_counts(h, outlines, 0.4) for h in (2.0, 1.5, 1.0, 0.75, 0.5)}
+    assert [counts[h].m for h in (2.0, 1.5, 1.0, 0.75)] == [18, 24, 36, 48]
+    for coarse, fine in ((2.0, 1.0), (1.5, 0.75), (1.0, 0.5)):
+        a, b = counts[coarse], counts[fine]
+        assert (b.m, b.n_transition, b.n_annulus) == (2 * a.m, 2 * a.n_transition, 2 * a.n_annulus)
+        assert b.n_cortex == a.n_cortex == 1                              # the shell keeps its thickness
+        assert disc_layer_count(level_dimensions("L1-L2"), fine) == 2 * disc_layer_count(level_dimensions("L1-L2"),
+                                                                                          coarse)
+    # at and above the base size the counts are rounded directly; below, 2**j times the base's
+    assert refinement(1.5) == (1.5, 1) and refinement(0.75) == (1.5, 2) and refinement(0.6) == (2.4, 4)
+    assert cell_count(10.0, 2.0) == 5 and cell_count(10.0, 0.9) == 2 * round(10.0 / 1.8)
+    for h in (1.3, 1.0, 0.75, 0.55):
+        n, f = cell_count(33.3, h), refinement(h)[1]
+        assert abs(33.3 / n - h) <= 0.5 * h * f / n + 1e-12                  # within the base's rounding
+    geo = VertebraGeometry.from_dimensions(level_dimensions("L1"))
+    layers = {}
+    for h in (1.5, 0.75):
+        c = grid_counts(h, [geo.superior, geo.inferior], 0.4)
+        layers[h] = len(vertebra_layers(geo, c, h)[1]) - 2                   # cancellous layers
+    assert layers[0.75] == 2 * layers[1.5]

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..deprecation import moved
 from ..errors import InputError
+from .resolution import cell_count
 from .vertebra import DEFAULT_ELEMENT_SIZE, REGION_CODES, ZONE_BLOCK, ZONE_TRANSITION
 
 __all__ = ["DISC_REFINEMENT", "rotation_x", "stack_frame", "disc_layers", "disc_layer_count", "disc_regions",
@@ -69,7 +70,8 @@ DISC_REFINEMENT = 2.0
 
 
 def disc_layer_count(disc_dims, element_size=DEFAULT_ELEMENT_SIZE, refinement=DISC_REFINEMENT):
-    """Element layers through the disc height: ``max(2, round(refinement * rim_height / element_size))``.
+    """Element layers through the disc height: ``max(2, round(refinement * rim_height / element_size))``
+    (below 1.5 mm ``2**j`` times the count at ``element_size * 2**j``, :func:`~.resolution.cell_count`).
 
     The disc gets ``refinement`` (default 2) times more layers than one per element size: its soft,
     nearly incompressible nucleus bulges the endplates and the annulus with steep gradients through the
@@ -82,7 +84,7 @@ def disc_layer_count(disc_dims, element_size=DEFAULT_ELEMENT_SIZE, refinement=DI
         r = math.nan
     if not (np.isfinite(r) and r > 0.0):
         raise InputError(f"disc_refinement = {refinement!r}; expected a number > 0 (disc layers per element size)")
-    return max(2, int(round(r * disc_dims.rim_height / float(element_size))))
+    return cell_count(r * disc_dims.rim_height, element_size, minimum=2)
 
 
 def disc_layers(bottom, top, n_layers):

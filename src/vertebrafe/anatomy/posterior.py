@@ -44,6 +44,7 @@ import numpy as np
 from ..errors import MeshError
 from .levels import adjacent_discs, level_dimensions
 from .posterior_levels import facet_dimensions, posterior_dimensions
+from .resolution import cell_count
 
 __all__ = ["PosteriorColumn", "build_posterior", "PEDICLE_CAP"]
 
@@ -190,19 +191,19 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         n_pl = sel.size - 1
         # grid sizes
         x_edge = 0.5 * (loc[mid, sel[0], 0] - loc[mid, jl[-1], 0])
-        n_c = max(2, 2 * int(round(x_edge / h)))
-        n_tp = max(1, int(round(pd["transverse_length"] / h)))
-        nr = max(2, int(round(pd["canal_depth"] / h)))
-        nl = max(1, int(round(pd["lamina_thickness"] / h)))
-        ns = max(1, int(round(pd["spinous_length"] / h)))
+        n_c = cell_count(2.0 * x_edge, h, minimum=2, multiple=2)
+        n_tp = cell_count(pd["transverse_length"], h)
+        nr = cell_count(pd["canal_depth"], h, minimum=2)
+        nl = cell_count(pd["lamina_thickness"], h)
+        ns = cell_count(pd["spinous_length"], h)
         # processes: down to the bottom of the joint band below / up to the top of the band above (at least
         # one cell); at a segment end, half the disc and half the facet height beyond the body
         z_lo, z_hi = loc[1, 3 * m, 2], loc[L - 1, 3 * m, 2]
         band_i = bands[v].get("inferior", (z_lo - _ext(below, dims), None))
         band_s = bands[v].get("superior", (None, z_hi + _ext(above, dims)))
         ext_i, ext_s = max(h, z_lo - band_i[0]), max(h, band_s[1] - z_hi)
-        ni = max(1, int(round(ext_i / h)))
-        nsap = max(1, int(round(ext_s / h)))
+        ni = cell_count(ext_i, h)
+        nsap = cell_count(ext_s, h)
         A = 2 * n_tp + 2 * n_pl + n_c                                            # cell columns
         B = nr + nl + ns                                                          # cell rows
         Lb = L - 2                                                                # body plate cell layers

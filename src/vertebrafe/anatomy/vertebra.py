@@ -39,6 +39,7 @@ import numpy as np
 
 from ..errors import InputError, MeshError
 from .levels import VertebraDimensions, adjacent_discs, level_dimensions, vertebra_names
+from .resolution import cell_count
 
 __all__ = [
     "DEFAULT_ELEMENT_SIZE", "DEFAULT_CORTEX_THICKNESS", "DEFAULT_ENDPLATE_THICKNESS", "CONCAVITY_EXTENT",
@@ -271,6 +272,8 @@ def grid_counts(element_size, outlines, nucleus_fraction=0.4, cortex_thickness=D
     used (it gives the thickest annulus). ``coarsening`` 3 (default) coarsens the angular resolution
     3:1 inside the nucleus curve (see :class:`GridCounts`), so that the central cells are about
     ``element_size`` too instead of about 2.5 times smaller; ``m`` is then rounded to a multiple of 6.
+    Below 1.5 mm every count is ``2**j`` times the count at ``element_size * 2**j``
+    (:func:`~vertebrafe.anatomy.resolution.cell_count`), so halving the size doubles every count.
     """
     h = float(element_size)
     if not (0.2 <= h <= 10.0):
@@ -280,11 +283,11 @@ def grid_counts(element_size, outlines, nucleus_fraction=0.4, cortex_thickness=D
     P = max(o.perimeter for o in outlines)
     A = max(o.area() for o in outlines)
     step = 2 * coarsening
-    m = max(2 * step if coarsening > 1 else 4, step * int(round(P / (4.0 * step * h))))
+    m = cell_count(P / 4.0, h, minimum=2 * step if coarsening > 1 else 4, multiple=step)
     R = math.sqrt(A / math.pi)
     Rn = math.sqrt(nucleus_fraction * A / math.pi)
-    n_t = max(1, int(round((1.0 - block) * Rn / h)))
-    n_a = max(1, int(round((R - Rn - cortex_thickness * n_cortex) / h)))
+    n_t = cell_count((1.0 - block) * Rn, h)
+    n_a = cell_count(R - Rn - cortex_thickness * n_cortex, h)
     return GridCounts(m=m, n_transition=n_t, n_annulus=n_a, n_cortex=int(n_cortex), block=block,
                       coarsening=coarsening)
 
@@ -567,7 +570,7 @@ def vertebra_layers(geometry, counts, element_size=DEFAULT_ELEMENT_SIZE,
         raise MeshError(f"vertebra {d.name}: body height {h.min():.3g} mm too small for two endplate layers "
                         f"of {t_ep:g} mm; reduce endplate_thickness or the concavities")
     if n_core is None:
-        n_core = max(1, int(round((d.rim_height - 2.0 * t_ep) / float(element_size))))
+        n_core = cell_count(d.rim_height - 2.0 * t_ep, element_size)
     # axial fractions per column: 0, t/h, uniform core..., 1 - t/h, 1
     e = t_ep / h                                                    # (n,)
     core = np.linspace(0.0, 1.0, n_core + 1)                        # (n_core+1,)
