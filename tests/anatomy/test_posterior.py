@@ -43,6 +43,27 @@ def test_stack_unchanged_and_arches_conform(seg):
     assert {names[int(r)] for r in np.unique(seg.mesh.cell_data["region"][c:])} == {"posterior"}
 
 
+def test_articular_processes_overlap_over_the_facet_height(seg):
+    """The inferior process of L4 and the superior process of L5 overlap, along the disc axis, over the facet
+    height sqrt(area) (13.5 mm at L4-L5; the joint band) to within one cell, and the joint has contact pairs
+    over that height: behind the lordotic disc the former reach rule left them overlapping by about 1 mm."""
+    from vertebrafe.anatomy.ligaments import joint_pairs
+    from vertebrafe.anatomy.posterior_levels import facet_dimensions
+
+    P = seg.mesh.points
+    a = seg.frames["L4"][0][:, 2] + seg.frames["L5"][0][:, 2]
+    a /= np.linalg.norm(a)
+    f = np.sqrt(facet_dimensions("L4-L5")["area"])
+    for side in ("left", "right"):
+        zi = P[seg.posterior.arches["L4"].iap[side]] @ a
+        zs = P[seg.posterior.arches["L5"].sap[side]] @ a
+        overlap = min(zi.max(), zs.max()) - max(zi.min(), zs.min())
+        assert f - H <= overlap <= f + H
+        na, wa, _, _ = joint_pairs(seg, "L4-L5", side)
+        zc = np.einsum("kp,kpi->ki", wa, P[na]) @ a
+        assert np.ptp(zc) >= f - 2 * H and len(na) >= 6
+
+
 def test_bad_flag():
     with pytest.raises(InputError, match="posterior"):
         segment("L4-L5", element_size=H, posterior="yes")
