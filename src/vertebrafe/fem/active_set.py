@@ -230,14 +230,20 @@ def _residual(Ax, b):
     return float(np.linalg.norm(Ax - b) / nb) if nb > 0 else float(np.linalg.norm(Ax))
 
 
-def _cg(A, b, x0, M, rtol, maxiter):
-    """CG from ``x0``; returns ``(x, iterations)``."""
+def _cg(A, b, x0, M, rtol, maxiter, restarts=2):
+    """CG from ``x0``; returns ``(x, iterations)``. CG stops on its recursively updated residual, which drifts
+    from the true one near round-off: while the true residual is above ``rtol``, CG restarts from its
+    solution (at most ``restarts`` times)."""
     count = [0]
 
     def callback(_):
         count[0] += 1
 
-    x, _ = spla.cg(A, b, x0=x0, rtol=rtol, atol=0.0, maxiter=maxiter or 2000, M=M, callback=callback)
+    x = x0
+    for _ in range(restarts + 1):
+        x, _ = spla.cg(A, b, x0=x, rtol=rtol, atol=0.0, maxiter=maxiter or 2000, M=M, callback=callback)
+        if not _residual(A @ x, b) > rtol:
+            break
     return x, count[0]
 
 
