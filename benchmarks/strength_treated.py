@@ -9,7 +9,9 @@ Usage::
 
 Model: L1 alone, vBMD 80, default MaterialSet; grade-2 wedge fracture; bipedicular VP (fill 15 / 30 / 50 %,
 4 mL, 4.8 mL, and fill 50 % with ``vertical_extent=1``, which bridges both endplates); BKP (restoration
-0.5 and 0.97, Belkoff et al. 2001's mean, default 4.8 mL: the balloons bear on both endplates). Prints stiffness (N/mm), linear yield-volume strength, pushover offset and limit load (N),
+0.5 and 0.97, Belkoff et al. 2001's mean, default 4.8 mL: the balloons bear on both endplates); VP with
+``placement="fracture"`` (cement in the fracture zone under the collapsed endplate: fill 16 / 30 / 50 %, 4.8 mL;
+cases ending in ``f``). Prints stiffness (N/mm), linear yield-volume strength, pushover offset and limit load (N),
 the limit load relative to the fracture and to intact, the stiffness relative to intact, the apparent
 strain at the limit load, the yielded volume fraction there, whether any cement cell yielded, the number
 of linear solves and the wall and CPU time. Direct solver.
@@ -20,7 +22,8 @@ import time
 import vertebrafe as vf
 from vertebrafe.post.strength import vertebra_pushover, vertebra_strength
 
-CASES = ("intact", "nsm", "vp15", "vp4", "vp30", "vp50", "vpbridge", "bkp", "bkp97", "vp48")
+CASES = ("intact", "nsm", "vp15", "vp4", "vp30", "vp50", "vpbridge", "bkp", "bkp97", "vp48", "vp16f", "vp30f", "vp50f",
+         "vp48f")
 
 
 def states(h):
@@ -34,7 +37,11 @@ def states(h):
             "vpbridge": lambda: vf.vertebroplasty(nsm, "L1", fill=0.50, vertical_extent=1.0),
             "bkp": lambda: vf.kyphoplasty(nsm, "L1", restoration=0.5),
             "bkp97": lambda: vf.kyphoplasty(nsm, "L1", restoration=0.97),
-            "vp48": lambda: vf.vertebroplasty(nsm, "L1", volume=4.8)}
+            "vp48": lambda: vf.vertebroplasty(nsm, "L1", volume=4.8),
+            "vp16f": lambda: vf.vertebroplasty(nsm, "L1", fill=0.16, placement="fracture"),
+            "vp30f": lambda: vf.vertebroplasty(nsm, "L1", fill=0.30, placement="fracture"),
+            "vp50f": lambda: vf.vertebroplasty(nsm, "L1", fill=0.50, placement="fracture"),
+            "vp48f": lambda: vf.vertebroplasty(nsm, "L1", volume=4.8, placement="fracture")}
 
 
 def main():

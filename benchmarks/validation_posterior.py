@@ -2,7 +2,7 @@
 docs/validation.md, "Posterior column"), and the mesh dependence of the L4-L5 posterior metrics.
 
     python benchmarks/validation_posterior.py facets                  # T12-L2, 3 mm, 5 loads
-    python benchmarks/validation_posterior.py convergence --sizes 4,3,2   # L4-L5
+    python benchmarks/validation_posterior.py convergence --sizes 4,3,2   # L4-L5, 5 loads, change per metric
     python benchmarks/validation_posterior.py intact --element-size 3 --moment 7.5   # L4-L5, fibre disc
 """
 import argparse
@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from vertebrafe.anatomy import segment
+from vertebrafe.fem import Setup
 from vertebrafe.loads import Load
 from vertebrafe.materials import MaterialSet
 from vertebrafe.post.posterior import level_moments
@@ -35,23 +36,44 @@ def facets(h):
         print(r.load.name, json.dumps(row), flush=True)
 
 
-def convergence(sizes):
-    loads = [Load(compression=0.0, axial_rotation=7.5, name="AR"), Load(compression=0.0, extension=7.5, name="EXT"),
-             Load(compression=0.0, flexion=7.5, name="FLEX"), Load(compression=500.0, follower=True, name="STAND")]
+CONVERGENCE_METRICS = (("rot_flex", "rotation_flexion", "disc"), ("rot_lat", "rotation_lateral_bending", "disc"),
+                       ("rot_axial", "rotation_axial", "disc"), ("facet_L", "facet_force", "facet_left"),
+                       ("facet_R", "facet_force", "facet_right"), ("share", "load_share", "posterior"),
+                       ("pressure", "pressure", "nucleus")) + tuple(
+    (lig, "ligament_force", lig) for lig in ("ALL", "PLL", "LF", "ISL", "SSL", "ITL", "CL"))
+
+
+def convergence(sizes, solver="auto"):
+    """L4-L5 (vBMD 120, fibre-free disc) under 7.5 N m extension, axial rotation, flexion, lateral bending and
+    the 500 N follower load at each element size: one JSON row per (size, load) as soon as it is solved (the
+    loads share one set-up), then the relative change of every metric between the last two sizes."""
+    loads = [Load(compression=0.0, extension=7.5, name="EXT"), Load(compression=0.0, axial_rotation=7.5, name="AR"),
+             Load(compression=0.0, flexion=7.5, name="FLEX"), Load(compression=0.0, lateral_bending=7.5, name="LB"),
+             Load(compression=500.0, follower=True, name="STAND")]
+    rows = {}
     for h in sizes:
         t, c = time.perf_counter(), time.process_time()
         s = segment("L4-L5", element_size=h, posterior=True, **_fibre_free(120.0))
-        row = {"cells": s.mesh.n_cells}
-        for r in simulate(s, loads, factor_of_risk=False):
-            n = r.load.name
-            for key, metric, region in (("rot_flex", "rotation_flexion", "disc"), ("rot_axial", "rotation_axial", "disc"),
-                                        ("facet_L", "facet_force", "facet_left"), ("facet_R", "facet_force", "facet_right"),
-                                        ("share", "load_share", "posterior"), ("ISL", "ligament_force", "ISL")):
-                row[f"{n}:{key}"] = r.value(metric, "L4-L5", region)
-            row[f"{n}:steps"] = r.info.get("active_set_iterations")
-        row["time_s"] = time.perf_counter() - t
-        row["cpu_s"] = time.process_time() - c
-        print(h, json.dumps(row), flush=True)
+        setup = Setup()
+        for ld in loads:
+            r = simulate(s, ld, factor_of_risk=False, setup=setup, solver=solver)
+            row = {key: r.value(metric, "L4-L5", region) for key, metric, region in CONVERGENCE_METRICS}
+            row.update(steps=r.info.get("active_set_iterations"), solver=r.info.get("solver"),
+                       cells=s.mesh.n_cells, wall_s=round(time.perf_counter() - t, 1),
+                       cpu_s=round(time.process_time() - c, 1))
+            rows[(h, ld.name)] = row
+            print(h, ld.name, json.dumps(row), flush=True)
+    if len(sizes) > 1:
+        a, b = sizes[-2], sizes[-1]
+        print(f"# relative change {a:g} -> {b:g} mm (|coarse - fine| / |fine|; metrics below 1 N / 0.01 deg skipped)")
+        for ld in loads:
+            ra, rb = rows[(a, ld.name)], rows[(b, ld.name)]
+            for key, _, _ in CONVERGENCE_METRICS:
+                floor = 0.01 if key.startswith("rot") else (1e-3 if key in ("share", "pressure") else 1.0)
+                if abs(rb[key]) >= floor:
+                    ch = abs(ra[key] - rb[key]) / abs(rb[key])
+                    print(f"{ld.name:6s} {key:10s} {ra[key]:12.5g} {rb[key]:12.5g} {100 * ch:7.2f} % "
+                          f"{'< 3 %' if ch < 0.03 else '>= 3 %'}")
 
 
 def intact(h, moment):
@@ -87,10 +109,11 @@ if __name__ == "__main__":
     ap.add_argument("--element-size", type=float, default=3.0, help="facets, intact: element size (mm)")
     ap.add_argument("--moment", type=float, default=7.5, help="intact: pure moment (N m)")
     ap.add_argument("--sizes", default="4,3,2", help="convergence: element sizes (mm), coarse to fine")
+    ap.add_argument("--solver", default="auto", help="convergence: linear solver (auto, direct, amg)")
     a = ap.parse_args()
     if a.check == "facets":
         facets(a.element_size)
     elif a.check == "intact":
         intact(a.element_size, a.moment)
     else:
-        convergence([float(x) for x in a.sizes.split(",")])
+        convergence([float(x) for x in a.sizes.split(",")], a.solver)

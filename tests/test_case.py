@@ -377,7 +377,8 @@ def test_case_defaults_come_from_the_library():
     library.update({("bone", k): getattr(ms, k) for k in ("law", "anisotropic", "transverse_ratio")})
     library.update({("fracture", k): sig(fracture, k) for k in ("kind", "damage_factor", "damage_strength_factor")})
     library.update({("treatment", k): sig(vertebroplasty, k) for k in ("approach", "side", "material",
-                                                                  "vertical_extent", "interface", "surface")})
+                                                                  "vertical_extent", "interface", "surface",
+                                                                  "placement")})
     library.update({("treatment", k): sig(kyphoplasty, k) for k in ("balloons", "rim_thickness")})
     library.update({("solver", k): sig(Model.solve, k) for k in ("solver", "rtol")})
     from vertebrafe.simulate import simulate

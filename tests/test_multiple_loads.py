@@ -113,12 +113,12 @@ def test_cholmod_and_superlu_agree():
     model.rigid_plate(mesh.node_sets["zmax"]).load(force=(5.0, 0.0, -100.0), moment=(50.0, 0.0, 0.0))
     chol = model.solve(solver="direct", rtol=1e-10)
     assert chol.info["factorization"] == "Cholesky (CHOLMOD)"
-    old = solvers.CHOLMOD_MIN_DOFS
-    solvers.CHOLMOD_MIN_DOFS = 10 ** 9
+    old = solvers.CHOLESKY_MIN_DOFS
+    solvers.CHOLESKY_MIN_DOFS = 10 ** 9
     try:
         lu = model.solve(solver="direct", rtol=1e-10)
     finally:
-        solvers.CHOLMOD_MIN_DOFS = old
+        solvers.CHOLESKY_MIN_DOFS = old
     assert lu.info["factorization"] == "LU (SuperLU)"
     scale = np.abs(lu.displacement).max()
     np.testing.assert_allclose(chol.displacement, lu.displacement, rtol=0, atol=1e-9 * scale)

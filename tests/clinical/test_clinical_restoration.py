@@ -10,15 +10,16 @@
   vertebroplasty did not; both treated bodies are stiffer than the fracture. "Restored" is read as
   within two standard deviations of the cadaver stiffness ratio (SD 0.18 of the fracture's stiffness
   change, Wegrzyn et al. 2011), i.e. 0.64-1.36 of initial. Converged values (2 / 1.5 mm) are in
-  docs/validation.md; the contact face (about 46 mm^2 per balloon) needs cells of 2 mm or less, so this
-  coarse test checks the trends only.
+  docs/validation.md (the model's BKP overshoots: 1.38); the contact face (about 46 mm^2 per balloon)
+  needs cells of 2 mm or less, so this coarse test checks the trends only.
 """
 import numpy as np
 import pytest
 
 import vertebrafe as vf
 from vertebrafe.clinical import fracture, history, kyphoplasty, vertebroplasty
-from vertebrafe.clinical.kyphoplasty import DEFAULT_INFLATION_PRESSURE, DEFAULT_LIFT_FORCE
+from vertebrafe.clinical.augment import body_frame_sizes, bolus_geometry
+from vertebrafe.clinical.kyphoplasty import DEFAULT_INFLATION_PRESSURE, DEFAULT_LIFT_FORCE, _EndplateFaces
 from vertebrafe.errors import InputError
 from vertebrafe.materials import LAWS
 from vertebrafe.post.strength import vertebra_strength
@@ -71,6 +72,16 @@ def test_contact_face_carries_the_lift_force_at_the_inflation_pressure(states):
     assert op.parameters["endplate_contact"] is True
     assert op.results["contact_area_mm2"] == pytest.approx(DEFAULT_LIFT_FORCE / (2 * DEFAULT_INFLATION_PRESSURE),
                                                            rel=0.01)
+    # each balloon is free between the endplates: equal forces on both at one pressure, so equal faces (checked
+    # on a finer grid than the solve's); a wedge restored by half leaves the superior endplate tilted
+    faces = _EndplateFaces(k, "L1", k.mesh.points, op.parameters["rim_thickness_mm"], grid=301)
+    W, D, H, zc, yc = body_frame_sizes(k, "L1", k.mesh.points)
+    _, rots, axes = bolus_geometry("balloon2", W, D, H, zc, yc)
+    axes[:, 2] *= op.results["balloon_vertical_factor"]
+    for c, R, a in zip(np.array(op.results["balloon_centres_mm"]), rots, axes * op.results["balloon_scale"]):
+        top, bottom = faces.areas(c, R, a)
+        assert top == pytest.approx(op.results["contact_area_mm2"], rel=0.02)
+        assert bottom == pytest.approx(op.results["contact_area_mm2"], rel=0.02)
     hard = history(kyphoplasty(nsm, "L1", restoration=0.5, inflation_pressure=2 * DEFAULT_INFLATION_PRESSURE))[-1]
     assert hard.results["contact_area_mm2"] == pytest.approx(0.5 * op.results["contact_area_mm2"], rel=0.01)
     assert hard.results["balloon_vertical_factor"] < op.results["balloon_vertical_factor"]
@@ -90,7 +101,44 @@ def test_belkoff_tamp_restores_stiffness_vertebroplasty_does_not(states):
     v = history(bkp)[-1].results["cement_volume_mL"]
     k_bkp = _k(bkp) / k0
     k_vp = _k(vertebroplasty(nsm, "L1", volume=v)) / k0              # same cement volume
-    assert abs(k_bkp - 1.0) < 2 * STIFFNESS_RATIO_SD, k_bkp
+    # restored at least (the model overshoots: 1.38 of initial at 1.5 mm, docs/validation.md; an upper bound
+    # at this coarse size would pass only because 4 mm under-resolves the contact faces)
+    assert k_bkp > 1.0 - 2 * STIFFNESS_RATIO_SD, k_bkp
     assert k_nsm / k0 < k_vp < 1.0 and k_vp < k_bkp, (k_vp, k_bkp)
     # without the balloons bearing on the endplates the restored body stays far below initial
     assert _k(kyphoplasty(nsm, "L1", restoration=0.97, endplate_contact=False)) / k0 < 1.0 - 2 * STIFFNESS_RATIO_SD
+
+
+def test_vertebroplasty_cement_fills_the_fracture_zone_under_the_collapsed_endplate(states):
+    """``placement="fracture"``: the cement of a fractured body hangs from the collapsed (superior) endplate and
+    stays clear of the other one; the crushed bone it fills is composite, not damaged. Cadaver trends
+    (fractures created by compression, cement injected into them): stronger than the fracture (Belkoff et
+    al. 2001), initial strength about restored at 16 % fill (Molloy et al. 2003: 16.2 % on average; read as
+    within one SD, 0.19, of the cadaver strength ratio, Wegrzyn et al. 2011), stiffness not restored at
+    moderate fill (Belkoff 2001)."""
+    from vertebrafe.post.strength import vertebra_pushover
+
+    intact, nsm = states
+    centre = vertebroplasty(nsm, "L1", fill=0.16)
+    frac = vertebroplasty(nsm, "L1", fill=0.16, placement="fracture")
+    r = history(frac)[-1].results
+    assert history(frac)[-1].parameters["placement"] == "fracture"
+    assert abs(r["volume_error"]) < 1e-3
+    # clearance from the (inferior, superior) endplate as fractions of the local height, over the cement samples
+    lo, hi = r["endplate_clearance"]
+    assert lo >= 0.15 - 1e-9 and hi < 0.05, (lo, hi)
+    assert min(history(centre)[-1].results["endplate_clearance"]) >= 0.15 - 1e-9
+    m = frac.mesh
+    full = m.cell_data["cement_fraction"] >= 0.5
+    assert nsm.mesh.cell_data["damage"][full].max() > 0.5 and np.all(m.cell_data["damage"][full] == 0.0)
+
+    p0, p_nsm = (vertebra_pushover(x, "L1", solver="direct").strength for x in (intact, nsm))
+    p_frac = vertebra_pushover(frac, "L1", solver="direct").strength
+    assert p_frac > p_nsm and abs(p_frac / p0 - 1.0) < 0.19, (p_nsm / p0, p_frac / p0)
+    assert _k(frac) < _k(intact)
+    for kw, match in ((dict(placement="cleft"), "placement"), (dict(placement="fracture", surface="fitted"), "surface"),
+                      (dict(placement="fracture", offset=(0.0, 0.0, 1.0)), "offset")):
+        with pytest.raises(InputError, match=match):
+            vertebroplasty(nsm, "L1", **kw)
+    with pytest.raises(InputError, match="not fractured"):
+        vertebroplasty(intact, "L1", placement="fracture")

@@ -1,5 +1,9 @@
 """The warm-up compiles or loads every numba kernel of the FE core, so study workers compile nothing."""
+import dataclasses
 import inspect
+import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -97,3 +101,38 @@ def test_the_voxel_fast_path_compiles_on_first_use_and_matches_the_general_path(
     u_grid, u_moved = tip(grid), tip(moved)
     assert dict(_entry_points())["vertebrafe.fem.assembly._reference_matrices"].signatures
     np.testing.assert_allclose(u_grid, u_moved, rtol=0, atol=1e-6 * np.abs(u_grid).max())
+
+
+def test_warm_up_without_amg_compiles_no_amg_kernel():
+    """A study whose cases all solve directly warms up without the AMG-CG kernels (checked in a fresh
+    process, where only the warm-up has run: loading from numba's cache counts as compiling here)."""
+    code = ("from vertebrafe.fem.warmup import warm_up\n"
+            "from vertebrafe.fem import assembly, relaxation, solution, sparse_kernels\n"
+            "warm_up(say=None, amg=False)\n"
+            "print(bool(assembly.assemble.signatures), bool(solution._gauss_fields.signatures),\n"
+            "      bool(relaxation.block_sweeps.signatures), bool(sparse_kernels._product3.signatures))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "False", "False"]
+
+
+def test_a_study_asks_for_amg_kernels_only_where_a_case_may_use_amg(monkeypatch):
+    from vertebrafe import study as vs
+    from vertebrafe.fem import solvers
+    from vertebrafe.study.run import _uses_amg
+    cases = vs.load_study(os.path.join(os.path.dirname(__file__), "..", "..", "cases", "adjacent-risk.toml")).cases
+    assert all(sc.case.solver.solver == "auto" for sc in cases)
+    monkeypatch.setattr(solvers, "direct_max_dofs", lambda: solvers.DIRECT_MAX_DOFS)     # a sparse Cholesky
+    assert not _uses_amg(cases)
+    amg = [dataclasses.replace(cases[0], case=dataclasses.replace(
+        cases[0].case, solver=dataclasses.replace(cases[0].case.solver, solver="amg")))]
+    assert _uses_amg(list(cases) + amg)
+    monkeypatch.setattr(solvers, "direct_max_dofs", lambda: solvers.SUPERLU_MAX_DOFS)    # SuperLU only
+    assert _uses_amg(cases)
+
+
+def test_the_warm_up_helper_process_solves_the_bar():
+    """The second process of a parallel warm-up (started on an empty cache) imports this vertebrafe and
+    solves the bar; here it finds the kernels cached and must end cleanly."""
+    from vertebrafe.fem import warmup
+    warm_up(say=None, amg=False)
+    assert warmup._helper("direct").wait(timeout=600) == 0

@@ -113,10 +113,13 @@ def test_bbar_warns_and_refusals(tmp_path):
 
 def test_cli_export(tmp_path, capsys):
     out = tmp_path / "sub" / "model.inp"
-    # the facet springs of the posterior elements act along the joint normal, off the line between their
-    # ends: CalculiX SPRINGA elements cannot carry them, and the export says so
-    assert main(["export", "cases/healthy-intact.toml", "-o", str(out), "--set", "segment.element_size=8"]) == 1
-    assert "line of action" in capsys.readouterr().err and not out.exists()
+    # the default model: facet contact along the joint normal (coincident ends) and ligaments, one-sided
+    default = tmp_path / "default.inp"
+    assert main(["export", "cases/healthy-intact.toml", "-o", str(default), "--set", "segment.element_size=8"]) == 0
+    assert "one-sided" in capsys.readouterr().err
+    text = default.read_text()
+    assert "*STEP, NLGEOM" in text and "** spring set facet_joints (compression)" in text
+    assert "** spring set ligaments (tension)" in text
     code = main(["export", "cases/healthy-intact.toml", "-o", str(out), "--formulation", "full",
                  "--set", "segment.element_size=8", "--set", "segment.posterior=false"])
     assert code == 0, capsys.readouterr().err
@@ -136,16 +139,28 @@ def test_cli_export(tmp_path, capsys):
     assert "no exact counterpart" in capsys.readouterr().err and feb.read_text().count("<febio_spec") == 1
 
 
-def test_springs_with_a_line_of_action_off_their_ends_are_refused(tmp_path):
+def test_springs_acting_off_the_line_between_their_ends(tmp_path):
+    """A spring along an explicit direction (here between coincident interpolated ends): an elongation node
+    per spring, tied by one *EQUATION to n . (u_b - u_a), on a SPRINGA along x from a fixed ground node."""
     from vertebrafe.springs import spring_set
 
     mesh = vf.box((1, 1, 1), (1, 1, 1))
     model = vf.Model(mesh, E=100.0, nu=0.3, formulation="full")
     model.fix(np.arange(4))
-    model.add_springs(spring_set(mesh.points, [4], [6], 10.0, direction=(0.0, 0.0, 1.0), name="contact"))
-    with pytest.raises(InputError, match="spring set 'contact' has springs whose line of action"):
-        model.export(tmp_path / "s.inp")
-    assert not (tmp_path / "s.inp").exists()
+    n = np.array([0.6, 0.0, 0.8])
+    model.add_springs(spring_set(mesh.points, [4], [6], 10.0, direction=n, name="contact"))
+    text = open(model.export(tmp_path / "s.inp")).read()
+    nn = mesh.n_points
+    r, g = nn + 1, nn + 2                                  # elongation node, ground node
+    eq = text[text.index("** interpolated ends of spring set contact"):].split("\n")
+    assert eq[2] == "5"                                     # u_r1, then n_x and n_z for each end
+    terms = [t.strip() for t in (eq[3] + eq[4]).split(",") if t.strip()]
+    coef = {(int(terms[i]), int(terms[i + 1])): float(terms[i + 2]) for i in range(0, len(terms), 3)}
+    assert coef[(r, 1)] == 1.0
+    assert coef[(7, 1)] == pytest.approx(-0.6) and coef[(7, 3)] == pytest.approx(-0.8)      # end b: node 6
+    assert coef[(5, 1)] == pytest.approx(0.6) and coef[(5, 3)] == pytest.approx(0.8)        # end a: node 4
+    assert re.search(rf"^{r}, 2, 3, 0\.0+e\+00$", text, re.M) and re.search(rf"^{g}, 1, 3, 0\.0+e\+00$", text, re.M)
+    assert re.search(rf"^\d+, {g}, {r}$", text, re.M)         # SPRINGA from the ground node
 
 
 def test_print_set_and_field_output_options(tmp_path):

@@ -2,29 +2,32 @@
 elements, as :class:`~vertebrafe.springs.SpringSet` between the arches of
 :mod:`vertebrafe.anatomy.posterior`.
 
-**Facet joints** (set :data:`FACET_SET`, one group per joint and side, ``"L4-L5:right"``): each node of
-the joint face of the upper vertebra's inferior articular process is joined to its projection along the
-joint normal onto the lower vertebra's superior articular process (an interpolated point of that joint
-face, :func:`joint_pairs`; nodes whose projection misses the face are not in the joint). The springs act along the joint normal ``n`` of the published orientation (:data:`FACET_TABLE`: angle
+**Facet joints** (set :data:`FACET_SET`, one group per joint and side, ``"L4-L5:right"``): contact points
+spread over the overlap of the joint faces of the upper vertebra's inferior articular process and the
+lower vertebra's superior one, each a material point of both processes with a stiffness proportional to
+the face area it stands for (:func:`joint_pairs`). The springs act along the joint normal ``n`` of the published orientation (:data:`FACET_TABLE`: angle
 ``beta`` to the midsagittal plane, inclination ``gamma`` to the transverse plane), pointing from the
 inferior process (posteromedial) into the superior one (anterolateral) and downward for an inclined joint:
 ``n = (+-cos beta sin gamma, sin beta sin gamma, -cos gamma)`` in the vertebrae's mean frame. They carry
 compression only: the joint closes when the inferior process moves into the superior one along ``n``.
 Each joint has the stiffness of its two cartilage layers in series, ``E A / (2 t)`` (cartilage modulus
-``E``, facet area ``A``, layer thickness ``t``; :data:`FACET_CARTILAGE`), shared equally by its springs,
+``E``, facet area ``A``, layer thickness ``t``; :data:`FACET_CARTILAGE`), shared by its springs in
+proportion to their areas (a uniform stiffness per unit area: the joint's stiffness and its centroid do
+not depend on the mesh),
 and the clearance ``gap`` of :data:`FACET_CARTILAGE` (0 by default: cartilage in contact, unloaded, in the
 reference position): a spring carries load once the joint has closed by more than the gap.
 
 **Ligaments** (set :data:`LIGAMENT_SET`, one group per ligament and level, ``"L4-L5:LF"``): tension-only
-springs, taut at zero strain, with the bilinear law of
-:func:`~vertebrafe.anatomy.posterior_levels.ligament_law`: each node pair carries its share of the first stiffness (:data:`LIGAMENTS`) from zero
-elongation, and a second spring on the same pair, slack up to the transition elongation, adds its share of
-the stiffening (:data:`LIGAMENT_STIFFENING`); both are in the ligament's group. Node pairs: ALL and PLL between the bodies' outline nodes near the anterior / posterior midline (same
+springs, taut at zero strain, with the piecewise-linear whole-ligament law of
+:func:`~vertebrafe.anatomy.posterior_levels.ligament_law`: each node pair carries its share of the first
+stiffness (:data:`LIGAMENTS`) from zero elongation, and further springs on the same pair, slack up to each
+transition elongation, add their share of the stiffening (:data:`LIGAMENT_STIFFENING`); all are in the
+ligament's group. Node pairs: ALL and PLL between the bodies' outline nodes near the anterior / posterior midline (same
 outline position on the inferior endplate rim of the upper and the superior rim of the lower vertebra),
 ligamentum flavum (LF) between the front edges of the laminae, interspinous (ISL) between the spinous
 processes, supraspinous (SSL) between their tips, intertransverse (ITL) between the transverse process
 tips (one spring per side, both in one group) and capsular (CL, one capsule per joint, both joints in one
-group) over the facet contact pairs of each joint, acting
+group) over the facet contact points of each joint (shared by area as the contact), acting
 along the joint normal (the capsule resists the joint's opening). The other ligaments act along the line
 between their ends.
 """
@@ -32,8 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..elements import hex8_shape, hex8_shape_gradients
-from ..errors import InputError
+from ..elements import HEX8_FACES, hex8_shape, hex8_shape_gradients
+from ..errors import InputError, MeshError
 from .posterior_levels import FACET_CARTILAGE, LIGAMENT_STIFFENING, LIGAMENTS, facet_dimensions
 
 __all__ = ["FACET_SET", "LIGAMENT_SET", "facet_springs", "ligament_springs", "facet_normal", "joint_pairs", "facet_pairs"]
@@ -53,61 +56,169 @@ def facet_normal(segment, disc, side):
     return n / np.linalg.norm(n)
 
 
+#: Points and weights of the degree-2 rule on a triangle (barycentric coordinates of the two last corners).
+_TRIANGLE_RULE = np.array([[1 / 6, 1 / 6], [2 / 3, 1 / 6], [1 / 6, 2 / 3]])
+
+
 def joint_pairs(segment, disc, side):
-    """Contact points of one facet joint: ``(nodes_a (k, 8), w_a (k, 8), nodes_b (k, 8), w_b (k, 8))``.
+    """Contact points of one facet joint: ``(nodes_a (k, 8), w_a (k, 8), nodes_b (k, 8), w_b (k, 8), share (k,))``.
 
-    Each node of the inferior process's joint face (upper vertebra) within the height of the superior
-    process is paired with the nearest node of the superior process's joint face (lower vertebra); the
-    pair's contact point is their midpoint, and each end is that point as a material point of its own
-    vertebra: the trilinear interpolation (the shape functions, extended a fraction of a cell beyond it
-    where the point lies outside) of the posterior cell of that vertebra that holds the end's node and
-    whose centre is nearest the point. Both
-    ends start at the same point, so a contact force along the joint normal acts on one line: the pair's
-    forces balance in moment as well as in force, whatever the mesh."""
+    The joint is the overlap of its two faces seen across the joint, the face of the inferior process
+    (upper vertebra) and that of the superior process (lower vertebra), both planar: the polygon where the
+    outline of the first, projected onto the plane of the second, meets the outline of the second, within
+    the joint's height band (:attr:`~vertebrafe.anatomy.posterior.Arch.bands`; the meshed faces reach the node
+    layer beyond it, so the joint's extent is the band's, not the layers'). The
+    contact points are those of a degree-2 quadrature of that polygon (three points per triangle of a fan
+    from the mean of its corners), on the joint plane as specified (midway between the two vertebrae's
+    :attr:`~vertebrafe.anatomy.posterior.Arch.joint_x`; the meshed faces lie on the nearest node columns,
+    which move with the mesh), with ``share`` their quadrature weight
+    over the polygon's area (the shares of a joint sum to 1): the joint's stiffness is spread uniformly over
+    its area, and its total, centroid and second moment of area are integrated exactly, from the geometry
+    alone, whatever the mesh. Each end is the contact point as a material point of its own vertebra: the
+    trilinear interpolation of the cell that owns the face quad under it (extended beyond the cell where
+    the joint plane lies outside it). Both ends start at the same point, so a contact force along the
+    joint normal acts on one line: the pair's forces balance in moment as well as in force. Faces that do not
+    overlap (an arch lowered by a fracture) give no contact points."""
     upper, lower = disc.split("-")
-    P = segment.mesh.points
     arches = segment.posterior.arches
-    ia, sa = arches[upper].iap[side], arches[lower].sap[side].ravel()
-    z = segment.frames[upper][0][:, 2] + segment.frames[lower][0][:, 2]
-    zs, zi = P[sa] @ z, P[ia] @ z
-    keep = ia[(zi >= zs.min() - 1e-9) & (zi <= zs.max() + 1e-9)]
-    if keep.size == 0:
-        keep = ia
-    d = np.linalg.norm(P[keep][:, None, :] - P[sa][None, :, :], axis=2)
-    b = sa[np.argmin(d, axis=1)]
-    xc = 0.5 * (P[keep] + P[b])
-    na, wa = _embed(segment, upper, keep, xc)
-    nb, wb = _embed(segment, lower, b, xc)
-    return na, wa, nb, wb
+    ca, qa = _face_quads(segment, upper, arches[upper].iap[side])
+    cb, qb = _face_quads(segment, lower, arches[lower].sap[side].ravel())
+    P = segment.mesh.points
+    Xa, Xb = P[qa], P[qb]                                                   # (q, 4, 3)
+    m = np.cross(Xb[:, 2] - Xb[:, 0], Xb[:, 3] - Xb[:, 1]).sum(axis=0)
+    m /= np.linalg.norm(m)                                                  # normal of the superior face
+    e1 = np.cross(m, [1.0, 0.0, 0.0] if abs(m[0]) < 0.9 else [0.0, 1.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(m, e1)
+    E = np.stack([e1, e2], axis=1)                                          # (3, 2) in-plane basis
+    polygon = _clip(_hull(Xa.reshape(-1, 3) @ E), _hull(Xb.reshape(-1, 3) @ E))
+    sign = 1.0 if side == "right" else -1.0
+    plane = np.mean([(segment.frames[v][1] + segment.frames[v][0][:, 0] * sign * arches[v].joint_x) @ m
+                     for v in (upper, lower)])
+    for v, key in ((upper, "inferior"), (lower, "superior")):   # the joint's extent, where specified
+        for node, axis, lo, hi in arches[v].bands.get(key, {}).get(side, ()):
+            if len(polygon) < 3:
+                break
+            a = segment.frames[v][0][:, axis]
+            g, z0 = E.T @ a, plane * (m @ a) - P[node] @ a              # position of uv along a: uv . g + z0
+            tol = 1e-7 * (1.0 + hi - lo)        # a face edge on the band's edge stays inside (no round-off cut)
+            polygon = _clip(polygon, _strip(g, lo - z0 - tol, hi - z0 + tol, 1e3 * (1.0 + np.abs(polygon).max())))
+    if len(polygon) < 3:                    # faces apart (e.g. an arch lowered by a fracture): no contact
+        return np.zeros((0, 8), np.int64), np.zeros((0, 8)), np.zeros((0, 8), np.int64), np.zeros((0, 8)), np.zeros(0)
+    a, b, c = polygon.mean(axis=0), polygon, np.roll(polygon, -1, axis=0)    # fan from the centre (mirror-invariant)
+    area = 0.5 * np.abs((b[:, 0] - a[0]) * (c[:, 1] - a[1]) - (b[:, 1] - a[1]) * (c[:, 0] - a[0]))
+    uv = a + _TRIANGLE_RULE[None, :, :1] * (b - a)[:, None] + _TRIANGLE_RULE[None, :, 1:] * (c - a)[:, None]
+    uv, weight = uv.reshape(-1, 2), np.repeat(area / 3.0, 3)
+    ha, hb = _in_quads(uv, Xa @ E), _in_quads(uv, Xb @ E)
+    if np.any(ha < 0) or np.any(hb < 0):
+        raise MeshError(f"facet joint {disc} {side}: a contact point misses the meshed faces")
+    xc = uv @ E.T + plane * m                                               # on the specified joint plane
+    na, wa = _embed(segment.mesh, ca[ha], xc)
+    nb, wb = _embed(segment.mesh, cb[hb], xc)
+    return na, wa, nb, wb, weight / weight.sum()
 
 
-def _embed(segment, level, nodes, x):
-    """Points ``x (k, 3)`` as material points of ``level``'s arch: for each, the posterior cell of
-    ``level`` holding ``nodes[i]`` whose centre is nearest ``x[i]``, and the trilinear shape-function
-    values at ``x[i]`` (Newton on the map): ``(cell nodes (k, 8), weights (k, 8))``."""
+def _face_quads(segment, level, nodes):
+    """The boundary quads of ``level``'s posterior cells whose four nodes are all in ``nodes``: ``(owner
+    cells (q,), quad nodes (q, 4))``, each quad once, its nodes in cyclic order."""
     mesh = segment.mesh
-    cells = mesh.cells
     own = np.flatnonzero(mesh.cells_in("level", level) & mesh.cells_in("region", "posterior"))
-    flat = cells[own].ravel()
-    order = np.argsort(flat, kind="stable")
-    pos = np.searchsorted(flat[order], nodes)[:, None] + np.arange(8)      # the <= 8 cells holding each node
-    pos = np.minimum(pos, flat.size - 1)
-    cand = own[order[pos] // 8]                                            # (k, 8)
-    centre = mesh.points[cells[cand]].mean(axis=2)                         # (k, 8, 3)
-    dist = np.where(flat[order][pos] == nodes[:, None], np.linalg.norm(centre - x[:, None, :], axis=2), np.inf)
-    host = cand[np.arange(nodes.size), np.argmin(dist, axis=1)]            # the one whose centre is nearest x
-    X = mesh.points[cells[host]]                                       # (k, 8, 3)
-    xi = np.zeros((nodes.size, 3))
+    faces = mesh.cells[own][:, HEX8_FACES]                                  # (c, 6, 4)
+    inside = np.isin(faces, nodes).all(axis=2)
+    cell, face = np.nonzero(inside)
+    quads = faces[cell, face]
+    _, first = np.unique(np.sort(quads, axis=1), axis=0, return_index=True)
+    return own[cell[first]], quads[first]
+
+
+def _hull(p):
+    """Convex hull ``(v, 2)`` of the points ``p (k, 2)``, anticlockwise (monotone chain)."""
+    p = np.unique(np.round(p, 12), axis=0)
+
+    def half(points):
+        out = []
+        for q in points:
+            while len(out) >= 2 and _cross2(out[-1] - out[-2], q - out[-2]) <= 1e-12:
+                out.pop()
+            out.append(q)
+        return out[:-1]
+
+    return np.array(half(p) + half(p[::-1]))
+
+
+def _clip(poly, clipper):
+    """The convex polygon ``poly (v, 2)`` clipped by the anticlockwise convex polygon ``clipper``
+    (Sutherland-Hodgman)."""
+    out = list(poly)
+    for i in range(len(clipper)):
+        a, b = clipper[i], clipper[(i + 1) % len(clipper)]
+        side = [_cross2(b - a, q - a) for q in out]
+        new = []
+        for j, q in enumerate(out):
+            r, sq, sr = out[j - 1], side[j], side[j - 1]
+            if sq >= 0.0:
+                if sr < 0.0:
+                    new.append(r + (q - r) * sr / (sr - sq))
+                new.append(q)
+            elif sr >= 0.0:
+                new.append(r + (q - r) * sr / (sr - sq))
+        out = new
+        if not out:
+            break
+    out = np.array(out).reshape(-1, 2)
+    scale = 1e-9 * (1.0 + np.abs(poly).max())
+    keep = [q for j, q in enumerate(out)                                   # no repeated or collinear corners
+            if np.linalg.norm(q - out[j - 1]) > scale and abs(_cross2(q - out[j - 1], out[(j + 1) % len(out)] - q))
+            > scale * np.linalg.norm(out[(j + 1) % len(out)] - out[j - 1])]
+    return np.array(keep).reshape(-1, 2)
+
+
+def _strip(g, t_lo, t_hi, half):
+    """The rectangle ``{uv: t_lo <= uv . g <= t_hi}``, ``half`` long either side across, anticlockwise."""
+    gn = np.linalg.norm(g)
+    u, p = g / gn, np.array([-g[1], g[0]]) / gn
+    return np.array([u * t_lo / gn - p * half, u * t_hi / gn - p * half, u * t_hi / gn + p * half,
+                     u * t_lo / gn + p * half])
+
+
+def _cross2(a, b):
+    """z-component of the cross product of 2-vectors."""
+    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+def _in_quads(p, quads):
+    """Index of the (planar, convex) quad ``quads (q, 4, 2)`` that holds each point ``p (k, 2)``; -1 where
+    none does."""
+    out = np.full(len(p), -1)
+    for tri in ((0, 1, 2), (0, 2, 3)):
+        a, b, c = (quads[:, i][None] for i in tri)                           # (1, q, 2)
+        v0, v1, v2 = b - a, c - a, p[:, None, :] - a
+        det = v0[..., 0] * v1[..., 1] - v0[..., 1] * v1[..., 0]
+        s = (v2[..., 0] * v1[..., 1] - v2[..., 1] * v1[..., 0]) / det
+        t = (v0[..., 0] * v2[..., 1] - v0[..., 1] * v2[..., 0]) / det
+        inside = (s >= -1e-9) & (t >= -1e-9) & (s + t <= 1.0 + 1e-9)        # (k, q)
+        found = inside.any(axis=1) & (out < 0)
+        out[found] = np.argmax(inside[found], axis=1)
+    return out
+
+
+def _embed(mesh, host, x):
+    """Points ``x (k, 3)`` as material points of the cells ``host (k,)``: the trilinear shape-function values
+    at ``x`` (Newton on the map; extrapolated where ``x`` lies outside its cell):
+    ``(cell nodes (k, 8), weights (k, 8))``."""
+    X = mesh.points[mesh.cells[host]]                                       # (k, 8, 3)
+    xi = np.zeros((len(host), 3))
     for _ in range(10):
         N = hex8_shape(xi)
         J = np.einsum("kai,kaj->kij", X, hex8_shape_gradients(xi))      # dx_i / dxi_j
         r = np.einsum("ka,kai->ki", N, X) - x
         xi = xi - np.linalg.solve(J, r[..., None])[..., 0]
-    return cells[host], hex8_shape(xi)
+    return mesh.cells[host], hex8_shape(xi)
 
 
 def facet_pairs(segment):
-    """``{(disc, side): (nodes_a, w_a, nodes_b, w_b)}``: :func:`joint_pairs` of every joint of ``segment``."""
+    """``{(disc, side): (nodes_a, w_a, nodes_b, w_b, share)}``: :func:`joint_pairs` of every joint of
+    ``segment``."""
     return {(d, s): joint_pairs(segment, d, s) for d in segment.discs for s in ("left", "right")}
 
 
@@ -123,13 +234,13 @@ def facet_springs(segment, pairs=None, gap=None):
     pairs = pairs or facet_pairs(segment)
     E, t = FACET_CARTILAGE["modulus"][0], FACET_CARTILAGE["thickness"][0]
     a_all, wa_all, b_all, w_all, k_all, n_all, g_all, names = [], [], [], [], [], [], [], {}
-    for gi, ((disc, side), (a, wa, b, w)) in enumerate(pairs.items()):
+    for gi, ((disc, side), (a, wa, b, w, share)) in enumerate(pairs.items()):
         k_joint = E * facet_dimensions(disc)["area"] / (2.0 * t)
         a_all.append(a)
         wa_all.append(wa)
         b_all.append(b)
         w_all.append(w)
-        k_all.append(np.full(len(a), k_joint / len(a)))
+        k_all.append(k_joint * share)
         n_all.append(np.broadcast_to(facet_normal(segment, disc, side), (len(a), 3)))
         g_all.append(np.full(len(a), gi))
         names[gi] = f"{disc}:{side}"
@@ -166,7 +277,11 @@ def ligament_springs(segment, pairs=None):
 
     def add(name, a, b, wa=None, wb=None, direction=None, k=None):
         """The end pairs of one ligament (nodes, or interpolated points with weights); ``k`` the stiffness of
-        each pair (default: the ligament's stiffness shared equally by its pairs)."""
+        each pair (default: the ligament's stiffness shared equally by its pairs); a ligament without pairs
+        keeps its name."""
+        if len(a) == 0:
+            names[len(names)] = name
+            return
         a, wa = ends(np.asarray(a).reshape(len(a), -1) if np.ndim(a) > 1 else np.ravel(a), wa)
         b, wb = ends(np.asarray(b).reshape(len(b), -1) if np.ndim(b) > 1 else np.ravel(b), wb)
         if direction is None:
@@ -192,23 +307,25 @@ def ligament_springs(segment, pairs=None):
         add(f"{disc}:SSL", [ua.spinous_tip[1]], [la.spinous_tip[0]])
         add(f"{disc}:ITL", [ua.transverse_bottom["left"], ua.transverse_bottom["right"]],      # one per side
             [la.transverse_top["left"], la.transverse_top["right"]], k=np.full(2, LIGAMENTS["ITL"][0]))
-        sides = ("left", "right")          # one capsule per joint over its contact pairs, along the joint normal
+        sides = ("left", "right")          # one capsule per joint over its contact points, along the joint normal
         n_side = [len(pairs[(disc, s)][0]) for s in sides]
         add(f"{disc}:CL", *(np.concatenate([pairs[(disc, s)][i] for s in sides]) for i in (0, 2, 1, 3)),
             np.concatenate([np.broadcast_to(facet_normal(segment, disc, s), (n, 3)) for s, n in zip(sides, n_side)]),
-            k=np.concatenate([np.full(n, LIGAMENTS["CL"][0] / n) for n in n_side]))
+            k=LIGAMENTS["CL"][0] * np.concatenate([pairs[(disc, s)][4] for s in sides]))
     a, wa, b, w, k, g = (np.concatenate(x) for x in (A, WA, B, W, K, G))
     direction = np.concatenate(N)
-    # the stiffer second segment: a parallel spring on the same node pair, slack up to the transition
+    # the stiffening segments of each law: parallel springs on the same node pair, slack up to their onset
     part = np.array([names[i].split(":")[1] for i in g])
-    two = np.isin(part, list(LIGAMENT_STIFFENING))
-    share = k[two] / np.array([LIGAMENTS[p][0] for p in part[two]])          # 1 / (pairs of the ligament)
-    k2 = share * np.array([LIGAMENT_STIFFENING[p][0] for p in part[two]])
-    slack = np.array([LIGAMENT_STIFFENING[p][1] for p in part[two]])
-    return spring_set(P, np.concatenate([a, a[two]]), np.concatenate([b, b[two]]), np.concatenate([k, k2]), "tension",
-                      weights_a=np.concatenate([wa, wa[two]]), weights_b=np.concatenate([w, w[two]]), direction=np.concatenate([direction, direction[two]]),
+    share = k / np.array([LIGAMENTS[p][0] for p in part])                 # the pair's share of its ligament
+    extra = [(i, dk, onset) for i, p in enumerate(part) for dk, onset in LIGAMENT_STIFFENING.get(p, ((), ""))[0]]
+    i2 = np.array([e[0] for e in extra], dtype=np.int64)
+    k2 = share[i2] * np.array([e[1] for e in extra])
+    slack = np.array([e[2] for e in extra], dtype=float)
+    return spring_set(P, np.concatenate([a, a[i2]]), np.concatenate([b, b[i2]]), np.concatenate([k, k2]), "tension",
+                      weights_a=np.concatenate([wa, wa[i2]]), weights_b=np.concatenate([w, w[i2]]),
+                      direction=np.concatenate([direction, direction[i2]]),
                       slack=np.concatenate([np.zeros(k.size), slack]), name=LIGAMENT_SET,
-                      group=np.concatenate([g, g[two]]), group_names=names)
+                      group=np.concatenate([g, g[i2]]), group_names=names)
 
 
 def _check(segment):

@@ -271,6 +271,9 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
         Field("surface", "str", _default(vertebroplasty, "surface"), "bolus surface: fitted (mesh nodes snapped "
               "onto it) or mixed (cut cells mixed only)", choices=("fitted", "mixed"), source=_CLIN,
               only=("vertebroplasty",)),
+        Field("placement", "str", _default(vertebroplasty, "placement"), "where the cement goes: centre (bolus at "
+              "mid-height) or fracture (a fractured level's fracture zone under the collapsed endplate first)",
+              choices=("centre", "fracture"), source=_CLIN, only=("vertebroplasty",)),
     ),
     "load": (
         Field("preset", "str", None, "activity preset (instead of explicit values)", choices=("<presets>",),

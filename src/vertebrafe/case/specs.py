@@ -103,6 +103,7 @@ class TreatmentSpec:
     layer_thickness: Optional[float] = None
     layer_modulus: Optional[float] = None
     surface: str = _d("treatment", "surface")
+    placement: str = _d("treatment", "placement")
 
 
 @dataclass(frozen=True)

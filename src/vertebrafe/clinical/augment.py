@@ -100,12 +100,15 @@ class Sampler:
         """A nodal scalar field ``(n,)`` at the samples ``(m, q)``."""
         return np.einsum("qa,ma->mq", self.N, np.asarray(nodal)[self.nodes])
 
-    def radius2(self, centres, rots, axes, pad=0.0):
+    def radius2(self, centres, rots, axes, pad=0.0, vertical=None):
         """Normalised squared radius ``(m, q)`` of the samples: min over boluses of
-        ``sum_i (d_i / (a_i + pad))^2`` with ``d`` the sample offset in the bolus axes."""
+        ``sum_i (d_i / (a_i + pad))^2`` with ``d`` the sample offset in the bolus axes (the third axis is
+        the vertical; ``vertical (m, q)``, mm, replaces its offset, e.g. by a distance from an endplate)."""
         r = np.full(self.x.shape[:2], np.inf)
         for c, R, a in zip(centres, rots, axes):
             d = (self.x - c) @ R
+            if vertical is not None:
+                d[..., 2] = vertical
             r = np.minimum(r, np.sum((d / (a + pad)) ** 2, axis=-1))
         return r
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..elasticity import isotropic
 from ..errors import InputError
-from ._common import check_level, derive, make_operation
+from ._common import check_level, derive, make_operation, operations_of
 from .firstyield import treated_yield_factor
 from .augment import (DEFAULT_SAMPLES, DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry,
                       cement_phase, check_cement_modulus, check_centres, check_extent, check_fits, check_offset,
@@ -48,7 +48,7 @@ from .augment import (DEFAULT_SAMPLES, DEFAULT_VERTICAL_EXTENT, Sampler, body_fr
 from .mixing import MIXING_RULES, cut_normals
 from .snap import snap_bolus
 
-__all__ = ["vertebroplasty", "APPROACHES", "DEFAULT_VOLUME_ML", "CEMENT_MATERIALS", "MIXING_RULES", "INTERFACE_FACTORS",
+__all__ = ["vertebroplasty", "PLACEMENTS", "APPROACHES", "DEFAULT_VOLUME_ML", "CEMENT_MATERIALS", "MIXING_RULES", "INTERFACE_FACTORS",
            "INTERFACES", "SURFACES", "DEFAULT_LAYER_THICKNESS", "LAYER_COMPLIANCE", "LAYER_THICKNESS_RANGE",
            "LAYER_MODULUS_RANGE", "bolus_geometry", "Sampler"]
 
@@ -74,6 +74,8 @@ DEFAULT_LAYER_THICKNESS = 0.5
 LAYER_COMPLIANCE = 1.0e-3
 LAYER_THICKNESS_RANGE = (0.05, 5.0)
 LAYER_MODULUS_RANGE = (1.0, 20000.0)
+#: Where the cement goes (:func:`vertebroplasty`, ``placement``).
+PLACEMENTS = ("centre", "fracture")
 #: Default injected volume (mL): PMMA 2.8 +/- 1.2 mL in the vertebroplasty arm of Buchbinder et al. 2009
 #: (literature.md 5.3); VAPOUR used 7.5 +/- 2.8 mL.
 DEFAULT_VOLUME_ML = 2.8
@@ -81,7 +83,7 @@ DEFAULT_VOLUME_ML = 2.8
 def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular", offset=(0.0, 0.0, 0.0),
                    material="composite", side="left", mixing="laminate", cement_modulus=None,
                    samples=DEFAULT_SAMPLES, vertical_extent=DEFAULT_VERTICAL_EXTENT, interface="bonded",
-                   surface="mixed", layer_thickness=None, layer_modulus=None):
+                   surface="mixed", layer_thickness=None, layer_modulus=None, placement="centre"):
     """Percutaneous vertebroplasty of ``level``: cement boluses without height restoration.
 
     Parameters
@@ -132,6 +134,14 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         measured interface compliance 1 um/MPa, Miller et al. 2016: 500 MPa at 0.5 mm). Only with
         ``interface="layer"``.
 
+    placement : {"centre", "fracture"}
+        ``"centre"`` (default): ellipsoidal boluses centred at mid-height within the central
+        ``vertical_extent``. ``"fracture"`` (fractured levels only): the cement fills the fracture zone under
+        the collapsed (superior) endplate first, as in clefted and freshly fractured bodies: the boluses hang
+        from that endplate (their vertical radius is the distance below it along the body's columns, so
+        they follow its tilt and depression) and keep ``(1 - vertical_extent) / 2`` of the local height clear
+        of the inferior endplate; needs ``surface="mixed"`` and a zero vertical ``offset``.
+
     Returns
     -------
     Segment
@@ -154,6 +164,7 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
     if surface not in SURFACES:
         raise InputError(f"surface = {surface!r}; allowed: {list(SURFACES)}")
     off = check_offset(offset)
+    check_placement(placement, segment, level, surface, off)
     n = check_samples(samples)
     extent = check_extent(vertical_extent)
     check_untreated(segment, level)
@@ -169,11 +180,16 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
     centres, rots, axes = bolus_geometry(approach, W, D, H, zc, yc, side, off)
     check_centres(centres, off, W, D, H, zc, yc, level)
     d_inf, d_sup, hloc = endplate_distances(segment, level, P, sampler)
-    allowed = vertical_mask(d_inf, d_sup, hloc, extent)
+    if placement == "fracture":               # hangs from the collapsed endplate, clear of the other one
+        allowed = d_inf >= 0.5 * (1.0 - extent) * hloc
+        vertical = d_sup
+    else:
+        allowed = vertical_mask(d_inf, d_sup, hloc, extent)
+        vertical = None
     room = float(np.sum(sampler.w * sampler.volume[:, None] * allowed))
     check_fits(v_ml * 1000.0, room, float(sampler.volume.sum()), level, "fill" if fill is not None else "volume",
                fill if fill is not None else v_ml, extent)
-    r2 = np.where(allowed, sampler.radius2(centres, rots, axes), np.inf)
+    r2 = np.where(allowed, sampler.radius2(centres, rots, axes, vertical=vertical), np.inf)
     s, achieved = sampler.scale_for_volume(r2, v_ml * 1000.0)
     inside = r2 <= s * s
     f_sel = sampler.fraction(inside)
@@ -195,8 +211,12 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         C_phase = isotropic(E_c, nu_c)
     f_layer = np.zeros(mesh.n_cells)
     if interface == "layer":
-        core = (vertical_mask(d_inf, d_sup, hloc, extent, pad=-t_layer)
-                & (sampler.radius2(centres, rots, axes * s, pad=-t_layer) <= 1.0))
+        if placement == "fracture":
+            band = (d_inf >= 0.5 * (1.0 - extent) * hloc + t_layer) & (d_sup >= t_layer)
+            vert = d_sup
+        else:
+            band, vert = vertical_mask(d_inf, d_sup, hloc, extent, pad=-t_layer), None
+        core = band & (sampler.radius2(centres, rots, axes * s, pad=-t_layer, vertical=vert) <= 1.0)
         fl_sel, fc_sel = layer_phases(sampler, inside, core, f_sel)
         f_layer[sampler.cells] = fl_sel
     cell_data = {"cement_fraction": frac, **({"interface_fraction": f_layer} if interface == "layer" else {})}
@@ -227,21 +247,49 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
     code = region_code(mesh, "cement_bone" if material == "composite" else "cement", tag_names)
     region = mesh.cell_data["region"].copy()
     region[frac >= 0.5] = code
+    if "damage" in mesh.cell_data:                     # crushed bone the cement fills is composite, not damaged
+        cell_data["damage"] = np.where(frac >= 0.5, 0.0, np.asarray(mesh.cell_data["damage"], dtype=float))
 
     params = dict(volume_mL=v_ml, fill=fill_req, approach=approach, side=side if approach == "unipedicular" else None,
                   offset_mm=tuple(off), material=material, mixing=mixing, samples=n,
                   cement_E_MPa=E_c, cement_nu=nu_c, vertical_extent=extent, surface=surface,
                   interface=interface if (cement_modulus is None or interface == "layer") else None,
-                  layer_thickness_mm=t_layer, layer_E_MPa=E_layer)
+                  layer_thickness_mm=t_layer, layer_E_MPa=E_layer, placement=placement)
     results = dict(cement_volume_mL=achieved / 1000.0, volume_error=achieved / (v_ml * 1000.0) - 1.0,
                    fill=achieved / float(sampler.volume.sum()), cement_centroid_mm=tuple(centroid),
                    bolus_scale=s, cement_cells=int(np.count_nonzero(f_sel > 0)),
                    cement_height_span=height_span(d_inf, hloc, inside),
+                   endplate_clearance=endplate_clearance(d_inf, d_sup, hloc, inside),
                    cancellous_volume_mL=float(sampler.volume.sum()) / 1000.0, snapped_nodes=moved,
                    layer_volume_mL=float(np.sum(f_layer[sampler.cells] * sampler.volume)) / 1000.0)
     op = make_operation("vertebroplasty", level, params, results)
     return derive(segment, op, points=P if moved else None, elasticity=C, cell_data={**cell_data, "region": region},
                   tag_names={"region": tag_names})
+
+
+def endplate_clearance(d_inf, d_sup, height, inside):
+    """Smallest distance of the cement from the inferior and from the superior endplate, as fractions of the
+    local body height (``(nan, nan)`` without cement); 0 means the cement touches that endplate."""
+    if not inside.any():
+        return (float("nan"), float("nan"))
+    return (float(np.min(d_inf[inside] / height[inside])), float(np.min(d_sup[inside] / height[inside])))
+
+
+def check_placement(placement, segment, level, surface, offset):
+    """InputError unless ``placement`` is one of :data:`PLACEMENTS` and, for ``"fracture"``, the level is
+    fractured, the surface mixed and the vertical offset zero."""
+    if placement not in PLACEMENTS:
+        raise InputError(f"placement = {placement!r}; allowed: {list(PLACEMENTS)}")
+    if placement != "fracture":
+        return
+    if not operations_of(segment, level, "fracture"):
+        raise InputError(f"placement = 'fracture' but {level} is not fractured; allowed for an unfractured "
+                         "level: ['centre']")
+    if surface != "mixed":
+        raise InputError(f"surface = {surface!r} with placement = 'fracture'; allowed: ['mixed']")
+    if offset[2] != 0.0:
+        raise InputError(f"offset z = {offset[2]!r} mm with placement = 'fracture' (the cement hangs from the "
+                         "collapsed endplate); allowed: 0")
 
 
 def check_layer(interface, thickness, modulus, mixing):

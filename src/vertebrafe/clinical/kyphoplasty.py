@@ -22,7 +22,11 @@ compacted cancellous bone.
    the area ``lift_force / (balloons * inflation_pressure)``: a thin flexible balloon presses on what it
    touches with its inflation pressure, so the contact area carries the lift force at that pressure
    (defaults 110 N and 1.21 MPa = 175 psi, the mean KYPHON inflation pressure of an in vitro restoration
-   of 18 osteoporotic bodies under a held 110 N load). Without contact (``restoration = 0`` or
+   of 18 osteoporotic bodies under a held 110 N load). The faces are measured where each ellipsoid reaches
+   past the actual clip surfaces (the endplate surfaces less ``rim_thickness``, tilted and curved), and
+   each balloon sits at the height where its top and bottom faces are equal (the parts of the body above
+   and below it carry the same force at one pressure); recorded as ``contact_area_mm2`` and
+   ``balloon_centres_mm``. Without contact (``restoration = 0`` or
    ``endplate_contact=False``) ``q = 1`` and the cavity stays in the central ``vertical_extent``.
 3. **Rim**: the shell between the cavity ellipsoids and the ellipsoids with semi-axes enlarged by
    ``rim_thickness`` (mm), within cancellous cells: cell field ``compacted_fraction``. The balloon
@@ -52,7 +56,7 @@ from scipy.optimize import brentq
 
 from ..errors import InputError
 from ..elasticity import isotropic
-from ._common import check_level, derive, history, make_operation, operations_of
+from ._common import check_level, derive, history, level_nodes, make_operation, operations_of, to_local
 from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry, check_cement_modulus,
                       check_centres, check_extent, check_fits, check_offset, check_samples, check_untreated,
                       endplate_distances, level_cells, region_code, resolve_volume, vertical_mask)
@@ -64,9 +68,11 @@ from .measure import measure
 __all__ = ["kyphoplasty", "DEFAULT_RESTORATION", "DEFAULT_BALLOON_VOLUME_ML", "DEFAULT_RIM_THICKNESS",
            "DEFAULT_INFLATION_PRESSURE", "DEFAULT_LIFT_FORCE", "rim_density_ratio"]
 
-#: Fraction of the lost height regained [assumption: clinical series report partial restoration, e.g.
-#: +17.5 % anterior height and 7.0 deg kyphosis correction (Asian Spine J 2010), 4.8 deg mean correction
-#: (Papanastassiou 2012); literature.md 5.4].
+#: Fraction of the lost height regained: about the 46.8 % regained by the 70 % of bodies that gained height in
+#: the first clinical kyphoplasty series (70 bodies, 30 patients; 30 % gained none, 2.9 mm on average over
+#: all; Lieberman et al. 2001, Spine 26:1631, as reported at 78stepshealth.us/vertebral-body/results-1.html);
+#: other series report partial restoration too (+17.5 % anterior height and 7.0 deg, Asian Spine J 2010;
+#: 4.8 deg mean correction, Papanastassiou 2012).
 DEFAULT_RESTORATION = 0.5
 #: Balloon/cement volume per balloon (mL): about 2.4 cc per side in FREE (Van Meirhaeghe 2013).
 DEFAULT_BALLOON_VOLUME_ML = 2.4
@@ -127,19 +133,84 @@ def _rim_modulus_factor(segment, level, density_ratio):
     return float(law(rho * density_ratio) / law(rho))
 
 
-def _contact_cavity(sampler, centres, rots, axes, allowed, target_mm3, half_room, patch_mm2):
-    """Vertical semi-axis factor ``q``, scale ``s`` and normalised radii ``r2`` of balloons that bear on the
-    endplates: the cavity (``r2 <= s^2``, clipped by ``allowed``) holds ``target_mm3`` and the section of
-    each ellipsoid at ``half_room`` (mm) above and below its centre (the contact face) has the area
-    ``patch_mm2`` (to the step of the sub-cell samples, under 1 %). The largest face is that of an elliptic
-    cylinder (``q`` large); it caps the area."""
+class _EndplateFaces:
+    """Contact faces of balloons on the two endplates of a level: the clip surfaces ``rim_thickness`` inside
+    the superior and inferior endplate node layers (local z as a function of local x, y, interpolated
+    linearly between the layers' nodes) and, per balloon, the horizontal area over which the ellipsoid
+    would reach past each surface (evaluated on a ``grid`` x ``grid`` raster of the balloon's horizontal
+    section)."""
+
+    def __init__(self, segment, level, points, rim_thickness, grid=121):
+        from scipy.interpolate import LinearNDInterpolator
+        nodes = level_nodes(segment, level)
+        sup = to_local(segment, level, points[nodes.superior])
+        inf = to_local(segment, level, points[nodes.inferior])
+        self.top = LinearNDInterpolator(sup[:, :2], sup[:, 2] - rim_thickness)
+        self.bottom = LinearNDInterpolator(inf[:, :2], inf[:, 2] + rim_thickness)
+        u = np.linspace(-1.0, 1.0, grid)
+        U, V = np.meshgrid(u, u)
+        inside = U ** 2 + V ** 2 < 1.0
+        self.uv = np.stack([U[inside], V[inside]], axis=1)
+        self.cap = np.sqrt(1.0 - np.sum(self.uv ** 2, axis=1))          # half-height of the unit ball
+        self.dA = (2.0 / (grid - 1)) ** 2                              # grid area on the unit disk
+
+    def areas(self, centre, rot, axes):
+        """Areas (mm^2) of the top and the bottom contact face of one balloon (ellipsoid ``centre (3,)``,
+        rotation ``rot (3, 3)`` about the vertical axis, semi-axes ``axes (3,)`` mm)."""
+        xy = centre[:2] + (self.uv * axes[:2]) @ rot[:2, :2].T
+        half = axes[2] * self.cap
+        dA = self.dA * axes[0] * axes[1]
+        top = np.nan_to_num(self.top(xy), nan=np.inf)                   # outside the body: no contact
+        bottom = np.nan_to_num(self.bottom(xy), nan=-np.inf)
+        return (float(np.count_nonzero(centre[2] + half >= top)) * dA,
+                float(np.count_nonzero(centre[2] - half <= bottom)) * dA)
+
+    def balance(self, centre, rot, axes):
+        """Vertical shift (mm) of a balloon that makes its two contact faces equal, 0 when it touches neither.
+
+        The part of the body above the balloon and the part below carry the same force (the load on the
+        superior endplate passes through the balloon to the inferior one; the bone around the curved sides
+        of the balloon, loaded symmetrically, carries the same share on both sides), and each face presses
+        with the inflation pressure, so the two faces have the same area."""
+        def gap(dz):
+            c = centre + np.array([0.0, 0.0, dz])
+            t, b = self.areas(c, rot, axes)
+            return t - b
+
+        lo, hi = -axes[2], axes[2]
+        g_lo, g_hi = gap(lo), gap(hi)
+        if g_lo == 0.0 and g_hi == 0.0:
+            return 0.0
+        for _ in range(40):                                              # bisection to 1e-12 of the span
+            mid = 0.5 * (lo + hi)
+            if gap(mid) > 0.0:
+                hi = mid
+            else:
+                lo = mid
+        return 0.5 * (lo + hi)
+
+
+def _contact_cavity(sampler, centres, rots, axes, allowed, target_mm3, faces, patch_mm2):
+    """Vertical semi-axis factor ``q``, scale ``s``, normalised radii ``r2``, balanced face area (mm^2) and
+    centres of balloons that bear on both endplates: the cavity (``r2 <= s^2``, clipped by ``allowed``) holds
+    ``target_mm3``; each balloon sits at the height where its top and bottom contact faces are equal
+    (:meth:`_EndplateFaces.balance`) and the mean face area is ``patch_mm2``. The largest face is that of an
+    elliptic cylinder (``q`` large); it caps the area."""
     def state(q):
         ax = axes.copy()
         ax[:, 2] *= q
-        r2 = np.where(allowed, sampler.radius2(centres, rots, ax), np.inf)
+        c = centres.copy()
+        for _ in range(8):                                               # scale and heights together
+            r2 = np.where(allowed, sampler.radius2(c, rots, ax), np.inf)
+            s, _ = sampler.scale_for_volume(r2, target_mm3)
+            dz = np.array([faces.balance(ci, Ri, ai * s) for ci, Ri, ai in zip(c, rots, ax)])
+            c[:, 2] += dz
+            if np.all(np.abs(dz) < 1e-3):
+                break
+        r2 = np.where(allowed, sampler.radius2(c, rots, ax), np.inf)
         s, _ = sampler.scale_for_volume(r2, target_mm3)
-        a, b, c = ax[0] * s
-        return math.pi * a * b * max(0.0, 1.0 - (half_room / c) ** 2), s, r2
+        area = float(np.mean([faces.areas(ci, Ri, ai * s) for ci, Ri, ai in zip(c, rots, ax)]))
+        return area, s, r2, c
 
     lo, hi = 0.25, 64.0
     if state(hi)[0] <= patch_mm2:
@@ -148,8 +219,8 @@ def _contact_cavity(sampler, centres, rots, axes, allowed, target_mm3, half_room
         q = lo
     else:
         q = brentq(lambda x: state(x)[0] - patch_mm2, lo, hi, xtol=1e-3, rtol=1e-4)
-    area, s, r2 = state(q)
-    return q, s, r2, area
+    area, s, r2, c = state(q)
+    return q, s, r2, area, c
 
 
 def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_thickness=DEFAULT_RIM_THICKNESS,
@@ -274,7 +345,8 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     check_fits(v_ml * 1000.0, float(np.sum(sampler.w * sampler.volume[:, None] * allowed)),
                float(sampler.volume.sum()), level, "volume", v_ml, c_ext)
     if contact:
-        q, s, r2, area = _contact_cavity(sampler, centres, rots, axes, allowed, v_ml * 1000.0, 0.5 * H - t, patch)
+        faces = _EndplateFaces(geo_seg, level, points, t)
+        q, s, r2, area, centres = _contact_cavity(sampler, centres, rots, axes, allowed, v_ml * 1000.0, faces, patch)
         axes = axes.copy()
         axes[:, 2] *= q
     else:
@@ -343,6 +415,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     results = dict(cement_volume_mL=achieved / 1000.0, volume_error=achieved / (v_ml * 1000.0) - 1.0,
                    fill=achieved / float(sampler.volume.sum()),
                    rim_volume_mL=rim_mm3 / 1000.0, balloon_scale=s, balloon_vertical_factor=q,
+                   balloon_centres_mm=tuple(tuple(float(v) for v in c) for c in centres),
                    rim_density_ratio=density_ratio, rim_modulus_factor=k if C is not None else math.nan,
                    contact_area_mm2=area)
     op = make_operation("kyphoplasty", level, params, results)

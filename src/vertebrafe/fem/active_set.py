@@ -102,8 +102,7 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
         b = rhs + Gf.T @ (d * (onset - delta_c))
         if method == "direct":
             t1 = time.perf_counter()
-            with threadpool_limits(limits=1, user_api="blas"):      # single vectors: see solvers.Prepared.solve
-                x, solves, low, factor_time, residual = _direct_step(low, K, Gf, d, b, rtol)
+            x, solves, low, factor_time, residual = _direct_step(low, K, Gf, d, b, rtol)
             cache["low_rank"] = low
             info["iterations"] += solves
             info["setup_time"] += factor_time
@@ -184,15 +183,16 @@ class LowRank:
         missing = c[self.column[c] < 0]
         if self.Z.shape[1] + missing.size > self.max_columns:
             return None
-        y = self._solve(b)
-        if c.size == 0:
-            return y
-        if missing.size:
+        if missing.size:           # a block of right-hand sides: the BLAS threads in force (both cores)
             self.column[missing] = self.Z.shape[1] + np.arange(missing.size)
             self.Z = np.hstack([self.Z, self._solve(self.Gf[missing].T.toarray())])
-        Zc, Gc = self.Z[:, self.column[c]], self.Gf[c]
-        capacitance = np.diag(1.0 / (d[c] - self.d0[c])) + Gc @ Zc
-        return y - Zc @ np.linalg.solve(capacitance, Gc @ y)
+        with threadpool_limits(limits=1, user_api="blas"):      # single vectors: see solvers.Prepared.solve
+            y = self._solve(b)
+            if c.size == 0:
+                return y
+            Zc, Gc = self.Z[:, self.column[c]], self.Gf[c]
+            capacitance = np.diag(1.0 / (d[c] - self.d0[c])) + Gc @ Zc
+            return y - Zc @ np.linalg.solve(capacitance, Gc @ y)
 
 
 def _direct_step(low, K, Gf, d, b, rtol):
@@ -230,14 +230,20 @@ def _residual(Ax, b):
     return float(np.linalg.norm(Ax - b) / nb) if nb > 0 else float(np.linalg.norm(Ax))
 
 
-def _cg(A, b, x0, M, rtol, maxiter):
-    """CG from ``x0``; returns ``(x, iterations)``."""
+def _cg(A, b, x0, M, rtol, maxiter, restarts=2):
+    """CG from ``x0``; returns ``(x, iterations)``. CG stops on its recursively updated residual, which drifts
+    from the true one near round-off: while the true residual is above ``rtol``, CG restarts from its
+    solution (at most ``restarts`` times)."""
     count = [0]
 
     def callback(_):
         count[0] += 1
 
-    x, _ = spla.cg(A, b, x0=x0, rtol=rtol, atol=0.0, maxiter=maxiter or 2000, M=M, callback=callback)
+    x = x0
+    for _ in range(restarts + 1):
+        x, _ = spla.cg(A, b, x0=x, rtol=rtol, atol=0.0, maxiter=maxiter or 2000, M=M, callback=callback)
+        if not _residual(A @ x, b) > rtol:
+            break
     return x, count[0]
 
 

@@ -1,8 +1,10 @@
 """Linear solvers for the assembled system and the rigid-body (under-constraint) check.
 
-- ``"direct"``: sparse Cholesky factorisation (CHOLMOD through scikit-sparse, supernodal, METIS
-  ordering, BLAS threads) when it is installed and the system has more than
-  :data:`CHOLMOD_MIN_DOFS` unknowns, else sparse LU (SciPy SuperLU); exact up to round-off.
+- ``"direct"``: sparse Cholesky factorisation of systems with more than :data:`CHOLESKY_MIN_DOFS`
+  unknowns: CHOLMOD (scikit-sparse, the ``direct`` extra: supernodal, METIS ordering) when it is
+  installed, else Intel MKL PARDISO (pypardiso, a dependency on x86-64 Linux and Windows: METIS
+  ordering); sparse LU (SciPy SuperLU) for smaller systems or when neither is there; exact up to
+  round-off.
 - ``"amg"``: conjugate gradients preconditioned by smoothed-aggregation AMG (pyamg) on the 3x3 block
   matrix, with the six rigid-body modes as near-nullspace.
 - ``"auto"``: direct up to :func:`direct_max_dofs` unknowns, AMG above.
@@ -10,6 +12,9 @@
 :class:`Prepared` holds the one-time set-up of a matrix (factorisation or AMG hierarchy) and solves any
 number of right-hand sides with it; :func:`solve` is set-up and one solve.
 """
+import functools
+import importlib.metadata
+import os
 import time
 
 import numpy as np
@@ -22,15 +27,21 @@ from . import multigrid, relaxation
 from .multigrid import VCycle
 from .sparse_kernels import BlockMatrix
 
-#: "auto" picks the direct solver up to this many unknowns: with CHOLMOD, and with SuperLU only. The
-#: CHOLMOD bound is where its factorisation stops being faster than AMG-CG on segment models
-#: (benchmarks/README.md, segment table); it includes T12-L2 at 2 mm with posterior elements (122 919).
+#: "auto" picks the direct solver up to this many unknowns: with a sparse Cholesky (CHOLMOD or PARDISO),
+#: and with SuperLU only. The Cholesky bound is where CHOLMOD's factorisation stops being faster than
+#: AMG-CG on segment models (benchmarks/README.md, segment table); it includes T12-L2 at 2 mm with
+#: posterior elements (122 919). PARDISO factorises the same systems in less than half CHOLMOD's time.
 DIRECT_MAX_DOFS = 130_000
 SUPERLU_MAX_DOFS = 5_000
-#: :func:`factorize` uses CHOLMOD (when installed) above this many unknowns: a single vertebra between
-#: plates (3 600-4 200 unknowns at 8-6 mm, a compact mesh with much fill) factorises in 0.2-0.25 s with
-#: CHOLMOD against 1.5-2.1 s with SuperLU (measured on the loaded 2-core machine).
-CHOLMOD_MIN_DOFS = 1_000
+#: :func:`factorize` uses a sparse Cholesky (when installed) above this many unknowns: a single vertebra
+#: between plates (3 600-4 200 unknowns at 8-6 mm, a compact mesh with much fill) factorises in
+#: 0.2-0.25 s with CHOLMOD against 1.5-2.1 s with SuperLU (measured on the loaded 2-core machine).
+CHOLESKY_MIN_DOFS = 1_000
+#: PARDISO settings (1-based ``iparm`` numbers of the MKL manual): 1 = 1, the values below replace the
+#: defaults; 2 = 2, METIS nested-dissection ordering; 8 = 0, no iterative refinement inside PARDISO (its
+#: default two steps tripled the cost of a solve; :class:`Prepared` refines on the true residual
+#: instead); 10 = 8, pivot perturbation 1e-8 (unused for a positive-definite matrix).
+PARDISO_IPARM = {1: 1, 2: 2, 8: 0, 10: 8}
 #: Iterative-refinement steps of the direct solve and restarts of CG when the true residual is above rtol.
 REFINEMENT_STEPS = 3
 CG_RESTARTS = 3
@@ -185,10 +196,33 @@ def cholmod_available():
     return True
 
 
+@functools.lru_cache(maxsize=None)
+def pardiso_available():
+    """True if Intel MKL PARDISO can be loaded (pypardiso with MKL's runtime library).
+
+    Where the mkl wheel is installed and ``PYPARDISO_MKL_RT`` is not set, it is set to the wheel's
+    runtime library: without it every pypardiso solver object (and its import) searched the whole Python
+    prefix for the library, 3 s each on the 2-core machine.
+    """
+    if "PYPARDISO_MKL_RT" not in os.environ:
+        try:
+            found = [f.locate() for f in importlib.metadata.files("mkl") or ()
+                     if f.name.startswith("libmkl_rt.so") or (f.name.startswith("mkl_rt") and f.suffix == ".dll")]
+        except importlib.metadata.PackageNotFoundError:
+            found = []
+        if found:
+            os.environ["PYPARDISO_MKL_RT"] = os.path.normpath(str(min(found, key=lambda f: len(f.name))))
+    try:
+        import pypardiso  # noqa: F401  (loads MKL's runtime library)
+    except (ImportError, OSError):
+        return False
+    return True
+
+
 def direct_max_dofs():
-    """Largest system that ``"auto"`` solves directly: :data:`DIRECT_MAX_DOFS` with CHOLMOD, else
-    :data:`SUPERLU_MAX_DOFS`."""
-    return DIRECT_MAX_DOFS if cholmod_available() else SUPERLU_MAX_DOFS
+    """Largest system that ``"auto"`` solves directly: :data:`DIRECT_MAX_DOFS` with a sparse Cholesky
+    (CHOLMOD or PARDISO), else :data:`SUPERLU_MAX_DOFS`."""
+    return DIRECT_MAX_DOFS if cholmod_available() or pardiso_available() else SUPERLU_MAX_DOFS
 
 
 def choose(method, n, direct_max=None):
@@ -203,14 +237,15 @@ def choose(method, n, direct_max=None):
 
 def factorize(K):
     """A direct factorisation of the symmetric positive-definite ``K`` (scipy sparse): returns
-    ``(solve, name)`` with ``solve(b) -> x``.
+    ``(solve, name)`` with ``solve(b) -> x`` for ``b (N,)`` or ``(N, k)``.
 
-    CHOLMOD (supernodal Cholesky, METIS fill-reducing ordering; its dense kernels use the BLAS threads
-    in force, both cores outside study workers) for more than :data:`CHOLMOD_MIN_DOFS` unknowns when
-    scikit-sparse is installed; SuperLU otherwise, and if CHOLMOD finds ``K`` not positive definite.
+    For more than :data:`CHOLESKY_MIN_DOFS` unknowns: CHOLMOD (supernodal Cholesky, METIS ordering) when
+    scikit-sparse is installed, else PARDISO (:class:`PardisoCholesky`) when MKL is; their dense kernels
+    use the BLAS threads in force (both cores outside study workers). SuperLU otherwise, and if the
+    Cholesky factorisation finds ``K`` not positive definite.
     """
     A = K.tocsc()
-    if A.shape[0] > CHOLMOD_MIN_DOFS and cholmod_available():
+    if A.shape[0] > CHOLESKY_MIN_DOFS and cholmod_available():
         from sksparse.cholmod import CholmodNotPositiveDefiniteError, analyze
         try:
             try:
@@ -221,8 +256,44 @@ def factorize(K):
             return factor.solve_A, "Cholesky (CHOLMOD)"
         except CholmodNotPositiveDefiniteError:
             pass
+    elif A.shape[0] > CHOLESKY_MIN_DOFS and pardiso_available():
+        from pypardiso.pardiso_wrapper import PyPardisoError
+        try:
+            return PardisoCholesky(A), "Cholesky (PARDISO)"
+        except PyPardisoError:
+            pass
     lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
     return lu.solve, "LU (SuperLU)"
+
+
+class PardisoCholesky:
+    """Intel MKL PARDISO Cholesky factorisation of the symmetric positive-definite ``A`` (scipy sparse)
+    with :data:`PARDISO_IPARM`, through pypardiso; calling it with ``b (N,)`` or ``(N, k)`` solves
+    ``A x = b``. MKL's memory of the factor is released with the object. Raises pypardiso's
+    ``PyPardisoError`` if ``A`` is not positive definite (PARDISO's zero-pivot error).
+    """
+
+    def __init__(self, A):
+        import pypardiso
+        self._upper = sp.triu(A, format="csr")          # PARDISO reads the upper triangle, rows sorted
+        self._upper.sort_indices()
+        self._pardiso = pypardiso.PyPardisoSolver(mtype=2)        # real symmetric positive definite
+        for i, value in PARDISO_IPARM.items():
+            self._pardiso.set_iparm(i, value)
+        try:
+            self._pardiso.factorize(self._upper)
+        except Exception:
+            self._pardiso.free_memory(everything=True)
+            self._pardiso = None
+            raise
+
+    def __call__(self, b):
+        return self._pardiso.solve(self._upper, np.asarray(b, dtype=float))
+
+    def __del__(self):
+        pardiso = getattr(self, "_pardiso", None)
+        if pardiso is not None:
+            pardiso.free_memory(everything=True)
 
 
 def amg_hierarchy(K, near_nullspace=None, strength=None):

@@ -145,6 +145,33 @@ def _spring_ends(spring_set, points, first_node):
     return ends, np.array(new_points).reshape(-1, 3), "".join(lines)
 
 
+def _elongation_nodes(spring_set, points, first_node):
+    """For springs whose line of action is not the line between their ends (coincident ends, an explicit
+    direction): one extra node per spring whose DOF 1 is the spring's elongation ``n . (u_b - u_a)``, tied
+    by one ``*EQUATION`` over the nodes that both ends interpolate (four terms per line), and one fixed
+    ground node 1 mm before them along x. A ``SPRINGA`` element from the ground node to the elongation node
+    lies along x, and with the elongation node's DOFs 2 and 3 fixed its elongation is exactly that DOF 1,
+    in a geometrically nonlinear step too, so the spring's force law carries over unchanged.
+    Returns ``(ends (k, 2) as (ground, elongation node), new_points (k + 1, 3), equations text)``."""
+    lines = []
+    for i in range(spring_set.size):
+        coef = {}
+        for nodes, weights, sign in ((spring_set.nodes_b[i], spring_set.weights_b[i], -1.0),
+                                     (spring_set.nodes_a[i], spring_set.weights_a[i], 1.0)):
+            for a, wa in zip(nodes, weights):
+                for d in range(3):
+                    key = (int(a) + 1, d + 1)
+                    coef[key] = coef.get(key, 0.0) + sign * wa * spring_set.direction[i, d]
+        terms = [(first_node + i, 1, 1.0)] + [(a, d, c) for (a, d), c in coef.items() if c != 0.0]
+        text = ",\n".join(", ".join(f"{t[0]}, {t[1]}, {_REAL % t[2]}" for t in terms[j:j + 4])
+                          for j in range(0, len(terms), 4))
+        lines.append(f"{len(terms)}\n{text}\n")
+    k = spring_set.size
+    ground = np.einsum("kp,kpi->ki", spring_set.weights_a, points[spring_set.nodes_a]).mean(axis=0)
+    ends = np.column_stack([np.full(k, first_node + k), first_node + np.arange(k)])
+    return ends, np.vstack([np.repeat((ground + [1.0, 0.0, 0.0])[None], k, axis=0), ground]), "".join(lines)
+
+
 def _spring_table(kind, k, onset, length):
     """``*SPRING`` data: the stiffness (N/mm) of a linear spring, or the force-elongation pairs (N, mm) of a
     one-sided one, zero on the slack side of ``onset`` and ``k (delta - onset)`` on the other, tabulated
@@ -179,21 +206,23 @@ def write_inp(model, path, *, heading=None, overwrite=False, print_nodes=None, f
     n, m = data.points.shape[0], data.cells.shape[0]
     npl = len(data.plates)
     etype = _element_names(data)
-    # springs: SPRINGA elements after the cells, interpolated ends as extra nodes after the plate nodes
+    # springs: SPRINGA elements after the cells, interpolated ends as extra nodes after the plate nodes;
+    # springs acting off the line between their ends: on an elongation node each (_elongation_nodes)
     springs, first = [], n + 2 * npl + 1
     for ss in data.springs:
         start = first
-        ends, extra, equations = _spring_ends(ss, data.points, start)
-        first += len(extra)
-        xe = np.concatenate([data.points, np.zeros((2 * npl, 3)), *[sp[1] for sp in springs], extra])  # by id - 1
-        line = xe[ends[:, 1] - 1] - xe[ends[:, 0] - 1]
+        line = (np.einsum("kp,kpi->ki", ss.weights_b, data.points[ss.nodes_b])
+                - np.einsum("kp,kpi->ki", ss.weights_a, data.points[ss.nodes_a]))
         length = np.linalg.norm(line, axis=1)
         off = np.linalg.norm(line / np.maximum(length, 1e-300)[:, None] - ss.direction, axis=1)
         if np.any(length <= 1e-9 * max(1.0, np.abs(data.points).max())) or np.any(off > 1e-6):
-            raise InputError(f"spring set {ss.name!r} has springs whose line of action is not the line between "
-                             f"their ends (coincident ends or an explicit direction); CalculiX SPRINGA elements "
-                             f"act along that line, so the set cannot be written")
-        springs.append((ss, extra, ends, equations, start))
+            ends, extra, equations = _elongation_nodes(ss, data.points, start)
+            directional = True
+        else:
+            directional = False
+            ends, extra, equations = _spring_ends(ss, data.points, start)
+        first += len(extra)
+        springs.append((ss, extra, ends, equations, start, directional))
     one_sided = [ss.name for ss in data.springs if ss.kind != "linear"]
     if one_sided:
         warnings.warn(f"spring set(s) {one_sided} are one-sided: CalculiX evaluates nonlinear springs only in a "
@@ -211,7 +240,7 @@ def write_inp(model, path, *, heading=None, overwrite=False, print_nodes=None, f
     for k, p in enumerate(data.plates):
         for node in (n + 2 * k + 1, n + 2 * k + 2):
             w(f"{node}, " + ", ".join(_REAL % c for c in p.center) + "\n")
-    for _, extra, _, _, start in springs:
+    for _, extra, _, _, start, _ in springs:
         if len(extra):
             w("*NODE, NSET=NALL\n")
             w(_table(np.column_stack([np.arange(start, start + len(extra)), extra]), ["%d", _REAL, _REAL, _REAL]))
@@ -223,7 +252,7 @@ def write_inp(model, path, *, heading=None, overwrite=False, print_nodes=None, f
         w(_table(conn[sel], "%d"))
     spring_sets, eid = [], m + 1
     names = _upper(set_names([ss.name for ss in data.springs], prefix="SPRINGS_"))
-    for ss, _, ends, _, _ in springs:
+    for ss, _, ends, _, _, directional in springs:
         groups, inverse = np.unique(np.column_stack([ss.stiffness, ss.onset]), axis=0, return_inverse=True)
         inverse = inverse.ravel()
         for g, (k, onset) in enumerate(groups):
@@ -266,7 +295,7 @@ def write_inp(model, path, *, heading=None, overwrite=False, print_nodes=None, f
     for elset, kind, k, onset, length in spring_sets:
         w(f"*SPRING, ELSET={elset}" + ("" if kind == "linear" else ", NONLINEAR") + "\n\n")
         w(_spring_table(kind, k, onset, length))
-    for ss, _, _, equations, _ in springs:
+    for ss, _, _, equations, _, _ in springs:
         if equations:
             w(f"** interpolated ends of spring set {ss.name}\n*EQUATION\n" + equations)
     # rigid plates
@@ -281,6 +310,10 @@ def write_inp(model, path, *, heading=None, overwrite=False, print_nodes=None, f
         dofs = np.flatnonzero(p.prescribed)
         nodes = np.where(dofs < 3, n + 2 * k + 1, n + 2 * k + 2)
         bc.append(np.column_stack([nodes, dofs % 3 + 1, dofs % 3 + 1, p.values[dofs]]))
+    for _, _, ends, _, _, directional in springs:
+        if directional:                              # elongation nodes: only DOF 1 in use; ground node fixed
+            bc.append(np.column_stack([ends[:, 1], np.full(len(ends), 2), np.full(len(ends), 3), np.zeros(len(ends))]))
+            bc.append(np.array([[ends[0, 0], 1, 3, 0.0]]))
     bc = np.concatenate(bc)
     if len(bc):
         w("*BOUNDARY\n" + _table(bc, ["%d", "%d", "%d", _REAL]))

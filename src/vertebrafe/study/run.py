@@ -182,7 +182,7 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
         else:
             n = workers or min(os.cpu_count() or 1, len(groups))
             n = max(1, min(int(n), len(groups)))
-            _warm_up(bar, say)
+            _warm_up(bar, say, amg=_uses_amg(pending))
             if n == 1:
                 run.backend = "1 process (in-process)"
                 cache = ModelCache()                     # for this run only: freed when it ends
@@ -250,15 +250,26 @@ def _check_same_study(study, out):
                          "(to resume or extend it) or another folder")
 
 
-def _warm_up(bar, say):
+def _warm_up(bar, say, amg=True):
     """Compile or load the numba kernels in this process before any case starts, so that worker
     processes load them from numba's cache instead of each compiling them (a notice is shown when
-    compiling)."""
+    compiling); ``amg``: also those of AMG-CG."""
     from ..fem.warmup import warm_up
     if bar is not None:
-        warm_up(say=lambda msg: bar.write(msg, file=sys.stderr))
+        warm_up(say=lambda msg: bar.write(msg, file=sys.stderr), amg=amg)
     else:
-        warm_up(say=say)
+        warm_up(say=say, amg=amg)
+
+
+def _uses_amg(cases):
+    """Whether a case of ``cases`` (StudyCase) asks for AMG-CG, or for ``"auto"`` without a sparse Cholesky
+    (which then solves directly only up to :data:`~vertebrafe.fem.solvers.SUPERLU_MAX_DOFS` unknowns). An
+    ``"auto"`` model above :data:`~vertebrafe.fem.solvers.DIRECT_MAX_DOFS` unknowns (finer than 2 mm)
+    compiles the AMG kernels in its worker."""
+    from ..fem import solvers
+    cholesky = solvers.direct_max_dofs() > solvers.SUPERLU_MAX_DOFS
+    return any(sc.case.solver.solver == "amg" or (sc.case.solver.solver == "auto" and not cholesky)
+               for sc in cases)
 
 
 def _check_study_dir(out):

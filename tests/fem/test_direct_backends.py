@@ -1,0 +1,72 @@
+"""Sparse direct back-ends of ``solvers.factorize``: PARDISO (MKL, the plain install) agrees with SuperLU
+and CHOLMOD, solves several right-hand sides at once, and hands a matrix that is not positive definite to
+SuperLU, as CHOLMOD does."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import vertebrafe as vf
+from vertebrafe.fem import solvers
+
+pytestmark = pytest.mark.skipif(not solvers.pardiso_available(), reason="MKL PARDISO (pypardiso) not installed")
+
+
+@pytest.fixture(scope="module")
+def system():
+    """A two-material cube on a rigid plate (6 591 unknowns), its matrix and a load."""
+    mesh = vf.box((10.0, 10.0, 10.0), (12, 12, 12))
+    model = vf.Model(mesh, E=np.where(mesh.cell_centers()[:, 2] < 5.0, 100.0, 3000.0), nu=0.45)
+    model.fix(mesh.node_sets["zmin"])
+    model.rigid_plate(mesh.node_sets["zmax"]).load(force=(5.0, 0.0, -100.0), moment=(50.0, 0.0, 0.0))
+    K, rhs, _ = model.stiffness()
+    return model, K.tocsc(), rhs
+
+
+@pytest.fixture
+def no_cholmod(monkeypatch):
+    monkeypatch.setattr(solvers, "cholmod_available", lambda: False)
+
+
+def test_pardiso_is_the_cholesky_without_cholmod(system, no_cholmod):
+    model, K, rhs = system
+    solve, name = solvers.factorize(K)
+    assert name == "Cholesky (PARDISO)"
+    assert solvers.direct_max_dofs() == solvers.DIRECT_MAX_DOFS
+    lu = sp.linalg.splu(K)
+    rng = np.random.default_rng(0)
+    B = K @ rng.standard_normal((K.shape[0], 4))              # four right-hand sides in one call
+    X = solve(B)
+    assert X.shape == B.shape
+    exact = lu.solve(B)
+    assert np.abs(X - exact).max() <= 1e-9 * np.abs(exact).max()
+    x = solve(B[:, 2])                                          # and one vector
+    assert x.shape == (K.shape[0],)
+    assert np.abs(x - exact[:, 2]).max() <= 1e-9 * np.abs(exact[:, 2]).max()
+
+
+def test_model_solve_with_pardiso_equals_superlu_and_cholmod(system, no_cholmod, monkeypatch):
+    model = system[0]
+    pardiso = model.solve(solver="direct", rtol=1e-10)
+    assert pardiso.info["factorization"] == "Cholesky (PARDISO)"
+    assert pardiso.info["residual"] <= 1e-10
+    monkeypatch.setattr(solvers, "CHOLESKY_MIN_DOFS", 10 ** 9)
+    lu = model.solve(solver="direct", rtol=1e-10)
+    assert lu.info["factorization"] == "LU (SuperLU)"
+    scale = np.abs(lu.displacement).max()
+    np.testing.assert_allclose(pardiso.displacement, lu.displacement, rtol=0, atol=1e-9 * scale)
+    monkeypatch.undo()
+    if solvers.cholmod_available():
+        chol = model.solve(solver="direct", rtol=1e-10)
+        assert chol.info["factorization"] == "Cholesky (CHOLMOD)"
+        np.testing.assert_allclose(pardiso.displacement, chol.displacement, rtol=0, atol=1e-9 * scale)
+
+
+def test_not_positive_definite_goes_to_superlu(no_cholmod):
+    """A symmetric indefinite matrix (1-D Laplacian shifted below its smallest eigenvalue): PARDISO's
+    Cholesky stops on a non-positive pivot and SuperLU solves it."""
+    n = 3000
+    A = (sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(n, n)) - 0.5 * sp.eye(n)).tocsc()
+    solve, name = solvers.factorize(A)
+    assert name == "LU (SuperLU)"
+    b = np.ones(n)
+    assert np.linalg.norm(A @ solve(b) - b) <= 1e-10 * np.linalg.norm(b)
