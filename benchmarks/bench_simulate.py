@@ -195,7 +195,7 @@ def clinical(h, solver, bmd=70.0, fibres=False):
 PRESET_LIST = ["relaxed_standing", "standing_flexed", "lifting", "flexion_moment", "lateral_bending_moment"]
 
 
-def table(sizes, solvers, levels, bmd, load):
+def table(sizes, solvers, levels, bmd, load, posterior=False):
     """One fresh process per (size, solver); prints a Markdown row for each."""
     import tempfile
     print("| h mm | cells | DOFs | solver | CG it | mesh s | assembly s | set-up s | solve s | metrics s "
@@ -208,14 +208,15 @@ def table(sizes, solvers, levels, bmd, load):
                 out = os.path.join(tmp, "run.json")
                 cmd = [sys.executable, os.path.abspath(__file__), "--levels", levels, "--bmd", str(bmd),
                        "--load", load, "--element-size", str(h), "--solver", solver, "--json", out]
+                cmd += ["--posterior"] if posterior else []
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 if proc.returncode != 0:
                     print(f"| {h:g} | | | {solver} | failed: {proc.stderr.strip().splitlines()[-1:]} |")
                     continue
                 with open(out) as f:
                     r = json.load(f)["runs"][0]
-            name = r["solver"] + (" (CHOLMOD)" if "CHOLMOD" in str(r.get("factorization")) else
-                                  " (SuperLU)" if r.get("factorization") else "")
+            fact = r.get("factorization")            # e.g. "Cholesky (PARDISO)"
+            name = r["solver"] + (f" ({fact.rsplit('(', 1)[-1].rstrip(')')})" if fact else "")
             print(f"| {h:g} | {r['cells']:,} | {r['free_dofs']:,} | {name} | "
                   f"{r['iterations'] if r['solver'] == 'amg' else '-'} | {r['mesh_s']:.2f} | {r['assembly_s']:.2f} | "
                   f"{r['solver_setup_s']:.2f} | {r['solver_iterations_s']:.2f} | {r['metrics_s']:.2f} | "
@@ -224,10 +225,10 @@ def table(sizes, solvers, levels, bmd, load):
     return rows
 
 
-def several_loads(n, levels, bmd, element_size, solver):
+def several_loads(n, levels, bmd, element_size, solver, posterior=False):
     """``simulate`` with one preset, then with a list of ``n`` presets on the same segment."""
     names = (PRESET_LIST * n)[:n]
-    seg = vf.segment(levels, bmd=bmd, element_size=element_size, posterior=False)
+    seg = vf.segment(levels, bmd=bmd, element_size=element_size, posterior=posterior)
     t0, c0 = time.perf_counter(), time.process_time()
     one = simulate(seg, names[0], solver=solver)
     t1, c1 = time.perf_counter(), time.process_time()
@@ -275,13 +276,13 @@ def main(argv=None):
     print(f"warm-up (numba cache) {time.perf_counter() - t:.1f} s")
     if args.table:
         rows = table([float(h) for h in args.table.split(",")], args.solvers.split(","), args.levels, args.bmd,
-                     args.load)
+                     args.load, args.posterior)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(rows, f, indent=1)
         return rows
     if args.loads:
-        return several_loads(args.loads, args.levels, args.bmd, args.element_size, args.solver)
+        return several_loads(args.loads, args.levels, args.bmd, args.element_size, args.solver, args.posterior)
     if args.validation or args.clinical:
         report = (validation(args.element_size, args.solver) if args.validation
                   else clinical(args.element_size, args.solver, fibres=args.fibres))

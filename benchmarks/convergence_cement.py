@@ -16,7 +16,9 @@ Two treated-level stiffnesses (N/mm) per state and element size:
 Every (size, state, kind) is one job in a process pool (``--workers``, each with ``--threads`` numba
 threads); AMG-CG to rtol 1e-8 (``--solver direct`` for small models). ``--surface`` picks the
 vertebroplasty bolus surface (default ``mixed``, the library default: cut cells mixed; ``fitted``:
-nodes snapped onto it); ``--kinds``, ``--states`` select a part of the study. The
+nodes snapped onto it); ``--cut bone|cement`` gives the cells the VP surface cuts the bone's or the
+cement's elasticity instead of the mixing rule (the bounds of their error); ``--kinds``, ``--states``
+select a part of the study. The
 ``time`` of a row is wall clock, ``cpu`` the worker's process CPU time. Prints a table (and writes ``--json``) with the change from 2 to 1 mm and
 from 1.5 to 0.75 mm. Usage::
 
@@ -46,7 +48,7 @@ def _fractured(h, bmd):
     return seg, vf.fracture(seg, "L1", kind="wedge", grade=2)
 
 
-def _state(h, bmd, name, surface="mixed"):
+def _state(h, bmd, name, surface="mixed", cut="mixed"):
     import vertebrafe as vf
     seg, nsm = _fractured(h, bmd)
     if name == "intact":
@@ -54,11 +56,29 @@ def _state(h, bmd, name, surface="mixed"):
     if name == "NSM":
         return nsm
     if name.startswith("VP"):
-        return vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0, surface=surface)
+        vp = vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0, surface=surface)
+        return vp if cut == "mixed" else _cut_cells_as(vp, nsm, cut)
     return vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8)
 
 
-def job(h, bmd, name, kind, surface="mixed", solver="amg"):
+def _cut_cells_as(treated, untreated, phase):
+    """``treated`` with the cells its bolus surface cuts (0 < cement fraction < 1) given the untreated
+    bone's (``"bone"``) or a whole cement cell's (``"cement"``) elasticity: the two bounds between which
+    any mixing rule of the cut cells lies."""
+    import copy
+
+    import numpy as np
+
+    f = np.asarray(treated.mesh.cell_data["cement_fraction"])
+    cut = (f > 0.0) & (f < 1.0)
+    C = treated.elasticity.copy()
+    C[cut] = untreated.elasticity[cut] if phase == "bone" else treated.elasticity[np.flatnonzero(f >= 1.0)[0]]
+    out = copy.copy(treated)
+    out.elasticity = C
+    return out
+
+
+def job(h, bmd, name, kind, surface="mixed", solver="amg", cut="mixed"):
     from vertebrafe.loads import Load
     from vertebrafe.post.metrics import vertebra_geometry
     from vertebrafe.post.strength import vertebra_strength
@@ -66,7 +86,7 @@ def job(h, bmd, name, kind, surface="mixed", solver="amg"):
 
     t0 = time.perf_counter()
     t_cpu = time.process_time()
-    seg = _state(h, bmd, name, surface)
+    seg = _state(h, bmd, name, surface, cut)
     opts = dict(solver="amg", rtol=1e-8) if solver == "amg" else dict(solver=solver)
     hist = seg.history[-1].results if seg.history and seg.history[-1].kind != "fracture" else {}
     if kind == "plate":
@@ -78,6 +98,7 @@ def job(h, bmd, name, kind, surface="mixed", solver="amg"):
         k, dofs = 800.0 / abs(dh), r.solution.info["dofs"]
     return dict(h=h, state=name, kind=kind, stiffness=k, dofs=int(dofs), cells=int(seg.mesh.n_cells),
                 surface=surface if name.startswith("VP") else None, solver=solver,
+                cut=cut if name.startswith("VP") else None,
                 time=time.perf_counter() - t0, cpu=time.process_time() - t_cpu, volume_error=hist.get("volume_error"),
                 cement_mL=hist.get("cement_volume_mL"), span=hist.get("cement_height_span"))
 
@@ -93,6 +114,9 @@ def main(argv=None):
     ap.add_argument("--surface", default="mixed", choices=["fitted", "mixed"],
                     help="vertebroplasty bolus surface (fitted: nodes snapped onto it; mixed: cut cells only)")
     ap.add_argument("--solver", default="amg", choices=["amg", "direct"])
+    ap.add_argument("--cut", default="mixed", choices=["mixed", "bone", "cement"],
+                    help="vertebroplasty cells the bolus surface cuts: mixed (the model) or, as bounds of their "
+                         "error, the bone's or the cement's elasticity")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     os.environ["NUMBA_NUM_THREADS"] = str(a.threads)
@@ -103,7 +127,7 @@ def main(argv=None):
     jobs = sorted(((h, s, k) for h in sizes for s in states for k in kinds), key=lambda j: j[0])   # finest first
     rows = []
     with ProcessPoolExecutor(max_workers=a.workers) as ex:
-        futs = {ex.submit(job, h, a.bmd, s, k, a.surface, a.solver): (h, s, k) for h, s, k in jobs}
+        futs = {ex.submit(job, h, a.bmd, s, k, a.surface, a.solver, a.cut): (h, s, k) for h, s, k in jobs}
         for f in as_completed(futs):
             try:
                 r = f.result()

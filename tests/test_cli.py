@@ -38,6 +38,7 @@ def test_info_lists_versions(capsys):
     out = capsys.readouterr().out
     assert f"vertebrafe {vertebrafe.__version__}" in out
     assert "numpy" in out
+    assert "direct     CHOLMOD" in out or "direct     PARDISO" in out or "direct     none: SuperLU" in out
 
 
 def _failing(args):

@@ -65,6 +65,11 @@ def _run_info(args: argparse.Namespace) -> int:
         except ImportError:
             version = "not installed"
         print(f"{name:<10} {version}")
+    from .fem import solvers
+    cholesky = ("CHOLMOD (scikit-sparse)" if solvers.cholmod_available() else
+                "PARDISO (pypardiso, MKL)" if solvers.pardiso_available() else
+                f"none: SuperLU up to {solvers.SUPERLU_MAX_DOFS} unknowns, AMG-CG above")
+    print(f"{'direct':<10} {cholesky}")
     return 0
 
 

@@ -157,8 +157,9 @@ def test_fitted_surface_snaps_nodes_onto_the_bolus(fractured):
 def test_fitted_surface_converges_in_situ_at_coarse_sizes():
     """T12-L2 (vBMD 80, L1 grade-2 wedge, VP 30 %) under 800 N: the in-situ L1 stiffness changes by
     < 5 % from 4 to 3 mm with the body-fitted bolus surface; with mixing only it changes by more (measured
-    +0.5 % vs -7.1 %), so the guard can fail. Full study: benchmarks/convergence_cement.py,
-    docs/validation.md."""
+    +0.5 % vs -7.1 %), so the guard can fail. 4 and 3 mm share the in-plane O-grid (m = 12): this guards
+    the vertical representation of the bolus, not the in-plane refinement. Full study (first-order
+    convergence from the cut cells): benchmarks/convergence_cement.py, docs/validation.md."""
     from vertebrafe.loads import Load
     from vertebrafe.post.metrics import vertebra_geometry
     from vertebrafe.simulate import simulate

@@ -10,8 +10,8 @@
   vertebroplasty did not; both treated bodies are stiffer than the fracture. "Restored" is read as
   within two standard deviations of the cadaver stiffness ratio (SD 0.18 of the fracture's stiffness
   change, Wegrzyn et al. 2011), i.e. 0.64-1.36 of initial. Converged values (2 / 1.5 mm) are in
-  docs/validation.md; the contact face (about 46 mm^2 per balloon) needs cells of 2 mm or less, so this
-  coarse test checks the trends only.
+  docs/validation.md (the model's BKP overshoots: 1.38); the contact face (about 46 mm^2 per balloon)
+  needs cells of 2 mm or less, so this coarse test checks the trends only.
 """
 import numpy as np
 import pytest
@@ -101,7 +101,9 @@ def test_belkoff_tamp_restores_stiffness_vertebroplasty_does_not(states):
     v = history(bkp)[-1].results["cement_volume_mL"]
     k_bkp = _k(bkp) / k0
     k_vp = _k(vertebroplasty(nsm, "L1", volume=v)) / k0              # same cement volume
-    assert abs(k_bkp - 1.0) < 2 * STIFFNESS_RATIO_SD, k_bkp
+    # restored at least (the model overshoots: 1.38 of initial at 1.5 mm, docs/validation.md; an upper bound
+    # at this coarse size would pass only because 4 mm under-resolves the contact faces)
+    assert k_bkp > 1.0 - 2 * STIFFNESS_RATIO_SD, k_bkp
     assert k_nsm / k0 < k_vp < 1.0 and k_vp < k_bkp, (k_vp, k_bkp)
     # without the balloons bearing on the endplates the restored body stays far below initial
     assert _k(kyphoplasty(nsm, "L1", restoration=0.97, endplate_contact=False)) / k0 < 1.0 - 2 * STIFFNESS_RATIO_SD

@@ -109,7 +109,7 @@ def test_warm_up_without_amg_compiles_no_amg_kernel():
     code = ("from vertebrafe.fem.warmup import warm_up\n"
             "from vertebrafe.fem import assembly, relaxation, solution, sparse_kernels\n"
             "warm_up(say=None, amg=False)\n"
-            "print(bool(assembly.assemble.signatures), bool(solution._gauss_fields.signatures),\n"
+            "print(bool(assembly.assemble.signatures), bool(solution.gauss_fields.signatures),\n"
             "      bool(relaxation.block_sweeps.signatures), bool(sparse_kernels._product3.signatures))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True", "False", "False"]
@@ -128,3 +128,11 @@ def test_a_study_asks_for_amg_kernels_only_where_a_case_may_use_amg(monkeypatch)
     assert _uses_amg(list(cases) + amg)
     monkeypatch.setattr(solvers, "direct_max_dofs", lambda: solvers.SUPERLU_MAX_DOFS)    # SuperLU only
     assert _uses_amg(cases)
+
+
+def test_the_warm_up_helper_process_solves_the_bar():
+    """The second process of a parallel warm-up (started on an empty cache) imports this vertebrafe and
+    solves the bar; here it finds the kernels cached and must end cleanly."""
+    from vertebrafe.fem import warmup
+    warm_up(say=None, amg=False)
+    assert warmup._helper("direct").wait(timeout=600) == 0

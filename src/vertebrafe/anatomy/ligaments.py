@@ -18,10 +18,11 @@ and the clearance ``gap`` of :data:`FACET_CARTILAGE` (0 by default: cartilage in
 reference position): a spring carries load once the joint has closed by more than the gap.
 
 **Ligaments** (set :data:`LIGAMENT_SET`, one group per ligament and level, ``"L4-L5:LF"``): tension-only
-springs, taut at zero strain, with the bilinear law of
-:func:`~vertebrafe.anatomy.posterior_levels.ligament_law`: each node pair carries its share of the first stiffness (:data:`LIGAMENTS`) from zero
-elongation, and a second spring on the same pair, slack up to the transition elongation, adds its share of
-the stiffening (:data:`LIGAMENT_STIFFENING`); both are in the ligament's group. Node pairs: ALL and PLL between the bodies' outline nodes near the anterior / posterior midline (same
+springs, taut at zero strain, with the piecewise-linear whole-ligament law of
+:func:`~vertebrafe.anatomy.posterior_levels.ligament_law`: each node pair carries its share of the first
+stiffness (:data:`LIGAMENTS`) from zero elongation, and further springs on the same pair, slack up to each
+transition elongation, add their share of the stiffening (:data:`LIGAMENT_STIFFENING`); all are in the
+ligament's group. Node pairs: ALL and PLL between the bodies' outline nodes near the anterior / posterior midline (same
 outline position on the inferior endplate rim of the upper and the superior rim of the lower vertebra),
 ligamentum flavum (LF) between the front edges of the laminae, interspinous (ISL) between the spinous
 processes, supraspinous (SSL) between their tips, intertransverse (ITL) between the transverse process
@@ -64,7 +65,9 @@ def joint_pairs(segment, disc, side):
 
     The joint is the overlap of its two faces seen across the joint, the face of the inferior process
     (upper vertebra) and that of the superior process (lower vertebra), both planar: the polygon where the
-    outline of the first, projected onto the plane of the second, meets the outline of the second. The
+    outline of the first, projected onto the plane of the second, meets the outline of the second, within
+    the joint's height band (:attr:`~vertebrafe.anatomy.posterior.Arch.bands`; the meshed faces reach the node
+    layer beyond it, so the joint's extent is the band's, not the layers'). The
     contact points are those of a degree-2 quadrature of that polygon (three points per triangle of a fan
     from the mean of its corners), on the joint plane as specified (midway between the two vertebrae's
     :attr:`~vertebrafe.anatomy.posterior.Arch.joint_x`; the meshed faces lie on the nearest node columns,
@@ -89,6 +92,17 @@ def joint_pairs(segment, disc, side):
     e2 = np.cross(m, e1)
     E = np.stack([e1, e2], axis=1)                                          # (3, 2) in-plane basis
     polygon = _clip(_hull(Xa.reshape(-1, 3) @ E), _hull(Xb.reshape(-1, 3) @ E))
+    sign = 1.0 if side == "right" else -1.0
+    plane = np.mean([(segment.frames[v][1] + segment.frames[v][0][:, 0] * sign * arches[v].joint_x) @ m
+                     for v in (upper, lower)])
+    for v, key in ((upper, "inferior"), (lower, "superior")):   # the joint's extent, where specified
+        for node, axis, lo, hi in arches[v].bands.get(key, {}).get(side, ()):
+            if len(polygon) < 3:
+                break
+            a = segment.frames[v][0][:, axis]
+            g, z0 = E.T @ a, plane * (m @ a) - P[node] @ a              # position of uv along a: uv . g + z0
+            tol = 1e-7 * (1.0 + hi - lo)        # a face edge on the band's edge stays inside (no round-off cut)
+            polygon = _clip(polygon, _strip(g, lo - z0 - tol, hi - z0 + tol, 1e3 * (1.0 + np.abs(polygon).max())))
     if len(polygon) < 3:                    # faces apart (e.g. an arch lowered by a fracture): no contact
         return np.zeros((0, 8), np.int64), np.zeros((0, 8)), np.zeros((0, 8), np.int64), np.zeros((0, 8)), np.zeros(0)
     a, b, c = polygon.mean(axis=0), polygon, np.roll(polygon, -1, axis=0)    # fan from the centre (mirror-invariant)
@@ -98,9 +112,6 @@ def joint_pairs(segment, disc, side):
     ha, hb = _in_quads(uv, Xa @ E), _in_quads(uv, Xb @ E)
     if np.any(ha < 0) or np.any(hb < 0):
         raise MeshError(f"facet joint {disc} {side}: a contact point misses the meshed faces")
-    sign = 1.0 if side == "right" else -1.0
-    plane = np.mean([(segment.frames[v][1] + segment.frames[v][0][:, 0] * sign * arches[v].joint_x) @ m
-                     for v in (upper, lower)])
     xc = uv @ E.T + plane * m                                               # on the specified joint plane
     na, wa = _embed(segment.mesh, ca[ha], xc)
     nb, wb = _embed(segment.mesh, cb[hb], xc)
@@ -160,6 +171,14 @@ def _clip(poly, clipper):
             if np.linalg.norm(q - out[j - 1]) > scale and abs(_cross2(q - out[j - 1], out[(j + 1) % len(out)] - q))
             > scale * np.linalg.norm(out[(j + 1) % len(out)] - out[j - 1])]
     return np.array(keep).reshape(-1, 2)
+
+
+def _strip(g, t_lo, t_hi, half):
+    """The rectangle ``{uv: t_lo <= uv . g <= t_hi}``, ``half`` long either side across, anticlockwise."""
+    gn = np.linalg.norm(g)
+    u, p = g / gn, np.array([-g[1], g[0]]) / gn
+    return np.array([u * t_lo / gn - p * half, u * t_hi / gn - p * half, u * t_hi / gn + p * half,
+                     u * t_lo / gn + p * half])
 
 
 def _cross2(a, b):
@@ -295,16 +314,18 @@ def ligament_springs(segment, pairs=None):
             k=LIGAMENTS["CL"][0] * np.concatenate([pairs[(disc, s)][4] for s in sides]))
     a, wa, b, w, k, g = (np.concatenate(x) for x in (A, WA, B, W, K, G))
     direction = np.concatenate(N)
-    # the stiffer second segment: a parallel spring on the same node pair, slack up to the transition
+    # the stiffening segments of each law: parallel springs on the same node pair, slack up to their onset
     part = np.array([names[i].split(":")[1] for i in g])
-    two = np.isin(part, list(LIGAMENT_STIFFENING))
-    share = k[two] / np.array([LIGAMENTS[p][0] for p in part[two]])          # 1 / (pairs of the ligament)
-    k2 = share * np.array([LIGAMENT_STIFFENING[p][0] for p in part[two]])
-    slack = np.array([LIGAMENT_STIFFENING[p][1] for p in part[two]])
-    return spring_set(P, np.concatenate([a, a[two]]), np.concatenate([b, b[two]]), np.concatenate([k, k2]), "tension",
-                      weights_a=np.concatenate([wa, wa[two]]), weights_b=np.concatenate([w, w[two]]), direction=np.concatenate([direction, direction[two]]),
+    share = k / np.array([LIGAMENTS[p][0] for p in part])                 # the pair's share of its ligament
+    extra = [(i, dk, onset) for i, p in enumerate(part) for dk, onset in LIGAMENT_STIFFENING.get(p, ((), ""))[0]]
+    i2 = np.array([e[0] for e in extra], dtype=np.int64)
+    k2 = share[i2] * np.array([e[1] for e in extra])
+    slack = np.array([e[2] for e in extra], dtype=float)
+    return spring_set(P, np.concatenate([a, a[i2]]), np.concatenate([b, b[i2]]), np.concatenate([k, k2]), "tension",
+                      weights_a=np.concatenate([wa, wa[i2]]), weights_b=np.concatenate([w, w[i2]]),
+                      direction=np.concatenate([direction, direction[i2]]),
                       slack=np.concatenate([np.zeros(k.size), slack]), name=LIGAMENT_SET,
-                      group=np.concatenate([g, g[two]]), group_names=names)
+                      group=np.concatenate([g, g[i2]]), group_names=names)
 
 
 def _check(segment):

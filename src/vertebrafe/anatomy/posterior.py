@@ -63,7 +63,11 @@ class Arch:
     ``transverse_top`` / ``transverse_bottom``: ``{side: node}`` at the transverse process tips; ``nodes``:
     the arch's own nodes (not shared with the body); ``joint_x``: the distance (mm, local frame) of the facet
     joints from the midsagittal plane, the centre of the pedicle as specified (the meshed joint faces lie on
-    the node column nearest it).
+    the node column nearest it). ``bands``: the extent of each joint as specified, ``{"inferior" | "superior":
+    {side: [(node, axis, lo, hi), ...]}}``: the joint spans ``lo .. hi`` (mm) along the vertebra's local axis
+    ``axis`` (2: height, the joint band; 1, superior process only: depth, half a lamina thickness behind the
+    lamina front, which its meshed face covers at every element size; the inferior process's face spans the
+    lamina exactly) from the arch node ``node`` (so it moves with the arch); the meshed faces cover it.
     """
 
     iap: dict
@@ -78,6 +82,7 @@ class Arch:
     nodes: np.ndarray
     cells: np.ndarray
     joint_x: float = 0.0
+    bands: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -94,12 +99,76 @@ class PosteriorColumn:
 
 
 def _ext(disc, dims):
-    """Reach (mm) of an articular process beyond the body: half the disc height plus half the facet height."""
+    """Reach (mm) of an articular process beyond the body where the segment has no neighbour on that side: half
+    the disc height plus half the facet height."""
     d = dims.get(disc) or level_dimensions(disc)
-    return 0.5 * d.rim_height + 0.5 * math.sqrt(facet_dimensions(disc)["area"] if disc in _FACET_DISCS else 150.0)
+    return 0.5 * d.rim_height + 0.5 * _facet_height(disc)
+
+
+def _facet_height(disc):
+    """Height (mm) of a facet joint: the side of a square of the published facet area."""
+    return math.sqrt(facet_dimensions(disc)["area"] if disc in _FACET_DISCS else 150.0)
+
+
+def _section(points, outer, n2, m, frame, first_layer, n_layers, pedicle_height):
+    """The body outline of one vertebra in its frame: ``(R, o, ids_layers (L+1, 4m), loc (L+1, 4m, 3), ped, mid)``
+    with ``ped`` the pedicle's node layers (the upper ``pedicle_height`` of the body's layers 1..L-1) and
+    ``mid`` its middle layer."""
+    R, o = (np.asarray(a, float) for a in frame)
+    L = n_layers
+    ids_layers = (first_layer + np.arange(L + 1))[:, None] * n2 + outer[None, :]
+    loc = (points[ids_layers] - o) @ R
+    zt = loc[L - 1, 3 * m, 2]
+    body_layers = np.arange(1, L)
+    zl = loc[body_layers, 3 * m, 2]
+    k0 = int(np.argmin(np.abs(zl - (zt - pedicle_height))))             # nearest layer to the pedicle's base
+    ped = body_layers[min(k0, len(body_layers) - 2):]
+    return R, o, ids_layers, loc, ped, ped[len(ped) // 2]
+
+
+def _joint_bands(points, outer, n2, m, order, frames, first_layer, n_layers):
+    """Height band of every facet joint between neighbours of the segment, in each vertebra's own frame:
+    ``{v: {"inferior": (z_lo, z_hi)} | {"superior": (z_lo, z_hi)}}`` (mm). The joint centre is midway between
+    the upper vertebra's inferior endplate surface and the lower one's superior surface, extended to the
+    front of the laminae
+    (where the joint lies), so that lordosis, which brings those planes together behind the bodies, moves
+    the joint with them; the band is the facet height about that centre. Each process reaches across the
+    whole band, so the two processes overlap over the height of the joint."""
+    wall = {}
+    for v in order:
+        R, o, _, loc, _, mid = _section(points, outer, n2, m, frames[v], first_layer[v], n_layers[v],
+                                        posterior_dimensions(v)["pedicle_height"])
+        y = loc[mid, 3 * m, 1] - posterior_dimensions(v)["canal_depth"]
+        wall[v] = (R, o, o + R @ [0.0, y, loc[0, 3 * m, 2]], o + R @ [0.0, y, loc[n_layers[v], 3 * m, 2]])
+    bands = {v: {} for v in order}
+    for up, lo in zip(order[:-1], order[1:]):
+        c = 0.5 * (wall[up][2] + wall[lo][3])                 # between the upper's bottom and the lower's top
+        half = 0.5 * _facet_height(f"{up}-{lo}")
+        for v, side in ((up, "inferior"), (lo, "superior")):
+            R, o = wall[v][:2]
+            zc = float((R.T @ (c - o))[2])
+            bands[v][side] = (zc - half, zc + half)
+    return bands
 
 
 _FACET_DISCS = ("T10-T11", "T11-T12", "T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
+
+
+def _layer_at_or_above(Z, z, default):
+    """The lowest node-layer height ``Z`` at or above ``z`` (``default`` when ``z`` is None)."""
+    return default if z is None else Z[Z >= z - 1e-9].min(initial=Z.max())
+
+
+def _layer_at_or_below(Z, z, default):
+    """The highest node-layer height ``Z`` at or below ``z`` (``default`` when ``z`` is None)."""
+    return default if z is None else Z[Z <= z + 1e-9].max(initial=Z.min())
+
+
+def _face(ids, Z, z_lo, z_hi):
+    """Meshed nodes of a joint face: node ids ``(rows, layers)`` whose layer height ``Z`` lies in the band."""
+    keep = (Z >= z_lo - 1e-9) & (Z <= z_hi + 1e-9)
+    nodes = ids[:, keep].ravel()
+    return nodes[nodes >= 0]
 
 
 def _spaced(a, b, n):
@@ -121,21 +190,14 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
     n0 = len(points)
     new_pts, new_cells, cell_level, arches, longit = [], [], [], {}, {}
     next_id = n0
+    bands = _joint_bands(points, outer, n2, m, order, frames, first_layer, n_layers)
     for v in order:
-        R, o = (np.asarray(a, float) for a in frames[v])
-        L = n_layers[v]
-        f0 = first_layer[v]
-        ids_layers = (f0 + np.arange(L + 1))[:, None] * n2 + outer[None, :]      # (L+1, 4m) node ids
-        loc = (points[ids_layers] - o) @ R                                       # (L+1, 4m, 3)
         pd = posterior_dimensions(v)
+        L = n_layers[v]
+        R, o, ids_layers, loc, ped, mid = _section(points, outer, n2, m, frames[v], first_layer[v], L,
+                                                   pd["pedicle_height"])   # pedicle: the upper body layers
         above, below = adjacent_discs(v)
-        # pedicle layers: body node layers 1..L-1, the upper pedicle_height of them
-        zt = loc[L - 1, 3 * m, 2]
         body_layers = np.arange(1, L)
-        zl = loc[body_layers, 3 * m, 2]
-        k0 = int(np.argmin(np.abs(zl - (zt - pd["pedicle_height"]))))   # nearest layer to the pedicle's base
-        ped = body_layers[min(k0, len(body_layers) - 2):]
-        mid = ped[len(ped) // 2]
         # pedicle columns on the posterior wall (right side: j from 3m up, x increasing)
         jr = np.arange(3 * m, 4 * m)
         xr = loc[mid, jr, 0]
@@ -153,7 +215,12 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         nr = cell_count(pd["canal_depth"], h, minimum=2)
         nl = cell_count(pd["lamina_thickness"], h)
         ns = cell_count(pd["spinous_length"], h)
-        ext_i, ext_s = _ext(below, dims), _ext(above, dims)
+        # processes: down to the bottom of the joint band below / up to the top of the band above (at least
+        # one cell); at a segment end, half the disc and half the facet height beyond the body
+        z_lo, z_hi = loc[1, 3 * m, 2], loc[L - 1, 3 * m, 2]
+        band_i = bands[v].get("inferior", (z_lo - _ext(below, dims), None))
+        band_s = bands[v].get("superior", (None, z_hi + _ext(above, dims)))
+        ext_i, ext_s = max(h, z_lo - band_i[0]), max(h, band_s[1] - z_hi)
         ni = cell_count(ext_i, h)
         nsap = cell_count(ext_s, h)
         A = 2 * n_tp + 2 * n_pl + n_c                                            # cell columns
@@ -227,11 +294,19 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
             med = lat = np.concatenate([pl, pr])
         mask[np.ix_(lat, prow, np.arange(ni + Lb, K))] = True                                   # superior art.
         mask[np.ix_(med, np.arange(nr, nr + nl), np.arange(ni))] = True                         # inferior art.
-        # notch for the inferior process of the vertebra above: no lamina in its columns within the reach of
-        # the superior processes (the inferior process sits between this superior process and the lamina)
-        notch = kb[Z[kb + 1] > Z[ni + Lb] - ext_s + 1e-9]
+        # joint faces free over the joint band: no lamina (nor the back of the pedicle) medial of the joint
+        # down to the bottom of the band (the inferior process of the vertebra above sits there, between this
+        # superior process and the lamina); no lamina lateral of the joint up to the top of the band below
+        # (the superior process of the vertebra below rises there beside this inferior process)
+        notch = kb[Z[kb + 1] > (band_s[0] if band_s[0] is not None else Z[ni + Lb] - ext_s) + 1e-9]
         if notch.size < Lb:
             mask[np.ix_(med, np.arange(nr, nr + nl), notch)] = False
+            if band_s[0] is not None:                           # the superior process's face, free down the band
+                mask[np.ix_(med, np.arange(nr - n_f, nr), notch)] = False
+        if band_i[1] is not None:
+            low = kb[Z[kb] < band_i[1] - 1e-9]
+            if low.size < Lb:
+                mask[np.ix_(lat, np.arange(nr, nr + nl), low)] = False
         # cells (VTK hex8: bottom quad anticlockwise seen from +z, then top)
         a, b, k = np.nonzero(mask)
         corners = [(0, 0), (0, 1), (1, 1), (1, 0)]
@@ -254,15 +329,22 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
                                                                                      "left": pl[0]}
         sap_face = dict(iap_face) if n_pl > 1 else {"right": pr[0], "left": pl[0] + 1}
         arches[v] = Arch(
-            iap={s: ids[c, nr:nr + nl + 1, :ni + 1].ravel() for s, c in iap_face.items()},
-            sap={s: ids[c, nr - n_f:nr + n_b + 1, kb1:].ravel() for s, c in sap_face.items()},
+            iap={s: _face(ids[c, nr:nr + nl + 1], Z, -np.inf, _layer_at_or_above(Z, band_i[1], Z[kb0]))
+                 for s, c in iap_face.items()},
+            sap={s: _face(ids[c, nr - n_f:nr + n_b + 1], Z, _layer_at_or_below(Z, band_s[0], Z[kb1]), np.inf)
+                 for s, c in sap_face.items()},
             lamina_top=ids[canal[0]:canal[-1] + 2, nr, kb1], lamina_bottom=ids[canal[0]:canal[-1] + 2, nr, kb0],
             spinous_top=ids[mid_col, nr + nl:, kb1], spinous_bottom=ids[mid_col, nr + nl:, ksp.min()],
             spinous_tip=(int(ids[mid_col, B, kb1]), int(ids[mid_col, B, ksp.min()])),
             transverse_top={"left": int(ids[0, nr, kped.max()]), "right": int(ids[A, nr, kped.max()])},
             transverse_bottom={"left": int(ids[0, nr, kped.min()]), "right": int(ids[A, nr, kped.min()])},
-            nodes=ids[fresh], cells=np.arange(0), joint_x=0.5 * (x_in + x_out))
-        if np.any(arches[v].iap["right"] < 0) or np.any(arches[v].sap["right"] < 0):
+            nodes=ids[fresh], cells=np.arange(0), joint_x=0.5 * (x_in + x_out),
+            bands={key: {s: [(int(ids[c, nr, k]), 2, lo - Z[k], hi - Z[k])]
+                             + ([(int(ids[c, nr, k]), 1, -0.5 * pd["lamina_thickness"], 0.0)] if key == "superior" else [])
+                         for s, c in faces.items()}
+                   for key, (lo, hi), k, faces in (("inferior", band_i, 0, iap_face), ("superior", band_s, K, sap_face))
+                   if None not in (lo, hi)})
+        if min(arches[v].iap["right"].size, arches[v].sap["right"].size) == 0:
             raise MeshError(f"posterior arch of {v}: articular process faces are not meshed (element size {h} mm "
                             "too coarse for the posterior elements)")
         # longitudinal ligaments on the body: outline nodes near the anterior / posterior midline

@@ -84,38 +84,38 @@ FACET_CARTILAGE = MappingProxyType({
                  "same abstract finds the initial gap of little influence on the range of motion)"),
 })
 
-#: Linear stiffness (N/mm) of each ligament across one level (all its springs together; the intertransverse
-#: ligament per side, the capsular ligament per joint), with the
-#: source: ``k = E A / L`` with the small-strain modulus E, area A and length L of BMC Musculoskelet
-#: Disord 2010, 11:151 Table 3 (PMC2913991); capsular: the first (toe) segment of the capsular ligament
-#: of J Healthc Eng 2021, 5542595 Table 2 (PMC8147546). Ligaments are tension-only and taut at zero
-#: strain (no slack); beyond a transition strain they stiffen (:data:`LIGAMENT_STIFFENING`).
-LIGAMENTS = MappingProxyType({
-    "ALL": (7.8 * 53.0 / 13.0, "PMC2913991 Table 3: E 7.8 MPa, A 53 mm^2, L 13 mm"),
-    "PLL": (10.0 * 16.0 / 11.0, "PMC2913991 Table 3: E 10 MPa, A 16 mm^2, L 11 mm"),
-    "LF": (15.0 * 67.0 / 19.0, "PMC2913991 Table 3: E 15 MPa, A 67 mm^2, L 19 mm"),
-    "ISL": (10.0 * 26.0 / 13.0, "PMC2913991 Table 3: E 10 MPa, A 26 mm^2, L 13 mm"),
-    "SSL": (8.0 * 23.0 / 11.0, "PMC2913991 Table 3: E 8 MPa, A 23 mm^2, L 11 mm"),
-    "ITL": (10.0 * 1.8 / 22.0, "PMC2913991 Table 3: E 10 MPa, A 1.8 mm^2, L 22 mm (per side)"),
-    "CL": (36.0, "PMC8147546 Table 2: capsular ligament, 36 N/mm below 25 % strain (per joint)"),
-})
-
-#: The stiffer second segment of the bilinear ligament laws of J Healthc Eng 2017, 9618940 Table 2, whose
-#: first moduli are those of :data:`LIGAMENTS` (ALL 7.8, PLL 10, LF 15, ISL 10, SSL 8, ITL 10 MPa): above
-#: the transition strain ``eps_t`` the modulus rises to ``E2``. With the area ``A`` and length ``L`` of
-#: :data:`LIGAMENTS` this adds ``k2 = (E2 - E1) A / L`` (N/mm) beyond the elongation ``eps_t L`` (mm):
-#: ``(k2, eps_t L, source)``. The capsular ligament keeps its single (toe) segment: its source gives no
-#: area and length for the second one.
-_BILINEAR = {  # E1, E2 (MPa), eps_t, A (mm^2), L (mm)
-    "ALL": (7.8, 20.0, 0.12, 53.0, 13.0), "PLL": (10.0, 20.0, 0.11, 16.0, 11.0),
-    "LF": (15.0, 19.5, 0.062, 67.0, 19.0), "ISL": (10.0, 11.6, 0.14, 26.0, 13.0),
-    "SSL": (8.0, 15.0, 0.20, 23.0, 11.0), "ITL": (10.0, 58.7, 0.18, 1.8, 22.0),
+#: Whole-ligament force-elongation laws across one level, tension only, taut at zero strain: the
+#: piecewise-linear (three-segment) laws of J Healthc Eng 2021, 5542595 Table 2 (PMC8147546, "property of
+#: seven ligaments of the lumbar spine", citing its reference 5): stiffness ``k1`` (N/mm) from zero strain,
+#: ``k2`` from the strain ``eps1``, ``k3`` from ``eps2``. The strains become elongations with the length
+#: ``L`` of each ligament of an L4-L5 model (Naserkhaki et al. 2018, as tabulated in Front Bioeng
+#: Biotechnol 2022, 9:799727 Table 2, PMC8766337). The source's interspinous row reads "0 < eps < 20: 1.4;
+#: 13.9 < eps < 20: 1.5": the first range ends where the second begins, at 13.9 %. Stiffness of the whole
+#: ligament, shared by its node pairs; the intertransverse ligament per side, the capsular ligament per
+#: joint.
+_LAWS = {  # k1, k2, k3 (N/mm), eps1, eps2, L (mm)
+    "ALL": (347.0, 787.0, 1864.0, 0.122, 0.203, 15.58),
+    "PLL": (29.5, 61.7, 236.0, 0.111, 0.23, 7.66),
+    "LF": (7.7, 9.6, 58.2, 0.059, 0.49, 15.89),
+    "ISL": (1.4, 1.5, 14.7, 0.139, 0.20, 8.85),
+    "SSL": (2.5, 5.3, 34.0, 0.20, 0.25, 27.49),
+    "ITL": (0.3, 1.8, 10.7, 0.182, 0.233, 18.69),
+    "CL": (36.0, 159.0, 384.0, 0.25, 0.30, 2.17),
 }
+_LAW_SOURCE = ("J Healthc Eng 2021, 5542595 Table 2 (PMC8147546): {k1:g} / {k2:g} / {k3:g} N/mm from 0 / {e1:g} / "
+               "{e2:g} % strain; L {L:g} mm (L4-L5, Naserkhaki et al. 2018 via PMC8766337 Table 2)")
+
+#: First-segment stiffness (N/mm) of each ligament: ``{name: (k1, source)}`` (see ``_LAWS``).
+LIGAMENTS = MappingProxyType({
+    name: (k1, _LAW_SOURCE.format(k1=k1, k2=k2, k3=k3, e1=100 * e1, e2=100 * e2, L=L))
+    for name, (k1, k2, k3, e1, e2, L) in _LAWS.items()})
+
+#: The stiffening of each law: ``{name: (((added stiffness N/mm, onset elongation mm), ...), source)}``:
+#: ``k2 - k1`` beyond ``eps1 L`` and ``k3 - k2`` beyond ``eps2 L`` (parallel springs on the same node pair,
+#: slack up to their onset).
 LIGAMENT_STIFFENING = MappingProxyType({
-    name: ((e2 - e1) * a / l, eps * l,
-           f"J Healthc Eng 2017, 9618940 Table 2: E {e1:g} -> {e2:g} MPa at {100 * eps:g} % strain; A {a:g} mm^2, "
-           f"L {l:g} mm of PMC2913991 Table 3")
-    for name, (e1, e2, eps, a, l) in _BILINEAR.items()})
+    name: (((k2 - k1, e1 * L), (k3 - k2, e2 * L)), LIGAMENTS[name][1])
+    for name, (k1, k2, k3, e1, e2, L) in _LAWS.items()})
 
 
 def posterior_dimensions(level):
@@ -124,12 +124,14 @@ def posterior_dimensions(level):
 
 
 def ligament_law(name, elongation):
-    """Axial force (N) of ligament ``name`` (a key of :data:`LIGAMENTS`) at ``elongation`` (mm, array-like):
-    the bilinear, tension-only law ``k1 d + k2 max(d - d_t, 0)`` for ``d > 0``, else 0."""
+    """Axial force (N) of the whole ligament ``name`` (a key of :data:`LIGAMENTS`) at ``elongation`` (mm,
+    array-like): the piecewise-linear, tension-only law ``k1 d + sum_i dk_i max(d - d_i, 0)`` for ``d > 0``
+    (:data:`LIGAMENT_STIFFENING`), else 0."""
     d = np.asarray(elongation, dtype=float)
-    k1 = LIGAMENTS[name][0]
-    k2, dt, _ = LIGAMENT_STIFFENING.get(name, (0.0, 0.0, ""))
-    return np.where(d > 0.0, k1 * d + k2 * np.clip(d - dt, 0.0, None), 0.0)
+    f = LIGAMENTS[name][0] * d
+    for dk, onset in LIGAMENT_STIFFENING.get(name, ((), ""))[0]:
+        f = f + dk * np.clip(d - onset, 0.0, None)
+    return np.where(d > 0.0, f, 0.0)
 
 
 def facet_dimensions(disc):

@@ -18,7 +18,7 @@ _VOIGT = ("xx", "yy", "zz", "xy", "yz", "xz")
 
 
 @njit(parallel=True, cache=True)
-def _gauss_fields(points, cells, u, C, mat, tables, form, eps_out, sig_out, wdet_out, fint_out):
+def gauss_fields(points, cells, u, C, mat, tables, form, eps_out, sig_out, wdet_out, fint_out):
     """Per cell and Gauss point: engineering strain (m, q, 6), stress (m, q, 6) MPa, the integration
     weight w_g det J_g (m, q) mm^3, and the element internal force vector ``fint_out (m, k, 3)`` N.
 
@@ -95,7 +95,7 @@ class Solution:
         sig = np.empty((m, q, 6))
         wdet = np.empty((m, q))
         fint = np.empty((m, k, 3))
-        _gauss_fields(np.ascontiguousarray(mesh.points), np.ascontiguousarray(mesh.cells, dtype=np.int64),
+        gauss_fields(np.ascontiguousarray(mesh.points), np.ascontiguousarray(mesh.cells, dtype=np.int64),
                       np.ascontiguousarray(self.displacement), model._C, model._material, element_tables(el),
                       model._form, eps, sig, wdet, fint)
         if not all(np.abs(a).max(initial=0.0) < _MAX_FIELD for a in (eps, sig, fint)):  # NaN fails too

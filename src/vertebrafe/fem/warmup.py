@@ -12,10 +12,10 @@ import time
 
 import numpy as np
 
-def _exercise(solver):
-    """Solve a small bar with every code path that calls a kernel: per-cell formulations (full, B-bar,
-    incompatible modes), a rigid plate, two materials, the Gauss-point fields, and with ``solver="amg"``
-    the AMG-CG kernels (material-aware AMG, 3x3 and 6x6 block smoothers on three AMG levels).
+def _bar():
+    """A small bar that reaches every code path that calls a kernel: per-cell formulations (full, B-bar,
+    incompatible modes), a rigid plate, two materials (material-aware AMG, 3x3 and 6x6 block smoothers
+    on three AMG levels when solved with ``"amg"``).
 
     The bar's nodes are moved off the grid (by up to 1 % of a cell) so that its cells, like those of an
     anatomical mesh, are not translates of one another: the fast path for meshes of identical cells
@@ -33,36 +33,78 @@ def _exercise(solver):
     model = Model(mesh, E=E, nu=np.full(m, 0.3), formulation=form)
     model.fix(mesh.node_sets["zmin"])
     model.rigid_plate(mesh.node_sets["zmax"]).load(force=(1.0, 0.0, -10.0), moment=(5.0, 0.0, 0.0))
-    sol = model.solve(solver=solver)
+    return model
+
+
+def _solve_bar(solver):
+    """Solve the bar with ``solver`` and compute its Gauss-point fields (the sparsity-pattern, assembly
+    and solver kernels, then the field kernels)."""
+    sol = _bar().solve(solver=solver)
     _ = sol.cell_stress
     return sol
 
 
-def warm_up(say=print, amg=True):
+def _fields_of(model):
+    """The Gauss-point field kernels, on a zero displacement of ``model`` (no assembly, no solve)."""
+    from .solution import Solution
+    return Solution(model, np.zeros((model.mesh.n_points, 3)), np.zeros((len(model.plates), 6)), {}).cell_stress
+
+
+def _helper(solver):
+    """Start ``_solve_bar(solver)`` in a second Python process (same numba cache); returns the process."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # holds vertebrafe/
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    return subprocess.Popen([sys.executable, "-c", f"from vertebrafe.fem.warmup import _solve_bar; _solve_bar({solver!r})"],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def warm_up(say=print, amg=True, parallel=None):
     """Compile or load the FE kernels; returns the seconds it took. ``amg``: also the kernels of AMG-CG
-    (:func:`~vertebrafe.fem.solvers.choose` tells whether a model solves with it); without them the bar is solved by the
-    direct solver.
+    (:func:`~vertebrafe.fem.solvers.choose` tells whether a model solves with it); without them the bar is
+    solved by the direct solver.
+
+    On an empty cache with ``parallel`` (default: more than one CPU) a second process compiles the
+    sparsity-pattern, assembly and solver kernels while this one compiles the Gauss-point field kernels
+    (about a third of the compile time); this process then loads what the other compiled.
 
     ``say(message)`` is called when numba starts compiling a kernel that is not in its cache (once) and
     when the warm-up is done after compiling; a warm cache stays silent. ``say=None`` is always silent.
     """
+    import os
+
     from numba.core import event
+
+    if parallel is None:
+        parallel = (os.cpu_count() or 1) > 1
 
     compiled = []
 
     class Notice(event.Listener):
         def on_start(self, ev):
-            if not compiled and say is not None:
-                say("compiling the numba kernels (once per install; later runs load them from numba's "
-                    "cache) ...")
+            if not compiled:
+                if say is not None:
+                    say("compiling the numba kernels (once per install; later runs load them from numba's "
+                        "cache) ...")
+                if parallel:
+                    helpers.append(_helper(solver))
             compiled.append(ev)
 
         def on_end(self, ev):
             pass
 
+    solver = "amg" if amg else "direct"
+    helpers = []
     t0 = time.perf_counter()
     with event.install_listener("numba:compile", Notice()):
-        _exercise("amg" if amg else "direct")
+        model = _bar()
+        _fields_of(model)
+        for helper in helpers:
+            helper.wait()
+        _solve_bar(solver)
     elapsed = time.perf_counter() - t0
     if compiled and say is not None:
         say(f"numba kernels compiled in {elapsed:.0f} s")

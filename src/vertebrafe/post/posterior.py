@@ -105,7 +105,7 @@ def level_moments(segment, solution, disc, center=None):
     nodes all lie in it). In equilibrium ``applied`` equals the sum of the others (the cells of the part
     itself exert no net moment)."""
     from ..fem.kernels import element_tables
-    from ..fem.solution import _gauss_fields
+    from ..fem.solution import gauss_fields
 
     mesh, model = segment.mesh, solution.model
     up, lo = disc.split("-")
@@ -131,7 +131,7 @@ def level_moments(segment, solution, disc, center=None):
     m, k = cells.shape
     nq = mesh.element.weights.size
     fint = np.empty((m, k, 3))
-    _gauss_fields(np.ascontiguousarray(mesh.points), cells, np.ascontiguousarray(solution.displacement),
+    gauss_fields(np.ascontiguousarray(mesh.points), cells, np.ascontiguousarray(solution.displacement),
                   model._C, np.ascontiguousarray(model._material[cross]), element_tables(mesh.element),
                   np.ascontiguousarray(model._form[cross]), np.empty((m, nq, 6)), np.empty((m, nq, 6)),
                   np.empty((m, nq)), fint)
