@@ -44,67 +44,31 @@ def _solve_bar(solver):
     return sol
 
 
-def _fields_of(model):
-    """The Gauss-point field kernels, on a zero displacement of ``model`` (no assembly, no solve)."""
-    from .solution import Solution
-    return Solution(model, np.zeros((model.mesh.n_points, 3)), np.zeros((len(model.plates), 6)), {}).cell_stress
-
-
-def _helper(solver):
-    """Start ``_solve_bar(solver)`` in a second Python process (same numba cache); returns the process."""
-    import os
-    import subprocess
-    import sys
-
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # holds vertebrafe/
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    return subprocess.Popen([sys.executable, "-c", f"from vertebrafe.fem.warmup import _solve_bar; _solve_bar({solver!r})"],
-                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def warm_up(say=print, amg=True, parallel=None):
+def warm_up(say=print, amg=True):
     """Compile or load the FE kernels; returns the seconds it took. ``amg``: also the kernels of AMG-CG
     (:func:`~vertebrafe.fem.solvers.choose` tells whether a model solves with it); without them the bar is
     solved by the direct solver.
 
-    On an empty cache with ``parallel`` (default: more than one CPU) a second process compiles the
-    sparsity-pattern, assembly and solver kernels while this one compiles the Gauss-point field kernels
-    (about a third of the compile time); this process then loads what the other compiled.
-
     ``say(message)`` is called when numba starts compiling a kernel that is not in its cache (once) and
     when the warm-up is done after compiling; a warm cache stays silent. ``say=None`` is always silent.
     """
-    import os
-
     from numba.core import event
-
-    if parallel is None:
-        parallel = (os.cpu_count() or 1) > 1
 
     compiled = []
 
     class Notice(event.Listener):
         def on_start(self, ev):
-            if not compiled:
-                if say is not None:
-                    say("compiling the numba kernels (once per install; later runs load them from numba's "
-                        "cache) ...")
-                if parallel:
-                    helpers.append(_helper(solver))
+            if not compiled and say is not None:
+                say("compiling the numba kernels (once per install; later runs load them from numba's "
+                    "cache) ...")
             compiled.append(ev)
 
         def on_end(self, ev):
             pass
 
-    solver = "amg" if amg else "direct"
-    helpers = []
     t0 = time.perf_counter()
     with event.install_listener("numba:compile", Notice()):
-        model = _bar()
-        _fields_of(model)
-        for helper in helpers:
-            helper.wait()
-        _solve_bar(solver)
+        _solve_bar("amg" if amg else "direct")
     elapsed = time.perf_counter() - t0
     if compiled and say is not None:
         say(f"numba kernels compiled in {elapsed:.0f} s")
