@@ -104,9 +104,10 @@ def test_setup_is_rebuilt_when_the_constraints_change():
     assert np.allclose(changed.displacement[mesh.node_sets["xmin"], 0], 0.0)
 
 
-def test_cholmod_and_superlu_agree():
+def test_cholmod_and_superlu_agree(monkeypatch):
     if not solvers.cholmod_available():
         pytest.skip("scikit-sparse (CHOLMOD) not installed")
+    monkeypatch.setattr(solvers, "pardiso_available", lambda: False)     # CHOLMOD where MKL is missing
     mesh = vf.box((10.0, 10.0, 10.0), (12, 12, 12))              # 6 591 unknowns: CHOLMOD
     model = vf.Model(mesh, E=np.where(mesh.cell_centers()[:, 2] < 5.0, 100.0, 3000.0), nu=0.45)
     model.fix(mesh.node_sets["zmin"])

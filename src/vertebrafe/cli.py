@@ -66,8 +66,8 @@ def _run_info(args: argparse.Namespace) -> int:
             version = "not installed"
         print(f"{name:<10} {version}")
     from .fem import solvers
-    cholesky = ("CHOLMOD (scikit-sparse)" if solvers.cholmod_available() else
-                "PARDISO (pypardiso, MKL)" if solvers.pardiso_available() else
+    cholesky = ("PARDISO (pypardiso, MKL)" if solvers.pardiso_available() else
+                "CHOLMOD (scikit-sparse)" if solvers.cholmod_available() else
                 f"none: SuperLU up to {solvers.SUPERLU_MAX_DOFS} unknowns, AMG-CG above")
     print(f"{'direct':<10} {cholesky}")
     return 0

@@ -1,6 +1,6 @@
-"""Sparse direct back-ends of ``solvers.factorize``: PARDISO (MKL, the plain install) agrees with SuperLU
-and CHOLMOD, solves several right-hand sides at once, and hands a matrix that is not positive definite to
-SuperLU, as CHOLMOD does."""
+"""Sparse direct back-ends of ``solvers.factorize``: PARDISO (MKL, the plain install) comes first, agrees
+with SuperLU and CHOLMOD, solves several right-hand sides at once, and hands a matrix that is not positive
+definite to SuperLU, as CHOLMOD does."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -22,13 +22,9 @@ def system():
     return model, K.tocsc(), rhs
 
 
-@pytest.fixture
-def no_cholmod(monkeypatch):
-    monkeypatch.setattr(solvers, "cholmod_available", lambda: False)
-
-
-def test_pardiso_is_the_cholesky_without_cholmod(system, no_cholmod):
+def test_pardiso_is_the_cholesky_even_with_cholmod(system, monkeypatch):
     model, K, rhs = system
+    monkeypatch.setattr(solvers, "cholmod_available", lambda: True)     # PARDISO first either way
     solve, name = solvers.factorize(K)
     assert name == "Cholesky (PARDISO)"
     assert solvers.direct_max_dofs() == solvers.DIRECT_MAX_DOFS
@@ -44,7 +40,7 @@ def test_pardiso_is_the_cholesky_without_cholmod(system, no_cholmod):
     assert np.abs(x - exact[:, 2]).max() <= 1e-9 * np.abs(exact[:, 2]).max()
 
 
-def test_model_solve_with_pardiso_equals_superlu_and_cholmod(system, no_cholmod, monkeypatch):
+def test_model_solve_with_pardiso_equals_superlu_and_cholmod(system, monkeypatch):
     model = system[0]
     pardiso = model.solve(solver="direct", rtol=1e-10)
     assert pardiso.info["factorization"] == "Cholesky (PARDISO)"
@@ -56,12 +52,13 @@ def test_model_solve_with_pardiso_equals_superlu_and_cholmod(system, no_cholmod,
     np.testing.assert_allclose(pardiso.displacement, lu.displacement, rtol=0, atol=1e-9 * scale)
     monkeypatch.undo()
     if solvers.cholmod_available():
+        monkeypatch.setattr(solvers, "pardiso_available", lambda: False)   # CHOLMOD where MKL is missing
         chol = model.solve(solver="direct", rtol=1e-10)
         assert chol.info["factorization"] == "Cholesky (CHOLMOD)"
         np.testing.assert_allclose(pardiso.displacement, chol.displacement, rtol=0, atol=1e-9 * scale)
 
 
-def test_not_positive_definite_goes_to_superlu(no_cholmod):
+def test_not_positive_definite_goes_to_superlu():
     """A symmetric indefinite matrix (1-D Laplacian shifted below its smallest eigenvalue): PARDISO's
     Cholesky stops on a non-positive pivot and SuperLU solves it."""
     n = 3000

@@ -1,9 +1,9 @@
 """Linear solvers for the assembled system and the rigid-body (under-constraint) check.
 
 - ``"direct"``: sparse Cholesky factorisation of systems with more than :data:`CHOLESKY_MIN_DOFS`
-  unknowns: CHOLMOD (scikit-sparse, the ``direct`` extra: supernodal, METIS ordering) when it is
-  installed, else Intel MKL PARDISO (pypardiso, a dependency on x86-64 Linux and Windows: METIS
-  ordering); sparse LU (SciPy SuperLU) for smaller systems or when neither is there; exact up to
+  unknowns: Intel MKL PARDISO (pypardiso, a dependency on x86-64 Linux and Windows: METIS ordering)
+  when it loads, else CHOLMOD (scikit-sparse, the ``direct`` extra: supernodal, METIS ordering) when it
+  is installed; sparse LU (SciPy SuperLU) for smaller systems or when neither is there; exact up to
   round-off.
 - ``"amg"``: conjugate gradients preconditioned by smoothed-aggregation AMG (pyamg) on the 3x3 block
   matrix, with the six rigid-body modes as near-nullspace.
@@ -239,13 +239,21 @@ def factorize(K):
     """A direct factorisation of the symmetric positive-definite ``K`` (scipy sparse): returns
     ``(solve, name)`` with ``solve(b) -> x`` for ``b (N,)`` or ``(N, k)``.
 
-    For more than :data:`CHOLESKY_MIN_DOFS` unknowns: CHOLMOD (supernodal Cholesky, METIS ordering) when
-    scikit-sparse is installed, else PARDISO (:class:`PardisoCholesky`) when MKL is; their dense kernels
-    use the BLAS threads in force (both cores outside study workers). SuperLU otherwise, and if the
-    Cholesky factorisation finds ``K`` not positive definite.
+    For more than :data:`CHOLESKY_MIN_DOFS` unknowns: PARDISO (:class:`PardisoCholesky`) when MKL is
+    there, else CHOLMOD (supernodal Cholesky, METIS ordering) when scikit-sparse is installed. PARDISO
+    comes first because it factorised the segment models in less than half of CHOLMOD's CPU time, with
+    results equal to round-off (benchmarks/README.md, "Sparse direct solver of the plain install"). Their
+    dense kernels use the BLAS threads in force (both cores outside study workers). SuperLU otherwise,
+    and if the Cholesky factorisation finds ``K`` not positive definite.
     """
     A = K.tocsc()
-    if A.shape[0] > CHOLESKY_MIN_DOFS and cholmod_available():
+    if A.shape[0] > CHOLESKY_MIN_DOFS and pardiso_available():
+        from pypardiso.pardiso_wrapper import PyPardisoError
+        try:
+            return PardisoCholesky(A), "Cholesky (PARDISO)"
+        except PyPardisoError:
+            pass
+    elif A.shape[0] > CHOLESKY_MIN_DOFS and cholmod_available():
         from sksparse.cholmod import CholmodNotPositiveDefiniteError, analyze
         try:
             try:
@@ -255,12 +263,6 @@ def factorize(K):
             factor.cholesky_inplace(A)
             return factor.solve_A, "Cholesky (CHOLMOD)"
         except CholmodNotPositiveDefiniteError:
-            pass
-    elif A.shape[0] > CHOLESKY_MIN_DOFS and pardiso_available():
-        from pypardiso.pardiso_wrapper import PyPardisoError
-        try:
-            return PardisoCholesky(A), "Cholesky (PARDISO)"
-        except PyPardisoError:
             pass
     lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
     return lu.solve, "LU (SuperLU)"
