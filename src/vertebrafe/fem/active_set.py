@@ -151,7 +151,7 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
     for i, s in enumerate(sets):
         s.active = active[bounds[i]:bounds[i + 1]].copy()
     if method == "direct":
-        info.update(factorization=low.backend, spring_columns=low.Z.shape[1])
+        info.update(factorization=low.backend, spring_columns=low.W.shape[1])
     info.update(residual=residual, active_set_iterations=len(changes), active_set_changes=changes,
                 springs_active={s.name: int(s.active.sum()) for s in sets},
                 active_set_time=time.perf_counter() - t0)
@@ -161,38 +161,75 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
 class LowRank:
     """A factorised reference ``A0 = K + Gf^T diag(d0) Gf`` that solves ``(K + Gf^T diag(d) Gf) x = b`` for
     any spring stiffnesses ``d (ks,)`` exactly, by the Woodbury identity on the springs ``c`` where
-    ``d != d0``: ``x = y - Z_c (diag(1 / (d - d0)_c) + Gf_c Z_c)^-1 Gf_c y`` with ``y = A0^-1 b`` and
-    ``Z_c = A0^-1 Gf_c^T``. A column of ``Z`` is computed the first time its spring differs from the
-    reference and kept (also for later loads), so an active-set step costs one solve with the factor and a
-    small dense system; at most :data:`LOW_RANK_BYTES` of columns.
+    ``d != d0``: ``x = A0^-1 (b - Gf_c^T w)`` with ``(diag(1 / (d - d0)_c) + S_cc) w = Gf_c A0^-1 b`` and
+    ``S = Gf A0^-1 Gf^T``.
+
+    A spring's column is computed the first time it differs from the reference and kept (also for later
+    loads), so an active-set step costs one solve with the factor and a small dense system. With a factor
+    that applies its halves (:class:`~vertebrafe.fem.solvers.PardisoCholesky`: ``A0 = P^T L L^T P``) the
+    column is ``W_j = L^-1 P g_j``, half a solve, and sparse (nonzero only where ``g_j``'s unknowns reach in
+    the elimination tree: about 5 % of the rows on a segment), so ``S = W^T W`` and a step is
+    ``x = P^T L^-T (y - W_c w)`` with ``y = L^-1 P b``; otherwise the column is ``Z_j = A0^-1 g_j`` (dense).
+    At most :data:`LOW_RANK_BYTES` of columns.
     """
 
     def __init__(self, K, Gf, d0):
         t0 = time.perf_counter()
         self.Gf, self.d0 = Gf, d0
         self._solve, self.backend = solvers.factorize(K + Gf.T @ sp.diags(d0) @ Gf)
-        self.column = np.full(d0.size, -1)                 # column of Z of each spring, -1: none yet
-        self.Z = np.zeros((K.shape[0], 0))
-        self.max_columns = max(1, LOW_RANK_BYTES // (8 * K.shape[0]))
+        self._halves = hasattr(self._solve, "forward")
+        self.column = np.full(d0.size, -1)                 # column of each spring, -1: none yet
+        self.springs = np.zeros(0, np.int64)               # the spring of each column
+        self.W = sp.csc_matrix((K.shape[0], 0)) if self._halves else np.zeros((K.shape[0], 0))
+        self.S = np.zeros((0, 0))                          # Gf A0^-1 Gf^T between the springs with columns
         self.factor_time = time.perf_counter() - t0
+
+    @property
+    def nbytes(self):
+        """Memory of the kept columns (bytes)."""
+        return self.W.data.nbytes + self.W.indices.nbytes if self._halves else self.W.nbytes
+
+    def _add_columns(self, missing):
+        """Columns of the springs ``missing``, in one block of right-hand sides (the BLAS threads in force,
+        both cores), and their rows and columns of ``S``; False if they would exceed :data:`LOW_RANK_BYTES`."""
+        rhs = self.Gf[missing].T.toarray()
+        if self._halves:
+            new = sp.csc_matrix(self._solve.forward(rhs))
+            if self.nbytes + new.data.nbytes + new.indices.nbytes > LOW_RANK_BYTES:
+                return False
+            cross = (self.W.T @ new).toarray()
+            own = (new.T @ new).toarray()
+            self.W = sp.hstack([self.W, new], format="csc")
+        else:
+            if self.nbytes + rhs.nbytes > LOW_RANK_BYTES:
+                return False
+            new = self._solve(rhs)
+            cross = self.Gf[self.springs] @ new
+            own = self.Gf[missing] @ new
+            self.W = np.hstack([self.W, new])
+        self.S = np.block([[self.S, cross], [cross.T, 0.5 * (own + own.T)]])
+        self.column[missing] = self.springs.size + np.arange(missing.size)
+        self.springs = np.concatenate([self.springs, missing])
+        return True
 
     def solve(self, d, b):
         """``x (N,)``, or None when the springs that differ from the reference need more columns than
         fit in :data:`LOW_RANK_BYTES`."""
         c = np.flatnonzero(d != self.d0)
         missing = c[self.column[c] < 0]
-        if self.Z.shape[1] + missing.size > self.max_columns:
+        if missing.size and not self._add_columns(missing):
             return None
-        if missing.size:           # a block of right-hand sides: the BLAS threads in force (both cores)
-            self.column[missing] = self.Z.shape[1] + np.arange(missing.size)
-            self.Z = np.hstack([self.Z, self._solve(self.Gf[missing].T.toarray())])
         with threadpool_limits(limits=1, user_api="blas"):      # single vectors: see solvers.Prepared.solve
-            y = self._solve(b)
-            if c.size == 0:
-                return y
-            Zc, Gc = self.Z[:, self.column[c]], self.Gf[c]
-            capacitance = np.diag(1.0 / (d[c] - self.d0[c])) + Gc @ Zc
-            return y - Zc @ np.linalg.solve(capacitance, Gc @ y)
+            y = self._solve.forward(b) if self._halves else self._solve(b)
+            if c.size:
+                j = self.column[c]
+                Wc = self.W[:, j]
+                capacitance = np.diag(1.0 / (d[c] - self.d0[c])) + self.S[np.ix_(j, j)]
+                w = np.linalg.solve(capacitance, Wc.T @ y if self._halves else self.Gf[c] @ y)
+                if not self._halves:
+                    return y - Wc @ w
+                y = y - Wc @ w
+            return self._solve.backward(y) if self._halves else y
 
 
 def _direct_step(low, K, Gf, d, b, rtol):
