@@ -235,9 +235,10 @@ def choose(method, n, direct_max=None):
     return method
 
 
-def factorize(K):
+def factorize(K, selected=None):
     """A direct factorisation of the symmetric positive-definite ``K`` (scipy sparse): returns
-    ``(solve, name)`` with ``solve(b) -> x`` for ``b (N,)`` or ``(N, k)``.
+    ``(solve, name)`` with ``solve(b) -> x`` for ``b (N,)`` or ``(N, k)``. ``selected``: unknowns (indices)
+    on which PARDISO prepares partial solves (:meth:`PardisoCholesky.partial`).
 
     For more than :data:`CHOLESKY_MIN_DOFS` unknowns: PARDISO (:class:`PardisoCholesky`) when MKL is
     there, else CHOLMOD (supernodal Cholesky, METIS ordering) when scikit-sparse is installed. PARDISO
@@ -250,7 +251,7 @@ def factorize(K):
     if A.shape[0] > CHOLESKY_MIN_DOFS and pardiso_available():
         from pypardiso.pardiso_wrapper import PyPardisoError
         try:
-            return PardisoCholesky(A), "Cholesky (PARDISO)"
+            return PardisoCholesky(A, selected), "Cholesky (PARDISO)"
         except PyPardisoError:
             pass
     elif A.shape[0] > CHOLESKY_MIN_DOFS and cholmod_available():
@@ -269,15 +270,17 @@ def factorize(K):
 
 
 class PardisoCholesky:
-    """Intel MKL PARDISO Cholesky factorisation ``A = P^T L L^T P`` of the symmetric positive-definite ``A``
-    (scipy sparse) with :data:`PARDISO_IPARM`; calling it with ``b (N,)`` or ``(N, k)`` solves ``A x = b``,
-    :meth:`forward` and :meth:`backward` apply the two halves. MKL is called directly (pypardiso loads it and
+    """Intel MKL PARDISO Cholesky factorisation of the symmetric positive-definite ``A`` (scipy sparse) with
+    :data:`PARDISO_IPARM`; calling it with ``b (N,)`` or ``(N, k)`` solves ``A x = b``. With ``selected``
+    (indices of unknowns; attribute ``selection``) :meth:`partial` solves for right-hand sides that are
+    zero elsewhere and returns the solution on ``selected`` only, at a fraction of the cost (only the
+    elimination-tree paths of those unknowns are visited). MKL is called directly (pypardiso loads it and
     keeps the handle) with the index arrays converted once, not at every solve. MKL's memory of the factor
     is released with the object. Raises pypardiso's ``PyPardisoError`` if ``A`` is not positive definite
     (PARDISO's zero-pivot error).
     """
 
-    def __init__(self, A):
+    def __init__(self, A, selected=None):
         import pypardiso
         upper = sp.triu(A, format="csr")                  # PARDISO reads the upper triangle, rows sorted
         upper.sort_indices()
@@ -287,11 +290,18 @@ class PardisoCholesky:
         self._pardiso = pypardiso.PyPardisoSolver(mtype=2)        # real symmetric positive definite
         for i, value in PARDISO_IPARM.items():
             self._pardiso.set_iparm(i, value)
+        self.selection = None
+        if selected is not None and len(selected):
+            self.selection = np.asarray(selected)
+            self._pardiso.perm = np.zeros(A.shape[0], np.int32)     # iparm 31: the analysis must know them
+            self._pardiso.perm[self.selection] = 1
+            self._pardiso.set_iparm(31, 1)
         try:
             self._call(12, np.zeros(A.shape[0]))                  # analysis and factorisation
         except Exception:
             self._release()
             raise
+        self._pardiso.set_iparm(31, 0)                            # ordinary solves by default
 
     def _call(self, phase, b):
         import ctypes
@@ -316,13 +326,14 @@ class PardisoCholesky:
     def __call__(self, b):
         return self._call(33, b)
 
-    def forward(self, b):
-        """``L^-1 P b`` for ``b (N,)`` or ``(N, k)``: ``(forward(B))^T forward(C) = B^T A^-1 C``."""
-        return self._call(331, b)
-
-    def backward(self, y):
-        """``P^T L^-T y``: ``backward(forward(b)) = A^-1 b``."""
-        return self._call(333, y)
+    def partial(self, b):
+        """``A^-1 b`` on the ``selected`` unknowns (other rows: undefined) for ``b (N,)`` or ``(N, k)`` that is
+        zero outside them."""
+        self._pardiso.set_iparm(31, 1)
+        try:
+            return self._call(33, b)
+        finally:
+            self._pardiso.set_iparm(31, 0)
 
     def _release(self):
         if getattr(self, "_pardiso", None) is not None:
