@@ -29,11 +29,11 @@ relaxed-standing, standing-flexed and lifting presets (Wilke 1999: 0.5, 1.1 and 
 stiffness and strengths of an osteoporotic L1 (vBMD 60, 70, 80) alone between rigid plates (yield-volume
 strength against 2-4 kN; force at 0.2 % apparent strain; force at 0.2 mm, the VerSe19 "R.Force"
 definition); target 7, factor of risk of that L1 for standing and lifting (preset compression /
-strength), and in situ in T12-L2 (vBMD 70) under the same presets.
+strength), and the in-situ overload index of L1 in T12-L2 (vBMD 70) under the same presets.
 
 Clinical check (``--clinical``): T12-L2 (vBMD 70) intact, with a grade-2 wedge fracture of L1, and the
 fracture treated by vertebroplasty and by kyphoplasty, under a 500 N follower load: added kyphosis,
-upper-body load, L1 apparent strain, segment stiffness, nucleus pressures, L1 factor of risk, and the
+upper-body load, L1 apparent strain, segment stiffness, nucleus pressures, L1 in-situ overload index, and the
 adjacent vertebrae's mean von Mises stress after VP relative to the untreated fracture.
 """
 from __future__ import annotations
@@ -154,7 +154,7 @@ def validation(h, solver):
         out[f"target7/T12-L2/{name}"] = {"overload_index_apparent": fa, "overload_index_yield": fy,
                                          "strength_apparent": r.value("strength_apparent", "L1", "vertebra"),
                                          "strength_yield": r.value("strength_yield", "L1", "vertebra")}
-        print(f"target 7 in situ: T12-L2 vBMD 70, {name}: L1 factor of risk {fa:.3f} (0.2 %) / {fy:.3f} (yield-volume); "
+        print(f"target 7 in situ: T12-L2 vBMD 70, {name}: L1 overload index {fa:.3f} (0.2 %) / {fy:.3f} (yield-volume); "
               f"in-situ strengths {out[f'target7/T12-L2/{name}']['strength_apparent']:.0f} / "
               f"{out[f'target7/T12-L2/{name}']['strength_yield']:.0f} N", flush=True)
     return out
@@ -170,7 +170,7 @@ def clinical(h, solver, bmd=70.0, fibres=False):
     load = loads.Load(compression=500.0, follower=True)
     print(f"\nclinical check: T12-L2, vBMD {bmd:g}, {h:g} mm, 500 N follower{', annulus fibres' if fibres else ''}")
     print("| case | added kyphosis (deg) | `upper_body(70 kg)` at T12 (N) | L1 apparent strain "
-          "| segment stiffness (N/mm) | nucleus pressure T12-L1 / L1-L2 (MPa) | factor of risk L1, yield-volume |")
+          "| segment stiffness (N/mm) | nucleus pressure T12-L1 / L1-L2 (MPa) | overload index L1, yield-volume |")
     print("|---|---|---|---|---|---|---|")
     out, results = {}, {}
     for name, s in cases.items():
