@@ -267,8 +267,8 @@ class LowRank:
             if self.S.nbytes + 8 * self.S.shape[0] * missing.size > LOW_RANK_BYTES:
                 return None
             solve = self._solve.partial if getattr(self._solve, "selection", None) is not None else self._solve
-            new = [self.Gf @ solve(self.Gf[part].T.toarray())            # at most 256 right-hand sides at a time
-                   for part in np.array_split(missing, -(-missing.size // 256))]
+            new = [self.Gf @ solve(self.Gf[part].T.toarray())            # at most 64 right-hand sides at a time
+                   for part in np.array_split(missing, -(-missing.size // 64))]
             self.column[missing] = self.S.shape[1] + np.arange(missing.size)
             self.S = np.hstack([self.S] + new)
         return self.S[:, self.column[c]]
