@@ -13,7 +13,8 @@ H = 6.0      # coarse cells keep these tests quick
 
 @pytest.fixture(scope="module")
 def seg():
-    return vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=True, posterior=False)
+    """The disc with linear fibres (the law whose stiffness per spring is ``E_f phi V / L^2``)."""
+    return vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=dict(law="linear"), posterior=False)
 
 
 def test_fibre_angles_moduli_and_volume(seg):
@@ -178,10 +179,10 @@ def test_calibration_annulus_matrix_meets_the_measured_axial_tensile_modulus():
     from vertebrafe.anatomy.fibres import tensile_modulus
     from vertebrafe.materials import MATERIALS
 
-    spec = AnnulusFibres()
-    for ring in (1.0, 0.0):
-        assert abs(tensile_modulus(spec, MATERIALS["annulus_matrix"], ring, "axial") - 0.8) <= 0.9
-    assert tensile_modulus(spec, MATERIALS["annulus_ground"], 1.0, "axial") - 0.8 > 3 * 0.9
+    for spec in (AnnulusFibres(law="linear"), AnnulusFibres()):
+        for ring in (1.0, 0.0):
+            assert abs(tensile_modulus(spec, MATERIALS["annulus_matrix"], ring, "axial") - 0.8) <= 0.9
+        assert tensile_modulus(spec, MATERIALS["annulus_ground"], 1.0, "axial") - 0.8 > 3 * 0.9
 
 
 def test_tissue_tensile_moduli_of_the_fibre_reinforced_annulus():
@@ -192,7 +193,7 @@ def test_tissue_tensile_moduli_of_the_fibre_reinforced_annulus():
     from vertebrafe.anatomy.fibres import lamina_stiffness, tensile_modulus
     from vertebrafe.materials import MATERIALS
 
-    spec = AnnulusFibres()
+    spec = AnnulusFibres(law="linear")
     matrix = MATERIALS["annulus_matrix"]
     for ring, (mean, sd) in ((1.0, (17.4, 14.3)), (0.0, (5.6, 4.7))):
         assert abs(tensile_modulus(spec, matrix, ring, "circumferential") - mean) <= sd
@@ -205,9 +206,9 @@ def test_tissue_tensile_moduli_of_the_fibre_reinforced_annulus():
     assert extra[0] == pytest.approx(spec.modulus_outer * spec.volume_fraction * np.cos(t) ** 4 * 1e-3, rel=1e-12)
     with pytest.raises(InputError, match="direction"):
         tensile_modulus(spec, matrix, 1.0, "radial")
-    # the toe region of the exponential law (O'Connell 2012, not fitted to these data) keeps the
+    # the toe region of the exponential law (O'Connell 2012, not fitted to these data; the default) keeps the
     # small-strain circumferential moduli inside the same bands (8.5 and 2.5 MPa)
-    toe = AnnulusFibres(law="exponential")
+    toe = AnnulusFibres()
     for ring, (mean, sd) in ((1.0, (17.4, 14.3)), (0.0, (5.6, 4.7))):
         assert abs(tensile_modulus(toe, matrix, ring, "circumferential") - mean) <= sd
     assert tensile_modulus(toe, matrix, 1.0, "circumferential") < tensile_modulus(spec, matrix, 1.0, "circumferential")
@@ -234,7 +235,7 @@ def test_exponential_fibre_law_interpolates_the_published_law():
     assert fibre_stress(spec, e[-1] + 0.01) == pytest.approx(exact[-1] + 0.01 * slope_end, rel=1e-12)
     assert np.all(fibre_stress(spec, [-0.05, 0.0]) == 0.0)
     # the linear law is E_f phi / 2 eps per family
-    lin = AnnulusFibres()
+    lin = AnnulusFibres(law="linear")
     assert fibre_stress(lin, 0.03, ring=1.0) == pytest.approx(0.5 * lin.volume_fraction * lin.modulus_outer * 0.03)
     with pytest.raises(InputError, match="law"):
         AnnulusFibres(law="cubic")
@@ -270,7 +271,7 @@ def test_toe_region_softens_small_torsion_of_the_disc(seg):
     and both stay far stiffer than the fibre-free annulus matrix alone."""
     load = Load(axial_rotation=1.0)
     lin = simulate(seg, load).value("rotation_axial")
-    exp_seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=dict(law="exponential"), posterior=False)
+    exp_seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=True, posterior=False)
     r = simulate(exp_seg, load)
     assert r.value("rotation_axial") > 1.3 * lin
     assert r.info["active_set_iterations"] <= 12
