@@ -4,6 +4,7 @@ docs/validation.md, "Posterior column"), and the mesh dependence of the L4-L5 po
     python benchmarks/validation_posterior.py facets                  # T12-L2, 3 mm, 5 loads
     python benchmarks/validation_posterior.py convergence --sizes 4,3,2   # L4-L5, 5 loads, change per metric
     python benchmarks/validation_posterior.py intact --element-size 3 --moment 7.5   # L4-L5, fibre disc
+    python benchmarks/validation_posterior.py intact --fibre-law linear [--disc-only]  # the former linear fibres
 """
 import argparse
 import json
@@ -79,23 +80,30 @@ def convergence(sizes, solver="auto", names=None):
                           f"{'< 3 %' if ch < 0.03 else '>= 3 %'}")
 
 
-def intact(h, moment):
+def intact(h, moment, fibre_law="exponential", posterior=True):
     """L4-L5 with the fibre-reinforced disc (fibres, ``annulus_matrix``, solid nucleus) and posterior elements:
     rotation across the disc, facet and ligament forces under pure moments, and relaxed standing; the moment
     (N m, about the disc centre, along the main axis of the applied moment) that the disc, each facet joint
     and each ligament carry (``M_*_Nm``, ``post.posterior.level_moments``) and their balance error."""
     t, c = time.perf_counter(), time.process_time()
-    s = segment("L4-L5", element_size=h, posterior=True, fibres=True, materials=MaterialSet(bmd=120.0,
-                                                                                          annulus="annulus_matrix"))
+    s = segment("L4-L5", element_size=h, posterior=posterior, fibres=dict(law=fibre_law),
+                materials=MaterialSet(bmd=120.0, annulus="annulus_matrix"))
     loads = [Load(compression=0.0, **{m: moment}, name=m) for m in ("flexion", "extension", "lateral_bending",
-                                                                     "axial_rotation")] + ["relaxed_standing"]
+                                                                     "axial_rotation")] + ["relaxed_standing",
+                                                                                           "standing_flexed"]
     for r in simulate(s, loads, factor_of_risk=False):
-        row = {k: r.value(metric, "L4-L5", region) for k, metric, region in (
-            ("rotation_flexion", "rotation_flexion", "disc"), ("rotation_lateral_bending", "rotation_lateral_bending", "disc"),
-            ("rotation_axial", "rotation_axial", "disc"), ("facet_left", "facet_force", "facet_left"),
-            ("facet_right", "facet_force", "facet_right"), ("load_share", "load_share", "posterior"))}
-        row.update({lig: r.value("ligament_force", "L4-L5", lig) for lig in ("ALL", "PLL", "LF", "ISL", "SSL", "ITL", "CL")})
+        row = {k: r.value(metric, "L4-L5", "disc") for k, metric in (
+            ("rotation_flexion", "rotation_flexion"), ("rotation_lateral_bending", "rotation_lateral_bending"),
+            ("rotation_axial", "rotation_axial"))}
+        row["pressure"] = r.value("pressure", "L4-L5", "nucleus")
         row["steps"] = r.info.get("active_set_iterations")
+        if not posterior:
+            print(r.load.name, json.dumps(row), flush=True)
+            continue
+        row.update({k: r.value(metric, "L4-L5", region) for k, metric, region in (
+            ("facet_left", "facet_force", "facet_left"), ("facet_right", "facet_force", "facet_right"),
+            ("load_share", "load_share", "posterior"))})
+        row.update({lig: r.value("ligament_force", "L4-L5", lig) for lig in ("ALL", "PLL", "LF", "ISL", "SSL", "ITL", "CL")})
         M = level_moments(s, r.solution, "L4-L5")             # N mm about the disc centre, disc frame
         applied = M.pop("applied")
         i = int(np.argmax(np.abs(applied)))
@@ -111,6 +119,8 @@ if __name__ == "__main__":
     ap.add_argument("check", choices=("facets", "convergence", "intact"))
     ap.add_argument("--element-size", type=float, default=3.0, help="facets, intact: element size (mm)")
     ap.add_argument("--moment", type=float, default=7.5, help="intact: pure moment (N m)")
+    ap.add_argument("--fibre-law", default="exponential", help="intact: annulus fibre law (exponential, the default; linear)")
+    ap.add_argument("--disc-only", action="store_true", help="intact: the same disc without posterior elements")
     ap.add_argument("--sizes", default="4,3,2", help="convergence: element sizes (mm), coarse to fine")
     ap.add_argument("--solver", default="auto", help="convergence: linear solver (auto, direct, amg)")
     ap.add_argument("--loads", default="", help="convergence: some of EXT,AR,FLEX,LB,STAND, in this order")
@@ -118,6 +128,6 @@ if __name__ == "__main__":
     if a.check == "facets":
         facets(a.element_size)
     elif a.check == "intact":
-        intact(a.element_size, a.moment)
+        intact(a.element_size, a.moment, a.fibre_law, not a.disc_only)
     else:
         convergence([float(x) for x in a.sizes.split(",")], a.solver, [n for n in a.loads.split(",") if n])

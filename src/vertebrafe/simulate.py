@@ -380,8 +380,8 @@ class Result:
         for springs in self.solution.model.springs:
             if getattr(springs, "host_cells", None) is not None:      # embedded fibres: largest stress per cell
                 stress = np.zeros(self.segment.mesh.n_cells)
-                np.maximum.at(stress, springs.host_cells,
-                              self.solution.spring_forces(springs.name) / springs.area)
+                first, F = springs.member_totals(self.solution.spring_forces(springs.name))
+                np.maximum.at(stress, springs.host_cells[first], F / springs.area[first])
                 m.cell_data[f"{springs.name}_stress_MPa"] = [stress]
         write(paths["vtu"], m)
         write_text(paths["csv"], self.metrics.to_csv(index=False))

@@ -24,6 +24,9 @@ not meaningful), ``kind`` str, ``active (k,)`` bool (the current contact/tautnes
 :func:`vertebrafe.fem.active_set.solve`), ``name`` str and ``group (k,)`` int with ``group_names``
 (e.g. one group per ligament or facet joint); ``host_cells (k,)`` int, for springs embedded in cells
 (both ends inside one cell, e.g. fibres), the cell of each spring, else None.
+``member (k,)`` int, where several springs on the same two ends make up one piecewise-linear element
+(e.g. an annulus fibre with a stiffening law), the element each spring belongs to (0..m-1), else None:
+:meth:`SpringSet.member_totals` sums per element.
 """
 from __future__ import annotations
 
@@ -56,6 +59,7 @@ class SpringSet:
     group: np.ndarray
     group_names: dict = field(default_factory=dict)
     host_cells: np.ndarray = None
+    member: np.ndarray = None
     #: sparse stiffness: part of the matrix the AMG preconditioner is built on
     precondition = True
 
@@ -98,6 +102,16 @@ class SpringSet:
         """Forces ``(n, 3)`` N that the springs exert on the nodes' internal-force balance (``G^T F``)."""
         F = self.forces(displacement, active)
         return (self.gradient(n_points).T @ F).reshape(n_points, 3)
+
+    def member_totals(self, values):
+        """``(first, total)``: the index of the first spring of each element (see ``member``) and the sum of
+        ``values (k,)`` over each element's springs; one element per spring where ``member`` is None."""
+        values = np.asarray(values, dtype=float)
+        if self.member is None:
+            return np.arange(self.size), values
+        first = np.full(int(self.member.max()) + 1, self.size)
+        np.minimum.at(first, self.member, np.arange(self.size))
+        return first, np.bincount(self.member, weights=values, minlength=first.size)
 
     def group_forces(self, displacement, active=None):
         """Sum of the axial forces per group: ``{group name: N}``."""

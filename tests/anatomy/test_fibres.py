@@ -13,7 +13,8 @@ H = 6.0      # coarse cells keep these tests quick
 
 @pytest.fixture(scope="module")
 def seg():
-    return vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=True, posterior=False)
+    """The disc with linear fibres (the law whose stiffness per spring is ``E_f phi V / L^2``)."""
+    return vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=dict(law="linear"), posterior=False)
 
 
 def test_fibre_angles_moduli_and_volume(seg):
@@ -178,10 +179,10 @@ def test_calibration_annulus_matrix_meets_the_measured_axial_tensile_modulus():
     from vertebrafe.anatomy.fibres import tensile_modulus
     from vertebrafe.materials import MATERIALS
 
-    spec = AnnulusFibres()
-    for ring in (1.0, 0.0):
-        assert abs(tensile_modulus(spec, MATERIALS["annulus_matrix"], ring, "axial") - 0.8) <= 0.9
-    assert tensile_modulus(spec, MATERIALS["annulus_ground"], 1.0, "axial") - 0.8 > 3 * 0.9
+    for spec in (AnnulusFibres(law="linear"), AnnulusFibres()):
+        for ring in (1.0, 0.0):
+            assert abs(tensile_modulus(spec, MATERIALS["annulus_matrix"], ring, "axial") - 0.8) <= 0.9
+        assert tensile_modulus(spec, MATERIALS["annulus_ground"], 1.0, "axial") - 0.8 > 3 * 0.9
 
 
 def test_tissue_tensile_moduli_of_the_fibre_reinforced_annulus():
@@ -192,7 +193,7 @@ def test_tissue_tensile_moduli_of_the_fibre_reinforced_annulus():
     from vertebrafe.anatomy.fibres import lamina_stiffness, tensile_modulus
     from vertebrafe.materials import MATERIALS
 
-    spec = AnnulusFibres()
+    spec = AnnulusFibres(law="linear")
     matrix = MATERIALS["annulus_matrix"]
     for ring, (mean, sd) in ((1.0, (17.4, 14.3)), (0.0, (5.6, 4.7))):
         assert abs(tensile_modulus(spec, matrix, ring, "circumferential") - mean) <= sd
@@ -205,3 +206,74 @@ def test_tissue_tensile_moduli_of_the_fibre_reinforced_annulus():
     assert extra[0] == pytest.approx(spec.modulus_outer * spec.volume_fraction * np.cos(t) ** 4 * 1e-3, rel=1e-12)
     with pytest.raises(InputError, match="direction"):
         tensile_modulus(spec, matrix, 1.0, "radial")
+    # the toe region of the exponential law (O'Connell 2012, not fitted to these data; the default) keeps the
+    # small-strain circumferential moduli inside the same bands (8.5 and 2.5 MPa)
+    toe = AnnulusFibres()
+    for ring, (mean, sd) in ((1.0, (17.4, 14.3)), (0.0, (5.6, 4.7))):
+        assert abs(tensile_modulus(toe, matrix, ring, "circumferential") - mean) <= sd
+    assert tensile_modulus(toe, matrix, 1.0, "circumferential") < tensile_modulus(spec, matrix, 1.0, "circumferential")
+
+
+def test_exponential_fibre_law_interpolates_the_published_law():
+    """The ``"exponential"`` law is the piecewise-linear interpolation of the fibre stress of the
+    Holzapfel-Gasser-Ogden annulus, ``4 k1 eps exp(4 k2 eps^2)`` (closed form), at its break strains; linear
+    between them, continued with the last slope, zero in compression."""
+    from vertebrafe.anatomy.fibres import EXPONENTIAL_BREAKS, fibre_stress
+
+    spec = AnnulusFibres(law="exponential")
+    assert (spec.k1, spec.k2) == (2.8, 90.0)
+    e = np.array(EXPONENTIAL_BREAKS)
+    exact = 4.0 * spec.k1 * e * np.exp(4.0 * spec.k2 * e ** 2)
+    assert np.allclose(fibre_stress(spec, e), exact, rtol=1e-12, atol=1e-15)
+    mid = 0.5 * (e[1:] + e[:-1])
+    assert np.allclose(fibre_stress(spec, mid), 0.5 * (exact[1:] + exact[:-1]), rtol=1e-12)
+    # toe region: the first slope is the secant to 2 % (13 MPa; tangent at zero 4 k1 = 11.2 MPa), well below
+    # the linear fibres' E_f phi / 2 (28.8-44 MPa)
+    assert fibre_stress(spec, 1e-4) / 1e-4 == pytest.approx(exact[1] / e[1], rel=1e-9)
+    assert 4.0 * spec.k1 < exact[1] / e[1] < 1.2 * 4.0 * spec.k1 < 0.5 * 0.16 * 360.0
+    slope_end = (exact[-1] - exact[-2]) / (e[-1] - e[-2])
+    assert fibre_stress(spec, e[-1] + 0.01) == pytest.approx(exact[-1] + 0.01 * slope_end, rel=1e-12)
+    assert np.all(fibre_stress(spec, [-0.05, 0.0]) == 0.0)
+    # the linear law is E_f phi / 2 eps per family
+    lin = AnnulusFibres(law="linear")
+    assert fibre_stress(lin, 0.03, ring=1.0) == pytest.approx(0.5 * lin.volume_fraction * lin.modulus_outer * 0.03)
+    with pytest.raises(InputError, match="law"):
+        AnnulusFibres(law="cubic")
+    with pytest.raises(InputError, match="k1"):
+        AnnulusFibres(law="exponential", k1=-1.0)
+
+
+def test_exponential_fibre_springs_realise_the_law_under_a_uniform_strain():
+    """Each fibre is a stack of tension springs on the same ends; under a uniform (affine) strain the
+    stack's force over the family's section equals the law at the fibre's strain (to round-off), and the
+    per-fibre totals count each fibre once."""
+    from vertebrafe.anatomy.fibres import fibre_stress
+
+    spec = AnnulusFibres(law="exponential")
+    seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=spec, posterior=False)
+    s = annulus_fibre_springs(seg)
+    n_fibres = 2 * int(seg.mesh.cells_in("region", "annulus").sum())
+    assert s.size == 5 * n_fibres and s.member.max() + 1 == n_fibres
+    eps = np.diag([0.04, -0.01, 0.03])                      # stretches the fibres by 0-4 %
+    eps[0, 2] = eps[2, 0] = 0.02
+    u = seg.mesh.points @ eps.T
+    delta = s.elongation(u)
+    F = s.forces(u, s.wants_active(delta))
+    first, total = s.member_totals(F)
+    strain = delta[first] / s.length[first]
+    assert strain.max() > 0.04 and strain.min() < 0.0
+    assert np.allclose(total / s.area[first], fibre_stress(spec, strain), rtol=1e-10, atol=1e-12)
+
+
+def test_toe_region_softens_small_torsion_of_the_disc(seg):
+    """Published trend (the toe region of annulus fibres): at a small torsional moment the disc with the
+    exponential law rotates more than with linear fibres (initial slope 4 k1 = 11 MPa against 29-44 MPa),
+    and both stay far stiffer than the fibre-free annulus matrix alone."""
+    load = Load(axial_rotation=1.0)
+    lin = simulate(seg, load).value("rotation_axial")
+    exp_seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=H, fibres=True, posterior=False)
+    r = simulate(exp_seg, load)
+    assert r.value("rotation_axial") > 1.3 * lin
+    assert r.info["active_set_iterations"] <= 12
+    taut = r.value("fibres_taut", level="L4-L5", region="annulus")
+    assert 0.3 < taut < 0.7                                 # one family of each criss-cross pair

@@ -19,6 +19,14 @@ gives the strain energy ``E_f phi V eps_f^2 / 2`` of a smeared fibre family at f
 Angle and modulus vary linearly with the radial position of the ring, from the innermost annulus ring
 (next to the nucleus) to the outermost; the values and their sources are in :class:`AnnulusFibres` and
 docs/materials.md.
+
+Two fibre laws (:attr:`AnnulusFibres.law`): ``"linear"``, the fibre stress ``E_f phi eps_f`` from zero strain;
+``"exponential"`` (the default), the fibre term of the Holzapfel-Gasser-Ogden annulus model, stress per family
+``4 k1 eps_f exp(4 k2 eps_f^2)`` (the derivative of ``k1 / (2 k2) (exp(k2 (I4 - 1)^2) - 1)`` with
+``I4 - 1 = 2 eps_f`` at small strain): a toe region that stiffens with stretch. It is applied as its
+piecewise-linear interpolation at the fibre strains :data:`EXPONENTIAL_BREAKS` (continued with the last
+slope beyond them): each fibre is a stack of tension springs on the same two ends, the first taut from
+zero strain, each further one slack up to its break strain, the active-set loop finds which carry load.
 """
 from __future__ import annotations
 
@@ -31,10 +39,15 @@ from ..errors import InputError
 from .vertebra import REGION_CODES, cross_section_topology
 
 __all__ = ["AnnulusFibres", "annulus_fibre_springs", "FIBRE_SET", "nucleus_cavities", "lamina_stiffness",
-           "tensile_modulus"]
+           "tensile_modulus", "fibre_stress", "EXPONENTIAL_BREAKS"]
 
 #: Name of the spring set that holds the annulus fibres.
 FIBRE_SET = "annulus_fibres"
+
+#: Fibre strains at which the ``"exponential"`` law is interpolated (its piecewise-linear form).
+EXPONENTIAL_BREAKS = (0.0, 0.02, 0.04, 0.06, 0.08, 0.10)
+
+FIBRE_LAWS = ("linear", "exponential")
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,14 @@ class AnnulusFibres:
         Hindawi BMRI 2013 Table 1; 357.5-550 MPa by layer in Clin Biomech 2014, PMC3943591 Table 1).
     volume_fraction : fibre volume fraction of the annulus (both families together), default 0.16
         (Shirazi-Adl et al. 1986, Spine 11:914, as used by later lumbar models) [memory].
+    law : ``"exponential"`` (default: the fibre term of the Holzapfel-Gasser-Ogden annulus, ``k1``, ``k2``,
+        the same in every ring; see the module) or ``"linear"`` (modulus and volume fraction above, no toe
+        region). The toe region of the exponential law was chosen for the disc's torsion (the linear fibres
+        left the disc-only axial rotation 2.4 times stiffer than measured); docs/validation.md.
+    k1, k2 : MPa and -, of the ``"exponential"`` law. Defaults 2.8 MPa and 90: O'Connell, Sen & Elliott 2012
+        (Biomech Model Mechanobiol 11:493, human annulus, biaxial tests), which is also the median of the nine
+        published annulus sets compiled by Gruber et al. 2024 (k1 0.30-179 MPa, k2 10-648; repository
+        GruberGabriel/ComparativeAnalysisFEModelsIVD, ``MaterialParameter/K1Annulus.txt``, ``K2Annulus.txt``).
     """
 
     angle_inner: float = 37.0
@@ -57,8 +78,17 @@ class AnnulusFibres:
     modulus_inner: float = 360.0
     modulus_outer: float = 550.0
     volume_fraction: float = 0.16
+    law: str = "exponential"
+    k1: float = 2.8
+    k2: float = 90.0
 
     def __post_init__(self):
+        if self.law not in FIBRE_LAWS:
+            raise InputError(f"fibres.law = {self.law!r}; allowed: {', '.join(map(repr, FIBRE_LAWS))}")
+        for name, hi in (("k1", 1e4), ("k2", 1e4)):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0.0 < v <= hi):
+                raise InputError(f"fibres.{name} = {v!r}; allowed range (0, {hi:g}]")
         for name in ("angle_inner", "angle_outer"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 <= v <= 90.0):
@@ -80,9 +110,37 @@ def _fibre_voigt(angle_deg, sign):
     return np.array([a[0] ** 2, a[1] ** 2, a[2] ** 2, a[0] * a[1], a[1] * a[2], a[0] * a[2]])
 
 
+def _slopes(spec, ring):
+    """Tangent moduli (MPa) of one fibre family's stress-strain law on each segment between
+    :data:`EXPONENTIAL_BREAKS` (one segment for the linear law), with the segments' starting strains."""
+    ring = np.asarray(ring, dtype=float)
+    if spec.law == "linear":
+        E = spec.modulus_inner + (spec.modulus_outer - spec.modulus_inner) * ring
+        return [0.5 * spec.volume_fraction * E], [0.0]
+    e = np.asarray(EXPONENTIAL_BREAKS)
+    sig = 4.0 * spec.k1 * e * np.exp(4.0 * spec.k2 * e ** 2)
+    slope = np.diff(sig) / np.diff(e)
+    return [np.broadcast_to(g, ring.shape).astype(float) for g in slope], list(e[:-1])
+
+
+def fibre_stress(spec, strain, ring=1.0):
+    """Stress (MPa, tissue level) that one fibre family carries at fibre strain ``strain`` (array-like) in
+    the ring at relative position ``ring``: the law the springs of :func:`annulus_fibre_springs` realise
+    (tension only, zero at and below zero strain)."""
+    eps = np.asarray(strain, dtype=float)
+    slopes, starts = _slopes(spec, ring)
+    out = np.zeros(np.broadcast_shapes(eps.shape, np.shape(ring)))
+    prev = 0.0
+    for g, e0 in zip(slopes, starts):
+        out = out + (g - prev) * np.clip(eps - e0, 0.0, None)
+        prev = g
+    return out
+
+
 def lamina_stiffness(spec, matrix, ring=1.0, taut=True):
     """Homogenised elasticity ``(6, 6)`` (MPa) of the fibre-reinforced annulus at relative ring position
-    ``ring`` (0 innermost, 1 outermost annulus ring), axes x circumferential, y radial, z axial.
+    ``ring`` (0 innermost, 1 outermost annulus ring), axes x circumferential, y radial, z axial; for the
+    ``"exponential"`` law, the small-strain (toe-region) stiffness.
 
     The energy the embedded springs of :func:`annulus_fibre_springs` store under a uniform strain (exact,
     ``tests/anatomy/test_fibres.py``): ``C = C_matrix + sum_families E_f (phi / 2) m m^T`` with ``m`` the
@@ -93,10 +151,10 @@ def lamina_stiffness(spec, matrix, ring=1.0, taut=True):
     if not taut:
         return C
     angle = spec.angle_inner + (spec.angle_outer - spec.angle_inner) * ring
-    E = spec.modulus_inner + (spec.modulus_outer - spec.modulus_inner) * ring
+    g = float(_slopes(spec, ring)[0][0])
     for sign in (1.0, -1.0):
         m = _fibre_voigt(angle, sign)
-        C += E * 0.5 * spec.volume_fraction * np.outer(m, m)
+        C += g * np.outer(m, m)
     return C
 
 
@@ -153,7 +211,7 @@ def annulus_fibre_springs(segment, spec=None):
     pts = mesh.points
     x = pts[mesh.cells]                                   # (m, 8, 3)
     centre = x.mean(axis=1)
-    cells_all, dirs_all, groups, E_all, group_names = [], [], [], [], {}
+    cells_all, dirs_all, groups, frac_all, group_names = [], [], [], [], {}
     for gi, disc in enumerate(segment.discs):
         code = next(c for c, n in names.items() if n == disc)
         sel = np.flatnonzero(annulus & (level == code))
@@ -175,18 +233,17 @@ def annulus_fibre_springs(segment, spec=None):
         t *= np.sign(np.einsum("ki,ki->k", t, np.cross(z, r)))[:, None]       # anticlockwise seen from above
         frac = np.clip((ring[sel] - first) / span, 0.0, 1.0)
         theta = np.radians(spec.angle_inner + (spec.angle_outer - spec.angle_inner) * frac)
-        E = spec.modulus_inner + (spec.modulus_outer - spec.modulus_inner) * frac
         for sign in (1.0, -1.0):
             cells_all.append(sel)
             dirs_all.append(np.cos(theta)[:, None] * t + sign * np.sin(theta)[:, None] * z)
             groups.append(np.full(sel.size, gi))
-            E_all.append(E)
+            frac_all.append(frac)
         group_names[gi] = disc
     if not cells_all:
         raise InputError("the segment has no annulus cells to reinforce")
     cells = np.concatenate(cells_all)
     a = np.concatenate(dirs_all)
-    E = np.concatenate(E_all)
+    frac = np.concatenate(frac_all)
     xs = x[cells]
     J = np.einsum("ai,kaj->kji", hex8_shape_gradients(np.zeros((1, 3)))[0], xs)     # J[k, i, j] = dx_i / dxi_j
     dxi = np.linalg.solve(J, a[:, :, None])[:, :, 0]
@@ -198,11 +255,19 @@ def annulus_fibre_springs(segment, spec=None):
     xb = np.einsum("ka,kai->ki", Nb, xs)
     L = np.linalg.norm(xb - xa, axis=1)
     V = mesh.cell_volumes()[cells]
-    phi = 0.5 * spec.volume_fraction
-    k = E * phi * V / L ** 2
-    s = spring_set(pts, nodes, nodes, k, "tension", weights_a=Na, weights_b=Nb, area=phi * V / L,
-                   name=FIBRE_SET, group=np.concatenate(groups), group_names=group_names)
-    s.host_cells = cells
+    phi = 0.5 * spec.volume_fraction if spec.law == "linear" else 1.0
+    slopes, starts = _slopes(spec, frac)
+    # one spring per segment of the law: the first taut from zero strain, each further one (the stiffening
+    # of its segment) slack up to its starting strain
+    dk = [slopes[0]] + [b - a for a, b in zip(slopes[:-1], slopes[1:])]
+    n = cells.size
+    rep = np.tile(np.arange(n), len(dk))
+    s = spring_set(pts, nodes[rep], nodes[rep], np.concatenate([d * V / L ** 2 for d in dk]), "tension",
+                   weights_a=Na[rep], weights_b=Nb[rep], area=phi * V[rep] / L[rep],
+                   slack=np.concatenate([np.full(n, e0) * L for e0 in starts]), name=FIBRE_SET,
+                   group=np.concatenate(groups)[rep], group_names=group_names)
+    s.host_cells = cells[rep]
+    s.member = rep
     return s
 
 

@@ -22,10 +22,15 @@ springs, taut at zero strain, with the piecewise-linear whole-ligament law of
 :func:`~vertebrafe.anatomy.posterior_levels.ligament_law`: each node pair carries its share of the first
 stiffness (:data:`LIGAMENTS`) from zero elongation, and further springs on the same pair, slack up to each
 transition elongation, add their share of the stiffening (:data:`LIGAMENT_STIFFENING`); all are in the
-ligament's group. Node pairs: ALL and PLL between the bodies' outline nodes near the anterior / posterior midline (same
-outline position on the inferior endplate rim of the upper and the superior rim of the lower vertebra),
-ligamentum flavum (LF) between the front edges of the laminae, interspinous (ISL) between the spinous
-processes, supraspinous (SSL) between their tips, intertransverse (ITL) between the transverse process
+ligament's group. Ends: the broad ligaments are :data:`LINE_POINTS` pairs of material points spread evenly
+over a specified width or length (point ``i`` of the upper vertebra with point ``i`` of the lower; linear
+between the nodes of the attachment line, so that neither the attachment nor the ligament's lever arms
+change with the element size): ALL and PLL on the bodies' outline across the anterior / posterior midline
+(inferior endplate rim of the upper and superior rim of the lower vertebra; a quarter of the body's width
+and half the canal's), ligamentum flavum (LF) on the front edges of the laminae across the canal's width,
+interspinous (ISL) along the spinous processes from the laminae to the tips (the upper one's bottom at its
+specified height); node pairs: supraspinous
+(SSL) between the spinous tips, intertransverse (ITL) between the transverse process
 tips (one spring per side, both in one group) and capsular (CL, one capsule per joint, both joints in one
 group) over the facet contact points of each joint (shared by area as the contact), acting
 along the joint normal (the capsule resists the joint's opening). The other ligaments act along the line
@@ -37,7 +42,7 @@ import numpy as np
 
 from ..elements import HEX8_FACES, hex8_shape, hex8_shape_gradients
 from ..errors import InputError, MeshError
-from .posterior_levels import FACET_CARTILAGE, LIGAMENT_STIFFENING, LIGAMENTS, facet_dimensions
+from .posterior_levels import FACET_CARTILAGE, LIGAMENT_STIFFENING, LIGAMENTS, facet_dimensions, posterior_dimensions
 
 __all__ = ["FACET_SET", "LIGAMENT_SET", "facet_springs", "ligament_springs", "facet_normal", "joint_pairs", "facet_pairs"]
 
@@ -250,10 +255,50 @@ def facet_springs(segment, pairs=None, gap=None):
                       group_names=names)
 
 
-def _nearest(P, a, b):
-    """Pair every node of ``a`` with its nearest node of ``b`` (distinct points)."""
-    d = np.linalg.norm(P[a][:, None, :] - P[b][None, :, :], axis=2)
-    return a, b[np.argmin(d, axis=1)]
+#: Attachment points per end of a broad ligament (ALL, PLL, LF, ISL): a fixed number, so that the
+#: attachment, and the ligament's force distribution over it, do not depend on the element size.
+LINE_POINTS = 10
+
+
+def _line_points(segment, vertebra, nodes, axis, lo, hi):
+    """``LINE_POINTS`` material points at the midpoints of equal parts of ``lo .. hi`` (mm, along the local
+    ``axis`` of ``vertebra``) on the polyline through ``nodes`` (in increasing coordinate along that axis;
+    linear between neighbours, extended straight beyond the end nodes): ``(nodes (n, 2), weights (n, 2))``."""
+    R, o = segment.frames[vertebra]
+    s = (segment.mesh.points[nodes] - o) @ R[:, axis]
+    t = lo + (np.arange(LINE_POINTS) + 0.5) * (hi - lo) / LINE_POINTS
+    j = np.clip(np.searchsorted(s, t) - 1, 0, len(s) - 2)
+    f = (t - s[j]) / (s[j + 1] - s[j])
+    return np.stack([nodes[j], nodes[j + 1]], axis=1), np.stack([1.0 - f, f], axis=1)
+
+
+def _line_pairs(segment, upper, a, lower, b, axis, span_a, span_b):
+    """The paired attachment points of a broad ligament, ``(nodes_a, w_a, nodes_b, w_b)``: point ``i`` of the
+    upper vertebra's line ``a`` with point ``i`` of the lower one's line ``b`` (:func:`_line_points` over
+    ``span_a`` / ``span_b``)."""
+    na, wa = _line_points(segment, upper, np.asarray(a), axis, *span_a)
+    nb, wb = _line_points(segment, lower, np.asarray(b), axis, *span_b)
+    return na, nb, wa, wb
+
+
+def _interspinous(segment, upper, ua, lower, la):
+    """The interspinous ligament's ends ``(nodes_a, nodes_b, w_a, w_b)``: :data:`LINE_POINTS` pairs along the
+    spinous processes' midlines from the tip to the lamina, on the upper process's bottom at its specified
+    height (``spinous_height`` below its top; interpolated between its bottom node row and the row above, so
+    that it does not move with the body's node layers) and on the lower process's top."""
+    def along(v, nodes):
+        R, o = segment.frames[v]
+        y = (segment.mesh.points[nodes[[-1, 0]]] - o) @ R[:, 1]                 # tip .. lamina (mm)
+        return _line_points(segment, v, nodes[::-1], 1, *y)
+
+    nb, wb = along(lower, la.spinous_top)
+    n0, w0 = along(upper, ua.spinous_bottom)
+    n1, w1 = along(upper, ua.spinous_above)
+    R, o = segment.frames[upper]
+    z0, z1, zt = ((segment.mesh.points[nodes[0]] - o) @ R[:, 2] for nodes in (ua.spinous_bottom, ua.spinous_above,
+                                                                              ua.spinous_top))
+    g = (zt - posterior_dimensions(upper)["spinous_height"] - z0) / (z1 - z0)
+    return np.concatenate([n0, n1], axis=1), nb, np.concatenate([(1.0 - g) * w0, g * w1], axis=1), wb
 
 
 def ligament_springs(segment, pairs=None):
@@ -300,10 +345,13 @@ def ligament_springs(segment, pairs=None):
     for disc in segment.discs:
         up, lo = disc.split("-")
         ua, la = arches[up], arches[lo]
-        add(f"{disc}:ALL", longit[up]["ALL"]["inferior"], longit[lo]["ALL"]["superior"])
-        add(f"{disc}:PLL", longit[up]["PLL"]["inferior"], longit[lo]["PLL"]["superior"])
-        add(f"{disc}:LF", *_nearest(P, ua.lamina_bottom, la.lamina_top))
-        add(f"{disc}:ISL", *_nearest(P, ua.spinous_bottom[:-1], la.spinous_top[:-1]))
+        for lig in ("ALL", "PLL"):          # across the midline, a specified width
+            wu, wl = longit[up][lig]["half_width"], longit[lo][lig]["half_width"]
+            add(f"{disc}:{lig}", *_line_pairs(segment, up, longit[up][lig]["inferior"], lo,
+                                              longit[lo][lig]["superior"], 0, (-wu, wu), (-wl, wl)))
+        cu, cl = (0.5 * posterior_dimensions(v)["canal_width"] for v in (up, lo))     # the canal's width
+        add(f"{disc}:LF", *_line_pairs(segment, up, ua.lamina_bottom, lo, la.lamina_top, 0, (-cu, cu), (-cl, cl)))
+        add(f"{disc}:ISL", *_interspinous(segment, up, ua, lo, la))
         add(f"{disc}:SSL", [ua.spinous_tip[1]], [la.spinous_tip[0]])
         add(f"{disc}:ITL", [ua.transverse_bottom["left"], ua.transverse_bottom["right"]],      # one per side
             [la.transverse_top["left"], la.transverse_top["right"]], k=np.full(2, LIGAMENTS["ITL"][0]))

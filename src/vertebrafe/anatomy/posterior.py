@@ -23,7 +23,7 @@ lamina rows, all body layers), spinous process (the middle canal columns, spinou
 ``spinous_height`` of the body layers, so that lordosis leaves an interspinous gap), transverse
 processes (outer columns; the front half of the lamina rows and the pedicle rows in front of them, one
 lamina thickness deep in all, so that their depth does not depend on the element size; pedicle layers), superior articular processes (the pedicle
-columns lateral of the node column nearest the pedicle's centre, the joint plane; same rows, layers above) and inferior articular processes (the pedicle columns medial of
+columns lateral of the node column nearest the pedicle's centre, moved onto it: the joint plane; same rows, layers above) and inferior articular processes (the pedicle columns medial of
 it, lamina rows, layers below). The laminae leave a
 notch in those medial columns, as deep as the superior processes are high, where the inferior process of
 the vertebra above comes down between the superior process and the lamina. In the lumbar spine
@@ -59,11 +59,12 @@ class Arch:
     ``iap`` / ``sap``: ``{side: (k,) nodes}`` of the joint face of the inferior articular process (its
     lateral face) and of the superior one (its medial face); ``lamina_top`` / ``lamina_bottom``: front edge
     of the laminae at the top and bottom layer; ``spinous_top`` / ``spinous_bottom``: midline nodes of the
-    spinous process's top and bottom faces; ``spinous_tip``: ``(top node, bottom node)`` of its tip;
+    spinous process's top and bottom faces, and ``spinous_above`` those one node layer above its bottom face
+    (the bottom face is the body layer nearest above the specified ``spinous_height``); ``spinous_tip``: ``(top node, bottom node)`` of its tip;
     ``transverse_top`` / ``transverse_bottom``: ``{side: node}`` at the transverse process tips; ``nodes``:
     the arch's own nodes (not shared with the body); ``joint_x``: the distance (mm, local frame) of the facet
     joints from the midsagittal plane, the centre of the pedicle as specified (the meshed joint faces lie on
-    the node column nearest it). ``bands``: the extent of each joint as specified, ``{"inferior" | "superior":
+    the node column nearest it, moved onto it when the pedicle is more than one cell wide). ``bands``: the extent of each joint as specified, ``{"inferior" | "superior":
     {side: [(node, axis, lo, hi), ...]}}``: the joint spans ``lo .. hi`` (mm) along the vertebra's local axis
     ``axis`` (2: height, the joint band; 1, superior process only: depth, half a lamina thickness behind the
     lamina front, which its meshed face covers at every element size; the inferior process's face spans the
@@ -76,6 +77,7 @@ class Arch:
     lamina_bottom: np.ndarray
     spinous_top: np.ndarray
     spinous_bottom: np.ndarray
+    spinous_above: np.ndarray
     spinous_tip: tuple
     transverse_top: dict
     transverse_bottom: dict
@@ -89,8 +91,8 @@ class Arch:
 class PosteriorColumn:
     """The posterior elements of a segment: ``arches`` ``{vertebra: Arch}``, the number of cells and nodes
     of the layered body-disc stack before them (``stack_cells``, ``stack_points``), and the anterior /
-    posterior longitudinal-ligament attachment nodes on the bodies ``{vertebra: {"ALL"|"PLL":
-    {"superior"|"inferior": (k,) nodes}}}``."""
+    posterior longitudinal-ligament attachments on the bodies ``{vertebra: {"ALL"|"PLL":
+    {"superior"|"inferior": (k,) outline nodes across the midline in increasing x, "half_width": mm}}}``."""
 
     arches: dict
     stack_cells: int
@@ -283,10 +285,14 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         prow = np.arange(nr - n_f, nr + n_b)
         tpc = np.concatenate([np.arange(n_tp), np.arange(A - n_tp, A)])
         mask[np.ix_(tpc, prow, kp)] = True                                                      # transverse
-        # joint plane: the node column nearest the pedicle's centre; inferior process medial of it, superior
-        # process lateral of it (both the single column of a one-cell pedicle)
+        # joint plane: the node column nearest the pedicle's specified centre, moved onto it; inferior process
+        # medial of it, superior process lateral of it (both the single column of a one-cell pedicle)
         xs = xm[cols_r]
-        kf = min(max(int(np.argmin(np.abs(xs - 0.5 * (xs[0] + xs[-1])))), 1), n_pl - 1) if n_pl > 1 else 1
+        joint_x = 0.5 * (x_in + x_out)
+        kf = min(max(int(np.argmin(np.abs(xs - joint_x))), 1), n_pl - 1) if n_pl > 1 else 1
+        if n_pl > 1:      # the joint column on the specified plane (within half a column either side): the
+            xj = min(max(joint_x, 0.5 * (xs[kf - 1] + xs[kf])), 0.5 * (xs[kf] + xs[kf + 1]))   # processes' width
+            XYZ[cols_r[kf], ..., 0], XYZ[cols_l[n_pl - kf], ..., 0] = xj, -xj    # does not depend on the size
         if n_pl > 1:
             med = np.concatenate([pl[n_pl - kf:], pr[:kf]])
             lat = np.concatenate([pl[:n_pl - kf], pr[kf:]])
@@ -335,10 +341,11 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
                  for s, c in sap_face.items()},
             lamina_top=ids[canal[0]:canal[-1] + 2, nr, kb1], lamina_bottom=ids[canal[0]:canal[-1] + 2, nr, kb0],
             spinous_top=ids[mid_col, nr + nl:, kb1], spinous_bottom=ids[mid_col, nr + nl:, ksp.min()],
+            spinous_above=ids[mid_col, nr + nl:, ksp.min() + 1],
             spinous_tip=(int(ids[mid_col, B, kb1]), int(ids[mid_col, B, ksp.min()])),
             transverse_top={"left": int(ids[0, nr, kped.max()]), "right": int(ids[A, nr, kped.max()])},
             transverse_bottom={"left": int(ids[0, nr, kped.min()]), "right": int(ids[A, nr, kped.min()])},
-            nodes=ids[fresh], cells=np.arange(0), joint_x=0.5 * (x_in + x_out),
+            nodes=ids[fresh], cells=np.arange(0), joint_x=joint_x,
             bands={key: {s: [(int(ids[c, nr, k]), 2, lo - Z[k], hi - Z[k])]
                              + ([(int(ids[c, nr, k]), 1, -0.5 * pd["lamina_thickness"], 0.0)] if key == "superior" else [])
                          for s, c in faces.items()}
@@ -347,13 +354,16 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         if min(arches[v].iap["right"].size, arches[v].sap["right"].size) == 0:
             raise MeshError(f"posterior arch of {v}: articular process faces are not meshed (element size {h} mm "
                             "too coarse for the posterior elements)")
-        # longitudinal ligaments on the body: outline nodes near the anterior / posterior midline
+        # longitudinal ligaments on the body: the outline nodes of the front / back across the midline, in
+        # increasing x, and the ligament's half-width (ALL a quarter of the body's width, PLL half the canal's)
         W = loc[0, :, 0].max()
-        jj = np.arange(4 * m)
-        ant = jj[(np.abs(loc[0, :, 0]) <= 0.25 * W) & (loc[0, :, 1] > 0)]
-        post = jj[(np.abs(loc[0, :, 0]) <= 0.5 * x_in) & (loc[0, :, 1] < 0)]
-        longit[v] = {"ALL": {"inferior": ids_layers[0, ant], "superior": ids_layers[L, ant]},
-                     "PLL": {"inferior": ids_layers[0, post], "superior": ids_layers[L, post]}}
+        x0 = loc[0, :, 0]
+        ant = np.flatnonzero((np.abs(x0) <= 0.5 * W) & (loc[0, :, 1] > 0))
+        post = np.flatnonzero((np.abs(x0) <= x_in) & (loc[0, :, 1] < 0))
+        ant, post = ant[np.argsort(x0[ant])], post[np.argsort(x0[post])]
+        longit[v] = {"ALL": {"inferior": ids_layers[0, ant], "superior": ids_layers[L, ant], "half_width": 0.25 * W},
+                     "PLL": {"inferior": ids_layers[0, post], "superior": ids_layers[L, post],
+                             "half_width": 0.5 * x_in}}
     points = np.concatenate([points] + new_pts)
     cells = np.concatenate(new_cells)
     start = 0

@@ -432,11 +432,12 @@ def disc_rows(segment, solution):
                  (d, "disc", "rotation_axial", float(th[2]), "deg")]
         if fibres is not None:
             g = next(k for k, n in fibres.group_names.items() if n == d)
-            sel = fibres.group == g
-            F = solution.spring_forces(fibres.name)[sel]
-            rows += [(d, "annulus", "fibre_force_total", float(F.sum()), "N"),
-                     (d, "annulus", "fibre_stress_max", float((F / fibres.area[sel]).max()), "MPa"),
-                     (d, "annulus", "fibres_taut", float(solution.spring_active[fibres.name][sel].mean()), "-")]
+            first, F = fibres.member_totals(solution.spring_forces(fibres.name))     # per fibre
+            taut = fibres.member_totals(solution.spring_active[fibres.name])[1] > 0
+            sel = fibres.group[first] == g
+            rows += [(d, "annulus", "fibre_force_total", float(F[sel].sum()), "N"),
+                     (d, "annulus", "fibre_stress_max", float((F[sel] / fibres.area[first[sel]]).max()), "MPa"),
+                     (d, "annulus", "fibres_taut", float(taut[sel].mean()), "-")]
         L = lev == lcode[d]
         if "nucleus" in rcode:
             sel = L & (reg == rcode["nucleus"])
