@@ -55,7 +55,7 @@ __all__ = ["vertebroplasty", "PLACEMENTS", "APPROACHES", "DEFAULT_VOLUME_ML", "C
 APPROACHES = ("bipedicular", "unipedicular")
 CEMENT_MATERIALS = ("composite", "pmma")
 #: Representation of the bolus surface: ``"fitted"`` (nodes snapped onto it, :mod:`vertebrafe.clinical.snap`;
-#: the cells it still cuts are mixed) or ``"mixed"`` (the mesh is kept; every cut cell is mixed).
+#: every cell wholly cement or bone) or ``"mixed"`` (the mesh is kept; every cut cell is mixed).
 SURFACES = ("fitted", "mixed")
 #: Composite modulus factor of the cement-trabecula interface: frictionless contact instead of bonding
 #: made micro-FE models of PMMA/bone specimens from augmented human vertebrae 20 % more compliant
@@ -123,9 +123,10 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         the outer ``layer_thickness`` of the bolus, gets its own isotropic modulus ``layer_modulus`` (the
         cement's Poisson ratio); cells it shares with bone or the cement core are a three-phase laminate.
     surface : {"mixed", "fitted"}
-        ``"fitted"``: nodes of the cancellous bone within a fraction of a cell of the bolus surface are
-        snapped onto it (:mod:`vertebrafe.clinical.snap`), so element faces follow it; the cells it still cuts
-        are mixed. ``"mixed"``: the mesh is kept, every cut cell is mixed.
+        ``"fitted"``: nodes of the cancellous bone are snapped onto the bolus surface along mesh lines
+        (:mod:`vertebrafe.clinical.snap`), so element faces follow it and every cell is wholly cement or bone
+        (the few the snapping cannot fit by their sampled majority). ``"mixed"``: the mesh is kept, every cut
+        cell is mixed.
     layer_thickness : float, optional
         Interface-layer thickness (mm, in [0.05, 5]); default :data:`DEFAULT_LAYER_THICKNESS` (0.5 mm). Only
         with ``interface="layer"``.
@@ -193,10 +194,10 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
     s, achieved = sampler.scale_for_volume(r2, v_ml * 1000.0)
     inside = r2 <= s * s
     f_sel = sampler.fraction(inside)
-    moved = 0
+    moved = unresolved = 0
     if surface == "fitted":
-        P, sampler, inside, f_sel, s, moved = snap_bolus(segment, level, P, eligible, n, centres, rots, axes, s,
-                                                         extent, v_ml * 1000.0)
+        P, sampler, inside, f_sel, s, moved, unresolved = snap_bolus(segment, level, P, eligible, n, centres, rots,
+                                                                     axes, s, extent, v_ml * 1000.0)
         d_inf, d_sup, hloc = endplate_distances(segment, level, P, sampler)
     frac = np.zeros(mesh.n_cells)
     frac[sampler.cells] = f_sel
@@ -261,6 +262,7 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
                    cement_height_span=height_span(d_inf, hloc, inside),
                    endplate_clearance=endplate_clearance(d_inf, d_sup, hloc, inside),
                    cancellous_volume_mL=float(sampler.volume.sum()) / 1000.0, snapped_nodes=moved,
+                   unresolved_cells=unresolved,
                    layer_volume_mL=float(np.sum(f_layer[sampler.cells] * sampler.volume)) / 1000.0)
     op = make_operation("vertebroplasty", level, params, results)
     return derive(segment, op, points=P if moved else None, elasticity=C, cell_data={**cell_data, "region": region},

@@ -1,41 +1,56 @@
-"""Body-fitted cement surface by node snapping.
+"""Body-fitted cement surface: mesh nodes moved onto the bolus surface so that no cell is cut.
 
 A bolus is the region ``E & Z`` of the treated vertebra: ``E`` the union of ellipsoids (scaled by
 ``s``), ``Z`` the slab of the central ``vertical_extent`` of the local body height (column fraction
-``zeta`` in ``[c, 1 - c]``, ``c = (1 - extent) / 2``). Nodes of the cancellous bone that lie within
-``alpha`` of a cell of its surface are moved onto it, so that element faces follow the surface:
+``zeta`` in ``[c, 1 - c]``, ``c = (1 - extent) / 2``). Seen from a node ``a`` the surface is the zero set
+of ``g_a(x) = max(r(x) - 1, c - zeta_a(x), zeta_a(x) - (1 - c))`` (``r`` the normalised radius to the
+nearest ellipsoid, ``zeta_a`` the column fraction on the column of ``a``, a linear function of ``x``);
+``g <= 0`` inside.
 
-* onto a slab plane ``zeta = c`` or ``1 - c``: the node of each column nearest the plane (within half a
-  layer) slides along its column (the polyline of the column's nodes) when the plane point is inside
-  ``E``. The planes are parallel to the node layers, so the two cells of the column keep their shape and
-  at most a 1 : 3 height ratio, and every size of mesh gets the same fitted slab faces;
-* onto an ellipsoid: the node moves along the ellipsoid's gradient (three Newton steps of the normalised
-  radius) when the move is shorter than ``alpha`` times the local cell size and the foot point is inside
-  ``Z``;
-* nodes near both take the shorter move. Only nodes whose cells are all eligible (cancellous cells of the
-  level) move, so the cortex, the endplates and every other level keep their nodes.
+Edge snapping:
 
-Guard: a cell whose minimum corner scaled Jacobian falls below ``min(MIN_SCALED_JACOBIAN, its value
-before)`` gets its moved nodes reset, repeated until none does. The cells whose nodes all lie inside (or
-on) the surface are then cement, those whose nodes all lie outside (or on) it bone; the remaining cut
-cells keep their sampled fraction and the mixing rule. The scale ``s`` is corrected so that the cement
-volume matches the request (:func:`snap_bolus`).
+1. every node of the level's body is strictly inside (``g < -tol``), strictly outside (``g > tol``) or
+   on the surface;
+2. an edge of a cancellous cell of the level that joins a strictly inside and a strictly outside node
+   crosses the surface; the crossing seen from each endpoint (the root of ``g_a`` along the edge,
+   bisection) is that endpoint's move, and the endpoint with the shorter move goes, if it may move (every
+   cell around it is a cancellous cell of the level) and the move is at most half the edge;
+3. a node chosen by several edges takes its shortest move. Nodes therefore move along mesh lines (a
+   column for the slab planes, a grid line of the node layer for the sides of the ellipsoids) by at most
+   half an edge, onto the surface;
+4. guard: a cell whose minimum corner scaled Jacobian falls below ``min(MIN_SCALED_JACOBIAN, its value
+   before)`` gets its moved nodes reset, repeated until none does.
+
+Afterwards no edge joins a strictly inside to a strictly outside node, except at nodes that may not move
+or that the guard reset. A cell whose nodes all lie inside or on the surface is cement, one whose nodes
+all lie outside or on it is bone; the few others (a surface entering through a face diagonal, a reset
+node: ``unresolved``) are whole cement or whole bone by their sampled majority. So every cell is wholly
+one phase and the bolus surface is made of cell faces; the scale ``s`` is corrected until the cement
+volume (the sum of the cement cells' volumes) matches the request (:func:`snap_bolus`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..elements import ELEMENT_TYPES
-from ..mesh.quality import cell_quality
-from ._common import column_fraction, level_nodes, to_global, to_local
+from ..mesh.quality import cell_quality, det3, jacobians
+from ._common import level_nodes, to_local
 
-__all__ = ["SNAP_FRACTION", "MIN_SCALED_JACOBIAN", "snap_points", "snap_bolus", "node_level_set", "fitted_fractions"]
+__all__ = ["MIN_SCALED_JACOBIAN", "MAX_MOVE", "HEX_EDGES", "snap_points", "snap_bolus", "bolus_level_set",
+           "cell_phases"]
 
-#: Nodes within this fraction of a cell of the surface move onto it.
-SNAP_FRACTION = 0.3
 #: Lowest corner scaled Jacobian a snapped cell may reach (unless it was already lower).
 MIN_SCALED_JACOBIAN = 0.2
-_TOL = 1e-9
+#: Longest move of a node, as a fraction of the edge it moves along.
+MAX_MOVE = 0.5
+#: The 12 edges of a hexahedron (VTK node order).
+HEX_EDGES = np.array([(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6),
+                      (3, 7)])
+#: Its 12 face diagonals and 4 body diagonals.
+HEX_DIAGONALS = np.array([(0, 2), (1, 3), (4, 6), (5, 7), (0, 5), (1, 4), (1, 6), (2, 5), (2, 7), (3, 6), (3, 4),
+                          (0, 7), (0, 6), (1, 7), (2, 4), (3, 5)])
+_TOL = 1e-10
+_BISECTIONS = 52
 
 
 def _corner_scaled_jacobian(points, cells):
@@ -43,152 +58,189 @@ def _corner_scaled_jacobian(points, cells):
     return cell_quality(points, cells, ELEMENT_TYPES["hexahedron"]).scaled_jacobian
 
 
+def _volumes(points, cells):
+    """Volumes ``(k,)`` (mm^3) of hexahedra ``cells (k, 8)`` (2x2x2 Gauss rule, exact for trilinear cells)."""
+    el = ELEMENT_TYPES["hexahedron"]
+    vol = np.empty(cells.shape[0])
+    for start, J in jacobians(points, cells, el.gradients):
+        vol[start:start + J.shape[-1]] = el.weights @ det3(lambda i, j: J[i, :, j])
+    return vol
+
+
 def _ellipsoid_radius(x, centres, rots, axes):
-    """Normalised radius ``(k,)`` (1 on the surface) of local points ``x (k, 3)`` to the nearest ellipsoid
-    and the index ``(k,)`` of that ellipsoid."""
-    r = np.stack([np.sqrt(np.sum((((x - c) @ R) / a) ** 2, axis=1)) for c, R, a in zip(centres, rots, axes)])
-    i = np.argmin(r, axis=0)
-    return r[i, np.arange(x.shape[0])], i
+    """Normalised radius ``(k,)`` (1 on the surface) of local points ``x (k, 3)`` to the nearest ellipsoid."""
+    return np.min([np.sqrt(np.sum((((x - c) @ R) / a) ** 2, axis=1)) for c, R, a in zip(centres, rots, axes)],
+                  axis=0)
 
 
-def _project_ellipsoid(x, centres, rots, axes, steps=3):
-    """Foot points ``(k, 3)`` of local points ``x`` on the nearest ellipsoid surface (Newton steps on the
-    normalised radius along its gradient)."""
-    y = x.copy()
-    for _ in range(steps):
-        r, i = _ellipsoid_radius(y, centres, rots, axes)
-        c, R, a = centres[i], rots[i], axes[i]
-        d = np.einsum("ki,kij->kj", y - c, R)                       # bolus axes
-        g = np.einsum("kij,kj->ki", R, d / a ** 2) / np.maximum(r, 1e-12)[:, None]   # grad r (local)
-        y = y - ((r - 1.0) / np.maximum(np.einsum("ki,ki->k", g, g), 1e-300))[:, None] * g
-    return y
+class _Bolus:
+    """Level set of the bolus ``E & Z`` on the columns of the level (global points, original column ends)."""
+
+    def __init__(self, segment, level, points, centres, rots, axes, extent):
+        self.segment, self.level = segment, level
+        self.nodes = level_nodes(segment, level)
+        self.bottom = points[self.nodes.inferior]            # column ends: endplate layers never move
+        self.axis = points[self.nodes.superior] - self.bottom
+        self.centres, self.rots, self.axes = centres, rots, axes
+        self.c = 0.5 * (1.0 - extent)
+
+    def __call__(self, x, nodes):
+        """``g`` ``(k,)`` of global points ``x (k, 3)`` on the columns of ``nodes (k,)``."""
+        col = nodes % self.nodes.n2
+        d = self.axis[col]
+        zeta = np.einsum("ki,ki->k", x - self.bottom[col], d) / np.einsum("ki,ki->k", d, d)
+        r = _ellipsoid_radius(to_local(self.segment, self.level, x), self.centres, self.rots, self.axes)
+        return np.maximum(r - 1.0, np.maximum(self.c - zeta, zeta - 1.0 + self.c))
 
 
-def node_level_set(zeta, radius, c):
-    """Nodes inside-or-on and outside-or-on the bolus ``E & Z`` (two bool arrays) from the column fraction
-    ``zeta`` and the normalised ellipsoid radius of the nodes."""
-    inside = (radius <= 1.0 + _TOL) & (zeta >= c - _TOL) & (zeta <= 1.0 - c + _TOL)
-    outside = (radius >= 1.0 - _TOL) | (zeta <= c + _TOL) | (zeta >= 1.0 - c - _TOL)
-    return inside, outside
+def bolus_level_set(segment, level, points, nodes, centres, rots, axes, extent):
+    """``g`` ``(k,)`` of ``nodes`` (indices into ``points``, nodes of the level's body): <= 0 inside the bolus.
+    ``centres, rots, axes``: the ellipsoids in the level's local frame at their final scale (mm)."""
+    return _Bolus(segment, level, segment.mesh.points, centres, rots, axes, extent)(points[nodes], nodes)
 
 
-def fitted_fractions(cells, inside_nodes, outside_nodes, sampled):
-    """Cell fractions: 1 where every node is inside-or-on, 0 where every node is outside-or-on (and not
-    all inside), else the ``sampled`` fraction."""
-    all_in = inside_nodes[cells].all(axis=1)
-    all_out = outside_nodes[cells].all(axis=1) & ~all_in
-    return np.where(all_in, 1.0, np.where(all_out, 0.0, sampled))
+def _crossing(g, points, a, b):
+    """Fraction ``t (k,)`` along the edges ``a -> b`` where ``g`` seen from ``a`` changes sign (bisection);
+    NaN where it has the same sign at both ends."""
+    xa, xb = points[a], points[b]
+    ga, gb = g(xa, a), g(xb, a)
+    ok = np.sign(ga) * np.sign(gb) < 0
+    lo, hi = np.zeros(a.size), np.ones(a.size)
+    for _ in range(_BISECTIONS):
+        t = 0.5 * (lo + hi)
+        same = np.sign(g(xa + t[:, None] * (xb - xa), a)) == np.sign(ga)
+        lo, hi = np.where(same, t, lo), np.where(same, hi, t)
+    return np.where(ok, 0.5 * (lo + hi), np.nan)
 
 
-def snap_points(segment, level, points, eligible_cells, centres, rots, axes, extent, alpha=SNAP_FRACTION):
-    """Snapped node coordinates ``(n, 3)`` (global mm) and the mask ``(n,)`` of moved nodes.
+def _guard(original, trial, previous, cells, step):
+    """``trial`` with the nodes of ``step`` (bool, modified in place) reset to ``previous`` in cells whose
+    minimum corner scaled Jacobian falls below ``min(MIN_SCALED_JACOBIAN, its value on original)``, repeated
+    until none does (ends: every pass resets at least one node)."""
+    limit = np.minimum(MIN_SCALED_JACOBIAN, _corner_scaled_jacobian(original, cells))
+    while True:
+        bad = _corner_scaled_jacobian(trial, cells) < limit
+        reset = np.unique(cells[bad].ravel())
+        reset = reset[step[reset]]
+        if reset.size == 0:
+            return trial
+        trial[reset] = previous[reset]
+        step[reset] = False
+
+
+def _movable(segment, level, eligible_cells):
+    """Nodes of the level's body whose cells are all eligible ``(n,)`` bool."""
+    cells = segment.mesh.cells
+    n = segment.mesh.n_points
+    total = np.bincount(cells.ravel(), minlength=n)
+    elig = np.bincount(cells[eligible_cells].ravel(), minlength=n)
+    movable = np.zeros(n, dtype=bool)
+    body = level_nodes(segment, level).body
+    movable[body] = (total[body] > 0) & (total[body] == elig[body])
+    return movable
+
+
+def _moves(g, points, e, movable):
+    """Nodes ``(j,)`` and their new positions ``(j, 3)``: for each crossing segment ``e (k, 2)`` the endpoint
+    with the shorter admissible move onto the surface (movable, at most :data:`MAX_MOVE` of the segment),
+    for each such node its shortest move."""
+    a, b = e[:, 0], e[:, 1]
+    ta = _crossing(g, points, a, b)                     # move of a: ta of the segment; of b: 1 - tb
+    tb = 1.0 - _crossing(g, points, b, a)
+    cand_node = np.concatenate([a, b])
+    cand_frac = np.concatenate([ta, 1.0 - tb])
+    cand_pos = np.concatenate([points[a] + ta[:, None] * (points[b] - points[a]),
+                               points[a] + tb[:, None] * (points[b] - points[a])])
+    ok = movable[cand_node] & (cand_frac <= MAX_MOVE) & np.isfinite(cand_frac)
+    frac = np.where(ok, cand_frac, np.inf).reshape(2, -1)
+    pick = np.argmin(frac, axis=0)
+    chosen = np.isfinite(frac[pick, np.arange(e.shape[0])])
+    idx = (pick * e.shape[0] + np.arange(e.shape[0]))[chosen]
+    node, fr, pos = cand_node[idx], cand_frac[idx], cand_pos[idx]
+    order = np.lexsort((fr, node))
+    first = order[np.unique(node[order], return_index=True)[1]]
+    return node[first], pos[first]
+
+
+def snap_points(segment, level, points, eligible_cells, centres, rots, axes, extent):
+    """Snapped node coordinates ``(n, 3)`` (global mm), the mask ``(n,)`` of moved nodes and the level set
+    ``g`` ``(n,)`` of the nodes of the level's body after the moves (moved nodes 0; other nodes +inf).
 
     ``centres, rots, axes``: the ellipsoids in the level's local frame at their final scale (semi-axes in
     mm); ``extent``: the vertical extent (fraction of the local body height)."""
-    mesh = segment.mesh
-    cells = mesh.cells
+    cells = segment.mesh.cells
     n = points.shape[0]
-    nodes = level_nodes(segment, level)
-    body, n2 = nodes.body, nodes.n2
-    # movable nodes: every incident cell eligible
-    total = np.bincount(cells.ravel(), minlength=n)
-    elig = np.bincount(cells[eligible_cells].ravel(), minlength=n)
-    movable = (total > 0) & (total == elig)
-    movable[np.setdiff1d(np.arange(n), body)] = False
-    # local cell size at the nodes
-    m = mesh.copy()
-    m.points = points
-    vol = np.abs(m.cell_volumes())
-    hsum = np.bincount(cells[eligible_cells].ravel(), weights=np.repeat(vol[eligible_cells] ** (1 / 3), 8),
-                       minlength=n)
-    hnode = np.divide(hsum, elig, out=np.zeros(n), where=elig > 0)
+    g = _Bolus(segment, level, points, centres, rots, axes, extent)
+    body = g.nodes.body
+    gn = np.full(n, np.inf)
+    gn[body] = g(points[body], body)
+    movable = _movable(segment, level, eligible_cells)
 
-    cand = np.flatnonzero(movable)
-    X = to_local(segment, level, points[cand])
-    c = 0.5 * (1.0 - extent)
-    zeta = column_fraction(points, cand, nodes.inferior, nodes.superior, n2)
-    best = np.full(cand.size, np.inf)                          # length of the chosen move (mm)
-    target = X.copy()
-
-    # slab planes: slide along the column toward the neighbour beyond the plane
-    for plane in (c, 1.0 - c):
-        up = zeta < plane
-        nb = np.where(up, cand + n2, cand - n2)
-        zeta_nb = column_fraction(points, nb, nodes.inferior, nodes.superior, n2)
-        t = (plane - zeta) / (zeta_nb - zeta)
-        ok = (t >= 0) & (t <= 0.5)
-        Y = X + t[:, None] * (to_local(segment, level, points[nb]) - X)
-        r, _ = _ellipsoid_radius(Y, centres, rots, axes)
-        ok &= r <= 1.0
-        move = np.linalg.norm(Y - X, axis=1)
-        take = ok & (move < best)
-        target[take], best[take] = Y[take], move[take]
-
-    # ellipsoid surfaces
-    Y = _project_ellipsoid(X, centres, rots, axes)
-    r, _ = _ellipsoid_radius(Y, centres, rots, axes)
-    move = np.linalg.norm(Y - X, axis=1)
-    zY = _column_fraction_of(segment, level, points, cand, Y, nodes)
-    ok = (np.abs(r - 1.0) < 1e-6) & (move < alpha * hnode[cand]) & (zY >= c) & (zY <= 1.0 - c)
-    take = ok & (move < best)
-    target[take], best[take] = Y[take], move[take]
-
-    moved = np.zeros(n, dtype=bool)
-    moved[cand[np.isfinite(best)]] = True
     new = points.copy()
-    new[cand] = np.where(np.isfinite(best)[:, None], to_global(segment, level, target), points[cand])
-
-    # guard: reset the moved nodes of cells whose quality drops too far
-    touched = np.flatnonzero(np.any(moved[cells[eligible_cells]], axis=1))
-    touched = np.flatnonzero(eligible_cells)[touched]
-    before = _corner_scaled_jacobian(points, cells[touched])
-    limit = np.minimum(MIN_SCALED_JACOBIAN, before)
-    while True:                                  # ends: every pass resets at least one moved node
-        bad = _corner_scaled_jacobian(new, cells[touched]) < limit
-        reset = np.unique(cells[touched[bad]].ravel())
-        reset = reset[moved[reset]]
-        if reset.size == 0:
-            return new, moved
-        new[reset] = points[reset]
-        moved[reset] = False
-
-
-def _column_fraction_of(segment, level, points, nodes_idx, local_points, nodes):
-    """Column fraction of local points placed on the columns of ``nodes_idx``."""
-    return column_fraction(points, nodes_idx, nodes.inferior, nodes.superior, nodes.n2,
-                           points_of=to_global(segment, level, local_points))
+    moved = np.zeros(n, dtype=bool)
+    elig = np.flatnonzero(eligible_cells)
+    for pairs in (HEX_EDGES, HEX_DIAGONALS):     # edges first; then diagonals of cells still cut
+        inside, outside = (gn < -_TOL) & ~moved, (gn > _TOL) & ~moved
+        e = np.unique(np.sort(cells[elig][:, pairs].reshape(-1, 2), axis=1), axis=0)
+        e = e[(inside[e[:, 0]] & outside[e[:, 1]]) | (outside[e[:, 0]] & inside[e[:, 1]])]
+        node, pos = _moves(g, new, e, movable & ~moved)
+        step = np.zeros(n, dtype=bool)
+        step[node] = True
+        trial = new.copy()
+        trial[node] = pos
+        new = _guard(points, trial, new, cells[elig[np.any(step[cells[elig]], axis=1)]], step)
+        moved |= step
+    gn[moved] = 0.0
+    return new, moved, gn
 
 
-def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s, extent, target_mm3, iterations=4):
+def cell_phases(cells, g_nodes):
+    """Cement ``(k,)`` and unresolved ``(k,)`` masks of ``cells (k, 8)`` from the node level set: cement where
+    every node is inside or on the surface (not all on it), unresolved where nodes lie strictly on both
+    sides or all on it."""
+    inner = (g_nodes <= _TOL)[cells].all(axis=1)
+    outer = (g_nodes >= -_TOL)[cells].all(axis=1)
+    return inner & ~outer, inner == outer
+
+
+def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s, extent, target_mm3, iterations=8):
     """Snap the mesh to the bolus ``E & Z`` and correct the scale ``s`` until the cement volume matches
-    ``target_mm3`` (at most ``iterations`` passes; the volume is a step function of ``s``).
+    ``target_mm3`` (relative 1e-3, at most ``iterations`` passes).
 
-    Returns ``(points, sampler, inside, fractions, s, moved)``: snapped global node coordinates, the
-    :class:`~vertebrafe.clinical.augment.Sampler` of the eligible cells on them, the sample mask inside the
-    bolus ``(m, q)``, the cell fractions ``(m,)`` (fitted cells 0 or 1, cut cells sampled), the final
-    scale and the number of moved nodes."""
-    from .augment import Sampler, endplate_distances, vertical_mask
+    Returns ``(points, sampler, inside, fractions, s, moved, unresolved)``: snapped global node coordinates,
+    the :class:`~vertebrafe.clinical.augment.Sampler` of the eligible cells on them, the sample mask inside
+    the bolus ``(m, q)`` (whole cells), the cell fractions ``(m,)`` (0 or 1), the final scale, the number of
+    moved nodes and the number of unresolved cells (assigned by their sampled majority)."""
+    from .augment import Sampler
 
-    nodes = level_nodes(segment, level)
-    c = 0.5 * (1.0 - extent)
+    cells = segment.mesh.cells
     best = None
     for _ in range(iterations):
-        new, moved = snap_points(segment, level, points, eligible, centres, rots, axes * s, extent)
-        sampler = Sampler(segment, level, new, eligible, samples)
-        d_inf, d_sup, hloc = endplate_distances(segment, level, new, sampler)
-        allowed = vertical_mask(d_inf, d_sup, hloc, extent)
-        inside = allowed & (sampler.radius2(centres, rots, axes * s) <= 1.0)
-        zeta = np.full(new.shape[0], -1.0)
-        zeta[nodes.body] = column_fraction(new, nodes.body, nodes.inferior, nodes.superior, nodes.n2)
-        radius = np.full(new.shape[0], np.inf)
-        radius[nodes.body], _ = _ellipsoid_radius(to_local(segment, level, new[nodes.body]), centres, rots, axes * s)
-        n_in, n_out = node_level_set(zeta, radius, c)
-        f = fitted_fractions(segment.mesh.cells[sampler.cells], n_in, n_out, sampler.fraction(inside))
-        achieved = float(np.sum(f * sampler.volume))
+        new, moved, gn = snap_points(segment, level, points, eligible, centres, rots, axes * s, extent)
+        cement, unresolved = cell_phases(cells[eligible], gn)
+        if unresolved.any():
+            sub = np.zeros(segment.mesh.n_cells, dtype=bool)
+            sub[np.flatnonzero(eligible)[unresolved]] = True
+            part = Sampler(segment, level, new, sub, samples)
+            within = (part.radius2(centres, rots, axes * s) <= 1.0) & _in_slab(segment, level, new, part, extent)
+            cement[unresolved] = part.fraction(within) >= 0.5
+        f = cement.astype(float)
+        achieved = float(np.sum(f * _volumes(new, cells[eligible])))
         err = achieved / target_mm3 - 1.0
         if best is None or abs(err) < abs(best[-1]):
-            best = (new, sampler, inside, f, s, int(moved.sum()), err)
-        if abs(err) < 1e-3:
+            best = (new, f, s, int(moved.sum()), int(unresolved.sum()), err)
+        if abs(err) < 1e-3 or achieved == 0.0:
             break
         s *= (target_mm3 / achieved) ** (1.0 / 3.0)
-    return best[:6]
+    new, f, s, moved, unresolved, _ = best
+    sampler = Sampler(segment, level, new, eligible, samples)
+    inside = np.broadcast_to(f[:, None] > 0.5, sampler.w.shape)
+    return new, sampler, inside, f, s, moved, unresolved
+
+
+def _in_slab(segment, level, points, sampler, extent):
+    """Samples ``(m, q)`` within the central ``extent`` of the local body height."""
+    from .augment import endplate_distances, vertical_mask
+
+    d_inf, d_sup, hloc = endplate_distances(segment, level, points, sampler)
+    return vertical_mask(d_inf, d_sup, hloc, extent)
