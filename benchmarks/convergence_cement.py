@@ -16,8 +16,9 @@ Two treated-level stiffnesses (N/mm) per state and element size:
 Every (size, state, kind) is one job in a process pool (``--workers``, each with ``--threads`` numba
 threads); AMG-CG to rtol 1e-8 (``--solver direct`` for small models). ``--surface`` picks the
 vertebroplasty bolus surface (default ``mixed``, the library default: cut cells mixed; ``fitted``:
-nodes snapped onto it); ``--cut bone|cement`` gives the cells the VP surface cuts the bone's or the
-cement's elasticity instead of the mixing rule (the bounds of their error); ``--kinds``, ``--states``
+nodes snapped onto it); ``--cut bone|cement`` gives the cells the cement surfaces cut (VP bolus; BKP
+cavity and rim) the bone's or the cement's elasticity instead of the mixing rule (the bounds of their
+error); ``--kinds``, ``--states``
 select a part of the study. The
 ``time`` of a row is wall clock, ``cpu`` the worker's process CPU time. Prints a table (and writes ``--json``) with the change from 2 to 1 mm and
 from 1.5 to 0.75 mm. Usage::
@@ -58,19 +59,24 @@ def _state(h, bmd, name, surface="mixed", cut="mixed"):
     if name.startswith("VP"):
         vp = vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0, surface=surface)
         return vp if cut == "mixed" else _cut_cells_as(vp, nsm, cut)
-    return vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8)
+    bkp = vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8)
+    return bkp if cut == "mixed" else _cut_cells_as(bkp, nsm, cut)
 
 
 def _cut_cells_as(treated, untreated, phase):
-    """``treated`` with the cells its bolus surface cuts (0 < cement fraction < 1) given the untreated
-    bone's (``"bone"``) or a whole cement cell's (``"cement"``) elasticity: the two bounds between which
-    any mixing rule of the cut cells lies."""
+    """``treated`` with the cells its cement surfaces cut (0 < cement fraction < 1, and for kyphoplasty
+    the cells the compacted rim shares with the host) given the untreated bone's (``"bone"``) or a whole
+    cement cell's (``"cement"``) elasticity: the two bounds between which any mixing rule of the cut cells
+    lies."""
     import copy
 
     import numpy as np
 
     f = np.asarray(treated.mesh.cell_data["cement_fraction"])
     cut = (f > 0.0) & (f < 1.0)
+    if "compacted_fraction" in treated.mesh.cell_data:
+        r = np.asarray(treated.mesh.cell_data["compacted_fraction"])
+        cut |= (r > 0.0) & (f + r < 1.0)
     C = treated.elasticity.copy()
     C[cut] = untreated.elasticity[cut] if phase == "bone" else treated.elasticity[np.flatnonzero(f >= 1.0)[0]]
     out = copy.copy(treated)
@@ -98,7 +104,7 @@ def job(h, bmd, name, kind, surface="mixed", solver="amg", cut="mixed"):
         k, dofs = 800.0 / abs(dh), r.solution.info["dofs"]
     return dict(h=h, state=name, kind=kind, stiffness=k, dofs=int(dofs), cells=int(seg.mesh.n_cells),
                 surface=surface if name.startswith("VP") else None, solver=solver,
-                cut=cut if name.startswith("VP") else None,
+                cut=cut if name != "intact" and name != "NSM" else None,
                 time=time.perf_counter() - t0, cpu=time.process_time() - t_cpu, volume_error=hist.get("volume_error"),
                 cement_mL=hist.get("cement_volume_mL"), span=hist.get("cement_height_span"))
 
@@ -115,8 +121,8 @@ def main(argv=None):
                     help="vertebroplasty bolus surface (fitted: nodes snapped onto it; mixed: cut cells only)")
     ap.add_argument("--solver", default="amg", choices=["amg", "direct"])
     ap.add_argument("--cut", default="mixed", choices=["mixed", "bone", "cement"],
-                    help="vertebroplasty cells the bolus surface cuts: mixed (the model) or, as bounds of their "
-                         "error, the bone's or the cement's elasticity")
+                    help="cells the cement surfaces cut (VP bolus; BKP cavity and rim): mixed (the model) or, as "
+                         "bounds of their error, the bone's or the cement's elasticity")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     os.environ["NUMBA_NUM_THREADS"] = str(a.threads)

@@ -128,3 +128,11 @@ def test_a_study_asks_for_amg_kernels_only_where_a_case_may_use_amg(monkeypatch)
     assert _uses_amg(list(cases) + amg)
     monkeypatch.setattr(solvers, "direct_max_dofs", lambda: solvers.SUPERLU_MAX_DOFS)    # SuperLU only
     assert _uses_amg(cases)
+
+
+def test_the_warm_up_helper_process_computes_the_fields():
+    """The second process of a warm-up on an empty cache imports this vertebrafe and computes the bar's
+    Gauss-point fields; here it finds the kernels cached and must end cleanly."""
+    from vertebrafe.fem import warmup
+    warm_up(say=None, amg=False)
+    assert warmup._helper().wait(timeout=600) == 0

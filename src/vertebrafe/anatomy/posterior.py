@@ -235,7 +235,15 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         xw = np.empty((L + 1, A + 1))
         xw[:, cols_l] = loc[:, jl, 0]
         xw[:, cols_r] = loc[:, sel, 0]
-        xm = xw[mid]
+        xm = xw[mid].copy()
+        # the pedicle's edges on the specified canal and pedicle widths (each moved by less than a column, at
+        # least a quarter column short of its neighbour), off the wall: the pedicles, the canal and the
+        # processes keep their widths at every element size
+        xs = xm[cols_r]
+        d = np.diff(xs)
+        e_in = min(max(x_in, xs[0] - d[0]), xs[1] - 0.25 * d[0]) if n_pl > 1 else x_in
+        e_out = min(max(x_out, xs[-2] + 0.25 * d[-1]), xs[-1] + d[-1]) if n_pl > 1 else max(x_out, x_in + 0.5 * h)
+        xm[cols_r[0]], xm[cols_r[-1]], xm[cols_l[-1]], xm[cols_l[0]] = e_in, e_out, -e_in, -e_out
         xc = _spaced(xm[cols_l[-1]], xm[cols_r[0]], n_c)
         x_tip = xm[cols_r[-1]] + pd["transverse_length"]
         xcol = np.empty(A + 1)
@@ -278,6 +286,12 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         ksp = kb[Z[kb] >= Z[ni + Lb] - pd["spinous_height"] - 1e-9]
         ksp = ksp if ksp.size else kb[-1:]
         mask[np.ix_(spc, np.arange(nr + nl, B), ksp)] = True                                    # spinous
+        # behind the lamina, the spinous process's sides and bottom on its specified thickness and height (its
+        # columns and lowest layer moved there, by less than a cell), whatever the element size
+        XYZ[spc[0], nr + nl + 1:, :, 0], XYZ[spc[-1] + 1, nr + nl + 1:, :, 0] = (-0.5 * pd["spinous_thickness"],
+                                                                               0.5 * pd["spinous_thickness"])
+        if ksp.min() > ni:
+            XYZ[spc[0]:spc[-1] + 2, nr + nl + 1:, ksp.min(), 2] = Z[ni + Lb] - pd["spinous_height"]
         # process rows: the front half of the lamina rows and the pedicle rows in front of them, one lamina
         # thickness deep in all (the nearest whole rows), whatever the element size
         n_b = (nl + 1) // 2

@@ -17,13 +17,15 @@ This is Newton's method on the convex energy ``1/2 u.K u - f.u + sum 1/2 k max(0
 typically a handful. Every step reuses the assembled linear core: the stiffness ``K`` of the cells is
 assembled once and the springs enter as a sparse low-rank term.
 
-- Direct: one factorisation of a reference matrix (the cells and the linear springs; where a part is held
-  only by springs, also the springs active at the start) for every step and every load of a shared
-  set-up; a step solves with it and corrects for the springs whose state differs from the reference by
-  the Woodbury identity (:class:`LowRank`: one kept column ``A0^-1 g`` per such spring, a dense system of
-  their number). The loop starts from the reference state, whose solve needs no column. Exact, unlike a
-  preconditioned iteration, and the columns serve later loads too; beyond :data:`LOW_RANK_BYTES` of
-  columns (thousands of switching fibres) the current matrix is factorised and becomes the reference.
+- Direct: one factorisation of a reference matrix ``A0`` (the cells and the linear springs; where a part is
+  held only by springs, also the springs active at the start) for every step and every load of a shared
+  set-up. The loop runs in the springs' space (:class:`LowRank`): with ``S = G A0^-1 G^T`` (one kept
+  column per spring whose state ever differed from the reference; PARDISO computes it by a partial
+  solve) every trial set costs a dense system of the springs that differ, by the Woodbury identity, and
+  the displacements are solved once, for the final set: two solves with the factorisation per load,
+  however many steps. Exact, unlike a preconditioned iteration, and the columns serve later loads too;
+  beyond :data:`LOW_RANK_BYTES` of columns (thousands of switching fibres) the current matrix is
+  factorised and becomes the reference.
 - AMG: the hierarchy built on the first step's matrix (kept for later loads) preconditions the CG of
   every step, which starts from the previous solution.
 """
@@ -46,8 +48,8 @@ MAX_ITERATIONS = 30
 #: to the requested rtol confirms it (the states hinge on the signs of elongations, which a 1e-4
 #: residual already fixes for all but springs right at their onset).
 LOOSE_RTOL = 1e-4
-#: Memory for the kept columns ``A0^-1 G^T`` of the direct solve (:class:`LowRank`), bytes: about 270
-#: springs on a 120 000-unknown model, several hundred at 3 mm.
+#: Memory for the kept columns of ``S = Gf A0^-1 Gf^T`` of the direct solve (:class:`LowRank`), bytes:
+#: every column of 480 springs (T12-L2 at 2 mm with posterior elements) takes 1.8 MB.
 LOW_RANK_BYTES = 256 * 2 ** 20
 
 
@@ -85,10 +87,6 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
     in_amg = np.concatenate([np.full(s.size, s.precondition) for s in sets])      # dense terms stay out
     info = {"solver": method, "iterations": 0, "setup_time": 0.0, "solve_time": 0.0,
             "setup_reused": bool(cache)}
-    changes = []
-    x = np.zeros(K.shape[0])
-    M = None
-    tight = method == "direct"
     if method == "direct":
         low = cache.get("low_rank")
         if low is None:
@@ -96,46 +94,60 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
             # such as a fluid cavity stay low rank), plus, where K alone is singular, the springs active now
             low = cache["low_rank"] = LowRank(K, Gf, k * ((linear & in_amg) | (held & active)))
             info["setup_time"] += low.factor_time
-        active = (low.d0 > 0) | linear          # start from the reference state: its solve needs no columns
+        t1 = time.perf_counter()
+        x, active, changes, residual, solves, low, factor_time = _direct(low, K, rhs, Gf, k, onset, delta_c, linear,
+                                                                         sets, bounds, rtol, max_iterations)
+        cache["low_rank"] = low
+        info.update(iterations=solves, setup_time=info["setup_time"] + factor_time,
+                    solve_time=time.perf_counter() - t1 - factor_time, factorization=low.backend,
+                    spring_columns=low.columns)
+    else:
+        x, active, changes, residual = _amg(K, rhs, Gf, k, onset, delta_c, active, in_amg, sets, bounds, rtol, maxiter,
+                                            near_nullspace, strength, max_iterations, cache, info)
+    for i, s in enumerate(sets):
+        s.active = active[bounds[i]:bounds[i + 1]].copy()
+    info.update(residual=residual, active_set_iterations=len(changes), active_set_changes=changes,
+                springs_active={s.name: int(s.active.sum()) for s in sets},
+                active_set_time=time.perf_counter() - t0)
+    return x, info
+
+
+def _amg(K, rhs, Gf, k, onset, delta_c, active, in_amg, sets, bounds, rtol, maxiter, near_nullspace, strength,
+         max_iterations, cache, info):
+    """The active-set loop with AMG-CG: one hierarchy (kept in ``cache`` for later loads) preconditions the
+    CG of every step, which starts from the previous solution, at :data:`LOOSE_RTOL` while the set moves
+    and at ``rtol`` to confirm it. Updates ``info``; returns ``(x, active, changes per step, residual)``."""
+    changes = []
+    x = np.zeros(K.shape[0])
+    tight = False
     for step in range(1, max_iterations + 1):
         d = k * active
         b = rhs + Gf.T @ (d * (onset - delta_c))
-        if method == "direct":
-            t1 = time.perf_counter()
-            x, solves, low, factor_time, residual = _direct_step(low, K, Gf, d, b, rtol)
-            cache["low_rank"] = low
-            info["iterations"] += solves
-            info["setup_time"] += factor_time
-            info["solve_time"] += time.perf_counter() - t1 - factor_time
-        else:
-            A = spla.LinearOperator(K.shape, matvec=lambda v, d=d: K @ v + Gf.T @ (d * (Gf @ v)), dtype=float)
-            M = cache.get("amg")
-            with threadpool_limits(limits=1, user_api="blas"):
-                if M is None:       # one hierarchy for every step and load: the springs change by low rank
-                    t1 = time.perf_counter()
-                    ml = solvers.amg_hierarchy((K + Gf.T @ sp.diags(d * in_amg) @ Gf).tobsr(blocksize=(3, 3)),
-                                               near_nullspace, strength)
-                    M = cache["amg"] = solvers.amg_preconditioner(ml)
-                    cache["amg_info"] = dict(levels=len(ml.levels),
-                                             operator_complexity=float(ml.operator_complexity()))
-                    info["setup_time"] += time.perf_counter() - t1
+        A = spla.LinearOperator(K.shape, matvec=lambda v, d=d: K @ v + Gf.T @ (d * (Gf @ v)), dtype=float)
+        M = cache.get("amg")
+        with threadpool_limits(limits=1, user_api="blas"):
+            if M is None:       # one hierarchy for every step and load: the springs change by low rank
                 t1 = time.perf_counter()
-                step_rtol = rtol if tight else max(rtol, LOOSE_RTOL)
-                x, its = _cg(A, b, x, M, step_rtol, maxiter)
-            info.update(cache["amg_info"])
-            info["solve_time"] += time.perf_counter() - t1
-            info["iterations"] += its
-            residual = _residual(A @ x, b)
+                ml = solvers.amg_hierarchy((K + Gf.T @ sp.diags(d * in_amg) @ Gf).tobsr(blocksize=(3, 3)),
+                                           near_nullspace, strength)
+                M = cache["amg"] = solvers.amg_preconditioner(ml)
+                cache["amg_info"] = dict(levels=len(ml.levels), operator_complexity=float(ml.operator_complexity()))
+                info["setup_time"] += time.perf_counter() - t1
+            t1 = time.perf_counter()
+            x, its = _cg(A, b, x, M, rtol if tight else max(rtol, LOOSE_RTOL), maxiter)
+        info.update(cache["amg_info"])
+        info["solve_time"] += time.perf_counter() - t1
+        info["iterations"] += its
+        residual = _residual(A @ x, b)
         if not np.all(np.isfinite(x)):
             raise ConvergenceError("the active-set solve produced non-finite displacements; the model may be a "
                                    "mechanism once slack springs carry nothing", iterations=step)
-        if residual > max(rtol if tight else LOOSE_RTOL, 1e-6 if method == "direct" else rtol) * 1.0001:
-            raise ConvergenceError(f"active-set step {step}: the {method} solve reached a relative residual "
-                                   f"{residual:.3g} > rtol {rtol:g}; with {int((k * active > 0).sum())} of "
-                                   f"{k.size} springs active the model may be a mechanism (slack springs carry "
-                                   "nothing): check that the load can be carried", iterations=step,
-                                   residual=residual)
-        delta = G @ (np.where(free, x, 0.0) + gc)
+        if residual > (rtol if tight else max(rtol, LOOSE_RTOL)) * 1.0001:
+            raise ConvergenceError(f"active-set step {step}: the amg solve reached a relative residual "
+                                   f"{residual:.3g} > rtol {rtol:g}; with {int((d > 0).sum())} of {d.size} springs "
+                                   "active the model may be a mechanism (slack springs carry nothing): check that "
+                                   "the load can be carried", iterations=step, residual=residual)
+        delta = Gf @ x + delta_c
         want = np.concatenate([s.wants_active(delta[bounds[i]:bounds[i + 1]]) for i, s in enumerate(sets)])
         changed = int(np.count_nonzero(want != active))
         changes.append(changed)
@@ -148,65 +160,53 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
         raise ConvergenceError(f"the active set of the one-sided springs did not settle in {max_iterations} "
                                f"steps (state changes per step: {changes}); the load may make the model a "
                                "mechanism or the springs chatter", iterations=max_iterations)
-    for i, s in enumerate(sets):
-        s.active = active[bounds[i]:bounds[i + 1]].copy()
-    if method == "direct":
-        info.update(factorization=low.backend, spring_columns=low.Z.shape[1])
-    info.update(residual=residual, active_set_iterations=len(changes), active_set_changes=changes,
-                springs_active={s.name: int(s.active.sum()) for s in sets},
-                active_set_time=time.perf_counter() - t0)
-    return x, info
+    return x, active, changes, residual
 
 
-class LowRank:
-    """A factorised reference ``A0 = K + Gf^T diag(d0) Gf`` that solves ``(K + Gf^T diag(d) Gf) x = b`` for
-    any spring stiffnesses ``d (ks,)`` exactly, by the Woodbury identity on the springs ``c`` where
-    ``d != d0``: ``x = y - Z_c (diag(1 / (d - d0)_c) + Gf_c Z_c)^-1 Gf_c y`` with ``y = A0^-1 b`` and
-    ``Z_c = A0^-1 Gf_c^T``. A column of ``Z`` is computed the first time its spring differs from the
-    reference and kept (also for later loads), so an active-set step costs one solve with the factor and a
-    small dense system; at most :data:`LOW_RANK_BYTES` of columns.
-    """
-
-    def __init__(self, K, Gf, d0):
-        t0 = time.perf_counter()
-        self.Gf, self.d0 = Gf, d0
-        self._solve, self.backend = solvers.factorize(K + Gf.T @ sp.diags(d0) @ Gf)
-        self.column = np.full(d0.size, -1)                 # column of Z of each spring, -1: none yet
-        self.Z = np.zeros((K.shape[0], 0))
-        self.max_columns = max(1, LOW_RANK_BYTES // (8 * K.shape[0]))
-        self.factor_time = time.perf_counter() - t0
-
-    def solve(self, d, b):
-        """``x (N,)``, or None when the springs that differ from the reference need more columns than
-        fit in :data:`LOW_RANK_BYTES`."""
-        c = np.flatnonzero(d != self.d0)
-        missing = c[self.column[c] < 0]
-        if self.Z.shape[1] + missing.size > self.max_columns:
-            return None
-        if missing.size:           # a block of right-hand sides: the BLAS threads in force (both cores)
-            self.column[missing] = self.Z.shape[1] + np.arange(missing.size)
-            self.Z = np.hstack([self.Z, self._solve(self.Gf[missing].T.toarray())])
-        with threadpool_limits(limits=1, user_api="blas"):      # single vectors: see solvers.Prepared.solve
-            y = self._solve(b)
-            if c.size == 0:
-                return y
-            Zc, Gc = self.Z[:, self.column[c]], self.Gf[c]
-            capacitance = np.diag(1.0 / (d[c] - self.d0[c])) + Gc @ Zc
-            return y - Zc @ np.linalg.solve(capacitance, Gc @ y)
-
-
-def _direct_step(low, K, Gf, d, b, rtol):
-    """Solve ``(K + Gf^T diag(d) Gf) x = b`` with the reference ``low`` (:class:`LowRank`), refined while the
-    true residual is above ``rtol``; where the springs that differ from the reference need too many
-    columns, the current matrix is factorised and becomes the reference.
-    Returns ``(x, solves, reference, factorisation time (s), relative residual)``."""
+def _direct(low, K, rhs, Gf, k, onset, delta_c, linear, sets, bounds, rtol, max_iterations):
+    """The active-set loop of the direct solve, in the springs' space: with the reference ``low`` every
+    trial set costs a small dense system (:meth:`LowRank.elongations`), and the displacements are solved
+    once, for the final set (then refined on the true residual while above ``rtol``). ``onset (ks,)``,
+    ``delta_c (ks,)``: the elongation of the prescribed motion.
+    Where the springs that differ from the reference need more columns than :data:`LOW_RANK_BYTES`, the
+    current set is factorised and becomes the reference.
+    Returns ``(x, active, changes per step, relative residual, solves with the factorisation, reference,
+    factorisation time (s))``."""
+    active = (low.d0 > 0) | linear               # start from the reference state: it needs no columns
+    free_length = onset - delta_c
     factor_time = 0.0
-    x = low.solve(d, b)
-    if x is None:
-        low = LowRank(K, Gf, d)
-        factor_time = low.factor_time
-        x = low.solve(d, b)
+    y0 = low.reference(rhs + Gf.T @ (low.d0 * free_length))
     solves = 1
+    e0 = Gf @ y0
+    changes = []
+    for step in range(1, max_iterations + 1):
+        d = k * active
+        found = low.elongations(d, e0, free_length)
+        if found is None:
+            low = LowRank(K, Gf, d)
+            factor_time += low.factor_time
+            y0 = low.reference(rhs + Gf.T @ (low.d0 * free_length))
+            solves += 1
+            e0 = Gf @ y0
+            found = low.elongations(d, e0, free_length)
+        u, e = found
+        if not np.all(np.isfinite(e)):
+            raise ConvergenceError("the active-set solve produced non-finite elongations; the model may be a "
+                                   "mechanism once slack springs carry nothing", iterations=step)
+        delta = e + delta_c
+        want = np.concatenate([s.wants_active(delta[bounds[i]:bounds[i + 1]]) for i, s in enumerate(sets)])
+        changed = int(np.count_nonzero(want != active))
+        changes.append(changed)
+        active = want
+        if changed == 0:
+            break
+    else:
+        raise ConvergenceError(f"the active set of the one-sided springs did not settle in {max_iterations} "
+                               f"steps (state changes per step: {changes}); the load may make the model a "
+                               "mechanism or the springs chatter", iterations=max_iterations)
+    x = y0 + low.displacement(d, u)
+    solves += 1 if u.size else 0
+    b = rhs + Gf.T @ (d * free_length)
 
     def apply(v):
         return K @ v + Gf.T @ (d * (Gf @ v))
@@ -217,12 +217,94 @@ def _direct_step(low, K, Gf, d, b, rtol):
         if not residual > rtol:
             break
         x = x + low.solve(d, r)
-        solves += 1
+        solves += 2
         r = b - apply(x)
         previous, residual = residual, _residual(b - r, b)
         if not residual < 0.5 * previous:
             break
-    return x, solves, low, factor_time, residual
+    if not np.all(np.isfinite(x)) or residual > max(rtol, 1e-6) * 1.0001:
+        raise ConvergenceError(f"the direct active-set solve reached a relative residual {residual:.3g} > rtol "
+                               f"{rtol:g}; with {int((d > 0).sum())} of {d.size} springs active the model may be a "
+                               "mechanism (slack springs carry nothing): check that the load can be carried",
+                               iterations=len(changes), residual=residual)
+    return x, active, changes, residual, solves, low, factor_time
+
+
+class LowRank:
+    """A factorised reference ``A0 = K + Gf^T diag(d0) Gf`` and the spring-space operator
+    ``S = Gf A0^-1 Gf^T``, which solve ``(K + Gf^T diag(d) Gf) x = b + Gf^T diag(d) o`` for any spring
+    stiffnesses ``d (ks,)`` exactly: with ``y0 = A0^-1 (b + Gf^T diag(d0) o)``, ``e0 = Gf y0`` and the
+    springs ``c`` where ``d != d0`` (``D = diag(d - d0)_c``),
+
+        (D^-1 + S_cc) u = o_c - e0_c,    elongations e = e0 + S_:c u,    x = y0 + A0^-1 Gf_c^T u.
+
+    The active-set loop needs only ``e``: a trial set costs a dense system of the springs that differ from
+    the reference. A column ``S_:j`` is computed the first time spring ``j`` differs and kept (also for
+    later loads of a shared set-up). With PARDISO the columns come from partial solves (right-hand sides
+    and solution components only on the springs' unknowns, :meth:`PardisoCholesky.partial
+    <vertebrafe.fem.solvers.PardisoCholesky.partial>`): about a twentieth of a full solve each; with another
+    factorisation from full solves. Only the columns of ``S`` are kept, at most :data:`LOW_RANK_BYTES`.
+    """
+
+    def __init__(self, K, Gf, d0):
+        t0 = time.perf_counter()
+        self.Gf, self.d0 = Gf, d0
+        self._solve, self.backend = solvers.factorize(K + Gf.T @ sp.diags(d0) @ Gf, selected=np.unique(Gf.indices))
+        self.column = np.full(d0.size, -1)                 # column of S of each spring, -1: none yet
+        self.S = np.zeros((d0.size, 0))
+        self.factor_time = time.perf_counter() - t0
+
+    @property
+    def columns(self):
+        """Number of springs whose column of ``S`` is computed."""
+        return self.S.shape[1]
+
+    def _columns(self, c):
+        """``S[:, c]``, computing the missing columns in blocks of right-hand sides (the BLAS threads in
+        force, both cores); None if they would exceed :data:`LOW_RANK_BYTES`."""
+        missing = c[self.column[c] < 0]
+        if missing.size:
+            if self.S.nbytes + 8 * self.S.shape[0] * missing.size > LOW_RANK_BYTES:
+                return None
+            solve = self._solve.partial if getattr(self._solve, "selection", None) is not None else self._solve
+            new = [self.Gf @ solve(self.Gf[part].T.toarray())            # at most 64 right-hand sides at a time
+                   for part in np.array_split(missing, -(-missing.size // 64))]
+            self.column[missing] = self.S.shape[1] + np.arange(missing.size)
+            self.S = np.hstack([self.S] + new)
+        return self.S[:, self.column[c]]
+
+    def reference(self, b):
+        """``A0^-1 b``."""
+        with threadpool_limits(limits=1, user_api="blas"):      # single vectors: see solvers.Prepared.solve
+            return self._solve(b)
+
+    def elongations(self, d, e0, o):
+        """``(u, e)`` of the springs that differ from the reference (see above), or None where their columns
+        would exceed :data:`LOW_RANK_BYTES`."""
+        c = np.flatnonzero(d != self.d0)
+        if c.size == 0:
+            return np.zeros(0), e0
+        Sc = self._columns(c)
+        if Sc is None:
+            return None
+        capacitance = np.diag(1.0 / (d[c] - self.d0[c])) + 0.5 * (Sc[c] + Sc[c].T)
+        try:
+            u = np.linalg.solve(capacitance, o[c] - e0[c])
+        except np.linalg.LinAlgError:
+            u = np.full(c.size, np.nan)
+        return u, e0 + Sc @ u
+
+    def displacement(self, d, u):
+        """``A0^-1 Gf_c^T u``, the springs' part of the displacements (0 where none differ)."""
+        c = np.flatnonzero(d != self.d0)
+        return self.reference(self.Gf[c].T @ u) if c.size else 0.0
+
+    def solve(self, d, b):
+        """``(K + Gf^T diag(d) Gf)^-1 b`` (two solves with the factorisation), or None where the springs that
+        differ from the reference need more columns than :data:`LOW_RANK_BYTES`."""
+        y = self.reference(b)
+        found = self.elongations(d, self.Gf @ y, np.zeros(d.size))
+        return None if found is None else y + self.displacement(d, found[0])
 
 
 def _residual(Ax, b):

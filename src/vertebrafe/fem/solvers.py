@@ -235,9 +235,10 @@ def choose(method, n, direct_max=None):
     return method
 
 
-def factorize(K):
+def factorize(K, selected=None):
     """A direct factorisation of the symmetric positive-definite ``K`` (scipy sparse): returns
-    ``(solve, name)`` with ``solve(b) -> x`` for ``b (N,)`` or ``(N, k)``.
+    ``(solve, name)`` with ``solve(b) -> x`` for ``b (N,)`` or ``(N, k)``. ``selected``: unknowns (indices)
+    on which PARDISO prepares partial solves (:meth:`PardisoCholesky.partial`).
 
     For more than :data:`CHOLESKY_MIN_DOFS` unknowns: PARDISO (:class:`PardisoCholesky`) when MKL is
     there, else CHOLMOD (supernodal Cholesky, METIS ordering) when scikit-sparse is installed. PARDISO
@@ -250,7 +251,7 @@ def factorize(K):
     if A.shape[0] > CHOLESKY_MIN_DOFS and pardiso_available():
         from pypardiso.pardiso_wrapper import PyPardisoError
         try:
-            return PardisoCholesky(A), "Cholesky (PARDISO)"
+            return PardisoCholesky(A, selected), "Cholesky (PARDISO)"
         except PyPardisoError:
             pass
     elif A.shape[0] > CHOLESKY_MIN_DOFS and cholmod_available():
@@ -269,33 +270,81 @@ def factorize(K):
 
 
 class PardisoCholesky:
-    """Intel MKL PARDISO Cholesky factorisation of the symmetric positive-definite ``A`` (scipy sparse)
-    with :data:`PARDISO_IPARM`, through pypardiso; calling it with ``b (N,)`` or ``(N, k)`` solves
-    ``A x = b``. MKL's memory of the factor is released with the object. Raises pypardiso's
-    ``PyPardisoError`` if ``A`` is not positive definite (PARDISO's zero-pivot error).
+    """Intel MKL PARDISO Cholesky factorisation of the symmetric positive-definite ``A`` (scipy sparse) with
+    :data:`PARDISO_IPARM`; calling it with ``b (N,)`` or ``(N, k)`` solves ``A x = b``. With ``selected``
+    (indices of unknowns; attribute ``selection``) :meth:`partial` solves for right-hand sides that are
+    zero elsewhere and returns the solution on ``selected`` only, at a fraction of the cost (only the
+    elimination-tree paths of those unknowns are visited). MKL is called directly (pypardiso loads it and
+    keeps the handle) with the index arrays converted once, not at every solve. MKL's memory of the factor
+    is released with the object. Raises pypardiso's ``PyPardisoError`` if ``A`` is not positive definite
+    (PARDISO's zero-pivot error).
     """
 
-    def __init__(self, A):
+    def __init__(self, A, selected=None):
         import pypardiso
-        self._upper = sp.triu(A, format="csr")          # PARDISO reads the upper triangle, rows sorted
-        self._upper.sort_indices()
+        upper = sp.triu(A, format="csr")                  # PARDISO reads the upper triangle, rows sorted
+        upper.sort_indices()
+        self._data = np.ascontiguousarray(upper.data, dtype=float)
+        self._ia = (upper.indptr + 1).astype(np.int32)      # 1-based
+        self._ja = (upper.indices + 1).astype(np.int32)
         self._pardiso = pypardiso.PyPardisoSolver(mtype=2)        # real symmetric positive definite
         for i, value in PARDISO_IPARM.items():
             self._pardiso.set_iparm(i, value)
+        self.selection = None
+        if selected is not None and len(selected):
+            self.selection = np.asarray(selected)
+            self._pardiso.perm = np.zeros(A.shape[0], np.int32)     # iparm 31: the analysis must know them
+            self._pardiso.perm[self.selection] = 1
+            self._pardiso.set_iparm(31, 1)
         try:
-            self._pardiso.factorize(self._upper)
+            self._call(12, np.zeros(A.shape[0]))                  # analysis and factorisation
         except Exception:
-            self._pardiso.free_memory(everything=True)
-            self._pardiso = None
+            self._release()
             raise
+        self._pardiso.set_iparm(31, 0)                            # ordinary solves by default
+
+    def _call(self, phase, b):
+        import ctypes
+        from pypardiso.pardiso_wrapper import PyPardisoError
+        p = self._pardiso
+        b = np.asfortranarray(b, dtype=float)
+        x = np.zeros_like(b)
+        error = ctypes.c_int32(0)
+        i32 = ctypes.POINTER(ctypes.c_int32)
+
+        def ref(v):
+            return ctypes.byref(ctypes.c_int32(v))
+        p._mkl_pardiso(p.pt.ctypes.data_as(ctypes.POINTER(p._pt_type[0])), ref(1), ref(1), ref(2), ref(phase),
+                       ref(self._ia.size - 1), self._data.ctypes.data_as(ctypes.c_void_p),
+                       self._ia.ctypes.data_as(i32), self._ja.ctypes.data_as(i32), p.perm.ctypes.data_as(i32),
+                       ref(1 if b.ndim == 1 else b.shape[1]), p.iparm.ctypes.data_as(i32), ref(0),
+                       b.ctypes.data_as(ctypes.c_void_p), x.ctypes.data_as(ctypes.c_void_p), ctypes.byref(error))
+        if error.value != 0:
+            raise PyPardisoError(error.value)
+        return x
 
     def __call__(self, b):
-        return self._pardiso.solve(self._upper, np.asarray(b, dtype=float))
+        return self._call(33, b)
+
+    def partial(self, b):
+        """``A^-1 b`` on the ``selected`` unknowns (other rows: undefined) for ``b (N,)`` or ``(N, k)`` that is
+        zero outside them."""
+        self._pardiso.set_iparm(31, 1)
+        try:
+            return self._call(33, b)
+        finally:
+            self._pardiso.set_iparm(31, 0)
+
+    def _release(self):
+        if getattr(self, "_pardiso", None) is not None:
+            try:
+                self._call(-1, np.zeros(0))
+            except Exception:  # noqa: BLE001 - nothing to release, or the interpreter is shutting down
+                pass
+            self._pardiso = None
 
     def __del__(self):
-        pardiso = getattr(self, "_pardiso", None)
-        if pardiso is not None:
-            pardiso.free_memory(everything=True)
+        self._release()
 
 
 def amg_hierarchy(K, near_nullspace=None, strength=None):

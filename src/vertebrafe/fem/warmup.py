@@ -7,6 +7,11 @@ workers load the cache instead of compiling the same kernels side by side (``ver
 the same on its own, for example after an install). A study whose cases all solve directly does not
 compile the AMG kernels (a fifth of the compile time: 35.8 s instead of 45.2 s of CPU); a case that
 does use AMG compiles them on first use.
+
+On an empty cache with more than one CPU a second process compiles the Gauss-point field kernels (about
+a fifth of the compile time, and the per-element kernels they share with the assembly) while this one
+compiles the sparsity-pattern, assembly and solver kernels; this process then loads the field kernels
+from the cache. The compilation that the study waits for is then this process's share.
 """
 import time
 
@@ -36,31 +41,51 @@ def _bar():
     return model
 
 
-def _solve_bar(solver):
-    """Solve the bar with ``solver`` and compute its Gauss-point fields (the sparsity-pattern, assembly
-    and solver kernels, then the field kernels)."""
-    sol = _bar().solve(solver=solver)
-    _ = sol.cell_stress
-    return sol
+def _fields_of(model):
+    """The Gauss-point field kernels, on a zero displacement of ``model`` (no assembly, no solve)."""
+    from .solution import Solution
+    return Solution(model, np.zeros((model.mesh.n_points, 3)), np.zeros((len(model.plates), 6)), {}).cell_stress
 
 
-def warm_up(say=print, amg=True):
+def _helper():
+    """Start ``_fields_of(_bar())`` in a second Python process (same numba cache); returns the process."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # holds vertebrafe/
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    return subprocess.Popen([sys.executable, "-c", "from vertebrafe.fem.warmup import _bar, _fields_of; "
+                             "_fields_of(_bar())"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def warm_up(say=print, amg=True, parallel=None):
     """Compile or load the FE kernels; returns the seconds it took. ``amg``: also the kernels of AMG-CG
     (:func:`~vertebrafe.fem.solvers.choose` tells whether a model solves with it); without them the bar is
-    solved by the direct solver.
+    solved by the direct solver. ``parallel`` (default: more than one CPU): on an empty cache, compile the
+    Gauss-point field kernels in a second process meanwhile.
 
     ``say(message)`` is called when numba starts compiling a kernel that is not in its cache (once) and
     when the warm-up is done after compiling; a warm cache stays silent. ``say=None`` is always silent.
     """
+    import os
+
     from numba.core import event
 
+    if parallel is None:
+        parallel = (os.cpu_count() or 1) > 1
     compiled = []
+    helpers = []
 
     class Notice(event.Listener):
         def on_start(self, ev):
-            if not compiled and say is not None:
-                say("compiling the numba kernels (once per install; later runs load them from numba's "
-                    "cache) ...")
+            if not compiled:
+                if say is not None:
+                    say("compiling the numba kernels (once per install; later runs load them from numba's "
+                        "cache) ...")
+                if parallel:
+                    helpers.append(_helper())
             compiled.append(ev)
 
         def on_end(self, ev):
@@ -68,7 +93,10 @@ def warm_up(say=print, amg=True):
 
     t0 = time.perf_counter()
     with event.install_listener("numba:compile", Notice()):
-        _solve_bar("amg" if amg else "direct")
+        sol = _bar().solve(solver="amg" if amg else "direct")
+        for helper in helpers:
+            helper.wait()
+        _ = sol.cell_stress
     elapsed = time.perf_counter() - t0
     if compiled and say is not None:
         say(f"numba kernels compiled in {elapsed:.0f} s")
