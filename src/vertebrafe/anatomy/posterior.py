@@ -215,7 +215,7 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         n_c = cell_count(2.0 * x_edge, h, minimum=2, multiple=2)
         n_tp = cell_count(pd["transverse_length"], h)
         nr = cell_count(pd["canal_depth"], h, minimum=2)
-        nl = cell_count(pd["lamina_thickness"], h)
+        nl = cell_count(pd["lamina_thickness"], h, minimum=2, multiple=2)       # a node row at half its depth
         ns = cell_count(pd["spinous_length"], h)
         # processes: down to the bottom of the joint band below / up to the top of the band above (at least
         # one cell); at a segment end, half the disc and half the facet height beyond the body
@@ -293,10 +293,15 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         if ksp.min() > ni:
             XYZ[spc[0]:spc[-1] + 2, nr + nl + 1:, ksp.min(), 2] = Z[ni + Lb] - pd["spinous_height"]
         # process rows: the front half of the lamina rows and the pedicle rows in front of them, one lamina
-        # thickness deep in all (the nearest whole rows), whatever the element size
-        n_b = (nl + 1) // 2
-        n_f = min(nr, max(1, int(round((1.0 - n_b / nl) * pd["lamina_thickness"] * nr / pd["canal_depth"]))))
+        # thickness deep in all, whatever the element size
+        n_b = nl // 2
+        n_f = min(nr, max(1, int(round(0.5 * pd["lamina_thickness"] * nr / pd["canal_depth"]))))
         prow = np.arange(nr - n_f, nr + n_b)
+        if n_f < nr:    # the processes' front row half a lamina thickness ahead of the laminae (within half a row)
+            r = nr - n_f
+            ys = XYZ[:, r - 1:r + 2, :, 1]
+            XYZ[:, r, :, 1] = np.clip(y_lf + 0.5 * pd["lamina_thickness"], 0.5 * (ys[:, 1] + ys[:, 2]),
+                                      0.5 * (ys[:, 0] + ys[:, 1]))
         tpc = np.concatenate([np.arange(n_tp), np.arange(A - n_tp, A)])
         mask[np.ix_(tpc, prow, kp)] = True                                                      # transverse
         # joint plane: the node column nearest the pedicle's specified centre, moved onto it; inferior process
