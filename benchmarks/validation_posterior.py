@@ -47,7 +47,9 @@ CONVERGENCE_METRICS = (("rot_flex", "rotation_flexion", "disc"), ("rot_lat", "ro
 def convergence(sizes, solver="auto", names=None):
     """L4-L5 (vBMD 120, fibre-free disc) under 7.5 N m extension, axial rotation, flexion, lateral bending and
     the 500 N follower load at each element size: one JSON row per (size, load) as soon as it is solved (the
-    loads share one set-up), then the relative change of every metric between the last two sizes."""
+    loads share one set-up; under the moments also ``M%_<structure>``, the share of the applied moment that
+    the disc, each facet joint and each ligament carry, :func:`~vertebrafe.post.posterior.level_moments`),
+    then the relative change of every metric between the last two sizes."""
     loads = [Load(compression=0.0, extension=7.5, name="EXT"), Load(compression=0.0, axial_rotation=7.5, name="AR"),
              Load(compression=0.0, flexion=7.5, name="FLEX"), Load(compression=0.0, lateral_bending=7.5, name="LB"),
              Load(compression=500.0, follower=True, name="STAND")]
@@ -62,6 +64,11 @@ def convergence(sizes, solver="auto", names=None):
         for ld in loads:
             r = simulate(s, ld, factor_of_risk=False, setup=setup, solver=solver)
             row = {key: r.value(metric, "L4-L5", region) for key, metric, region in CONVERGENCE_METRICS}
+            if ld.name != "STAND":          # share (%) of the applied moment each structure carries
+                M = level_moments(s, r.solution, "L4-L5")
+                applied = M.pop("applied")
+                i = int(np.argmax(np.abs(applied)))
+                row.update({f"M%_{k}": round(100.0 * float(v[i] / applied[i]), 2) for k, v in M.items()})
             row.update(steps=r.info.get("active_set_iterations"), solver=r.info.get("solver"),
                        cells=s.mesh.n_cells, wall_s=round(time.perf_counter() - t, 1),
                        cpu_s=round(time.process_time() - c, 1))

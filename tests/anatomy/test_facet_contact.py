@@ -6,7 +6,7 @@ import pytest
 
 from vertebrafe.anatomy import segment
 from vertebrafe.anatomy.ligaments import facet_springs, ligament_springs
-from vertebrafe.anatomy.posterior_levels import FACET_CARTILAGE, facet_dimensions
+from vertebrafe.anatomy.posterior_levels import FACET_CARTILAGE, facet_dimensions, posterior_dimensions
 
 SIZES = (4.0, 3.0, 2.0)
 
@@ -74,7 +74,8 @@ def test_every_contact_pair_balances_in_force_and_moment(segments):
 
 
 def test_joint_faces_and_ligament_attachments_do_not_depend_on_the_mesh(segments):
-    """The meshed joint faces lie on the specified joint plane, and each broad ligament (ALL, PLL, LF, ISL)
+    """The meshed joint faces lie on the specified joint plane, the canal and the spinous process have their
+    specified widths and the spinous base its height, and each broad ligament (ALL, PLL, LF, ISL)
     spreads its stiffness over the same width or length at every element size: its stiffness-weighted
     centroid and spread at each end agree across 4/3/2 mm (the former node-set attachments took the nodes
     that fell inside the width, a spread that moved by up to a third with the mesh)."""
@@ -87,6 +88,15 @@ def test_joint_faces_and_ligament_attachments_do_not_depend_on_the_mesh(segments
             for side, s in (("right", 1.0), ("left", -1.0)):
                 assert np.allclose((P[arch.iap[side]] - o) @ R[:, 0], s * arch.joint_x, atol=1e-9)
                 assert np.allclose((P[arch.sap[side]] - o) @ R[:, 0], s * arch.joint_x, atol=1e-9)
+            # the canal's width at the laminae, the spinous process's thickness and the height of its base
+            pd = posterior_dimensions(v)
+            assert np.abs((P[arch.lamina_bottom] - o) @ R[:, 0]).max() == pytest.approx(0.5 * pd["canal_width"], abs=1e-9)
+            sp = (P[arch.spinous_bottom[1:]] - o) @ R
+            assert np.allclose(sp[:, 2], ((P[arch.spinous_top] - o) @ R)[0, 2] - pd["spinous_height"], atol=1e-9)
+            own = seg.mesh.cells_in("level", v) & seg.mesh.cells_in("region", "posterior")
+            spin = (P[np.unique(seg.mesh.cells[own])] - o) @ R
+            behind = spin[spin[:, 1] < sp[:, 1].max() - 1e-6]
+            assert np.abs(behind[:, 0]).max() == pytest.approx(0.5 * pd["spinous_thickness"], abs=1e-9)
         ls = ligament_springs(seg)
         primary = ls.onset == 0.0
         for g, name in ls.group_names.items():

@@ -295,8 +295,8 @@ def _interspinous(segment, upper, ua, lower, la):
     n0, w0 = along(upper, ua.spinous_bottom)
     n1, w1 = along(upper, ua.spinous_above)
     R, o = segment.frames[upper]
-    z0, z1, zt = ((segment.mesh.points[nodes[0]] - o) @ R[:, 2] for nodes in (ua.spinous_bottom, ua.spinous_above,
-                                                                              ua.spinous_top))
+    z0, z1, zt = ((segment.mesh.points[nodes[-1]] - o) @ R[:, 2] for nodes in (ua.spinous_bottom, ua.spinous_above,
+                                                                               ua.spinous_top))        # at the tip
     g = (zt - posterior_dimensions(upper)["spinous_height"] - z0) / (z1 - z0)
     return np.concatenate([n0, n1], axis=1), nb, np.concatenate([(1.0 - g) * w0, g * w1], axis=1), wb
 

@@ -215,7 +215,7 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         n_c = cell_count(2.0 * x_edge, h, minimum=2, multiple=2)
         n_tp = cell_count(pd["transverse_length"], h)
         nr = cell_count(pd["canal_depth"], h, minimum=2)
-        nl = cell_count(pd["lamina_thickness"], h)
+        nl = cell_count(pd["lamina_thickness"], h, minimum=2, multiple=2)       # a node row at half its depth
         ns = cell_count(pd["spinous_length"], h)
         # processes: down to the bottom of the joint band below / up to the top of the band above (at least
         # one cell); at a segment end, half the disc and half the facet height beyond the body
@@ -235,7 +235,15 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         xw = np.empty((L + 1, A + 1))
         xw[:, cols_l] = loc[:, jl, 0]
         xw[:, cols_r] = loc[:, sel, 0]
-        xm = xw[mid]
+        xm = xw[mid].copy()
+        # the pedicle's edges on the specified canal and pedicle widths (each moved by less than a column, at
+        # least a quarter column short of its neighbour), off the wall: the pedicles, the canal and the
+        # processes keep their widths at every element size
+        xs = xm[cols_r]
+        d = np.diff(xs)
+        e_in = min(max(x_in, xs[0] - d[0]), xs[1] - 0.25 * d[0]) if n_pl > 1 else x_in
+        e_out = min(max(x_out, xs[-2] + 0.25 * d[-1]), xs[-1] + d[-1]) if n_pl > 1 else max(x_out, x_in + 0.5 * h)
+        xm[cols_r[0]], xm[cols_r[-1]], xm[cols_l[-1]], xm[cols_l[0]] = e_in, e_out, -e_in, -e_out
         xc = _spaced(xm[cols_l[-1]], xm[cols_r[0]], n_c)
         x_tip = xm[cols_r[-1]] + pd["transverse_length"]
         xcol = np.empty(A + 1)
@@ -278,11 +286,22 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         ksp = kb[Z[kb] >= Z[ni + Lb] - pd["spinous_height"] - 1e-9]
         ksp = ksp if ksp.size else kb[-1:]
         mask[np.ix_(spc, np.arange(nr + nl, B), ksp)] = True                                    # spinous
+        # behind the lamina, the spinous process's sides and bottom on its specified thickness and height (its
+        # columns and lowest layer moved there, by less than a cell), whatever the element size
+        XYZ[spc[0], nr + nl + 1:, :, 0], XYZ[spc[-1] + 1, nr + nl + 1:, :, 0] = (-0.5 * pd["spinous_thickness"],
+                                                                               0.5 * pd["spinous_thickness"])
+        if ksp.min() > ni:
+            XYZ[spc[0]:spc[-1] + 2, nr + nl + 1:, ksp.min(), 2] = Z[ni + Lb] - pd["spinous_height"]
         # process rows: the front half of the lamina rows and the pedicle rows in front of them, one lamina
-        # thickness deep in all (the nearest whole rows), whatever the element size
-        n_b = (nl + 1) // 2
-        n_f = min(nr, max(1, int(round((1.0 - n_b / nl) * pd["lamina_thickness"] * nr / pd["canal_depth"]))))
+        # thickness deep in all, whatever the element size
+        n_b = nl // 2
+        n_f = min(nr, max(1, int(round(0.5 * pd["lamina_thickness"] * nr / pd["canal_depth"]))))
         prow = np.arange(nr - n_f, nr + n_b)
+        if n_f < nr:    # the processes' front row half a lamina thickness ahead of the laminae (within half a row)
+            r = nr - n_f
+            ys = XYZ[:, r - 1:r + 2, :, 1]
+            XYZ[:, r, :, 1] = np.clip(y_lf + 0.5 * pd["lamina_thickness"], 0.5 * (ys[:, 1] + ys[:, 2]),
+                                      0.5 * (ys[:, 0] + ys[:, 1]))
         tpc = np.concatenate([np.arange(n_tp), np.arange(A - n_tp, A)])
         mask[np.ix_(tpc, prow, kp)] = True                                                      # transverse
         # joint plane: the node column nearest the pedicle's specified centre, moved onto it; inferior process
