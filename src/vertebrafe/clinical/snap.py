@@ -24,7 +24,8 @@ Edge snapping:
 Afterwards no edge joins a strictly inside to a strictly outside node, except at nodes that may not move
 or that the guard reset. A cell whose nodes all lie inside or on the surface is cement, one whose nodes
 all lie outside or on it is bone; the few others (a surface entering through a face diagonal, a reset
-node: ``unresolved``) are whole cement or whole bone by their sampled majority. So every cell is wholly
+node: ``unresolved``) are whole cement or whole bone by their sampled majority (bone if a node lies beyond
+a clipping plane, so the cement keeps within the vertical extent). So every cell is wholly
 one phase and the bolus surface is made of cell faces; the scale ``s`` is corrected until the cement
 volume (the sum of the cement cells' volumes) matches the request (:func:`snap_bolus`).
 """
@@ -84,13 +85,18 @@ class _Bolus:
         self.centres, self.rots, self.axes = centres, rots, axes
         self.c = 0.5 * (1.0 - extent)
 
-    def __call__(self, x, nodes):
-        """``g`` ``(k,)`` of global points ``x (k, 3)`` on the columns of ``nodes (k,)``."""
+    def slab(self, x, nodes):
+        """Slab term ``max(c - zeta, zeta - (1 - c))`` ``(k,)`` of global points ``x (k, 3)`` on the columns of
+        ``nodes (k,)`` (<= 0 within the central extent)."""
         col = nodes % self.nodes.n2
         d = self.axis[col]
         zeta = np.einsum("ki,ki->k", x - self.bottom[col], d) / np.einsum("ki,ki->k", d, d)
+        return np.maximum(self.c - zeta, zeta - 1.0 + self.c)
+
+    def __call__(self, x, nodes):
+        """``g`` ``(k,)`` of global points ``x (k, 3)`` on the columns of ``nodes (k,)``."""
         r = _ellipsoid_radius(to_local(self.segment, self.level, x), self.centres, self.rots, self.axes)
-        return np.maximum(r - 1.0, np.maximum(self.c - zeta, zeta - 1.0 + self.c))
+        return np.maximum(r - 1.0, self.slab(x, nodes))
 
 
 def bolus_level_set(segment, level, points, nodes, centres, rots, axes, extent):
@@ -214,6 +220,7 @@ def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s
     from .augment import Sampler
 
     cells = segment.mesh.cells
+    slab = _Bolus(segment, level, points, centres, rots, axes, extent).slab
     best = None
     for _ in range(iterations):
         new, moved, gn = snap_points(segment, level, points, eligible, centres, rots, axes * s, extent)
@@ -223,7 +230,9 @@ def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s
             sub[np.flatnonzero(eligible)[unresolved]] = True
             part = Sampler(segment, level, new, sub, samples)
             within = (part.radius2(centres, rots, axes * s) <= 1.0) & _in_slab(segment, level, new, part, extent)
-            cement[unresolved] = part.fraction(within) >= 0.5
+            k = cells[sub]                       # a cell reaching beyond a clipping plane stays bone
+            beyond = slab(new[k.ravel()], k.ravel()).reshape(k.shape).max(axis=1) > _TOL
+            cement[unresolved] = (part.fraction(within) >= 0.5) & ~beyond
         f = cement.astype(float)
         achieved = float(np.sum(f * _volumes(new, cells[eligible])))
         err = achieved / target_mm3 - 1.0
