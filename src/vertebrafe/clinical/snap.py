@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..elements import ELEMENT_TYPES
-from ..mesh.quality import cell_quality, det3, jacobians
+from ..mesh.quality import cell_quality, cell_volumes
 from ._common import level_nodes, to_local
 
 __all__ = ["MIN_SCALED_JACOBIAN", "MAX_MOVE", "HEX_EDGES", "snap_points", "snap_bolus", "bolus_level_set",
@@ -57,15 +57,6 @@ _BISECTIONS = 52
 def _corner_scaled_jacobian(points, cells):
     """Minimum corner scaled Jacobian ``(k,)`` of ``cells (k, 8)`` (:func:`vertebrafe.mesh.quality.cell_quality`)."""
     return cell_quality(points, cells, ELEMENT_TYPES["hexahedron"]).scaled_jacobian
-
-
-def _volumes(points, cells):
-    """Volumes ``(k,)`` (mm^3) of hexahedra ``cells (k, 8)`` (2x2x2 Gauss rule, exact for trilinear cells)."""
-    el = ELEMENT_TYPES["hexahedron"]
-    vol = np.empty(cells.shape[0])
-    for start, J in jacobians(points, cells, el.gradients):
-        vol[start:start + J.shape[-1]] = el.weights @ det3(lambda i, j: J[i, :, j])
-    return vol
 
 
 def _ellipsoid_radius(x, centres, rots, axes):
@@ -234,7 +225,7 @@ def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s
             beyond = slab(new[k.ravel()], k.ravel()).reshape(k.shape).max(axis=1) > _TOL
             cement[unresolved] = (part.fraction(within) >= 0.5) & ~beyond
         f = cement.astype(float)
-        achieved = float(np.sum(f * _volumes(new, cells[eligible])))
+        achieved = float(np.sum(f * cell_volumes(new, cells[eligible], ELEMENT_TYPES["hexahedron"])))
         err = achieved / target_mm3 - 1.0
         if best is None or abs(err) < abs(best[-1]):
             best = (new, f, s, int(moved.sum()), int(unresolved.sum()), err)
