@@ -78,12 +78,14 @@ def main(argv=None):
     print("| model | unknowns | predicted entries of L | PARDISO's | predicted GFlop | PARDISO's | estimate CPU s "
           "| analysis of the matrix CPU s | predicted memory GB | factorisation CPU s | resident growth GB | peak GB |")
     print("|---" * 12 + "|")
+    failed = 0
     for spec in args.models:
         run = subprocess.run([sys.executable, __file__, spec, "--worker"] + (["--factor"] if args.factor else []),
                              capture_output=True, text=True)
         lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
         if not lines:
             print(f"| {spec} | failed: {run.stderr.strip().splitlines()[-1:]} |")
+            failed += 1
             continue
         r = json.loads(lines[-1])
         p, a, f = r["predicted"], r["analysis"], r.get("factor", {})
@@ -94,7 +96,7 @@ def main(argv=None):
                  f"{f['cpu_s']:.1f}" if f else "-", f"{f['rss_growth'] / 1e9:.2f}" if f else "-",
                  f"{f['peak_rss'] / 1e9:.2f}" if f else "-"]
         print("| " + " | ".join(cells) + " |", flush=True)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
