@@ -202,7 +202,8 @@ def cell_phases(cells, g_nodes):
 
 def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s, extent, target_mm3, iterations=8):
     """Snap the mesh to the bolus ``E & Z`` and correct the scale ``s`` until the cement volume matches
-    ``target_mm3`` (relative 1e-3, at most ``iterations`` passes).
+    ``target_mm3`` (relative 1e-3, at most ``iterations`` passes; the scale update uses the volume's growth
+    with ``s`` measured over the last two passes, :func:`_volume_exponent`).
 
     Returns ``(points, sampler, inside, fractions, s, moved, unresolved)``: snapped global node coordinates,
     the :class:`~vertebrafe.clinical.augment.Sampler` of the eligible cells on them, the sample mask inside
@@ -212,7 +213,7 @@ def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s
 
     cells = segment.mesh.cells
     slab = _Bolus(segment, level, points, centres, rots, axes, extent).slab
-    best = None
+    best = previous = None
     for _ in range(iterations):
         new, moved, gn = snap_points(segment, level, points, eligible, centres, rots, axes * s, extent)
         cement, unresolved = cell_phases(cells[eligible], gn)
@@ -231,11 +232,22 @@ def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s
             best = (new, f, s, int(moved.sum()), int(unresolved.sum()), err)
         if abs(err) < 1e-3 or achieved == 0.0:
             break
-        s *= (target_mm3 / achieved) ** (1.0 / 3.0)
+        s_next = s * (target_mm3 / achieved) ** (1.0 / _volume_exponent(previous, s, achieved))
+        previous, s = (s, achieved), s_next
     new, f, s, moved, unresolved, _ = best
     sampler = Sampler(segment, level, new, eligible, samples)
     inside = np.broadcast_to(f[:, None] > 0.5, sampler.w.shape)
     return new, sampler, inside, f, s, moved, unresolved
+
+
+def _volume_exponent(previous, s, achieved):
+    """Exponent ``p`` of the cement volume ``~ s^p`` for the next scale: 3 (a free ellipsoid) at first, then
+    the slope of the last two passes in log-log (a bolus clipped by the slab planes grows more slowly), kept
+    in [1, 3] (a non-positive or unsteady slope falls back to 3)."""
+    if previous is None or previous[0] == s or previous[1] <= 0.0 or achieved <= 0.0:
+        return 3.0
+    p = np.log(achieved / previous[1]) / np.log(s / previous[0])
+    return float(np.clip(p, 1.0, 3.0)) if np.isfinite(p) and p > 0.0 else 3.0
 
 
 def _in_slab(segment, level, points, sampler, extent):
