@@ -88,13 +88,15 @@ def convergence(sizes, solver="auto", names=None):
 
 
 def intact(h, moment, fibre_law="exponential", posterior=True):
-    """L4-L5 with the fibre-reinforced disc (fibres, ``annulus_matrix``, solid nucleus) and posterior elements:
+    """L4-L5 with the fibre-reinforced disc (fibres, ``annulus_matrix``, solid nucleus; ``fibre_law="none"``: the
+    fibre-free disc of the segment default) and posterior elements:
     rotation across the disc, facet and ligament forces under pure moments, and relaxed standing; the moment
     (N m, about the disc centre, along the main axis of the applied moment) that the disc, each facet joint
     and each ligament carry (``M_*_Nm``, ``post.posterior.level_moments``) and their balance error."""
     t, c = time.perf_counter(), time.process_time()
-    s = segment("L4-L5", element_size=h, posterior=posterior, fibres=dict(law=fibre_law),
-                materials=MaterialSet(bmd=120.0, annulus="annulus_matrix"))
+    disc = _fibre_free(120.0) if fibre_law == "none" else dict(
+        fibres=dict(law=fibre_law), materials=MaterialSet(bmd=120.0, annulus="annulus_matrix"))
+    s = segment("L4-L5", element_size=h, posterior=posterior, **disc)
     loads = [Load(compression=0.0, **{m: moment}, name=m) for m in ("flexion", "extension", "lateral_bending",
                                                                      "axial_rotation")] + ["relaxed_standing",
                                                                                            "standing_flexed"]
@@ -126,7 +128,8 @@ if __name__ == "__main__":
     ap.add_argument("check", choices=("facets", "convergence", "intact"))
     ap.add_argument("--element-size", type=float, default=3.0, help="facets, intact: element size (mm)")
     ap.add_argument("--moment", type=float, default=7.5, help="intact: pure moment (N m)")
-    ap.add_argument("--fibre-law", default="exponential", help="intact: annulus fibre law (exponential, the default; linear)")
+    ap.add_argument("--fibre-law", default="exponential", help="intact: annulus fibre law (exponential, the default; linear; none: the fibre-free disc "
+                    "of the segment default)")
     ap.add_argument("--disc-only", action="store_true", help="intact: the same disc without posterior elements")
     ap.add_argument("--sizes", default="4,3,2", help="convergence: element sizes (mm), coarse to fine")
     ap.add_argument("--solver", default="auto", help="convergence: linear solver (auto, direct, amg)")

@@ -188,7 +188,7 @@ def annulus_fibre_springs(segment, spec=None):
 
     ``spec``: :class:`AnnulusFibres` (default: the segment's ``fibres``).
     """
-    from ..springs import spring_set
+    from ..springs import law_springs
 
     spec = spec or segment.fibres
     if not isinstance(spec, AnnulusFibres):
@@ -257,17 +257,13 @@ def annulus_fibre_springs(segment, spec=None):
     V = mesh.cell_volumes()[cells]
     phi = 0.5 * spec.volume_fraction if spec.law == "linear" else 1.0
     slopes, starts = _slopes(spec, frac)
-    # one spring per segment of the law: the first taut from zero strain, each further one (the stiffening
-    # of its segment) slack up to its starting strain
+    # the law's segments: the first taut from zero strain, each further one (the stiffening of its segment) from its
+    # starting strain on
     dk = [slopes[0]] + [b - a for a, b in zip(slopes[:-1], slopes[1:])]
-    n = cells.size
-    rep = np.tile(np.arange(n), len(dk))
-    s = spring_set(pts, nodes[rep], nodes[rep], np.concatenate([d * V / L ** 2 for d in dk]), "tension",
-                   weights_a=Na[rep], weights_b=Nb[rep], area=phi * V[rep] / L[rep],
-                   slack=np.concatenate([np.full(n, e0) * L for e0 in starts]), name=FIBRE_SET,
-                   group=np.concatenate(groups)[rep], group_names=group_names)
-    s.host_cells = cells[rep]
-    s.member = rep
+    s = law_springs(pts, nodes, nodes, np.stack([d * V / L ** 2 for d in dk]), np.outer(starts, L),
+                    weights_a=Na, weights_b=Nb, area=phi * V / L, name=FIBRE_SET, group=np.concatenate(groups),
+                    group_names=group_names)
+    s.host_cells = cells[s.member]
     return s
 
 
