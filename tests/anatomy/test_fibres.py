@@ -190,7 +190,7 @@ def test_tissue_tensile_moduli_of_the_fibre_reinforced_annulus():
     circumferential tensile moduli of human annulus (Elliott & Setton 2001, J Biomech Eng; mean +- SD):
     17.4 +- 14.3 MPa outer, 5.6 +- 4.7 MPa inner. The ground substance was chosen on the axial modulus of the
     same study (the calibration test above); the circumferential moduli test the fibres."""
-    from vertebrafe.anatomy.fibres import lamina_stiffness, tensile_modulus
+    from vertebrafe.anatomy.fibres import EXPONENTIAL_BREAKS, lamina_stiffness, tensile_modulus
     from vertebrafe.materials import MATERIALS
 
     spec = AnnulusFibres(law="linear")
@@ -212,6 +212,19 @@ def test_tissue_tensile_moduli_of_the_fibre_reinforced_annulus():
     for ring, (mean, sd) in ((1.0, (17.4, 14.3)), (0.0, (5.6, 4.7))):
         assert abs(tensile_modulus(toe, matrix, ring, "circumferential") - mean) <= sd
     assert tensile_modulus(toe, matrix, 1.0, "circumferential") < tensile_modulus(spec, matrix, 1.0, "circumferential")
+    # ... and so do its tangent moduli over the whole law (fibre strains 0-10 %: the fibre slope grows 120-fold,
+    # the tissue's circumferential modulus saturates on the matrix shear, 8.5 -> 17.9 and 2.5 -> 3.0 MPa), while
+    # the axial modulus stays within 2 % of the calibrated matrix's (the fibres are slack or nearly unstretched in
+    # axial tension), inside the band of the calibration
+    for e in EXPONENTIAL_BREAKS:
+        for ring, (mean, sd) in ((1.0, (17.4, 14.3)), (0.0, (5.6, 4.7))):
+            assert abs(tensile_modulus(toe, matrix, ring, "circumferential", e) - mean) <= sd
+            axial = tensile_modulus(toe, matrix, ring, "axial", e)
+            assert abs(axial / matrix.E - 1.0) < 0.02 and abs(axial - 0.8) <= 0.9
+    E = [tensile_modulus(toe, matrix, 1.0, "circumferential", e) for e in EXPONENTIAL_BREAKS[:-1]]   # one per segment
+    assert np.all(np.diff(E) > 0) and E[-1] > 2.0 * E[0]
+    with pytest.raises(InputError, match="fibre_strain"):
+        tensile_modulus(toe, matrix, 1.0, "circumferential", -0.01)
 
 
 def test_exponential_fibre_law_interpolates_the_published_law():
