@@ -269,7 +269,7 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               "micromotion per MPa, Miller et al. 2016; only with interface = 'layer')", "MPa", 1.0, 20000.0,
               source=_CLIN, only=("vertebroplasty",)),
         Field("surface", "str", _default(vertebroplasty, "surface"), "bolus surface: fitted (mesh nodes snapped "
-              "onto it) or mixed (cut cells mixed only)", choices=("fitted", "mixed"), source=_CLIN,
+              "onto it) or mixed (cut cells mixed only); default fitted for placement centre, mixed for fracture", choices=("fitted", "mixed"), source=_CLIN,
               only=("vertebroplasty",)),
         Field("placement", "str", _default(vertebroplasty, "placement"), "where the cement goes: centre (bolus at "
               "mid-height) or fracture (a fractured level's fracture zone under the collapsed endplate first)",
