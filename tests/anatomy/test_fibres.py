@@ -290,3 +290,42 @@ def test_toe_region_softens_small_torsion_of_the_disc(seg):
     assert r.info["active_set_iterations"] <= 12
     taut = r.value("fibres_taut", level="L4-L5", region="annulus")
     assert 0.3 < taut < 0.7                                 # one family of each criss-cross pair
+
+
+def test_fibres_take_their_ground_substance_where_the_materials_are_built_from_the_vbmd():
+    """The fibres' ground substance is ``annulus_matrix`` (the calibrated, validated disc): a segment with fibres
+    whose materials are built from ``bmd`` gets it (one vBMD or one per vertebra), and so does a case file with
+    fibres; without fibres, or with a MaterialSet given, the annulus is the one chosen (default
+    ``annulus_ground``, the fibre-free disc)."""
+    import textwrap
+
+    import vertebrafe.case as vc
+    from vertebrafe.materials import MATERIALS, MaterialSet
+
+    def annulus_E(seg):
+        return float(seg.elasticity[seg.mesh.cells_in("region", "annulus")][:, 0, 0].max())
+
+    lam = MATERIALS["annulus_matrix"].elasticity()[0, 0]
+    ground = MATERIALS["annulus_ground"].elasticity()[0, 0]
+    kw = dict(element_size=6.0, posterior=False)
+    fib = vf.segment(["L4", "L5"], bmd=120.0, fibres=True, **kw)
+    assert fib.materials.annulus.name == "annulus_matrix" and annulus_E(fib) == pytest.approx(lam, rel=1e-12)
+    per = vf.segment(["L4", "L5"], bmd={"L4": 110.0, "L5": 130.0}, fibres=True, **kw)
+    assert per.materials.base.annulus.name == "annulus_matrix"
+    plain = vf.segment(["L4", "L5"], bmd=120.0, **kw)
+    assert plain.materials.annulus.name == "annulus_ground" and annulus_E(plain) == pytest.approx(ground, rel=1e-12)
+    given = vf.segment(["L4", "L5"], fibres=True, materials=MaterialSet(bmd=120.0), **kw)
+    assert given.materials.annulus.name == "annulus_ground"
+    assert vf.segment(["L1"], bmd=120.0, fibres=True, element_size=6.0).materials.annulus.name == "annulus_ground"
+    case = vc.parse_case(vc.tomllib.loads(textwrap.dedent('''
+        [segment]
+        levels = "L4-L5"
+        element_size = 6.0
+        fibres = true
+        posterior = false
+        [bone]
+        bmd = 120.0
+        [load]
+        compression = 500.0
+        ''')))
+    assert vc.build_segment(case).materials.annulus.name == "annulus_matrix"
