@@ -15,8 +15,8 @@ Two treated-level stiffnesses (N/mm) per state and element size:
 
 Every (size, state, kind) is one job in a process pool (``--workers``, each with ``--threads`` numba
 threads); AMG-CG to rtol 1e-8 (``--solver direct`` for small models). ``--surface`` picks the
-vertebroplasty bolus surface (default ``mixed``, the library default: cut cells mixed; ``fitted``:
-nodes snapped onto it); ``--cut bone|cement`` gives the cells the cement surfaces cut (VP bolus; BKP
+vertebroplasty bolus surface (default ``fitted``, the library default: nodes snapped onto it, no cut
+cell; ``mixed``: cut cells mixed); ``--cut bone|cement`` gives the cells the cement surfaces cut (VP bolus; BKP
 cavity and rim) the bone's or the cement's elasticity instead of the mixing rule (the bounds of their
 error); ``--kinds``, ``--states``
 select a part of the study. ``--edge`` adds to every in-situ kyphoplasty row where L1's height change comes
@@ -53,7 +53,7 @@ def _fractured(h, bmd):
     return seg, vf.fracture(seg, "L1", kind="wedge", grade=2)
 
 
-def _state(h, bmd, name, surface="mixed", cut="mixed"):
+def _state(h, bmd, name, surface="fitted", cut="mixed"):
     import vertebrafe as vf
     seg, nsm = _fractured(h, bmd)
     if name == "intact":
@@ -128,7 +128,7 @@ def edge_profile(seg, u, level="L1"):
     return rows
 
 
-def job(h, bmd, name, kind, surface="mixed", solver="amg", cut="mixed", edge=False):
+def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=False):
     from vertebrafe.loads import Load
     from vertebrafe.post.metrics import vertebra_geometry
     from vertebrafe.post.strength import vertebra_strength
@@ -163,8 +163,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--states", default=",".join(STATES))
     ap.add_argument("--kinds", default=",".join(KINDS))
-    ap.add_argument("--surface", default="mixed", choices=["fitted", "mixed"],
-                    help="vertebroplasty bolus surface (fitted: nodes snapped onto it; mixed: cut cells only)")
+    ap.add_argument("--surface", default="fitted", choices=["fitted", "mixed"],
+                    help="vertebroplasty bolus surface (fitted, the default: nodes snapped onto it; mixed: cut "
+                         "cells mixed)")
     ap.add_argument("--solver", default="amg", choices=["amg", "direct"])
     ap.add_argument("--cut", default="mixed", choices=["mixed", "bone", "cement"],
                     help="cells the cement surfaces cut (VP bolus; BKP cavity and rim): mixed (the model) or, as "

@@ -1,5 +1,7 @@
 """Intact L4-L5 with and without annulus fibres: nucleus pressure (Wilke et al. 1999 loads) and the
-rotations under pure moments of 7.5 N m, with the active-set statistics and times.
+rotations under pure moments of 7.5 N m, with the active-set statistics and times. Both with the 4.2 MPa
+ground substance (`annulus_ground`, pinned) of the documented table (docs/validation.md, "Annulus fibres
+and the fluid nucleus"); the validated fibre disc is in benchmarks/validation_posterior.py.
 
     python benchmarks/validation_fibres.py --element-size 2
 """
@@ -8,6 +10,7 @@ import time
 
 import vertebrafe as vf
 from vertebrafe.loads import Load
+from vertebrafe.materials import MaterialSet
 from vertebrafe.simulate import simulate
 
 CASES = [("relaxed_standing", "relaxed_standing", "pressure"),
@@ -31,7 +34,8 @@ def main():
         ap.error(f"--cases: unknown {sorted(unknown)}; allowed: {[c[0].split()[0] for c in CASES]}")
     variants = [("fibres", True)] + ([] if args.no_plain else [("no fibres", None)])
     for label, fibres in variants:
-        seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=args.element_size, fibres=fibres, posterior=False)
+        seg = vf.segment(["L4", "L5"], element_size=args.element_size, fibres=fibres, posterior=False,
+                         materials=MaterialSet(bmd=120.0, annulus="annulus_ground"))
         print(f"# {label}: {seg}", flush=True)
         for name, load, metric in (c for c in CASES if c[0].split()[0] in wanted):
             t = time.perf_counter()

@@ -5,6 +5,7 @@ docs/validation.md, "Posterior column"), and the mesh dependence of the L4-L5 po
     python benchmarks/validation_posterior.py convergence --sizes 4,3,2   # L4-L5, 5 loads, change per metric
     python benchmarks/validation_posterior.py intact --element-size 3 --moment 7.5   # L4-L5, fibre disc
     python benchmarks/validation_posterior.py intact --fibre-law linear [--disc-only]  # the former linear fibres
+    python benchmarks/validation_posterior.py share [--fibre-law exponential]   # standing share vs extension
 """
 import argparse
 import json
@@ -88,13 +89,15 @@ def convergence(sizes, solver="auto", names=None):
 
 
 def intact(h, moment, fibre_law="exponential", posterior=True):
-    """L4-L5 with the fibre-reinforced disc (fibres, ``annulus_matrix``, solid nucleus) and posterior elements:
+    """L4-L5 with the fibre-reinforced disc (fibres, ``annulus_matrix``, solid nucleus; ``fibre_law="none"``: the
+    fibre-free disc of the segment default) and posterior elements:
     rotation across the disc, facet and ligament forces under pure moments, and relaxed standing; the moment
     (N m, about the disc centre, along the main axis of the applied moment) that the disc, each facet joint
     and each ligament carry (``M_*_Nm``, ``post.posterior.level_moments``) and their balance error."""
     t, c = time.perf_counter(), time.process_time()
-    s = segment("L4-L5", element_size=h, posterior=posterior, fibres=dict(law=fibre_law),
-                materials=MaterialSet(bmd=120.0, annulus="annulus_matrix"))
+    disc = _fibre_free(120.0) if fibre_law == "none" else dict(
+        fibres=dict(law=fibre_law), materials=MaterialSet(bmd=120.0, annulus="annulus_matrix"))
+    s = segment("L4-L5", element_size=h, posterior=posterior, **disc)
     loads = [Load(compression=0.0, **{m: moment}, name=m) for m in ("flexion", "extension", "lateral_bending",
                                                                      "axial_rotation")] + ["relaxed_standing",
                                                                                            "standing_flexed"]
@@ -121,12 +124,36 @@ def intact(h, moment, fibre_law="exponential", posterior=True):
     print(f"# {s.mesh.n_cells} cells, {time.perf_counter() - t:.0f} s wall, {time.process_time() - c:.0f} s CPU")
 
 
+def share(h, fibre_law="none"):
+    """Why the posterior column carries almost none of a standing load: L4-L5 under the 500 N follower load
+    plus a growing extension moment (the erect, lordotic posture of Adams & Hutton 1980 is extended) and
+    under a vertical (non-follower) 500 N: the rotation across the disc (deg, flexion positive), each facet's
+    compression (N) and the posterior share of the axial force (``load_share``)."""
+    t, c = time.perf_counter(), time.process_time()
+    disc = _fibre_free(120.0) if fibre_law == "none" else dict(
+        fibres=dict(law=fibre_law), materials=MaterialSet(bmd=120.0, annulus="annulus_matrix"))
+    s = segment("L4-L5", element_size=h, posterior=True, **disc)
+    loads = [Load(compression=500.0, follower=True, extension=m, name=f"follower+E{m:g}")
+             for m in (0.0, 1.0, 2.0, 4.0, 7.5)] + [Load(compression=500.0, name="vertical")]
+    for r in simulate(s, loads, factor_of_risk=False):
+        row = {"rotation_flexion": r.value("rotation_flexion", "L4-L5", "disc"),
+               "facet_left": r.value("facet_force", "L4-L5", "facet_left"),
+               "facet_right": r.value("facet_force", "L4-L5", "facet_right"),
+               "load_share": r.value("load_share", "L4-L5", "posterior"),
+               "pressure": r.value("pressure", "L4-L5", "nucleus"),
+               **{f"axial_{k}": r.value("axial_force", "L4-L5", k)
+                  for k in ("disc", "longitudinal_ligaments", "posterior")}}
+        print(r.load.name, json.dumps(row), flush=True)
+    print(f"# {s.mesh.n_cells} cells, {time.perf_counter() - t:.0f} s wall, {time.process_time() - c:.0f} s CPU")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("check", choices=("facets", "convergence", "intact"))
+    ap.add_argument("check", choices=("facets", "convergence", "intact", "share"))
     ap.add_argument("--element-size", type=float, default=3.0, help="facets, intact: element size (mm)")
     ap.add_argument("--moment", type=float, default=7.5, help="intact: pure moment (N m)")
-    ap.add_argument("--fibre-law", default="exponential", help="intact: annulus fibre law (exponential, the default; linear)")
+    ap.add_argument("--fibre-law", default=None, help="intact, share: annulus fibre law (exponential, the intact "
+                    "default; linear; none: the fibre-free disc of the segment default, the share default)")
     ap.add_argument("--disc-only", action="store_true", help="intact: the same disc without posterior elements")
     ap.add_argument("--sizes", default="4,3,2", help="convergence: element sizes (mm), coarse to fine")
     ap.add_argument("--solver", default="auto", help="convergence: linear solver (auto, direct, amg)")
@@ -135,6 +162,8 @@ if __name__ == "__main__":
     if a.check == "facets":
         facets(a.element_size)
     elif a.check == "intact":
-        intact(a.element_size, a.moment, a.fibre_law, not a.disc_only)
+        intact(a.element_size, a.moment, a.fibre_law or "exponential", not a.disc_only)
+    elif a.check == "share":
+        share(a.element_size, a.fibre_law or "none")
     else:
         convergence([float(x) for x in a.sizes.split(",")], a.solver, [n for n in a.loads.split(",") if n])

@@ -377,8 +377,7 @@ def test_case_defaults_come_from_the_library():
     library.update({("bone", k): getattr(ms, k) for k in ("law", "anisotropic", "transverse_ratio")})
     library.update({("fracture", k): sig(fracture, k) for k in ("kind", "damage_factor", "damage_strength_factor")})
     library.update({("treatment", k): sig(vertebroplasty, k) for k in ("approach", "side", "material",
-                                                                  "vertical_extent", "interface", "surface",
-                                                                  "placement")})
+                                                                  "vertical_extent", "interface", "placement")})
     library.update({("treatment", k): sig(kyphoplasty, k) for k in ("balloons", "rim_thickness")})
     library.update({("solver", k): sig(Model.solve, k) for k in ("solver", "rtol")})
     from vertebrafe.simulate import simulate
@@ -404,4 +403,7 @@ def test_case_defaults_come_from_the_library():
     bkp = vc.parse_case({**base, "treatment": {"kind": "kyphoplasty", "balloons": 1}})
     assert GRADE_HEIGHT_LOSS[vp.fracture.grade] == resolve_height_loss(None, None)[1]
     assert vp.treatment.volume == cement.DEFAULT_VOLUME_ML
+    # the bolus surface has no fixed default: the library resolves it from the placement
+    assert sig(vertebroplasty, "surface") is None and vp.treatment.surface is None
+    assert (cement.default_surface("centre"), cement.default_surface("fracture")) == ("fitted", "mixed")
     assert bkp.treatment.volume == DEFAULT_BALLOON_VOLUME_ML and bkp.treatment.restoration == DEFAULT_RESTORATION

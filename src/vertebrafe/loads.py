@@ -398,8 +398,9 @@ def _consistent_weights(mesh, cell_mask):
     x = mesh.points[cells]                                               # (c, 8, 3)
     detJ = np.linalg.det(np.einsum("gai,caj->cgij", el.gradients, x))   # (c, g)
     w = np.einsum("g,ga,cg->ca", el.weights, el.shape, detJ)            # (c, 8)
-    nodes, inv = np.unique(cells.ravel(), return_inverse=True)
-    return nodes, np.bincount(inv, weights=w.ravel(), minlength=nodes.size)
+    count = np.bincount(cells.ravel(), minlength=mesh.n_points)             # no sort (np.unique sorted)
+    nodes = np.flatnonzero(count)
+    return nodes, np.bincount(cells.ravel(), weights=w.ravel(), minlength=mesh.n_points)[nodes]
 
 
 def level_centroids(segment):

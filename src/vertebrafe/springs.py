@@ -26,7 +26,8 @@ not meaningful), ``kind`` str, ``active (k,)`` bool (the current contact/tautnes
 (both ends inside one cell, e.g. fibres), the cell of each spring, else None.
 ``member (k,)`` int, where several springs on the same two ends make up one piecewise-linear element
 (e.g. an annulus fibre with a stiffening law), the element each spring belongs to (0..m-1), else None:
-:meth:`SpringSet.member_totals` sums per element.
+:meth:`SpringSet.member_totals` sums per element. :func:`law_springs` builds such elements from a
+piecewise-linear tension law.
 """
 from __future__ import annotations
 
@@ -196,3 +197,52 @@ def spring_set(points, nodes_a, nodes_b, stiffness, kind="linear", *, weights_a=
                      weights_b=weights_b, direction=np.ascontiguousarray(direction), stiffness=stiffness,
                      onset=onset, length=length, area=np.broadcast_to(np.asarray(area, float), (k,)).copy(),
                      active=np.ones(k, bool), group=group, group_names=group_names)
+
+
+def law_springs(points, nodes_a, nodes_b, increments, onsets, *, weights_a=None, weights_b=None, direction=None,
+                area=np.nan, name="springs", group=None, group_names=None):
+    """Tension-only elements with a piecewise-linear, stiffening force law, as stacks of parallel tension springs
+    on each element's two ends: a :class:`SpringSet` with ``member`` set (one member per element).
+
+    The force of element ``e`` at elongation ``d`` (mm) is ``F(d) = sum_j increments[j, e] max(d - onsets[j, e], 0)``
+    N: segment ``j`` adds the stiffness ``increments[j, e]`` (N/mm) from the elongation ``onsets[j, e]`` on. Each
+    segment with a positive increment is one tension spring, slack up to its onset; the active-set solve finds
+    which are taut, and :meth:`SpringSet.member_totals` gives the element's force.
+
+    increments, onsets : ``(s, k)`` (or ``(s,)`` for the same law in every element); increments >= 0 N/mm (zero:
+        the element has no such segment; every element needs one positive increment), onsets >= 0 mm.
+    The other arguments are those of :func:`spring_set`, one per element (``(k, ...)``); springs are ordered by
+    segment, then element (where every first increment is positive, spring ``e`` is element ``e``'s first segment).
+    """
+    na = np.asarray(nodes_a)
+    k = na.shape[0] if na.ndim else 1
+    inc, on = (np.asarray(v, dtype=float) for v in (increments, onsets))
+    inc, on = (np.repeat(v[:, None], k, axis=1) if v.ndim == 1 else v for v in (inc, on))
+    if inc.ndim != 2 or inc.shape[1] != k or on.shape != inc.shape:
+        raise InputError(f"increments and onsets must both have shape (segments, {k}) or (segments,); got "
+                         f"{np.shape(increments)} and {np.shape(onsets)}")
+    if not (np.all(np.isfinite(inc)) and np.all(inc >= 0)):
+        raise InputError(f"law increments must be finite and >= 0 N/mm (a stiffening law); got min {inc.min():.4g}")
+    if not (np.all(np.isfinite(on)) and np.all(on >= 0)):
+        raise InputError(f"law onsets must be finite and >= 0 mm; got min {on.min():.4g}")
+    if k and not np.all((inc > 0).any(axis=0)):
+        raise InputError("every element needs a positive stiffness increment in its law")
+    seg, elem = np.nonzero(inc > 0)
+    order = np.lexsort((elem, seg))
+    seg, elem = seg[order], elem[order]
+
+    def per_spring(v, trailing):
+        """An element-wise argument (``None``, a scalar or ``(k, ...)``) repeated for each spring."""
+        if v is None or np.ndim(v) < 1 + trailing:
+            return v
+        return np.asarray(v)[elem]
+
+    nodes_a, nodes_b = np.asarray(nodes_a), np.asarray(nodes_b)
+    group = per_spring(group, 0)
+    s = spring_set(points, nodes_a[elem], nodes_b[elem], inc[seg, elem], "tension",
+                   weights_a=per_spring(weights_a, 0 if nodes_a.ndim == 1 else 1),
+                   weights_b=per_spring(weights_b, 0 if nodes_b.ndim == 1 else 1),
+                   direction=per_spring(direction, 1), slack=on[seg, elem], area=per_spring(area, 0), name=name,
+                   group=group, group_names=group_names)
+    s.member = elem
+    return s

@@ -190,7 +190,7 @@ def test_tissue_tensile_moduli_of_the_fibre_reinforced_annulus():
     circumferential tensile moduli of human annulus (Elliott & Setton 2001, J Biomech Eng; mean +- SD):
     17.4 +- 14.3 MPa outer, 5.6 +- 4.7 MPa inner. The ground substance was chosen on the axial modulus of the
     same study (the calibration test above); the circumferential moduli test the fibres."""
-    from vertebrafe.anatomy.fibres import lamina_stiffness, tensile_modulus
+    from vertebrafe.anatomy.fibres import EXPONENTIAL_BREAKS, lamina_stiffness, tensile_modulus
     from vertebrafe.materials import MATERIALS
 
     spec = AnnulusFibres(law="linear")
@@ -212,6 +212,19 @@ def test_tissue_tensile_moduli_of_the_fibre_reinforced_annulus():
     for ring, (mean, sd) in ((1.0, (17.4, 14.3)), (0.0, (5.6, 4.7))):
         assert abs(tensile_modulus(toe, matrix, ring, "circumferential") - mean) <= sd
     assert tensile_modulus(toe, matrix, 1.0, "circumferential") < tensile_modulus(spec, matrix, 1.0, "circumferential")
+    # ... and so do its tangent moduli over the whole law (fibre strains 0-10 %: the fibre slope grows 120-fold,
+    # the tissue's circumferential modulus saturates on the matrix shear, 8.5 -> 17.9 and 2.5 -> 3.0 MPa), while
+    # the axial modulus stays within 2 % of the calibrated matrix's (the fibres are slack or nearly unstretched in
+    # axial tension), inside the band of the calibration
+    for e in EXPONENTIAL_BREAKS:
+        for ring, (mean, sd) in ((1.0, (17.4, 14.3)), (0.0, (5.6, 4.7))):
+            assert abs(tensile_modulus(toe, matrix, ring, "circumferential", e) - mean) <= sd
+            axial = tensile_modulus(toe, matrix, ring, "axial", e)
+            assert abs(axial / matrix.E - 1.0) < 0.02 and abs(axial - 0.8) <= 0.9
+    E = [tensile_modulus(toe, matrix, 1.0, "circumferential", e) for e in EXPONENTIAL_BREAKS[:-1]]   # one per segment
+    assert np.all(np.diff(E) > 0) and E[-1] > 2.0 * E[0]
+    with pytest.raises(InputError, match="fibre_strain"):
+        tensile_modulus(toe, matrix, 1.0, "circumferential", -0.01)
 
 
 def test_exponential_fibre_law_interpolates_the_published_law():
@@ -277,3 +290,42 @@ def test_toe_region_softens_small_torsion_of_the_disc(seg):
     assert r.info["active_set_iterations"] <= 12
     taut = r.value("fibres_taut", level="L4-L5", region="annulus")
     assert 0.3 < taut < 0.7                                 # one family of each criss-cross pair
+
+
+def test_fibres_take_their_ground_substance_where_the_materials_are_built_from_the_vbmd():
+    """The fibres' ground substance is ``annulus_matrix`` (the calibrated, validated disc): a segment with fibres
+    whose materials are built from ``bmd`` gets it (one vBMD or one per vertebra), and so does a case file with
+    fibres; without fibres, or with a MaterialSet given, the annulus is the one chosen (default
+    ``annulus_ground``, the fibre-free disc)."""
+    import textwrap
+
+    import vertebrafe.case as vc
+    from vertebrafe.materials import MATERIALS, MaterialSet
+
+    def annulus_E(seg):
+        return float(seg.elasticity[seg.mesh.cells_in("region", "annulus")][:, 0, 0].max())
+
+    lam = MATERIALS["annulus_matrix"].elasticity()[0, 0]
+    ground = MATERIALS["annulus_ground"].elasticity()[0, 0]
+    kw = dict(element_size=6.0, posterior=False)
+    fib = vf.segment(["L4", "L5"], bmd=120.0, fibres=True, **kw)
+    assert fib.materials.annulus.name == "annulus_matrix" and annulus_E(fib) == pytest.approx(lam, rel=1e-12)
+    per = vf.segment(["L4", "L5"], bmd={"L4": 110.0, "L5": 130.0}, fibres=True, **kw)
+    assert per.materials.base.annulus.name == "annulus_matrix"
+    plain = vf.segment(["L4", "L5"], bmd=120.0, **kw)
+    assert plain.materials.annulus.name == "annulus_ground" and annulus_E(plain) == pytest.approx(ground, rel=1e-12)
+    given = vf.segment(["L4", "L5"], fibres=True, materials=MaterialSet(bmd=120.0), **kw)
+    assert given.materials.annulus.name == "annulus_ground"
+    assert vf.segment(["L1"], bmd=120.0, fibres=True, element_size=6.0).materials.annulus.name == "annulus_ground"
+    case = vc.parse_case(vc.tomllib.loads(textwrap.dedent('''
+        [segment]
+        levels = "L4-L5"
+        element_size = 6.0
+        fibres = true
+        posterior = false
+        [bone]
+        bmd = 120.0
+        [load]
+        compression = 500.0
+        ''')))
+    assert vc.build_segment(case).materials.annulus.name == "annulus_matrix"

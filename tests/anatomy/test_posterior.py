@@ -141,11 +141,12 @@ def test_ligaments_follow_the_piecewise_linear_law(results):
     for part in LIGAMENTS:
         sel = np.flatnonzero(names == part)
         pairs = {}
-        for i in sel:                                     # group the springs by their pair of end points
-            key = (s.nodes_a[i].tobytes(), s.weights_a[i].tobytes(), s.nodes_b[i].tobytes(), s.weights_b[i].tobytes())
-            pairs.setdefault(key, []).append(i)
+        for i in sel:                                     # the springs of each member (one attachment pair)
+            pairs.setdefault(int(s.member[i]), []).append(i)
         steps = LIGAMENT_STIFFENING[part][0]
         for idx in pairs.values():
+            assert all(np.array_equal(x[idx[0]], x[j]) for x in (s.nodes_a, s.weights_a, s.nodes_b, s.weights_b)
+                       for j in idx)                      # one pair of end points
             assert len(idx) == 1 + len(steps)
             assert np.ptp(d[idx]) < 1e-12
             share = s.stiffness[min(idx)] / LIGAMENTS[part][0]         # the pair's share of its ligament
@@ -160,6 +161,38 @@ def test_ligaments_follow_the_piecewise_linear_law(results):
     for lo, hi, k in ((0.0, e1, 2.5), (e1, e2, 5.3), (e2, e2 + 1.0, 34.0)):
         assert float(ligament_law("SSL", hi) - ligament_law("SSL", lo)) == pytest.approx(k * (hi - lo))
     assert float(ligament_law("SSL", -1.0)) == 0.0
+
+
+def test_ligament_member_totals_follow_the_law_at_several_strains(seg):
+    """Each ligament attachment pair is one member of stacked springs; under a uniform dilation ``e`` (every
+    pair with ends apart elongates by ``e`` times its length) the member totals equal the pair's share of the
+    whole-ligament law (closed form of J Healthc Eng 2021 Table 2) at strains below, between and beyond its
+    transitions, and zero in compression; the per-ligament sums count each pair once."""
+    from vertebrafe.anatomy.ligaments import ligament_springs
+    from vertebrafe.anatomy.posterior_levels import LIGAMENT_STIFFENING, LIGAMENTS, ligament_law
+
+    s = ligament_springs(seg)
+    first, _ = s.member_totals(np.zeros(s.size))
+    assert np.array_equal(np.sort(first), np.arange(first.size))             # the first segment of each pair
+    assert np.all(s.onset[first] == 0.0) and first.size < s.size
+    part = np.array([s.group_names[g].split(":")[1] for g in s.group[first]])
+    share = s.stiffness[first] / np.array([LIGAMENTS[p][0] for p in part])
+    stretched = s.length[first] > 1.0                          # the capsules' ends coincide (contact points)
+    x0 = seg.mesh.points.mean(axis=0)
+    passed = set()
+    for e in (-0.05, 0.05, 0.15, 0.3, 0.6, 1.2, 4.0):
+        u = e * (seg.mesh.points - x0)
+        d = s.elongation(u)
+        _, total = s.member_totals(s.forces(u, s.wants_active(d)))
+        dm = d[first]
+        assert np.allclose(dm[stretched], e * s.length[first][stretched], rtol=1e-9)
+        expected = np.array([float(ligament_law(p, x)) for p, x in zip(part, dm)]) * share
+        assert np.allclose(total, expected, rtol=1e-10, atol=1e-9)
+        if e < 0:
+            assert np.all(total[stretched] == 0.0)
+        for p, x in zip(part[stretched], dm[stretched]):
+            passed |= {(p, i) for i, (_, onset) in enumerate(LIGAMENT_STIFFENING[p][0]) if x > onset}
+    assert {(p, 1) for p in ("ALL", "PLL", "LF", "ISL", "SSL", "ITL")} <= passed    # beyond both transitions
 
 
 def test_ligament_stiffness_totals_are_the_sourced_values(seg):

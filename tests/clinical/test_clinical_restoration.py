@@ -123,6 +123,9 @@ def test_vertebroplasty_cement_fills_the_fracture_zone_under_the_collapsed_endpl
     frac = vertebroplasty(nsm, "L1", fill=0.16, placement="fracture")
     r = history(frac)[-1].results
     assert history(frac)[-1].parameters["placement"] == "fracture"
+    # the default surface: body-fitted (no cut cell) for the centred bolus, mixed for the hanging one
+    assert history(centre)[-1].parameters["surface"] == "fitted" and history(frac)[-1].parameters["surface"] == "mixed"
+    assert np.all(np.isin(centre.mesh.cell_data["cement_fraction"], (0.0, 1.0)))
     assert abs(r["volume_error"]) < 1e-3
     # clearance from the (inferior, superior) endplate as fractions of the local height, over the cement samples
     lo, hi = r["endplate_clearance"]

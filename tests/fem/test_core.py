@@ -170,3 +170,19 @@ def test_solution_file_keeps_names_sets_and_fields(tmp_path):
     np.testing.assert_allclose(m.cell_data["von_mises_MPa"][0], sol.von_mises)
     # the pressure resultant (0.5 MPa on a 1 mm^2 face) comes back as the support reaction
     np.testing.assert_allclose(sol.reaction(mesh.node_sets["xmin"]), [0.5, 0, 0], atol=1e-9)
+
+
+def test_material_table_equals_numpys_unique_rows():
+    from vertebrafe.fem.model import _unique_rows
+
+    rng = np.random.default_rng(3)
+    table = rng.standard_normal((7, 36))
+    table[2, 5] = -0.0                                   # equal to 0.0 elsewhere in the same row
+    rows = table[rng.integers(0, 7, 500)]
+    rows[rows == -0.0] = 0.0
+    rows[::7, 5] = np.where(rows[::7, 5] == 0.0, -0.0, rows[::7, 5])
+    collide = np.array([[1.0, 0.0, 2.0], [0.0, 2.0, 1.0], [1.0, 0.0, 2.0]])   # equal weighted sums
+    for case in (rows, collide, rows[:, :2]):
+        ours, theirs = _unique_rows(case), np.unique(case, axis=0, return_index=True, return_inverse=True)
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a, b)

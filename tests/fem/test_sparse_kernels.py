@@ -145,8 +145,23 @@ def test_lean_prolongation_smoothing_equals_pyamgs():
         assert abs(a.A - b.A).max() <= 1e-13 * abs(a.A).max()
     for a, b in zip(theirs.levels[:-1], ours.levels[:-1]):
         assert abs(a.P - b.P).max() <= 1e-13 * abs(a.P).max()
+    assert not any(sp.issparse(level.R) for level in ours.levels[:-1])      # no restriction matrices kept
     from pyamg.aggregation import aggregation, smooth
     assert aggregation.jacobi_prolongation_smoother is smooth.jacobi_prolongation_smoother
+
+
+@pytest.mark.parametrize("chunks", [1, 3, 1000])
+def test_galerkin_product_in_row_chunks_equals_rap(chunks):
+    A = spd_bsr(40, 3, seed=4)
+    rng = np.random.default_rng(5)
+    P = sp.random(40, 7, density=0.3, random_state=6, format="csr")
+    P = sp.kron(P, np.ones((3, 6))).tocsr()
+    P.data = rng.standard_normal(P.nnz)
+    P = P.tobsr(blocksize=(3, 6))
+    ours = multigrid.galerkin_product(A, P, chunks)
+    theirs = (P.T @ A @ P).toarray()
+    assert ours.blocksize == (6, 6)
+    np.testing.assert_allclose(ours.toarray(), theirs, rtol=0, atol=1e-12 * abs(theirs).max())
 
 
 def test_forward_then_backward_sweep_is_the_symmetric_sweep(monkeypatch):

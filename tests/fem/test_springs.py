@@ -5,13 +5,15 @@ import pytest
 import vertebrafe as vf
 from vertebrafe.errors import ConvergenceError, InputError
 from vertebrafe.fem import Model, spring_set
+from vertebrafe.springs import law_springs
 
 E, L, A = 100.0, 4.0, 4.0          # MPa, mm, mm^2: column stiffness E A / L = 100 N/mm (nu = 0: exact)
 
 
-def column(kind, k=60.0, slack=0.0, gap=0.0):
+def column(kind, k=60.0, slack=0.0, gap=0.0, law=None):
     """A 2 x 2 x 4 mm column fixed at z = 0, its top tied to a plate, and a spring from a base corner
-    node to the top corner node above it (in parallel with the column)."""
+    node to the top corner node above it (in parallel with the column); ``law = (increments, onsets)``: a
+    stacked tension law (:func:`vertebrafe.springs.law_springs`) on those ends instead."""
     mesh = vf.box((2.0, 2.0, L), (1, 1, 2))
     model = Model(mesh, E=E, nu=0.0, formulation="full")
     base = mesh.node_sets["zmin"]
@@ -20,7 +22,10 @@ def column(kind, k=60.0, slack=0.0, gap=0.0):
     plate.prescribe(translation=(0, 0, None), rotation=(0, 0, 0))
     a = int(base[0])
     b = int(np.flatnonzero(np.all(np.isclose(mesh.points, mesh.points[a] + [0, 0, L]), axis=1))[0])
-    model.add_springs(spring_set(mesh.points, [a], [b], k, kind, slack=slack, gap=gap, name="s"))
+    if law is None:
+        model.add_springs(spring_set(mesh.points, [a], [b], k, kind, slack=slack, gap=gap, name="s"))
+    else:
+        model.add_springs(law_springs(mesh.points, [a], [b], *law, name="s"))
     return model, plate
 
 
@@ -187,3 +192,26 @@ def test_open_cavity_is_rejected():
     faces = cavity_faces(mesh.cells, HEX8_FACES)[1:]
     with pytest.raises(InputError, match="close"):
         FluidCavity("open", mesh.points, faces, 1.0)
+
+
+def test_law_springs_stack_a_stiffening_law_on_one_pair():
+    """A piecewise-linear law (60 N/mm from 0, +40 N/mm from 0.1 mm) as one member of two stacked tension springs
+    in parallel with the 100 N/mm column: u = F / 160 below the break, (F + 40 * 0.1) / 200 beyond it; the
+    member total is the law; bad laws are refused with the field named."""
+    law = ([[60.0], [40.0]], [[0.0], [0.1]])
+    for F, u_exact in ((8.0, 8.0 / 160.0), (60.0, (60.0 + 4.0) / 200.0), (-30.0, -30.0 / 100.0)):
+        model, plate = column("tension", law=law)
+        s = model.spring_set("s")
+        assert s.size == 2 and np.array_equal(s.member, [0, 0])
+        plate.load(force=(0, 0, F))
+        sol = model.solve(solver="direct")
+        assert sol.plate_motion(plate)[0][2] == pytest.approx(u_exact, rel=1e-9)
+        first, total = s.member_totals(sol.spring_forces("s"))
+        assert first.tolist() == [0] and total[0] == pytest.approx(F - 100.0 * u_exact, rel=1e-9, abs=1e-9)
+    points = model.mesh.points
+    with pytest.raises(InputError, match="increments"):
+        law_springs(points, [0], [1], [[60.0], [-1.0]], [[0.0], [0.1]])
+    with pytest.raises(InputError, match="onsets"):
+        law_springs(points, [0], [1], [[60.0], [1.0]], [[0.0], [-0.1]])
+    with pytest.raises(InputError, match="positive"):
+        law_springs(points, [0], [1], [[0.0]], [[0.0]])

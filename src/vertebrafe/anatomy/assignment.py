@@ -71,9 +71,12 @@ def with_materials(segment, materials):
     return dataclasses.replace(segment, mesh=mesh, materials=materials, elasticity=elasticity)
 
 
-def resolve_materials(bmd, materials, levels):
+def resolve_materials(bmd, materials, levels, annulus=None):
     """The materials of :func:`~vertebrafe.anatomy.segment.segment` from its ``bmd`` (number or
-    ``{vertebra: vBMD}``) and ``materials`` for the vertebrae ``levels``; None when both are None."""
+    ``{vertebra: vBMD}``) and ``materials`` for the vertebrae ``levels``; None when both are None.
+    ``annulus``: the annulus material of a MaterialSet built here (``materials`` None; default the
+    MaterialSet's); a given ``materials`` is used as it is."""
+    extra = {} if annulus is None else {"annulus": annulus}
     if isinstance(bmd, dict) or hasattr(bmd, "items"):
         per = dict(bmd.items())
         unknown = [k for k in per if k not in levels]
@@ -86,13 +89,14 @@ def resolve_materials(bmd, materials, levels):
         if materials is not None and not isinstance(materials, MaterialSet):
             raise InputError(f"bmd per vertebra needs materials = None or a MaterialSet; got {type(materials).__name__}")
         probe = LevelMaterials(MaterialSet(bmd=100.0), per)          # validates the values
-        base = materials if materials is not None else MaterialSet(bmd=float(np.mean(list(probe.bmd.values()))))
+        base = materials if materials is not None else MaterialSet(bmd=float(np.mean(list(probe.bmd.values()))),
+                                                                   **extra)
         return LevelMaterials(base, probe.bmd)
     if bmd is not None and not isinstance(bmd, (int, float, np.integer, np.floating)):
         raise InputError(f"bmd = {bmd!r}; expected a number (mg/cm^3) or {{vertebra: vBMD}}, e.g. "
                          f"{{{', '.join(repr(v) + ': 70' for v in levels)}}}")
     if materials is None and bmd is not None:
-        return MaterialSet(bmd=bmd)
+        return MaterialSet(bmd=bmd, **extra)
     if materials is not None and bmd is not None and getattr(materials, "bmd", bmd) != bmd:
         raise InputError(f"bmd = {bmd!r} conflicts with materials.bmd = {materials.bmd!r}; give one of them")
     return materials

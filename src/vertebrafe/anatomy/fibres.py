@@ -137,10 +137,11 @@ def fibre_stress(spec, strain, ring=1.0):
     return out
 
 
-def lamina_stiffness(spec, matrix, ring=1.0, taut=True):
+def lamina_stiffness(spec, matrix, ring=1.0, taut=True, fibre_strain=0.0):
     """Homogenised elasticity ``(6, 6)`` (MPa) of the fibre-reinforced annulus at relative ring position
     ``ring`` (0 innermost, 1 outermost annulus ring), axes x circumferential, y radial, z axial; for the
-    ``"exponential"`` law, the small-strain (toe-region) stiffness.
+    ``"exponential"`` law, the tangent stiffness with both fibre families at ``fibre_strain`` (>= 0; default 0,
+    the toe region: the slope of the law's segment that holds it).
 
     The energy the embedded springs of :func:`annulus_fibre_springs` store under a uniform strain (exact,
     ``tests/anatomy/test_fibres.py``): ``C = C_matrix + sum_families E_f (phi / 2) m m^T`` with ``m`` the
@@ -151,16 +152,20 @@ def lamina_stiffness(spec, matrix, ring=1.0, taut=True):
     if not taut:
         return C
     angle = spec.angle_inner + (spec.angle_outer - spec.angle_inner) * ring
-    g = float(_slopes(spec, ring)[0][0])
+    if not (np.isfinite(fibre_strain) and fibre_strain >= 0.0):
+        raise InputError(f"fibre_strain = {fibre_strain!r}; allowed: a number >= 0")
+    slopes, starts = _slopes(spec, ring)
+    g = float(slopes[int(np.searchsorted(starts, fibre_strain, side="right")) - 1])
     for sign in (1.0, -1.0):
         m = _fibre_voigt(angle, sign)
         C += g * np.outer(m, m)
     return C
 
 
-def tensile_modulus(spec, matrix, ring=1.0, direction="circumferential"):
-    """Uniaxial tensile modulus (MPa) of the fibre-reinforced annulus along ``direction``
-    (``"circumferential"`` or ``"axial"``), free to contract sideways: the set-up of tissue tensile tests.
+def tensile_modulus(spec, matrix, ring=1.0, direction="circumferential", fibre_strain=0.0):
+    """Uniaxial (tangent) tensile modulus (MPa) of the fibre-reinforced annulus along ``direction``
+    (``"circumferential"`` or ``"axial"``), free to contract sideways: the set-up of tissue tensile tests;
+    ``fibre_strain``: where on the fibre law (see :func:`lamina_stiffness`).
 
     Both fibre families are equally strained (mirror symmetry); they carry load only if the strain of
     the fibre-reinforced solution stretches them, otherwise the modulus is the matrix's.
@@ -170,7 +175,7 @@ def tensile_modulus(spec, matrix, ring=1.0, direction="circumferential"):
         raise InputError(f"direction = {direction!r}; allowed: 'circumferential', 'axial'")
     angle = spec.angle_inner + (spec.angle_outer - spec.angle_inner) * ring
     for taut in (True, False):
-        eps = np.linalg.solve(lamina_stiffness(spec, matrix, ring, taut), np.eye(6)[k])
+        eps = np.linalg.solve(lamina_stiffness(spec, matrix, ring, taut, fibre_strain), np.eye(6)[k])
         if not taut or _fibre_voigt(angle, 1.0) @ eps > 0.0:
             return float(1.0 / eps[k])
 
@@ -188,7 +193,7 @@ def annulus_fibre_springs(segment, spec=None):
 
     ``spec``: :class:`AnnulusFibres` (default: the segment's ``fibres``).
     """
-    from ..springs import spring_set
+    from ..springs import law_springs
 
     spec = spec or segment.fibres
     if not isinstance(spec, AnnulusFibres):
@@ -257,17 +262,13 @@ def annulus_fibre_springs(segment, spec=None):
     V = mesh.cell_volumes()[cells]
     phi = 0.5 * spec.volume_fraction if spec.law == "linear" else 1.0
     slopes, starts = _slopes(spec, frac)
-    # one spring per segment of the law: the first taut from zero strain, each further one (the stiffening
-    # of its segment) slack up to its starting strain
+    # the law's segments: the first taut from zero strain, each further one (the stiffening of its segment) from its
+    # starting strain on
     dk = [slopes[0]] + [b - a for a, b in zip(slopes[:-1], slopes[1:])]
-    n = cells.size
-    rep = np.tile(np.arange(n), len(dk))
-    s = spring_set(pts, nodes[rep], nodes[rep], np.concatenate([d * V / L ** 2 for d in dk]), "tension",
-                   weights_a=Na[rep], weights_b=Nb[rep], area=phi * V[rep] / L[rep],
-                   slack=np.concatenate([np.full(n, e0) * L for e0 in starts]), name=FIBRE_SET,
-                   group=np.concatenate(groups)[rep], group_names=group_names)
-    s.host_cells = cells[rep]
-    s.member = rep
+    s = law_springs(pts, nodes, nodes, np.stack([d * V / L ** 2 for d in dk]), np.outer(starts, L),
+                    weights_a=Na, weights_b=Nb, area=phi * V / L, name=FIBRE_SET, group=np.concatenate(groups),
+                    group_names=group_names)
+    s.host_cells = cells[s.member]
     return s
 
 

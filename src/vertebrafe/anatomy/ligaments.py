@@ -22,7 +22,7 @@ springs, taut at zero strain, with the piecewise-linear whole-ligament law of
 :func:`~vertebrafe.anatomy.posterior_levels.ligament_law`: each node pair carries its share of the first
 stiffness (:data:`LIGAMENTS`) from zero elongation, and further springs on the same pair, slack up to each
 transition elongation, add their share of the stiffening (:data:`LIGAMENT_STIFFENING`); all are in the
-ligament's group. Ends: the broad ligaments are :data:`LINE_POINTS` pairs of material points spread evenly
+ligament's group, and the springs of one pair are one member (:func:`~vertebrafe.springs.law_springs`). Ends: the broad ligaments are :data:`LINE_POINTS` pairs of material points spread evenly
 over a specified width or length (point ``i`` of the upper vertebra with point ``i`` of the lower; linear
 between the nodes of the attachment line, so that neither the attachment nor the ligament's lever arms
 change with the element size): ALL and PLL on the bodies' outline across the anterior / posterior midline
@@ -302,8 +302,9 @@ def _interspinous(segment, upper, ua, lower, la):
 
 
 def ligament_springs(segment, pairs=None):
-    """The tension-only :class:`~vertebrafe.springs.SpringSet` of the ligaments of ``segment``."""
-    from ..springs import spring_set
+    """The tension-only :class:`~vertebrafe.springs.SpringSet` of the ligaments of ``segment``: one member per
+    attachment pair (:meth:`~vertebrafe.springs.SpringSet.member_totals` gives the pair's force)."""
+    from ..springs import law_springs
 
     _check(segment)
     pairs = pairs or facet_pairs(segment)
@@ -362,19 +363,19 @@ def ligament_springs(segment, pairs=None):
             k=LIGAMENTS["CL"][0] * np.concatenate([pairs[(disc, s)][4] for s in sides]))
     a, wa, b, w, k, g = (np.concatenate(x) for x in (A, WA, B, W, K, G))
     direction = np.concatenate(N)
-    # the stiffening segments of each law: parallel springs on the same node pair, slack up to their onset
-    part = np.array([names[i].split(":")[1] for i in g])
-    share = k / np.array([LIGAMENTS[p][0] for p in part])                 # the pair's share of its ligament
-    extra = [(i, dk, onset) for i, p in enumerate(part) for dk, onset in LIGAMENT_STIFFENING.get(p, ((), ""))[0]]
-    i2 = np.array([e[0] for e in extra], dtype=np.int64)
-    k2 = share[i2] * np.array([e[1] for e in extra])
-    slack = np.array([e[2] for e in extra], dtype=float)
-    return spring_set(P, np.concatenate([a, a[i2]]), np.concatenate([b, b[i2]]), np.concatenate([k, k2]), "tension",
-                      weights_a=np.concatenate([wa, wa[i2]]), weights_b=np.concatenate([w, w[i2]]),
-                      direction=np.concatenate([direction, direction[i2]]),
-                      slack=np.concatenate([np.zeros(k.size), slack]), name=LIGAMENT_SET,
-                      group=np.concatenate([g, g[i2]]), group_names=names)
-
+    # each pair's share of its ligament's law: the first stiffness from zero elongation, then the stiffening
+    # segments from their onsets (stacked parallel springs, one member per pair)
+    part = [names[i].split(":")[1] for i in g]
+    share = k / np.array([LIGAMENTS[p][0] for p in part])
+    steps = [LIGAMENT_STIFFENING[p][0] for p in part]
+    n_steps = max(map(len, steps))
+    inc, onset = np.zeros((1 + n_steps, k.size)), np.zeros((1 + n_steps, k.size))
+    inc[0] = k
+    for j in range(n_steps):
+        inc[1 + j] = share * [st[j][0] if j < len(st) else 0.0 for st in steps]
+        onset[1 + j] = [st[j][1] if j < len(st) else 0.0 for st in steps]
+    return law_springs(P, a, b, inc, onset, weights_a=wa, weights_b=w, direction=direction, name=LIGAMENT_SET,
+                       group=g, group_names=names)
 
 def _check(segment):
     if getattr(segment, "posterior", None) is None:

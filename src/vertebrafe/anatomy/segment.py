@@ -299,8 +299,9 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     fibres : bool or AnnulusFibres, optional
         Reinforce the annulus with tension-only collagen fibres (:mod:`vertebrafe.anatomy.fibres`): True
         for the published defaults of :class:`AnnulusFibres`, or an instance; None/False (default): none.
-        Give the fibres their ground substance, ``MaterialSet(..., annulus="annulus_matrix")`` (the
-        validated disc, docs/validation.md). A single vertebra has no disc and no fibres.
+        Their ground substance is ``annulus_matrix`` (the validated disc, docs/validation.md): with
+        ``materials=None`` the MaterialSet built from ``bmd`` takes it; a ``materials`` given is used as it
+        is (give it ``annulus="annulus_matrix"``). A single vertebra has no disc and no fibres.
     nucleus : ``"solid"`` or ``"fluid"``
         ``"solid"`` (default): the nucleus cells alone (nu = 0.499); ``"fluid"`` adds a fluid-filled cavity
         per disc (water's bulk modulus) around the nucleus cells: one uniform, nearly incompressible
@@ -324,7 +325,10 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     """
     order = level_order(levels)                                  # cranial first
     names = segment_names(order)
-    materials = resolve_materials(bmd, materials, order)
+    fibre_spec = _fibres(fibres)                    # checked even without a disc to reinforce
+    # the fibres' own ground substance where the materials are built here from the vBMD
+    materials = resolve_materials(bmd, materials, order,
+                                  "annulus_matrix" if fibre_spec is not None and len(order) > 1 else None)
     given_frames = _check_frames(frames, order)
     overrides = dict(overrides or {})
     bad = sorted(set(overrides) - set(names))
@@ -432,7 +436,6 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
                      tag_names={"region": {int(c): REGION_NAMES[int(c)] for c in present},
                                 "level": {c: n for n, c in level_code.items()}},
                      node_sets=node_sets, face_sets=face_sets)
-    fibre_spec = _fibres(fibres)                    # checked even without a disc to reinforce
     seg = Segment(mesh=mesh, levels=order, discs=tuple(n for n in names if "-" in n), dimensions=dims,
                   frames=frames, counts=counts, element_size=h, cortex_thickness=float(cortex_thickness),
                   endplate_thickness=float(endplate_thickness), n_cortex_layers=int(n_cortex_layers),

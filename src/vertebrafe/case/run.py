@@ -61,7 +61,8 @@ def build_segment(case, progress=None, *, force=False):
     # with per-level or image vBMD the set's own bmd is a placeholder: every bone cell takes its level's
     # (or, from an image, its own) value
     mean = sum(b.bmd.values()) / len(b.bmd) if per_level else (b.bmd if b.bmd is not None else 100.0)
-    materials = MaterialSet(bmd=mean, law=b.law, anisotropic=b.anisotropic, transverse_ratio=b.transverse_ratio)
+    materials = MaterialSet(bmd=mean, law=b.law, anisotropic=b.anisotropic, transverse_ratio=b.transverse_ratio,
+                            **({"annulus": "annulus_matrix"} if s.fibres else {}))     # the fibres' ground substance
     step("mesh")
     if case.image is not None:
         from ..image import image_segment

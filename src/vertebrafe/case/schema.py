@@ -166,7 +166,7 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
         Field("disc_refinement", "float", _default(_segment, "disc_refinement"), "disc element layers per element_size of disc height", "",
               0.5, 4.0, source="vertebrafe.anatomy.disc.DISC_REFINEMENT (docs/anatomy.md)"),
         Field("fibres", "bool", False, "tension-only collagen fibres in the annulus (published angles, toe-region law of O'Connell 2012; "
-              "solved by the active-set loop)", source="vertebrafe.anatomy.fibres (docs/anatomy.md, docs/materials.md)"),
+              "solved by the active-set loop) on their ground substance annulus_matrix", source="vertebrafe.anatomy.fibres (docs/anatomy.md, docs/materials.md)"),
         Field("posterior", "bool", _default(_segment, "posterior"), "posterior elements (pedicles, laminae, processes), facet joints "
               "(compression-only) and ligaments (tension-only); parametric segments only",
               source="vertebrafe.anatomy.posterior, vertebrafe.anatomy.ligaments (docs/anatomy.md, docs/materials.md)"),
@@ -269,7 +269,7 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               "micromotion per MPa, Miller et al. 2016; only with interface = 'layer')", "MPa", 1.0, 20000.0,
               source=_CLIN, only=("vertebroplasty",)),
         Field("surface", "str", _default(vertebroplasty, "surface"), "bolus surface: fitted (mesh nodes snapped "
-              "onto it) or mixed (cut cells mixed only)", choices=("fitted", "mixed"), source=_CLIN,
+              "onto it) or mixed (cut cells mixed only); default fitted for placement centre, mixed for fracture", choices=("fitted", "mixed"), source=_CLIN,
               only=("vertebroplasty",)),
         Field("placement", "str", _default(vertebroplasty, "placement"), "where the cement goes: centre (bolus at "
               "mid-height) or fracture (a fractured level's fracture zone under the collapsed endplate first)",

@@ -18,6 +18,11 @@ volume in the cancellous cells of the body equals the request (cement is confine
 it neither enters the cortical shell or bony endplates nor leaks) within the central ``vertical_extent``
 of the local body height (default 0.7: the bolus stays clear of the endplates unless asked).
 
+Surface (``surface``): by default (placement ``"centre"``) the bolus is body-fitted: mesh nodes are snapped
+onto its surface (:mod:`vertebrafe.clinical.snap`), every cell is wholly cement or bone and the scale ``s``
+is corrected to the volume of the cement cells; its stiffness converges under mesh refinement. With
+``surface="mixed"`` (and for ``placement="fracture"``) the mesh is kept and cut cells are mixed as below.
+
 Partial volume: each cancellous cell is sampled at ``samples^3`` sub-cell points mapped through its
 trilinear map and weighted by the Jacobian; the fraction of that weight inside a bolus is the cell's
 ``cement_fraction`` (0..1). The achieved volume ``sum(cement_fraction * cell volume)`` is a step
@@ -48,14 +53,15 @@ from .augment import (DEFAULT_SAMPLES, DEFAULT_VERTICAL_EXTENT, Sampler, body_fr
 from .mixing import MIXING_RULES, cut_normals
 from .snap import snap_bolus
 
-__all__ = ["vertebroplasty", "PLACEMENTS", "APPROACHES", "DEFAULT_VOLUME_ML", "CEMENT_MATERIALS", "MIXING_RULES", "INTERFACE_FACTORS",
+__all__ = ["vertebroplasty", "default_surface", "PLACEMENTS", "APPROACHES", "DEFAULT_VOLUME_ML", "CEMENT_MATERIALS", "MIXING_RULES", "INTERFACE_FACTORS",
            "INTERFACES", "SURFACES", "DEFAULT_LAYER_THICKNESS", "LAYER_COMPLIANCE", "LAYER_THICKNESS_RANGE",
            "LAYER_MODULUS_RANGE", "bolus_geometry", "Sampler"]
 
 APPROACHES = ("bipedicular", "unipedicular")
 CEMENT_MATERIALS = ("composite", "pmma")
 #: Representation of the bolus surface: ``"fitted"`` (nodes snapped onto it, :mod:`vertebrafe.clinical.snap`;
-#: every cell wholly cement or bone) or ``"mixed"`` (the mesh is kept; every cut cell is mixed).
+#: every cell wholly cement or bone; the default for placement ``"centre"``) or ``"mixed"`` (the mesh is kept;
+#: every cut cell is mixed; the default and only choice for placement ``"fracture"``).
 SURFACES = ("fitted", "mixed")
 #: Composite modulus factor of the cement-trabecula interface: frictionless contact instead of bonding
 #: made micro-FE models of PMMA/bone specimens from augmented human vertebrae 20 % more compliant
@@ -83,7 +89,7 @@ DEFAULT_VOLUME_ML = 2.8
 def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular", offset=(0.0, 0.0, 0.0),
                    material="composite", side="left", mixing="laminate", cement_modulus=None,
                    samples=DEFAULT_SAMPLES, vertical_extent=DEFAULT_VERTICAL_EXTENT, interface="bonded",
-                   surface="mixed", layer_thickness=None, layer_modulus=None, placement="centre"):
+                   surface=None, layer_thickness=None, layer_modulus=None, placement="centre"):
     """Percutaneous vertebroplasty of ``level``: cement boluses without height restoration.
 
     Parameters
@@ -122,11 +128,14 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         2012, J Biomech 45:1478; ignored with ``cement_modulus``) or ``"layer"``: an explicit compliant layer,
         the outer ``layer_thickness`` of the bolus, gets its own isotropic modulus ``layer_modulus`` (the
         cement's Poisson ratio); cells it shares with bone or the cement core are a three-phase laminate.
-    surface : {"mixed", "fitted"}
+    surface : {"fitted", "mixed"}, optional
         ``"fitted"``: nodes of the cancellous bone are snapped onto the bolus surface along mesh lines
         (:mod:`vertebrafe.clinical.snap`), so element faces follow it and every cell is wholly cement or bone
-        (the few the snapping cannot fit by their sampled majority). ``"mixed"``: the mesh is kept, every cut
-        cell is mixed.
+        (the few the snapping cannot fit by their sampled majority); stiffness converges under mesh
+        refinement. ``"mixed"``: the mesh is kept, every cut cell is mixed by ``mixing``. Default
+        (:func:`default_surface`): ``"fitted"`` for ``placement="centre"``, ``"mixed"`` for
+        ``placement="fracture"`` (the only surface it supports). The surface used is recorded in the
+        operation's parameters.
     layer_thickness : float, optional
         Interface-layer thickness (mm, in [0.05, 5]); default :data:`DEFAULT_LAYER_THICKNESS` (0.5 mm). Only
         with ``interface="layer"``.
@@ -141,7 +150,7 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         the collapsed (superior) endplate first, as in clefted and freshly fractured bodies: the boluses hang
         from that endplate (their vertical radius is the distance below it along the body's columns, so
         they follow its tilt and depression) and keep ``(1 - vertical_extent) / 2`` of the local height clear
-        of the inferior endplate; needs ``surface="mixed"`` and a zero vertical ``offset``.
+        of the inferior endplate; needs ``surface="mixed"`` (its default) and a zero vertical ``offset``.
 
     Returns
     -------
@@ -162,8 +171,10 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
     t_layer, E_layer = check_layer(interface, layer_thickness, layer_modulus, mixing)
     if mixing not in MIXING_RULES:
         raise InputError(f"mixing = {mixing!r}; allowed: {list(MIXING_RULES)}")
-    if surface not in SURFACES:
-        raise InputError(f"surface = {surface!r}; allowed: {list(SURFACES)}")
+    if surface is not None and surface not in SURFACES:
+        raise InputError(f"surface = {surface!r}; allowed: {list(SURFACES)} or None (the placement's default)")
+    if placement in PLACEMENTS and surface is None:
+        surface = default_surface(placement)
     off = check_offset(offset)
     check_placement(placement, segment, level, surface, off)
     n = check_samples(samples)
@@ -267,6 +278,13 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
     op = make_operation("vertebroplasty", level, params, results)
     return derive(segment, op, points=P if moved else None, elasticity=C, cell_data={**cell_data, "region": region},
                   tag_names={"region": tag_names})
+
+
+def default_surface(placement):
+    """Bolus surface :func:`vertebroplasty` uses when none is given: ``"fitted"`` (no cut cell; converges
+    under mesh refinement) for ``placement="centre"``, ``"mixed"`` for ``"fracture"`` (a bolus hanging from
+    the collapsed endplate is not snapped)."""
+    return "mixed" if placement == "fracture" else "fitted"
 
 
 def endplate_clearance(d_inf, d_sup, height, inside):

@@ -200,9 +200,11 @@ def cell_phases(cells, g_nodes):
     return inner & ~outer, inner == outer
 
 
-def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s, extent, target_mm3, iterations=8):
+def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s, extent, target_mm3, iterations=12):
     """Snap the mesh to the bolus ``E & Z`` and correct the scale ``s`` until the cement volume matches
-    ``target_mm3`` (relative 1e-3, at most ``iterations`` passes).
+    ``target_mm3`` (relative 1e-3, at most ``iterations`` passes; the scale update uses the volume's growth
+    with ``s`` measured over the last two passes, :func:`_volume_exponent`, and once passes lie on both
+    sides of the target the narrowest bracket, :func:`_bracketed`); the closest pass is kept.
 
     Returns ``(points, sampler, inside, fractions, s, moved, unresolved)``: snapped global node coordinates,
     the :class:`~vertebrafe.clinical.augment.Sampler` of the eligible cells on them, the sample mask inside
@@ -212,7 +214,8 @@ def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s
 
     cells = segment.mesh.cells
     slab = _Bolus(segment, level, points, centres, rots, axes, extent).slab
-    best = None
+    best = previous = None
+    tried = []                                   # (s, err) of every pass
     for _ in range(iterations):
         new, moved, gn = snap_points(segment, level, points, eligible, centres, rots, axes * s, extent)
         cement, unresolved = cell_phases(cells[eligible], gn)
@@ -227,15 +230,44 @@ def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s
         f = cement.astype(float)
         achieved = float(np.sum(f * cell_volumes(new, cells[eligible], ELEMENT_TYPES["hexahedron"])))
         err = achieved / target_mm3 - 1.0
+        tried.append((s, err))
         if best is None or abs(err) < abs(best[-1]):
             best = (new, f, s, int(moved.sum()), int(unresolved.sum()), err)
         if abs(err) < 1e-3 or achieved == 0.0:
             break
-        s *= (target_mm3 / achieved) ** (1.0 / 3.0)
+        s_next = _bracketed(tried)
+        if s_next is None:
+            s_next = s * (target_mm3 / achieved) ** (1.0 / _volume_exponent(previous, s, achieved))
+        previous, s = (s, achieved), s_next
     new, f, s, moved, unresolved, _ = best
     sampler = Sampler(segment, level, new, eligible, samples)
     inside = np.broadcast_to(f[:, None] > 0.5, sampler.w.shape)
     return new, sampler, inside, f, s, moved, unresolved
+
+
+def _bracketed(tried):
+    """Next scale inside the narrowest bracket of the target volume (``tried``: ``(s, err)`` pairs; of the
+    neighbouring passes in ``s`` whose errors change sign, the pair with the smallest errors), by linear
+    interpolation of the error kept in the middle 80 % of the bracket; None without a bracket. Whole cells
+    switching phase make the volume a step function of ``s`` (not even monotone where snapped nodes change),
+    so the search keeps narrowing around the target instead of oscillating."""
+    order = sorted(tried)
+    pairs = [(a, b) for a, b in zip(order[:-1], order[1:]) if (a[1] < 0.0) != (b[1] < 0.0) and a[0] < b[0]]
+    if not pairs:
+        return None
+    (s0, e0), (s1, e1) = min(pairs, key=lambda p: abs(p[0][1]) + abs(p[1][1]))
+    w = float(np.clip(e0 / (e0 - e1), 0.1, 0.9))
+    return s0 + w * (s1 - s0)
+
+
+def _volume_exponent(previous, s, achieved):
+    """Exponent ``p`` of the cement volume ``~ s^p`` for the next scale: 3 (a free ellipsoid) at first, then
+    the slope of the last two passes in log-log (a bolus clipped by the slab planes grows more slowly), kept
+    in [1, 3] (a non-positive or unsteady slope falls back to 3)."""
+    if previous is None or previous[0] == s or previous[1] <= 0.0 or achieved <= 0.0:
+        return 3.0
+    p = np.log(achieved / previous[1]) / np.log(s / previous[0])
+    return float(np.clip(p, 1.0, 3.0)) if np.isfinite(p) and p > 0.0 else 3.0
 
 
 def _in_slab(segment, level, points, sampler, extent):

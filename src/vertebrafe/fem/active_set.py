@@ -19,13 +19,16 @@ assembled once and the springs enter as a sparse low-rank term.
 
 - Direct: one factorisation of a reference matrix ``A0`` (the cells and the linear springs; where a part is
   held only by springs, also the springs active at the start) for every step and every load of a shared
-  set-up. The loop runs in the springs' space (:class:`LowRank`): with ``S = G A0^-1 G^T`` (one kept
-  column per spring whose state ever differed from the reference; PARDISO computes it by a partial
-  solve) every trial set costs a dense system of the springs that differ, by the Woodbury identity, and
-  the displacements are solved once, for the final set: two solves with the factorisation per load,
-  however many steps. Exact, unlike a preconditioned iteration, and the columns serve later loads too;
-  beyond :data:`LOW_RANK_BYTES` of columns (thousands of switching fibres) the current matrix is
-  factorised and becomes the reference.
+  set-up. While few springs differ from the reference (ligaments, facet contact), the loop runs in the
+  springs' space (:class:`LowRank`): with ``S = G A0^-1 G^T`` (one kept column per spring whose state ever
+  differed from the reference; PARDISO computes it by a partial solve) every trial set costs a dense system
+  of the springs that differ, by the Woodbury identity, and the displacements are solved once, for the
+  final set: two solves with the factorisation per load, however many steps. Where more springs differ
+  than the columns pay for (:data:`MAX_COLUMNS`: thousands of toe-region annulus fibres change state), each
+  step is a CG solve preconditioned by the reference factorisation, loose while the set moves and to
+  ``rtol`` to confirm it, as with AMG: the springs change ``A0`` by a positive low-rank term of moderate
+  size, and CG converges in 20-30 solves to 1e-10 (T12-L2 with fibres at 2 and 3 mm), where the columns
+  would cost one solve per 8 springs (a new factorisation costs about 50 solves).
 - AMG: the hierarchy built on the first step's matrix (kept for later loads) preconditions the CG of
   every step, which starts from the previous solution.
 """
@@ -51,6 +54,15 @@ LOOSE_RTOL = 1e-4
 #: Memory for the kept columns of ``S = Gf A0^-1 Gf^T`` of the direct solve (:class:`LowRank`), bytes:
 #: every column of 480 springs (T12-L2 at 2 mm with posterior elements) takes 1.8 MB.
 LOW_RANK_BYTES = 256 * 2 ** 20
+#: Most kept columns of ``S`` (:class:`LowRank`) with partial solves and with full solves; a trial set that
+#: needs more makes the direct loop iterate (CG preconditioned by the factorisation). A full-solve column
+#: costs about 1/8 of a single solve (blocks of 64 right-hand sides), a partial one 1/30 to 1/200: these
+#: bounds keep the columns below the cost of a CG run (20-40 solves).
+MAX_COLUMNS = {"partial": 4096, "full": 256}
+#: Partial solves are prepared only where the springs touch at most this fraction of the unknowns: annulus
+#: fibres embedded in the disc cells touch 16 % of them (T12-L2 at 3 mm), and the factorisation prepared
+#: for them cost 9x a plain one (18.6 s against 2.0 s CPU), ligaments and facets 1-2 % (+20 %).
+PARTIAL_MAX_FRACTION = 0.05
 
 
 def solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol=1e-8, maxiter=None,
@@ -95,11 +107,9 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
             low = cache["low_rank"] = LowRank(K, Gf, k * ((linear & in_amg) | (held & active)))
             info["setup_time"] += low.factor_time
         t1 = time.perf_counter()
-        x, active, changes, residual, solves, low, factor_time = _direct(low, K, rhs, Gf, k, onset, delta_c, linear,
-                                                                         sets, bounds, rtol, max_iterations)
-        cache["low_rank"] = low
-        info.update(iterations=solves, setup_time=info["setup_time"] + factor_time,
-                    solve_time=time.perf_counter() - t1 - factor_time, factorization=low.backend,
+        x, active, changes, residual, solves = _direct(low, K, rhs, Gf, k, onset, delta_c, linear, sets, bounds,
+                                                       rtol, maxiter, max_iterations)
+        info.update(iterations=solves, solve_time=time.perf_counter() - t1, factorization=low.backend,
                     spring_columns=low.columns)
     else:
         x, active, changes, residual = _amg(K, rhs, Gf, k, onset, delta_c, active, in_amg, sets, bounds, rtol, maxiter,
@@ -114,41 +124,54 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
 
 def _amg(K, rhs, Gf, k, onset, delta_c, active, in_amg, sets, bounds, rtol, maxiter, near_nullspace, strength,
          max_iterations, cache, info):
-    """The active-set loop with AMG-CG: one hierarchy (kept in ``cache`` for later loads) preconditions the
-    CG of every step, which starts from the previous solution, at :data:`LOOSE_RTOL` while the set moves
-    and at ``rtol`` to confirm it. Updates ``info``; returns ``(x, active, changes per step, residual)``."""
+    """The active-set loop with AMG-CG (:func:`_iterate`): one hierarchy, built on the first step's matrix and
+    kept in ``cache`` for later loads, preconditions every step. Updates ``info``; returns ``(x, active,
+    changes per step, residual)``."""
+    M = cache.get("amg")
+    if M is None:           # one hierarchy for every step and load: the springs change by low rank
+        t1 = time.perf_counter()
+        with threadpool_limits(limits=1, user_api="blas"):
+            ml = solvers.amg_hierarchy((K + Gf.T @ sp.diags(k * active * in_amg) @ Gf).tobsr(blocksize=(3, 3)),
+                                       near_nullspace, strength)
+        M = cache["amg"] = solvers.amg_preconditioner(ml)
+        cache["amg_info"] = dict(levels=len(ml.levels), operator_complexity=float(ml.operator_complexity()))
+        info["setup_time"] += time.perf_counter() - t1
+    info.update(cache["amg_info"])
+    t1 = time.perf_counter()
+    x, active, changes, residual, its = _iterate(K, rhs, Gf, k, onset - delta_c, delta_c, active, sets, bounds,
+                                                 rtol, maxiter, max_iterations, M, np.zeros(K.shape[0]), "amg")
+    info["solve_time"] += time.perf_counter() - t1
+    info["iterations"] += its
+    return x, active, changes, residual
+
+
+def _iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, maxiter, max_iterations, M, x, name):
+    """The active-set loop with CG preconditioned by ``M`` (AMG V-cycle or a factorisation), from ``active``
+    and ``x``: each step's CG starts from the previous solution and stops at :data:`LOOSE_RTOL` while the set
+    moves; once it stops moving, a solve to ``rtol`` confirms it (and the loop goes on if that changes a
+    state). ``free_length (ks,)``: onset minus the elongation of the prescribed motion.
+    Returns ``(x, active, changes per step, relative residual, CG iterations)``."""
     changes = []
-    x = np.zeros(K.shape[0])
+    iterations = 0
     tight = False
     for step in range(1, max_iterations + 1):
         d = k * active
-        b = rhs + Gf.T @ (d * (onset - delta_c))
+        b = rhs + Gf.T @ (d * free_length)
         A = spla.LinearOperator(K.shape, matvec=lambda v, d=d: K @ v + Gf.T @ (d * (Gf @ v)), dtype=float)
-        M = cache.get("amg")
+        target = rtol if tight else max(rtol, LOOSE_RTOL)
         with threadpool_limits(limits=1, user_api="blas"):
-            if M is None:       # one hierarchy for every step and load: the springs change by low rank
-                t1 = time.perf_counter()
-                ml = solvers.amg_hierarchy((K + Gf.T @ sp.diags(d * in_amg) @ Gf).tobsr(blocksize=(3, 3)),
-                                           near_nullspace, strength)
-                M = cache["amg"] = solvers.amg_preconditioner(ml)
-                cache["amg_info"] = dict(levels=len(ml.levels), operator_complexity=float(ml.operator_complexity()))
-                info["setup_time"] += time.perf_counter() - t1
-            t1 = time.perf_counter()
-            x, its = _cg(A, b, x, M, rtol if tight else max(rtol, LOOSE_RTOL), maxiter)
-        info.update(cache["amg_info"])
-        info["solve_time"] += time.perf_counter() - t1
-        info["iterations"] += its
+            x, its = _cg(A, b, x, M, target, maxiter)
+        iterations += its
         residual = _residual(A @ x, b)
         if not np.all(np.isfinite(x)):
             raise ConvergenceError("the active-set solve produced non-finite displacements; the model may be a "
                                    "mechanism once slack springs carry nothing", iterations=step)
-        if residual > (rtol if tight else max(rtol, LOOSE_RTOL)) * 1.0001:
-            raise ConvergenceError(f"active-set step {step}: the amg solve reached a relative residual "
+        if residual > target * 1.0001:
+            raise ConvergenceError(f"active-set step {step}: the {name} solve reached a relative residual "
                                    f"{residual:.3g} > rtol {rtol:g}; with {int((d > 0).sum())} of {d.size} springs "
                                    "active the model may be a mechanism (slack springs carry nothing): check that "
                                    "the load can be carried", iterations=step, residual=residual)
-        delta = Gf @ x + delta_c
-        want = np.concatenate([s.wants_active(delta[bounds[i]:bounds[i + 1]]) for i, s in enumerate(sets)])
+        want = _wanted(sets, bounds, Gf @ x + delta_c)
         changed = int(np.count_nonzero(want != active))
         changes.append(changed)
         active = want
@@ -157,24 +180,32 @@ def _amg(K, rhs, Gf, k, onset, delta_c, active, in_amg, sets, bounds, rtol, maxi
                 break
             tight = True            # the set settled on loose solves: confirm it with a full-accuracy one
     else:
-        raise ConvergenceError(f"the active set of the one-sided springs did not settle in {max_iterations} "
-                               f"steps (state changes per step: {changes}); the load may make the model a "
-                               "mechanism or the springs chatter", iterations=max_iterations)
-    return x, active, changes, residual
+        _not_settled(max_iterations, changes)
+    return x, active, changes, residual, iterations
 
 
-def _direct(low, K, rhs, Gf, k, onset, delta_c, linear, sets, bounds, rtol, max_iterations):
-    """The active-set loop of the direct solve, in the springs' space: with the reference ``low`` every
-    trial set costs a small dense system (:meth:`LowRank.elongations`), and the displacements are solved
-    once, for the final set (then refined on the true residual while above ``rtol``). ``onset (ks,)``,
-    ``delta_c (ks,)``: the elongation of the prescribed motion.
-    Where the springs that differ from the reference need more columns than :data:`LOW_RANK_BYTES`, the
-    current set is factorised and becomes the reference.
-    Returns ``(x, active, changes per step, relative residual, solves with the factorisation, reference,
-    factorisation time (s))``."""
+def _wanted(sets, bounds, delta):
+    """The state every spring wants at elongations ``delta (ks,)``."""
+    return np.concatenate([s.wants_active(delta[bounds[i]:bounds[i + 1]]) for i, s in enumerate(sets)])
+
+
+def _not_settled(max_iterations, changes):
+    raise ConvergenceError(f"the active set of the one-sided springs did not settle in {max_iterations} "
+                           f"steps (state changes per step: {changes}); the load may make the model a "
+                           "mechanism or the springs chatter", iterations=max_iterations)
+
+
+def _direct(low, K, rhs, Gf, k, onset, delta_c, linear, sets, bounds, rtol, maxiter, max_iterations):
+    """The active-set loop of the direct solve. In the springs' space while the columns pay: with the
+    reference ``low`` every trial set costs a small dense system (:meth:`LowRank.elongations`), and the
+    displacements are solved once, for the final set (then refined on the true residual while above
+    ``rtol``). From the first trial set whose springs need more columns than :data:`MAX_COLUMNS` or
+    :data:`LOW_RANK_BYTES` allow, the loop goes on with CG preconditioned by the reference factorisation
+    (:func:`_iterate`, from the reference solution). ``onset (ks,)``, ``delta_c (ks,)``: the elongation of
+    the prescribed motion.
+    Returns ``(x, active, changes per step, relative residual, solves with the factorisation)``."""
     active = (low.d0 > 0) | linear               # start from the reference state: it needs no columns
     free_length = onset - delta_c
-    factor_time = 0.0
     y0 = low.reference(rhs + Gf.T @ (low.d0 * free_length))
     solves = 1
     e0 = Gf @ y0
@@ -183,27 +214,22 @@ def _direct(low, K, rhs, Gf, k, onset, delta_c, linear, sets, bounds, rtol, max_
         d = k * active
         found = low.elongations(d, e0, free_length)
         if found is None:
-            low = LowRank(K, Gf, d)
-            factor_time += low.factor_time
-            y0 = low.reference(rhs + Gf.T @ (low.d0 * free_length))
-            solves += 1
-            e0 = Gf @ y0
-            found = low.elongations(d, e0, free_length)
+            x, active, more, residual, its = _iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol,
+                                                      maxiter, max_iterations - len(changes), low.preconditioner(),
+                                                      y0, "direct")
+            return x, active, changes + more, residual, solves + its
         u, e = found
         if not np.all(np.isfinite(e)):
             raise ConvergenceError("the active-set solve produced non-finite elongations; the model may be a "
                                    "mechanism once slack springs carry nothing", iterations=step)
-        delta = e + delta_c
-        want = np.concatenate([s.wants_active(delta[bounds[i]:bounds[i + 1]]) for i, s in enumerate(sets)])
+        want = _wanted(sets, bounds, e + delta_c)
         changed = int(np.count_nonzero(want != active))
         changes.append(changed)
         active = want
         if changed == 0:
             break
     else:
-        raise ConvergenceError(f"the active set of the one-sided springs did not settle in {max_iterations} "
-                               f"steps (state changes per step: {changes}); the load may make the model a "
-                               "mechanism or the springs chatter", iterations=max_iterations)
+        _not_settled(max_iterations, changes)
     x = y0 + low.displacement(d, u)
     solves += 1 if u.size else 0
     b = rhs + Gf.T @ (d * free_length)
@@ -227,7 +253,7 @@ def _direct(low, K, rhs, Gf, k, onset, delta_c, linear, sets, bounds, rtol, max_
                                f"{rtol:g}; with {int((d > 0).sum())} of {d.size} springs active the model may be a "
                                "mechanism (slack springs carry nothing): check that the load can be carried",
                                iterations=len(changes), residual=residual)
-    return x, active, changes, residual, solves, low, factor_time
+    return x, active, changes, residual, solves
 
 
 class LowRank:
@@ -242,14 +268,19 @@ class LowRank:
     the reference. A column ``S_:j`` is computed the first time spring ``j`` differs and kept (also for
     later loads of a shared set-up). With PARDISO the columns come from partial solves (right-hand sides
     and solution components only on the springs' unknowns, :meth:`PardisoCholesky.partial
-    <vertebrafe.fem.solvers.PardisoCholesky.partial>`): about a twentieth of a full solve each; with another
-    factorisation from full solves. Only the columns of ``S`` are kept, at most :data:`LOW_RANK_BYTES`.
+    <vertebrafe.fem.solvers.PardisoCholesky.partial>`), where the springs touch at most
+    :data:`PARTIAL_MAX_FRACTION` of the unknowns: about a twentieth of a full solve each; otherwise (and with
+    another factorisation) from full solves. Only the columns of ``S`` are kept, at most
+    :data:`MAX_COLUMNS` and :data:`LOW_RANK_BYTES`.
     """
 
     def __init__(self, K, Gf, d0):
         t0 = time.perf_counter()
         self.Gf, self.d0 = Gf, d0
-        self._solve, self.backend = solvers.factorize(K + Gf.T @ sp.diags(d0) @ Gf, selected=np.unique(Gf.indices))
+        touched = np.unique(Gf.indices[Gf.data != 0])
+        selected = touched if touched.size <= PARTIAL_MAX_FRACTION * K.shape[0] else None
+        self._solve, self.backend = solvers.factorize(K + Gf.T @ sp.diags(d0) @ Gf, selected=selected)
+        self.partial = getattr(self._solve, "selection", None) is not None
         self.column = np.full(d0.size, -1)                 # column of S of each spring, -1: none yet
         self.S = np.zeros((d0.size, 0))
         self.factor_time = time.perf_counter() - t0
@@ -261,12 +292,13 @@ class LowRank:
 
     def _columns(self, c):
         """``S[:, c]``, computing the missing columns in blocks of right-hand sides (the BLAS threads in
-        force, both cores); None if they would exceed :data:`LOW_RANK_BYTES`."""
+        force, both cores); None if they would exceed :data:`MAX_COLUMNS` or :data:`LOW_RANK_BYTES`."""
         missing = c[self.column[c] < 0]
         if missing.size:
-            if self.S.nbytes + 8 * self.S.shape[0] * missing.size > LOW_RANK_BYTES:
+            if (self.S.shape[1] + missing.size > MAX_COLUMNS["partial" if self.partial else "full"]
+                    or self.S.nbytes + 8 * self.S.shape[0] * missing.size > LOW_RANK_BYTES):
                 return None
-            solve = self._solve.partial if getattr(self._solve, "selection", None) is not None else self._solve
+            solve = self._solve.partial if self.partial else self._solve
             new = [self.Gf @ solve(self.Gf[part].T.toarray())            # at most 64 right-hand sides at a time
                    for part in np.array_split(missing, -(-missing.size // 64))]
             self.column[missing] = self.S.shape[1] + np.arange(missing.size)
@@ -278,9 +310,13 @@ class LowRank:
         with threadpool_limits(limits=1, user_api="blas"):      # single vectors: see solvers.Prepared.solve
             return self._solve(b)
 
+    def preconditioner(self):
+        """``A0^-1`` as a ``LinearOperator`` (for CG on a matrix near ``A0``)."""
+        return spla.LinearOperator(self.Gf.shape[1:] * 2, matvec=self.reference, dtype=float)
+
     def elongations(self, d, e0, o):
         """``(u, e)`` of the springs that differ from the reference (see above), or None where their columns
-        would exceed :data:`LOW_RANK_BYTES`."""
+        would exceed :data:`MAX_COLUMNS` or :data:`LOW_RANK_BYTES`."""
         c = np.flatnonzero(d != self.d0)
         if c.size == 0:
             return np.zeros(0), e0
@@ -301,7 +337,7 @@ class LowRank:
 
     def solve(self, d, b):
         """``(K + Gf^T diag(d) Gf)^-1 b`` (two solves with the factorisation), or None where the springs that
-        differ from the reference need more columns than :data:`LOW_RANK_BYTES`."""
+        differ from the reference need more columns than allowed (see :meth:`elongations`)."""
         y = self.reference(b)
         found = self.elongations(d, self.Gf @ y, np.zeros(d.size))
         return None if found is None else y + self.displacement(d, found[0])

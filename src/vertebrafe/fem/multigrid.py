@@ -1,5 +1,6 @@
 """The V-cycle of a pyamg multigrid hierarchy, run by the parallel kernels of
-:mod:`vertebrafe.fem.sparse_kernels` (all cores).
+:mod:`vertebrafe.fem.sparse_kernels` (all cores), and a leaner set-up of pyamg's smoothed aggregation
+(:func:`lean_prolongation_smoothing`).
 
 pyamg's own preconditioner (``aspreconditioner``) runs its products on one thread and computes two
 fine-level residuals per application that CG does not use (one before the cycle, one after), each as
@@ -11,6 +12,7 @@ copy of ``P^T``.
 from contextlib import contextmanager
 
 import numpy as np
+import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numba import njit, prange
 
@@ -90,12 +92,79 @@ def jacobi_prolongation(S, T, C, B, omega=4.0 / 3.0, degree=1, filter_entries=Fa
                                                              np.diff(U.indptr))][:, :, None]
         P = P - U
         del U
-    return P
+    return Prolongator((P.data, P.indices, P.indptr), shape=P.shape) if P.dtype.kind == "f" else P
+
+
+#: Row chunks of the fine level in :func:`galerkin_product`: its temporaries are about this fraction of
+#: ``A P``.
+GALERKIN_CHUNKS = 8
+
+
+def galerkin_product(A, P, chunks=GALERKIN_CHUNKS):
+    """The coarse operator ``P^T A P`` of the symmetric BSR ``A`` and BSR ``P`` (same block rows), summed
+    over ``chunks`` row chunks ``k`` as ``P_k^T (A_k P)``, where ``A_k``, ``P_k`` are views of the rows of
+    chunk ``k``. Equal to pyamg's ``R @ A @ P`` with ``R = P^T`` to round-off, without ``R`` (a copy of
+    ``P``) and ``R A`` (the largest temporary of the set-up: on the finest level of the 1.24M-DOF box
+    larger than the stiffness matrix)."""
+    r, c = A.blocksize[0], P.blocksize[1]
+    nb = A.indptr.size - 1
+    bounds = np.linspace(0, nb, max(1, min(chunks, nb)) + 1).astype(np.int64)
+    total = None
+    for b0, b1 in zip(bounds[:-1], bounds[1:]):
+        if b1 == b0:
+            continue
+        rows = slice(A.indptr[b0], A.indptr[b1])
+        Ak = sp.bsr_matrix((A.data[rows], A.indices[rows], A.indptr[b0:b1 + 1] - A.indptr[b0]),
+                           shape=((b1 - b0) * r, A.shape[1]))
+        prow = slice(P.indptr[b0], P.indptr[b1])
+        Pk = sp.bsr_matrix((P.data[prow], P.indices[prow], P.indptr[b0:b1 + 1] - P.indptr[b0]),
+                           shape=((b1 - b0) * r, P.shape[1]))
+        term = (Pk.T @ (Ak @ P)).tobsr(blocksize=(c, c))
+        total = term if total is None else (total + term).tobsr(blocksize=(c, c))
+        del term
+    total.sort_indices()
+    return total
+
+
+class Prolongator(sp.bsr_matrix):
+    """A real BSR prolongator ``P`` whose transpose pyamg never forms: pyamg's restriction ``R =
+    P.T.conjugate()`` is a :class:`_Restriction` and its Galerkin operator ``R @ A @ P`` is
+    :func:`galerkin_product` (``transpose()`` itself is scipy's)."""
+
+    @property
+    def T(self):
+        return _Restriction(self)
+
+
+class _Restriction:
+    """``P^T`` of a real :class:`Prolongator`, only for ``R @ A @ P``."""
+
+    def __init__(self, P):
+        self.P = P
+
+    def conjugate(self):
+        return self
+
+    def __matmul__(self, A):
+        return _Restricted(self.P, A)
+
+
+class _Restricted:
+    """``P^T A``, waiting for its right factor ``P``."""
+
+    def __init__(self, P, A):
+        self.P, self.A = P, A
+
+    def __matmul__(self, P):
+        if P is not self.P:
+            raise ValueError("the restricted operator P^T A takes P itself as its right factor")
+        return galerkin_product(self.A, P)
 
 
 @contextmanager
 def lean_prolongation_smoothing():
-    """Within the block, pyamg's smoothed aggregation smooths its prolongators with :func:`jacobi_prolongation`."""
+    """Within the block, pyamg's smoothed aggregation smooths its prolongators with :func:`jacobi_prolongation`
+    and forms its coarse operators with :func:`galerkin_product` (no restriction matrices kept)."""
     from pyamg.aggregation import aggregation
 
     original = aggregation.jacobi_prolongation_smoother

@@ -7,7 +7,10 @@
   round-off.
 - ``"amg"``: conjugate gradients preconditioned by smoothed-aggregation AMG (pyamg) on the 3x3 block
   matrix, with the six rigid-body modes as near-nullspace.
-- ``"auto"``: direct up to :func:`direct_max_dofs` unknowns, AMG above.
+- ``"auto"``: direct up to :func:`direct_max_dofs` unknowns; above, :meth:`Model.solve
+  <vertebrafe.fem.model.Model.solve>` with PARDISO compares the predicted cost of both for the model at
+  hand (:mod:`~vertebrafe.fem.solver_choice`: direct for slender, high-contrast segments whose factor fits
+  in memory, AMG for compact models and where the factor would not fit); without PARDISO, AMG above.
 
 :class:`Prepared` holds the one-time set-up of a matrix (factorisation or AMG hierarchy) and solves any
 number of right-hand sides with it; :func:`solve` is set-up and one solve.
@@ -30,7 +33,8 @@ from .sparse_kernels import BlockMatrix
 #: "auto" picks the direct solver up to this many unknowns: with a sparse Cholesky (CHOLMOD or PARDISO),
 #: and with SuperLU only. The Cholesky bound is where CHOLMOD's factorisation stops being faster than
 #: AMG-CG on segment models (benchmarks/README.md, segment table); it includes T12-L2 at 2 mm with
-#: posterior elements (122 919). PARDISO factorises the same systems in less than half CHOLMOD's time.
+#: posterior elements (122 919). PARDISO factorises the same systems in less than half CHOLMOD's time;
+#: with PARDISO, models above the bound are judged by their predicted costs (:mod:`.solver_choice`).
 DIRECT_MAX_DOFS = 130_000
 SUPERLU_MAX_DOFS = 5_000
 #: :func:`factorize` uses a sparse Cholesky (when installed) above this many unknowns: a single vertebra
@@ -277,10 +281,13 @@ class PardisoCholesky:
     elimination-tree paths of those unknowns are visited). MKL is called directly (pypardiso loads it and
     keeps the handle) with the index arrays converted once, not at every solve. MKL's memory of the factor
     is released with the object. Raises pypardiso's ``PyPardisoError`` if ``A`` is not positive definite
-    (PARDISO's zero-pivot error).
+    (PARDISO's zero-pivot error). ``factorize=False`` runs only the symbolic analysis (METIS ordering,
+    elimination tree), a small fraction of the factorisation's cost; either way :attr:`statistics` holds
+    its predictions: ``factor_nonzeros`` (entries of L), ``flops`` (of the numerical factorisation) and
+    ``memory_bytes`` (PARDISO's peak, iparm 15-17).
     """
 
-    def __init__(self, A, selected=None):
+    def __init__(self, A, selected=None, factorize=True):
         import pypardiso
         upper = sp.triu(A, format="csr")                  # PARDISO reads the upper triangle, rows sorted
         upper.sort_indices()
@@ -290,6 +297,7 @@ class PardisoCholesky:
         self._pardiso = pypardiso.PyPardisoSolver(mtype=2)        # real symmetric positive definite
         for i, value in PARDISO_IPARM.items():
             self._pardiso.set_iparm(i, value)
+        self._pardiso.iparm[17] = self._pardiso.iparm[18] = -1     # iparm 18, 19: report nnz(L) and Mflop
         self.selection = None
         if selected is not None and len(selected):
             self.selection = np.asarray(selected)
@@ -297,10 +305,13 @@ class PardisoCholesky:
             self._pardiso.perm[self.selection] = 1
             self._pardiso.set_iparm(31, 1)
         try:
-            self._call(12, np.zeros(A.shape[0]))                  # analysis and factorisation
+            self._call(12 if factorize else 11, np.zeros(A.shape[0]))     # analysis (and factorisation)
         except Exception:
             self._release()
             raise
+        ip = self._pardiso.iparm
+        self.statistics = {"factor_nonzeros": int(ip[17]), "flops": 1e6 * float(ip[18]),
+                           "memory_bytes": 1024 * max(int(ip[14]), int(ip[15]) + int(ip[16]))}
         self._pardiso.set_iparm(31, 0)                            # ordinary solves by default
 
     def _call(self, phase, b):

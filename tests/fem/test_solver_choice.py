@@ -1,0 +1,81 @@
+"""``solver="auto"`` above ``DIRECT_MAX_DOFS``: the direct cost predicted from PARDISO's analysis of the
+node-block graph matches its analysis of the matrix itself, slender models fill in far less than compact
+ones, and the choice follows the predictions (memory budget, predicted times)."""
+import numpy as np
+import pytest
+
+import vertebrafe as vf
+from vertebrafe.fem import solver_choice, solvers
+
+pytestmark = pytest.mark.skipif(not solvers.pardiso_available(), reason="MKL PARDISO (pypardiso) not installed")
+
+
+def _model(shape, lengths, E):
+    """A box on a fixed base with a prescribed top; E (MPa) per cell from the cell centres' x."""
+    mesh = vf.box(lengths, shape)
+    x = mesh.cell_centers()[:, 0]
+    model = vf.Model(mesh, E=np.where(x < 0.5 * lengths[0], E[0], E[1]), nu=0.3)
+    model.fix(mesh.node_sets["zmin"])
+    model.prescribe(mesh.node_sets["zmax"], "z", -0.1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def cube():
+    """A compact two-material cube with a 30x contrast, 24 x 24 x 24 cells (46 875 unknowns)."""
+    return _model((24, 24, 24), (20.0, 20.0, 20.0), (100.0, 3000.0))
+
+
+@pytest.fixture(scope="module")
+def bar():
+    """A slender two-material bar with a 1e4 contrast, 4 x 4 x 624 cells (as many unknowns as the cube)."""
+    return _model((4, 4, 624), (8.0, 8.0, 1248.0), (1.0, 10000.0))
+
+
+def test_block_graph_predicts_the_analysis_of_the_matrix(cube):
+    K = cube.stiffness()[0]
+    cost = solver_choice.direct_cost(K.indptr, K.indices)
+    exact = solvers.PardisoCholesky(K.tocsr(), factorize=False).statistics
+    assert exact["factor_nonzeros"] > 0 and exact["flops"] > 0
+    assert cost["factor_nonzeros"] == pytest.approx(exact["factor_nonzeros"], rel=0.1)
+    assert cost["flops"] == pytest.approx(exact["flops"], rel=0.15)
+    assert cost["memory_bytes"] == solver_choice.FACTOR_BYTES_PER_ENTRY * cost["factor_nonzeros"]
+    assert cost["seconds"] == pytest.approx(cost["flops"] / solver_choice.FACTOR_FLOPS)
+
+
+def test_a_slender_model_fills_in_far_less_than_a_compact_one(cube, bar):
+    Kc, Kb = cube.stiffness()[0], bar.stiffness()[0]
+    assert Kb.shape[0] == pytest.approx(Kc.shape[0], rel=0.1)
+    cc = solver_choice.direct_cost(Kc.indptr, Kc.indices)
+    cb = solver_choice.direct_cost(Kb.indptr, Kb.indices)
+    assert cb["flops"] < cc["flops"] / 20
+    assert cb["factor_nonzeros"] < cc["factor_nonzeros"] / 3
+    # the rule: the compact low-contrast cube is cheaper by AMG-CG, the slender high-contrast bar directly
+    assert solver_choice.choose(Kc.shape[0], cc, contrast=30.0)[0] == "amg"
+    assert solver_choice.choose(Kb.shape[0], cb, contrast=1e4)[0] == "direct"
+    # springs: several CG solves against one factorisation
+    assert (solver_choice.amg_seconds(Kb.shape[0], 1e4, springs=True)
+            == pytest.approx(solver_choice.ACTIVE_SET_SOLVES * solver_choice.amg_seconds(Kb.shape[0], 1e4)
+                             - (solver_choice.ACTIVE_SET_SOLVES - 1) * Kb.shape[0] * solver_choice.AMG_SETUP_SECONDS))
+
+
+def test_auto_solves_a_slender_model_directly_above_the_dof_bound(bar, monkeypatch):
+    monkeypatch.setattr(solvers, "DIRECT_MAX_DOFS", 6_000)
+    sol = bar.solve()                                            # "auto"
+    assert sol.info["solver"] == "direct"
+    assert sol.info["choice_direct_seconds"] < sol.info["choice_amg_seconds"]
+    assert sol.info["choice_direct_bytes"] <= sol.info["choice_memory_budget"]
+
+
+def test_auto_takes_amg_when_the_factor_exceeds_the_memory_budget(bar, monkeypatch):
+    monkeypatch.setattr(solvers, "DIRECT_MAX_DOFS", 6_000)
+    monkeypatch.setattr(solver_choice, "memory_budget", lambda: 1e6)       # 1 MB
+    sol = bar.solve()
+    assert sol.info["solver"] == "amg"
+    assert sol.info["choice_direct_bytes"] > 1e6
+
+
+def test_auto_keeps_the_dof_bound_below_it(bar):
+    sol = bar.solve()                                            # below DIRECT_MAX_DOFS: no estimate
+    assert sol.info["solver"] == "direct"
+    assert "choice_direct_seconds" not in sol.info
