@@ -174,3 +174,20 @@ def test_forward_then_backward_sweep_is_the_symmetric_sweep(monkeypatch):
     for sweep in ("forward", "backward"):
         relaxation.block_gauss_seidel(A, threads=3, sweep=sweep)(A, split, b)
     np.testing.assert_allclose(split, sym, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("k, runs", [(3, 1), (3, 4), (6, 1), (6, 3), (2, 2)])
+@pytest.mark.parametrize("sweep", ["symmetric", "forward", "backward"])
+def test_sweep_from_zero_skips_only_zero_products(k, runs, sweep, monkeypatch):
+    """The pre-smoothing sweep from x = 0 (first pass reads only the rows already updated) gives the
+    l1 hybrid Gauss-Seidel iterate of the triangular-factor reference, as the full sweep does."""
+    monkeypatch.setattr(relaxation, "MIN_CHUNK_ROWS", 1)
+    A = spd_bsr(70, k, seed=3 * k + runs)
+    b = np.random.default_rng(k).standard_normal(A.shape[0])
+    smoother = relaxation.block_gauss_seidel(A, threads=runs, sweep=sweep)
+    full = np.zeros_like(b)
+    smoother(A, full, b)
+    np.testing.assert_allclose(smoother.from_zero(b), full, rtol=1e-13, atol=1e-13)
+    if sweep == "symmetric":
+        reference = hybrid_reference(A, np.zeros_like(b), b, relaxation.run_bounds(A, runs), k)
+        np.testing.assert_allclose(smoother.from_zero(b), reference, rtol=1e-12, atol=1e-12)
