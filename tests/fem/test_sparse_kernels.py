@@ -191,3 +191,16 @@ def test_sweep_from_zero_skips_only_zero_products(k, runs, sweep, monkeypatch):
     if sweep == "symmetric":
         reference = hybrid_reference(A, np.zeros_like(b), b, relaxation.run_bounds(A, runs), k)
         np.testing.assert_allclose(smoother.from_zero(b), reference, rtol=1e-12, atol=1e-12)
+
+
+def test_inverse_diagonal_blocks_are_pseudo_inverses_also_of_singular_blocks():
+    A = spd_bsr(40, 3, seed=5).tolil()
+    A[6:9, :] = 0.0                  # block row 2: a zero (singular) diagonal block
+    A[:, 6:9] = 0.0
+    A[12, :], A[:, 12] = 0.0, 0.0    # block row 4: rank 2
+    A = A.tocsr().tobsr(blocksize=(3, 3))
+    A.sort_indices()
+    dense = A.toarray()
+    blocks = np.array([dense[3 * i:3 * i + 3, 3 * i:3 * i + 3] for i in range(40)])
+    assert np.linalg.matrix_rank(blocks[2]) == 0 and np.linalg.matrix_rank(blocks[4]) == 2
+    np.testing.assert_allclose(relaxation.inverse_diagonal_blocks(A), np.linalg.pinv(blocks), rtol=1e-10, atol=1e-12)
