@@ -40,12 +40,8 @@ class VCycle:
 
     def _cycle(self, level, b):
         A, P, A_sp, presmoother, postsmoother = self.levels[level]
-        from_zero = getattr(presmoother, "from_zero", None)
-        if from_zero is not None:                    # the first pass skips the products with x = 0
-            x = from_zero(b)
-        else:
-            x = np.zeros_like(b)
-            presmoother(A_sp, x, b)
+        x = np.zeros_like(b)
+        presmoother(A_sp, x, b)
         coarse_b = P.rmatvec(A.residual(x, b))
         if level + 1 == len(self.levels):
             coarse_x = np.asarray(self.coarse_solver(self.coarse_A, coarse_b), dtype=np.float64).reshape(-1)

@@ -26,15 +26,13 @@ MIN_CHUNK_ROWS = 2000
 
 
 @njit(cache=True)
-def _row3(indptr, indices, data, dinv, x, xs, b, i, lo, hi, clo, chi):
+def _row3(indptr, indices, data, dinv, x, xs, b, i, lo, hi):
     """Update block row ``i`` of a 3x3-block matrix in place, ``x_i += dinv_i (b_i - sum_j A_ij x_j)``
     (with dinv the inverse diagonal block, the Gauss-Seidel update); columns outside ``lo .. hi`` read
-    ``xs``; columns outside ``clo .. chi`` are known to hold zeros and are skipped."""
+    ``xs``."""
     r0, r1, r2 = b[3 * i], b[3 * i + 1], b[3 * i + 2]
     for jj in range(indptr[i], indptr[i + 1]):
         j = indices[jj]
-        if j < clo or j >= chi:
-            continue
         if lo <= j < hi:
             x0, x1, x2 = x[3 * j], x[3 * j + 1], x[3 * j + 2]
         else:
@@ -50,14 +48,12 @@ def _row3(indptr, indices, data, dinv, x, xs, b, i, lo, hi, clo, chi):
 
 
 @njit(cache=True)
-def _row6(indptr, indices, data, dinv, x, xs, b, i, lo, hi, clo, chi, r):
+def _row6(indptr, indices, data, dinv, x, xs, b, i, lo, hi, r):
     """:func:`_row3` for 6x6 blocks (coarse levels: six rigid-body modes per aggregate); r (6,) scratch."""
     for p in range(6):
         r[p] = b[6 * i + p]
     for jj in range(indptr[i], indptr[i + 1]):
         j = indices[jj]
-        if j < clo or j >= chi:
-            continue
         v = x if lo <= j < hi else xs
         for p in range(6):
             s = 0.0
@@ -72,15 +68,13 @@ def _row6(indptr, indices, data, dinv, x, xs, b, i, lo, hi, clo, chi, r):
 
 
 @njit(cache=True)
-def _row(indptr, indices, data, dinv, x, xs, b, i, lo, hi, clo, chi, r):
+def _row(indptr, indices, data, dinv, x, xs, b, i, lo, hi, r):
     """:func:`_row3` for k x k blocks of any k; r (k,) scratch."""
     k = data.shape[1]
     for p in range(k):
         r[p] = b[i * k + p]
     for jj in range(indptr[i], indptr[i + 1]):
         j = indices[jj]
-        if j < clo or j >= chi:
-            continue
         v = x if lo <= j < hi else xs
         for p in range(k):
             s = 0.0
@@ -95,40 +89,32 @@ def _row(indptr, indices, data, dinv, x, xs, b, i, lo, hi, clo, chi, r):
 
 
 @njit(cache=True)
-def _pass(indptr, indices, data, dinv, x, xs, b, lo, hi, forward, zero, r):
-    """Block Gauss-Seidel over rows ``lo .. hi - 1`` (forward) or ``hi - 1 .. lo`` (backward); ``zero``: x
-    and xs hold zeros at the start, so only the rows of the run already updated are read (the blocks
-    before the diagonal in a forward pass, after it in a backward one)."""
+def _pass(indptr, indices, data, dinv, x, xs, b, lo, hi, forward, r):
+    """Block Gauss-Seidel over rows ``lo .. hi - 1`` (forward) or ``hi - 1 .. lo`` (backward)."""
     k = data.shape[1]
-    clo, chi = 0, indptr.shape[0] - 1
     for n in range(hi - lo):
         i = lo + n if forward else hi - 1 - n
-        if zero:
-            clo, chi = (lo, i) if forward else (i + 1, hi)
         if k == 3:
-            _row3(indptr, indices, data, dinv, x, xs, b, i, lo, hi, clo, chi)
+            _row3(indptr, indices, data, dinv, x, xs, b, i, lo, hi)
         elif k == 6:
-            _row6(indptr, indices, data, dinv, x, xs, b, i, lo, hi, clo, chi, r)
+            _row6(indptr, indices, data, dinv, x, xs, b, i, lo, hi, r)
         else:
-            _row(indptr, indices, data, dinv, x, xs, b, i, lo, hi, clo, chi, r)
+            _row(indptr, indices, data, dinv, x, xs, b, i, lo, hi, r)
 
 
 @njit(parallel=True, cache=True)
-def block_sweeps(indptr, indices, data, dinv, x, b, bounds, forward, zero=False):
+def block_sweeps(indptr, indices, data, dinv, x, b, bounds, forward):
     """Block Gauss-Seidel passes on ``A x = b`` (BSR arrays), in place: one per entry of ``forward``
-    (bool: a forward pass, else a backward one; ``[True, False]`` is the symmetric sweep). ``zero``: x
-    holds zeros at the start (the pre-smoothing of a V-cycle), so the first pass skips the blocks that
-    would multiply them (about half of its work; the same iterate).
+    (bool: a forward pass, else a backward one; ``[True, False]`` is the symmetric sweep).
 
     data (nnzb, k, k); dinv (nb, k, k) inverse diagonal blocks (see :func:`inverse_diagonal_blocks`);
     x, b (nb k,); bounds (runs + 1,) the runs of rows swept side by side (``[0, nb]``: the sequential sweep).
     """
     runs = bounds.shape[0] - 1
     for n in range(forward.shape[0]):
-        first_zero = zero and n == 0
-        xs = x.copy() if runs > 1 and not first_zero else x
+        xs = x.copy() if runs > 1 else x
         for t in prange(runs):
-            _pass(indptr, indices, data, dinv, x, xs, b, bounds[t], bounds[t + 1], forward[n], first_zero,
+            _pass(indptr, indices, data, dinv, x, xs, b, bounds[t], bounds[t + 1], forward[n],
                   np.empty(data.shape[1]))
 
 
@@ -196,14 +182,6 @@ def block_gauss_seidel(A, threads=None, sweep="symmetric"):
     def smoother(_A, x, b):
         block_sweeps(indptr, indices, data, dinv, x, np.ascontiguousarray(b, dtype=np.float64), bounds, forward)
 
-    def from_zero(b):
-        """The sweep from ``x = 0``: returns x (the first pass reads no zero entries)."""
-        b = np.ascontiguousarray(b, dtype=np.float64)
-        x = np.zeros_like(b)
-        block_sweeps(indptr, indices, data, dinv, x, b, bounds, forward, True)
-        return x
-
-    smoother.from_zero = from_zero
     return smoother
 
 
