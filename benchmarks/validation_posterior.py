@@ -3,6 +3,7 @@ docs/validation.md, "Posterior column"), and the mesh dependence of the L4-L5 po
 
     python benchmarks/validation_posterior.py facets                  # T12-L2, 3 mm, 5 loads
     python benchmarks/validation_posterior.py convergence --sizes 4,3,2   # L4-L5, 5 loads, change per metric
+    python benchmarks/validation_posterior.py convergence --fibre-law exponential --sizes 3,2   # the fibre disc
     python benchmarks/validation_posterior.py intact --element-size 3 --moment 7.5   # L4-L5, fibre disc
     python benchmarks/validation_posterior.py intact --fibre-law linear [--disc-only]  # the former linear fibres
     python benchmarks/validation_posterior.py share [--fibre-law exponential]   # standing share vs extension
@@ -26,6 +27,14 @@ def _fibre_free(bmd):
     return dict(fibres=False, nucleus="solid", materials=MaterialSet(bmd=bmd, annulus="annulus_ground"))
 
 
+def _disc(bmd, fibre_law):
+    """The disc of the checks: ``fibre_law="none"`` the fibre-free disc, otherwise annulus fibres with that law
+    on the validated ground substance ``annulus_matrix`` (solid nucleus)."""
+    if fibre_law == "none":
+        return _fibre_free(bmd)
+    return dict(fibres=dict(law=fibre_law), materials=MaterialSet(bmd=bmd, annulus="annulus_matrix"))
+
+
 def facets(h):
     s = segment("T12-L2", element_size=h, posterior=True, **_fibre_free(100.0))
     loads = [Load(compression=0.0, flexion=7.5, name="F"), Load(compression=0.0, extension=7.5, name="E"),
@@ -45,8 +54,8 @@ CONVERGENCE_METRICS = (("rot_flex", "rotation_flexion", "disc"), ("rot_lat", "ro
     (lig, "ligament_force", lig) for lig in ("ALL", "PLL", "LF", "ISL", "SSL", "ITL", "CL"))
 
 
-def convergence(sizes, solver="auto", names=None):
-    """L4-L5 (vBMD 120, fibre-free disc) under 7.5 N m extension, axial rotation, flexion, lateral bending and
+def convergence(sizes, solver="auto", names=None, fibre_law="none"):
+    """L4-L5 (vBMD 120, fibre-free disc; another ``fibre_law``: the fibre disc of :func:`_disc`) under 7.5 N m extension, axial rotation, flexion, lateral bending and
     the 500 N follower load at each element size: one JSON row per (size, load) as soon as it is solved (the
     loads share one set-up; under the moments also ``M%_<structure>``, the share of the applied moment that
     the disc, each facet joint and each ligament carry, :func:`~vertebrafe.post.posterior.level_moments`),
@@ -60,7 +69,7 @@ def convergence(sizes, solver="auto", names=None):
     rows = {}
     for h in sizes:
         t, c = time.perf_counter(), time.process_time()
-        s = segment("L4-L5", element_size=h, posterior=True, **_fibre_free(120.0))
+        s = segment("L4-L5", element_size=h, posterior=True, **_disc(120.0, fibre_law))
         setup = Setup()
         for ld in loads:
             r = simulate(s, ld, factor_of_risk=False, setup=setup, solver=solver)
@@ -95,8 +104,7 @@ def intact(h, moment, fibre_law="exponential", posterior=True):
     (N m, about the disc centre, along the main axis of the applied moment) that the disc, each facet joint
     and each ligament carry (``M_*_Nm``, ``post.posterior.level_moments``) and their balance error."""
     t, c = time.perf_counter(), time.process_time()
-    disc = _fibre_free(120.0) if fibre_law == "none" else dict(
-        fibres=dict(law=fibre_law), materials=MaterialSet(bmd=120.0, annulus="annulus_matrix"))
+    disc = _disc(120.0, fibre_law)
     s = segment("L4-L5", element_size=h, posterior=posterior, **disc)
     loads = [Load(compression=0.0, **{m: moment}, name=m) for m in ("flexion", "extension", "lateral_bending",
                                                                      "axial_rotation")] + ["relaxed_standing",
@@ -130,8 +138,7 @@ def share(h, fibre_law="none"):
     under a vertical (non-follower) 500 N: the rotation across the disc (deg, flexion positive), each facet's
     compression (N) and the posterior share of the axial force (``load_share``)."""
     t, c = time.perf_counter(), time.process_time()
-    disc = _fibre_free(120.0) if fibre_law == "none" else dict(
-        fibres=dict(law=fibre_law), materials=MaterialSet(bmd=120.0, annulus="annulus_matrix"))
+    disc = _disc(120.0, fibre_law)
     s = segment("L4-L5", element_size=h, posterior=True, **disc)
     loads = [Load(compression=500.0, follower=True, extension=m, name=f"follower+E{m:g}")
              for m in (0.0, 1.0, 2.0, 4.0, 7.5)] + [Load(compression=500.0, name="vertical")]
@@ -152,8 +159,8 @@ if __name__ == "__main__":
     ap.add_argument("check", choices=("facets", "convergence", "intact", "share"))
     ap.add_argument("--element-size", type=float, default=3.0, help="facets, intact: element size (mm)")
     ap.add_argument("--moment", type=float, default=7.5, help="intact: pure moment (N m)")
-    ap.add_argument("--fibre-law", default=None, help="intact, share: annulus fibre law (exponential, the intact "
-                    "default; linear; none: the fibre-free disc of the segment default, the share default)")
+    ap.add_argument("--fibre-law", default=None, help="intact, share, convergence: annulus fibre law (exponential, the intact "
+                    "default; linear; none: the fibre-free disc of the segment default, the share and convergence default)")
     ap.add_argument("--disc-only", action="store_true", help="intact: the same disc without posterior elements")
     ap.add_argument("--sizes", default="4,3,2", help="convergence: element sizes (mm), coarse to fine")
     ap.add_argument("--solver", default="auto", help="convergence: linear solver (auto, direct, amg)")
@@ -166,4 +173,5 @@ if __name__ == "__main__":
     elif a.check == "share":
         share(a.element_size, a.fibre_law or "none")
     else:
-        convergence([float(x) for x in a.sizes.split(",")], a.solver, [n for n in a.loads.split(",") if n])
+        convergence([float(x) for x in a.sizes.split(",")], a.solver, [n for n in a.loads.split(",") if n],
+                    a.fibre_law or "none")
