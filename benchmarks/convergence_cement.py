@@ -19,7 +19,11 @@ vertebroplasty bolus surface (default ``fitted``, the library default: nodes sna
 cell; ``mixed``: cut cells mixed); ``--cut bone|cement`` gives the cells the cement surfaces cut (VP bolus; BKP
 cavity and rim) the bone's or the cement's elasticity instead of the mixing rule (the bounds of their
 error); ``--kinds``, ``--states``
-select a part of the study. The
+select a part of the study. ``--edge`` adds to every in-situ kyphoplasty row where L1's height change comes
+from (``edge_profile``): the change of length of L1's node columns (superior minus inferior endplate
+node, mm, negative = shorter; rigid motion cancels) averaged with the endplate area in rings of the
+horizontal distance from the nearest balloon axis (local frame, mm, the balloon section's axes scaled to
+their geometric mean), with each ring's area (mm^2). The
 ``time`` of a row is wall clock, ``cpu`` the worker's process CPU time. Prints a table (and writes ``--json``) with the change from 2 to 1 mm and
 from 1.5 to 0.75 mm. Usage::
 
@@ -84,7 +88,47 @@ def _cut_cells_as(treated, untreated, phase):
     return out
 
 
-def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed"):
+#: Ring edges (mm) of the edge profile: the contact faces reach about 4 mm from the balloon axes.
+EDGE_RINGS = (0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 14.0, float("inf"))
+
+
+def edge_profile(seg, u, level="L1"):
+    """Rows ``(r_lo, r_hi, area mm^2, mean column length change mm)`` of a kyphoplasty of ``level``
+    (module docstring, ``--edge``)."""
+    import numpy as np
+
+    from vertebrafe.clinical._common import level_nodes, to_local
+    from vertebrafe.clinical.augment import body_frame_sizes, bolus_geometry
+
+    m, res = seg.mesh, seg.history[-1].results
+    n2 = seg.counts.n_nodes
+    nodes = level_nodes(seg, level)
+    sup, inf = np.asarray(nodes.superior), np.asarray(nodes.inferior)
+    below = np.full(n2, -1)
+    below[inf % n2] = inf
+    sup = sup[below[sup % n2] >= 0]
+    faces = m.face_sets[f"{level}:superior"]
+    p = m.points[faces]
+    quad = 0.5 * np.linalg.norm(np.cross(p[:, 2] - p[:, 0], p[:, 3] - p[:, 1]), axis=1)
+    area = np.bincount(faces.ravel(), weights=np.repeat(quad / 4.0, 4), minlength=m.n_points)[sup]
+    axis = (m.points[sup] - m.points[below[sup % n2]])
+    axis /= np.linalg.norm(axis, axis=1)[:, None]
+    dl = np.einsum("ij,ij->i", u[sup] - u[below[sup % n2]], axis)
+    W, D, H, zc, yc = body_frame_sizes(seg, level, m.points)
+    _, rots, axes = bolus_geometry("balloon2" if len(res["balloon_centres_mm"]) == 2 else "balloon1", W, D, H, zc, yc)
+    loc = to_local(seg, level, m.points[sup])
+    r = np.full(sup.size, np.inf)
+    for c, R, a in zip(np.asarray(res["balloon_centres_mm"]), rots, axes * res["balloon_scale"]):
+        d = (loc - c) @ R
+        r = np.minimum(r, np.hypot(d[:, 0] / a[0], d[:, 1] / a[1]) * np.sqrt(a[0] * a[1]))
+    rows = []
+    for lo, hi in zip(EDGE_RINGS[:-1], EDGE_RINGS[1:]):
+        k = (r >= lo) & (r < hi)
+        rows.append((lo, hi, float(area[k].sum()), float(np.average(dl[k], weights=area[k])) if k.any() else None))
+    return rows
+
+
+def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=False):
     from vertebrafe.loads import Load
     from vertebrafe.post.metrics import vertebra_geometry
     from vertebrafe.post.strength import vertebra_strength
@@ -102,11 +146,13 @@ def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed"):
         r = simulate(seg, Load(compression=800.0, name="c800"), factor_of_risk=False, **opts)
         _, dh = vertebra_geometry(seg, "L1", r.solution.displacement)
         k, dofs = 800.0 / abs(dh), r.solution.info["dofs"]
+    extra = dict(edge_profile=edge_profile(seg, r.solution.displacement)) if edge and kind == "in_situ" and \
+        name == "BKP" else {}
     return dict(h=h, state=name, kind=kind, stiffness=k, dofs=int(dofs), cells=int(seg.mesh.n_cells),
                 surface=surface if name.startswith("VP") else None, solver=solver,
                 cut=cut if name != "intact" and name != "NSM" else None,
                 time=time.perf_counter() - t0, cpu=time.process_time() - t_cpu, volume_error=hist.get("volume_error"),
-                cement_mL=hist.get("cement_volume_mL"), span=hist.get("cement_height_span"))
+                cement_mL=hist.get("cement_volume_mL"), span=hist.get("cement_height_span"), **extra)
 
 
 def main(argv=None):
@@ -124,6 +170,8 @@ def main(argv=None):
     ap.add_argument("--cut", default="mixed", choices=["mixed", "bone", "cement"],
                     help="cells the cement surfaces cut (VP bolus; BKP cavity and rim): mixed (the model) or, as "
                          "bounds of their error, the bone's or the cement's elasticity")
+    ap.add_argument("--edge", action="store_true",
+                    help="in-situ kyphoplasty rows: L1 column length change in rings about the balloon axes")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     os.environ["NUMBA_NUM_THREADS"] = str(a.threads)
@@ -134,7 +182,7 @@ def main(argv=None):
     jobs = sorted(((h, s, k) for h in sizes for s in states for k in kinds), key=lambda j: j[0])   # finest first
     rows = []
     with ProcessPoolExecutor(max_workers=a.workers) as ex:
-        futs = {ex.submit(job, h, a.bmd, s, k, a.surface, a.solver, a.cut): (h, s, k) for h, s, k in jobs}
+        futs = {ex.submit(job, h, a.bmd, s, k, a.surface, a.solver, a.cut, a.edge): (h, s, k) for h, s, k in jobs}
         for f in as_completed(futs):
             try:
                 r = f.result()

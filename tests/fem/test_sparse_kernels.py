@@ -174,3 +174,23 @@ def test_forward_then_backward_sweep_is_the_symmetric_sweep(monkeypatch):
     for sweep in ("forward", "backward"):
         relaxation.block_gauss_seidel(A, threads=3, sweep=sweep)(A, split, b)
     np.testing.assert_allclose(split, sym, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("singular", [True, False])
+def test_inverse_diagonal_blocks_are_pseudo_inverses_also_of_singular_blocks(singular):
+    """Exactly singular blocks (LU fails) and an ill-conditioned one (LU's inverse fails the identity
+    check) get numpy's pseudo-inverse; the others their inverse."""
+    A = spd_bsr(40, 3, seed=5).tolil()
+    if singular:
+        A[6:9, :] = 0.0                  # block row 2: a zero (singular) diagonal block
+        A[:, 6:9] = 0.0
+        A[12, :], A[:, 12] = 0.0, 0.0    # block row 4: rank 2
+    else:
+        U = np.linalg.qr(np.random.default_rng(1).standard_normal((3, 3)))[0]
+        A[12:15, 12:15] = U @ np.diag([12.0, 12.0, 1e-12]) @ U.T       # block row 4: condition number 1e13
+    A = A.tocsr().tobsr(blocksize=(3, 3))
+    A.sort_indices()
+    dense = A.toarray()
+    blocks = np.array([dense[3 * i:3 * i + 3, 3 * i:3 * i + 3] for i in range(40)])
+    assert np.linalg.cond(blocks[4]) > 1e12
+    np.testing.assert_allclose(relaxation.inverse_diagonal_blocks(A), np.linalg.pinv(blocks), rtol=1e-10, atol=1e-12)
