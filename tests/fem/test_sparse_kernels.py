@@ -150,18 +150,21 @@ def test_lean_prolongation_smoothing_equals_pyamgs():
     assert aggregation.jacobi_prolongation_smoother is smooth.jacobi_prolongation_smoother
 
 
-@pytest.mark.parametrize("chunks", [1, 3, 1000])
-def test_galerkin_product_in_row_chunks_equals_rap(chunks):
+@pytest.mark.parametrize("chunks, threads", [(1, 1), (3, 1), (1000, 1), (3, 2), (8, 3)])
+def test_galerkin_product_in_row_chunks_equals_rap(chunks, threads):
     A = spd_bsr(40, 3, seed=4)
     rng = np.random.default_rng(5)
     P = sp.random(40, 7, density=0.3, random_state=6, format="csr")
     P = sp.kron(P, np.ones((3, 6))).tocsr()
     P.data = rng.standard_normal(P.nnz)
     P = P.tobsr(blocksize=(3, 6))
-    ours = multigrid.galerkin_product(A, P, chunks)
+    ours = multigrid.galerkin_product(A, P, chunks, threads)
     theirs = (P.T @ A @ P).toarray()
     assert ours.blocksize == (6, 6)
     np.testing.assert_allclose(ours.toarray(), theirs, rtol=0, atol=1e-12 * abs(theirs).max())
+    one = multigrid.galerkin_product(A, P, chunks, 1)      # the same sums in the same order
+    assert np.array_equal(ours.indptr, one.indptr) and np.array_equal(ours.indices, one.indices)
+    assert np.array_equal(ours.data, one.data)
 
 
 def test_forward_then_backward_sweep_is_the_symmetric_sweep(monkeypatch):
@@ -174,3 +177,23 @@ def test_forward_then_backward_sweep_is_the_symmetric_sweep(monkeypatch):
     for sweep in ("forward", "backward"):
         relaxation.block_gauss_seidel(A, threads=3, sweep=sweep)(A, split, b)
     np.testing.assert_allclose(split, sym, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("singular", [True, False])
+def test_inverse_diagonal_blocks_are_pseudo_inverses_also_of_singular_blocks(singular):
+    """Exactly singular blocks (LU fails) and an ill-conditioned one (LU's inverse fails the identity
+    check) get numpy's pseudo-inverse; the others their inverse."""
+    A = spd_bsr(40, 3, seed=5).tolil()
+    if singular:
+        A[6:9, :] = 0.0                  # block row 2: a zero (singular) diagonal block
+        A[:, 6:9] = 0.0
+        A[12, :], A[:, 12] = 0.0, 0.0    # block row 4: rank 2
+    else:
+        U = np.linalg.qr(np.random.default_rng(1).standard_normal((3, 3)))[0]
+        A[12:15, 12:15] = U @ np.diag([12.0, 12.0, 1e-12]) @ U.T       # block row 4: condition number 1e13
+    A = A.tocsr().tobsr(blocksize=(3, 3))
+    A.sort_indices()
+    dense = A.toarray()
+    blocks = np.array([dense[3 * i:3 * i + 3, 3 * i:3 * i + 3] for i in range(40)])
+    assert np.linalg.cond(blocks[4]) > 1e12
+    np.testing.assert_allclose(relaxation.inverse_diagonal_blocks(A), np.linalg.pinv(blocks), rtol=1e-10, atol=1e-12)
