@@ -150,18 +150,21 @@ def test_lean_prolongation_smoothing_equals_pyamgs():
     assert aggregation.jacobi_prolongation_smoother is smooth.jacobi_prolongation_smoother
 
 
-@pytest.mark.parametrize("chunks", [1, 3, 1000])
-def test_galerkin_product_in_row_chunks_equals_rap(chunks):
+@pytest.mark.parametrize("chunks, threads", [(1, 1), (3, 1), (1000, 1), (3, 2), (8, 3)])
+def test_galerkin_product_in_row_chunks_equals_rap(chunks, threads):
     A = spd_bsr(40, 3, seed=4)
     rng = np.random.default_rng(5)
     P = sp.random(40, 7, density=0.3, random_state=6, format="csr")
     P = sp.kron(P, np.ones((3, 6))).tocsr()
     P.data = rng.standard_normal(P.nnz)
     P = P.tobsr(blocksize=(3, 6))
-    ours = multigrid.galerkin_product(A, P, chunks)
+    ours = multigrid.galerkin_product(A, P, chunks, threads)
     theirs = (P.T @ A @ P).toarray()
     assert ours.blocksize == (6, 6)
     np.testing.assert_allclose(ours.toarray(), theirs, rtol=0, atol=1e-12 * abs(theirs).max())
+    one = multigrid.galerkin_product(A, P, chunks, 1)      # the same sums in the same order
+    assert np.array_equal(ours.indptr, one.indptr) and np.array_equal(ours.indices, one.indices)
+    assert np.array_equal(ours.data, one.data)
 
 
 def test_forward_then_backward_sweep_is_the_symmetric_sweep(monkeypatch):

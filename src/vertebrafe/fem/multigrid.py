@@ -9,8 +9,10 @@ restriction ``P^T r``, coarse correction, prolongation, post-smoothing, a direct
 level) without them, and with the restriction computed from ``P`` itself, so the hierarchy needs no
 copy of ``P^T``.
 """
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
@@ -100,28 +102,37 @@ def jacobi_prolongation(S, T, C, B, omega=4.0 / 3.0, degree=1, filter_entries=Fa
 GALERKIN_CHUNKS = 8
 
 
-def galerkin_product(A, P, chunks=GALERKIN_CHUNKS):
+def galerkin_product(A, P, chunks=GALERKIN_CHUNKS, threads=None):
     """The coarse operator ``P^T A P`` of the symmetric BSR ``A`` and BSR ``P`` (same block rows), summed
     over ``chunks`` row chunks ``k`` as ``P_k^T (A_k P)``, where ``A_k``, ``P_k`` are views of the rows of
     chunk ``k``. Equal to pyamg's ``R @ A @ P`` with ``R = P^T`` to round-off, without ``R`` (a copy of
     ``P``) and ``R A`` (the largest temporary of the set-up: on the finest level of the 1.24M-DOF box
-    larger than the stiffness matrix)."""
+    larger than the stiffness matrix).
+
+    ``threads`` (default numba's thread count) chunks are formed at a time, side by side (SciPy's sparse
+    products release the GIL), and summed in chunk order: the same result for any thread count."""
     r, c = A.blocksize[0], P.blocksize[1]
     nb = A.indptr.size - 1
     bounds = np.linspace(0, nb, max(1, min(chunks, nb)) + 1).astype(np.int64)
-    total = None
-    for b0, b1 in zip(bounds[:-1], bounds[1:]):
-        if b1 == b0:
-            continue
+    spans = [(b0, b1) for b0, b1 in zip(bounds[:-1], bounds[1:]) if b1 > b0]
+    threads = max(1, min(numba.get_num_threads() if threads is None else threads, len(spans)))
+
+    def term(span):
+        b0, b1 = span
         rows = slice(A.indptr[b0], A.indptr[b1])
         Ak = sp.bsr_matrix((A.data[rows], A.indices[rows], A.indptr[b0:b1 + 1] - A.indptr[b0]),
                            shape=((b1 - b0) * r, A.shape[1]))
         prow = slice(P.indptr[b0], P.indptr[b1])
         Pk = sp.bsr_matrix((P.data[prow], P.indices[prow], P.indptr[b0:b1 + 1] - P.indptr[b0]),
                            shape=((b1 - b0) * r, P.shape[1]))
-        term = (Pk.T @ (Ak @ P)).tobsr(blocksize=(c, c))
-        total = term if total is None else (total + term).tobsr(blocksize=(c, c))
-        del term
+        return (Pk.T @ (Ak @ P)).tobsr(blocksize=(c, c))
+
+    total = None
+    with ThreadPoolExecutor(threads) as pool:
+        for w in range(0, len(spans), threads):      # one wave at a time: at most `threads` terms held
+            for t in pool.map(term, spans[w:w + threads]):
+                total = t if total is None else (total + t).tobsr(blocksize=(c, c))
+                del t
     total.sort_indices()
     return total
 
