@@ -39,10 +39,14 @@ from ..errors import InputError
 from .vertebra import REGION_CODES, cross_section_topology
 
 __all__ = ["AnnulusFibres", "annulus_fibre_springs", "FIBRE_SET", "nucleus_cavities", "lamina_stiffness",
-           "tensile_modulus", "fibre_stress", "EXPONENTIAL_BREAKS"]
+           "tensile_modulus", "fibre_stress", "EXPONENTIAL_BREAKS", "GROUND_SUBSTANCE"]
 
 #: Name of the spring set that holds the annulus fibres.
 FIBRE_SET = "annulus_fibres"
+
+#: Annulus material the fibres are embedded in (the validated fibre disc, docs/materials.md): the annulus of
+#: every MaterialSet that segment(), image_segment() and case files build from the vBMD when fibres are on.
+GROUND_SUBSTANCE = "annulus_matrix"
 
 #: Fibre strains at which the ``"exponential"`` law is interpolated (its piecewise-linear form).
 EXPONENTIAL_BREAKS = (0.0, 0.02, 0.04, 0.06, 0.08, 0.10)

@@ -23,7 +23,7 @@ import numpy as np
 from ..deprecation import moved
 from ..errors import InputError
 from .assignment import resolve_materials, with_materials
-from .fibres import AnnulusFibres, annulus_fibre_springs, nucleus_cavities
+from .fibres import GROUND_SUBSTANCE, AnnulusFibres, annulus_fibre_springs, nucleus_cavities
 from .disc import DISC_REFINEMENT, disc_layer_count, disc_layers, disc_rim_heights, disc_regions, disc_wedge, stack_frame
 from .levels import (DiscDimensions, adjacent_discs, level_dimensions, level_order, segment_names,
                      vertebra_names)
@@ -328,7 +328,7 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     fibre_spec = _fibres(fibres)                    # checked even without a disc to reinforce
     # the fibres' own ground substance where the materials are built here from the vBMD
     materials = resolve_materials(bmd, materials, order,
-                                  "annulus_matrix" if fibre_spec is not None and len(order) > 1 else None)
+                                  GROUND_SUBSTANCE if fibre_spec is not None and len(order) > 1 else None)
     given_frames = _check_frames(frames, order)
     overrides = dict(overrides or {})
     bad = sorted(set(overrides) - set(names))
