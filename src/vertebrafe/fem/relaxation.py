@@ -26,12 +26,23 @@ MIN_CHUNK_ROWS = 2000
 
 
 @njit(cache=True)
-def _row3(indptr, indices, data, dinv, x, xs, b, i, lo, hi):
+def _span(indptr, i, forward):
+    """``range`` arguments over the blocks of row ``i``: ascending (``forward``) or descending."""
+    if forward:
+        return indptr[i], indptr[i + 1], 1
+    return indptr[i + 1] - 1, indptr[i] - 1, -1
+
+
+@njit(cache=True)
+def _row3(indptr, indices, data, dinv, x, xs, b, i, lo, hi, forward):
     """Update block row ``i`` of a 3x3-block matrix in place, ``x_i += dinv_i (b_i - sum_j A_ij x_j)``
     (with dinv the inverse diagonal block, the Gauss-Seidel update); columns outside ``lo .. hi`` read
-    ``xs``."""
+    ``xs``. The row's blocks are read in the direction of the pass (``forward``: ascending), so that a
+    backward pass reads the matrix in one descending stream: read ascending, the sawtooth of short
+    ascending rows in descending order made a backward pass 3.4x as costly as a forward one."""
     r0, r1, r2 = b[3 * i], b[3 * i + 1], b[3 * i + 2]
-    for jj in range(indptr[i], indptr[i + 1]):
+    first, last, step = _span(indptr, i, forward)
+    for jj in range(first, last, step):
         j = indices[jj]
         if lo <= j < hi:
             x0, x1, x2 = x[3 * j], x[3 * j + 1], x[3 * j + 2]
@@ -48,11 +59,12 @@ def _row3(indptr, indices, data, dinv, x, xs, b, i, lo, hi):
 
 
 @njit(cache=True)
-def _row6(indptr, indices, data, dinv, x, xs, b, i, lo, hi, r):
+def _row6(indptr, indices, data, dinv, x, xs, b, i, lo, hi, forward, r):
     """:func:`_row3` for 6x6 blocks (coarse levels: six rigid-body modes per aggregate); r (6,) scratch."""
     for p in range(6):
         r[p] = b[6 * i + p]
-    for jj in range(indptr[i], indptr[i + 1]):
+    first, last, step = _span(indptr, i, forward)
+    for jj in range(first, last, step):
         j = indices[jj]
         v = x if lo <= j < hi else xs
         for p in range(6):
@@ -68,12 +80,13 @@ def _row6(indptr, indices, data, dinv, x, xs, b, i, lo, hi, r):
 
 
 @njit(cache=True)
-def _row(indptr, indices, data, dinv, x, xs, b, i, lo, hi, r):
+def _row(indptr, indices, data, dinv, x, xs, b, i, lo, hi, forward, r):
     """:func:`_row3` for k x k blocks of any k; r (k,) scratch."""
     k = data.shape[1]
     for p in range(k):
         r[p] = b[i * k + p]
-    for jj in range(indptr[i], indptr[i + 1]):
+    first, last, step = _span(indptr, i, forward)
+    for jj in range(first, last, step):
         j = indices[jj]
         v = x if lo <= j < hi else xs
         for p in range(k):
@@ -95,11 +108,11 @@ def _pass(indptr, indices, data, dinv, x, xs, b, lo, hi, forward, r):
     for n in range(hi - lo):
         i = lo + n if forward else hi - 1 - n
         if k == 3:
-            _row3(indptr, indices, data, dinv, x, xs, b, i, lo, hi)
+            _row3(indptr, indices, data, dinv, x, xs, b, i, lo, hi, forward)
         elif k == 6:
-            _row6(indptr, indices, data, dinv, x, xs, b, i, lo, hi, r)
+            _row6(indptr, indices, data, dinv, x, xs, b, i, lo, hi, forward, r)
         else:
-            _row(indptr, indices, data, dinv, x, xs, b, i, lo, hi, r)
+            _row(indptr, indices, data, dinv, x, xs, b, i, lo, hi, forward, r)
 
 
 @njit(parallel=True, cache=True)
