@@ -46,16 +46,34 @@ STATES = ("intact", "NSM", "VP15", "VP30", "VP50", "BKP")
 KINDS = ("plate", "in_situ")
 
 
+#: Element size (mm) of the mesh on which the graded curves are found once for every size (``--grading``).
+GRADING_BASE = 2.0
+
+
 @lru_cache(maxsize=2)
-def _fractured(h, bmd):
+def grading(bmd, spec):
+    """Graded curves of ``--grading FACTOR,WIDTH,REACH`` (None: none): the BKP contact-face edges of the
+    study's kyphoplasty on the ungraded :data:`GRADING_BASE` mesh, the same curves at every size."""
+    if spec is None:
+        return None
     import vertebrafe as vf
-    seg = vf.segment("T12-L2", bmd=bmd, element_size=h, posterior=False)
+    from vertebrafe.clinical import contact_face_grading
+    factor, width, reach = spec
+    _, nsm = _fractured(GRADING_BASE, bmd)
+    bkp = vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8)
+    return contact_face_grading(bkp, "L1", factor=factor, width=width, reach=reach)
+
+
+@lru_cache(maxsize=2)
+def _fractured(h, bmd, spec=None):
+    import vertebrafe as vf
+    seg = vf.segment("T12-L2", bmd=bmd, element_size=h, posterior=False, grading=grading(bmd, spec))
     return seg, vf.fracture(seg, "L1", kind="wedge", grade=2)
 
 
-def _state(h, bmd, name, surface="fitted", cut="mixed"):
+def _state(h, bmd, name, surface="fitted", cut="mixed", spec=None):
     import vertebrafe as vf
-    seg, nsm = _fractured(h, bmd)
+    seg, nsm = _fractured(h, bmd, spec)
     if name == "intact":
         return seg
     if name == "NSM":
@@ -128,7 +146,7 @@ def edge_profile(seg, u, level="L1"):
     return rows
 
 
-def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=False):
+def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=False, spec=None):
     from vertebrafe.loads import Load
     from vertebrafe.post.metrics import vertebra_geometry
     from vertebrafe.post.strength import vertebra_strength
@@ -136,7 +154,7 @@ def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=Fa
 
     t0 = time.perf_counter()
     t_cpu = time.process_time()
-    seg = _state(h, bmd, name, surface, cut)
+    seg = _state(h, bmd, name, surface, cut, spec)
     opts = dict(solver="amg", rtol=1e-8) if solver == "amg" else dict(solver=solver)
     hist = seg.history[-1].results if seg.history and seg.history[-1].kind != "fracture" else {}
     if kind == "plate":
@@ -152,7 +170,8 @@ def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=Fa
                 surface=surface if name.startswith("VP") else None, solver=solver,
                 cut=cut if name != "intact" and name != "NSM" else None,
                 time=time.perf_counter() - t0, cpu=time.process_time() - t_cpu, volume_error=hist.get("volume_error"),
-                cement_mL=hist.get("cement_volume_mL"), span=hist.get("cement_height_span"), **extra)
+                cement_mL=hist.get("cement_volume_mL"), span=hist.get("cement_height_span"), grading=spec,
+                min_scaled_jacobian=float(seg.mesh.quality().scaled_jacobian[:seg.stack_cells].min()), **extra)
 
 
 def main(argv=None):
@@ -172,6 +191,10 @@ def main(argv=None):
                          "bounds of their error, the bone's or the cement's elasticity")
     ap.add_argument("--edge", action="store_true",
                     help="in-situ kyphoplasty rows: L1 column length change in rings about the balloon axes")
+    ap.add_argument("--grading", default=None, metavar="FACTOR,WIDTH,REACH",
+                    help="grade the in-plane grid of every state toward the BKP contact-face edges (found once on "
+                         "the ungraded 2 mm mesh): cell size FACTOR of the ungraded one across the edges, refined "
+                         "within WIDTH mm, no node moved beyond REACH mm (vertebrafe.anatomy.grading)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     os.environ["NUMBA_NUM_THREADS"] = str(a.threads)
@@ -179,10 +202,11 @@ def main(argv=None):
     sizes = [float(s) for s in a.sizes.split(",")]
     states = a.states.split(",")
     kinds = a.kinds.split(",")
+    spec = tuple(float(v) for v in a.grading.split(",")) if a.grading else None
     jobs = sorted(((h, s, k) for h in sizes for s in states for k in kinds), key=lambda j: j[0])   # finest first
     rows = []
     with ProcessPoolExecutor(max_workers=a.workers) as ex:
-        futs = {ex.submit(job, h, a.bmd, s, k, a.surface, a.solver, a.cut, a.edge): (h, s, k) for h, s, k in jobs}
+        futs = {ex.submit(job, h, a.bmd, s, k, a.surface, a.solver, a.cut, a.edge, spec): (h, s, k) for h, s, k in jobs}
         for f in as_completed(futs):
             try:
                 r = f.result()

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import vertebrafe as vf
-from vertebrafe.clinical import fracture, history, kyphoplasty, vertebroplasty
+from vertebrafe.clinical import contact_face_grading, fracture, history, kyphoplasty, vertebroplasty
 from vertebrafe.clinical.augment import body_frame_sizes, bolus_geometry
 from vertebrafe.clinical.kyphoplasty import DEFAULT_INFLATION_PRESSURE, DEFAULT_LIFT_FORCE, _EndplateFaces
 from vertebrafe.errors import InputError
@@ -70,6 +70,17 @@ def test_contact_face_carries_the_lift_force_at_the_inflation_pressure(states):
     k = kyphoplasty(nsm, "L1", restoration=0.5)
     op = history(k)[-1]
     assert op.parameters["endplate_contact"] is True
+    # the curves to grade a mesh toward (contact_face_grading): the faces, centred on the balloons, turned
+    # with them, enclosing the face area of the record
+    curves = contact_face_grading(k, "L1", factor=0.5, width=1.5, reach=4.0)
+    assert len(curves) == 2
+    for c, centre in zip(curves, op.results["balloon_centres_mm"]):
+        assert c.centre == pytest.approx(centre[:2], abs=1e-12)
+        assert np.pi * c.axes[0] * c.axes[1] == pytest.approx(op.results["contact_area_mm2"], rel=1e-12)
+        assert abs(c.angle) == pytest.approx(15.0) and np.sign(c.angle) == np.sign(centre[0])
+        assert (c.factor, c.width, c.reach) == (0.5, 1.5, 4.0)
+    with pytest.raises(InputError, match="no kyphoplasty"):
+        contact_face_grading(nsm, "L1")
     assert op.results["contact_area_mm2"] == pytest.approx(DEFAULT_LIFT_FORCE / (2 * DEFAULT_INFLATION_PRESSURE),
                                                            rel=0.01)
     # each balloon is free between the endplates: equal forces on both at one pressure, so equal faces (checked
@@ -145,3 +156,4 @@ def test_vertebroplasty_cement_fills_the_fracture_zone_under_the_collapsed_endpl
             vertebroplasty(nsm, "L1", **kw)
     with pytest.raises(InputError, match="not fractured"):
         vertebroplasty(intact, "L1", placement="fracture")
+

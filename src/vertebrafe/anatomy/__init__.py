@@ -7,7 +7,8 @@
 
 Modules: :mod:`~vertebrafe.anatomy.levels` (table T10-L5 with sources), :mod:`~vertebrafe.anatomy.vertebra`
 (outline, O-grid cross-section, vertebral body), :mod:`~vertebrafe.anatomy.disc` (disc, stacking frame),
-:mod:`~vertebrafe.anatomy.segment` (stacked conforming segment),
+:mod:`~vertebrafe.anatomy.segment` (stacked conforming segment), :mod:`~vertebrafe.anatomy.grading`
+(in-plane grading of the cross-section toward given curves),
 :mod:`~vertebrafe.anatomy.assignment` (materials of a meshed segment), :mod:`~vertebrafe.anatomy.fibres`
 (tension-only annulus fibres).
 """
@@ -16,6 +17,7 @@ from .levels import (DISC_TABLE, SOURCES, VERTEBRA_TABLE, DiscDimensions, Verteb
 from .vertebra import (DEFAULT_CORTEX_THICKNESS, DEFAULT_ELEMENT_SIZE, DEFAULT_ENDPLATE_THICKNESS, REGION_CODES,
                        GridCounts, Outline, VertebraGeometry, concavity_profile, vertebra)
 from .disc import stack_frame
+from .grading import GradedCurve
 from .fibres import AnnulusFibres, annulus_fibre_springs
 from .assignment import cell_elasticity, with_materials
 from .segment import Segment, disc, segment
@@ -25,5 +27,5 @@ __all__ = [
     "disc_names", "level_dimensions", "level_order", "segment_names", "vertebra_names",
     "DEFAULT_CORTEX_THICKNESS", "DEFAULT_ELEMENT_SIZE", "DEFAULT_ENDPLATE_THICKNESS", "REGION_CODES",
     "GridCounts", "Outline", "VertebraGeometry", "concavity_profile", "vertebra", "disc", "stack_frame",
-    "Segment", "cell_elasticity", "with_materials", "segment", "AnnulusFibres", "annulus_fibre_springs",
+    "GradedCurve", "Segment", "cell_elasticity", "with_materials", "segment", "AnnulusFibres", "annulus_fibre_springs",
 ]

@@ -24,6 +24,7 @@ from ..deprecation import moved
 from ..errors import InputError
 from .assignment import resolve_materials, with_materials
 from .fibres import GROUND_SUBSTANCE, AnnulusFibres, annulus_fibre_springs, nucleus_cavities
+from .grading import grading_curves
 from .disc import DISC_REFINEMENT, disc_layer_count, disc_layers, disc_rim_heights, disc_regions, disc_wedge, stack_frame
 from .levels import (DiscDimensions, adjacent_discs, level_dimensions, level_order, segment_names,
                      vertebra_names)
@@ -62,8 +63,9 @@ class Segment:
     materials : MaterialSet or mapping or None
     elasticity : ndarray ``(m, 6, 6)`` or None
         Per-cell elasticity (MPa) once materials are given (:meth:`with_materials`).
-    element_size, cortex_thickness, endplate_thickness, n_cortex_layers, disc_refinement
-        The meshing parameters of :func:`segment` (mm, mm, mm, -, -).
+    element_size, cortex_thickness, endplate_thickness, n_cortex_layers, disc_refinement, grading
+        The meshing parameters of :func:`segment` (mm, mm, mm, -, -, tuple of
+        :class:`~vertebrafe.anatomy.grading.GradedCurve`, empty without in-plane grading).
     history : tuple
         Clinical operations applied so far, oldest first (:class:`vertebrafe.clinical.Operation`
         records: fracture, vertebroplasty, kyphoplasty); empty for an intact segment.
@@ -93,6 +95,7 @@ class Segment:
     endplate_thickness: float
     n_cortex_layers: int = 1
     disc_refinement: float = DISC_REFINEMENT
+    grading: tuple = ()
     materials: object = None
     elasticity: np.ndarray = field(default=None, repr=False)
     history: tuple = ()
@@ -263,7 +266,7 @@ def _keep_disc_wedges(dims, overrides, scale):
 def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None, scale=1.0, materials=None,
             cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
             n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=None, nucleus="solid", frames=None,
-            posterior=True):
+            posterior=True, grading=None):
     """Mesh a contiguous run of vertebrae with the discs between them.
 
     Parameters
@@ -318,6 +321,12 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
         the facet joints (compression-only) and the ligaments (tension-only), see
         :mod:`vertebrafe.anatomy.ligaments`; the default. False: the body-disc-body model of in vitro
         disc-only tests.
+    grading : GradedCurve or sequence of GradedCurve, optional
+        In-plane grading of the shared cross-section grid toward ellipses given in mm in every vertebra's
+        local frame (:mod:`vertebrafe.anatomy.grading`): nodes are moved, no cell is added, so the cells
+        next to each curve are ``factor`` times their ungraded size across it at every element size, e.g.
+        around the edges of the balloons' contact faces of a kyphoplasty
+        (:func:`vertebrafe.clinical.contact_face_grading`). Default None: the uniform grid.
 
     Returns
     -------
@@ -326,6 +335,7 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     order = level_order(levels)                                  # cranial first
     names = segment_names(order)
     fibre_spec = _fibres(fibres)                    # checked even without a disc to reinforce
+    curves = grading_curves(grading)
     # the fibres' own ground substance where the materials are built here from the vBMD
     materials = resolve_materials(bmd, materials, order,
                                   GROUND_SUBSTANCE if fibre_spec is not None and len(order) > 1 else None)
@@ -370,7 +380,7 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
             R, o = given_frames[v]
         frames[v] = (R.copy(), o.copy())
         layers, gap_region = vertebra_layers(geos[v], counts, h, cortex_thickness, endplate_thickness,
-                                             nucleus_above=nuc[v][0], nucleus_below=nuc[v][1])
+                                             nucleus_above=nuc[v][0], nucleus_below=nuc[v][1], grading=curves)
         layers = layers @ R.T + o
         if i > 0:
             nd = disc_layer_count(dims[dname], h, disc_refinement)
@@ -439,7 +449,7 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     seg = Segment(mesh=mesh, levels=order, discs=tuple(n for n in names if "-" in n), dimensions=dims,
                   frames=frames, counts=counts, element_size=h, cortex_thickness=float(cortex_thickness),
                   endplate_thickness=float(endplate_thickness), n_cortex_layers=int(n_cortex_layers),
-                  disc_refinement=float(disc_refinement),
+                  disc_refinement=float(disc_refinement), grading=curves,
                   fibres=fibre_spec if len(order) > 1 else None, nucleus=_nucleus_kind(nucleus),
                   posterior=arches)
     return seg if materials is None else with_materials(seg, materials)

@@ -38,6 +38,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import InputError, MeshError
+from .grading import grade_points
 from .levels import VertebraDimensions, adjacent_discs, level_dimensions, vertebra_names
 from .resolution import cell_count
 
@@ -550,19 +551,28 @@ def _check_thickness(name, value, low, high):
 
 def vertebra_layers(geometry, counts, element_size=DEFAULT_ELEMENT_SIZE,
                     cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
-                    nucleus_above=(0.4, 0.025), nucleus_below=(0.4, 0.025), n_core=None):
+                    nucleus_above=(0.4, 0.025), nucleus_below=(0.4, 0.025), n_core=None, grading=()):
     """Node layers of one vertebral body in its local frame.
 
     Returns ``(layers, gap_region)``: ``layers`` ``(L + 1, n_nodes, 3)`` node positions (mm), layer 0 on
     the inferior endplate surface and layer ``L`` on the superior one; ``gap_region`` ``(L,)`` str, the
     region of the inner zones of each cell layer (``"endplate"`` for the first and last, else
     ``"cancellous"``). ``nucleus_above/below`` = ``(area fraction, posterior offset)`` of the adjacent
-    discs, which fix where the nucleus ring lies on each endplate.
+    discs, which fix where the nucleus ring lies on each endplate. ``grading``: tuple of
+    :class:`~vertebrafe.anatomy.grading.GradedCurve` applied to both cross-sections in this local frame
+    (the inner cortical curve and the outline must stay where they are).
     """
     d = geometry.dims
     t_ep = _check_thickness("endplate_thickness", endplate_thickness, 0.0, 0.25 * d.central_height)
     xy0 = cross_section_points(geometry.inferior, counts, cortex_thickness, *nucleus_below)
     xy1 = cross_section_points(geometry.superior, counts, cortex_thickness, *nucleus_above)
+    if grading:
+        topo = cross_section_topology(counts)
+        rings = topo["ring_nodes"]
+        fixed = np.zeros(counts.n_nodes, dtype=bool)
+        fixed[np.concatenate(rings[counts.n_transition + counts.n_annulus:])] = True
+        xy0 = grade_points(xy0, grading, fixed, f"inferior endplate of {d.name}", topo["quads"])
+        xy1 = grade_points(xy1, grading, fixed, f"superior endplate of {d.name}", topo["quads"])
     z0 = geometry.z_inferior(xy0)
     z1 = geometry.z_superior(xy1)
     h = z1 - z0

@@ -16,7 +16,7 @@ from ._common import Operation, history
 from .fracture import FRACTURE_TYPES, GRADE_HEIGHT_LOSS, fracture
 from .measure import Measurement, measure
 from .cement import APPROACHES, vertebroplasty
-from .kyphoplasty import kyphoplasty
+from .kyphoplasty import contact_face_grading, kyphoplasty
 
 __all__ = ["Operation", "history", "fracture", "FRACTURE_TYPES", "GRADE_HEIGHT_LOSS", "Measurement", "measure",
-           "vertebroplasty", "APPROACHES", "kyphoplasty"]
+           "vertebroplasty", "APPROACHES", "kyphoplasty", "contact_face_grading"]

@@ -54,6 +54,7 @@ import math
 import numpy as np
 from scipy.optimize import brentq
 
+from ..anatomy.grading import GradedCurve
 from ..errors import InputError
 from ..elasticity import isotropic
 from ._common import check_level, derive, history, level_nodes, make_operation, operations_of, to_local
@@ -65,7 +66,7 @@ from .mixing import cut_normals, laminate
 from .fracture import Deformer
 from .measure import measure
 
-__all__ = ["kyphoplasty", "DEFAULT_RESTORATION", "DEFAULT_BALLOON_VOLUME_ML", "DEFAULT_RIM_THICKNESS",
+__all__ = ["kyphoplasty", "contact_face_grading", "DEFAULT_RESTORATION", "DEFAULT_BALLOON_VOLUME_ML", "DEFAULT_RIM_THICKNESS",
            "DEFAULT_INFLATION_PRESSURE", "DEFAULT_LIFT_FORCE", "rim_density_ratio"]
 
 #: Fraction of the lost height regained: about the 46.8 % regained by the 70 % of bodies that gained height in
@@ -429,3 +430,35 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
                kyphotic_correction_deg=before.kyphotic_angle_deg - after.kyphotic_angle_deg)
     new.history = new.history[:-1] + (make_operation("kyphoplasty", level, params, res),)
     return new
+
+
+def contact_face_grading(treated, level, factor=0.4, width=2.0, reach=4.0):
+    """In-plane grading (:class:`~vertebrafe.anatomy.grading.GradedCurve`, one per balloon) toward the edges
+    of the balloons' endplate contact faces of the last kyphoplasty of ``level`` in ``treated``, for
+    re-meshing the segment with :func:`~vertebrafe.anatomy.segment.segment` ``(..., grading=...)``.
+
+    Each contact face is taken as the horizontal section of its balloon ellipsoid (centre and rotation of
+    the kyphoplasty record) with the face area ``contact_area_mm2``: the semi-axes of the section scaled by
+    ``sqrt(area / (pi a b))`` (mm, in the level's local frame). ``factor`` (cell size across the edge over
+    the ungraded size, [0.2, 1]), ``width`` and ``reach`` (mm) are those of :class:`GradedCurve`. Build
+    it once on one mesh and use the same curves at every element size, so that a refinement study halves
+    every cell. Needs endplate contact (a restored level): without it there is no face edge.
+    """
+    ops = operations_of(treated, level, "kyphoplasty")
+    if not ops:
+        raise InputError(f"contact_face_grading: {level} has no kyphoplasty in the segment's history")
+    op = ops[-1]
+    res = op.results
+    if not op.parameters["endplate_contact"] or not res["contact_area_mm2"] > 0.0:
+        raise InputError(f"contact_face_grading: the kyphoplasty of {level} has no endplate contact "
+                         "(restoration = 0 or endplate_contact=False); nothing to grade toward")
+    W, D, H, zc, yc = body_frame_sizes(treated, level, treated.mesh.points)
+    n = len(res["balloon_centres_mm"])
+    _, rots, axes = bolus_geometry("balloon2" if n == 2 else "balloon1", W, D, H, zc, yc)
+    curves = []
+    for c, R, a in zip(res["balloon_centres_mm"], rots, axes * res["balloon_scale"]):
+        k = math.sqrt(res["contact_area_mm2"] / (math.pi * a[0] * a[1]))
+        curves.append(GradedCurve(centre=(c[0], c[1]), axes=(k * a[0], k * a[1]),
+                                  angle=math.degrees(math.atan2(R[1, 0], R[0, 0])), factor=factor, width=width,
+                                  reach=reach))
+    return tuple(curves)
