@@ -9,15 +9,14 @@ restriction ``P^T r``, coarse correction, prolongation, post-smoothing, a direct
 level) without them, and with the restriction computed from ``P`` itself, so the hierarchy needs no
 copy of ``P^T``.
 """
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-import numba
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numba import njit, prange
 
+from . import sparse_kernels
 from .sparse_kernels import BlockMatrix
 
 
@@ -97,44 +96,140 @@ def jacobi_prolongation(S, T, C, B, omega=4.0 / 3.0, degree=1, filter_entries=Fa
     return Prolongator((P.data, P.indices, P.indptr), shape=P.shape) if P.dtype.kind == "f" else P
 
 
-#: Row chunks of the fine level in :func:`galerkin_product`: its temporaries are about this fraction of
-#: ``A P``.
+#: Row chunks of the fine level in :func:`galerkin_product`: its temporary ``A_k P`` is about this
+#: fraction of ``A P``.
 GALERKIN_CHUNKS = 8
 
 
-def galerkin_product(A, P, chunks=GALERKIN_CHUNKS, threads=None):
-    """The coarse operator ``P^T A P`` of the symmetric BSR ``A`` and BSR ``P`` (same block rows), summed
-    over ``chunks`` row chunks ``k`` as ``P_k^T (A_k P)``, where ``A_k``, ``P_k`` are views of the rows of
-    chunk ``k``. Equal to pyamg's ``R @ A @ P`` with ``R = P^T`` to round-off, without ``R`` (a copy of
-    ``P``) and ``R A`` (the largest temporary of the set-up: on the finest level of the 1.24M-DOF box
-    larger than the stiffness matrix).
+def _block_pattern(M):
+    """The block pattern of the BSR ``M`` as a CSR matrix of float32 ones (for symbolic products: sums of
+    ones are never zero, so SciPy keeps every entry)."""
+    r, c = M.blocksize
+    return sp.csr_matrix((np.ones(M.indices.size, np.float32), M.indices, M.indptr),
+                         shape=(M.shape[0] // r, M.shape[1] // c))
 
-    ``threads`` (default numba's thread count) chunks are formed at a time, side by side (SciPy's sparse
-    products release the GIL), and summed in chunk order: the same result for any thread count."""
-    r, c = A.blocksize[0], P.blocksize[1]
-    nb = A.indptr.size - 1
+
+def _sorted_pattern(M):
+    """``(indptr, indices)`` of the CSR ``M`` with sorted columns."""
+    M.sort_indices()
+    return M.indptr.astype(np.int64), M.indices.astype(np.int64)
+
+
+@njit(cache=True)
+def _add_block_product_336(out, dst, a_data, jj, p_data, kk):
+    """``out[dst] += a_data[jj] @ p_data[kk]`` for 3x3 and 3x6 blocks (the finest level; fixed loop bounds,
+    which the compiler unrolls and vectorises)."""
+    for p in range(3):
+        for l in range(3):
+            a = a_data[jj, p, l]
+            for q in range(6):
+                out[dst, p, q] += a * p_data[kk, l, q]
+
+
+@njit(cache=True)
+def _add_transposed_product_36(c_data, dst, p_data, pp, ap_data, kk):
+    """``c_data[dst] += p_data[pp]^T @ ap_data[kk]`` for 3x6 blocks (the finest level)."""
+    for p in range(6):
+        for l in range(3):
+            a = p_data[pp, l, p]
+            for q in range(6):
+                c_data[dst, p, q] += a * ap_data[kk, l, q]
+
+
+@njit(parallel=True, cache=True)
+def _product_rows(a_ptr, a_ind, a_data, p_ptr, p_ind, p_data, c_ptr, c_ind, first, tasks, ncols):
+    """Block rows ``first + ii`` (``ii`` in ``0 .. c_ptr.size - 2``) of ``A P`` on the block pattern
+    ``c_ptr, c_ind`` of those rows (a superset of the product's); ``tasks`` splits ``ii`` into runs, one per
+    parallel task. Every block is summed in the order of ``A``'s and ``P``'s rows: the same for any thread
+    count."""
+    r, m, c = a_data.shape[1], a_data.shape[2], p_data.shape[2]
+    fine = r == 3 and m == 3 and c == 6
+    out = np.zeros((c_ind.shape[0], r, c))
+    for t in prange(tasks.shape[0] - 1):
+        where = np.empty(ncols, np.int64)      # block column -> its position in the current output row
+        for ii in range(tasks[t], tasks[t + 1]):
+            for k in range(c_ptr[ii], c_ptr[ii + 1]):
+                where[c_ind[k]] = k
+            i = first + ii
+            for jj in range(a_ptr[i], a_ptr[i + 1]):
+                j = a_ind[jj]
+                for kk in range(p_ptr[j], p_ptr[j + 1]):
+                    dst = where[p_ind[kk]]
+                    if fine:
+                        _add_block_product_336(out, dst, a_data, jj, p_data, kk)
+                        continue
+                    for p in range(r):
+                        for l in range(m):
+                            a = a_data[jj, p, l]
+                            for q in range(c):
+                                out[dst, p, q] += a * p_data[kk, l, q]
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _add_restricted(pt_ptr, pt_row, pt_pos, p_data, ap_ptr, ap_ind, ap_data, first, last, c_ptr, c_ind, c_data,
+                    tasks, ncols):
+    """``C += P_k^T (A P)_k`` for the fine block rows ``first .. last - 1`` (chunk ``k``; ``ap_*`` hold its rows
+    of ``A P``, numbered from ``first``) on the block pattern ``c_ptr, c_ind`` of ``C``. ``pt_ptr, pt_row,
+    pt_pos``: the block columns of ``P`` (fine rows ascending, positions in ``p_data``). ``tasks`` splits the
+    coarse rows into runs; every block is summed in fine-row order whatever the thread count."""
+    c, r = c_data.shape[1], p_data.shape[1]
+    fine = r == 3 and c == 6
+    for t in prange(tasks.shape[0] - 1):
+        where = np.empty(ncols, np.int64)
+        for I in range(tasks[t], tasks[t + 1]):
+            for k in range(c_ptr[I], c_ptr[I + 1]):
+                where[c_ind[k]] = k
+            for e in range(pt_ptr[I], pt_ptr[I + 1]):
+                i = pt_row[e]
+                if i < first or i >= last:
+                    continue
+                pp = pt_pos[e]
+                for kk in range(ap_ptr[i - first], ap_ptr[i - first + 1]):
+                    dst = where[ap_ind[kk]]
+                    if fine:
+                        _add_transposed_product_36(c_data, dst, p_data, pp, ap_data, kk)
+                        continue
+                    for p in range(c):
+                        for l in range(r):
+                            a = p_data[pp, l, p]
+                            for q in range(c):
+                                c_data[dst, p, q] += a * ap_data[kk, l, q]
+
+
+def galerkin_product(A, P, chunks=GALERKIN_CHUNKS):
+    """The coarse operator ``P^T A P`` (BSR, sorted block columns) of the symmetric BSR ``A`` and BSR ``P``
+    (same block rows), equal to pyamg's ``R @ A @ P`` with ``R = P^T`` to round-off, on numba's threads.
+
+    The block patterns of ``A P`` and ``P^T A P`` come from SciPy products of the (scalar) block graphs;
+    the values from :func:`_product_rows` and :func:`_add_restricted`, summed over ``chunks`` row chunks
+    ``k`` of the fine level as ``P_k^T (A_k P)``: no ``R`` (a copy of ``P``), and of ``A P`` (on the finest
+    level of the 1.24M-DOF box larger than the stiffness matrix) only one chunk at a time. The sums run in
+    a fixed order: the same result for any thread count."""
+    A_data, P_data = np.ascontiguousarray(A.data, dtype=np.float64), np.ascontiguousarray(P.data, dtype=np.float64)
+    c = P.blocksize[1]
+    nb, ncb = A.indptr.size - 1, P.shape[1] // c
+    P_graph = _block_pattern(P)
+    AP_graph = _block_pattern(A) @ P_graph
+    C_ptr, C_ind = _sorted_pattern((P_graph.T.tocsr() @ AP_graph).tocsr())
+    AP_ptr, AP_ind = _sorted_pattern(AP_graph)
+    del AP_graph
+    pt_pos = np.argsort(P.indices, kind="stable")                   # P's blocks by column, rows ascending
+    pt_row = np.repeat(np.arange(nb, dtype=np.int64), np.diff(P.indptr))[pt_pos]
+    pt_ptr = np.concatenate([[0], np.cumsum(np.bincount(P.indices, minlength=ncb))]).astype(np.int64)
+    C_data = np.zeros((C_ind.size, c, c))
+    c_tasks = sparse_kernels.row_bounds(C_ptr, 4 * sparse_kernels.TRANSPOSE_CHUNKS)
     bounds = np.linspace(0, nb, max(1, min(chunks, nb)) + 1).astype(np.int64)
-    spans = [(b0, b1) for b0, b1 in zip(bounds[:-1], bounds[1:]) if b1 > b0]
-    threads = max(1, min(numba.get_num_threads() if threads is None else threads, len(spans)))
-
-    def term(span):
-        b0, b1 = span
-        rows = slice(A.indptr[b0], A.indptr[b1])
-        Ak = sp.bsr_matrix((A.data[rows], A.indices[rows], A.indptr[b0:b1 + 1] - A.indptr[b0]),
-                           shape=((b1 - b0) * r, A.shape[1]))
-        prow = slice(P.indptr[b0], P.indptr[b1])
-        Pk = sp.bsr_matrix((P.data[prow], P.indices[prow], P.indptr[b0:b1 + 1] - P.indptr[b0]),
-                           shape=((b1 - b0) * r, P.shape[1]))
-        return (Pk.T @ (Ak @ P)).tobsr(blocksize=(c, c))
-
-    total = None
-    with ThreadPoolExecutor(threads) as pool:
-        for w in range(0, len(spans), threads):      # one wave at a time: at most `threads` terms held
-            for t in pool.map(term, spans[w:w + threads]):
-                total = t if total is None else (total + t).tobsr(blocksize=(c, c))
-                del t
-    total.sort_indices()
-    return total
+    for b0, b1 in zip(bounds[:-1], bounds[1:]):
+        if b1 == b0:
+            continue
+        ptr = AP_ptr[b0:b1 + 1] - AP_ptr[b0]
+        ind = AP_ind[AP_ptr[b0]:AP_ptr[b1]]
+        tasks = sparse_kernels.row_bounds(ptr, 4 * sparse_kernels.TRANSPOSE_CHUNKS)
+        AP_k = _product_rows(A.indptr, A.indices, A_data, P.indptr, P.indices, P_data, ptr, ind, b0, tasks, ncb)
+        _add_restricted(pt_ptr, pt_row, pt_pos, P_data, ptr, ind, AP_k, b0, b1, C_ptr, C_ind, C_data, c_tasks, ncb)
+        del AP_k
+    return sp.bsr_matrix((C_data, C_ind, C_ptr), shape=(P.shape[1],) * 2)
 
 
 class Prolongator(sp.bsr_matrix):
