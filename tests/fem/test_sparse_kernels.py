@@ -220,3 +220,24 @@ def test_inverse_diagonal_blocks_are_pseudo_inverses_also_of_singular_blocks(sin
     blocks = np.array([dense[3 * i:3 * i + 3, 3 * i:3 * i + 3] for i in range(40)])
     assert np.linalg.cond(blocks[4]) > 1e12
     np.testing.assert_allclose(relaxation.inverse_diagonal_blocks(A), np.linalg.pinv(blocks), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("k, c", [(3, 6), (6, 6), (2, 3)])
+def test_block_product_equals_scipys(k, c):
+    import numba
+
+    A = spd_bsr(30, k, seed=10 + k)
+    rng = np.random.default_rng(11)
+    P = sp.kron(sp.random(30, 12, density=0.15, random_state=12, format="csr"), np.ones((k, c))).tocsr()
+    P.data = rng.standard_normal(P.nnz)
+    P = P.tobsr(blocksize=(k, c))
+    ours = multigrid.block_product(A, P)
+    theirs = (A @ P).toarray()
+    assert ours.blocksize == (k, c) and ours.has_sorted_indices
+    np.testing.assert_allclose(ours.toarray(), theirs, rtol=0, atol=1e-13 * abs(theirs).max())
+    previous = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert np.array_equal(multigrid.block_product(A, P).data, ours.data)
+    finally:
+        numba.set_num_threads(previous)

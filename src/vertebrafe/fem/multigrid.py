@@ -77,10 +77,12 @@ def jacobi_prolongation(S, T, C, B, omega=4.0 / 3.0, degree=1, filter_entries=Fa
     the ``"local"`` weighting (D: each row's absolute sum, Gershgorin) without the three full copies of
     ``S`` that pyamg makes (``|S|``, ``D^-1 S`` and ``omega D^-1 S``; on the finest level each is as large as
     the stiffness matrix and together they set the peak memory of the set-up): the rows of ``S T`` are
-    scaled in place instead. Other weightings go to pyamg's function."""
+    scaled in place instead, and ``S T`` is :func:`block_product` (all threads). Other weightings and
+    complex matrices go to pyamg's function."""
     from pyamg.aggregation import smooth
 
-    if weighting != "local" or filter_entries or not hasattr(S, "blocksize") or not hasattr(T, "blocksize"):
+    if (weighting != "local" or filter_entries or not hasattr(S, "blocksize") or not hasattr(T, "blocksize")
+            or S.dtype.kind != "f" or T.dtype.kind != "f"):
         return smooth.jacobi_prolongation_smoother(S, T, C, B, omega=omega, degree=degree,
                                                    filter_entries=filter_entries, weighting=weighting)
     D = _abs_row_sums(S.indptr, np.ascontiguousarray(S.data))
@@ -88,12 +90,12 @@ def jacobi_prolongation(S, T, C, B, omega=4.0 / 3.0, degree=1, filter_entries=Fa
     scale[D != 0] = omega / D[D != 0]
     P = T
     for _ in range(degree):
-        U = (S @ P).tobsr(blocksize=P.blocksize)
+        U = block_product(S, P)
         U.data *= scale.reshape(-1, P.blocksize[0])[np.repeat(np.arange(U.shape[0] // P.blocksize[0]),
                                                              np.diff(U.indptr))][:, :, None]
         P = P - U
         del U
-    return Prolongator((P.data, P.indices, P.indptr), shape=P.shape) if P.dtype.kind == "f" else P
+    return Prolongator((P.data, P.indices, P.indptr), shape=P.shape)
 
 
 #: Row chunks of the fine level in :func:`galerkin_product`: its temporary ``A_k P`` is about this
@@ -116,24 +118,37 @@ def _sorted_pattern(M):
 
 
 @njit(cache=True)
-def _add_block_product_336(out, dst, a_data, jj, p_data, kk):
-    """``out[dst] += a_data[jj] @ p_data[kk]`` for 3x3 and 3x6 blocks (the finest level; fixed loop bounds,
-    which the compiler unrolls and vectorises)."""
-    for p in range(3):
-        for l in range(3):
-            a = a_data[jj, p, l]
-            for q in range(6):
-                out[dst, p, q] += a * p_data[kk, l, q]
+def _mark(where, ptr, ind, i):
+    """``where[ind[k]] = k`` for the entries ``k`` of row ``i`` of the pattern ``ptr, ind``."""
+    for k in range(ptr[i], ptr[i + 1]):
+        where[ind[k]] = k
 
 
 @njit(cache=True)
-def _add_transposed_product_36(c_data, dst, p_data, pp, ap_data, kk):
-    """``c_data[dst] += p_data[pp]^T @ ap_data[kk]`` for 3x6 blocks (the finest level)."""
-    for p in range(6):
-        for l in range(3):
-            a = p_data[pp, l, p]
-            for q in range(6):
-                c_data[dst, p, q] += a * ap_data[kk, l, q]
+def _add_block_product(out, dst, a_data, ia, b_data, ib, transpose):
+    """``out[dst] += a_data[ia] @ b_data[ib]`` (``a_data[ia]^T`` with ``transpose``). The blocks of the
+    finest level (3x3 with 3x6, and 3x6 transposed with 3x6) take loops of fixed length, which the compiler
+    unrolls."""
+    r, c = out.shape[1], out.shape[2]
+    m = b_data.shape[1]
+    if not transpose and r == 3 and m == 3 and c == 6:
+        for p in range(3):
+            for l in range(3):
+                a = a_data[ia, p, l]
+                for q in range(6):
+                    out[dst, p, q] += a * b_data[ib, l, q]
+    elif transpose and r == 6 and m == 3 and c == 6:
+        for p in range(6):
+            for l in range(3):
+                a = a_data[ia, l, p]
+                for q in range(6):
+                    out[dst, p, q] += a * b_data[ib, l, q]
+    else:
+        for p in range(r):
+            for l in range(m):
+                a = a_data[ia, l, p] if transpose else a_data[ia, p, l]
+                for q in range(c):
+                    out[dst, p, q] += a * b_data[ib, l, q]
 
 
 @njit(parallel=True, cache=True)
@@ -142,27 +157,16 @@ def _product_rows(a_ptr, a_ind, a_data, p_ptr, p_ind, p_data, c_ptr, c_ind, firs
     ``c_ptr, c_ind`` of those rows (a superset of the product's); ``tasks`` splits ``ii`` into runs, one per
     parallel task. Every block is summed in the order of ``A``'s and ``P``'s rows: the same for any thread
     count."""
-    r, m, c = a_data.shape[1], a_data.shape[2], p_data.shape[2]
-    fine = r == 3 and m == 3 and c == 6
-    out = np.zeros((c_ind.shape[0], r, c))
+    out = np.zeros((c_ind.shape[0], a_data.shape[1], p_data.shape[2]))
     for t in prange(tasks.shape[0] - 1):
         where = np.empty(ncols, np.int64)      # block column -> its position in the current output row
         for ii in range(tasks[t], tasks[t + 1]):
-            for k in range(c_ptr[ii], c_ptr[ii + 1]):
-                where[c_ind[k]] = k
+            _mark(where, c_ptr, c_ind, ii)
             i = first + ii
             for jj in range(a_ptr[i], a_ptr[i + 1]):
                 j = a_ind[jj]
                 for kk in range(p_ptr[j], p_ptr[j + 1]):
-                    dst = where[p_ind[kk]]
-                    if fine:
-                        _add_block_product_336(out, dst, a_data, jj, p_data, kk)
-                        continue
-                    for p in range(r):
-                        for l in range(m):
-                            a = a_data[jj, p, l]
-                            for q in range(c):
-                                out[dst, p, q] += a * p_data[kk, l, q]
+                    _add_block_product(out, where[p_ind[kk]], a_data, jj, p_data, kk, False)
     return out
 
 
@@ -173,28 +177,31 @@ def _add_restricted(pt_ptr, pt_row, pt_pos, p_data, ap_ptr, ap_ind, ap_data, fir
     of ``A P``, numbered from ``first``) on the block pattern ``c_ptr, c_ind`` of ``C``. ``pt_ptr, pt_row,
     pt_pos``: the block columns of ``P`` (fine rows ascending, positions in ``p_data``). ``tasks`` splits the
     coarse rows into runs; every block is summed in fine-row order whatever the thread count."""
-    c, r = c_data.shape[1], p_data.shape[1]
-    fine = r == 3 and c == 6
     for t in prange(tasks.shape[0] - 1):
         where = np.empty(ncols, np.int64)
         for I in range(tasks[t], tasks[t + 1]):
-            for k in range(c_ptr[I], c_ptr[I + 1]):
-                where[c_ind[k]] = k
+            _mark(where, c_ptr, c_ind, I)
             for e in range(pt_ptr[I], pt_ptr[I + 1]):
                 i = pt_row[e]
-                if i < first or i >= last:
-                    continue
-                pp = pt_pos[e]
-                for kk in range(ap_ptr[i - first], ap_ptr[i - first + 1]):
-                    dst = where[ap_ind[kk]]
-                    if fine:
-                        _add_transposed_product_36(c_data, dst, p_data, pp, ap_data, kk)
-                        continue
-                    for p in range(c):
-                        for l in range(r):
-                            a = p_data[pp, l, p]
-                            for q in range(c):
-                                c_data[dst, p, q] += a * ap_data[kk, l, q]
+                if first <= i < last:
+                    for kk in range(ap_ptr[i - first], ap_ptr[i - first + 1]):
+                        _add_block_product(c_data, where[ap_ind[kk]], p_data, pt_pos[e], ap_data, kk, True)
+
+
+def product_pattern(A, P):
+    """``(indptr, indices)`` (int64, sorted) of the block pattern of ``A @ P`` (BSR matrices)."""
+    return _sorted_pattern(_block_pattern(A) @ _block_pattern(P))
+
+
+def block_product(A, P):
+    """``A @ P`` of BSR matrices as a BSR matrix with sorted block columns, on numba's threads (the same
+    result for any thread count; SciPy's product runs on one thread)."""
+    ptr, ind = product_pattern(A, P)
+    data = _product_rows(A.indptr, A.indices, np.ascontiguousarray(A.data, dtype=np.float64), P.indptr, P.indices,
+                         np.ascontiguousarray(P.data, dtype=np.float64), ptr, ind, 0,
+                         sparse_kernels.row_bounds(ptr, 4 * sparse_kernels.TRANSPOSE_CHUNKS),
+                         P.shape[1] // P.blocksize[1])
+    return sp.bsr_matrix((data, ind, ptr), shape=(A.shape[0], P.shape[1]))
 
 
 def galerkin_product(A, P, chunks=GALERKIN_CHUNKS):
@@ -213,7 +220,7 @@ def galerkin_product(A, P, chunks=GALERKIN_CHUNKS):
     AP_graph = _block_pattern(A) @ P_graph
     C_ptr, C_ind = _sorted_pattern((P_graph.T.tocsr() @ AP_graph).tocsr())
     AP_ptr, AP_ind = _sorted_pattern(AP_graph)
-    del AP_graph
+    del AP_graph, P_graph
     pt_pos = np.argsort(P.indices, kind="stable")                   # P's blocks by column, rows ascending
     pt_row = np.repeat(np.arange(nb, dtype=np.int64), np.diff(P.indptr))[pt_pos]
     pt_ptr = np.concatenate([[0], np.cumsum(np.bincount(P.indices, minlength=ncb))]).astype(np.int64)
