@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from .errors import InputError
+from .mesh.quality import det3, jacobians
 
 __all__ = ["Load", "LevelLoad", "LOAD_RANGES", "resultant", "Preset", "PRESETS", "preset", "apply", "AppliedLoad", "follower_path", "upper_body",
            "UPPER_BODY_CONSTANTS", "body_weight_fraction", "sagittal_angle", "alignment_change",
@@ -390,29 +391,38 @@ def _level_code(mesh, level):
     return table[level]
 
 
+def _gauss_weights(mesh, cells):
+    """Integration weights ``w_g det J_g (c, g)`` (mm^3) of ``cells (c, k)``: the Jacobians by GEMM and their
+    determinants in closed form (:func:`vertebrafe.mesh.quality.jacobians`)."""
+    el = mesh.element
+    out = np.empty((cells.shape[0], el.weights.size))
+    for start, J in jacobians(mesh.points, cells, el.gradients):
+        out[start:start + J.shape[-1]] = (el.weights[:, None] * det3(lambda i, j: J[i, :, j])).T
+    return out
+
+
 def _consistent_weights(mesh, cell_mask):
     """Nodes and their integrals of the shape functions over the selected cells: ``(nodes (k,), w (k,))``
     with ``w_a = sum_cells int N_a dV`` (mm^3); ``sum(w)`` is the selected volume."""
-    el = mesh.element
     cells = mesh.cells[cell_mask]
-    x = mesh.points[cells]                                               # (c, 8, 3)
-    detJ = np.linalg.det(np.einsum("gai,caj->cgij", el.gradients, x))   # (c, g)
-    w = np.einsum("g,ga,cg->ca", el.weights, el.shape, detJ)            # (c, 8)
+    w = _gauss_weights(mesh, cells) @ mesh.element.shape                 # (c, 8)
     count = np.bincount(cells.ravel(), minlength=mesh.n_points)             # no sort (np.unique sorted)
     nodes = np.flatnonzero(count)
     return nodes, np.bincount(cells.ravel(), weights=w.ravel(), minlength=mesh.n_points)[nodes]
 
 
-def level_centroids(segment):
+def _body_weights(segment):
+    """:func:`_consistent_weights` of every vertebral body: ``{vertebra: (nodes, w)}``."""
+    return {v: _consistent_weights(segment.mesh, _body_cells(segment.mesh, v)) for v in segment.levels}
+
+
+def level_centroids(segment, weights=None):
     """Volume centroids ``{vertebra: (3,)}`` (mm, global) of the vertebral bodies (all their cells but those of
     the posterior arch), integrated exactly over the hex8 geometry (the point where a uniform body force on
-    the body acts)."""
-    mesh = segment.mesh
-    out = {}
-    for v in segment.levels:
-        nodes, w = _consistent_weights(mesh, _body_cells(mesh, v))
-        out[v] = w @ mesh.points[nodes] / w.sum()       # exact: sum_a N_a x_a = x in every cell
-    return out
+    the body acts). ``weights``: :func:`_body_weights` of ``segment`` if already computed."""
+    points = segment.mesh.points
+    weights = _body_weights(segment) if weights is None else weights
+    return {v: w @ points[nodes] / w.sum() for v, (nodes, w) in weights.items()}   # exact: sum_a N_a x_a = x
 
 
 def _face_areas_normals(points, faces):
@@ -457,17 +467,18 @@ def alignment_change(segment):
     return 0.0
 
 
-def follower_path(segment, reference_point=None):
+def follower_path(segment, reference_point=None, weights=None):
     """Guide points of the follower load ``(L + 2, 3)`` mm, cranial first.
 
     ``P_0`` is the load's reference point on the top endplate (default the centroid of the
     ``segment:superior`` nodes), ``P_1 .. P_L`` the volume centroids of the vertebral bodies
     (cranial first), ``P_{L+1}`` the centroid of the ``segment:inferior`` nodes (the fixed base).
+    ``weights``: :func:`_body_weights` of ``segment`` if already computed.
     """
     mesh = segment.mesh
     p0 = (mesh.points[mesh.node_sets["segment:superior"]].mean(axis=0) if reference_point is None
           else np.asarray(reference_point, dtype=float))
-    cen = level_centroids(segment)
+    cen = level_centroids(segment, weights)
     base = mesh.points[mesh.node_sets["segment:inferior"]].mean(axis=0)
     return np.vstack([p0] + [cen[v] for v in segment.levels] + [base])
 
@@ -524,9 +535,7 @@ def _gauss_data(mesh, cell_mask):
     """Gauss points ``xg (c, g, 3)``, weights ``wdet (c, g)`` (mm^3) and cells ``(c, 8)`` of the selected cells."""
     el = mesh.element
     cells = mesh.cells[cell_mask]
-    x = mesh.points[cells]
-    wdet = el.weights * np.linalg.det(np.einsum("gai,caj->cgij", el.gradients, x))
-    return np.einsum("ga,caj->cgj", el.shape, x), wdet, cells
+    return np.einsum("ga,caj->cgj", el.shape, mesh.points[cells]), _gauss_weights(mesh, cells), cells
 
 
 def distributed_load(mesh, cell_mask, force, moment, point=None):
@@ -615,7 +624,8 @@ def apply(model, segment, load):
     guides = {}
     path = None
     if load.follower and load.compression > 0:
-        path = follower_path(segment, plate.center)
+        weights = _body_weights(segment)            # for the centroids and the guide forces
+        path = follower_path(segment, plate.center, weights)
         d = np.diff(path, axis=0)
         length = np.linalg.norm(d, axis=1)
         if np.any(length < 1e-9):
@@ -629,7 +639,7 @@ def apply(model, segment, load):
             guides[v] = g
             if np.allclose(g, 0.0, atol=1e-12 * T):
                 continue
-            nodes, w = _consistent_weights(mesh, _body_cells(mesh, v))
+            nodes, w = weights[v]
             model.add_force(nodes, np.outer(w / w.sum(), g))
         direction = d[0]
     else:

@@ -175,18 +175,18 @@ def central_mean(points, faces, values, R, origin, radius=None):
     if not 0.0 < radius <= 1.0:
         raise InputError(f"radius = {radius!r}; allowed range (0, 1] (fraction of the half-extents)")
     p = points[faces]                                                  # (k, 4, 3)
-    loc = np.einsum("sa,kai->ksi", _N, (p - origin) @ R)[..., :2]     # (k, s, 2) sample points, local x-y
+    loc = np.tensordot((p - origin) @ R[:, :2], _N, axes=([1], [1]))  # (k, 2, s) sample points, local x-y
     ext = ((points[np.unique(faces)] - origin) @ R)[:, :2]
     mid, half = 0.5 * (ext.max(axis=0) + ext.min(axis=0)), 0.5 * (ext.max(axis=0) - ext.min(axis=0))
     if not np.all(half > 0.0):
         raise InputError(f"the face set has no extent in local x or y (half-extents {half} mm)")
-    rho2 = (((loc - mid) / half) ** 2).sum(axis=-1)
+    rho2 = (((loc - mid[:, None]) / half[:, None]) ** 2).sum(axis=1)   # (k, s)
     inside = rho2 <= radius ** 2
     if not inside.any():
         inside = rho2 == rho2.min()
-    d = np.einsum("dsa,kai->dksi", _DN, p)
-    area = np.linalg.norm(np.cross(d[0], d[1]), axis=-1) * inside      # (k, s), up to a constant factor
-    v = np.einsum("sa,ka->ks", _N, np.asarray(values)[faces])
+    d = np.tensordot(p, _DN, axes=([1], [2]))                         # (k, 3, 2, s) tangents
+    area = np.linalg.norm(np.cross(d[:, :, 0], d[:, :, 1], axis=1), axis=1) * inside   # (k, s), up to a factor
+    v = np.asarray(values)[faces] @ _N.T                               # (k, s)
     return float((v * area).sum() / area.sum())
 
 
