@@ -35,7 +35,7 @@ def main():
     variants = [("fibres", True)] + ([] if args.no_plain else [("no fibres", None)])
     for label, fibres in variants:
         seg = vf.segment(["L4", "L5"], element_size=args.element_size, fibres=fibres, posterior=False,
-                         materials=MaterialSet(bmd=120.0, annulus="annulus_ground"))
+                         materials=MaterialSet(bmd=120.0, annulus_matrix="annulus_ground"))
         print(f"# {label}: {seg}", flush=True)
         for name, load, metric in (c for c in CASES if c[0].split()[0] in wanted):
             t = time.perf_counter()

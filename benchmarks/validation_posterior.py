@@ -23,8 +23,8 @@ from vertebrafe.simulate import simulate
 
 
 def _fibre_free(bmd):
-    """The fibre-free disc of the documented numbers: no fibres, solid nucleus, 4.2 MPa ground substance."""
-    return dict(fibres=False, nucleus="solid", materials=MaterialSet(bmd=bmd, annulus="annulus_ground"))
+    """The fibre-free disc of the documented numbers: no fibres, solid nucleus, 4.2 MPa homogenised annulus."""
+    return dict(fibres=False, nucleus="solid", materials=MaterialSet(bmd=bmd))
 
 
 def _disc(bmd, fibre_law):
@@ -32,7 +32,7 @@ def _disc(bmd, fibre_law):
     on the validated ground substance ``annulus_matrix`` (solid nucleus)."""
     if fibre_law == "none":
         return _fibre_free(bmd)
-    return dict(fibres=dict(law=fibre_law), materials=MaterialSet(bmd=bmd, annulus="annulus_matrix"))
+    return dict(fibres=dict(law=fibre_law), materials=MaterialSet(bmd=bmd))
 
 
 def facets(h):

@@ -32,13 +32,21 @@ def _bool(text):
     return {"true": True, "false": False}[text.lower()]
 
 
+def _materials(args):
+    """The MaterialSet with ``--annulus`` as the annulus of the disc model asked for (``--fibres``)."""
+    default = inspect.signature(vf.segment).parameters["fibres"].default not in (None, False)
+    fibres = default if args.fibres is None else args.fibres
+    return MaterialSet(bmd=args.bmd, **{"annulus_matrix" if fibres else "annulus": args.annulus})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--element-size", type=float, default=2.0)
     ap.add_argument("--bmd", type=float, default=120.0)
     ap.add_argument("--fibres", type=_bool, default=None, help="true/false (default: segment's default)")
     ap.add_argument("--nucleus", default=None, help="solid/fluid (default: segment's default)")
-    ap.add_argument("--annulus", default=None, help="annulus material (a key of vertebrafe.materials.MATERIALS)")
+    ap.add_argument("--annulus", default=None, help="annulus material (a key of vertebrafe.materials.MATERIALS): the "
+                    "ground substance (MaterialSet.annulus_matrix) with fibres, the homogenised annulus without")
     ap.add_argument("--modes", default=",".join(ROM_MODES), help="comma list of modes of the pure-moment cases")
     ap.add_argument("--convergence", default="", help="comma list of element sizes (mm), coarse to fine")
     ap.add_argument("--posterior", type=_bool, default=False, help="posterior elements (where supported)")
@@ -53,12 +61,13 @@ def main():
         convergence([float(h) for h in args.convergence.split(",")], args, kw)
         return
     if args.annulus is not None:
-        kw["materials"] = MaterialSet(bmd=args.bmd, annulus=args.annulus)
+        kw["materials"] = _materials(args)
     else:
         kw["bmd"] = args.bmd
     seg = vf.segment(["L4", "L5"], element_size=args.element_size, **kw)
     kw.pop("materials", None)
-    print(f"# {seg}; annulus {seg.materials.annulus.name}, fibres {seg.fibres is not None}, nucleus {seg.nucleus}",
+    annulus = seg.materials.annulus_matrix if seg.fibres is not None else seg.materials.annulus
+    print(f"# {seg}; annulus {annulus.name}, fibres {seg.fibres is not None}, nucleus {seg.nucleus}",
           flush=True)
 
     moments = sorted({m for r in ROM_REFERENCES if r.specimen == specimen for m in r.moments if m is not None}) or [7.5]
@@ -123,7 +132,7 @@ def convergence(sizes, args, kw):
         t = time.perf_counter()
         seg_kw = dict(kw)
         if args.annulus is not None:
-            seg_kw["materials"] = MaterialSet(bmd=args.bmd, annulus=args.annulus)
+            seg_kw["materials"] = _materials(args)
         else:
             seg_kw["bmd"] = args.bmd
         seg = vf.segment(["L4", "L5"], element_size=h, **seg_kw)

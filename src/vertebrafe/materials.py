@@ -31,7 +31,7 @@ __all__ = [
     "ash_density", "apparent_density", "bmd_from_apparent_density", "bone_volume_fraction",
     "cancellous_modulus", "cancellous_elasticity", "shear_modulus_axial", "composite_modulus", "mix",
     "compacted_bone_modulus", "bmd_category", "cortical_modulus", "t_score", "bmd_from_t_score", "density_table",
-    "BMD_RANGE", "REGIONS",
+    "BMD_RANGE", "REGIONS", "FIBRE_FREE_ANNULUS", "GROUND_SUBSTANCE",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -399,7 +399,9 @@ MATERIALS: dict[str, Material] = {m.name: m for m in (
     Material("endplate_graded_intermediate", 6000.0, 0.3, _BMRI13, "graded endplate, intermediate ring"),
     Material("endplate_graded_centre", 2000.0, 0.3, _BMRI13, "graded endplate, centre"),
     Material("cartilage_endplate", 24.0, 0.4, _IJSS, "alternatives 50 MPa (BMRI 2013), 10 MPa (JOSR 2021)"),
-    Material("annulus_ground", 4.2, 0.45, _JOSR20 + "; " + _BMRI13, "ground substance without fibres"),
+    Material("annulus_ground", 4.2, 0.45, _JOSR20 + "; " + _BMRI13,
+             "the annulus of the fibre-free disc (MaterialSet.annulus): the ground-substance value of those "
+             "fibre-reinforced models, used here without fibres"),
     Material("annulus_ground_ijss", 1.36, 0.45, _IJSS, "softer ground-substance alternative"),
     Material("annulus_matrix", 0.966, 0.452,
              "BMC MSD 2024, s12891-024-07754-x (PMC11321056) Table 1: Mooney-Rivlin C10 = 0.133, C01 = 0.0333, "
@@ -424,6 +426,13 @@ MATERIALS: dict[str, Material] = {m.name: m for m in (
              "generic FE convention; do not mix with density-based moduli"),
     Material("cancellous_generic_osteoporotic", 34.0, 0.2, _JOSR20, "34 % of normal; generic FE convention"),
 )}
+
+
+#: The annulus of the fibre-free disc (:attr:`MaterialSet.annulus`): isotropic, homogenised.
+FIBRE_FREE_ANNULUS = "annulus_ground"
+#: The ground substance between the collagen fibres of the fibre-reinforced annulus
+#: (:attr:`MaterialSet.annulus_matrix`; the validated fibre disc, docs/validation.md).
+GROUND_SUBSTANCE = "annulus_matrix"
 
 
 def _material(value, field_name):
@@ -618,6 +627,13 @@ class MaterialSet:
     (default) takes the shell modulus from ``bmd`` (:func:`cortical_modulus`: 4700 MPa osteoporotic to
     12 000 MPa normal); give a Material or name (e.g. ``"cortical_shell"``) to fix it. Change a field with
     ``dataclasses.replace(ms, bmd=60)`` or :meth:`with_`.
+
+    The disc's annulus has two entries, one per disc model; the segment picks the one of its disc
+    (:meth:`for_disc`): ``annulus`` (default ``annulus_ground``, 4.2 MPa) is the homogenised annulus of the
+    fibre-free disc (``segment(..., fibres=False)``), ``annulus_matrix`` (default ``annulus_matrix``,
+    0.966 MPa) the ground substance between the collagen fibres of the fibre-reinforced disc (the default
+    segment). Either can be overridden; an override of the entry the segment's disc does not use, with the
+    other left at its default, is an :class:`InputError` (it would be ignored silently).
     """
 
     bmd: float
@@ -625,7 +641,8 @@ class MaterialSet:
     cortical: Material | None = None
     endplate: Material = field(default_factory=lambda: MATERIALS["bony_endplate"])
     cartilage: Material = field(default_factory=lambda: MATERIALS["cartilage_endplate"])
-    annulus: Material = field(default_factory=lambda: MATERIALS["annulus_ground"])
+    annulus: Material = field(default_factory=lambda: MATERIALS[FIBRE_FREE_ANNULUS])
+    annulus_matrix: Material = field(default_factory=lambda: MATERIALS[GROUND_SUBSTANCE])
     nucleus: Material = field(default_factory=lambda: MATERIALS["nucleus"])
     cement: Material = field(default_factory=lambda: MATERIALS["pmma"])
     posterior: Material = field(default_factory=lambda: MATERIALS["posterior_elements"])
@@ -643,7 +660,8 @@ class MaterialSet:
     def __post_init__(self):
         _check_bmd(self.bmd)
         _law(self.law)
-        for name in ("cortical", "endplate", "cartilage", "annulus", "nucleus", "cement", "posterior"):
+        for name in ("cortical", "endplate", "cartilage", "annulus", "annulus_matrix", "nucleus", "cement",
+                     "posterior"):
             if name != "cortical" or self.cortical is not None:
                 object.__setattr__(self, name, _material(getattr(self, name), name))
         _check_range("transverse_ratio", self.transverse_ratio, 0.0, 1.0)
@@ -661,6 +679,23 @@ class MaterialSet:
     def with_(self, **changes):
         """A copy with ``changes`` applied (validated)."""
         return dataclasses.replace(self, **changes)
+
+    def for_disc(self, fibres):
+        """The set as the cells of a disc see it: with ``fibres`` (the fibre-reinforced annulus) a copy whose
+        ``annulus`` is ``annulus_matrix``, the ground substance between the fibres; without, this set (its
+        homogenised ``annulus``). Raises :class:`InputError` where the entry of the other disc model was
+        overridden and this model's left at its default (the override would be ignored)."""
+        used, unused = ("annulus_matrix", "annulus") if fibres else ("annulus", "annulus_matrix")
+        default = {"annulus": MATERIALS[FIBRE_FREE_ANNULUS], "annulus_matrix": MATERIALS[GROUND_SUBSTANCE]}
+        given = getattr(self, unused)
+        if given != default[unused] and getattr(self, used) == default[used] and given != getattr(self, used):
+            disc = ("the fibre-reinforced disc, whose annulus is its ground substance annulus_matrix" if fibres
+                    else "the fibre-free disc (fibres=False), whose annulus is the homogenised annulus")
+            other = "fibres=False" if fibres else "fibres=True"
+            raise InputError(f"materials.{unused} = {given.name!r} ({given.E:g} MPa) is not used by {disc} "
+                             f"(materials.{used} = {getattr(self, used).name!r}, {getattr(self, used).E:g} MPa, "
+                             f"the default); give materials.{used} instead, or build the segment with {other}")
+        return dataclasses.replace(self, annulus=self.annulus_matrix) if fibres else self
 
     # derived scalars
     @property
@@ -809,7 +844,8 @@ class MaterialSet:
                      status="assumption"),
             ]
         for label, m in (("cortical", self.cortical_material), ("endplate", self.endplate), ("cartilage", self.cartilage),
-                         ("annulus", self.annulus), ("nucleus", self.nucleus), ("cement", self.cement),
+                         ("annulus", self.annulus), ("annulus_matrix", self.annulus_matrix), ("nucleus", self.nucleus),
+                         ("cement", self.cement),
                          ("posterior", self.posterior)):
             rows.append(dict(item=f"{label}.E ({m.name})", value=m.E, unit="MPa", source=m.source, status=m.status))
             rows.append(dict(item=f"{label}.nu ({m.name})", value=m.nu, unit="-", source=m.source, status=m.status))
@@ -866,6 +902,10 @@ class LevelMaterials:
             _check_range(f"bmd[{level!r}]", v, *BMD_RANGE, unit="mg/cm^3")
             out[str(level)] = v
         object.__setattr__(self, "bmd", out)
+
+    def for_disc(self, fibres):
+        """A copy whose ``base`` is ``base.for_disc(fibres)`` (see :meth:`MaterialSet.for_disc`)."""
+        return dataclasses.replace(self, base=self.base.for_disc(fibres))
 
     def for_level(self, level):
         """The :class:`MaterialSet` of vertebra ``level`` (``base`` with that vBMD)."""

@@ -292,31 +292,35 @@ def test_toe_region_softens_small_torsion_of_the_disc(seg):
     assert 0.3 < taut < 0.7                                 # one family of each criss-cross pair
 
 
-def test_fibres_take_their_ground_substance_where_the_materials_are_built_from_the_vbmd():
-    """The fibres' ground substance is ``annulus_matrix`` (the calibrated, validated disc): a segment with fibres
-    whose materials are built from ``bmd`` gets it (one vBMD or one per vertebra), and so does a case file with
-    fibres; without fibres, or with a MaterialSet given, the annulus is the one chosen (default
-    ``annulus_ground``, the fibre-free disc)."""
+def test_the_disc_model_picks_its_annulus_from_the_material_set():
+    """One MaterialSet serves both disc models: the fibre-reinforced annulus takes ``annulus_matrix`` (the ground
+    substance between the fibres, 0.966 MPa), the fibre-free one ``annulus`` (the homogenised annulus, 4.2 MPa),
+    whether the set is built from ``bmd`` (one vBMD or one per vertebra), given, or built by a case file."""
     import textwrap
 
     import vertebrafe.case as vc
     from vertebrafe.materials import MATERIALS, MaterialSet
 
     def annulus_E(seg):
-        return float(seg.elasticity[seg.mesh.cells_in("region", "annulus")][:, 0, 0].max())
+        E = seg.elasticity[seg.mesh.cells_in("region", "annulus")][:, 0, 0]
+        assert E.min() == E.max()
+        return float(E[0])
 
     lam = MATERIALS["annulus_matrix"].elasticity()[0, 0]
     ground = MATERIALS["annulus_ground"].elasticity()[0, 0]
     kw = dict(element_size=6.0, posterior=False)
     fib = vf.segment(["L4", "L5"], bmd=120.0, fibres=True, **kw)
-    assert fib.materials.annulus.name == "annulus_matrix" and annulus_E(fib) == pytest.approx(lam, rel=1e-12)
+    assert fib.materials.annulus_matrix.name == "annulus_matrix" and annulus_E(fib) == pytest.approx(lam, rel=1e-12)
+    assert fib.materials.annulus.name == "annulus_ground"            # the set itself is not changed
     per = vf.segment(["L4", "L5"], bmd={"L4": 110.0, "L5": 130.0}, fibres=True, **kw)
-    assert per.materials.base.annulus.name == "annulus_matrix"
-    plain = vf.segment(["L4", "L5"], bmd=120.0, **kw)
-    assert plain.materials.annulus.name == "annulus_ground" and annulus_E(plain) == pytest.approx(ground, rel=1e-12)
+    assert annulus_E(per) == pytest.approx(lam, rel=1e-12)
     given = vf.segment(["L4", "L5"], fibres=True, materials=MaterialSet(bmd=120.0), **kw)
-    assert given.materials.annulus.name == "annulus_ground"
-    assert vf.segment(["L1"], bmd=120.0, fibres=True, element_size=6.0).materials.annulus.name == "annulus_ground"
+    assert annulus_E(given) == pytest.approx(lam, rel=1e-12)
+    plain = vf.segment(["L4", "L5"], bmd=120.0, fibres=False, **kw)
+    assert annulus_E(plain) == pytest.approx(ground, rel=1e-12)
+    given_plain = vf.segment(["L4", "L5"], fibres=False, materials=MaterialSet(bmd=120.0), **kw)
+    assert annulus_E(given_plain) == pytest.approx(ground, rel=1e-12)
+    assert vf.segment(["L1"], bmd=120.0, fibres=True, element_size=6.0).fibres is None
     case = vc.parse_case(vc.tomllib.loads(textwrap.dedent('''
         [segment]
         levels = "L4-L5"
@@ -328,4 +332,51 @@ def test_fibres_take_their_ground_substance_where_the_materials_are_built_from_t
         [load]
         compression = 500.0
         ''')))
-    assert vc.build_segment(case).materials.annulus.name == "annulus_matrix"
+    assert annulus_E(vc.build_segment(case)) == pytest.approx(lam, rel=1e-12)
+
+
+def test_an_explicit_annulus_is_honoured_by_its_disc_model_and_refused_by_the_other():
+    """Overrides: ``annulus_matrix`` sets the fibre disc's ground substance, ``annulus`` the fibre-free disc's
+    annulus, each used as given; ``annulus="annulus_matrix"`` with fibres names the ground substance itself (no
+    conflict). An override of the entry the disc does not use, with its own entry at the default, is refused
+    naming the field, the value and the entry to give; with both entries given each model takes its own."""
+    from vertebrafe.materials import MATERIALS, Material, MaterialSet
+
+    def annulus_E(seg):
+        return float(seg.elasticity[seg.mesh.cells_in("region", "annulus")][:, 0, 0].max())
+
+    kw = dict(element_size=6.0, posterior=False)
+    soft = Material("soft_ground", 0.5, 0.45, "test")
+    stiff = Material("stiff_annulus", 8.0, 0.45, "test")
+    assert annulus_E(vf.segment(["L4", "L5"], fibres=True, materials=MaterialSet(bmd=120.0, annulus_matrix=soft),
+                                **kw)) == pytest.approx(soft.elasticity()[0, 0], rel=1e-12)
+    assert annulus_E(vf.segment(["L4", "L5"], fibres=False, materials=MaterialSet(bmd=120.0, annulus=stiff),
+                                **kw)) == pytest.approx(stiff.elasticity()[0, 0], rel=1e-12)
+    legacy = vf.segment(["L4", "L5"], fibres=True, materials=MaterialSet(bmd=120.0, annulus="annulus_matrix"), **kw)
+    assert annulus_E(legacy) == pytest.approx(MATERIALS["annulus_matrix"].elasticity()[0, 0], rel=1e-12)
+    with pytest.raises(InputError, match=r"materials\.annulus = 'stiff_annulus' \(8 MPa\).*annulus_matrix.*fibres=False"):
+        vf.segment(["L4", "L5"], fibres=True, materials=MaterialSet(bmd=120.0, annulus=stiff), **kw)
+    with pytest.raises(InputError, match=r"materials\.annulus_matrix = 'soft_ground'.*materials\.annulus.*fibres=True"):
+        vf.segment(["L4", "L5"], fibres=False, materials=MaterialSet(bmd=120.0, annulus_matrix=soft), **kw)
+    with pytest.raises(InputError, match=r"materials\.annulus = 'stiff_annulus'"):
+        vf.segment(["L4", "L5"], fibres=True, bmd={"L4": 110.0, "L5": 130.0},
+                   materials=MaterialSet(bmd=120.0, annulus=stiff), **kw)
+    both = MaterialSet(bmd=120.0, annulus=stiff, annulus_matrix=soft)
+    assert annulus_E(vf.segment(["L4", "L5"], fibres=True, materials=both, **kw)) == pytest.approx(
+        soft.elasticity()[0, 0], rel=1e-12)
+    assert annulus_E(vf.segment(["L4", "L5"], fibres=False, materials=both, **kw)) == pytest.approx(
+        stiff.elasticity()[0, 0], rel=1e-12)
+
+
+def test_a_region_mapping_names_the_ground_substance_of_a_fibre_disc():
+    """A ``{region: (E, nu)}`` mapping: the fibre disc's annulus cells take its ``"annulus_matrix"`` entry; one with
+    only ``"annulus"`` (the fibre-free disc's) is refused for a fibre disc, naming the missing entry."""
+    kw = dict(element_size=6.0, posterior=False)
+    regions = {"cortex": (12000.0, 0.3), "endplate": (1000.0, 0.2), "cancellous": (100.0, 0.2),
+               "nucleus": (1.0, 0.499), "annulus": (4.2, 0.45)}
+    plain = vf.segment(["L4", "L5"], fibres=False, materials=regions, **kw)
+    assert float(plain.mesh.cell_data["modulus"][plain.mesh.cells_in("region", "annulus")].max()) == pytest.approx(4.2)
+    with pytest.raises(InputError, match="no entry for region 'annulus_matrix'"):
+        vf.segment(["L4", "L5"], fibres=True, materials=regions, **kw)
+    fib = vf.segment(["L4", "L5"], fibres=True, materials={**regions, "annulus_matrix": (0.966, 0.452)}, **kw)
+    assert float(fib.mesh.cell_data["modulus"][fib.mesh.cells_in("region", "annulus")].max()) == pytest.approx(0.966)

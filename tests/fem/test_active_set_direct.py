@@ -115,14 +115,17 @@ def fibre_seg():
     return vf.segment("L4-L5", bmd=120.0, element_size=6.0, posterior=True, fibres=True, nucleus="solid")
 
 
-@pytest.mark.parametrize("columns", [0, 1150])
-def test_fibre_model_equals_factorising_every_set(fibre_seg, columns, monkeypatch):
+@pytest.mark.parametrize("columns, short", [(0, active_set.LOOSE_MAXITER), (1150, active_set.LOOSE_MAXITER),
+                                            (0, None)])
+def test_fibre_model_equals_factorising_every_set(fibre_seg, columns, short, monkeypatch):
     """Toe-region annulus fibres on the validated ground substance (five stacked springs each; 1145 springs
     change state in the first step, then 307, 229, ...): the direct loop gives the displacements and the final
     active set of factorising every trial set, whether it iterates (CG preconditioned by the reference
     factorisation) from the first step (no columns allowed) or after a first step in the springs' space
-    (1150 columns allowed: the first step's 1145, not the 1185 the whole loop would need)."""
+    (1150 columns allowed: the first step's 1145, not the 1185 the whole loop would need), with short CG solves
+    while the set moves (``LOOSE_MAXITER``) or with every step solved to ``LOOSE_RTOL`` (``short=None``)."""
     monkeypatch.setattr(active_set, "MAX_COLUMNS", {"partial": columns, "full": columns})
+    monkeypatch.setattr(active_set, "LOOSE_MAXITER", short)
     sol = _check_against_reference(*build_model(fibre_seg, Load(compression=500.0, flexion=7.5)))
     assert sol.info["active_set_iterations"] >= 3
     assert sol.spring_active["annulus_fibres"].sum() > 100

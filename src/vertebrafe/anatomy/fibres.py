@@ -36,6 +36,7 @@ import numpy as np
 
 from ..elements import hex8_shape, hex8_shape_gradients
 from ..errors import InputError
+from ..materials import GROUND_SUBSTANCE  # noqa: F401  (the fibres' ground substance: MaterialSet.annulus_matrix)
 from .vertebra import REGION_CODES, cross_section_topology
 
 __all__ = ["AnnulusFibres", "annulus_fibre_springs", "FIBRE_SET", "nucleus_cavities", "lamina_stiffness",
@@ -44,9 +45,6 @@ __all__ = ["AnnulusFibres", "annulus_fibre_springs", "FIBRE_SET", "nucleus_cavit
 #: Name of the spring set that holds the annulus fibres.
 FIBRE_SET = "annulus_fibres"
 
-#: Annulus material the fibres are embedded in (the validated fibre disc, docs/materials.md): the annulus of
-#: every MaterialSet that segment(), image_segment() and case files build from the vBMD when fibres are on.
-GROUND_SUBSTANCE = "annulus_matrix"
 
 #: Fibre strains at which the ``"exponential"`` law is interpolated (its piecewise-linear form).
 EXPONENTIAL_BREAKS = (0.0, 0.02, 0.04, 0.06, 0.08, 0.10)

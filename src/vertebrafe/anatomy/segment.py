@@ -23,7 +23,7 @@ import numpy as np
 from ..deprecation import moved
 from ..errors import InputError
 from .assignment import resolve_materials, with_materials
-from .fibres import GROUND_SUBSTANCE, AnnulusFibres, annulus_fibre_springs, nucleus_cavities
+from .fibres import AnnulusFibres, annulus_fibre_springs, nucleus_cavities
 from .grading import grading_curves
 from .disc import DISC_REFINEMENT, disc_layer_count, disc_layers, disc_rim_heights, disc_regions, disc_wedge, stack_frame
 from .levels import (DiscDimensions, adjacent_discs, level_dimensions, level_order, segment_names,
@@ -302,9 +302,11 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     fibres : bool or AnnulusFibres, optional
         Reinforce the annulus with tension-only collagen fibres (:mod:`vertebrafe.anatomy.fibres`): True
         for the published defaults of :class:`AnnulusFibres`, or an instance; None/False (default): none.
-        Their ground substance is ``annulus_matrix`` (the validated disc, docs/validation.md): with
-        ``materials=None`` the MaterialSet built from ``bmd`` takes it; a ``materials`` given is used as it
-        is (give it ``annulus="annulus_matrix"``). A single vertebra has no disc and no fibres.
+        The annulus cells take the MaterialSet's entry of the disc model: with fibres ``annulus_matrix``
+        (the ground substance between the fibres, default 0.966 MPa: the validated disc, docs/validation.md),
+        without ``annulus`` (the fibre-free disc's homogenised annulus, default 4.2 MPa); see
+        :meth:`MaterialSet.for_disc <vertebrafe.materials.MaterialSet.for_disc>`. A single vertebra has no
+        disc and no fibres.
     nucleus : ``"solid"`` or ``"fluid"``
         ``"solid"`` (default): the nucleus cells alone (nu = 0.499); ``"fluid"`` adds a fluid-filled cavity
         per disc (water's bulk modulus) around the nucleus cells: one uniform, nearly incompressible
@@ -336,9 +338,7 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     names = segment_names(order)
     fibre_spec = _fibres(fibres)                    # checked even without a disc to reinforce
     curves = grading_curves(grading)
-    # the fibres' own ground substance where the materials are built here from the vBMD
-    materials = resolve_materials(bmd, materials, order,
-                                  GROUND_SUBSTANCE if fibre_spec is not None and len(order) > 1 else None)
+    materials = resolve_materials(bmd, materials, order)
     given_frames = _check_frames(frames, order)
     overrides = dict(overrides or {})
     bad = sorted(set(overrides) - set(names))

@@ -48,7 +48,6 @@ def build_segment(case, progress=None, *, force=False):
     offset that leaves the body is refused by the treatment itself).
     """
     from ..anatomy import segment
-    from ..anatomy.fibres import GROUND_SUBSTANCE
     from ..clinical import fracture, kyphoplasty, vertebroplasty
     from ..materials import MaterialSet
     from ..resources import check_memory, estimate_segment
@@ -62,8 +61,7 @@ def build_segment(case, progress=None, *, force=False):
     # with per-level or image vBMD the set's own bmd is a placeholder: every bone cell takes its level's
     # (or, from an image, its own) value
     mean = sum(b.bmd.values()) / len(b.bmd) if per_level else (b.bmd if b.bmd is not None else 100.0)
-    materials = MaterialSet(bmd=mean, law=b.law, anisotropic=b.anisotropic, transverse_ratio=b.transverse_ratio,
-                            **({"annulus": GROUND_SUBSTANCE} if s.fibres else {}))
+    materials = MaterialSet(bmd=mean, law=b.law, anisotropic=b.anisotropic, transverse_ratio=b.transverse_ratio)
     step("mesh")
     if case.image is not None:
         from ..image import image_segment

@@ -166,7 +166,7 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
         Field("disc_refinement", "float", _default(_segment, "disc_refinement"), "disc element layers per element_size of disc height", "",
               0.5, 4.0, source="vertebrafe.anatomy.disc.DISC_REFINEMENT (docs/anatomy.md)"),
         Field("fibres", "bool", False, "tension-only collagen fibres in the annulus (published angles, toe-region law of O'Connell 2012; "
-              "solved by the active-set loop) on their ground substance annulus_matrix", source="vertebrafe.anatomy.fibres (docs/anatomy.md, docs/materials.md)"),
+              "solved by the active-set loop) on their ground substance (MaterialSet.annulus_matrix, 0.966 MPa)", source="vertebrafe.anatomy.fibres (docs/anatomy.md, docs/materials.md)"),
         Field("posterior", "bool", _default(_segment, "posterior"), "posterior elements (pedicles, laminae, processes), facet joints "
               "(compression-only) and ligaments (tension-only); parametric segments only",
               source="vertebrafe.anatomy.posterior, vertebrafe.anatomy.ligaments (docs/anatomy.md, docs/materials.md)"),

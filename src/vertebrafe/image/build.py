@@ -217,7 +217,6 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
     from scipy.ndimage import distance_transform_edt
 
     from ..anatomy import DEFAULT_CORTEX_THICKNESS, DEFAULT_ENDPLATE_THICKNESS, level_dimensions, segment
-    from ..anatomy.fibres import GROUND_SUBSTANCE
     from ..anatomy.disc import DISC_REFINEMENT
     from ..materials import LevelMaterials, MaterialSet
 
@@ -324,8 +323,7 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
         sel = cort & (mesh.cell_data["level"] == level_code[v])
         field[sel] = bmd[v]
     mesh.set_cell_data("bmd", field)
-    base = materials if materials is not None else MaterialSet(
-        bmd=float(np.mean(list(bmd.values()))), **({"annulus": GROUND_SUBSTANCE} if seg.fibres is not None else {}))
+    base = materials if materials is not None else MaterialSet(bmd=float(np.mean(list(bmd.values()))))
     seg = seg.with_materials(LevelMaterials(base, bmd))
     seg.source = _source(ct, labels, cal, bmd, bmd_margin, pv_margin, fits, arch,
                          dict(geometry="template", clipped_cells=clipped))
