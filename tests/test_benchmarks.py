@@ -13,6 +13,7 @@ BENCH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 
 SMOKE = {
     "bench_core.py": ["--sizes", "1k", "--no-skfem", "--repeats", "1"],
+    "amg_profile.py": ["--size", "1k"],
     "bench_voxel_assembly.py": ["--n", "4", "--repeats", "1", "--out", "{tmp}/K"],
     "bench_simulate.py": ["--levels", "L1-L2", "--element-size", "6"],
     "amg_variants.py": ["--levels", "L1-L2", "--element-size", "6", "--variants", "baseline,schwarz:annulus+nucleus"],
