@@ -54,12 +54,16 @@ def test_unipedicular_fill_bends_laterally(coarse):
         t = vertebroplasty(coarse, "L1", fill=0.3, approach=approach, side="left")
         model, plate = _plate_model(t)
         plate.load(force=(0.0, 0.0, -1000.0))
-        sol = model.solve(solver="amg", rtol=1e-8)
+        sol = model.solve(solver="direct")
         rot[approach] = sol.plate_motion(plate)[1]
     # cement on the left (-x) stiffens the left side: the right side sinks more, a positive rotation about
-    # +y (u_z = -omega_y x); the bipedicular fill is symmetric
+    # +y (u_z = -omega_y x); the bipedicular fill (the default fitted bolus) is mirror-symmetric, like the
+    # mesh (to about 1e-11 mm), so under the symmetric load its lateral bending and axial rotation vanish
+    # to round-off of the direct solve (one node snapped to one side only gave 1e-7 rad, 5e-4 of the
+    # unipedicular bending)
     assert rot["unipedicular"][1] > 1e-4
-    assert abs(rot["bipedicular"][1]) < 0.02 * rot["unipedicular"][1]
+    assert abs(rot["bipedicular"][1]) < 1e-9 * rot["unipedicular"][1]
+    assert abs(rot["bipedicular"][2]) < 1e-9 * rot["unipedicular"][1]
 
 
 def test_stiffness_increases_with_fill(coarse):

@@ -15,7 +15,9 @@ Edge snapping:
    crosses the surface; the crossing seen from each endpoint (the root of ``g_a`` along the edge,
    bisection) is that endpoint's move, and the endpoint with the shorter move goes, if it may move (every
    cell around it is a cancellous cell of the level) and the move is at most half the edge;
-3. a node chosen by several edges takes its shortest move. Nodes therefore move along mesh lines (a
+3. a node chosen by several edges takes its shortest move; it stays if that move is tied with one to
+   another place (a node on the mid-plane between two mirror-image boluses), which keeps a symmetric
+   bolus symmetric. Nodes therefore move along mesh lines (a
    column for the slab planes, a grid line of the node layer for the sides of the ellipsoids) by at most
    half an edge, onto the surface;
 4. guard: a cell whose minimum corner scaled Jacobian falls below ``min(MIN_SCALED_JACOBIAN, its value
@@ -52,6 +54,8 @@ HEX_DIAGONALS = np.array([(0, 2), (1, 3), (4, 6), (5, 7), (0, 5), (1, 4), (1, 6)
                           (0, 7), (0, 6), (1, 7), (2, 4), (3, 5)])
 _TOL = 1e-10
 _BISECTIONS = 52
+#: Moves (fractions of their segments) this close are tied; the mesh is mirror-symmetric to about 1e-11 mm.
+_TIE = 1e-8
 
 
 def _corner_scaled_jacobian(points, cells):
@@ -155,8 +159,15 @@ def _moves(g, points, e, movable):
     idx = (pick * e.shape[0] + np.arange(e.shape[0]))[chosen]
     node, fr, pos = cand_node[idx], cand_frac[idx], cand_pos[idx]
     order = np.lexsort((fr, node))
-    first = order[np.unique(node[order], return_index=True)[1]]
-    return node[first], pos[first]
+    start = np.unique(node[order], return_index=True)[1]
+    first = order[start]
+    # a node whose shortest move is tied with a move elsewhere (a node on the mid-plane between two
+    # mirror-image boluses) stays: either choice would break the model's mirror symmetry
+    second = order[np.minimum(start + 1, order.size - 1)]
+    tied = ((start + 1 < order.size) & (node[second] == node[first]) & (fr[second] - fr[first] <= _TIE)
+            & (np.linalg.norm(pos[second] - pos[first], axis=1)
+               > _TIE * np.linalg.norm(pos[first] - points[node[first]], axis=1)))
+    return node[first[~tied]], pos[first[~tied]]
 
 
 def snap_points(segment, level, points, eligible_cells, centres, rots, axes, extent):
