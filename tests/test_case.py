@@ -180,6 +180,28 @@ def test_missing_file(tmp_path):
         vc.load_case(tmp_path / "nope.toml")
 
 
+@pytest.mark.parametrize("treatment, fragments", [
+    ({"kind": "vertebroplasty", "fill": 0.95}, ["treatment.fill = 0.95 does not fit in L1", "allowed fill (0, 0."]),
+    ({"kind": "vertebroplasty", "volume": 19.0}, ["treatment.volume = 19.0 mL does not fit", "allowed volume (0, "]),
+    ({"kind": "vertebroplasty", "volume": 2.0, "offset": [0.0, 19.0, 0.0]},
+     ["treatment.offset = (0.0, 19.0, 0.0) mm", "outside the vertebral body of L1", "allowed (mm): dx in ["]),
+    ({"kind": "kyphoplasty", "volume": 2.0, "offset": [15.0, 0.0, 0.0]},
+     ["treatment.offset = (15.0, 0.0, 0.0) mm", "outside the vertebral body"]),
+    ({"kind": "vertebroplasty", "volume": 2.0, "layer_modulus": 100.0},
+     ["treatment.layer_modulus = 100.0 needs treatment.interface = 'layer'"]),
+])
+def test_treatment_refused_at_build_names_the_case_key(treatment, fragments):
+    """Values the schema cannot check alone (they depend on the meshed vertebra) are refused by the
+    treatment; the message names the key as the case file spells it, its value and the allowed range."""
+    case = vc.parse_case({"segment": {"levels": "L1", "element_size": 4.0}, "bone": {"bmd": 80.0},
+                          "fracture": {"level": "L1", "grade": 2}, "treatment": treatment,
+                          "load": {"compression": 800.0}})
+    with pytest.raises(vc.CaseError) as err:
+        vc.build_segment(case)
+    for fragment in fragments:
+        assert fragment in str(err.value)
+
+
 def test_validation_happens_before_meshing(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(vertebrafe.anatomy, "segment", lambda *a, **k: calls.append(1))

@@ -79,7 +79,7 @@ def test_offset_that_leaves_the_body_is_an_error():
 
 def test_a_volume_the_mesh_cannot_resolve_is_an_error():
     with pytest.raises(InputError, match=r"treatment.volume = 1e-09: the cement placed in L1 is .* off the "
-                                         r"requested volume \(allowed within 10 %\)"):
+                                         r"requested volume \(allowed within 5 %\)"):
         build_segment(with_treatment(kind="vertebroplasty", volume=1e-9))
 
 

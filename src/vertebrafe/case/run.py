@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from typing import Mapping
@@ -87,23 +88,40 @@ def build_segment(case, progress=None, *, force=False):
                        damage_factor=f.damage_factor, damage_strength_factor=f.damage_strength_factor)
     t = case.treatment
     offset = t.offset if t.offset is not None else (0.0, 0.0, 0.0)
-    if t.kind == "vertebroplasty":
-        step("vertebroplasty")
-        seg = vertebroplasty(seg, t.level, volume=t.volume, fill=t.fill, approach=t.approach, side=t.side,
-                                material=t.material, offset=offset, vertical_extent=t.vertical_extent,
-                                interface=t.interface, layer_thickness=t.layer_thickness,
-                                layer_modulus=t.layer_modulus, surface=t.surface, placement=t.placement)
-    elif t.kind == "kyphoplasty":
-        step("kyphoplasty")
-        seg = kyphoplasty(seg, t.level, restoration=t.restoration, volume=t.volume, balloons=t.balloons,
-                             rim_thickness=t.rim_thickness, offset=offset, vertical_extent=t.vertical_extent)
+    try:
+        if t.kind == "vertebroplasty":
+            step("vertebroplasty")
+            seg = vertebroplasty(seg, t.level, volume=t.volume, fill=t.fill, approach=t.approach, side=t.side,
+                                 material=t.material, offset=offset, vertical_extent=t.vertical_extent,
+                                 interface=t.interface, layer_thickness=t.layer_thickness,
+                                 layer_modulus=t.layer_modulus, surface=t.surface, placement=t.placement)
+        elif t.kind == "kyphoplasty":
+            step("kyphoplasty")
+            seg = kyphoplasty(seg, t.level, restoration=t.restoration, volume=t.volume, balloons=t.balloons,
+                              rim_thickness=t.rim_thickness, offset=offset, vertical_extent=t.vertical_extent)
+    except InputError as exc:
+        raise _treatment_error(exc) from exc
     if t.kind != "none":
         _check_volume(case, seg)
     return seg
 
 
+def _treatment_error(exc):
+    """``exc`` of a treatment that the case file's values were refused by (a fill that does not fit, a bolus
+    outside the body, a key that needs another one), as a :class:`CaseError` naming the key as the case
+    file spells it (``treatment.fill = ...``); other errors unchanged."""
+    from .schema import SCHEMA
+    msg = str(exc)
+    name = msg.split(" = ", 1)[0]
+    if " = " not in msg or name not in {f.name for f in SCHEMA["treatment"]}:
+        return exc
+    for f in SCHEMA["treatment"]:             # other keys the message names: "layer_modulus needs interface = ..."
+        msg = re.sub(rf"(?<![\w.]){f.name} = ", f"treatment.{f.name} = ", msg)
+    return CaseError(msg)
+
+
 #: Largest relative difference between the requested and the achieved cement volume of a case.
-VOLUME_TOLERANCE = 0.10
+VOLUME_TOLERANCE = 0.05
 
 
 def _check_volume(case, seg):
