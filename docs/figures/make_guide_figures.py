@@ -3,7 +3,8 @@
 1. ``guide_study.png``: the study figure of ``vertebrafe.study`` for a grade study (T12-L2, vBMD
    60 mg/cm^3, wedge fracture of L1 of Genant grade 1-3, untreated (NSM) / bipedicular vertebroplasty /
    kyphoplasty at 50 % restoration, 500 N + 7.5 N m flexion): 95th-percentile von Mises stress of the
-   adjacent vertebrae relative to NSM against the grade.
+   adjacent vertebrae (region ``body``: the whole vertebra, the same cells in every case) relative to NSM
+   against the grade.
 2. ``guide_clip_cement.png``: the grade-2 vertebroplasty of the study (its result folder) cut on a
    parasagittal plane through the cement (``clip="sagittal", through="cement"``), von Mises stress of the
    cancellous bone and of the cement-bone composite, each with its own colour range and scalar bar
@@ -35,7 +36,7 @@ def definition(element_size):
             {"name": "BKP", "set": {"treatment.kind": "kyphoplasty", "treatment.restoration": 0.5}},
         ],
         "summary": {"reference": "NSM",
-                    "plots": [{"name": "adjacent_von_mises_p95", "metric": "von_mises_p95", "region": "bone",
+                    "plots": [{"name": "adjacent_von_mises_p95", "metric": "von_mises_p95", "region": "body",
                                "relation": "adjacent", "x": "fracture.grade", "formats": "png"}]},
     }
 
