@@ -23,12 +23,17 @@ select a part of the study. ``--edge`` adds to every in-situ kyphoplasty row whe
 from (``edge_profile``): the change of length of L1's node columns (superior minus inferior endplate
 node, mm, negative = shorter; rigid motion cancels) averaged with the endplate area in rings of the
 horizontal distance from the nearest balloon axis (local frame, mm, the balloon section's axes scaled to
-their geometric mean), with each ring's area (mm^2). The
+their geometric mean), with each ring's area (mm^2). ``--grading FACTOR,WIDTH,REACH`` grades the
+in-plane grid of every state toward the edges of the BKP balloons' contact faces
+(:func:`vertebrafe.clinical.contact_face_grading` on the ungraded 2 mm kyphoplasty, the same curves at
+every size; docs/anatomy.md "In-plane grading"); each row then records ``grading`` and the stack's
+``min_scaled_jacobian``. The
 ``time`` of a row is wall clock, ``cpu`` the worker's process CPU time. Prints a table (and writes ``--json``) with the change from 2 to 1 mm and
 from 1.5 to 0.75 mm. Usage::
 
     python benchmarks/convergence_cement.py --sizes 2,1.5,1,0.75 --workers 8 --threads 2 --json out.json
     python benchmarks/convergence_cement.py --sizes 4,3 --workers 2        # a quick look
+    python benchmarks/convergence_cement.py --sizes 2,1 --states BKP --kinds in_situ --edge --grading 0.5,1.5,4
 
 Units: mm, N, N/mm; times in s.
 """
