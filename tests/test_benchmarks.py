@@ -20,6 +20,7 @@ SMOKE = {
     "bench_study_groups.py": ["--levels", "L1-L2", "--element-size", "6", "--presets", "2"],
     "convergence_anatomy.py": ["--sizes", "6", "--no-segment"],
     "convergence_cement.py": ["--sizes", "8", "--workers", "1", "--states", "intact,VP15"],
+    "convergence_metrics.py": ["--sizes", "8", "--states", "NSM,VP"],
     "remeasure_treated.py": ["--element-size", "8"],
     "strength_treated.py": ["--element-size", "8", "--cases", "intact,nsm"],
     "validation_anatomy.py": ["--sizes", "6"],

@@ -1,0 +1,124 @@
+#!/usr/bin/env python
+"""Mesh convergence of the reported metrics of treated vertebrae: per-tissue and reference-volume stresses,
+adjacent-level ratios, factor of risk and overload index (the numbers of example 3 and the bundled study).
+
+Model: example 3 (docs/examples/03_compare_treatments.py): T12-L2 with the default posterior elements, vBMD
+80, grade-2 wedge fracture of L1, then untreated (NSM), bipedicular vertebroplasty of 4 mL (the default
+fitted bolus) or balloon kyphoplasty (4.8 mL, restoration 0.5, two balloons); 800 N compression with a
+7.5 N m flexion moment. Per element size and state one process (``--sizes`` run coarsest first, one at a time
+so that only one model is in memory); solver ``--solver`` (default ``auto``) to ``rtol`` 1e-8.
+
+Recorded per vertebra (T12, L1, L2) and region (reference volumes ``body`` and ``core``; tissues
+``cortex``, ``endplate``, ``cancellous``, ``cement_bone``, ``cement``, ``compacted_bone``): the von Mises
+95th percentile and mean (MPa); per vertebra the factor of risk (800 N over the yield-volume strength of
+the vertebra alone between rigid plates), the plate stiffness (N/mm) and the in-situ overload index
+(yield-volume). The table gives every value per size, its ratio to NSM at the same size (the reported
+ratio; for the tissues a treatment adds, cement-bone composite, PMMA and compacted rim, the ratio to the NSM
+cancellous bone they replaced) and the change of the ratio (or, for NSM, of the value) between consecutive
+sizes. Usage::
+
+    python benchmarks/convergence_metrics.py --sizes 3,2,1.5 --json out.json
+    python benchmarks/convergence_metrics.py --sizes 1 --solver amg --json fine.json   # add a size later
+    python benchmarks/convergence_metrics.py --table out.json fine.json                # table of saved runs
+
+Units: mm, N, MPa, N/mm; times in s (``cpu``: the worker's process CPU time).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+STATES = ("NSM", "VP", "BKP")
+LEVELS = ("T12", "L1", "L2")
+REGIONS = ("body", "core", "cortex", "endplate", "cancellous", "cement_bone", "cement", "compacted_bone")
+STRESSES = ("von_mises_p95", "von_mises_mean")
+ADDED = ("cement_bone", "cement", "compacted_bone")       # tissues a treatment adds
+PER_LEVEL = ("factor_of_risk", "plate_stiffness", "overload_index_yield")
+
+
+def _state(h, name):
+    import vertebrafe as vf
+    nsm = vf.fracture(vf.segment("T12-L2", bmd=80.0, element_size=h), "L1", kind="wedge", grade=2)
+    if name == "NSM":
+        return nsm
+    if name == "VP":
+        return vf.vertebroplasty(nsm, "L1", volume=4.0, approach="bipedicular")
+    return vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8, balloons=2)
+
+
+def job(h, name, solver):
+    """Metrics of one state at element size ``h`` (module docstring)."""
+    from vertebrafe.loads import Load
+    from vertebrafe.simulate import simulate
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    r = simulate(_state(h, name), Load(compression=800.0, flexion=7.5, name="flexion_800N"), case=name,
+                 solver=solver, rtol=1e-8)
+    df = r.metrics
+    keep = df["level"].isin(LEVELS) & ((df["metric"].isin(STRESSES) & df["region"].isin(REGIONS))
+                                       | df["metric"].isin(PER_LEVEL))
+    values = {f"{m}|{lv}|{rg}": float(v) for m, lv, rg, v in df[keep][["metric", "level", "region", "value"]]
+              .itertuples(index=False)}
+    return dict(h=h, state=name, dofs=int(r.solution.info["dofs"]), solver=r.solution.info.get("solver"),
+                time=time.perf_counter() - t0, cpu=time.process_time() - c0, values=values)
+
+
+def table(rows):
+    """Markdown table of the rows (see the module docstring)."""
+    sizes = sorted({r["h"] for r in rows}, reverse=True)
+    val = {(r["h"], r["state"]): r["values"] for r in rows}
+    keys = sorted({k for r in rows for k in r["values"]},
+                  key=lambda k: (k.split("|")[0], LEVELS.index(k.split("|")[1]), k.split("|")[2]))
+    out = ["| state | metric | level | region | " + " | ".join(f"{h:g} mm" for h in sizes) + " | "
+           + " | ".join(f"{a:g} -> {b:g} mm" for a, b in zip(sizes, sizes[1:])) + " |",
+           "|---|---|---|---|" + "---|" * (2 * len(sizes) - 1)]
+    for state in STATES:
+        for k in keys:
+            got = [val.get((h, state), {}).get(k) for h in sizes]
+            if all(g is None for g in got):
+                continue
+            if state != "NSM":
+                m, lv, rg = k.split("|")
+                ref_key = f"{m}|{lv}|cancellous" if rg in ADDED else k     # the bone the cement replaced
+                ref = [val.get((h, "NSM"), {}).get(ref_key) for h in sizes]
+                got = [g / n if g is not None and n else None for g, n in zip(got, ref)]
+            cells = ["-" if g is None else (f"{g:.3f}" if state != "NSM" or abs(g) < 100 else f"{g:,.0f}")
+                     for g in got]
+            steps = ["-" if a is None or b is None or not a else f"{b / a - 1:+.1%}" for a, b in zip(got, got[1:])]
+            m, lv, rg = k.split("|")
+            out.append(f"| {state if state == 'NSM' else state + ' / NSM'} | {m} | {lv} | {rg} | "
+                       + " | ".join(cells + steps) + " |")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="3,2")
+    ap.add_argument("--states", default=",".join(STATES))
+    ap.add_argument("--solver", default="auto", choices=["auto", "direct", "amg"])
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--table", nargs="*", default=None, help="print the table of saved --json files and exit")
+    a = ap.parse_args(argv)
+    if a.table is not None:
+        rows = [r for p in a.table for r in json.load(open(p))]
+        print(table(rows))
+        return 0
+    rows = []
+    for h in sorted((float(s) for s in a.sizes.split(",")), reverse=True):
+        for name in a.states.split(","):
+            with ProcessPoolExecutor(max_workers=1) as ex:          # one model in memory at a time
+                r = ex.submit(job, h, name, a.solver).result()
+            rows.append(r)
+            print(json.dumps({k: v for k, v in r.items() if k != "values"}), flush=True)
+            if a.json:
+                with open(a.json, "w") as fh:
+                    json.dump(rows, fh, indent=1)
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
