@@ -23,7 +23,8 @@ assembled once and the springs enter as a sparse low-rank term.
   springs' space (:class:`LowRank`): with ``S = G A0^-1 G^T`` (one kept column per spring whose state ever
   differed from the reference; PARDISO computes it by a partial solve) every trial set costs a dense system
   of the springs that differ, by the Woodbury identity, and the displacements are solved once, for the
-  final set: two solves with the factorisation per load, however many steps. Where more springs differ
+  final set: two solves with the factorisation per load, however many steps (the second, whose right-hand
+  side lives on the springs' unknowns, at half the cost with PARDISO). Where more springs differ
   than the columns pay for (:data:`MAX_COLUMNS`: thousands of toe-region annulus fibres change state), each
   step is a CG solve preconditioned by the reference factorisation, loose while the set moves and to
   ``rtol`` to confirm it, as with AMG: the springs change ``A0`` by a positive low-rank term of moderate
@@ -348,9 +349,16 @@ class LowRank:
         return u, e0 + Sc @ u
 
     def displacement(self, d, u):
-        """``A0^-1 Gf_c^T u``, the springs' part of the displacements (0 where none differ)."""
+        """``A0^-1 Gf_c^T u``, the springs' part of the displacements (0 where none differ); with partial solves
+        by :meth:`PardisoCholesky.sparse_rhs <vertebrafe.fem.solvers.PardisoCholesky.sparse_rhs>` (the
+        right-hand side lives on the springs' unknowns: half the cost of a full solve)."""
         c = np.flatnonzero(d != self.d0)
-        return self.reference(self.Gf[c].T @ u) if c.size else 0.0
+        if not c.size:
+            return 0.0
+        if not self.partial:
+            return self.reference(self.Gf[c].T @ u)
+        with threadpool_limits(limits=1, user_api="blas"):      # single vectors: see solvers.Prepared.solve
+            return self._solve.sparse_rhs(self.Gf[c].T @ u)
 
     def solve(self, d, b):
         """``(K + Gf^T diag(d) Gf)^-1 b`` (two solves with the factorisation), or None where the springs that
