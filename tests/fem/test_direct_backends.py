@@ -67,3 +67,20 @@ def test_not_positive_definite_goes_to_superlu():
     assert name == "LU (SuperLU)"
     b = np.ones(n)
     assert np.linalg.norm(A @ solve(b) - b) <= 1e-10 * np.linalg.norm(b)
+
+
+def test_partial_and_sparse_right_hand_side_solves_equal_full_ones(system):
+    """With unknowns selected at the analysis, ``partial`` gives the selected rows and ``sparse_rhs`` every row
+    of the solution for right-hand sides that are zero elsewhere, equal to a full solve."""
+    _, K, _ = system
+    rng = np.random.default_rng(1)
+    selected = np.sort(rng.choice(K.shape[0], 60, replace=False))
+    factor = solvers.PardisoCholesky(K, selected)
+    B = np.zeros((K.shape[0], 3))
+    B[selected] = rng.standard_normal((selected.size, 3))
+    full = factor(B)
+    scale = np.abs(full).max()
+    assert np.abs(factor.sparse_rhs(B) - full).max() <= 1e-12 * scale
+    assert np.abs(factor.sparse_rhs(B[:, 1]) - full[:, 1]).max() <= 1e-12 * scale
+    assert np.abs(factor.partial(B)[selected] - full[selected]).max() <= 1e-12 * scale
+    assert np.abs(factor(B[:, 0]) - full[:, 0]).max() <= 1e-12 * scale     # ordinary solves after them
