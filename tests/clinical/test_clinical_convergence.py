@@ -95,6 +95,17 @@ def test_bad_cement_input(fractured, fn, kwargs, error, match):
         fn(fractured[4.0], "L1", **kwargs)
 
 
+def test_kyphoplasty_rim_denser_than_bone_tissue_is_refused():
+    """Mass conservation puts the bone a cavity displaces into the rim; a rim denser than bone tissue (bone
+    volume fraction above 1) is impossible. vBMD 150 (apparent density 0.25 g/cm^3): 19 mL in L1 would
+    compact the 1 mm rim 9.6-fold, to 2.4 g/cm^3; 15 mL (7.1-fold, 1.8 g/cm^3) fits."""
+    f = fracture(vf.segment("L1", bmd=150.0, element_size=4.0), "L1", kind="wedge", grade=2)
+    with pytest.raises(InputError, match=r"volume = 19 mL does not fit in L1: .* would reach 2.\d+ g/cm\^3 .*allowed: "
+                                         r"a rim no denser than bone tissue, 2 g/cm\^3"):
+        kyphoplasty(f, "L1", volume=19.0)
+    assert history(kyphoplasty(f, "L1", volume=15.0))[-1].results["rim_density_ratio"] * 0.25 < 2.0
+
+
 def test_frictional_interface_softens_the_composite(fractured):
     """Kinzl et al. 2012: frictionless cement-trabecula contact makes the composite 20 % more compliant."""
     f = fractured[4.0]

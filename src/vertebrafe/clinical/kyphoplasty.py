@@ -120,15 +120,23 @@ def rim_density_ratio(cavity_mm3, rim_mm3):
     return (rim_mm3 + cavity_mm3) / rim_mm3
 
 
-def _rim_modulus_factor(segment, level, density_ratio):
-    """Rim modulus over the undamaged host modulus from the MaterialSet's density-modulus law."""
-    from ..materials import LAWS
+def _rim_modulus_factor(segment, level, density_ratio, volume_ml, rim_thickness):
+    """Rim modulus over the undamaged host modulus from the MaterialSet's density-modulus law. A rim denser
+    than bone tissue (the constant ``tissue_density``: bone volume fraction above 1) cannot hold the bone
+    the cavity of ``volume_ml`` displaced: InputError."""
+    from ..materials import CONSTANTS, LAWS
     ms = segment.materials
     if hasattr(ms, "for_level"):
         ms = ms.for_level(level)
     if ms is None or not hasattr(ms, "apparent_density"):
         raise InputError("the segment's materials are not a MaterialSet; pass rim_modulus_factor (rim modulus "
                          "/ cancellous modulus, > 0)")
+    tissue = CONSTANTS["tissue_density"].value
+    if ms.apparent_density * density_ratio > tissue:
+        raise InputError(f"volume = {volume_ml:g} mL does not fit in {level}: the bone its cavity displaces, compacted "
+                         f"into the {rim_thickness:g} mm rim, would reach {ms.apparent_density * density_ratio:.2f} "
+                         f"g/cm^3 ({density_ratio:.1f} x the host's {ms.apparent_density:.3f}); allowed: a rim no "
+                         f"denser than bone tissue, {tissue:g} g/cm^3 (a smaller volume or a thicker rim_thickness)")
     law = LAWS[ms.law]
     rho = ms.apparent_density if law.density == "apparent" else ms.bmd / 1000.0
     return float(law(rho * density_ratio) / law(rho))
@@ -379,7 +387,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         else:
             raise InputError("the segment's materials are not a MaterialSet; pass cement_modulus=(E MPa, nu)")
         if rim_modulus_factor is None:
-            k = _rim_modulus_factor(segment, level, density_ratio) if t > 0 else 1.0
+            k = _rim_modulus_factor(segment, level, density_ratio, v_ml, t) if t > 0 else 1.0
         C = C.copy()
         sel = np.flatnonzero((fc > 0) | (fr > 0))
         dmg = mesh.cell_data["damage"][sel] if "damage" in mesh.cell_data else np.zeros(sel.size)
