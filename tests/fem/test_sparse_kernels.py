@@ -231,13 +231,19 @@ def test_block_product_equals_scipys(k, c):
     P = sp.kron(sp.random(30, 12, density=0.15, random_state=12, format="csr"), np.ones((k, c))).tocsr()
     P.data = rng.standard_normal(P.nnz)
     P = P.tobsr(blocksize=(k, c))
-    ours = multigrid.block_product(A, P)
+    ptr, ind, data = multigrid.block_product(A, P)
+    ours = sp.bsr_matrix((data, ind, ptr), shape=(A.shape[0], P.shape[1]))
     theirs = (A @ P).toarray()
     assert ours.blocksize == (k, c) and ours.has_sorted_indices
     np.testing.assert_allclose(ours.toarray(), theirs, rtol=0, atol=1e-13 * abs(theirs).max())
     previous = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        assert np.array_equal(multigrid.block_product(A, P).data, ours.data)
+        assert np.array_equal(multigrid.block_product(A, P)[2], data)
     finally:
         numba.set_num_threads(previous)
+    ptr, ind, data = multigrid.block_product(A, P, with_P=True)       # P's blocks added to the pattern
+    held = sp.bsr_matrix((data, ind, ptr), shape=(A.shape[0], P.shape[1]))
+    np.testing.assert_allclose(held.toarray(), theirs, rtol=0, atol=1e-13 * abs(theirs).max())
+    assert set(zip(*sp.csr_matrix((np.ones(P.indices.size), P.indices, P.indptr)).nonzero())) <= set(
+        zip(*sp.csr_matrix((np.ones(ind.size), ind, ptr)).nonzero()))

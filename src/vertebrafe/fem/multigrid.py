@@ -77,8 +77,8 @@ def jacobi_prolongation(S, T, C, B, omega=4.0 / 3.0, degree=1, filter_entries=Fa
     the ``"local"`` weighting (D: each row's absolute sum, Gershgorin) without the three full copies of
     ``S`` that pyamg makes (``|S|``, ``D^-1 S`` and ``omega D^-1 S``; on the finest level each is as large as
     the stiffness matrix and together they set the peak memory of the set-up): the rows of ``S T`` are
-    scaled in place instead, and ``S T`` is :func:`block_product` (all threads). Other weightings and
-    complex matrices go to pyamg's function."""
+    scaled in place and ``T`` added to them (numba kernels on all threads: :func:`block_product`,
+    :func:`_jacobi_step`). Other weightings and complex matrices go to pyamg's function."""
     from pyamg.aggregation import smooth
 
     if (weighting != "local" or filter_entries or not hasattr(S, "blocksize") or not hasattr(T, "blocksize")
@@ -90,12 +90,33 @@ def jacobi_prolongation(S, T, C, B, omega=4.0 / 3.0, degree=1, filter_entries=Fa
     scale[D != 0] = omega / D[D != 0]
     P = T
     for _ in range(degree):
-        U = block_product(S, P)
-        U.data *= scale.reshape(-1, P.blocksize[0])[np.repeat(np.arange(U.shape[0] // P.blocksize[0]),
-                                                             np.diff(U.indptr))][:, :, None]
-        P = P - U
-        del U
+        ptr, ind, data = block_product(S, P, with_P=True)
+        _jacobi_step(ptr, ind, data, scale, P.indptr, P.indices, np.ascontiguousarray(P.data, dtype=np.float64),
+                     sparse_kernels.row_bounds(ptr, 4 * sparse_kernels.TRANSPOSE_CHUNKS), P.shape[1] // P.blocksize[1])
+        P = sp.bsr_matrix((data, ind, ptr), shape=P.shape)
     return Prolongator((P.data, P.indices, P.indptr), shape=P.shape)
+
+
+@njit(parallel=True, cache=True)
+def _jacobi_step(ptr, ind, data, scale, p_ptr, p_ind, p_data, tasks, ncols):
+    """``data <- P - diag(scale) data`` in place, where ``data`` holds ``S P`` on the block pattern ``ptr,
+    ind``, which contains every block of ``P`` (``p_*``); ``scale (nb r,)`` the row weights. Rows in runs
+    ``tasks``."""
+    r, c = data.shape[1], data.shape[2]
+    for t in prange(tasks.shape[0] - 1):
+        where = np.empty(ncols, np.int64)
+        for i in range(tasks[t], tasks[t + 1]):
+            _mark(where, ptr, ind, i)
+            for k in range(ptr[i], ptr[i + 1]):
+                for p in range(r):
+                    w = scale[r * i + p]
+                    for q in range(c):
+                        data[k, p, q] = -w * data[k, p, q]
+            for kk in range(p_ptr[i], p_ptr[i + 1]):
+                k = where[p_ind[kk]]
+                for p in range(r):
+                    for q in range(c):
+                        data[k, p, q] += p_data[kk, p, q]
 
 
 #: Row chunks of the fine level in :func:`galerkin_product`: its temporary ``A_k P`` is about this
@@ -188,20 +209,17 @@ def _add_restricted(pt_ptr, pt_row, pt_pos, p_data, ap_ptr, ap_ind, ap_data, fir
                         _add_block_product(c_data, where[ap_ind[kk]], p_data, pt_pos[e], ap_data, kk, True)
 
 
-def product_pattern(A, P):
-    """``(indptr, indices)`` (int64, sorted) of the block pattern of ``A @ P`` (BSR matrices)."""
-    return _sorted_pattern(_block_pattern(A) @ _block_pattern(P))
-
-
-def block_product(A, P):
-    """``A @ P`` of BSR matrices as a BSR matrix with sorted block columns, on numba's threads (the same
-    result for any thread count; SciPy's product runs on one thread)."""
-    ptr, ind = product_pattern(A, P)
+def block_product(A, P, with_P=False):
+    """``(indptr, indices, data)`` of ``A @ P`` (BSR matrices) with sorted block columns (int64), on numba's
+    threads (the same result for any thread count; SciPy's product runs on one thread). ``with_P``: the
+    pattern also holds every block of ``P`` (zero where ``A P`` has none)."""
+    P_graph = _block_pattern(P)
+    graph = _block_pattern(A) @ P_graph
+    ptr, ind = _sorted_pattern((graph + P_graph).tocsr() if with_P else graph)
     data = _product_rows(A.indptr, A.indices, np.ascontiguousarray(A.data, dtype=np.float64), P.indptr, P.indices,
                          np.ascontiguousarray(P.data, dtype=np.float64), ptr, ind, 0,
-                         sparse_kernels.row_bounds(ptr, 4 * sparse_kernels.TRANSPOSE_CHUNKS),
-                         P.shape[1] // P.blocksize[1])
-    return sp.bsr_matrix((data, ind, ptr), shape=(A.shape[0], P.shape[1]))
+                         sparse_kernels.row_bounds(ptr, 4 * sparse_kernels.TRANSPOSE_CHUNKS), P_graph.shape[1])
+    return ptr, ind, data
 
 
 def galerkin_product(A, P, chunks=GALERKIN_CHUNKS):
