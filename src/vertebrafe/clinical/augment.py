@@ -12,13 +12,14 @@ from ..elasticity import isotropic
 from ..errors import InputError, MaterialError
 from ._common import column_fraction, level_nodes, operations_of, sample_points, to_local
 from .measure import body_heights
-from .mixing import laminate
+from .mixing import cut_normals, laminate
 
 __all__ = ["DEFAULT_SAMPLES", "body_frame_sizes", "bolus_geometry", "Sampler", "region_code", "resolve_volume",
            "cement_phase", "mix_elasticity", "check_offset", "check_samples", "check_untreated", "level_cells",
            "DEFAULT_VERTICAL_EXTENT", "CEMENT_MODULUS_RANGE", "CEMENT_NU_RANGE", "endplate_distances",
            "vertical_mask", "check_extent", "check_fits", "check_centres", "check_cement_modulus", "height_span",
-           "layer_phases", "mix_layered"]
+           "layer_phases", "mix_layered", "mix_nested", "check_layer", "DEFAULT_LAYER_THICKNESS", "LAYER_COMPLIANCE",
+           "LAYER_THICKNESS_RANGE", "LAYER_MODULUS_RANGE"]
 
 #: Sub-cell samples per direction.
 DEFAULT_SAMPLES = 4
@@ -31,6 +32,18 @@ DEFAULT_VERTICAL_EXTENT = 0.7
 #: -77 % at 24 h, literature.md 2.5) with margin up to stiff composite cements.
 CEMENT_MODULUS_RANGE = (100.0, 20000.0)
 CEMENT_NU_RANGE = (0.0, 0.49)
+
+#: Interface-layer thickness (mm) [assumption: about half the trabecular spacing of osteoporotic vertebral
+#: bone, the depth over which cement and trabeculae interlock only partly].
+DEFAULT_LAYER_THICKNESS = 0.5
+#: Normal compliance of the cement-trabecula interface per unit area (mm/MPa): 1 um of cement-trabecula
+#: micromotion under 1 MPa compression in lab-prepared (post-operative) interlocked specimens; 6 um after in
+#: vivo service (Miller, Goodheart, Khechen, Janssen & Mann 2016, J Orthop Res, PMC4877298). The
+#: default layer modulus is ``thickness / LAYER_COMPLIANCE`` (500 MPa at 0.5 mm), so the layer carries that
+#: compliance whatever its thickness.
+LAYER_COMPLIANCE = 1.0e-3
+LAYER_THICKNESS_RANGE = (0.05, 5.0)
+LAYER_MODULUS_RANGE = (1.0, 20000.0)
 
 # bolus shapes (fractions of W, D, H) [assumption]
 _SHAPES = {
@@ -335,17 +348,55 @@ def layer_phases(sampler, inside, core, f_cement):
 
 def mix_layered(C_host, C_layer, C_core, f_layer, f_core, x, w, inside, core, R, rule):
     """Elasticity ``(k, 6, 6)`` of cells holding host bone, an interface layer and the cement core
-    (fractions ``1 - f_layer - f_core``, ``f_layer``, ``f_core``): the three-phase laminate normal to the cut
-    surface (the cement surface where the cell holds host bone, else the core surface; ``x, w`` the cells'
-    samples, ``R`` local -> global rotation) or the Voigt mean (``rule="voigt"``). Returns the elasticity
-    and the normals ``(k, 3)`` (global; None for the Voigt mean)."""
-    from .mixing import cut_normals
-
+    (fractions ``1 - f_layer - f_core``, ``f_layer``, ``f_core``; ``inside`` and ``core`` the ``(k, q)`` sample
+    masks of the cement and of its core): :func:`mix_nested`. Returns the elasticity and the normals."""
     C_host = np.asarray(C_host)
     phases = np.stack([C_host, np.broadcast_to(C_layer, C_host.shape), np.broadcast_to(C_core, C_host.shape)])
     fractions = np.stack([1.0 - f_layer - f_core, f_layer, f_core])
+    return mix_nested(phases, fractions, (inside, core), x, w, R, rule)
+
+
+def mix_nested(phases, fractions, masks, x, w, R, rule):
+    """Elasticity ``(k, 6, 6)`` of cells holding nested phases, outermost first (host bone, then e.g. a
+    compacted rim, an interface layer, the cement core): ``phases (p, k, 6, 6)``, ``fractions (p, k)``;
+    ``masks`` the ``p - 1`` sample masks ``(k, q)`` of the regions inside the outer surface of phases
+    ``1 .. p-1``. Rule ``"laminate"``: one laminate normal to the outermost surface the cell holds (the outer
+    surface of its first phase of fraction above 1e-12, or of the innermost phase where the cell holds only
+    that one; ``x, w`` the cells' samples, ``R`` local -> global rotation); ``"voigt"``: the Voigt mean.
+    Returns the elasticity and the normals ``(k, 3)`` (global; None for the Voigt mean)."""
+    fractions = np.asarray(fractions)
     if rule == "voigt":
         return np.einsum("pk,pkij->kij", fractions, phases), None
-    whole = fractions[0] <= 1e-12
-    normals = np.where(whole[:, None], cut_normals(x, w, core), cut_normals(x, w, inside)) @ np.asarray(R).T
+    cut = np.minimum(np.argmax(fractions > 1e-12, axis=0), len(masks) - 1)
+    normals = cut_normals(x, w, masks[0])
+    for i, m in enumerate(masks[1:], start=1):
+        normals = np.where((cut == i)[:, None], cut_normals(x, w, m), normals)
+    normals = normals @ np.asarray(R).T
     return laminate(phases, fractions, normals), normals
+
+
+def check_layer(interface, thickness, modulus, mixing):
+    """Thickness (mm) and modulus (MPa) of the interface layer (None, None unless ``interface="layer"``),
+    validated against :data:`LAYER_THICKNESS_RANGE` and :data:`LAYER_MODULUS_RANGE`."""
+    if interface != "layer":
+        given = [f"{k} = {v!r}" for k, v in (("layer_thickness", thickness), ("layer_modulus", modulus)) if v is not None]
+        if given:
+            raise InputError(f"{', '.join(given)} needs interface = 'layer' (interface = {interface!r})")
+        return None, None
+    if mixing not in ("laminate", "voigt"):
+        raise InputError(f"mixing = {mixing!r} with interface = 'layer'; allowed: ['laminate', 'voigt']")
+    values = {}
+    for name, v, (lo, hi), unit, default in (
+            ("layer_thickness", thickness, LAYER_THICKNESS_RANGE, "mm", DEFAULT_LAYER_THICKNESS),
+            ("layer_modulus", modulus, LAYER_MODULUS_RANGE, "MPa", None)):
+        if v is None:
+            values[name] = default if default is not None else values["layer_thickness"] / LAYER_COMPLIANCE
+            continue
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise InputError(f"{name} = {v!r}; expected a number in [{lo:g}, {hi:g}] {unit}") from None
+        if not (lo <= x <= hi):
+            raise InputError(f"{name} = {v!r} {unit} is out of range; allowed [{lo:g}, {hi:g}] {unit}")
+        values[name] = x
+    return values["layer_thickness"], values["layer_modulus"]

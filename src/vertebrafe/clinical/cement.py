@@ -49,7 +49,8 @@ from .firstyield import treated_yield_factor
 from .augment import (DEFAULT_SAMPLES, DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry,
                       cement_phase, check_cement_modulus, check_centres, check_extent, check_fits, check_offset,
                       check_samples, check_untreated, endplate_distances, height_span, layer_phases, level_cells,
-                      mix_elasticity, mix_layered, region_code, resolve_volume, vertical_mask)
+                      mix_elasticity, mix_layered, region_code, resolve_volume, vertical_mask, check_layer,
+                      DEFAULT_LAYER_THICKNESS, LAYER_COMPLIANCE, LAYER_THICKNESS_RANGE, LAYER_MODULUS_RANGE)
 from .mixing import MIXING_RULES, cut_normals
 from .snap import snap_bolus
 
@@ -69,17 +70,6 @@ SURFACES = ("fitted", "mixed")
 INTERFACE_FACTORS = {"bonded": 1.0, "frictional": 0.80}
 #: Interface options: bonded, the homogenised frictional factor, or an explicit compliant ``"layer"``.
 INTERFACES = ("bonded", "frictional", "layer")
-#: Interface-layer thickness (mm) [assumption: about half the trabecular spacing of osteoporotic vertebral
-#: bone, the depth over which cement and trabeculae interlock only partly].
-DEFAULT_LAYER_THICKNESS = 0.5
-#: Normal compliance of the cement-trabecula interface per unit area (mm/MPa): 1 um of cement-trabecula
-#: micromotion under 1 MPa compression in lab-prepared (post-operative) interlocked specimens; 6 um after in
-#: vivo service (Miller, Goodheart, Khechen, Janssen & Mann 2016, J Orthop Res, PMC4877298). The
-#: default layer modulus is ``thickness / LAYER_COMPLIANCE`` (500 MPa at 0.5 mm), so the layer carries that
-#: compliance whatever its thickness.
-LAYER_COMPLIANCE = 1.0e-3
-LAYER_THICKNESS_RANGE = (0.05, 5.0)
-LAYER_MODULUS_RANGE = (1.0, 20000.0)
 #: Where the cement goes (:func:`vertebroplasty`, ``placement``).
 PLACEMENTS = ("centre", "fracture")
 #: Default injected volume (mL): PMMA 2.8 +/- 1.2 mL in the vertebroplasty arm of Buchbinder et al. 2009
@@ -311,29 +301,3 @@ def check_placement(placement, segment, level, surface, offset):
         raise InputError(f"offset z = {offset[2]!r} mm with placement = 'fracture' (the cement hangs from the "
                          "collapsed endplate); allowed: 0")
 
-
-def check_layer(interface, thickness, modulus, mixing):
-    """Thickness (mm) and modulus (MPa) of the interface layer (None, None unless ``interface="layer"``),
-    validated against :data:`LAYER_THICKNESS_RANGE` and :data:`LAYER_MODULUS_RANGE`."""
-    if interface != "layer":
-        given = [f"{k} = {v!r}" for k, v in (("layer_thickness", thickness), ("layer_modulus", modulus)) if v is not None]
-        if given:
-            raise InputError(f"{', '.join(given)} needs interface = 'layer' (interface = {interface!r})")
-        return None, None
-    if mixing not in ("laminate", "voigt"):
-        raise InputError(f"mixing = {mixing!r} with interface = 'layer'; allowed: ['laminate', 'voigt']")
-    values = {}
-    for name, v, (lo, hi), unit, default in (
-            ("layer_thickness", thickness, LAYER_THICKNESS_RANGE, "mm", DEFAULT_LAYER_THICKNESS),
-            ("layer_modulus", modulus, LAYER_MODULUS_RANGE, "MPa", None)):
-        if v is None:
-            values[name] = default if default is not None else values["layer_thickness"] / LAYER_COMPLIANCE
-            continue
-        try:
-            x = float(v)
-        except (TypeError, ValueError):
-            raise InputError(f"{name} = {v!r}; expected a number in [{lo:g}, {hi:g}] {unit}") from None
-        if not (lo <= x <= hi):
-            raise InputError(f"{name} = {v!r} {unit} is out of range; allowed [{lo:g}, {hi:g}] {unit}")
-        values[name] = x
-    return values["layer_thickness"], values["layer_modulus"]

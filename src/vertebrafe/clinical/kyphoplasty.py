@@ -43,6 +43,16 @@ Per cut cell the three phases (host, compacted rim ``k C_host / (1 - damage)``, 
 surface, which converges under mesh refinement; ``"voigt"`` for comparison). Cells with ``f_c >= 0.5``
 are tagged ``cement``, rim cells with ``f_r >= 0.5`` ``compacted_bone``.
 
+**Interface** (``interface``): ``"bonded"`` (default) or ``"layer"``, the compliant layer of
+:func:`~vertebrafe.clinical.cement.vertebroplasty` between the PMMA and the compacted rim: the outer
+``layer_thickness`` of the bolus (between the cavity surface and the surface with the ellipsoids' semi-axes
+and the clip surfaces moved in by the thickness) gets the isotropic ``layer_modulus`` (default thickness /
+1e-3 mm/MPa; ranges and defaults :mod:`vertebrafe.clinical.augment`); the cavity, cement and rim volumes do
+not change (cell field ``interface_fraction``, part of ``cement_fraction``). Cut cells are then a laminate of
+host, rim, layer and PMMA core (:func:`~vertebrafe.clinical.augment.mix_nested`). The layer's default
+modulus is the measured compliance of interlocked cement-trabecula interfaces (Miller et al. 2016), carried
+over to the bolus-rim interface of a compact bolus as an assumption (docs/clinical.md).
+
 An unfractured level may be treated (prophylactic augmentation); nothing is restored then and
 ``restoration`` must be 0 or left at its default.
 """
@@ -59,15 +69,15 @@ from ..errors import InputError
 from ..elasticity import isotropic
 from ._common import check_level, derive, history, level_nodes, make_operation, operations_of, to_local
 from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry, check_cement_modulus,
-                      check_centres, check_extent, check_fits, check_offset, check_samples, check_untreated,
-                      endplate_distances, level_cells, region_code, resolve_volume, vertical_mask)
+                      check_centres, check_extent, check_fits, check_layer, check_offset, check_samples,
+                      check_untreated, endplate_distances, layer_phases, level_cells, mix_nested, region_code,
+                      resolve_volume, vertical_mask)
 from .firstyield import treated_yield_factor
-from .mixing import cut_normals, laminate
 from .fracture import Deformer
 from .measure import measure
 
 __all__ = ["kyphoplasty", "contact_face_grading", "DEFAULT_RESTORATION", "DEFAULT_BALLOON_VOLUME_ML", "DEFAULT_RIM_THICKNESS",
-           "DEFAULT_INFLATION_PRESSURE", "DEFAULT_LIFT_FORCE", "rim_density_ratio"]
+           "DEFAULT_INFLATION_PRESSURE", "DEFAULT_LIFT_FORCE", "rim_density_ratio", "INTERFACES"]
 
 #: Fraction of the lost height regained: about the 46.8 % regained by the 70 % of bodies that gained height in
 #: the first clinical kyphoplasty series (70 bodies, 30 patients; 30 % gained none, 2.9 mm on average over
@@ -85,6 +95,9 @@ DEFAULT_RIM_THICKNESS = 1.0
 DEFAULT_INFLATION_PRESSURE = 175.0 * 0.00689476
 #: Force (N) the balloons lift during restoration: the 110 N held on the bodies in the same study.
 DEFAULT_LIFT_FORCE = 110.0
+#: Bolus-rim interface options: bonded, or an explicit compliant ``"layer"`` (the vertebroplasty layer's
+#: construction, ranges and defaults; module docstring).
+INTERFACES = ("bonded", "layer")
 
 
 def _restore(segment, level, restoration):
@@ -235,7 +248,8 @@ def _contact_cavity(sampler, centres, rots, axes, allowed, target_mm3, faces, pa
 def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_thickness=DEFAULT_RIM_THICKNESS,
                 rim_modulus_factor=None, offset=(0.0, 0.0, 0.0), cement_modulus=None,
                 samples=4, mixing="laminate", vertical_extent=DEFAULT_VERTICAL_EXTENT, endplate_contact=None,
-                inflation_pressure=DEFAULT_INFLATION_PRESSURE, lift_force=DEFAULT_LIFT_FORCE):
+                inflation_pressure=DEFAULT_INFLATION_PRESSURE, lift_force=DEFAULT_LIFT_FORCE, interface="bonded",
+                layer_thickness=None, layer_modulus=None):
     """Balloon kyphoplasty of ``level``; returns a new Segment.
 
     Parameters
@@ -271,6 +285,16 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         Balloon pressure (MPa, > 0) that sets the contact area with ``lift_force`` (N, > 0).
     lift_force : float
         Force (N) the balloons exert on each endplate during restoration.
+    interface : {"bonded", "layer"}
+        PMMA-rim interface: ``"bonded"`` (default) or ``"layer"``: the outer ``layer_thickness`` of the bolus
+        (inside the cavity surface, so the cavity, cement and rim volumes do not change) gets the isotropic
+        ``layer_modulus`` (the PMMA's Poisson ratio); cut cells are a laminate of host, rim, layer and core.
+    layer_thickness : float, optional
+        Layer thickness (mm, in [0.05, 5]); default 0.5 mm [assumption]. Only with ``interface="layer"``.
+    layer_modulus : float, optional
+        Layer modulus (MPa, in [1, 20000]); default ``layer_thickness / 1e-3 mm/MPa`` (500 MPa at 0.5 mm:
+        the interlocked cement-trabecula interface compliance of Miller et al. 2016, carried over to the
+        bolus-rim interface as an assumption). Only with ``interface="layer"``.
 
     Returns
     -------
@@ -278,7 +302,9 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         Restored geometry; cell fields ``cement_fraction`` and ``compacted_fraction``; elasticity mixed;
         ``history`` gains ``"kyphoplasty"`` with the requested and achieved volume (mL), the
         restoration, the heights (mm), the kyphotic-angle correction (deg), the rim's density ratio and
-        modulus factor and, with endplate contact, the contact area per balloon and endplate (mm^2).
+        modulus factor, the interface layer's volume (mL; 0 when bonded) and, with endplate contact, the
+        contact area per balloon and endplate (mm^2). With ``interface="layer"`` the cell field
+        ``interface_fraction`` (part of ``cement_fraction``).
     """
     check_level(segment, level)
     fractured = bool(operations_of(segment, level, "fracture"))
@@ -325,6 +351,10 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     extent = check_extent(vertical_extent)
     if mixing not in ("laminate", "voigt"):
         raise InputError(f"mixing = {mixing!r}; allowed: ['laminate', 'voigt']")
+    if interface not in INTERFACES:
+        raise InputError(f"interface = {interface!r}; allowed: {list(INTERFACES)} (the compact PMMA bolus has no "
+                         "interdigitated composite for vertebroplasty's 'frictional' factor)")
+    t_layer, E_layer = check_layer(interface, layer_thickness, layer_modulus, mixing)
     if cement_modulus is not None:
         check_cement_modulus(cement_modulus)
     check_untreated(segment, level)
@@ -373,6 +403,14 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     fc = np.zeros(mesh.n_cells)
     fr = np.zeros(mesh.n_cells)
     fc[sampler.cells], fr[sampler.cells] = fc_sel, fr_sel
+    fl = np.zeros(mesh.n_cells)
+    fk = fc                                                  # cement core (the whole bolus when bonded)
+    if interface == "layer":                                 # ellipsoids and clip surfaces moved in by t_layer
+        band = vertical_mask(d_inf, d_sup, hloc, c_ext, pad=(-t if contact else 0.0) - t_layer)
+        core = cav & band & (sampler.radius2(centres, rots, axes * s, pad=-t_layer) <= 1.0)
+        fl_sel, fk_sel = layer_phases(sampler, cav, core, fc_sel)
+        fk = np.zeros(mesh.n_cells)
+        fl[sampler.cells], fk[sampler.cells] = fl_sel, fk_sel
     achieved = float(np.sum(fc_sel * sampler.volume))
     rim_mm3 = float(np.sum(fr_sel * sampler.volume))
     density_ratio = rim_density_ratio(achieved, rim_mm3) if t > 0 else math.nan
@@ -392,25 +430,28 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         sel = np.flatnonzero((fc > 0) | (fr > 0))
         dmg = mesh.cell_data["damage"][sel] if "damage" in mesh.cell_data else np.zeros(sel.size)
         Ch = C[sel]
-        phases = np.stack([Ch, (k / (1.0 - dmg))[:, None, None] * Ch, np.broadcast_to(isotropic(E_c, nu_c), Ch.shape)])
-        fractions = np.stack([1.0 - fc[sel] - fr[sel], fr[sel], fc[sel]])
-        if mixing == "voigt":
-            C[sel] = np.einsum("pk,pkij->kij", fractions, phases)
-        else:
-            pos = np.searchsorted(sampler.cells, sel)               # sel is a subset of the sampled cells
-            R = np.asarray(geo_seg.frames[level][0], dtype=float)
-            x, w = sampler.x[pos], sampler.w[pos]
-            whole = fc[sel] + fr[sel] >= 1.0 - 1e-12            # no host: the cut is the cavity surface
-            normals = np.where(whole[:, None], cut_normals(x, w, cav[pos]), cut_normals(x, w, (cav | rim)[pos])) @ R.T
-            C[sel] = laminate(phases, fractions, normals)
+        pos = np.searchsorted(sampler.cells, sel)                   # sel is a subset of the sampled cells
+        phases = [Ch, (k / (1.0 - dmg))[:, None, None] * Ch]        # host, rim, [layer,] PMMA core
+        fractions = [1.0 - fc[sel] - fr[sel], fr[sel]]
+        masks = [(cav | rim)[pos], cav[pos]]                        # inside the rim's and the cavity's surface
+        kinds = ["host", "bone"]
+        if interface == "layer":               # the layer yields at the compacted bone's strain [assumption]
+            phases.append(np.broadcast_to(isotropic(E_layer, nu_c), Ch.shape))
+            fractions.append(fl[sel])
+            masks.append(core[pos])
+            kinds.append("bone")
+        phases = np.stack(phases + [np.broadcast_to(isotropic(E_c, nu_c), Ch.shape)])
+        fractions = np.stack(fractions + [fk[sel]])
+        R = np.asarray(geo_seg.frames[level][0], dtype=float)
+        C[sel], normals = mix_nested(phases, fractions, masks, sampler.x[pos], sampler.w[pos], R, mixing)
         yf = np.asarray(mesh.cell_data.get("yield_factor", np.ones(mesh.n_cells)), dtype=float).copy()
-        yf[sel] = treated_yield_factor(segment, sel, phases, fractions, None if mixing == "voigt" else normals,
-                                       ("host", "bone", "cement"), E_c)
+        yf[sel] = treated_yield_factor(segment, sel, phases, fractions, normals, tuple(kinds) + ("cement",), E_c)
     tag_names = dict(mesh.tag_names["region"])
     region = mesh.cell_data["region"].copy()
     region[fr >= 0.5] = region_code(mesh, "compacted_bone", tag_names)
     region[fc >= 0.5] = region_code(mesh, "cement", tag_names)
-    cell_data = {"cement_fraction": fc, "compacted_fraction": fr, "region": region}
+    cell_data = {"cement_fraction": fc, "compacted_fraction": fr, "region": region,
+                 **({"interface_fraction": fl} if interface == "layer" else {})}
     if C is not None:
         cell_data["yield_factor"] = yf
     if "damage" in mesh.cell_data:                            # crushed trabeculae compacted or replaced
@@ -420,13 +461,14 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
                   rim_modulus_factor=rim_modulus_factor, offset_mm=tuple(off), samples=n, cement_E_MPa=E_c,
                   cement_nu=nu_c, mixing=mixing, vertical_extent=None if contact else extent,
                   endplate_contact=bool(contact), inflation_pressure_MPa=float(inflation_pressure),
-                  lift_force_N=float(lift_force))
+                  lift_force_N=float(lift_force), interface=interface, layer_thickness_mm=t_layer,
+                  layer_E_MPa=E_layer)
     results = dict(cement_volume_mL=achieved / 1000.0, volume_error=achieved / (v_ml * 1000.0) - 1.0,
                    fill=achieved / float(sampler.volume.sum()),
                    rim_volume_mL=rim_mm3 / 1000.0, balloon_scale=s, balloon_vertical_factor=q,
                    balloon_centres_mm=tuple(tuple(float(v) for v in c) for c in centres),
                    rim_density_ratio=density_ratio, rim_modulus_factor=k if C is not None else math.nan,
-                   contact_area_mm2=area)
+                   contact_area_mm2=area, layer_volume_mL=float(np.sum(fl[sampler.cells] * sampler.volume)) / 1000.0)
     op = make_operation("kyphoplasty", level, params, results)
     new = derive(segment, op, points=points, elasticity=C, frames=frames,
                  cell_data=cell_data,
