@@ -189,6 +189,10 @@ def test_missing_file(tmp_path):
      ["treatment.offset = (15.0, 0.0, 0.0) mm", "outside the vertebral body"]),
     ({"kind": "vertebroplasty", "volume": 2.0, "layer_modulus": 100.0},
      ["treatment.layer_modulus = 100.0 needs treatment.interface = 'layer'"]),
+    ({"kind": "kyphoplasty", "volume": 2.0, "interface": "frictional"},
+     ["treatment.interface = 'frictional'; allowed: ['bonded', 'layer']"]),
+    ({"kind": "kyphoplasty", "volume": 2.0, "layer_thickness": 1.0},
+     ["treatment.layer_thickness = 1.0 needs treatment.interface = 'layer'"]),
 ])
 def test_treatment_refused_at_build_names_the_case_key(treatment, fragments):
     """Values the schema cannot check alone (they depend on the meshed vertebra) are refused by the
@@ -307,6 +311,17 @@ def test_schema_documented_in_docs():
             assert f"`{f.name}`" in doc, f"{section}.{f.name} missing from docs/cases.md"
             for sub in f.fields:                                  # [[load.levels]], [load.muscles]
                 assert f"[{section}.{f.name}]" in doc and f"`{sub.name}`" in doc, f"{section}.{f.name}.{sub.name}"
+
+
+def test_kyphoplasty_interface_layer_reaches_the_library():
+    case = vc.parse_case({"segment": {"levels": "L1", "element_size": 6.0}, "bone": {"bmd": 80.0},
+                          "treatment": {"kind": "kyphoplasty", "level": "L1", "volume": 2.0, "interface": "layer",
+                                        "layer_thickness": 0.4, "layer_modulus": 200.0},
+                          "load": {"compression": 800.0}})
+    op = vc.build_segment(case).history[-1]
+    assert op.kind == "kyphoplasty" and op.parameters["interface"] == "layer"
+    assert op.parameters["layer_thickness_mm"] == 0.4 and op.parameters["layer_E_MPa"] == 200.0
+    assert op.results["layer_volume_mL"] > 0.0
 
 
 def test_build_segment_runs_the_clinical_chain():

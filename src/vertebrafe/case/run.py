@@ -98,7 +98,9 @@ def build_segment(case, progress=None, *, force=False):
         elif t.kind == "kyphoplasty":
             step("kyphoplasty")
             seg = kyphoplasty(seg, t.level, restoration=t.restoration, volume=t.volume, balloons=t.balloons,
-                              rim_thickness=t.rim_thickness, offset=offset, vertical_extent=t.vertical_extent)
+                              rim_thickness=t.rim_thickness, offset=offset, vertical_extent=t.vertical_extent,
+                              interface=t.interface, layer_thickness=t.layer_thickness,
+                              layer_modulus=t.layer_modulus)
     except InputError as exc:
         raise _treatment_error(exc) from exc
     if t.kind != "none":

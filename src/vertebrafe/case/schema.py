@@ -259,15 +259,16 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               "height, centred, that the cement may occupy (1 = endplate to endplate; an assumption; a kyphoplasty that "
               "restores height bears on both endplates instead)", "", 0.2, 1.0,
               low_open=True, source=_CLIN, only=("vertebroplasty", "kyphoplasty")),
-        Field("interface", "str", _default(vertebroplasty, "interface"), "cement-trabecula interface of the "
-              "composite (frictional: modulus x 0.80, Kinzl et al. 2012; layer: an explicit compliant layer)",
-              choices=("bonded", "frictional", "layer"), source=_CLIN, only=("vertebroplasty",)),
+        Field("interface", "str", _default(vertebroplasty, "interface"), "cement-bone interface: vertebroplasty "
+              "composite bonded, frictional (modulus x 0.80, Kinzl et al. 2012) or layer (an explicit compliant layer); "
+              "kyphoplasty PMMA-rim interface bonded or layer", choices=("bonded", "frictional", "layer"), source=_CLIN,
+              only=("vertebroplasty", "kyphoplasty")),
         Field("layer_thickness", "float", None, "interface-layer thickness, the outer shell of the bolus (default "
               "0.5, an assumption; only with interface = 'layer')", "mm", 0.05, 5.0, source=_CLIN,
-              only=("vertebroplasty",)),
+              only=("vertebroplasty", "kyphoplasty")),
         Field("layer_modulus", "float", None, "interface-layer modulus (default thickness / 1e-3 mm/MPa: 1 um "
-              "micromotion per MPa, Miller et al. 2016; only with interface = 'layer')", "MPa", 1.0, 20000.0,
-              source=_CLIN, only=("vertebroplasty",)),
+              "micromotion per MPa, Miller et al. 2016; for kyphoplasty an assumption; only with interface = "
+              "'layer')", "MPa", 1.0, 20000.0, source=_CLIN, only=("vertebroplasty", "kyphoplasty")),
         Field("surface", "str", _default(vertebroplasty, "surface"), "bolus surface: fitted (mesh nodes snapped "
               "onto it) or mixed (cut cells mixed only); default fitted for placement centre, mixed for fracture", choices=("fitted", "mixed"), source=_CLIN,
               only=("vertebroplasty",)),
