@@ -21,6 +21,7 @@ SMOKE = {
     "convergence_anatomy.py": ["--sizes", "6", "--no-segment"],
     "convergence_cement.py": ["--sizes", "8", "--workers", "1", "--states", "intact,VP15"],
     "convergence_metrics.py": ["--sizes", "8", "--states", "NSM,VP"],
+    "kyphoplasty_interface.py": ["--sizes", "8", "--restorations", "0", "--moduli", "500"],
     "remeasure_treated.py": ["--element-size", "8"],
     "strength_treated.py": ["--element-size", "8", "--cases", "intact,nsm"],
     "validation_anatomy.py": ["--sizes", "6"],
