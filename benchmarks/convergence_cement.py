@@ -41,11 +41,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from functools import lru_cache
+
+# Workers are spawned, not forked: a fork of a process whose MKL (PARDISO) or numba threads have run
+# can deadlock in the child (the benchmark smoke tests run these scripts after others in one process).
+SPAWN = multiprocessing.get_context("spawn")
 
 STATES = ("intact", "NSM", "VP15", "VP30", "VP50", "BKP")
 KINDS = ("plate", "in_situ")
@@ -210,7 +215,7 @@ def main(argv=None):
     spec = tuple(float(v) for v in a.grading.split(",")) if a.grading else None
     jobs = sorted(((h, s, k) for h in sizes for s in states for k in kinds), key=lambda j: j[0])   # finest first
     rows = []
-    with ProcessPoolExecutor(max_workers=a.workers) as ex:
+    with ProcessPoolExecutor(max_workers=a.workers, mp_context=SPAWN) as ex:
         futs = {ex.submit(job, h, a.bmd, s, k, a.surface, a.solver, a.cut, a.edge, spec): (h, s, k) for h, s, k in jobs}
         for f in as_completed(futs):
             try:

@@ -27,9 +27,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+
+# Workers are spawned, not forked: a fork of a process whose MKL (PARDISO) or numba threads have run
+# can deadlock in the child (the benchmark smoke tests run these scripts after others in one process).
+SPAWN = multiprocessing.get_context("spawn")
 
 STATES = ("NSM", "VP", "BKP")
 LEVELS = ("T12", "L1", "L2")
@@ -109,7 +114,7 @@ def main(argv=None):
     rows = []
     for h in sorted((float(s) for s in a.sizes.split(",")), reverse=True):
         for name in a.states.split(","):
-            with ProcessPoolExecutor(max_workers=1) as ex:          # one model in memory at a time
+            with ProcessPoolExecutor(max_workers=1, mp_context=SPAWN) as ex:   # one model in memory at a time
                 r = ex.submit(job, h, name, a.solver).result()
             rows.append(r)
             print(json.dumps({k: v for k, v in r.items() if k != "values"}), flush=True)
