@@ -78,9 +78,19 @@ def test_offset_that_leaves_the_body_is_an_error():
 
 
 def test_a_volume_the_mesh_cannot_resolve_is_an_error():
-    with pytest.raises(InputError, match=r"treatment.volume = 1e-09: the cement placed in L1 is .* off the "
+    with pytest.raises(InputError, match=r"treatment.volume = 1e-09 mL: the cement placed in L1 is .* off the "
                                          r"requested volume \(allowed within 5 %\)"):
         build_segment(with_treatment(kind="vertebroplasty", volume=1e-9))
+
+
+def test_the_python_api_refuses_a_volume_placed_more_than_5_percent_off():
+    """The same guard without a case file: vertebroplasty() itself refuses what the mesh cannot place."""
+    from vertebrafe.clinical import vertebroplasty
+
+    seg = build_segment(with_treatment(kind="none"))
+    with pytest.raises(InputError, match=r"^volume = 1e-09 mL: the cement placed in L1 is .* off the requested "
+                                         r"volume \(allowed within 5 %\)"):
+        vertebroplasty(seg, "L1", volume=1e-9)
 
 
 @pytest.mark.parametrize("kind", ["kyphoplasty", "vertebroplasty"])

@@ -44,9 +44,9 @@ def build_segment(case, progress=None, *, force=False):
 
     ``progress`` is an optional callable ``progress(stage: str)`` called before each stage. Before meshing
     the model's size and memory are estimated (:mod:`vertebrafe.resources`); a model that does not fit in
-    the available memory raises :class:`~vertebrafe.errors.ResourceError` unless ``force``. A treatment
-    whose cement volume is not achieved within :data:`VOLUME_TOLERANCE` raises :class:`CaseError` (an
-    offset that leaves the body is refused by the treatment itself).
+    the available memory raises :class:`~vertebrafe.errors.ResourceError` unless ``force``. A value the
+    treatment refuses (a fill that does not fit or that the mesh places more than 5 % off, an offset that
+    leaves the body) raises :class:`CaseError` naming the case key.
     """
     from ..anatomy import segment
     from ..clinical import fracture, kyphoplasty, vertebroplasty
@@ -103,8 +103,6 @@ def build_segment(case, progress=None, *, force=False):
                               layer_modulus=t.layer_modulus)
     except InputError as exc:
         raise _treatment_error(exc) from exc
-    if t.kind != "none":
-        _check_volume(case, seg)
     return seg
 
 
@@ -120,24 +118,6 @@ def _treatment_error(exc):
     for f in SCHEMA["treatment"]:             # other keys the message names: "layer_modulus needs interface = ..."
         msg = re.sub(rf"(?<![\w.]){f.name} = ", f"treatment.{f.name} = ", msg)
     return CaseError(msg)
-
-
-#: Largest relative difference between the requested and the achieved cement volume of a case.
-VOLUME_TOLERANCE = 0.05
-
-
-def _check_volume(case, seg):
-    """The cement volume of ``case.treatment`` was achieved within :data:`VOLUME_TOLERANCE`."""
-    t = case.treatment
-    res = seg.history[-1].results
-    err = res.get("volume_error")
-    if err is None or abs(err) <= VOLUME_TOLERANCE:
-        return
-    key = "treatment.fill" if t.fill is not None else "treatment.volume"
-    raise CaseError(f"{key} = {fmt_value(t.fill if t.fill is not None else t.volume)}: the cement placed in "
-                    f"{t.level} is {res.get('cement_volume_mL', float('nan')):.3g} mL, {100 * err:+.0f} % off the "
-                    f"requested volume (allowed within {100 * VOLUME_TOLERANCE:.0f} %); use a volume the mesh "
-                    "resolves (a smaller segment.element_size) and that fits in the cancellous bone")
 
 
 def _as_case(case_or_path, overrides=None):

@@ -191,6 +191,22 @@ def check_fits(target_mm3, room_mm3, cancellous_mm3, level, field, value, vertic
                      "(vertical_extent up to 1 lets the cement reach the endplates)")
 
 
+#: Largest relative difference between the requested and the placed cement volume.
+VOLUME_TOLERANCE = 0.05
+
+
+def check_achieved(achieved_mm3, volume_ml, fill, level):
+    """Raise unless the placed volume ``achieved_mm3`` (mm^3) is within :data:`VOLUME_TOLERANCE` of the
+    requested ``volume_ml`` (mL); the error names ``fill`` when the request was a fill, else ``volume``."""
+    err = achieved_mm3 / (volume_ml * 1000.0) - 1.0
+    if abs(err) <= VOLUME_TOLERANCE:
+        return
+    field, value = ("fill", f"{fill:g}") if fill is not None else ("volume", f"{volume_ml:g} mL")
+    raise InputError(f"{field} = {value}: the cement placed in {level} is {achieved_mm3 / 1000.0:.3g} mL, "
+                     f"{100 * err:+.0f} % off the requested volume (allowed within {100 * VOLUME_TOLERANCE:.0f} %); "
+                     "use a volume the mesh resolves (a smaller element_size) and that fits in the cancellous bone")
+
+
 def check_centres(centres, offset, W, D, H, zc, yc, level):
     """Every bolus centre must lie inside the vertebral body (within 0.45 W, 0.45 D of the body centre
     and 0.45 H of its mid-height); the error names the allowed offset range."""

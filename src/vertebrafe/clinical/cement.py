@@ -47,7 +47,8 @@ from ..errors import InputError
 from ._common import check_level, derive, make_operation, operations_of
 from .firstyield import treated_yield_factor
 from .augment import (DEFAULT_SAMPLES, DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry,
-                      cement_phase, check_cement_modulus, check_centres, check_extent, check_fits, check_offset,
+                      cement_phase, check_cement_modulus, check_achieved, check_centres, check_extent, check_fits,
+                      check_offset,
                       check_samples, check_untreated, endplate_distances, height_span, layer_phases, level_cells,
                       mix_elasticity, mix_layered, region_code, resolve_volume, vertical_mask, check_layer,
                       DEFAULT_LAYER_THICKNESS, LAYER_COMPLIANCE, LAYER_THICKNESS_RANGE, LAYER_MODULUS_RANGE)
@@ -203,6 +204,7 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
     frac = np.zeros(mesh.n_cells)
     frac[sampler.cells] = f_sel
     achieved = float(np.sum(f_sel * sampler.volume))
+    check_achieved(achieved, v_ml, fill, level)
     wv = sampler.w * sampler.volume[:, None] * inside
     centroid = (np.einsum("mq,mqi->i", wv, sampler.x) / wv.sum()) if wv.sum() > 0 else np.full(3, np.nan)
 

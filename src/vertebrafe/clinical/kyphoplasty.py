@@ -68,10 +68,10 @@ from ..anatomy.grading import GradedCurve
 from ..errors import InputError
 from ..elasticity import isotropic
 from ._common import check_level, derive, history, level_nodes, make_operation, operations_of, to_local
-from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry, check_cement_modulus,
-                      check_centres, check_extent, check_fits, check_layer, check_offset, check_samples,
-                      check_untreated, endplate_distances, layer_phases, level_cells, mix_nested, region_code,
-                      resolve_volume, vertical_mask)
+from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry, check_achieved,
+                      check_cement_modulus, check_centres, check_extent, check_fits, check_layer, check_offset,
+                      check_samples, check_untreated, endplate_distances, layer_phases, level_cells, mix_nested,
+                      region_code, resolve_volume, vertical_mask)
 from .firstyield import treated_yield_factor
 from .fracture import Deformer
 from .measure import measure
@@ -412,6 +412,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         fk = np.zeros(mesh.n_cells)
         fl[sampler.cells], fk[sampler.cells] = fl_sel, fk_sel
     achieved = float(np.sum(fc_sel * sampler.volume))
+    check_achieved(achieved, v_ml, None, level)
     rim_mm3 = float(np.sum(fr_sel * sampler.volume))
     density_ratio = rim_density_ratio(achieved, rim_mm3) if t > 0 else math.nan
 
