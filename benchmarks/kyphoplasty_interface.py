@@ -11,6 +11,7 @@ Model: L1 alone (QCT vBMD 80 mg/cm^3, default MaterialSet), grade-2 wedge fractu
 one's, with the layer volume (mL). Usage::
 
     python benchmarks/kyphoplasty_interface.py --sizes 4,3,2
+    python benchmarks/kyphoplasty_interface.py --sizes 4,3 --samples 8       # the layer resolved at 4, 3 mm
     python benchmarks/kyphoplasty_interface.py --sizes 8 --restorations 0.5     # a quick look
 
 Units: mm, N/mm, MPa, mL; ``cpu`` is the process CPU time (s) of the treatment and the solve.
@@ -35,6 +36,8 @@ def main(argv=None):
     ap.add_argument("--restorations", type=_floats, default=[0.5, 0.97])
     ap.add_argument("--thickness", type=float, default=0.5, help="layer thickness (mm)")
     ap.add_argument("--moduli", type=_floats, default=[500.0, 83.0], help="layer moduli (MPa)")
+    ap.add_argument("--samples", type=int, default=4, help="sub-cell samples per direction (a layer thinner "
+                    "than element size / samples is resolved only on average)")
     args = ap.parse_args(argv)
 
     def stiffness(seg):
@@ -51,7 +54,7 @@ def main(argv=None):
             for E in [None] + args.moduli:
                 t0 = time.process_time()
                 kw = {} if E is None else dict(interface="layer", layer_thickness=args.thickness, layer_modulus=E)
-                seg = kyphoplasty(fractured, "L1", restoration=r, **kw)
+                seg = kyphoplasty(fractured, "L1", restoration=r, samples=args.samples, **kw)
                 k = stiffness(seg)
                 k_bonded = k if E is None else k_bonded
                 name = "bonded" if E is None else f"{args.thickness:g} mm {E:g} MPa"
