@@ -7,18 +7,21 @@ docs/validation.md, "Posterior column"), and the mesh dependence of the L4-L5 po
     python benchmarks/validation_posterior.py intact --element-size 3 --moment 7.5   # L4-L5, fibre disc
     python benchmarks/validation_posterior.py intact --fibre-law linear [--disc-only]  # the former linear fibres
     python benchmarks/validation_posterior.py share [--fibre-law exponential]   # standing share vs extension
+    python benchmarks/validation_posterior.py posture --angles free,0,2.2 --height-losses 0,0.91   # posture, creep
 """
 import argparse
 import json
+import math
 import time
 
 import numpy as np
 
 from vertebrafe.anatomy import segment
+from vertebrafe.anatomy.ligaments import FACET_SET, LIGAMENT_SET
 from vertebrafe.fem import Setup
 from vertebrafe.loads import Load
 from vertebrafe.materials import MaterialSet
-from vertebrafe.post.posterior import level_moments
+from vertebrafe.post.posterior import level_forces, level_moments
 from vertebrafe.simulate import simulate
 
 
@@ -154,13 +157,78 @@ def share(h, fibre_law="none"):
     print(f"# {s.mesh.n_cells} cells, {time.perf_counter() - t:.0f} s wall, {time.process_time() - c:.0f} s CPU")
 
 
+def posture_hook(disc, extension=None, height_loss=0.0):
+    """``user_loads`` for :func:`~vertebrafe.simulate.simulate` that imposes a posture on a segment whose
+    lowest vertebra's base is fixed: ``extension`` (deg, None: free) the top plate's rotation about the
+    flexion-extension axis (global x; extension positive, so that ``rotation_flexion`` reads about
+    ``-extension``), and ``height_loss`` (mm, >= 0) a loss of disc height by creep at ``disc``: the disc's
+    stress-free height shortens by ``height_loss`` along its axis ``a`` while the posterior column and the
+    longitudinal ligaments keep theirs. Exactly equivalent (linear kinematics): every facet and ligament
+    spring across ``disc`` (end a on the upper vertebra) starts pre-elongated by ``height_loss (n . a)``,
+    i.e. its onset moves by ``-height_loss (n . a)``: a facet closing downward starts pre-compressed, a
+    ligament along the axis starts slack by ``height_loss``. The annulus fibres creep with the disc (their
+    reference is the disc's); the loss is uniform over the disc (no creep-induced rotation)."""
+    if height_loss < 0.0:
+        raise ValueError(f"height_loss = {height_loss!r} mm; allowed: >= 0")
+
+    def hook(model, seg):
+        if extension is not None:
+            model.plates[0].prescribe(rotation=(math.radians(extension), None, None))
+        if height_loss:
+            up, lo = disc.split("-")
+            a = seg.frames[up][0][:, 2] + seg.frames[lo][0][:, 2]
+            a = a / np.linalg.norm(a)
+            for s in model.springs:
+                if s.name in (FACET_SET, LIGAMENT_SET):
+                    codes = [g for g, label in s.group_names.items() if label.split(":", 1)[0] == disc]
+                    sel = np.isin(s.group, codes)
+                    s.onset[sel] = s.onset[sel] - height_loss * (s.direction[sel] @ a)
+    return hook
+
+
+def posture(h, angles, losses, fibre_law="none", compression=500.0):
+    """The posterior share of a standing load in the posture of the in vitro studies: L4-L5 (vBMD 120) under
+    the follower load ``compression`` (N, 500: relaxed standing) with the extension ``angles`` (deg) imposed on the top plate (None: free, the
+    follower's own posture) and the creep height losses ``losses`` (mm) of :func:`posture_hook`: one JSON row
+    per case with the rotation across the disc (deg, flexion positive), each facet's compression and the ALL's
+    tension (N), the axial forces of the three paths (N, tension positive), the posterior share, the axial
+    load on the part above the disc and the equilibrium error of the exact force split
+    (:func:`~vertebrafe.post.posterior.level_forces`, relative)."""
+    t, c = time.perf_counter(), time.process_time()
+    s = segment("L4-L5", element_size=h, posterior=True, **_disc(120.0, fibre_law))
+    for ang in angles:
+        for dh in losses:
+            ld = Load(compression=compression, follower=True, name=f"E{ang}/dh{dh:g}")
+            r = simulate(s, ld, factor_of_risk=False, user_loads=posture_hook("L4-L5", ang, dh))
+            F = level_forces(s, r.solution, "L4-L5")                       # exact split, disc frame
+            applied = F.pop("applied")
+            row = {"extension_deg": ang, "height_loss_mm": dh,
+                   "rotation_flexion": r.value("rotation_flexion", "L4-L5", "disc"),
+                   "facet_left": r.value("facet_force", "L4-L5", "facet_left"),
+                   "facet_right": r.value("facet_force", "L4-L5", "facet_right"),
+                   "ALL": r.value("ligament_force", "L4-L5", "ALL"),
+                   "load_share": r.value("load_share", "L4-L5", "posterior"),
+                   "pressure": r.value("pressure", "L4-L5", "nucleus"),
+                   **{f"axial_{k}": r.value("axial_force", "L4-L5", k)
+                      for k in ("disc", "longitudinal_ligaments", "posterior")},
+                   "applied_axial": float(applied[2]),
+                   "equilibrium": float(np.abs(sum(F.values()) - applied).max() / np.abs(applied).max()),
+                   "steps": r.info.get("active_set_iterations")}
+            print(ld.name, json.dumps(row), flush=True)
+    print(f"# {s.mesh.n_cells} cells, {time.perf_counter() - t:.0f} s wall, {time.process_time() - c:.0f} s CPU")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("check", choices=("facets", "convergence", "intact", "share"))
+    ap.add_argument("check", choices=("facets", "convergence", "intact", "share", "posture"))
     ap.add_argument("--element-size", type=float, default=3.0, help="facets, intact: element size (mm)")
     ap.add_argument("--moment", type=float, default=7.5, help="intact: pure moment (N m)")
     ap.add_argument("--fibre-law", default=None, help="intact, share, convergence: annulus fibre law (exponential, the intact "
                     "default; linear; none: the fibre-free disc of the segment default, the share and convergence default)")
+    ap.add_argument("--angles", default="free,0,1,2.2,3,4", help="posture: imposed extension (deg; free: the "
+                    "follower's own posture)")
+    ap.add_argument("--height-losses", default="0,0.91,1.82", help="posture: creep losses of disc height (mm)")
+    ap.add_argument("--compression", type=float, default=500.0, help="posture: follower load (N)")
     ap.add_argument("--disc-only", action="store_true", help="intact: the same disc without posterior elements")
     ap.add_argument("--sizes", default="4,3,2", help="convergence: element sizes (mm), coarse to fine")
     ap.add_argument("--solver", default="auto", help="convergence: linear solver (auto, direct, amg)")
@@ -172,6 +240,9 @@ if __name__ == "__main__":
         intact(a.element_size, a.moment, a.fibre_law or "exponential", not a.disc_only)
     elif a.check == "share":
         share(a.element_size, a.fibre_law or "none")
+    elif a.check == "posture":
+        posture(a.element_size, [None if x == "free" else float(x) for x in a.angles.split(",")],
+                [float(x) for x in a.height_losses.split(",")], a.fibre_law or "none", a.compression)
     else:
         convergence([float(x) for x in a.sizes.split(",")], a.solver, [n for n in a.loads.split(",") if n],
                     a.fibre_law or "none")

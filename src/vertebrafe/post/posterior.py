@@ -34,7 +34,7 @@ import numpy as np
 
 from .metrics import axial_stress, mid_height_layers
 
-__all__ = ["posterior_rows", "level_axial_forces", "level_moments", "REGIONS"]
+__all__ = ["posterior_rows", "level_axial_forces", "level_moments", "level_forces", "REGIONS"]
 
 #: The regions of these rows besides ``disc`` and ``posterior`` (study plot names are checked against them).
 REGIONS = ("facet_left", "facet_right", "ALL", "PLL", "LF", "ISL", "SSL", "ITL", "CL", "longitudinal_ligaments")
@@ -92,18 +92,10 @@ def _above(segment, disc):
     return np.isin(mesh.cell_data["level"], codes)
 
 
-def level_moments(segment, solution, disc, center=None):
-    """Moments (N mm, about ``center``, default the centroid of the disc's cells) that carry the load across
-    level ``disc``: ``{"disc": (3,), "<group>": (3,), ..., "applied": (3,)}`` in the disc frame (the mean of
-    the two vertebrae's frames: x right, y anterior, z along the disc axis; so component 0 is the
-    flexion-extension moment, 1 lateral bending, 2 axial rotation).
-
-    Each entry is the moment of the internal forces a structure exerts on the nodes of the part above the
-    disc (:func:`_above`): ``"disc"`` the disc cells (``K_e u_e`` of each) plus the annulus fibres and any
-    fluid cavity, one entry per facet joint (``"facet_left"``, ``"facet_right"``) and ligament (``"ALL"``,
-    ...). ``"applied"``: the moment of the loads on that part (its nodal loads and the rigid plates whose
-    nodes all lie in it). In equilibrium ``applied`` equals the sum of the others (the cells of the part
-    itself exert no net moment)."""
+def _level_nodal_forces(segment, solution, disc):
+    """The internal forces across level ``disc`` on the nodes of the part above it (:func:`_above`):
+    ``(inside (n,) bool, {"disc" | "<group>": (n, 3) N}, R (3, 3) the disc frame's columns, disc cells)``
+    (the entries of :func:`level_moments`, zero outside the part)."""
     from ..fem.kernels import element_tables
     from ..fem.solution import gauss_fields
 
@@ -120,13 +112,6 @@ def level_moments(segment, solution, disc, center=None):
     touching = np.flatnonzero(~above & inside[mesh.cells].any(axis=1))
     if not np.all(np.isin(touching, cross)):
         raise ValueError(f"cells other than the disc's touch the part above {disc}; no clean cut")
-    c = mesh.points[np.unique(mesh.cells[cross])].mean(axis=0) if center is None else np.asarray(center, float)
-    r = mesh.points - c
-
-    def moment(f):
-        """Moment of nodal forces ``(n, 3)`` restricted to the part above, in the disc frame."""
-        return np.cross(r[inside], f[inside]).sum(axis=0) @ R
-
     cells = np.ascontiguousarray(mesh.cells[cross], dtype=np.int64)
     m, k = cells.shape
     nq = mesh.element.weights.size
@@ -138,12 +123,12 @@ def level_moments(segment, solution, disc, center=None):
     f = np.zeros((mesh.n_points, 3))
     for d in range(3):
         f[:, d] = np.bincount(cells.ravel(), weights=fint[:, :, d].ravel(), minlength=mesh.n_points)
-    out = {"disc": moment(f)}
+    out = {"disc": f}
     u = solution.displacement
     for s in model.springs:
         active = solution.spring_active[s.name]
         if s.name not in (_FACETS, _LIGAMENTS):                 # fibres, fluid nucleus: part of the disc
-            out["disc"] = out["disc"] + moment(s.nodal_forces(u, mesh.n_points, active))
+            out["disc"] = out["disc"] + s.nodal_forces(u, mesh.n_points, active)
             continue
         F = s.forces(u, active)
         G = s.gradient(mesh.n_points)
@@ -152,13 +137,54 @@ def level_moments(segment, solution, disc, center=None):
             if level != disc:
                 continue
             key = f"facet_{part}" if s.name == _FACETS else part
-            out[key] = moment((G.T @ np.where(s.group == g, F, 0.0)).reshape(-1, 3))
+            out[key] = (G.T @ np.where(s.group == g, F, 0.0)).reshape(-1, 3)
+    out = {key: np.where(inside[:, None], v, 0.0) for key, v in out.items()}
+    return inside, out, R, cross
+
+
+def level_moments(segment, solution, disc, center=None):
+    """Moments (N mm, about ``center``, default the centroid of the disc's cells) that carry the load across
+    level ``disc``: ``{"disc": (3,), "<group>": (3,), ..., "applied": (3,)}`` in the disc frame (the mean of
+    the two vertebrae's frames: x right, y anterior, z along the disc axis; so component 0 is the
+    flexion-extension moment, 1 lateral bending, 2 axial rotation).
+
+    Each entry is the moment of the internal forces a structure exerts on the nodes of the part above the
+    disc (:func:`_above`): ``"disc"`` the disc cells (``K_e u_e`` of each) plus the annulus fibres and any
+    fluid cavity, one entry per facet joint (``"facet_left"``, ``"facet_right"``) and ligament (``"ALL"``,
+    ...). ``"applied"``: the moment of the loads on that part (its nodal loads and the rigid plates whose
+    nodes all lie in it). In equilibrium ``applied`` equals the sum of the others (the cells of the part
+    itself exert no net moment; a plate with a prescribed rotation adds its unknown reaction moment, which
+    ``applied`` leaves out)."""
+    mesh, model = segment.mesh, solution.model
+    inside, parts, R, cross = _level_nodal_forces(segment, solution, disc)
+    c = mesh.points[np.unique(mesh.cells[cross])].mean(axis=0) if center is None else np.asarray(center, float)
+    r = mesh.points - c
+    out = {key: np.cross(r, f).sum(axis=0) @ R for key, f in parts.items()}
     applied = model.nodal_loads
     M = np.cross(r[inside], applied[inside]).sum(axis=0)
     for p in model.plates:
         if inside[p.nodes].all():
             M = M + p.moment + np.cross(p.center - c, p.force)
     out["applied"] = M @ R
+    return out
+
+
+def level_forces(segment, solution, disc):
+    """Forces (N) that carry the load across level ``disc``, exactly: ``{"disc": (3,), "<group>": (3,), ...,
+    "applied": (3,)}`` in the disc frame of :func:`level_moments` (component 2 along the disc axis), the sum of
+    the internal nodal forces each structure exerts on the part above the disc (the same split as
+    :func:`level_moments`). The internal forces are those the part above exerts on the rest, so that in
+    equilibrium ``applied`` (the loads on the part: its nodal loads and the forces of the rigid plates whose
+    nodes all lie in it) equals the sum of the others to the solver's precision; a compressed path has a
+    negative axial component, as the tension-positive ``axial_force`` rows."""
+    model = solution.model
+    inside, parts, R, _ = _level_nodal_forces(segment, solution, disc)
+    out = {key: f.sum(axis=0) @ R for key, f in parts.items()}
+    F = model.nodal_loads[inside].sum(axis=0)
+    for p in model.plates:
+        if inside[p.nodes].all():
+            F = F + p.force
+    out["applied"] = F @ R
     return out
 
 
