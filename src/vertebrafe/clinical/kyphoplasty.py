@@ -176,16 +176,25 @@ class _EndplateFaces:
         self.cap = np.sqrt(1.0 - np.sum(self.uv ** 2, axis=1))          # half-height of the unit ball
         self.dA = (2.0 / (grid - 1)) ** 2                              # grid area on the unit disk
 
+    def _section(self, centre, rot, axes):
+        """Clip heights ``top, bottom (k,)`` over the raster of a balloon's horizontal section, the balloon's
+        half-heights ``(k,)`` there and the area (mm^2) of one raster point; they depend on the balloon's
+        horizontal position and shape, not on its height (``centre[2]``)."""
+        xy = centre[:2] + (self.uv * axes[:2]) @ rot[:2, :2].T
+        top = np.nan_to_num(self.top(xy), nan=np.inf)                   # outside the body: no contact
+        bottom = np.nan_to_num(self.bottom(xy), nan=-np.inf)
+        return top, bottom, axes[2] * self.cap, self.dA * axes[0] * axes[1]
+
+    @staticmethod
+    def _faces(z, section):
+        """Areas (mm^2) of the top and the bottom contact face of a balloon centred at height ``z``."""
+        top, bottom, half, dA = section
+        return float(np.count_nonzero(z + half >= top)) * dA, float(np.count_nonzero(z - half <= bottom)) * dA
+
     def areas(self, centre, rot, axes):
         """Areas (mm^2) of the top and the bottom contact face of one balloon (ellipsoid ``centre (3,)``,
         rotation ``rot (3, 3)`` about the vertical axis, semi-axes ``axes (3,)`` mm)."""
-        xy = centre[:2] + (self.uv * axes[:2]) @ rot[:2, :2].T
-        half = axes[2] * self.cap
-        dA = self.dA * axes[0] * axes[1]
-        top = np.nan_to_num(self.top(xy), nan=np.inf)                   # outside the body: no contact
-        bottom = np.nan_to_num(self.bottom(xy), nan=-np.inf)
-        return (float(np.count_nonzero(centre[2] + half >= top)) * dA,
-                float(np.count_nonzero(centre[2] - half <= bottom)) * dA)
+        return self._faces(centre[2], self._section(centre, rot, axes))
 
     def balance(self, centre, rot, axes):
         """Vertical shift (mm) of a balloon that makes its two contact faces equal, 0 when it touches neither.
@@ -194,9 +203,10 @@ class _EndplateFaces:
         superior endplate passes through the balloon to the inferior one; the bone around the curved sides
         of the balloon, loaded symmetrically, carries the same share on both sides), and each face presses
         with the inflation pressure, so the two faces have the same area."""
+        section = self._section(centre, rot, axes)
+
         def gap(dz):
-            c = centre + np.array([0.0, 0.0, dz])
-            t, b = self.areas(c, rot, axes)
+            t, b = self._faces(centre[2] + dz, section)
             return t - b
 
         lo, hi = -axes[2], axes[2]
