@@ -170,12 +170,19 @@ def _moves(g, points, e, movable):
     return node[first[~tied]], pos[first[~tied]]
 
 
-def snap_points(segment, level, points, eligible_cells, centres, rots, axes, extent):
+def _segments(cells):
+    """Distinct edges and distinct face and body diagonals ``(k, 2)`` (sorted node pairs) of ``cells (m, 8)``."""
+    return tuple(np.unique(np.sort(cells[:, pairs].reshape(-1, 2), axis=1), axis=0)
+                 for pairs in (HEX_EDGES, HEX_DIAGONALS))
+
+
+def snap_points(segment, level, points, eligible_cells, centres, rots, axes, extent, segments):
     """Snapped node coordinates ``(n, 3)`` (global mm), the mask ``(n,)`` of moved nodes and the level set
     ``g`` ``(n,)`` of the nodes of the level's body after the moves (moved nodes 0; other nodes +inf).
 
     ``centres, rots, axes``: the ellipsoids in the level's local frame at their final scale (semi-axes in
-    mm); ``extent``: the vertical extent (fraction of the local body height)."""
+    mm); ``extent``: the vertical extent (fraction of the local body height); ``segments``: the edges and
+    diagonals of the eligible cells (:func:`_segments`; the same on every pass of :func:`snap_bolus`)."""
     cells = segment.mesh.cells
     n = points.shape[0]
     g = _Bolus(segment, level, points, centres, rots, axes, extent)
@@ -187,9 +194,8 @@ def snap_points(segment, level, points, eligible_cells, centres, rots, axes, ext
     new = points.copy()
     moved = np.zeros(n, dtype=bool)
     elig = np.flatnonzero(eligible_cells)
-    for pairs in (HEX_EDGES, HEX_DIAGONALS):     # edges first; then diagonals of cells still cut
+    for e in segments:                           # edges first; then diagonals of cells still cut
         inside, outside = (gn < -_TOL) & ~moved, (gn > _TOL) & ~moved
-        e = np.unique(np.sort(cells[elig][:, pairs].reshape(-1, 2), axis=1), axis=0)
         e = e[(inside[e[:, 0]] & outside[e[:, 1]]) | (outside[e[:, 0]] & inside[e[:, 1]])]
         node, pos = _moves(g, new, e, movable & ~moved)
         step = np.zeros(n, dtype=bool)
@@ -227,8 +233,9 @@ def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s
     slab = _Bolus(segment, level, points, centres, rots, axes, extent).slab
     best = previous = None
     tried = []                                   # (s, err) of every pass
+    segments = _segments(cells[eligible])
     for _ in range(iterations):
-        new, moved, gn = snap_points(segment, level, points, eligible, centres, rots, axes * s, extent)
+        new, moved, gn = snap_points(segment, level, points, eligible, centres, rots, axes * s, extent, segments)
         cement, unresolved = cell_phases(cells[eligible], gn)
         if unresolved.any():
             sub = np.zeros(segment.mesh.n_cells, dtype=bool)
