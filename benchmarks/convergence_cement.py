@@ -6,12 +6,15 @@ Model: osteoporotic T12-L2 (QCT vBMD 80 mg/cm^3, default MaterialSet), grade-2 w
 composite, fill 15 / 30 / 50 % of the cancellous volume) or balloon kyphoplasty (two balloons, 4.8 mL,
 restoration 0.5). The intact L1 is solved too (reference of the stiffness gain).
 
-Two treated-level stiffnesses (N/mm) per state and element size:
+Two treated-level stiffnesses (N/mm) per state and element size, and a diagnostic third:
 
 * ``plate``: L1 alone between rigid plates (:func:`vertebrafe.post.vertebra_strength`, 0.2 % apparent
   strain; stiffness = plate force / displacement);
 * ``in_situ``: the segment under 800 N compression on the top plate (base fixed):
-  ``800 / |height change of L1|`` (:func:`vertebrafe.post.metrics.vertebra_geometry`).
+  ``800 / |height change of L1|`` (:func:`vertebrafe.post.metrics.vertebra_geometry`);
+* ``pressure`` (diagnostic, only with ``--kinds``): L1 alone, inferior endplate fixed, a uniform 1 MPa
+  pressure on the superior endplate (:func:`pressure_stiffness`): the endplate loaded by a compliant
+  medium as in situ, without the discs (docs/validation.md, "BKP in situ: what the drift needs").
 
 Every (size, state, kind) is one job in a process pool (``--workers``, each with ``--threads`` numba
 threads); AMG-CG to rtol 1e-8 (``--solver direct`` for small models). ``--surface`` picks the
@@ -34,6 +37,7 @@ from 1.5 to 0.75 mm. Usage::
     python benchmarks/convergence_cement.py --sizes 2,1.5,1,0.75 --workers 8 --threads 2 --json out.json
     python benchmarks/convergence_cement.py --sizes 4,3 --workers 2        # a quick look
     python benchmarks/convergence_cement.py --sizes 2,1 --states BKP --kinds in_situ --edge --grading 0.5,1.5,4
+    python benchmarks/convergence_cement.py --sizes 3,1.5 --states NSM,BKP --kinds pressure --solver direct
 
 Units: mm, N, N/mm; times in s.
 """
@@ -53,7 +57,9 @@ from functools import lru_cache
 SPAWN = multiprocessing.get_context("spawn")
 
 STATES = ("intact", "NSM", "VP15", "VP30", "VP50", "BKP")
-KINDS = ("plate", "in_situ")
+KINDS = ("plate", "in_situ", "pressure")
+#: Kinds of the study by default (``pressure`` is a diagnostic, asked for by ``--kinds``).
+DEFAULT_KINDS = ("plate", "in_situ")
 
 
 #: Element size (mm) of the mesh on which the graded curves are found once for every size (``--grading``).
@@ -156,6 +162,26 @@ def edge_profile(seg, u, level="L1"):
     return rows
 
 
+def pressure_stiffness(seg, level, **solver_options):
+    """``(stiffness N/mm, DOFs)`` of ``level`` alone (:func:`vertebrafe.post.strength.vertebra_alone`, local
+    frame) with its inferior endplate fixed and a uniform 1 MPa pressure on its superior endplate: the
+    pressure's axial resultant over the height change (:func:`vertebrafe.post.metrics.centroid_distance`)."""
+    from vertebrafe.elements import face_integrals
+    from vertebrafe.fem import Model
+    from vertebrafe.post.metrics import centroid_distance
+    from vertebrafe.post.strength import vertebra_alone
+
+    sub, C, _ = vertebra_alone(seg, level)
+    top, bottom = sub.face_sets[f"{level}:superior"], sub.face_sets[f"{level}:inferior"]
+    model = Model(sub, C=C)
+    model.fix(sub.node_sets[f"{level}:inferior"], "xyz")
+    model.add_pressure(top, 1.0)
+    sol = model.solve(**solver_options)
+    _, dh = centroid_distance(sub.points, top, bottom, sol.displacement)
+    force = abs(float(face_integrals(sub.points, top)[1][..., 2].sum()))
+    return force / abs(dh), int(sol.info["dofs"])
+
+
 def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=False, spec=None):
     from vertebrafe.loads import Load
     from vertebrafe.post.metrics import vertebra_geometry
@@ -170,6 +196,8 @@ def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=Fa
     if kind == "plate":
         vs = vertebra_strength(seg, "L1", **opts)
         k, dofs = vs.stiffness, vs.dofs
+    elif kind == "pressure":
+        k, dofs = pressure_stiffness(seg, "L1", **opts)
     else:
         r = simulate(seg, Load(compression=800.0, name="c800"), factor_of_risk=False, **opts)
         _, dh = vertebra_geometry(seg, "L1", r.solution.displacement)
@@ -191,7 +219,7 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--states", default=",".join(STATES))
-    ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument("--kinds", default=",".join(DEFAULT_KINDS), help=f"any of {','.join(KINDS)}")
     ap.add_argument("--surface", default="fitted", choices=["fitted", "mixed"],
                     help="vertebroplasty bolus surface (fitted, the default: nodes snapped onto it; mixed: cut "
                          "cells mixed)")
@@ -212,6 +240,8 @@ def main(argv=None):
     sizes = [float(s) for s in a.sizes.split(",")]
     states = a.states.split(",")
     kinds = a.kinds.split(",")
+    if set(kinds) - set(KINDS):
+        ap.error(f"--kinds {a.kinds}: allowed any of {','.join(KINDS)}")
     spec = tuple(float(v) for v in a.grading.split(",")) if a.grading else None
     jobs = sorted(((h, s, k) for h in sizes for s in states for k in kinds), key=lambda j: j[0])   # finest first
     rows = []
