@@ -54,3 +54,29 @@ def test_benchmark_smallest_option_runs(script, tmp_path, monkeypatch, capsys):
         os.environ.clear()
         os.environ.update(environ)
     assert capsys.readouterr().out.strip(), f"{script} printed nothing"
+
+
+def test_continuum_average_of_convergence_metrics():
+    """convergence_metrics.neighbourhood_mean (the continuum-scale stress of docs/validation.md): the
+    weighted mean over the samples of the same group within the radius. Closed forms on a unit grid."""
+    import numpy as np
+
+    mean = runpy.run_path(str(BENCH / "convergence_metrics.py"))["neighbourhood_mean"]
+    g = np.stack(np.meshgrid(*[np.arange(7.0)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    one, zero = np.ones(len(g)), np.zeros(len(g), dtype=int)
+    lin = np.column_stack([2.0 + g @ [1.0, -0.5, 0.25], np.full(len(g), 3.0)])
+    out = mean(g, lin, one, zero, 1.5)
+    interior = np.all((g >= 2) & (g <= 4), axis=1)       # the whole sphere (19 samples) inside the grid
+    # a linear field's mean over a neighbourhood symmetric about the centre is the centre value
+    np.testing.assert_allclose(out[interior], lin[interior], rtol=1e-12)
+    np.testing.assert_allclose(out[:, 1], 3.0, rtol=1e-12)
+    corner = np.flatnonzero(np.all(g == 0, axis=1))[0]   # itself and 3 + 3 neighbours at 1 and sqrt(2)
+    assert out[corner, 0] == pytest.approx(2.0 + (1.0 - 0.5 + 0.25) * (3 + 3 * 2) / 7 / 3)
+    np.testing.assert_allclose(mean(g, lin, one, zero, 0.5), lin, rtol=1e-12)    # radius below the spacing
+    # groups do not mix; weights weigh
+    half = (g[:, 0] >= 3).astype(int)
+    np.testing.assert_allclose(mean(g, np.where(half, 10.0, 1.0)[:, None], one, half, 2.5)[:, 0],
+                               np.where(half, 10.0, 1.0), rtol=1e-12)
+    two = mean(np.array([[0.0, 0, 0], [1.0, 0, 0]]), np.array([[1.0], [5.0]]), np.array([1.0, 3.0]),
+               np.zeros(2, dtype=int), 1.0)
+    np.testing.assert_allclose(two[:, 0], 4.0, rtol=1e-12)
