@@ -16,6 +16,7 @@ SMOKE = {
     "amg_profile.py": ["--size", "1k"],
     "bench_voxel_assembly.py": ["--n", "4", "--repeats", "1", "--out", "{tmp}/K"],
     "bench_simulate.py": ["--levels", "L1-L2", "--element-size", "6"],
+    "amg_contrasts.py": ["--levels", "L1-L2", "--element-size", "6", "--variants", "base;fluid"],
     "amg_variants.py": ["--levels", "L1-L2", "--element-size", "6", "--variants", "baseline,schwarz:annulus+nucleus"],
     "bench_study_groups.py": ["--levels", "L1-L2", "--element-size", "6", "--presets", "2"],
     "convergence_anatomy.py": ["--sizes", "6", "--no-segment"],

@@ -11,8 +11,8 @@ carries the incompressibility.
 A :class:`FluidCavity` follows the protocol of :class:`~vertebrafe.springs.SpringSet` (one
 ``"linear"`` spring whose elongation is ``dV`` and whose force is ``K dV / V = -p``), so
 :meth:`vertebrafe.fem.Model.add_springs` takes it and the solve treats it like a spring; its dense
-rank-one stiffness is left out of the AMG preconditioner (``precondition = False``), where CG handles
-it as one outlying eigenvalue.
+rank-one stiffness is left out of the AMG hierarchy (``precondition = False``) and added to the V-cycle
+exactly by the Woodbury identity (:func:`vertebrafe.fem.solvers.low_rank_corrected`).
 
 Attributes for exporters: ``name``, ``faces (f, 4)``, ``volume`` (mm^3, reference), ``bulk_modulus``
 (MPa).

@@ -159,6 +159,16 @@ def test_spring_input_errors():
         model.add_springs(spring_set(mesh.points, [0], [7], 1.0, name="a"))
 
 
+def _confined_box(E, nu, s):
+    """A 2 x 3 x 4 mm box (2 x 2 x 3 cells) with rollers on its sides and base, pressure ``s`` on top."""
+    mesh = vf.box((2.0, 3.0, 4.0), (2, 2, 3))
+    ns = mesh.node_sets
+    model = Model(mesh, E=E, nu=nu, formulation="full")
+    model.fix(ns["xmin"], "x").fix(ns["xmax"], "x").fix(ns["ymin"], "y").fix(ns["ymax"], "y").fix(ns["zmin"], "z")
+    model.add_pressure(mesh.face_sets["zmax"], s)
+    return model, mesh, ns
+
+
 def test_fluid_cavity_in_confined_compression():
     """A box under confined compression whose cells also hold a fluid (a cavity bounded by the box's
     surface): the fluid adds its bulk modulus to the confined modulus exactly, eps = -s / (M + K_f), and
@@ -167,11 +177,7 @@ def test_fluid_cavity_in_confined_compression():
     from vertebrafe.cavity import FluidCavity, cavity_faces
 
     E, nu, Kf, s = 10.0, 0.3, 50.0, 0.2
-    mesh = vf.box((2.0, 3.0, 4.0), (2, 2, 3))
-    ns = mesh.node_sets
-    model = Model(mesh, E=E, nu=nu, formulation="full")
-    model.fix(ns["xmin"], "x").fix(ns["xmax"], "x").fix(ns["ymin"], "y").fix(ns["ymax"], "y").fix(ns["zmin"], "z")
-    model.add_pressure(mesh.face_sets["zmax"], s)
+    model, mesh, ns = _confined_box(E, nu, s)
     cav = model.add_springs(FluidCavity("fluid", mesh.points, cavity_faces(mesh.cells, HEX8_FACES), 24.0, Kf))
     assert cav.faces.shape[0] == 2 * (2 * 2 + 2 * 3 + 2 * 3)
     sol = model.solve(solver="direct")
@@ -182,6 +188,44 @@ def test_fluid_cavity_in_confined_compression():
     assert sol.info["active_set_iterations"] == 1
     # the base reaction (cells + fluid) balances the applied load
     assert sol.reaction(ns["zmin"])[2] == pytest.approx(s * 6.0, rel=1e-9)
+
+
+def test_fluid_cavity_amg_preconditioner_holds_the_cavity_exactly():
+    """The cavity's dense rank-one stiffness stays out of the AMG hierarchy and enters the preconditioner by the
+    Woodbury identity (solvers.low_rank_corrected): on a box small enough for an exact coarsest-level solve the
+    preconditioner is the exact inverse, so CG converges in one iteration, to the closed form of
+    test_fluid_cavity_in_confined_compression."""
+    from vertebrafe.elements import HEX8_FACES
+    from vertebrafe.cavity import FluidCavity, cavity_faces
+
+    E, nu, Kf, s = 10.0, 0.3, 50.0, 0.2
+    model, mesh, ns = _confined_box(E, nu, s)
+    model.add_springs(FluidCavity("fluid", mesh.points, cavity_faces(mesh.cells, HEX8_FACES), 24.0, Kf))
+    sol = model.solve(solver="amg", rtol=1e-10)
+    M = E * (1 - nu) / ((1 + nu) * (1 - 2 * nu))
+    assert np.allclose(sol.displacement[ns["zmax"], 2], -s / (M + Kf) * 4.0, rtol=1e-9)
+    assert sol.info["levels"] == 1 and sol.info["iterations"] == 1
+
+
+def test_low_rank_corrected_is_the_exact_inverse_with_an_exact_preconditioner():
+    """(A^-1 given as M) corrected for U diag(c) U^T is (A + U diag(c) U^T)^-1 to round-off, for dense and
+    sparse U; the corrected operator is symmetric."""
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+    from vertebrafe.fem.solvers import low_rank_corrected
+
+    rng = np.random.default_rng(3)
+    n = 60
+    A = sp.diags([-np.ones(n - 1), 2.5 * np.ones(n), -np.ones(n - 1)], [-1, 0, 1]).toarray()
+    U = rng.standard_normal((n, 3))
+    U[rng.random((n, 3)) < 0.7] = 0.0
+    c = np.array([1e-2, 1.0, 1e4])                          # a soft, a moderate and a nearly rigid term
+    exact = np.linalg.inv(A + U @ np.diag(c) @ U.T)
+    for given in (U, sp.csc_matrix(U)):
+        W = low_rank_corrected(spla.aslinearoperator(np.linalg.inv(A)), given, c)
+        X = np.column_stack([W @ e for e in np.eye(n)])
+        assert np.abs(X - exact).max() <= 1e-10 * np.abs(exact).max()
+        assert np.abs(X - X.T).max() <= 1e-12 * np.abs(X).max()
 
 
 def test_open_cavity_is_rejected():

@@ -145,7 +145,11 @@ def _amg(K, rhs, Gf, k, onset, delta_c, active, in_amg, sets, bounds, rtol, maxi
         with threadpool_limits(limits=1, user_api="blas"):
             ml = solvers.amg_hierarchy((K + Gf.T @ sp.diags(k * active * in_amg) @ Gf).tobsr(blocksize=(3, 3)),
                                        near_nullspace, strength)
-        M = cache["amg"] = solvers.amg_preconditioner(ml)
+        M = solvers.amg_preconditioner(ml)
+        out = np.flatnonzero(active & ~in_amg)       # dense terms kept out (fluid cavities): exact by Woodbury
+        if out.size:
+            M = solvers.low_rank_corrected(M, Gf[out].T, k[out])
+        cache["amg"] = M
         cache["amg_info"] = dict(levels=len(ml.levels), operator_complexity=float(ml.operator_complexity()))
         info["setup_time"] += time.perf_counter() - t1
     info.update(cache["amg_info"])

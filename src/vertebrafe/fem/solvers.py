@@ -416,6 +416,30 @@ def amg_preconditioner(ml):
     return VCycle(ml).operator()
 
 
+def low_rank_corrected(M, U, c):
+    """The preconditioner ``(M^-1 + U diag(c) U^T)^-1`` (``LinearOperator``) for the symmetric positive-definite
+    preconditioner ``M`` (an AMG V-cycle of ``A``) and a positive low-rank term ``U (N, r)`` (dense or sparse),
+    ``c (r,) > 0`` that ``A + U diag(c) U^T`` adds and ``M`` leaves out, by the Woodbury identity:
+    ``M - (M U) (diag(1/c) + U^T M U)^-1 (M U)^T``. It costs ``r`` applications of ``M`` once and one
+    application of ``M`` plus ``O(N r)`` per use; with the exact ``M = A^-1`` it is the exact inverse.
+
+    A fluid cavity's rank-one stiffness (:class:`~vertebrafe.cavity.FluidCavity`) is dense, so it stays out of
+    the hierarchy; left to CG as an outlying eigenvalue it cost about 30 iterations per solve at rtol 1e-8 on
+    T12-L2 (benchmarks/README.md, "Which contrast costs the CG iterations").
+    """
+    import scipy.linalg
+
+    U = np.asarray(U.todense() if sp.issparse(U) else U, dtype=float).reshape(M.shape[0], -1)
+    MU = np.column_stack([M @ U[:, j] for j in range(U.shape[1])])
+    inner = scipy.linalg.cho_factor(np.diag(1.0 / np.asarray(c, dtype=float).reshape(-1)) + U.T @ MU)
+
+    def apply(r):
+        y = M @ np.asarray(r, dtype=float).reshape(-1)
+        return y - MU @ scipy.linalg.cho_solve(inner, U.T @ y)
+
+    return spla.LinearOperator(M.shape, matvec=apply, dtype=float)
+
+
 def solve(K, f, method="auto", rtol=1e-8, maxiter=None, near_nullspace=None, strength=None):
     """Solve ``K u = f`` once: :class:`Prepared` set-up, then :meth:`Prepared.solve` (see there).
 
