@@ -399,7 +399,8 @@ def _configure_warmup(parser: argparse.ArgumentParser) -> None:
 
 def _run_warmup(args: argparse.Namespace) -> int:
     from .fem.warmup import warm_up
-    elapsed = warm_up(say=print)
+    elapsed = warm_up(say=print, threads=1)      # the serial builds of study workers
+    elapsed += warm_up(say=print)                # the parallel builds of single runs
     print(f"numba kernels ready ({elapsed:.1f} s)")
     return 0
 

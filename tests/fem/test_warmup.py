@@ -5,12 +5,14 @@ import os
 import subprocess
 import sys
 
+import numba
 import numpy as np
 
 from numba.core.registry import CPUDispatcher
 
 from vertebrafe import cli
 from vertebrafe.fem import active_set, assembly, model, multigrid, relaxation, solution, solvers, sparse_kernels
+from vertebrafe.fem.jit import Threaded
 from vertebrafe.fem.warmup import warm_up
 
 
@@ -41,11 +43,14 @@ def _functions(mod):
 
 def _entry_points():
     """The numba kernels that plain Python code of the FE core calls (kernels called only from other
-    kernels are compiled into their callers and need no signature of their own)."""
+    kernels are compiled into their callers and need no signature of their own); of a kernel with a serial
+    twin, the build that this process calls (:mod:`vertebrafe.fem.jit`)."""
     used = {name for mod in MODULES for f in _functions(mod) for name in _names(f.__code__)}
     for mod in (assembly, relaxation, solution, sparse_kernels):  # fem.kernels: per-element kernels of these
         for name, obj in inspect.getmembers(mod):
-            if isinstance(obj, CPUDispatcher) and obj.__module__ == mod.__name__ and name in used:
+            if isinstance(obj, Threaded):
+                obj = obj.serial if numba.get_num_threads() == 1 else obj.parallel
+            if isinstance(obj, CPUDispatcher) and obj.py_func.__module__ == mod.__name__ and name in used:
                 yield f"{mod.__name__}.{name}", obj
 
 
@@ -104,15 +109,17 @@ def test_the_voxel_fast_path_compiles_on_first_use_and_matches_the_general_path(
 
 
 def test_warm_up_without_amg_compiles_no_amg_kernel():
-    """A study whose cases all solve directly warms up without the AMG-CG kernels (checked in a fresh
-    process, where only the warm-up has run: loading from numba's cache counts as compiling here)."""
+    """A study whose cases all solve directly warms up without the AMG-CG kernels, and for one-thread
+    workers only the serial builds of the kernels that have both (checked in a fresh process, where only
+    the warm-up has run: loading from numba's cache counts as compiling here)."""
     code = ("from vertebrafe.fem.warmup import warm_up\n"
             "from vertebrafe.fem import assembly, relaxation, solution, sparse_kernels\n"
-            "warm_up(say=None, amg=False)\n"
-            "print(bool(assembly.assemble.signatures), bool(solution.gauss_fields.signatures),\n"
+            "warm_up(say=None, amg=False, threads=1)\n"
+            "print(bool(assembly.assemble.serial.signatures), bool(solution.gauss_fields.serial.signatures),\n"
+            "      bool(assembly.assemble.parallel.signatures), bool(solution.gauss_fields.parallel.signatures),\n"
             "      bool(relaxation.block_sweeps.signatures), bool(sparse_kernels._product3.signatures))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["True", "True", "False", "False"]
+    assert out.stdout.split() == ["True", "True", "False", "False", "False", "False"]
 
 
 def test_a_study_asks_for_amg_kernels_only_where_a_case_may_use_amg(monkeypatch):

@@ -21,6 +21,7 @@ adds ``s * K_ref``.
 import numpy as np
 from numba import njit, prange
 
+from .jit import threaded
 from .kernels import element_stiffness
 
 #: Cells are translates of one another when their node offsets agree within this fraction of the cell size.
@@ -368,7 +369,7 @@ def _assemble_cells(cell_list, points, cells, C, mat, tables, form, ref, node_pl
                                     s_det, s_gbar, s_CB, s_Ke, s_blocks)
 
 
-@njit(parallel=True, cache=True)
+@threaded
 def assemble(points, cells, C, mat, tables, form, ref, node_plate, centers, indptr, indices,
              color_ptr, chunk_ptr, order, tied_cells, free, g, data, rhs, min_det):
     """Assemble the stiffness into BSR ``data (nnzb, 3, 3)`` and the prescribed-DOF terms into ``rhs``.
@@ -390,18 +391,18 @@ def assemble(points, cells, C, mat, tables, form, ref, node_plate, centers, indp
                     free, g, data, rhs, min_det)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _all_translates(points, cells, tol):
-    """True if every cell's node offsets from its first node equal those of cell 0 within ``tol`` (mm)."""
+    """True if every cell's node offsets from its first node equal those of cell 0 within ``tol`` (mm).
+    Serial: it stops at the first cell that differs (the second cell of an anatomical mesh)."""
     m, k = cells.shape
-    bad = 0
-    for e in prange(m):
+    for e in range(m):
         for a in range(1, k):
             for d in range(3):
                 ref = points[cells[0, a], d] - points[cells[0, 0], d]
                 if abs(points[cells[e, a], d] - points[cells[e, 0], d] - ref) > tol:
-                    bad += 1
-    return bad == 0
+                    return False
+    return True
 
 
 @njit(parallel=True, cache=True)

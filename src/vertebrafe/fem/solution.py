@@ -8,16 +8,17 @@ incompatible modes include the modes, recovered per cell as alpha = -Kaa^-1 Kau 
 from functools import cached_property
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ..elasticity import voigt_to_tensor
 from ..errors import ConvergenceError, InputError
+from .jit import threaded
 from .kernels import MEAN_DILATATION, element_strains, element_tables, strain_matrix
 
 _VOIGT = ("xx", "yy", "zz", "xy", "yz", "xz")
 
 
-@njit(parallel=True, cache=True)
+@threaded
 def gauss_fields(points, cells, u, C, mat, tables, form, eps_out, sig_out, wdet_out, fint_out):
     """Per cell and Gauss point: engineering strain (m, q, 6), stress (m, q, 6) MPa, the integration
     weight w_g det J_g (m, q) mm^3, and the element internal force vector ``fint_out (m, k, 3)`` N.

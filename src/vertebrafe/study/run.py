@@ -182,7 +182,7 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
         else:
             n = workers or min(os.cpu_count() or 1, len(groups))
             n = max(1, min(int(n), len(groups)))
-            _warm_up(bar, say, amg=_uses_amg(pending))
+            _warm_up(bar, say, amg=_uses_amg(pending), threads=1 if n > 1 else None)   # pool workers: one thread
             if n == 1:
                 run.backend = "1 process (in-process)"
                 cache = ModelCache()                     # for this run only: freed when it ends
@@ -250,15 +250,16 @@ def _check_same_study(study, out):
                          "(to resume or extend it) or another folder")
 
 
-def _warm_up(bar, say, amg=True):
+def _warm_up(bar, say, amg=True, threads=None):
     """Compile or load the numba kernels in this process before any case starts, so that worker
     processes load them from numba's cache instead of each compiling them (a notice is shown when
-    compiling); ``amg``: also those of AMG-CG."""
+    compiling); ``amg``: also those of AMG-CG; ``threads``: the numba threads the cases run on (1 in pool
+    workers: the serial builds, :func:`vertebrafe.fem.warmup.warm_up`)."""
     from ..fem.warmup import warm_up
     if bar is not None:
-        warm_up(say=lambda msg: bar.write(msg, file=sys.stderr), amg=amg)
+        warm_up(say=lambda msg: bar.write(msg, file=sys.stderr), amg=amg, threads=threads)
     else:
-        warm_up(say=say, amg=amg)
+        warm_up(say=say, amg=amg, threads=threads)
 
 
 def _uses_amg(cases):
