@@ -1,7 +1,8 @@
 """Each benchmark script runs its smallest option (a smoke run, so that the scripts and the numbers in
 benchmarks/README.md cannot rot unnoticed). Run in this process with the script's own command line; a
-new script needs an entry here. About 35 s of CPU time in all (two minutes of wall time on the shared
-2-core machine at a load of 13); skip them locally with ``-m "not benchmark_smoke"``."""
+new script needs an entry here. About 130 s of CPU time in all, the scripts' worker processes included
+(103 s user + 27 s system at 61b57cc with one OpenBLAS thread; six minutes of wall time on the shared 2-core
+machine at a load of 5-9); skip them locally with ``-m "not benchmark_smoke"``."""
 import os
 import pathlib
 import runpy
