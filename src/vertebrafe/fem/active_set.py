@@ -41,7 +41,6 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.csgraph  # noqa: F401  (sp.csgraph)
 import scipy.sparse.linalg as spla
-from threadpoolctl import threadpool_limits
 
 from ..errors import ConvergenceError
 from . import solvers
@@ -142,7 +141,7 @@ def _amg(K, rhs, Gf, k, onset, delta_c, active, in_amg, sets, bounds, rtol, maxi
     M = cache.get("amg")
     if M is None:           # one hierarchy for every step and load: the springs change by low rank
         t1 = time.perf_counter()
-        with threadpool_limits(limits=1, user_api="blas"):
+        with solvers.one_blas_thread():
             ml = solvers.amg_hierarchy((K + Gf.T @ sp.diags(k * active * in_amg) @ Gf).tobsr(blocksize=(3, 3)),
                                        near_nullspace, strength)
         M = solvers.amg_preconditioner(ml)
@@ -179,7 +178,7 @@ def _iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, ma
         A = spla.LinearOperator(K.shape, matvec=lambda v, d=d: K @ v + Gf.T @ (d * (Gf @ v)), dtype=float)
         target = rtol if tight else loose
         cut = short is not None and not tight and step <= max_iterations // 2
-        with threadpool_limits(limits=1, user_api="blas"):
+        with solvers.one_blas_thread():
             x, its = _cg(A, b, x, M, target, short, restarts=0) if cut else _cg(A, b, x, M, target, maxiter)
         iterations += its
         residual = _residual(A @ x, b)
@@ -329,7 +328,7 @@ class LowRank:
 
     def reference(self, b):
         """``A0^-1 b``."""
-        with threadpool_limits(limits=1, user_api="blas"):      # single vectors: see solvers.Prepared.solve
+        with solvers.one_blas_thread():      # single vectors: see solvers.Prepared.solve
             return self._solve(b)
 
     def preconditioner(self):
@@ -361,7 +360,7 @@ class LowRank:
             return 0.0
         if not self.partial:
             return self.reference(self.Gf[c].T @ u)
-        with threadpool_limits(limits=1, user_api="blas"):      # single vectors: see solvers.Prepared.solve
+        with solvers.one_blas_thread():      # single vectors: see solvers.Prepared.solve
             return self._solve.sparse_rhs(self.Gf[c].T @ u)
 
     def solve(self, d, b):
