@@ -4,8 +4,8 @@ import numba
 import numpy as np
 
 from vertebrafe.fem import assembly, solution
-from vertebrafe.fem.jit import Threaded
-from vertebrafe.fem.warmup import _bar, _numba_threads
+from vertebrafe.fem.jit import Threaded, numba_threads
+from vertebrafe.fem.warmup import _bar
 
 
 def _stiffness_and_fields():
@@ -18,7 +18,7 @@ def _stiffness_and_fields():
 
 def test_one_thread_runs_the_serial_twin_with_the_parallel_build_results(monkeypatch):
     assert isinstance(assembly.assemble, Threaded) and isinstance(solution.gauss_fields, Threaded)
-    with _numba_threads(1):
+    with numba_threads(1):
         assert numba.get_num_threads() == 1
         serial = _stiffness_and_fields()
         monkeypatch.setattr(Threaded, "__call__", lambda self, *args: self.parallel(*args))

@@ -9,6 +9,7 @@ runs on one thread, so a process that never uses more (a study, its warm-up) nev
 build. Both run the loop body for every index in the same order per index, so their results are equal bit
 for bit (each index writes its own outputs).
 """
+import contextlib
 import functools
 import types
 
@@ -50,3 +51,18 @@ class Threaded:
 def threaded(func):
     """Decorator: ``func`` as a :class:`Threaded` kernel."""
     return Threaded(func)
+
+
+@contextlib.contextmanager
+def numba_threads(threads):
+    """Numba runs on ``threads`` threads inside the block (clipped to 1 .. ``NUMBA_NUM_THREADS``; None:
+    unchanged), and on as many as before after it."""
+    if threads is None:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)

@@ -19,10 +19,12 @@ compiled without ``parallel=True``, whose compilation costs several times more (
 20.6 against 29.5 s of CPU, the helper's 14.1 against 19.8, both measured side by side under load 14).
 ``vertebrafe warmup`` compiles both builds.
 """
-import contextlib
 import time
 
 import numpy as np
+
+from .jit import numba_threads
+
 
 def _bar():
     """A small bar that reaches every code path that calls a kernel: per-cell formulations (full, B-bar,
@@ -54,21 +56,6 @@ def _fields_of(model):
     return Solution(model, np.zeros((model.mesh.n_points, 3)), np.zeros((len(model.plates), 6)), {}).cell_stress
 
 
-@contextlib.contextmanager
-def _numba_threads(threads):
-    """Numba runs on ``threads`` threads inside the block (None: unchanged)."""
-    if threads is None:
-        yield
-        return
-    import numba
-    before = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
-
-
 def _helper(threads=None):
     """Start ``_fields_of(_bar())`` on ``threads`` numba threads in a second Python process (same numba
     cache); returns the process."""
@@ -78,8 +65,9 @@ def _helper(threads=None):
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # holds vertebrafe/
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    return subprocess.Popen([sys.executable, "-c", "from vertebrafe.fem.warmup import _bar, _fields_of, _numba_threads\n"
-                             f"with _numba_threads({threads!r}):\n    _fields_of(_bar())"], env=env,
+    return subprocess.Popen([sys.executable, "-c", "from vertebrafe.fem.warmup import _bar, _fields_of\n"
+                             "from vertebrafe.fem.jit import numba_threads\n"
+                             f"with numba_threads({threads!r}):\n    _fields_of(_bar())"], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -118,7 +106,7 @@ def warm_up(say=print, amg=True, parallel=None, threads=None):
             pass
 
     t0 = time.perf_counter()
-    with event.install_listener("numba:compile", Notice()), _numba_threads(threads):
+    with event.install_listener("numba:compile", Notice()), numba_threads(threads):
         sol = _bar().solve(solver="amg" if amg else "direct")
         for helper in helpers:
             helper.wait()

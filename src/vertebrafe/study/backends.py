@@ -129,15 +129,11 @@ def _one_thread(active):
     if not active:
         yield
         return
-    import numba
     from threadpoolctl import threadpool_limits
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        with threadpool_limits(1):
-            yield
-    finally:
-        numba.set_num_threads(before)
+
+    from ..fem.jit import numba_threads
+    with numba_threads(1), threadpool_limits(1):
+        yield
 
 
 def compute(item, runner=None, limit_threads=True):
