@@ -313,6 +313,16 @@ def test_schema_documented_in_docs():
                 assert f"[{section}.{f.name}]" in doc and f"`{sub.name}`" in doc, f"{section}.{f.name}.{sub.name}"
 
 
+def test_central_coarsening_reaches_the_library():
+    """segment.central_coarsening = 1 builds the uniform O-grid; other values are rejected by name and range."""
+    base = {"segment": {"levels": "L1", "element_size": 6.0}, "bone": {"bmd": 80.0}, "load": {"compression": 800.0}}
+    assert vc.build_segment(vc.parse_case(base)).counts.coarsening == 3
+    case = vc.parse_case(vc.apply_overrides(base, {"segment.central_coarsening": 1}))
+    assert vc.build_segment(case).counts.coarsening == 1
+    with pytest.raises(vc.CaseError, match=r"segment.central_coarsening = 2 is not allowed; allowed one of 1, 3"):
+        vc.parse_case(vc.apply_overrides(base, {"segment.central_coarsening": 2}))
+
+
 def test_kyphoplasty_interface_layer_reaches_the_library():
     case = vc.parse_case({"segment": {"levels": "L1", "element_size": 6.0}, "bone": {"bmd": 80.0},
                           "treatment": {"kind": "kyphoplasty", "level": "L1", "volume": 2.0, "interface": "layer",

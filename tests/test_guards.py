@@ -27,6 +27,14 @@ def test_size_estimate_is_within_fifteen_percent_of_the_mesh():
         assert abs(est["nodes"] / seg.mesh.n_points - 1) < 0.15, (est, seg.mesh.n_points)
 
 
+def test_size_estimate_of_the_uniform_grid_does_not_fall_short():
+    """The guard's uniform-grid factor is an upper bound: the estimate is at least the mesh's nodes
+    (and within the factor's 1.6 / 0.84 spread of it)."""
+    seg = vf.segment("L4-L5", bmd=80.0, element_size=3.0, posterior=False, central_coarsening=1)
+    est = resources.estimate_segment(["L4", "L5"], 3.0, posterior=False, central_coarsening=1)
+    assert 1.0 <= est["nodes"] / seg.mesh.n_points < 1.15 * 1.6 / 0.84, (est, seg.mesh.n_points)
+
+
 def test_memory_guard_refuses_before_meshing_and_force_overrides(monkeypatch):
     monkeypatch.setattr(resources, "available_memory", lambda: 1e8)
     calls = []

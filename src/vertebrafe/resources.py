@@ -23,13 +23,18 @@ NODES_PER_SHELL = 3.81
 #: Posterior elements multiply the node count by this factor (measured 1.23-1.27 on L1-L2, T12-L2, L4-L5
 #: and T10-L5 at 4, 3 and 2 mm).
 POSTERIOR_NODES = 1.25
+#: The uniform O-grid (``segment(..., central_coarsening=1)``) multiplies it by at most this factor (measured
+#: 0.84-1.62 on L1-L2 at 4 mm, T12-L2 at 3 and 2 mm and L4-L5 at 2 mm; m rounds differently on either grid).
+UNIFORM_GRID_NODES = 1.6
 BYTES_PER_DOF = 4000
 BASE_BYTES = 300e6
 
 
-def estimate_segment(levels, element_size, scale=1.0, n_cortex_layers=1, overrides=None, posterior=True):
+def estimate_segment(levels, element_size, scale=1.0, n_cortex_layers=1, overrides=None, posterior=True,
+                     central_coarsening=3):
     """``{"nodes", "dofs", "bytes"}``: estimated size of the mesh of vertebrae ``levels`` at ``element_size``
-    (mm), with or without ``posterior`` elements, and the peak memory (bytes) of solving it."""
+    (mm), with or without ``posterior`` elements, on the default (``central_coarsening`` 3) or the uniform (1)
+    O-grid, and the peak memory (bytes) of solving it."""
     from .anatomy.levels import level_dimensions, level_order
 
     h = float(element_size)
@@ -45,6 +50,7 @@ def estimate_segment(levels, element_size, scale=1.0, n_cortex_layers=1, overrid
         shell += (2 * area + perimeter * height) * n_cortex_layers
     nodes = NODES_PER_VOLUME * volume / h ** 3 + NODES_PER_SHELL * shell / h ** 2
     nodes *= POSTERIOR_NODES if posterior else 1.0
+    nodes *= UNIFORM_GRID_NODES if central_coarsening == 1 else 1.0
     dofs = 3.0 * nodes
     return {"nodes": int(nodes), "dofs": int(dofs), "bytes": BASE_BYTES + BYTES_PER_DOF * dofs}
 

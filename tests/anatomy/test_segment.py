@@ -242,3 +242,28 @@ def test_wedged_vertebra_keeps_the_disc_below():
     seg2 = vf.segment("T12-L2", element_size=6.0, overrides={"L1": {"anterior_height": 20.0},
                                                              "L1-L2": {"segmental_angle": 1.2}})
     assert seg2.dimensions["L1-L2"].segmental_angle == 1.2
+
+
+def test_central_coarsening_one_gives_the_uniform_o_grid():
+    """central_coarsening=1 keeps the outline's 4m cells around every ring down to the central block (m x m
+    cells instead of m/3 x m/3): more cells per layer, the same layers, geometry and volume, no inverted
+    cell (the uniform grid's scaled Jacobian floor is higher than the 3:1 template's); other values raise."""
+    from vertebrafe.anatomy.vertebra import cross_section_topology
+
+    base = segment(["L1", "L2"], element_size=3.0, posterior=False)
+    fine = segment(["L1", "L2"], element_size=3.0, posterior=False, central_coarsening=1)
+    b, f = base.counts, fine.counts
+    assert (b.coarsening, f.coarsening) == (3, 1)
+    assert (f.n_transition, f.n_annulus, f.n_cortex) == (b.n_transition, b.n_annulus, b.n_cortex)
+    assert set(f.ring_sizes) == {4 * f.m}                         # no angular coarsening anywhere
+    assert cross_section_topology(f)["block_ij"].shape == (f.m + 1, f.m + 1)
+    assert cross_section_topology(b)["block_ij"].shape == (b.m // 3 + 1, b.m // 3 + 1)
+    assert f.n_cells > 1.3 * b.n_cells
+    assert fine.mesh.n_cells // f.n_cells == base.mesh.n_cells // b.n_cells     # same cell layers
+    assert fine.mesh.cell_volumes().sum() == pytest.approx(base.mesh.cell_volumes().sum(), rel=2e-3)
+    det, scaled = hex_jacobians(fine.mesh.points, fine.mesh.cells)
+    assert det.min() > 0
+    assert scaled.min() > hex_jacobians(base.mesh.points, base.mesh.cells)[1].min()
+    for bad in (2, 0, True, "3"):
+        with pytest.raises(InputError, match=r"central_coarsening = .*allowed 1 .* or 3"):
+            segment(["L1", "L2"], element_size=3.0, posterior=False, central_coarsening=bad)

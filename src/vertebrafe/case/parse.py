@@ -334,6 +334,9 @@ def _check_image(ctx, image, seg, bone, source, raw_segment):
         ctx.fail("segment.posterior", "= true needs the parametric segment; an [image] case has no posterior "
                  "elements yet (leave the key out or set it to false)")
     seg["posterior"] = False            # the default (true) is that of parametric segments
+    if raw_segment.get("central_coarsening", 3) != 3:
+        ctx.fail("segment.central_coarsening", f"= {fmt_value(raw_segment['central_coarsening'])} needs the parametric "
+                 "segment; an [image] case keeps the default grid (leave the key out or set it to 3)")
     for key in ("ct", "labels", "rods"):
         if key in image:
             image[key] = _resolve_path(ctx, f"image.{key}", image[key], source)

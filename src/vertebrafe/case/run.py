@@ -56,7 +56,8 @@ def build_segment(case, progress=None, *, force=False):
     case = parse_case(case) if not isinstance(case, Case) else case
     step = progress or (lambda stage: None)
     s, b = case.segment, case.bone
-    check_memory(estimate_segment(s.levels, s.element_size, s.scale, s.n_cortex_layers, s.overrides, s.posterior),
+    check_memory(estimate_segment(s.levels, s.element_size, s.scale, s.n_cortex_layers, s.overrides, s.posterior,
+                                  s.central_coarsening),
                  f"segment.element_size = {s.element_size:g} mm on {s.levels[0]}-{s.levels[-1]}", force=force)
     per_level = isinstance(b.bmd, dict)
     # with per-level or image vBMD the set's own bmd is a placeholder: every bone cell takes its level's
@@ -80,7 +81,7 @@ def build_segment(case, progress=None, *, force=False):
                       bmd=b.bmd if per_level else None, materials=materials, cortex_thickness=s.cortex_thickness,
                       endplate_thickness=s.endplate_thickness, n_cortex_layers=s.n_cortex_layers,
                       disc_refinement=s.disc_refinement, fibres=s.fibres, nucleus=s.nucleus,
-                      posterior=s.posterior)
+                      posterior=s.posterior, central_coarsening=s.central_coarsening)
     if case.fracture is not None:
         f = case.fracture
         step("fracture")

@@ -165,6 +165,11 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
         Field("n_cortex_layers", "int", _default(_segment, "n_cortex_layers"), "element layers across the cortical shell", "", 1, 4),
         Field("disc_refinement", "float", _default(_segment, "disc_refinement"), "disc element layers per element_size of disc height", "",
               0.5, 4.0, source="vertebrafe.anatomy.disc.DISC_REFINEMENT (docs/anatomy.md)"),
+        Field("central_coarsening", "int", _default(_segment, "central_coarsening"), "angular coarsening of the O-grid "
+              "inside the nucleus curve: 3 (central cells about element_size) or 1 (the uniform O-grid: central "
+              "cells about 2.5x smaller, about 1.5x the cells per layer; a third less mesh error of a kyphoplasty's "
+              "in-situ stiffness); parametric segments only", "", choices=(1, 3),
+              source="vertebrafe.anatomy.vertebra.grid_counts (docs/anatomy.md)"),
         Field("fibres", "bool", False, "tension-only collagen fibres in the annulus (published angles, toe-region law of O'Connell 2012; "
               "solved by the active-set loop) on their ground substance (MaterialSet.annulus_matrix, 0.966 MPa)", source="vertebrafe.anatomy.fibres (docs/anatomy.md, docs/materials.md)"),
         Field("posterior", "bool", _default(_segment, "posterior"), "posterior elements (pedicles, laminae, processes), facet joints "

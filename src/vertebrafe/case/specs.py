@@ -33,6 +33,7 @@ class SegmentSpec:
     endplate_thickness: float = _d("segment", "endplate_thickness")
     n_cortex_layers: int = _d("segment", "n_cortex_layers")
     disc_refinement: float = _d("segment", "disc_refinement")
+    central_coarsening: int = _d("segment", "central_coarsening")
     fibres: bool = _d("segment", "fibres")
     posterior: bool = _d("segment", "posterior")
     nucleus: str = _d("segment", "nucleus")

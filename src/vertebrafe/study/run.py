@@ -68,7 +68,8 @@ def _check_memory(pending, workers, force):
 
     def estimate(sc):
         s = sc.case.segment
-        return estimate_segment(s.levels, s.element_size, s.scale, s.n_cortex_layers, s.overrides, s.posterior)
+        return estimate_segment(s.levels, s.element_size, s.scale, s.n_cortex_layers, s.overrides, s.posterior,
+                                s.central_coarsening)
 
     big = max(pending, key=lambda sc: estimate(sc)["bytes"])
     s = big.case.segment
