@@ -12,7 +12,11 @@ Recorded per vertebra (T12, L1, L2) and region (reference volumes ``body`` and `
 ``cortex``, ``endplate``, ``cancellous``, ``cement_bone``, ``cement``, ``compacted_bone``): the von Mises
 95th percentile and mean (MPa); per vertebra the factor of risk (800 N over the yield-volume strength of
 the vertebra alone between rigid plates), the plate stiffness (N/mm) and the in-situ overload index
-(yield-volume). With ``--radii`` (mm, default 3) also a continuum-scale 95th percentile per region,
+(yield-volume). The tissue statistics are the reported ones (:func:`vertebrafe.post.metrics.region_rows`): each
+cell counts in a tissue with the volume of that tissue it holds (:func:`vertebrafe.post.metrics.tissue_volumes`;
+a cell that the cement or the compacted rim cuts counts in the cancellous bone, the rim and the cement with
+each phase's volume). With ``--radii`` (mm, comma-separated; default none) also a continuum-scale 95th
+percentile per region,
 ``von_mises_p95_r<R>mm``: the volume-weighted p95 over the region's cells of the von Mises stress of the stress
 tensor averaged over a sphere of radius R around each cell centroid, over the cells of the same vertebra and
 tissue (level and region tags) whose centroid lies in it (:func:`neighbourhood_mean`). Continuum stresses of
@@ -20,9 +24,8 @@ cancellous bone are meaningful over volumes spanning several trabeculae (Harriga
 J Biomech 21:269: within three to five trabeculae of an interface a continuum result is suspect); this
 statistic tests whether the treated-level percentiles fail to converge because they sample interface stress
 concentrations (docs/validation.md, "Are these metrics mesh-converged?": they do not converge with it
-either). ``von_mises_p95_phase`` (cancellous bone and the added tissues): the cell p95 over each phase's
-volume, a cell weighted by its volume times the phase's fraction (:func:`phase_rows`), instead of over the
-cells tagged with the tissue (the phase filling at least half of a cell). The table gives every value per size, its ratio to NSM at the same size (the reported
+either). It averages and takes the percentile over the cells tagged with each tissue (the phase filling
+at least half of a cell), as when it was measured. The table gives every value per size, its ratio to NSM at the same size (the reported
 ratio; for the tissues a treatment adds, cement-bone composite, PMMA and compacted rim, the ratio to the NSM
 cancellous bone they replaced) and the change of the ratio (or, for NSM, of the value) between consecutive
 sizes. Usage::
@@ -107,33 +110,6 @@ def continuum_rows(segment, solution, radius):
     return out
 
 
-def phase_rows(segment, solution):
-    """``{"von_mises_p95_phase|level|region": MPa}``: the cell p95 over the volume of each phase of the
-    cancellous bone and the tissues a treatment adds, each cell weighted by its volume times the phase's
-    fraction in it (``cement_fraction``, ``compacted_fraction``; the host bone the rest), instead of the whole
-    volume of the cells tagged with that tissue (tagged by the phase that fills at least half of the cell)."""
-    from vertebrafe.post.metrics import weighted_quantile
-
-    mesh = segment.mesh
-    lev, reg = mesh.cell_data["level"], mesh.cell_data["region"]
-    rcode = {n: c for c, n in mesh.tag_names["region"].items()}
-    zero = np.zeros(mesh.n_cells)
-    fc, fr = (np.asarray(mesh.cell_data.get(k, zero), dtype=float) for k in ("cement_fraction", "compacted_fraction"))
-    vm, vol = solution.von_mises, solution.cell_volume
-    host = np.isin(reg, [rcode[n] for n in ("cancellous",) + ADDED if n in rcode])
-    out = {}
-    for c, level in mesh.tag_names["level"].items():
-        if level not in LEVELS:
-            continue
-        cells = host & (lev == c)
-        cement = "cement_bone" if np.any(cells & (reg == rcode.get("cement_bone", -1))) else "cement"
-        for region, f in (("cancellous", 1.0 - fc - fr), ("compacted_bone", fr), (cement, fc)):
-            sel = cells & (f > 0)
-            if sel.any():
-                out[f"von_mises_p95_phase|{level}|{region}"] = float(weighted_quantile(vm[sel], vol[sel] * f[sel], 0.95))
-    return out
-
-
 def _state(h, name):
     import vertebrafe as vf
     nsm = vf.fracture(vf.segment("T12-L2", bmd=80.0, element_size=h), "L1", kind="wedge", grade=2)
@@ -144,7 +120,7 @@ def _state(h, name):
     return vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8, balloons=2)
 
 
-def job(h, name, solver, radii=(3.0,)):
+def job(h, name, solver, radii=()):
     """Metrics of one state at element size ``h`` (module docstring)."""
     from vertebrafe.loads import Load
     from vertebrafe.simulate import simulate
@@ -159,7 +135,6 @@ def job(h, name, solver, radii=(3.0,)):
               .itertuples(index=False)}
     for radius in radii:
         values.update(continuum_rows(r.segment, r.solution, radius))
-    values.update(phase_rows(r.segment, r.solution))
     return dict(h=h, state=name, dofs=int(r.solution.info["dofs"]), solver=r.solution.info.get("solver"),
                 time=time.perf_counter() - t0, cpu=time.process_time() - c0, values=values)
 
@@ -197,7 +172,8 @@ def main(argv=None):
     ap.add_argument("--sizes", default="3,2")
     ap.add_argument("--states", default=",".join(STATES))
     ap.add_argument("--solver", default="auto", choices=["auto", "direct", "amg"])
-    ap.add_argument("--radii", default="3", help="averaging radii (mm) of the continuum-scale p95, comma-separated")
+    ap.add_argument("--radii", default="", help="averaging radii (mm) of the continuum-scale p95, comma-separated "
+                    "(default: none)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--table", nargs="*", default=None, help="print the table of saved --json files and exit")
     a = ap.parse_args(argv)
@@ -209,7 +185,7 @@ def main(argv=None):
     for h in sorted((float(s) for s in a.sizes.split(",")), reverse=True):
         for name in a.states.split(","):
             with ProcessPoolExecutor(max_workers=1, mp_context=SPAWN) as ex:   # one model in memory at a time
-                r = ex.submit(job, h, name, a.solver, [float(v) for v in a.radii.split(",")]).result()
+                r = ex.submit(job, h, name, a.solver, [float(v) for v in a.radii.split(",") if v]).result()
             rows.append(r)
             print(json.dumps({k: v for k, v in r.items() if k != "values"}), flush=True)
             if a.json:

@@ -69,6 +69,102 @@ def test_weighted_quantile_midpoint_rule():
     assert M.weighted_quantile([0.0, 10.0], [1.0, 99.0], 0.5) == pytest.approx(9.9)
 
 
+def test_weighted_quantile_of_a_known_density():
+    """Values x on [0, 1] at the midpoints of n equal bins, each weighted by x: the density 2x, whose
+    distribution function is x^2, so the q-quantile is sqrt(q) (p95 0.97468); by cell count it would be q.
+    The midpoint rule puts the cumulative weight of bin i at its midpoint to O(1 / n^2)."""
+    n = 2000
+    x = (np.arange(n) + 0.5) / n
+    for q in (0.05, 0.5, 0.95):
+        assert M.weighted_quantile(x, x, q) == pytest.approx(np.sqrt(q), abs=1e-5)
+        assert M.weighted_quantile(x, np.ones(n), q) == pytest.approx(q, abs=1e-5)
+
+
+E_CUT = {"cement": 3000.0, "mixed_cement": 200.0, "mixed_rim": 400.0}
+
+
+def treated_column():
+    """The column with a treated core. Whole cell columns (4 cells of 2 x 2 x 5 = 20 mm^3) share a modulus,
+    so the strain is uniform (0.5 %) and each cell's von Mises stress is its own E x strain: core column 0
+    pure PMMA (tag cement, f_c = 1, E 3000), column 1 a quarter cement (tag cancellous, f_c = 0.25, E 200),
+    column 2 40 % compacted rim (tag cancellous, f_r = 0.4, E 400), the other core columns pure
+    cancellous (E 100). Returns the segment, the three treated columns' cells and the solution."""
+    seg, shell = column()
+    mesh = seg.mesh
+    xy = np.round(mesh.cell_centers()[:, :2], 6)
+    cols = np.unique(xy[~shell], axis=0)[:3]
+    core = [np.flatnonzero((xy == c).all(axis=1)) for c in cols]
+    reg = np.where(shell, 1, 3)
+    reg[core[0]] = 4
+    mesh.set_cell_data("region", reg, names={1: "cortex", 3: "cancellous", 4: "cement", 5: "compacted_bone"})
+    fc, fr, E = np.zeros(mesh.n_cells), np.zeros(mesh.n_cells), np.where(shell, E_SHELL, E_CORE)
+    fc[core[0]], fc[core[1]], fr[core[2]] = 1.0, 0.25, 0.4
+    for c, e in zip(core, (E_CUT["cement"], E_CUT["mixed_cement"], E_CUT["mixed_rim"])):
+        E[c] = e
+    mesh.set_cell_data("cement_fraction", fc)
+    mesh.set_cell_data("compacted_fraction", fr)
+    seg.elasticity = np.stack([isotropic(e, NU) for e in E])
+    model = vf.Model(mesh, C=seg.elasticity)
+    model.fix(mesh.node_sets["zmin"], "z")
+    model.fix([mesh.node_sets["zmin"][0]], "xy")
+    model.fix(np.flatnonzero((mesh.points[:, 1] == 0) & (mesh.points[:, 2] == 0) & (mesh.points[:, 0] == 10)), "y")
+    model.prescribe(mesh.node_sets["zmax"], "z", -DELTA)
+    return seg, core, model.solve(solver="direct")
+
+
+def test_tissue_statistics_weigh_each_phase_by_its_volume():
+    """Cut cells count in each tissue with the volume of that tissue they hold (closed forms: sums of
+    80 mm^3 cell columns times fractions; stresses E x strain), not whole under their tag."""
+    seg, core, sol = treated_column()
+    eps = DELTA / H
+    np.testing.assert_allclose(sol.von_mises[core[0]], 3000 * eps, rtol=1e-9)      # the strain is uniform
+    rows = {(r, m): v for lv, r, m, v, u in M.region_rows(seg, sol)}
+    n_pure = 9 - 3                                                  # pure cancellous core columns
+    assert rows[("cement", "volume")] == pytest.approx(80.0 * (1.0 + 0.25))
+    assert rows[("compacted_bone", "volume")] == pytest.approx(80.0 * 0.4)    # no cell is tagged with it
+    assert rows[("cancellous", "volume")] == pytest.approx(80.0 * (n_pure + 0.75 + 0.6))
+    assert rows[("bone", "volume")] == pytest.approx(2000.0 - 100.0)
+    assert sum(rows[(t, "volume")] for t in ("cortex", "cancellous", "cement", "compacted_bone")) == \
+        pytest.approx(rows[("body", "volume")]) == pytest.approx(2000.0)
+    # cement: 80 mm^3 at 3000 eps and 20 mm^3 at 200 eps (by tag: 80 mm^3 at 3000 eps only)
+    assert rows[("cement", "von_mises_mean")] == pytest.approx((80 * 3000 + 20 * 200) / 100 * eps, rel=1e-9)
+    assert rows[("cement", "von_mises_median")] == pytest.approx(3000 * eps, rel=1e-9)
+    assert rows[("compacted_bone", "von_mises_max")] == pytest.approx(400 * eps, rel=1e-9)
+    # cancellous: 80 n_pure mm^3 at 100 eps and the host phases of the cut columns, 4 x 15 and 4 x 12 mm^3
+    # at 200 and 400 eps (V = 588 mm^3); the top 5 % (29.4 mm^3) lie in the rim column's host bone, the
+    # 95 % point (558.6 mm^3) between the midpoints of its two top cells (558 and 570 mm^3)
+    V = 80.0 * n_pure + 60.0 + 48.0
+    assert rows[("cancellous", "von_mises_mean")] == pytest.approx((80 * n_pure * 100 + 60 * 200 + 48 * 400) / V * eps,
+                                                                   rel=1e-9)
+    assert rows[("cancellous", "von_mises_max")] == pytest.approx(400 * eps, rel=1e-9)
+    assert rows[("cancellous", "von_mises_p95")] == pytest.approx(400 * eps, rel=1e-9)
+    assert rows[("cancellous", "von_mises_median")] == pytest.approx(100 * eps, rel=1e-9)
+    # reference volumes are whole cells, as before
+    assert rows[("body", "von_mises_max")] == pytest.approx(E_SHELL * eps, rel=1e-9)
+
+
+def test_tissue_volumes_of_uncut_cells_are_the_cell_volumes(solved):
+    """No cement or rim fraction: one entry per cell, its tag and its volume, so an untreated vertebra's
+    statistics are the volume-weighted ones of its tags."""
+    seg, shell, sol = solved
+    cells, codes, w = M.tissue_volumes(seg.mesh, sol.cell_volume)
+    np.testing.assert_array_equal(cells, np.arange(seg.mesh.n_cells))
+    np.testing.assert_array_equal(codes, seg.mesh.cell_data["region"])
+    np.testing.assert_array_equal(w, sol.cell_volume)
+
+
+def test_cement_tissue_that_cannot_be_told_is_an_error():
+    seg, core, _ = treated_column()
+    mesh = seg.mesh
+    fc = np.asarray(mesh.cell_data["cement_fraction"]).copy()
+    fc[core[0]] = 0.3                                               # no cell is half cement any more
+    mesh.set_cell_data("cement_fraction", fc)
+    mesh.set_cell_data("region", np.asarray(mesh.cell_data["region"]),
+                       names={1: "cortex", 3: "cancellous", 4: "cement", 5: "compacted_bone", 6: "cement_bone"})
+    with pytest.raises(InputError, match="cement tissue cannot be told"):
+        M.tissue_volumes(mesh, np.full(mesh.n_cells, 20.0))
+
+
 def test_height_change_and_endplate_deflection_are_exact(solved):
     seg, _, sol = solved
     h, dh = M.vertebra_geometry(seg, "V", sol.displacement)

@@ -42,6 +42,34 @@ def test_reference_volumes_are_fixed_by_geometry(treated):
 
 
 @pytest.mark.parametrize("case, added", [("VP", ("cement_bone",)), ("BKP", ("cement", "compacted_bone"))])
+def test_tissue_volumes_are_the_placed_phase_volumes(treated, case, added):
+    """Per-tissue statistics weigh each cell by the volume of the tissue it holds: the cement's and the
+    rim's volumes are the volumes the operation placed (not those of the cells tagged with them), and
+    the tissues of the treated vertebra fill its body; the untreated vertebrae keep their tag-based,
+    volume-weighted statistics (no cut cell: weights = cell volumes)."""
+    from vertebrafe.clinical import history
+    from vertebrafe.post.metrics import weighted_quantile
+
+    res, nsm = treated[case], treated["NSM"]
+    op = history(res.segment)[-1]
+    assert res.value("volume", "L1", added[0]) == pytest.approx(1000.0 * op.results["cement_volume_mL"], rel=1e-9)
+    if case == "BKP":
+        assert res.value("volume", "L1", "compacted_bone") == pytest.approx(1000.0 * op.results["rim_volume_mL"],
+                                                                            rel=1e-9)
+    m = res.metrics
+    tissues = m[(m.level == "L1") & (m.metric == "volume") & m.region.isin(TISSUES)]["value"].sum()
+    assert tissues == pytest.approx(res.value("volume", "L1", "body"), rel=1e-12)
+    mesh, sol = res.segment.mesh, res.solution
+    code = {n: c for c, n in mesh.tag_names["region"].items()}
+    lcode = {n: c for c, n in mesh.tag_names["level"].items()}
+    for level in ("T12", "L2"):
+        for t in ("cortex", "endplate", "cancellous"):
+            sel = (mesh.cell_data["level"] == lcode[level]) & (mesh.cell_data["region"] == code[t])
+            assert res.value("von_mises_p95", level, t) == weighted_quantile(sol.von_mises[sel], sol.cell_volume[sel],
+                                                                              0.95)
+
+
+@pytest.mark.parametrize("case, added", [("VP", ("cement_bone",)), ("BKP", ("cement", "compacted_bone"))])
 def test_no_treated_ratio_rises_unless_a_tissue_stress_rises(treated, case, added):
     """Adding cement: a reference-volume statistic of the treated vertebra may rise only if the same
     statistic rises in some tissue (cement, composite and compacted rim count as tissues; their NSM

@@ -4,12 +4,18 @@ Every statistic over cells is **volume-weighted** (cells differ in size): the we
 ``sum(v_i x_i) / sum(v_i)`` and a weighted percentile p is the value at which the cumulative volume of
 the cells sorted by ``x`` reaches p % of the group volume (midpoint rule, linear interpolation).
 Cell quantities are the volume averages of the Gauss-point fields (``Solution.cell_stress`` etc.).
+Per tissue the weight is the **volume of that tissue the cell holds** (:func:`tissue_volumes`): a cell
+that a cement or kyphoplasty surface cuts counts in the cancellous bone, the compacted rim and the
+cement with the volume of each phase in it (its own stress, strain and yield test each time), not whole
+under its tag; every other cell counts whole under its tag (for an untreated vertebra the weights are
+the cell volumes, as before).
 
 Rows are dicts ``{level, region, metric, value, unit}``; :func:`metrics_frame` adds ``case`` and makes a
 pandas DataFrame. Definitions (units):
 
 * per level and region (each tissue: ``cortex``, ``endplate``, ``cancellous``, ``cement`` (PMMA),
-  ``cement_bone`` (cement-bone composite), ``compacted_bone``, the disc tissues): ``volume`` (mm^3);
+  ``cement_bone`` (cement-bone composite), ``compacted_bone``, the disc tissues): ``volume`` (mm^3, the
+  tissue's volume: phase volumes of cut cells included);
   ``von_mises_mean``, ``von_mises_median``, ``von_mises_p95``, ``von_mises_max`` (MPa);
   ``min_principal_stress_p05`` (MPa, the 5th percentile of the minimum principal stress, i.e. the
   compressive tail); ``min_principal_strain_p05`` (-, the compressive strain tail);
@@ -24,7 +30,7 @@ pandas DataFrame. Definitions (units):
   half-depth of its bottom cell layer, over the full height). Same metrics as a tissue, without yield
   fractions. **These (and the per-tissue rows) are the ones to compare between treatments.**
 * region ``bone`` aggregates the bone regions of a vertebra (cortex, endplate, cancellous, compacted
-  bone). Cement cells leave this population, so its percentiles shift with its composition (e.g. the
+  bone; the bone phases of cut cells with their volumes). Cement leaves this population, so its percentiles shift with its composition (e.g. the
   cortex share rises and the 95th percentile moves toward cortical stresses): use it for yield fractions
   and strength, not to compare stresses between treatments.
 * per vertebra (region ``vertebra``): ``height`` (mm, distance of the area-weighted endplate centroids),
@@ -63,13 +69,15 @@ import numpy as np
 from ..errors import InputError
 from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 
-__all__ = ["cell_yield_strains", "BONE_REGIONS", "REFERENCE_REGIONS", "CORE_RADIUS", "METRIC_NAMES", "core_cells",
+__all__ = ["cell_yield_strains", "tissue_volumes", "CEMENT_REGIONS", "BONE_REGIONS", "REFERENCE_REGIONS", "CORE_RADIUS", "METRIC_NAMES", "core_cells",
            "weighted_quantile", "weighted_mean", "region_rows", "stack_cells", "vertebra_rows", "disc_rows", "segment_rows",
            "metrics_frame", "COLUMNS", "level_axis", "endplate_rotation", "face_mean", "central_mean", "strain_ratio"]
 
 #: Regions whose volume counts as bone for yield fractions and strength (cement and cement-bone
 #: composite are excluded: their yield strain is not the bone's).
 BONE_REGIONS = ("cortex", "endplate", "cancellous", "compacted_bone")
+#: Tissues of the cement phase of a cut cell (vertebroplasty's composite or PMMA, kyphoplasty's PMMA).
+CEMENT_REGIONS = ("cement_bone", "cement")
 #: Reference volumes of a vertebra defined by geometry (see the module docstring).
 REFERENCE_REGIONS = ("body", "core")
 #: Core radius as a fraction of the half-width and half-depth of the vertebra.
@@ -112,6 +120,54 @@ def weighted_quantile(x, w, q):
     c = np.cumsum(ws)
     pos = (c - 0.5 * ws) / c[-1]
     return np.interp(q, pos, xs)
+
+
+def tissue_volumes(mesh, cell_volume):
+    """Volume of each tissue in each cell, as entries ``(cells (k,), codes (k,), volumes (k,))``: cell index,
+    region code, mm^3 (``cell_volume (m,)`` mm^3).
+
+    A cell that no clinical surface cut is one entry: its region tag and its volume. A cell with a cement
+    fraction ``f_c`` or a compacted-rim fraction ``f_r`` (cell fields ``cement_fraction``,
+    ``compacted_fraction`` of :func:`~vertebrafe.vertebroplasty` and :func:`~vertebrafe.kyphoplasty`, which
+    cut the cancellous bone only) is up to three entries, whatever its tag (the phase filling at least half
+    of it): ``cancellous`` with ``V (1 - f_c - f_r)``, ``compacted_bone`` with ``V f_r`` and the cement with
+    ``V f_c``; phases of zero volume are left out. The cement's tissue (:data:`CEMENT_REGIONS`) is the one
+    that the vertebra's cells at least half cement are tagged with (one augmentation per vertebra), or,
+    where no cell is half cement, the only cement tissue of the region table. An interface layer
+    (``interface_fraction``) is part of the cement fraction and counts with the cement. Entries: the uncut
+    cells in cell order, then the phases of the cut cells. Raises :class:`InputError` where the cement's
+    tissue cannot be told (no half-cement cell in the vertebra and both cement tissues in the table).
+    """
+    reg = np.asarray(mesh.cell_data["region"])
+    vol = np.asarray(cell_volume, dtype=float)
+    zero = np.zeros(reg.size)
+    fc, fr = (np.asarray(mesh.cell_data.get(k, zero), dtype=float) for k in ("cement_fraction", "compacted_fraction"))
+    cut = (fc > 0) | (fr > 0)
+    if not cut.any():
+        return np.arange(reg.size), reg, vol
+    names = mesh.tag_names["region"]
+    code = {n: c for c, n in names.items()}
+    lev = mesh.cell_data["level"]
+    cement = np.zeros(reg.size, dtype=reg.dtype)
+    for lc in np.unique(lev[fc > 0]):
+        L = lev == lc
+        tagged = [c for c in np.unique(reg[L & (fc >= 0.5)]) if names[int(c)] in CEMENT_REGIONS]
+        table = [code[n] for n in CEMENT_REGIONS if n in code]
+        if len(tagged) != 1 and len(table) != 1:
+            raise InputError(f"level {mesh.tag_names['level'][int(lc)]!r}: its cement tissue cannot be told "
+                             f"(cells at least half cement tagged {[names[int(c)] for c in tagged]}, cement "
+                             f"tissues in the region table {[names[int(c)] for c in table]}); expected one of "
+                             f"{CEMENT_REGIONS}")
+        cement[L] = tagged[0] if len(tagged) == 1 else table[0]
+    k = np.flatnonzero(cut)
+    host = np.clip(1.0 - fc[k] - fr[k], 0.0, 1.0)
+    rim = code.get("compacted_bone", -1)
+    cells = np.concatenate([np.flatnonzero(~cut), k, k, k])
+    codes = np.concatenate([reg[~cut], np.full(k.size, code["cancellous"], dtype=reg.dtype),
+                            np.full(k.size, rim, dtype=reg.dtype), cement[k]])
+    volumes = np.concatenate([vol[~cut], vol[k] * host, vol[k] * fr[k], vol[k] * fc[k]])
+    keep = volumes > 0
+    return cells[keep], codes[keep], volumes[keep]
 
 
 def level_axis(segment, name):
@@ -243,26 +299,30 @@ def region_rows(segment, solution, yield_compression=YIELD_STRAIN_COMPRESSION, y
     ps = solution.principal_stresses
     pe = solution.principal_strains
     sed = solution.strain_energy_density
-    lev, reg = mesh.cell_data["level"], mesh.cell_data["region"]
+    lev = mesh.cell_data["level"]
     ln, rn = mesh.tag_names["level"], mesh.tag_names["region"]
     bone_codes = [c for c, n in rn.items() if n in bone_regions]
-    is_bone = np.isin(reg, bone_codes)
     in_stack = np.arange(mesh.n_cells) < stack_cells(segment)          # the body, not its posterior arch
     ycs, yts = cell_yield_strains(mesh, yield_compression, yield_tension)
+    cells, codes, w = tissue_volumes(mesh, vol)                        # per tissue: the volume it holds
+    e_lev = lev[cells]
+    e_bone = np.isin(codes, bone_codes)
+
+    def tissue(lname, name, e, bone):
+        k = cells[e]
+        return _group_rows(lname, name, w[e], vm[k], ps[k, 2], pe[k, 0], sed[k], bone, pe[k, 2], ycs[k], yts[k])
+
     rows = []
     order = {n: i for i, n in enumerate(segment.names)}
     for lc in sorted(np.unique(lev), key=lambda c: order.get(ln[int(c)], 1 << 30)):
         L = lev == lc
+        E = e_lev == lc
         lname = ln[int(lc)]
-        for rc in np.unique(reg[L]):
-            sel = L & (reg == rc)
-            rows += _group_rows(lname, rn[int(rc)], vol[sel], vm[sel], ps[sel, 2], pe[sel, 0], sed[sel],
-                                int(rc) in bone_codes, pe[sel, 2], ycs[sel], yts[sel])
+        for rc in np.unique(codes[E]):
+            rows += tissue(lname, rn[int(rc)], E & (codes == rc), int(rc) in bone_codes)
         if lname in segment.levels:
-            sel = L & is_bone
-            if sel.any():
-                rows += _group_rows(lname, "bone", vol[sel], vm[sel], ps[sel, 2], pe[sel, 0], sed[sel], True,
-                                    pe[sel, 2], ycs[sel], yts[sel])
+            if (E & e_bone).any():
+                rows += tissue(lname, "bone", E & e_bone, True)
             core = np.zeros(mesh.n_cells, dtype=bool)
             core[core_cells(segment, lname)] = True
             for name, sel in (("body", L & in_stack), ("core", core)):
