@@ -84,3 +84,25 @@ def test_partial_and_sparse_right_hand_side_solves_equal_full_ones(system):
     assert np.abs(factor.sparse_rhs(B[:, 1]) - full[:, 1]).max() <= 1e-12 * scale
     assert np.abs(factor.partial(B)[selected] - full[selected]).max() <= 1e-12 * scale
     assert np.abs(factor(B[:, 0]) - full[:, 0]).max() <= 1e-12 * scale     # ordinary solves after them
+
+
+def test_upper_triangle_is_scipys_triu_bit_for_bit(system):
+    """PARDISO's input is taken from the rows of the matrix (BSR as assembled, or CSR, also unsorted and with
+    explicit zeros): the same arrays as SciPy's ``triu`` of its CSC copy, so the factorisation is unchanged."""
+    model, K, _ = system
+    bsr = model.stiffness()[0]
+    rng = np.random.default_rng(2)
+    csr = bsr.tocsr()
+    csr.data[rng.choice(csr.nnz, 50, replace=False)] = 0.0                  # explicit zeros stay
+    order = np.concatenate([rng.permutation(np.arange(a, b)) for a, b in zip(csr.indptr[:-1], csr.indptr[1:])])
+    shuffled = sp.csr_matrix((csr.data[order], csr.indices[order], csr.indptr), shape=csr.shape)
+    assert not shuffled.has_sorted_indices
+    for A in (bsr, csr, shuffled, K):
+        ref = sp.triu(A.tocsc(), format="csr")
+        ref.sort_indices()
+        got = solvers.upper_triangle(A)
+        assert got.has_sorted_indices
+        for name in ("data", "indices", "indptr"):
+            assert np.array_equal(getattr(got, name), getattr(ref, name)), name
+    b = rng.standard_normal(K.shape[0])
+    assert np.array_equal(solvers.factorize(bsr)[0](b), solvers.factorize(bsr.tocsc())[0](b))
