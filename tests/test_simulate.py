@@ -250,14 +250,15 @@ def test_strength_parameters_and_factor_of_risk_table(standing):
         0.5 * standing.value("strength_apparent", "L4", "vertebra"), rel=1e-9)
 
 
-def test_per_cell_formulation_is_solved_and_recorded(tmp_path):
+def test_per_cell_formulation_is_solved_and_recorded(seg, standing, tmp_path):
     """Incompatible modes in bone and annulus, B-bar in the nearly incompressible nucleus (the per-region
-    choice of docs/verification.md): solves, and the case record keeps the per-cell names."""
-    seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=6.0)
+    choice of docs/verification.md): solves, and the case record keeps the per-cell names. The reference is
+    the module's B-bar solve of the same segment and load."""
     nucleus = {n: c for c, n in seg.mesh.tag_names["region"].items()}["nucleus"]
     form = np.where(seg.mesh.cell_data["region"] == nucleus, "bbar", "incompatible")
     res = simulate(seg, "relaxed_standing", formulation=form)
-    ref = simulate(seg, "relaxed_standing")
+    ref = standing
+    assert ref.formulation == "bbar"
     # the same physics: measured 0.6 % apart at 6 mm (docs/verification.md: <= 1 % at 3 mm)
     assert res.value("pressure", "L4-L5", "nucleus") == pytest.approx(ref.value("pressure", "L4-L5", "nucleus"),
                                                                       rel=0.02)
@@ -272,12 +273,15 @@ def test_key_metrics_change_less_than_3_percent_from_3_to_2_mm():
     T12-L2, is in docs/validation.md. Measured 3 -> 2 mm: nucleus pressure 0.9 %, disc height change 1.2 %,
     stiffness 1.3 %, flexion rotation 0.5 %, yield-volume strength 0.2 %, endplate deflection 0.6 %, cortical
     share 0.02 %, cancellous von Mises p95 1.7 %; with one disc layer per element size (disc_refinement = 1)
-    stiffness and disc height change moved by 5 %."""
+    stiffness and disc height change moved by 5 %. The yield-volume strength is the in-situ one of the
+    solved field; the plate strengths of the vertebrae alone (factor of risk, four more solves) are not
+    among the metrics guarded here and are left out."""
     keys = [("pressure", "L4-L5", "nucleus"), ("height_change", "L4-L5", "disc"),
             ("axial_stiffness", "segment", "segment"), ("rotation_flexion", "segment", "segment"),
             ("strength_yield", "L4", "vertebra"), ("superior_endplate_deflection", "L5", "vertebra"),
             ("cortical_share", "L4", "vertebra"), ("von_mises_p95", "L4", "cancellous")]
     load = Load(compression=500.0, flexion=2.0, follower=True)
-    coarse, fine = (simulate(vf.segment(["L4", "L5"], bmd=100.0, element_size=h), load) for h in (3.0, 2.0))
+    coarse, fine = (simulate(vf.segment(["L4", "L5"], bmd=100.0, element_size=h), load, factor_of_risk=False)
+                    for h in (3.0, 2.0))
     for key in keys:
         assert coarse.value(*key) == pytest.approx(fine.value(*key), rel=0.03), key
