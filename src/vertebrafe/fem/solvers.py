@@ -105,6 +105,12 @@ MATERIAL_JUMP = 3.0
 #: so the defaults stay at the hierarchy measured before (0 and 1).
 COARSE_THETA = 0.0
 FINE_SWEEPS = 1
+#: Values of the V-cycle's operators and prolongators: ``"single"`` (float32, sums in float64; CG keeps the
+#: float64 stiffness matrix, so the solution is as accurate) or ``"double"``. The cycle streams its
+#: operators several times per CG iteration; float32 values cut the process CPU of a CG iteration on the
+#: 1.24M-DOF box by 10-20 % at the same iteration counts there and on T12-L2 segments (also with the
+#: nucleus at nu 0.4999), for 63 B/DOF more peak memory (benchmarks/README.md, "Single-precision V-cycle").
+AMG_PRECISION = "single"
 
 
 def material_strength(indptr, indices, block_modulus, jump=MATERIAL_JUMP):
@@ -413,8 +419,9 @@ def amg_hierarchy(K, near_nullspace=None, strength=None):
 
     ``near_nullspace (N, 6)``: rigid-body modes; ``strength``: optional finest-level strength graph
     (:func:`material_strength`); with it the coarse levels use :data:`COARSE_THETA` and the finest level
-    :data:`FINE_SWEEPS` sweeps of the block Gauss-Seidel smoother. :func:`amg_preconditioner` makes its
-    V-cycle the CG preconditioner.
+    :data:`FINE_SWEEPS` sweeps of the block Gauss-Seidel smoother. With :data:`AMG_PRECISION` ``"single"``
+    the levels' operators and prolongators are float32 (:func:`multigrid.single_precision`).
+    :func:`amg_preconditioner` makes its V-cycle the CG preconditioner.
     """
     import pyamg
 
@@ -425,8 +432,10 @@ def amg_hierarchy(K, near_nullspace=None, strength=None):
     with multigrid.lean_prolongation_smoothing():     # no full copies of K (peak memory)
         # pyamg sets up no smoother (its own block Gauss-Seidel would invert the diagonal blocks of every
         # level, 0.3 s CPU on the 1.24M-DOF box, only to be replaced by the numba sweeps)
-        ml = relaxation.use_block_gauss_seidel(pyamg.smoothed_aggregation_solver(
-            K, B=near_nullspace, presmoother=None, postsmoother=None, **options), *sweeps)
+        ml = pyamg.smoothed_aggregation_solver(K, B=near_nullspace, presmoother=None, postsmoother=None, **options)
+    if AMG_PRECISION == "single":
+        multigrid.single_precision(ml)
+    relaxation.use_block_gauss_seidel(ml, *sweeps)
     if strength is not None and FINE_SWEEPS > 1 and len(ml.levels) > 1:
         fine = ml.levels[0]
         fine.presmoother = _repeated(fine.presmoother, FINE_SWEEPS)

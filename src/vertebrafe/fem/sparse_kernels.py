@@ -7,7 +7,8 @@ restriction ``P^T r``) sums :data:`TRANSPOSE_CHUNKS` partial results in a fixed 
 independent of the thread count; it spares the hierarchy an explicit copy of ``P^T``.
 
 Arrays: ``indptr (nb + 1,)``, ``indices (nnzb,)``, ``data (nnzb, r, c)`` of a BSR matrix with sorted or
-unsorted block columns; vectors are float64.
+unsorted block columns; ``data`` is float64 or float32 (the AMG cycle's single-precision operators, see
+:func:`vertebrafe.fem.multigrid.single_precision`); vectors and every sum are float64.
 """
 import numpy as np
 import scipy.sparse.linalg as spla
@@ -104,7 +105,9 @@ def row_bounds(indptr, chunks):
 
 class BlockMatrix:
     """The arrays of a BSR matrix ``A`` (scipy; a CSR matrix is taken as 1x1 blocks) for the kernels:
-    ``A @ x``, ``b - A @ x``, ``y += A @ x`` and ``A^T @ x`` on all threads. Shares ``A``'s arrays."""
+    ``A @ x``, ``b - A @ x``, ``y += A @ x`` and ``A^T @ x`` on all threads. Shares ``A``'s arrays; float32
+    values stay float32 (half the memory traffic; the products still sum in float64), others are taken
+    as float64."""
 
     def __init__(self, A):
         if not hasattr(A, "blocksize"):
@@ -112,7 +115,7 @@ class BlockMatrix:
         self.shape = A.shape
         self.blocksize = A.blocksize
         self.indptr, self.indices = A.indptr, A.indices
-        self.data = np.ascontiguousarray(A.data, dtype=np.float64)
+        self.data = np.ascontiguousarray(A.data, dtype=np.float32 if A.dtype == np.float32 else np.float64)
         self._rows = row_bounds(self.indptr, 4 * TRANSPOSE_CHUNKS)
         self._chunks = row_bounds(self.indptr, TRANSPOSE_CHUNKS)
 
