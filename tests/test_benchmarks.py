@@ -19,7 +19,7 @@ SMOKE = {
     "bench_simulate.py": ["--levels", "L1-L2", "--element-size", "6"],
     "amg_contrasts.py": ["--levels", "L1-L2", "--element-size", "6", "--variants", "base;fluid"],
     "amg_variants.py": ["--levels", "L1-L2", "--element-size", "6", "--variants", "baseline,schwarz:annulus+nucleus"],
-    "bench_study_groups.py": ["--levels", "L1-L2", "--element-size", "6", "--presets", "2"],
+    "bench_study_groups.py": ["--levels", "L1-L2", "--element-size", "6", "--presets", "1"],
     "convergence_anatomy.py": ["--sizes", "6", "--no-segment"],
     "convergence_cement.py": ["--sizes", "8", "--workers", "1", "--states", "intact,VP15", "--kinds",
                               "plate,in_situ,pressure"],
