@@ -26,10 +26,14 @@ assembled once and the springs enter as a sparse low-rank term.
   final set: two solves with the factorisation per load, however many steps (the second, whose right-hand
   side lives on the springs' unknowns, at half the cost with PARDISO). Where more springs differ
   than the columns pay for (:data:`MAX_COLUMNS`: thousands of toe-region annulus fibres change state), each
-  step is a CG solve preconditioned by the reference factorisation, loose while the set moves and to
-  ``rtol`` to confirm it, as with AMG: the springs change ``A0`` by a positive low-rank term of moderate
-  size, and CG converges in 20-30 solves to 1e-10 (T12-L2 with fibres at 2 and 3 mm), where the columns
-  would cost one solve per 8 springs (a new factorisation costs about 50 solves).
+  step is a CG solve, loose while the set moves and to ``rtol`` to confirm it, as with AMG, preconditioned
+  by the reference factorisation together with an exact factorisation of the trial set's matrix restricted
+  to the unknowns the springs touch (:class:`~vertebrafe.fem.spring_block.SpringBlock`, refactorised
+  numerically for each trial set): with the reference alone CG needed 20-30 solves per set to 1e-8 (the
+  taut fibres stiffen ``A0`` up to about 20-fold), with the block about 10; T12-L2 at 2 mm with posterior
+  elements and fibres, relaxed standing: 34 solves with the factorisation instead of 71, the same steps
+  and final set (benchmarks/README.md, "The springs' block in the fibre loop"). The columns would cost one
+  solve per 8 springs (a new factorisation costs about 100 solves).
 - AMG: the hierarchy built on the first step's matrix (kept for later loads) preconditions the CG of
   every step, which starts from the previous solution.
 """
@@ -44,6 +48,7 @@ import scipy.sparse.linalg as spla
 
 from ..errors import ConvergenceError
 from . import solvers
+from .spring_block import SpringBlock
 
 #: Most active-set steps before giving up (each is one linear solve).
 MAX_ITERATIONS = 30
@@ -58,7 +63,9 @@ LOOSE_RTOL = 1e-4
 #: residual is at :data:`LOOSE_RTOL`), the solves to ``rtol`` confirm the set as before. On the fractured
 #: T12-L2 at 3 mm with fibres under flexion (the README main job's case, rtol 1e-6): 93 solves in 13 steps
 #: instead of 299 in 11 (3 and 5 iterations: 89 / 94 solves in 21 / 18 steps); T12-L2 at 2 mm, relaxed
-#: standing: 71 solves in 8 steps instead of 94 (benchmarks/README.md, "Short CG steps while the set moves").
+#: standing: 71 solves in 8 steps instead of 94 (benchmarks/README.md, "Short CG steps while the set moves"),
+#: both with the reference factorisation alone as preconditioner. With the springs' block
+#: (:class:`~vertebrafe.fem.spring_block.SpringBlock`) the 2 mm case takes 33 / 34 / 34 solves with 5 / 8 / 12.
 #: From step ``max_iterations // 2`` on, steps solve to :data:`LOOSE_RTOL` again, so that a set that keeps
 #: moving on short solves still gets full ones.
 LOOSE_MAXITER = 8
@@ -89,7 +96,9 @@ def solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol=1e-8, ma
     active at the start.
     Returns ``(x (N,), info)``; info adds ``active_set_iterations``, ``active_set_changes`` (springs that
     changed state after each step), ``springs_active`` ``{set name: count}`` and ``setup_reused`` to the
-    solver's keys; ``iterations`` counts all CG iterations (direct: solves with a factorisation).
+    solver's keys; ``iterations`` counts all CG iterations (direct: solves with the reference factorisation).
+    Where the direct loop iterates with CG it adds ``block_unknowns``, ``block_factorizations`` and
+    ``block_solves`` (the springs' block of :class:`~vertebrafe.fem.spring_block.SpringBlock`).
     """
     return _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxiter, near_nullspace, strength,
                   max_iterations, {} if cache is None else cache, held)
@@ -119,7 +128,7 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
             info["setup_time"] += low.factor_time
         t1 = time.perf_counter()
         x, active, changes, residual, solves = _direct(low, K, rhs, Gf, k, onset, delta_c, linear, sets, bounds,
-                                                       rtol, maxiter, max_iterations)
+                                                       rtol, maxiter, max_iterations, cache, info)
         info.update(iterations=solves, solve_time=time.perf_counter() - t1, factorization=low.backend,
                     spring_columns=low.columns)
     else:
@@ -154,16 +163,17 @@ def _amg(K, rhs, Gf, k, onset, delta_c, active, in_amg, sets, bounds, rtol, maxi
     info.update(cache["amg_info"])
     t1 = time.perf_counter()
     x, active, changes, residual, its = _iterate(K, rhs, Gf, k, onset - delta_c, delta_c, active, sets, bounds,
-                                                 rtol, maxiter, max_iterations, M, np.zeros(K.shape[0]), "amg")
+                                                 rtol, maxiter, max_iterations, lambda d: M, np.zeros(K.shape[0]),
+                                                 "amg")
     info["solve_time"] += time.perf_counter() - t1
     info["iterations"] += its
     return x, active, changes, residual
 
 
-def _iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, maxiter, max_iterations, M, x, name,
-             short=None):
-    """The active-set loop with CG preconditioned by ``M`` (AMG V-cycle or a factorisation), from ``active``
-    and ``x``: each step's CG starts from the previous solution and stops at :data:`LOOSE_RTOL` (with ``short``,
+def _iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, maxiter, max_iterations,
+             precondition, x, name, short=None):
+    """The active-set loop with CG preconditioned by ``precondition(d)`` (a ``LinearOperator`` for the spring
+    stiffnesses ``d`` of the trial set: an AMG V-cycle, or :class:`.SpringBlock`), from ``active`` and ``x``: each step's CG starts from the previous solution and stops at :data:`LOOSE_RTOL` (with ``short``,
     after at most ``short`` iterations, in the first ``max_iterations // 2`` steps) while the set moves; once it
     stops moving, a solve to ``rtol`` confirms it (and the loop goes on if that changes a state).
     ``free_length (ks,)``: onset minus the elongation of the prescribed motion.
@@ -178,6 +188,7 @@ def _iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, ma
         A = spla.LinearOperator(K.shape, matvec=lambda v, d=d: K @ v + Gf.T @ (d * (Gf @ v)), dtype=float)
         target = rtol if tight else loose
         cut = short is not None and not tight and step <= max_iterations // 2
+        M = precondition(d)
         with solvers.one_blas_thread():
             x, its = _cg(A, b, x, M, target, short, restarts=0) if cut else _cg(A, b, x, M, target, maxiter)
         iterations += its
@@ -216,7 +227,7 @@ def _not_settled(max_iterations, changes):
                            "mechanism or the springs chatter", iterations=max_iterations)
 
 
-def _direct(low, K, rhs, Gf, k, onset, delta_c, linear, sets, bounds, rtol, maxiter, max_iterations):
+def _direct(low, K, rhs, Gf, k, onset, delta_c, linear, sets, bounds, rtol, maxiter, max_iterations, cache, info):
     """The active-set loop of the direct solve. In the springs' space while the columns pay: with the
     reference ``low`` every trial set costs a small dense system (:meth:`LowRank.elongations`), and the
     displacements are solved once, for the final set (then refined on the true residual while above
@@ -235,9 +246,15 @@ def _direct(low, K, rhs, Gf, k, onset, delta_c, linear, sets, bounds, rtol, maxi
         d = k * active
         found = low.elongations(d, e0, free_length)
         if found is None:
+            block = cache.get("spring_block")
+            if block is None:
+                block = cache["spring_block"] = SpringBlock(K, Gf, low.reference)
+            before = block.factorizations, block.solves
             x, active, more, residual, its = _iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol,
-                                                      maxiter, max_iterations - len(changes), low.preconditioner(),
+                                                      maxiter, max_iterations - len(changes), block.operator,
                                                       y0, "direct", short=LOOSE_MAXITER)
+            info.update(block_unknowns=int(block.unknowns.size),
+                        block_factorizations=block.factorizations - before[0], block_solves=block.solves - before[1])
             return x, active, changes + more, residual, solves + its
         u, e = found
         if not np.all(np.isfinite(e)):
@@ -330,10 +347,6 @@ class LowRank:
         """``A0^-1 b``."""
         with solvers.one_blas_thread():      # single vectors: see solvers.Prepared.solve
             return self._solve(b)
-
-    def preconditioner(self):
-        """``A0^-1`` as a ``LinearOperator`` (for CG on a matrix near ``A0``)."""
-        return spla.LinearOperator(self.Gf.shape[1:] * 2, matvec=self.reference, dtype=float)
 
     def elongations(self, d, e0, o):
         """``(u, e)`` of the springs that differ from the reference (see above), or None where their columns
