@@ -387,8 +387,7 @@ class PardisoCholesky:
         symbolic factor (the springs' block of T12-L2 at 2 mm, :mod:`.spring_block`: about 0.3 s against 1.3 s
         of CPU with the analysis). ``A`` must have the analysed pattern, explicit zeros included; else
         ``ValueError``."""
-        upper = sp.triu(A, format="csr")
-        upper.sort_indices()
+        upper = upper_triangle(A)
         if not (np.array_equal(upper.indptr + 1, self._ia) and np.array_equal(upper.indices + 1, self._ja)):
             raise ValueError("refactor needs the pattern of the analysed matrix")
         self._data = np.ascontiguousarray(upper.data, dtype=float)
