@@ -154,7 +154,8 @@ def test_fibre_model_equals_factorising_every_set(fibre_seg, fibre_references, c
     active set of factorising every trial set, whether it iterates (CG preconditioned by the reference
     factorisation) from the first step (no columns allowed) or after a first step in the springs' space
     (1150 columns allowed: the first step's 1145, not the 1185 the whole loop would need), with short CG solves
-    while the set moves (``LOOSE_MAXITER``) or with every step solved to ``LOOSE_RTOL`` (``short=None``)."""
+    while the set moves (``LOOSE_MAXITER``) or with every step solved to ``LOOSE_RTOL`` (``short=None``); the CG
+    is preconditioned with the springs' block (fem/spring_block.py), factorised at most once per trial set."""
     monkeypatch.setattr(active_set, "MAX_COLUMNS", {"partial": columns, "full": columns})
     monkeypatch.setattr(active_set, "LOOSE_MAXITER", short)
     sol = _check_against_reference(*build_model(fibre_seg, Load(compression=500.0, flexion=7.5)), fibre_references)
@@ -162,6 +163,8 @@ def test_fibre_model_equals_factorising_every_set(fibre_seg, fibre_references, c
     assert sol.spring_active["annulus_fibres"].sum() > 100
     assert (sol.info["spring_columns"] > 0) == (columns > 0) and sol.info["spring_columns"] <= columns
     assert sol.info["iterations"] > sol.info["active_set_iterations"] + 2            # CG solves
+    assert 1 <= sol.info["block_factorizations"] <= sol.info["active_set_iterations"]    # the springs' block
+    assert sol.info["block_solves"] >= 2 * sol.info["block_factorizations"]
 
 
 def test_reversed_loads_share_one_factorisation(seg):

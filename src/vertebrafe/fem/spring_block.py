@@ -12,8 +12,9 @@ the current matrix restricted to them, ``L = R^T (R A R^T)^-1 R``, in a symmetri
     M = L + (I - L A) A0^-1 (I - A L),
 
 which is symmetric positive definite whatever ``A0`` (``L A L = L``; ``v^T M v = 0`` forces ``R v = 0`` and
-then ``v^T A0^-1 v = 0``), and equals ``A^-1`` where the springs differ from the reference only on ``R``'s
-unknowns except for the coupling through the rest of the model. The block is factorised once per trial set
+then ``v^T A0^-1 v = 0``) and equals ``A^-1`` where ``A = A0``. The block solves carry the stiffness the
+springs add inside ``R``; the reference solve carries the rest of the model. With it the CG of T12-L2 at
+2 mm needs about 10 solves per set to 1e-8 instead of about 25. The block is factorised once per trial set
 (numerically only, on a pattern analysed once for every set and load: :meth:`PardisoCholesky.refactor
 <vertebrafe.fem.solvers.PardisoCholesky.refactor>`), lazily, when CG first needs it.
 """
