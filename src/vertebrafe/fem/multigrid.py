@@ -186,7 +186,7 @@ def _mark(where, ptr, ind, i):
         where[ind[k]] = k
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _add_block_product(out, dst, a_data, ia, b_data, ib, transpose):
     """``out[dst] += a_data[ia] @ b_data[ib]`` (``a_data[ia]^T`` with ``transpose``). The blocks of the
     finest level (3x3 with 3x6, and 3x6 transposed with 3x6) take loops of fixed length, which the compiler
