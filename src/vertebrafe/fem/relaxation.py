@@ -131,13 +131,13 @@ def block_sweeps(indptr, indices, data, dinv, x, b, bounds, forward):
                   np.empty(data.shape[1]))
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _diagonal_blocks(indptr, indices, data, bounds):
     """Diagonal blocks ``(nb, k, k)``; a row with couplings outside its run adds their absolute row sums
-    to its diagonal entries."""
+    to its diagonal entries. One task per run."""
     nb, k = indptr.shape[0] - 1, data.shape[1]
     diag = np.zeros((nb, k, k))
-    for t in range(bounds.shape[0] - 1):
+    for t in prange(bounds.shape[0] - 1):
         lo, hi = bounds[t], bounds[t + 1]
         for i in range(lo, hi):
             for jj in range(indptr[i], indptr[i + 1]):
@@ -151,20 +151,58 @@ def _diagonal_blocks(indptr, indices, data, bounds):
     return diag
 
 
+@njit(parallel=True, cache=True)
+def _inverses(diag, inverse, bad):
+    """``inverse[i] = diag[i]^-1`` by Gauss-Jordan elimination with partial pivoting, on all threads;
+    ``bad[i]`` where a pivot is zero or ``diag[i] inverse[i]`` is not the identity to 1e-8 (singular or
+    ill-conditioned blocks)."""
+    k = diag.shape[1]
+    for i in prange(diag.shape[0]):
+        a = diag[i].copy()
+        inv = np.eye(k)
+        for c in range(k):
+            p = c
+            for r in range(c + 1, k):
+                if abs(a[r, c]) > abs(a[p, c]):
+                    p = r
+            if a[p, c] == 0.0:
+                bad[i] = True
+                break
+            for q in range(k):
+                a[c, q], a[p, q] = a[p, q], a[c, q]
+                inv[c, q], inv[p, q] = inv[p, q], inv[c, q]
+            w = 1.0 / a[c, c]
+            for q in range(k):
+                a[c, q] *= w
+                inv[c, q] *= w
+            for r in range(k):
+                if r != c and a[r, c] != 0.0:
+                    f = a[r, c]
+                    for q in range(k):
+                        a[r, q] -= f * a[c, q]
+                        inv[r, q] -= f * inv[c, q]
+        inverse[i] = inv
+        if not bad[i]:
+            for p in range(k):
+                for q in range(k):
+                    s = 0.0
+                    for r in range(k):
+                        s += diag[i, p, r] * inv[r, q]
+                    if not abs(s - (1.0 if p == q else 0.0)) <= 1e-8:
+                        bad[i] = True
+
+
 def inverse_diagonal_blocks(A, bounds=None):
     """Pseudo-inverses ``(nb, k, k)`` of the diagonal blocks of the BSR matrix ``A``, with the l1 terms
-    of the runs ``bounds`` (default: one run, the plain diagonal blocks): the inverse where ``D D^-1``
-    is the identity to 1e-8, else numpy's ``pinv``."""
+    of the runs ``bounds`` (default: one run, the plain diagonal blocks): the inverse (Gauss-Jordan, all
+    threads) where ``D D^-1`` is the identity to 1e-8, else numpy's ``pinv``."""
     nb = A.indptr.size - 1
     if bounds is None:
         bounds = np.array([0, nb], np.int64)
     diag = _diagonal_blocks(A.indptr, A.indices, np.ascontiguousarray(A.data), bounds)
-    try:                                  # LU inverses: a quarter of the cost of the SVD in pinv
-        inverse = np.linalg.inv(diag)
-    except np.linalg.LinAlgError:         # an exactly singular block
-        return np.linalg.pinv(diag)
-    k = diag.shape[1]
-    bad = ~(np.abs(diag @ inverse - np.eye(k)).max(axis=(1, 2)) <= 1e-8)   # ill-conditioned (or NaN)
+    inverse = np.empty_like(diag)
+    bad = np.zeros(nb, np.bool_)
+    _inverses(diag, inverse, bad)
     if bad.any():
         inverse[bad] = np.linalg.pinv(diag[bad])
     return inverse
