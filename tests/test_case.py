@@ -418,7 +418,7 @@ def test_case_defaults_come_from_the_library():
     ms = MaterialSet(bmd=100.0)
     library = {("segment", k): sig(segment, k) for k in ("element_size", "scale", "cortex_thickness",
                                                          "endplate_thickness", "n_cortex_layers", "disc_refinement",
-                                                         "nucleus")}
+                                                         "nucleus", "central_coarsening")}
     library["segment", "fibres"] = bool(sig(segment, "fibres"))
     library["segment", "posterior"] = bool(sig(segment, "posterior"))
     library.update({("bone", k): getattr(ms, k) for k in ("law", "anisotropic", "transverse_ratio")})
