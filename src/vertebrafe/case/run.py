@@ -51,13 +51,12 @@ def build_segment(case, progress=None, *, force=False):
     from ..anatomy import segment
     from ..clinical import fracture, kyphoplasty, vertebroplasty
     from ..materials import MaterialSet
-    from ..resources import check_memory, estimate_segment
+    from ..resources import check_memory
 
     case = parse_case(case) if not isinstance(case, Case) else case
     step = progress or (lambda stage: None)
     s, b = case.segment, case.bone
-    check_memory(estimate_segment(s.levels, s.element_size, s.scale, s.n_cortex_layers, s.overrides, s.posterior,
-                                  s.central_coarsening),
+    check_memory(s.size_estimate(),
                  f"segment.element_size = {s.element_size:g} mm on {s.levels[0]}-{s.levels[-1]}", force=force)
     per_level = isinstance(b.bmd, dict)
     # with per-level or image vBMD the set's own bmd is a placeholder: every bone cell takes its level's

@@ -39,6 +39,13 @@ class SegmentSpec:
     nucleus: str = _d("segment", "nucleus")
     overrides: Optional[dict] = None
 
+    def size_estimate(self):
+        """Mesh size and peak memory of this segment, estimated before meshing
+        (:func:`vertebrafe.resources.estimate_segment`)."""
+        from ..resources import estimate_segment
+        return estimate_segment(self.levels, self.element_size, self.scale, self.n_cortex_layers, self.overrides,
+                                self.posterior, self.central_coarsening)
+
 
 @dataclass(frozen=True)
 class BoneSpec:

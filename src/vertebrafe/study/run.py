@@ -64,16 +64,11 @@ class StudyRun:
 
 def _check_memory(pending, workers, force):
     """The largest pending case, ``workers`` at a time, fits in the available memory (unless ``force``)."""
-    from ..resources import check_memory, estimate_segment
+    from ..resources import check_memory
 
-    def estimate(sc):
-        s = sc.case.segment
-        return estimate_segment(s.levels, s.element_size, s.scale, s.n_cortex_layers, s.overrides, s.posterior,
-                                s.central_coarsening)
-
-    big = max(pending, key=lambda sc: estimate(sc)["bytes"])
+    big = max(pending, key=lambda sc: sc.case.segment.size_estimate()["bytes"])
     s = big.case.segment
-    check_memory(estimate(big), f"case {big.id} ({big.name}): segment.element_size = {s.element_size:g} mm on "
+    check_memory(s.size_estimate(), f"case {big.id} ({big.name}): segment.element_size = {s.element_size:g} mm on "
                  f"{s.levels[0]}-{s.levels[-1]}", force=force, workers=workers)
 
 
