@@ -37,6 +37,24 @@ def assembled(mesh, C, formulation="full", free=None, g=None):
     return sp.bsr_matrix((data, indices, indptr), shape=(N, N)), rhs, min_det
 
 
+def test_block_pattern_lists_the_coupled_blocks_of_each_row_sorted():
+    """Rows of the block pattern are the blocks coupled through a cell, sorted (the plate's two blocks
+    stand for its nodes, so their rows are long), with the self-block of every block; cells in random order."""
+    mesh = vf.box((3.0, 2.0, 2.0), (7, 5, 4))
+    cells = np.random.default_rng(1).permutation(mesh.cells)
+    n = mesh.n_points
+    node_plate = np.full(n, -1, np.int64)
+    node_plate[mesh.node_sets["zmax"]] = 0
+    indptr, indices = assembly.block_pattern(np.ascontiguousarray(cells, dtype=np.int64), node_plate, n, 1)
+    rows = [{b} for b in range(n + 2)]
+    for cell in cells:
+        blocks = {b for v in cell for b in ([v] if node_plate[v] < 0 else [n, n + 1])}
+        for b in blocks:
+            rows[b] |= blocks
+    assert indptr.tolist() == np.cumsum([0] + [len(r) for r in rows]).tolist()
+    assert indices.tolist() == [b for r in rows for b in sorted(r)]
+
+
 def test_colour_chunks_share_no_node():
     mesh = vf.box((1, 1, 1), (12, 10, 9))
     color_ptr, chunk_ptr, order = assembly.color_cells(mesh.cells, mesh.n_points, np.ones(mesh.n_cells, bool), 2)
