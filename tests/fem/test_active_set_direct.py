@@ -164,7 +164,7 @@ def test_fibre_model_equals_factorising_every_set(fibre_seg, fibre_references, c
     assert (sol.info["spring_columns"] > 0) == (columns > 0) and sol.info["spring_columns"] <= columns
     assert sol.info["iterations"] > sol.info["active_set_iterations"] + 2            # CG solves
     assert 1 <= sol.info["block_factorizations"] <= sol.info["active_set_iterations"]    # the springs' block
-    assert sol.info["block_solves"] >= 2 * sol.info["block_factorizations"]
+    assert sol.info["block_solves"] >= sol.info["block_factorizations"]        # each factor used (the start)
 
 
 def test_reversed_loads_share_one_factorisation(seg):

@@ -163,8 +163,8 @@ def _amg(K, rhs, Gf, k, onset, delta_c, active, in_amg, sets, bounds, rtol, maxi
     info.update(cache["amg_info"])
     t1 = time.perf_counter()
     x, active, changes, residual, its = _iterate(K, rhs, Gf, k, onset - delta_c, delta_c, active, sets, bounds,
-                                                 rtol, maxiter, max_iterations, lambda d: M, np.zeros(K.shape[0]),
-                                                 "amg")
+                                                 rtol, maxiter, max_iterations, lambda d: (M, None),
+                                                 np.zeros(K.shape[0]), "amg")
     info["solve_time"] += time.perf_counter() - t1
     info["iterations"] += its
     return x, active, changes, residual
@@ -172,8 +172,10 @@ def _amg(K, rhs, Gf, k, onset, delta_c, active, in_amg, sets, bounds, rtol, maxi
 
 def _iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, maxiter, max_iterations,
              precondition, x, name, short=None):
-    """The active-set loop with CG preconditioned by ``precondition(d)`` (a ``LinearOperator`` for the spring
-    stiffnesses ``d`` of the trial set: an AMG V-cycle, or :class:`.SpringBlock`), from ``active`` and ``x``: each step's CG starts from the previous solution and stops at :data:`LOOSE_RTOL` (with ``short``,
+    """The active-set loop with CG preconditioned by ``M`` of ``precondition(d) -> (M, start)`` for the spring
+    stiffnesses ``d`` of the trial set (``M`` a ``LinearOperator``: an AMG V-cycle, or the deflation of
+    :class:`.SpringBlock`; ``start(x, b)`` None or the start that ``M`` needs, :meth:`.SpringBlock.start`), from
+    ``active`` and ``x``: each step's CG starts from the previous solution and stops at :data:`LOOSE_RTOL` (with ``short``,
     after at most ``short`` iterations, in the first ``max_iterations // 2`` steps) while the set moves; once it
     stops moving, a solve to ``rtol`` confirms it (and the loop goes on if that changes a state).
     ``free_length (ks,)``: onset minus the elongation of the prescribed motion.
@@ -188,9 +190,10 @@ def _iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, ma
         A = spla.LinearOperator(K.shape, matvec=lambda v, d=d: K @ v + Gf.T @ (d * (Gf @ v)), dtype=float)
         target = rtol if tight else loose
         cut = short is not None and not tight and step <= max_iterations // 2
-        M = precondition(d)
+        M, start = precondition(d)
         with solvers.one_blas_thread():
-            x, its = _cg(A, b, x, M, target, short, restarts=0) if cut else _cg(A, b, x, M, target, maxiter)
+            x, its = (_cg(A, b, x, M, target, short, restarts=0, start=start) if cut
+                      else _cg(A, b, x, M, target, maxiter, start=start))
         iterations += its
         residual = _residual(A @ x, b)
         if not np.all(np.isfinite(x)):
@@ -248,10 +251,11 @@ def _direct(low, K, rhs, Gf, k, onset, delta_c, linear, sets, bounds, rtol, maxi
         if found is None:
             block = cache.get("spring_block")
             if block is None:
-                block = cache["spring_block"] = SpringBlock(K, Gf, low.reference)
+                block = cache["spring_block"] = SpringBlock(K, Gf, low.d0, low.reference)
             before = block.factorizations, block.solves
             x, active, more, residual, its = _iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol,
-                                                      maxiter, max_iterations - len(changes), block.operator,
+                                                      maxiter, max_iterations - len(changes),
+                                                      lambda d: (block.operator(d), lambda x, b: block.start(d, x, b)),
                                                       y0, "direct", short=LOOSE_MAXITER)
             info.update(block_unknowns=int(block.unknowns.size),
                         block_factorizations=block.factorizations - before[0], block_solves=block.solves - before[1])
@@ -389,10 +393,10 @@ def _residual(Ax, b):
     return float(np.linalg.norm(Ax - b) / nb) if nb > 0 else float(np.linalg.norm(Ax))
 
 
-def _cg(A, b, x0, M, rtol, maxiter, restarts=2):
-    """CG from ``x0``; returns ``(x, iterations)``. CG stops on its recursively updated residual, which drifts
-    from the true one near round-off: while the true residual is above ``rtol``, CG restarts from its
-    solution (at most ``restarts`` times)."""
+def _cg(A, b, x0, M, rtol, maxiter, restarts=2, start=None):
+    """CG from ``x0`` (passed through ``start(x, b)`` where given, at every restart too); returns ``(x,
+    iterations)``. CG stops on its recursively updated residual, which drifts from the true one near round-off:
+    while the true residual is above ``rtol``, CG restarts from its solution (at most ``restarts`` times)."""
     count = [0]
 
     def callback(_):
@@ -400,6 +404,8 @@ def _cg(A, b, x0, M, rtol, maxiter, restarts=2):
 
     x = x0
     for _ in range(restarts + 1):
+        if start is not None:
+            x = start(x, b)
         x, _ = spla.cg(A, b, x0=x, rtol=rtol, atol=0.0, maxiter=maxiter or 2000, M=M, callback=callback)
         if not _residual(A @ x, b) > rtol:
             break
