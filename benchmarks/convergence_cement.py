@@ -30,7 +30,9 @@ their geometric mean), with each ring's area (mm^2). ``--grading FACTOR,WIDTH,RE
 in-plane grid of every state toward the edges of the BKP balloons' contact faces
 (:func:`vertebrafe.clinical.contact_face_grading` on the ungraded 2 mm kyphoplasty, the same curves at
 every size; docs/anatomy.md "In-plane grading"); each row then records ``grading`` and the stack's
-``min_scaled_jacobian``. The
+``min_scaled_jacobian``. ``--central-coarsening 1`` and ``--annulus-refinement N`` mesh every
+state on the uniform O-grid and with N times the annulus rings (:func:`vertebrafe.segment`); rows record
+both. The
 ``time`` of a row is wall clock, ``cpu`` the worker's process CPU time. Prints a table (and writes ``--json``) with the change from 2 to 1 mm and
 from 1.5 to 0.75 mm. Usage::
 
@@ -38,6 +40,8 @@ from 1.5 to 0.75 mm. Usage::
     python benchmarks/convergence_cement.py --sizes 4,3 --workers 2        # a quick look
     python benchmarks/convergence_cement.py --sizes 2,1 --states BKP --kinds in_situ --edge --grading 0.5,1.5,4
     python benchmarks/convergence_cement.py --sizes 3,1.5 --states NSM,BKP --kinds pressure --solver direct
+    python benchmarks/convergence_cement.py --sizes 2,1 --states BKP --kinds in_situ --workers 1 \
+        --central-coarsening 1 --annulus-refinement 2
 
 Units: mm, N, N/mm; times in s.
 """
@@ -81,15 +85,16 @@ def grading(bmd, spec):
 
 
 @lru_cache(maxsize=2)
-def _fractured(h, bmd, spec=None):
+def _fractured(h, bmd, spec=None, grid=(3, 1)):
     import vertebrafe as vf
-    seg = vf.segment("T12-L2", bmd=bmd, element_size=h, posterior=False, grading=grading(bmd, spec))
+    seg = vf.segment("T12-L2", bmd=bmd, element_size=h, posterior=False, grading=grading(bmd, spec),
+                     central_coarsening=grid[0], annulus_refinement=grid[1])
     return seg, vf.fracture(seg, "L1", kind="wedge", grade=2)
 
 
-def _state(h, bmd, name, surface="fitted", cut="mixed", spec=None):
+def _state(h, bmd, name, surface="fitted", cut="mixed", spec=None, grid=(3, 1)):
     import vertebrafe as vf
-    seg, nsm = _fractured(h, bmd, spec)
+    seg, nsm = _fractured(h, bmd, spec, grid)
     if name == "intact":
         return seg
     if name == "NSM":
@@ -182,7 +187,7 @@ def pressure_stiffness(seg, level, **solver_options):
     return force / abs(dh), int(sol.info["dofs"])
 
 
-def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=False, spec=None):
+def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=False, spec=None, grid=(3, 1)):
     from vertebrafe.loads import Load
     from vertebrafe.post.metrics import vertebra_geometry
     from vertebrafe.post.strength import vertebra_strength
@@ -190,7 +195,7 @@ def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=Fa
 
     t0 = time.perf_counter()
     t_cpu = time.process_time()
-    seg = _state(h, bmd, name, surface, cut, spec)
+    seg = _state(h, bmd, name, surface, cut, spec, grid)
     opts = dict(solver="amg", rtol=1e-8) if solver == "amg" else dict(solver=solver)
     hist = seg.history[-1].results if seg.history and seg.history[-1].kind != "fracture" else {}
     if kind == "plate":
@@ -209,6 +214,7 @@ def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=Fa
                 cut=cut if name != "intact" and name != "NSM" else None,
                 time=time.perf_counter() - t0, cpu=time.process_time() - t_cpu, volume_error=hist.get("volume_error"),
                 cement_mL=hist.get("cement_volume_mL"), span=hist.get("cement_height_span"), grading=spec,
+                central_coarsening=grid[0], annulus_refinement=grid[1],
                 min_scaled_jacobian=float(seg.mesh.quality().scaled_jacobian[:seg.stack_cells].min()), **extra)
 
 
@@ -233,6 +239,10 @@ def main(argv=None):
                     help="grade the in-plane grid of every state toward the BKP contact-face edges (found once on "
                          "the ungraded 2 mm mesh): cell size FACTOR of the ungraded one across the edges, refined "
                          "within WIDTH mm, no node moved beyond REACH mm (vertebrafe.anatomy.grading)")
+    ap.add_argument("--central-coarsening", type=int, default=3, choices=[1, 3],
+                    help="segment(central_coarsening=...): 1 for the uniform O-grid (default 3)")
+    ap.add_argument("--annulus-refinement", type=int, default=1,
+                    help="segment(annulus_refinement=...): multiple (1-4) of the annulus rings (default 1)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     os.environ["NUMBA_NUM_THREADS"] = str(a.threads)
@@ -243,10 +253,11 @@ def main(argv=None):
     if set(kinds) - set(KINDS):
         ap.error(f"--kinds {a.kinds}: allowed any of {','.join(KINDS)}")
     spec = tuple(float(v) for v in a.grading.split(",")) if a.grading else None
+    grid = (a.central_coarsening, a.annulus_refinement)
     jobs = sorted(((h, s, k) for h in sizes for s in states for k in kinds), key=lambda j: j[0])   # finest first
     rows = []
     with ProcessPoolExecutor(max_workers=a.workers, mp_context=SPAWN) as ex:
-        futs = {ex.submit(job, h, a.bmd, s, k, a.surface, a.solver, a.cut, a.edge, spec): (h, s, k) for h, s, k in jobs}
+        futs = {ex.submit(job, h, a.bmd, s, k, a.surface, a.solver, a.cut, a.edge, spec, grid): (h, s, k) for h, s, k in jobs}
         for f in as_completed(futs):
             try:
                 r = f.result()

@@ -267,3 +267,21 @@ def test_central_coarsening_one_gives_the_uniform_o_grid():
     for bad in (2, 0, True, "3"):
         with pytest.raises(InputError, match=r"central_coarsening = .*allowed 1 .* or 3"):
             segment(["L1", "L2"], element_size=3.0, posterior=False, central_coarsening=bad)
+
+
+def test_annulus_refinement_multiplies_the_annulus_rings():
+    """annulus_refinement=k gives k times the rings between the nucleus curve and the inner cortical curve and
+    nothing else: same angular count, block, transition rings, cortex and cell layers, the same volume, no
+    inverted cell; other values raise naming the field and the range."""
+    base = segment(["L1", "L2"], element_size=3.0, posterior=False, central_coarsening=1)
+    fine = segment(["L1", "L2"], element_size=3.0, posterior=False, central_coarsening=1, annulus_refinement=2)
+    b, f = base.counts, fine.counts
+    assert f.n_annulus == 2 * b.n_annulus
+    assert (f.m, f.n_transition, f.n_cortex, f.coarsening) == (b.m, b.n_transition, b.n_cortex, b.coarsening)
+    assert f.n_cells - b.n_cells == b.n_annulus * 4 * b.m                      # the added rings
+    assert fine.mesh.n_cells // f.n_cells == base.mesh.n_cells // b.n_cells     # same cell layers
+    assert fine.mesh.cell_volumes().sum() == pytest.approx(base.mesh.cell_volumes().sum(), rel=2e-3)
+    assert hex_jacobians(fine.mesh.points, fine.mesh.cells)[0].min() > 0
+    for bad in (0, 5, 1.5, True, "2"):
+        with pytest.raises(InputError, match=r"annulus_refinement = .*allowed an integer 1 .* to 4"):
+            segment(["L1", "L2"], element_size=3.0, posterior=False, annulus_refinement=bad)

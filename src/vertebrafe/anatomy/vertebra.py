@@ -266,13 +266,15 @@ class GridCounts:
 
 
 def grid_counts(element_size, outlines, nucleus_fraction=0.4, cortex_thickness=DEFAULT_CORTEX_THICKNESS,
-                n_cortex=1, block=0.55, coarsening=3):
+                n_cortex=1, block=0.55, coarsening=3, annulus_refinement=1):
     """Choose :class:`GridCounts` so that cells are about ``element_size`` (mm) in the largest outline.
 
     ``outlines`` is a list of :class:`Outline`; ``nucleus_fraction`` the smallest nucleus area fraction
     used (it gives the thickest annulus). ``coarsening`` 3 (default) coarsens the angular resolution
     3:1 inside the nucleus curve (see :class:`GridCounts`), so that the central cells are about
     ``element_size`` too instead of about 2.5 times smaller; ``m`` is then rounded to a multiple of 6.
+    ``annulus_refinement`` (integer 1-4) multiplies the number of rings between the nucleus curve and the
+    inner cortical curve (their radial size about ``element_size / annulus_refinement``).
     Below 1.5 mm every count is ``2**j`` times the count at ``element_size * 2**j``
     (:func:`~vertebrafe.anatomy.resolution.cell_count`), so halving the size doubles every count.
     """
@@ -281,6 +283,8 @@ def grid_counts(element_size, outlines, nucleus_fraction=0.4, cortex_thickness=D
         raise InputError(f"element_size = {element_size!r} mm is out of range; allowed [0.2, 10]")
     if coarsening not in (1, 3):
         raise InputError(f"coarsening = {coarsening!r}; allowed 1 (none) or 3")
+    if isinstance(annulus_refinement, (bool, np.bool_)) or annulus_refinement not in range(1, 5):
+        raise InputError(f"annulus_refinement = {annulus_refinement!r}; allowed an integer 1 (default) to 4")
     P = max(o.perimeter for o in outlines)
     A = max(o.area() for o in outlines)
     step = 2 * coarsening
@@ -288,7 +292,7 @@ def grid_counts(element_size, outlines, nucleus_fraction=0.4, cortex_thickness=D
     R = math.sqrt(A / math.pi)
     Rn = math.sqrt(nucleus_fraction * A / math.pi)
     n_t = cell_count((1.0 - block) * Rn, h)
-    n_a = cell_count(R - Rn - cortex_thickness * n_cortex, h)
+    n_a = cell_count(R - Rn - cortex_thickness * n_cortex, h) * int(annulus_refinement)
     return GridCounts(m=m, n_transition=n_t, n_annulus=n_a, n_cortex=int(n_cortex), block=block,
                       coarsening=coarsening)
 
