@@ -10,7 +10,7 @@ import pytest
 matplotlib.use("Agg")
 
 from vertebrafe.errors import InputError  # noqa: E402
-from vertebrafe.report import PlotSpec, _plot, study_figure, subtitle  # noqa: E402
+from vertebrafe.report import PlotSpec, _plot, _plots, study_figure, subtitle  # noqa: E402
 
 
 def _case(cid, variant, grade, bmd, restoration=None):
@@ -81,6 +81,30 @@ def test_facets_share_one_legend_and_files_in_three_formats(study, tmp_path):
     with pytest.raises(InputError, match="formats"):
         _plot(summary, PlotSpec(metric="von_mises_p95", x="fracture.grade", name="x", formats="svg,gif"),
               str(tmp_path), meta)
+
+
+def test_plots_drawn_by_other_processes_equal_those_drawn_here(study, tmp_path):
+    """A study's summary draws its plots but the first in its idle workers: the same files and tables as
+    drawn in this process; an executor that cannot take them (shut down, broken) leaves them to this one."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    summary, meta = study
+    specs = [dict(metric="von_mises_p95", x="fracture.grade", name="grade", formats="png"),
+             dict(metric="von_mises_p95", x="bone.bmd", name="bmd", formats="png"),
+             dict(metric="von_mises_p95", x="fracture.grade", facet="bone.bmd", name="facets", formats="png")]
+    drawn = {}
+    closed = ProcessPoolExecutor(1)
+    closed.shutdown()
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as workers:
+        for where, executor in (("here", None), ("workers", workers), ("closed", closed)):
+            os.makedirs(tmp_path / where / "plots")
+            drawn[where] = _plots(summary, specs, str(tmp_path / where), meta, executor)
+    for where in ("workers", "closed"):
+        for (png, table), (png_here, table_here) in zip(drawn[where], drawn["here"]):
+            assert os.path.dirname(png) == str(tmp_path / where / "plots")
+            assert open(png, "rb").read() == open(png_here, "rb").read()
+            pd.testing.assert_frame_equal(table, table_here)
 
 
 def test_subtitle_names_a_variants_own_setting(study):

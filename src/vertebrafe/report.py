@@ -57,13 +57,15 @@ def _relation_map(case_dict):
     return relations(levels, treated)
 
 
-def summarize(out):
+def summarize(out, executor=None):
     """Write ``summary.csv``, ``failures.csv`` and the plots of the study in ``out`` (from ``study.json``
-    and the finished case directories). Only cases whose files verify against the checksums of their
-    ``status.json`` enter the summary; damaged ones are listed in ``failures.csv`` with status
-    ``damaged``. Returns ``{"summary": path, "failures": path, "plots": [paths], "tables": {plot name:
-    DataFrame pivot}, "notes": [plots that could not be drawn, and why], "finished": cases in the summary,
-    "rows": rows of the summary, "failed": [{"id", "name", "status", "error"} of the cases not in it]}``."""
+    and the finished case directories). ``executor``: a ``concurrent.futures`` executor of other processes
+    (a study's idle workers) that draws all plots but the first while this process draws that one. Only
+    cases whose files verify against the checksums of their ``status.json`` enter the summary; damaged ones
+    are listed in ``failures.csv`` with status ``damaged``. Returns ``{"summary": path, "failures": path,
+    "plots": [paths], "tables": {plot name: DataFrame pivot}, "notes": [plots that could not be drawn, and
+    why], "finished": cases in the summary, "rows": rows of the summary, "failed": [{"id", "name", "status",
+    "error"} of the cases not in it]}``."""
     import pandas as pd
 
     out = os.path.abspath(os.fspath(out))
@@ -115,8 +117,7 @@ def summarize(out):
     write_text(paths["summary"], summary.to_csv(index=False))
     if meta.get("plots"):
         os.makedirs(os.path.join(out, "plots"), exist_ok=True)
-        for spec in meta["plots"]:
-            png, table = _plot(summary, PlotSpec(**spec), out, meta)
+        for spec, (png, table) in zip(meta["plots"], _plots(summary, meta["plots"], out, meta, executor)):
             if png:
                 paths["plots"].append(png)
                 paths["tables"][spec["name"]] = table
@@ -311,6 +312,28 @@ def _formats(spec):
         raise InputError(f"plot {spec.name!r}: formats = {spec.formats!r}; allowed a comma list of "
                          f"{', '.join(FIGURE_FORMATS)} that includes png")
     return ["png"] + [f for f in fm if f != "png"]
+
+
+def _plots(summary, specs, out, meta, executor=None):
+    """:func:`_plot` of each of the plot records ``specs``, in order; all but the first are drawn by
+    ``executor`` while this process draws the first (each where ``executor`` is None or broken)."""
+    from concurrent.futures import BrokenExecutor
+
+    futures = [None]
+    for spec in specs[1:]:
+        try:
+            futures.append(executor.submit(_plot, summary, PlotSpec(**spec), out, meta) if executor else None)
+        except (BrokenExecutor, RuntimeError):            # a worker died, or the pool was shut down
+            futures.append(None)
+    done = []
+    for spec, fut in zip(specs, futures):
+        try:
+            done.append(fut.result() if fut is not None else None)
+        except BrokenExecutor:
+            done.append(None)
+        if done[-1] is None:
+            done[-1] = _plot(summary, PlotSpec(**spec), out, meta)
+    return done
 
 
 def _plot(summary, spec, out, meta):

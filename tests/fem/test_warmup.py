@@ -143,3 +143,31 @@ def test_the_warm_up_helper_process_computes_the_fields():
     from vertebrafe.fem import warmup
     warm_up(say=None, amg=False)
     assert warmup._helper().wait(timeout=600) == 0
+
+
+def test_the_assembly_waits_for_the_helpers_element_kernels_in_the_cache(tmp_path):
+    """The warm-up's process waits, before compiling the assembly, until the helper has saved the
+    per-element kernels (their index file newer than the warm-up's start) or has ended; a stale index
+    does not count."""
+    import time
+    from types import SimpleNamespace
+
+    from vertebrafe.fem.kernels import element_stiffness
+    from vertebrafe.fem.warmup import _await_cached
+
+    assert element_stiffness._cache._cache_file._index_path.endswith(".nbi")     # the numba layout it reads
+    index = tmp_path / "kernel.nbi"
+    fake = SimpleNamespace(_cache=SimpleNamespace(_cache_file=SimpleNamespace(_index_path=str(index))))
+    index.write_text("stale")
+    since = time.time() + 0.5
+    helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.0)"])
+    t0 = time.monotonic()
+    _await_cached(fake, since, helper)                            # stale index: waits for the helper's end
+    assert helper.poll() is not None and time.monotonic() - t0 > 0.5
+    os.utime(index, (since + 1.0, since + 1.0))
+    helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30.0)"])
+    t0 = time.monotonic()
+    _await_cached(fake, since, helper)                            # fresh index: at once
+    assert time.monotonic() - t0 < 5.0 and helper.poll() is None
+    helper.kill()
+    helper.wait()

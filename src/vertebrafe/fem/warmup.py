@@ -11,7 +11,10 @@ does use AMG compiles them on first use.
 On an empty cache with more than one CPU a second process compiles the Gauss-point field kernels (about
 a fifth of the compile time, and the per-element kernels they share with the assembly) while this one
 compiles the sparsity-pattern, assembly and solver kernels; this process then loads the field kernels
-from the cache. The compilation that the study waits for is then this process's share.
+from the cache. The compilation that the study waits for is then this process's share. This process
+reaches the assembly kernel before the helper has compiled the per-element kernels (it starts a few
+seconds later, when this process first compiles), so it waits for them there instead of compiling them a
+second time (2-6 s of CPU; at most until the helper ends).
 
 Study workers run on one numba thread each, so a study with several workers warms up with ``threads=1``:
 the kernels with a serial twin (:mod:`vertebrafe.fem.jit`: the assembly and the Gauss-point fields) are
@@ -71,6 +74,26 @@ def _helper(threads=None):
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _await_cached(dispatcher, since, helper, limit_s=300.0):
+    """Wait until numba's cache holds ``dispatcher``'s kernel saved after ``since`` (a ``time.time()``), or
+    the process ``helper`` that compiles it has ended (at most ``limit_s``). The index file is written
+    after the machine code, so a fresh one can be loaded."""
+    import os
+
+    try:
+        index = dispatcher._cache._cache_file._index_path
+    except AttributeError:              # another numba cache layout: compile it here if it is not there
+        return
+    end = time.monotonic() + limit_s
+    while helper.poll() is None and time.monotonic() < end:
+        try:
+            if os.stat(index).st_mtime >= since:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+
+
 def warm_up(say=print, amg=True, parallel=None, threads=None):
     """Compile or load the FE kernels; returns the seconds it took. ``amg``: also the kernels of AMG-CG
     (:func:`~vertebrafe.fem.solvers.choose` tells whether a model solves with it); without them the bar is
@@ -87,10 +110,14 @@ def warm_up(say=print, amg=True, parallel=None, threads=None):
 
     from numba.core import event
 
+    from .assembly import assemble
+    from .kernels import element_stiffness
+
     if parallel is None:
         parallel = (os.cpu_count() or 1) > 1
     compiled = []
     helpers = []
+    since = time.time()
 
     class Notice(event.Listener):
         def on_start(self, ev):
@@ -101,6 +128,10 @@ def warm_up(say=print, amg=True, parallel=None, threads=None):
                 if parallel:
                     helpers.append(_helper(threads))
             compiled.append(ev)
+            if helpers and ev.data["dispatcher"] in assemble.dispatchers:
+                # the per-element kernels, which the helper compiles first (for the fields), are loaded
+                # from its cache rather than compiled here a second time
+                _await_cached(element_stiffness, since, helpers[0])
 
         def on_end(self, ev):
             pass

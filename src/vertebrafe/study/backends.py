@@ -15,7 +15,8 @@ import warnings
 from ..case import parse_case
 from ..errors import InputError, PlausibilityWarning
 
-__all__ = ["THREAD_ENV", "pipeline_runner", "compute", "compute_group", "run_pool", "run_dask", "sigterm_unwinds"]
+__all__ = ["THREAD_ENV", "pipeline_runner", "compute", "compute_group", "worker_pool", "run_pool", "run_dask",
+           "sigterm_unwinds"]
 
 THREAD_ENV = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
               "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -227,10 +228,27 @@ def _pool_task(group, runner):
     return [item["id"] for item in group]
 
 
-def run_pool(n, groups, by_id, runner, done):
-    """Run ``groups`` on ``n`` worker processes; ``done(case, outcome)`` is called in this process as each
-    case finishes (not when its group does). A group whose worker died records its unfinished cases as
-    failed with the reason."""
+def _started():
+    """A pool task that does nothing: submitting one per worker starts the worker processes."""
+
+
+class WorkerPool:
+    """Local worker processes of a study (:func:`worker_pool`): ``executor``, a ``ProcessPoolExecutor``
+    whose workers run :func:`_init_worker`, and ``reports``, the queue that takes each finished case to the
+    parent (:func:`run_pool`)."""
+
+    def __init__(self, executor, reports):
+        self.executor = executor
+        self.reports = reports
+
+
+@contextlib.contextmanager
+def worker_pool(n):
+    """``n`` spawned worker processes (:class:`WorkerPool`), started at once: they import vertebrafe while
+    this process goes on (a study compiles the numba kernels meanwhile, :func:`vertebrafe.fem.warmup.warm_up`,
+    and must not submit work that calls a kernel before that is done). Each worker runs on one numba and one
+    BLAS thread. Leaving the block waits for the submitted tasks; an exception (Ctrl-C, SIGTERM) stops the
+    workers with SIGTERM, so that each one removes its temporary folder."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -238,6 +256,43 @@ def run_pool(n, groups, by_id, runner, done):
     # a SimpleQueue writes in the worker's own thread: a case is in the pipe when put() returns, so a worker
     # that dies right after it (a crash on the next case) cannot lose it, as a Queue's feeder thread could
     reports = ctx.SimpleQueue()
+    with _env({k: "1" for k in THREAD_ENV}):
+        ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(os.getpid(), reports))
+        try:
+            for _ in range(n):
+                ex.submit(_started)        # a process per task while none is idle: all n start now
+        except BaseException:
+            ex.shutdown(wait=False, cancel_futures=True)
+            reports.close()
+            raise
+    try:
+        yield WorkerPool(ex, reports)
+    except BaseException:
+        procs = list((getattr(ex, "_processes", None) or {}).values())
+        ex.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.terminate()           # SIGTERM: the worker unwinds and removes its temporary folder
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.join(timeout=10)
+        raise
+    else:
+        ex.shutdown(wait=True)
+    finally:
+        reports.close()
+
+
+def run_pool(n, groups, by_id, runner, done, pool=None):
+    """Run ``groups`` on ``n`` worker processes (those of ``pool``, a :class:`WorkerPool`, else a
+    :func:`worker_pool` of its own); ``done(case, outcome)`` is called in this process as each case finishes
+    (not when its group does). A group whose worker died records its unfinished cases as failed with the
+    reason."""
+    if pool is None:
+        with worker_pool(n) as pool:
+            return run_pool(n, groups, by_id, runner, done, pool)
+    reports = pool.reports
     reported = set()
 
     def take(timeout):
@@ -252,42 +307,24 @@ def run_pool(n, groups, by_id, runner, done):
         done(by_id[outcome["id"]], outcome)
         return True
 
-    with _env({k: "1" for k in THREAD_ENV}):
-        ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(os.getpid(), reports))
-        try:
-            futures = {ex.submit(_pool_task, group, runner): group for group in groups}
-            waiting = set(futures)
-            while waiting:
-                take(0.2)
-                for fut in [f for f in waiting if f.done()]:
-                    waiting.discard(fut)
-                    ids = [item["id"] for item in futures[fut]]
-                    exc = fut.exception()
-                    # a finished task put all its outcomes on the queue (they may still be in transit);
-                    # a dead worker's finished cases arrive at once or never
-                    deadline = time.monotonic() + (60.0 if exc is None else 2.0)
-                    while any(cid not in reported for cid in ids) and time.monotonic() < deadline:
-                        take(0.5)
-                    why = "its outcome was lost" if exc is None else f"worker process died ({exc})"
-                    for cid in ids:
-                        if cid not in reported:
-                            reported.add(cid)
-                            done(by_id[cid], crashed(cid, why))
-        except BaseException:
-            procs = list((getattr(ex, "_processes", None) or {}).values())
-            ex.shutdown(wait=False, cancel_futures=True)
-            for p in procs:
-                with contextlib.suppress(Exception):
-                    p.terminate()           # SIGTERM: the worker unwinds and removes its temporary folder
-            for p in procs:
-                with contextlib.suppress(Exception):
-                    p.join(timeout=10)
-            raise
-        else:
-            ex.shutdown(wait=True)
-        finally:
-            reports.close()
+    futures = {pool.executor.submit(_pool_task, group, runner): group for group in groups}
+    waiting = set(futures)
+    while waiting:
+        take(0.2)
+        for fut in [f for f in waiting if f.done()]:
+            waiting.discard(fut)
+            ids = [item["id"] for item in futures[fut]]
+            exc = fut.exception()
+            # a finished task put all its outcomes on the queue (they may still be in transit);
+            # a dead worker's finished cases arrive at once or never
+            deadline = time.monotonic() + (60.0 if exc is None else 2.0)
+            while any(cid not in reported for cid in ids) and time.monotonic() < deadline:
+                take(0.5)
+            why = "its outcome was lost" if exc is None else f"worker process died ({exc})"
+            for cid in ids:
+                if cid not in reported:
+                    reported.add(cid)
+                    done(by_id[cid], crashed(cid, why))
 
 
 def crashed(cid, message):

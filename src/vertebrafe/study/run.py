@@ -1,6 +1,7 @@
 """Running a study: every unfinished case, resumable, then the summary."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -15,7 +16,7 @@ from ..io.studydir import (LOCK_FILE, case_status, clean_temporaries, damage, is
 from ..io.toml import comment, to_toml
 from ..outputs import folder_path
 from ..report import summarize
-from .backends import compute_group, run_dask, run_pool, sigterm_unwinds
+from .backends import compute_group, run_dask, run_pool, sigterm_unwinds, worker_pool
 from .plan import Study, load_study
 
 __all__ = ["StudyRun", "run_study"]
@@ -169,31 +170,35 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
 
     groups = _groups(pending, runner, share=not scheduler)
     by_id = {sc.id: sc for sc in pending}
-    try:
-        if not pending:
-            run.backend = "nothing to run"
-        elif scheduler:
-            run.backend = f"dask {scheduler}"
-            run_dask(scheduler, groups, by_id, runner, done, connect_timeout)
-        else:
-            n = workers or min(os.cpu_count() or 1, len(groups))
-            n = max(1, min(int(n), len(groups)))
-            _warm_up(bar, say, amg=_uses_amg(pending), threads=1 if n > 1 else None)   # pool workers: one thread
-            if n == 1:
-                run.backend = "1 process (in-process)"
-                cache = ModelCache()                     # for this run only: freed when it ends
-                for group in groups:
-                    compute_group(group, runner, limit_threads=False,
-                                  report=lambda outcome: done(by_id[outcome["id"]], outcome), cache=cache)
+    with contextlib.ExitStack() as workers_alive:
+        pool = None
+        try:
+            if not pending:
+                run.backend = "nothing to run"
+            elif scheduler:
+                run.backend = f"dask {scheduler}"
+                run_dask(scheduler, groups, by_id, runner, done, connect_timeout)
             else:
-                run.backend = f"{n} worker processes"
-                run_pool(n, groups, by_id, runner, done)
-    finally:
-        if bar is not None:
-            bar.close()
-    run.elapsed_s = time.perf_counter() - t0
-    if summary:
-        run.summary = summarize(out)
+                n = workers or min(os.cpu_count() or 1, len(groups))
+                n = max(1, min(int(n), len(groups)))
+                if n > 1:        # the workers start (import) while this process compiles the kernels
+                    pool = workers_alive.enter_context(worker_pool(n))
+                _warm_up(bar, say, amg=_uses_amg(pending), threads=1 if n > 1 else None)   # pool workers: one thread
+                if n == 1:
+                    run.backend = "1 process (in-process)"
+                    cache = ModelCache()                     # for this run only: freed when it ends
+                    for group in groups:
+                        compute_group(group, runner, limit_threads=False,
+                                      report=lambda outcome: done(by_id[outcome["id"]], outcome), cache=cache)
+                else:
+                    run.backend = f"{n} worker processes"
+                    run_pool(n, groups, by_id, runner, done, pool)
+        finally:
+            if bar is not None:
+                bar.close()
+        run.elapsed_s = time.perf_counter() - t0
+        if summary:
+            run.summary = summarize(out, executor=pool and pool.executor)   # the idle workers draw plots too
     return run
 
 
