@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Where the AMG-CG time of the block-with-inclusion benchmark goes: wall and process CPU time of the
-phases of the smoothed-aggregation set-up (tentative prolongator, prolongator smoothing, Galerkin
-products, float32 copies, smoothers) and of the CG solve (V-cycles, products with the stiffness matrix, the rest).
+phases of the smoothed-aggregation set-up (tentative prolongator, prolongator smoothing and its spectral
+radius estimate, Galerkin products, float32 copies, smoothers) and of the CG solve (V-cycles, products with the stiffness matrix, the rest).
 
 The model is that of ``bench_core.py`` (same box, inclusion, constraints, rtol 1e-8, ``solver="amg"``);
 numba compilation is excluded (a small model is solved first). CPU time counts every thread of the
@@ -27,6 +27,7 @@ from vertebrafe.fem import multigrid, relaxation, solvers, sparse_kernels  # noq
 
 PHASES = [(aggregation, "fit_candidates", "tentative prolongator (pyamg fit_candidates)"),
           (multigrid, "jacobi_prolongation", "prolongator smoothing"),
+          (multigrid, "spectral_radius", "- spectral radius of D^-1 A (Lanczos)"),
           (multigrid, "galerkin_product", "Galerkin products P^T A P"),
           (multigrid, "single_precision", "float32 operators and prolongators"),
           (relaxation, "use_block_gauss_seidel", "smoothers (inverse diagonal blocks)"),

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numba import njit, prange
 
-from . import sparse_kernels
+from . import relaxation, sparse_kernels
 from .sparse_kernels import BlockMatrix
 
 
@@ -113,22 +113,75 @@ def _abs_row_sums(indptr, data):
     return out
 
 
-def jacobi_prolongation(S, T, C, B, omega=4.0 / 3.0, degree=1, filter_entries=False, weighting="diagonal"):
+#: Lanczos steps of the spectral-radius estimate of ``D^-1 S`` (:func:`spectral_radius`); pyamg's estimate
+#: takes as many Arnoldi steps per restart.
+LANCZOS_STEPS = 15
+
+
+def _block_diagonal(blocks):
+    """The block-diagonal matrix of ``blocks (nb, r, r)`` for the products of :mod:`sparse_kernels`."""
+    nb = blocks.shape[0]
+    return sparse_kernels.BlockMatrix(sp.bsr_matrix((blocks, np.arange(nb), np.arange(nb + 1)),
+                                                    shape=(nb * blocks.shape[1],) * 2))
+
+
+def spectral_radius(S, D, D_inverse, steps=LANCZOS_STEPS):
+    """The largest eigenvalue of ``D^-1 S`` for the symmetric BSR ``S`` and the symmetric positive-definite
+    block diagonal ``D`` (blocks ``(nb, r, r)``, with their inverses ``D_inverse``), by ``steps`` Lanczos
+    steps in the ``D`` inner product (in which ``D^-1 S`` is self-adjoint; products on all threads,
+    :class:`~vertebrafe.fem.sparse_kernels.BlockMatrix`) from a fixed pseudo-random start: the largest
+    Ritz value, which approaches the eigenvalue from below (the estimate that pyamg's
+    ``approximate_spectral_radius`` makes by Arnoldi steps from a random start)."""
+    product = sparse_kernels.BlockMatrix(S).matvec
+    scaled, inverse = _block_diagonal(D).matvec, _block_diagonal(D_inverse).matvec
+    v = np.random.default_rng(0).random(S.shape[0])
+    v /= np.sqrt(v @ scaled(v))
+    previous, beta = np.zeros_like(v), 0.0
+    alphas, betas = [], []
+    for _ in range(min(steps, v.size)):
+        u = product(v)
+        alpha = float(v @ u)
+        w = inverse(u) - alpha * v - beta * previous
+        alphas.append(alpha)
+        beta = float(np.sqrt(w @ scaled(w)))
+        if not beta > 1e-12 * abs(alpha):          # an invariant subspace: the Ritz values are eigenvalues
+            break
+        betas.append(beta)
+        previous, v = v, w / beta
+    off = betas[:len(alphas) - 1]
+    return float(np.linalg.eigvalsh(np.diag(alphas) + np.diag(off, 1) + np.diag(off, -1))[-1])
+
+
+def jacobi_prolongation(S, T, C, B, omega=4.0 / 3.0, degree=1, filter_entries=False, weighting="block"):
     """pyamg's ``jacobi_prolongation_smoother`` (same arguments and result, ``P = T - omega D^-1 S T``) for
-    the ``"local"`` weighting (D: each row's absolute sum, Gershgorin) without the three full copies of
-    ``S`` that pyamg makes (``|S|``, ``D^-1 S`` and ``omega D^-1 S``; on the finest level each is as large as
-    the stiffness matrix and together they set the peak memory of the set-up): the rows of ``S T`` are
-    scaled in place and ``T`` added to them (numba kernels on all threads: :func:`block_product`,
-    :func:`_jacobi_step`). Other weightings and complex matrices go to pyamg's function."""
+    the ``"block"`` weighting (``D``: the diagonal blocks of ``S`` times the spectral radius of ``D^-1 S``,
+    estimated by :func:`spectral_radius` on all threads where pyamg's Arnoldi steps run on one) and the
+    ``"local"`` weighting (``D``: each row's absolute sum, Gershgorin), without the three full copies of
+    ``S`` that pyamg makes (``|S|`` or ``D^-1 S``, and ``omega D^-1 S``; on the finest level each is as
+    large as the stiffness matrix and together they set the peak memory of the set-up): the rows of ``S T``
+    are scaled in place and ``T`` added to them (numba kernels on all threads: :func:`block_product`,
+    :func:`_jacobi_step`). Other weightings, complex matrices and diagonal blocks that are singular or not
+    positive definite go to pyamg's function."""
     from pyamg.aggregation import smooth
 
-    if (weighting != "local" or filter_entries or not hasattr(S, "blocksize") or not hasattr(T, "blocksize")
-            or S.dtype.kind != "f" or T.dtype.kind != "f"):
+    scale = None
+    if (weighting in ("local", "block") and not filter_entries and hasattr(S, "blocksize")
+            and hasattr(T, "blocksize") and S.dtype.kind == "f" and T.dtype.kind == "f"):
+        r = S.blocksize[0]
+        if weighting == "local":
+            D = _abs_row_sums(S.indptr, np.ascontiguousarray(S.data))
+            weights = np.zeros_like(D)
+            weights[D != 0] = omega / D[D != 0]
+            scale = weights.reshape(-1, r)[:, :, None] * np.eye(r)
+        else:
+            D = relaxation.diagonal_blocks(S)
+            D_inverse, exact = relaxation.block_inverses(D)
+            rho = spectral_radius(S, D, D_inverse) if exact.all() else np.nan
+            if np.isfinite(rho) and rho > 0:
+                scale = (omega / rho) * D_inverse
+    if scale is None:
         return smooth.jacobi_prolongation_smoother(S, T, C, B, omega=omega, degree=degree,
                                                    filter_entries=filter_entries, weighting=weighting)
-    D = _abs_row_sums(S.indptr, np.ascontiguousarray(S.data))
-    scale = np.zeros_like(D)
-    scale[D != 0] = omega / D[D != 0]
     P = T
     for _ in range(degree):
         ptr, ind, data = block_product(S, P, with_P=True)
@@ -140,19 +193,23 @@ def jacobi_prolongation(S, T, C, B, omega=4.0 / 3.0, degree=1, filter_entries=Fa
 
 @njit(parallel=True, cache=True)
 def _jacobi_step(ptr, ind, data, scale, p_ptr, p_ind, p_data, tasks, ncols):
-    """``data <- P - diag(scale) data`` in place, where ``data`` holds ``S P`` on the block pattern ``ptr,
-    ind``, which contains every block of ``P`` (``p_*``); ``scale (nb r,)`` the row weights. Rows in runs
-    ``tasks``."""
+    """``data <- P - blockdiag(scale) data`` in place, where ``data`` holds ``S P`` on the block pattern ``ptr,
+    ind``, which contains every block of ``P`` (``p_*``); ``scale (nb, r, r)`` the row blocks' weights. Rows in
+    runs ``tasks``."""
     r, c = data.shape[1], data.shape[2]
     for t in prange(tasks.shape[0] - 1):
         where = np.empty(ncols, np.int64)
+        block = np.empty((r, c))
         for i in range(tasks[t], tasks[t + 1]):
             _mark(where, ptr, ind, i)
             for k in range(ptr[i], ptr[i + 1]):
+                block[:] = data[k]
                 for p in range(r):
-                    w = scale[r * i + p]
                     for q in range(c):
-                        data[k, p, q] = -w * data[k, p, q]
+                        s = 0.0
+                        for l in range(r):
+                            s += scale[i, p, l] * block[l, q]
+                        data[k, p, q] = -s
             for kk in range(p_ptr[i], p_ptr[i + 1]):
                 k = where[p_ind[kk]]
                 for p in range(r):

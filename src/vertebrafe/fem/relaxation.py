@@ -192,20 +192,30 @@ def _inverses(diag, inverse, bad):
                         bad[i] = True
 
 
-def inverse_diagonal_blocks(A, bounds=None):
-    """Pseudo-inverses ``(nb, k, k)`` of the diagonal blocks of the BSR matrix ``A``, with the l1 terms
-    of the runs ``bounds`` (default: one run, the plain diagonal blocks): the inverse (Gauss-Jordan, all
-    threads) where ``D D^-1`` is the identity to 1e-8, else numpy's ``pinv``."""
+def diagonal_blocks(A, bounds=None):
+    """The diagonal blocks ``(nb, k, k)`` of the BSR matrix ``A``, with the l1 terms of the runs ``bounds``
+    (default: one run, the plain diagonal blocks); numba threads, one per run."""
     nb = A.indptr.size - 1
     if bounds is None:
         bounds = np.array([0, nb], np.int64)
-    diag = _diagonal_blocks(A.indptr, A.indices, np.ascontiguousarray(A.data), bounds)
+    return _diagonal_blocks(A.indptr, A.indices, np.ascontiguousarray(A.data), bounds)
+
+
+def block_inverses(diag):
+    """``(inverse, exact)``: pseudo-inverses ``(nb, k, k)`` of the blocks ``diag``, the inverse (Gauss-Jordan,
+    all threads) where ``D D^-1`` is the identity to 1e-8 (``exact``), else numpy's ``pinv``."""
     inverse = np.empty_like(diag)
-    bad = np.zeros(nb, np.bool_)
+    bad = np.zeros(diag.shape[0], np.bool_)
     _inverses(diag, inverse, bad)
     if bad.any():
         inverse[bad] = np.linalg.pinv(diag[bad])
-    return inverse
+    return inverse, ~bad
+
+
+def inverse_diagonal_blocks(A, bounds=None):
+    """Pseudo-inverses ``(nb, k, k)`` of the diagonal blocks of the BSR matrix ``A``, with the l1 terms
+    of the runs ``bounds`` (:func:`diagonal_blocks`, :func:`block_inverses`)."""
+    return block_inverses(diagonal_blocks(A, bounds))[0]
 
 
 def run_bounds(A, threads=None):

@@ -75,8 +75,12 @@ SOLVERS = ("auto", "direct", "amg")
 
 #: Smoothed-aggregation settings, chosen with benchmarks/bench_core.py and segment models: node
 #: (3x3 block) aggregation with all couplings kept (theta = 0) except across material jumps (see
-#: :func:`material_strength`), one Jacobi step on the prolongator with a local (Gershgorin) spectral
-#: weighting (pyamg's default eigenvalue estimate cost more than the rest of the setup), symmetric
+#: :func:`material_strength`), one Jacobi step on the prolongator, ``P = T - omega/rho D^-1 A T`` with the
+#: diagonal blocks ``D``, ``rho`` the spectral radius of ``D^-1 A`` and omega = 4/3 (the choice of Vanek,
+#: Mandel & Brezina 1996; ``rho`` by 15 Lanczos steps on all threads, ``multigrid.spectral_radius``, where
+#: pyamg's Arnoldi estimate ran on one and cost more than the rest of the set-up; on the 1.24M-DOF box 17
+#: instead of 28 CG iterations with the local Gershgorin weights used before, on T12-L2 at 2 mm 134
+#: instead of 133; benchmarks/README.md, "Block-Jacobi prolongator weighting"), symmetric
 #: node-block Gauss-Seidel (a symmetric V-cycle for CG; on a bone-disc segment 20 % fewer iterations
 #: than point Gauss-Seidel), run by the numba kernel of :mod:`vertebrafe.fem.relaxation` (same iterates,
 #: half the time of pyamg's), and a sparse LU on the coarsest level (pyamg's default dense
@@ -84,7 +88,7 @@ SOLVERS = ("auto", "direct", "amg")
 AMG_OPTIONS = dict(
     symmetry="hermitian",
     strength=("symmetric", {"theta": 0.0}),
-    smooth=("jacobi", {"omega": 4.0 / 3.0, "degree": 1, "weighting": "local"}),
+    smooth=("jacobi", {"omega": 4.0 / 3.0, "degree": 1, "weighting": "block"}),
     presmoother=("block_gauss_seidel", {"sweep": "symmetric", "iterations": 1}),
     postsmoother=("block_gauss_seidel", {"sweep": "symmetric", "iterations": 1}),
     improve_candidates=None,
