@@ -66,9 +66,12 @@ LOOSE_RTOL = 1e-4
 #: standing: 71 solves in 8 steps instead of 94 (benchmarks/README.md, "Short CG steps while the set moves"),
 #: both with the reference factorisation alone as preconditioner. With the springs' block
 #: (:class:`~vertebrafe.fem.spring_block.SpringBlock`) the 2 mm case takes 33 / 34 / 34 solves with 5 / 8 / 12.
+#: With the block as a deflation (one block solve per iteration) 40 / 29 / 33 / 33 solves with 4 / 6 / 8 / 12
+#: at 2 mm, and 41 / 51 solves (12 / 11 steps, 10 / 9 block factorisations) with 6 / 8 on the fractured case
+#: at 3 mm (2 mm: the same final set; 3 mm: the same taut counts; benchmarks/README.md, "Profile of the fibre run").
 #: From step ``max_iterations // 2`` on, steps solve to :data:`LOOSE_RTOL` again, so that a set that keeps
 #: moving on short solves still gets full ones.
-LOOSE_MAXITER = 8
+LOOSE_MAXITER = 6
 #: Memory for the kept columns of ``S = Gf A0^-1 Gf^T`` of the direct solve (:class:`LowRank`), bytes:
 #: every column of 480 springs (T12-L2 at 2 mm with posterior elements) takes 1.8 MB.
 LOW_RANK_BYTES = 256 * 2 ** 20
