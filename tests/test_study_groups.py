@@ -38,7 +38,9 @@ def test_grouped_results_equal_separate_runs(tmp_path):
         assert status["status"] == "ok"
         reused.append(status["info"]["setup_reused"])
         grouped = pd.read_csv(out / "cases" / sc.id / "metrics.csv")
-        alone = run_case(sc.case).metrics
+        stages = []
+        alone = run_case(sc.case, log=stages.append, before_solve=lambda: stages.append("before solve")).metrics
+        assert stages[-2:] == [f"{sc.case.name or sc.case.id}: solve", "before solve"]   # after meshing
         assert list(grouped["metric"]) == list(alone["metric"])
         np.testing.assert_allclose(grouped["value"].to_numpy(float), alone["value"].to_numpy(float),
                                    rtol=1e-6, atol=1e-10 * np.abs(alone["value"]).max())
@@ -75,3 +77,28 @@ def test_a_group_keeps_its_finished_cases_when_its_worker_dies():
              lambda cid, outcome: outcomes.setdefault(cid, outcome))
     assert outcomes["a"]["status"] == "ok" and outcomes["a"]["files"] == {"answer.txt": b"70.0"}
     assert outcomes["b"]["status"] == "error" and "worker process died" in outcomes["b"]["error"]
+
+
+def stamping_runner(case, workdir):
+    """A runner for the pool test: writes the time at which it ran."""
+    import time
+    with open(f"{workdir}/t.txt", "w") as f:
+        f.write(repr(time.time()))
+    return {}
+
+
+def test_pool_workers_run_cases_once_the_kernels_are_compiled():
+    """A study submits its cases before it compiles the numba kernels (the default pipeline builds the
+    segment meanwhile and waits before the solve); another runner waits before it starts."""
+    import time
+
+    from vertebrafe.study.backends import run_pool
+
+    outcomes, compiled = {}, []
+
+    def compile_kernels():
+        time.sleep(1.0)
+        compiled.append(time.time())
+    run_pool(1, [[{"id": "a", "case": dict(RAW["base"])}]], {"a": "a"}, f"{__name__}:stamping_runner",
+             lambda cid, outcome: outcomes.setdefault(cid, outcome), compile_kernels=compile_kernels)
+    assert outcomes["a"]["status"] == "ok" and float(outcomes["a"]["files"]["t.txt"]) >= compiled[0]

@@ -133,7 +133,8 @@ def _as_case(case_or_path, overrides=None):
     raise InputError(f"case = {case_or_path!r}; expected a path to a .toml file, a dict or a Case")
 
 
-def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwrite=False, force=False, cache=None):
+def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwrite=False, force=False, cache=None,
+             before_solve=None):
     """Run one case: validate, mesh, fracture, treat, load, solve, post-process.
 
     Parameters
@@ -158,6 +159,10 @@ def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwr
     cache : ModelCache, optional
         Shared by the cases of a study that differ only in their load: the segment, the stiffness set-up
         and the plate strengths of the previous case are reused (``result.case_timings["model_reused"]``).
+    before_solve : callable, optional
+        Called without arguments once the segment is built, before the solve (a study's worker process
+        waits there until the study has compiled the numba kernels, which building the segment does not use;
+        the wait counts in the solve's time).
 
     Returns
     -------
@@ -208,6 +213,8 @@ def run_case(case, out=None, *, overrides=None, progress=False, log=None, overwr
                 cache.key, cache.segment, cache.setup = key, seg, Setup()
                 cache.setup.derived["plate strengths"] = cache.strengths
         step("solve")
+        if before_solve is not None:
+            before_solve()
         load = case.load.to_load(name=case.load.preset or "", segment=seg)
         result = simulate(seg, load, case=name, setup=None if cache is None else cache.setup,
                           **case.solver.options())

@@ -32,7 +32,8 @@ def pipeline_runner(case, workdir, cache=None):
     model. Returns a dict of extra status information (solver info, timings)."""
     from ..case import run_case
     t0 = time.perf_counter()
-    result = run_case(case, force=True, cache=cache)   # memory was checked for the whole study before it started
+    result = run_case(case, force=True, cache=cache,   # memory was checked for the whole study before it started
+                      before_solve=_await_kernels)
     result.save(workdir)
     if not case.output.vtu:
         os.remove(os.path.join(workdir, "result.vtu"))
@@ -57,6 +58,15 @@ _POOL_LIMITS = None
 _WORKER_CACHE = None
 #: In a pool worker: the queue that takes each finished case to the parent at once (:func:`run_pool`).
 _REPORTS = None
+#: In a pool worker: the event set once the study's numba kernels are compiled (:func:`worker_pool`).
+_KERNELS_READY = None
+
+
+def _await_kernels():
+    """In a pool worker: wait until the study has compiled (or loaded) the numba kernels, so that the worker
+    loads them from numba's cache instead of compiling them too; elsewhere: nothing to wait for."""
+    if _KERNELS_READY is not None:
+        _KERNELS_READY.wait()
 
 
 def _exit_on_sigterm(signum, frame):
@@ -96,16 +106,17 @@ def _watch_parent(parent):
     threading.Thread(target=watch, name="vertebrafe-parent-watch", daemon=True).start()
 
 
-def _init_worker(parent=None, reports=None):
+def _init_worker(parent=None, reports=None, kernels_ready=None):
     """Process-pool initializer: one numba thread and one BLAS thread in this worker; SIGTERM unwinds
     (temporary folders removed) and the worker stops when its parent ``parent`` (pid) is gone; ``reports``:
-    the queue of finished cases (:func:`run_pool`)."""
-    global _POOL_LIMITS, _WORKER_CACHE, _REPORTS
+    the queue of finished cases (:func:`run_pool`); ``kernels_ready``: the event of :func:`_await_kernels`."""
+    global _POOL_LIMITS, _WORKER_CACHE, _REPORTS, _KERNELS_READY
     import signal
 
     from ..case import ModelCache
     _WORKER_CACHE = ModelCache()
     _REPORTS = reports
+    _KERNELS_READY = kernels_ready
 
     signal.signal(signal.SIGTERM, _worker_sigterm)
     if parent is not None:
@@ -223,7 +234,10 @@ def sigterm_unwinds():
 def _pool_task(group, runner):
     """A pool worker's task: the cases of ``group`` (:func:`compute_group`), each outcome sent to the parent
     as soon as the case is finished, so an interrupted study keeps every finished case of a group. Returns
-    the ids of the cases run."""
+    the ids of the cases run. The default pipeline builds the segment before it waits for the numba kernels
+    (:func:`_await_kernels`); another runner waits first."""
+    if runner is not None:
+        _await_kernels()
     compute_group(group, runner, False, report=_REPORTS.put)
     return [item["id"] for item in group]
 
@@ -234,12 +248,14 @@ def _started():
 
 class WorkerPool:
     """Local worker processes of a study (:func:`worker_pool`): ``executor``, a ``ProcessPoolExecutor``
-    whose workers run :func:`_init_worker`, and ``reports``, the queue that takes each finished case to the
-    parent (:func:`run_pool`)."""
+    whose workers run :func:`_init_worker`; ``reports``, the queue that takes each finished case to the
+    parent (:func:`run_pool`); ``kernels_ready``, the event that lets the workers solve (set it once the
+    numba kernels are compiled, :func:`_await_kernels`)."""
 
-    def __init__(self, executor, reports):
+    def __init__(self, executor, reports, kernels_ready):
         self.executor = executor
         self.reports = reports
+        self.kernels_ready = kernels_ready
 
 
 @contextlib.contextmanager
@@ -256,9 +272,10 @@ def worker_pool(n):
     # a SimpleQueue writes in the worker's own thread: a case is in the pipe when put() returns, so a worker
     # that dies right after it (a crash on the next case) cannot lose it, as a Queue's feeder thread could
     reports = ctx.SimpleQueue()
+    kernels_ready = ctx.Event()
     with _env({k: "1" for k in THREAD_ENV}):
         ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(os.getpid(), reports))
+                                 initargs=(os.getpid(), reports, kernels_ready))
         try:
             for _ in range(n):
                 ex.submit(_started)        # a process per task while none is idle: all n start now
@@ -267,7 +284,7 @@ def worker_pool(n):
             reports.close()
             raise
     try:
-        yield WorkerPool(ex, reports)
+        yield WorkerPool(ex, reports, kernels_ready)
     except BaseException:
         procs = list((getattr(ex, "_processes", None) or {}).values())
         ex.shutdown(wait=False, cancel_futures=True)
@@ -284,14 +301,15 @@ def worker_pool(n):
         reports.close()
 
 
-def run_pool(n, groups, by_id, runner, done, pool=None):
+def run_pool(n, groups, by_id, runner, done, pool=None, compile_kernels=None):
     """Run ``groups`` on ``n`` worker processes (those of ``pool``, a :class:`WorkerPool`, else a
     :func:`worker_pool` of its own); ``done(case, outcome)`` is called in this process as each case finishes
     (not when its group does). A group whose worker died records its unfinished cases as failed with the
-    reason."""
+    reason. ``compile_kernels()`` runs here once the groups are submitted (the workers build their first
+    segments meanwhile); the workers solve after it returns."""
     if pool is None:
         with worker_pool(n) as pool:
-            return run_pool(n, groups, by_id, runner, done, pool)
+            return run_pool(n, groups, by_id, runner, done, pool, compile_kernels)
     reports = pool.reports
     reported = set()
 
@@ -308,6 +326,9 @@ def run_pool(n, groups, by_id, runner, done, pool=None):
         return True
 
     futures = {pool.executor.submit(_pool_task, group, runner): group for group in groups}
+    if compile_kernels is not None:
+        compile_kernels()
+    pool.kernels_ready.set()
     waiting = set(futures)
     while waiting:
         take(0.2)

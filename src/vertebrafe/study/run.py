@@ -181,18 +181,21 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
             else:
                 n = workers or min(os.cpu_count() or 1, len(groups))
                 n = max(1, min(int(n), len(groups)))
-                if n > 1:        # the workers start (import) while this process compiles the kernels
-                    pool = workers_alive.enter_context(worker_pool(n))
-                _warm_up(bar, say, amg=_uses_amg(pending), threads=1 if n > 1 else None)   # pool workers: one thread
+                uses_amg = _uses_amg(pending)
                 if n == 1:
+                    _warm_up(bar, say, amg=uses_amg)
                     run.backend = "1 process (in-process)"
                     cache = ModelCache()                     # for this run only: freed when it ends
                     for group in groups:
                         compute_group(group, runner, limit_threads=False,
                                       report=lambda outcome: done(by_id[outcome["id"]], outcome), cache=cache)
                 else:
+                    # the workers start at once: they import and build their first segments while this
+                    # process compiles the kernels (for one thread each), and solve once that is done
+                    pool = workers_alive.enter_context(worker_pool(n))
                     run.backend = f"{n} worker processes"
-                    run_pool(n, groups, by_id, runner, done, pool)
+                    run_pool(n, groups, by_id, runner, done, pool,
+                             compile_kernels=lambda: _warm_up(bar, say, amg=uses_amg, threads=1))
         finally:
             if bar is not None:
                 bar.close()
