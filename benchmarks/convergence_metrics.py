@@ -5,7 +5,8 @@ adjacent-level ratios, factor of risk and overload index (the numbers of example
 Model: example 3 (docs/examples/03_compare_treatments.py): T12-L2 with the default posterior elements, vBMD
 80, grade-2 wedge fracture of L1, then untreated (NSM), bipedicular vertebroplasty of 4 mL (the default
 fitted bolus) or balloon kyphoplasty (4.8 mL, restoration 0.5, two balloons); 800 N compression with a
-7.5 N m flexion moment. Per element size and state one process (``--sizes`` run coarsest first, one at a time
+7.5 N m flexion moment; optional states ``VP15``, ``VP30``, ``VP50``: the same vertebroplasty at 15 / 30 / 50 %
+fill of the cancellous volume (``--states``; default the first three). Per element size and state one process (``--sizes`` run coarsest first, one at a time
 so that only one model is in memory); solver ``--solver`` (default ``auto``) to ``rtol`` 1e-8.
 
 Recorded per vertebra (T12, L1, L2) and region (reference volumes ``body`` and ``core``; tissues
@@ -52,7 +53,7 @@ import numpy as np
 # can deadlock in the child (the benchmark smoke tests run these scripts after others in one process).
 SPAWN = multiprocessing.get_context("spawn")
 
-STATES = ("NSM", "VP", "BKP")
+STATES = ("NSM", "VP", "BKP", "VP15", "VP30", "VP50")
 LEVELS = ("T12", "L1", "L2")
 REGIONS = ("body", "core", "cortex", "endplate", "cancellous", "cement_bone", "cement", "compacted_bone")
 STRESSES = ("von_mises_p95", "von_mises_mean")
@@ -117,6 +118,8 @@ def _state(h, name):
         return nsm
     if name == "VP":
         return vf.vertebroplasty(nsm, "L1", volume=4.0, approach="bipedicular")
+    if name.startswith("VP"):
+        return vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0, approach="bipedicular")
     return vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8, balloons=2)
 
 
@@ -170,7 +173,7 @@ def table(rows):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="3,2")
-    ap.add_argument("--states", default=",".join(STATES))
+    ap.add_argument("--states", default=",".join(STATES[:3]))
     ap.add_argument("--solver", default="auto", choices=["auto", "direct", "amg"])
     ap.add_argument("--radii", default="", help="averaging radii (mm) of the continuum-scale p95, comma-separated "
                     "(default: none)")

@@ -31,7 +31,7 @@ __all__ = [
     "ash_density", "apparent_density", "bmd_from_apparent_density", "bone_volume_fraction",
     "cancellous_modulus", "cancellous_elasticity", "shear_modulus_axial", "composite_modulus", "mix",
     "compacted_bone_modulus", "bmd_category", "cortical_modulus", "t_score", "bmd_from_t_score", "density_table",
-    "BMD_RANGE", "REGIONS", "FIBRE_FREE_ANNULUS", "GROUND_SUBSTANCE",
+    "BMD_RANGE", "REGIONS", "FIBRE_FREE_ANNULUS", "GROUND_SUBSTANCE", "PHASE_TISSUES",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -110,6 +110,10 @@ YIELD_STRAIN_TENSION = _c("yield_strain_tension")
 #: Yield stress (MPa) of cement and cement-bone composite: the ISO 5833 minimum compressive strength of
 #: acrylic bone cement (:mod:`vertebrafe.post.pushover`, :mod:`vertebrafe.clinical.firstyield`).
 CEMENT_STRENGTH = _c("cement_strength")
+#: Tissues of the columns of the cell field ``phase_yield_factor`` of the cells a cement or rim surface cuts
+#: (written by :mod:`vertebrafe.clinical.firstyield`, read by :mod:`vertebrafe.post.metrics`); ``cement`` is
+#: the vertebra's cement tissue (PMMA or cement-bone composite) with its interface layer.
+PHASE_TISSUES = ("cancellous", "compacted_bone", "cement")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -69,6 +69,27 @@ def test_tissue_volumes_are_the_placed_phase_volumes(treated, case, added):
                                                                               0.95)
 
 
+def test_untreated_overload_index_counts_the_bone_cells_under_their_tags(treated):
+    """The yield-volume criterion counts the bone per phase (vertebrafe.post.strength.bone_phases); a
+    vertebra no surface cuts keeps the cell-wise, tag-based value exactly, and the treated one counts its
+    bone phases: the bone volume it counts is the sum of its bone tissues' volumes."""
+    from vertebrafe.materials import YIELD_STRAIN_COMPRESSION as YC, YIELD_STRAIN_TENSION as YT
+    from vertebrafe.post.metrics import BONE_REGIONS, cell_yield_strains, strain_ratio
+    from vertebrafe.post.strength import bone_phases, yield_scale
+
+    res = treated["BKP"]
+    mesh, sol = res.segment.mesh, res.solution
+    code = [c for c, n in mesh.tag_names["region"].items() if n in BONE_REGIONS]
+    lcode = {n: c for c, n in mesh.tag_names["level"].items()}
+    r = strain_ratio(sol.principal_strains, *cell_yield_strains(mesh, YC, YT))
+    for level in ("T12", "L2"):
+        sel = (mesh.cell_data["level"] == lcode[level]) & np.isin(mesh.cell_data["region"], code)
+        assert res.value("load_scale_yield", level, "vertebra") == yield_scale(r[sel], sol.cell_volume[sel])
+    cells, _, vol = bone_phases(mesh, sol, YC, YT, BONE_REGIONS)
+    counted = vol[mesh.cell_data["level"][cells] == lcode["L1"]].sum()
+    assert counted == pytest.approx(res.value("volume", "L1", "bone"), rel=1e-12)
+
+
 @pytest.mark.parametrize("case, added", [("VP", ("cement_bone",)), ("BKP", ("cement", "compacted_bone"))])
 def test_no_treated_ratio_rises_unless_a_tissue_stress_rises(treated, case, added):
     """Adding cement: a reference-volume statistic of the treated vertebra may rise only if the same

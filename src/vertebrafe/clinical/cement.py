@@ -45,7 +45,7 @@ import numpy as np
 from ..elasticity import isotropic
 from ..errors import InputError
 from ._common import check_level, derive, make_operation, operations_of
-from .firstyield import treated_yield_factor
+from .firstyield import phase_yield_field, treated_yield_factor
 from .augment import (DEFAULT_SAMPLES, DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry,
                       cement_phase, check_cement_modulus, check_achieved, check_centres, check_extent, check_fits,
                       check_offset,
@@ -146,7 +146,8 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
     Returns
     -------
     Segment
-        Cell field ``cement_fraction``; elasticity mixed; ``history`` gains ``"vertebroplasty"`` with the
+        Cell field ``cement_fraction``; elasticity mixed; with elasticity the cut cells' ``yield_factor``
+        and ``phase_yield_factor`` (:mod:`vertebrafe.clinical.firstyield`); ``history`` gains ``"vertebroplasty"`` with the
         requested and achieved volume (mL), the relative volume error, the fill and the cement centroid
         (local mm).
     """
@@ -236,16 +237,20 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
             phases = np.stack([C[k], np.broadcast_to(C_layer, C[k].shape), np.broadcast_to(C_phase, C[k].shape)])
             fractions = np.stack([1.0 - frac[k], fl_sel[cut], fc_sel[cut]])
             kinds = ("host", "host", "cement")     # the layer yields at the host bone's strain [assumption]
+            tissues = ("cancellous", "cement", "cement")
         else:
             normals = cut_normals(sampler.x[cut], sampler.w[cut], inside[cut]) @ R.T      # local -> global
             C_new = mix_elasticity(C[k], C_phase, E_c, nu_c, frac[k], mixing, normals)
             phases = np.stack([C[k], np.broadcast_to(C_phase, C[k].shape)])
             fractions = np.stack([1.0 - frac[k], frac[k]])
             kinds = ("host", "cement")
+            tissues = ("cancellous", "cement")
         yf = np.asarray(mesh.cell_data.get("yield_factor", np.ones(mesh.n_cells)), dtype=float).copy()
-        yf[k] = treated_yield_factor(segment, k, phases, fractions, normals if mixing == "laminate" else None, kinds,
-                                     E_c)
+        pyf = phase_yield_field(mesh)
+        yf[k], pyf[k] = treated_yield_factor(segment, k, phases, fractions, normals if mixing == "laminate" else None,
+                                             kinds, E_c, tissues)
         cell_data["yield_factor"] = yf
+        cell_data["phase_yield_factor"] = pyf
         C[k] = C_new
     tag_names = dict(mesh.tag_names["region"])
     code = region_code(mesh, "cement_bone" if material == "composite" else "cement", tag_names)

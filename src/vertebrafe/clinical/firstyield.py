@@ -21,14 +21,26 @@ phases' mean strain is the cell's::
 Without it a cut cell yielded at the bone yield strain on its mixed (stiffer) modulus, or at the cement's
 strength once half of it was cement, so coarse meshes, whose cut cells are larger and more numerous
 relative to the bolus, came out stronger (docs/validation.md, "Strength of cemented vertebrae").
+
+Each phase's own factor (:func:`phase_yield_factors`: the cell strain ratio, with the bone yield strains, at
+which that phase reaches its own yield strain under the same load) is kept too, per tissue of
+:func:`vertebrafe.post.metrics.tissue_volumes` (cell field ``phase_yield_factor``, columns
+:data:`vertebrafe.materials.PHASE_TISSUES`; the least factor of the phases of that tissue). The yield-volume strength counts each
+bone phase with its own volume and its own factor (:mod:`vertebrafe.post.strength`): a cell a quarter rim
+and three quarters cancellous bone contributes a quarter of its volume at the rim's yield and three
+quarters at the host's. The phase strains follow the cell's in the ratio of the plate test's axial
+compression, exact for that load (the headline strength) and an approximation for the in-situ load of
+the overload index. Only the cells a surface cuts use the field; the factor of an uncut cell is its
+``yield_factor``.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..elasticity import laminate, stiffness_tensor, voigt_to_tensor
+from ..materials import PHASE_TISSUES
 
-__all__ = ["cut_yield_factor", "phase_strains", "treated_yield_factor"]
+__all__ = ["cut_yield_factor", "phase_yield_factors", "phase_strains", "treated_yield_factor", "phase_yield_field"]
 
 #: Voigt engineering shear -> tensor shear.
 _TENSOR_SHEAR = np.array([1.0, 1.0, 1.0, 0.5, 0.5, 0.5])
@@ -62,8 +74,9 @@ def _ratio(eps, yc, yt):
     return np.maximum(np.maximum(-lam[..., 0] / yc, lam[..., -1] / yt), 0.0)
 
 
-def cut_yield_factor(phases, fractions, normals, yield_compression, yield_tension, bone_yield):
-    """Yield-strain factor ``(k,)`` of laminate cells (module docstring).
+def phase_yield_factors(phases, fractions, normals, yield_compression, yield_tension, bone_yield):
+    """Yield-strain factor ``(p, k)`` of each phase of laminate cells: ``r_cell / r_p`` under uniaxial axial
+    compression (module docstring), ``inf`` for a phase of fraction below 1e-9.
 
     ``phases (p, k, 6, 6)``, ``fractions (p, k)``, ``normals (k, 3)`` as for
     :func:`vertebrafe.elasticity.laminate`; ``yield_compression``, ``yield_tension`` ``(p, k)`` the
@@ -76,18 +89,32 @@ def cut_yield_factor(phases, fractions, normals, yield_compression, yield_tensio
     sigma[:, 2] = -1.0                                                     # uniaxial axial compression
     strain = np.linalg.solve(C, sigma[..., None])[..., 0]
     eps_p = phase_strains(phases, f, normals, strain)
-    r_p = np.where(f > 1e-9, _ratio(eps_p, np.asarray(yield_compression), np.asarray(yield_tension)), 0.0)
+    r_p = _ratio(eps_p, np.asarray(yield_compression), np.asarray(yield_tension))
     r_cell = _ratio(voigt_to_tensor(strain * _TENSOR_SHEAR), bone_yield[0], bone_yield[1])
-    return r_cell / r_p.max(axis=0)
+    return _factor(r_cell, r_p, f)
 
 
-def treated_yield_factor(segment, cells, phases, fractions, normals, kinds, cement_E):
-    """``yield_factor (k,)`` of the treated ``cells`` of ``segment`` (:func:`cut_yield_factor`).
+def _factor(r_cell, r_p, f):
+    present = f > 1e-9
+    return np.divide(np.broadcast_to(r_cell, r_p.shape), r_p, out=np.full(r_p.shape, np.inf), where=present)
+
+
+def cut_yield_factor(phases, fractions, normals, yield_compression, yield_tension, bone_yield):
+    """Yield-strain factor ``(k,)`` of laminate cells: the least of :func:`phase_yield_factors` (the cell yields
+    with its first phase; module docstring)."""
+    return phase_yield_factors(phases, fractions, normals, yield_compression, yield_tension, bone_yield).min(axis=0)
+
+
+def treated_yield_factor(segment, cells, phases, fractions, normals, kinds, cement_E, tissues):
+    """``(yield_factor (k,), phase_yield_factor (k, 3))`` of the treated ``cells`` of ``segment``: the cell's
+    first-phase factor (:func:`cut_yield_factor`) and, per tissue of :data:`~vertebrafe.materials.PHASE_TISSUES`, the least factor
+    of its phases (:func:`phase_yield_factors`; the cell's factor where the cell holds none of it).
 
     ``kinds``: one of ``"host"`` (the cell's bone: the MaterialSet's yield strains times its current
     ``yield_factor``), ``"bone"`` (undamaged or compacted bone: the MaterialSet's yield strains) or
-    ``"cement"`` (:data:`~vertebrafe.materials.CEMENT_STRENGTH` / ``cement_E``) per phase.
-    ``normals`` None: the phases strain alike (the Voigt and Hashin-Shtrikman rules)."""
+    ``"cement"`` (:data:`~vertebrafe.materials.CEMENT_STRENGTH` / ``cement_E``) per phase; ``tissues``: its
+    tissue per phase, one of :data:`~vertebrafe.materials.PHASE_TISSUES`. ``normals`` None: the phases strain alike (the Voigt
+    and Hashin-Shtrikman rules)."""
     from ..materials import CEMENT_STRENGTH, YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
     ms = segment.materials
     yc = float(getattr(ms, "yield_strain_compression", YIELD_STRAIN_COMPRESSION))
@@ -98,7 +125,20 @@ def treated_yield_factor(segment, cells, phases, fractions, normals, kinds, ceme
     ycs = np.stack([np.full(len(cells), CEMENT_STRENGTH / cement_E) if k == "cement" else yc * scale[k] for k in kinds])
     yts = np.stack([np.full(len(cells), CEMENT_STRENGTH / cement_E) if k == "cement" else yt * scale[k] for k in kinds])
     f = np.asarray(fractions, dtype=float)
-    if normals is None:                                # equal strains: the first phase to yield has the least
-        r = np.where(f > 1e-9, 1.0 / ycs, 0.0)
-        return (1.0 / yc) / r.max(axis=0)
-    return cut_yield_factor(phases, f, normals, ycs, yts, (yc, yt))
+    if normals is None:                                # equal strains: each phase yields at its own strain
+        g = _factor(np.full(len(cells), 1.0 / yc), 1.0 / ycs, f)
+    else:
+        g = phase_yield_factors(phases, f, normals, ycs, yts, (yc, yt))
+    first = g.min(axis=0)
+    per_tissue = np.stack([np.min(g[[p for p, t in enumerate(tissues) if t == name]], axis=0, initial=np.inf)
+                           for name in PHASE_TISSUES], axis=1)
+    return first, np.where(np.isfinite(per_tissue), per_tissue, first[:, None])
+
+
+def phase_yield_field(mesh):
+    """The cell field ``phase_yield_factor`` ``(m, 3)`` of ``mesh`` to update (a copy), or, on a mesh no
+    surface cut yet, every column the cell's ``yield_factor``."""
+    if "phase_yield_factor" in mesh.cell_data:
+        return np.array(mesh.cell_data["phase_yield_factor"], dtype=float)
+    yf = np.asarray(mesh.cell_data.get("yield_factor", np.ones(mesh.n_cells)), dtype=float)
+    return np.repeat(yf[:, None], len(PHASE_TISSUES), axis=1)

@@ -72,7 +72,7 @@ from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_
                       check_cement_modulus, check_centres, check_extent, check_fits, check_layer, check_offset,
                       check_samples, check_untreated, endplate_distances, layer_phases, level_cells, mix_nested,
                       region_code, resolve_volume, vertical_mask)
-from .firstyield import treated_yield_factor
+from .firstyield import phase_yield_field, treated_yield_factor
 from .fracture import Deformer
 from .measure import measure
 
@@ -310,6 +310,8 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     -------
     Segment
         Restored geometry; cell fields ``cement_fraction`` and ``compacted_fraction``; elasticity mixed;
+        with elasticity the cut cells' ``yield_factor`` and ``phase_yield_factor``
+        (:mod:`vertebrafe.clinical.firstyield`);
         ``history`` gains ``"kyphoplasty"`` with the requested and achieved volume (mL), the
         restoration, the heights (mm), the kyphotic-angle correction (deg), the rim's density ratio and
         modulus factor, the interface layer's volume (mL; 0 when bonded) and, with endplate contact, the
@@ -456,7 +458,10 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         R = np.asarray(geo_seg.frames[level][0], dtype=float)
         C[sel], normals = mix_nested(phases, fractions, masks, sampler.x[pos], sampler.w[pos], R, mixing)
         yf = np.asarray(mesh.cell_data.get("yield_factor", np.ones(mesh.n_cells)), dtype=float).copy()
-        yf[sel] = treated_yield_factor(segment, sel, phases, fractions, normals, tuple(kinds) + ("cement",), E_c)
+        pyf = phase_yield_field(mesh)
+        tissues = ("cancellous", "compacted_bone") + ("cement",) * (len(kinds) - 1)    # [layer,] PMMA core
+        yf[sel], pyf[sel] = treated_yield_factor(segment, sel, phases, fractions, normals, tuple(kinds) + ("cement",),
+                                                 E_c, tissues)
     tag_names = dict(mesh.tag_names["region"])
     region = mesh.cell_data["region"].copy()
     region[fr >= 0.5] = region_code(mesh, "compacted_bone", tag_names)
@@ -465,6 +470,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
                  **({"interface_fraction": fl} if interface == "layer" else {})}
     if C is not None:
         cell_data["yield_factor"] = yf
+        cell_data["phase_yield_factor"] = pyf
     if "damage" in mesh.cell_data:                            # crushed trabeculae compacted or replaced
         cell_data["damage"] = np.where(fc + fr >= 0.5, 0.0, np.asarray(mesh.cell_data["damage"], dtype=float))
 

@@ -6,9 +6,10 @@ the cells sorted by ``x`` reaches p % of the group volume (midpoint rule, linear
 Cell quantities are the volume averages of the Gauss-point fields (``Solution.cell_stress`` etc.).
 Per tissue the weight is the **volume of that tissue the cell holds** (:func:`tissue_volumes`): a cell
 that a cement or kyphoplasty surface cuts counts in the cancellous bone, the compacted rim and the
-cement with the volume of each phase in it (its own stress, strain and yield test each time), not whole
-under its tag; every other cell counts whole under its tag (for an untreated vertebra the weights are
-the cell volumes, as before).
+cement with the volume of each phase in it, not whole under its tag; every other cell counts whole under
+its tag (for an untreated vertebra the weights are the cell volumes, as before). Each phase is given the
+cell's stress and strain (the statistics of a tissue, not of a phase's own field), but its yield test uses
+its own yield strain (:func:`tissue_yield_factors`: the cell strain at which that phase yields).
 
 Rows are dicts ``{level, region, metric, value, unit}``; :func:`metrics_frame` adds ``case`` and makes a
 pandas DataFrame. Definitions (units):
@@ -22,7 +23,7 @@ pandas DataFrame. Definitions (units):
   ``max_principal_strain_p95`` (-); ``strain_energy_density_mean`` (mJ/mm^3); for bone regions
   ``yield_fraction_compression`` / ``yield_fraction_tension`` / ``yield_fraction`` (-, volume fraction
   whose minimum principal strain is below ``-yield_compression``, whose maximum principal strain exceeds
-  ``yield_tension``, or either).
+  ``yield_tension``, or either; each yield strain times the tissue's own factor, :func:`tissue_yield_factors`).
 * **reference volumes** of each vertebra, fixed by its geometry and blind to the material tags, so that
   their statistics compare like with like when cement is added (the same cells before and after):
   ``body`` (every cell of the vertebra) and ``core`` (the central core: the cell columns whose centre,
@@ -67,7 +68,7 @@ import math
 import numpy as np
 
 from ..errors import InputError
-from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
+from ..materials import PHASE_TISSUES, YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 
 __all__ = ["cell_yield_strains", "tissue_volumes", "CEMENT_REGIONS", "BONE_REGIONS", "REFERENCE_REGIONS", "CORE_RADIUS", "METRIC_NAMES", "core_cells",
            "weighted_quantile", "weighted_mean", "region_rows", "stack_cells", "vertebra_rows", "disc_rows", "segment_rows",
@@ -256,6 +257,39 @@ def cell_yield_strains(mesh, yield_compression, yield_tension):
     return yield_compression * f, yield_tension * f
 
 
+def tissue_yield_factors(mesh, cells, codes):
+    """Yield-strain factor ``(k,)`` of tissue entries ``cells``, ``codes`` of :func:`tissue_volumes`: the
+    bone yield strains times it are the entry's own.
+
+    An uncut cell's entry has the cell's ``yield_factor`` (:func:`cell_yield_strains`). A phase of a cell
+    that a cement or rim surface cuts has its tissue's column of the cell field ``phase_yield_factor``
+    (:data:`~vertebrafe.materials.PHASE_TISSUES`, :mod:`vertebrafe.clinical.firstyield`): compared with the
+    cell's strains it reaches 1 when the phase reaches its own yield strain. Without that field (a segment
+    treated without elasticity) every entry has its cell's factor."""
+    f = np.asarray(mesh.cell_data.get("yield_factor", np.ones(mesh.n_cells)), dtype=float)[cells]
+    if "phase_yield_factor" not in mesh.cell_data:
+        return f
+    zero = np.zeros(mesh.n_cells)
+    fc, fr = (np.asarray(mesh.cell_data.get(k, zero), dtype=float)[cells] for k in ("cement_fraction",
+                                                                                   "compacted_fraction"))
+    code = {n: c for c, n in mesh.tag_names["region"].items()}
+    column = np.full(cells.size, PHASE_TISSUES.index("cement"))
+    for i, name in enumerate(PHASE_TISSUES[:2]):
+        column[codes == code.get(name, -1)] = i
+    phase = np.asarray(mesh.cell_data["phase_yield_factor"], dtype=float)[cells, column]
+    return np.where((fc > 0) | (fr > 0), phase, f)
+
+
+def tissue_strain_ratios(mesh, principal_strains, cell_volume, yield_compression, yield_tension):
+    """Strain ratio of each tissue in each cell: entries ``(cells (k,), codes (k,), volumes (k,) mm^3,
+    ratios (k,))`` of :func:`tissue_volumes`, each with its own yield strains (:func:`tissue_yield_factors`;
+    :func:`strain_ratio` of the cell's principal strains ``(m, 3)``)."""
+    cells, codes, volumes = tissue_volumes(mesh, cell_volume)
+    g = tissue_yield_factors(mesh, cells, codes)
+    p = np.asarray(principal_strains)[cells]
+    return cells, codes, volumes, strain_ratio(p, yield_compression * g, yield_tension * g)
+
+
 def strain_ratio(principal_strains, yield_compression, yield_tension):
     """Per cell ``max(-eps_min / yield_compression, eps_max / yield_tension, 0)`` from principal strains
     ``(m, 3)`` (largest first): >= 1 where the cell exceeds a yield strain."""
@@ -305,12 +339,14 @@ def region_rows(segment, solution, yield_compression=YIELD_STRAIN_COMPRESSION, y
     in_stack = np.arange(mesh.n_cells) < stack_cells(segment)          # the body, not its posterior arch
     ycs, yts = cell_yield_strains(mesh, yield_compression, yield_tension)
     cells, codes, w = tissue_volumes(mesh, vol)                        # per tissue: the volume it holds
+    g = tissue_yield_factors(mesh, cells, codes)                       # and its own yield strains
     e_lev = lev[cells]
     e_bone = np.isin(codes, bone_codes)
 
     def tissue(lname, name, e, bone):
         k = cells[e]
-        return _group_rows(lname, name, w[e], vm[k], ps[k, 2], pe[k, 0], sed[k], bone, pe[k, 2], ycs[k], yts[k])
+        return _group_rows(lname, name, w[e], vm[k], ps[k, 2], pe[k, 0], sed[k], bone, pe[k, 2],
+                           yield_compression * g[e], yield_tension * g[e])
 
     rows = []
     order = {n: i for i, n in enumerate(segment.names)}

@@ -15,7 +15,13 @@ carries a constant stress beyond, as the secant stiffness ``s C`` with ``s = min
 is the cell's strain ratio (:func:`~vertebrafe.post.metrics.strain_ratio`: largest compressive or
 tensile principal strain over its yield strain). Bone regions use the bone yield strains (Morgan &
 Keaveny 2001, 0.77 % / 0.70 %, the MaterialSet's); cement and cement-bone composite cells use
-:data:`CEMENT_STRENGTH` over their own axial modulus. At each plate displacement the secant factors are
+:data:`CEMENT_STRENGTH` over their own axial modulus. A cell that a cement or rim surface cuts yields with
+its first phase (its ``yield_factor``, :mod:`vertebrafe.clinical.firstyield`) and then carries that stress:
+exact where the phases lie in series along the load (they share the stress), a lower bound where they lie
+side by side (the others could carry more), so by the lower-bound theorem the limit load is not raised
+by the mixing of a cut cell. Its yielded volume is that phase's volume only: in the capped cell the other
+phases keep the stresses they had when it yielded, below their own yield (``yielded_fraction``, with the
+phase volumes of :func:`~vertebrafe.post.metrics.tissue_volumes`). At each plate displacement the secant factors are
 found by the fixed-point (Kachanov) iteration: solve with ``s C``, update ``s`` from the new strains,
 until the plate force changes by less than ``rtol_force``. The total-strain law is path independent
 under monotonic loading, so each displacement starts from the previous one's factors.
@@ -37,7 +43,7 @@ import numpy as np
 
 from ..errors import ConvergenceError, InputError
 from ..materials import CEMENT_STRENGTH
-from .metrics import cell_yield_strains, strain_ratio
+from .metrics import cell_yield_strains, strain_ratio, tissue_volumes, tissue_yield_factors
 from .plate import plate_test
 
 __all__ = ["CEMENT_STRENGTH", "OFFSET", "STRAIN_GRID", "PLATEAU_SLOPE", "pushover", "Pushover"]
@@ -57,7 +63,8 @@ class Pushover(dict):
     ``strain_at_strength`` (-), ``strength_offset`` (N, at the 0.2 % offset) at ``strain_at_offset``,
     ``stiffness`` (N/mm, initial), ``first_yield_strain`` (-, apparent strain of the first yield),
     ``curve`` (``(k, 2)`` apparent strain (-), force (N)), ``yielded_fraction`` (-, volume share of the
-    yielded cells at the limit load), ``cement_yielded`` (bool: a cell of cement only yielded), ``solves`` (linear solves used) and
+    yielded material at the limit load: of a yielded cell the phase it yields with, module docstring),
+    ``cement_yielded`` (bool: that phase is cement in some yielded cell), ``solves`` (linear solves used) and
     ``solution`` (the last solve)."""
 
     def __getattr__(self, k):
@@ -84,7 +91,19 @@ def _cell_yield(mesh, C, yc, yt):
     if own.any():
         E = 1.0 / np.linalg.inv(C[own])[:, 2, 2]
         ycs[own] = yts[own] = CEMENT_STRENGTH / E
-    return ycs, yts, own | (cem & (frac >= 1.0 - 1e-9))           # cells whose yield is the cement's
+    return ycs, yts
+
+
+def _first_phases(mesh, vol):
+    """Phase entries of :func:`~vertebrafe.post.metrics.tissue_volumes` ``(cells, cement, volumes, first)``:
+    ``cement`` the entry is a cement tissue, ``first`` it is the phase its cell yields with (its factor is
+    the cell's ``yield_factor``; every uncut cell's entry). A mesh without region tags: one entry a cell."""
+    if "region" not in mesh.cell_data:
+        return np.arange(mesh.n_cells), np.zeros(mesh.n_cells, bool), vol, np.ones(mesh.n_cells, bool)
+    cells, codes, w = tissue_volumes(mesh, vol)
+    first = tissue_yield_factors(mesh, cells, codes) <= cell_yield_strains(mesh, 1.0, 1.0)[0][cells]
+    cement = np.isin(codes, [c for c, n in mesh.tag_names.get("region", {}).items() if n in CEMENT_REGIONS])
+    return cells, cement, w, first
 
 
 def pushover(mesh, C, fixed, loaded, height, yield_compression, yield_tension, *, rtol_force=0.002,
@@ -105,7 +124,7 @@ def pushover(mesh, C, fixed, loaded, height, yield_compression, yield_tension, *
     if not (isinstance(max_iterations, int) and max_iterations >= 2):
         raise InputError(f"max_iterations = {max_iterations!r}; allowed integers >= 2")
     C = np.asarray(C, dtype=float)
-    ycs, yts, cem = _cell_yield(mesh, C, yield_compression, yield_tension)
+    ycs, yts = _cell_yield(mesh, C, yield_compression, yield_tension)
     vol = mesh.cell_volumes()
     solves = [0]
     last = {}
@@ -161,8 +180,9 @@ def pushover(mesh, C, fixed, loaded, height, yield_compression, yield_tension, *
                                f"{plateau:g} of the initial stiffness); check the materials")
     peak = max(range(1, len(curve)), key=lambda i: curve[i][1])      # the plateau, or a peak before it
     eps_l, F_l, r_l = curve[peak]
-    yielded = r_l > 1.0
+    cells, cement, w, first = _first_phases(mesh, vol)
+    yielded = first & (r_l[cells] > 1.0)             # a yielded cell: the phase it yields with
     return Pushover(strength=float(F_l), strain_at_strength=float(eps_l), strength_offset=float(offset[0]),
                     strain_at_offset=float(offset[1]), stiffness=float(k0 / height), first_yield_strain=first_yield,
-                    curve=np.array([c[:2] for c in curve]), yielded_fraction=float(vol[yielded].sum() / vol.sum()),
-                    cement_yielded=bool(np.any(yielded & cem)), solves=solves[0], solution=last["solution"])
+                    curve=np.array([c[:2] for c in curve]), yielded_fraction=float(w[yielded].sum() / w.sum()),
+                    cement_yielded=bool(np.any(yielded & cement)), solves=solves[0], solution=last["solution"])

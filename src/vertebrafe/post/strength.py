@@ -7,9 +7,13 @@ lambda):
    (default 2 %, Pistoia et al. 2002) of the vertebra's bone volume exceeds a yield strain (minimum
    principal strain below ``-yield_compression`` or maximum principal strain above ``yield_tension``;
    Morgan & Keaveny 2001 vertebral values 0.77 % / 0.70 % by default, from the MaterialSet). With the
-   per-cell strain ratio ``r = max(-eps_min / yc, eps_max / yt)``, the yielded fraction at scale lambda
-   is the volume fraction with ``r >= 1 / lambda``; ``lambda* = 1 / r_f`` where ``r_f`` is the ratio at
-   which the cells sorted by decreasing ``r`` reach ``fraction`` of the bone volume.
+   strain ratio ``r = max(-eps_min / yc, eps_max / yt)``, the yielded fraction at scale lambda is the
+   volume fraction with ``r >= 1 / lambda``; ``lambda* = 1 / r_f`` where ``r_f`` is the ratio at which the
+   bone sorted by decreasing ``r`` reaches ``fraction`` of the bone volume. The bone volume is counted per
+   phase (:func:`~vertebrafe.post.metrics.tissue_strain_ratios`): a cell that a cement or rim surface cuts
+   adds each of its bone phases (remaining cancellous bone, compacted rim) with that phase's volume and
+   its own yield strain, the cement phase none (it is not bone), whatever the cell's tag; every other
+   bone cell adds its volume and ratio as before.
 2. **Apparent-strain (0.2 %) strength** -- the force at which the vertebra's apparent strain
    (height change / height) reaches ``apparent_yield`` (default 0.2 %). (The "R.Force (0.2 %)" column of
    the VerSe19 benchmark tables is not this force: it equals the stiffness times 0.2 mm for every model;
@@ -39,7 +43,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
-from .metrics import BONE_REGIONS, cell_yield_strains, stack_cells, strain_ratio, vertebra_geometry
+from .metrics import BONE_REGIONS, stack_cells, tissue_strain_ratios, vertebra_geometry
 from .plate import plate_test
 from .pushover import pushover
 
@@ -80,10 +84,13 @@ def yield_scale(ratio, volume, fraction=DEFAULT_FRACTION):
     return math.inf if rf <= 0 else 1.0 / rf
 
 
-def _bone_mask(mesh, level, regions):
-    code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
-    rc = [c for c, n in mesh.tag_names["region"].items() if n in regions]
-    return (mesh.cell_data["level"] == code) & np.isin(mesh.cell_data["region"], rc)
+def bone_phases(mesh, solution, yield_compression, yield_tension, regions):
+    """Bone of ``mesh`` per phase: ``(cells (k,), ratios (k,), volumes (k,) mm^3)``, the entries of
+    :func:`~vertebrafe.post.metrics.tissue_strain_ratios` whose tissue is one of ``regions``."""
+    cells, codes, vol, ratio = tissue_strain_ratios(mesh, solution.principal_strains, solution.cell_volume,
+                                                       yield_compression, yield_tension)
+    keep = np.isin(codes, [c for c, n in mesh.tag_names["region"].items() if n in regions])
+    return cells[keep], ratio[keep], vol[keep]
 
 
 def strength_rows(segment, solution, load, fraction=DEFAULT_FRACTION, yield_compression=YIELD_STRAIN_COMPRESSION,
@@ -94,12 +101,13 @@ def strength_rows(segment, solution, load, fraction=DEFAULT_FRACTION, yield_comp
     without compression (pure moments)."""
     _check(fraction, yield_compression, yield_tension, apparent_yield)
     mesh = segment.mesh
-    ratio = strain_ratio(solution.principal_strains, *cell_yield_strains(mesh, yield_compression, yield_tension))
-    vol = solution.cell_volume
+    cells, ratio, vol = bone_phases(mesh, solution, yield_compression, yield_tension, regions)
+    lev = mesh.cell_data["level"][cells]
+    code = {n: c for c, n in mesh.tag_names["level"].items()}
     F = load.compression
     rows = []
     for v in segment.levels:
-        sel = _bone_mask(mesh, v, regions)
+        sel = lev == code[v]
         lam = yield_scale(ratio[sel], vol[sel], fraction) if sel.any() else math.nan
         H, dh = vertebra_geometry(segment, v, solution.displacement)
         eps = abs(dh / H)
@@ -143,11 +151,8 @@ def vertebra_strength(segment, level, apparent_yield=APPARENT_YIELD, fraction=DE
     test = plate_test(sub, C, sub.node_sets[f"{level}:inferior"],
                       sub.node_sets[f"{level}:superior"], delta, **solver_options)
     sol, F = test.solution, test.force
-    # Pistoia-type: bone cells of the vertebra
-    rc = [c for c, n in sub.tag_names["region"].items() if n in regions]
-    sel = np.isin(sub.cell_data["region"], rc)
-    ratio = strain_ratio(sol.principal_strains, *cell_yield_strains(sub, yc, yt))
-    lam = yield_scale(ratio[sel], sol.cell_volume[sel], fraction)
+    _, ratio, vol = bone_phases(sub, sol, yc, yt, regions)          # Pistoia-type: the vertebra's bone
+    lam = yield_scale(ratio, vol, fraction)
     return VertebraStrength(level=level, height=H, stiffness=abs(F) / delta, strength_apparent=abs(F),
                             strength_yield=lam * abs(F), load_scale_yield=lam, dofs=int(sol.info.get("dofs", 0)),
                             solve_time=float(sol.info.get("total_time", math.nan)), solution=sol)
@@ -199,10 +204,23 @@ def _body_mask(segment, level):
     return (mesh.cell_data["level"] == code) & (np.arange(mesh.n_cells) < stack_cells(segment))
 
 
+def _phase_data(mesh, mask):
+    """The fields of the cut cells that :func:`bone_phases` reads, over the cells ``mask`` (a tuple of
+    arrays; empty where no surface cuts any of them)."""
+    zero = np.zeros(mesh.n_cells)
+    fields = tuple(np.asarray(mesh.cell_data.get(k, zero), dtype=float)[mask] for k in ("cement_fraction",
+                                                                                      "compacted_fraction"))
+    if not np.any((fields[0] > 0) | (fields[1] > 0)):
+        return ()
+    return fields + tuple(np.asarray(mesh.cell_data[k], dtype=float)[mask] for k in ("phase_yield_factor",)
+                          if k in mesh.cell_data)
+
+
 def vertebra_key(segment, level):
     """Digest of what :func:`vertebra_strength` of ``level`` depends on in ``segment``: the node coordinates of
     its cells, their elasticity and regions, the level's frame and endplate nodes, and the yield strains of
-    the MaterialSet and the damaged zone's yield factors. Equal keys (a vertebra that a treatment of another level left alone) give equal
+    the MaterialSet, the damaged zone's yield factors and the phase fractions and yield factors of the
+    cells a cement or rim surface cuts. Equal keys (a vertebra that a treatment of another level left alone) give equal
     strengths."""
     from ..fem.model import digest
     mesh, ms = segment.mesh, segment.materials
@@ -211,6 +229,7 @@ def vertebra_key(segment, level):
                   f"{getattr(ms, 'yield_strain_tension', None)}", mesh.points[mesh.cells[mask]], segment.elasticity[mask],
                   mesh.cell_data["region"][mask],
                   np.asarray(mesh.cell_data.get("yield_factor", np.ones(mesh.n_cells)), dtype=float)[mask],
+                  *_phase_data(mesh, mask),
                   *(np.asarray(x, dtype=float) for x in segment.frames[level]),
                   *(mesh.points[mesh.node_sets[f"{level}:{side}"]] for side in ("superior", "inferior")))
 
