@@ -163,8 +163,8 @@ def test_lean_prolongation_smoothing_equals_pyamgs(weighting, monkeypatch):
 
 def test_spectral_radius_is_the_largest_eigenvalue_of_the_scaled_matrix():
     """Lanczos on ``D^-1 K`` (``D``: the diagonal 3x3 blocks) in the ``D`` inner product: exact with as many
-    steps as unknowns; with the default steps within pyamg's tolerance (1 %) below the eigenvalue, never
-    above it (a Ritz value)."""
+    steps as unknowns; with the default steps within 1 % below the eigenvalue on this small box, never above
+    it (a Ritz value)."""
     import scipy.linalg
 
     K, _, _ = box_system((6, 5, 4))

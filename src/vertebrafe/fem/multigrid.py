@@ -113,9 +113,12 @@ def _abs_row_sums(indptr, data):
     return out
 
 
-#: Lanczos steps of the spectral-radius estimate of ``D^-1 S`` (:func:`spectral_radius`); pyamg's estimate
-#: takes as many Arnoldi steps per restart.
-LANCZOS_STEPS = 15
+#: Lanczos steps of the spectral-radius estimate of ``D^-1 S`` (:func:`spectral_radius`). On the finest level
+#: of the 1.24M-DOF box 8 steps give 2.6 % less than the converged value (so omega/rho is 2.6 % larger, far
+#: inside the smoother's stability bound 2/rho) and 15 CG iterations on ``K u = K 1`` against 16 with 15 steps
+#: (pyamg's Arnoldi steps per restart); T12-L2 at 2 mm takes 134 with either. Each step costs a product with
+#: the level's operator, 15 of them 2 s of set-up CPU there.
+LANCZOS_STEPS = 8
 
 
 def _block_diagonal(blocks):

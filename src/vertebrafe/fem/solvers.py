@@ -77,7 +77,7 @@ SOLVERS = ("auto", "direct", "amg")
 #: (3x3 block) aggregation with all couplings kept (theta = 0) except across material jumps (see
 #: :func:`material_strength`), one Jacobi step on the prolongator, ``P = T - omega/rho D^-1 A T`` with the
 #: diagonal blocks ``D``, ``rho`` the spectral radius of ``D^-1 A`` and omega = 4/3 (the choice of Vanek,
-#: Mandel & Brezina 1996; ``rho`` by 15 Lanczos steps on all threads, ``multigrid.spectral_radius``, where
+#: Mandel & Brezina 1996; ``rho`` by 8 Lanczos steps on all threads, ``multigrid.spectral_radius``, where
 #: pyamg's Arnoldi estimate ran on one and cost more than the rest of the set-up; on the 1.24M-DOF box 17
 #: instead of 28 CG iterations with the local Gershgorin weights used before, on T12-L2 at 2 mm 134
 #: instead of 133; benchmarks/README.md, "Block-Jacobi prolongator weighting"), symmetric
