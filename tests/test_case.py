@@ -323,6 +323,19 @@ def test_central_coarsening_reaches_the_library():
         vc.parse_case(vc.apply_overrides(base, {"segment.central_coarsening": 2}))
 
 
+def test_annulus_refinement_reaches_the_library():
+    """segment.annulus_refinement = 2 doubles the O-grid's annulus rings; values outside 1-4 are rejected by name
+    and range."""
+    base = {"segment": {"levels": "L1", "element_size": 6.0}, "bone": {"bmd": 80.0}, "load": {"compression": 800.0}}
+    default = vc.build_segment(vc.parse_case(base)).counts
+    fine = vc.build_segment(vc.parse_case(vc.apply_overrides(base, {"segment.annulus_refinement": 2}))).counts
+    assert fine.n_annulus == 2 * default.n_annulus
+    assert (fine.m, fine.n_transition, fine.n_cortex) == (default.m, default.n_transition, default.n_cortex)
+    for bad in (0, 5):
+        with pytest.raises(vc.CaseError, match=rf"segment.annulus_refinement = {bad} .*1.*4"):
+            vc.parse_case(vc.apply_overrides(base, {"segment.annulus_refinement": bad}))
+
+
 def test_kyphoplasty_interface_layer_reaches_the_library():
     case = vc.parse_case({"segment": {"levels": "L1", "element_size": 6.0}, "bone": {"bmd": 80.0},
                           "treatment": {"kind": "kyphoplasty", "level": "L1", "volume": 2.0, "interface": "layer",
@@ -418,7 +431,8 @@ def test_case_defaults_come_from_the_library():
     ms = MaterialSet(bmd=100.0)
     library = {("segment", k): sig(segment, k) for k in ("element_size", "scale", "cortex_thickness",
                                                          "endplate_thickness", "n_cortex_layers", "disc_refinement",
-                                                         "nucleus", "central_coarsening")}
+                                                         "nucleus", "central_coarsening",
+                                                         "annulus_refinement")}
     library["segment", "fibres"] = bool(sig(segment, "fibres"))
     library["segment", "posterior"] = bool(sig(segment, "posterior"))
     library.update({("bone", k): getattr(ms, k) for k in ("law", "anisotropic", "transverse_ratio")})

@@ -35,6 +35,17 @@ def test_size_estimate_of_the_uniform_grid_does_not_fall_short():
     assert 1.0 <= est["nodes"] / seg.mesh.n_points < 1.15 * 1.6 / 0.84, (est, seg.mesh.n_points)
 
 
+def test_size_estimate_of_doubled_annulus_rings_does_not_fall_short():
+    """The guard's annulus-ring factor is an upper bound: doubling the rings raises the estimate by at least
+    as much as the mesh's nodes grow."""
+    kw = dict(posterior=False, central_coarsening=1)
+    ratio = (vf.segment("L4-L5", bmd=80.0, element_size=3.0, annulus_refinement=2, **kw).mesh.n_points
+             / vf.segment("L4-L5", bmd=80.0, element_size=3.0, **kw).mesh.n_points)
+    est = (resources.estimate_segment(["L4", "L5"], 3.0, annulus_refinement=2, **kw)["nodes"]
+           / resources.estimate_segment(["L4", "L5"], 3.0, **kw)["nodes"])
+    assert 1.2 < ratio <= est <= 1.5 + 1e-9, (ratio, est)
+
+
 def test_memory_guard_refuses_before_meshing_and_force_overrides(monkeypatch):
     monkeypatch.setattr(resources, "available_memory", lambda: 1e8)
     calls = []

@@ -57,6 +57,8 @@ def test_image_section_errors(tmp_path):
         parse_case(_case(image=calibrated, segment={"levels": "T12-L2", "posterior": True}))
     with pytest.raises(InputError, match="segment.central_coarsening = 1 needs the parametric segment"):
         parse_case(_case(image=calibrated, segment={"levels": "T12-L2", "central_coarsening": 1}))
+    with pytest.raises(InputError, match="segment.annulus_refinement = 2 needs the parametric segment"):
+        parse_case(_case(image=calibrated, segment={"levels": "T12-L2", "annulus_refinement": 2}))
 
 
 def test_cli_runs_an_image_case(tmp_path, pair):

@@ -337,6 +337,9 @@ def _check_image(ctx, image, seg, bone, source, raw_segment):
     if raw_segment.get("central_coarsening", 3) != 3:
         ctx.fail("segment.central_coarsening", f"= {fmt_value(raw_segment['central_coarsening'])} needs the parametric "
                  "segment; an [image] case keeps the default grid (leave the key out or set it to 3)")
+    if raw_segment.get("annulus_refinement", 1) != 1:
+        ctx.fail("segment.annulus_refinement", f"= {fmt_value(raw_segment['annulus_refinement'])} needs the parametric "
+                 "segment; an [image] case keeps the default grid (leave the key out or set it to 1)")
     for key in ("ct", "labels", "rods"):
         if key in image:
             image[key] = _resolve_path(ctx, f"image.{key}", image[key], source)

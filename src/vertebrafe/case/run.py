@@ -80,7 +80,8 @@ def build_segment(case, progress=None, *, force=False):
                       bmd=b.bmd if per_level else None, materials=materials, cortex_thickness=s.cortex_thickness,
                       endplate_thickness=s.endplate_thickness, n_cortex_layers=s.n_cortex_layers,
                       disc_refinement=s.disc_refinement, fibres=s.fibres, nucleus=s.nucleus,
-                      posterior=s.posterior, central_coarsening=s.central_coarsening)
+                      posterior=s.posterior, central_coarsening=s.central_coarsening,
+                      annulus_refinement=s.annulus_refinement)
     if case.fracture is not None:
         f = case.fracture
         step("fracture")

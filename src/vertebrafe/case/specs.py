@@ -34,6 +34,7 @@ class SegmentSpec:
     n_cortex_layers: int = _d("segment", "n_cortex_layers")
     disc_refinement: float = _d("segment", "disc_refinement")
     central_coarsening: int = _d("segment", "central_coarsening")
+    annulus_refinement: int = _d("segment", "annulus_refinement")
     fibres: bool = _d("segment", "fibres")
     posterior: bool = _d("segment", "posterior")
     nucleus: str = _d("segment", "nucleus")
@@ -44,7 +45,7 @@ class SegmentSpec:
         (:func:`vertebrafe.resources.estimate_segment`)."""
         from ..resources import estimate_segment
         return estimate_segment(self.levels, self.element_size, self.scale, self.n_cortex_layers, self.overrides,
-                                self.posterior, self.central_coarsening)
+                                self.posterior, self.central_coarsening, self.annulus_refinement)
 
 
 @dataclass(frozen=True)
