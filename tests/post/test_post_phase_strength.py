@@ -9,7 +9,8 @@ Bone volume per phase: host 100 + 200 + 500 = 800 mm^3, rim 300 + 600 + 500 + 10
 at least half cement is tagged cement but its bone phases count). With a yield-volume fraction of 20 %
 the host bone (25 % of the bone) decides: 77 N; with 30 % the rim must yield too: 231 N. Counting the
 cells whole under their tag with the first phase's yield, the three bone-tagged cells with host bone hold
-2000 of 3000 mm^3 and would give 77 N for both fractions.
+2000 of 3000 mm^3 and would give 77 N for both fractions. The pushover of the same column yields its
+three cut cells with their host bone at 77 N; only that phase's volume counts as yielded.
 """
 import types
 
@@ -88,3 +89,17 @@ def test_yield_volume_strength_of_a_column_of_cut_cells(column, fraction, streng
     r_cell = strain_ratio(test.solution.principal_strains, *cell_yield_strains(mesh, YC, YT))
     assert yield_scale(r_cell[tagged], test.solution.cell_volume[tagged], fraction) * test.force == pytest.approx(
         E_HOST * YC * AREA, rel=1e-9)
+
+
+def test_pushover_of_the_column_yields_the_host_phases_only():
+    """Pushover (cells elastic-perfectly-plastic at their first phase's yield): the column in series is as
+    strong as its weakest cells, the three cut cells whose host bone yields at 0.77 MPa (77 N); of those
+    cells only the host phase (800 of 4 000 mm^3) counts as yielded, the rim and PMMA staying below their
+    own yield under the capped stress; no cement yielded."""
+    from vertebrafe.post.pushover import pushover
+
+    mesh, C = _column()
+    p = pushover(mesh, C, mesh.node_sets["zmin"], mesh.node_sets["zmax"], 40.0, YC, YT, solver="direct")
+    assert p.strength == pytest.approx(E_HOST * YC * AREA, rel=5e-3)          # the secant iteration's tolerance
+    assert p.yielded_fraction == pytest.approx(800.0 / 4000.0, rel=1e-12)
+    assert not p.cement_yielded
