@@ -43,7 +43,7 @@ import numpy as np
 
 from ..errors import ConvergenceError, InputError
 from ..materials import CEMENT_STRENGTH
-from .metrics import cell_yield_strains, strain_ratio, tissue_volumes, tissue_yield_factors
+from .metrics import CEMENT_REGIONS, cell_yield_strains, strain_ratio, tissue_volumes, tissue_yield_factors
 from .plate import plate_test
 
 __all__ = ["CEMENT_STRENGTH", "OFFSET", "STRAIN_GRID", "PLATEAU_SLOPE", "pushover", "Pushover"]
@@ -55,7 +55,6 @@ STRAIN_GRID = (0.004, 0.006, 0.008, 0.010, 0.0125, 0.015, 0.02, 0.025, 0.03, 0.0
 #: The curve is flat (the limit load reached) where its slope between grid points falls below this fraction
 #: of the initial stiffness.
 PLATEAU_SLOPE = 0.05
-CEMENT_REGIONS = ("cement", "cement_bone")
 
 
 class Pushover(dict):

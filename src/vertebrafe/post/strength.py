@@ -207,13 +207,10 @@ def _body_mask(segment, level):
 def _phase_data(mesh, mask):
     """The fields of the cut cells that :func:`bone_phases` reads, over the cells ``mask`` (a tuple of
     arrays; empty where no surface cuts any of them)."""
-    zero = np.zeros(mesh.n_cells)
-    fields = tuple(np.asarray(mesh.cell_data.get(k, zero), dtype=float)[mask] for k in ("cement_fraction",
-                                                                                      "compacted_fraction"))
-    if not np.any((fields[0] > 0) | (fields[1] > 0)):
-        return ()
-    return fields + tuple(np.asarray(mesh.cell_data[k], dtype=float)[mask] for k in ("phase_yield_factor",)
-                          if k in mesh.cell_data)
+    names = ("cement_fraction", "compacted_fraction", "phase_yield_factor")
+    fields = tuple(np.asarray(mesh.cell_data[k], dtype=float)[mask] for k in names if k in mesh.cell_data)
+    cut = any(np.any(mesh.cell_data[k][mask] > 0) for k in names[:2] if k in mesh.cell_data)
+    return fields if cut else ()
 
 
 def vertebra_key(segment, level):
