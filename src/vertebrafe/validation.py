@@ -3,8 +3,10 @@
 * :func:`axial_stiffness` -- one vertebral body between rigid plates (the mesh-convergence measure).
 * :func:`disc_loaded_body` -- one vertebral body with its two adjacent discs, loaded through the discs,
   and the cortical shell's share of the axial force at mid-height (:func:`shell_load_share`).
-* :data:`ROM_REFERENCES` and :func:`rom_rows` -- published in vitro ranges of motion of L4-L5 under pure
-  moments and the comparison of a model's rotations with them (``benchmarks/validation_rom.py``).
+* :data:`ROM_REFERENCES` and :func:`rom_rows` -- published in vitro ranges of motion of L4-L5 (and of the
+  level above where no intact L4-L5 spread was found) under pure moments and the comparison of a model's
+  rotations with them (``benchmarks/validation_rom.py``); :data:`FACET_FORCE_REFERENCE`, the in vitro facet
+  joint forces under pure moments.
 
 Units mm, N, MPa. Solving is not part of ``vertebrafe.anatomy`` (it knows nothing about the FE core), so
 these drivers sit on the floor of :mod:`vertebrafe.simulate`.
@@ -26,7 +28,7 @@ from .materials import Material, MaterialSet
 from .post import plate_test
 
 __all__ = ["axial_stiffness", "cell_axial_heights", "shell_load_share", "disc_loaded_body", "FIELDS_DISC", "RomReference",
-           "ROM_REFERENCES", "ROM_MODES", "rom_rows"]
+           "ROM_REFERENCES", "ROM_MODES", "rom_rows", "FACET_FORCE_REFERENCE"]
 
 
 def axial_stiffness(level="L1", bmd=70.0, element_size=2.0, displacement=0.01, solver="auto", **mesh_kw):
@@ -195,7 +197,9 @@ class RomReference:
 _GRUBER24 = ("as transcribed in the repository of Gruber et al. 2024, Front Bioeng Biotechnol 12:1391957 "
              "(GruberGabriel/ComparativeAnalysisFEModelsIVD, ComparativeAnalysis/ExperimentalData)")
 
-#: Published in vitro rotations of L4-L5 (see docs/validation.md, "Range of motion").
+#: Published in vitro rotations of L4-L5, and of intact L3-L4 where no intact L4-L5 spread under pure moments
+#: was found in a stored source (see docs/validation.md, "Range of motion" and "Intact range of motion against an
+#: in vitro spread"). The ``level`` of each reference says which.
 ROM_REFERENCES = (
     RomReference(
         "heuer2007_disc", "disc", "L4-L5",
@@ -219,7 +223,22 @@ ROM_REFERENCES = (
         (None, 10.0),
         {"flexion": (None, 8.9, None), "extension": (None, 5.8, None),
          "lateral_bending": (None, 5.7, None), "axial_rotation": (None, 2.2, None)}),
+    RomReference(
+        "niosi2006_L3-L4", "intact", "L3-L4",
+        "Niosi et al. 2006, Eur Spine J 15:913, Table 1 (PMC3489456): intact L3-L4 of ten L2-L5 specimens, pure "
+        "moments of +-7.5 N m without preload, mean and SD of ten specimens, lateral bending and axial rotation "
+        "one side; the level above L4-L5",
+        (None, 7.5),
+        {"flexion": (None, 3.7, 1.5), "extension": (None, 3.3, 1.5),
+         "lateral_bending": (None, 3.8, 1.4), "axial_rotation": (None, 2.1, 0.9)}),
 )
+
+#: In vitro facet joint forces of intact specimens under pure moments of up to 7.5 N m, ``{mode: (mean, SD)}``
+#: N: the L1-L2 joints of T12-L2 specimens, uniaxial strain gauges on L2's superior articular processes, each
+#: joint in extension, the contralateral (loaded) joint in axial rotation (Jaumard et al. 2011, J Biomech Eng
+#: 133:071010, Table 2, PMC3705911, their reference 11; a secondary transcription). The nearest level to L4-L5
+#: with a spread in a stored source (docs/validation.md, "Facet forces at L4-L5 against the published spreads").
+FACET_FORCE_REFERENCE = {"extension": (51.5, 39.0), "axial_rotation": (70.3, 43.2)}
 
 
 def rom_rows(rotations, specimen="disc", references=ROM_REFERENCES):

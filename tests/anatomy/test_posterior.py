@@ -105,6 +105,28 @@ def test_axial_rotation_loads_one_facet(results):
     assert max(f) > 20.0 and min(f) < 0.05 * max(f)
 
 
+def test_intact_rotations_and_facet_forces_inside_published_spreads(results):
+    """The documented verdicts of docs/validation.md ("Intact range of motion against an in vitro spread",
+    "Facet forces at L4-L5"), with bands from the literature only. At 7.5 N m without preload the intact
+    L4-L5 with the fibre-free disc rotates in flexion, extension and axial rotation within one SD of the
+    intact L3-L4 means of Niosi et al. 2006 (ROM_REFERENCES; its lateral bending, 0.07 deg below that band,
+    is a documented miss and not run here), and its facet joint forces lie within one SD of the in vitro
+    means of Jaumard et al. 2011 (FACET_FORCE_REFERENCE): each joint in extension, the loaded joint in axial
+    rotation. Both references are of other levels (L3-L4, L1-L2); no L4-L5 spread was found."""
+    from vertebrafe.validation import FACET_FORCE_REFERENCE, ROM_MODES, ROM_REFERENCES, rom_rows
+
+    niosi = [r for r in ROM_REFERENCES if r.name == "niosi2006_L3-L4"]
+    cases = {"flexion": "flexion", "extension": "extension", "axial_rotation": "rotation"}
+    rot = {(mode, 7.5): results[name].value(ROM_MODES[mode][1], "L4-L5", "disc") for mode, name in cases.items()}
+    rows = rom_rows(rot, specimen="intact", references=niosi)
+    assert len(rows) == 3 and all(row["inside"] for row in rows), rows
+    forces = {"extension": [results["extension"].value("facet_force", "L4-L5", f"facet_{s}") for s in ("left", "right")],
+              "axial_rotation": [max(results["rotation"].value("facet_force", "L4-L5", f"facet_{s}")
+                                     for s in ("left", "right"))]}
+    for mode, (mean, sd) in FACET_FORCE_REFERENCE.items():
+        assert all(mean - sd <= f <= mean + sd for f in forces[mode]), (mode, forces[mode])
+
+
 def test_fracture_vp_bkp_keep_the_arches(seg):
     from vertebrafe.clinical import fracture, kyphoplasty, vertebroplasty
 

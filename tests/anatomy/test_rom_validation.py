@@ -12,10 +12,10 @@ from vertebrafe.validation import ROM_MODES, ROM_REFERENCES, rom_rows
 H = 6.0
 
 
-def _published(scale=1.0):
-    """Rotations equal to ``scale`` x every reference's own values."""
+def _published(scale=1.0, specimen="disc"):
+    """Rotations equal to ``scale`` x the own values of every reference of ``specimen``."""
     out = {}
-    for r in ROM_REFERENCES:
+    for r in (r for r in ROM_REFERENCES if r.specimen == specimen):
         for mode, (lo, hi, _) in r.values.items():
             if r.moments[0] is not None:
                 out[(mode, r.moments[0])] = scale * lo
@@ -37,17 +37,23 @@ def test_rom_rows_verdicts():
 
 
 def test_intact_rows_without_a_lower_moment():
-    """An intact reference with the rotation at one moment only (Yamamoto 1989, 10 N m, means without a
-    spread): one rotation row per mode at that moment, no flexibility row, no verdict; the rows report the
-    model's magnitude whatever its sign."""
-    refs = [r for r in ROM_REFERENCES if r.specimen == "intact"]
-    assert refs and all(r.moments[0] is None for r in refs)
-    rot = {k: -v for k, v in _published(1.0).items()}
+    """Intact references with the rotation at one moment only (Yamamoto 1989, L4-5 at 10 N m, means without
+    a spread; Niosi 2006, L3-L4 at 7.5 N m, mean and SD): one rotation row per reference and mode at its
+    moment, no flexibility row; a verdict only where an SD is published (the published means themselves are
+    inside, three times them outside); the rows report the model's magnitude whatever its sign."""
+    refs = {r.name: r for r in ROM_REFERENCES if r.specimen == "intact"}
+    assert refs and all(r.moments[0] is None for r in refs.values())
+    rot = {k: -v for k, v in _published(1.0, "intact").items()}
     rows = rom_rows(rot, specimen="intact")
     assert [row["quantity"] for row in rows] == ["rotation"] * len(ROM_MODES) * len(refs)
+    assert {row["moment"] for row in rows} == {7.5, 10.0}
     for row in rows:
-        assert row["moment"] == 10.0 and row["band"] is None and row["inside"] is None
+        ref = refs[row["reference"]]
+        assert row["moment"] == ref.moments[1]
         assert row["found"] == pytest.approx(row["published"])
+        assert row["inside"] is (None if ref.values[row["mode"]][2] is None else True)
+    far = rom_rows(_published(3.0, "intact"), specimen="intact")
+    assert all(row["inside"] is (None if row["band"] is None else False) for row in far)
 
 
 @pytest.fixture(scope="module")
