@@ -16,7 +16,8 @@ the vertebra alone between rigid plates), the plate stiffness (N/mm) and the in-
 (yield-volume). The tissue statistics are the reported ones (:func:`vertebrafe.post.metrics.region_rows`): each
 cell counts in a tissue with the volume of that tissue it holds (:func:`vertebrafe.post.metrics.tissue_volumes`;
 a cell that the cement or the compacted rim cuts counts in the cancellous bone, the rim and the cement with
-each phase's volume). With ``--radii`` (mm, comma-separated; default none) also a continuum-scale 95th
+each phase's volume and each phase's own stress, :func:`vertebrafe.post.metrics.tissue_stresses`; so do the
+reference volumes). With ``--radii`` (mm, comma-separated; default none) also a continuum-scale 95th
 percentile per region,
 ``von_mises_p95_r<R>mm``: the volume-weighted p95 over the region's cells of the von Mises stress of the stress
 tensor averaged over a sphere of radius R around each cell centroid, over the cells of the same vertebra and

@@ -32,6 +32,7 @@ __all__ = [
     "cancellous_modulus", "cancellous_elasticity", "shear_modulus_axial", "composite_modulus", "mix",
     "compacted_bone_modulus", "bmd_category", "cortical_modulus", "t_score", "bmd_from_t_score", "density_table",
     "BMD_RANGE", "REGIONS", "FIBRE_FREE_ANNULUS", "GROUND_SUBSTANCE", "PHASE_TISSUES",
+    "PHASE_STRESS",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -114,6 +115,10 @@ CEMENT_STRENGTH = _c("cement_strength")
 #: (written by :mod:`vertebrafe.clinical.firstyield`, read by :mod:`vertebrafe.post.metrics`); ``cement`` is
 #: the vertebra's cement tissue (PMMA or cement-bone composite) with its interface layer.
 PHASE_TISSUES = ("cancellous", "compacted_bone", "cement")
+#: Key of the operation data (``Operation.data``) of a vertebroplasty or kyphoplasty that holds, per cut cell
+#: and tissue of :data:`PHASE_TISSUES`, the map from the cell's strain to that tissue's own stress (written by
+#: :mod:`vertebrafe.clinical.phasestress`, read by :mod:`vertebrafe.post.metrics`).
+PHASE_STRESS = "phase_stress"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -32,13 +32,20 @@ FR = np.array([0.3, 0.6, 0.5, 1.0])
 CODES = {"cancellous": 0, "compacted_bone": 1, "cement": 2}
 
 
-def _column():
+def tagged_column():
+    """The column's mesh with its region tags (each cell the phase filling at least half of it) and level,
+    and the mask of its cut cells (the bottom three; also used by test_post_phase_stress)."""
     mesh = box((10.0, 10.0, 40.0), (1, 1, 4))
     m = mesh.n_cells
-    cut = np.arange(m) < 3
     region = np.where(FC >= 0.5, CODES["cement"], np.where(FR >= 0.5, CODES["compacted_bone"], CODES["cancellous"]))
     mesh.set_cell_data("region", region.astype(np.int32), names={c: n for n, c in CODES.items()})
     mesh.set_cell_data("level", np.zeros(m, np.int32), names={0: "L1"})
+    return mesh, np.arange(m) < 3
+
+
+def _column():
+    mesh, cut = tagged_column()
+    m = mesh.n_cells
     mesh.set_cell_data("yield_factor", np.ones(m))
     zero = np.zeros(m)
     phases = np.stack([np.broadcast_to(isotropic(E, 0.0), (m, 6, 6)) for E in (E_HOST, E_RIM, E_CEMENT)])

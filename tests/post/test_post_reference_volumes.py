@@ -69,6 +69,31 @@ def test_tissue_volumes_are_the_placed_phase_volumes(treated, case, added):
                                                                               0.95)
 
 
+@pytest.mark.parametrize("operation", ["BKP", "BKP layer", "VP mixed layer", "VP mixed voigt"])
+def test_tissue_stresses_of_cut_cells_average_to_the_cell_stress(treated, operation):
+    """Each tissue of a cell that holds several phases gets its own stress (vertebrafe.clinical.phasestress):
+    the tissues' stress maps, weighted by the tissues' volume fractions in the cell (cancellous 1 - f_c - f_r,
+    rim f_r, cement f_c with its interface layer), give the cell's elasticity (the volume mean of a
+    laminate's phase stresses is the cell's stress); every cell of two tissues or more has its maps."""
+    from vertebrafe.clinical import history
+    from vertebrafe.materials import PHASE_STRESS
+
+    nsm = treated["NSM"].segment
+    seg = {"BKP": lambda: treated["BKP"].segment,
+           "BKP layer": lambda: vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8, interface="layer"),
+           "VP mixed layer": lambda: vf.vertebroplasty(nsm, "L1", fill=0.3, surface="mixed", interface="layer"),
+           "VP mixed voigt": lambda: vf.vertebroplasty(nsm, "L1", fill=0.3, surface="mixed", mixing="voigt")}[operation]()
+    cells, maps = history(seg)[-1].data[PHASE_STRESS]
+    zero = np.zeros(seg.mesh.n_cells)
+    fc, fr = (np.asarray(seg.mesh.cell_data.get(k, zero))[cells] for k in ("cement_fraction", "compacted_fraction"))
+    f = np.stack([1.0 - fc - fr, fr, fc], axis=1)
+    C = seg.elasticity[cells]
+    np.testing.assert_allclose(np.einsum("kt,ktij->kij", f, maps), C, rtol=0, atol=1e-10 * np.abs(C).max())
+    fc, fr = (np.asarray(seg.mesh.cell_data.get(k, zero)) for k in ("cement_fraction", "compacted_fraction"))
+    tissues = np.count_nonzero(np.stack([1.0 - fc - fr > 0, fr > 0, fc > 0]), axis=0)
+    assert np.isin(np.flatnonzero(tissues >= 2), cells).all() and cells.size > 50
+
+
 def test_untreated_overload_index_counts_the_bone_cells_under_their_tags(treated):
     """The yield-volume criterion counts the bone per phase (vertebrafe.post.strength.bone_phases); a
     vertebra no surface cuts keeps the cell-wise, tag-based value exactly, and the treated one counts its

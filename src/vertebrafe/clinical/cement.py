@@ -46,6 +46,7 @@ from ..elasticity import isotropic
 from ..errors import InputError
 from ._common import check_level, derive, make_operation, operations_of
 from .firstyield import phase_yield_field, treated_yield_factor
+from .phasestress import phase_stress_data
 from .augment import (DEFAULT_SAMPLES, DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry,
                       cement_phase, check_cement_modulus, check_achieved, check_centres, check_extent, check_fits,
                       check_offset,
@@ -215,6 +216,7 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         E_c *= INTERFACE_FACTORS[interface]
         C_phase = isotropic(E_c, nu_c)
     f_layer = np.zeros(mesh.n_cells)
+    data = {}
     if interface == "layer":
         if placement == "fracture":
             band = (d_inf >= 0.5 * (1.0 - extent) * hloc + t_layer) & (d_sup >= t_layer)
@@ -251,6 +253,8 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
                                              kinds, E_c, tissues)
         cell_data["yield_factor"] = yf
         cell_data["phase_yield_factor"] = pyf
+        if mixing != "hashin-shtrikman":       # the HS rule defines no phase fields (mod. phasestress)
+            data = phase_stress_data(k, phases, fractions, normals if mixing == "laminate" else None, tissues)
         C[k] = C_new
     tag_names = dict(mesh.tag_names["region"])
     code = region_code(mesh, "cement_bone" if material == "composite" else "cement", tag_names)
@@ -272,7 +276,7 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
                    cancellous_volume_mL=float(sampler.volume.sum()) / 1000.0, snapped_nodes=moved,
                    unresolved_cells=unresolved,
                    layer_volume_mL=float(np.sum(f_layer[sampler.cells] * sampler.volume)) / 1000.0)
-    op = make_operation("vertebroplasty", level, params, results)
+    op = make_operation("vertebroplasty", level, params, results, data)
     return derive(segment, op, points=P if moved else None, elasticity=C, cell_data={**cell_data, "region": region},
                   tag_names={"region": tag_names})
 

@@ -73,6 +73,7 @@ from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_
                       check_samples, check_untreated, endplate_distances, layer_phases, level_cells, mix_nested,
                       region_code, resolve_volume, vertical_mask)
 from .firstyield import phase_yield_field, treated_yield_factor
+from .phasestress import phase_stress_data
 from .fracture import Deformer
 from .measure import measure
 
@@ -430,6 +431,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
 
     C = segment.elasticity
     E_c = nu_c = None
+    data = {}
     if C is not None:
         if cement_modulus is not None:
             E_c, nu_c = check_cement_modulus(cement_modulus)
@@ -462,6 +464,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         tissues = ("cancellous", "compacted_bone") + ("cement",) * (len(kinds) - 1)    # [layer,] PMMA core
         yf[sel], pyf[sel] = treated_yield_factor(segment, sel, phases, fractions, normals, tuple(kinds) + ("cement",),
                                                  E_c, tissues)
+        data = phase_stress_data(sel, phases, fractions, normals, tissues)
     tag_names = dict(mesh.tag_names["region"])
     region = mesh.cell_data["region"].copy()
     region[fr >= 0.5] = region_code(mesh, "compacted_bone", tag_names)
@@ -486,7 +489,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
                    balloon_centres_mm=tuple(tuple(float(v) for v in c) for c in centres),
                    rim_density_ratio=density_ratio, rim_modulus_factor=k if C is not None else math.nan,
                    contact_area_mm2=area, layer_volume_mL=float(np.sum(fl[sampler.cells] * sampler.volume)) / 1000.0)
-    op = make_operation("kyphoplasty", level, params, results)
+    op = make_operation("kyphoplasty", level, params, results, data)
     new = derive(segment, op, points=points, elasticity=C, frames=frames,
                  cell_data=cell_data,
                  tag_names={"region": tag_names})
@@ -495,7 +498,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
                                            before.posterior_height_mm),
                heights_after_mm=(after.anterior_height_mm, after.middle_height_mm, after.posterior_height_mm),
                kyphotic_correction_deg=before.kyphotic_angle_deg - after.kyphotic_angle_deg)
-    new.history = new.history[:-1] + (make_operation("kyphoplasty", level, params, res),)
+    new.history = new.history[:-1] + (make_operation("kyphoplasty", level, params, res, data),)
     return new
 
 

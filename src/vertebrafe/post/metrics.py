@@ -7,9 +7,11 @@ Cell quantities are the volume averages of the Gauss-point fields (``Solution.ce
 Per tissue the weight is the **volume of that tissue the cell holds** (:func:`tissue_volumes`): a cell
 that a cement or kyphoplasty surface cuts counts in the cancellous bone, the compacted rim and the
 cement with the volume of each phase in it, not whole under its tag; every other cell counts whole under
-its tag (for an untreated vertebra the weights are the cell volumes, as before). Each phase is given the
-cell's stress and strain (the statistics of a tissue, not of a phase's own field), but its yield test uses
-its own yield strain (:func:`tissue_yield_factors`: the cell strain at which that phase yields).
+its tag (for an untreated vertebra the weights are the cell volumes, as before). Each phase has its own
+stress (:func:`tissue_stresses`: under the laminate rule the phases share the in-plane strain and the
+traction on the layers, so a PMMA layer carries more stress than the bone beside it and than the cell's
+mixed mean, :mod:`vertebrafe.clinical.phasestress`) and the cell's strain, with its own yield strain in the
+yield test (:func:`tissue_yield_factors`: the cell strain at which that phase yields).
 
 Rows are dicts ``{level, region, metric, value, unit}``; :func:`metrics_frame` adds ``case`` and makes a
 pandas DataFrame. Definitions (units):
@@ -25,7 +27,8 @@ pandas DataFrame. Definitions (units):
   whose minimum principal strain is below ``-yield_compression``, whose maximum principal strain exceeds
   ``yield_tension``, or either; each yield strain times the tissue's own factor, :func:`tissue_yield_factors`).
 * **reference volumes** of each vertebra, fixed by its geometry and blind to the material tags, so that
-  their statistics compare like with like when cement is added (the same cells before and after):
+  their statistics compare like with like when cement is added (the same cells before and after; a cut
+  cell counts with each phase's volume and own stress, as in the tissues):
   ``body`` (every cell of the vertebra) and ``core`` (the central core: the cell columns whose centre,
   in the vertebra's local frame, lies inside the ellipse of :data:`CORE_RADIUS` of the half-width and
   half-depth of its bottom cell layer, over the full height). Same metrics as a tissue, without yield
@@ -68,9 +71,10 @@ import math
 import numpy as np
 
 from ..errors import InputError
-from ..materials import PHASE_TISSUES, YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
+from ..fem.solution import principal_values, von_mises
+from ..materials import PHASE_STRESS, PHASE_TISSUES, YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 
-__all__ = ["cell_yield_strains", "tissue_volumes", "CEMENT_REGIONS", "BONE_REGIONS", "REFERENCE_REGIONS", "CORE_RADIUS", "METRIC_NAMES", "core_cells",
+__all__ = ["cell_yield_strains", "tissue_volumes", "tissue_stresses", "CEMENT_REGIONS", "BONE_REGIONS", "REFERENCE_REGIONS", "CORE_RADIUS", "METRIC_NAMES", "core_cells",
            "weighted_quantile", "weighted_mean", "region_rows", "stack_cells", "vertebra_rows", "disc_rows", "segment_rows",
            "metrics_frame", "COLUMNS", "level_axis", "endplate_rotation", "face_mean", "central_mean", "strain_ratio"]
 
@@ -272,12 +276,48 @@ def tissue_yield_factors(mesh, cells, codes):
     zero = np.zeros(mesh.n_cells)
     fc, fr = (np.asarray(mesh.cell_data.get(k, zero), dtype=float)[cells] for k in ("cement_fraction",
                                                                                    "compacted_fraction"))
+    phase = np.asarray(mesh.cell_data["phase_yield_factor"], dtype=float)[cells, _phase_columns(mesh, codes)]
+    return np.where((fc > 0) | (fr > 0), phase, f)
+
+
+def _phase_columns(mesh, codes):
+    """Column ``(k,)`` of :data:`~vertebrafe.materials.PHASE_TISSUES` of tissue entries with region ``codes``
+    (a cement tissue: ``cement``)."""
     code = {n: c for c, n in mesh.tag_names["region"].items()}
-    column = np.full(cells.size, PHASE_TISSUES.index("cement"))
+    column = np.full(np.shape(codes), PHASE_TISSUES.index("cement"))
     for i, name in enumerate(PHASE_TISSUES[:2]):
         column[codes == code.get(name, -1)] = i
-    phase = np.asarray(mesh.cell_data["phase_yield_factor"], dtype=float)[cells, column]
-    return np.where((fc > 0) | (fr > 0), phase, f)
+    return column
+
+
+#: Tensor shear -> engineering shear (Voigt xx, yy, zz, xy, yz, xz).
+_ENGINEERING = np.array([1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
+
+
+def tissue_stresses(segment, solution, cells, codes):
+    """Von Mises stress and minimum principal stress ``(k,)`` (MPa) of tissue entries ``cells``, ``codes`` of
+    :func:`tissue_volumes`.
+
+    An entry has its cell's stress (``solution.von_mises``, ``solution.principal_stresses``), except a phase
+    of a cell that holds several phases: its own stress, the tissue's map kept by the treating operation
+    (``Operation.data[PHASE_STRESS]``, :mod:`vertebrafe.clinical.phasestress`: the laminate phase strains
+    times the phase's own elasticity) applied to the cell's strain. The cells of the Hashin-Shtrikman rule
+    have no map and keep the cell's stress."""
+    vm = solution.von_mises[cells]
+    smin = solution.principal_stresses[cells, 2]
+    kept = [op.data[PHASE_STRESS] for op in getattr(segment, "history", ()) if PHASE_STRESS in op.data]
+    mapped = np.concatenate([c for c, _ in kept]) if kept else np.zeros(0, dtype=np.int64)
+    if mapped.size == 0:
+        return vm, smin
+    maps = np.concatenate([m for _, m in kept])
+    order = np.argsort(mapped)
+    pos = order[np.minimum(np.searchsorted(mapped[order], cells), mapped.size - 1)]
+    hit = np.flatnonzero(mapped[pos] == cells)
+    strain = solution.cell_strain[cells[hit]] * _ENGINEERING
+    s = np.einsum("kij,kj->ki", maps[pos[hit], _phase_columns(segment.mesh, codes[hit])], strain)
+    vm[hit] = von_mises(s)
+    smin[hit] = principal_values(s)[:, 2]
+    return vm, smin
 
 
 def tissue_strain_ratios(mesh, principal_strains, cell_volume, yield_compression, yield_tension):
@@ -329,8 +369,6 @@ def region_rows(segment, solution, yield_compression=YIELD_STRAIN_COMPRESSION, y
     """Rows per (level, region) and per vertebra for region ``bone`` (see the module docstring)."""
     mesh = segment.mesh
     vol = solution.cell_volume
-    vm = solution.von_mises
-    ps = solution.principal_stresses
     pe = solution.principal_strains
     sed = solution.strain_energy_density
     lev = mesh.cell_data["level"]
@@ -338,14 +376,15 @@ def region_rows(segment, solution, yield_compression=YIELD_STRAIN_COMPRESSION, y
     bone_codes = [c for c, n in rn.items() if n in bone_regions]
     in_stack = np.arange(mesh.n_cells) < stack_cells(segment)          # the body, not its posterior arch
     ycs, yts = cell_yield_strains(mesh, yield_compression, yield_tension)
-    cells, codes, w = tissue_volumes(mesh, vol)                        # per tissue: the volume it holds
-    g = tissue_yield_factors(mesh, cells, codes)                       # and its own yield strains
+    cells, codes, w = tissue_volumes(mesh, vol)                        # per tissue: the volume it holds,
+    g = tissue_yield_factors(mesh, cells, codes)                       # its own yield strains
+    e_vm, e_smin = tissue_stresses(segment, solution, cells, codes)    # and its own stress
     e_lev = lev[cells]
     e_bone = np.isin(codes, bone_codes)
 
     def tissue(lname, name, e, bone):
         k = cells[e]
-        return _group_rows(lname, name, w[e], vm[k], ps[k, 2], pe[k, 0], sed[k], bone, pe[k, 2],
+        return _group_rows(lname, name, w[e], e_vm[e], e_smin[e], pe[k, 0], sed[k], bone, pe[k, 2],
                            yield_compression * g[e], yield_tension * g[e])
 
     rows = []
@@ -362,8 +401,10 @@ def region_rows(segment, solution, yield_compression=YIELD_STRAIN_COMPRESSION, y
             core = np.zeros(mesh.n_cells, dtype=bool)
             core[core_cells(segment, lname)] = True
             for name, sel in (("body", L & in_stack), ("core", core)):
-                rows += _group_rows(lname, name, vol[sel], vm[sel], ps[sel, 2], pe[sel, 0], sed[sel], False,
-                                    pe[sel, 2], ycs[sel], yts[sel])
+                e = sel[cells]                                         # its cells' tissue entries
+                k = cells[e]
+                rows += _group_rows(lname, name, w[e], e_vm[e], e_smin[e], pe[k, 0], sed[k], False, pe[k, 2],
+                                    ycs[k], yts[k])
     return rows
 
 
