@@ -377,6 +377,8 @@ def region_rows(segment, solution, yield_compression=YIELD_STRAIN_COMPRESSION, y
     in_stack = np.arange(mesh.n_cells) < stack_cells(segment)          # the body, not its posterior arch
     ycs, yts = cell_yield_strains(mesh, yield_compression, yield_tension)
     cells, codes, w = tissue_volumes(mesh, vol)                        # per tissue: the volume it holds,
+    order = np.argsort(cells, kind="stable")       # in cell order: a group no surface cuts sums as its cells
+    cells, codes, w = cells[order], codes[order], w[order]
     g = tissue_yield_factors(mesh, cells, codes)                       # its own yield strains
     e_vm, e_smin = tissue_stresses(segment, solution, cells, codes)    # and its own stress
     e_lev = lev[cells]
