@@ -40,15 +40,35 @@ def test_laminate_closed_forms():
 
 
 @pytest.fixture(scope="module")
-def fractured():
-    return {h: fracture(vf.segment("L1", bmd=80.0, element_size=h), "L1", kind="wedge", grade=2) for h in (4.0, 3.0)}
+def fractured(kept_unchanged):
+    states = {h: fracture(vf.segment("L1", bmd=80.0, element_size=h), "L1", kind="wedge", grade=2) for h in (4.0, 3.0)}
+    checks = [kept_unchanged(s) for s in states.values()]
+    yield states
+    for check in checks:
+        check()
+
+
+@pytest.fixture(scope="module")
+def vp30(fractured, kept_unchanged):
+    """``vp30(h, surface)``: the bipedicular 30 % fill of the fracture at ``h`` mm with that bolus surface, made
+    once for the tests below that read it ("fitted" is the default surface of a centred bolus)."""
+    made, checks = {}, []
+
+    def treated(h, surface):
+        if (h, surface) not in made:
+            made[h, surface] = vertebroplasty(fractured[h], "L1", fill=0.3, surface=surface)
+            checks.append(kept_unchanged(made[h, surface]))
+        return made[h, surface]
+    yield treated
+    for check in checks:
+        check()
 
 
 def _stiffness(seg):
     return vertebra_strength(seg, "L1", solver="direct").stiffness
 
 
-def test_treated_stiffness_converges_at_coarse_sizes(fractured):
+def test_treated_stiffness_converges_at_coarse_sizes(fractured, vp30):
     """L1 between plates after VP (30 % fill) and BKP (restoration 0.5, cavity clear of the endplates):
     < 5 % from 4 to 3 mm with the laminate rule; the Voigt rule on the same fills changes by far more (its
     mixed cells bridge the bolus and the endplates), so the guard can fail. The default BKP of a restored
@@ -58,8 +78,7 @@ def test_treated_stiffness_converges_at_coarse_sizes(fractured):
     benchmarks/convergence_cement.py, docs/validation.md."""
     k = {}
     for h, f in fractured.items():
-        k[h] = dict(vp=_stiffness(vertebroplasty(f, "L1", fill=0.3, surface="mixed")),
-                    fitted=_stiffness(vertebroplasty(f, "L1", fill=0.3, surface="fitted")),
+        k[h] = dict(vp=_stiffness(vp30(h, "mixed")), fitted=_stiffness(vp30(h, "fitted")),
                     bkp=_stiffness(kyphoplasty(f, "L1", restoration=0.5, endplate_contact=False)),
                     voigt=_stiffness(vertebroplasty(f, "L1", fill=0.3, mixing="voigt", surface="mixed")))
     change = {m: abs(k[3.0][m] / k[4.0][m] - 1.0) for m in k[3.0]}
@@ -87,10 +106,11 @@ def test_layered_kyphoplasty_converges_at_coarse_sizes(fractured):
     assert abs(k[3.0] / k[4.0] - 1.0) < 0.05, k
 
 
-def test_vertebroplasty_stays_clear_of_the_endplates(fractured):
+def test_vertebroplasty_stays_clear_of_the_endplates(fractured, vp30):
     f = fractured[3.0]
+    shared = {0.3: vp30(3.0, "fitted")}                 # the default surface of a centred bolus
     for fill in (0.15, 0.3, 0.5):
-        r = history(vertebroplasty(f, "L1", fill=fill))[-1].results
+        r = history(shared.get(fill) or vertebroplasty(f, "L1", fill=fill))[-1].results
         assert abs(r["volume_error"]) < 0.01 and r["cement_height_span"] <= 0.7 + 1e-9
     r = history(vertebroplasty(f, "L1", fill=0.5, vertical_extent=1.0))[-1].results
     assert r["cement_height_span"] > 0.75            # asked to reach the endplates: it spreads further
@@ -123,10 +143,10 @@ def test_kyphoplasty_rim_denser_than_bone_tissue_is_refused():
     assert history(kyphoplasty(f, "L1", volume=15.0))[-1].results["rim_density_ratio"] * 0.25 < 2.0
 
 
-def test_frictional_interface_softens_the_composite(fractured):
+def test_frictional_interface_softens_the_composite(fractured, vp30):
     """Kinzl et al. 2012: frictionless cement-trabecula contact makes the composite 20 % more compliant."""
     f = fractured[4.0]
-    bonded = vertebroplasty(f, "L1", fill=0.3)
+    bonded = vp30(4.0, "fitted")                    # the default surface, as frictional's below
     frictional = vertebroplasty(f, "L1", fill=0.3, interface="frictional")
     full = bonded.mesh.cell_data["cement_fraction"] == 1.0
     Ez = lambda s: 1.0 / np.linalg.inv(s.elasticity[full])[:, 2, 2]  # noqa: E731
@@ -136,7 +156,7 @@ def test_frictional_interface_softens_the_composite(fractured):
         vertebroplasty(f, "L1", fill=0.3, interface="glued")
 
 
-def test_fitted_surface_has_no_cut_cell(fractured):
+def test_fitted_surface_has_no_cut_cell(fractured, vp30):
     """surface='fitted': every cell is wholly cement or wholly bone, moved nodes lie on the bolus surface (a
     slab plane of the column fraction or an ellipsoid) and moved along a mesh line by at most half an edge
     or diagonal, only cancellous nodes of L1 move, no cell is inverted or degraded below the guard, the
@@ -150,8 +170,7 @@ def test_fitted_surface_has_no_cut_cell(fractured):
     from vertebrafe.clinical.snap import MIN_SCALED_JACOBIAN, _corner_scaled_jacobian
 
     f = fractured[3.0]
-    mixed = vertebroplasty(f, "L1", fill=0.3, surface="mixed")
-    fitted = vertebroplasty(f, "L1", fill=0.3, surface="fitted")
+    mixed, fitted = vp30(3.0, "mixed"), vp30(3.0, "fitted")
     r = history(fitted)[-1].results
     frac = fitted.mesh.cell_data["cement_fraction"]
     assert np.all((frac == 0.0) | (frac == 1.0))
