@@ -172,8 +172,8 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               source="vertebrafe.anatomy.vertebra.grid_counts (docs/anatomy.md)"),
         Field("annulus_refinement", "int", _default(_segment, "annulus_refinement"), "multiple of the O-grid's rings "
               "between the nucleus curve and the inner cortical curve (1: the default grid; 2 with central_coarsening "
-              "= 1 is the grid on which a kyphoplasty's in-situ stiffness converges, about 1.3-1.5x the nodes); "
-              "parametric segments only", "", 1, 4, source="vertebrafe.anatomy.vertebra.grid_counts (docs/anatomy.md)"),
+              "= 1 is the grid on which a kyphoplasty's in-situ stiffness converges, 1.8-2.1x the nodes of the default "
+              "grid; set it for every case of a study, the reference too); parametric segments only", "", 1, 4, source="vertebrafe.anatomy.vertebra.grid_counts (docs/anatomy.md)"),
         Field("fibres", "bool", False, "tension-only collagen fibres in the annulus (published angles, toe-region law of O'Connell 2012; "
               "solved by the active-set loop) on their ground substance (MaterialSet.annulus_matrix, 0.966 MPa)", source="vertebrafe.anatomy.fibres (docs/anatomy.md, docs/materials.md)"),
         Field("posterior", "bool", _default(_segment, "posterior"), "posterior elements (pedicles, laminae, processes), facet joints "
