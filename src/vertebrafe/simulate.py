@@ -166,6 +166,7 @@ def build_model(segment, load, formulation="bbar", user_loads=None):
     from .fem import Model
 
     model = Model(segment.mesh, C=segment.elasticity, formulation=formulation)
+    model.bodies = segment.vertebra_of_cells()        # the CG of the fibre loop deflates their rigid motions
     for springs in segment.spring_sets():
         model.add_springs(springs)
     applied = apply(model, segment, load)

@@ -116,6 +116,16 @@ class Segment:
             out += [facet_springs(self, pairs), ligament_springs(self, pairs)]
         return out + (nucleus_cavities(self) if self.nucleus == "fluid" else [])
 
+    def vertebra_of_cells(self):
+        """Index into :attr:`levels` of the vertebra of every cell (body and posterior elements), -1 for disc
+        cells: ``(m,)`` int64."""
+        names = self.mesh.tag_names["level"]
+        index = {v: i for i, v in enumerate(self.levels)}
+        table = np.full(max(names) + 1, -1, np.int64)
+        for code, name in names.items():
+            table[code] = index.get(name, -1)
+        return table[self.mesh.cell_data["level"]]
+
     @property
     def stack_cells(self):
         """Number of cells of the layered body-disc stack (``counts.n_cells`` per cell layer); the cells of

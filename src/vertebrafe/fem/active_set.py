@@ -32,8 +32,11 @@ assembled once and the springs enter as a sparse low-rank term.
   numerically for each trial set): with the reference alone CG needed 20-30 solves per set to 1e-8 (the
   taut fibres stiffen ``A0`` up to about 20-fold), with the block about 10; T12-L2 at 2 mm with posterior
   elements and fibres, relaxed standing: 34 solves with the factorisation instead of 71, the same steps
-  and final set (benchmarks/README.md, "The springs' block in the fibre loop"). The columns would cost one
-  solve per 8 springs (a new factorisation costs about 100 solves).
+  and final set (benchmarks/README.md, "The springs' block in the fibre loop"). With the rigid-body modes of
+  the model's bodies (:attr:`Model.bodies <vertebrafe.fem.Model.bodies>`: the vertebrae) in the deflation
+  as well, the relative motions of the vertebrae that the facet and ligament springs restrain leave CG: 19
+  solves instead of 29 at 2 mm, the same final set. The columns would cost one solve per 8 springs (a new
+  factorisation costs about 100 solves).
 - AMG: the hierarchy built on the first step's matrix (kept for later loads) preconditions the CG of
   every step, which starts from the previous solution.
 """
@@ -68,10 +71,13 @@ LOOSE_RTOL = 1e-4
 #: (:class:`~vertebrafe.fem.spring_block.SpringBlock`) the 2 mm case takes 33 / 34 / 34 solves with 5 / 8 / 12.
 #: With the block as a deflation (one block solve per iteration) 40 / 29 / 33 / 33 solves with 4 / 6 / 8 / 12
 #: at 2 mm, and 41 / 51 solves (12 / 11 steps, 10 / 9 block factorisations) with 6 / 8 on the fractured case
-#: at 3 mm (2 mm: the same final set; 3 mm: the same taut counts; benchmarks/README.md, "Profile of the fibre run").
-#: From step ``max_iterations // 2`` on, steps solve to :data:`LOOSE_RTOL` again, so that a set that keeps
-#: moving on short solves still gets full ones.
-LOOSE_MAXITER = 6
+#: at 3 mm (benchmarks/README.md, "Profile of the fibre run"). With the vertebrae's rigid-body modes in the
+#: deflation too (:mod:`.bodies`) each short step gets further: 18 / 19 / 22 / 23 solves with 3 / 4 / 5 / 6 at
+#: 2 mm (7 steps each), 25 / 29 / 36 solves in 11 / 10 / 10 steps (9 / 8 / 8 block factorisations) with 3 / 4 / 6
+#: at 3 mm (2 mm: the same final set; 3 mm: the same taut counts; benchmarks/README.md, "Bodies' rigid motions
+#: in the deflation"). From step ``max_iterations // 2`` on, steps solve to :data:`LOOSE_RTOL` again, so that a
+#: set that keeps moving on short solves still gets full ones.
+LOOSE_MAXITER = 4
 #: Memory for the kept columns of ``S = Gf A0^-1 Gf^T`` of the direct solve (:class:`LowRank`), bytes:
 #: every column of 480 springs (T12-L2 at 2 mm with posterior elements) takes 1.8 MB.
 LOW_RANK_BYTES = 256 * 2 ** 20
@@ -87,7 +93,7 @@ PARTIAL_MAX_FRACTION = 0.05
 
 
 def solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol=1e-8, maxiter=None,
-          near_nullspace=None, strength=None, max_iterations=MAX_ITERATIONS, cache=None, held=False):
+          near_nullspace=None, strength=None, max_iterations=MAX_ITERATIONS, cache=None, held=False, bodies=None):
     """Solve the model with springs; updates every set's ``active`` state in place.
 
     K (N, N) BSR and rhs (N,): the assembled cells with constraints eliminated (:meth:`Model.solve`);
@@ -96,19 +102,21 @@ def solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol=1e-8, ma
     cache: a dict kept by the caller for solves of the same ``K`` and springs with other loads (the
     factorisation of the reference matrix and its spring columns, or the AMG hierarchy); held: True
     where ``K`` alone is singular (a part held only by springs), so the reference keeps the springs
-    active at the start.
+    active at the start. bodies: the model's :class:`~vertebrafe.fem.bodies.Bodies` or None (the direct loop's
+    CG deflates their rigid-body modes).
     Returns ``(x (N,), info)``; info adds ``active_set_iterations``, ``active_set_changes`` (springs that
     changed state after each step), ``springs_active`` ``{set name: count}`` and ``setup_reused`` to the
     solver's keys; ``iterations`` counts all CG iterations (direct: solves with the reference factorisation).
-    Where the direct loop iterates with CG it adds ``block_unknowns``, ``block_factorizations`` and
-    ``block_solves`` (the springs' block of :class:`~vertebrafe.fem.spring_block.SpringBlock`).
+    Where the direct loop iterates with CG it adds ``block_unknowns``, ``block_modes`` (the bodies' rigid-body
+    modes in the deflation), ``block_factorizations`` and ``block_solves`` (the springs' block of
+    :class:`~vertebrafe.fem.spring_block.SpringBlock`).
     """
     return _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxiter, near_nullspace, strength,
-                  max_iterations, {} if cache is None else cache, held)
+                  max_iterations, {} if cache is None else cache, held, bodies)
 
 
 def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxiter, near_nullspace, strength,
-           max_iterations, cache, held):
+           max_iterations, cache, held, bodies):
     t0 = time.perf_counter()
     G = (sp.vstack([s.gradient(n_points) for s in sets]).tocsr() @ T).tocsr()       # (ks, N)
     gc = np.where(constrained, g, 0.0)
@@ -131,7 +139,7 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
             info["setup_time"] += low.factor_time
         t1 = time.perf_counter()
         x, active, changes, residual, solves = _direct(low, K, rhs, Gf, k, onset, delta_c, linear, sets, bounds,
-                                                       rtol, maxiter, max_iterations, cache, info)
+                                                       rtol, maxiter, max_iterations, cache, info, bodies)
         info.update(iterations=solves, solve_time=time.perf_counter() - t1, factorization=low.backend,
                     spring_columns=low.columns)
     else:
@@ -233,7 +241,8 @@ def _not_settled(max_iterations, changes):
                            "mechanism or the springs chatter", iterations=max_iterations)
 
 
-def _direct(low, K, rhs, Gf, k, onset, delta_c, linear, sets, bounds, rtol, maxiter, max_iterations, cache, info):
+def _direct(low, K, rhs, Gf, k, onset, delta_c, linear, sets, bounds, rtol, maxiter, max_iterations, cache, info,
+            bodies):
     """The active-set loop of the direct solve. In the springs' space while the columns pay: with the
     reference ``low`` every trial set costs a small dense system (:meth:`LowRank.elongations`), and the
     displacements are solved once, for the final set (then refined on the true residual while above
@@ -254,13 +263,13 @@ def _direct(low, K, rhs, Gf, k, onset, delta_c, linear, sets, bounds, rtol, maxi
         if found is None:
             block = cache.get("spring_block")
             if block is None:
-                block = cache["spring_block"] = SpringBlock(K, Gf, low.d0, low.reference)
+                block = cache["spring_block"] = SpringBlock(K, Gf, low.d0, low.reference, bodies)
             before = block.factorizations, block.solves
             x, active, more, residual, its = _iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol,
                                                       maxiter, max_iterations - len(changes),
                                                       lambda d: (block.operator(d), lambda x, b: block.start(d, x, b)),
                                                       y0, "direct", short=LOOSE_MAXITER)
-            info.update(block_unknowns=int(block.unknowns.size),
+            info.update(block_unknowns=int(block.unknowns.size), block_modes=int(block.modes.shape[1]),
                         block_factorizations=block.factorizations - before[0], block_solves=block.solves - before[1])
             return x, active, changes + more, residual, solves + its
         u, e = found

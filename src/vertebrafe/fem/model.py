@@ -18,6 +18,7 @@ from ..errors import ConstraintError, InputError, InvertedElementError, UnderCon
 from .. import elasticity
 from ..springs import SpringSet
 from . import active_set, assembly, solver_choice, solvers
+from .bodies import Bodies, check_labels
 from .kernels import MEAN_DILATATION, MODES, element_tables
 from .solution import Solution
 
@@ -228,6 +229,20 @@ class Model:
         #: Assemble a mesh of identical cells (voxels) from shared reference stiffnesses
         #: (:func:`~vertebrafe.fem.assembly.reference_stiffness`); False integrates every cell.
         self.voxel_fast_path = True
+        self._bodies = None
+
+    @property
+    def bodies(self):
+        """Stiff bodies joined by soft cells and springs (the bones between discs): an int label per cell
+        ``(m,)`` (-1: a cell in no body), or None (the default). With springs and the direct solver, the CG of
+        the active-set loop deflates each body's rigid-body motions (fewer iterations where stiff one-sided
+        springs join the bodies: :mod:`vertebrafe.fem.bodies`); the solution does not depend on them. A
+        shared :class:`Setup` keeps the deflation of its first solve."""
+        return self._bodies
+
+    @bodies.setter
+    def bodies(self, labels):
+        self._bodies = check_labels(labels, self.mesh.n_cells)
 
     # -- material access ------------------------------------------------------------------------
     @property
@@ -635,12 +650,12 @@ class Model:
         key = digest(method, self._C, self._material, self._form, points, cells, node_plate, centers, eliminated,
                       np.where(constrained, g, 0.0), *self._spring_arrays()) if setup is not None else None
         entry = setup._get(key) if setup is not None else None
+        coords = np.concatenate([points, np.repeat(centers, 2, axis=0)]) if npl else points
+        rotation_blocks = np.zeros(nb, bool)
+        rotation_blocks[n + 1::2] = True
         if entry is None:
             K, rhs_g = self._assemble(pat, node_plate, centers, points, cells, free, eliminated, g, info)
             t2 = time.perf_counter()
-            coords = np.concatenate([points, np.repeat(centers, 2, axis=0)]) if npl else points
-            rotation_blocks = np.zeros(nb, bool)
-            rotation_blocks[n + 1::2] = True
             held = False
             if self.springs:            # held: a part that only springs hold (K alone is singular)
                 try:
@@ -669,10 +684,12 @@ class Model:
         if self.springs:
             self._check_spring_nodes(pat["used"][:n])
             T = active_set.node_map(n, self.plates, points, N)
+            bodies = (Bodies(self.bodies, cells, [p.nodes for p in self.plates], coords, rotation_blocks, free)
+                      if self.bodies is not None and method == "direct" else None)
             x, sinfo = active_set.solve(K, rhs, self.springs, T, free, constrained, g, n, method, rtol=rtol,
                                         maxiter=maxiter, near_nullspace=entry["near_nullspace"],
                                         strength=entry["strength"], max_iterations=max_active_set_iterations,
-                                        cache=entry["springs"], held=entry["held"])
+                                        cache=entry["springs"], held=entry["held"], bodies=bodies)
         else:
             if entry["prepared"] is None:
                 entry["prepared"] = solvers.Prepared(K, method, entry["near_nullspace"], entry["strength"])
