@@ -88,7 +88,7 @@ def test_vertebroplasty_and_kyphoplasty_on_the_image_model(seg, intact):
     healthy = vf.measure(seg, "L1")
     assert before.anterior_height_mm < after.anterior_height_mm < healthy.anterior_height_mm + 0.1
     # cement stiffens the treated vertebra: less axial strain in L1 under the same load
-    r0, r1 = intact, vf.simulate(vp, LOAD)
+    r0, r1 = intact, vf.simulate(vp, LOAD, factor_of_risk=False)        # as intact: strains only
     ez = lambda r: np.abs(r.solution.cell_strain[seg.mesh.cells_in("level", "L1"), 2]).mean()   # noqa: E731
     assert ez(r1) < ez(r0)
 
