@@ -11,9 +11,10 @@ iterations, true residual, set-up and solve wall seconds, and the process CPU se
     python benchmarks/amg_variants.py --variants baseline,schwarz:cortex+endplate+annulus+nucleus
 
 Variants: ``baseline`` (the hierarchy ``simulate`` builds: ``solvers.amg_hierarchy``); ``previous`` (coarse
-levels with theta 0 and one fine sweep whatever ``COARSE_THETA``/``FINE_SWEEPS`` say); ``coarse-theta-0.02``,
-``coarse-theta-0.05`` (``COARSE_THETA``); ``fine-sweeps-N`` (N symmetric block Gauss-Seidel sweeps on the
-finest level); ``contrast`` (theta 0.02 and two sweeps);
+levels with theta 0 and one symmetric block Gauss-Seidel sweep on the finest level, whatever
+``COARSE_THETA``/``FINE_SMOOTHER`` say); ``coarse-theta-0``, ``coarse-theta-0.02``, ``coarse-theta-0.05``
+(``COARSE_THETA``); ``fine-sweeps-N`` (N symmetric block Gauss-Seidel sweeps on the finest level);
+``chebyshev-N`` (N Chebyshev steps on the finest level); ``contrast`` (theta 0.02 and two sweeps);
 ``no-material`` (without the material-aware aggregation, theta 0, one sweep); ``energy``
 (energy-minimising prolongation); ``energy-2level`` (the same with a coarse grid of up to 3000
 unknowns); ``naive-energy`` (naive aggregation); ``schwarz:R1+R2`` (the baseline V-cycle between two exact
@@ -43,11 +44,15 @@ from vertebrafe.simulate import simulate                  # noqa: E402
 OPTIONS = {"baseline": {}, "no-material": {}, "energy": {"smooth": ("energy", {"degree": 1})},
            "energy-2level": {"smooth": ("energy", {"degree": 1}), "max_coarse": 3000},
            "naive-energy": {"smooth": ("energy", {"degree": 1}), "aggregate": "naive"},
-           "previous": {}, "contrast": {}, "coarse-theta-0.02": {}, "coarse-theta-0.05": {}, "fine-sweeps-1": {}, "fine-sweeps-2": {}, "fine-sweeps-3": {}}
-#: (COARSE_THETA, FINE_SWEEPS) of the variants that change them; the others use solvers' values
-SETTINGS = {"previous": (0.0, 1), "no-material": (0.0, 1), "contrast": (0.02, 2), "coarse-theta-0.02": (0.02, None),
+           "previous": {}, "contrast": {}, "coarse-theta-0": {}, "coarse-theta-0.02": {}, "coarse-theta-0.05": {},
+           "fine-sweeps-1": {}, "fine-sweeps-2": {}, "fine-sweeps-3": {}, "chebyshev-3": {}, "chebyshev-4": {},
+           "chebyshev-5": {}}
+#: (COARSE_THETA, FINE_SMOOTHER) of the variants that change them; None: solvers' value
+SETTINGS = {"previous": (0.0, ("gauss_seidel", 1)), "no-material": (0.0, ("gauss_seidel", 1)),
+            "contrast": (0.02, ("gauss_seidel", 2)), "coarse-theta-0": (0.0, None), "coarse-theta-0.02": (0.02, None),
             "coarse-theta-0.05": (0.05, None),
-            "fine-sweeps-1": (None, 1), "fine-sweeps-2": (None, 2), "fine-sweeps-3": (None, 3)}
+            **{f"fine-sweeps-{n}": (None, ("gauss_seidel", n)) for n in (1, 2, 3)},
+            **{f"chebyshev-{n}": (None, ("chebyshev", n)) for n in (3, 4, 5)}}
 
 
 def system(levels, bmd, h):
@@ -83,11 +88,11 @@ def region_dofs(seg, names, n_dofs):
 
 def run(name, K, f, B, S, seg):
     base, _, regions = name.partition(":")
-    saved = dict(solvers.AMG_OPTIONS), solvers.COARSE_THETA, solvers.FINE_SWEEPS
+    saved = dict(solvers.AMG_OPTIONS), solvers.COARSE_THETA, solvers.FINE_SMOOTHER
     solvers.AMG_OPTIONS.update(OPTIONS["baseline" if base == "schwarz" else base])
-    theta, sweeps = SETTINGS.get(base, (None, None))
+    theta, smoother = SETTINGS.get(base, (None, None))
     solvers.COARSE_THETA = saved[1] if theta is None else theta
-    solvers.FINE_SWEEPS = saved[2] if sweeps is None else sweeps
+    solvers.FINE_SMOOTHER = saved[2] if smoother is None else smoother
     with threadpool_limits(limits=1):
         t0, c0 = time.perf_counter(), time.process_time()
         try:
@@ -95,7 +100,7 @@ def run(name, K, f, B, S, seg):
         finally:
             solvers.AMG_OPTIONS.clear()
             solvers.AMG_OPTIONS.update(saved[0])
-            solvers.COARSE_THETA, solvers.FINE_SWEEPS = saved[1], saved[2]
+            solvers.COARSE_THETA, solvers.FINE_SMOOTHER = saved[1], saved[2]
         M = V
         if base == "schwarz":
             from sksparse.cholmod import cholesky

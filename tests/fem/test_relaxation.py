@@ -53,3 +53,35 @@ def test_every_level_of_a_hierarchy_gets_the_smoother():
     res = []
     ml.solve(b, tol=1e-10, accel="cg", residuals=res)
     assert res[-1] <= 1e-10 * res[0] and len(res) < 40
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("start", ["zero", "random"])
+def test_chebyshev_is_the_scaled_chebyshev_polynomial_of_the_jacobi_operator(k, start):
+    """The error after m steps is T_m((theta - D^-1 A) / delta) / T_m(theta / delta) times the error before
+    (eigenvalues of D^-1 A from the generalized problem A v = lambda D v), from a zero start (the
+    pre-smoothing, no residual product) and from a random one."""
+    import scipy.linalg
+    from numpy.polynomial import chebyshev as C
+
+    A = random_spd_bsr(30, k, seed=10 + k)
+    D = relaxation.diagonal_blocks(A)
+    D_inverse = relaxation.block_inverses(D)[0]
+    Dd = sp.block_diag(list(D)).toarray()
+    lam, V = scipy.linalg.eigh(A.toarray(), Dd)                 # V^T D V = I, D^-1 A = V diag(lam) V^T D
+    rng = np.random.default_rng(1)
+    b = rng.standard_normal(A.shape[0])
+    x0 = np.zeros_like(b) if start == "zero" else rng.standard_normal(A.shape[0])
+    exact = np.linalg.solve(A.toarray(), b)
+    upper = relaxation.CHEBYSHEV_UPPER * lam[-1]
+    lower = upper / relaxation.CHEBYSHEV_RATIO
+    theta, delta = (upper + lower) / 2, (upper - lower) / 2
+    for m in (1, 2, 4, 5):
+        x = x0.copy()
+        relaxation.chebyshev(A, D_inverse, lam[-1], m)(A, x, b)
+        Tm = C.Chebyshev.basis(m)
+        factor = Tm((theta - lam) / delta) / Tm(theta / delta)
+        expected = V @ (factor * (V.T @ (Dd @ (x0 - exact))))
+        np.testing.assert_allclose(x - exact, expected, rtol=1e-9, atol=1e-11 * np.abs(exact).max())
+        # inside the interval the error shrinks by at least 1 / T_m(theta / delta)
+        assert np.abs(factor[lam >= lower]).max() <= 1.0 / Tm(theta / delta) * (1 + 1e-12)

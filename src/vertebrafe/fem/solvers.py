@@ -99,16 +99,29 @@ AMG_OPTIONS = dict(
 
 #: Nodes whose stiffness differs by more than this factor are not aggregated together.
 MATERIAL_JUMP = 3.0
-#: Models with material contrasts (a :func:`material_strength` graph given): couplings weaker than this
-#: (pyamg's symmetric measure, |a_ij| against sqrt(|a_ii| |a_jj|)) are dropped on the coarse levels, where
-#: no material is known (a coupling across a stiffness jump scales as sqrt(E_soft / E_stiff)), and the
-#: finest level is smoothed with :data:`FINE_SWEEPS` symmetric sweeps before and after the coarse
-#: correction. On the default T12-L2 segment, 0.02 with two sweeps cuts the CG iterations from 132 to 92
-#: at 2 mm and from 129 to 95 at 1.5 mm, but each iteration costs as much more: the process CPU time was
-#: 5-10 % lower at 2 mm and 5-10 % higher at 1.5 mm (benchmarks/README.md, preconditioner experiments),
-#: so the defaults stay at the hierarchy measured before (0 and 1).
-COARSE_THETA = 0.0
-FINE_SWEEPS = 1
+#: Models with strong material contrasts (a :func:`material_strength` graph whose largest block modulus is
+#: more than :data:`STRONG_CONTRAST` times its smallest): couplings weaker than this (pyamg's symmetric
+#: measure, |a_ij| against sqrt(|a_ii| |a_jj|)) are dropped on the coarse levels, where no material is known
+#: (a coupling across a stiffness jump scales as sqrt(E_soft / E_stiff)), and the finest level is smoothed
+#: by :data:`FINE_SMOOTHER`. Other models keep theta 0 and one block Gauss-Seidel sweep on every level.
+COARSE_THETA = 0.02
+#: The contrast (ratio of the largest to the smallest block modulus, :func:`material_strength`) above which
+#: :data:`COARSE_THETA` and :data:`FINE_SMOOTHER` apply. A decision between the two models measured, not a
+#: physical bound: spine segments (disc and bone: 706 on T12-L2) need 40-45 % fewer CG iterations and
+#: 15-30 % less process CPU with them; the 1.24M-DOF block with a PMMA-like inclusion (contrast 30) needs 13
+#: instead of 17 iterations but more CPU (the smoother's spectral-radius estimate at set-up, and iterations
+#: no cheaper in all), so it keeps the plain hierarchy (benchmarks/README.md, "Chebyshev smoothing on the
+#: finest level").
+STRONG_CONTRAST = 100.0
+#: The finest level's smoother of models with strong contrasts, before and after the coarse correction:
+#: ``("chebyshev", m)``, ``m`` steps of block-Jacobi Chebyshev iteration (:func:`relaxation.chebyshev`, the
+#: spectral radius by :func:`multigrid.spectral_radius`), or ``("gauss_seidel", n)``, ``n`` symmetric block
+#: Gauss-Seidel sweeps (the smoother of the other levels). On the default T12-L2 segment the coarse
+#: threshold with four Chebyshev steps needs 70 / 76 CG iterations at 3 / 2 mm where theta 0 with one sweep
+#: needs 128 / 134 (with two sweeps 71 / 84, at more process CPU than one sweep at 1.5 mm); four steps
+#: cost seven passes over the matrix per V-cycle against eight of two sweeps, each pass on all rows in
+#: parallel.
+FINE_SMOOTHER = ("chebyshev", 4)
 #: Values of the V-cycle's operators and prolongators: ``"single"`` (float32, sums in float64; CG keeps the
 #: float64 stiffness matrix, so the solution is as accurate) or ``"double"``. The cycle streams its
 #: operators several times per CG iteration; float32 values cut the process CPU of a CG iteration on the
@@ -128,8 +141,17 @@ def material_strength(indptr, indices, block_modulus, jump=MATERIAL_JUMP):
     rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
     ratio = np.abs(np.log(block_modulus[rows] / block_modulus[indices]))
     keep = ratio <= np.log(jump)
-    return sp.csr_matrix((np.ones(int(keep.sum())), indices[keep], np.concatenate([[0], np.cumsum(
+    graph = MaterialGraph((np.ones(int(keep.sum())), indices[keep], np.concatenate([[0], np.cumsum(
         np.bincount(rows[keep], minlength=indptr.size - 1))])), shape=(indptr.size - 1,) * 2)
+    graph.contrast = float(block_modulus.max() / block_modulus.min())
+    return graph
+
+
+class MaterialGraph(sp.csr_matrix):
+    """The strength graph of :func:`material_strength` (CSR); ``contrast``: the ratio of the largest to the
+    smallest block modulus, which decides the smoothing of :func:`amg_hierarchy` (:data:`STRONG_CONTRAST`)."""
+
+    contrast = 1.0
 _AXES = "xyz"
 
 
@@ -433,16 +455,19 @@ def amg_hierarchy(K, near_nullspace=None, strength=None):
     """Smoothed-aggregation hierarchy (pyamg ``MultilevelSolver``) of ``K`` with :data:`AMG_OPTIONS`.
 
     ``near_nullspace (N, 6)``: rigid-body modes; ``strength``: optional finest-level strength graph
-    (:func:`material_strength`); with it the coarse levels use :data:`COARSE_THETA` and the finest level
-    :data:`FINE_SWEEPS` sweeps of the block Gauss-Seidel smoother. With :data:`AMG_PRECISION` ``"single"``
-    the levels' operators and prolongators are float32 (:func:`multigrid.single_precision`).
+    (:func:`material_strength`); with a contrast above :data:`STRONG_CONTRAST` the coarse levels use
+    :data:`COARSE_THETA` and the finest level the smoother :data:`FINE_SMOOTHER`, the others one symmetric
+    block Gauss-Seidel sweep. With :data:`AMG_PRECISION` ``"single"`` the levels' operators and
+    prolongators are float32 (:func:`multigrid.single_precision`).
     :func:`amg_preconditioner` makes its V-cycle the CG preconditioner.
     """
     import pyamg
 
     options = dict(AMG_OPTIONS)
+    strong = strength is not None and getattr(strength, "contrast", 1.0) > STRONG_CONTRAST
     if strength is not None:
-        options["strength"] = [("predefined", {"C": strength}), ("symmetric", {"theta": COARSE_THETA})]
+        options["strength"] = [("predefined", {"C": strength}),
+                               ("symmetric", {"theta": COARSE_THETA if strong else 0.0})]
     sweeps = [options.pop(s)[1]["sweep"] for s in ("presmoother", "postsmoother")]
     with multigrid.lean_prolongation_smoothing():     # no full copies of K (peak memory)
         # pyamg sets up no smoother (its own block Gauss-Seidel would invert the diagonal blocks of every
@@ -450,11 +475,18 @@ def amg_hierarchy(K, near_nullspace=None, strength=None):
         ml = pyamg.smoothed_aggregation_solver(K, B=near_nullspace, presmoother=None, postsmoother=None, **options)
     if AMG_PRECISION == "single":
         multigrid.single_precision(ml)
-    relaxation.use_block_gauss_seidel(ml, *sweeps)
-    if strength is not None and FINE_SWEEPS > 1 and len(ml.levels) > 1:
-        fine = ml.levels[0]
-        fine.presmoother = _repeated(fine.presmoother, FINE_SWEEPS)
-        fine.postsmoother = _repeated(fine.postsmoother, FINE_SWEEPS)
+    kind, count = FINE_SMOOTHER
+    fine = ml.levels[0] if strong and len(ml.levels) > 1 else None
+    relaxation.use_block_gauss_seidel(ml, *sweeps, first=1 if fine is not None and kind == "chebyshev" else 0)
+    if fine is not None and kind == "chebyshev":
+        A = fine.A
+        D = relaxation.diagonal_blocks(A)
+        D_inverse = relaxation.block_inverses(D)[0]
+        fine.presmoother = fine.postsmoother = relaxation.chebyshev(
+            A, D_inverse, multigrid.spectral_radius(A, D, D_inverse, relaxation.CHEBYSHEV_LANCZOS_STEPS), count)
+    elif fine is not None and count > 1:
+        fine.presmoother = _repeated(fine.presmoother, count)
+        fine.postsmoother = _repeated(fine.postsmoother, count)
     return ml
 
 
