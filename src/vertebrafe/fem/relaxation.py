@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import sparse_kernels
+from .jit import threaded
 
 
 #: A level is split into one run of rows per thread only where each run has at least this many block
@@ -273,7 +274,7 @@ def _scaled_step(dinv, r, i, c, out, k):
         out[k * i + p] = c * s
 
 
-@njit(parallel=True, cache=True)
+@threaded
 def _chebyshev_start(dinv, r, d, c, bounds):
     """``d = c D^-1 r`` (``dinv (nb, k, k)``), rows in runs ``bounds``."""
     k = dinv.shape[1]
@@ -282,7 +283,7 @@ def _chebyshev_start(dinv, r, d, c, bounds):
             _scaled_step(dinv, r, i, c, d, k)
 
 
-@njit(parallel=True, cache=True)
+@threaded
 def _chebyshev_step(indptr, indices, data, dinv, x, r, d, d_next, c_old, c_new, bounds):
     """One step of Chebyshev iteration in one pass over the rows of ``A`` (BSR arrays), rows in runs
     ``bounds``: ``x += d``, ``r -= A d``, ``d_next = c_old d + c_new D^-1 r``."""
@@ -313,7 +314,8 @@ def chebyshev(A, D_inverse, rho, degree):
     and half width): a fixed polynomial in ``D^-1 A``, so the same smoother before and after the coarse
     correction makes a symmetric V-cycle. It costs ``degree - 1`` passes over ``A`` from ``x = 0`` (the
     pre-smoothing of a V-cycle), ``degree`` otherwise; every pass runs all rows in parallel
-    (:func:`_chebyshev_step`)."""
+    (:func:`_chebyshev_step`; with one numba thread, as in study workers, its serial build, which compiles in
+    a fraction of the time, :mod:`vertebrafe.fem.jit`)."""
     matrix = sparse_kernels.BlockMatrix(A)
     bounds = sparse_kernels.row_bounds(matrix.indptr, 4 * sparse_kernels.TRANSPOSE_CHUNKS)
     upper = CHEBYSHEV_UPPER * rho
