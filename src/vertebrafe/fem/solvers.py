@@ -107,11 +107,11 @@ MATERIAL_JUMP = 3.0
 COARSE_THETA = 0.02
 #: The contrast (ratio of the largest to the smallest block modulus, :func:`material_strength`) above which
 #: :data:`COARSE_THETA` and :data:`FINE_SMOOTHER` apply. A decision between the two models measured, not a
-#: physical bound: spine segments (disc and bone: 706 on T12-L2) need 40-45 % fewer CG iterations and
-#: 15-30 % less process CPU with them; the 1.24M-DOF block with a PMMA-like inclusion (contrast 30) needs 13
-#: instead of 17 iterations but more CPU (the smoother's spectral-radius estimate at set-up, and iterations
-#: no cheaper in all), so it keeps the plain hierarchy (benchmarks/README.md, "Chebyshev smoothing on the
-#: finest level").
+#: physical bound: spine segments (disc and bone: 706 on T12-L2) need 35-45 % fewer CG iterations and
+#: 10-30 % less process CPU with them (3 to 1 mm); the 1.24M-DOF block with a PMMA-like inclusion
+#: (contrast 30) needs 13 instead of 17 iterations but more CPU (the smoother's spectral-radius estimate at
+#: set-up, and iterations no cheaper in all), so it keeps the plain hierarchy (benchmarks/README.md,
+#: "Chebyshev smoothing on the finest level").
 STRONG_CONTRAST = 100.0
 #: The finest level's smoother of models with strong contrasts, before and after the coarse correction:
 #: ``("chebyshev", m)``, ``m`` steps of block-Jacobi Chebyshev iteration (:func:`relaxation.chebyshev`, the
