@@ -8,7 +8,7 @@ import numpy as np
 from .errors import InputError, MaterialError
 
 __all__ = ["check_range", "isotropic", "orthotropic", "transversely_isotropic", "validate", "axial_modulus",
-           "stiffness_tensor", "stiffness_voigt", "voigt_to_tensor", "rotate_stiffness", "frame_with_normal", "laminate"]
+           "stiffness_tensor", "stiffness_voigt", "voigt_to_tensor", "engineering", "rotate_stiffness", "frame_with_normal", "laminate"]
 
 # Voigt index -> tensor index pair (xx, yy, zz, xy, yz, xz)
 VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (0, 2))
@@ -139,6 +139,13 @@ def voigt_to_tensor(s):
     t[..., 1, 2] = t[..., 2, 1] = s[..., 4]
     t[..., 0, 2] = t[..., 2, 0] = s[..., 5]
     return t
+
+
+def engineering(eps):
+    """Engineering-shear copy ``(..., 6)`` of tensor-shear Voigt strains ``(..., 6)`` (xx, yy, zz, xy, yz, xz)."""
+    out = np.array(eps, dtype=float, copy=True)
+    out[..., 3:] *= 2.0
+    return out
 
 
 def stiffness_tensor(C):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .elasticity import isotropic, orthotropic, stiffness_tensor
+from .elasticity import engineering, isotropic, orthotropic, stiffness_tensor
 from .elements import HEX8, TET10_EDGES, gauss_legendre_hex, hex8_shape, hex8_shape_gradients
 from .fem import Model
 from .mesh import Mesh, box
@@ -108,13 +108,6 @@ def voigt_strain(grad):
     e = 0.5 * (grad + np.swapaxes(grad, -1, -2))
     return np.stack([e[..., 0, 0], e[..., 1, 1], e[..., 2, 2], e[..., 0, 1], e[..., 1, 2], e[..., 0, 2]],
                     axis=-1)
-
-
-def engineering(eps):
-    """Engineering-shear copy of a tensor-shear Voigt strain ``(..., 6)``."""
-    out = np.array(eps, dtype=float, copy=True)
-    out[..., 3:] *= 2.0
-    return out
 
 
 def manufactured_mesh(n, mapped):

@@ -23,14 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..elasticity import engineering
 from ..materials import PHASE_STRESS, PHASE_TISSUES
 from .firstyield import phase_strains
 
 __all__ = ["phase_stress_maps", "phase_stress_data"]
-
-#: Tensor shear -> engineering shear (Voigt xx, yy, zz, xy, yz, xz).
-_ENGINEERING = np.array([1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
-
 
 def phase_stress_maps(phases, fractions, normals, tissues):
     """``(k, 3, 6, 6)``: per cut cell and tissue of :data:`~vertebrafe.materials.PHASE_TISSUES`, the map from
@@ -51,7 +48,7 @@ def phase_stress_maps(phases, fractions, normals, tissues):
         eps = phase_strains(C6, np.repeat(f, 6, axis=1), np.repeat(normals, 6, axis=0),
                             np.tile(np.eye(6), (k, 1)))                                # (p, 6k, 3, 3)
         i, j = np.array([0, 1, 2, 0, 1, 0]), np.array([0, 1, 2, 1, 2, 2])
-        voigt = eps[..., i, j] * _ENGINEERING                                          # (p, 6k, 6)
+        voigt = engineering(eps[..., i, j])                                         # (p, 6k, 6)
         stress = np.einsum("pkab,pkb->pka", C6, voigt)
         S = np.swapaxes(stress.reshape(p, k, 6, 6), -1, -2)                          # [a, j]: unit strain j
     out = np.zeros((k, len(PHASE_TISSUES), 6, 6))

@@ -70,6 +70,7 @@ import math
 
 import numpy as np
 
+from ..elasticity import engineering
 from ..errors import InputError
 from ..fem.solution import principal_values, von_mises
 from ..materials import PHASE_STRESS, PHASE_TISSUES, YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
@@ -290,10 +291,6 @@ def _phase_columns(mesh, codes):
     return column
 
 
-#: Tensor shear -> engineering shear (Voigt xx, yy, zz, xy, yz, xz).
-_ENGINEERING = np.array([1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
-
-
 def tissue_stresses(segment, solution, cells, codes):
     """Von Mises stress and minimum principal stress ``(k,)`` (MPa) of tissue entries ``cells``, ``codes`` of
     :func:`tissue_volumes`.
@@ -313,7 +310,7 @@ def tissue_stresses(segment, solution, cells, codes):
     order = np.argsort(mapped)
     pos = order[np.minimum(np.searchsorted(mapped[order], cells), mapped.size - 1)]
     hit = np.flatnonzero(mapped[pos] == cells)
-    strain = solution.cell_strain[cells[hit]] * _ENGINEERING
+    strain = engineering(solution.cell_strain[cells[hit]])
     s = np.einsum("kij,kj->ki", maps[pos[hit], _phase_columns(segment.mesh, codes[hit])], strain)
     vm[hit] = von_mises(s)
     smin[hit] = principal_values(s)[:, 2]
