@@ -67,6 +67,7 @@ from scipy.optimize import brentq
 from ..anatomy.grading import GradedCurve
 from ..errors import InputError
 from ..elasticity import isotropic
+from ..fem.solvers import one_blas_thread
 from ._common import check_level, derive, history, level_nodes, make_operation, operations_of, to_local
 from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry, check_achieved,
                       check_cement_modulus, check_centres, check_extent, check_fits, check_layer, check_offset,
@@ -163,6 +164,10 @@ class _EndplateFaces:
     would reach past each surface (evaluated on a ``grid`` x ``grid`` raster of the balloon's horizontal
     section)."""
 
+    #: Sections kept (the latest): one per balloon of the last scale, which :meth:`areas` reads again after
+    #: :meth:`balance`.
+    KEPT_SECTIONS = 4
+
     def __init__(self, segment, level, points, rim_thickness, grid=121):
         from scipy.interpolate import LinearNDInterpolator
         nodes = level_nodes(segment, level)
@@ -176,15 +181,22 @@ class _EndplateFaces:
         self.uv = np.stack([U[inside], V[inside]], axis=1)
         self.cap = np.sqrt(1.0 - np.sum(self.uv ** 2, axis=1))          # half-height of the unit ball
         self.dA = (2.0 / (grid - 1)) ** 2                              # grid area on the unit disk
+        self._kept = {}                                                # the last sections, by their inputs
 
     def _section(self, centre, rot, axes):
         """Clip heights ``top, bottom (k,)`` over the raster of a balloon's horizontal section, the balloon's
         half-heights ``(k,)`` there and the area (mm^2) of one raster point; they depend on the balloon's
-        horizontal position and shape, not on its height (``centre[2]``)."""
-        xy = centre[:2] + (self.uv * axes[:2]) @ rot[:2, :2].T
-        top = np.nan_to_num(self.top(xy), nan=np.inf)                   # outside the body: no contact
-        bottom = np.nan_to_num(self.bottom(xy), nan=-np.inf)
-        return top, bottom, axes[2] * self.cap, self.dA * axes[0] * axes[1]
+        horizontal position and shape, not on its height (``centre[2]``). A section asked for again with the
+        same inputs (a balloon whose scale did not change since its :meth:`balance`) is the one kept."""
+        key = tuple(np.asarray(v, dtype=float).tobytes() for v in (centre[:2], rot[:2, :2], axes))
+        if key not in self._kept:
+            xy = centre[:2] + (self.uv * axes[:2]) @ rot[:2, :2].T
+            top = np.nan_to_num(self.top(xy), nan=np.inf)               # outside the body: no contact
+            bottom = np.nan_to_num(self.bottom(xy), nan=-np.inf)
+            if len(self._kept) >= self.KEPT_SECTIONS:
+                del self._kept[next(iter(self._kept))]                  # the oldest
+            self._kept[key] = top, bottom, axes[2] * self.cap, self.dA * axes[0] * axes[1]
+        return self._kept[key]
 
     @staticmethod
     def _faces(z, section):
@@ -228,8 +240,17 @@ def _contact_cavity(sampler, centres, rots, axes, allowed, target_mm3, faces, pa
     centres of balloons that bear on both endplates: the cavity (``r2 <= s^2``, clipped by ``allowed``) holds
     ``target_mm3``; each balloon sits at the height where its top and bottom contact faces are equal
     (:meth:`_EndplateFaces.balance`) and the mean face area is ``patch_mm2``. The largest face is that of an
-    elliptic cylinder (``q`` large); it caps the area."""
+    elliptic cylinder (``q`` large); it caps the area. Each ``q`` is evaluated once (the root brentq returns
+    is one it evaluated); the work runs on one BLAS thread (small products, which more threads only slow)."""
+    states = {}
+
     def state(q):
+        if q not in states:
+            with one_blas_thread():
+                states[q] = _state(q)
+        return states[q]
+
+    def _state(q):
         ax = axes.copy()
         ax[:, 2] *= q
         c = centres.copy()
