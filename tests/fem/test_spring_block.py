@@ -99,11 +99,14 @@ def test_block_factor_follows_the_set():
     assert block.factorizations == 3 and block.solves == 4
 
 
-def test_refactor_refuses_another_pattern():
+@pytest.mark.parametrize("blocks", [True, False])
+def test_refactor_refuses_another_pattern(blocks):
+    """Refactorisation on the analysed pattern, in PARDISO's variable block format and in the plain one (the
+    springs' block)."""
     if not solvers.pardiso_available():
         pytest.skip("MKL PARDISO (pypardiso) not installed")
     K, G, k, rng = _system()
-    factor = solvers.PardisoCholesky(K.tocsc())
+    factor = solvers.PardisoCholesky(K.tocsc(), blocks=blocks)
     with pytest.raises(ValueError, match="pattern"):
         factor.refactor((K + G.T @ G).tocsc())
     factor.refactor(2.0 * K)

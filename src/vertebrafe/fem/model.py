@@ -331,7 +331,7 @@ class Model:
             raise InputError(f"springs = {springs!r}; expected a vertebrafe.springs.SpringSet or a "
                              "vertebrafe.cavity.FluidCavity")
         n = self.mesh.n_points
-        if springs.gradient(max(n, _max_node(springs) + 1)).shape[1] > 3 * n:
+        if _max_node(springs) >= n:
             raise InputError(f"spring set {springs.name!r} references nodes beyond this mesh's {n} nodes")
         if any(s.name == springs.name for s in self.springs):
             raise InputError(f"a spring set named {springs.name!r} is already in the model; names must be unique")
@@ -526,7 +526,8 @@ class Model:
     def _check_spring_nodes(self, used):
         n = self.mesh.n_points
         for s in self.springs:
-            nodes = np.unique(s.gradient(n).tocsc().nonzero()[1] // 3)
+            G = s.gradient(n)
+            nodes = np.unique(G.indices[G.data != 0] // 3)         # duplicates summed: the nonzero columns
             bad = nodes[~used[nodes]]
             if bad.size:
                 raise InputError(f"spring set {s.name!r} is attached to node {int(bad[0])}, which no cell uses; "

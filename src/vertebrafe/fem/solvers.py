@@ -66,7 +66,8 @@ PARDISO_IPARM = {1: 1, 2: 2, 8: 0, 10: 8}
 #: ``iparm(37)`` of factorisations without partial solves: PARDISO converts the matrix to its variable
 #: block format (blocks of at least 90 % density: the 3 unknowns of a node), whose analysis took 0.3-0.6 s
 #: less CPU on T12-L2 at 3 mm (2.2 against 2.6 s in all); with partial solves (``iparm(31)``) MKL crashed,
-#: and its statistics count blocks (so an analysis alone, ``factorize=False``, keeps the plain format).
+#: and its statistics count blocks (so an analysis alone, ``factorize=False``, keeps the plain format), and
+#: its refactorisations cost more (the springs' block, refactorised for every trial set, keeps the plain one).
 PARDISO_VBSR = -90
 #: Iterative-refinement steps of the direct solve and restarts of CG when the true residual is above rtol.
 REFINEMENT_STEPS = 3
@@ -293,10 +294,11 @@ def choose(method, n, direct_max=None):
     return method
 
 
-def factorize(K, selected=None):
+def factorize(K, selected=None, blocks=True):
     """A direct factorisation of the symmetric positive-definite ``K`` (scipy sparse): returns
     ``(solve, name)`` with ``solve(b) -> x`` for ``b (N,)`` or ``(N, k)``. ``selected``: unknowns (indices)
-    on which PARDISO prepares partial solves (:meth:`PardisoCholesky.partial`).
+    on which PARDISO prepares partial solves (:meth:`PardisoCholesky.partial`); ``blocks``: PARDISO's
+    variable block format where allowed (see :class:`PardisoCholesky`).
 
     For more than :data:`CHOLESKY_MIN_DOFS` unknowns: PARDISO (:class:`PardisoCholesky`) when MKL is
     there, else CHOLMOD (supernodal Cholesky, METIS ordering) when scikit-sparse is installed. PARDISO
@@ -309,7 +311,7 @@ def factorize(K, selected=None):
     if n > CHOLESKY_MIN_DOFS and pardiso_available():
         from pypardiso.pardiso_wrapper import PyPardisoError
         try:
-            return PardisoCholesky(K, selected), "Cholesky (PARDISO)"      # reads the rows of K: no CSC copy
+            return PardisoCholesky(K, selected, blocks=blocks), "Cholesky (PARDISO)"      # reads K's rows
         except PyPardisoError:
             pass
     A = K.tocsc()
@@ -354,10 +356,14 @@ class PardisoCholesky:
     (PARDISO's zero-pivot error). ``factorize=False`` runs only the symbolic analysis (METIS ordering,
     elimination tree), a small fraction of the factorisation's cost; either way :attr:`statistics` holds
     its predictions: ``factor_nonzeros`` (entries of L), ``flops`` (of the numerical factorisation) and
-    ``memory_bytes`` (PARDISO's peak, iparm 15-17).
+    ``memory_bytes`` (PARDISO's peak, iparm 15-17). A factorisation without partial solves converts the
+    matrix to PARDISO's variable block format (:data:`PARDISO_VBSR`) unless ``blocks`` is False: the block
+    format saves analysis time, but each numerical refactorisation (:meth:`refactor`) in it cost about 1.4x
+    the plain format's (the springs' block of :mod:`.spring_block`, benchmarks/README.md, "Where the fibre
+    loop's CPU goes").
     """
 
-    def __init__(self, A, selected=None, factorize=True):
+    def __init__(self, A, selected=None, factorize=True, blocks=True):
         import pypardiso
         upper = upper_triangle(A)                         # PARDISO reads the upper triangle, rows sorted
         self._data = np.ascontiguousarray(upper.data, dtype=float)
@@ -373,7 +379,7 @@ class PardisoCholesky:
             self._pardiso.perm = np.zeros(A.shape[0], np.int32)     # iparm 31: the analysis must know them
             self._pardiso.perm[self.selection] = 1
             self._pardiso.set_iparm(31, 1)
-        elif factorize:                                             # the analysis alone reports by unknown
+        elif factorize and blocks:                                  # the analysis alone reports by unknown
             self._pardiso.set_iparm(37, PARDISO_VBSR)
         try:
             self._call(12 if factorize else 11, np.zeros(A.shape[0]))     # analysis (and factorisation)

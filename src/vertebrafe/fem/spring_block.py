@@ -108,7 +108,7 @@ class SpringBlock:
         if self._factor is not None and hasattr(self._factor, "refactor"):
             self._factor.refactor(A)
         else:
-            self._factor = solvers.factorize(A)[0]
+            self._factor = solvers.factorize(A, blocks=False)[0]      # refactorised for every set: plain format
         self._factored = d.copy()
         self.factorizations += 1
         if self.modes.shape[1]:
