@@ -4,21 +4,26 @@ AMG of ``solvers.AMG_OPTIONS`` against changed pyamg options and against added e
 The system is the one ``simulate`` solves (T12-L2, vBMD 100, relaxed standing, recorded from
 ``solvers.Prepared``); every variant is set up and solved to rtol 1e-8 with one BLAS thread, the V-cycle and
 products of ``simulate`` (``solvers.amg_preconditioner``, ``sparse_kernels.BlockMatrix``), and prints its
-iterations, true residual, set-up and solve wall seconds, and the process CPU seconds of both.
+iterations, true residual, set-up and solve wall seconds, the process CPU seconds of the set-up, per CG
+iteration and in all, and the load average. ``simulate`` stops once it has handed the system over (no
+solve of its own).
 
     python benchmarks/amg_variants.py --element-size 3
     python benchmarks/amg_variants.py --element-size 2 --variants baseline,energy,energy-2level
     python benchmarks/amg_variants.py --variants baseline,schwarz:cortex+endplate+annulus+nucleus
 
-Variants: ``baseline`` (the hierarchy ``simulate`` builds: ``solvers.amg_hierarchy``); ``previous`` (coarse
+Variants: ``baseline`` (the preconditioner ``simulate`` builds: ``solvers.amg_hierarchy`` and
+``solvers.amg_preconditioner``, with the exact solve of the nearly incompressible nucleus); ``no-schwarz``
+(the same without that exact solve); ``previous`` (coarse
 levels with theta 0 and one symmetric block Gauss-Seidel sweep on the finest level, whatever
 ``COARSE_THETA``/``FINE_SMOOTHER`` say); ``coarse-theta-0``, ``coarse-theta-0.02``, ``coarse-theta-0.05``
 (``COARSE_THETA``); ``fine-sweeps-N`` (N symmetric block Gauss-Seidel sweeps on the finest level);
 ``chebyshev-N`` (N Chebyshev steps on the finest level); ``contrast`` (theta 0.02 and two sweeps);
 ``no-material`` (without the material-aware aggregation, theta 0, one sweep); ``energy``
 (energy-minimising prolongation); ``energy-2level`` (the same with a coarse grid of up to 3000
-unknowns); ``naive-energy`` (naive aggregation); ``schwarz:R1+R2`` (the baseline V-cycle between two exact
-Cholesky solves on the nodes of regions R1, R2, ...: symmetric multiplicative Schwarz).
+unknowns); ``naive-energy`` (naive aggregation); ``schwarz:R1+R2`` (the ``no-schwarz`` V-cycle between two
+exact solves on the nodes of regions R1, R2, ...: symmetric multiplicative Schwarz, ``fem/subdomain.py``).
+``previous``, ``no-material`` and ``contrast`` run without the exact solve.
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "src"))
 
 import vertebrafe as vf                                   # noqa: E402
-from vertebrafe.fem import solvers                       # noqa: E402
+from vertebrafe.fem import solvers, subdomain            # noqa: E402
 from vertebrafe.fem.sparse_kernels import BlockMatrix     # noqa: E402
 from vertebrafe.simulate import simulate                  # noqa: E402
 
@@ -46,7 +51,9 @@ OPTIONS = {"baseline": {}, "no-material": {}, "energy": {"smooth": ("energy", {"
            "naive-energy": {"smooth": ("energy", {"degree": 1}), "aggregate": "naive"},
            "previous": {}, "contrast": {}, "coarse-theta-0": {}, "coarse-theta-0.02": {}, "coarse-theta-0.05": {},
            "fine-sweeps-1": {}, "fine-sweeps-2": {}, "fine-sweeps-3": {}, "chebyshev-3": {}, "chebyshev-4": {},
-           "chebyshev-5": {}}
+           "chebyshev-5": {}, "no-schwarz": {}}
+#: variants without the exact solve of the nearly incompressible material (SUBDOMAIN_MAX_FRACTION 0)
+NO_SUBDOMAIN = ("no-schwarz", "previous", "no-material", "contrast", "schwarz")
 #: (COARSE_THETA, FINE_SMOOTHER) of the variants that change them; None: solvers' value
 SETTINGS = {"previous": (0.0, ("gauss_seidel", 1)), "no-material": (0.0, ("gauss_seidel", 1)),
             "contrast": (0.02, ("gauss_seidel", 2)), "coarse-theta-0": (0.0, None), "coarse-theta-0.02": (0.02, None),
@@ -55,76 +62,74 @@ SETTINGS = {"previous": (0.0, ("gauss_seidel", 1)), "no-material": (0.0, ("gauss
             **{f"chebyshev-{n}": (None, ("chebyshev", n)) for n in (3, 4, 5)}}
 
 
+class _Recorded(Exception):
+    """Raised once the system is recorded: ``simulate`` stops before any set-up or solve."""
+
+
 def system(levels, bmd, h):
-    """``(K, f, B, strength, segment)`` of the AMG solve of ``simulate`` on the segment."""
+    """``(K, f, B, strength, segment)`` of the AMG solve of ``simulate`` on the segment (recorded as
+    ``simulate`` hands it to ``solvers.Prepared``, which is then not built)."""
     seg = vf.segment(levels, bmd=bmd, element_size=h, posterior=False)      # the linear system, no springs
     seen = {}
     init, solve = solvers.Prepared.__init__, solvers.Prepared.solve
 
     def record_init(self, K, method="auto", near_nullspace=None, strength=None):
         seen.update(K=K, B=near_nullspace, S=strength)
-        init(self, K, method, near_nullspace, strength)
 
     def record_solve(self, f, *a, **k):
         seen["f"] = f.copy()
-        return solve(self, f, *a, **k)
+        raise _Recorded
 
     solvers.Prepared.__init__, solvers.Prepared.solve = record_init, record_solve
     try:
         simulate(seg, "relaxed_standing", solver="amg", factor_of_risk=False)
+    except _Recorded:
+        pass
     finally:
         solvers.Prepared.__init__, solvers.Prepared.solve = init, solve
     return seen["K"], seen["f"], seen["B"], seen["S"], seg
 
 
-def region_dofs(seg, names, n_dofs):
-    """DOFs of the nodes of the cells in regions ``names``."""
+def region_blocks(seg, names, n_dofs):
+    """Blocks (nodes) of the cells in regions ``names``."""
     mesh = seg.mesh
     codes = [c for c, n in mesh.tag_names["region"].items() if n in names]
-    nodes = np.zeros(n_dofs // 3, bool)
-    nodes[np.unique(mesh.cells[np.isin(mesh.cell_data["region"], codes)])] = True
-    return np.flatnonzero(np.repeat(nodes, 3))
+    return np.unique(mesh.cells[np.isin(mesh.cell_data["region"], codes)]).astype(np.int64)
 
 
 def run(name, K, f, B, S, seg):
     base, _, regions = name.partition(":")
-    saved = dict(solvers.AMG_OPTIONS), solvers.COARSE_THETA, solvers.FINE_SMOOTHER
+    saved = (dict(solvers.AMG_OPTIONS), solvers.COARSE_THETA, solvers.FINE_SMOOTHER,
+             solvers.SUBDOMAIN_MAX_FRACTION)
     solvers.AMG_OPTIONS.update(OPTIONS["baseline" if base == "schwarz" else base])
     theta, smoother = SETTINGS.get(base, (None, None))
     solvers.COARSE_THETA = saved[1] if theta is None else theta
     solvers.FINE_SMOOTHER = saved[2] if smoother is None else smoother
+    if base in NO_SUBDOMAIN:
+        solvers.SUBDOMAIN_MAX_FRACTION = 0.0
     with threadpool_limits(limits=1):
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            V = solvers.amg_preconditioner(solvers.amg_hierarchy(K, B, None if base == "no-material" else S))
+            M = solvers.amg_preconditioner(solvers.amg_hierarchy(K, B, None if base == "no-material" else S))
         finally:
             solvers.AMG_OPTIONS.clear()
             solvers.AMG_OPTIONS.update(saved[0])
-            solvers.COARSE_THETA, solvers.FINE_SMOOTHER = saved[1], saved[2]
-        M = V
+            solvers.COARSE_THETA, solvers.FINE_SMOOTHER, solvers.SUBDOMAIN_MAX_FRACTION = saved[1:]
+        KB = BlockMatrix(K)
+        dofs = None
         if base == "schwarz":
-            from sksparse.cholmod import cholesky
-            dofs = region_dofs(seg, regions.split("+"), K.shape[0])
-            Kc = K.tocsr()
-            F = cholesky(Kc[dofs][:, dofs].tocsc(), ordering_method="metis")
-
-            def apply(r):
-                r = np.asarray(r, dtype=float).ravel()
-                x = np.zeros_like(r)
-                x[dofs] = F(r[dofs])
-                x += V @ (r - Kc @ x)
-                x[dofs] += F((r - Kc @ x)[dofs])
-                return x
-
-            M = spla.LinearOperator(K.shape, apply, dtype=float)
-        t1 = time.perf_counter()
+            region = subdomain.Subdomain(K, region_blocks(seg, regions.split("+"), K.shape[0]), solvers.factorize)
+            dofs = region.dofs
+            M = region.around(M)
+        t1, c1 = time.perf_counter(), time.process_time()
         count = [0]
-        u, _ = spla.cg(BlockMatrix(K).operator(), f, rtol=1e-8, atol=0.0, maxiter=2000, M=M,
+        u, _ = spla.cg(KB.operator(), f, rtol=1e-8, atol=0.0, maxiter=2000, M=M,
                        callback=lambda _: count.__setitem__(0, count[0] + 1))
         t2, c2 = time.perf_counter(), time.process_time()
     res = np.linalg.norm(K @ u - f) / np.linalg.norm(f)
     extra = f" ({dofs.size} unknowns factorised)" if base == "schwarz" else ""
-    print(f"| {name}{extra} | {count[0]} | {res:.1e} | {t1 - t0:.2f} | {t2 - t1:.2f} | {c2 - c0:.1f} |", flush=True)
+    print(f"| {name}{extra} | {count[0]} | {res:.1e} | {t1 - t0:.2f} | {t2 - t1:.2f} | {c1 - c0:.1f} | "
+          f"{(c2 - c1) / max(count[0], 1):.3f} | {c2 - c0:.1f} | {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 def main(argv=None):
@@ -139,7 +144,8 @@ def main(argv=None):
           f"load average {os.getloadavg()[0]:.2f}")
     K, f, B, S, seg = system(args.levels, args.bmd, args.element_size)
     print(f"{args.levels} at {args.element_size:g} mm: {K.shape[0]} unknowns, {K.nnz} non-zeros")
-    print("| variant | CG it | residual | set-up s | solve s | CPU s |\n|---|---|---|---|---|---|")
+    print("| variant | CG it | residual | set-up s | solve s | set-up CPU s | CPU s per CG it | CPU s | load |\n"
+          "|---|---|---|---|---|---|---|---|---|")
     for name in args.variants.split(","):
         if name.partition(":")[0] not in OPTIONS and not name.startswith("schwarz:"):
             raise SystemExit(f"--variants: unknown variant {name!r}; allowed: {', '.join(OPTIONS)}, schwarz:R1+R2")

@@ -84,3 +84,74 @@ def test_chebyshev_on_the_finest_level_only(monkeypatch):
     coarse.presmoother(coarse.A, x, c)
     relaxation.block_gauss_seidel(coarse.A)(coarse.A, y, c)
     np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
+
+
+def test_one_lanczos_run_for_the_prolongator_and_the_smoother(monkeypatch):
+    """With a strong contrast and the Chebyshev smoother, the finest operator gets one Lanczos run, whose
+    8-step estimate weights the prolongator and whose 15-step estimate sets the smoother's interval: the
+    prolongators equal those of a hierarchy that estimates for the prolongator alone (Gauss-Seidel
+    smoother), and the smoother is test_chebyshev_on_the_finest_level_only's."""
+    monkeypatch.setattr(solvers, "AMG_PRECISION", "double")
+    monkeypatch.setitem(solvers.AMG_OPTIONS, "max_coarse", 50)          # three levels
+    A, graph = elasticity_with_a_graph(2.0 * solvers.STRONG_CONTRAST)
+    runs, radii = [], multigrid.spectral_radii
+    monkeypatch.setattr(multigrid, "spectral_radii", lambda S, *a: runs.append((S, a[-1])) or radii(S, *a))
+    shared = solvers.amg_hierarchy(A, strength=graph)
+    fine_runs = [steps for S, steps in runs if S is A]
+    assert fine_runs == [(multigrid.LANCZOS_STEPS, relaxation.CHEBYSHEV_LANCZOS_STEPS)]
+    runs.clear()
+    monkeypatch.setattr(solvers, "FINE_SMOOTHER", ("gauss_seidel", 1))
+    alone = solvers.amg_hierarchy(A, strength=graph)
+    assert [steps for S, steps in runs if S is A] == [(multigrid.LANCZOS_STEPS,)]
+    assert len(shared.levels) == len(alone.levels) > 2
+    for a, b in zip(shared.levels[:-1], alone.levels[:-1]):
+        assert (a.P != b.P).nnz == 0
+
+
+@pytest.mark.parametrize("threads", [None, 1])
+def test_exact_nucleus_solve_cuts_the_iterations(model, monkeypatch, threads):
+    """The nodes of the nucleus (nu 0.499: bulk modulus 500 times the shear modulus) are solved exactly
+    before and after the V-cycle: fewer CG iterations than the V-cycle alone, both solutions equal to the
+    direct one to the solver tolerance; also with one numba and one BLAS thread (study workers)."""
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    direct = model.solve(solver="direct", rtol=1e-10).displacement
+    scale = np.abs(direct).max()
+    before = numba.get_num_threads()
+    counts = []
+    try:
+        if threads:
+            numba.set_num_threads(threads)
+        with threadpool_limits(limits=threads):
+            for fraction in (solvers.SUBDOMAIN_MAX_FRACTION, 0.0):
+                monkeypatch.setattr(solvers, "SUBDOMAIN_MAX_FRACTION", fraction)
+                sol = model.solve(solver="amg", rtol=1e-8)
+                assert sol.info["residual"] <= 1e-8
+                assert np.abs(sol.displacement - direct).max() <= 1e-6 * scale
+                counts.append(sol.info["iterations"])
+    finally:
+        numba.set_num_threads(before)
+    assert counts[0] < counts[1]
+
+
+def test_nucleus_nodes_are_the_incompressible_blocks(model):
+    """The strength graph marks exactly the nodes of the nucleus cells (the only material with nu above
+    0.495)."""
+    seen = {}
+    hierarchy = solvers.amg_hierarchy
+
+    def record(K, B=None, strength=None):
+        seen["graph"] = strength
+        return hierarchy(K, B, strength)
+
+    try:
+        solvers.amg_hierarchy = record
+        model.solve(solver="amg", rtol=1e-8)
+    finally:
+        solvers.amg_hierarchy = hierarchy
+    mesh = model.mesh
+    code = [c for c, name in mesh.tag_names["region"].items() if name == "nucleus"]
+    nucleus = np.unique(mesh.cells[np.isin(mesh.cell_data["region"], code)])
+    marked = np.flatnonzero(seen["graph"].incompressible)
+    np.testing.assert_array_equal(marked, nucleus)

@@ -178,6 +178,20 @@ def test_spectral_radius_is_the_largest_eigenvalue_of_the_scaled_matrix():
     assert 0.99 * exact <= estimate <= exact * (1 + 1e-12)
 
 
+def test_spectral_radii_of_one_run_are_those_of_runs_of_each_length():
+    """One Lanczos run read after 8, 15 and all steps gives the estimates of separate runs of those lengths
+    (the leading blocks of one tridiagonal matrix), the last the largest eigenvalue; the estimates grow with
+    the steps (Ritz values from below)."""
+    K, _, _ = box_system((6, 5, 4))
+    D = relaxation.diagonal_blocks(K)
+    D_inverse = relaxation.block_inverses(D)[0]
+    counts = (8, 15, K.shape[0])
+    radii = multigrid.spectral_radii(K, D, D_inverse, counts)
+    for k, rho in zip(counts, radii):
+        assert rho == pytest.approx(multigrid.spectral_radius(K, D, D_inverse, steps=k), rel=1e-13)
+    assert radii[0] <= radii[1] * (1 + 1e-13) and radii[1] <= radii[2] * (1 + 1e-13)
+
+
 @pytest.mark.parametrize("chunks, threads", [(1, 1), (3, 1), (1000, 1), (3, 2), (8, 2)])
 def test_galerkin_product_in_row_chunks_equals_rap(chunks, threads):
     import numba

@@ -503,16 +503,23 @@ class Model:
         """AMG strength graph that keeps aggregates inside one material, or None for a uniform stiffness.
 
         A node's stiffness is the largest mean normal stiffness (trace of C[:3, :3] / 3, MPa) of its cells;
-        plate blocks count as the stiffest material.
+        plate blocks count as the stiffest material. The nodes of nearly incompressible cells (bulk modulus
+        above :data:`solvers.INCOMPRESSIBLE_RATIO` times the shear modulus) are marked for the exact solve
+        of :func:`solvers.amg_hierarchy`.
         """
-        stiffness = np.einsum("kii->k", self._C[:, :3, :3]) / 3.0
+        C = self._C
+        stiffness = np.einsum("kii->k", C[:, :3, :3]) / 3.0
         if stiffness.max() <= solvers.MATERIAL_JUMP * stiffness.min():
             return None
         n = self.mesh.n_points
         block = np.full(n + 2 * n_plates, stiffness.max())
         block[:n] = stiffness.min()
         np.maximum.at(block, cells.ravel(), np.repeat(stiffness[self._material], cells.shape[1]))
-        return solvers.material_strength(pat["indptr"], pat["indices"], block)
+        bulk = C[:, :3, :3].sum(axis=(1, 2)) / 9.0
+        shear = np.einsum("kii->k", C[:, 3:, 3:]) / 3.0
+        incompressible = np.zeros(block.size, bool)
+        incompressible[cells[(bulk > solvers.INCOMPRESSIBLE_RATIO * shear)[self._material]].ravel()] = True
+        return solvers.material_strength(pat["indptr"], pat["indices"], block, incompressible=incompressible)
 
     def _spring_arrays(self):
         """The arrays that define the spring sets (for the key of a shared set-up)."""

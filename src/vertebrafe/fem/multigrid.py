@@ -9,6 +9,7 @@ restriction ``P^T r``, coarse correction, prolongation, post-smoothing, a direct
 level) without them, and with the restriction computed from ``P`` itself, so the hierarchy needs no
 copy of ``P^T``.
 """
+import functools
 from contextlib import contextmanager
 
 import numpy as np
@@ -135,13 +136,21 @@ def spectral_radius(S, D, D_inverse, steps=LANCZOS_STEPS):
     :class:`~vertebrafe.fem.sparse_kernels.BlockMatrix`) from a fixed pseudo-random start: the largest
     Ritz value, which approaches the eigenvalue from below (the estimate that pyamg's
     ``approximate_spectral_radius`` makes by Arnoldi steps from a random start)."""
+    return spectral_radii(S, D, D_inverse, (steps,))[0]
+
+
+def spectral_radii(S, D, D_inverse, steps):
+    """:func:`spectral_radius` after each count of ``steps`` of one Lanczos run: the estimate
+    after ``k`` steps is the largest eigenvalue of the leading ``k x k`` block of the tridiagonal matrix of
+    the run, the same number as a run of ``k`` steps. One run serves the prolongator weighting
+    (:data:`LANCZOS_STEPS`) and the Chebyshev smoother (``relaxation.CHEBYSHEV_LANCZOS_STEPS``)."""
     product = sparse_kernels.BlockMatrix(S).matvec
     scaled, inverse = _block_diagonal(D).matvec, _block_diagonal(D_inverse).matvec
     v = np.random.default_rng(0).random(S.shape[0])
     v /= np.sqrt(v @ scaled(v))
     previous, beta = np.zeros_like(v), 0.0
     alphas, betas = [], []
-    for _ in range(min(steps, v.size)):
+    for _ in range(min(max(steps), v.size)):
         u = product(v)
         alpha = float(v @ u)
         w = inverse(u) - alpha * v - beta * previous
@@ -151,11 +160,32 @@ def spectral_radius(S, D, D_inverse, steps=LANCZOS_STEPS):
             break
         betas.append(beta)
         previous, v = v, w / beta
-    off = betas[:len(alphas) - 1]
-    return float(np.linalg.eigvalsh(np.diag(alphas) + np.diag(off, 1) + np.diag(off, -1))[-1])
+    radii = []
+    for k in steps:
+        a, off = alphas[:k], betas[:min(k, len(alphas)) - 1]
+        radii.append(float(np.linalg.eigvalsh(np.diag(a) + np.diag(off, 1) + np.diag(off, -1))[-1]))
+    return radii
 
 
-def jacobi_prolongation(S, T, C, B, omega=4.0 / 3.0, degree=1, filter_entries=False, weighting="block"):
+class FineWeighting:
+    """The inverse diagonal blocks of the finest operator ``A`` (BSR) of a hierarchy and the spectral radius
+    of ``D^-1 A`` (:func:`spectral_radii`), computed once before the set-up so that the prolongator
+    smoothing and the finest level's smoother share them: ``rho`` after :data:`LANCZOS_STEPS` Lanczos steps
+    (the prolongator weighting; NaN where a diagonal block is singular, as in :func:`jacobi_prolongation`)
+    and ``radii[k]`` after each count ``k`` of ``steps`` of the same run. Within
+    :func:`lean_prolongation_smoothing` with it, the prolongator of ``A`` (the same object) is weighted by
+    them instead of a second estimate."""
+
+    def __init__(self, A, steps=()):
+        D = relaxation.diagonal_blocks(A)
+        self.A = A
+        self.D_inverse, exact = relaxation.block_inverses(D)
+        counts = (LANCZOS_STEPS, *steps)
+        self.radii = dict(zip(counts, spectral_radii(A, D, self.D_inverse, counts)))
+        self.rho = self.radii[LANCZOS_STEPS] if exact.all() else np.nan
+
+
+def jacobi_prolongation(S, T, C, B, omega=4.0 / 3.0, degree=1, filter_entries=False, weighting="block", fine=None):
     """pyamg's ``jacobi_prolongation_smoother`` (same arguments and result, ``P = T - omega D^-1 S T``) for
     the ``"block"`` weighting (``D``: the diagonal blocks of ``S`` times the spectral radius of ``D^-1 S``,
     estimated by :func:`spectral_radius` on all threads where pyamg's Arnoldi steps run on one) and the
@@ -164,7 +194,8 @@ def jacobi_prolongation(S, T, C, B, omega=4.0 / 3.0, degree=1, filter_entries=Fa
     large as the stiffness matrix and together they set the peak memory of the set-up): the rows of ``S T``
     are scaled in place and ``T`` added to them (numba kernels on all threads: :func:`block_product`,
     :func:`_jacobi_step`). Other weightings, complex matrices and diagonal blocks that are singular or not
-    positive definite go to pyamg's function."""
+    positive definite go to pyamg's function. ``fine``: a :class:`FineWeighting`, whose blocks and radius
+    serve for its matrix ``S`` (block weighting) instead of new ones."""
     from pyamg.aggregation import smooth
 
     scale = None
@@ -177,9 +208,12 @@ def jacobi_prolongation(S, T, C, B, omega=4.0 / 3.0, degree=1, filter_entries=Fa
             weights[D != 0] = omega / D[D != 0]
             scale = weights.reshape(-1, r)[:, :, None] * np.eye(r)
         else:
-            D = relaxation.diagonal_blocks(S)
-            D_inverse, exact = relaxation.block_inverses(D)
-            rho = spectral_radius(S, D, D_inverse) if exact.all() else np.nan
+            if fine is not None and fine.A is S:
+                D_inverse, rho = fine.D_inverse, fine.rho
+            else:
+                D = relaxation.diagonal_blocks(S)
+                D_inverse, exact = relaxation.block_inverses(D)
+                rho = spectral_radius(S, D, D_inverse) if exact.all() else np.nan
             if np.isfinite(rho) and rho > 0:
                 scale = (omega / rho) * D_inverse
     if scale is None:
@@ -394,13 +428,15 @@ class _Restricted:
 
 
 @contextmanager
-def lean_prolongation_smoothing():
+def lean_prolongation_smoothing(fine=None):
     """Within the block, pyamg's smoothed aggregation smooths its prolongators with :func:`jacobi_prolongation`
-    and forms its coarse operators with :func:`galerkin_product` (no restriction matrices kept)."""
+    (with the :class:`FineWeighting` ``fine`` of the finest operator, if given) and forms its coarse operators
+    with :func:`galerkin_product` (no restriction matrices kept)."""
     from pyamg.aggregation import aggregation
 
     original = aggregation.jacobi_prolongation_smoother
-    aggregation.jacobi_prolongation_smoother = jacobi_prolongation
+    aggregation.jacobi_prolongation_smoother = (jacobi_prolongation if fine is None
+                                                else functools.partial(jacobi_prolongation, fine=fine))
     try:
         yield
     finally:

@@ -260,7 +260,8 @@ CHEBYSHEV_UPPER = 1.1
 #: Lanczos steps of the estimate of rho for :func:`chebyshev` (pyamg's Arnoldi steps per restart). On the
 #: finest level of T12-L2 at 3 mm 8 steps gave 6.11 where the eigenvalue is 7.21 (15 steps: 7.20): its
 #: largest eigenvalues then lay above the interval, where the polynomial grows (83 CG iterations against
-#: 70 with 15 steps).
+#: 70 with 15 steps). :func:`~vertebrafe.fem.solvers.amg_hierarchy` reads it from the Lanczos run of the
+#: prolongator weighting (``multigrid.FineWeighting``).
 CHEBYSHEV_LANCZOS_STEPS = 15
 
 

@@ -27,7 +27,7 @@ import scipy.sparse.linalg as spla
 from threadpoolctl import ThreadpoolController
 
 from ..errors import ConvergenceError, InputError, UnderConstrainedError
-from . import multigrid, relaxation
+from . import multigrid, relaxation, subdomain
 from .multigrid import VCycle
 from .sparse_kernels import BlockMatrix
 
@@ -129,11 +129,21 @@ FINE_SMOOTHER = ("chebyshev", 4)
 #: 1.24M-DOF box by 10-20 % at the same iteration counts there and on T12-L2 segments (also with the
 #: nucleus at nu 0.4999), for 63 B/DOF more peak memory (benchmarks/README.md, "Single-precision V-cycle").
 AMG_PRECISION = "single"
+#: Models with strong contrasts whose nearly incompressible material (bulk modulus above this many times the
+#: shear modulus: nu above 0.495; the nucleus at nu 0.499 has 500) holds at most
+#: :data:`SUBDOMAIN_MAX_FRACTION` of the blocks solve that material's unknowns exactly before and after the
+#: V-cycle (:mod:`.subdomain`, symmetric multiplicative Schwarz; factorised once per set-up by
+#: :func:`factorize`). On T12-L2 at 2 mm: 45 CG iterations instead of 76 (benchmarks/README.md, "Exact solve
+#: of the nucleus around the V-cycle").
+INCOMPRESSIBLE_RATIO = 100.0
+SUBDOMAIN_MAX_FRACTION = 0.25
 
 
-def material_strength(indptr, indices, block_modulus, jump=MATERIAL_JUMP):
+def material_strength(indptr, indices, block_modulus, jump=MATERIAL_JUMP, incompressible=None):
     """Strength-of-connection graph ``(nb, nb)`` for the finest AMG level: the block pattern without
     the couplings between blocks whose moduli ``block_modulus (nb,)`` (MPa) differ by more than ``jump``.
+    ``incompressible (nb,)``: blocks of nearly incompressible material (kept as the graph's attribute of
+    that name, for :func:`amg_hierarchy`'s exact solve).
 
     Aggregates then stay inside one material. An aggregate that straddles, say, a 12 GPa cortical shell
     and 200 MPa cancellous bone interpolates with rigid-body modes that are not its low-energy modes;
@@ -145,14 +155,17 @@ def material_strength(indptr, indices, block_modulus, jump=MATERIAL_JUMP):
     graph = MaterialGraph((np.ones(int(keep.sum())), indices[keep], np.concatenate([[0], np.cumsum(
         np.bincount(rows[keep], minlength=indptr.size - 1))])), shape=(indptr.size - 1,) * 2)
     graph.contrast = float(block_modulus.max() / block_modulus.min())
+    graph.incompressible = incompressible
     return graph
 
 
 class MaterialGraph(sp.csr_matrix):
     """The strength graph of :func:`material_strength` (CSR); ``contrast``: the ratio of the largest to the
-    smallest block modulus, which decides the smoothing of :func:`amg_hierarchy` (:data:`STRONG_CONTRAST`)."""
+    smallest block modulus, which decides the smoothing of :func:`amg_hierarchy` (:data:`STRONG_CONTRAST`);
+    ``incompressible``: None or the blocks ``(nb,)`` of nearly incompressible material."""
 
     contrast = 1.0
+    incompressible = None
 _AXES = "xyz"
 
 
@@ -475,21 +488,30 @@ def amg_hierarchy(K, near_nullspace=None, strength=None):
         options["strength"] = [("predefined", {"C": strength}),
                                ("symmetric", {"theta": COARSE_THETA if strong else 0.0})]
     sweeps = [options.pop(s)[1]["sweep"] for s in ("presmoother", "postsmoother")]
-    with multigrid.lean_prolongation_smoothing():     # no full copies of K (peak memory)
+    kind, count = FINE_SMOOTHER
+    chebyshev = strong and kind == "chebyshev"
+    # one Lanczos run on K for the prolongator weighting and the Chebyshev smoother (and one inversion of
+    # its diagonal blocks)
+    shared = (multigrid.FineWeighting(K, (relaxation.CHEBYSHEV_LANCZOS_STEPS,))
+              if chebyshev and hasattr(K, "blocksize") and K.blocksize[0] > 1 else None)
+    with multigrid.lean_prolongation_smoothing(shared):     # no full copies of K (peak memory)
         # pyamg sets up no smoother (its own block Gauss-Seidel would invert the diagonal blocks of every
         # level, 0.3 s CPU on the 1.24M-DOF box, only to be replaced by the numba sweeps)
         ml = pyamg.smoothed_aggregation_solver(K, B=near_nullspace, presmoother=None, postsmoother=None, **options)
+    incompressible = getattr(strength, "incompressible", None) if strong else None
+    if (incompressible is not None and hasattr(K, "blocksize") and K.blocksize == (3, 3)
+            and 0 < incompressible.sum() <= SUBDOMAIN_MAX_FRACTION * incompressible.size):
+        ml.subdomain = subdomain.Subdomain(K, np.flatnonzero(incompressible), factorize)
     if AMG_PRECISION == "single":
         multigrid.single_precision(ml)
-    kind, count = FINE_SMOOTHER
     fine = ml.levels[0] if strong and len(ml.levels) > 1 else None
-    relaxation.use_block_gauss_seidel(ml, *sweeps, first=1 if fine is not None and kind == "chebyshev" else 0)
-    if fine is not None and kind == "chebyshev":
+    relaxation.use_block_gauss_seidel(ml, *sweeps, first=1 if fine is not None and chebyshev else 0)
+    if fine is not None and chebyshev:
         A = fine.A
-        D = relaxation.diagonal_blocks(A)
-        D_inverse = relaxation.block_inverses(D)[0]
+        if shared is None:
+            shared = multigrid.FineWeighting(A, (relaxation.CHEBYSHEV_LANCZOS_STEPS,))
         fine.presmoother = fine.postsmoother = relaxation.chebyshev(
-            A, D_inverse, multigrid.spectral_radius(A, D, D_inverse, relaxation.CHEBYSHEV_LANCZOS_STEPS), count)
+            A, shared.D_inverse, shared.radii[relaxation.CHEBYSHEV_LANCZOS_STEPS], count)
     elif fine is not None and count > 1:
         fine.presmoother = _repeated(fine.presmoother, count)
         fine.postsmoother = _repeated(fine.postsmoother, count)
@@ -506,8 +528,11 @@ def _repeated(smoother, times):
 
 def amg_preconditioner(ml):
     """The V-cycle of the hierarchy ``ml`` as a CG preconditioner (``LinearOperator``), run on all
-    threads by :class:`~vertebrafe.fem.multigrid.VCycle`; it keeps what the cycle needs, not ``ml``."""
-    return VCycle(ml).operator()
+    threads by :class:`~vertebrafe.fem.multigrid.VCycle`, between the exact solves of ``ml.subdomain``
+    where :func:`amg_hierarchy` made one; it keeps what the cycle needs, not ``ml``."""
+    cycle = VCycle(ml).operator()
+    region = getattr(ml, "subdomain", None)
+    return cycle if region is None else region.around(cycle)
 
 
 def low_rank_corrected(M, U, c):
