@@ -14,6 +14,7 @@ relative change against the finest size.
     python benchmarks/bench_simulate.py --posterior                     # with posterior elements
     python benchmarks/bench_simulate.py --convergence 4,3,2 --levels L4-L5 --json conv.json
     python benchmarks/bench_simulate.py --validation --element-size 2     # targets 5, 6, 7
+    python benchmarks/bench_simulate.py --validation --element-size 2 --prepressure 0,0.1,0.12,0.24   # target 5 swelling
     python benchmarks/bench_simulate.py --clinical --element-size 3       # intact / fracture / VP / BKP
     python benchmarks/bench_simulate.py --table 3,2,1.5,1 --solvers direct,amg   # segment table
     python benchmarks/bench_simulate.py --loads 5                         # five presets, one set-up
@@ -25,7 +26,8 @@ Several loads (``--loads N``): ``simulate`` with one preset, then with a list of
 one set-up, N solves), same process and segment; prints both times and their ratio.
 
 Validation (``--validation``): target 5, nucleus pressure of an intact L4-L5 (vBMD 120) under the
-relaxed-standing, standing-flexed and lifting presets (Wilke 1999: 0.5, 1.1 and 2.3 MPa); target 6,
+relaxed-standing, standing-flexed and lifting presets (Wilke 1999: 0.5, 1.1 and 2.3 MPa), with each nucleus
+swelling pressure at rest of ``--prepressure`` (MPa, ``segment(..., nucleus_prepressure=)``); target 6,
 stiffness and strengths of an osteoporotic L1 (vBMD 60, 70, 80) alone between rigid plates (yield-volume
 strength against 2-4 kN; force at 0.2 % apparent strain; force at 0.2 mm, the VerSe19 "R.Force"
 definition); target 7, factor of risk of that L1 for standing and lifting (preset compression /
@@ -128,17 +130,26 @@ def key_values(seg, res):
     return out
 
 
-def validation(h, solver):
+def validation(h, solver, prepressures=(0.0,)):
     from vertebrafe.post import vertebra_strength
 
     out = {"element_size": h}
-    seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=h, posterior=False)
-    for name in ("relaxed_standing", "standing_flexed", "lifting"):
-        r = simulate(seg, name, solver=solver)
-        out[f"target5/L4-L5/{name}/nucleus_pressure_MPa"] = r.value("pressure", "L4-L5", "nucleus")
-        out[f"target5/L4-L5/{name}/solve_s"] = r.info["fe_time"]
-        print(f"target 5: L4-L5 vBMD 120, {name}: nucleus pressure {out[f'target5/L4-L5/{name}/nucleus_pressure_MPa']:.3f} MPa "
-              f"({seg.n_dofs} DOFs, solve {r.info['fe_time']:.1f} s)", flush=True)
+    for p in prepressures:
+        seg = vf.segment(["L4", "L5"], bmd=120.0, element_size=h, posterior=False, nucleus_prepressure=p)
+        tag = "" if p == 0 else f"/prepressure {p:g}"
+        for name in ("relaxed_standing", "standing_flexed", "lifting"):
+            r = simulate(seg, name, solver=solver)
+            key = f"target5/L4-L5/{name}{tag}"
+            out[f"{key}/nucleus_pressure_MPa"] = r.value("pressure", "L4-L5", "nucleus")
+            out[f"{key}/solve_s"] = r.info["fe_time"]
+            rest = (f", rest pressure {r.value('rest_pressure', 'L4-L5', 'nucleus'):.4f} MPa, swelling stress "
+                    f"{r.value('swelling_stress', 'L4-L5', 'nucleus'):.3f} MPa" if p else "")
+            print(f"target 5: L4-L5 vBMD 120, {name}, prepressure {p:g} MPa: nucleus pressure "
+                  f"{out[f'{key}/nucleus_pressure_MPa']:.3f} MPa{rest} ({seg.n_dofs} DOFs, solve {r.info['fe_time']:.1f} s)",
+                  flush=True)
+        if p:
+            print(f"target 5: prepressure {p:g}: disc height change under relaxed standing "
+                  f"{r.value('height_change', 'L4-L5', 'disc'):.4f} mm (from the rest state)", flush=True)
     stand, lift = loads.preset("relaxed_standing").compression, loads.preset("lifting").compression
     for bmd in (60.0, 70.0, 80.0):
         vs = vertebra_strength(vf.segment(["L1"], bmd=bmd, element_size=h), "L1", solver=solver)
@@ -262,6 +273,8 @@ def main(argv=None):
     ap.add_argument("--posterior", action="store_true",
                     help="posterior elements, facet joints and ligaments (segment(..., posterior=True))")
     mode = ap.add_mutually_exclusive_group()
+    ap.add_argument("--prepressure", default="0", help="--validation: comma list of nucleus swelling pressures at "
+                    "rest for target 5 (MPa; 0: none)")
     mode.add_argument("--validation", action="store_true",
                       help="validation targets 5-7 at --element-size (fixed cases; ignores --levels, --bmd, --load)")
     mode.add_argument("--table", default="", help="comma list of element sizes: segment table, one process per run")
@@ -288,7 +301,8 @@ def main(argv=None):
     if args.loads:
         return several_loads(args.loads, args.levels, args.bmd, args.element_size, args.solver, args.posterior)
     if args.validation or args.clinical:
-        report = (validation(args.element_size, args.solver) if args.validation
+        report = (validation(args.element_size, args.solver, [float(x) for x in args.prepressure.split(",")])
+                  if args.validation
                   else clinical(args.element_size, args.solver, fibres=args.fibres))
         if args.json:
             with open(args.json, "w") as f:

@@ -4,6 +4,7 @@ ground substance (`annulus_ground`, pinned) of the documented table (docs/valida
 and the fluid nucleus"); the validated fibre disc is in benchmarks/validation_posterior.py.
 
     python benchmarks/validation_fibres.py --element-size 2
+    python benchmarks/validation_fibres.py --element-size 2 --prepressure 0.1 --annulus annulus_matrix
 """
 import argparse
 import time
@@ -27,6 +28,11 @@ def main():
     ap.add_argument("--no-plain", action="store_true", help="skip the model without fibres")
     ap.add_argument("--cases", default=",".join(c[0].split()[0] for c in CASES),
                     help="comma list of the cases to run, by their first word (default all)")
+    ap.add_argument("--prepressure", type=float, default=0.0,
+                    help="nucleus swelling pressure at rest (MPa, segment(..., nucleus_prepressure=); default 0)")
+    ap.add_argument("--annulus", default="annulus_ground",
+                    help="ground substance of the fibre disc (default annulus_ground, 4.2 MPa; annulus_matrix: the "
+                         "validated 0.966 MPa)")
     args = ap.parse_args()
     wanted = args.cases.split(",")
     unknown = set(wanted) - {c[0].split()[0] for c in CASES}
@@ -35,7 +41,8 @@ def main():
     variants = [("fibres", True)] + ([] if args.no_plain else [("no fibres", None)])
     for label, fibres in variants:
         seg = vf.segment(["L4", "L5"], element_size=args.element_size, fibres=fibres, posterior=False,
-                         materials=MaterialSet(bmd=120.0, annulus_matrix="annulus_ground"))
+                         materials=MaterialSet(bmd=120.0, annulus_matrix=args.annulus),
+                         nucleus_prepressure=args.prepressure)
         print(f"# {label}: {seg}", flush=True)
         for name, load, metric in (c for c in CASES if c[0].split()[0] in wanted):
             t = time.perf_counter()
@@ -47,8 +54,10 @@ def main():
                 value = r.value(metric)
                 unit = "deg"
             i = r.info
+            rest = (f", rest pressure {r.value('rest_pressure', 'L4-L5', 'nucleus'):.4f} MPa, swelling stress "
+                    f"{r.value('swelling_stress', 'L4-L5', 'nucleus'):.3f} MPa" if args.prepressure else "")
             print(f"{name:26s} {metric:26s} {value:8.3f} {unit:4s} active-set steps {i.get('active_set_iterations', '-')}, "
-                  f"CG {i['iterations']}, {time.perf_counter() - t:.1f} s", flush=True)
+                  f"CG {i['iterations']}, {time.perf_counter() - t:.1f} s{rest}", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ docs/validation.md, "Posterior column"), and the mesh dependence of the L4-L5 po
     python benchmarks/validation_posterior.py convergence --fibre-law exponential --sizes 3,2   # the fibre disc
     python benchmarks/validation_posterior.py intact --element-size 3 --moment 7.5   # L4-L5, fibre disc
     python benchmarks/validation_posterior.py intact --fibre-law linear [--disc-only]  # the former linear fibres
+    python benchmarks/validation_posterior.py intact --prepressure 0.1   # with the nucleus swelling pressure
     python benchmarks/validation_posterior.py share [--fibre-law exponential]   # standing share vs extension
     python benchmarks/validation_posterior.py posture --angles free,0,2.2 --height-losses 0,0.91   # posture, creep
 """
@@ -100,15 +101,17 @@ def convergence(sizes, solver="auto", names=None, fibre_law="none"):
                           f"{'< 3 %' if ch < 0.03 else '>= 3 %'}")
 
 
-def intact(h, moment, fibre_law="exponential", posterior=True):
+def intact(h, moment, fibre_law="exponential", posterior=True, prepressure=0.0):
     """L4-L5 with the fibre-reinforced disc (fibres, ``annulus_matrix``, solid nucleus; ``fibre_law="none"``: the
     fibre-free disc of the segment default) and posterior elements:
     rotation across the disc, facet and ligament forces under pure moments, and relaxed standing; the moment
     (N m, about the disc centre, along the main axis of the applied moment) that the disc, each facet joint
-    and each ligament carry (``M_*_Nm``, ``post.posterior.level_moments``) and their balance error."""
+    and each ligament carry (``M_*_Nm``, ``post.posterior.level_moments``) and their balance error.
+    ``prepressure``: the nucleus swelling pressure at rest (MPa, ``segment(..., nucleus_prepressure=)``); the
+    rotations are then measured from the rest state and the rows add the nucleus's swelling stress."""
     t, c = time.perf_counter(), time.process_time()
     disc = _disc(120.0, fibre_law)
-    s = segment("L4-L5", element_size=h, posterior=posterior, **disc)
+    s = segment("L4-L5", element_size=h, posterior=posterior, nucleus_prepressure=prepressure, **disc)
     loads = [Load(compression=0.0, **{m: moment}, name=m) for m in ("flexion", "extension", "lateral_bending",
                                                                      "axial_rotation")] + ["relaxed_standing",
                                                                                            "standing_flexed"]
@@ -118,6 +121,9 @@ def intact(h, moment, fibre_law="exponential", posterior=True):
             ("rotation_axial", "rotation_axial"))}
         row["pressure"] = r.value("pressure", "L4-L5", "nucleus")
         row["steps"] = r.info.get("active_set_iterations")
+        if prepressure:
+            row["rest_pressure"] = r.value("rest_pressure", "L4-L5", "nucleus")
+            row["swelling_stress"] = r.value("swelling_stress", "L4-L5", "nucleus")
         if not posterior:
             print(r.load.name, json.dumps(row), flush=True)
             continue
@@ -230,6 +236,8 @@ if __name__ == "__main__":
     ap.add_argument("--height-losses", default="0,0.91,1.82", help="posture: creep losses of disc height (mm)")
     ap.add_argument("--compression", type=float, default=500.0, help="posture: follower load (N)")
     ap.add_argument("--disc-only", action="store_true", help="intact: the same disc without posterior elements")
+    ap.add_argument("--prepressure", type=float, default=0.0,
+                    help="intact: nucleus swelling pressure at rest (MPa; default 0, none)")
     ap.add_argument("--sizes", default="4,3,2", help="convergence: element sizes (mm), coarse to fine")
     ap.add_argument("--solver", default="auto", help="convergence: linear solver (auto, direct, amg)")
     ap.add_argument("--loads", default="", help="convergence: some of EXT,AR,FLEX,LB,STAND, in this order")
@@ -237,7 +245,7 @@ if __name__ == "__main__":
     if a.check == "facets":
         facets(a.element_size)
     elif a.check == "intact":
-        intact(a.element_size, a.moment, a.fibre_law or "exponential", not a.disc_only)
+        intact(a.element_size, a.moment, a.fibre_law or "exponential", not a.disc_only, a.prepressure)
     elif a.check == "share":
         share(a.element_size, a.fibre_law or "none")
     elif a.check == "posture":

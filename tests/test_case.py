@@ -432,7 +432,7 @@ def test_case_defaults_come_from_the_library():
     library = {("segment", k): sig(segment, k) for k in ("element_size", "scale", "cortex_thickness",
                                                          "endplate_thickness", "n_cortex_layers", "disc_refinement",
                                                          "nucleus", "central_coarsening",
-                                                         "annulus_refinement")}
+                                                         "annulus_refinement", "nucleus_prepressure")}
     library["segment", "fibres"] = bool(sig(segment, "fibres"))
     library["segment", "posterior"] = bool(sig(segment, "posterior"))
     library.update({("bone", k): getattr(ms, k) for k in ("law", "anisotropic", "transverse_ratio")})

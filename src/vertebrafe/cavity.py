@@ -3,7 +3,8 @@
 The cavity is bounded by quad ``faces`` of the mesh (normals outward from the fluid). Its volume
 change is a linear functional of the node displacements, ``dV = sum_faces int u . n dA = g . u``
 (mm^3), and a fluid of bulk modulus ``K`` (MPa) in a cavity of volume ``V`` (mm^3) has the uniform
-pressure ``p = -K dV / V`` (MPa, compression positive) and the energy ``K dV^2 / (2 V)``. Its
+pressure ``p = -K dV / V`` (MPa, compression positive) and the energy ``K dV^2 / (2 V)``. An ``initial_pressure`` ``p0`` (MPa, e.g. the
+swelling pressure of a nucleus) makes it ``p = p0 - K dV / V``: the spring's onset is ``p0 V / K``. Its
 stiffness ``(K / V) g g^T`` is a rank-one term: the fluid is exactly uniform, nearly incompressible for a
 water-like ``K`` (``dV / V = -p / K``, 2e-4 at 0.5 MPa), and it does not lock, because no element
 carries the incompressibility.
@@ -15,7 +16,7 @@ rank-one stiffness is left out of the AMG hierarchy (``precondition = False``) a
 exactly by the Woodbury identity (:func:`vertebrafe.fem.solvers.low_rank_corrected`).
 
 Attributes for exporters: ``name``, ``faces (f, 4)``, ``volume`` (mm^3, reference), ``bulk_modulus``
-(MPa).
+(MPa), ``initial_pressure`` (MPa).
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class FluidCavity:
     kind = "linear"
     precondition = False
 
-    def __init__(self, name, points, faces, volume, bulk_modulus=WATER_BULK_MODULUS):
+    def __init__(self, name, points, faces, volume, bulk_modulus=WATER_BULK_MODULUS, initial_pressure=0.0):
         faces = np.asarray(faces)
         if faces.ndim != 2 or faces.shape[1] != 4 or not np.issubdtype(faces.dtype, np.integer) or not faces.size:
             raise InputError(f"cavity faces have shape {faces.shape}; expected (f, 4) node indices of quads")
@@ -57,12 +58,24 @@ class FluidCavity:
                              f"{g.sum(axis=0).round(6).tolist()} mm^2)")
         self.nodes, self._g = nodes, g
         self.stiffness = np.array([self.bulk_modulus / self.volume])
-        self.onset = np.zeros(1)
+        self.initial_pressure = initial_pressure
         self.active = np.ones(1, bool)
 
     @property
     def size(self):
         return 1
+
+    @property
+    def initial_pressure(self):
+        """Pressure (MPa) of the fluid at zero volume change; the spring's onset is ``p0 V / K`` mm^3."""
+        return self._initial_pressure
+
+    @initial_pressure.setter
+    def initial_pressure(self, value):
+        if isinstance(value, bool) or not np.isfinite(value):
+            raise InputError(f"initial_pressure = {value!r} MPa; must be a finite number")
+        self._initial_pressure = float(value)
+        self.onset = np.array([self._initial_pressure * self.volume / self.bulk_modulus])
 
     def gradient(self, n_points):
         """Sparse ``(1, 3 n_points)``: the volume change (mm^3) per node displacement."""
@@ -78,13 +91,13 @@ class FluidCavity:
 
     def pressure(self, displacement):
         """Fluid pressure (MPa, compression positive)."""
-        return -self.bulk_modulus * self.volume_change(displacement) / self.volume
+        return self.initial_pressure - self.bulk_modulus * self.volume_change(displacement) / self.volume
 
     def wants_active(self, delta):
         return np.ones(1, bool)
 
     def forces(self, displacement, active=None):
-        """``[K dV / V]`` = ``[-p]`` (MPa): the spring-protocol force."""
+        """``[K (dV - onset) / V]`` = ``[-p]`` (MPa): the spring-protocol force."""
         return np.array([-self.pressure(displacement)])
 
     def nodal_forces(self, displacement, n_points, active=None):
@@ -95,7 +108,7 @@ class FluidCavity:
 
     def __repr__(self):
         return (f"FluidCavity({self.name!r}, {self.faces.shape[0]} faces, V = {self.volume:.4g} mm^3, "
-                f"K = {self.bulk_modulus:g} MPa)")
+                f"K = {self.bulk_modulus:g} MPa" + (f", p0 = {self.initial_pressure:g} MPa" if self.initial_pressure else "") + ")")
 
 
 def cavity_faces(cells, faces_of_cell):

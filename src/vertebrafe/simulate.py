@@ -26,6 +26,7 @@ from .fem.model import Setup
 from .materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 from .loads import Load, apply, preset, resultant
 from . import plausibility as _p
+from . import swelling as _swelling
 from .post import metrics as _m
 from .post import strength as _s
 from .post import posterior as _post
@@ -54,7 +55,9 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     ----------
     segment : vertebrafe.Segment
         With per-cell ``elasticity`` (build it with ``bmd=`` or ``materials=``); may carry a clinical
-        ``history``.
+        ``history``. With a ``nucleus_prepressure`` the rest state is solved first (:mod:`vertebrafe.swelling`;
+        ``Result.solution.rest``, kept in ``setup``): stresses include it, motions are measured from it, and the
+        metrics add ``rest_pressure`` and ``swelling_stress`` (MPa) per nucleus.
     load : Load or str, or a list of them
         A :class:`~vertebrafe.loads.Load` or the name of a preset (:data:`vertebrafe.loads.PRESETS`). A list
         solves every load on the same model with one set-up (the stiffness matrix is assembled and
@@ -144,8 +147,12 @@ def _simulate(segment, load, case, setup, options, solver_options, strengths=Non
     if user_loads is not None and not callable(user_loads):
         raise InputError(f"user_loads = {user_loads!r}; expected a function f(model, segment)")
     model, applied = build_model(segment, load, formulation, user_loads)
+    rest = _rest_state(segment, load, formulation, user_loads, solver_options, setup)
+    if rest is not None:
+        _swelling.pre_stress(model, segment, rest.info["swelling_stress"])
     t1 = time.perf_counter()
     solution = model.solve(**solver_options, setup=setup)
+    solution.rest = rest
     t2 = time.perf_counter()
     res = Result(segment=segment, load=load, solution=solution, applied=applied,
                  case=case or load.name or "case", yield_compression=yc, yield_tension=yt, fraction=fraction,
@@ -174,6 +181,30 @@ def build_model(segment, load, formulation="bbar", user_loads=None):
         user_loads(model, segment)
         applied.user_loads = getattr(user_loads, "__qualname__", repr(user_loads))
     return model, applied
+
+
+def _rest_state(segment, load, formulation, user_loads, solver_options, setup):
+    """The rest state of a segment with a nucleus pre-pressure (:mod:`vertebrafe.swelling`), or None without one;
+    its ``info["swelling_stress"]`` holds the nuclei's swelling stresses (MPa). Kept in ``setup.derived`` for the
+    other loads with the same supports."""
+    pressure = float(getattr(segment, "nucleus_prepressure", 0.0) or 0.0)
+    if pressure <= 0.0:
+        return None
+
+    def unloaded():
+        return build_model(segment, load, formulation, user_loads)[0].remove_loads()
+
+    probe = unloaded()
+    key = ("rest state", pressure, formulation, probe._fixed.tobytes(),
+           tuple(p.prescribed.tobytes() for p in probe.plates), segment.mesh.n_cells)
+    if setup is not None and key in setup.derived:
+        return setup.derived[key]
+    stress, rest = _swelling.rest_state(segment, pressure, unloaded,
+                                        lambda m: m.solve(**solver_options, setup=setup))
+    rest.info["swelling_stress"] = stress
+    if setup is not None:
+        setup.derived[key] = rest
+    return rest
 
 
 @dataclasses.dataclass(eq=False)
@@ -224,6 +255,11 @@ class Result:
             rows += self._plate_rows
         rows += _m.disc_rows(seg, sol)
         rows += _post.posterior_rows(seg, sol)
+        if sol.rest is not None:
+            rest = _swelling.nucleus_pressures(seg, sol.rest)
+            rows += [r for d, s in sol.rest.info["swelling_stress"].items()
+                     for r in ((d, "nucleus", "rest_pressure", rest[d], "MPa"),
+                               (d, "nucleus", "swelling_stress", s, "MPa"))]
         rows += _m.segment_rows(seg, sol, self.applied, self.load)
         return _m.metrics_frame(rows, self.case)
 
@@ -331,6 +367,7 @@ class Result:
                 "disc_refinement": seg.disc_refinement,
                 "fibres": _plain(getattr(seg, "fibres", None)),
                 "nucleus": getattr(seg, "nucleus", "solid"),
+                "nucleus_prepressure": float(getattr(seg, "nucleus_prepressure", 0.0)),
                 "posterior": getattr(seg, "posterior", None) is not None,
                 "dimensions": {k: _plain(v) for k, v in seg.dimensions.items()},
                 "n_cells": int(seg.mesh.n_cells), "n_points": int(seg.mesh.n_points),

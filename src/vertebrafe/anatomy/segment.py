@@ -14,6 +14,7 @@ accumulated wedge and segmental angles. Nodes are numbered layer by layer from t
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -75,6 +76,9 @@ class Segment:
     nucleus : str
         ``"solid"``: the nucleus cells alone (nearly incompressible solid); ``"fluid"``: the nucleus cells
         plus a fluid-filled cavity per disc with one uniform pressure (:func:`nucleus_cavities`).
+    nucleus_prepressure : float
+        The swelling (osmotic) pressure of every nucleus at rest, MPa (0: a stress-free disc at rest); the
+        solve pre-stresses the disc so that the unloaded nucleus carries it (:mod:`vertebrafe.swelling`).
     posterior : PosteriorColumn or None
         The posterior elements (:mod:`vertebrafe.anatomy.posterior`: arches appended after the layered
         body-disc stack, their attachment nodes); None for the body-disc-body model. With them,
@@ -103,6 +107,7 @@ class Segment:
     nucleus: str = "solid"
     posterior: object = None
     source: dict = None
+    nucleus_prepressure: float = 0.0
 
     def spring_sets(self):
         """Fresh spring sets of this segment, built on the current mesh: the annulus fibres
@@ -276,7 +281,7 @@ def _keep_disc_wedges(dims, overrides, scale):
 def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None, scale=1.0, materials=None,
             cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
             n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=None, nucleus="solid", frames=None,
-            posterior=True, grading=None, central_coarsening=3, annulus_refinement=1):
+            posterior=True, grading=None, central_coarsening=3, annulus_refinement=1, nucleus_prepressure=0.0):
     """Mesh a contiguous run of vertebrae with the discs between them.
 
     Parameters
@@ -321,6 +326,12 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
         ``"solid"`` (default): the nucleus cells alone (nu = 0.499); ``"fluid"`` adds a fluid-filled cavity
         per disc (water's bulk modulus) around the nucleus cells: one uniform, nearly incompressible
         pressure (see docs/anatomy.md; such models cannot be exported to CalculiX or FEBio input files).
+    nucleus_prepressure : float
+        Swelling (osmotic) pressure of every nucleus at rest, MPa, 0 to 0.5 (default 0: none). The solve
+        pre-stresses each disc so that its unloaded nucleus carries this pressure, the annulus, endplates and
+        fibres held in tension by it (:mod:`vertebrafe.swelling`); motions are measured from that rest state.
+        The published value is the pressure of the lying subject, 0.10-0.12 MPa (Wilke et al. 1999;
+        docs/materials.md). Such models cannot be exported to CalculiX or FEBio input files.
     frames : dict, optional
         ``{vertebra: (R (3, 3), origin (3,))}`` placing each vertebra's local frame in the global one
         (``x_global = R @ x_local + origin``), e.g. as measured in an image
@@ -362,6 +373,7 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     order = level_order(levels)                                  # cranial first
     names = segment_names(order)
     fibre_spec = _fibres(fibres)                    # checked even without a disc to reinforce
+    prepressure = check_prepressure(nucleus_prepressure)
     curves = grading_curves(grading)
     materials = resolve_materials(bmd, materials, order)
     given_frames = _check_frames(frames, order)
@@ -477,7 +489,7 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
                   endplate_thickness=float(endplate_thickness), n_cortex_layers=int(n_cortex_layers),
                   disc_refinement=float(disc_refinement), grading=curves,
                   fibres=fibre_spec if len(order) > 1 else None, nucleus=_nucleus_kind(nucleus),
-                  posterior=arches)
+                  posterior=arches, nucleus_prepressure=prepressure)
     return seg if materials is None else with_materials(seg, materials)
 
 
@@ -505,6 +517,24 @@ def _posterior_flag(posterior):
     if posterior is None or isinstance(posterior, (bool, np.bool_)):
         return bool(posterior)
     raise InputError(f"posterior = {posterior!r}; expected True or False")
+
+
+#: Largest nucleus pre-pressure accepted (MPa): a pressure at rest, below the 0.5 MPa of relaxed standing
+#: (Wilke et al. 1999); the published rest values are 0.10-0.24 MPa (docs/materials.md).
+MAX_PREPRESSURE = 0.5
+
+
+def check_prepressure(value):
+    """``nucleus_prepressure`` as a float, or InputError naming the value and the allowed range."""
+    try:
+        p = float(value)
+    except (TypeError, ValueError):
+        p = math.nan
+    if isinstance(value, bool) or not (0.0 <= p <= MAX_PREPRESSURE):
+        raise InputError(f"nucleus_prepressure = {value!r} MPa; allowed range 0 to {MAX_PREPRESSURE} MPa (the swelling "
+                         "pressure of the nucleus at rest: 0.10 lying prone, 0.12 lying laterally, up to 0.24 after a "
+                         "night's rest, Wilke et al. 1999; 0 for none)")
+    return p
 
 
 def _nucleus_kind(nucleus):

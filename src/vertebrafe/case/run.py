@@ -1,6 +1,7 @@
 """Running a case: the pipeline (the only place where case keys become library calls) and its output."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -49,6 +50,7 @@ def build_segment(case, progress=None, *, force=False):
     leaves the body) raises :class:`CaseError` naming the case key.
     """
     from ..anatomy import segment
+    from ..anatomy.segment import check_prepressure
     from ..clinical import fracture, kyphoplasty, vertebroplasty
     from ..materials import MaterialSet
     from ..resources import check_memory
@@ -82,6 +84,8 @@ def build_segment(case, progress=None, *, force=False):
                       disc_refinement=s.disc_refinement, fibres=s.fibres, nucleus=s.nucleus,
                       posterior=s.posterior, central_coarsening=s.central_coarsening,
                       annulus_refinement=s.annulus_refinement)
+    if s.nucleus_prepressure:
+        seg = dataclasses.replace(seg, nucleus_prepressure=check_prepressure(s.nucleus_prepressure))
     if case.fracture is not None:
         f = case.fracture
         step("fracture")

@@ -38,6 +38,7 @@ class SegmentSpec:
     fibres: bool = _d("segment", "fibres")
     posterior: bool = _d("segment", "posterior")
     nucleus: str = _d("segment", "nucleus")
+    nucleus_prepressure: float = _d("segment", "nucleus_prepressure")
     overrides: Optional[dict] = None
 
     def size_estimate(self):

@@ -16,6 +16,7 @@ from ..cavity import FluidCavity
 from ..elements import face_integrals
 from ..errors import ConstraintError, InputError, InvertedElementError, UnderConstrainedError
 from .. import elasticity
+from ..elasticity import voigt_to_tensor
 from ..springs import SpringSet
 from . import active_set, assembly, solver_choice, solvers
 from .bodies import Bodies, check_labels
@@ -230,6 +231,7 @@ class Model:
         #: (:func:`~vertebrafe.fem.assembly.reference_stiffness`); False integrates every cell.
         self.voxel_fast_path = True
         self._bodies = None
+        self._initial_stress = None
 
     @property
     def bodies(self):
@@ -243,6 +245,53 @@ class Model:
     @bodies.setter
     def bodies(self, labels):
         self._bodies = check_labels(labels, self.mesh.n_cells)
+
+    @property
+    def initial_stress(self):
+        """Initial (eigen-) stress of every cell ``(m, 6)`` MPa (Voigt xx, yy, zz, xy, yz, xz), uniform in each
+        cell, or None (the default: a stress-free reference). The stress of a cell is ``C eps + initial_stress``;
+        the solve carries its nodal forces ``-int B^T sigma_0 dV`` as a load (:meth:`initial_stress_load`), so a
+        self-equilibrated pre-stress (e.g. a pressurised region inside an elastic shell: ``-p0 I`` in its cells)
+        is in the same solve as the loads and the one-sided springs. Set it to None to remove it."""
+        return self._initial_stress
+
+    @initial_stress.setter
+    def initial_stress(self, stress):
+        if stress is None:
+            self._initial_stress = None
+            return
+        m = self.mesh.n_cells
+        s = np.asarray(stress, dtype=float)
+        if s.shape != (m, 6) or not np.all(np.isfinite(s)):
+            raise InputError(f"initial_stress has shape {s.shape}; expected ({m}, 6) finite stresses (MPa), one "
+                             "Voigt row xx, yy, zz, xy, yz, xz per cell, or None")
+        self._initial_stress = s.copy()
+
+    def initial_stress_load(self, cells=None):
+        """Nodal forces ``(n, 3)`` N of the initial stress: ``-int grad N_a . sigma_0 dV`` over each cell (zeros
+        without one), of the cells ``cells`` (indices; default all). With a stress uniform in each cell this is the
+        consistent load of every formulation: the mean-dilatation part integrates to the same, and the
+        incompatible modes integrate to zero over a cell."""
+        n = self.mesh.n_points
+        out = np.zeros((n, 3))
+        if self._initial_stress is None:
+            return out
+        pick = np.arange(self.mesh.n_cells) if cells is None else np.asarray(cells, dtype=np.int64)
+        cells = pick[np.any(self._initial_stress[pick] != 0.0, axis=1)]
+        el = self.mesh.element
+        sig = voigt_to_tensor(self._initial_stress[cells])                         # (c, 3, 3)
+        chunk = 65536
+        for start in range(0, cells.size, chunk):
+            part = cells[start:start + chunk]
+            conn = self.mesh.cells[part]
+            x = self.mesh.points[conn]                                             # (c, k, 3)
+            J = np.einsum("gai,caj->cgij", el.gradients, x)                        # dx_j / dxi_i
+            detJ = np.linalg.det(J)
+            grad = np.einsum("cgij,gaj->cgai", np.linalg.inv(J), el.gradients)     # dN_a / dx_i
+            integral = np.einsum("g,cg,cgai->cai", el.weights, detJ, grad)         # int grad N_a dV
+            fe = -np.einsum("cij,caj->cai", sig[start:start + chunk], integral)
+            np.add.at(out, conn.ravel(), fe.reshape(-1, 3))
+        return out
 
     # -- material access ------------------------------------------------------------------------
     @property
@@ -364,6 +413,16 @@ class Model:
         np.add.at(self._force, idx, f)
         return self
 
+    def remove_loads(self):
+        """Zero every applied load (nodal forces, plate forces and moments) and every prescribed value; the
+        supports (what is fixed or prescribed) and the initial stress stay. Returns the model."""
+        self._force[:] = 0.0
+        self._fixed_value[:] = 0.0
+        for p in self.plates:
+            p.force, p.moment = np.zeros(3), np.zeros(3)
+            p.values = np.zeros(6)
+        return self
+
     def _faces(self, faces):
         faces = np.asarray(faces)
         n = self.mesh.n_points
@@ -449,12 +508,12 @@ class Model:
                                   f"displacements ({int(clash.sum())} node(s)); constrain the plate instead")
         return node_plate
 
-    def _plate_loads(self):
+    def _plate_loads(self, force):
         """Force (N) and moment (N mm, about the centre) on each plate ``(n_plates, 6)``: the plate's own load
-        plus the nodal forces on its tied nodes, which the plate carries."""
+        plus the nodal forces ``force (n, 3)`` on its tied nodes, which the plate carries."""
         loads = np.zeros((len(self.plates), 6))
         for p in self.plates:
-            fp = self._force[p.nodes]
+            fp = force[p.nodes]
             r = self.mesh.points[p.nodes] - p.center
             loads[p.index] = np.concatenate([p.force + fp.sum(axis=0), p.moment + np.cross(r, fp).sum(axis=0)])
         return loads
@@ -686,9 +745,10 @@ class Model:
         K = entry["K"]
         # loads: nodal forces on free node DOFs; forces on tied nodes go to their plate
         rhs = entry["rhs"].copy()
-        rhs[:3 * n] += np.where(free[:3 * n], self._force.ravel(), 0.0)
+        force = self._force + self.initial_stress_load()
+        rhs[:3 * n] += np.where(free[:3 * n], force.ravel(), 0.0)
         if npl:
-            rhs[3 * n:] += np.where(free[3 * n:], self._plate_loads().ravel(), 0.0)
+            rhs[3 * n:] += np.where(free[3 * n:], self._plate_loads(force).ravel(), 0.0)
         if self.springs:
             self._check_spring_nodes(pat["used"][:n])
             T = active_set.node_map(n, self.plates, points, N)

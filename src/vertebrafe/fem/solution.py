@@ -84,6 +84,16 @@ class Solution:
         self.info = info
         #: {spring set name: bool (k,)}: the state of the one-sided springs in this solution
         self.spring_active = {s.name: s.active.copy() for s in model.springs}
+        #: Solution or None: the rest state that :attr:`motion` is measured from, a solve of the same model
+        #: without loads (e.g. a pre-stressed disc swelling at rest); None: the stress-free reference
+        self.rest = None
+
+    @property
+    def motion(self):
+        """Node displacements ``(n, 3)`` mm from the rest state (:attr:`rest`): :attr:`displacement` minus the
+        rest's, or :attr:`displacement` itself without one. Strains, stresses and spring forces are of the
+        total :attr:`displacement`."""
+        return self.displacement if self.rest is None else self.displacement - self.rest.displacement
 
     # -- Gauss-point fields -------------------------------------------------------------------------
     @cached_property
@@ -107,6 +117,9 @@ class Solution:
         nodal = np.zeros((mesh.n_points, 3))
         for d in range(3):
             nodal[:, d] = np.bincount(mesh.cells.ravel(), weights=fint[:, :, d].ravel(), minlength=mesh.n_points)
+        if model.initial_stress is not None:       # sigma = C eps + sigma_0; its forces int B^T sigma_0 dV
+            sig += model.initial_stress[:, None, :]
+            nodal -= model.initial_stress_load()
         return eps, sig, wdet, nodal
 
     @property
@@ -116,7 +129,8 @@ class Solution:
 
     @property
     def stress(self):
-        """Cauchy stress at the Gauss points ``(m, q, 6)`` in MPa."""
+        """Cauchy stress at the Gauss points ``(m, q, 6)`` in MPa; with the model's
+        :attr:`~vertebrafe.fem.Model.initial_stress`, ``C eps + sigma_0``."""
         return self._fields[1]
 
     @property
@@ -160,8 +174,11 @@ class Solution:
 
     @cached_property
     def strain_energy_density(self):
-        """Strain energy density per cell ``(m,)`` in mJ/mm^3: volume average of sigma : eps / 2."""
+        """Strain energy density per cell ``(m,)`` in mJ/mm^3: volume average of sigma : eps / 2, with the elastic
+        stress ``C eps`` (without the model's initial stress)."""
         eps, sig = self.strain, self.stress
+        if self.model.initial_stress is not None:
+            sig = sig - self.model.initial_stress[:, None, :]
         dens = 0.5 * (np.einsum("cgi,cgi->cg", sig[:, :, :3], eps[:, :, :3])
                       + 2.0 * np.einsum("cgi,cgi->cg", sig[:, :, 3:], eps[:, :, 3:]))
         return self._cell_average(dens)
@@ -174,7 +191,8 @@ class Solution:
     # -- forces -----------------------------------------------------------------------------------
     @cached_property
     def internal_forces(self):
-        """Nodal internal forces ``(n, 3)`` in N (K u, assembled; cells and springs)."""
+        """Nodal internal forces ``(n, 3)`` in N (K u plus the initial stress's ``int B^T sigma_0 dV``, assembled;
+        cells and springs)."""
         f = self._fields[3]
         for s in self.model.springs:
             f = f + s.nodal_forces(self.displacement, self.mesh.n_points, self.spring_active[s.name])
@@ -205,10 +223,13 @@ class Solution:
             raise InputError(f"{plate!r} does not belong to this model")
         return plate
 
-    def plate_motion(self, plate):
-        """Translation ``(3,)`` mm and rotation ``(3,)`` rad of a rigid plate's reference point."""
+    def plate_motion(self, plate, from_rest=False):
+        """Translation ``(3,)`` mm and rotation ``(3,)`` rad of a rigid plate's reference point; ``from_rest``: from
+        the rest state (:attr:`rest`, the plate of the same index there) instead of the reference."""
         p = self._plate(plate)
         v = self._plate_motion[p.index]
+        if from_rest and self.rest is not None:
+            v = v - self.rest._plate_motion[p.index]
         return v[:3].copy(), v[3:].copy()
 
     def plate_reaction(self, plate):

@@ -73,8 +73,11 @@ def describe(model):
                          f"FEBio input files can express as vertebrafe solves them (a uniform pressure from the "
                          f"volume change; Abaqus's *FLUID CAVITY would be the form); export a model with a "
                          f"solid nucleus (segment(..., nucleus='solid'))")
+    if getattr(model, "initial_stress", None) is not None:
+        raise InputError("the model has an initial stress (a nucleus pre-pressure), which this export does not "
+                         "write; export the model without it (segment(..., nucleus_prepressure=0))")
     node_plate = model._check_ties()
-    plate_loads = model._plate_loads()
+    plate_loads = model._plate_loads(model._force)
     force = np.where((node_plate >= 0)[:, None], 0.0, model._force)
     cell_sets = {}
     for tag, table in mesh.tag_names.items():

@@ -54,7 +54,9 @@ pandas DataFrame. Definitions (units):
   nodes minus that of the lower vertebra's superior endplate nodes, :func:`endplate_rotation`; signs as
   the segment's); region ``nucleus``: ``pressure`` (MPa, volume mean
   of ``-trace(sigma) / 3``, plus the fluid pressure with a fluid nucleus), ``pressure_max`` (of the cells),
-  ``fluid_pressure`` (MPa, the cavity's uniform pressure, with ``nucleus="fluid"``); region ``annulus``: ``von_mises_peak`` (MPa, max) and,
+  ``fluid_pressure`` (MPa, the cavity's uniform pressure, with ``nucleus="fluid"``), with a nucleus pre-pressure
+  (:mod:`vertebrafe.swelling`, added by :func:`vertebrafe.simulate.simulate`) ``rest_pressure`` and
+  ``swelling_stress`` (MPa); region ``annulus``: ``von_mises_peak`` (MPa, max) and,
   with annulus fibres, ``fibre_force_total`` (N, sum of the fibre spring forces), ``fibre_stress_max``
   (MPa, largest fibre stress: force over the family's cross-section ``phi V / L``) and ``fibres_taut``
   (-, share of the fibre springs in tension).
@@ -101,7 +103,7 @@ reaction_force_y reaction_force_z reaction_moment_x reaction_moment_y reaction_m
 rotation_flexion rotation_lateral_bending strain_energy_density_mean strength_apparent strength_yield
 superior_endplate_deflection translation_x translation_y translation_z volume von_mises_max von_mises_mean
 von_mises_median von_mises_p95 von_mises_peak yield_fraction yield_fraction_compression
-yield_fraction_tension facet_force ligament_force axial_force load_share""".split())
+yield_fraction_tension facet_force ligament_force axial_force load_share rest_pressure swelling_stress""".split())
 CENTRAL_RADIUS = 0.3
 
 
@@ -531,7 +533,7 @@ def endplate_deflection(segment, displacement, level, which):
 
 def vertebra_rows(segment, solution):
     rows = []
-    u = solution.displacement
+    u = solution.motion
     for v in segment.levels:
         H, dh = vertebra_geometry(segment, v, u)
         rows += [
@@ -547,7 +549,7 @@ def vertebra_rows(segment, solution):
 
 def disc_rows(segment, solution):
     mesh = segment.mesh
-    u = solution.displacement
+    u = solution.motion                                          # kinematics from the rest state
     rows = []
     lev, reg = mesh.cell_data["level"], mesh.cell_data["region"]
     lcode = {v: k for k, v in mesh.tag_names["level"].items()}
@@ -579,8 +581,8 @@ def disc_rows(segment, solution):
             sel = L & (reg == rcode["nucleus"])
             if sel.any():
                 cavity = cavities.get(f"{d}:nucleus")
-                fluid = cavity.pressure(u) if cavity is not None else 0.0
-                rows.append((d, "nucleus", "pressure", fluid + weighted_mean(p[sel], vol[sel]), "MPa"))
+                total, fluid = nucleus_pressure(solution, sel, cavity)
+                rows.append((d, "nucleus", "pressure", total, "MPa"))
                 if cavity is not None:
                     rows.append((d, "nucleus", "fluid_pressure", fluid, "MPa"))
                 rows.append((d, "nucleus", "pressure_max", float(p[sel].max()), "MPa"))
@@ -589,6 +591,14 @@ def disc_rows(segment, solution):
             if sel.any():
                 rows.append((d, "annulus", "von_mises_peak", float(solution.von_mises[sel].max()), "MPa"))
     return rows
+
+
+def nucleus_pressure(solution, cells, cavity=None):
+    """``(pressure, fluid)`` MPa of one nucleus: the volume mean of ``-trace(sigma) / 3`` over its ``cells`` (indices
+    or a bool mask) plus the uniform pressure of its fluid ``cavity`` (None: no fluid), and that fluid pressure."""
+    s = solution.cell_stress[cells]
+    fluid = cavity.pressure(solution.displacement) if cavity is not None else 0.0
+    return fluid + weighted_mean(-(s[:, 0] + s[:, 1] + s[:, 2]) / 3.0, solution.cell_volume[cells]), fluid
 
 
 def endplate_rotation(points, faces, displacement):
@@ -603,7 +613,7 @@ def endplate_rotation(points, faces, displacement):
 
 def segment_rows(segment, solution, applied, load):
     """Segment-level rows: stiffness, plate motion, base reactions."""
-    t, th = solution.plate_motion(applied.plate)
+    t, th = solution.plate_motion(applied.plate, from_rest=True)
     rows = []
     if load.compression > 0:
         along = float(t @ applied.direction)           # motion along the load (mm), > 0 in compression

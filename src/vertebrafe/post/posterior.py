@@ -120,9 +120,9 @@ def _level_nodal_forces(segment, solution, disc):
                   model._C, np.ascontiguousarray(model._material[cross]), element_tables(mesh.element),
                   np.ascontiguousarray(model._form[cross]), np.empty((m, nq, 6)), np.empty((m, nq, 6)),
                   np.empty((m, nq)), fint)
-    f = np.zeros((mesh.n_points, 3))
+    f = -model.initial_stress_load(cross)                      # the pre-stress's forces (a pre-pressure)
     for d in range(3):
-        f[:, d] = np.bincount(cells.ravel(), weights=fint[:, :, d].ravel(), minlength=mesh.n_points)
+        f[:, d] += np.bincount(cells.ravel(), weights=fint[:, :, d].ravel(), minlength=mesh.n_points)
     out = {"disc": f}
     u = solution.displacement
     for s in model.springs:

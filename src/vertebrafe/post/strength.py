@@ -109,7 +109,7 @@ def strength_rows(segment, solution, load, fraction=DEFAULT_FRACTION, yield_comp
     for v in segment.levels:
         sel = lev == code[v]
         lam = yield_scale(ratio[sel], vol[sel], fraction) if sel.any() else math.nan
-        H, dh = vertebra_geometry(segment, v, solution.displacement)
+        H, dh = vertebra_geometry(segment, v, solution.motion)
         eps = abs(dh / H)
         rows += [
             (v, "vertebra", "load_scale_yield", lam, "-"),

@@ -1,0 +1,101 @@
+"""The swelling (osmotic) pressure of the nucleus: the pre-stressed rest state of a segment's discs.
+
+The nucleus of a healthy disc imbibes water until the annulus and the endplates, stretched by it, hold it: at
+rest (lying, no muscle load) it carries a pressure, 0.10 MPa lying prone and 0.12 MPa lying laterally at L4-L5
+in vivo (Wilke et al. 1999; docs/materials.md). ``segment(..., nucleus_prepressure=p)`` asks for this state.
+
+The model: the imbibed fluid is an eigen-stress ``-s_d I`` in the nucleus cells of disc ``d`` (a solid nucleus,
+:attr:`vertebrafe.fem.Model.initial_stress`) or an initial pressure ``s_d`` of its fluid cavity (a fluid nucleus,
+:class:`vertebrafe.cavity.FluidCavity`). Its load ``-int B^T sigma_0 dV`` pushes the annulus and endplates out,
+so they are pre-tensioned, and the nucleus, nearly incompressible, relieves most of ``s_d`` by expanding: its
+pressure is ``s_d`` minus the relief of its surroundings' compliance, a few per cent of ``s_d`` in a lumbar disc
+(``tests/test_swelling.py``). So ``s_d`` is solved for: the rest state is the unloaded model (the load's supports,
+no forces, moments or prescribed motion) whose mean nucleus pressure equals ``p`` in every disc
+(:func:`rest_state`), to :data:`PRESSURE_RTOL`. Where one-sided springs (fibres, ligaments, facets) take part the
+pressure is not proportional to ``s_d`` (fibres tighten as the disc swells), so ``s_d`` comes from secant steps,
+one active-set solve each.
+
+A loaded solve then carries the same ``s_d`` together with the load (one solve; the fibres' active set sees both)
+and measures its motions from the rest state (:attr:`vertebrafe.fem.Solution.rest`): the segment's geometry is
+the swollen one at rest, as it is measured in vivo. Stresses, spring forces and the nucleus pressure are totals,
+the pre-stress included.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .anatomy import REGION_CODES
+from .errors import ConvergenceError
+from .post.metrics import nucleus_pressure
+
+__all__ = ["PRESSURE_RTOL", "MAX_STEPS", "nucleus_cells", "nucleus_pressures", "pre_stress", "rest_state"]
+
+#: Relative accuracy of the rest pressure of every disc.
+PRESSURE_RTOL = 1e-6
+#: Solves allowed to find the swelling stresses.
+MAX_STEPS = 12
+
+
+def nucleus_cells(segment):
+    """``{disc: cell indices}`` of the nucleus of every disc of ``segment``."""
+    mesh = segment.mesh
+    code = {n: c for c, n in mesh.tag_names["level"].items()}
+    nucleus = mesh.cell_data["region"] == REGION_CODES["nucleus"]
+    return {d: np.flatnonzero(nucleus & (mesh.cell_data["level"] == code[d])) for d in segment.discs}
+
+
+def nucleus_pressures(segment, solution):
+    """``{disc: MPa}``: the nucleus pressure of every disc as the metrics report it (the volume mean of
+    ``-trace(sigma) / 3`` over its cells, plus the fluid's with a fluid nucleus)."""
+    cavities = {c.name: c for c in solution.model.springs if hasattr(c, "pressure")}
+    return {d: nucleus_pressure(solution, cells, cavities.get(f"{d}:nucleus"))[0]
+            for d, cells in nucleus_cells(segment).items() if cells.size}
+
+
+def pre_stress(model, segment, stress):
+    """Put the swelling stresses ``stress {disc: MPa}`` into ``model``: the fluid cavity's initial pressure of a
+    fluid nucleus, else the eigen-stress ``-s I`` of the nucleus cells (other cells keep theirs)."""
+    cavities = {c.name: c for c in model.springs if hasattr(c, "pressure")}
+    sigma = None
+    for d, cells in nucleus_cells(segment).items():
+        cavity = cavities.get(f"{d}:nucleus")
+        if cavity is not None:
+            cavity.initial_pressure = stress[d]
+            continue
+        if sigma is None:
+            sigma = (np.zeros((segment.mesh.n_cells, 6)) if model.initial_stress is None
+                     else model.initial_stress.copy())
+        sigma[cells, :3] = -stress[d]
+    if sigma is not None:
+        model.initial_stress = sigma
+    return model
+
+
+def rest_state(segment, pressure, unloaded, solve):
+    """The swelling stresses and the rest state: ``({disc: s_d MPa}, Solution)`` with the nucleus pressure of
+    every disc equal to ``pressure`` (MPa) to :data:`PRESSURE_RTOL`.
+
+    unloaded : callable ``() -> Model``, a fresh model of ``segment`` with the supports of the load and no load.
+    solve : callable ``(Model) -> Solution``.
+    The first step takes ``s_d = pressure``, the second scales it by the pressure found (exact for a linear model
+    up to the small coupling between discs), later ones are secant steps per disc. Raises ConvergenceError if the
+    pressures are not met in :data:`MAX_STEPS` solves."""
+    discs = [d for d, cells in nucleus_cells(segment).items() if cells.size]
+    s = {d: float(pressure) for d in discs}
+    history = []
+    for step in range(1, MAX_STEPS + 1):
+        sol = solve(pre_stress(unloaded(), segment, s))
+        p = nucleus_pressures(segment, sol)
+        history.append((dict(s), p))
+        if all(abs(p[d] - pressure) <= PRESSURE_RTOL * pressure for d in discs):
+            sol.info["swelling_steps"] = step
+            return s, sol
+        for d in discs:
+            if len(history) == 1 or history[-2][1][d] == p[d]:
+                s[d] = s[d] * pressure / p[d] if p[d] > 0 else 2.0 * s[d]
+            else:
+                s0, p0 = history[-2][0][d], history[-2][1][d]
+                s[d] = s[d] + (pressure - p[d]) * (s[d] - s0) / (p[d] - p0)
+    raise ConvergenceError(f"the swelling stresses of the nuclei did not reach the rest pressure {pressure:g} MPa in "
+                           f"{MAX_STEPS} solves (pressures of the last: "
+                           f"{ {d: round(v, 6) for d, v in history[-1][1].items()} })", iterations=MAX_STEPS)
