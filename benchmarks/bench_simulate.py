@@ -139,6 +139,8 @@ def validation(h, solver, prepressures=(0.0,)):
         tag = "" if p == 0 else f"/prepressure {p:g}"
         for name in ("relaxed_standing", "standing_flexed", "lifting"):
             r = simulate(seg, name, solver=solver)
+            if name == "relaxed_standing":
+                standing = r
             key = f"target5/L4-L5/{name}{tag}"
             out[f"{key}/nucleus_pressure_MPa"] = r.value("pressure", "L4-L5", "nucleus")
             out[f"{key}/solve_s"] = r.info["fe_time"]
@@ -149,7 +151,7 @@ def validation(h, solver, prepressures=(0.0,)):
                   flush=True)
         if p:
             print(f"target 5: prepressure {p:g}: disc height change under relaxed standing "
-                  f"{r.value('height_change', 'L4-L5', 'disc'):.4f} mm (from the rest state)", flush=True)
+                  f"{standing.value('height_change', 'L4-L5', 'disc'):.4f} mm (from the rest state)", flush=True)
     stand, lift = loads.preset("relaxed_standing").compression, loads.preset("lifting").compression
     for bmd in (60.0, 70.0, 80.0):
         vs = vertebra_strength(vf.segment(["L1"], bmd=bmd, element_size=h), "L1", solver=solver)
