@@ -83,6 +83,19 @@ def test_fibres_are_taut_at_rest_and_the_loaded_disc_is_in_equilibrium():
                                                                                                          rel=1e-6)
 
 
+def test_fluid_nucleus_takes_the_swelling_as_its_initial_pressure():
+    """With nucleus="fluid" the swelling is the cavity's initial pressure: the unloaded nucleus (fluid plus cells)
+    carries the rest pressure, the cells carry no eigen-stress, and the fluid's initial pressure is far above p
+    (water's bulk modulus: the fluid relieves it by expanding)."""
+    res = simulate(_segment(P_REST, nucleus="fluid"), "relaxed_standing", factor_of_risk=False)
+    assert res.value("rest_pressure", "L4-L5", "nucleus") == pytest.approx(P_REST, rel=PRESSURE_RTOL)
+    assert res.solution.model.initial_stress is None
+    cavity = res.solution.model.spring_set("L4-L5:nucleus")
+    assert cavity.initial_pressure == pytest.approx(res.value("swelling_stress", "L4-L5", "nucleus"))
+    assert cavity.initial_pressure > 10 * P_REST
+    assert res.value("pressure", "L4-L5", "nucleus") > P_REST
+
+
 @pytest.mark.parametrize("value", [-0.1, 0.8, "high", True, float("nan")])
 def test_prepressure_out_of_range_is_an_error_naming_it(value):
     with pytest.raises(InputError, match=r"nucleus_prepressure = .* allowed range 0 to 0.5 MPa"):
