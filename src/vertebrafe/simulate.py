@@ -147,6 +147,8 @@ def _simulate(segment, load, case, setup, options, solver_options, strengths=Non
     if user_loads is not None and not callable(user_loads):
         raise InputError(f"user_loads = {user_loads!r}; expected a function f(model, segment)")
     model, applied = build_model(segment, load, formulation, user_loads)
+    if setup is None and getattr(segment, "nucleus_prepressure", 0.0):
+        setup = Setup()                   # the rest state's solves and the load's share one factorisation
     rest = _rest_state(segment, load, formulation, user_loads, solver_options, setup)
     if rest is not None:
         _swelling.pre_stress(model, segment, rest.info["swelling_stress"])
