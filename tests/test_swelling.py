@@ -110,3 +110,46 @@ def test_pre_stressed_model_is_not_exported(tmp_path):
     model.initial_stress = stress
     with pytest.raises(InputError, match="initial stress"):
         model.export(tmp_path / "m.inp")
+
+
+def test_affine_yield_scale_against_the_proportional_one():
+    """With no rest strain the affine load scale is the proportional one; with a rest strain c times the load's,
+    the strain is (c + lambda) times it, so lambda* = lambda_proportional - c exactly."""
+    from vertebrafe.post.metrics import strain_ratio
+    from vertebrafe.post.strength import affine_yield_scale, yield_scale
+
+    rng = np.random.default_rng(3)
+    load = rng.normal(scale=1e-3, size=(400, 6))
+    vol = rng.uniform(0.5, 2.0, 400)
+    g = rng.uniform(0.8, 1.2, 400)
+    yc, yt = 0.0077, 0.0070
+    from vertebrafe.elasticity import voigt_to_tensor
+    p = np.linalg.eigvalsh(voigt_to_tensor(load))[:, ::-1]
+    lam = yield_scale(strain_ratio(p, yc * g, yt * g), vol)
+    assert affine_yield_scale(np.zeros_like(load), load, g, vol, yc, yt) == pytest.approx(lam, rel=1e-9)
+    assert affine_yield_scale(0.3 * load, load, g, vol, yc, yt) == pytest.approx(lam - 0.3, rel=1e-9)
+
+
+def test_in_situ_strength_with_a_rest_state_yields_the_fraction(linear):
+    """The in-situ yield-volume strength of a pre-pressured segment scales only the load's strain: at the load
+    scale found, 2 % of the vertebra's bone volume exceeds its yield strain under rest + lambda * load."""
+    from vertebrafe.post.metrics import strain_ratio
+    from vertebrafe.elasticity import voigt_to_tensor
+
+    res = linear[1][0]
+    sol, rest = res.solution, res.solution.rest
+    mesh = res.segment.mesh
+    names = mesh.tag_names["region"]
+    bone = np.isin(mesh.cell_data["region"], [c for c, n in names.items() if n in ("cortex", "endplate", "cancellous")])
+    L4 = mesh.cell_data["level"] == {n: c for c, n in mesh.tag_names["level"].items()}["L4"]
+    cells = np.flatnonzero(bone & L4)
+    lam = res.value("load_scale_yield", "L4", "vertebra")
+    g = mesh.cell_data["yield_factor"][cells] if "yield_factor" in mesh.cell_data else np.ones(cells.size)
+    vol = sol.cell_volume[cells]
+
+    def fraction(scale):
+        e = rest.cell_strain[cells] + scale * (sol.cell_strain[cells] - rest.cell_strain[cells])
+        p = np.linalg.eigvalsh(voigt_to_tensor(e))[:, ::-1]
+        return vol[strain_ratio(p, 0.0077 * g, 0.0070 * g) >= 1.0].sum() / vol.sum()
+
+    assert fraction(lam * (1 + 1e-6)) >= 0.02 > fraction(lam * (1 - 1e-3))

@@ -43,7 +43,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
-from .metrics import BONE_REGIONS, stack_cells, tissue_strain_ratios, vertebra_geometry
+from .metrics import (BONE_REGIONS, stack_cells, tissue_strain_ratios, tissue_volumes, tissue_yield_factors,
+                      vertebra_geometry)
 from .plate import plate_test
 from .pushover import pushover
 
@@ -84,6 +85,37 @@ def yield_scale(ratio, volume, fraction=DEFAULT_FRACTION):
     return math.inf if rf <= 0 else 1.0 / rf
 
 
+def affine_yield_scale(rest, load, factors, volume, yield_compression, yield_tension, fraction=DEFAULT_FRACTION):
+    """Load scale ``lambda*`` at which ``fraction`` of the total ``volume (k,)`` yields under the strain
+    ``rest + lambda * load`` (cell strains ``(k, 6)``, tensor shear; ``factors (k,)`` scale each entry's yield
+    strains): the :func:`yield_scale` of a model whose load starts from a pre-strained rest state (a nucleus
+    pre-pressure), where the strain is affine, not proportional, in the load. The yielded volume is found by
+    bisection on ``lambda`` (to 1e-10 relative). ``inf`` when no load scale reaches the fraction."""
+    from ..elasticity import voigt_to_tensor
+    from .metrics import strain_ratio
+
+    rest, load = voigt_to_tensor(rest), voigt_to_tensor(load)
+    v = np.asarray(volume, dtype=float)
+    g = np.asarray(factors, dtype=float)
+
+    def yielded(lam):
+        p = np.linalg.eigvalsh(rest + lam * load)[:, ::-1]
+        return v[strain_ratio(p, yield_compression * g, yield_tension * g) >= 1.0].sum() / v.sum() >= fraction - 1e-12
+
+    if yielded(0.0):
+        return 0.0
+    hi = 1.0
+    while not yielded(hi):
+        hi *= 2.0
+        if hi > 1e12:
+            return math.inf
+    lo = 0.0 if hi == 1.0 else hi / 2.0
+    while hi - lo > 1e-10 * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if yielded(mid) else (mid, hi)
+    return hi
+
+
 def bone_phases(mesh, solution, yield_compression, yield_tension, regions):
     """Bone of ``mesh`` per phase: ``(cells (k,), ratios (k,), volumes (k,) mm^3)``, the entries of
     :func:`~vertebrafe.post.metrics.tissue_strain_ratios` whose tissue is one of ``regions``."""
@@ -106,9 +138,21 @@ def strength_rows(segment, solution, load, fraction=DEFAULT_FRACTION, yield_comp
     code = {n: c for c, n in mesh.tag_names["level"].items()}
     F = load.compression
     rows = []
+    rest = getattr(solution, "rest", None)
+    if rest is not None:          # a pre-strained rest state: the strain is rest + lambda * (strain - rest)
+        entries, codes, _ = tissue_volumes(mesh, solution.cell_volume)           # the entries of bone_phases
+        keep = np.isin(codes, [c for c, n in mesh.tag_names["region"].items() if n in regions])
+        g = tissue_yield_factors(mesh, entries, codes)[keep]
+        e0, e1 = rest.cell_strain[cells], solution.cell_strain[cells]
     for v in segment.levels:
         sel = lev == code[v]
-        lam = yield_scale(ratio[sel], vol[sel], fraction) if sel.any() else math.nan
+        if not sel.any():
+            lam = math.nan
+        elif rest is None:
+            lam = yield_scale(ratio[sel], vol[sel], fraction)
+        else:
+            lam = affine_yield_scale(e0[sel], e1[sel] - e0[sel], g[sel], vol[sel], yield_compression, yield_tension,
+                                     fraction)
         H, dh = vertebra_geometry(segment, v, solution.motion)
         eps = abs(dh / H)
         rows += [
