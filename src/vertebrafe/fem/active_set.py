@@ -203,10 +203,9 @@ def _iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, ma
         cut = short is not None and not tight and step <= max_iterations // 2
         M, start = precondition(d)
         with solvers.one_blas_thread():
-            x, its = (_cg(A, b, x, M, target, short, restarts=0, start=start) if cut
-                      else _cg(A, b, x, M, target, maxiter, start=start))
+            x, its, residual = (_cg(A, b, x, M, target, short, restarts=0, start=start) if cut
+                                else _cg(A, b, x, M, target, maxiter, start=start))
         iterations += its
-        residual = _residual(A @ x, b)
         if not np.all(np.isfinite(x)):
             raise ConvergenceError("the active-set solve produced non-finite displacements; the model may be a "
                                    "mechanism once slack springs carry nothing", iterations=step)
@@ -407,8 +406,9 @@ def _residual(Ax, b):
 
 def _cg(A, b, x0, M, rtol, maxiter, restarts=2, start=None):
     """CG from ``x0`` (passed through ``start(x, b)`` where given, at every restart too); returns ``(x,
-    iterations)``. CG stops on its recursively updated residual, which drifts from the true one near round-off:
-    while the true residual is above ``rtol``, CG restarts from its solution (at most ``restarts`` times)."""
+    iterations, true relative residual)``. CG stops on its recursively updated residual, which drifts from the
+    true one near round-off: while the true residual is above ``rtol``, CG restarts from its solution (at most
+    ``restarts`` times)."""
     count = [0]
 
     def callback(_):
@@ -419,9 +419,10 @@ def _cg(A, b, x0, M, rtol, maxiter, restarts=2, start=None):
         if start is not None:
             x = start(x, b)
         x, _ = spla.cg(A, b, x0=x, rtol=rtol, atol=0.0, maxiter=maxiter or 2000, M=M, callback=callback)
-        if not _residual(A @ x, b) > rtol:
+        residual = _residual(A @ x, b)
+        if not residual > rtol:
             break
-    return x, count[0]
+    return x, count[0], residual
 
 
 def join_parts(label, sets):
