@@ -153,3 +153,10 @@ def test_in_situ_strength_with_a_rest_state_yields_the_fraction(linear):
         return vol[strain_ratio(p, 0.0077 * g, 0.0070 * g) >= 1.0].sum() / vol.sum()
 
     assert fraction(lam * (1 + 1e-6)) >= 0.02 > fraction(lam * (1 - 1e-3))
+
+
+def test_result_file_holds_the_motion_from_the_rest_state(linear):
+    sol = linear[1][0].solution
+    point, _ = sol.fields()
+    assert np.allclose(point["motion_mm"], sol.displacement - sol.rest.displacement)
+    assert "motion_mm" not in linear[0][0].solution.fields()[0]

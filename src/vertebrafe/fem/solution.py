@@ -245,8 +245,11 @@ class Solution:
 
     # -- output -----------------------------------------------------------------------------------
     def fields(self):
-        """All point and cell fields as two dicts of arrays, named with units, for VTU output."""
+        """All point and cell fields as two dicts of arrays, named with units, for VTU output (with a rest state
+        also ``motion_mm``, the displacement from it)."""
         point = {"displacement_mm": self.displacement, "reaction_N": self.nodal_reactions}
+        if self.rest is not None:
+            point["motion_mm"] = self.motion                 # from the rest state
         cell = {
             "stress_MPa": self.cell_stress,
             "strain": self.cell_strain,
