@@ -67,7 +67,7 @@ from scipy.optimize import brentq
 from ..anatomy.grading import GradedCurve
 from ..errors import InputError
 from ..elasticity import isotropic
-from ..fem.solvers import one_blas_thread
+from ..threads import one_blas_thread
 from ._common import check_level, derive, history, level_nodes, make_operation, operations_of, to_local
 from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry, check_achieved,
                       check_cement_modulus, check_centres, check_extent, check_fits, check_layer, check_offset,

@@ -18,33 +18,17 @@ number of right-hand sides with it; :func:`solve` is set-up and one solve.
 import functools
 import importlib.metadata
 import os
-import sys
 import time
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from threadpoolctl import ThreadpoolController
 
 from ..errors import ConvergenceError, InputError, UnderConstrainedError
+from ..threads import one_blas_thread
 from . import multigrid, relaxation, subdomain
 from .multigrid import VCycle
 from .sparse_kernels import BlockMatrix
-
-
-_BLAS = [None, -1]       # a ThreadpoolController and the len(sys.modules) it was made at
-
-
-def one_blas_thread():
-    """Context manager: BLAS libraries on one thread (single-vector work, see :meth:`Prepared.solve`).
-
-    Finding the loaded BLAS libraries scans every shared library of the process: about 1 ms per call
-    with numpy alone, 7 ms once VTK is loaded (pyvista), and the solvers enter this context hundreds of
-    times per load. The scan is kept and repeated only after a module was imported (a new import can
-    load a BLAS, e.g. MKL with PARDISO)."""
-    if _BLAS[0] is None or _BLAS[1] != len(sys.modules):
-        _BLAS[:] = [ThreadpoolController(), len(sys.modules)]
-    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 #: "auto" picks the direct solver up to this many unknowns: with a sparse Cholesky (CHOLMOD or PARDISO),
