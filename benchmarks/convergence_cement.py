@@ -92,7 +92,7 @@ def _fractured(h, bmd, spec=None, grid=(3, 1)):
     return seg, vf.fracture(seg, "L1", kind="wedge", grade=2)
 
 
-def _state(h, bmd, name, surface="fitted", cut="mixed", spec=None, grid=(3, 1)):
+def _state(h, bmd, name, surface="fitted", cut="mixed", spec=None, grid=(3, 1), bkp_surface="mixed"):
     import vertebrafe as vf
     seg, nsm = _fractured(h, bmd, spec, grid)
     if name == "intact":
@@ -102,7 +102,7 @@ def _state(h, bmd, name, surface="fitted", cut="mixed", spec=None, grid=(3, 1)):
     if name.startswith("VP"):
         vp = vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0, surface=surface)
         return vp if cut == "mixed" else _cut_cells_as(vp, nsm, cut)
-    bkp = vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8)
+    bkp = vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8, surface=bkp_surface)
     return bkp if cut == "mixed" else _cut_cells_as(bkp, nsm, cut)
 
 
@@ -187,7 +187,8 @@ def pressure_stiffness(seg, level, **solver_options):
     return force / abs(dh), int(sol.info["dofs"])
 
 
-def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=False, spec=None, grid=(3, 1)):
+def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=False, spec=None, grid=(3, 1),
+        bkp_surface="mixed"):
     from vertebrafe.loads import Load
     from vertebrafe.post.metrics import vertebra_geometry
     from vertebrafe.post.strength import vertebra_strength
@@ -195,7 +196,7 @@ def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=Fa
 
     t0 = time.perf_counter()
     t_cpu = time.process_time()
-    seg = _state(h, bmd, name, surface, cut, spec, grid)
+    seg = _state(h, bmd, name, surface, cut, spec, grid, bkp_surface)
     opts = dict(solver="amg", rtol=1e-8) if solver == "amg" else dict(solver=solver)
     hist = seg.history[-1].results if seg.history and seg.history[-1].kind != "fracture" else {}
     if kind == "plate":
@@ -210,10 +211,12 @@ def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=Fa
     extra = dict(edge_profile=edge_profile(seg, r.solution.displacement)) if edge and kind == "in_situ" and \
         name == "BKP" else {}
     return dict(h=h, state=name, kind=kind, stiffness=k, dofs=int(dofs), cells=int(seg.mesh.n_cells),
-                surface=surface if name.startswith("VP") else None, solver=solver,
+                surface=surface if name.startswith("VP") else bkp_surface if name == "BKP" else None, solver=solver,
                 cut=cut if name != "intact" and name != "NSM" else None,
                 time=time.perf_counter() - t0, cpu=time.process_time() - t_cpu, volume_error=hist.get("volume_error"),
                 cement_mL=hist.get("cement_volume_mL"), span=hist.get("cement_height_span"), grading=spec,
+                rim_mL=hist.get("rim_volume_mL"), contact_mm2=hist.get("contact_area_mm2"),
+                unresolved_cells=hist.get("unresolved_cells"),
                 central_coarsening=grid[0], annulus_refinement=grid[1],
                 min_scaled_jacobian=float(seg.mesh.quality().scaled_jacobian[:seg.stack_cells].min()), **extra)
 
@@ -229,6 +232,9 @@ def main(argv=None):
     ap.add_argument("--surface", default="fitted", choices=["fitted", "mixed"],
                     help="vertebroplasty bolus surface (fitted, the default: nodes snapped onto it; mixed: cut "
                          "cells mixed)")
+    ap.add_argument("--bkp-surface", default="mixed", choices=["mixed", "fitted"],
+                    help="kyphoplasty cavity and rim surfaces (mixed, the default: cut cells mixed; fitted: nodes "
+                         "snapped onto both, no cut cell)")
     ap.add_argument("--solver", default="amg", choices=["amg", "direct"])
     ap.add_argument("--cut", default="mixed", choices=["mixed", "bone", "cement"],
                     help="cells the cement surfaces cut (VP bolus; BKP cavity and rim): mixed (the model) or, as "
@@ -257,7 +263,8 @@ def main(argv=None):
     jobs = sorted(((h, s, k) for h in sizes for s in states for k in kinds), key=lambda j: j[0])   # finest first
     rows = []
     with ProcessPoolExecutor(max_workers=a.workers, mp_context=SPAWN) as ex:
-        futs = {ex.submit(job, h, a.bmd, s, k, a.surface, a.solver, a.cut, a.edge, spec, grid): (h, s, k) for h, s, k in jobs}
+        futs = {ex.submit(job, h, a.bmd, s, k, a.surface, a.solver, a.cut, a.edge, spec, grid, a.bkp_surface): (h, s, k)
+                for h, s, k in jobs}
         for f in as_completed(futs):
             try:
                 r = f.result()

@@ -6,7 +6,8 @@ Model: example 3 (docs/examples/03_compare_treatments.py): T12-L2 with the defau
 80, grade-2 wedge fracture of L1, then untreated (NSM), bipedicular vertebroplasty of 4 mL (the default
 fitted bolus) or balloon kyphoplasty (4.8 mL, restoration 0.5, two balloons); 800 N compression with a
 7.5 N m flexion moment; optional states ``VP15``, ``VP30``, ``VP50``: the same vertebroplasty at 15 / 30 / 50 %
-fill of the cancellous volume (``--states``; default the first three). Per element size and state one process (``--sizes`` run coarsest first, one at a time
+fill of the cancellous volume, and ``BKPF``: the kyphoplasty with its cavity and rim fitted to cell faces
+(``surface="fitted"``) (``--states``; default the first three). Per element size and state one process (``--sizes`` run coarsest first, one at a time
 so that only one model is in memory); solver ``--solver`` (default ``auto``) to ``rtol`` 1e-8.
 
 Recorded per vertebra (T12, L1, L2) and region (reference volumes ``body`` and ``core``; tissues
@@ -54,7 +55,7 @@ import numpy as np
 # can deadlock in the child (the benchmark smoke tests run these scripts after others in one process).
 SPAWN = multiprocessing.get_context("spawn")
 
-STATES = ("NSM", "VP", "BKP", "VP15", "VP30", "VP50")
+STATES = ("NSM", "VP", "BKP", "VP15", "VP30", "VP50", "BKPF")
 LEVELS = ("T12", "L1", "L2")
 REGIONS = ("body", "core", "cortex", "endplate", "cancellous", "cement_bone", "cement", "compacted_bone")
 STRESSES = ("von_mises_p95", "von_mises_mean")
@@ -121,7 +122,8 @@ def _state(h, name):
         return vf.vertebroplasty(nsm, "L1", volume=4.0, approach="bipedicular")
     if name.startswith("VP"):
         return vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0, approach="bipedicular")
-    return vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8, balloons=2)
+    return vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8, balloons=2,
+                          surface="fitted" if name == "BKPF" else "mixed")
 
 
 def job(h, name, solver, radii=()):

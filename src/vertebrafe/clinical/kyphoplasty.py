@@ -38,6 +38,9 @@ compacted cancellous bone.
    trabecular yield strains do not depend on density, Morgan & Keaveny 2001), so cells that are mostly
    rim or cavity lose the damaged zone's ``damage`` and ``yield_factor``.
 
+**Surface** (``surface``): ``"mixed"`` (default) keeps the mesh; ``"fitted"`` snaps nodes onto the cavity
+surface and then onto the rim's outer surface (:mod:`vertebrafe.clinical.snap`), so no cell is cut.
+
 Per cut cell the three phases (host, compacted rim ``k C_host / (1 - damage)``, PMMA) are combined by
 ``mixing`` (:mod:`vertebrafe.clinical.mixing`; default the laminate rule with the normal of the cut
 surface, which converges under mesh refinement; ``"voigt"`` for comparison). Cells with ``f_c >= 0.5``
@@ -75,6 +78,8 @@ from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_
                       region_code, resolve_volume, vertical_mask)
 from .firstyield import phase_yield_field, treated_yield_factor
 from .phasestress import phase_stress_data
+from .cement import SURFACES
+from .snap import MAX_SHELL_MOVE, snap_bolus, snap_shell
 from .fracture import Deformer
 from .measure import measure
 
@@ -281,7 +286,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
                 rim_modulus_factor=None, offset=(0.0, 0.0, 0.0), cement_modulus=None,
                 samples=4, mixing="laminate", vertical_extent=DEFAULT_VERTICAL_EXTENT, endplate_contact=None,
                 inflation_pressure=DEFAULT_INFLATION_PRESSURE, lift_force=DEFAULT_LIFT_FORCE, interface="bonded",
-                layer_thickness=None, layer_modulus=None):
+                layer_thickness=None, layer_modulus=None, surface="mixed"):
     """Balloon kyphoplasty of ``level``; returns a new Segment.
 
     Parameters
@@ -327,6 +332,14 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         Layer modulus (MPa, in [1, 20000]); default ``layer_thickness / 1e-3 mm/MPa`` (500 MPa at 0.5 mm:
         the interlocked cement-trabecula interface compliance of Miller et al. 2016, carried over to the
         bolus-rim interface as an assumption). Only with ``interface="layer"``.
+    surface : {"mixed", "fitted"}
+        ``"mixed"`` (default): cells the cavity and rim surfaces cut are mixed by ``mixing``. ``"fitted"``:
+        cancellous nodes of the level are snapped onto the cavity surface (the scale corrected until the
+        cavity cells hold ``volume``) and then, the cavity cells' nodes held, onto the rim's outer surface
+        (:func:`vertebrafe.clinical.snap.snap_shell`), so every cell is wholly PMMA, rim or host; cells the
+        snapping cannot fit join a phase by their sampled majority. The rim's density then follows from
+        the rim cells' volume (mass conservation as above). Recorded: ``snapped_nodes``,
+        ``unresolved_cells``.
 
     Returns
     -------
@@ -389,6 +402,8 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         raise InputError(f"interface = {interface!r}; allowed: {list(INTERFACES)} (the compact PMMA bolus has no "
                          "interdigitated composite for vertebroplasty's 'frictional' factor)")
     t_layer, E_layer = check_layer(interface, layer_thickness, layer_modulus, mixing)
+    if surface not in SURFACES:
+        raise InputError(f"surface = {surface!r}; allowed: {list(SURFACES)}")
     if cement_modulus is not None:
         check_cement_modulus(cement_modulus)
     check_untreated(segment, level)
@@ -427,13 +442,29 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         r2 = np.where(allowed, sampler.radius2(centres, rots, axes), np.inf)
         s, _ = sampler.scale_for_volume(r2, v_ml * 1000.0)
     cav = r2 <= s * s
-    if t > 0:
-        outer = (sampler.radius2(centres, rots, axes * s, pad=t) <= 1.0) & vertical_mask(d_inf, d_sup, hloc,
-                                                                                          c_ext, pad=0.0 if contact else t)
+    moved = unresolved = 0
+    if surface == "fitted":                 # cavity, then the rim's outer surface, snapped to cell faces
+        pads = (-t if contact else 0.0, 0.0 if contact else t)
+        points, sampler, cav, fc_sel, s, moved, unresolved = snap_bolus(geo_seg, level, points, eligible, n, centres,
+                                                                        rots, axes, s, c_ext, v_ml * 1000.0, pad=pads[0],
+                                                                        max_move=MAX_SHELL_MOVE)
+        fr_sel = np.zeros_like(fc_sel)
+        if t > 0:
+            points, sampler, fr_sel, m2, u2 = snap_shell(geo_seg, level, points, eligible, n, fc_sel > 0.5, centres,
+                                                         rots, axes * s + t, c_ext, pads[1])
+            moved, unresolved = moved + m2, unresolved + u2
+        d_inf, d_sup, hloc = endplate_distances(geo_seg, level, points, sampler)
+        rim = np.broadcast_to(fr_sel[:, None] > 0.5, sampler.w.shape)
+        if contact:
+            area = float(np.mean([faces.areas(ci, Ri, ai * s) for ci, Ri, ai in zip(centres, rots, axes)]))
     else:
-        outer = cav
-    rim = outer & ~cav
-    fc_sel, fr_sel = sampler.fraction(cav), sampler.fraction(rim)
+        if t > 0:
+            outer = (sampler.radius2(centres, rots, axes * s, pad=t) <= 1.0) & vertical_mask(
+                d_inf, d_sup, hloc, c_ext, pad=0.0 if contact else t)
+        else:
+            outer = cav
+        rim = outer & ~cav
+        fc_sel, fr_sel = sampler.fraction(cav), sampler.fraction(rim)
     fc = np.zeros(mesh.n_cells)
     fr = np.zeros(mesh.n_cells)
     fc[sampler.cells], fr[sampler.cells] = fc_sel, fr_sel
@@ -503,13 +534,14 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
                   cement_nu=nu_c, mixing=mixing, vertical_extent=None if contact else extent,
                   endplate_contact=bool(contact), inflation_pressure_MPa=float(inflation_pressure),
                   lift_force_N=float(lift_force), interface=interface, layer_thickness_mm=t_layer,
-                  layer_E_MPa=E_layer)
+                  layer_E_MPa=E_layer, surface=surface)
     results = dict(cement_volume_mL=achieved / 1000.0, volume_error=achieved / (v_ml * 1000.0) - 1.0,
                    fill=achieved / float(sampler.volume.sum()),
                    rim_volume_mL=rim_mm3 / 1000.0, balloon_scale=s, balloon_vertical_factor=q,
                    balloon_centres_mm=tuple(tuple(float(v) for v in c) for c in centres),
                    rim_density_ratio=density_ratio, rim_modulus_factor=k if C is not None else math.nan,
-                   contact_area_mm2=area, layer_volume_mL=float(np.sum(fl[sampler.cells] * sampler.volume)) / 1000.0)
+                   contact_area_mm2=area, layer_volume_mL=float(np.sum(fl[sampler.cells] * sampler.volume)) / 1000.0,
+                   snapped_nodes=moved, unresolved_cells=unresolved)
     op = make_operation("kyphoplasty", level, params, results, data)
     new = derive(segment, op, points=points, elasticity=C, frames=frames,
                  cell_data=cell_data,

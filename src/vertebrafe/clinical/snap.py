@@ -30,6 +30,13 @@ node: ``unresolved``) are whole cement or whole bone by their sampled majority (
 a clipping plane, so the cement keeps within the vertical extent). So every cell is wholly
 one phase and the bolus surface is made of cell faces; the scale ``s`` is corrected until the cement
 volume (the sum of the cement cells' volumes) matches the request (:func:`snap_bolus`).
+
+The slab may be widened by ``pad`` mm (as :func:`~vertebrafe.clinical.augment.vertical_mask`; a negative
+pad with ``extent = 1`` keeps a kyphoplasty cavity ``-pad`` mm clear of both endplates). A shell around a
+snapped region (kyphoplasty's compacted rim around its cavity) is fitted by a second pass onto its outer
+surface with the region's nodes held (:func:`snap_shell`); there, and for the kyphoplasty cavity, whose
+flat faces lie closer to the endplate than half a cell, the farther end of a crossing edge may move when
+the nearer one may not, up to :data:`MAX_SHELL_MOVE` of the edge.
 """
 from __future__ import annotations
 
@@ -39,13 +46,19 @@ from ..elements import ELEMENT_TYPES
 from ..mesh.quality import cell_quality, cell_volumes
 from ._common import level_nodes, to_local
 
-__all__ = ["MIN_SCALED_JACOBIAN", "MAX_MOVE", "HEX_EDGES", "snap_points", "snap_bolus", "bolus_level_set",
-           "cell_phases"]
+__all__ = ["MIN_SCALED_JACOBIAN", "MAX_MOVE", "MAX_SHELL_MOVE", "HEX_EDGES", "snap_points", "snap_bolus", "snap_shell",
+           "bolus_level_set", "cell_phases"]
 
 #: Lowest corner scaled Jacobian a snapped cell may reach (unless it was already lower).
 MIN_SCALED_JACOBIAN = 0.2
 #: Longest move of a node, as a fraction of the edge it moves along.
 MAX_MOVE = 0.5
+#: Longest move of a shell's nodes (:func:`snap_shell`, and the kyphoplasty cavity): where the nearer end of
+#: a crossing edge may not move (a node of the endplate's inner layer, or of the cells inside the shell), the
+#: farther one moves up to this fraction of the edge, so that a shell thinner than half a cell (the 1 mm
+#: compacted rim in 1.5-3 mm cells) is still bounded by cell faces; cells keep at least a fifth of their
+#: height along the edge, and the scaled-Jacobian guard still applies.
+MAX_SHELL_MOVE = 0.8
 #: The 12 edges of a hexahedron (VTK node order).
 HEX_EDGES = np.array([(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6),
                       (3, 7)])
@@ -70,23 +83,28 @@ def _ellipsoid_radius(x, centres, rots, axes):
 
 
 class _Bolus:
-    """Level set of the bolus ``E & Z`` on the columns of the level (global points, original column ends)."""
+    """Level set of the bolus ``E & Z`` on the columns of the level (global points, original column ends);
+    ``pad`` (mm) widens the slab as :func:`~vertebrafe.clinical.augment.vertical_mask` does (negative: the
+    region keeps ``-pad`` mm clear of the slab planes, e.g. of the endplates with ``extent = 1``)."""
 
-    def __init__(self, segment, level, points, centres, rots, axes, extent):
+    def __init__(self, segment, level, points, centres, rots, axes, extent, pad=0.0):
         self.segment, self.level = segment, level
         self.nodes = level_nodes(segment, level)
         self.bottom = points[self.nodes.inferior]            # column ends: endplate layers never move
         self.axis = points[self.nodes.superior] - self.bottom
         self.centres, self.rots, self.axes = centres, rots, axes
         self.c = 0.5 * (1.0 - extent)
+        self.pad = float(pad)
 
     def slab(self, x, nodes):
-        """Slab term ``max(c - zeta, zeta - (1 - c))`` ``(k,)`` of global points ``x (k, 3)`` on the columns of
-        ``nodes (k,)`` (<= 0 within the central extent)."""
+        """Slab term ``max(c' - zeta, zeta - (1 - c'))`` ``(k,)`` of global points ``x (k, 3)`` on the columns
+        of ``nodes (k,)``, ``c' = c - pad / L`` (``L`` the column's length; <= 0 within the padded extent)."""
         col = nodes % self.nodes.n2
         d = self.axis[col]
-        zeta = np.einsum("ki,ki->k", x - self.bottom[col], d) / np.einsum("ki,ki->k", d, d)
-        return np.maximum(self.c - zeta, zeta - 1.0 + self.c)
+        dd = np.einsum("ki,ki->k", d, d)
+        zeta = np.einsum("ki,ki->k", x - self.bottom[col], d) / dd
+        c = self.c - self.pad / np.sqrt(dd)
+        return np.maximum(c - zeta, zeta - 1.0 + c)
 
     def __call__(self, x, nodes):
         """``g`` ``(k,)`` of global points ``x (k, 3)`` on the columns of ``nodes (k,)``."""
@@ -94,10 +112,11 @@ class _Bolus:
         return np.maximum(r - 1.0, self.slab(x, nodes))
 
 
-def bolus_level_set(segment, level, points, nodes, centres, rots, axes, extent):
+def bolus_level_set(segment, level, points, nodes, centres, rots, axes, extent, pad=0.0):
     """``g`` ``(k,)`` of ``nodes`` (indices into ``points``, nodes of the level's body): <= 0 inside the bolus.
-    ``centres, rots, axes``: the ellipsoids in the level's local frame at their final scale (mm)."""
-    return _Bolus(segment, level, segment.mesh.points, centres, rots, axes, extent)(points[nodes], nodes)
+    ``centres, rots, axes``: the ellipsoids in the level's local frame at their final scale (mm); ``pad``:
+    the slab's widening (mm, :class:`_Bolus`)."""
+    return _Bolus(segment, level, segment.mesh.points, centres, rots, axes, extent, pad)(points[nodes], nodes)
 
 
 def _crossing(g, points, a, b):
@@ -141,9 +160,9 @@ def _movable(segment, level, eligible_cells):
     return movable
 
 
-def _moves(g, points, e, movable):
+def _moves(g, points, e, movable, max_move=MAX_MOVE):
     """Nodes ``(j,)`` and their new positions ``(j, 3)``: for each crossing segment ``e (k, 2)`` the endpoint
-    with the shorter admissible move onto the surface (movable, at most :data:`MAX_MOVE` of the segment),
+    with the shorter admissible move onto the surface (movable, at most ``max_move`` of the segment),
     for each such node its shortest move."""
     a, b = e[:, 0], e[:, 1]
     ta = _crossing(g, points, a, b)                     # move of a: ta of the segment; of b: 1 - tb
@@ -152,7 +171,7 @@ def _moves(g, points, e, movable):
     cand_frac = np.concatenate([ta, 1.0 - tb])
     cand_pos = np.concatenate([points[a] + ta[:, None] * (points[b] - points[a]),
                                points[a] + tb[:, None] * (points[b] - points[a])])
-    ok = movable[cand_node] & (cand_frac <= MAX_MOVE) & np.isfinite(cand_frac)
+    ok = movable[cand_node] & (cand_frac <= max_move) & np.isfinite(cand_frac)
     frac = np.where(ok, cand_frac, np.inf).reshape(2, -1)
     pick = np.argmin(frac, axis=0)
     chosen = np.isfinite(frac[pick, np.arange(e.shape[0])])
@@ -176,20 +195,25 @@ def _segments(cells):
                  for pairs in (HEX_EDGES, HEX_DIAGONALS))
 
 
-def snap_points(segment, level, points, eligible_cells, centres, rots, axes, extent, segments):
+def snap_points(segment, level, points, eligible_cells, centres, rots, axes, extent, segments, pad=0.0, fixed=None,
+                max_move=MAX_MOVE):
     """Snapped node coordinates ``(n, 3)`` (global mm), the mask ``(n,)`` of moved nodes and the level set
     ``g`` ``(n,)`` of the nodes of the level's body after the moves (moved nodes 0; other nodes +inf).
 
     ``centres, rots, axes``: the ellipsoids in the level's local frame at their final scale (semi-axes in
-    mm); ``extent``: the vertical extent (fraction of the local body height); ``segments``: the edges and
-    diagonals of the eligible cells (:func:`_segments`; the same on every pass of :func:`snap_bolus`)."""
+    mm); ``extent``: the vertical extent (fraction of the local body height) and ``pad`` its widening (mm,
+    :class:`_Bolus`); ``segments``: the edges and diagonals of the eligible cells (:func:`_segments`; the
+    same on every pass of :func:`snap_bolus`); ``fixed`` ``(n,)`` bool: nodes that may not move;
+    ``max_move``: the longest move, a fraction of the edge (:data:`MAX_MOVE`, :data:`MAX_SHELL_MOVE`)."""
     cells = segment.mesh.cells
     n = points.shape[0]
-    g = _Bolus(segment, level, points, centres, rots, axes, extent)
+    g = _Bolus(segment, level, points, centres, rots, axes, extent, pad)
     body = g.nodes.body
     gn = np.full(n, np.inf)
     gn[body] = g(points[body], body)
     movable = _movable(segment, level, eligible_cells)
+    if fixed is not None:
+        movable &= ~fixed
 
     new = points.copy()
     moved = np.zeros(n, dtype=bool)
@@ -197,7 +221,7 @@ def snap_points(segment, level, points, eligible_cells, centres, rots, axes, ext
     for e in segments:                           # edges first; then diagonals of cells still cut
         inside, outside = (gn < -_TOL) & ~moved, (gn > _TOL) & ~moved
         e = e[(inside[e[:, 0]] & outside[e[:, 1]]) | (outside[e[:, 0]] & inside[e[:, 1]])]
-        node, pos = _moves(g, new, e, movable & ~moved)
+        node, pos = _moves(g, new, e, movable & ~moved, max_move)
         step = np.zeros(n, dtype=bool)
         step[node] = True
         trial = new.copy()
@@ -217,11 +241,30 @@ def cell_phases(cells, g_nodes):
     return inner & ~outer, inner == outer
 
 
-def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s, extent, target_mm3, iterations=12):
+def _majority(segment, level, points, eligible, unresolved, samples, centres, rots, axes, extent, pad):
+    """Unresolved cells ``(k,)`` (a mask over the eligible cells) that join the region ``E & Z``: those whose
+    sampled majority lies inside it and no node beyond its slab planes (so the region keeps within its
+    vertical extent)."""
+    from .augment import Sampler
+
+    cells = segment.mesh.cells
+    sub = np.zeros(segment.mesh.n_cells, dtype=bool)
+    sub[np.flatnonzero(eligible)[unresolved]] = True
+    part = Sampler(segment, level, points, sub, samples)
+    within = (part.radius2(centres, rots, axes) <= 1.0) & _in_slab(segment, level, points, part, extent, pad)
+    k = cells[sub]
+    slab = _Bolus(segment, level, points, centres, rots, axes, extent, pad).slab
+    beyond = slab(points[k.ravel()], k.ravel()).reshape(k.shape).max(axis=1) > _TOL
+    return (part.fraction(within) >= 0.5) & ~beyond
+
+
+def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s, extent, target_mm3, iterations=12,
+               pad=0.0, max_move=MAX_MOVE):
     """Snap the mesh to the bolus ``E & Z`` and correct the scale ``s`` until the cement volume matches
     ``target_mm3`` (relative 1e-3, at most ``iterations`` passes; the scale update uses the volume's growth
     with ``s`` measured over the last two passes, :func:`_volume_exponent`, and once passes lie on both
-    sides of the target the narrowest bracket, :func:`_bracketed`); the closest pass is kept.
+    sides of the target the narrowest bracket, :func:`_bracketed`); the closest pass is kept. ``pad``: the
+    slab's widening (mm, :class:`_Bolus`); ``max_move``: :func:`snap_points`.
 
     Returns ``(points, sampler, inside, fractions, s, moved, unresolved)``: snapped global node coordinates,
     the :class:`~vertebrafe.clinical.augment.Sampler` of the eligible cells on them, the sample mask inside
@@ -230,21 +273,16 @@ def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s
     from .augment import Sampler
 
     cells = segment.mesh.cells
-    slab = _Bolus(segment, level, points, centres, rots, axes, extent).slab
     best = previous = None
     tried = []                                   # (s, err) of every pass
     segments = _segments(cells[eligible])
     for _ in range(iterations):
-        new, moved, gn = snap_points(segment, level, points, eligible, centres, rots, axes * s, extent, segments)
+        new, moved, gn = snap_points(segment, level, points, eligible, centres, rots, axes * s, extent, segments, pad,
+                                     max_move=max_move)
         cement, unresolved = cell_phases(cells[eligible], gn)
         if unresolved.any():
-            sub = np.zeros(segment.mesh.n_cells, dtype=bool)
-            sub[np.flatnonzero(eligible)[unresolved]] = True
-            part = Sampler(segment, level, new, sub, samples)
-            within = (part.radius2(centres, rots, axes * s) <= 1.0) & _in_slab(segment, level, new, part, extent)
-            k = cells[sub]                       # a cell reaching beyond a clipping plane stays bone
-            beyond = slab(new[k.ravel()], k.ravel()).reshape(k.shape).max(axis=1) > _TOL
-            cement[unresolved] = (part.fraction(within) >= 0.5) & ~beyond
+            cement[unresolved] = _majority(segment, level, new, eligible, unresolved, samples, centres, rots, axes * s,
+                                           extent, pad)
         f = cement.astype(float)
         achieved = float(np.sum(f * cell_volumes(new, cells[eligible], ELEMENT_TYPES["hexahedron"])))
         err = achieved / target_mm3 - 1.0
@@ -261,6 +299,32 @@ def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s
     sampler = Sampler(segment, level, new, eligible, samples)
     inside = np.broadcast_to(f[:, None] > 0.5, sampler.w.shape)
     return new, sampler, inside, f, s, moved, unresolved
+
+
+def snap_shell(segment, level, points, eligible, samples, inner, centres, rots, axes, extent, pad):
+    """Snap the outer surface ``E' & Z'`` (ellipsoids ``axes``, slab ``extent`` widened by ``pad`` mm) of a
+    shell around the whole cells ``inner`` ``(m,)`` (a mask over the eligible cells, e.g. a snapped bolus),
+    whose nodes do not move, so the inner region keeps its cells and volume. The shell is every other
+    eligible cell inside the outer surface; nodes move up to :data:`MAX_SHELL_MOVE` of an edge, and cells
+    the outer surface still cuts (``unresolved``) join the shell by their sampled majority (:func:`_majority`).
+
+    Returns ``(points, sampler, fractions, moved, unresolved)``: the snapped global node coordinates, the
+    :class:`~vertebrafe.clinical.augment.Sampler` of the eligible cells on them, the shell's cell fractions
+    ``(m,)`` (0 or 1), the number of moved nodes and of unresolved cells."""
+    from .augment import Sampler
+
+    cells = segment.mesh.cells
+    fixed = np.zeros(points.shape[0], dtype=bool)
+    fixed[cells[np.flatnonzero(eligible)[inner]].ravel()] = True
+    new, moved, gn = snap_points(segment, level, points, eligible, centres, rots, axes, extent, _segments(cells[eligible]),
+                                 pad, fixed, MAX_SHELL_MOVE)
+    within, unresolved = cell_phases(cells[eligible], gn)
+    unresolved &= ~inner
+    if unresolved.any():
+        within[unresolved] = _majority(segment, level, new, eligible, unresolved, samples, centres, rots, axes, extent,
+                                       pad)
+    shell = (within & ~inner).astype(float)
+    return new, Sampler(segment, level, new, eligible, samples), shell, int(moved.sum()), int(unresolved.sum())
 
 
 def _bracketed(tried):
@@ -288,9 +352,9 @@ def _volume_exponent(previous, s, achieved):
     return float(np.clip(p, 1.0, 3.0)) if np.isfinite(p) and p > 0.0 else 3.0
 
 
-def _in_slab(segment, level, points, sampler, extent):
-    """Samples ``(m, q)`` within the central ``extent`` of the local body height."""
+def _in_slab(segment, level, points, sampler, extent, pad=0.0):
+    """Samples ``(m, q)`` within the central ``extent`` of the local body height, widened by ``pad`` mm."""
     from .augment import endplate_distances, vertical_mask
 
     d_inf, d_sup, hloc = endplate_distances(segment, level, points, sampler)
-    return vertical_mask(d_inf, d_sup, hloc, extent)
+    return vertical_mask(d_inf, d_sup, hloc, extent, pad)
