@@ -19,7 +19,9 @@ Two treated-level stiffnesses (N/mm) per state and element size, and a diagnosti
 Every (size, state, kind) is one job in a process pool (``--workers``, each with ``--threads`` numba
 threads); AMG-CG to rtol 1e-8 (``--solver direct`` for small models). ``--surface`` picks the
 vertebroplasty bolus surface (default ``fitted``, the library default: nodes snapped onto it, no cut
-cell; ``mixed``: cut cells mixed); ``--cut bone|cement`` gives the cells the cement surfaces cut (VP bolus; BKP
+cell; ``mixed``: cut cells mixed), ``--bkp-surface`` the kyphoplasty's (default ``mixed``, the library default;
+``fitted``: cavity and rim fitted to cell faces; rows record the surface, the rim volume ``rim_mL``, the contact face
+``contact_mm2`` and the ``unresolved_cells``); ``--cut bone|cement`` gives the cells the cement surfaces cut (VP bolus; BKP
 cavity and rim) the bone's or the cement's elasticity instead of the mixing rule (the bounds of their
 error); ``--kinds``, ``--states``
 select a part of the study. ``--edge`` adds to every in-situ kyphoplasty row where L1's height change comes
@@ -42,6 +44,8 @@ from 1.5 to 0.75 mm. Usage::
     python benchmarks/convergence_cement.py --sizes 3,1.5 --states NSM,BKP --kinds pressure --solver direct
     python benchmarks/convergence_cement.py --sizes 2,1 --states BKP --kinds in_situ --workers 1 \
         --central-coarsening 1 --annulus-refinement 2
+    python benchmarks/convergence_cement.py --sizes 2,1.5 --states BKP --kinds in_situ,plate --workers 1 \
+        --bkp-surface fitted
 
 Units: mm, N, N/mm; times in s.
 """
