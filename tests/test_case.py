@@ -96,6 +96,8 @@ BAD = [
      ["treatment.level", "missing", "intact"]),
     ("treatment-level-outside", lambda t: _replace(t, "volume = 3.0", 'volume = 3.0\nlevel = "T10"'),
      ["treatment.level", "'T10'", "not in segment.levels"]),
+    ("bkp-surface", lambda t: _replace(t, 'kind = "vertebroplasty"\nvolume = 3.0', 'kind = "kyphoplasty"\nsurface = "smooth"'),
+     ["treatment.surface", "'smooth'", "not allowed", "fitted", "mixed"]),
     ("approach", lambda t: _replace(t, "volume = 3.0", 'volume = 3.0\napproach = "transpedicular"'),
      ["treatment.approach", "bipedicular", "unipedicular"]),
     ("offset-shape", lambda t: _replace(t, "volume = 3.0", "volume = 3.0\noffset = [1.0, 2.0]"),
@@ -347,6 +349,30 @@ def test_kyphoplasty_interface_layer_reaches_the_library():
     assert op.results["layer_volume_mL"] > 0.0
 
 
+def test_kyphoplasty_surface_reaches_the_library(tmp_path):
+    """treatment.surface of a kyphoplasty reaches kyphoplasty(surface=...): a fitted case runs and records its
+    surface in the history of case.json; without the key the library's default is used."""
+    import inspect
+    import json
+
+    from vertebrafe.clinical import kyphoplasty
+    raw = {"segment": {"levels": "L1", "element_size": 6.0}, "bone": {"bmd": 80.0},
+           "treatment": {"kind": "kyphoplasty", "level": "L1", "volume": 2.0, "surface": "fitted"},
+           "load": {"compression": 800.0}, "output": {"vtu": False}}
+    case = vc.parse_case(raw)
+    assert case.treatment.surface == "fitted"
+    result = vc.run_case(case, out=tmp_path / "out")
+    op = json.loads((tmp_path / "out" / "case.json").read_text())["history"][-1]
+    assert op["kind"] == "kyphoplasty" and op["parameters"]["surface"] == "fitted"
+    assert op["results"]["snapped_nodes"] > 0
+    assert result.metrics["value"].notna().all()
+    default = vc.parse_case({**raw, "treatment": {k: v for k, v in raw["treatment"].items() if k != "surface"}})
+    assert default.treatment.surface is None and "surface" not in default.to_dict()["treatment"]
+    op = vc.build_segment(default).history[-1]
+    assert op.parameters["surface"] == inspect.signature(kyphoplasty).parameters["surface"].default == "mixed"
+    assert op.results["snapped_nodes"] == 0
+
+
 def test_build_segment_runs_the_clinical_chain():
     case = vc.parse_case(vc.tomllib.loads(textwrap.dedent(GOOD)))
     case = vc.parse_case(vc.apply_overrides(case.to_dict(), {"segment.element_size": 6.0,
@@ -467,4 +493,5 @@ def test_case_defaults_come_from_the_library():
     # the bolus surface has no fixed default: the library resolves it from the placement
     assert sig(vertebroplasty, "surface") is None and vp.treatment.surface is None
     assert (cement.default_surface("centre"), cement.default_surface("fracture")) == ("fitted", "mixed")
+    assert sig(kyphoplasty, "surface") == "mixed" and bkp.treatment.surface is None      # None: the library's
     assert bkp.treatment.volume == DEFAULT_BALLOON_VOLUME_ML and bkp.treatment.restoration == DEFAULT_RESTORATION

@@ -116,6 +116,22 @@ def test_muscle_forces_are_grid_keys():
     assert report._label("load.muscles.erector_spinae.L1") == "erector spinae force on L1 [N]"
 
 
+def test_cement_surface_is_a_grid_key_of_both_treatments():
+    """treatment.surface is swept for a kyphoplasty as for a vertebroplasty; each value is its own model."""
+    from vertebrafe import report
+    from vertebrafe.case import model_key
+    raw = {"study": {"name": "surface"}, "base": BASE, "grid": {"treatment.surface": ["mixed", "fitted"]},
+           "variants": [{"name": "VP", "set": {"treatment.kind": "vertebroplasty"}},
+                        {"name": "BKP", "set": {"treatment.kind": "kyphoplasty"}}]}
+    s = vs.parse_study(raw)
+    assert [c.name for c in s.cases] == ["VP-surfacemixed", "VP-surfacefitted", "BKP-surfacemixed",
+                                         "BKP-surfacefitted"]
+    assert [(c.case.treatment.kind, c.case.treatment.surface) for c in s.cases][2:] == [
+        ("kyphoplasty", "mixed"), ("kyphoplasty", "fitted")]
+    assert len({model_key(c.case) for c in s.cases}) == 4
+    assert report._label("treatment.surface") == "cement surface"
+
+
 def test_duplicate_physics_is_run_once():
     raw = study_raw()
     raw["variants"].append({"name": "NSM2", "set": {"treatment.kind": "none"}})

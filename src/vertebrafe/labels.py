@@ -33,6 +33,7 @@ PARAMETERS = {
     "treatment.restoration": "height restoration",
     "treatment.balloons": "balloons",
     "treatment.rim_thickness": "compacted rim thickness",
+    "treatment.surface": "cement surface",
     "load.preset": "load",
     "load.compression": "compression",
     "load.flexion": "flexion moment",

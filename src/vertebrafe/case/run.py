@@ -105,7 +105,8 @@ def build_segment(case, progress=None, *, force=False):
             seg = kyphoplasty(seg, t.level, restoration=t.restoration, volume=t.volume, balloons=t.balloons,
                               rim_thickness=t.rim_thickness, offset=offset, vertical_extent=t.vertical_extent,
                               interface=t.interface, layer_thickness=t.layer_thickness,
-                              layer_modulus=t.layer_modulus)
+                              layer_modulus=t.layer_modulus,
+                              **({} if t.surface is None else {"surface": t.surface}))   # None: the library's
     except InputError as exc:
         raise _treatment_error(exc) from exc
     return seg

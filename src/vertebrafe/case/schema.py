@@ -10,6 +10,7 @@ from typing import Any
 
 from ..anatomy.segment import segment as _segment
 from ..clinical import fracture, kyphoplasty, vertebroplasty
+from ..clinical.cement import default_surface
 from ..errors import InputError
 from ..image import Calibration, image_segment
 from ..loads import LEVEL_LOAD_VIA, LOAD_RANGES, LevelLoad
@@ -282,9 +283,11 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
         Field("layer_modulus", "float", None, "interface-layer modulus (default thickness / 1e-3 mm/MPa: 1 um "
               "micromotion per MPa, Miller et al. 2016; for kyphoplasty an assumption; only with interface = "
               "'layer')", "MPa", 1.0, 20000.0, source=_CLIN, only=("vertebroplasty", "kyphoplasty")),
-        Field("surface", "str", _default(vertebroplasty, "surface"), "bolus surface: fitted (mesh nodes snapped "
-              "onto it) or mixed (cut cells mixed only); default fitted for placement centre, mixed for fracture", choices=("fitted", "mixed"), source=_CLIN,
-              only=("vertebroplasty",)),
+        Field("surface", "str", _default(vertebroplasty, "surface"), "cement surface: fitted (mesh nodes snapped "
+              "onto it; kyphoplasty: the cavity, then the compacted rim's outer surface) or mixed (cut cells mixed "
+              f"only); default vertebroplasty {default_surface('centre')} for placement centre, "
+              f"{default_surface('fracture')} for fracture; kyphoplasty {_default(kyphoplasty, 'surface')}", choices=("fitted", "mixed"), source=_CLIN,
+              only=("vertebroplasty", "kyphoplasty")),
         Field("placement", "str", _default(vertebroplasty, "placement"), "where the cement goes: centre (bolus at "
               "mid-height) or fracture (a fractured level's fracture zone under the collapsed endplate first)",
               choices=("centre", "fracture"), source=_CLIN, only=("vertebroplasty",)),
