@@ -109,3 +109,35 @@ def test_upper_triangle_is_scipys_triu_bit_for_bit(system):
     # call to the next (8e-16 of the largest entry between two calls on the same BSR matrix), hence round-off
     x, ref = solvers.factorize(bsr)[0](b), solvers.factorize(bsr.tocsc())[0](b)
     assert np.abs(x - ref).max() <= 1e-12 * np.abs(ref).max()
+
+
+def test_kept_analysis_refactorises_the_same_pattern_bit_for_bit(system):
+    """On one MKL thread a released factorisation keeps its analysis for the next matrix of the same pattern,
+    which is factorised numerically only; its solution equals a fresh factorisation's bit for bit. On more
+    threads nothing is kept."""
+    from threadpoolctl import threadpool_limits
+    _, K, rhs = system
+    K2 = K.copy()
+    K2.data = K2.data * 2.0 + (K2.indices == np.repeat(np.arange(K.shape[0]), np.diff(K.indptr))) * 1e3
+    solvers._SPARE.clear()
+    with threadpool_limits(1):
+        if solvers._mkl_threads() != 1:
+            pytest.skip("MKL's threads cannot be limited here")
+        fresh = solvers.PardisoCholesky(K2)
+        x_fresh = fresh(rhs)
+        del fresh                                   # released: its analysis is kept
+        assert len(solvers._SPARE) == 1
+        first = solvers.PardisoCholesky(K)          # takes it
+        assert not solvers._SPARE
+        first(rhs)
+        del first
+        kept = solvers.PardisoCholesky(K2)          # the same pattern as K2: numerical factorisation only
+        x_kept = kept(rhs)
+        assert np.array_equal(x_kept, x_fresh)
+        del kept
+    solvers._SPARE.clear()
+    with threadpool_limits(2):
+        if solvers._mkl_threads() > 1:
+            many = solvers.PardisoCholesky(K)
+            del many
+            assert not solvers._SPARE

@@ -327,6 +327,18 @@ def factorize(K, selected=None, blocks=True):
     return lu.solve, "LU (SuperLU)"
 
 
+def _mkl_threads():
+    """The threads MKL runs on now (MKL's ``mkl_get_max_threads``, as loaded by pypardiso)."""
+    import pypardiso
+    global _MKL
+    if _MKL is None:
+        _MKL = pypardiso.PyPardisoSolver().libmkl
+    return int(_MKL.mkl_get_max_threads())
+
+
+_MKL = None
+
+
 def upper_triangle(A):
     """The upper triangle (diagonal included) of the square sparse ``A`` as CSR with sorted column indices,
     taken from its rows (BSR or CSR: no conversion through CSC and COO, which cost about 0.15 s of CPU per
@@ -340,6 +352,12 @@ def upper_triangle(A):
     indptr = np.zeros(n + 1, dtype=A.indptr.dtype)
     np.cumsum(np.bincount(rows[keep], minlength=n), out=indptr[1:])
     return sp.csr_matrix((A.data[keep], A.indices[keep], indptr), shape=A.shape)
+
+
+#: Analysed PARDISO handles of released factorisations, by pattern (oldest first), at most :data:`SPARE_ANALYSES`;
+#: see :class:`PardisoCholesky`.
+_SPARE = {}
+SPARE_ANALYSES = 4
 
 
 class PardisoCholesky:
@@ -358,6 +376,13 @@ class PardisoCholesky:
     format saves analysis time, but each numerical refactorisation (:meth:`refactor`) in it cost about 1.4x
     the plain format's (the springs' block of :mod:`.spring_block`, benchmarks/README.md, "Where the fibre
     loop's CPU goes").
+
+    A released factorisation (without ``selected``) whose every call ran with MKL on one thread (study
+    workers, or inside :func:`one_blas_thread`) keeps its ordering and symbolic analysis for the next one
+    of the same pattern and format made on one thread, which then only factorises numerically (the segments
+    of a study, its vertebrae between plates, a pushover's steps: a vertebra at 4 mm takes 0.17 s of CPU
+    instead of 0.97 s); the factor is the same bit for bit. On more threads PARDISO's factorisations after
+    solves on another thread count crashed or went wrong (MKL 2025), so nothing is kept or reused there.
     """
 
     def __init__(self, A, selected=None, factorize=True, blocks=True):
@@ -366,11 +391,26 @@ class PardisoCholesky:
         self._data = np.ascontiguousarray(upper.data, dtype=float)
         self._ia = (upper.indptr + 1).astype(np.int32)      # 1-based
         self._ja = (upper.indices + 1).astype(np.int32)
+        self._pattern = None                              # key of a pattern whose analysis may be kept
+        self.selection = None
+        if (selected is None or not len(selected)) and factorize and _mkl_threads() == 1:
+            import hashlib
+            self._pattern = (A.shape[0], bool(blocks), hashlib.blake2b(self._ia.tobytes() + self._ja.tobytes(),
+                                                                       digest_size=16).digest())
+            spare = _SPARE.pop(self._pattern, None)
+            if spare is not None:
+                self._pardiso, self.statistics = spare
+                try:
+                    self._call(22, np.zeros(A.shape[0]))          # numerical factorisation only
+                    return
+                except Exception:
+                    self._pattern = None
+                    self._release()
+                    raise
         self._pardiso = pypardiso.PyPardisoSolver(mtype=2)        # real symmetric positive definite
         for i, value in PARDISO_IPARM.items():
             self._pardiso.set_iparm(i, value)
         self._pardiso.iparm[17] = self._pardiso.iparm[18] = -1     # iparm 18, 19: report nnz(L) and Mflop
-        self.selection = None
         if selected is not None and len(selected):
             self.selection = np.asarray(selected)
             self._pardiso.perm = np.zeros(A.shape[0], np.int32)     # iparm 31: the analysis must know them
@@ -392,6 +432,8 @@ class PardisoCholesky:
         import ctypes
         from pypardiso.pardiso_wrapper import PyPardisoError
         p = self._pardiso
+        if self._pattern is not None and phase >= 0 and _mkl_threads() != 1:
+            self._pattern = None                                    # not kept: a call on more threads
         b = np.asfortranarray(b, dtype=float)
         x = np.zeros_like(b)
         error = ctypes.c_int32(0)
@@ -443,6 +485,16 @@ class PardisoCholesky:
             self._pardiso.set_iparm(31, 0)
 
     def _release(self):
+        if getattr(self, "_pardiso", None) is not None and getattr(self, "_pattern", None) is not None:
+            _SPARE.pop(self._pattern, None)
+            _SPARE[self._pattern] = self._pardiso, self.statistics      # kept for the same pattern (see above)
+            self._pardiso = None
+            while len(_SPARE) > SPARE_ANALYSES:
+                oldest = PardisoCholesky.__new__(PardisoCholesky)       # an empty holder that frees it
+                oldest._pardiso, _ = _SPARE.pop(next(iter(_SPARE)))
+                oldest._pattern, oldest._data = None, np.zeros(0)
+                oldest._ia, oldest._ja = np.ones(1, np.int32), np.ones(0, np.int32)
+                oldest._release()
         if getattr(self, "_pardiso", None) is not None:
             try:
                 self._call(-1, np.zeros(0))

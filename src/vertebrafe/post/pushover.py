@@ -122,14 +122,22 @@ def pushover(mesh, C, fixed, loaded, height, yield_compression, yield_tension, *
         raise InputError(f"plateau = {plateau!r}; allowed range (0, 1) (fraction of the initial stiffness)")
     if not (isinstance(max_iterations, int) and max_iterations >= 2):
         raise InputError(f"max_iterations = {max_iterations!r}; allowed integers >= 2")
+    from ..fem import Setup
+    from ..threads import one_blas_thread
+
     C = np.asarray(C, dtype=float)
     ycs, yts = _cell_yield(mesh, C, yield_compression, yield_tension)
     vol = mesh.cell_volumes()
     solves = [0]
     last = {}
+    # every solve has the same mesh, constraints and pattern: one Setup keeps the sparsity pattern, and on one
+    # BLAS thread each PARDISO factorisation keeps the previous one's ordering and symbolic analysis
+    # (:class:`~vertebrafe.fem.solvers.PardisoCholesky`)
+    options = {"setup": Setup(), **solver_options}
 
     def solve(eps, s):
-        t = plate_test(mesh, C * s[:, None, None], fixed, loaded, eps * height, **solver_options)
+        with one_blas_thread():
+            t = plate_test(mesh, C * s[:, None, None], fixed, loaded, eps * height, **options)
         solves[0] += 1
         last["solution"] = t.solution
         return t.force, strain_ratio(t.solution.principal_strains, ycs, yts)
