@@ -111,29 +111,36 @@ def test_upper_triangle_is_scipys_triu_bit_for_bit(system):
     assert np.abs(x - ref).max() <= 1e-12 * np.abs(ref).max()
 
 
-def test_kept_analysis_refactorises_the_same_pattern_bit_for_bit(system):
-    """On one MKL thread a released factorisation keeps its analysis for the next matrix of the same pattern,
-    which is factorised numerically only; its solution equals a fresh factorisation's bit for bit. On more
-    threads nothing is kept."""
+@pytest.mark.parametrize("partial", [False, True])
+def test_kept_analysis_refactorises_the_same_pattern_bit_for_bit(system, partial):
+    """On one MKL thread a released factorisation keeps its analysis for the next matrix of the same pattern
+    (and the same selection of partial solves), which is factorised numerically only; its solutions equal a
+    fresh factorisation's bit for bit. On more threads nothing is kept."""
     from threadpoolctl import threadpool_limits
     _, K, rhs = system
+    selected = np.arange(300, 900) if partial else None
+    b = np.zeros(K.shape[0])
+    b[300:900] = np.linspace(-1.0, 1.0, 600)
     K2 = K.copy()
     K2.data = K2.data * 2.0 + (K2.indices == np.repeat(np.arange(K.shape[0]), np.diff(K.indptr))) * 1e3
     solvers._SPARE.clear()
     with threadpool_limits(1):
         if solvers._mkl_threads() != 1:
             pytest.skip("MKL's threads cannot be limited here")
-        fresh = solvers.PardisoCholesky(K2)
-        x_fresh = fresh(rhs)
+        fresh = solvers.PardisoCholesky(K2, selected)
+        x_fresh = [fresh(rhs)] + ([fresh.partial(b)[300:900], fresh.sparse_rhs(b)] if partial else [])
         del fresh                                   # released: its analysis is kept
         assert len(solvers._SPARE) == 1
-        first = solvers.PardisoCholesky(K)          # takes it
-        assert not solvers._SPARE
+        other = solvers.PardisoCholesky(K, None if partial else np.arange(10))    # another selection
+        del other                                           # not taken; kept beside it
+        assert len(solvers._SPARE) == 2
+        first = solvers.PardisoCholesky(K, selected)        # takes it (K and K2 share their pattern)
+        assert len(solvers._SPARE) == 1
         first(rhs)
         del first
-        kept = solvers.PardisoCholesky(K2)          # the same pattern as K2: numerical factorisation only
-        x_kept = kept(rhs)
-        assert np.array_equal(x_kept, x_fresh)
+        kept = solvers.PardisoCholesky(K2, selected)        # numerical factorisation only
+        x_kept = [kept(rhs)] + ([kept.partial(b)[300:900], kept.sparse_rhs(b)] if partial else [])
+        assert all(np.array_equal(x, y) for x, y in zip(x_kept, x_fresh))
         del kept
     solvers._SPARE.clear()
     with threadpool_limits(2):

@@ -354,10 +354,11 @@ def upper_triangle(A):
     return sp.csr_matrix((A.data[keep], A.indices[keep], indptr), shape=A.shape)
 
 
-#: Analysed PARDISO handles of released factorisations, by pattern (oldest first), at most :data:`SPARE_ANALYSES`;
-#: see :class:`PardisoCholesky`.
+#: Analysed PARDISO handles of released factorisations, by pattern (oldest first), at most :data:`SPARE_ANALYSES`
+#: of at most :data:`SPARE_BYTES` (PARDISO's predicted peak memory) together; see :class:`PardisoCholesky`.
 _SPARE = {}
 SPARE_ANALYSES = 4
+SPARE_BYTES = 2 ** 30
 
 
 class PardisoCholesky:
@@ -392,11 +393,12 @@ class PardisoCholesky:
         self._ia = (upper.indptr + 1).astype(np.int32)      # 1-based
         self._ja = (upper.indices + 1).astype(np.int32)
         self._pattern = None                              # key of a pattern whose analysis may be kept
-        self.selection = None
-        if (selected is None or not len(selected)) and factorize and _mkl_threads() == 1:
+        self.selection = np.asarray(selected) if selected is not None and len(selected) else None
+        if factorize and _mkl_threads() == 1:
             import hashlib
-            self._pattern = (A.shape[0], bool(blocks), hashlib.blake2b(self._ia.tobytes() + self._ja.tobytes(),
-                                                                       digest_size=16).digest())
+            chosen = b"" if self.selection is None else np.asarray(self.selection, np.int64).tobytes()
+            self._pattern = (A.shape[0], bool(blocks), hashlib.blake2b(
+                self._ia.tobytes() + self._ja.tobytes() + b"|" + chosen, digest_size=16).digest())
             spare = _SPARE.pop(self._pattern, None)
             if spare is not None:
                 self._pardiso, self.statistics = spare
@@ -411,8 +413,7 @@ class PardisoCholesky:
         for i, value in PARDISO_IPARM.items():
             self._pardiso.set_iparm(i, value)
         self._pardiso.iparm[17] = self._pardiso.iparm[18] = -1     # iparm 18, 19: report nnz(L) and Mflop
-        if selected is not None and len(selected):
-            self.selection = np.asarray(selected)
+        if self.selection is not None:
             self._pardiso.perm = np.zeros(A.shape[0], np.int32)     # iparm 31: the analysis must know them
             self._pardiso.perm[self.selection] = 1
             self._pardiso.set_iparm(31, 1)
@@ -489,7 +490,7 @@ class PardisoCholesky:
             _SPARE.pop(self._pattern, None)
             _SPARE[self._pattern] = self._pardiso, self.statistics      # kept for the same pattern (see above)
             self._pardiso = None
-            while len(_SPARE) > SPARE_ANALYSES:
+            while len(_SPARE) > SPARE_ANALYSES or sum(v[1]["memory_bytes"] for v in _SPARE.values()) > SPARE_BYTES:
                 oldest = PardisoCholesky.__new__(PardisoCholesky)       # an empty holder that frees it
                 oldest._pardiso, _ = _SPARE.pop(next(iter(_SPARE)))
                 oldest._pattern, oldest._data = None, np.zeros(0)
