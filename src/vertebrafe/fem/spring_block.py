@@ -31,7 +31,9 @@ iterations to 1e-8 from the start with ``R`` alone (about 25 with the reference 
 (benchmarks/README.md, "Bodies' rigid motions in the deflation"). The block is factorised once per trial set
 (numerically only, on a pattern analysed once for every set and load: :meth:`PardisoCholesky.refactor
 <vertebrafe.fem.solvers.PardisoCholesky.refactor>`) and assembled by updating the previous set's entries
-with the springs that changed.
+with the springs that changed. Every call on the block's factor (analysis, refactorisation, solves) runs on
+one BLAS thread: MKL PARDISO refactorised at another thread count than its solves ran at can crash or return a
+wrong factor.
 """
 from __future__ import annotations
 
@@ -105,14 +107,16 @@ class SpringBlock:
         if self._factored is not None and np.array_equal(self._factored, d):
             return
         A = self.block(d)
-        if self._factor is not None and hasattr(self._factor, "refactor"):
-            self._factor.refactor(A)
-        else:
-            self._factor = solvers.factorize(A, blocks=False)[0]      # refactorised for every set: plain format
+        with solvers.one_blas_thread():      # one thread for every call on this factor: see the module docstring
+            if self._factor is not None and hasattr(self._factor, "refactor"):
+                self._factor.refactor(A)
+            else:
+                self._factor = solvers.factorize(A, blocks=False)[0]  # refactorised for every set: plain format
+            if self.modes.shape[1]:
+                X = self._factor(self._coupling)                        # B^-1 C, m right-hand sides at once
         self._factored = d.copy()
         self.factorizations += 1
         if self.modes.shape[1]:
-            X = self._factor(self._coupling)                            # B^-1 C, m right-hand sides at once
             S = self._modes_matrix - self._coupling.T @ X
             self._bordered = X, sla.cho_factor(0.5 * (S + S.T))
 
