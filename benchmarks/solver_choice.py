@@ -14,10 +14,10 @@ With ``--solve direct,amg`` the same models are solved instead, once per solver,
 ``Model.solve`` (set-up, factorisation or hierarchy, the active-set loop with the springs) timed in process
 CPU seconds next to what ``"auto"`` predicts for both (``solver_choice.choose``: its predicted seconds and
 its pick), with the CG iterations of all active-set steps and the peak memory; the last column names the
-solver that was measured cheaper. This is the calibration data of the AMG cost model.
+solver that was measured cheaper. These are the calibration data of ``solver_choice``'s constants.
 
     NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/solver_choice.py \
-        seg:T12-L2:3 seg:T12-L2:2 seg:T12-L2:1.5 seg:T12-L2:2:fibres --solve direct,amg
+        seg:T12-L2:3 seg:T12-L2:2 seg:T12-L2:1.75 seg:T12-L2:1.6 seg:T12-L2:1.75:fibres --solve direct,amg
 
 Models: ``box:SIZE`` (the block-with-inclusion box of bench_core.py, ``SIZE`` as there) and
 ``seg:LEVELS:H`` (``vertebrafe.segment`` with posterior elements, vBMD 100, element size H mm, relaxed

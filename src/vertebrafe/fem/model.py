@@ -553,7 +553,7 @@ class Model:
             pat["direct_cost"] = solver_choice.direct_cost(pat["indptr"], pat["indices"])
         stiffness = np.einsum("kii->k", self._C[:, :3, :3]) / 3.0
         method, reasons = solver_choice.choose(3 * (pat["indptr"].size - 1), pat["direct_cost"],
-                                               stiffness.max() / stiffness.min(), bool(self.springs))
+                                               stiffness.max() / stiffness.min(), sum(s.size for s in self.springs))
         info.update({"choice_" + k: reasons[k] for k in ("direct_seconds", "direct_bytes", "amg_seconds",
                                                          "memory_budget", "analysis_seconds")})
         return method

@@ -2,21 +2,33 @@
 
 The cost of a sparse Cholesky factorisation depends on the fill of the matrix, not on its size: a slender
 segment (small separators) fills in far less than a compact box with the same number of unknowns, and the
-cost of AMG-CG depends on the material contrasts (132-300 CG iterations on a spine segment against 20-27 on
-the block-with-inclusion benchmark). So, where Intel MKL PARDISO is available, :func:`choose` predicts the
-direct solver's memory and time for THIS model from PARDISO's symbolic analysis (METIS ordering and
-elimination tree, no numerical work) of the node-block graph (one vertex per 3x3 block: nine times fewer
-entries than the matrix; its factor, times 9 entries and 27 flops per block, matches PARDISO's analysis of
-the matrix itself to a few per cent), and solves directly when
+cost of AMG-CG depends on the material contrasts and the springs. So, where Intel MKL PARDISO is
+available, :func:`choose` predicts the direct solver's memory and time for THIS model from PARDISO's
+symbolic analysis (METIS ordering and elimination tree, no numerical work) of the node-block graph (one
+vertex per 3x3 block: nine times fewer entries than the matrix; its factor, times 9 entries and 27 flops
+per block, matches PARDISO's analysis of the matrix itself to a few per cent), and solves directly when
 
 - the predicted memory fits the budget (:data:`MEMORY_FRACTION` of the memory available now), and
-- the predicted factorisation time is below the predicted AMG-CG time (set-up plus an expected number of
-  CG iterations per unknown; the expected iterations depend on the contrast of the models' stiffnesses,
-  and a model with one-sided springs needs several CG solves in its active-set loop, but only one
-  factorisation with partial solves).
+- the predicted direct time (factorisation flops at :data:`FACTOR_FLOPS`) is at most the predicted AMG-CG
+  time (set-up plus the expected CG iterations, per unknown: :func:`amg_seconds`).
 
-The rates are measured on the 2-core benchmark machine, one thread (benchmarks/README.md, "Which solver
-'auto' picks"); only their ratio matters for the choice, and the memory test guards the machine.
+The crossover: AMG-CG costs about the same per unknown whatever the mesh, the factorisation costs its flops,
+which grow faster than the unknowns (nested dissection of a 3-D mesh: about N^2 flops, so about N per unknown;
+less on slender models). So direct wins below a number of factorisation flops per unknown, ``FACTOR_FLOPS x
+amg_seconds(1, contrast, springs)``; with the calibration below: 1.6 MFlop per unknown for a three-level
+segment with posterior elements (strong contrast, 474 ligament and facet springs), 3.0 for T10-L5 with them
+(1,695 springs), 17 with annulus fibres as well (54,474 springs at 1.75 mm), 0.62 for a strong contrast without
+springs and 0.19 for a weak contrast such as the block-with-inclusion box. Measured with posterior elements:
+T12-L2 needs 0.56 / 1.38 / 1.25 / 1.98 / 2.8 / 9.1 MFlop per unknown at 3 / 2 / 1.75 / 1.6 / 1.5 / 1 mm and
+T10-L5 at 2 mm 1.96; the box at 100k cells 6.0. So T12-L2 goes direct at 1.75 mm and coarser (at 2 mm and
+coarser the unknown bound alone decides) and to AMG-CG at 1.6 mm and finer, T10-L5 at 2 mm and segments with
+fibres go direct wherever the factor fits, and the box goes to AMG-CG.
+
+The constants are a calibration: fitted to ``Model.solve`` of both solvers on the same models, back to
+back on one thread (process CPU seconds under load 4-13 on the 2-core benchmark machine, solver code of
+2817a11, ``benchmarks/solver_choice.py --solve direct,amg`` of 4c8b79e; benchmarks/README.md, "Calibration
+of the cost model of 'auto'"). Only their ratio matters for the choice, and the memory test guards the
+machine.
 """
 import os
 import time
@@ -24,24 +36,31 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-#: Sustained factorisation rate of PARDISO (flop/s, one thread) and its memory per factor entry (bytes,
-#: the process's resident-set growth over the factorisation, L in double precision plus MKL's work
-#: arrays), measured on the segment models and boxes of benchmarks/README.md.
-FACTOR_FLOPS = 25e9
+from .solvers import STRONG_CONTRAST
+
+#: Calibration: the direct solve's process CPU per flop of its factorisation (flop/s, one thread) over the
+#: whole ``Model.solve``: PARDISO's analysis and factorisation and the active-set loop's partial solves
+#: (T12-L2 with posterior elements: 9.2 / 8.1 / 10.7 GFlop/s at 2 / 1.75 / 1.6 mm); and its memory per
+#: factor entry (bytes, the process's resident-set growth over the factorisation, L in double precision
+#: plus MKL's work arrays, measured on the segment models and boxes of benchmarks/README.md).
+FACTOR_FLOPS = 9.3e9
 FACTOR_BYTES_PER_ENTRY = 12.0
-#: AMG-CG cost per unknown (s, one thread): hierarchy set-up, and one CG iteration (product with K and
-#: one V-cycle), measured on the 1.24M-DOF box.
-AMG_SETUP_SECONDS = 7.5e-6
-AMG_ITERATION_SECONDS = 0.65e-6
-#: Expected CG iterations: models whose stiffnesses differ by at most :data:`LOW_CONTRAST` (the
-#: block-with-inclusion box, 30x: 20-27 iterations), and spine models (cortical shell against nucleus
-#: and annulus, 1e3-1e4x: 132 iterations at 2 mm, about 300 with a nucleus at nu 0.4999).
-AMG_ITERATIONS = 25
-AMG_ITERATIONS_CONTRAST = 130
-LOW_CONTRAST = 100.0
-#: CG solves of the active-set loop with springs, counted in full solves (5 steps, 483 iterations
-#: against 132 for one solve on T12-L2 at 2 mm with posterior elements).
-ACTIVE_SET_SOLVES = 3.5
+#: Calibration: AMG-CG process CPU per unknown (s, one thread): hierarchy set-up (with the nucleus's exact
+#: solve factorised; 7 us on the box, 8.5-11.4 on T12-L2), and the CG iterations of one linear solve with
+#: their cost per iteration: a weak contrast (stiffnesses within
+#: :data:`~vertebrafe.fem.solvers.STRONG_CONTRAST`: 13 iterations on the block-with-inclusion box at 100k
+#: cells, 10 on the cube of the tests) and a strong one (spine segments: 45 iterations on the first system
+#: of T12-L2 at 2 mm, 40-55 at 3-1 mm; the Chebyshev smoother of the finest level and the nucleus's exact
+#: solve make an iteration 1.8x the box's: 1.24-1.28 us on T12-L2 at 2-1.5 mm, 1.14 on T10-L5).
+AMG_SETUP_SECONDS = 10e-6
+AMG_ITERATIONS, AMG_ITERATION_SECONDS = 15, 0.70e-6
+AMG_ITERATIONS_CONTRAST, AMG_ITERATION_SECONDS_CONTRAST = 45, 1.25e-6
+#: Calibration: the AMG active-set loop's CG work, in single solves, per square root of the number of
+#: one-sided springs (an empirical law, not a derived one): fitted to T12-L2 (474 springs: 121 / 126 / 111 / 130 CG
+#: iterations in all at 2 / 1.75 / 1.6 / 1.5 mm; 2.9 solves predicted) and T10-L5 at 2 mm (1 695: 307; 5.6
+#: predicted); with annulus fibres (T12-L2 at 1.75 mm, 54 474 springs: 933 iterations) it predicts 31.5
+#: solves (1 420 iterations), an overestimate in the direction of the direct loop, which factorises once.
+ACTIVE_SET_SOLVES = 0.135
 #: Share of the memory available now (MemAvailable) that a direct factorisation may take.
 MEMORY_FRACTION = 0.5
 
@@ -89,18 +108,21 @@ def direct_cost(indptr, indices, block=3):
             "seconds": flops / FACTOR_FLOPS, "analysis_seconds": time.process_time() - c0}
 
 
-def amg_seconds(n, contrast, springs=False):
+def amg_seconds(n, contrast, springs=0):
     """Predicted AMG-CG time (s, one thread) for ``n`` unknowns whose stiffnesses differ by the factor
-    ``contrast``; ``springs``: the model has one-sided springs (several CG solves)."""
-    iterations = AMG_ITERATIONS if contrast <= LOW_CONTRAST else AMG_ITERATIONS_CONTRAST
-    solves = ACTIVE_SET_SOLVES if springs else 1.0
-    return n * (AMG_SETUP_SECONDS + solves * iterations * AMG_ITERATION_SECONDS)
+    ``contrast``, with ``springs`` springs in its spring sets (the CG solves of the active-set loop)."""
+    if contrast <= STRONG_CONTRAST:
+        iterations, seconds = AMG_ITERATIONS, AMG_ITERATION_SECONDS
+    else:
+        iterations, seconds = AMG_ITERATIONS_CONTRAST, AMG_ITERATION_SECONDS_CONTRAST
+    solves = max(1.0, ACTIVE_SET_SOLVES * np.sqrt(springs))
+    return n * (AMG_SETUP_SECONDS + solves * iterations * seconds)
 
 
-def choose(n, cost, contrast, springs=False):
+def choose(n, cost, contrast, springs=0):
     """``("direct" | "amg", reasons)`` for a model of ``n`` unknowns with the predicted direct cost
     ``cost`` (:func:`direct_cost`), stiffness contrast ``contrast`` (largest / smallest material
-    stiffness) and, if ``springs``, one-sided springs; ``reasons``: ``direct_seconds``, ``direct_bytes``,
+    stiffness) and ``springs`` springs in its spring sets; ``reasons``: ``direct_seconds``, ``direct_bytes``,
     ``amg_seconds``, ``memory_budget`` (bytes) and ``analysis_seconds`` (the estimate's own process time)."""
     reasons = {"direct_seconds": cost["seconds"], "direct_bytes": cost["memory_bytes"],
                "amg_seconds": amg_seconds(n, contrast, springs), "memory_budget": memory_budget(),

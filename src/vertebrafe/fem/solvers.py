@@ -9,8 +9,9 @@
   matrix, with the six rigid-body modes as near-nullspace.
 - ``"auto"``: direct up to :func:`direct_max_dofs` unknowns; above, :meth:`Model.solve
   <vertebrafe.fem.model.Model.solve>` with PARDISO compares the predicted cost of both for the model at
-  hand (:mod:`~vertebrafe.fem.solver_choice`: direct for slender, high-contrast segments whose factor fits
-  in memory, AMG for compact models and where the factor would not fit); without PARDISO, AMG above.
+  hand (:mod:`~vertebrafe.fem.solver_choice`: direct where the factorisation needs few flops per unknown
+  and fits in memory: segments at 1.75 mm and coarser, T10-L5 at 2 mm, segments with annulus fibres; AMG
+  for compact models, finer segments and where the factor would not fit); without PARDISO, AMG above.
 
 :class:`Prepared` holds the one-time set-up of a matrix (factorisation or AMG hierarchy) and solves any
 number of right-hand sides with it; :func:`solve` is set-up and one solve.
