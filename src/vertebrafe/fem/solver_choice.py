@@ -30,6 +30,7 @@ back on one thread (process CPU seconds under load 4-13 on the 2-core benchmark 
 of the cost model of 'auto'"). Only their ratio matters for the choice, and the memory test guards the
 machine.
 """
+import math
 import os
 import time
 
@@ -115,7 +116,7 @@ def amg_seconds(n, contrast, springs=0):
         iterations, seconds = AMG_ITERATIONS, AMG_ITERATION_SECONDS
     else:
         iterations, seconds = AMG_ITERATIONS_CONTRAST, AMG_ITERATION_SECONDS_CONTRAST
-    solves = max(1.0, ACTIVE_SET_SOLVES * np.sqrt(springs))
+    solves = max(1.0, ACTIVE_SET_SOLVES * math.sqrt(springs))
     return n * (AMG_SETUP_SECONDS + solves * iterations * seconds)
 
 
