@@ -108,6 +108,7 @@ class Sampler:
         m = segment.mesh.copy()
         m.points = points
         self.volume = m.cell_volumes()[self.cells]
+        self._horizontal = {}                    # horizontal offsets per bolus centre (:meth:`_offsets`)
 
     def interpolate(self, nodal):
         """A nodal scalar field ``(n,)`` at the samples ``(m, q)``."""
@@ -119,21 +120,64 @@ class Sampler:
         the vertical; ``vertical (m, q)``, mm, replaces its offset, e.g. by a distance from an endplate)."""
         r = np.full(self.x.shape[:2], np.inf)
         for c, R, a in zip(centres, rots, axes):
-            d = (self.x - c) @ R
+            d = self._offsets(np.asarray(c, dtype=float), np.asarray(R, dtype=float))
             if vertical is not None:
                 d[..., 2] = vertical
             r = np.minimum(r, np.sum((d / (a + pad)) ** 2, axis=-1))
         return r
 
+    def _offsets(self, c, R):
+        """``(x - c) @ R`` ``(m, q, 3)``. For a rotation about the vertical (``R``'s third row and column
+        ``(0, 0, 1)``, every bolus and balloon here) the horizontal offsets do not depend on ``c[2]``: the
+        vertical term enters them multiplied by an exact zero, whatever order the product sums in, and the
+        vertical offset is ``x[..., 2] - c[2]`` exactly. Those are kept per horizontal centre and rotation,
+        so a balloon moved up or down (the kyphoplasty contact search) costs no product; the result is the
+        product's, bit for bit."""
+        if not (R[2, 0] == R[2, 1] == R[0, 2] == R[1, 2] == 0.0 and R[2, 2] == 1.0):
+            return (self.x - c) @ R
+        key = (float(c[0]), float(c[1]), R.tobytes())
+        cache = self._horizontal
+        if key not in cache:
+            if len(cache) >= 8:
+                cache.pop(next(iter(cache)))
+            cache[key] = ((self.x - c) @ R)[..., :2].copy()
+        d = np.empty(self.x.shape)
+        d[..., :2] = cache[key]
+        d[..., 2] = self.x[..., 2] - c[2]
+        return d
+
     def scale_for_volume(self, r2, target_mm3):
         """Smallest scale ``s`` whose ellipsoids ``r2 <= s^2`` hold ``target_mm3`` of the sampled volume;
-        returns ``(s, achieved mm^3)``."""
+        returns ``(s, achieved mm^3)``: the samples in the order of ``r2`` (stable) are summed until the
+        volume reaches the target, and ``s^2`` lies midway between that sample's ``r2`` and the next.
+
+        Only the samples up to a bound on ``r2`` are sorted, once those hold the target (a partition picks
+        the bound): they are the first ones of the whole stable order, in that order, so the running sum,
+        the sample reached and the next one are those of the whole sort, bit for bit; otherwise (or with a
+        negative weight) the whole is sorted."""
         wv = (self.w * self.volume[:, None]).ravel()
         r = r2.ravel()
+        n = r.size
+        total = float(wv.sum())
+        if n > 1024 and total > 0.0 and wv.min() >= 0.0:
+            kth = min(n - 1, int(n * min(1.0, 1.25 * target_mm3 / total)) + 512)
+            bound = np.partition(r, kth)[kth]
+            head = np.flatnonzero(r <= bound)                    # a prefix of the stable order
+            order = head[np.argsort(r[head], kind="stable")]
+            cum = np.cumsum(wv[order])
+            k = int(np.searchsorted(cum, target_mm3))
+            if k + 1 < order.size:
+                return self._scale_at(r, order, cum, k, target_mm3)
         order = np.argsort(r, kind="stable")
         cum = np.cumsum(wv[order])
-        k = int(np.searchsorted(cum, target_mm3))
-        k = min(k, len(cum) - 1)
+        k = min(int(np.searchsorted(cum, target_mm3)), len(cum) - 1)
+        return self._scale_at(r, order, cum, k, target_mm3)
+
+    @staticmethod
+    def _scale_at(r, order, cum, k, target_mm3):
+        """``(s, achieved)`` of :meth:`scale_for_volume` from the sorted samples ``order`` (at least up to
+        ``k + 1`` where ``k + 1 < r.size``), their running volume ``cum`` and the first step ``k`` at or
+        past the target."""
         # pick the closer of the two neighbouring steps
         if k > 0 and abs(cum[k - 1] - target_mm3) < abs(cum[k] - target_mm3):
             k -= 1
