@@ -7,7 +7,10 @@ Model: example 3 (docs/examples/03_compare_treatments.py): T12-L2 with the defau
 fitted bolus) or balloon kyphoplasty (4.8 mL, restoration 0.5, two balloons); 800 N compression with a
 7.5 N m flexion moment; optional states ``VP15``, ``VP30``, ``VP50``: the same vertebroplasty at 15 / 30 / 50 %
 fill of the cancellous volume, and ``BKPF``: the kyphoplasty with its cavity and rim fitted to cell faces
-(``surface="fitted"``) (``--states``; default the first three). Per element size and state one process (``--sizes`` run coarsest first, one at a time
+(``surface="fitted"``) (``--states``; default the first three). ``--central-coarsening 1`` and
+``--annulus-refinement N`` mesh every state on the uniform O-grid with N times the annulus rings
+(:func:`vertebrafe.segment`, the grid on which the BKP treated-level stiffness converges; rows record both).
+Per element size and state one process (``--sizes`` run coarsest first, one at a time
 so that only one model is in memory); solver ``--solver`` (default ``auto``) to ``rtol`` 1e-8.
 
 Recorded per vertebra (T12, L1, L2) and region (reference volumes ``body`` and ``core``; tissues
@@ -37,6 +40,8 @@ sizes. Usage::
     python benchmarks/convergence_metrics.py --sizes 1 --solver amg --json fine.json   # add a size later
     python benchmarks/convergence_metrics.py --table out.json fine.json                # table of saved runs
     python benchmarks/convergence_metrics.py --sizes 3,2 --radii 2,3,4 --json r.json  # several radii
+    python benchmarks/convergence_metrics.py --sizes 2,1.5 --states NSM,BKP,BKPF --central-coarsening 1 \
+        --annulus-refinement 2 --json grid.json                                       # the converging grid
 
 Units: mm, N, MPa, N/mm; times in s (``cpu``: the worker's process CPU time).
 """
@@ -113,9 +118,10 @@ def continuum_rows(segment, solution, radius):
     return out
 
 
-def _state(h, name):
+def _state(h, name, grid=(3, 1)):
     import vertebrafe as vf
-    nsm = vf.fracture(vf.segment("T12-L2", bmd=80.0, element_size=h), "L1", kind="wedge", grade=2)
+    seg = vf.segment("T12-L2", bmd=80.0, element_size=h, central_coarsening=grid[0], annulus_refinement=grid[1])
+    nsm = vf.fracture(seg, "L1", kind="wedge", grade=2)
     if name == "NSM":
         return nsm
     if name == "VP":
@@ -126,13 +132,14 @@ def _state(h, name):
                           surface="fitted" if name == "BKPF" else "mixed")
 
 
-def job(h, name, solver, radii=()):
-    """Metrics of one state at element size ``h`` (module docstring)."""
+def job(h, name, solver, radii=(), grid=(3, 1)):
+    """Metrics of one state at element size ``h`` on the grid ``(central_coarsening, annulus_refinement)``
+    (module docstring)."""
     from vertebrafe.loads import Load
     from vertebrafe.simulate import simulate
 
     t0, c0 = time.perf_counter(), time.process_time()
-    r = simulate(_state(h, name), Load(compression=800.0, flexion=7.5, name="flexion_800N"), case=name,
+    r = simulate(_state(h, name, grid), Load(compression=800.0, flexion=7.5, name="flexion_800N"), case=name,
                  solver=solver, rtol=1e-8)
     df = r.metrics
     keep = df["level"].isin(LEVELS) & ((df["metric"].isin(STRESSES) & df["region"].isin(REGIONS))
@@ -142,7 +149,7 @@ def job(h, name, solver, radii=()):
     for radius in radii:
         values.update(continuum_rows(r.segment, r.solution, radius))
     return dict(h=h, state=name, dofs=int(r.solution.info["dofs"]), solver=r.solution.info.get("solver"),
-                time=time.perf_counter() - t0, cpu=time.process_time() - c0, values=values)
+                central_coarsening=grid[0], annulus_refinement=grid[1], time=time.perf_counter() - t0, cpu=time.process_time() - c0, values=values)
 
 
 def table(rows):
@@ -180,6 +187,10 @@ def main(argv=None):
     ap.add_argument("--solver", default="auto", choices=["auto", "direct", "amg"])
     ap.add_argument("--radii", default="", help="averaging radii (mm) of the continuum-scale p95, comma-separated "
                     "(default: none)")
+    ap.add_argument("--central-coarsening", type=int, default=3, choices=[1, 3],
+                    help="segment(central_coarsening=...) of every state (default 3)")
+    ap.add_argument("--annulus-refinement", type=int, default=1,
+                    help="segment(annulus_refinement=...) of every state (default 1)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--table", nargs="*", default=None, help="print the table of saved --json files and exit")
     a = ap.parse_args(argv)
@@ -191,7 +202,8 @@ def main(argv=None):
     for h in sorted((float(s) for s in a.sizes.split(",")), reverse=True):
         for name in a.states.split(","):
             with ProcessPoolExecutor(max_workers=1, mp_context=SPAWN) as ex:   # one model in memory at a time
-                r = ex.submit(job, h, name, a.solver, [float(v) for v in a.radii.split(",") if v]).result()
+                r = ex.submit(job, h, name, a.solver, [float(v) for v in a.radii.split(",") if v],
+                              (a.central_coarsening, a.annulus_refinement)).result()
             rows.append(r)
             print(json.dumps({k: v for k, v in r.items() if k != "values"}), flush=True)
             if a.json:

@@ -303,6 +303,9 @@ def test_canonical_set_is_complete():
     fills = {vc.load_case(os.path.join(CASES, f"vp-bipedicular-fill{n}.toml")).treatment.fill for n in (15, 30)}
     assert fills == {0.15, 0.30}
     assert vc.load_case(os.path.join(CASES, "bkp-full.toml")).treatment.restoration == 1.0
+    fitted = vc.load_case(os.path.join(CASES, "bkp-fitted.toml"))       # the fitted BKP on the converging grid
+    assert (fitted.treatment.kind, fitted.treatment.surface) == ("kyphoplasty", "fitted")
+    assert (fitted.segment.central_coarsening, fitted.segment.annulus_refinement) == (1, 2)
 
 
 def test_schema_documented_in_docs():
