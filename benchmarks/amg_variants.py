@@ -13,8 +13,9 @@ solve of its own).
     python benchmarks/amg_variants.py --variants baseline,schwarz:cortex+endplate+annulus+nucleus
 
 Variants: ``baseline`` (the preconditioner ``simulate`` builds: ``solvers.amg_hierarchy`` and
-``solvers.amg_preconditioner``, with the exact solve of the nearly incompressible nucleus); ``no-schwarz``
-(the same without that exact solve); ``previous`` (coarse
+``solvers.amg_preconditioner``, with the exact solve of the nearly incompressible nucleus, its factor in
+single precision); ``nucleus-double`` (the same with the nucleus factorised in double precision);
+``no-schwarz`` (the same without that exact solve); ``previous`` (coarse
 levels with theta 0 and one symmetric block Gauss-Seidel sweep on the finest level, whatever
 ``COARSE_THETA``/``FINE_SMOOTHER`` say); ``coarse-theta-0``, ``coarse-theta-0.02``, ``coarse-theta-0.05``
 (``COARSE_THETA``); ``fine-sweeps-N`` (N symmetric block Gauss-Seidel sweeps on the finest level);
@@ -51,7 +52,7 @@ OPTIONS = {"baseline": {}, "no-material": {}, "energy": {"smooth": ("energy", {"
            "naive-energy": {"smooth": ("energy", {"degree": 1}), "aggregate": "naive"},
            "previous": {}, "contrast": {}, "coarse-theta-0": {}, "coarse-theta-0.02": {}, "coarse-theta-0.05": {},
            "fine-sweeps-1": {}, "fine-sweeps-2": {}, "fine-sweeps-3": {}, "chebyshev-3": {}, "chebyshev-4": {},
-           "chebyshev-5": {}, "no-schwarz": {}}
+           "chebyshev-5": {}, "no-schwarz": {}, "nucleus-double": {}}
 #: variants without the exact solve of the nearly incompressible material (SUBDOMAIN_MAX_FRACTION 0)
 NO_SUBDOMAIN = ("no-schwarz", "previous", "no-material", "contrast", "schwarz")
 #: (COARSE_THETA, FINE_SMOOTHER) of the variants that change them; None: solvers' value
@@ -100,13 +101,15 @@ def region_blocks(seg, names, n_dofs):
 def run(name, K, f, B, S, seg):
     base, _, regions = name.partition(":")
     saved = (dict(solvers.AMG_OPTIONS), solvers.COARSE_THETA, solvers.FINE_SMOOTHER,
-             solvers.SUBDOMAIN_MAX_FRACTION)
+             solvers.SUBDOMAIN_MAX_FRACTION, solvers.SUBDOMAIN_PRECISION)
     solvers.AMG_OPTIONS.update(OPTIONS["baseline" if base == "schwarz" else base])
     theta, smoother = SETTINGS.get(base, (None, None))
     solvers.COARSE_THETA = saved[1] if theta is None else theta
     solvers.FINE_SMOOTHER = saved[2] if smoother is None else smoother
     if base in NO_SUBDOMAIN:
         solvers.SUBDOMAIN_MAX_FRACTION = 0.0
+    if base == "nucleus-double":
+        solvers.SUBDOMAIN_PRECISION = "double"
     with threadpool_limits(limits=1):
         t0, c0 = time.perf_counter(), time.process_time()
         try:
@@ -114,7 +117,8 @@ def run(name, K, f, B, S, seg):
         finally:
             solvers.AMG_OPTIONS.clear()
             solvers.AMG_OPTIONS.update(saved[0])
-            solvers.COARSE_THETA, solvers.FINE_SMOOTHER, solvers.SUBDOMAIN_MAX_FRACTION = saved[1:]
+            (solvers.COARSE_THETA, solvers.FINE_SMOOTHER, solvers.SUBDOMAIN_MAX_FRACTION,
+             solvers.SUBDOMAIN_PRECISION) = saved[1:]
         KB = BlockMatrix(K)
         dofs = None
         if base == "schwarz":

@@ -122,6 +122,14 @@ AMG_PRECISION = "single"
 #: of the nucleus around the V-cycle").
 INCOMPRESSIBLE_RATIO = 100.0
 SUBDOMAIN_MAX_FRACTION = 0.25
+#: Precision of the subdomain's factor: ``"single"`` (PARDISO in float32, ``iparm(28)``; the Schwarz sums and
+#: CG stay float64) or ``"double"``. On T12-L2 at 1.5 mm the nucleus's two solves per CG iteration took
+#: about 38 % less process CPU in single precision (21-24 against 32-37 ms) at the same 40 iterations, a CG
+#: iteration 6-16 % less; like the float32 V-cycle, only the preconditioner changes, by about the rounding,
+#: so CG reaches the same tolerance (benchmarks/README.md, "Single-precision factor of the nucleus"). The
+#: factor is made and used on one MKL thread (:class:`Prepared`'s set-up and solves): on two threads (made
+#: and used so) its solves took about six times the CPU on the loaded 2-core machine.
+SUBDOMAIN_PRECISION = "single"
 
 
 def material_strength(indptr, indices, block_modulus, jump=MATERIAL_JUMP, incompressible=None):
@@ -292,11 +300,12 @@ def choose(method, n, direct_max=None):
     return method
 
 
-def factorize(K, selected=None, blocks=True):
+def factorize(K, selected=None, blocks=True, single=False):
     """A direct factorisation of the symmetric positive-definite ``K`` (scipy sparse): returns
     ``(solve, name)`` with ``solve(b) -> x`` for ``b (N,)`` or ``(N, k)``. ``selected``: unknowns (indices)
     on which PARDISO prepares partial solves (:meth:`PardisoCholesky.partial`); ``blocks``: PARDISO's
-    variable block format where allowed (see :class:`PardisoCholesky`).
+    variable block format where allowed; ``single``: PARDISO's factor in single precision (see
+    :class:`PardisoCholesky`; the other solvers factorise in double precision).
 
     For more than :data:`CHOLESKY_MIN_DOFS` unknowns: PARDISO (:class:`PardisoCholesky`) when MKL is
     there, else CHOLMOD (supernodal Cholesky, METIS ordering) when scikit-sparse is installed. PARDISO
@@ -309,7 +318,7 @@ def factorize(K, selected=None, blocks=True):
     if n > CHOLESKY_MIN_DOFS and pardiso_available():
         from pypardiso.pardiso_wrapper import PyPardisoError
         try:
-            return PardisoCholesky(K, selected, blocks=blocks), "Cholesky (PARDISO)"      # reads K's rows
+            return PardisoCholesky(K, selected, blocks=blocks, single=single), "Cholesky (PARDISO)"   # reads K's rows
         except PyPardisoError:
             pass
     A = K.tocsc()
@@ -377,7 +386,8 @@ class PardisoCholesky:
     matrix to PARDISO's variable block format (:data:`PARDISO_VBSR`) unless ``blocks`` is False: the block
     format saves analysis time, but each numerical refactorisation (:meth:`refactor`) in it cost about 1.4x
     the plain format's (the springs' block of :mod:`.spring_block`, benchmarks/README.md, "Where the fibre
-    loop's CPU goes").
+    loop's CPU goes"). ``single``: the factor in float32 (``iparm(28)``; solutions float32 too, accurate to
+    about the condition number times 6e-8 relative), for preconditioners (:data:`SUBDOMAIN_PRECISION`).
 
     A released factorisation (without ``selected``) whose every call ran with MKL on one thread (study
     workers, or inside :func:`one_blas_thread`) keeps its ordering and symbolic analysis for the next one
@@ -387,10 +397,13 @@ class PardisoCholesky:
     solves on another thread count crashed or went wrong (MKL 2025), so nothing is kept or reused there.
     """
 
-    def __init__(self, A, selected=None, factorize=True, blocks=True):
+    _dtype = np.float64              # of the values and vectors (instances: float32 with ``single``)
+
+    def __init__(self, A, selected=None, factorize=True, blocks=True, single=False):
         import pypardiso
         upper = upper_triangle(A)                         # PARDISO reads the upper triangle, rows sorted
-        self._data = np.ascontiguousarray(upper.data, dtype=float)
+        self._dtype = np.float32 if single else np.float64
+        self._data = np.ascontiguousarray(upper.data, dtype=self._dtype)
         self._ia = (upper.indptr + 1).astype(np.int32)      # 1-based
         self._ja = (upper.indices + 1).astype(np.int32)
         self._pattern = None                              # key of a pattern whose analysis may be kept
@@ -398,7 +411,7 @@ class PardisoCholesky:
         if factorize and _mkl_threads() == 1:
             import hashlib
             chosen = b"" if self.selection is None else np.asarray(self.selection, np.int64).tobytes()
-            self._pattern = (A.shape[0], bool(blocks), hashlib.blake2b(
+            self._pattern = (A.shape[0], bool(blocks), bool(single), hashlib.blake2b(
                 self._ia.tobytes() + self._ja.tobytes() + b"|" + chosen, digest_size=16).digest())
             spare = _SPARE.pop(self._pattern, None)
             if spare is not None:
@@ -420,6 +433,8 @@ class PardisoCholesky:
             self._pardiso.set_iparm(31, 1)
         elif factorize and blocks:                                  # the analysis alone reports by unknown
             self._pardiso.set_iparm(37, PARDISO_VBSR)
+        if single:
+            self._pardiso.set_iparm(28, 1)                          # values, right-hand sides, solutions: float32
         try:
             self._call(12 if factorize else 11, np.zeros(A.shape[0]))     # analysis (and factorisation)
         except Exception:
@@ -436,7 +451,7 @@ class PardisoCholesky:
         p = self._pardiso
         if self._pattern is not None and phase >= 0 and _mkl_threads() != 1:
             self._pattern = None                                    # not kept: a call on more threads
-        b = np.asfortranarray(b, dtype=float)
+        b = np.asfortranarray(b, dtype=self._dtype)
         x = np.zeros_like(b)
         error = ctypes.c_int32(0)
         i32 = ctypes.POINTER(ctypes.c_int32)
@@ -463,7 +478,7 @@ class PardisoCholesky:
         upper = upper_triangle(A)
         if not (np.array_equal(upper.indptr + 1, self._ia) and np.array_equal(upper.indices + 1, self._ja)):
             raise ValueError("refactor needs the pattern of the analysed matrix")
-        self._data = np.ascontiguousarray(upper.data, dtype=float)
+        self._data = np.ascontiguousarray(upper.data, dtype=self._dtype)
         self._call(22, np.zeros(A.shape[0]))
 
     def partial(self, b):
@@ -539,7 +554,8 @@ def amg_hierarchy(K, near_nullspace=None, strength=None):
     incompressible = getattr(strength, "incompressible", None) if strong else None
     if (incompressible is not None and hasattr(K, "blocksize") and K.blocksize == (3, 3)
             and 0 < incompressible.sum() <= SUBDOMAIN_MAX_FRACTION * incompressible.size):
-        ml.subdomain = subdomain.Subdomain(K, np.flatnonzero(incompressible), factorize)
+        ml.subdomain = subdomain.Subdomain(K, np.flatnonzero(incompressible), functools.partial(
+            factorize, single=SUBDOMAIN_PRECISION == "single"))
     if AMG_PRECISION == "single":
         multigrid.single_precision(ml)
     fine = ml.levels[0] if strong and len(ml.levels) > 1 else None
