@@ -11,6 +11,11 @@ solve of its own).
     python benchmarks/amg_variants.py --element-size 3
     python benchmarks/amg_variants.py --element-size 2 --variants baseline,energy,energy-2level
     python benchmarks/amg_variants.py --variants baseline,schwarz:cortex+endplate+annulus+nucleus
+    python benchmarks/amg_variants.py --element-size 1.5 --variants baseline,nucleus-double --split
+
+``--split``: also the process CPU per preconditioner application of its parts (the nucleus's two solves, the
+V-cycle and in it each level's smoothing and the coarse solve; residuals and transfers are the rest) and of
+CG's product with K.
 
 Variants: ``baseline`` (the preconditioner ``simulate`` builds: ``solvers.amg_hierarchy`` and
 ``solvers.amg_preconditioner``, with the exact solve of the nearly incompressible nucleus, its factor in
@@ -43,7 +48,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "src"))
 
 import vertebrafe as vf                                   # noqa: E402
-from vertebrafe.fem import solvers, subdomain            # noqa: E402
+from vertebrafe.fem import multigrid, solvers, subdomain            # noqa: E402
 from vertebrafe.fem.sparse_kernels import BlockMatrix     # noqa: E402
 from vertebrafe.simulate import simulate                  # noqa: E402
 
@@ -98,7 +103,32 @@ def region_blocks(seg, names, n_dofs):
     return np.unique(mesh.cells[np.isin(mesh.cell_data["region"], codes)]).astype(np.int64)
 
 
-def run(name, K, f, B, S, seg):
+def timed(parts, name, fn):
+    """``fn`` that adds its process CPU seconds to ``parts[name]`` and counts its calls."""
+    def part(*args):
+        c = time.process_time()
+        out = fn(*args)
+        seconds, calls = parts.get(name, (0.0, 0))
+        parts[name] = (seconds + time.process_time() - c, calls + 1)
+        return out
+    return part
+
+
+def split_preconditioner(ml, parts):
+    """``solvers.amg_preconditioner(ml)`` with the process CPU of its parts added up in ``parts``."""
+    cycle = multigrid.VCycle(ml)
+    cycle.levels = [(A, P, A_sp, timed(parts, f"level {i} smoothing", pre), timed(parts, f"level {i} smoothing", post))
+                    for i, (A, P, A_sp, pre, post) in enumerate(cycle.levels)]
+    cycle.coarse_solver = timed(parts, "coarse solve", cycle.coarse_solver)
+    M = timed(parts, "V-cycle", cycle)
+    region = getattr(ml, "subdomain", None)
+    if region is not None:
+        region.solve = timed(parts, "nucleus solves", region.solve)
+        M = region.around(M).matvec
+    return spla.LinearOperator(ml.levels[0].A.shape, matvec=timed(parts, "preconditioner", M), dtype=np.float64)
+
+
+def run(name, K, f, B, S, seg, split=False):
     base, _, regions = name.partition(":")
     saved = (dict(solvers.AMG_OPTIONS), solvers.COARSE_THETA, solvers.FINE_SMOOTHER,
              solvers.SUBDOMAIN_MAX_FRACTION, solvers.SUBDOMAIN_PRECISION)
@@ -110,10 +140,13 @@ def run(name, K, f, B, S, seg):
         solvers.SUBDOMAIN_MAX_FRACTION = 0.0
     if base == "nucleus-double":
         solvers.SUBDOMAIN_PRECISION = "double"
+    parts = {}
     with threadpool_limits(limits=1):
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            M = solvers.amg_preconditioner(solvers.amg_hierarchy(K, B, None if base == "no-material" else S))
+            ml = solvers.amg_hierarchy(K, B, None if base == "no-material" else S)
+            M = split_preconditioner(ml, parts) if split else solvers.amg_preconditioner(ml)
+            del ml
         finally:
             solvers.AMG_OPTIONS.clear()
             solvers.AMG_OPTIONS.update(saved[0])
@@ -127,13 +160,20 @@ def run(name, K, f, B, S, seg):
             M = region.around(M)
         t1, c1 = time.perf_counter(), time.process_time()
         count = [0]
-        u, _ = spla.cg(KB.operator(), f, rtol=1e-8, atol=0.0, maxiter=2000, M=M,
+        A = KB.operator()
+        if split:
+            A = spla.LinearOperator(K.shape, matvec=timed(parts, "K x", A.matvec), dtype=np.float64)
+        u, _ = spla.cg(A, f, rtol=1e-8, atol=0.0, maxiter=2000, M=M,
                        callback=lambda _: count.__setitem__(0, count[0] + 1))
         t2, c2 = time.perf_counter(), time.process_time()
     res = np.linalg.norm(K @ u - f) / np.linalg.norm(f)
     extra = f" ({dofs.size} unknowns factorised)" if base == "schwarz" else ""
     print(f"| {name}{extra} | {count[0]} | {res:.1e} | {t1 - t0:.2f} | {t2 - t1:.2f} | {c1 - c0:.1f} | "
           f"{(c2 - c1) / max(count[0], 1):.3f} | {c2 - c0:.1f} | {os.getloadavg()[0]:.1f} |", flush=True)
+    if split:
+        applications = parts["preconditioner"][1]
+        print("|  | CPU ms per application: " + ", ".join(
+            f"{key} {1e3 * seconds / applications:.1f}" for key, (seconds, _) in parts.items()) + " |", flush=True)
 
 
 def main(argv=None):
@@ -142,6 +182,7 @@ def main(argv=None):
     ap.add_argument("--bmd", type=float, default=100.0)
     ap.add_argument("--element-size", type=float, default=3.0)
     ap.add_argument("--variants", default="baseline,energy,energy-2level")
+    ap.add_argument("--split", action="store_true", help="process CPU of the preconditioner's parts")
     args = ap.parse_args(argv)
     rev = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"vertebrafe {vf.__version__} rev {rev} | python {platform.python_version()} | cpus {os.cpu_count()} | "
@@ -153,7 +194,7 @@ def main(argv=None):
     for name in args.variants.split(","):
         if name.partition(":")[0] not in OPTIONS and not name.startswith("schwarz:"):
             raise SystemExit(f"--variants: unknown variant {name!r}; allowed: {', '.join(OPTIONS)}, schwarz:R1+R2")
-        run(name, K, f, B, S, seg)
+        run(name, K, f, B, S, seg, args.split)
 
 
 if __name__ == "__main__":

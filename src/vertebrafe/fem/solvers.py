@@ -123,12 +123,12 @@ AMG_PRECISION = "single"
 INCOMPRESSIBLE_RATIO = 100.0
 SUBDOMAIN_MAX_FRACTION = 0.25
 #: Precision of the subdomain's factor: ``"single"`` (PARDISO in float32, ``iparm(28)``; the Schwarz sums and
-#: CG stay float64) or ``"double"``. On T12-L2 at 1.5 mm the nucleus's two solves per CG iteration took
-#: about 38 % less process CPU in single precision (21-24 against 32-37 ms) at the same 40 iterations, a CG
-#: iteration 6-16 % less; like the float32 V-cycle, only the preconditioner changes, by about the rounding,
-#: so CG reaches the same tolerance (benchmarks/README.md, "Single-precision factor of the nucleus"). The
-#: factor is made and used on one MKL thread (:class:`Prepared`'s set-up and solves): on two threads (made
-#: and used so) its solves took about six times the CPU on the loaded 2-core machine.
+#: CG stay float64) or ``"double"``. On T12-L2 the nucleus's two solves per CG iteration took 28-38 % less
+#: process CPU in single precision (1.5 mm: 25-28 against 37-40 ms) at the same iterations (45, 40, 47 at 2,
+#: 1.5, 1 mm), a CG iteration 2-14 % less; like the float32 V-cycle, only the preconditioner changes, by
+#: about the rounding, so CG reaches the same tolerance (benchmarks/README.md, "Single-precision factor of
+#: the nucleus"). The factor is made and used on one MKL thread (:class:`Prepared`'s set-up and solves): on
+#: two threads (made and used so) its solves took about six times the CPU on the loaded 2-core machine.
 SUBDOMAIN_PRECISION = "single"
 
 
