@@ -102,3 +102,22 @@ def test_pool_workers_run_cases_once_the_kernels_are_compiled():
     run_pool(1, [[{"id": "a", "case": dict(RAW["base"])}]], {"a": "a"}, f"{__name__}:stamping_runner",
              lambda cid, outcome: outcomes.setdefault(cid, outcome), compile_kernels=compile_kernels)
     assert outcomes["a"]["status"] == "ok" and float(outcomes["a"]["files"]["t.txt"]) >= compiled[0]
+
+
+def sleeping_runner(case, workdir):
+    """A runner for the pool test: takes as many tenths of a second as the case's vBMD has tens."""
+    import time
+    time.sleep(case.bone.bmd / 100.0)
+    return {}
+
+
+def test_pool_calls_on_idle_once_when_a_worker_runs_out_of_cases():
+    """``on_idle`` (the study's plot warm-up) runs once, after the short case and before the long one ends."""
+    from vertebrafe.study.backends import run_pool
+
+    outcomes, idle = {}, []
+    groups = [[{"id": cid, "case": dict(RAW["base"], bone={"bmd": bmd})}] for cid, bmd in (("a", 10.0), ("b", 300.0))]
+    run_pool(2, groups, {"a": "a", "b": "b"}, f"{__name__}:sleeping_runner",
+             lambda cid, outcome: outcomes.setdefault(cid, outcome), on_idle=lambda pool: idle.append(set(outcomes)))
+    assert outcomes["a"]["status"] == "ok" and outcomes["b"]["status"] == "ok"
+    assert idle == [{"a"}]

@@ -16,7 +16,7 @@ from .outputs import check_name
 from .io.atomic import atomic_path, write_text
 from .io.studydir import case_dir, case_status, damage, read_study
 
-__all__ = ["PlotSpec", "summarize", "study_figure", "subtitle", "key_metrics", "print_tables", "markdown_table", "write_report_md", "case_report"]
+__all__ = ["PlotSpec", "summarize", "warm_plotting", "study_figure", "subtitle", "key_metrics", "print_tables", "markdown_table", "write_report_md", "case_report"]
 
 @dataclass(frozen=True)
 class PlotSpec:
@@ -125,6 +125,28 @@ def summarize(out, executor=None):
                 paths["notes"].append(f"plot {spec['name']}: no rows of metric {spec['metric']!r} in region "
                                       f"{spec['region']!r} ({spec['relation']}) among the finished cases; not drawn")
     return paths
+
+
+def warm_plotting():
+    """Pay the first-use costs of the study plots in this process: import pandas and matplotlib (Agg) and
+    draw a small constrained-layout figure in every figure format (in memory; nothing is written). A study
+    runs it in its parent and idle workers while the last cases run (:func:`vertebrafe.study.run_study`),
+    so that :func:`summarize` only draws."""
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot  # noqa: F401 - the import is the warm-up
+    import pandas  # noqa: F401
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2.0, 2.0), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([0.0, 1.0], [0.0, 1.0], label="a")
+    ax.set_title("a")
+    ax.legend()
+    for fmt in FIGURE_FORMATS:
+        fig.savefig(io.BytesIO(), dpi=150, format=fmt)
 
 
 def _check_meta(meta, out):

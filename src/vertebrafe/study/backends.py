@@ -301,15 +301,16 @@ def worker_pool(n):
         reports.close()
 
 
-def run_pool(n, groups, by_id, runner, done, pool=None, compile_kernels=None):
+def run_pool(n, groups, by_id, runner, done, pool=None, compile_kernels=None, on_idle=None):
     """Run ``groups`` on ``n`` worker processes (those of ``pool``, a :class:`WorkerPool`, else a
     :func:`worker_pool` of its own); ``done(case, outcome)`` is called in this process as each case finishes
     (not when its group does). A group whose worker died records its unfinished cases as failed with the
     reason. ``compile_kernels()`` runs here once the groups are submitted (the workers build their first
-    segments meanwhile); the workers solve after it returns."""
+    segments meanwhile); the workers solve after it returns. ``on_idle(pool)`` is called once, as soon as
+    fewer groups than workers are left unfinished (a worker is idle: the pool's queue is empty)."""
     if pool is None:
         with worker_pool(n) as pool:
-            return run_pool(n, groups, by_id, runner, done, pool, compile_kernels)
+            return run_pool(n, groups, by_id, runner, done, pool, compile_kernels, on_idle)
     reports = pool.reports
     reported = set()
 
@@ -331,6 +332,9 @@ def run_pool(n, groups, by_id, runner, done, pool=None, compile_kernels=None):
     pool.kernels_ready.set()
     waiting = set(futures)
     while waiting:
+        if on_idle is not None and len(waiting) < n:
+            on_idle(pool)
+            on_idle = None
         take(0.2)
         for fut in [f for f in waiting if f.done()]:
             waiting.discard(fut)

@@ -5,6 +5,7 @@ import contextlib
 import dataclasses
 import os
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from ..io.studydir import (LOCK_FILE, case_status, clean_temporaries, damage, is
                            write_study)
 from ..io.toml import comment, to_toml
 from ..outputs import folder_path
-from ..report import summarize
+from ..report import summarize, warm_plotting
 from .backends import compute_group, run_dask, run_pool, sigterm_unwinds, worker_pool
 from .plan import Study, load_study
 
@@ -170,6 +171,7 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
 
     groups = _groups(pending, runner, share=not scheduler)
     by_id = {sc.id: sc for sc in pending}
+    warming = []                                             # the plots' warm-up in this process (a thread)
     with contextlib.ExitStack() as workers_alive:
         pool = None
         try:
@@ -195,14 +197,35 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
                     pool = workers_alive.enter_context(worker_pool(n))
                     run.backend = f"{n} worker processes"
                     run_pool(n, groups, by_id, runner, done, pool,
-                             compile_kernels=lambda: _warm_up(bar, say, amg=uses_amg, threads=1))
+                             compile_kernels=lambda: _warm_up(bar, say, amg=uses_amg, threads=1),
+                             on_idle=_plots_warmer(warming, min(n, len(study.summary.plots) - 1))
+                             if summary and study.summary.plots else None)
         finally:
             if bar is not None:
                 bar.close()
+        for thread in warming:
+            thread.join()
         run.elapsed_s = time.perf_counter() - t0
         if summary:
             run.summary = summarize(out, executor=pool and pool.executor)   # the idle workers draw plots too
     return run
+
+
+def _plots_warmer(warming, n):
+    """``on_idle`` of :func:`run_pool`: once a worker is idle (the last cases run), this process (a thread,
+    appended to ``warming``) and ``n`` workers (those that will draw a plot, :func:`summarize`) pay the plots'
+    first-use costs (:func:`warm_plotting`) on the free core, so that the summary at the end only draws; the
+    figures are the same."""
+    from concurrent.futures import BrokenExecutor
+
+    def on_idle(pool):
+        thread = threading.Thread(target=warm_plotting, name="vertebrafe-warm-plots", daemon=True)
+        thread.start()
+        warming.append(thread)
+        with contextlib.suppress(BrokenExecutor, RuntimeError):        # a dead worker, a pool shut down
+            for _ in range(n):
+                pool.executor.submit(warm_plotting)
+    return on_idle
 
 
 def _groups(pending, runner, share=True):
