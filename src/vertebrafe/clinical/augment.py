@@ -109,6 +109,7 @@ class Sampler:
         m.points = points
         self.volume = m.cell_volumes()[self.cells]
         self._horizontal = {}                    # horizontal offsets per bolus centre (:meth:`_offsets`)
+        self._z = None                           # the samples' vertical coordinates, contiguous
 
     def interpolate(self, nodal):
         """A nodal scalar field ``(n,)`` at the samples ``(m, q)``."""
@@ -117,34 +118,38 @@ class Sampler:
     def radius2(self, centres, rots, axes, pad=0.0, vertical=None):
         """Normalised squared radius ``(m, q)`` of the samples: min over boluses of
         ``sum_i (d_i / (a_i + pad))^2`` with ``d`` the sample offset in the bolus axes (the third axis is
-        the vertical; ``vertical (m, q)``, mm, replaces its offset, e.g. by a distance from an endplate)."""
+        the vertical; ``vertical (m, q)``, mm, replaces its offset, e.g. by a distance from an endplate).
+        The three terms are summed in order, ``(t_0 + t_1) + t_2``, as numpy's sum over the last axis does
+        (``tests/clinical/test_clinical_sampler.py`` checks the two bit for bit)."""
         r = np.full(self.x.shape[:2], np.inf)
         for c, R, a in zip(centres, rots, axes):
-            d = self._offsets(np.asarray(c, dtype=float), np.asarray(R, dtype=float))
+            d0, d1, d2 = self._offsets(np.asarray(c, dtype=float), np.asarray(R, dtype=float))
             if vertical is not None:
-                d[..., 2] = vertical
-            r = np.minimum(r, np.sum((d / (a + pad)) ** 2, axis=-1))
+                d2 = np.asarray(vertical, dtype=float)
+            s = np.asarray(a, dtype=float) + pad
+            r = np.minimum(r, (d0 / s[0]) ** 2 + (d1 / s[1]) ** 2 + (d2 / s[2]) ** 2)
         return r
 
     def _offsets(self, c, R):
-        """``(x - c) @ R`` ``(m, q, 3)``. For a rotation about the vertical (``R``'s third row and column
-        ``(0, 0, 1)``, every bolus and balloon here) the horizontal offsets do not depend on ``c[2]``: the
-        vertical term enters them multiplied by an exact zero, whatever order the product sums in, and the
-        vertical offset is ``x[..., 2] - c[2]`` exactly. Those are kept per horizontal centre and rotation,
-        so a balloon moved up or down (the kyphoplasty contact search) costs no product; the result is the
-        product's, bit for bit."""
+        """The components ``(m, q)`` each of ``(x - c) @ R``. For a rotation about the vertical (``R``'s third
+        row and column ``(0, 0, 1)``, every bolus and balloon here) the horizontal offsets do not depend on
+        ``c[2]``: the vertical term enters them multiplied by an exact zero, whatever order the product sums
+        in, and the vertical offset is ``x[..., 2] - c[2]`` exactly. Those are kept per horizontal centre and
+        rotation, so a balloon moved up or down (the kyphoplasty contact search) costs no product; the
+        result is the product's, bit for bit."""
         if not (R[2, 0] == R[2, 1] == R[0, 2] == R[1, 2] == 0.0 and R[2, 2] == 1.0):
-            return (self.x - c) @ R
+            d = (self.x - c) @ R
+            return d[..., 0], d[..., 1], d[..., 2]
         key = (float(c[0]), float(c[1]), R.tobytes())
         cache = self._horizontal
         if key not in cache:
             if len(cache) >= 8:
                 cache.pop(next(iter(cache)))
-            cache[key] = ((self.x - c) @ R)[..., :2].copy()
-        d = np.empty(self.x.shape)
-        d[..., :2] = cache[key]
-        d[..., 2] = self.x[..., 2] - c[2]
-        return d
+            d = (self.x - c) @ R
+            cache[key] = (np.ascontiguousarray(d[..., 0]), np.ascontiguousarray(d[..., 1]))
+        if self._z is None:
+            self._z = np.ascontiguousarray(self.x[..., 2])
+        return (*cache[key], self._z - c[2])
 
     def scale_for_volume(self, r2, target_mm3):
         """Smallest scale ``s`` whose ellipsoids ``r2 <= s^2`` hold ``target_mm3`` of the sampled volume;
