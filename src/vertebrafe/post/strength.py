@@ -43,7 +43,6 @@ import numpy as np
 
 from ..errors import InputError
 from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
-from ..threads import one_blas_thread
 from .metrics import (BONE_REGIONS, stack_cells, tissue_strain_ratios, tissue_volumes, tissue_yield_factors,
                       vertebra_geometry)
 from .plate import plate_test
@@ -276,16 +275,6 @@ def vertebra_key(segment, level):
                   *(mesh.points[mesh.node_sets[f"{level}:{side}"]] for side in ("superior", "inferior")))
 
 
-def _strength_one_thread(segment, level, **options):
-    """:func:`vertebra_strength` with BLAS on one thread: PARDISO then keeps each vertebra's ordering and symbolic
-    analysis, so a vertebra whose mesh has the pattern of one solved before (T12 and L1 of the default T12-L2)
-    factorises numerically only (:class:`~vertebrafe.fem.solvers.PardisoCholesky`). The three vertebrae of T12-L2
-    at 2 mm took 4.6-5.7 s of CPU instead of 6.4-7.3 s on two threads (under load 10-12, benchmarks/README.md,
-    "Where the T12-L2 2 mm runs spend their CPU")."""
-    with one_blas_thread():
-        return vertebra_strength(segment, level, **options)
-
-
 #: Plate strengths kept in a :func:`plate_rows` cache at most (the oldest are dropped).
 CACHED_STRENGTHS = 64
 
@@ -320,8 +309,8 @@ def plate_rows(segment, load, levels=None, fraction=DEFAULT_FRACTION, yield_comp
     for v in levels:
         key = None if cache is None else (vertebra_key(segment, v), fraction, yield_compression, yield_tension,
                                           tuple(regions), tuple(sorted(solver_options.items())))
-        vs = cached(key, lambda: _strength_one_thread(segment, v, fraction=fraction, yield_compression=yield_compression,
-                                                      yield_tension=yield_tension, regions=regions, **solver_options))
+        vs = cached(key, lambda: vertebra_strength(segment, v, fraction=fraction, yield_compression=yield_compression,
+                                                   yield_tension=yield_tension, regions=regions, **solver_options))
         rows += [(v, "vertebra", "plate_stiffness", vs.stiffness, "N/mm"),
                  (v, "vertebra", "plate_strength_yield", vs.strength_yield, "N"),
                  (v, "vertebra", "plate_strength_apparent", vs.strength_apparent, "N")]
