@@ -36,6 +36,11 @@ SMOKE = {
     "solver_choice.py": ["box:1k", "--factor"],
     "verification_plots.py": ["--sizes", "2,4", "--beam-cells", "20", "--out", "{tmp}"],
 }
+#: Further modes of a script whose code paths the run above does not reach.
+OTHER_MODES = [
+    ("solver_choice.py", ["box:1k", "--solve", "direct,amg"]),
+]
+RUNS = sorted(SMOKE.items()) + OTHER_MODES
 
 
 def test_every_benchmark_has_a_smoke_run():
@@ -43,10 +48,10 @@ def test_every_benchmark_has_a_smoke_run():
 
 
 @pytest.mark.benchmark_smoke
-@pytest.mark.parametrize("script", sorted(SMOKE))
-def test_benchmark_smallest_option_runs(script, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("script, args", RUNS, ids=[" ".join([script] + args) for script, args in RUNS])
+def test_benchmark_smallest_option_runs(script, args, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setattr(sys, "argv", [str(BENCH / script)] + [a.format(tmp=tmp_path) for a in SMOKE[script]])
+    monkeypatch.setattr(sys, "argv", [str(BENCH / script)] + [a.format(tmp=tmp_path) for a in args])
     monkeypatch.syspath_prepend(str(BENCH))
     environ = dict(os.environ)                      # scripts may set thread variables for their workers
     try:
