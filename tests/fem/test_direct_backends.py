@@ -173,3 +173,27 @@ def test_single_precision_factor_solves_to_float32_accuracy(system):
     error = np.abs(x - double).max() / np.abs(double).max()
     # float32 (6e-8) times the condition number of the two-material cube (stiffness ratio 30, 12 elements a side)
     assert 1e-10 < error < 1e-3
+
+
+def test_kept_analyses_are_bounded_and_the_oldest_freed(system, monkeypatch):
+    """At most ``SPARE_ANALYSES`` released analyses are kept; the oldest is freed first, and a kept one still
+    factorises its pattern to the solution of a fresh factorisation."""
+    from threadpoolctl import threadpool_limits
+    _, K, rhs = system
+    monkeypatch.setattr(solvers, "SPARE_ANALYSES", 2)
+    solvers._SPARE.clear()
+    with threadpool_limits(1):
+        if solvers._mkl_threads() != 1:
+            pytest.skip("MKL's threads cannot be limited here")
+        keys = []
+        for selected in (np.arange(5), np.arange(10), np.arange(15)):       # three patterns (their selections)
+            f = solvers.PardisoCholesky(K, selected)
+            keys.append(f._pattern)
+            x = f(rhs)
+            del f
+        assert list(solvers._SPARE) == keys[1:]                          # the oldest freed
+        kept = solvers.PardisoCholesky(K, np.arange(15))                    # takes the newest
+        assert list(solvers._SPARE) == keys[1:2]
+        assert np.array_equal(kept(rhs), x)
+        del kept
+    solvers._SPARE.clear()

@@ -16,7 +16,9 @@
 :class:`Prepared` holds the one-time set-up of a matrix (factorisation or AMG hierarchy) and solves any
 number of right-hand sides with it; :func:`solve` is set-up and one solve.
 """
+import contextlib
 import functools
+import hashlib
 import importlib.metadata
 import os
 import time
@@ -409,7 +411,6 @@ class PardisoCholesky:
         self._pattern = None                              # key of a pattern whose analysis may be kept
         self.selection = np.asarray(selected) if selected is not None and len(selected) else None
         if factorize and _mkl_threads() == 1:
-            import hashlib
             chosen = b"" if self.selection is None else np.asarray(self.selection, np.int64).tobytes()
             self._pattern = (A.shape[0], bool(blocks), bool(single), hashlib.blake2b(
                 self._ia.tobytes() + self._ja.tobytes() + b"|" + chosen, digest_size=16).digest())
@@ -507,11 +508,9 @@ class PardisoCholesky:
             _SPARE[self._pattern] = self._pardiso, self.statistics      # kept for the same pattern (see above)
             self._pardiso = None
             while len(_SPARE) > SPARE_ANALYSES or sum(v[1]["memory_bytes"] for v in _SPARE.values()) > SPARE_BYTES:
-                oldest = PardisoCholesky.__new__(PardisoCholesky)       # an empty holder that frees it
-                oldest._pardiso, _ = _SPARE.pop(next(iter(_SPARE)))
-                oldest._pattern, oldest._data = None, np.zeros(0)
-                oldest._ia, oldest._ja = np.ones(1, np.int32), np.ones(0, np.int32)
-                oldest._release()
+                oldest, _ = _SPARE.pop(next(iter(_SPARE)))
+                with contextlib.suppress(Exception):                    # nothing to release
+                    oldest.free_memory(everything=True)                 # PARDISO's phase -1
         if getattr(self, "_pardiso", None) is not None:
             try:
                 self._call(-1, np.zeros(0))
