@@ -96,6 +96,40 @@ def test_fluid_nucleus_takes_the_swelling_as_its_initial_pressure():
     assert res.value("pressure", "L4-L5", "nucleus") > P_REST
 
 
+def test_strengths_between_plates_and_factor_of_risk_do_not_depend_on_the_rest_state(linear):
+    """The rest state is self-equilibrated: no net force crosses the disc at rest, so the loaded vertebra carries
+    the applied 500 N with or without it (exactly, in the linear model) and the factor of risk, load over the
+    strength of the vertebra alone between plates (which holds no pre-stress), is the same; the in-situ apparent
+    strength, measured from the rest state, is the same too."""
+    from vertebrafe.post.posterior import level_forces
+
+    base, pre = (r[0] for r in linear)
+    rest = pre.solution.rest
+    nucleus = nucleus_cells(pre.segment)["L4-L5"]
+    push = P_REST * rest.cell_volume[nucleus].sum() ** (2 / 3)          # a force scale of the pressure (N)
+    at_rest = level_forces(pre.segment, rest, "L4-L5")
+    assert np.abs(at_rest["disc"]).max() < 1e-6 * push
+    loaded, alone = level_forces(pre.segment, pre.solution, "L4-L5"), level_forces(base.segment, base.solution,
+                                                                                   "L4-L5")
+    assert np.allclose(loaded["disc"], alone["disc"], rtol=0, atol=1e-6 * 500.0)
+    assert loaded["disc"][2] == pytest.approx(-500.0, rel=1e-3)           # the follower load along the disc axis
+    rows = [r.plate_strength(levels=["L4"], strength="pushover").set_index("metric")["value"] for r in (base, pre)]
+    for metric in ("plate_strength_yield", "plate_strength_pushover", "factor_of_risk"):
+        assert rows[1][metric] == pytest.approx(rows[0][metric], rel=1e-9)
+    assert rows[1]["factor_of_risk"] == pytest.approx(500.0 / rows[1]["plate_strength_pushover"], rel=1e-12)
+    assert pre.value("strength_apparent", "L4", "vertebra") == pytest.approx(
+        base.value("strength_apparent", "L4", "vertebra"), rel=1e-6)
+
+
+def test_prepressure_without_a_disc_is_an_error_naming_it():
+    with pytest.raises(InputError, match=r"nucleus_prepressure = 0.1 MPa on the single vertebra L1"):
+        vf.segment(["L1"], element_size=8.0, bmd=120.0, nucleus_prepressure=0.1)
+    import dataclasses
+    seg = dataclasses.replace(vf.segment(["L1"], element_size=8.0, bmd=120.0), nucleus_prepressure=0.1)
+    with pytest.raises(InputError, match=r"nucleus_prepressure = 0.1 MPa: the segment \(L1\) has no nucleus"):
+        simulate(seg, "relaxed_standing", factor_of_risk=False)
+
+
 @pytest.mark.parametrize("value", [-0.1, 0.8, "high", True, float("nan")])
 def test_prepressure_out_of_range_is_an_error_naming_it(value):
     with pytest.raises(InputError, match=r"nucleus_prepressure = .* allowed range 0 to 0.5 MPa"):

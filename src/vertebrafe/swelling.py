@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .anatomy import REGION_CODES
-from .errors import ConvergenceError
+from .errors import ConvergenceError, InputError
 from .post.metrics import nucleus_pressure
 
 __all__ = ["PRESSURE_RTOL", "MAX_STEPS", "nucleus_cells", "nucleus_pressures", "pre_stress", "rest_state"]
@@ -79,8 +79,11 @@ def rest_state(segment, pressure, unloaded, solve):
     solve : callable ``(Model) -> Solution``.
     The first step takes ``s_d = pressure``, the second scales it by the pressure found (exact for a linear model
     up to the small coupling between discs), later ones are secant steps per disc. Raises ConvergenceError if the
-    pressures are not met in :data:`MAX_STEPS` solves."""
+    pressures are not met in :data:`MAX_STEPS` solves, InputError if ``segment`` has no nucleus cells."""
     discs = [d for d, cells in nucleus_cells(segment).items() if cells.size]
+    if not discs:
+        raise InputError(f"nucleus_prepressure = {pressure!r} MPa: the segment ({'-'.join(segment.levels)}) has no "
+                         "nucleus cells to carry it; give 0 for a model without a disc nucleus")
     s = {d: float(pressure) for d in discs}
     history = []
     for step in range(1, MAX_STEPS + 1):

@@ -331,7 +331,9 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
         pre-stresses each disc so that its unloaded nucleus carries this pressure, the annulus, endplates and
         fibres held in tension by it (:mod:`vertebrafe.swelling`); motions are measured from that rest state.
         The published value is the pressure of the lying subject, 0.10-0.12 MPa (Wilke et al. 1999;
-        docs/materials.md). Such models cannot be exported to CalculiX or FEBio input files.
+        docs/materials.md). Such models cannot be exported to CalculiX or FEBio input files. A single vertebra
+        (no disc) accepts only 0. The strengths between plates and the factor of risk do not depend on it
+        (:mod:`vertebrafe.post.strength`).
     frames : dict, optional
         ``{vertebra: (R (3, 3), origin (3,))}`` placing each vertebra's local frame in the global one
         (``x_global = R @ x_local + origin``), e.g. as measured in an image
@@ -374,6 +376,9 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     names = segment_names(order)
     fibre_spec = _fibres(fibres)                    # checked even without a disc to reinforce
     prepressure = check_prepressure(nucleus_prepressure)
+    if prepressure and len(order) == 1:
+        raise InputError(f"nucleus_prepressure = {nucleus_prepressure!r} MPa on the single vertebra {order[0]}: it has "
+                         "no disc whose nucleus could carry it; give 0, or levels with a disc between them")
     curves = grading_curves(grading)
     materials = resolve_materials(bmd, materials, order)
     given_frames = _check_frames(frames, order)

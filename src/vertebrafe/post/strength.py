@@ -34,6 +34,18 @@ loading concentrates strain under the nucleus, so the yield-volume criterion is 
 load than between plates (an intact osteoporotic vertebra in relaxed standing can show an index near or
 above 1): it is a **comparison measure** between cases of the same model (treatment vs untreated, level
 vs level), not a fracture predictor, and no published threshold applies to it.
+
+**With a rest state** (a nucleus pre-pressure, :mod:`vertebrafe.swelling`) every strength is that of the
+load's increment from the rest state, the lying subject whose swollen discs carry no external load. The
+in-situ rows scale the increment only (strain ``rest + lambda * (strain - rest)``, :func:`affine_yield_scale`;
+the apparent strain is measured from the rest state). The strengths between plates and the pushover are
+those of the vertebra alone, which carries no pre-stress (the swelling stress is in the nucleus), so they and
+the factor of risk do not depend on the pre-pressure: the rest state is self-equilibrated (the forces across
+every level sum to zero, :func:`vertebrafe.post.posterior.level_forces`), so the compression a vertebra
+carries is the applied load with or without it (``tests/test_swelling.py``). The first-yield factors of the
+cells a cement or rim surface cuts (:mod:`vertebrafe.clinical.firstyield`) are derived for axial compression
+and applied to the in-situ total strain, rest state included, as to any in-situ strain: an approximation
+there, exact for the plate test.
 """
 from __future__ import annotations
 
