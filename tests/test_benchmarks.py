@@ -26,6 +26,8 @@ SMOKE = {
                               "plate,in_situ,pressure"],
     "convergence_metrics.py": ["--sizes", "8", "--states", "NSM,VP"],
     "kyphoplasty_interface.py": ["--sizes", "8", "--restorations", "0", "--moduli", "500"],
+    "prepressure_cost.py": ["--levels", "L4-L5", "--sizes", "8,6", "--presets", "relaxed_standing+standing_flexed",
+                            "--prepressure", "0.1"],
     "remeasure_treated.py": ["--element-size", "8"],
     "strength_treated.py": ["--element-size", "8", "--cases", "intact,nsm"],
     "validation_anatomy.py": ["--sizes", "6"],
