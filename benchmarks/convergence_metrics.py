@@ -31,7 +31,16 @@ J Biomech 21:269: within three to five trabeculae of an interface a continuum re
 statistic tests whether the treated-level percentiles fail to converge because they sample interface stress
 concentrations (docs/validation.md, "Are these metrics mesh-converged?": they do not converge with it
 either). It averages and takes the percentile over the cells tagged with each tissue (the phase filling
-at least half of a cell), as when it was measured. The table gives every value per size, its ratio to NSM at the same size (the reported
+at least half of a cell), as when it was measured. With ``--edge-distances`` (mm, comma-separated; default
+none) a state with a kyphoplasty bearing on the endplates (``BKP``, ``BKPF``) also records the contact-edge
+diagnosis of L1 (docs/validation.md, "Why the fitted BKP's rows do not converge"): the edges of the balloons'
+contact faces are taken from the kyphoplasty record (:func:`contact_edges`, not from the mesh) and each cell is
+sampled at 27 points, so that the region at least d mm from every edge has a volume fixed in mm^3 (up to the
+sampling; :func:`far_fraction`); ``von_mises_p95_far<d>mm`` is each L1 tissue's p95 over that region (the
+tissue volumes and own stresses of the reported rows), ``yield_volume_near<d>mm`` the share of the 2 % yield
+volume of the plate test behind the factor of risk that lies within d mm of an edge (a share, shown as its
+value), ``factor_of_risk_far<d>mm`` the factor of risk when only the bone beyond d mm may make up the 2 % of
+the whole bone volume (one more plate solve of L1). The table gives every value per size, its ratio to NSM at the same size (the reported
 ratio; for the tissues a treatment adds, cement-bone composite, PMMA and compacted rim, the ratio to the NSM
 cancellous bone they replaced) and the change of the ratio (or, for NSM, of the value) between consecutive
 sizes. Usage::
@@ -42,6 +51,8 @@ sizes. Usage::
     python benchmarks/convergence_metrics.py --sizes 3,2 --radii 2,3,4 --json r.json  # several radii
     python benchmarks/convergence_metrics.py --sizes 2,1.5 --states NSM,BKP,BKPF --central-coarsening 1 \
         --annulus-refinement 2 --json grid.json                                       # the converging grid
+    python benchmarks/convergence_metrics.py --sizes 3,2,1.5 --states BKPF --central-coarsening 1 \
+        --annulus-refinement 2 --edge-distances 2,3,4 --json edge.json                # contact-edge diagnosis
 
 Units: mm, N, MPa, N/mm; times in s (``cpu``: the worker's process CPU time).
 """
@@ -118,6 +129,87 @@ def continuum_rows(segment, solution, radius):
     return out
 
 
+#: Sample points of a cell (trilinear hexahedron, VTK node order): the 3 x 3 x 3 points at -2/3, 0, 2/3 of the
+#: parametric cube, each standing for 1/27 of the cell's volume.
+_XI = np.array(np.meshgrid(*[[-2 / 3, 0.0, 2 / 3]] * 3, indexing="ij")).reshape(3, -1).T
+_CORNERS = np.array([[-1, -1, -1], [1, -1, -1], [1, 1, -1], [-1, 1, -1], [-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, 1, 1]])
+_SHAPE = np.prod(1.0 + _XI[:, None, :] * _CORNERS[None], axis=2) / 8.0
+
+
+def contact_edges(segment, level, samples=720):
+    """Points ``(n, 3)`` (mm, global frame) along the edges of the balloons' endplate contact faces of the last
+    kyphoplasty of ``level``: each face's edge ellipse (:func:`vertebrafe.clinical.kyphoplasty.contact_face_grading`,
+    from the kyphoplasty record, not the mesh) on the clip surfaces ``rim_thickness`` inside the superior and
+    inferior endplate node layers (local z interpolated linearly between their nodes)."""
+    from scipy.interpolate import LinearNDInterpolator
+
+    from vertebrafe.clinical._common import level_nodes, operations_of, to_local
+    from vertebrafe.clinical.kyphoplasty import contact_face_grading
+
+    t = operations_of(segment, level, "kyphoplasty")[-1].parameters["rim_thickness_mm"]
+    nodes = level_nodes(segment, level)
+    R, o = (np.asarray(x, dtype=float) for x in segment.frames[level])
+    th = np.linspace(0.0, 2.0 * np.pi, samples, endpoint=False)
+    out = []
+    for c in contact_face_grading(segment, level):
+        a = np.radians(c.angle)
+        u, v = c.axes[0] * np.cos(th), c.axes[1] * np.sin(th)
+        xy = np.column_stack([c.centre[0] + u * np.cos(a) - v * np.sin(a), c.centre[1] + u * np.sin(a) + v * np.cos(a)])
+        for side, dz in (("superior", -t), ("inferior", t)):
+            p = to_local(segment, level, segment.mesh.points[getattr(nodes, side)])
+            z = LinearNDInterpolator(p[:, :2], p[:, 2] + dz)(xy)
+            out.append(np.column_stack([xy, z])[np.isfinite(z)])
+    return np.concatenate(out) @ R.T + o
+
+
+def far_fraction(mesh, cells, tree, distance):
+    """Share ``(k,)`` of each cell's volume (its 27 sample points) at least ``distance`` mm from the points of
+    the k-d tree ``tree``: a region of fixed volume in mm^3, the same at every element size up to the sampling."""
+    x = np.einsum("qa,kai->kqi", _SHAPE, mesh.points[mesh.cells[cells]])
+    return (tree.query(x.reshape(-1, 3))[0].reshape(len(cells), -1) >= distance).mean(axis=1)
+
+
+def edge_rows(segment, solution, distances, level="L1"):
+    """Rows of the contact-edge diagnosis (module docstring) of a kyphoplasty with endplate contact at ``level``:
+    ``{"von_mises_p95_far<d>mm|level|region": MPa, "factor_of_risk_far<d>mm|level|vertebra": -,
+    "yield_volume_near<d>mm|level|vertebra": -}``; empty for a level without one."""
+    from scipy.spatial import cKDTree
+
+    from vertebrafe.clinical._common import operations_of
+    from vertebrafe.post.metrics import BONE_REGIONS, stack_cells, tissue_stresses, tissue_volumes, weighted_quantile
+    from vertebrafe.post.strength import DEFAULT_FRACTION, _body_mask, _yield_strains, bone_phases, vertebra_strength
+
+    ops = operations_of(segment, level, "kyphoplasty")
+    if not distances or not ops or not ops[-1].parameters["endplate_contact"]:
+        return {}
+    mesh = segment.mesh
+    tree = cKDTree(contact_edges(segment, level))
+    cells, codes, w = tissue_volumes(mesh, solution.cell_volume)
+    vm, _ = tissue_stresses(segment, solution, cells, codes)
+    lc = {n: c for c, n in mesh.tag_names["level"].items()}[level]
+    on = (mesh.cell_data["level"][cells] == lc) & (cells < stack_cells(segment))
+    vs = vertebra_strength(segment, level, solver="auto", rtol=1e-8)         # the plate test of factor_of_risk
+    body = np.flatnonzero(_body_mask(segment, level))
+    pc, ratio, pv = bone_phases(mesh.extract(_body_mask(segment, level)), vs.solution,
+                                *_yield_strains(segment, None, None), BONE_REGIONS)
+    order = np.argsort(-ratio, kind="stable")
+    top = order[:int(np.searchsorted(np.cumsum(pv[order]) / pv.sum(), DEFAULT_FRACTION - 1e-12)) + 1]
+    out = {}
+    for d in distances:
+        keep = far_fraction(mesh, cells[on], tree, d)
+        for c, region in mesh.tag_names["region"].items():
+            e = codes[on] == c
+            if region in REGIONS and e.any() and (w[on][e] * keep[e]).sum() > 0:
+                out[f"von_mises_p95_far{d:g}mm|{level}|{region}"] = float(weighted_quantile(vm[on][e], w[on][e] * keep[e],
+                                                                                            0.95))
+        far = far_fraction(mesh, body[pc], tree, d)
+        out[f"yield_volume_near{d:g}mm|{level}|vertebra"] = float(np.dot(pv[top], 1.0 - far[top]) / pv[top].sum())
+        c = np.cumsum((pv * far)[order]) / pv.sum()          # 2 % of the whole bone volume, from the far bone
+        rf = ratio[order][min(int(np.searchsorted(c, DEFAULT_FRACTION - 1e-12)), ratio.size - 1)]
+        out[f"factor_of_risk_far{d:g}mm|{level}|vertebra"] = 800.0 * rf / vs.strength_apparent
+    return out
+
+
 def _state(h, name, grid=(3, 1)):
     import vertebrafe as vf
     seg = vf.segment("T12-L2", bmd=80.0, element_size=h, central_coarsening=grid[0], annulus_refinement=grid[1])
@@ -132,7 +224,7 @@ def _state(h, name, grid=(3, 1)):
                           surface="fitted" if name == "BKPF" else "mixed")
 
 
-def job(h, name, solver, radii=(), grid=(3, 1)):
+def job(h, name, solver, radii=(), grid=(3, 1), edges=()):
     """Metrics of one state at element size ``h`` on the grid ``(central_coarsening, annulus_refinement)``
     (module docstring)."""
     from vertebrafe.loads import Load
@@ -148,6 +240,7 @@ def job(h, name, solver, radii=(), grid=(3, 1)):
               .itertuples(index=False)}
     for radius in radii:
         values.update(continuum_rows(r.segment, r.solution, radius))
+    values.update(edge_rows(r.segment, r.solution, edges))
     return dict(h=h, state=name, dofs=int(r.solution.info["dofs"]), solver=r.solution.info.get("solver"),
                 central_coarsening=grid[0], annulus_refinement=grid[1], time=time.perf_counter() - t0, cpu=time.process_time() - c0, values=values)
 
@@ -168,9 +261,11 @@ def table(rows):
                 continue
             if state != "NSM":
                 m, lv, rg = k.split("|")
-                ref_key = f"{m}|{lv}|cancellous" if rg in ADDED else k     # the bone the cement replaced
+                m = m.split("_far")[0]                 # a far-field row: over the whole NSM tissue / vertebra
+                ref_key = f"{m}|{lv}|cancellous" if rg in ADDED else f"{m}|{lv}|{rg}"   # the bone the cement replaced
                 ref = [val.get((h, "NSM"), {}).get(ref_key) for h in sizes]
-                got = [g / n if g is not None and n else None for g, n in zip(got, ref)]
+                if not m.startswith("yield_volume_near"):                            # a share: its value
+                    got = [g / n if g is not None and n else None for g, n in zip(got, ref)]
             cells = ["-" if g is None else (f"{g:.3f}" if state != "NSM" or abs(g) < 100 else f"{g:,.0f}")
                      for g in got]
             steps = ["-" if a is None or b is None or not a else f"{b / a - 1:+.1%}" for a, b in zip(got, got[1:])]
@@ -187,6 +282,8 @@ def main(argv=None):
     ap.add_argument("--solver", default="auto", choices=["auto", "direct", "amg"])
     ap.add_argument("--radii", default="", help="averaging radii (mm) of the continuum-scale p95, comma-separated "
                     "(default: none)")
+    ap.add_argument("--edge-distances", default="", help="distances (mm, comma-separated) of the contact-edge "
+                    "diagnosis of a kyphoplasty with endplate contact (default: none)")
     ap.add_argument("--central-coarsening", type=int, default=3, choices=[1, 3],
                     help="segment(central_coarsening=...) of every state (default 3)")
     ap.add_argument("--annulus-refinement", type=int, default=1,
@@ -203,7 +300,8 @@ def main(argv=None):
         for name in a.states.split(","):
             with ProcessPoolExecutor(max_workers=1, mp_context=SPAWN) as ex:   # one model in memory at a time
                 r = ex.submit(job, h, name, a.solver, [float(v) for v in a.radii.split(",") if v],
-                              (a.central_coarsening, a.annulus_refinement)).result()
+                              (a.central_coarsening, a.annulus_refinement),
+                              [float(v) for v in a.edge_distances.split(",") if v]).result()
             rows.append(r)
             print(json.dumps({k: v for k, v in r.items() if k != "values"}), flush=True)
             if a.json:

@@ -41,6 +41,7 @@ SMOKE = {
 #: Further modes of a script whose code paths the run above does not reach.
 OTHER_MODES = [
     ("solver_choice.py", ["box:1k", "--solve", "direct,amg"]),
+    ("convergence_metrics.py", ["--sizes", "8", "--states", "BKP", "--edge-distances", "2"]),
 ]
 RUNS = sorted(SMOKE.items()) + OTHER_MODES
 
@@ -64,6 +65,28 @@ def test_benchmark_smallest_option_runs(script, args, tmp_path, monkeypatch, cap
         os.environ.clear()
         os.environ.update(environ)
     assert capsys.readouterr().out.strip(), f"{script} printed nothing"
+
+
+def test_far_fraction_of_convergence_metrics():
+    """convergence_metrics.far_fraction (the contact-edge diagnosis of docs/validation.md): the share of a
+    cell's 27 sample points at least d from the tree's points. Closed forms on a cube [0, 2]^3, whose samples
+    lie at 1/3, 1 and 5/3 along each axis."""
+    import numpy as np
+    from scipy.spatial import cKDTree
+
+    from vertebrafe.mesh.box import box
+
+    far = runpy.run_path(str(BENCH / "convergence_metrics.py"))["far_fraction"]
+    mesh = box((2.0, 2.0, 2.0), (1, 1, 1))
+    centre = cKDTree([[1.0, 1.0, 1.0]])
+    assert far(mesh, [0], centre, 0.5)[0] == pytest.approx(26 / 27)          # only the centre sample is near
+    assert far(mesh, [0], centre, 0.7)[0] == pytest.approx(20 / 27)          # and the 6 face samples (2/3)
+    assert far(mesh, [0], centre, 0.0)[0] == 1.0
+    assert far(mesh, [0], cKDTree([[50.0, 0, 0]]), 10.0)[0] == 1.0
+    # a plane of points at x = 0: the samples at x = 1/3 (9 of 27) are nearer than 1/2
+    plane = cKDTree(np.stack(np.meshgrid([0.0], np.linspace(-5, 7, 241), np.linspace(-5, 7, 241), indexing="ij"),
+                             axis=-1).reshape(-1, 3))
+    assert far(mesh, [0], plane, 0.5)[0] == pytest.approx(18 / 27)
 
 
 def test_continuum_average_of_convergence_metrics():
