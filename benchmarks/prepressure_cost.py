@@ -4,8 +4,8 @@ Each (element size, preset, pressure) runs in a fresh process (after a tiny warm
 not counted): the process CPU seconds (user + sys, all threads) of ``simulate`` alone and of mesh + simulate, the
 linear solves and active-set steps of the rest state (``Result.solution.rest``) and of the load, the nucleus
 pressure of every disc and the intervertebral rotations; the load average is printed with each row (on a shared
-machine CPU time is the steadier measure). With two element sizes the relative change of every disc's pressure
-and rotation from the coarser to the finer is printed per preset and pressure.
+machine CPU time is the steadier measure). With two element sizes the difference of every disc's pressure and
+rotation at the coarsest size from the finest, relative to the finest, is printed per preset and pressure.
 
     python benchmarks/prepressure_cost.py                                   # T12-L2, 2 mm, both presets, p 0 / 0.1
     python benchmarks/prepressure_cost.py --levels L4-L5 --sizes 2,1 --presets relaxed_standing+standing_flexed \
@@ -108,7 +108,7 @@ def main(argv=None):
                 continue
             c = coarse[(r["preset"], r["prepressure"])]
             change = {k: (c[k] - r[k]) / abs(r[k]) for k in r if "/" in k and isinstance(r[k], float) and r[k]}
-            print(f"{sizes[0]:g} -> {sizes[-1]:g} mm, {r['preset']}, p {r['prepressure']:g}: "
+            print(f"{sizes[0]:g} mm against {sizes[-1]:g} mm, {r['preset']}, p {r['prepressure']:g}: "
                   + ", ".join(f"{k} {100 * v:+.2f} %" for k, v in change.items()))
     if a.json:
         with open(a.json, "w") as f:
