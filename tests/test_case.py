@@ -318,6 +318,13 @@ def test_schema_documented_in_docs():
                 assert f"[{section}.{f.name}]" in doc and f"`{sub.name}`" in doc, f"{section}.{f.name}.{sub.name}"
 
 
+def test_prepressure_on_a_single_vertebra_is_refused_by_its_key():
+    base = {"segment": {"levels": "L1", "element_size": 8.0, "nucleus_prepressure": 0.1}, "bone": {"bmd": 80.0},
+            "load": {"compression": 800.0}}
+    with pytest.raises(vc.CaseError, match=r"segment.nucleus_prepressure = 0.1 MPa on the single vertebra L1"):
+        vc.build_segment(vc.parse_case(base))
+
+
 def test_central_coarsening_reaches_the_library():
     """segment.central_coarsening = 1 builds the uniform O-grid; other values are rejected by name and range."""
     base = {"segment": {"levels": "L1", "element_size": 6.0}, "bone": {"bmd": 80.0}, "load": {"compression": 800.0}}

@@ -85,6 +85,11 @@ def build_segment(case, progress=None, *, force=False):
                       posterior=s.posterior, central_coarsening=s.central_coarsening,
                       annulus_refinement=s.annulus_refinement)
     if s.nucleus_prepressure:
+        if len(seg.discs) == 0:
+            from .schema import CaseError
+            raise CaseError(f"segment.nucleus_prepressure = {s.nucleus_prepressure!r} MPa on the single vertebra "
+                            f"{seg.levels[0]}: it has no disc whose nucleus could carry it; give 0, or levels with a "
+                            "disc between them")
         seg = dataclasses.replace(seg, nucleus_prepressure=check_prepressure(s.nucleus_prepressure))
     if case.fracture is not None:
         f = case.fracture
