@@ -295,99 +295,6 @@ def _scatter_free(K, blocks, nblk, indptr, indices, data):
                     data[pos, i, j] += K[3 * bi + i, 3 * bj + j]
 
 
-@njit(cache=True)
-def _assemble_cell(e, points, cells, C, mat, tables, form, ref, node_plate, centers, n_nodes,
-                   indptr, indices, free, g, data, rhs, s_xe, s_grad, s_det, s_gbar, s_CB, s_Ke,
-                   s_blocks):
-    """Add the stiffness of cell ``e`` (in ``s_Ke[:3k, :3k]``, condensed if it has internal modes):
-    integrated, or with ``ref = (K_ref, group, scale, min_det_ref)`` non-empty the reference stiffness
-    ``scale[e] * K_ref[group[e]]`` (see :func:`reference_stiffness`)."""
-    k = cells.shape[1]
-    K_ref, group, scale, ref_det = ref
-    if group.shape[0]:
-        Kg, s = K_ref[group[e]], scale[e]
-        for r in range(3 * k):
-            for c in range(3 * k):
-                s_Ke[r, c] = s * Kg[r, c]
-        min_det = ref_det[group[e]]
-    else:
-        for a in range(k):
-            for d in range(3):
-                s_xe[a, d] = points[cells[e, a], d]
-        min_det = element_stiffness(s_xe, tables, C[mat[e]], form[e], s_grad, s_det, s_gbar, s_CB, s_Ke)
-    tied = False
-    for a in range(k):
-        if node_plate[cells[e, a]] >= 0:
-            tied = True
-    if not tied:
-        all_free = True
-        for a in range(k):
-            s_blocks[a] = cells[e, a]
-            for d in range(3):
-                if not free[3 * cells[e, a] + d]:
-                    all_free = False
-        if all_free:
-            _scatter_free(s_Ke, s_blocks, k, indptr, indices, data)
-        else:
-            _scatter(s_Ke, s_blocks, k, indptr, indices, free, g, data, rhs)
-        return min_det
-    # cell touching a rigid plate: transform to the plate unknowns, Kt = T^T Ke T
-    nb = _cell_blocks(cells[e], node_plate, n_nodes, s_blocks)
-    n = 3 * nb
-    T = np.zeros((3 * k, n))
-    for a in range(k):
-        node = cells[e, a]
-        p = node_plate[node]
-        if p < 0:
-            ib = 0
-            while s_blocks[ib] != node:
-                ib += 1
-            for d in range(3):
-                T[3 * a + d, 3 * ib + d] = 1.0
-        else:
-            it = 0
-            while s_blocks[it] != n_nodes + 2 * p:
-                it += 1
-            ir = 0
-            while s_blocks[ir] != n_nodes + 2 * p + 1:
-                ir += 1
-            r0 = points[node, 0] - centers[p, 0]
-            r1 = points[node, 1] - centers[p, 1]
-            r2 = points[node, 2] - centers[p, 2]
-            for d in range(3):
-                T[3 * a + d, 3 * it + d] = 1.0
-            # theta x r = -[r]x theta
-            T[3 * a + 0, 3 * ir + 1] = r2
-            T[3 * a + 0, 3 * ir + 2] = -r1
-            T[3 * a + 1, 3 * ir + 0] = -r2
-            T[3 * a + 1, 3 * ir + 2] = r0
-            T[3 * a + 2, 3 * ir + 0] = r1
-            T[3 * a + 2, 3 * ir + 1] = -r0
-    Kt = np.ascontiguousarray(T.T) @ (np.ascontiguousarray(s_Ke[:3 * k, :3 * k]) @ T)
-    _scatter(Kt, s_blocks, nb, indptr, indices, free, g, data, rhs)
-    return min_det
-
-
-@njit(cache=True)
-def _assemble_cells(cell_list, points, cells, C, mat, tables, form, ref, node_plate, centers, indptr, indices,
-                    free, g, data, rhs, min_det):
-    """Assemble the cells ``cell_list`` one after the other, with one set of scratch arrays."""
-    k = cells.shape[1]
-    q = tables[0].shape[0]
-    n = k + tables[3].shape[1]  # nodes + internal modes
-    s_xe = np.empty((k, 3))
-    s_grad = np.empty((q, n, 3))
-    s_det = np.empty(q)
-    s_gbar = np.empty((k, 3))
-    s_CB = np.empty((6, 3 * n))
-    s_Ke = np.empty((3 * n, 3 * n))
-    s_blocks = np.empty(2 * k, np.int64)
-    for e in cell_list:
-        min_det[e] = _assemble_cell(e, points, cells, C, mat, tables, form, ref, node_plate, centers,
-                                    points.shape[0], indptr, indices, free, g, data, rhs, s_xe, s_grad,
-                                    s_det, s_gbar, s_CB, s_Ke, s_blocks)
-
-
 @threaded
 def assemble(points, cells, C, mat, tables, form, ref, node_plate, centers, indptr, indices,
              color_ptr, chunk_ptr, order, tied_cells, free, g, data, rhs, min_det):
@@ -398,16 +305,98 @@ def assemble(points, cells, C, mat, tables, form, ref, node_plate, centers, indp
     flags per cell (:data:`.kernels.MEAN_DILATATION`, :data:`.kernels.MODES`); ``ref`` the shared reference
     stiffnesses of :func:`reference_stiffness` (empty arrays: every cell integrated); node_plate (n,); centers (np, 3) mm;
     the chunks of cells of each colour (``color_ptr``, ``chunk_ptr``, ``order`` from :func:`color_cells`)
-    are assembled in parallel, ``tied_cells`` (cells touching a plate) serially afterwards.
+    are assembled in parallel, ``tied_cells`` (cells touching a plate) serially afterwards, as one chunk of a
+    last colour. Each chunk's cells are added one after the other with one set of scratch arrays, each cell
+    straight into its slots (through the plate map if it touches a plate). The per-cell work is written
+    out here rather than in a function of its own: numba compiles again, into every caller, the machine
+    code of the functions a kernel calls, so each level of calls cost about 2.5 s of the first run's
+    compilation (benchmarks/README.md, "First run of the README main job: fewer levels of kernels").
     ``free``/``g`` (N,) flag free DOFs and hold prescribed values.
     Writes ``min_det (m,)``, the smallest Jacobian determinant of each cell.
     """
-    for c in range(color_ptr.shape[0] - 1):
-        for j in prange(color_ptr[c], color_ptr[c + 1]):
-            _assemble_cells(order[chunk_ptr[j]:chunk_ptr[j + 1]], points, cells, C, mat, tables, form, ref,
-                            node_plate, centers, indptr, indices, free, g, data, rhs, min_det)
-    _assemble_cells(tied_cells, points, cells, C, mat, tables, form, ref, node_plate, centers, indptr, indices,
-                    free, g, data, rhs, min_det)
+    k = cells.shape[1]
+    q = tables[0].shape[0]
+    n = k + tables[3].shape[1]  # nodes + internal modes
+    n_nodes = points.shape[0]
+    K_ref, group, scale, ref_det = ref
+    n_colors = color_ptr.shape[0] - 1
+    for c in range(n_colors + 1):
+        last = c == n_colors
+        lo = 0 if last else color_ptr[c]
+        hi = 1 if last else color_ptr[c + 1]
+        for j in prange(lo, hi):
+            cell_list = tied_cells if last else order[chunk_ptr[j]:chunk_ptr[j + 1]]
+            s_xe = np.empty((k, 3))
+            s_grad = np.empty((q, n, 3))
+            s_det = np.empty(q)
+            s_gbar = np.empty((k, 3))
+            s_CB = np.empty((6, 3 * n))
+            s_Ke = np.empty((3 * n, 3 * n))
+            s_blocks = np.empty(2 * k, np.int64)
+            for e in cell_list:
+                # the stiffness of cell e in s_Ke[:3k, :3k] (condensed if it has internal modes): integrated,
+                # or with a non-empty ``ref`` the reference stiffness scale[e] * K_ref[group[e]]
+                if group.shape[0]:
+                    Kg, s = K_ref[group[e]], scale[e]
+                    for r in range(3 * k):
+                        for cc in range(3 * k):
+                            s_Ke[r, cc] = s * Kg[r, cc]
+                    min_det[e] = ref_det[group[e]]
+                else:
+                    for a in range(k):
+                        for d in range(3):
+                            s_xe[a, d] = points[cells[e, a], d]
+                    min_det[e] = element_stiffness(s_xe, tables, C[mat[e]], form[e], s_grad, s_det, s_gbar, s_CB,
+                                                   s_Ke)
+                tied = False
+                for a in range(k):
+                    if node_plate[cells[e, a]] >= 0:
+                        tied = True
+                if not tied:
+                    all_free = True
+                    for a in range(k):
+                        s_blocks[a] = cells[e, a]
+                        for d in range(3):
+                            if not free[3 * cells[e, a] + d]:
+                                all_free = False
+                    if all_free:
+                        _scatter_free(s_Ke, s_blocks, k, indptr, indices, data)
+                    else:
+                        _scatter(s_Ke, s_blocks, k, indptr, indices, free, g, data, rhs)
+                    continue
+                # cell touching a rigid plate: transform to the plate unknowns, Kt = T^T Ke T
+                nb = _cell_blocks(cells[e], node_plate, n_nodes, s_blocks)
+                T = np.zeros((3 * k, 3 * nb))
+                for a in range(k):
+                    node = cells[e, a]
+                    p = node_plate[node]
+                    if p < 0:
+                        ib = 0
+                        while s_blocks[ib] != node:
+                            ib += 1
+                        for d in range(3):
+                            T[3 * a + d, 3 * ib + d] = 1.0
+                    else:
+                        it = 0
+                        while s_blocks[it] != n_nodes + 2 * p:
+                            it += 1
+                        ir = 0
+                        while s_blocks[ir] != n_nodes + 2 * p + 1:
+                            ir += 1
+                        r0 = points[node, 0] - centers[p, 0]
+                        r1 = points[node, 1] - centers[p, 1]
+                        r2 = points[node, 2] - centers[p, 2]
+                        for d in range(3):
+                            T[3 * a + d, 3 * it + d] = 1.0
+                        # theta x r = -[r]x theta
+                        T[3 * a + 0, 3 * ir + 1] = r2
+                        T[3 * a + 0, 3 * ir + 2] = -r1
+                        T[3 * a + 1, 3 * ir + 0] = -r2
+                        T[3 * a + 1, 3 * ir + 2] = r0
+                        T[3 * a + 2, 3 * ir + 0] = r1
+                        T[3 * a + 2, 3 * ir + 1] = -r0
+                Kt = np.ascontiguousarray(T.T) @ (np.ascontiguousarray(s_Ke[:3 * k, :3 * k]) @ T)
+                _scatter(Kt, s_blocks, nb, indptr, indices, free, g, data, rhs)
 
 
 @njit(cache=True)
