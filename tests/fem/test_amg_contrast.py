@@ -60,7 +60,8 @@ def test_fine_sweeps_only_with_a_strong_contrast(monkeypatch):
 def test_chebyshev_on_the_finest_level_only(monkeypatch):
     """With a strong contrast and ("chebyshev", m) the finest level is smoothed by m Chebyshev steps with the
     Lanczos estimate of rho(D^-1 A), before and after the coarse correction; the coarser levels keep the
-    block Gauss-Seidel sweep."""
+    block Gauss-Seidel sweep; the V-cycle with the residual that the pre-smoothing fuses with its last step
+    equals the one with a separate residual."""
     monkeypatch.setattr(solvers, "FINE_SMOOTHER", ("chebyshev", 3))
     monkeypatch.setattr(solvers, "AMG_PRECISION", "double")
     monkeypatch.setitem(solvers.AMG_OPTIONS, "max_coarse", 50)          # three levels
@@ -84,6 +85,12 @@ def test_chebyshev_on_the_finest_level_only(monkeypatch):
     coarse.presmoother(coarse.A, x, c)
     relaxation.block_gauss_seidel(coarse.A)(coarse.A, y, c)
     np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
+    # the V-cycle takes the residual after the pre-smoothing from the smoother (fused with its last step):
+    # the cycle with a separate residual, to round-off
+    fused = multigrid.VCycle(ml)(b)
+    smoother = fine.presmoother
+    fine.presmoother = lambda A_, x_, b_: smoother(A_, x_, b_)            # no presmooth
+    np.testing.assert_allclose(fused, multigrid.VCycle(ml)(b), rtol=0, atol=1e-12 * np.abs(fused).max())
 
 
 def test_one_lanczos_run_for_the_prolongator_and_the_smoother(monkeypatch):

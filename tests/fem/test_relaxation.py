@@ -60,7 +60,8 @@ def test_every_level_of_a_hierarchy_gets_the_smoother():
 def test_chebyshev_is_the_scaled_chebyshev_polynomial_of_the_jacobi_operator(k, start):
     """The error after m steps is T_m((theta - D^-1 A) / delta) / T_m(theta / delta) times the error before
     (eigenvalues of D^-1 A from the generalized problem A v = lambda D v), from a zero start (the
-    pre-smoothing, no residual product) and from a random one."""
+    pre-smoothing, no residual product) and from a random one; from zero, ``presmooth`` gives the same ``x``
+    and its residual."""
     import scipy.linalg
     from numpy.polynomial import chebyshev as C
 
@@ -83,5 +84,9 @@ def test_chebyshev_is_the_scaled_chebyshev_polynomial_of_the_jacobi_operator(k, 
         factor = Tm((theta - lam) / delta) / Tm(theta / delta)
         expected = V @ (factor * (V.T @ (Dd @ (x0 - exact))))
         np.testing.assert_allclose(x - exact, expected, rtol=1e-9, atol=1e-11 * np.abs(exact).max())
+        if start == "zero":     # the pre-smoothing with its residual (fused with the last step)
+            xp, rp = relaxation.chebyshev(A, D_inverse, lam[-1], m).presmooth(b)
+            np.testing.assert_allclose(xp, x, rtol=1e-13, atol=1e-14 * np.abs(x).max())
+            np.testing.assert_allclose(rp, b - A @ xp, rtol=0, atol=1e-12 * np.abs(b).max())
         # inside the interval the error shrinks by at least 1 / T_m(theta / delta)
         assert np.abs(factor[lam >= lower]).max() <= 1.0 / Tm(theta / delta) * (1 + 1e-12)

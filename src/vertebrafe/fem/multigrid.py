@@ -24,7 +24,9 @@ from .sparse_kernels import BlockMatrix
 class VCycle:
     """One V-cycle of the hierarchy ``ml`` (pyamg ``MultilevelSolver`` whose levels have ``A``, ``P``,
     ``presmoother`` and ``postsmoother``) applied to a residual: ``cycle(b) -> x`` with ``x = 0`` at the
-    start of every level. Keeps the operators, smoothers and coarse solver, not ``ml``'s ``R`` or ``B``.
+    start of every level. Keeps the operators, smoothers and coarse solver, not ``ml``'s ``R`` or ``B``. A
+    pre-smoother with a ``presmooth(b) -> (x, r)`` method (:class:`~vertebrafe.fem.relaxation.Chebyshev`) gives
+    the residual after it too, in place of a separate residual.
     """
 
     def __init__(self, ml):
@@ -42,9 +44,14 @@ class VCycle:
 
     def _cycle(self, level, b):
         A, P, A_sp, presmoother, postsmoother = self.levels[level]
-        x = np.zeros_like(b)
-        presmoother(A_sp, x, b)
-        coarse_b = P.rmatvec(A.residual(x, b))
+        presmooth = getattr(presmoother, "presmooth", None)
+        if presmooth is None:
+            x = np.zeros_like(b)
+            presmoother(A_sp, x, b)
+            r = A.residual(x, b)
+        else:
+            x, r = presmooth(b)
+        coarse_b = P.rmatvec(r)
         if level + 1 == len(self.levels):
             coarse_x = np.asarray(self.coarse_solver(self.coarse_A, coarse_b), dtype=np.float64).reshape(-1)
         else:

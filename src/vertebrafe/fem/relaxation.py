@@ -266,8 +266,20 @@ CHEBYSHEV_LANCZOS_STEPS = 15
 
 
 @njit(cache=True)
+def _scaled3(dinv, i, r0, r1, r2):
+    """``dinv_i (r0, r1, r2)`` for 3x3 blocks, in scalars."""
+    return (dinv[i, 0, 0] * r0 + dinv[i, 0, 1] * r1 + dinv[i, 0, 2] * r2,
+            dinv[i, 1, 0] * r0 + dinv[i, 1, 1] * r1 + dinv[i, 1, 2] * r2,
+            dinv[i, 2, 0] * r0 + dinv[i, 2, 1] * r1 + dinv[i, 2, 2] * r2)
+
+
+@njit(cache=True)
 def _scaled_step(dinv, r, i, c, out, k):
     """``out[k i : k i + k] = c dinv_i r_i`` (row block ``i``)."""
+    if k == 3:
+        e0, e1, e2 = _scaled3(dinv, i, r[3 * i], r[3 * i + 1], r[3 * i + 2])
+        out[3 * i], out[3 * i + 1], out[3 * i + 2] = c * e0, c * e1, c * e2
+        return
     for p in range(k):
         s = 0.0
         for q in range(k):
@@ -275,71 +287,129 @@ def _scaled_step(dinv, r, i, c, out, k):
         out[k * i + p] = c * s
 
 
+# The passes over A below take 3x3 blocks (the finest level of an elasticity model) in scalars: the row's
+# product, residual and scaled residual stay in registers (a quarter less CPU per pass than the same pass
+# through k-long scratch arrays, where every store may alias the vectors and forces their reloads).
+
 @threaded
-def _chebyshev_start(dinv, r, d, c, bounds):
-    """``d = c D^-1 r`` (``dinv (nb, k, k)``), rows in runs ``bounds``."""
+def _chebyshev_start(dinv, b, r, d, c, bounds):
+    """From ``x = 0``: ``r = b``, ``d = c D^-1 b`` (``dinv (nb, k, k)``), rows in runs ``bounds``."""
     k = dinv.shape[1]
     for t in prange(bounds.shape[0] - 1):
         for i in range(bounds[t], bounds[t + 1]):
-            _scaled_step(dinv, r, i, c, d, k)
+            for p in range(k):
+                r[k * i + p] = b[k * i + p]
+            _scaled_step(dinv, b, i, c, d, k)
 
 
 @threaded
-def _chebyshev_step(indptr, indices, data, dinv, x, r, d, d_next, c_old, c_new, bounds):
-    """One step of Chebyshev iteration in one pass over the rows of ``A`` (BSR arrays), rows in runs
-    ``bounds``: ``x += d``, ``r -= A d``, ``d_next = c_old d + c_new D^-1 r``."""
+def _chebyshev_pass(indptr, indices, data, dinv, v, b, r, x, d_next, c_old, c_new, update, direction, bounds):
+    """One pass over the rows of ``A`` (BSR arrays), rows in runs ``bounds``: ``r = b - A v`` (``b`` may be ``r``
+    itself), then ``x += v`` where ``update`` and ``d_next = c_old v + c_new D^-1 r`` where ``direction``. A
+    Chebyshev step is ``v = d, b = r`` with both; the first direction from any ``x`` is ``v = x`` with
+    ``direction`` only (``c_old = 0``); the last update with its residual ``v = d, b = r`` with ``update``
+    only."""
     k = data.shape[1]
     for t in prange(bounds.shape[0] - 1):
         s = np.empty(k)
         for i in range(bounds[t], bounds[t + 1]):
             if k == 3:
-                sparse_kernels._row_sum(indptr, indices, data, d, i, s, 3, 3)
-            else:
-                sparse_kernels._row_sum(indptr, indices, data, d, i, s, k, k)
+                s0, s1, s2 = sparse_kernels._row_product3(indptr, indices, data, v, i)
+                r0, r1, r2 = b[3 * i] - s0, b[3 * i + 1] - s1, b[3 * i + 2] - s2
+                r[3 * i], r[3 * i + 1], r[3 * i + 2] = r0, r1, r2
+                a0, a1, a2 = v[3 * i], v[3 * i + 1], v[3 * i + 2]
+                if update:
+                    x[3 * i] += a0
+                    x[3 * i + 1] += a1
+                    x[3 * i + 2] += a2
+                if direction:
+                    e0, e1, e2 = _scaled3(dinv, i, r0, r1, r2)
+                    d_next[3 * i] = c_new * e0 + c_old * a0
+                    d_next[3 * i + 1] = c_new * e1 + c_old * a1
+                    d_next[3 * i + 2] = c_new * e2 + c_old * a2
+                continue
+            sparse_kernels._row_sum(indptr, indices, data, v, i, s, k, k)
             for p in range(k):
-                r[k * i + p] -= s[p]
-            _scaled_step(dinv, r, i, c_new, d_next, k)
+                r[k * i + p] = b[k * i + p] - s[p]
+            if direction:
+                _scaled_step(dinv, r, i, c_new, d_next, k)
             for p in range(k):
-                x[k * i + p] += d[k * i + p]
-                d_next[k * i + p] += c_old * d[k * i + p]
+                if direction:
+                    d_next[k * i + p] += c_old * v[k * i + p]
+                if update:
+                    x[k * i + p] += v[k * i + p]
+
+
+class Chebyshev:
+    """The smoother of :func:`chebyshev`: ``smoother(A, x, b)`` (pyamg's signature, in place on ``x``) and
+    :meth:`presmooth`, the smoothing from ``x = 0`` with the residual after it (what a V-cycle's
+    pre-smoothing and restriction need)."""
+
+    def __init__(self, A, D_inverse, rho, degree):
+        self.matrix = sparse_kernels.BlockMatrix(A)
+        self.bounds = sparse_kernels.row_bounds(self.matrix.indptr, 4 * sparse_kernels.TRANSPOSE_CHUNKS)
+        upper = CHEBYSHEV_UPPER * rho
+        lower = upper / CHEBYSHEV_RATIO
+        self.theta, self.delta = (upper + lower) / 2.0, (upper - lower) / 2.0
+        self.degree = degree
+        self.D_inverse = np.ascontiguousarray(D_inverse, dtype=np.float64)
+
+    def _steps(self, x, r, d, last):
+        """The steps after the first direction ``d``; ``last``: the final update ``x += d`` updates ``r``
+        too."""
+        m = self.matrix
+        d_next = np.empty_like(d)
+        sigma = self.theta / self.delta
+        previous = 1.0 / sigma
+        for _ in range(self.degree - 1):
+            current = 1.0 / (2.0 * sigma - previous)
+            _chebyshev_pass(m.indptr, m.indices, m.data, self.D_inverse, d, r, r, x, d_next, current * previous,
+                            2.0 * current / self.delta, True, True, self.bounds)
+            d, d_next = d_next, d
+            previous = current
+        if last:
+            _chebyshev_pass(m.indptr, m.indices, m.data, self.D_inverse, d, r, r, x, d_next, 0.0, 0.0, True, False,
+                            self.bounds)
+        else:
+            x += d
+
+    def __call__(self, _A, x, b):
+        b = np.ascontiguousarray(b, dtype=np.float64).reshape(-1)
+        r, d = np.empty_like(b), np.empty_like(b)
+        if x.any():
+            m = self.matrix
+            _chebyshev_pass(m.indptr, m.indices, m.data, self.D_inverse, x, b, r, x, d, 0.0, 1.0 / self.theta, False,
+                            True, self.bounds)
+        else:
+            _chebyshev_start(self.D_inverse, b, r, d, 1.0 / self.theta, self.bounds)
+        self._steps(x, r, d, False)
+
+    def presmooth(self, b):
+        """``(x, r)``: the smoothing of ``A x = b`` from ``x = 0`` and its residual ``r = b - A x``, whose product
+        is fused with the last step (``r`` from the smoother's own residual: one pass over ``A`` where a
+        separate residual reads ``A``, ``x`` and ``b`` after the update of ``x``)."""
+        b = np.ascontiguousarray(b, dtype=np.float64).reshape(-1)
+        x, r, d = np.zeros_like(b), np.empty_like(b), np.empty_like(b)
+        _chebyshev_start(self.D_inverse, b, r, d, 1.0 / self.theta, self.bounds)
+        self._steps(x, r, d, True)
+        return x, r
 
 
 def chebyshev(A, D_inverse, rho, degree):
-    """A smoother ``f(A, x, b)`` for pyamg levels: ``degree`` steps of Chebyshev iteration (Saad 2003,
-    Algorithm 12.1) on ``A x = b`` (BSR, symmetric) preconditioned by its diagonal blocks (inverses
-    ``D_inverse (nb, k, k)``), for the eigenvalues of ``D^-1 A`` in ``[upper / CHEBYSHEV_RATIO, upper]``,
-    ``upper = CHEBYSHEV_UPPER rho`` (``rho``: the spectral radius of ``D^-1 A``).
+    """A smoother ``f(A, x, b)`` for pyamg levels (a :class:`Chebyshev`): ``degree`` steps of Chebyshev
+    iteration (Saad 2003, Algorithm 12.1) on ``A x = b`` (BSR, symmetric) preconditioned by its diagonal
+    blocks (inverses ``D_inverse (nb, k, k)``), for the eigenvalues of ``D^-1 A`` in ``[upper /
+    CHEBYSHEV_RATIO, upper]``, ``upper = CHEBYSHEV_UPPER rho`` (``rho``: the spectral radius of ``D^-1 A``).
 
     The error after it is ``T_m((theta - D^-1 A) / delta) / T_m(theta / delta)`` times the error before
     (``T_m`` the Chebyshev polynomial of degree ``m = degree``, ``theta`` and ``delta`` the interval's centre
     and half width): a fixed polynomial in ``D^-1 A``, so the same smoother before and after the coarse
     correction makes a symmetric V-cycle. It costs ``degree - 1`` passes over ``A`` from ``x = 0`` (the
-    pre-smoothing of a V-cycle), ``degree`` otherwise; every pass runs all rows in parallel
-    (:func:`_chebyshev_step`; with one numba thread, as in study workers, its serial build, which compiles in
-    a fraction of the time, :mod:`vertebrafe.fem.jit`)."""
-    matrix = sparse_kernels.BlockMatrix(A)
-    bounds = sparse_kernels.row_bounds(matrix.indptr, 4 * sparse_kernels.TRANSPOSE_CHUNKS)
-    upper = CHEBYSHEV_UPPER * rho
-    lower = upper / CHEBYSHEV_RATIO
-    theta, delta = (upper + lower) / 2.0, (upper - lower) / 2.0
-    sigma = theta / delta
-    D_inverse = np.ascontiguousarray(D_inverse, dtype=np.float64)
-
-    def smoother(_A, x, b):
-        b = np.ascontiguousarray(b, dtype=np.float64).reshape(-1)
-        r = matrix.residual(x, b) if x.any() else b.copy()
-        d, d_next = np.empty_like(r), np.empty_like(r)
-        _chebyshev_start(D_inverse, r, d, 1.0 / theta, bounds)
-        previous = 1.0 / sigma
-        for _ in range(degree - 1):
-            current = 1.0 / (2.0 * sigma - previous)
-            _chebyshev_step(matrix.indptr, matrix.indices, matrix.data, D_inverse, x, r, d, d_next,
-                            current * previous, 2.0 * current / delta, bounds)
-            d, d_next = d_next, d
-            previous = current
-        x += d
-
-    return smoother
+    pre-smoothing of a V-cycle; :meth:`Chebyshev.presmooth` adds the residual after it in one more pass),
+    ``degree`` otherwise (the first one fused with the residual ``b - A x``); every pass runs all rows in
+    parallel (:func:`_chebyshev_pass`; with one numba thread, as in study workers, its serial build, which
+    compiles in a fraction of the time, :mod:`vertebrafe.fem.jit`)."""
+    return Chebyshev(A, D_inverse, rho, degree)
 
 
 def use_block_gauss_seidel(ml, presweep="symmetric", postsweep="symmetric", first=0):

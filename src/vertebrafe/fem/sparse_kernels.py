@@ -21,20 +21,28 @@ TRANSPOSE_CHUNKS = 16
 SET, RESIDUAL, ADD = 0, 1, 2
 
 
+@njit(cache=True)
+def _row_product3(indptr, indices, data, x, i):
+    """``(s0, s1, s2) = sum_j A_ij x_j`` over the blocks of row ``i`` of a 3x3-block matrix, unrolled, the sums
+    in scalars."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    for jj in range(indptr[i], indptr[i + 1]):
+        j = indices[jj]
+        x0, x1, x2 = x[3 * j], x[3 * j + 1], x[3 * j + 2]
+        s0 += data[jj, 0, 0] * x0 + data[jj, 0, 1] * x1 + data[jj, 0, 2] * x2
+        s1 += data[jj, 1, 0] * x0 + data[jj, 1, 1] * x1 + data[jj, 1, 2] * x2
+        s2 += data[jj, 2, 0] * x0 + data[jj, 2, 1] * x1 + data[jj, 2, 2] * x2
+    return s0, s1, s2
+
+
 @njit(parallel=True, cache=True)
 def _product3(indptr, indices, data, x, b, y, mode):
     """:func:`product` for 3x3 blocks (the finest level and the stiffness matrix), unrolled."""
     nb = indptr.shape[0] - 1
     for i in prange(nb):
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        for jj in range(indptr[i], indptr[i + 1]):
-            j = indices[jj]
-            x0, x1, x2 = x[3 * j], x[3 * j + 1], x[3 * j + 2]
-            s0 += data[jj, 0, 0] * x0 + data[jj, 0, 1] * x1 + data[jj, 0, 2] * x2
-            s1 += data[jj, 1, 0] * x0 + data[jj, 1, 1] * x1 + data[jj, 1, 2] * x2
-            s2 += data[jj, 2, 0] * x0 + data[jj, 2, 1] * x1 + data[jj, 2, 2] * x2
+        s0, s1, s2 = _row_product3(indptr, indices, data, x, i)
         if mode == SET:
             y[3 * i], y[3 * i + 1], y[3 * i + 2] = s0, s1, s2
         elif mode == RESIDUAL:
