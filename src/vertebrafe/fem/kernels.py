@@ -280,36 +280,6 @@ def element_stiffness(xe, tables, C, code, grad, detJ, gbar, CB, Ke):
     return min_det
 
 
-@njit(cache=True, fastmath=False)
-def element_strains(xe, ue, tables, C, code, grad, detJ, gbar, CB, Ke, B, eps):
-    """Engineering strains ``eps (q, 6)`` at the quadrature points of one cell.
-
-    ``ue (k + r, 3)``: nodal displacements (mm) in the first k rows; with :data:`MODES` the mode
-    amplitudes alpha = -Kaa^-1 Kau u_e are written to the other rows and their strains included.
-    Scratch as in :func:`element_stiffness` (CB and Ke are used with modes only), B (6, 3 (k + r)).
-    Returns n, the column blocks of nodes and modes in ``grad``.
-    """
-    dN = tables[0]
-    k = dN.shape[1]
-    if code & MODES:
-        element_stiffness(xe, tables, C, code, grad, detJ, gbar, CB, Ke)
-        mode_amplitudes(Ke, k, ue)
-        n = k + tables[3].shape[1]
-    else:
-        n = element_geometry(xe, tables, code, grad, detJ, gbar)[1]
-    bbar = (code & MEAN_DILATATION) != 0
-    Bn = B[:, :3 * n]
-    for g in range(dN.shape[0]):
-        strain_matrix(grad[g, :n], gbar, bbar, Bn)
-        for i in range(6):
-            s = 0.0
-            for a in range(n):
-                for d in range(3):
-                    s += Bn[i, 3 * a + d] * ue[a, d]
-            eps[g, i] = s
-    return n
-
-
 def element_tables(element):
     """The ``tables`` tuple of an :class:`vertebrafe.elements.ElementType` for the kernels."""
     return tuple(np.ascontiguousarray(a, dtype=np.float64) for a in

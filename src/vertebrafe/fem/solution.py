@@ -13,7 +13,8 @@ from numba import prange
 from ..elasticity import voigt_to_tensor
 from ..errors import ConvergenceError, InputError
 from .jit import threaded
-from .kernels import MEAN_DILATATION, element_strains, element_tables, strain_matrix
+from .kernels import (MEAN_DILATATION, MODES, element_geometry, element_stiffness, element_tables, mode_amplitudes,
+                      strain_matrix)
 
 _VOIGT = ("xx", "yy", "zz", "xy", "yz", "xz")
 
@@ -24,7 +25,10 @@ def gauss_fields(points, cells, u, C, mat, tables, form, eps_out, sig_out, wdet_
     weight w_g det J_g (m, q) mm^3, and the element internal force vector ``fint_out (m, k, 3)`` N.
 
     Cells with incompatible modes include the strain of their condensed modes, so that the stress is
-    the one the stiffness was built from and ``fint`` equals the condensed K_e u_e."""
+    the one the stiffness was built from and ``fint`` equals the condensed K_e u_e. The strains are
+    computed here rather than in a per-element kernel: numba compiles the code of every kernel a kernel
+    calls again into the caller (benchmarks/README.md, "First run of the README main job: fewer levels of
+    kernels")."""
     m, k = cells.shape
     w = tables[1]
     q = w.shape[0]
@@ -44,8 +48,24 @@ def gauss_fields(points, cells, u, C, mat, tables, form, eps_out, sig_out, wdet_
         B = np.empty((6, 3 * n))
         eps = eps_out[e]
         Ce = C[mat[e]]
-        element_strains(xe, ue, tables, Ce, form[e], grad, detJ, gbar, CB, Ke, B, eps)
-        bbar = (form[e] & MEAN_DILATATION) != 0
+        code = form[e]
+        # strains at the Gauss points; with modes, their amplitudes alpha = -Kaa^-1 Kau u_e in ue[k:] first
+        if code & MODES:
+            element_stiffness(xe, tables, Ce, code, grad, detJ, gbar, CB, Ke)
+            mode_amplitudes(Ke, k, ue)
+            nc = n
+        else:
+            nc = element_geometry(xe, tables, code, grad, detJ, gbar)[1]
+        bbar = (code & MEAN_DILATATION) != 0
+        Bn = B[:, :3 * nc]
+        for g in range(q):
+            strain_matrix(grad[g, :nc], gbar, bbar, Bn)
+            for i in range(6):
+                s = 0.0
+                for a in range(nc):
+                    for d in range(3):
+                        s += Bn[i, 3 * a + d] * ue[a, d]
+                eps[g, i] = s
         Bk = B[:, :3 * k]
         for a in range(k):
             for d in range(3):
