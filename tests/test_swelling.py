@@ -6,6 +6,7 @@ import pytest
 
 import vertebrafe as vf
 from vertebrafe.errors import InputError
+from vertebrafe.io.export import ExportWarning
 from vertebrafe.simulate import build_model, simulate
 from vertebrafe.swelling import PRESSURE_RTOL, nucleus_cells
 
@@ -136,14 +137,27 @@ def test_prepressure_out_of_range_is_an_error_naming_it(value):
         vf.segment(["L4", "L5"], element_size=8.0, bmd=120.0, posterior=False, nucleus_prepressure=value)
 
 
-def test_pre_stressed_model_is_not_exported(tmp_path):
-    seg = _segment(P_REST)
-    model, _ = build_model(seg, vf.loads.preset("relaxed_standing"))
-    stress = np.zeros((seg.mesh.n_cells, 6))
-    stress[nucleus_cells(seg)["L4-L5"], :3] = -1.0
-    model.initial_stress = stress
-    with pytest.raises(InputError, match="initial stress"):
-        model.export(tmp_path / "m.inp")
+def test_prestressed_model_is_the_model_simulate_solves(linear, tmp_path):
+    """``prestressed_model`` (what ``vertebrafe export`` writes) carries the rest state's swelling stress -s I in
+    the nucleus cells and nothing elsewhere, and its solve is simulate's loaded solution; the .inp deck writes
+    that stress (CalculiX round trip: tests/io/test_abaqus_ccx.py)."""
+    from vertebrafe.simulate import prestressed_model
+
+    res = linear[1][0]
+    model, _, rest = prestressed_model(res.segment, vf.loads.preset("relaxed_standing"), solver="direct")
+    s = res.value("swelling_stress", "L4-L5", "nucleus")
+    assert rest.info["swelling_stress"]["L4-L5"] == pytest.approx(s, rel=1e-9)
+    cells = nucleus_cells(res.segment)["L4-L5"]
+    expected = np.zeros((res.segment.mesh.n_cells, 6))
+    expected[cells, :3] = -rest.info["swelling_stress"]["L4-L5"]
+    np.testing.assert_array_equal(model.initial_stress, expected)
+    u = model.solve(solver="direct").displacement
+    ref = res.solution.displacement
+    assert np.abs(u - ref).max() <= 1e-6 * np.abs(ref).max()
+    with pytest.warns(ExportWarning, match="no exact counterpart"):     # B-bar, as simulate's
+        text = open(model.export(tmp_path / "m.inp")).read()
+    assert text.count("*INITIAL CONDITIONS, TYPE=STRESS") == 1
+    assert build_model(res.segment, vf.loads.preset("relaxed_standing"))[0].initial_stress is None
 
 
 def test_affine_yield_scale_against_the_proportional_one():

@@ -226,12 +226,17 @@ def _run_export(args: argparse.Namespace) -> int:
 
     from .case import build_segment, load_case
     from .io.export import ExportWarning
-    from .simulate import build_model
+    from .simulate import prestressed_model
 
     _check_case_file(args.case)
     case = load_case(args.case, _parse_overrides(args.overrides))
     seg = build_segment(case)
-    model, _ = build_model(seg, case.load.to_load(name=case.load.preset or "", segment=seg), args.formulation)
+    model, _, rest = prestressed_model(seg, case.load.to_load(name=case.load.preset or "", segment=seg),
+                                       args.formulation)
+    if rest is not None:
+        stress = ", ".join(f"{d} {s:.4g}" for d, s in rest.info["swelling_stress"].items())
+        _echo(args, f"rest state of the nucleus pre-pressure {seg.nucleus_prepressure:g} MPa: swelling stresses "
+                    f"(MPa) {stress}, written as the nucleus cells' initial stress")
     parent = os.path.dirname(os.path.abspath(args.output))
     os.makedirs(parent, exist_ok=True)
     with warnings.catch_warnings(record=True) as caught:

@@ -33,7 +33,7 @@ from .post import posterior as _post
 from .post.compare import compare as _compare
 from .post.compare import treated_level
 
-__all__ = ["simulate", "build_model", "Result", "Setup"]
+__all__ = ["simulate", "build_model", "prestressed_model", "Result", "Setup"]
 
 
 def _yield_strains(segment, yield_compression, yield_tension):
@@ -146,12 +146,9 @@ def _simulate(segment, load, case, setup, options, solver_options, strengths=Non
     t0 = time.perf_counter()
     if user_loads is not None and not callable(user_loads):
         raise InputError(f"user_loads = {user_loads!r}; expected a function f(model, segment)")
-    model, applied = build_model(segment, load, formulation, user_loads)
     if setup is None and getattr(segment, "nucleus_prepressure", 0.0):
         setup = Setup()                   # the rest state's solves and the load's share one factorisation
-    rest = _rest_state(segment, load, formulation, user_loads, solver_options, setup)
-    if rest is not None:
-        _swelling.pre_stress(model, segment, rest.info["swelling_stress"])
+    model, applied, rest = prestressed_model(segment, load, formulation, user_loads, setup=setup, **solver_options)
     t1 = time.perf_counter()
     solution = model.solve(**solver_options, setup=setup)
     solution.rest = rest
@@ -171,7 +168,8 @@ def _simulate(segment, load, case, setup, options, solver_options, strengths=Non
 def build_model(segment, load, formulation="bbar", user_loads=None):
     """The FE model :func:`simulate` solves: ``(Model, AppliedLoad)`` with the segment's elasticity and spring
     sets (annulus fibres, fluid nucleus), ``load`` applied (:func:`vertebrafe.loads.apply`) and then
-    ``user_loads(model, segment)`` if given. ``Model.export`` writes it for other solvers."""
+    ``user_loads(model, segment)`` if given, without a nucleus pre-pressure's swelling stresses
+    (:func:`prestressed_model` adds them). ``Model.export`` writes it for other solvers."""
     from .fem import Model
 
     model = Model(segment.mesh, C=segment.elasticity, formulation=formulation)
@@ -183,6 +181,21 @@ def build_model(segment, load, formulation="bbar", user_loads=None):
         user_loads(model, segment)
         applied.user_loads = getattr(user_loads, "__qualname__", repr(user_loads))
     return model, applied
+
+
+def prestressed_model(segment, load, formulation="bbar", user_loads=None, *, setup=None, **solver_options):
+    """The FE model :func:`simulate` solves, pre-stress included: ``(Model, AppliedLoad, rest)``.
+
+    :func:`build_model`'s model; with a ``segment.nucleus_prepressure`` the rest state is solved first
+    (``solver_options`` and ``setup`` go to its solves, :mod:`vertebrafe.swelling`) and the model carries its
+    swelling stresses (:attr:`~vertebrafe.fem.Model.initial_stress` of the nucleus cells, or a fluid cavity's
+    initial pressure); ``rest`` is that rest state's Solution, None without a pre-pressure. Its solve is the
+    loaded one of :func:`simulate`; ``Model.export`` writes it with the pre-stress (docs/interop.md)."""
+    model, applied = build_model(segment, load, formulation, user_loads)
+    rest = _rest_state(segment, load, formulation, user_loads, dict(solver_options), setup)
+    if rest is not None:
+        _swelling.pre_stress(model, segment, rest.info["swelling_stress"])
+    return model, applied, rest
 
 
 def _rest_state(segment, load, formulation, user_loads, solver_options, setup):

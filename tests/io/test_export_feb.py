@@ -195,3 +195,30 @@ def test_springs_febio_cannot_express_are_refused(tmp_path, kwargs, reason):
     with pytest.raises(InputError, match=f"spring set 'odd' cannot be written for FEBio: .*{reason}"):
         model.export(tmp_path / "x.feb")
     assert not (tmp_path / "x.feb").exists()
+
+
+def test_initial_stress_as_nodal_forces(tmp_path):
+    """FEBio has no initial stress of a linear-elastic material: its nodal forces -int B^T sigma_0 dV join the
+    nodal forces (and, on tied nodes, the plate's load), with a warning and a comment naming the stress."""
+    mesh = vf.box((2.0, 2.0, 3.0), (2, 2, 3))
+    model = vf.Model(mesh, E=10.0, nu=0.3, formulation="full")
+    model.fix(mesh.node_sets["zmin"])
+    plate = model.rigid_plate(mesh.node_sets["zmax"]).load(force=(0.0, 0.0, -1.0))
+    stress = np.zeros((mesh.n_cells, 6))
+    stress[mesh.cell_centers()[:, 2] > 1.0, :3] = -0.2                 # reaches the plate's nodes
+    model.initial_stress = stress
+    with pytest.warns(ExportWarning, match=r"initial stress of 8 cell\(s\).*\[-0.2, -0.2, -0.2, 0, 0, 0\] MPa"):
+        path = model.export(tmp_path / "p.feb")
+    root = check_feb(path)
+    assert "lack S0" in open(path).read()
+    f0 = model.initial_stress_load()
+    free = np.setdiff1d(np.arange(mesh.n_points), plate.nodes)
+    forces = root.find("MeshData/NodeData[@name='nodal_forces']")
+    ids = next(s for s in root.find("Mesh").findall("NodeSet") if s.get("name") == forces.get("node_set"))
+    written = np.zeros((mesh.n_points, 3))
+    written[[int(v) - 1 for v in ids.text.split(",")]] = [[float(v) for v in e.text.split(",")] for e in forces]
+    np.testing.assert_allclose(written[free], f0[free], atol=1e-12)
+    assert np.abs(f0[free]).max() > 0.01 and not written[plate.nodes].any()
+    rz = next(ld for ld in root.find("Rigid") if ld.find("dof").text == "Rz")
+    assert float(rz.find("value").text) == pytest.approx(-1.0 + f0[plate.nodes, 2].sum(), abs=1e-12)
+    assert describe(model).initial_stress_in_force is False          # the .inp writer keeps the stress

@@ -185,3 +185,43 @@ def test_fluid_cavity_is_refused(tmp_path):
         with pytest.raises(InputError, match=r"fluid cavities \['nucleus_L1-L2'\].*nucleus='solid'"):
             model.export(tmp_path / f"c.{ext}")
         assert not (tmp_path / f"c.{ext}").exists()
+
+
+@pytest.mark.parametrize("cell_type, points", [("hexahedron", 8), ("tetra", 1), ("tetra10", 4)])
+def test_initial_stress_rows_per_integration_point(tmp_path, cell_type, points):
+    """One *INITIAL CONDITIONS row per integration point of every pre-stressed cell (C3D8 8, C3D4 1, C3D10 4),
+    S11, S22, S33, S12, S13, S23: vertebrafe's yz and xz swapped; cells without an initial stress are left out."""
+    mesh = vf.box((2, 1, 1), (2, 1, 1))
+    if cell_type != "hexahedron":
+        from vertebrafe.verification import tetra_mesh
+        mesh = tetra_mesh(mesh, quadratic=cell_type == "tetra10")
+    model = vf.Model(mesh, E=100.0, nu=0.3, formulation="full")
+    model.fix(np.flatnonzero(mesh.points[:, 0] == 0))
+    stress = np.zeros((mesh.n_cells, 6))
+    stress[1] = (-1.0, -2.0, -3.0, 0.4, 0.5, 0.6)
+    model.initial_stress = stress
+    text = open(model.export(tmp_path / "s.inp")).read()
+    blocks = [rows for key, rows in keyword_blocks(text) if key == "*INITIAL CONDITIONS, TYPE=STRESS"]
+    assert len(blocks) == 1 and len(blocks[0]) == points
+    table = np.array([[float(v) for v in r.split(",")] for r in blocks[0]])
+    np.testing.assert_array_equal(table[:, 0], 2)
+    np.testing.assert_array_equal(table[:, 1], np.arange(1, points + 1))
+    np.testing.assert_array_equal(table[:, 2:], np.tile([-1.0, -2.0, -3.0, 0.4, 0.6, 0.5], (points, 1)))
+    assert text.index("*INITIAL CONDITIONS") < text.index("*STEP")
+    model.initial_stress = np.zeros((mesh.n_cells, 6))                # a zero initial stress writes nothing
+    assert "*INITIAL CONDITIONS" not in open(model.export(tmp_path / "z.inp")).read()
+
+
+def test_cli_export_of_a_prestressed_case(tmp_path, capsys):
+    """A case with a nucleus pre-pressure is exported with the rest state's swelling stress (the model
+    ``vertebrafe run`` solves), not the stress-free disc."""
+    out = tmp_path / "p.inp"
+    assert main(["export", "cases/healthy-intact.toml", "-o", str(out), "--formulation", "full",
+                 "--set", "segment.element_size=8", "--set", "segment.posterior=false",
+                 "--set", "segment.nucleus_prepressure=0.1"]) == 0
+    said = capsys.readouterr().out
+    printed = {float(v) for v in re.findall(r"[A-Z]\d+-[A-Z]\d+ ([0-9.]+)", said.split("swelling stresses")[1])}
+    rows = [r for key, rows in keyword_blocks(out.read_text()) if key.startswith("*INITIAL CONDITIONS") for r in rows]
+    written = {round(-float(r.split(",")[2]), 3) for r in rows}
+    assert rows and written == {round(v, 3) for v in printed} and len(written) == 2   # two discs, T12-L2
+    assert all(1.0 < v < 3.0 for v in written)       # the swelling stress, far above the 0.1 MPa rest pressure

@@ -331,7 +331,8 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
         pre-stresses each disc so that its unloaded nucleus carries this pressure, the annulus, endplates and
         fibres held in tension by it (:mod:`vertebrafe.swelling`); motions are measured from that rest state.
         The published value is the pressure of the lying subject, 0.10-0.12 MPa (Wilke et al. 1999;
-        docs/materials.md). Such models cannot be exported to CalculiX or FEBio input files. A single vertebra
+        docs/materials.md). ``simulate.prestressed_model`` gives the model with the pre-stress for ``Model.export``
+        (docs/interop.md). A single vertebra
         (no disc) accepts only 0. The strengths between plates and the factor of risk do not depend on it
         (:mod:`vertebrafe.post.strength`).
     frames : dict, optional

@@ -18,6 +18,10 @@ What is written (see docs/interop.md for the full mapping):
   ``RF`` is the internal force K u of a node, zero on these element-free nodes: a plate's reaction is
   the sum of ``RF`` over its tied nodes (and of ``(x_i - c) x RF_i`` for the moment) minus the loads the
   plate carries, as :meth:`vertebrafe.Solution.plate_reaction` computes it;
+* the cells' initial stress (:attr:`vertebrafe.fem.Model.initial_stress`, a nucleus swelling pressure), if
+  any: ``*INITIAL CONDITIONS, TYPE=STRESS`` with the cell's stress at each of its integration points
+  (S11, S22, S33, S12, S13, S23); CalculiX's stress is then ``C eps + sigma_0`` and its internal forces carry
+  ``int B^T sigma_0 dV``, as vertebrafe's (checked with ccx in ``tests/io/test_abaqus_ccx.py``);
 * one linear ``*STATIC`` step: ``*BOUNDARY`` for fixed and prescribed DOFs, ``*CLOAD`` for every
   nodal force (tractions, pressures, body and follower loads are already nodal forces in the model;
   forces on tied nodes are carried to their plate exactly as vertebrafe does), and the outputs
@@ -42,7 +46,7 @@ from .atomic import atomic_path
 from .provenance import check_replaceable
 from .model_data import ExportWarning, describe, isotropic_constants, set_names
 
-__all__ = ["write_inp", "ELEMENT_NAMES", "ANISO_ORDER"]
+__all__ = ["write_inp", "ELEMENT_NAMES", "ANISO_ORDER", "INTEGRATION_POINTS"]
 
 #: (meshio cell type, vertebrafe formulation) -> CalculiX/Abaqus element type.
 ELEMENT_NAMES = {
@@ -50,6 +54,8 @@ ELEMENT_NAMES = {
     ("tetra", "full"): "C3D4", ("tetra", "bbar"): "C3D4",
     ("tetra10", "full"): "C3D10", ("tetra10", "bbar"): "C3D10",
 }
+#: Integration points of each element type (CalculiX 2.20), one ``*INITIAL CONDITIONS, TYPE=STRESS`` row each.
+INTEGRATION_POINTS = {"C3D8": 8, "C3D8I": 8, "C3D4": 1, "C3D10": 4}
 #: Formulations written without an exact counterpart (cell type, formulation).
 INEXACT = {("hexahedron", "bbar")}
 
@@ -99,6 +105,21 @@ def _element_names(data):
                           f"exactly", ExportWarning, stacklevel=4)
         names[data.formulation == form] = ELEMENT_NAMES[key]
     return names
+
+
+def _initial_stress(stress, etype):
+    """``*INITIAL CONDITIONS, TYPE=STRESS`` lines of the cells with a non-zero initial stress ``(m, 6)`` (Voigt
+    xx, yy, zz, xy, yz, xz): element, integration point, S11, S22, S33, S12, S13, S23 (the last two swapped),
+    one row per integration point of the cell's element type (:data:`INTEGRATION_POINTS`)."""
+    cells = np.flatnonzero(np.any(stress != 0.0, axis=1))
+    kinds, inverse = np.unique(etype[cells].astype(str), return_inverse=True)
+    nip = np.array([INTEGRATION_POINTS[k] for k in kinds], dtype=np.int64)[inverse.ravel()]
+    rows = np.repeat(cells, nip)
+    point = np.arange(rows.size) - np.repeat(np.cumsum(nip) - nip, nip) + 1
+    s = stress[rows][:, [0, 1, 2, 3, 5, 4]]
+    return ("** initial stress of the cells (a nucleus swelling pressure): the stress is C eps + S0\n"
+            "*INITIAL CONDITIONS, TYPE=STRESS\n"
+            + _table(np.column_stack([rows + 1, point, s]), ["%d", "%d"] + [_REAL] * 6))
 
 
 def _equations(plate, ref, rot, points):
@@ -302,6 +323,8 @@ def write_inp(model, path, *, heading=None, overwrite=False, print_nodes=None, f
     for k, p in enumerate(data.plates):
         w(f"** rigid plate {k}: u_i = t + theta x (x_i - c), c = {p.center.tolist()} mm\n*EQUATION\n")
         w(_equations(p, n + 2 * k + 1, n + 2 * k + 2, data.points))
+    if data.initial_stress is not None:
+        w(_initial_stress(data.initial_stress, etype))
     # the step
     w("*STEP" + (", NLGEOM" if one_sided else "") + "\n*STATIC\n")
     i, d = np.nonzero(data.fixed)

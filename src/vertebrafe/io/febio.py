@@ -22,6 +22,10 @@ What is written (see docs/interop.md for the full mapping):
   ``linear spring`` or ``tension-only linear spring`` discrete material (stiffness ``E`` in N/mm) per
   set and stiffness; sets FEBio has no form for (compression-only, slack, interpolated ends) are
   refused with an InputError naming the set and the reason;
+* the cells' initial stress (:attr:`vertebrafe.fem.Model.initial_stress`, a nucleus swelling pressure), for
+  which FEBio has no linear-elastic counterpart: its nodal forces ``-int B^T sigma_0 dV`` join the nodal and
+  plate loads, so the displacements are the same; FEBio's stresses then lack ``sigma_0``, which a comment in
+  the file lists and an :class:`~vertebrafe.io.export.ExportWarning` names;
 * ``Output``: the plot file with displacement, stress and reaction forces, and a log of nodal
   displacements and rigid-body data.
 
@@ -131,6 +135,22 @@ def _springs(data, mesh, discrete, reserved):
             _sub(discrete, "discrete", dmat=dmat, discrete_set=name)
 
 
+def _initial_stress_note(stress):
+    """The comment (and warning) on a model's initial stress ``(m, 6)``, written as nodal forces: its distinct
+    values (Voigt xx, yy, zz, xy, yz, xz, MPa) with their cells (element ids)."""
+    cells = np.flatnonzero(np.any(stress != 0.0, axis=1))
+    values, inverse = np.unique(stress[cells], axis=0, return_inverse=True)
+    parts = []
+    for k, v in enumerate(values):
+        ids = cells[inverse.ravel() == k] + 1
+        parts.append(f"[{', '.join(f'{x:.6g}' for x in v)}] MPa in {ids.size} element(s), ids {ids.min()} to {ids.max()}")
+    note = (f" the model's initial stress of {cells.size} cell(s) (a nucleus swelling pressure) is written as its "
+            f"nodal forces -int B^T S0 dV (in the nodal and rigid loads): the displacements are vertebrafe's; "
+            f"FEBio's stresses lack S0 (add it to compare): " + "; ".join(parts) + " ")
+    warnings.warn(note.strip(), ExportWarning, stacklevel=3)
+    return note.replace("--", "- -")
+
+
 def write_feb(model, path, *, overwrite=False):
     """Write ``model`` as an FEBio 4.0 input file at ``path`` (``.feb``); returns ``path``.
 
@@ -141,7 +161,7 @@ def write_feb(model, path, *, overwrite=False):
     """
     path = os.fspath(path)
     check_replaceable(path, overwrite)
-    data = describe(model)
+    data = describe(model, initial_stress_as_load=True)
     if data.cell_type not in ELEMENT_NAMES:
         raise InputError(f"cell type {data.cell_type!r} has no FEBio element; exportable: {sorted(ELEMENT_NAMES)}")
     _check_formulations(data)
@@ -150,6 +170,8 @@ def write_feb(model, path, *, overwrite=False):
 
     root = ET.Element("febio_spec", version=VERSION)
     root.append(ET.Comment(f" written by vertebrafe {__version__}; units mm, N, MPa "))
+    if data.initial_stress is not None:
+        root.append(ET.Comment(_initial_stress_note(data.initial_stress)))
     _sub(root, "Module", type="solid")
     control = _sub(root, "Control")
     _sub(control, "analysis", "STATIC")

@@ -1,7 +1,8 @@
 """The solver-neutral description of a complete :class:`~vertebrafe.Model` for export to other solvers.
 
 :func:`describe` reads a model once into plain arrays (mesh, cell and node sets, per-cell materials and
-element formulations, prescribed displacements, nodal forces, rigid plates with their loads);
+element formulations, prescribed displacements, nodal forces, rigid plates with their loads, the cells'
+initial stress);
 :mod:`vertebrafe.io.abaqus` (CalculiX/Abaqus ``.inp``) and :mod:`vertebrafe.io.febio` (FEBio ``.feb``)
 write it; :func:`vertebrafe.io.export.export` picks the writer. Units stay mm, N, MPa.
 """
@@ -45,7 +46,10 @@ class ModelData:
     shear) with ``material (m,)`` the row of each cell, ``cell_sets`` ``{"tag:name": cells}`` from the
     named integer tags, ``node_sets`` ``{name: nodes}``, ``fixed (n, 3)`` bool with ``fixed_value (n, 3)``
     mm, ``force (n, 3)`` N on the nodes not tied to a plate, ``plates`` (:class:`PlateData`), ``springs``
-    (the model's :class:`~vertebrafe.springs.SpringSet` list, plain arrays).
+    (the model's :class:`~vertebrafe.springs.SpringSet` list, plain arrays), ``initial_stress (m, 6)`` MPa
+    (:attr:`vertebrafe.fem.Model.initial_stress`, Voigt xx, yy, zz, xy, yz, xz) or None without one, and
+    ``initial_stress_in_force``: whether ``force`` and the plate loads hold the initial stress's nodal forces
+    ``-int B^T sigma_0 dV`` (:func:`describe` with ``initial_stress_as_load``).
     """
 
     points: np.ndarray
@@ -61,10 +65,17 @@ class ModelData:
     force: np.ndarray
     plates: list
     springs: list
+    initial_stress: np.ndarray = None
+    initial_stress_in_force: bool = False
 
 
-def describe(model):
-    """The :class:`ModelData` of ``model``; ConstraintError if a node is both tied to a plate and prescribed."""
+def describe(model, initial_stress_as_load=False):
+    """The :class:`ModelData` of ``model``; ConstraintError if a node is both tied to a plate and prescribed.
+
+    ``initial_stress_as_load``: add the nodal forces of the model's initial stress
+    (:meth:`~vertebrafe.fem.Model.initial_stress_load`) to ``force`` and the plate loads, for a writer whose
+    solver has no initial stress of the cells; the displacements are then the same and the solver's stresses
+    lack ``initial_stress``."""
     mesh = model.mesh
     springs = list(getattr(model, "springs", []))
     cavities = [s.name for s in springs if not hasattr(s, "nodes_a")]
@@ -73,12 +84,14 @@ def describe(model):
                          f"FEBio input files can express as vertebrafe solves them (a uniform pressure from the "
                          f"volume change; Abaqus's *FLUID CAVITY would be the form); export a model with a "
                          f"solid nucleus (segment(..., nucleus='solid'))")
-    if getattr(model, "initial_stress", None) is not None:
-        raise InputError("the model has an initial stress (a nucleus pre-pressure), which this export does not "
-                         "write; export the model without it (segment(..., nucleus_prepressure=0))")
+    initial = getattr(model, "initial_stress", None)
+    if initial is not None and not np.any(initial != 0.0):
+        initial = None
+    as_load = bool(initial_stress_as_load) and initial is not None
+    nodal = model._force + model.initial_stress_load() if as_load else model._force
     node_plate = model._check_ties()
-    plate_loads = model._plate_loads(model._force)
-    force = np.where((node_plate >= 0)[:, None], 0.0, model._force)
+    plate_loads = model._plate_loads(nodal)
+    force = np.where((node_plate >= 0)[:, None], 0.0, nodal)
     cell_sets = {}
     for tag, table in mesh.tag_names.items():
         values = mesh.cell_data.get(tag)
@@ -96,7 +109,9 @@ def describe(model):
                      material=model._material.copy(), cell_sets=cell_sets,
                      node_sets={k: np.asarray(v, dtype=np.int64) for k, v in mesh.node_sets.items()},
                      fixed=model._fixed.copy(), fixed_value=np.where(model._fixed, model._fixed_value, 0.0),
-                     force=force, plates=plates, springs=springs)
+                     force=force, plates=plates, springs=springs,
+                     initial_stress=None if initial is None else np.array(initial, dtype=float),
+                     initial_stress_in_force=as_load)
 
 
 def isotropic_constants(C, rtol=1e-12):
