@@ -325,6 +325,18 @@ def test_prepressure_on_a_single_vertebra_is_refused_by_its_key():
         vc.build_segment(vc.parse_case(base))
 
 
+def test_prepressure_none_resolves_where_the_segment_is_built():
+    """A case whose segment.nucleus_prepressure is None (the library's "lying pressure where there is a nucleus")
+    builds 0.10 MPa on two levels and 0 on a single vertebra."""
+    import dataclasses
+
+    for levels, expected in (("L4-L5", 0.10), ("L1", 0.0)):
+        case = vc.parse_case({"segment": {"levels": levels, "element_size": 8.0, "posterior": False},
+                              "bone": {"bmd": 80.0}, "load": {"compression": 800.0}})
+        case = dataclasses.replace(case, segment=dataclasses.replace(case.segment, nucleus_prepressure=None))
+        assert vc.build_segment(case).nucleus_prepressure == expected
+
+
 def test_central_coarsening_reaches_the_library():
     """segment.central_coarsening = 1 builds the uniform O-grid; other values are rejected by name and range."""
     base = {"segment": {"levels": "L1", "element_size": 6.0}, "bone": {"bmd": 80.0}, "load": {"compression": 800.0}}

@@ -131,6 +131,32 @@ def test_prepressure_without_a_disc_is_an_error_naming_it():
         simulate(seg, "relaxed_standing", factor_of_risk=False)
 
 
+def test_prepressure_none_is_the_lying_pressure_where_there_is_a_nucleus():
+    """``nucleus_prepressure=None``: Wilke's lying-prone 0.10 MPa on a segment with discs, 0 on a single vertebra
+    (solved with no rest state) and on discs without nucleus cells; a number is kept, and one above 0 where there
+    is no nucleus is an error naming it. The default is still 0."""
+    import inspect
+    import types
+
+    from vertebrafe.anatomy.segment import LYING_PREPRESSURE, resolve_prepressure
+
+    assert LYING_PREPRESSURE == P_REST
+    assert inspect.signature(vf.segment).parameters["nucleus_prepressure"].default == 0.0
+    assert _segment(None).nucleus_prepressure == P_REST
+    single = vf.segment(["L1"], element_size=8.0, bmd=120.0, nucleus_prepressure=None)
+    assert single.nucleus_prepressure == 0.0
+    assert simulate(single, "relaxed_standing", factor_of_risk=False).solution.rest is None
+    seg = _segment(0.0)
+    assert resolve_prepressure(seg, None) == P_REST and resolve_prepressure(seg, 0.12) == 0.12
+    region = seg.mesh.cell_data["region"].copy()
+    region[region == vf.anatomy.REGION_CODES["nucleus"]] = vf.anatomy.REGION_CODES["annulus"]
+    no_nucleus = types.SimpleNamespace(mesh=types.SimpleNamespace(cell_data={"region": region}), discs=seg.discs,
+                                       levels=seg.levels)
+    assert resolve_prepressure(no_nucleus, None) == 0.0 and resolve_prepressure(no_nucleus, 0.0) == 0.0
+    with pytest.raises(InputError, match=r"nucleus_prepressure = 0.1 MPa: the segment \(L4-L5\) has no nucleus"):
+        resolve_prepressure(no_nucleus, 0.1)
+
+
 @pytest.mark.parametrize("value", [-0.1, 0.8, "high", True, float("nan")])
 def test_prepressure_out_of_range_is_an_error_naming_it(value):
     with pytest.raises(InputError, match=r"nucleus_prepressure = .* allowed range 0 to 0.5 MPa"):

@@ -326,12 +326,13 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
         ``"solid"`` (default): the nucleus cells alone (nu = 0.499); ``"fluid"`` adds a fluid-filled cavity
         per disc (water's bulk modulus) around the nucleus cells: one uniform, nearly incompressible
         pressure (see docs/anatomy.md; such models cannot be exported to CalculiX or FEBio input files).
-    nucleus_prepressure : float
+    nucleus_prepressure : float or None
         Swelling (osmotic) pressure of every nucleus at rest, MPa, 0 to 0.5 (default 0: none). The solve
         pre-stresses each disc so that its unloaded nucleus carries this pressure, the annulus, endplates and
         fibres held in tension by it (:mod:`vertebrafe.swelling`); motions are measured from that rest state.
         The published value is the pressure of the lying subject, 0.10-0.12 MPa (Wilke et al. 1999;
-        docs/materials.md). ``simulate.prestressed_model`` gives the model with the pre-stress for ``Model.export``
+        docs/materials.md). None: :data:`LYING_PREPRESSURE` (0.10 MPa) where the segment's discs have nucleus
+        cells, 0 where it has none (a single vertebra) (:func:`resolve_prepressure`). ``simulate.prestressed_model`` gives the model with the pre-stress for ``Model.export``
         (docs/interop.md). A single vertebra
         (no disc) accepts only 0. The strengths between plates and the factor of risk do not depend on it
         (:mod:`vertebrafe.post.strength`).
@@ -376,7 +377,7 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
     order = level_order(levels)                                  # cranial first
     names = segment_names(order)
     fibre_spec = _fibres(fibres)                    # checked even without a disc to reinforce
-    prepressure = check_prepressure(nucleus_prepressure)
+    prepressure = None if nucleus_prepressure is None else check_prepressure(nucleus_prepressure)
     if prepressure and len(order) == 1:
         raise InputError(f"nucleus_prepressure = {nucleus_prepressure!r} MPa on the single vertebra {order[0]}: it has "
                          "no disc whose nucleus could carry it; give 0, or levels with a disc between them")
@@ -495,7 +496,8 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
                   endplate_thickness=float(endplate_thickness), n_cortex_layers=int(n_cortex_layers),
                   disc_refinement=float(disc_refinement), grading=curves,
                   fibres=fibre_spec if len(order) > 1 else None, nucleus=_nucleus_kind(nucleus),
-                  posterior=arches, nucleus_prepressure=prepressure)
+                  posterior=arches)
+    seg.nucleus_prepressure = resolve_prepressure(seg, prepressure)
     return seg if materials is None else with_materials(seg, materials)
 
 
@@ -528,6 +530,29 @@ def _posterior_flag(posterior):
 #: Largest nucleus pre-pressure accepted (MPa): a pressure at rest, below the 0.5 MPa of relaxed standing
 #: (Wilke et al. 1999); the published rest values are 0.10-0.24 MPa (docs/materials.md).
 MAX_PREPRESSURE = 0.5
+
+
+#: The nucleus pre-pressure (MPa) that ``nucleus_prepressure=None`` gives a segment whose discs have nucleus cells:
+#: the L4-L5 intradiscal pressure lying prone, in vivo (Wilke et al. 1999, Spine 24:755; docs/materials.md), the
+#: pressure at the lowest load measured.
+LYING_PREPRESSURE = 0.10
+
+
+def resolve_prepressure(seg, value):
+    """The nucleus pre-pressure of segment ``seg`` (MPa) for the option ``value``: None gives
+    :data:`LYING_PREPRESSURE` if ``seg`` has nucleus cells and 0 if it has none (a single vertebra, discs
+    without a nucleus); a number is checked (:func:`check_prepressure`), and one above 0 on a segment without
+    nucleus cells is an InputError naming it."""
+    nucleus = REGION_CODES["nucleus"]
+    has_nucleus = bool(np.any(seg.mesh.cell_data["region"] == nucleus)) and bool(seg.discs)
+    if value is None:
+        return LYING_PREPRESSURE if has_nucleus else 0.0
+    p = check_prepressure(value)
+    if p and not has_nucleus:
+        raise InputError(f"nucleus_prepressure = {value!r} MPa: the segment ({'-'.join(seg.levels)}) has no nucleus "
+                         "cells to carry it; give 0 (or None: the lying pressure where there is a nucleus, 0 "
+                         "elsewhere)")
+    return p
 
 
 def check_prepressure(value):

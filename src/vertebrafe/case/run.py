@@ -50,7 +50,7 @@ def build_segment(case, progress=None, *, force=False):
     leaves the body) raises :class:`CaseError` naming the case key.
     """
     from ..anatomy import segment
-    from ..anatomy.segment import check_prepressure
+    from ..anatomy.segment import resolve_prepressure
     from ..clinical import fracture, kyphoplasty, vertebroplasty
     from ..materials import MaterialSet
     from ..resources import check_memory
@@ -84,13 +84,16 @@ def build_segment(case, progress=None, *, force=False):
                       disc_refinement=s.disc_refinement, fibres=s.fibres, nucleus=s.nucleus,
                       posterior=s.posterior, central_coarsening=s.central_coarsening,
                       annulus_refinement=s.annulus_refinement)
-    if s.nucleus_prepressure:
-        if len(seg.discs) == 0:
-            from .schema import CaseError
+    if s.nucleus_prepressure is None or s.nucleus_prepressure:
+        from .schema import CaseError
+        if s.nucleus_prepressure is not None and len(seg.discs) == 0:
             raise CaseError(f"segment.nucleus_prepressure = {s.nucleus_prepressure!r} MPa on the single vertebra "
                             f"{seg.levels[0]}: it has no disc whose nucleus could carry it; give 0, or levels with a "
                             "disc between them")
-        seg = dataclasses.replace(seg, nucleus_prepressure=check_prepressure(s.nucleus_prepressure))
+        try:
+            seg = dataclasses.replace(seg, nucleus_prepressure=resolve_prepressure(seg, s.nucleus_prepressure))
+        except InputError as exc:
+            raise CaseError(f"segment.{exc}") from None
     if case.fracture is not None:
         f = case.fracture
         step("fracture")
