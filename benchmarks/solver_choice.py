@@ -10,14 +10,21 @@ matrix (factor entries, GFlop, its memory figure) with the process time of each 
     python benchmarks/solver_choice.py box:100k seg:T12-L2:2 seg:T10-L5:2 --factor
     python benchmarks/solver_choice.py box:150k box:400k seg:T12-L2:1         # predictions only
 
-With ``--solve direct,amg`` the same models are solved instead, once per solver, each in a fresh process:
-``Model.solve`` (set-up, factorisation or hierarchy, the active-set loop with the springs) timed in process
-CPU seconds next to what ``"auto"`` predicts for both (``solver_choice.choose``: its predicted seconds and
-its pick), with the CG iterations of all active-set steps and the peak memory; the last column names the
-solver that was measured cheaper. These are the calibration data of ``solver_choice``'s constants.
+With ``--solve direct,amg`` the same models are solved instead, each in one fresh process: after a small
+model of the same kind has been solved by both (kernels compiled, MKL loaded), ``Model.solve`` (set-up,
+factorisation or hierarchy, the active-set loop with the springs) is timed in process CPU seconds with each
+solver ``--repeat`` times, the order alternating every round (direct, amg, amg, direct, ...) and every
+solve starting from the springs' initial state, so that both solvers see the same load on a shared
+machine. Printed next to what ``"auto"`` predicts for both (``solver_choice.choose``: its predicted seconds
+and its pick): the median CPU of each solver (and its range), the CG iterations of all active-set steps,
+AMG-CG's set-up CPU per unknown and the rest of its CPU per unknown and CG iteration, the direct solve's
+factorisation flops per CPU second, the direct / AMG CPU ratio of each round, the load average, the
+process's peak memory and the solver measured cheaper; then the mean of each rate over the models and
+``solver_choice``'s constants. These are the calibration data of those constants (``--record FILE`` keeps
+them as JSON lines).
 
     NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/solver_choice.py \
-        seg:T12-L2:3 seg:T12-L2:2 seg:T12-L2:1.75 seg:T12-L2:1.6 seg:T12-L2:1.75:fibres --solve direct,amg
+        seg:T12-L2:2 seg:T12-L2:1.6 seg:T12-L2:1.75 seg:T12-L2:3 --solve direct,amg --repeat 2
 
 Models: ``box:SIZE`` (the block-with-inclusion box of bench_core.py, ``SIZE`` as there) and
 ``seg:LEVELS:H`` (``vertebrafe.segment`` with posterior elements, vBMD 100, element size H mm, relaxed
@@ -80,52 +87,136 @@ def _model(spec):
     return build_model(seg, preset("relaxed_standing"))[0]
 
 
-def _solve(spec, solver):
-    """Prints the predictions of ``"auto"`` and the measured ``Model.solve`` with ``solver`` as JSON."""
-    tiny = _model("seg:L4-L5:6")                  # numba kernels and MKL loaded: not timed
+def _warm_up(spec):
+    """A small model of the same kind as ``spec``, solved by both solvers before anything is timed (numba
+    kernels compiled or loaded, MKL loaded)."""
+    tiny = _model("box:1k" if spec.startswith("box") else "seg:L4-L5:6")
     tiny.solve(solver="amg")
     tiny.solve(solver="direct")
+
+
+class _SetupClock:
+    """Process CPU seconds spent in ``solvers.amg_hierarchy`` (AMG-CG's set-up: aggregation, prolongators,
+    the nucleus's factorisation), by wrapping the library's function in this process."""
+
+    def __init__(self):
+        from vertebrafe.fem import solvers
+        self.seconds = 0.0
+        original = solvers.amg_hierarchy
+
+        def timed(*args, **kwargs):
+            c0 = time.process_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds += time.process_time() - c0
+        solvers.amg_hierarchy = timed
+
+
+def _solve(spec, solvers, repeat):
+    """Solves ``spec`` ``repeat`` times with each solver in one process, alternating the order every round
+    (a, b, b, a, a, b, ...) so that both see the same load; every solve starts from the springs' initial
+    state. Prints the predictions of ``"auto"`` and each measured ``Model.solve`` as JSON."""
+    import gc
+    _warm_up(spec)
+    clock = _SetupClock()
     model = _model(spec)
+    initial = [s.active.copy() for s in model.springs]
     predicted = {}
-    pick = model._choose(model._pattern(model._check_ties()), predicted)
-    c0, t0 = time.process_time(), time.perf_counter()
-    info = model.solve(solver=solver).info
-    print(json.dumps({"model": spec, "unknowns": info["dofs"], "pick": pick, "predicted": predicted,
-                      "solver": solver, "cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - t0,
-                      "iterations": info.get("iterations"), "steps": info.get("active_set_iterations"),
-                      "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}), flush=True)
+    pat = model._pattern(model._check_ties())
+    pick = model._choose(pat, predicted)
+    runs = []
+    for r in range(repeat):
+        for solver in (solvers if r % 2 == 0 else solvers[::-1]):
+            for s, a in zip(model.springs, initial):
+                s.active = a.copy()
+            gc.collect()
+            clock.seconds = 0.0
+            load, c0, t0 = os.getloadavg()[0], time.process_time(), time.perf_counter()
+            info = model.solve(solver=solver).info
+            runs.append({"solver": solver, "cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - t0,
+                         "load": load, "dofs": info["dofs"], "iterations": info.get("iterations"),
+                         "steps": info.get("active_set_iterations"), "setup_cpu_s": clock.seconds,
+                         "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024})
+            del info
+    print(json.dumps({"model": spec, "n": 3 * (pat["indptr"].size - 1), "pick": pick, "predicted": predicted,
+                      "flops": pat["direct_cost"]["flops"], "runs": runs}), flush=True)
 
 
-def _solve_table(specs, solvers):
-    """One fresh process per (model, solver); a Markdown row per model."""
-    print(f"load average {os.getloadavg()[0]:.1f}")
-    print("| model | free DOFs | predicted direct s | predicted AMG-CG s | \"auto\" | "
-          + " | ".join(f"{s} CPU s (peak GB)" for s in solvers) + " | CG it (steps) | measured cheaper |")
-    print("|---" * (7 + len(solvers)) + "|")
-    failed = 0
+def _median(values):
+    v = sorted(values)
+    return 0.5 * (v[(len(v) - 1) // 2] + v[len(v) // 2])
+
+
+def _row(record, solvers):
+    """The Markdown cells of one model's record (see :func:`_solve`) and its derived rates: the direct
+    solve's factorisation flops per process CPU second; AMG-CG's set-up CPU per unknown (``n``, the unknowns
+    that ``solver_choice.amg_seconds`` is given) and the rest of its solve's CPU per unknown and CG iteration
+    (``amg_seconds`` charges everything but the set-up to the iterations)."""
+    runs, p, n = record["runs"], record["predicted"], record["n"]
+    by = {s: [r for r in runs if r["solver"] == s] for s in solvers}
+    cpu = {s: _median([r["cpu_s"] for r in by[s]]) for s in solvers if by[s]}
+    rates = {}
+    cells = [record["model"], f"{runs[0]['dofs']:,}", f"{p['choice_direct_seconds']:.1f}",
+             f"{p['choice_amg_seconds']:.1f}", record["pick"]]
+    for s in solvers:
+        c = [r["cpu_s"] for r in by[s]]
+        cells.append(f"{_median(c):.1f}" + (f" ({min(c):.1f}-{max(c):.1f})" if len(c) > 1 else "") if c else "-")
+    if "direct" in cpu:
+        rates["direct_flops_per_s"] = record["flops"] / cpu["direct"]
+    amg = by.get("amg")
+    if amg:
+        its = amg[0]["iterations"]
+        rates["amg_setup_s"] = _median([r["setup_cpu_s"] for r in amg]) / n
+        rates["amg_iteration_s"] = _median([r["cpu_s"] - r["setup_cpu_s"] for r in amg]) / (n * its)
+        cells += [f"{its} ({amg[0]['steps'] or 1})", f"{1e6 * rates['amg_setup_s']:.2f}",
+                  f"{1e6 * rates['amg_iteration_s']:.3f}"]
+    else:
+        cells += ["-"] * 3
+    cells.append(f"{rates['direct_flops_per_s'] / 1e9:.1f}" if "direct_flops_per_s" in rates else "-")
+    pairs = [a["cpu_s"] / b["cpu_s"] for a, b in zip(by.get("direct", []), by.get("amg", []))]
+    cells.append(f"{_median(pairs):.2f}" + (f" ({min(pairs):.2f}-{max(pairs):.2f})" if len(pairs) > 1 else "")
+                 if pairs else "-")
+    cells += [f"{min(r['load'] for r in runs):.1f}-{max(r['load'] for r in runs):.1f}",
+              f"{runs[-1]['peak_rss'] / 1e9:.2f}", min(cpu, key=cpu.get) if len(cpu) > 1 else "-"]
+    return cells, rates
+
+
+def _solve_table(specs, solvers, repeat, record=None):
+    """One fresh process per model (:func:`_solve`); a Markdown row per model, then the mean rates over
+    the models next to the constants of ``solver_choice``."""
+    from vertebrafe.fem import solver_choice
+    head = (["model", "free DOFs", "predicted direct s", "predicted AMG-CG s", '"auto"']
+            + [f"{s} CPU s" for s in solvers]
+            + ["CG it (steps)", "AMG set-up us/unknown", "rest us/(unknown it)", "direct GFlop/s",
+               "direct / AMG CPU", "load", "peak GB", "measured cheaper"])
+    print("| " + " | ".join(head) + " |\n" + "|---" * len(head) + "|", flush=True)
+    failed, rates = 0, []
     for spec in specs:
-        runs = {}
-        for solver in solvers:
-            run = subprocess.run([sys.executable, __file__, spec, "--worker", "--solve", solver],
-                                 capture_output=True, text=True)
-            lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
-            if lines:
-                runs[solver] = json.loads(lines[-1])
-            else:
-                print(f"| {spec} | {solver} failed: {run.stderr.strip().splitlines()[-1:]} |")
-                failed += 1
-        if not runs:
+        run = subprocess.run([sys.executable, __file__, spec, "--worker", "--solve", ",".join(solvers),
+                              "--repeat", str(repeat)], capture_output=True, text=True)
+        lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
+        if not lines:
+            print(f"| {spec} | failed: {run.stderr.strip().splitlines()[-1:]} |")
+            failed += 1
             continue
-        r = next(iter(runs.values()))
-        p = r["predicted"]
-        cg = runs.get("amg")
-        cells = [spec, f"{r['unknowns']:,}", f"{p['choice_direct_seconds']:.1f}", f"{p['choice_amg_seconds']:.1f}",
-                 r["pick"]]
-        cells += [f"{runs[s]['cpu_s']:.1f} ({runs[s]['peak_rss'] / 1e9:.2f})" if s in runs else "-" for s in solvers]
-        cells += [f"{cg['iterations']} ({cg['steps'] or 1})" if cg else "-",
-                  min(runs, key=lambda s: runs[s]["cpu_s"]) if len(runs) > 1 else "-"]
+        if record:
+            with open(record, "a") as fh:
+                fh.write(lines[-1] + "\n")
+        cells, r = _row(json.loads(lines[-1]), solvers)
+        rates.append(r)
         print("| " + " | ".join(cells) + " |", flush=True)
-    print(f"load average {os.getloadavg()[0]:.1f}")
+    for key, name, scale, unit in (("direct_flops_per_s", "direct factorisation flops per CPU second", 1e-9, "G"),
+                                   ("amg_setup_s", "AMG-CG set-up per unknown", 1e6, "us"),
+                                   ("amg_iteration_s", "AMG-CG's rest per unknown and CG iteration", 1e6, "us")):
+        values = [r[key] for r in rates if key in r]
+        if values:
+            print(f"{name}: {scale * sum(values) / len(values):.3g} {unit} on average over these models "
+                  f"(range {scale * min(values):.3g}-{scale * max(values):.3g})", flush=True)
+    print(f"solver_choice: FACTOR_FLOPS {solver_choice.FACTOR_FLOPS / 1e9:.3g} G, AMG_SETUP_SECONDS "
+          f"{solver_choice.AMG_SETUP_SECONDS * 1e6:.3g} us, AMG_ITERATION_SECONDS "
+          f"{solver_choice.AMG_ITERATION_SECONDS * 1e6:.3g} us (weak contrast) and "
+          f"{solver_choice.AMG_ITERATION_SECONDS_CONTRAST * 1e6:.3g} us (strong)", flush=True)
     return failed
 
 
@@ -134,16 +225,19 @@ def main(argv=None):
     ap.add_argument("models", nargs="+", help="box:SIZE or seg:LEVELS:H")
     ap.add_argument("--factor", action="store_true", help="also factorise and measure")
     ap.add_argument("--solve", default="", help="comma list of solvers (direct, amg): solve the models with each")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="with --solve: solves per solver, alternating their order (default 1)")
+    ap.add_argument("--record", help="with --solve: append each model's measurements (JSON lines) to this file")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         if args.solve:
-            _solve(args.models[0], args.solve)
+            _solve(args.models[0], args.solve.split(","), args.repeat)
         else:
             _measure(args.models[0], args.factor)
         return 0
     if args.solve:
-        return 1 if _solve_table(args.models, args.solve.split(",")) else 0
+        return 1 if _solve_table(args.models, args.solve.split(","), args.repeat, args.record) else 0
     print("| model | unknowns | predicted entries of L | PARDISO's | predicted GFlop | PARDISO's | estimate CPU s "
           "| analysis of the matrix CPU s | predicted memory GB | factorisation CPU s | resident growth GB | peak GB |")
     print("|---" * 12 + "|")

@@ -40,7 +40,7 @@ SMOKE = {
 }
 #: Further modes of a script whose code paths the run above does not reach.
 OTHER_MODES = [
-    ("solver_choice.py", ["box:1k", "--solve", "direct,amg"]),
+    ("solver_choice.py", ["seg:L4-L5:6", "--solve", "direct,amg"]),
     ("convergence_metrics.py", ["--sizes", "8", "--states", "BKP", "--edge-distances", "2"]),
 ]
 RUNS = sorted(SMOKE.items()) + OTHER_MODES
