@@ -15,20 +15,23 @@ per block, matches PARDISO's analysis of the matrix itself to a few per cent), a
 The crossover: AMG-CG costs about the same per unknown whatever the mesh, the factorisation costs its flops,
 which grow faster than the unknowns (nested dissection of a 3-D mesh: about N^2 flops, so about N per unknown;
 less on slender models). So direct wins below a number of factorisation flops per unknown, ``FACTOR_FLOPS x
-amg_seconds(1, contrast, springs)``; with the calibration below: 1.6 MFlop per unknown for a three-level
-segment with posterior elements (strong contrast, 474 ligament and facet springs), 3.0 for T10-L5 with them
-(1,695 springs), 17 with annulus fibres as well (54,474 springs at 1.75 mm), 0.62 for a strong contrast without
-springs and 0.19 for a weak contrast such as the block-with-inclusion box. Measured with posterior elements:
-T12-L2 needs 0.56 / 1.38 / 1.25 / 1.98 / 2.8 / 9.1 MFlop per unknown at 3 / 2 / 1.75 / 1.6 / 1.5 / 1 mm and
-T10-L5 at 2 mm 1.96; the box at 100k cells 6.0. So T12-L2 goes direct at 1.75 mm and coarser (at 2 mm and
-coarser the unknown bound alone decides) and to AMG-CG at 1.6 mm and finer, T10-L5 at 2 mm and segments with
-fibres go direct wherever the factor fits, and the box goes to AMG-CG.
+amg_seconds(1, contrast, springs)``; with the calibration below: 1.28 MFlop per unknown for a three-level
+segment with posterior elements (strong contrast, 474 ligament and facet springs), 2.3 for T10-L5 with them
+(1,695 springs), 13 with annulus fibres as well (54,474 springs at 1.75 mm), 0.49 for a strong contrast
+without springs and 0.18 for a weak contrast such as the block-with-inclusion box. Measured with posterior
+elements (per unknown of the model, constrained ones included): T12-L2 needs 0.54 / 1.34 / 1.22 / 1.94 /
+2.75 MFlop at 3 / 2 / 1.75 / 1.6 / 1.5 mm (about 9 at 1 mm) and T10-L5 at 2 mm 1.9; the box at 100k cells
+6.0. So T12-L2 goes direct at 1.75 mm (a margin of 5 %; at 2 mm and coarser the unknown bound alone decides)
+and to AMG-CG at 1.6 mm and finer, T10-L5 at 2 mm and segments with fibres go direct wherever the factor
+fits, and the box goes to AMG-CG.
 
-The constants are a calibration: fitted to ``Model.solve`` of both solvers on the same models, back to
-back on one thread (process CPU seconds under load 4-13 on the 2-core benchmark machine, solver code of
-2817a11, ``benchmarks/solver_choice.py --solve direct,amg`` of 4c8b79e; benchmarks/README.md, "Calibration
-of the cost model of 'auto'"). Only their ratio matters for the choice, and the memory test guards the
-machine.
+The constants are a calibration: fitted to ``Model.solve`` of both solvers on the same models, in one
+process per model with the solvers alternating, one thread (process CPU seconds under load 8-13 on the
+2-core benchmark machine, revision d8a5065, ``benchmarks/solver_choice.py --solve direct,amg --repeat 2``
+of 2def4ed), fitted on T12-L2 at 2 / 1.75 / 1.6 mm and checked on T12-L2 at 3 and 1.5 mm; benchmarks/README.md,
+"Re-fit of the cost model of 'auto' after the cheaper AMG-CG iterations". Only their ratio matters for the
+choice, and the memory test guards the machine. Under load the ratio moves (PARDISO's flop rate most), so
+near the crossover the choice is as uncertain as that ratio.
 """
 import math
 import os
@@ -41,21 +44,25 @@ from .solvers import STRONG_CONTRAST
 
 #: Calibration: the direct solve's process CPU per flop of its factorisation (flop/s, one thread) over the
 #: whole ``Model.solve``: PARDISO's analysis and factorisation and the active-set loop's partial solves
-#: (T12-L2 with posterior elements: 9.2 / 8.1 / 10.7 GFlop/s at 2 / 1.75 / 1.6 mm); and its memory per
+#: (T12-L2 with posterior elements at 2 / 1.75 / 1.6 mm: 9.1 / 7.4 / 10.2 GFlop/s at d8a5065, under load
+#: 8-13; 9.2 / 8.1 / 10.7 at 2817a11, load 4-13; 3 mm: 7.3, the fixed costs of a small model); and its memory per
 #: factor entry (bytes, the process's resident-set growth over the factorisation, L in double precision
 #: plus MKL's work arrays, measured on the segment models and boxes of benchmarks/README.md).
-FACTOR_FLOPS = 9.3e9
+FACTOR_FLOPS = 8.9e9
 FACTOR_BYTES_PER_ENTRY = 12.0
 #: Calibration: AMG-CG process CPU per unknown (s, one thread): hierarchy set-up (with the nucleus's exact
-#: solve factorised; 7 us on the box, 8.5-11.4 on T12-L2), and the CG iterations of one linear solve with
-#: their cost per iteration: a weak contrast (stiffnesses within
-#: :data:`~vertebrafe.fem.solvers.STRONG_CONTRAST`: 13 iterations on the block-with-inclusion box at 100k
-#: cells, 10 on the cube of the tests) and a strong one (spine segments: 45 iterations on the first system
-#: of T12-L2 at 2 mm, 40-55 at 3-1 mm; the Chebyshev smoother of the finest level and the nucleus's exact
-#: solve make an iteration 1.8x the box's: 1.24-1.28 us on T12-L2 at 2-1.5 mm, 1.14 on T10-L5).
+#: solve factorised; 7 us on the box, 9.2-11.5 on T12-L2 at 2-1.6 mm, 12.1 at 1.5 mm), and the CG
+#: iterations of one linear solve with their cost per iteration (the rest of the solve's CPU per unknown and
+#: iteration): a weak contrast (stiffnesses within :data:`~vertebrafe.fem.solvers.STRONG_CONTRAST`: 13
+#: iterations on the block-with-inclusion box at 100k cells, 10 on the cube of the tests) and a strong one
+#: (spine segments: 45 iterations on the first system of T12-L2 at 2 mm, 40-55 at 3-1 mm; the Chebyshev
+#: smoother of the finest level and the nucleus's exact solve make an iteration dearer than the box's):
+#: fitted on T12-L2 at 2 / 1.75 / 1.6 mm, 1.03 / 0.98 / 1.02 us (two rounds each, 0.95-1.06) at d8a5065
+#: with the single-precision nucleus factor and the fused finest-level Chebyshev passes (1.24-1.28 us
+#: before them, 2817a11); checked on T12-L2 at 3 mm (1.02 us) and 1.5 mm (0.99 us).
 AMG_SETUP_SECONDS = 10e-6
 AMG_ITERATIONS, AMG_ITERATION_SECONDS = 15, 0.70e-6
-AMG_ITERATIONS_CONTRAST, AMG_ITERATION_SECONDS_CONTRAST = 45, 1.25e-6
+AMG_ITERATIONS_CONTRAST, AMG_ITERATION_SECONDS_CONTRAST = 45, 1.01e-6
 #: Calibration: the AMG active-set loop's CG work, in single solves, per square root of the number of
 #: one-sided springs (an empirical law, not a derived one): fitted to T12-L2 (474 springs: 121 / 126 / 111 / 130 CG
 #: iterations in all at 2 / 1.75 / 1.6 / 1.5 mm; 2.9 solves predicted) and T10-L5 at 2 mm (1 695: 307; 5.6
