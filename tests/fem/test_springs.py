@@ -118,6 +118,24 @@ def test_lift_off_converges_and_balances_for_both_solvers():
     assert np.abs(out["amg"] - out["direct"]).max() <= 1e-6 * np.abs(out["direct"]).max()
 
 
+def test_amg_loop_takes_short_steps_while_the_set_moves(monkeypatch):
+    """The AMG loop's CG stops after LOOSE_MAXITER iterations while the set moves (the signs of the elongations
+    need no more): on a finer lift-off the same final set and displacements (to the solver's tolerance) as with
+    every step solved to LOOSE_RTOL, in fewer CG iterations."""
+    from vertebrafe.fem import active_set
+    out = {}
+    for short in (active_set.LOOSE_MAXITER, None):
+        monkeypatch.setattr(active_set, "LOOSE_MAXITER", short)
+        model, plate = two_blocks(16)
+        plate.load(force=(0, 0, -100.0), moment=(0, 150.0, 0))
+        sol = model.solve(solver="amg", rtol=1e-10)
+        out[short] = sol.info["iterations"], model.spring_set("foundation").active.copy(), sol.displacement
+    (short_its, short_set, short_u), (full_its, full_set, full_u) = out.values()
+    assert np.array_equal(short_set, full_set) and 0 < short_set.sum() < short_set.size
+    assert np.abs(short_u - full_u).max() <= 1e-8 * np.abs(full_u).max()
+    assert short_its < full_its
+
+
 def test_mirror_symmetry_of_the_active_set():
     """Mirrored loads give mirrored displacements and active sets (the mesh is symmetric about x = 3)."""
     res = {}
