@@ -56,8 +56,10 @@ def test_a_slender_model_fills_in_far_less_than_a_compact_one(cube, bar):
 #: ``Model`` gives :func:`solver_choice.choose`), factorisation GFlop (predicted by :func:`direct_cost`),
 #: stiffness contrast, springs, direct s, AMG-CG s. The calibration of ``FACTOR_FLOPS`` and
 #: ``AMG_ITERATION_SECONDS_CONTRAST`` (benchmarks/README.md, "Re-fit of the cost model of 'auto' after the
-#: cheaper AMG-CG iterations"): fitted on T12-L2 at 2 / 1.75 / 1.6 mm, checked on T12-L2 at 3 mm (these four:
-#: revision d8a5065, one process per model with the solvers alternating, medians of two rounds, load 8-13).
+#: cheaper AMG-CG iterations"): fitted on T12-L2 at 2 / 1.75 / 1.6 mm, checked on T12-L2 at 3 mm and on two
+#: other segments, L1-L3 at 1.75 and 1.6 mm and L4-L5 at 1.5 mm (revision d8a5065, one process per model with
+#: the solvers alternating, medians of two rounds, load 8-14; the old constants picked direct for L1-L3 at
+#: 1.75 mm).
 #: Further checks, measured at older revisions whose AMG-CG iterations were dearer (so where direct was the
 #: cheaper by 1.6x or more, it still is): the two boxes (the fixtures above, 2817a11, load 4-13), T12-L2
 #: with annulus fibres (2817a11), T10-L5, whose whole default run by PARDISO (mesh, solve and metrics: 55.1 s
@@ -72,6 +74,9 @@ MEASURED = [
         strict=True, reason="known miss of the calibration: AMG-CG measured 1.24x cheaper (rounds 1.22-1.26), "
         "predicted 1.05x dearer; PARDISO's flop rate on this model is 7.4 GFlop/s against FACTOR_FLOPS 8.9")),
     ("T12-L2 1.6 mm, posterior", 189_477, 367.2, 706.0, 474, 35.9, 23.4),
+    ("L1-L3 1.75 mm, posterior", 157_947, 219.5, 706.0, 498, 27.1, 21.2),
+    ("L1-L3 1.6 mm, posterior", 256_467, 664.5, 706.0, 498, 64.4, 41.1),
+    ("L4-L5 1.5 mm, posterior", 180_456, 310.6, 706.0, 249, 35.0, 23.7),
     ("T12-L2 1.75 mm, posterior and fibres", 146_097, 182.5, 2960.0, 54_474, 25.7, 152.2),
     ("T10-L5 2 mm, posterior", 361_353, 709.6, 706.0, 1695, 55.1, 126.6),
     ("T12-L2 1 mm, posterior", 828_012, 7560.0, 706.0, 474, 151.0, 67.0),

@@ -28,7 +28,8 @@ fits, and the box goes to AMG-CG.
 The constants are a calibration: fitted to ``Model.solve`` of both solvers on the same models, in one
 process per model with the solvers alternating, one thread (process CPU seconds under load 8-13 on the
 2-core benchmark machine, revision d8a5065, ``benchmarks/solver_choice.py --solve direct,amg --repeat 2``
-of 2def4ed), fitted on T12-L2 at 2 / 1.75 / 1.6 mm and checked on T12-L2 at 3 and 1.5 mm; benchmarks/README.md,
+of 2def4ed), fitted on T12-L2 at 2 / 1.75 / 1.6 mm and checked on T12-L2 at 3 and 1.5 mm, L1-L3 at 1.75
+and 1.6 mm and L4-L5 at 1.5 mm (the picks right on all but T12-L2 at 1.75 mm); benchmarks/README.md,
 "Re-fit of the cost model of 'auto' after the cheaper AMG-CG iterations". Only their ratio matters for the
 choice, and the memory test guards the machine. Under load the ratio moves (PARDISO's flop rate most), so
 near the crossover the choice is as uncertain as that ratio.
@@ -59,7 +60,8 @@ FACTOR_BYTES_PER_ENTRY = 12.0
 #: smoother of the finest level and the nucleus's exact solve make an iteration dearer than the box's):
 #: fitted on T12-L2 at 2 / 1.75 / 1.6 mm, 1.03 / 0.98 / 1.02 us (two rounds each, 0.95-1.06) at d8a5065
 #: with the single-precision nucleus factor and the fused finest-level Chebyshev passes (1.24-1.28 us
-#: before them, 2817a11); checked on T12-L2 at 3 mm (1.02 us) and 1.5 mm (0.99 us).
+#: before them, 2817a11); checked on T12-L2 at 3 mm (1.02 us) and 1.5 mm (0.99 us), L1-L3 at 1.75 / 1.6 mm
+#: (0.97 / 0.98 us) and L4-L5 at 1.5 mm (1.03 us).
 AMG_SETUP_SECONDS = 10e-6
 AMG_ITERATIONS, AMG_ITERATION_SECONDS = 15, 0.70e-6
 AMG_ITERATIONS_CONTRAST, AMG_ITERATION_SECONDS_CONTRAST = 45, 1.01e-6
