@@ -39,9 +39,9 @@ assembled once and the springs enter as a sparse low-rank term.
   factorisation costs about 100 solves).
 - AMG: the hierarchy built on the first step's matrix (kept for later loads) preconditions the CG of
   every step, which starts from the previous solution and, while the set moves, stops after
-  :data:`LOOSE_MAXITER` iterations, as the direct loop's CG: T12-L2 with posterior elements, relaxed standing,
-  59 CG iterations instead of 121 at 2 mm and 54 instead of 111 at 1 mm, the same final set
-  (benchmarks/README.md, "Short CG steps in the AMG loop").
+  :data:`LOOSE_MAXITER` iterations, as the direct loop's CG, until a step changes no state: T12-L2 with
+  posterior elements, relaxed standing, 57 CG iterations instead of 121 at 2 mm and 54 instead of 111 at
+  1 mm, the same final set (benchmarks/README.md, "Short CG steps in the AMG loop").
 """
 from __future__ import annotations
 
@@ -79,9 +79,10 @@ LOOSE_RTOL = 1e-4
 #: 2 mm (7 steps each), 25 / 29 / 36 solves in 11 / 10 / 10 steps (9 / 8 / 8 block factorisations) with 3 / 4 / 6
 #: at 3 mm (2 mm: the same final set; 3 mm: the same taut counts; benchmarks/README.md, "Bodies' rigid motions
 #: in the deflation"). From step ``max_iterations // 2`` on, steps solve to :data:`LOOSE_RTOL` again, so that a
-#: set that keeps moving on short solves still gets full ones. The AMG loop takes the same short steps: T12-L2
-#: with posterior elements, relaxed standing, 59 CG iterations in 11 steps instead of 121 in 7 at 2 mm, 54 in 11
-#: instead of 111 in 6 at 1 mm, the same final set (benchmarks/README.md, "Short CG steps in the AMG loop").
+#: set that keeps moving on short solves still gets full ones. The AMG loop takes the same short steps (until one
+#: changes no state): T12-L2 with posterior elements, relaxed standing, 57 CG iterations in 10 steps instead of
+#: 121 in 7 at 2 mm, 54 in 9 instead of 111 in 6 at 1 mm, the same final set (benchmarks/README.md, "Short CG
+#: steps in the AMG loop").
 LOOSE_MAXITER = 4
 #: Memory for the kept columns of ``S = Gf A0^-1 Gf^T`` of the direct solve (:class:`LowRank`), bytes:
 #: every column of 480 springs (T12-L2 at 2 mm with posterior elements) takes 1.8 MB.
@@ -180,32 +181,37 @@ def _amg(K, rhs, Gf, k, onset, delta_c, active, in_amg, sets, bounds, rtol, maxi
     t1 = time.perf_counter()
     x, active, changes, residual, its = _iterate(K, rhs, Gf, k, onset - delta_c, delta_c, active, sets, bounds,
                                                  rtol, maxiter, max_iterations, lambda d: (M, None),
-                                                 np.zeros(K.shape[0]), "amg", short=LOOSE_MAXITER)
+                                                 np.zeros(K.shape[0]), "amg", short=LOOSE_MAXITER, resume=True)
     info["solve_time"] += time.perf_counter() - t1
     info["iterations"] += its
     return x, active, changes, residual
 
 
 def _iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, maxiter, max_iterations,
-             precondition, x, name, short=None):
+             precondition, x, name, short=None, resume=False):
     """The active-set loop with CG preconditioned by ``M`` of ``precondition(d) -> (M, start)`` for the spring
     stiffnesses ``d`` of the trial set (``M`` a ``LinearOperator``: an AMG V-cycle, or the deflation of
     :class:`.SpringBlock`; ``start(x, b)`` None or the start that ``M`` needs, :meth:`.SpringBlock.start`), from
     ``active`` and ``x``: each step's CG starts from the previous solution and stops at :data:`LOOSE_RTOL` (with ``short``,
-    after at most ``short`` iterations, in the first ``max_iterations // 2`` steps) while the set moves; once it
-    stops moving, a solve to ``rtol`` confirms it (and the loop goes on if that changes a state).
+    after at most ``short`` iterations, in the first ``max_iterations // 2`` steps; with ``resume``, only until a
+    step changes no state) while the set moves; once it stops moving, a solve to ``rtol`` confirms it (and the
+    loop goes on if that changes a state). ``resume`` is for AMG: a CG preconditioned by a V-cycle and restarted
+    every few iterations converges much more slowly than one run (L4-L5 at 6 mm: 14 short steps that changed no
+    state, 91 CG iterations in all, against 82 when the first such step is followed by one CG to
+    :data:`LOOSE_RTOL`). The direct loop keeps its short steps (its preconditioner is a factorisation, and its
+    :data:`LOOSE_MAXITER` was chosen with them).
     ``free_length (ks,)``: onset minus the elongation of the prescribed motion.
     Returns ``(x, active, changes per step, relative residual, CG iterations)``."""
     changes = []
     iterations = 0
-    tight = False
+    tight = settled = False
     loose = max(rtol, LOOSE_RTOL)
     for step in range(1, max_iterations + 1):
         d = k * active
         b = rhs + Gf.T @ (d * free_length)
         A = spla.LinearOperator(K.shape, matvec=lambda v, d=d: K @ v + Gf.T @ (d * (Gf @ v)), dtype=float)
         target = rtol if tight else loose
-        cut = short is not None and not tight and step <= max_iterations // 2
+        cut = short is not None and not tight and not settled and step <= max_iterations // 2
         M, start = precondition(d)
         with solvers.one_blas_thread():
             x, its, residual = (_cg(A, b, x, M, target, short, restarts=0, start=start) if cut
@@ -227,8 +233,9 @@ def _iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, ma
             if tight:
                 break
             # the set settled on loose solves: confirm it with a full-accuracy one (after a short solve, first
-            # go on to the loose residual with the same set)
+            # go on to the loose residual with the same set: with resume in one CG, not in further short ones)
             tight = residual <= loose * 1.0001
+            settled = resume
     else:
         _not_settled(max_iterations, changes)
     return x, active, changes, residual, iterations
