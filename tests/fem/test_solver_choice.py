@@ -58,33 +58,33 @@ def test_a_slender_model_fills_in_far_less_than_a_compact_one(cube, bar):
 #: ``AMG_ITERATION_SECONDS_CONTRAST`` (benchmarks/README.md, "Re-fit of the cost model of 'auto' after the
 #: cheaper AMG-CG iterations"): fitted on T12-L2 at 2 / 1.75 / 1.6 mm, checked on T12-L2 at 3 mm and on two
 #: other segments, L1-L3 at 1.75 and 1.6 mm and L4-L5 at 1.5 mm (revision d8a5065, one process per model with
-#: the solvers alternating, medians of two rounds, load 8-14; the old constants picked direct for L1-L3 at
-#: 1.75 mm).
-#: Further checks, measured at older revisions whose AMG-CG iterations were dearer (so where direct was the
-#: cheaper by 1.6x or more, it still is): the two boxes (the fixtures above, 2817a11, load 4-13), T12-L2
-#: with annulus fibres (2817a11), T10-L5, whose whole default run by PARDISO (mesh, solve and metrics: 55.1 s
-#: of CPU, revision 9bbcf24) cost less than its AMG-CG solve alone (2817a11), and T12-L2 at 1 mm (idle, two
-#: threads, wall seconds: PARDISO 151 s, AMG-CG with the nucleus's exact solve 67.0 s at revision 3ff9971).
+#: the solvers alternating, load 8-14). The calibration of ``ACTIVE_SET_SOLVES`` (benchmarks/README.md,
+#: "Re-fit of the springs' term of 'auto' after the short CG steps"): fitted on the CG iterations of T12-L2 at
+#: 2 / 1.75 / 1.6 mm, checked on the other segments. AMG-CG columns of the rows with springs: measured with
+#: the active-set loop's short CG steps (revision abf28a0, ``--solve amg,direct --repeat 2`` or ``--solve
+#: amg --repeat 2``, medians, load 4-7; T12-L2 with fibres at 05f3410, one run, load 3). Direct columns:
+#: T12-L2 at 2 / 1.75 / 1.6 mm and T10-L5 from the same runs, the others from d8a5065 (the direct code
+#: unchanged since), the boxes (the fixtures above) and T12-L2 with fibres from 2817a11 (load 4-13).
+#: T12-L2 at 1 mm: idle, two threads, wall seconds of the solve (PARDISO 151 s at 3ff9971, AMG-CG with the
+#: short CG steps 24.3 s at 2d057a0).
 MEASURED = [
     ("cube", 46_875, 45.6, 30.0, 0, 5.17, 1.02),
     ("bar", 46_875, 1.57, 1e4, 0, 0.75, 1.24),
-    ("T12-L2 3 mm, posterior", 47_424, 25.65, 706.0, 474, 3.5, 9.9),
-    ("T12-L2 2 mm, posterior", 127_227, 170.5, 706.0, 474, 18.7, 17.3),
-    pytest.param("T12-L2 1.75 mm, posterior", 149_559, 182.5, 706.0, 474, 24.6, 19.8, marks=pytest.mark.xfail(
-        strict=True, reason="known miss of the calibration: AMG-CG measured 1.24x cheaper (rounds 1.22-1.26), "
-        "predicted 1.05x dearer; PARDISO's flop rate on this model is 7.4 GFlop/s against FACTOR_FLOPS 8.9")),
-    ("T12-L2 1.6 mm, posterior", 189_477, 367.2, 706.0, 474, 35.9, 23.4),
-    ("L1-L3 1.75 mm, posterior", 157_947, 219.5, 706.0, 498, 27.1, 21.2),
-    ("L1-L3 1.6 mm, posterior", 256_467, 664.5, 706.0, 498, 64.4, 41.1),
-    ("L4-L5 1.5 mm, posterior", 180_456, 310.6, 706.0, 249, 35.0, 23.7),
-    ("T12-L2 1.75 mm, posterior and fibres", 146_097, 182.5, 2960.0, 54_474, 25.7, 152.2),
-    ("T10-L5 2 mm, posterior", 361_353, 709.6, 706.0, 1695, 55.1, 126.6),
-    ("T12-L2 1 mm, posterior", 828_012, 7560.0, 706.0, 474, 151.0, 67.0),
+    ("T12-L2 3 mm, posterior", 47_424, 25.65, 706.0, 474, 3.5, 5.1),
+    ("T12-L2 2 mm, posterior", 127_227, 170.5, 706.0, 474, 11.9, 6.9),
+    ("T12-L2 1.75 mm, posterior", 149_559, 182.5, 706.0, 474, 18.3, 12.4),
+    ("T12-L2 1.6 mm, posterior", 189_477, 367.2, 706.0, 474, 23.6, 9.5),
+    ("L1-L3 1.75 mm, posterior", 157_947, 219.5, 706.0, 498, 27.1, 8.4),
+    ("L1-L3 1.6 mm, posterior", 256_467, 664.5, 706.0, 498, 64.4, 16.5),
+    ("L4-L5 1.5 mm, posterior", 180_456, 310.6, 706.0, 249, 35.0, 10.8),
+    ("T12-L2 1.75 mm, posterior and fibres", 146_097, 182.5, 2960.0, 54_474, 25.7, 85.8),
+    ("T10-L5 2 mm, posterior", 361_353, 709.6, 706.0, 1695, 61.5, 43.7),
+    ("T12-L2 1 mm, posterior", 828_012, 7560.0, 706.0, 474, 151.0, 24.3),
 ]
 
 
 @pytest.mark.parametrize("name, n, gflop, contrast, springs, direct, amg", MEASURED,
-                         ids=[(m.values if hasattr(m, "values") else m)[0] for m in MEASURED])
+                         ids=[m[0] for m in MEASURED])
 def test_auto_picks_the_solver_measured_cheaper(name, n, gflop, contrast, springs, direct, amg, monkeypatch):
     monkeypatch.setattr(solver_choice, "memory_budget", lambda: 1e12)      # the time alone decides
     flops = 1e9 * gflop

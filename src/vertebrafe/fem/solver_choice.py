@@ -15,24 +15,27 @@ per block, matches PARDISO's analysis of the matrix itself to a few per cent), a
 The crossover: AMG-CG costs about the same per unknown whatever the mesh, the factorisation costs its flops,
 which grow faster than the unknowns (nested dissection of a 3-D mesh: about N^2 flops, so about N per unknown;
 less on slender models). So direct wins below a number of factorisation flops per unknown, ``FACTOR_FLOPS x
-amg_seconds(1, contrast, springs)``; with the calibration below: 1.28 MFlop per unknown for a three-level
-segment with posterior elements (strong contrast, 474 ligament and facet springs), 2.3 for T10-L5 with them
-(1,695 springs), 13 with annulus fibres as well (54,474 springs at 1.75 mm), 0.49 for a strong contrast
+amg_seconds(1, contrast, springs)``; with the calibration below: 0.63 MFlop per unknown for a three-level
+segment with posterior elements (strong contrast, 474 ligament and facet springs), 1.1 for T10-L5 with them
+(1,695 springs), 5.9 with annulus fibres as well (54,474 springs at 1.75 mm), 0.49 for a strong contrast
 without springs and 0.18 for a weak contrast such as the block-with-inclusion box. Measured with posterior
 elements (per unknown of the model, constrained ones included): T12-L2 needs 0.54 / 1.34 / 1.22 / 1.94 /
-2.75 MFlop at 3 / 2 / 1.75 / 1.6 / 1.5 mm (about 9 at 1 mm) and T10-L5 at 2 mm 1.9; the box at 100k cells
-6.0. So T12-L2 goes direct at 1.75 mm (a margin of 5 %; at 2 mm and coarser the unknown bound alone decides)
-and to AMG-CG at 1.6 mm and finer, T10-L5 at 2 mm and segments with fibres go direct wherever the factor
-fits, and the box goes to AMG-CG.
+2.75 MFlop at 3 / 2 / 1.75 / 1.6 / 1.5 mm (about 9 at 1 mm) and T10-L5 at 2 mm 1.96, T12-L2 with fibres at
+1.75 mm 1.25; the box at 100k cells 6.0. So segments with posterior elements go to AMG-CG above the bound
+of unknowns (T12-L2 at 1.75 mm and finer, T10-L5 at 2 mm; T12-L2 at 3 mm would go direct, and at 2 mm and
+coarser the unknown bound alone decides), segments with fibres go direct wherever the factor fits, and the
+box goes to AMG-CG.
 
 The constants are a calibration: fitted to ``Model.solve`` of both solvers on the same models, in one
 process per model with the solvers alternating, one thread (process CPU seconds under load 8-13 on the
 2-core benchmark machine, revision d8a5065, ``benchmarks/solver_choice.py --solve direct,amg --repeat 2``
 of 2def4ed), fitted on T12-L2 at 2 / 1.75 / 1.6 mm and checked on T12-L2 at 3 and 1.5 mm, L1-L3 at 1.75
-and 1.6 mm and L4-L5 at 1.5 mm (the picks right on all but T12-L2 at 1.75 mm); benchmarks/README.md,
-"Re-fit of the cost model of 'auto' after the cheaper AMG-CG iterations". Only their ratio matters for the
-choice, and the memory test guards the machine. Under load the ratio moves (PARDISO's flop rate most), so
-near the crossover the choice is as uncertain as that ratio.
+and 1.6 mm and L4-L5 at 1.5 mm; benchmarks/README.md, "Re-fit of the cost model of 'auto' after the
+cheaper AMG-CG iterations". The springs' term (:data:`ACTIVE_SET_SOLVES`) was re-fitted after the short CG
+steps of the AMG active-set loop (benchmarks/README.md, "Re-fit of the springs' term of 'auto' after the
+short CG steps"); with it the picks are right on every measured model. Only the ratio of the constants
+matters for the choice, and the memory test guards the machine. Under load the ratio moves (PARDISO's flop
+rate most), so near the crossover the choice is as uncertain as that ratio.
 """
 import math
 import os
@@ -65,16 +68,17 @@ FACTOR_BYTES_PER_ENTRY = 12.0
 AMG_SETUP_SECONDS = 10e-6
 AMG_ITERATIONS, AMG_ITERATION_SECONDS = 15, 0.70e-6
 AMG_ITERATIONS_CONTRAST, AMG_ITERATION_SECONDS_CONTRAST = 45, 1.01e-6
-#: Calibration: the AMG active-set loop's CG work, in single solves, per square root of the number of
-#: one-sided springs (an empirical law, not a derived one): fitted to T12-L2 (474 springs: 121 / 126 / 111 / 130 CG
-#: iterations in all at 2 / 1.75 / 1.6 / 1.5 mm; 2.9 solves predicted) and T10-L5 at 2 mm (1 695: 307; 5.6
-#: predicted); with annulus fibres (T12-L2 at 1.75 mm, 54 474 springs: 933 iterations) it predicts 31.5
-#: solves (1 420 iterations), an overestimate in the direction of the direct loop, which factorises once.
-#: Fitted before the AMG active-set loop's short CG steps (08b91d0, 7e4b00b), which halved the iterations
-#: (T12-L2: 57 / 61 / 62 at 2 / 1.75 / 1.6 mm), so it now overstates AMG-CG on segments with springs about 2x:
-#: not yet re-fitted (T10-L5 and the fibre segment not re-measured; benchmarks/README.md, "Re-fit of the
-#: cost model of 'auto' after the cheaper AMG-CG iterations").
-ACTIVE_SET_SOLVES = 0.135
+#: Calibration: the AMG active-set loop's CG work, in single solves (of AMG_ITERATIONS_CONTRAST iterations),
+#: per square root of the number of one-sided springs (an empirical law, not a derived one), with the
+#: loop's short CG steps (08b91d0, 7e4b00b): fitted on T12-L2 with posterior elements (474 springs: 57 / 61 /
+#: 62 CG iterations in all at 2 / 1.75 / 1.6 mm, one thread, abf28a0; 60 predicted); validated on L1-L3 at
+#: 1.75 mm (498 springs: 60 measured, 61 predicted), T12-L2 with annulus fibres at 1.75 mm (54 474 springs:
+#: 630, 641 predicted) and T10-L5 at 2 mm (1 695 springs: 156, 113 predicted: 28 % under); it underpredicts
+#: L1-L3 at 1.6 mm (77 against 61) and coarse or small models more (T12-L2 at 3 mm: 144 against 60; L4-L5 at
+#: 1.5 mm, 249 springs: 79 against the floor of one solve, 45). The picks stay right on all of them (T10-L5:
+#: AMG-CG 43.7 s against PARDISO 61.5 s measured; benchmarks/README.md, "Re-fit of the springs' term of
+#: 'auto' after the short CG steps"). Fitted before the short steps: 0.135.
+ACTIVE_SET_SOLVES = 0.061
 #: Share of the memory available now (MemAvailable) that a direct factorisation may take.
 MEMORY_FRACTION = 0.5
 

@@ -10,8 +10,8 @@
 - ``"auto"``: direct up to :func:`direct_max_dofs` unknowns; above, :meth:`Model.solve
   <vertebrafe.fem.model.Model.solve>` with PARDISO compares the predicted cost of both for the model at
   hand (:mod:`~vertebrafe.fem.solver_choice`: direct where the factorisation needs few flops per unknown
-  and fits in memory: segments at 1.75 mm and coarser, T10-L5 at 2 mm, segments with annulus fibres; AMG
-  for compact models, finer segments and where the factor would not fit); without PARDISO, AMG above.
+  and fits in memory: segments with annulus fibres; AMG for segments with posterior elements, T10-L5 at
+  2 mm, compact models and where the factor would not fit); without PARDISO, AMG above.
 
 :class:`Prepared` holds the one-time set-up of a matrix (factorisation or AMG hierarchy) and solves any
 number of right-hand sides with it; :func:`solve` is set-up and one solve.
