@@ -62,7 +62,8 @@ def test_a_slender_model_fills_in_far_less_than_a_compact_one(cube, bar):
 #: "Re-fit of the springs' term of 'auto' after the short CG steps"): fitted on the CG iterations of T12-L2 at
 #: 2 / 1.75 / 1.6 mm, checked on the other segments. AMG-CG columns of the rows with springs: measured with
 #: the active-set loop's short CG steps (revision abf28a0, ``--solve amg,direct --repeat 2`` or ``--solve
-#: amg --repeat 2``, medians, load 4-7; T12-L2 with fibres at 05f3410, one run, load 3). Direct columns:
+#: amg --repeat 2``, medians, load 4-7; T12-L2 with fibres
+#: one run, ``--solve amg``, load 1). Direct columns:
 #: T12-L2 at 2 / 1.75 / 1.6 mm and T10-L5 from the same runs, the others from d8a5065 (the direct code
 #: unchanged since), the boxes (the fixtures above) and T12-L2 with fibres from 2817a11 (load 4-13).
 #: T12-L2 at 1 mm: idle, two threads, wall seconds of the solve (PARDISO 151 s at 3ff9971, AMG-CG with the
@@ -77,7 +78,7 @@ MEASURED = [
     ("L1-L3 1.75 mm, posterior", 157_947, 219.5, 706.0, 498, 27.1, 8.4),
     ("L1-L3 1.6 mm, posterior", 256_467, 664.5, 706.0, 498, 64.4, 16.5),
     ("L4-L5 1.5 mm, posterior", 180_456, 310.6, 706.0, 249, 35.0, 10.8),
-    ("T12-L2 1.75 mm, posterior and fibres", 146_097, 182.5, 2960.0, 54_474, 25.7, 85.8),
+    ("T12-L2 1.75 mm, posterior and fibres", 146_097, 182.5, 2960.0, 54_474, 25.7, 58.3),
     ("T10-L5 2 mm, posterior", 361_353, 709.6, 706.0, 1695, 61.5, 43.7),
     ("T12-L2 1 mm, posterior", 828_012, 7560.0, 706.0, 474, 151.0, 24.3),
 ]
