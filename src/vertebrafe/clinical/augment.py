@@ -227,8 +227,7 @@ def endplate_distances(segment, level, points, sampler):
 
 def vertical_mask(d_inf, d_sup, height, extent, pad=0.0):
     """Samples inside the central ``extent`` of the local body height, widened by ``pad`` mm."""
-    c = 0.5 * (1.0 - extent) * height - pad
-    return (d_inf >= c) & (d_sup >= c)
+    return slab_distance(d_inf, d_sup, height, extent, pad) <= 0.0
 
 
 def slab_distance(d_inf, d_sup, height, extent, pad=0.0):
