@@ -83,6 +83,7 @@ from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_
                       region_code, resolve_volume, slab_distance, vertical_mask)
 from .fillet import ellipsoid_distance, flat_face, rounded_intersection
 from .firstyield import phase_yield_field, treated_yield_factor
+from .membrane import threshold_scale
 from .phasestress import phase_stress_data
 from .cement import SURFACES
 from .snap import MAX_SHELL_MOVE, snap_bolus, snap_shell
@@ -90,7 +91,7 @@ from .fracture import Deformer
 from .measure import measure
 
 __all__ = ["kyphoplasty", "contact_face_grading", "DEFAULT_RESTORATION", "DEFAULT_BALLOON_VOLUME_ML", "DEFAULT_RIM_THICKNESS",
-           "DEFAULT_INFLATION_PRESSURE", "DEFAULT_LIFT_FORCE", "rim_density_ratio", "INTERFACES"]
+           "DEFAULT_INFLATION_PRESSURE", "DEFAULT_LIFT_FORCE", "rim_density_ratio", "INTERFACES", "CAVITIES"]
 
 #: Fraction of the lost height regained: about the 46.8 % regained by the 70 % of bodies that gained height in
 #: the first clinical kyphoplasty series (70 bodies, 30 patients; 30 % gained none, 2.9 mm on average over
@@ -111,6 +112,8 @@ DEFAULT_LIFT_FORCE = 110.0
 #: Bolus-rim interface options: bonded, or an explicit compliant ``"layer"`` (the vertebroplasty layer's
 #: construction, ranges and defaults; module docstring).
 INTERFACES = ("bonded", "layer")
+#: Cavity shapes: clipped ellipsoids, or the squeezed balloon membrane (:mod:`vertebrafe.clinical.membrane`).
+CAVITIES = ("ellipsoid", "membrane")
 
 
 def _restore(segment, level, restoration):
@@ -374,6 +377,55 @@ def _contact_cavity(sampler, centres, rots, axes, allowed, target_mm3, faces, pa
     return q, s, cav, area, c
 
 
+class _MembraneCavity:
+    """Membrane cavity of balloons that bear on both endplates (:mod:`vertebrafe.clinical.membrane`): each
+    balloon's footprint is the stadium of its ellipsoid's horizontal section extents (segment half-length
+    ``max(a_1 - a_0, 0)`` along the trajectory, radius ``a_0``; mm at scale 1), scaled by ``s`` about the
+    balloon's horizontal centre, in the mid-surface between the two contact surfaces ``pad`` mm inside the
+    endplates; the cavity is the samples within the local half-gap of a footprint."""
+
+    def __init__(self, sampler, centres, rots, axes, d_inf, d_sup, height):
+        self.sampler, self.centres, self.rots = sampler, centres, rots
+        self.stadiums = [(max(a[1] - a[0], 0.0), a[0]) for a in axes]
+        self.v, self.height = 0.5 * (d_inf - d_sup), height
+        self.offsets = [sampler.offsets(c, R)[:2] for c, R in zip(centres, rots)]
+
+    def thresholds(self, pad):
+        """Per sample ``(m, q)`` the smallest scale at which it lies in the cavity between the surfaces ``pad``
+        mm inside the endplates (:func:`~vertebrafe.clinical.membrane.threshold_scale`; ``inf``: never)."""
+        r = 0.5 * self.height - pad
+        out = np.full(self.v.shape, np.inf)
+        for (across, along), (l, w) in zip(self.offsets, self.stadiums):
+            out = np.minimum(out, threshold_scale(across, along, self.v, r, l, w))
+        return out
+
+    def solve(self, pad, target_mm3, level, volume_ml):
+        """Scale ``s`` and the samples inside ``(m, q)`` of the cavity that holds ``target_mm3`` (the sorted
+        thresholds, :meth:`Sampler.scale_for_volume`). Balloons that reach both contact surfaces hold at least
+        the volume of their point footprints (a ball across the local gap each): a smaller request is an
+        InputError."""
+        thr = self.thresholds(pad)
+        wv = self.sampler.w * self.sampler.volume[:, None]
+        least = float(wv[thr <= 0.0].sum())
+        if least > target_mm3:
+            raise InputError(f"volume = {volume_ml:g} mL is too small for a membrane cavity in {level}: "
+                             f"{len(self.centres)} balloon(s) that reach both endplates through the {pad:g} mm rim "
+                             f"hold at least {least / 1000.0:.3g} mL (a ball across the local gap each); allowed "
+                             f"volume >= {least / 1000.0:.3g} mL (or a smaller restoration, or cavity='ellipsoid')")
+        s, _ = self.sampler.scale_for_volume(thr * thr, target_mm3)
+        return s, thr * thr <= s * s
+
+    def inside(self, s, pad):
+        """Samples ``(m, q)`` inside the cavity of scale ``s`` between the surfaces ``pad`` mm inside the
+        endplates (the rim's outer surface: ``pad = 0``)."""
+        thr = self.thresholds(pad)
+        return thr * thr <= s * s
+
+    def face_area(self, s):
+        """Mean footprint area (mm^2) of a balloon at scale ``s``: its flat contact face on each endplate."""
+        return float(np.mean([s * s * (4.0 * l * w + math.pi * w * w) for l, w in self.stadiums]))
+
+
 def _length_mm(name, value):
     """``value`` as a length in [0, 10] mm, else an InputError naming ``name``."""
     try:
@@ -389,7 +441,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
                 rim_modulus_factor=None, offset=(0.0, 0.0, 0.0), cement_modulus=None,
                 samples=4, mixing="laminate", vertical_extent=DEFAULT_VERTICAL_EXTENT, endplate_contact=None,
                 inflation_pressure=DEFAULT_INFLATION_PRESSURE, lift_force=DEFAULT_LIFT_FORCE, interface="bonded",
-                layer_thickness=None, layer_modulus=None, surface="mixed", edge_radius=0.0):
+                layer_thickness=None, layer_modulus=None, surface="mixed", edge_radius=0.0, cavity="ellipsoid"):
     """Balloon kyphoplasty of ``level``; returns a new Segment.
 
     Parameters
@@ -448,6 +500,15 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         contact faces' rims on the endplates) are rounded (:mod:`vertebrafe.clinical.fillet`); the rim's
         outer edges then have ``edge_radius + rim_thickness``. The contact faces are the rounded cavity's
         flat faces. Default 0: sharp edges. Only with ``surface="mixed"``.
+    cavity : {"ellipsoid", "membrane"}
+        ``"ellipsoid"`` (default): the clipped ellipsoids above. ``"membrane"``: the inflated balloon squeezed
+        between the two contact surfaces (:mod:`vertebrafe.clinical.membrane`): flat contact faces, free sides
+        whose cross-section is a semicircle of half the local gap (the rim's outer surface: half the local
+        body height), each balloon's footprint a stadium of its ellipsoid's horizontal section extents scaled
+        for ``volume``; the contact face is the footprint, so ``inflation_pressure`` and ``lift_force`` do not
+        set it (they must keep their defaults). Needs endplate contact, ``surface="mixed"`` and
+        ``edge_radius=0``; a volume below that of balloons reaching both endplates at a point is an
+        InputError.
 
     Returns
     -------
@@ -510,6 +571,21 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     if cement_modulus is not None:
         check_cement_modulus(cement_modulus)
     rho = _length_mm("edge_radius", edge_radius)
+    if cavity not in CAVITIES:
+        raise InputError(f"cavity = {cavity!r}; allowed: {list(CAVITIES)}")
+    membrane = cavity == "membrane"
+    if membrane:
+        if not contact:
+            raise InputError("cavity = 'membrane' needs balloons that bear on both endplates (a restored level, "
+                             "restoration > 0, or endplate_contact=True); allowed without contact: "
+                             "cavity='ellipsoid'")
+        if surface != "mixed" or rho > 0.0:
+            raise InputError(f"cavity = 'membrane' needs surface='mixed' and edge_radius=0 (got surface={surface!r}, "
+                             f"edge_radius={edge_radius!r}); its contact edges are rounded by the membrane")
+        if float(inflation_pressure) != DEFAULT_INFLATION_PRESSURE or float(lift_force) != DEFAULT_LIFT_FORCE:
+            raise InputError(f"inflation_pressure = {inflation_pressure!r} MPa, lift_force = {lift_force!r} N: with "
+                             "cavity='membrane' the contact faces follow from the volume; allowed: the defaults "
+                             f"({DEFAULT_INFLATION_PRESSURE:g} MPa, {DEFAULT_LIFT_FORCE:g} N)")
     if rho > 0.0 and surface != "mixed":
         raise InputError(f"edge_radius = {edge_radius!r} mm needs surface='mixed' (got {surface!r}); allowed with "
                          "surface='fitted': 0")
@@ -540,7 +616,11 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     slab = slab_distance(d_inf, d_sup, hloc, c_ext, pad=-t if contact else 0.0) if rho > 0.0 else None
     check_fits(v_ml * 1000.0, float(np.sum(sampler.w * sampler.volume[:, None] * allowed)),
                float(sampler.volume.sum()), level, "volume", v_ml, c_ext)
-    if contact:
+    if membrane:
+        shape = _MembraneCavity(sampler, centres, rots, axes, d_inf, d_sup, hloc)
+        s, cav = shape.solve(t, v_ml * 1000.0, level, v_ml)
+        q, area = math.nan, shape.face_area(s)
+    elif contact:
         faces = _EndplateFaces(geo_seg, level, points, t, radius=rho)
         q, s, cav, area, centres = _contact_cavity(sampler, centres, rots, axes, allowed, v_ml * 1000.0, faces, patch,
                                                    slab)
@@ -570,7 +650,9 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         if contact:
             area = float(np.mean([faces.areas(ci, Ri, ai * s) for ci, Ri, ai in zip(centres, rots, axes)]))
     else:
-        if t > 0 and rho > 0.0:                 # the cavity's surface moved out by t: edges of radius rho + t
+        if t > 0 and membrane:                  # the membrane reaching the endplates
+            outer = shape.inside(s, 0.0)
+        elif t > 0 and rho > 0.0:               # the cavity's surface moved out by t: edges of radius rho + t
             outer = rounded_intersection(sampler.distance(centres, rots, axes * s + t), slab - t, rho + t) <= 0.0
         elif t > 0:
             outer = (sampler.radius2(centres, rots, axes * s, pad=t) <= 1.0) & vertical_mask(
@@ -585,7 +667,9 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     fl = np.zeros(mesh.n_cells)
     fk = fc                                                  # cement core (the whole bolus when bonded)
     if interface == "layer":                                 # ellipsoids and clip surfaces moved in by t_layer
-        if rho > 0.0:                           # the cavity's surface moved in by t_layer
+        if membrane:                            # the membrane between surfaces t_layer further in
+            core = shape.inside(s, t + t_layer)
+        elif rho > 0.0:                         # the cavity's surface moved in by t_layer
             core = cav & (rounded_intersection(sampler.distance(centres, rots, axes * s - t_layer), slab + t_layer,
                                                max(rho - t_layer, 0.0)) <= 0.0)
         else:
@@ -652,7 +736,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
                   cement_nu=nu_c, mixing=mixing, vertical_extent=None if contact else extent,
                   endplate_contact=bool(contact), inflation_pressure_MPa=float(inflation_pressure),
                   lift_force_N=float(lift_force), interface=interface, layer_thickness_mm=t_layer,
-                  layer_E_MPa=E_layer, surface=surface, edge_radius_mm=rho)
+                  layer_E_MPa=E_layer, surface=surface, edge_radius_mm=rho, cavity=cavity)
     results = dict(cement_volume_mL=achieved / 1000.0, volume_error=achieved / (v_ml * 1000.0) - 1.0,
                    fill=achieved / float(sampler.volume.sum()),
                    rim_volume_mL=rim_mm3 / 1000.0, balloon_scale=s, balloon_vertical_factor=q,
