@@ -21,9 +21,8 @@ threads); AMG-CG to rtol 1e-8 (``--solver direct`` for small models). ``--surfac
 vertebroplasty bolus surface (default ``fitted``, the library default: nodes snapped onto it, no cut
 cell; ``mixed``: cut cells mixed), ``--bkp-surface`` the kyphoplasty's (default ``mixed``, the library default;
 ``fitted``: cavity and rim fitted to cell faces; rows record the surface, the rim volume ``rim_mL``, the contact face
-``contact_mm2`` and the ``unresolved_cells``; ``--bkp-edge-radius R`` rounds the contact faces' edges to R mm,
-``kyphoplasty(edge_radius=R)``; ``--bkp-cavity membrane`` the squeezed-membrane cavity,
-``kyphoplasty(cavity="membrane")``, ``--bkp-volume V`` its volume in mL, default 4.8); ``--cut bone|cement`` gives the cells the cement surfaces cut (VP bolus; BKP
+``contact_mm2`` and the ``unresolved_cells``; ``--bkp-cavity membrane`` the squeezed-membrane cavity,
+``kyphoplasty(cavity="membrane")``, ``--bkp-volume V`` the kyphoplasty's volume in mL, default 4.8); ``--cut bone|cement`` gives the cells the cement surfaces cut (VP bolus; BKP
 cavity and rim) the bone's or the cement's elasticity instead of the mixing rule (the bounds of their
 error); ``--kinds``, ``--states``
 select a part of the study. ``--edge`` adds to every in-situ kyphoplasty row where L1's height change comes
@@ -98,8 +97,8 @@ def _fractured(h, bmd, spec=None, grid=(3, 1)):
     return seg, vf.fracture(seg, "L1", kind="wedge", grade=2)
 
 
-def _state(h, bmd, name, surface="fitted", cut="mixed", spec=None, grid=(3, 1), bkp_surface="mixed", edge_radius=0.0,
-           cavity="ellipsoid", bkp_volume=4.8):
+def _state(h, bmd, name, surface="fitted", cut="mixed", spec=None, grid=(3, 1), bkp_surface="mixed", cavity="ellipsoid",
+           bkp_volume=4.8):
     import vertebrafe as vf
     seg, nsm = _fractured(h, bmd, spec, grid)
     if name == "intact":
@@ -109,8 +108,7 @@ def _state(h, bmd, name, surface="fitted", cut="mixed", spec=None, grid=(3, 1), 
     if name.startswith("VP"):
         vp = vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0, surface=surface)
         return vp if cut == "mixed" else _cut_cells_as(vp, nsm, cut)
-    bkp = vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=bkp_volume, surface=bkp_surface, edge_radius=edge_radius,
-                         cavity=cavity)
+    bkp = vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=bkp_volume, surface=bkp_surface, cavity=cavity)
     return bkp if cut == "mixed" else _cut_cells_as(bkp, nsm, cut)
 
 
@@ -196,7 +194,7 @@ def pressure_stiffness(seg, level, **solver_options):
 
 
 def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=False, spec=None, grid=(3, 1),
-        bkp_surface="mixed", edge_radius=0.0, cavity="ellipsoid", bkp_volume=4.8):
+        bkp_surface="mixed", cavity="ellipsoid", bkp_volume=4.8):
     from vertebrafe.loads import Load
     from vertebrafe.post.metrics import vertebra_geometry
     from vertebrafe.post.strength import vertebra_strength
@@ -204,7 +202,7 @@ def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=Fa
 
     t0 = time.perf_counter()
     t_cpu = time.process_time()
-    seg = _state(h, bmd, name, surface, cut, spec, grid, bkp_surface, edge_radius, cavity, bkp_volume)
+    seg = _state(h, bmd, name, surface, cut, spec, grid, bkp_surface, cavity, bkp_volume)
     opts = dict(solver="amg", rtol=1e-8) if solver == "amg" else dict(solver=solver)
     hist = seg.history[-1].results if seg.history and seg.history[-1].kind != "fracture" else {}
     if kind == "plate":
@@ -226,8 +224,7 @@ def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=Fa
                 rim_mL=hist.get("rim_volume_mL"), contact_mm2=hist.get("contact_area_mm2"),
                 unresolved_cells=hist.get("unresolved_cells"),
                 central_coarsening=grid[0], annulus_refinement=grid[1],
-                edge_radius=edge_radius if name == "BKP" else None, cavity=cavity if name == "BKP" else None,
-                bkp_volume_mL=bkp_volume if name == "BKP" else None,
+                cavity=cavity if name == "BKP" else None, bkp_volume_mL=bkp_volume if name == "BKP" else None,
                 min_scaled_jacobian=float(seg.mesh.quality().scaled_jacobian[:seg.stack_cells].min()), **extra)
 
 
@@ -245,9 +242,6 @@ def main(argv=None):
     ap.add_argument("--bkp-surface", default="mixed", choices=["mixed", "fitted"],
                     help="kyphoplasty cavity and rim surfaces (mixed, the default: cut cells mixed; fitted: nodes "
                          "snapped onto both, no cut cell)")
-    ap.add_argument("--bkp-edge-radius", type=float, default=0.0,
-                    help="edge radius (mm) of the kyphoplasty's contact faces (kyphoplasty(edge_radius=...); "
-                         "default 0: sharp; mixed surface only)")
     ap.add_argument("--bkp-cavity", default="ellipsoid", choices=["ellipsoid", "membrane"],
                     help="kyphoplasty cavity shape (kyphoplasty(cavity=...); default ellipsoid)")
     ap.add_argument("--bkp-volume", type=float, default=4.8,
@@ -281,7 +275,7 @@ def main(argv=None):
     rows = []
     with ProcessPoolExecutor(max_workers=a.workers, mp_context=SPAWN) as ex:
         futs = {ex.submit(job, h, a.bmd, s, k, a.surface, a.solver, a.cut, a.edge, spec, grid, a.bkp_surface,
-                             a.bkp_edge_radius, a.bkp_cavity, a.bkp_volume): (h, s, k)
+                             a.bkp_cavity, a.bkp_volume): (h, s, k)
                 for h, s, k in jobs}
         for f in as_completed(futs):
             try:

@@ -7,8 +7,7 @@ Model: example 3 (docs/examples/03_compare_treatments.py): T12-L2 with the defau
 fitted bolus) or balloon kyphoplasty (4.8 mL, restoration 0.5, two balloons); 800 N compression with a
 7.5 N m flexion moment; optional states ``VP15``, ``VP30``, ``VP50``: the same vertebroplasty at 15 / 30 / 50 %
 fill of the cancellous volume, and ``BKPF``: the kyphoplasty with its cavity and rim fitted to cell faces
-(``surface="fitted"``) (``--states``; default the first three); ``--bkp-edge-radius R`` rounds the edges of
-both kyphoplasty states' contact faces to R mm (``kyphoplasty(edge_radius=R)``, mixed surface only). ``--central-coarsening 1`` and
+(``surface="fitted"``) (``--states``; default the first three). ``--central-coarsening 1`` and
 ``--annulus-refinement N`` mesh every state on the uniform O-grid with N times the annulus rings
 (:func:`vertebrafe.segment`, the grid on which the BKP treated-level stiffness converges; rows record both).
 Per element size and state one process (``--sizes`` run coarsest first, one at a time
@@ -211,7 +210,7 @@ def edge_rows(segment, solution, distances, level="L1"):
     return out
 
 
-def _state(h, name, grid=(3, 1), edge_radius=0.0):
+def _state(h, name, grid=(3, 1)):
     import vertebrafe as vf
     seg = vf.segment("T12-L2", bmd=80.0, element_size=h, central_coarsening=grid[0], annulus_refinement=grid[1])
     nsm = vf.fracture(seg, "L1", kind="wedge", grade=2)
@@ -222,17 +221,17 @@ def _state(h, name, grid=(3, 1), edge_radius=0.0):
     if name.startswith("VP"):
         return vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0, approach="bipedicular")
     return vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8, balloons=2,
-                          surface="fitted" if name == "BKPF" else "mixed", edge_radius=edge_radius)
+                          surface="fitted" if name == "BKPF" else "mixed")
 
 
-def job(h, name, solver, radii=(), grid=(3, 1), edges=(), edge_radius=0.0):
-    """Metrics of one state at element size ``h`` on the grid ``(central_coarsening, annulus_refinement)``,
-    a kyphoplasty with contact-face edges rounded to ``edge_radius`` mm (module docstring)."""
+def job(h, name, solver, radii=(), grid=(3, 1), edges=()):
+    """Metrics of one state at element size ``h`` on the grid ``(central_coarsening, annulus_refinement)``
+    (module docstring)."""
     from vertebrafe.loads import Load
     from vertebrafe.simulate import simulate
 
     t0, c0 = time.perf_counter(), time.process_time()
-    r = simulate(_state(h, name, grid, edge_radius), Load(compression=800.0, flexion=7.5, name="flexion_800N"), case=name,
+    r = simulate(_state(h, name, grid), Load(compression=800.0, flexion=7.5, name="flexion_800N"), case=name,
                  solver=solver, rtol=1e-8)
     df = r.metrics
     keep = df["level"].isin(LEVELS) & ((df["metric"].isin(STRESSES) & df["region"].isin(REGIONS))
@@ -243,8 +242,7 @@ def job(h, name, solver, radii=(), grid=(3, 1), edges=(), edge_radius=0.0):
         values.update(continuum_rows(r.segment, r.solution, radius))
     values.update(edge_rows(r.segment, r.solution, edges))
     return dict(h=h, state=name, dofs=int(r.solution.info["dofs"]), solver=r.solution.info.get("solver"),
-                central_coarsening=grid[0], annulus_refinement=grid[1],
-                edge_radius=edge_radius if name.startswith("BKP") else None, time=time.perf_counter() - t0, cpu=time.process_time() - c0, values=values)
+                central_coarsening=grid[0], annulus_refinement=grid[1], time=time.perf_counter() - t0, cpu=time.process_time() - c0, values=values)
 
 
 def table(rows):
@@ -290,9 +288,6 @@ def main(argv=None):
                     help="segment(central_coarsening=...) of every state (default 3)")
     ap.add_argument("--annulus-refinement", type=int, default=1,
                     help="segment(annulus_refinement=...) of every state (default 1)")
-    ap.add_argument("--bkp-edge-radius", type=float, default=0.0,
-                    help="edge radius (mm) of the kyphoplasty's contact faces (kyphoplasty(edge_radius=...); "
-                         "default 0: sharp)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--table", nargs="*", default=None, help="print the table of saved --json files and exit")
     a = ap.parse_args(argv)
@@ -306,7 +301,7 @@ def main(argv=None):
             with ProcessPoolExecutor(max_workers=1, mp_context=SPAWN) as ex:   # one model in memory at a time
                 r = ex.submit(job, h, name, a.solver, [float(v) for v in a.radii.split(",") if v],
                               (a.central_coarsening, a.annulus_refinement),
-                              [float(v) for v in a.edge_distances.split(",") if v], a.bkp_edge_radius).result()
+                              [float(v) for v in a.edge_distances.split(",") if v]).result()
             rows.append(r)
             print(json.dumps({k: v for k, v in r.items() if k != "values"}), flush=True)
             if a.json:

@@ -11,15 +11,13 @@ import numpy as np
 from ..elasticity import isotropic
 from ..errors import InputError, MaterialError
 from ._common import column_fraction, level_nodes, operations_of, sample_points, to_local
-from .fillet import ellipsoid_distance
 from .measure import body_heights
 from .mixing import cut_normals, laminate
 
 __all__ = ["DEFAULT_SAMPLES", "body_frame_sizes", "bolus_geometry", "Sampler", "region_code", "resolve_volume",
            "cement_phase", "mix_elasticity", "check_offset", "check_samples", "check_untreated", "level_cells",
            "DEFAULT_VERTICAL_EXTENT", "CEMENT_MODULUS_RANGE", "CEMENT_NU_RANGE", "endplate_distances",
-           "vertical_mask", "slab_distance", "check_extent", "check_fits",
-           "check_centres", "check_cement_modulus", "height_span",
+           "vertical_mask", "check_extent", "check_fits", "check_centres", "check_cement_modulus", "height_span",
            "layer_phases", "mix_layered", "mix_nested", "check_layer", "DEFAULT_LAYER_THICKNESS", "LAYER_COMPLIANCE",
            "LAYER_THICKNESS_RANGE", "LAYER_MODULUS_RANGE"]
 
@@ -132,19 +130,6 @@ class Sampler:
             r = np.minimum(r, (d0 / s[0]) ** 2 + (d1 / s[1]) ** 2 + (d2 / s[2]) ** 2)
         return r
 
-    def distance(self, centres, rots, axes, mask=None):
-        """Signed distance estimate (mm, negative inside; ``(m, q)``, or ``(k,)`` of the samples ``mask (m, q)``)
-        of the samples from the union of the ellipsoids ``axes``
-        (:func:`~vertebrafe.clinical.fillet.ellipsoid_distance`, the nearest one)."""
-        d = None
-        for c, R, a in zip(centres, rots, axes):
-            off = self._offsets(np.asarray(c, dtype=float), np.asarray(R, dtype=float))
-            if mask is not None:
-                off = tuple(o[mask] for o in off)
-            e = ellipsoid_distance(off, a)
-            d = e if d is None else np.minimum(d, e)
-        return d
-
     def offsets(self, centre, rot):
         """Offsets ``(m, q)`` each of the samples from ``centre (3,)`` in the axes ``rot (3, 3)`` (columns) of a
         bolus (:meth:`_offsets`)."""
@@ -232,14 +217,8 @@ def endplate_distances(segment, level, points, sampler):
 
 def vertical_mask(d_inf, d_sup, height, extent, pad=0.0):
     """Samples inside the central ``extent`` of the local body height, widened by ``pad`` mm."""
-    return slab_distance(d_inf, d_sup, height, extent, pad) <= 0.0
-
-
-def slab_distance(d_inf, d_sup, height, extent, pad=0.0):
-    """Signed distance (mm along the columns, negative inside) of the samples from the nearer boundary of
-    the region of :func:`vertical_mask`; ``<= 0`` exactly where that mask holds."""
     c = 0.5 * (1.0 - extent) * height - pad
-    return np.maximum(c - d_inf, c - d_sup)
+    return (d_inf >= c) & (d_sup >= c)
 
 
 def check_extent(vertical_extent):

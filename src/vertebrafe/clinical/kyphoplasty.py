@@ -38,10 +38,12 @@ compacted cancellous bone.
    trabecular yield strains do not depend on density, Morgan & Keaveny 2001), so cells that are mostly
    rim or cavity lose the damaged zone's ``damage`` and ``yield_factor``.
 
-**Rounded edges** (``edge_radius``, mm; default 0, sharp): the edges where the cavity's ellipsoids meet its clip
-surfaces are rounded to that radius (:mod:`vertebrafe.clinical.fillet`), the contact faces are the rounded
-cavity's flat faces (solved as above) and the scale is solved for the volume by :func:`_rounded_scale`; the
-rim's outer edges get ``edge_radius + rim_thickness``. Only with the mixed surface.
+**Membrane cavity** (``cavity="membrane"``; default ``"ellipsoid"``): with endplate contact the balloon is taken
+as a pressurised membrane squeezed between the two contact surfaces (:mod:`vertebrafe.clinical.membrane`): flat
+faces on both, free sides whose section is a semicircle of half the local gap; each balloon's footprint is the
+stadium of its ellipsoid's horizontal section extents, scaled for the volume (:class:`_MembraneCavity`), and is
+the contact face; the rim's outer surface is the same construction with half the body height. Only with the
+mixed surface.
 
 **Surface** (``surface``): ``"mixed"`` (default) keeps the mesh; ``"fitted"`` snaps nodes onto the cavity
 surface and then onto the rim's outer surface (:mod:`vertebrafe.clinical.snap`), so no cell is cut.
@@ -80,8 +82,7 @@ from ._common import check_level, derive, history, level_nodes, make_operation, 
 from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry, check_achieved,
                       check_cement_modulus, check_centres, check_extent, check_fits, check_layer, check_offset,
                       check_samples, check_untreated, endplate_distances, layer_phases, level_cells, mix_nested,
-                      region_code, resolve_volume, slab_distance, vertical_mask)
-from .fillet import ellipsoid_distance, flat_face, rounded_intersection
+                      region_code, resolve_volume, vertical_mask)
 from .firstyield import phase_yield_field, treated_yield_factor
 from .membrane import threshold_scale
 from .phasestress import phase_stress_data
@@ -182,9 +183,8 @@ class _EndplateFaces:
     #: :meth:`balance`.
     KEPT_SECTIONS = 4
 
-    def __init__(self, segment, level, points, rim_thickness, grid=121, radius=0.0):
+    def __init__(self, segment, level, points, rim_thickness, grid=121):
         from scipy.interpolate import LinearNDInterpolator
-        self.radius = float(radius)                                    # edge radius (mm), module fillet
         nodes = level_nodes(segment, level)
         sup = to_local(segment, level, points[nodes.superior])
         inf = to_local(segment, level, points[nodes.inferior])
@@ -200,9 +200,7 @@ class _EndplateFaces:
 
     def _section(self, centre, rot, axes):
         """Clip heights ``top, bottom (k,)`` over the raster of a balloon's horizontal section, the balloon's
-        half-heights ``(k,)`` there (with an edge radius, those of the region whose points are at least the
-        radius inside the ellipsoid, :meth:`_eroded`: a clip surface within it is the rounded cavity's flat
-        face) and the area (mm^2) of one raster point; they depend on the balloon's
+        half-heights ``(k,)`` there and the area (mm^2) of one raster point; they depend on the balloon's
         horizontal position and shape, not on its height (``centre[2]``). A section asked for again with the
         same inputs (a balloon whose scale did not change since its :meth:`balance`) is the one kept."""
         key = tuple(np.asarray(v, dtype=float).tobytes() for v in (centre[:2], rot[:2, :2], axes))
@@ -212,28 +210,12 @@ class _EndplateFaces:
             bottom = np.nan_to_num(self.bottom(xy), nan=-np.inf)
             if len(self._kept) >= self.KEPT_SECTIONS:
                 del self._kept[next(iter(self._kept))]                  # the oldest
-            half = axes[2] * self.cap if self.radius == 0.0 else self._eroded(axes)
-            self._kept[key] = top, bottom, half, self.dA * axes[0] * axes[1]
+            self._kept[key] = top, bottom, axes[2] * self.cap, self.dA * axes[0] * axes[1]
         return self._kept[key]
-
-    def _eroded(self, axes, bisections=30):
-        """Half-heights ``(k,)`` (mm) over the raster of the region where the ellipsoid's distance estimate is at
-        most ``-radius`` (:func:`~vertebrafe.clinical.fillet.flat_face`; the estimate grows with the vertical
-        offset); ``-inf`` where not even the mid-plane point lies in it."""
-        u0, u1 = (self.uv * axes[:2]).T
-        lo, hi = np.zeros(u0.size), axes[2] * self.cap
-        ok = flat_face(ellipsoid_distance((u0, u1, lo), axes), self.radius)
-        for _ in range(bisections):
-            mid = 0.5 * (lo + hi)
-            inside = flat_face(ellipsoid_distance((u0, u1, mid), axes), self.radius)
-            lo, hi = np.where(inside, mid, lo), np.where(inside, hi, mid)
-        return np.where(ok, lo, -np.inf)
 
     @staticmethod
     def _faces(z, section):
-        """Areas (mm^2) of the top and the bottom contact face of a balloon centred at height ``z``: where the
-        ellipsoid (with an edge radius: the rounded cavity's flat face, :meth:`_section`) reaches past the clip
-        surface."""
+        """Areas (mm^2) of the top and the bottom contact face of a balloon centred at height ``z``."""
         top, bottom, half, dA = section
         return float(np.count_nonzero(z + half >= top)) * dA, float(np.count_nonzero(z - half <= bottom)) * dA
 
@@ -268,69 +250,12 @@ class _EndplateFaces:
         return 0.5 * (lo + hi)
 
 
-def _rounded_scale(sampler, centres, rots, axes, slab, radius, target_mm3, s0):
-    """Scale ``s`` and the samples inside ``(m, q)`` of the cavity with rounded edges (ellipsoids ``axes * s``
-    clipped by the slab of signed distance ``slab (m, q)`` mm, edges rounded to ``radius`` mm,
-    :mod:`vertebrafe.clinical.fillet`) that holds ``target_mm3`` of the sampled volume. The volume grows with
-    ``s``: a bracket from ``s0`` (steps of 2, 4, 8 ... %), then regula falsi (Illinois) until the relative
-    volume error is below 1e-6 or the bracket below 1e-7 of ``s``; the closer end is kept. Samples deeper
-    than ``radius`` inside the slab are inside exactly when inside an ellipsoid (the rounded intersection is
-    the ellipsoid's distance there): their volume is a running sum over their sorted normalised radii; the
-    others are evaluated, once the bracket is found only those inside the sharp cavity at its upper end
-    (rounding only takes volume away)."""
-    wv = sampler.w * sampler.volume[:, None]
-    band = (slab <= 0.0) & (slab > -radius)              # within the radius of a clip surface
-    core = slab <= -radius
-    r2 = sampler.radius2(centres, rots, axes)            # normalised radius squared at scale 1
-    order = np.argsort(r2[core], kind="stable")
-    r2_core, cum = r2[core][order], np.concatenate([[0.0], np.cumsum(wv[core][order])])
-
-    def inside_band(x, mask):
-        return rounded_intersection(sampler.distance(centres, rots, axes * x, mask), slab[mask], radius) <= 0.0
-
-    def err(x):
-        v = cum[np.searchsorted(r2_core, x * x, side="right")] + wv[band][inside_band(x, band)].sum()
-        return float(v) / target_mm3 - 1.0
-
-    lo = hi = float(s0)
-    e_lo = e_hi = err(lo)
-    step = 1.02
-    while e_lo > 0.0:
-        hi, e_hi, lo = lo, e_lo, lo / step
-        e_lo, step = err(lo), step * step
-    while e_hi < 0.0:
-        lo, e_lo, hi = hi, e_hi, hi * step
-        e_hi, step = err(hi), step * step
-        if hi > 1e3 * s0:
-            raise InputError(f"the rounded cavity cannot hold {target_mm3 / 1000.0:g} mL (edge_radius = {radius:g} mm)")
-    band &= r2 <= hi * hi
-    side = 0
-    while abs(e_lo) > 1e-6 and abs(e_hi) > 1e-6 and hi - lo > 1e-7 * hi:
-        w = e_lo / (e_lo - e_hi) if e_lo != e_hi else 0.5
-        w = min(max(w, 0.02), 0.98)
-        mid = lo + w * (hi - lo)
-        e = err(mid)
-        if e < 0.0:
-            lo, e_lo = mid, e
-            e_hi, side = (0.5 * e_hi if side == -1 else e_hi), -1     # Illinois: halve the stale end
-        else:
-            hi, e_hi = mid, e
-            e_lo, side = (0.5 * e_lo if side == 1 else e_lo), 1
-    e_lo, e_hi = err(lo), err(hi)                        # the true errors (Illinois scales them)
-    s = lo if abs(e_lo) <= abs(e_hi) else hi
-    cav = core & (r2 <= s * s)
-    cav[band] = inside_band(s, band)
-    return s, cav
-
-
-def _contact_cavity(sampler, centres, rots, axes, allowed, target_mm3, faces, patch_mm2, slab=None):
-    """Vertical semi-axis factor ``q``, scale ``s``, the samples inside the cavity ``(m, q)``, balanced face
-    area (mm^2) and centres of balloons that bear on both endplates: the cavity (``r2 <= s^2`` of the
-    normalised radii, clipped by ``allowed``; with the edge radius ``faces.radius > 0`` the cavity of
-    :func:`_rounded_scale` in the slab of signed distance ``slab``) holds ``target_mm3``; each balloon sits at
-    the height where its top and bottom contact faces are equal (:meth:`_EndplateFaces.balance`) and the mean
-    face area is ``patch_mm2``. The largest face is that of an elliptic cylinder (``q`` large); it caps the
-    area (with an edge radius, a cap below ``patch_mm2`` is an InputError: the radius is too large). Each ``q`` is evaluated once (the root brentq returns
+def _contact_cavity(sampler, centres, rots, axes, allowed, target_mm3, faces, patch_mm2):
+    """Vertical semi-axis factor ``q``, scale ``s``, normalised radii ``r2``, balanced face area (mm^2) and
+    centres of balloons that bear on both endplates: the cavity (``r2 <= s^2``, clipped by ``allowed``) holds
+    ``target_mm3``; each balloon sits at the height where its top and bottom contact faces are equal
+    (:meth:`_EndplateFaces.balance`) and the mean face area is ``patch_mm2``. The largest face is that of an
+    elliptic cylinder (``q`` large); it caps the area. Each ``q`` is evaluated once (the root brentq returns
     is one it evaluated); the work runs on one BLAS thread (small products, which more threads only slow)."""
     states = {}
 
@@ -340,41 +265,31 @@ def _contact_cavity(sampler, centres, rots, axes, allowed, target_mm3, faces, pa
                 states[q] = _state(q)
         return states[q]
 
-    def scale(c, ax, s0):
-        if faces.radius > 0.0:
-            return _rounded_scale(sampler, c, rots, ax, slab, faces.radius, target_mm3, s0)
-        r2 = np.where(allowed, sampler.radius2(c, rots, ax), np.inf)
-        s, _ = sampler.scale_for_volume(r2, target_mm3)
-        return s, r2 <= s * s
-
     def _state(q):
         ax = axes.copy()
         ax[:, 2] *= q
         c = centres.copy()
-        s = 1.0
         for _ in range(8):                                               # scale and heights together
-            s, _ = scale(c, ax, s)
+            r2 = np.where(allowed, sampler.radius2(c, rots, ax), np.inf)
+            s, _ = sampler.scale_for_volume(r2, target_mm3)
             dz = np.array([faces.balance(ci, Ri, ai * s) for ci, Ri, ai in zip(c, rots, ax)])
             c[:, 2] += dz
             if np.all(np.abs(dz) < 1e-3):
                 break
-        s, cav = scale(c, ax, s)
+        r2 = np.where(allowed, sampler.radius2(c, rots, ax), np.inf)
+        s, _ = sampler.scale_for_volume(r2, target_mm3)
         area = float(np.mean([faces.areas(ci, Ri, ai * s) for ci, Ri, ai in zip(c, rots, ax)]))
-        return area, s, cav, c
+        return area, s, r2, c
 
     lo, hi = 0.25, 64.0
     if state(hi)[0] <= patch_mm2:
-        if faces.radius > 0.0 and state(hi)[0] < patch_mm2:
-            raise InputError(f"edge_radius = {faces.radius:g} mm leaves contact faces of at most "
-                             f"{state(hi)[0]:.1f} mm^2 per balloon, less than the {patch_mm2:.1f} mm^2 that carry "
-                             "lift_force at inflation_pressure; allowed: a smaller edge_radius (or a larger volume)")
         q = hi
     elif state(lo)[0] >= patch_mm2:
         q = lo
     else:
         q = brentq(lambda x: state(x)[0] - patch_mm2, lo, hi, xtol=1e-3, rtol=1e-4)
-    area, s, cav, c = state(q)
-    return q, s, cav, area, c
+    area, s, r2, c = state(q)
+    return q, s, r2, area, c
 
 
 class _MembraneCavity:
@@ -426,22 +341,11 @@ class _MembraneCavity:
         return float(np.mean([s * s * (4.0 * l * w + math.pi * w * w) for l, w in self.stadiums]))
 
 
-def _length_mm(name, value):
-    """``value`` as a length in [0, 10] mm, else an InputError naming ``name``."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} = {value!r}; expected a number in [0, 10] mm") from None
-    if not (0.0 <= v <= 10.0):
-        raise InputError(f"{name} = {value!r} mm; allowed range [0, 10] mm")
-    return v
-
-
 def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_thickness=DEFAULT_RIM_THICKNESS,
                 rim_modulus_factor=None, offset=(0.0, 0.0, 0.0), cement_modulus=None,
                 samples=4, mixing="laminate", vertical_extent=DEFAULT_VERTICAL_EXTENT, endplate_contact=None,
                 inflation_pressure=DEFAULT_INFLATION_PRESSURE, lift_force=DEFAULT_LIFT_FORCE, interface="bonded",
-                layer_thickness=None, layer_modulus=None, surface="mixed", edge_radius=0.0, cavity="ellipsoid"):
+                layer_thickness=None, layer_modulus=None, surface="mixed", cavity="ellipsoid"):
     """Balloon kyphoplasty of ``level``; returns a new Segment.
 
     Parameters
@@ -495,20 +399,14 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         snapping cannot fit join a phase by their sampled majority. The rim's density then follows from
         the rim cells' volume (mass conservation as above). Recorded: ``snapped_nodes``,
         ``unresolved_cells``.
-    edge_radius : float
-        Radius (mm, in [0, 10]) to which the edges where the cavity's ellipsoids meet its clip surfaces (the
-        contact faces' rims on the endplates) are rounded (:mod:`vertebrafe.clinical.fillet`); the rim's
-        outer edges then have ``edge_radius + rim_thickness``. The contact faces are the rounded cavity's
-        flat faces. Default 0: sharp edges. Only with ``surface="mixed"``.
     cavity : {"ellipsoid", "membrane"}
         ``"ellipsoid"`` (default): the clipped ellipsoids above. ``"membrane"``: the inflated balloon squeezed
         between the two contact surfaces (:mod:`vertebrafe.clinical.membrane`): flat contact faces, free sides
         whose cross-section is a semicircle of half the local gap (the rim's outer surface: half the local
         body height), each balloon's footprint a stadium of its ellipsoid's horizontal section extents scaled
         for ``volume``; the contact face is the footprint, so ``inflation_pressure`` and ``lift_force`` do not
-        set it (they must keep their defaults). Needs endplate contact, ``surface="mixed"`` and
-        ``edge_radius=0``; a volume below that of balloons reaching both endplates at a point is an
-        InputError.
+        set it (they must keep their defaults). Needs endplate contact and ``surface="mixed"``; a volume below
+        that of balloons reaching both endplates at a point is an InputError.
 
     Returns
     -------
@@ -538,7 +436,12 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
                              "(use restoration=0 or fracture the level first)")
     if balloons not in (1, 2) or isinstance(balloons, bool):
         raise InputError(f"balloons = {balloons!r}; allowed 1 or 2")
-    t = _length_mm("rim_thickness", rim_thickness)
+    try:
+        t = float(rim_thickness)
+    except (TypeError, ValueError):
+        raise InputError(f"rim_thickness = {rim_thickness!r}; expected a number in [0, 10] mm") from None
+    if not (0.0 <= t <= 10.0):
+        raise InputError(f"rim_thickness = {rim_thickness!r} mm; allowed range [0, 10] mm")
     if rim_modulus_factor is not None:
         try:
             k = float(rim_modulus_factor)
@@ -570,7 +473,6 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         raise InputError(f"surface = {surface!r}; allowed: {list(SURFACES)}")
     if cement_modulus is not None:
         check_cement_modulus(cement_modulus)
-    rho = _length_mm("edge_radius", edge_radius)
     if cavity not in CAVITIES:
         raise InputError(f"cavity = {cavity!r}; allowed: {list(CAVITIES)}")
     membrane = cavity == "membrane"
@@ -579,16 +481,13 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
             raise InputError("cavity = 'membrane' needs balloons that bear on both endplates (a restored level, "
                              "restoration > 0, or endplate_contact=True); allowed without contact: "
                              "cavity='ellipsoid'")
-        if surface != "mixed" or rho > 0.0:
-            raise InputError(f"cavity = 'membrane' needs surface='mixed' and edge_radius=0 (got surface={surface!r}, "
-                             f"edge_radius={edge_radius!r}); its contact edges are rounded by the membrane")
+        if surface != "mixed":
+            raise InputError(f"cavity = 'membrane' needs surface='mixed' (got surface={surface!r}); allowed with "
+                             "surface='fitted': cavity='ellipsoid'")
         if float(inflation_pressure) != DEFAULT_INFLATION_PRESSURE or float(lift_force) != DEFAULT_LIFT_FORCE:
             raise InputError(f"inflation_pressure = {inflation_pressure!r} MPa, lift_force = {lift_force!r} N: with "
                              "cavity='membrane' the contact faces follow from the volume; allowed: the defaults "
                              f"({DEFAULT_INFLATION_PRESSURE:g} MPa, {DEFAULT_LIFT_FORCE:g} N)")
-    if rho > 0.0 and surface != "mixed":
-        raise InputError(f"edge_radius = {edge_radius!r} mm needs surface='mixed' (got {surface!r}); allowed with "
-                         "surface='fitted': 0")
     check_untreated(segment, level)
     before = measure(segment, level)
 
@@ -613,7 +512,6 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     d_inf, d_sup, hloc = endplate_distances(geo_seg, level, points, sampler)
     c_ext = 1.0 if contact else extent
     allowed = vertical_mask(d_inf, d_sup, hloc, c_ext, pad=-t if contact else 0.0)
-    slab = slab_distance(d_inf, d_sup, hloc, c_ext, pad=-t if contact else 0.0) if rho > 0.0 else None
     check_fits(v_ml * 1000.0, float(np.sum(sampler.w * sampler.volume[:, None] * allowed)),
                float(sampler.volume.sum()), level, "volume", v_ml, c_ext)
     if membrane:
@@ -621,14 +519,11 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         s, cav = shape.solve(t, v_ml * 1000.0, level, v_ml)
         q, area = math.nan, shape.face_area(s)
     elif contact:
-        faces = _EndplateFaces(geo_seg, level, points, t, radius=rho)
-        q, s, cav, area, centres = _contact_cavity(sampler, centres, rots, axes, allowed, v_ml * 1000.0, faces, patch,
-                                                   slab)
+        faces = _EndplateFaces(geo_seg, level, points, t)
+        q, s, r2, area, centres = _contact_cavity(sampler, centres, rots, axes, allowed, v_ml * 1000.0, faces, patch)
         axes = axes.copy()
         axes[:, 2] *= q
-    elif rho > 0.0:
-        q, area = 1.0, 0.0
-        s, cav = _rounded_scale(sampler, centres, rots, axes, slab, rho, v_ml * 1000.0, 1.0)
+        cav = r2 <= s * s
     else:
         q, area = 1.0, 0.0
         r2 = np.where(allowed, sampler.radius2(centres, rots, axes), np.inf)
@@ -652,8 +547,6 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     else:
         if t > 0 and membrane:                  # the membrane reaching the endplates
             outer = shape.inside(s, 0.0)
-        elif t > 0 and rho > 0.0:               # the cavity's surface moved out by t: edges of radius rho + t
-            outer = rounded_intersection(sampler.distance(centres, rots, axes * s + t), slab - t, rho + t) <= 0.0
         elif t > 0:
             outer = (sampler.radius2(centres, rots, axes * s, pad=t) <= 1.0) & vertical_mask(
                 d_inf, d_sup, hloc, c_ext, pad=0.0 if contact else t)
@@ -669,9 +562,6 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     if interface == "layer":                                 # ellipsoids and clip surfaces moved in by t_layer
         if membrane:                            # the membrane between surfaces t_layer further in
             core = shape.inside(s, t + t_layer)
-        elif rho > 0.0:                         # the cavity's surface moved in by t_layer
-            core = cav & (rounded_intersection(sampler.distance(centres, rots, axes * s - t_layer), slab + t_layer,
-                                               max(rho - t_layer, 0.0)) <= 0.0)
         else:
             band = vertical_mask(d_inf, d_sup, hloc, c_ext, pad=(-t if contact else 0.0) - t_layer)
             core = cav & band & (sampler.radius2(centres, rots, axes * s, pad=-t_layer) <= 1.0)
@@ -736,7 +626,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
                   cement_nu=nu_c, mixing=mixing, vertical_extent=None if contact else extent,
                   endplate_contact=bool(contact), inflation_pressure_MPa=float(inflation_pressure),
                   lift_force_N=float(lift_force), interface=interface, layer_thickness_mm=t_layer,
-                  layer_E_MPa=E_layer, surface=surface, edge_radius_mm=rho, cavity=cavity)
+                  layer_E_MPa=E_layer, surface=surface, cavity=cavity)
     results = dict(cement_volume_mL=achieved / 1000.0, volume_error=achieved / (v_ml * 1000.0) - 1.0,
                    fill=achieved / float(sampler.volume.sum()),
                    rim_volume_mL=rim_mm3 / 1000.0, balloon_scale=s, balloon_vertical_factor=q,
