@@ -21,8 +21,7 @@ threads); AMG-CG to rtol 1e-8 (``--solver direct`` for small models). ``--surfac
 vertebroplasty bolus surface (default ``fitted``, the library default: nodes snapped onto it, no cut
 cell; ``mixed``: cut cells mixed), ``--bkp-surface`` the kyphoplasty's (default ``mixed``, the library default;
 ``fitted``: cavity and rim fitted to cell faces; rows record the surface, the rim volume ``rim_mL``, the contact face
-``contact_mm2`` and the ``unresolved_cells``; ``--bkp-cavity membrane`` the squeezed-membrane cavity,
-``kyphoplasty(cavity="membrane")``, ``--bkp-volume V`` the kyphoplasty's volume in mL, default 4.8); ``--cut bone|cement`` gives the cells the cement surfaces cut (VP bolus; BKP
+``contact_mm2`` and the ``unresolved_cells``); ``--cut bone|cement`` gives the cells the cement surfaces cut (VP bolus; BKP
 cavity and rim) the bone's or the cement's elasticity instead of the mixing rule (the bounds of their
 error); ``--kinds``, ``--states``
 select a part of the study. ``--edge`` adds to every in-situ kyphoplasty row where L1's height change comes
@@ -97,8 +96,7 @@ def _fractured(h, bmd, spec=None, grid=(3, 1)):
     return seg, vf.fracture(seg, "L1", kind="wedge", grade=2)
 
 
-def _state(h, bmd, name, surface="fitted", cut="mixed", spec=None, grid=(3, 1), bkp_surface="mixed", cavity="ellipsoid",
-           bkp_volume=4.8):
+def _state(h, bmd, name, surface="fitted", cut="mixed", spec=None, grid=(3, 1), bkp_surface="mixed"):
     import vertebrafe as vf
     seg, nsm = _fractured(h, bmd, spec, grid)
     if name == "intact":
@@ -108,7 +106,7 @@ def _state(h, bmd, name, surface="fitted", cut="mixed", spec=None, grid=(3, 1), 
     if name.startswith("VP"):
         vp = vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0, surface=surface)
         return vp if cut == "mixed" else _cut_cells_as(vp, nsm, cut)
-    bkp = vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=bkp_volume, surface=bkp_surface, cavity=cavity)
+    bkp = vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8, surface=bkp_surface)
     return bkp if cut == "mixed" else _cut_cells_as(bkp, nsm, cut)
 
 
@@ -194,7 +192,7 @@ def pressure_stiffness(seg, level, **solver_options):
 
 
 def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=False, spec=None, grid=(3, 1),
-        bkp_surface="mixed", cavity="ellipsoid", bkp_volume=4.8):
+        bkp_surface="mixed"):
     from vertebrafe.loads import Load
     from vertebrafe.post.metrics import vertebra_geometry
     from vertebrafe.post.strength import vertebra_strength
@@ -202,7 +200,7 @@ def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=Fa
 
     t0 = time.perf_counter()
     t_cpu = time.process_time()
-    seg = _state(h, bmd, name, surface, cut, spec, grid, bkp_surface, cavity, bkp_volume)
+    seg = _state(h, bmd, name, surface, cut, spec, grid, bkp_surface)
     opts = dict(solver="amg", rtol=1e-8) if solver == "amg" else dict(solver=solver)
     hist = seg.history[-1].results if seg.history and seg.history[-1].kind != "fracture" else {}
     if kind == "plate":
@@ -224,7 +222,6 @@ def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=Fa
                 rim_mL=hist.get("rim_volume_mL"), contact_mm2=hist.get("contact_area_mm2"),
                 unresolved_cells=hist.get("unresolved_cells"),
                 central_coarsening=grid[0], annulus_refinement=grid[1],
-                cavity=cavity if name == "BKP" else None, bkp_volume_mL=bkp_volume if name == "BKP" else None,
                 min_scaled_jacobian=float(seg.mesh.quality().scaled_jacobian[:seg.stack_cells].min()), **extra)
 
 
@@ -242,10 +239,6 @@ def main(argv=None):
     ap.add_argument("--bkp-surface", default="mixed", choices=["mixed", "fitted"],
                     help="kyphoplasty cavity and rim surfaces (mixed, the default: cut cells mixed; fitted: nodes "
                          "snapped onto both, no cut cell)")
-    ap.add_argument("--bkp-cavity", default="ellipsoid", choices=["ellipsoid", "membrane"],
-                    help="kyphoplasty cavity shape (kyphoplasty(cavity=...); default ellipsoid)")
-    ap.add_argument("--bkp-volume", type=float, default=4.8,
-                    help="kyphoplasty volume (mL, both balloons; default 4.8)")
     ap.add_argument("--solver", default="amg", choices=["amg", "direct"])
     ap.add_argument("--cut", default="mixed", choices=["mixed", "bone", "cement"],
                     help="cells the cement surfaces cut (VP bolus; BKP cavity and rim): mixed (the model) or, as "
@@ -274,8 +267,7 @@ def main(argv=None):
     jobs = sorted(((h, s, k) for h in sizes for s in states for k in kinds), key=lambda j: j[0])   # finest first
     rows = []
     with ProcessPoolExecutor(max_workers=a.workers, mp_context=SPAWN) as ex:
-        futs = {ex.submit(job, h, a.bmd, s, k, a.surface, a.solver, a.cut, a.edge, spec, grid, a.bkp_surface,
-                             a.bkp_cavity, a.bkp_volume): (h, s, k)
+        futs = {ex.submit(job, h, a.bmd, s, k, a.surface, a.solver, a.cut, a.edge, spec, grid, a.bkp_surface): (h, s, k)
                 for h, s, k in jobs}
         for f in as_completed(futs):
             try:

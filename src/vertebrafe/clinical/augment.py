@@ -130,11 +130,6 @@ class Sampler:
             r = np.minimum(r, (d0 / s[0]) ** 2 + (d1 / s[1]) ** 2 + (d2 / s[2]) ** 2)
         return r
 
-    def offsets(self, centre, rot):
-        """Offsets ``(m, q)`` each of the samples from ``centre (3,)`` in the axes ``rot (3, 3)`` (columns) of a
-        bolus (:meth:`_offsets`)."""
-        return self._offsets(np.asarray(centre, dtype=float), np.asarray(rot, dtype=float))
-
     def _offsets(self, c, R):
         """The components ``(m, q)`` each of ``(x - c) @ R``. For a rotation about the vertical (``R``'s third
         row and column ``(0, 0, 1)``, every bolus and balloon here) the horizontal offsets do not depend on

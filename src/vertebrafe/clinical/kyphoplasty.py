@@ -38,13 +38,6 @@ compacted cancellous bone.
    trabecular yield strains do not depend on density, Morgan & Keaveny 2001), so cells that are mostly
    rim or cavity lose the damaged zone's ``damage`` and ``yield_factor``.
 
-**Membrane cavity** (``cavity="membrane"``; default ``"ellipsoid"``): with endplate contact the balloon is taken
-as a pressurised membrane squeezed between the two contact surfaces (:mod:`vertebrafe.clinical.membrane`): flat
-faces on both, free sides whose section is a semicircle of half the local gap; each balloon's footprint is the
-stadium of its ellipsoid's horizontal section extents, scaled for the volume (:class:`_MembraneCavity`), and is
-the contact face; the rim's outer surface is the same construction with half the body height. Only with the
-mixed surface.
-
 **Surface** (``surface``): ``"mixed"`` (default) keeps the mesh; ``"fitted"`` snaps nodes onto the cavity
 surface and then onto the rim's outer surface (:mod:`vertebrafe.clinical.snap`), so no cell is cut.
 
@@ -84,7 +77,6 @@ from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_
                       check_samples, check_untreated, endplate_distances, layer_phases, level_cells, mix_nested,
                       region_code, resolve_volume, vertical_mask)
 from .firstyield import phase_yield_field, treated_yield_factor
-from .membrane import threshold_scale
 from .phasestress import phase_stress_data
 from .cement import SURFACES
 from .snap import MAX_SHELL_MOVE, snap_bolus, snap_shell
@@ -92,7 +84,7 @@ from .fracture import Deformer
 from .measure import measure
 
 __all__ = ["kyphoplasty", "contact_face_grading", "DEFAULT_RESTORATION", "DEFAULT_BALLOON_VOLUME_ML", "DEFAULT_RIM_THICKNESS",
-           "DEFAULT_INFLATION_PRESSURE", "DEFAULT_LIFT_FORCE", "rim_density_ratio", "INTERFACES", "CAVITIES"]
+           "DEFAULT_INFLATION_PRESSURE", "DEFAULT_LIFT_FORCE", "rim_density_ratio", "INTERFACES"]
 
 #: Fraction of the lost height regained: about the 46.8 % regained by the 70 % of bodies that gained height in
 #: the first clinical kyphoplasty series (70 bodies, 30 patients; 30 % gained none, 2.9 mm on average over
@@ -113,8 +105,6 @@ DEFAULT_LIFT_FORCE = 110.0
 #: Bolus-rim interface options: bonded, or an explicit compliant ``"layer"`` (the vertebroplasty layer's
 #: construction, ranges and defaults; module docstring).
 INTERFACES = ("bonded", "layer")
-#: Cavity shapes: clipped ellipsoids, or the squeezed balloon membrane (:mod:`vertebrafe.clinical.membrane`).
-CAVITIES = ("ellipsoid", "membrane")
 
 
 def _restore(segment, level, restoration):
@@ -292,60 +282,11 @@ def _contact_cavity(sampler, centres, rots, axes, allowed, target_mm3, faces, pa
     return q, s, r2, area, c
 
 
-class _MembraneCavity:
-    """Membrane cavity of balloons that bear on both endplates (:mod:`vertebrafe.clinical.membrane`): each
-    balloon's footprint is the stadium of its ellipsoid's horizontal section extents (segment half-length
-    ``max(a_1 - a_0, 0)`` along the trajectory, radius ``a_0``; mm at scale 1), scaled by ``s`` about the
-    balloon's horizontal centre, in the mid-surface between the two contact surfaces ``pad`` mm inside the
-    endplates; the cavity is the samples within the local half-gap of a footprint."""
-
-    def __init__(self, sampler, centres, rots, axes, d_inf, d_sup, height):
-        self.sampler, self.centres, self.rots = sampler, centres, rots
-        self.stadiums = [(max(a[1] - a[0], 0.0), a[0]) for a in axes]
-        self.v, self.height = 0.5 * (d_inf - d_sup), height
-        self.offsets = [sampler.offsets(c, R)[:2] for c, R in zip(centres, rots)]
-
-    def thresholds(self, pad):
-        """Per sample ``(m, q)`` the smallest scale at which it lies in the cavity between the surfaces ``pad``
-        mm inside the endplates (:func:`~vertebrafe.clinical.membrane.threshold_scale`; ``inf``: never)."""
-        r = 0.5 * self.height - pad
-        out = np.full(self.v.shape, np.inf)
-        for (across, along), (l, w) in zip(self.offsets, self.stadiums):
-            out = np.minimum(out, threshold_scale(across, along, self.v, r, l, w))
-        return out
-
-    def solve(self, pad, target_mm3, level, volume_ml):
-        """Scale ``s`` and the samples inside ``(m, q)`` of the cavity that holds ``target_mm3`` (the sorted
-        thresholds, :meth:`Sampler.scale_for_volume`). Balloons that reach both contact surfaces hold at least
-        the volume of their point footprints (a ball across the local gap each): a smaller request is an
-        InputError."""
-        thr = self.thresholds(pad)
-        wv = self.sampler.w * self.sampler.volume[:, None]
-        least = float(wv[thr <= 0.0].sum())
-        if least > target_mm3:
-            raise InputError(f"volume = {volume_ml:g} mL is too small for a membrane cavity in {level}: "
-                             f"{len(self.centres)} balloon(s) that reach both endplates through the {pad:g} mm rim "
-                             f"hold at least {least / 1000.0:.3g} mL (a ball across the local gap each); allowed "
-                             f"volume >= {least / 1000.0:.3g} mL (or a smaller restoration, or cavity='ellipsoid')")
-        s, _ = self.sampler.scale_for_volume(thr * thr, target_mm3)
-        return s, thr * thr <= s * s
-
-    def inside(self, s, pad):
-        """Samples ``(m, q)`` inside the cavity of scale ``s`` between the surfaces ``pad`` mm inside the
-        endplates (the rim's outer surface: ``pad = 0``)."""
-        thr = self.thresholds(pad)
-        return thr * thr <= s * s
-
-    def face_area(self, s):
-        """Mean footprint area (mm^2) of a balloon at scale ``s``: its flat contact face on each endplate."""
-        return float(np.mean([s * s * (4.0 * l * w + math.pi * w * w) for l, w in self.stadiums]))
-
-
 def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_thickness=DEFAULT_RIM_THICKNESS,
                 rim_modulus_factor=None, offset=(0.0, 0.0, 0.0), cement_modulus=None,
                 samples=4, mixing="laminate", vertical_extent=DEFAULT_VERTICAL_EXTENT, endplate_contact=None,
                 inflation_pressure=DEFAULT_INFLATION_PRESSURE, lift_force=DEFAULT_LIFT_FORCE, interface="bonded",
-                layer_thickness=None, layer_modulus=None, surface="mixed", cavity="ellipsoid"):
+                layer_thickness=None, layer_modulus=None, surface="mixed"):
     """Balloon kyphoplasty of ``level``; returns a new Segment.
 
     Parameters
@@ -399,14 +340,6 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         snapping cannot fit join a phase by their sampled majority. The rim's density then follows from
         the rim cells' volume (mass conservation as above). Recorded: ``snapped_nodes``,
         ``unresolved_cells``.
-    cavity : {"ellipsoid", "membrane"}
-        ``"ellipsoid"`` (default): the clipped ellipsoids above. ``"membrane"``: the inflated balloon squeezed
-        between the two contact surfaces (:mod:`vertebrafe.clinical.membrane`): flat contact faces, free sides
-        whose cross-section is a semicircle of half the local gap (the rim's outer surface: half the local
-        body height), each balloon's footprint a stadium of its ellipsoid's horizontal section extents scaled
-        for ``volume``; the contact face is the footprint, so ``inflation_pressure`` and ``lift_force`` do not
-        set it (they must keep their defaults). Needs endplate contact and ``surface="mixed"``; a volume below
-        that of balloons reaching both endplates at a point is an InputError.
 
     Returns
     -------
@@ -473,21 +406,6 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         raise InputError(f"surface = {surface!r}; allowed: {list(SURFACES)}")
     if cement_modulus is not None:
         check_cement_modulus(cement_modulus)
-    if cavity not in CAVITIES:
-        raise InputError(f"cavity = {cavity!r}; allowed: {list(CAVITIES)}")
-    membrane = cavity == "membrane"
-    if membrane:
-        if not contact:
-            raise InputError("cavity = 'membrane' needs balloons that bear on both endplates (a restored level, "
-                             "restoration > 0, or endplate_contact=True); allowed without contact: "
-                             "cavity='ellipsoid'")
-        if surface != "mixed":
-            raise InputError(f"cavity = 'membrane' needs surface='mixed' (got surface={surface!r}); allowed with "
-                             "surface='fitted': cavity='ellipsoid'")
-        if float(inflation_pressure) != DEFAULT_INFLATION_PRESSURE or float(lift_force) != DEFAULT_LIFT_FORCE:
-            raise InputError(f"inflation_pressure = {inflation_pressure!r} MPa, lift_force = {lift_force!r} N: with "
-                             "cavity='membrane' the contact faces follow from the volume; allowed: the defaults "
-                             f"({DEFAULT_INFLATION_PRESSURE:g} MPa, {DEFAULT_LIFT_FORCE:g} N)")
     check_untreated(segment, level)
     before = measure(segment, level)
 
@@ -514,21 +432,16 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     allowed = vertical_mask(d_inf, d_sup, hloc, c_ext, pad=-t if contact else 0.0)
     check_fits(v_ml * 1000.0, float(np.sum(sampler.w * sampler.volume[:, None] * allowed)),
                float(sampler.volume.sum()), level, "volume", v_ml, c_ext)
-    if membrane:
-        shape = _MembraneCavity(sampler, centres, rots, axes, d_inf, d_sup, hloc)
-        s, cav = shape.solve(t, v_ml * 1000.0, level, v_ml)
-        q, area = math.nan, shape.face_area(s)
-    elif contact:
+    if contact:
         faces = _EndplateFaces(geo_seg, level, points, t)
         q, s, r2, area, centres = _contact_cavity(sampler, centres, rots, axes, allowed, v_ml * 1000.0, faces, patch)
         axes = axes.copy()
         axes[:, 2] *= q
-        cav = r2 <= s * s
     else:
         q, area = 1.0, 0.0
         r2 = np.where(allowed, sampler.radius2(centres, rots, axes), np.inf)
         s, _ = sampler.scale_for_volume(r2, v_ml * 1000.0)
-        cav = r2 <= s * s
+    cav = r2 <= s * s
     moved = unresolved = 0
     if surface == "fitted":                 # cavity, then the rim's outer surface, snapped to cell faces
         pads = (-t if contact else 0.0, 0.0 if contact else t)
@@ -545,9 +458,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         if contact:
             area = float(np.mean([faces.areas(ci, Ri, ai * s) for ci, Ri, ai in zip(centres, rots, axes)]))
     else:
-        if t > 0 and membrane:                  # the membrane reaching the endplates
-            outer = shape.inside(s, 0.0)
-        elif t > 0:
+        if t > 0:
             outer = (sampler.radius2(centres, rots, axes * s, pad=t) <= 1.0) & vertical_mask(
                 d_inf, d_sup, hloc, c_ext, pad=0.0 if contact else t)
         else:
@@ -560,11 +471,8 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
     fl = np.zeros(mesh.n_cells)
     fk = fc                                                  # cement core (the whole bolus when bonded)
     if interface == "layer":                                 # ellipsoids and clip surfaces moved in by t_layer
-        if membrane:                            # the membrane between surfaces t_layer further in
-            core = shape.inside(s, t + t_layer)
-        else:
-            band = vertical_mask(d_inf, d_sup, hloc, c_ext, pad=(-t if contact else 0.0) - t_layer)
-            core = cav & band & (sampler.radius2(centres, rots, axes * s, pad=-t_layer) <= 1.0)
+        band = vertical_mask(d_inf, d_sup, hloc, c_ext, pad=(-t if contact else 0.0) - t_layer)
+        core = cav & band & (sampler.radius2(centres, rots, axes * s, pad=-t_layer) <= 1.0)
         fl_sel, fk_sel = layer_phases(sampler, cav, core, fc_sel)
         fk = np.zeros(mesh.n_cells)
         fl[sampler.cells], fk[sampler.cells] = fl_sel, fk_sel
@@ -626,7 +534,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
                   cement_nu=nu_c, mixing=mixing, vertical_extent=None if contact else extent,
                   endplate_contact=bool(contact), inflation_pressure_MPa=float(inflation_pressure),
                   lift_force_N=float(lift_force), interface=interface, layer_thickness_mm=t_layer,
-                  layer_E_MPa=E_layer, surface=surface, cavity=cavity)
+                  layer_E_MPa=E_layer, surface=surface)
     results = dict(cement_volume_mL=achieved / 1000.0, volume_error=achieved / (v_ml * 1000.0) - 1.0,
                    fill=achieved / float(sampler.volume.sum()),
                    rim_volume_mL=rim_mm3 / 1000.0, balloon_scale=s, balloon_vertical_factor=q,
