@@ -169,3 +169,39 @@ def test_plate_strengths_of_untouched_vertebrae_carry_over_to_a_treated_segment(
     alone = simulate(broken, "relaxed_standing", solver="direct")
     np.testing.assert_allclose(shared.metrics["value"].to_numpy(), alone.metrics["value"].to_numpy(), rtol=1e-6,
                                atol=1e-9)
+
+
+def test_cement_next_to_a_vertebra_leaves_its_plate_strength_key_and_numbers_as_they_were(monkeypatch):
+    """Cement in L1 adds a tissue (``cement_bone``) to the region table; L2's plate test reads the names of its
+    own cells' regions only, so its key stays the fracture's and the cached strength is the one a fresh solve
+    gives, bit for bit. What changes L2's strength changes its key: bone density, element size, a material
+    (yield strain, density-modulus law), and cement in L2 itself."""
+    from vertebrafe.clinical import fracture, vertebroplasty
+    from vertebrafe.materials import MaterialSet
+    from vertebrafe.post import strength
+
+    def nsm(element_size=6.0, **materials):
+        seg = vf.segment("L1-L2", element_size=element_size, materials=MaterialSet(**{"bmd": 80.0, **materials}))
+        return fracture(seg, "L1", kind="wedge", grade=2)
+
+    broken = nsm()
+    treated = vertebroplasty(broken, "L1", volume=4.0)
+    assert "cement_bone" in treated.mesh.tag_names["region"].values()
+    assert "cement_bone" not in broken.mesh.tag_names["region"].values()
+    key = strength.vertebra_key(broken, "L2")
+    assert strength.vertebra_key(treated, "L2") == key                        # a hit
+    assert strength.vertebra_key(treated, "L1") != strength.vertebra_key(broken, "L1")
+    fresh = strength.vertebra_strength(treated, "L2", solver="direct")
+    calls = []
+    original = strength.vertebra_strength
+    monkeypatch.setattr(strength, "vertebra_strength", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
+    cache = {}
+    strength.plate_rows(broken, vf.loads.preset("relaxed_standing"), cache=cache, solver="direct")
+    rows = strength.plate_rows(treated, vf.loads.preset("relaxed_standing"), cache=cache, solver="direct")
+    assert calls == ["L1", "L2", "L1"]                                         # L2 is not solved again
+    got = {m: v for lev, _, m, v, _ in rows if lev == "L2"}
+    assert (got["plate_stiffness"], got["plate_strength_yield"], got["plate_strength_apparent"]) == (
+        fresh.stiffness, fresh.strength_yield, fresh.strength_apparent)
+    misses = [nsm(bmd=100.0), nsm(element_size=5.0), nsm(yield_strain_compression=0.008),
+              nsm(law="kopperdahl2002"), vertebroplasty(treated, "L2", volume=4.0)]
+    assert all(strength.vertebra_key(s, "L2") != key for s in misses)

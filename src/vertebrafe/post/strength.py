@@ -274,15 +274,18 @@ def vertebra_key(segment, level):
     its cells, their elasticity and regions, the level's frame and endplate nodes, and the yield strains of
     the MaterialSet, the damaged zone's yield factors and the phase fractions and yield factors of the
     cells a cement or rim surface cuts. Equal keys (a vertebra that a treatment of another level left alone) give equal
-    strengths."""
+    strengths. Of the region table it holds the names of the codes its cells carry, and the whole table where a
+    surface cuts some of them (their phases' tissues are found in it): a treatment of another level that adds a
+    tissue to the table (``cement_bone``) leaves the key of an untouched vertebra as it was."""
     from ..fem.model import digest
     mesh, ms = segment.mesh, segment.materials
     mask = _body_mask(segment, level)
-    return digest(f"{level} {sorted(mesh.tag_names['region'].items())} {getattr(ms, 'yield_strain_compression', None)} "
+    region, table, phases = mesh.cell_data["region"][mask], mesh.tag_names["region"], _phase_data(mesh, mask)
+    names = sorted(table.items()) if phases else [(int(c), table.get(int(c))) for c in np.unique(region)]
+    return digest(f"{level} {names} {getattr(ms, 'yield_strain_compression', None)} "
                   f"{getattr(ms, 'yield_strain_tension', None)}", mesh.points[mesh.cells[mask]], segment.elasticity[mask],
-                  mesh.cell_data["region"][mask],
-                  np.asarray(mesh.cell_data.get("yield_factor", np.ones(mesh.n_cells)), dtype=float)[mask],
-                  *_phase_data(mesh, mask),
+                  region, np.asarray(mesh.cell_data.get("yield_factor", np.ones(mesh.n_cells)), dtype=float)[mask],
+                  *phases,
                   *(np.asarray(x, dtype=float) for x in segment.frames[level]),
                   *(mesh.points[mesh.node_sets[f"{level}:{side}"]] for side in ("superior", "inferior")))
 
