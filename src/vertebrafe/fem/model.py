@@ -546,9 +546,10 @@ class Model:
         return pattern
 
     def _choose(self, pat, info):
-        """``"direct"`` or ``"amg"`` for ``"auto"`` above :data:`~vertebrafe.fem.solvers.DIRECT_MAX_DOFS`
-        unknowns, from the predicted cost of both (:mod:`~vertebrafe.fem.solver_choice`; the direct cost
-        is kept with the pattern); adds the predictions to ``info``."""
+        """``"direct"`` or ``"amg"`` for ``"auto"`` with PARDISO above
+        :data:`~vertebrafe.fem.solver_choice.ESTIMATE_MIN_DOFS` unknowns, from the predicted cost of both
+        (:mod:`~vertebrafe.fem.solver_choice`; the direct cost is kept with the pattern); adds the predictions
+        to ``info``."""
         if "direct_cost" not in pat:
             pat["direct_cost"] = solver_choice.direct_cost(pat["indptr"], pat["indices"])
         stiffness = np.einsum("kii->k", self._C[:, :3, :3]) / 3.0
@@ -681,9 +682,10 @@ class Model:
               setup=None):
         """Assemble and solve; returns a :class:`Solution`.
 
-        solver: ``"auto"`` (direct up to :func:`~vertebrafe.fem.solvers.direct_max_dofs` unknowns; above,
-        with PARDISO, whichever of direct and AMG-CG is predicted cheaper for this model and fits in memory
-        (:mod:`~vertebrafe.fem.solver_choice`; ``info`` adds the ``choice_*`` predictions), else AMG-CG),
+        solver: ``"auto"`` (with PARDISO: direct up to :data:`~vertebrafe.fem.solver_choice.ESTIMATE_MIN_DOFS`
+        unknowns, above whichever of direct and AMG-CG is predicted cheaper for this model and fits in memory
+        (:mod:`~vertebrafe.fem.solver_choice`; ``info`` adds the ``choice_*`` predictions); without PARDISO
+        direct up to :func:`~vertebrafe.fem.solvers.direct_max_dofs` unknowns, else AMG-CG),
         ``"direct"`` or ``"amg"``; rtol: relative residual target ||K u - f|| / ||f|| of the
         iterative solve; maxiter: CG limit.
         setup: a :class:`Setup` shared by the solves of models that differ only in their loads (same mesh,
@@ -707,7 +709,7 @@ class Model:
         pat = self._pattern(node_plate, setup)
         t1 = time.perf_counter()
         info["pattern_time"] = t1 - t0
-        if solver == "auto" and method == "amg" and solvers.pardiso_available():
+        if solver == "auto" and solvers.pardiso_available() and 3 * nb > solver_choice.ESTIMATE_MIN_DOFS:
             method = self._choose(pat, info)
 
         N = 3 * nb

@@ -1,4 +1,4 @@
-"""What ``solver="auto"`` picks for a model above :data:`~vertebrafe.fem.solvers.DIRECT_MAX_DOFS` unknowns.
+"""What ``solver="auto"`` picks, with PARDISO, for a model above :data:`ESTIMATE_MIN_DOFS` unknowns.
 
 The cost of a sparse Cholesky factorisation depends on the fill of the matrix, not on its size: a slender
 segment (small separators) fills in far less than a compact box with the same number of unknowns, and the
@@ -21,9 +21,9 @@ segment with posterior elements (strong contrast, 474 ligament and facet springs
 without springs and 0.18 for a weak contrast such as the block-with-inclusion box. Measured with posterior
 elements (per unknown of the model, constrained ones included): T12-L2 needs 0.54 / 1.34 / 1.22 / 1.94 /
 2.75 MFlop at 3 / 2 / 1.75 / 1.6 / 1.5 mm (about 9 at 1 mm) and T10-L5 at 2 mm 1.96, T12-L2 with fibres at
-1.75 mm 1.25; the box at 100k cells 6.0. So segments with posterior elements go to AMG-CG above the bound
-of unknowns (T12-L2 at 1.75 mm and finer, T10-L5 at 2 mm; T12-L2 at 3 mm would go direct, and at 2 mm and
-coarser the unknown bound alone decides), segments with fibres go direct wherever the factor fits, and the
+1.75 mm 1.25; the box at 100k cells 6.0. So segments with posterior elements go to AMG-CG from 2 mm down
+(T12-L2 at 2 mm and finer, T10-L5 at 2 mm; T12-L2 at 3 and 2.5 mm, below :data:`ESTIMATE_MIN_DOFS`, go
+direct, as their predictions say too), segments with fibres go direct wherever the factor fits, and the
 box goes to AMG-CG.
 
 The constants are a calibration: fitted to ``Model.solve`` of both solvers on the same models, in one
@@ -36,6 +36,13 @@ steps of the AMG active-set loop (benchmarks/README.md, "Re-fit of the springs' 
 short CG steps"); with it the picks are right on every measured model. Only the ratio of the constants
 matters for the choice, and the memory test guards the machine. Under load the ratio moves (PARDISO's flop
 rate most), so near the crossover the choice is as uncertain as that ratio.
+
+The choice does not depend on the thread count: the rates are one thread's process CPU, and on two threads
+(MKL and numba) under load 6-8 the same picks were the faster in wall time as well (T12-L2 at 2 mm:
+AMG-CG 16.3-17.2 against PARDISO 36.6-38.5 s, revision 4e25827); idle on two threads PARDISO was the
+faster at 2 mm by 5-20 % (2d057a0, against an AMG-CG solve that carried its process's first set-up): no idle
+pair of one- and two-thread runs exists to fit a parallel speed-up per solver from (benchmarks/README.md,
+"The bound of 130,000 unknowns and the thread count").
 """
 import math
 import os
@@ -81,6 +88,16 @@ AMG_ITERATIONS_CONTRAST, AMG_ITERATION_SECONDS_CONTRAST = 45, 1.01e-6
 ACTIVE_SET_SOLVES = 0.061
 #: Share of the memory available now (MemAvailable) that a direct factorisation may take.
 MEMORY_FRACTION = 0.5
+#: Calibration: ``"auto"`` (with PARDISO) solves models of up to this many unknowns directly without an
+#: estimate and judges larger ones by their predicted costs: below it PARDISO was the cheaper on every
+#: measured model, on one thread and on two (T12-L2 with posterior elements, revision 4e25827, load 3-8: at 3
+#: mm, 47 424 unknowns, 1.7-2.6 against 7.0-17.1 s of CPU on one thread; at 2.5 mm, 55 839, 2.7-2.8
+#: against 4.7-5.0 s, and 8.4-9.4 against 12.1 s of wall on two), where the springs' term underpredicts
+#: the active-set loop's CG iterations (144 and 96 against 60 at 3 and 2.5 mm) and AMG-CG's set-up does not
+#: pay; and the estimate (PARDISO's analysis) is not spent on the many small models of a study (each
+#: vertebra alone between plates). The first model above, T12-L2 at 2 mm (127 227), goes to AMG-CG
+#: (benchmarks/README.md, "The bound of 130,000 unknowns and the thread count").
+ESTIMATE_MIN_DOFS = 60_000
 
 
 def available_memory():

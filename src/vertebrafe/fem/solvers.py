@@ -7,11 +7,12 @@
   round-off.
 - ``"amg"``: conjugate gradients preconditioned by smoothed-aggregation AMG (pyamg) on the 3x3 block
   matrix, with the six rigid-body modes as near-nullspace.
-- ``"auto"``: direct up to :func:`direct_max_dofs` unknowns; above, :meth:`Model.solve
-  <vertebrafe.fem.model.Model.solve>` with PARDISO compares the predicted cost of both for the model at
-  hand (:mod:`~vertebrafe.fem.solver_choice`: direct where the factorisation needs few flops per unknown
-  and fits in memory: segments with annulus fibres; AMG for segments with posterior elements, T10-L5 at
-  2 mm, compact models and where the factor would not fit); without PARDISO, AMG above.
+- ``"auto"``: direct up to :func:`direct_max_dofs` unknowns, AMG above; :meth:`Model.solve
+  <vertebrafe.fem.model.Model.solve>` with PARDISO instead compares, above
+  :data:`~vertebrafe.fem.solver_choice.ESTIMATE_MIN_DOFS` unknowns, the predicted cost of both for the
+  model at hand (:mod:`~vertebrafe.fem.solver_choice`: direct where the factorisation needs few flops per
+  unknown and fits in memory: segments with annulus fibres; AMG for segments with posterior elements from
+  2 mm down, T10-L5, compact models and where the factor would not fit).
 
 :class:`Prepared` holds the one-time set-up of a matrix (factorisation or AMG hierarchy) and solves any
 number of right-hand sides with it; :func:`solve` is set-up and one solve.
@@ -38,7 +39,9 @@ from .sparse_kernels import BlockMatrix
 #: and with SuperLU only. The Cholesky bound is where CHOLMOD's factorisation stops being faster than
 #: AMG-CG on segment models (benchmarks/README.md, segment table); it includes T12-L2 at 2 mm with
 #: posterior elements (122 919). PARDISO factorises the same systems in less than half CHOLMOD's time;
-#: with PARDISO, models above the bound are judged by their predicted costs (:mod:`.solver_choice`).
+#: with PARDISO, ``Model.solve`` judges models above
+#: :data:`~vertebrafe.fem.solver_choice.ESTIMATE_MIN_DOFS` by their predicted costs (:mod:`.solver_choice`)
+#: instead, and the bound holds only for matrices solved without a model (:func:`solve`, :class:`Prepared`).
 DIRECT_MAX_DOFS = 130_000
 SUPERLU_MAX_DOFS = 5_000
 #: :func:`factorize` uses a sparse Cholesky (when installed) above this many unknowns: a single vertebra

@@ -292,8 +292,9 @@ def _warm_up(bar, say, amg=True, threads=None):
 def _uses_amg(cases):
     """Whether a case of ``cases`` (StudyCase) asks for AMG-CG, or for ``"auto"`` without a sparse Cholesky
     (which then solves directly only up to :data:`~vertebrafe.fem.solvers.SUPERLU_MAX_DOFS` unknowns). An
-    ``"auto"`` model above :data:`~vertebrafe.fem.solvers.DIRECT_MAX_DOFS` unknowns (finer than 2 mm)
-    compiles the AMG kernels in its worker."""
+    ``"auto"`` model that goes to AMG-CG (with PARDISO: above
+    :data:`~vertebrafe.fem.solver_choice.ESTIMATE_MIN_DOFS` unknowns, T12-L2 at 2 mm and finer) compiles the
+    AMG kernels in its worker."""
     from ..fem import solvers
     cholesky = solvers.direct_max_dofs() > solvers.SUPERLU_MAX_DOFS
     return any(sc.case.solver.solver == "amg" or (sc.case.solver.solver == "auto" and not cholesky)
