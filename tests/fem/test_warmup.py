@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import numba
 import numpy as np
 
@@ -134,7 +136,30 @@ def test_a_study_asks_for_amg_kernels_only_where_a_case_may_use_amg(monkeypatch)
         cases[0].case, solver=dataclasses.replace(cases[0].case.solver, solver="amg")))]
     assert _uses_amg(list(cases) + amg)
     monkeypatch.setattr(solvers, "direct_max_dofs", lambda: solvers.SUPERLU_MAX_DOFS)    # SuperLU only
+    monkeypatch.setattr(solvers, "pardiso_available", lambda: False)
     assert _uses_amg(cases)
+
+
+@pytest.mark.parametrize("pardiso", [True, False])
+def test_a_study_of_fine_auto_segments_compiles_the_amg_kernels_before_its_workers(monkeypatch, pardiso):
+    """"auto" leaves the direct solver for T12-L2 at 2 mm with PARDISO (127k unknowns, above
+    ESTIMATE_MIN_DOFS) and at 1.5 mm with CHOLMOD alone (above DIRECT_MAX_DOFS): the study's warm-up must
+    compile the AMG kernels then, and not at 3 mm (47k unknowns, the README main job)."""
+    from vertebrafe import study as vs
+    from vertebrafe.fem import solvers
+    from vertebrafe.study.run import _uses_amg
+    cases = vs.load_study(os.path.join(os.path.dirname(__file__), "..", "..", "cases", "adjacent-risk.toml")).cases
+    monkeypatch.setattr(solvers, "pardiso_available", lambda: pardiso)
+    monkeypatch.setattr(solvers, "direct_max_dofs", lambda: solvers.DIRECT_MAX_DOFS)
+
+    def at(h):
+        return [dataclasses.replace(sc, case=dataclasses.replace(
+            sc.case, segment=dataclasses.replace(sc.case.segment, element_size=h))) for sc in cases]
+
+    assert not _uses_amg(at(3.0))
+    assert _uses_amg(at(1.5))
+    if pardiso:
+        assert _uses_amg(at(2.0))
 
 
 def test_the_warm_up_helper_process_computes_the_fields():

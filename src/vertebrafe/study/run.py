@@ -289,16 +289,27 @@ def _warm_up(bar, say, amg=True, threads=None):
         warm_up(say=say, amg=amg, threads=threads)
 
 
+#: Margin on :func:`vertebrafe.resources.estimate_segment`'s unknowns (within 15 % of the mesh's) below the
+#: bound where ``"auto"`` stops solving directly: a segment estimated above ``SIZE_MARGIN x bound`` may use AMG-CG.
+SIZE_MARGIN = 0.85
+
+
 def _uses_amg(cases):
-    """Whether a case of ``cases`` (StudyCase) asks for AMG-CG, or for ``"auto"`` without a sparse Cholesky
-    (which then solves directly only up to :data:`~vertebrafe.fem.solvers.SUPERLU_MAX_DOFS` unknowns). An
-    ``"auto"`` model that goes to AMG-CG (with PARDISO: above
-    :data:`~vertebrafe.fem.solver_choice.ESTIMATE_MIN_DOFS` unknowns, T12-L2 at 2 mm and finer) compiles the
-    AMG kernels in its worker."""
-    from ..fem import solvers
-    cholesky = solvers.direct_max_dofs() > solvers.SUPERLU_MAX_DOFS
-    return any(sc.case.solver.solver == "amg" or (sc.case.solver.solver == "auto" and not cholesky)
-               for sc in cases)
+    """Whether a case of ``cases`` (StudyCase) may solve with AMG-CG: it asks for it, or for ``"auto"`` with a
+    segment whose estimated unknowns (:meth:`~vertebrafe.case.specs.SegmentSpec.size_estimate`) reach
+    :data:`SIZE_MARGIN` times the size where ``"auto"`` may leave the direct solver (with PARDISO
+    :data:`~vertebrafe.fem.solver_choice.ESTIMATE_MIN_DOFS`, T12-L2 at 2 mm and finer; else
+    :func:`~vertebrafe.fem.solvers.direct_max_dofs`), or with an image-based segment (its size is known only
+    once meshed). Their AMG kernels are then compiled before the workers start, not in each worker."""
+    from ..fem import solver_choice, solvers
+    bound = solver_choice.ESTIMATE_MIN_DOFS if solvers.pardiso_available() else solvers.direct_max_dofs()
+
+    def may_use_amg(case):
+        if case.solver.solver != "auto":
+            return case.solver.solver == "amg"
+        return case.image is not None or case.segment.size_estimate()["dofs"] >= SIZE_MARGIN * bound
+
+    return any(may_use_amg(sc.case) for sc in cases)
 
 
 def _check_study_dir(out):
