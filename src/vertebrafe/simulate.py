@@ -206,12 +206,9 @@ def _rest_state(segment, load, formulation, user_loads, solver_options, setup):
     if pressure <= 0.0:
         return None
 
-    def unloaded():
-        return build_model(segment, load, formulation, user_loads)[0].remove_loads()
-
-    probe = unloaded()
-    key = ("rest state", pressure, formulation, probe._fixed.tobytes(),
-           tuple(p.prescribed.tobytes() for p in probe.plates), segment.mesh.n_cells)
+    unloaded = build_model(segment, load, formulation, user_loads)[0].remove_loads()
+    key = ("rest state", pressure, formulation, unloaded._fixed.tobytes(),
+           tuple(p.prescribed.tobytes() for p in unloaded.plates), segment.mesh.n_cells)
     if setup is not None and key in setup.derived:
         return setup.derived[key]
     stress, rest = _swelling.rest_state(segment, pressure, unloaded,

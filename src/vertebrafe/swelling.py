@@ -75,10 +75,13 @@ def rest_state(segment, pressure, unloaded, solve):
     """The swelling stresses and the rest state: ``({disc: s_d MPa}, Solution)`` with the nucleus pressure of
     every disc equal to ``pressure`` (MPa) to :data:`PRESSURE_RTOL`.
 
-    unloaded : callable ``() -> Model``, a fresh model of ``segment`` with the supports of the load and no load.
+    unloaded : Model, the model of ``segment`` with the supports of the load and no load; every step solves it
+        with its swelling stresses set in place (:func:`pre_stress`), its one-sided springs starting from the
+        active set of the step before; the returned Solution's model carries the last ones.
     solve : callable ``(Model) -> Solution``.
     The first step takes ``s_d = pressure``, the second scales it by the pressure found (exact for a linear model
-    up to the small coupling between discs), later ones are secant steps per disc. Raises ConvergenceError if the
+    up to the small coupling between discs), later ones are secant steps per disc. Each step's pressures are
+    computed from the nucleus cells' stresses alone (:meth:`~vertebrafe.fem.Solution.cell_stress_of`). Raises ConvergenceError if the
     pressures are not met in :data:`MAX_STEPS` solves, InputError if ``segment`` has no nucleus cells."""
     discs = [d for d, cells in nucleus_cells(segment).items() if cells.size]
     if not discs:
@@ -87,7 +90,7 @@ def rest_state(segment, pressure, unloaded, solve):
     s = {d: float(pressure) for d in discs}
     history = []
     for step in range(1, MAX_STEPS + 1):
-        sol = solve(pre_stress(unloaded(), segment, s))
+        sol = solve(pre_stress(unloaded, segment, s))
         p = nucleus_pressures(segment, sol)
         history.append((dict(s), p))
         if all(abs(p[d] - pressure) <= PRESSURE_RTOL * pressure for d in discs):

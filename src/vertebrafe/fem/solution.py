@@ -91,6 +91,12 @@ def gauss_fields(points, cells, u, C, mat, tables, form, eps_out, sig_out, wdet_
 _MAX_FIELD = np.sqrt(np.finfo(float).max) / 10.0
 
 
+def _average(wdet, volume, field):
+    """Volume average per cell of a Gauss-point ``field (m, q, ...)`` with weights ``wdet (m, q)`` and the cells'
+    ``volume (m,)``."""
+    return np.einsum("cg,cg...->c...", wdet, field) / volume.reshape((-1,) + (1,) * (field.ndim - 2))
+
+
 class Solution:
     """Displacements and derived fields of a solved :class:`~vertebrafe.fem.model.Model`."""
 
@@ -116,31 +122,52 @@ class Solution:
         return self.displacement if self.rest is None else self.displacement - self.rest.displacement
 
     # -- Gauss-point fields -------------------------------------------------------------------------
-    @cached_property
-    def _fields(self):
+    def _gauss(self, cells=None):
+        """Strain (tensor shear), stress (with the initial stress), integration weight and element internal
+        forces at the Gauss points of the cells ``cells`` (indices; default all): :func:`gauss_fields`."""
         mesh, model = self.mesh, self.model
-        m, k = mesh.cells.shape
+        pick = (lambda a: a) if cells is None else (lambda a: np.ascontiguousarray(a[cells]))
+        conn = np.ascontiguousarray(pick(mesh.cells), dtype=np.int64)
+        m, k = conn.shape
         el = mesh.element
         q = el.weights.size
         eps = np.empty((m, q, 6))
         sig = np.empty((m, q, 6))
         wdet = np.empty((m, q))
         fint = np.empty((m, k, 3))
-        gauss_fields(np.ascontiguousarray(mesh.points), np.ascontiguousarray(mesh.cells, dtype=np.int64),
-                      np.ascontiguousarray(self.displacement), model._C, model._material, element_tables(el),
-                      model._form, eps, sig, wdet, fint)
+        gauss_fields(np.ascontiguousarray(mesh.points), conn, np.ascontiguousarray(self.displacement), model._C,
+                     pick(model._material), element_tables(el), pick(model._form), eps, sig, wdet, fint)
         if not all(np.abs(a).max(initial=0.0) < _MAX_FIELD for a in (eps, sig, fint)):  # NaN fails too
             raise ConvergenceError(f"the strains or stresses of the solution are not finite or above {_MAX_FIELD:.3g} (displacements of "
                                    f"up to {np.abs(self.displacement).max():.3g} mm); the loads are beyond "
                                    "floating point range or the model is degenerate")
         eps[:, :, 3:] *= 0.5  # engineering -> tensor shear
+        if model.initial_stress is not None:       # sigma = C eps + sigma_0
+            sig += pick(model.initial_stress)[:, None, :]
+        return eps, sig, wdet, fint
+
+    @cached_property
+    def _fields(self):
+        mesh, model = self.mesh, self.model
+        eps, sig, wdet, fint = self._gauss()
         nodal = np.zeros((mesh.n_points, 3))
         for d in range(3):
             nodal[:, d] = np.bincount(mesh.cells.ravel(), weights=fint[:, :, d].ravel(), minlength=mesh.n_points)
-        if model.initial_stress is not None:       # sigma = C eps + sigma_0; its forces int B^T sigma_0 dV
-            sig += model.initial_stress[:, None, :]
+        if model.initial_stress is not None:       # the initial stress's forces int B^T sigma_0 dV
             nodal -= model.initial_stress_load()
         return eps, sig, wdet, nodal
+
+    def cell_stress_of(self, cells):
+        """``(stress (k, 6) MPa, volume (k,) mm^3)`` of the cells ``cells`` (indices or a bool mask): those rows of
+        :attr:`cell_stress` and :attr:`cell_volume`, computed for these cells alone unless the fields of every
+        cell are there already (a nucleus's pressure between the solves of a rest state costs its cells only)."""
+        cells = np.asarray(cells)
+        cells = np.flatnonzero(cells) if cells.dtype == bool else cells.astype(np.int64)
+        if "_fields" in self.__dict__:
+            return self.cell_stress[cells], self.cell_volume[cells]
+        _, sig, wdet, _ = self._gauss(cells)
+        vol = wdet.sum(axis=1)
+        return _average(wdet, vol, sig), vol
 
     @property
     def strain(self):
@@ -164,8 +191,7 @@ class Solution:
         return self._gauss_weights.sum(axis=1)
 
     def _cell_average(self, field):
-        return (np.einsum("cg,cg...->c...", self._gauss_weights, field)
-                / self.cell_volume.reshape((-1,) + (1,) * (field.ndim - 2)))
+        return _average(self._gauss_weights, self.cell_volume, field)
 
     @cached_property
     def cell_strain(self):

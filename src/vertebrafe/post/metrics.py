@@ -596,9 +596,9 @@ def disc_rows(segment, solution):
 def nucleus_pressure(solution, cells, cavity=None):
     """``(pressure, fluid)`` MPa of one nucleus: the volume mean of ``-trace(sigma) / 3`` over its ``cells`` (indices
     or a bool mask) plus the uniform pressure of its fluid ``cavity`` (None: no fluid), and that fluid pressure."""
-    s = solution.cell_stress[cells]
+    s, volume = solution.cell_stress_of(cells)
     fluid = cavity.pressure(solution.displacement) if cavity is not None else 0.0
-    return fluid + weighted_mean(-(s[:, 0] + s[:, 1] + s[:, 2]) / 3.0, solution.cell_volume[cells]), fluid
+    return fluid + weighted_mean(-(s[:, 0] + s[:, 1] + s[:, 2]) / 3.0, volume), fluid
 
 
 def endplate_rotation(points, faces, displacement):

@@ -102,7 +102,12 @@ def affine_yield_scale(rest, load, factors, volume, yield_compression, yield_ten
     ``rest + lambda * load`` (cell strains ``(k, 6)``, tensor shear; ``factors (k,)`` scale each entry's yield
     strains): the :func:`yield_scale` of a model whose load starts from a pre-strained rest state (a nucleus
     pre-pressure), where the strain is affine, not proportional, in the load. The yielded volume is found by
-    bisection on ``lambda`` (to 1e-10 relative). ``inf`` when no load scale reaches the fraction."""
+    bisection on ``lambda`` (to 1e-10 relative). ``inf`` when no load scale reaches the fraction.
+
+    An entry's strain ratio (:func:`~vertebrafe.post.metrics.strain_ratio`) is convex in ``lambda`` (the largest
+    eigenvalue of ``+-(rest + lambda load)``), so inside the bisection's bracket ``[lo, hi]`` an entry below 1 at
+    both ends stays below, and one below 1 at ``lambda = 0`` and at least 1 at ``lo > 0`` stays yielded: each step
+    evaluates only the entries still undecided, and finds the yielded set that all entries would give."""
     from ..elasticity import voigt_to_tensor
     from .metrics import strain_ratio
 
@@ -110,22 +115,41 @@ def affine_yield_scale(rest, load, factors, volume, yield_compression, yield_ten
     v = np.asarray(volume, dtype=float)
     g = np.asarray(factors, dtype=float)
 
-    def yielded(lam):
-        p = np.linalg.eigvalsh(rest + lam * load)[:, ::-1]
-        return v[strain_ratio(p, yield_compression * g, yield_tension * g) >= 1.0].sum() / v.sum() >= fraction - 1e-12
+    def ratios(lam, idx):
+        p = np.linalg.eigvalsh(rest[idx] + lam * load[idx])[:, ::-1]
+        return strain_ratio(p, yield_compression * g[idx], yield_tension * g[idx])
 
-    if yielded(0.0):
+    def reached(mask):
+        return v[mask].sum() / v.sum() >= fraction - 1e-12
+
+    every = np.arange(v.size)
+    r0 = ratios(0.0, every)
+    if reached(r0 >= 1.0):
         return 0.0
-    hi = 1.0
-    while not yielded(hi):
+    hi, r_lo, r_hi = 1.0, r0, ratios(1.0, every)
+    while not reached(r_hi >= 1.0):
         hi *= 2.0
         if hi > 1e12:
             return math.inf
+        r_lo, r_hi = r_hi, ratios(hi, every)
     lo = 0.0 if hi == 1.0 else hi / 2.0
-    while hi - lo > 1e-10 * hi:
+    sure = np.zeros(v.size, bool)                 # yielded everywhere in the bracket
+    idx = every
+    while True:
+        decided = (r0[idx] < 1.0) & (r_lo >= 1.0)
+        sure[idx[decided]] = True
+        keep = ~decided & ((r_lo >= 1.0) | (r_hi >= 1.0))
+        idx, r_lo, r_hi = idx[keep], r_lo[keep], r_hi[keep]
+        if not hi - lo > 1e-10 * hi:
+            return hi
         mid = 0.5 * (lo + hi)
-        lo, hi = (lo, mid) if yielded(mid) else (mid, hi)
-    return hi
+        r = ratios(mid, idx)
+        mask = sure.copy()
+        mask[idx] = r >= 1.0
+        if reached(mask):
+            hi, r_hi = mid, r
+        else:
+            lo, r_lo = mid, r
 
 
 def bone_phases(mesh, solution, yield_compression, yield_tension, regions):
