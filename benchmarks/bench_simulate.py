@@ -13,7 +13,7 @@ relative change against the finest size.
     python benchmarks/bench_simulate.py --fibres                        # with annulus fibres
     python benchmarks/bench_simulate.py --posterior                     # with posterior elements
     python benchmarks/bench_simulate.py --convergence 4,3,2 --levels L4-L5 --json conv.json
-    python benchmarks/bench_simulate.py --validation --element-size 2     # targets 5, 6, 7
+    python benchmarks/bench_simulate.py --validation --element-size 2     # targets 5 (default 0.1 MPa swelling), 6, 7
     python benchmarks/bench_simulate.py --validation --element-size 2 --prepressure 0,0.1,0.12,0.24   # target 5 swelling
     python benchmarks/bench_simulate.py --clinical --element-size 3       # intact / fracture / VP / BKP
     python benchmarks/bench_simulate.py --table 3,2,1.5,1 --solvers direct,amg   # segment table
@@ -56,6 +56,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "src"))
 
 import vertebrafe as vf                                  # noqa: E402
 from vertebrafe import loads                             # noqa: E402
+from vertebrafe.anatomy.segment import LYING_PREPRESSURE  # noqa: E402
 from vertebrafe.materials import MaterialSet              # noqa: E402
 from vertebrafe.simulate import simulate                 # noqa: E402
 
@@ -275,8 +276,8 @@ def main(argv=None):
     ap.add_argument("--posterior", action="store_true",
                     help="posterior elements, facet joints and ligaments (segment(..., posterior=True))")
     mode = ap.add_mutually_exclusive_group()
-    ap.add_argument("--prepressure", default="0", help="--validation: comma list of nucleus swelling pressures at "
-                    "rest for target 5 (MPa; 0: none)")
+    ap.add_argument("--prepressure", default=f"{LYING_PREPRESSURE:g}", help="--validation: comma list of nucleus "
+                    "swelling pressures at rest for target 5 (MPa; default the library's, 0.1 lying prone; 0: none)")
     mode.add_argument("--validation", action="store_true",
                       help="validation targets 5-7 at --element-size (fixed cases; ignores --levels, --bmd, --load)")
     mode.add_argument("--table", default="", help="comma list of element sizes: segment table, one process per run")

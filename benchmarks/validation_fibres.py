@@ -3,13 +3,14 @@ rotations under pure moments of 7.5 N m, with the active-set statistics and time
 ground substance (`annulus_ground`, pinned) of the documented table (docs/validation.md, "Annulus fibres
 and the fluid nucleus"); the validated fibre disc is in benchmarks/validation_posterior.py.
 
-    python benchmarks/validation_fibres.py --element-size 2
-    python benchmarks/validation_fibres.py --element-size 2 --prepressure 0.1 --annulus annulus_matrix
+    python benchmarks/validation_fibres.py --element-size 2 --prepressure 0          # the table (stress-free discs)
+    python benchmarks/validation_fibres.py --element-size 2 --annulus annulus_matrix  # the default 0.1 MPa swelling
 """
 import argparse
 import time
 
 import vertebrafe as vf
+from vertebrafe.anatomy.segment import LYING_PREPRESSURE
 from vertebrafe.loads import Load
 from vertebrafe.materials import MaterialSet
 from vertebrafe.simulate import simulate
@@ -28,8 +29,9 @@ def main():
     ap.add_argument("--no-plain", action="store_true", help="skip the model without fibres")
     ap.add_argument("--cases", default=",".join(c[0].split()[0] for c in CASES),
                     help="comma list of the cases to run, by their first word (default all)")
-    ap.add_argument("--prepressure", type=float, default=0.0,
-                    help="nucleus swelling pressure at rest (MPa, segment(..., nucleus_prepressure=); default 0)")
+    ap.add_argument("--prepressure", type=float, default=LYING_PREPRESSURE,
+                    help="nucleus swelling pressure at rest (MPa, segment(..., nucleus_prepressure=); default the "
+                         "library's, 0.1 lying prone; 0: none)")
     ap.add_argument("--annulus", default="annulus_ground",
                     help="ground substance of the fibre disc (default annulus_ground, 4.2 MPa; annulus_matrix: the "
                          "validated 0.966 MPa)")

@@ -6,7 +6,7 @@ docs/validation.md, "Posterior column"), and the mesh dependence of the L4-L5 po
     python benchmarks/validation_posterior.py convergence --fibre-law exponential --sizes 3,2   # the fibre disc
     python benchmarks/validation_posterior.py intact --element-size 3 --moment 7.5   # L4-L5, fibre disc
     python benchmarks/validation_posterior.py intact --fibre-law linear [--disc-only]  # the former linear fibres
-    python benchmarks/validation_posterior.py intact --prepressure 0.1   # with the nucleus swelling pressure
+    python benchmarks/validation_posterior.py intact --prepressure 0     # without the nucleus swelling pressure
     python benchmarks/validation_posterior.py share [--fibre-law exponential]   # standing share vs extension
     python benchmarks/validation_posterior.py posture --angles free,0,2.2 --height-losses 0,0.91   # posture, creep
 """
@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from vertebrafe.anatomy import segment
+from vertebrafe.anatomy.segment import LYING_PREPRESSURE
 from vertebrafe.anatomy.ligaments import FACET_SET, LIGAMENT_SET
 from vertebrafe.fem import Setup
 from vertebrafe.loads import Load
@@ -101,7 +102,7 @@ def convergence(sizes, solver="auto", names=None, fibre_law="none"):
                           f"{'< 3 %' if ch < 0.03 else '>= 3 %'}")
 
 
-def intact(h, moment, fibre_law="exponential", posterior=True, prepressure=0.0):
+def intact(h, moment, fibre_law="exponential", posterior=True, prepressure=LYING_PREPRESSURE):
     """L4-L5 with the fibre-reinforced disc (fibres, ``annulus_matrix``, solid nucleus; ``fibre_law="none"``: the
     fibre-free disc of the segment default) and posterior elements:
     rotation across the disc, facet and ligament forces under pure moments, and relaxed standing; the moment
@@ -236,8 +237,9 @@ if __name__ == "__main__":
     ap.add_argument("--height-losses", default="0,0.91,1.82", help="posture: creep losses of disc height (mm)")
     ap.add_argument("--compression", type=float, default=500.0, help="posture: follower load (N)")
     ap.add_argument("--disc-only", action="store_true", help="intact: the same disc without posterior elements")
-    ap.add_argument("--prepressure", type=float, default=0.0,
-                    help="intact: nucleus swelling pressure at rest (MPa; default 0, none)")
+    ap.add_argument("--prepressure", type=float, default=LYING_PREPRESSURE,
+                    help="intact: nucleus swelling pressure at rest (MPa; default the library's, 0.1 lying prone; 0: "
+                         "none)")
     ap.add_argument("--sizes", default="4,3,2", help="convergence: element sizes (mm), coarse to fine")
     ap.add_argument("--solver", default="auto", help="convergence: linear solver (auto, direct, amg)")
     ap.add_argument("--loads", default="", help="convergence: some of EXT,AR,FLEX,LB,STAND, in this order")

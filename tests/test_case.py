@@ -325,16 +325,23 @@ def test_prepressure_on_a_single_vertebra_is_refused_by_its_key():
         vc.build_segment(vc.parse_case(base))
 
 
-def test_prepressure_none_resolves_where_the_segment_is_built():
-    """A case whose segment.nucleus_prepressure is None (the library's "lying pressure where there is a nucleus")
-    builds 0.10 MPa on two levels and 0 on a single vertebra."""
-    import dataclasses
+def test_prepressure_default_resolves_where_the_segment_is_built():
+    """A case file without segment.nucleus_prepressure takes the library's default (None: the lying pressure where
+    there is a nucleus): 0.10 MPa on two levels and 0 on a single vertebra, as ``segment()`` without it; an
+    explicit 0 keeps stress-free discs."""
+    from vertebrafe.anatomy.segment import LYING_PREPRESSURE
 
-    for levels, expected in (("L4-L5", 0.10), ("L1", 0.0)):
-        case = vc.parse_case({"segment": {"levels": levels, "element_size": 8.0, "posterior": False},
-                              "bone": {"bmd": 80.0}, "load": {"compression": 800.0}})
-        case = dataclasses.replace(case, segment=dataclasses.replace(case.segment, nucleus_prepressure=None))
-        assert vc.build_segment(case).nucleus_prepressure == expected
+    for levels, expected in (("L4-L5", LYING_PREPRESSURE), ("L1", 0.0)):
+        raw = {"segment": {"levels": levels, "element_size": 8.0, "posterior": False},
+               "bone": {"bmd": 80.0}, "load": {"compression": 800.0}}
+        case = vc.parse_case(raw)
+        assert case.segment.nucleus_prepressure is None
+        seg = vc.build_segment(case)
+        assert seg.nucleus_prepressure == expected
+        assert seg.nucleus_prepressure == vertebrafe.segment(levels, element_size=8.0, bmd=80.0,
+                                                             posterior=False).nucleus_prepressure
+        raw["segment"]["nucleus_prepressure"] = 0.0
+        assert vc.build_segment(vc.parse_case(raw)).nucleus_prepressure == 0.0
 
 
 def test_central_coarsening_reaches_the_library():
@@ -480,7 +487,7 @@ def test_case_defaults_come_from_the_library():
     library = {("segment", k): sig(segment, k) for k in ("element_size", "scale", "cortex_thickness",
                                                          "endplate_thickness", "n_cortex_layers", "disc_refinement",
                                                          "nucleus", "central_coarsening",
-                                                         "annulus_refinement", "nucleus_prepressure")}
+                                                         "annulus_refinement")}
     library["segment", "fibres"] = bool(sig(segment, "fibres"))
     library["segment", "posterior"] = bool(sig(segment, "posterior"))
     library.update({("bone", k): getattr(ms, k) for k in ("law", "anisotropic", "transverse_ratio")})
@@ -501,6 +508,9 @@ def test_case_defaults_come_from_the_library():
                  ("output", "metrics")}                       # keys of case files alone, no library default
     assert set(schema) - case_only == set(library)
     assert {k: schema[k] for k in library} == library
+    # None defaults (resolved where the segment is built) are the library's too
+    none = {(s, f.name) for s, fields in vc.SCHEMA.items() for f in fields if f.default is None}
+    assert ("segment", "nucleus_prepressure") in none and sig(segment, "nucleus_prepressure") is None
     for section, cls in SPEC_CLASSES.items():
         for f in dataclasses.fields(cls):
             if (section, f.name) in schema:

@@ -132,19 +132,22 @@ def test_prepressure_without_a_disc_is_an_error_naming_it():
 
 
 def test_prepressure_none_is_the_lying_pressure_where_there_is_a_nucleus():
-    """``nucleus_prepressure=None``: Wilke's lying-prone 0.10 MPa on a segment with discs, 0 on a single vertebra
-    (solved with no rest state) and on discs without nucleus cells; a number is kept, and one above 0 where there
-    is no nucleus is an error naming it. The default is still 0."""
+    """``nucleus_prepressure=None``, the default: Wilke's lying-prone 0.10 MPa on a segment with discs, 0 on a
+    single vertebra (solved with no rest state) and on discs without nucleus cells; a number is kept (0: stress-free
+    discs), and one above 0 where there is no nucleus is an error naming it."""
     import inspect
     import types
 
     from vertebrafe.anatomy.segment import LYING_PREPRESSURE, resolve_prepressure
 
     assert LYING_PREPRESSURE == P_REST
-    assert inspect.signature(vf.segment).parameters["nucleus_prepressure"].default == 0.0
+    assert inspect.signature(vf.segment).parameters["nucleus_prepressure"].default is None
     assert _segment(None).nucleus_prepressure == P_REST
-    single = vf.segment(["L1"], element_size=8.0, bmd=120.0, nucleus_prepressure=None)
+    assert vf.segment(["L4", "L5"], element_size=8.0, bmd=120.0).nucleus_prepressure == P_REST   # the default
+    assert _segment(0.0).nucleus_prepressure == 0.0
+    single = vf.segment(["L1"], element_size=8.0, bmd=120.0)
     assert single.nucleus_prepressure == 0.0
+    assert vf.segment(["L1"], element_size=8.0, bmd=120.0, nucleus_prepressure=0.0).nucleus_prepressure == 0.0
     assert simulate(single, "relaxed_standing", factor_of_risk=False).solution.rest is None
     seg = _segment(0.0)
     assert resolve_prepressure(seg, None) == P_REST and resolve_prepressure(seg, 0.12) == 0.12
@@ -155,6 +158,18 @@ def test_prepressure_none_is_the_lying_pressure_where_there_is_a_nucleus():
     assert resolve_prepressure(no_nucleus, None) == 0.0 and resolve_prepressure(no_nucleus, 0.0) == 0.0
     with pytest.raises(InputError, match=r"nucleus_prepressure = 0.1 MPa: the segment \(L4-L5\) has no nucleus"):
         resolve_prepressure(no_nucleus, 0.1)
+
+
+def test_default_segment_carries_the_lying_pressure_in_its_nucleus():
+    """A segment built without ``nucleus_prepressure`` is solved from the rest state whose nuclei carry 0.10 MPa
+    (Wilke's lying prone); a single vertebra, which has no nucleus, from the stress-free state."""
+    res = simulate(vf.segment(["L4", "L5"], element_size=8.0, bmd=120.0, posterior=False), "relaxed_standing",
+                   factor_of_risk=False)
+    assert res.solution.rest is not None
+    assert res.value("rest_pressure", "L4-L5", "nucleus") == pytest.approx(P_REST, rel=PRESSURE_RTOL)
+    single = simulate(vf.segment(["L1"], element_size=8.0, bmd=120.0), "relaxed_standing", factor_of_risk=False)
+    assert single.segment.nucleus_prepressure == 0.0 and single.solution.rest is None
+    assert single.solution.model.initial_stress is None
 
 
 @pytest.mark.parametrize("value", [-0.1, 0.8, "high", True, float("nan")])

@@ -105,8 +105,8 @@ def disc_loaded_body(level="L1", bmd=70.0, element_size=2.0, force=1000.0, solve
     By default (``materials=None``) the discs are the homogeneous compliant disc of the published
     set-up (:data:`FIELDS_DISC`) and the bone is ``MaterialSet(bmd=bmd)``'s.
 
-    Built from ``segment([above, level, below], fibres=False, posterior=False)`` (vertebral bodies, as
-    published): the cells of the two discs and of
+    Built from ``segment([above, level, below], fibres=False, posterior=False, nucleus_prepressure=0)``
+    (vertebral bodies and stress-free discs, as published: a homogeneous disc, no swelling): the cells of the two discs and of
     ``level`` are kept (the neighbouring vertebrae are dropped) and moved into the local frame of ``level`` (z = its
     axis). The caudal surface of the lower disc (the neighbour's superior endplate) is fixed; the cranial
     surface of the upper disc is tied to a rigid plate loaded with ``force`` (N) along -z, rotations
@@ -120,7 +120,8 @@ def disc_loaded_body(level="L1", bmd=70.0, element_size=2.0, force=1000.0, solve
     above, below = adjacent_discs(level)
     upper, lower = above.split("-")[0], below.split("-")[1]
     t0 = time.perf_counter()
-    seg = segment([upper, level, lower], element_size=element_size, fibres=False, posterior=False)
+    seg = segment([upper, level, lower], element_size=element_size, fibres=False, posterior=False,
+                  nucleus_prepressure=0.0)
     full = seg.mesh
     q = seg.counts.n_cells                                      # cells per cell layer of the stack
     keep = full.cells_in("level", [above, level, below])

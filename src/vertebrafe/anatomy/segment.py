@@ -79,6 +79,8 @@ class Segment:
     nucleus_prepressure : float
         The swelling (osmotic) pressure of every nucleus at rest, MPa (0: a stress-free disc at rest); the
         solve pre-stresses the disc so that the unloaded nucleus carries it (:mod:`vertebrafe.swelling`).
+        :func:`segment` and :func:`vertebrafe.image_segment` set it (by default :data:`LYING_PREPRESSURE` where
+        the discs have nucleus cells, :func:`resolve_prepressure`); a Segment built field by field has 0.
     posterior : PosteriorColumn or None
         The posterior elements (:mod:`vertebrafe.anatomy.posterior`: arches appended after the layered
         body-disc stack, their attachment nodes); None for the body-disc-body model. With them,
@@ -281,7 +283,7 @@ def _keep_disc_wedges(dims, overrides, scale):
 def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None, scale=1.0, materials=None,
             cortex_thickness=DEFAULT_CORTEX_THICKNESS, endplate_thickness=DEFAULT_ENDPLATE_THICKNESS,
             n_cortex_layers=1, disc_refinement=DISC_REFINEMENT, fibres=None, nucleus="solid", frames=None,
-            posterior=True, grading=None, central_coarsening=3, annulus_refinement=1, nucleus_prepressure=0.0):
+            posterior=True, grading=None, central_coarsening=3, annulus_refinement=1, nucleus_prepressure=None):
     """Mesh a contiguous run of vertebrae with the discs between them.
 
     Parameters
@@ -327,15 +329,15 @@ def segment(levels, bmd=None, element_size=DEFAULT_ELEMENT_SIZE, overrides=None,
         per disc (water's bulk modulus) around the nucleus cells: one uniform, nearly incompressible
         pressure (see docs/anatomy.md; such models cannot be exported to CalculiX or FEBio input files).
     nucleus_prepressure : float or None
-        Swelling (osmotic) pressure of every nucleus at rest, MPa, 0 to 0.5 (default 0: none). The solve
-        pre-stresses each disc so that its unloaded nucleus carries this pressure, the annulus, endplates and
-        fibres held in tension by it (:mod:`vertebrafe.swelling`); motions are measured from that rest state.
-        The published value is the pressure of the lying subject, 0.10-0.12 MPa (Wilke et al. 1999;
-        docs/materials.md). None: :data:`LYING_PREPRESSURE` (0.10 MPa) where the segment's discs have nucleus
-        cells, 0 where it has none (a single vertebra) (:func:`resolve_prepressure`). ``simulate.prestressed_model`` gives the model with the pre-stress for ``Model.export``
-        (docs/interop.md). A single vertebra
-        (no disc) accepts only 0. The strengths between plates and the factor of risk do not depend on it
-        (:mod:`vertebrafe.post.strength`).
+        Swelling (osmotic) pressure of every nucleus at rest, MPa, 0 to 0.5. The solve pre-stresses each disc
+        so that its unloaded nucleus carries this pressure, the annulus, endplates and fibres held in tension
+        by it (:mod:`vertebrafe.swelling`); motions are measured from that rest state. The published value is
+        the pressure of the lying subject, 0.10-0.12 MPa (Wilke et al. 1999; docs/materials.md). None (the
+        default): :data:`LYING_PREPRESSURE` (0.10 MPa) where the segment's discs have nucleus cells, 0 where it
+        has none (a single vertebra) (:func:`resolve_prepressure`); 0: a stress-free disc at rest (in vitro
+        protocols without swelling). ``simulate.prestressed_model`` gives the model with the pre-stress for
+        ``Model.export`` (docs/interop.md). A single vertebra (no disc) accepts only 0 or None. The strengths
+        between plates and the factor of risk do not depend on it (:mod:`vertebrafe.post.strength`).
     frames : dict, optional
         ``{vertebra: (R (3, 3), origin (3,))}`` placing each vertebra's local frame in the global one
         (``x_global = R @ x_local + origin``), e.g. as measured in an image

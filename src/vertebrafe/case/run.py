@@ -1,7 +1,6 @@
 """Running a case: the pipeline (the only place where case keys become library calls) and its output."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import sys
@@ -50,7 +49,6 @@ def build_segment(case, progress=None, *, force=False):
     leaves the body) raises :class:`CaseError` naming the case key.
     """
     from ..anatomy import segment
-    from ..anatomy.segment import resolve_prepressure
     from ..clinical import fracture, kyphoplasty, vertebroplasty
     from ..materials import MaterialSet
     from ..resources import check_memory
@@ -65,6 +63,11 @@ def build_segment(case, progress=None, *, force=False):
     # (or, from an image, its own) value
     mean = sum(b.bmd.values()) / len(b.bmd) if per_level else (b.bmd if b.bmd is not None else 100.0)
     materials = MaterialSet(bmd=mean, law=b.law, anisotropic=b.anisotropic, transverse_ratio=b.transverse_ratio)
+    prepressure = s.nucleus_prepressure               # None: the library's (the lying pressure where a nucleus is)
+    if prepressure and len(s.levels) == 1:
+        from .schema import CaseError
+        raise CaseError(f"segment.nucleus_prepressure = {prepressure!r} MPa on the single vertebra {s.levels[0]}: it "
+                        "has no disc whose nucleus could carry it; give 0, or levels with a disc between them")
     step("mesh")
     if case.image is not None:
         from ..image import image_segment
@@ -76,24 +79,14 @@ def build_segment(case, progress=None, *, force=False):
                             cortex_thickness=s.cortex_thickness, endplate_thickness=s.endplate_thickness,
                             n_cortex_layers=s.n_cortex_layers, disc_refinement=s.disc_refinement, fibres=s.fibres,
                             nucleus=s.nucleus, geometry=im.geometry, snap=im.snap, smoothing=im.smoothing,
-                            arch_radius=im.arch_radius)
+                            arch_radius=im.arch_radius, nucleus_prepressure=prepressure)
     else:
         seg = segment(list(s.levels), element_size=s.element_size, overrides=s.overrides, scale=s.scale,
                       bmd=b.bmd if per_level else None, materials=materials, cortex_thickness=s.cortex_thickness,
                       endplate_thickness=s.endplate_thickness, n_cortex_layers=s.n_cortex_layers,
                       disc_refinement=s.disc_refinement, fibres=s.fibres, nucleus=s.nucleus,
                       posterior=s.posterior, central_coarsening=s.central_coarsening,
-                      annulus_refinement=s.annulus_refinement)
-    if s.nucleus_prepressure is None or s.nucleus_prepressure:
-        from .schema import CaseError
-        if s.nucleus_prepressure is not None and len(seg.discs) == 0:
-            raise CaseError(f"segment.nucleus_prepressure = {s.nucleus_prepressure!r} MPa on the single vertebra "
-                            f"{seg.levels[0]}: it has no disc whose nucleus could carry it; give 0, or levels with a "
-                            "disc between them")
-        try:
-            seg = dataclasses.replace(seg, nucleus_prepressure=resolve_prepressure(seg, s.nucleus_prepressure))
-        except InputError as exc:
-            raise CaseError(f"segment.{exc}") from None
+                      annulus_refinement=s.annulus_refinement, nucleus_prepressure=prepressure)
     if case.fracture is not None:
         f = case.fracture
         step("fracture")

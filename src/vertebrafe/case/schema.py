@@ -185,8 +185,9 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               source="vertebrafe.anatomy.fibres.nucleus_cavities (docs/anatomy.md)"),
         Field("nucleus_prepressure", "float", _default(_segment, "nucleus_prepressure"), "swelling (osmotic) pressure "
               "of every nucleus at rest; the discs are pre-stressed so that the unloaded nuclei carry it and motions are "
-              "measured from that rest state (0: none, the only value a single vertebra accepts; published: 0.10 lying "
-              "prone, 0.12 lying laterally, Wilke et al. 1999)",
+              "measured from that rest state (absent: 0.10, the lying-prone pressure of Wilke et al. 1999, where the "
+              "discs have a nucleus, 0 without one; 0: none, stress-free discs at rest, the only value besides absent "
+              "that a single vertebra accepts; published: 0.10 lying prone, 0.12 lying laterally)",
               "MPa", 0.0, 0.5, source="vertebrafe.swelling (docs/materials.md, docs/validation.md)"),
         Field("overrides", "table", None, "per vertebra or disc dimension overrides, e.g. "
               "[segment.overrides.L1] anterior_height = 18.0 (fields and ranges: vertebrafe.anatomy.levels)",

@@ -171,7 +171,7 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
                   bmd_margin=DEFAULT_BMD_MARGIN, pv_margin=DEFAULT_PV_MARGIN, max_anisotropy=3.0,
                   label_values=VERSE_LABELS, cortex_thickness=None, endplate_thickness=None, n_cortex_layers=1,
                   disc_refinement=None, fibres=None, nucleus="solid", geometry="template", snap=True, smoothing=0,
-                  arch_radius=ARCH_RADIUS):
+                  arch_radius=ARCH_RADIUS, nucleus_prepressure=None):
     """A :class:`~vertebrafe.Segment` from a CT scan and its vertebra label map (see the module docstring).
 
     Parameters
@@ -206,6 +206,10 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
         same cube and the assembly takes its voxel fast path.
     arch_radius : float
         Radius (mm) of the ball that cuts a whole-vertebra label to its body (:mod:`~vertebrafe.image.body`).
+    nucleus_prepressure : float or None
+        As in :func:`vertebrafe.segment`, with both geometries: None (the default) gives every nucleus the lying
+        pressure :data:`~vertebrafe.anatomy.segment.LYING_PREPRESSURE` (0.10 MPa) where the discs have nucleus
+        cells, 0 where there are none; 0: stress-free discs at rest.
 
     Returns
     -------
@@ -218,6 +222,7 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
 
     from ..anatomy import DEFAULT_CORTEX_THICKNESS, DEFAULT_ENDPLATE_THICKNESS, level_dimensions, segment
     from ..anatomy.disc import DISC_REFINEMENT
+    from ..anatomy.segment import check_prepressure, resolve_prepressure
     from ..materials import LevelMaterials, MaterialSet
 
     ct, labels = _as_image(ct, "ct"), _as_image(labels, "labels")
@@ -243,6 +248,8 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
         raise InputError(f"fibres = {fibres!r}, nucleus = {nucleus!r}: annulus fibres and the fluid nucleus need "
                          f"the layered discs of geometry='template'; the voxel geometry takes fibres=None, "
                          f"nucleus='solid'")
+    if nucleus_prepressure is not None:
+        check_prepressure(nucleus_prepressure)
     order = _levels(labels, levels, label_values)
     codes = [label_values[v] for v in order]
     ct_c, lab_c = _crop(ct, labels, codes, _CROP_PAD)
@@ -280,6 +287,7 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
                                   DEFAULT_CORTEX_THICKNESS if cortex_thickness is None else cortex_thickness,
                                   DEFAULT_ENDPLATE_THICKNESS if endplate_thickness is None else endplate_thickness,
                                   snap=snap, smoothing=smoothing)
+        seg.nucleus_prepressure = resolve_prepressure(seg, nucleus_prepressure)
         seg.source = _source(ct, labels, cal, bmd, bmd_margin, pv_margin, fits, arch, info)
         return seg
     overrides = {v: f.dimensions for v, f in fits.items()}
@@ -296,7 +304,7 @@ def image_segment(ct, labels, levels=None, calibration=None, element_size=2.0, m
               endplate_thickness=DEFAULT_ENDPLATE_THICKNESS if endplate_thickness is None else endplate_thickness,
               n_cortex_layers=n_cortex_layers,
               disc_refinement=DISC_REFINEMENT if disc_refinement is None else disc_refinement, fibres=fibres,
-              nucleus=nucleus)
+              nucleus=nucleus, nucleus_prepressure=nucleus_prepressure)
     seg = segment(order, **kw)
 
     # density onto cells
