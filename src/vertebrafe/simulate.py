@@ -207,7 +207,7 @@ def _rest_state(segment, load, formulation, user_loads, solver_options, setup):
         return None
 
     unloaded = build_model(segment, load, formulation, user_loads)[0].remove_loads()
-    key = ("rest state", pressure, formulation, unloaded._fixed.tobytes(),
+    key = ("rest state", pressure, unloaded._form.tobytes(), unloaded._fixed.tobytes(),
            tuple(p.prescribed.tobytes() for p in unloaded.plates), segment.mesh.n_cells)
     if setup is not None and key in setup.derived:
         return setup.derived[key]
