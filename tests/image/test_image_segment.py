@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import vertebrafe as vf
+from vertebrafe.anatomy.segment import LYING_PREPRESSURE
 from vertebrafe.errors import InputError
 from vertebrafe.image import Calibration, image_segment, level_bmd
 from vertebrafe.materials import LevelMaterials, cancellous_modulus
@@ -48,6 +49,9 @@ def test_round_trip_matches_the_parametric_model(ph, seg, intact):
     p_ref = _value(ref, "L1-L2", "nucleus", "pressure")
     assert _value(img, "L1-L2", "nucleus", "pressure") == pytest.approx(p_ref, rel=0.10)
     assert img.record()["segment"]["source"]["kind"] == "image"
+    # both carry the default swelling pressure of the nucleus at rest (vertebrafe.segment's, 0.10 MPa)
+    assert seg.nucleus_prepressure == ref.segment.nucleus_prepressure == LYING_PREPRESSURE
+    assert _value(img, "L1-L2", "nucleus", "rest_pressure") == pytest.approx(LYING_PREPRESSURE, rel=1e-6)
 
 
 def test_geometry_is_the_phantoms(ph, seg):

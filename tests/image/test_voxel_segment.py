@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import vertebrafe as vf
+from vertebrafe.anatomy.segment import LYING_PREPRESSURE
 from vertebrafe.elasticity import isotropic
 from vertebrafe.errors import InputError
 from vertebrafe.fem import assembly
@@ -63,6 +64,12 @@ def test_round_trip_matches_the_parametric_model(pair, voxel):
     for level, region, metric in (("segment", "segment", "axial_stiffness"), ("L1-L2", "nucleus", "pressure")):
         assert _value(img, level, region, metric) == pytest.approx(_value(ref, level, region, metric), rel=0.10)
     assert img.record()["segment"]["source"]["geometry"] == "voxel"
+    # the voxel discs have nucleus cells: the default swelling pressure as in the parametric model, or none
+    assert voxel.nucleus_prepressure == ref.segment.nucleus_prepressure == LYING_PREPRESSURE
+    assert _value(img, "L1-L2", "nucleus", "rest_pressure") == pytest.approx(LYING_PREPRESSURE, rel=1e-6)
+    none = image_segment(pair.ct, pair.labels, calibration=pair.calibration, element_size=H, geometry="voxel",
+                         nucleus_prepressure=0)
+    assert none.nucleus_prepressure == 0.0
     # the columns run along the image z axis; the spine axis (mean of L1 and L2) leans by half the lordosis
     assert 0.0 < voxel.source["column_tilt_deg"] < 5.0
 
