@@ -22,7 +22,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import InputError
-from .fem.model import Setup
+from .fem.model import Setup, digest
 from .materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 from .loads import Load, apply, preset, resultant
 from . import plausibility as _p
@@ -148,10 +148,13 @@ def _simulate(segment, load, case, setup, options, solver_options, strengths=Non
         raise InputError(f"user_loads = {user_loads!r}; expected a function f(model, segment)")
     if setup is None and getattr(segment, "nucleus_prepressure", 0.0):
         setup = Setup()                   # the rest state's solves and the load's share one factorisation
+    kept = setup.derived.get("rest state") if setup is not None else None
     model, applied, rest = prestressed_model(segment, load, formulation, user_loads, setup=setup, **solver_options)
     t1 = time.perf_counter()
     solution = model.solve(**solver_options, setup=setup)
     solution.rest = rest
+    if rest is not None and setup.derived.get("rest state") is not kept:
+        solution.info["setup_reused"] = rest.info["setup_reused"]     # the set-up its rest state made or found
     t2 = time.perf_counter()
     res = Result(segment=segment, load=load, solution=solution, applied=applied,
                  case=case or load.name or "case", yield_compression=yc, yield_tension=yt, fraction=fraction,
@@ -200,22 +203,32 @@ def prestressed_model(segment, load, formulation="bbar", user_loads=None, *, set
 
 def _rest_state(segment, load, formulation, user_loads, solver_options, setup):
     """The rest state of a segment with a nucleus pre-pressure (:mod:`vertebrafe.swelling`), or None without one;
-    its ``info["swelling_stress"]`` holds the nuclei's swelling stresses (MPa). Kept in ``setup.derived`` for the
-    other loads with the same supports."""
+    its ``info["swelling_stress"]`` holds the nuclei's swelling stresses (MPa) and ``info["setup_reused"]`` whether
+    its first solve found the set-up in ``setup``. The latest one is kept in ``setup.derived["rest state"]`` for
+    the other loads of the same model (mesh, materials, formulation, supports and springs: the key of the set-up
+    itself, :func:`~vertebrafe.fem.model.digest`), as the set-up keeps its latest."""
     pressure = float(getattr(segment, "nucleus_prepressure", 0.0) or 0.0)
     if pressure <= 0.0:
         return None
 
     unloaded = build_model(segment, load, formulation, user_loads)[0].remove_loads()
-    key = ("rest state", pressure, unloaded._form.tobytes(), unloaded._fixed.tobytes(),
-           tuple(p.prescribed.tobytes() for p in unloaded.plates), segment.mesh.n_cells)
-    if setup is not None and key in setup.derived:
-        return setup.derived[key]
-    stress, rest = _swelling.rest_state(segment, pressure, unloaded,
-                                        lambda m: m.solve(**solver_options, setup=setup))
-    rest.info["swelling_stress"] = stress
+    key = digest(f"rest state {pressure!r}", unloaded._C, unloaded._material, unloaded._form, segment.mesh.points,
+                 segment.mesh.cells, unloaded._fixed, *(a for p in unloaded.plates for a in (p.nodes, p.prescribed)),
+                 *unloaded._spring_arrays())
+    kept = None if setup is None else setup.derived.get("rest state")
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    reused = []
+
+    def solve(model):
+        sol = model.solve(**solver_options, setup=setup)
+        reused.append(bool(sol.info.get("setup_reused")))
+        return sol
+
+    stress, rest = _swelling.rest_state(segment, pressure, unloaded, solve)
+    rest.info.update(swelling_stress=stress, setup_reused=reused[0])
     if setup is not None:
-        setup.derived[key] = rest
+        setup.derived["rest state"] = (key, rest)
     return rest
 
 
