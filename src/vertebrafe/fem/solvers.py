@@ -53,6 +53,15 @@ CHOLESKY_MIN_DOFS = 1_000
 #: default two steps tripled the cost of a solve; :class:`Prepared` refines on the true residual
 #: instead); 10 = 8, pivot perturbation 1e-8 (unused for a positive-definite matrix).
 PARDISO_IPARM = {1: 1, 2: 2, 8: 0, 10: 8}
+#: ``iparm(34)``: PARDISO's conditional numerical reproducibility (CNR) for the number of MKL threads in force,
+#: set at each analysis on more than one thread (on one the factorisation is sequential and repeats itself;
+#: there CNR also changed the float32 factor of ``single``: 1.03e-3 against below 1e-3 of the double solution on
+#: tests/fem/test_direct_backends.py's cube). Without it PARDISO's parallel factorisation of a matrix of 3x3 node
+#: blocks gave another factor every second or third time on two threads (in one process or in another):
+#: T12-L2 at 2 mm with fibres, relaxed standing, displacements and metrics that differed from run to run and
+#: 19 or 20 solves (docs/springs.md, "Reproducibility"; cost: benchmarks/README.md, "Reproducible PARDISO
+#: factorisations").
+PARDISO_CNR = 34
 #: ``iparm(37)`` of factorisations without partial solves: PARDISO converts the matrix to its variable
 #: block format (blocks of at least 90 % density: the 3 unknowns of a node), whose analysis took 0.3-0.6 s
 #: less CPU on T12-L2 at 3 mm (2.2 against 2.6 s in all); with partial solves (``iparm(31)``) MKL crashed,
@@ -430,6 +439,9 @@ class PardisoCholesky:
         self._pardiso = pypardiso.PyPardisoSolver(mtype=2)        # real symmetric positive definite
         for i, value in PARDISO_IPARM.items():
             self._pardiso.set_iparm(i, value)
+        threads = _mkl_threads()
+        if threads > 1:                                             # the same factor bit for bit on every run
+            self._pardiso.set_iparm(PARDISO_CNR, threads)
         self._pardiso.iparm[17] = self._pardiso.iparm[18] = -1     # iparm 18, 19: report nnz(L) and Mflop
         if self.selection is not None:
             self._pardiso.perm = np.zeros(A.shape[0], np.int32)     # iparm 31: the analysis must know them
