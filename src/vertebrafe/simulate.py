@@ -117,9 +117,18 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     if isinstance(cases, str) or len(cases) != len(load):
         raise InputError(f"case = {case!r}; expected None or a list of {len(load)} labels, one per load")
     setup = Setup() if setup is None else setup
+    _expect_solves(setup, segment, len(load))
     strengths = setup.derived.setdefault("plate strengths", {})    # they do not depend on the load
     return [_simulate(segment, ld, c, setup, options, dict(solver_options), strengths) for ld, c in zip(load, cases)]
 
+
+
+def _expect_solves(setup, segment, loads):
+    """Raise ``setup.solves`` (:class:`~vertebrafe.fem.Setup`) to the solves of ``loads`` loads on ``segment`` and
+    its nucleus pre-pressure's rest state (:data:`vertebrafe.swelling.EXPECTED_STEPS`), which ``solver="auto"``
+    weighs."""
+    rest = _swelling.EXPECTED_STEPS if getattr(segment, "nucleus_prepressure", 0.0) else 0
+    setup.solves = max(setup.solves, loads + rest)
 
 
 def _simulate(segment, load, case, setup, options, solver_options, strengths=None):
@@ -146,8 +155,9 @@ def _simulate(segment, load, case, setup, options, solver_options, strengths=Non
     t0 = time.perf_counter()
     if user_loads is not None and not callable(user_loads):
         raise InputError(f"user_loads = {user_loads!r}; expected a function f(model, segment)")
-    if setup is None and getattr(segment, "nucleus_prepressure", 0.0):
-        setup = Setup()                   # the rest state's solves and the load's share one factorisation
+    if getattr(segment, "nucleus_prepressure", 0.0):
+        setup = Setup() if setup is None else setup      # the rest state's solves and the load's share one set-up
+        _expect_solves(setup, segment, 1)
     kept = setup.derived.get("rest state") if setup is not None else None
     model, applied, rest = prestressed_model(segment, load, formulation, user_loads, setup=setup, **solver_options)
     t1 = time.perf_counter()

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import vertebrafe as vf
+from vertebrafe.errors import InputError
 from vertebrafe.fem import solver_choice, solvers
 
 pytestmark = pytest.mark.skipif(not solvers.pardiso_available(), reason="MKL PARDISO (pypardiso) not installed")
@@ -147,3 +148,49 @@ def test_auto_keeps_the_dof_bound_below_it(bar):
     sol = bar.solve()                                            # below ESTIMATE_MIN_DOFS: no estimate
     assert sol.info["solver"] == "direct"
     assert "choice_direct_seconds" not in sol.info
+
+
+#: Measured with the nucleus pre-pressure (the default since 9d7601f): T12-L2 with posterior elements at 2 mm,
+#: `python benchmarks/bench_simulate.py --posterior --solver direct|amg` on the idle machine (revision e4ece2a;
+#: one thread: NUMBA_NUM_THREADS = MKL_NUM_THREADS = 1), wall seconds of the model (its rest state: 4 solves
+#: on the load's set-up) and of the load's solve: model, threads, unknowns, GFlop, contrast, springs, direct s,
+#: AMG-CG s. Each rest-state solve costs AMG-CG its CG iterations and the direct solver partial solves only.
+PRESTRESSED = [
+    ("T12-L2 2 mm, 0.1 MPa", 1, 127_227, 170.5, 706.0, 474, 18.56, 47.12),
+    ("T12-L2 2 mm, 0.1 MPa", 2, 127_227, 170.5, 706.0, 474, 13.72, 37.42),
+]
+
+
+@pytest.mark.parametrize("name, threads, n, gflop, contrast, springs, direct, amg", PRESTRESSED,
+                         ids=[f"{m[0]}, {m[1]} thread(s)" for m in PRESTRESSED])
+def test_auto_counts_the_rest_states_solves(name, threads, n, gflop, contrast, springs, direct, amg, monkeypatch):
+    """With the rest state's solves counted (``Setup.solves``, as :func:`vertebrafe.simulate` sets it) the pick
+    is the solver measured faster; counting the load's solve alone picks AMG-CG, measured 2.5-2.7x slower."""
+    from vertebrafe import swelling
+    monkeypatch.setattr(solver_choice, "memory_budget", lambda: 1e12)
+    flops = 1e9 * gflop
+    cost = {"flops": flops, "seconds": flops / solver_choice.FACTOR_FLOPS, "memory_bytes": 0.0,
+            "analysis_seconds": 0.0}
+    measured = "direct" if direct < amg else "amg"
+    assert solver_choice.choose(n, cost, contrast, springs, 1 + swelling.EXPECTED_STEPS)[0] == measured
+    assert solver_choice.choose(n, cost, contrast, springs)[0] != measured
+
+
+def test_amg_cost_grows_with_the_solves_sharing_its_hierarchy():
+    one, five = (solver_choice.amg_seconds(100_000, 706.0, 474, k) for k in (1, 5))
+    setup = 100_000 * solver_choice.AMG_SETUP_SECONDS
+    assert five - setup == pytest.approx(5 * (one - setup))
+
+
+def test_simulate_tells_the_setup_how_many_solves_share_it():
+    from vertebrafe import swelling
+    seg = vf.segment("L4-L5", bmd=120, element_size=6, posterior=False, nucleus_prepressure=0.1)
+    setup = vf.fem.Setup()
+    vf.simulate(seg, "relaxed_standing", setup=setup, factor_of_risk=False)
+    assert setup.solves == 1 + swelling.EXPECTED_STEPS
+    free = vf.segment("L4-L5", bmd=120, element_size=6, posterior=False, nucleus_prepressure=0)
+    setup = vf.fem.Setup()
+    vf.simulate(free, ["relaxed_standing", "standing_flexed", "lifting"], setup=setup, factor_of_risk=False)
+    assert setup.solves == 3
+    with pytest.raises(InputError, match="solves = 0"):
+        vf.fem.Setup(solves=0)

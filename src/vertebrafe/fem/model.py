@@ -137,10 +137,16 @@ class Setup:
     several models that differ only in their loads: pass the same ``Setup()`` to each
     :meth:`Model.solve`. It holds the latest set-up only (a factorisation can take hundreds of MB);
     drop it to free the memory. ``derived`` is a dict for the caller's load-independent results of the
-    same model (:func:`vertebrafe.simulate.simulate` keeps the plate strengths there).
+    same model (:func:`vertebrafe.simulate.simulate` keeps the plate strengths there). ``solves``: how many
+    solves are expected to share the set-up (the loads, and the steps of a nucleus pre-pressure's rest state);
+    ``solver="auto"`` weighs AMG-CG's cost per solve by it against the direct solver's one factorisation
+    (:func:`~vertebrafe.fem.solver_choice.choose`).
     """
 
-    def __init__(self):
+    def __init__(self, solves=1):
+        if not (isinstance(solves, (int, np.integer)) and solves >= 1):
+            raise InputError(f"solves = {solves!r}; expected an integer >= 1 (solves sharing the set-up)")
+        self.solves = int(solves)
         self._key = None
         self._entry = None
         self._pattern = None          # (key, sparsity pattern and colouring of the mesh)
@@ -545,18 +551,19 @@ class Model:
             setup._pattern = (key, pattern)
         return pattern
 
-    def _choose(self, pat, info):
+    def _choose(self, pat, info, solves=1):
         """``"direct"`` or ``"amg"`` for ``"auto"`` with PARDISO above
         :data:`~vertebrafe.fem.solver_choice.ESTIMATE_MIN_DOFS` unknowns, from the predicted cost of both
-        (:mod:`~vertebrafe.fem.solver_choice`; the direct cost is kept with the pattern); adds the predictions
-        to ``info``."""
+        (:mod:`~vertebrafe.fem.solver_choice`; the direct cost is kept with the pattern) for ``solves`` solves
+        sharing the set-up (:attr:`Setup.solves`); adds the predictions to ``info``."""
         if "direct_cost" not in pat:
             pat["direct_cost"] = solver_choice.direct_cost(pat["indptr"], pat["indices"])
         stiffness = np.einsum("kii->k", self._C[:, :3, :3]) / 3.0
         method, reasons = solver_choice.choose(3 * (pat["indptr"].size - 1), pat["direct_cost"],
-                                               stiffness.max() / stiffness.min(), sum(s.size for s in self.springs))
+                                               stiffness.max() / stiffness.min(), sum(s.size for s in self.springs), solves)
         info.update({"choice_" + k: reasons[k] for k in ("direct_seconds", "direct_bytes", "amg_seconds",
                                                          "memory_budget", "analysis_seconds")})
+        info["choice_solves"] = solves
         return method
 
     def _material_strength(self, pat, cells, n_plates):
@@ -710,7 +717,7 @@ class Model:
         t1 = time.perf_counter()
         info["pattern_time"] = t1 - t0
         if solver == "auto" and solvers.pardiso_available() and 3 * nb > solver_choice.ESTIMATE_MIN_DOFS:
-            method = self._choose(pat, info)
+            method = self._choose(pat, info, 1 if setup is None else setup.solves)
 
         N = 3 * nb
         constrained, g, eliminated = self._dofs(node_plate, pat)

@@ -10,7 +10,8 @@ per block, matches PARDISO's analysis of the matrix itself to a few per cent), a
 
 - the predicted memory fits the budget (:data:`MEMORY_FRACTION` of the memory available now), and
 - the predicted direct time (factorisation flops at :data:`FACTOR_FLOPS`) is at most the predicted AMG-CG
-  time (set-up plus the expected CG iterations, per unknown: :func:`amg_seconds`).
+  time (set-up plus the expected CG iterations of every solve that shares the set-up, per unknown:
+  :func:`amg_seconds`; a nucleus pre-pressure's rest state adds its solves, :attr:`~vertebrafe.fem.Setup.solves`).
 
 The crossover: AMG-CG costs about the same per unknown whatever the mesh, the factorisation costs its flops,
 which grow faster than the unknowns (nested dissection of a 3-D mesh: about N^2 flops, so about N per unknown;
@@ -143,24 +144,26 @@ def direct_cost(indptr, indices, block=3):
             "seconds": flops / FACTOR_FLOPS, "analysis_seconds": time.process_time() - c0}
 
 
-def amg_seconds(n, contrast, springs=0):
+def amg_seconds(n, contrast, springs=0, solves=1):
     """Predicted AMG-CG time (s, one thread) for ``n`` unknowns whose stiffnesses differ by the factor
-    ``contrast``, with ``springs`` springs in its spring sets (the CG solves of the active-set loop)."""
+    ``contrast``, with ``springs`` springs in its spring sets (the CG solves of the active-set loop), for
+    ``solves`` solves on one hierarchy (each pays its CG iterations; the direct solver's further solves are
+    partial solves with its factor, not counted)."""
     if contrast <= STRONG_CONTRAST:
         iterations, seconds = AMG_ITERATIONS, AMG_ITERATION_SECONDS
     else:
         iterations, seconds = AMG_ITERATIONS_CONTRAST, AMG_ITERATION_SECONDS_CONTRAST
-    solves = max(1.0, ACTIVE_SET_SOLVES * math.sqrt(springs))
-    return n * (AMG_SETUP_SECONDS + solves * iterations * seconds)
+    single = max(1.0, ACTIVE_SET_SOLVES * math.sqrt(springs))
+    return n * (AMG_SETUP_SECONDS + solves * single * iterations * seconds)
 
 
-def choose(n, cost, contrast, springs=0):
+def choose(n, cost, contrast, springs=0, solves=1):
     """``("direct" | "amg", reasons)`` for a model of ``n`` unknowns with the predicted direct cost
     ``cost`` (:func:`direct_cost`), stiffness contrast ``contrast`` (largest / smallest material
-    stiffness) and ``springs`` springs in its spring sets; ``reasons``: ``direct_seconds``, ``direct_bytes``,
+    stiffness), ``springs`` springs in its spring sets and ``solves`` solves sharing the set-up; ``reasons``: ``direct_seconds``, ``direct_bytes``,
     ``amg_seconds``, ``memory_budget`` (bytes) and ``analysis_seconds`` (the estimate's own process time)."""
     reasons = {"direct_seconds": cost["seconds"], "direct_bytes": cost["memory_bytes"],
-               "amg_seconds": amg_seconds(n, contrast, springs), "memory_budget": memory_budget(),
+               "amg_seconds": amg_seconds(n, contrast, springs, solves), "memory_budget": memory_budget(),
                "analysis_seconds": cost["analysis_seconds"]}
     fits = reasons["direct_bytes"] <= reasons["memory_budget"]
     return ("direct" if fits and reasons["direct_seconds"] <= reasons["amg_seconds"] else "amg"), reasons
