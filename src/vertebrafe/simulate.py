@@ -230,8 +230,8 @@ def _rest_state(segment, load, formulation, user_loads, solver_options, setup):
         return kept[1]
     reused = []
 
-    def solve(model):
-        sol = model.solve(**solver_options, setup=setup)
+    def solve(model, start):
+        sol = model.solve(**solver_options, setup=setup, start=start)
         reused.append(bool(sol.info.get("setup_reused")))
         return sol
 

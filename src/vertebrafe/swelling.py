@@ -75,6 +75,18 @@ def pre_stress(model, segment, stress):
     return model
 
 
+def _start(s, history, discs):
+    """The start of the solve with the swelling stresses ``s``: the combination of the steps before whose stresses
+    come closest to ``s`` (least squares), ``(displacement, plate motion)``, or None at the first step. With the
+    springs' states of those steps it is the solution itself once they span ``s`` (the model is then linear in
+    the swelling stresses)."""
+    if not history:
+        return None
+    S = np.array([[h[0][d] for h in history] for d in discs])
+    c = np.linalg.lstsq(S, np.array([s[d] for d in discs]), rcond=None)[0]
+    return tuple(np.tensordot(c, np.array([h[k] for h in history]), axes=1) for k in (2, 3))
+
+
 def rest_state(segment, pressure, unloaded, solve):
     """The swelling stresses and the rest state: ``({disc: s_d MPa}, Solution)`` with the nucleus pressure of
     every disc equal to ``pressure`` (MPa) to :data:`PRESSURE_RTOL`.
@@ -82,7 +94,8 @@ def rest_state(segment, pressure, unloaded, solve):
     unloaded : Model, the model of ``segment`` with the supports of the load and no load; every step solves it
         with its swelling stresses set in place (:func:`pre_stress`), its one-sided springs starting from the
         active set of the step before; the returned Solution's model carries the last ones.
-    solve : callable ``(Model) -> Solution``.
+    solve : callable ``(Model, start) -> Solution``; ``start``: None or a guess of the solution
+        (:meth:`vertebrafe.fem.Model.solve`), the combination of the steps before (:func:`_start`).
     The first step takes ``s_d = pressure``, the second scales it by the pressure found (exact for a linear model
     up to the small coupling between discs), later ones are secant steps per disc. Each step's pressures are
     computed from the nucleus cells' stresses alone (:meth:`~vertebrafe.fem.Solution.cell_stress_of`). Raises ConvergenceError if the
@@ -94,9 +107,9 @@ def rest_state(segment, pressure, unloaded, solve):
     s = {d: float(pressure) for d in discs}
     history = []
     for step in range(1, MAX_STEPS + 1):
-        sol = solve(pre_stress(unloaded, segment, s))
+        sol = solve(pre_stress(unloaded, segment, s), _start(s, history, discs))
         p = nucleus_pressures(segment, sol)
-        history.append((dict(s), p))
+        history.append((dict(s), p, sol.displacement, sol._plate_motion))
         if all(abs(p[d] - pressure) <= PRESSURE_RTOL * pressure for d in discs):
             sol.info["swelling_steps"] = step
             return s, sol

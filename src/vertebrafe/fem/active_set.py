@@ -99,7 +99,8 @@ PARTIAL_MAX_FRACTION = 0.05
 
 
 def solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol=1e-8, maxiter=None,
-          near_nullspace=None, strength=None, max_iterations=MAX_ITERATIONS, cache=None, held=False, bodies=None):
+          near_nullspace=None, strength=None, max_iterations=MAX_ITERATIONS, cache=None, held=False, bodies=None,
+          x0=None):
     """Solve the model with springs; updates every set's ``active`` state in place.
 
     K (N, N) BSR and rhs (N,): the assembled cells with constraints eliminated (:meth:`Model.solve`);
@@ -109,7 +110,10 @@ def solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol=1e-8, ma
     factorisation of the reference matrix and its spring columns, or the AMG hierarchy); held: True
     where ``K`` alone is singular (a part held only by springs), so the reference keeps the springs
     active at the start. bodies: the model's :class:`~vertebrafe.fem.bodies.Bodies` or None (the direct loop's
-    CG deflates their rigid-body modes).
+    CG deflates their rigid-body modes). x0 (N,) or None: a start (0 on the eliminated unknowns); where it
+    solves the model with the sets' current states to ``rtol`` and wants no state changed, it is the solution
+    (no solve, ``info["start_accepted"]``); otherwise the AMG loop's CG starts from it (the direct loop starts
+    from its reference solution).
     Returns ``(x (N,), info)``; info adds ``active_set_iterations``, ``active_set_changes`` (springs that
     changed state after each step), ``springs_active`` ``{set name: count}`` and ``setup_reused`` to the
     solver's keys; ``iterations`` counts all CG iterations (direct: solves with the reference factorisation).
@@ -118,11 +122,11 @@ def solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol=1e-8, ma
     :class:`~vertebrafe.fem.spring_block.SpringBlock`).
     """
     return _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxiter, near_nullspace, strength,
-                  max_iterations, {} if cache is None else cache, held, bodies)
+                  max_iterations, {} if cache is None else cache, held, bodies, x0)
 
 
 def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxiter, near_nullspace, strength,
-           max_iterations, cache, held, bodies):
+           max_iterations, cache, held, bodies, x0):
     t0 = time.perf_counter()
     G = (sp.vstack([s.gradient(n_points) for s in sets]).tocsr() @ T).tocsr()       # (ks, N)
     gc = np.where(constrained, g, 0.0)
@@ -135,8 +139,12 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
     bounds = np.cumsum([0] + [s.size for s in sets])
     in_amg = np.concatenate([np.full(s.size, s.precondition) for s in sets])      # dense terms stay out
     info = {"solver": method, "iterations": 0, "setup_time": 0.0, "solve_time": 0.0,
-            "setup_reused": bool(cache)}
-    if method == "direct":
+            "setup_reused": bool(cache), "start_accepted": False}
+    accepted = None if x0 is None else _accepts(K, rhs, Gf, k, onset - delta_c, delta_c, active, sets, bounds, x0, rtol)
+    if accepted is not None:
+        x, changes, residual = x0.copy(), [0], accepted
+        info["start_accepted"] = True
+    elif method == "direct":
         low = cache.get("low_rank")
         if low is None:
             # the reference: the cells and the linear springs that the factorisation can hold (dense terms
@@ -150,7 +158,8 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
                     spring_columns=low.columns)
     else:
         x, active, changes, residual = _amg(K, rhs, Gf, k, onset, delta_c, active, in_amg, sets, bounds, rtol, maxiter,
-                                            near_nullspace, strength, max_iterations, cache, info)
+                                            near_nullspace, strength, max_iterations, cache, info,
+                                            np.zeros(K.shape[0]) if x0 is None else x0)
     for i, s in enumerate(sets):
         s.active = active[bounds[i]:bounds[i + 1]].copy()
     info.update(residual=residual, active_set_iterations=len(changes), active_set_changes=changes,
@@ -160,10 +169,10 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
 
 
 def _amg(K, rhs, Gf, k, onset, delta_c, active, in_amg, sets, bounds, rtol, maxiter, near_nullspace, strength,
-         max_iterations, cache, info):
-    """The active-set loop with AMG-CG (:func:`_iterate`): one hierarchy, built on the first step's matrix and
-    kept in ``cache`` for later loads, preconditions every step. Updates ``info``; returns ``(x, active,
-    changes per step, residual)``."""
+         max_iterations, cache, info, x0):
+    """The active-set loop with AMG-CG (:func:`_iterate`) from ``x0``: one hierarchy, built on the first step's
+    matrix and kept in ``cache`` for later loads, preconditions every step. Updates ``info``; returns ``(x,
+    active, changes per step, residual)``."""
     M = cache.get("amg")
     if M is None:           # one hierarchy for every step and load: the springs change by low rank
         t1 = time.perf_counter()
@@ -181,7 +190,7 @@ def _amg(K, rhs, Gf, k, onset, delta_c, active, in_amg, sets, bounds, rtol, maxi
     t1 = time.perf_counter()
     x, active, changes, residual, its = _iterate(K, rhs, Gf, k, onset - delta_c, delta_c, active, sets, bounds,
                                                  rtol, maxiter, max_iterations, lambda d: (M, None),
-                                                 np.zeros(K.shape[0]), "amg", short=LOOSE_MAXITER, resume=True)
+                                                 x0, "amg", short=LOOSE_MAXITER, resume=True)
     info["solve_time"] += time.perf_counter() - t1
     info["iterations"] += its
     return x, active, changes, residual
@@ -239,6 +248,17 @@ def _iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, ma
     else:
         _not_settled(max_iterations, changes)
     return x, active, changes, residual, iterations
+
+
+def _accepts(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, x, rtol):
+    """The relative residual of ``x`` where it solves the system of the springs' states ``active`` to ``rtol`` and
+    those are the states it wants (the active-set loop's stop), else None."""
+    d = k * active
+    b = rhs + Gf.T @ (d * free_length)
+    residual = _residual(K @ x + Gf.T @ (d * (Gf @ x)), b)
+    if not residual <= rtol or np.any(_wanted(sets, bounds, Gf @ x + delta_c) != active):
+        return None
+    return residual
 
 
 def _wanted(sets, bounds, delta):

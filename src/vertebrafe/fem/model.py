@@ -685,8 +685,21 @@ class Model:
         N = eliminated.size
         return sp.bsr_matrix((data, pat["indices"], pat["indptr"]), shape=(N, N)), rhs
 
+    def _start(self, start, eliminated):
+        """The extended unknowns ``(N,)`` of ``start = (displacement (n, 3), plate motion (plates, 6))``, 0 on the
+        ``eliminated`` ones (constrained, tied to a plate, in no cell)."""
+        try:
+            u, plates = (np.asarray(a, dtype=float) for a in start)
+        except (TypeError, ValueError):
+            u = plates = None
+        shapes = ((self.mesh.n_points, 3), (len(self.plates), 6))
+        if u is None or (u.shape, plates.shape) != shapes or not (np.isfinite(u).all() and np.isfinite(plates).all()):
+            raise InputError(f"start = {start!r}; expected None or (displacement {shapes[0]}, plate motion "
+                             f"{shapes[1]}) of finite values (mm, rad)")
+        return np.where(eliminated, 0.0, np.concatenate([u.ravel(), plates.ravel()]))
+
     def solve(self, solver="auto", rtol=1e-8, maxiter=None, max_active_set_iterations=active_set.MAX_ITERATIONS,
-              setup=None):
+              setup=None, start=None):
         """Assemble and solve; returns a :class:`Solution`.
 
         solver: ``"auto"`` (with PARDISO: direct up to :data:`~vertebrafe.fem.solver_choice.ESTIMATE_MIN_DOFS`
@@ -701,6 +714,10 @@ class Model:
         (``info["setup_reused"]``); anything else that differs makes a new set-up.
         With one-sided springs (:attr:`springs`) the active-set loop runs (at most
         ``max_active_set_iterations`` linear solves) and ``info`` adds ``active_set_iterations``.
+        start: ``(displacement (n, 3), plate motion (plates, 6))`` or None, a guess of the solution (e.g. a
+        combination of solutions of the same model under other loads): where it solves the model to ``rtol``
+        (with springs: in the springs' current states, which it leaves as they are) it is returned without a
+        solve (``info["start_accepted"]``), otherwise AMG-CG starts from it; the direct solves do not use it.
         ``Solution.info`` reports iterations, the true residual and the time of each phase (s).
         Raises UnderConstrainedError, InvertedElementError, ConvergenceError, ConstraintError.
         """
@@ -754,6 +771,7 @@ class Model:
         K = entry["K"]
         # loads: nodal forces on free node DOFs; forces on tied nodes go to their plate
         rhs = entry["rhs"].copy()
+        x0 = None if start is None else self._start(start, eliminated)
         force = self._force + self.initial_stress_load()
         rhs[:3 * n] += np.where(free[:3 * n], force.ravel(), 0.0)
         if npl:
@@ -766,11 +784,11 @@ class Model:
             x, sinfo = active_set.solve(K, rhs, self.springs, T, free, constrained, g, n, method, rtol=rtol,
                                         maxiter=maxiter, near_nullspace=entry["near_nullspace"],
                                         strength=entry["strength"], max_iterations=max_active_set_iterations,
-                                        cache=entry["springs"], held=entry["held"], bodies=bodies)
+                                        cache=entry["springs"], held=entry["held"], bodies=bodies, x0=x0)
         else:
             if entry["prepared"] is None:
                 entry["prepared"] = solvers.Prepared(K, method, entry["near_nullspace"], entry["strength"])
-            x, sinfo = entry["prepared"].solve(rhs, rtol, maxiter)
+            x, sinfo = entry["prepared"].solve(rhs, rtol, maxiter, x0)
         info.update(sinfo)
         info["dofs"] = int(free.sum())
         info["total_time"] = time.perf_counter() - t0
