@@ -8,7 +8,7 @@ import vertebrafe as vf
 from vertebrafe.errors import InputError
 from vertebrafe.io.export import ExportWarning
 from vertebrafe.simulate import build_model, simulate
-from vertebrafe.swelling import PRESSURE_RTOL, nucleus_cells
+from vertebrafe.swelling import PRESSURE_RTOL, nucleus_cells, nucleus_pressures, rest_state
 
 P_REST = 0.10            # MPa, lying prone, Wilke et al. 1999
 
@@ -30,6 +30,8 @@ def test_rest_state_carries_the_pressure_and_is_self_equilibrated(linear):
     res = pre[0]
     rest = res.solution.rest
     assert res.value("rest_pressure", "L4-L5", "nucleus") == pytest.approx(P_REST, rel=PRESSURE_RTOL)
+    # one disc, no springs: the second step's start, the first's displacements scaled, is its solution
+    assert rest.info["swelling_steps"] == 2 and rest.info["start_accepted"] and rest.info["iterations"] == 0
     s = res.value("swelling_stress", "L4-L5", "nucleus")
     assert s > 5 * P_REST                 # the nearly incompressible nucleus relieves most of its eigen-stress
     # no load: the reactions of the fixed base sum to zero force and moment
@@ -249,3 +251,37 @@ def test_result_file_holds_the_motion_from_the_rest_state(linear):
     point, _ = sol.fields()
     assert np.allclose(point["motion_mm"], sol.displacement - sol.rest.displacement)
     assert "motion_mm" not in linear[0][0].solution.fields()[0]
+
+
+@pytest.mark.parametrize("solver", ["direct", "amg"])
+def test_started_steps_give_the_rest_state_of_steps_from_scratch(solver):
+    """Each step of the rest state starts from the combination of the steps before (``swelling._start``): the
+    swelling stresses and the rest state are those of steps solved from scratch, to the pressure tolerance, and
+    once two steps span the two discs' stresses the later steps cost no solve (with its springs' states kept the
+    unloaded model is linear in them); AMG-CG takes fewer CG iterations in all."""
+    seg = vf.segment("T12-L2", element_size=6.0, bmd=100.0, posterior=True)
+    runs = {}
+    for started in (False, True):
+        unloaded = build_model(seg, vf.loads.preset("relaxed_standing"))[0].remove_loads()
+        setup, infos = vf.fem.Setup(), []
+
+        def solve(model, start, started=started, setup=setup, infos=infos):
+            sol = model.solve(solver=solver, setup=setup, start=start if started else None)
+            infos.append(sol.info)
+            return sol
+
+        runs[started] = rest_state(seg, P_REST, unloaded, solve), infos
+    ((s0, rest0), infos0), ((s1, rest1), infos1) = runs[False], runs[True]
+    assert s1.keys() == s0.keys() == {"T12-L1", "L1-L2"} and len(infos1) == len(infos0) >= 3
+    p1 = nucleus_pressures(seg, rest1)
+    for d in s0:
+        assert s1[d] == pytest.approx(s0[d], rel=PRESSURE_RTOL)
+        assert p1[d] == pytest.approx(P_REST, rel=PRESSURE_RTOL)
+    assert np.allclose(rest1.displacement, rest0.displacement, rtol=0,
+                       atol=PRESSURE_RTOL * np.abs(rest0.displacement).max())
+    assert np.allclose(rest1.cell_stress, rest0.cell_stress, rtol=0, atol=PRESSURE_RTOL * np.abs(rest0.cell_stress).max())
+    assert not any(i["start_accepted"] for i in infos0)
+    assert [i["start_accepted"] for i in infos1] == [False, False] + [True] * (len(infos1) - 2)
+    assert all(i["iterations"] == 0 for i in infos1[2:])
+    if solver == "amg":
+        assert sum(i["iterations"] for i in infos1) < sum(i["iterations"] for i in infos0[:2])

@@ -125,9 +125,9 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
 
 def _expect_solves(setup, segment, loads):
     """Raise ``setup.solves`` (:class:`~vertebrafe.fem.Setup`) to the solves of ``loads`` loads on ``segment`` and
-    its nucleus pre-pressure's rest state (:data:`vertebrafe.swelling.EXPECTED_STEPS`), which ``solver="auto"``
+    its nucleus pre-pressure's rest state (:data:`vertebrafe.swelling.EXPECTED_SOLVES`), which ``solver="auto"``
     weighs."""
-    rest = _swelling.EXPECTED_STEPS if getattr(segment, "nucleus_prepressure", 0.0) else 0
+    rest = _swelling.EXPECTED_SOLVES if getattr(segment, "nucleus_prepressure", 0.0) else 0
     setup.solves = max(setup.solves, loads + rest)
 
 

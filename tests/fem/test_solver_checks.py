@@ -106,3 +106,24 @@ def test_cg_stagnation_is_not_advised_as_an_iteration_limit(monkeypatch):
 def test_cg_iteration_limit_advises_maxiter():
     with pytest.raises(ConvergenceError, match="iteration limit maxiter = 2 was reached: raise solver.maxiter"):
         box_model(shape=(12, 9, 6)).solve(solver="amg", rtol=1e-12, maxiter=2)
+
+
+@pytest.mark.parametrize("solver", ["direct", "amg"])
+def test_a_start_that_solves_the_model_is_the_solution_and_a_near_one_saves_cg(solver):
+    model = box_model(shape=(16, 12, 8))          # two AMG levels
+    ref = model.solve(solver=solver)
+    assert not ref.info["start_accepted"]
+    same = model.solve(solver=solver, start=(ref.displacement, np.zeros((0, 6))))
+    assert same.info["start_accepted"] and same.info["iterations"] == 0
+    assert np.array_equal(same.displacement, ref.displacement)
+    near = model.solve(solver=solver, start=(1.01 * ref.displacement, np.zeros((0, 6))))
+    assert not near.info["start_accepted"]
+    assert np.allclose(near.displacement, ref.displacement, rtol=0, atol=1e-6 * np.abs(ref.displacement).max())
+    if solver == "amg":
+        assert 0 < near.info["iterations"] < ref.info["iterations"]
+
+
+@pytest.mark.parametrize("start", [(np.zeros((2, 3)), np.zeros((0, 6))), "u", (np.full((140, 3), np.nan), np.zeros((0, 6)))])
+def test_a_start_of_another_shape_is_an_input_error_naming_it(start):
+    with pytest.raises(InputError, match=r"start = .*expected None or \(displacement"):
+        box_model().solve(start=start)

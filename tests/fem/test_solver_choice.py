@@ -155,6 +155,9 @@ def test_auto_keeps_the_dof_bound_below_it(bar):
 #: one thread: NUMBA_NUM_THREADS = MKL_NUM_THREADS = 1), wall seconds of the model (its rest state: 4 solves
 #: on the load's set-up) and of the load's solve: model, threads, unknowns, GFlop, contrast, springs, direct s,
 #: AMG-CG s. Each rest-state solve costs AMG-CG its CG iterations and the direct solver partial solves only.
+#: Since d357c2d the rest state's steps start from the steps before: AMG-CG's costs about 2 solves of the load
+#: (``swelling.EXPECTED_SOLVES``) instead of 4, and the run about half the CPU (36-37 s against 28-32 s direct,
+#: under load; benchmarks/README.md, "The rest state's steps started from the steps before"): still slower.
 PRESTRESSED = [
     ("T12-L2 2 mm, 0.1 MPa", 1, 127_227, 170.5, 706.0, 474, 18.56, 47.12),
     ("T12-L2 2 mm, 0.1 MPa", 2, 127_227, 170.5, 706.0, 474, 13.72, 37.42),
@@ -172,7 +175,7 @@ def test_auto_counts_the_rest_states_solves(name, threads, n, gflop, contrast, s
     cost = {"flops": flops, "seconds": flops / solver_choice.FACTOR_FLOPS, "memory_bytes": 0.0,
             "analysis_seconds": 0.0}
     measured = "direct" if direct < amg else "amg"
-    assert solver_choice.choose(n, cost, contrast, springs, 1 + swelling.EXPECTED_STEPS)[0] == measured
+    assert solver_choice.choose(n, cost, contrast, springs, 1 + swelling.EXPECTED_SOLVES)[0] == measured
     assert solver_choice.choose(n, cost, contrast, springs)[0] != measured
 
 
@@ -187,7 +190,7 @@ def test_simulate_tells_the_setup_how_many_solves_share_it():
     seg = vf.segment("L4-L5", bmd=120, element_size=6, posterior=False, nucleus_prepressure=0.1)
     setup = vf.fem.Setup()
     vf.simulate(seg, "relaxed_standing", setup=setup, factor_of_risk=False)
-    assert setup.solves == 1 + swelling.EXPECTED_STEPS
+    assert setup.solves == 1 + swelling.EXPECTED_SOLVES
     free = vf.segment("L4-L5", bmd=120, element_size=6, posterior=False, nucleus_prepressure=0)
     setup = vf.fem.Setup()
     vf.simulate(free, ["relaxed_standing", "standing_flexed", "lifting"], setup=setup, factor_of_risk=False)

@@ -690,11 +690,13 @@ class Model:
         ``eliminated`` ones (constrained, tied to a plate, in no cell)."""
         try:
             u, plates = (np.asarray(a, dtype=float) for a in start)
+            given = f"arrays of shapes {u.shape} and {plates.shape}"
         except (TypeError, ValueError):
             u = plates = None
+            given = repr(start)[:60]
         shapes = ((self.mesh.n_points, 3), (len(self.plates), 6))
         if u is None or (u.shape, plates.shape) != shapes or not (np.isfinite(u).all() and np.isfinite(plates).all()):
-            raise InputError(f"start = {start!r}; expected None or (displacement {shapes[0]}, plate motion "
+            raise InputError(f"start = {given}; expected None or (displacement {shapes[0]}, plate motion "
                              f"{shapes[1]}) of finite values (mm, rad)")
         return np.where(eliminated, 0.0, np.concatenate([u.ravel(), plates.ravel()]))
 
