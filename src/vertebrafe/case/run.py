@@ -29,13 +29,14 @@ class ModelCache:
     the next case reuses them when it differs only in its load (same :func:`model_key`), otherwise they are
     replaced (one model is held at a time). ``strengths``: the plate strengths of the vertebrae seen so far
     (by content, :func:`vertebrafe.post.strength.vertebra_key`), kept across models, so that cases which
-    treat one level solve the untouched vertebrae once."""
+    treat one level solve the untouched vertebrae once; a dict, or ``strengths`` (a study's
+    :class:`vertebrafe.io.studydir.StrengthFiles`, shared by its processes through files)."""
 
-    def __init__(self):
+    def __init__(self, strengths=None):
         self.key = None
         self.segment = None
         self.setup = None
-        self.strengths = {}
+        self.strengths = {} if strengths is None else strengths
 
 
 

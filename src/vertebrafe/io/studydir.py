@@ -1,5 +1,6 @@
-"""The study directory: ``study.json``, ``cases/<id>/`` (each with ``status.json``), ``summary.csv``,
-``failures.csv``, ``plots/``. Every reader and writer of that layout is here."""
+"""The study directory: ``study.json``, ``cases/<id>/`` (each with ``status.json``), ``strengths/`` (the
+plate strengths its cases share, :class:`StrengthFiles`), ``summary.csv``, ``failures.csv``, ``plots/``. Every
+reader and writer of that layout is here."""
 from __future__ import annotations
 
 import contextlib
@@ -9,15 +10,18 @@ import os
 import shutil
 import time
 
+import numpy as np
+
 from ..errors import InputError, OutputError
-from .atomic import atomic_dir, is_temporary, write_text
+from .atomic import atomic_dir, atomic_path, is_temporary, write_text
 
 __all__ = ["STATUS_FILE", "STUDY_FILE", "LOCK_FILE", "is_study_dir", "read_study", "write_study", "case_dir",
-           "case_status", "write_case", "damage", "lock", "clean_temporaries"]
+           "case_status", "write_case", "damage", "lock", "clean_temporaries", "STRENGTHS_DIR", "StrengthFiles"]
 
 STATUS_FILE = "status.json"
 STUDY_FILE = "study.json"
 LOCK_FILE = ".lock"
+STRENGTHS_DIR = "strengths"
 
 
 
@@ -127,11 +131,57 @@ def lock(out):
 
 
 def clean_temporaries(out):
-    """Delete the temporaries a killed run left in ``out/cases``."""
-    cases = os.path.join(out, "cases")
-    if os.path.isdir(cases):
-        for n in os.listdir(cases):
-            if is_temporary(n):
-                shutil.rmtree(os.path.join(cases, n), ignore_errors=True)
+    """Delete the temporaries a killed run left in ``out/cases`` and ``out/strengths``."""
+    for folder in (os.path.join(out, "cases"), os.path.join(out, STRENGTHS_DIR)):
+        if os.path.isdir(folder):
+            for n in os.listdir(folder):
+                if is_temporary(n):
+                    path = os.path.join(folder, n)
+                    if os.path.isdir(path):
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        os.remove(path)
+
+
+class StrengthFiles(dict):
+    """The plate strengths of a study (``cache`` of :func:`vertebrafe.post.strength.plate_rows`): a dict of
+    this process's entries that also keeps each one in ``out/strengths/<digest>.npz`` (written atomically,
+    with its key and the vertebrafe version), so that the worker processes of a study, and a later run that
+    resumes or extends it, solve each distinct vertebra once. ``get`` reads a file this process lacks; a
+    file of another key (a digest collision) or version, or an unreadable one, is a miss. Values are dicts of
+    numbers, strings and numeric arrays (others stay in this process only); read back they are equal bit for
+    bit. Nothing is written outside ``out/strengths``."""
+
+    def __init__(self, out):
+        super().__init__()
+        self.folder = os.path.join(os.fspath(out), STRENGTHS_DIR)
+
+    def _path(self, key):
+        return os.path.join(self.folder, hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest() + ".npz")
+
+    def get(self, key, default=None):
+        if key in self:
+            return self[key]
+        from .._version import __version__
+        try:
+            with np.load(self._path(key), allow_pickle=False) as z:
+                if str(z["__key__"]) != repr(key) or str(z["__vertebrafe__"]) != __version__:
+                    return default
+                value = {k: z[k].item() if z[k].ndim == 0 else z[k] for k in z.files if not k.startswith("__")}
+        except (OSError, ValueError, KeyError, EOFError):
+            return default
+        super().__setitem__(key, value)
+        return value
+
+    def __setitem__(self, key, value):
+        from .._version import __version__
+
+        super().__setitem__(key, value)
+        arrays = {k: np.asarray(v) for k, v in value.items()}
+        if any(a.dtype == object for a in arrays.values()):
+            return
+        os.makedirs(self.folder, exist_ok=True)
+        with atomic_path(self._path(key)) as tmp, open(tmp, "xb") as f:
+            np.savez(f, __key__=repr(key), __vertebrafe__=__version__, **arrays)
 
 

@@ -58,7 +58,7 @@ from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 from .metrics import (BONE_REGIONS, stack_cells, tissue_strain_ratios, tissue_volumes, tissue_yield_factors,
                       vertebra_geometry)
 from .plate import plate_test
-from .pushover import pushover
+from .pushover import Pushover, pushover
 
 __all__ = ["STRENGTH_CRITERIA", "DEFAULT_FRACTION", "APPARENT_YIELD", "yield_scale", "strength_rows", "vertebra_strength",
            "VertebraStrength", "plate_rows", "vertebra_alone", "vertebra_pushover"]
@@ -326,30 +326,32 @@ def plate_rows(segment, load, levels=None, fraction=DEFAULT_FRACTION, yield_comp
     strength of the chosen criterion: ``plate_strength_yield`` or ``plate_strength_pushover``; NaN without
     compression). ``strength``: one of :data:`STRENGTH_CRITERIA`; the yield-volume criterion stops at the
     first local yield (see :mod:`vertebrafe.post.pushover` for cemented vertebrae). One solve (pushover:
-    10-50) of each vertebra alone; ``cache`` (a dict kept by the caller) holds the strengths (without their
-    solutions) by :func:`vertebra_key`: they do not depend on the load, so several load cases of one
-    segment, or cases that treat another level, solve each vertebra once."""
+    10-50) of each vertebra alone; ``cache`` (a dict kept by the caller, or a study's
+    :class:`vertebrafe.io.studydir.StrengthFiles`, which its worker processes share) holds the strengths
+    (without their solutions, as plain dicts) by :func:`vertebra_key`: they do not depend on the load, so
+    several load cases of one segment, or cases that treat another level, solve each vertebra once."""
     if strength not in STRENGTH_CRITERIA:
         raise InputError(f"strength = {strength!r}; allowed: {list(STRENGTH_CRITERIA)}")
     levels = list(segment.levels) if levels is None else list(levels)
     F = load.compression
     rows = []
 
-    def cached(key, compute):
+    def cached(key, compute, kind):
         hit = None if cache is None else cache.get(key)
         if hit is None:
             hit = compute()
             if cache is not None:
-                cache[key] = type(hit)({k: x for k, x in hit.items() if k != "solution"})
+                cache[key] = {k: x for k, x in hit.items() if k != "solution"}
                 while len(cache) > CACHED_STRENGTHS:
                     cache.pop(next(iter(cache)))
-        return hit
+        return kind(hit)
 
     for v in levels:
         key = None if cache is None else (vertebra_key(segment, v), fraction, yield_compression, yield_tension,
                                           tuple(regions), tuple(sorted(solver_options.items())))
         vs = cached(key, lambda: vertebra_strength(segment, v, fraction=fraction, yield_compression=yield_compression,
-                                                   yield_tension=yield_tension, regions=regions, **solver_options))
+                                                   yield_tension=yield_tension, regions=regions, **solver_options),
+                    VertebraStrength)
         rows += [(v, "vertebra", "plate_stiffness", vs.stiffness, "N/mm"),
                  (v, "vertebra", "plate_strength_yield", vs.strength_yield, "N"),
                  (v, "vertebra", "plate_strength_apparent", vs.strength_apparent, "N")]
@@ -357,7 +359,7 @@ def plate_rows(segment, load, levels=None, fraction=DEFAULT_FRACTION, yield_comp
         if strength == "pushover":
             S = cached(None if key is None else ("pushover",) + key,
                        lambda: vertebra_pushover(segment, v, yield_compression=yield_compression,
-                                                 yield_tension=yield_tension, **solver_options)).strength
+                                                 yield_tension=yield_tension, **solver_options), Pushover).strength
             rows.append((v, "vertebra", "plate_strength_pushover", S, "N"))
         rows.append((v, "vertebra", "factor_of_risk", F / S if F > 0 else math.nan, "-"))
     return rows

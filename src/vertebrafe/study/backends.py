@@ -14,6 +14,7 @@ import warnings
 
 from ..case import parse_case
 from ..errors import InputError, PlausibilityWarning
+from ..io.studydir import StrengthFiles
 
 __all__ = ["THREAD_ENV", "pipeline_runner", "compute", "compute_group", "worker_pool", "run_pool", "run_dask",
            "sigterm_unwinds"]
@@ -106,15 +107,17 @@ def _watch_parent(parent):
     threading.Thread(target=watch, name="vertebrafe-parent-watch", daemon=True).start()
 
 
-def _init_worker(parent=None, reports=None, kernels_ready=None):
+def _init_worker(parent=None, reports=None, kernels_ready=None, strengths=None):
     """Process-pool initializer: one numba thread and one BLAS thread in this worker; SIGTERM unwinds
     (temporary folders removed) and the worker stops when its parent ``parent`` (pid) is gone; ``reports``:
-    the queue of finished cases (:func:`run_pool`); ``kernels_ready``: the event of :func:`_await_kernels`."""
+    the queue of finished cases (:func:`run_pool`); ``kernels_ready``: the event of :func:`_await_kernels`;
+    ``strengths``: the study folder whose plate strengths the workers share
+    (:class:`vertebrafe.io.studydir.StrengthFiles`; None: this worker's own)."""
     global _POOL_LIMITS, _WORKER_CACHE, _REPORTS, _KERNELS_READY
     import signal
 
     from ..case import ModelCache
-    _WORKER_CACHE = ModelCache()
+    _WORKER_CACHE = ModelCache(None if strengths is None else StrengthFiles(strengths))
     _REPORTS = reports
     _KERNELS_READY = kernels_ready
 
@@ -181,8 +184,9 @@ def compute_group(group, runner=None, limit_threads=True, report=None, cache=Non
     """Run the cases ``group`` (items of :func:`compute` that differ only in their load, see
     :func:`vertebrafe.case.model_key`) one after another: a runner with a ``cache`` keyword, such as the
     default pipeline, gets one :class:`vertebrafe.case.ModelCache` for all of them (the segment and the
-    stiffness set-up are built once): ``cache``, else the one of this pool worker (kept across its tasks,
-    so plate strengths of unchanged vertebrae carry over), else a new one; another runner runs each case
+    stiffness set-up are built once): ``cache``, else the one of this pool worker (kept across its tasks;
+    its plate strengths of unchanged vertebrae are shared with the other workers through the study folder),
+    else a new one; another runner runs each case
     as :func:`compute` does. Every case gets its own outcome (a failing case does not stop the others);
     ``report(outcome)`` is called as each one finishes. Returns the outcomes in order."""
     run = _resolve_runner(runner)
@@ -259,12 +263,13 @@ class WorkerPool:
 
 
 @contextlib.contextmanager
-def worker_pool(n):
+def worker_pool(n, strengths=None):
     """``n`` spawned worker processes (:class:`WorkerPool`), started at once: they import vertebrafe while
     this process goes on (a study compiles the numba kernels meanwhile, :func:`vertebrafe.fem.warmup.warm_up`,
     and must not submit work that calls a kernel before that is done). Each worker runs on one numba and one
-    BLAS thread. Leaving the block waits for the submitted tasks; an exception (Ctrl-C, SIGTERM) stops the
-    workers with SIGTERM, so that each one removes its temporary folder."""
+    BLAS thread; ``strengths``: the study folder through which they share plate strengths
+    (:func:`_init_worker`). Leaving the block waits for the submitted tasks; an exception (Ctrl-C, SIGTERM)
+    stops the workers with SIGTERM, so that each one removes its temporary folder."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -275,7 +280,7 @@ def worker_pool(n):
     kernels_ready = ctx.Event()
     with _env({k: "1" for k in THREAD_ENV}):
         ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(os.getpid(), reports, kernels_ready))
+                                 initargs=(os.getpid(), reports, kernels_ready, strengths))
         try:
             for _ in range(n):
                 ex.submit(_started)        # a process per task while none is idle: all n start now

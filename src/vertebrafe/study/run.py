@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from ..case import ModelCache
 from ..errors import InputError, PlausibilityWarning
-from ..io.studydir import (LOCK_FILE, case_status, clean_temporaries, damage, is_study_dir, lock, read_study, write_case,
-                           write_study)
+from ..io.studydir import (LOCK_FILE, StrengthFiles, case_status, clean_temporaries, damage, is_study_dir, lock,
+                           read_study, write_case, write_study)
 from ..io.toml import comment, to_toml
 from ..outputs import folder_path
 from ..report import summarize, warm_plotting
@@ -187,14 +187,14 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
                 if n == 1:
                     _warm_up(bar, say, amg=uses_amg)
                     run.backend = "1 process (in-process)"
-                    cache = ModelCache()                     # for this run only: freed when it ends
+                    cache = ModelCache(StrengthFiles(out))   # for this run only: freed when it ends
                     for group in groups:
                         compute_group(group, runner, limit_threads=False,
                                       report=lambda outcome: done(by_id[outcome["id"]], outcome), cache=cache)
                 else:
                     # the workers start at once: they import and build their first segments while this
                     # process compiles the kernels (for one thread each), and solve once that is done
-                    pool = workers_alive.enter_context(worker_pool(n))
+                    pool = workers_alive.enter_context(worker_pool(n, strengths=out))
                     run.backend = f"{n} worker processes"
                     run_pool(n, groups, by_id, runner, done, pool,
                              compile_kernels=lambda: _warm_up(bar, say, amg=uses_amg, threads=1),
