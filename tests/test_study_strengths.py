@@ -48,6 +48,12 @@ def test_strength_files_round_trip_bit_for_bit_across_instances(tmp_path):
     three = StrengthFiles(tmp_path / "other")
     three[key] = {"solution": object()}
     assert key in three and not os.path.exists(three.folder)
+    # a folder that cannot be written (here a file in its place) keeps the value in this process
+    (tmp_path / "blocked").mkdir()
+    (tmp_path / "blocked" / STRENGTHS_DIR).write_text("not a folder")
+    four = StrengthFiles(tmp_path / "blocked")
+    four[key] = value
+    assert four.get(key) is value and (tmp_path / "blocked" / STRENGTHS_DIR).read_text() == "not a folder"
     # a temporary left by a killed run is removed at the next start
     leftover = os.path.join(one.folder, ".tmp-123-0-x.npz")
     open(leftover, "w").close()

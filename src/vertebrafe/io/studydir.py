@@ -149,8 +149,8 @@ class StrengthFiles(dict):
     with its key and the vertebrafe version), so that the worker processes of a study, and a later run that
     resumes or extends it, solve each distinct vertebra once. ``get`` reads a file this process lacks; a
     file of another key (a digest collision) or version, or an unreadable one, is a miss. Values are dicts of
-    numbers, strings and numeric arrays (others stay in this process only); read back they are equal bit for
-    bit. Nothing is written outside ``out/strengths``."""
+    numbers, strings and numeric arrays (others stay in this process only, as do values that cannot be written);
+    read back they are equal bit for bit. Nothing is written outside ``out/strengths``."""
 
     def __init__(self, out):
         super().__init__()
@@ -180,8 +180,11 @@ class StrengthFiles(dict):
         arrays = {k: np.asarray(v) for k, v in value.items()}
         if any(a.dtype == object for a in arrays.values()):
             return
-        os.makedirs(self.folder, exist_ok=True)
-        with atomic_path(self._path(key)) as tmp, open(tmp, "xb") as f:
-            np.savez(f, __key__=repr(key), __vertebrafe__=__version__, **arrays)
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            with atomic_path(self._path(key)) as tmp, open(tmp, "xb") as f:
+                np.savez(f, __key__=repr(key), __vertebrafe__=__version__, **arrays)
+        except OSError:         # a full disk, a read-only folder: kept here; the case's own write reports it
+            pass
 
 
