@@ -11,7 +11,9 @@ Two treated-level stiffnesses (N/mm) per state and element size, and a diagnosti
 * ``plate``: L1 alone between rigid plates (:func:`vertebrafe.post.vertebra_strength`, 0.2 % apparent
   strain; stiffness = plate force / displacement);
 * ``in_situ``: the segment under 800 N compression on the top plate (base fixed):
-  ``800 / |height change of L1|`` (:func:`vertebrafe.post.metrics.vertebra_geometry`);
+  ``800 / |height change of L1|`` (:func:`vertebrafe.post.metrics.vertebra_geometry`) from the rest state
+  (``Solution.motion``: with the default nucleus pre-pressure the swollen discs' rest state, without it
+  the stress-free mesh);
 * ``pressure`` (diagnostic, only with ``--kinds``): L1 alone, inferior endplate fixed, a uniform 1 MPa
   pressure on the superior endplate (:func:`pressure_stiffness`): the endplate loaded by a compliant
   medium as in situ, without the discs (docs/validation.md, "BKP in situ: what the drift needs").
@@ -210,9 +212,9 @@ def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=Fa
         k, dofs = pressure_stiffness(seg, "L1", **opts)
     else:
         r = simulate(seg, Load(compression=800.0, name="c800"), factor_of_risk=False, **opts)
-        _, dh = vertebra_geometry(seg, "L1", r.solution.displacement)
+        _, dh = vertebra_geometry(seg, "L1", r.solution.motion)      # from the rest state
         k, dofs = 800.0 / abs(dh), r.solution.info["dofs"]
-    extra = dict(edge_profile=edge_profile(seg, r.solution.displacement)) if edge and kind == "in_situ" and \
+    extra = dict(edge_profile=edge_profile(seg, r.solution.motion)) if edge and kind == "in_situ" and \
         name == "BKP" else {}
     return dict(h=h, state=name, kind=kind, stiffness=k, dofs=int(dofs), cells=int(seg.mesh.n_cells),
                 surface=surface if name.startswith("VP") else bkp_surface if name == "BKP" else None, solver=solver,

@@ -113,3 +113,17 @@ def test_continuum_average_of_convergence_metrics():
     two = mean(np.array([[0.0, 0, 0], [1.0, 0, 0]]), np.array([[1.0], [5.0]]), np.array([1.0, 3.0]),
                np.zeros(2, dtype=int), 1.0)
     np.testing.assert_allclose(two[:, 0], 4.0, rtol=1e-12)
+
+
+def test_in_situ_stiffness_of_convergence_cement_is_measured_from_the_rest_state(monkeypatch):
+    """convergence_cement's in-situ stiffness is the load's, from the rest state: the body-disc-body segment is
+    linear, so with the default nucleus pre-pressure it equals the stress-free segment's (it was 1-2 % lower
+    while it took the total displacement, the rest state's height change included)."""
+    import vertebrafe as vf
+
+    cc = runpy.run_path(str(BENCH / "convergence_cement.py"))
+    k = cc["job"](8.0, 80.0, "NSM", "in_situ", solver="direct")["stiffness"]
+    build = vf.segment
+    monkeypatch.setattr(vf, "segment", lambda *a, **kw: build(*a, nucleus_prepressure=0.0, **kw))
+    cc["_fractured"].cache_clear()
+    assert cc["job"](8.0, 80.0, "NSM", "in_situ", solver="direct")["stiffness"] == pytest.approx(k, rel=1e-6)
