@@ -129,8 +129,7 @@ def test_exact_nucleus_solve_cuts_the_iterations(model, monkeypatch, threads):
     before = numba.get_num_threads()
     counts = []
     try:
-        if threads:
-            numba.set_num_threads(threads)
+        numba.set_num_threads(threads or numba.config.NUMBA_NUM_THREADS)   # None: all of numba's threads
         with threadpool_limits(limits=threads):
             for fraction, precision in ((solvers.SUBDOMAIN_MAX_FRACTION, "single"),
                                         (solvers.SUBDOMAIN_MAX_FRACTION, "double"), (0.0, "double")):
