@@ -716,7 +716,7 @@ class Model:
         (``info["setup_reused"]``); anything else that differs makes a new set-up.
         With one-sided springs (:attr:`springs`) the active-set loop runs (at most
         ``max_active_set_iterations`` linear solves) and ``info`` adds ``active_set_iterations``.
-        start: ``(displacement (n, 3), plate motion (plates, 6))`` or None, a guess of the solution (e.g. a
+        start: ``(displacement (n, 3) mm, plate motion (plates, 6) mm and rad)`` or None, a guess of the solution (e.g. a
         combination of solutions of the same model under other loads): where it solves the model to ``rtol``
         (with springs: in the springs' current states, which it leaves as they are) it is returned without a
         solve (``info["start_accepted"]``), otherwise AMG-CG starts from it; the direct solves do not use it.

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from .._version import __version__
 from ..errors import InputError, OutputError
 from .atomic import atomic_dir, atomic_path, is_temporary, write_text
 
@@ -61,8 +62,6 @@ def write_case(out, cid, files, case_toml, status):
     ``case.toml`` (text ``case_toml``) and ``status.json`` (dict ``status`` with the SHA-256 of every file
     added as ``checksums`` and the vertebrafe version as ``vertebrafe``, written last and synced). A write
     that fails (full disk, read-only folder) raises :class:`OutputError` and leaves the earlier files."""
-    from .._version import __version__
-
     files = {**files, "case.toml": case_toml.encode("utf-8")}
     status = dict(status, vertebrafe=__version__,
                   checksums={n: hashlib.sha256(data).hexdigest() for n, data in files.items()})
@@ -162,7 +161,6 @@ class StrengthFiles(dict):
     def get(self, key, default=None):
         if key in self:
             return self[key]
-        from .._version import __version__
         try:
             with np.load(self._path(key), allow_pickle=False) as z:
                 if str(z["__key__"]) != repr(key) or str(z["__vertebrafe__"]) != __version__:
@@ -174,8 +172,6 @@ class StrengthFiles(dict):
         return value
 
     def __setitem__(self, key, value):
-        from .._version import __version__
-
         super().__setitem__(key, value)
         arrays = {k: np.asarray(v) for k, v in value.items()}
         if any(a.dtype == object for a in arrays.values()):
