@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from vertebrafe import study as vs
-from vertebrafe._version import __version__
+from vertebrafe._version import __version__, source_digest
 from vertebrafe.io.studydir import STRENGTHS_DIR, StrengthFiles, clean_temporaries
 from vertebrafe.post import strength as _s
 
@@ -38,8 +38,13 @@ def test_strength_files_round_trip_bit_for_bit_across_instances(tmp_path):
     assert np.isnan(got["solve_time"]) and got["curve"].tobytes() == value["curve"].tobytes()
     assert two.get(key[:-1] + ((("rtol", 1e-8),),)) is None                # another key: a miss
     assert _files(tmp_path) == [os.path.join(STRENGTHS_DIR, os.path.basename(one._path(key)))]
-    # a file of another version, or a damaged one, is a miss
-    np.savez(one._path(key), __key__=repr(key), __vertebrafe__=__version__ + "-other", height=1.0)
+    # a file of another version or source code (changed code of the same version), or a damaged one, is a miss
+    np.savez(one._path(key), __key__=repr(key), __vertebrafe__=__version__, __source__=source_digest(), height=1.0)
+    assert StrengthFiles(tmp_path).get(key) == {"height": 1.0}
+    np.savez(one._path(key), __key__=repr(key), __vertebrafe__=__version__ + "-other", __source__=source_digest(),
+             height=1.0)
+    assert StrengthFiles(tmp_path).get(key) is None
+    np.savez(one._path(key), __key__=repr(key), __vertebrafe__=__version__, __source__="0" * 32, height=1.0)
     assert StrengthFiles(tmp_path).get(key) is None
     with open(one._path(key), "wb") as f:
         f.write(b"PK\x03")

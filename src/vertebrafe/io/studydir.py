@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from .._version import __version__
+from .._version import __version__, source_digest
 from ..errors import InputError, OutputError
 from .atomic import atomic_dir, atomic_path, is_temporary, write_text
 
@@ -145,9 +145,10 @@ def clean_temporaries(out):
 class StrengthFiles(dict):
     """The plate strengths of a study (``cache`` of :func:`vertebrafe.post.strength.plate_rows`): a dict of
     this process's entries that also keeps each one in ``out/strengths/<digest>.npz`` (written atomically,
-    with its key and the vertebrafe version), so that the worker processes of a study, and a later run that
-    resumes or extends it, solve each distinct vertebra once. ``get`` reads a file this process lacks; a
-    file of another key (a digest collision) or version, or an unreadable one, is a miss. Values are dicts of
+    with its key, the vertebrafe version and the digest of its source code, :func:`~vertebrafe._version.source_digest`),
+    so that the worker processes of a study, and a later run that resumes or extends it, solve each distinct
+    vertebra once. ``get`` reads a file this process lacks; a file of another key (a digest collision), version
+    or source code, or an unreadable one, is a miss. Values are dicts of
     numbers, strings and numeric arrays (others stay in this process only, as do values that cannot be written);
     read back they are equal bit for bit. Nothing is written outside ``out/strengths``."""
 
@@ -163,7 +164,8 @@ class StrengthFiles(dict):
             return self[key]
         try:
             with np.load(self._path(key), allow_pickle=False) as z:
-                if str(z["__key__"]) != repr(key) or str(z["__vertebrafe__"]) != __version__:
+                if (str(z["__key__"]) != repr(key) or str(z["__vertebrafe__"]) != __version__
+                        or str(z["__source__"]) != source_digest()):
                     return default
                 value = {k: z[k].item() if z[k].ndim == 0 else z[k] for k in z.files if not k.startswith("__")}
         except (OSError, ValueError, KeyError, EOFError):
@@ -179,7 +181,7 @@ class StrengthFiles(dict):
         try:
             os.makedirs(self.folder, exist_ok=True)
             with atomic_path(self._path(key)) as tmp, open(tmp, "xb") as f:
-                np.savez(f, __key__=repr(key), __vertebrafe__=__version__, **arrays)
+                np.savez(f, __key__=repr(key), __vertebrafe__=__version__, __source__=source_digest(), **arrays)
         except OSError:         # a full disk, a read-only folder: kept here; the case's own write reports it
             pass
 
