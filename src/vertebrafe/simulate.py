@@ -56,8 +56,9 @@ def simulate(segment, load, *, case=None, yield_compression=None, yield_tension=
     segment : vertebrafe.Segment
         With per-cell ``elasticity`` (build it with ``bmd=`` or ``materials=``); may carry a clinical
         ``history``. With a ``nucleus_prepressure`` the rest state is solved first (:mod:`vertebrafe.swelling`;
-        ``Result.solution.rest``, kept in ``setup``): stresses include it, motions are measured from it, and the
-        metrics add ``rest_pressure`` and ``swelling_stress`` (MPa) per nucleus.
+        ``Result.solution.rest``, kept in ``setup``; the load's solve starts from its displacements and springs'
+        states): stresses include it, motions are measured from it, and the metrics add ``rest_pressure`` and
+        ``swelling_stress`` (MPa) per nucleus.
     load : Load or str, or a list of them
         A :class:`~vertebrafe.loads.Load` or the name of a preset (:data:`vertebrafe.loads.PRESETS`). A list
         solves every load on the same model with one set-up (the stiffness matrix is assembled and
@@ -161,7 +162,7 @@ def _simulate(segment, load, case, setup, options, solver_options, strengths=Non
     kept = setup.derived.get("rest state") if setup is not None else None
     model, applied, rest = prestressed_model(segment, load, formulation, user_loads, setup=setup, **solver_options)
     t1 = time.perf_counter()
-    solution = model.solve(**solver_options, setup=setup)
+    solution = model.solve(**solver_options, setup=setup, start=_from_rest(model, rest))
     solution.rest = rest
     if rest is not None and setup.derived.get("rest state") is not kept:
         solution.info["setup_reused"] = rest.info["setup_reused"]     # the set-up its rest state made or found
@@ -240,6 +241,17 @@ def _rest_state(segment, load, formulation, user_loads, solver_options, setup):
     if setup is not None:
         setup.derived["rest state"] = (key, rest)
     return rest
+
+
+def _from_rest(model, rest):
+    """The loaded solve's start: with a rest state, ``model``'s springs take their states at rest and the rest
+    displacements are returned as the start (:meth:`vertebrafe.fem.Model.solve`); AMG-CG starts from both, the
+    direct solver from its reference. None without a rest state."""
+    if rest is None:
+        return None
+    for springs in model.springs:
+        springs.active = rest.spring_active[springs.name].copy()
+    return rest.displacement, rest._plate_motion
 
 
 @dataclasses.dataclass(eq=False)

@@ -16,13 +16,20 @@ pressure is not proportional to ``s_d`` (fibres tighten as the disc swells), so 
 one active-set solve each. Each step starts from the combination of the steps before whose swelling stresses come
 closest to its own (least squares): with the springs' states kept the unloaded model is linear in the ``s_d``,
 so once the steps span them (two steps for two discs) the start is the solution and the step costs no solve
-(:meth:`vertebrafe.fem.Model.solve`'s ``start``); before, it is a close start for AMG-CG. T12-L2 with posterior
-elements, relaxed standing, AMG-CG at 2 mm: 36.0 and 37.3 s of process CPU for the whole ``simulate`` against
-77.2 and 59.2 s when every step started from zero (alternating runs under load) (benchmarks/README.md, "The rest state's steps started from the steps
-before"); the direct solver saves two partial solves per step.
+(:meth:`vertebrafe.fem.Model.solve`'s ``start``); before, it is a close start for AMG-CG. The first step starts
+from every one-sided spring slack or open rather than in its initial state (all active): the swelling disc pushes
+the vertebrae apart, opens the facets and leaves most ligaments slack (T12-L2 with posterior elements: at rest 0
+of 54 facet springs closed, 140 of 420 ligament springs taut), so AMG-CG's active set moves less (2 mm: 66 CG
+iterations in 5 active-set steps instead of 98 in 15; the direct solver starts from its reference state either
+way, as a segment's parts are held by its discs, not by springs alone; benchmarks/README.md, "The rest state
+from slack springs, the load from the rest state"). The started steps alone (d357c2d): T12-L2 with posterior
+elements, relaxed standing, AMG-CG at 2 mm, 36.0 and 37.3 s of process CPU for the whole ``simulate`` against
+77.2 and 59.2 s when every step started from zero (alternating runs under load; benchmarks/README.md, "The rest
+state's steps started from the steps before"); the direct solver saves two partial solves per step.
 
-A loaded solve then carries the same ``s_d`` together with the load (one solve; the fibres' active set sees both)
-and measures its motions from the rest state (:attr:`vertebrafe.fem.Solution.rest`): the segment's geometry is
+A loaded solve then carries the same ``s_d`` together with the load (one solve; the fibres' active set sees both;
+:func:`vertebrafe.simulate` starts it from the rest state's displacements and springs' states) and measures its
+motions from the rest state (:attr:`vertebrafe.fem.Solution.rest`): the segment's geometry is
 the swollen one at rest, as it is measured in vivo. Stresses, spring forces and the nucleus pressure are totals,
 the pre-stress included.
 """
@@ -42,11 +49,12 @@ PRESSURE_RTOL = 1e-6
 MAX_STEPS = 12
 #: Calibration: what a rest state usually costs AMG-CG, in solves of the load (:attr:`vertebrafe.fem.Setup.solves`,
 #: which ``solver="auto"`` weighs; the direct solver pays partial solves with its factor). It takes 4 steps (T12-L2
-#: with posterior elements at 6, 3, 2 and 1.5 mm); the first, from zero and from every spring's state at rest,
-#: costs about 1.5 loads' CG iterations, the second, from the first scaled, 0.6-0.8, and the later ones none
-#: where two steps span the discs' swelling stresses (T12-L2 at 6 mm: 101 + 44 + 0 + 0 CG iterations against the
-#: load's 68, at 1.5 mm 95 + 47 + 0 + 0 against 60; before d357c2d each step started from zero: 101 + 3 x 44 and
-#: 95 + 3 x 58).
+#: with posterior elements at 6, 3, 2 and 1.5 mm); the first, from zero and from every one-sided spring slack,
+#: costs about 0.9-1.3 loads' CG iterations, the second, from the first scaled, 0.7-0.95, and the later ones none
+#: where two steps span the discs' swelling stresses (T12-L2 at 6 mm: 61 + 44 + 0 + 0 CG iterations against the
+#: load's 53, at 3 mm 104 + 81 against 111, at 2 mm 66 + 49 against 52; the load starts from the rest state;
+#: with every spring active at the start and the load from zero, 101 + 44 against 68 at 6 mm and 98 + 49
+#: against 61 at 2 mm; before d357c2d each step started from zero: 101 + 3 x 44).
 EXPECTED_SOLVES = 2
 
 
@@ -102,8 +110,9 @@ def rest_state(segment, pressure, unloaded, solve):
     every disc equal to ``pressure`` (MPa) to :data:`PRESSURE_RTOL`.
 
     unloaded : Model, the model of ``segment`` with the supports of the load and no load; every step solves it
-        with its swelling stresses set in place (:func:`pre_stress`), its one-sided springs starting from the
-        active set of the step before; the returned Solution's model carries the last ones.
+        with its swelling stresses set in place (:func:`pre_stress`), its one-sided springs starting slack or open
+        in the first step and from the active set of the step before in the others; the returned Solution's model
+        carries the last ones.
     solve : callable ``(Model, start) -> Solution``; ``start``: None or a guess of the solution
         (:meth:`vertebrafe.fem.Model.solve`), the combination of the steps before (:func:`_start`).
     The first step takes ``s_d = pressure``, the second scales it by the pressure found (exact for a linear model
@@ -115,6 +124,9 @@ def rest_state(segment, pressure, unloaded, solve):
         raise InputError(f"nucleus_prepressure = {pressure!r} MPa: the segment ({'-'.join(segment.levels)}) has no "
                          "nucleus cells to carry it; give 0 for a model without a disc nucleus")
     s = {d: float(pressure) for d in discs}
+    for springs in unloaded.springs:        # the first step from every one-sided spring slack or open
+        if springs.kind != "linear":
+            springs.active = np.zeros(springs.size, bool)
     history = []
     for step in range(1, MAX_STEPS + 1):
         sol = solve(pre_stress(unloaded, segment, s), _start(s, history, discs))

@@ -37,7 +37,7 @@ assembled once and the springs enter as a sparse low-rank term.
   as well, the relative motions of the vertebrae that the facet and ligament springs restrain leave CG: 19
   solves instead of 29 at 2 mm, the same final set. The columns would cost one solve per 8 springs (a new
   factorisation costs about 100 solves).
-- AMG: the hierarchy built on the first step's matrix (kept for later loads) preconditions the CG of
+- AMG: the hierarchy built on the matrix with every spring active (kept for later loads) preconditions the CG of
   every step, which starts from the previous solution and, while the set moves, stops after
   :data:`LOOSE_MAXITER` iterations, as the direct loop's CG, until a step changes no state: T12-L2 with
   posterior elements, relaxed standing, 57 CG iterations instead of 121 at 2 mm and 54 instead of 111 at
@@ -170,17 +170,17 @@ def _solve(K, rhs, sets, T, free, constrained, g, n_points, method, rtol, maxite
 
 def _amg(K, rhs, Gf, k, onset, delta_c, active, in_amg, sets, bounds, rtol, maxiter, near_nullspace, strength,
          max_iterations, cache, info, x0):
-    """The active-set loop with AMG-CG (:func:`_iterate`) from ``x0``: one hierarchy, built on the first step's
-    matrix and kept in ``cache`` for later loads, preconditions every step. Updates ``info``; returns ``(x,
-    active, changes per step, residual)``."""
+    """The active-set loop with AMG-CG (:func:`_iterate`) from ``x0``: one hierarchy, built on the matrix with every
+    spring active (whatever states the loop starts from) and kept in ``cache`` for later loads, preconditions
+    every step. Updates ``info``; returns ``(x, active, changes per step, residual)``."""
     M = cache.get("amg")
     if M is None:           # one hierarchy for every step and load: the springs change by low rank
         t1 = time.perf_counter()
         with solvers.one_blas_thread():
-            ml = solvers.amg_hierarchy((K + Gf.T @ sp.diags(k * active * in_amg) @ Gf).tobsr(blocksize=(3, 3)),
+            ml = solvers.amg_hierarchy((K + Gf.T @ sp.diags(k * in_amg) @ Gf).tobsr(blocksize=(3, 3)),
                                        near_nullspace, strength)
         M = solvers.amg_preconditioner(ml)
-        out = np.flatnonzero(active & ~in_amg)       # dense terms kept out (fluid cavities): exact by Woodbury
+        out = np.flatnonzero(~in_amg)                # dense terms kept out (fluid cavities): exact by Woodbury
         if out.size:
             M = solvers.low_rank_corrected(M, Gf[out].T, k[out])
         cache["amg"] = M
