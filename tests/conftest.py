@@ -6,7 +6,7 @@ workers that each wake a second thread ask for four threads on two busy cores, a
 core. OpenBLAS: four test files (test_multiple_loads, fem/test_active_set_direct, anatomy/test_posterior,
 test_loads) under ``-n 2 --dist loadfile`` at a load of 1-2.5 (the shared machine otherwise idle): 216 s of
 CPU and 116 s of wall time with the default threads, 135 s and 73 s with this limit. numba: on one thread a
-worker also calls and compiles the serial twins of the assembly, Gauss-point and smoother kernels
+worker also calls and compiles the serial twins of the assembly, Gauss-point and AMG-CG kernels
 (:mod:`vertebrafe.fem.jit`), whose compilation costs a third to a quarter of the parallel builds'; the
 tests of the parallel kernels set the thread count they check themselves (``numba.set_num_threads``, at
 most ``numba.config.NUMBA_NUM_THREADS``). MKL (PARDISO) keeps its threads: with MKL on one thread

@@ -413,7 +413,7 @@ def _all_translates(points, cells, tol):
     return True
 
 
-@njit(parallel=True, cache=True)
+@threaded
 def _reference_matrices(xe, tables, C_shape, codes, k_ref, det_ref):
     """Element stiffness of the cell ``xe`` for each elasticity shape ``C_shape (g, 6, 6)`` and formulation
     ``codes (g,)`` into ``k_ref (g, 3k, 3k)``; smallest Jacobian determinants into ``det_ref (g,)``."""

@@ -1,13 +1,15 @@
 """Numba kernels with a serial twin: one Python function compiled with and without ``parallel=True``.
 
-A kernel whose loop over cells is a ``prange`` runs on all numba threads, but its ``parallel=True``
-compilation costs three to four times that of the same function compiled as a plain loop
-(``assembly.assemble`` 9.5 against 2.5 s of CPU of its own, ``solution.gauss_fields`` 8.9 against 2.3 s,
-benchmarks/README.md). Study workers run with one numba thread each, so they gain nothing from the
-parallel build. :func:`threaded` compiles both from one source and calls the serial twin whenever numba
-runs on one thread, so a process that never uses more (a study, its warm-up) never compiles the parallel
-build. Both run the loop body for every index in the same order per index, so their results are equal bit
-for bit (each index writes its own outputs).
+A kernel whose loop over cells or block rows is a ``prange`` runs on all numba threads, but its
+``parallel=True`` compilation costs three to four times that of the same function compiled as a plain loop
+(``assembly.assemble`` 9.5 against 2.5 s of CPU of its own, ``solution.gauss_fields`` 8.9 against 2.3 s;
+the kernels of AMG-CG in :mod:`~vertebrafe.fem.sparse_kernels`, :mod:`~vertebrafe.fem.relaxation` and
+:mod:`~vertebrafe.fem.multigrid` together about 66 against 26 s; benchmarks/README.md). Study workers and
+the test suite's processes run with one numba thread each, so they gain nothing from the parallel build.
+:func:`threaded` compiles both from one source and calls the serial twin whenever numba runs on one
+thread, so a process that never uses more (a study, its warm-up) never compiles the parallel build. Both
+run the loop body for every index in the same order per index, so their results are equal bit for bit
+(each index writes its own outputs).
 """
 import contextlib
 import functools

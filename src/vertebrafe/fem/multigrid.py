@@ -7,7 +7,8 @@ fine-level residuals per application that CG does not use (one before the cycle,
 costly as a product with the stiffness matrix. This cycle is the same V-cycle (pre-smoothing, residual,
 restriction ``P^T r``, coarse correction, prolongation, post-smoothing, a direct solve on the coarsest
 level) without them, and with the restriction computed from ``P`` itself, so the hierarchy needs no
-copy of ``P^T``.
+copy of ``P^T``. The set-up's kernels here, like those of the cycle, have serial twins for processes on one
+numba thread (:mod:`vertebrafe.fem.jit`).
 """
 import functools
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ import scipy.sparse.linalg as spla
 from numba import njit, prange
 
 from . import relaxation, sparse_kernels
+from .jit import threaded
 from .sparse_kernels import BlockMatrix
 
 
@@ -98,7 +100,7 @@ def _rounded(M, kind=sp.bsr_matrix):
     return kind((data, M.indices, M.indptr), shape=M.shape, copy=False)
 
 
-@njit(parallel=True, cache=True)
+@threaded
 def _copy_rounded(source, out):
     """``out[:] = source`` (2-D arrays, float64 into float32) by rows on all threads."""
     for i in prange(source.shape[0]):
@@ -106,7 +108,7 @@ def _copy_rounded(source, out):
             out[i, j] = source[i, j]
 
 
-@njit(parallel=True, cache=True)
+@threaded
 def _abs_row_sums(indptr, data):
     """Sum of the absolute values of every scalar row ``(nb r,)`` of a BSR matrix (block arrays)."""
     nb, r, c = indptr.shape[0] - 1, data.shape[1], data.shape[2]
@@ -235,7 +237,7 @@ def jacobi_prolongation(S, T, C, B, omega=4.0 / 3.0, degree=1, filter_entries=Fa
     return Prolongator((P.data, P.indices, P.indptr), shape=P.shape)
 
 
-@njit(parallel=True, cache=True)
+@threaded
 def _jacobi_step(ptr, ind, data, scale, p_ptr, p_ind, p_data, tasks, ncols):
     """``data <- P - blockdiag(scale) data`` in place, where ``data`` holds ``S P`` on the block pattern ``ptr,
     ind``, which contains every block of ``P`` (``p_*``); ``scale (nb, r, r)`` the row blocks' weights. Rows in
@@ -314,7 +316,7 @@ def _add_block_product(out, dst, a_data, ia, b_data, ib, transpose):
                     out[dst, p, q] += a * b_data[ib, l, q]
 
 
-@njit(parallel=True, cache=True)
+@threaded
 def _product_rows(a_ptr, a_ind, a_data, p_ptr, p_ind, p_data, c_ptr, c_ind, first, tasks, ncols):
     """Block rows ``first + ii`` (``ii`` in ``0 .. c_ptr.size - 2``) of ``A P`` on the block pattern
     ``c_ptr, c_ind`` of those rows (a superset of the product's); ``tasks`` splits ``ii`` into runs, one per
@@ -333,7 +335,7 @@ def _product_rows(a_ptr, a_ind, a_data, p_ptr, p_ind, p_data, c_ptr, c_ind, firs
     return out
 
 
-@njit(parallel=True, cache=True)
+@threaded
 def _add_restricted(pt_ptr, pt_row, pt_pos, p_data, ap_ptr, ap_ind, ap_data, first, last, c_ptr, c_ind, c_data,
                     tasks, ncols):
     """``C += P_k^T (A P)_k`` for the fine block rows ``first .. last - 1`` (chunk ``k``; ``ap_*`` hold its rows

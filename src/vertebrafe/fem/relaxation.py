@@ -11,7 +11,8 @@ Gauss-Seidel on its own thread, and the couplings to the other runs use the valu
 sweep (Jacobi between runs). The diagonal of a row with such couplings gains their absolute row sum
 ("l1" hybrid Gauss-Seidel, Baker, Falgout, Kolev & Yang 2011), which keeps the smoother convergent
 and the symmetric sweep a symmetric positive-definite preconditioner whatever the split. With one
-thread (study workers) it is exactly the sequential sweep.
+thread (study workers) it is exactly the sequential sweep, run by the kernels' serial twins
+(:mod:`vertebrafe.fem.jit`).
 
 :func:`chebyshev` is a polynomial smoother for the finest level of models with material contrasts: Chebyshev
 iteration on the block-Jacobi preconditioned system, every step one fused pass over the matrix (all rows in
@@ -120,7 +121,7 @@ def _pass(indptr, indices, data, dinv, x, xs, b, lo, hi, forward, r):
             _row(indptr, indices, data, dinv, x, xs, b, i, lo, hi, forward, r)
 
 
-@njit(parallel=True, cache=True)
+@threaded
 def block_sweeps(indptr, indices, data, dinv, x, b, bounds, forward):
     """Block Gauss-Seidel passes on ``A x = b`` (BSR arrays), in place: one per entry of ``forward``
     (bool: a forward pass, else a backward one; ``[True, False]`` is the symmetric sweep).
@@ -136,7 +137,7 @@ def block_sweeps(indptr, indices, data, dinv, x, b, bounds, forward):
                   np.empty(data.shape[1]))
 
 
-@njit(parallel=True, cache=True)
+@threaded
 def _diagonal_blocks(indptr, indices, data, bounds):
     """Diagonal blocks ``(nb, k, k)``; a row with couplings outside its run adds their absolute row sums
     to its diagonal entries. One task per run."""
@@ -156,7 +157,7 @@ def _diagonal_blocks(indptr, indices, data, bounds):
     return diag
 
 
-@njit(parallel=True, cache=True)
+@threaded
 def _inverses(diag, inverse, bad):
     """``inverse[i] = diag[i]^-1`` by Gauss-Jordan elimination with partial pivoting, on all threads;
     ``bad[i]`` where a pivot is zero or ``diag[i] inverse[i]`` is not the identity to 1e-8 (singular or

@@ -4,7 +4,9 @@ SciPy's sparse products run on one thread. These kernels split the block rows of
 numba's threads; each row's sum is formed in the same order whatever the number of threads, so the
 results do not depend on it and equal SciPy's products to round-off. The transposed product (the AMG
 restriction ``P^T r``) sums :data:`TRANSPOSE_CHUNKS` partial results in a fixed order, so it too is
-independent of the thread count; it spares the hierarchy an explicit copy of ``P^T``.
+independent of the thread count; it spares the hierarchy an explicit copy of ``P^T``. Each kernel has a
+serial twin (:mod:`vertebrafe.fem.jit`), which a process on one numba thread (a study worker) runs and
+compiles instead of the parallel build.
 
 Arrays: ``indptr (nb + 1,)``, ``indices (nnzb,)``, ``data (nnzb, r, c)`` of a BSR matrix with sorted or
 unsorted block columns; ``data`` is float64 or float32 (the AMG cycle's single-precision operators, see
@@ -13,6 +15,8 @@ unsorted block columns; ``data`` is float64 or float32 (the AMG cycle's single-p
 import numpy as np
 import scipy.sparse.linalg as spla
 from numba import njit, prange
+
+from .jit import threaded
 
 #: Row chunks of the transposed product, each with its own partial sum (a fixed number, so that the
 #: result does not depend on the thread count; more than the cores of a desktop machine).
@@ -37,7 +41,7 @@ def _row_product3(indptr, indices, data, x, i):
     return s0, s1, s2
 
 
-@njit(parallel=True, cache=True)
+@threaded
 def _product3(indptr, indices, data, x, b, y, mode):
     """:func:`product` for 3x3 blocks (the finest level and the stiffness matrix), unrolled."""
     nb = indptr.shape[0] - 1
@@ -68,7 +72,7 @@ def _row_sum(indptr, indices, data, x, i, s, r, c):
             s[p] += acc
 
 
-@njit(parallel=True, cache=True)
+@threaded
 def _product(indptr, indices, data, x, b, y, mode, bounds):
     """:func:`product` for any block shape: rows ``bounds[t] .. bounds[t + 1]`` per task ``t``; the blocks of
     the prolongators and coarse levels (3x6, 6x6) with loops of fixed length (25-45 % less time than loops
@@ -105,7 +109,7 @@ def _scatter_row(indptr, indices, data, x, i, part, r, c):
             part[c * j + q] += acc
 
 
-@njit(parallel=True, cache=True)
+@threaded
 def _transposed_product(indptr, indices, data, x, ncols, bounds):
     """``A^T x`` (ncols,): the rows ``bounds[t] .. bounds[t + 1]`` scatter into partial sum ``t``, then the
     partial sums are added in order."""

@@ -17,9 +17,10 @@ seconds later, when this process first compiles), so it waits for them there ins
 second time (2-6 s of CPU; at most until the helper ends).
 
 Study workers run on one numba thread each, so a study with several workers warms up with ``threads=1``:
-the kernels with a serial twin (:mod:`vertebrafe.fem.jit`: the assembly and the Gauss-point fields) are
-compiled without ``parallel=True``, whose compilation costs several times more (the warm-up's own share
-20.6 against 29.5 s of CPU, the helper's 14.1 against 19.8, both measured side by side under load 14).
+the kernels with a serial twin (:mod:`vertebrafe.fem.jit`: the assembly, the Gauss-point fields and the
+kernels of AMG-CG) are compiled without ``parallel=True``, whose compilation costs several times more (the
+warm-up's own share without AMG 20.6 against 29.5 s of CPU, the helper's 14.1 against 19.8, both measured
+side by side under load 14; the AMG-CG kernels about 26 against 66 s, :mod:`vertebrafe.fem.jit`).
 ``vertebrafe warmup`` compiles both builds.
 """
 import time
