@@ -661,7 +661,8 @@ class Model:
             info["reference_cells"] = ref[1].size > 0
             assembly.assemble(points, cells, self._C, self._material, tables, self._form, ref, node_plate,
                               centers, pat["indptr"], pat["indices"], pat["color_ptr"], pat["chunk_ptr"], pat["order"], pat["tied"], free, g, data, rhs, min_det)
-        except SystemError:          # an error inside the compiled kernel: a singular cell (a bow-tie hex)
+        except (SystemError, ZeroDivisionError):   # a singular cell (a bow-tie hex) inside a compiled kernel:
+            # SystemError from a parallel build, ZeroDivisionError from a serial twin (one numba thread)
             q = mesh.quality()
             bad = np.flatnonzero((q.min_jacobian <= 0) | (q.scaled_jacobian <= 0))
             if not bad.size:
