@@ -242,6 +242,18 @@ def _bow_tie():
     return model
 
 
+def test_bow_tie_named_on_one_numba_thread():
+    """A singular cell inside the serial twins of the assembly kernels (one numba thread: study workers, the
+    suite's xdist workers) raises ZeroDivisionError in the kernel, where the parallel builds raise SystemError:
+    both are reported as the same InvertedElementError naming the cell."""
+    from vertebrafe.errors import InvertedElementError
+    from vertebrafe.fem.jit import numba_threads
+
+    with numba_threads(1), pytest.raises(InvertedElementError, match="twisted, inverted or degenerate") as e:
+        _bow_tie().solve()
+    assert "first: [0]" in str(e.value)
+
+
 @pytest.mark.parametrize("i", range(9))
 def test_bad_api_call(tmp_path, i):
     label, call, part = _api_calls()[i]
