@@ -7,13 +7,16 @@ Numba compilation is excluded: every FE kernel (AMG-CG's too) is compiled or loa
 is solved in the same process.
 
 Convergence (``--convergence 2.0,1.0``): the same case at each element size; key metrics and their
-relative change against the finest size.
+relative change against the finest size. With ``--posterior`` the key metrics include, at every disc level,
+the rotation across the level, each facet joint's force, each ligament's force and the posterior load
+share; rows whose finest value lies below ``NEAR_ZERO`` (0.01 deg, 1 N, 0.1 %) are marked "near zero".
 
     python benchmarks/bench_simulate.py                                 # timing, default size
     python benchmarks/bench_simulate.py --element-size 3                # another size
     python benchmarks/bench_simulate.py --fibres                        # with annulus fibres
     python benchmarks/bench_simulate.py --posterior                     # with posterior elements
     python benchmarks/bench_simulate.py --convergence 4,3,2 --levels L4-L5 --json conv.json
+    python benchmarks/bench_simulate.py --posterior --load extension_moment --convergence 4,2 --solver amg
     python benchmarks/bench_simulate.py --validation --element-size 2     # targets 5 (default 0.1 MPa swelling), 6, 7
     python benchmarks/bench_simulate.py --validation --element-size 2 --prepressure 0,0.1,0.12,0.24   # target 5 swelling
     python benchmarks/bench_simulate.py --clinical --element-size 3       # intact / fracture / VP / BKP
@@ -68,8 +71,13 @@ KEY_METRICS = [
     ("height_change", "disc", "disc"),
     ("fibre_force_total", "disc", "annulus"),          # with --fibres only (missing rows are skipped)
     ("fibres_taut", "disc", "annulus"),
-    ("facet_force", "disc", "facet_left"),             # with --posterior only
-    ("load_share", "disc", "posterior"),
+    ("rotation_flexion", "discs", "disc"),              # "discs": every disc level
+    ("rotation_lateral_bending", "discs", "disc"),
+    ("rotation_axial", "discs", "disc"),
+    ("facet_force", "discs", "facet_left"),            # with --posterior only
+    ("facet_force", "discs", "facet_right"),
+    ("load_share", "discs", "posterior"),
+] + [("ligament_force", "discs", lig) for lig in ("ALL", "PLL", "LF", "ISL", "SSL", "ITL", "CL")] + [
     ("height_change", "mid", "vertebra"),
     ("cortical_share", "mid", "vertebra"),
     ("superior_endplate_deflection", "mid", "vertebra"),
@@ -121,18 +129,23 @@ def run(levels, bmd, element_size, load, solver, fibres=False, posterior=False):
                       "spring_columns": info.get("spring_columns")}
 
 
+#: Below these magnitudes (at the finest size) a relative change says little: a near-zero quantity.
+NEAR_ZERO = {"rotation_flexion": 0.01, "rotation_lateral_bending": 0.01, "rotation_axial": 0.01,   # deg
+             "facet_force": 1.0, "ligament_force": 1.0, "load_share": 1e-3}                           # N, -
+
+
 def key_values(seg, res):
     mid = seg.levels[len(seg.levels) // 2]
     disc = seg.discs[0] if seg.discs else None
     out = {}
     for metric, role, region in KEY_METRICS:
-        level = {"disc": disc, "mid": mid, "segment": "segment"}[role]
-        if level is None:
-            continue
-        try:
-            out[f"{level}/{region}/{metric}"] = res.value(metric, level, region)
-        except Exception:
-            pass
+        levels = {"disc": [disc] if disc else [], "discs": list(seg.discs), "mid": [mid],
+                  "segment": ["segment"]}[role]
+        for level in levels:
+            try:
+                out[f"{level}/{region}/{metric}"] = res.value(metric, level, region)
+            except Exception:                           # a row this segment does not have
+                pass
     return out
 
 
@@ -338,7 +351,9 @@ def main(argv=None):
         for k in fine:
             vals = [r["metrics"].get(k, np.nan) for r in report["runs"]]
             ch = abs(vals[0] - fine[k]) / abs(fine[k]) if fine[k] else np.nan
-            print(f"{k:58s}" + "".join(f"{v:12.5g}" for v in vals) + f"   {100 * ch:6.2f} %")
+            near_zero = abs(fine[k]) < NEAR_ZERO.get(k.rsplit("/", 1)[-1], 0.0)
+            print(f"{k:58s}" + "".join(f"{v:12.5g}" for v in vals) + f"   {100 * ch:6.2f} %"
+                  + ("   (near zero)" if near_zero else ""))
         report["relative_change"] = {k: (abs(report["runs"][-2]["metrics"].get(k, np.nan) - v) / abs(v) if v else None)
                                      for k, v in fine.items()}
     if args.json:
