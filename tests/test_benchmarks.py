@@ -115,6 +115,33 @@ def test_continuum_average_of_convergence_metrics():
     np.testing.assert_allclose(two[:, 0], 4.0, rtol=1e-12)
 
 
+@pytest.mark.benchmark_smoke
+def test_simulate_convergence_reports_the_posterior_metrics_of_every_level(capsys):
+    """bench_simulate --posterior --convergence (the T12-L2 posterior table of docs/validation.md): every disc
+    level's rotation, both facet forces, the seven ligament forces and the posterior share are key metrics.
+    Under 500 N + 7.5 N m extension both levels extend, both joints of a level carry the same force (the
+    segment is symmetric about its midsagittal plane) and the interspinous ligament is slack (near zero)."""
+    main = runpy.run_path(str(BENCH / "bench_simulate.py"))["main"]
+    report = main(["--levels", "T12-L2", "--posterior", "--load", "extension_moment", "--convergence", "8,6"])
+    out = capsys.readouterr().out
+    for run in report["runs"]:
+        m = run["metrics"]
+        for disc in ("T12-L1", "L1-L2"):
+            keys = [f"{disc}/disc/rotation_{r}" for r in ("flexion", "lateral_bending", "axial")]
+            keys += [f"{disc}/facet_{side}/facet_force" for side in ("left", "right")]
+            keys += [f"{disc}/{lig}/ligament_force" for lig in ("ALL", "PLL", "LF", "ISL", "SSL", "ITL", "CL")]
+            keys += [f"{disc}/posterior/load_share"]
+            assert set(keys) <= set(m), sorted(set(keys) - set(m))
+            assert m[f"{disc}/disc/rotation_flexion"] < 0.0                         # extension
+            assert m[f"{disc}/facet_left/facet_force"] > 1.0
+            assert m[f"{disc}/facet_left/facet_force"] == pytest.approx(m[f"{disc}/facet_right/facet_force"],
+                                                                       rel=1e-3)
+            assert m[f"{disc}/ISL/ligament_force"] < 1.0
+    assert set(report["relative_change"]) == set(report["runs"][-1]["metrics"])
+    isl = [line for line in out.splitlines() if line.startswith("L1-L2/ISL/ligament_force")]
+    assert len(isl) == 1 and isl[0].endswith("(near zero)")
+
+
 def test_in_situ_stiffness_of_convergence_cement_is_measured_from_the_rest_state(monkeypatch):
     """convergence_cement's in-situ stiffness is the load's, from the rest state: the body-disc-body segment is
     linear, so with the default nucleus pre-pressure it equals the stress-free segment's (it was 1-2 % lower
