@@ -19,6 +19,7 @@ Usage::
     python benchmarks/bench_core.py --sizes 50k,1M --no-skfem --no-calculix
     python benchmarks/bench_core.py --check-import         # import + small solve, warm cache
     python benchmarks/bench_core.py --sizes 400k --assembly bbar,incompatible --repeats 5
+    python benchmarks/bench_core.py --sizes 1k --no-skfem --threads 1    # smoke run (tests/test_benchmarks.py)
 
 Units: mm, N, MPa; times in s; memory in MB (10^6 bytes) and bytes per DOF.
 """
@@ -318,12 +319,13 @@ def run_skfem(shape) -> dict:
     }
 
 
-def run_calculix(shape, formulation="full") -> dict:
+def run_calculix(shape, formulation="full", threads=None) -> dict:
     """Solve the same model with CalculiX: vertebrafe writes the deck (``Model.export``), ``ccx`` assembles
     and solves it (C3D8 = full integration, the SPOOLES direct solver), the reaction comes from its ``.dat``.
 
     ``ccx`` reports only its total time (input, assembly, factorisation and solve, output), timed here
-    as the wall time of the ``ccx`` process; its peak memory is that of the child process.
+    as the wall time of the ``ccx`` process; its peak memory is that of the child process. ``threads``:
+    ccx's threads (None: one per core).
     """
     import resource
     import shutil
@@ -341,7 +343,7 @@ def run_calculix(shape, formulation="full") -> dict:
         t0 = time.perf_counter()
         write_inp(model, os.path.join(tmp, "box.inp"), print_nodes="zmax", field_output=False)
         t_write = time.perf_counter() - t0
-        threads = str(os.cpu_count() or 1)
+        threads = str(threads or os.cpu_count() or 1)
         env = dict(os.environ, OMP_NUM_THREADS=threads, CCX_NPROC_EQUATION_SOLVER=threads)
         t0 = time.perf_counter()
         proc = subprocess.run([exe, "-i", "box"], cwd=tmp, capture_output=True, text=True, env=env)
@@ -368,12 +370,16 @@ def run_calculix(shape, formulation="full") -> dict:
 
 
 # --------------------------------------------------------------------------- harness
-def worker(code: str, shape, formulation: str, solver: str) -> int:
+def worker(code: str, shape, formulation: str, solver: str, threads=None) -> int:
+    if threads is not None:  # before the first kernel call: on one thread the serial twins (fem/jit.py) run
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
         if code == "vertebrafe":
             result = run_vertebrafe(shape, formulation, solver)
         elif code == "calculix":
-            result = run_calculix(shape, formulation)
+            result = run_calculix(shape, formulation, threads)
         else:
             result = run_skfem(shape)
         result["ok"] = True
@@ -388,9 +394,11 @@ def worker(code: str, shape, formulation: str, solver: str) -> int:
     return 0 if result["ok"] else 1
 
 
-def run_in_subprocess(code, shape, formulation, solver, timeout, verbose) -> dict:
+def run_in_subprocess(code, shape, formulation, solver, timeout, verbose, threads=None) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", code,
            "--shape", ",".join(map(str, shape)), "--formulation", formulation, "--solver", solver]
+    if threads is not None:
+        cmd += ["--threads", str(threads)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -572,13 +580,18 @@ def main(argv=None) -> int:
     parser.add_argument("--calculix-max", type=parse_size, default=parse_size("50k"),
                         help="largest size solved with CalculiX (default 50k; its direct solver needs "
                              "far more memory and time than AMG-CG)")
+    parser.add_argument("--threads", type=int,
+                        help="numba threads of each vertebrafe process and ccx's threads (default: numba's "
+                             "default, one per core). With 1 vertebrafe runs the serial twins of its kernels "
+                             "(src/vertebrafe/fem/jit.py), which the test suite's one-thread processes compile "
+                             "anyway, so its smoke run does not compile the parallel builds in a subprocess")
     parser.add_argument("--worker", choices=["vertebrafe", "skfem", "calculix"], help=argparse.SUPPRESS)
     parser.add_argument("--shape", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
         shape = tuple(int(s) for s in args.shape.split(","))
-        return worker(args.worker, shape, args.formulation, args.solver)
+        return worker(args.worker, shape, args.formulation, args.solver, args.threads)
     if args.check_import:
         return check_import(args.repeats, args.timeout)
     if args.assembly:
@@ -595,7 +608,8 @@ def main(argv=None) -> int:
     print(f"vertebrafe core benchmark, {_dt.date.today().isoformat()}, {machine_description()}")
     print(f"box {LENGTHS} mm, ellipsoid semi-axes {SEMI_AXES} mm, E {E_INCLUSION:g}/{E_MATRIX:g} MPa, "
           f"nu {NU}, uz(top) = {UZ_TOP} mm, rtol {RTOL:g}, vertebrafe formulation "
-          f"{args.formulation!r}, solver {args.solver!r}")
+          f"{args.formulation!r}, solver {args.solver!r}"
+          + ("" if args.threads is None else f", {args.threads} thread(s) per process"))
     print(f"vertebrafe sources: {source_revision()}")
     if hasattr(os, "getloadavg"):
         print("load average before the run (1, 5, 15 min): "
@@ -605,7 +619,7 @@ def main(argv=None) -> int:
     # compilation; each worker still warms up in-process on a tiny model
     t0 = time.perf_counter()
     warm = run_in_subprocess("vertebrafe", WARMUP_SHAPE, args.formulation, args.solver, args.timeout,
-                             args.verbose)
+                             args.verbose, args.threads)
     print(f"numba cache warm-up: {time.perf_counter() - t0:.1f} s"
           + ("" if warm.get("ok") else f" (failed: {warm.get('error')})"))
     results, rows, comparisons = [], [], []
@@ -616,13 +630,14 @@ def main(argv=None) -> int:
         print(f"-- {size_label(n)}: grid {shape[0]} x {shape[1]} x {shape[2]} = "
               f"{math.prod(shape):,} cells, {3 * math.prod(s + 1 for s in shape):,} DOFs", flush=True)
         v = run_in_subprocess("vertebrafe", shape, args.formulation, args.solver, args.timeout,
-                              args.verbose)
+                              args.verbose, args.threads)
         v["size"] = size_label(n)
         results.append(v)
         rows.append(table_row(v))
         print_console_row(rows[-1])
         if not args.no_calculix and n <= args.calculix_max and args.formulation in ("full", "incompatible"):
-            c = run_in_subprocess("calculix", shape, args.formulation, args.solver, args.timeout, args.verbose)
+            c = run_in_subprocess("calculix", shape, args.formulation, args.solver, args.timeout, args.verbose,
+                                  args.threads)
             c["size"] = size_label(n)
             results.append(c)
             rows.append(table_row(c))
