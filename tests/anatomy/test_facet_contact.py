@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from vertebrafe.anatomy import segment
-from vertebrafe.anatomy.ligaments import facet_springs, ligament_springs
-from vertebrafe.anatomy.posterior_levels import FACET_CARTILAGE, facet_dimensions, posterior_dimensions
+from vertebrafe.anatomy.ligaments import facet_normal, facet_springs, ligament_springs
+from vertebrafe.anatomy.posterior_levels import (FACET_CARTILAGE, LIGAMENT_STIFFENING, LIGAMENTS, facet_dimensions,
+                                               posterior_dimensions)
 
 SIZES = (4.0, 3.0, 2.0)
 
@@ -117,3 +118,75 @@ def test_joint_faces_and_ligament_attachments_do_not_depend_on_the_mesh(segments
             mean, spread = by_size[h]
             assert spread[axis] == pytest.approx(spread_ref[axis], rel=0.01), (key, h)
             assert np.abs(mean - mean_ref).max() < 0.6, (key, h)               # mm; the outline's chords
+
+
+
+@pytest.fixture(scope="module")
+def thoracolumbar():
+    return {h: segment("T12-L2", bmd=100.0, element_size=h, posterior=True) for h in (4.0, 3.0, 2.0, 1.5)}
+
+
+def _capsules(seg):
+    """Per joint ``(disc, side)``: the mask of its capsule's first-segment springs, all of its springs, the contact
+    points ``(k, 3)`` of the set, the lower vertebra's frame and nodes; and the ligament springs."""
+    P = seg.mesh.points
+    ls = ligament_springs(seg)
+    x = np.einsum("kp,kpi->ki", ls.weights_a, P[ls.nodes_a])
+    out = {}
+    for disc in seg.discs:
+        lower = disc.split("-")[1]
+        R, o = seg.frames[lower]
+        nodes = np.unique(seg.mesh.cells[seg.mesh.cells_in("level", lower)])
+        g = [g for g, name in ls.group_names.items() if name == f"{disc}:CL"][0]
+        for side, s in (("right", 1.0), ("left", -1.0)):
+            sel = (ls.group == g) & (s * ((x - o) @ R[:, 0]) > 0)
+            out[(disc, side)] = (sel & (ls.onset == 0.0), sel, x, R, nodes)
+    return ls, out
+
+
+def test_capsule_attachment_does_not_depend_on_the_mesh(thoracolumbar):
+    """The capsule of each joint of T12-L2 (the segment whose capsular force under extension moves by about 7 %
+    from 2 to 1 mm, docs/validation.md): its springs have zero rest length (both ends at the contact point),
+    act along the joint normal and carry the published law in total (stiffness and stiffening, exactly); under
+    one rigid rotation of the lower vertebra (the same displacement field on every mesh: 0.01 rad about its
+    lateral and its anteroposterior axis through the joint's centroid on the finest mesh) their tension-only
+    force and its moment agree within 1 % at 4 / 3 / 2 / 1.5 mm. Each rotation opens one part of the joint
+    and closes the other, as extension does, so the force depends on where the opening ends, a nearly
+    horizontal line (under extension the elongation varies 6x faster along the height than along the
+    depth): on the joint's height band, which is specified (1 % of the opened part's first moment is
+    about 0.03 mm of that line on a joint about 10 mm tall). Not tested: the rotation about the vertical
+    axis, whose opening ends on a vertical line set by the joint's depth edges; those follow the meshed
+    faces' rows (the centroid moves by 0.04 mm from 2 to 1.5 mm) and move that response by up to 4 %.
+    The drift of the capsular force with the element size is not in the capsule's definition
+    (docs/validation.md, "With posterior elements (the default segment)")."""
+    sizes = sorted(thoracolumbar)                                                   # finest first
+    capsules = {h: _capsules(thoracolumbar[h]) for h in sizes}
+    for h in sizes:
+        ls, joints = capsules[h]
+        for (disc, side), (primary, sel, x, R, nodes) in joints.items():
+            assert ls.length[sel].max() < 1e-9                                     # ends coincide
+            assert np.allclose(ls.direction[sel], facet_normal(thoracolumbar[h], disc, side), atol=1e-12)
+            assert ls.stiffness[primary].sum() == pytest.approx(LIGAMENTS["CL"][0], rel=1e-12)
+            for inc, onset in LIGAMENT_STIFFENING["CL"][0]:
+                step = sel & (np.abs(ls.onset - onset) < 1e-12)
+                assert ls.stiffness[step].sum() == pytest.approx(inc, rel=1e-12)
+    ls, joints = capsules[sizes[0]]
+    pivots = {key: ls.stiffness[p] @ x[p] / ls.stiffness[p].sum() for key, (p, _, x, _, _) in joints.items()}
+    for key, c in pivots.items():
+        ref = None
+        for h in sizes:
+            ls, joints = capsules[h]
+            primary, _, x, R, nodes = joints[key]
+            P = thoracolumbar[h].mesh.points
+            out = []
+            for axis in (0, 1):                                            # lateral, anteroposterior
+                u = np.zeros_like(P)
+                u[nodes] = np.cross(0.01 * R[:, axis], P[nodes] - c)
+                delta = ls.elongation(u)
+                assert (delta[primary] > 0).any() and (delta[primary] < 0).any()   # partly open, partly closed
+                F = np.where(primary, ls.stiffness * np.maximum(delta, 0.0), 0.0)
+                out.append((F.sum(), np.linalg.norm(np.cross(x - c, F[:, None] * ls.direction).sum(axis=0))))
+            out = np.array(out)
+            if ref is None:
+                ref = out
+            assert np.allclose(out, ref, rtol=0.01, atol=1e-3 * np.abs(ref).max()), (key, h, out, ref)
