@@ -138,6 +138,42 @@ def test_amg_loop_takes_short_steps_while_the_set_moves(monkeypatch):
     assert short_its < full_its
 
 
+def test_amg_loop_checks_the_set_inside_one_cg_per_trial_set(monkeypatch):
+    """The AMG loop's steps that change no state are checkpoints of one CG per trial set (active_set._checked), not
+    restarts: on the finer lift-off the same final set as the loop that restarts CG at every step
+    (active_set._iterate, the same preconditioner and start), in no more CG iterations, and the direct solver's
+    displacements and active set to a tolerance set by rtol; the spring forces balance the load."""
+    from vertebrafe.fem import active_set
+    seen = {}
+    checked = active_set._checked
+
+    def spy(*args):
+        seen["args"] = args
+        return checked(*args)
+
+    monkeypatch.setattr(active_set, "_checked", spy)
+    rtol = 1e-8
+    out = {}
+    for solver in ("amg", "direct"):
+        model, plate = two_blocks(16)
+        plate.load(force=(0, 0, -100.0), moment=(0, 150.0, 0))
+        sol = model.solve(solver=solver, rtol=rtol)
+        out[solver] = sol, model.spring_set("foundation").active.copy()
+    (amg, amg_set), (direct, direct_set) = out["amg"], out["direct"]
+    assert np.array_equal(amg_set, direct_set) and 0 < amg_set.sum() < amg_set.size
+    assert amg.info["residual"] <= rtol
+    assert np.abs(amg.displacement - direct.displacement).max() <= 100 * rtol * np.abs(direct.displacement).max()
+    assert -amg.spring_forces("foundation").sum() == pytest.approx(100.0, rel=100 * rtol)
+    K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol_, maxiter, steps, M, x0, short = seen["args"]
+    x1, set1, changes1, res1, its1 = checked(*seen["args"])
+    x2, set2, changes2, res2, its2 = active_set._iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds,
+                                                         rtol_, maxiter, steps, lambda d: (M, None), x0, "amg",
+                                                         short=short)
+    assert np.array_equal(set1, set2) and res1 <= rtol and res2 <= rtol
+    assert np.abs(x1 - x2).max() <= 100 * rtol * np.abs(x2).max()
+    assert its1 <= its2 and its1 == amg.info["iterations"]
+
+
 def test_mirror_symmetry_of_the_active_set():
     """Mirrored loads give mirrored displacements and active sets (the mesh is symmetric about x = 3)."""
     res = {}
