@@ -4,6 +4,7 @@ under the published loading modes of standing and standing flexed against Wilke 
     python benchmarks/validation_rom.py --element-size 2            # the default segment model
     python benchmarks/validation_rom.py --element-size 3 --fibres true --annulus annulus_matrix
     python benchmarks/validation_rom.py --convergence 2,1          # key disc metrics, 2 -> 1 mm
+    python benchmarks/validation_rom.py --convergence 2,1 --solver amg   # the same in less memory
 
 Pure moments (no preload) of each mode at the moments of the references (vertebrafe.validation.
 ROM_REFERENCES), rotation across the disc (``rotation_*`` of level L4-L5, region ``disc``); nucleus
@@ -13,6 +14,11 @@ pressure under ``relaxed_standing`` (500 N follower load) and ``standing_flexed`
 Convergence (``--convergence 2,1``): at each element size the key disc metrics -- nucleus pressure,
 disc height change and segment axial stiffness under relaxed standing, and the four rotations at 7.5 N m
 -- and their change against the finest size.
+
+``--solver`` is passed to every solve (``simulate(..., solver=...)``, :meth:`vertebrafe.Model.solve`): ``auto``
+(default) chooses by size, ``direct`` factorises (fast to 2 mm; at 1 mm the disc-only segment's factorisation
+went past 4.9 GB resident), ``amg`` runs AMG-preconditioned CG to the default relative residual 1e-8 (about
+2 GB at 1 mm).
 """
 import argparse
 import inspect
@@ -47,9 +53,15 @@ def main():
     ap.add_argument("--nucleus", default=None, help="solid/fluid (default: segment's default)")
     ap.add_argument("--annulus", default=None, help="annulus material (a key of vertebrafe.materials.MATERIALS): the "
                     "ground substance (MaterialSet.annulus_matrix) with fibres, the homogenised annulus without")
-    ap.add_argument("--modes", default=",".join(ROM_MODES), help="comma list of modes of the pure-moment cases")
+    ap.add_argument("--modes", default=",".join(ROM_MODES), help="comma list of modes of the pure-moment cases "
+                    "(also of --convergence)")
+    ap.add_argument("--standing", type=_bool, default=True, help="--convergence: include the relaxed-standing "
+                    "metrics (pressure, disc height change, stiffness); false to split a fine size over processes")
     ap.add_argument("--convergence", default="", help="comma list of element sizes (mm), coarse to fine")
     ap.add_argument("--posterior", type=_bool, default=False, help="posterior elements (where supported)")
+    ap.add_argument("--solver", choices=("auto", "direct", "amg"), default="auto",
+                    help="linear solver of every solve (simulate's solver=): auto chooses by size (default), direct "
+                    "factorises, amg runs AMG-preconditioned CG (rtol 1e-8; far less memory at 1 mm)")
     args = ap.parse_args()
     kw = {k: v for k, v in (("fibres", args.fibres), ("nucleus", args.nucleus)) if v is not None}
     if "posterior" in inspect.signature(vf.segment).parameters:
@@ -57,8 +69,12 @@ def main():
     elif args.posterior:
         raise SystemExit("this version of vertebrafe.segment has no posterior elements")
     specimen = "intact" if args.posterior else "disc"
+    modes = args.modes.split(",")
+    unknown = sorted(set(modes) - set(ROM_MODES))
+    if unknown:
+        raise SystemExit(f"--modes: {unknown} unknown; known: {list(ROM_MODES)}")
     if args.convergence:
-        convergence([float(h) for h in args.convergence.split(",")], args, kw)
+        convergence([float(h) for h in args.convergence.split(",")], args, kw, solver=args.solver)
         return
     if args.annulus is not None:
         kw["materials"] = _materials(args)
@@ -67,17 +83,15 @@ def main():
     seg = vf.segment(["L4", "L5"], element_size=args.element_size, **kw)
     kw.pop("materials", None)
     annulus = seg.materials.annulus_matrix if seg.fibres is not None else seg.materials.annulus
-    print(f"# {seg}; annulus {annulus.name}, fibres {seg.fibres is not None}, nucleus {seg.nucleus}",
+    print(f"# {seg}; annulus {annulus.name}, fibres {seg.fibres is not None}, nucleus {seg.nucleus}, "
+          f"solver {args.solver}",
           flush=True)
 
     moments = sorted({m for r in ROM_REFERENCES if r.specimen == specimen for m in r.moments if m is not None}) or [7.5]
-    modes = args.modes.split(",")
-    unknown = sorted(set(modes) - set(ROM_MODES))
-    if unknown:
-        raise SystemExit(f"--modes: {unknown} unknown; known: {list(ROM_MODES)}")
     cases = [(mode, m) for mode in modes for m in moments]
     t = time.perf_counter()
-    results = simulate(seg, [Load(**{ROM_MODES[mode][0]: m}) for mode, m in cases], factor_of_risk=False)
+    results = simulate(seg, [Load(**{ROM_MODES[mode][0]: m}) for mode, m in cases], factor_of_risk=False,
+                       solver=args.solver)
     rot = {c: r.value(ROM_MODES[c[0]][1], level="L4-L5", region="disc") for c, r in zip(cases, results)}
     if seg.posterior is not None:                          # facet joint forces under the pure moments
         for (mode, m), r in zip(cases, results):
@@ -97,7 +111,7 @@ def main():
 
     t = time.perf_counter()
     names = list(WILKE)
-    for name, r in zip(names, simulate(seg, names, factor_of_risk=False)):
+    for name, r in zip(names, simulate(seg, names, factor_of_risk=False, solver=args.solver)):
         p = r.value("pressure", level="L4-L5", region="nucleus")
         if name == "relaxed_standing" and seg.posterior is not None:
             print(f"# relaxed standing: posterior column share of the axial force "
@@ -112,33 +126,37 @@ def main():
     print(f"# pressure cases in {time.perf_counter() - t:.1f} s", flush=True)
 
 
-def key_metrics(seg):
-    """Key disc metrics of L4-L5: relaxed standing (pressure, disc height change, segment stiffness) and
-    the rotation across the disc under 7.5 N m in each mode."""
-    loads = ["relaxed_standing"] + [Load(**{field: 7.5}) for field, _ in ROM_MODES.values()]
-    res = simulate(seg, loads, factor_of_risk=False)
-    out = {"pressure (MPa)": res[0].value("pressure", level="L4-L5", region="nucleus"),
-           "disc height change (mm)": res[0].value("height_change", level="L4-L5"),
-           "axial stiffness (N/mm)": res[0].value("axial_stiffness")}
-    for (mode, (_, metric)), r in zip(ROM_MODES.items(), res[1:]):
-        out[f"{mode} 7.5 N m (deg)"] = abs(r.value(metric, level="L4-L5", region="disc"))
+def key_metrics(seg, solver="auto", modes=tuple(ROM_MODES), standing=True):
+    """Key disc metrics of L4-L5: relaxed standing (pressure, disc height change, segment stiffness; unless
+    ``standing`` is false) and the rotation across the disc under 7.5 N m in each of ``modes``, solved with
+    ``solver``."""
+    loads = (["relaxed_standing"] if standing else []) + [Load(**{ROM_MODES[m][0]: 7.5}) for m in modes]
+    res = simulate(seg, loads, factor_of_risk=False, solver=solver)
+    out = {}
+    if standing:
+        out = {"pressure (MPa)": res[0].value("pressure", level="L4-L5", region="nucleus"),
+               "disc height change (mm)": res[0].value("height_change", level="L4-L5"),
+               "axial stiffness (N/mm)": res[0].value("axial_stiffness")}
+    for mode, r in zip(modes, res[len(res) - len(modes):]):
+        out[f"{mode} 7.5 N m (deg)"] = abs(r.value(ROM_MODES[mode][1], level="L4-L5", region="disc"))
     out["active-set steps (max)"] = max(r.info.get("active_set_iterations", 0) for r in res)
     return out
 
 
-def convergence(sizes, args, kw):
+def convergence(sizes, args, kw, solver="auto"):
     rows = {}
     for h in sizes:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         seg_kw = dict(kw)
         if args.annulus is not None:
             seg_kw["materials"] = _materials(args)
         else:
             seg_kw["bmd"] = args.bmd
         seg = vf.segment(["L4", "L5"], element_size=h, **seg_kw)
-        rows[h] = key_metrics(seg)
-        print(f"# {h:g} mm: {seg.mesh.n_cells} cells, {3 * seg.mesh.n_points} DOFs, {time.perf_counter() - t:.0f} s; "
-              + ", ".join(f"{k} {v:.4g}" for k, v in rows[h].items()), flush=True)
+        rows[h] = key_metrics(seg, solver=solver, modes=args.modes.split(","), standing=args.standing)
+        print(f"# {h:g} mm: {seg.mesh.n_cells} cells, {3 * seg.mesh.n_points} DOFs, {time.perf_counter() - t:.0f} s "
+              f"({time.process_time() - cpu:.0f} s CPU), solver {solver}; "
+              + ", ".join(f"{k} {v:.7g}" for k, v in rows[h].items()), flush=True)
     fine = rows[sizes[-1]]
     for h in sizes[:-1]:
         print(f"change {h:g} -> {sizes[-1]:g} mm: " + ", ".join(

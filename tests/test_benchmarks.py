@@ -39,7 +39,7 @@ SMOKE = {
     "strength_treated.py": ["--element-size", "8", "--cases", "intact,nsm"],
     "validation_anatomy.py": ["--sizes", "6"],
     "validation_fibres.py": ["--element-size", "8", "--no-plain", "--cases", "standing_flexed,flexion"],
-    "validation_rom.py": ["--element-size", "8", "--modes", "axial_rotation"],
+    "validation_rom.py": ["--element-size", "8", "--modes", "axial_rotation", "--solver", "amg"],
     "validation_posterior.py": ["convergence", "--sizes", "8"],
     "image_round_trip.py": ["8", "--spacing", "4"],
     "solver_choice.py": ["box:1k", "--factor"],
@@ -49,6 +49,8 @@ SMOKE = {
 OTHER_MODES = [
     ("solver_choice.py", ["seg:L4-L5:6", "--solve", "direct,amg"]),
     ("convergence_metrics.py", ["--sizes", "8", "--states", "BKP", "--edge-distances", "2"]),
+    ("validation_rom.py", ["--convergence", "8", "--solver", "direct", "--modes", "flexion"]),
+    ("validation_rom.py", ["--convergence", "8", "--solver", "amg", "--modes", "extension", "--standing", "false"]),
 ]
 RUNS = sorted(SMOKE.items()) + OTHER_MODES
 
