@@ -278,11 +278,10 @@ def _checked(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, ma
         marks += ([("loose", loose)] if loose > rtol else []) + [("tight", rtol)]
         moved = False
         its = restarts = 0
+        x = np.array(x, dtype=float)                  # updated in place below, as in scipy's cg
         with solvers.one_blas_thread():
             r = b - A(x)
-            z = M @ r
-            p = z.copy()
-            rz = float(r @ z)
+            p = rz = None                             # the direction: from the first V-cycle on
             residual = float(np.linalg.norm(r)) / nb
             while marks:
                 kind, value = marks[0]
@@ -292,9 +291,7 @@ def _checked(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, ma
                         if residual > rtol and restarts < 2:     # the recursive residual drifted: restart
                             restarts += 1
                             r = b - A(x)
-                            z = M @ r
-                            p = z.copy()
-                            rz = float(r @ z)
+                            p = None
                             continue
                     marks.pop(0)
                     if not np.all(np.isfinite(x)):
@@ -316,15 +313,19 @@ def _checked(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, ma
                     continue
                 if its >= limit:
                     raise _stuck(step, residual, value, d)
+                z = M @ r                                 # the V-cycle only where CG goes on (none after a stop)
+                rz, rz_old = float(r @ z), rz
+                if p is None:
+                    p = z.copy()
+                else:
+                    p *= rz / rz_old
+                    p += z
                 q = A(p)
                 alpha = rz / float(p @ q)
-                x = x + alpha * p
-                r = r - alpha * q
+                x += alpha * p
+                r -= alpha * q
                 its += 1
                 residual = float(np.linalg.norm(r)) / nb
-                z = M @ r
-                rz, rz_old = float(r @ z), rz
-                p = z + (rz / rz_old) * p
         iterations += its
         if not moved:
             return x, active, changes, residual, iterations
