@@ -257,7 +257,7 @@ def _checked(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, ma
     a state changed. :func:`_iterate` restarted CG at every step, also where the set stayed, and a CG preconditioned
     by a V-cycle that restarts loses its Krylov space: the rest state of T12-L2 at 2 mm with posterior elements
     took 66 + 49 CG iterations in its two solved steps, one CG per set 58 + 46, the load 52 either way (the same
-    final sets; benchmarks/README.md, "One CG per trial set in the AMG loop"). Each checkpoint is one entry of
+    final sets; benchmarks/README.md, "Where the load's 52 CG iterations go"). Each checkpoint is one entry of
     ``changes`` (one active-set step). ``free_length (ks,)``: onset minus the elongation of the prescribed motion.
     Returns ``(x, active, changes per step, relative residual, CG iterations)``."""
     changes = []
