@@ -120,7 +120,6 @@ def test_joint_faces_and_ligament_attachments_do_not_depend_on_the_mesh(segments
             assert np.abs(mean - mean_ref).max() < 0.6, (key, h)               # mm; the outline's chords
 
 
-
 @pytest.fixture(scope="module")
 def thoracolumbar():
     return {h: segment("T12-L2", bmd=100.0, element_size=h, posterior=True) for h in (4.0, 3.0, 2.0, 1.5)}

@@ -227,13 +227,9 @@ def _iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, ma
                                 else _cg(A, b, x, M, target, maxiter, start=start))
         iterations += its
         if not np.all(np.isfinite(x)):
-            raise ConvergenceError("the active-set solve produced non-finite displacements; the model may be a "
-                                   "mechanism once slack springs carry nothing", iterations=step)
+            raise _non_finite("displacements", step)
         if residual > target * 1.0001 and not cut:
-            raise ConvergenceError(f"active-set step {step}: the {name} solve reached a relative residual "
-                                   f"{residual:.3g} > rtol {rtol:g}; with {int((d > 0).sum())} of {d.size} springs "
-                                   "active the model may be a mechanism (slack springs carry nothing): check that "
-                                   "the load can be carried", iterations=step, residual=residual)
+            raise _stuck(step, residual, rtol, d, name)
         want = _wanted(sets, bounds, Gf @ x + delta_c)
         changed = int(np.count_nonzero(want != active))
         changes.append(changed)
@@ -295,8 +291,7 @@ def _checked(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, ma
                             continue
                     marks.pop(0)
                     if not np.all(np.isfinite(x)):
-                        raise ConvergenceError("the active-set solve produced non-finite displacements; the model may "
-                                               "be a mechanism once slack springs carry nothing", iterations=step)
+                        raise _non_finite("displacements", step)
                     if kind == "tight" and residual > rtol * 1.0001:
                         raise _stuck(step, residual, rtol, d)
                     want = _wanted(sets, bounds, Gf @ x + delta_c)
@@ -333,11 +328,19 @@ def _checked(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, ma
             _not_settled(max_iterations, changes)
 
 
-def _stuck(step, residual, target, d):
-    return ConvergenceError(f"active-set step {step}: the amg solve reached a relative residual {residual:.3g} > rtol "
-                            f"{target:g}; with {int((d > 0).sum())} of {d.size} springs active the model may be a "
+def _stuck(step, residual, target, d, name="amg"):
+    """The error of an active-set step whose ``name`` solve stopped at ``residual`` above ``target`` with the
+    spring stiffnesses ``d (ks,)`` of its trial set."""
+    return ConvergenceError(f"active-set step {step}: the {name} solve reached a relative residual {residual:.3g} > "
+                            f"rtol {target:g}; with {int((d > 0).sum())} of {d.size} springs active the model may be a "
                             "mechanism (slack springs carry nothing): check that the load can be carried",
                             iterations=step, residual=residual)
+
+
+def _non_finite(what, step):
+    """The error of an active-set step that produced non-finite ``what`` (displacements, elongations)."""
+    return ConvergenceError(f"the active-set solve produced non-finite {what}; the model may be a mechanism once "
+                            "slack springs carry nothing", iterations=step)
 
 
 def _accepts(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, x, rtol):
@@ -395,8 +398,7 @@ def _direct(low, K, rhs, Gf, k, onset, delta_c, linear, sets, bounds, rtol, maxi
             return x, active, changes + more, residual, solves + its
         u, e = found
         if not np.all(np.isfinite(e)):
-            raise ConvergenceError("the active-set solve produced non-finite elongations; the model may be a "
-                                   "mechanism once slack springs carry nothing", iterations=step)
+            raise _non_finite("elongations", step)
         want = _wanted(sets, bounds, e + delta_c)
         changed = int(np.count_nonzero(want != active))
         changes.append(changed)
