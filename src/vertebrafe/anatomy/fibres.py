@@ -16,9 +16,24 @@ gives the strain energy ``E_f phi V eps_f^2 / 2`` of a smeared fibre family at f
 ``eps_f = delta / L``. Fibres carry tension only (they buckle in compression): the springs are
 ``"tension"`` springs, solved by the active-set loop.
 
-Angle and modulus vary linearly with the radial position of the ring, from the innermost annulus ring
-(next to the nucleus) to the outermost; the values and their sources are in :class:`AnnulusFibres` and
-docs/materials.md.
+Angle and modulus vary linearly with the radial position ``s`` of the cell across the annulus wall, from
+``s = 0`` on the inner boundary of the annulus (the nucleus curve) to ``s = 1`` on its outer surface (the
+outline of the disc); the published values are those of the inner and of the outer annulus
+(:class:`AnnulusFibres`, docs/materials.md). ``s`` (:func:`annulus_position`) is the normalised length
+along the radial line of the O-grid: every node of the annulus rings lies on the line of its boundary
+parameter from the nucleus curve through the inner cortical curve to the outline, so the length from
+the nucleus curve to the node divided by the line's whole length is a coordinate of the geometry, the
+same for any ring count; a cell's ``s`` is the mean of its eight nodes' (the centre of a trilinear cell).
+The angle field is then one field sampled at the cell centres on every mesh: it does not change with the
+number of rings, and the thin outermost ring (under the cortical curve) takes the value of its own position.
+A law by ring index (the innermost and the outermost ring at the inner and outer values whatever their
+width) made a different field on every mesh: the volume-mean angle of the L4-L5 disc fell from 32.6 to
+31.4 deg from 4 to 9 rings, and the extension of the fibre disc moved by 3.9 % with it (docs/validation.md,
+"Mesh convergence of the fibre-reinforced disc"); as its rings narrow (they are evenly spaced along the
+line) it tends to nearly the field used here (the outer value reached at the inner cortical curve instead
+of the outer surface, the cortical thickness (0.4 mm by default) further in). The length along the line is used rather than the share of the
+annulus volume inside the cell: it needs only the two boundaries and the line between them, and it puts
+the inner and outer values on the inner and outer surfaces of the wall wherever the wall is thick or thin.
 
 Two fibre laws (:attr:`AnnulusFibres.law`): ``"linear"``, the fibre stress ``E_f phi eps_f`` from zero strain;
 ``"exponential"`` (the default), the fibre term of the Holzapfel-Gasser-Ogden annulus model, stress per family
@@ -39,7 +54,7 @@ from ..errors import InputError
 from ..materials import GROUND_SUBSTANCE  # noqa: F401  (the fibres' ground substance: MaterialSet.annulus_matrix)
 from .vertebra import REGION_CODES, cross_section_topology
 
-__all__ = ["AnnulusFibres", "annulus_fibre_springs", "FIBRE_SET", "nucleus_cavities", "lamina_stiffness",
+__all__ = ["AnnulusFibres", "annulus_fibre_springs", "annulus_position", "FIBRE_SET", "nucleus_cavities", "lamina_stiffness",
            "tensile_modulus", "fibre_stress", "EXPONENTIAL_BREAKS", "GROUND_SUBSTANCE"]
 
 #: Name of the spring set that holds the annulus fibres.
@@ -56,11 +71,14 @@ FIBRE_LAWS = ("linear", "exponential")
 class AnnulusFibres:
     """Fibre reinforcement of the annulus (both families in every annulus cell).
 
-    angle_inner, angle_outer : deg to the transverse plane at the innermost and outermost annulus ring.
+    angle_inner, angle_outer : deg to the transverse plane at the inner boundary of the annulus (its radial
+        position ``s = 0``, the nucleus curve) and at its outer surface (``s = 1``), linear in ``s`` between
+        them (:func:`annulus_position`; the published values are means of the inner and the outer annulus).
         Defaults 37 and 26 deg: the regional means of Malandrino, Noailly & Lacroix 2013 (CMBBE 16:923;
         posterior/anterior 43/31 deg inner, 28/23 deg outer from the circumferential axis, in line with
         Cassidy et al. 1989), i.e. about +-30 deg overall as in Elliott & Setton's human lumbar data.
-    modulus_inner, modulus_outer : fibre Young's modulus (MPa) at the innermost and outermost ring.
+    modulus_inner, modulus_outer : fibre Young's modulus (MPa) at the inner boundary and the outer surface of
+        the annulus, linear in ``s`` as the angle (used by the ``"linear"`` law).
         Defaults 360 and 550 MPa (five fibre layers 360/408/455/503/550 MPa inner to outer,
         Hindawi BMRI 2013 Table 1; 357.5-550 MPa by layer in Clin Biomech 2014, PMC3943591 Table 1).
     volume_fraction : fibre volume fraction of the annulus (both families together), default 0.16
@@ -126,8 +144,8 @@ def _slopes(spec, ring):
 
 
 def fibre_stress(spec, strain, ring=1.0):
-    """Stress (MPa, tissue level) that one fibre family carries at fibre strain ``strain`` (array-like) in
-    the ring at relative position ``ring``: the law the springs of :func:`annulus_fibre_springs` realise
+    """Stress (MPa, tissue level) that one fibre family carries at fibre strain ``strain`` (array-like) at
+    the radial position ``ring`` across the annulus wall (``s`` of :func:`annulus_position`): the law the springs of :func:`annulus_fibre_springs` realise
     (tension only, zero at and below zero strain)."""
     eps = np.asarray(strain, dtype=float)
     slopes, starts = _slopes(spec, ring)
@@ -140,8 +158,8 @@ def fibre_stress(spec, strain, ring=1.0):
 
 
 def lamina_stiffness(spec, matrix, ring=1.0, taut=True, fibre_strain=0.0):
-    """Homogenised elasticity ``(6, 6)`` (MPa) of the fibre-reinforced annulus at relative ring position
-    ``ring`` (0 innermost, 1 outermost annulus ring), axes x circumferential, y radial, z axial; for the
+    """Homogenised elasticity ``(6, 6)`` (MPa) of the fibre-reinforced annulus at radial position ``ring``
+    (``s`` of :func:`annulus_position`: 0 the inner boundary of the annulus, 1 its outer surface), axes x circumferential, y radial, z axial; for the
     ``"exponential"`` law, the tangent stiffness with both fibre families at ``fibre_strain`` (>= 0; default 0,
     the toe region: the slope of the law's segment that holds it).
 
@@ -207,14 +225,11 @@ def annulus_fibre_springs(segment, spec=None):
     n_stack = getattr(segment, "stack_cells", mesh.n_cells)
     if n_stack % q:
         raise InputError("annulus fibres need the layered O-grid mesh of vertebrafe.segment")
-    ring = np.full(mesh.n_cells, -1)
-    ring[:n_stack] = topo["ring"][np.arange(n_stack) % q]
+    position = annulus_position(segment)
     region = mesh.cell_data["region"]
     level = mesh.cell_data["level"]
     names = mesh.tag_names["level"]
     annulus = region == REGION_CODES["annulus"]
-    first = counts.n_transition + 1                       # innermost annulus ring
-    span = max(counts.n_rings - first, 1)
     pts = mesh.points
     x = pts[mesh.cells]                                   # (m, 8, 3)
     centre = x.mean(axis=1)
@@ -238,7 +253,7 @@ def annulus_fibre_springs(segment, spec=None):
         t -= np.outer(t @ z, z)
         t = _unit(t)
         t *= np.sign(np.einsum("ki,ki->k", t, np.cross(z, r)))[:, None]       # anticlockwise seen from above
-        frac = np.clip((ring[sel] - first) / span, 0.0, 1.0)
+        frac = position[sel]
         theta = np.radians(spec.angle_inner + (spec.angle_outer - spec.angle_inner) * frac)
         for sign in (1.0, -1.0):
             cells_all.append(sel)
@@ -272,6 +287,38 @@ def annulus_fibre_springs(segment, spec=None):
                     group_names=group_names)
     s.host_cells = cells[s.member]
     return s
+
+
+def annulus_position(segment):
+    """Radial position ``s`` ``(n_cells,)`` of every annulus cell across the annulus wall of ``segment`` (its
+    current mesh): 0 on the nucleus curve, 1 on the outer surface; NaN for the other cells.
+
+    Per node layer of the layered O-grid and per boundary parameter, the radial line is the polyline
+    through the nodes of the rings from the nucleus curve (ring ``n_transition``) to the outline (the last
+    ring); a node's ``s`` is its length along that line from the nucleus curve over the line's whole
+    length, a cell's the mean of its eight nodes' (see the module: the same field for any ring count).
+    """
+    mesh = segment.mesh
+    counts = segment.counts
+    topo = cross_section_topology(counts)
+    q = len(topo["quads"])
+    n_stack = getattr(segment, "stack_cells", mesh.n_cells)
+    if n_stack % q:
+        raise InputError("annulus fibres need the layered O-grid mesh of vertebrafe.segment")
+    n2 = counts.n_nodes
+    n_layers = n_stack // q + 1
+    lines = np.stack(topo["ring_nodes"][counts.n_transition:])           # (rings + 1, 4 m): nucleus curve -> outline
+    layer0 = (np.arange(n_layers) * n2)[:, None, None]
+    idx = layer0 + lines[None]                                            # (layers, rings + 1, 4 m) point ids
+    x = mesh.points[idx]
+    step = np.linalg.norm(np.diff(x, axis=1), axis=-1)
+    along = np.concatenate([np.zeros_like(step[:, :1]), np.cumsum(step, axis=1)], axis=1)
+    node_s = np.full(mesh.n_points, np.nan)
+    node_s[idx] = along / along[:, -1:]
+    out = np.full(mesh.n_cells, np.nan)
+    annulus = np.flatnonzero(mesh.cell_data["region"][:n_stack] == REGION_CODES["annulus"])
+    out[annulus] = node_s[mesh.cells[annulus]].mean(axis=1)
+    return out
 
 
 def _unit(v):
