@@ -111,9 +111,10 @@ def warm_up():
     simulate(seg, loads.Load(compression=100.0), solver="direct")
 
 
-def run(levels, bmd, element_size, load, solver, fibres=False, posterior=False):
+def run(levels, bmd, element_size, load, solver, fibres=False, posterior=False, articular_refinement=1):
     t0, c0 = time.perf_counter(), time.process_time()
     seg = vf.segment(levels, element_size=element_size, fibres=fibres, posterior=posterior,
+                     articular_refinement=articular_refinement,
                      materials=MaterialSet(bmd=bmd, annulus_matrix="annulus_ground"))   # the rows' disc: 4.2 MPa
     t1, c1 = time.perf_counter(), time.process_time()
     res = simulate(seg, load, solver=solver)
@@ -295,6 +296,8 @@ def main(argv=None):
                     "4.2 MPa ground substance of the documented rows")
     ap.add_argument("--posterior", action="store_true",
                     help="posterior elements, facet joints and ligaments (segment(..., posterior=True))")
+    ap.add_argument("--articular-refinement", type=int, default=1, help="with --posterior: multiple (1-4) of the "
+                    "articular processes' cell layers (segment(..., articular_refinement=))")
     mode = ap.add_mutually_exclusive_group()
     ap.add_argument("--prepressure", default=f"{LYING_PREPRESSURE:g}", help="--validation: comma list of nucleus "
                     "swelling pressures at rest for target 5 (MPa; default the library's, 0.1 lying prone; 0: none)")
@@ -334,7 +337,8 @@ def main(argv=None):
     report = {"levels": args.levels, "bmd": args.bmd, "load": args.load, "runs": []}
     sizes = [float(s) for s in args.convergence.split(",") if s] or [args.element_size]
     for h in sizes:
-        seg, res, tm = run(args.levels, args.bmd, h, load, args.solver, args.fibres, args.posterior)
+        seg, res, tm = run(args.levels, args.bmd, h, load, args.solver, args.fibres, args.posterior,
+                           args.articular_refinement)
         vals = key_values(seg, res)
         report["runs"].append({"element_size": h, **tm, "metrics": vals})
         print(f"\nelement size {h:g} mm: {tm['cells']} cells, {tm['dofs']} DOFs ({tm['free_dofs']} free), "

@@ -41,12 +41,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import MeshError
+from ..errors import InputError, MeshError
 from .levels import adjacent_discs, level_dimensions
 from .posterior_levels import facet_dimensions, posterior_dimensions
 from .resolution import cell_count
 
-__all__ = ["PosteriorColumn", "build_posterior", "PEDICLE_CAP"]
+__all__ = ["PosteriorColumn", "build_posterior", "check_articular_refinement", "PEDICLE_CAP"]
 
 #: Largest pedicle extent as a fraction of the body's half-width (the pedicle stays on the posterior wall).
 PEDICLE_CAP = 0.85
@@ -98,6 +98,14 @@ class PosteriorColumn:
     stack_cells: int
     stack_points: int
     longitudinal: dict = field(default_factory=dict)
+    articular_refinement: int = 1
+
+
+def check_articular_refinement(value):
+    """``value`` as an int if it is an allowed ``articular_refinement`` (an integer 1-4), else InputError."""
+    if isinstance(value, (bool, np.bool_)) or value not in range(1, 5):
+        raise InputError(f"articular_refinement = {value!r}; allowed an integer 1 (default) to 4")
+    return int(value)
 
 
 def _ext(disc, dims):
@@ -177,15 +185,18 @@ def _spaced(a, b, n):
     return a + (b - a) * np.arange(n + 1) / n
 
 
-def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, dims, h):
+def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, dims, h, articular_refinement=1):
     """Arches of every vertebra of a layered segment.
 
     points ``(n, 3)`` global node coordinates of the stack; ``counts``/``topo`` its O-grid; ``order``
     vertebrae cranial first; ``frames`` ``{v: (R, o)}``; ``first_layer`` ``{v: node layer index of its
     inferior surface}``; ``n_layers`` ``{v: cell layers}``; ``dims`` the segment's dimensions; ``h`` the
-    element size (mm). Returns ``(new points (n', 3), new cells (c, 8), cell levels (c,) as vertebra names,
-    PosteriorColumn)`` with the new points appended after ``points``.
+    element size (mm); ``articular_refinement`` (integer 1-4) multiplies the cell layers of the articular
+    processes beyond the bodies (``ni``, ``nsap``; their height about ``h / articular_refinement``). Returns
+    ``(new points (n', 3), new cells (c, 8), cell levels (c,) as vertebra names, PosteriorColumn)`` with the
+    new points appended after ``points``.
     """
+    art_factor = check_articular_refinement(articular_refinement)
     n2 = counts.n_nodes
     m = counts.m
     outer = np.asarray(topo["ring_nodes"][counts.n_rings])           # outline nodes, by boundary index j
@@ -223,8 +234,8 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         band_i = bands[v].get("inferior", (z_lo - _ext(below, dims), None))
         band_s = bands[v].get("superior", (None, z_hi + _ext(above, dims)))
         ext_i, ext_s = max(h, z_lo - band_i[0]), max(h, band_s[1] - z_hi)
-        ni = cell_count(ext_i, h)
-        nsap = cell_count(ext_s, h)
+        ni = cell_count(ext_i, h) * art_factor
+        nsap = cell_count(ext_s, h) * art_factor
         A = 2 * n_tp + 2 * n_pl + n_c                                            # cell columns
         B = nr + nl + ns                                                          # cell rows
         Lb = L - 2                                                                # body plate cell layers
@@ -391,4 +402,4 @@ def build_posterior(points, counts, topo, order, frames, first_layer, n_layers, 
         arches[v].cells = np.arange(start, start + k)        # relative to the first arch cell
         start += k
     return points, cells, np.asarray(cell_level), PosteriorColumn(arches=arches, stack_cells=0, stack_points=n0,
-                                                                  longitudinal=longit)
+                                                                  longitudinal=longit, articular_refinement=art_factor)
