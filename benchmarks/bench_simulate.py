@@ -17,6 +17,7 @@ share; rows whose finest value lies below ``NEAR_ZERO`` (0.01 deg, 1 N, 0.1 %) a
     python benchmarks/bench_simulate.py --posterior                     # with posterior elements
     python benchmarks/bench_simulate.py --convergence 4,3,2 --levels L4-L5 --json conv.json
     python benchmarks/bench_simulate.py --posterior --load extension_moment --convergence 4,2 --solver amg
+    python benchmarks/bench_simulate.py --posterior --load extension_moment --convergence 2,1.5,1 --solver amg --articular-refinement 2
     python benchmarks/bench_simulate.py --validation --element-size 2     # targets 5 (default 0.1 MPa swelling), 6, 7
     python benchmarks/bench_simulate.py --validation --element-size 2 --prepressure 0,0.1,0.12,0.24   # target 5 swelling
     python benchmarks/bench_simulate.py --clinical --element-size 3       # intact / fracture / VP / BKP

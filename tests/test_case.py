@@ -367,6 +367,21 @@ def test_annulus_refinement_reaches_the_library():
             vc.parse_case(vc.apply_overrides(base, {"segment.annulus_refinement": bad}))
 
 
+def test_articular_refinement_reaches_the_library():
+    """segment.articular_refinement = 2 doubles the articular processes' cell layers; values outside 1-4, a
+    segment without posterior elements and an [image] case are rejected by name."""
+    base = {"segment": {"levels": "L4-L5", "element_size": 6.0}, "bone": {"bmd": 80.0}, "load": {"compression": 800.0}}
+    default = vc.build_segment(vc.parse_case(base))
+    fine = vc.build_segment(vc.parse_case(vc.apply_overrides(base, {"segment.articular_refinement": 2})))
+    assert (default.posterior.articular_refinement, fine.posterior.articular_refinement) == (1, 2)
+    assert fine.mesh.n_cells > default.mesh.n_cells and fine.stack_cells == default.stack_cells
+    for bad in (0, 5):
+        with pytest.raises(vc.CaseError, match=rf"segment.articular_refinement = {bad} .*1.*4"):
+            vc.parse_case(vc.apply_overrides(base, {"segment.articular_refinement": bad}))
+    with pytest.raises(vc.CaseError, match=r"segment.articular_refinement = 2 needs the posterior elements"):
+        vc.parse_case(vc.apply_overrides(base, {"segment.articular_refinement": 2, "segment.posterior": False}))
+
+
 def test_kyphoplasty_interface_layer_reaches_the_library():
     case = vc.parse_case({"segment": {"levels": "L1", "element_size": 6.0}, "bone": {"bmd": 80.0},
                           "treatment": {"kind": "kyphoplasty", "level": "L1", "volume": 2.0, "interface": "layer",
@@ -487,7 +502,7 @@ def test_case_defaults_come_from_the_library():
     library = {("segment", k): sig(segment, k) for k in ("element_size", "scale", "cortex_thickness",
                                                          "endplate_thickness", "n_cortex_layers", "disc_refinement",
                                                          "nucleus", "central_coarsening",
-                                                         "annulus_refinement")}
+                                                         "annulus_refinement", "articular_refinement")}
     library["segment", "fibres"] = bool(sig(segment, "fibres"))
     library["segment", "posterior"] = bool(sig(segment, "posterior"))
     library.update({("bone", k): getattr(ms, k) for k in ("law", "anisotropic", "transverse_ratio")})

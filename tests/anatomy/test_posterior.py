@@ -307,3 +307,43 @@ def _with_facet_gap(seg, gap):
     sets = [ligaments.facet_springs(seg, gap=gap) if s.name == "facet_joints" else s for s in seg.spring_sets()]
     out.spring_sets = lambda: sets
     return out
+
+
+def _process_layers_and_volume(seg, v):
+    """Cell layers of ``v``'s articular processes below and above its body (distinct heights of the arch
+    cells' centres there, local frame) and the volume of its arch (mm^3)."""
+    m = seg.mesh
+    R, o = seg.frames[v]
+    body = m.cells_in("level", v) & ~m.cells_in("region", "posterior")
+    zb = ((m.points[np.unique(m.cells[body])] - o) @ R)[:, 2]
+    own = m.cells_in("level", v) & m.cells_in("region", "posterior")
+    z = ((m.cell_centers()[own] - o) @ R)[:, 2]
+    below, above = (len(np.unique(np.round(z[sel], 6))) for sel in (z < zb.min(), z > zb.max()))
+    return below, above, float(m.cell_volumes()[own].sum())
+
+
+def test_articular_refinement_multiplies_the_processes_layers():
+    """``articular_refinement=2`` doubles the cell layers of the articular processes beyond the bodies and
+    changes nothing else: the body-disc stack bit for bit, the arch conforming (no duplicated node, no inverted
+    cell), each arch's volume within 2 % (the processes keep their extent); other values are rejected by name."""
+    kw = dict(bmd=100.0, element_size=H, posterior=True, nucleus_prepressure=0.0)
+    base = segment("T12-L2", **kw)
+    fine = segment("T12-L2", articular_refinement=2, **kw)
+    assert (base.posterior.articular_refinement, fine.posterior.articular_refinement) == (1, 2)
+    n, c = base.stack_points, base.stack_cells
+    assert (fine.stack_points, fine.stack_cells) == (n, c)
+    assert np.array_equal(fine.mesh.points[:n], base.mesh.points[:n])
+    assert np.array_equal(fine.mesh.cells[:c], base.mesh.cells[:c])
+    assert np.all(fine.mesh.cell_volumes()[c:] > 0)
+    _, counts = np.unique(np.round(fine.mesh.points, 9), axis=0, return_counts=True)
+    assert counts.max() == 1
+    for v in base.levels:
+        b_lo, b_hi, b_vol = _process_layers_and_volume(base, v)
+        f_lo, f_hi, f_vol = _process_layers_and_volume(fine, v)
+        assert b_lo >= 2 and b_hi >= 2 and (f_lo, f_hi) == (2 * b_lo, 2 * b_hi)
+        assert f_vol == pytest.approx(b_vol, rel=0.02)
+    for bad in (0, 5, 1.5, True, "2"):
+        with pytest.raises(InputError, match=r"articular_refinement = .*allowed an integer 1 .* to 4"):
+            segment("L4-L5", element_size=H, articular_refinement=bad)
+    with pytest.raises(InputError, match=r"articular_refinement = 2 needs the posterior elements"):
+        segment("L4-L5", element_size=H, posterior=False, articular_refinement=2)

@@ -59,6 +59,8 @@ def test_image_section_errors(tmp_path):
         parse_case(_case(image=calibrated, segment={"levels": "T12-L2", "central_coarsening": 1}))
     with pytest.raises(InputError, match="segment.annulus_refinement = 2 needs the parametric segment"):
         parse_case(_case(image=calibrated, segment={"levels": "T12-L2", "annulus_refinement": 2}))
+    with pytest.raises(InputError, match="segment.articular_refinement = 2 needs the parametric segment"):
+        parse_case(_case(image=calibrated, segment={"levels": "T12-L2", "articular_refinement": 2}))
 
 
 def test_cli_runs_an_image_case(tmp_path, pair):

@@ -340,6 +340,9 @@ def _check_image(ctx, image, seg, bone, source, raw_segment):
     if raw_segment.get("annulus_refinement", 1) != 1:
         ctx.fail("segment.annulus_refinement", f"= {fmt_value(raw_segment['annulus_refinement'])} needs the parametric "
                  "segment; an [image] case keeps the default grid (leave the key out or set it to 1)")
+    if raw_segment.get("articular_refinement", 1) != 1:
+        ctx.fail("segment.articular_refinement", f"= {fmt_value(raw_segment['articular_refinement'])} needs the "
+                 "parametric segment's posterior elements; an [image] case has none (leave the key out or set it to 1)")
     for key in ("ct", "labels", "rods"):
         if key in image:
             image[key] = _resolve_path(ctx, f"image.{key}", image[key], source)
@@ -397,6 +400,9 @@ def parse_case(raw, source=None, default_name=""):
         seg["overrides"] = _check_overrides(ctx, seg["overrides"], levels)
 
     bone = values.setdefault("bone", {})
+    if "image" not in values and seg.get("articular_refinement", 1) != 1 and seg.get("posterior") is False:
+        ctx.fail("segment.articular_refinement", f"= {fmt_value(seg['articular_refinement'])} needs the posterior "
+                 "elements (segment.posterior = true); without them leave the key out or set it to 1")
     if "image" in values:
         _check_image(ctx, values["image"], seg, bone, source, raw.get("segment", {}))
     # bone: exactly one of bmd / t_score

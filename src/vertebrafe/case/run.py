@@ -87,7 +87,8 @@ def build_segment(case, progress=None, *, force=False):
                       endplate_thickness=s.endplate_thickness, n_cortex_layers=s.n_cortex_layers,
                       disc_refinement=s.disc_refinement, fibres=s.fibres, nucleus=s.nucleus,
                       posterior=s.posterior, central_coarsening=s.central_coarsening,
-                      annulus_refinement=s.annulus_refinement, nucleus_prepressure=prepressure)
+                      annulus_refinement=s.annulus_refinement, nucleus_prepressure=prepressure,
+                      articular_refinement=s.articular_refinement)
     if case.fracture is not None:
         f = case.fracture
         step("fracture")

@@ -37,6 +37,7 @@ class SegmentSpec:
     annulus_refinement: int = _d("segment", "annulus_refinement")
     fibres: bool = _d("segment", "fibres")
     posterior: bool = _d("segment", "posterior")
+    articular_refinement: int = _d("segment", "articular_refinement")
     nucleus: str = _d("segment", "nucleus")
     nucleus_prepressure: float = _d("segment", "nucleus_prepressure")
     overrides: Optional[dict] = None
