@@ -46,6 +46,16 @@ def test_size_estimate_of_doubled_annulus_rings_does_not_fall_short():
     assert 1.2 < ratio <= est <= 1.5 + 1e-9, (ratio, est)
 
 
+def test_size_estimate_of_refined_articular_processes_does_not_fall_short():
+    """The guard's articular-layer factor is an upper bound: quadrupling the processes' layers raises the
+    estimate by at least as much as the mesh's nodes grow."""
+    ratio = (vf.segment("L1-L2", bmd=80.0, element_size=4.0, articular_refinement=4).mesh.n_points
+             / vf.segment("L1-L2", bmd=80.0, element_size=4.0).mesh.n_points)
+    est = (resources.estimate_segment(["L1", "L2"], 4.0, articular_refinement=4)["nodes"]
+           / resources.estimate_segment(["L1", "L2"], 4.0)["nodes"])
+    assert 1.03 < ratio <= est <= 1.076, (ratio, est)
+
+
 def test_memory_guard_refuses_before_meshing_and_force_overrides(monkeypatch):
     monkeypatch.setattr(resources, "available_memory", lambda: 1e8)
     calls = []

@@ -47,7 +47,8 @@ class SegmentSpec:
         (:func:`vertebrafe.resources.estimate_segment`)."""
         from ..resources import estimate_segment
         return estimate_segment(self.levels, self.element_size, self.scale, self.n_cortex_layers, self.overrides,
-                                self.posterior, self.central_coarsening, self.annulus_refinement)
+                                self.posterior, self.central_coarsening, self.annulus_refinement,
+                                self.articular_refinement)
 
 
 @dataclass(frozen=True)
