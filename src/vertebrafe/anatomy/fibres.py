@@ -219,13 +219,7 @@ def annulus_fibre_springs(segment, spec=None):
     if not isinstance(spec, AnnulusFibres):
         raise InputError(f"fibres = {spec!r}; expected a vertebrafe.anatomy.AnnulusFibres")
     mesh = segment.mesh
-    counts = segment.counts
-    topo = cross_section_topology(counts)
-    q = len(topo["quads"])
-    n_stack = getattr(segment, "stack_cells", mesh.n_cells)
-    if n_stack % q:
-        raise InputError("annulus fibres need the layered O-grid mesh of vertebrafe.segment")
-    position = annulus_position(segment)
+    position = annulus_position(segment)              # checks the layered O-grid mesh
     region = mesh.cell_data["region"]
     level = mesh.cell_data["level"]
     names = mesh.tag_names["level"]
@@ -323,7 +317,6 @@ def annulus_position(segment):
 
 def _unit(v):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
-
 
 
 def nucleus_cavities(segment, bulk_modulus=None):
