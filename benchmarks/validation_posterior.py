@@ -4,6 +4,7 @@ docs/validation.md, "Posterior column"), and the mesh dependence of the L4-L5 po
     python benchmarks/validation_posterior.py facets                  # T12-L2, 3 mm, 5 loads
     python benchmarks/validation_posterior.py convergence --sizes 4,3,2   # L4-L5, 5 loads, change per metric
     python benchmarks/validation_posterior.py convergence --fibre-law exponential --sizes 3,2   # the fibre disc
+    python benchmarks/validation_posterior.py convergence --prepressure 0 --articular-refinement 2   # stress-free, finer processes
     python benchmarks/validation_posterior.py intact --element-size 3 --moment 7.5   # L4-L5, fibre disc
     python benchmarks/validation_posterior.py intact --fibre-law linear [--disc-only]  # the former linear fibres
     python benchmarks/validation_posterior.py intact --prepressure 0     # without the nucleus swelling pressure
@@ -59,12 +60,14 @@ CONVERGENCE_METRICS = (("rot_flex", "rotation_flexion", "disc"), ("rot_lat", "ro
     (lig, "ligament_force", lig) for lig in ("ALL", "PLL", "LF", "ISL", "SSL", "ITL", "CL"))
 
 
-def convergence(sizes, solver="auto", names=None, fibre_law="none"):
+def convergence(sizes, solver="auto", names=None, fibre_law="none", prepressure=None, articular_refinement=1):
     """L4-L5 (vBMD 120, fibre-free disc; another ``fibre_law``: the fibre disc of :func:`_disc`) under 7.5 N m extension, axial rotation, flexion, lateral bending and
     the 500 N follower load at each element size: one JSON row per (size, load) as soon as it is solved (the
     loads share one set-up; under the moments also ``M%_<structure>``, the share of the applied moment that
     the disc, each facet joint and each ligament carry, :func:`~vertebrafe.post.posterior.level_moments`),
-    then the relative change of every metric between the last two sizes."""
+    then the relative change of every metric between the last two sizes. ``prepressure``: the nucleus swelling
+    pressure at rest (MPa; None: the library's default, 0: stress-free discs); ``articular_refinement``: that
+    option of :func:`~vertebrafe.anatomy.segment` (1: the default mesh)."""
     loads = [Load(compression=0.0, extension=7.5, name="EXT"), Load(compression=0.0, axial_rotation=7.5, name="AR"),
              Load(compression=0.0, flexion=7.5, name="FLEX"), Load(compression=0.0, lateral_bending=7.5, name="LB"),
              Load(compression=500.0, follower=True, name="STAND")]
@@ -74,7 +77,8 @@ def convergence(sizes, solver="auto", names=None, fibre_law="none"):
     rows = {}
     for h in sizes:
         t, c = time.perf_counter(), time.process_time()
-        s = segment("L4-L5", element_size=h, posterior=True, **_disc(120.0, fibre_law))
+        s = segment("L4-L5", element_size=h, posterior=True, nucleus_prepressure=prepressure,
+                    articular_refinement=articular_refinement, **_disc(120.0, fibre_law))
         setup = Setup()
         for ld in loads:
             r = simulate(s, ld, factor_of_risk=False, setup=setup, solver=solver)
@@ -238,8 +242,10 @@ if __name__ == "__main__":
     ap.add_argument("--compression", type=float, default=500.0, help="posture: follower load (N)")
     ap.add_argument("--disc-only", action="store_true", help="intact: the same disc without posterior elements")
     ap.add_argument("--prepressure", type=float, default=LYING_PREPRESSURE,
-                    help="intact: nucleus swelling pressure at rest (MPa; default the library's, 0.1 lying prone; 0: "
-                         "none)")
+                    help="intact, convergence: nucleus swelling pressure at rest (MPa; default the library's, 0.1 lying "
+                         "prone; 0: none)")
+    ap.add_argument("--articular-refinement", type=int, default=1,
+                    help="convergence: segment(..., articular_refinement=k), the articular processes' cell layers x k")
     ap.add_argument("--sizes", default="4,3,2", help="convergence: element sizes (mm), coarse to fine")
     ap.add_argument("--solver", default="auto", help="convergence: linear solver (auto, direct, amg)")
     ap.add_argument("--loads", default="", help="convergence: some of EXT,AR,FLEX,LB,STAND, in this order")
@@ -255,4 +261,4 @@ if __name__ == "__main__":
                 [float(x) for x in a.height_losses.split(",")], a.fibre_law or "none", a.compression)
     else:
         convergence([float(x) for x in a.sizes.split(",")], a.solver, [n for n in a.loads.split(",") if n],
-                    a.fibre_law or "none")
+                    a.fibre_law or "none", a.prepressure, a.articular_refinement)
