@@ -353,7 +353,7 @@ def test_exponential_fibre_law_interpolates_the_published_law():
     assert np.all(fibre_stress(spec, [-0.05, 0.0]) == 0.0)
     # the linear law is E_f phi / 2 eps per family
     lin = AnnulusFibres(law="linear")
-    assert fibre_stress(lin, 0.03, ring=1.0) == pytest.approx(0.5 * lin.volume_fraction * lin.modulus_outer * 0.03)
+    assert fibre_stress(lin, 0.03, position=1.0) == pytest.approx(0.5 * lin.volume_fraction * lin.modulus_outer * 0.03)
     with pytest.raises(InputError, match="law"):
         AnnulusFibres(law="cubic")
     with pytest.raises(InputError, match="k1"):

@@ -121,6 +121,11 @@ class AnnulusFibres:
         if not (isinstance(v, (int, float)) and 0.0 < v < 1.0):
             raise InputError(f"fibres.volume_fraction = {v!r}; allowed range (0, 1)")
 
+    def angle(self, position):
+        """Fibre angle (deg to the transverse plane) at the radial position ``position`` (scalar or array, ``s``
+        of :func:`annulus_position`: 0 the inner boundary of the annulus, 1 its outer surface)."""
+        return self.angle_inner + (self.angle_outer - self.angle_inner) * np.asarray(position, dtype=float)
+
 
 def _fibre_voigt(angle_deg, sign):
     """Voigt vector ``m`` (xx, yy, zz, xy, yz, xz; engineering shears) of the fibre direction
@@ -130,26 +135,27 @@ def _fibre_voigt(angle_deg, sign):
     return np.array([a[0] ** 2, a[1] ** 2, a[2] ** 2, a[0] * a[1], a[1] * a[2], a[0] * a[2]])
 
 
-def _slopes(spec, ring):
+def _slopes(spec, position):
     """Tangent moduli (MPa) of one fibre family's stress-strain law on each segment between
-    :data:`EXPONENTIAL_BREAKS` (one segment for the linear law), with the segments' starting strains."""
-    ring = np.asarray(ring, dtype=float)
+    :data:`EXPONENTIAL_BREAKS` (one segment for the linear law) at the radial position ``position`` (scalar or
+    array), with the segments' starting strains."""
+    position = np.asarray(position, dtype=float)
     if spec.law == "linear":
-        E = spec.modulus_inner + (spec.modulus_outer - spec.modulus_inner) * ring
+        E = spec.modulus_inner + (spec.modulus_outer - spec.modulus_inner) * position
         return [0.5 * spec.volume_fraction * E], [0.0]
     e = np.asarray(EXPONENTIAL_BREAKS)
     sig = 4.0 * spec.k1 * e * np.exp(4.0 * spec.k2 * e ** 2)
     slope = np.diff(sig) / np.diff(e)
-    return [np.broadcast_to(g, ring.shape).astype(float) for g in slope], list(e[:-1])
+    return [np.broadcast_to(g, position.shape).astype(float) for g in slope], list(e[:-1])
 
 
-def fibre_stress(spec, strain, ring=1.0):
+def fibre_stress(spec, strain, position=1.0):
     """Stress (MPa, tissue level) that one fibre family carries at fibre strain ``strain`` (array-like) at
-    the radial position ``ring`` across the annulus wall (``s`` of :func:`annulus_position`): the law the springs of :func:`annulus_fibre_springs` realise
-    (tension only, zero at and below zero strain)."""
+    the radial position ``position`` across the annulus wall (``s`` of :func:`annulus_position`): the law the
+    springs of :func:`annulus_fibre_springs` realise (tension only, zero at and below zero strain)."""
     eps = np.asarray(strain, dtype=float)
-    slopes, starts = _slopes(spec, ring)
-    out = np.zeros(np.broadcast_shapes(eps.shape, np.shape(ring)))
+    slopes, starts = _slopes(spec, position)
+    out = np.zeros(np.broadcast_shapes(eps.shape, np.shape(position)))
     prev = 0.0
     for g, e0 in zip(slopes, starts):
         out = out + (g - prev) * np.clip(eps - e0, 0.0, None)
@@ -157,9 +163,10 @@ def fibre_stress(spec, strain, ring=1.0):
     return out
 
 
-def lamina_stiffness(spec, matrix, ring=1.0, taut=True, fibre_strain=0.0):
-    """Homogenised elasticity ``(6, 6)`` (MPa) of the fibre-reinforced annulus at radial position ``ring``
-    (``s`` of :func:`annulus_position`: 0 the inner boundary of the annulus, 1 its outer surface), axes x circumferential, y radial, z axial; for the
+def lamina_stiffness(spec, matrix, position=1.0, taut=True, fibre_strain=0.0):
+    """Homogenised elasticity ``(6, 6)`` (MPa) of the fibre-reinforced annulus at the radial position
+    ``position`` (``s`` of :func:`annulus_position`: 0 the inner boundary of the annulus, 1 its outer surface),
+    axes x circumferential, y radial, z axial; for the
     ``"exponential"`` law, the tangent stiffness with both fibre families at ``fibre_strain`` (>= 0; default 0,
     the toe region: the slope of the law's segment that holds it).
 
@@ -171,10 +178,10 @@ def lamina_stiffness(spec, matrix, ring=1.0, taut=True, fibre_strain=0.0):
     C = np.array(matrix.elasticity() if hasattr(matrix, "elasticity") else matrix, dtype=float)
     if not taut:
         return C
-    angle = spec.angle_inner + (spec.angle_outer - spec.angle_inner) * ring
+    angle = spec.angle(position)
     if not (np.isfinite(fibre_strain) and fibre_strain >= 0.0):
         raise InputError(f"fibre_strain = {fibre_strain!r}; allowed: a number >= 0")
-    slopes, starts = _slopes(spec, ring)
+    slopes, starts = _slopes(spec, position)
     g = float(slopes[int(np.searchsorted(starts, fibre_strain, side="right")) - 1])
     for sign in (1.0, -1.0):
         m = _fibre_voigt(angle, sign)
@@ -182,10 +189,10 @@ def lamina_stiffness(spec, matrix, ring=1.0, taut=True, fibre_strain=0.0):
     return C
 
 
-def tensile_modulus(spec, matrix, ring=1.0, direction="circumferential", fibre_strain=0.0):
+def tensile_modulus(spec, matrix, position=1.0, direction="circumferential", fibre_strain=0.0):
     """Uniaxial (tangent) tensile modulus (MPa) of the fibre-reinforced annulus along ``direction``
     (``"circumferential"`` or ``"axial"``), free to contract sideways: the set-up of tissue tensile tests;
-    ``fibre_strain``: where on the fibre law (see :func:`lamina_stiffness`).
+    ``position``: the radial position (see :func:`lamina_stiffness`); ``fibre_strain``: where on the fibre law.
 
     Both fibre families are equally strained (mirror symmetry); they carry load only if the strain of
     the fibre-reinforced solution stretches them, otherwise the modulus is the matrix's.
@@ -193,9 +200,9 @@ def tensile_modulus(spec, matrix, ring=1.0, direction="circumferential", fibre_s
     k = {"circumferential": 0, "axial": 2}.get(direction)
     if k is None:
         raise InputError(f"direction = {direction!r}; allowed: 'circumferential', 'axial'")
-    angle = spec.angle_inner + (spec.angle_outer - spec.angle_inner) * ring
+    angle = spec.angle(position)
     for taut in (True, False):
-        eps = np.linalg.solve(lamina_stiffness(spec, matrix, ring, taut, fibre_strain), np.eye(6)[k])
+        eps = np.linalg.solve(lamina_stiffness(spec, matrix, position, taut, fibre_strain), np.eye(6)[k])
         if not taut or _fibre_voigt(angle, 1.0) @ eps > 0.0:
             return float(1.0 / eps[k])
 
@@ -227,7 +234,7 @@ def annulus_fibre_springs(segment, spec=None):
     pts = mesh.points
     x = pts[mesh.cells]                                   # (m, 8, 3)
     centre = x.mean(axis=1)
-    cells_all, dirs_all, groups, frac_all, group_names = [], [], [], [], {}
+    cells_all, dirs_all, groups, positions, group_names = [], [], [], [], {}
     for gi, disc in enumerate(segment.discs):
         code = next(c for c, n in names.items() if n == disc)
         sel = np.flatnonzero(annulus & (level == code))
@@ -247,19 +254,17 @@ def annulus_fibre_springs(segment, spec=None):
         t -= np.outer(t @ z, z)
         t = _unit(t)
         t *= np.sign(np.einsum("ki,ki->k", t, np.cross(z, r)))[:, None]       # anticlockwise seen from above
-        frac = position[sel]
-        theta = np.radians(spec.angle_inner + (spec.angle_outer - spec.angle_inner) * frac)
+        theta = np.radians(spec.angle(position[sel]))
         for sign in (1.0, -1.0):
             cells_all.append(sel)
             dirs_all.append(np.cos(theta)[:, None] * t + sign * np.sin(theta)[:, None] * z)
             groups.append(np.full(sel.size, gi))
-            frac_all.append(frac)
+            positions.append(position[sel])
         group_names[gi] = disc
     if not cells_all:
         raise InputError("the segment has no annulus cells to reinforce")
     cells = np.concatenate(cells_all)
     a = np.concatenate(dirs_all)
-    frac = np.concatenate(frac_all)
     xs = x[cells]
     J = np.einsum("ai,kaj->kji", hex8_shape_gradients(np.zeros((1, 3)))[0], xs)     # J[k, i, j] = dx_i / dxi_j
     dxi = np.linalg.solve(J, a[:, :, None])[:, :, 0]
@@ -272,7 +277,7 @@ def annulus_fibre_springs(segment, spec=None):
     L = np.linalg.norm(xb - xa, axis=1)
     V = mesh.cell_volumes()[cells]
     phi = 0.5 * spec.volume_fraction if spec.law == "linear" else 1.0
-    slopes, starts = _slopes(spec, frac)
+    slopes, starts = _slopes(spec, np.concatenate(positions))
     # the law's segments: the first taut from zero strain, each further one (the stiffening of its segment) from its
     # starting strain on
     dk = [slopes[0]] + [b - a for a, b in zip(slopes[:-1], slopes[1:])]
