@@ -15,6 +15,7 @@ share; rows whose finest value lies below ``NEAR_ZERO`` (0.01 deg, 1 N, 0.1 %) a
     python benchmarks/bench_simulate.py --element-size 3                # another size
     python benchmarks/bench_simulate.py --fibres                        # with annulus fibres
     python benchmarks/bench_simulate.py --posterior                     # with posterior elements
+    python benchmarks/bench_simulate.py --levels T10-L5 --posterior --prepressure 0   # stress-free discs, no rest state
     python benchmarks/bench_simulate.py --convergence 4,3,2 --levels L4-L5 --json conv.json
     python benchmarks/bench_simulate.py --posterior --load extension_moment --convergence 4,2 --solver amg
     python benchmarks/bench_simulate.py --posterior --load extension_moment --convergence 2,1.5,1 --solver amg --articular-refinement 2
@@ -112,10 +113,23 @@ def warm_up():
     simulate(seg, loads.Load(compression=100.0), solver="direct")
 
 
-def run(levels, bmd, element_size, load, solver, fibres=False, posterior=False, articular_refinement=1):
+def timing_prepressure(text):
+    """The nucleus pre-pressure of the timing and convergence runs from ``--prepressure``: None (the library's
+    default, which segments without nucleus cells ignore) for the default text, else the one pressure (MPa)."""
+    if text == f"{LYING_PREPRESSURE:g}":
+        return None
+    if "," in text:
+        raise SystemExit("--prepressure: one pressure for timing and convergence runs (a list only with --validation)")
+    return float(text)
+
+
+def run(levels, bmd, element_size, load, solver, fibres=False, posterior=False, articular_refinement=1,
+        prepressure=None):
+    """One timed run; ``prepressure``: the nucleus swelling pressure at rest (MPa; None: the library's default)."""
     t0, c0 = time.perf_counter(), time.process_time()
+    extra = {} if prepressure is None else {"nucleus_prepressure": prepressure}
     seg = vf.segment(levels, element_size=element_size, fibres=fibres, posterior=posterior,
-                     articular_refinement=articular_refinement,
+                     articular_refinement=articular_refinement, **extra,
                      materials=MaterialSet(bmd=bmd, annulus_matrix="annulus_ground"))   # the rows' disc: 4.2 MPa
     t1, c1 = time.perf_counter(), time.process_time()
     res = simulate(seg, load, solver=solver)
@@ -301,7 +315,8 @@ def main(argv=None):
                     "articular processes' cell layers (segment(..., articular_refinement=))")
     mode = ap.add_mutually_exclusive_group()
     ap.add_argument("--prepressure", default=f"{LYING_PREPRESSURE:g}", help="--validation: comma list of nucleus "
-                    "swelling pressures at rest for target 5 (MPa; default the library's, 0.1 lying prone; 0: none)")
+                    "swelling pressures at rest for target 5 (MPa; default the library's, 0.1 lying prone; 0: none); "
+                    "timing and convergence runs: one pressure, for every run")
     mode.add_argument("--validation", action="store_true",
                       help="validation targets 5-7 at --element-size (fixed cases; ignores --levels, --bmd, --load)")
     mode.add_argument("--table", default="", help="comma list of element sizes: segment table, one process per run")
@@ -314,7 +329,8 @@ def main(argv=None):
     print(f"vertebrafe {vf.__version__} rev {_revision()} | python {platform.python_version()} | "
           f"cpus {os.cpu_count()} | load average {os.getloadavg()[0]:.2f}")
     if not (args.validation or args.clinical):
-        print(f"case: {args.levels}, vBMD {args.bmd:g} mg/cm^3, load {args.load} ({load.describe()})")
+        print(f"case: {args.levels}, vBMD {args.bmd:g} mg/cm^3, load {args.load} ({load.describe()}), "
+              f"nucleus pre-pressure {args.prepressure} MPa")
     t = time.perf_counter()
     warm_up()
     print(f"warm-up (numba cache) {time.perf_counter() - t:.1f} s")
@@ -337,9 +353,10 @@ def main(argv=None):
         return report
     report = {"levels": args.levels, "bmd": args.bmd, "load": args.load, "runs": []}
     sizes = [float(s) for s in args.convergence.split(",") if s] or [args.element_size]
+    prepressure = timing_prepressure(args.prepressure)
     for h in sizes:
         seg, res, tm = run(args.levels, args.bmd, h, load, args.solver, args.fibres, args.posterior,
-                           args.articular_refinement)
+                           args.articular_refinement, prepressure)
         vals = key_values(seg, res)
         report["runs"].append({"element_size": h, **tm, "metrics": vals})
         print(f"\nelement size {h:g} mm: {tm['cells']} cells, {tm['dofs']} DOFs ({tm['free_dofs']} free), "

@@ -163,3 +163,26 @@ def test_in_situ_stiffness_of_convergence_cement_is_measured_from_the_rest_state
     monkeypatch.setattr(vf, "segment", lambda *a, **kw: build(*a, nucleus_prepressure=0.0, **kw))
     cc["_fractured"].cache_clear()
     assert cc["job"](8.0, 80.0, "NSM", "in_situ", solver="direct")["stiffness"] == pytest.approx(k, rel=1e-6)
+
+
+def test_simulate_timing_runs_take_the_prepressure(monkeypatch):
+    """bench_simulate's timing and convergence runs build the segment with ``--prepressure`` (the option reached
+    only --validation before, so "--prepressure 0" timed the default rest state)."""
+    import vertebrafe as vf
+
+    bench = runpy.run_path(str(BENCH / "bench_simulate.py"))
+    assert bench["timing_prepressure"]("0.1") is None
+    assert bench["timing_prepressure"]("0") == 0.0
+    with pytest.raises(SystemExit):
+        bench["timing_prepressure"]("0,0.1")
+    seen = []
+
+    def segment(*args, **kwargs):
+        seen.append(kwargs.get("nucleus_prepressure", "default"))
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(vf, "segment", segment)
+    for value in (0.0, None):
+        with pytest.raises(RuntimeError, match="stop"):
+            bench["run"]("L4-L5", 100.0, 8.0, None, "direct", prepressure=value)
+    assert seen == [0.0, "default"]
