@@ -127,9 +127,8 @@ def run(levels, bmd, element_size, load, solver, fibres=False, posterior=False, 
         prepressure=None):
     """One timed run; ``prepressure``: the nucleus swelling pressure at rest (MPa; None: the library's default)."""
     t0, c0 = time.perf_counter(), time.process_time()
-    extra = {} if prepressure is None else {"nucleus_prepressure": prepressure}
     seg = vf.segment(levels, element_size=element_size, fibres=fibres, posterior=posterior,
-                     articular_refinement=articular_refinement, **extra,
+                     articular_refinement=articular_refinement, nucleus_prepressure=prepressure,
                      materials=MaterialSet(bmd=bmd, annulus_matrix="annulus_ground"))   # the rows' disc: 4.2 MPa
     t1, c1 = time.perf_counter(), time.process_time()
     res = simulate(seg, load, solver=solver)

@@ -178,11 +178,11 @@ def test_simulate_timing_runs_take_the_prepressure(monkeypatch):
     seen = []
 
     def segment(*args, **kwargs):
-        seen.append(kwargs.get("nucleus_prepressure", "default"))
+        seen.append(kwargs["nucleus_prepressure"])
         raise RuntimeError("stop")
 
     monkeypatch.setattr(vf, "segment", segment)
     for value in (0.0, None):
         with pytest.raises(RuntimeError, match="stop"):
             bench["run"]("L4-L5", 100.0, 8.0, None, "direct", prepressure=value)
-    assert seen == [0.0, "default"]
+    assert seen == [0.0, None]                     # None: the library's default pressure
