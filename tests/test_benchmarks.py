@@ -49,6 +49,7 @@ SMOKE = {
 #: Further modes of a script whose code paths the run above does not reach.
 OTHER_MODES = [
     ("solver_choice.py", ["seg:L4-L5:6", "--solve", "direct,amg"]),
+    ("image_round_trip.py", ["8", "--spacing", "4", "--convergence", "--json", "{tmp}/c.json"]),
     ("convergence_metrics.py", ["--sizes", "8", "--states", "BKP", "--edge-distances", "2"]),
     ("validation_rom.py", ["--convergence", "8", "--solver", "direct", "--modes", "flexion"]),
     ("validation_rom.py", ["--convergence", "8", "--solver", "amg", "--modes", "extension", "--standing", "false"]),
