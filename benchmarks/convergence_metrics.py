@@ -43,7 +43,9 @@ value), ``factor_of_risk_far<d>mm`` the factor of risk when only the bone beyond
 the whole bone volume (one more plate solve of L1). The table gives every value per size, its ratio to NSM at the same size (the reported
 ratio; for the tissues a treatment adds, cement-bone composite, PMMA and compacted rim, the ratio to the NSM
 cancellous bone they replaced) and the change of the ratio (or, for NSM, of the value) between consecutive
-sizes. Usage::
+sizes. ``--vp-bridge MM`` joins the two boluses of every VP state across gaps up to MM
+(``vertebroplasty(..., bridge=MM)``; rows record ``vp_bridge``; docs/validation.md, "Two boluses joined
+across the midline"). Usage::
 
     python benchmarks/convergence_metrics.py --sizes 3,2,1.5 --json out.json
     python benchmarks/convergence_metrics.py --sizes 1 --solver amg --json fine.json   # add a size later
@@ -53,6 +55,8 @@ sizes. Usage::
         --annulus-refinement 2 --json grid.json                                       # the converging grid
     python benchmarks/convergence_metrics.py --sizes 3,2,1.5 --states BKPF --central-coarsening 1 \
         --annulus-refinement 2 --edge-distances 2,3,4 --json edge.json                # contact-edge diagnosis
+    python benchmarks/convergence_metrics.py --sizes 3,2,1.5 --states NSM,VP --solver direct --vp-bridge 6 \
+        --json bridge.json                                                            # joined VP boluses
 
 Units: mm, N, MPa, N/mm; times in s (``cpu``: the worker's process CPU time).
 """
@@ -210,28 +214,28 @@ def edge_rows(segment, solution, distances, level="L1"):
     return out
 
 
-def _state(h, name, grid=(3, 1)):
+def _state(h, name, grid=(3, 1), bridge=None):
     import vertebrafe as vf
     seg = vf.segment("T12-L2", bmd=80.0, element_size=h, central_coarsening=grid[0], annulus_refinement=grid[1])
     nsm = vf.fracture(seg, "L1", kind="wedge", grade=2)
     if name == "NSM":
         return nsm
     if name == "VP":
-        return vf.vertebroplasty(nsm, "L1", volume=4.0, approach="bipedicular")
+        return vf.vertebroplasty(nsm, "L1", volume=4.0, approach="bipedicular", bridge=bridge)
     if name.startswith("VP"):
-        return vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0, approach="bipedicular")
+        return vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0, approach="bipedicular", bridge=bridge)
     return vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8, balloons=2,
                           surface="fitted" if name == "BKPF" else "mixed")
 
 
-def job(h, name, solver, radii=(), grid=(3, 1), edges=()):
+def job(h, name, solver, radii=(), grid=(3, 1), edges=(), bridge=None):
     """Metrics of one state at element size ``h`` on the grid ``(central_coarsening, annulus_refinement)``
-    (module docstring)."""
+    (module docstring; ``bridge``: ``--vp-bridge``)."""
     from vertebrafe.loads import Load
     from vertebrafe.simulate import simulate
 
     t0, c0 = time.perf_counter(), time.process_time()
-    r = simulate(_state(h, name, grid), Load(compression=800.0, flexion=7.5, name="flexion_800N"), case=name,
+    r = simulate(_state(h, name, grid, bridge), Load(compression=800.0, flexion=7.5, name="flexion_800N"), case=name,
                  solver=solver, rtol=1e-8)
     df = r.metrics
     keep = df["level"].isin(LEVELS) & ((df["metric"].isin(STRESSES) & df["region"].isin(REGIONS))
@@ -242,7 +246,7 @@ def job(h, name, solver, radii=(), grid=(3, 1), edges=()):
         values.update(continuum_rows(r.segment, r.solution, radius))
     values.update(edge_rows(r.segment, r.solution, edges))
     return dict(h=h, state=name, dofs=int(r.solution.info["dofs"]), solver=r.solution.info.get("solver"),
-                central_coarsening=grid[0], annulus_refinement=grid[1], time=time.perf_counter() - t0, cpu=time.process_time() - c0, values=values)
+                central_coarsening=grid[0], annulus_refinement=grid[1], vp_bridge=bridge, time=time.perf_counter() - t0, cpu=time.process_time() - c0, values=values)
 
 
 def table(rows):
@@ -288,6 +292,9 @@ def main(argv=None):
                     help="segment(central_coarsening=...) of every state (default 3)")
     ap.add_argument("--annulus-refinement", type=int, default=1,
                     help="segment(annulus_refinement=...) of every state (default 1)")
+    ap.add_argument("--vp-bridge", type=float, default=None, metavar="MM",
+                    help="vertebroplasty(..., bridge=MM) for the VP states: the two boluses joined across gaps up "
+                    "to MM mm (default: none, two separate boluses)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--table", nargs="*", default=None, help="print the table of saved --json files and exit")
     a = ap.parse_args(argv)
@@ -301,7 +308,7 @@ def main(argv=None):
             with ProcessPoolExecutor(max_workers=1, mp_context=SPAWN) as ex:   # one model in memory at a time
                 r = ex.submit(job, h, name, a.solver, [float(v) for v in a.radii.split(",") if v],
                               (a.central_coarsening, a.annulus_refinement),
-                              [float(v) for v in a.edge_distances.split(",") if v]).result()
+                              [float(v) for v in a.edge_distances.split(",") if v], a.vp_bridge).result()
             rows.append(r)
             print(json.dumps({k: v for k, v in r.items() if k != "values"}), flush=True)
             if a.json:

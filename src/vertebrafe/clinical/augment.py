@@ -19,7 +19,7 @@ __all__ = ["DEFAULT_SAMPLES", "body_frame_sizes", "bolus_geometry", "Sampler", "
            "DEFAULT_VERTICAL_EXTENT", "CEMENT_MODULUS_RANGE", "CEMENT_NU_RANGE", "endplate_distances",
            "vertical_mask", "check_extent", "check_fits", "check_centres", "check_cement_modulus", "height_span",
            "layer_phases", "mix_layered", "mix_nested", "check_layer", "DEFAULT_LAYER_THICKNESS", "LAYER_COMPLIANCE",
-           "LAYER_THICKNESS_RANGE", "LAYER_MODULUS_RANGE"]
+           "LAYER_THICKNESS_RANGE", "LAYER_MODULUS_RANGE", "BRIDGE_RANGE", "check_bridge", "smooth_min", "bridge_blend"]
 
 #: Sub-cell samples per direction.
 DEFAULT_SAMPLES = 4
@@ -44,6 +44,10 @@ DEFAULT_LAYER_THICKNESS = 0.5
 LAYER_COMPLIANCE = 1.0e-3
 LAYER_THICKNESS_RANGE = (0.05, 5.0)
 LAYER_MODULUS_RANGE = (1.0, 20000.0)
+
+#: Allowed ``bridge`` (mm) of :func:`~vertebrafe.clinical.vertebroplasty`: the largest gap between the two
+#: bipedicular boluses that their smooth union closes (0: two separate ellipsoids, the default).
+BRIDGE_RANGE = (0.0, 10.0)
 
 # bolus shapes (fractions of W, D, H) [assumption]
 _SHAPES = {
@@ -88,6 +92,45 @@ def bolus_geometry(shape, W, D, H, zc, yc=0.0, side="left", offset=(0.0, 0.0, 0.
     return np.array(centres), np.array(rots), np.tile(ax, (len(signs), 1))
 
 
+def smooth_min(a, b, k):
+    """Polynomial smooth minimum of ``a`` and ``b`` over the blending width ``k > 0``:
+    ``min(a, b) - k h^2 / 4``, ``h = max(k - |a - b|, 0) / k``; equal to ``min(a, b)`` where they differ by
+    ``k`` or more, smooth (C1) across ``a = b``, symmetric in ``a`` and ``b`` bit for bit."""
+    h = np.maximum(k - np.abs(a - b), 0.0) / k
+    return np.minimum(a, b) - 0.25 * k * h * h
+
+
+def bridge_blend(bridge, rots, axes):
+    """Blending width ``k`` (normalised radius) of :func:`smooth_min` that closes a gap of ``bridge`` mm
+    between two boluses side by side: ``2 bridge / w``, ``w`` the lateral half-width (mm) of the first bolus,
+    ``sqrt(sum_j (a_j R_0j)^2)`` (its support along the local x axis; ``rots (b, 3, 3)``, ``axes (b, 3)``).
+    At the middle of a gap ``g`` along x both radii are about ``1 + g / (2 w)`` and the smooth minimum
+    ``1 + g / (2 w) - k / 4``, inside for ``g <= bridge`` (to first order in ``g / w``). Scaling the axes by
+    ``s`` divides ``k`` by ``s``, so the blended field is homogeneous of degree one like each radius: the
+    surface at scale ``s`` is the level ``s`` of the field at scale 1 (:meth:`Sampler.scale_for_volume`)."""
+    R = np.asarray(rots[0], dtype=float)
+    a = np.asarray(axes[0], dtype=float)
+    return 2.0 * float(bridge) / float(np.sqrt(np.sum((a * R[0]) ** 2)))
+
+
+def check_bridge(bridge, approach):
+    """``bridge`` (mm) as a float in :data:`BRIDGE_RANGE` (None: 0), only with two boluses; or InputError."""
+    if bridge is None:
+        return 0.0
+    lo, hi = BRIDGE_RANGE
+    try:
+        b = float(bridge)
+    except (TypeError, ValueError):
+        raise InputError(f"bridge = {bridge!r}; expected mm in [{lo:g}, {hi:g}]") from None
+    if not (lo <= b <= hi):
+        raise InputError(f"bridge = {bridge!r} mm is out of range; allowed [{lo:g}, {hi:g}] mm (the largest gap "
+                         "between the two bipedicular boluses that is bridged; 0: two separate boluses)")
+    if b > 0.0 and approach != "bipedicular":
+        raise InputError(f"bridge = {bridge!r} mm with approach = {approach!r}; a bridge joins the two boluses of "
+                         "approach = 'bipedicular' (allowed for another approach: 0 or None)")
+    return b
+
+
 class Sampler:
     """Sub-cell sample points of a set of cells in a level's local frame.
 
@@ -115,19 +158,31 @@ class Sampler:
         """A nodal scalar field ``(n,)`` at the samples ``(m, q)``."""
         return np.einsum("qa,ma->mq", self.N, np.asarray(nodal)[self.nodes])
 
-    def radius2(self, centres, rots, axes, pad=0.0, vertical=None):
+    def radius2(self, centres, rots, axes, pad=0.0, vertical=None, bridge=0.0):
         """Normalised squared radius ``(m, q)`` of the samples: min over boluses of
         ``sum_i (d_i / (a_i + pad))^2`` with ``d`` the sample offset in the bolus axes (the third axis is
         the vertical; ``vertical (m, q)``, mm, replaces its offset, e.g. by a distance from an endplate).
         The three terms are summed in order, ``(t_0 + t_1) + t_2``, as numpy's sum over the last axis does
-        (``tests/clinical/test_clinical_sampler.py`` checks the two bit for bit)."""
+        (``tests/clinical/test_clinical_sampler.py`` checks the two bit for bit).
+
+        ``bridge`` (mm, two boluses): the square of the smooth minimum (:func:`smooth_min`) of the two
+        normalised radii instead of their minimum, blended over :func:`bridge_blend` of the padded axes, so
+        that the two boluses join where their surfaces come within about ``bridge`` mm; 0 keeps the minimum."""
         r = np.full(self.x.shape[:2], np.inf)
+        radii = []
         for c, R, a in zip(centres, rots, axes):
             d0, d1, d2 = self._offsets(np.asarray(c, dtype=float), np.asarray(R, dtype=float))
             if vertical is not None:
                 d2 = np.asarray(vertical, dtype=float)
             s = np.asarray(a, dtype=float) + pad
-            r = np.minimum(r, (d0 / s[0]) ** 2 + (d1 / s[1]) ** 2 + (d2 / s[2]) ** 2)
+            q = (d0 / s[0]) ** 2 + (d1 / s[1]) ** 2 + (d2 / s[2]) ** 2
+            if bridge:
+                radii.append(q)
+            else:
+                r = np.minimum(r, q)
+        if bridge:
+            k = bridge_blend(bridge, rots, np.asarray(axes, dtype=float) + pad)
+            return np.maximum(smooth_min(np.sqrt(radii[0]), np.sqrt(radii[1]), k), 0.0) ** 2
         return r
 
     def _offsets(self, c, R):

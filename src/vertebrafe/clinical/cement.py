@@ -49,7 +49,7 @@ from .firstyield import phase_yield_field, treated_yield_factor
 from .phasestress import phase_stress_data
 from .augment import (DEFAULT_SAMPLES, DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry,
                       cement_phase, check_cement_modulus, check_achieved, check_centres, check_extent, check_fits,
-                      check_offset,
+                      check_offset, check_bridge,
                       check_samples, check_untreated, endplate_distances, height_span, layer_phases, level_cells,
                       mix_elasticity, mix_layered, region_code, resolve_volume, vertical_mask, check_layer,
                       DEFAULT_LAYER_THICKNESS, LAYER_COMPLIANCE, LAYER_THICKNESS_RANGE, LAYER_MODULUS_RANGE)
@@ -81,7 +81,7 @@ DEFAULT_VOLUME_ML = 2.8
 def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular", offset=(0.0, 0.0, 0.0),
                    material="composite", side="left", mixing="laminate", cement_modulus=None,
                    samples=DEFAULT_SAMPLES, vertical_extent=DEFAULT_VERTICAL_EXTENT, interface="bonded",
-                   surface=None, layer_thickness=None, layer_modulus=None, placement="centre"):
+                   surface=None, layer_thickness=None, layer_modulus=None, placement="centre", bridge=None):
     """Percutaneous vertebroplasty of ``level``: cement boluses without height restoration.
 
     Parameters
@@ -136,6 +136,15 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         measured interface compliance 1 um/MPa, Miller et al. 2016: 500 MPa at 0.5 mm). Only with
         ``interface="layer"``.
 
+    bridge : float, optional
+        Gap (mm, in [0, 10]) up to which the two bipedicular boluses are joined (default None: 0, two
+        separate ellipsoids as placed): their surface is the smooth union of the two ellipsoids, the level 1
+        of the polynomial smooth minimum (:func:`~vertebrafe.clinical.augment.smooth_min`) of their normalised
+        radii, blended over :func:`~vertebrafe.clinical.augment.bridge_blend` (about ``bridge`` mm of gap at
+        the midline), so cement injected through both pedicles meets across the midline without a thin
+        septum of bone or a sharp crease; boluses farther apart than the bridge stay two (slightly drawn
+        toward each other). The scale still matches the requested volume; the fitted surface is snapped onto
+        the joined surface. Only with ``approach="bipedicular"``.
     placement : {"centre", "fracture"}
         ``"centre"`` (default): ellipsoidal boluses centred at mid-height within the central
         ``vertical_extent``. ``"fracture"`` (fractured levels only): the cement fills the fracture zone under
@@ -169,6 +178,7 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
     if placement in PLACEMENTS and surface is None:
         surface = default_surface(placement)
     off = check_offset(offset)
+    b_mm = check_bridge(bridge, approach)
     check_placement(placement, segment, level, surface, off)
     n = check_samples(samples)
     extent = check_extent(vertical_extent)
@@ -194,14 +204,14 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
     room = float(np.sum(sampler.w * sampler.volume[:, None] * allowed))
     check_fits(v_ml * 1000.0, room, float(sampler.volume.sum()), level, "fill" if fill is not None else "volume",
                fill if fill is not None else v_ml, extent)
-    r2 = np.where(allowed, sampler.radius2(centres, rots, axes, vertical=vertical), np.inf)
+    r2 = np.where(allowed, sampler.radius2(centres, rots, axes, vertical=vertical, bridge=b_mm), np.inf)
     s, achieved = sampler.scale_for_volume(r2, v_ml * 1000.0)
     inside = r2 <= s * s
     f_sel = sampler.fraction(inside)
     moved = unresolved = 0
     if surface == "fitted":
         P, sampler, inside, f_sel, s, moved, unresolved = snap_bolus(segment, level, P, eligible, n, centres, rots,
-                                                                     axes, s, extent, v_ml * 1000.0)
+                                                                     axes, s, extent, v_ml * 1000.0, bridge=b_mm)
         d_inf, d_sup, hloc = endplate_distances(segment, level, P, sampler)
     frac = np.zeros(mesh.n_cells)
     frac[sampler.cells] = f_sel
@@ -223,7 +233,7 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
             vert = d_sup
         else:
             band, vert = vertical_mask(d_inf, d_sup, hloc, extent, pad=-t_layer), None
-        core = band & (sampler.radius2(centres, rots, axes * s, pad=-t_layer, vertical=vert) <= 1.0)
+        core = band & (sampler.radius2(centres, rots, axes * s, pad=-t_layer, vertical=vert, bridge=b_mm) <= 1.0)
         fl_sel, fc_sel = layer_phases(sampler, inside, core, f_sel)
         f_layer[sampler.cells] = fl_sel
     cell_data = {"cement_fraction": frac, **({"interface_fraction": f_layer} if interface == "layer" else {})}
@@ -267,7 +277,7 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
                   offset_mm=tuple(off), material=material, mixing=mixing, samples=n,
                   cement_E_MPa=E_c, cement_nu=nu_c, vertical_extent=extent, surface=surface,
                   interface=interface if (cement_modulus is None or interface == "layer") else None,
-                  layer_thickness_mm=t_layer, layer_E_MPa=E_layer, placement=placement)
+                  layer_thickness_mm=t_layer, layer_E_MPa=E_layer, placement=placement, bridge_mm=b_mm)
     results = dict(cement_volume_mL=achieved / 1000.0, volume_error=achieved / (v_ml * 1000.0) - 1.0,
                    fill=achieved / float(sampler.volume.sum()), cement_centroid_mm=tuple(centroid),
                    bolus_scale=s, cement_cells=int(np.count_nonzero(f_sel > 0)),

@@ -4,8 +4,9 @@ A bolus is the region ``E & Z`` of the treated vertebra: ``E`` the union of elli
 ``s``), ``Z`` the slab of the central ``vertical_extent`` of the local body height (column fraction
 ``zeta`` in ``[c, 1 - c]``, ``c = (1 - extent) / 2``). Seen from a node ``a`` the surface is the zero set
 of ``g_a(x) = max(r(x) - 1, c - zeta_a(x), zeta_a(x) - (1 - c))`` (``r`` the normalised radius to the
-nearest ellipsoid, ``zeta_a`` the column fraction on the column of ``a``, a linear function of ``x``);
-``g <= 0`` inside.
+nearest ellipsoid, ``zeta_a`` the column fraction on the column of ``a``, a linear function of ``x``; with a vertebroplasty
+``bridge`` the smooth minimum of the two boluses' radii, so that they join across a thin gap);
+``g <= 0`` inside. The snapping needs only ``g``'s values (crossings by bisection), not its gradient.
 
 Edge snapping:
 
@@ -76,10 +77,16 @@ def _corner_scaled_jacobian(points, cells):
     return cell_quality(points, cells, ELEMENT_TYPES["hexahedron"]).scaled_jacobian
 
 
-def _ellipsoid_radius(x, centres, rots, axes):
-    """Normalised radius ``(k,)`` (1 on the surface) of local points ``x (k, 3)`` to the nearest ellipsoid."""
-    return np.min([np.sqrt(np.sum((((x - c) @ R) / a) ** 2, axis=1)) for c, R, a in zip(centres, rots, axes)],
-                  axis=0)
+def _ellipsoid_radius(x, centres, rots, axes, bridge=0.0):
+    """Normalised radius ``(k,)`` (1 on the surface) of local points ``x (k, 3)`` to the nearest ellipsoid; with
+    ``bridge`` (mm) the smooth minimum of the two radii that joins two boluses across gaps up to about
+    ``bridge`` mm (:func:`~vertebrafe.clinical.augment.smooth_min`, as ``Sampler.radius2``)."""
+    radii = [np.sqrt(np.sum((((x - c) @ R) / a) ** 2, axis=1)) for c, R, a in zip(centres, rots, axes)]
+    if bridge:
+        from .augment import bridge_blend, smooth_min
+
+        return smooth_min(radii[0], radii[1], bridge_blend(bridge, rots, axes))
+    return np.min(radii, axis=0)
 
 
 class _Bolus:
@@ -87,7 +94,7 @@ class _Bolus:
     ``pad`` (mm) widens the slab as :func:`~vertebrafe.clinical.augment.vertical_mask` does (negative: the
     region keeps ``-pad`` mm clear of the slab planes, e.g. of the endplates with ``extent = 1``)."""
 
-    def __init__(self, segment, level, points, centres, rots, axes, extent, pad=0.0):
+    def __init__(self, segment, level, points, centres, rots, axes, extent, pad=0.0, bridge=0.0):
         self.segment, self.level = segment, level
         self.nodes = level_nodes(segment, level)
         self.bottom = points[self.nodes.inferior]            # column ends: endplate layers never move
@@ -95,6 +102,7 @@ class _Bolus:
         self.centres, self.rots, self.axes = centres, rots, axes
         self.c = 0.5 * (1.0 - extent)
         self.pad = float(pad)
+        self.bridge = float(bridge)
 
     def slab(self, x, nodes):
         """Slab term ``max(c' - zeta, zeta - (1 - c'))`` ``(k,)`` of global points ``x (k, 3)`` on the columns
@@ -108,15 +116,16 @@ class _Bolus:
 
     def __call__(self, x, nodes):
         """``g`` ``(k,)`` of global points ``x (k, 3)`` on the columns of ``nodes (k,)``."""
-        r = _ellipsoid_radius(to_local(self.segment, self.level, x), self.centres, self.rots, self.axes)
+        r = _ellipsoid_radius(to_local(self.segment, self.level, x), self.centres, self.rots, self.axes, self.bridge)
         return np.maximum(r - 1.0, self.slab(x, nodes))
 
 
-def bolus_level_set(segment, level, points, nodes, centres, rots, axes, extent, pad=0.0):
+def bolus_level_set(segment, level, points, nodes, centres, rots, axes, extent, pad=0.0, bridge=0.0):
     """``g`` ``(k,)`` of ``nodes`` (indices into ``points``, nodes of the level's body): <= 0 inside the bolus.
     ``centres, rots, axes``: the ellipsoids in the level's local frame at their final scale (mm); ``pad``:
-    the slab's widening (mm, :class:`_Bolus`)."""
-    return _Bolus(segment, level, segment.mesh.points, centres, rots, axes, extent, pad)(points[nodes], nodes)
+    the slab's widening (mm, :class:`_Bolus`); ``bridge`` (mm): the smooth union of two boluses
+    (:func:`_ellipsoid_radius`)."""
+    return _Bolus(segment, level, segment.mesh.points, centres, rots, axes, extent, pad, bridge)(points[nodes], nodes)
 
 
 def _crossing(g, points, a, b):
@@ -196,7 +205,7 @@ def _segments(cells):
 
 
 def snap_points(segment, level, points, eligible_cells, centres, rots, axes, extent, segments, pad=0.0, fixed=None,
-                max_move=MAX_MOVE):
+                max_move=MAX_MOVE, bridge=0.0):
     """Snapped node coordinates ``(n, 3)`` (global mm), the mask ``(n,)`` of moved nodes and the level set
     ``g`` ``(n,)`` of the nodes of the level's body after the moves (moved nodes 0; other nodes +inf).
 
@@ -204,10 +213,11 @@ def snap_points(segment, level, points, eligible_cells, centres, rots, axes, ext
     mm); ``extent``: the vertical extent (fraction of the local body height) and ``pad`` its widening (mm,
     :class:`_Bolus`); ``segments``: the edges and diagonals of the eligible cells (:func:`_segments`; the
     same on every pass of :func:`snap_bolus`); ``fixed`` ``(n,)`` bool: nodes that may not move;
-    ``max_move``: the longest move, a fraction of the edge (:data:`MAX_MOVE`, :data:`MAX_SHELL_MOVE`)."""
+    ``max_move``: the longest move, a fraction of the edge (:data:`MAX_MOVE`, :data:`MAX_SHELL_MOVE`); ``bridge``
+    (mm): the smooth union of two boluses (:func:`_ellipsoid_radius`)."""
     cells = segment.mesh.cells
     n = points.shape[0]
-    g = _Bolus(segment, level, points, centres, rots, axes, extent, pad)
+    g = _Bolus(segment, level, points, centres, rots, axes, extent, pad, bridge)
     body = g.nodes.body
     gn = np.full(n, np.inf)
     gn[body] = g(points[body], body)
@@ -241,7 +251,7 @@ def cell_phases(cells, g_nodes):
     return inner & ~outer, inner == outer
 
 
-def _majority(segment, level, points, eligible, unresolved, samples, centres, rots, axes, extent, pad):
+def _majority(segment, level, points, eligible, unresolved, samples, centres, rots, axes, extent, pad, bridge=0.0):
     """Unresolved cells ``(k,)`` (a mask over the eligible cells) that join the region ``E & Z``: those whose
     sampled majority lies inside it and no node beyond its slab planes (so the region keeps within its
     vertical extent)."""
@@ -251,7 +261,8 @@ def _majority(segment, level, points, eligible, unresolved, samples, centres, ro
     sub = np.zeros(segment.mesh.n_cells, dtype=bool)
     sub[np.flatnonzero(eligible)[unresolved]] = True
     part = Sampler(segment, level, points, sub, samples)
-    within = (part.radius2(centres, rots, axes) <= 1.0) & _in_slab(segment, level, points, part, extent, pad)
+    within = (part.radius2(centres, rots, axes, bridge=bridge) <= 1.0) & _in_slab(segment, level, points, part, extent,
+                                                                               pad)
     k = cells[sub]
     slab = _Bolus(segment, level, points, centres, rots, axes, extent, pad).slab
     beyond = slab(points[k.ravel()], k.ravel()).reshape(k.shape).max(axis=1) > _TOL
@@ -259,12 +270,12 @@ def _majority(segment, level, points, eligible, unresolved, samples, centres, ro
 
 
 def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s, extent, target_mm3, iterations=12,
-               pad=0.0, max_move=MAX_MOVE):
+               pad=0.0, max_move=MAX_MOVE, bridge=0.0):
     """Snap the mesh to the bolus ``E & Z`` and correct the scale ``s`` until the cement volume matches
     ``target_mm3`` (relative 1e-3, at most ``iterations`` passes; the scale update uses the volume's growth
     with ``s`` measured over the last two passes, :func:`_volume_exponent`, and once passes lie on both
     sides of the target the narrowest bracket, :func:`_bracketed`); the closest pass is kept. ``pad``: the
-    slab's widening (mm, :class:`_Bolus`); ``max_move``: :func:`snap_points`.
+    slab's widening (mm, :class:`_Bolus`); ``max_move``, ``bridge``: :func:`snap_points`.
 
     Returns ``(points, sampler, inside, fractions, s, moved, unresolved)``: snapped global node coordinates,
     the :class:`~vertebrafe.clinical.augment.Sampler` of the eligible cells on them, the sample mask inside
@@ -278,11 +289,11 @@ def snap_bolus(segment, level, points, eligible, samples, centres, rots, axes, s
     segments = _segments(cells[eligible])
     for _ in range(iterations):
         new, moved, gn = snap_points(segment, level, points, eligible, centres, rots, axes * s, extent, segments, pad,
-                                     max_move=max_move)
+                                     max_move=max_move, bridge=bridge)
         cement, unresolved = cell_phases(cells[eligible], gn)
         if unresolved.any():
             cement[unresolved] = _majority(segment, level, new, eligible, unresolved, samples, centres, rots, axes * s,
-                                           extent, pad)
+                                           extent, pad, bridge)
         f = cement.astype(float)
         achieved = float(np.sum(f * cell_volumes(new, cells[eligible], ELEMENT_TYPES["hexahedron"])))
         err = achieved / target_mm3 - 1.0
