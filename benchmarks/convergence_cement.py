@@ -36,7 +36,8 @@ in-plane grid of every state toward the edges of the BKP balloons' contact faces
 every size; docs/anatomy.md "In-plane grading"); each row then records ``grading`` and the stack's
 ``min_scaled_jacobian``. ``--central-coarsening 1`` and ``--annulus-refinement N`` mesh every
 state on the uniform O-grid and with N times the annulus rings (:func:`vertebrafe.segment`); rows record
-both. The
+both. ``--vp-bridge MM`` joins the two boluses of every VP state across gaps up to MM
+(``vertebroplasty(..., bridge=MM)``; rows record ``vp_bridge``). The
 ``time`` of a row is wall clock, ``cpu`` the worker's process CPU time. Prints a table (and writes ``--json``) with the change from 2 to 1 mm and
 from 1.5 to 0.75 mm. Usage::
 
@@ -48,6 +49,7 @@ from 1.5 to 0.75 mm. Usage::
         --central-coarsening 1 --annulus-refinement 2
     python benchmarks/convergence_cement.py --sizes 2,1.5 --states BKP --kinds in_situ,plate --workers 1 \
         --bkp-surface fitted
+    python benchmarks/convergence_cement.py --sizes 2,1 --states VP30 --kinds plate,in_situ --workers 1 --vp-bridge 6
 
 Units: mm, N, N/mm; times in s.
 """
@@ -98,7 +100,7 @@ def _fractured(h, bmd, spec=None, grid=(3, 1)):
     return seg, vf.fracture(seg, "L1", kind="wedge", grade=2)
 
 
-def _state(h, bmd, name, surface="fitted", cut="mixed", spec=None, grid=(3, 1), bkp_surface="mixed"):
+def _state(h, bmd, name, surface="fitted", cut="mixed", spec=None, grid=(3, 1), bkp_surface="mixed", bridge=None):
     import vertebrafe as vf
     seg, nsm = _fractured(h, bmd, spec, grid)
     if name == "intact":
@@ -106,7 +108,7 @@ def _state(h, bmd, name, surface="fitted", cut="mixed", spec=None, grid=(3, 1), 
     if name == "NSM":
         return nsm
     if name.startswith("VP"):
-        vp = vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0, surface=surface)
+        vp = vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0, surface=surface, bridge=bridge)
         return vp if cut == "mixed" else _cut_cells_as(vp, nsm, cut)
     bkp = vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8, surface=bkp_surface)
     return bkp if cut == "mixed" else _cut_cells_as(bkp, nsm, cut)
@@ -194,7 +196,7 @@ def pressure_stiffness(seg, level, **solver_options):
 
 
 def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=False, spec=None, grid=(3, 1),
-        bkp_surface="mixed"):
+        bkp_surface="mixed", bridge=None):
     from vertebrafe.loads import Load
     from vertebrafe.post.metrics import vertebra_geometry
     from vertebrafe.post.strength import vertebra_strength
@@ -202,7 +204,7 @@ def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=Fa
 
     t0 = time.perf_counter()
     t_cpu = time.process_time()
-    seg = _state(h, bmd, name, surface, cut, spec, grid, bkp_surface)
+    seg = _state(h, bmd, name, surface, cut, spec, grid, bkp_surface, bridge)
     opts = dict(solver="amg", rtol=1e-8) if solver == "amg" else dict(solver=solver)
     hist = seg.history[-1].results if seg.history and seg.history[-1].kind != "fracture" else {}
     if kind == "plate":
@@ -224,7 +226,7 @@ def job(h, bmd, name, kind, surface="fitted", solver="amg", cut="mixed", edge=Fa
                 rim_mL=hist.get("rim_volume_mL"), contact_mm2=hist.get("contact_area_mm2"),
                 unresolved_cells=hist.get("unresolved_cells"),
                 central_coarsening=grid[0], annulus_refinement=grid[1],
-                min_scaled_jacobian=float(seg.mesh.quality().scaled_jacobian[:seg.stack_cells].min()), **extra)
+                vp_bridge=bridge if name.startswith("VP") else None, min_scaled_jacobian=float(seg.mesh.quality().scaled_jacobian[:seg.stack_cells].min()), **extra)
 
 
 def main(argv=None):
@@ -255,6 +257,9 @@ def main(argv=None):
                     help="segment(central_coarsening=...): 1 for the uniform O-grid (default 3)")
     ap.add_argument("--annulus-refinement", type=int, default=1,
                     help="segment(annulus_refinement=...): multiple (1-4) of the annulus rings (default 1)")
+    ap.add_argument("--vp-bridge", type=float, default=None, metavar="MM",
+                    help="vertebroplasty(..., bridge=MM): the two boluses joined across gaps up to MM mm (default: "
+                    "none)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     os.environ["NUMBA_NUM_THREADS"] = str(a.threads)
@@ -269,7 +274,8 @@ def main(argv=None):
     jobs = sorted(((h, s, k) for h in sizes for s in states for k in kinds), key=lambda j: j[0])   # finest first
     rows = []
     with ProcessPoolExecutor(max_workers=a.workers, mp_context=SPAWN) as ex:
-        futs = {ex.submit(job, h, a.bmd, s, k, a.surface, a.solver, a.cut, a.edge, spec, grid, a.bkp_surface): (h, s, k)
+        futs = {ex.submit(job, h, a.bmd, s, k, a.surface, a.solver, a.cut, a.edge, spec, grid, a.bkp_surface,
+                          a.vp_bridge): (h, s, k)
                 for h, s, k in jobs}
         for f in as_completed(futs):
             try:

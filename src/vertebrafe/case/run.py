@@ -102,7 +102,8 @@ def build_segment(case, progress=None, *, force=False):
             seg = vertebroplasty(seg, t.level, volume=t.volume, fill=t.fill, approach=t.approach, side=t.side,
                                  material=t.material, offset=offset, vertical_extent=t.vertical_extent,
                                  interface=t.interface, layer_thickness=t.layer_thickness,
-                                 layer_modulus=t.layer_modulus, surface=t.surface, placement=t.placement)
+                                 layer_modulus=t.layer_modulus, surface=t.surface, placement=t.placement,
+                                 bridge=t.bridge)
         elif t.kind == "kyphoplasty":
             step("kyphoplasty")
             seg = kyphoplasty(seg, t.level, restoration=t.restoration, volume=t.volume, balloons=t.balloons,

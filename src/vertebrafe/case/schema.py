@@ -299,6 +299,9 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
         Field("placement", "str", _default(vertebroplasty, "placement"), "where the cement goes: centre (bolus at "
               "mid-height) or fracture (a fractured level's fracture zone under the collapsed endplate first)",
               choices=("centre", "fracture"), source=_CLIN, only=("vertebroplasty",)),
+        Field("bridge", "float", None, "gap up to which the two bipedicular boluses are joined by a smooth union "
+              "(no thin septum of bone between them; default none: two separate boluses; only with approach = "
+              "'bipedicular')", "mm", 0.0, 10.0, source=_CLIN, only=("vertebroplasty",)),
     ),
     "load": (
         Field("preset", "str", None, "activity preset (instead of explicit values)", choices=("<presets>",),

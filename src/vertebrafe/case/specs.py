@@ -116,6 +116,7 @@ class TreatmentSpec:
     layer_modulus: Optional[float] = None
     surface: str = _d("treatment", "surface")
     placement: str = _d("treatment", "placement")
+    bridge: Optional[float] = None
 
 
 @dataclass(frozen=True)
