@@ -51,6 +51,9 @@ OTHER_MODES = [
     ("solver_choice.py", ["seg:L4-L5:6", "--solve", "direct,amg"]),
     ("image_round_trip.py", ["8", "--spacing", "4", "--convergence", "--json", "{tmp}/c.json"]),
     ("convergence_metrics.py", ["--sizes", "8", "--states", "BKP", "--edge-distances", "2"]),
+    ("convergence_metrics.py", ["--sizes", "8", "--states", "VP", "--vp-bridge", "6"]),
+    ("convergence_cement.py", ["--sizes", "8", "--workers", "1", "--states", "VP15", "--kinds", "plate", "--vp-bridge",
+                               "6"]),
     ("validation_rom.py", ["--convergence", "8", "--solver", "direct", "--modes", "flexion"]),
     ("validation_rom.py", ["--convergence", "8", "--solver", "amg", "--modes", "extension", "--standing", "false"]),
 ]

@@ -11,6 +11,9 @@ middle height, z_c = current mid-height at the body centre):
   midline: centre at ``x = -+0.08 W``, ``y = D / 6``, trajectory converging 30 deg, semi-axes
   ``s * (0.22 W, 0.35 D, 0.35 H)``.
 * ``offset = (dx, dy, dz)`` (mm) shifts every bolus (deliberately asymmetric or off-centre fills).
+* ``bridge`` (mm, bipedicular): the two ellipsoids joined by a smooth union (the smooth minimum of their
+  normalised radii, :func:`~vertebrafe.clinical.augment.smooth_min`) across gaps up to about ``bridge`` mm,
+  so no thin septum of bone is left between them; default none (two separate ellipsoids).
 
 [assumption: shapes and placements are idealisations of the fills seen on post-operative CT; the
 trajectory angles are typical transpedicular convergences.] The scale ``s`` is solved so that the cement
