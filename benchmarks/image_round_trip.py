@@ -11,8 +11,9 @@ convergence"). ONE phantom image (seed 0, ``--noise`` HU, default blur) is drawn
 ``image_segment`` is built from that same image at each element size, one spawned process per size (one model
 in memory at a time), and loaded by the same 1000 N compression; recorded: the segment's axial stiffness, per
 disc the nucleus pressure and height change, per vertebra the von Mises p95 and mean of the body, cancellous
-bone, cortex and endplate, the plate stiffness, plate strength (yield volume), factor of risk and in-situ
-overload index (yield volume), and the worker's CPU time and peak resident memory. ``--json`` saves the rows,
+bone, cortex and endplate, the plate stiffness, plate strength (yield volume), factor of risk, in-situ overload
+index (yield volume), vBMD and the volume-weighted standard deviation of the cancellous cells' own vBMD
+(``bmd_sd``: the image noise the cells sample), and the worker's CPU time and peak memory. ``--json`` saves the rows,
 ``--table FILE ...`` prints the table of saved rows (sizes from several runs combined)::
 
     python benchmarks/image_round_trip.py 3 2 1.5 --convergence --json a.json
@@ -26,6 +27,8 @@ import os
 import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
 
 import vertebrafe as vf
 
@@ -71,6 +74,12 @@ def convergence_job(h, ct, labels, calibration, geometry="template", solver="aut
     values = {f"{m}|{lv}|{rg}": float(df[(lv, rg, m)]) for kind, rg, m in CONVERGENCE_ROWS for lv in levels[kind]
               if (lv, rg, m) in df.index}
     values.update({f"bmd|{v}|vertebra": float(b) for v, b in seg.materials.bmd.items()})
+    mesh, vol = seg.mesh, r.solution.cell_volume
+    for v in seg.materials.bmd:                     # spread of the cells' own vBMD: the image noise they sample
+        cells = mesh.cells_in("region", "cancellous") & mesh.cells_in("level", v)
+        b, w = mesh.cell_data["bmd"][cells], vol[cells]
+        mean = np.average(b, weights=w)
+        values[f"bmd_sd|{v}|cancellous"] = float(np.sqrt(np.average((b - mean) ** 2, weights=w)))
     return dict(h=h, geometry=geometry, cells=int(seg.mesh.n_cells), dofs=int(r.solution.info["dofs"]),
                 solver=r.solution.info.get("solver"), cpu=time.process_time() - c0,
                 peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
