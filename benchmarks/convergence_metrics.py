@@ -45,7 +45,9 @@ ratio; for the tissues a treatment adds, cement-bone composite, PMMA and compact
 cancellous bone they replaced) and the change of the ratio (or, for NSM, of the value) between consecutive
 sizes. ``--vp-bridge MM`` joins the two boluses of every VP state across gaps up to MM
 (``vertebroplasty(..., bridge=MM)``; rows record ``vp_bridge``; docs/validation.md, "Two boluses joined
-across the midline"). Usage::
+across the midline"). ``--vp-approach``, ``--vp-volume``, ``--vp-extent`` and ``--vp-offset-z`` set the VP
+states' approach, volume (``VP`` only), ``vertical_extent`` and vertical offset (rows record them as ``vp``;
+docs/validation.md, "Is it the bolus's rim?"). Usage::
 
     python benchmarks/convergence_metrics.py --sizes 3,2,1.5 --json out.json
     python benchmarks/convergence_metrics.py --sizes 1 --solver amg --json fine.json   # add a size later
@@ -57,6 +59,8 @@ across the midline"). Usage::
         --annulus-refinement 2 --edge-distances 2,3,4 --json edge.json                # contact-edge diagnosis
     python benchmarks/convergence_metrics.py --sizes 3,2,1.5 --states NSM,VP --solver direct --vp-bridge 6 \
         --json bridge.json                                                            # joined VP boluses
+    python benchmarks/convergence_metrics.py --sizes 3,2,1.5 --states VP --solver direct --vp-approach \
+        unipedicular --vp-volume 1.25 --vp-extent 1 --vp-offset-z -1 --json free.json  # one unclipped bolus
 
 Units: mm, N, MPa, N/mm; times in s (``cpu``: the worker's process CPU time).
 """
@@ -214,28 +218,32 @@ def edge_rows(segment, solution, distances, level="L1"):
     return out
 
 
-def _state(h, name, grid=(3, 1), bridge=None):
+def _state(h, name, grid=(3, 1), bridge=None, vp=None):
+    """The state ``name`` at element size ``h``; ``vp``: further :func:`vertebrafe.vertebroplasty` arguments of
+    the VP states (``--vp-approach``, ``--vp-volume``, ``--vp-extent``, ``--vp-offset-z``)."""
     import vertebrafe as vf
     seg = vf.segment("T12-L2", bmd=80.0, element_size=h, central_coarsening=grid[0], annulus_refinement=grid[1])
     nsm = vf.fracture(seg, "L1", kind="wedge", grade=2)
     if name == "NSM":
         return nsm
+    kw = {"approach": "bipedicular", "bridge": bridge, **(vp or {})}
     if name == "VP":
-        return vf.vertebroplasty(nsm, "L1", volume=4.0, approach="bipedicular", bridge=bridge)
+        return vf.vertebroplasty(nsm, "L1", **{"volume": 4.0, **kw})
     if name.startswith("VP"):
-        return vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0, approach="bipedicular", bridge=bridge)
+        kw.pop("volume", None)
+        return vf.vertebroplasty(nsm, "L1", fill=int(name[2:]) / 100.0, **kw)
     return vf.kyphoplasty(nsm, "L1", restoration=0.5, volume=4.8, balloons=2,
                           surface="fitted" if name == "BKPF" else "mixed")
 
 
-def job(h, name, solver, radii=(), grid=(3, 1), edges=(), bridge=None):
+def job(h, name, solver, radii=(), grid=(3, 1), edges=(), bridge=None, vp=None):
     """Metrics of one state at element size ``h`` on the grid ``(central_coarsening, annulus_refinement)``
-    (module docstring; ``bridge``: ``--vp-bridge``)."""
+    (module docstring; ``bridge``: ``--vp-bridge``; ``vp``: :func:`_state`)."""
     from vertebrafe.loads import Load
     from vertebrafe.simulate import simulate
 
     t0, c0 = time.perf_counter(), time.process_time()
-    r = simulate(_state(h, name, grid, bridge), Load(compression=800.0, flexion=7.5, name="flexion_800N"), case=name,
+    r = simulate(_state(h, name, grid, bridge, vp), Load(compression=800.0, flexion=7.5, name="flexion_800N"), case=name,
                  solver=solver, rtol=1e-8)
     df = r.metrics
     keep = df["level"].isin(LEVELS) & ((df["metric"].isin(STRESSES) & df["region"].isin(REGIONS))
@@ -245,8 +253,12 @@ def job(h, name, solver, radii=(), grid=(3, 1), edges=(), bridge=None):
     for radius in radii:
         values.update(continuum_rows(r.segment, r.solution, radius))
     values.update(edge_rows(r.segment, r.solution, edges))
-    return dict(h=h, state=name, dofs=int(r.solution.info["dofs"]), solver=r.solution.info.get("solver"),
-                central_coarsening=grid[0], annulus_refinement=grid[1], vp_bridge=bridge, time=time.perf_counter() - t0, cpu=time.process_time() - c0, values=values)
+    from vertebrafe.clinical._common import operations_of
+    ops = operations_of(r.segment, "L1", "vertebroplasty")
+    bolus = ({k: ops[-1].results[k] for k in ("volume_error", "bolus_scale", "cement_cells", "unresolved_cells",
+                                               "endplate_clearance")} if ops else None)
+    return dict(bolus=bolus, h=h, state=name, dofs=int(r.solution.info["dofs"]), solver=r.solution.info.get("solver"),
+                central_coarsening=grid[0], annulus_refinement=grid[1], vp_bridge=bridge, vp=vp or None, time=time.perf_counter() - t0, cpu=time.process_time() - c0, values=values)
 
 
 def table(rows):
@@ -295,6 +307,14 @@ def main(argv=None):
     ap.add_argument("--vp-bridge", type=float, default=None, metavar="MM",
                     help="vertebroplasty(..., bridge=MM) for the VP states: the two boluses joined across gaps up "
                     "to MM mm (default: none, two separate boluses)")
+    ap.add_argument("--vp-approach", default=None, choices=["bipedicular", "unipedicular"],
+                    help="vertebroplasty approach of the VP states (default bipedicular)")
+    ap.add_argument("--vp-volume", type=float, default=None, metavar="ML",
+                    help="cement volume (mL) of the VP state (default 4)")
+    ap.add_argument("--vp-extent", type=float, default=None, metavar="F",
+                    help="vertebroplasty(..., vertical_extent=F) of the VP states (default 0.7)")
+    ap.add_argument("--vp-offset-z", type=float, default=None, metavar="MM",
+                    help="vertical offset (mm, + superior) of the VP states' boluses (default 0)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--table", nargs="*", default=None, help="print the table of saved --json files and exit")
     a = ap.parse_args(argv)
@@ -302,13 +322,15 @@ def main(argv=None):
         rows = [r for p in a.table for r in json.load(open(p))]
         print(table(rows))
         return 0
+    vp = {k: v for k, v in (("approach", a.vp_approach), ("volume", a.vp_volume), ("vertical_extent", a.vp_extent),
+                            ("offset", None if a.vp_offset_z is None else (0.0, 0.0, a.vp_offset_z))) if v is not None}
     rows = []
     for h in sorted((float(s) for s in a.sizes.split(",")), reverse=True):
         for name in a.states.split(","):
             with ProcessPoolExecutor(max_workers=1, mp_context=SPAWN) as ex:   # one model in memory at a time
                 r = ex.submit(job, h, name, a.solver, [float(v) for v in a.radii.split(",") if v],
                               (a.central_coarsening, a.annulus_refinement),
-                              [float(v) for v in a.edge_distances.split(",") if v], a.vp_bridge).result()
+                              [float(v) for v in a.edge_distances.split(",") if v], a.vp_bridge, vp).result()
             rows.append(r)
             print(json.dumps({k: v for k, v in r.items() if k != "values"}), flush=True)
             if a.json:

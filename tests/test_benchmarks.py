@@ -52,6 +52,8 @@ OTHER_MODES = [
     ("image_round_trip.py", ["8", "--spacing", "4", "--convergence", "--json", "{tmp}/c.json"]),
     ("convergence_metrics.py", ["--sizes", "8", "--states", "BKP", "--edge-distances", "2"]),
     ("convergence_metrics.py", ["--sizes", "8", "--states", "VP", "--vp-bridge", "6"]),
+    ("convergence_metrics.py", ["--sizes", "8", "--states", "VP", "--vp-approach", "unipedicular", "--vp-volume",
+                                "1.25", "--vp-extent", "1", "--vp-offset-z", "-1"]),
     ("convergence_cement.py", ["--sizes", "8", "--workers", "1", "--states", "VP15", "--kinds", "plate", "--vp-bridge",
                                "6"]),
     ("validation_rom.py", ["--convergence", "8", "--solver", "direct", "--modes", "flexion"]),
