@@ -4,7 +4,7 @@ Compares the image-based model with the parametric model it was drawn from (same
 load): axial stiffness, nucleus pressures and the recovered vBMD per level. Usage:
 
     python benchmarks/image_round_trip.py [element_size_mm ...] [--spacing MM] [--bmd MG_CM3]
-                                          [--geometry template|voxel] [--no-snap]
+                                          [--geometry template|voxel] [--no-snap] [--density-scale MM]
 
 ``--convergence``: mesh convergence of the image model itself (docs/validation.md, "Image-based models: mesh
 convergence"). ONE phantom image (seed 0, ``--noise`` HU, default blur) is drawn in this process, and
@@ -41,18 +41,24 @@ CONVERGENCE_ROWS = ([("segment", "segment", "axial_stiffness")]
                                                              "factor_of_risk", "overload_index_yield")])
 
 
-def run(h, spacing, bmd, levels="T12-L2", compression=1000.0, geometry="template", snap=True):
+def _scale(density_scale):
+    """``image_segment``'s keyword for ``--density-scale`` (none: its default)."""
+    return {} if density_scale is None else dict(density_scale=density_scale)
+
+
+def run(h, spacing, bmd, levels="T12-L2", compression=1000.0, geometry="template", snap=True, density_scale=None):
     t0 = time.perf_counter()
     ph = vf.phantom(levels, bmd=bmd, spacing=spacing, element_size=h)
     t1 = time.perf_counter()
     seg = vf.image_segment(ph.ct, ph.labels, calibration=ph.calibration, element_size=h, geometry=geometry,
-                           snap=snap)
+                           snap=snap, **_scale(density_scale))
     t2 = time.perf_counter()
     load = vf.Load(compression=compression)
     ref, img = vf.simulate(vf.segment(levels, bmd=bmd, element_size=h, posterior=False), load), vf.simulate(seg, load)
     pick = lambda r, lv, rg, mt: float(r.metrics.query("level == @lv and region == @rg and metric == @mt").value.iloc[0])  # noqa: E731
     print(f"{geometry}{'' if snap or geometry == 'template' else ' (no snap)'}: "
-          f"element size {h:g} mm, voxels {spacing:g} mm, vBMD {bmd:g} mg/cm^3; phantom {t1 - t0:.1f} s, "
+          f"element size {h:g} mm, voxels {spacing:g} mm, vBMD {bmd:g} mg/cm^3, density scale "
+          f"{seg.source['density_scale_mm']:g} mm; phantom {t1 - t0:.1f} s, "
           f"image_segment {t2 - t1:.1f} s, cells {seg.mesh.n_cells} (parametric {ref.segment.mesh.n_cells})")
     k0, k1 = pick(ref, "segment", "segment", "axial_stiffness"), pick(img, "segment", "segment", "axial_stiffness")
     print(f"  axial stiffness        {k0:9.2f} {k1:9.2f} N/mm   {100 * (k1 / k0 - 1):+6.2f} %")
@@ -63,11 +69,13 @@ def run(h, spacing, bmd, levels="T12-L2", compression=1000.0, geometry="template
         print(f"  {v:4s} vBMD             {bmd:9.2f} {b:9.2f} mg/cm^3 {100 * (b / bmd - 1):+6.2f} %")
 
 
-def convergence_job(h, ct, labels, calibration, geometry="template", solver="auto", compression=1000.0):
+def convergence_job(h, ct, labels, calibration, geometry="template", solver="auto", compression=1000.0,
+                    density_scale=None):
     """Metrics ``{"metric|level|region": value}`` (:data:`CONVERGENCE_ROWS`) of the image model of ``ct`` and
     ``labels`` at element size ``h`` under ``compression`` N, with the worker's CPU time and peak memory."""
     c0, load0 = time.process_time(), os.getloadavg()[0]
-    seg = vf.image_segment(ct, labels, calibration=calibration, element_size=h, geometry=geometry)
+    seg = vf.image_segment(ct, labels, calibration=calibration, element_size=h, geometry=geometry,
+                           **_scale(density_scale))
     r = vf.simulate(seg, vf.Load(compression=compression), solver=solver, rtol=1e-8)
     levels = {"segment": ["segment"], "disc": list(seg.discs), "vertebra": list(seg.materials.bmd)}
     df = r.metrics.set_index(["level", "region", "metric"])["value"]
@@ -80,7 +88,7 @@ def convergence_job(h, ct, labels, calibration, geometry="template", solver="aut
         b, w = mesh.cell_data["bmd"][cells], vol[cells]
         mean = np.average(b, weights=w)
         values[f"bmd_sd|{v}|cancellous"] = float(np.sqrt(np.average((b - mean) ** 2, weights=w)))
-    return dict(h=h, geometry=geometry, cells=int(seg.mesh.n_cells), dofs=int(r.solution.info["dofs"]),
+    return dict(h=h, geometry=geometry, density_scale=seg.source["density_scale_mm"], cells=int(seg.mesh.n_cells), dofs=int(r.solution.info["dofs"]),
                 solver=r.solution.info.get("solver"), cpu=time.process_time() - c0,
                 peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
                 load=(load0, os.getloadavg()[0]), values=values)
@@ -107,7 +115,7 @@ def convergence_table(rows):
     return "\n".join(out)
 
 
-def convergence(sizes, spacing, bmd, noise, geometry, solver, path=None):
+def convergence(sizes, spacing, bmd, noise, geometry, solver, path=None, density_scale=None):
     """Build the image model of one phantom at each size in its own process (module docstring)."""
     c0 = time.process_time()
     ph = vf.phantom("T12-L2", bmd=bmd, spacing=spacing, noise=noise, seed=0)
@@ -116,7 +124,8 @@ def convergence(sizes, spacing, bmd, noise, geometry, solver, path=None):
     rows = []
     for h in sorted(sizes, reverse=True):
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as ex:
-            r = ex.submit(convergence_job, h, ph.ct, ph.labels, ph.calibration, geometry, solver).result()
+            r = ex.submit(convergence_job, h, ph.ct, ph.labels, ph.calibration, geometry, solver, 1000.0,
+                          density_scale).result()
         r.update(noise=noise, spacing=spacing, bmd=bmd)
         rows.append(r)
         print(json.dumps({k: v for k, v in r.items() if k != "values"}), flush=True)
@@ -136,13 +145,15 @@ if __name__ == "__main__":
     ap.add_argument("--convergence", action="store_true", help="mesh convergence of the image model (docstring)")
     ap.add_argument("--noise", type=float, default=15.0, help="phantom noise (HU) of --convergence")
     ap.add_argument("--solver", default="auto", choices=("auto", "direct", "amg"))
+    ap.add_argument("--density-scale", type=float, default=None,
+                    help="image_segment's density_scale (mm; default its own; 0: the cells sample the image)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--table", nargs="*", default=None, help="with --convergence: table of saved --json files")
     a = ap.parse_args()
     if a.convergence:
         rows = ([r for p in a.table for r in json.load(open(p))] if a.table is not None else
-                convergence(a.sizes, a.spacing, a.bmd, a.noise, a.geometry, a.solver, a.json))
+                convergence(a.sizes, a.spacing, a.bmd, a.noise, a.geometry, a.solver, a.json, a.density_scale))
         print(convergence_table(rows))
         raise SystemExit(0)
     for h in a.sizes:
-        run(h, a.spacing, a.bmd, geometry=a.geometry, snap=not a.no_snap)
+        run(h, a.spacing, a.bmd, geometry=a.geometry, snap=not a.no_snap, density_scale=a.density_scale)

@@ -514,8 +514,8 @@ def test_case_defaults_come_from_the_library():
     from vertebrafe.simulate import simulate
     library["solver", "strength"] = sig(simulate, "strength")
     from vertebrafe.image import Calibration, image_segment
-    library.update({("image", k): sig(image_segment, k) for k in ("bmd_margin", "pv_margin", "max_anisotropy",
-                                                                  "geometry", "snap", "smoothing", "arch_radius")})
+    library.update({("image", k): sig(image_segment, k) for k in ("bmd_margin", "pv_margin", "density_scale",
+                                                                  "max_anisotropy", "geometry", "snap", "smoothing", "arch_radius")})
     library["image", "calibration_material"] = Calibration(1.0, 0.0).material
     schema = {(s, f.name): f.default for s, fields in vc.SCHEMA.items() for f in fields
               if f.default is not None and f.default is not vc.REQUIRED}

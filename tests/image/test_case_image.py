@@ -47,6 +47,8 @@ def test_image_section_errors(tmp_path):
         parse_case(_case(image=img))
     with pytest.raises(InputError, match="vBMD comes from the CT"):
         parse_case(_case(image=dict(img, calibration_slope=0.8, calibration_intercept=0.0), bone={"bmd": 70.0}))
+    with pytest.raises(InputError, match=r"image.density_scale = 12 is out of range; allowed \[0, 10\] mm"):
+        parse_case(_case(image=dict(img, calibration_slope=0.8, calibration_intercept=0.0, density_scale=12.0)))
     with pytest.raises(InputError, match=r"\[bone\] is missing"):
         parse_case(_case())
     # posterior elements are the parametric segment's default; an image case has none and says so
@@ -73,7 +75,7 @@ def test_cli_runs_an_image_case(tmp_path, pair):
     toml = tmp_path / "image.toml"
     toml.write_text('[segment]\nlevels = "L1-L2"\nelement_size = 4.0\n\n'
                     '[image]\nct = "scan/ct.nii.gz"\nlabels = "scan/labels.nii.gz"\nrods = "scan/rods.nii.gz"\n'
-                    'rod_densities = {1 = 0.0, 2 = 50.0, 3 = 100.0, 4 = 200.0}\n\n'
+                    'rod_densities = {1 = 0.0, 2 = 50.0, 3 = 100.0, 4 = 200.0}\ndensity_scale = 2.0\n\n'
                     '[treatment]\nkind = "vertebroplasty"\nlevel = "L1"\nvolume = 2.0\n\n'
                     '[load]\ncompression = 500.0\n')
     out = tmp_path / "out"
@@ -82,6 +84,7 @@ def test_cli_runs_an_image_case(tmp_path, pair):
     record = json.load(open(found[0]))
     src = record["segment"]["source"]
     assert src["kind"] == "image" and src["calibration"]["n_rods"] == 4
+    assert src["density_scale_mm"] == 2.0
     assert src["bmd"]["L1"] == pytest.approx(55.0, rel=0.03) and src["bmd"]["L2"] == pytest.approx(100.0, rel=0.03)
     assert [op["kind"] for op in record["history"]] == ["vertebroplasty"]
 

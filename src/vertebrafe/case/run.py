@@ -76,7 +76,8 @@ def build_segment(case, progress=None, *, force=False):
         im = case.image
         seg = image_segment(im.ct, im.labels, levels=list(s.levels), calibration=im.calibration(),
                             element_size=s.element_size, materials=materials, bmd_margin=im.bmd_margin,
-                            pv_margin=im.pv_margin, max_anisotropy=im.max_anisotropy,
+                            pv_margin=im.pv_margin, density_scale=im.density_scale,
+                            max_anisotropy=im.max_anisotropy,
                             cortex_thickness=s.cortex_thickness, endplate_thickness=s.endplate_thickness,
                             n_cortex_layers=s.n_cortex_layers, disc_refinement=s.disc_refinement, fibres=s.fibres,
                             nucleus=s.nucleus, geometry=im.geometry, snap=im.snap, smoothing=im.smoothing,

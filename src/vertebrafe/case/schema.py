@@ -230,6 +230,9 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               source=_IMG),
         Field("pv_margin", "float", _default(image_segment, "pv_margin"), "depth of the partial-volume correction of the cell densities", "mm",
               0.0, 20.0, source=_IMG),
+        Field("density_scale", "float", _default(image_segment, "density_scale"), "SD of the Gaussian average of "
+              "the density inside each label before it is mapped onto cells (the continuum scale of cancellous "
+              "bone; 0: each cell samples the image)", "mm", 0.0, 10.0, source=_IMG),
         Field("max_anisotropy", "float", _default(image_segment, "max_anisotropy"), "largest allowed ratio of voxel edge lengths", "", 1.0, 20.0,
               source=_IMG),
         Field("geometry", "str", _default(image_segment, "geometry"), "template fitted to each label (every "

@@ -72,6 +72,7 @@ class ImageSpec:
     rod_densities: Optional[dict] = None
     bmd_margin: float = _d("image", "bmd_margin")
     pv_margin: float = _d("image", "pv_margin")
+    density_scale: float = _d("image", "density_scale")
     max_anisotropy: float = _d("image", "max_anisotropy")
     geometry: str = _d("image", "geometry")
     snap: bool = _d("image", "snap")
