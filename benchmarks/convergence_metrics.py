@@ -47,7 +47,15 @@ sizes. ``--vp-bridge MM`` joins the two boluses of every VP state across gaps up
 (``vertebroplasty(..., bridge=MM)``; rows record ``vp_bridge``; docs/validation.md, "Two boluses joined
 across the midline"). ``--vp-approach``, ``--vp-volume``, ``--vp-extent`` and ``--vp-offset-z`` set the VP
 states' approach, volume (``VP`` only), ``vertical_extent`` and vertical offset (rows record them as ``vp``;
-docs/validation.md, "Is it the bolus's rim?"). Usage::
+docs/validation.md, "Is it the bolus's rim?"); ``--vp-surface`` their ``surface`` (``fitted`` or ``mixed``).
+Every VP state also records the cement statistics of L1 (:func:`bolus_rows`; docs/validation.md, "Which
+composite statistic does a 2 mm mesh resolve?"): per cement tissue the von Mises stress (``von_mises_of_mean``)
+and the axial component (``axial_of_mean``, local vertical) of its volume-mean stress tensor (by the
+average-stress theorem set by the tractions on the bolus surface) and, with ``--inner-distances`` (mm,
+comma-separated; default none), the p95 and mean of the von Mises stress over the part at least d mm inside
+the requested bolus surface (a region fixed in mm^3, ``von_mises_p95_in<d>mm``, ``von_mises_mean_in<d>mm``),
+the axial component of its mean tensor and its volume (``volume_in<d>mm``, mm^3); the table shows these as
+values, not as ratios to NSM. Usage::
 
     python benchmarks/convergence_metrics.py --sizes 3,2,1.5 --json out.json
     python benchmarks/convergence_metrics.py --sizes 1 --solver amg --json fine.json   # add a size later
@@ -61,6 +69,8 @@ docs/validation.md, "Is it the bolus's rim?"). Usage::
         --json bridge.json                                                            # joined VP boluses
     python benchmarks/convergence_metrics.py --sizes 3,2,1.5 --states VP --solver direct --vp-approach \
         unipedicular --vp-volume 1.25 --vp-extent 1 --vp-offset-z -1 --json free.json  # one unclipped bolus
+    python benchmarks/convergence_metrics.py --sizes 2 --states VP --solver direct --vp-approach unipedicular \
+        --vp-volume 1.25 --vp-extent 1 --vp-offset-z -1 --inner-distances 0,1,2,3 --json in.json  # inside the bolus
 
 Units: mm, N, MPa, N/mm; times in s (``cpu``: the worker's process CPU time).
 """
@@ -69,6 +79,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -85,6 +96,7 @@ REGIONS = ("body", "core", "cortex", "endplate", "cancellous", "cement_bone", "c
 STRESSES = ("von_mises_p95", "von_mises_mean")
 ADDED = ("cement_bone", "cement", "compacted_bone")       # tissues a treatment adds
 PER_LEVEL = ("factor_of_risk", "plate_stiffness", "overload_index_yield")
+ABSOLUTE = ("yield_volume_near", "von_mises_of_mean", "axial_of_mean", "volume_in")   # shown as values (table)
 
 
 def neighbourhood_mean(centres, values, weights, groups, radius):
@@ -218,6 +230,66 @@ def edge_rows(segment, solution, distances, level="L1"):
     return out
 
 
+def bolus_rows(segment, solution, distances=(), level="L1", samples=4):
+    """Rows of the cement statistics of the last vertebroplasty of ``level`` (module docstring; empty without
+    one): ``von_mises_of_mean|level|tissue`` and ``axial_of_mean|level|tissue`` (MPa): the von Mises stress and
+    the axial (local vertical, compression negative) component of the volume-mean stress tensor of each cement
+    tissue (the tissue volumes and own stresses of the reported rows); per ``d`` in ``distances`` (mm)
+    ``von_mises_p95_in<d>mm``, ``von_mises_mean_in<d>mm`` over the part of the tissue at least ``d`` mm inside
+    the requested bolus surface (the placed ellipsoids at the recorded scale with semi-axes shortened by ``d``,
+    within the central ``vertical_extent`` narrowed by ``d``: a region fixed in mm, sampled at ``samples^3``
+    points a cell), ``axial_of_mean_in<d>mm`` and ``volume_in<d>mm`` (mm^3) of that part; ``d = 0`` is the
+    requested bolus itself (its volume measures the sampling)."""
+    from vertebrafe.clinical._common import operations_of
+    from vertebrafe.clinical.augment import Sampler, body_frame_sizes, bolus_geometry, endplate_distances, vertical_mask
+    from vertebrafe.fem.solution import von_mises
+    from vertebrafe.post.metrics import (axial_stress, level_axis, tissue_stress_tensors, tissue_volumes,
+                                         weighted_quantile)
+
+    ops = operations_of(segment, level, "vertebroplasty")
+    if not ops:
+        return {}
+    mesh = segment.mesh
+    cells, codes, w = tissue_volumes(mesh, solution.cell_volume)
+    name = mesh.tag_names["region"]
+    on = (mesh.cell_data["level"][cells] == {n: c for c, n in mesh.tag_names["level"].items()}[level]) & np.isin(
+        [name.get(int(c)) for c in codes], ("cement_bone", "cement"))
+    cells, codes, w = cells[on], codes[on], w[on]
+    stress, _ = tissue_stress_tensors(segment, solution, cells, codes)
+    a = level_axis(segment, level)
+    p = ops[-1].parameters
+    keep = {}
+    if distances and p["placement"] == "centre":
+        mask = np.zeros(mesh.n_cells, dtype=bool)
+        mask[cells] = True
+        smp = Sampler(segment, level, mesh.points, mask, samples)
+        W, D, H, zc, yc = body_frame_sizes(segment, level, mesh.points)
+        centres, rots, axes = bolus_geometry(p["approach"], W, D, H, zc, yc, p["side"] or "left", p["offset_mm"])
+        d_inf, d_sup, hloc = endplate_distances(segment, level, mesh.points, smp)
+        where = np.searchsorted(smp.cells, cells)
+        for d in distances:
+            inner = (vertical_mask(d_inf, d_sup, hloc, p["vertical_extent"], pad=-d)
+                     & (smp.radius2(centres, rots, axes * ops[-1].results["bolus_scale"], pad=-d,
+                                    bridge=p["bridge_mm"] or 0.0) <= 1.0))
+            keep[d] = np.minimum(w, smp.fraction(inner)[where] * smp.volume[where])
+    out = {}
+    for c in np.unique(codes):
+        e = codes == c
+        t = f"{level}|{name[int(c)]}"
+        mean = np.average(stress[e], axis=0, weights=w[e])
+        out[f"von_mises_of_mean|{t}"] = float(von_mises(mean))
+        out[f"axial_of_mean|{t}"] = float(axial_stress(mean[None], a)[0])
+        for d, k in keep.items():
+            out[f"volume_in{d:g}mm|{t}"] = float(k[e].sum())
+            if k[e].sum() > 0:
+                vm = von_mises(stress[e])
+                out[f"von_mises_p95_in{d:g}mm|{t}"] = float(weighted_quantile(vm, k[e], 0.95))
+                out[f"von_mises_mean_in{d:g}mm|{t}"] = float(np.average(vm, weights=k[e]))
+                out[f"axial_of_mean_in{d:g}mm|{t}"] = float(axial_stress(np.average(stress[e], axis=0,
+                                                                                    weights=k[e])[None], a)[0])
+    return out
+
+
 def _state(h, name, grid=(3, 1), bridge=None, vp=None):
     """The state ``name`` at element size ``h``; ``vp``: further :func:`vertebrafe.vertebroplasty` arguments of
     the VP states (``--vp-approach``, ``--vp-volume``, ``--vp-extent``, ``--vp-offset-z``)."""
@@ -236,9 +308,9 @@ def _state(h, name, grid=(3, 1), bridge=None, vp=None):
                           surface="fitted" if name == "BKPF" else "mixed")
 
 
-def job(h, name, solver, radii=(), grid=(3, 1), edges=(), bridge=None, vp=None):
+def job(h, name, solver, radii=(), grid=(3, 1), edges=(), bridge=None, vp=None, inner=()):
     """Metrics of one state at element size ``h`` on the grid ``(central_coarsening, annulus_refinement)``
-    (module docstring; ``bridge``: ``--vp-bridge``; ``vp``: :func:`_state`)."""
+    (module docstring; ``bridge``: ``--vp-bridge``; ``vp``: :func:`_state`; ``inner``: ``--inner-distances``)."""
     from vertebrafe.loads import Load
     from vertebrafe.simulate import simulate
 
@@ -253,6 +325,7 @@ def job(h, name, solver, radii=(), grid=(3, 1), edges=(), bridge=None, vp=None):
     for radius in radii:
         values.update(continuum_rows(r.segment, r.solution, radius))
     values.update(edge_rows(r.segment, r.solution, edges))
+    values.update(bolus_rows(r.segment, r.solution, inner))
     from vertebrafe.clinical._common import operations_of
     ops = operations_of(r.segment, "L1", "vertebroplasty")
     bolus = ({k: ops[-1].results[k] for k in ("volume_error", "bolus_scale", "cement_cells", "unresolved_cells",
@@ -280,7 +353,7 @@ def table(rows):
                 m = m.split("_far")[0]                 # a far-field row: over the whole NSM tissue / vertebra
                 ref_key = f"{m}|{lv}|cancellous" if rg in ADDED else f"{m}|{lv}|{rg}"   # the bone the cement replaced
                 ref = [val.get((h, "NSM"), {}).get(ref_key) for h in sizes]
-                if not m.startswith("yield_volume_near"):                            # a share: its value
+                if not m.startswith(ABSOLUTE) and not re.search(r"_in[\d.]+mm$", m):   # a share, cement statistic: value
                     got = [g / n if g is not None and n else None for g, n in zip(got, ref)]
             cells = ["-" if g is None else (f"{g:.3f}" if state != "NSM" or abs(g) < 100 else f"{g:,.0f}")
                      for g in got]
@@ -315,6 +388,10 @@ def main(argv=None):
                     help="vertebroplasty(..., vertical_extent=F) of the VP states (default 0.7)")
     ap.add_argument("--vp-offset-z", type=float, default=None, metavar="MM",
                     help="vertical offset (mm, + superior) of the VP states' boluses (default 0)")
+    ap.add_argument("--vp-surface", default=None, choices=["fitted", "mixed"],
+                    help="vertebroplasty(..., surface=...) of the VP states (default: fitted)")
+    ap.add_argument("--inner-distances", default="", help="distances (mm, comma-separated) inside the bolus surface "
+                    "of the cement statistics of the VP states (default: none; the mean-tensor rows always)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--table", nargs="*", default=None, help="print the table of saved --json files and exit")
     a = ap.parse_args(argv)
@@ -323,14 +400,16 @@ def main(argv=None):
         print(table(rows))
         return 0
     vp = {k: v for k, v in (("approach", a.vp_approach), ("volume", a.vp_volume), ("vertical_extent", a.vp_extent),
-                            ("offset", None if a.vp_offset_z is None else (0.0, 0.0, a.vp_offset_z))) if v is not None}
+                            ("offset", None if a.vp_offset_z is None else (0.0, 0.0, a.vp_offset_z)),
+                            ("surface", a.vp_surface)) if v is not None}
     rows = []
     for h in sorted((float(s) for s in a.sizes.split(",")), reverse=True):
         for name in a.states.split(","):
             with ProcessPoolExecutor(max_workers=1, mp_context=SPAWN) as ex:   # one model in memory at a time
                 r = ex.submit(job, h, name, a.solver, [float(v) for v in a.radii.split(",") if v],
                               (a.central_coarsening, a.annulus_refinement),
-                              [float(v) for v in a.edge_distances.split(",") if v], a.vp_bridge, vp).result()
+                              [float(v) for v in a.edge_distances.split(",") if v], a.vp_bridge, vp,
+                              [float(v) for v in a.inner_distances.split(",") if v]).result()
             rows.append(r)
             print(json.dumps({k: v for k, v in r.items() if k != "values"}), flush=True)
             if a.json:

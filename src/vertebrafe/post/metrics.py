@@ -77,7 +77,7 @@ from ..errors import InputError
 from ..fem.solution import principal_values, von_mises
 from ..materials import PHASE_STRESS, PHASE_TISSUES, YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 
-__all__ = ["cell_yield_strains", "tissue_volumes", "tissue_stresses", "CEMENT_REGIONS", "BONE_REGIONS", "REFERENCE_REGIONS", "CORE_RADIUS", "METRIC_NAMES", "core_cells",
+__all__ = ["cell_yield_strains", "tissue_volumes", "tissue_stresses", "tissue_stress_tensors", "CEMENT_REGIONS", "BONE_REGIONS", "REFERENCE_REGIONS", "CORE_RADIUS", "METRIC_NAMES", "core_cells",
            "weighted_quantile", "weighted_mean", "region_rows", "stack_cells", "vertebra_rows", "disc_rows", "segment_rows",
            "metrics_frame", "COLUMNS", "level_axis", "endplate_rotation", "face_mean", "central_mean", "strain_ratio"]
 
@@ -293,6 +293,24 @@ def _phase_columns(mesh, codes):
     return column
 
 
+def tissue_stress_tensors(segment, solution, cells, codes):
+    """Stress tensors ``(k, 6)`` (Voigt, tensor shear, MPa) of tissue entries ``cells``, ``codes`` of
+    :func:`tissue_volumes` (the stress :func:`tissue_stresses` takes its invariants of) and the entries
+    ``hit (j,)`` that hold a phase's own stress rather than their cell's."""
+    s = solution.cell_stress[cells]
+    kept = [op.data[PHASE_STRESS] for op in getattr(segment, "history", ()) if PHASE_STRESS in op.data]
+    mapped = np.concatenate([c for c, _ in kept]) if kept else np.zeros(0, dtype=np.int64)
+    if mapped.size == 0:
+        return s, np.zeros(0, dtype=np.int64)
+    maps = np.concatenate([m for _, m in kept])
+    order = np.argsort(mapped)
+    pos = order[np.minimum(np.searchsorted(mapped[order], cells), mapped.size - 1)]
+    hit = np.flatnonzero(mapped[pos] == cells)
+    strain = engineering(solution.cell_strain[cells[hit]])
+    s[hit] = np.einsum("kij,kj->ki", maps[pos[hit], _phase_columns(segment.mesh, codes[hit])], strain)
+    return s, hit
+
+
 def tissue_stresses(segment, solution, cells, codes):
     """Von Mises stress and minimum principal stress ``(k,)`` (MPa) of tissue entries ``cells``, ``codes`` of
     :func:`tissue_volumes`.
@@ -300,22 +318,14 @@ def tissue_stresses(segment, solution, cells, codes):
     An entry has its cell's stress (``solution.von_mises``, ``solution.principal_stresses``), except a phase
     of a cell that holds several phases: its own stress, the tissue's map kept by the treating operation
     (``Operation.data[PHASE_STRESS]``, :mod:`vertebrafe.clinical.phasestress`: the laminate phase strains
-    times the phase's own elasticity) applied to the cell's strain. The cells of the Hashin-Shtrikman rule
-    have no map and keep the cell's stress."""
+    times the phase's own elasticity) applied to the cell's strain (:func:`tissue_stress_tensors`). The cells
+    of the Hashin-Shtrikman rule have no map and keep the cell's stress."""
     vm = solution.von_mises[cells]
     smin = solution.principal_stresses[cells, 2]
-    kept = [op.data[PHASE_STRESS] for op in getattr(segment, "history", ()) if PHASE_STRESS in op.data]
-    mapped = np.concatenate([c for c, _ in kept]) if kept else np.zeros(0, dtype=np.int64)
-    if mapped.size == 0:
-        return vm, smin
-    maps = np.concatenate([m for _, m in kept])
-    order = np.argsort(mapped)
-    pos = order[np.minimum(np.searchsorted(mapped[order], cells), mapped.size - 1)]
-    hit = np.flatnonzero(mapped[pos] == cells)
-    strain = engineering(solution.cell_strain[cells[hit]])
-    s = np.einsum("kij,kj->ki", maps[pos[hit], _phase_columns(segment.mesh, codes[hit])], strain)
-    vm[hit] = von_mises(s)
-    smin[hit] = principal_values(s)[:, 2]
+    s, hit = tissue_stress_tensors(segment, solution, cells, codes)
+    if hit.size:
+        vm[hit] = von_mises(s[hit])
+        smin[hit] = principal_values(s[hit])[:, 2]
     return vm, smin
 
 
