@@ -99,8 +99,9 @@ def main(argv=None):
     if args.one:
         one(float(args.one[0]), args.one[1], args.levels, args.bmd)
         return
+    import bench_simulate
     import vertebrafe as vf
-    rev = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    rev = bench_simulate._revision()
     print(f"vertebrafe {vf.__version__} rev {rev} | python {platform.python_version()} | cpus {os.cpu_count()} | "
           f"load average {os.getloadavg()[0]:.2f} | numba threads {os.environ.get('NUMBA_NUM_THREADS', 'all')}")
     print("| mm | exact solve | unknowns factorised | rest state CG it | load CG it | "
