@@ -9,6 +9,9 @@
   (acoustic tensor ``Gamma_ik(k) = C_ijkl k_j k_l``) with ``u`` prescribed on the boundary:
   :func:`manufactured_errors` returns the relative L2 and energy-norm errors (rates 2 and 1 for hex8).
 * :func:`tetra_mesh`: a structured hex8 mesh split into conforming tet4 or tet10 cells.
+* Stiff spherical inclusion: :func:`sphere_octant_mesh`, a conforming hex8 mesh of the octant of a box with a
+  sphere at its corner, against the uniform inside stress of Eshelby (1957), :func:`eshelby_sphere_stress`
+  (``tests/verification/test_inclusion.py``, ``benchmarks/inclusion_convergence.py``).
 """
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ from .mesh import Mesh, box
 
 __all__ = ["CANTILEVER_MESHES", "DELTA_TIMOSHENKO", "cantilever_tip_deflection", "LENGTHS", "MATERIALS",
            "MANUFACTURED_CASES", "exact_u", "exact_grad", "body_force", "manufactured_mesh",
-           "manufactured_errors", "voigt_strain", "engineering", "tetra_mesh"]
+           "manufactured_errors", "voigt_strain", "engineering", "tetra_mesh", "eshelby_sphere_stress",
+           "sphere_octant_mesh"]
 
 # ---------------------------------------------------------------- cantilever
 L, B, H = 100.0, 10.0, 10.0                  # mm
@@ -186,3 +190,115 @@ def tetra_mesh(hexmesh, quadratic=False):
     cells10 = np.concatenate([cells, p.shape[0] + inv.reshape(-1, 6)], axis=1)
     return Mesh(np.concatenate([p, mid]), cells10, cell_data=data, tag_names=hexmesh.tag_names,
                 cell_type="tetra10")
+
+
+# ---------------------------------------------------------------- spherical inclusion (Eshelby)
+def eshelby_sphere_stress(E_m, nu_m, E_i, nu_i, far_stress):
+    """Uniform stress ``(6,)`` MPa (Voigt xx, yy, zz, xy, yz, xz) inside a spherical inclusion ``(E_i, nu_i)`` in
+    an infinite isotropic matrix ``(E_m, nu_m)`` (MPa, -) under the far-field stress ``far_stress (6,)`` MPa
+    (Eshelby 1957): the volumetric strain ``eps_v = eps_v_inf / (1 + alpha (K_i / K_m - 1))``,
+    ``alpha = (1 + nu_m) / (3 (1 - nu_m))``, and the deviatoric strain
+    ``e = e_inf / (1 + beta (mu_i / mu_m - 1))``, ``beta = 2 (4 - 5 nu_m) / (15 (1 - nu_m))``."""
+    K_m, mu_m = E_m / (3 * (1 - 2 * nu_m)), E_m / (2 * (1 + nu_m))
+    K_i, mu_i = E_i / (3 * (1 - 2 * nu_i)), E_i / (2 * (1 + nu_i))
+    alpha = (1 + nu_m) / (3 * (1 - nu_m))
+    beta = 2 * (4 - 5 * nu_m) / (15 * (1 - nu_m))
+    s = np.asarray(far_stress, dtype=float)
+    p = s[:3].mean()
+    dev = s - np.array([p, p, p, 0.0, 0.0, 0.0])
+    eps_v = 3 * p / (3 * K_m) / (1 + alpha * (K_i / K_m - 1))      # far-field volumetric strain p / K_m
+    dev_in = dev / (2 * mu_m) / (1 + beta * (mu_i / mu_m - 1))      # deviatoric strain (tensor shear)
+    return 2 * mu_i * dev_in + K_i * eps_v * np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+
+
+def _structured_cells(index):
+    """Hex8 cells (VTK order) ``(m, 8)`` of a structured block of node indices ``index (a+1, b+1, c+1)``."""
+    i = index
+    c = np.stack([i[:-1, :-1, :-1], i[1:, :-1, :-1], i[1:, 1:, :-1], i[:-1, 1:, :-1],
+                  i[:-1, :-1, 1:], i[1:, :-1, 1:], i[1:, 1:, 1:], i[:-1, 1:, 1:]], axis=-1)
+    return c.reshape(-1, 8)
+
+
+def sphere_octant_mesh(n, radius=1.0, box=8.0, core=0.5):
+    """Conforming hex8 mesh of the octant ``[0, box]^3`` mm with a sphere of ``radius`` mm centred at the
+    origin whose surface is made of cell faces (a "cube-sphere"): an inner cube ``[0, core * radius]^3``, three
+    blocks blended from its outer faces to the sphere, and three blocks from the sphere out to the box
+    faces. Every node outside the inner cube lies on a ray through the origin; the face grid of the blocks
+    is equiangular (``tan(pi s / 4)``), so the sphere's faces have nearly equal size.
+
+    ``n`` (a multiple of 4): cells across the sphere's diameter along an axis (``n / 4`` along the inner
+    cube's half-side and ``n / 4`` layers from the cube to the sphere); ``h = 2 radius / n``. Outside the
+    sphere ``round(n ln(box / radius) / 2)`` layers with logarithmic spacing, so the first layer is about
+    ``h`` thick and the growth ratio ``1 + O(h)`` (a refinement refines the far field too).
+
+    Returns a :class:`~vertebrafe.mesh.Mesh` with the cell tag ``region`` (1 matrix, 2 inclusion), the node
+    sets ``xmin ymin zmin xmax ymax zmax`` of the six sides and the outward face sets ``xmax ymax zmax``."""
+    if n < 4 or n % 4:
+        raise ValueError(f"sphere_octant_mesh: n = {n}; expected a multiple of 4")
+    nc = n // 4
+    no = max(1, int(round(n * np.log(box / radius) / 2)))
+    a = core * radius
+    u = np.tan(0.25 * np.pi * np.arange(nc + 1) / nc)             # equiangular face parameter, 0..1
+    pts, blocks = [], []
+
+    def add(p):                                                   # p (a+1, b+1, c+1, 3)
+        pts.append(p.reshape(-1, 3))
+        blocks.append(p.shape[:3])
+
+    cube = a * np.stack(np.meshgrid(u, u, u, indexing="ij"), axis=-1)
+    add(cube)
+    # layers of a block: rho from the cube face (0) to the sphere (nc) and on to the box face (nc + no)
+    t_in = np.arange(nc + 1) / nc
+    t_out = (np.exp(np.log(box / radius) * np.arange(1, no + 1) / no) - 1.0) / (box / radius - 1.0)
+    S, T = np.meshgrid(u, u, indexing="ij")
+    for d in range(3):
+        D = np.zeros(S.shape + (3,))
+        D[..., d], D[..., (d + 1) % 3], D[..., (d + 2) % 3] = 1.0, S, T   # ray directions, max component 1
+        on_cube, on_sphere, on_box = a * D, radius * D / np.linalg.norm(D, axis=-1, keepdims=True), box * D
+        inner = on_cube[None] + t_in[:, None, None, None] * (on_sphere - on_cube)[None]
+        outer = on_sphere[None] + t_out[:, None, None, None] * (on_box - on_sphere)[None]
+        p = np.concatenate([inner, outer])                        # (layers, s, t, 3)
+        # order the block's axes so that its index axes follow x, y, z (positive cells)
+        axes = [0, 0, 0]
+        axes[d], axes[(d + 1) % 3], axes[(d + 2) % 3] = 0, 1, 2
+        add(np.transpose(p, axes + [3]))
+    allp = np.concatenate(pts)
+    key = np.round(allp / (radius * 1e-9)).astype(np.int64)
+    _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    points = allp[first]
+    cells, region, start = [], [], 0
+    for b, shape in enumerate(blocks):
+        idx = inv[start:start + int(np.prod(shape))].reshape(shape)
+        start += int(np.prod(shape))
+        c = _structured_cells(idx)
+        cells.append(c)
+        if b == 0:
+            region.append(np.full(c.shape[0], 2))
+        else:
+            d = b - 1
+            layer = np.indices(np.array(shape) - 1)[d].ravel()    # the block's radial cell index
+            region.append(np.where(layer < nc, 2, 1))
+    cells = np.concatenate(cells)
+    x = points[cells]
+    vol = np.einsum("mi,mi->m", np.cross(x[:, 1] - x[:, 0], x[:, 3] - x[:, 0]), x[:, 4] - x[:, 0])
+    neg = vol < 0
+    cells[neg] = cells[neg][:, [0, 3, 2, 1, 4, 7, 6, 5]]
+    node_sets = {}
+    for d, ax in enumerate("xyz"):
+        node_sets[ax + "min"] = np.flatnonzero(np.abs(points[:, d]) < 1e-9 * radius)
+        node_sets[ax + "max"] = np.flatnonzero(np.abs(points[:, d] - box) < 1e-9 * radius)
+    face_sets = {}
+    for d, ax in enumerate("xyz"):
+        on = np.zeros(points.shape[0], bool)
+        on[node_sets[ax + "max"]] = True
+        faces = []
+        for local in HEX8.faces:
+            f = cells[:, local]
+            faces.append(f[on[f].all(axis=1)])
+        f = np.concatenate(faces)
+        nrm = np.cross(points[f[:, 1]] - points[f[:, 0]], points[f[:, 3]] - points[f[:, 0]])
+        f[nrm[:, d] < 0] = f[nrm[:, d] < 0][:, ::-1]
+        face_sets[ax + "max"] = f
+    return Mesh(points, cells, cell_data={"region": np.concatenate(region).astype(np.int64)},
+                tag_names={"region": {1: "matrix", 2: "inclusion"}}, node_sets=node_sets, face_sets=face_sets)
