@@ -43,6 +43,7 @@ SMOKE = {
     "validation_rom.py": ["--element-size", "8", "--modes", "axial_rotation", "--solver", "amg"],
     "validation_posterior.py": ["convergence", "--sizes", "8"],
     "image_round_trip.py": ["8", "--spacing", "4"],
+    "inclusion_convergence.py": ["--n", "4,8", "--json", "{tmp}/inclusion.json"],
     "solver_choice.py": ["box:1k", "--factor"],
     "verification_plots.py": ["--sizes", "2,4", "--beam-cells", "20", "--out", "{tmp}"],
 }
