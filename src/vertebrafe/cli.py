@@ -35,6 +35,7 @@ examples:
   vertebrafe export cases/healthy-intact.toml -o model.inp --formulation full   the model for CalculiX
   vertebrafe study cases/adjacent-risk.toml -o out/risk     parameter study on all local cores
   vertebrafe study cases/adjacent-risk.toml -o out/risk --scheduler tcp://host:8786   on a Dask cluster
+  vertebrafe converge cases/vp-bipedicular-fill15.toml -o out/conv --sizes 4,3   metrics at two element sizes
   vertebrafe report out/risk                                tables, plots and field figures of a run or study
   vertebrafe view out/bkp --field von_mises                 picture of a result (needs pyvista)
   vertebrafe info                                           versions of vertebrafe and its dependencies
@@ -299,6 +300,56 @@ def _run_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_converge(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="case or study file (docs/cases.md); every case runs at each "
+                        "element size")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR",
+                        help="study directory: convergence.csv, convergence.md, summary.csv, cases/<id>/; rerun to "
+                             "resume or to add sizes")
+    parser.add_argument("--sizes", required=True, metavar="H1,H2,...",
+                        help="segment.element_size values in mm, coarse to fine, at least two, e.g. 3,2,1.5")
+    parser.add_argument("--tolerance", default="5", metavar="PERCENT",
+                        help="largest change (%%) from the second-finest to the finest size of a converged row "
+                             "(default 5)")
+    parser.add_argument("--workers", "-j", type=int, default=None, metavar="N",
+                        help="local worker processes, one thread each (default: number of CPUs)")
+    _add_force(parser)
+    _add_set(parser)
+    _add_verbosity(parser)
+
+
+def _run_converge(args: argparse.Namespace) -> int:
+    from .errors import InputError, VertebrafeError
+    from .study.converge import check_tolerance, convergence_study, parse_sizes, run_convergence
+
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers = {args.workers}; allowed: an integer >= 1")
+    sizes = parse_sizes(args.sizes)
+    tolerance = check_tolerance(args.tolerance)
+    study = convergence_study(args.file, sizes, _parse_overrides(args.overrides))
+    _echo(args, f"converge {study.name}: {len(study.cases)} cases at {', '.join(f'{h:g}' for h in sizes)} mm "
+                f"-> {args.output}")
+    log = (lambda m: print(m, file=sys.stderr)) if args.verbose else None
+    run, written = run_convergence(study, args.output, sizes, tolerance, workers=args.workers,
+                                   progress=not args.quiet, log=log, force=args.force)
+    _echo(args, run.describe())
+    for line in written["lines"]:
+        print(line)
+    misses = written["misses"]
+    if len(misses):
+        import pandas as pd
+
+        print(f"rows that miss, worst first ({min(10, len(misses))} of {len(misses)}):")
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            print(misses.head(10).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    _echo(args, f"wrote {written['csv']}, {written['md']}")
+    if run.failed:
+        raise VertebrafeError(f"{len(run.failed)} of {len(study.cases)} cases failed (first: "
+                              f"{next(iter(run.failed.values()))}); errors in {args.output}/failures.csv; "
+                              "rerun the same command to retry them")
+    return 0
+
+
 def _configure_report(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", metavar="DIR", help="output of 'vertebrafe study' or 'vertebrafe run'")
     parser.add_argument("--no-figures", dest="figures", action="store_false",
@@ -415,6 +466,8 @@ def _run_warmup(args: argparse.Namespace) -> int:
 SUBCOMMANDS: Dict[str, Tuple[str, ConfigureFn, RunFn]] = {
     "run": ("run one case file and write its results", _configure_run, _run_run),
     "study": ("run a parameter study (process pool or Dask cluster), resumable", _configure_study, _run_study),
+    "converge": ("run a case or study at several element sizes and tabulate how much each metric changes "
+                 "(mesh convergence), resumable", _configure_converge, _run_converge),
     "mesh": ("mesh a case (segment, fracture, treatment) and write the mesh", _configure_mesh, _run_mesh),
     "export": ("write a case's complete model (mesh, materials, constraints, loads) for CalculiX/Abaqus or FEBio",
                _configure_export, _run_export),
@@ -483,6 +536,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if getattr(args, "study", None) and getattr(args, "output", None):
             print(f"vertebrafe: the finished cases are kept in {args.output}/; resume with the same command: "
                   f"vertebrafe study {shlex.quote(args.study)} -o {shlex.quote(args.output)}", file=sys.stderr)
+        elif args.command == "converge":
+            print(f"vertebrafe: the finished cases are kept in {args.output}/; resume with the same command",
+                  file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI boundary reports every failure
         if args.debug:
