@@ -26,6 +26,7 @@ beside a flexion of 3 deg: its values are solver rounding); dimensionless metric
 strains, fractions, factors, ratios) have no unit floor. A near-zero row's relative change says nothing
 about the mesh and is not counted as a miss.
 
+>>> from vertebrafe.study.convergence import series
 >>> r = series([4.0, 2.0, 1.0], [1.4, 1.2, 1.1], tolerance=10.0)
 >>> round(r["order"], 6), round(r["richardson"], 6), r["verdict"]
 (1.0, 1.0, 'converged')
