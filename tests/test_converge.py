@@ -216,3 +216,16 @@ def test_cli_errors_name_the_field(tmp_path, capsys):
         err = capsys.readouterr().err
         assert all(p in err for p in parts), err
     assert not os.path.exists(o)
+
+
+def test_a_foreign_folder_is_refused_and_kept(tmp_path, capsys):
+    """-o DIR follows `study -o DIR`: a folder of other files is refused before anything runs and its files
+    are left as they were (convergence.csv is written only into the convergence study's own folder)."""
+    (tmp_path / "base.toml").write_text(BASE)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "convergence.csv").write_text("my notes\n")
+    assert cli.main(["converge", str(tmp_path / "base.toml"), "-o", str(out), "--sizes", "8,6", "-q"]) == 1
+    assert "-o/--output" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["convergence.csv"]
+    assert (out / "convergence.csv").read_text() == "my notes\n"

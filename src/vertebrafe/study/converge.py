@@ -225,9 +225,8 @@ def write_convergence(out, study, sizes, tolerance, max_listed=50):
     misses = _misses(conv)
     csv_path, md_path = os.path.join(out, "convergence.csv"), os.path.join(out, "convergence.md")
     write_text(csv_path, conv.to_csv(index=False))
-    shown = ["case", "relation", "level", "region", "metric", "unit", "quantity",
-             cv.size_column(sizes[-2]), cv.size_column(sizes[-1]), "change_pct"] + \
-        [c for c in ("order", "richardson") if c in conv.columns]
+    shown = ["case", "relation", "level", "region", "metric", "unit", "quantity"] + \
+        [cv.size_column(h) for h in sizes] + ["change_pct"] + [c for c in ("order", "richardson") if c in conv.columns]
     md = [f"# Mesh convergence: {study.name}", "",
           f"`{SIZE_KEY}` = {', '.join(f'{h:g}' for h in sizes)} mm (coarse to fine); tolerance {tolerance:g} % on the "
           "change from the second-finest to the finest size, relative to the finest value. Table: "

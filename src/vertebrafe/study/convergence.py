@@ -21,8 +21,8 @@ For one row, the values ``v_1 .. v_n`` at element sizes ``h_1 > h_2 > ... > h_n`
 The floor of a row (:func:`table`) is the larger of :data:`NEAR_ZERO` (1 %) of the largest magnitude of
 the same metric and quantity over all rows and sizes (a stress of 0.001 MPa in one tissue beside 3 MPa in
 the others) and :data:`UNIT_FLOOR` (1e-4) of the largest magnitude of any metric of the same unit and
-quantity (a metric that the load does not excite, such as the axial rotation under pure flexion, 1e-11 deg
-beside a flexion of 3 deg: its values are solver rounding); dimensionless metrics (:data:`DIMENSIONLESS`:
+quantity (a metric that the load does not excite, such as a segment's axial rotation under a flexion load,
+6e-11 deg beside a flexion of 10 deg: its values are solver rounding); dimensionless metrics (:data:`DIMENSIONLESS`:
 strains, fractions, factors, ratios) have no unit floor. A near-zero row's relative change says nothing
 about the mesh and is not counted as a miss.
 
