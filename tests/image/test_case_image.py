@@ -107,3 +107,28 @@ def test_study_sweeps_the_image_geometry(tmp_path, pair):
     seg = vf.case.build_segment(next(c for c in cases if c.image.geometry == "voxel"))
     assert seg.source["geometry"] == "voxel" and seg.source["identical_cells"] is False
     assert seg.materials.bmd["L2"] == pytest.approx(100.0, rel=0.03)
+
+
+def test_converge_sweeps_the_element_size_of_an_image_case(tmp_path, pair, monkeypatch):
+    """`vertebrafe converge` on an image case: segment.element_size is the swept key (it sets the image mesh's
+    cell size, vertebrafe.image.image_segment), and the image paths stay relative to the case file whatever
+    the working directory."""
+    pytest.importorskip("nibabel")
+    from vertebrafe.image import save_nifti
+    from vertebrafe.study.converge import convergence_study
+
+    os.makedirs(tmp_path / "scan")
+    for name in ("ct", "labels"):
+        save_nifti(getattr(pair, name), tmp_path / "scan" / f"{name}.nii.gz")
+    toml = tmp_path / "image.toml"
+    toml.write_text('[segment]\nlevels = "L1-L2"\n\n[image]\nct = "scan/ct.nii.gz"\nlabels = "scan/labels.nii.gz"\n'
+                    f'calibration_slope = {pair.calibration.slope}\ncalibration_intercept = '
+                    f'{pair.calibration.intercept}\n\n[load]\ncompression = 500.0\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    study = convergence_study(str(toml), [6.0, 5.0])
+    assert [c.case.segment.element_size for c in study.cases] == [6.0, 5.0]
+    assert {c.case.image.ct for c in study.cases} == {str(tmp_path / "scan" / "ct.nii.gz")}
+    seg = vf.case.build_segment(study.cases[0].case)
+    assert seg.source["kind"] == "image"
