@@ -324,7 +324,7 @@ def test_command_errors_are_one_line(tiny, capsys, argv, message):
 
 
 def test_subcommands_registered_with_help(capsys):
-    for name in ("run", "study", "mesh", "report", "view", "info"):
+    for name in ("run", "study", "converge", "mesh", "report", "view", "info"):
         assert name in cli.SUBCOMMANDS
     assert cli.main(["study", "--help"]) == 0
     out = capsys.readouterr().out

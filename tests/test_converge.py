@@ -229,3 +229,23 @@ def test_a_foreign_folder_is_refused_and_kept(tmp_path, capsys):
     assert "-o/--output" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["convergence.csv"]
     assert (out / "convergence.csv").read_text() == "my notes\n"
+
+
+def failing_runner(case, workdir):
+    """size_runner, except that the 2 mm case of bmd 60 fails."""
+    if case.segment.element_size == 2.0 and case.bone.bmd == 60.0:
+        raise InputError("deliberate failure at 2 mm")
+    return size_runner(case, workdir)
+
+
+def test_a_failing_case_leaves_its_rows_incomplete_and_the_others_judged(tmp_path):
+    (tmp_path / "base.toml").write_text(BASE)
+    path = tmp_path / "ref.toml"
+    path.write_text(STUDY)
+    run, written = run_convergence(str(path), tmp_path / "out", "3,2", 5.0, runner=failing_runner, workers=1,
+                                   progress=False)
+    assert len(run.failed) == 3                                          # NSM and two VP cases at 2 mm, bmd 60
+    conv = written["table"]
+    assert set(conv.loc[conv["bone.bmd"] == 60.0, "verdict"]) == {"incomplete"}
+    assert set(conv.loc[conv["bone.bmd"] == 100.0, "verdict"]) == {"converged", "not converged"}
+    assert any("lack a value at 3 or 2 mm" in line for line in written["lines"])
