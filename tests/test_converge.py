@@ -140,10 +140,12 @@ facet = "bone.bmd"
 
 
 def size_runner(case, workdir):
-    """A metrics.csv whose value depends on the element size: bmd / 10 * (1 + volume / 10) * (1 + h / 10)."""
+    """A metrics.csv whose value depends on the element size: von_mises_p95 = bmd / 10 * (1 + volume / 10) *
+    (1 + h / 10); yield_fraction = volume / 100 * (1 + h / 10), 0 without cement."""
     h, vol = case.segment.element_size, case.treatment.volume or 0.0
     rows = [(case.name, level, "body", "von_mises_p95", case.bone.bmd / 10 * (1 + vol / 10) * (1 + h / 10), "MPa")
             for level in case.segment.levels]
+    rows += [(case.name, level, "bone", "yield_fraction", vol / 100 * (1 + h / 10), "-") for level in case.segment.levels]
     pd.DataFrame(rows, columns=["case", "level", "region", "metric", "value", "unit"]).to_csv(
         os.path.join(workdir, "metrics.csv"), index=False)
     return {"dofs": 0}
@@ -162,11 +164,17 @@ def test_study_ratios_are_formed_within_one_element_size(tmp_path):
     assert list(conv.columns[:5]) == ["case", "variant", "bone.bmd", "treatment.kind", "treatment.volume"]
     ratio = conv[conv.quantity == "ratio"]
     assert len(ratio) == 2 * 2 * 2 and set(ratio["variant"]) == {"VP"}   # the reference has no ratio rows
+    assert set(ratio["metric"]) == {"von_mises_p95"}                       # yield_fraction / 0 is left out
+    assert conv.attrs["undefined_ratios"] == 2 * 2 * 2
+    assert any("8 ratios are left out" in line for line in written["lines"])
+    nsm_yield = conv[(conv.variant == "NSM") & (conv.metric == "yield_fraction")]
+    assert set(nsm_yield["verdict"]) == {"near zero"}                      # 0 beside VP's 0.02-0.06
     for _, r in ratio.iterrows():
         expect = 1 + r["treatment.volume"] / 10                         # the sizes' factors cancel
         assert [r["at_4mm"], r["at_3mm"], r["at_2mm"]] == pytest.approx([expect] * 3)
         assert r["verdict"] == "converged" and r["change_pct"] == pytest.approx(0.0, abs=1e-12)
-    value = conv[(conv.quantity == "value") & (conv.case == "VP-bmd60-volume4")].iloc[0]
+    value = conv[(conv.quantity == "value") & (conv.case == "VP-bmd60-volume4") & (conv.metric == "von_mises_p95")
+                 ].iloc[0]
     assert [value["at_4mm"], value["at_2mm"]] == pytest.approx([6 * 1.4 * 1.4, 6 * 1.4 * 1.2])
     assert value["order"] == pytest.approx(1.0) and value["richardson"] == pytest.approx(6 * 1.4)
     assert value["verdict"] == "not converged"                       # (1.2 - 1.3) / 1.2: -8.3 %
@@ -247,5 +255,5 @@ def test_a_failing_case_leaves_its_rows_incomplete_and_the_others_judged(tmp_pat
     assert len(run.failed) == 3                                          # NSM and two VP cases at 2 mm, bmd 60
     conv = written["table"]
     assert set(conv.loc[conv["bone.bmd"] == 60.0, "verdict"]) == {"incomplete"}
-    assert set(conv.loc[conv["bone.bmd"] == 100.0, "verdict"]) == {"converged", "not converged"}
+    assert set(conv.loc[conv["bone.bmd"] == 100.0, "verdict"]) == {"converged", "not converged", "near zero"}
     assert any("lack a value at 3 or 2 mm" in line for line in written["lines"])

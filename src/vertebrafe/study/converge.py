@@ -147,7 +147,8 @@ def convergence_table(study, summary, sizes, tolerance):
     """The convergence table (:func:`vertebrafe.study.convergence.table`) of ``summary`` (the DataFrame of a
     study's ``summary.csv``) for the cases of ``study`` (from :func:`convergence_study`): one row per case
     without the size, relation, level, region, metric and quantity (``value``; with a reference variant also
-    ``ratio``, the ratio to the reference at the same size, except for the reference's own rows)."""
+    ``ratio``, the ratio to the reference at the same size, except for the reference's own rows and for ratios
+    whose reference value is 0 or missing at every size; their count is ``attrs["undefined_ratios"]``)."""
     import pandas as pd
 
     sizes = [float(h) for h in sizes]
@@ -173,6 +174,9 @@ def convergence_table(study, summary, sizes, tolerance):
     long = pd.concat(frames, ignore_index=True)
     keys = ["case"] + base_keys + ["quantity"]
     conv = cv.table(long, sizes, tolerance, keys)
+    undefined = (conv["quantity"] == "ratio") & conv[[cv.size_column(h) for h in sizes]].isna().all(axis=1)
+    conv = conv[~undefined].reset_index(drop=True)
+    conv.attrs["undefined_ratios"] = int(undefined.sum())
     cols = (["variant"] if len(study.variants) > 1 else []) + other
     if cols:
         by_label = {lab: {"variant": next(sc.variant for sc in study.cases if label[sc.id] == lab), **p}
@@ -194,7 +198,10 @@ def _summary_lines(conv, sizes, tolerance, name):
                      f"{100 * cv.NEAR_ZERO:g} % of their metric's largest magnitude, or {cv.UNIT_FLOOR:g} of the "
                      "largest of their unit)")
     if counts["incomplete"]:
-        notes.append(f"{counts['incomplete']} rows lack a value at {a:g} or {b:g} mm (failed cases, failures.csv)")
+        notes.append(f"{counts['incomplete']} rows lack a value at {a:g} or {b:g} mm (a failed case, failures.csv, or "
+                     "a ratio whose reference value is 0 there)")
+    if conv.attrs.get("undefined_ratios"):
+        notes.append(f"{conv.attrs['undefined_ratios']} ratios are left out: their reference value is 0 (or missing) at every size")
     return [head] + notes
 
 
