@@ -257,3 +257,18 @@ def test_a_failing_case_leaves_its_rows_incomplete_and_the_others_judged(tmp_pat
     assert set(conv.loc[conv["bone.bmd"] == 60.0, "verdict"]) == {"incomplete"}
     assert set(conv.loc[conv["bone.bmd"] == 100.0, "verdict"]) == {"converged", "not converged", "near zero"}
     assert any("lack a value at 3 or 2 mm" in line for line in written["lines"])
+
+
+def test_a_ratio_of_near_zero_values_is_near_zero():
+    """A ratio of two rounding-level values (an unexcited rotation: 1e-11 / 2e-12 deg) jumps by orders of
+    magnitude between sizes; its operands are near zero beside the flexion, so the ratio is too."""
+    nan = float("nan")
+    long = pd.DataFrame({
+        "case": "VP", "unit": ["deg"] * 4 + [""] * 4, "quantity": ["value"] * 4 + ["ratio"] * 4,
+        "metric": ["axial", "axial", "flexion", "flexion"] * 2, "size": [3.0, 2.0] * 4,
+        "value": [1e-11, -2e-12, 3.0, 3.05, 5.0, -0.4, 1.01, 1.02],
+        "numerator": [nan] * 4 + [1e-11, -2e-12, 3.0, 3.05],
+        "denominator": [nan] * 4 + [2e-12, 5e-12, 2.97, 2.99],
+        "operand_unit": [nan] * 4 + ["deg"] * 4})
+    t = cv.table(long, [3.0, 2.0], 5.0, ["case", "metric", "unit", "quantity"])
+    assert list(t["verdict"]) == ["near zero", "converged", "near zero", "converged"]

@@ -169,8 +169,10 @@ def convergence_table(study, summary, sizes, tolerance):
     frames.append(s.assign(quantity="value")[["case", "size"] + base_keys + ["quantity", "value"]])
     if "ratio" in s.columns and study.summary.reference:
         r = s[s["variant"] != study.summary.reference].copy()
-        r = r.assign(quantity="ratio", value=r["ratio"], unit="")
-        frames.append(r[["case", "size"] + base_keys + ["quantity", "value"]])
+        r = r.assign(quantity="ratio", numerator=r["value"], denominator=r["reference"], operand_unit=r["unit"],
+                     value=r["ratio"], unit="")
+        frames.append(r[["case", "size"] + base_keys + ["quantity", "value", "numerator", "denominator",
+                                                        "operand_unit"]])
     long = pd.concat(frames, ignore_index=True)
     keys = ["case"] + base_keys + ["quantity"]
     conv = cv.table(long, sizes, tolerance, keys)
@@ -196,7 +198,7 @@ def _summary_lines(conv, sizes, tolerance, name):
     if counts["near zero"]:
         notes.append(f"{counts['near zero']} rows near zero are not counted (both finest values at most "
                      f"{100 * cv.NEAR_ZERO:g} % of their metric's largest magnitude, or {cv.UNIT_FLOOR:g} of the "
-                     "largest of their unit)")
+                     "largest of their unit; ratios of such a value)")
     if counts["incomplete"]:
         notes.append(f"{counts['incomplete']} rows lack a value at {a:g} or {b:g} mm (a failed case, failures.csv, or "
                      "a ratio whose reference value is 0 there)")

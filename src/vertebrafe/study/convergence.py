@@ -23,8 +23,9 @@ the same metric and quantity over all rows and sizes (a stress of 0.001 MPa in o
 the others) and :data:`UNIT_FLOOR` (1e-4) of the largest magnitude of any metric of the same unit and
 quantity (a metric that the load does not excite, such as a segment's axial rotation under a flexion load,
 6e-11 deg beside a flexion of 10 deg: its values are solver rounding); dimensionless metrics (:data:`DIMENSIONLESS`:
-strains, fractions, factors, ratios) have no unit floor. A near-zero row's relative change says nothing
-about the mesh and is not counted as a miss.
+strains, fractions, factors, ratios) have no unit floor. A ratio is near zero where its numerator or
+denominator is near zero by that rule (in the metric's unit) at one of the two finest sizes. A near-zero
+row's relative change says nothing about the mesh and is not counted as a miss.
 
 >>> from vertebrafe.study.convergence import series
 >>> r = series([4.0, 2.0, 1.0], [1.4, 1.2, 1.1], tolerance=10.0)
@@ -84,7 +85,7 @@ def observed_order(sizes, values):
     return 0.5 * (lo + hi)
 
 
-def series(sizes, values, tolerance, floor=None):
+def series(sizes, values, tolerance, floor=None, small_operands=False):
     """Change, order, Richardson limit and verdict of one row (module docstring).
 
     Parameters
@@ -97,6 +98,9 @@ def series(sizes, values, tolerance, floor=None):
         Largest ``|change_pct|`` (%) of a converged row.
     floor : float, optional
         Magnitude at or below which both finest values make the row ``"near zero"``; default none.
+    small_operands : bool
+        The row is a ratio whose numerator or denominator is near zero at one of the two finest sizes: the
+        verdict is ``"near zero"`` (the ratio of two rounding-level values says nothing about the mesh).
 
     Returns
     -------
@@ -109,6 +113,8 @@ def series(sizes, values, tolerance, floor=None):
         raise ValueError(f"sizes {h} must be at least two, strictly decreasing, one per value ({len(v)})")
     out = {"change_pct": math.nan, "order": math.nan, "richardson": math.nan, "verdict": "incomplete"}
     last, prev = v[-1], v[-2]
+    if small_operands:
+        out["verdict"] = "near zero"
     if not (np.isfinite(last) and np.isfinite(prev)):
         return out
     if last != 0.0:
@@ -118,7 +124,7 @@ def series(sizes, values, tolerance, floor=None):
         if math.isfinite(p):
             out["order"] = p
             out["richardson"] = float(last + (last - prev) / ((h[-2] / h[-1]) ** p - 1.0))
-    if floor is not None and math.isfinite(floor) and max(abs(last), abs(prev)) <= floor:
+    if small_operands or (floor is not None and math.isfinite(floor) and max(abs(last), abs(prev)) <= floor):
         out["verdict"] = "near zero"
     elif last == prev:
         out["verdict"] = "converged"                       # equal values (0 and 0 included)
@@ -135,7 +141,10 @@ def table(long, sizes, tolerance, keys):
     keys, one column per size (:func:`size_column`, coarse to fine), ``change_pct``, ``order`` (with three
     sizes or more), ``richardson`` (idem) and ``verdict``; the near-zero floor of a row is the larger of
     :data:`NEAR_ZERO` of the largest ``|value|`` of its ``metric`` and ``quantity`` and :data:`UNIT_FLOOR`
-    of the largest of its ``unit`` (a column of ``long``, optional) and ``quantity``, over all rows and sizes."""
+    of the largest of its ``unit`` (a column of ``long``, optional) and ``quantity``, over all rows and sizes.
+    Ratio rows (``quantity`` ``"ratio"``) may carry their operands, columns ``numerator``, ``denominator`` and
+    ``operand_unit``: a ratio whose numerator or denominator at one of the two finest sizes is at most the
+    floor of the metric's ``"value"`` rows (in ``operand_unit``) is ``"near zero"``."""
     import pandas as pd
 
     sizes = [float(h) for h in sizes]
@@ -150,15 +159,25 @@ def table(long, sizes, tolerance, keys):
                       unit=long["unit"] if "unit" in long else "")
     scale = mag.groupby(["metric", "quantity"], dropna=False)["mag"].max().to_dict()
     unit_scale = mag.groupby(["unit", "quantity"], dropna=False)["mag"].max().to_dict()
+
+    def floor_of(metric, unit, quantity):
+        return max(NEAR_ZERO * scale.get((metric, quantity), 0.0),
+                   0.0 if unit in DIMENSIONLESS else UNIT_FLOOR * unit_scale.get((unit, quantity), 0.0))
+
+    operands = {"numerator", "denominator", "operand_unit"} <= set(long.columns)
     rows = []
     for key, group in long.groupby(list(keys), dropna=False, sort=False):
         by_size = dict(zip(group["size"], group["value"].astype(float)))
         values = [by_size.get(h, math.nan) for h in sizes]
         row = dict(zip(keys, key))
-        unit = row.get("unit", "")
-        floor = max(NEAR_ZERO * scale.get((row["metric"], row["quantity"]), 0.0),
-                    0.0 if unit in DIMENSIONLESS else UNIT_FLOOR * unit_scale.get((unit, row["quantity"]), 0.0))
-        res = series(sizes, values, tolerance, floor=floor)
+        floor = floor_of(row["metric"], row.get("unit", ""), row["quantity"])
+        small = False
+        if operands and row["quantity"] == "ratio":
+            finest = group[group["size"].isin(sizes[-2:])]
+            f = floor_of(row["metric"], finest["operand_unit"].iloc[0] if len(finest) else "", "value")
+            both = np.abs(finest[["numerator", "denominator"]].to_numpy(dtype=float))
+            small = bool(np.any(both <= f))
+        res = series(sizes, values, tolerance, floor=floor, small_operands=small)
         row.update(zip(cols, values))
         row.update({k: res[k] for k in ["change_pct"] + extra + ["verdict"]})
         rows.append(row)
