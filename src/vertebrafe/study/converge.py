@@ -198,7 +198,7 @@ def _summary_lines(conv, sizes, tolerance, name):
     if counts["near zero"]:
         notes.append(f"{counts['near zero']} rows near zero are not counted (both finest values at most "
                      f"{100 * cv.NEAR_ZERO:g} % of their metric's largest magnitude, or {cv.UNIT_FLOOR:g} of the "
-                     "largest of their unit; ratios of such a value)")
+                     "largest of their unit, or a ratio of such a value)")
     if counts["incomplete"]:
         notes.append(f"{counts['incomplete']} rows lack a value at {a:g} or {b:g} mm (a failed case, failures.csv, or "
                      "a ratio whose reference value is 0 there)")
