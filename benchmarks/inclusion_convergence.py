@@ -18,6 +18,8 @@ Representations of the sphere on meshes with ``n`` cells across its diameter (``
   scaled-Jacobian guard 0.2; a node on a symmetry plane does not leave it, as the tie rule keeps it on
   the mid-plane of a whole sphere); cells wholly inside or outside by their nodes, the others
   (``unresolved``) by the majority of 6^3 samples;
+* ``tet10`` (only when named in ``--reps``): the conforming mesh split into quadratic tetrahedra
+  (:func:`vertebrafe.verification.tetra_mesh`, straight edges: the same inscribed polyhedron);
 * ``mixed``: that grid with cut cells given the laminate rule (:func:`vertebrafe.elasticity.laminate`) with
   the fraction and normal (:func:`vertebrafe.clinical.mixing.cut_normals`) from 8^3 samples; the
   inclusion's statistics take the cement phase's stress of cut cells
@@ -33,6 +35,7 @@ previous row. Usage::
     python benchmarks/inclusion_convergence.py --n 4,8,12,16,24 --json out.json
     python benchmarks/inclusion_convergence.py --n 8,16 --reps conforming --box 16
     python benchmarks/inclusion_convergence.py --n 8 --reps conforming --formulations bbar --box 16 --frozen 8
+    python benchmarks/inclusion_convergence.py --n 4,8,12,16,24 --reps tet10 --formulations bbar --box 16
 
 ``--frozen N``: the conforming N mesh split into 1, 8, 64 cells each by their trilinear maps (the faceted
 sphere kept): separates the error of the field's discretisation from that of the inscribed polyhedron.
@@ -60,13 +63,13 @@ from vertebrafe.clinical.snap import _guard, _moves, _segments, cell_phases
 from vertebrafe.elasticity import isotropic, laminate
 from vertebrafe.elements import HEX8
 from vertebrafe.materials import PHASE_TISSUES
-from vertebrafe.verification import eshelby_sphere_stress, sphere_octant_mesh
+from vertebrafe.verification import eshelby_sphere_stress, sphere_octant_mesh, tetra_mesh
 
 R = 1.0
 E_M = 100.0
 UNIFORM = 1.25          # mm: the grids are uniform up to here
 CORE = 0.5              # mm: radius of the core of the core statistic (the sphere less the coarsest h)
-REPS = ("conforming", "staircase", "snapped", "mixed")
+REPS = ("conforming", "staircase", "snapped", "mixed")      # and "tet10" (on request)
 
 
 def _revision():
@@ -152,8 +155,10 @@ def representation(rep, n, box, ratio, nu_m, nu_i):
     strain to the inclusion phase's stress."""
     Cm, Ci = _stiffness(ratio, nu_m, nu_i)
     info = {}
-    if rep == "conforming":
+    if rep in ("conforming", "tet10"):
         mesh = sphere_octant_mesh(n, R, box)
+        if rep == "tet10":
+            mesh = tetra_mesh(mesh, quadratic=True)
         inc = mesh.cell_data["region"] == 2
         C = np.where(inc[:, None, None], Ci, Cm)
         cells = np.flatnonzero(inc)
@@ -252,9 +257,21 @@ def run(rep, n, box=8.0, ratio=74.0, nu_m=0.3, nu_i=0.3, formulation="bbar", sol
     t0 = time.process_time()
     mesh, C, cells, wts, maps, info = given or representation(rep, n, box, ratio, nu_m, nu_i)
     model = vf.Model(mesh, C=C, formulation=formulation)
-    for d, ax in enumerate("xyz"):
-        model.fix(mesh.node_sets[ax + "min"], ax)
-    model.add_traction(mesh.face_sets["zmax"], (0.0, 0.0, -1.0))
+    if mesh.cell_type == "hexahedron":
+        for d, ax in enumerate("xyz"):
+            model.fix(mesh.node_sets[ax + "min"], ax)
+        model.add_traction(mesh.face_sets["zmax"], (0.0, 0.0, -1.0))
+    else:                              # tet10: the mid-edge nodes too; a flat tri6 face's load on its mid-edge nodes
+        from vertebrafe.elements import ELEMENT_TYPES
+
+        p = mesh.points
+        for d, ax in enumerate("xyz"):
+            model.fix(np.flatnonzero(np.abs(p[:, d]) < 1e-9 * R), ax)
+        top = np.abs(p[:, 2] - p[:, 2].max()) < 1e-9 * R
+        faces = np.concatenate([mesh.cells[:, f] for f in ELEMENT_TYPES[mesh.cell_type].faces])
+        faces = faces[top[faces].all(axis=1)]
+        area = 0.5 * np.abs(np.cross(p[faces[:, 1]] - p[faces[:, 0]], p[faces[:, 2]] - p[faces[:, 0]])[:, 2])
+        model.add_force(faces[:, 3:6].ravel(), np.repeat(np.outer(area / 3, [0.0, 0.0, -1.0]), 3, axis=0))
     sol = model.solve(solver=solver)
     s = sol.cell_stress[cells]
     extra = {}
