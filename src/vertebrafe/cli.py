@@ -91,6 +91,26 @@ def _add_force(parser: argparse.ArgumentParser) -> None:
                         help="run a model whose estimated memory exceeds the available memory")
 
 
+def _add_workers(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", "-j", type=int, default=None, metavar="N",
+                        help="local worker processes, one thread each (default: number of CPUs)")
+
+
+def _check_workers(args: argparse.Namespace) -> None:
+    from .errors import InputError
+
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers = {args.workers}; allowed: an integer >= 1")
+
+
+def _raise_failures(args: argparse.Namespace, run, study) -> None:
+    """A study run's failed cases as one error (the finished ones are kept; a rerun retries the rest)."""
+    if run.failed:
+        raise VertebrafeError(f"{len(run.failed)} of {len(study.cases)} cases failed (first: "
+                              f"{next(iter(run.failed.values()))}); errors in {args.output}/failures.csv; "
+                              "rerun the same command to retry them")
+
+
 def _add_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="change a case key before validation, e.g. --set bone.bmd=60 "
@@ -254,8 +274,7 @@ def _configure_study(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", metavar="STUDY.toml", help="study file: base case and sweep (docs/cases.md)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR",
                         help="study directory: summary.csv, plots/, cases/<id>/; rerun to resume")
-    parser.add_argument("--workers", "-j", type=int, default=None, metavar="N",
-                        help="local worker processes, one thread each (default: number of CPUs)")
+    _add_workers(parser)
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="run on a Dask distributed cluster, e.g. tcp://10.0.0.5:8786")
     parser.add_argument("--dry-run", action="store_true", help="list the cases (id, variant, parameters) and exit")
@@ -267,11 +286,9 @@ def _configure_study(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_study(args: argparse.Namespace) -> int:
-    from .errors import InputError, VertebrafeError
     from .study import case_status, load_study, run_study
 
-    if args.workers is not None and args.workers < 1:
-        raise InputError(f"--workers = {args.workers}; allowed: an integer >= 1")
+    _check_workers(args)
     study = load_study(args.study, _parse_overrides(args.overrides))
     if args.dry_run:
         for sc in study.cases:
@@ -293,10 +310,7 @@ def _run_study(args: argparse.Namespace) -> int:
     from .report import print_tables
 
     print_tables(run.summary.get("tables", {}))
-    if run.failed:
-        raise VertebrafeError(f"{len(run.failed)} of {len(study.cases)} cases failed (first: "
-                              f"{next(iter(run.failed.values()))}); errors in {args.output}/failures.csv; "
-                              "rerun the same command to retry them")
+    _raise_failures(args, run, study)
     return 0
 
 
@@ -311,19 +325,16 @@ def _configure_converge(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerance", default="5", metavar="PERCENT",
                         help="largest change (%%) from the second-finest to the finest size of a converged row "
                              "(default 5)")
-    parser.add_argument("--workers", "-j", type=int, default=None, metavar="N",
-                        help="local worker processes, one thread each (default: number of CPUs)")
+    _add_workers(parser)
     _add_force(parser)
     _add_set(parser)
     _add_verbosity(parser)
 
 
 def _run_converge(args: argparse.Namespace) -> int:
-    from .errors import InputError, VertebrafeError
     from .study.converge import check_tolerance, convergence_study, parse_sizes, run_convergence
 
-    if args.workers is not None and args.workers < 1:
-        raise InputError(f"--workers = {args.workers}; allowed: an integer >= 1")
+    _check_workers(args)
     sizes = parse_sizes(args.sizes)
     tolerance = check_tolerance(args.tolerance)
     study = convergence_study(args.file, sizes, _parse_overrides(args.overrides))
@@ -343,10 +354,7 @@ def _run_converge(args: argparse.Namespace) -> int:
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             print(misses.head(10).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     _echo(args, f"wrote {written['csv']}, {written['md']}")
-    if run.failed:
-        raise VertebrafeError(f"{len(run.failed)} of {len(study.cases)} cases failed (first: "
-                              f"{next(iter(run.failed.values()))}); errors in {args.output}/failures.csv; "
-                              "rerun the same command to retry them")
+    _raise_failures(args, run, study)
     return 0
 
 
