@@ -7,7 +7,7 @@ import pytest
 
 import vertebrafe as vf
 from vertebrafe import plausibility
-from vertebrafe.errors import PlausibilityWarning
+from vertebrafe.errors import PlausibilityWarning, ResolutionWarning, warning_class
 from vertebrafe.loads import Load, LevelLoad
 from vertebrafe.simulate import simulate
 
@@ -36,6 +36,7 @@ def test_physiological_case_is_silent():
     seg = vf.segment(["L3", "L4"], bmd=100.0, element_size=6.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", PlausibilityWarning)
+        warnings.simplefilter("error", ResolutionWarning)           # untreated: no bolus, no resolution note
         r = simulate(seg, "lifting_kinematic")
     assert r.warnings == []
 
@@ -73,7 +74,36 @@ def test_study_names_the_cases_that_warn(tmp_path):
     })
     with pytest.warns(PlausibilityWarning, match=r"case .*\(.*\): bmd = 0.08"):
         run = study.run_study(spec, tmp_path / "s", workers=1, progress=False)
-    assert len(run.ok) == 2 and len(run.warnings) == 1 and "with plausibility warnings" in run.describe()
+    assert len(run.ok) == 2 and len(run.warnings) == 1 and "2 with warnings" not in run.describe() \
+        and "1 with warnings (cases/<id>/status.json)" in run.describe()
     (cid, messages), = run.warnings.items()
     status = json.loads((tmp_path / "s" / "cases" / cid / "status.json").read_text())
     assert status["info"]["warnings"] == messages
+
+
+def test_coarse_cement_bolus_warns_once_per_treated_level():
+    """A vertebroplasty at 6 mm: its bolus is about 3 cells across, one ResolutionWarning (not a plausibility
+    warning) names the level and the number, kept in the result and its record; the untreated level is silent."""
+    from vertebrafe.clinical import vertebroplasty
+    seg = vertebroplasty(vf.segment(["L1", "L2"], bmd=80.0, element_size=6.0), "L1", volume=3.0)
+    n = seg.history[-1].results["bolus_cells_across"]
+    assert 2.0 < n < 6.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = simulate(seg, "relaxed_standing")
+    issued = [w for w in caught if issubclass(w.category, (PlausibilityWarning, ResolutionWarning))]
+    assert [w.category for w in issued] == [ResolutionWarning]
+    (m,) = r.warnings
+    assert m == str(issued[0].message) and r.record()["warnings"] == [m]
+    assert m.startswith("mesh resolution: L1's") and f"{n:.1f} cells across" in m and "L2" not in m
+    assert "vertebrafe converge" in m and "Stiff spherical inclusion" in m and warning_class(m) is ResolutionWarning
+    assert plausibility.inclusion_error(8.0) == pytest.approx(15.1) and plausibility.inclusion_error(40.0) is None
+
+
+def test_fine_bolus_is_silent():
+    """At or above 24 cells across there is no note (a recorded number stands in for a fine mesh)."""
+    from types import SimpleNamespace as NS
+    op = NS(kind="vertebroplasty", level="L1", parameters={"surface": "fitted"}, results={"bolus_cells_across": 24.0})
+    assert plausibility.check_resolution(NS(history=(op,))) == []
+    op.results["bolus_cells_across"] = 23.9
+    assert len(plausibility.check_resolution(NS(history=(op,)))) == 1

@@ -20,7 +20,7 @@ import warnings
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from ._version import __version__
-from .errors import PlausibilityWarning, VertebrafeError
+from .errors import RESULT_WARNINGS, VertebrafeError
 
 DESCRIPTION = """\
 vertebrafe: finite-element solver for vertebral biomechanics
@@ -510,8 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    """Plausibility warnings as one line ``vertebrafe: warning: ...`` on stderr (others as Python prints them)."""
-    if issubclass(category, PlausibilityWarning):
+    """Plausibility and resolution warnings as one line ``vertebrafe: warning: ...`` on stderr (others as Python
+    prints them)."""
+    if issubclass(category, RESULT_WARNINGS):
         print(f"vertebrafe: warning: {message}", file=sys.stderr)
     else:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
@@ -536,7 +537,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("always", PlausibilityWarning)
+            for category in RESULT_WARNINGS:
+                warnings.simplefilter("always", category)
             warnings.showwarning = _show_warning
             return int(run(args) or 0)
     except KeyboardInterrupt:

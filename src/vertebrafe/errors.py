@@ -68,3 +68,23 @@ class PlausibilityWarning(UserWarning):
     """An input or a result is allowed but outside physiological ranges (vBMD given in g/cm^3, a load far
     above body-weight multiples, rotations of tens of degrees); the run goes on (see
     :mod:`vertebrafe.plausibility`)."""
+
+
+class ResolutionWarning(UserWarning):
+    """A result is computed on a mesh too coarse for some of its numbers to be mesh-converged (a cement bolus
+    only a few cells across); the inputs are fine and the run goes on (see :mod:`vertebrafe.plausibility`).
+    Its messages start with :data:`RESOLUTION_PREFIX`."""
+
+
+#: The start of every :class:`ResolutionWarning` message: messages kept as text (``Result.warnings``, a
+#: study's ``status.json``) are re-issued with their class by :func:`warning_class`.
+RESOLUTION_PREFIX = "mesh resolution: "
+
+#: The warnings :func:`vertebrafe.simulate` keeps in ``Result.warnings`` and the record's ``"warnings"``.
+RESULT_WARNINGS = (PlausibilityWarning, ResolutionWarning)
+
+
+def warning_class(message):
+    """The warning class of a kept message: :class:`ResolutionWarning` if it starts with
+    :data:`RESOLUTION_PREFIX`, else :class:`PlausibilityWarning`."""
+    return ResolutionWarning if str(message).startswith(RESOLUTION_PREFIX) else PlausibilityWarning

@@ -39,7 +39,28 @@ rotation of one level      > 8 deg (per disc, from    the linearised rotation u 
                                                         longer holds there [derived]
 vertebral apparent strain  > 2 %                        far beyond the bone's yield strain (0.7-0.8 %):
                                                         linear results only flag an overload
+cement bolus resolution    < 24 cells across the        a :class:`~vertebrafe.errors.ResolutionWarning`,
+(vertebroplasty,           narrowest bolus of a         not an implausible value: a stiff sphere (74 x the
+kyphoplasty)               treated level (its           matrix, as the composite against L1's cancellous
+                           ``bolus_cells_across``,      bone) with a fitted surface has its mean stress
+                           :mod:`vertebrafe.clinical.   overestimated by +5.5 % at 24 cells across its
+                           bolus`)                      diameter, +9.0 % at 16, +15.1 % at 8, +37.8 % at
+                                                        4 (first order; +4.0 % at 32); a mixed surface's
+                                                        cement phase +15.1 % at 24, +42.1 % at 8
+                                                        (docs/validation.md, "Stiff spherical inclusion
+                                                        (Eshelby)", revision 3b64aaf): below 24 the error
+                                                        exceeds 5 %. In the treated vertebra at 2 mm
+                                                        (about 8 cells across) the cement / composite and
+                                                        the vertebra's body and core stress rows drift by
+                                                        8-24 % from 2 to 1 mm, while the plate stiffness
+                                                        and the adjacent levels' ratios converge (within
+                                                        2.6 %; after kyphoplasty the lower level's
+                                                        endplate -5.5 %; docs/validation.md, "Cemented
+                                                        vertebrae")
 =========================  ===========================  ===================================================
+
+Resolution messages start with :data:`~vertebrafe.errors.RESOLUTION_PREFIX` and are issued as
+:class:`~vertebrafe.errors.ResolutionWarning` (kept with the others in ``Result.warnings``).
 """
 from __future__ import annotations
 
@@ -48,9 +69,9 @@ import warnings
 
 import numpy as np
 
-from .errors import PlausibilityWarning
+from .errors import RESOLUTION_PREFIX, PlausibilityWarning
 
-__all__ = ["LIMITS", "check_inputs", "check_result", "warn"]
+__all__ = ["LIMITS", "INCLUSION_ERROR", "check_inputs", "check_result", "check_resolution", "inclusion_error", "warn"]
 
 #: ``{name: (low, high, unit)}`` of the plausibility checks (see the module table).
 LIMITS = {
@@ -61,7 +82,15 @@ LIMITS = {
     "rotation_per_disc": (-15.0, 15.0, "deg"),
     "rotation_per_level": (-8.0, 8.0, "deg"),
     "apparent_strain": (-0.02, 0.02, "-"),
+    "bolus_cells_across": (24.0, math.inf, "cells"),
 }
+
+#: Error (%) of a stiff sphere's mean axial stress (ratio 74) against Eshelby's closed form, by the cells
+#: across its diameter, for each bolus surface: ``{surface: ((n, error %), ...)}`` (docs/validation.md,
+#: "Stiff spherical inclusion (Eshelby)": the snapped sphere for ``"fitted"``, the cement phase of the cut
+#: cells for ``"mixed"``; box 8 mm, revision 3b64aaf). Only the range where the error falls with n.
+INCLUSION_ERROR = {"fitted": ((4, 37.8), (8, 15.1), (12, 11.5), (16, 9.0), (24, 5.5), (32, 4.0)),
+                   "mixed": ((8, 42.1), (12, 28.8), (16, 22.0), (24, 15.1), (32, 11.3))}
 
 
 def _bmd_values(materials):
@@ -142,8 +171,47 @@ def check_result(metrics, segment):
     return out
 
 
-def warn(messages, stacklevel=3):
-    """Issue each message as a :class:`PlausibilityWarning`; returns ``messages``."""
+def inclusion_error(cells_across, surface="fitted"):
+    """Error (%) of a stiff sphere's mean stress ``cells_across`` cells across its diameter
+    (:data:`INCLUSION_ERROR`, interpolated linearly in log n and log error); None outside the table."""
+    table = INCLUSION_ERROR.get(surface, INCLUSION_ERROR["fitted"])
+    n = np.log([t[0] for t in table])
+    e = np.log([t[1] for t in table])
+    if not (math.isfinite(cells_across) and n[0] <= math.log(max(cells_across, 1e-9)) <= n[-1]):
+        return None
+    return float(np.exp(np.interp(math.log(cells_across), n, e)))
+
+
+def check_resolution(segment):
+    """Messages (list of str, each starting with :data:`~vertebrafe.errors.RESOLUTION_PREFIX`) for the
+    treated levels of ``segment`` whose narrowest cement bolus is fewer than ``LIMITS["bolus_cells_across"]``
+    cells across (the ``bolus_cells_across`` of the level's last vertebroplasty or kyphoplasty)."""
+    lo = LIMITS["bolus_cells_across"][0]
+    last = {}
+    for op in getattr(segment, "history", ()):
+        if op.kind in ("vertebroplasty", "kyphoplasty") and "bolus_cells_across" in op.results:
+            last[op.level] = op
+    out = []
+    for level, op in last.items():
+        n = float(op.results["bolus_cells_across"])
+        if not (math.isfinite(n) and n < lo):
+            continue
+        surface = op.parameters.get("surface") or "fitted"
+        table = INCLUSION_ERROR.get(surface, INCLUSION_ERROR["fitted"])
+        err = inclusion_error(n, surface)
+        size = f"+{err:.0f} %" if err is not None else f"+{table[0][1]:.0f} % at {table[0][0]} cells"
+        adjacent = ("adjacent ratios converge (not the lower endplate's, -5.5 %)" if op.kind == "kyphoplasty"
+                    else "adjacent ratios converge")
+        out.append(f"{RESOLUTION_PREFIX}{level}'s narrowest cement bolus is {n:.1f} cells across (< {lo:g}): "
+                   f"{level}'s cement, body and core stresses are not mesh-converged (a stiff sphere so coarse, "
+                   f"{surface} surface: mean stress {size}; docs/validation.md \"Stiff spherical inclusion\"); "
+                   f"plate stiffness and {adjacent}; check with `vertebrafe converge`")
+    return out
+
+
+def warn(messages, stacklevel=3, category=PlausibilityWarning):
+    """Issue each message as a ``category`` warning (default :class:`PlausibilityWarning`); returns
+    ``messages``."""
     for m in messages:
-        warnings.warn(m, PlausibilityWarning, stacklevel=stacklevel)
+        warnings.warn(m, category, stacklevel=stacklevel)
     return messages

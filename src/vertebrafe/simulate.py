@@ -21,7 +21,7 @@ from functools import cached_property
 import numpy as np
 
 from ._version import __version__
-from .errors import InputError
+from .errors import InputError, ResolutionWarning
 from .fem.model import Setup, digest
 from .materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 from .loads import Load, apply, preset, resultant
@@ -175,7 +175,8 @@ def _simulate(segment, load, case, setup, options, solver_options, strengths=Non
     res.timings = {"model_time": t1 - t0, "fe_time": t2 - t1}
     _ = res.metrics
     res.timings["metrics_time"] = time.perf_counter() - t2
-    res.warnings = notes + _p.warn(_p.check_result(res.metrics, segment), stacklevel=3)
+    res.warnings = (notes + _p.warn(_p.check_result(res.metrics, segment), stacklevel=3)
+                    + _p.warn(_p.check_resolution(segment), stacklevel=3, category=ResolutionWarning))
     return res
 
 
@@ -269,8 +270,9 @@ class Result:
         including the in-situ strength and overload-index rows and, with ``with_factor_of_risk``, the
         plate strength and factor of risk of every vertebra (:mod:`vertebrafe.post.strength`).
     warnings : list of str
-        Plausibility messages of the inputs and the result (:mod:`vertebrafe.plausibility`), also in the
-        record (``case.json``).
+        Plausibility messages of the inputs and the result and resolution notes (a cement bolus too few
+        cells across, :class:`~vertebrafe.errors.ResolutionWarning`) (:mod:`vertebrafe.plausibility`), also in
+        the record (``case.json``).
     """
 
     segment: object

@@ -48,6 +48,7 @@ import numpy as np
 from ..elasticity import isotropic
 from ..errors import InputError
 from ._common import check_level, derive, make_operation, operations_of
+from .bolus import record_resolution
 from .firstyield import phase_yield_field, treated_yield_factor
 from .phasestress import phase_stress_data
 from .augment import (DEFAULT_SAMPLES, DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry,
@@ -290,8 +291,8 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
                    unresolved_cells=unresolved,
                    layer_volume_mL=float(np.sum(f_layer[sampler.cells] * sampler.volume)) / 1000.0)
     op = make_operation("vertebroplasty", level, params, results, data)
-    return derive(segment, op, points=P if moved else None, elasticity=C, cell_data={**cell_data, "region": region},
-                  tag_names={"region": tag_names})
+    return record_resolution(derive(segment, op, points=P if moved else None, elasticity=C,
+                                    cell_data={**cell_data, "region": region}, tag_names={"region": tag_names}))
 
 
 def default_surface(placement):

@@ -72,6 +72,7 @@ from ..errors import InputError
 from ..elasticity import isotropic
 from ..threads import one_blas_thread
 from ._common import check_level, derive, history, level_nodes, make_operation, operations_of, to_local
+from .bolus import record_resolution
 from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry, check_achieved,
                       check_cement_modulus, check_centres, check_extent, check_fits, check_layer, check_offset,
                       check_samples, check_untreated, endplate_distances, layer_phases, level_cells, mix_nested,
@@ -552,7 +553,7 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
                heights_after_mm=(after.anterior_height_mm, after.middle_height_mm, after.posterior_height_mm),
                kyphotic_correction_deg=before.kyphotic_angle_deg - after.kyphotic_angle_deg)
     new.history = new.history[:-1] + (make_operation("kyphoplasty", level, params, res, data),)
-    return new
+    return record_resolution(new)
 
 
 def contact_face_grading(treated, level, factor=0.4, width=2.0, reach=4.0):

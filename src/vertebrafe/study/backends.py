@@ -13,7 +13,7 @@ import traceback
 import warnings
 
 from ..case import parse_case
-from ..errors import InputError, PlausibilityWarning
+from ..errors import RESULT_WARNINGS, InputError
 from ..io.studydir import StrengthFiles
 
 __all__ = ["THREAD_ENV", "pipeline_runner", "compute", "compute_group", "worker_pool", "run_pool", "run_dask",
@@ -163,7 +163,8 @@ def compute(item, runner=None, limit_threads=True):
         case = parse_case(item["case"], source=f"case {item['id']}")
         with tempfile.TemporaryDirectory(prefix=f"vertebrafe-{item['id']}-") as tmp:
             with _one_thread(limit_threads), warnings.catch_warnings():
-                warnings.simplefilter("ignore", PlausibilityWarning)    # kept in info, shown with the case name
+                for category in RESULT_WARNINGS:                        # kept in info, shown with the case name
+                    warnings.simplefilter("ignore", category)
                 info = run(case, tmp)
             out["info"] = info or {}
             for name in sorted(os.listdir(tmp)):

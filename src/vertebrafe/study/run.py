@@ -11,7 +11,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from ..case import ModelCache
-from ..errors import InputError, PlausibilityWarning
+from ..errors import InputError, warning_class
 from ..io.studydir import (LOCK_FILE, StrengthFiles, case_status, clean_temporaries, damage, is_study_dir, lock,
                            read_study, write_case, write_study)
 from ..io.toml import comment, to_toml
@@ -41,7 +41,8 @@ def _write_outcome(out, sc, outcome):
 class StudyRun:
     """What :func:`run_study` did: case ids ``ok``, ``failed`` (id -> error), ``skipped`` (finished
     earlier and verified), ``recomputed`` (id -> why an earlier result was not trusted), ``warnings`` (id ->
-    plausibility messages, also issued as warnings naming the case and kept in ``cases/<id>/status.json``),
+    plausibility and resolution messages, also issued as warnings naming the case, each with its class, and kept
+    in ``cases/<id>/status.json``),
     the wall time and the summary paths."""
 
     study: Study
@@ -60,7 +61,7 @@ class StudyRun:
         again = f" ({len(self.recomputed)} of them recomputed: damaged or stale)" if self.recomputed else ""
         return (f"study {self.study.name}: {n} cases, {len(self.ok)} run{again}, {len(self.skipped)} finished "
                 f"earlier, {len(self.failed)} failed"
-                + (f", {len(self.warnings)} with plausibility warnings (cases/<id>/status.json)" if self.warnings
+                + (f", {len(self.warnings)} with warnings (cases/<id>/status.json)" if self.warnings
                    else "") + f"; {self.elapsed_s:.1f} s on {self.backend}")
 
 
@@ -161,7 +162,7 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
             say(f"ok      {sc.id} {sc.name} ({outcome['elapsed_s']:.1f} s)")
             for message in (outcome.get("info") or {}).get("warnings") or ():
                 run.warnings.setdefault(sc.id, []).append(message)
-                warnings.warn(f"case {sc.name} ({sc.id}): {message}", PlausibilityWarning, stacklevel=2)
+                warnings.warn(f"case {sc.name} ({sc.id}): {message}", warning_class(message), stacklevel=2)
         else:
             run.failed[sc.id] = outcome["error"]
             say(f"FAILED  {sc.id} {sc.name}: {outcome['error']}")
