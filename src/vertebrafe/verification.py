@@ -8,7 +8,8 @@
   :data:`LENGTHS` mm, held by the exact body force ``b = -div sigma = sum_w sin(theta_w) Gamma(k_w) a_w``
   (acoustic tensor ``Gamma_ik(k) = C_ijkl k_j k_l``) with ``u`` prescribed on the boundary:
   :func:`manufactured_errors` returns the relative L2 and energy-norm errors (rates 2 and 1 for hex8).
-* :func:`tetra_mesh`: a structured hex8 mesh split into conforming tet4 or tet10 cells.
+* :func:`tetra_mesh`: a hex8 mesh split into conforming tet4 or tet10 cells (six per cell on a structured
+  grid, twelve around the cell's centre on any mesh).
 * Stiff spherical inclusion: :func:`sphere_octant_mesh`, a conforming hex8 mesh of the octant of a box with a
   sphere at its corner, against the uniform inside stress of Eshelby (1957), :func:`eshelby_sphere_stress`
   (``tests/verification/test_inclusion.py``, ``benchmarks/inclusion_convergence.py``).
@@ -172,15 +173,35 @@ def manufactured_errors(n, C, formulation, mapped):
 _KUHN = np.array([[0, 1, 2, 6], [0, 1, 5, 6], [0, 3, 2, 6], [0, 3, 7, 6], [0, 4, 5, 6], [0, 4, 7, 6]])
 
 
-def tetra_mesh(hexmesh, quadratic=False):
-    """Conforming tet4 (or tet10, edge midpoints added) mesh of a structured hex8 mesh (every cell split the
-    same way), cell data repeated per tetrahedron."""
-    cells = hexmesh.cells[:, _KUHN].reshape(-1, 4)
+def tetra_mesh(hexmesh, quadratic=False, split="kuhn"):
+    """Conforming tet4 (or tet10, edge midpoints added) mesh of a hex8 mesh, cell data repeated per tetrahedron
+    (in the order of the hexahedra).
+
+    ``split="kuhn"``: six tetrahedra around each cell's 0-6 diagonal, no new node; it conforms where
+    neighbouring cells are numbered alike (a structured grid), not on an unstructured mesh (neighbours may
+    cut their common face along different diagonals). ``split="centre"``: twelve tetrahedra per cell, the
+    cell's centre (mean of its corners, a new node) joined to each face halved along the diagonal through
+    the face's smallest node number; neighbours halve a common face alike, so it conforms on any hex8 mesh.
+    Node sets are kept; with ``quadratic`` they gain the midpoints of the edges whose two ends are in them."""
     p = hexmesh.points
+    if split == "kuhn":
+        cells, k = hexmesh.cells[:, _KUHN].reshape(-1, 4), 6
+    elif split == "centre":
+        m = hexmesh.n_cells
+        q = hexmesh.cells[:, HEX8.faces]                                    # (m, 6, 4)
+        r = np.argmin(q, axis=2)[..., None]
+        q = np.take_along_axis(q, (r + np.arange(4)) % 4, axis=2)           # the face's smallest node first
+        centre = np.broadcast_to((p.shape[0] + np.arange(m))[:, None, None], (m, 6, 1))
+        tets = np.stack([np.concatenate([q[..., [0, 1, 2]], centre], axis=2),
+                         np.concatenate([q[..., [0, 2, 3]], centre], axis=2)], axis=2)      # (m, 6, 2, 4)
+        cells, k = tets.reshape(-1, 4), 12
+        p = np.concatenate([p, p[hexmesh.cells].mean(axis=1)])
+    else:
+        raise ValueError(f"split = {split!r}: 'kuhn' or 'centre'")
     d = np.linalg.det(np.stack([p[cells[:, i]] - p[cells[:, 0]] for i in (1, 2, 3)], axis=1))
     neg = d < 0
     cells[neg] = cells[neg][:, [0, 2, 1, 3]]
-    data = {k: np.repeat(v, 6, axis=0) for k, v in hexmesh.cell_data.items()}
+    data = {key: np.repeat(v, k, axis=0) for key, v in hexmesh.cell_data.items()}
     if not quadratic:
         return Mesh(p, cells, cell_data=data, tag_names=hexmesh.tag_names, node_sets=hexmesh.node_sets,
                     cell_type="tetra")
@@ -188,7 +209,12 @@ def tetra_mesh(hexmesh, quadratic=False):
     uniq, inv = np.unique(edges, axis=0, return_inverse=True)
     mid = 0.5 * (p[uniq[:, 0]] + p[uniq[:, 1]])
     cells10 = np.concatenate([cells, p.shape[0] + inv.reshape(-1, 6)], axis=1)
-    return Mesh(np.concatenate([p, mid]), cells10, cell_data=data, tag_names=hexmesh.tag_names,
+    sets = {}
+    for name, nodes in hexmesh.node_sets.items():
+        member = np.zeros(p.shape[0], bool)
+        member[nodes] = True
+        sets[name] = np.concatenate([np.asarray(nodes), p.shape[0] + np.flatnonzero(member[uniq].all(axis=1))])
+    return Mesh(np.concatenate([p, mid]), cells10, cell_data=data, tag_names=hexmesh.tag_names, node_sets=sets,
                 cell_type="tetra10")
 
 

@@ -106,3 +106,40 @@ def test_tet10_block_with_inclusion_agrees_with_hex8():
     k4, k8 = inclusion_stiffness(4, "hex8"), inclusion_stiffness(8, "hex8")
     assert abs(k_tet - k8) / k8 < abs(k4 - k8) / k8, (k_tet, k4, k8)
     assert k_tet < k4                     # both overestimate the stiffness; the quadratic element less
+
+
+def _boundary_face_count(mesh):
+    k = 4 if mesh.cell_type == "hexahedron" else 3
+    from vertebrafe.elements import ELEMENT_TYPES
+    f = np.sort(np.concatenate([mesh.cells[:, list(lf)[:k]] for lf in ELEMENT_TYPES[mesh.cell_type].faces]), axis=1)
+    return int((np.unique(f, axis=0, return_counts=True)[1] == 1).sum())
+
+
+def test_centre_split_conforms_where_kuhn_does_not():
+    """Cells numbered unlike their neighbours (every other cell's numbering turned a quarter about its axis,
+    as across the blocks of an O-grid): the Kuhn split leaves faces that no neighbour shares, the split
+    around the cell centres none (twice the hexahedra's boundary faces); the same volume; a linear field
+    prescribed on the boundary is reproduced by tet10 inside; the node sets gain their mid-edge nodes."""
+    L, O = (2.0, 3.0, 1.5), (-0.5, 0.2, 1.0)
+    h = vf.box(L, (3, 3, 3), O)
+    inner = np.flatnonzero(~np.any(np.isclose(h.points, O) | np.isclose(h.points, np.add(O, L)), axis=1))
+    h.points[inner] += np.random.default_rng(5).uniform(-0.1, 0.1, (inner.size, 3))
+    h.cells[::2] = h.cells[::2][:, [1, 2, 3, 0, 5, 6, 7, 4]]
+    top = np.flatnonzero(np.isclose(h.points[:, 2], O[2] + L[2]))
+    h.node_sets["top"] = top
+    nb = _boundary_face_count(h)
+    assert _boundary_face_count(tetra_mesh(h)) > 2 * nb
+    m = tetra_mesh(h, quadratic=True, split="centre")
+    assert m.n_cells == 12 * h.n_cells and _boundary_face_count(m) == 2 * nb
+    assert m.cell_volumes().min() > 0
+    assert m.cell_volumes().sum() == pytest.approx(h.cell_volumes().sum(), rel=1e-3)   # faces: 2 triangles
+    assert np.allclose(m.points[m.node_sets["top"], 2], O[2] + L[2])
+    assert m.node_sets["top"].size == np.isclose(m.points[:, 2], O[2] + L[2]).sum()
+    C = isotropic(1500.0, 0.3)
+    model = vf.Model(m, C=C, formulation="full")
+    u = m.points @ A.T + B0
+    bnd = _boundary_nodes(m, L, O)
+    for a, comp in enumerate("xyz"):
+        model.prescribe(bnd, comp, u[bnd, a])
+    sol = model.solve(solver="direct")
+    assert np.abs(sol.displacement - u).max() / np.abs(u).max() < 1e-10
