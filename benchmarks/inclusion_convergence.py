@@ -20,6 +20,10 @@ Representations of the sphere on meshes with ``n`` cells across its diameter (``
   (``unresolved``) by the majority of 6^3 samples;
 * ``tet10`` (only when named in ``--reps``): the conforming mesh split into quadratic tetrahedra
   (:func:`vertebrafe.verification.tetra_mesh`, straight edges: the same inscribed polyhedron);
+  ``staircase-tet10``, ``snapped-tet10`` (likewise on request): those grids split the same way (six
+  tetrahedra per cell around its 0-6 diagonal, each tetrahedron the phase of its cell); the row records the
+  faces the split leaves unmatched inside (``open_faces``, 0: conforming) and the tetrahedra whose
+  orientation the snapping flipped (``inverted``);
 * ``mixed``: that grid with cut cells given the laminate rule (:func:`vertebrafe.elasticity.laminate`) with
   the fraction and normal (:func:`vertebrafe.clinical.mixing.cut_normals`) from 8^3 samples; the
   inclusion's statistics take the cement phase's stress of cut cells
@@ -36,6 +40,7 @@ previous row. Usage::
     python benchmarks/inclusion_convergence.py --n 8,16 --reps conforming --box 16
     python benchmarks/inclusion_convergence.py --n 8 --reps conforming --formulations bbar --box 16 --frozen 8
     python benchmarks/inclusion_convergence.py --n 4,8,12,16,24 --reps tet10 --formulations bbar --box 16
+    python benchmarks/inclusion_convergence.py --n 4,8,12,16 --reps snapped-tet10,staircase-tet10 --formulations bbar
 
 ``--frozen N``: the conforming N mesh split into 1, 8, 64 cells each by their trilinear maps (the faceted
 sphere kept): separates the error of the field's discretisation from that of the inscribed polyhedron.
@@ -63,13 +68,13 @@ from vertebrafe.clinical.snap import _guard, _moves, _segments, cell_phases
 from vertebrafe.elasticity import isotropic, laminate
 from vertebrafe.elements import HEX8
 from vertebrafe.materials import PHASE_TISSUES
-from vertebrafe.verification import eshelby_sphere_stress, sphere_octant_mesh, tetra_mesh
+from vertebrafe.verification import _KUHN, eshelby_sphere_stress, sphere_octant_mesh, tetra_mesh
 
 R = 1.0
 E_M = 100.0
 UNIFORM = 1.25          # mm: the grids are uniform up to here
 CORE = 0.5              # mm: radius of the core of the core statistic (the sphere less the coarsest h)
-REPS = ("conforming", "staircase", "snapped", "mixed")      # and "tet10" (on request)
+REPS = ("conforming", "staircase", "snapped", "mixed")      # and "tet10", "*-tet10" (on request)
 
 
 def _revision():
@@ -149,12 +154,53 @@ def snap_sphere(mesh, radius=R):
     return new, gn, moved
 
 
+def open_faces(mesh):
+    """Faces (corner triples or quadruples) that belong to one cell only and do not lie on the box's sides:
+    0 for a conforming mesh."""
+    from vertebrafe.elements import ELEMENT_TYPES
+
+    et = ELEMENT_TYPES[mesh.cell_type]
+    k = 3 if mesh.cell_type.startswith("tetra") else 4
+    f = np.sort(np.concatenate([mesh.cells[:, list(lf)[:k]] for lf in et.faces]), axis=1)
+    u, c = np.unique(f, axis=0, return_counts=True)
+    once = u[c == 1]
+    p = mesh.points
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    side = np.zeros(once.shape[0], bool)
+    for d in range(3):
+        x = p[once, d]
+        side |= np.all(np.abs(x - lo[d]) < 1e-9, axis=1) | np.all(np.abs(x - hi[d]) < 1e-9, axis=1)
+    return int((~side).sum()), int(once.shape[0])
+
+
+def inverted_tets(mesh):
+    """Kuhn tetrahedra of hex ``mesh`` whose orientation differs from that of the same tetrahedron in most
+    cells (a tensor grid's cells all have the same): the snapping folded them."""
+    p = mesh.points
+    t = mesh.cells[:, _KUHN]                                   # (m, 6, 4)
+    d = np.einsum("mki,mki->mk", np.cross(p[t[..., 1]] - p[t[..., 0]], p[t[..., 2]] - p[t[..., 0]]),
+                  p[t[..., 3]] - p[t[..., 0]])
+    sign = np.sign(np.median(np.sign(d), axis=0))
+    return int((np.sign(d) != sign[None]).sum()), float(np.abs(d).min() / np.abs(d).max())
+
+
 def representation(rep, n, box, ratio, nu_m, nu_i):
     """``(mesh, C (m, 6, 6), incl_cells, incl_weight (k,), maps (k, 6, 6) or None, info)``: the mesh, its
     elasticity, the cells that hold inclusion, their inclusion volume and (mixed) the map from the cell's
     strain to the inclusion phase's stress."""
     Cm, Ci = _stiffness(ratio, nu_m, nu_i)
     info = {}
+    if rep.endswith("-tet10"):
+        mesh, C, hexinc, _, _, info = representation(rep[:-6], n, box, ratio, nu_m, nu_i)
+        inv, vmin = inverted_tets(mesh)
+        _, hexfaces = open_faces(mesh)
+        tet = tetra_mesh(mesh, quadratic=True)
+        inside, tetfaces = open_faces(tet)
+        info.update(inverted=inv, min_tet_volume_ratio=vmin, open_faces=inside, boundary_faces_hex=hexfaces,
+                    boundary_faces_tet=tetfaces, hex_cells=mesh.n_cells, hex_dofs=3 * mesh.n_points)
+        C = np.repeat(C, 6, axis=0)
+        cells = (6 * hexinc[:, None] + np.arange(6)).ravel()        # tetra_mesh keeps the cells' order
+        return tet, C, cells, tet.cell_volumes()[cells], None, info
     if rep in ("conforming", "tet10"):
         mesh = sphere_octant_mesh(n, R, box)
         if rep == "tet10":
@@ -318,7 +364,7 @@ def main(argv=None):
     print(f"vertebrafe {vf.__version__} rev {_revision()} | python {platform.python_version()} | "
           f"{platform.processor() or platform.machine()} | NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}")
     rows = []
-    hdr = (f"{'rep':<11}{'form':<13}{'n':>3}{'cells':>8}{'dV%':>7}{'szz':>9}{'err%':>7}{'rate':>6}"
+    hdr = (f"{'rep':<16}{'form':<8}{'n':>3}{'cells':>8}{'dV%':>7}{'szz':>9}{'err%':>7}{'rate':>6}"
            f"{'vm':>8}{'err%':>7}{'p95':>8}{'core%':>7}{'cpu':>7}")
     print(f"box {a.box} mm, ratio {a.ratio}, nu {a.nu_m}/{a.nu_i}")
     print(hdr)
@@ -334,9 +380,14 @@ def main(argv=None):
                 r["rate"] = float(rate)
                 prev = r
                 rows.append(r)
-                print(f"{rep:<11}{form:<13}{n:>3}{r['cells']:>8}{100 * r['volume_err']:>7.2f}{r['szz']:>9.4f}"
+                print(f"{rep:<16}{form:<8}{n:>3}{r['cells']:>8}{100 * r['volume_err']:>7.2f}{r['szz']:>9.4f}"
                       f"{100 * r['szz_err']:>7.2f}{rate:>6.2f}{r['vm']:>8.4f}{100 * r['vm_err']:>7.2f}"
                       f"{r['p95']:>8.4f}{100 * r['core_err']:>7.2f}{r['cpu']:>7.1f}", flush=True)
+                if "open_faces" in r:
+                    print(f"{'':<16}{'split':<8}{n:>3}  DOFs {r['dofs']} (hex8 {r['hex_dofs']}), open inner faces "
+                          f"{r['open_faces']}, boundary faces {r['boundary_faces_tet']} (2 x hex8 "
+                          f"{2 * r['boundary_faces_hex']}), inverted {r['inverted']}, min volume ratio "
+                          f"{r['min_tet_volume_ratio']:.2e}", flush=True)
                 if "szz_cellstress" in r:
                     print(f"{'':<11}{'cut: own':<13}{n:>3}{'':>15}{r['szz_cellstress']:>9.4f}"
                           f"{100 * (r['szz_cellstress'] / r['szz_exact'] - 1):>7.2f}{'':>6}{r['vm_cellstress']:>8.4f}"

@@ -44,6 +44,8 @@ SMOKE = {
     "validation_posterior.py": ["convergence", "--sizes", "8"],
     "image_round_trip.py": ["8", "--spacing", "4"],
     "inclusion_convergence.py": ["--n", "4,8", "--json", "{tmp}/inclusion.json"],
+    "quadratic_bolus.py": ["--sizes", "6", "--elements", "hex8,tet10,hex8-split", "--solver", "direct", "--json",
+                           "{tmp}/quadratic.json"],
     "solver_choice.py": ["box:1k", "--factor"],
     "verification_plots.py": ["--sizes", "2,4", "--beam-cells", "20", "--out", "{tmp}"],
 }
@@ -61,6 +63,7 @@ OTHER_MODES = [
     ("convergence_cement.py", ["--sizes", "8", "--workers", "1", "--states", "VP15", "--kinds", "plate", "--vp-bridge",
                                "6"]),
     ("validation_rom.py", ["--convergence", "8", "--solver", "direct", "--modes", "flexion"]),
+    ("inclusion_convergence.py", ["--n", "4", "--reps", "snapped-tet10,staircase-tet10", "--formulations", "bbar"]),
     ("validation_rom.py", ["--convergence", "8", "--solver", "amg", "--modes", "extension", "--standing", "false"]),
 ]
 RUNS = sorted(SMOKE.items()) + OTHER_MODES
