@@ -81,6 +81,26 @@ def test_study_names_the_cases_that_warn(tmp_path):
     assert status["info"]["warnings"] == messages
 
 
+def test_study_prints_a_repeated_note_once_and_counts_the_others(tmp_path):
+    """Two cases whose notes differ only in numbers (vBMD 0.08 and 0.09, g/cm^3 by mistake): the first is issued
+    in full, the second as a count; both stay in their status.json."""
+    from vertebrafe import study
+    spec = study.parse_study({
+        "study": {"name": "units"},
+        "base": {"segment": {"levels": "L1-L2", "element_size": 8.0, "nucleus_prepressure": 0.0},
+                 "bone": {"bmd": 80.0},
+                 "load": {"compression": 500.0}, "output": {"vtu": False}},
+        "grid": {"bone.bmd": [0.08, 0.09]},
+    })
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = study.run_study(spec, tmp_path / "s", workers=1, progress=False)
+    issued = [str(w.message) for w in caught if issubclass(w.category, PlausibilityWarning)]
+    assert len(run.ok) == 2 and len(run.warnings) == 2 and "2 with warnings" in run.describe()
+    assert len(issued) == 2 and "bmd = 0.08" in issued[0]
+    assert issued[1].startswith("1 more case(s) with the note of case") and "status.json" in issued[1]
+
+
 def test_coarse_cement_bolus_warns_once_per_treated_level():
     """A vertebroplasty at 6 mm: its bolus is about 3 cells across, one ResolutionWarning (not a plausibility
     warning) names the level and the number, kept in the result and its record; the untreated level is silent."""

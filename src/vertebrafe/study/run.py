@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import sys
 import threading
 import time
@@ -41,8 +42,9 @@ def _write_outcome(out, sc, outcome):
 class StudyRun:
     """What :func:`run_study` did: case ids ``ok``, ``failed`` (id -> error), ``skipped`` (finished
     earlier and verified), ``recomputed`` (id -> why an earlier result was not trusted), ``warnings`` (id ->
-    plausibility and resolution messages, also issued as warnings naming the case, each with its class, and kept
-    in ``cases/<id>/status.json``),
+    plausibility and resolution messages, kept in ``cases/<id>/status.json`` and issued as warnings with their
+    class: the first case of each note in full, naming the case, then one count of the cases whose note differs
+    from it only in numbers),
     the wall time and the summary paths."""
 
     study: Study
@@ -63,6 +65,12 @@ class StudyRun:
                 f"earlier, {len(self.failed)} failed"
                 + (f", {len(self.warnings)} with warnings (cases/<id>/status.json)" if self.warnings
                    else "") + f"; {self.elapsed_s:.1f} s on {self.backend}")
+
+
+def _note_kind(message):
+    """A warning message with its numbers masked: the cases of a study whose notes differ only in numbers (a
+    bolus 5.2 or 6.4 cells across) print the first in full and the count of the others."""
+    return re.sub(r"[-+]?\d+(\.\d+)?(e[-+]?\d+)?", "#", str(message))
 
 
 def _check_memory(pending, workers, force):
@@ -155,6 +163,8 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
         from tqdm.auto import tqdm
         bar = tqdm(total=len(pending), desc=study.name, unit="case", file=sys.stderr, dynamic_ncols=True)
 
+    notes = {}                       # _note_kind -> [first case, its message, later cases with the same kind]
+
     def done(sc, outcome):
         _write_outcome(out, sc, outcome)
         if outcome["status"] == "ok":
@@ -162,7 +172,11 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
             say(f"ok      {sc.id} {sc.name} ({outcome['elapsed_s']:.1f} s)")
             for message in (outcome.get("info") or {}).get("warnings") or ():
                 run.warnings.setdefault(sc.id, []).append(message)
-                warnings.warn(f"case {sc.name} ({sc.id}): {message}", warning_class(message), stacklevel=2)
+                first = notes.setdefault(_note_kind(message), [sc, message, 0])
+                if first[0] is sc:
+                    warnings.warn(f"case {sc.name} ({sc.id}): {message}", warning_class(message), stacklevel=2)
+                else:
+                    first[2] += 1
         else:
             run.failed[sc.id] = outcome["error"]
             say(f"FAILED  {sc.id} {sc.name}: {outcome['error']}")
@@ -206,6 +220,10 @@ def _run_locked(study, out, t0, *, workers, scheduler, runner, progress, log, su
                 bar.close()
         for thread in warming:
             thread.join()
+        for sc, message, repeats in notes.values():
+            if repeats:
+                warnings.warn(f"{repeats} more case(s) with the note of case {sc.name} ({sc.id}), their own numbers in "
+                              "cases/<id>/status.json", warning_class(message), stacklevel=2)
         run.elapsed_s = time.perf_counter() - t0
         if summary:
             run.summary = summarize(out, executor=pool and pool.executor)   # the idle workers draw plots too
