@@ -24,6 +24,14 @@ Representations of the sphere on meshes with ``n`` cells across its diameter (``
   tetrahedra per cell around its 0-6 diagonal, each tetrahedron the phase of its cell); the row records the
   faces the split leaves unmatched inside (``open_faces``, 0: conforming) and the tetrahedra whose
   orientation the snapping flipped (``inverted``);
+* ``pillowed`` (only when named in ``--reps``): the staircase grid's inclusion cells pillowed on both sides
+  of their boundary quads and the surface projected onto the sphere (:func:`pillowed_sphere`, built on
+  :mod:`vertebrafe.mesh.pillow`): every cell with a face on the sphere is a layer cell with one face there,
+  the inner layer inclusion; ``pillowed-snapped`` starts from the snapped grid, ``pillowed-inside`` and
+  ``pillowed-snapped-inside`` pillow the inclusion's side only (a row that folds a cell is not solved);
+  ``pillowed-tet10``: the pillowed mesh split by ``tetra_mesh(..., quadratic=True, split="centre")``. The
+  rows record the boundary quads, the folded cells and the minimum scaled Jacobian (``--pillow-depth``:
+  the layers' thickness in h, default 0.3);
 * ``mixed``: that grid with cut cells given the laminate rule (:func:`vertebrafe.elasticity.laminate`) with
   the fraction and normal (:func:`vertebrafe.clinical.mixing.cut_normals`) from 8^3 samples; the
   inclusion's statistics take the cement phase's stress of cut cells
@@ -41,6 +49,7 @@ previous row. Usage::
     python benchmarks/inclusion_convergence.py --n 8 --reps conforming --formulations bbar --box 16 --frozen 8
     python benchmarks/inclusion_convergence.py --n 4,8,12,16,24 --reps tet10 --formulations bbar --box 16
     python benchmarks/inclusion_convergence.py --n 4,8,12,16 --reps snapped-tet10,staircase-tet10 --formulations bbar
+    python benchmarks/inclusion_convergence.py --n 4,8,12,16,24,32 --reps pillowed,pillowed-snapped --solver amg
 
 ``--frozen N``: the conforming N mesh split into 1, 8, 64 cells each by their trilinear maps (the faceted
 sphere kept): separates the error of the field's discretisation from that of the inscribed polyhedron.
@@ -67,6 +76,7 @@ from vertebrafe.clinical.phasestress import phase_stress_maps
 from vertebrafe.clinical.snap import _guard, _moves, _segments, cell_phases
 from vertebrafe.elasticity import isotropic, laminate
 from vertebrafe.elements import HEX8
+from vertebrafe.mesh.pillow import HEX8_EDGES, pillow, relax
 from vertebrafe.materials import PHASE_TISSUES
 from vertebrafe.verification import _KUHN, eshelby_sphere_stress, sphere_octant_mesh, tetra_mesh
 
@@ -74,7 +84,10 @@ R = 1.0
 E_M = 100.0
 UNIFORM = 1.25          # mm: the grids are uniform up to here
 CORE = 0.5              # mm: radius of the core of the core statistic (the sphere less the coarsest h)
-REPS = ("conforming", "staircase", "snapped", "mixed")      # and "tet10", "*-tet10" (on request)
+REPS = ("conforming", "staircase", "snapped", "mixed")      # and "tet10", "*-tet10", "pillowed*" (on request)
+#: the pillowed reps: (start, sides) of :func:`pillowed_sphere`
+PILLOWED = {"pillowed": ("staircase", 2), "pillowed-snapped": ("snapped", 2),
+            "pillowed-inside": ("staircase", 1), "pillowed-snapped-inside": ("snapped", 1)}
 
 
 def _revision():
@@ -154,6 +167,85 @@ def snap_sphere(mesh, radius=R):
     return new, gn, moved
 
 
+PILLOW_DEPTH = 0.3      # the layers' other nodes at this fraction of h inside / outside the sphere
+PILLOW_PASSES = 5       # guarded Laplacian passes of the nodes near the surface
+PILLOW_RINGS = 2        # edge rings around the surface whose nodes are smoothed
+
+
+def pillowed_sphere(n, box, start="staircase", sides=2, depth=None, passes=PILLOW_PASSES,
+                    rings=PILLOW_RINGS, min_scaled=0.2):
+    """The grid of :func:`grid_mesh` with the inclusion's boundary pillowed and placed on the sphere.
+
+    ``start``: the ``staircase`` cells (centre inside) or the ``snapped`` grid and its cells (module
+    docstring) give the inclusion's cell set. :func:`vertebrafe.mesh.pillow.pillow` inserts one layer of
+    hexahedra inside its boundary quads (the faces between an inclusion and a matrix cell; the faces on the
+    symmetry planes are not part of it), and with ``sides=2`` one more outside them (the matrix's cells
+    pillowed the same way), so that every cell with a face on the surface is a layer cell with one face
+    there. The boundary quads' nodes are projected radially onto the sphere (a node on a symmetry plane
+    stays in it), the inner layer's copies put at ``R - depth h``, the outer one's at ``R + depth h`` along
+    the same ray; then ``passes`` guarded Laplacian passes (:func:`vertebrafe.mesh.pillow.relax`, scaled
+    Jacobian ``min_scaled``) move the other nodes within ``rings`` edge rings of the surface (not the
+    surface, not the box's far sides; a symmetry plane's nodes in their plane). The inner layer is
+    inclusion, the outer matrix: the inclusion is the cells inside the projected surface.
+
+    Returns ``(mesh, inc (m,) bool, info)`` with the boundary quads, the folded cells (minimum Jacobian
+    <= 0) and the minimum scaled Jacobian before and after the smoothing."""
+    depth = PILLOW_DEPTH if depth is None else depth
+    mesh = grid_mesh(n, box)
+    h = 2 * R / n
+    if start == "snapped":
+        pts, gn, _ = snap_sphere(mesh)
+        inc, unresolved = cell_phases(mesh.cells, gn)
+        if unresolved.any():
+            x, w = _samples(pts, mesh.cells[unresolved], 6)
+            frac = (w * (np.linalg.norm(x, axis=2) <= R)).sum(1) / w.sum(1)
+            inc[np.flatnonzero(unresolved)] = frac >= 0.5
+    elif start == "staircase":
+        pts = mesh.points
+        inc = np.linalg.norm(pts[mesh.cells].mean(axis=1), axis=1) < R
+    else:
+        raise ValueError(start)
+    n0 = pts.shape[0]
+    p1, c1, surf, _ = pillow(pts, mesh.cells, inc, shrink=0.0)
+    quads = c1.shape[0] - mesh.n_cells
+    inc = np.concatenate([inc, np.ones(quads, bool)])
+    inner = n0 + np.arange(surf.size)
+    p, cells = p1, c1
+    if sides == 2:
+        p, cells, surf2, _ = pillow(p1, c1, ~inc, shrink=0.0)
+        assert np.array_equal(surf2, surf)
+        inc = np.concatenate([inc, np.zeros(cells.shape[0] - c1.shape[0], bool)])
+        outer = p1.shape[0] + np.arange(surf.size)
+    r0 = np.linalg.norm(p[surf], axis=1)
+    u = p[surf] / r0[:, None]
+    p[surf] = R * u
+    p[inner] = np.where((r0 <= R - depth * h)[:, None], pts[surf], (R - depth * h) * u)
+    if sides == 2:
+        p[outer] = np.where((r0 >= R + depth * h)[:, None], pts[surf], (R + depth * h) * u)
+    pinned = np.zeros(p.shape[0], bool)
+    pinned[surf] = True
+    near = pinned.copy()
+    e = np.unique(np.sort(cells[:, HEX8_EDGES].reshape(-1, 2), axis=1), axis=0)
+    for _ in range(rings):
+        near[e[near[e[:, 0]], 1]] = True
+        near[e[near[e[:, 1]], 0]] = True
+    far = np.any(np.isclose(p, box), axis=1)
+    free = np.repeat((near & ~pinned & ~far)[:, None], 3, axis=1) & ~np.isclose(p, 0.0, atol=1e-12)
+    from vertebrafe.mesh.quality import cell_quality
+
+    q0 = cell_quality(p, cells, HEX8)
+    if passes:
+        p, _ = relax(p, cells, free, passes=passes, min_scaled=min_scaled)
+    q = cell_quality(p, cells, HEX8)
+    ns = {ax + "min": np.flatnonzero(np.abs(p[:, d]) < 1e-12) for d, ax in enumerate("xyz")}
+    out = vf.Mesh(p, cells, node_sets=ns, face_sets={"zmax": mesh.face_sets["zmax"]})
+    info = dict(start=start, sides=sides, depth=depth, quads=int(quads), surface_nodes=int(surf.size),
+                folded=int((q.min_jacobian <= 0).sum()), folded_before=int((q0.min_jacobian <= 0).sum()),
+                min_scaled=float(q.scaled_jacobian.min()), min_scaled_before=float(q0.scaled_jacobian.min()),
+                below_02=int((q.scaled_jacobian < 0.2).sum()))
+    return out, inc, info
+
+
 def open_faces(mesh):
     """Faces (corner triples or quadruples) that belong to one cell only and do not lie on the box's sides:
     0 for a conforming mesh."""
@@ -192,20 +284,29 @@ def representation(rep, n, box, ratio, nu_m, nu_i):
     info = {}
     if rep.endswith("-tet10"):
         mesh, C, hexinc, _, _, info = representation(rep[:-6], n, box, ratio, nu_m, nu_i)
-        inv, vmin = inverted_tets(mesh)
+        pil = rep.startswith("pillowed")                            # unstructured: the centre split
+        inv, vmin = inverted_tets(mesh) if not pil else (0, float("nan"))
         _, hexfaces = open_faces(mesh)
-        tet = tetra_mesh(mesh, quadratic=True)
+        tet = tetra_mesh(mesh, quadratic=True, split="centre" if pil else "kuhn")
+        k = tet.n_cells // mesh.n_cells
         inside, tetfaces = open_faces(tet)
         info.update(inverted=inv, min_tet_volume_ratio=vmin, open_faces=inside, boundary_faces_hex=hexfaces,
                     boundary_faces_tet=tetfaces, hex_cells=mesh.n_cells, hex_dofs=3 * mesh.n_points)
-        C = np.repeat(C, 6, axis=0)
-        cells = (6 * hexinc[:, None] + np.arange(6)).ravel()        # tetra_mesh keeps the cells' order
+        C = np.repeat(C, k, axis=0)
+        cells = (k * hexinc[:, None] + np.arange(k)).ravel()        # tetra_mesh keeps the cells' order
         return tet, C, cells, tet.cell_volumes()[cells], None, info
     if rep in ("conforming", "tet10"):
         mesh = sphere_octant_mesh(n, R, box)
         if rep == "tet10":
             mesh = tetra_mesh(mesh, quadratic=True)
         inc = mesh.cell_data["region"] == 2
+        C = np.where(inc[:, None, None], Ci, Cm)
+        cells = np.flatnonzero(inc)
+        return mesh, C, cells, mesh.cell_volumes()[cells], None, info
+    if rep.startswith("pillowed"):
+        start, sides = PILLOWED[rep]
+        mesh, inc, pinfo = pillowed_sphere(n, box, start, sides)
+        info.update(pinfo)
         C = np.where(inc[:, None, None], Ci, Cm)
         cells = np.flatnonzero(inc)
         return mesh, C, cells, mesh.cell_volumes()[cells], None, info
@@ -359,8 +460,11 @@ def main(argv=None):
     ap.add_argument("--solver", default="direct")
     ap.add_argument("--frozen", default="", help="conforming meshes (n, comma-separated) split into 1, 8 and 64 "
                     "cells each with their faceted geometry kept (subdivide)")
+    ap.add_argument("--pillow-depth", type=float, default=PILLOW_DEPTH,
+                    help="pillowed reps: the layers' other nodes at this fraction of h off the sphere")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
+    globals()["PILLOW_DEPTH"] = a.pillow_depth
     print(f"vertebrafe {vf.__version__} rev {_revision()} | python {platform.python_version()} | "
           f"{platform.processor() or platform.machine()} | NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}")
     rows = []
@@ -374,7 +478,13 @@ def main(argv=None):
                 continue
             prev = None
             for n in (int(v) for v in a.n.split(",")):
-                r = run(rep, n, a.box, a.ratio, a.nu_m, a.nu_i, form, a.solver)
+                try:
+                    r = run(rep, n, a.box, a.ratio, a.nu_m, a.nu_i, form, a.solver)
+                except vf.errors.InvertedElementError as err:        # a one-sided pillow may fold cells
+                    print(f"{rep:<16}{form:<8}{n:>3}  not solved: {err}", flush=True)
+                    rows.append(dict(rep=rep, n=n, formulation=form, folded=str(err)))
+                    prev = None
+                    continue
                 rate = (np.log(abs(prev["szz_err"]) / abs(r["szz_err"])) / np.log(prev["h"] / r["h"])
                         if prev else float("nan"))
                 r["rate"] = float(rate)
@@ -388,6 +498,11 @@ def main(argv=None):
                           f"{r['open_faces']}, boundary faces {r['boundary_faces_tet']} (2 x hex8 "
                           f"{2 * r['boundary_faces_hex']}), inverted {r['inverted']}, min volume ratio "
                           f"{r['min_tet_volume_ratio']:.2e}", flush=True)
+                if "quads" in r:
+                    print(f"{'':<16}{'pillow':<8}{n:>3}  from {r['start']}, {r['sides']} side(s): {r['quads']} "
+                          f"boundary quads, DOFs {r['dofs']}, folded {r['folded']} (before smoothing "
+                          f"{r['folded_before']}), min scaled Jacobian {r['min_scaled']:.3f} (before "
+                          f"{r['min_scaled_before']:.3f}), cells below 0.2: {r['below_02']}", flush=True)
                 if "szz_cellstress" in r:
                     print(f"{'':<11}{'cut: own':<13}{n:>3}{'':>15}{r['szz_cellstress']:>9.4f}"
                           f"{100 * (r['szz_cellstress'] / r['szz_exact'] - 1):>7.2f}{'':>6}{r['vm_cellstress']:>8.4f}"

@@ -64,6 +64,8 @@ OTHER_MODES = [
                                "6"]),
     ("validation_rom.py", ["--convergence", "8", "--solver", "direct", "--modes", "flexion"]),
     ("inclusion_convergence.py", ["--n", "4", "--reps", "snapped-tet10,staircase-tet10", "--formulations", "bbar"]),
+    ("inclusion_convergence.py", ["--n", "4", "--reps", "pillowed,pillowed-snapped-inside,pillowed-tet10",
+                                  "--formulations", "bbar"]),
     ("validation_rom.py", ["--convergence", "8", "--solver", "amg", "--modes", "extension", "--standing", "false"]),
 ]
 RUNS = sorted(SMOKE.items()) + OTHER_MODES

@@ -1,0 +1,136 @@
+"""Pillowing of a hex8 cell set: one layer of hexahedra inserted along the set's boundary quads.
+
+A set of cells of a hex8 mesh (an inclusion made of whole cells, a staircase) cannot have its boundary moved
+onto a smooth surface on the same topology: a cell with two or three faces on the boundary (at an edge or
+corner of the staircase) is flattened or folded. Pillowing (Mitchell & Tautges 1995) duplicates the nodes of
+the boundary quads, switches the set's cells to the copies and joins each boundary quad to its copy by a new
+hexahedron, so that no cell of the set has more than one face on the boundary any more: the original quads can
+then be placed on the smooth surface. Doing it on both sides of the boundary (:func:`pillow` on the set, then
+on its complement) leaves every cell with a face on the boundary a layer cell with exactly one.
+
+:func:`pillow` does the topology (and an initial shrink that keeps every cell's volume positive and the
+union's volume); :func:`relax` is a guarded Laplacian smoothing of chosen nodes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..elements import HEX8, HEX8_FACES
+from .quality import cell_quality
+
+__all__ = ["pillow", "relax", "boundary_quads", "HEX8_EDGES"]
+
+#: The twelve edges of a hexahedron in VTK order.
+HEX8_EDGES = np.array([[0, 1], [1, 2], [2, 3], [3, 0], [4, 5], [5, 6], [6, 7], [7, 4],
+                       [0, 4], [1, 5], [2, 6], [3, 7]], dtype=np.int64)
+
+
+def boundary_quads(cells, selected):
+    """Faces ``(f, 4)`` between a cell of ``selected`` (bool ``(m,)``) and a cell outside it, in the node order
+    of the selected cell's outward face (right-hand rule: the normal points out of the set), and the index of
+    that selected cell ``(f,)``. Faces of the selected cells with no neighbour (the mesh's own boundary, e.g. a
+    symmetry plane) are not part of it."""
+    m = cells.shape[0]
+    faces = cells[:, HEX8_FACES].reshape(-1, 4)                       # (6 m, 4), outward per cell
+    owner = np.repeat(np.arange(m), 6)
+    key = np.sort(faces, axis=1)
+    _, inv, count = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    inv = inv.ravel()
+    shared = count[inv] == 2
+    sel = np.asarray(selected, bool)
+    # for each shared face, is the other owner selected?  sum of selected owners per unique face
+    nsel = np.bincount(inv, weights=sel[owner].astype(float), minlength=count.size)
+    mine = shared & sel[owner] & (nsel[inv] == 1)
+    return faces[mine], owner[mine]
+
+
+def pillow(points, cells, selected, shrink=0.25):
+    """Insert one layer of hexahedra along the boundary of the cell set ``selected``.
+
+    Parameters
+    ----------
+    points : ndarray ``(n, 3)``; cells : ndarray ``(m, 8)``, hex8 in VTK order, positive Jacobians.
+    selected : bool ``(m,)``, the set (e.g. an inclusion's cells).
+    shrink : the copies start at this fraction of the way from their node to the mean of the centres of the
+        selected cells around it (0 leaves the layer cells flat; the union of the cells keeps its volume).
+
+    Returns
+    -------
+    points ``(n + b, 3)`` (the copies appended, in the order of ``nodes``), cells ``(m + f, 8)`` (the old
+    cells in their order, the selected ones on the copies, then one layer cell per boundary quad: bottom face
+    the copies, top face the original quad, so the layer's top faces are the set's old boundary), ``nodes``
+    ``(b,)`` the original boundary nodes (the copy of ``nodes[i]`` is ``n + i``) and ``owner`` ``(f,)`` the
+    selected cell each layer cell was made against.
+
+    Faces of the set on the mesh's own boundary are not pillowed; their nodes on a boundary quad are copied
+    (the copy starts in the same plane when the shrink keeps it there, e.g. on a symmetry plane of a set that
+    is symmetric about it). The layer cells' orientation is positive once the copies lie inside the set.
+    """
+    points = np.asarray(points, float)
+    cells = np.asarray(cells, np.int64)
+    sel = np.asarray(selected, bool)
+    n = points.shape[0]
+    quads, owner = boundary_quads(cells, sel)
+    nodes = np.unique(quads)
+    copy = np.full(n, -1, np.int64)
+    copy[nodes] = n + np.arange(nodes.size)
+    new_cells = cells.copy()
+    sc = new_cells[sel]
+    sc = np.where(copy[sc] >= 0, copy[sc], sc)
+    new_cells[sel] = sc
+    layer = np.concatenate([copy[quads], quads], axis=1)
+    # initial copies: towards the mean centre of the selected cells around the node
+    centres = points[cells[sel]].mean(axis=1)
+    acc = np.zeros((n, 3))
+    cnt = np.zeros(n)
+    np.add.at(acc, cells[sel].ravel(), np.repeat(centres, 8, axis=0))
+    np.add.at(cnt, cells[sel].ravel(), 1.0)
+    target = acc[nodes] / cnt[nodes, None]
+    new_pts = np.concatenate([points, points[nodes] + shrink * (target - points[nodes])])
+    return new_pts, np.concatenate([new_cells, layer]), nodes, owner
+
+
+def _scaled(points, cells):
+    return cell_quality(points, cells, HEX8).scaled_jacobian
+
+
+def relax(points, cells, free, passes=5, weight=1.0, min_scaled=0.2):
+    """Guarded Laplacian smoothing: ``passes`` times, every free node moves (by ``weight`` of the way) to the
+    mean of its edge neighbours; a move is undone where it leaves a cell around the node with a scaled
+    Jacobian below ``min(min_scaled, the cell's value before the pass)``.
+
+    ``free``: bool ``(n, 3)`` (or ``(n,)``), the coordinates that may move (a node on a symmetry plane: its
+    two in-plane components). Returns the new points and the scaled Jacobian per cell."""
+    p = np.array(points, float)
+    free = np.asarray(free, bool)
+    if free.ndim == 1:
+        free = np.repeat(free[:, None], 3, axis=1)
+    e = cells[:, HEX8_EDGES].reshape(-1, 2)
+    e = np.unique(np.sort(e, axis=1), axis=0)
+    deg = np.bincount(e.ravel(), minlength=p.shape[0]).astype(float)
+    moving = np.flatnonzero(free.any(axis=1))
+    q = _scaled(p, cells)
+    for _ in range(passes):
+        s = np.zeros_like(p)
+        np.add.at(s, e[:, 0], p[e[:, 1]])
+        np.add.at(s, e[:, 1], p[e[:, 0]])
+        avg = s / np.maximum(deg, 1)[:, None]
+        trial = p.copy()
+        trial[moving] += weight * np.where(free[moving], avg[moving] - p[moving], 0.0)
+        step = np.zeros(p.shape[0], bool)
+        step[moving] = True
+        for _ in range(20):                            # undo the moves of the nodes of cells the pass spoiled
+            qt = _scaled(trial, cells)
+            bad = qt < np.minimum(min_scaled, q) - 1e-12
+            if not bad.any():
+                break
+            undo = np.zeros(p.shape[0], bool)
+            undo[cells[bad].ravel()] = True
+            undo &= step
+            if not undo.any():
+                break
+            trial[undo] = p[undo]
+            step &= ~undo
+        p = trial
+        q = _scaled(p, cells)
+    return p, q

@@ -1,0 +1,111 @@
+"""Tests of vertebrafe.mesh.pillow: one layer of hexahedra along a cell set's boundary, guarded smoothing."""
+import numpy as np
+
+from vertebrafe.elements import HEX8, HEX8_FACES
+from vertebrafe.mesh import box
+from vertebrafe.mesh.pillow import boundary_quads, pillow, relax
+from vertebrafe.mesh.quality import cell_quality, cell_volumes
+
+
+def _faces_on(cells, quads):
+    """Per cell, how many of its faces are among ``quads``."""
+    key = {tuple(sorted(q)) for q in quads.tolist()}
+    return np.array([sum(tuple(sorted(c[f])) in key for f in HEX8_FACES) for c in cells])
+
+
+def _inner_cube():
+    m = box((1.0, 1.0, 1.0), (4, 4, 4))
+    centre = m.points[m.cells].mean(axis=1)
+    sel = np.all(np.abs(centre - 0.5) < 0.25, axis=1)            # the inner 2 x 2 x 2 cells
+    return m, sel
+
+
+def test_a_cubes_pillow_layer_on_a_box_mesh():
+    m, sel = _inner_cube()
+    quads, owner = boundary_quads(m.cells, sel)
+    assert quads.shape == (24, 4) and sel[owner].all()
+    # outward: the quads' normals point away from the cube's centre
+    p = m.points
+    nrm = np.cross(p[quads[:, 2]] - p[quads[:, 0]], p[quads[:, 3]] - p[quads[:, 1]])
+    assert np.all(np.einsum("fi,fi->f", nrm, p[quads].mean(axis=1) - 0.5) > 0)
+    assert _faces_on(m.cells[sel], quads).max() == 3                 # the cube's corner cells: three faces
+    pts, cells, nodes, own = pillow(p, m.cells, sel, shrink=0.25)
+    assert cells.shape[0] == m.n_cells + quads.shape[0]            # old + one per boundary quad
+    assert nodes.size == 26 and pts.shape[0] == p.shape[0] + 26     # the 3 x 3 x 3 nodes of the cube less its centre
+    assert np.array_equal(own, owner)
+    vol = cell_volumes(pts, cells, HEX8)
+    assert np.all(vol > 0) and np.isclose(vol.sum(), 1.0)           # the union keeps its volume
+    assert np.isclose(vol[np.concatenate([sel, np.ones(24, bool)])].sum(), 0.125)   # the cube too
+    assert cell_quality(pts, cells, HEX8).min_jacobian.min() > 0
+    # the set's old boundary is the layer's top faces: one per layer cell, none on the set's cells
+    assert np.array_equal(_faces_on(cells[m.n_cells:], quads), np.ones(24, int))
+    assert _faces_on(cells[:m.n_cells][sel], quads).max() == 0
+    assert _faces_on(cells[:m.n_cells][~sel], quads).max() == 1     # the outside still holds the cube's faces
+    # both sides: pillowing the complement leaves every cell that touches the old boundary a layer cell
+    inc = np.concatenate([sel, np.ones(24, bool)])
+    pts2, cells2, nodes2, _ = pillow(pts, cells, ~inc, shrink=0.25)
+    assert np.array_equal(nodes2, nodes) and cells2.shape[0] == cells.shape[0] + 24
+    vol2 = cell_volumes(pts2, cells2, HEX8)
+    assert np.all(vol2 > 0) and np.isclose(vol2.sum(), 1.0)
+    touching = _faces_on(cells2, quads)
+    assert touching.sum() == 48 and touching.max() == 1
+
+
+def test_flat_layer_without_shrink_and_a_set_on_the_mesh_boundary():
+    m = box((1.0, 1.0, 1.0), (4, 4, 4))
+    centre = m.points[m.cells].mean(axis=1)
+    sel = np.all(centre < 0.5, axis=1)                               # a corner cube: three faces on the sides
+    quads, _ = boundary_quads(m.cells, sel)
+    assert quads.shape[0] == 12                                      # the sides' faces are not pillowed
+    pts, cells, nodes, _ = pillow(m.points, m.cells, sel, shrink=0.0)
+    assert cells.shape[0] == m.n_cells + 12
+    assert np.allclose(pts[m.points.shape[0]:], m.points[nodes])    # copies where their nodes are
+    vol = cell_volumes(pts, cells, HEX8)
+    assert np.allclose(vol[m.n_cells:], 0.0) and np.isclose(vol.sum(), 1.0)
+
+
+def test_pillowed_ball_projected_onto_a_sphere_has_no_folded_cell():
+    m = box((2.0, 2.0, 2.0), (10, 10, 10), origin=(-1.0, -1.0, -1.0))
+    h, R = 0.2, 0.62
+    inc = np.linalg.norm(m.points[m.cells].mean(axis=1), axis=1) < R
+    p1, c1, surf, _ = pillow(m.points, m.cells, inc, shrink=0.0)
+    inc1 = np.concatenate([inc, np.ones(c1.shape[0] - m.n_cells, bool)])
+    p, cells, surf2, _ = pillow(p1, c1, ~inc1, shrink=0.0)
+    assert np.array_equal(surf, surf2)
+    n0 = m.points.shape[0]
+    r0 = np.linalg.norm(m.points[surf], axis=1)
+    u = m.points[surf] / r0[:, None]
+    p[surf] = R * u
+    p[n0 + np.arange(surf.size)] = np.where((r0 <= R - 0.3 * h)[:, None], m.points[surf], (R - 0.3 * h) * u)
+    p[p1.shape[0] + np.arange(surf.size)] = np.where((r0 >= R + 0.3 * h)[:, None], m.points[surf],
+                                                      (R + 0.3 * h) * u)
+    q = cell_quality(p, cells, HEX8)
+    assert q.min_jacobian.min() > 0
+    assert np.allclose(np.linalg.norm(p[surf], axis=1), R)
+    # an inscribed polyhedron of bilinear quads: close to the ball's volume, below it
+    v = cell_volumes(p, cells, HEX8)[np.concatenate([inc1, np.zeros(cells.shape[0] - c1.shape[0], bool)])].sum()
+    assert 0.95 < v / (4 / 3 * np.pi * R ** 3) < 1.0
+    # the guarded smoothing keeps every cell valid and does not lower the worst scaled Jacobian
+    lo = np.isclose(np.abs(p), 1.0).any(axis=1)
+    free = np.ones(p.shape[0], bool)
+    free[surf] = False
+    free &= ~lo
+    p2, s2 = relax(p, cells, free, passes=3)
+    assert np.allclose(p2[surf], p[surf]) and np.allclose(p2[lo], p[lo])
+    assert s2.min() >= min(q.scaled_jacobian.min(), 0.2) - 1e-12
+    assert cell_quality(p2, cells, HEX8).min_jacobian.min() > 0
+
+
+def test_relax_moves_a_displaced_node_back_and_holds_the_rest():
+    m = box((1.0, 1.0, 1.0), (2, 2, 2))
+    p = m.points.copy()
+    mid = int(np.flatnonzero(np.all(np.isclose(p, 0.5), axis=1))[0])
+    p[mid] += [0.1, -0.05, 0.08]
+    free = np.zeros(p.shape[0], bool)
+    free[mid] = True
+    p2, s = relax(p, m.cells, free, passes=1)
+    assert np.allclose(p2[mid], 0.5) and np.allclose(np.delete(p2, mid, 0), np.delete(p, mid, 0))
+    assert np.allclose(s, 1.0)
+    # held components: only y may move
+    p3, _ = relax(p, m.cells, np.repeat(free[:, None], 3, axis=1) & np.array([False, True, False]), passes=1)
+    assert np.allclose(p3[mid], [0.6, 0.5, 0.58])
