@@ -182,8 +182,9 @@ def pillowed_sphere(n, box, start="staircase", sides=2, depth=None, passes=PILLO
     symmetry planes are not part of it), and with ``sides=2`` one more outside them (the matrix's cells
     pillowed the same way), so that every cell with a face on the surface is a layer cell with one face
     there. The boundary quads' nodes are projected radially onto the sphere (a node on a symmetry plane
-    stays in it), the inner layer's copies put at ``R - depth h``, the outer one's at ``R + depth h`` along
-    the same ray; then ``passes`` guarded Laplacian passes (:func:`vertebrafe.mesh.pillow.relax`, scaled
+    stays in it); on the same ray the inner layer's copy of a node at radius ``r`` goes to
+    ``min(r, R) - depth h``, the outer one's to ``max(r, R) + depth h`` (a flat offset sphere would give
+    the matrix's cells at the staircase's inner corners two faces on it); then ``passes`` guarded Laplacian passes (:func:`vertebrafe.mesh.pillow.relax`, scaled
     Jacobian ``min_scaled``) move the other nodes within ``rings`` edge rings of the surface (not the
     surface, not the box's far sides; a symmetry plane's nodes in their plane). The inner layer is
     inclusion, the outer matrix: the inclusion is the cells inside the projected surface.
@@ -219,9 +220,9 @@ def pillowed_sphere(n, box, start="staircase", sides=2, depth=None, passes=PILLO
     r0 = np.linalg.norm(p[surf], axis=1)
     u = p[surf] / r0[:, None]
     p[surf] = R * u
-    p[inner] = np.where((r0 <= R - depth * h)[:, None], pts[surf], (R - depth * h) * u)
+    p[inner] = (np.minimum(r0, R) - depth * h)[:, None] * u      # the staircase's relief kept beyond the sphere
     if sides == 2:
-        p[outer] = np.where((r0 >= R + depth * h)[:, None], pts[surf], (R + depth * h) * u)
+        p[outer] = (np.maximum(r0, R) + depth * h)[:, None] * u
     pinned = np.zeros(p.shape[0], bool)
     pinned[surf] = True
     near = pinned.copy()

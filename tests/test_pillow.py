@@ -76,9 +76,8 @@ def test_pillowed_ball_projected_onto_a_sphere_has_no_folded_cell():
     r0 = np.linalg.norm(m.points[surf], axis=1)
     u = m.points[surf] / r0[:, None]
     p[surf] = R * u
-    p[n0 + np.arange(surf.size)] = np.where((r0 <= R - 0.3 * h)[:, None], m.points[surf], (R - 0.3 * h) * u)
-    p[p1.shape[0] + np.arange(surf.size)] = np.where((r0 >= R + 0.3 * h)[:, None], m.points[surf],
-                                                      (R + 0.3 * h) * u)
+    p[n0 + np.arange(surf.size)] = (np.minimum(r0, R) - 0.3 * h)[:, None] * u
+    p[p1.shape[0] + np.arange(surf.size)] = (np.maximum(r0, R) + 0.3 * h)[:, None] * u
     q = cell_quality(p, cells, HEX8)
     assert q.min_jacobian.min() > 0
     assert np.allclose(np.linalg.norm(p[surf], axis=1), R)
