@@ -52,7 +52,8 @@ def pillow(points, cells, selected, shrink=0.25):
     points : ndarray ``(n, 3)``; cells : ndarray ``(m, 8)``, hex8 in VTK order, positive Jacobians.
     selected : bool ``(m,)``, the set (e.g. an inclusion's cells).
     shrink : the copies start at this fraction of the way from their node to the mean of the centres of the
-        selected cells around it (0 leaves the layer cells flat; the union of the cells keeps its volume).
+        selected cells around it (0 leaves the layer cells flat; the union of the cells keeps its volume
+        when the set does not touch the mesh's boundary).
 
     Returns
     -------
@@ -62,9 +63,10 @@ def pillow(points, cells, selected, shrink=0.25):
     ``(b,)`` the original boundary nodes (the copy of ``nodes[i]`` is ``n + i``) and ``owner`` ``(f,)`` the
     selected cell each layer cell was made against.
 
-    Faces of the set on the mesh's own boundary are not pillowed; their nodes on a boundary quad are copied
-    (the copy starts in the same plane when the shrink keeps it there, e.g. on a symmetry plane of a set that
-    is symmetric about it). The layer cells' orientation is positive once the copies lie inside the set.
+    Faces of the set on the mesh's own boundary are not pillowed; their nodes on a boundary quad are copied,
+    and with ``shrink > 0`` such a copy leaves the mesh's boundary (the mean centre lies inside), so the union
+    keeps its volume only for a set away from it: pass ``shrink=0`` and place those copies (e.g. in their
+    symmetry plane). The layer cells' orientation is positive once the copies lie inside the set.
     """
     points = np.asarray(points, float)
     cells = np.asarray(cells, np.int64)
