@@ -14,6 +14,10 @@ held, sideways free; :func:`vertebrafe.post.plate.plate_test`). Two discretisati
   six-tetrahedra Kuhn split does not; ``--split kuhn`` to see that), straight edges (the same geometry),
   each tetrahedron with its cell's elasticity, the endplate node sets with their mid-edge nodes; formulation
   ``--tet-formulation`` (default ``full``);
+* ``hex8-pillowed`` (on request in ``--elements``; one unclipped bolus only: ``--approach unipedicular
+  --extent 1``): the fractured L1's mesh with the bolus's staircase pillowed on both sides and its surface
+  placed on the ellipsoid (:func:`pillowed_l1`; the composite's cells those inside the surface, volume matched
+  to the request), B-bar;
 * ``hex8-split`` (on request in ``--elements``): every cell split into 8 by its own trilinear map (B-bar):
   the bolus and the vertebra of that size kept, cells half as large, so the change against ``hex8`` is the
   field's discretisation alone, not the surface the snapping makes at another size.
@@ -30,6 +34,8 @@ first-order extrapolation from its two finest sizes (``3 f(h2) - 2 f(h1)`` for 1
     python benchmarks/quadratic_bolus.py --sizes 3,2,1.5 --hex-sizes 1 --json out.json
     python benchmarks/quadratic_bolus.py --sizes 2 --elements hex8-split
     python benchmarks/quadratic_bolus.py --sizes 6 --elements hex8,tet10        # a quick look
+    python benchmarks/quadratic_bolus.py --sizes 3,2,1.5,1 --elements hex8,hex8-pillowed --approach \
+        unipedicular --volume 1.25 --extent 1 --offset-z -1 --json pillowed.json  # one pillowed bolus
 
 Units: mm, N, MPa; AMG-CG to rtol 1e-8 (``--solver direct`` for small models).
 """
@@ -100,14 +106,246 @@ def split_cells(mesh, k=2):
     return vf.Mesh(pts, cells, cell_data=data, tag_names=mesh.tag_names, node_sets=sets)
 
 
-def treated_l1(h, bmd, volume):
-    """L1 alone of the treated segment at element size ``h``: ``(mesh, C, height)``."""
+def fractured_segment(h, bmd):
+    import vertebrafe as vf
+
+    seg = vf.segment("T12-L2", bmd=bmd, element_size=h, posterior=False)
+    return vf.fracture(seg, "L1", kind="wedge", grade=2)
+
+
+def treated_l1(h, bmd, volume, vp=None):
+    """L1 alone of the treated segment at element size ``h``: ``(mesh, C, height)``; ``vp``: further
+    :func:`vertebrafe.vertebroplasty` arguments (``--approach``, ``--extent``, ``--offset-z``)."""
     import vertebrafe as vf
     from vertebrafe.post.strength import vertebra_alone
 
-    seg = vf.segment("T12-L2", bmd=bmd, element_size=h, posterior=False)
-    nsm = vf.fracture(seg, "L1", kind="wedge", grade=2)
-    return vertebra_alone(vf.vertebroplasty(nsm, "L1", volume=volume), "L1")
+    return vertebra_alone(vf.vertebroplasty(fractured_segment(h, bmd), "L1", volume=volume, **(vp or {})), "L1")
+
+
+PILLOW_DEPTH = 0.15     # the layers' other nodes at this fraction of h inside / outside the surface
+PILLOW_PASSES = 5       # guarded Laplacian passes of the nodes near the surface
+PILLOW_RINGS = 2        # edge rings around the surface whose nodes are smoothed
+
+
+def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSES, rings=PILLOW_RINGS, clean=True,
+                surface_passes=5, projection="closest", relief=True):
+    """L1 alone of the fractured segment (untreated mesh) with a pillowed bolus: ``(mesh, C, height, info)``.
+
+    The bolus is the ellipsoid :func:`vertebrafe.vertebroplasty` places (``vp``: approach, offset, vertical
+    extent), one only and unclipped (``approach="unipedicular"``, ``vertical_extent`` 1, clear of the
+    endplates; anything else raises NotImplementedError). Steps:
+
+    1. the cancellous cells whose centre is inside the ellipsoid at the scale of
+       :meth:`~vertebrafe.clinical.augment.Sampler.scale_for_volume` are the staircase; with ``clean`` a cell
+       with two opposite faces or four faces on its boundary changes side (:func:`_clean_set`) until none has;
+    2. :func:`vertebrafe.mesh.pillow.pillow` on the set, then on its complement (a layer each side);
+    3. the boundary quads' nodes go to their closest point on the ellipsoid (``projection``; ``"ray"``:
+       along the ray from the centre, ``"normal"``: along the node's mean quad normal by bisection), then
+       ``surface_passes`` Laplacian passes on the surface (half way to the mean of the quad-edge neighbours,
+       back to the closest point: closest points crowd at the ellipsoid's tips and flatten the quads there);
+       the ellipsoid's scale is set so that the volume the quads enclose is ``volume`` (to 1e-3);
+    4. the inner layer's copy of a node goes ``depth h`` inward along the node's mean quad normal from the
+       node's staircase position if that was inside, else from its surface position; the outer one's
+       outward from the outside one (``relief``; without it, both from the surface position);
+    5. ``passes`` guarded Laplacian passes (:func:`vertebrafe.mesh.pillow.relax`) of the other nodes within
+       ``rings`` edge rings of the surface (not on the mesh's boundary).
+
+    The inclusion (its cells and the inner layer) takes the composite's elasticity
+    (:func:`vertebrafe.clinical.augment.cement_phase`, what a whole composite cell gets; ``cement_fraction``
+    1), the outer layer its matrix cell's. ``info``: the scale, the volumes (sampled, enclosed, staircase),
+    the relative volume error, the cells the cleaning moved, the largest surface move (in ``h``), the quads,
+    the folded cells (a Gauss point's Jacobian <= 0) and the minimum corner scaled Jacobian before and after
+    the smoothing."""
+    import vertebrafe as vf
+    from vertebrafe.clinical.augment import (Sampler, body_frame_sizes, bolus_geometry, cement_phase,
+                                             endplate_distances, level_cells, vertical_mask)
+    from vertebrafe.elements import HEX8, HEX8_FACES
+    from vertebrafe.mesh.pillow import HEX8_EDGES, boundary_quads, pillow, relax
+    from vertebrafe.mesh.quality import cell_quality
+    from vertebrafe.post.strength import vertebra_alone
+
+    vp = dict(vp or {})
+    approach = vp.get("approach", "bipedicular")
+    extent = float(vp.get("vertical_extent", 0.7))
+    off = np.asarray(vp.get("offset", (0.0, 0.0, 0.0)), float)
+    nsm = fractured_segment(h, bmd)
+    P = nsm.mesh.points
+    eligible = level_cells(nsm.mesh, "L1") & nsm.mesh.cells_in("region", ["cancellous"])
+    sampler = Sampler(nsm, "L1", P, eligible)
+    W, D, Hb, zc, yc = body_frame_sizes(nsm, "L1", P)
+    centres, rots, axes = bolus_geometry(approach, W, D, Hb, zc, yc, vp.get("side", "left"), off)
+    d_inf, d_sup, hloc = endplate_distances(nsm, "L1", P, sampler)
+    allowed = vertical_mask(d_inf, d_sup, hloc, extent)
+    r2 = np.where(allowed, sampler.radius2(centres, rots, axes), np.inf)
+    s, achieved = sampler.scale_for_volume(r2, volume * 1000.0)
+    if centres.shape[0] != 1:
+        raise NotImplementedError("pillowed_l1: one ellipsoid (approach='unipedicular') only")
+    if np.any((r2 <= s * s) != (sampler.radius2(centres, rots, axes) <= s * s)):
+        raise NotImplementedError("pillowed_l1: the slab clips this bolus; an unclipped one only")
+    c, Rb, a = centres[0], rots[0], axes[0] * s
+
+    sub, C, H = vertebra_alone(nsm, "L1")                      # local frame (the frame of ``c``)
+
+    def radius(x):                                            # x local (k, 3)
+        return np.sqrt(np.sum((((x - c) @ Rb) / a) ** 2, axis=1))
+
+    canc = sub.cells_in("region", ["cancellous"])
+    inc = canc & (radius(sub.points[sub.cells].mean(axis=1)) < 1.0)
+    if clean:
+        inc = _clean_set(sub.cells, inc, canc)
+    m0 = sub.n_cells
+    p1, c1, surf, owner1 = pillow(sub.points, sub.cells, inc, shrink=0.0)
+    inc1 = np.concatenate([inc, np.ones(c1.shape[0] - m0, bool)])
+    parent1 = np.concatenate([np.arange(m0), owner1])
+    inner = sub.n_points + np.arange(surf.size)
+    p, cells, surf2, owner2 = pillow(p1, c1, ~inc1, shrink=0.0)
+    assert np.array_equal(surf2, surf)
+    outer = p1.shape[0] + np.arange(surf.size)
+    incl = np.concatenate([inc1, np.zeros(cells.shape[0] - c1.shape[0], bool)])
+    parent = np.concatenate([parent1, parent1[owner2]])
+    quads, _ = boundary_quads(c1, inc1)       # the set's boundary quads, outward (the original nodes)
+    xq = p[quads]
+    nq = np.cross(xq[:, 2] - xq[:, 0], xq[:, 3] - xq[:, 1])          # outward, twice the area
+    normal = np.zeros_like(p)
+    np.add.at(normal, quads.ravel(), np.repeat(nq, 4, axis=0))
+    normal = normal[surf] / np.linalg.norm(normal[surf], axis=1)[:, None]
+    x0 = p[surf].copy()
+    r0 = radius(x0)
+    target, scale = volume * 1000.0, 1.0
+    def project(sc):
+        if projection == "ray":
+            return c + (x0 - c) * (sc / r0)[:, None]
+        cp = _closest_on_ellipsoid(x0, c, Rb, a * sc)
+        if projection == "normal":
+            t = _crossing_along(lambda x: radius(x) / sc - 1.0, x0, normal, 1.5 * h)
+            return np.where((t != 0.0)[:, None], x0 + t[:, None] * normal, cp)
+        return cp
+
+    for _ in range(4):                                       # the enclosed volume to the request
+        p[surf] = project(scale)
+        scale *= (target / _enclosed(p, quads)) ** (1.0 / 3.0)
+    ps = project(scale)
+    if surface_passes:                          # Laplacian smoothing on the surface (closest points convene
+        loc = np.full(p.shape[0], -1)           # at the ellipsoid's tips): quad-edge neighbours' mean, projected
+        loc[surf] = np.arange(surf.size)
+        qe = loc[quads[:, [0, 1, 1, 2, 2, 3, 3, 0]].reshape(-1, 2)]
+        qe = np.unique(np.sort(qe, axis=1), axis=0)
+        deg = np.bincount(qe.ravel(), minlength=surf.size)[:, None]
+        for _ in range(surface_passes):
+            acc = np.zeros_like(ps)
+            np.add.at(acc, qe[:, 0], ps[qe[:, 1]])
+            np.add.at(acc, qe[:, 1], ps[qe[:, 0]])
+            ps = _closest_on_ellipsoid(0.5 * ps + 0.5 * acc / deg, c, Rb, a * scale)
+    for _ in range(3 if surface_passes else 0):              # the smoothed surface's volume to the request
+        p[surf] = ps
+        scale *= (target / _enclosed(p, quads)) ** (1.0 / 3.0)
+        ps = _closest_on_ellipsoid(ps, c, Rb, a * scale)
+    p[surf] = ps
+    if relief:
+        p[inner] = np.where((r0 < scale)[:, None], x0, ps) - depth * h * normal
+        p[outer] = np.where((r0 > scale)[:, None], x0, ps) + depth * h * normal
+    else:
+        p[inner] = ps - depth * h * normal
+        p[outer] = ps + depth * h * normal
+    move = np.linalg.norm(ps - x0, axis=1) / h
+    pinned = np.zeros(p.shape[0], bool)
+    pinned[surf] = True
+    near = pinned.copy()
+    e = np.unique(np.sort(cells[:, HEX8_EDGES].reshape(-1, 2), axis=1), axis=0)
+    for _ in range(rings):
+        near[e[near[e[:, 0]], 1]] = True
+        near[e[near[e[:, 1]], 0]] = True
+    on_boundary = np.zeros(p.shape[0], bool)
+    f = cells[:, HEX8_FACES].reshape(-1, 4)
+    _, inv, cnt = np.unique(np.sort(f, axis=1), axis=0, return_inverse=True, return_counts=True)
+    on_boundary[f[cnt[inv.ravel()] == 1].ravel()] = True
+    q0 = cell_quality(p, cells, HEX8)
+    if passes:
+        p, _ = relax(p, cells, near & ~pinned & ~on_boundary, passes=passes)
+    q = cell_quality(p, cells, HEX8)
+    C_comp = cement_phase(nsm, "composite", None, "L1")[0]
+    C2 = np.asarray(C)[parent].copy()
+    C2[incl] = C_comp
+    data = {k: np.asarray(v)[parent] for k, v in sub.cell_data.items()}
+    data["cement_fraction"] = incl.astype(float)
+    mesh = vf.Mesh(p, cells, cell_data=data, tag_names=sub.tag_names, node_sets=sub.node_sets)
+    vol = mesh.cell_volumes()
+    info = dict(scale=float(s * scale), cleaned=int((inc[:m0] != (canc & (radius(sub.points[sub.cells].mean(axis=1)) < 1.0))).sum()), max_move_h=float(move.max()), sampled_mm3=float(achieved), inclusion_mm3=float(vol[incl].sum()),
+                volume_error=float(vol[incl].sum() / (volume * 1000.0) - 1.0),
+                staircase_mm3=float(sub.cell_volumes()[inc].sum()), surface_nodes=int(surf.size),
+                quads=int(c1.shape[0] - m0), folded=int((q.min_jacobian <= 0).sum()),
+                folded_before=int((q0.min_jacobian <= 0).sum()), min_scaled=float(q.scaled_jacobian.min()),
+                min_scaled_before=float(q0.scaled_jacobian.min()), below_02=int((q.scaled_jacobian < 0.2).sum()),
+                boundary_on_surface=int((on_boundary[surf]).sum()))
+    return mesh, C2, H, info
+
+
+def _crossing_along(g, x0, n, reach, iterations=40):
+    """``t (k,)`` with ``g(x0 + t n) = 0`` by bisection on ``[-reach, reach]`` (``g`` < 0 inside); 0 where
+    ``g`` has the same sign at both ends (the node stays)."""
+    lo, hi = np.full(x0.shape[0], -reach), np.full(x0.shape[0], reach)
+    glo = g(x0 + lo[:, None] * n)
+    ok = (glo < 0) & (g(x0 + hi[:, None] * n) > 0)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        inside = g(x0 + mid[:, None] * n) < 0
+        lo, hi = np.where(inside, mid, lo), np.where(inside, hi, mid)
+    _crossing_along.missed = int((~ok).sum())
+    return np.where(ok, 0.5 * (lo + hi), 0.0)
+
+
+def _clean_set(cells, sel, eligible, rounds=20):
+    """The cell set ``sel`` without protrusions and notches: a cell of the set with two opposite faces or
+    four or more faces on its boundary leaves it, an ``eligible`` cell outside with that many faces against
+    it joins it, until none changes (the pillow's layer cells over such a cell would be sheared flat)."""
+    from vertebrafe.elements import HEX8_FACES
+
+    m = cells.shape[0]
+    key = np.sort(cells[:, HEX8_FACES].reshape(-1, 4), axis=1)
+    _, inv = np.unique(key, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    order = np.argsort(inv, kind="stable")
+    pair = np.full(6 * m, -1)
+    same = inv[order[1:]] == inv[order[:-1]]
+    a, b = order[:-1][same], order[1:][same]
+    pair[a], pair[b] = b // 6, a // 6                 # the neighbour cell across each face (-1: none)
+    sel = sel.copy()
+    for _ in range(rounds):
+        nb = pair.reshape(m, 6)
+        has = nb >= 0
+        other = np.where(has, sel[np.maximum(nb, 0)] != sel[:, None], False)
+        opposite = (other[:, 0] & other[:, 1]) | (other[:, 2] & other[:, 3]) | (other[:, 4] & other[:, 5])
+        flip = (opposite | (other.sum(1) >= 4)) & (sel | eligible)
+        if not flip.any():
+            break
+        sel[flip] = ~sel[flip]
+    return sel
+
+
+def _closest_on_ellipsoid(x, c, R, a, iterations=80):
+    """Closest points ``(k, 3)`` on the ellipsoid (centre ``c``, axes the columns of ``R``, semi-axes ``a``)
+    to ``x (k, 3)``: ``y_i a_i^2 / (a_i^2 + t)`` in the ellipsoid's axes, ``t`` by bisection."""
+    y = (x - c) @ R
+    a2 = np.asarray(a, float) ** 2
+
+    def f(t):
+        return np.sum(a2 * y ** 2 / (a2 + t[:, None]) ** 2, axis=1) - 1.0
+
+    lo = np.full(y.shape[0], -a2.min() * (1 - 1e-12))
+    hi = np.full(y.shape[0], np.sqrt(a2.max()) * (np.linalg.norm(y, axis=1) + 1.0))
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        pos = f(mid) > 0
+        lo, hi = np.where(pos, mid, lo), np.where(pos, hi, mid)
+    t = 0.5 * (lo + hi)
+    return c + (y * (a2 / (a2 + t[:, None]))) @ R.T
+
+
+def _enclosed(p, quads):
+    """Volume enclosed by the closed outward quad surface ``quads`` (divergence theorem, each quad as two
+    triangles)."""
+    a, b, c, d = (p[quads[:, i]] for i in range(4))
+    return float((np.einsum("ki,ki->k", a, np.cross(b, c)) + np.einsum("ki,ki->k", a, np.cross(c, d))).sum() / 6.0)
 
 
 def _von_mises(s):
@@ -121,13 +359,24 @@ def _weighted_quantile(v, w, q):
     return float(v[o][np.searchsorted(c, q)])
 
 
-def run(h, element, bmd=80.0, volume=4.0, split="centre", tet_formulation="full", solver="amg"):
+def run(h, element, bmd=80.0, volume=4.0, split="centre", tet_formulation="full", solver="amg", vp=None):
     """One row (module docstring)."""
     from vertebrafe.post.plate import plate_test
     from vertebrafe.verification import tetra_mesh
 
     t0 = time.process_time()
-    sub, C, H = treated_l1(h, bmd, volume)
+    info = {}
+    if element == "hex8-pillowed":
+        sub, C, H, info = pillowed_l1(h, bmd, volume, vp)
+        if info["folded"]:                                 # a row whose mesh folds is not solved
+            nan = float("nan")
+            return dict(h=h, element=element, split=None, formulation="bbar", stiffness=nan, height=H,
+                        composite_mm3=nan, axial=nan, vm_of_mean=nan, mean_vm=nan, p95=nan, cells=int(sub.n_cells),
+                        dofs=int(3 * sub.n_points), hex_cells=int(sub.n_cells), hex_dofs=int(3 * sub.n_points),
+                        open_faces=0, cpu=time.process_time() - t0, pillow=info, solved=False,
+                        peak_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2)
+    else:
+        sub, C, H = treated_l1(h, bmd, volume, vp)
     hex_cells, hex_dofs = sub.n_cells, 3 * sub.n_points
     open_faces = 0
     if element == "hex8-split":
@@ -154,7 +403,7 @@ def run(h, element, bmd=80.0, volume=4.0, split="centre", tet_formulation="full"
                 axial=float(mean[2]), vm_of_mean=float(_von_mises(mean)), mean_vm=float((w * vm).sum() / w.sum()),
                 p95=_weighted_quantile(vm, w, 0.95), cells=int(mesh.n_cells), dofs=int(3 * mesh.n_points),
                 hex_cells=int(hex_cells), hex_dofs=int(hex_dofs), open_faces=int(open_faces),
-                cpu=time.process_time() - t0,
+                cpu=time.process_time() - t0, pillow=info or None, solved=True,
                 peak_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2)
 
 
@@ -164,18 +413,18 @@ KEYS = (("stiffness", "stiffness N/mm"), ("axial", "axial of mean"), ("vm_of_mea
 
 def table(rows):
     def pick(el, h):
-        return next((r for r in rows if r["element"] == el and r["h"] == h), None)
+        return next((r for r in rows if r["element"] == el and r["h"] == h and r.get("solved", True)), None)
 
     def ch(a, b):
         return f"{100 * (b / a - 1):+6.1f} %" if a and b else "      -"
 
     out = []
-    for el in ("hex8", "tet10"):
+    for el in ("hex8", "tet10", "hex8-pillowed"):
         a, b, c = pick(el, 2.0), pick(el, 1.5), pick(el, 1.0)
         if a is None or (b is None and c is None):
             continue
         for k, name in KEYS:
-            out.append(f"{el:<6}{name:<16} 2 -> 1.5 mm {ch(a[k], b[k] if b else None)}   "
+            out.append(f"{el:<14}{name:<16} 2 -> 1.5 mm {ch(a[k], b[k] if b else None)}   "
                        f"2 -> 1 mm {ch(a[k], c[k] if c else None)}")
     hx = sorted((r for r in rows if r["element"] == "hex8"), key=lambda r: r["h"])
     for r in (r for r in rows if r["element"] == "tet10"):
@@ -196,29 +445,39 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="3,2,1.5", help="element sizes (mm) of both elements")
     ap.add_argument("--hex-sizes", default="", help="further sizes (mm) of hex8 alone")
-    ap.add_argument("--elements", default="hex8,tet10", help="hex8, tet10, hex8-split")
+    ap.add_argument("--elements", default="hex8,tet10", help="hex8, tet10, hex8-split, hex8-pillowed")
     ap.add_argument("--split", default="centre", choices=("centre", "kuhn"))
     ap.add_argument("--tet-formulation", default="full", choices=("full", "bbar"))
     ap.add_argument("--bmd", type=float, default=80.0)
     ap.add_argument("--volume", type=float, default=4.0, help="cement volume (mL)")
     ap.add_argument("--solver", default="amg")
+    ap.add_argument("--approach", default=None, choices=["bipedicular", "unipedicular"],
+                    help="vertebroplasty approach (default bipedicular)")
+    ap.add_argument("--extent", type=float, default=None, help="vertebroplasty vertical_extent (default 0.7)")
+    ap.add_argument("--offset-z", type=float, default=None, metavar="MM", help="vertebroplasty offset (0, 0, MM)")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     import vertebrafe as vf
 
+    vp = {k: v for k, v in (("approach", a.approach), ("vertical_extent", a.extent),
+                            ("offset", None if a.offset_z is None else (0.0, 0.0, a.offset_z))) if v is not None}
     print(f"vertebrafe {vf.__version__} rev {_revision()} | python {platform.python_version()} | "
           f"{platform.processor() or platform.machine()} | NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}")
     jobs = [(float(h), el) for h in a.sizes.split(",") for el in a.elements.split(",")]
     jobs += [(float(h), "hex8") for h in a.hex_sizes.split(",") if h]
-    print(f"{'h':>5} {'element':<11}{'cells':>8}{'DOFs':>9}{'open':>6}{'k N/mm':>9}{'axial':>8}{'vM(mean)':>9}"
+    print(f"{'h':>5} {'element':<13}{'cells':>8}{'DOFs':>9}{'open':>6}{'k N/mm':>9}{'axial':>8}{'vM(mean)':>9}"
           f"{'mean vM':>8}{'p95':>7}{'cpu s':>8}{'GB':>6}")
     rows = []
     for h, el in jobs:
-        r = run(h, el, a.bmd, a.volume, a.split, a.tet_formulation, a.solver)
+        r = run(h, el, a.bmd, a.volume, a.split, a.tet_formulation, a.solver, vp)
         rows.append(r)
-        print(f"{h:>5} {el:<11}{r['cells']:>8}{r['dofs']:>9}{r['open_faces']:>6}{r['stiffness']:>9.1f}"
+        print(f"{h:>5} {el:<13}{r['cells']:>8}{r['dofs']:>9}{r['open_faces']:>6}{r['stiffness']:>9.1f}"
               f"{r['axial']:>8.4f}{r['vm_of_mean']:>9.4f}{r['mean_vm']:>8.4f}{r['p95']:>7.4f}{r['cpu']:>8.1f}"
               f"{r['peak_gb']:>6.2f}", flush=True)
+        if not r["solved"]:
+            print(f"      not solved: {r['pillow']['folded']} folded cell(s)")
+        if r["pillow"]:
+            print("      pillow: " + ", ".join(f"{k} {v:.4g}" for k, v in r["pillow"].items()), flush=True)
     for line in table(rows):
         print(line)
     if a.json:

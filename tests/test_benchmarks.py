@@ -67,6 +67,8 @@ OTHER_MODES = [
     ("inclusion_convergence.py", ["--n", "4", "--reps", "pillowed,pillowed-snapped-inside,pillowed-tet10",
                                   "--formulations", "bbar"]),
     ("validation_rom.py", ["--convergence", "8", "--solver", "amg", "--modes", "extension", "--standing", "false"]),
+    ("quadratic_bolus.py", ["--sizes", "3", "--elements", "hex8-pillowed", "--approach", "unipedicular",
+                            "--volume", "1.25", "--extent", "1", "--offset-z", "-1", "--solver", "direct"]),
 ]
 RUNS = sorted(SMOKE.items()) + OTHER_MODES
 
