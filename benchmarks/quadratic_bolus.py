@@ -128,12 +128,12 @@ PILLOW_RINGS = 2        # edge rings around the surface whose nodes are smoothed
 
 
 def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSES, rings=PILLOW_RINGS, clean=True,
-                surface_passes=5, projection="closest", relief=True):
+                surface_passes=5, projection="closest", relief=True, clipped=False):
     """L1 alone of the fractured segment (untreated mesh) with a pillowed bolus: ``(mesh, C, height, info)``.
 
     The bolus is the ellipsoid :func:`vertebrafe.vertebroplasty` places (``vp``: approach, offset, vertical
     extent), one only and unclipped (``approach="unipedicular"``, ``vertical_extent`` 1, clear of the
-    endplates; anything else raises NotImplementedError). Steps:
+    endplates; anything else raises NotImplementedError unless ``clipped``). Steps:
 
     1. the cancellous cells whose centre is inside the ellipsoid at the scale of
        :meth:`~vertebrafe.clinical.augment.Sampler.scale_for_volume` are the staircase; with ``clean`` a cell
@@ -149,6 +149,11 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
        outward from the outside one (``relief``; without it, both from the surface position);
     5. ``passes`` guarded Laplacian passes (:func:`vertebrafe.mesh.pillow.relax`) of the other nodes within
        ``rings`` edge rings of the surface (not on the mesh's boundary).
+
+    ``clipped`` (experimental; docs/validation.md, "A pillowed bolus on the treated vertebra's mesh"): two
+    ellipsoids and the vertical slab (:class:`_ClippedBoluses`); the staircase is the cells with at least half
+    their sampled volume inside, the cleaning only removes cells, and the surface nodes on a face of a
+    non-cancellous cell stay where they are.
 
     The inclusion (its cells and the inner layer) takes the composite's elasticity
     (:func:`vertebrafe.clinical.augment.cement_phase`, what a whole composite cell gets; ``cement_fraction``
@@ -178,10 +183,9 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
     allowed = vertical_mask(d_inf, d_sup, hloc, extent)
     r2 = np.where(allowed, sampler.radius2(centres, rots, axes), np.inf)
     s, achieved = sampler.scale_for_volume(r2, volume * 1000.0)
-    if centres.shape[0] != 1:
-        raise NotImplementedError("pillowed_l1: one ellipsoid (approach='unipedicular') only")
-    if np.any((r2 <= s * s) != (sampler.radius2(centres, rots, axes) <= s * s)):
-        raise NotImplementedError("pillowed_l1: the slab clips this bolus; an unclipped one only")
+    general = centres.shape[0] != 1 or bool(np.any((r2 <= s * s) != (sampler.radius2(centres, rots, axes) <= s * s)))
+    if general and not clipped:
+        raise NotImplementedError("pillowed_l1: two ellipsoids or a clipped one need clipped=True")
     c, Rb, a = centres[0], rots[0], axes[0] * s
 
     sub, C, H = vertebra_alone(nsm, "L1")                      # local frame (the frame of ``c``)
@@ -190,9 +194,19 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
         return np.sqrt(np.sum((((x - c) @ Rb) / a) ** 2, axis=1))
 
     canc = sub.cells_in("region", ["cancellous"])
-    inc = canc & (radius(sub.points[sub.cells].mean(axis=1)) < 1.0)
+    if general:                          # the staircase: the sampled fraction of the clipped bolus >= 1/2
+        from vertebrafe.post.strength import _body_mask
+
+        keep = nsm.mesh.nodes_of(_body_mask(nsm, "L1"))        # sub node -> segment node
+        f = np.zeros(nsm.mesh.n_cells)
+        f[sampler.cells] = sampler.fraction(r2 <= s * s)
+        inc = canc & (f[_body_mask(nsm, "L1")] >= 0.5)
+        clip = _ClippedBoluses(nsm, "L1", keep, centres, rots, axes * s, extent)
+    else:
+        inc = canc & (radius(sub.points[sub.cells].mean(axis=1)) < 1.0)
+    inc_raw = inc.copy()
     if clean:
-        inc = _clean_set(sub.cells, inc, canc)
+        inc = _clean_set(sub.cells, inc, canc & (not general))       # two boluses: no cell joins (no bridge)
     m0 = sub.n_cells
     p1, c1, surf, owner1 = pillow(sub.points, sub.cells, inc, shrink=0.0)
     inc1 = np.concatenate([inc, np.ones(c1.shape[0] - m0, bool)])
@@ -212,7 +226,15 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
     x0 = p[surf].copy()
     r0 = radius(x0)
     target, scale = volume * 1000.0, 1.0
+    fixed = np.zeros(surf.size, bool)                        # on a face of a non-cancellous cell: stays
+    if general:
+        touch = np.zeros(p.shape[0], bool)
+        touch[sub.cells[~canc].ravel()] = True
+        fixed = touch[surf]
+
     def project(sc):
+        if general:
+            return np.where(fixed[:, None], x0, clip.project(x0, surf, sc))
         if projection == "ray":
             return c + (x0 - c) * (sc / r0)[:, None]
         cp = _closest_on_ellipsoid(x0, c, Rb, a * sc)
@@ -235,19 +257,30 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
             acc = np.zeros_like(ps)
             np.add.at(acc, qe[:, 0], ps[qe[:, 1]])
             np.add.at(acc, qe[:, 1], ps[qe[:, 0]])
-            ps = _closest_on_ellipsoid(0.5 * ps + 0.5 * acc / deg, c, Rb, a * scale)
+            ps = (np.where(fixed[:, None], x0, clip.project(0.5 * ps + 0.5 * acc / deg, surf, scale)) if general else
+                  _closest_on_ellipsoid(0.5 * ps + 0.5 * acc / deg, c, Rb, a * scale))
     for _ in range(3 if surface_passes else 0):              # the smoothed surface's volume to the request
         p[surf] = ps
         scale *= (target / _enclosed(p, quads)) ** (1.0 / 3.0)
-        ps = _closest_on_ellipsoid(ps, c, Rb, a * scale)
+        ps = (np.where(fixed[:, None], x0, clip.project(ps, surf, scale)) if general else
+              _closest_on_ellipsoid(ps, c, Rb, a * scale))
     p[surf] = ps
+    inside0 = clip.g(x0, surf, scale) < 0 if general else r0 < scale
     if relief:
-        p[inner] = np.where((r0 < scale)[:, None], x0, ps) - depth * h * normal
-        p[outer] = np.where((r0 > scale)[:, None], x0, ps) + depth * h * normal
+        p[inner] = np.where(inside0[:, None], x0, ps) - depth * h * normal
+        p[outer] = np.where(~inside0[:, None], x0, ps) + depth * h * normal
     else:
         p[inner] = ps - depth * h * normal
         p[outer] = ps + depth * h * normal
     move = np.linalg.norm(ps - x0, axis=1) / h
+    rim_nodes = cap_nodes = 0
+    if general:
+        zf, _ = clip._zeta(ps, surf)
+        on_plane = np.minimum(np.abs(zf - clip.c), np.abs(zf - 1 + clip.c)) < 1e-6
+        on_ell = np.abs(clip.radii(ps, scale).min(axis=0) - 1.0) < 1e-6
+        rim_nodes, cap_nodes = int((on_plane & on_ell).sum()), int((on_plane & ~on_ell).sum())
+        plane_mask = np.zeros(p.shape[0], bool)
+        plane_mask[surf[on_plane]] = True
     pinned = np.zeros(p.shape[0], bool)
     pinned[surf] = True
     near = pinned.copy()
@@ -270,7 +303,7 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
     data["cement_fraction"] = incl.astype(float)
     mesh = vf.Mesh(p, cells, cell_data=data, tag_names=sub.tag_names, node_sets=sub.node_sets)
     vol = mesh.cell_volumes()
-    info = dict(scale=float(s * scale), cleaned=int((inc[:m0] != (canc & (radius(sub.points[sub.cells].mean(axis=1)) < 1.0))).sum()), max_move_h=float(move.max()), sampled_mm3=float(achieved), inclusion_mm3=float(vol[incl].sum()),
+    info = dict(scale=float(s * scale), rim_nodes=rim_nodes, cap_nodes=cap_nodes, fixed_nodes=int(fixed.sum()), cleaned=int((inc[:m0] != inc_raw).sum()), max_move_h=float(move.max()), sampled_mm3=float(achieved), inclusion_mm3=float(vol[incl].sum()),
                 volume_error=float(vol[incl].sum() / (volume * 1000.0) - 1.0),
                 staircase_mm3=float(sub.cell_volumes()[inc].sum()), surface_nodes=int(surf.size),
                 quads=int(c1.shape[0] - m0), folded=int((q.min_jacobian <= 0).sum()),
@@ -292,6 +325,73 @@ def _crossing_along(g, x0, n, reach, iterations=40):
         lo, hi = np.where(inside, mid, lo), np.where(inside, hi, mid)
     _crossing_along.missed = int((~ok).sum())
     return np.where(ok, 0.5 * (lo + hi), 0.0)
+
+
+class _ClippedBoluses:
+    """The boluses' solid ``min_k r_k <= scale`` within the vertical slab of ``vertebroplasty`` (columns of
+    the segment's nodes), in the local frame of vertebra-alone meshes whose node ``i`` is segment node
+    ``keep[i]``. :meth:`project`: the nearest of the closest point on the nearest ellipsoid (if inside the
+    slab) and the point straight along the column on the slab's plane (if inside that ellipsoid), else that
+    plane point pulled horizontally onto the ellipsoid (the rim; ``rim`` marks those nodes)."""
+
+    def __init__(self, segment, level, keep, centres, rots, axes, extent):
+        from vertebrafe.clinical._common import level_nodes
+
+        nodes = level_nodes(segment, level)
+        R, o = (np.asarray(x, float) for x in segment.frames[level])
+        P = segment.mesh.points
+        col = keep % nodes.n2
+        self.bottom = (P[nodes.inferior] - o) @ R
+        self.axis = (P[nodes.superior] - P[nodes.inferior]) @ R
+        self.col = col
+        self.c = 0.5 * (1.0 - extent)
+        self.centres, self.rots, self.axes = centres, rots, axes
+        self.rim = None
+
+    def _zeta(self, x, ids):
+        cl = self.col[ids]
+        d = self.axis[cl]
+        return np.einsum("ki,ki->k", x - self.bottom[cl], d) / np.einsum("ki,ki->k", d, d), d
+
+    def radii(self, x, sc):
+        return np.stack([np.sqrt(np.sum((((x - c) @ R) / (a * sc)) ** 2, axis=1))
+                         for c, R, a in zip(self.centres, self.rots, self.axes)])
+
+    def g(self, x, ids, sc):
+        z, _ = self._zeta(x, ids)
+        return np.maximum(self.radii(x, sc).min(axis=0) - 1.0, np.maximum(self.c - z, z - 1.0 + self.c))
+
+    def project(self, x, ids, sc):
+        k = np.argmin(self.radii(x, sc), axis=0)
+        out = np.empty_like(x)
+        rim = np.zeros(x.shape[0], bool)
+        z, d = self._zeta(x, ids)
+        zt = np.clip(z, self.c, 1.0 - self.c)
+        near_lo = np.abs(z - self.c) < np.abs(z - (1.0 - self.c))
+        zt = np.where(near_lo, self.c, 1.0 - self.c)
+        plane = x + (zt - z)[:, None] * d                      # on the nearer slab plane, along the column
+        for j, (c, R, a) in enumerate(zip(self.centres, self.rots, self.axes)):
+            m = k == j
+            if not m.any():
+                continue
+            pe = _closest_on_ellipsoid(x[m], c, R, a * sc)
+            ze, _ = self._zeta(pe, ids[m])
+            ok_e = (ze >= self.c - 1e-9) & (ze <= 1.0 - self.c + 1e-9)
+            y = (plane[m] - c) @ R / (a * sc)                  # ellipsoid coordinates of the plane point
+            hz2 = y[:, 0] ** 2 + y[:, 1] ** 2
+            ok_p = hz2 + y[:, 2] ** 2 <= 1.0
+            t = np.sqrt(np.clip(1.0 - y[:, 2] ** 2, 0.0, None) / np.maximum(hz2, 1e-300))
+            yr = np.stack([y[:, 0] * t, y[:, 1] * t, y[:, 2]], axis=1)
+            pr = c + (yr * (a * sc)) @ R.T                     # the rim point at the plane's height
+            de = np.where(ok_e, np.linalg.norm(pe - x[m], axis=1), np.inf)
+            dp = np.where(ok_p, np.linalg.norm(plane[m] - x[m], axis=1), np.inf)
+            best = np.where(de <= dp, pe.T, plane[m].T).T
+            none = ~ok_e & ~ok_p
+            best[none] = pr[none]
+            out[m] = best
+            rim[np.flatnonzero(m)[none]] = True
+        self.rim = rim
+        return out
 
 
 def _clean_set(cells, sel, eligible, rounds=20):
@@ -359,7 +459,8 @@ def _weighted_quantile(v, w, q):
     return float(v[o][np.searchsorted(c, q)])
 
 
-def run(h, element, bmd=80.0, volume=4.0, split="centre", tet_formulation="full", solver="amg", vp=None):
+def run(h, element, bmd=80.0, volume=4.0, split="centre", tet_formulation="full", solver="amg", vp=None,
+        clipped=False):
     """One row (module docstring)."""
     from vertebrafe.post.plate import plate_test
     from vertebrafe.verification import tetra_mesh
@@ -367,7 +468,7 @@ def run(h, element, bmd=80.0, volume=4.0, split="centre", tet_formulation="full"
     t0 = time.process_time()
     info = {}
     if element == "hex8-pillowed":
-        sub, C, H, info = pillowed_l1(h, bmd, volume, vp)
+        sub, C, H, info = pillowed_l1(h, bmd, volume, vp, clipped=clipped)
         if info["folded"]:                                 # a row whose mesh folds is not solved
             nan = float("nan")
             return dict(h=h, element=element, split=None, formulation="bbar", stiffness=nan, height=H,
@@ -453,6 +554,9 @@ def main(argv=None):
     ap.add_argument("--solver", default="amg")
     ap.add_argument("--approach", default=None, choices=["bipedicular", "unipedicular"],
                     help="vertebroplasty approach (default bipedicular)")
+    ap.add_argument("--clipped", action="store_true",
+                    help="hex8-pillowed: allow two boluses and a bolus the slab clips (projection onto the clipped "
+                         "solid, the rim by a horizontal pull; experimental)")
     ap.add_argument("--extent", type=float, default=None, help="vertebroplasty vertical_extent (default 0.7)")
     ap.add_argument("--offset-z", type=float, default=None, metavar="MM", help="vertebroplasty offset (0, 0, MM)")
     ap.add_argument("--json")
@@ -469,7 +573,7 @@ def main(argv=None):
           f"{'mean vM':>8}{'p95':>7}{'cpu s':>8}{'GB':>6}")
     rows = []
     for h, el in jobs:
-        r = run(h, el, a.bmd, a.volume, a.split, a.tet_formulation, a.solver, vp)
+        r = run(h, el, a.bmd, a.volume, a.split, a.tet_formulation, a.solver, vp, a.clipped)
         rows.append(r)
         print(f"{h:>5} {el:<13}{r['cells']:>8}{r['dofs']:>9}{r['open_faces']:>6}{r['stiffness']:>9.1f}"
               f"{r['axial']:>8.4f}{r['vm_of_mean']:>9.4f}{r['mean_vm']:>8.4f}{r['p95']:>7.4f}{r['cpu']:>8.1f}"
