@@ -165,7 +165,7 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
     from vertebrafe.clinical.augment import (Sampler, body_frame_sizes, bolus_geometry, cement_phase,
                                              endplate_distances, level_cells, vertical_mask)
     from vertebrafe.elements import HEX8, HEX8_FACES
-    from vertebrafe.mesh.pillow import HEX8_EDGES, boundary_quads, pillow, relax
+    from vertebrafe.mesh.pillow import HEX8_EDGES, boundary_quads, clean_set, pillow, relax
     from vertebrafe.mesh.quality import cell_quality
     from vertebrafe.post.strength import vertebra_alone
 
@@ -206,7 +206,7 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
         inc = canc & (radius(sub.points[sub.cells].mean(axis=1)) < 1.0)
     inc_raw = inc.copy()
     if clean:
-        inc = _clean_set(sub.cells, inc, canc & (not general))       # two boluses: no cell joins (no bridge)
+        inc = clean_set(sub.cells, inc, canc & (not general))       # two boluses: no cell joins (no bridge)
     m0 = sub.n_cells
     p1, c1, surf, owner1 = pillow(sub.points, sub.cells, inc, shrink=0.0)
     inc1 = np.concatenate([inc, np.ones(c1.shape[0] - m0, bool)])
@@ -392,34 +392,6 @@ class _ClippedBoluses:
             rim[np.flatnonzero(m)[none]] = True
         self.rim = rim
         return out
-
-
-def _clean_set(cells, sel, eligible, rounds=20):
-    """The cell set ``sel`` without protrusions and notches: a cell of the set with two opposite faces or
-    four or more faces on its boundary leaves it, an ``eligible`` cell outside with that many faces against
-    it joins it, until none changes (the pillow's layer cells over such a cell would be sheared flat)."""
-    from vertebrafe.elements import HEX8_FACES
-
-    m = cells.shape[0]
-    key = np.sort(cells[:, HEX8_FACES].reshape(-1, 4), axis=1)
-    _, inv = np.unique(key, axis=0, return_inverse=True)
-    inv = inv.ravel()
-    order = np.argsort(inv, kind="stable")
-    pair = np.full(6 * m, -1)
-    same = inv[order[1:]] == inv[order[:-1]]
-    a, b = order[:-1][same], order[1:][same]
-    pair[a], pair[b] = b // 6, a // 6                 # the neighbour cell across each face (-1: none)
-    sel = sel.copy()
-    for _ in range(rounds):
-        nb = pair.reshape(m, 6)
-        has = nb >= 0
-        other = np.where(has, sel[np.maximum(nb, 0)] != sel[:, None], False)
-        opposite = (other[:, 0] & other[:, 1]) | (other[:, 2] & other[:, 3]) | (other[:, 4] & other[:, 5])
-        flip = (opposite | (other.sum(1) >= 4)) & (sel | eligible)
-        if not flip.any():
-            break
-        sel[flip] = ~sel[flip]
-    return sel
 
 
 def _closest_on_ellipsoid(x, c, R, a, iterations=80):

@@ -3,7 +3,7 @@ import numpy as np
 
 from vertebrafe.elements import HEX8, HEX8_FACES
 from vertebrafe.mesh import box
-from vertebrafe.mesh.pillow import boundary_quads, pillow, relax
+from vertebrafe.mesh.pillow import boundary_quads, clean_set, pillow, relax
 from vertebrafe.mesh.quality import cell_quality, cell_volumes
 
 
@@ -108,3 +108,21 @@ def test_relax_moves_a_displaced_node_back_and_holds_the_rest():
     # held components: only y may move
     p3, _ = relax(p, m.cells, np.repeat(free[:, None], 3, axis=1) & np.array([False, True, False]), passes=1)
     assert np.allclose(p3[mid], [0.6, 0.5, 0.58])
+
+
+def test_clean_set_removes_a_protrusion_and_fills_a_notch():
+    m = box((1.0, 1.0, 1.0), (5, 5, 5))
+    c = m.points[m.cells].mean(axis=1)
+    cube = np.all(np.abs(c - 0.5) < 0.25, axis=1)                     # the inner 3 x 3 x 3 cells
+    assert cube.sum() == 27 and np.array_equal(clean_set(m.cells, cube, np.ones(m.n_cells, bool)), cube)
+    bump = cube | np.all(np.abs(c - [0.5, 0.5, 0.9]) < 0.05, axis=1)      # a cell on top: four sides out
+    assert bump.sum() == 28
+    assert np.array_equal(clean_set(m.cells, bump, np.ones(m.n_cells, bool)), cube)
+    notch = cube & ~np.all(np.abs(c - [0.5, 0.5, 0.7]) < 0.05, axis=1)   # the top face's middle cell missing
+    assert notch.sum() == 26
+    assert np.array_equal(clean_set(m.cells, notch, np.ones(m.n_cells, bool)), cube)
+    # no cell may join: the notch's neighbours have two opposite faces out, and the top layer goes cell by cell
+    assert np.array_equal(clean_set(m.cells, notch, np.zeros(m.n_cells, bool)), cube & (c[:, 2] < 0.6))
+    # a set on the mesh's boundary: the boundary faces do not count
+    corner = np.all(c < 0.4, axis=1)                                  # 2 x 2 x 2 in a corner
+    assert np.array_equal(clean_set(m.cells, corner, np.ones(m.n_cells, bool)), corner)

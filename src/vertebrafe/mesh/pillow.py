@@ -9,7 +9,8 @@ then be placed on the smooth surface. Doing it on both sides of the boundary (:f
 on its complement) leaves every cell with a face on the boundary a layer cell with exactly one.
 
 :func:`pillow` does the topology (and an initial shrink that keeps every cell's volume positive and the
-union's volume); :func:`relax` is a guarded Laplacian smoothing of chosen nodes.
+union's volume); :func:`relax` is a guarded Laplacian smoothing of chosen nodes; :func:`clean_set` removes a
+set's protrusions and fills its notches before pillowing.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 from ..elements import HEX8, HEX8_FACES
 from .quality import cell_quality
 
-__all__ = ["pillow", "relax", "boundary_quads", "HEX8_EDGES"]
+__all__ = ["pillow", "relax", "boundary_quads", "clean_set", "HEX8_EDGES"]
 
 #: The twelve edges of a hexahedron in VTK order.
 HEX8_EDGES = np.array([[0, 1], [1, 2], [2, 3], [3, 0], [4, 5], [5, 6], [6, 7], [7, 4],
@@ -42,6 +43,43 @@ def boundary_quads(cells, selected):
     nsel = np.bincount(inv, weights=sel[owner].astype(float), minlength=count.size)
     mine = shared & sel[owner] & (nsel[inv] == 1)
     return faces[mine], owner[mine]
+
+
+def clean_set(cells, selected, eligible, rounds=20):
+    """The cell set ``selected`` (bool ``(m,)``) without protrusions and notches: a cell of the set with two
+    opposite faces, or four or more faces, against cells outside it leaves the set; a cell of ``eligible``
+    (bool ``(m,)``) outside it with that many faces against the set joins it; repeated until none changes
+    (at most ``rounds`` times), each time joining the cells that may join, or, when none may, removing. A set of cells whose centres lie inside a smooth surface has such cells where
+    the surface is thin or curved at the cell size; their faces are nearly normal to the surface, and the
+    layer cells pillowed over them are sheared flat when the faces go onto it. Faces with no neighbour (the
+    mesh's boundary) do not count. Pass ``eligible`` all False to only remove cells."""
+    cells = np.asarray(cells, np.int64)
+    m = cells.shape[0]
+    key = np.sort(cells[:, HEX8_FACES].reshape(-1, 4), axis=1)
+    _, inv = np.unique(key, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    order = np.argsort(inv, kind="stable")
+    pair = np.full(6 * m, -1)
+    same = inv[order[1:]] == inv[order[:-1]]
+    a, b = order[:-1][same], order[1:][same]
+    pair[a], pair[b] = b // 6, a // 6                 # the neighbour cell across each face (-1: none)
+    nb = pair.reshape(m, 6)
+    has = nb >= 0
+    sel = np.array(selected, bool)
+    elig = np.asarray(eligible, bool)
+    for _ in range(rounds):
+        other = has & (sel[np.maximum(nb, 0)] != sel[:, None])
+        # HEX8_FACES lists the faces in opposite pairs: (0, 1), (2, 3), (4, 5)
+        opposite = (other[:, 0] & other[:, 1]) | (other[:, 2] & other[:, 3]) | (other[:, 4] & other[:, 5])
+        flip = (opposite | (other.sum(axis=1) >= 4)) & (sel | elig)
+        if not flip.any():
+            break
+        join = flip & ~sel
+        if join.any():                                # notches first, then (with none left) protrusions
+            sel[join] = True
+        else:
+            sel[flip] = False
+    return sel
 
 
 def pillow(points, cells, selected, shrink=0.25):
