@@ -76,6 +76,7 @@ from vertebrafe.clinical.phasestress import phase_stress_maps
 from vertebrafe.clinical.snap import _guard, _moves, _segments, cell_phases
 from vertebrafe.elasticity import isotropic, laminate
 from vertebrafe.elements import HEX8
+from vertebrafe.fem.solution import von_mises
 from vertebrafe.mesh.pillow import HEX8_EDGES, pillow, relax
 from vertebrafe.materials import PHASE_TISSUES
 from vertebrafe.verification import _KUHN, eshelby_sphere_stress, sphere_octant_mesh, tetra_mesh
@@ -353,12 +354,6 @@ def representation(rep, n, box, ratio, nu_m, nu_i):
     return mesh, C, cells, mesh.cell_volumes()[cells], None, info
 
 
-def _von_mises(s):
-    s = np.asarray(s)
-    return np.sqrt(0.5 * ((s[..., 0] - s[..., 1]) ** 2 + (s[..., 1] - s[..., 2]) ** 2 + (s[..., 2] - s[..., 0]) ** 2)
-                   + 3 * (s[..., 3] ** 2 + s[..., 4] ** 2 + s[..., 5] ** 2))
-
-
 def _weighted_quantile(v, w, q):
     o = np.argsort(v)
     c = np.cumsum(w[o]) / w.sum()
@@ -426,7 +421,7 @@ def run(rep, n, box=8.0, ratio=74.0, nu_m=0.3, nu_i=0.3, formulation="bbar", sol
     if maps is not None:
         cut = np.any(maps != 0, axis=(1, 2))
         own = (wts[:, None] * s).sum(0) / wts.sum()        # cut cells with their own (homogenised) stress
-        extra = dict(szz_cellstress=float(own[2]), vm_cellstress=float(_von_mises(own)),
+        extra = dict(szz_cellstress=float(own[2]), vm_cellstress=float(von_mises(own)),
                      cut_phase_szz=float(0.0))
         s[cut] = np.einsum("kij,kj->ki", maps[cut], sol.cell_strain[cells[cut]])
         extra["cut_phase_szz"] = float((wts[cut] * s[cut, 2]).sum() / wts[cut].sum())
@@ -437,12 +432,12 @@ def run(rep, n, box=8.0, ratio=74.0, nu_m=0.3, nu_i=0.3, formulation="bbar", sol
     centre = np.linalg.norm(mesh.points[mesh.cells[cells]].mean(axis=1), axis=1)
     core = centre <= CORE
     core_zz = float((wts[core] * s[core, 2]).sum() / wts[core].sum()) if core.any() else float("nan")
-    vm = _von_mises(s)
+    vm = von_mises(s)
     row = dict(rep=rep, n=n, h=2 * R / n if n else float("nan"), box=box, ratio=ratio, formulation=formulation, cells=mesh.n_cells,
                dofs=3 * mesh.n_points, volume_err=float(wts.sum() / (np.pi / 6 * R ** 3) - 1),
                szz=float(mean[2]), szz_exact=float(exact[2]), szz_err=float(mean[2] / exact[2] - 1),
-               vm=float(_von_mises(mean)), vm_exact=float(_von_mises(exact)),
-               vm_err=float(_von_mises(mean) / _von_mises(exact) - 1),
+               vm=float(von_mises(mean)), vm_exact=float(von_mises(exact)),
+               vm_err=float(von_mises(mean) / von_mises(exact) - 1),
                p95=_weighted_quantile(vm, wts, 0.95), core_szz=core_zz, core_err=core_zz / float(exact[2]) - 1,
                cpu=time.process_time() - t0, **info, **extra)
     return row

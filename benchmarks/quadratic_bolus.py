@@ -51,15 +51,9 @@ import time
 
 import numpy as np
 
-
-def _revision():
-    try:
-        import subprocess
-
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from inclusion_convergence import _revision, _weighted_quantile  # noqa: E402  (the same row statistics)
+from vertebrafe.fem.solution import von_mises  # noqa: E402
 
 
 def boundary_faces(mesh):
@@ -420,17 +414,6 @@ def _enclosed(p, quads):
     return float((np.einsum("ki,ki->k", a, np.cross(b, c)) + np.einsum("ki,ki->k", a, np.cross(c, d))).sum() / 6.0)
 
 
-def _von_mises(s):
-    return np.sqrt(0.5 * ((s[..., 0] - s[..., 1]) ** 2 + (s[..., 1] - s[..., 2]) ** 2 + (s[..., 2] - s[..., 0]) ** 2)
-                   + 3 * (s[..., 3] ** 2 + s[..., 4] ** 2 + s[..., 5] ** 2))
-
-
-def _weighted_quantile(v, w, q):
-    o = np.argsort(v)
-    c = np.cumsum(w[o]) / w.sum()
-    return float(v[o][np.searchsorted(c, q)])
-
-
 def run(h, element, bmd=80.0, volume=4.0, split="centre", tet_formulation="full", solver="amg", vp=None,
         clipped=False):
     """One row (module docstring)."""
@@ -470,10 +453,10 @@ def run(h, element, bmd=80.0, volume=4.0, split="centre", tet_formulation="full"
     comp = np.flatnonzero(np.asarray(mesh.cell_data["cement_fraction"]) >= 1.0)
     s, w = sol.cell_stress[comp], sol.cell_volume[comp]
     mean = (w[:, None] * s).sum(0) / w.sum()
-    vm = _von_mises(s)
+    vm = von_mises(s)
     return dict(h=h, element=element, split=split if element == "tet10" else None, formulation=formulation,
                 stiffness=abs(test.force) / delta, height=H, composite_mm3=float(w.sum()),
-                axial=float(mean[2]), vm_of_mean=float(_von_mises(mean)), mean_vm=float((w * vm).sum() / w.sum()),
+                axial=float(mean[2]), vm_of_mean=float(von_mises(mean)), mean_vm=float((w * vm).sum() / w.sum()),
                 p95=_weighted_quantile(vm, w, 0.95), cells=int(mesh.n_cells), dofs=int(3 * mesh.n_points),
                 hex_cells=int(hex_cells), hex_dofs=int(hex_dofs), open_faces=int(open_faces),
                 cpu=time.process_time() - t0, pillow=info or None, solved=True,
