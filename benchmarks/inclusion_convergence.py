@@ -77,7 +77,7 @@ from vertebrafe.clinical.snap import _guard, _moves, _segments, cell_phases
 from vertebrafe.elasticity import isotropic, laminate
 from vertebrafe.elements import HEX8
 from vertebrafe.fem.solution import von_mises
-from vertebrafe.mesh.pillow import HEX8_EDGES, pillow, relax
+from vertebrafe.mesh.pillow import edge_rings, pillow, relax
 from vertebrafe.materials import PHASE_TISSUES
 from vertebrafe.verification import _KUHN, eshelby_sphere_stress, sphere_octant_mesh, tetra_mesh
 
@@ -226,11 +226,7 @@ def pillowed_sphere(n, box, start="staircase", sides=2, depth=None, passes=PILLO
         p[outer] = (np.maximum(r0, R) + depth * h)[:, None] * u
     pinned = np.zeros(p.shape[0], bool)
     pinned[surf] = True
-    near = pinned.copy()
-    e = np.unique(np.sort(cells[:, HEX8_EDGES].reshape(-1, 2), axis=1), axis=0)
-    for _ in range(rings):
-        near[e[near[e[:, 0]], 1]] = True
-        near[e[near[e[:, 1]], 0]] = True
+    near = edge_rings(cells, pinned, rings)
     far = np.any(np.isclose(p, box), axis=1)
     free = np.repeat((near & ~pinned & ~far)[:, None], 3, axis=1) & ~np.isclose(p, 0.0, atol=1e-12)
     from vertebrafe.mesh.quality import cell_quality

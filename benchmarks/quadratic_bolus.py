@@ -159,7 +159,7 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
     from vertebrafe.clinical.augment import (Sampler, body_frame_sizes, bolus_geometry, cement_phase,
                                              endplate_distances, level_cells, vertical_mask)
     from vertebrafe.elements import HEX8, HEX8_FACES
-    from vertebrafe.mesh.pillow import HEX8_EDGES, boundary_quads, clean_set, pillow, relax
+    from vertebrafe.mesh.pillow import boundary_quads, clean_set, edge_rings, pillow, relax
     from vertebrafe.mesh.quality import cell_quality
     from vertebrafe.post.strength import vertebra_alone
 
@@ -277,11 +277,7 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
         plane_mask[surf[on_plane]] = True
     pinned = np.zeros(p.shape[0], bool)
     pinned[surf] = True
-    near = pinned.copy()
-    e = np.unique(np.sort(cells[:, HEX8_EDGES].reshape(-1, 2), axis=1), axis=0)
-    for _ in range(rings):
-        near[e[near[e[:, 0]], 1]] = True
-        near[e[near[e[:, 1]], 0]] = True
+    near = edge_rings(cells, pinned, rings)
     on_boundary = np.zeros(p.shape[0], bool)
     f = cells[:, HEX8_FACES].reshape(-1, 4)
     _, inv, cnt = np.unique(np.sort(f, axis=1), axis=0, return_inverse=True, return_counts=True)

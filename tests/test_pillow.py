@@ -3,7 +3,7 @@ import numpy as np
 
 from vertebrafe.elements import HEX8, HEX8_FACES
 from vertebrafe.mesh import box
-from vertebrafe.mesh.pillow import boundary_quads, clean_set, pillow, relax
+from vertebrafe.mesh.pillow import boundary_quads, clean_set, edge_rings, pillow, relax
 from vertebrafe.mesh.quality import cell_quality, cell_volumes
 
 
@@ -126,3 +126,13 @@ def test_clean_set_removes_a_protrusion_and_fills_a_notch():
     # a set on the mesh's boundary: the boundary faces do not count
     corner = np.all(c < 0.4, axis=1)                                  # 2 x 2 x 2 in a corner
     assert np.array_equal(clean_set(m.cells, corner, np.ones(m.n_cells, bool)), corner)
+
+
+def test_edge_rings_grow_one_edge_per_ring():
+    """On a 4 x 4 x 4 box grid, the rings of the corner node are the nodes within that many grid steps along
+    edges (a Manhattan ball)."""
+    m = box((4.0, 4.0, 4.0), (4, 4, 4))
+    seed = np.all(np.isclose(m.points, 0.0), axis=1)
+    for rings in range(4):
+        near = edge_rings(m.cells, seed, rings)
+        np.testing.assert_array_equal(near, np.rint(m.points).sum(axis=1) <= rings)

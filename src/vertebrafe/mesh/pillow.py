@@ -19,7 +19,7 @@ import numpy as np
 from ..elements import HEX8, HEX8_FACES
 from .quality import cell_quality
 
-__all__ = ["pillow", "relax", "boundary_quads", "clean_set", "HEX8_EDGES"]
+__all__ = ["pillow", "relax", "boundary_quads", "clean_set", "edge_rings", "HEX8_EDGES"]
 
 #: The twelve edges of a hexahedron in VTK order.
 HEX8_EDGES = np.array([[0, 1], [1, 2], [2, 3], [3, 0], [4, 5], [5, 6], [6, 7], [7, 4],
@@ -128,6 +128,17 @@ def pillow(points, cells, selected, shrink=0.25):
     target = acc[nodes] / cnt[nodes, None]
     new_pts = np.concatenate([points, points[nodes] + shrink * (target - points[nodes])])
     return new_pts, np.concatenate([new_cells, layer]), nodes, owner
+
+
+def edge_rings(cells, seed, rings):
+    """Nodes ``(n,)`` bool within ``rings`` hex8 edges of the ``seed`` nodes ``(n,)`` bool (the seed included):
+    the neighbourhood that :func:`relax` smooths around a projected surface."""
+    near = np.asarray(seed, dtype=bool).copy()
+    e = np.unique(np.sort(cells[:, HEX8_EDGES].reshape(-1, 2), axis=1), axis=0)
+    for _ in range(rings):
+        near[e[near[e[:, 0]], 1]] = True
+        near[e[near[e[:, 1]], 0]] = True
+    return near
 
 
 def _scaled(points, cells):
