@@ -79,7 +79,7 @@ from vertebrafe.elements import HEX8
 from vertebrafe.fem.solution import von_mises
 from vertebrafe.mesh.pillow import edge_rings, pillow, relax
 from vertebrafe.materials import PHASE_TISSUES
-from vertebrafe.verification import _KUHN, eshelby_sphere_stress, sphere_octant_mesh, tetra_mesh
+from vertebrafe.verification import _KUHN, eshelby_sphere_stress, sphere_octant_mesh, subdivide_hexes, tetra_mesh
 
 R = 1.0
 E_M = 100.0
@@ -359,26 +359,14 @@ def _weighted_quantile(v, w, q):
 def subdivide(mesh, k):
     """``mesh`` (conforming, :func:`~vertebrafe.verification.sphere_octant_mesh`) with every cell split into
     ``k^3`` by its own trilinear map: the same faceted inclusion, finer cells (the geometry's error frozen)."""
-    from vertebrafe.elements import hex8_shape
-    from vertebrafe.verification import _structured_cells
-
-    t = np.linspace(-1, 1, k + 1)
-    N = hex8_shape(np.stack(np.meshgrid(t, t, t, indexing="ij"), axis=-1).reshape(-1, 3))
-    allp = np.einsum("qa,mai->mqi", N, mesh.points[mesh.cells]).reshape(-1, 3)
-    _, first, inv = np.unique(np.round(allp * 1e9).astype(np.int64), axis=0, return_index=True, return_inverse=True)
-    loc = _structured_cells(np.arange((k + 1) ** 3).reshape(k + 1, k + 1, k + 1))
-    cells = inv.ravel().reshape(mesh.n_cells, -1)[:, loc].reshape(-1, 8)
-    pts = allp[first]
-    x = pts[cells]
-    neg = np.einsum("mi,mi->m", np.cross(x[:, 1] - x[:, 0], x[:, 3] - x[:, 0]), x[:, 4] - x[:, 0]) < 0
-    cells[neg] = cells[neg][:, [0, 3, 2, 1, 4, 7, 6, 5]]
+    fine = subdivide_hexes(mesh, k)
+    pts, cells = fine.points, fine.cells
     ns = {ax + "min": np.flatnonzero(np.abs(pts[:, d]) < 1e-9) for d, ax in enumerate("xyz")}
     on = np.abs(pts[:, 2] - pts[:, 2].max()) < 1e-9
     f = np.concatenate([cells[:, lf][on[cells[:, lf]].all(axis=1)] for lf in HEX8.faces])
     up = np.cross(pts[f[:, 1]] - pts[f[:, 0]], pts[f[:, 3]] - pts[f[:, 0]])[:, 2] < 0
     f[up] = f[up][:, ::-1]
-    return vf.Mesh(pts, cells, cell_data={"region": np.repeat(mesh.cell_data["region"], k ** 3)}, node_sets=ns,
-                   face_sets={"zmax": f})
+    return vf.Mesh(pts, cells, cell_data={"region": fine.cell_data["region"]}, node_sets=ns, face_sets={"zmax": f})
 
 
 def run_mesh(mesh, ratio=74.0, nu_m=0.3, nu_i=0.3, formulation="bbar", solver="direct"):

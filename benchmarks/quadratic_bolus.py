@@ -54,6 +54,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from inclusion_convergence import _revision, _weighted_quantile  # noqa: E402  (the same row statistics)
 from vertebrafe.fem.solution import von_mises  # noqa: E402
+from vertebrafe.verification import subdivide_hexes  # noqa: E402
 
 
 def boundary_faces(mesh):
@@ -64,40 +65,6 @@ def boundary_faces(mesh):
     f = np.sort(np.concatenate([mesh.cells[:, list(lf)[:k]] for lf in ELEMENT_TYPES[mesh.cell_type].faces]), axis=1)
     _, c = np.unique(f, axis=0, return_counts=True)
     return int((c == 1).sum())
-
-
-def split_cells(mesh, k=2):
-    """``mesh`` (hex8) with every cell split into ``k^3`` by its own trilinear map (the same geometry, finer
-    cells), cell data repeated per cell, node sets holding the new nodes of the faces and edges whose corners
-    all are in them."""
-    import vertebrafe as vf
-    from vertebrafe.elements import hex8_shape
-    from vertebrafe.verification import _structured_cells
-
-    t = np.linspace(-1, 1, k + 1)
-    xi = np.stack(np.meshgrid(t, t, t, indexing="ij"), axis=-1).reshape(-1, 3)
-    N = hex8_shape(xi)                                                 # (q, 8)
-    allp = np.einsum("qa,mai->mqi", N, mesh.points[mesh.cells]).reshape(-1, 3)
-    scale = np.abs(mesh.points).max()
-    _, first, inv = np.unique(np.round(allp / scale * 1e10).astype(np.int64), axis=0, return_index=True,
-                              return_inverse=True)
-    loc = _structured_cells(np.arange((k + 1) ** 3).reshape(k + 1, k + 1, k + 1))
-    cells = inv.ravel().reshape(mesh.n_cells, -1)[:, loc].reshape(-1, 8)
-    pts = allp[first]
-    x = pts[cells]
-    neg = np.einsum("mi,mi->m", np.cross(x[:, 1] - x[:, 0], x[:, 3] - x[:, 0]), x[:, 4] - x[:, 0]) < 0
-    cells[neg] = cells[neg][:, [0, 3, 2, 1, 4, 7, 6, 5]]
-    parent = np.abs(N) > 1e-12                                         # (q, 8): the corners a new node depends on
-    sets = {}
-    for name, nodes in mesh.node_sets.items():
-        member = np.zeros(mesh.n_points, bool)
-        member[nodes] = True
-        inside = np.all(~parent[None] | member[mesh.cells][:, None, :], axis=2).ravel()     # (m q,)
-        on = np.zeros(pts.shape[0], bool)
-        on[inv.ravel()[inside]] = True
-        sets[name] = np.flatnonzero(on)
-    data = {key: np.repeat(v, k ** 3, axis=0) for key, v in mesh.cell_data.items()}
-    return vf.Mesh(pts, cells, cell_data=data, tag_names=mesh.tag_names, node_sets=sets)
 
 
 def fractured_segment(h, bmd):
@@ -432,7 +399,7 @@ def run(h, element, bmd=80.0, volume=4.0, split="centre", tet_formulation="full"
     hex_cells, hex_dofs = sub.n_cells, 3 * sub.n_points
     open_faces = 0
     if element == "hex8-split":
-        mesh, formulation = split_cells(sub, 2), "bbar"
+        mesh, formulation = subdivide_hexes(sub, 2), "bbar"
         C = np.repeat(C, 8, axis=0)
     elif element == "tet10":
         mesh = tetra_mesh(sub, quadratic=True, split=split)

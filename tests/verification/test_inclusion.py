@@ -69,3 +69,23 @@ def test_conforming_sphere_converges_to_eshelby(formulation):
     # measured: bbar +2.50 / +0.59 %, incompatible +2.26 / +0.53 % (order 2.1-2.2)
     assert abs(e24) < 0.01, (e12, e24)
     assert abs(e12) / abs(e24) > 3.0, (e12, e24)
+
+
+def test_subdivided_box_is_the_finer_box():
+    """A box grid split 2^3 by its trilinear maps is the box grid of twice the counts: the same points, volume,
+    every cell positive, cell data repeated, and a side's node set holding every node of that side."""
+    from vertebrafe.mesh import box
+    from vertebrafe.verification import subdivide_hexes
+
+    coarse = box((2.0, 3.0, 1.5), (2, 3, 1))
+    coarse.cell_data["tag"] = np.arange(coarse.n_cells)
+    fine = subdivide_hexes(coarse, 2)
+    ref = box((2.0, 3.0, 1.5), (4, 6, 2))
+    assert fine.n_cells == 8 * coarse.n_cells and fine.n_points == ref.n_points
+    np.testing.assert_allclose(np.sort(fine.points.view("f8,f8,f8"), axis=0).view(float),
+                               np.sort(ref.points.view("f8,f8,f8"), axis=0).view(float), atol=1e-12)
+    vol = fine.cell_volumes()
+    assert vol.min() > 0 and vol.sum() == pytest.approx(2.0 * 3.0 * 1.5, rel=1e-12)
+    np.testing.assert_array_equal(np.bincount(fine.cell_data["tag"]), np.full(coarse.n_cells, 8))
+    for name, nodes in ref.node_sets.items():
+        assert len(fine.node_sets[name]) == len(nodes), name
