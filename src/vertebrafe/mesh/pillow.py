@@ -49,9 +49,10 @@ def clean_set(cells, selected, eligible, rounds=20):
     """The cell set ``selected`` (bool ``(m,)``) without protrusions and notches: a cell of the set with two
     opposite faces, or four or more faces, against cells outside it leaves the set; a cell of ``eligible``
     (bool ``(m,)``) outside it with that many faces against the set joins it; repeated until none changes
-    (at most ``rounds`` times), each time joining the cells that may join, or, when none may, removing. A set of cells whose centres lie inside a smooth surface has such cells where
-    the surface is thin or curved at the cell size; their faces are nearly normal to the surface, and the
-    layer cells pillowed over them are sheared flat when the faces go onto it. Faces with no neighbour (the
+    (at most ``rounds`` times), each time joining the cells that may join, or, when none may, removing.
+    Returns the cleaned set, bool ``(m,)``. A set of cells whose centres lie inside a smooth surface has such
+    cells where the surface is thin or curved at the cell size; their faces are nearly normal to the surface,
+    and the layer cells pillowed over them are sheared flat when the faces go onto it. Faces with no neighbour (the
     mesh's boundary) do not count. Pass ``eligible`` all False to only remove cells."""
     cells = np.asarray(cells, np.int64)
     m = cells.shape[0]
