@@ -78,9 +78,13 @@ def _exit_on_sigterm(signum, frame):
 
 def _worker_sigterm(signum, frame):
     """SIGTERM in a pool worker: unwind (the case's temporary folder is removed) and make sure the process
-    ends within 5 s even if the pool machinery catches the ``SystemExit`` and waits for more work."""
+    ends within 5 s even if the pool machinery catches the ``SystemExit`` and waits for more work. A further
+    SIGTERM is ignored: when the parent dies the kernel (``PR_SET_PDEATHSIG``) and the parent watch both send
+    one, and a second ``SystemExit`` raised inside the first unwinding would stop the folder's removal."""
+    import signal
     import threading
 
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     timer = threading.Timer(5.0, os._exit, (128 + signum,))
     timer.daemon = True
     timer.start()
