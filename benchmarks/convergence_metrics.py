@@ -197,7 +197,8 @@ def edge_rows(segment, solution, distances, level="L1"):
 
     from vertebrafe.clinical._common import operations_of
     from vertebrafe.post.metrics import BONE_REGIONS, stack_cells, tissue_stresses, tissue_volumes, weighted_quantile
-    from vertebrafe.post.strength import DEFAULT_FRACTION, _body_mask, _yield_strains, bone_phases, vertebra_strength
+    from vertebrafe.post.metrics import body_cells
+    from vertebrafe.post.strength import DEFAULT_FRACTION, _yield_strains, bone_phases, vertebra_strength
 
     ops = operations_of(segment, level, "kyphoplasty")
     if not distances or not ops or not ops[-1].parameters["endplate_contact"]:
@@ -209,8 +210,8 @@ def edge_rows(segment, solution, distances, level="L1"):
     lc = {n: c for c, n in mesh.tag_names["level"].items()}[level]
     on = (mesh.cell_data["level"][cells] == lc) & (cells < stack_cells(segment))
     vs = vertebra_strength(segment, level, solver="auto", rtol=1e-8)         # the plate test of factor_of_risk
-    body = np.flatnonzero(_body_mask(segment, level))
-    pc, ratio, pv = bone_phases(mesh.extract(_body_mask(segment, level)), vs.solution,
+    body = np.flatnonzero(body_cells(segment, level))
+    pc, ratio, pv = bone_phases(mesh.extract(body_cells(segment, level)), vs.solution,
                                 *_yield_strains(segment, None, None), BONE_REGIONS)
     order = np.argsort(-ratio, kind="stable")
     top = order[:int(np.searchsorted(np.cumsum(pv[order]) / pv.sum(), DEFAULT_FRACTION - 1e-12)) + 1]

@@ -36,6 +36,8 @@ first-order extrapolation from its two finest sizes (``3 f(h2) - 2 f(h1)`` for 1
     python benchmarks/quadratic_bolus.py --sizes 6 --elements hex8,tet10        # a quick look
     python benchmarks/quadratic_bolus.py --sizes 3,2,1.5,1 --elements hex8,hex8-pillowed --approach \
         unipedicular --volume 1.25 --extent 1 --offset-z -1 --json pillowed.json  # one pillowed bolus
+    python benchmarks/quadratic_bolus.py --sizes 3,2,1.5,1 --elements hex8 --approach unipedicular \
+        --volume 1.25 --extent 1 --offset-z -1 --surface pillowed   # the library's (vertebroplasty's) pillowing
 
 Units: mm, N, MPa; AMG-CG to rtol 1e-8 (``--solver direct`` for small models).
 """
@@ -53,6 +55,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from inclusion_convergence import _revision, _weighted_quantile  # noqa: E402  (the same row statistics)
+from vertebrafe.clinical.pillowed import closest_on_ellipsoid, enclosed_volume  # noqa: E402
 from vertebrafe.fem.solution import von_mises  # noqa: E402
 from vertebrafe.verification import subdivide_hexes  # noqa: E402
 
@@ -156,12 +159,12 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
 
     canc = sub.cells_in("region", ["cancellous"])
     if general:                          # the staircase: the sampled fraction of the clipped bolus >= 1/2
-        from vertebrafe.post.strength import _body_mask
+        from vertebrafe.post.metrics import body_cells
 
-        keep = nsm.mesh.nodes_of(_body_mask(nsm, "L1"))        # sub node -> segment node
+        keep = nsm.mesh.nodes_of(body_cells(nsm, "L1"))        # sub node -> segment node
         f = np.zeros(nsm.mesh.n_cells)
         f[sampler.cells] = sampler.fraction(r2 <= s * s)
-        inc = canc & (f[_body_mask(nsm, "L1")] >= 0.5)
+        inc = canc & (f[body_cells(nsm, "L1")] >= 0.5)
         clip = _ClippedBoluses(nsm, "L1", keep, centres, rots, axes * s, extent)
     else:
         inc = canc & (radius(sub.points[sub.cells].mean(axis=1)) < 1.0)
@@ -198,7 +201,7 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
             return np.where(fixed[:, None], x0, clip.project(x0, surf, sc))
         if projection == "ray":
             return c + (x0 - c) * (sc / r0)[:, None]
-        cp = _closest_on_ellipsoid(x0, c, Rb, a * sc)
+        cp = closest_on_ellipsoid(x0, c, Rb, a * sc)
         if projection == "normal":
             t = _crossing_along(lambda x: radius(x) / sc - 1.0, x0, normal, 1.5 * h)
             return np.where((t != 0.0)[:, None], x0 + t[:, None] * normal, cp)
@@ -206,7 +209,7 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
 
     for _ in range(4):                                       # the enclosed volume to the request
         p[surf] = project(scale)
-        scale *= (target / _enclosed(p, quads)) ** (1.0 / 3.0)
+        scale *= (target / enclosed_volume(p, quads)) ** (1.0 / 3.0)
     ps = project(scale)
     if surface_passes:                          # Laplacian smoothing on the surface (closest points convene
         loc = np.full(p.shape[0], -1)           # at the ellipsoid's tips): quad-edge neighbours' mean, projected
@@ -219,12 +222,12 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
             np.add.at(acc, qe[:, 0], ps[qe[:, 1]])
             np.add.at(acc, qe[:, 1], ps[qe[:, 0]])
             ps = (np.where(fixed[:, None], x0, clip.project(0.5 * ps + 0.5 * acc / deg, surf, scale)) if general else
-                  _closest_on_ellipsoid(0.5 * ps + 0.5 * acc / deg, c, Rb, a * scale))
+                  closest_on_ellipsoid(0.5 * ps + 0.5 * acc / deg, c, Rb, a * scale))
     for _ in range(3 if surface_passes else 0):              # the smoothed surface's volume to the request
         p[surf] = ps
-        scale *= (target / _enclosed(p, quads)) ** (1.0 / 3.0)
+        scale *= (target / enclosed_volume(p, quads)) ** (1.0 / 3.0)
         ps = (np.where(fixed[:, None], x0, clip.project(ps, surf, scale)) if general else
-              _closest_on_ellipsoid(ps, c, Rb, a * scale))
+              closest_on_ellipsoid(ps, c, Rb, a * scale))
     p[surf] = ps
     inside0 = clip.g(x0, surf, scale) < 0 if general else r0 < scale
     if relief:
@@ -331,7 +334,7 @@ class _ClippedBoluses:
             m = k == j
             if not m.any():
                 continue
-            pe = _closest_on_ellipsoid(x[m], c, R, a * sc)
+            pe = closest_on_ellipsoid(x[m], c, R, a * sc)
             ze, _ = self._zeta(pe, ids[m])
             ok_e = (ze >= self.c - 1e-9) & (ze <= 1.0 - self.c + 1e-9)
             y = (plane[m] - c) @ R / (a * sc)                  # ellipsoid coordinates of the plane point
@@ -349,32 +352,6 @@ class _ClippedBoluses:
             rim[np.flatnonzero(m)[none]] = True
         self.rim = rim
         return out
-
-
-def _closest_on_ellipsoid(x, c, R, a, iterations=80):
-    """Closest points ``(k, 3)`` on the ellipsoid (centre ``c``, axes the columns of ``R``, semi-axes ``a``)
-    to ``x (k, 3)``: ``y_i a_i^2 / (a_i^2 + t)`` in the ellipsoid's axes, ``t`` by bisection."""
-    y = (x - c) @ R
-    a2 = np.asarray(a, float) ** 2
-
-    def f(t):
-        return np.sum(a2 * y ** 2 / (a2 + t[:, None]) ** 2, axis=1) - 1.0
-
-    lo = np.full(y.shape[0], -a2.min() * (1 - 1e-12))
-    hi = np.full(y.shape[0], np.sqrt(a2.max()) * (np.linalg.norm(y, axis=1) + 1.0))
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        pos = f(mid) > 0
-        lo, hi = np.where(pos, mid, lo), np.where(pos, hi, mid)
-    t = 0.5 * (lo + hi)
-    return c + (y * (a2 / (a2 + t[:, None]))) @ R.T
-
-
-def _enclosed(p, quads):
-    """Volume enclosed by the closed outward quad surface ``quads`` (divergence theorem, each quad as two
-    triangles)."""
-    a, b, c, d = (p[quads[:, i]] for i in range(4))
-    return float((np.einsum("ki,ki->k", a, np.cross(b, c)) + np.einsum("ki,ki->k", a, np.cross(c, d))).sum() / 6.0)
 
 
 def run(h, element, bmd=80.0, volume=4.0, split="centre", tet_formulation="full", solver="amg", vp=None,
@@ -477,12 +454,15 @@ def main(argv=None):
                          "solid, the rim by a horizontal pull; experimental)")
     ap.add_argument("--extent", type=float, default=None, help="vertebroplasty vertical_extent (default 0.7)")
     ap.add_argument("--offset-z", type=float, default=None, metavar="MM", help="vertebroplasty offset (0, 0, MM)")
+    ap.add_argument("--surface", default=None, choices=["fitted", "mixed", "pillowed"],
+                    help="vertebroplasty surface of the hex8 / tet10 / hex8-split rows (default: the library's)")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     import vertebrafe as vf
 
     vp = {k: v for k, v in (("approach", a.approach), ("vertical_extent", a.extent),
-                            ("offset", None if a.offset_z is None else (0.0, 0.0, a.offset_z))) if v is not None}
+                            ("offset", None if a.offset_z is None else (0.0, 0.0, a.offset_z)),
+                            ("surface", a.surface)) if v is not None}
     print(f"vertebrafe {vf.__version__} rev {_revision()} | python {platform.python_version()} | "
           f"{platform.processor() or platform.machine()} | NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}")
     jobs = [(float(h), el) for h in a.sizes.split(",") for el in a.elements.split(",")]

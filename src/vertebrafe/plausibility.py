@@ -56,7 +56,10 @@ kyphoplasty)               treated level (its           matrix, as the composite
                                                         and the adjacent levels' ratios converge (within
                                                         2.6 %; after kyphoplasty the lower level's
                                                         endplate -5.5 %; docs/validation.md, "Cemented
-                                                        vertebrae")
+                                                        vertebrae"); a pillowed surface
+                                                        (``surface="pillowed"``): < 8 cells across, its
+                                                        sphere +3.3 % at 4, +0.6 % at 8 ("A pillowed
+                                                        surface")
 =========================  ===========================  ===================================================
 
 Resolution messages start with :data:`~vertebrafe.errors.RESOLUTION_PREFIX` and are issued as
@@ -71,7 +74,7 @@ import numpy as np
 
 from .errors import RESOLUTION_PREFIX, PlausibilityWarning
 
-__all__ = ["LIMITS", "INCLUSION_ERROR", "check_inputs", "check_result", "check_resolution", "inclusion_error", "warn"]
+__all__ = ["LIMITS", "INCLUSION_ERROR", "PILLOWED_CELLS_ACROSS", "check_inputs", "check_result", "check_resolution", "inclusion_error", "warn"]
 
 #: ``{name: (low, high, unit)}`` of the plausibility checks (see the module table).
 LIMITS = {
@@ -90,7 +93,11 @@ LIMITS = {
 #: "Stiff spherical inclusion (Eshelby)": the snapped sphere for ``"fitted"``, the cement phase of the cut
 #: cells for ``"mixed"``; box 8 mm, revision 3b64aaf). Only the range where the error falls with n.
 INCLUSION_ERROR = {"fitted": ((4, 37.8), (8, 15.1), (12, 11.5), (16, 9.0), (24, 5.5), (32, 4.0)),
-                   "mixed": ((8, 42.1), (12, 28.8), (16, 22.0), (24, 15.1), (32, 11.3))}
+                   "mixed": ((8, 42.1), (12, 28.8), (16, 22.0), (24, 15.1), (32, 11.3)),
+                   "pillowed": ((4, 3.3), (8, 0.60))}
+#: The fewest cells across a pillowed bolus without a ResolutionWarning: its sphere is within 0.6 % at 8 cells
+#: across and stays within 0.4 % beyond (docs/validation.md, "A pillowed surface"; +3.3 % at 4).
+PILLOWED_CELLS_ACROSS = 8.0
 
 
 def _bmd_values(materials):
@@ -186,7 +193,6 @@ def check_resolution(segment):
     """Messages (list of str, each starting with :data:`~vertebrafe.errors.RESOLUTION_PREFIX`) for the
     treated levels of ``segment`` whose narrowest cement bolus is fewer than ``LIMITS["bolus_cells_across"]``
     cells across (the ``bolus_cells_across`` of the level's last vertebroplasty or kyphoplasty)."""
-    lo = LIMITS["bolus_cells_across"][0]
     last = {}
     for op in getattr(segment, "history", ()):
         if op.kind in ("vertebroplasty", "kyphoplasty") and "bolus_cells_across" in op.results:
@@ -194,9 +200,10 @@ def check_resolution(segment):
     out = []
     for level, op in last.items():
         n = float(op.results["bolus_cells_across"])
+        surface = op.parameters.get("surface") or "fitted"
+        lo = PILLOWED_CELLS_ACROSS if surface == "pillowed" else LIMITS["bolus_cells_across"][0]
         if not (math.isfinite(n) and n < lo):
             continue
-        surface = op.parameters.get("surface") or "fitted"
         table = INCLUSION_ERROR.get(surface, INCLUSION_ERROR["fitted"])
         err = inclusion_error(n, surface)
         size = f"+{err:.0f} %" if err is not None else f"+{table[0][1]:.0f} % at {table[0][0]} cells"

@@ -205,5 +205,5 @@ def test_fitted_surface_has_no_cut_cell(fractured, vp30):
     assert fitted.mesh.quality().min_jacobian.min() > 0
     # the bone volume of L1 is unchanged (only interior nodes move)
     np.testing.assert_allclose(fitted.mesh.cell_volumes()[level].sum(), f.mesh.cell_volumes()[level].sum(), rtol=1e-9)
-    with pytest.raises(InputError, match=r"surface = 'smooth'; allowed: \['fitted', 'mixed'\]"):
+    with pytest.raises(InputError, match=r"surface = 'smooth'; allowed: \['fitted', 'mixed', 'pillowed'\]"):
         vertebroplasty(f, "L1", fill=0.3, surface="smooth")

@@ -136,17 +136,22 @@ class Segment:
     @property
     def stack_cells(self):
         """Number of cells of the layered body-disc stack (``counts.n_cells`` per cell layer); the cells of
-        the posterior elements, if any, follow them."""
+        the posterior elements, if any, follow them, then the cells an operation appended (a pillowed cement
+        bolus: :mod:`vertebrafe.clinical.pillowed`, cell field ``layered_cell``)."""
         if self.posterior is not None:
             return self.posterior.stack_cells
-        return self.mesh.n_cells
+        return self.mesh.n_cells - self._appended("appended_cells")
 
     @property
     def stack_points(self):
-        """Number of nodes of the layered stack (``counts.n_nodes`` per node layer); arch nodes follow."""
+        """Number of nodes of the layered stack (``counts.n_nodes`` per node layer); arch nodes follow, then
+        the nodes an operation appended."""
         if self.posterior is not None:
             return self.posterior.stack_points
-        return self.mesh.n_points
+        return self.mesh.n_points - self._appended("appended_nodes")
+
+    def _appended(self, key):
+        return int(sum(op.results.get(key, 0) for op in (self.history or ())))
 
     @classmethod
     def from_mesh(cls, mesh, bmd=None, materials=None, density=None, regions=None, levels=None):

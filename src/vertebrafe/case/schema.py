@@ -295,9 +295,11 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
               "micromotion per MPa, Miller et al. 2016; for kyphoplasty an assumption; only with interface = "
               "'layer')", "MPa", 1.0, 20000.0, source=_CLIN, only=("vertebroplasty", "kyphoplasty")),
         Field("surface", "str", _default(vertebroplasty, "surface"), "cement surface: fitted (mesh nodes snapped "
-              "onto it; kyphoplasty: the cavity, then the compacted rim's outer surface) or mixed (cut cells mixed "
-              f"only); default vertebroplasty {default_surface('centre')} for placement centre, "
-              f"{default_surface('fracture')} for fracture; kyphoplasty {_default(kyphoplasty, 'surface')}", choices=("fitted", "mixed"), source=_CLIN,
+              "onto it; kyphoplasty: the cavity, then the compacted rim's outer surface), mixed (cut cells mixed "
+              "only) or, vertebroplasty only, pillowed (a layer of cells each side, converged from about 8 cells "
+              f"across; whole boluses clear of the cortex); default vertebroplasty {default_surface('centre')} for "
+              f"placement centre, {default_surface('fracture')} for fracture; kyphoplasty "
+              f"{_default(kyphoplasty, 'surface')}", choices=("fitted", "mixed", "pillowed"), source=_CLIN,
               only=("vertebroplasty", "kyphoplasty")),
         Field("placement", "str", _default(vertebroplasty, "placement"), "where the cement goes: centre (bolus at "
               "mid-height) or fracture (a fractured level's fracture zone under the collapsed endplate first)",

@@ -14,6 +14,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ..errors import InputError
+from ..mesh.core import Mesh
 
 __all__ = ["Operation", "history", "derive", "check_level", "is_voxel", "LevelNodes", "level_nodes", "to_local", "to_global",
            "midline_profile", "sample_points", "operations_of"]
@@ -100,6 +101,23 @@ def derive(segment, operation, points=None, elasticity=None, frames=None, cell_d
         from ..elasticity import axial_modulus
         mesh.set_cell_data("modulus", axial_modulus(elasticity))
     return new
+
+
+def grow(segment, points, cells, layered_cell):
+    """``segment`` on a mesh with cells and nodes appended (a pillowed bolus): ``points (n', 3)`` and ``cells
+    (m', k)`` keep the old ones first; ``layered_cell (m',)`` the old cell each cell belongs to (its cell data and
+    elasticity are copied from it; stored as the cell field ``layered_cell``). Node and face sets are kept; the
+    history is unchanged (the operation is recorded by :func:`derive`)."""
+    mesh = segment.mesh
+    layered = np.asarray(layered_cell, dtype=np.int64)
+    if "layered_cell" in mesh.cell_data:                 # an appended cell of an appended cell: its layered root
+        layered = np.asarray(mesh.cell_data["layered_cell"], dtype=np.int64)[layered]
+    data = {k: np.asarray(v)[layered_cell] for k, v in mesh.cell_data.items()}
+    data["layered_cell"] = layered
+    grown = Mesh(points, cells, cell_data=data, tag_names=mesh.tag_names, node_sets=mesh.node_sets,
+                 face_sets=mesh.face_sets, cell_type=mesh.cell_type)
+    C = None if segment.elasticity is None else np.asarray(segment.elasticity)[layered_cell]
+    return dataclasses.replace(segment, mesh=grown, elasticity=C)
 
 
 def is_voxel(segment):

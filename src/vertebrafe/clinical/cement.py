@@ -47,7 +47,7 @@ import numpy as np
 
 from ..elasticity import isotropic
 from ..errors import InputError
-from ._common import check_level, derive, make_operation, operations_of
+from ._common import check_level, derive, grow, make_operation, operations_of
 from .bolus import record_resolution
 from .firstyield import phase_yield_field, treated_yield_factor
 from .phasestress import phase_stress_data
@@ -58,10 +58,11 @@ from .augment import (DEFAULT_SAMPLES, DEFAULT_VERTICAL_EXTENT, Sampler, body_fr
                       mix_elasticity, mix_layered, region_code, resolve_volume, vertical_mask, check_layer,
                       DEFAULT_LAYER_THICKNESS, LAYER_COMPLIANCE, LAYER_THICKNESS_RANGE, LAYER_MODULUS_RANGE)
 from .mixing import MIXING_RULES, cut_normals
+from .pillowed import pillow_bolus
 from .snap import snap_bolus
 
 __all__ = ["vertebroplasty", "default_surface", "PLACEMENTS", "APPROACHES", "DEFAULT_VOLUME_ML", "CEMENT_MATERIALS", "MIXING_RULES", "INTERFACE_FACTORS",
-           "INTERFACES", "SURFACES", "DEFAULT_LAYER_THICKNESS", "LAYER_COMPLIANCE", "LAYER_THICKNESS_RANGE",
+           "INTERFACES", "SURFACES", "VERTEBROPLASTY_SURFACES", "DEFAULT_LAYER_THICKNESS", "LAYER_COMPLIANCE", "LAYER_THICKNESS_RANGE",
            "LAYER_MODULUS_RANGE", "bolus_geometry", "Sampler"]
 
 APPROACHES = ("bipedicular", "unipedicular")
@@ -70,6 +71,8 @@ CEMENT_MATERIALS = ("composite", "pmma")
 #: every cell wholly cement or bone; the default for placement ``"centre"``) or ``"mixed"`` (the mesh is kept;
 #: every cut cell is mixed; the default and only choice for placement ``"fracture"``).
 SURFACES = ("fitted", "mixed")
+#: Vertebroplasty's surfaces: those of kyphoplasty and the pillowed bolus (:mod:`vertebrafe.clinical.pillowed`).
+VERTEBROPLASTY_SURFACES = SURFACES + ("pillowed",)
 #: Composite modulus factor of the cement-trabecula interface: frictionless contact instead of bonding
 #: made micro-FE models of PMMA/bone specimens from augmented human vertebrae 20 % more compliant
 #: (Kinzl, Boger, Zysset & Pahr 2012, J Biomech 45:1478; literature.md 2.5).
@@ -128,7 +131,12 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         ``"fitted"``: nodes of the cancellous bone are snapped onto the bolus surface along mesh lines
         (:mod:`vertebrafe.clinical.snap`), so element faces follow it and every cell is wholly cement or bone
         (the few the snapping cannot fit by their sampled majority); stiffness converges under mesh
-        refinement. ``"mixed"``: the mesh is kept, every cut cell is mixed by ``mixing``. Default
+        refinement. ``"pillowed"``: the bolus's cells and a layer of new cells on each side of its surface
+        (:mod:`vertebrafe.clinical.pillowed`), element faces on the smooth ellipsoids: stiffness and stresses
+        converge from about 8 cells across the bolus (a closed bolus a cell clear of the cortex, the endplates,
+        the vertical extent and the other bolus; otherwise an InputError says which; not with
+        ``interface="layer"``, ``bridge`` or ``placement="fracture"``). ``"mixed"``: the mesh is kept, every
+        cut cell is mixed by ``mixing``. Default
         (:func:`default_surface`): ``"fitted"`` for ``placement="centre"``, ``"mixed"`` for
         ``placement="fracture"`` (the only surface it supports). The surface used is recorded in the
         operation's parameters.
@@ -177,13 +185,15 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
     t_layer, E_layer = check_layer(interface, layer_thickness, layer_modulus, mixing)
     if mixing not in MIXING_RULES:
         raise InputError(f"mixing = {mixing!r}; allowed: {list(MIXING_RULES)}")
-    if surface is not None and surface not in SURFACES:
-        raise InputError(f"surface = {surface!r}; allowed: {list(SURFACES)} or None (the placement's default)")
+    if surface is not None and surface not in VERTEBROPLASTY_SURFACES:
+        raise InputError(f"surface = {surface!r}; allowed: {list(VERTEBROPLASTY_SURFACES)} or None (the placement's "
+                         "default)")
     if placement in PLACEMENTS and surface is None:
         surface = default_surface(placement)
     off = check_offset(offset)
     b_mm = check_bridge(bridge, approach)
     check_placement(placement, segment, level, surface, off)
+    check_pillowed(surface, interface, b_mm)
     n = check_samples(samples)
     extent = check_extent(vertical_extent)
     check_untreated(segment, level)
@@ -213,13 +223,28 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
     inside = r2 <= s * s
     f_sel = sampler.fraction(inside)
     moved = unresolved = 0
+    grown = {}
     if surface == "fitted":
         P, sampler, inside, f_sel, s, moved, unresolved = snap_bolus(segment, level, P, eligible, n, centres, rots,
                                                                      axes, s, extent, v_ml * 1000.0, bridge=b_mm)
         d_inf, d_sup, hloc = endplate_distances(segment, level, P, sampler)
-    frac = np.zeros(mesh.n_cells)
-    frac[sampler.cells] = f_sel
-    achieved = float(np.sum(f_sel * sampler.volume))
+    elif surface == "pillowed":
+        check_whole(inside, sampler.radius2(centres, rots, axes) <= s * s, level, extent)
+        pb = pillow_bolus(segment, level, eligible, centres, rots, axes, s, v_ml * 1000.0, segment.element_size)
+        n0, m0 = mesh.n_points, mesh.n_cells
+        segment = grow(segment, pb.points, pb.cells, pb.layered_cell)
+        mesh = segment.mesh
+        s = pb.scale
+        inside = sampler.radius2(centres, rots, axes) <= s * s        # the smooth bolus, sampled (centroid, span)
+        grown = dict(appended_nodes=mesh.n_points - n0, appended_cells=mesh.n_cells - m0,
+                     min_scaled_jacobian=pb.info["min_scaled_jacobian"])
+    if surface == "pillowed":
+        frac = pb.cement.astype(float)
+        achieved = float(np.sum(mesh.cell_volumes()[pb.cement]))
+    else:
+        frac = np.zeros(mesh.n_cells)
+        frac[sampler.cells] = f_sel
+        achieved = float(np.sum(f_sel * sampler.volume))
     check_achieved(achieved, v_ml, fill, level)
     wv = sampler.w * sampler.volume[:, None] * inside
     centroid = (np.einsum("mq,mqi->i", wv, sampler.x) / wv.sum()) if wv.sum() > 0 else np.full(3, np.nan)
@@ -246,7 +271,13 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         cut = f_sel > 0
         k = sampler.cells[cut]
         R = np.asarray(segment.frames[level][0], dtype=float)
-        if interface == "layer":
+        if surface == "pillowed":                  # whole cells: the cement phase alone
+            k = np.flatnonzero(pb.cement)
+            C_new = np.broadcast_to(C_phase, C[k].shape)
+            phases = np.stack([C[k], C_new])
+            fractions = np.stack([np.zeros(k.size), np.ones(k.size)])
+            normals, kinds, tissues = None, ("host", "cement"), ("cancellous", "cement")
+        elif interface == "layer":
             C_layer = isotropic(E_layer, nu_c)
             C_new, normals = mix_layered(C[k], C_layer, C_phase, fl_sel[cut], fc_sel[cut], sampler.x[cut],
                                          sampler.w[cut], inside[cut], core[cut], R, mixing)
@@ -267,7 +298,7 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
                                              kinds, E_c, tissues)
         cell_data["yield_factor"] = yf
         cell_data["phase_yield_factor"] = pyf
-        if mixing != "hashin-shtrikman":       # the HS rule defines no phase fields (mod. phasestress)
+        if mixing != "hashin-shtrikman" and surface != "pillowed":     # HS: no phase fields (mod. phasestress)
             data = phase_stress_data(k, phases, fractions, normals if mixing == "laminate" else None, tissues)
         C[k] = C_new
     tag_names = dict(mesh.tag_names["region"])
@@ -284,15 +315,36 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
                   layer_thickness_mm=t_layer, layer_E_MPa=E_layer, placement=placement, bridge_mm=b_mm)
     results = dict(cement_volume_mL=achieved / 1000.0, volume_error=achieved / (v_ml * 1000.0) - 1.0,
                    fill=achieved / float(sampler.volume.sum()), cement_centroid_mm=tuple(centroid),
-                   bolus_scale=s, cement_cells=int(np.count_nonzero(f_sel > 0)),
+                   bolus_scale=s, cement_cells=int(np.count_nonzero(frac > 0)),
                    cement_height_span=height_span(d_inf, hloc, inside),
                    endplate_clearance=endplate_clearance(d_inf, d_sup, hloc, inside),
                    cancellous_volume_mL=float(sampler.volume.sum()) / 1000.0, snapped_nodes=moved,
                    unresolved_cells=unresolved,
-                   layer_volume_mL=float(np.sum(f_layer[sampler.cells] * sampler.volume)) / 1000.0)
+                   layer_volume_mL=float(np.sum(f_layer[sampler.cells] * sampler.volume)) / 1000.0, **grown)
     op = make_operation("vertebroplasty", level, params, results, data)
     return record_resolution(derive(segment, op, points=P if moved else None, elasticity=C,
                                     cell_data={**cell_data, "region": region}, tag_names={"region": tag_names}))
+
+
+def check_pillowed(surface, interface, bridge):
+    """InputError for the options a pillowed bolus (whole cement cells, closed ellipsoids) does not support."""
+    if surface != "pillowed":
+        return
+    if interface == "layer":
+        raise InputError("interface = 'layer' with surface = 'pillowed'; the interface layer is made of the cells a "
+                         "surface cuts: use surface='fitted' or 'mixed' with it")
+    if bridge:
+        raise InputError(f"bridge = {bridge!r} mm with surface = 'pillowed'; the pillowed surface is made for separate "
+                         "ellipsoids: use bridge=None or surface='fitted'")
+
+
+def check_whole(clipped, whole, level, extent):
+    """InputError unless the sampled bolus ``clipped`` (bool samples inside and within the vertical extent)
+    equals ``whole`` (inside the ellipsoids alone): a pillowed surface follows the ellipsoids, not the cut."""
+    if not np.array_equal(clipped, whole):
+        raise InputError(f"surface = 'pillowed' needs whole ellipsoids; the cement of {level} is cut by "
+                         f"vertical_extent = {extent:g} (it would reach closer to the endplates): use a smaller "
+                         "volume, vertical_extent = 1 or surface='fitted'")
 
 
 def default_surface(placement):

@@ -78,7 +78,7 @@ from ..fem.solution import principal_values, von_mises
 from ..materials import PHASE_STRESS, PHASE_TISSUES, YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
 
 __all__ = ["cell_yield_strains", "tissue_volumes", "tissue_stresses", "tissue_stress_tensors", "CEMENT_REGIONS", "BONE_REGIONS", "REFERENCE_REGIONS", "CORE_RADIUS", "METRIC_NAMES", "core_cells",
-           "weighted_quantile", "weighted_mean", "region_rows", "stack_cells", "vertebra_rows", "disc_rows", "segment_rows",
+           "weighted_quantile", "weighted_mean", "region_rows", "stack_cells", "layered_cells", "body_cells", "vertebra_rows", "disc_rows", "segment_rows",
            "metrics_frame", "COLUMNS", "level_axis", "endplate_rotation", "face_mean", "central_mean", "strain_ratio"]
 
 #: Regions whose volume counts as bone for yield fractions and strength (cement and cement-bone
@@ -383,7 +383,7 @@ def region_rows(segment, solution, yield_compression=YIELD_STRAIN_COMPRESSION, y
     lev = mesh.cell_data["level"]
     ln, rn = mesh.tag_names["level"], mesh.tag_names["region"]
     bone_codes = [c for c, n in rn.items() if n in bone_regions]
-    in_stack = np.arange(mesh.n_cells) < stack_cells(segment)          # the body, not its posterior arch
+    in_stack = layered_cells(mesh) < stack_cells(segment)             # the body, not its posterior arch
     ycs, yts = cell_yield_strains(mesh, yield_compression, yield_tension)
     cells, codes, w = tissue_volumes(mesh, vol)                        # per tissue: the volume it holds,
     order = np.argsort(cells, kind="stable")       # in cell order: a group no surface cuts sums as its cells
@@ -425,6 +425,22 @@ def stack_cells(segment):
     return int(getattr(segment, "stack_cells", segment.mesh.n_cells))
 
 
+def layered_cells(mesh):
+    """The cell of the layered mesh each cell belongs to ``(m,)``: itself, or for a cell an operation appended
+    (a pillowed bolus's layer) the cell it was made from (cell field ``layered_cell``)."""
+    if "layered_cell" in mesh.cell_data:
+        return np.asarray(mesh.cell_data["layered_cell"], dtype=np.int64)
+    return np.arange(mesh.n_cells)
+
+
+def body_cells(segment, level):
+    """Cells ``(m,)`` bool of the body of vertebra ``level``: its cells of the layered stack and those appended
+    to them, not its posterior elements."""
+    mesh = segment.mesh
+    code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
+    return (mesh.cell_data["level"] == code) & (layered_cells(mesh) < stack_cells(segment))
+
+
 def core_cells(segment, level, radius=CORE_RADIUS):
     """Cell indices ``(c,)`` of the central core of vertebra ``level`` (see the module docstring).
 
@@ -448,7 +464,8 @@ def core_cells(segment, level, radius=CORE_RADIUS):
     inside = ((((xy - mid) / np.where(half > 0, half, 1.0)) ** 2).sum(axis=1) <= radius ** 2)
     if not layered:
         return probe[inside]
-    return cells[np.isin(cells % q, probe[inside] % q)]
+    core = cells[np.isin(cells % q, probe[inside] % q)]
+    return np.flatnonzero(np.isin(layered_cells(mesh), core) & body_cells(segment, level))
 
 
 def axial_stress(stress, a):
@@ -487,15 +504,17 @@ def mid_height_layers(segment, level, a):
     Meshes of :func:`~vertebrafe.segment` are stacks of cell layers (``segment.counts.n_cells`` cells
     each, one cell per column, nodes 4-7 above nodes 0-3): the middle cell layer of the vertebra is
     taken (the two middle ones for an even count), and a cell's height is the mean projection of its
-    four vertical edges. Other meshes: the cells whose extent along ``a`` contains the mid-height plane
-    (both neighbours where a node layer lies on it), with the extent as height.
+    four vertical edges. Other meshes, and a vertebra with appended cells (a pillowed bolus): the cells whose
+    extent along ``a`` contains the mid-height plane (both neighbours where a node layer lies on it), with
+    the extent as height.
     """
     mesh = segment.mesh
     code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
     n_stack = stack_cells(segment)
-    cells = np.flatnonzero(mesh.cell_data["level"][:n_stack] == code)
+    cells = np.flatnonzero((mesh.cell_data["level"] == code) & (layered_cells(mesh) < n_stack))
     q = getattr(getattr(segment, "counts", None), "n_cells", 0)
-    if q and n_stack % q == 0:
+    tiled = cells.size == 0 or cells[-1] < n_stack          # no appended cell (a pillowed bolus's) in its layers
+    if q and n_stack % q == 0 and tiled:
         gap = cells // q
         layers = np.unique(gap)
         L = layers.size

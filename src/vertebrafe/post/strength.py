@@ -55,7 +55,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..materials import YIELD_STRAIN_COMPRESSION, YIELD_STRAIN_TENSION
-from .metrics import (BONE_REGIONS, stack_cells, tissue_strain_ratios, tissue_volumes, tissue_yield_factors,
+from .metrics import (BONE_REGIONS, body_cells, tissue_strain_ratios, tissue_volumes, tissue_yield_factors,
                       vertebra_geometry)
 from .plate import plate_test
 from .pushover import Pushover, pushover
@@ -254,7 +254,7 @@ def vertebra_alone(segment, level):
     if level not in segment.levels:
         raise InputError(f"level = {level!r} is not a vertebra of this segment; vertebrae: {list(segment.levels)}")
     mesh = segment.mesh
-    mask = _body_mask(segment, level)
+    mask = body_cells(segment, level)
     sub = mesh.extract(mask)
     R, o = (np.asarray(x, dtype=float) for x in segment.frames[level])
     sub.points = (sub.points - o) @ R                         # local frame: axis = z
@@ -277,11 +277,6 @@ def vertebra_pushover(segment, level, yield_compression=None, yield_tension=None
     return res
 
 
-def _body_mask(segment, level):
-    """Cells ``(m,)`` bool of the body of vertebra ``level`` (without posterior elements)."""
-    mesh = segment.mesh
-    code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
-    return (mesh.cell_data["level"] == code) & (np.arange(mesh.n_cells) < stack_cells(segment))
 
 
 def _phase_data(mesh, mask):
@@ -303,7 +298,7 @@ def vertebra_key(segment, level):
     tissue to the table (``cement_bone``) leaves the key of an untouched vertebra as it was."""
     from ..fem.model import digest
     mesh, ms = segment.mesh, segment.materials
-    mask = _body_mask(segment, level)
+    mask = body_cells(segment, level)
     region, table, phases = mesh.cell_data["region"][mask], mesh.tag_names["region"], _phase_data(mesh, mask)
     names = sorted(table.items()) if phases else [(int(c), table.get(int(c))) for c in np.unique(region)]
     return digest(f"{level} {names} {getattr(ms, 'yield_strain_compression', None)} "
