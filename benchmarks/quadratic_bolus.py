@@ -92,7 +92,7 @@ PILLOW_RINGS = 2        # edge rings around the surface whose nodes are smoothed
 
 
 def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSES, rings=PILLOW_RINGS, clean=True,
-                surface_passes=5, projection="closest", relief=True, clipped=False):
+                surface_passes=5, projection="closest", relief=True, clipped=False, round_clip=0.0, clearance=0.0, field=False, untangle=False):
     """L1 alone of the fractured segment (untreated mesh) with a pillowed bolus: ``(mesh, C, height, info)``.
 
     The bolus is the ellipsoid :func:`vertebrafe.vertebroplasty` places (``vp``: approach, offset, vertical
@@ -117,7 +117,15 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
     ``clipped`` (experimental; docs/validation.md, "A pillowed bolus on the treated vertebra's mesh"): two
     ellipsoids and the vertical slab (:class:`_ClippedBoluses`); the staircase is the cells with at least half
     their sampled volume inside, the cleaning only removes cells, and the surface nodes on a face of a
-    non-cancellous cell stay where they are.
+    non-cancellous cell stay where they are. A bolus the slab does not clip goes this way too with ``clipped``.
+
+    ``field``, ``round_clip`` (mm), ``vp["bridge"]`` (mm) or ``clearance`` (mm) (docs/validation.md, "The clipped bolus's
+    features one at a time"): the solid is the zero level of the signed field of :class:`_BolusField` (the
+    boluses' union, smooth with a bridge, the slab's planes and the cortex's inner surface, each a distance to
+    first order, joined by a smooth maximum over ``round_clip`` mm), its scale the one whose sampled volume is
+    the request; the staircase is the cells with at least half their samples inside; the cleaning also joins
+    cells unless there are two boluses without a bridge; the surface nodes go onto the level by
+    :func:`vertebrafe.mesh.pillow.project_to_level_set` (the nodes on a face of a non-cancellous cell stay).
 
     The inclusion (its cells and the inner layer) takes the composite's elasticity
     (:func:`vertebrafe.clinical.augment.cement_phase`, what a whole composite cell gets; ``cement_fraction``
@@ -130,6 +138,7 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
                                              endplate_distances, level_cells, vertical_mask)
     from vertebrafe.elements import HEX8, HEX8_FACES
     from vertebrafe.mesh.pillow import boundary_quads, clean_set, edge_rings, pillow, relax
+    from vertebrafe.mesh.pillow import untangle as untangle_nodes
     from vertebrafe.mesh.quality import cell_quality
     from vertebrafe.post.strength import vertebra_alone
 
@@ -148,7 +157,10 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
     r2 = np.where(allowed, sampler.radius2(centres, rots, axes), np.inf)
     s, achieved = sampler.scale_for_volume(r2, volume * 1000.0)
     general = centres.shape[0] != 1 or bool(np.any((r2 <= s * s) != (sampler.radius2(centres, rots, axes) <= s * s)))
-    if general and not clipped:
+    bridge = float(vp.get("bridge") or 0.0)
+    use_field = bool(field or round_clip or clearance or bridge)
+    general = general or clipped or use_field
+    if general and not (clipped or use_field):
         raise NotImplementedError("pillowed_l1: two ellipsoids or a clipped one need clipped=True")
     c, Rb, a = centres[0], rots[0], axes[0] * s
 
@@ -163,14 +175,30 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
 
         keep = nsm.mesh.nodes_of(body_cells(nsm, "L1"))        # sub node -> segment node
         f = np.zeros(nsm.mesh.n_cells)
-        f[sampler.cells] = sampler.fraction(r2 <= s * s)
+        if use_field:
+            cortex, _ = boundary_quads(sub.cells, canc)          # the cancellous side of the cortex and endplates
+            clip = _BolusField(nsm, "L1", keep, centres, rots, axes, extent, round_clip, bridge, clearance,
+                               _quad_samples(sub.points, cortex, 0.25))
+            gs = clip.sample_field(sampler, d_inf, d_sup, hloc)
+            wv = sampler.w * sampler.volume[:, None]
+            lo_s, hi_s = 0.1, 4.0
+            for _ in range(50):
+                mid = 0.5 * (lo_s + hi_s)
+                lo_s, hi_s = (mid, hi_s) if float(wv[gs(mid) < 0].sum()) < volume * 1000.0 else (lo_s, mid)
+            s = 0.5 * (lo_s + hi_s)
+            achieved = float(wv[gs(s) < 0].sum())
+            clip.axes = axes * s
+            f[sampler.cells] = sampler.fraction(gs(s) < 0)
+        else:
+            f[sampler.cells] = sampler.fraction(r2 <= s * s)
+            clip = _ClippedBoluses(nsm, "L1", keep, centres, rots, axes * s, extent)
         inc = canc & (f[body_cells(nsm, "L1")] >= 0.5)
-        clip = _ClippedBoluses(nsm, "L1", keep, centres, rots, axes * s, extent)
     else:
         inc = canc & (radius(sub.points[sub.cells].mean(axis=1)) < 1.0)
     inc_raw = inc.copy()
     if clean:
-        inc = clean_set(sub.cells, inc, canc & (not general))       # two boluses: no cell joins (no bridge)
+        joins = not general or (use_field and (centres.shape[0] == 1 or bridge > 0))
+        inc = clean_set(sub.cells, inc, canc & joins)       # two boluses: no cell joins (no bridge)
     m0 = sub.n_cells
     p1, c1, surf, owner1 = pillow(sub.points, sub.cells, inc, shrink=0.0)
     inc1 = np.concatenate([inc, np.ones(c1.shape[0] - m0, bool)])
@@ -238,7 +266,7 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
         p[outer] = ps + depth * h * normal
     move = np.linalg.norm(ps - x0, axis=1) / h
     rim_nodes = cap_nodes = 0
-    if general:
+    if general and not use_field:
         zf, _ = clip._zeta(ps, surf)
         on_plane = np.minimum(np.abs(zf - clip.c), np.abs(zf - 1 + clip.c)) < 1e-6
         on_ell = np.abs(clip.radii(ps, scale).min(axis=0) - 1.0) < 1e-6
@@ -256,6 +284,15 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
     if passes:
         p, _ = relax(p, cells, near & ~pinned & ~on_boundary, passes=passes)
     q = cell_quality(p, cells, HEX8)
+    folded_relaxed = int((q.min_jacobian <= 0).sum())
+    if untangle and folded_relaxed:          # the copies of folded cells without the relief, then Laplacian
+        bad = np.zeros(p.shape[0], bool)
+        bad[cells[q.min_jacobian <= 0].ravel()] = True
+        bi, bo = bad[inner], bad[outer]
+        p[inner[bi]] = ps[bi] - depth * h * normal[bi]
+        p[outer[bo]] = ps[bo] + depth * h * normal[bo]
+        p, _ = untangle_nodes(p, cells, ~pinned & ~on_boundary)
+        q = cell_quality(p, cells, HEX8)
     C_comp = cement_phase(nsm, "composite", None, "L1")[0]
     C2 = np.asarray(C)[parent].copy()
     C2[incl] = C_comp
@@ -263,11 +300,18 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
     data["cement_fraction"] = incl.astype(float)
     mesh = vf.Mesh(p, cells, cell_data=data, tag_names=sub.tag_names, node_sets=sub.node_sets)
     vol = mesh.cell_volumes()
-    info = dict(scale=float(s * scale), rim_nodes=rim_nodes, cap_nodes=cap_nodes, fixed_nodes=int(fixed.sum()), cleaned=int((inc[:m0] != inc_raw).sum()), max_move_h=float(move.max()), sampled_mm3=float(achieved), inclusion_mm3=float(vol[incl].sum()),
+    if use_field:
+        dist = clip.cortex_distance(ps)
+        info_f = dict(field_residual=float(np.abs(clip.g(ps[~fixed], surf[~fixed], scale)).max()),
+                      bolus_gap_mm=clip.gap(scale),
+                      cortex_gap_mm=float(dist[~fixed].min()) if (~fixed).any() else 0.0)
+    else:
+        info_f = {}
+    info = dict(**info_f, scale=float(s * scale), rim_nodes=rim_nodes, cap_nodes=cap_nodes, fixed_nodes=int(fixed.sum()), cleaned=int((inc[:m0] != inc_raw).sum()), max_move_h=float(move.max()), sampled_mm3=float(achieved), inclusion_mm3=float(vol[incl].sum()),
                 volume_error=float(vol[incl].sum() / (volume * 1000.0) - 1.0),
                 staircase_mm3=float(sub.cell_volumes()[inc].sum()), surface_nodes=int(surf.size),
                 quads=int(c1.shape[0] - m0), folded=int((q.min_jacobian <= 0).sum()),
-                folded_before=int((q0.min_jacobian <= 0).sum()), min_scaled=float(q.scaled_jacobian.min()),
+                folded_before=int((q0.min_jacobian <= 0).sum()), folded_relaxed=folded_relaxed, min_scaled=float(q.scaled_jacobian.min()),
                 min_scaled_before=float(q0.scaled_jacobian.min()), below_02=int((q.scaled_jacobian < 0.2).sum()),
                 boundary_on_surface=int((on_boundary[surf]).sum()))
     return mesh, C2, H, info
@@ -354,8 +398,133 @@ class _ClippedBoluses:
         return out
 
 
+def _smooth_max(a, ga, b, gb, k):
+    """``max(a, b)`` (``k`` 0) or the smooth maximum ``-smooth_min(-a, -b, k)`` (the polynomial one of
+    :func:`vertebrafe.clinical.augment.smooth_min`), with its gradient from ``ga``, ``gb`` ``(k, 3)`` (None:
+    values only)."""
+    hh = np.maximum(k - np.abs(a - b), 0.0) / k if k > 0 else np.zeros_like(a)
+    v = np.maximum(a, b) + 0.25 * k * hh * hh
+    if ga is None:
+        return v, None
+    wa = np.where(a >= b, 1.0 - 0.5 * hh, 0.5 * hh)
+    return v, wa[:, None] * ga + (1.0 - wa)[:, None] * gb
+
+
+def _quad_samples(points, quads, spacing):
+    """Points on the bilinear quads ``(f, 4)`` about ``spacing`` apart (the quads' mean edge length over
+    ``spacing`` per direction)."""
+    x = points[quads]
+    n = max(2, int(np.ceil(np.linalg.norm(x[:, 1] - x[:, 0], axis=1).mean() / spacing)) + 1)
+    t = np.linspace(0.0, 1.0, n)
+    u, v = (w.ravel() for w in np.meshgrid(t, t))
+    N = np.stack([(1 - u) * (1 - v), u * (1 - v), u * v, (1 - u) * v], axis=1)        # (q, 4)
+    return np.unique(np.round(np.einsum("qa,fai->fqi", N, x).reshape(-1, 3), 9), axis=0)
+
+
+class _BolusField(_ClippedBoluses):
+    """The bolus as the zero level of a signed field (mm, negative inside, a distance to first order near
+    the surface): the union of the ellipsoids (their normalised radius ``u`` as ``(u - 1) / |grad u|``; two
+    boluses with ``bridge`` mm: ``u`` the smooth minimum of :func:`vertebrafe.clinical.augment.smooth_min`
+    over :func:`~vertebrafe.clinical.augment.bridge_blend`, as ``vertebroplasty(..., bridge=...)`` places
+    them), then the slab's planes (``extent`` < 1; the column's length times the height fraction outside the
+    slab) and with ``clearance`` mm the cortex (``clearance`` less the distance to ``cortex``, points on the
+    inner surface of the cortex and the endplates), each joined by the smooth maximum (:func:`_smooth_max`)
+    over ``round_clip`` mm (0: the sharp maximum). Node columns as :class:`_ClippedBoluses`."""
+
+    def __init__(self, segment, level, keep, centres, rots, axes, extent, round_clip, bridge, clearance, cortex):
+        from scipy.spatial import cKDTree
+
+        super().__init__(segment, level, keep, centres, rots, axes, extent)
+        self.k, self.bridge, self.clearance = float(round_clip), float(bridge), float(clearance)
+        self.cortex = cortex
+        self.tree = cKDTree(cortex)
+
+    def _union(self, x, sc, axes=None):
+        from vertebrafe.clinical.augment import bridge_blend
+
+        axes = self.axes if axes is None else axes
+        rs, gs = [], []
+        for c, R, a in zip(self.centres, self.rots, axes):
+            A = a * sc
+            y = ((x - c) @ R) / A
+            r = np.sqrt(np.sum(y * y, axis=1))
+            rs.append(r)
+            gs.append(((y / A) @ R.T) / np.maximum(r, 1e-12)[:, None])
+        if len(rs) == 1:
+            return rs[0], gs[0]
+        a, b = rs
+        k = bridge_blend(self.bridge, self.rots, axes * sc) if self.bridge else 0.0
+        hh = np.maximum(k - np.abs(a - b), 0.0) / k if k else np.zeros_like(a)
+        u = np.minimum(a, b) - 0.25 * k * hh * hh
+        wa = np.where(a <= b, 1.0 - 0.5 * hh, 0.5 * hh)
+        return u, wa[:, None] * gs[0] + (1.0 - wa)[:, None] * gs[1]
+
+    def gap(self, sc, n=4000):
+        """Smallest distance (mm, to first order) from the first ellipsoid's surface to the second's (nan with
+        one bolus), over ``n`` points of the first."""
+        if len(self.centres) < 2:
+            return float("nan")
+        i = np.arange(n) + 0.5
+        phi, th = np.arccos(1.0 - 2.0 * i / n), np.pi * (1.0 + 5.0 ** 0.5) * i
+        y = np.stack([np.cos(th) * np.sin(phi), np.sin(th) * np.sin(phi), np.cos(phi)], axis=1)
+        x = self.centres[0] + (y * self.axes[0] * sc) @ self.rots[0].T
+        A = self.axes[1] * sc
+        z = ((x - self.centres[1]) @ self.rots[1]) / A
+        r = np.linalg.norm(z, axis=1)
+        G = ((z / A) @ self.rots[1].T) / r[:, None]
+        return float(((r - 1.0) / np.linalg.norm(G, axis=1)).min())
+
+    def cortex_distance(self, x):
+        return self.tree.query(x)[0]
+
+    def field(self, x, ids, sc):
+        u, G = self._union(x, sc)
+        n = np.maximum(np.linalg.norm(G, axis=1), 1e-12)
+        d, G = (u - 1.0) / n, G / n[:, None]
+        if self.c > 0:
+            z, dc = self._zeta(x, ids)
+            L = np.linalg.norm(dc, axis=1)
+            lo, hi = self.c - z, z - 1.0 + self.c
+            d, G = _smooth_max(d, G, np.maximum(lo, hi) * L, np.where((lo > hi)[:, None], -dc, dc) / L[:, None],
+                               self.k)
+        if self.clearance:
+            dist, i = self.tree.query(x)
+            d, G = _smooth_max(d, G, self.clearance - dist, (self.cortex[i] - x) / np.maximum(dist, 1e-12)[:, None],
+                               self.k)
+        return d, G
+
+    def g(self, x, ids, sc):
+        return self.field(x, ids, sc)[0]
+
+    def project(self, x, ids, sc):
+        from vertebrafe.mesh.pillow import project_to_level_set
+
+        y, res = project_to_level_set(x, lambda v: self.field(v, ids, sc), max_step=1.0, iterations=60)
+        self.residual = float(res.max())
+        return y
+
+    def sample_field(self, sampler, d_inf, d_sup, hloc):
+        """``g(sc)``: the field at the samples ``(m, q)`` with the axes at scale 1 times ``sc`` (the slab from
+        the samples' distances to the endplates, as ``vertebroplasty``'s vertical mask)."""
+        x = sampler.x.reshape(-1, 3)
+        u, G = self._union(x, 1.0)
+        n = np.maximum(np.linalg.norm(G, axis=1), 1e-12)
+        slab = (np.maximum(self.c * hloc - d_inf, self.c * hloc - d_sup).ravel() if self.c > 0 else None)
+        far = self.clearance - self.tree.query(x)[0] if self.clearance else None
+
+        def g(sc):
+            d = (u - sc) / n                      # (u / sc - 1) / (|grad u| / sc): u is homogeneous of degree 1
+            if slab is not None:
+                d = _smooth_max(d, None, slab, None, self.k)[0]
+            if far is not None:
+                d = _smooth_max(d, None, far, None, self.k)[0]
+            return d.reshape(sampler.x.shape[:2])
+        return g
+
+
+
 def run(h, element, bmd=80.0, volume=4.0, split="centre", tet_formulation="full", solver="amg", vp=None,
-        clipped=False):
+        clipped=False, round_clip=0.0, clearance=0.0, field=False, untangle=False):
     """One row (module docstring)."""
     from vertebrafe.post.plate import plate_test
     from vertebrafe.verification import tetra_mesh
@@ -363,7 +532,8 @@ def run(h, element, bmd=80.0, volume=4.0, split="centre", tet_formulation="full"
     t0 = time.process_time()
     info = {}
     if element == "hex8-pillowed":
-        sub, C, H, info = pillowed_l1(h, bmd, volume, vp, clipped=clipped)
+        sub, C, H, info = pillowed_l1(h, bmd, volume, vp, clipped=clipped, round_clip=round_clip,
+                                    clearance=clearance, field=field, untangle=untangle)
         if info["folded"]:                                 # a row whose mesh folds is not solved
             nan = float("nan")
             return dict(h=h, element=element, split=None, formulation="bbar", stiffness=nan, height=H,
@@ -456,13 +626,29 @@ def main(argv=None):
     ap.add_argument("--offset-z", type=float, default=None, metavar="MM", help="vertebroplasty offset (0, 0, MM)")
     ap.add_argument("--surface", default=None, choices=["fitted", "mixed", "pillowed"],
                     help="vertebroplasty surface of the hex8 / tet10 / hex8-split rows (default: the library's)")
+    ap.add_argument("--offset-y", type=float, default=None, metavar="MM",
+                    help="vertebroplasty offset's anterior component (with --offset-z: (0, Y, Z))")
+    ap.add_argument("--bridge", type=float, default=None, metavar="MM",
+                    help="vertebroplasty bridge (two boluses' smooth union; the pillowed rows too)")
+    ap.add_argument("--round-clip", type=float, default=0.0, metavar="MM",
+                    help="hex8-pillowed: the slab clip (and the clearance) rounded by a smooth maximum over MM")
+    ap.add_argument("--field", action="store_true",
+                    help="hex8-pillowed: the bolus as a signed field's level (implied by --round-clip, --clearance, "
+                         "--bridge)")
+    ap.add_argument("--untangle", action="store_true",
+                    help="hex8-pillowed: Laplacian passes of the free nodes around folded cells "
+                         "(vertebrafe.mesh.pillow.untangle) while that unfolds cells")
+    ap.add_argument("--clearance", type=float, default=0.0, metavar="MM",
+                    help="hex8-pillowed: the bolus kept MM from the cortex and endplates (smooth maximum with the "
+                         "distance field)")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     import vertebrafe as vf
 
-    vp = {k: v for k, v in (("approach", a.approach), ("vertical_extent", a.extent),
-                            ("offset", None if a.offset_z is None else (0.0, 0.0, a.offset_z)),
-                            ("surface", a.surface)) if v is not None}
+    off = (None if a.offset_z is None and a.offset_y is None else
+           (0.0, a.offset_y or 0.0, a.offset_z or 0.0))
+    vp = {k: v for k, v in (("approach", a.approach), ("vertical_extent", a.extent), ("offset", off),
+                            ("surface", a.surface), ("bridge", a.bridge)) if v is not None}
     print(f"vertebrafe {vf.__version__} rev {_revision()} | python {platform.python_version()} | "
           f"{platform.processor() or platform.machine()} | NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}")
     jobs = [(float(h), el) for h in a.sizes.split(",") for el in a.elements.split(",")]
@@ -471,7 +657,8 @@ def main(argv=None):
           f"{'mean vM':>8}{'p95':>7}{'cpu s':>8}{'GB':>6}")
     rows = []
     for h, el in jobs:
-        r = run(h, el, a.bmd, a.volume, a.split, a.tet_formulation, a.solver, vp, a.clipped)
+        r = run(h, el, a.bmd, a.volume, a.split, a.tet_formulation, a.solver, vp, a.clipped, a.round_clip, a.clearance,
+                a.field, a.untangle)
         rows.append(r)
         print(f"{h:>5} {el:<13}{r['cells']:>8}{r['dofs']:>9}{r['open_faces']:>6}{r['stiffness']:>9.1f}"
               f"{r['axial']:>8.4f}{r['vm_of_mean']:>9.4f}{r['mean_vm']:>8.4f}{r['p95']:>7.4f}{r['cpu']:>8.1f}"

@@ -136,3 +136,44 @@ def test_edge_rings_grow_one_edge_per_ring():
     for rings in range(4):
         near = edge_rings(m.cells, seed, rings)
         np.testing.assert_array_equal(near, np.rint(m.points).sum(axis=1) <= rings)
+
+
+def test_points_go_onto_a_level_set_at_their_closest_point():
+    from vertebrafe.mesh.pillow import project_to_level_set
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 3))
+    x *= (rng.uniform(0.3, 2.0, 200) / np.linalg.norm(x, axis=1))[:, None]
+
+    def sphere(y):                                      # |y| - 1: a distance; its closest point is radial
+        r = np.linalg.norm(y, axis=1)
+        return r - 1.0, y / r[:, None]
+
+    y, res = project_to_level_set(x, sphere, max_step=0.25)
+    assert res.max() < 1e-9 and np.allclose(np.linalg.norm(y, axis=1), 1.0)
+    assert np.allclose(y, x / np.linalg.norm(x, axis=1)[:, None])
+
+    def cut_ball(y):                                     # max(|y|^2 - 1, z - 0.5): not a distance, an edge
+        g1, g2 = np.einsum("ki,ki->k", y, y) - 1.0, y[:, 2] - 0.5
+        return np.maximum(g1, g2), np.where((g1 > g2)[:, None], 2.0 * y, [0.0, 0.0, 1.0])
+
+    y, res = project_to_level_set(x, cut_ball, max_step=0.25)
+    assert res.max() < 1e-9
+    assert np.all(np.einsum("ki,ki->k", y, y) <= 1.0 + 1e-9) and np.all(y[:, 2] <= 0.5 + 1e-9)
+
+
+def test_untangle_unfolds_the_cells_around_a_displaced_node():
+    from vertebrafe.mesh.pillow import untangle
+
+    m = box((1.0, 1.0, 1.0), (4, 4, 4))
+    p = m.points.copy()
+    i = int(np.argmin(np.linalg.norm(p - 0.5, axis=1)))           # the centre node
+    p[i] += [0.4, 0.3, 0.0]                                        # past its neighbours: cells fold
+    q = cell_quality(p, m.cells, HEX8)
+    assert (q.min_jacobian <= 0).sum() > 0
+    on_boundary = np.any((m.points < 1e-9) | (m.points > 1 - 1e-9), axis=1)
+    p2, left = untangle(p, m.cells, ~on_boundary)
+    assert left == 0 and cell_quality(p2, m.cells, HEX8).min_jacobian.min() > 0
+    assert np.array_equal(p2[on_boundary], p[on_boundary])        # fixed nodes stay
+    p3, left = untangle(m.points, m.cells, ~on_boundary)           # nothing folded: nothing moves
+    assert left == 0 and np.array_equal(p3, m.points)

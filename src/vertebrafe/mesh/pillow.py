@@ -10,7 +10,8 @@ on its complement) leaves every cell with a face on the boundary a layer cell wi
 
 :func:`pillow` does the topology (and an initial shrink that keeps every cell's volume positive and the
 union's volume); :func:`relax` is a guarded Laplacian smoothing of chosen nodes; :func:`clean_set` removes a
-set's protrusions and fills its notches before pillowing.
+set's protrusions and fills its notches before pillowing; :func:`project_to_level_set` places points on a
+smooth surface given by a signed field; :func:`untangle` smooths the free nodes around folded cells.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import numpy as np
 from ..elements import HEX8, HEX8_FACES
 from .quality import cell_quality
 
-__all__ = ["pillow", "relax", "boundary_quads", "clean_set", "edge_rings", "HEX8_EDGES"]
+__all__ = ["pillow", "relax", "boundary_quads", "clean_set", "edge_rings", "project_to_level_set", "untangle", "HEX8_EDGES"]
 
 #: The twelve edges of a hexahedron in VTK order.
 HEX8_EDGES = np.array([[0, 1], [1, 2], [2, 3], [3, 0], [4, 5], [5, 6], [6, 7], [7, 4],
@@ -186,3 +187,61 @@ def relax(points, cells, free, passes=5, weight=1.0, min_scaled=0.2):
         p = trial
         q = _scaled(p, cells)
     return p, q
+
+
+def project_to_level_set(x, field, max_step, iterations=30, tol=1e-9):
+    """Points ``(k, 3)`` moved onto the zero level of a signed field by Newton steps along its gradient.
+
+    ``field(x)`` returns ``(g (k,), grad (k, 3))``, ``g`` negative inside; each step is
+    ``-g grad / |grad|^2``, at most ``max_step`` long (a point far from the surface, or where the field is
+    flat, approaches it by steps of that length), until ``|g| <= tol`` everywhere or ``iterations``. For a
+    field that is a distance to first order near its zero level (``|grad|`` about 1) a point lands at about
+    its closest point on the surface, with an error of second order in its distance. Returns the points and
+    the final ``|g|`` ``(k,)``."""
+    y = np.array(x, dtype=float)
+    g, G = field(y)
+    for _ in range(iterations):
+        if np.all(np.abs(g) <= tol):
+            break
+        n2 = np.maximum(np.einsum("ki,ki->k", G, G), 1e-300)
+        step = -(g / n2)[:, None] * G
+        length = np.linalg.norm(step, axis=1)
+        step *= np.minimum(1.0, max_step / np.maximum(length, 1e-300))[:, None]
+        y = y + step
+        g, G = field(y)
+    return y, np.abs(g)
+
+
+def untangle(points, cells, free, rounds=20, rings=1):
+    """Folded cells (a corner's Jacobian <= 0) undone by plain Laplacian passes of the free nodes (bool
+    ``(n,)``) within ``rings`` edge rings of them: each round, those nodes move to the mean of their edge
+    neighbours (all at once), as long as the number of folded cells goes down; at most ``rounds`` rounds,
+    each with one more ring than the last that did not help. Returns the points and the number of folded cells
+    left."""
+    p = np.array(points, float)
+    free = np.asarray(free, bool)
+    e = np.unique(np.sort(cells[:, HEX8_EDGES].reshape(-1, 2), axis=1), axis=0)
+    deg = np.maximum(np.bincount(e.ravel(), minlength=p.shape[0]), 1).astype(float)[:, None]
+
+    def folded(x):
+        return cell_quality(x, cells, HEX8).min_jacobian <= 0
+
+    bad = folded(p)
+    r = rings
+    for _ in range(rounds):
+        if not bad.any():
+            break
+        seed = np.zeros(p.shape[0], bool)
+        seed[cells[bad].ravel()] = True
+        move = edge_rings(cells, seed, r) & free
+        s = np.zeros_like(p)
+        np.add.at(s, e[:, 0], p[e[:, 1]])
+        np.add.at(s, e[:, 1], p[e[:, 0]])
+        trial = p.copy()
+        trial[move] = (s / deg)[move]
+        tb = folded(trial)
+        if tb.sum() < bad.sum():
+            p, bad = trial, tb
+        else:
+            r += 1
+    return p, int(bad.sum())
