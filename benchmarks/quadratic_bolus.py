@@ -178,7 +178,7 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
         if use_field:
             cortex, _ = boundary_quads(sub.cells, canc)          # the cancellous side of the cortex and endplates
             clip = _BolusField(nsm, "L1", keep, centres, rots, axes, extent, round_clip, bridge, clearance,
-                               _quad_samples(sub.points, cortex, 0.25))
+                               _quad_samples(sub.points, cortex, 0.5))
             gs = clip.sample_field(sampler, d_inf, d_sup, hloc)
             wv = sampler.w * sampler.volume[:, None]
             lo_s, hi_s = 0.1, 4.0
@@ -474,6 +474,11 @@ class _BolusField(_ClippedBoluses):
         G = ((z / A) @ self.rots[1].T) / r[:, None]
         return float(((r - 1.0) / np.linalg.norm(G, axis=1)).min())
 
+    def _near(self, x):
+        """Distance to the cortex's points and the nearest one's index; inf (and ``len(cortex)``) beyond
+        ``clearance + round_clip`` + 1 mm, where the smooth maximum no longer sees it."""
+        return self.tree.query(x, distance_upper_bound=self.clearance + self.k + 1.0)
+
     def cortex_distance(self, x):
         return self.tree.query(x)[0]
 
@@ -488,9 +493,10 @@ class _BolusField(_ClippedBoluses):
             d, G = _smooth_max(d, G, np.maximum(lo, hi) * L, np.where((lo > hi)[:, None], -dc, dc) / L[:, None],
                                self.k)
         if self.clearance:
-            dist, i = self.tree.query(x)
-            d, G = _smooth_max(d, G, self.clearance - dist, (self.cortex[i] - x) / np.maximum(dist, 1e-12)[:, None],
-                               self.k)
+            dist, i = self._near(x)
+            far = ~np.isfinite(dist)
+            gc = (self.cortex[np.where(far, 0, i)] - x) / np.where(far, np.inf, np.maximum(dist, 1e-12))[:, None]
+            d, G = _smooth_max(d, G, self.clearance - dist, gc, self.k)
         return d, G
 
     def g(self, x, ids, sc):
@@ -510,7 +516,7 @@ class _BolusField(_ClippedBoluses):
         u, G = self._union(x, 1.0)
         n = np.maximum(np.linalg.norm(G, axis=1), 1e-12)
         slab = (np.maximum(self.c * hloc - d_inf, self.c * hloc - d_sup).ravel() if self.c > 0 else None)
-        far = self.clearance - self.tree.query(x)[0] if self.clearance else None
+        far = self.clearance - self._near(x)[0] if self.clearance else None
 
         def g(sc):
             d = (u - sc) / n                      # (u / sc - 1) / (|grad u| / sc): u is homogeneous of degree 1
