@@ -70,6 +70,8 @@ OTHER_MODES = [
     ("quadratic_bolus.py", ["--sizes", "3", "--elements", "hex8-pillowed", "--approach", "unipedicular",
                             "--volume", "1.25", "--extent", "1", "--offset-z", "-1", "--solver", "direct"]),
     ("quadratic_bolus.py", ["--sizes", "3", "--elements", "hex8-pillowed", "--clipped", "--solver", "direct"]),
+    ("quadratic_bolus.py", ["--sizes", "3", "--elements", "hex8-pillowed", "--round-clip", "2.5", "--bridge", "4",
+                            "--clearance", "2", "--untangle", "--solver", "direct"]),
 ]
 RUNS = sorted(SMOKE.items()) + OTHER_MODES
 
