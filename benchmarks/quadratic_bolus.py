@@ -119,6 +119,10 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
     their sampled volume inside, the cleaning only removes cells, and the surface nodes on a face of a
     non-cancellous cell stay where they are. A bolus the slab does not clip goes this way too with ``clipped``.
 
+    ``untangle``: where cells are folded after step 5, the copies of their nodes go ``depth h`` from the
+    surface position (no relief) and :func:`vertebrafe.mesh.pillow.untangle` smooths the free nodes around
+    them (kept only if fewer cells are folded).
+
     ``field``, ``round_clip`` (mm), ``vp["bridge"]`` (mm) or ``clearance`` (mm) (docs/validation.md, "The clipped bolus's
     features one at a time"): the solid is the zero level of the signed field of :class:`_BolusField` (the
     boluses' union, smooth with a bridge, the slab's planes and the cortex's inner surface, each a distance to
@@ -286,12 +290,15 @@ def pillowed_l1(h, bmd, volume, vp=None, depth=PILLOW_DEPTH, passes=PILLOW_PASSE
     q = cell_quality(p, cells, HEX8)
     folded_relaxed = int((q.min_jacobian <= 0).sum())
     if untangle and folded_relaxed:          # the copies of folded cells without the relief, then Laplacian
+        p_relaxed = p.copy()
         bad = np.zeros(p.shape[0], bool)
         bad[cells[q.min_jacobian <= 0].ravel()] = True
         bi, bo = bad[inner], bad[outer]
         p[inner[bi]] = ps[bi] - depth * h * normal[bi]
         p[outer[bo]] = ps[bo] + depth * h * normal[bo]
-        p, _ = untangle_nodes(p, cells, ~pinned & ~on_boundary)
+        p, left = untangle_nodes(p, cells, ~pinned & ~on_boundary)
+        if left > folded_relaxed:                                 # worse than before: the relaxed mesh
+            p = p_relaxed
         q = cell_quality(p, cells, HEX8)
     C_comp = cement_phase(nsm, "composite", None, "L1")[0]
     C2 = np.asarray(C)[parent].copy()
