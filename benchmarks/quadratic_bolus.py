@@ -14,10 +14,11 @@ held, sideways free; :func:`vertebrafe.post.plate.plate_test`). Two discretisati
   six-tetrahedra Kuhn split does not; ``--split kuhn`` to see that), straight edges (the same geometry),
   each tetrahedron with its cell's elasticity, the endplate node sets with their mid-edge nodes; formulation
   ``--tet-formulation`` (default ``full``);
-* ``hex8-pillowed`` (on request in ``--elements``; one unclipped bolus only: ``--approach unipedicular
-  --extent 1``): the fractured L1's mesh with the bolus's staircase pillowed on both sides and its surface
-  placed on the ellipsoid (:func:`pillowed_l1`; the composite's cells those inside the surface, volume matched
-  to the request), B-bar;
+* ``hex8-pillowed`` (on request in ``--elements``; one unclipped bolus, ``--approach unipedicular
+  --extent 1``, unless ``--clipped`` or the signed-field options ``--field``, ``--round-clip``,
+  ``--bridge``, ``--clearance``; ``--untangle``): the fractured L1's mesh with the bolus's staircase pillowed
+  on both sides and its surface placed on the ellipsoid (:func:`pillowed_l1`; the composite's cells those
+  inside the surface, volume matched to the request), B-bar;
 * ``hex8-split`` (on request in ``--elements``): every cell split into 8 by its own trilinear map (B-bar):
   the bolus and the vertebra of that size kept, cells half as large, so the change against ``hex8`` is the
   field's discretisation alone, not the surface the snapping makes at another size.
@@ -38,6 +39,8 @@ first-order extrapolation from its two finest sizes (``3 f(h2) - 2 f(h1)`` for 1
         unipedicular --volume 1.25 --extent 1 --offset-z -1 --json pillowed.json  # one pillowed bolus
     python benchmarks/quadratic_bolus.py --sizes 3,2,1.5,1 --elements hex8 --approach unipedicular \
         --volume 1.25 --extent 1 --offset-z -1 --surface pillowed   # the library's (vertebroplasty's) pillowing
+    python benchmarks/quadratic_bolus.py --sizes 3,2,1.5,1 --elements hex8-pillowed --round-clip 4 --bridge 4 \
+        --offset-y -4 --untangle          # the 4 mL bipedicular bolus, rounded, bridged, clear of the cortex
 
 Units: mm, N, MPa; AMG-CG to rtol 1e-8 (``--solver direct`` for small models).
 """
@@ -533,7 +536,6 @@ class _BolusField(_ClippedBoluses):
                 d = _smooth_max(d, None, far, None, self.k)[0]
             return d.reshape(sampler.x.shape[:2])
         return g
-
 
 
 def run(h, element, bmd=80.0, volume=4.0, split="centre", tet_formulation="full", solver="amg", vp=None,
