@@ -306,6 +306,8 @@ def test_canonical_set_is_complete():
     fitted = vc.load_case(os.path.join(CASES, "bkp-fitted.toml"))       # the fitted BKP on the converging grid
     assert (fitted.treatment.kind, fitted.treatment.surface) == ("kyphoplasty", "fitted")
     assert (fitted.segment.central_coarsening, fitted.segment.annulus_refinement) == (1, 2)
+    pillowed = vc.load_case(os.path.join(CASES, "vp-pillowed.toml"))      # the converging cement surface
+    assert (pillowed.treatment.kind, pillowed.treatment.surface) == ("vertebroplasty", "pillowed")
 
 
 def test_schema_documented_in_docs():

@@ -504,22 +504,23 @@ def mid_height_layers(segment, level, a):
     Meshes of :func:`~vertebrafe.segment` are stacks of cell layers (``segment.counts.n_cells`` cells
     each, one cell per column, nodes 4-7 above nodes 0-3): the middle cell layer of the vertebra is
     taken (the two middle ones for an even count), and a cell's height is the mean projection of its
-    four vertical edges. Other meshes, and a vertebra with appended cells (a pillowed bolus): the cells whose
-    extent along ``a`` contains the mid-height plane (both neighbours where a node layer lies on it), with
-    the extent as height.
+    four vertical edges; a cell appended to a layered one (a pillowed bolus's layer, cell field
+    ``layered_cell``) belongs to its layer and takes its height. Other meshes: the cells whose extent along
+    ``a`` contains the mid-height plane (both neighbours where a node layer lies on it), with the extent as
+    height.
     """
     mesh = segment.mesh
     code = {v: k for k, v in mesh.tag_names["level"].items()}[level]
     n_stack = stack_cells(segment)
-    cells = np.flatnonzero((mesh.cell_data["level"] == code) & (layered_cells(mesh) < n_stack))
+    layered = layered_cells(mesh)
+    cells = np.flatnonzero((mesh.cell_data["level"] == code) & (layered < n_stack))
     q = getattr(getattr(segment, "counts", None), "n_cells", 0)
-    tiled = cells.size == 0 or cells[-1] < n_stack          # no appended cell (a pillowed bolus's) in its layers
-    if q and n_stack % q == 0 and tiled:
-        gap = cells // q
+    if q and n_stack % q == 0:
+        gap = layered[cells] // q
         layers = np.unique(gap)
         L = layers.size
         cross = cells[np.isin(gap, layers[(L - 1) // 2: L // 2 + 1])]
-        p = mesh.points[mesh.cells[cross]]
+        p = mesh.points[mesh.cells[layered[cross]]]        # an appended cell: the height of its layered cell
         return cross, ((p[:, 4:8] - p[:, 0:4]) @ a).mean(axis=1)
     R, o = (np.asarray(v, dtype=float) for v in segment.frames[level])
     z = (mesh.points - o) @ a
