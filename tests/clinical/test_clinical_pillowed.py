@@ -114,9 +114,31 @@ def test_coarse_pillowed_bolus_warns(fractured):
     assert "pillowed surface" in msg and "< 8" in msg
 
 
+def test_pillowed_bolus_cut_by_the_vertical_extent(fractured):
+    """A bipedicular 2.5 mL bolus is cut by the default vertical extent (the central 70 % of the height, here
+    its upper plane): its surface nodes lie within the extent along their columns, many of them on the plane
+    (57 of 716), and the cement is whole cells of the requested volume."""
+    from vertebrafe.clinical._common import column_fraction, level_nodes
+
+    f = fractured[2.0]
+    seg = vertebroplasty(f, "L1", surface="pillowed", volume=2.5)
+    mesh = seg.mesh
+    cement = np.asarray(mesh.cell_data["cement_fraction"]) == 1.0
+    vol = mesh.cell_volumes()
+    assert abs(vol[cement].sum() / 2500.0 - 1.0) < 1e-3
+    surface = np.intersect1d(np.unique(mesh.cells[cement]), np.unique(mesh.cells[~cement]))
+    nodes = level_nodes(seg, "L1")
+    assert surface.max() < f.mesh.n_points                         # the surface is on the layered nodes
+    z = column_fraction(mesh.points, surface, nodes.inferior, nodes.superior, nodes.n2)
+    c = 0.5 * (1.0 - 0.7)
+    assert z.min() >= c - 1e-6 and z.max() <= 1.0 - c + 1e-6
+    on_planes = np.isclose(z, c, atol=1e-6) | np.isclose(z, 1.0 - c, atol=1e-6)
+    assert on_planes.sum() > 20 and (~on_planes).sum() > 20
+
+
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(volume=4.0), "vertical_extent"),                                       # the default bolus is cut
     (dict(volume=6.0, vertical_extent=1.0), "clear of the cortex"),
+    (dict(volume=4.0), "clear of the cortex"),                   # the default bolus reaches the anterior cortex
     (dict(volume=2.0, bridge=4.0), "bridge"),
     (dict(volume=1.0, interface="layer"), "interface"),
 ])

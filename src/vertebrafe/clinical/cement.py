@@ -133,9 +133,9 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         (the few the snapping cannot fit by their sampled majority); stiffness converges under mesh
         refinement. ``"pillowed"``: the bolus's cells and a layer of new cells on each side of its surface
         (:mod:`vertebrafe.clinical.pillowed`), element faces on the smooth ellipsoids: stiffness and stresses
-        converge from about 8 cells across the bolus (a closed bolus a cell clear of the cortex, the endplates,
-        the vertical extent and the other bolus; otherwise an InputError says which; not with
-        ``interface="layer"``, ``bridge`` or ``placement="fracture"``). ``"mixed"``: the mesh is kept, every
+        converge from about 8 cells across the bolus (boluses a cell clear of the cortex, the endplates and
+        each other; otherwise an InputError says which; not with ``interface="layer"``, ``bridge`` or
+        ``placement="fracture"``). ``"mixed"``: the mesh is kept, every
         cut cell is mixed by ``mixing``. Default
         (:func:`default_surface`): ``"fitted"`` for ``placement="centre"``, ``"mixed"`` for
         ``placement="fracture"`` (the only surface it supports). The surface used is recorded in the
@@ -229,13 +229,14 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
                                                                      axes, s, extent, v_ml * 1000.0, bridge=b_mm)
         d_inf, d_sup, hloc = endplate_distances(segment, level, P, sampler)
     elif surface == "pillowed":
-        check_whole(inside, sampler.radius2(centres, rots, axes) <= s * s, level, extent)
-        pb = pillow_bolus(segment, level, eligible, centres, rots, axes, s, v_ml * 1000.0, segment.element_size)
+        cut = not np.array_equal(inside, sampler.radius2(centres, rots, axes) <= s * s)    # by the extent
+        pb = pillow_bolus(segment, level, eligible, centres, rots, axes, s, v_ml * 1000.0, segment.element_size,
+                          extent=extent if cut else None)
         n0, m0 = mesh.n_points, mesh.n_cells
         segment = grow(segment, pb.points, pb.cells, pb.layered_cell)
         mesh = segment.mesh
         s = pb.scale
-        inside = sampler.radius2(centres, rots, axes) <= s * s        # the smooth bolus, sampled (centroid, span)
+        inside = r2 <= s * s                        # the bolus at its final scale, sampled (centroid, span)
         grown = dict(appended_nodes=mesh.n_points - n0, appended_cells=mesh.n_cells - m0,
                      min_scaled_jacobian=pb.info["min_scaled_jacobian"])
     if surface == "pillowed":
@@ -336,15 +337,6 @@ def check_pillowed(surface, interface, bridge):
     if bridge:
         raise InputError(f"bridge = {bridge!r} mm with surface = 'pillowed'; the pillowed surface is made for separate "
                          "ellipsoids: use bridge=None or surface='fitted'")
-
-
-def check_whole(clipped, whole, level, extent):
-    """InputError unless the sampled bolus ``clipped`` (bool samples inside and within the vertical extent)
-    equals ``whole`` (inside the ellipsoids alone): a pillowed surface follows the ellipsoids, not the cut."""
-    if not np.array_equal(clipped, whole):
-        raise InputError(f"surface = 'pillowed' needs whole ellipsoids; the cement of {level} is cut by "
-                         f"vertical_extent = {extent:g} (it would reach closer to the endplates): use a smaller "
-                         "volume, vertical_extent = 1 or surface='fitted'")
 
 
 def default_surface(placement):

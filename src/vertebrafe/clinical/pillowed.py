@@ -34,8 +34,9 @@ import numpy as np
 
 from ..elements import HEX8
 from ..errors import InputError, MeshError
-from ..mesh.pillow import boundary_quads, clean_set, edge_rings, pillow, relax
+from ..mesh.pillow import boundary_quads, clean_set, edge_rings, pillow, project_to_level_set, relax, untangle
 from ..mesh.quality import cell_quality, cell_volumes
+from ._common import level_nodes
 from .bolus import find_boluses
 
 __all__ = ["PillowedBolus", "pillow_bolus", "closest_on_ellipsoid", "enclosed_volume", "LAYER_DEPTH"]
@@ -101,11 +102,47 @@ def _radii(x, centres, rots, axes):
     return np.stack([np.sqrt(np.sum((((x - c) @ R) / a) ** 2, axis=1)) for c, R, a in zip(centres, rots, axes)])
 
 
-def pillow_bolus(segment, level, eligible, centres, rots, axes, scale, volume_mm3, h):
+class _Slab:
+    """The central ``extent`` of the body height along each node column of ``level`` (vertebroplasty's
+    ``vertical_extent``) as a signed distance (mm, negative inside) of local points on given nodes' columns."""
+
+    def __init__(self, segment, level, extent, local):
+        nodes = level_nodes(segment, level)
+        P = segment.mesh.points
+        self.n2, self.inferior, self.superior = nodes.n2, nodes.inferior, nodes.superior
+        self.bottom = local(P[nodes.inferior])
+        self.axis = local(P[nodes.superior]) - self.bottom
+        self.c = 0.5 * (1.0 - float(extent))
+
+    def field(self, x, nodes):
+        """``(g (k,), grad (k, 3))`` at local points ``x (k, 3)`` on the columns of the layered ``nodes (k,)``."""
+        col = np.asarray(nodes) % self.n2
+        d, b = self.axis[col], self.bottom[col]
+        L = np.linalg.norm(d, axis=1)
+        z = np.einsum("ki,ki->k", x - b, d) / (L * L)
+        low = self.c - z > z - (1.0 - self.c)
+        g = np.where(low, self.c - z, z - 1.0 + self.c) * L
+        return g, np.where(low[:, None], -d, d) / L[:, None]
+
+
+def _ellipsoid_field(x, c, R, a):
+    """``(g (k,), grad (k, 3))``: the normalised radius minus 1 divided by its gradient's length (the distance
+    to the ellipsoid to first order), and the unit outward normal, per point ``x (k, 3)`` of ellipsoids ``c
+    (k, 3)``, ``R (k, 3, 3)``, ``a (k, 3)``."""
+    y = np.einsum("ki,kij->kj", x - c, R)
+    r = np.sqrt(np.sum((y / a) ** 2, axis=1))
+    grad = np.einsum("kij,kj->ki", R, y / a ** 2) / np.maximum(r, 1e-300)[:, None]
+    n = np.maximum(np.linalg.norm(grad, axis=1), 1e-300)
+    return (r - 1.0) / n, grad / n[:, None]
+
+
+def pillow_bolus(segment, level, eligible, centres, rots, axes, scale, volume_mm3, h, extent=None):
     """Pillow the boluses ``min_j r_j <= scale`` (``r_j`` the normalised radius of ellipsoid ``j``: local
     ``centres (b, 3)``, ``rots (b, 3, 3)``, ``axes (b, 3)`` at scale 1, mm) into the cells ``eligible`` (bool
     ``(m,)``, the level's cancellous cells) of ``segment``'s mesh, the scale adjusted so the enclosed volume is
-    ``volume_mm3``; ``h`` the element size (mm). Returns a :class:`PillowedBolus` (module docstring)."""
+    ``volume_mm3``; ``h`` the element size (mm); ``extent``: cut by vertebroplasty's vertical extent (the
+    central fraction of the height along the columns; None: whole ellipsoids). Returns a
+    :class:`PillowedBolus` (module docstring)."""
     mesh = segment.mesh
     R, o = (np.asarray(v, float) for v in segment.frames[level])
     cells = np.asarray(mesh.cells, np.int64)
@@ -119,9 +156,13 @@ def pillow_bolus(segment, level, eligible, centres, rots, axes, scale, volume_mm
     def radii(x, sc):
         return _radii(x, centres, rots, axes * sc)
 
+    slab = None if extent is None else _Slab(segment, level, extent, local)
     inc = np.zeros(m0, bool)
     k = np.flatnonzero(eligible)
-    inc[k] = radii(local(mesh.points[cells[k]].mean(axis=1)), scale).min(axis=0) < 1.0
+    Xc = local(mesh.points[cells[k]].mean(axis=1))
+    inc[k] = radii(Xc, scale).min(axis=0) < 1.0
+    if slab is not None:                             # and the cell's centre within the slab
+        inc[k] &= slab.field(Xc, cells[k, 0])[0] < 0.0
     raw = int(inc.sum())
     inc = clean_set(cells, inc, eligible)
     _check_clear(mesh, cells, inc, eligible, level, h)
@@ -160,6 +201,12 @@ def pillow_bolus(segment, level, eligible, centres, rots, axes, scale, volume_mm
     x0 = X[surf].copy()
 
     def project(x, sc):
+        if slab is not None:                         # onto the boundary of the ellipsoid cut by the slab
+            def field(y):
+                ge, ne = _ellipsoid_field(y, centres[sb], rots[sb], axes[sb] * sc)
+                gs, ns = slab.field(y, surf)
+                return np.maximum(ge, gs), np.where((ge >= gs)[:, None], ne, ns)
+            return project_to_level_set(x, field, max_step=h)[0]
         out = np.empty_like(x)
         for j in range(centres.shape[0]):
             sel = sb == j
@@ -191,6 +238,8 @@ def pillow_bolus(segment, level, eligible, centres, rots, axes, scale, volume_mm
                         "cancellous bone or the bolus is thinner than a cell); use surface='fitted' or a finer mesh")
     X[surf] = ps
     was_in = radii(x0, sc)[sb, np.arange(surf.size)] < 1.0
+    if slab is not None:
+        was_in &= slab.field(x0, surf)[0] < 0.0
     X[inner] = np.where(was_in[:, None], x0, ps) - LAYER_DEPTH * h * normal
     X[outer] = np.where(~was_in[:, None], x0, ps) + LAYER_DEPTH * h * normal
     moved = np.concatenate([surf, inner, outer])
@@ -205,6 +254,9 @@ def pillow_bolus(segment, level, eligible, centres, rots, axes, scale, volume_mm
     p, _ = relax(p, c2[near], free, passes=RELAX_PASSES)
     q = cell_quality(p, c2[near], HEX8)
     folded = int(np.count_nonzero(q.min_jacobian <= 0.0))
+    if folded:                                        # Laplacian passes around the folds while they fall
+        p, folded = untangle(p, c2[near], free)
+        q = cell_quality(p, c2[near], HEX8)
     if folded:
         raise MeshError(f"surface = 'pillowed': the pillowed cement of {level} folds {folded} cells at element size "
                         f"{h:g} mm; use surface='fitted' or a finer mesh")
