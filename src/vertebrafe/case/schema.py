@@ -297,7 +297,7 @@ SCHEMA: dict[str, tuple[Field, ...]] = {
         Field("surface", "str", _default(vertebroplasty, "surface"), "cement surface: fitted (mesh nodes snapped "
               "onto it; kyphoplasty: the cavity, then the compacted rim's outer surface), mixed (cut cells mixed "
               "only) or, vertebroplasty only, pillowed (a layer of cells each side, converged from about 8 cells "
-              f"across; whole boluses clear of the cortex); default vertebroplasty {default_surface('centre')} for "
+              f"across; boluses a cell clear of the cortex); default vertebroplasty {default_surface('centre')} for "
               f"placement centre, {default_surface('fracture')} for fracture; kyphoplasty "
               f"{_default(kyphoplasty, 'surface')}", choices=("fitted", "mixed", "pillowed"), source=_CLIN,
               only=("vertebroplasty", "kyphoplasty")),

@@ -9,22 +9,29 @@ one, and the staircase's nodes can go onto the surface: the sphere's mean stress
 cells across, second order, and one bolus in the treated L1 converges from 2 mm (docs/validation.md, "A
 pillowed bolus on the treated vertebra's mesh").
 
-:func:`pillow_bolus` builds it for closed boluses (ellipsoids) inside the cancellous bone of one vertebra:
+:func:`pillow_bolus` builds it for boluses (ellipsoids, optionally cut by vertebroplasty's vertical extent)
+inside the cancellous bone of one vertebra:
 
-1. the staircase: the cancellous cells whose centre lies inside a bolus; a cell with two opposite faces or
-   four faces on its boundary changes side until none has (:func:`~vertebrafe.mesh.pillow.clean_set`);
+1. the staircase: the cancellous cells whose centre lies inside a bolus (and within the extent); a cell with
+   two opposite faces or four faces on its boundary changes side until none has
+   (:func:`~vertebrafe.mesh.pillow.clean_set`);
 2. both sides pillowed (the new cells and nodes are appended after the mesh's own);
-3. the staircase's nodes go to their closest point on their bolus's ellipsoid, then five Laplacian passes on
-   the surface, each projected back (closest points crowd at the tips); the common scale of the ellipsoids is
-   set so that the enclosed volume is the request (to 1e-3);
+3. the staircase's nodes go to their closest point on their bolus's ellipsoid (a cut bolus: onto the
+   ellipsoid's part within the extent or the extent's plane along the node's column, by Newton steps on the
+   larger of the two first-order distances, :func:`~vertebrafe.mesh.pillow.project_to_level_set`), then five
+   Laplacian passes on the surface, each projected back (closest points crowd at the tips); the common scale
+   of the ellipsoids is set so that the enclosed volume is the request (to 1e-3);
 4. each layer's other nodes go :data:`LAYER_DEPTH` x the element size inward / outward along the node's mean
    face normal, from the node's staircase position on their side (from the surface position on the other);
 5. five guarded Laplacian passes (:func:`~vertebrafe.mesh.pillow.relax`) of the cancellous nodes within two
-   edge rings of the surface.
+   edge rings of the surface; cells still folded get plain Laplacian passes around them while their number
+   falls (:func:`~vertebrafe.mesh.pillow.untangle`).
 
-A bolus must stay a cell clear of every other tissue (cortex, endplate) and of the other bolus, and whole
-(not clipped by the vertical extent); otherwise :func:`pillow_bolus` raises an InputError that says which.
-A mesh that still folds a cell raises a MeshError.
+A bolus must stay a cell clear of every other tissue (cortex, endplate) and of the other bolus; otherwise
+:func:`pillow_bolus` raises an InputError that says which. A mesh that still folds a cell raises a MeshError.
+A bolus that touches the cortex is not supported: its stresses do not converge even when pillowed (a stress
+concentration where the stiff bolus meets the stiff shell; docs/validation.md, "The clipped bolus's features
+one at a time").
 """
 from __future__ import annotations
 
