@@ -216,6 +216,21 @@ def test_serial_run_summary_and_plots(tmp_path, fake_env):
     assert not (out / "failures.csv").read_text().strip().split("\n")[1:]
 
 
+def test_a_sequence_parameter_is_one_summary_column(tmp_path, fake_env):
+    """A variant that sets a three-number key (``treatment.offset``, mm) summarises: the column holds the
+    numbers as text, one cell per row, and the ratios to the reference are computed."""
+    raw = study_raw(bmds=(60.0,), volumes=(2.0,), plots=False)
+    raw["variants"].append({"name": "VPback", "set": {"treatment.kind": "vertebroplasty", "treatment.volume": 2.0,
+                                                      "treatment.offset": [0.0, -4.0, 0.0]}})
+    out = tmp_path / "out"
+    run = vs.run_study(vs.parse_study(raw), out, workers=1, runner=fake_runner, progress=False)
+    assert len(run.ok) == 3 and not run.failed
+    s = pd.read_csv(out / "summary.csv")
+    back = s[s["variant"] == "VPback"]
+    assert set(back["treatment.offset"]) == {"[0, -4, 0]"}
+    assert back[back["level"] == "T12"]["ratio"].iloc[0] == pytest.approx(1.2)
+
+
 def test_failure_isolation_and_retry(tmp_path, fake_env):
     out = tmp_path / "out"
     s = vs.parse_study(study_raw(bmds=(60.0, 66.6)))

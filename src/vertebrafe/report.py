@@ -98,7 +98,7 @@ def summarize(out, executor=None):
         df.insert(0, "variant", c["variant"])
         df.insert(0, "case_id", c["id"])
         for i, k in enumerate(params):
-            df.insert(3 + i, k, c["params"].get(k, _lookup(c["case"], k)))
+            df.insert(3 + i, k, _column_value(c["params"].get(k, _lookup(c["case"], k))))
         frames.append(df)
     fail_df = pd.DataFrame(failures, columns=["id", "name", "variant", "status", "error"] + params)
     paths = {"plots": [], "tables": {}, "notes": [], "finished": len(frames), "rows": 0,
@@ -159,6 +159,13 @@ def _check_meta(meta, out):
         check_name(c.get("id") if isinstance(c, dict) else c, f"{src}: cases[{i}].id")
     for i, p in enumerate(meta.get("plots") or []):
         check_name(p.get("name") if isinstance(p, dict) else p, f"{src}: plots[{i}].name")
+
+
+def _column_value(value):
+    """A parameter as one summary cell: a sequence (``treatment.offset``, mm) as its numbers in brackets."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in value) + "]"
+    return value
 
 
 def _lookup(case_dict, key):
