@@ -212,7 +212,9 @@ def check_resolution(segment):
         out.append(f"{RESOLUTION_PREFIX}{level}'s narrowest cement bolus is {n:.1f} cells across (< {lo:g}): "
                    f"{level}'s cement, body and core stresses are not mesh-converged (a stiff sphere so coarse, "
                    f"{surface} surface: mean stress {size}; docs/validation.md \"Stiff spherical inclusion\"); "
-                   f"plate stiffness and {adjacent}; check with `vertebrafe converge`")
+                   f"plate stiffness and {adjacent}; check with `vertebrafe converge`"
+                   + ("" if surface == "pillowed" or op.kind == "kyphoplasty" else
+                      "; surface='pillowed' converges them for a bolus clear of the cortex (docs/clinical.md)"))
     return out
 
 
