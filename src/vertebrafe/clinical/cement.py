@@ -62,8 +62,8 @@ from .pillowed import pillow_bolus
 from .snap import snap_bolus
 
 __all__ = ["vertebroplasty", "default_surface", "PLACEMENTS", "APPROACHES", "DEFAULT_VOLUME_ML", "CEMENT_MATERIALS", "MIXING_RULES", "INTERFACE_FACTORS",
-           "INTERFACES", "SURFACES", "VERTEBROPLASTY_SURFACES", "DEFAULT_LAYER_THICKNESS", "LAYER_COMPLIANCE", "LAYER_THICKNESS_RANGE",
-           "LAYER_MODULUS_RANGE", "bolus_geometry", "Sampler"]
+           "INTERFACES", "SURFACES", "VERTEBROPLASTY_SURFACES", "DEFAULT_LAYER_THICKNESS", "LAYER_COMPLIANCE",
+           "LAYER_THICKNESS_RANGE", "LAYER_MODULUS_RANGE", "bolus_geometry", "Sampler"]
 
 APPROACHES = ("bipedicular", "unipedicular")
 CEMENT_MATERIALS = ("composite", "pmma")
@@ -135,8 +135,8 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         (:mod:`vertebrafe.clinical.pillowed`), element faces on the smooth ellipsoids: stiffness and stresses
         converge from about 8 cells across the bolus (boluses a cell clear of the cortex, the endplates and
         each other; otherwise an InputError says which; not with ``interface="layer"``, ``bridge`` or
-        ``placement="fracture"``). ``"mixed"``: the mesh is kept, every
-        cut cell is mixed by ``mixing``. Default
+        ``placement="fracture"``). ``"mixed"``: the mesh is kept, every cut cell is mixed by ``mixing``.
+        Default
         (:func:`default_surface`): ``"fitted"`` for ``placement="centre"``, ``"mixed"`` for
         ``placement="fracture"`` (the only surface it supports). The surface used is recorded in the
         operation's parameters.
@@ -228,7 +228,7 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         P, sampler, inside, f_sel, s, moved, unresolved = snap_bolus(segment, level, P, eligible, n, centres, rots,
                                                                      axes, s, extent, v_ml * 1000.0, bridge=b_mm)
         d_inf, d_sup, hloc = endplate_distances(segment, level, P, sampler)
-    elif surface == "pillowed":
+    if surface == "pillowed":
         cut = not np.array_equal(inside, sampler.radius2(centres, rots, axes) <= s * s)    # by the extent
         pb = pillow_bolus(segment, level, eligible, centres, rots, axes, s, v_ml * 1000.0, segment.element_size,
                           extent=extent if cut else None)
@@ -239,7 +239,6 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         inside = r2 <= s * s                        # the bolus at its final scale, sampled (centroid, span)
         grown = dict(appended_nodes=mesh.n_points - n0, appended_cells=mesh.n_cells - m0,
                      min_scaled_jacobian=pb.info["min_scaled_jacobian"])
-    if surface == "pillowed":
         frac = pb.cement.astype(float)
         achieved = float(np.sum(mesh.cell_volumes()[pb.cement]))
     else:

@@ -116,7 +116,7 @@ class _Slab:
     def __init__(self, segment, level, extent, local):
         nodes = level_nodes(segment, level)
         P = segment.mesh.points
-        self.n2, self.inferior, self.superior = nodes.n2, nodes.inferior, nodes.superior
+        self.n2 = nodes.n2
         self.bottom = local(P[nodes.inferior])
         self.axis = local(P[nodes.superior]) - self.bottom
         self.c = 0.5 * (1.0 - float(extent))
@@ -176,7 +176,7 @@ def pillow_bolus(segment, level, eligible, centres, rots, axes, scale, volume_mm
     vol = mesh.cell_volumes()
     found = find_boluses(cells, mesh.cell_centers(), vol, inc)
     owner_of = np.full(m0, -1)
-    for j, b in enumerate(found):
+    for b in found:
         c = local(np.asarray(mesh.cell_centers()[b.cells]).mean(axis=0, keepdims=True))
         owner_of[b.cells] = int(np.argmin(radii(c, scale)[:, 0]))
     if len(found) != centres.shape[0] or np.unique(owner_of[inc]).size != centres.shape[0]:
@@ -256,7 +256,9 @@ def pillow_bolus(segment, level, eligible, centres, rots, axes, scale, volume_mm
     fixed[c2[eligible[parent]].ravel()] = False
     fixed[c2[~eligible[parent]].ravel()] = True
     fixed[surf] = True
-    free = edge_rings(c2, np.isin(np.arange(p.shape[0]), surf), RELAX_RINGS) & ~fixed
+    on_surface = np.zeros(p.shape[0], bool)
+    on_surface[surf] = True
+    free = edge_rings(c2, on_surface, RELAX_RINGS) & ~fixed
     near = np.flatnonzero(free[c2].any(axis=1))
     p, _ = relax(p, c2[near], free, passes=RELAX_PASSES)
     q = cell_quality(p, c2[near], HEX8)
