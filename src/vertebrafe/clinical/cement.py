@@ -53,7 +53,7 @@ from .firstyield import phase_yield_field, treated_yield_factor
 from .phasestress import phase_stress_data
 from .augment import (DEFAULT_SAMPLES, DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry,
                       cement_phase, check_cement_modulus, check_achieved, check_centres, check_extent, check_fits,
-                      check_offset, check_bridge,
+                      check_offset, check_bridge, bridge_blend,
                       check_samples, check_untreated, endplate_distances, height_span, layer_phases, level_cells,
                       mix_elasticity, mix_layered, region_code, resolve_volume, vertical_mask, check_layer,
                       DEFAULT_LAYER_THICKNESS, LAYER_COMPLIANCE, LAYER_THICKNESS_RANGE, LAYER_MODULUS_RANGE)
@@ -133,8 +133,8 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         (the few the snapping cannot fit by their sampled majority); stiffness converges under mesh
         refinement. ``"pillowed"``: the bolus's cells and a layer of new cells on each side of its surface
         (:mod:`vertebrafe.clinical.pillowed`), element faces on the smooth ellipsoids: stiffness and stresses
-        converge from about 8 cells across the bolus (boluses a cell clear of the cortex, the endplates and
-        each other; otherwise an InputError says which; not with ``interface="layer"``, ``bridge`` or
+        converge from about 8 cells across the bolus (boluses a cell clear of the cortex, the endplates and,
+        unless bridged, each other; otherwise an InputError says which; not with ``interface="layer"`` or
         ``placement="fracture"``). ``"mixed"``: the mesh is kept, every cut cell is mixed by ``mixing``.
         Default
         (:func:`default_surface`): ``"fitted"`` for ``placement="centre"``, ``"mixed"`` for
@@ -193,7 +193,7 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
     off = check_offset(offset)
     b_mm = check_bridge(bridge, approach)
     check_placement(placement, segment, level, surface, off)
-    check_pillowed(surface, interface, b_mm)
+    check_pillowed(surface, interface)
     n = check_samples(samples)
     extent = check_extent(vertical_extent)
     check_untreated(segment, level)
@@ -229,9 +229,9 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
                                                                      axes, s, extent, v_ml * 1000.0, bridge=b_mm)
         d_inf, d_sup, hloc = endplate_distances(segment, level, P, sampler)
     if surface == "pillowed":
-        cut = not np.array_equal(inside, sampler.radius2(centres, rots, axes) <= s * s)    # by the extent
+        cut = not np.array_equal(inside, sampler.radius2(centres, rots, axes, bridge=b_mm) <= s * s)  # by the extent
         pb = pillow_bolus(segment, level, eligible, centres, rots, axes, s, v_ml * 1000.0, segment.element_size,
-                          extent=extent if cut else None)
+                          extent=extent if cut else None, blend=bridge_blend(b_mm, rots, axes) if b_mm else 0.0)
         n0, m0 = mesh.n_points, mesh.n_cells
         segment = grow(segment, pb.points, pb.cells, pb.layered_cell)
         mesh = segment.mesh
@@ -326,16 +326,11 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
                                     cell_data={**cell_data, "region": region}, tag_names={"region": tag_names}))
 
 
-def check_pillowed(surface, interface, bridge):
-    """InputError for the options a pillowed bolus (whole cement cells, closed ellipsoids) does not support."""
-    if surface != "pillowed":
-        return
-    if interface == "layer":
+def check_pillowed(surface, interface):
+    """InputError for the option a pillowed bolus (whole cement cells) does not support."""
+    if surface == "pillowed" and interface == "layer":
         raise InputError("interface = 'layer' with surface = 'pillowed'; the interface layer is made of the cells a "
                          "surface cuts: use surface='fitted' or 'mixed' with it")
-    if bridge:
-        raise InputError(f"bridge = {bridge!r} mm with surface = 'pillowed'; the pillowed surface is made for separate "
-                         "ellipsoids: use bridge=None or surface='fitted'")
 
 
 def default_surface(placement):

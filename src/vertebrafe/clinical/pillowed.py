@@ -44,6 +44,7 @@ from ..errors import InputError, MeshError
 from ..mesh.pillow import boundary_quads, clean_set, edge_rings, pillow, project_to_level_set, relax, untangle
 from ..mesh.quality import cell_quality, cell_volumes
 from ._common import level_nodes
+from .augment import smooth_min
 from .bolus import find_boluses
 
 __all__ = ["PillowedBolus", "pillow_bolus", "closest_on_ellipsoid", "enclosed_volume", "LAYER_DEPTH"]
@@ -143,13 +144,33 @@ def _ellipsoid_field(x, c, R, a):
     return (r - 1.0) / n, grad / n[:, None]
 
 
-def pillow_bolus(segment, level, eligible, centres, rots, axes, scale, volume_mm3, h, extent=None):
+def _union_field(x, centres, rots, axes, k, level):
+    """``(g (k,), grad (k, 3))`` of the two ellipsoids (local, scale 1) joined by the smooth minimum of their
+    normalised radii over the blending width ``k`` (:func:`~vertebrafe.clinical.augment.smooth_min`, the
+    ``bridge`` of vertebroplasty) at the level ``level``: ``(u - level) / |grad u|`` and the unit normal."""
+    rs, gs = [], []
+    for c, R, a in zip(centres, rots, axes):
+        y = ((x - c) @ R) / a
+        r = np.sqrt(np.sum(y * y, axis=1))
+        rs.append(r)
+        gs.append(((y / a) @ R.T) / np.maximum(r, 1e-300)[:, None])
+    a, b = rs
+    hh = np.maximum(k - np.abs(a - b), 0.0) / k
+    u = np.minimum(a, b) - 0.25 * k * hh * hh
+    wa = np.where(a <= b, 1.0 - 0.5 * hh, 0.5 * hh)[:, None]
+    grad = wa * gs[0] + (1.0 - wa) * gs[1]
+    n = np.maximum(np.linalg.norm(grad, axis=1), 1e-300)
+    return (u - level) / n, grad / n[:, None]
+
+
+def pillow_bolus(segment, level, eligible, centres, rots, axes, scale, volume_mm3, h, extent=None, blend=0.0):
     """Pillow the boluses ``min_j r_j <= scale`` (``r_j`` the normalised radius of ellipsoid ``j``: local
     ``centres (b, 3)``, ``rots (b, 3, 3)``, ``axes (b, 3)`` at scale 1, mm) into the cells ``eligible`` (bool
     ``(m,)``, the level's cancellous cells) of ``segment``'s mesh, the scale adjusted so the enclosed volume is
     ``volume_mm3``; ``h`` the element size (mm); ``extent``: cut by vertebroplasty's vertical extent (the
-    central fraction of the height along the columns; None: whole ellipsoids). Returns a
-    :class:`PillowedBolus` (module docstring)."""
+    central fraction of the height along the columns; None: whole ellipsoids); ``blend`` > 0: two ellipsoids
+    joined by the smooth minimum of their radii over that width (vertebroplasty's ``bridge``, one bolus or two).
+    Returns a :class:`PillowedBolus` (module docstring)."""
     mesh = segment.mesh
     R, o = (np.asarray(v, float) for v in segment.frames[level])
     cells = np.asarray(mesh.cells, np.int64)
@@ -161,7 +182,12 @@ def pillow_bolus(segment, level, eligible, centres, rots, axes, scale, volume_mm
         return (x - o) @ R
 
     def radii(x, sc):
-        return _radii(x, centres, rots, axes * sc)
+        """``(b, k)``: each ellipsoid's normalised radius at scale ``sc``; with ``blend`` one row, their smooth
+        minimum (homogeneous: the blend at scale 1 over ``sc``)."""
+        r = _radii(x, centres, rots, axes)
+        if blend:
+            return smooth_min(r[0], r[1], blend)[None, :] / sc
+        return r / sc
 
     slab = None if extent is None else _Slab(segment, level, extent, local)
     inc = np.zeros(m0, bool)
@@ -179,7 +205,8 @@ def pillow_bolus(segment, level, eligible, centres, rots, axes, scale, volume_mm
     for b in found:
         c = local(np.asarray(mesh.cell_centers()[b.cells]).mean(axis=0, keepdims=True))
         owner_of[b.cells] = int(np.argmin(radii(c, scale)[:, 0]))
-    if len(found) != centres.shape[0] or np.unique(owner_of[inc]).size != centres.shape[0]:
+    b = centres.shape[0]                             # (a bridged pair is one field, in one piece or two)
+    if not blend and (len(found) != b or np.unique(owner_of[inc]).size != b):
         raise InputError(f"surface = 'pillowed': the {centres.shape[0]} cement boluses of {level} make "
                          f"{len(found)} connected cell sets at element size {h:g} mm (they come within a cell of "
                          "each other, or one is less than a cell across); use surface='fitted', a larger gap "
@@ -208,9 +235,14 @@ def pillow_bolus(segment, level, eligible, centres, rots, axes, scale, volume_mm
     x0 = X[surf].copy()
 
     def project(x, sc):
-        if slab is not None:                         # onto the boundary of the ellipsoid cut by the slab
+        if slab is not None or blend:                # onto the boundary of the bolus cut by the slab, or bridged
             def field(y):
-                ge, ne = _ellipsoid_field(y, centres[sb], rots[sb], axes[sb] * sc)
+                if blend:
+                    ge, ne = _union_field(y, centres, rots, axes, blend, sc)
+                else:
+                    ge, ne = _ellipsoid_field(y, centres[sb], rots[sb], axes[sb] * sc)
+                if slab is None:
+                    return ge, ne
                 gs, ns = slab.field(y, surf)
                 return np.maximum(ge, gs), np.where((ge >= gs)[:, None], ne, ns)
             return project_to_level_set(x, field, max_step=h)[0]
@@ -244,7 +276,7 @@ def pillow_bolus(segment, level, eligible, centres, rots, axes, scale, volume_mm
                         f"cells at element size {h:g} mm (more than {MAX_REACH:g} cells: it runs outside the "
                         "cancellous bone or the bolus is thinner than a cell); use surface='fitted' or a finer mesh")
     X[surf] = ps
-    was_in = radii(x0, sc)[sb, np.arange(surf.size)] < 1.0
+    was_in = radii(x0, sc)[0 if blend else sb, np.arange(surf.size)] < 1.0
     if slab is not None:
         was_in &= slab.field(x0, surf)[0] < 0.0
     X[inner] = np.where(was_in[:, None], x0, ps) - LAYER_DEPTH * h * normal
