@@ -114,6 +114,7 @@ def test_pillowed_bolus_cut_by_the_vertical_extent(fractured):
 
     f = fractured[2.0]
     seg = vertebroplasty(f, "L1", surface="pillowed", volume=2.5)
+    assert seg.history[-1].results["bolus_count"] == 2
     mesh = seg.mesh
     cement = np.asarray(mesh.cell_data["cement_fraction"]) == 1.0
     vol = mesh.cell_volumes()
@@ -128,10 +129,19 @@ def test_pillowed_bolus_cut_by_the_vertical_extent(fractured):
     assert on_planes.sum() > 20 and (~on_planes).sum() > 20
 
 
+def test_bridged_pillowed_boluses_join(fractured):
+    """``bridge``: the two boluses' smooth union; bridged over 8 mm the 2.5 mL bipedicular bolus is one piece
+    (without a bridge two: the test above), of the requested volume, no cell inverted."""
+    f = fractured[2.0]
+    one = vertebroplasty(f, "L1", surface="pillowed", volume=2.5, bridge=8.0)
+    r = one.history[-1].results
+    assert r["bolus_count"] == 1 and abs(r["volume_error"]) < 1e-3
+    assert one.mesh.quality().min_jacobian.min() > 0            # (unbridged: two, the test above)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(volume=6.0, vertical_extent=1.0), "clear of the cortex"),
     (dict(volume=4.0), "clear of the cortex"),                   # the default bolus reaches the anterior cortex
-    (dict(volume=2.0, bridge=4.0), "bridge"),
     (dict(volume=1.0, interface="layer"), "interface"),
 ])
 def test_pillowed_bad_input(fractured, kwargs, match):

@@ -27,7 +27,8 @@ inside the cancellous bone of one vertebra:
    edge rings of the surface; cells still folded get plain Laplacian passes around them while their number
    falls (:func:`~vertebrafe.mesh.pillow.untangle`).
 
-A bolus must stay a cell clear of every other tissue (cortex, endplate) and of the other bolus; otherwise
+A bolus must stay a cell clear of every other tissue (cortex, endplate) and, unless the two are bridged (their
+smooth union, ``blend``), of the other bolus; otherwise
 :func:`pillow_bolus` raises an InputError that says which. A mesh that still folds a cell raises a MeshError.
 A bolus that touches the cortex is not supported: its stresses do not converge even when pillowed (a stress
 concentration where the stiff bolus meets the stiff shell; docs/validation.md, "The clipped bolus's features
