@@ -26,7 +26,7 @@ SMOKE = {
     "amg_contrasts.py": ["--levels", "L1-L2", "--element-size", "6", "--variants", "base;fluid"],
     "amg_variants.py": ["--levels", "L1-L2", "--element-size", "6", "--variants", "baseline,schwarz:annulus+nucleus",
                         "--split"],
-    "amg_subdomains.py": ["--levels", "L1-L2", "--element-size", "6", "--variants", "nucleus,posterior"],
+    "amg_subdomains.py": ["--levels", "L1-L2", "--element-size", "6", "--variants", "posterior"],
     "capsule_opening.py": ["--levels", "L1-L2", "--sizes", "6"],
     "bench_study_groups.py": ["--levels", "L1-L2", "--element-size", "6", "--presets", "1"],
     "convergence_anatomy.py": ["--sizes", "6", "--no-segment"],
