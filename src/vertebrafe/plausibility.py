@@ -74,7 +74,8 @@ import numpy as np
 
 from .errors import RESOLUTION_PREFIX, PlausibilityWarning
 
-__all__ = ["LIMITS", "INCLUSION_ERROR", "PILLOWED_CELLS_ACROSS", "check_inputs", "check_result", "check_resolution", "inclusion_error", "warn"]
+__all__ = ["LIMITS", "INCLUSION_ERROR", "PILLOWED_CELLS_ACROSS", "check_inputs", "check_result", "check_resolution",
+           "inclusion_error", "warn"]
 
 #: ``{name: (low, high, unit)}`` of the plausibility checks (see the module table).
 LIMITS = {

@@ -129,6 +129,19 @@ def test_pillowed_bolus_cut_by_the_vertical_extent(fractured):
     assert on_planes.sum() > 20 and (~on_planes).sum() > 20
 
 
+def test_a_fracture_below_moves_the_pillowed_bolus_rigidly(pillowed):
+    """A fracture of L2 after L1's pillowed bolus: L1 and everything above move as a rigid body, the appended
+    nodes with them (they belong to L1), so no cell inverts and every L1 cell keeps its volume (1e-9)."""
+    seg = pillowed[3.0]
+    out = fracture(seg, "L2", grade=2)
+    assert out.mesh.quality().min_jacobian.min() > 0
+    l1 = body_cells(seg, "L1")
+    np.testing.assert_allclose(out.mesh.cell_volumes()[l1], seg.mesh.cell_volumes()[l1], rtol=1e-9)
+    r = seg.history[-1].results
+    appended = np.arange(seg.mesh.n_points - r["appended_nodes"], seg.mesh.n_points)
+    assert np.abs(out.mesh.points[appended] - seg.mesh.points[appended]).max() > 1.0      # they did move
+
+
 def test_bridged_pillowed_boluses_join(fractured):
     """``bridge``: the two boluses' smooth union; bridged over 8 mm the 2.5 mL bipedicular bolus is one piece
     (without a bridge two: the test above), of the requested volume, no cell inverted."""

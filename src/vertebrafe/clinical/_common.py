@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import InputError
 from ..mesh.core import Mesh
 
-__all__ = ["Operation", "history", "derive", "check_level", "is_voxel", "LevelNodes", "level_nodes", "to_local", "to_global",
+__all__ = ["Operation", "history", "derive", "grow", "appended_nodes", "check_level", "is_voxel", "LevelNodes", "level_nodes", "to_local", "to_global",
            "midline_profile", "sample_points", "operations_of"]
 
 
@@ -166,7 +166,8 @@ class LevelNodes:
 
     ``body``: nodes of the vertebral body (inferior to superior endplate layer inclusive); ``disc_above``,
     ``disc_below``: interior node layers of the adjacent discs (may be empty); ``above``: every node above
-    the disc above (the upper vertebrae and discs); ``inferior``, ``superior``: endplate node layers;
+    the disc above (the upper vertebrae and discs, their arches and the nodes operations appended to them);
+    ``inferior``, ``superior``: endplate node layers;
     ``upper_inferior`` / ``lower_superior``: the endplate layer of the neighbouring vertebra (or None);
     ``arch``: the own nodes of the vertebra's posterior arch (empty without posterior elements; the arches
     of the vertebrae above are part of ``above``).
@@ -192,11 +193,13 @@ def level_nodes(segment, level):
     body = np.arange(inf.min(), sup.max() + 1)
     n = int(getattr(segment, "stack_points", segment.mesh.n_points))       # the layered stack (no arches)
     post = getattr(segment, "posterior", None)
-    arches = [] if post is None else [post.arches[v].nodes for v in segment.levels[:i]]
+    upper = [] if post is None else [post.arches[v].nodes for v in segment.levels[:i]]
+    extra = appended_nodes(segment)
+    upper += [extra[v] for v in segment.levels[:i] if v in extra]       # a pillowed bolus above moves with it
     if i > 0:
         up = ns[f"{segment.levels[i - 1]}:inferior"]
         disc_above = np.arange(sup.max() + 1, up.min())
-        above = np.concatenate([np.arange(up.min(), n)] + arches)
+        above = np.concatenate([np.arange(up.min(), n)] + upper)
     else:
         up, disc_above, above = None, np.arange(0), np.arange(sup.max() + 1, n)
     if i < len(segment.levels) - 1:
@@ -206,6 +209,19 @@ def level_nodes(segment, level):
         lo, disc_below = None, np.arange(0)
     arch = np.arange(0) if post is None else post.arches[level].nodes
     return LevelNodes(n2, body, inf, sup, disc_above, disc_below, above, up, lo, arch)
+
+
+def appended_nodes(segment):
+    """``{vertebra: node indices}`` of the nodes its operations appended after the mesh's own (a pillowed
+    bolus: ``results["appended_nodes"]``), numbered in the order of the history."""
+    ops = [op for op in history(segment) if op.results.get("appended_nodes")]
+    start = segment.mesh.n_points - sum(op.results["appended_nodes"] for op in ops)
+    out = {}
+    for op in ops:
+        k = op.results["appended_nodes"]
+        out[op.level] = np.concatenate([out.get(op.level, np.arange(0)), np.arange(start, start + k)])
+        start += k
+    return out
 
 
 def column_fraction(points, nodes, bottom_layer, top_layer, n2, points_of=None):

@@ -277,7 +277,7 @@ def pillow_bolus(segment, level, eligible, centres, rots, axes, scale, volume_mm
                         f"cells at element size {h:g} mm (more than {MAX_REACH:g} cells: it runs outside the "
                         "cancellous bone or the bolus is thinner than a cell); use surface='fitted' or a finer mesh")
     X[surf] = ps
-    was_in = radii(x0, sc)[0 if blend else sb, np.arange(surf.size)] < 1.0
+    was_in = radii(x0, sc)[sb, np.arange(surf.size)] < 1.0          # (bridged: one row, sb all 0)
     if slab is not None:
         was_in &= slab.field(x0, surf)[0] < 0.0
     X[inner] = np.where(was_in[:, None], x0, ps) - LAYER_DEPTH * h * normal

@@ -277,8 +277,6 @@ def vertebra_pushover(segment, level, yield_compression=None, yield_tension=None
     return res
 
 
-
-
 def _phase_data(mesh, mask):
     """The fields of the cut cells that :func:`bone_phases` reads, over the cells ``mask`` (a tuple of
     arrays; empty where no surface cuts any of them)."""
