@@ -127,3 +127,16 @@ def test_fine_bolus_is_silent():
     assert plausibility.check_resolution(NS(history=(op,))) == []
     op.results["bolus_cells_across"] = 23.9
     assert len(plausibility.check_resolution(NS(history=(op,)))) == 1
+
+
+def test_kyphoplasty_note_names_what_its_study_found_unconverged():
+    """The kyphoplasty note names the rows its 2 -> 1 mm study found drifting (stresses, overload index, the
+    stiffness in the segment) and those that converge, and leaves out the pillowed remedy of vertebroplasty."""
+    from types import SimpleNamespace as NS
+    op = NS(kind="kyphoplasty", level="L1", parameters={}, results={"bolus_cells_across": 5.0})
+    (m,) = plausibility.check_resolution(NS(history=(op,)))
+    assert "PMMA, body, core, endplate and cancellous stresses" in m and "overload index" in m
+    assert "stiffness in the segment" in m and "lower endplate's, -5.5 %" in m and "pillowed" not in m
+    vp = NS(kind="vertebroplasty", level="L1", parameters={"surface": "fitted"}, results={"bolus_cells_across": 5.0})
+    (v,) = plausibility.check_resolution(NS(history=(vp,)))
+    assert "surface='pillowed'" in v and "overload index" not in v
