@@ -315,3 +315,20 @@ def test_law_springs_stack_a_stiffening_law_on_one_pair():
         law_springs(points, [0], [1], [[60.0], [1.0]], [[0.0], [-0.1]])
     with pytest.raises(InputError, match="positive"):
         law_springs(points, [0], [1], [[0.0]], [[0.0]])
+
+
+def test_spring_product_runs_the_cells_on_the_block_kernels():
+    """The active-set loops' product ``K v + Gf^T diag(d) Gf v`` (the cells' part on the parallel block kernels
+    instead of SciPy's one-thread product) equals SciPy's to round-off, with springs on and off."""
+    import scipy.sparse as sp
+
+    from vertebrafe.fem.active_set import _with_springs
+
+    rng = np.random.default_rng(3)
+    n = 60
+    A = sp.random(n, n, density=0.2, random_state=4)
+    K = (A @ A.T + n * sp.identity(n)).tobsr(blocksize=(3, 3))
+    Gf = sp.random(5, n, density=0.1, random_state=5, format="csr")
+    v, d = rng.random(n), np.array([0.0, 2.0, 0.0, 7.5, 1.0])
+    expected = K @ v + Gf.T @ (d * (Gf @ v))
+    assert np.allclose(_with_springs(K, Gf)(v, d), expected, rtol=1e-13, atol=1e-12 * np.abs(expected).max())

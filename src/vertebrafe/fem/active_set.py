@@ -55,6 +55,7 @@ import scipy.sparse.linalg as spla
 
 from ..errors import ConvergenceError
 from . import solvers
+from .sparse_kernels import BlockMatrix
 from .spring_block import SpringBlock
 
 #: Most active-set steps before giving up (each is one linear solve).
@@ -215,10 +216,11 @@ def _iterate(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, ma
     iterations = 0
     tight = False
     loose = max(rtol, LOOSE_RTOL)
+    product = _with_springs(K, Gf)
     for step in range(1, max_iterations + 1):
         d = k * active
         b = rhs + Gf.T @ (d * free_length)
-        A = spla.LinearOperator(K.shape, matvec=lambda v, d=d: K @ v + Gf.T @ (d * (Gf @ v)), dtype=float)
+        A = spla.LinearOperator(K.shape, matvec=lambda v, d=d: product(v, d), dtype=float)
         target = rtol if tight else loose
         cut = short is not None and not tight and step <= max_iterations // 2
         M, start = precondition(d)
@@ -261,6 +263,7 @@ def _checked(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, ma
     loose = max(rtol, LOOSE_RTOL)
     settled = False
     limit = maxiter or 2000
+    product = _with_springs(K, Gf)
     while True:
         step = len(changes) + 1
         d = k * active
@@ -268,7 +271,7 @@ def _checked(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, ma
         nb = np.linalg.norm(b) or 1.0
 
         def A(v, d=d):
-            return K @ v + Gf.T @ (d * (Gf @ v))
+            return product(v, d)
 
         marks = ([("short", short)] if short is not None and not settled and step <= max_iterations // 2 else [])
         marks += ([("loose", loose)] if loose > rtol else []) + [("tight", rtol)]
@@ -328,6 +331,18 @@ def _checked(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, rtol, ma
             _not_settled(max_iterations, changes)
 
 
+def _with_springs(K, Gf):
+    """``product(v, d) = K v + Gf^T diag(d) Gf v``: the cells' stiffness ``K`` (BSR; its product on all of numba's
+    threads, :class:`~vertebrafe.fem.sparse_kernels.BlockMatrix`, where SciPy's runs on one) with the springs'
+    stiffnesses ``d (ks,)`` on the elongation map ``Gf``."""
+    cells = BlockMatrix(K)
+
+    def product(v, d):
+        return cells.matvec(v) + Gf.T @ (d * (Gf @ v))
+
+    return product
+
+
 def _stuck(step, residual, target, d, name="amg"):
     """The error of an active-set step whose ``name`` solve stopped at ``residual`` above ``target`` with the
     spring stiffnesses ``d (ks,)`` of its trial set."""
@@ -348,7 +363,7 @@ def _accepts(K, rhs, Gf, k, free_length, delta_c, active, sets, bounds, x, rtol)
     those are the states it wants (the active-set loop's stop), else None."""
     d = k * active
     b = rhs + Gf.T @ (d * free_length)
-    residual = _residual(K @ x + Gf.T @ (d * (Gf @ x)), b)
+    residual = _residual(_with_springs(K, Gf)(x, d), b)
     if not residual <= rtol or np.any(_wanted(sets, bounds, Gf @ x + delta_c) != active):
         return None
     return residual
@@ -410,9 +425,10 @@ def _direct(low, K, rhs, Gf, k, onset, delta_c, linear, sets, bounds, rtol, maxi
     x = y0 + low.displacement(d, u)
     solves += 1 if u.size else 0
     b = rhs + Gf.T @ (d * free_length)
+    product = _with_springs(K, Gf)
 
     def apply(v):
-        return K @ v + Gf.T @ (d * (Gf @ v))
+        return product(v, d)
 
     r = b - apply(x)
     residual = _residual(b - r, b)
