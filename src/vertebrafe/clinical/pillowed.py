@@ -24,12 +24,13 @@ inside the cancellous bone of one vertebra:
 4. each layer's other nodes go :data:`LAYER_DEPTH` x the element size inward / outward along the node's mean
    face normal, from the node's staircase position on their side (from the surface position on the other);
 5. five guarded Laplacian passes (:func:`~vertebrafe.mesh.pillow.relax`) of the cancellous nodes within two
-   edge rings of the surface; cells still folded get plain Laplacian passes around them while their number
-   falls (:func:`~vertebrafe.mesh.pillow.untangle`).
+   edge rings of the surface; cells still tangled (a corner's scaled Jacobian <= 0, or the Jacobian at a Gauss
+   point: the map of such a hexahedron is not one-to-one) have the free nodes around them moved until every
+   corner of their neighbourhood is positive (:func:`~vertebrafe.mesh.pillow.untangle`).
 
 A bolus must stay a cell clear of every other tissue (cortex, endplate) and, unless the two are bridged (their
 smooth union, ``blend``), of the other bolus; otherwise
-:func:`pillow_bolus` raises an InputError that says which. A mesh that still folds a cell raises a MeshError.
+:func:`pillow_bolus` raises an InputError that says which. A mesh that still tangles a cell raises a MeshError.
 A bolus that touches the cortex is not supported: its stresses do not converge even when pillowed (a stress
 concentration where the stiff bolus meets the stiff shell; docs/validation.md, "The clipped bolus's features
 one at a time").
@@ -51,7 +52,7 @@ from .bolus import find_boluses
 __all__ = ["PillowedBolus", "pillow_bolus", "closest_on_ellipsoid", "enclosed_volume", "LAYER_DEPTH"]
 
 #: Depth of each pillow layer, as a fraction of the element size: the depth that folds no cell of the treated
-#: L1 at 3 / 2 / 1.5 / 1 mm (0.2 folds one at 1 mm; the rows change by <= 0.07 % between 0.15 and 0.2,
+#: L1 at a Gauss point at 3 / 2 / 1.5 / 1 mm (0.2 folds one at 1 mm; the rows change by <= 0.07 % between 0.15 and 0.2,
 #: docs/validation.md, "A pillowed bolus on the treated vertebra's mesh").
 LAYER_DEPTH = 0.15
 #: Laplacian passes on the surface, and guarded passes of the nodes within :data:`RELAX_RINGS` rings of it.
@@ -294,14 +295,12 @@ def pillow_bolus(segment, level, eligible, centres, rots, axes, scale, volume_mm
     free = edge_rings(c2, on_surface, RELAX_RINGS) & ~fixed
     near = np.flatnonzero(free[c2].any(axis=1))
     p, _ = relax(p, c2[near], free, passes=RELAX_PASSES)
+    p, tangled = untangle(p, c2[near], free)          # the free nodes around tangled cells moved
+    if tangled:
+        raise MeshError(f"surface = 'pillowed': the pillowed cement of {level} leaves {tangled} tangled cells (a "
+                        f"corner's scaled Jacobian <= 0) at element size {h:g} mm after untangling; use "
+                        "surface='fitted' or a finer mesh")
     q = cell_quality(p, c2[near], HEX8)
-    folded = int(np.count_nonzero(q.min_jacobian <= 0.0))
-    if folded:                                        # Laplacian passes around the folds while they fall
-        p, folded = untangle(p, c2[near], free)
-        q = cell_quality(p, c2[near], HEX8)
-    if folded:
-        raise MeshError(f"surface = 'pillowed': the pillowed cement of {level} folds {folded} cells at element size "
-                        f"{h:g} mm; use surface='fitted' or a finer mesh")
     info = dict(cleaned=int(abs(int(inc.sum()) - raw)), staircase_mm3=float(vol[inc].sum()),
                 enclosed_mm3=enclosed_volume(local(p), quads),
                 cement_mm3=float(cell_volumes(p, c2[cement], HEX8).sum()), surface_nodes=int(surf.size),

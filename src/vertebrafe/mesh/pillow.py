@@ -11,7 +11,8 @@ on its complement) leaves every cell with a face on the boundary a layer cell wi
 :func:`pillow` does the topology (and an initial shrink that keeps every cell's volume positive and the
 union's volume); :func:`relax` is a guarded Laplacian smoothing of chosen nodes; :func:`clean_set` removes a
 set's protrusions and fills its notches before pillowing; :func:`project_to_level_set` places points on a
-smooth surface given by a signed field; :func:`untangle` smooths the free nodes around folded cells.
+smooth surface given by a signed field; :func:`untangle` moves the free nodes around tangled cells
+(:func:`tangled`) until their corners are positive.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ import numpy as np
 from ..elements import HEX8, HEX8_FACES
 from .quality import cell_quality
 
-__all__ = ["pillow", "relax", "boundary_quads", "clean_set", "edge_rings", "project_to_level_set", "untangle", "HEX8_EDGES"]
+__all__ = ["pillow", "relax", "boundary_quads", "clean_set", "edge_rings", "project_to_level_set", "tangled",
+           "untangle", "HEX8_EDGES", "UNTANGLE_TARGET"]
 
 #: The twelve edges of a hexahedron in VTK order.
 HEX8_EDGES = np.array([[0, 1], [1, 2], [2, 3], [3, 0], [4, 5], [5, 6], [6, 7], [7, 4],
@@ -212,36 +214,71 @@ def project_to_level_set(x, field, max_step, iterations=30, tol=1e-9):
     return y, np.abs(g)
 
 
-def untangle(points, cells, free, rounds=20, rings=1):
-    """Folded cells (a corner's Jacobian <= 0) undone by plain Laplacian passes of the free nodes (bool
-    ``(n,)``) within ``rings`` edge rings of them: each round, those nodes move to the mean of their edge
-    neighbours (all at once), as long as the number of folded cells goes down; at most ``rounds`` rounds,
-    each with one more ring than the last that did not help. Returns the points and the number of folded cells
-    left."""
+def tangled(points, cells):
+    """Bool ``(m,)``: the hex8 ``cells`` that are tangled on ``points``, a corner's scaled Jacobian <= 0 or the
+    Jacobian <= 0 at a Gauss point. A trilinear hexahedron with a non-positive corner Jacobian does not map
+    one-to-one, even where every Gauss point's Jacobian is positive (the element integrates over a folded
+    region and its stresses are meaningless)."""
+    q = cell_quality(points, cells, HEX8)
+    return (q.scaled_jacobian <= 0.0) | (q.min_jacobian <= 0.0)
+
+
+#: Corner Jacobian (relative to a cube of the cell's mean edge length) that :func:`untangle` pushes every
+#: corner of the cells it moves up to: a margin above 0, so that the corners it leaves are clearly positive.
+UNTANGLE_TARGET = 0.1
+
+
+def _corner_penalty(x, cells, scale, target):
+    """``sum max(0, target - a)^2`` over the corners of ``cells (k, 8)`` on ``x (n, 3)``, ``a`` each corner's
+    Jacobian determinant over ``scale (k,)`` (a cube's), and its gradient ``(n, 3)``."""
+    G = HEX8.corner_gradients                                   # (corner, node, 3)
+    J = np.einsum("cad,kai->kcid", G, x[cells])                 # dx_i / dxi_d at each corner
+    cof = np.stack([np.cross(J[..., 1], J[..., 2]), np.cross(J[..., 2], J[..., 0]),
+                    np.cross(J[..., 0], J[..., 1])], axis=-1)   # cofactors: d det / d J_id
+    a = np.einsum("kci,kci->kc", J[..., 0], cof[..., 0]) / scale[:, None]
+    short = np.maximum(target - a, 0.0)
+    w = -2.0 * short / scale[:, None]                           # d penalty / d det
+    g_nodes = np.einsum("kc,kcid,cad->kai", w, cof, G)         # (k, node, 3)
+    grad = np.zeros_like(x)
+    np.add.at(grad, cells.ravel(), g_nodes.reshape(-1, 3))
+    return float(np.sum(short * short)), grad
+
+
+def untangle(points, cells, free, rings=1, max_rings=4, iterations=500):
+    """Tangled cells (:func:`tangled`: a corner's Jacobian <= 0) undone by moving the free nodes (bool ``(n,)``)
+    within ``rings`` edge rings of them: the cells around those nodes get every corner's Jacobian, relative
+    to a cube of the cell's mean edge length, up to :data:`UNTANGLE_TARGET` by minimising the sum of the
+    squared shortfalls (L-BFGS, at most ``iterations``; Knupp's untangling objective, smoothed). Cells with no
+    moved node keep their shape, so none tangles anew. Where cells stay tangled, again with one more ring, up to
+    ``max_rings``. Returns the points and the number of tangled cells left."""
+    from scipy.optimize import minimize
+
     p = np.array(points, float)
     free = np.asarray(free, bool)
-    e = np.unique(np.sort(cells[:, HEX8_EDGES].reshape(-1, 2), axis=1), axis=0)
-    deg = np.maximum(np.bincount(e.ravel(), minlength=p.shape[0]), 1).astype(float)[:, None]
-
-    def folded(x):
-        return cell_quality(x, cells, HEX8).min_jacobian <= 0
-
-    bad = folded(p)
-    r = rings
-    for _ in range(rounds):
+    bad = tangled(p, cells)
+    for r in range(rings, max_rings + 1):
         if not bad.any():
             break
         seed = np.zeros(p.shape[0], bool)
         seed[cells[bad].ravel()] = True
-        move = edge_rings(cells, seed, r) & free
-        s = np.zeros_like(p)
-        np.add.at(s, e[:, 0], p[e[:, 1]])
-        np.add.at(s, e[:, 1], p[e[:, 0]])
+        move = np.flatnonzero(edge_rings(cells, seed, r) & free)
+        near = cells[np.isin(cells, move).any(axis=1)]
+        if near.size == 0:
+            continue
+        edge = p[near[:, HEX8_EDGES[:, 1]]] - p[near[:, HEX8_EDGES[:, 0]]]
+        scale = (0.5 * np.linalg.norm(edge, axis=2).mean(axis=1)) ** 3
+
+        def f(v):
+            x = p.copy()
+            x[move] = v.reshape(-1, 3)
+            val, grad = _corner_penalty(x, near, scale, UNTANGLE_TARGET)
+            return val, grad[move].ravel()
+
+        res = minimize(f, p[move].ravel(), jac=True, method="L-BFGS-B",
+                       options=dict(maxiter=iterations, ftol=0.0, gtol=1e-12))
         trial = p.copy()
-        trial[move] = (s / deg)[move]
-        tb = folded(trial)
+        trial[move] = res.x.reshape(-1, 3)
+        tb = tangled(trial, cells)
         if tb.sum() < bad.sum():
             p, bad = trial, tb
-        else:
-            r += 1
     return p, int(bad.sum())
