@@ -177,3 +177,23 @@ def test_untangle_unfolds_the_cells_around_a_displaced_node():
     assert np.array_equal(p2[on_boundary], p[on_boundary])        # fixed nodes stay
     p3, left = untangle(m.points, m.cells, ~on_boundary)           # nothing folded: nothing moves
     assert left == 0 and np.array_equal(p3, m.points)
+
+
+def test_untangle_unfolds_a_corner_that_the_gauss_points_miss():
+    """The centre node of a 4^3 box moved 0.4 h along the diagonal into one cell, past the plane of its three
+    neighbours in that cell: that cell's corner Jacobian is negative (scaled -0.36) while every Gauss point's is
+    positive. :func:`tangled` counts it, and untangle moves the free nodes until no corner is <= 0."""
+    from vertebrafe.mesh.pillow import tangled, untangle
+
+    m = box((1.0, 1.0, 1.0), (4, 4, 4))
+    p = m.points.copy()
+    i = int(np.argmin(np.linalg.norm(p - 0.5, axis=1)))
+    p[i] += 0.4 * 0.25
+    q = cell_quality(p, m.cells, HEX8)
+    assert q.min_jacobian.min() > 0 and (q.scaled_jacobian <= 0).sum() == 1
+    assert tangled(p, m.cells).sum() == 1
+    on_boundary = np.any((m.points < 1e-9) | (m.points > 1 - 1e-9), axis=1)
+    p2, left = untangle(p, m.cells, ~on_boundary)
+    q2 = cell_quality(p2, m.cells, HEX8)
+    assert left == 0 and q2.scaled_jacobian.min() > 0.1 and q2.min_jacobian.min() > 0
+    assert np.array_equal(p2[on_boundary], p[on_boundary])
