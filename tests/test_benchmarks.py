@@ -22,6 +22,8 @@ SMOKE = {
     "bench_core.py": ["--sizes", "1k", "--no-skfem", "--repeats", "1", "--threads", "1"],
     "amg_profile.py": ["--size", "1k"],
     "bench_voxel_assembly.py": ["--n", "4", "--repeats", "1", "--out", "{tmp}/K"],
+    "bolus_placement.py": ["--states", "wedge", "--bmds", "100", "--sizes", "4", "--boluses", "bipedicular:4",
+                           "--offsets", "0", "--spacing", "1", "--json", "{tmp}/placement.json"],
     "bench_simulate.py": ["--levels", "L1-L2", "--element-size", "6"],
     "amg_contrasts.py": ["--levels", "L1-L2", "--element-size", "6", "--variants", "base;fluid"],
     "amg_variants.py": ["--levels", "L1-L2", "--element-size", "6", "--variants", "baseline,schwarz:annulus+nucleus",
@@ -115,6 +117,27 @@ def test_far_fraction_of_convergence_metrics():
     plane = cKDTree(np.stack(np.meshgrid([0.0], np.linspace(-5, 7, 241), np.linspace(-5, 7, 241), indexing="ij"),
                              axis=-1).reshape(-1, 3))
     assert far(mesh, [0], plane, 0.5)[0] == pytest.approx(18 / 27)
+
+
+def test_signed_distance_of_bolus_placement():
+    """bolus_placement.signed_distance (the clearances of docs/validation.md "Where the default bolus sits"):
+    exact distance to an ellipsoid, negative inside, the smaller over several. Closed forms: a sphere, an
+    ellipsoid along and off its axes (inside, at the centre: the smallest semi-axis; at 1 mm along the longest:
+    sqrt(7/8) to (9/8, 0, sqrt(55/64)), the Lagrange point of t = -1)."""
+    import numpy as np
+
+    sd = runpy.run_path(str(BENCH / "bolus_placement.py"))["signed_distance"]
+    eye = np.eye(3)
+    sphere = (np.zeros((1, 3)), eye[None], np.full((1, 3), 2.0))
+    x = np.array([[3.0, 0, 0], [0, 0, 0.5], [1.0, 1.0, 1.0], [0, -7.0, 0]])
+    np.testing.assert_allclose(sd(x, *sphere), np.linalg.norm(x, axis=1) - 2.0, atol=1e-7)
+    c = np.array([[10.0, 0, 0]])
+    turn = np.array([[[0.0, -1, 0], [1, 0, 0], [0, 0, 1]]])              # axes (3, 2, 1) turned 90 deg about z
+    ell = (c, turn, np.array([[3.0, 2.0, 1.0]]))
+    x = c + np.array([[0, 0, 3.0], [0, 5.0, 0], [4.0, 0, 0], [0, 0, 0], [0, 1.0, 0]])
+    np.testing.assert_allclose(sd(x, *ell), [2.0, 2.0, 2.0, -1.0, -np.sqrt(7 / 8)], atol=1e-7)
+    both = tuple(np.concatenate([a, b]) for a, b in zip(sphere, ell))
+    np.testing.assert_allclose(sd(np.array([[7.0, 0, 0], [0, 0, 0]]), *both), [1.0, -2.0], atol=1e-7)
 
 
 def test_continuum_average_of_convergence_metrics():
