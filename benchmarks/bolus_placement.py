@@ -32,8 +32,8 @@ posterior by each of ``--offsets`` (mm, the offset's anterior component negated)
   the middle point);
 * ``pillowed`` at each of ``--pillow-sizes`` (those of ``--sizes`` by default): ``ok`` when
   ``vertebroplasty(..., surface="pillowed")`` accepts the bolus, else the refusal, abbreviated (``wall``:
-  within a cell of the cortex or endplates; ``pair``: the two boluses within a cell of each other; ``fold``,
-  ``reach``: MeshError); the messages themselves are printed once each at the end.
+  within a cell of the cortex or endplates; ``pair``: the two boluses within a cell of each other; ``tangle``
+  (a corner's scaled Jacobian <= 0 left after the untangling), ``reach``: MeshError); the messages themselves are printed once each at the end.
 
 vBMD changes the materials only; it is a loop here to show that. Usage::
 
@@ -175,7 +175,7 @@ def pillowed(segment, approach, volume, offset_y):
     except (InputError, MeshError) as exc:
         msg = str(exc)
         code = ("wall" if "clear of the cortex" in msg else "pair" if "connected cell sets" in msg else
-                "fold" if "folds" in msg else "reach" if "lies up to" in msg else "other")
+                "tangle" if "tangled" in msg else "reach" if "lies up to" in msg else "other")
         return code, msg
     return "ok", ""
 
