@@ -33,11 +33,12 @@ posterior by each of ``--offsets`` (mm, the offset's anterior component negated)
 * ``pillowed`` at each of ``--pillow-sizes`` (those of ``--sizes`` by default): ``ok`` when
   ``vertebroplasty(..., surface="pillowed")`` accepts the bolus, else the refusal, abbreviated (``wall``:
   within a cell of the cortex or endplates; ``pair``: the two boluses within a cell of each other; ``tangle``
-  (a corner's scaled Jacobian <= 0 left after the untangling), ``reach``: MeshError); the messages themselves are printed once each at the end.
+  (a corner's scaled Jacobian <= 0 left after the untangling), ``reach``: MeshError); the messages themselves
+  are printed once each at the end.
 
 vBMD changes the materials only; it is a loop here to show that. Usage::
 
-    python benchmarks/bolus_placement.py --json out.json          # the full table at 2 and 1.5 mm (about 20 min)
+    python benchmarks/bolus_placement.py --json out.json          # the full table at 2 and 1.5 mm (25 min of CPU)
     python benchmarks/bolus_placement.py --states wedge --bmds 60 --sizes 1 --offsets 0,1,2,3,4
     python benchmarks/bolus_placement.py --states wedge --bmds 100 --sizes 4 --boluses bipedicular:4 \\
         --offsets 0 --spacing 1                                   # a quick look
