@@ -107,17 +107,35 @@ class _Bolus:
     def slab(self, x, nodes):
         """Slab term ``max(c' - zeta, zeta - (1 - c'))`` ``(k,)`` of global points ``x (k, 3)`` on the columns
         of ``nodes (k,)``, ``c' = c - pad / L`` (``L`` the column's length; <= 0 within the padded extent)."""
+        return self._slab(x, *self._columns(nodes))
+
+    def _columns(self, nodes):
+        """What the slab term needs of the columns of ``nodes (k,)``: their bottom ends, axes, squared lengths
+        and padded margins ``c'``."""
         col = nodes % self.nodes.n2
         d = self.axis[col]
         dd = np.einsum("ki,ki->k", d, d)
-        zeta = np.einsum("ki,ki->k", x - self.bottom[col], d) / dd
-        c = self.c - self.pad / np.sqrt(dd)
+        return self.bottom[col], d, dd, self.c - self.pad / np.sqrt(dd)
+
+    @staticmethod
+    def _slab(x, bottom, d, dd, c):
+        zeta = np.einsum("ki,ki->k", x - bottom, d) / dd
         return np.maximum(c - zeta, zeta - 1.0 + c)
 
     def __call__(self, x, nodes):
         """``g`` ``(k,)`` of global points ``x (k, 3)`` on the columns of ``nodes (k,)``."""
-        r = _ellipsoid_radius(to_local(self.segment, self.level, x), self.centres, self.rots, self.axes, self.bridge)
-        return np.maximum(r - 1.0, self.slab(x, nodes))
+        return self.on(nodes)(x)
+
+    def on(self, nodes):
+        """``g`` of points on the columns of ``nodes (k,)`` as a function of the points ``x (k, 3)`` alone, the
+        columns' terms computed once (the bisection of :func:`_crossing` evaluates it 54 times)."""
+        columns = self._columns(nodes)
+
+        def g(x):
+            r = _ellipsoid_radius(to_local(self.segment, self.level, x), self.centres, self.rots, self.axes,
+                                  self.bridge)
+            return np.maximum(r - 1.0, self._slab(x, *columns))
+        return g
 
 
 def bolus_level_set(segment, level, points, nodes, centres, rots, axes, extent, pad=0.0, bridge=0.0):
@@ -129,15 +147,18 @@ def bolus_level_set(segment, level, points, nodes, centres, rots, axes, extent, 
 
 
 def _crossing(g, points, a, b):
-    """Fraction ``t (k,)`` along the edges ``a -> b`` where ``g`` seen from ``a`` changes sign (bisection);
-    NaN where it has the same sign at both ends."""
+    """Fraction ``t (k,)`` along the edges ``a -> b`` where ``g`` (a :class:`_Bolus`) seen from ``a`` changes sign
+    (bisection); NaN where it has the same sign at both ends."""
     xa, xb = points[a], points[b]
-    ga, gb = g(xa, a), g(xb, a)
-    ok = np.sign(ga) * np.sign(gb) < 0
+    g = g.on(a)
+    ga, gb = g(xa), g(xb)
+    sa = np.sign(ga)
+    ok = sa * np.sign(gb) < 0
+    dx = xb - xa
     lo, hi = np.zeros(a.size), np.ones(a.size)
     for _ in range(_BISECTIONS):
         t = 0.5 * (lo + hi)
-        same = np.sign(g(xa + t[:, None] * (xb - xa), a)) == np.sign(ga)
+        same = np.sign(g(xa + t[:, None] * dx)) == sa
         lo, hi = np.where(same, t, lo), np.where(same, hi, t)
     return np.where(ok, 0.5 * (lo + hi), np.nan)
 

@@ -284,20 +284,29 @@ class Model:
             return out
         pick = np.arange(self.mesh.n_cells) if cells is None else np.asarray(cells, dtype=np.int64)
         cells = pick[np.any(self._initial_stress[pick] != 0.0, axis=1)]
-        el = self.mesh.element
         sig = voigt_to_tensor(self._initial_stress[cells])                         # (c, 3, 3)
         chunk = 65536
         for start in range(0, cells.size, chunk):
-            part = cells[start:start + chunk]
-            conn = self.mesh.cells[part]
-            x = self.mesh.points[conn]                                             # (c, k, 3)
-            J = np.einsum("gai,caj->cgij", el.gradients, x)                        # dx_j / dxi_i
-            detJ = np.linalg.det(J)
-            grad = np.einsum("cgij,gaj->cgai", np.linalg.inv(J), el.gradients)     # dN_a / dx_i
-            integral = np.einsum("g,cg,cgai->cai", el.weights, detJ, grad)         # int grad N_a dV
-            fe = -np.einsum("cij,caj->cai", sig[start:start + chunk], integral)
+            conn = self.mesh.cells[cells[start:start + chunk]]
+            fe = -np.einsum("cij,caj->cai", sig[start:start + chunk], self._gradient_integrals(conn))
             np.add.at(out, conn.ravel(), fe.reshape(-1, 3))
         return out
+
+    def _gradient_integrals(self, conn):
+        """``int grad N_a dV`` ``(c, k, 3)`` of the cells ``conn (c, k)``. The integrals of the last cells asked
+        for (at most one chunk of :meth:`initial_stress_load`) are kept while their nodes stay where they are:
+        a rest state's secant steps change the stress of the same cells (the nucleus) at every solve."""
+        x = self.mesh.points[conn]                                                 # (c, k, 3)
+        kept = getattr(self, "_integrals", None)
+        if kept is not None and np.array_equal(kept[0], conn) and np.array_equal(kept[1], x):
+            return kept[2]
+        el = self.mesh.element
+        J = np.einsum("gai,caj->cgij", el.gradients, x)                            # dx_j / dxi_i
+        detJ = np.linalg.det(J)
+        grad = np.einsum("cgij,gaj->cgai", np.linalg.inv(J), el.gradients)         # dN_a / dx_i
+        integral = np.einsum("g,cg,cgai->cai", el.weights, detJ, grad)             # int grad N_a dV
+        self._integrals = (conn, x, integral)
+        return integral
 
     # -- material access ------------------------------------------------------------------------
     @property
