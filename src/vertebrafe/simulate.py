@@ -207,14 +207,15 @@ def prestressed_model(segment, load, formulation="bbar", user_loads=None, *, set
     initial pressure); ``rest`` is that rest state's Solution, None without a pre-pressure. Its solve is the
     loaded one of :func:`simulate`; ``Model.export`` writes it with the pre-stress (docs/interop.md)."""
     model, applied = build_model(segment, load, formulation, user_loads)
-    rest = _rest_state(segment, load, formulation, user_loads, dict(solver_options), setup)
+    rest = _rest_state(segment, model, dict(solver_options), setup)
     if rest is not None:
         _swelling.pre_stress(model, segment, rest.info["swelling_stress"])
     return model, applied, rest
 
 
-def _rest_state(segment, load, formulation, user_loads, solver_options, setup):
-    """The rest state of a segment with a nucleus pre-pressure (:mod:`vertebrafe.swelling`), or None without one;
+def _rest_state(segment, model, solver_options, setup):
+    """The rest state of a segment with a nucleus pre-pressure (:mod:`vertebrafe.swelling`), solved on a copy of
+    its loaded ``model`` (:func:`build_model`, before the swelling stresses) without the loads, or None without one;
     its ``info["swelling_stress"]`` holds the nuclei's swelling stresses (MPa) and ``info["setup_reused"]`` whether
     its first solve found the set-up in ``setup``. The latest one is kept in ``setup.derived["rest state"]`` for
     the other loads of the same model (mesh, materials, formulation, supports and springs: the key of the set-up
@@ -223,7 +224,7 @@ def _rest_state(segment, load, formulation, user_loads, solver_options, setup):
     if pressure <= 0.0:
         return None
 
-    unloaded = build_model(segment, load, formulation, user_loads)[0].remove_loads()
+    unloaded = model.copy().remove_loads()
     key = digest(f"rest state {pressure!r}", unloaded._C, unloaded._material, unloaded._form, segment.mesh.points,
                  segment.mesh.cells, unloaded._fixed, *(a for p in unloaded.plates for a in (p.nodes, p.prescribed)),
                  *unloaded._spring_arrays())

@@ -5,6 +5,7 @@ and loads on a :class:`vertebrafe.mesh.Mesh`; :meth:`Model.solve` assembles, eli
 constraints exactly (no penalty), checks that no rigid-body motion is left free, solves and returns a
 :class:`vertebrafe.fem.solution.Solution`.
 """
+import copy
 import hashlib
 import time
 
@@ -427,6 +428,11 @@ class Model:
             raise InputError("forces must be finite")
         np.add.at(self._force, idx, f)
         return self
+
+    def copy(self):
+        """An independent copy on the same mesh: its loads, supports, plates, spring sets and initial stress can
+        change without changing this model (a rest state solves an unloaded copy of the loaded model)."""
+        return copy.deepcopy(self, {id(self.mesh): self.mesh})
 
     def remove_loads(self):
         """Zero every applied load (nodal forces, plate forces and moments) and every prescribed value; the
