@@ -155,3 +155,30 @@ def test_one_augmentation_per_level(frac):
         kyphoplasty(v, "L1")
     with pytest.raises(InputError, match="already"):
         fracture(v, "L1")
+
+
+def test_edge_crossings_lie_on_the_bolus_surface(seg):
+    """The bisection of the snapping (``snap._crossing``) finds, on every cell edge of L1 that joins a node inside
+    an ellipsoid bolus clipped to the central 60 % of the body to one outside it, the point where the level set
+    seen from the edge's first node is zero (to 1e-9 of its range over the edge); the level set of a fixed set of
+    columns (``_Bolus.on``, what the bisection evaluates) is the per-call one bit for bit."""
+    from vertebrafe.clinical.snap import HEX_EDGES, _Bolus, _crossing
+
+    points = seg.mesh.points
+    centre = np.array([0.0, 0.0, 13.0])                    # mid-body (the local frame's origin: the inferior endplate)
+    g = _Bolus(seg, "L1", points, [centre], [np.eye(3)], [np.array([9.0, 7.0, 9.0])], extent=0.6)
+    body = g.nodes.body
+    level = np.zeros(points.shape[0])
+    level[body] = g(points[body], body)
+    cells = seg.mesh.cells[np.all(np.isin(seg.mesh.cells, body), axis=1)]
+    e = np.unique(np.sort(cells[:, HEX_EDGES].reshape(-1, 2), axis=1), axis=0)
+    e = e[np.sign(level[e[:, 0]]) * np.sign(level[e[:, 1]]) < 0]
+    a, b = e[:, 0], e[:, 1]
+    assert a.size > 100
+    t = _crossing(g, points, a, b)
+    assert np.all((t > 0.0) & (t < 1.0))
+    on_a = g.on(a)
+    x = points[a] + t[:, None] * (points[b] - points[a])
+    np.testing.assert_array_equal(on_a(x), g(x, a))
+    spread = np.abs(on_a(points[a])) + np.abs(on_a(points[b]))
+    assert np.all(np.abs(on_a(x)) <= 1e-9 * spread)

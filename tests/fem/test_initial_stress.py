@@ -178,3 +178,48 @@ def test_initial_stress_input_errors():
         model.initial_stress = np.full((model.mesh.n_cells, 6), np.nan)
     model.initial_stress = None
     assert model.initial_stress is None
+
+
+def test_initial_stress_load_follows_the_stress_and_the_nodes():
+    """The pressurised layer's nodal forces push its faces apart with P0 times their area (0.8 N on the 2 x 2 mm
+    faces at z = 4 and z = 2) and sum to zero; they scale with the stress, and after the nodes move they are those
+    of a model built on the moved mesh (the gradient integrals kept between solves are not stale)."""
+    model, mesh, inner, stress, _ = _layers()
+    model.initial_stress = stress
+    f = model.initial_stress_load()
+    z = mesh.points[:, 2]
+    assert f[np.isclose(z, 4.0), 2].sum() == pytest.approx(4.0 * P0, rel=1e-12)
+    assert f[np.isclose(z, 2.0), 2].sum() == pytest.approx(-4.0 * P0, rel=1e-12)
+    assert np.abs(f.sum(axis=0)).max() <= 1e-14
+    model.initial_stress = 2.0 * stress
+    np.testing.assert_array_equal(model.initial_stress_load(), 2.0 * f)
+    mesh.points[:, 2] *= 1.5                               # every cell 1.5 mm high: the same forces (area-bound)
+    mesh.points[:, 0] *= 2.0                               # 4 mm wide: twice the area
+    moved = model.initial_stress_load()
+    fresh = Model(mesh, E=1.0, nu=0.3)
+    fresh.initial_stress = 2.0 * stress
+    np.testing.assert_array_equal(moved, fresh.initial_stress_load())
+    assert moved[np.isclose(mesh.points[:, 2], 6.0), 2].sum() == pytest.approx(16.0 * P0, rel=1e-12)
+
+
+def test_model_copy_is_independent_and_solves_alike():
+    """``Model.copy`` (the unloaded model of a rest state) shares the mesh; loads, supports, plates and initial
+    stress of the copy change without changing the model, and an unchanged copy solves to the same displacements
+    bit for bit."""
+    model, mesh, inner, stress, plate = _layers(top="plate")
+    model.initial_stress = stress
+    twin = model.copy()
+    assert twin.mesh is model.mesh
+    np.testing.assert_array_equal(twin.solve(solver="direct").displacement,
+                                  model.solve(solver="direct").displacement)
+    fixed, prescribed = model._fixed.copy(), model.plates[0].prescribed.copy()
+    twin.remove_loads()
+    twin.initial_stress = None
+    twin.plates[0].prescribe(translation=(0, 0, 0.1))
+    twin.fix(np.setdiff1d(np.arange(mesh.n_points), mesh.node_sets["zmax"]), "y")
+    assert model.initial_stress is not None
+    np.testing.assert_array_equal(model._fixed, fixed)
+    np.testing.assert_array_equal(model.plates[0].prescribed, prescribed)
+    assert not np.array_equal(twin._fixed, fixed)
+    u = model.solve(solver="direct").displacement
+    assert np.abs(u).max() > 0 and not np.array_equal(u, twin.solve(solver="direct").displacement)
