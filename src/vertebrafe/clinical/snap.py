@@ -147,10 +147,11 @@ def bolus_level_set(segment, level, points, nodes, centres, rots, axes, extent, 
 
 
 def _crossing(g, points, a, b):
-    """Fraction ``t (k,)`` along the edges ``a -> b`` where ``g`` (a :class:`_Bolus`) seen from ``a`` changes sign
-    (bisection); NaN where it has the same sign at both ends."""
+    """Fraction ``t (k,)`` along the edges ``a -> b`` where the level set ``g(x, nodes)`` seen from ``a`` changes sign
+    (bisection; a :class:`_Bolus` computes its columns' terms once, :meth:`_Bolus.on`); NaN where it has the same
+    sign at both ends."""
     xa, xb = points[a], points[b]
-    g = g.on(a)
+    g = g.on(a) if isinstance(g, _Bolus) else (lambda x, f=g: f(x, a))
     ga, gb = g(xa), g(xb)
     sa = np.sign(ga)
     ok = sa * np.sign(gb) < 0
