@@ -108,14 +108,12 @@ def _rows_in(a, b):
 
 def signed_distance(x, centres, rots, axes):
     """Exact signed distance (mm) of local points ``x (k, 3)`` to the union of the ellipsoids (negative inside;
-    the smaller over the ellipsoids). The closest points are those of a point 1e-9 mm off ``x``: inside, on a
-    principal plane of the smallest semi-axis, :func:`~vertebrafe.clinical.pillowed.closest_on_ellipsoid`'s
-    root is degenerate (at the centre it returns the centre), and the nearby point's is the limit."""
+    the smaller over the ellipsoids; closest points by :func:`~vertebrafe.clinical.pillowed.closest_on_ellipsoid`)."""
     from vertebrafe.clinical.pillowed import closest_on_ellipsoid
 
     d = []
     for c, R, a in zip(centres, rots, axes):
-        y = closest_on_ellipsoid(x + np.array([1e-9, 2e-9, 3e-9]), c, R, a)
+        y = closest_on_ellipsoid(x, c, R, a)
         inside = np.sum((((x - c) @ R) / a) ** 2, axis=1) < 1.0
         d.append(np.where(inside, -1.0, 1.0) * np.linalg.norm(x - y, axis=1))
     return np.min(d, axis=0)

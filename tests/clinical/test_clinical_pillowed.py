@@ -181,3 +181,25 @@ def test_pillowed_cells_left_tangled_raise_a_mesh_error(fractured, monkeypatch):
 def test_pillowed_bad_input(fractured, kwargs, match):
     with pytest.raises(InputError, match=match):
         vertebroplasty(fractured[2.0], "L1", surface="pillowed", **kwargs)
+
+
+def test_closest_point_on_an_ellipsoid_at_its_degenerate_root():
+    """Inside, on the principal plane of the smallest semi-axis near the centre, the root of the closest point
+    sits at its bound (t = -a_min^2): the closest points are (p_1, p_2, +-a_min sqrt(1 - ...)), not the point
+    pushed along the plane. Semi-axes (1, 2, 3), turned: at the centre (0, 0, 0) -> (+-1, 0, 0), distance 1; at
+    (0, 1, 0) -> (+-sqrt(5) / 3, 4 / 3, 0), distance sqrt(6) / 3; off the plane as before."""
+    from vertebrafe.clinical.pillowed import closest_on_ellipsoid
+
+    a, c = np.array([1.0, 2.0, 3.0]), np.array([4.0, -1.0, 2.0])
+    t = np.radians(35.0)
+    R = np.array([[np.cos(t), -np.sin(t), 0.0], [np.sin(t), np.cos(t), 0.0], [0.0, 0.0, 1.0]])
+    y = np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.5], [0.3, 0.5, 0.2]])
+    p = (closest_on_ellipsoid(c + y @ R.T, c, R, a) - c) @ R
+    np.testing.assert_allclose(np.sum((p / a) ** 2, axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(np.abs(p[0]), [1.0, 0.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(np.abs(p[1]), [np.sqrt(5.0) / 3.0, 4.0 / 3.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(p[2], [0.0, 0.0, 3.0], atol=1e-9)
+    # off the plane: the bisection's root, the closest point among dense samples of the surface
+    u, v = np.meshgrid(np.linspace(0, np.pi, 361), np.linspace(0, 2 * np.pi, 721))
+    s = np.stack([np.sin(u) * np.cos(v), np.sin(u) * np.sin(v), np.cos(u)], axis=-1).reshape(-1, 3) * a
+    assert np.linalg.norm(p[3] - y[3]) <= np.linalg.norm(s - y[3], axis=1).min() + 1e-9

@@ -83,7 +83,12 @@ class PillowedBolus:
 
 def closest_on_ellipsoid(x, c, R, a, iterations=80):
     """Closest points ``(k, 3)`` on the ellipsoid (centre ``c``, axes the columns of ``R``, semi-axes ``a``)
-    to ``x (k, 3)``: ``y_i a_i^2 / (a_i^2 + t)`` in the ellipsoid's axes, ``t`` by bisection."""
+    to ``x (k, 3)``: ``y_i a_i^2 / (a_i^2 + t)`` in the ellipsoid's axes, ``t`` by bisection. Inside, on the
+    principal plane of the smallest semi-axis ``a_m`` (``y_m = 0``, to round-off) and near the centre, the root
+    sits at its bound ``t = -a_m^2`` and the closest points are two (Eberly 2008, "Distance from a point to an
+    ellipse, an ellipsoid, or a hyperellipsoid"): where the bisection's point is off the surface, its other
+    components are the bound's and its ``m``-th the one that puts it on the surface, on the side of ``y_m``
+    (``+a_m`` for 0)."""
     y = (np.asarray(x, float) - c) @ R
     a2 = np.asarray(a, float) ** 2
 
@@ -97,7 +102,12 @@ def closest_on_ellipsoid(x, c, R, a, iterations=80):
         pos = f(mid) > 0
         lo, hi = np.where(pos, mid, lo), np.where(pos, hi, mid)
     t = 0.5 * (lo + hi)
-    return c + (y * (a2 / (a2 + t[:, None]))) @ R.T
+    p = y * (a2 / (a2 + t[:, None]))
+    m = int(np.argmin(a2))
+    rest = np.sum(np.delete(p, m, axis=1) ** 2 / np.delete(a2, m), axis=1)
+    flat = np.abs(rest + p[:, m] ** 2 / a2[m] - 1.0) > 1e-9     # off the surface: the degenerate root
+    p[flat, m] = np.where(y[flat, m] < 0.0, -1.0, 1.0) * np.sqrt(a2[m] * np.maximum(1.0 - rest[flat], 0.0))
+    return c + p @ R.T
 
 
 def enclosed_volume(p, quads):
