@@ -502,3 +502,30 @@ def test_large_box_across_chunks():
     # chunked loops (65536 cells per chunk) agree across chunk boundaries
     np.testing.assert_allclose(m.cell_volumes(), 1000.0 / 100_000, rtol=1e-12)
     np.testing.assert_allclose(q.scaled_jacobian, 1.0, rtol=1e-12)
+
+
+def test_cell_folded_at_a_corner_warns_and_a_collapsed_corner_does_not():
+    """A unit box of 2 x 2 x 2 cells whose middle node moves 0.4 of a cell along the diagonal, past the plane of
+    its three neighbours in one cell: that cell is folded at the corner (negative corner scaled Jacobian) but
+    positive at every Gauss point, so it passes the inverted-cell check with a MeshWarning naming it; a cube
+    collapsed into a wedge (its back top edge onto the back bottom edge: corners 0) is silent."""
+    import warnings
+
+    from vertebrafe.errors import MeshWarning
+
+    m = box(shape=(2, 2, 2))
+    centre = int(np.flatnonzero(np.all(np.isclose(m.points, 0.5), axis=1))[0])
+    m.points[centre] += 0.4 * 0.5
+    q = m.quality()
+    folded = np.flatnonzero(q.scaled_jacobian < 0)
+    assert folded.size == 1 and q.min_jacobian.min() > 0
+    with pytest.warns(MeshWarning, match=rf"1 of 8 cells are folded at a corner .* cells \[{folded[0]}\]"):
+        m.check_inverted()
+    wedge = box()
+    back_top = np.isclose(wedge.points[:, 1], 1.0) & np.isclose(wedge.points[:, 2], 1.0)
+    wedge.points[back_top, 2] = 0.0
+    q = wedge.quality()
+    assert q.scaled_jacobian.min() == 0.0 and q.min_jacobian.min() > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MeshWarning)
+        wedge.check_inverted()

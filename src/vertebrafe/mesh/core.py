@@ -468,7 +468,10 @@ class Mesh:
         """Raise :class:`InvertedElementError` if any cell has ``det(dx/dxi) <= 0`` at a Gauss point.
 
         The error's ``cells`` lists all offending cell indices; the message names the first few and
-        the count. Returns the computed :class:`Quality` when all cells are valid.
+        the count. Cells positive at every Gauss point but folded at a corner (a negative corner scaled
+        Jacobian: the map is not one-to-one there, and the cell's stresses are unreliable) get a
+        :class:`MeshWarning` that names them (a collapsed corner, 0, as of a wedge-shaped hexahedron, does not).
+        Returns the computed :class:`Quality` when all cells are valid.
         """
         quality = self.quality()
         bad = quality.inverted
@@ -479,6 +482,12 @@ class Mesh:
                 f"Gauss point; allowed: > 0): cells {_show(bad)}, smallest det J {worst:.4g} mm^3. "
                 f"Check the node order (VTK hexahedron: nodes 0-3 anticlockwise seen from nodes 4-7) "
                 f"and the distortion of these cells.", cells=bad.tolist())
+        folded = np.flatnonzero(quality.scaled_jacobian < 0.0)
+        if folded.size:
+            warnings.warn(f"{folded.size} of {self.n_cells} cells are folded at a corner (scaled Jacobian "
+                          f"{float(quality.scaled_jacobian[folded].min()):.3g} < 0 at a node, positive at every Gauss "
+                          f"point): cells {_show(folded)}; their map is not one-to-one and their stresses are "
+                          "unreliable: untangle or remesh them", MeshWarning, stacklevel=2)
         return quality
 
     def _all_faces(self):
