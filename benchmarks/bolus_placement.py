@@ -195,6 +195,9 @@ def main(argv=None):
     import vertebrafe as vf
     from vertebrafe.clinical.augment import DEFAULT_VERTICAL_EXTENT
 
+    bad = sorted(set(a.states.split(",")) - {"intact", "wedge"})
+    if bad:
+        raise SystemExit(f"--states: {','.join(bad)!r}; allowed intact, wedge")
     sizes = [float(h) for h in a.sizes.split(",")]
     psizes = sizes if a.pillow_sizes is None else [float(h) for h in a.pillow_sizes.split(",") if h]
     boluses = [(b.split(":")[0], None if b.split(":")[1] == "default" else float(b.split(":")[1]))
@@ -214,8 +217,6 @@ def main(argv=None):
                 seg = vf.segment("T12-L2", bmd=bmd, element_size=h)
                 if state == "wedge":
                     seg = vf.fracture(seg, LEVEL, kind="wedge", grade=2)
-                elif state != "intact":
-                    raise SystemExit(f"--states: {state!r}; allowed intact, wedge")
                 wl = walls(seg, LEVEL, DEFAULT_VERTICAL_EXTENT, a.spacing)
                 inner = bolus_samples(seg, LEVEL, DEFAULT_VERTICAL_EXTENT, a.spacing)
                 for approach, volume in boluses:

@@ -67,6 +67,7 @@ import os
 import platform
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -143,10 +144,11 @@ def snap_sphere(mesh, radius=R):
     n = points.shape[0]
     cells = mesh.cells
 
-    def g(x, nodes):
+    def sphere(x):
         return np.linalg.norm(x, axis=1) - radius
 
-    gn = g(points, None)
+    g = SimpleNamespace(on=lambda nodes: sphere)           # a level set as snap's helpers take it
+    gn = sphere(points)
     box = points.max(axis=0)
     plane = np.isclose(points, 0.0, atol=1e-12)
     movable = ~np.any(np.isclose(points, box[None]), axis=1)

@@ -147,11 +147,11 @@ def bolus_level_set(segment, level, points, nodes, centres, rots, axes, extent, 
 
 
 def _crossing(g, points, a, b):
-    """Fraction ``t (k,)`` along the edges ``a -> b`` where the level set ``g(x, nodes)`` seen from ``a`` changes sign
-    (bisection; a :class:`_Bolus` computes its columns' terms once, :meth:`_Bolus.on`); NaN where it has the same
-    sign at both ends."""
+    """Fraction ``t (k,)`` along the edges ``a -> b`` where the level set ``g`` seen from ``a`` changes sign
+    (bisection of ``g.on(a)``, a function of the points alone: :meth:`_Bolus.on` computes its columns' terms
+    once); NaN where it has the same sign at both ends."""
     xa, xb = points[a], points[b]
-    g = g.on(a) if isinstance(g, _Bolus) else (lambda x, f=g: f(x, a))
+    g = g.on(a)
     ga, gb = g(xa), g(xb)
     sa = np.sign(ga)
     ok = sa * np.sign(gb) < 0

@@ -267,12 +267,15 @@ def untangle(points, cells, free, rings=1, max_rings=4, iterations=500):
             continue
         edge = p[near[:, HEX8_EDGES[:, 1]]] - p[near[:, HEX8_EDGES[:, 0]]]
         scale = (0.5 * np.linalg.norm(edge, axis=2).mean(axis=1)) ** 3
+        nodes, local = np.unique(near, return_inverse=True)       # the objective on those cells' nodes only
+        local = local.reshape(near.shape)
+        moving = np.searchsorted(nodes, move)
+        x = p[nodes]
 
         def f(v):
-            x = p.copy()
-            x[move] = v.reshape(-1, 3)
-            val, grad = _corner_penalty(x, near, scale, UNTANGLE_TARGET)
-            return val, grad[move].ravel()
+            x[moving] = v.reshape(-1, 3)
+            val, grad = _corner_penalty(x, local, scale, UNTANGLE_TARGET)
+            return val, grad[moving].ravel()
 
         res = minimize(f, p[move].ravel(), jac=True, method="L-BFGS-B",
                        options=dict(maxiter=iterations, ftol=0.0, gtol=1e-12))
