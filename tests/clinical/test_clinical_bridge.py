@@ -6,7 +6,8 @@ from scipy.sparse.csgraph import connected_components
 
 import vertebrafe as vf
 from vertebrafe.clinical import fracture, history, vertebroplasty
-from vertebrafe.clinical.augment import Sampler, bolus_geometry, bridge_blend, level_cells, smooth_min
+from vertebrafe.clinical.augment import (Sampler, bolus_geometry, bridge_blend, bridge_neck, level_cells,
+                                        smooth_min)
 from vertebrafe.clinical.snap import _ellipsoid_radius
 from vertebrafe.errors import InputError
 
@@ -89,6 +90,35 @@ def test_bridged_field_is_homogeneous_and_shared_with_the_snapping(frac):
     far = np.abs(u - v) >= k
     assert np.array_equal(smooth_min(u, v, k)[far], np.minimum(u, v)[far])
     assert np.all(smooth_min(u, v, k) <= np.minimum(u, v))
+
+
+def test_bridge_neck_is_the_unions_section_on_the_midline():
+    """``bridge_neck``: the gap is the bone between the two mirror-image ellipsoids along x (sampled to 0.01
+    mm), the union is joined exactly where it is at most the bridge (an empty section on the midline 0.01 mm
+    beyond, a section of the predicted diameter, sampled to 0.02 mm, below), whatever the offset."""
+    from vertebrafe.clinical.pillowed import _radii
+
+    c, R, a = bolus_geometry("bipedicular", 42.0, 32.0, 20.0, 10.0, 1.0, offset=(1.5, -4.0, -1.0))
+    xm = c[:, 0].mean()
+    s = 0.9
+    gap, neck = bridge_neck(c, R, a, s, 0.0)
+    assert neck == 0.0
+    Ainv = R[0] @ np.diag(a[0] ** 2) @ R[0].T                     # the support point toward the midline
+    ts = c[0, 1:] + s * Ainv[1:, 0] / np.sqrt(Ainv[0, 0]) * np.sign(xm - c[0, 0])
+    x = np.linspace(xm - 6.0, xm + 6.0, 1201)                       # along x through the nearest points
+    inside = _radii(np.column_stack([x, np.tile(ts, (x.size, 1))]), c, R, a).min(axis=0) <= s
+    assert x[inside & (x > xm)].min() - x[inside & (x < xm)].max() == pytest.approx(gap, abs=0.021)
+    y, z = np.meshgrid(np.linspace(-15.0, 20.0, 1751), np.linspace(0.0, 20.0, 1001), indexing="ij")
+    plane = np.column_stack([np.full(y.size, xm), y.ravel(), z.ravel()])
+    r = _radii(plane, c, R, a)
+    for bridge, joined in ((gap - 0.01, False), (gap + 0.01, True), (gap + 1.0, True), (gap + 4.0, True)):
+        k = bridge_blend(bridge, R, a)
+        g, n = bridge_neck(c, R, a, s, k)
+        assert g == gap and (n > 0.0) == joined
+        sec = (smooth_min(r[0], r[1], k) <= s).reshape(y.shape)
+        assert sec.any() == joined
+        if bridge > gap + 0.5:
+            assert z[sec].max() - z[sec].min() == pytest.approx(n, abs=0.05)     # the smaller diameter: vertical
 
 
 @pytest.mark.parametrize("kwargs, match", [

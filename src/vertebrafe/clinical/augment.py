@@ -19,7 +19,8 @@ __all__ = ["DEFAULT_SAMPLES", "body_frame_sizes", "bolus_geometry", "Sampler", "
            "DEFAULT_VERTICAL_EXTENT", "CEMENT_MODULUS_RANGE", "CEMENT_NU_RANGE", "endplate_distances",
            "vertical_mask", "check_extent", "check_fits", "check_centres", "check_cement_modulus", "height_span",
            "layer_phases", "mix_layered", "mix_nested", "check_layer", "DEFAULT_LAYER_THICKNESS", "LAYER_COMPLIANCE",
-           "LAYER_THICKNESS_RANGE", "LAYER_MODULUS_RANGE", "BRIDGE_RANGE", "check_bridge", "smooth_min", "bridge_blend"]
+           "LAYER_THICKNESS_RANGE", "LAYER_MODULUS_RANGE", "BRIDGE_RANGE", "check_bridge", "smooth_min", "bridge_blend",
+           "bridge_neck"]
 
 #: Sub-cell samples per direction.
 DEFAULT_SAMPLES = 4
@@ -111,6 +112,29 @@ def bridge_blend(bridge, rots, axes):
     R = np.asarray(rots[0], dtype=float)
     a = np.asarray(axes[0], dtype=float)
     return 2.0 * float(bridge) / float(np.sqrt(np.sum((a * R[0]) ** 2)))
+
+
+def bridge_neck(centres, rots, axes, scale, blend):
+    """``(gap, neck)`` (mm) of the two boluses ``centres (2, 3)``, ``rots (2, 3, 3)``, ``axes (2, 3)`` (local, scale
+    1, mirror images across the plane ``x`` = their centres' mean, as :func:`bolus_geometry` places them) at scale
+    ``scale``, joined by the smooth minimum of their radii over ``blend`` (:func:`bridge_blend`; 0: not joined).
+    ``gap``: the bone between the two ellipsoids without the bridge, ``2 (d - scale w)`` (``d`` a centre's
+    distance to the mirror plane, ``w`` the lateral half-width at scale 1; negative where they overlap).
+    ``neck``: the smaller diameter of the bridged bolus's section by the mirror plane, its waist; 0 where the
+    two stay apart. Exact, not to first order: on the mirror plane the two radii are equal, the smooth minimum
+    is the radius less ``blend / 4``, and the section is the ellipse ``r <= scale + blend / 4`` of one
+    ellipsoid, empty, the boluses two pieces, where ``gap`` exceeds the bridge (mm) that ``blend`` closes. Its
+    diameter grows as the square root of the bridge less the gap: a bridge just wider than the gap leaves a
+    thin neck, one just narrower a thin septum of bone (the waist is flat to first order across the plane)."""
+    c, R, a = (np.asarray(v, dtype=float) for v in (centres[0], rots[0], axes[0]))
+    A = R @ np.diag(1.0 / a ** 2) @ R.T                 # r^2 = (x - c)^T A (x - c)
+    w = float(np.sqrt(np.sum((a * R[0]) ** 2)))         # (A^-1)_xx = w^2
+    d = abs(float(c[0]) - 0.5 * float(centres[0][0] + centres[1][0]))
+    gap = 2.0 * (d - float(scale) * w)
+    rho2 = (float(scale) + 0.25 * float(blend)) ** 2 - (d / w) ** 2 if blend else -1.0
+    if rho2 <= 0.0:
+        return gap, 0.0
+    return gap, 2.0 * float(np.sqrt(rho2 / np.linalg.eigvalsh(A[1:, 1:]).max()))
 
 
 def check_bridge(bridge, approach):
