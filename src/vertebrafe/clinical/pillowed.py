@@ -29,8 +29,10 @@ inside the cancellous bone of one vertebra:
    corner of their neighbourhood is positive (:func:`~vertebrafe.mesh.pillow.untangle`).
 
 A bolus must stay a cell clear of every other tissue (cortex, endplate) and, unless the two are bridged (their
-smooth union, ``blend``), of the other bolus; otherwise
-:func:`pillow_bolus` raises an InputError that says which. A mesh that still tangles a cell raises a MeshError.
+smooth union, ``blend``), of the other bolus; a bridged pair's cells must make as many connected sets as the
+union has pieces (one where the bridge closes the gap, else two: the mesh must not join with cement two
+boluses a thin septum apart, nor cut a thin neck); otherwise :func:`pillow_bolus` raises an InputError that
+says which. A mesh that still tangles a cell raises a MeshError.
 A bolus that touches the cortex is not supported: its stresses do not converge even when pillowed (a stress
 concentration where the stiff bolus meets the stiff shell; docs/validation.md, "The clipped bolus's features
 one at a time").
