@@ -105,10 +105,11 @@ def bridge_blend(bridge, rots, axes):
     """Blending width ``k`` (normalised radius) of :func:`smooth_min` that closes a gap of ``bridge`` mm
     between two boluses side by side: ``2 bridge / w``, ``w`` the lateral half-width (mm) of the first bolus,
     ``sqrt(sum_j (a_j R_0j)^2)`` (its support along the local x axis; ``rots (b, 3, 3)``, ``axes (b, 3)``).
-    At the middle of a gap ``g`` along x both radii are about ``1 + g / (2 w)`` and the smooth minimum
-    ``1 + g / (2 w) - k / 4``, inside for ``g <= bridge`` (to first order in ``g / w``). Scaling the axes by
-    ``s`` divides ``k`` by ``s``, so the blended field is homogeneous of degree one like each radius: the
-    surface at scale ``s`` is the level ``s`` of the field at scale 1 (:meth:`Sampler.scale_for_volume`)."""
+    On the pair's mirror plane both radii are equal, at least ``1 + g / (2 w)`` for a gap ``g`` between the
+    ellipsoids, and the smooth minimum is ``k / 4`` less: the union is one piece exactly where ``g <= bridge``
+    (:func:`bridge_neck`). Scaling the axes by ``s`` divides ``k`` by ``s``, so the blended field is
+    homogeneous of degree one like each radius: the surface at scale ``s`` is the level ``s`` of the field at
+    scale 1 (:meth:`Sampler.scale_for_volume`)."""
     R = np.asarray(rots[0], dtype=float)
     a = np.asarray(axes[0], dtype=float)
     return 2.0 * float(bridge) / float(np.sqrt(np.sum((a * R[0]) ** 2)))
