@@ -129,6 +129,36 @@ def test_fine_bolus_is_silent():
     assert len(plausibility.check_resolution(NS(history=(op,)))) == 1
 
 
+def test_pieces_note_compares_the_cells_connected_sets_with_the_bolus_pieces():
+    """A bipedicular bolus whose cells make more or fewer connected sets than its pieces (two apart, one where
+    they overlap or a bridge's neck joins them) is named, also on a mesh fine enough for the cells-across rule,
+    in one message per level; as many sets as pieces, a unipedicular bolus or a kyphoplasty: not."""
+    from types import SimpleNamespace as NS
+
+    def vp(count, gap, neck=0.0, across=30.0):
+        return NS(kind="vertebroplasty", level="L1", parameters={"surface": "fitted"},
+                  results={"bolus_cells_across": across, "bolus_count": count, "bolus_gap_mm": gap,
+                           "bridge_neck_mm": neck})
+
+    seg = lambda op: NS(history=(op,), element_size=2.0)
+    (m,) = plausibility.check_resolution(seg(vp(1, 2.48)))
+    assert m == ("mesh resolution: L1's two cement boluses are 2.5 mm apart, but their cells at element size 2 mm "
+                 "make one connected set (cells sharing nodes across the bone between them), as a joined bolus "
+                 "would; a finer mesh resolves the septum (docs/clinical.md, \"Joined boluses\")")
+    (m,) = plausibility.check_resolution(seg(vp(2, 1.0, neck=3.4)))
+    assert "L1's cement bolus is one piece (a neck 3.4 mm across), but its cells at element size 2 mm make 2 " \
+           "connected sets" in m
+    (m,) = plausibility.check_resolution(seg(vp(2, -0.5)))
+    assert "one piece, but its cells" in m
+    for op in (vp(2, 2.48), vp(1, -0.1), vp(1, 1.0, neck=3.4)):
+        assert plausibility.check_resolution(seg(op)) == []
+    (m,) = plausibility.check_resolution(seg(vp(1, 2.48, across=8.0)))
+    assert m.count("mesh resolution") == 1 and "8.0 cells across" in m and "; and L1's two cement boluses" in m
+    uni = NS(kind="vertebroplasty", level="L1", parameters={}, results={"bolus_cells_across": 30.0, "bolus_count": 1})
+    bkp = NS(kind="kyphoplasty", level="L1", parameters={}, results={"bolus_cells_across": 30.0, "bolus_count": 2})
+    assert plausibility.check_resolution(seg(uni)) == [] and plausibility.check_resolution(seg(bkp)) == []
+
+
 def test_kyphoplasty_note_names_what_its_study_found_unconverged():
     """The kyphoplasty note names the rows its 2 -> 1 mm study found drifting (stresses, overload index, the
     stiffness in the segment) and those that converge, and leaves out the pillowed remedy of vertebroplasty."""

@@ -191,9 +191,11 @@ def inclusion_error(cells_across, surface="fitted"):
 
 
 def check_resolution(segment):
-    """Messages (list of str, each starting with :data:`~vertebrafe.errors.RESOLUTION_PREFIX`) for the
-    treated levels of ``segment`` whose narrowest cement bolus is fewer than ``LIMITS["bolus_cells_across"]``
-    cells across (the ``bolus_cells_across`` of the level's last vertebroplasty or kyphoplasty)."""
+    """Messages (list of str, each starting with :data:`~vertebrafe.errors.RESOLUTION_PREFIX`, one per level) for
+    the treated levels of ``segment`` whose narrowest cement bolus is fewer than ``LIMITS["bolus_cells_across"]``
+    cells across (the ``bolus_cells_across`` of the level's last vertebroplasty or kyphoplasty) or whose
+    bipedicular bolus's cells make more or fewer connected sets than the bolus has pieces (two boluses apart
+    whose cells touch across the bone between them, or a joined one that the cells split)."""
     last = {}
     for op in getattr(segment, "history", ()):
         if op.kind in ("vertebroplasty", "kyphoplasty") and "bolus_cells_across" in op.results:
@@ -203,7 +205,10 @@ def check_resolution(segment):
         n = float(op.results["bolus_cells_across"])
         surface = op.parameters.get("surface") or "fitted"
         lo = PILLOWED_CELLS_ACROSS if surface == "pillowed" else LIMITS["bolus_cells_across"][0]
+        joined = _pieces_note(segment, level, op)
         if not (math.isfinite(n) and n < lo):
+            if joined:
+                out.append(f"{RESOLUTION_PREFIX}{level}'s {joined}")
             continue
         table = INCLUSION_ERROR.get(surface, INCLUSION_ERROR["fitted"])
         err = inclusion_error(n, surface)
@@ -221,8 +226,33 @@ def check_resolution(segment):
             out.append(head + f"cement, body and core stresses are not mesh-converged ({coarse}); plate stiffness and "
                        "adjacent ratios converge; check with `vertebrafe converge`"
                        + ("" if surface == "pillowed" else
-                          "; surface='pillowed' converges them for a bolus clear of the cortex (docs/clinical.md)"))
+                          "; surface='pillowed' converges them for a bolus clear of the cortex (docs/clinical.md)")
+                       + (f"; and {level}'s {joined}" if joined else ""))
     return out
+
+
+def _pieces_note(segment, level, op):
+    """The part of a resolution message (str, or "" if none) for a bipedicular bolus whose cement cells make more
+    or fewer connected sets (``bolus_count``, cells sharing a node connected) than the bolus has pieces (its
+    recorded ``bolus_gap_mm`` and ``bridge_neck_mm``, :func:`~vertebrafe.clinical.augment.bolus_pieces`)."""
+    from .clinical.augment import bolus_pieces
+
+    r = op.results
+    if op.kind != "vertebroplasty" or "bolus_gap_mm" not in r or "bolus_count" not in r:
+        return ""
+    gap, neck, count = float(r["bolus_gap_mm"]), float(r["bridge_neck_mm"]), int(r["bolus_count"])
+    pieces = bolus_pieces(gap, neck)
+    if count == pieces:
+        return ""
+    h = getattr(segment, "element_size", None)
+    at = f" at element size {h:g} mm" if h else ""
+    if pieces == 2:
+        return (f"two cement boluses are {gap:.1f} mm apart, but their cells{at} make one connected set (cells "
+                "sharing nodes across the bone between them), as a joined bolus would; a finer mesh resolves the "
+                "septum (docs/clinical.md, \"Joined boluses\")")
+    waist = f" (a neck {neck:.1f} mm across)" if neck > 0.0 else ""
+    return (f"cement bolus is one piece{waist}, but its cells{at} make {count} connected sets, as separate boluses "
+            "would; a finer mesh resolves the waist (docs/clinical.md, \"Joined boluses\")")
 
 
 def warn(messages, stacklevel=3, category=PlausibilityWarning):

@@ -168,9 +168,31 @@ def test_bridged_pair_the_bridge_leaves_apart_is_not_joined_by_the_mesh(fracture
         vertebroplasty(fractured[h], "L1", surface="pillowed", bridge=4.0, **pair)
     if h == 3.0:
         r = vertebroplasty(fractured[h], "L1", surface="pillowed", bridge=4.5, **pair).history[-1].results
-        assert r["bolus_count"] == 1 and 3.0 < r["bridge_neck_mm"] < 4.5 and 4.0 < r["bridge_gap_mm"] < 4.5
+        assert r["bolus_count"] == 1 and 3.0 < r["bridge_neck_mm"] < 4.5 and 4.0 < r["bolus_gap_mm"] < 4.5
         fitted = vertebroplasty(fractured[h], "L1", bridge=4.0, **pair).history[-1].results
-        assert fitted["bridge_neck_mm"] == 0.0 and fitted["bridge_gap_mm"] > 4.0
+        assert fitted["bridge_neck_mm"] == 0.0 and fitted["bolus_gap_mm"] > 4.0
+
+
+def test_fitted_pair_whose_cells_touch_across_the_septum_is_named(fractured):
+    """The default bipedicular 4 mL bolus (fitted surface) in this L1 at 3 mm: its two ellipsoids are 1.9 mm apart
+    (docs/validation.md: 1.9 / 2.5 / 2.4 mm at 3 / 2 / 1.5 mm), but its cement cells share nodes across the
+    bone between them (one connected set; two from 1.5 mm): the level's resolution note says so, with the gap.
+    2 mL (5.5 mm apart, two sets) and 6 mL (overlapping, one piece) are not named; a unipedicular bolus
+    records no gap."""
+    four = vertebroplasty(fractured[3.0], "L1", volume=4.0)
+    r = four.history[-1].results
+    assert r["bolus_count"] == 1 and r["bridge_neck_mm"] == 0.0 and 1.7 < r["bolus_gap_mm"] < 2.1
+    (m,) = check_resolution(four)
+    assert m.startswith("mesh resolution: L1's narrowest cement bolus") and "stresses are not mesh-converged" in m
+    assert f"L1's two cement boluses are {r['bolus_gap_mm']:.1f} mm apart, but their cells at element size 3 mm " \
+           "make one connected set" in m
+    for volume, count, gap in ((2.0, 2, (5.0, 6.0)), (6.0, 1, (-1.0, 0.0))):
+        seg = vertebroplasty(fractured[3.0], "L1", volume=volume)
+        r = seg.history[-1].results
+        assert r["bolus_count"] == count and gap[0] < r["bolus_gap_mm"] < gap[1]
+        assert all("connected set" not in m for m in check_resolution(seg))
+    uni = vertebroplasty(fractured[3.0], "L1", volume=2.0, approach="unipedicular").history[-1].results
+    assert "bolus_gap_mm" not in uni and "bridge_neck_mm" not in uni
 
 
 def test_bridged_neck_the_mesh_would_cut_is_refused():

@@ -20,7 +20,7 @@ __all__ = ["DEFAULT_SAMPLES", "body_frame_sizes", "bolus_geometry", "Sampler", "
            "vertical_mask", "check_extent", "check_fits", "check_centres", "check_cement_modulus", "height_span",
            "layer_phases", "mix_layered", "mix_nested", "check_layer", "DEFAULT_LAYER_THICKNESS", "LAYER_COMPLIANCE",
            "LAYER_THICKNESS_RANGE", "LAYER_MODULUS_RANGE", "BRIDGE_RANGE", "check_bridge", "smooth_min", "bridge_blend",
-           "bridge_neck"]
+           "bridge_neck", "bolus_pieces"]
 
 #: Sub-cell samples per direction.
 DEFAULT_SAMPLES = 4
@@ -136,6 +136,12 @@ def bridge_neck(centres, rots, axes, scale, blend):
     if rho2 <= 0.0:
         return gap, 0.0
     return gap, 2.0 * float(np.sqrt(rho2 / np.linalg.eigvalsh(A[1:, 1:]).max()))
+
+
+def bolus_pieces(gap, neck):
+    """Pieces (1 or 2) of a bipedicular bolus whose two ellipsoids are ``gap`` mm apart, joined by a bridge's
+    neck ``neck`` mm across (:func:`bridge_neck`): one where they overlap (``gap <= 0``) or a neck joins them."""
+    return 1 if (gap <= 0.0 or neck > 0.0) else 2
 
 
 def check_bridge(bridge, approach):

@@ -156,10 +156,12 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         the midline), so cement injected through both pedicles meets across the midline without a thin
         septum of bone or a sharp crease; boluses farther apart than the bridge stay two (slightly drawn
         toward each other). The scale still matches the requested volume; the fitted surface is snapped onto
-        the joined surface. Only with ``approach="bipedicular"``. The results record the union's waist at the
-        final scale (:func:`~vertebrafe.clinical.augment.bridge_neck`): ``bridge_gap_mm`` (the bone between
-        the unbridged ellipsoids; joined where it is at most ``bridge``) and ``bridge_neck_mm`` (the neck's
-        smaller diameter on the midline, 0 where they stay apart). Near ``gap = bridge`` the waist is thin
+        the joined surface. Only with ``approach="bipedicular"``. The results of every centred bipedicular
+        bolus record its waist at the final scale (:func:`~vertebrafe.clinical.augment.bridge_neck`):
+        ``bolus_gap_mm`` (the bone between the unbridged ellipsoids, negative where they overlap; a bridge
+        joins them where the gap is at most ``bridge``) and ``bridge_neck_mm`` (the neck's smaller diameter on
+        the midline, 0 where they stay apart or without a bridge); a mesh whose cement cells join boluses that
+        stay apart (or split a joined one) gets a ResolutionWarning (:func:`~vertebrafe.plausibility.check_resolution`). Near ``gap = bridge`` the waist is thin
         either way, a neck or a septum of bone, and with ``surface="pillowed"`` a mesh whose cement cells make
         more or fewer pieces than the bolus is refused (InputError): the 3 mL pair 4 mm posterior bridged at
         4 mm, 4.0-4.1 mm apart, keeps a septum of bone 0.6 mm thin that the cells at 2 mm would fill with
@@ -328,9 +330,9 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
                    cancellous_volume_mL=float(sampler.volume.sum()) / 1000.0, snapped_nodes=moved,
                    unresolved_cells=unresolved,
                    layer_volume_mL=float(np.sum(f_layer[sampler.cells] * sampler.volume)) / 1000.0, **grown)
-    if b_mm and placement == "centre":             # the bridged union's waist at the final scale
-        results["bridge_gap_mm"], results["bridge_neck_mm"] = bridge_neck(centres, rots, axes, s,
-                                                                          bridge_blend(b_mm, rots, axes))
+    if approach == "bipedicular" and placement == "centre":   # the two boluses' gap, a bridge's waist
+        results["bolus_gap_mm"], results["bridge_neck_mm"] = bridge_neck(
+            centres, rots, axes, s, bridge_blend(b_mm, rots, axes) if b_mm else 0.0)
     op = make_operation("vertebroplasty", level, params, results, data)
     return record_resolution(derive(segment, op, points=P if moved else None, elasticity=C,
                                     cell_data={**cell_data, "region": region}, tag_names={"region": tag_names}))

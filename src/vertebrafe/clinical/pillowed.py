@@ -48,7 +48,7 @@ from ..errors import InputError, MeshError
 from ..mesh.pillow import boundary_quads, clean_set, edge_rings, pillow, project_to_level_set, relax, untangle
 from ..mesh.quality import cell_quality, cell_volumes
 from ._common import level_nodes
-from .augment import bridge_neck, smooth_min
+from .augment import bolus_pieces, bridge_neck, smooth_min
 from .bolus import find_boluses
 
 __all__ = ["PillowedBolus", "pillow_bolus", "closest_on_ellipsoid", "enclosed_volume", "LAYER_DEPTH"]
@@ -333,7 +333,7 @@ def _check_bridged_pieces(found, centres, rots, axes, scale, blend, level, h):
     boluses": the 3 mL pair bridged at 4 mm, 4.0-4.1 mm apart, a septum 0.6-1.1 mm thin, joined by 12 cells
     across it at 2 mm, not at 1.5 or 1 mm)."""
     gap, neck = bridge_neck(centres, rots, axes, scale, blend)
-    pieces = 1 if neck > 0.0 else 2
+    pieces = bolus_pieces(gap, neck)
     if len(found) == pieces:
         return
     if pieces == 2:
