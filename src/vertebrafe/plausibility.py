@@ -60,6 +60,14 @@ kyphoplasty)               treated level (its           matrix, as the composite
                                                         (``surface="pillowed"``): < 8 cells across, its
                                                         sphere +3.3 % at 4, +0.6 % at 8 ("A pillowed
                                                         surface")
+bipedicular bolus pieces   cement cells' connected      a :class:`~vertebrafe.errors.ResolutionWarning`: two
+(vertebroplasty)           sets (sharing a node) other  boluses whose cells touch across a septum of bone
+                           than the bolus's pieces      thinner than the cells carry the stresses of one
+                           (``bolus_gap_mm``,           joined bolus (the bridged 3 mL pair: von Mises
+                           ``bridge_neck_mm``)          -4.7 to -13.7 % once the septum is resolved;
+                                                        docs/validation.md, "Why the bridged 3 mL pair
+                                                        drifted at 2 mm"); ``surface="pillowed"`` refuses
+                                                        such a mesh
 =========================  ===========================  ===================================================
 
 Resolution messages start with :data:`~vertebrafe.errors.RESOLUTION_PREFIX` and are issued as
