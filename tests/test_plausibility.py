@@ -143,8 +143,9 @@ def test_pieces_note_compares_the_cells_connected_sets_with_the_bolus_pieces():
     seg = lambda op: NS(history=(op,), element_size=2.0)
     (m,) = plausibility.check_resolution(seg(vp(1, 2.48)))
     assert m == ("mesh resolution: L1's two cement boluses are 2.5 mm apart, but their cells at element size 2 mm "
-                 "make one connected set (cells sharing nodes across the bone between them), as a joined bolus "
-                 "would; a finer mesh resolves the septum (docs/clinical.md, \"Joined boluses\")")
+                 "make one connected set (cells sharing nodes across the bone between them): the septum is not "
+                 "resolved and the stresses near it are those of touching boluses; a finer mesh resolves it "
+                 "(docs/clinical.md, \"Joined boluses\")")
     (m,) = plausibility.check_resolution(seg(vp(2, 1.0, neck=3.4)))
     assert "L1's cement bolus is one piece (a neck 3.4 mm across), but its cells at element size 2 mm make 2 " \
            "connected sets" in m

@@ -256,11 +256,11 @@ def _pieces_note(segment, level, op):
     at = f" at element size {h:g} mm" if h else ""
     if pieces == 2:
         return (f"two cement boluses are {gap:.1f} mm apart, but their cells{at} make one connected set (cells "
-                "sharing nodes across the bone between them), as a joined bolus would; a finer mesh resolves the "
-                "septum (docs/clinical.md, \"Joined boluses\")")
+                "sharing nodes across the bone between them): the septum is not resolved and the stresses near it "
+                "are those of touching boluses; a finer mesh resolves it (docs/clinical.md, \"Joined boluses\")")
     waist = f" (a neck {neck:.1f} mm across)" if neck > 0.0 else ""
-    return (f"cement bolus is one piece{waist}, but its cells{at} make {count} connected sets, as separate boluses "
-            "would; a finer mesh resolves the waist (docs/clinical.md, \"Joined boluses\")")
+    return (f"cement bolus is one piece{waist}, but its cells{at} make {count} connected sets: the waist is not "
+            "resolved; a finer mesh resolves it (docs/clinical.md, \"Joined boluses\")")
 
 
 def warn(messages, stacklevel=3, category=PlausibilityWarning):
