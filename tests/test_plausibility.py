@@ -132,7 +132,8 @@ def test_fine_bolus_is_silent():
 def test_pieces_note_compares_the_cells_connected_sets_with_the_bolus_pieces():
     """A bipedicular bolus whose cells make more or fewer connected sets than its pieces (two apart, one where
     they overlap or a bridge's neck joins them) is named, also on a mesh fine enough for the cells-across rule,
-    in one message per level; as many sets as pieces, a unipedicular bolus or a kyphoplasty: not."""
+    in one message per level; so are a kyphoplasty's two cavities (a gap, no bridge), after its own note; as many
+    sets as pieces, a unipedicular bolus or a kyphoplasty without a gap (one balloon): not."""
     from types import SimpleNamespace as NS
 
     def vp(count, gap, neck=0.0, across=30.0):
@@ -158,6 +159,15 @@ def test_pieces_note_compares_the_cells_connected_sets_with_the_bolus_pieces():
     uni = NS(kind="vertebroplasty", level="L1", parameters={}, results={"bolus_cells_across": 30.0, "bolus_count": 1})
     bkp = NS(kind="kyphoplasty", level="L1", parameters={}, results={"bolus_cells_across": 30.0, "bolus_count": 2})
     assert plausibility.check_resolution(seg(uni)) == [] and plausibility.check_resolution(seg(bkp)) == []
+    bkp = NS(kind="kyphoplasty", level="L1", parameters={"surface": "mixed"},
+             results={"bolus_cells_across": 7.0, "bolus_count": 1, "bolus_gap_mm": 2.42})
+    (m,) = plausibility.check_resolution(seg(bkp))
+    assert m.count("mesh resolution") == 1 and "balloons' contact-face edges" in m and m.endswith(
+        "; and L1's two cement boluses are 2.4 mm apart, but their cells at element size 2 mm make one connected set "
+        "(cells sharing nodes across the bone between them): the septum is not resolved and the stresses near it are "
+        "those of touching boluses; a finer mesh resolves it (docs/clinical.md, \"Joined boluses\")")
+    bkp.results.update(bolus_cells_across=30.0, bolus_count=2)
+    assert plausibility.check_resolution(seg(bkp)) == []
 
 
 def test_kyphoplasty_note_names_what_its_study_found_unconverged():

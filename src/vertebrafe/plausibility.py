@@ -229,7 +229,8 @@ def check_resolution(segment):
                        f"in the segment are not mesh-converged ({coarse}; and the balloons' contact-face edges: from 2 "
                        "to 1 mm the stresses move by 8-24 %, the overload index by +15 %, the stiffness by -7 %, "
                        "docs/validation.md \"Cemented vertebrae\"); plate stiffness, factor of risk and adjacent "
-                       "ratios converge (not the lower endplate's, -5.5 %); check with `vertebrafe converge`")
+                       "ratios converge (not the lower endplate's, -5.5 %); check with `vertebrafe converge`"
+                       + (f"; and {level}'s {joined}" if joined else ""))
         else:
             out.append(head + f"cement, body and core stresses are not mesh-converged ({coarse}); plate stiffness and "
                        "adjacent ratios converge; check with `vertebrafe converge`"
@@ -242,13 +243,14 @@ def check_resolution(segment):
 def _pieces_note(segment, level, op):
     """The part of a resolution message (str, or "" if none) for a bipedicular bolus whose cement cells make more
     or fewer connected sets (``bolus_count``, cells sharing a node connected) than the bolus has pieces (its
-    recorded ``bolus_gap_mm`` and ``bridge_neck_mm``, :func:`~vertebrafe.clinical.augment.bolus_pieces`)."""
+    recorded ``bolus_gap_mm`` and ``bridge_neck_mm``, :func:`~vertebrafe.clinical.augment.bolus_pieces`; a
+    kyphoplasty's two cavities have no bridge, no neck)."""
     from .clinical.augment import bolus_pieces
 
     r = op.results
-    if op.kind != "vertebroplasty" or "bolus_gap_mm" not in r or "bolus_count" not in r:
+    if "bolus_gap_mm" not in r or "bolus_count" not in r:
         return ""
-    gap, neck, count = float(r["bolus_gap_mm"]), float(r["bridge_neck_mm"]), int(r["bolus_count"])
+    gap, neck, count = float(r["bolus_gap_mm"]), float(r.get("bridge_neck_mm", 0.0)), int(r["bolus_count"])
     pieces = bolus_pieces(gap, neck)
     if count == pieces:
         return ""

@@ -182,3 +182,36 @@ def test_edge_crossings_lie_on_the_bolus_surface(seg):
     np.testing.assert_array_equal(on_a(x), g(x, a))
     spread = np.abs(on_a(points[a])) + np.abs(on_a(points[b]))
     assert np.all(np.abs(on_a(x)) <= 1e-9 * spread)
+
+
+def test_kyphoplasty_pair_whose_pmma_cells_touch_across_the_bone_is_named(frac):
+    """The default two balloons (4.8 mL, restoration 0.5) in this wedged L1 at 3 mm: the cavities are two pieces
+    2.45 mm apart (docs/clinical.md "Joined boluses": 2.45 / 2.42 / 2.47 / 2.46 mm at 3 / 2 / 1.5 / 1 mm), the
+    recorded gap is the distance between the two ellipsoids (nearest points of their sampled surfaces), and their
+    PMMA cells make one connected set here (two from 1.5 mm): the level's one resolution message says so. 3 mL
+    (5.6 mm apart, two sets) and the unrestored pair (no endplate contact: the cavities overlap, one set) are
+    not named; one balloon records no gap."""
+    from scipy.spatial import cKDTree
+
+    from vertebrafe.clinical.augment import body_frame_sizes, bolus_geometry
+    from vertebrafe.plausibility import check_resolution
+
+    k = kyphoplasty(frac, "L1", restoration=0.5)
+    r = history(k)[-1].results
+    assert r["bolus_count"] == 1 and 2.3 < r["bolus_gap_mm"] < 2.6
+    _, rots, axes = bolus_geometry("balloon2", *body_frame_sizes(k, "L1", k.mesh.points))
+    axes = axes * r["balloon_scale"] * np.array([1.0, 1.0, r["balloon_vertical_factor"]])
+    u, v = np.meshgrid(np.linspace(0.0, 2.0 * np.pi, 241), np.linspace(-0.5 * np.pi, 0.5 * np.pi, 121))
+    unit = np.stack([np.cos(u) * np.cos(v), np.sin(u) * np.cos(v), np.sin(v)], axis=-1).reshape(-1, 3)
+    left, right = (c + (unit * a) @ R.T for c, R, a in zip(np.asarray(r["balloon_centres_mm"]), rots, axes))
+    assert cKDTree(left).query(right, distance_upper_bound=5.0)[0].min() == pytest.approx(r["bolus_gap_mm"], abs=0.02)
+    (m,) = check_resolution(k)
+    assert m.startswith("mesh resolution: L1's narrowest cement bolus") and "PMMA, body, core" in m
+    assert f"; and L1's two cement boluses are {r['bolus_gap_mm']:.1f} mm apart, but their cells at element size " \
+           "3 mm make one connected set" in m
+    for kw, count, gap in ((dict(volume=3.0), 2, (5.0, 6.0)), (dict(restoration=0.0), 1, (-1.5, -0.5))):
+        seg = kyphoplasty(frac, "L1", **kw)
+        r = history(seg)[-1].results
+        assert r["bolus_count"] == count and gap[0] < r["bolus_gap_mm"] < gap[1]
+        assert all("connected set" not in m for m in check_resolution(seg))
+    assert "bolus_gap_mm" not in history(kyphoplasty(frac, "L1", balloons=1))[-1].results

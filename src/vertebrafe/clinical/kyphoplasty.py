@@ -73,8 +73,8 @@ from ..elasticity import isotropic
 from ..threads import one_blas_thread
 from ._common import check_level, derive, history, level_nodes, make_operation, operations_of, to_local
 from .bolus import record_resolution
-from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry, check_achieved,
-                      check_cement_modulus, check_centres, check_extent, check_fits, check_layer, check_offset,
+from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry, bridge_neck,
+                      check_achieved, check_cement_modulus, check_centres, check_extent, check_fits, check_layer, check_offset,
                       check_samples, check_untreated, endplate_distances, layer_phases, level_cells, mix_nested,
                       region_code, resolve_volume, vertical_mask)
 from .firstyield import phase_yield_field, treated_yield_factor
@@ -351,8 +351,14 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
         ``history`` gains ``"kyphoplasty"`` with the requested and achieved volume (mL), the
         restoration, the heights (mm), the kyphotic-angle correction (deg), the rim's density ratio and
         modulus factor, the interface layer's volume (mL; 0 when bonded) and, with endplate contact, the
-        contact area per balloon and endplate (mm^2). With ``interface="layer"`` the cell field
-        ``interface_fraction`` (part of ``cement_fraction``).
+        contact area per balloon and endplate (mm^2); with two balloons ``bolus_gap_mm``, the bone between
+        the two cavities at the final scale (:func:`~vertebrafe.clinical.augment.bridge_neck`: twice the
+        distance from a cavity to the balloons' mirror plane, the cavities' distance where both sit at one
+        height, as the balanced balloons of a symmetric body do; negative where they overlap): a mesh whose
+        PMMA cells make more or fewer connected sets than the cavities make pieces gets a ResolutionWarning
+        (:func:`~vertebrafe.plausibility.check_resolution`; the default 4.8 mL pair in the wedged L1 is
+        2.4-2.5 mm apart, one PMMA cell set at 3 and 2 mm, docs/clinical.md "Joined boluses"). With
+        ``interface="layer"`` the cell field ``interface_fraction`` (part of ``cement_fraction``).
     """
     check_level(segment, level)
     fractured = bool(operations_of(segment, level, "fracture"))
@@ -543,6 +549,8 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
                    rim_density_ratio=density_ratio, rim_modulus_factor=k if C is not None else math.nan,
                    contact_area_mm2=area, layer_volume_mL=float(np.sum(fl[sampler.cells] * sampler.volume)) / 1000.0,
                    snapped_nodes=moved, unresolved_cells=unresolved)
+    if balloons == 2:                                   # the bone between the two cavities (no bridge joins them)
+        results["bolus_gap_mm"] = bridge_neck(centres, rots, axes, s, 0.0)[0]
     op = make_operation("kyphoplasty", level, params, results, data)
     new = derive(segment, op, points=points, elasticity=C, frames=frames,
                  cell_data=cell_data,
