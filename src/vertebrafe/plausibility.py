@@ -61,13 +61,16 @@ kyphoplasty)               treated level (its           matrix, as the composite
                                                         sphere +3.3 % at 4, +0.6 % at 8 ("A pillowed
                                                         surface")
 bipedicular bolus pieces   cement cells' connected      a :class:`~vertebrafe.errors.ResolutionWarning`: two
-(vertebroplasty)           sets (sharing a node) other  boluses whose cells touch across a septum of bone
-                           than the bolus's pieces      thinner than the cells carry the stresses of one
+(vertebroplasty; the two   sets (sharing a node) other  boluses whose cells touch across a septum of bone
+cavities of kyphoplasty)   than the bolus's pieces      thinner than the cells carry the stresses of one
                            (``bolus_gap_mm``,           joined bolus (the bridged 3 mL pair: von Mises
                            ``bridge_neck_mm``)          -4.7 to -13.7 % once the septum is resolved;
                                                         docs/validation.md, "Why the bridged 3 mL pair
                                                         drifted at 2 mm"); ``surface="pillowed"`` refuses
-                                                        such a mesh
+                                                        such a mesh. The default kyphoplasty's PMMA cells
+                                                        touch across 2.4 mm of bone at 3 and 2 mm; made
+                                                        rim, they move its PMMA rows by 1.1 % or less
+                                                        (docs/validation.md, "BKP's two PMMA boluses")
 =========================  ===========================  ===================================================
 
 Resolution messages start with :data:`~vertebrafe.errors.RESOLUTION_PREFIX` and are issued as
