@@ -33,7 +33,7 @@ segment rotation           > 15 deg per disc            more than the whole flex
                                                         7-14 deg, Hayes et al. 1989, Spine 14:327-331);
                                                         the small-rotation linear model is not valid for
                                                         tens of degrees
-rotation of one level      > 8 deg (per disc, from    the linearised rotation u = theta x r stretches
+rotation of one level      > 8 deg (per disc, from      the linearised rotation u = theta x r stretches
                            the disc's endplates)        material by theta^2 / 2, 1 % at 8 deg: as large as
                                                         the strains computed, so the small-strain model no
                                                         longer holds there [derived]
