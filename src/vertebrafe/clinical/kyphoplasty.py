@@ -74,9 +74,9 @@ from ..threads import one_blas_thread
 from ._common import check_level, derive, history, level_nodes, make_operation, operations_of, to_local
 from .bolus import record_resolution
 from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry, bridge_neck,
-                      check_achieved, check_cement_modulus, check_centres, check_extent, check_fits, check_layer, check_offset,
-                      check_samples, check_untreated, endplate_distances, layer_phases, level_cells, mix_nested,
-                      region_code, resolve_volume, vertical_mask)
+                      check_achieved, check_cement_modulus, check_centres, check_extent, check_fits, check_layer,
+                      check_offset, check_samples, check_untreated, endplate_distances, layer_phases, level_cells,
+                      mix_nested, region_code, resolve_volume, vertical_mask)
 from .firstyield import phase_yield_field, treated_yield_factor
 from .phasestress import phase_stress_data
 from .cement import SURFACES
