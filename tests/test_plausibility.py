@@ -136,10 +136,12 @@ def test_pieces_note_compares_the_cells_connected_sets_with_the_bolus_pieces():
     sets as pieces, a unipedicular bolus or a kyphoplasty without a gap (one balloon): not."""
     from types import SimpleNamespace as NS
 
+    from vertebrafe.clinical.augment import bolus_pieces
+
     def vp(count, gap, neck=0.0, across=30.0):
         return NS(kind="vertebroplasty", level="L1", parameters={"surface": "fitted"},
                   results={"bolus_cells_across": across, "bolus_count": count, "bolus_gap_mm": gap,
-                           "bridge_neck_mm": neck})
+                           "bridge_neck_mm": neck, "bolus_pieces": bolus_pieces(gap, neck)})
 
     seg = lambda op: NS(history=(op,), element_size=2.0)
     (m,) = plausibility.check_resolution(seg(vp(1, 2.48)))
@@ -160,7 +162,7 @@ def test_pieces_note_compares_the_cells_connected_sets_with_the_bolus_pieces():
     bkp = NS(kind="kyphoplasty", level="L1", parameters={}, results={"bolus_cells_across": 30.0, "bolus_count": 2})
     assert plausibility.check_resolution(seg(uni)) == [] and plausibility.check_resolution(seg(bkp)) == []
     bkp = NS(kind="kyphoplasty", level="L1", parameters={"surface": "mixed"},
-             results={"bolus_cells_across": 7.0, "bolus_count": 1, "bolus_gap_mm": 2.42})
+             results={"bolus_cells_across": 7.0, "bolus_count": 1, "bolus_gap_mm": 2.42, "bolus_pieces": 2})
     (m,) = plausibility.check_resolution(seg(bkp))
     assert m.count("mesh resolution") == 1 and "balloons' contact-face edges" in m and m.endswith(
         "; and L1's two cement boluses are 2.4 mm apart, but their cells at element size 2 mm make one connected set "

@@ -246,15 +246,13 @@ def check_resolution(segment):
 def _pieces_note(segment, level, op):
     """The part of a resolution message (str, or "" if none) for a bipedicular bolus whose cement cells make more
     or fewer connected sets (``bolus_count``, cells sharing a node connected) than the bolus has pieces (its
-    recorded ``bolus_gap_mm`` and ``bridge_neck_mm``, :func:`~vertebrafe.clinical.augment.bolus_pieces`; a
-    kyphoplasty's two cavities have no bridge, no neck)."""
-    from .clinical.augment import bolus_pieces
-
+    recorded ``bolus_pieces``, from its ``bolus_gap_mm`` and ``bridge_neck_mm``; a kyphoplasty's two cavities
+    have no bridge, no neck)."""
     r = op.results
-    if "bolus_gap_mm" not in r or "bolus_count" not in r:
+    if "bolus_pieces" not in r or "bolus_count" not in r:
         return ""
-    gap, neck, count = float(r["bolus_gap_mm"]), float(r.get("bridge_neck_mm", 0.0)), int(r["bolus_count"])
-    pieces = bolus_pieces(gap, neck)
+    gap, neck = float(r["bolus_gap_mm"]), float(r.get("bridge_neck_mm", 0.0))
+    pieces, count = int(r["bolus_pieces"]), int(r["bolus_count"])
     if count == pieces:
         return ""
     h = getattr(segment, "element_size", None)

@@ -182,6 +182,7 @@ def test_fitted_pair_whose_cells_touch_across_the_septum_is_named(fractured):
     four = vertebroplasty(fractured[3.0], "L1", volume=4.0)
     r = four.history[-1].results
     assert r["bolus_count"] == 1 and r["bridge_neck_mm"] == 0.0 and 1.7 < r["bolus_gap_mm"] < 2.1
+    assert r["bolus_pieces"] == 2
     (m,) = check_resolution(four)
     assert m.startswith("mesh resolution: L1's narrowest cement bolus") and "stresses are not mesh-converged" in m
     assert f"L1's two cement boluses are {r['bolus_gap_mm']:.1f} mm apart, but their cells at element size 3 mm " \
@@ -192,7 +193,7 @@ def test_fitted_pair_whose_cells_touch_across_the_septum_is_named(fractured):
         assert r["bolus_count"] == count and gap[0] < r["bolus_gap_mm"] < gap[1]
         assert all("connected set" not in m for m in check_resolution(seg))
     uni = vertebroplasty(fractured[3.0], "L1", volume=2.0, approach="unipedicular").history[-1].results
-    assert "bolus_gap_mm" not in uni and "bridge_neck_mm" not in uni
+    assert "bolus_gap_mm" not in uni and "bridge_neck_mm" not in uni and "bolus_pieces" not in uni
 
 
 def test_bridged_neck_the_mesh_would_cut_is_refused():

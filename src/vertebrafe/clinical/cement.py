@@ -53,7 +53,7 @@ from .firstyield import phase_yield_field, treated_yield_factor
 from .phasestress import phase_stress_data
 from .augment import (DEFAULT_SAMPLES, DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry,
                       cement_phase, check_cement_modulus, check_achieved, check_centres, check_extent, check_fits,
-                      check_offset, check_bridge, bridge_blend, bridge_neck,
+                      check_offset, check_bridge, bridge_blend, bridge_neck, bolus_pieces,
                       check_samples, check_untreated, endplate_distances, height_span, layer_phases, level_cells,
                       mix_elasticity, mix_layered, region_code, resolve_volume, vertical_mask, check_layer,
                       DEFAULT_LAYER_THICKNESS, LAYER_COMPLIANCE, LAYER_THICKNESS_RANGE, LAYER_MODULUS_RANGE)
@@ -159,11 +159,13 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
         the joined surface. Only with ``approach="bipedicular"``. The results of every centred bipedicular
         bolus record its waist at the final scale (:func:`~vertebrafe.clinical.augment.bridge_neck`):
         ``bolus_gap_mm`` (the bone between the unbridged ellipsoids, negative where they overlap; a bridge
-        joins them where the gap is at most ``bridge``) and ``bridge_neck_mm`` (the neck's smaller diameter on
-        the midline, 0 where they stay apart or without a bridge); a mesh whose cement cells join boluses that
-        stay apart (or split a joined one) gets a ResolutionWarning (:func:`~vertebrafe.plausibility.check_resolution`). Near ``gap = bridge`` the waist is thin
-        either way, a neck or a septum of bone, and with ``surface="pillowed"`` a mesh whose cement cells make
-        more or fewer pieces than the bolus is refused (InputError): the 3 mL pair 4 mm posterior bridged at
+        joins them where the gap is at most ``bridge``), ``bridge_neck_mm`` (the neck's smaller diameter on
+        the midline, 0 where they stay apart or without a bridge) and ``bolus_pieces`` (1 or 2,
+        :func:`~vertebrafe.clinical.augment.bolus_pieces`); a mesh whose cement cells join boluses that
+        stay apart (or split a joined one) gets a ResolutionWarning
+        (:func:`~vertebrafe.plausibility.check_resolution`). Near ``gap = bridge`` the waist is thin either way,
+        a neck or a septum of bone, and with ``surface="pillowed"`` a mesh whose cement cells make more or
+        fewer pieces than the bolus is refused (InputError): the 3 mL pair 4 mm posterior bridged at
         4 mm, 4.0-4.1 mm apart, keeps a septum of bone 0.6 mm thin that the cells at 2 mm would fill with
         cement (docs/clinical.md, "Joined boluses").
     placement : {"centre", "fracture"}
@@ -331,8 +333,8 @@ def vertebroplasty(segment, level, volume=None, fill=None, approach="bipedicular
                    unresolved_cells=unresolved,
                    layer_volume_mL=float(np.sum(f_layer[sampler.cells] * sampler.volume)) / 1000.0, **grown)
     if approach == "bipedicular" and placement == "centre":   # the two boluses' gap, a bridge's waist
-        results["bolus_gap_mm"], results["bridge_neck_mm"] = bridge_neck(
-            centres, rots, axes, s, bridge_blend(b_mm, rots, axes) if b_mm else 0.0)
+        gap, neck = bridge_neck(centres, rots, axes, s, bridge_blend(b_mm, rots, axes) if b_mm else 0.0)
+        results.update(bolus_gap_mm=gap, bridge_neck_mm=neck, bolus_pieces=bolus_pieces(gap, neck))
     op = make_operation("vertebroplasty", level, params, results, data)
     return record_resolution(derive(segment, op, points=P if moved else None, elasticity=C,
                                     cell_data={**cell_data, "region": region}, tag_names={"region": tag_names}))

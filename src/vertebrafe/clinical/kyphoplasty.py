@@ -73,7 +73,7 @@ from ..elasticity import isotropic
 from ..threads import one_blas_thread
 from ._common import check_level, derive, history, level_nodes, make_operation, operations_of, to_local
 from .bolus import record_resolution
-from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry, bridge_neck,
+from .augment import (DEFAULT_VERTICAL_EXTENT, Sampler, body_frame_sizes, bolus_geometry, bolus_pieces, bridge_neck,
                       check_achieved, check_cement_modulus, check_centres, check_extent, check_fits, check_layer,
                       check_offset, check_samples, check_untreated, endplate_distances, layer_phases, level_cells,
                       mix_nested, region_code, resolve_volume, vertical_mask)
@@ -550,7 +550,8 @@ def kyphoplasty(segment, level, restoration=None, volume=None, balloons=2, rim_t
                    contact_area_mm2=area, layer_volume_mL=float(np.sum(fl[sampler.cells] * sampler.volume)) / 1000.0,
                    snapped_nodes=moved, unresolved_cells=unresolved)
     if balloons == 2:                                   # the bone between the two cavities (no bridge joins them)
-        results["bolus_gap_mm"] = bridge_neck(centres, rots, axes, s, 0.0)[0]
+        gap = bridge_neck(centres, rots, axes, s, 0.0)[0]
+        results.update(bolus_gap_mm=gap, bolus_pieces=bolus_pieces(gap, 0.0))
     op = make_operation("kyphoplasty", level, params, results, data)
     new = derive(segment, op, points=points, elasticity=C, frames=frames,
                  cell_data=cell_data,
