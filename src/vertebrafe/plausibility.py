@@ -62,15 +62,17 @@ kyphoplasty)               treated level (its           matrix, as the composite
                                                         surface")
 bipedicular bolus pieces   cement cells' connected      a :class:`~vertebrafe.errors.ResolutionWarning`: two
 (vertebroplasty; the two   sets (sharing a node) other  boluses whose cells touch across a septum of bone
-cavities of kyphoplasty)   than the bolus's pieces      thinner than the cells carry the stresses of one
-                           (``bolus_gap_mm``,           joined bolus (the bridged 3 mL pair: von Mises
-                           ``bridge_neck_mm``)          -4.7 to -13.7 % once the septum is resolved;
-                                                        docs/validation.md, "Why the bridged 3 mL pair
-                                                        drifted at 2 mm"); ``surface="pillowed"`` refuses
-                                                        such a mesh. The default kyphoplasty's PMMA cells
-                                                        touch across 2.4 mm of bone at 3 and 2 mm; made
-                                                        rim, they move its PMMA rows by 1.1 % or less
-                                                        (docs/validation.md, "BKP's two PMMA boluses")
+cavities of kyphoplasty)   than the bolus's pieces      thinner than the cells are tied where the bone
+                           (``bolus_pieces``, from      between them is not resolved (the bridged 3 mL
+                           ``bolus_gap_mm`` and         pair: von Mises -4.7 to -13.7 % once the septum is
+                           ``bridge_neck_mm``)          resolved, "Why the bridged 3 mL pair drifted at
+                                                        2 mm"; ``surface="pillowed"`` refuses such a mesh);
+                                                        the default VP pair's 4 cells touching at 2 mm
+                                                        hold half of L1's core p95 drift to 1 mm (-6.5 %
+                                                        made bone, "The default VP's cells across its
+                                                        septum"); the default kyphoplasty's PMMA cells,
+                                                        made rim, 1.1 % or less ("BKP's two PMMA
+                                                        boluses"; all in docs/validation.md)
 =========================  ===========================  ===================================================
 
 Resolution messages start with :data:`~vertebrafe.errors.RESOLUTION_PREFIX` and are issued as
