@@ -239,6 +239,7 @@ class Model:
         self.voxel_fast_path = True
         self._bodies = None
         self._initial_stress = None
+        self._integrals = None        # (conn, points, int grad N dV) of the last cells of initial_stress_load
 
     @property
     def bodies(self):
@@ -298,7 +299,7 @@ class Model:
         for (at most one chunk of :meth:`initial_stress_load`) are kept while their nodes stay where they are:
         a rest state's secant steps change the stress of the same cells (the nucleus) at every solve."""
         x = self.mesh.points[conn]                                                 # (c, k, 3)
-        kept = getattr(self, "_integrals", None)
+        kept = self._integrals
         if kept is not None and np.array_equal(kept[0], conn) and np.array_equal(kept[1], x):
             return kept[2]
         el = self.mesh.element
